@@ -1,0 +1,325 @@
+//! Authorisation by construction (DESIGN §4): `authorize(principal, object)` is the only way to
+//! make a [`Grant`], and storage functions that touch patient or practice data take a grant, never a
+//! bare id. Everything not explicitly allowed here is denied, and a denial looks exactly like "not
+//! found" to the caller.
+
+use domain::{AccountId, BoxFuture, PatientId, PracticeId, SessionId, StaffRole};
+use std::fmt;
+use std::marker::PhantomData;
+
+/// Who is asking. Built by the application from a verified session, never from request input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// Not signed in.
+    Anonymous,
+    /// A patient, acting for themself.
+    Patient {
+        /// Their account.
+        account: AccountId,
+        /// The session the request came with.
+        session: SessionId,
+        /// The patient record the account is linked to.
+        patient: PatientId,
+    },
+    /// A member of one practice's staff.
+    Staff {
+        /// Their account.
+        account: AccountId,
+        /// The session the request came with.
+        session: SessionId,
+        /// The practice they belong to.
+        practice: PracticeId,
+        /// Their role there.
+        role: StaffRole,
+    },
+    /// A platform operator. Operators run practices and accounts; they see no patient data
+    /// (break-glass comes with its own issue and is always reasoned, time-limited and audited).
+    Operator {
+        /// Their account.
+        account: AccountId,
+        /// The session the request came with.
+        session: SessionId,
+    },
+}
+
+impl Principal {
+    /// The signed-in account, if any.
+    #[must_use]
+    pub const fn account(&self) -> Option<AccountId> {
+        match self {
+            Self::Anonymous => None,
+            Self::Patient { account, .. } | Self::Staff { account, .. } | Self::Operator { account, .. } => {
+                Some(*account)
+            }
+        }
+    }
+}
+
+/// Facts about relationships that the policy needs, loaded from storage.
+pub trait Relations: Send + Sync {
+    /// The practices at which the patient is currently enrolled; empty if there is no such patient.
+    fn patient_practices(&self, patient: PatientId) -> BoxFuture<'_, Result<Vec<PracticeId>, RelationsError>>;
+    /// Whether the practice exists.
+    fn practice_exists(&self, practice: PracticeId) -> BoxFuture<'_, Result<bool, RelationsError>>;
+}
+
+/// Storage could not answer a relationship question.
+#[derive(Debug, thiserror::Error)]
+#[error("relationship lookup failed: {0}")]
+pub struct RelationsError(pub String);
+
+/// Why no grant was made.
+#[derive(Debug, thiserror::Error)]
+pub enum Denied {
+    /// Not allowed, or no such object: callers must not be able to tell which (404).
+    #[error("not found")]
+    NotFound,
+    /// The relationships could not be loaded; nothing is allowed while they can't be.
+    #[error(transparent)]
+    Unavailable(#[from] RelationsError),
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// Something a principal may do to one object. Only this crate defines actions.
+pub trait Action: sealed::Sealed + Send + Sync + 'static {
+    /// The id of the object the action is on.
+    type Object: Copy + fmt::Debug + Send + Sync;
+    /// The action's name, as audited.
+    const NAME: &'static str;
+}
+
+/// Proof that `authorize` allowed an action on one object. Only this crate can make one; it
+/// carries the object's id and, when the object belongs to a patient, that patient.
+#[must_use]
+pub struct Grant<A: Action> {
+    object: A::Object,
+    patient: Option<PatientId>,
+    actor: Option<AccountId>,
+    _action: PhantomData<A>,
+}
+
+impl<A: Action> Grant<A> {
+    const fn new(object: A::Object, patient: Option<PatientId>, actor: Option<AccountId>) -> Self {
+        Self { object, patient, actor, _action: PhantomData }
+    }
+    /// The object the grant is for.
+    pub const fn object(&self) -> A::Object {
+        self.object
+    }
+    /// The patient the object belongs to, when it belongs to one.
+    pub const fn patient(&self) -> Option<PatientId> {
+        self.patient
+    }
+    /// The account the grant was made for.
+    pub const fn actor(&self) -> Option<AccountId> {
+        self.actor
+    }
+}
+
+impl<A: Action> fmt::Debug for Grant<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Grant<{}>({:?})", A::NAME, self.object)
+    }
+}
+
+macro_rules! action {
+    ($(#[$doc:meta])* $name:ident, $object:ty, $label:literal) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub enum $name {}
+        impl sealed::Sealed for $name {}
+        impl Action for $name {
+            type Object = $object;
+            const NAME: &'static str = $label;
+        }
+    };
+}
+
+/// The whole platform, as an object (for operator actions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Platform;
+
+action!(
+    /// Read a patient's record (profile and, later, the modules' data).
+    ViewPatient, PatientId, "patient.view"
+);
+action!(
+    /// List the patients enrolled at a practice.
+    ListPracticePatients, PracticeId, "practice.patients.list"
+);
+action!(
+    /// Enrol a patient at a practice.
+    EnrolPatient, PracticeId, "practice.patients.enrol"
+);
+action!(
+    /// See and invite a practice's staff.
+    ManageStaff, PracticeId, "practice.staff.manage"
+);
+action!(
+    /// Create and list practices.
+    ManagePractices, Platform, "platform.practices.manage"
+);
+
+/// The policy for one action. Implemented only here.
+pub trait Policy: Action {
+    /// Decides; denies by default.
+    fn decide<'a, R: Relations + ?Sized>(
+        principal: &'a Principal,
+        object: Self::Object,
+        relations: &'a R,
+    ) -> impl std::future::Future<Output = Result<Grant<Self>, Denied>> + Send + 'a
+    where
+        Self: Sized;
+}
+
+/// The one entry point: may `principal` do `A` to `object`?
+///
+/// # Errors
+/// [`Denied::NotFound`] when not allowed (or the object does not exist), [`Denied::Unavailable`]
+/// when the relationships could not be loaded.
+pub async fn authorize<A: Policy, R: Relations + ?Sized>(
+    principal: &Principal,
+    object: A::Object,
+    relations: &R,
+) -> Result<Grant<A>, Denied> {
+    A::decide(principal, object, relations).await
+}
+
+impl Policy for ViewPatient {
+    async fn decide<R: Relations + ?Sized>(p: &Principal, patient: PatientId, rel: &R) -> Result<Grant<Self>, Denied> {
+        match p {
+            Principal::Patient { patient: own, account, .. } if *own == patient => {
+                Ok(Grant::new(patient, Some(patient), Some(*account)))
+            }
+            Principal::Staff { practice, account, .. } => {
+                if rel.patient_practices(patient).await?.contains(practice) {
+                    Ok(Grant::new(patient, Some(patient), Some(*account)))
+                } else {
+                    Err(Denied::NotFound)
+                }
+            }
+            _ => Err(Denied::NotFound),
+        }
+    }
+}
+
+async fn own_practice<A: Action<Object = PracticeId>, R: Relations + ?Sized>(
+    p: &Principal,
+    practice: PracticeId,
+    rel: &R,
+    roles: &[StaffRole],
+) -> Result<Grant<A>, Denied> {
+    match p {
+        Principal::Staff { practice: own, role, account, .. } if *own == practice && roles.contains(role) => {
+            if rel.practice_exists(practice).await? {
+                Ok(Grant::new(practice, None, Some(*account)))
+            } else {
+                Err(Denied::NotFound)
+            }
+        }
+        _ => Err(Denied::NotFound),
+    }
+}
+
+impl Policy for ListPracticePatients {
+    async fn decide<R: Relations + ?Sized>(p: &Principal, practice: PracticeId, rel: &R) -> Result<Grant<Self>, Denied> {
+        own_practice(p, practice, rel, &StaffRole::ALL).await
+    }
+}
+
+impl Policy for EnrolPatient {
+    async fn decide<R: Relations + ?Sized>(p: &Principal, practice: PracticeId, rel: &R) -> Result<Grant<Self>, Denied> {
+        own_practice(p, practice, rel, &[StaffRole::Admin, StaffRole::Gp, StaffRole::Nurse]).await
+    }
+}
+
+impl Policy for ManageStaff {
+    async fn decide<R: Relations + ?Sized>(p: &Principal, practice: PracticeId, rel: &R) -> Result<Grant<Self>, Denied> {
+        if let Principal::Operator { account, .. } = p {
+            // Operators set up a practice's first admin.
+            return if rel.practice_exists(practice).await? {
+                Ok(Grant::new(practice, None, Some(*account)))
+            } else {
+                Err(Denied::NotFound)
+            };
+        }
+        own_practice(p, practice, rel, &[StaffRole::Admin]).await
+    }
+}
+
+impl Policy for ManagePractices {
+    async fn decide<R: Relations + ?Sized>(p: &Principal, platform: Platform, _rel: &R) -> Result<Grant<Self>, Denied> {
+        match p {
+            Principal::Operator { account, .. } => Ok(Grant::new(platform, None, Some(*account))),
+            _ => Err(Denied::NotFound),
+        }
+    }
+}
+
+/// Grants for work the system does on its own behalf from the command line (`tiaki admin`,
+/// `tiaki demo`): a person at the server's console with access to its data folder is already
+/// beyond any check this crate could make. Never reachable from a request.
+pub mod console {
+    use super::{Grant, ManagePractices, ManageStaff, Platform};
+    use domain::PracticeId;
+
+    /// The console may manage practices.
+    pub const fn manage_practices() -> Grant<ManagePractices> {
+        Grant::new(Platform, None, None)
+    }
+    /// The console may manage a practice's staff (the caller has checked the practice exists).
+    pub const fn manage_staff(practice: PracticeId) -> Grant<ManageStaff> {
+        Grant::new(practice, None, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    struct Fixed {
+        enrolled: Vec<(PatientId, PracticeId)>,
+        practices: Vec<PracticeId>,
+    }
+
+    impl Relations for Fixed {
+        fn patient_practices(&self, patient: PatientId) -> BoxFuture<'_, Result<Vec<PracticeId>, RelationsError>> {
+            let v = self.enrolled.iter().filter(|(p, _)| *p == patient).map(|(_, pr)| *pr).collect();
+            Box::pin(async move { Ok(v) })
+        }
+        fn practice_exists(&self, practice: PracticeId) -> BoxFuture<'_, Result<bool, RelationsError>> {
+            let v = self.practices.contains(&practice);
+            Box::pin(async move { Ok(v) })
+        }
+    }
+
+    #[tokio::test]
+    async fn patients_see_only_themselves_and_staff_only_their_practice() {
+        let (p1, p2) = (PatientId::random(), PatientId::random());
+        let (a, b) = (PracticeId::random(), PracticeId::random());
+        let rel = Fixed { enrolled: vec![(p1, a), (p2, b)], practices: vec![a, b] };
+        let me = Principal::Patient { account: AccountId::random(), session: SessionId::random(), patient: p1 };
+        assert_eq!(authorize::<ViewPatient, _>(&me, p1, &rel).await.unwrap().patient(), Some(p1));
+        assert!(matches!(authorize::<ViewPatient, _>(&me, p2, &rel).await, Err(Denied::NotFound)));
+        let staff = |practice, role| Principal::Staff {
+            account: AccountId::random(),
+            session: SessionId::random(),
+            practice,
+            role,
+        };
+        assert!(authorize::<ViewPatient, _>(&staff(a, StaffRole::Nurse), p1, &rel).await.is_ok());
+        assert!(authorize::<ViewPatient, _>(&staff(b, StaffRole::Gp), p1, &rel).await.is_err());
+        assert!(authorize::<ManageStaff, _>(&staff(a, StaffRole::Nurse), a, &rel).await.is_err());
+        assert!(authorize::<ManageStaff, _>(&staff(a, StaffRole::Admin), a, &rel).await.is_ok());
+        assert!(authorize::<ManageStaff, _>(&staff(a, StaffRole::Admin), b, &rel).await.is_err());
+        assert!(authorize::<ManagePractices, _>(&staff(a, StaffRole::Admin), Platform, &rel).await.is_err());
+        let op = Principal::Operator { account: AccountId::random(), session: SessionId::random() };
+        assert!(authorize::<ViewPatient, _>(&op, p1, &rel).await.is_err());
+        assert!(authorize::<ManagePractices, _>(&op, Platform, &rel).await.is_ok());
+        assert!(authorize::<ViewPatient, _>(&Principal::Anonymous, p1, &rel).await.is_err());
+    }
+}

@@ -1,0 +1,101 @@
+//! The two engines: connection set-up, transaction start and migrations. Everything else is the
+//! shared portable SQL in `portable.rs`.
+
+use crate::{Result, Store, StoreError};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Which database engine a store uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite, the embedded default.
+    Sqlite,
+    /// PostgreSQL, for scale.
+    Postgres,
+}
+
+/// The SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pub(crate) pool: SqlitePool,
+}
+
+/// The PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pub(crate) pool: PgPool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the SQLite database at `url` (`sqlite://path`).
+    ///
+    /// # Errors
+    /// When the file cannot be opened.
+    pub async fn open(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL with NORMAL is durable across process crashes; FULL adds power-loss safety.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        Ok(Self { pool })
+    }
+
+    /// Write transactions take the write lock up front, so two writers wait for each other
+    /// (busy_timeout) instead of failing when a read upgrades to a write.
+    pub(crate) async fn begin(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    pub(crate) async fn run_migrations(&self) -> Result<()> {
+        sqlx::migrate!("./migrations/sqlite").run(&self.pool).await?;
+        Ok(())
+    }
+}
+
+impl PgStore {
+    /// Connects to PostgreSQL at `url` (`postgres://…`).
+    ///
+    /// # Errors
+    /// When the server cannot be reached.
+    pub async fn open(url: &str) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    pub(crate) async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+
+    pub(crate) async fn run_migrations(&self) -> Result<()> {
+        sqlx::migrate!("./migrations/postgres").run(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// Opens the store a database URL names: `sqlite://…` or `postgres://…`.
+///
+/// # Errors
+/// [`StoreError::Database`] when the URL names no supported engine or cannot be opened.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::open(url).await?))
+    } else {
+        Err(StoreError::Database(sqlx::Error::Configuration(
+            "the database URL must start with sqlite:// or postgres://".into(),
+        )))
+    }
+}

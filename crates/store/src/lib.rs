@@ -1,0 +1,128 @@
+//! The storage contract ([`Store`]) and its two implementations, SQLite (the embedded default)
+//! and PostgreSQL (at scale). Both run the same portable SQL (see `portable.rs`); only the
+//! connection set-up, the transaction start and the migrations differ. Functions that read or
+//! change patient or practice data take an [`authz::Grant`], never a bare id, and their SQL also
+//! filters by the relationship the grant was made for.
+
+mod engines;
+mod model;
+mod portable;
+
+pub use engines::{Backend, PgStore, SqliteStore, connect};
+pub use model::*;
+
+use authz::{EnrolPatient, Grant, ListPracticePatients, ManagePractices, ManageStaff, Relations, ViewPatient};
+use domain::{AccountId, BoxFuture, PatientId, PracticeId, SessionId, StaffRole, UnixTime};
+
+/// What can go wrong in storage.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The thing asked for does not exist (or is not visible through the grant given).
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule was broken; the string names what was duplicated.
+    #[error("{0} is already in use")]
+    Conflict(&'static str),
+    /// The invitation or activation link cannot be used.
+    #[error("invitation {0:?}")]
+    Invitation(InvitationState),
+    /// A value read back from the database is not one this version understands.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// The database failed or could not be reached.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Shorthand for storage results.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The storage contract. One conformance suite (`tests/conformance.rs`) runs against every
+/// implementation.
+pub trait Store: Relations + Send + Sync + 'static {
+    /// Which engine this is.
+    fn backend(&self) -> Backend;
+    /// Applies pending migrations.
+    fn migrate(&self) -> BoxFuture<'_, Result<()>>;
+    /// A cheap round trip, for readiness checks.
+    fn ping(&self) -> BoxFuture<'_, Result<()>>;
+    /// Returns the stored secret called `name`, storing `fresh` first if there is none yet
+    /// (so every node of a cluster agrees on it).
+    fn secret<'a>(&'a self, name: &'a str, fresh: &'a [u8]) -> BoxFuture<'a, Result<Vec<u8>>>;
+
+    // --- accounts ---
+    /// The account with this email, if any.
+    fn account_by_email<'a>(&'a self, email: &'a str) -> BoxFuture<'a, Result<Option<AccountRow>>>;
+    /// The account with this id, if any.
+    fn account(&self, id: AccountId) -> BoxFuture<'_, Result<Option<AccountRow>>>;
+    /// How many operator accounts have set a password.
+    fn active_operator_count(&self) -> BoxFuture<'_, Result<i64>>;
+    /// Creates an operator account (no password yet) with its invitation and email, atomically.
+    /// Console-only: there is no request path to it.
+    fn create_operator<'a>(&'a self, account: &'a NewAccount, invite: &'a NewInvitation) -> BoxFuture<'a, Result<()>>;
+
+    // --- practices and staff ---
+    /// Creates a practice.
+    fn create_practice<'a>(&'a self, grant: &'a Grant<ManagePractices>, practice: &'a NewPractice) -> BoxFuture<'a, Result<()>>;
+    /// Every practice, with staff and patient counts.
+    fn list_practices<'a>(&'a self, grant: &'a Grant<ManagePractices>) -> BoxFuture<'a, Result<Vec<PracticeSummary>>>;
+    /// A practice's public details (name, HPI id, region).
+    fn practice(&self, id: PracticeId) -> BoxFuture<'_, Result<Option<PracticeRow>>>;
+    /// Creates a staff account at the grant's practice with its invitation and email, atomically.
+    fn invite_staff<'a>(&'a self, grant: &'a Grant<ManageStaff>, account: &'a NewAccount, role: StaffRole, invite: &'a NewInvitation) -> BoxFuture<'a, Result<()>>;
+    /// The grant's practice's staff.
+    fn list_staff<'a>(&'a self, grant: &'a Grant<ManageStaff>) -> BoxFuture<'a, Result<Vec<StaffRow>>>;
+    /// Which practice a staff account belongs to, and in what role.
+    fn staff_membership(&self, account: AccountId) -> BoxFuture<'_, Result<Option<(PracticeId, StaffRole)>>>;
+
+    // --- patients ---
+    /// Enrols a patient at the grant's practice. A new NHI gets a patient record, an account
+    /// and an activation invitation with its email, atomically. An NHI already known gains this
+    /// enrolment; its details are kept.
+    fn enrol_patient<'a>(&'a self, grant: &'a Grant<EnrolPatient>, patient: &'a NewPatient, invite: &'a NewInvitation) -> BoxFuture<'a, Result<Enrolled>>;
+    /// The patients enrolled at the grant's practice.
+    fn list_patients<'a>(&'a self, grant: &'a Grant<ListPracticePatients>) -> BoxFuture<'a, Result<Vec<PatientRow>>>;
+    /// The patient the grant is for.
+    fn patient<'a>(&'a self, grant: &'a Grant<ViewPatient>) -> BoxFuture<'a, Result<PatientRow>>;
+    /// The patient record linked to a patient account.
+    fn patient_for_account(&self, account: AccountId) -> BoxFuture<'_, Result<Option<PatientId>>>;
+
+    // --- invitations ---
+    /// Replaces any unused first-start invitation with this one.
+    fn replace_first_operator_invitation<'a>(&'a self, invite: &'a NewInvitation) -> BoxFuture<'a, Result<()>>;
+    /// What a link's token leads to, without using it.
+    fn invitation<'a>(&'a self, token_hash: &'a [u8], now: UnixTime) -> BoxFuture<'a, Result<InvitationView>>;
+    /// Uses a link once: sets the password (and, for the first operator, creates the account).
+    /// Atomic: a link used twice at once succeeds once.
+    fn accept_invitation<'a>(&'a self, token_hash: &'a [u8], now: UnixTime, acceptance: &'a Acceptance) -> BoxFuture<'a, Result<AccountId>>;
+
+    // --- sessions ---
+    /// Stores a new session.
+    fn create_session<'a>(&'a self, session: &'a NewSession) -> BoxFuture<'a, Result<()>>;
+    /// The live session with this token hash: not ended, not past its absolute expiry, and seen
+    /// since `idle_cutoff`.
+    fn live_session<'a>(&'a self, token_hash: &'a [u8], now: UnixTime, idle_cutoff: UnixTime) -> BoxFuture<'a, Result<Option<SessionRow>>>;
+    /// Records activity on a session.
+    fn touch_session(&self, id: SessionId, now: UnixTime) -> BoxFuture<'_, Result<()>>;
+    /// An account's live sessions, most recent first.
+    fn list_sessions(&self, account: AccountId, now: UnixTime, idle_cutoff: UnixTime) -> BoxFuture<'_, Result<Vec<SessionRow>>>;
+    /// Ends one of the account's sessions; false if it has no such live session.
+    fn end_session(&self, account: AccountId, session: SessionId, now: UnixTime) -> BoxFuture<'_, Result<bool>>;
+    /// Ends all of the account's sessions but `keep`; returns how many were ended.
+    fn end_other_sessions(&self, account: AccountId, keep: Option<SessionId>, now: UnixTime) -> BoxFuture<'_, Result<u64>>;
+
+    // --- mail outbox ---
+    /// Queues a message on its own (most mail is queued with the change that causes it).
+    fn enqueue_mail<'a>(&'a self, mail: &'a NewMail) -> BoxFuture<'a, Result<()>>;
+    /// Leases up to `limit` due messages until `lease_until`, so that only one sender sends each.
+    fn claim_mail(&self, now: UnixTime, lease_until: UnixTime, limit: i64) -> BoxFuture<'_, Result<Vec<MailRow>>>;
+    /// Marks a message delivered and clears its body.
+    fn mail_sent(&self, id: uuid::Uuid, now: UnixTime) -> BoxFuture<'_, Result<()>>;
+    /// Records a failed attempt and when to try again.
+    fn mail_failed<'a>(&'a self, id: uuid::Uuid, next_attempt_at: UnixTime, error: &'a str) -> BoxFuture<'a, Result<()>>;
+    /// Messages not yet delivered.
+    fn pending_mail_count(&self) -> BoxFuture<'_, Result<i64>>;
+}

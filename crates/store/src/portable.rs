@@ -1,0 +1,755 @@
+//! The SQL both engines run. It is written once, in the subset of SQL that SQLite and PostgreSQL
+//! share, and instantiated for each engine's concrete types by `portable_store!` (sqlx's generic
+//! executor bounds make a single generic impl unreadable; a macro keeps one text of each query).
+
+use crate::{InvitationPurpose, StoreError};
+use domain::{AccountKind, StaffRole};
+
+/// Maps a unique-constraint violation to a conflict naming what was duplicated.
+pub(crate) fn map_unique(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        if db.is_unique_violation() {
+            let text = format!("{} {}", db.constraint().unwrap_or_default(), db.message());
+            let what = if text.contains("email") {
+                "This email address"
+            } else if text.contains("nhi") {
+                "This NHI number"
+            } else if text.contains("hpi_facility_id") {
+                "This HPI facility id"
+            } else {
+                "This value"
+            };
+            return StoreError::Conflict(what);
+        }
+    }
+    StoreError::Database(e)
+}
+
+pub(crate) fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(what.to_owned())
+}
+
+pub(crate) fn account_kind(s: &str) -> Result<AccountKind, StoreError> {
+    AccountKind::from_stored(s).ok_or_else(|| corrupt("account kind"))
+}
+
+pub(crate) fn staff_role(s: &str) -> Result<StaffRole, StoreError> {
+    StaffRole::parse(s).map_err(|_| corrupt("staff role"))
+}
+
+pub(crate) fn purpose(s: &str) -> Result<InvitationPurpose, StoreError> {
+    InvitationPurpose::from_stored(s).ok_or_else(|| corrupt("invitation purpose"))
+}
+
+macro_rules! portable_store {
+    ($store:ty, $db:ty) => {
+        const _: () = {
+            use crate::portable::*;
+            use crate::*;
+            use authz::{Grant, Relations, RelationsError};
+            use sqlx::Row;
+            use uuid::Uuid;
+
+            type DbRow = <$db as sqlx::Database>::Row;
+
+            fn account_row(r: &DbRow) -> Result<AccountRow> {
+                Ok(AccountRow {
+                    id: AccountId::from_uuid(r.try_get("id")?),
+                    kind: account_kind(&r.try_get::<String, _>("kind")?)?,
+                    email: r.try_get("email")?,
+                    display_name: r.try_get("display_name")?,
+                    password_hash: r.try_get("password_hash")?,
+                    disabled_at: r.try_get("disabled_at")?,
+                })
+            }
+
+            fn patient_row(r: &DbRow) -> Result<PatientRow> {
+                Ok(PatientRow {
+                    id: PatientId::from_uuid(r.try_get("id")?),
+                    account: AccountId::from_uuid(r.try_get("account_id")?),
+                    nhi: r.try_get("nhi")?,
+                    name: r.try_get("name")?,
+                    date_of_birth: r.try_get("date_of_birth")?,
+                    email: r.try_get("email")?,
+                    active: r.try_get::<Option<String>, _>("password_hash")?.is_some(),
+                })
+            }
+
+            fn practice_row(r: &DbRow) -> Result<PracticeRow> {
+                Ok(PracticeRow {
+                    id: PracticeId::from_uuid(r.try_get("id")?),
+                    name: r.try_get("name")?,
+                    hpi_facility_id: r.try_get("hpi_facility_id")?,
+                    region: r.try_get("region")?,
+                })
+            }
+
+            fn session_row(r: &DbRow) -> Result<SessionRow> {
+                Ok(SessionRow {
+                    id: SessionId::from_uuid(r.try_get("id")?),
+                    account: AccountId::from_uuid(r.try_get("account_id")?),
+                    created_at: r.try_get("created_at")?,
+                    last_seen_at: r.try_get("last_seen_at")?,
+                    absolute_expires_at: r.try_get("absolute_expires_at")?,
+                    ip: r.try_get("ip")?,
+                    user_agent: r.try_get("user_agent")?,
+                })
+            }
+
+            async fn insert_account<'c>(tx: &mut sqlx::Transaction<'c, $db>, a: &NewAccount) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO accounts (id, kind, email, display_name, password_hash, created_at) \
+                     VALUES ($1, $2, $3, $4, NULL, $5)",
+                )
+                .bind(a.id.as_uuid())
+                .bind(a.kind.as_str())
+                .bind(a.email.as_str())
+                .bind(a.display_name.as_str())
+                .bind(a.created_at)
+                .execute(&mut **tx)
+                .await
+                .map_err(map_unique)?;
+                Ok(())
+            }
+
+            async fn insert_mail<'c>(tx: &mut sqlx::Transaction<'c, $db>, m: &NewMail) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO outbox (id, recipient, subject, body, created_at, attempts, next_attempt_at) \
+                     VALUES ($1, $2, $3, $4, $5, 0, $5)",
+                )
+                .bind(m.id)
+                .bind(&m.recipient)
+                .bind(&m.subject)
+                .bind(&m.body)
+                .bind(m.created_at)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn insert_invitation<'c>(
+                tx: &mut sqlx::Transaction<'c, $db>,
+                i: &NewInvitation,
+                account: Option<AccountId>,
+            ) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO invitations (id, token_hash, purpose, account_id, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(i.id)
+                .bind(&i.token_hash)
+                .bind(i.purpose.as_str())
+                .bind(account.map(|a| a.as_uuid()))
+                .bind(i.created_at)
+                .bind(i.expires_at)
+                .execute(&mut **tx)
+                .await
+                .map_err(map_unique)?;
+                if let Some(mail) = &i.mail {
+                    insert_mail(tx, mail).await?;
+                }
+                Ok(())
+            }
+
+            impl Relations for $store {
+                fn patient_practices(&self, patient: PatientId) -> BoxFuture<'_, Result<Vec<PracticeId>, RelationsError>> {
+                    Box::pin(async move {
+                        let rows = sqlx::query("SELECT practice_id FROM enrolments WHERE patient_id = $1")
+                            .bind(patient.as_uuid())
+                            .fetch_all(&self.pool)
+                            .await
+                            .map_err(|e| RelationsError(e.to_string()))?;
+                        rows.iter()
+                            .map(|r| r.try_get::<Uuid, _>(0).map(PracticeId::from_uuid))
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err(|e| RelationsError(e.to_string()))
+                    })
+                }
+
+                fn practice_exists(&self, practice: PracticeId) -> BoxFuture<'_, Result<bool, RelationsError>> {
+                    Box::pin(async move {
+                        sqlx::query("SELECT 1 FROM practices WHERE id = $1")
+                            .bind(practice.as_uuid())
+                            .fetch_optional(&self.pool)
+                            .await
+                            .map(|r| r.is_some())
+                            .map_err(|e| RelationsError(e.to_string()))
+                    })
+                }
+            }
+
+            impl Store for $store {
+                fn backend(&self) -> Backend {
+                    Self::BACKEND
+                }
+
+                fn migrate(&self) -> BoxFuture<'_, Result<()>> {
+                    Box::pin(self.run_migrations())
+                }
+
+                fn ping(&self) -> BoxFuture<'_, Result<()>> {
+                    Box::pin(async move {
+                        sqlx::query("SELECT 1").execute(&self.pool).await?;
+                        Ok(())
+                    })
+                }
+
+                fn secret<'a>(&'a self, name: &'a str, fresh: &'a [u8]) -> BoxFuture<'a, Result<Vec<u8>>> {
+                    Box::pin(async move {
+                        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+                            .bind(name)
+                            .bind(fresh)
+                            .execute(&self.pool)
+                            .await?;
+                        let row = sqlx::query("SELECT value FROM settings WHERE name = $1")
+                            .bind(name)
+                            .fetch_one(&self.pool)
+                            .await?;
+                        Ok(row.try_get("value")?)
+                    })
+                }
+
+                fn account_by_email<'a>(&'a self, email: &'a str) -> BoxFuture<'a, Result<Option<AccountRow>>> {
+                    Box::pin(async move {
+                        sqlx::query("SELECT id, kind, email, display_name, password_hash, disabled_at FROM accounts WHERE email = $1")
+                            .bind(email.trim().to_lowercase())
+                            .fetch_optional(&self.pool)
+                            .await?
+                            .as_ref()
+                            .map(account_row)
+                            .transpose()
+                    })
+                }
+
+                fn account(&self, id: AccountId) -> BoxFuture<'_, Result<Option<AccountRow>>> {
+                    Box::pin(async move {
+                        sqlx::query("SELECT id, kind, email, display_name, password_hash, disabled_at FROM accounts WHERE id = $1")
+                            .bind(id.as_uuid())
+                            .fetch_optional(&self.pool)
+                            .await?
+                            .as_ref()
+                            .map(account_row)
+                            .transpose()
+                    })
+                }
+
+                fn active_operator_count(&self) -> BoxFuture<'_, Result<i64>> {
+                    Box::pin(async move {
+                        let row = sqlx::query(
+                            "SELECT COUNT(*) FROM accounts WHERE kind = 'operator' AND password_hash IS NOT NULL AND disabled_at IS NULL",
+                        )
+                        .fetch_one(&self.pool)
+                        .await?;
+                        Ok(row.try_get(0)?)
+                    })
+                }
+
+                fn create_operator<'a>(&'a self, account: &'a NewAccount, invite: &'a NewInvitation) -> BoxFuture<'a, Result<()>> {
+                    Box::pin(async move {
+                        let mut tx = self.begin().await?;
+                        insert_account(&mut tx, account).await?;
+                        insert_invitation(&mut tx, invite, Some(account.id)).await?;
+                        tx.commit().await?;
+                        Ok(())
+                    })
+                }
+
+                fn create_practice<'a>(&'a self, _grant: &'a Grant<authz::ManagePractices>, p: &'a NewPractice) -> BoxFuture<'a, Result<()>> {
+                    Box::pin(async move {
+                        sqlx::query("INSERT INTO practices (id, name, hpi_facility_id, region, created_at) VALUES ($1, $2, $3, $4, $5)")
+                            .bind(p.id.as_uuid())
+                            .bind(p.name.as_str())
+                            .bind(p.hpi_facility_id.as_str())
+                            .bind(p.region.as_str())
+                            .bind(p.created_at)
+                            .execute(&self.pool)
+                            .await
+                            .map_err(map_unique)?;
+                        Ok(())
+                    })
+                }
+
+                fn list_practices<'a>(&'a self, _grant: &'a Grant<authz::ManagePractices>) -> BoxFuture<'a, Result<Vec<PracticeSummary>>> {
+                    Box::pin(async move {
+                        let rows = sqlx::query(
+                            "SELECT p.id, p.name, p.hpi_facility_id, p.region, \
+                               (SELECT COUNT(*) FROM staff s WHERE s.practice_id = p.id) AS staff_count, \
+                               (SELECT COUNT(*) FROM enrolments e WHERE e.practice_id = p.id) AS patient_count \
+                             FROM practices p ORDER BY p.name, p.hpi_facility_id",
+                        )
+                        .fetch_all(&self.pool)
+                        .await?;
+                        rows.iter()
+                            .map(|r| {
+                                Ok(PracticeSummary {
+                                    practice: practice_row(r)?,
+                                    staff: r.try_get("staff_count")?,
+                                    patients: r.try_get("patient_count")?,
+                                })
+                            })
+                            .collect()
+                    })
+                }
+
+                fn practice(&self, id: PracticeId) -> BoxFuture<'_, Result<Option<PracticeRow>>> {
+                    Box::pin(async move {
+                        sqlx::query("SELECT id, name, hpi_facility_id, region FROM practices WHERE id = $1")
+                            .bind(id.as_uuid())
+                            .fetch_optional(&self.pool)
+                            .await?
+                            .as_ref()
+                            .map(practice_row)
+                            .transpose()
+                    })
+                }
+
+                fn invite_staff<'a>(
+                    &'a self,
+                    grant: &'a Grant<authz::ManageStaff>,
+                    account: &'a NewAccount,
+                    role: StaffRole,
+                    invite: &'a NewInvitation,
+                ) -> BoxFuture<'a, Result<()>> {
+                    Box::pin(async move {
+                        let mut tx = self.begin().await?;
+                        insert_account(&mut tx, account).await?;
+                        sqlx::query("INSERT INTO staff (account_id, practice_id, role, created_at) VALUES ($1, $2, $3, $4)")
+                            .bind(account.id.as_uuid())
+                            .bind(grant.object().as_uuid())
+                            .bind(role.as_str())
+                            .bind(account.created_at)
+                            .execute(&mut *tx)
+                            .await?;
+                        insert_invitation(&mut tx, invite, Some(account.id)).await?;
+                        tx.commit().await?;
+                        Ok(())
+                    })
+                }
+
+                fn list_staff<'a>(&'a self, grant: &'a Grant<authz::ManageStaff>) -> BoxFuture<'a, Result<Vec<StaffRow>>> {
+                    Box::pin(async move {
+                        let rows = sqlx::query(
+                            "SELECT a.id, a.display_name, a.email, a.password_hash, s.role FROM staff s \
+                             JOIN accounts a ON a.id = s.account_id WHERE s.practice_id = $1 ORDER BY a.display_name, a.email",
+                        )
+                        .bind(grant.object().as_uuid())
+                        .fetch_all(&self.pool)
+                        .await?;
+                        rows.iter()
+                            .map(|r| {
+                                Ok(StaffRow {
+                                    account: AccountId::from_uuid(r.try_get("id")?),
+                                    name: r.try_get("display_name")?,
+                                    email: r.try_get("email")?,
+                                    role: staff_role(&r.try_get::<String, _>("role")?)?,
+                                    active: r.try_get::<Option<String>, _>("password_hash")?.is_some(),
+                                })
+                            })
+                            .collect()
+                    })
+                }
+
+                fn staff_membership(&self, account: AccountId) -> BoxFuture<'_, Result<Option<(PracticeId, StaffRole)>>> {
+                    Box::pin(async move {
+                        let Some(r) = sqlx::query("SELECT practice_id, role FROM staff WHERE account_id = $1")
+                            .bind(account.as_uuid())
+                            .fetch_optional(&self.pool)
+                            .await?
+                        else {
+                            return Ok(None);
+                        };
+                        Ok(Some((
+                            PracticeId::from_uuid(r.try_get("practice_id")?),
+                            staff_role(&r.try_get::<String, _>("role")?)?,
+                        )))
+                    })
+                }
+
+                fn enrol_patient<'a>(
+                    &'a self,
+                    grant: &'a Grant<authz::EnrolPatient>,
+                    p: &'a NewPatient,
+                    invite: &'a NewInvitation,
+                ) -> BoxFuture<'a, Result<Enrolled>> {
+                    Box::pin(async move {
+                        let practice = grant.object().as_uuid();
+                        let mut tx = self.begin().await?;
+                        let existing = sqlx::query("SELECT id FROM patients WHERE nhi = $1")
+                            .bind(p.nhi.as_str())
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        let outcome = if let Some(r) = existing {
+                            let id: Uuid = r.try_get("id")?;
+                            let already = sqlx::query("SELECT 1 FROM enrolments WHERE patient_id = $1 AND practice_id = $2")
+                                .bind(id)
+                                .bind(practice)
+                                .fetch_optional(&mut *tx)
+                                .await?
+                                .is_some();
+                            if already {
+                                Enrolled::AlreadyEnrolled(PatientId::from_uuid(id))
+                            } else {
+                                sqlx::query("INSERT INTO enrolments (patient_id, practice_id, enrolled_at, enrolled_by) VALUES ($1, $2, $3, $4)")
+                                    .bind(id)
+                                    .bind(practice)
+                                    .bind(p.at)
+                                    .bind(p.enrolled_by.map(|a| a.as_uuid()))
+                                    .execute(&mut *tx)
+                                    .await?;
+                                Enrolled::Existing(PatientId::from_uuid(id))
+                            }
+                        } else {
+                            let account = NewAccount {
+                                id: p.account,
+                                kind: AccountKind::Patient,
+                                email: p.email.clone(),
+                                display_name: p.name.clone(),
+                                created_at: p.at,
+                            };
+                            insert_account(&mut tx, &account).await?;
+                            sqlx::query("INSERT INTO patients (id, account_id, nhi, name, date_of_birth, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                                .bind(p.id.as_uuid())
+                                .bind(p.account.as_uuid())
+                                .bind(p.nhi.as_str())
+                                .bind(p.name.as_str())
+                                .bind(p.date_of_birth.iso())
+                                .bind(p.at)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(map_unique)?;
+                            sqlx::query("INSERT INTO enrolments (patient_id, practice_id, enrolled_at, enrolled_by) VALUES ($1, $2, $3, $4)")
+                                .bind(p.id.as_uuid())
+                                .bind(practice)
+                                .bind(p.at)
+                                .bind(p.enrolled_by.map(|a| a.as_uuid()))
+                                .execute(&mut *tx)
+                                .await?;
+                            insert_invitation(&mut tx, invite, Some(p.account)).await?;
+                            Enrolled::New(p.id)
+                        };
+                        tx.commit().await?;
+                        Ok(outcome)
+                    })
+                }
+
+                fn list_patients<'a>(&'a self, grant: &'a Grant<authz::ListPracticePatients>) -> BoxFuture<'a, Result<Vec<PatientRow>>> {
+                    Box::pin(async move {
+                        let rows = sqlx::query(
+                            "SELECT p.id, p.account_id, p.nhi, p.name, p.date_of_birth, a.email, a.password_hash \
+                             FROM enrolments e JOIN patients p ON p.id = e.patient_id JOIN accounts a ON a.id = p.account_id \
+                             WHERE e.practice_id = $1 ORDER BY p.name, p.nhi",
+                        )
+                        .bind(grant.object().as_uuid())
+                        .fetch_all(&self.pool)
+                        .await?;
+                        rows.iter().map(patient_row).collect()
+                    })
+                }
+
+                fn patient<'a>(&'a self, grant: &'a Grant<authz::ViewPatient>) -> BoxFuture<'a, Result<PatientRow>> {
+                    Box::pin(async move {
+                        // The grant was made for this patient; the join to a live enrolment is the
+                        // relationship check repeated in SQL (defence in depth).
+                        sqlx::query(
+                            "SELECT p.id, p.account_id, p.nhi, p.name, p.date_of_birth, a.email, a.password_hash \
+                             FROM patients p JOIN accounts a ON a.id = p.account_id \
+                             WHERE p.id = $1 AND EXISTS (SELECT 1 FROM enrolments e WHERE e.patient_id = p.id)",
+                        )
+                        .bind(grant.object().as_uuid())
+                        .fetch_optional(&self.pool)
+                        .await?
+                        .as_ref()
+                        .map(patient_row)
+                        .transpose()?
+                        .ok_or(StoreError::NotFound)
+                    })
+                }
+
+                fn patient_for_account(&self, account: AccountId) -> BoxFuture<'_, Result<Option<PatientId>>> {
+                    Box::pin(async move {
+                        let row = sqlx::query("SELECT id FROM patients WHERE account_id = $1")
+                            .bind(account.as_uuid())
+                            .fetch_optional(&self.pool)
+                            .await?;
+                        Ok(match row {
+                            Some(r) => Some(PatientId::from_uuid(r.try_get("id")?)),
+                            None => None,
+                        })
+                    })
+                }
+
+                fn replace_first_operator_invitation<'a>(&'a self, invite: &'a NewInvitation) -> BoxFuture<'a, Result<()>> {
+                    Box::pin(async move {
+                        let mut tx = self.begin().await?;
+                        sqlx::query("DELETE FROM invitations WHERE purpose = 'first_operator' AND used_at IS NULL")
+                            .execute(&mut *tx)
+                            .await?;
+                        insert_invitation(&mut tx, invite, None).await?;
+                        tx.commit().await?;
+                        Ok(())
+                    })
+                }
+
+                fn invitation<'a>(&'a self, token_hash: &'a [u8], now: UnixTime) -> BoxFuture<'a, Result<InvitationView>> {
+                    Box::pin(async move {
+                        let Some(r) = sqlx::query("SELECT purpose, account_id, expires_at, used_at FROM invitations WHERE token_hash = $1")
+                            .bind(token_hash)
+                            .fetch_optional(&self.pool)
+                            .await?
+                        else {
+                            return Err(StoreError::Invitation(InvitationState::Unknown));
+                        };
+                        if r.try_get::<Option<i64>, _>("used_at")?.is_some() {
+                            return Err(StoreError::Invitation(InvitationState::Used));
+                        }
+                        if r.try_get::<i64, _>("expires_at")? <= now {
+                            return Err(StoreError::Invitation(InvitationState::Expired));
+                        }
+                        let purpose = purpose(&r.try_get::<String, _>("purpose")?)?;
+                        let account = match r.try_get::<Option<Uuid>, _>("account_id")? {
+                            Some(id) => self.account(AccountId::from_uuid(id)).await?,
+                            None => None,
+                        };
+                        Ok(InvitationView { purpose, account })
+                    })
+                }
+
+                fn accept_invitation<'a>(&'a self, token_hash: &'a [u8], now: UnixTime, acceptance: &'a Acceptance) -> BoxFuture<'a, Result<AccountId>> {
+                    Box::pin(async move {
+                        let mut tx = self.begin().await?;
+                        // Claim the link first: of two concurrent uses, only one updates a row.
+                        let claimed = sqlx::query(
+                            "UPDATE invitations SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
+                             RETURNING id, purpose, account_id",
+                        )
+                        .bind(token_hash)
+                        .bind(now)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        let Some(r) = claimed else {
+                            drop(tx);
+                            return match self.invitation(token_hash, now).await {
+                                Err(e) => Err(e),
+                                Ok(_) => Err(StoreError::Invitation(InvitationState::Used)),
+                            };
+                        };
+                        let purpose = purpose(&r.try_get::<String, _>("purpose")?)?;
+                        let account = match (purpose, r.try_get::<Option<Uuid>, _>("account_id")?, &acceptance.first_operator) {
+                            (InvitationPurpose::FirstOperator, None, Some(new)) => {
+                                insert_account(&mut tx, new).await?;
+                                sqlx::query("UPDATE invitations SET account_id = $1 WHERE id = $2")
+                                    .bind(new.id.as_uuid())
+                                    .bind(r.try_get::<Uuid, _>("id")?)
+                                    .execute(&mut *tx)
+                                    .await?;
+                                new.id
+                            }
+                            (InvitationPurpose::FirstOperator, _, _) => return Err(corrupt("first-operator acceptance")),
+                            (_, Some(id), _) => AccountId::from_uuid(id),
+                            (_, None, _) => return Err(corrupt("invitation without account")),
+                        };
+                        let updated = sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2 AND disabled_at IS NULL")
+                            .bind(&acceptance.password_hash)
+                            .bind(account.as_uuid())
+                            .execute(&mut *tx)
+                            .await?;
+                        if updated.rows_affected() != 1 {
+                            return Err(StoreError::NotFound);
+                        }
+                        // Any other unused link for this account dies with this one.
+                        sqlx::query("UPDATE invitations SET used_at = $2 WHERE account_id = $1 AND used_at IS NULL")
+                            .bind(account.as_uuid())
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        tx.commit().await?;
+                        Ok(account)
+                    })
+                }
+
+                fn create_session<'a>(&'a self, s: &'a NewSession) -> BoxFuture<'a, Result<()>> {
+                    Box::pin(async move {
+                        sqlx::query(
+                            "INSERT INTO sessions (id, token_hash, account_id, created_at, last_seen_at, absolute_expires_at, ip, user_agent) \
+                             VALUES ($1, $2, $3, $4, $4, $5, $6, $7)",
+                        )
+                        .bind(s.id.as_uuid())
+                        .bind(&s.token_hash)
+                        .bind(s.account.as_uuid())
+                        .bind(s.created_at)
+                        .bind(s.absolute_expires_at)
+                        .bind(&s.ip)
+                        .bind(&s.user_agent)
+                        .execute(&self.pool)
+                        .await?;
+                        Ok(())
+                    })
+                }
+
+                fn live_session<'a>(&'a self, token_hash: &'a [u8], now: UnixTime, idle_cutoff: UnixTime) -> BoxFuture<'a, Result<Option<SessionRow>>> {
+                    Box::pin(async move {
+                        sqlx::query(
+                            "SELECT s.id, s.account_id, s.created_at, s.last_seen_at, s.absolute_expires_at, s.ip, s.user_agent \
+                             FROM sessions s JOIN accounts a ON a.id = s.account_id \
+                             WHERE s.token_hash = $1 AND s.ended_at IS NULL AND s.absolute_expires_at > $2 \
+                               AND s.last_seen_at > $3 AND a.disabled_at IS NULL",
+                        )
+                        .bind(token_hash)
+                        .bind(now)
+                        .bind(idle_cutoff)
+                        .fetch_optional(&self.pool)
+                        .await?
+                        .as_ref()
+                        .map(session_row)
+                        .transpose()
+                    })
+                }
+
+                fn touch_session(&self, id: SessionId, now: UnixTime) -> BoxFuture<'_, Result<()>> {
+                    Box::pin(async move {
+                        sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND ended_at IS NULL")
+                            .bind(id.as_uuid())
+                            .bind(now)
+                            .execute(&self.pool)
+                            .await?;
+                        Ok(())
+                    })
+                }
+
+                fn list_sessions(&self, account: AccountId, now: UnixTime, idle_cutoff: UnixTime) -> BoxFuture<'_, Result<Vec<SessionRow>>> {
+                    Box::pin(async move {
+                        let rows = sqlx::query(
+                            "SELECT id, account_id, created_at, last_seen_at, absolute_expires_at, ip, user_agent FROM sessions \
+                             WHERE account_id = $1 AND ended_at IS NULL AND absolute_expires_at > $2 AND last_seen_at > $3 \
+                             ORDER BY last_seen_at DESC, created_at DESC",
+                        )
+                        .bind(account.as_uuid())
+                        .bind(now)
+                        .bind(idle_cutoff)
+                        .fetch_all(&self.pool)
+                        .await?;
+                        rows.iter().map(session_row).collect()
+                    })
+                }
+
+                fn end_session(&self, account: AccountId, session: SessionId, now: UnixTime) -> BoxFuture<'_, Result<bool>> {
+                    Box::pin(async move {
+                        let done = sqlx::query("UPDATE sessions SET ended_at = $3 WHERE id = $1 AND account_id = $2 AND ended_at IS NULL")
+                            .bind(session.as_uuid())
+                            .bind(account.as_uuid())
+                            .bind(now)
+                            .execute(&self.pool)
+                            .await?;
+                        Ok(done.rows_affected() == 1)
+                    })
+                }
+
+                fn end_other_sessions(&self, account: AccountId, keep: Option<SessionId>, now: UnixTime) -> BoxFuture<'_, Result<u64>> {
+                    Box::pin(async move {
+                        // A nil id matches no session, so `keep = None` ends them all.
+                        let keep = keep.map_or(Uuid::nil(), |k| k.as_uuid());
+                        let done = sqlx::query("UPDATE sessions SET ended_at = $3 WHERE account_id = $1 AND id <> $2 AND ended_at IS NULL")
+                            .bind(account.as_uuid())
+                            .bind(keep)
+                            .bind(now)
+                            .execute(&self.pool)
+                            .await?;
+                        Ok(done.rows_affected())
+                    })
+                }
+
+                fn enqueue_mail<'a>(&'a self, mail: &'a NewMail) -> BoxFuture<'a, Result<()>> {
+                    Box::pin(async move {
+                        let mut tx = self.begin().await?;
+                        insert_mail(&mut tx, mail).await?;
+                        tx.commit().await?;
+                        Ok(())
+                    })
+                }
+
+                fn claim_mail(&self, now: UnixTime, lease_until: UnixTime, limit: i64) -> BoxFuture<'_, Result<Vec<MailRow>>> {
+                    Box::pin(async move {
+                        let mut tx = self.begin().await?;
+                        let ids: Vec<Uuid> = sqlx::query(
+                            "SELECT id FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= $1 \
+                             AND (lease_until IS NULL OR lease_until <= $1) ORDER BY next_attempt_at, created_at LIMIT $2",
+                        )
+                        .bind(now)
+                        .bind(limit)
+                        .fetch_all(&mut *tx)
+                        .await?
+                        .iter()
+                        .map(|r| r.try_get::<Uuid, _>("id"))
+                        .collect::<Result<_, _>>()?;
+                        let mut claimed = Vec::with_capacity(ids.len());
+                        for id in ids {
+                            // The lease condition is re-checked in the UPDATE, so a row claimed by
+                            // another node in between is skipped rather than sent twice.
+                            let row = sqlx::query(
+                                "UPDATE outbox SET lease_until = $2, attempts = attempts + 1 \
+                                 WHERE id = $1 AND sent_at IS NULL AND (lease_until IS NULL OR lease_until <= $3) \
+                                 RETURNING id, recipient, subject, body, attempts",
+                            )
+                            .bind(id)
+                            .bind(lease_until)
+                            .bind(now)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                            if let Some(r) = row {
+                                claimed.push(MailRow {
+                                    id: r.try_get("id")?,
+                                    recipient: r.try_get("recipient")?,
+                                    subject: r.try_get("subject")?,
+                                    body: r.try_get("body")?,
+                                    attempts: i64::from(r.try_get::<i32, _>("attempts")?),
+                                });
+                            }
+                        }
+                        tx.commit().await?;
+                        Ok(claimed)
+                    })
+                }
+
+                fn mail_sent(&self, id: Uuid, now: UnixTime) -> BoxFuture<'_, Result<()>> {
+                    Box::pin(async move {
+                        sqlx::query("UPDATE outbox SET sent_at = $2, body = '', lease_until = NULL, last_error = NULL WHERE id = $1")
+                            .bind(id)
+                            .bind(now)
+                            .execute(&self.pool)
+                            .await?;
+                        Ok(())
+                    })
+                }
+
+                fn mail_failed<'a>(&'a self, id: Uuid, next_attempt_at: UnixTime, error: &'a str) -> BoxFuture<'a, Result<()>> {
+                    Box::pin(async move {
+                        sqlx::query("UPDATE outbox SET next_attempt_at = $2, lease_until = NULL, last_error = $3 WHERE id = $1")
+                            .bind(id)
+                            .bind(next_attempt_at)
+                            .bind(error)
+                            .execute(&self.pool)
+                            .await?;
+                        Ok(())
+                    })
+                }
+
+                fn pending_mail_count(&self) -> BoxFuture<'_, Result<i64>> {
+                    Box::pin(async move {
+                        let row = sqlx::query("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").fetch_one(&self.pool).await?;
+                        Ok(row.try_get(0)?)
+                    })
+                }
+            }
+        };
+    };
+}
+
+portable_store!(crate::SqliteStore, sqlx::Sqlite);
+portable_store!(crate::PgStore, sqlx::Postgres);
+
+impl crate::SqliteStore {
+    const BACKEND: crate::Backend = crate::Backend::Sqlite;
+}
+impl crate::PgStore {
+    const BACKEND: crate::Backend = crate::Backend::Postgres;
+}

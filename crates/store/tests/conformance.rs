@@ -1,0 +1,369 @@
+//! The storage conformance suite: every case runs against SQLite and against PostgreSQL.
+//! PostgreSQL comes from `TIAKI_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`);
+//! each case gets a fresh database, dropped afterwards. An unreachable server fails the suite.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use anyhow::Result;
+use authz::{EnrolPatient, ListPracticePatients, ManageStaff, Principal, ViewPatient, authorize, console};
+use domain::*;
+use sqlx::Connection;
+use std::sync::Arc;
+use store::*;
+
+struct Engine {
+    store: Arc<dyn Store>,
+    cleanup: Option<(String, String)>,
+    _dir: Option<tempdir::Dir>,
+}
+
+mod tempdir {
+    pub struct Dir(pub std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+async fn sqlite() -> Result<Engine> {
+    let dir = std::env::temp_dir().join(format!("tiaki-conf-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let url = format!("sqlite://{}/t.db", dir.display());
+    let store = connect(&url).await?;
+    store.migrate().await?;
+    Ok(Engine { store, cleanup: None, _dir: Some(tempdir::Dir(dir)) })
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("TIAKI_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+async fn postgres() -> Result<Engine> {
+    let admin = pg_admin_url();
+    let name = format!("tiaki_conf_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.map_err(|e| {
+        anyhow::anyhow!("PostgreSQL is not reachable at {admin} ({e}); start it or set TIAKI_TEST_POSTGRES_URL")
+    })?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
+    conn.close().await?;
+    let (base, _) = admin.rsplit_once('/').expect("URL has a path");
+    let store = connect(&format!("{base}/{name}")).await?;
+    store.migrate().await?;
+    Ok(Engine { store, cleanup: Some((admin, name)), _dir: None })
+}
+
+impl Engine {
+    async fn finish(self) {
+        drop(self.store);
+        if let Some((admin, name)) = self.cleanup {
+            if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                    .execute(&mut conn)
+                    .await;
+            }
+        }
+    }
+}
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite_engine {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let e = super::sqlite().await.unwrap();
+                super::$case(e.store.clone()).await.unwrap();
+                e.finish().await;
+            })*
+        }
+        mod postgres_engine {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let e = super::postgres().await.unwrap();
+                super::$case(e.store.clone()).await.unwrap();
+                e.finish().await;
+            })*
+        }
+    };
+}
+
+conformance!(
+    migrations_are_idempotent_and_secrets_stable,
+    practices_are_unique_by_hpi_id,
+    staff_invitations_are_single_use,
+    enrolment_is_scoped_to_the_practice,
+    sessions_expire_and_end,
+    outbox_leases_retries_and_clears,
+    first_operator_link_is_replaced_and_creates_the_account,
+    concurrent_use_of_one_link_succeeds_once,
+);
+
+const NOW: UnixTime = 1_800_000_000;
+
+fn invite(purpose: InvitationPurpose, token: &[u8], to: &str) -> NewInvitation {
+    NewInvitation {
+        id: uuid::Uuid::new_v4(),
+        token_hash: token.to_vec(),
+        purpose,
+        created_at: NOW,
+        expires_at: NOW + 3600,
+        mail: Some(NewMail {
+            id: uuid::Uuid::new_v4(),
+            recipient: to.into(),
+            subject: "Welcome".into(),
+            body: "link".into(),
+            created_at: NOW,
+        }),
+    }
+}
+
+fn account(kind: AccountKind, email: &str) -> NewAccount {
+    NewAccount {
+        id: AccountId::random(),
+        kind,
+        email: Email::parse(email).unwrap(),
+        display_name: PersonName::parse("Test Person").unwrap(),
+        created_at: NOW,
+    }
+}
+
+async fn make_practice(store: &Arc<dyn Store>, hpi: &str) -> Result<PracticeId> {
+    let id = PracticeId::random();
+    store
+        .create_practice(
+            &console::manage_practices(),
+            &NewPractice {
+                id,
+                name: PracticeName::parse(&format!("Practice {hpi}"))?,
+                hpi_facility_id: HpiFacilityId::parse(hpi)?,
+                region: Region::parse("Northland")?,
+                created_at: NOW,
+            },
+        )
+        .await?;
+    Ok(id)
+}
+
+fn admin_of(practice: PracticeId) -> Principal {
+    Principal::Staff { account: AccountId::random(), session: SessionId::random(), practice, role: StaffRole::Admin }
+}
+
+fn new_patient(nhi: &str, email: &str) -> NewPatient {
+    NewPatient {
+        id: PatientId::random(),
+        account: AccountId::random(),
+        nhi: Nhi::parse(nhi).unwrap(),
+        name: PersonName::parse("Aroha Test").unwrap(),
+        date_of_birth: DateOfBirth::parse("1980-01-02", time::macros::date!(2026 - 01 - 01)).unwrap(),
+        email: Email::parse(email).unwrap(),
+        enrolled_by: None,
+        at: NOW,
+    }
+}
+
+async fn migrations_are_idempotent_and_secrets_stable(store: Arc<dyn Store>) -> Result<()> {
+    store.migrate().await?;
+    store.ping().await?;
+    let first = store.secret("csrf", &[1; 32]).await?;
+    let second = store.secret("csrf", &[2; 32]).await?;
+    assert_eq!(first, vec![1; 32]);
+    assert_eq!(second, first, "a secret, once stored, never changes");
+    Ok(())
+}
+
+async fn practices_are_unique_by_hpi_id(store: Arc<dyn Store>) -> Result<()> {
+    let a = make_practice(&store, "FZZ999-B").await?;
+    let _b = make_practice(&store, "FAB123-C").await?;
+    let dup = make_practice(&store, "fzz999-b").await;
+    assert!(matches!(dup.unwrap_err().downcast::<StoreError>()?, StoreError::Conflict(w) if w.contains("HPI")));
+    let list = store.list_practices(&console::manage_practices()).await?;
+    assert_eq!(list.len(), 2);
+    assert_eq!(store.practice(a).await?.unwrap().hpi_facility_id, "FZZ999-B");
+    assert!(store.practice(PracticeId::random()).await?.is_none());
+    Ok(())
+}
+
+async fn staff_invitations_are_single_use(store: Arc<dyn Store>) -> Result<()> {
+    let p = make_practice(&store, "FZZ999-B").await?;
+    let grant = authorize::<ManageStaff, _>(&admin_of(p), p, &*store).await?;
+    let nurse = account(AccountKind::Staff, "nurse@example.nz");
+    store.invite_staff(&grant, &nurse, StaffRole::Nurse, &invite(InvitationPurpose::JoinStaff, b"tok-1", "nurse@example.nz")).await?;
+    assert_eq!(store.staff_membership(nurse.id).await?, Some((p, StaffRole::Nurse)));
+    assert_eq!(store.pending_mail_count().await?, 1, "the invitation email is queued with the invitation");
+
+    // The same email cannot be used twice, and the failed attempt leaves nothing behind.
+    let again = account(AccountKind::Staff, "NURSE@example.nz");
+    let err = store.invite_staff(&grant, &again, StaffRole::Gp, &invite(InvitationPurpose::JoinStaff, b"tok-2", "x@example.nz")).await;
+    assert!(matches!(err, Err(StoreError::Conflict(w)) if w.contains("email")));
+    assert_eq!(store.pending_mail_count().await?, 1);
+    assert!(matches!(store.invitation(b"tok-2", NOW).await, Err(StoreError::Invitation(InvitationState::Unknown))));
+
+    let view = store.invitation(b"tok-1", NOW).await?;
+    assert_eq!(view.purpose, InvitationPurpose::JoinStaff);
+    assert_eq!(view.account.unwrap().email, "nurse@example.nz");
+    assert!(matches!(store.invitation(b"tok-1", NOW + 3600).await, Err(StoreError::Invitation(InvitationState::Expired))));
+
+    let acc = Acceptance { password_hash: "$argon2id$fake".into(), first_operator: None };
+    assert!(matches!(store.accept_invitation(b"tok-1", NOW + 3600, &acc).await, Err(StoreError::Invitation(InvitationState::Expired))));
+    assert_eq!(store.accept_invitation(b"tok-1", NOW + 10, &acc).await?, nurse.id);
+    assert!(matches!(store.accept_invitation(b"tok-1", NOW + 11, &acc).await, Err(StoreError::Invitation(InvitationState::Used))));
+    let stored = store.account_by_email(" Nurse@Example.nz").await?.unwrap();
+    assert_eq!(stored.password_hash.as_deref(), Some("$argon2id$fake"));
+    let listed = store.list_staff(&grant).await?;
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].active);
+    Ok(())
+}
+
+async fn enrolment_is_scoped_to_the_practice(store: Arc<dyn Store>) -> Result<()> {
+    let a = make_practice(&store, "FAA111-A").await?;
+    let b = make_practice(&store, "FBB222-B").await?;
+    let enrol_a = authorize::<EnrolPatient, _>(&admin_of(a), a, &*store).await?;
+    let enrol_b = authorize::<EnrolPatient, _>(&admin_of(b), b, &*store).await?;
+
+    let p1 = new_patient("ZZZ0016", "one@example.nz");
+    let p2 = new_patient("ZBN77VL", "two@example.nz");
+    assert_eq!(store.enrol_patient(&enrol_a, &p1, &invite(InvitationPurpose::ActivatePatient, b"p1", "one@example.nz")).await?, Enrolled::New(p1.id));
+    assert_eq!(store.enrol_patient(&enrol_b, &p2, &invite(InvitationPurpose::ActivatePatient, b"p2", "two@example.nz")).await?, Enrolled::New(p2.id));
+    // The same NHI at another practice joins the existing record; at the same practice, nothing changes.
+    let p1_again = new_patient("zzz0016", "other@example.nz");
+    assert_eq!(store.enrol_patient(&enrol_b, &p1_again, &invite(InvitationPurpose::ActivatePatient, b"p3", "other@example.nz")).await?, Enrolled::Existing(p1.id));
+    assert_eq!(store.enrol_patient(&enrol_b, &p1_again, &invite(InvitationPurpose::ActivatePatient, b"p4", "other@example.nz")).await?, Enrolled::AlreadyEnrolled(p1.id));
+    assert_eq!(store.pending_mail_count().await?, 2, "only new patients are sent an activation link");
+
+    let list_a = authorize::<ListPracticePatients, _>(&admin_of(a), a, &*store).await?;
+    let list_b = authorize::<ListPracticePatients, _>(&admin_of(b), b, &*store).await?;
+    let in_a: Vec<_> = store.list_patients(&list_a).await?.into_iter().map(|p| p.id).collect();
+    let mut in_b: Vec<_> = store.list_patients(&list_b).await?.into_iter().map(|p| p.id).collect();
+    in_b.sort();
+    let mut want_b = vec![p1.id, p2.id];
+    want_b.sort();
+    assert_eq!(in_a, vec![p1.id]);
+    assert_eq!(in_b, want_b);
+
+    // Staff of A may see p1 but not p2; the relations the policy reads come from the store.
+    assert!(authorize::<ViewPatient, _>(&admin_of(a), p2.id, &*store).await.is_err());
+    let view = authorize::<ViewPatient, _>(&admin_of(a), p1.id, &*store).await?;
+    let row = store.patient(&view).await?;
+    assert_eq!((row.nhi.as_str(), row.email.as_str(), row.active), ("ZZZ0016", "one@example.nz", false));
+    assert_eq!(store.patient_for_account(p1.account).await?, Some(p1.id));
+    assert_eq!(store.patient_for_account(AccountId::random()).await?, None);
+
+    // The same email for a new NHI is refused and leaves nothing half-made.
+    let clash = new_patient("ZAA0105", "one@example.nz");
+    assert!(matches!(store.enrol_patient(&enrol_a, &clash, &invite(InvitationPurpose::ActivatePatient, b"p5", "x@example.nz")).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.list_patients(&list_a).await?.len(), 1);
+    Ok(())
+}
+
+async fn sessions_expire_and_end(store: Arc<dyn Store>) -> Result<()> {
+    let op = account(AccountKind::Operator, "op@example.nz");
+    store.create_operator(&op, &invite(InvitationPurpose::JoinOperator, b"op", "op@example.nz")).await?;
+    let other = account(AccountKind::Operator, "op2@example.nz");
+    store.create_operator(&other, &invite(InvitationPurpose::JoinOperator, b"op2", "op2@example.nz")).await?;
+    let mk = |tok: &[u8], acct: AccountId| NewSession {
+        id: SessionId::random(),
+        token_hash: tok.to_vec(),
+        account: acct,
+        created_at: NOW,
+        absolute_expires_at: NOW + 1000,
+        ip: "192.0.2.1".into(),
+        user_agent: "test".into(),
+    };
+    let s1 = mk(b"s1", op.id);
+    let s2 = mk(b"s2", op.id);
+    let s3 = mk(b"s3", other.id);
+    for s in [&s1, &s2, &s3] {
+        store.create_session(s).await?;
+    }
+    assert_eq!(store.live_session(b"s1", NOW + 1, NOW - 100).await?.unwrap().id, s1.id);
+    assert!(store.live_session(b"nope", NOW + 1, NOW - 100).await?.is_none());
+    assert!(store.live_session(b"s1", NOW + 1, NOW).await?.is_none(), "idle past the cutoff");
+    assert!(store.live_session(b"s1", NOW + 1000, NOW - 100).await?.is_none(), "past absolute expiry");
+    store.touch_session(s1.id, NOW + 50).await?;
+    assert!(store.live_session(b"s1", NOW + 60, NOW + 40).await?.is_some(), "touching keeps it alive");
+    assert_eq!(store.list_sessions(op.id, NOW + 60, NOW - 100).await?.first().unwrap().id, s1.id);
+
+    assert!(!store.end_session(op.id, s3.id, NOW).await?, "one account cannot end another's session");
+    assert!(store.live_session(b"s3", NOW + 1, NOW - 100).await?.is_some());
+    assert!(store.end_session(op.id, s2.id, NOW).await?);
+    assert!(!store.end_session(op.id, s2.id, NOW).await?);
+    assert!(store.live_session(b"s2", NOW + 1, NOW - 100).await?.is_none());
+    store.create_session(&mk(b"s4", op.id)).await?;
+    assert_eq!(store.end_other_sessions(op.id, Some(s1.id), NOW).await?, 1);
+    assert!(store.live_session(b"s1", NOW + 1, NOW - 100).await?.is_some());
+    assert_eq!(store.end_other_sessions(op.id, None, NOW).await?, 1);
+    assert!(store.list_sessions(op.id, NOW + 1, NOW - 100).await?.is_empty());
+    assert_eq!(store.list_sessions(other.id, NOW + 1, NOW - 100).await?.len(), 1);
+    Ok(())
+}
+
+async fn outbox_leases_retries_and_clears(store: Arc<dyn Store>) -> Result<()> {
+    for i in 0..3 {
+        store
+            .enqueue_mail(&NewMail {
+                id: uuid::Uuid::new_v4(),
+                recipient: format!("r{i}@example.nz"),
+                subject: "s".into(),
+                body: format!("body {i}"),
+                created_at: NOW + i,
+            })
+            .await?;
+    }
+    let first = store.claim_mail(NOW + 5, NOW + 65, 2).await?;
+    assert_eq!(first.len(), 2);
+    assert_eq!(first[0].attempts, 1);
+    let second = store.claim_mail(NOW + 5, NOW + 65, 10).await?;
+    assert_eq!(second.len(), 1, "leased messages are not handed out twice");
+    assert!(store.claim_mail(NOW + 6, NOW + 66, 10).await?.is_empty());
+    store.mail_sent(first[0].id, NOW + 6).await?;
+    store.mail_failed(first[1].id, NOW + 100, "connection refused").await?;
+    assert!(store.claim_mail(NOW + 70, NOW + 130, 10).await?.iter().all(|m| m.id == second[0].id), "a failed message waits for its retry time");
+    let retry = store.claim_mail(NOW + 200, NOW + 260, 10).await?;
+    let again = retry.iter().find(|m| m.id == first[1].id).unwrap();
+    assert_eq!(again.attempts, 2);
+    assert_eq!(again.body, "body 1");
+    assert_eq!(store.pending_mail_count().await?, 2);
+    Ok(())
+}
+
+async fn first_operator_link_is_replaced_and_creates_the_account(store: Arc<dyn Store>) -> Result<()> {
+    let mut first = invite(InvitationPurpose::FirstOperator, b"boot-1", "");
+    first.mail = None;
+    store.replace_first_operator_invitation(&first).await?;
+    let mut second = invite(InvitationPurpose::FirstOperator, b"boot-2", "");
+    second.mail = None;
+    store.replace_first_operator_invitation(&second).await?;
+    assert!(matches!(store.invitation(b"boot-1", NOW).await, Err(StoreError::Invitation(InvitationState::Unknown))));
+    assert!(store.invitation(b"boot-2", NOW).await?.account.is_none());
+    assert_eq!(store.active_operator_count().await?, 0);
+    let op = account(AccountKind::Operator, "first@example.nz");
+    let acc = Acceptance { password_hash: "$argon2id$x".into(), first_operator: Some(op.clone()) };
+    assert_eq!(store.accept_invitation(b"boot-2", NOW, &acc).await?, op.id);
+    assert_eq!(store.active_operator_count().await?, 1);
+    assert_eq!(store.account(op.id).await?.unwrap().kind, AccountKind::Operator);
+    assert_eq!(store.pending_mail_count().await?, 0);
+    Ok(())
+}
+
+async fn concurrent_use_of_one_link_succeeds_once(store: Arc<dyn Store>) -> Result<()> {
+    let op = account(AccountKind::Operator, "race@example.nz");
+    store.create_operator(&op, &invite(InvitationPurpose::JoinOperator, b"race", "race@example.nz")).await?;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let acc = Acceptance { password_hash: format!("hash-{i}"), first_operator: None };
+            s.accept_invitation(b"race", NOW, &acc).await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await? {
+            Ok(_) => ok += 1,
+            Err(StoreError::Invitation(InvitationState::Used)) => {}
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+    assert_eq!(ok, 1);
+    Ok(())
+}
