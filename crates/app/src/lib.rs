@@ -1,1 +1,119 @@
-//! stub
+//! Tiaki's use cases. Each public function of [`App`] is one thing a person can do: it works out
+//! who is asking (a [`authz::Principal`] from a verified session), asks the policy for a grant,
+//! and acts through the storage contract with that grant. The web layer calls only these.
+
+pub mod config;
+mod error;
+mod identity;
+pub mod keys;
+pub mod mail;
+mod practices;
+mod ratelimit;
+mod security;
+
+pub use authz::Principal;
+pub use config::Config;
+pub use domain;
+pub use error::{AppError, FieldError};
+pub use identity::{InvitationPage, SignedIn, SignInOutcome};
+pub use practices::{EnrolForm, InviteStaffForm, PracticeForm};
+pub use store::{
+    AccountRow, Backend, Enrolled, InvitationPurpose, PatientRow, PracticeRow, PracticeSummary, SessionRow,
+    StaffRow,
+};
+
+use domain::Clock;
+use std::sync::Arc;
+use store::Store;
+
+/// Settings the use cases need, taken from [`Config`].
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The address links in mail start with.
+    pub public_url: String,
+    /// Idle session lifetime, seconds.
+    pub session_idle_secs: i64,
+    /// Absolute session lifetime, seconds.
+    pub session_absolute_secs: i64,
+    /// Invitation lifetime, seconds.
+    pub invitation_secs: i64,
+}
+
+impl From<&Config> for Settings {
+    fn from(c: &Config) -> Self {
+        Self {
+            public_url: c.public_url.clone(),
+            session_idle_secs: c.session_idle_secs,
+            session_absolute_secs: c.session_absolute_secs,
+            invitation_secs: c.invitation_secs,
+        }
+    }
+}
+
+/// The application: storage, clock, settings and the per-process state of the sign-in limits.
+pub struct App {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+    csrf_key: aws_lc_rs::hmac::Key,
+    limits: ratelimit::SignInLimits,
+    /// Woken whenever mail is queued, so the sender need not poll hard.
+    pub mail_waker: Arc<tokio::sync::Notify>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("backend", &self.store.backend()).field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Builds the application over a migrated store.
+    ///
+    /// # Errors
+    /// When the shared secrets cannot be read from storage.
+    pub async fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Result<Self, AppError> {
+        let fresh = security::random_bytes::<32>();
+        let secret = store.secret("csrf_hmac_key", &fresh).await?;
+        Ok(Self {
+            store,
+            clock,
+            settings,
+            csrf_key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret),
+            limits: ratelimit::SignInLimits::default(),
+            mail_waker: Arc::new(tokio::sync::Notify::new()),
+        })
+    }
+
+    /// The storage engine in use.
+    #[must_use]
+    pub fn backend(&self) -> Backend {
+        self.store.backend()
+    }
+
+    /// The settings in force.
+    #[must_use]
+    pub const fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Whether the database answers (for `/readyz`).
+    ///
+    /// # Errors
+    /// When it does not.
+    pub async fn ping(&self) -> Result<(), AppError> {
+        Ok(self.store.ping().await?)
+    }
+
+    /// Messages waiting to be delivered.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn pending_mail(&self) -> Result<i64, AppError> {
+        Ok(self.store.pending_mail_count().await?)
+    }
+
+    fn now(&self) -> domain::UnixTime {
+        self.clock.now()
+    }
+}

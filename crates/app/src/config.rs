@@ -1,0 +1,282 @@
+//! Configuration: defaults, then a TOML file, then `TIAKI_*` environment variables; validated
+//! once at start with messages that say what to change. Secrets are `SecretString`s and never
+//! printed.
+
+use ipnet::IpNet;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The validated configuration every subcommand reads.
+#[derive(Clone)]
+pub struct Config {
+    /// Where the server listens.
+    pub listen: SocketAddr,
+    /// The data folder (SQLite database, blobs, key file, mail files).
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…` (may hold a password).
+    pub database_url: SecretString,
+    /// The address people reach the portal at; links in mail start with it.
+    pub public_url: String,
+    /// Proxies whose `X-Forwarded-For` is believed. Empty: the peer address is the client.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Certificate and key files (PEM) to serve HTTPS directly.
+    pub tls: Option<TlsFiles>,
+    /// SMTP server URL (`smtp://`, `smtps://`; may hold credentials). None: mail is written
+    /// as `.eml` files under the data folder.
+    pub smtp_url: Option<SecretString>,
+    /// The From address of mail.
+    pub mail_from: String,
+    /// A session ends after this long without use.
+    pub session_idle_secs: i64,
+    /// A session ends this long after sign-in, however active.
+    pub session_absolute_secs: i64,
+    /// Activation and invitation links stop working after this long.
+    pub invitation_secs: i64,
+    /// `json` (default) or `pretty`.
+    pub log_format: LogFormat,
+}
+
+/// HTTPS certificate and key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable, for a terminal.
+    Pretty,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database", &redact_url(self.database_url.expose_secret()))
+            .field("public_url", &self.public_url)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("tls", &self.tls)
+            .field("smtp", &self.smtp_url.as_ref().map(|u| redact_url(u.expose_secret())))
+            .field("mail_from", &self.mail_from)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A URL with any credentials removed, for messages.
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://***@{}", &url[..scheme], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+/// Why the configuration was refused; says what to change.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+/// The file's shape. Unknown keys are an error, so a typo is not silently ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    public_url: Option<String>,
+    trusted_proxies: Option<Vec<String>>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    smtp_url: Option<String>,
+    mail_from: Option<String>,
+    session_idle_minutes: Option<i64>,
+    session_absolute_hours: Option<i64>,
+    invitation_days: Option<i64>,
+    log_format: Option<String>,
+}
+
+/// The environment variables read, with the file key each overrides.
+pub const ENV_KEYS: &[(&str, &str)] = &[
+    ("TIAKI_LISTEN", "listen"),
+    ("TIAKI_DATA_DIR", "data_dir"),
+    ("TIAKI_DATABASE_URL", "database_url"),
+    ("TIAKI_PUBLIC_URL", "public_url"),
+    ("TIAKI_TRUSTED_PROXIES", "trusted_proxies"),
+    ("TIAKI_TLS_CERT", "tls_cert"),
+    ("TIAKI_TLS_KEY", "tls_key"),
+    ("TIAKI_SMTP_URL", "smtp_url"),
+    ("TIAKI_MAIL_FROM", "mail_from"),
+    ("TIAKI_SESSION_IDLE_MINUTES", "session_idle_minutes"),
+    ("TIAKI_SESSION_ABSOLUTE_HOURS", "session_absolute_hours"),
+    ("TIAKI_INVITATION_DAYS", "invitation_days"),
+    ("TIAKI_LOG_FORMAT", "log_format"),
+];
+
+fn number(key: &str, v: &str) -> Result<i64, ConfigError> {
+    v.trim().parse().map_err(|_| ConfigError(format!("{key} must be a whole number, not {v:?}")))
+}
+
+impl Config {
+    /// Layers defaults, the TOML text of a config file (if any) and the environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the setting and what is wrong with it.
+    pub fn load(file: Option<(&str, &str)>, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let mut c = match file {
+            Some((path, text)) => toml::from_str::<FileConfig>(text)
+                .map_err(|e| ConfigError(format!("{path}: {}", e.message())))?,
+            None => FileConfig::default(),
+        };
+        let get = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
+        if let Some(v) = get("TIAKI_LISTEN") { c.listen = Some(v); }
+        if let Some(v) = get("TIAKI_DATA_DIR") { c.data_dir = Some(v.into()); }
+        if let Some(v) = get("TIAKI_DATABASE_URL") { c.database_url = Some(v); }
+        if let Some(v) = get("TIAKI_PUBLIC_URL") { c.public_url = Some(v); }
+        if let Some(v) = get("TIAKI_TRUSTED_PROXIES") {
+            c.trusted_proxies = Some(v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect());
+        }
+        if let Some(v) = get("TIAKI_TLS_CERT") { c.tls_cert = Some(v.into()); }
+        if let Some(v) = get("TIAKI_TLS_KEY") { c.tls_key = Some(v.into()); }
+        if let Some(v) = get("TIAKI_SMTP_URL") { c.smtp_url = Some(v); }
+        if let Some(v) = get("TIAKI_MAIL_FROM") { c.mail_from = Some(v); }
+        if let Some(v) = get("TIAKI_SESSION_IDLE_MINUTES") { c.session_idle_minutes = Some(number("TIAKI_SESSION_IDLE_MINUTES", &v)?); }
+        if let Some(v) = get("TIAKI_SESSION_ABSOLUTE_HOURS") { c.session_absolute_hours = Some(number("TIAKI_SESSION_ABSOLUTE_HOURS", &v)?); }
+        if let Some(v) = get("TIAKI_INVITATION_DAYS") { c.invitation_days = Some(number("TIAKI_INVITATION_DAYS", &v)?); }
+        if let Some(v) = get("TIAKI_LOG_FORMAT") { c.log_format = Some(v); }
+        Self::validate(c)
+    }
+
+    fn validate(c: FileConfig) -> Result<Self, ConfigError> {
+        let listen_text = c.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            ConfigError(format!("listen (TIAKI_LISTEN) must be an address and port like 127.0.0.1:8080, not {listen_text:?}"))
+        })?;
+        let data_dir = c.data_dir.unwrap_or_else(|| PathBuf::from("./tiaki-data"));
+        let database_url = c.database_url.unwrap_or_else(|| format!("sqlite://{}/tiaki.db", data_dir.display()));
+        if !["sqlite:", "postgres://", "postgresql://"].iter().any(|p| database_url.starts_with(p)) {
+            return Err(ConfigError(format!(
+                "database_url (TIAKI_DATABASE_URL) must start with sqlite:// or postgres://, not {:?}",
+                redact_url(&database_url)
+            )));
+        }
+        let tls = match (c.tls_cert, c.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => return Err(ConfigError("tls_cert and tls_key (TIAKI_TLS_CERT, TIAKI_TLS_KEY) must be set together".into())),
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let public_url = c.public_url.unwrap_or_else(|| format!("{scheme}://{listen}")).trim_end_matches('/').to_owned();
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) || public_url.contains(char::is_whitespace) {
+            return Err(ConfigError(format!("public_url (TIAKI_PUBLIC_URL) must be an http:// or https:// address, not {public_url:?}")));
+        }
+        let trusted_proxies = c
+            .trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .map(|p| {
+                p.parse::<IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| ConfigError(format!("trusted_proxies (TIAKI_TRUSTED_PROXIES): {p:?} is not an IP address or CIDR range")))
+            })
+            .collect::<Result<_, _>>()?;
+        let smtp_url = c.smtp_url.map(SecretString::from);
+        if let Some(u) = &smtp_url {
+            let u = u.expose_secret();
+            if !(u.starts_with("smtp://") || u.starts_with("smtps://")) {
+                return Err(ConfigError(format!("smtp_url (TIAKI_SMTP_URL) must start with smtp:// or smtps://, not {:?}", redact_url(u))));
+            }
+        }
+        let mail_from = c.mail_from.unwrap_or_else(|| "Tiaki <no-reply@localhost>".into());
+        if mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(ConfigError(format!("mail_from (TIAKI_MAIL_FROM) must be an address like \"Tiaki <no-reply@example.nz>\", not {mail_from:?}")));
+        }
+        let positive = |key: &str, v: i64, max: i64| {
+            if (1..=max).contains(&v) { Ok(v) } else { Err(ConfigError(format!("{key} must be between 1 and {max}, not {v}"))) }
+        };
+        let idle = positive("session_idle_minutes", c.session_idle_minutes.unwrap_or(30), 24 * 60)?;
+        let absolute = positive("session_absolute_hours", c.session_absolute_hours.unwrap_or(12), 24 * 30)?;
+        let invitation = positive("invitation_days", c.invitation_days.unwrap_or(7), 90)?;
+        let log_format = match c.log_format.as_deref().unwrap_or("json") {
+            "json" => LogFormat::Json,
+            "pretty" => LogFormat::Pretty,
+            other => return Err(ConfigError(format!("log_format (TIAKI_LOG_FORMAT) must be json or pretty, not {other:?}"))),
+        };
+        Ok(Self {
+            listen,
+            data_dir,
+            database_url: database_url.into(),
+            public_url,
+            trusted_proxies,
+            tls,
+            smtp_url,
+            mail_from,
+            session_idle_secs: idle * 60,
+            session_absolute_secs: absolute * 3600,
+            invitation_secs: invitation * 86_400,
+            log_format,
+        })
+    }
+
+    /// Whether cookies must be `Secure` (the portal is reached over HTTPS).
+    #[must_use]
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_portal() {
+        let c = Config::load(None, &env(&[])).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url.expose_secret(), "sqlite://./tiaki-data/tiaki.db");
+        assert_eq!(c.public_url, "http://127.0.0.1:8080");
+        assert!(c.smtp_url.is_none() && !c.secure_cookies());
+    }
+
+    #[test]
+    fn environment_overrides_file_overrides_defaults() {
+        let file = "listen = \"127.0.0.1:9000\"\ndata_dir = \"/srv/a\"\npublic_url = \"https://portal.example.nz/\"\n";
+        let c = Config::load(Some(("t.toml", file)), &env(&[("TIAKI_DATA_DIR", "/srv/b")])).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.data_dir, PathBuf::from("/srv/b"));
+        assert_eq!(c.database_url.expose_secret(), "sqlite:///srv/b/tiaki.db");
+        assert_eq!(c.public_url, "https://portal.example.nz");
+        assert!(c.secure_cookies());
+    }
+
+    #[test]
+    fn bad_values_are_explained_and_secrets_hidden() {
+        let e = Config::load(Some(("t.toml", "lisen = \"x\"")), &env(&[])).unwrap_err().to_string();
+        assert!(e.contains("t.toml") && e.contains("lisen"), "{e}");
+        let e = Config::load(None, &env(&[("TIAKI_LISTEN", "nowhere")])).unwrap_err().to_string();
+        assert!(e.contains("TIAKI_LISTEN"), "{e}");
+        let e = Config::load(None, &env(&[("TIAKI_DATABASE_URL", "mysql://u:hunter2@h/db")])).unwrap_err().to_string();
+        assert!(e.contains("TIAKI_DATABASE_URL") && !e.contains("hunter2"), "{e}");
+        let e = Config::load(None, &env(&[("TIAKI_TRUSTED_PROXIES", "10.0.0.0/8, bogus")])).unwrap_err().to_string();
+        assert!(e.contains("bogus"), "{e}");
+        let c = Config::load(None, &env(&[("TIAKI_DATABASE_URL", "postgres://u:hunter2@h/db"), ("TIAKI_SMTP_URL", "smtp://u:pw99@mail:25")])).unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("pw99"), "{shown}");
+    }
+}

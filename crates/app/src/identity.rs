@@ -1,0 +1,350 @@
+//! Signing in and out, sessions, and single-use links (activation and invitations).
+
+use crate::mail::texts;
+use crate::security::{self, csrf_ok, csrf_token, hash_password, new_token, plausible_token, token_hash, verify_password};
+use crate::{App, AppError, FieldError};
+use authz::Principal;
+use domain::{AccountId, AccountKind, Email, PatientId, PersonName, PracticeId, SessionId, StaffRole};
+use std::net::IpAddr;
+use store::{Acceptance, InvitationPurpose, NewAccount, NewInvitation, NewSession, SessionRow};
+
+/// A verified session: who is asking, for the web layer.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// The principal the policy sees.
+    pub principal: Principal,
+    /// The account.
+    pub account: AccountId,
+    /// What kind of account.
+    pub kind: AccountKind,
+    /// The account's display name.
+    pub name: String,
+    /// The session's public handle.
+    pub session: SessionId,
+    /// For staff: their practice and role.
+    pub staff: Option<(PracticeId, StaffRole)>,
+    /// For patients: their patient record.
+    pub patient: Option<PatientId>,
+    token: String,
+}
+
+impl SignedIn {
+    /// What CSRF tokens for this session are bound to.
+    #[must_use]
+    pub fn csrf_binding(&self) -> &str {
+        &self.token
+    }
+}
+
+/// The result of a successful sign-in or activation.
+#[derive(Debug)]
+pub struct SignInOutcome {
+    /// The new session's bearer token, for the cookie.
+    pub token: String,
+    /// The session it opened.
+    pub signed_in: SignedIn,
+}
+
+/// What an activation or invitation link shows before it is used.
+#[derive(Debug, Clone)]
+pub struct InvitationPage {
+    /// What it is for.
+    pub purpose: InvitationPurpose,
+    /// The name of the person it is for (none for the first-start link).
+    pub name: Option<String>,
+    /// Their email (none for the first-start link).
+    pub email: Option<String>,
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().filter(|c| !c.is_control()).take(max).collect()
+}
+
+impl App {
+    /// A CSRF token bound to `binding` (the session token, or a pre-session cookie).
+    #[must_use]
+    pub fn csrf_token(&self, binding: &str) -> String {
+        csrf_token(&self.csrf_key, binding)
+    }
+
+    /// Whether a submitted CSRF token matches `binding`.
+    #[must_use]
+    pub fn csrf_ok(&self, binding: &str, submitted: &str) -> bool {
+        csrf_ok(&self.csrf_key, binding, submitted)
+    }
+
+    /// A new random value for a pre-session cookie.
+    #[must_use]
+    pub fn new_browser_token(&self) -> String {
+        new_token()
+    }
+
+    /// Signs in with email and password. The answer for an unknown email, a wrong password, an
+    /// account not yet activated or a disabled one is the same, after the same work.
+    ///
+    /// # Errors
+    /// [`AppError::BadCredentials`], or [`AppError::RateLimited`] when too many attempts came
+    /// from this address or failed on this account.
+    pub async fn sign_in(&self, email: &str, password: &str, ip: IpAddr, user_agent: &str) -> Result<SignInOutcome, AppError> {
+        let key = email.trim().to_lowercase();
+        let now = self.now();
+        if let Err(wait) = self.limits.attempt(ip, &key, now) {
+            metrics::counter!("tiaki_sign_in_total", "outcome" => "rate_limited").increment(1);
+            return Err(AppError::RateLimited(wait));
+        }
+        let account = if key.is_empty() || key.len() > 254 { None } else { self.store.account_by_email(&key).await? };
+        let usable = account.as_ref().filter(|a| a.disabled_at.is_none());
+        let ok = verify_password(password.to_owned(), usable.and_then(|a| a.password_hash.clone())).await;
+        let Some(account) = usable.filter(|_| ok) else {
+            self.limits.failed(&key, now);
+            metrics::counter!("tiaki_sign_in_total", "outcome" => "failed").increment(1);
+            tracing::info!(event = "sign_in.failed", "sign-in failed");
+            return Err(AppError::BadCredentials);
+        };
+        self.limits.succeeded(&key);
+        metrics::counter!("tiaki_sign_in_total", "outcome" => "succeeded").increment(1);
+        let outcome = self.open_session(account.id, ip, user_agent).await?;
+        tracing::info!(event = "sign_in.succeeded", account = %account.id, session = %outcome.signed_in.session, "signed in");
+        Ok(outcome)
+    }
+
+    async fn open_session(&self, account: AccountId, ip: IpAddr, user_agent: &str) -> Result<SignInOutcome, AppError> {
+        let now = self.now();
+        let token = new_token();
+        let session = NewSession {
+            id: SessionId::random(),
+            token_hash: token_hash(&token),
+            account,
+            created_at: now,
+            absolute_expires_at: now + self.settings.session_absolute_secs,
+            ip: ip.to_string(),
+            user_agent: truncate(user_agent, 200),
+        };
+        self.store.create_session(&session).await?;
+        let signed_in = self.authenticate(&token).await?.ok_or_else(|| AppError::Internal("new session not found".into()))?;
+        Ok(SignInOutcome { token, signed_in })
+    }
+
+    /// Resolves a session cookie to who is asking; `None` if it is not a live session.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<SignedIn>, AppError> {
+        if !plausible_token(token) {
+            return Ok(None);
+        }
+        let now = self.now();
+        let Some(session) = self.store.live_session(&token_hash(token), now, now - self.settings.session_idle_secs).await? else {
+            return Ok(None);
+        };
+        let Some(account) = self.store.account(session.account).await? else { return Ok(None) };
+        // Only record activity once a minute: every request need not be a write.
+        if now - session.last_seen_at >= 60 {
+            self.store.touch_session(session.id, now).await?;
+        }
+        let (principal, staff, patient) = match account.kind {
+            AccountKind::Patient => {
+                let Some(patient) = self.store.patient_for_account(account.id).await? else { return Ok(None) };
+                (Principal::Patient { account: account.id, session: session.id, patient }, None, Some(patient))
+            }
+            AccountKind::Staff => {
+                let Some((practice, role)) = self.store.staff_membership(account.id).await? else { return Ok(None) };
+                (Principal::Staff { account: account.id, session: session.id, practice, role }, Some((practice, role)), None)
+            }
+            AccountKind::Operator => (Principal::Operator { account: account.id, session: session.id }, None, None),
+        };
+        Ok(Some(SignedIn {
+            principal,
+            account: account.id,
+            kind: account.kind,
+            name: account.display_name,
+            session: session.id,
+            staff,
+            patient,
+            token: token.to_owned(),
+        }))
+    }
+
+    /// Ends the current session.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn sign_out(&self, who: &SignedIn) -> Result<(), AppError> {
+        self.store.end_session(who.account, who.session, self.now()).await?;
+        tracing::info!(event = "sign_out", account = %who.account, session = %who.session, "signed out");
+        Ok(())
+    }
+
+    /// The account's live sessions.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn sessions(&self, who: &SignedIn) -> Result<Vec<SessionRow>, AppError> {
+        let now = self.now();
+        Ok(self.store.list_sessions(who.account, now, now - self.settings.session_idle_secs).await?)
+    }
+
+    /// Ends one of the account's own sessions.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] if it is not one of theirs (or already ended).
+    pub async fn end_session(&self, who: &SignedIn, session: SessionId) -> Result<(), AppError> {
+        if self.store.end_session(who.account, session, self.now()).await? { Ok(()) } else { Err(AppError::NotFound) }
+    }
+
+    /// Ends every other session of the account; returns how many.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn end_other_sessions(&self, who: &SignedIn) -> Result<u64, AppError> {
+        Ok(self.store.end_other_sessions(who.account, Some(who.session), self.now()).await?)
+    }
+
+    /// What a link leads to, without using it.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`], [`AppError::LinkExpired`] or [`AppError::LinkUsed`].
+    pub async fn invitation(&self, token: &str) -> Result<InvitationPage, AppError> {
+        if !plausible_token(token) {
+            return Err(AppError::NotFound);
+        }
+        let view = self.store.invitation(&token_hash(token), self.now()).await?;
+        Ok(InvitationPage {
+            purpose: view.purpose,
+            name: view.account.as_ref().map(|a| a.display_name.clone()),
+            email: view.account.map(|a| a.email),
+        })
+    }
+
+    /// Uses a link: sets the password (for the first-start link, also the name and email) and
+    /// signs the person in.
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for an unacceptable password or details; the link errors as for
+    /// [`App::invitation`]. Nothing changes on any error.
+    #[expect(clippy::too_many_arguments, reason = "one form's fields plus the client's address")]
+    pub async fn accept_invitation(
+        &self,
+        token: &str,
+        password: &str,
+        confirm: &str,
+        name: Option<&str>,
+        email: Option<&str>,
+        ip: IpAddr,
+        user_agent: &str,
+    ) -> Result<SignInOutcome, AppError> {
+        let page = self.invitation(token).await?;
+        let mut errors = Vec::new();
+        let first_operator = if page.purpose == InvitationPurpose::FirstOperator {
+            let name = PersonName::parse(name.unwrap_or_default());
+            let email = Email::parse(email.unwrap_or_default());
+            if let Err(e) = &name {
+                errors.push(FieldError { field: "name", message: e.to_string() });
+            }
+            if let Err(e) = &email {
+                errors.push(FieldError { field: "email", message: e.to_string() });
+            }
+            match (name, email) {
+                (Ok(display_name), Ok(email)) => Some(NewAccount {
+                    id: AccountId::random(),
+                    kind: AccountKind::Operator,
+                    email,
+                    display_name,
+                    created_at: self.now(),
+                }),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        let who: Vec<String> = [page.name.clone(), page.email.clone(), name.map(str::to_owned), email.map(str::to_owned)]
+            .into_iter()
+            .flatten()
+            .collect();
+        let who: Vec<&str> = who.iter().map(String::as_str).collect();
+        if let Some(problem) = security::password_problem(password, &who) {
+            errors.push(FieldError { field: "password", message: problem });
+        } else if password != confirm {
+            errors.push(FieldError { field: "confirm", message: "The two passwords are not the same.".into() });
+        }
+        if !errors.is_empty() {
+            return Err(AppError::Invalid(errors));
+        }
+        let password_hash = hash_password(password.to_owned()).await.map_err(AppError::Internal)?;
+        let account = self
+            .store
+            .accept_invitation(&token_hash(token), self.now(), &Acceptance { password_hash, first_operator })
+            .await?;
+        tracing::info!(event = "invitation.accepted", account = %account, "link used; password set");
+        self.open_session(account, ip, user_agent).await
+    }
+
+    /// If no operator has set a password yet, makes a fresh first-start link (any earlier one
+    /// stops working) and returns it.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn first_start_link(&self) -> Result<Option<String>, AppError> {
+        if self.store.active_operator_count().await? > 0 {
+            return Ok(None);
+        }
+        let token = new_token();
+        let now = self.now();
+        let invite = NewInvitation {
+            id: uuid::Uuid::new_v4(),
+            token_hash: token_hash(&token),
+            purpose: InvitationPurpose::FirstOperator,
+            created_at: now,
+            expires_at: now + self.settings.invitation_secs,
+            mail: None,
+        };
+        self.store.replace_first_operator_invitation(&invite).await?;
+        Ok(Some(self.link(&token)))
+    }
+
+    /// Creates an operator account from the console and mails (and returns) its link.
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for bad details, [`AppError::Conflict`] for an email in use.
+    pub async fn console_create_operator(&self, name: &str, email: &str) -> Result<String, AppError> {
+        let display_name = PersonName::parse(name).map_err(|e| AppError::field("name", e.to_string()))?;
+        let email = Email::parse(email).map_err(|e| AppError::field("email", e.to_string()))?;
+        let now = self.now();
+        let token = new_token();
+        let link = self.link(&token);
+        let invite = NewInvitation {
+            id: uuid::Uuid::new_v4(),
+            token_hash: token_hash(&token),
+            purpose: InvitationPurpose::JoinOperator,
+            created_at: now,
+            expires_at: now + self.settings.invitation_secs,
+            mail: Some(texts::operator_invitation(email.as_str(), display_name.as_str(), &link, self.invitation_days(), now)),
+        };
+        let account = NewAccount { id: AccountId::random(), kind: AccountKind::Operator, email, display_name, created_at: now };
+        self.store.create_operator(&account, &invite).await?;
+        self.mail_waker.notify_one();
+        Ok(link)
+    }
+
+    pub(crate) fn link(&self, token: &str) -> String {
+        format!("{}/activate?token={token}", self.settings.public_url)
+    }
+
+    pub(crate) const fn invitation_days(&self) -> i64 {
+        self.settings.invitation_secs / 86_400
+    }
+
+    pub(crate) fn new_invitation(&self, purpose: InvitationPurpose) -> (String, NewInvitation) {
+        let token = new_token();
+        let now = self.now();
+        let invite = NewInvitation {
+            id: uuid::Uuid::new_v4(),
+            token_hash: token_hash(&token),
+            purpose,
+            created_at: now,
+            expires_at: now + self.settings.invitation_secs,
+            mail: None,
+        };
+        (token, invite)
+    }
+}

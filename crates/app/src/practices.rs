@@ -1,0 +1,218 @@
+//! Practices, their staff and their patients: what operators and practice staff do.
+
+use crate::mail::texts;
+use crate::{App, AppError, FieldError, SignedIn};
+use authz::{EnrolPatient, ListPracticePatients, ManagePractices, ManageStaff, Platform, ViewPatient, authorize};
+use domain::{
+    AccountId, AccountKind, DateOfBirth, Email, HpiFacilityId, Nhi, PatientId, PersonName, PracticeId, PracticeName,
+    Region, StaffRole,
+};
+use serde::Deserialize;
+use store::{Enrolled, InvitationPurpose, NewAccount, NewPatient, NewPractice, PatientRow, PracticeRow, PracticeSummary, StaffRow};
+
+/// The operator's "new practice" form.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PracticeForm {
+    /// The practice's name.
+    pub name: String,
+    /// Its HPI facility id.
+    pub hpi_facility_id: String,
+    /// Its region.
+    pub region: String,
+    /// The name of its first practice admin.
+    pub admin_name: String,
+    /// Their email; they are sent an invitation.
+    pub admin_email: String,
+}
+
+/// The practice admin's "invite staff" form.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct InviteStaffForm {
+    /// Their name.
+    pub name: String,
+    /// Their email.
+    pub email: String,
+    /// `gp`, `nurse`, `admin` or `privacy_officer`.
+    pub role: String,
+}
+
+/// The "enrol a patient" form (also the JSON body of the enrolment API).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EnrolForm {
+    /// Their NHI number.
+    pub nhi: String,
+    /// Their name.
+    pub name: String,
+    /// Their date of birth, `YYYY-MM-DD`.
+    pub date_of_birth: String,
+    /// Their email; the activation link goes there.
+    pub email: String,
+}
+
+fn check<T, E: std::fmt::Display>(errors: &mut Vec<FieldError>, field: &'static str, r: Result<T, E>) -> Option<T> {
+    r.map_err(|e| errors.push(FieldError { field, message: e.to_string() })).ok()
+}
+
+impl App {
+    /// A practice's public details, for page headings.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn practice(&self, id: PracticeId) -> Result<Option<PracticeRow>, AppError> {
+        Ok(self.store.practice(id).await?)
+    }
+
+    /// Every practice (operators).
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but an operator.
+    pub async fn list_practices(&self, who: &SignedIn) -> Result<Vec<PracticeSummary>, AppError> {
+        let grant = authorize::<ManagePractices, _>(&who.principal, Platform, &*self.store).await?;
+        Ok(self.store.list_practices(&grant).await?)
+    }
+
+    /// Creates a practice and invites its first admin (operators).
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`], [`AppError::Conflict`], or [`AppError::NotFound`] for non-operators.
+    pub async fn create_practice(&self, who: &SignedIn, form: &PracticeForm) -> Result<PracticeId, AppError> {
+        let grant = authorize::<ManagePractices, _>(&who.principal, Platform, &*self.store).await?;
+        let mut errors = Vec::new();
+        let name = check(&mut errors, "name", PracticeName::parse(&form.name));
+        let hpi = check(&mut errors, "hpi_facility_id", HpiFacilityId::parse(&form.hpi_facility_id));
+        let region = check(&mut errors, "region", Region::parse(&form.region));
+        let admin_name = check(&mut errors, "admin_name", PersonName::parse(&form.admin_name));
+        let admin_email = check(&mut errors, "admin_email", Email::parse(&form.admin_email));
+        let (Some(name), Some(hpi), Some(region), Some(admin_name), Some(admin_email)) = (name, hpi, region, admin_name, admin_email) else {
+            return Err(AppError::Invalid(errors));
+        };
+        if self.store.account_by_email(admin_email.as_str()).await?.is_some() {
+            return Err(AppError::field("admin_email", "This email address is already in use."));
+        }
+        let practice = NewPractice { id: PracticeId::random(), name, hpi_facility_id: hpi, region, created_at: self.now() };
+        self.store.create_practice(&grant, &practice).await?;
+        tracing::info!(event = "practice.created", practice = %practice.id, "practice created");
+        let staff_grant = authorize::<ManageStaff, _>(&who.principal, practice.id, &*self.store).await?;
+        self.invite(&staff_grant, practice.name.as_str(), admin_name, admin_email, StaffRole::Admin).await?;
+        Ok(practice.id)
+    }
+
+    /// The practice's staff (its admins, and operators).
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone else.
+    pub async fn list_staff(&self, who: &SignedIn, practice: PracticeId) -> Result<Vec<StaffRow>, AppError> {
+        let grant = authorize::<ManageStaff, _>(&who.principal, practice, &*self.store).await?;
+        Ok(self.store.list_staff(&grant).await?)
+    }
+
+    /// Invites a member of staff (the practice's admins, and operators).
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`], [`AppError::Conflict`], or [`AppError::NotFound`].
+    pub async fn invite_staff(&self, who: &SignedIn, practice: PracticeId, form: &InviteStaffForm) -> Result<(), AppError> {
+        let grant = authorize::<ManageStaff, _>(&who.principal, practice, &*self.store).await?;
+        let mut errors = Vec::new();
+        let name = check(&mut errors, "name", PersonName::parse(&form.name));
+        let email = check(&mut errors, "email", Email::parse(&form.email));
+        let role = check(&mut errors, "role", StaffRole::parse(&form.role));
+        let (Some(name), Some(email), Some(role)) = (name, email, role) else {
+            return Err(AppError::Invalid(errors));
+        };
+        let practice_name = self.store.practice(practice).await?.ok_or(AppError::NotFound)?.name;
+        self.invite(&grant, &practice_name, name, email, role).await
+    }
+
+    async fn invite(&self, grant: &authz::Grant<ManageStaff>, practice: &str, name: PersonName, email: Email, role: StaffRole) -> Result<(), AppError> {
+        let (token, mut invite) = self.new_invitation(InvitationPurpose::JoinStaff);
+        let now = self.now();
+        invite.mail = Some(texts::staff_invitation(
+            email.as_str(),
+            name.as_str(),
+            practice,
+            role.label(),
+            &self.link(&token),
+            self.invitation_days(),
+            now,
+        ));
+        let account = NewAccount { id: AccountId::random(), kind: AccountKind::Staff, email, display_name: name, created_at: now };
+        self.store.invite_staff(grant, &account, role, &invite).await.map_err(|e| match AppError::from(e) {
+            AppError::Conflict(m) => AppError::Invalid(vec![FieldError { field: "email", message: m }]),
+            other => other,
+        })?;
+        tracing::info!(event = "staff.invited", practice = %grant.object(), account = %account.id, "staff invited");
+        self.mail_waker.notify_one();
+        Ok(())
+    }
+
+    /// The patients enrolled at a practice (its staff).
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone else.
+    pub async fn list_patients(&self, who: &SignedIn, practice: PracticeId) -> Result<Vec<PatientRow>, AppError> {
+        let grant = authorize::<ListPracticePatients, _>(&who.principal, practice, &*self.store).await?;
+        Ok(self.store.list_patients(&grant).await?)
+    }
+
+    /// Enrols a patient whose identity the practice has checked, and emails them an activation
+    /// link (practice admins, GPs and nurses).
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] (every bad field at once), [`AppError::Conflict`], [`AppError::NotFound`].
+    pub async fn enrol_patient(&self, who: &SignedIn, practice: PracticeId, form: &EnrolForm) -> Result<Enrolled, AppError> {
+        let grant = authorize::<EnrolPatient, _>(&who.principal, practice, &*self.store).await?;
+        let mut errors = Vec::new();
+        let today = time::OffsetDateTime::from_unix_timestamp(self.now()).map(|t| t.date()).map_err(|e| AppError::Internal(e.to_string()))?;
+        let nhi = check(&mut errors, "nhi", Nhi::parse(&form.nhi));
+        let name = check(&mut errors, "name", PersonName::parse(&form.name));
+        let dob = check(&mut errors, "date_of_birth", DateOfBirth::parse(&form.date_of_birth, today));
+        let email = check(&mut errors, "email", Email::parse(&form.email));
+        let (Some(nhi), Some(name), Some(date_of_birth), Some(email)) = (nhi, name, dob, email) else {
+            return Err(AppError::Invalid(errors));
+        };
+        let practice_name = self.store.practice(practice).await?.ok_or(AppError::NotFound)?.name;
+        let (token, mut invite) = self.new_invitation(InvitationPurpose::ActivatePatient);
+        let now = self.now();
+        invite.mail = Some(texts::patient_activation(
+            email.as_str(),
+            name.as_str(),
+            &practice_name,
+            &self.link(&token),
+            self.invitation_days(),
+            now,
+        ));
+        let patient = NewPatient {
+            id: PatientId::random(),
+            account: AccountId::random(),
+            nhi,
+            name,
+            date_of_birth,
+            email,
+            enrolled_by: Some(who.account),
+            at: now,
+        };
+        let outcome = self.store.enrol_patient(&grant, &patient, &invite).await.map_err(|e| match AppError::from(e) {
+            AppError::Conflict(m) => AppError::Invalid(vec![FieldError { field: "email", message: m }]),
+            other => other,
+        })?;
+        tracing::info!(event = "patient.enrolled", practice = %practice, "patient enrolled");
+        self.mail_waker.notify_one();
+        Ok(outcome)
+    }
+
+    /// A patient's record: the patient themself, or staff of a practice they are enrolled at.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone else, exactly as for a patient that does not exist.
+    pub async fn view_patient(&self, who: &SignedIn, patient: PatientId) -> Result<(PatientRow, Vec<PracticeRow>), AppError> {
+        let grant = authorize::<ViewPatient, _>(&who.principal, patient, &*self.store).await?;
+        let row = self.store.patient(&grant).await?;
+        let mut practices = Vec::new();
+        for id in authz::Relations::patient_practices(&*self.store, patient).await.map_err(|e| AppError::Internal(e.to_string()))? {
+            if let Some(p) = self.store.practice(id).await? {
+                practices.push(p);
+            }
+        }
+        Ok((row, practices))
+    }
+}

@@ -1,0 +1,139 @@
+//! Random tokens, their hashes, CSRF tokens and password hashing.
+
+use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
+use aws_lc_rs::{digest, hmac, rand};
+
+/// `N` bytes from the operating system's CSPRNG.
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    // The system RNG does not fail on supported platforms; if it ever did, an all-zero
+    // token would be unusable rather than guessable, because the hash lookups below would
+    // collide with nothing issued.
+    if rand::fill(&mut b).is_err() {
+        tracing::error!("system random number generator failed");
+    }
+    b
+}
+
+/// A 256-bit bearer token as 64 hex characters.
+pub(crate) fn new_token() -> String {
+    hex::encode(random_bytes::<32>())
+}
+
+/// What is stored instead of a token.
+pub(crate) fn token_hash(token: &str) -> Vec<u8> {
+    digest::digest(&digest::SHA256, token.as_bytes()).as_ref().to_vec()
+}
+
+/// A tidy token: only lower-case hex of the right length is ever looked up.
+pub(crate) fn plausible_token(token: &str) -> bool {
+    token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// The CSRF token bound to a browser's cookie (signed double-submit).
+pub(crate) fn csrf_token(key: &hmac::Key, binding: &str) -> String {
+    hex::encode(hmac::sign(key, format!("csrf:{binding}").as_bytes()).as_ref())
+}
+
+/// Checks a submitted CSRF token in constant time.
+pub(crate) fn csrf_ok(key: &hmac::Key, binding: &str, submitted: &str) -> bool {
+    let Ok(tag) = hex::decode(submitted) else { return false };
+    !binding.is_empty() && hmac::verify(key, format!("csrf:{binding}").as_bytes(), &tag).is_ok()
+}
+
+/// OWASP's Argon2id parameters: 19 MiB, 2 passes, 1 lane.
+fn argon2() -> Argon2<'static> {
+    // These constant parameters are within Argon2's limits, so `new` cannot fail; fall back to
+    // the library default (also Argon2id, stronger) rather than panic.
+    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Hashes a password on a blocking thread.
+pub(crate) async fn hash_password(password: String) -> Result<String, String> {
+    tokio::task::spawn_blocking(move || {
+        PasswordHasher::<PasswordHash>::hash_password(&argon2(), password.as_bytes())
+            .map(|h| h.to_string())
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Verifies a password against a stored hash on a blocking thread. A missing or unreadable
+/// hash is checked against a dummy so that the time taken does not reveal it.
+pub(crate) async fn verify_password(password: String, stored: Option<String>) -> bool {
+    tokio::task::spawn_blocking(move || {
+        let dummy = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0zDHjy5Xz4CrX1pWnfbdeDN0+bC8eFU3p/wX6c6dJVg";
+        let (hash, real) = match &stored {
+            Some(h) => (h.as_str(), true),
+            None => (dummy, false),
+        };
+        let hash = if PasswordHash::new(hash).is_ok() { hash } else { dummy };
+        argon2().verify_password(password.as_bytes(), hash).is_ok() && real
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// The password rules (NIST SP 800-63B): at least 8 characters (15 recommended), at most 256,
+/// no composition rules, and nothing common or easily guessed (zxcvbn's dictionaries, with the
+/// person's own name and email as extra words).
+pub(crate) fn password_problem(password: &str, user_inputs: &[&str]) -> Option<String> {
+    let n = password.chars().count();
+    if n < 8 {
+        return Some("Use at least 8 characters; a phrase of 15 or more is better.".into());
+    }
+    if n > 256 {
+        return Some("Use at most 256 characters.".into());
+    }
+    let words: Vec<&str> = user_inputs.iter().flat_map(|s| s.split(['@', '.', ' '])).filter(|s| s.len() > 2).collect();
+    let entropy = zxcvbn::zxcvbn(password, &words);
+    if (entropy.score() as u8) < 3 {
+        return Some("This password is too common or too easy to guess. Try a phrase of several unrelated words.".into());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_and_hashed() {
+        let (a, b) = (new_token(), new_token());
+        assert_ne!(a, b);
+        assert!(plausible_token(&a));
+        assert!(!plausible_token(&a.to_uppercase()));
+        assert_eq!(token_hash(&a).len(), 32);
+        assert_ne!(token_hash(&a), token_hash(&b));
+    }
+
+    #[test]
+    fn csrf_tokens_are_bound_to_their_cookie() {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, b"k");
+        let t = csrf_token(&key, "cookie-a");
+        assert!(csrf_ok(&key, "cookie-a", &t));
+        assert!(!csrf_ok(&key, "cookie-b", &t));
+        assert!(!csrf_ok(&key, "", &csrf_token(&key, "")));
+        assert!(!csrf_ok(&key, "cookie-a", "zz"));
+    }
+
+    #[test]
+    fn password_rules() {
+        assert!(password_problem("short", &[]).is_some());
+        assert!(password_problem("password123", &[]).is_some());
+        assert!(password_problem("arohasmith1", &["aroha.smith@example.nz"]).is_some());
+        assert!(password_problem("kettle orbit marram tide", &[]).is_none());
+    }
+
+    #[tokio::test]
+    async fn passwords_verify_only_against_their_hash() {
+        let h = hash_password("kettle orbit marram tide".into()).await.unwrap_or_default();
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(verify_password("kettle orbit marram tide".into(), Some(h.clone())).await);
+        assert!(!verify_password("kettle orbit marram tidE".into(), Some(h)).await);
+        assert!(!verify_password("anything".into(), None).await);
+        assert!(!verify_password("anything".into(), Some("garbage".into())).await);
+    }
+}
