@@ -233,6 +233,22 @@ impl App {
         ip: IpAddr,
         user_agent: &str,
     ) -> Result<SignInOutcome, AppError> {
+        let account = self.set_password_by_link(token, password, confirm, name, email).await?;
+        self.open_session(account, ip, user_agent).await
+    }
+
+    /// Uses a link to set a password without signing in (the console's `demo` uses this).
+    ///
+    /// # Errors
+    /// As for [`App::accept_invitation`].
+    pub async fn set_password_by_link(
+        &self,
+        token: &str,
+        password: &str,
+        confirm: &str,
+        name: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<AccountId, AppError> {
         let page = self.invitation(token).await?;
         let mut errors = Vec::new();
         let first_operator = if page.purpose == InvitationPurpose::FirstOperator {
@@ -276,7 +292,7 @@ impl App {
             .accept_invitation(&token_hash(token), self.now(), &Acceptance { password_hash, first_operator })
             .await?;
         tracing::info!(event = "invitation.accepted", account = %account, "link used; password set");
-        self.open_session(account, ip, user_agent).await
+        Ok(account)
     }
 
     /// If no operator has set a password yet, makes a fresh first-start link (any earlier one

@@ -1,7 +1,8 @@
 //! Practices, their staff and their patients: what operators and practice staff do.
 
 use crate::mail::texts;
-use crate::{App, AppError, FieldError, SignedIn};
+use crate::{App, AppError, FieldError};
+use authz::Principal;
 use authz::{EnrolPatient, ListPracticePatients, ManagePractices, ManageStaff, Platform, ViewPatient, authorize};
 use domain::{
     AccountId, AccountKind, DateOfBirth, Email, HpiFacilityId, Nhi, PatientId, PersonName, PracticeId, PracticeName,
@@ -12,6 +13,7 @@ use store::{Enrolled, InvitationPurpose, NewAccount, NewPatient, NewPractice, Pa
 
 /// The operator's "new practice" form.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct PracticeForm {
     /// The practice's name.
     pub name: String,
@@ -27,6 +29,7 @@ pub struct PracticeForm {
 
 /// The practice admin's "invite staff" form.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct InviteStaffForm {
     /// Their name.
     pub name: String,
@@ -38,6 +41,7 @@ pub struct InviteStaffForm {
 
 /// The "enrol a patient" form (also the JSON body of the enrolment API).
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct EnrolForm {
     /// Their NHI number.
     pub nhi: String,
@@ -66,8 +70,8 @@ impl App {
     ///
     /// # Errors
     /// [`AppError::NotFound`] for anyone but an operator.
-    pub async fn list_practices(&self, who: &SignedIn) -> Result<Vec<PracticeSummary>, AppError> {
-        let grant = authorize::<ManagePractices, _>(&who.principal, Platform, &*self.store).await?;
+    pub async fn list_practices(&self, who: &Principal) -> Result<Vec<PracticeSummary>, AppError> {
+        let grant = authorize::<ManagePractices, _>(who, Platform, &*self.store).await?;
         Ok(self.store.list_practices(&grant).await?)
     }
 
@@ -75,8 +79,26 @@ impl App {
     ///
     /// # Errors
     /// [`AppError::Invalid`], [`AppError::Conflict`], or [`AppError::NotFound`] for non-operators.
-    pub async fn create_practice(&self, who: &SignedIn, form: &PracticeForm) -> Result<PracticeId, AppError> {
-        let grant = authorize::<ManagePractices, _>(&who.principal, Platform, &*self.store).await?;
+    pub async fn create_practice(&self, who: &Principal, form: &PracticeForm) -> Result<PracticeId, AppError> {
+        let grant = authorize::<ManagePractices, _>(who, Platform, &*self.store).await?;
+        let (id, _link) = self.create_practice_with(&grant, form, Some(who)).await?;
+        Ok(id)
+    }
+
+    /// Creates a practice from the console; returns it and its admin's invitation link.
+    ///
+    /// # Errors
+    /// As for [`App::create_practice`].
+    pub async fn console_create_practice(&self, form: &PracticeForm) -> Result<(PracticeId, String), AppError> {
+        self.create_practice_with(&authz::console::manage_practices(), form, None).await
+    }
+
+    async fn create_practice_with(
+        &self,
+        grant: &authz::Grant<ManagePractices>,
+        form: &PracticeForm,
+        who: Option<&Principal>,
+    ) -> Result<(PracticeId, String), AppError> {
         let mut errors = Vec::new();
         let name = check(&mut errors, "name", PracticeName::parse(&form.name));
         let hpi = check(&mut errors, "hpi_facility_id", HpiFacilityId::parse(&form.hpi_facility_id));
@@ -90,19 +112,22 @@ impl App {
             return Err(AppError::field("admin_email", "This email address is already in use."));
         }
         let practice = NewPractice { id: PracticeId::random(), name, hpi_facility_id: hpi, region, created_at: self.now() };
-        self.store.create_practice(&grant, &practice).await?;
+        self.store.create_practice(grant, &practice).await?;
         tracing::info!(event = "practice.created", practice = %practice.id, "practice created");
-        let staff_grant = authorize::<ManageStaff, _>(&who.principal, practice.id, &*self.store).await?;
-        self.invite(&staff_grant, practice.name.as_str(), admin_name, admin_email, StaffRole::Admin).await?;
-        Ok(practice.id)
+        let staff_grant = match who {
+            Some(who) => authorize::<ManageStaff, _>(who, practice.id, &*self.store).await?,
+            None => authz::console::manage_staff(practice.id),
+        };
+        let link = self.invite(&staff_grant, practice.name.as_str(), admin_name, admin_email, StaffRole::Admin).await?;
+        Ok((practice.id, link))
     }
 
     /// The practice's staff (its admins, and operators).
     ///
     /// # Errors
     /// [`AppError::NotFound`] for anyone else.
-    pub async fn list_staff(&self, who: &SignedIn, practice: PracticeId) -> Result<Vec<StaffRow>, AppError> {
-        let grant = authorize::<ManageStaff, _>(&who.principal, practice, &*self.store).await?;
+    pub async fn list_staff(&self, who: &Principal, practice: PracticeId) -> Result<Vec<StaffRow>, AppError> {
+        let grant = authorize::<ManageStaff, _>(who, practice, &*self.store).await?;
         Ok(self.store.list_staff(&grant).await?)
     }
 
@@ -110,8 +135,33 @@ impl App {
     ///
     /// # Errors
     /// [`AppError::Invalid`], [`AppError::Conflict`], or [`AppError::NotFound`].
-    pub async fn invite_staff(&self, who: &SignedIn, practice: PracticeId, form: &InviteStaffForm) -> Result<(), AppError> {
-        let grant = authorize::<ManageStaff, _>(&who.principal, practice, &*self.store).await?;
+    pub async fn invite_staff(&self, who: &Principal, practice: PracticeId, form: &InviteStaffForm) -> Result<(), AppError> {
+        let grant = authorize::<ManageStaff, _>(who, practice, &*self.store).await?;
+        self.invite_staff_with(&grant, practice, form).await.map(|_| ())
+    }
+
+    /// Invites staff to a practice from the console; returns the invitation link.
+    ///
+    /// # Errors
+    /// As for [`App::invite_staff`].
+    pub async fn console_invite_staff(&self, practice: PracticeId, form: &InviteStaffForm) -> Result<String, AppError> {
+        if self.store.practice(practice).await?.is_none() {
+            return Err(AppError::NotFound);
+        }
+        self.invite_staff_with(&authz::console::manage_staff(practice), practice, form).await
+    }
+
+    /// Finds a practice by its HPI facility id (for the console).
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn console_practice_by_hpi(&self, hpi: &str) -> Result<Option<PracticeRow>, AppError> {
+        let all = self.store.list_practices(&authz::console::manage_practices()).await?;
+        let wanted = hpi.trim().to_ascii_uppercase();
+        Ok(all.into_iter().map(|s| s.practice).find(|p| p.hpi_facility_id == wanted))
+    }
+
+    async fn invite_staff_with(&self, grant: &authz::Grant<ManageStaff>, practice: PracticeId, form: &InviteStaffForm) -> Result<String, AppError> {
         let mut errors = Vec::new();
         let name = check(&mut errors, "name", PersonName::parse(&form.name));
         let email = check(&mut errors, "email", Email::parse(&form.email));
@@ -120,10 +170,10 @@ impl App {
             return Err(AppError::Invalid(errors));
         };
         let practice_name = self.store.practice(practice).await?.ok_or(AppError::NotFound)?.name;
-        self.invite(&grant, &practice_name, name, email, role).await
+        self.invite(grant, &practice_name, name, email, role).await
     }
 
-    async fn invite(&self, grant: &authz::Grant<ManageStaff>, practice: &str, name: PersonName, email: Email, role: StaffRole) -> Result<(), AppError> {
+    async fn invite(&self, grant: &authz::Grant<ManageStaff>, practice: &str, name: PersonName, email: Email, role: StaffRole) -> Result<String, AppError> {
         let (token, mut invite) = self.new_invitation(InvitationPurpose::JoinStaff);
         let now = self.now();
         invite.mail = Some(texts::staff_invitation(
@@ -142,15 +192,15 @@ impl App {
         })?;
         tracing::info!(event = "staff.invited", practice = %grant.object(), account = %account.id, "staff invited");
         self.mail_waker.notify_one();
-        Ok(())
+        Ok(self.link(&token))
     }
 
     /// The patients enrolled at a practice (its staff).
     ///
     /// # Errors
     /// [`AppError::NotFound`] for anyone else.
-    pub async fn list_patients(&self, who: &SignedIn, practice: PracticeId) -> Result<Vec<PatientRow>, AppError> {
-        let grant = authorize::<ListPracticePatients, _>(&who.principal, practice, &*self.store).await?;
+    pub async fn list_patients(&self, who: &Principal, practice: PracticeId) -> Result<Vec<PatientRow>, AppError> {
+        let grant = authorize::<ListPracticePatients, _>(who, practice, &*self.store).await?;
         Ok(self.store.list_patients(&grant).await?)
     }
 
@@ -159,8 +209,17 @@ impl App {
     ///
     /// # Errors
     /// [`AppError::Invalid`] (every bad field at once), [`AppError::Conflict`], [`AppError::NotFound`].
-    pub async fn enrol_patient(&self, who: &SignedIn, practice: PracticeId, form: &EnrolForm) -> Result<Enrolled, AppError> {
-        let grant = authorize::<EnrolPatient, _>(&who.principal, practice, &*self.store).await?;
+    pub async fn enrol_patient(&self, who: &Principal, practice: PracticeId, form: &EnrolForm) -> Result<Enrolled, AppError> {
+        self.enrol_with_link(who, practice, form).await.map(|(e, _)| e)
+    }
+
+    /// Enrols a patient, returning the activation link too (for the console's `demo`; the web
+    /// never shows a patient's link to staff).
+    ///
+    /// # Errors
+    /// As for [`App::enrol_patient`].
+    pub async fn enrol_with_link(&self, who: &Principal, practice: PracticeId, form: &EnrolForm) -> Result<(Enrolled, String), AppError> {
+        let grant = authorize::<EnrolPatient, _>(who, practice, &*self.store).await?;
         let mut errors = Vec::new();
         let today = time::OffsetDateTime::from_unix_timestamp(self.now()).map(|t| t.date()).map_err(|e| AppError::Internal(e.to_string()))?;
         let nhi = check(&mut errors, "nhi", Nhi::parse(&form.nhi));
@@ -188,7 +247,7 @@ impl App {
             name,
             date_of_birth,
             email,
-            enrolled_by: Some(who.account),
+            enrolled_by: who.account(),
             at: now,
         };
         let outcome = self.store.enrol_patient(&grant, &patient, &invite).await.map_err(|e| match AppError::from(e) {
@@ -197,15 +256,15 @@ impl App {
         })?;
         tracing::info!(event = "patient.enrolled", practice = %practice, "patient enrolled");
         self.mail_waker.notify_one();
-        Ok(outcome)
+        Ok((outcome, self.link(&token)))
     }
 
     /// A patient's record: the patient themself, or staff of a practice they are enrolled at.
     ///
     /// # Errors
     /// [`AppError::NotFound`] for anyone else, exactly as for a patient that does not exist.
-    pub async fn view_patient(&self, who: &SignedIn, patient: PatientId) -> Result<(PatientRow, Vec<PracticeRow>), AppError> {
-        let grant = authorize::<ViewPatient, _>(&who.principal, patient, &*self.store).await?;
+    pub async fn view_patient(&self, who: &Principal, patient: PatientId) -> Result<(PatientRow, Vec<PracticeRow>), AppError> {
+        let grant = authorize::<ViewPatient, _>(who, patient, &*self.store).await?;
         let row = self.store.patient(&grant).await?;
         let mut practices = Vec::new();
         for id in authz::Relations::patient_practices(&*self.store, patient).await.map_err(|e| AppError::Internal(e.to_string()))? {

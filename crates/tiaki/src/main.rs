@@ -1,1 +1,181 @@
-fn main() {}
+//! `tiaki`: the one binary. `serve` runs the portal; `migrate`, `demo` and `admin …` work on the
+//! same data through the same configuration.
+
+use anyhow::{Context, Result, bail};
+use app::{App, Config, Settings};
+use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "tiaki",
+    version,
+    about = "Tiaki, a patient portal for New Zealand general practice",
+    long_about = "Tiaki, a patient portal for New Zealand general practice.\n\n\
+        With no configuration it keeps everything in ./tiaki-data (SQLite, documents, key file) and \
+        listens on 127.0.0.1:8080. Settings come from defaults, then --config FILE (TOML), then \
+        TIAKI_* environment variables (TIAKI_DATA_DIR, TIAKI_DATABASE_URL, TIAKI_LISTEN, \
+        TIAKI_PUBLIC_URL, TIAKI_TRUSTED_PROXIES, TIAKI_TLS_CERT, TIAKI_TLS_KEY, TIAKI_SMTP_URL, \
+        TIAKI_MAIL_FROM, TIAKI_SESSION_IDLE_MINUTES, TIAKI_SESSION_ABSOLUTE_HOURS, \
+        TIAKI_INVITATION_DAYS, TIAKI_LOG_FORMAT). Every subcommand reads the same settings."
+)]
+struct Cli {
+    /// A TOML configuration file.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the portal: applies migrations, prints a set-up link on first start, serves HTTP(S)
+    /// and delivers mail.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Fill the data folder with a demo practice, staff and patients, and print how to sign in.
+    Demo,
+    /// Administrative tasks from the server's console.
+    #[command(subcommand)]
+    Admin(Admin),
+}
+
+#[derive(Subcommand)]
+enum Admin {
+    /// Create an operator account and print its one-time set-up link (also emailed).
+    CreateOperator {
+        /// Their email address.
+        #[arg(long)]
+        email: String,
+        /// Their name.
+        #[arg(long)]
+        name: String,
+    },
+    /// Create a practice and invite its first admin (prints the link; also emailed).
+    CreatePractice {
+        /// The practice's name.
+        #[arg(long)]
+        name: String,
+        /// Its HPI facility id, e.g. FZZ999-B.
+        #[arg(long)]
+        hpi: String,
+        /// Its region, e.g. Northland.
+        #[arg(long)]
+        region: String,
+        /// The first admin's name.
+        #[arg(long)]
+        admin_name: String,
+        /// The first admin's email.
+        #[arg(long)]
+        admin_email: String,
+    },
+    /// Invite a member of staff to a practice (prints the link; also emailed).
+    InviteStaff {
+        /// The practice's HPI facility id.
+        #[arg(long)]
+        practice: String,
+        /// Their name.
+        #[arg(long)]
+        name: String,
+        /// Their email.
+        #[arg(long)]
+        email: String,
+        /// gp, nurse, admin or privacy_officer.
+        #[arg(long)]
+        role: String,
+    },
+}
+
+mod demo;
+mod serve;
+
+fn load_config(path: Option<&PathBuf>) -> Result<Config> {
+    let text = match path {
+        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("cannot read the configuration file {}", p.display()))?),
+        None => None,
+    };
+    let file = path.map(|p| p.display().to_string());
+    let env: HashMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("TIAKI_")).collect();
+    Ok(Config::load(file.as_deref().zip(text.as_deref()), &env)?)
+}
+
+/// Opens the data folder (created 0700 if missing), the key file and the database, migrated.
+async fn open(config: &Config) -> Result<Arc<App>> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !config.data_dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&config.data_dir)
+            .with_context(|| format!("cannot create the data folder {}; check TIAKI_DATA_DIR", config.data_dir.display()))?;
+    }
+    if app::keys::ensure_key_file(&config.data_dir)? {
+        eprintln!("Created the master key file {} (mode 0600). Back it up: without it, encrypted documents cannot be read.", app::keys::key_path(&config.data_dir).display());
+    }
+    let store = store::connect(config.database_url.expose_secret()).await.with_context(|| {
+        format!("cannot open the database {}; check TIAKI_DATABASE_URL", app::config::redact_url(config.database_url.expose_secret()))
+    })?;
+    store.migrate().await.context("cannot apply database migrations")?;
+    let app = App::new(store, Arc::new(app::domain::SystemClock), Settings::from(config)).await?;
+    Ok(Arc::new(app))
+}
+
+fn show(e: &app::AppError) -> String {
+    match e {
+        app::AppError::Invalid(fields) => fields.iter().map(|f| format!("--{}: {}", f.field.replace('_', "-"), f.message)).collect::<Vec<_>>().join("\n"),
+        other => other.to_string(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let config = load_config(cli.config.as_ref())?;
+    match cli.command {
+        Command::Serve => serve::run(config).await,
+        Command::Migrate => {
+            open(&config).await?;
+            eprintln!("Migrations applied to {}.", app::config::redact_url(config.database_url.expose_secret()));
+            Ok(())
+        }
+        Command::Demo => demo::run(&config).await,
+        Command::Admin(admin) => {
+            let app = open(&config).await?;
+            let link = match admin {
+                Admin::CreateOperator { email, name } => app.console_create_operator(&name, &email).await,
+                Admin::CreatePractice { name, hpi, region, admin_name, admin_email } => app
+                    .console_create_practice(&app::PracticeForm { name, hpi_facility_id: hpi, region, admin_name, admin_email })
+                    .await
+                    .map(|(_, link)| link),
+                Admin::InviteStaff { practice, name, email, role } => {
+                    let Some(p) = app.console_practice_by_hpi(&practice).await? else {
+                        bail!("no practice has HPI facility id {practice}; list them on the operator page or create it with `tiaki admin create-practice`");
+                    };
+                    app.console_invite_staff(p.id, &app::InviteStaffForm { name, email, role }).await
+                }
+            }
+            .map_err(|e| anyhow::anyhow!(show(&e)))?;
+            eprintln!("Done. The invitation email is queued and will be sent by `tiaki serve`.");
+            eprintln!("One-time link (works once, expires in {} days):", config.invitation_secs / 86_400);
+            #[expect(clippy::print_stdout, reason = "the link is this command's output")]
+            {
+                println!("{link}");
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! `tiaki serve`: the portal, its mail sender, and graceful shutdown.
+
+use anyhow::{Context, Result};
+use app::Config;
+use app::config::LogFormat;
+use app::mail::{Sender, Transport};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("TIAKI_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+pub(crate) async fn run(config: Config) -> Result<()> {
+    init_logging(config.log_format);
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("cannot start the metrics recorder")?;
+    let app = crate::open(&config).await?;
+
+    let transport = Transport::from_config(&config).map_err(anyhow::Error::msg)?;
+    if let Transport::Folder(dir) = &transport {
+        eprintln!("No SMTP server is configured (TIAKI_SMTP_URL): mail is written as .eml files to {}", dir.display());
+    }
+    let sender = Sender::new(app.clone(), transport, &config.mail_from).map_err(anyhow::Error::msg)?;
+    let stop_mail = Arc::new(Notify::new());
+    let mail_task = tokio::spawn(sender.run(stop_mail.clone()));
+
+    if let Some(link) = app.first_start_link().await? {
+        eprintln!("\nWelcome to Tiaki. No operator has been set up yet.");
+        eprintln!("Open this one-time link to create the first operator account (it expires in {} days,", config.invitation_secs / 86_400);
+        eprintln!("and a new one is printed at each start until it is used):\n\n    {link}\n");
+    }
+
+    let state = web::WebState {
+        app: app.clone(),
+        secure: config.secure_cookies(),
+        trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+        data_dir: config.data_dir.clone(),
+        metrics: Some(metrics),
+    };
+    let router = web::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let addr = config.listen;
+
+    if let Some(tls) = &config.tls {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+            .await
+            .with_context(|| format!("cannot load TLS certificate {} and key {}", tls.cert.display(), tls.key.display()))?;
+        let handle = axum_server::Handle::new();
+        let h = handle.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            h.graceful_shutdown(Some(Duration::from_secs(20)));
+        });
+        eprintln!("Tiaki is listening on https://{addr} (public address {})", config.public_url);
+        tracing::info!(%addr, tls = true, backend = ?app.backend(), "listening");
+        axum_server::bind_rustls(addr, rustls)
+            .handle(handle)
+            .serve(router)
+            .await
+            .with_context(|| format!("cannot serve on {addr}"))?;
+    } else {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}; is another program using it? Set TIAKI_LISTEN to another address"))?;
+        eprintln!("Tiaki is listening on http://{} (public address {})", listener.local_addr()?, config.public_url);
+        tracing::info!(%addr, tls = false, backend = ?app.backend(), "listening");
+        axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await.context("server failed")?;
+    }
+    stop_mail.notify_one();
+    let _ = tokio::time::timeout(Duration::from_secs(10), mail_task).await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,218 @@
+//! Request context: the client's address (believing `X-Forwarded-For` only from configured
+//! proxies), the session cookie, the CSRF binding, and extractors that refuse a request before
+//! the handler runs when it is not signed in or its form's CSRF token is wrong.
+
+use crate::WebState;
+use crate::error::{Refusal, Surface, WebError};
+use app::{AppError, SignedIn};
+use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use ipnet::IpNet;
+use serde::de::DeserializeOwned;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+/// The client's address: the peer, unless the peer is a trusted proxy, in which case the
+/// right-most `X-Forwarded-For` entry that is not itself a trusted proxy. A client cannot
+/// choose its own address by sending the header directly.
+#[must_use]
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut forwarded: Vec<IpAddr> = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        let Ok(text) = value.to_str() else { return peer };
+        for part in text.split(',') {
+            match part.trim().parse::<IpAddr>() {
+                Ok(ip) => forwarded.push(ip),
+                // A malformed chain cannot be trusted past this point.
+                Err(_) => return peer,
+            }
+        }
+    }
+    forwarded.iter().rev().find(|ip| !is_trusted(ip)).copied().or_else(|| forwarded.first().copied()).unwrap_or(peer)
+}
+
+pub(crate) fn session_cookie_name(secure: bool) -> &'static str {
+    if secure { "__Host-tiaki_session" } else { "tiaki_session" }
+}
+
+fn pre_cookie_name(secure: bool) -> &'static str {
+    if secure { "__Host-tiaki_pre" } else { "tiaki_pre" }
+}
+
+pub(crate) fn cookie(name: &'static str, value: String, secure: bool) -> Cookie<'static> {
+    let mut c = Cookie::new(name, value);
+    c.set_http_only(true);
+    c.set_same_site(SameSite::Strict);
+    c.set_path("/");
+    c.set_secure(secure);
+    c
+}
+
+/// Everything a handler needs to know about who is asking.
+#[derive(Debug, Clone)]
+pub(crate) struct Ctx {
+    pub(crate) jar: CookieJar,
+    pub(crate) signed_in: Option<SignedIn>,
+    pub(crate) ip: IpAddr,
+    pub(crate) user_agent: String,
+    pub(crate) secure: bool,
+    binding: String,
+    csrf: String,
+}
+
+impl Ctx {
+    /// The CSRF token to put in this page's forms.
+    pub(crate) fn csrf(&self) -> &str {
+        &self.csrf
+    }
+
+    /// The cookie jar to send back, setting a session cookie after sign-in.
+    pub(crate) fn with_session(self, token: String) -> CookieJar {
+        self.jar.add(cookie(session_cookie_name(self.secure), token, self.secure))
+    }
+
+    /// The cookie jar to send back, removing the session cookie.
+    pub(crate) fn without_session(self) -> CookieJar {
+        let mut gone = cookie(session_cookie_name(self.secure), String::new(), self.secure);
+        gone.make_removal();
+        self.jar.add(gone)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Ctx
+where
+    WebState: FromRef<S>,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = WebState::from_ref(state);
+        let surface = if parts.uri.path().starts_with("/api/") { Surface::Api } else { Surface::Page };
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        let ip = client_ip(peer, &parts.headers, &state.trusted_proxies);
+        let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let mut jar = CookieJar::from_headers(&parts.headers);
+        let signed_in = match jar.get(session_cookie_name(state.secure)) {
+            Some(c) => state.app.authenticate(c.value()).await.map_err(|e| WebError { surface, error: e }.into_response())?,
+            None => None,
+        };
+        let binding = if let Some(s) = &signed_in {
+            s.csrf_binding().to_owned()
+        } else if let Some(pre) = jar.get(pre_cookie_name(state.secure)).map(|c| c.value().to_owned()).filter(|v| v.len() == 64) {
+            pre
+        } else {
+            let fresh = state.app.new_browser_token();
+            jar = jar.add(cookie(pre_cookie_name(state.secure), fresh.clone(), state.secure));
+            fresh
+        };
+        let csrf = state.app.csrf_token(&binding);
+        Ok(Self { jar, signed_in, ip, user_agent, secure: state.secure, binding, csrf })
+    }
+}
+
+/// A signed-in request. Pages redirect to sign-in; the API answers 401.
+#[derive(Debug, Clone)]
+pub(crate) struct Auth(pub(crate) Ctx, pub(crate) SignedIn);
+
+impl<S: Send + Sync> FromRequestParts<S> for Auth
+where
+    WebState: FromRef<S>,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let surface = if parts.uri.path().starts_with("/api/") { Surface::Api } else { Surface::Page };
+        let ctx = Ctx::from_request_parts(parts, state).await?;
+        match ctx.signed_in.clone() {
+            Some(s) => Ok(Self(ctx, s)),
+            None => Err(WebError { surface, error: AppError::Unauthenticated }.into_response()),
+        }
+    }
+}
+
+/// Forms carry their CSRF token in a `csrf` field.
+pub(crate) trait HasCsrf {
+    fn csrf(&self) -> &str;
+}
+
+/// A form whose CSRF token matched this browser's binding; anything else is refused with 403
+/// before the handler runs. Cross-site requests (per `Sec-Fetch-Site`) are refused too.
+pub(crate) struct CsrfForm<T>(pub(crate) Ctx, pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned + HasCsrf + Send> FromRequest<S> for CsrfForm<T>
+where
+    WebState: FromRef<S>,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let ctx = Ctx::from_request_parts(&mut parts, state).await?;
+        if parts.headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site") {
+            return Err(Refusal::Csrf.into_response(Surface::Page));
+        }
+        let req = Request::from_parts(parts, body);
+        let form = match axum::Form::<T>::from_request(req, state).await {
+            Ok(axum::Form(f)) => f,
+            Err(rejection) => return Err(form_refusal(&rejection.body_text(), rejection.status()).into_response(Surface::Page)),
+        };
+        if !state_app(state).csrf_ok(&ctx.binding, form.csrf()) {
+            return Err(Refusal::Csrf.into_response(Surface::Page));
+        }
+        Ok(Self(ctx, form))
+    }
+}
+
+fn state_app<S>(state: &S) -> std::sync::Arc<app::App>
+where
+    WebState: FromRef<S>,
+{
+    WebState::from_ref(state).app
+}
+
+pub(crate) fn form_refusal(_text: &str, status: axum::http::StatusCode) -> Refusal {
+    match status {
+        axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE => Refusal::UnsupportedType,
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE => Refusal::TooLarge,
+        _ => Refusal::Malformed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(xff: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in xff {
+            h.append("x-forwarded-for", HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.5".parse().unwrap();
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/24".parse().unwrap()];
+        let client: IpAddr = "203.0.113.9".parse().unwrap();
+        // Directly connected clients cannot claim another address.
+        assert_eq!(client_ip(client, &headers(&["198.51.100.1"]), &trusted), client);
+        assert_eq!(client_ip(client, &headers(&["198.51.100.1"]), &[]), client);
+        // Behind the proxy, the right-most untrusted hop is the client, whatever the client prepended.
+        assert_eq!(client_ip(proxy, &headers(&["198.51.100.1, 203.0.113.9"]), &trusted), client);
+        assert_eq!(client_ip(proxy, &headers(&["198.51.100.1", "203.0.113.9, 10.0.0.7"]), &trusted), client);
+        assert_eq!(client_ip(proxy, &headers(&[]), &trusted), proxy);
+        assert_eq!(client_ip(proxy, &headers(&["not-an-ip"]), &trusted), proxy);
+    }
+}

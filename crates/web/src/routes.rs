@@ -1,0 +1,73 @@
+//! Every route, declared once. The router is built from this table, and the
+//! authorisation-matrix and OpenAPI tests walk it, so a route cannot be added without them
+//! noticing.
+
+use crate::{WebState, api, ops, pages};
+use axum::routing::{MethodRouter, get, post};
+
+/// What a route serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An HTML page or form post.
+    Page,
+    /// A JSON endpoint (in the OpenAPI document).
+    Api,
+    /// Operations: health, metrics, static files, the API description.
+    Ops,
+}
+
+/// One route.
+#[derive(Debug)]
+pub struct Route {
+    /// `GET` or `POST`.
+    pub method: &'static str,
+    /// The axum path pattern.
+    pub path: &'static str,
+    /// What it serves.
+    pub kind: Kind,
+    /// Builds its handler.
+    pub handler: fn() -> MethodRouter<WebState>,
+}
+
+macro_rules! routes {
+    ($($method:ident $path:literal $kind:ident => $handler:path),* $(,)?) => {
+        /// The route table.
+        pub static ROUTES: &[Route] = &[
+            $(Route {
+                method: routes!(@name $method),
+                path: $path,
+                kind: Kind::$kind,
+                handler: || $method($handler),
+            }),*
+        ];
+    };
+    (@name get) => { "GET" };
+    (@name post) => { "POST" };
+}
+
+routes! {
+    get  "/"                                     Page => pages::root,
+    get  "/signin"                               Page => pages::signin_page,
+    post "/signin"                               Page => pages::signin,
+    post "/signout"                              Page => pages::signout,
+    get  "/activate"                             Page => pages::activate_page,
+    post "/activate"                             Page => pages::activate,
+    get  "/home"                                 Page => pages::home,
+    get  "/patients/{patient_id}"                Page => pages::patient_page,
+    get  "/account/sessions"                     Page => pages::sessions_page,
+    post "/account/sessions/{session_id}/end"    Page => pages::end_session,
+    post "/account/sessions/end-others"          Page => pages::end_other_sessions,
+    get  "/practices/{practice_id}"              Page => pages::practice_page,
+    post "/practices/{practice_id}/patients"     Page => pages::enrol,
+    post "/practices/{practice_id}/staff"        Page => pages::invite_staff,
+    get  "/operator"                             Page => pages::operator_page,
+    post "/operator/practices"                   Page => pages::create_practice,
+    get  "/api/v1/me"                            Api  => api::me,
+    get  "/api/v1/patients/{patient_id}"         Api  => api::patient,
+    post "/api/v1/practices/{practice_id}/patients" Api => api::enrol,
+    get  "/api/openapi.json"                     Ops  => api::openapi,
+    get  "/healthz"                              Ops  => ops::healthz,
+    get  "/readyz"                               Ops  => ops::readyz,
+    get  "/metrics"                              Ops  => ops::metrics,
+    get  "/static/tiaki.css"                     Ops  => ops::stylesheet,
+}

@@ -1,0 +1,171 @@
+//! Page templates (askama, compiled and auto-escaped) and the values they show.
+
+use app::domain::StaffRole;
+use app::{FieldError, PatientRow, PracticeRow, PracticeSummary, SignedIn, StaffRow};
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+
+/// Renders a template, or a plain 500 if rendering fails.
+pub(crate) fn render<T: Template>(t: &T) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "template failed to render");
+            (StatusCode::INTERNAL_SERVER_ERROR, "Internal error").into_response()
+        }
+    }
+}
+
+/// The signed-in header.
+pub(crate) struct Nav {
+    pub(crate) home: String,
+    pub(crate) name: String,
+    pub(crate) csrf: String,
+}
+
+impl Nav {
+    pub(crate) fn new(who: &SignedIn, csrf: &str) -> Self {
+        Self { home: home_of(who), name: who.name.clone(), csrf: csrf.to_owned() }
+    }
+}
+
+/// Where each kind of account starts.
+pub(crate) fn home_of(who: &SignedIn) -> String {
+    match (&who.patient, &who.staff) {
+        (Some(p), _) => format!("/patients/{p}"),
+        (_, Some((practice, _))) => format!("/practices/{practice}"),
+        _ => "/operator".into(),
+    }
+}
+
+fn find<'a>(errors: &'a [FieldError], field: &str) -> Option<&'a str> {
+    errors.iter().find(|e| e.field == field).map(|e| e.message.as_str())
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+pub(crate) struct MessagePage<'a> {
+    pub(crate) nav: Option<Nav>,
+    pub(crate) title: &'a str,
+    pub(crate) message: &'a str,
+    pub(crate) action: Option<(&'a str, &'a str)>,
+}
+
+#[derive(Template)]
+#[template(path = "signin.html")]
+pub(crate) struct SignInPage<'a> {
+    pub(crate) nav: Option<Nav>,
+    pub(crate) csrf: &'a str,
+    pub(crate) email: &'a str,
+    pub(crate) message: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "activate.html")]
+pub(crate) struct ActivatePage<'a> {
+    pub(crate) nav: Option<Nav>,
+    pub(crate) csrf: &'a str,
+    pub(crate) token: &'a str,
+    pub(crate) heading: &'a str,
+    pub(crate) name: Option<String>,
+    pub(crate) email: String,
+    pub(crate) first_operator: bool,
+    pub(crate) form_name: &'a str,
+    pub(crate) form_email: &'a str,
+    pub(crate) errors: Vec<FieldError>,
+}
+
+impl ActivatePage<'_> {
+    fn err(&self, field: &str) -> Option<&str> {
+        find(&self.errors, field)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "patient.html")]
+pub(crate) struct PatientPage {
+    pub(crate) nav: Option<Nav>,
+    pub(crate) own: bool,
+    pub(crate) patient: PatientRow,
+    pub(crate) practices: Vec<PracticeRow>,
+}
+
+pub(crate) struct SessionLine {
+    pub(crate) id: String,
+    pub(crate) device: String,
+    pub(crate) ip: String,
+    pub(crate) created: String,
+    pub(crate) last_seen: String,
+    pub(crate) current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "sessions.html")]
+pub(crate) struct SessionsPage<'a> {
+    pub(crate) nav: Option<Nav>,
+    pub(crate) csrf: &'a str,
+    pub(crate) notice: Option<String>,
+    pub(crate) sessions: Vec<SessionLine>,
+}
+
+/// The values of the enrol form, kept when it is shown again with errors.
+#[derive(Default)]
+pub(crate) struct EnrolValues {
+    pub(crate) nhi: String,
+    pub(crate) name: String,
+    pub(crate) date_of_birth: String,
+    pub(crate) email: String,
+}
+
+/// The values of the invite form.
+#[derive(Default)]
+pub(crate) struct InviteValues {
+    pub(crate) name: String,
+    pub(crate) email: String,
+    pub(crate) role: String,
+}
+
+#[derive(Template)]
+#[template(path = "practice.html")]
+pub(crate) struct PracticePage<'a> {
+    pub(crate) nav: Option<Nav>,
+    pub(crate) csrf: &'a str,
+    pub(crate) notice: Option<String>,
+    pub(crate) practice: PracticeRow,
+    pub(crate) can_enrol: bool,
+    pub(crate) patients: Vec<PatientRow>,
+    pub(crate) staff: Option<Vec<StaffRow>>,
+    pub(crate) roles: [StaffRole; 4],
+    pub(crate) enrol: EnrolValues,
+    pub(crate) enrol_errors: Vec<FieldError>,
+    pub(crate) invite: InviteValues,
+    pub(crate) invite_errors: Vec<FieldError>,
+}
+
+impl PracticePage<'_> {
+    fn enrol_err(&self, field: &str) -> Option<&str> {
+        find(&self.enrol_errors, field)
+    }
+    fn invite_err(&self, field: &str) -> Option<&str> {
+        find(&self.invite_errors, field)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "operator.html")]
+pub(crate) struct OperatorPage<'a> {
+    pub(crate) nav: Option<Nav>,
+    pub(crate) csrf: &'a str,
+    pub(crate) notice: Option<String>,
+    pub(crate) practices: Vec<PracticeSummary>,
+    pub(crate) regions: &'static [&'static str],
+    pub(crate) form: app::PracticeForm,
+    pub(crate) errors: Vec<FieldError>,
+}
+
+impl OperatorPage<'_> {
+    fn err(&self, field: &str) -> Option<&str> {
+        find(&self.errors, field)
+    }
+}
