@@ -1,0 +1,203 @@
+//! Sign-in, sessions and the practice and operator journeys, end to end through the router.
+
+use crate::support::*;
+use anyhow::Result;
+use axum::http::{StatusCode, header};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_never_reveals_whether_an_email_exists() -> Result<()> {
+    let w = World::new().await?;
+    let mut b = w.t.browser([127, 0, 4, 1]);
+    let wrong = b.sign_in("p1@example.nz", "not the password at all").await?;
+    let unknown = b.sign_in("nobody@example.nz", "not the password at all").await?;
+    let not_yet_active = {
+        enrol(&w.t, w.practice_a, "ZAA0067", "inactive@example.nz").await?;
+        b.sign_in("inactive@example.nz", "not the password at all").await?
+    };
+    for r in [&wrong, &unknown, &not_yet_active] {
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert!(r.body.contains("The email or password is not right"));
+    }
+    let strip = |s: &str| s.replace(&extract_csrf(s).unwrap_or_default(), "");
+    assert_eq!(strip(&wrong.body).replace("p1@example.nz", "X"), strip(&unknown.body).replace("nobody@example.nz", "X"));
+    assert!(!b.cookies.contains_key("tiaki_session"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_renewed_listed_ended_and_expire() -> Result<()> {
+    let w = World::new().await?;
+    let mut phone = w.t.browser([127, 0, 5, 1]);
+    phone.get("/signin").await?;
+    let pre = phone.cookies.get("tiaki_pre").cloned();
+    assert!(pre.is_some(), "a pre-session cookie carries the sign-in form's CSRF binding");
+    let r = phone.sign_in("p1@example.nz", PASSWORD).await?;
+    let set_cookie: Vec<_> = r.headers.get_all(header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).collect();
+    let session_cookie = set_cookie.iter().find(|c| c.starts_with("tiaki_session=")).copied().unwrap_or_default();
+    assert!(session_cookie.contains("HttpOnly") && session_cookie.contains("SameSite=Strict"), "{session_cookie}");
+    let token = phone.cookies["tiaki_session"].clone();
+    assert_eq!(token.len(), 64, "256-bit token");
+    let mut laptop = w.signed_in("p1@example.nz", [127, 0, 5, 2]).await?;
+    assert_ne!(laptop.cookies["tiaki_session"], token, "each sign-in gets a new token");
+
+    let page = laptop.get("/account/sessions").await?;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("127.0.5.1") && page.body.contains("127.0.5.2"));
+    assert!(page.body.contains("Chrome on Linux"));
+    assert!(page.body.contains("(this device)"));
+
+    // End the phone's session from the laptop.
+    let r = laptop.post("/account/sessions/end-others", &[]).await?;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(phone.get("/home").await?.location(), "/signin", "the phone is signed out");
+    assert_eq!(laptop.get("/home").await?.status, StatusCode::SEE_OTHER);
+
+    // Idle expiry: 30 minutes without use ends the session.
+    w.t.clock.advance(31 * 60);
+    assert_eq!(laptop.get("/home").await?.location(), "/signin");
+
+    // Absolute expiry: activity does not keep a session past 12 hours.
+    let mut busy = w.signed_in("p1@example.nz", [127, 0, 5, 3]).await?;
+    for _ in 0..25 {
+        w.t.clock.advance(29 * 60);
+        busy.get("/account/sessions").await?;
+    }
+    assert_eq!(busy.get("/home").await?.location(), "/signin");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_ends_the_session_on_the_server() -> Result<()> {
+    let w = World::new().await?;
+    let mut b = w.signed_in("p1@example.nz", [127, 0, 6, 1]).await?;
+    let stolen = b.cookies["tiaki_session"].clone();
+    let r = b.post("/signout", &[]).await?;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("You have signed out"));
+    assert!(!b.cookies.contains_key("tiaki_session"));
+    let mut thief = w.t.browser([127, 0, 6, 2]);
+    thief.cookies.insert("tiaki_session".into(), stolen);
+    assert_eq!(thief.get(&format!("/patients/{}", w.patient1)).await?.location(), "/signin");
+    assert_eq!(thief.get("/api/v1/me").await?.status, StatusCode::UNAUTHORIZED);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_is_rate_limited_per_account_and_per_address() -> Result<()> {
+    let w = World::new().await?;
+    // Ten failures from different addresses lock the account for a while…
+    for i in 0..10u8 {
+        let mut b = w.t.browser([10, 1, 0, i]);
+        assert_eq!(b.sign_in("p1@example.nz", "wrong password here").await?.status, StatusCode::UNAUTHORIZED);
+    }
+    let mut b = w.t.browser([10, 1, 1, 1]);
+    let r = b.sign_in("p1@example.nz", PASSWORD).await?;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers.contains_key(header::RETRY_AFTER));
+    // …without affecting other accounts, and the window passes.
+    assert_eq!(w.t.browser([10, 1, 1, 2]).sign_in("p2@example.nz", PASSWORD).await?.status, StatusCode::SEE_OTHER);
+    w.t.clock.advance(301);
+    assert_eq!(b.sign_in("p1@example.nz", PASSWORD).await?.status, StatusCode::SEE_OTHER);
+    // One address trying many accounts is limited too.
+    let mut sprayer = w.t.browser([10, 2, 0, 1]);
+    let mut limited = false;
+    for i in 0..40 {
+        if sprayer.sign_in(&format!("user{i}@example.nz"), "password guess 1").await?.status == StatusCode::TOO_MANY_REQUESTS {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "per-address limit applies");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_for_from_an_untrusted_peer_cannot_dodge_the_limit() -> Result<()> {
+    let w = World::new().await?;
+    let mut b = w.t.browser([10, 3, 0, 1]);
+    let mut limited = false;
+    for i in 0..40 {
+        b.get("/signin").await?;
+        let csrf = b.csrf.clone().unwrap_or_default();
+        let body = serde_urlencoded::to_string([("csrf", csrf.as_str()), ("email", &format!("u{i}@example.nz")), ("password", "guess guess guess")])?;
+        let r = b.send_with_header(axum::http::Method::POST, "/signin", "x-forwarded-for", &format!("198.51.100.{i}"), body.into_bytes()).await?;
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "a forged X-Forwarded-For is ignored");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn practice_admin_invites_staff_and_enrols_patients_who_activate() -> Result<()> {
+    let w = World::new().await?;
+    let mut admin = w.signed_in("admin-a@example.nz", [127, 0, 7, 1]).await?;
+    let page = admin.get(&format!("/practices/{}", w.practice_a)).await?;
+    assert!(page.body.contains("Invite a member of staff") && page.body.contains("Enrol a patient"));
+    let r = admin.post(&format!("/practices/{}/staff", w.practice_a), &[("staff_name", "Nora Nurse"), ("staff_email", "nora@example.nz"), ("role", "nurse")]).await?;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let again = admin.post(&format!("/practices/{}/staff", w.practice_a), &[("staff_name", "Nora Again"), ("staff_email", "NORA@example.nz"), ("role", "gp")]).await?;
+    assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(again.body.contains("already in use"));
+    let bad_role = admin.post(&format!("/practices/{}/staff", w.practice_a), &[("staff_name", "X"), ("staff_email", "x@example.nz"), ("role", "superuser")]).await?;
+    assert_eq!(bad_role.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = admin.post(&format!("/practices/{}/patients", w.practice_a), &[("nhi", "zaa0067"), ("name", "Wiremu Tane"), ("date_of_birth", "1975-02-03"), ("email", "wiremu@example.nz")]).await?;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let page = admin.get(r.location()).await?;
+    assert!(page.body.contains("emailed a link"));
+    assert!(page.body.contains("ZAA0067") && page.body.contains("Invited"));
+    // A GP sees the patient list but not the staff admin.
+    let mut gp = w.signed_in("gp-a@example.nz", [127, 0, 7, 2]).await?;
+    let page = gp.get(&format!("/practices/{}", w.practice_a)).await?;
+    assert!(page.body.contains("ZAA0067") && !page.body.contains("Invite a member of staff"));
+    assert_eq!(gp.post(&format!("/practices/{}/staff", w.practice_a), &[("staff_name", "Y"), ("staff_email", "y@example.nz"), ("role", "nurse")]).await?.status, StatusCode::NOT_FOUND);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_link_sets_up_the_first_operator_once() -> Result<()> {
+    let t = TestApp::new().await?;
+    let link = t.app.first_start_link().await?.unwrap_or_default();
+    let token = token_of(&link);
+    let mut b = t.browser([127, 0, 8, 1]);
+    let page = b.get(&format!("/activate?token={token}")).await?;
+    assert!(page.body.contains("Set up Tiaki"));
+    let r = b.post("/activate", &[("token", &token), ("name", ""), ("email", "not-an-email"), ("password", "short"), ("confirm", "short")]).await?;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("There is a problem"));
+    let r = b.post("/activate", &[("token", &token), ("name", "First Operator"), ("email", "first@example.nz"), ("password", PASSWORD), ("confirm", PASSWORD)]).await?;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location(), "/operator");
+    assert!(t.app.first_start_link().await?.is_none(), "no new link once an operator exists");
+    // The operator adds a practice; its admin's invitation goes to the outbox.
+    let mut op = b.clone();
+    op.get("/operator").await?;
+    let r = op.post("/operator/practices", &[("name", "Harbour Medical"), ("hpi_facility_id", "FHM123-C"), ("region", "Wellington"), ("admin_name", "Hine"), ("admin_email", "hine@example.nz")]).await?;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let page = op.get("/operator").await?;
+    assert!(page.body.contains("Harbour Medical") && page.body.contains("FHM123-C"));
+    let dup = op.post("/operator/practices", &[("name", "Copy"), ("hpi_facility_id", "fhm123-c"), ("region", "Wellington"), ("admin_name", "Other"), ("admin_email", "other@example.nz")]).await?;
+    assert_eq!(dup.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(dup.body.contains("HPI facility id is already in use"));
+    assert_eq!(t.app.pending_mail().await?, 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_carry_strict_security_headers() -> Result<()> {
+    let w = World::new().await?;
+    let mut b = w.signed_in("p1@example.nz", [127, 0, 9, 1]).await?;
+    let r = b.get(&format!("/patients/{}", w.patient1)).await?;
+    let h = |n: &str| r.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let csp = h("content-security-policy");
+    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"));
+    assert_eq!(h("x-content-type-options"), "nosniff");
+    assert_eq!(h("referrer-policy"), "no-referrer");
+    assert_eq!(h("cache-control"), "no-store");
+    assert!(!h("x-request-id").is_empty());
+    assert!(!r.body.contains("<script") && !r.body.contains("style="), "no inline script or style");
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! The web integration suite: the real router over a real store (SQLite by default,
+//! PostgreSQL with TIAKI_TEST_DATABASE=postgres).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod bad_input;
+mod flows;
+mod mail;
+mod matrix;
+mod openapi;
+mod support;

@@ -1,0 +1,289 @@
+//! The test app: a real store (SQLite, or PostgreSQL when TIAKI_TEST_DATABASE=postgres), a fake
+//! clock, the real router driven in-process, and browsers that keep cookies and CSRF tokens.
+
+use anyhow::{Context, Result, anyhow};
+use app::domain::{FakeClock, PatientId, PracticeId, SessionId, StaffRole};
+use app::{App, EnrolForm, InviteStaffForm, PracticeForm, Principal, Settings};
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use sqlx::Connection;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+pub const START: i64 = 1_800_000_000;
+
+pub struct TestApp {
+    pub app: Arc<App>,
+    pub clock: FakeClock,
+    pub router: axum::Router,
+    pub data_dir: std::path::PathBuf,
+    pg_cleanup: Option<(String, String)>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+        if let Some((admin, name)) = self.pg_cleanup.take() {
+            // Best effort: a leftover test database is harmless.
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                if let Ok(rt) = rt {
+                    rt.block_on(async {
+                        if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut c).await;
+                        }
+                    });
+                }
+            });
+        }
+    }
+}
+
+pub fn backend() -> String {
+    std::env::var("TIAKI_TEST_DATABASE").unwrap_or_else(|_| "sqlite".into())
+}
+
+impl TestApp {
+    pub async fn new() -> Result<Self> {
+        let data_dir = std::env::temp_dir().join(format!("tiaki-web-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&data_dir)?;
+        let (url, pg_cleanup) = if backend() == "postgres" {
+            let admin = std::env::var("TIAKI_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+            let name = format!("tiaki_web_{}", uuid::Uuid::new_v4().simple());
+            let mut c = sqlx::PgConnection::connect(&admin).await.context("PostgreSQL must be running for TIAKI_TEST_DATABASE=postgres")?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut c).await?;
+            let (base, _) = admin.rsplit_once('/').ok_or_else(|| anyhow!("bad URL"))?;
+            (format!("{base}/{name}"), Some((admin, name)))
+        } else {
+            (format!("sqlite://{}/tiaki.db", data_dir.display()), None)
+        };
+        let store = store::connect(&url).await?;
+        store.migrate().await?;
+        let clock = FakeClock::at(START);
+        let settings = Settings {
+            public_url: "http://portal.test".into(),
+            session_idle_secs: 1800,
+            session_absolute_secs: 12 * 3600,
+            invitation_secs: 7 * 86_400,
+        };
+        let app = Arc::new(App::new(store, Arc::new(clock.clone()), settings).await?);
+        let state = web::WebState {
+            app: app.clone(),
+            secure: false,
+            trusted_proxies: Arc::new(Vec::new()),
+            data_dir: data_dir.clone(),
+            metrics: None,
+        };
+        Ok(Self { app, clock, router: web::router(state), data_dir, pg_cleanup })
+    }
+
+    pub fn browser(&self, ip: [u8; 4]) -> Browser {
+        Browser { router: self.router.clone(), cookies: HashMap::new(), ip: SocketAddr::from((ip, 40000)), csrf: None }
+    }
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn location(&self) -> &str {
+        self.headers.get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+}
+
+/// A browser: keeps cookies, remembers the CSRF token of the last page it loaded.
+#[derive(Clone)]
+pub struct Browser {
+    router: axum::Router,
+    pub cookies: HashMap<String, String>,
+    ip: SocketAddr,
+    pub csrf: Option<String>,
+}
+
+impl Browser {
+    pub async fn send(&mut self, method: Method, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Result<Reply> {
+        self.send_full(method, path, content_type, None, body).await
+    }
+
+    pub async fn send_with_header(&mut self, method: Method, path: &str, name: &str, value: &str, body: Vec<u8>) -> Result<Reply> {
+        self.send_full(method, path, Some("application/x-www-form-urlencoded"), Some((name, value)), body).await
+    }
+
+    async fn send_full(&mut self, method: Method, path: &str, content_type: Option<&str>, extra: Option<(&str, &str)>, body: Vec<u8>) -> Result<Reply> {
+        let mut req = Request::builder().method(method).uri(path).header(header::USER_AGENT, "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0 Safari/537.36");
+        if let Some(ct) = content_type {
+            req = req.header(header::CONTENT_TYPE, ct);
+        }
+        if let Some((k, v)) = extra {
+            req = req.header(k, v);
+        }
+        if !self.cookies.is_empty() {
+            let c: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            req = req.header(header::COOKIE, c.join("; "));
+        }
+        let mut req = req.body(Body::from(body))?;
+        req.extensions_mut().insert(ConnectInfo(self.ip));
+        let res = self.router.clone().oneshot(req).await?;
+        let status = res.status();
+        let headers = res.headers().clone();
+        for sc in headers.get_all(header::SET_COOKIE) {
+            let sc = sc.to_str()?;
+            let pair = sc.split(';').next().unwrap_or_default();
+            if let Some((k, v)) = pair.split_once('=') {
+                if v.is_empty() || sc.contains("Max-Age=0") {
+                    self.cookies.remove(k);
+                } else {
+                    self.cookies.insert(k.to_owned(), v.to_owned());
+                }
+            }
+        }
+        let bytes = res.into_body().collect().await?.to_bytes();
+        let body = String::from_utf8_lossy(&bytes).into_owned();
+        if let Some(t) = extract_csrf(&body) {
+            self.csrf = Some(t);
+        }
+        Ok(Reply { status, headers, body })
+    }
+
+    pub async fn get(&mut self, path: &str) -> Result<Reply> {
+        self.send(Method::GET, path, None, Vec::new()).await
+    }
+
+    /// Posts a form, adding this browser's CSRF token (loading `/signin` first if it has none).
+    pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Result<Reply> {
+        if self.csrf.is_none() {
+            self.get("/signin").await?;
+        }
+        let csrf = self.csrf.clone().unwrap_or_default();
+        let mut all: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        self.post_raw(path, &all).await
+    }
+
+    pub async fn post_raw(&mut self, path: &str, fields: &[(&str, &str)]) -> Result<Reply> {
+        let body = serde_urlencoded::to_string(fields)?;
+        self.send(Method::POST, path, Some("application/x-www-form-urlencoded"), body.into_bytes()).await
+    }
+
+    pub async fn post_json(&mut self, path: &str, json: &str) -> Result<Reply> {
+        self.send(Method::POST, path, Some("application/json"), json.as_bytes().to_vec()).await
+    }
+
+    pub async fn sign_in(&mut self, email: &str, password: &str) -> Result<Reply> {
+        self.get("/signin").await?;
+        let r = self.post("/signin", &[("email", email), ("password", password)]).await?;
+        // Load the home page so the CSRF token is the session's.
+        if r.status == StatusCode::SEE_OTHER {
+            let home = r.location().to_owned();
+            self.get(&home).await?;
+        }
+        Ok(r)
+    }
+}
+
+pub fn extract_csrf(body: &str) -> Option<String> {
+    let i = body.find("name=\"csrf\" value=\"")? + "name=\"csrf\" value=\"".len();
+    Some(body[i..].split('"').next()?.to_owned())
+}
+
+pub fn token_of(link: &str) -> String {
+    link.rsplit_once("token=").map(|(_, t)| t.to_owned()).unwrap_or_default()
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Two practices, staff at each, a patient at each, and an operator, all with passwords.
+pub struct World {
+    pub t: TestApp,
+    pub practice_a: PracticeId,
+    pub practice_b: PracticeId,
+    pub patient1: PatientId,
+    pub patient2: PatientId,
+}
+
+pub async fn practice(t: &TestApp, name: &str, hpi: &str, admin_email: &str) -> Result<PracticeId> {
+    let (id, link) = t
+        .app
+        .console_create_practice(&PracticeForm {
+            name: name.into(),
+            hpi_facility_id: hpi.into(),
+            region: "Northland".into(),
+            admin_name: "Admin Person".into(),
+            admin_email: admin_email.into(),
+        })
+        .await
+        .map_err(|e| anyhow!("{e:?}"))?;
+    t.app.set_password_by_link(&token_of(&link), PASSWORD, PASSWORD, None, None).await.map_err(|e| anyhow!("{e:?}"))?;
+    Ok(id)
+}
+
+pub async fn staff(t: &TestApp, practice: PracticeId, email: &str, role: StaffRole) -> Result<()> {
+    let link = t
+        .app
+        .console_invite_staff(practice, &InviteStaffForm { name: "Staff Person".into(), email: email.into(), role: role.as_str().into() })
+        .await
+        .map_err(|e| anyhow!("{e:?}"))?;
+    t.app.set_password_by_link(&token_of(&link), PASSWORD, PASSWORD, None, None).await.map_err(|e| anyhow!("{e:?}"))?;
+    Ok(())
+}
+
+/// Enrols a patient as the practice's (first) admin; returns their id and activation link.
+pub async fn enrol(t: &TestApp, practice: PracticeId, nhi: &str, email: &str) -> Result<(PatientId, String)> {
+    let admin = Principal::Staff { account: admin_of(t, practice).await?, session: SessionId::random(), practice, role: StaffRole::Admin };
+    let (outcome, link) = t
+        .app
+        .enrol_with_link(&admin, practice, &EnrolForm { nhi: nhi.into(), name: "Pat Ient".into(), date_of_birth: "1980-05-06".into(), email: email.into() })
+        .await
+        .map_err(|e| anyhow!("{e:?}"))?;
+    let id = match outcome {
+        app::Enrolled::New(id) | app::Enrolled::Existing(id) | app::Enrolled::AlreadyEnrolled(id) => id,
+    };
+    Ok((id, link))
+}
+
+pub async fn admin_of(t: &TestApp, practice: PracticeId) -> Result<app::domain::AccountId> {
+    let probe = Principal::Staff { account: app::domain::AccountId::random(), session: SessionId::random(), practice, role: StaffRole::Admin };
+    let staff = t.app.list_staff(&probe, practice).await.map_err(|e| anyhow!("{e:?}"))?;
+    staff.iter().find(|s| s.role == StaffRole::Admin).map(|s| s.account).ok_or_else(|| anyhow!("no admin"))
+}
+
+impl World {
+    pub async fn new() -> Result<Self> {
+        let t = TestApp::new().await?;
+        let practice_a = practice(&t, "Practice A", "FAA111-A", "admin-a@example.nz").await?;
+        let practice_b = practice(&t, "Practice B", "FBB222-B", "admin-b@example.nz").await?;
+        staff(&t, practice_a, "gp-a@example.nz", StaffRole::Gp).await?;
+        let (patient1, l1) = enrol(&t, practice_a, "ZZZ0016", "p1@example.nz").await?;
+        let (patient2, l2) = enrol(&t, practice_b, "ZBN77VL", "p2@example.nz").await?;
+        for l in [l1, l2] {
+            t.app.set_password_by_link(&token_of(&l), PASSWORD, PASSWORD, None, None).await.map_err(|e| anyhow!("{e:?}"))?;
+        }
+        let op = t.app.console_create_operator("Op Erator", "op@example.nz").await.map_err(|e| anyhow!("{e:?}"))?;
+        t.app.set_password_by_link(&token_of(&op), PASSWORD, PASSWORD, None, None).await.map_err(|e| anyhow!("{e:?}"))?;
+        Ok(Self { t, practice_a, practice_b, patient1, patient2 })
+    }
+
+    pub async fn operator(&self) -> Result<Browser> {
+        let mut b = self.t.browser([127, 0, 0, 9]);
+        if b.sign_in("op@example.nz", PASSWORD).await?.status != StatusCode::SEE_OTHER {
+            return Err(anyhow!("operator could not sign in"));
+        }
+        Ok(b)
+    }
+
+    pub async fn signed_in(&self, email: &str, ip: [u8; 4]) -> Result<Browser> {
+        let mut b = self.t.browser(ip);
+        let r = b.sign_in(email, PASSWORD).await?;
+        if r.status != StatusCode::SEE_OTHER {
+            return Err(anyhow!("{email} could not sign in: {}", r.status));
+        }
+        Ok(b)
+    }
+}
