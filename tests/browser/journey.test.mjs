@@ -1,0 +1,161 @@
+// The newcomer's journey in a real browser: first operator → practice → admin → staff →
+// patient activation from the email → sign in → sign out; and a second patient cannot open the
+// first patient's pages.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { checkPage, launch, linkFromMail, person, scanned, startPortal } from './harness.mjs';
+
+const PASSWORD = 'correct horse battery staple';
+let portal;
+let browser;
+
+before(async () => {
+  portal = await startPortal();
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  await portal?.stop();
+  console.log(`pages scanned with axe-core: ${scanned.length} (${[...new Set(scanned)].join(', ')})`);
+});
+
+async function setPassword(page, label) {
+  await checkPage(page, label);
+  await page.getByLabel('New password').fill(PASSWORD);
+  await page.getByLabel('Type the password again').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Set password and continue' }).click();
+}
+
+test('operator → practice → staff → patient activates, signs in and out; another patient is kept out', async () => {
+  assert.ok(portal.firstLink, 'serve printed a first-start link');
+  const seen = new Set();
+
+  // The first operator sets up the installation from the printed link.
+  const op = await person(browser);
+  await op.page.goto(portal.firstLink);
+  await op.page.getByLabel('Your name').fill('Olivia Operator');
+  await op.page.getByLabel('Your email address').fill('olivia@tiaki.test');
+  await setPassword(op.page, 'first-start set-up');
+  await op.page.waitForURL('**/operator');
+  await checkPage(op.page, 'operator: practices');
+
+  // A mistake is explained next to the field, and nothing is created.
+  await op.page.getByLabel('Practice name').fill('Harbour Health');
+  await op.page.getByLabel('HPI facility id').fill('NOT-AN-ID');
+  await op.page.getByRole('button', { name: 'Add practice' }).click();
+  await assertVisible(op.page, 'There is a problem');
+  await checkPage(op.page, 'operator: practice form with errors');
+  await op.page.getByLabel('HPI facility id').fill('FHH123-A');
+  await op.page.getByLabel('Region').selectOption('Northland');
+  await op.page.getByLabel("Practice admin's name").fill('Mere Admin');
+  await op.page.getByLabel("Practice admin's email").fill('mere@harbour.test');
+  await op.page.getByRole('button', { name: 'Add practice' }).click();
+  await assertVisible(op.page, 'The practice was added');
+
+  // The practice admin accepts, and invites a nurse.
+  const admin = await person(browser);
+  await admin.page.goto(await linkFromMail(portal, 'mere@harbour.test', seen));
+  await setPassword(admin.page, 'staff invitation');
+  await admin.page.waitForURL('**/practices/**');
+  await checkPage(admin.page, 'practice: admin view');
+  await admin.page.locator('#staff_name').fill('Nikau Nurse');
+  await admin.page.locator('#staff_email').fill('nikau@harbour.test');
+  await admin.page.locator('#role').selectOption('nurse');
+  await admin.page.getByRole('button', { name: 'Send invitation' }).click();
+  await assertVisible(admin.page, 'The invitation has been emailed');
+
+  // The nurse joins and enrols two patients.
+  const nurse = await person(browser);
+  await nurse.page.goto(await linkFromMail(portal, 'nikau@harbour.test', seen));
+  await setPassword(nurse.page, 'staff invitation (nurse)');
+  await nurse.page.waitForURL('**/practices/**');
+  await checkPage(nurse.page, 'practice: nurse view');
+  for (const [nhi, name, email] of [['ZZZ0016', 'Aroha Patient', 'aroha@patients.test'], ['ZBN77VL', 'Ben Other', 'ben@patients.test']]) {
+    await nurse.page.getByLabel('NHI number').fill(nhi);
+    await nurse.page.locator('#name').fill(name);
+    await nurse.page.getByLabel('Date of birth').fill('1985-04-03');
+    await nurse.page.locator('#email').fill(email);
+    await nurse.page.getByRole('button', { name: 'Enrol patient' }).click();
+    await assertVisible(nurse.page, 'The patient is enrolled');
+  }
+  // An invalid NHI is refused with the reason, in the browser too.
+  await nurse.page.getByLabel('NHI number').fill('ZZZ0044');
+  await nurse.page.locator('#name').fill('Wrong Number');
+  await nurse.page.getByLabel('Date of birth').fill('1985-04-03');
+  await nurse.page.locator('#email').fill('wrong@patients.test');
+  await nurse.page.getByRole('button', { name: 'Enrol patient' }).click();
+  await assertVisible(nurse.page, 'check character does not match');
+  await checkPage(nurse.page, 'practice: enrol form with errors');
+
+  // The patient activates from the email, lands on their home page.
+  const aroha = await person(browser);
+  await aroha.page.goto(await linkFromMail(portal, 'aroha@patients.test', seen));
+  await assertVisible(aroha.page, 'Kia ora Aroha Patient');
+  await setPassword(aroha.page, 'patient activation');
+  await aroha.page.waitForURL('**/patients/**');
+  await assertVisible(aroha.page, 'ZZZ0016');
+  await checkPage(aroha.page, 'patient home');
+  const arohaHome = aroha.page.url();
+
+  // Sessions page, then sign out, then sign in again, then out.
+  await aroha.page.getByRole('link', { name: 'Your sessions' }).click();
+  await assertVisible(aroha.page, '(this device)');
+  await checkPage(aroha.page, 'sessions');
+  await aroha.page.getByRole('button', { name: /Sign out/ }).click();
+  await assertVisible(aroha.page, 'You have signed out');
+  await checkPage(aroha.page, 'signed out');
+  await aroha.page.goto(arohaHome);
+  await aroha.page.waitForURL('**/signin');
+  await checkPage(aroha.page, 'sign in');
+  await aroha.page.getByLabel('Email address').fill('aroha@patients.test');
+  await aroha.page.getByLabel('Password').fill('wrong password entirely');
+  await aroha.page.getByRole('button', { name: 'Sign in' }).click();
+  await assertVisible(aroha.page, 'The email or password is not right');
+  await checkPage(aroha.page, 'sign in failed');
+  await aroha.page.getByLabel('Password').fill(PASSWORD);
+  await aroha.page.getByRole('button', { name: 'Sign in' }).click();
+  await aroha.page.waitForURL(arohaHome);
+  await aroha.page.getByRole('button', { name: /Sign out/ }).click();
+  await assertVisible(aroha.page, 'You have signed out');
+
+  // A second patient, signed in, cannot open the first patient's page.
+  const ben = await person(browser);
+  await ben.page.goto(await linkFromMail(portal, 'ben@patients.test', seen));
+  await setPassword(ben.page, 'patient activation (second patient)');
+  await ben.page.waitForURL('**/patients/**');
+  const response = await ben.page.goto(arohaHome);
+  assert.equal(response.status(), 404);
+  const text = await ben.page.textContent('body');
+  assert.ok(!text.includes('ZZZ0016') && !text.includes('Aroha'), 'nothing of the first patient is shown');
+  await checkPage(ben.page, 'not found');
+  const api = await ben.page.goto(arohaHome.replace('/patients/', '/api/v1/patients/'));
+  assert.equal(api.status(), 404);
+});
+
+test('pages work at 320 px wide without sideways scrolling', async () => {
+  const phone = await person(browser, { viewport: { width: 320, height: 640 } });
+  await phone.page.goto(`${portal.base}/signin`);
+  const width = await phone.page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(width <= 320, `sign-in page is ${width}px wide`);
+  await checkPage(phone.page, 'sign in at 320px');
+  const button = phone.page.getByRole('button', { name: 'Sign in' });
+  const box = await button.boundingBox();
+  assert.ok(box && box.height >= 44, 'the button is a comfortable touch target');
+});
+
+test('inline script is blocked by the content security policy', async () => {
+  const p = await person(browser);
+  await p.page.goto(`${portal.base}/signin`);
+  const ran = await p.page.evaluate(() => new Promise((resolve) => {
+    const s = document.createElement('script');
+    s.textContent = 'window.__inline = true';
+    document.body.appendChild(s);
+    setTimeout(() => resolve(window.__inline === true), 100);
+  }));
+  assert.equal(ran, false, 'an injected inline script does not run');
+});
+
+async function assertVisible(page, text) {
+  await page.getByText(text, { exact: false }).first().waitFor({ state: 'visible', timeout: 10000 });
+}
