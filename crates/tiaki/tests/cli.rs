@@ -1,1 +1,271 @@
-//! placeholder
+//! The `tiaki` binary as an operator uses it: help, first start, configuration errors,
+//! migrate/demo/admin on the same data, HTTPS, graceful shutdown, and PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tiaki");
+
+struct TempDir(PathBuf);
+impl TempDir {
+    fn new() -> Self {
+        let p = std::env::temp_dir().join(format!("tiaki-cli-{}-{}", std::process::id(), rand_suffix()));
+        Self(p)
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn rand_suffix() -> String {
+    let mut b = [0u8; 8];
+    std::fs::File::open("/dev/urandom").unwrap().read_exact(&mut b).unwrap();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn tiaki(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(BIN);
+    c.args(args).env_remove("TIAKI_SMTP_URL").env_remove("TIAKI_DATABASE_URL");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Server {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    log: Vec<String>,
+}
+
+impl Server {
+    fn start(env: &[(&str, &str)]) -> Self {
+        let mut c = Command::new(BIN);
+        c.arg("serve").env_remove("TIAKI_SMTP_URL").env_remove("TIAKI_DATABASE_URL").stdout(Stdio::null()).stderr(Stdio::piped());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let mut child = c.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut s = Self { child, lines, log: Vec::new() };
+        s.wait_for("listening on");
+        s
+    }
+
+    fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(l) = self.log.iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => self.log.push(l),
+                Err(_) => panic!("server never printed {needle:?}; it printed:\n{}", self.log.join("\n")),
+            }
+        }
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the server did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn help_explains_every_subcommand() {
+    let out = tiaki(&["--help"], &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for word in ["serve", "migrate", "demo", "admin", "TIAKI_DATA_DIR", "TIAKI_DATABASE_URL", "TIAKI_LISTEN", "TIAKI_PUBLIC_URL"] {
+        assert!(text.contains(word), "--help mentions {word}");
+    }
+    let admin = String::from_utf8_lossy(&tiaki(&["admin", "--help"], &[]).stdout).into_owned();
+    for word in ["create-operator", "create-practice", "invite-staff"] {
+        assert!(admin.contains(word), "admin --help mentions {word}");
+    }
+    for sub in [vec!["serve", "--help"], vec!["demo", "--help"], vec!["admin", "invite-staff", "--help"]] {
+        let out = tiaki(&sub, &[]);
+        assert!(out.status.success() && !out.stdout.is_empty(), "{sub:?}");
+    }
+}
+
+#[test]
+fn first_start_creates_private_data_prints_a_link_serves_and_stops_gracefully() {
+    let dir = TempDir::new();
+    let data = dir.0.join("data");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut server = Server::start(&[("TIAKI_DATA_DIR", data.to_str().unwrap()), ("TIAKI_LISTEN", &listen)]);
+    let link = server.wait_for("/activate?token=");
+    assert!(link.trim().starts_with(&format!("http://{listen}/activate?token=")));
+    server.wait_for("mail is written as .eml files");
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("master.key")), 0o600);
+    assert_eq!(std::fs::metadata(data.join("master.key")).unwrap().len(), 32);
+    assert!(data.join("tiaki.db").exists());
+    assert!(http_get(port, "/healthz").ends_with("ok"));
+    let ready = http_get(port, "/readyz");
+    assert!(ready.starts_with("HTTP/1.1 200") && ready.contains("database: ok"));
+    let metrics = http_get(port, "/metrics");
+    assert!(metrics.contains("tiaki_http_requests_total"), "{metrics}");
+    // JSON logs with a request id, and no token from the link in them.
+    let token = link.trim().rsplit_once("token=").unwrap().1.to_owned();
+    let request_log = server.wait_for("\"route\":\"/readyz\"");
+    let json: serde_json::Value = serde_json::from_str(&request_log).unwrap();
+    assert!(json["span"]["request_id"].as_str().is_some_and(|s| s.len() == 36), "{request_log}");
+    assert!(server.log.iter().filter(|l| l.starts_with('{')).all(|l| !l.contains(&token)));
+    let status = server.terminate();
+    assert!(status.success(), "graceful shutdown exits cleanly: {status:?}");
+    // The key survives restarts unchanged; a new link replaces the unused one.
+    let key = std::fs::read(data.join("master.key")).unwrap();
+    let mut again = Server::start(&[("TIAKI_DATA_DIR", data.to_str().unwrap()), ("TIAKI_LISTEN", &listen)]);
+    let second = again.wait_for("/activate?token=");
+    assert_ne!(second, link);
+    assert_eq!(std::fs::read(data.join("master.key")).unwrap(), key);
+    again.terminate();
+}
+
+#[test]
+fn bad_configuration_is_explained_without_printing_secrets() {
+    let dir = TempDir::new();
+    let d = dir.0.to_str().unwrap();
+    let out = tiaki(&["migrate"], &[("TIAKI_DATA_DIR", d), ("TIAKI_LISTEN", "nowhere")]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TIAKI_LISTEN"));
+    let out = tiaki(&["migrate"], &[("TIAKI_DATA_DIR", d), ("TIAKI_DATABASE_URL", "mysql://user:hunter2@db/x")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("TIAKI_DATABASE_URL") && !err.contains("hunter2"), "{err}");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let file = dir.0.join("tiaki.toml");
+    std::fs::write(&file, "listen = \"127.0.0.1:1\"\nlisten_port = 3\n").unwrap();
+    let out = tiaki(&["--config", file.to_str().unwrap(), "migrate"], &[("TIAKI_DATA_DIR", d)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("listen_port"), "{err}");
+    // A key file others can read is refused with the fix.
+    let data = dir.0.join("data");
+    assert!(tiaki(&["migrate"], &[("TIAKI_DATA_DIR", data.to_str().unwrap())]).status.success());
+    std::fs::set_permissions(data.join("master.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = tiaki(&["migrate"], &[("TIAKI_DATA_DIR", data.to_str().unwrap())]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"));
+}
+
+#[test]
+fn migrate_demo_and_admin_work_on_the_same_data() {
+    let dir = TempDir::new();
+    let d = dir.0.to_str().unwrap();
+    assert!(tiaki(&["migrate"], &[("TIAKI_DATA_DIR", d)]).status.success());
+    let out = tiaki(&["demo"], &[("TIAKI_DATA_DIR", d)]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    for who in ["admin@kowhai.example.nz", "gp@kowhai.example.nz", "hemi@example.nz", "ZZZ0016"] {
+        assert!(text.contains(who), "demo prints how to sign in as {who}");
+    }
+    let again = tiaki(&["demo"], &[("TIAKI_DATA_DIR", d)]);
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("already"));
+    let out = tiaki(&["admin", "create-operator", "--email", "ops@example.nz", "--name", "Ops Person"], &[("TIAKI_DATA_DIR", d)]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("/activate?token="));
+    let out = tiaki(&["admin", "invite-staff", "--practice", "fzz999-b", "--name", "New Nurse", "--email", "nn@example.nz", "--role", "nurse"], &[("TIAKI_DATA_DIR", d)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tiaki(&["admin", "invite-staff", "--practice", "FZZ999-B", "--name", "X", "--email", "bad", "--role", "wizard"], &[("TIAKI_DATA_DIR", d)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--email") && err.contains("--role"), "{err}");
+    let out = tiaki(&["admin", "invite-staff", "--practice", "FNO000-X", "--name", "X", "--email", "x@example.nz", "--role", "nurse"], &[("TIAKI_DATA_DIR", d)]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no practice has HPI facility id"));
+}
+
+#[test]
+fn serves_https_directly_with_hsts() {
+    let dir = TempDir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let (cert, key) = (dir.0.join("cert.pem"), dir.0.join("key.pem"));
+    let ok = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl is needed for this test");
+    assert!(ok.success());
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let data = dir.0.join("data");
+    let server = Server::start(&[
+        ("TIAKI_DATA_DIR", data.to_str().unwrap()),
+        ("TIAKI_LISTEN", &listen),
+        ("TIAKI_TLS_CERT", cert.to_str().unwrap()),
+        ("TIAKI_TLS_KEY", key.to_str().unwrap()),
+    ]);
+    let out = Command::new("curl").args(["-sS", "-i", "--cacert"]).arg(&cert).arg(format!("https://127.0.0.1:{port}/signin")).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("HTTP/"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.to_lowercase().contains("strict-transport-security: max-age="));
+    assert!(text.contains("__Host-tiaki_pre=") && text.contains("Secure"), "cookies are __Host- and Secure over HTTPS");
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn the_same_binary_runs_on_postgresql() {
+    let admin = std::env::var("TIAKI_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("tiaki_cli_{}", rand_suffix());
+    let psql = |sql: &str| Command::new("psql").args([admin.as_str(), "-qc", sql]).output().expect("psql is needed for this test");
+    assert!(psql(&format!("CREATE DATABASE {name}")).status.success(), "PostgreSQL must be running");
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    let url = format!("{base}/{name}");
+    let dir = TempDir::new();
+    let d = dir.0.to_str().unwrap();
+    let env = [("TIAKI_DATA_DIR", d), ("TIAKI_DATABASE_URL", url.as_str())];
+    assert!(tiaki(&["migrate"], &env).status.success());
+    let out = tiaki(&["demo"], &env);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!dir.0.join("tiaki.db").exists(), "nothing went to SQLite");
+    let count = Command::new("psql").args([url.as_str(), "-tAc", "SELECT COUNT(*) FROM patients"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&count.stdout).trim(), "3");
+    psql(&format!("DROP DATABASE {name} WITH (FORCE)"));
+}
