@@ -15,7 +15,7 @@ use std::path::PathBuf;
 pub struct Config {
     /// Where the server listens.
     pub listen: SocketAddr,
-    /// The data folder (SQLite database, blobs, key file, mail files).
+    /// The data folder (`SQLite` database, blobs, key file, mail files).
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…` (may hold a password).
     pub database_url: SecretString,
@@ -135,33 +135,60 @@ impl Config {
     /// [`ConfigError`] naming the setting and what is wrong with it.
     pub fn load(file: Option<(&str, &str)>, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let mut c = match file {
-            Some((path, text)) => toml::from_str::<FileConfig>(text)
-                .map_err(|e| ConfigError(format!("{path}: {}", e.message())))?,
+            Some((path, text)) => {
+                toml::from_str::<FileConfig>(text).map_err(|e| ConfigError(format!("{path}: {}", e.message())))?
+            }
             None => FileConfig::default(),
         };
         let get = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
-        if let Some(v) = get("TIAKI_LISTEN") { c.listen = Some(v); }
-        if let Some(v) = get("TIAKI_DATA_DIR") { c.data_dir = Some(v.into()); }
-        if let Some(v) = get("TIAKI_DATABASE_URL") { c.database_url = Some(v); }
-        if let Some(v) = get("TIAKI_PUBLIC_URL") { c.public_url = Some(v); }
+        if let Some(v) = get("TIAKI_LISTEN") {
+            c.listen = Some(v);
+        }
+        if let Some(v) = get("TIAKI_DATA_DIR") {
+            c.data_dir = Some(v.into());
+        }
+        if let Some(v) = get("TIAKI_DATABASE_URL") {
+            c.database_url = Some(v);
+        }
+        if let Some(v) = get("TIAKI_PUBLIC_URL") {
+            c.public_url = Some(v);
+        }
         if let Some(v) = get("TIAKI_TRUSTED_PROXIES") {
             c.trusted_proxies = Some(v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect());
         }
-        if let Some(v) = get("TIAKI_TLS_CERT") { c.tls_cert = Some(v.into()); }
-        if let Some(v) = get("TIAKI_TLS_KEY") { c.tls_key = Some(v.into()); }
-        if let Some(v) = get("TIAKI_SMTP_URL") { c.smtp_url = Some(v); }
-        if let Some(v) = get("TIAKI_MAIL_FROM") { c.mail_from = Some(v); }
-        if let Some(v) = get("TIAKI_SESSION_IDLE_MINUTES") { c.session_idle_minutes = Some(number("TIAKI_SESSION_IDLE_MINUTES", &v)?); }
-        if let Some(v) = get("TIAKI_SESSION_ABSOLUTE_HOURS") { c.session_absolute_hours = Some(number("TIAKI_SESSION_ABSOLUTE_HOURS", &v)?); }
-        if let Some(v) = get("TIAKI_INVITATION_DAYS") { c.invitation_days = Some(number("TIAKI_INVITATION_DAYS", &v)?); }
-        if let Some(v) = get("TIAKI_LOG_FORMAT") { c.log_format = Some(v); }
+        if let Some(v) = get("TIAKI_TLS_CERT") {
+            c.tls_cert = Some(v.into());
+        }
+        if let Some(v) = get("TIAKI_TLS_KEY") {
+            c.tls_key = Some(v.into());
+        }
+        if let Some(v) = get("TIAKI_SMTP_URL") {
+            c.smtp_url = Some(v);
+        }
+        if let Some(v) = get("TIAKI_MAIL_FROM") {
+            c.mail_from = Some(v);
+        }
+        if let Some(v) = get("TIAKI_SESSION_IDLE_MINUTES") {
+            c.session_idle_minutes = Some(number("TIAKI_SESSION_IDLE_MINUTES", &v)?);
+        }
+        if let Some(v) = get("TIAKI_SESSION_ABSOLUTE_HOURS") {
+            c.session_absolute_hours = Some(number("TIAKI_SESSION_ABSOLUTE_HOURS", &v)?);
+        }
+        if let Some(v) = get("TIAKI_INVITATION_DAYS") {
+            c.invitation_days = Some(number("TIAKI_INVITATION_DAYS", &v)?);
+        }
+        if let Some(v) = get("TIAKI_LOG_FORMAT") {
+            c.log_format = Some(v);
+        }
         Self::validate(c)
     }
 
     fn validate(c: FileConfig) -> Result<Self, ConfigError> {
         let listen_text = c.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
         let listen: SocketAddr = listen_text.parse().map_err(|_| {
-            ConfigError(format!("listen (TIAKI_LISTEN) must be an address and port like 127.0.0.1:8080, not {listen_text:?}"))
+            ConfigError(format!(
+                "listen (TIAKI_LISTEN) must be an address and port like 127.0.0.1:8080, not {listen_text:?}"
+            ))
         })?;
         let data_dir = c.data_dir.unwrap_or_else(|| PathBuf::from("./tiaki-data"));
         let database_url = c.database_url.unwrap_or_else(|| format!("sqlite://{}/tiaki.db", data_dir.display()));
@@ -174,36 +201,56 @@ impl Config {
         let tls = match (c.tls_cert, c.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             (None, None) => None,
-            _ => return Err(ConfigError("tls_cert and tls_key (TIAKI_TLS_CERT, TIAKI_TLS_KEY) must be set together".into())),
+            _ => {
+                return Err(ConfigError(
+                    "tls_cert and tls_key (TIAKI_TLS_CERT, TIAKI_TLS_KEY) must be set together".into(),
+                ));
+            }
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let public_url = c.public_url.unwrap_or_else(|| format!("{scheme}://{listen}")).trim_end_matches('/').to_owned();
-        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) || public_url.contains(char::is_whitespace) {
-            return Err(ConfigError(format!("public_url (TIAKI_PUBLIC_URL) must be an http:// or https:// address, not {public_url:?}")));
+        let public_url =
+            c.public_url.unwrap_or_else(|| format!("{scheme}://{listen}")).trim_end_matches('/').to_owned();
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://"))
+            || public_url.contains(char::is_whitespace)
+        {
+            return Err(ConfigError(format!(
+                "public_url (TIAKI_PUBLIC_URL) must be an http:// or https:// address, not {public_url:?}"
+            )));
         }
         let trusted_proxies = c
             .trusted_proxies
             .unwrap_or_default()
             .iter()
             .map(|p| {
-                p.parse::<IpNet>()
-                    .or_else(|_| p.parse::<std::net::IpAddr>().map(IpNet::from))
-                    .map_err(|_| ConfigError(format!("trusted_proxies (TIAKI_TRUSTED_PROXIES): {p:?} is not an IP address or CIDR range")))
+                p.parse::<IpNet>().or_else(|_| p.parse::<std::net::IpAddr>().map(IpNet::from)).map_err(|_| {
+                    ConfigError(format!(
+                        "trusted_proxies (TIAKI_TRUSTED_PROXIES): {p:?} is not an IP address or CIDR range"
+                    ))
+                })
             })
             .collect::<Result<_, _>>()?;
         let smtp_url = c.smtp_url.map(SecretString::from);
         if let Some(u) = &smtp_url {
             let u = u.expose_secret();
             if !(u.starts_with("smtp://") || u.starts_with("smtps://")) {
-                return Err(ConfigError(format!("smtp_url (TIAKI_SMTP_URL) must start with smtp:// or smtps://, not {:?}", redact_url(u))));
+                return Err(ConfigError(format!(
+                    "smtp_url (TIAKI_SMTP_URL) must start with smtp:// or smtps://, not {:?}",
+                    redact_url(u)
+                )));
             }
         }
         let mail_from = c.mail_from.unwrap_or_else(|| "Tiaki <no-reply@localhost>".into());
         if mail_from.parse::<lettre::message::Mailbox>().is_err() {
-            return Err(ConfigError(format!("mail_from (TIAKI_MAIL_FROM) must be an address like \"Tiaki <no-reply@example.nz>\", not {mail_from:?}")));
+            return Err(ConfigError(format!(
+                "mail_from (TIAKI_MAIL_FROM) must be an address like \"Tiaki <no-reply@example.nz>\", not {mail_from:?}"
+            )));
         }
         let positive = |key: &str, v: i64, max: i64| {
-            if (1..=max).contains(&v) { Ok(v) } else { Err(ConfigError(format!("{key} must be between 1 and {max}, not {v}"))) }
+            if (1..=max).contains(&v) {
+                Ok(v)
+            } else {
+                Err(ConfigError(format!("{key} must be between 1 and {max}, not {v}")))
+            }
         };
         let idle = positive("session_idle_minutes", c.session_idle_minutes.unwrap_or(30), 24 * 60)?;
         let absolute = positive("session_absolute_hours", c.session_absolute_hours.unwrap_or(12), 24 * 30)?;
@@ -211,7 +258,11 @@ impl Config {
         let log_format = match c.log_format.as_deref().unwrap_or("json") {
             "json" => LogFormat::Json,
             "pretty" => LogFormat::Pretty,
-            other => return Err(ConfigError(format!("log_format (TIAKI_LOG_FORMAT) must be json or pretty, not {other:?}"))),
+            other => {
+                return Err(ConfigError(format!(
+                    "log_format (TIAKI_LOG_FORMAT) must be json or pretty, not {other:?}"
+                )));
+            }
         };
         Ok(Self {
             listen,
@@ -275,7 +326,11 @@ mod tests {
         assert!(e.contains("TIAKI_DATABASE_URL") && !e.contains("hunter2"), "{e}");
         let e = Config::load(None, &env(&[("TIAKI_TRUSTED_PROXIES", "10.0.0.0/8, bogus")])).unwrap_err().to_string();
         assert!(e.contains("bogus"), "{e}");
-        let c = Config::load(None, &env(&[("TIAKI_DATABASE_URL", "postgres://u:hunter2@h/db"), ("TIAKI_SMTP_URL", "smtp://u:pw99@mail:25")])).unwrap();
+        let c = Config::load(
+            None,
+            &env(&[("TIAKI_DATABASE_URL", "postgres://u:hunter2@h/db"), ("TIAKI_SMTP_URL", "smtp://u:pw99@mail:25")]),
+        )
+        .unwrap();
         let shown = format!("{c:?}");
         assert!(!shown.contains("hunter2") && !shown.contains("pw99"), "{shown}");
     }

@@ -1,7 +1,9 @@
 //! Signing in and out, sessions, and single-use links (activation and invitations).
 
 use crate::mail::texts;
-use crate::security::{self, csrf_ok, csrf_token, hash_password, new_token, plausible_token, token_hash, verify_password};
+use crate::security::{
+    self, csrf_ok, csrf_token, hash_password, new_token, plausible_token, token_hash, verify_password,
+};
 use crate::{App, AppError, FieldError};
 use authz::Principal;
 use domain::{AccountId, AccountKind, Email, PatientId, PersonName, PracticeId, SessionId, StaffRole};
@@ -85,7 +87,13 @@ impl App {
     /// # Errors
     /// [`AppError::BadCredentials`], or [`AppError::RateLimited`] when too many attempts came
     /// from this address or failed on this account.
-    pub async fn sign_in(&self, email: &str, password: &str, ip: IpAddr, user_agent: &str) -> Result<SignInOutcome, AppError> {
+    pub async fn sign_in(
+        &self,
+        email: &str,
+        password: &str,
+        ip: IpAddr,
+        user_agent: &str,
+    ) -> Result<SignInOutcome, AppError> {
         let key = email.trim().to_lowercase();
         let now = self.now();
         if let Err(wait) = self.limits.attempt(ip, &key, now) {
@@ -121,7 +129,8 @@ impl App {
             user_agent: truncate(user_agent, 200),
         };
         self.store.create_session(&session).await?;
-        let signed_in = self.authenticate(&token).await?.ok_or_else(|| AppError::Internal("new session not found".into()))?;
+        let signed_in =
+            self.authenticate(&token).await?.ok_or_else(|| AppError::Internal("new session not found".into()))?;
         Ok(SignInOutcome { token, signed_in })
     }
 
@@ -134,7 +143,9 @@ impl App {
             return Ok(None);
         }
         let now = self.now();
-        let Some(session) = self.store.live_session(&token_hash(token), now, now - self.settings.session_idle_secs).await? else {
+        let Some(session) =
+            self.store.live_session(&token_hash(token), now, now - self.settings.session_idle_secs).await?
+        else {
             return Ok(None);
         };
         let Some(account) = self.store.account(session.account).await? else { return Ok(None) };
@@ -149,7 +160,11 @@ impl App {
             }
             AccountKind::Staff => {
                 let Some((practice, role)) = self.store.staff_membership(account.id).await? else { return Ok(None) };
-                (Principal::Staff { account: account.id, session: session.id, practice, role }, Some((practice, role)), None)
+                (
+                    Principal::Staff { account: account.id, session: session.id, practice, role },
+                    Some((practice, role)),
+                    None,
+                )
             }
             AccountKind::Operator => (Principal::Operator { account: account.id, session: session.id }, None, None),
         };
@@ -273,10 +288,11 @@ impl App {
         } else {
             None
         };
-        let who: Vec<String> = [page.name.clone(), page.email.clone(), name.map(str::to_owned), email.map(str::to_owned)]
-            .into_iter()
-            .flatten()
-            .collect();
+        let who: Vec<String> =
+            [page.name.clone(), page.email.clone(), name.map(str::to_owned), email.map(str::to_owned)]
+                .into_iter()
+                .flatten()
+                .collect();
         let who: Vec<&str> = who.iter().map(String::as_str).collect();
         if let Some(problem) = security::password_problem(password, &who) {
             errors.push(FieldError { field: "password", message: problem });
@@ -334,9 +350,16 @@ impl App {
             purpose: InvitationPurpose::JoinOperator,
             created_at: now,
             expires_at: now + self.settings.invitation_secs,
-            mail: Some(texts::operator_invitation(email.as_str(), display_name.as_str(), &link, self.invitation_days(), now)),
+            mail: Some(texts::operator_invitation(
+                email.as_str(),
+                display_name.as_str(),
+                &link,
+                self.invitation_days(),
+                now,
+            )),
         };
-        let account = NewAccount { id: AccountId::random(), kind: AccountKind::Operator, email, display_name, created_at: now };
+        let account =
+            NewAccount { id: AccountId::random(), kind: AccountKind::Operator, email, display_name, created_at: now };
         self.store.create_operator(&account, &invite).await?;
         self.mail_waker.notify_one();
         Ok(link)

@@ -15,11 +15,10 @@ pub use authz::Principal;
 pub use config::Config;
 pub use domain;
 pub use error::{AppError, FieldError};
-pub use identity::{InvitationPage, SignedIn, SignInOutcome};
+pub use identity::{InvitationPage, SignInOutcome, SignedIn};
 pub use practices::{EnrolForm, InviteStaffForm, PracticeForm};
 pub use store::{
-    AccountRow, Backend, Enrolled, InvitationPurpose, PatientRow, PracticeRow, PracticeSummary, SessionRow,
-    StaffRow,
+    AccountRow, Backend, Enrolled, InvitationPurpose, PatientRow, PracticeRow, PracticeSummary, SessionRow, StaffRow,
 };
 
 use domain::Clock;
@@ -63,7 +62,10 @@ pub struct App {
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App").field("backend", &self.store.backend()).field("settings", &self.settings).finish_non_exhaustive()
+        f.debug_struct("App")
+            .field("backend", &self.store.backend())
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
     }
 }
 

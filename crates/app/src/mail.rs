@@ -36,15 +36,12 @@ impl Transport {
     /// # Errors
     /// When the SMTP URL cannot be used, or the mail folder cannot be made.
     pub fn from_config(config: &crate::Config) -> Result<Self, String> {
-        match &config.smtp_url {
-            Some(url) => AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
-                .map(|b| Self::Smtp(b.timeout(Some(Duration::from_secs(30))).build()))
-                .map_err(|e| format!("smtp_url (TIAKI_SMTP_URL) cannot be used: {e}")),
-            None => {
-                let dir = config.data_dir.join("mail");
-                std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-                Ok(Self::Folder(dir))
-            }
+        if let Some(url) = &config.smtp_url { AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
+        .map(|b| Self::Smtp(b.timeout(Some(Duration::from_secs(30))).build()))
+        .map_err(|e| format!("smtp_url (TIAKI_SMTP_URL) cannot be used: {e}")) } else {
+            let dir = config.data_dir.join("mail");
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            Ok(Self::Folder(dir))
         }
     }
 
@@ -146,7 +143,13 @@ pub(crate) mod texts {
     use super::NewMail;
 
     pub(crate) fn mail(recipient: &str, subject: &str, body: String, now: i64) -> NewMail {
-        NewMail { id: uuid::Uuid::new_v4(), recipient: recipient.to_owned(), subject: subject.to_owned(), body, created_at: now }
+        NewMail {
+            id: uuid::Uuid::new_v4(),
+            recipient: recipient.to_owned(),
+            subject: subject.to_owned(),
+            body,
+            created_at: now,
+        }
     }
 
     pub(crate) fn patient_activation(to: &str, name: &str, practice: &str, link: &str, days: i64, now: i64) -> NewMail {
@@ -159,7 +162,15 @@ pub(crate) mod texts {
         mail(to, "Activate your Tiaki patient portal account", body, now)
     }
 
-    pub(crate) fn staff_invitation(to: &str, name: &str, practice: &str, role: &str, link: &str, days: i64, now: i64) -> NewMail {
+    pub(crate) fn staff_invitation(
+        to: &str,
+        name: &str,
+        practice: &str,
+        role: &str,
+        link: &str,
+        days: i64,
+        now: i64,
+    ) -> NewMail {
         let body = format!(
             "Kia ora {name},\n\nYou have been invited to join {practice} on Tiaki as {role}.\n\n\
              To choose your password, open this link within {days} days:\n\n{link}\n\n\

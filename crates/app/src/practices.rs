@@ -9,7 +9,10 @@ use domain::{
     Region, StaffRole,
 };
 use serde::Deserialize;
-use store::{Enrolled, InvitationPurpose, NewAccount, NewPatient, NewPractice, PatientRow, PracticeRow, PracticeSummary, StaffRow};
+use store::{
+    Enrolled, InvitationPurpose, NewAccount, NewPatient, NewPractice, PatientRow, PracticeRow, PracticeSummary,
+    StaffRow,
+};
 
 /// The operator's "new practice" form.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -105,13 +108,16 @@ impl App {
         let region = check(&mut errors, "region", Region::parse(&form.region));
         let admin_name = check(&mut errors, "admin_name", PersonName::parse(&form.admin_name));
         let admin_email = check(&mut errors, "admin_email", Email::parse(&form.admin_email));
-        let (Some(name), Some(hpi), Some(region), Some(admin_name), Some(admin_email)) = (name, hpi, region, admin_name, admin_email) else {
+        let (Some(name), Some(hpi), Some(region), Some(admin_name), Some(admin_email)) =
+            (name, hpi, region, admin_name, admin_email)
+        else {
             return Err(AppError::Invalid(errors));
         };
         if self.store.account_by_email(admin_email.as_str()).await?.is_some() {
             return Err(AppError::field("admin_email", "This email address is already in use."));
         }
-        let practice = NewPractice { id: PracticeId::random(), name, hpi_facility_id: hpi, region, created_at: self.now() };
+        let practice =
+            NewPractice { id: PracticeId::random(), name, hpi_facility_id: hpi, region, created_at: self.now() };
         self.store.create_practice(grant, &practice).await?;
         tracing::info!(event = "practice.created", practice = %practice.id, "practice created");
         let staff_grant = match who {
@@ -135,7 +141,12 @@ impl App {
     ///
     /// # Errors
     /// [`AppError::Invalid`], [`AppError::Conflict`], or [`AppError::NotFound`].
-    pub async fn invite_staff(&self, who: &Principal, practice: PracticeId, form: &InviteStaffForm) -> Result<(), AppError> {
+    pub async fn invite_staff(
+        &self,
+        who: &Principal,
+        practice: PracticeId,
+        form: &InviteStaffForm,
+    ) -> Result<(), AppError> {
         let grant = authorize::<ManageStaff, _>(who, practice, &*self.store).await?;
         self.invite_staff_with(&grant, practice, form).await.map(|_| ())
     }
@@ -161,7 +172,12 @@ impl App {
         Ok(all.into_iter().map(|s| s.practice).find(|p| p.hpi_facility_id == wanted))
     }
 
-    async fn invite_staff_with(&self, grant: &authz::Grant<ManageStaff>, practice: PracticeId, form: &InviteStaffForm) -> Result<String, AppError> {
+    async fn invite_staff_with(
+        &self,
+        grant: &authz::Grant<ManageStaff>,
+        practice: PracticeId,
+        form: &InviteStaffForm,
+    ) -> Result<String, AppError> {
         let mut errors = Vec::new();
         let name = check(&mut errors, "name", PersonName::parse(&form.name));
         let email = check(&mut errors, "email", Email::parse(&form.email));
@@ -173,7 +189,14 @@ impl App {
         self.invite(grant, &practice_name, name, email, role).await
     }
 
-    async fn invite(&self, grant: &authz::Grant<ManageStaff>, practice: &str, name: PersonName, email: Email, role: StaffRole) -> Result<String, AppError> {
+    async fn invite(
+        &self,
+        grant: &authz::Grant<ManageStaff>,
+        practice: &str,
+        name: PersonName,
+        email: Email,
+        role: StaffRole,
+    ) -> Result<String, AppError> {
         let (token, mut invite) = self.new_invitation(InvitationPurpose::JoinStaff);
         let now = self.now();
         invite.mail = Some(texts::staff_invitation(
@@ -185,7 +208,13 @@ impl App {
             self.invitation_days(),
             now,
         ));
-        let account = NewAccount { id: AccountId::random(), kind: AccountKind::Staff, email, display_name: name, created_at: now };
+        let account = NewAccount {
+            id: AccountId::random(),
+            kind: AccountKind::Staff,
+            email,
+            display_name: name,
+            created_at: now,
+        };
         self.store.invite_staff(grant, &account, role, &invite).await.map_err(|e| match AppError::from(e) {
             AppError::Conflict(m) => AppError::Invalid(vec![FieldError { field: "email", message: m }]),
             other => other,
@@ -209,7 +238,12 @@ impl App {
     ///
     /// # Errors
     /// [`AppError::Invalid`] (every bad field at once), [`AppError::Conflict`], [`AppError::NotFound`].
-    pub async fn enrol_patient(&self, who: &Principal, practice: PracticeId, form: &EnrolForm) -> Result<Enrolled, AppError> {
+    pub async fn enrol_patient(
+        &self,
+        who: &Principal,
+        practice: PracticeId,
+        form: &EnrolForm,
+    ) -> Result<Enrolled, AppError> {
         self.enrol_with_link(who, practice, form).await.map(|(e, _)| e)
     }
 
@@ -218,10 +252,17 @@ impl App {
     ///
     /// # Errors
     /// As for [`App::enrol_patient`].
-    pub async fn enrol_with_link(&self, who: &Principal, practice: PracticeId, form: &EnrolForm) -> Result<(Enrolled, String), AppError> {
+    pub async fn enrol_with_link(
+        &self,
+        who: &Principal,
+        practice: PracticeId,
+        form: &EnrolForm,
+    ) -> Result<(Enrolled, String), AppError> {
         let grant = authorize::<EnrolPatient, _>(who, practice, &*self.store).await?;
         let mut errors = Vec::new();
-        let today = time::OffsetDateTime::from_unix_timestamp(self.now()).map(|t| t.date()).map_err(|e| AppError::Internal(e.to_string()))?;
+        let today = time::OffsetDateTime::from_unix_timestamp(self.now())
+            .map(time::OffsetDateTime::date)
+            .map_err(|e| AppError::Internal(e.to_string()))?;
         let nhi = check(&mut errors, "nhi", Nhi::parse(&form.nhi));
         let name = check(&mut errors, "name", PersonName::parse(&form.name));
         let dob = check(&mut errors, "date_of_birth", DateOfBirth::parse(&form.date_of_birth, today));
@@ -250,10 +291,11 @@ impl App {
             enrolled_by: who.account(),
             at: now,
         };
-        let outcome = self.store.enrol_patient(&grant, &patient, &invite).await.map_err(|e| match AppError::from(e) {
-            AppError::Conflict(m) => AppError::Invalid(vec![FieldError { field: "email", message: m }]),
-            other => other,
-        })?;
+        let outcome =
+            self.store.enrol_patient(&grant, &patient, &invite).await.map_err(|e| match AppError::from(e) {
+                AppError::Conflict(m) => AppError::Invalid(vec![FieldError { field: "email", message: m }]),
+                other => other,
+            })?;
         tracing::info!(event = "patient.enrolled", practice = %practice, "patient enrolled");
         self.mail_waker.notify_one();
         Ok((outcome, self.link(&token)))
@@ -263,11 +305,18 @@ impl App {
     ///
     /// # Errors
     /// [`AppError::NotFound`] for anyone else, exactly as for a patient that does not exist.
-    pub async fn view_patient(&self, who: &Principal, patient: PatientId) -> Result<(PatientRow, Vec<PracticeRow>), AppError> {
+    pub async fn view_patient(
+        &self,
+        who: &Principal,
+        patient: PatientId,
+    ) -> Result<(PatientRow, Vec<PracticeRow>), AppError> {
         let grant = authorize::<ViewPatient, _>(who, patient, &*self.store).await?;
         let row = self.store.patient(&grant).await?;
         let mut practices = Vec::new();
-        for id in authz::Relations::patient_practices(&*self.store, patient).await.map_err(|e| AppError::Internal(e.to_string()))? {
+        for id in authz::Relations::patient_practices(&*self.store, patient)
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?
+        {
             if let Some(p) = self.store.practice(id).await? {
                 practices.push(p);
             }

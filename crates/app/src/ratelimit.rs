@@ -22,7 +22,13 @@ pub(crate) struct SignInLimits {
     by_account: Mutex<HashMap<String, (UnixTime, u32)>>,
 }
 
-fn bump<K: std::hash::Hash + Eq + Clone>(map: &Mutex<HashMap<K, (UnixTime, u32)>>, key: &K, now: UnixTime, limit: u32, count: bool) -> Result<(), u64> {
+fn bump<K: std::hash::Hash + Eq + Clone>(
+    map: &Mutex<HashMap<K, (UnixTime, u32)>>,
+    key: &K,
+    now: UnixTime,
+    limit: u32,
+    count: bool,
+) -> Result<(), u64> {
     // A poisoned lock only means another thread panicked mid-update; the counts are still usable.
     let mut m = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if m.len() > SWEEP_AT {

@@ -90,7 +90,9 @@ pub(crate) fn password_problem(password: &str, user_inputs: &[&str]) -> Option<S
     let words: Vec<&str> = user_inputs.iter().flat_map(|s| s.split(['@', '.', ' '])).filter(|s| s.len() > 2).collect();
     let entropy = zxcvbn::zxcvbn(password, &words);
     if (entropy.score() as u8) < 3 {
-        return Some("This password is too common or too easy to guess. Try a phrase of several unrelated words.".into());
+        return Some(
+            "This password is too common or too easy to guess. Try a phrase of several unrelated words.".into(),
+        );
     }
     None
 }

@@ -225,19 +225,31 @@ async fn own_practice<A: Action<Object = PracticeId>, R: Relations + ?Sized>(
 }
 
 impl Policy for ListPracticePatients {
-    async fn decide<R: Relations + ?Sized>(p: &Principal, practice: PracticeId, rel: &R) -> Result<Grant<Self>, Denied> {
+    async fn decide<R: Relations + ?Sized>(
+        p: &Principal,
+        practice: PracticeId,
+        rel: &R,
+    ) -> Result<Grant<Self>, Denied> {
         own_practice(p, practice, rel, &StaffRole::ALL).await
     }
 }
 
 impl Policy for EnrolPatient {
-    async fn decide<R: Relations + ?Sized>(p: &Principal, practice: PracticeId, rel: &R) -> Result<Grant<Self>, Denied> {
+    async fn decide<R: Relations + ?Sized>(
+        p: &Principal,
+        practice: PracticeId,
+        rel: &R,
+    ) -> Result<Grant<Self>, Denied> {
         own_practice(p, practice, rel, &[StaffRole::Admin, StaffRole::Gp, StaffRole::Nurse]).await
     }
 }
 
 impl Policy for ManageStaff {
-    async fn decide<R: Relations + ?Sized>(p: &Principal, practice: PracticeId, rel: &R) -> Result<Grant<Self>, Denied> {
+    async fn decide<R: Relations + ?Sized>(
+        p: &Principal,
+        practice: PracticeId,
+        rel: &R,
+    ) -> Result<Grant<Self>, Denied> {
         if let Principal::Operator { account, .. } = p {
             // Operators set up a practice's first admin.
             return if rel.practice_exists(practice).await? {

@@ -18,6 +18,7 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    #[expect(clippy::disallowed_methods, reason = "this is the one place the wall clock is read")]
     fn now(&self) -> UnixTime {
         OffsetDateTime::now_utc().unix_timestamp()
     }

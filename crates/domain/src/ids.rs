@@ -1,4 +1,4 @@
-//! Random (UUIDv4) ids for everything that leaves the server; nothing sequential is ever exposed.
+//! Random (`UUIDv4`) ids for everything that leaves the server; nothing sequential is ever exposed.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

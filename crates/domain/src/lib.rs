@@ -9,8 +9,7 @@ pub use clock::{Clock, FakeClock, SystemClock, UnixTime};
 pub use ids::{AccountId, PatientId, PracticeId, SessionId};
 pub use nhi::{Nhi, NhiError};
 pub use values::{
-    AccountKind, DateOfBirth, Email, HpiFacilityId, PersonName, PracticeName, Region, StaffRole,
-    ValueError,
+    AccountKind, DateOfBirth, Email, HpiFacilityId, PersonName, PracticeName, Region, StaffRole, ValueError,
 };
 
 /// A boxed, sendable future: what the storage contract's methods return, so it can be used as

@@ -120,9 +120,8 @@ mod tests {
     use proptest::prelude::*;
 
     const VALID: &[&str] = &[
-        "ZZZ0016", "ZZZ0024", "ZZZ0032", "ZAA0067", "ZAA0075", "ZAA0083", "ZAA0091", "ZAA0105",
-        "ZAA0113", "ZAA0121", "ZAA0130", "ZAA0148", "ZAA0156", "ZAC5361", "ZZZ00AC", "ZBN77VL",
-        "ZSC21TN", "ZVB97XQ", "ZDR69YX", "ZHW58CV",
+        "ZZZ0016", "ZZZ0024", "ZZZ0032", "ZAA0067", "ZAA0075", "ZAA0083", "ZAA0091", "ZAA0105", "ZAA0113", "ZAA0121",
+        "ZAA0130", "ZAA0148", "ZAA0156", "ZAC5361", "ZZZ00AC", "ZBN77VL", "ZSC21TN", "ZVB97XQ", "ZDR69YX", "ZHW58CV",
     ];
 
     #[test]

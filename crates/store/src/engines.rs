@@ -12,26 +12,26 @@ use std::time::Duration;
 /// Which database engine a store uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
-    /// SQLite, the embedded default.
+    /// `SQLite`, the embedded default.
     Sqlite,
-    /// PostgreSQL, for scale.
+    /// `PostgreSQL`, for scale.
     Postgres,
 }
 
-/// The SQLite store.
+/// The `SQLite` store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
 }
 
-/// The PostgreSQL store.
+/// The `PostgreSQL` store.
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pub(crate) pool: PgPool,
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the SQLite database at `url` (`sqlite://path`).
+    /// Opens (creating if missing) the `SQLite` database at `url` (`sqlite://path`).
     ///
     /// # Errors
     /// When the file cannot be opened.
@@ -48,7 +48,7 @@ impl SqliteStore {
     }
 
     /// Write transactions take the write lock up front, so two writers wait for each other
-    /// (busy_timeout) instead of failing when a read upgrades to a write.
+    /// (`busy_timeout`) instead of failing when a read upgrades to a write.
     pub(crate) async fn begin(&self) -> Result<Transaction<'static, Sqlite>> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
@@ -60,7 +60,7 @@ impl SqliteStore {
 }
 
 impl PgStore {
-    /// Connects to PostgreSQL at `url` (`postgres://…`).
+    /// Connects to `PostgreSQL` at `url` (`postgres://…`).
     ///
     /// # Errors
     /// When the server cannot be reached.

@@ -1,5 +1,5 @@
-//! The storage contract ([`Store`]) and its two implementations, SQLite (the embedded default)
-//! and PostgreSQL (at scale). Both run the same portable SQL (see `portable.rs`); only the
+//! The storage contract ([`Store`]) and its two implementations, `SQLite` (the embedded default)
+//! and `PostgreSQL` (at scale). Both run the same portable SQL (see `portable.rs`); only the
 //! connection set-up, the transaction start and the migrations differ. Functions that read or
 //! change patient or practice data take an [`authz::Grant`], never a bare id, and their SQL also
 //! filters by the relationship the grant was made for.
@@ -66,13 +66,23 @@ pub trait Store: Relations + Send + Sync + 'static {
 
     // --- practices and staff ---
     /// Creates a practice.
-    fn create_practice<'a>(&'a self, grant: &'a Grant<ManagePractices>, practice: &'a NewPractice) -> BoxFuture<'a, Result<()>>;
+    fn create_practice<'a>(
+        &'a self,
+        grant: &'a Grant<ManagePractices>,
+        practice: &'a NewPractice,
+    ) -> BoxFuture<'a, Result<()>>;
     /// Every practice, with staff and patient counts.
     fn list_practices<'a>(&'a self, grant: &'a Grant<ManagePractices>) -> BoxFuture<'a, Result<Vec<PracticeSummary>>>;
     /// A practice's public details (name, HPI id, region).
     fn practice(&self, id: PracticeId) -> BoxFuture<'_, Result<Option<PracticeRow>>>;
     /// Creates a staff account at the grant's practice with its invitation and email, atomically.
-    fn invite_staff<'a>(&'a self, grant: &'a Grant<ManageStaff>, account: &'a NewAccount, role: StaffRole, invite: &'a NewInvitation) -> BoxFuture<'a, Result<()>>;
+    fn invite_staff<'a>(
+        &'a self,
+        grant: &'a Grant<ManageStaff>,
+        account: &'a NewAccount,
+        role: StaffRole,
+        invite: &'a NewInvitation,
+    ) -> BoxFuture<'a, Result<()>>;
     /// The grant's practice's staff.
     fn list_staff<'a>(&'a self, grant: &'a Grant<ManageStaff>) -> BoxFuture<'a, Result<Vec<StaffRow>>>;
     /// Which practice a staff account belongs to, and in what role.
@@ -82,7 +92,12 @@ pub trait Store: Relations + Send + Sync + 'static {
     /// Enrols a patient at the grant's practice. A new NHI gets a patient record, an account
     /// and an activation invitation with its email, atomically. An NHI already known gains this
     /// enrolment; its details are kept.
-    fn enrol_patient<'a>(&'a self, grant: &'a Grant<EnrolPatient>, patient: &'a NewPatient, invite: &'a NewInvitation) -> BoxFuture<'a, Result<Enrolled>>;
+    fn enrol_patient<'a>(
+        &'a self,
+        grant: &'a Grant<EnrolPatient>,
+        patient: &'a NewPatient,
+        invite: &'a NewInvitation,
+    ) -> BoxFuture<'a, Result<Enrolled>>;
     /// The patients enrolled at the grant's practice.
     fn list_patients<'a>(&'a self, grant: &'a Grant<ListPracticePatients>) -> BoxFuture<'a, Result<Vec<PatientRow>>>;
     /// The patient the grant is for.
@@ -97,22 +112,42 @@ pub trait Store: Relations + Send + Sync + 'static {
     fn invitation<'a>(&'a self, token_hash: &'a [u8], now: UnixTime) -> BoxFuture<'a, Result<InvitationView>>;
     /// Uses a link once: sets the password (and, for the first operator, creates the account).
     /// Atomic: a link used twice at once succeeds once.
-    fn accept_invitation<'a>(&'a self, token_hash: &'a [u8], now: UnixTime, acceptance: &'a Acceptance) -> BoxFuture<'a, Result<AccountId>>;
+    fn accept_invitation<'a>(
+        &'a self,
+        token_hash: &'a [u8],
+        now: UnixTime,
+        acceptance: &'a Acceptance,
+    ) -> BoxFuture<'a, Result<AccountId>>;
 
     // --- sessions ---
     /// Stores a new session.
     fn create_session<'a>(&'a self, session: &'a NewSession) -> BoxFuture<'a, Result<()>>;
     /// The live session with this token hash: not ended, not past its absolute expiry, and seen
     /// since `idle_cutoff`.
-    fn live_session<'a>(&'a self, token_hash: &'a [u8], now: UnixTime, idle_cutoff: UnixTime) -> BoxFuture<'a, Result<Option<SessionRow>>>;
+    fn live_session<'a>(
+        &'a self,
+        token_hash: &'a [u8],
+        now: UnixTime,
+        idle_cutoff: UnixTime,
+    ) -> BoxFuture<'a, Result<Option<SessionRow>>>;
     /// Records activity on a session.
     fn touch_session(&self, id: SessionId, now: UnixTime) -> BoxFuture<'_, Result<()>>;
     /// An account's live sessions, most recent first.
-    fn list_sessions(&self, account: AccountId, now: UnixTime, idle_cutoff: UnixTime) -> BoxFuture<'_, Result<Vec<SessionRow>>>;
+    fn list_sessions(
+        &self,
+        account: AccountId,
+        now: UnixTime,
+        idle_cutoff: UnixTime,
+    ) -> BoxFuture<'_, Result<Vec<SessionRow>>>;
     /// Ends one of the account's sessions; false if it has no such live session.
     fn end_session(&self, account: AccountId, session: SessionId, now: UnixTime) -> BoxFuture<'_, Result<bool>>;
     /// Ends all of the account's sessions but `keep`; returns how many were ended.
-    fn end_other_sessions(&self, account: AccountId, keep: Option<SessionId>, now: UnixTime) -> BoxFuture<'_, Result<u64>>;
+    fn end_other_sessions(
+        &self,
+        account: AccountId,
+        keep: Option<SessionId>,
+        now: UnixTime,
+    ) -> BoxFuture<'_, Result<u64>>;
 
     // --- mail outbox ---
     /// Queues a message on its own (most mail is queued with the change that causes it).
@@ -122,7 +157,12 @@ pub trait Store: Relations + Send + Sync + 'static {
     /// Marks a message delivered and clears its body.
     fn mail_sent(&self, id: uuid::Uuid, now: UnixTime) -> BoxFuture<'_, Result<()>>;
     /// Records a failed attempt and when to try again.
-    fn mail_failed<'a>(&'a self, id: uuid::Uuid, next_attempt_at: UnixTime, error: &'a str) -> BoxFuture<'a, Result<()>>;
+    fn mail_failed<'a>(
+        &'a self,
+        id: uuid::Uuid,
+        next_attempt_at: UnixTime,
+        error: &'a str,
+    ) -> BoxFuture<'a, Result<()>>;
     /// Messages not yet delivered.
     fn pending_mail_count(&self) -> BoxFuture<'_, Result<i64>>;
 }

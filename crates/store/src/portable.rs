@@ -1,4 +1,4 @@
-//! The SQL both engines run. It is written once, in the subset of SQL that SQLite and PostgreSQL
+//! The SQL both engines run. It is written once, in the subset of SQL that `SQLite` and `PostgreSQL`
 //! share, and instantiated for each engine's concrete types by `portable_store!` (sqlx's generic
 //! executor bounds make a single generic impl unreadable; a macro keeps one text of each query).
 
@@ -7,8 +7,10 @@ use domain::{AccountKind, StaffRole};
 
 /// Maps a unique-constraint violation to a conflict naming what was duplicated.
 pub(crate) fn map_unique(e: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(db) = &e {
-        if db.is_unique_violation() {
+    if let sqlx::Error::Database(db) = &e
+        && db.is_unique_violation()
+    {
+        {
             let text = format!("{} {}", db.constraint().unwrap_or_default(), db.message());
             let what = if text.contains("email") {
                 "This email address"
@@ -96,7 +98,7 @@ macro_rules! portable_store {
                 })
             }
 
-            async fn insert_account<'c>(tx: &mut sqlx::Transaction<'c, $db>, a: &NewAccount) -> Result<()> {
+            async fn insert_account(tx: &mut sqlx::Transaction<'_, $db>, a: &NewAccount) -> Result<()> {
                 sqlx::query(
                     "INSERT INTO accounts (id, kind, email, display_name, password_hash, created_at) \
                      VALUES ($1, $2, $3, $4, NULL, $5)",
@@ -112,7 +114,7 @@ macro_rules! portable_store {
                 Ok(())
             }
 
-            async fn insert_mail<'c>(tx: &mut sqlx::Transaction<'c, $db>, m: &NewMail) -> Result<()> {
+            async fn insert_mail(tx: &mut sqlx::Transaction<'_, $db>, m: &NewMail) -> Result<()> {
                 sqlx::query(
                     "INSERT INTO outbox (id, recipient, subject, body, created_at, attempts, next_attempt_at) \
                      VALUES ($1, $2, $3, $4, $5, 0, $5)",
@@ -127,8 +129,8 @@ macro_rules! portable_store {
                 Ok(())
             }
 
-            async fn insert_invitation<'c>(
-                tx: &mut sqlx::Transaction<'c, $db>,
+            async fn insert_invitation(
+                tx: &mut sqlx::Transaction<'_, $db>,
                 i: &NewInvitation,
                 account: Option<AccountId>,
             ) -> Result<()> {

@@ -1,5 +1,5 @@
-//! The storage conformance suite: every case runs against SQLite and against PostgreSQL.
-//! PostgreSQL comes from `TIAKI_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`);
+//! The storage conformance suite: every case runs against `SQLite` and against `PostgreSQL`.
+//! `PostgreSQL` comes from `TIAKI_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`);
 //! each case gets a fresh database, dropped afterwards. An unreachable server fails the suite.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -55,12 +55,12 @@ async fn postgres() -> Result<Engine> {
 impl Engine {
     async fn finish(self) {
         drop(self.store);
-        if let Some((admin, name)) = self.cleanup {
-            if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                    .execute(&mut conn)
-                    .await;
-            }
+        if let Some((admin, name)) = self.cleanup
+            && let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await
+        {
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                .execute(&mut conn)
+                .await;
         }
     }
 }
@@ -186,13 +186,22 @@ async fn staff_invitations_are_single_use(store: Arc<dyn Store>) -> Result<()> {
     let p = make_practice(&store, "FZZ999-B").await?;
     let grant = authorize::<ManageStaff, _>(&admin_of(p), p, &*store).await?;
     let nurse = account(AccountKind::Staff, "nurse@example.nz");
-    store.invite_staff(&grant, &nurse, StaffRole::Nurse, &invite(InvitationPurpose::JoinStaff, b"tok-1", "nurse@example.nz")).await?;
+    store
+        .invite_staff(
+            &grant,
+            &nurse,
+            StaffRole::Nurse,
+            &invite(InvitationPurpose::JoinStaff, b"tok-1", "nurse@example.nz"),
+        )
+        .await?;
     assert_eq!(store.staff_membership(nurse.id).await?, Some((p, StaffRole::Nurse)));
     assert_eq!(store.pending_mail_count().await?, 1, "the invitation email is queued with the invitation");
 
     // The same email cannot be used twice, and the failed attempt leaves nothing behind.
     let again = account(AccountKind::Staff, "NURSE@example.nz");
-    let err = store.invite_staff(&grant, &again, StaffRole::Gp, &invite(InvitationPurpose::JoinStaff, b"tok-2", "x@example.nz")).await;
+    let err = store
+        .invite_staff(&grant, &again, StaffRole::Gp, &invite(InvitationPurpose::JoinStaff, b"tok-2", "x@example.nz"))
+        .await;
     assert!(matches!(err, Err(StoreError::Conflict(w)) if w.contains("email")));
     assert_eq!(store.pending_mail_count().await?, 1);
     assert!(matches!(store.invitation(b"tok-2", NOW).await, Err(StoreError::Invitation(InvitationState::Unknown))));
@@ -200,12 +209,21 @@ async fn staff_invitations_are_single_use(store: Arc<dyn Store>) -> Result<()> {
     let view = store.invitation(b"tok-1", NOW).await?;
     assert_eq!(view.purpose, InvitationPurpose::JoinStaff);
     assert_eq!(view.account.unwrap().email, "nurse@example.nz");
-    assert!(matches!(store.invitation(b"tok-1", NOW + 3600).await, Err(StoreError::Invitation(InvitationState::Expired))));
+    assert!(matches!(
+        store.invitation(b"tok-1", NOW + 3600).await,
+        Err(StoreError::Invitation(InvitationState::Expired))
+    ));
 
     let acc = Acceptance { password_hash: "$argon2id$fake".into(), first_operator: None };
-    assert!(matches!(store.accept_invitation(b"tok-1", NOW + 3600, &acc).await, Err(StoreError::Invitation(InvitationState::Expired))));
+    assert!(matches!(
+        store.accept_invitation(b"tok-1", NOW + 3600, &acc).await,
+        Err(StoreError::Invitation(InvitationState::Expired))
+    ));
     assert_eq!(store.accept_invitation(b"tok-1", NOW + 10, &acc).await?, nurse.id);
-    assert!(matches!(store.accept_invitation(b"tok-1", NOW + 11, &acc).await, Err(StoreError::Invitation(InvitationState::Used))));
+    assert!(matches!(
+        store.accept_invitation(b"tok-1", NOW + 11, &acc).await,
+        Err(StoreError::Invitation(InvitationState::Used))
+    ));
     let stored = store.account_by_email(" Nurse@Example.nz").await?.unwrap();
     assert_eq!(stored.password_hash.as_deref(), Some("$argon2id$fake"));
     let listed = store.list_staff(&grant).await?;
@@ -222,12 +240,32 @@ async fn enrolment_is_scoped_to_the_practice(store: Arc<dyn Store>) -> Result<()
 
     let p1 = new_patient("ZZZ0016", "one@example.nz");
     let p2 = new_patient("ZBN77VL", "two@example.nz");
-    assert_eq!(store.enrol_patient(&enrol_a, &p1, &invite(InvitationPurpose::ActivatePatient, b"p1", "one@example.nz")).await?, Enrolled::New(p1.id));
-    assert_eq!(store.enrol_patient(&enrol_b, &p2, &invite(InvitationPurpose::ActivatePatient, b"p2", "two@example.nz")).await?, Enrolled::New(p2.id));
+    assert_eq!(
+        store
+            .enrol_patient(&enrol_a, &p1, &invite(InvitationPurpose::ActivatePatient, b"p1", "one@example.nz"))
+            .await?,
+        Enrolled::New(p1.id)
+    );
+    assert_eq!(
+        store
+            .enrol_patient(&enrol_b, &p2, &invite(InvitationPurpose::ActivatePatient, b"p2", "two@example.nz"))
+            .await?,
+        Enrolled::New(p2.id)
+    );
     // The same NHI at another practice joins the existing record; at the same practice, nothing changes.
     let p1_again = new_patient("zzz0016", "other@example.nz");
-    assert_eq!(store.enrol_patient(&enrol_b, &p1_again, &invite(InvitationPurpose::ActivatePatient, b"p3", "other@example.nz")).await?, Enrolled::Existing(p1.id));
-    assert_eq!(store.enrol_patient(&enrol_b, &p1_again, &invite(InvitationPurpose::ActivatePatient, b"p4", "other@example.nz")).await?, Enrolled::AlreadyEnrolled(p1.id));
+    assert_eq!(
+        store
+            .enrol_patient(&enrol_b, &p1_again, &invite(InvitationPurpose::ActivatePatient, b"p3", "other@example.nz"))
+            .await?,
+        Enrolled::Existing(p1.id)
+    );
+    assert_eq!(
+        store
+            .enrol_patient(&enrol_b, &p1_again, &invite(InvitationPurpose::ActivatePatient, b"p4", "other@example.nz"))
+            .await?,
+        Enrolled::AlreadyEnrolled(p1.id)
+    );
     assert_eq!(store.pending_mail_count().await?, 2, "only new patients are sent an activation link");
 
     let list_a = authorize::<ListPracticePatients, _>(&admin_of(a), a, &*store).await?;
@@ -250,7 +288,10 @@ async fn enrolment_is_scoped_to_the_practice(store: Arc<dyn Store>) -> Result<()
 
     // The same email for a new NHI is refused and leaves nothing half-made.
     let clash = new_patient("ZAA0105", "one@example.nz");
-    assert!(matches!(store.enrol_patient(&enrol_a, &clash, &invite(InvitationPurpose::ActivatePatient, b"p5", "x@example.nz")).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.enrol_patient(&enrol_a, &clash, &invite(InvitationPurpose::ActivatePatient, b"p5", "x@example.nz")).await,
+        Err(StoreError::Conflict(_))
+    ));
     assert_eq!(store.list_patients(&list_a).await?.len(), 1);
     Ok(())
 }
@@ -317,7 +358,10 @@ async fn outbox_leases_retries_and_clears(store: Arc<dyn Store>) -> Result<()> {
     assert!(store.claim_mail(NOW + 6, NOW + 66, 10).await?.is_empty());
     store.mail_sent(first[0].id, NOW + 6).await?;
     store.mail_failed(first[1].id, NOW + 100, "connection refused").await?;
-    assert!(store.claim_mail(NOW + 70, NOW + 130, 10).await?.iter().all(|m| m.id == second[0].id), "a failed message waits for its retry time");
+    assert!(
+        store.claim_mail(NOW + 70, NOW + 130, 10).await?.iter().all(|m| m.id == second[0].id),
+        "a failed message waits for its retry time"
+    );
     let retry = store.claim_mail(NOW + 200, NOW + 260, 10).await?;
     let again = retry.iter().find(|m| m.id == first[1].id).unwrap();
     assert_eq!(again.attempts, 2);

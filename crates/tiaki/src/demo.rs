@@ -11,9 +11,38 @@ const DEMO_HPI: &str = "FZZ999-B";
 /// A memorable random passphrase: four words from a fixed list, chosen by the system RNG.
 fn passphrase() -> String {
     const WORDS: &[&str] = &[
-        "kowhai", "harbour", "lantern", "pebble", "tui", "kauri", "meadow", "copper", "ribbon", "glacier", "orchard",
-        "pohutukawa", "violet", "anchor", "thistle", "marble", "kereru", "tussock", "cobalt", "ember", "fern", "saddle",
-        "quartz", "willow", "harakeke", "puddle", "saffron", "beacon", "kumara", "drift", "zephyr", "tide",
+        "kowhai",
+        "harbour",
+        "lantern",
+        "pebble",
+        "tui",
+        "kauri",
+        "meadow",
+        "copper",
+        "ribbon",
+        "glacier",
+        "orchard",
+        "pohutukawa",
+        "violet",
+        "anchor",
+        "thistle",
+        "marble",
+        "kereru",
+        "tussock",
+        "cobalt",
+        "ember",
+        "fern",
+        "saddle",
+        "quartz",
+        "willow",
+        "harakeke",
+        "puddle",
+        "saffron",
+        "beacon",
+        "kumara",
+        "drift",
+        "zephyr",
+        "tide",
     ];
     let bytes = uuid_bytes();
     (0..4).map(|i| WORDS[usize::from(bytes[i]) % WORDS.len()]).collect::<Vec<_>>().join("-")
@@ -33,7 +62,10 @@ struct Login {
 pub(crate) async fn run(config: &Config) -> Result<()> {
     let app = crate::open(config).await?;
     if app.console_practice_by_hpi(DEMO_HPI).await?.is_some() {
-        bail!("the demo practice ({DEMO_HPI}) is already in {}; use a fresh TIAKI_DATA_DIR for a new demo", config.data_dir.display());
+        bail!(
+            "the demo practice ({DEMO_HPI}) is already in {}; use a fresh TIAKI_DATA_DIR for a new demo",
+            config.data_dir.display()
+        );
     }
     let staff = [
         ("Mere Tawhiri", "admin@kowhai.example.nz", StaffRole::Admin),
@@ -46,7 +78,9 @@ pub(crate) async fn run(config: &Config) -> Result<()> {
         ("ZBN77VL", "Grace Thompson", "1957-11-02", "grace@example.nz"),
     ];
     let bar = ProgressBar::new(u64::try_from(1 + staff.len() + patients.len())?);
-    bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg} (ETA {eta})")?);
+    bar.set_style(ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg} (ETA {eta})",
+    )?);
     let mut logins = Vec::new();
     let err = |e: app::AppError| anyhow!(crate::show(&e));
 
@@ -73,7 +107,10 @@ pub(crate) async fn run(config: &Config) -> Result<()> {
     for (name, email, role) in &staff[1..] {
         bar.set_message("staff");
         let link = app
-            .console_invite_staff(practice, &InviteStaffForm { name: (*name).into(), email: (*email).into(), role: role.as_str().into() })
+            .console_invite_staff(
+                practice,
+                &InviteStaffForm { name: (*name).into(), email: (*email).into(), role: role.as_str().into() },
+            )
             .await
             .map_err(err)?;
         set(&format!("{name} ({})", role.label()), email, &link).await?;
@@ -84,14 +121,22 @@ pub(crate) async fn run(config: &Config) -> Result<()> {
     for (nhi, name, dob, email) in patients {
         bar.set_message("patients");
         let (_, link) = app
-            .enrol_with_link(&enroller, practice, &EnrolForm { nhi: nhi.into(), name: name.into(), date_of_birth: dob.into(), email: email.into() })
+            .enrol_with_link(
+                &enroller,
+                practice,
+                &EnrolForm { nhi: nhi.into(), name: name.into(), date_of_birth: dob.into(), email: email.into() },
+            )
             .await
             .map_err(err)?;
         set(&format!("{name} (patient, NHI {nhi})"), email, &link).await?;
         bar.inc(1);
     }
     bar.finish_with_message("done");
-    eprintln!("\nDemo data is ready in {}. Start the portal with `tiaki serve`, open {}/signin and sign in as:\n", config.data_dir.display(), config.public_url);
+    eprintln!(
+        "\nDemo data is ready in {}. Start the portal with `tiaki serve`, open {}/signin and sign in as:\n",
+        config.data_dir.display(),
+        config.public_url
+    );
     for l in &logins {
         eprintln!("  {:<44} {:<28} {}", l.who, l.email, l.password);
     }
@@ -102,9 +147,18 @@ pub(crate) async fn run(config: &Config) -> Result<()> {
 /// The demo practice's admin, as a principal, to enrol the demo patients with.
 async fn admin_principal(app: &app::App, practice: PracticeId) -> Result<Principal> {
     let staff = app
-        .list_staff(&Principal::Staff { account: app::domain::AccountId::random(), session: SessionId::random(), practice, role: StaffRole::Admin }, practice)
+        .list_staff(
+            &Principal::Staff {
+                account: app::domain::AccountId::random(),
+                session: SessionId::random(),
+                practice,
+                role: StaffRole::Admin,
+            },
+            practice,
+        )
         .await
         .map_err(|e| anyhow!(crate::show(&e)))?;
-    let admin = staff.iter().find(|s| s.role == StaffRole::Admin).ok_or_else(|| anyhow!("the demo practice has no admin"))?;
+    let admin =
+        staff.iter().find(|s| s.role == StaffRole::Admin).ok_or_else(|| anyhow!("the demo practice has no admin"))?;
     Ok(Principal::Staff { account: admin.account, session: SessionId::random(), practice, role: StaffRole::Admin })
 }

@@ -84,7 +84,7 @@ enum Admin {
         /// Their email.
         #[arg(long)]
         email: String,
-        /// gp, nurse, admin or privacy_officer.
+        /// gp, nurse, admin or `privacy_officer`.
         #[arg(long)]
         role: String,
     },
@@ -95,7 +95,10 @@ mod serve;
 
 fn load_config(path: Option<&PathBuf>) -> Result<Config> {
     let text = match path {
-        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("cannot read the configuration file {}", p.display()))?),
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read the configuration file {}", p.display()))?,
+        ),
         None => None,
     };
     let file = path.map(|p| p.display().to_string());
@@ -107,17 +110,21 @@ fn load_config(path: Option<&PathBuf>) -> Result<Config> {
 async fn open(config: &Config) -> Result<Arc<App>> {
     use std::os::unix::fs::DirBuilderExt;
     if !config.data_dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&config.data_dir)
-            .with_context(|| format!("cannot create the data folder {}; check TIAKI_DATA_DIR", config.data_dir.display()))?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&config.data_dir).with_context(|| {
+            format!("cannot create the data folder {}; check TIAKI_DATA_DIR", config.data_dir.display())
+        })?;
     }
     if app::keys::ensure_key_file(&config.data_dir)? {
-        eprintln!("Created the master key file {} (mode 0600). Back it up: without it, encrypted documents cannot be read.", app::keys::key_path(&config.data_dir).display());
+        eprintln!(
+            "Created the master key file {} (mode 0600). Back it up: without it, encrypted documents cannot be read.",
+            app::keys::key_path(&config.data_dir).display()
+        );
     }
     let store = store::connect(config.database_url.expose_secret()).await.with_context(|| {
-        format!("cannot open the database {}; check TIAKI_DATABASE_URL", app::config::redact_url(config.database_url.expose_secret()))
+        format!(
+            "cannot open the database {}; check TIAKI_DATABASE_URL",
+            app::config::redact_url(config.database_url.expose_secret())
+        )
     })?;
     store.migrate().await.context("cannot apply database migrations")?;
     let app = App::new(store, Arc::new(app::domain::SystemClock), Settings::from(config)).await?;
@@ -126,7 +133,11 @@ async fn open(config: &Config) -> Result<Arc<App>> {
 
 fn show(e: &app::AppError) -> String {
     match e {
-        app::AppError::Invalid(fields) => fields.iter().map(|f| format!("--{}: {}", f.field.replace('_', "-"), f.message)).collect::<Vec<_>>().join("\n"),
+        app::AppError::Invalid(fields) => fields
+            .iter()
+            .map(|f| format!("--{}: {}", f.field.replace('_', "-"), f.message))
+            .collect::<Vec<_>>()
+            .join("\n"),
         other => other.to_string(),
     }
 }

@@ -55,7 +55,10 @@ pub(crate) async fn run(config: Config) -> Result<()> {
 
     if let Some(link) = app.first_start_link().await? {
         eprintln!("\nWelcome to Tiaki. No operator has been set up yet.");
-        eprintln!("Open this one-time link to create the first operator account (it expires in {} days,", config.invitation_secs / 86_400);
+        eprintln!(
+            "Open this one-time link to create the first operator account (it expires in {} days,",
+            config.invitation_secs / 86_400
+        );
         eprintln!("and a new one is printed at each start until it is used):\n\n    {link}\n");
     }
 
@@ -71,9 +74,10 @@ pub(crate) async fn run(config: Config) -> Result<()> {
 
     if let Some(tls) = &config.tls {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
-            .await
-            .with_context(|| format!("cannot load TLS certificate {} and key {}", tls.cert.display(), tls.key.display()))?;
+        let rustls =
+            axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key).await.with_context(|| {
+                format!("cannot load TLS certificate {} and key {}", tls.cert.display(), tls.key.display())
+            })?;
         let handle = axum_server::Handle::new();
         let h = handle.clone();
         tokio::spawn(async move {
@@ -88,9 +92,9 @@ pub(crate) async fn run(config: Config) -> Result<()> {
             .await
             .with_context(|| format!("cannot serve on {addr}"))?;
     } else {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}; is another program using it? Set TIAKI_LISTEN to another address"))?;
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot listen on {addr}; is another program using it? Set TIAKI_LISTEN to another address")
+        })?;
         eprintln!("Tiaki is listening on http://{} (public address {})", listener.local_addr()?, config.public_url);
         tracing::info!(%addr, tls = false, backend = ?app.backend(), "listening");
         axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await.context("server failed")?;

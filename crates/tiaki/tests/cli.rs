@@ -1,5 +1,5 @@
 //! The `tiaki` binary as an operator uses it: help, first start, configuration errors,
-//! migrate/demo/admin on the same data, HTTPS, graceful shutdown, and PostgreSQL.
+//! migrate/demo/admin on the same data, HTTPS, graceful shutdown, and `PostgreSQL`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -28,7 +28,7 @@ impl Drop for TempDir {
 fn rand_suffix() -> String {
     let mut b = [0u8; 8];
     std::fs::File::open("/dev/urandom").unwrap().read_exact(&mut b).unwrap();
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().concat()
 }
 
 fn tiaki(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -53,7 +53,11 @@ struct Server {
 impl Server {
     fn start(env: &[(&str, &str)]) -> Self {
         let mut c = Command::new(BIN);
-        c.arg("serve").env_remove("TIAKI_SMTP_URL").env_remove("TIAKI_DATABASE_URL").stdout(Stdio::null()).stderr(Stdio::piped());
+        c.arg("serve")
+            .env_remove("TIAKI_SMTP_URL")
+            .env_remove("TIAKI_DATABASE_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         for (k, v) in env {
             c.env(k, v);
         }
@@ -79,7 +83,7 @@ impl Server {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(l) => self.log.push(l),
-                Err(_) => panic!("server never printed {needle:?}; it printed:\n{}", self.log.join("\n")),
+                Err(e) => panic!("server never printed {needle:?} ({e}); it printed:\n{}", self.log.join("\n")),
             }
         }
     }
@@ -120,7 +124,16 @@ fn mode(p: &Path) -> u32 {
 fn help_explains_every_subcommand() {
     let out = tiaki(&["--help"], &[]);
     let text = String::from_utf8_lossy(&out.stdout);
-    for word in ["serve", "migrate", "demo", "admin", "TIAKI_DATA_DIR", "TIAKI_DATABASE_URL", "TIAKI_LISTEN", "TIAKI_PUBLIC_URL"] {
+    for word in [
+        "serve",
+        "migrate",
+        "demo",
+        "admin",
+        "TIAKI_DATA_DIR",
+        "TIAKI_DATABASE_URL",
+        "TIAKI_LISTEN",
+        "TIAKI_PUBLIC_URL",
+    ] {
         assert!(text.contains(word), "--help mentions {word}");
     }
     let admin = String::from_utf8_lossy(&tiaki(&["admin", "--help"], &[]).stdout).into_owned();
@@ -206,15 +219,49 @@ fn migrate_demo_and_admin_work_on_the_same_data() {
     }
     let again = tiaki(&["demo"], &[("TIAKI_DATA_DIR", d)]);
     assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("already"));
-    let out = tiaki(&["admin", "create-operator", "--email", "ops@example.nz", "--name", "Ops Person"], &[("TIAKI_DATA_DIR", d)]);
+    let out = tiaki(
+        &["admin", "create-operator", "--email", "ops@example.nz", "--name", "Ops Person"],
+        &[("TIAKI_DATA_DIR", d)],
+    );
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("/activate?token="));
-    let out = tiaki(&["admin", "invite-staff", "--practice", "fzz999-b", "--name", "New Nurse", "--email", "nn@example.nz", "--role", "nurse"], &[("TIAKI_DATA_DIR", d)]);
+    let out = tiaki(
+        &[
+            "admin",
+            "invite-staff",
+            "--practice",
+            "fzz999-b",
+            "--name",
+            "New Nurse",
+            "--email",
+            "nn@example.nz",
+            "--role",
+            "nurse",
+        ],
+        &[("TIAKI_DATA_DIR", d)],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = tiaki(&["admin", "invite-staff", "--practice", "FZZ999-B", "--name", "X", "--email", "bad", "--role", "wizard"], &[("TIAKI_DATA_DIR", d)]);
+    let out = tiaki(
+        &["admin", "invite-staff", "--practice", "FZZ999-B", "--name", "X", "--email", "bad", "--role", "wizard"],
+        &[("TIAKI_DATA_DIR", d)],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("--email") && err.contains("--role"), "{err}");
-    let out = tiaki(&["admin", "invite-staff", "--practice", "FNO000-X", "--name", "X", "--email", "x@example.nz", "--role", "nurse"], &[("TIAKI_DATA_DIR", d)]);
+    let out = tiaki(
+        &[
+            "admin",
+            "invite-staff",
+            "--practice",
+            "FNO000-X",
+            "--name",
+            "X",
+            "--email",
+            "x@example.nz",
+            "--role",
+            "nurse",
+        ],
+        &[("TIAKI_DATA_DIR", d)],
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("no practice has HPI facility id"));
 }
 
@@ -224,7 +271,21 @@ fn serves_https_directly_with_hsts() {
     std::fs::create_dir_all(&dir.0).unwrap();
     let (cert, key) = (dir.0.join("cert.pem"), dir.0.join("key.pem"));
     let ok = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
@@ -242,7 +303,12 @@ fn serves_https_directly_with_hsts() {
         ("TIAKI_TLS_CERT", cert.to_str().unwrap()),
         ("TIAKI_TLS_KEY", key.to_str().unwrap()),
     ]);
-    let out = Command::new("curl").args(["-sS", "-i", "--cacert"]).arg(&cert).arg(format!("https://127.0.0.1:{port}/signin")).output().unwrap();
+    let out = Command::new("curl")
+        .args(["-sS", "-i", "--cacert"])
+        .arg(&cert)
+        .arg(format!("https://127.0.0.1:{port}/signin"))
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("HTTP/"), "{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.to_lowercase().contains("strict-transport-security: max-age="));
@@ -252,9 +318,12 @@ fn serves_https_directly_with_hsts() {
 
 #[test]
 fn the_same_binary_runs_on_postgresql() {
-    let admin = std::env::var("TIAKI_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin = std::env::var("TIAKI_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let name = format!("tiaki_cli_{}", rand_suffix());
-    let psql = |sql: &str| Command::new("psql").args([admin.as_str(), "-qc", sql]).output().expect("psql is needed for this test");
+    let psql = |sql: &str| {
+        Command::new("psql").args([admin.as_str(), "-qc", sql]).output().expect("psql is needed for this test")
+    };
     assert!(psql(&format!("CREATE DATABASE {name}")).status.success(), "PostgreSQL must be running");
     let (base, _) = admin.rsplit_once('/').unwrap();
     let url = format!("{base}/{name}");

@@ -1,4 +1,4 @@
-//! The JSON API, described by an OpenAPI document at `/api/openapi.json` (kept in step with the
+//! The JSON API, described by an `OpenAPI` document at `/api/openapi.json` (kept in step with the
 //! router by a test). Authenticated by the session cookie; state-changing calls must be JSON
 //! (which a cross-site form cannot send without a CORS preflight, and none is allowed).
 
@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
-/// The OpenAPI description of every JSON endpoint.
+/// The `OpenAPI` description of every JSON endpoint.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Tiaki API", description = "Patient portal API. Authenticate with a Tiaki session cookie."),
@@ -86,7 +86,11 @@ pub(crate) struct PatientView {
         (status = 401, description = "Not signed in", body = ApiErrorBody),
         (status = 404, description = "No such patient, or not yours to see", body = ApiErrorBody),
     ))]
-pub(crate) async fn patient(State(state): State<WebState>, Auth(_, who): Auth, Path(raw): Path<String>) -> Result<Json<PatientView>, WebError> {
+pub(crate) async fn patient(
+    State(state): State<WebState>,
+    Auth(_, who): Auth,
+    Path(raw): Path<String>,
+) -> Result<Json<PatientView>, WebError> {
     let id: PatientId = api_id(&raw)?;
     let (p, practices) = state.app.view_patient(&who.principal, id).await.map_err(WebError::api)?;
     Ok(Json(PatientView {
@@ -142,12 +146,19 @@ pub(crate) async fn enrol(
     body: Result<Json<EnrolRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, Response> {
     let practice: PracticeId = api_id(&raw).map_err(IntoResponse::into_response)?;
-    let Json(req) = body.map_err(|r| form_refusal(&r.body_text(), match r.status() {
-        StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
-        s => s,
-    }).into_response(Surface::Api))?;
+    let Json(req) = body.map_err(|r| {
+        form_refusal(
+            &r.body_text(),
+            match r.status() {
+                StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+                s => s,
+            },
+        )
+        .into_response(Surface::Api)
+    })?;
     let form = app::EnrolForm { nhi: req.nhi, name: req.name, date_of_birth: req.date_of_birth, email: req.email };
-    let outcome = state.app.enrol_patient(&who.principal, practice, &form).await.map_err(|e| WebError::api(e).into_response())?;
+    let outcome =
+        state.app.enrol_patient(&who.principal, practice, &form).await.map_err(|e| WebError::api(e).into_response())?;
     let (id, outcome, status) = match outcome {
         Enrolled::New(id) => (id, "created", StatusCode::CREATED),
         Enrolled::Existing(id) => (id, "enrolled_existing", StatusCode::CREATED),
@@ -155,4 +166,3 @@ pub(crate) async fn enrol(
     };
     Ok((status, Json(EnrolResponse { patient: id.to_string(), outcome: outcome.into() })).into_response())
 }
-

@@ -94,20 +94,22 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = WebState::from_ref(state);
         let surface = if parts.uri.path().starts_with("/api/") { Surface::Api } else { Surface::Page };
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        let peer =
+            parts.extensions.get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
         let ip = client_ip(peer, &parts.headers, &state.trusted_proxies);
         let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
         let mut jar = CookieJar::from_headers(&parts.headers);
         let signed_in = match jar.get(session_cookie_name(state.secure)) {
-            Some(c) => state.app.authenticate(c.value()).await.map_err(|e| WebError { surface, error: e }.into_response())?,
+            Some(c) => {
+                state.app.authenticate(c.value()).await.map_err(|e| WebError { surface, error: e }.into_response())?
+            }
             None => None,
         };
         let binding = if let Some(s) = &signed_in {
             s.csrf_binding().to_owned()
-        } else if let Some(pre) = jar.get(pre_cookie_name(state.secure)).map(|c| c.value().to_owned()).filter(|v| v.len() == 64) {
+        } else if let Some(pre) =
+            jar.get(pre_cookie_name(state.secure)).map(|c| c.value().to_owned()).filter(|v| v.len() == 64)
+        {
             pre
         } else {
             let fresh = state.app.new_browser_token();
@@ -163,7 +165,9 @@ where
         let req = Request::from_parts(parts, body);
         let form = match axum::Form::<T>::from_request(req, state).await {
             Ok(axum::Form(f)) => f,
-            Err(rejection) => return Err(form_refusal(&rejection.body_text(), rejection.status()).into_response(Surface::Page)),
+            Err(rejection) => {
+                return Err(form_refusal(&rejection.body_text(), rejection.status()).into_response(Surface::Page));
+            }
         };
         if !state_app(state).csrf_ok(&ctx.binding, form.csrf()) {
             return Err(Refusal::Csrf.into_response(Surface::Page));

@@ -73,18 +73,33 @@ pub(crate) fn status_of(e: &AppError) -> StatusCode {
 
 fn words(e: &AppError) -> (&'static str, String) {
     match e {
-        AppError::NotFound => ("Page not found", "There is nothing here, or you do not have access to it. Check the address, or go to your home page.".into()),
+        AppError::NotFound => (
+            "Page not found",
+            "There is nothing here, or you do not have access to it. Check the address, or go to your home page."
+                .into(),
+        ),
         AppError::Unauthenticated => ("Please sign in", "You need to sign in to see this page.".into()),
         AppError::BadCredentials => ("Sign-in failed", "The email or password is not right.".into()),
-        AppError::Invalid(fields) => (
-            "Please check what you entered",
-            fields.iter().map(|f| f.message.clone()).collect::<Vec<_>>().join(" "),
-        ),
+        AppError::Invalid(fields) => {
+            ("Please check what you entered", fields.iter().map(|f| f.message.clone()).collect::<Vec<_>>().join(" "))
+        }
         AppError::Conflict(m) => ("Already exists", m.clone()),
-        AppError::LinkExpired => ("This link has expired", "For your security, links stop working after a few days. Ask your practice to send a new one.".into()),
-        AppError::LinkUsed => ("This link has already been used", "Each link works once. If you have set your password, sign in. If not, ask your practice for a new link.".into()),
-        AppError::RateLimited(secs) => ("Too many attempts", format!("Please wait {} minute(s) and try again.", secs.div_ceil(60))),
-        AppError::Internal(_) => ("Something went wrong", "Sorry, something went wrong on our side. Please try again in a few minutes.".into()),
+        AppError::LinkExpired => (
+            "This link has expired",
+            "For your security, links stop working after a few days. Ask your practice to send a new one.".into(),
+        ),
+        AppError::LinkUsed => (
+            "This link has already been used",
+            "Each link works once. If you have set your password, sign in. If not, ask your practice for a new link."
+                .into(),
+        ),
+        AppError::RateLimited(secs) => {
+            ("Too many attempts", format!("Please wait {} minute(s) and try again.", secs.div_ceil(60)))
+        }
+        AppError::Internal(_) => (
+            "Something went wrong",
+            "Sorry, something went wrong on our side. Please try again in a few minutes.".into(),
+        ),
     }
 }
 
@@ -98,7 +113,9 @@ impl IntoResponse for WebError {
         let mut response = match self.surface {
             Surface::Api => {
                 let fields = match &self.error {
-                    AppError::Invalid(f) => f.iter().map(|f| ApiFieldError { field: f.field.into(), message: f.message.clone() }).collect(),
+                    AppError::Invalid(f) => {
+                        f.iter().map(|f| ApiFieldError { field: f.field.into(), message: f.message.clone() }).collect()
+                    }
                     _ => Vec::new(),
                 };
                 (status, Json(ApiErrorBody { error: message, fields })).into_response()
@@ -112,10 +129,10 @@ impl IntoResponse for WebError {
                 (status, render(&MessagePage { nav: None, title, message: &message, action })).into_response()
             }
         };
-        if let AppError::RateLimited(secs) = self.error {
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+        if let AppError::RateLimited(secs) = self.error
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
         }
         response
     }
@@ -124,14 +141,34 @@ impl IntoResponse for WebError {
 impl Refusal {
     pub(crate) fn into_response(self, surface: Surface) -> Response {
         let (status, title, message) = match self {
-            Self::Csrf => (StatusCode::FORBIDDEN, "This form has expired", "For your security, this form could not be accepted. Go back, reload the page and try again."),
-            Self::Malformed => (StatusCode::BAD_REQUEST, "Something was wrong with the request", "The information sent could not be read. Go back, reload the page and try again."),
-            Self::UnsupportedType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported request", "This address accepts only form submissions or JSON, as documented."),
-            Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Too much information sent", "The request was larger than this form accepts."),
+            Self::Csrf => (
+                StatusCode::FORBIDDEN,
+                "This form has expired",
+                "For your security, this form could not be accepted. Go back, reload the page and try again.",
+            ),
+            Self::Malformed => (
+                StatusCode::BAD_REQUEST,
+                "Something was wrong with the request",
+                "The information sent could not be read. Go back, reload the page and try again.",
+            ),
+            Self::UnsupportedType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported request",
+                "This address accepts only form submissions or JSON, as documented.",
+            ),
+            Self::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Too much information sent",
+                "The request was larger than this form accepts.",
+            ),
         };
         match surface {
             Surface::Api => (status, Json(ApiErrorBody { error: message.into(), fields: Vec::new() })).into_response(),
-            Surface::Page => (status, render(&MessagePage { nav: None, title, message, action: Some(("/", "Go to your home page")) })).into_response(),
+            Surface::Page => (
+                status,
+                render(&MessagePage { nav: None, title, message, action: Some(("/", "Go to your home page")) }),
+            )
+                .into_response(),
         }
     }
 }

@@ -17,14 +17,18 @@ pub(crate) async fn healthz() -> &'static str {
 pub(crate) async fn readyz(State(state): State<WebState>) -> Response {
     let db = state.app.ping().await.is_ok();
     let data = tokio_free_check(&state.data_dir);
-    let body = format!("database: {}\ndata folder: {}\n", if db { "ok" } else { "unreachable" }, if data { "ok" } else { "unwritable" });
+    let body = format!(
+        "database: {}\ndata folder: {}\n",
+        if db { "ok" } else { "unreachable" },
+        if data { "ok" } else { "unwritable" }
+    );
     let status = if db && data { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, body).into_response()
 }
 
 /// The data folder exists and is a writable directory.
 fn tokio_free_check(dir: &std::path::Path) -> bool {
-    std::fs::metadata(dir).map(|m| m.is_dir() && !m.permissions().readonly()).unwrap_or(false)
+    std::fs::metadata(dir).is_ok_and(|m| m.is_dir() && !m.permissions().readonly())
 }
 
 pub(crate) async fn metrics(State(state): State<WebState>) -> Response {
@@ -55,7 +59,8 @@ pub(crate) async fn stylesheet() -> Response {
 pub(crate) async fn observe(request: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = request.method().clone();
-    let route = request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route =
+        request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let span = tracing::info_span!("request", %method, route = %route, request_id = %request_id);
     let response = next.run(request).instrument(span.clone()).await;
@@ -63,6 +68,8 @@ pub(crate) async fn observe(request: Request, next: Next) -> Response {
     let elapsed = start.elapsed();
     metrics::counter!("tiaki_http_requests_total", "method" => method.to_string(), "route" => route.clone(), "status" => status.to_string()).increment(1);
     metrics::histogram!("tiaki_http_request_seconds", "route" => route).record(elapsed.as_secs_f64());
-    span.in_scope(|| tracing::info!(status, elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX), "request"));
+    span.in_scope(|| {
+        tracing::info!(status, elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX), "request");
+    });
     response
 }

@@ -1,12 +1,12 @@
 //! Page handlers: extract, call one application function, render.
 
-use crate::ctx::{Auth, Ctx, CsrfForm, HasCsrf};
+use crate::WebState;
+use crate::ctx::{Auth, CsrfForm, Ctx, HasCsrf};
 use crate::error::WebError;
 use crate::views::{
     ActivatePage, EnrolValues, InviteValues, MessagePage, Nav, OperatorPage, PatientPage, PracticePage, SessionLine,
     SessionsPage, SignInPage, home_of, render,
 };
-use crate::WebState;
 use app::domain::{PatientId, PracticeId, SessionId, StaffRole};
 use app::{AppError, Enrolled, FieldError, InvitationPurpose, SignedIn};
 use axum::extract::{Path, Query, State};
@@ -95,15 +95,17 @@ pub(crate) async fn signin(State(state): State<WebState>, CsrfForm(ctx, form): C
         Err(e @ (AppError::BadCredentials | AppError::RateLimited(_))) => {
             let status = crate::error::status_of(&e);
             let message = match &e {
-                AppError::RateLimited(secs) => format!("Too many sign-in attempts. Please wait {} minute(s) and try again.", secs.div_ceil(60)),
+                AppError::RateLimited(secs) => {
+                    format!("Too many sign-in attempts. Please wait {} minute(s) and try again.", secs.div_ceil(60))
+                }
                 _ => "The email or password is not right. Check them and try again.".to_owned(),
             };
             let page = render(&SignInPage { nav: None, csrf: ctx.csrf(), email: &form.email, message: Some(&message) });
             let mut response = (status, ctx.jar, page).into_response();
-            if let AppError::RateLimited(secs) = e {
-                if let Ok(v) = secs.to_string().parse() {
-                    response.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
-                }
+            if let AppError::RateLimited(secs) = e
+                && let Ok(v) = secs.to_string().parse()
+            {
+                response.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
             }
             response
         }
@@ -193,7 +195,15 @@ impl HasCsrf for ActivateForm {
 pub(crate) async fn activate(State(state): State<WebState>, CsrfForm(ctx, form): CsrfForm<ActivateForm>) -> PageResult {
     let result = state
         .app
-        .accept_invitation(&form.token, &form.password, &form.confirm, form.name.as_deref(), form.email.as_deref(), ctx.ip, &ctx.user_agent)
+        .accept_invitation(
+            &form.token,
+            &form.password,
+            &form.confirm,
+            form.name.as_deref(),
+            form.email.as_deref(),
+            ctx.ip,
+            &ctx.user_agent,
+        )
         .await;
     match result {
         Ok(outcome) => {
@@ -224,15 +234,30 @@ pub(crate) async fn home(Auth(_, who): Auth) -> Response {
     Redirect::to(&home_of(&who)).into_response()
 }
 
-pub(crate) async fn patient_page(State(state): State<WebState>, Auth(ctx, who): Auth, Path(raw): Path<String>) -> PageResult {
+pub(crate) async fn patient_page(
+    State(state): State<WebState>,
+    Auth(ctx, who): Auth,
+    Path(raw): Path<String>,
+) -> PageResult {
     let patient: PatientId = id(&raw)?;
     let (row, practices) = state.app.view_patient(&who.principal, patient).await.map_err(WebError::page)?;
-    Ok(render(&PatientPage { nav: Some(Nav::new(&who, ctx.csrf())), own: who.patient == Some(patient), patient: row, practices }))
+    Ok(render(&PatientPage {
+        nav: Some(Nav::new(&who, ctx.csrf())),
+        own: who.patient == Some(patient),
+        patient: row,
+        practices,
+    }))
 }
 
 fn describe_device(user_agent: &str) -> String {
-    let browser = ["Edg", "Firefox", "Chrome", "Safari"].into_iter().find(|b| user_agent.contains(b)).map(|b| if b == "Edg" { "Edge" } else { b });
-    let os = ["Android", "iPhone", "iPad", "Windows", "Mac OS", "Linux"].into_iter().find(|o| user_agent.contains(o)).map(|o| if o == "Mac OS" { "macOS" } else { o });
+    let browser = ["Edg", "Firefox", "Chrome", "Safari"]
+        .into_iter()
+        .find(|b| user_agent.contains(b))
+        .map(|b| if b == "Edg" { "Edge" } else { b });
+    let os = ["Android", "iPhone", "iPad", "Windows", "Mac OS", "Linux"]
+        .into_iter()
+        .find(|o| user_agent.contains(o))
+        .map(|o| if o == "Mac OS" { "macOS" } else { o });
     match (browser, os) {
         (Some(b), Some(o)) => format!("{b} on {o}"),
         (Some(b), None) => b.to_owned(),
@@ -245,11 +270,17 @@ fn describe_device(user_agent: &str) -> String {
 fn when(t: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(t)
         .ok()
-        .and_then(|d| d.format(time::macros::format_description!("[day] [month repr:short] [year], [hour]:[minute] UTC")).ok())
+        .and_then(|d| {
+            d.format(time::macros::format_description!("[day] [month repr:short] [year], [hour]:[minute] UTC")).ok()
+        })
         .unwrap_or_default()
 }
 
-pub(crate) async fn sessions_page(State(state): State<WebState>, Auth(ctx, who): Auth, Query(n): Query<Notice>) -> PageResult {
+pub(crate) async fn sessions_page(
+    State(state): State<WebState>,
+    Auth(ctx, who): Auth,
+    Query(n): Query<Notice>,
+) -> PageResult {
     let sessions = state.app.sessions(&who).await.map_err(WebError::page)?;
     let lines = sessions
         .into_iter()
@@ -262,17 +293,29 @@ pub(crate) async fn sessions_page(State(state): State<WebState>, Auth(ctx, who):
             current: s.id == who.session,
         })
         .collect();
-    Ok(render(&SessionsPage { nav: Some(Nav::new(&who, ctx.csrf())), csrf: ctx.csrf(), notice: notice_text(&n), sessions: lines }))
+    Ok(render(&SessionsPage {
+        nav: Some(Nav::new(&who, ctx.csrf())),
+        csrf: ctx.csrf(),
+        notice: notice_text(&n),
+        sessions: lines,
+    }))
 }
 
-pub(crate) async fn end_session(State(state): State<WebState>, Path(raw): Path<String>, CsrfForm(ctx, _): CsrfForm<CsrfOnly>) -> PageResult {
+pub(crate) async fn end_session(
+    State(state): State<WebState>,
+    Path(raw): Path<String>,
+    CsrfForm(ctx, _): CsrfForm<CsrfOnly>,
+) -> PageResult {
     let who = ctx.signed_in.clone().ok_or(WebError::page(AppError::Unauthenticated))?;
     let session: SessionId = id(&raw)?;
     state.app.end_session(&who, session).await.map_err(WebError::page)?;
     Ok(Redirect::to("/account/sessions?done=ended").into_response())
 }
 
-pub(crate) async fn end_other_sessions(State(state): State<WebState>, CsrfForm(ctx, _): CsrfForm<CsrfOnly>) -> PageResult {
+pub(crate) async fn end_other_sessions(
+    State(state): State<WebState>,
+    CsrfForm(ctx, _): CsrfForm<CsrfOnly>,
+) -> PageResult {
     let who = ctx.signed_in.clone().ok_or(WebError::page(AppError::Unauthenticated))?;
     state.app.end_other_sessions(&who).await.map_err(WebError::page)?;
     Ok(Redirect::to("/account/sessions?done=ended-others").into_response())
@@ -291,9 +334,14 @@ async fn practice_view(
     let patients = state.app.list_patients(&who.principal, practice).await.map_err(WebError::page)?;
     let row = state.app.practice(practice).await.map_err(WebError::page)?.ok_or(WebError::page(AppError::NotFound))?;
     let is_admin = matches!(who.staff, Some((_, StaffRole::Admin)));
-    let staff = if is_admin { Some(state.app.list_staff(&who.principal, practice).await.map_err(WebError::page)?) } else { None };
+    let staff = if is_admin {
+        Some(state.app.list_staff(&who.principal, practice).await.map_err(WebError::page)?)
+    } else {
+        None
+    };
     let can_enrol = matches!(who.staff, Some((_, StaffRole::Admin | StaffRole::Gp | StaffRole::Nurse)));
-    let status = if enrol.1.is_empty() && invite.1.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let status =
+        if enrol.1.is_empty() && invite.1.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let page = PracticePage {
         nav: Some(Nav::new(who, ctx.csrf())),
         csrf: ctx.csrf(),
@@ -311,10 +359,24 @@ async fn practice_view(
     Ok((status, render(&page)).into_response())
 }
 
-pub(crate) async fn practice_page(State(state): State<WebState>, Auth(ctx, who): Auth, Path(raw): Path<String>, Query(n): Query<Notice>) -> PageResult {
+pub(crate) async fn practice_page(
+    State(state): State<WebState>,
+    Auth(ctx, who): Auth,
+    Path(raw): Path<String>,
+    Query(n): Query<Notice>,
+) -> PageResult {
     let practice: PracticeId = id(&raw)?;
     let invite = InviteValues { role: "nurse".into(), ..InviteValues::default() };
-    practice_view(&state, &ctx, &who, practice, notice_text(&n), (EnrolValues::default(), Vec::new()), (invite, Vec::new())).await
+    practice_view(
+        &state,
+        &ctx,
+        &who,
+        practice,
+        notice_text(&n),
+        (EnrolValues::default(), Vec::new()),
+        (invite, Vec::new()),
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -337,7 +399,11 @@ impl HasCsrf for EnrolPageForm {
     }
 }
 
-pub(crate) async fn enrol(State(state): State<WebState>, Path(raw): Path<String>, CsrfForm(ctx, form): CsrfForm<EnrolPageForm>) -> PageResult {
+pub(crate) async fn enrol(
+    State(state): State<WebState>,
+    Path(raw): Path<String>,
+    CsrfForm(ctx, form): CsrfForm<EnrolPageForm>,
+) -> PageResult {
     let who = ctx.signed_in.clone().ok_or(WebError::page(AppError::Unauthenticated))?;
     let practice: PracticeId = id(&raw)?;
     let input = app::EnrolForm { nhi: form.nhi, name: form.name, date_of_birth: form.date_of_birth, email: form.email };
@@ -351,8 +417,14 @@ pub(crate) async fn enrol(State(state): State<WebState>, Path(raw): Path<String>
             Ok(Redirect::to(&format!("/practices/{practice}?done={done}")).into_response())
         }
         Err(AppError::Invalid(errors)) => {
-            let values = EnrolValues { nhi: input.nhi, name: input.name, date_of_birth: input.date_of_birth, email: input.email };
-            practice_view(&state, &ctx, &who, practice, None, (values, errors), (InviteValues::default(), Vec::new())).await
+            let values = EnrolValues {
+                nhi: input.nhi,
+                name: input.name,
+                date_of_birth: input.date_of_birth,
+                email: input.email,
+            };
+            practice_view(&state, &ctx, &who, practice, None, (values, errors), (InviteValues::default(), Vec::new()))
+                .await
         }
         Err(e) => Err(WebError::page(e)),
     }
@@ -376,7 +448,11 @@ impl HasCsrf for InvitePageForm {
     }
 }
 
-pub(crate) async fn invite_staff(State(state): State<WebState>, Path(raw): Path<String>, CsrfForm(ctx, form): CsrfForm<InvitePageForm>) -> PageResult {
+pub(crate) async fn invite_staff(
+    State(state): State<WebState>,
+    Path(raw): Path<String>,
+    CsrfForm(ctx, form): CsrfForm<InvitePageForm>,
+) -> PageResult {
     let who = ctx.signed_in.clone().ok_or(WebError::page(AppError::Unauthenticated))?;
     let practice: PracticeId = id(&raw)?;
     let input = app::InviteStaffForm { name: form.staff_name, email: form.staff_email, role: form.role };
@@ -385,16 +461,31 @@ pub(crate) async fn invite_staff(State(state): State<WebState>, Path(raw): Path<
         Err(AppError::Invalid(errors)) => {
             let errors = errors
                 .into_iter()
-                .map(|e| FieldError { field: match e.field { "name" => "staff_name", "email" => "staff_email", f => f }, message: e.message })
+                .map(|e| FieldError {
+                    field: match e.field {
+                        "name" => "staff_name",
+                        "email" => "staff_email",
+                        f => f,
+                    },
+                    message: e.message,
+                })
                 .collect();
             let values = InviteValues { name: input.name, email: input.email, role: input.role };
-            practice_view(&state, &ctx, &who, practice, None, (EnrolValues::default(), Vec::new()), (values, errors)).await
+            practice_view(&state, &ctx, &who, practice, None, (EnrolValues::default(), Vec::new()), (values, errors))
+                .await
         }
         Err(e) => Err(WebError::page(e)),
     }
 }
 
-async fn operator_view(state: &WebState, ctx: &Ctx, who: &SignedIn, notice: Option<String>, form: app::PracticeForm, errors: Vec<FieldError>) -> PageResult {
+async fn operator_view(
+    state: &WebState,
+    ctx: &Ctx,
+    who: &SignedIn,
+    notice: Option<String>,
+    form: app::PracticeForm,
+    errors: Vec<FieldError>,
+) -> PageResult {
     let practices = state.app.list_practices(&who.principal).await.map_err(WebError::page)?;
     let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let page = OperatorPage {
@@ -409,7 +500,11 @@ async fn operator_view(state: &WebState, ctx: &Ctx, who: &SignedIn, notice: Opti
     Ok((status, render(&page)).into_response())
 }
 
-pub(crate) async fn operator_page(State(state): State<WebState>, Auth(ctx, who): Auth, Query(n): Query<Notice>) -> PageResult {
+pub(crate) async fn operator_page(
+    State(state): State<WebState>,
+    Auth(ctx, who): Auth,
+    Query(n): Query<Notice>,
+) -> PageResult {
     operator_view(&state, &ctx, &who, notice_text(&n), app::PracticeForm::default(), Vec::new()).await
 }
 
@@ -427,7 +522,10 @@ impl HasCsrf for PracticePageForm {
     }
 }
 
-pub(crate) async fn create_practice(State(state): State<WebState>, CsrfForm(ctx, form): CsrfForm<PracticePageForm>) -> PageResult {
+pub(crate) async fn create_practice(
+    State(state): State<WebState>,
+    CsrfForm(ctx, form): CsrfForm<PracticePageForm>,
+) -> PageResult {
     let who = ctx.signed_in.clone().ok_or(WebError::page(AppError::Unauthenticated))?;
     match state.app.create_practice(&who.principal, &form.form).await {
         Ok(_) => Ok(Redirect::to("/operator?done=practice").into_response()),

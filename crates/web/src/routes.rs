@@ -1,5 +1,5 @@
 //! Every route, declared once. The router is built from this table, and the
-//! authorisation-matrix and OpenAPI tests walk it, so a route cannot be added without them
+//! authorisation-matrix and `OpenAPI` tests walk it, so a route cannot be added without them
 //! noticing.
 
 use crate::{WebState, api, ops, pages};
@@ -10,7 +10,7 @@ use axum::routing::{MethodRouter, get, post};
 pub enum Kind {
     /// An HTML page or form post.
     Page,
-    /// A JSON endpoint (in the OpenAPI document).
+    /// A JSON endpoint (in the `OpenAPI` document).
     Api,
     /// Operations: health, metrics, static files, the API description.
     Ops,

@@ -37,21 +37,33 @@ async fn malformed_json_is_refused() -> Result<()> {
     for (body, want) in [
         (r#"{"nhi": "ZAA0067", "#, StatusCode::BAD_REQUEST),
         (r#"{"nhi": "ZAA0067"}"#, StatusCode::BAD_REQUEST),
-        (r#"{"nhi":"ZAA0067","name":"A","date_of_birth":"1990-01-01","email":"a@b.nz","admin":true}"#, StatusCode::BAD_REQUEST),
-        (r#"[1,2,3]"#, StatusCode::BAD_REQUEST),
+        (
+            r#"{"nhi":"ZAA0067","name":"A","date_of_birth":"1990-01-01","email":"a@b.nz","admin":true}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (r"[1,2,3]", StatusCode::BAD_REQUEST),
     ] {
         let r = admin.post_json(&path, body).await?;
         assert_eq!(r.status, want, "{body}");
         let json: serde_json::Value = serde_json::from_str(&r.body)?;
         assert!(json["error"].as_str().is_some_and(|s| !s.is_empty()), "{body}: {}", r.body);
     }
-    let r = admin.send(Method::POST, &path, None, br#"{"nhi":"ZAA0067","name":"A","date_of_birth":"1990-01-01","email":"a@b.nz"}"#.to_vec()).await?;
+    let r = admin
+        .send(
+            Method::POST,
+            &path,
+            None,
+            br#"{"nhi":"ZAA0067","name":"A","date_of_birth":"1990-01-01","email":"a@b.nz"}"#.to_vec(),
+        )
+        .await?;
     assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     // Well-formed but invalid: every problem is named at once.
-    let r = admin.post_json(&path, r#"{"nhi":"ZZZ0044","name":"","date_of_birth":"2999-01-01","email":"nope"}"#).await?;
+    let r =
+        admin.post_json(&path, r#"{"nhi":"ZZZ0044","name":"","date_of_birth":"2999-01-01","email":"nope"}"#).await?;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     let json: serde_json::Value = serde_json::from_str(&r.body)?;
-    let fields: Vec<&str> = json["fields"].as_array().map(|a| a.iter().filter_map(|f| f["field"].as_str()).collect()).unwrap_or_default();
+    let fields: Vec<&str> =
+        json["fields"].as_array().map(|a| a.iter().filter_map(|f| f["field"].as_str()).collect()).unwrap_or_default();
     assert_eq!(fields, ["nhi", "name", "date_of_birth", "email"]);
     assert_eq!(patient_count(&w).await?, before);
     Ok(())
@@ -65,7 +77,9 @@ async fn oversized_bodies_are_refused() -> Result<()> {
     let big = "x".repeat(web::MAX_BODY_BYTES + 1);
     let r = admin.post(&format!("/practices/{}/patients", w.practice_a), &[("nhi", "ZAA0067"), ("name", &big)]).await?;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
-    let r = admin.post_json(&format!("/api/v1/practices/{}/patients", w.practice_a), &format!(r#"{{"name":"{big}"}}"#)).await?;
+    let r = admin
+        .post_json(&format!("/api/v1/practices/{}/patients", w.practice_a), &format!(r#"{{"name":"{big}"}}"#))
+        .await?;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(patient_count(&w).await?, before);
     Ok(())
@@ -77,12 +91,22 @@ async fn an_invalid_nhi_is_explained_and_nothing_is_enrolled() -> Result<()> {
     let before = patient_count(&w).await?;
     let mut admin = w.signed_in("admin-a@example.nz", [127, 0, 0, 4]).await?;
     let path = format!("/practices/{}/patients", w.practice_a);
-    let r = admin.post(&path, &[("nhi", "ZZZ0044"), ("name", "Bad Nhi"), ("date_of_birth", "1990-01-01"), ("email", "bad@example.nz")]).await?;
+    let r = admin
+        .post(
+            &path,
+            &[("nhi", "ZZZ0044"), ("name", "Bad Nhi"), ("date_of_birth", "1990-01-01"), ("email", "bad@example.nz")],
+        )
+        .await?;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains("check character does not match"), "the reason is shown");
     assert!(r.body.contains("value=\"bad@example.nz\""), "what was typed is kept");
     assert!(r.body.contains("aria-invalid=\"true\""));
-    let r = admin.post(&path, &[("nhi", "ABC"), ("name", "Bad Nhi"), ("date_of_birth", "1990-01-01"), ("email", "bad2@example.nz")]).await?;
+    let r = admin
+        .post(
+            &path,
+            &[("nhi", "ABC"), ("name", "Bad Nhi"), ("date_of_birth", "1990-01-01"), ("email", "bad2@example.nz")],
+        )
+        .await?;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains("7 characters"));
     assert_eq!(patient_count(&w).await?, before);
@@ -120,10 +144,26 @@ async fn a_used_activation_link_is_refused_and_changes_nothing() -> Result<()> {
     let r = attacker.get(&format!("/activate?token={token}")).await?;
     assert_eq!(r.status, StatusCode::GONE);
     assert!(r.body.contains("already been used"));
-    let r = attacker.post("/activate", &[("token", &token), ("password", "another long passphrase here"), ("confirm", "another long passphrase here")]).await?;
+    let r = attacker
+        .post(
+            "/activate",
+            &[
+                ("token", &token),
+                ("password", "another long passphrase here"),
+                ("confirm", "another long passphrase here"),
+            ],
+        )
+        .await?;
     assert_eq!(r.status, StatusCode::GONE);
-    assert_eq!(attacker.sign_in("once@example.nz", "another long passphrase here").await?.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(attacker.sign_in("once@example.nz", PASSWORD).await?.status, StatusCode::SEE_OTHER, "the first password stands");
+    assert_eq!(
+        attacker.sign_in("once@example.nz", "another long passphrase here").await?.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        attacker.sign_in("once@example.nz", PASSWORD).await?.status,
+        StatusCode::SEE_OTHER,
+        "the first password stands"
+    );
     // Unknown and malformed tokens are simply not found.
     assert_eq!(attacker.get("/activate?token=abc").await?.status, StatusCode::NOT_FOUND);
     assert_eq!(attacker.get(&format!("/activate?token={}", "a".repeat(64))).await?.status, StatusCode::NOT_FOUND);
@@ -136,7 +176,8 @@ async fn a_wrong_csrf_token_is_refused_and_changes_nothing() -> Result<()> {
     let before = patient_count(&w).await?;
     let mut admin = w.signed_in("admin-a@example.nz", [127, 0, 0, 4]).await?;
     let path = format!("/practices/{}/patients", w.practice_a);
-    let fields = [("nhi", "ZAA0067"), ("name", "Csrf Victim"), ("date_of_birth", "1990-01-01"), ("email", "csrf@example.nz")];
+    let fields =
+        [("nhi", "ZAA0067"), ("name", "Csrf Victim"), ("date_of_birth", "1990-01-01"), ("email", "csrf@example.nz")];
     let with = |csrf: &str| {
         let mut v = vec![("csrf", csrf.to_owned())];
         v.extend(fields.iter().map(|(k, v)| (*k, (*v).to_owned())));
@@ -156,7 +197,8 @@ async fn a_wrong_csrf_token_is_refused_and_changes_nothing() -> Result<()> {
     let good = admin.csrf.clone().unwrap_or_default();
     let body = serde_urlencoded::to_string(with(&good))?;
     let mut req_browser = admin.clone();
-    let r = req_browser.send_with_header(Method::POST, &path, "sec-fetch-site", "cross-site", body.into_bytes()).await?;
+    let r =
+        req_browser.send_with_header(Method::POST, &path, "sec-fetch-site", "cross-site", body.into_bytes()).await?;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(patient_count(&w).await?, before);
     // The right token from the right browser works.

@@ -19,7 +19,10 @@ async fn sign_in_never_reveals_whether_an_email_exists() -> Result<()> {
         assert!(r.body.contains("The email or password is not right"));
     }
     let strip = |s: &str| s.replace(&extract_csrf(s).unwrap_or_default(), "");
-    assert_eq!(strip(&wrong.body).replace("p1@example.nz", "X"), strip(&unknown.body).replace("nobody@example.nz", "X"));
+    assert_eq!(
+        strip(&wrong.body).replace("p1@example.nz", "X"),
+        strip(&unknown.body).replace("nobody@example.nz", "X")
+    );
     assert!(!b.cookies.contains_key("tiaki_session"));
     Ok(())
 }
@@ -102,7 +105,9 @@ async fn sign_in_is_rate_limited_per_account_and_per_address() -> Result<()> {
     let mut sprayer = w.t.browser([10, 2, 0, 1]);
     let mut limited = false;
     for i in 0..40 {
-        if sprayer.sign_in(&format!("user{i}@example.nz"), "password guess 1").await?.status == StatusCode::TOO_MANY_REQUESTS {
+        if sprayer.sign_in(&format!("user{i}@example.nz"), "password guess 1").await?.status
+            == StatusCode::TOO_MANY_REQUESTS
+        {
             limited = true;
             break;
         }
@@ -119,8 +124,20 @@ async fn forwarded_for_from_an_untrusted_peer_cannot_dodge_the_limit() -> Result
     for i in 0..40 {
         b.get("/signin").await?;
         let csrf = b.csrf.clone().unwrap_or_default();
-        let body = serde_urlencoded::to_string([("csrf", csrf.as_str()), ("email", &format!("u{i}@example.nz")), ("password", "guess guess guess")])?;
-        let r = b.send_with_header(axum::http::Method::POST, "/signin", "x-forwarded-for", &format!("198.51.100.{i}"), body.into_bytes()).await?;
+        let body = serde_urlencoded::to_string([
+            ("csrf", csrf.as_str()),
+            ("email", &format!("u{i}@example.nz")),
+            ("password", "guess guess guess"),
+        ])?;
+        let r = b
+            .send_with_header(
+                axum::http::Method::POST,
+                "/signin",
+                "x-forwarded-for",
+                &format!("198.51.100.{i}"),
+                body.into_bytes(),
+            )
+            .await?;
         if r.status == StatusCode::TOO_MANY_REQUESTS {
             limited = true;
             break;
@@ -136,14 +153,39 @@ async fn practice_admin_invites_staff_and_enrols_patients_who_activate() -> Resu
     let mut admin = w.signed_in("admin-a@example.nz", [127, 0, 7, 1]).await?;
     let page = admin.get(&format!("/practices/{}", w.practice_a)).await?;
     assert!(page.body.contains("Invite a member of staff") && page.body.contains("Enrol a patient"));
-    let r = admin.post(&format!("/practices/{}/staff", w.practice_a), &[("staff_name", "Nora Nurse"), ("staff_email", "nora@example.nz"), ("role", "nurse")]).await?;
+    let r = admin
+        .post(
+            &format!("/practices/{}/staff", w.practice_a),
+            &[("staff_name", "Nora Nurse"), ("staff_email", "nora@example.nz"), ("role", "nurse")],
+        )
+        .await?;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    let again = admin.post(&format!("/practices/{}/staff", w.practice_a), &[("staff_name", "Nora Again"), ("staff_email", "NORA@example.nz"), ("role", "gp")]).await?;
+    let again = admin
+        .post(
+            &format!("/practices/{}/staff", w.practice_a),
+            &[("staff_name", "Nora Again"), ("staff_email", "NORA@example.nz"), ("role", "gp")],
+        )
+        .await?;
     assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(again.body.contains("already in use"));
-    let bad_role = admin.post(&format!("/practices/{}/staff", w.practice_a), &[("staff_name", "X"), ("staff_email", "x@example.nz"), ("role", "superuser")]).await?;
+    let bad_role = admin
+        .post(
+            &format!("/practices/{}/staff", w.practice_a),
+            &[("staff_name", "X"), ("staff_email", "x@example.nz"), ("role", "superuser")],
+        )
+        .await?;
     assert_eq!(bad_role.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let r = admin.post(&format!("/practices/{}/patients", w.practice_a), &[("nhi", "zaa0067"), ("name", "Wiremu Tane"), ("date_of_birth", "1975-02-03"), ("email", "wiremu@example.nz")]).await?;
+    let r = admin
+        .post(
+            &format!("/practices/{}/patients", w.practice_a),
+            &[
+                ("nhi", "zaa0067"),
+                ("name", "Wiremu Tane"),
+                ("date_of_birth", "1975-02-03"),
+                ("email", "wiremu@example.nz"),
+            ],
+        )
+        .await?;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let page = admin.get(r.location()).await?;
     assert!(page.body.contains("emailed a link"));
@@ -152,7 +194,15 @@ async fn practice_admin_invites_staff_and_enrols_patients_who_activate() -> Resu
     let mut gp = w.signed_in("gp-a@example.nz", [127, 0, 7, 2]).await?;
     let page = gp.get(&format!("/practices/{}", w.practice_a)).await?;
     assert!(page.body.contains("ZAA0067") && !page.body.contains("Invite a member of staff"));
-    assert_eq!(gp.post(&format!("/practices/{}/staff", w.practice_a), &[("staff_name", "Y"), ("staff_email", "y@example.nz"), ("role", "nurse")]).await?.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        gp.post(
+            &format!("/practices/{}/staff", w.practice_a),
+            &[("staff_name", "Y"), ("staff_email", "y@example.nz"), ("role", "nurse")]
+        )
+        .await?
+        .status,
+        StatusCode::NOT_FOUND
+    );
     Ok(())
 }
 
@@ -164,21 +214,59 @@ async fn first_start_link_sets_up_the_first_operator_once() -> Result<()> {
     let mut b = t.browser([127, 0, 8, 1]);
     let page = b.get(&format!("/activate?token={token}")).await?;
     assert!(page.body.contains("Set up Tiaki"));
-    let r = b.post("/activate", &[("token", &token), ("name", ""), ("email", "not-an-email"), ("password", "short"), ("confirm", "short")]).await?;
+    let r = b
+        .post(
+            "/activate",
+            &[("token", &token), ("name", ""), ("email", "not-an-email"), ("password", "short"), ("confirm", "short")],
+        )
+        .await?;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains("There is a problem"));
-    let r = b.post("/activate", &[("token", &token), ("name", "First Operator"), ("email", "first@example.nz"), ("password", PASSWORD), ("confirm", PASSWORD)]).await?;
+    let r = b
+        .post(
+            "/activate",
+            &[
+                ("token", &token),
+                ("name", "First Operator"),
+                ("email", "first@example.nz"),
+                ("password", PASSWORD),
+                ("confirm", PASSWORD),
+            ],
+        )
+        .await?;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(r.location(), "/operator");
     assert!(t.app.first_start_link().await?.is_none(), "no new link once an operator exists");
     // The operator adds a practice; its admin's invitation goes to the outbox.
     let mut op = b.clone();
     op.get("/operator").await?;
-    let r = op.post("/operator/practices", &[("name", "Harbour Medical"), ("hpi_facility_id", "FHM123-C"), ("region", "Wellington"), ("admin_name", "Hine"), ("admin_email", "hine@example.nz")]).await?;
+    let r = op
+        .post(
+            "/operator/practices",
+            &[
+                ("name", "Harbour Medical"),
+                ("hpi_facility_id", "FHM123-C"),
+                ("region", "Wellington"),
+                ("admin_name", "Hine"),
+                ("admin_email", "hine@example.nz"),
+            ],
+        )
+        .await?;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let page = op.get("/operator").await?;
     assert!(page.body.contains("Harbour Medical") && page.body.contains("FHM123-C"));
-    let dup = op.post("/operator/practices", &[("name", "Copy"), ("hpi_facility_id", "fhm123-c"), ("region", "Wellington"), ("admin_name", "Other"), ("admin_email", "other@example.nz")]).await?;
+    let dup = op
+        .post(
+            "/operator/practices",
+            &[
+                ("name", "Copy"),
+                ("hpi_facility_id", "fhm123-c"),
+                ("region", "Wellington"),
+                ("admin_name", "Other"),
+                ("admin_email", "other@example.nz"),
+            ],
+        )
+        .await?;
     assert_eq!(dup.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(dup.body.contains("HPI facility id is already in use"));
     assert_eq!(t.app.pending_mail().await?, 1);
@@ -192,7 +280,11 @@ async fn pages_carry_strict_security_headers() -> Result<()> {
     let r = b.get(&format!("/patients/{}", w.patient1)).await?;
     let h = |n: &str| r.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let csp = h("content-security-policy");
-    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    assert!(
+        csp.contains("default-src 'none'")
+            && csp.contains("script-src 'self'")
+            && csp.contains("frame-ancestors 'none'")
+    );
     assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"));
     assert_eq!(h("x-content-type-options"), "nosniff");
     assert_eq!(h("referrer-policy"), "no-referrer");

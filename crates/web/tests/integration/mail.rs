@@ -47,7 +47,12 @@ async fn start_smtp(port: u16) -> Result<SmtpServer> {
 
 fn delivered(maildir: &Path) -> Vec<String> {
     std::fs::read_dir(maildir.join("new"))
-        .map(|d| d.filter_map(|e| e.ok()).filter_map(|e| std::fs::read_to_string(e.path()).ok()).map(|m| unquote(&m)).collect())
+        .map(|d| {
+            d.filter_map(std::result::Result::ok)
+                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                .map(|m| unquote(&m))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -58,12 +63,13 @@ fn unquote(m: &str) -> String {
     let b = joined.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'=' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&joined[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'='
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&String::from_utf8_lossy(&b[i + 1..i + 3]), 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;
@@ -72,21 +78,39 @@ fn unquote(m: &str) -> String {
 }
 
 fn smtp(port: u16) -> Result<Transport> {
-    Ok(Transport::Smtp(AsyncSmtpTransport::<Tokio1Executor>::from_url(&format!("smtp://127.0.0.1:{port}"))?.timeout(Some(Duration::from_secs(5))).build()))
+    Ok(Transport::Smtp(
+        AsyncSmtpTransport::<Tokio1Executor>::from_url(&format!("smtp://127.0.0.1:{port}"))?
+            .timeout(Some(Duration::from_secs(5)))
+            .build(),
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn activation_mail_is_delivered_over_smtp_with_a_working_link() -> Result<()> {
     let w = World::new().await?;
     let server = start_smtp(free_port()?).await?;
-    let sender = Sender::new(w.t.app.clone(), smtp(server.port)?, "Tiaki <no-reply@portal.test>").map_err(anyhow::Error::msg)?;
+    let sender =
+        Sender::new(w.t.app.clone(), smtp(server.port)?, "Tiaki <no-reply@portal.test>").map_err(anyhow::Error::msg)?;
     // The world's set-up queued mail; deliver it all, then enrol someone new.
     sender.deliver_due().await?;
     let mut admin = w.signed_in("admin-a@example.nz", [127, 0, 10, 1]).await?;
-    admin.post(&format!("/practices/{}/patients", w.practice_a), &[("nhi", "ZAC5361"), ("name", "Rangi Mail"), ("date_of_birth", "1969-09-09"), ("email", "rangi@example.nz")]).await?;
+    admin
+        .post(
+            &format!("/practices/{}/patients", w.practice_a),
+            &[
+                ("nhi", "ZAC5361"),
+                ("name", "Rangi Mail"),
+                ("date_of_birth", "1969-09-09"),
+                ("email", "rangi@example.nz"),
+            ],
+        )
+        .await?;
     assert_eq!(sender.deliver_due().await?, 1);
     assert_eq!(w.t.app.pending_mail().await?, 0);
-    let mail = delivered(&server.maildir).into_iter().find(|m| m.contains("rangi@example.nz")).context("the activation email arrived")?;
+    let mail = delivered(&server.maildir)
+        .into_iter()
+        .find(|m| m.contains("rangi@example.nz"))
+        .context("the activation email arrived")?;
     assert!(mail.contains("Subject: Activate your Tiaki patient portal account"));
     assert!(mail.contains("From: Tiaki <no-reply@portal.test>"));
     let link_start = mail.find("http://portal.test/activate?token=").context("the email carries the link")?;
@@ -106,7 +130,8 @@ async fn mail_is_kept_and_retried_until_the_server_takes_it() -> Result<()> {
     assert!(pending > 0);
     let port = free_port()?;
     // Nothing listens yet: every message stays queued.
-    let sender = Sender::new(w.t.app.clone(), smtp(port)?, "Tiaki <no-reply@portal.test>").map_err(anyhow::Error::msg)?;
+    let sender =
+        Sender::new(w.t.app.clone(), smtp(port)?, "Tiaki <no-reply@portal.test>").map_err(anyhow::Error::msg)?;
     assert_eq!(sender.deliver_due().await?, 0);
     assert_eq!(w.t.app.pending_mail().await?, pending);
     let server = start_smtp(port).await?;
@@ -126,10 +151,11 @@ async fn without_smtp_mail_is_written_as_eml_files() -> Result<()> {
     let w = World::new().await?;
     let dir = w.t.data_dir.join("mail");
     std::fs::create_dir_all(&dir)?;
-    let sender = Sender::new(w.t.app.clone(), Transport::Folder(dir.clone()), "Tiaki <no-reply@portal.test>").map_err(anyhow::Error::msg)?;
+    let sender = Sender::new(w.t.app.clone(), Transport::Folder(dir.clone()), "Tiaki <no-reply@portal.test>")
+        .map_err(anyhow::Error::msg)?;
     let n = sender.deliver_due().await?;
     assert!(n > 0);
-    let files: Vec<_> = std::fs::read_dir(&dir)?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    let files: Vec<_> = std::fs::read_dir(&dir)?.filter_map(std::result::Result::ok).map(|e| e.path()).collect();
     assert_eq!(files.len(), n);
     assert!(files.iter().all(|p| p.extension().is_some_and(|e| e == "eml")));
     let any = std::fs::read_to_string(&files[0])?;

@@ -8,7 +8,8 @@ use axum::http::{Method, StatusCode};
 use std::collections::BTreeMap;
 use web::routes::{Kind, ROUTES};
 
-const ROLES: [&str; 6] = ["anonymous", "patient", "other_patient", "practice_staff", "other_practice_staff", "operator"];
+const ROLES: [&str; 6] =
+    ["anonymous", "patient", "other_patient", "practice_staff", "other_practice_staff", "operator"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_against_every_role() -> Result<()> {
@@ -63,7 +64,7 @@ async fn every_route_against_every_role() -> Result<()> {
                 }
                 ("POST", _) => {
                     let email = format!("m{n}-{role}@example.nz");
-                    let hpi = format!("FMX{:03}-A", n);
+                    let hpi = format!("FMX{n:03}-A");
                     b.post(
                         &path,
                         &[
@@ -119,11 +120,22 @@ async fn every_route_against_every_role() -> Result<()> {
             &[]
         };
         for role in deny {
-            assert_eq!(seen[&(route.method, route.path, *role)], StatusCode::NOT_FOUND, "{} {} as {role}", route.method, route.path);
+            assert_eq!(
+                seen[&(route.method, route.path, *role)],
+                StatusCode::NOT_FOUND,
+                "{} {} as {role}",
+                route.method,
+                route.path
+            );
         }
         if route.kind != Kind::Ops && !["/", "/signin", "/signout", "/activate"].contains(&route.path) {
             let anon = seen[&(route.method, route.path, "anonymous")];
-            assert!(anon == StatusCode::SEE_OTHER || anon == StatusCode::UNAUTHORIZED || anon == StatusCode::NOT_FOUND, "{} {} anonymous got {anon}", route.method, route.path);
+            assert!(
+                anon == StatusCode::SEE_OTHER || anon == StatusCode::UNAUTHORIZED || anon == StatusCode::NOT_FOUND,
+                "{} {} anonymous got {anon}",
+                route.method,
+                route.path
+            );
         }
     }
     Ok(())

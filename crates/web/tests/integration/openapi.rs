@@ -1,4 +1,4 @@
-//! The OpenAPI document describes exactly the JSON routes the router serves.
+//! The `OpenAPI` document describes exactly the JSON routes the router serves.
 
 use crate::support::*;
 use anyhow::Result;
@@ -15,11 +15,13 @@ async fn openapi_matches_the_router() -> Result<()> {
             documented.insert((method.to_uppercase(), path.clone()));
         }
     }
-    let routed: BTreeSet<(String, String)> = ROUTES.iter().filter(|r| r.kind == Kind::Api).map(|r| (r.method.to_owned(), r.path.to_owned())).collect();
+    let routed: BTreeSet<(String, String)> =
+        ROUTES.iter().filter(|r| r.kind == Kind::Api).map(|r| (r.method.to_owned(), r.path.to_owned())).collect();
     assert_eq!(documented, routed);
     // And it is what the server serves.
     let t = TestApp::new().await?;
-    let served: serde_json::Value = serde_json::from_str(&t.browser([127, 0, 11, 1]).get("/api/openapi.json").await?.body)?;
+    let served: serde_json::Value =
+        serde_json::from_str(&t.browser([127, 0, 11, 1]).get("/api/openapi.json").await?.body)?;
     assert_eq!(served, doc);
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! The test app: a real store (SQLite, or PostgreSQL when TIAKI_TEST_DATABASE=postgres), a fake
+//! The test app: a real store (`SQLite`, or `PostgreSQL` when `TIAKI_TEST_DATABASE=postgres`), a fake
 //! clock, the real router driven in-process, and browsers that keep cookies and CSRF tokens.
 
 use anyhow::{Context, Result, anyhow};
@@ -34,7 +34,11 @@ impl Drop for TestApp {
                 if let Ok(rt) = rt {
                     rt.block_on(async {
                         if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
-                            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut c).await;
+                            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            )))
+                            .execute(&mut c)
+                            .await;
                         }
                     });
                 }
@@ -52,9 +56,12 @@ impl TestApp {
         let data_dir = std::env::temp_dir().join(format!("tiaki-web-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&data_dir)?;
         let (url, pg_cleanup) = if backend() == "postgres" {
-            let admin = std::env::var("TIAKI_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+            let admin = std::env::var("TIAKI_TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
             let name = format!("tiaki_web_{}", uuid::Uuid::new_v4().simple());
-            let mut c = sqlx::PgConnection::connect(&admin).await.context("PostgreSQL must be running for TIAKI_TEST_DATABASE=postgres")?;
+            let mut c = sqlx::PgConnection::connect(&admin)
+                .await
+                .context("PostgreSQL must be running for TIAKI_TEST_DATABASE=postgres")?;
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut c).await?;
             let (base, _) = admin.rsplit_once('/').ok_or_else(|| anyhow!("bad URL"))?;
             (format!("{base}/{name}"), Some((admin, name)))
@@ -108,16 +115,39 @@ pub struct Browser {
 }
 
 impl Browser {
-    pub async fn send(&mut self, method: Method, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Result<Reply> {
+    pub async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Reply> {
         self.send_full(method, path, content_type, None, body).await
     }
 
-    pub async fn send_with_header(&mut self, method: Method, path: &str, name: &str, value: &str, body: Vec<u8>) -> Result<Reply> {
+    pub async fn send_with_header(
+        &mut self,
+        method: Method,
+        path: &str,
+        name: &str,
+        value: &str,
+        body: Vec<u8>,
+    ) -> Result<Reply> {
         self.send_full(method, path, Some("application/x-www-form-urlencoded"), Some((name, value)), body).await
     }
 
-    async fn send_full(&mut self, method: Method, path: &str, content_type: Option<&str>, extra: Option<(&str, &str)>, body: Vec<u8>) -> Result<Reply> {
-        let mut req = Request::builder().method(method).uri(path).header(header::USER_AGENT, "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0 Safari/537.36");
+    async fn send_full(
+        &mut self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        extra: Option<(&str, &str)>,
+        body: Vec<u8>,
+    ) -> Result<Reply> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::USER_AGENT, "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0 Safari/537.36");
         if let Some(ct) = content_type {
             req = req.header(header::CONTENT_TYPE, ct);
         }
@@ -227,7 +257,10 @@ pub async fn practice(t: &TestApp, name: &str, hpi: &str, admin_email: &str) -> 
 pub async fn staff(t: &TestApp, practice: PracticeId, email: &str, role: StaffRole) -> Result<()> {
     let link = t
         .app
-        .console_invite_staff(practice, &InviteStaffForm { name: "Staff Person".into(), email: email.into(), role: role.as_str().into() })
+        .console_invite_staff(
+            practice,
+            &InviteStaffForm { name: "Staff Person".into(), email: email.into(), role: role.as_str().into() },
+        )
         .await
         .map_err(|e| anyhow!("{e:?}"))?;
     t.app.set_password_by_link(&token_of(&link), PASSWORD, PASSWORD, None, None).await.map_err(|e| anyhow!("{e:?}"))?;
@@ -236,10 +269,24 @@ pub async fn staff(t: &TestApp, practice: PracticeId, email: &str, role: StaffRo
 
 /// Enrols a patient as the practice's (first) admin; returns their id and activation link.
 pub async fn enrol(t: &TestApp, practice: PracticeId, nhi: &str, email: &str) -> Result<(PatientId, String)> {
-    let admin = Principal::Staff { account: admin_of(t, practice).await?, session: SessionId::random(), practice, role: StaffRole::Admin };
+    let admin = Principal::Staff {
+        account: admin_of(t, practice).await?,
+        session: SessionId::random(),
+        practice,
+        role: StaffRole::Admin,
+    };
     let (outcome, link) = t
         .app
-        .enrol_with_link(&admin, practice, &EnrolForm { nhi: nhi.into(), name: "Pat Ient".into(), date_of_birth: "1980-05-06".into(), email: email.into() })
+        .enrol_with_link(
+            &admin,
+            practice,
+            &EnrolForm {
+                nhi: nhi.into(),
+                name: "Pat Ient".into(),
+                date_of_birth: "1980-05-06".into(),
+                email: email.into(),
+            },
+        )
         .await
         .map_err(|e| anyhow!("{e:?}"))?;
     let id = match outcome {
@@ -249,7 +296,12 @@ pub async fn enrol(t: &TestApp, practice: PracticeId, nhi: &str, email: &str) ->
 }
 
 pub async fn admin_of(t: &TestApp, practice: PracticeId) -> Result<app::domain::AccountId> {
-    let probe = Principal::Staff { account: app::domain::AccountId::random(), session: SessionId::random(), practice, role: StaffRole::Admin };
+    let probe = Principal::Staff {
+        account: app::domain::AccountId::random(),
+        session: SessionId::random(),
+        practice,
+        role: StaffRole::Admin,
+    };
     let staff = t.app.list_staff(&probe, practice).await.map_err(|e| anyhow!("{e:?}"))?;
     staff.iter().find(|s| s.role == StaffRole::Admin).map(|s| s.account).ok_or_else(|| anyhow!("no admin"))
 }
@@ -263,10 +315,16 @@ impl World {
         let (patient1, l1) = enrol(&t, practice_a, "ZZZ0016", "p1@example.nz").await?;
         let (patient2, l2) = enrol(&t, practice_b, "ZBN77VL", "p2@example.nz").await?;
         for l in [l1, l2] {
-            t.app.set_password_by_link(&token_of(&l), PASSWORD, PASSWORD, None, None).await.map_err(|e| anyhow!("{e:?}"))?;
+            t.app
+                .set_password_by_link(&token_of(&l), PASSWORD, PASSWORD, None, None)
+                .await
+                .map_err(|e| anyhow!("{e:?}"))?;
         }
         let op = t.app.console_create_operator("Op Erator", "op@example.nz").await.map_err(|e| anyhow!("{e:?}"))?;
-        t.app.set_password_by_link(&token_of(&op), PASSWORD, PASSWORD, None, None).await.map_err(|e| anyhow!("{e:?}"))?;
+        t.app
+            .set_password_by_link(&token_of(&op), PASSWORD, PASSWORD, None, None)
+            .await
+            .map_err(|e| anyhow!("{e:?}"))?;
         Ok(Self { t, practice_a, practice_b, patient1, patient2 })
     }
 
