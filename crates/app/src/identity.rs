@@ -339,8 +339,34 @@ impl App {
     /// # Errors
     /// [`AppError::Invalid`] for bad details, [`AppError::Conflict`] for an email in use.
     pub async fn console_create_operator(&self, name: &str, email: &str) -> Result<String, AppError> {
-        let display_name = PersonName::parse(name).map_err(|e| AppError::field("name", e.to_string()))?;
-        let email = Email::parse(email).map_err(|e| AppError::field("email", e.to_string()))?;
+        self.create_operator_with(&authz::console::manage_operators(), name, email).await
+    }
+
+    /// An operator invites another operator, who is emailed a link.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but an operator; otherwise as for the console.
+    pub async fn invite_operator(&self, who: &Principal, name: &str, email: &str) -> Result<(), AppError> {
+        let grant = authz::authorize::<authz::ManageOperators, _>(who, authz::Platform, &*self.store).await?;
+        self.create_operator_with(&grant, name, email).await.map(|_| ())
+    }
+
+    async fn create_operator_with(
+        &self,
+        grant: &authz::Grant<authz::ManageOperators>,
+        name: &str,
+        email: &str,
+    ) -> Result<String, AppError> {
+        let mut errors = Vec::new();
+        let display_name = PersonName::parse(name)
+            .map_err(|e| errors.push(FieldError { field: "operator_name", message: e.to_string() }))
+            .ok();
+        let email = Email::parse(email)
+            .map_err(|e| errors.push(FieldError { field: "operator_email", message: e.to_string() }))
+            .ok();
+        let (Some(display_name), Some(email)) = (display_name, email) else {
+            return Err(AppError::Invalid(errors));
+        };
         let now = self.now();
         let token = new_token();
         let link = self.link(&token);
@@ -360,7 +386,10 @@ impl App {
         };
         let account =
             NewAccount { id: AccountId::random(), kind: AccountKind::Operator, email, display_name, created_at: now };
-        self.store.create_operator(&account, &invite).await?;
+        self.store.create_operator(grant, &account, &invite).await.map_err(|e| match AppError::from(e) {
+            AppError::Conflict(m) => AppError::field("operator_email", m),
+            other => other,
+        })?;
         self.mail_waker.notify_one();
         Ok(link)
     }

@@ -36,9 +36,11 @@ impl Transport {
     /// # Errors
     /// When the SMTP URL cannot be used, or the mail folder cannot be made.
     pub fn from_config(config: &crate::Config) -> Result<Self, String> {
-        if let Some(url) = &config.smtp_url { AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
-        .map(|b| Self::Smtp(b.timeout(Some(Duration::from_secs(30))).build()))
-        .map_err(|e| format!("smtp_url (TIAKI_SMTP_URL) cannot be used: {e}")) } else {
+        if let Some(url) = &config.smtp_url {
+            AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
+                .map(|b| Self::Smtp(b.timeout(Some(Duration::from_secs(30))).build()))
+                .map_err(|e| format!("smtp_url (TIAKI_SMTP_URL) cannot be used: {e}"))
+        } else {
             let dir = config.data_dir.join("mail");
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             Ok(Self::Folder(dir))

@@ -162,6 +162,10 @@ action!(
     /// Create and list practices.
     ManagePractices, Platform, "platform.practices.manage"
 );
+action!(
+    /// Invite other operators.
+    ManageOperators, Platform, "platform.operators.manage"
+);
 
 /// The policy for one action. Implemented only here.
 pub trait Policy: Action {
@@ -271,15 +275,28 @@ impl Policy for ManagePractices {
     }
 }
 
+impl Policy for ManageOperators {
+    async fn decide<R: Relations + ?Sized>(p: &Principal, platform: Platform, _rel: &R) -> Result<Grant<Self>, Denied> {
+        match p {
+            Principal::Operator { account, .. } => Ok(Grant::new(platform, None, Some(*account))),
+            _ => Err(Denied::NotFound),
+        }
+    }
+}
+
 /// Grants for work the system does on its own behalf from the command line (`tiaki admin`,
 /// `tiaki demo`): a person at the server's console with access to its data folder is already
 /// beyond any check this crate could make. Never reachable from a request.
 pub mod console {
-    use super::{Grant, ManagePractices, ManageStaff, Platform};
+    use super::{Grant, ManageOperators, ManagePractices, ManageStaff, Platform};
     use domain::PracticeId;
 
     /// The console may manage practices.
     pub const fn manage_practices() -> Grant<ManagePractices> {
+        Grant::new(Platform, None, None)
+    }
+    /// The console may invite operators.
+    pub const fn manage_operators() -> Grant<ManageOperators> {
         Grant::new(Platform, None, None)
     }
     /// The console may manage a practice's staff (the caller has checked the practice exists).

@@ -11,7 +11,9 @@ mod portable;
 pub use engines::{Backend, PgStore, SqliteStore, connect};
 pub use model::*;
 
-use authz::{EnrolPatient, Grant, ListPracticePatients, ManagePractices, ManageStaff, Relations, ViewPatient};
+use authz::{
+    EnrolPatient, Grant, ListPracticePatients, ManageOperators, ManagePractices, ManageStaff, Relations, ViewPatient,
+};
 use domain::{AccountId, BoxFuture, PatientId, PracticeId, SessionId, StaffRole, UnixTime};
 
 /// What can go wrong in storage.
@@ -61,8 +63,12 @@ pub trait Store: Relations + Send + Sync + 'static {
     /// How many operator accounts have set a password.
     fn active_operator_count(&self) -> BoxFuture<'_, Result<i64>>;
     /// Creates an operator account (no password yet) with its invitation and email, atomically.
-    /// Console-only: there is no request path to it.
-    fn create_operator<'a>(&'a self, account: &'a NewAccount, invite: &'a NewInvitation) -> BoxFuture<'a, Result<()>>;
+    fn create_operator<'a>(
+        &'a self,
+        grant: &'a Grant<ManageOperators>,
+        account: &'a NewAccount,
+        invite: &'a NewInvitation,
+    ) -> BoxFuture<'a, Result<()>>;
 
     // --- practices and staff ---
     /// Creates a practice.

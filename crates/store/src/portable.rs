@@ -246,7 +246,12 @@ macro_rules! portable_store {
                     })
                 }
 
-                fn create_operator<'a>(&'a self, account: &'a NewAccount, invite: &'a NewInvitation) -> BoxFuture<'a, Result<()>> {
+                fn create_operator<'a>(
+                    &'a self,
+                    _grant: &'a Grant<authz::ManageOperators>,
+                    account: &'a NewAccount,
+                    invite: &'a NewInvitation,
+                ) -> BoxFuture<'a, Result<()>> {
                     Box::pin(async move {
                         let mut tx = self.begin().await?;
                         insert_account(&mut tx, account).await?;

@@ -298,9 +298,21 @@ async fn enrolment_is_scoped_to_the_practice(store: Arc<dyn Store>) -> Result<()
 
 async fn sessions_expire_and_end(store: Arc<dyn Store>) -> Result<()> {
     let op = account(AccountKind::Operator, "op@example.nz");
-    store.create_operator(&op, &invite(InvitationPurpose::JoinOperator, b"op", "op@example.nz")).await?;
+    store
+        .create_operator(
+            &console::manage_operators(),
+            &op,
+            &invite(InvitationPurpose::JoinOperator, b"op", "op@example.nz"),
+        )
+        .await?;
     let other = account(AccountKind::Operator, "op2@example.nz");
-    store.create_operator(&other, &invite(InvitationPurpose::JoinOperator, b"op2", "op2@example.nz")).await?;
+    store
+        .create_operator(
+            &console::manage_operators(),
+            &other,
+            &invite(InvitationPurpose::JoinOperator, b"op2", "op2@example.nz"),
+        )
+        .await?;
     let mk = |tok: &[u8], acct: AccountId| NewSession {
         id: SessionId::random(),
         token_hash: tok.to_vec(),
@@ -391,7 +403,13 @@ async fn first_operator_link_is_replaced_and_creates_the_account(store: Arc<dyn 
 
 async fn concurrent_use_of_one_link_succeeds_once(store: Arc<dyn Store>) -> Result<()> {
     let op = account(AccountKind::Operator, "race@example.nz");
-    store.create_operator(&op, &invite(InvitationPurpose::JoinOperator, b"race", "race@example.nz")).await?;
+    store
+        .create_operator(
+            &console::manage_operators(),
+            &op,
+            &invite(InvitationPurpose::JoinOperator, b"race", "race@example.nz"),
+        )
+        .await?;
     let mut tasks = Vec::new();
     for i in 0..8 {
         let s = store.clone();

@@ -135,7 +135,7 @@ fn show(e: &app::AppError) -> String {
     match e {
         app::AppError::Invalid(fields) => fields
             .iter()
-            .map(|f| format!("--{}: {}", f.field.replace('_', "-"), f.message))
+            .map(|f| format!("--{}: {}", f.field.trim_start_matches("operator_").replace('_', "-"), f.message))
             .collect::<Vec<_>>()
             .join("\n"),
         other => other.to_string(),

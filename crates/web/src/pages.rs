@@ -478,6 +478,13 @@ pub(crate) async fn invite_staff(
     }
 }
 
+#[derive(Default)]
+struct OperatorInvite {
+    name: String,
+    email: String,
+    errors: Vec<FieldError>,
+}
+
 async fn operator_view(
     state: &WebState,
     ctx: &Ctx,
@@ -485,9 +492,11 @@ async fn operator_view(
     notice: Option<String>,
     form: app::PracticeForm,
     errors: Vec<FieldError>,
+    invite: OperatorInvite,
 ) -> PageResult {
     let practices = state.app.list_practices(&who.principal).await.map_err(WebError::page)?;
-    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let status =
+        if errors.is_empty() && invite.errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let page = OperatorPage {
         nav: Some(Nav::new(who, ctx.csrf())),
         csrf: ctx.csrf(),
@@ -496,6 +505,9 @@ async fn operator_view(
         regions: app::domain::values::REGIONS,
         form,
         errors,
+        operator_name: invite.name,
+        operator_email: invite.email,
+        operator_errors: invite.errors,
     };
     Ok((status, render(&page)).into_response())
 }
@@ -505,7 +517,16 @@ pub(crate) async fn operator_page(
     Auth(ctx, who): Auth,
     Query(n): Query<Notice>,
 ) -> PageResult {
-    operator_view(&state, &ctx, &who, notice_text(&n), app::PracticeForm::default(), Vec::new()).await
+    operator_view(
+        &state,
+        &ctx,
+        &who,
+        notice_text(&n),
+        app::PracticeForm::default(),
+        Vec::new(),
+        OperatorInvite::default(),
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -529,10 +550,43 @@ pub(crate) async fn create_practice(
     let who = ctx.signed_in.clone().ok_or(WebError::page(AppError::Unauthenticated))?;
     match state.app.create_practice(&who.principal, &form.form).await {
         Ok(_) => Ok(Redirect::to("/operator?done=practice").into_response()),
-        Err(AppError::Invalid(errors)) => operator_view(&state, &ctx, &who, None, form.form, errors).await,
+        Err(AppError::Invalid(errors)) => {
+            operator_view(&state, &ctx, &who, None, form.form, errors, OperatorInvite::default()).await
+        }
         Err(AppError::Conflict(m)) => {
             let errors = vec![FieldError { field: "hpi_facility_id", message: m }];
-            operator_view(&state, &ctx, &who, None, form.form, errors).await
+            operator_view(&state, &ctx, &who, None, form.form, errors, OperatorInvite::default()).await
+        }
+        Err(e) => Err(WebError::page(e)),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct OperatorInviteForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    operator_name: String,
+    #[serde(default)]
+    operator_email: String,
+}
+
+impl HasCsrf for OperatorInviteForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+pub(crate) async fn invite_operator(
+    State(state): State<WebState>,
+    CsrfForm(ctx, form): CsrfForm<OperatorInviteForm>,
+) -> PageResult {
+    let who = ctx.signed_in.clone().ok_or(WebError::page(AppError::Unauthenticated))?;
+    match state.app.invite_operator(&who.principal, &form.operator_name, &form.operator_email).await {
+        Ok(()) => Ok(Redirect::to("/operator?done=invited").into_response()),
+        Err(AppError::Invalid(errors)) => {
+            let invite = OperatorInvite { name: form.operator_name, email: form.operator_email, errors };
+            operator_view(&state, &ctx, &who, None, app::PracticeForm::default(), Vec::new(), invite).await
         }
         Err(e) => Err(WebError::page(e)),
     }

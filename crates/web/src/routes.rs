@@ -62,6 +62,7 @@ routes! {
     post "/practices/{practice_id}/staff"        Page => pages::invite_staff,
     get  "/operator"                             Page => pages::operator_page,
     post "/operator/practices"                   Page => pages::create_practice,
+    post "/operator/operators"                   Page => pages::invite_operator,
     get  "/api/v1/me"                            Api  => api::me,
     get  "/api/v1/patients/{patient_id}"         Api  => api::patient,
     post "/api/v1/practices/{practice_id}/patients" Api => api::enrol,

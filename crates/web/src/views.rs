@@ -162,10 +162,16 @@ pub(crate) struct OperatorPage<'a> {
     pub(crate) regions: &'static [&'static str],
     pub(crate) form: app::PracticeForm,
     pub(crate) errors: Vec<FieldError>,
+    pub(crate) operator_name: String,
+    pub(crate) operator_email: String,
+    pub(crate) operator_errors: Vec<FieldError>,
 }
 
 impl OperatorPage<'_> {
     fn err(&self, field: &str) -> Option<&str> {
         find(&self.errors, field)
+    }
+    fn operator_err(&self, field: &str) -> Option<&str> {
+        find(&self.operator_errors, field)
     }
 }

@@ -81,6 +81,8 @@ async fn every_route_against_every_role() -> Result<()> {
                             ("region", "Otago"),
                             ("admin_name", "New Admin"),
                             ("admin_email", email.as_str()),
+                            ("operator_name", "New Operator"),
+                            ("operator_email", email.as_str()),
                         ],
                     )
                     .await?
