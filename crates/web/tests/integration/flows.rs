@@ -271,9 +271,12 @@ async fn first_start_link_sets_up_the_first_operator_once() -> Result<()> {
     assert!(dup.body.contains("HPI facility id is already in use"));
     assert_eq!(t.app.pending_mail().await?, 1);
     // Operators are made by operators.
-    let r = op.post("/operator/operators", &[("operator_name", "Second Op"), ("operator_email", "second@example.nz")]).await?;
+    let r = op
+        .post("/operator/operators", &[("operator_name", "Second Op"), ("operator_email", "second@example.nz")])
+        .await?;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    let dup = op.post("/operator/operators", &[("operator_name", "Copy"), ("operator_email", "SECOND@example.nz")]).await?;
+    let dup =
+        op.post("/operator/operators", &[("operator_name", "Copy"), ("operator_email", "SECOND@example.nz")]).await?;
     assert_eq!(dup.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(dup.body.contains("already in use"));
     assert_eq!(t.app.pending_mail().await?, 2);
