@@ -2,5 +2,6 @@
 //! ([`merkle`]), and C2SP signed notes — checkpoints and witness cosignatures ([`note`]).
 //! Storage and the background jobs that feed these live in `store` and `app`.
 
+pub mod event;
 pub mod merkle;
 pub mod note;

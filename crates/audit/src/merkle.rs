@@ -75,6 +75,19 @@ impl Accumulator {
         completed
     }
 
+    /// Resumes a tree of `size` leaves from its right frontier: the hashes of the perfect
+    /// subtrees for each set bit of `size`, largest first (as [`Accumulator::frontier`] lists them).
+    ///
+    /// # Errors
+    /// When the number of hashes does not match `size`.
+    pub fn from_frontier(size: u64, hashes: &[Hash]) -> Result<Self, &'static str> {
+        let levels = frontier_levels(size);
+        if levels.len() != hashes.len() {
+            return Err("frontier does not match the tree size");
+        }
+        Ok(Self { stack: levels.into_iter().map(|(level, _)| level).zip(hashes.iter().copied()).collect(), size })
+    }
+
     /// Leaves so far.
     #[must_use]
     pub const fn size(&self) -> u64 {
@@ -91,6 +104,21 @@ impl Accumulator {
         }
         acc
     }
+}
+
+/// The perfect subtrees on the right edge of a tree of `size` leaves, largest first, as
+/// (level, index).
+#[must_use]
+pub fn frontier_levels(size: u64) -> Vec<(u32, u64)> {
+    let mut out = Vec::new();
+    let mut start = 0u64;
+    for level in (0..64u32).rev() {
+        if size & (1u64 << level) != 0 {
+            out.push((level, start >> level));
+            start += 1u64 << level;
+        }
+    }
+    out
 }
 
 /// Where proofs get subtree hashes from: the hash of the perfect subtree of `2^level` leaves
@@ -346,6 +374,18 @@ mod tests {
                 let start = (index << level) as usize;
                 prop_assert_eq!(hash, mth(&l[start..start + (1 << level)]));
             }
+        }
+
+        #[test]
+        fn a_tree_resumes_from_its_frontier(n in 0u64..200, more in 0u64..50) {
+            let l = leaves(n + more);
+            let mut store = MemoryNodes::from_leaves(&l[..n as usize]);
+            let frontier: Vec<Hash> = frontier_levels(n).into_iter().map(|(lv, i)| store.perfect(lv, i).unwrap()).collect();
+            let mut acc = Accumulator::from_frontier(n, &frontier).unwrap();
+            for h in &l[n as usize..] {
+                acc.push(*h);
+            }
+            prop_assert_eq!(acc.root(), mth(&l));
         }
 
         #[test]

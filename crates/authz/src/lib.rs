@@ -163,6 +163,14 @@ action!(
     ManagePractices, Platform, "platform.practices.manage"
 );
 action!(
+    /// See who has accessed a patient's information.
+    ViewAccessHistory, PatientId, "patient.access_history.view"
+);
+action!(
+    /// Export the access log for a time range (as FHIR `AuditEvent` resources).
+    ExportAudit, Platform, "platform.audit.export"
+);
+action!(
     /// Invite other operators.
     ManageOperators, Platform, "platform.operators.manage"
 );
@@ -275,6 +283,34 @@ impl Policy for ManagePractices {
     }
 }
 
+impl Policy for ViewAccessHistory {
+    async fn decide<R: Relations + ?Sized>(p: &Principal, patient: PatientId, rel: &R) -> Result<Grant<Self>, Denied> {
+        match p {
+            Principal::Patient { patient: own, account, .. } if *own == patient => {
+                Ok(Grant::new(patient, Some(patient), Some(*account)))
+            }
+            // A practice's privacy officer answers its patients' questions about access.
+            Principal::Staff { practice, account, role: StaffRole::PrivacyOfficer, .. } => {
+                if rel.patient_practices(patient).await?.contains(practice) {
+                    Ok(Grant::new(patient, Some(patient), Some(*account)))
+                } else {
+                    Err(Denied::NotFound)
+                }
+            }
+            _ => Err(Denied::NotFound),
+        }
+    }
+}
+
+impl Policy for ExportAudit {
+    async fn decide<R: Relations + ?Sized>(p: &Principal, platform: Platform, _rel: &R) -> Result<Grant<Self>, Denied> {
+        match p {
+            Principal::Operator { account, .. } => Ok(Grant::new(platform, None, Some(*account))),
+            _ => Err(Denied::NotFound),
+        }
+    }
+}
+
 impl Policy for ManageOperators {
     async fn decide<R: Relations + ?Sized>(p: &Principal, platform: Platform, _rel: &R) -> Result<Grant<Self>, Denied> {
         match p {
@@ -288,11 +324,15 @@ impl Policy for ManageOperators {
 /// `tiaki demo`): a person at the server's console with access to its data folder is already
 /// beyond any check this crate could make. Never reachable from a request.
 pub mod console {
-    use super::{Grant, ManageOperators, ManagePractices, ManageStaff, Platform};
+    use super::{ExportAudit, Grant, ManageOperators, ManagePractices, ManageStaff, Platform};
     use domain::PracticeId;
 
     /// The console may manage practices.
     pub const fn manage_practices() -> Grant<ManagePractices> {
+        Grant::new(Platform, None, None)
+    }
+    /// The console may export the access log.
+    pub const fn export_audit() -> Grant<ExportAudit> {
         Grant::new(Platform, None, None)
     }
     /// The console may invite operators.

@@ -12,7 +12,8 @@ pub use engines::{Backend, PgStore, SqliteStore, connect};
 pub use model::*;
 
 use authz::{
-    EnrolPatient, Grant, ListPracticePatients, ManageOperators, ManagePractices, ManageStaff, Relations, ViewPatient,
+    EnrolPatient, ExportAudit, Grant, ListPracticePatients, ManageOperators, ManagePractices, ManageStaff, Relations,
+    ViewAccessHistory, ViewPatient,
 };
 use domain::{AccountId, BoxFuture, PatientId, PracticeId, SessionId, StaffRole, UnixTime};
 
@@ -171,4 +172,52 @@ pub trait Store: Relations + Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<()>>;
     /// Messages not yet delivered.
     fn pending_mail_count(&self) -> BoxFuture<'_, Result<i64>>;
+
+    // --- audit log ---
+    /// Appends events in one transaction (the group commit): all are durable, or none.
+    fn append_audit_events<'a>(&'a self, events: &'a [AuditEvent]) -> BoxFuture<'a, Result<()>>;
+    /// Takes or renews the lease `name` for `holder` until `until`; false if another holder has it.
+    fn take_lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+        now: UnixTime,
+        until: UnixTime,
+    ) -> BoxFuture<'a, Result<bool>>;
+    /// Sequences up to `limit` waiting events into the Merkle tree, in one transaction; returns
+    /// the new tree size and root.
+    fn sequence_audit(&self, limit: i64) -> BoxFuture<'_, Result<(u64, [u8; 32])>>;
+    /// The number of sequenced events.
+    fn audit_tree_size(&self) -> BoxFuture<'_, Result<u64>>;
+    /// The hashes of these perfect subtrees (level, index), in order.
+    fn audit_nodes<'a>(&'a self, keys: &'a [(u32, u64)]) -> BoxFuture<'a, Result<Vec<[u8; 32]>>>;
+    /// Stores a signed checkpoint.
+    fn add_checkpoint<'a>(&'a self, checkpoint: &'a CheckpointRow) -> BoxFuture<'a, Result<()>>;
+    /// All checkpoints, smallest first.
+    fn checkpoints(&self) -> BoxFuture<'_, Result<Vec<CheckpointRow>>>;
+    /// The largest checkpoint.
+    fn latest_checkpoint(&self) -> BoxFuture<'_, Result<Option<CheckpointRow>>>;
+    /// Stores a verified cosignature (a witness's later cosignature of the same checkpoint
+    /// replaces its earlier one).
+    fn add_cosignature<'a>(&'a self, cosignature: &'a CosignatureRow, now: UnixTime) -> BoxFuture<'a, Result<()>>;
+    /// All stored cosignatures.
+    fn cosignatures(&self) -> BoxFuture<'_, Result<Vec<CosignatureRow>>>;
+    /// Sequenced events with `seq >= from`, in order, at most `limit`.
+    fn sequenced_events(&self, from: u64, limit: i64) -> BoxFuture<'_, Result<Vec<SequencedEvent>>>;
+    /// The leaf index of an event, once sequenced.
+    fn audit_seq_of<'a>(&'a self, event_id: &'a str) -> BoxFuture<'a, Result<Option<u64>>>;
+    /// A patient's access history, newest first.
+    fn patient_history<'a>(
+        &'a self,
+        grant: &'a Grant<ViewAccessHistory>,
+        filter: &'a HistoryFilter,
+    ) -> BoxFuture<'a, Result<Vec<HistoryRow>>>;
+    /// Every event in a time range, oldest first (operators' export).
+    fn audit_range<'a>(
+        &'a self,
+        grant: &'a Grant<ExportAudit>,
+        from_ms: i64,
+        to_ms: i64,
+        limit: i64,
+    ) -> BoxFuture<'a, Result<Vec<AuditEvent>>>;
 }

@@ -287,3 +287,68 @@ pub struct MailRow {
     /// Attempts made so far, including this one.
     pub attempts: i64,
 }
+
+pub use audit::event::Event as AuditEvent;
+
+/// A sequenced event as stored, with the leaf hash the sequencer recorded.
+#[derive(Debug, Clone)]
+pub struct SequencedEvent {
+    /// Its leaf index.
+    pub seq: u64,
+    /// The event.
+    pub event: AuditEvent,
+    /// The leaf hash stored beside it (a verifier recomputes it rather than trusting it).
+    pub leaf_hash: Vec<u8>,
+}
+
+/// A signed checkpoint as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointRow {
+    /// Tree size.
+    pub size: u64,
+    /// Root hash.
+    pub root: Vec<u8>,
+    /// The signed note.
+    pub note: String,
+    /// When it was made.
+    pub created_at: UnixTime,
+}
+
+/// A verified witness cosignature as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CosignatureRow {
+    /// The checkpoint it cosigns.
+    pub checkpoint_size: u64,
+    /// The witness's key name.
+    pub witness: String,
+    /// The signature line.
+    pub signature_line: String,
+    /// The witness's timestamp.
+    pub signed_at: i64,
+}
+
+/// One line of a patient's access history.
+#[derive(Debug, Clone)]
+pub struct HistoryRow {
+    /// The event.
+    pub event: AuditEvent,
+    /// Its leaf index, once sequenced.
+    pub seq: Option<u64>,
+    /// The actor's display name (filled in by the application from the account).
+    pub actor_name: Option<String>,
+    /// The actor's practice's name, for staff (filled in by the application).
+    pub practice_name: Option<String>,
+}
+
+/// Which events of a patient's history to show.
+#[derive(Debug, Clone)]
+pub struct HistoryFilter {
+    /// From this time (inclusive), ms.
+    pub from_ms: i64,
+    /// Until this time (exclusive), ms.
+    pub to_ms: i64,
+    /// Only these object types (none: all).
+    pub object_types: Vec<String>,
+    /// At most this many, newest first.
+    pub limit: i64,
+}

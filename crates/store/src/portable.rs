@@ -98,6 +98,48 @@ macro_rules! portable_store {
                 })
             }
 
+            fn event_row(r: &DbRow) -> Result<AuditEvent> {
+                Ok(AuditEvent {
+                    id: r.try_get("id")?,
+                    at_ms: r.try_get("at_ms")?,
+                    actor_account: r.try_get("actor_account")?,
+                    actor_role: r.try_get("actor_role")?,
+                    actor_practice: r.try_get("actor_practice")?,
+                    session: r.try_get("session_id")?,
+                    ip: r.try_get("ip")?,
+                    user_agent: r.try_get("user_agent")?,
+                    on_behalf: r.try_get("on_behalf")?,
+                    action: r.try_get("action")?,
+                    object_type: r.try_get("object_type")?,
+                    object_id: r.try_get("object_id")?,
+                    patient: r.try_get("patient_id")?,
+                    practice: r.try_get("practice_id")?,
+                    outcome: r.try_get("outcome")?,
+                    request_id: r.try_get("request_id")?,
+                })
+            }
+
+            fn hash32(v: Vec<u8>) -> Result<[u8; 32]> {
+                v.try_into().map_err(|_| corrupt("hash is not 32 bytes"))
+            }
+
+            fn checkpoint_row(r: &DbRow) -> Result<CheckpointRow> {
+                Ok(CheckpointRow {
+                    size: u64::try_from(r.try_get::<i64, _>("size")?).map_err(|_| corrupt("checkpoint size"))?,
+                    root: r.try_get("root")?,
+                    note: r.try_get("note")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            }
+
+            fn to_i64(v: u64) -> Result<i64> {
+                i64::try_from(v).map_err(|_| corrupt("number out of range"))
+            }
+
+            fn to_u64(v: i64) -> Result<u64> {
+                u64::try_from(v).map_err(|_| corrupt("negative sequence number"))
+            }
+
             async fn insert_account(tx: &mut sqlx::Transaction<'_, $db>, a: &NewAccount) -> Result<()> {
                 sqlx::query(
                     "INSERT INTO accounts (id, kind, email, display_name, password_hash, created_at) \
@@ -737,6 +779,298 @@ macro_rules! portable_store {
                             .execute(&self.pool)
                             .await?;
                         Ok(())
+                    })
+                }
+
+                fn append_audit_events<'a>(&'a self, events: &'a [AuditEvent]) -> BoxFuture<'a, Result<()>> {
+                    Box::pin(async move {
+                        let mut tx = self.begin().await?;
+                        for e in events {
+                            sqlx::query(
+                                "INSERT INTO audit_events (id, at_ms, actor_account, actor_role, actor_practice, session_id, ip, \
+                                 user_agent, on_behalf, action, object_type, object_id, patient_id, practice_id, outcome, request_id) \
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                            )
+                            .bind(&e.id)
+                            .bind(e.at_ms)
+                            .bind(&e.actor_account)
+                            .bind(&e.actor_role)
+                            .bind(&e.actor_practice)
+                            .bind(&e.session)
+                            .bind(&e.ip)
+                            .bind(&e.user_agent)
+                            .bind(&e.on_behalf)
+                            .bind(&e.action)
+                            .bind(&e.object_type)
+                            .bind(&e.object_id)
+                            .bind(&e.patient)
+                            .bind(&e.practice)
+                            .bind(&e.outcome)
+                            .bind(&e.request_id)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                        tx.commit().await?;
+                        Ok(())
+                    })
+                }
+
+                fn take_lease<'a>(&'a self, name: &'a str, holder: &'a str, now: UnixTime, until: UnixTime) -> BoxFuture<'a, Result<bool>> {
+                    Box::pin(async move {
+                        let done = sqlx::query(
+                            "INSERT INTO leases (name, holder, until) VALUES ($1, $2, $4) \
+                             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until \
+                             WHERE leases.until < $3 OR leases.holder = excluded.holder",
+                        )
+                        .bind(name)
+                        .bind(holder)
+                        .bind(now)
+                        .bind(until)
+                        .execute(&self.pool)
+                        .await?;
+                        Ok(done.rows_affected() == 1)
+                    })
+                }
+
+                fn sequence_audit(&self, limit: i64) -> BoxFuture<'_, Result<(u64, [u8; 32])>> {
+                    Box::pin(async move {
+                        let mut tx = self.begin().await?;
+                        let size: i64 = sqlx::query("SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_events")
+                            .fetch_one(&mut *tx)
+                            .await?
+                            .try_get(0)?;
+                        let size = to_u64(size)?;
+                        let mut frontier = Vec::new();
+                        for (level, idx) in audit::merkle::frontier_levels(size) {
+                            let row = sqlx::query("SELECT hash FROM audit_nodes WHERE level = $1 AND idx = $2")
+                                .bind(i32::try_from(level).map_err(|_| corrupt("level"))?)
+                                .bind(to_i64(idx)?)
+                                .fetch_optional(&mut *tx)
+                                .await?
+                                .ok_or_else(|| corrupt("a node of the tree's right edge is missing"))?;
+                            frontier.push(hash32(row.try_get("hash")?)?);
+                        }
+                        let mut acc = audit::merkle::Accumulator::from_frontier(size, &frontier).map_err(corrupt)?;
+                        let rows = sqlx::query(
+                            "SELECT id, at_ms, actor_account, actor_role, actor_practice, session_id, ip, user_agent, on_behalf, \
+                             action, object_type, object_id, patient_id, practice_id, outcome, request_id \
+                             FROM audit_events WHERE seq IS NULL ORDER BY at_ms, id LIMIT $1",
+                        )
+                        .bind(limit)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                        for r in &rows {
+                            let event = event_row(r)?;
+                            let leaf = event.leaf_hash();
+                            let seq = acc.size();
+                            let completed = acc.push(leaf);
+                            sqlx::query("UPDATE audit_events SET seq = $1, leaf_hash = $2 WHERE id = $3")
+                                .bind(to_i64(seq)?)
+                                .bind(leaf.as_slice())
+                                .bind(&event.id)
+                                .execute(&mut *tx)
+                                .await?;
+                            for (level, idx, hash) in std::iter::once((0, seq, leaf)).chain(completed) {
+                                sqlx::query("INSERT INTO audit_nodes (level, idx, hash) VALUES ($1, $2, $3)")
+                                    .bind(i32::try_from(level).map_err(|_| corrupt("level"))?)
+                                    .bind(to_i64(idx)?)
+                                    .bind(hash.as_slice())
+                                    .execute(&mut *tx)
+                                    .await?;
+                            }
+                        }
+                        tx.commit().await?;
+                        Ok((acc.size(), acc.root()))
+                    })
+                }
+
+                fn audit_tree_size(&self) -> BoxFuture<'_, Result<u64>> {
+                    Box::pin(async move {
+                        let size: i64 = sqlx::query("SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_events")
+                            .fetch_one(&self.pool)
+                            .await?
+                            .try_get(0)?;
+                        to_u64(size)
+                    })
+                }
+
+                fn audit_nodes<'a>(&'a self, keys: &'a [(u32, u64)]) -> BoxFuture<'a, Result<Vec<[u8; 32]>>> {
+                    Box::pin(async move {
+                        let mut out = Vec::with_capacity(keys.len());
+                        for (level, idx) in keys {
+                            let row = sqlx::query("SELECT hash FROM audit_nodes WHERE level = $1 AND idx = $2")
+                                .bind(i32::try_from(*level).map_err(|_| corrupt("level"))?)
+                                .bind(to_i64(*idx)?)
+                                .fetch_optional(&self.pool)
+                                .await?
+                                .ok_or(StoreError::NotFound)?;
+                            out.push(hash32(row.try_get("hash")?)?);
+                        }
+                        Ok(out)
+                    })
+                }
+
+                fn add_checkpoint<'a>(&'a self, c: &'a CheckpointRow) -> BoxFuture<'a, Result<()>> {
+                    Box::pin(async move {
+                        sqlx::query("INSERT INTO audit_checkpoints (size, root, note, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (size) DO NOTHING")
+                            .bind(to_i64(c.size)?)
+                            .bind(&c.root)
+                            .bind(&c.note)
+                            .bind(c.created_at)
+                            .execute(&self.pool)
+                            .await?;
+                        Ok(())
+                    })
+                }
+
+                fn checkpoints(&self) -> BoxFuture<'_, Result<Vec<CheckpointRow>>> {
+                    Box::pin(async move {
+                        let rows = sqlx::query("SELECT size, root, note, created_at FROM audit_checkpoints ORDER BY size")
+                            .fetch_all(&self.pool)
+                            .await?;
+                        rows.iter().map(checkpoint_row).collect()
+                    })
+                }
+
+                fn latest_checkpoint(&self) -> BoxFuture<'_, Result<Option<CheckpointRow>>> {
+                    Box::pin(async move {
+                        sqlx::query("SELECT size, root, note, created_at FROM audit_checkpoints ORDER BY size DESC LIMIT 1")
+                            .fetch_optional(&self.pool)
+                            .await?
+                            .as_ref()
+                            .map(checkpoint_row)
+                            .transpose()
+                    })
+                }
+
+                fn add_cosignature<'a>(&'a self, c: &'a CosignatureRow, now: UnixTime) -> BoxFuture<'a, Result<()>> {
+                    Box::pin(async move {
+                        sqlx::query(
+                            "INSERT INTO audit_cosignatures (checkpoint_size, witness, signature_line, signed_at, received_at) \
+                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (checkpoint_size, witness) DO UPDATE \
+                             SET signature_line = excluded.signature_line, signed_at = excluded.signed_at, received_at = excluded.received_at",
+                        )
+                        .bind(to_i64(c.checkpoint_size)?)
+                        .bind(&c.witness)
+                        .bind(&c.signature_line)
+                        .bind(c.signed_at)
+                        .bind(now)
+                        .execute(&self.pool)
+                        .await?;
+                        Ok(())
+                    })
+                }
+
+                fn cosignatures(&self) -> BoxFuture<'_, Result<Vec<CosignatureRow>>> {
+                    Box::pin(async move {
+                        let rows = sqlx::query(
+                            "SELECT checkpoint_size, witness, signature_line, signed_at FROM audit_cosignatures ORDER BY checkpoint_size, witness",
+                        )
+                        .fetch_all(&self.pool)
+                        .await?;
+                        rows.iter()
+                            .map(|r| {
+                                Ok(CosignatureRow {
+                                    checkpoint_size: to_u64(r.try_get("checkpoint_size")?)?,
+                                    witness: r.try_get("witness")?,
+                                    signature_line: r.try_get("signature_line")?,
+                                    signed_at: r.try_get("signed_at")?,
+                                })
+                            })
+                            .collect()
+                    })
+                }
+
+                fn sequenced_events(&self, from: u64, limit: i64) -> BoxFuture<'_, Result<Vec<SequencedEvent>>> {
+                    Box::pin(async move {
+                        let rows = sqlx::query(
+                            "SELECT seq, leaf_hash, id, at_ms, actor_account, actor_role, actor_practice, session_id, ip, user_agent, \
+                             on_behalf, action, object_type, object_id, patient_id, practice_id, outcome, request_id \
+                             FROM audit_events WHERE seq >= $1 ORDER BY seq LIMIT $2",
+                        )
+                        .bind(to_i64(from)?)
+                        .bind(limit)
+                        .fetch_all(&self.pool)
+                        .await?;
+                        rows.iter()
+                            .map(|r| {
+                                Ok(SequencedEvent {
+                                    seq: to_u64(r.try_get("seq")?)?,
+                                    event: event_row(r)?,
+                                    leaf_hash: r.try_get::<Option<Vec<u8>>, _>("leaf_hash")?.unwrap_or_default(),
+                                })
+                            })
+                            .collect()
+                    })
+                }
+
+                fn audit_seq_of<'a>(&'a self, event_id: &'a str) -> BoxFuture<'a, Result<Option<u64>>> {
+                    Box::pin(async move {
+                        let row = sqlx::query("SELECT seq FROM audit_events WHERE id = $1")
+                            .bind(event_id)
+                            .fetch_optional(&self.pool)
+                            .await?;
+                        match row {
+                            Some(r) => r.try_get::<Option<i64>, _>("seq")?.map(to_u64).transpose(),
+                            None => Err(StoreError::NotFound),
+                        }
+                    })
+                }
+
+                fn patient_history<'a>(
+                    &'a self,
+                    grant: &'a Grant<authz::ViewAccessHistory>,
+                    f: &'a HistoryFilter,
+                ) -> BoxFuture<'a, Result<Vec<HistoryRow>>> {
+                    Box::pin(async move {
+                        // Type filters are a short fixed list chosen by the application; they are
+                        // bound, never spliced.
+                        let types: Vec<String> = f.object_types.clone();
+                        let all = types.is_empty();
+                        let pad = |i: usize| types.get(i).cloned().unwrap_or_default();
+                        let rows = sqlx::query(
+                            "SELECT e.seq, e.id, e.at_ms, e.actor_account, e.actor_role, e.actor_practice, e.session_id, e.ip, e.user_agent, \
+                             e.on_behalf, e.action, e.object_type, e.object_id, e.patient_id, e.practice_id, e.outcome, e.request_id \
+                             FROM audit_events e WHERE e.patient_id = $1 AND e.at_ms >= $2 AND e.at_ms < $3 \
+                             AND ($4 OR e.object_type IN ($5, $6, $7, $8)) ORDER BY e.at_ms DESC, e.id DESC LIMIT $9",
+                        )
+                        .bind(grant.object().to_string())
+                        .bind(f.from_ms)
+                        .bind(f.to_ms)
+                        .bind(all)
+                        .bind(pad(0))
+                        .bind(pad(1))
+                        .bind(pad(2))
+                        .bind(pad(3))
+                        .bind(f.limit)
+                        .fetch_all(&self.pool)
+                        .await?;
+                        rows.iter()
+                            .map(|r| {
+                                Ok(HistoryRow {
+                                    event: event_row(r)?,
+                                    seq: r.try_get::<Option<i64>, _>("seq")?.map(to_u64).transpose()?,
+                                    actor_name: None,
+                                    practice_name: None,
+                                })
+                            })
+                            .collect()
+                    })
+                }
+
+                fn audit_range<'a>(&'a self, _grant: &'a Grant<authz::ExportAudit>, from_ms: i64, to_ms: i64, limit: i64) -> BoxFuture<'a, Result<Vec<AuditEvent>>> {
+                    Box::pin(async move {
+                        let rows = sqlx::query(
+                            "SELECT id, at_ms, actor_account, actor_role, actor_practice, session_id, ip, user_agent, on_behalf, \
+                             action, object_type, object_id, patient_id, practice_id, outcome, request_id \
+                             FROM audit_events WHERE at_ms >= $1 AND at_ms < $2 ORDER BY at_ms, id LIMIT $3",
+                        )
+                        .bind(from_ms)
+                        .bind(to_ms)
+                        .bind(limit)
+                        .fetch_all(&self.pool)
+                        .await?;
+                        rows.iter().map(event_row).collect()
                     })
                 }
 
