@@ -38,6 +38,12 @@ pub struct Config {
     pub invitation_secs: i64,
     /// `json` (default) or `pretty`.
     pub log_format: LogFormat,
+    /// The audit log's checkpoint origin line (default: the public URL's host and `/audit`).
+    pub audit_origin: String,
+    /// Witness verifier keys (C2SP vkeys) whose cosignatures are accepted.
+    pub audit_witnesses: Vec<String>,
+    /// Sign a checkpoint at most this often, seconds, when the log has grown.
+    pub audit_checkpoint_secs: i64,
 }
 
 /// HTTPS certificate and key.
@@ -105,6 +111,9 @@ struct FileConfig {
     session_absolute_hours: Option<i64>,
     invitation_days: Option<i64>,
     log_format: Option<String>,
+    audit_origin: Option<String>,
+    audit_witnesses: Option<Vec<String>>,
+    audit_checkpoint_seconds: Option<i64>,
 }
 
 /// The environment variables read, with the file key each overrides.
@@ -122,6 +131,9 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TIAKI_SESSION_ABSOLUTE_HOURS", "session_absolute_hours"),
     ("TIAKI_INVITATION_DAYS", "invitation_days"),
     ("TIAKI_LOG_FORMAT", "log_format"),
+    ("TIAKI_AUDIT_ORIGIN", "audit_origin"),
+    ("TIAKI_AUDIT_WITNESSES", "audit_witnesses"),
+    ("TIAKI_AUDIT_CHECKPOINT_SECONDS", "audit_checkpoint_seconds"),
 ];
 
 fn number(key: &str, v: &str) -> Result<i64, ConfigError> {
@@ -177,12 +189,22 @@ impl Config {
         if let Some(v) = get("TIAKI_INVITATION_DAYS") {
             c.invitation_days = Some(number("TIAKI_INVITATION_DAYS", &v)?);
         }
+        if let Some(v) = get("TIAKI_AUDIT_ORIGIN") {
+            c.audit_origin = Some(v);
+        }
+        if let Some(v) = get("TIAKI_AUDIT_WITNESSES") {
+            c.audit_witnesses = Some(v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect());
+        }
+        if let Some(v) = get("TIAKI_AUDIT_CHECKPOINT_SECONDS") {
+            c.audit_checkpoint_seconds = Some(number("TIAKI_AUDIT_CHECKPOINT_SECONDS", &v)?);
+        }
         if let Some(v) = get("TIAKI_LOG_FORMAT") {
             c.log_format = Some(v);
         }
         Self::validate(c)
     }
 
+    #[expect(clippy::too_many_lines, reason = "one place validates every setting, in order")]
     fn validate(c: FileConfig) -> Result<Self, ConfigError> {
         let listen_text = c.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
         let listen: SocketAddr = listen_text.parse().map_err(|_| {
@@ -264,7 +286,29 @@ impl Config {
                 )));
             }
         };
+        let audit_origin = c.audit_origin.unwrap_or_else(|| crate::audit::AuditSettings::origin_for(&public_url));
+        if audit_origin.is_empty() || audit_origin.contains(['+', ' ', '\n']) {
+            return Err(ConfigError(format!(
+                "audit_origin (TIAKI_AUDIT_ORIGIN) must be a name like portal.example.nz/audit without spaces or plus signs, not {audit_origin:?}"
+            )));
+        }
+        let audit_witnesses = c.audit_witnesses.unwrap_or_default();
+        for w in &audit_witnesses {
+            match audit::note::Verifier::parse(w) {
+                Ok(v) if v.is_cosigner() => {}
+                _ => {
+                    return Err(ConfigError(format!(
+                        "audit_witnesses (TIAKI_AUDIT_WITNESSES): {w:?} is not a witness cosignature key (name+keyid+base64, type 0x04)"
+                    )));
+                }
+            }
+        }
+        let audit_checkpoint_secs =
+            positive("audit_checkpoint_seconds", c.audit_checkpoint_seconds.unwrap_or(60), 86_400)?;
         Ok(Self {
+            audit_origin,
+            audit_witnesses,
+            audit_checkpoint_secs,
             listen,
             data_dir,
             database_url: database_url.into(),

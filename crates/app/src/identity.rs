@@ -1,5 +1,6 @@
 //! Signing in and out, sessions, and single-use links (activation and invitations).
 
+use crate::audit::{Caller, Target};
 use crate::mail::texts;
 use crate::security::{
     self, csrf_ok, csrf_token, hash_password, new_token, plausible_token, token_hash, verify_password,
@@ -87,17 +88,20 @@ impl App {
     /// # Errors
     /// [`AppError::BadCredentials`], or [`AppError::RateLimited`] when too many attempts came
     /// from this address or failed on this account.
-    pub async fn sign_in(
-        &self,
-        email: &str,
-        password: &str,
-        ip: IpAddr,
-        user_agent: &str,
-    ) -> Result<SignInOutcome, AppError> {
+    pub async fn sign_in(&self, caller: &Caller, email: &str, password: &str) -> Result<SignInOutcome, AppError> {
         let key = email.trim().to_lowercase();
         let now = self.now();
+        let ip = caller.ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let failed = |account: Option<AccountId>| Target {
+            action: "sign_in",
+            object_type: "account",
+            object_id: account.map_or_else(|| "unknown".to_owned(), |a| a.to_string()),
+            patient: None,
+            practice: None,
+        };
         if let Err(wait) = self.limits.attempt(ip, &key, now) {
             metrics::counter!("tiaki_sign_in_total", "outcome" => "rate_limited").increment(1);
+            self.audit(vec![self.event(caller, &failed(None), "denied")]).await?;
             return Err(AppError::RateLimited(wait));
         }
         let account = if key.is_empty() || key.len() > 254 { None } else { self.store.account_by_email(&key).await? };
@@ -107,16 +111,19 @@ impl App {
             self.limits.failed(&key, now);
             metrics::counter!("tiaki_sign_in_total", "outcome" => "failed").increment(1);
             tracing::info!(event = "sign_in.failed", "sign-in failed");
+            self.audit(vec![self.event(caller, &failed(account.as_ref().map(|a| a.id)), "denied")]).await?;
             return Err(AppError::BadCredentials);
         };
         self.limits.succeeded(&key);
         metrics::counter!("tiaki_sign_in_total", "outcome" => "succeeded").increment(1);
-        let outcome = self.open_session(account.id, ip, user_agent).await?;
+        let outcome = self.open_session(account.id, caller, "sign_in").await?;
         tracing::info!(event = "sign_in.succeeded", account = %account.id, session = %outcome.signed_in.session, "signed in");
         Ok(outcome)
     }
 
-    async fn open_session(&self, account: AccountId, ip: IpAddr, user_agent: &str) -> Result<SignInOutcome, AppError> {
+    async fn open_session(&self, account: AccountId, caller: &Caller, action: &str) -> Result<SignInOutcome, AppError> {
+        let ip = caller.ip.map_or_else(|| "console".to_owned(), |ip| ip.to_string());
+        let user_agent = caller.user_agent.as_str();
         let now = self.now();
         let token = new_token();
         let session = NewSession {
@@ -125,12 +132,16 @@ impl App {
             account,
             created_at: now,
             absolute_expires_at: now + self.settings.session_absolute_secs,
-            ip: ip.to_string(),
+            ip,
             user_agent: truncate(user_agent, 200),
         };
         self.store.create_session(&session).await?;
         let signed_in =
             self.authenticate(&token).await?.ok_or_else(|| AppError::Internal("new session not found".into()))?;
+        let as_them = Caller { principal: signed_in.principal.clone(), ..caller.clone() };
+        let target =
+            Target { action, object_type: "account", object_id: account.to_string(), patient: None, practice: None };
+        self.audit(vec![self.event(&as_them, &target, "allowed")]).await?;
         Ok(SignInOutcome { token, signed_in })
     }
 
@@ -184,8 +195,16 @@ impl App {
     ///
     /// # Errors
     /// When storage fails.
-    pub async fn sign_out(&self, who: &SignedIn) -> Result<(), AppError> {
+    pub async fn sign_out(&self, caller: &Caller, who: &SignedIn) -> Result<(), AppError> {
         self.store.end_session(who.account, who.session, self.now()).await?;
+        let target = Target {
+            action: "sign_out",
+            object_type: "session",
+            object_id: who.session.to_string(),
+            patient: None,
+            practice: None,
+        };
+        self.audit(vec![self.event(caller, &target, "allowed")]).await?;
         tracing::info!(event = "sign_out", account = %who.account, session = %who.session, "signed out");
         Ok(())
     }
@@ -203,16 +222,34 @@ impl App {
     ///
     /// # Errors
     /// [`AppError::NotFound`] if it is not one of theirs (or already ended).
-    pub async fn end_session(&self, who: &SignedIn, session: SessionId) -> Result<(), AppError> {
-        if self.store.end_session(who.account, session, self.now()).await? { Ok(()) } else { Err(AppError::NotFound) }
+    pub async fn end_session(&self, caller: &Caller, who: &SignedIn, session: SessionId) -> Result<(), AppError> {
+        let ended = self.store.end_session(who.account, session, self.now()).await?;
+        let target = Target {
+            action: "session_end",
+            object_type: "session",
+            object_id: session.to_string(),
+            patient: None,
+            practice: None,
+        };
+        self.audit(vec![self.event(caller, &target, if ended { "allowed" } else { "not_found" })]).await?;
+        if ended { Ok(()) } else { Err(AppError::NotFound) }
     }
 
     /// Ends every other session of the account; returns how many.
     ///
     /// # Errors
     /// When storage fails.
-    pub async fn end_other_sessions(&self, who: &SignedIn) -> Result<u64, AppError> {
-        Ok(self.store.end_other_sessions(who.account, Some(who.session), self.now()).await?)
+    pub async fn end_other_sessions(&self, caller: &Caller, who: &SignedIn) -> Result<u64, AppError> {
+        let n = self.store.end_other_sessions(who.account, Some(who.session), self.now()).await?;
+        let target = Target {
+            action: "session_end",
+            object_type: "session",
+            object_id: "others".into(),
+            patient: None,
+            practice: None,
+        };
+        self.audit(vec![self.event(caller, &target, "allowed")]).await?;
+        Ok(n)
     }
 
     /// What a link leads to, without using it.
@@ -237,19 +274,17 @@ impl App {
     /// # Errors
     /// [`AppError::Invalid`] for an unacceptable password or details; the link errors as for
     /// [`App::invitation`]. Nothing changes on any error.
-    #[expect(clippy::too_many_arguments, reason = "one form's fields plus the client's address")]
     pub async fn accept_invitation(
         &self,
+        caller: &Caller,
         token: &str,
         password: &str,
         confirm: &str,
         name: Option<&str>,
         email: Option<&str>,
-        ip: IpAddr,
-        user_agent: &str,
     ) -> Result<SignInOutcome, AppError> {
         let account = self.set_password_by_link(token, password, confirm, name, email).await?;
-        self.open_session(account, ip, user_agent).await
+        self.open_session(account, caller, "activate").await
     }
 
     /// Uses a link to set a password without signing in (the console's `demo` uses this).
@@ -308,6 +343,14 @@ impl App {
             .accept_invitation(&token_hash(token), self.now(), &Acceptance { password_hash, first_operator })
             .await?;
         tracing::info!(event = "invitation.accepted", account = %account, "link used; password set");
+        let target = Target {
+            action: "set_password",
+            object_type: "account",
+            object_id: account.to_string(),
+            patient: None,
+            practice: None,
+        };
+        self.audit(vec![self.event(&Caller::console(Principal::Anonymous), &target, "allowed")]).await?;
         Ok(account)
     }
 
@@ -339,6 +382,14 @@ impl App {
     /// # Errors
     /// [`AppError::Invalid`] for bad details, [`AppError::Conflict`] for an email in use.
     pub async fn console_create_operator(&self, name: &str, email: &str) -> Result<String, AppError> {
+        let target = Target {
+            action: "create",
+            object_type: "operator_invitation",
+            object_id: "new".into(),
+            patient: None,
+            practice: None,
+        };
+        self.audit(vec![self.event(&Caller::console(Principal::Anonymous), &target, "allowed")]).await?;
         self.create_operator_with(&authz::console::manage_operators(), name, email).await
     }
 
@@ -346,8 +397,15 @@ impl App {
     ///
     /// # Errors
     /// [`AppError::NotFound`] for anyone but an operator; otherwise as for the console.
-    pub async fn invite_operator(&self, who: &Principal, name: &str, email: &str) -> Result<(), AppError> {
-        let grant = authz::authorize::<authz::ManageOperators, _>(who, authz::Platform, &*self.store).await?;
+    pub async fn invite_operator(&self, who: &Caller, name: &str, email: &str) -> Result<(), AppError> {
+        let target = Target {
+            action: "create",
+            object_type: "operator_invitation",
+            object_id: "new".into(),
+            patient: None,
+            practice: None,
+        };
+        let grant = self.authorize_audited::<authz::ManageOperators>(who, authz::Platform, target, true).await?;
         self.create_operator_with(&grant, name, email).await.map(|_| ())
     }
 

@@ -19,8 +19,8 @@ pub enum KeyFileError {
     /// Others can read it.
     #[error("{0}: the master key file must be readable by its owner only; run `chmod 600 {0}`")]
     TooOpen(PathBuf),
-    /// Wrong size.
-    #[error("{0}: the master key file must hold exactly 32 bytes; restore it from backup")]
+    /// Wrong size or content.
+    #[error("{0}: the key file is damaged; restore it from backup")]
     Corrupt(PathBuf),
 }
 
@@ -54,6 +54,37 @@ pub fn ensure_key_file(data_dir: &Path) -> Result<bool, KeyFileError> {
             f.write_all(&key).map_err(io)?;
             f.sync_all().map_err(io)?;
             Ok(true)
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
+/// Where the audit log's checkpoint-signing key lives in a data folder.
+#[must_use]
+pub fn signing_key_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("audit-signing.key")
+}
+
+/// Reads the audit log's Ed25519 signing key (PKCS#8), creating it (mode 0600) if missing.
+///
+/// # Errors
+/// [`KeyFileError`] saying what to do.
+pub fn ensure_signing_key(data_dir: &Path) -> Result<Vec<u8>, KeyFileError> {
+    let path = signing_key_path(data_dir);
+    let io = |source| KeyFileError::Io { path: path.clone(), source };
+    match std::fs::metadata(&path) {
+        Ok(meta) => {
+            if meta.permissions().mode() & 0o077 != 0 {
+                return Err(KeyFileError::TooOpen(path));
+            }
+            std::fs::read(&path).map_err(io)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = audit::note::Signer::generate_pkcs8().map_err(|_| KeyFileError::Corrupt(path.clone()))?;
+            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(io)?;
+            f.write_all(&key).map_err(io)?;
+            f.sync_all().map_err(io)?;
+            Ok(key)
         }
         Err(e) => Err(io(e)),
     }

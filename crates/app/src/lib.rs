@@ -2,8 +2,10 @@
 //! who is asking (a [`authz::Principal`] from a verified session), asks the policy for a grant,
 //! and acts through the storage contract with that grant. The web layer calls only these.
 
+pub mod audit;
 pub mod config;
 mod error;
+pub mod history;
 mod identity;
 pub mod keys;
 pub mod mail;
@@ -11,6 +13,7 @@ mod practices;
 mod ratelimit;
 mod security;
 
+pub use audit::{AuditSettings, Caller, Tick, VerifyReport};
 pub use authz::Principal;
 pub use config::Config;
 pub use domain;
@@ -56,6 +59,10 @@ pub struct App {
     settings: Settings,
     csrf_key: aws_lc_rs::hmac::Key,
     limits: ratelimit::SignInLimits,
+    auditor: audit::Auditor,
+    audit_settings: AuditSettings,
+    /// This process's name in leases.
+    node_id: String,
     /// Woken whenever mail is queued, so the sender need not poll hard.
     pub mail_waker: Arc<tokio::sync::Notify>,
 }
@@ -74,10 +81,18 @@ impl App {
     ///
     /// # Errors
     /// When the shared secrets cannot be read from storage.
-    pub async fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Result<Self, AppError> {
+    pub async fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+        audit_settings: AuditSettings,
+    ) -> Result<Self, AppError> {
         let fresh = security::random_bytes::<32>();
         let secret = store.secret("csrf_hmac_key", &fresh).await?;
         Ok(Self {
+            auditor: audit::Auditor::start(store.clone()),
+            audit_settings,
+            node_id: uuid::Uuid::new_v4().to_string(),
             store,
             clock,
             settings,

@@ -1,9 +1,9 @@
 //! Practices, their staff and their patients: what operators and practice staff do.
 
+use crate::audit::{Caller, Target};
 use crate::mail::texts;
 use crate::{App, AppError, FieldError};
-use authz::Principal;
-use authz::{EnrolPatient, ListPracticePatients, ManagePractices, ManageStaff, Platform, ViewPatient, authorize};
+use authz::{EnrolPatient, ListPracticePatients, ManagePractices, ManageStaff, Platform, ViewPatient};
 use domain::{
     AccountId, AccountKind, DateOfBirth, Email, HpiFacilityId, Nhi, PatientId, PersonName, PracticeId, PracticeName,
     Region, StaffRole,
@@ -73,8 +73,10 @@ impl App {
     ///
     /// # Errors
     /// [`AppError::NotFound`] for anyone but an operator.
-    pub async fn list_practices(&self, who: &Principal) -> Result<Vec<PracticeSummary>, AppError> {
-        let grant = authorize::<ManagePractices, _>(who, Platform, &*self.store).await?;
+    pub async fn list_practices(&self, who: &Caller) -> Result<Vec<PracticeSummary>, AppError> {
+        let target =
+            Target { action: "list", object_type: "practice", object_id: "*".into(), patient: None, practice: None };
+        let grant = self.authorize_audited::<ManagePractices>(who, Platform, target, true).await?;
         Ok(self.store.list_practices(&grant).await?)
     }
 
@@ -82,8 +84,15 @@ impl App {
     ///
     /// # Errors
     /// [`AppError::Invalid`], [`AppError::Conflict`], or [`AppError::NotFound`] for non-operators.
-    pub async fn create_practice(&self, who: &Principal, form: &PracticeForm) -> Result<PracticeId, AppError> {
-        let grant = authorize::<ManagePractices, _>(who, Platform, &*self.store).await?;
+    pub async fn create_practice(&self, who: &Caller, form: &PracticeForm) -> Result<PracticeId, AppError> {
+        let target = Target {
+            action: "create",
+            object_type: "practice",
+            object_id: "new".into(),
+            patient: None,
+            practice: None,
+        };
+        let grant = self.authorize_audited::<ManagePractices>(who, Platform, target, true).await?;
         let (id, _link) = self.create_practice_with(&grant, form, Some(who)).await?;
         Ok(id)
     }
@@ -93,6 +102,14 @@ impl App {
     /// # Errors
     /// As for [`App::create_practice`].
     pub async fn console_create_practice(&self, form: &PracticeForm) -> Result<(PracticeId, String), AppError> {
+        let target = Target {
+            action: "create",
+            object_type: "practice",
+            object_id: "new".into(),
+            patient: None,
+            practice: None,
+        };
+        self.audit(vec![self.event(&Caller::console(authz::Principal::Anonymous), &target, "allowed")]).await?;
         self.create_practice_with(&authz::console::manage_practices(), form, None).await
     }
 
@@ -100,7 +117,7 @@ impl App {
         &self,
         grant: &authz::Grant<ManagePractices>,
         form: &PracticeForm,
-        who: Option<&Principal>,
+        who: Option<&Caller>,
     ) -> Result<(PracticeId, String), AppError> {
         let mut errors = Vec::new();
         let name = check(&mut errors, "name", PracticeName::parse(&form.name));
@@ -121,7 +138,16 @@ impl App {
         self.store.create_practice(grant, &practice).await?;
         tracing::info!(event = "practice.created", practice = %practice.id, "practice created");
         let staff_grant = match who {
-            Some(who) => authorize::<ManageStaff, _>(who, practice.id, &*self.store).await?,
+            Some(who) => {
+                let target = Target {
+                    action: "create",
+                    object_type: "staff_invitation",
+                    object_id: practice.id.to_string(),
+                    patient: None,
+                    practice: Some(practice.id),
+                };
+                self.authorize_audited::<ManageStaff>(who, practice.id, target, true).await?
+            }
             None => authz::console::manage_staff(practice.id),
         };
         let link = self.invite(&staff_grant, practice.name.as_str(), admin_name, admin_email, StaffRole::Admin).await?;
@@ -132,8 +158,15 @@ impl App {
     ///
     /// # Errors
     /// [`AppError::NotFound`] for anyone else.
-    pub async fn list_staff(&self, who: &Principal, practice: PracticeId) -> Result<Vec<StaffRow>, AppError> {
-        let grant = authorize::<ManageStaff, _>(who, practice, &*self.store).await?;
+    pub async fn list_staff(&self, who: &Caller, practice: PracticeId) -> Result<Vec<StaffRow>, AppError> {
+        let target = Target {
+            action: "list",
+            object_type: "staff",
+            object_id: practice.to_string(),
+            patient: None,
+            practice: Some(practice),
+        };
+        let grant = self.authorize_audited::<ManageStaff>(who, practice, target, true).await?;
         Ok(self.store.list_staff(&grant).await?)
     }
 
@@ -143,11 +176,18 @@ impl App {
     /// [`AppError::Invalid`], [`AppError::Conflict`], or [`AppError::NotFound`].
     pub async fn invite_staff(
         &self,
-        who: &Principal,
+        who: &Caller,
         practice: PracticeId,
         form: &InviteStaffForm,
     ) -> Result<(), AppError> {
-        let grant = authorize::<ManageStaff, _>(who, practice, &*self.store).await?;
+        let target = Target {
+            action: "create",
+            object_type: "staff_invitation",
+            object_id: practice.to_string(),
+            patient: None,
+            practice: Some(practice),
+        };
+        let grant = self.authorize_audited::<ManageStaff>(who, practice, target, true).await?;
         self.invite_staff_with(&grant, practice, form).await.map(|_| ())
     }
 
@@ -159,6 +199,14 @@ impl App {
         if self.store.practice(practice).await?.is_none() {
             return Err(AppError::NotFound);
         }
+        let target = Target {
+            action: "create",
+            object_type: "staff_invitation",
+            object_id: practice.to_string(),
+            patient: None,
+            practice: Some(practice),
+        };
+        self.audit(vec![self.event(&Caller::console(authz::Principal::Anonymous), &target, "allowed")]).await?;
         self.invite_staff_with(&authz::console::manage_staff(practice), practice, form).await
     }
 
@@ -228,9 +276,32 @@ impl App {
     ///
     /// # Errors
     /// [`AppError::NotFound`] for anyone else.
-    pub async fn list_patients(&self, who: &Principal, practice: PracticeId) -> Result<Vec<PatientRow>, AppError> {
-        let grant = authorize::<ListPracticePatients, _>(who, practice, &*self.store).await?;
-        Ok(self.store.list_patients(&grant).await?)
+    pub async fn list_patients(&self, who: &Caller, practice: PracticeId) -> Result<Vec<PatientRow>, AppError> {
+        let target = Target {
+            action: "list",
+            object_type: "patient",
+            object_id: practice.to_string(),
+            patient: None,
+            practice: Some(practice),
+        };
+        let grant = self.authorize_audited::<ListPracticePatients>(who, practice, target, false).await?;
+        let rows = self.store.list_patients(&grant).await?;
+        // One event per patient listed, written before the list is served.
+        let events = rows
+            .iter()
+            .map(|p| {
+                let t = Target {
+                    action: "list",
+                    object_type: "patient",
+                    object_id: p.id.to_string(),
+                    patient: Some(p.id),
+                    practice: Some(practice),
+                };
+                self.event(who, &t, "allowed")
+            })
+            .collect();
+        self.audit(events).await?;
+        Ok(rows)
     }
 
     /// Enrols a patient whose identity the practice has checked, and emails them an activation
@@ -240,7 +311,7 @@ impl App {
     /// [`AppError::Invalid`] (every bad field at once), [`AppError::Conflict`], [`AppError::NotFound`].
     pub async fn enrol_patient(
         &self,
-        who: &Principal,
+        who: &Caller,
         practice: PracticeId,
         form: &EnrolForm,
     ) -> Result<Enrolled, AppError> {
@@ -254,11 +325,18 @@ impl App {
     /// As for [`App::enrol_patient`].
     pub async fn enrol_with_link(
         &self,
-        who: &Principal,
+        who: &Caller,
         practice: PracticeId,
         form: &EnrolForm,
     ) -> Result<(Enrolled, String), AppError> {
-        let grant = authorize::<EnrolPatient, _>(who, practice, &*self.store).await?;
+        let target = Target {
+            action: "create",
+            object_type: "enrolment",
+            object_id: practice.to_string(),
+            patient: None,
+            practice: Some(practice),
+        };
+        let grant = self.authorize_audited::<EnrolPatient>(who, practice, target, false).await?;
         let mut errors = Vec::new();
         let today = time::OffsetDateTime::from_unix_timestamp(self.now())
             .map(time::OffsetDateTime::date)
@@ -288,7 +366,7 @@ impl App {
             name,
             date_of_birth,
             email,
-            enrolled_by: who.account(),
+            enrolled_by: who.principal.account(),
             at: now,
         };
         let outcome =
@@ -296,6 +374,15 @@ impl App {
                 AppError::Conflict(m) => AppError::Invalid(vec![FieldError { field: "email", message: m }]),
                 other => other,
             })?;
+        let (Enrolled::New(id) | Enrolled::Existing(id) | Enrolled::AlreadyEnrolled(id)) = outcome;
+        let t = Target {
+            action: "create",
+            object_type: "enrolment",
+            object_id: id.to_string(),
+            patient: Some(id),
+            practice: Some(practice),
+        };
+        self.audit(vec![self.event(who, &t, "allowed")]).await?;
         tracing::info!(event = "patient.enrolled", practice = %practice, "patient enrolled");
         self.mail_waker.notify_one();
         Ok((outcome, self.link(&token)))
@@ -307,10 +394,21 @@ impl App {
     /// [`AppError::NotFound`] for anyone else, exactly as for a patient that does not exist.
     pub async fn view_patient(
         &self,
-        who: &Principal,
+        who: &Caller,
         patient: PatientId,
     ) -> Result<(PatientRow, Vec<PracticeRow>), AppError> {
-        let grant = authorize::<ViewPatient, _>(who, patient, &*self.store).await?;
+        let practice = match &who.principal {
+            authz::Principal::Staff { practice, .. } => Some(*practice),
+            _ => None,
+        };
+        let target = Target {
+            action: "read",
+            object_type: "patient",
+            object_id: patient.to_string(),
+            patient: Some(patient),
+            practice,
+        };
+        let grant = self.authorize_audited::<ViewPatient>(who, patient, target, true).await?;
         let row = self.store.patient(&grant).await?;
         let mut practices = Vec::new();
         for id in authz::Relations::patient_practices(&*self.store, patient)

@@ -11,6 +11,10 @@ pub type UnixTime = i64;
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// Now, in whole seconds since the Unix epoch.
     fn now(&self) -> UnixTime;
+    /// Now, in milliseconds since the Unix epoch (for ordering events within a second).
+    fn now_ms(&self) -> i64 {
+        self.now().saturating_mul(1000)
+    }
 }
 
 /// The wall clock.
@@ -22,17 +26,22 @@ impl Clock for SystemClock {
     fn now(&self) -> UnixTime {
         OffsetDateTime::now_utc().unix_timestamp()
     }
+    #[expect(clippy::disallowed_methods, reason = "this is the one place the wall clock is read")]
+    fn now_ms(&self) -> i64 {
+        i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+    }
 }
 
-/// A clock that only moves when told to: for tests of expiry and rate windows.
+/// A clock that only moves when told to: for tests of expiry and rate windows. Its millisecond
+/// reading ticks by one each time it is read, so events keep their order within a second.
 #[derive(Debug, Clone)]
-pub struct FakeClock(Arc<AtomicI64>);
+pub struct FakeClock(Arc<AtomicI64>, Arc<AtomicI64>);
 
 impl FakeClock {
     /// A fake clock standing at `start`.
     #[must_use]
     pub fn at(start: UnixTime) -> Self {
-        Self(Arc::new(AtomicI64::new(start)))
+        Self(Arc::new(AtomicI64::new(start)), Arc::new(AtomicI64::new(0)))
     }
     /// Moves the clock forward by `seconds`.
     pub fn advance(&self, seconds: i64) {
@@ -43,5 +52,8 @@ impl FakeClock {
 impl Clock for FakeClock {
     fn now(&self) -> UnixTime {
         self.0.load(Ordering::SeqCst)
+    }
+    fn now_ms(&self) -> i64 {
+        self.now() * 1000 + self.1.fetch_add(1, Ordering::SeqCst) % 1000
     }
 }

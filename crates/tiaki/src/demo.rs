@@ -122,7 +122,7 @@ pub(crate) async fn run(config: &Config) -> Result<()> {
         bar.set_message("patients");
         let (_, link) = app
             .enrol_with_link(
-                &enroller,
+                &app::Caller::console(enroller.clone()),
                 practice,
                 &EnrolForm { nhi: nhi.into(), name: name.into(), date_of_birth: dob.into(), email: email.into() },
             )
@@ -148,12 +148,12 @@ pub(crate) async fn run(config: &Config) -> Result<()> {
 async fn admin_principal(app: &app::App, practice: PracticeId) -> Result<Principal> {
     let staff = app
         .list_staff(
-            &Principal::Staff {
+            &app::Caller::console(Principal::Staff {
                 account: app::domain::AccountId::random(),
                 session: SessionId::random(),
                 practice,
                 role: StaffRole::Admin,
-            },
+            }),
             practice,
         )
         .await

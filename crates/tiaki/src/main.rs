@@ -42,6 +42,28 @@ enum Command {
     /// Administrative tasks from the server's console.
     #[command(subcommand)]
     Admin(Admin),
+    /// The tamper-evident access log.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Recompute the Merkle tree from every stored event and check every checkpoint's root and
+    /// signature and every witness cosignature; reports the first divergence and exits non-zero
+    /// on any problem.
+    Verify,
+    /// Sequence waiting events and sign a checkpoint now.
+    Checkpoint,
+    /// Write the events of a date range as a FHIR Bundle of `AuditEvent` (JSON) to standard output.
+    Export {
+        /// First day, YYYY-MM-DD (UTC).
+        #[arg(long)]
+        from: String,
+        /// Last day, YYYY-MM-DD (UTC), inclusive.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -127,7 +149,9 @@ async fn open(config: &Config) -> Result<Arc<App>> {
         )
     })?;
     store.migrate().await.context("cannot apply database migrations")?;
-    let app = App::new(store, Arc::new(app::domain::SystemClock), Settings::from(config)).await?;
+    let signing_key = app::keys::ensure_signing_key(&config.data_dir)?;
+    let audit = app::AuditSettings::from_config(config, Some(&signing_key))?;
+    let app = App::new(store, Arc::new(app::domain::SystemClock), Settings::from(config), audit).await?;
     Ok(Arc::new(app))
 }
 
@@ -164,6 +188,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo => demo::run(&config).await,
+        Command::Audit(cmd) => audit_cmd(&config, cmd).await,
         Command::Admin(admin) => {
             let app = open(&config).await?;
             let link = match admin {
@@ -185,6 +210,72 @@ async fn run(cli: Cli) -> Result<()> {
             #[expect(clippy::print_stdout, reason = "the link is this command's output")]
             {
                 println!("{link}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn day_ms(text: &str, flag: &str) -> Result<i64> {
+    let d = time::Date::parse(text.trim(), time::macros::format_description!("[year]-[month]-[day]"))
+        .with_context(|| format!("{flag} must be a date like 2026-11-22"))?;
+    Ok(d.midnight().assume_utc().unix_timestamp() * 1000)
+}
+
+async fn audit_cmd(config: &Config, cmd: AuditCmd) -> Result<()> {
+    let app = open(config).await?;
+    match cmd {
+        AuditCmd::Verify => {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} events ({per_sec}, ETA {eta})",
+            )?);
+            let report = app
+                .verify_audit(|done, total| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                })
+                .await?;
+            bar.finish_and_clear();
+            eprintln!(
+                "Checked {} events, {} checkpoints and {} cosignatures.",
+                report.events, report.checkpoints, report.cosignatures
+            );
+            if report.ok() {
+                eprintln!("The access log is intact.");
+                Ok(())
+            } else {
+                eprintln!("The access log does NOT verify. First divergence first:");
+                for p in &report.problems {
+                    eprintln!("  - {p}");
+                }
+                bail!(
+                    "{} problem(s) found; keep a copy of the database and the checkpoints for investigation",
+                    report.problems.len()
+                )
+            }
+        }
+        AuditCmd::Checkpoint => {
+            let tick = app.audit_tick(true).await?;
+            if tick.leader {
+                eprintln!(
+                    "Tree size {}; {}",
+                    tick.size,
+                    tick.checkpoint.map_or("no new checkpoint was needed".to_owned(), |s| format!(
+                        "signed a checkpoint at size {s}"
+                    ))
+                );
+            } else {
+                eprintln!("Another node holds the sequencer lease; it will sequence and sign within a minute.");
+            }
+            Ok(())
+        }
+        AuditCmd::Export { from, to } => {
+            let (from, to) = (day_ms(&from, "--from")?, day_ms(&to, "--to")? + 86_400_000);
+            let bundle = app.console_export_audit_range(from, to).await?;
+            #[expect(clippy::print_stdout, reason = "the export is this command's output")]
+            {
+                println!("{}", serde_json::to_string_pretty(&bundle)?);
             }
             Ok(())
         }

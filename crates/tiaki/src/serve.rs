@@ -52,6 +52,8 @@ pub(crate) async fn run(config: Config) -> Result<()> {
     let sender = Sender::new(app.clone(), transport, &config.mail_from).map_err(anyhow::Error::msg)?;
     let stop_mail = Arc::new(Notify::new());
     let mail_task = tokio::spawn(sender.run(stop_mail.clone()));
+    let stop_audit = Arc::new(Notify::new());
+    let audit_task = tokio::spawn(app.clone().run_audit_jobs(stop_audit.clone()));
 
     if let Some(link) = app.first_start_link().await? {
         eprintln!("\nWelcome to Tiaki. No operator has been set up yet.");
@@ -100,7 +102,9 @@ pub(crate) async fn run(config: Config) -> Result<()> {
         axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await.context("server failed")?;
     }
     stop_mail.notify_one();
+    stop_audit.notify_one();
     let _ = tokio::time::timeout(Duration::from_secs(10), mail_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), audit_task).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -8,7 +8,7 @@ use crate::error::{ApiErrorBody, Surface, WebError};
 use app::domain::{PatientId, PracticeId};
 use app::{AppError, Enrolled};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -18,8 +18,8 @@ use utoipa::{OpenApi, ToSchema};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Tiaki API", description = "Patient portal API. Authenticate with a Tiaki session cookie."),
-    paths(me, patient, enrol),
-    components(schemas(Me, PatientView, EnrolRequest, EnrolResponse, ApiErrorBody))
+    paths(me, patient, enrol, patient_audit_events, audit_events, inclusion_proof, consistency_proof),
+    components(schemas(Me, PatientView, EnrolRequest, EnrolResponse, ApiErrorBody, Proof))
 )]
 pub struct ApiDoc;
 
@@ -88,11 +88,11 @@ pub(crate) struct PatientView {
     ))]
 pub(crate) async fn patient(
     State(state): State<WebState>,
-    Auth(_, who): Auth,
+    Auth(ctx, who): Auth,
     Path(raw): Path<String>,
 ) -> Result<Json<PatientView>, WebError> {
     let id: PatientId = api_id(&raw)?;
-    let (p, practices) = state.app.view_patient(&who.principal, id).await.map_err(WebError::api)?;
+    let (p, practices) = state.app.view_patient(&ctx.caller_as(&who), id).await.map_err(WebError::api)?;
     Ok(Json(PatientView {
         id: p.id.to_string(),
         nhi: p.nhi,
@@ -141,7 +141,7 @@ pub(crate) struct EnrolResponse {
     ))]
 pub(crate) async fn enrol(
     State(state): State<WebState>,
-    Auth(_, who): Auth,
+    Auth(ctx, who): Auth,
     Path(raw): Path<String>,
     body: Result<Json<EnrolRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, Response> {
@@ -157,12 +157,141 @@ pub(crate) async fn enrol(
         .into_response(Surface::Api)
     })?;
     let form = app::EnrolForm { nhi: req.nhi, name: req.name, date_of_birth: req.date_of_birth, email: req.email };
-    let outcome =
-        state.app.enrol_patient(&who.principal, practice, &form).await.map_err(|e| WebError::api(e).into_response())?;
+    let outcome = state
+        .app
+        .enrol_patient(&ctx.caller_as(&who), practice, &form)
+        .await
+        .map_err(|e| WebError::api(e).into_response())?;
     let (id, outcome, status) = match outcome {
         Enrolled::New(id) => (id, "created", StatusCode::CREATED),
         Enrolled::Existing(id) => (id, "enrolled_existing", StatusCode::CREATED),
         Enrolled::AlreadyEnrolled(id) => (id, "already_enrolled", StatusCode::OK),
     };
     Ok((status, Json(EnrolResponse { patient: id.to_string(), outcome: outcome.into() })).into_response())
+}
+
+/// A patient's access history as a FHIR R4 `Bundle` of `AuditEvent` resources (IHE BALP style):
+/// for the patient, or their practice's privacy officer.
+#[utoipa::path(get, path = "/api/v1/patients/{patient_id}/audit-events",
+    params(("patient_id" = String, Path, description = "The patient's id")),
+    responses(
+        (status = 200, description = "A FHIR Bundle of AuditEvent", content_type = "application/fhir+json", body = Object),
+        (status = 401, description = "Not signed in", body = ApiErrorBody),
+        (status = 404, description = "No such patient, or not yours to see", body = ApiErrorBody),
+    ))]
+pub(crate) async fn patient_audit_events(
+    State(state): State<WebState>,
+    Auth(ctx, who): Auth,
+    Path(raw): Path<String>,
+) -> Result<Response, WebError> {
+    let id: PatientId = api_id(&raw)?;
+    let bundle = state.app.export_patient_audit(&ctx.caller_as(&who), id).await.map_err(WebError::api)?;
+    Ok(fhir(bundle))
+}
+
+fn fhir(v: serde_json::Value) -> Response {
+    let mut r = Json(v).into_response();
+    r.headers_mut()
+        .insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/fhir+json"));
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_DISPOSITION,
+        axum::http::HeaderValue::from_static("attachment; filename=\"audit-events.json\""),
+    );
+    r
+}
+
+/// A time range of the access log.
+#[derive(Deserialize, utoipa::IntoParams, Default)]
+#[serde(default)]
+pub(crate) struct Range {
+    /// First day, `YYYY-MM-DD` (UTC).
+    from: String,
+    /// Last day, `YYYY-MM-DD` (UTC), inclusive.
+    to: String,
+}
+
+/// Every access event in a date range, as a FHIR `Bundle` (operators).
+#[utoipa::path(get, path = "/api/v1/audit-events", params(Range),
+    responses(
+        (status = 200, description = "A FHIR Bundle of AuditEvent", content_type = "application/fhir+json", body = Object),
+        (status = 401, description = "Not signed in", body = ApiErrorBody),
+        (status = 404, description = "Not an operator", body = ApiErrorBody),
+        (status = 422, description = "Bad dates", body = ApiErrorBody),
+    ))]
+pub(crate) async fn audit_events(
+    State(state): State<WebState>,
+    Auth(ctx, who): Auth,
+    range: Result<Query<Range>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, WebError> {
+    let range = range.map(|Query(r)| r).unwrap_or_default();
+    let bundle =
+        state.app.export_audit_range(&ctx.caller_as(&who), &range.from, &range.to).await.map_err(WebError::api)?;
+    Ok(fhir(bundle))
+}
+
+/// An RFC 9162 proof.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Proof {
+    /// For inclusion proofs: the leaf index.
+    leaf_index: Option<u64>,
+    /// For inclusion proofs: the leaf hash, base64.
+    leaf_hash: Option<String>,
+    /// For consistency proofs: the older tree size.
+    old_size: Option<u64>,
+    /// The tree size the proof is for.
+    tree_size: u64,
+    /// The proof's hashes, base64, in RFC 9162 order.
+    hashes: Vec<String>,
+}
+
+impl From<app::audit::ProofView> for Proof {
+    fn from(p: app::audit::ProofView) -> Self {
+        Self {
+            leaf_index: p.leaf_index,
+            leaf_hash: p.leaf_hash,
+            old_size: p.old_size,
+            tree_size: p.tree_size,
+            hashes: p.hashes,
+        }
+    }
+}
+
+/// Which leaf, in which tree.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct InclusionQuery {
+    /// Leaf index.
+    index: u64,
+    /// Tree size (a checkpoint's).
+    size: u64,
+}
+
+/// Which two trees.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct ConsistencyQuery {
+    /// The older tree size.
+    old: u64,
+    /// The newer tree size.
+    new: u64,
+}
+
+/// The inclusion proof of a leaf of the access log (public: it reveals only hashes).
+#[utoipa::path(get, path = "/api/v1/audit/proof/inclusion", params(InclusionQuery),
+    responses((status = 200, description = "The proof", body = Proof), (status = 422, description = "No such leaf or size", body = ApiErrorBody)))]
+pub(crate) async fn inclusion_proof(
+    State(state): State<WebState>,
+    q: Result<Query<InclusionQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Proof>, WebError> {
+    let Query(q) = q.map_err(|_| WebError::api(AppError::field("index", "Give index and size as whole numbers.")))?;
+    Ok(Json(state.app.inclusion_proof(q.index, q.size).await.map_err(WebError::api)?.into()))
+}
+
+/// The consistency proof between two sizes of the access log (public), for witnesses.
+#[utoipa::path(get, path = "/api/v1/audit/proof/consistency", params(ConsistencyQuery),
+    responses((status = 200, description = "The proof", body = Proof), (status = 422, description = "No such sizes", body = ApiErrorBody)))]
+pub(crate) async fn consistency_proof(
+    State(state): State<WebState>,
+    q: Result<Query<ConsistencyQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Proof>, WebError> {
+    let Query(q) = q.map_err(|_| WebError::api(AppError::field("old", "Give old and new as whole numbers.")))?;
+    Ok(Json(state.app.consistency_proof(q.old, q.new).await.map_err(WebError::api)?.into()))
 }

@@ -62,11 +62,23 @@ pub(crate) struct Ctx {
     pub(crate) ip: IpAddr,
     pub(crate) user_agent: String,
     pub(crate) secure: bool,
+    pub(crate) request_id: String,
     binding: String,
     csrf: String,
 }
 
 impl Ctx {
+    /// The caller as the session shows it (anonymous when not signed in), for the audit log.
+    pub(crate) fn caller(&self) -> app::Caller {
+        let principal = self.signed_in.as_ref().map_or(app::Principal::Anonymous, |s| s.principal.clone());
+        app::Caller::new(principal, self.ip, &self.user_agent, &self.request_id)
+    }
+
+    /// The caller acting as `who`.
+    pub(crate) fn caller_as(&self, who: &SignedIn) -> app::Caller {
+        app::Caller::new(who.principal.clone(), self.ip, &self.user_agent, &self.request_id)
+    }
+
     /// The CSRF token to put in this page's forms.
     pub(crate) fn csrf(&self) -> &str {
         &self.csrf
@@ -98,6 +110,7 @@ where
             parts.extensions.get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
         let ip = client_ip(peer, &parts.headers, &state.trusted_proxies);
         let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let request_id = parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
         let mut jar = CookieJar::from_headers(&parts.headers);
         let signed_in = match jar.get(session_cookie_name(state.secure)) {
             Some(c) => {
@@ -117,7 +130,7 @@ where
             fresh
         };
         let csrf = state.app.csrf_token(&binding);
-        Ok(Self { jar, signed_in, ip, user_agent, secure: state.secure, binding, csrf })
+        Ok(Self { jar, signed_in, ip, user_agent, secure: state.secure, request_id, binding, csrf })
     }
 }
 

@@ -73,3 +73,43 @@ pub(crate) async fn observe(request: Request, next: Next) -> Response {
     });
     response
 }
+
+fn text(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+/// The latest signed checkpoint of the access log (C2SP tlog-checkpoint), for witnesses.
+pub(crate) async fn checkpoint(State(state): State<WebState>) -> Response {
+    match state.app.latest_checkpoint().await {
+        Ok(Some(note)) => {
+            let mut r = text(StatusCode::OK, note);
+            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            r
+        }
+        Ok(None) => text(StatusCode::NOT_FOUND, "no checkpoint has been made yet\n".into()),
+        Err(e) => crate::error::WebError::page(e).into_response(),
+    }
+}
+
+/// The log's verifier key (C2SP signed-note vkey).
+pub(crate) async fn log_key(State(state): State<WebState>) -> Response {
+    match state.app.audit_vkey() {
+        Some(k) => text(StatusCode::OK, format!("{k}\n")),
+        None => text(StatusCode::NOT_FOUND, "this node does not sign checkpoints\n".into()),
+    }
+}
+
+/// A witness posts a checkpoint it has cosigned (C2SP tlog-cosignature); it is verified against
+/// the configured witness keys before it is stored.
+pub(crate) async fn cosignature(State(state): State<WebState>, body: String) -> Response {
+    match state.app.add_cosignatures(&body).await {
+        Ok(n) => text(StatusCode::OK, format!("stored {n} cosignature(s)\n")),
+        Err(app::AppError::Invalid(f)) => text(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            f.into_iter().map(|e| e.message).collect::<Vec<_>>().join("; ") + "\n",
+        ),
+        Err(e) => crate::error::WebError::page(e).into_response(),
+    }
+}

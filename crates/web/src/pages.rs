@@ -4,8 +4,8 @@ use crate::WebState;
 use crate::ctx::{Auth, CsrfForm, Ctx, HasCsrf};
 use crate::error::WebError;
 use crate::views::{
-    ActivatePage, EnrolValues, InviteValues, MessagePage, Nav, OperatorPage, PatientPage, PracticePage, SessionLine,
-    SessionsPage, SignInPage, home_of, render,
+    AccessLine, AccessPage, ActivatePage, EnrolValues, InviteValues, MessagePage, Nav, OperatorPage, PatientPage,
+    PracticePage, SessionLine, SessionsPage, SignInPage, home_of, render,
 };
 use app::domain::{PatientId, PracticeId, SessionId, StaffRole};
 use app::{AppError, Enrolled, FieldError, InvitationPurpose, SignedIn};
@@ -87,7 +87,7 @@ impl HasCsrf for SignInForm {
 }
 
 pub(crate) async fn signin(State(state): State<WebState>, CsrfForm(ctx, form): CsrfForm<SignInForm>) -> Response {
-    match state.app.sign_in(&form.email, &form.password, ctx.ip, &ctx.user_agent).await {
+    match state.app.sign_in(&ctx.caller(), &form.email, &form.password).await {
         Ok(outcome) => {
             let home = home_of(&outcome.signed_in);
             (ctx.with_session(outcome.token), Redirect::to(&home)).into_response()
@@ -127,7 +127,7 @@ impl HasCsrf for CsrfOnly {
 
 pub(crate) async fn signout(State(state): State<WebState>, CsrfForm(ctx, _): CsrfForm<CsrfOnly>) -> PageResult {
     if let Some(who) = &ctx.signed_in {
-        state.app.sign_out(who).await.map_err(WebError::page)?;
+        state.app.sign_out(&ctx.caller_as(who), who).await.map_err(WebError::page)?;
     }
     let page = render(&MessagePage {
         nav: None,
@@ -196,13 +196,12 @@ pub(crate) async fn activate(State(state): State<WebState>, CsrfForm(ctx, form):
     let result = state
         .app
         .accept_invitation(
+            &ctx.caller(),
             &form.token,
             &form.password,
             &form.confirm,
             form.name.as_deref(),
             form.email.as_deref(),
-            ctx.ip,
-            &ctx.user_agent,
         )
         .await;
     match result {
@@ -240,7 +239,7 @@ pub(crate) async fn patient_page(
     Path(raw): Path<String>,
 ) -> PageResult {
     let patient: PatientId = id(&raw)?;
-    let (row, practices) = state.app.view_patient(&who.principal, patient).await.map_err(WebError::page)?;
+    let (row, practices) = state.app.view_patient(&ctx.caller_as(&who), patient).await.map_err(WebError::page)?;
     Ok(render(&PatientPage {
         nav: Some(Nav::new(&who, ctx.csrf())),
         own: who.patient == Some(patient),
@@ -308,7 +307,7 @@ pub(crate) async fn end_session(
 ) -> PageResult {
     let who = ctx.signed_in.clone().ok_or(WebError::page(AppError::Unauthenticated))?;
     let session: SessionId = id(&raw)?;
-    state.app.end_session(&who, session).await.map_err(WebError::page)?;
+    state.app.end_session(&ctx.caller_as(&who), &who, session).await.map_err(WebError::page)?;
     Ok(Redirect::to("/account/sessions?done=ended").into_response())
 }
 
@@ -317,7 +316,7 @@ pub(crate) async fn end_other_sessions(
     CsrfForm(ctx, _): CsrfForm<CsrfOnly>,
 ) -> PageResult {
     let who = ctx.signed_in.clone().ok_or(WebError::page(AppError::Unauthenticated))?;
-    state.app.end_other_sessions(&who).await.map_err(WebError::page)?;
+    state.app.end_other_sessions(&ctx.caller_as(&who), &who).await.map_err(WebError::page)?;
     Ok(Redirect::to("/account/sessions?done=ended-others").into_response())
 }
 
@@ -331,11 +330,11 @@ async fn practice_view(
     invite: (InviteValues, Vec<FieldError>),
 ) -> Result<Response, WebError> {
     // Listing patients is the access check for the page as a whole.
-    let patients = state.app.list_patients(&who.principal, practice).await.map_err(WebError::page)?;
+    let patients = state.app.list_patients(&ctx.caller_as(who), practice).await.map_err(WebError::page)?;
     let row = state.app.practice(practice).await.map_err(WebError::page)?.ok_or(WebError::page(AppError::NotFound))?;
     let is_admin = matches!(who.staff, Some((_, StaffRole::Admin)));
     let staff = if is_admin {
-        Some(state.app.list_staff(&who.principal, practice).await.map_err(WebError::page)?)
+        Some(state.app.list_staff(&ctx.caller_as(who), practice).await.map_err(WebError::page)?)
     } else {
         None
     };
@@ -407,7 +406,7 @@ pub(crate) async fn enrol(
     let who = ctx.signed_in.clone().ok_or(WebError::page(AppError::Unauthenticated))?;
     let practice: PracticeId = id(&raw)?;
     let input = app::EnrolForm { nhi: form.nhi, name: form.name, date_of_birth: form.date_of_birth, email: form.email };
-    match state.app.enrol_patient(&who.principal, practice, &input).await {
+    match state.app.enrol_patient(&ctx.caller_as(&who), practice, &input).await {
         Ok(outcome) => {
             let done = match outcome {
                 Enrolled::New(_) => "enrolled",
@@ -456,7 +455,7 @@ pub(crate) async fn invite_staff(
     let who = ctx.signed_in.clone().ok_or(WebError::page(AppError::Unauthenticated))?;
     let practice: PracticeId = id(&raw)?;
     let input = app::InviteStaffForm { name: form.staff_name, email: form.staff_email, role: form.role };
-    match state.app.invite_staff(&who.principal, practice, &input).await {
+    match state.app.invite_staff(&ctx.caller_as(&who), practice, &input).await {
         Ok(()) => Ok(Redirect::to(&format!("/practices/{practice}?done=invited")).into_response()),
         Err(AppError::Invalid(errors)) => {
             let errors = errors
@@ -494,7 +493,7 @@ async fn operator_view(
     errors: Vec<FieldError>,
     invite: OperatorInvite,
 ) -> PageResult {
-    let practices = state.app.list_practices(&who.principal).await.map_err(WebError::page)?;
+    let practices = state.app.list_practices(&ctx.caller_as(who)).await.map_err(WebError::page)?;
     let status =
         if errors.is_empty() && invite.errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let page = OperatorPage {
@@ -548,7 +547,7 @@ pub(crate) async fn create_practice(
     CsrfForm(ctx, form): CsrfForm<PracticePageForm>,
 ) -> PageResult {
     let who = ctx.signed_in.clone().ok_or(WebError::page(AppError::Unauthenticated))?;
-    match state.app.create_practice(&who.principal, &form.form).await {
+    match state.app.create_practice(&ctx.caller_as(&who), &form.form).await {
         Ok(_) => Ok(Redirect::to("/operator?done=practice").into_response()),
         Err(AppError::Invalid(errors)) => {
             operator_view(&state, &ctx, &who, None, form.form, errors, OperatorInvite::default()).await
@@ -582,7 +581,7 @@ pub(crate) async fn invite_operator(
     CsrfForm(ctx, form): CsrfForm<OperatorInviteForm>,
 ) -> PageResult {
     let who = ctx.signed_in.clone().ok_or(WebError::page(AppError::Unauthenticated))?;
-    match state.app.invite_operator(&who.principal, &form.operator_name, &form.operator_email).await {
+    match state.app.invite_operator(&ctx.caller_as(&who), &form.operator_name, &form.operator_email).await {
         Ok(()) => Ok(Redirect::to("/operator?done=invited").into_response()),
         Err(AppError::Invalid(errors)) => {
             let invite = OperatorInvite { name: form.operator_name, email: form.operator_email, errors };
@@ -590,4 +589,60 @@ pub(crate) async fn invite_operator(
         }
         Err(e) => Err(WebError::page(e)),
     }
+}
+
+fn when_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|d| {
+            d.format(time::macros::format_description!("[day] [month repr:short] [year], [hour]:[minute]:[second] UTC"))
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+pub(crate) async fn access_page(
+    State(state): State<WebState>,
+    Auth(ctx, who): Auth,
+    Path(raw): Path<String>,
+    Query(query): Query<app::history::HistoryQuery>,
+) -> PageResult {
+    let patient: PatientId = id(&raw)?;
+    let caller = ctx.caller_as(&who);
+    let (lines, errors) = match state.app.access_history(&caller, patient, &query).await {
+        Ok(lines) => (lines, Vec::new()),
+        Err(AppError::Invalid(errors)) => (Vec::new(), errors),
+        Err(e) => return Err(WebError::page(e)),
+    };
+    let own = who.patient == Some(patient);
+    // The patient's name for a privacy officer's heading; they may view the record too.
+    let patient_name = if own {
+        who.name.clone()
+    } else {
+        state.app.view_patient(&caller, patient).await.map(|(p, _)| p.name).unwrap_or_default()
+    };
+    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let page = AccessPage {
+        nav: Some(Nav::new(&who, ctx.csrf())),
+        own,
+        patient_id: patient.to_string(),
+        patient_name,
+        query,
+        modules: app::history::MODULES,
+        lines: lines
+            .into_iter()
+            .map(|l| AccessLine {
+                when: when_ms(l.at_ms),
+                who: l.who,
+                role: l.role,
+                practice: l.practice,
+                what: l.what,
+                module: l.module,
+                refused: l.outcome != "allowed",
+                on_behalf: l.on_behalf,
+            })
+            .collect(),
+        errors,
+    };
+    Ok((status, render(&page)).into_response())
 }

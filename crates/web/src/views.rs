@@ -175,3 +175,34 @@ impl OperatorPage<'_> {
         find(&self.operator_errors, field)
     }
 }
+
+/// One line of the access history, formatted.
+pub(crate) struct AccessLine {
+    pub(crate) when: String,
+    pub(crate) who: String,
+    pub(crate) role: String,
+    pub(crate) practice: Option<String>,
+    pub(crate) what: String,
+    pub(crate) module: &'static str,
+    pub(crate) refused: bool,
+    pub(crate) on_behalf: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "access.html")]
+pub(crate) struct AccessPage {
+    pub(crate) nav: Option<Nav>,
+    pub(crate) own: bool,
+    pub(crate) patient_id: String,
+    pub(crate) patient_name: String,
+    pub(crate) query: app::history::HistoryQuery,
+    pub(crate) modules: &'static [(&'static str, &'static str, &'static [&'static str])],
+    pub(crate) lines: Vec<AccessLine>,
+    pub(crate) errors: Vec<FieldError>,
+}
+
+impl AccessPage {
+    fn err(&self, field: &str) -> Option<&str> {
+        find(&self.errors, field)
+    }
+}

@@ -2,6 +2,7 @@
 //! `PostgreSQL` with `TIAKI_TEST_DATABASE=postgres`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::too_many_lines, missing_docs)]
 
+mod audit;
 mod bad_input;
 mod flows;
 mod mail;

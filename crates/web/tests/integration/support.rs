@@ -22,6 +22,10 @@ pub struct TestApp {
     pub router: axum::Router,
     pub data_dir: std::path::PathBuf,
     pg_cleanup: Option<(String, String)>,
+    /// The database URL, for tests that reach past the application (fault and tamper tests).
+    pub url: String,
+    /// A witness whose cosignatures the app accepts.
+    pub witness: Arc<audit::note::Signer>,
 }
 
 impl Drop for TestApp {
@@ -77,7 +81,15 @@ impl TestApp {
             session_absolute_secs: 12 * 3600,
             invitation_secs: 7 * 86_400,
         };
-        let app = Arc::new(App::new(store, Arc::new(clock.clone()), settings).await?);
+        let signer = audit::note::Signer::from_pkcs8("portal.test/audit", &audit::note::Signer::generate_pkcs8()?)?;
+        let witness = audit::note::Signer::from_pkcs8("witness.test/w1", &audit::note::Signer::generate_pkcs8()?)?;
+        let audit_settings = app::AuditSettings {
+            origin: "portal.test/audit".into(),
+            signer: Some(Arc::new(signer)),
+            witnesses: vec![audit::note::Verifier::parse(&witness.cosigner_vkey())?],
+            checkpoint_every_secs: 60,
+        };
+        let app = Arc::new(App::new(store, Arc::new(clock.clone()), settings, audit_settings).await?);
         let state = web::WebState {
             app: app.clone(),
             secure: false,
@@ -85,7 +97,7 @@ impl TestApp {
             data_dir: data_dir.clone(),
             metrics: None,
         };
-        Ok(Self { app, clock, router: web::router(state), data_dir, pg_cleanup })
+        Ok(Self { app, clock, router: web::router(state), data_dir, pg_cleanup, url, witness: Arc::new(witness) })
     }
 
     pub fn browser(&self, ip: [u8; 4]) -> Browser {
@@ -278,7 +290,7 @@ pub async fn enrol(t: &TestApp, practice: PracticeId, nhi: &str, email: &str) ->
     let (outcome, link) = t
         .app
         .enrol_with_link(
-            &admin,
+            &app::Caller::console(admin),
             practice,
             &EnrolForm {
                 nhi: nhi.into(),
@@ -302,7 +314,7 @@ pub async fn admin_of(t: &TestApp, practice: PracticeId) -> Result<app::domain::
         practice,
         role: StaffRole::Admin,
     };
-    let staff = t.app.list_staff(&probe, practice).await.map_err(|e| anyhow!("{e:?}"))?;
+    let staff = t.app.list_staff(&app::Caller::console(probe), practice).await.map_err(|e| anyhow!("{e:?}"))?;
     staff.iter().find(|s| s.role == StaffRole::Admin).map(|s| s.account).ok_or_else(|| anyhow!("no admin"))
 }
 

@@ -1,0 +1,660 @@
+//! The access log (DESIGN §7). Every grant writes its event before anything is served: the
+//! event goes to a single writer task that commits whatever has queued in one transaction
+//! (group commit) and acknowledges each request only once its events are durable — if the write
+//! fails, the request fails and nothing is served (fail closed). A singleton job (under a
+//! database lease, so one node at a time) sequences events into the RFC 9162 Merkle tree and
+//! signs C2SP checkpoints; witnesses may cosign them; `verify` recomputes everything.
+
+use crate::{App, AppError};
+use audit::merkle::{self, Hash, Nodes};
+use audit::note::{self, Checkpoint, Note, Signature, Signer, Verifier};
+use authz::{Grant, Policy, Principal};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use domain::{PatientId, PracticeId};
+use std::collections::HashMap;
+use std::sync::Arc;
+use store::{AuditEvent, CheckpointRow, CosignatureRow, Store};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// Who is asking, and from where: the principal from the session, and the request's details
+/// that go into every audit event.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The principal the policy sees.
+    pub principal: Principal,
+    /// The client's address (none at the console).
+    pub ip: Option<std::net::IpAddr>,
+    /// The client's user agent.
+    pub user_agent: String,
+    /// The request id (joins the event with the logs).
+    pub request_id: String,
+}
+
+impl Caller {
+    /// A request's caller.
+    #[must_use]
+    pub fn new(principal: Principal, ip: std::net::IpAddr, user_agent: &str, request_id: &str) -> Self {
+        Self {
+            principal,
+            ip: Some(ip),
+            user_agent: user_agent.chars().filter(|c| !c.is_control()).take(200).collect(),
+            request_id: request_id.chars().take(64).collect(),
+        }
+    }
+
+    /// The server's console (`tiaki admin`, `tiaki demo`), acting as `principal`.
+    #[must_use]
+    pub fn console(principal: Principal) -> Self {
+        Self { principal, ip: None, user_agent: "tiaki console".into(), request_id: String::new() }
+    }
+}
+
+/// What an event is about.
+#[derive(Debug, Clone)]
+pub(crate) struct Target<'a> {
+    pub(crate) action: &'a str,
+    pub(crate) object_type: &'a str,
+    pub(crate) object_id: String,
+    pub(crate) patient: Option<PatientId>,
+    pub(crate) practice: Option<PracticeId>,
+}
+
+type Batch = (Vec<AuditEvent>, oneshot::Sender<Result<(), String>>);
+
+/// The group-commit writer's front door.
+#[derive(Debug, Clone)]
+pub(crate) struct Auditor {
+    tx: mpsc::Sender<Batch>,
+}
+
+/// Events committed per transaction at most.
+const MAX_BATCH: usize = 5000;
+/// Events sequenced per transaction at most.
+const SEQUENCE_BATCH: i64 = 5000;
+
+impl Auditor {
+    pub(crate) fn start(store: Arc<dyn Store>) -> Self {
+        let (tx, rx) = mpsc::channel::<Batch>(65_536);
+        tokio::spawn(writer(store, rx));
+        Self { tx }
+    }
+
+    /// Returns once the events are durable.
+    pub(crate) async fn record(&self, events: Vec<AuditEvent>) -> Result<(), AppError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let (ack, done) = oneshot::channel();
+        self.tx.send((events, ack)).await.map_err(|_| AppError::Internal("the audit writer has stopped".into()))?;
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(AppError::Internal(format!("audit events could not be written: {e}"))),
+            Err(_) => Err(AppError::Internal("the audit writer has stopped".into())),
+        }
+    }
+}
+
+async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Batch>) {
+    while let Some(first) = rx.recv().await {
+        let mut count = first.0.len();
+        let mut batch = vec![first];
+        while count < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(b) => {
+                    count += b.0.len();
+                    batch.push(b);
+                }
+                Err(_) => break,
+            }
+        }
+        let events: Vec<AuditEvent> = batch.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
+        let result = store.append_audit_events(&events).await.map_err(|e| e.to_string());
+        match &result {
+            Ok(()) => {
+                metrics::counter!("tiaki_audit_events_total").increment(events.len() as u64);
+                #[expect(clippy::cast_precision_loss, reason = "a histogram of batch sizes")]
+                metrics::histogram!("tiaki_audit_batch_size").record(events.len() as f64);
+            }
+            Err(e) => {
+                metrics::counter!("tiaki_audit_write_failures_total").increment(1);
+                tracing::error!(error = %e, events = events.len(), "audit events could not be written; the requests fail");
+            }
+        }
+        for (_, ack) in batch {
+            let _ = ack.send(result.clone());
+        }
+    }
+}
+
+/// The log's identity and keys.
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    /// The checkpoint origin line, e.g. `portal.example.nz/audit`.
+    pub origin: String,
+    /// The log's signing key (none: checkpoints are not made, e.g. in a read-only tool).
+    pub signer: Option<Arc<Signer>>,
+    /// Witnesses whose cosignatures are accepted.
+    pub witnesses: Vec<Verifier>,
+    /// Make a checkpoint at most this often, seconds, when the tree has grown.
+    pub checkpoint_every_secs: i64,
+}
+
+impl AuditSettings {
+    /// The settings a configuration asks for, with the log's signing key.
+    ///
+    /// # Errors
+    /// When the key or a witness key cannot be used.
+    pub fn from_config(config: &crate::Config, signing_key: Option<&[u8]>) -> Result<Self, AppError> {
+        let signer = match signing_key {
+            Some(k) => Some(Arc::new(
+                Signer::from_pkcs8(&config.audit_origin, k)
+                    .map_err(|e| AppError::Internal(format!("audit signing key: {e}")))?,
+            )),
+            None => None,
+        };
+        let witnesses = config
+            .audit_witnesses
+            .iter()
+            .map(|w| Verifier::parse(w).map_err(|e| AppError::Internal(format!("witness key: {e}"))))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            origin: config.audit_origin.clone(),
+            signer,
+            witnesses,
+            checkpoint_every_secs: config.audit_checkpoint_secs,
+        })
+    }
+
+    /// The origin line for a public URL: its host and path, with `/audit`.
+    #[must_use]
+    pub fn origin_for(public_url: &str) -> String {
+        let host = public_url.split("://").nth(1).unwrap_or(public_url).trim_end_matches('/');
+        format!("{host}/audit")
+    }
+}
+
+/// What a tick of the audit jobs did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tick {
+    /// Tree size after sequencing.
+    pub size: u64,
+    /// The checkpoint made, if one was.
+    pub checkpoint: Option<u64>,
+    /// Whether this node held the lease (otherwise another node did the work).
+    pub leader: bool,
+}
+
+/// An inclusion or consistency proof, as served.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProofView {
+    /// For inclusion: the leaf index.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leaf_index: Option<u64>,
+    /// For inclusion: the leaf hash (base64).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leaf_hash: Option<String>,
+    /// For consistency: the older size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_size: Option<u64>,
+    /// The tree size the proof is for.
+    pub tree_size: u64,
+    /// The proof's hashes (base64), in RFC 9162 order.
+    pub hashes: Vec<String>,
+}
+
+struct Recorder(Vec<(u32, u64)>);
+impl Nodes for Recorder {
+    type Error = std::convert::Infallible;
+    fn perfect(&mut self, level: u32, index: u64) -> Result<Hash, Self::Error> {
+        self.0.push((level, index));
+        Ok([0; 32])
+    }
+}
+
+struct Loaded(HashMap<(u32, u64), Hash>);
+impl Nodes for Loaded {
+    type Error = AppError;
+    fn perfect(&mut self, level: u32, index: u64) -> Result<Hash, AppError> {
+        self.0.get(&(level, index)).copied().ok_or_else(|| AppError::Internal("missing tree node".into()))
+    }
+}
+
+/// The result of `tiaki audit verify`.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyReport {
+    /// Sequenced events checked.
+    pub events: u64,
+    /// Events waiting to be sequenced (not an error).
+    pub unsequenced_note: Option<String>,
+    /// Checkpoints checked.
+    pub checkpoints: usize,
+    /// Cosignatures checked.
+    pub cosignatures: usize,
+    /// Every problem found, the first divergence first.
+    pub problems: Vec<String>,
+}
+
+impl VerifyReport {
+    /// Whether the log is intact.
+    #[must_use]
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+fn role_of(p: &Principal) -> (Option<String>, String, Option<String>, Option<String>) {
+    match p {
+        Principal::Anonymous => (None, "anonymous".into(), None, None),
+        Principal::Patient { account, session, .. } => {
+            (Some(account.to_string()), "patient".into(), None, Some(session.to_string()))
+        }
+        Principal::Staff { account, session, practice, role } => (
+            Some(account.to_string()),
+            format!("staff:{}", role.as_str()),
+            Some(practice.to_string()),
+            Some(session.to_string()),
+        ),
+        Principal::Operator { account, session } => {
+            (Some(account.to_string()), "operator".into(), None, Some(session.to_string()))
+        }
+    }
+}
+
+impl App {
+    pub(crate) fn event(&self, caller: &Caller, t: &Target<'_>, outcome: &str) -> AuditEvent {
+        let (actor_account, mut actor_role, actor_practice, session) = role_of(&caller.principal);
+        if caller.ip.is_none() {
+            actor_role = if actor_account.is_some() { format!("console:{actor_role}") } else { "console".into() };
+        }
+        AuditEvent {
+            id: uuid::Uuid::new_v4().to_string(),
+            at_ms: self.clock.now_ms(),
+            actor_account,
+            actor_role,
+            actor_practice,
+            session,
+            ip: caller.ip.map_or_else(|| "console".to_owned(), |ip| ip.to_string()),
+            user_agent: caller.user_agent.clone(),
+            on_behalf: None,
+            action: t.action.to_owned(),
+            object_type: t.object_type.to_owned(),
+            object_id: t.object_id.clone(),
+            patient: t.patient.map(|p| p.to_string()),
+            practice: t.practice.map(|p| p.to_string()),
+            outcome: outcome.to_owned(),
+            request_id: caller.request_id.clone(),
+        }
+    }
+
+    /// Writes events and returns once they are durable.
+    pub(crate) async fn audit(&self, events: Vec<AuditEvent>) -> Result<(), AppError> {
+        self.auditor.record(events).await
+    }
+
+    /// Asks the policy, and records the answer — allowed, denied or not found — before anything
+    /// is done with it. If the event cannot be written, the grant is not returned.
+    pub(crate) async fn authorize_audited<A: Policy>(
+        &self,
+        caller: &Caller,
+        object: A::Object,
+        target: Target<'_>,
+        record_allowed: bool,
+    ) -> Result<Grant<A>, AppError> {
+        match authz::authorize::<A, _>(&caller.principal, object, &*self.store).await {
+            Ok(grant) => {
+                // Callers that record per-object events themselves (listings) skip this one.
+                if record_allowed {
+                    self.audit(vec![self.event(caller, &target, "allowed")]).await?;
+                }
+                Ok(grant)
+            }
+            Err(authz::Denied::NotFound) => {
+                // Tell "not yours" from "no such thing" in the log (never in the answer).
+                let exists = match target.patient {
+                    Some(p) => !authz::Relations::patient_practices(&*self.store, p)
+                        .await
+                        .map_err(|e| AppError::Internal(e.to_string()))?
+                        .is_empty(),
+                    None => match target.practice {
+                        Some(pr) => authz::Relations::practice_exists(&*self.store, pr)
+                            .await
+                            .map_err(|e| AppError::Internal(e.to_string()))?,
+                        None => true,
+                    },
+                };
+                let mut target = target;
+                if !exists {
+                    target.patient = None;
+                    target.practice = None;
+                }
+                self.audit(vec![self.event(caller, &target, if exists { "denied" } else { "not_found" })]).await?;
+                Err(AppError::NotFound)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Sequences waiting events and, when due, signs a checkpoint — if this node holds the
+    /// sequencer lease.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn audit_tick(&self, force_checkpoint: bool) -> Result<Tick, AppError> {
+        let now = self.clock.now();
+        if !self.store.take_lease("audit-sequencer", &self.node_id, now, now + 30).await? {
+            return Ok(Tick { size: self.store.audit_tree_size().await?, checkpoint: None, leader: false });
+        }
+        let (mut size, mut root) = self.store.sequence_audit(SEQUENCE_BATCH).await?;
+        loop {
+            let (s, r) = self.store.sequence_audit(SEQUENCE_BATCH).await?;
+            if s == size {
+                break;
+            }
+            (size, root) = (s, r);
+        }
+        let mut checkpoint = None;
+        if let Some(signer) = &self.audit_settings.signer {
+            let latest = self.store.latest_checkpoint().await?;
+            let due = match &latest {
+                None => size > 0 || force_checkpoint,
+                Some(c) => {
+                    size > c.size
+                        && (force_checkpoint || now - c.created_at >= self.audit_settings.checkpoint_every_secs)
+                }
+            };
+            if due {
+                let body = note::checkpoint_body(&self.audit_settings.origin, size, &root);
+                let row = CheckpointRow { size, root: root.to_vec(), note: signer.sign(&body), created_at: now };
+                self.store.add_checkpoint(&row).await?;
+                metrics::gauge!("tiaki_audit_tree_size").set(u32::try_from(size).map_or(f64::MAX, f64::from));
+                tracing::info!(size, "audit checkpoint signed");
+                checkpoint = Some(size);
+            }
+        }
+        Ok(Tick { size, checkpoint, leader: true })
+    }
+
+    /// Runs the audit jobs every second until `shutdown` is notified.
+    pub async fn run_audit_jobs(self: Arc<Self>, shutdown: Arc<Notify>) {
+        loop {
+            if let Err(e) = self.audit_tick(false).await {
+                tracing::error!(error = %e, "audit sequencing failed; will retry");
+            }
+            tokio::select! {
+                () = shutdown.notified() => break,
+                () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    /// The latest signed checkpoint note.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn latest_checkpoint(&self) -> Result<Option<String>, AppError> {
+        Ok(self.store.latest_checkpoint().await?.map(|c| c.note))
+    }
+
+    /// The log's public verifier key.
+    #[must_use]
+    pub fn audit_vkey(&self) -> Option<String> {
+        self.audit_settings.signer.as_ref().map(|s| s.vkey())
+    }
+
+    async fn load_nodes(&self, run: impl Fn(&mut Recorder)) -> Result<Loaded, AppError> {
+        let mut rec = Recorder(Vec::new());
+        run(&mut rec);
+        let mut keys = rec.0;
+        keys.sort_unstable();
+        keys.dedup();
+        let hashes = self.store.audit_nodes(&keys).await?;
+        Ok(Loaded(keys.into_iter().zip(hashes).collect()))
+    }
+
+    async fn check_size(&self, size: u64) -> Result<(), AppError> {
+        if size == 0 || size > self.store.audit_tree_size().await? {
+            return Err(AppError::field("size", "the tree size must be between 1 and the current size"));
+        }
+        Ok(())
+    }
+
+    /// An inclusion proof for leaf `index` in the tree of `size` leaves.
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for sizes the log does not have.
+    pub async fn inclusion_proof(&self, index: u64, size: u64) -> Result<ProofView, AppError> {
+        self.check_size(size).await?;
+        if index >= size {
+            return Err(AppError::field("index", "the leaf index must be below the tree size"));
+        }
+        let mut nodes = self
+            .load_nodes(|r| {
+                let _ = merkle::inclusion_proof(r, index, size);
+                let _ = r.perfect(0, index);
+            })
+            .await?;
+        let proof = merkle::inclusion_proof(&mut nodes, index, size)?;
+        let leaf = nodes.perfect(0, index)?;
+        Ok(ProofView {
+            leaf_index: Some(index),
+            leaf_hash: Some(B64.encode(leaf)),
+            old_size: None,
+            tree_size: size,
+            hashes: proof.iter().map(|h| B64.encode(h)).collect(),
+        })
+    }
+
+    /// A consistency proof between tree sizes `old` and `new`.
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for sizes the log does not have.
+    pub async fn consistency_proof(&self, old: u64, new: u64) -> Result<ProofView, AppError> {
+        self.check_size(new).await?;
+        if old == 0 || old > new {
+            return Err(AppError::field("old", "the old size must be between 1 and the new size"));
+        }
+        let mut nodes = self
+            .load_nodes(|r| {
+                let _ = merkle::consistency_proof(r, old, new);
+            })
+            .await?;
+        let proof = merkle::consistency_proof(&mut nodes, old, new)?;
+        Ok(ProofView {
+            leaf_index: None,
+            leaf_hash: None,
+            old_size: Some(old),
+            tree_size: new,
+            hashes: proof.iter().map(|h| B64.encode(h)).collect(),
+        })
+    }
+
+    /// Accepts a checkpoint cosigned by a configured witness. Returns how many cosignatures
+    /// were verified and stored.
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] when the note is malformed, is not one of this log's checkpoints,
+    /// or carries no valid cosignature from a known witness.
+    pub async fn add_cosignatures(&self, text: &str) -> Result<usize, AppError> {
+        let bad = |m: &str| AppError::field("note", m);
+        let note = Note::parse(text).map_err(|e| bad(&e.to_string()))?;
+        let cp = Checkpoint::parse_body(&note.body).map_err(|e| bad(&e.to_string()))?;
+        let ours = self.store.checkpoints().await?.into_iter().find(|c| c.size == cp.size);
+        let Some(ours) = ours.filter(|c| Note::parse(&c.note).is_ok_and(|n| n.body == note.body)) else {
+            return Err(bad("this is not one of this log's checkpoints"));
+        };
+        let mut stored = 0;
+        for sig in &note.signatures {
+            for w in self.audit_settings.witnesses.iter().filter(|w| w.is_cosigner()) {
+                if let Some(ts) = w.verify(&note.body, sig) {
+                    let line = format!("\u{2014} {} {}\n", sig.name, B64.encode(&sig.bytes));
+                    let row = CosignatureRow {
+                        checkpoint_size: ours.size,
+                        witness: w.name.clone(),
+                        signature_line: line,
+                        signed_at: i64::try_from(ts).unwrap_or(i64::MAX),
+                    };
+                    self.store.add_cosignature(&row, self.clock.now()).await?;
+                    stored += 1;
+                }
+            }
+        }
+        if stored == 0 {
+            return Err(bad("no valid cosignature from a configured witness"));
+        }
+        Ok(stored)
+    }
+
+    /// Recomputes the whole log from the stored events and checks every checkpoint's root,
+    /// size and signature, and every stored cosignature. `progress` is told (done, total).
+    ///
+    /// # Errors
+    /// When storage fails (a tampered log is a report with problems, not an error).
+    pub async fn verify_audit(&self, progress: impl FnMut(u64, u64)) -> Result<VerifyReport, AppError> {
+        let mut report = VerifyReport::default();
+        let total = self.store.audit_tree_size().await?;
+        let checkpoints = self.store.checkpoints().await?;
+        report.checkpoints = checkpoints.len();
+        let expected = self.check_checkpoints(&checkpoints, total, &mut report);
+        self.check_events(&expected, total, &mut report, progress).await?;
+        self.check_cosignatures(&checkpoints, &mut report).await?;
+        Ok(report)
+    }
+
+    /// Checkpoints: signed by this log, and their stored size and root agree with the note.
+    /// Returns (size, root) of each well-formed one, smallest first.
+    fn check_checkpoints(
+        &self,
+        checkpoints: &[CheckpointRow],
+        total: u64,
+        report: &mut VerifyReport,
+    ) -> Vec<(u64, Hash)> {
+        let log_key = self.audit_vkey().and_then(|v| Verifier::parse(&v).ok());
+        let mut expected: Vec<(u64, Hash)> = Vec::new();
+        for c in checkpoints {
+            let parsed = Note::parse(&c.note).ok().and_then(|n| Checkpoint::parse_body(&n.body).ok().map(|cp| (n, cp)));
+            let Some((n, cp)) = parsed else {
+                report.problems.push(format!("checkpoint at size {} is not a well-formed signed checkpoint", c.size));
+                continue;
+            };
+            let signed = log_key.as_ref().is_some_and(|k| n.signatures.iter().any(|s| k.verify(&n.body, s).is_some()));
+            if !signed {
+                report.problems.push(format!("checkpoint at size {} is not signed by this log's key", c.size));
+            }
+            if cp.size != c.size || cp.root.as_slice() != c.root.as_slice() || cp.origin != self.audit_settings.origin {
+                report.problems.push(format!(
+                    "checkpoint at size {}: the stored size, root or origin differ from its signed note",
+                    c.size
+                ));
+            }
+            if cp.size > total {
+                report.problems.push(format!(
+                    "checkpoint at size {} covers more events than the log holds ({total}): events were removed from the end",
+                    cp.size
+                ));
+            }
+            expected.push((cp.size, cp.root));
+        }
+        expected.sort_by_key(|e| e.0);
+        expected
+    }
+
+    /// Events: contiguous, each leaf recomputed from its fields, roots compared at each checkpoint.
+    async fn check_events(
+        &self,
+        expected: &[(u64, Hash)],
+        total: u64,
+        report: &mut VerifyReport,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<(), AppError> {
+        let mut acc = merkle::Accumulator::new();
+        let mut next_cp = expected.iter().peekable();
+        while next_cp.peek().is_some_and(|e| e.0 == 0) {
+            next_cp.next();
+        }
+        let mut from = 0u64;
+        let mut diverged = false;
+        loop {
+            let batch = self.store.sequenced_events(from, 10_000).await?;
+            if batch.is_empty() {
+                break;
+            }
+            for s in &batch {
+                if s.seq != acc.size() {
+                    report.problems.push(format!(
+                        "event {} has leaf index {} where {} was expected: events were removed or reordered",
+                        s.event.id,
+                        s.seq,
+                        acc.size()
+                    ));
+                    diverged = true;
+                    break;
+                }
+                let leaf = s.event.leaf_hash();
+                if s.leaf_hash != leaf {
+                    report.problems.push(format!(
+                        "event {} (leaf {}) does not match the hash recorded when it was sequenced: it was changed",
+                        s.event.id, s.seq
+                    ));
+                }
+                acc.push(leaf);
+                while let Some(&&(size, root)) = next_cp.peek() {
+                    if size != acc.size() {
+                        break;
+                    }
+                    if acc.root() != root {
+                        report.problems.push(format!(
+                            "the events up to leaf {} do not produce the root signed in the checkpoint at size {size}: an event at or before leaf {} was changed, removed, added or reordered",
+                            size - 1,
+                            size - 1
+                        ));
+                    }
+                    next_cp.next();
+                }
+            }
+            if diverged {
+                break;
+            }
+            from = acc.size();
+            report.events = acc.size();
+            progress(acc.size(), total);
+        }
+        report.events = acc.size();
+        Ok(())
+    }
+
+    /// Cosignatures: each verifies against a configured witness over the stored checkpoint.
+    async fn check_cosignatures(
+        &self,
+        checkpoints: &[CheckpointRow],
+        report: &mut VerifyReport,
+    ) -> Result<(), AppError> {
+        let cosignatures = self.store.cosignatures().await?;
+        report.cosignatures = cosignatures.len();
+        for c in &cosignatures {
+            let body = checkpoints
+                .iter()
+                .find(|k| k.size == c.checkpoint_size)
+                .and_then(|k| Note::parse(&k.note).ok())
+                .map(|n| n.body);
+            let valid = body.is_some_and(|b| {
+                Signature::parse_line(&c.signature_line).is_ok_and(|sig| {
+                    self.audit_settings.witnesses.iter().any(|w| w.name == c.witness && w.verify(&b, &sig).is_some())
+                })
+            });
+            if !valid {
+                report.problems.push(format!(
+                    "the cosignature by {} of the checkpoint at size {} does not verify",
+                    c.witness, c.checkpoint_size
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl From<std::convert::Infallible> for AppError {
+    fn from(e: std::convert::Infallible) -> Self {
+        match e {}
+    }
+}

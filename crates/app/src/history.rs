@@ -1,0 +1,328 @@
+//! "Who has looked at my records": a patient's access history (and a privacy officer's view of
+//! it), and the FHIR `AuditEvent` export (IHE BALP style) for a patient or, for operators, a
+//! time range.
+
+use crate::audit::{Caller, Target};
+use crate::{App, AppError, FieldError};
+use authz::{ExportAudit, Platform, Principal, ViewAccessHistory};
+use domain::{AccountId, PatientId, PracticeId, StaffRole};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use store::{AuditEvent, HistoryFilter};
+use time::macros::format_description;
+
+/// The modules a patient can filter their history by: (key, label, object types).
+pub const MODULES: &[(&str, &str, &[&str])] = &[
+    ("records", "Health records and details", &["patient", "enrolment"]),
+    ("documents", "Documents", &["document"]),
+    ("history", "This access history", &["access_history"]),
+];
+
+/// The filters on the history page, as typed.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct HistoryQuery {
+    /// From this date, `YYYY-MM-DD` (inclusive).
+    pub from: String,
+    /// To this date, `YYYY-MM-DD` (inclusive).
+    pub to: String,
+    /// One of [`MODULES`]' keys, or empty for all.
+    pub module: String,
+}
+
+/// One line of the history, in words.
+#[derive(Debug, Clone)]
+pub struct HistoryLine {
+    /// The event's id.
+    pub event_id: String,
+    /// Its leaf index in the log, once sequenced (for an inclusion proof).
+    pub seq: Option<u64>,
+    /// When, ms since the epoch.
+    pub at_ms: i64,
+    /// "You", or the person's name.
+    pub who: String,
+    /// Their role, in words.
+    pub role: String,
+    /// Their practice, for staff.
+    pub practice: Option<String>,
+    /// What happened, in words.
+    pub what: String,
+    /// The module's label.
+    pub module: &'static str,
+    /// `allowed`, `denied` or `not_found`.
+    pub outcome: String,
+    /// The break-glass reason or on-whose-behalf note, if any.
+    pub on_behalf: Option<String>,
+}
+
+fn module_of(object_type: &str) -> &'static str {
+    MODULES.iter().find(|(_, _, types)| types.contains(&object_type)).map_or("Other", |(_, label, _)| label)
+}
+
+fn describe(action: &str, object_type: &str) -> String {
+    match (action, object_type) {
+        ("read", "patient") => "Viewed the patient record".into(),
+        ("list", "patient") => "Saw the record in the practice's patient list".into(),
+        ("create", "enrolment") => "Enrolled the patient at the practice".into(),
+        ("read", "access_history") => "Viewed this access history".into(),
+        ("export", "access_history") => "Exported this access history".into(),
+        ("read", "document") => "Opened a document".into(),
+        ("list", "document") => "Listed documents".into(),
+        (a, o) => format!("{a} {}", o.replace('_', " ")),
+    }
+}
+
+fn role_label(role: &str) -> String {
+    match role {
+        "patient" => "Patient".into(),
+        "operator" => "Tiaki operator".into(),
+        r if r.starts_with("console") => "Server console".into(),
+        r => r
+            .strip_prefix("staff:")
+            .and_then(|s| StaffRole::parse(s).ok())
+            .map_or_else(|| r.to_owned(), |s| s.label().to_owned()),
+    }
+}
+
+fn day_ms(text: &str, field: &'static str, end: bool) -> Result<Option<i64>, FieldError> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let d = time::Date::parse(text.trim(), format_description!("[year]-[month]-[day]"))
+        .map_err(|_| FieldError { field, message: "Enter the date as YYYY-MM-DD.".into() })?;
+    let d = if end { d.next_day().unwrap_or(d) } else { d };
+    Ok(Some(d.midnight().assume_utc().unix_timestamp() * 1000))
+}
+
+fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// One event as a FHIR R4 `AuditEvent`, shaped after IHE Basic Audit Log Patterns.
+#[must_use]
+pub fn fhir_audit_event(e: &AuditEvent) -> Value {
+    let (code, display, action) = match e.action.as_str() {
+        "read" => ("read", "read", "R"),
+        "list" | "search" => ("search-type", "search-type", "E"),
+        "create" | "push" => ("create", "create", "C"),
+        "update" => ("update", "update", "U"),
+        "delete" => ("delete", "delete", "D"),
+        _ => ("", "", "E"),
+    };
+    let outcome = match e.outcome.as_str() {
+        "allowed" => "0",
+        "denied" | "not_found" => "4",
+        _ => "8",
+    };
+    let mut entity = Vec::new();
+    if let Some(p) = &e.patient {
+        entity.push(json!({
+            "what": { "identifier": { "system": "urn:tiaki:patient", "value": p } },
+            "type": { "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1", "display": "Person" },
+            "role": { "system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient" }
+        }));
+    }
+    entity.push(json!({
+        "what": { "identifier": { "system": format!("urn:tiaki:{}", e.object_type), "value": e.object_id } },
+        "type": { "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object" },
+        "description": e.object_type
+    }));
+    let mut agent = json!({
+        "type": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP", "display": "information recipient" }] },
+        "who": { "identifier": { "system": "urn:tiaki:account", "value": e.actor_account.clone().unwrap_or_else(|| "anonymous".into()) } },
+        "requestor": true,
+        "role": [{ "text": e.actor_role }],
+        "network": { "address": e.ip, "type": "2" }
+    });
+    if let Some(s) = &e.session {
+        agent["policy"] = json!([format!("urn:tiaki:session:{s}")]);
+    }
+    if let Some(reason) = &e.on_behalf {
+        agent["purposeOfUse"] = json!([{ "text": reason }]);
+    }
+    let mut resource = json!({
+        "resourceType": "AuditEvent",
+        "id": e.id,
+        "type": { "system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation" },
+        "action": action,
+        "recorded": rfc3339(e.at_ms),
+        "outcome": outcome,
+        "outcomeDesc": e.outcome,
+        "agent": [agent],
+        "source": {
+            "observer": { "display": "Tiaki" },
+            "type": [{ "system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4", "display": "Application Server" }]
+        },
+        "entity": entity,
+        "extension": [{ "url": "urn:tiaki:request-id", "valueString": e.request_id }]
+    });
+    if !code.is_empty() {
+        resource["subtype"] =
+            json!([{ "system": "http://hl7.org/fhir/restful-interaction", "code": code, "display": display }]);
+    }
+    resource
+}
+
+fn bundle(events: &[AuditEvent]) -> Value {
+    json!({
+        "resourceType": "Bundle",
+        "type": "collection",
+        "total": events.len(),
+        "entry": events.iter().map(|e| json!({ "resource": fhir_audit_event(e) })).collect::<Vec<_>>()
+    })
+}
+
+impl App {
+    /// A patient's access history, newest first (at most 500 lines), for the patient or their
+    /// practice's privacy officer. Viewing it is itself recorded.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone else; [`AppError::Invalid`] for malformed dates.
+    pub async fn access_history(
+        &self,
+        caller: &Caller,
+        patient: PatientId,
+        q: &HistoryQuery,
+    ) -> Result<Vec<HistoryLine>, AppError> {
+        let mut errors = Vec::new();
+        let from = day_ms(&q.from, "from", false).map_err(|e| errors.push(e)).ok().flatten();
+        let to = day_ms(&q.to, "to", true).map_err(|e| errors.push(e)).ok().flatten();
+        let types: Vec<String> = if q.module.is_empty() {
+            Vec::new()
+        } else if let Some((_, _, t)) = MODULES.iter().find(|(k, _, _)| *k == q.module) {
+            t.iter().map(|s| (*s).to_owned()).collect()
+        } else {
+            errors.push(FieldError { field: "module", message: "Choose one of the listed modules.".into() });
+            Vec::new()
+        };
+        let target = Target {
+            action: "read",
+            object_type: "access_history",
+            object_id: patient.to_string(),
+            patient: Some(patient),
+            practice: None,
+        };
+        let grant = self.authorize_audited::<ViewAccessHistory>(caller, patient, target, true).await?;
+        if !errors.is_empty() {
+            return Err(AppError::Invalid(errors));
+        }
+        let filter = HistoryFilter {
+            from_ms: from.unwrap_or(0),
+            to_ms: to.unwrap_or(i64::MAX),
+            object_types: types,
+            limit: 500,
+        };
+        let rows = self.store.patient_history(&grant, &filter).await?;
+        let own_account = match &caller.principal {
+            Principal::Patient { account, patient: p, .. } if *p == patient => Some(account.to_string()),
+            _ => None,
+        };
+        let mut names: HashMap<String, String> = HashMap::new();
+        let mut practices: HashMap<String, String> = HashMap::new();
+        let mut lines = Vec::with_capacity(rows.len());
+        for r in rows {
+            let e = r.event;
+            let who = match &e.actor_account {
+                Some(a) if Some(a) == own_account.as_ref() => "You".to_owned(),
+                Some(a) => {
+                    if !names.contains_key(a) {
+                        let name = match a.parse::<AccountId>() {
+                            Ok(id) => self.store.account(id).await?.map(|acc| acc.display_name),
+                            Err(_) => None,
+                        };
+                        names.insert(a.clone(), name.unwrap_or_else(|| "Unknown account".into()));
+                    }
+                    names[a].clone()
+                }
+                None => "Tiaki".to_owned(),
+            };
+            let practice = match &e.actor_practice {
+                Some(p) => {
+                    if !practices.contains_key(p) {
+                        let name = match p.parse::<PracticeId>() {
+                            Ok(id) => self.store.practice(id).await?.map(|pr| pr.name),
+                            Err(_) => None,
+                        };
+                        practices.insert(p.clone(), name.unwrap_or_default());
+                    }
+                    Some(practices[p].clone()).filter(|s| !s.is_empty())
+                }
+                None => None,
+            };
+            lines.push(HistoryLine {
+                event_id: e.id.clone(),
+                seq: r.seq,
+                at_ms: e.at_ms,
+                who,
+                role: role_label(&e.actor_role),
+                practice,
+                what: describe(&e.action, &e.object_type),
+                module: module_of(&e.object_type),
+                outcome: e.outcome.clone(),
+                on_behalf: e.on_behalf.clone(),
+            });
+        }
+        Ok(lines)
+    }
+
+    /// A patient's whole access history as a FHIR `Bundle` of `AuditEvent`s.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but the patient or their practice's privacy officer.
+    pub async fn export_patient_audit(&self, caller: &Caller, patient: PatientId) -> Result<Value, AppError> {
+        let target = Target {
+            action: "export",
+            object_type: "access_history",
+            object_id: patient.to_string(),
+            patient: Some(patient),
+            practice: None,
+        };
+        let grant = self.authorize_audited::<ViewAccessHistory>(caller, patient, target, true).await?;
+        let filter = HistoryFilter { from_ms: 0, to_ms: i64::MAX, object_types: Vec::new(), limit: 100_000 };
+        let rows = self.store.patient_history(&grant, &filter).await?;
+        let events: Vec<AuditEvent> = rows.into_iter().rev().map(|r| r.event).collect();
+        Ok(bundle(&events))
+    }
+
+    /// Every event from day `from` to day `to` (inclusive, `YYYY-MM-DD`, UTC) as a FHIR `Bundle`
+    /// (operators; at most 100,000).
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but an operator; [`AppError::Invalid`] for a bad range.
+    pub async fn export_audit_range(&self, caller: &Caller, from: &str, to: &str) -> Result<Value, AppError> {
+        let target = Target {
+            action: "export",
+            object_type: "audit_log",
+            object_id: format!("{from}..{to}"),
+            patient: None,
+            practice: None,
+        };
+        let grant = self.authorize_audited::<ExportAudit>(caller, Platform, target, true).await?;
+        let mut errors = Vec::new();
+        let from_ms = day_ms(from, "from", false).map_err(|e| errors.push(e)).ok().flatten();
+        let to_ms = day_ms(to, "to", true).map_err(|e| errors.push(e)).ok().flatten();
+        let (Some(from_ms), Some(to_ms)) = (from_ms, to_ms) else {
+            if errors.is_empty() {
+                errors.push(FieldError { field: "from", message: "Give both from and to as YYYY-MM-DD.".into() });
+            }
+            return Err(AppError::Invalid(errors));
+        };
+        if from_ms >= to_ms {
+            return Err(AppError::field("to", "The end of the range must be after its start."));
+        }
+        let events = self.store.audit_range(&grant, from_ms, to_ms, 100_000).await?;
+        Ok(bundle(&events))
+    }
+
+    /// Events of the whole platform for the console (`tiaki audit export`).
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn console_export_audit_range(&self, from_ms: i64, to_ms: i64) -> Result<Value, AppError> {
+        let events = self.store.audit_range(&authz::console::export_audit(), from_ms, to_ms, 1_000_000).await?;
+        Ok(bundle(&events))
+    }
+}

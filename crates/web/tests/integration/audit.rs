@@ -1,0 +1,437 @@
+//! The access log through the router: every route that touches patient information writes the
+//! right event (allowed, denied and not found alike), reads fail closed when events cannot be
+//! written, the log verifies — and stops verifying after any of a thousand random tamperings —
+//! proofs check out against an independent RFC 9162 verifier, witnesses cosign, and patients
+//! see who looked.
+
+use crate::support::*;
+use anyhow::{Context, Result, bail};
+use audit::merkle::{self, Hash};
+use audit::note::{Checkpoint, Note, Verifier};
+use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::Value;
+use sqlx::{Connection, Executor};
+use web::routes::ROUTES;
+
+/// Every event so far, as FHIR `AuditEvent`s, oldest first.
+async fn events(w: &World) -> Result<Vec<Value>> {
+    let bundle = w.t.app.console_export_audit_range(0, i64::MAX).await?;
+    Ok(bundle["entry"].as_array().cloned().unwrap_or_default().into_iter().map(|e| e["resource"].clone()).collect())
+}
+
+fn patient_of(e: &Value) -> Option<String> {
+    e["entity"]
+        .as_array()?
+        .iter()
+        .find(|x| x["role"]["code"] == "1")
+        .and_then(|x| x["what"]["identifier"]["value"].as_str().map(str::to_owned))
+}
+
+fn object_type(e: &Value) -> String {
+    e["entity"].as_array().and_then(|a| a.last()).and_then(|x| x["description"].as_str()).unwrap_or_default().to_owned()
+}
+
+/// The events written by one request.
+async fn after(w: &World, before: usize) -> Result<Vec<Value>> {
+    Ok(events(w).await?.into_iter().skip(before).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_touching_a_patient_writes_the_right_event() -> Result<()> {
+    let w = World::new().await?;
+    let p1 = w.patient1.to_string();
+    // Route → (FHIR subtype code, object type) expected for an allowed access. A new patient
+    // route must be added here, or this test fails.
+    let expected = [
+        ("/patients/{patient_id}", "read", "patient"),
+        ("/patients/{patient_id}/access", "read", "access_history"),
+        ("/api/v1/patients/{patient_id}", "read", "patient"),
+        ("/api/v1/patients/{patient_id}/audit-events", "", "access_history"),
+    ];
+    let patient_routes: Vec<_> = ROUTES.iter().filter(|r| r.path.contains("{patient_id}")).collect();
+    for r in &patient_routes {
+        assert!(
+            expected.iter().any(|(p, _, _)| *p == r.path),
+            "{} touches a patient but this test has no expectation for it",
+            r.path
+        );
+    }
+    let mut owner = w.signed_in("p1@example.nz", [127, 0, 20, 1]).await?;
+    let mut other = w.signed_in("p2@example.nz", [127, 0, 20, 2]).await?;
+    for (path, code, object) in expected {
+        let url = path.replace("{patient_id}", &p1);
+        // Allowed: the owner.
+        let n = events(&w).await?.len();
+        assert_eq!(owner.get(&url).await?.status, StatusCode::OK, "{url}");
+        let new = after(&w, n).await?;
+        let e = new
+            .iter()
+            .find(|e| object_type(e) == object)
+            .with_context(|| format!("no {object} event for {url}: {new:#?}"))?;
+        assert_eq!(patient_of(e).as_deref(), Some(p1.as_str()), "{url}");
+        assert_eq!(e["outcomeDesc"], "allowed");
+        if !code.is_empty() {
+            assert_eq!(e["subtype"][0]["code"], code, "{url}");
+        }
+        assert_eq!(e["agent"][0]["role"][0]["text"], "patient");
+        // Denied: another patient — logged as denied, naming the patient they tried to reach.
+        let n = events(&w).await?.len();
+        assert_eq!(other.get(&url).await?.status, StatusCode::NOT_FOUND, "{url}");
+        let new = after(&w, n).await?;
+        assert_eq!(new.len(), 1, "{url}: {new:#?}");
+        assert_eq!(new[0]["outcomeDesc"], "denied", "{url}");
+        assert_eq!(patient_of(&new[0]).as_deref(), Some(p1.as_str()));
+        // Not found: an id that does not exist.
+        let n = events(&w).await?.len();
+        let ghost = app::domain::PatientId::random().to_string();
+        assert_eq!(other.get(&path.replace("{patient_id}", &ghost)).await?.status, StatusCode::NOT_FOUND);
+        let new = after(&w, n).await?;
+        assert_eq!(new.len(), 1);
+        assert_eq!(new[0]["outcomeDesc"], "not_found", "{url}");
+        assert_eq!(patient_of(&new[0]), None, "no patient is named for an id that does not exist");
+    }
+    // A listing writes one event per patient listed, with the object ids returned.
+    let mut staff = w.signed_in("admin-a@example.nz", [127, 0, 20, 3]).await?;
+    enrol(&w.t, w.practice_a, "ZAA0067", "third@example.nz").await?;
+    let n = events(&w).await?.len();
+    assert_eq!(staff.get(&format!("/practices/{}", w.practice_a)).await?.status, StatusCode::OK);
+    let listed: Vec<String> = after(&w, n)
+        .await?
+        .iter()
+        .filter(|e| e["subtype"][0]["code"] == "search-type")
+        .filter_map(patient_of)
+        .collect();
+    assert_eq!(listed.len(), 2, "both of practice A's patients, one event each");
+    assert!(listed.contains(&p1));
+    // Staff of another practice listing practice A is denied, and logged.
+    let mut staff_b = w.signed_in("admin-b@example.nz", [127, 0, 20, 4]).await?;
+    let n = events(&w).await?.len();
+    assert_eq!(staff_b.get(&format!("/practices/{}", w.practice_a)).await?.status, StatusCode::NOT_FOUND);
+    assert_eq!(after(&w, n).await?[0]["outcomeDesc"], "denied");
+    // Enrolment writes a create event for the patient.
+    let n = events(&w).await?.len();
+    staff
+        .post(
+            &format!("/practices/{}/patients", w.practice_a),
+            &[("nhi", "ZAA0075"), ("name", "New One"), ("date_of_birth", "1990-01-01"), ("email", "new1@example.nz")],
+        )
+        .await?;
+    let created: Vec<Value> = after(&w, n).await?.into_iter().filter(|e| e["subtype"][0]["code"] == "create").collect();
+    assert!(created.iter().any(|e| patient_of(e).is_some() && object_type(e) == "enrolment"));
+    // Sign-in failures and successes are events too.
+    let n = events(&w).await?.len();
+    w.t.browser([127, 0, 20, 5]).sign_in("p1@example.nz", "wrong wrong wrong").await?;
+    let e = after(&w, n).await?;
+    assert!(e.iter().any(|e| object_type(e) == "account" && e["outcomeDesc"] == "denied"));
+    Ok(())
+}
+
+async fn raw(t: &TestApp, sql: &str) -> Result<()> {
+    if t.url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&t.url).await?;
+        c.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))).await?;
+    } else {
+        let mut c = sqlx::PgConnection::connect(&t.url).await?;
+        c.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_event_cannot_be_written_nothing_is_served() -> Result<()> {
+    let w = World::new().await?;
+    let mut p1 = w.signed_in("p1@example.nz", [127, 0, 21, 1]).await?;
+    let page = format!("/patients/{}", w.patient1);
+    assert_eq!(p1.get(&page).await?.status, StatusCode::OK);
+    // Make every insert into the log fail, in the database itself.
+    if w.t.url.starts_with("sqlite:") {
+        raw(&w.t, "CREATE TRIGGER audit_offline BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'audit offline'); END").await?;
+    } else {
+        raw(&w.t, "CREATE FUNCTION audit_offline() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'audit offline'; END $$ LANGUAGE plpgsql; \
+                   CREATE TRIGGER audit_offline BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION audit_offline()").await?;
+    }
+    for path in [page.clone(), format!("/api/v1/patients/{}", w.patient1)] {
+        let r = p1.get(&path).await?;
+        assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{path}");
+        assert!(!r.body.contains("ZZZ0016") && !r.body.contains("p1@example.nz"), "no patient data is served: {path}");
+    }
+    let mut staff = w.signed_in("admin-a@example.nz", [127, 0, 21, 2]).await;
+    assert!(staff.is_err(), "even signing in needs its event");
+    raw(&w.t, "DROP TRIGGER audit_offline").await.or_else(|_| Ok::<(), anyhow::Error>(()))?;
+    if !w.t.url.starts_with("sqlite:") {
+        raw(&w.t, "DROP TRIGGER IF EXISTS audit_offline ON audit_events").await?;
+    }
+    assert_eq!(p1.get(&page).await?.status, StatusCode::OK, "served again once the log is writable");
+    staff = w.signed_in("admin-a@example.nz", [127, 0, 21, 2]).await;
+    assert!(staff.is_ok());
+    Ok(())
+}
+
+/// An RFC 9162 inclusion check written independently of the library: rebuild the root by
+/// recursing over the tree shape (as RFC 6962 §2.1.1 defines the path), not by bit arithmetic.
+fn independent_inclusion(leaf: Hash, index: u64, size: u64, proof: &[Hash]) -> Option<Hash> {
+    fn go(leaf: Hash, m: u64, n: u64, proof: &[Hash]) -> Option<(Hash, usize)> {
+        if n == 1 {
+            return Some((leaf, 0));
+        }
+        let mut k = 1u64;
+        while k * 2 < n {
+            k *= 2;
+        }
+        let (sub, used) = if m < k { go(leaf, m, k, proof)? } else { go(leaf, m - k, n - k, proof)? };
+        let sibling = *proof.get(used)?;
+        let h = if m < k { merkle::node_hash(&sub, &sibling) } else { merkle::node_hash(&sibling, &sub) };
+        Some((h, used + 1))
+    }
+    let (root, used) = go(leaf, index, size, proof)?;
+    (used == proof.len()).then_some(root)
+}
+
+fn hashes(v: &Value) -> Vec<Hash> {
+    v["hashes"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|h| B64.decode(h.as_str()?).ok()?.try_into().ok()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_proofs_and_cosignatures_check_out() -> Result<()> {
+    let w = World::new().await?;
+    let mut p1 = w.signed_in("p1@example.nz", [127, 0, 22, 1]).await?;
+    for _ in 0..5 {
+        p1.get(&format!("/patients/{}", w.patient1)).await?;
+    }
+    let first = w.t.app.audit_tick(true).await?.checkpoint.context("a checkpoint at the first size")?;
+    for _ in 0..7 {
+        p1.get(&format!("/patients/{}", w.patient1)).await?;
+    }
+    w.t.clock.advance(61);
+    let second = w.t.app.audit_tick(false).await?.checkpoint.context("a checkpoint once the interval passed")?;
+    assert!(second > first);
+    let mut anyone = w.t.browser([127, 0, 22, 2]);
+    let note_text = anyone.get("/audit/checkpoint").await?.body;
+    let vkey = anyone.get("/audit/key").await?.body;
+    let note = Note::parse(&note_text)?;
+    let verifier = Verifier::parse(&vkey)?;
+    assert!(
+        note.signatures.iter().any(|s| verifier.verify(&note.body, s).is_some()),
+        "the checkpoint is signed by the published key"
+    );
+    let cp = Checkpoint::parse_body(&note.body)?;
+    assert_eq!((cp.origin.as_str(), cp.size), ("portal.test/audit", second));
+    // Inclusion of every leaf, checked by the independent verifier and by the library's.
+    let all = w.t.app.console_export_audit_range(0, i64::MAX).await?;
+    assert!(all["total"].as_u64().unwrap_or_default() >= second);
+    for index in 0..second {
+        let proof: Value = serde_json::from_str(
+            &anyone.get(&format!("/api/v1/audit/proof/inclusion?index={index}&size={second}")).await?.body,
+        )?;
+        let leaf: Hash = B64
+            .decode(proof["leaf_hash"].as_str().unwrap_or_default())?
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("leaf"))?;
+        let path = hashes(&proof);
+        assert_eq!(independent_inclusion(leaf, index, second, &path), Some(cp.root), "leaf {index}");
+        assert!(merkle::verify_inclusion(&leaf, index, second, &path, &cp.root));
+    }
+    // Consistency between the two checkpoints.
+    let proof: Value = serde_json::from_str(
+        &anyone.get(&format!("/api/v1/audit/proof/consistency?old={first}&new={second}")).await?.body,
+    )?;
+    // The old root, rebuilt from the inclusion proof of leaf 0 at the old size.
+    let old_root = {
+        let p: Value = serde_json::from_str(
+            &anyone.get(&format!("/api/v1/audit/proof/inclusion?index=0&size={first}")).await?.body,
+        )?;
+        let leaf: Hash =
+            B64.decode(p["leaf_hash"].as_str().unwrap_or_default())?.try_into().map_err(|_| anyhow::anyhow!("leaf"))?;
+        independent_inclusion(leaf, 0, first, &hashes(&p)).context("old root")?
+    };
+    assert!(merkle::verify_consistency(first, second, &old_root, &cp.root, &hashes(&proof)));
+    assert_eq!(
+        anyone.get(&format!("/api/v1/audit/proof/inclusion?index={second}&size={second}")).await?.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        anyone.get("/api/v1/audit/proof/consistency?old=5&new=999999").await?.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    // A configured witness cosigns; a stranger's cosignature and a forged checkpoint are refused.
+    let line = w.t.witness.cosign(&note.body, 1_800_000_100);
+    let cosigned = format!("{note_text}{line}");
+    let r =
+        anyone.send(axum::http::Method::POST, "/audit/cosignature", Some("text/plain"), cosigned.into_bytes()).await?;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let stranger = audit::note::Signer::from_pkcs8("witness.test/w1", &audit::note::Signer::generate_pkcs8()?)?;
+    let forged = format!("{note_text}{}", stranger.cosign(&note.body, 1_800_000_100));
+    assert_eq!(
+        anyone
+            .send(axum::http::Method::POST, "/audit/cosignature", Some("text/plain"), forged.into_bytes())
+            .await?
+            .status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let other_body = note.body.replace(&second.to_string(), &(second + 1).to_string());
+    let fake = format!("{other_body}\n{}", w.t.witness.cosign(&other_body, 1).trim_start_matches('\n'));
+    assert_eq!(
+        anyone
+            .send(axum::http::Method::POST, "/audit/cosignature", Some("text/plain"), fake.into_bytes())
+            .await?
+            .status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let report = w.t.app.verify_audit(|_, _| {}).await?;
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.cosignatures, 1);
+    Ok(())
+}
+
+/// A small deterministic generator, so a failing mutation can be reproduced from its number.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+const TEXT_COLUMNS: &[&str] = &[
+    "id",
+    "actor_account",
+    "actor_role",
+    "actor_practice",
+    "session_id",
+    "ip",
+    "user_agent",
+    "on_behalf",
+    "action",
+    "object_type",
+    "object_id",
+    "patient_id",
+    "practice_id",
+    "outcome",
+    "request_id",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_random_tamperings_are_all_detected() -> Result<()> {
+    let w = World::new().await?;
+    let mut p1 = w.signed_in("p1@example.nz", [127, 0, 23, 1]).await?;
+    let mut staff = w.signed_in("admin-a@example.nz", [127, 0, 23, 2]).await?;
+    // A log with several checkpoints; everything is covered by the last one.
+    for round in 0..4 {
+        for _ in 0..6 {
+            p1.get(&format!("/patients/{}", w.patient1)).await?;
+            staff.get(&format!("/practices/{}", w.practice_a)).await?;
+        }
+        w.t.clock.advance(61);
+        w.t.app.audit_tick(round == 0).await?;
+    }
+    let tick = w.t.app.audit_tick(true).await?;
+    let n = tick.size;
+    assert!(n > 40, "{n} events");
+    assert!(w.t.app.verify_audit(|_, _| {}).await?.ok(), "the untouched log verifies");
+    assert!(w.t.app.latest_checkpoint().await?.is_some());
+    raw(&w.t, "CREATE TABLE backup_events AS SELECT * FROM audit_events; CREATE TABLE backup_checkpoints AS SELECT * FROM audit_checkpoints").await?;
+    let restore = "DELETE FROM audit_cosignatures; DELETE FROM audit_events; DELETE FROM audit_checkpoints; \
+                   INSERT INTO audit_events SELECT * FROM backup_events; INSERT INTO audit_checkpoints SELECT * FROM backup_checkpoints";
+    let mut rng = Rng(0x7ea5_1a7e_u64 ^ u64::from(w.t.url.starts_with("postgres")));
+    let mut counts = std::collections::BTreeMap::new();
+    for i in 0..1000u32 {
+        let a = rng.below(n);
+        let b = (a + 1 + rng.below(n - 1)) % n;
+        let (kind, sql) = match rng.below(6) {
+            0 => {
+                let col = TEXT_COLUMNS[usize::try_from(rng.below(TEXT_COLUMNS.len() as u64))?];
+                ("edit a field", format!("UPDATE audit_events SET {col} = COALESCE({col}, '') || 'x' WHERE seq = {a}"))
+            }
+            1 => (
+                "edit the time",
+                format!("UPDATE audit_events SET at_ms = at_ms + {} WHERE seq = {a}", 1 + rng.below(1000)),
+            ),
+            2 => ("delete an event", format!("DELETE FROM audit_events WHERE seq = {a}")),
+            3 => (
+                "swap two events",
+                format!(
+                    "UPDATE audit_events SET seq = -1 WHERE seq = {a}; UPDATE audit_events SET seq = {a} WHERE seq = {b}; UPDATE audit_events SET seq = {b} WHERE seq = -1"
+                ),
+            ),
+            4 => ("truncate the tail", format!("DELETE FROM audit_events WHERE seq >= {}", n - 1 - rng.below(n / 2))),
+            _ => {
+                let which = rng.below(3);
+                let sql = match which {
+                    0 => "UPDATE audit_checkpoints SET note = REPLACE(note, '\n\n', '\nx\n\n') WHERE size = (SELECT MAX(size) FROM audit_checkpoints)".to_owned(),
+                    1 => format!("UPDATE audit_checkpoints SET root = (SELECT root FROM audit_checkpoints c2 WHERE c2.size < audit_checkpoints.size ORDER BY c2.size LIMIT 1), note = note WHERE size = (SELECT MAX(size) FROM audit_checkpoints) AND {a} >= 0"),
+                    _ => "UPDATE audit_checkpoints SET note = (SELECT note FROM audit_checkpoints c2 WHERE c2.size < audit_checkpoints.size ORDER BY c2.size LIMIT 1) WHERE size = (SELECT MAX(size) FROM audit_checkpoints)".to_owned(),
+                };
+                ("replace a checkpoint", sql)
+            }
+        };
+        raw(&w.t, &sql).await.with_context(|| format!("mutation {i}: {sql}"))?;
+        let report = w.t.app.verify_audit(|_, _| {}).await?;
+        if report.ok() {
+            bail!("mutation {i} ({kind}) was not detected: {sql}");
+        }
+        *counts.entry(kind).or_insert(0) += 1;
+        raw(&w.t, restore).await?;
+    }
+    assert!(w.t.app.verify_audit(|_, _| {}).await?.ok(), "restored, it verifies again");
+    eprintln!("{} detected 1000/1000 tamperings over {n} events: {counts:?}", backend());
+    assert_eq!(counts.values().sum::<u32>(), 1000);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patients_and_privacy_officers_see_who_looked() -> Result<()> {
+    let w = World::new().await?;
+    staff(&w.t, w.practice_a, "privacy-a@example.nz", app::domain::StaffRole::PrivacyOfficer).await?;
+    let mut gp = w.signed_in("gp-a@example.nz", [127, 0, 24, 1]).await?;
+    assert_eq!(gp.get(&format!("/patients/{}", w.patient1)).await?.status, StatusCode::OK);
+    let mut p1 = w.signed_in("p1@example.nz", [127, 0, 24, 2]).await?;
+    p1.get(&format!("/patients/{}", w.patient1)).await?;
+    let page = p1.get(&format!("/patients/{}/access", w.patient1)).await?;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Who has looked at my records"));
+    assert!(
+        page.body.contains("Staff Person") && page.body.contains("GP") && page.body.contains("Practice A"),
+        "the GP's read, with name, role and practice"
+    );
+    assert!(page.body.contains("You"), "the patient's own reads");
+    // Filters: a date range before anything happened shows nothing; a bad date is explained.
+    let empty = p1.get(&format!("/patients/{}/access?from=2020-01-01&to=2020-01-02", w.patient1)).await?;
+    assert!(empty.body.contains("Nothing was recorded"));
+    let bad = p1.get(&format!("/patients/{}/access?from=yesterday", w.patient1)).await?;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let docs = p1.get(&format!("/patients/{}/access?module=documents", w.patient1)).await?;
+    assert!(docs.body.contains("Nothing was recorded"));
+    // The practice's privacy officer sees it; the GP does not.
+    let mut officer = w.signed_in("privacy-a@example.nz", [127, 0, 24, 3]).await?;
+    let page = officer.get(&format!("/patients/{}/access", w.patient1)).await?;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Access history for Pat Ient"));
+    assert_eq!(gp.get(&format!("/patients/{}/access", w.patient1)).await?.status, StatusCode::NOT_FOUND);
+    // FHIR export.
+    let r = p1.get(&format!("/api/v1/patients/{}/audit-events", w.patient1)).await?;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers.get("content-type").and_then(|v| v.to_str().ok()), Some("application/fhir+json"));
+    let bundle: Value = serde_json::from_str(&r.body)?;
+    assert_eq!(bundle["resourceType"], "Bundle");
+    let first = &bundle["entry"][0]["resource"];
+    assert_eq!(first["resourceType"], "AuditEvent");
+    assert_eq!(first["type"]["code"], "rest");
+    assert!(first["recorded"].as_str().is_some_and(|s| s.ends_with('Z')));
+    // Operators export a range; others are refused.
+    let mut op = w.operator().await?;
+    let r = op.get("/api/v1/audit-events?from=2020-01-01&to=2030-12-31").await?;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(serde_json::from_str::<Value>(&r.body)?["total"].as_u64().unwrap_or_default() > 5);
+    assert_eq!(p1.get("/api/v1/audit-events?from=2020-01-01&to=2030-12-31").await?.status, StatusCode::NOT_FOUND);
+    Ok(())
+}
