@@ -88,6 +88,11 @@ test('operator → practice → staff → patient activates, signs in and out; a
   await assertVisible(nurse.page, 'check character does not match');
   await checkPage(nurse.page, 'practice: enrol form with errors');
 
+  // The nurse opens Aroha's record from the patient list.
+  await nurse.page.getByRole('link', { name: 'Aroha Patient' }).click();
+  await assertVisible(nurse.page, 'Patient record, viewed as practice staff');
+  await checkPage(nurse.page, 'patient record (staff view)');
+
   // The patient activates from the email, lands on their home page.
   const aroha = await person(browser);
   await aroha.page.goto(await linkFromMail(portal, 'aroha@patients.test', seen));
@@ -97,6 +102,18 @@ test('operator → practice → staff → patient activates, signs in and out; a
   await assertVisible(aroha.page, 'ZZZ0016');
   await checkPage(aroha.page, 'patient home');
   const arohaHome = aroha.page.url();
+
+  // "Who has looked at my records" shows the nurse's read, with name, role and practice.
+  await aroha.page.getByRole('link', { name: 'Who has looked at my records' }).click();
+  await assertVisible(aroha.page, 'Who has looked at my records');
+  const row = aroha.page.locator('tr', { hasText: 'Nikau Nurse' }).filter({ hasText: 'Viewed the patient record' }).first();
+  await row.waitFor({ state: 'visible' });
+  assert.match(await row.textContent(), /Nurse, Harbour Health/);
+  await checkPage(aroha.page, 'access history');
+  await aroha.page.getByLabel('Information').selectOption('documents');
+  await aroha.page.getByRole('button', { name: 'Show' }).click();
+  await assertVisible(aroha.page, 'Nothing was recorded');
+  await aroha.page.goto(arohaHome);
 
   // Sessions page, then sign out, then sign in again, then out.
   await aroha.page.getByRole('link', { name: 'Your sessions' }).click();

@@ -287,8 +287,12 @@ impl App {
         }
     }
 
-    /// Writes events and returns once they are durable.
-    pub(crate) async fn audit(&self, events: Vec<AuditEvent>) -> Result<(), AppError> {
+    /// Writes events through the group-commit writer and returns once they are durable. Use
+    /// cases call this before serving what the events describe.
+    ///
+    /// # Errors
+    /// [`AppError::Internal`] when the events could not be written.
+    pub async fn audit(&self, events: Vec<AuditEvent>) -> Result<(), AppError> {
         self.auditor.record(events).await
     }
 

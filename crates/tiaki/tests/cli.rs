@@ -338,3 +338,33 @@ fn the_same_binary_runs_on_postgresql() {
     assert_eq!(String::from_utf8_lossy(&count.stdout).trim(), "3");
     psql(&format!("DROP DATABASE {name} WITH (FORCE)"));
 }
+
+#[test]
+fn audit_verify_passes_on_a_real_log_and_fails_after_tampering() {
+    let dir = TempDir::new();
+    let d = dir.0.to_str().unwrap();
+    assert!(tiaki(&["demo"], &[("TIAKI_DATA_DIR", d)]).status.success());
+    let out = tiaki(&["audit", "checkpoint"], &[("TIAKI_DATA_DIR", d)]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.contains("signed a checkpoint"), "{text}");
+    assert_eq!(mode(&dir.0.join("audit-signing.key")), 0o600);
+    let out = tiaki(&["audit", "verify"], &[("TIAKI_DATA_DIR", d)]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.contains("The access log is intact"), "{text}");
+    // Export is FHIR.
+    let out = tiaki(&["audit", "export", "--from", "2000-01-01", "--to", "2100-01-01"], &[("TIAKI_DATA_DIR", d)]);
+    let bundle: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(bundle["resourceType"], "Bundle");
+    assert!(bundle["total"].as_u64().unwrap() > 5);
+    // Rewrite one event behind Tiaki's back, as an insider with database access could.
+    let db = dir.0.join("tiaki.db");
+    let py = format!(
+        "import sqlite3; c = sqlite3.connect({:?}); c.execute(\"UPDATE audit_events SET actor_account = 'someone-else' WHERE seq = 3\"); c.commit()",
+        db.display().to_string()
+    );
+    assert!(Command::new("python3").args(["-c", &py]).status().unwrap().success());
+    let out = tiaki(&["audit", "verify"], &[("TIAKI_DATA_DIR", d)]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "verify must fail: {text}");
+    assert!(text.contains("leaf 3") && text.contains("checkpoint at size"), "the first divergence is named: {text}");
+}

@@ -1,0 +1,172 @@
+//! Audit-log benchmarks (a load tool, not a timed test): prints figures, each beside its
+//! baseline measured in the same run on the same machine.
+//!
+//! 1. Append: events written through the group-commit writer by many concurrent requests, vs a
+//!    plain batched INSERT of the same number of rows into the same kind of database.
+//! 2. Verify: `tiaki audit verify`'s work (recompute every leaf and root, check checkpoints) over
+//!    N sequenced events.
+//!
+//! Run: `cargo bench -p app --bench audit -- [--events N] [--verify-events N] [--postgres URL]`
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::cast_precision_loss, missing_docs)]
+
+use app::{App, AuditSettings, Settings};
+use std::sync::Arc;
+use std::time::Instant;
+use store::AuditEvent;
+
+fn event(i: u64) -> AuditEvent {
+    AuditEvent {
+        id: uuid::Uuid::new_v4().to_string(),
+        at_ms: 1_800_000_000_000 + i64::try_from(i).unwrap(),
+        actor_account: Some(uuid::Uuid::new_v4().to_string()),
+        actor_role: "staff:gp".into(),
+        actor_practice: Some(uuid::Uuid::new_v4().to_string()),
+        session: Some(uuid::Uuid::new_v4().to_string()),
+        ip: "192.0.2.10".into(),
+        user_agent: "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0 Safari/537.36".into(),
+        on_behalf: None,
+        action: "read".into(),
+        object_type: "document".into(),
+        object_id: uuid::Uuid::new_v4().to_string(),
+        patient: Some(uuid::Uuid::new_v4().to_string()),
+        practice: Some(uuid::Uuid::new_v4().to_string()),
+        outcome: "allowed".into(),
+        request_id: uuid::Uuid::new_v4().to_string(),
+    }
+}
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+}
+
+async fn fresh_store(pg: Option<&str>, tag: &str) -> (Arc<dyn store::Store>, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("tiaki-bench-{tag}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = match pg {
+        Some(admin) => {
+            use sqlx::Connection;
+            let name = format!("tiaki_bench_{}", uuid::Uuid::new_v4().simple());
+            let mut c = sqlx::PgConnection::connect(admin).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut c).await.unwrap();
+            format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
+        }
+        None => format!("sqlite://{}/bench.db", dir.display()),
+    };
+    let s = store::connect(&url).await.unwrap();
+    s.migrate().await.unwrap();
+    (s, dir)
+}
+
+async fn app_on(store: Arc<dyn store::Store>, signer: bool) -> Arc<App> {
+    let settings = Settings {
+        public_url: "http://bench".into(),
+        session_idle_secs: 1800,
+        session_absolute_secs: 3600,
+        invitation_secs: 86_400,
+    };
+    let signer = signer.then(|| {
+        let key = audit::note::Signer::generate_pkcs8().unwrap();
+        Arc::new(audit::note::Signer::from_pkcs8("bench/audit", &key).unwrap())
+    });
+    let audit = AuditSettings { origin: "bench/audit".into(), signer, witnesses: vec![], checkpoint_every_secs: 60 };
+    Arc::new(App::new(store, Arc::new(app::domain::SystemClock), settings, audit).await.unwrap())
+}
+
+async fn append(pg: Option<&str>, n: u64, concurrency: u64) {
+    // Baseline: the same rows, inserted in plain batches of 1,000 per transaction by one writer.
+    let (store, dir) = fresh_store(pg, "baseline").await;
+    let rows: Vec<AuditEvent> = (0..n).map(event).collect();
+    let start = Instant::now();
+    for chunk in rows.chunks(1000) {
+        store.append_audit_events(chunk).await.unwrap();
+    }
+    let baseline = n as f64 / start.elapsed().as_secs_f64();
+    drop(store);
+    let _ = std::fs::remove_dir_all(dir);
+
+    // Group commit: `concurrency` tasks, each recording one event per request and waiting for it
+    // to be durable, as request handlers do.
+    let (store, dir) = fresh_store(pg, "group").await;
+    let app = app_on(store, false).await;
+    let per_task = n / concurrency;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..concurrency {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(usize::try_from(per_task).unwrap());
+            for i in 0..per_task {
+                let s = Instant::now();
+                app.audit(vec![event(t * per_task + i)]).await.unwrap();
+                latencies.push(s.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await.unwrap());
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let group = (per_task * concurrency) as f64 / elapsed;
+    latencies.sort();
+    let p99 = latencies[latencies.len() * 99 / 100];
+    let engine = if pg.is_some() { "PostgreSQL" } else { "SQLite" };
+    println!("append ({engine}, {n} events)");
+    println!("  plain batched INSERT (1,000 rows/transaction, 1 writer): {baseline:>10.0} events/s");
+    println!(
+        "  group commit ({concurrency} concurrent requests, 1 event each, durable ack):  {group:>10.0} events/s   p99 ack {:.2} ms",
+        p99.as_secs_f64() * 1000.0
+    );
+    println!("  ratio group/plain: {:.2}", group / baseline);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+async fn verify(pg: Option<&str>, n: u64) {
+    let (store, dir) = fresh_store(pg, "verify").await;
+    let app = app_on(store.clone(), true).await;
+    let start = Instant::now();
+    let mut i = 0;
+    while i < n {
+        let k = (n - i).min(10_000);
+        let batch: Vec<AuditEvent> = (i..i + k).map(event).collect();
+        store.append_audit_events(&batch).await.unwrap();
+        i += k;
+        if i % 1_000_000 == 0 {
+            eprintln!("  … {i} events written");
+        }
+    }
+    let written = start.elapsed();
+    let start = Instant::now();
+    app.audit_tick(true).await.unwrap();
+    let sequenced = start.elapsed();
+    let start = Instant::now();
+    let report = app.verify_audit(|_, _| {}).await.unwrap();
+    let verified = start.elapsed();
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.events, n);
+    let engine = if pg.is_some() { "PostgreSQL" } else { "SQLite" };
+    println!("verify ({engine}, {n} events)");
+    println!("  write {:.1} s, sequence into the tree {:.1} s", written.as_secs_f64(), sequenced.as_secs_f64());
+    println!(
+        "  tiaki audit verify: {:.1} s  ({:.0} events/s)",
+        verified.as_secs_f64(),
+        n as f64 / verified.as_secs_f64()
+    );
+    drop(app);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::main]
+async fn main() {
+    let n: u64 = arg("--events").and_then(|s| s.parse().ok()).unwrap_or(200_000);
+    let v: u64 = arg("--verify-events").and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let concurrency: u64 = arg("--concurrency").and_then(|s| s.parse().ok()).unwrap_or(256);
+    let pg = arg("--postgres");
+    append(None, n, concurrency).await;
+    if let Some(pg) = pg.as_deref() {
+        append(Some(pg), n, concurrency).await;
+    }
+    verify(None, v).await;
+}
