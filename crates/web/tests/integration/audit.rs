@@ -435,3 +435,53 @@ async fn patients_and_privacy_officers_see_who_looked() -> Result<()> {
     assert_eq!(p1.get("/api/v1/audit-events?from=2020-01-01&to=2030-12-31").await?.status, StatusCode::NOT_FOUND);
     Ok(())
 }
+
+fn raw_event(i: u64, node: &str) -> store::AuditEvent {
+    store::AuditEvent {
+        id: uuid::Uuid::new_v4().to_string(),
+        at_ms: 1_800_000_000_000 + i64::try_from(i).unwrap_or_default(),
+        actor_role: "system".into(),
+        ip: node.into(),
+        action: "read".into(),
+        object_type: "test".into(),
+        object_id: i.to_string(),
+        outcome: "allowed".into(),
+        ..store::AuditEvent::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_keep_one_tree_and_one_sequencer_at_a_time() -> Result<()> {
+    let t = TestApp::new().await?;
+    let a = t.app.clone();
+    let b = t.another_node().await?;
+    // Both nodes write and tick concurrently.
+    let work = |app: std::sync::Arc<app::App>, node: &'static str| async move {
+        let mut leaders = 0;
+        for round in 0..20u64 {
+            let events = (0..25).map(|i| raw_event(round * 100 + i, node)).collect();
+            app.audit(events).await?;
+            if app.audit_tick(round % 5 == 0).await?.leader {
+                leaders += 1;
+            }
+        }
+        anyhow::Ok(leaders)
+    };
+    let (la, lb) = tokio::join!(work(a.clone(), "node-a"), work(b.clone(), "node-b"));
+    let (la, lb) = (la?, lb?);
+    assert!(la == 0 || lb == 0, "while the lease is held, only its holder sequences (a={la}, b={lb})");
+    // When the holder goes quiet past the lease, the other node takes over.
+    t.clock.advance(31);
+    let (ta, tb) = if la > 0 {
+        (b.audit_tick(true).await?, a.audit_tick(true).await?)
+    } else {
+        (a.audit_tick(true).await?, b.audit_tick(true).await?)
+    };
+    assert!(ta.leader && !tb.leader, "the lease passed to the other node");
+    assert_eq!(ta.size, 1000, "one tree holding every event from both nodes");
+    let report = a.verify_audit(|_, _| {}).await?;
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.events, 1000);
+    assert_eq!(a.latest_checkpoint().await?, b.latest_checkpoint().await?);
+    Ok(())
+}

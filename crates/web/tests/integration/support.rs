@@ -26,6 +26,28 @@ pub struct TestApp {
     pub url: String,
     /// A witness whose cosignatures the app accepts.
     pub witness: Arc<audit::note::Signer>,
+    /// The log's signing key (PKCS#8), shared by every node.
+    pub signing_key: Vec<u8>,
+}
+
+impl TestApp {
+    /// Another application node on the same database, clock and signing key.
+    pub async fn another_node(&self) -> Result<Arc<App>> {
+        let store = store::connect(&self.url).await?;
+        let settings = Settings {
+            public_url: "http://portal.test".into(),
+            session_idle_secs: 1800,
+            session_absolute_secs: 12 * 3600,
+            invitation_secs: 7 * 86_400,
+        };
+        let audit_settings = app::AuditSettings {
+            origin: "portal.test/audit".into(),
+            signer: Some(Arc::new(audit::note::Signer::from_pkcs8("portal.test/audit", &self.signing_key)?)),
+            witnesses: Vec::new(),
+            checkpoint_every_secs: 60,
+        };
+        Ok(Arc::new(App::new(store, Arc::new(self.clock.clone()), settings, audit_settings).await?))
+    }
 }
 
 impl Drop for TestApp {
@@ -81,7 +103,8 @@ impl TestApp {
             session_absolute_secs: 12 * 3600,
             invitation_secs: 7 * 86_400,
         };
-        let signer = audit::note::Signer::from_pkcs8("portal.test/audit", &audit::note::Signer::generate_pkcs8()?)?;
+        let signing_key = audit::note::Signer::generate_pkcs8()?;
+        let signer = audit::note::Signer::from_pkcs8("portal.test/audit", &signing_key)?;
         let witness = audit::note::Signer::from_pkcs8("witness.test/w1", &audit::note::Signer::generate_pkcs8()?)?;
         let audit_settings = app::AuditSettings {
             origin: "portal.test/audit".into(),
@@ -97,7 +120,16 @@ impl TestApp {
             data_dir: data_dir.clone(),
             metrics: None,
         };
-        Ok(Self { app, clock, router: web::router(state), data_dir, pg_cleanup, url, witness: Arc::new(witness) })
+        Ok(Self {
+            app,
+            clock,
+            router: web::router(state),
+            data_dir,
+            pg_cleanup,
+            url,
+            witness: Arc::new(witness),
+            signing_key,
+        })
     }
 
     pub fn browser(&self, ip: [u8; 4]) -> Browser {
