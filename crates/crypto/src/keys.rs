@@ -84,6 +84,19 @@ key_type!(
 );
 
 impl PatientKey {
+    /// A patient key from its bytes (as a key provider unwraps them).
+    ///
+    /// # Errors
+    /// [`KeyError::Unwrap`] unless there are exactly 32.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
+        let mut k = Zeroizing::new([0u8; 32]);
+        if bytes.len() != 32 {
+            return Err(KeyError::Unwrap);
+        }
+        k.copy_from_slice(bytes);
+        Ok(Self(k))
+    }
+
     /// Wraps a document's data key for storage beside the document.
     ///
     /// # Errors

@@ -1,0 +1,113 @@
+//! Both master-key providers pass the same cases: the key file, and a real PKCS#11 token
+//! (SoftHSM2, initialised by the test in a private token directory).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::doc_markdown, missing_docs)]
+
+use crypto::{DataKey, FileKeyProvider, KeyError, KeyProvider, PatientKey, Pkcs11Config, Pkcs11KeyProvider};
+use std::path::PathBuf;
+use std::process::Command;
+
+const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+struct Token {
+    dir: PathBuf,
+}
+
+impl Drop for Token {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A fresh SoftHSM2 token in the directory the parent process chose. The module reads
+/// SOFTHSM2_CONF from the environment when it loads, and the workspace forbids the unsafe
+/// `set_var`, so the parent re-runs the test with it set (see `with_softhsm_conf`).
+fn softhsm_token(label: &str) -> Token {
+    assert!(std::path::Path::new(SOFTHSM).exists(), "SoftHSM2 is needed: apt-get install softhsm2 (scripts/test does)");
+    let dir = PathBuf::from(std::env::var_os("TIAKI_HSM_DIR").expect("run through with_softhsm_conf"));
+    let conf = PathBuf::from(std::env::var_os("SOFTHSM2_CONF").expect("run through with_softhsm_conf"));
+    std::fs::create_dir_all(dir.join("tokens")).unwrap();
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            dir.join("tokens").display()
+        ),
+    )
+    .unwrap();
+    let ok = Command::new("softhsm2-util")
+        .args(["--init-token", "--free", "--label", label, "--so-pin", "12345678", "--pin", "1234"])
+        .output()
+        .expect("softhsm2-util");
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    Token { dir }
+}
+
+/// Re-runs this test binary for one test with SOFTHSM2_CONF pointing at a fresh token directory.
+fn with_softhsm_conf(test: &str, label: &str) -> bool {
+    if std::env::var_os("TIAKI_HSM_CHILD").is_some() {
+        return false;
+    }
+    let dir = std::env::temp_dir().join(format!("tiaki-hsm-{}-{label}", std::process::id()));
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture"])
+        .env("TIAKI_HSM_CHILD", "1")
+        .env("SOFTHSM2_CONF", dir.join("softhsm2.conf"))
+        .env("TIAKI_HSM_DIR", &dir)
+        .status()
+        .unwrap();
+    assert!(status.success(), "{test} failed in its SoftHSM2 process");
+    true
+}
+
+fn conformance(p: &dyn KeyProvider) {
+    let pk = PatientKey::random().unwrap();
+    let dk = DataKey::random().unwrap();
+    let wrapped_dk = pk.wrap(&dk).unwrap();
+    let a = p.wrap_patient_key(&pk).unwrap();
+    let b = p.wrap_patient_key(&pk).unwrap();
+    assert!(!a.windows(32).any(|w| w == pk.bytes()), "the patient key does not appear in clear");
+    let back = p.unwrap_patient_key(&a).unwrap();
+    assert_eq!(back.unwrap(&wrapped_dk).unwrap().bytes(), dk.bytes());
+    assert_eq!(p.unwrap_patient_key(&b).unwrap().bytes(), pk.bytes());
+    let mut damaged = a.clone();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 1;
+    assert_eq!(p.unwrap_patient_key(&damaged).unwrap_err(), KeyError::Unwrap);
+    assert_eq!(p.unwrap_patient_key(&a[..10]).unwrap_err(), KeyError::Unwrap);
+}
+
+#[test]
+fn key_file_provider_passes() {
+    conformance(&FileKeyProvider::from_bytes(&[3; 32]).unwrap());
+}
+
+#[test]
+fn pkcs11_provider_passes_against_softhsm2() {
+    if with_softhsm_conf("pkcs11_provider_passes_against_softhsm2", "tiaki-test") {
+        return;
+    }
+    let _token = softhsm_token("tiaki-test");
+    let config = |create| Pkcs11Config {
+        module: SOFTHSM.into(),
+        token_label: "tiaki-test".into(),
+        pin: "1234".to_owned().into(),
+        key_label: "master".into(),
+        create_if_missing: create,
+    };
+    assert!(
+        matches!(Pkcs11KeyProvider::open(&config(false)), Err(KeyError::Provider(m)) if m.contains("no key labelled"))
+    );
+    let p = Pkcs11KeyProvider::open(&config(true)).unwrap();
+    assert_eq!(p.id(), "pkcs11:tiaki-test/master");
+    conformance(&p);
+    let wrapped = p.wrap_patient_key(&PatientKey::from_bytes(&[5; 32]).unwrap()).unwrap();
+    drop(p);
+    // The key persists in the token, and a wrong PIN is refused with a clear message.
+    let again = Pkcs11KeyProvider::open(&config(false)).unwrap();
+    assert_eq!(again.unwrap_patient_key(&wrapped).unwrap().bytes(), &[5; 32]);
+    drop(again);
+    let wrong = Pkcs11Config { pin: "9999".to_owned().into(), ..config(false) };
+    assert!(matches!(Pkcs11KeyProvider::open(&wrong), Err(KeyError::Provider(m)) if m.contains("PIN")));
+    // A key wrapped by the token does not open with a key file, nor the other way round.
+    assert!(FileKeyProvider::from_bytes(&[5; 32]).unwrap().unwrap_patient_key(&wrapped).is_err());
+}
