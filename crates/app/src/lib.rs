@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod content;
 mod error;
 pub mod history;
 mod identity;
