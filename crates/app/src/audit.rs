@@ -510,18 +510,34 @@ impl App {
     }
 
     /// Recomputes the whole log from the stored events and checks every checkpoint's root,
-    /// size and signature, and every stored cosignature. `progress` is told (done, total).
+    /// size and signature (against `pinned_key` if given, else this node's own key), and every
+    /// stored cosignature. `progress` is told (done, total).
     ///
     /// # Errors
     /// When storage fails (a tampered log is a report with problems, not an error).
-    pub async fn verify_audit(&self, progress: impl FnMut(u64, u64)) -> Result<VerifyReport, AppError> {
+    pub async fn verify_audit(
+        &self,
+        pinned_key: Option<&str>,
+        progress: impl FnMut(u64, u64),
+    ) -> Result<VerifyReport, AppError> {
         let mut report = VerifyReport::default();
         let total = self.store.audit_tree_size().await?;
         let checkpoints = self.store.checkpoints().await?;
         report.checkpoints = checkpoints.len();
-        let expected = self.check_checkpoints(&checkpoints, total, &mut report);
+        let log_key = match pinned_key {
+            // A key kept away from this server is the real trust anchor: someone holding the
+            // data folder could re-sign a rewritten log with the key stored there.
+            Some(k) => Some(Verifier::parse(k).map_err(|e| AppError::field("log_key", e.to_string()))?),
+            None => self.audit_vkey().and_then(|v| Verifier::parse(&v).ok()),
+        };
+        let expected = self.check_checkpoints(&checkpoints, total, log_key.as_ref(), &mut report);
         self.check_events(&expected, total, &mut report, progress).await?;
         self.check_cosignatures(&checkpoints, &mut report).await?;
+        let waiting = self.store.unsequenced_audit_count().await?;
+        if waiting > 0 {
+            report.unsequenced_note =
+                Some(format!("{waiting} recent events are waiting to be sequenced (normal while the server runs)"));
+        }
         Ok(report)
     }
 
@@ -531,9 +547,9 @@ impl App {
         &self,
         checkpoints: &[CheckpointRow],
         total: u64,
+        log_key: Option<&Verifier>,
         report: &mut VerifyReport,
     ) -> Vec<(u64, Hash)> {
-        let log_key = self.audit_vkey().and_then(|v| Verifier::parse(&v).ok());
         let mut expected: Vec<(u64, Hash)> = Vec::new();
         for c in checkpoints {
             let parsed = Note::parse(&c.note).ok().and_then(|n| Checkpoint::parse_body(&n.body).ok().map(|cp| (n, cp)));
@@ -541,7 +557,7 @@ impl App {
                 report.problems.push(format!("checkpoint at size {} is not a well-formed signed checkpoint", c.size));
                 continue;
             };
-            let signed = log_key.as_ref().is_some_and(|k| n.signatures.iter().any(|s| k.verify(&n.body, s).is_some()));
+            let signed = log_key.is_some_and(|k| n.signatures.iter().any(|s| k.verify(&n.body, s).is_some()));
             if !signed {
                 report.problems.push(format!("checkpoint at size {} is not signed by this log's key", c.size));
             }

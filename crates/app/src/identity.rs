@@ -108,7 +108,6 @@ impl App {
         let usable = account.as_ref().filter(|a| a.disabled_at.is_none());
         let ok = verify_password(password.to_owned(), usable.and_then(|a| a.password_hash.clone())).await;
         let Some(account) = usable.filter(|_| ok) else {
-            self.limits.failed(&key, now);
             metrics::counter!("tiaki_sign_in_total", "outcome" => "failed").increment(1);
             tracing::info!(event = "sign_in.failed", "sign-in failed");
             self.audit(vec![self.event(caller, &failed(account.as_ref().map(|a| a.id)), "denied")]).await?;

@@ -188,6 +188,22 @@ impl App {
             practice: Some(practice),
         };
         let grant = self.authorize_audited::<ManageStaff>(who, practice, target, true).await?;
+        if matches!(who.principal, authz::Principal::Operator { .. }) {
+            // Operators set up a practice's admin, and only while it has none: an operator cannot
+            // quietly give themselves a clinical account at a working practice.
+            if StaffRole::parse(&form.role) != Ok(StaffRole::Admin) {
+                return Err(AppError::field(
+                    "role",
+                    "Operators can only invite a practice admin; the practice invites its other staff.",
+                ));
+            }
+            if self.store.list_staff(&grant).await?.iter().any(|s| s.role == StaffRole::Admin && s.active) {
+                return Err(AppError::field(
+                    "role",
+                    "This practice already has an active admin, who invites its staff.",
+                ));
+            }
+        }
         self.invite_staff_with(&grant, practice, form).await.map(|_| ())
     }
 
@@ -336,7 +352,7 @@ impl App {
             patient: None,
             practice: Some(practice),
         };
-        let grant = self.authorize_audited::<EnrolPatient>(who, practice, target, false).await?;
+        let grant = self.authorize_audited::<EnrolPatient>(who, practice, target, true).await?; // the attempt, before anything changes
         let mut errors = Vec::new();
         let today = time::OffsetDateTime::from_unix_timestamp(self.now())
             .map(time::OffsetDateTime::date)
@@ -369,11 +385,16 @@ impl App {
             enrolled_by: who.principal.account(),
             at: now,
         };
-        let outcome =
-            self.store.enrol_patient(&grant, &patient, &invite).await.map_err(|e| match AppError::from(e) {
+        let outcome = self.store.enrol_patient(&grant, &patient, &invite).await.map_err(|e| match e {
+            store::StoreError::Conflict("identity") => AppError::Invalid(vec![FieldError {
+                field: "nhi",
+                message: "This NHI number is registered with a different name or date of birth. Check them with the patient and their photo ID.".into(),
+            }]),
+            e => match AppError::from(e) {
                 AppError::Conflict(m) => AppError::Invalid(vec![FieldError { field: "email", message: m }]),
                 other => other,
-            })?;
+            },
+        })?;
         let (Enrolled::New(id) | Enrolled::Existing(id) | Enrolled::AlreadyEnrolled(id)) = outcome;
         let t = Target {
             action: "create",
@@ -383,6 +404,20 @@ impl App {
             practice: Some(practice),
         };
         self.audit(vec![self.event(who, &t, "allowed")]).await?;
+        if let Enrolled::Existing(_) = outcome {
+            // Tell the patient another practice can now see their record. No link, nothing asked.
+            if let Some(acc) = self.store.account(self.store.patient_account(id).await?).await? {
+                let body = format!(
+                    "Kia ora {},\n\n{practice_name} has enrolled you and can now see the information in your Tiaki account.\n\n\
+                     If you did not expect this, phone {practice_name} or your usual practice. In Tiaki, \"Who has looked at\n\
+                     my records\" shows every time someone opens your information.\n",
+                    acc.display_name
+                );
+                self.store
+                    .enqueue_mail(&texts::mail(&acc.email, "A new practice can see your Tiaki records", body, now))
+                    .await?;
+            }
+        }
         tracing::info!(event = "patient.enrolled", practice = %practice, "patient enrolled");
         self.mail_waker.notify_one();
         Ok((outcome, self.link(&token)))

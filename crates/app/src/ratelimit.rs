@@ -47,17 +47,29 @@ fn bump<K: std::hash::Hash + Eq + Clone>(
     Ok(())
 }
 
-impl SignInLimits {
-    /// Counts an attempt from `ip` and checks the account is not locked out for now. Returns the
-    /// seconds to wait when a limit is reached.
-    pub(crate) fn attempt(&self, ip: IpAddr, account: &str, now: UnixTime) -> Result<(), u64> {
-        bump(&self.by_ip, &ip, now, PER_IP, true)?;
-        bump(&self.by_account, &account.to_owned(), now, PER_ACCOUNT, false)
+/// The key an address is limited under: IPv4 addresses singly, IPv6 by /64 (one customer's
+/// allocation), and IPv4-mapped IPv6 as the IPv4 address it is.
+fn ip_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                IpAddr::V4(v4)
+            } else {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        }
+        v4 @ IpAddr::V4(_) => v4,
     }
+}
 
-    /// Records a failed attempt on an account.
-    pub(crate) fn failed(&self, account: &str, now: UnixTime) {
-        let _ = bump(&self.by_account, &account.to_owned(), now, u32::MAX, true);
+impl SignInLimits {
+    /// Counts an attempt from `ip` and against the account before any password is checked (so
+    /// parallel attempts cannot slip past the limit), and refuses once a limit is reached.
+    /// Returns the seconds to wait. A successful sign-in clears the account's count.
+    pub(crate) fn attempt(&self, ip: IpAddr, account: &str, now: UnixTime) -> Result<(), u64> {
+        bump(&self.by_ip, &ip_key(ip), now, PER_IP, true)?;
+        bump(&self.by_account, &account.to_owned(), now, PER_ACCOUNT, true)
     }
 
     /// Clears an account's failures after a successful sign-in.
@@ -76,16 +88,20 @@ mod tests {
         let ip: IpAddr = [192, 0, 2, 1].into();
         for _ in 0..PER_ACCOUNT {
             assert!(l.attempt(ip, "a@x.nz", 0).is_ok());
-            l.failed("a@x.nz", 0);
         }
         assert_eq!(l.attempt(ip, "a@x.nz", 10), Err(290));
         assert!(l.attempt(ip, "b@x.nz", 10).is_ok(), "other accounts are unaffected");
         assert!(l.attempt(ip, "a@x.nz", WINDOW).is_ok(), "the window passes");
         let other: IpAddr = [192, 0, 2, 2].into();
-        for _ in 0..PER_IP {
-            assert!(l.attempt(other, "c@x.nz", 1000).is_ok());
+        for i in 0..PER_IP {
+            assert!(l.attempt(other, &format!("c{i}@x.nz"), 1000).is_ok());
         }
         assert!(l.attempt(other, "d@x.nz", 1000).is_err());
         l.succeeded("a@x.nz");
+        // One IPv6 /64 is one client.
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap_or(ip);
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap_or(ip);
+        assert_eq!(ip_key(a), ip_key(b));
+        assert_eq!(ip_key("::ffff:192.0.2.1".parse().unwrap_or(ip)), ip);
     }
 }

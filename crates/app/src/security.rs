@@ -49,8 +49,13 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
+/// At most this many Argon2 computations (19 MiB each) run at once; the rest queue, so a flood
+/// of sign-ins cannot exhaust memory or the blocking thread pool.
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
+
 /// Hashes a password on a blocking thread.
 pub(crate) async fn hash_password(password: String) -> Result<String, String> {
+    let _permit = HASHING.acquire().await.map_err(|e| e.to_string())?;
     tokio::task::spawn_blocking(move || {
         PasswordHasher::<PasswordHash>::hash_password(&argon2(), password.as_bytes())
             .map(|h| h.to_string())
@@ -63,6 +68,7 @@ pub(crate) async fn hash_password(password: String) -> Result<String, String> {
 /// Verifies a password against a stored hash on a blocking thread. A missing or unreadable
 /// hash is checked against a dummy so that the time taken does not reveal it.
 pub(crate) async fn verify_password(password: String, stored: Option<String>) -> bool {
+    let Ok(_permit) = HASHING.acquire().await else { return false };
     tokio::task::spawn_blocking(move || {
         let dummy = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0zDHjy5Xz4CrX1pWnfbdeDN0+bC8eFU3p/wX6c6dJVg";
         let (hash, real) = match &stored {

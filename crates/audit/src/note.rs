@@ -269,7 +269,11 @@ impl Checkpoint {
     pub fn parse_body(body: &str) -> Result<Self, NoteError> {
         let mut lines = body.split('\n');
         let origin = lines.next().filter(|s| !s.is_empty()).ok_or(NoteError::Malformed("origin"))?;
-        let size = lines.next().and_then(|s| s.parse().ok()).ok_or(NoteError::Malformed("size"))?;
+        let size = lines
+            .next()
+            .filter(|s| *s == "0" || (!s.starts_with('0') && !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())))
+            .and_then(|s| s.parse().ok())
+            .ok_or(NoteError::Malformed("size"))?;
         let root = lines.next().and_then(|s| B64.decode(s).ok()).ok_or(NoteError::Malformed("root"))?;
         let root: Hash = root.try_into().map_err(|_| NoteError::Malformed("root is not 32 bytes"))?;
         Ok(Self { origin: origin.to_owned(), size, root })

@@ -111,6 +111,8 @@ pub trait Store: Relations + Send + Sync + 'static {
     fn patient<'a>(&'a self, grant: &'a Grant<ViewPatient>) -> BoxFuture<'a, Result<PatientRow>>;
     /// The patient record linked to a patient account.
     fn patient_for_account(&self, account: AccountId) -> BoxFuture<'_, Result<Option<PatientId>>>;
+    /// The account linked to a patient record (for notices to the patient).
+    fn patient_account(&self, patient: PatientId) -> BoxFuture<'_, Result<AccountId>>;
 
     // --- invitations ---
     /// Replaces any unused first-start invitation with this one.
@@ -189,6 +191,8 @@ pub trait Store: Relations + Send + Sync + 'static {
     fn sequence_audit(&self, limit: i64) -> BoxFuture<'_, Result<(u64, [u8; 32])>>;
     /// The number of sequenced events.
     fn audit_tree_size(&self) -> BoxFuture<'_, Result<u64>>;
+    /// The number of events waiting to be sequenced.
+    fn unsequenced_audit_count(&self) -> BoxFuture<'_, Result<u64>>;
     /// The hashes of these perfect subtrees (level, index), in order.
     fn audit_nodes<'a>(&'a self, keys: &'a [(u32, u64)]) -> BoxFuture<'a, Result<Vec<[u8; 32]>>>;
     /// Stores a signed checkpoint.

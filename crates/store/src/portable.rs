@@ -423,12 +423,19 @@ macro_rules! portable_store {
                     Box::pin(async move {
                         let practice = grant.object().as_uuid();
                         let mut tx = self.begin().await?;
-                        let existing = sqlx::query("SELECT id FROM patients WHERE nhi = $1")
+                        let existing = sqlx::query("SELECT id, name, date_of_birth FROM patients WHERE nhi = $1")
                             .bind(p.nhi.as_str())
                             .fetch_optional(&mut *tx)
                             .await?;
                         let outcome = if let Some(r) = existing {
                             let id: Uuid = r.try_get("id")?;
+                            // A second practice joins an existing record only when the identity it
+                            // checked matches the record: an NHI alone opens nothing.
+                            let stored_name: String = r.try_get("name")?;
+                            let stored_dob: String = r.try_get("date_of_birth")?;
+                            if stored_dob != p.date_of_birth.iso() || stored_name.to_lowercase() != p.name.as_str().to_lowercase() {
+                                return Err(StoreError::Conflict("identity"));
+                            }
                             let already = sqlx::query("SELECT 1 FROM enrolments WHERE patient_id = $1 AND practice_id = $2")
                                 .bind(id)
                                 .bind(practice)
@@ -524,6 +531,17 @@ macro_rules! portable_store {
                             Some(r) => Some(PatientId::from_uuid(r.try_get("id")?)),
                             None => None,
                         })
+                    })
+                }
+
+                fn patient_account(&self, patient: PatientId) -> BoxFuture<'_, Result<AccountId>> {
+                    Box::pin(async move {
+                        let row = sqlx::query("SELECT account_id FROM patients WHERE id = $1")
+                            .bind(patient.as_uuid())
+                            .fetch_optional(&self.pool)
+                            .await?
+                            .ok_or(StoreError::NotFound)?;
+                        Ok(AccountId::from_uuid(row.try_get("account_id")?))
                     })
                 }
 
@@ -864,12 +882,15 @@ macro_rules! portable_store {
                             let leaf = event.leaf_hash();
                             let seq = acc.size();
                             let completed = acc.push(leaf);
-                            sqlx::query("UPDATE audit_events SET seq = $1, leaf_hash = $2 WHERE id = $3")
+                            let done = sqlx::query("UPDATE audit_events SET seq = $1, leaf_hash = $2 WHERE id = $3 AND seq IS NULL")
                                 .bind(to_i64(seq)?)
                                 .bind(leaf.as_slice())
                                 .bind(&event.id)
                                 .execute(&mut *tx)
                                 .await?;
+                            if done.rows_affected() != 1 {
+                                return Err(corrupt("an event was sequenced twice; another sequencer ran"));
+                            }
                             for (level, idx, hash) in std::iter::once((0, seq, leaf)).chain(completed) {
                                 sqlx::query("INSERT INTO audit_nodes (level, idx, hash) VALUES ($1, $2, $3)")
                                     .bind(i32::try_from(level).map_err(|_| corrupt("level"))?)
@@ -891,6 +912,13 @@ macro_rules! portable_store {
                             .await?
                             .try_get(0)?;
                         to_u64(size)
+                    })
+                }
+
+                fn unsequenced_audit_count(&self) -> BoxFuture<'_, Result<u64>> {
+                    Box::pin(async move {
+                        let n: i64 = sqlx::query("SELECT COUNT(*) FROM audit_events WHERE seq IS NULL").fetch_one(&self.pool).await?.try_get(0)?;
+                        to_u64(n)
                     })
                 }
 

@@ -296,6 +296,16 @@ async fn enrolment_is_scoped_to_the_practice(store: Arc<dyn Store>) -> Result<()
     assert_eq!(store.patient_for_account(p1.account).await?, Some(p1.id));
     assert_eq!(store.patient_for_account(AccountId::random()).await?, None);
 
+    // An NHI alone joins nothing: the name and date of birth checked must match the record.
+    let mut imposter = new_patient("ZBN77VL", "imp@example.nz");
+    imposter.name = PersonName::parse("Someone Else").unwrap();
+    assert!(matches!(
+        store
+            .enrol_patient(&enrol_a, &imposter, &invite(InvitationPurpose::ActivatePatient, b"p6", "imp@example.nz"))
+            .await,
+        Err(StoreError::Conflict("identity"))
+    ));
+    assert_eq!(store.list_patients(&list_a).await?.len(), 1);
     // The same email for a new NHI is refused and leaves nothing half-made.
     let clash = new_patient("ZAA0105", "one@example.nz");
     assert!(matches!(

@@ -52,7 +52,13 @@ enum AuditCmd {
     /// Recompute the Merkle tree from every stored event and check every checkpoint's root and
     /// signature and every witness cosignature; reports the first divergence and exits non-zero
     /// on any problem.
-    Verify,
+    Verify {
+        /// The log's verifier key as published (`/audit/key`), kept somewhere other than this
+        /// server. Without it the key in the data folder is trusted, and whoever holds the data
+        /// folder could re-sign a rewritten log.
+        #[arg(long, value_name = "VKEY")]
+        log_key: Option<String>,
+    },
     /// Sequence waiting events and sign a checkpoint now.
     Checkpoint,
     /// Write the events of a date range as a FHIR Bundle of `AuditEvent` (JSON) to standard output.
@@ -225,13 +231,18 @@ fn day_ms(text: &str, flag: &str) -> Result<i64> {
 async fn audit_cmd(config: &Config, cmd: AuditCmd) -> Result<()> {
     let app = open(config).await?;
     match cmd {
-        AuditCmd::Verify => {
+        AuditCmd::Verify { log_key } => {
             let bar = indicatif::ProgressBar::new(0);
             bar.set_style(indicatif::ProgressStyle::with_template(
                 "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} events ({per_sec}, ETA {eta})",
             )?);
+            if log_key.is_none() {
+                eprintln!(
+                    "Checking against the signing key in the data folder; pass --log-key with the published key to check against one kept elsewhere."
+                );
+            }
             let report = app
-                .verify_audit(|done, total| {
+                .verify_audit(log_key.as_deref(), |done, total| {
                     bar.set_length(total);
                     bar.set_position(done);
                 })
@@ -241,6 +252,9 @@ async fn audit_cmd(config: &Config, cmd: AuditCmd) -> Result<()> {
                 "Checked {} events, {} checkpoints and {} cosignatures.",
                 report.events, report.checkpoints, report.cosignatures
             );
+            if let Some(note) = &report.unsequenced_note {
+                eprintln!("{note}.");
+            }
             if report.ok() {
                 eprintln!("The access log is intact.");
                 Ok(())

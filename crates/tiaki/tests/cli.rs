@@ -351,6 +351,7 @@ fn audit_verify_passes_on_a_real_log_and_fails_after_tampering() {
     let out = tiaki(&["audit", "verify"], &[("TIAKI_DATA_DIR", d)]);
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && text.contains("The access log is intact"), "{text}");
+    assert!(text.contains("--log-key"), "it says how to check against a key kept elsewhere");
     // Export is FHIR.
     let out = tiaki(&["audit", "export", "--from", "2000-01-01", "--to", "2100-01-01"], &[("TIAKI_DATA_DIR", d)]);
     let bundle: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -19,22 +19,34 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 /// choose its own address by sending the header directly.
 #[must_use]
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let canonical = |ip: IpAddr| match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 @ IpAddr::V4(_) => v4,
+    };
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    let peer = canonical(peer);
     if !is_trusted(&peer) {
         return peer;
     }
-    let mut forwarded: Vec<IpAddr> = Vec::new();
-    for value in headers.get_all("x-forwarded-for") {
-        let Ok(text) = value.to_str() else { return peer };
-        for part in text.split(',') {
-            match part.trim().parse::<IpAddr>() {
-                Ok(ip) => forwarded.push(ip),
-                // A malformed chain cannot be trusted past this point.
-                Err(_) => return peer,
-            }
+    // Walk the chain from the right (the hops our proxies added) and stop at the first address
+    // that is not one of them: whatever stands to its left was written by the client.
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for entry in entries.iter().rev() {
+        match entry.parse::<IpAddr>().map(canonical) {
+            Ok(ip) if is_trusted(&ip) => client = ip,
+            Ok(ip) => return ip,
+            // Unreadable where a proxy should have written: the last trusted hop is all we know.
+            Err(_) => return client,
         }
     }
-    forwarded.iter().rev().find(|ip| !is_trusted(ip)).copied().or_else(|| forwarded.first().copied()).unwrap_or(peer)
+    client
 }
 
 pub(crate) fn session_cookie_name(secure: bool) -> &'static str {
@@ -231,5 +243,9 @@ mod tests {
         assert_eq!(client_ip(proxy, &headers(&["198.51.100.1", "203.0.113.9, 10.0.0.7"]), &trusted), client);
         assert_eq!(client_ip(proxy, &headers(&[]), &trusted), proxy);
         assert_eq!(client_ip(proxy, &headers(&["not-an-ip"]), &trusted), proxy);
+        // Junk the client wrote to the left of its real address changes nothing.
+        assert_eq!(client_ip(proxy, &headers(&["x, 203.0.113.9"]), &trusted), client);
+        // An IPv4-mapped peer is the IPv4 proxy it is.
+        assert_eq!(client_ip("::ffff:10.0.0.5".parse().unwrap(), &headers(&["203.0.113.9"]), &trusted), client);
     }
 }

@@ -303,3 +303,77 @@ async fn pages_carry_strict_security_headers() -> Result<()> {
     assert!(!r.body.contains("<script") && !r.body.contains("style="), "no inline script or style");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_nhi_alone_does_not_join_another_practice_to_a_patient() -> Result<()> {
+    let w = World::new().await?;
+    let mut staff_b = w.signed_in("admin-b@example.nz", [127, 0, 12, 1]).await?;
+    let path = format!("/practices/{}/patients", w.practice_b);
+    // Patient 1 (ZZZ0016) is Practice A's; B guesses the NHI with other details.
+    let r = staff_b
+        .post(
+            &path,
+            &[("nhi", "ZZZ0016"), ("name", "Guess Name"), ("date_of_birth", "1980-05-06"), ("email", "g@example.nz")],
+        )
+        .await?;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("different name or date of birth"));
+    assert_eq!(
+        staff_b.get(&format!("/patients/{}", w.patient1)).await?.status,
+        StatusCode::NOT_FOUND,
+        "nothing was joined"
+    );
+    // With the identity the practice checked, it joins, and the patient is told (no link).
+    let before = w.t.app.pending_mail().await?;
+    let r = staff_b
+        .post(
+            &path,
+            &[("nhi", "zzz0016"), ("name", "pat ient"), ("date_of_birth", "1980-05-06"), ("email", "g@example.nz")],
+        )
+        .await?;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r.location().contains("enrolled-existing"));
+    assert_eq!(w.t.app.pending_mail().await?, before + 1);
+    assert_eq!(staff_b.get(&format!("/patients/{}", w.patient1)).await?.status, StatusCode::OK);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_only_invite_a_first_admin() -> Result<()> {
+    let w = World::new().await?;
+    let op = w.operator().await?;
+    let _ = op;
+    let caller = |p| app::Caller::console(p);
+    let operator = app::Principal::Operator {
+        account: app::domain::AccountId::random(),
+        session: app::domain::SessionId::random(),
+    };
+    let form = |role: &str| app::InviteStaffForm {
+        name: "Sneaky".into(),
+        email: format!("{role}@sneaky.example"),
+        role: role.into(),
+    };
+    let nurse = w.t.app.invite_staff(&caller(operator.clone()), w.practice_a, &form("nurse")).await;
+    assert!(
+        matches!(nurse, Err(app::AppError::Invalid(ref f)) if f[0].message.contains("only invite a practice admin")),
+        "{nurse:?}"
+    );
+    let admin = w.t.app.invite_staff(&caller(operator.clone()), w.practice_a, &form("admin")).await;
+    assert!(
+        matches!(admin, Err(app::AppError::Invalid(ref f)) if f[0].message.contains("already has an active admin")),
+        "{admin:?}"
+    );
+    // A practice whose admin has not joined yet can be given one.
+    let (fresh, _) =
+        w.t.app
+            .console_create_practice(&app::PracticeForm {
+                name: "Fresh".into(),
+                hpi_facility_id: "FFR001-A".into(),
+                region: "Otago".into(),
+                admin_name: "Never Joined".into(),
+                admin_email: "never@example.nz".into(),
+            })
+            .await?;
+    assert!(w.t.app.invite_staff(&caller(operator), fresh, &form("admin")).await.is_ok());
+    Ok(())
+}
