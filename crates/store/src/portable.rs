@@ -891,15 +891,23 @@ macro_rules! portable_store {
                                 nodes.push((i32::try_from(level).map_err(|_| corrupt("level"))?, to_i64(idx)?, hash));
                             }
                         }
-                        for chunk in leaves.chunks(300) {
-                            let mut q = sqlx::QueryBuilder::<$db>::new("WITH v (id, s, h) AS (");
-                            q.push_values(chunk, |mut b, (id, seq, hash)| {
-                                b.push_bind(id.clone()).push_bind(*seq).push_bind(hash.to_vec());
-                            });
-                            q.push(
-                                ") UPDATE audit_events SET seq = v.s, leaf_hash = v.h FROM v \
-                                 WHERE audit_events.id = v.id AND audit_events.seq IS NULL",
-                            );
+                        // One UPDATE per 200 events, found by primary key (an UPDATE … FROM a
+                        // VALUES list would make SQLite scan the table).
+                        for chunk in leaves.chunks(200) {
+                            let mut q = sqlx::QueryBuilder::<$db>::new("UPDATE audit_events SET seq = CASE id");
+                            for (id, seq, _) in chunk {
+                                q.push(" WHEN ").push_bind(id.clone()).push(" THEN ").push_bind(*seq);
+                            }
+                            q.push(" END, leaf_hash = CASE id");
+                            for (id, _, hash) in chunk {
+                                q.push(" WHEN ").push_bind(id.clone()).push(" THEN ").push_bind(hash.to_vec());
+                            }
+                            q.push(" END WHERE seq IS NULL AND id IN (");
+                            let mut ids = q.separated(", ");
+                            for (id, _, _) in chunk {
+                                ids.push_bind(id.clone());
+                            }
+                            q.push(")");
                             let done = q.build().execute(&mut *tx).await?;
                             if done.rows_affected() != chunk.len() as u64 {
                                 return Err(corrupt("an event was sequenced twice; another sequencer ran"));
