@@ -483,7 +483,7 @@ impl App {
         let bad = |m: &str| AppError::field("note", m);
         let note = Note::parse(text).map_err(|e| bad(&e.to_string()))?;
         let cp = Checkpoint::parse_body(&note.body).map_err(|e| bad(&e.to_string()))?;
-        let ours = self.store.checkpoints().await?.into_iter().find(|c| c.size == cp.size);
+        let ours = self.store.checkpoint_at(cp.size).await?;
         let Some(ours) = ours.filter(|c| Note::parse(&c.note).is_ok_and(|n| n.body == note.body)) else {
             return Err(bad("this is not one of this log's checkpoints"));
         };

@@ -98,12 +98,25 @@ pub struct Grant<A: Action> {
     object: A::Object,
     patient: Option<PatientId>,
     actor: Option<AccountId>,
+    via_practice: Option<PracticeId>,
     _action: PhantomData<A>,
 }
 
 impl<A: Action> Grant<A> {
     const fn new(object: A::Object, patient: Option<PatientId>, actor: Option<AccountId>) -> Self {
-        Self { object, patient, actor, _action: PhantomData }
+        Self { object, patient, actor, via_practice: None, _action: PhantomData }
+    }
+
+    /// A grant that holds because of the actor's practice (staff reaching a patient through
+    /// their enrolment there); storage repeats that relationship in its SQL.
+    const fn through(mut self, practice: PracticeId) -> Self {
+        self.via_practice = Some(practice);
+        self
+    }
+
+    /// The practice whose relationship with the patient the grant rests on, for staff.
+    pub const fn via_practice(&self) -> Option<PracticeId> {
+        self.via_practice
     }
     /// The object the grant is for.
     pub const fn object(&self) -> A::Object {
@@ -208,7 +221,7 @@ impl Policy for ViewPatient {
             }
             Principal::Staff { practice, account, .. } => {
                 if rel.patient_practices(patient).await?.contains(practice) {
-                    Ok(Grant::new(patient, Some(patient), Some(*account)))
+                    Ok(Grant::new(patient, Some(patient), Some(*account)).through(*practice))
                 } else {
                     Err(Denied::NotFound)
                 }
@@ -380,7 +393,9 @@ mod tests {
             practice,
             role,
         };
-        assert!(authorize::<ViewPatient, _>(&staff(a, StaffRole::Nurse), p1, &rel).await.is_ok());
+        let via = authorize::<ViewPatient, _>(&staff(a, StaffRole::Nurse), p1, &rel).await.unwrap();
+        assert_eq!(via.via_practice(), Some(a), "a staff grant names the practice it rests on");
+        assert_eq!(authorize::<ViewPatient, _>(&me, p1, &rel).await.unwrap().via_practice(), None);
         assert!(authorize::<ViewPatient, _>(&staff(b, StaffRole::Gp), p1, &rel).await.is_err());
         assert!(authorize::<ManageStaff, _>(&staff(a, StaffRole::Nurse), a, &rel).await.is_err());
         assert!(authorize::<ManageStaff, _>(&staff(a, StaffRole::Admin), a, &rel).await.is_ok());

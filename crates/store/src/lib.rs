@@ -201,6 +201,8 @@ pub trait Store: Relations + Send + Sync + 'static {
     fn checkpoints(&self) -> BoxFuture<'_, Result<Vec<CheckpointRow>>>;
     /// The largest checkpoint.
     fn latest_checkpoint(&self) -> BoxFuture<'_, Result<Option<CheckpointRow>>>;
+    /// The checkpoint at one tree size, if there is one.
+    fn checkpoint_at(&self, size: u64) -> BoxFuture<'_, Result<Option<CheckpointRow>>>;
     /// Stores a verified cosignature (a witness's later cosignature of the same checkpoint
     /// replaces its earlier one).
     fn add_cosignature<'a>(&'a self, cosignature: &'a CosignatureRow, now: UnixTime) -> BoxFuture<'a, Result<()>>;

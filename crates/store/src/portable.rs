@@ -504,14 +504,17 @@ macro_rules! portable_store {
 
                 fn patient<'a>(&'a self, grant: &'a Grant<authz::ViewPatient>) -> BoxFuture<'a, Result<PatientRow>> {
                     Box::pin(async move {
-                        // The grant was made for this patient; the join to a live enrolment is the
-                        // relationship check repeated in SQL (defence in depth).
+                        // The grant was made for this patient; for staff, the enrolment at their
+                        // practice that it rests on is checked again here (defence in depth).
                         sqlx::query(
                             "SELECT p.id, p.account_id, p.nhi, p.name, p.date_of_birth, a.email, a.password_hash \
                              FROM patients p JOIN accounts a ON a.id = p.account_id \
-                             WHERE p.id = $1 AND EXISTS (SELECT 1 FROM enrolments e WHERE e.patient_id = p.id)",
+                             WHERE p.id = $1 AND EXISTS (SELECT 1 FROM enrolments e WHERE e.patient_id = p.id \
+                               AND (e.practice_id = $2 OR $3))",
                         )
                         .bind(grant.object().as_uuid())
+                        .bind(grant.via_practice().map_or(uuid::Uuid::nil(), |p| p.as_uuid()))
+                        .bind(grant.via_practice().is_none())
                         .fetch_optional(&self.pool)
                         .await?
                         .as_ref()
@@ -983,6 +986,18 @@ macro_rules! portable_store {
                 fn latest_checkpoint(&self) -> BoxFuture<'_, Result<Option<CheckpointRow>>> {
                     Box::pin(async move {
                         sqlx::query("SELECT size, root, note, created_at FROM audit_checkpoints ORDER BY size DESC LIMIT 1")
+                            .fetch_optional(&self.pool)
+                            .await?
+                            .as_ref()
+                            .map(checkpoint_row)
+                            .transpose()
+                    })
+                }
+
+                fn checkpoint_at(&self, size: u64) -> BoxFuture<'_, Result<Option<CheckpointRow>>> {
+                    Box::pin(async move {
+                        sqlx::query("SELECT size, root, note, created_at FROM audit_checkpoints WHERE size = $1")
+                            .bind(to_i64(size)?)
                             .fetch_optional(&self.pool)
                             .await?
                             .as_ref()

@@ -529,6 +529,8 @@ async fn audit_events_are_sequenced_into_one_merkle_tree(store: Arc<dyn Store>) 
         .await?;
     assert_eq!(store.latest_checkpoint().await?.map(|c| c.size), Some(37));
     assert_eq!(store.checkpoints().await?.iter().map(|c| c.size).collect::<Vec<_>>(), vec![13, 37]);
+    assert_eq!(store.checkpoint_at(13).await?.map(|c| c.note), Some("n13".into()));
+    assert_eq!(store.checkpoint_at(14).await?, None);
     let cosig =
         CosignatureRow { checkpoint_size: 37, witness: "w1".into(), signature_line: "line".into(), signed_at: 5 };
     store.add_cosignature(&cosig, NOW).await?;
