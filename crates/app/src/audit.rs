@@ -599,6 +599,8 @@ impl App {
             if batch.is_empty() {
                 break;
             }
+            // The tree's stored nodes (what proofs are built from), recomputed alongside.
+            let mut computed: Vec<(u32, u64, Hash)> = Vec::with_capacity(batch.len() * 2);
             for s in &batch {
                 if s.seq != acc.size() {
                     report.problems.push(format!(
@@ -617,7 +619,8 @@ impl App {
                         s.event.id, s.seq
                     ));
                 }
-                acc.push(leaf);
+                computed.push((0, s.seq, leaf));
+                computed.extend(acc.push(leaf));
                 while let Some(&&(size, root)) = next_cp.peek() {
                     if size != acc.size() {
                         break;
@@ -632,6 +635,7 @@ impl App {
                     next_cp.next();
                 }
             }
+            self.check_nodes(&computed, report).await?;
             if diverged {
                 break;
             }
@@ -640,6 +644,27 @@ impl App {
             progress(acc.size(), total);
         }
         report.events = acc.size();
+        Ok(())
+    }
+
+    /// Compares recomputed subtree hashes with the stored ones that proofs are served from.
+    async fn check_nodes(&self, computed: &[(u32, u64, Hash)], report: &mut VerifyReport) -> Result<(), AppError> {
+        let mut levels: HashMap<u32, Vec<(u64, Hash)>> = HashMap::new();
+        for (level, idx, hash) in computed {
+            levels.entry(*level).or_default().push((*idx, *hash));
+        }
+        let mut sorted: Vec<_> = levels.into_iter().collect();
+        sorted.sort_by_key(|(l, _)| *l);
+        for (level, nodes) in sorted {
+            let (lo, hi) = (nodes.iter().map(|n| n.0).min().unwrap_or(0), nodes.iter().map(|n| n.0).max().unwrap_or(0));
+            let stored: HashMap<u64, Hash> =
+                self.store.audit_node_range(level, lo, hi + 1).await?.into_iter().collect();
+            if let Some((idx, _)) = nodes.iter().find(|(idx, hash)| stored.get(idx) != Some(hash)) {
+                report.problems.push(format!(
+                    "the stored tree node at level {level}, index {idx} does not match the events: proofs served from it would not verify"
+                ));
+            }
+        }
         Ok(())
     }
 

@@ -40,6 +40,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// A tree node's index within its level, and its hash.
+pub type IndexedHash = (u64, [u8; 32]);
+
 /// Shorthand for storage results.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -193,6 +196,8 @@ pub trait Store: Relations + Send + Sync + 'static {
     fn audit_tree_size(&self) -> BoxFuture<'_, Result<u64>>;
     /// The number of events waiting to be sequenced.
     fn unsequenced_audit_count(&self) -> BoxFuture<'_, Result<u64>>;
+    /// The stored perfect-subtree hashes of one level with index in `[from, to)`, by index.
+    fn audit_node_range(&self, level: u32, from: u64, to: u64) -> BoxFuture<'_, Result<Vec<IndexedHash>>>;
     /// The hashes of these perfect subtrees (level, index), in order.
     fn audit_nodes<'a>(&'a self, keys: &'a [(u32, u64)]) -> BoxFuture<'a, Result<Vec<[u8; 32]>>>;
     /// Stores a signed checkpoint.

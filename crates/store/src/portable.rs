@@ -945,6 +945,18 @@ macro_rules! portable_store {
                     })
                 }
 
+                fn audit_node_range(&self, level: u32, from: u64, to: u64) -> BoxFuture<'_, Result<Vec<IndexedHash>>> {
+                    Box::pin(async move {
+                        let rows = sqlx::query("SELECT idx, hash FROM audit_nodes WHERE level = $1 AND idx >= $2 AND idx < $3 ORDER BY idx")
+                            .bind(i32::try_from(level).map_err(|_| corrupt("level"))?)
+                            .bind(to_i64(from)?)
+                            .bind(to_i64(to)?)
+                            .fetch_all(&self.pool)
+                            .await?;
+                        rows.iter().map(|r| Ok((to_u64(r.try_get("idx")?)?, hash32(r.try_get("hash")?)?))).collect()
+                    })
+                }
+
                 fn audit_nodes<'a>(&'a self, keys: &'a [(u32, u64)]) -> BoxFuture<'a, Result<Vec<[u8; 32]>>> {
                     Box::pin(async move {
                         let mut out = Vec::with_capacity(keys.len());

@@ -345,15 +345,23 @@ async fn a_thousand_random_tamperings_are_all_detected() -> Result<()> {
     assert!(n > 40, "{n} events");
     assert!(w.t.app.verify_audit(None, |_, _| {}).await?.ok(), "the untouched log verifies");
     assert!(w.t.app.latest_checkpoint().await?.is_some());
-    raw(&w.t, "CREATE TABLE backup_events AS SELECT * FROM audit_events; CREATE TABLE backup_checkpoints AS SELECT * FROM audit_checkpoints").await?;
-    let restore = "DELETE FROM audit_cosignatures; DELETE FROM audit_events; DELETE FROM audit_checkpoints; \
-                   INSERT INTO audit_events SELECT * FROM backup_events; INSERT INTO audit_checkpoints SELECT * FROM backup_checkpoints";
+    raw(&w.t, "CREATE TABLE backup_events AS SELECT * FROM audit_events; CREATE TABLE backup_checkpoints AS SELECT * FROM audit_checkpoints; \
+               CREATE TABLE backup_nodes AS SELECT * FROM audit_nodes").await?;
+    let restore = "DELETE FROM audit_cosignatures; DELETE FROM audit_events; DELETE FROM audit_checkpoints; DELETE FROM audit_nodes; \
+                   INSERT INTO audit_events SELECT * FROM backup_events; INSERT INTO audit_checkpoints SELECT * FROM backup_checkpoints; \
+                   INSERT INTO audit_nodes SELECT * FROM backup_nodes";
     let mut rng = Rng(0x7ea5_1a7e_u64 ^ u64::from(w.t.url.starts_with("postgres")));
     let mut counts = std::collections::BTreeMap::new();
     for i in 0..1000u32 {
         let a = rng.below(n);
         let b = (a + 1 + rng.below(n - 1)) % n;
-        let (kind, sql) = match rng.below(6) {
+        let (kind, sql) = match rng.below(7) {
+            6 => (
+                "edit a tree node",
+                format!(
+                    "UPDATE audit_nodes SET hash = (SELECT hash FROM audit_nodes n2 WHERE n2.level = 0 AND n2.idx = {b}) WHERE level = 0 AND idx = {a}"
+                ),
+            ),
             0 => {
                 let col = TEXT_COLUMNS[usize::try_from(rng.below(TEXT_COLUMNS.len() as u64))?];
                 ("edit a field", format!("UPDATE audit_events SET {col} = COALESCE({col}, '') || 'x' WHERE seq = {a}"))
