@@ -142,7 +142,7 @@ async fn verify(pg: Option<&str>, n: u64) {
     app.audit_tick(true).await.unwrap();
     let sequenced = start.elapsed();
     let start = Instant::now();
-    let report = app.verify_audit(None, |_, _| {}).await.unwrap();
+    let report = app.verify_audit(None, false, |_, _| {}).await.unwrap();
     let verified = start.elapsed();
     assert!(report.ok(), "{:?}", report.problems);
     assert_eq!(report.events, n);

@@ -535,13 +535,15 @@ impl App {
 
     /// Recomputes the whole log from the stored events and checks every checkpoint's root,
     /// size and signature (against `pinned_key` if given, else this node's own key), and every
-    /// stored cosignature. `progress` is told (done, total).
+    /// stored cosignature; with `require_witness`, the newest checkpoint must carry a valid
+    /// witness cosignature. `progress` is told (done, total).
     ///
     /// # Errors
     /// When storage fails (a tampered log is a report with problems, not an error).
     pub async fn verify_audit(
         &self,
         pinned_key: Option<&str>,
+        require_witness: bool,
         progress: impl FnMut(u64, u64),
     ) -> Result<VerifyReport, AppError> {
         let mut report = VerifyReport::default();
@@ -556,7 +558,7 @@ impl App {
         };
         let expected = self.check_checkpoints(&checkpoints, total, log_key.as_ref(), &mut report);
         self.check_events(&expected, total, &mut report, progress).await?;
-        self.check_cosignatures(&checkpoints, &mut report).await?;
+        self.check_cosignatures(&checkpoints, require_witness, &mut report).await?;
         let waiting = self.store.unsequenced_audit_count().await?;
         if waiting > 0 {
             report.unsequenced_note =
@@ -696,10 +698,12 @@ impl App {
     async fn check_cosignatures(
         &self,
         checkpoints: &[CheckpointRow],
+        require_witness: bool,
         report: &mut VerifyReport,
     ) -> Result<(), AppError> {
         let cosignatures = self.store.cosignatures().await?;
         report.cosignatures = cosignatures.len();
+        let mut newest_witnessed = false;
         for c in &cosignatures {
             let body = checkpoints
                 .iter()
@@ -716,7 +720,17 @@ impl App {
                     "the cosignature by {} of the checkpoint at size {} does not verify",
                     c.witness, c.checkpoint_size
                 ));
+            } else if checkpoints.last().is_some_and(|k| k.size == c.checkpoint_size) {
+                newest_witnessed = true;
             }
+        }
+        // Without a witness, whoever holds the database could drop the newest checkpoint with the
+        // events after it; a witness's cosignature of the newest checkpoint rules that out.
+        if require_witness && !newest_witnessed {
+            report.problems.push(match checkpoints.last() {
+                Some(k) => format!("the newest checkpoint (size {}) has no valid witness cosignature", k.size),
+                None => "there is no checkpoint for a witness to have cosigned".to_owned(),
+            });
         }
         Ok(())
     }

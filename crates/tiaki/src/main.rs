@@ -58,6 +58,10 @@ enum AuditCmd {
         /// folder could re-sign a rewritten log.
         #[arg(long, value_name = "VKEY")]
         log_key: Option<String>,
+        /// Also require that the newest checkpoint carries a valid cosignature from a configured
+        /// witness (`TIAKI_AUDIT_WITNESSES`), so a log cut short with its newest checkpoints is caught.
+        #[arg(long)]
+        require_witness: bool,
     },
     /// Sequence waiting events and sign a checkpoint now.
     Checkpoint,
@@ -231,7 +235,7 @@ fn day_ms(text: &str, flag: &str) -> Result<i64> {
 async fn audit_cmd(config: &Config, cmd: AuditCmd) -> Result<()> {
     let app = open(config).await?;
     match cmd {
-        AuditCmd::Verify { log_key } => {
+        AuditCmd::Verify { log_key, require_witness } => {
             let bar = indicatif::ProgressBar::new(0);
             bar.set_style(indicatif::ProgressStyle::with_template(
                 "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} events ({per_sec}, ETA {eta})",
@@ -242,7 +246,7 @@ async fn audit_cmd(config: &Config, cmd: AuditCmd) -> Result<()> {
                 );
             }
             let report = app
-                .verify_audit(log_key.as_deref(), |done, total| {
+                .verify_audit(log_key.as_deref(), require_witness, |done, total| {
                     bar.set_length(total);
                     bar.set_position(done);
                 })

@@ -282,14 +282,21 @@ async fn checkpoints_proofs_and_cosignatures_check_out() -> Result<()> {
             .status,
         StatusCode::UNPROCESSABLE_ENTITY
     );
-    let report = w.t.app.verify_audit(None, |_, _| {}).await?;
-    assert!(report.ok(), "{:?}", report.problems);
+    let report = w.t.app.verify_audit(None, true, |_, _| {}).await?;
+    assert!(report.ok(), "the newest checkpoint is witnessed: {:?}", report.problems);
     assert_eq!(report.cosignatures, 1);
+    // Once the log grows and a newer checkpoint is signed, it needs its own cosignature.
+    p1.get(&format!("/patients/{}", w.patient1)).await?;
+    w.t.clock.advance(61);
+    w.t.app.audit_tick(false).await?;
+    let report = w.t.app.verify_audit(None, true, |_, _| {}).await?;
+    assert!(report.problems.iter().any(|p| p.contains("no valid witness cosignature")), "{:?}", report.problems);
+    assert!(w.t.app.verify_audit(None, false, |_, _| {}).await?.ok());
     // Against the published key it verifies; against any other key (say, one an intruder
     // re-signed a rewritten log with) it does not.
-    assert!(w.t.app.verify_audit(Some(vkey.trim()), |_, _| {}).await?.ok());
+    assert!(w.t.app.verify_audit(Some(vkey.trim()), false, |_, _| {}).await?.ok());
     let intruder = audit::note::Signer::from_pkcs8("portal.test/audit", &audit::note::Signer::generate_pkcs8()?)?;
-    let report = w.t.app.verify_audit(Some(&intruder.vkey()), |_, _| {}).await?;
+    let report = w.t.app.verify_audit(Some(&intruder.vkey()), false, |_, _| {}).await?;
     assert!(report.problems.iter().any(|p| p.contains("not signed by this log's key")), "{:?}", report.problems);
     Ok(())
 }
@@ -343,7 +350,7 @@ async fn a_thousand_random_tamperings_are_all_detected() -> Result<()> {
     let tick = w.t.app.audit_tick(true).await?;
     let n = tick.size;
     assert!(n > 40, "{n} events");
-    assert!(w.t.app.verify_audit(None, |_, _| {}).await?.ok(), "the untouched log verifies");
+    assert!(w.t.app.verify_audit(None, false, |_, _| {}).await?.ok(), "the untouched log verifies");
     assert!(w.t.app.latest_checkpoint().await?.is_some());
     raw(&w.t, "CREATE TABLE backup_events AS SELECT * FROM audit_events; CREATE TABLE backup_checkpoints AS SELECT * FROM audit_checkpoints; \
                CREATE TABLE backup_nodes AS SELECT * FROM audit_nodes").await?;
@@ -389,14 +396,14 @@ async fn a_thousand_random_tamperings_are_all_detected() -> Result<()> {
             }
         };
         raw(&w.t, &sql).await.with_context(|| format!("mutation {i}: {sql}"))?;
-        let report = w.t.app.verify_audit(None, |_, _| {}).await?;
+        let report = w.t.app.verify_audit(None, false, |_, _| {}).await?;
         if report.ok() {
             bail!("mutation {i} ({kind}) was not detected: {sql}");
         }
         *counts.entry(kind).or_insert(0) += 1;
         raw(&w.t, restore).await?;
     }
-    assert!(w.t.app.verify_audit(None, |_, _| {}).await?.ok(), "restored, it verifies again");
+    assert!(w.t.app.verify_audit(None, false, |_, _| {}).await?.ok(), "restored, it verifies again");
     eprintln!("{} detected 1000/1000 tamperings over {n} events: {counts:?}", backend());
     assert_eq!(counts.values().sum::<u32>(), 1000);
     Ok(())
@@ -493,7 +500,7 @@ async fn two_nodes_keep_one_tree_and_one_sequencer_at_a_time() -> Result<()> {
     };
     assert!(ta.leader && !tb.leader, "the lease passed to the other node");
     assert_eq!(ta.size, 1000, "one tree holding every event from both nodes");
-    let report = a.verify_audit(None, |_, _| {}).await?;
+    let report = a.verify_audit(None, false, |_, _| {}).await?;
     assert!(report.ok(), "{:?}", report.problems);
     assert_eq!(report.events, 1000);
     assert_eq!(a.latest_checkpoint().await?, b.latest_checkpoint().await?);
