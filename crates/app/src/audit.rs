@@ -7,7 +7,7 @@
 
 use crate::{App, AppError};
 use audit::merkle::{self, Hash, Nodes};
-use audit::note::{self, Checkpoint, Note, Signature, Signer, Verifier};
+use audit::note::{self, Checkpoint, Note, NoteSigner, Signature, Verifier};
 use authz::{Grant, Policy, Principal};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -151,7 +151,7 @@ pub struct AuditSettings {
     /// The checkpoint origin line, e.g. `portal.example.nz/audit`.
     pub origin: String,
     /// The log's signing key (none: checkpoints are not made, e.g. in a read-only tool).
-    pub signer: Option<Arc<Signer>>,
+    pub signer: Option<Arc<dyn NoteSigner>>,
     /// Witnesses whose cosignatures are accepted.
     pub witnesses: Vec<Verifier>,
     /// Make a checkpoint at most this often, seconds, when the tree has grown.
@@ -159,18 +159,11 @@ pub struct AuditSettings {
 }
 
 impl AuditSettings {
-    /// The settings a configuration asks for, with the log's signing key.
+    /// The settings a configuration asks for, with the log's signer (a key file or a token).
     ///
     /// # Errors
-    /// When the key or a witness key cannot be used.
-    pub fn from_config(config: &crate::Config, signing_key: Option<&[u8]>) -> Result<Self, AppError> {
-        let signer = match signing_key {
-            Some(k) => Some(Arc::new(
-                Signer::from_pkcs8(&config.audit_origin, k)
-                    .map_err(|e| AppError::Internal(format!("audit signing key: {e}")))?,
-            )),
-            None => None,
-        };
+    /// When a witness key cannot be used.
+    pub fn from_config(config: &crate::Config, signer: Option<Arc<dyn NoteSigner>>) -> Result<Self, AppError> {
         let witnesses = config
             .audit_witnesses
             .iter()

@@ -44,6 +44,30 @@ pub struct Config {
     pub audit_witnesses: Vec<String>,
     /// Sign a checkpoint at most this often, seconds, when the log has grown.
     pub audit_checkpoint_secs: i64,
+    /// A PKCS#11 token holding the keys, when one is configured.
+    pub pkcs11: Option<Pkcs11Settings>,
+}
+
+/// Where the PKCS#11 token is and how to log in.
+#[derive(Clone)]
+pub struct Pkcs11Settings {
+    /// The module, e.g. `/usr/lib/softhsm/libsofthsm2.so`.
+    pub module: String,
+    /// The token's label.
+    pub token_label: String,
+    /// The user PIN.
+    pub pin: SecretString,
+    /// The label of the checkpoint-signing Ed25519 key pair.
+    pub audit_key_label: String,
+}
+
+impl fmt::Debug for Pkcs11Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pkcs11Settings")
+            .field("module", &self.module)
+            .field("token_label", &self.token_label)
+            .finish_non_exhaustive()
+    }
 }
 
 /// HTTPS certificate and key.
@@ -114,6 +138,10 @@ struct FileConfig {
     audit_origin: Option<String>,
     audit_witnesses: Option<Vec<String>>,
     audit_checkpoint_seconds: Option<i64>,
+    pkcs11_module: Option<String>,
+    pkcs11_token: Option<String>,
+    pkcs11_pin: Option<String>,
+    pkcs11_audit_key_label: Option<String>,
 }
 
 /// The environment variables read, with the file key each overrides.
@@ -134,6 +162,10 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TIAKI_AUDIT_ORIGIN", "audit_origin"),
     ("TIAKI_AUDIT_WITNESSES", "audit_witnesses"),
     ("TIAKI_AUDIT_CHECKPOINT_SECONDS", "audit_checkpoint_seconds"),
+    ("TIAKI_PKCS11_MODULE", "pkcs11_module"),
+    ("TIAKI_PKCS11_TOKEN", "pkcs11_token"),
+    ("TIAKI_PKCS11_PIN", "pkcs11_pin"),
+    ("TIAKI_PKCS11_AUDIT_KEY_LABEL", "pkcs11_audit_key_label"),
 ];
 
 fn number(key: &str, v: &str) -> Result<i64, ConfigError> {
@@ -197,6 +229,18 @@ impl Config {
         }
         if let Some(v) = get("TIAKI_AUDIT_CHECKPOINT_SECONDS") {
             c.audit_checkpoint_seconds = Some(number("TIAKI_AUDIT_CHECKPOINT_SECONDS", &v)?);
+        }
+        if let Some(v) = get("TIAKI_PKCS11_MODULE") {
+            c.pkcs11_module = Some(v);
+        }
+        if let Some(v) = get("TIAKI_PKCS11_TOKEN") {
+            c.pkcs11_token = Some(v);
+        }
+        if let Some(v) = get("TIAKI_PKCS11_PIN") {
+            c.pkcs11_pin = Some(v);
+        }
+        if let Some(v) = get("TIAKI_PKCS11_AUDIT_KEY_LABEL") {
+            c.pkcs11_audit_key_label = Some(v);
         }
         if let Some(v) = get("TIAKI_LOG_FORMAT") {
             c.log_format = Some(v);
@@ -305,7 +349,22 @@ impl Config {
         }
         let audit_checkpoint_secs =
             positive("audit_checkpoint_seconds", c.audit_checkpoint_seconds.unwrap_or(60), 86_400)?;
+        let pkcs11 = match (c.pkcs11_module, c.pkcs11_token, c.pkcs11_pin) {
+            (None, None, None) => None,
+            (Some(module), Some(token_label), Some(pin)) => Some(Pkcs11Settings {
+                module,
+                token_label,
+                pin: pin.into(),
+                audit_key_label: c.pkcs11_audit_key_label.unwrap_or_else(|| "tiaki-audit".into()),
+            }),
+            _ => {
+                return Err(ConfigError(
+                    "pkcs11_module, pkcs11_token and pkcs11_pin (TIAKI_PKCS11_MODULE, TIAKI_PKCS11_TOKEN, TIAKI_PKCS11_PIN) must be set together".into(),
+                ));
+            }
+        };
         Ok(Self {
+            pkcs11,
             audit_origin,
             audit_witnesses,
             audit_checkpoint_secs,

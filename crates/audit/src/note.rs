@@ -45,11 +45,44 @@ pub fn checkpoint_body(origin: &str, size: u64, root: &Hash) -> String {
     format!("{origin}\n{size}\n{}\n", B64.encode(root))
 }
 
-/// A log's signing key.
+/// Something that signs notes as the log: a key file ([`Signer`]) or a key in a PKCS#11
+/// token (the `crypto` crate's `Pkcs11NoteSigner`).
+pub trait NoteSigner: Send + Sync + std::fmt::Debug {
+    /// The key's name (the log's origin).
+    fn name(&self) -> &str;
+    /// The verifier key, `name+keyid+base64(0x01 || public key)`, to publish.
+    fn vkey(&self) -> String;
+    /// Signs a note body (each line ending in a newline), returning the whole signed note.
+    fn sign(&self, body: &str) -> String;
+}
+
+/// The vkey and signature line of an Ed25519 note key, given its public key and a signature
+/// over the body: what any [`NoteSigner`] produces.
+#[must_use]
+pub fn ed25519_vkey(name: &str, public: &[u8]) -> String {
+    let mut material = vec![ED25519_NOTE];
+    material.extend_from_slice(public);
+    format!("{}+{}+{}", name, hex(&key_id(name, ED25519_NOTE, public)), B64.encode(material))
+}
+
+/// The signed note for `body`, given the signer's name, public key and Ed25519 signature of it.
+#[must_use]
+pub fn ed25519_signed_note(name: &str, public: &[u8], body: &str, signature: &[u8]) -> String {
+    let mut line = key_id(name, ED25519_NOTE, public).to_vec();
+    line.extend_from_slice(signature);
+    format!("{body}\n\u{2014} {name} {}\n", B64.encode(line))
+}
+
+/// Whether `name` can be a key name (no spaces, plus signs or newlines).
+#[must_use]
+pub fn valid_key_name(name: &str) -> bool {
+    valid_name(name)
+}
+
+/// A log's signing key, from a key file.
 pub struct Signer {
     name: String,
     key: Ed25519KeyPair,
-    id: [u8; 4],
 }
 
 impl std::fmt::Debug for Signer {
@@ -78,8 +111,7 @@ impl Signer {
             return Err(NoteError::Key("a key name has no spaces, plus signs or newlines"));
         }
         let key = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|_| NoteError::Key("not an Ed25519 PKCS#8 key"))?;
-        let id = key_id(name, ED25519_NOTE, key.public_key().as_ref());
-        Ok(Self { name: name.to_owned(), key, id })
+        Ok(Self { name: name.to_owned(), key })
     }
 
     /// The key's name.
@@ -91,18 +123,14 @@ impl Signer {
     /// The verifier key, `name+keyid+base64(0x01 || public key)`, to publish.
     #[must_use]
     pub fn vkey(&self) -> String {
-        let mut material = vec![ED25519_NOTE];
-        material.extend_from_slice(self.key.public_key().as_ref());
-        format!("{}+{}+{}", self.name, hex(&self.id), B64.encode(material))
+        ed25519_vkey(&self.name, self.key.public_key().as_ref())
     }
 
     /// Signs a note body (each line ending in a newline), returning the whole signed note.
     #[must_use]
     pub fn sign(&self, body: &str) -> String {
         let sig = self.key.sign(body.as_bytes());
-        let mut line = self.id.to_vec();
-        line.extend_from_slice(sig.as_ref());
-        format!("{body}\n\u{2014} {} {}\n", self.name, B64.encode(line))
+        ed25519_signed_note(&self.name, self.key.public_key().as_ref(), body, sig.as_ref())
     }
 
     /// Cosigns a checkpoint body as a witness would (tlog-cosignature v1), returning the
@@ -130,6 +158,18 @@ impl Signer {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().concat()
+}
+
+impl NoteSigner for Signer {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn vkey(&self) -> String {
+        Self::vkey(self)
+    }
+    fn sign(&self, body: &str) -> String {
+        Self::sign(self, body)
+    }
 }
 
 /// A public key that verifies note signatures or cosignatures.

@@ -14,5 +14,5 @@ pub mod pkcs11;
 pub mod stream;
 
 pub use keys::{DataKey, FileKeyProvider, KeyError, KeyProvider, PatientKey};
-pub use pkcs11::{Pkcs11Config, Pkcs11KeyProvider};
+pub use pkcs11::{Pkcs11Config, Pkcs11KeyProvider, Pkcs11NoteSigner};
 pub use stream::{CHUNK, Opener, Sealer, StreamError};

@@ -48,29 +48,35 @@ fn provider_error(what: &str, e: impl std::fmt::Display) -> KeyError {
     KeyError::Provider(format!("{what}: {e}"))
 }
 
+/// Loads the module, finds the token by label and logs in.
+fn login(config: &Pkcs11Config) -> Result<(Pkcs11, Session), KeyError> {
+    let context = Pkcs11::new(&config.module)
+        .map_err(|e| provider_error(&format!("cannot load the PKCS#11 module {}", config.module), e))?;
+    match context.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) | Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::CryptokiAlreadyInitialized, _)) => {}
+        Err(e) => return Err(provider_error("cannot initialise the PKCS#11 module", e)),
+    }
+    let slot = context
+        .get_slots_with_token()
+        .map_err(|e| provider_error("cannot list PKCS#11 slots", e))?
+        .into_iter()
+        .find(|s| context.get_token_info(*s).is_ok_and(|t| t.label().trim() == config.token_label))
+        .ok_or_else(|| KeyError::Provider(format!("no PKCS#11 token is labelled {:?}", config.token_label)))?;
+    let session = context.open_rw_session(slot).map_err(|e| provider_error("cannot open a session on the token", e))?;
+    let pin = AuthPin::new(config.pin.expose_secret().into());
+    session
+        .login(UserType::User, Some(&pin))
+        .map_err(|e| provider_error("cannot log in to the token (check the PIN)", e))?;
+    Ok((context, session))
+}
+
 impl Pkcs11KeyProvider {
     /// Opens the token, logs in and finds (or creates) the master key.
     ///
     /// # Errors
     /// [`KeyError::Provider`] saying which step failed.
     pub fn open(config: &Pkcs11Config) -> Result<Self, KeyError> {
-        let context = Pkcs11::new(&config.module)
-            .map_err(|e| provider_error(&format!("cannot load the PKCS#11 module {}", config.module), e))?;
-        context
-            .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-            .map_err(|e| provider_error("cannot initialise the PKCS#11 module", e))?;
-        let slot = context
-            .get_slots_with_token()
-            .map_err(|e| provider_error("cannot list PKCS#11 slots", e))?
-            .into_iter()
-            .find(|s| context.get_token_info(*s).is_ok_and(|t| t.label().trim() == config.token_label))
-            .ok_or_else(|| KeyError::Provider(format!("no PKCS#11 token is labelled {:?}", config.token_label)))?;
-        let session =
-            context.open_rw_session(slot).map_err(|e| provider_error("cannot open a session on the token", e))?;
-        let pin = AuthPin::new(config.pin.expose_secret().into());
-        session
-            .login(UserType::User, Some(&pin))
-            .map_err(|e| provider_error("cannot log in to the token (check the PIN)", e))?;
+        let (context, session) = login(config)?;
         let template = [
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::KeyType(KeyType::AES),
@@ -136,5 +142,133 @@ impl KeyProvider for Pkcs11KeyProvider {
             session.decrypt(&Mechanism::AesGcm(params), self.key, &wrapped[12..]).map_err(|_| KeyError::Unwrap)?,
         );
         PatientKey::from_bytes(&plain)
+    }
+}
+
+/// Signs the access log's checkpoints with an Ed25519 key pair held in a PKCS#11 token (the
+/// private key never leaves it).
+pub struct Pkcs11NoteSigner {
+    name: String,
+    public: Vec<u8>,
+    session: Mutex<Session>,
+    key: ObjectHandle,
+    _context: Pkcs11,
+}
+
+impl std::fmt::Debug for Pkcs11NoteSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pkcs11NoteSigner").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// The curve name `SoftHSM2` and others accept for Ed25519 in `CKA_EC_PARAMS` (a `PrintableString`
+/// "edwards25519").
+const ED25519_PARAMS: &[u8] = &[0x13, 0x0c, b'e', b'd', b'w', b'a', b'r', b'd', b's', b'2', b'5', b'5', b'1', b'9'];
+
+impl Pkcs11NoteSigner {
+    /// Finds (or creates) the Ed25519 key pair labelled `config.key_label` and signs as `name`.
+    ///
+    /// # Errors
+    /// [`KeyError::Provider`] saying which step failed.
+    pub fn open(config: &Pkcs11Config, name: &str) -> Result<Self, KeyError> {
+        if !audit::note::valid_key_name(name) {
+            return Err(KeyError::Provider("the log's name cannot contain spaces, plus signs or newlines".into()));
+        }
+        let (context, session) = login(config)?;
+        let label = config.key_label.as_bytes().to_vec();
+        let find = |class| {
+            session
+                .find_objects(&[
+                    Attribute::Class(class),
+                    Attribute::KeyType(KeyType::EC_EDWARDS),
+                    Attribute::Label(label.clone()),
+                ])
+                .map_err(|e| provider_error("cannot search the token", e))
+        };
+        let (public, private) =
+            match (find(ObjectClass::PUBLIC_KEY)?.as_slice(), find(ObjectClass::PRIVATE_KEY)?.as_slice()) {
+                ([public], [private]) => (*public, *private),
+                ([], []) if config.create_if_missing => session
+                    .generate_key_pair(
+                        &Mechanism::EccEdwardsKeyPairGen,
+                        &[
+                            Attribute::Token(true),
+                            Attribute::Private(false),
+                            Attribute::Verify(true),
+                            Attribute::EcParams(ED25519_PARAMS.to_vec()),
+                            Attribute::Label(label.clone()),
+                        ],
+                        &[
+                            Attribute::Token(true),
+                            Attribute::Sign(true),
+                            Attribute::Sensitive(true),
+                            Attribute::Extractable(false),
+                            Attribute::Label(label.clone()),
+                        ],
+                    )
+                    .map_err(|e| provider_error("cannot create the signing key in the token", e))?,
+                ([], []) => {
+                    return Err(KeyError::Provider(format!(
+                        "the token has no Ed25519 key labelled {:?}",
+                        config.key_label
+                    )));
+                }
+                _ => {
+                    return Err(KeyError::Provider(format!(
+                        "the token's keys labelled {:?} are not one Ed25519 pair",
+                        config.key_label
+                    )));
+                }
+            };
+        let point = session
+            .get_attributes(public, &[cryptoki::object::AttributeType::EcPoint])
+            .map_err(|e| provider_error("cannot read the public key", e))?
+            .into_iter()
+            .find_map(|a| if let Attribute::EcPoint(p) = a { Some(p) } else { None })
+            .ok_or_else(|| KeyError::Provider("the token did not give the public key".into()))?;
+        // CKA_EC_POINT is the 32-byte key, usually DER-wrapped as an OCTET STRING (04 20 …).
+        let public_key = match point.as_slice() {
+            [0x04, 0x20, rest @ ..] if rest.len() == 32 => rest.to_vec(),
+            raw if raw.len() == 32 => raw.to_vec(),
+            _ => return Err(KeyError::Provider("unexpected Ed25519 public key encoding".into())),
+        };
+        Ok(Self {
+            name: name.to_owned(),
+            public: public_key,
+            session: Mutex::new(session),
+            key: private,
+            _context: context,
+        })
+    }
+}
+
+impl audit::note::NoteSigner for Pkcs11NoteSigner {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn vkey(&self) -> String {
+        audit::note::ed25519_vkey(&self.name, &self.public)
+    }
+
+    fn sign(&self, body: &str) -> String {
+        let signature = self.session.lock().ok().and_then(|s| {
+            s.sign(
+                &Mechanism::Eddsa(cryptoki::mechanism::eddsa::EddsaParams::new(
+                    cryptoki::mechanism::eddsa::EddsaSignatureScheme::Pure,
+                )),
+                self.key,
+                body.as_bytes(),
+            )
+            .ok()
+        });
+        match signature {
+            Some(sig) => audit::note::ed25519_signed_note(&self.name, &self.public, body, &sig),
+            None => {
+                // An unsigned note is refused by every verifier; the failure is also logged by
+                // the caller's job, which retries.
+                format!("{body}\n")
+            }
+        }
     }
 }

@@ -111,3 +111,32 @@ fn pkcs11_provider_passes_against_softhsm2() {
     // A key wrapped by the token does not open with a key file, nor the other way round.
     assert!(FileKeyProvider::from_bytes(&[5; 32]).unwrap().unwrap_patient_key(&wrapped).is_err());
 }
+
+#[test]
+fn checkpoints_are_signed_by_an_ed25519_key_in_the_token() {
+    use audit::note::{Note, NoteSigner, Verifier, checkpoint_body};
+    if with_softhsm_conf("checkpoints_are_signed_by_an_ed25519_key_in_the_token", "tiaki-sign") {
+        return;
+    }
+    let _token = softhsm_token("tiaki-sign");
+    let config = Pkcs11Config {
+        module: SOFTHSM.into(),
+        token_label: "tiaki-sign".into(),
+        pin: "1234".to_owned().into(),
+        key_label: "tiaki-audit".into(),
+        create_if_missing: true,
+    };
+    let signer = crypto::Pkcs11NoteSigner::open(&config, "portal.test/audit").unwrap();
+    let body = checkpoint_body("portal.test/audit", 42, &[9; 32]);
+    let note = Note::parse(&signer.sign(&body)).unwrap();
+    let verifier = Verifier::parse(&signer.vkey()).unwrap();
+    assert_eq!(verifier.verify(&note.body, &note.signatures[0]), Some(0), "a standard Ed25519 note signature");
+    assert_eq!(verifier.verify(&body.replace("42", "43"), &note.signatures[0]), None);
+    // The key persists in the token: a second opening signs with the same key.
+    let vkey = signer.vkey();
+    drop(signer);
+    let again =
+        crypto::Pkcs11NoteSigner::open(&Pkcs11Config { create_if_missing: false, ..config }, "portal.test/audit")
+            .unwrap();
+    assert_eq!(again.vkey(), vkey);
+}

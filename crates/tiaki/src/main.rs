@@ -159,10 +159,38 @@ async fn open(config: &Config) -> Result<Arc<App>> {
         )
     })?;
     store.migrate().await.context("cannot apply database migrations")?;
-    let signing_key = app::keys::ensure_signing_key(&config.data_dir)?;
-    let audit = app::AuditSettings::from_config(config, Some(&signing_key))?;
+    let signer = audit_signer(config)?;
+    let audit = app::AuditSettings::from_config(config, Some(signer))?;
     let app = App::new(store, Arc::new(app::domain::SystemClock), Settings::from(config), audit).await?;
     Ok(Arc::new(app))
+}
+
+/// The checkpoint-signing key: in a PKCS#11 token when `TIAKI_PKCS11_MODULE` is set, else a key
+/// file in the data folder (made 0600 at first start).
+fn audit_signer(config: &Config) -> Result<Arc<dyn audit::note::NoteSigner>> {
+    if let Some(p) = &config.pkcs11 {
+        let signer = crypto::Pkcs11NoteSigner::open(
+            &crypto::Pkcs11Config {
+                module: p.module.clone(),
+                token_label: p.token_label.clone(),
+                pin: p.pin.clone(),
+                key_label: p.audit_key_label.clone(),
+                create_if_missing: true,
+            },
+            &config.audit_origin,
+        )
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "audit signing key: {e}; check TIAKI_PKCS11_MODULE, TIAKI_PKCS11_TOKEN and TIAKI_PKCS11_PIN"
+            )
+        })?;
+        return Ok(Arc::new(signer));
+    }
+    let key = app::keys::ensure_signing_key(&config.data_dir)?;
+    Ok(Arc::new(
+        audit::note::Signer::from_pkcs8(&config.audit_origin, &key)
+            .map_err(|e| anyhow::anyhow!("audit signing key: {e}"))?,
+    ))
 }
 
 fn show(e: &app::AppError) -> String {

@@ -369,3 +369,45 @@ fn audit_verify_passes_on_a_real_log_and_fails_after_tampering() {
     assert!(!out.status.success(), "verify must fail: {text}");
     assert!(text.contains("leaf 3") && text.contains("checkpoint at size"), "the first divergence is named: {text}");
 }
+
+#[test]
+fn the_audit_log_can_be_signed_by_a_key_in_a_pkcs11_token() {
+    let dir = TempDir::new();
+    let hsm = dir.0.join("hsm");
+    std::fs::create_dir_all(hsm.join("tokens")).unwrap();
+    let conf = hsm.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            hsm.join("tokens").display()
+        ),
+    )
+    .unwrap();
+    let init = Command::new("softhsm2-util")
+        .args(["--init-token", "--free", "--label", "tiaki", "--so-pin", "12345678", "--pin", "1234"])
+        .env("SOFTHSM2_CONF", &conf)
+        .output()
+        .expect("softhsm2-util (apt-get install softhsm2; scripts/test does)");
+    assert!(init.status.success());
+    let data = dir.0.join("data");
+    let env = [
+        ("TIAKI_DATA_DIR", data.to_str().unwrap()),
+        ("SOFTHSM2_CONF", conf.to_str().unwrap()),
+        ("TIAKI_PKCS11_MODULE", "/usr/lib/softhsm/libsofthsm2.so"),
+        ("TIAKI_PKCS11_TOKEN", "tiaki"),
+        ("TIAKI_PKCS11_PIN", "1234"),
+    ];
+    assert!(tiaki(&["demo"], &env).status.success());
+    let out = tiaki(&["audit", "checkpoint"], &env);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!data.join("audit-signing.key").exists(), "no key file when the token holds the key");
+    let out = tiaki(&["audit", "verify"], &env);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // A wrong PIN is a clear error, not a silent fallback to a key file.
+    let mut wrong = env;
+    wrong[4] = ("TIAKI_PKCS11_PIN", "9999");
+    let out = tiaki(&["audit", "verify"], &wrong);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("PIN"), "{err}");
+}
