@@ -60,6 +60,18 @@ pub(crate) struct Target<'a> {
     pub(crate) practice: Option<PracticeId>,
 }
 
+impl<'a> Target<'a> {
+    /// An event about no patient and no practice (accounts, sessions, the platform).
+    pub(crate) fn plain(action: &'a str, object_type: &'a str, object_id: &impl ToString) -> Self {
+        Self { action, object_type, object_id: object_id.to_string(), patient: None, practice: None }
+    }
+
+    /// An event about a practice as a whole (its staff, its patient list, enrolling).
+    pub(crate) fn practice(action: &'a str, object_type: &'a str, practice: PracticeId) -> Self {
+        Self { action, object_type, object_id: practice.to_string(), patient: None, practice: Some(practice) }
+    }
+}
+
 type Batch = (Vec<AuditEvent>, oneshot::Sender<Result<(), String>>);
 
 /// The group-commit writer's front door.

@@ -293,13 +293,7 @@ impl App {
     /// # Errors
     /// [`AppError::NotFound`] for anyone but an operator; [`AppError::Invalid`] for a bad range.
     pub async fn export_audit_range(&self, caller: &Caller, from: &str, to: &str) -> Result<Value, AppError> {
-        let target = Target {
-            action: "export",
-            object_type: "audit_log",
-            object_id: format!("{from}..{to}"),
-            patient: None,
-            practice: None,
-        };
+        let target = Target::plain("export", "audit_log", &format!("{from}..{to}"));
         let grant = self.authorize_audited::<ExportAudit>(caller, Platform, target, true).await?;
         let mut errors = Vec::new();
         let from_ms = day_ms(from, "from", false).map_err(|e| errors.push(e)).ok().flatten();

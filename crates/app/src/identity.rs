@@ -92,12 +92,8 @@ impl App {
         let key = email.trim().to_lowercase();
         let now = self.now();
         let ip = caller.ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-        let failed = |account: Option<AccountId>| Target {
-            action: "sign_in",
-            object_type: "account",
-            object_id: account.map_or_else(|| "unknown".to_owned(), |a| a.to_string()),
-            patient: None,
-            practice: None,
+        let failed = |account: Option<AccountId>| {
+            Target::plain("sign_in", "account", &account.map_or_else(|| "unknown".to_owned(), |a| a.to_string()))
         };
         if let Err(wait) = self.limits.attempt(ip, &key, now) {
             metrics::counter!("tiaki_sign_in_total", "outcome" => "rate_limited").increment(1);
@@ -196,13 +192,7 @@ impl App {
     /// When storage fails.
     pub async fn sign_out(&self, caller: &Caller, who: &SignedIn) -> Result<(), AppError> {
         self.store.end_session(who.account, who.session, self.now()).await?;
-        let target = Target {
-            action: "sign_out",
-            object_type: "session",
-            object_id: who.session.to_string(),
-            patient: None,
-            practice: None,
-        };
+        let target = Target::plain("sign_out", "session", &who.session);
         self.audit(vec![self.event(caller, &target, "allowed")]).await?;
         tracing::info!(event = "sign_out", account = %who.account, session = %who.session, "signed out");
         Ok(())
@@ -223,13 +213,7 @@ impl App {
     /// [`AppError::NotFound`] if it is not one of theirs (or already ended).
     pub async fn end_session(&self, caller: &Caller, who: &SignedIn, session: SessionId) -> Result<(), AppError> {
         let ended = self.store.end_session(who.account, session, self.now()).await?;
-        let target = Target {
-            action: "session_end",
-            object_type: "session",
-            object_id: session.to_string(),
-            patient: None,
-            practice: None,
-        };
+        let target = Target::plain("session_end", "session", &session);
         self.audit(vec![self.event(caller, &target, if ended { "allowed" } else { "not_found" })]).await?;
         if ended { Ok(()) } else { Err(AppError::NotFound) }
     }
@@ -240,13 +224,7 @@ impl App {
     /// When storage fails.
     pub async fn end_other_sessions(&self, caller: &Caller, who: &SignedIn) -> Result<u64, AppError> {
         let n = self.store.end_other_sessions(who.account, Some(who.session), self.now()).await?;
-        let target = Target {
-            action: "session_end",
-            object_type: "session",
-            object_id: "others".into(),
-            patient: None,
-            practice: None,
-        };
+        let target = Target::plain("session_end", "session", &"others");
         self.audit(vec![self.event(caller, &target, "allowed")]).await?;
         Ok(n)
     }
@@ -342,13 +320,7 @@ impl App {
             .accept_invitation(&token_hash(token), self.now(), &Acceptance { password_hash, first_operator })
             .await?;
         tracing::info!(event = "invitation.accepted", account = %account, "link used; password set");
-        let target = Target {
-            action: "set_password",
-            object_type: "account",
-            object_id: account.to_string(),
-            patient: None,
-            practice: None,
-        };
+        let target = Target::plain("set_password", "account", &account);
         self.audit(vec![self.event(&Caller::console(Principal::Anonymous), &target, "allowed")]).await?;
         Ok(account)
     }
@@ -381,13 +353,7 @@ impl App {
     /// # Errors
     /// [`AppError::Invalid`] for bad details, [`AppError::Conflict`] for an email in use.
     pub async fn console_create_operator(&self, name: &str, email: &str) -> Result<String, AppError> {
-        let target = Target {
-            action: "create",
-            object_type: "operator_invitation",
-            object_id: "new".into(),
-            patient: None,
-            practice: None,
-        };
+        let target = Target::plain("create", "operator_invitation", &"new");
         self.audit(vec![self.event(&Caller::console(Principal::Anonymous), &target, "allowed")]).await?;
         self.create_operator_with(&authz::console::manage_operators(), name, email).await
     }
@@ -397,13 +363,7 @@ impl App {
     /// # Errors
     /// [`AppError::NotFound`] for anyone but an operator; otherwise as for the console.
     pub async fn invite_operator(&self, who: &Caller, name: &str, email: &str) -> Result<(), AppError> {
-        let target = Target {
-            action: "create",
-            object_type: "operator_invitation",
-            object_id: "new".into(),
-            patient: None,
-            practice: None,
-        };
+        let target = Target::plain("create", "operator_invitation", &"new");
         let grant = self.authorize_audited::<authz::ManageOperators>(who, authz::Platform, target, true).await?;
         self.create_operator_with(&grant, name, email).await.map(|_| ())
     }

@@ -74,8 +74,7 @@ impl App {
     /// # Errors
     /// [`AppError::NotFound`] for anyone but an operator.
     pub async fn list_practices(&self, who: &Caller) -> Result<Vec<PracticeSummary>, AppError> {
-        let target =
-            Target { action: "list", object_type: "practice", object_id: "*".into(), patient: None, practice: None };
+        let target = Target::plain("list", "practice", &"*");
         let grant = self.authorize_audited::<ManagePractices>(who, Platform, target, true).await?;
         Ok(self.store.list_practices(&grant).await?)
     }
@@ -85,13 +84,7 @@ impl App {
     /// # Errors
     /// [`AppError::Invalid`], [`AppError::Conflict`], or [`AppError::NotFound`] for non-operators.
     pub async fn create_practice(&self, who: &Caller, form: &PracticeForm) -> Result<PracticeId, AppError> {
-        let target = Target {
-            action: "create",
-            object_type: "practice",
-            object_id: "new".into(),
-            patient: None,
-            practice: None,
-        };
+        let target = Target::plain("create", "practice", &"new");
         let grant = self.authorize_audited::<ManagePractices>(who, Platform, target, true).await?;
         let (id, _link) = self.create_practice_with(&grant, form, Some(who)).await?;
         Ok(id)
@@ -102,13 +95,7 @@ impl App {
     /// # Errors
     /// As for [`App::create_practice`].
     pub async fn console_create_practice(&self, form: &PracticeForm) -> Result<(PracticeId, String), AppError> {
-        let target = Target {
-            action: "create",
-            object_type: "practice",
-            object_id: "new".into(),
-            patient: None,
-            practice: None,
-        };
+        let target = Target::plain("create", "practice", &"new");
         self.audit(vec![self.event(&Caller::console(authz::Principal::Anonymous), &target, "allowed")]).await?;
         self.create_practice_with(&authz::console::manage_practices(), form, None).await
     }
@@ -159,13 +146,7 @@ impl App {
     /// # Errors
     /// [`AppError::NotFound`] for anyone else.
     pub async fn list_staff(&self, who: &Caller, practice: PracticeId) -> Result<Vec<StaffRow>, AppError> {
-        let target = Target {
-            action: "list",
-            object_type: "staff",
-            object_id: practice.to_string(),
-            patient: None,
-            practice: Some(practice),
-        };
+        let target = Target::practice("list", "staff", practice);
         let grant = self.authorize_audited::<ManageStaff>(who, practice, target, true).await?;
         Ok(self.store.list_staff(&grant).await?)
     }
@@ -180,13 +161,7 @@ impl App {
         practice: PracticeId,
         form: &InviteStaffForm,
     ) -> Result<(), AppError> {
-        let target = Target {
-            action: "create",
-            object_type: "staff_invitation",
-            object_id: practice.to_string(),
-            patient: None,
-            practice: Some(practice),
-        };
+        let target = Target::practice("create", "staff_invitation", practice);
         let grant = self.authorize_audited::<ManageStaff>(who, practice, target, true).await?;
         if matches!(who.principal, authz::Principal::Operator { .. }) {
             // Operators set up a practice's admin, and only while it has none: an operator cannot
@@ -215,13 +190,7 @@ impl App {
         if self.store.practice(practice).await?.is_none() {
             return Err(AppError::NotFound);
         }
-        let target = Target {
-            action: "create",
-            object_type: "staff_invitation",
-            object_id: practice.to_string(),
-            patient: None,
-            practice: Some(practice),
-        };
+        let target = Target::practice("create", "staff_invitation", practice);
         self.audit(vec![self.event(&Caller::console(authz::Principal::Anonymous), &target, "allowed")]).await?;
         self.invite_staff_with(&authz::console::manage_staff(practice), practice, form).await
     }
@@ -293,13 +262,7 @@ impl App {
     /// # Errors
     /// [`AppError::NotFound`] for anyone else.
     pub async fn list_patients(&self, who: &Caller, practice: PracticeId) -> Result<Vec<PatientRow>, AppError> {
-        let target = Target {
-            action: "list",
-            object_type: "patient",
-            object_id: practice.to_string(),
-            patient: None,
-            practice: Some(practice),
-        };
+        let target = Target::practice("list", "patient", practice);
         let grant = self.authorize_audited::<ListPracticePatients>(who, practice, target, false).await?;
         let rows = self.store.list_patients(&grant).await?;
         // One event per patient listed, written before the list is served.
@@ -345,13 +308,7 @@ impl App {
         practice: PracticeId,
         form: &EnrolForm,
     ) -> Result<(Enrolled, String), AppError> {
-        let target = Target {
-            action: "create",
-            object_type: "enrolment",
-            object_id: practice.to_string(),
-            patient: None,
-            practice: Some(practice),
-        };
+        let target = Target::practice("create", "enrolment", practice);
         let grant = self.authorize_audited::<EnrolPatient>(who, practice, target, true).await?; // the attempt, before anything changes
         let mut errors = Vec::new();
         let today = time::OffsetDateTime::from_unix_timestamp(self.now())
