@@ -281,6 +281,10 @@ fn role_of(p: &Principal) -> (Option<String>, String, Option<String>, Option<Str
         Principal::Operator { account, session } => {
             (Some(account.to_string()), "operator".into(), None, Some(session.to_string()))
         }
+        // An organisation's system: the client is the actor, its organisation the role.
+        Principal::Client { client, org_id, practice } => {
+            (Some(client.to_string()), format!("client:{org_id}"), practice.map(|p| p.to_string()), None)
+        }
     }
 }
 

@@ -46,6 +46,46 @@ pub struct Config {
     pub audit_checkpoint_secs: i64,
     /// A PKCS#11 token holding the keys, when one is configured.
     pub pkcs11: Option<Pkcs11Settings>,
+    /// Where encrypted document blobs are kept.
+    pub blobs: BlobSettings,
+    /// Largest document accepted, bytes.
+    pub max_document_bytes: i64,
+    /// Most that one patient's documents may take together, bytes.
+    pub patient_quota_bytes: i64,
+}
+
+/// Where encrypted document blobs are kept.
+#[derive(Clone)]
+pub enum BlobSettings {
+    /// A folder (default: `blobs` in the data folder).
+    Folder(PathBuf),
+    /// An S3-compatible object store.
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The endpoint, e.g. `https://s3.ap-southeast-2.amazonaws.com` or `http://127.0.0.1:9000`.
+        endpoint: String,
+        /// The region.
+        region: String,
+        /// The access key id.
+        access_key_id: String,
+        /// The secret access key.
+        secret_access_key: SecretString,
+    },
+}
+
+impl fmt::Debug for BlobSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Folder(p) => f.debug_tuple("Folder").field(p).finish(),
+            Self::S3 { bucket, endpoint, region, .. } => f
+                .debug_struct("S3")
+                .field("bucket", bucket)
+                .field("endpoint", endpoint)
+                .field("region", region)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 /// Where the PKCS#11 token is and how to log in.
@@ -59,6 +99,8 @@ pub struct Pkcs11Settings {
     pub pin: SecretString,
     /// The label of the checkpoint-signing Ed25519 key pair.
     pub audit_key_label: String,
+    /// The label of the master key (AES-256) that wraps patient keys.
+    pub master_key_label: String,
 }
 
 impl fmt::Debug for Pkcs11Settings {
@@ -100,6 +142,7 @@ impl fmt::Debug for Config {
             .field("tls", &self.tls)
             .field("smtp", &self.smtp_url.as_ref().map(|u| redact_url(u.expose_secret())))
             .field("mail_from", &self.mail_from)
+            .field("blobs", &self.blobs)
             .finish_non_exhaustive()
     }
 }
@@ -142,6 +185,15 @@ struct FileConfig {
     pkcs11_token: Option<String>,
     pkcs11_pin: Option<String>,
     pkcs11_audit_key_label: Option<String>,
+    pkcs11_master_key_label: Option<String>,
+    blob_store: Option<String>,
+    s3_bucket: Option<String>,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
+    s3_access_key_id: Option<String>,
+    s3_secret_access_key: Option<String>,
+    max_document_mb: Option<i64>,
+    patient_quota_mb: Option<i64>,
 }
 
 /// The environment variables read, with the file key each overrides.
@@ -166,6 +218,15 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TIAKI_PKCS11_TOKEN", "pkcs11_token"),
     ("TIAKI_PKCS11_PIN", "pkcs11_pin"),
     ("TIAKI_PKCS11_AUDIT_KEY_LABEL", "pkcs11_audit_key_label"),
+    ("TIAKI_PKCS11_MASTER_KEY_LABEL", "pkcs11_master_key_label"),
+    ("TIAKI_BLOB_STORE", "blob_store"),
+    ("TIAKI_S3_BUCKET", "s3_bucket"),
+    ("TIAKI_S3_ENDPOINT", "s3_endpoint"),
+    ("TIAKI_S3_REGION", "s3_region"),
+    ("TIAKI_S3_ACCESS_KEY_ID", "s3_access_key_id"),
+    ("TIAKI_S3_SECRET_ACCESS_KEY", "s3_secret_access_key"),
+    ("TIAKI_MAX_DOCUMENT_MB", "max_document_mb"),
+    ("TIAKI_PATIENT_QUOTA_MB", "patient_quota_mb"),
 ];
 
 fn number(key: &str, v: &str) -> Result<i64, ConfigError> {
@@ -244,6 +305,25 @@ impl Config {
         }
         if let Some(v) = get("TIAKI_LOG_FORMAT") {
             c.log_format = Some(v);
+        }
+        for (key, slot) in [
+            ("TIAKI_PKCS11_MASTER_KEY_LABEL", &mut c.pkcs11_master_key_label),
+            ("TIAKI_BLOB_STORE", &mut c.blob_store),
+            ("TIAKI_S3_BUCKET", &mut c.s3_bucket),
+            ("TIAKI_S3_ENDPOINT", &mut c.s3_endpoint),
+            ("TIAKI_S3_REGION", &mut c.s3_region),
+            ("TIAKI_S3_ACCESS_KEY_ID", &mut c.s3_access_key_id),
+            ("TIAKI_S3_SECRET_ACCESS_KEY", &mut c.s3_secret_access_key),
+        ] {
+            if let Some(v) = get(key) {
+                *slot = Some(v);
+            }
+        }
+        if let Some(v) = get("TIAKI_MAX_DOCUMENT_MB") {
+            c.max_document_mb = Some(number("TIAKI_MAX_DOCUMENT_MB", &v)?);
+        }
+        if let Some(v) = get("TIAKI_PATIENT_QUOTA_MB") {
+            c.patient_quota_mb = Some(number("TIAKI_PATIENT_QUOTA_MB", &v)?);
         }
         Self::validate(c)
     }
@@ -356,6 +436,7 @@ impl Config {
                 token_label,
                 pin: pin.into(),
                 audit_key_label: c.pkcs11_audit_key_label.unwrap_or_else(|| "tiaki-audit".into()),
+                master_key_label: c.pkcs11_master_key_label.unwrap_or_else(|| "tiaki-master".into()),
             }),
             _ => {
                 return Err(ConfigError(
@@ -363,8 +444,40 @@ impl Config {
                 ));
             }
         };
+        let blobs = match c.blob_store.as_deref().unwrap_or("folder") {
+            "folder" | "local" => BlobSettings::Folder(data_dir.join("blobs")),
+            "s3" => match (c.s3_bucket, c.s3_endpoint, c.s3_access_key_id, c.s3_secret_access_key) {
+                (Some(bucket), Some(endpoint), Some(access_key_id), Some(secret)) => {
+                    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                        return Err(ConfigError(format!(
+                            "s3_endpoint (TIAKI_S3_ENDPOINT) must be an http:// or https:// address, not {endpoint:?}"
+                        )));
+                    }
+                    BlobSettings::S3 {
+                        bucket,
+                        endpoint,
+                        region: c.s3_region.unwrap_or_else(|| "us-east-1".into()),
+                        access_key_id,
+                        secret_access_key: secret.into(),
+                    }
+                }
+                _ => {
+                    return Err(ConfigError(
+                        "blob_store = \"s3\" needs s3_bucket, s3_endpoint, s3_access_key_id and s3_secret_access_key (TIAKI_S3_BUCKET, TIAKI_S3_ENDPOINT, TIAKI_S3_ACCESS_KEY_ID, TIAKI_S3_SECRET_ACCESS_KEY)".into(),
+                    ));
+                }
+            },
+            other => {
+                return Err(ConfigError(format!("blob_store (TIAKI_BLOB_STORE) must be folder or s3, not {other:?}")));
+            }
+        };
+        let max_document_mb = positive("max_document_mb", c.max_document_mb.unwrap_or(50), 4096)?;
+        let patient_quota_mb = positive("patient_quota_mb", c.patient_quota_mb.unwrap_or(2048), 1_048_576)?;
         Ok(Self {
             pkcs11,
+            blobs,
+            max_document_bytes: max_document_mb * 1024 * 1024,
+            patient_quota_bytes: patient_quota_mb * 1024 * 1024,
             audit_origin,
             audit_witnesses,
             audit_checkpoint_secs,
@@ -436,5 +549,23 @@ mod tests {
         .unwrap();
         let shown = format!("{c:?}");
         assert!(!shown.contains("hunter2") && !shown.contains("pw99"), "{shown}");
+        let e = Config::load(None, &env(&[("TIAKI_BLOB_STORE", "s3")])).unwrap_err().to_string();
+        assert!(e.contains("TIAKI_S3_BUCKET"), "{e}");
+        let c = Config::load(
+            None,
+            &env(&[
+                ("TIAKI_BLOB_STORE", "s3"),
+                ("TIAKI_S3_BUCKET", "docs"),
+                ("TIAKI_S3_ENDPOINT", "http://127.0.0.1:9000"),
+                ("TIAKI_S3_ACCESS_KEY_ID", "AK"),
+                ("TIAKI_S3_SECRET_ACCESS_KEY", "sk-hunter3"),
+                ("TIAKI_MAX_DOCUMENT_MB", "10"),
+            ]),
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter3"));
+        assert_eq!(c.max_document_bytes, 10 * 1024 * 1024);
+        let e = Config::load(None, &env(&[("TIAKI_MAX_DOCUMENT_MB", "0")])).unwrap_err().to_string();
+        assert!(e.contains("max_document_mb"), "{e}");
     }
 }

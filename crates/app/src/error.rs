@@ -38,6 +38,18 @@ pub enum AppError {
     /// Too many attempts; try again after this many seconds.
     #[error("too many attempts; try again in {0} seconds")]
     RateLimited(u64),
+    /// The upload is larger than allowed, or would take the patient past their quota.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The content is not a type that is accepted (or could not be checked safely).
+    #[error("{0}")]
+    UnsupportedContent(String),
+    /// The thing exists but can no longer be used (a document whose key was destroyed).
+    #[error("{0}")]
+    Gone(String),
+    /// The requested byte range is outside the document; carries the document's size.
+    #[error("the requested range is not within the document")]
+    RangeNotSatisfiable(u64),
     /// Something failed inside; the detail is logged, not shown.
     #[error("internal error")]
     Internal(String),

@@ -59,6 +59,88 @@ pub fn ensure_key_file(data_dir: &Path) -> Result<bool, KeyFileError> {
     }
 }
 
+/// Where the next master key waits while a rotation is under way.
+#[must_use]
+pub fn next_key_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("master.key.next")
+}
+
+fn read_key(path: &Path) -> Result<crypto::FileKeyProvider, KeyFileError> {
+    let meta = std::fs::metadata(path).map_err(|source| KeyFileError::Io { path: path.to_owned(), source })?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(KeyFileError::TooOpen(path.to_owned()));
+    }
+    let bytes = zeroize::Zeroizing::new(
+        std::fs::read(path).map_err(|source| KeyFileError::Io { path: path.to_owned(), source })?,
+    );
+    crypto::FileKeyProvider::from_bytes(&bytes).map_err(|_| KeyFileError::Corrupt(path.to_owned()))
+}
+
+/// The master keys in a data folder, the one to wrap with first: `master.key.next` while a
+/// rotation is under way, then `master.key`.
+///
+/// # Errors
+/// When `master.key` is missing, open to others or damaged.
+pub fn load_master_files(data_dir: &Path) -> Result<Vec<std::sync::Arc<dyn crypto::KeyProvider>>, crate::AppError> {
+    let mut out: Vec<std::sync::Arc<dyn crypto::KeyProvider>> = Vec::new();
+    let next = next_key_path(data_dir);
+    if next.exists() {
+        out.push(std::sync::Arc::new(read_key(&next).map_err(|e| crate::AppError::Internal(e.to_string()))?));
+    }
+    out.push(std::sync::Arc::new(read_key(&key_path(data_dir)).map_err(|e| crate::AppError::Internal(e.to_string()))?));
+    Ok(out)
+}
+
+/// Starts (or resumes) a master key rotation: makes `master.key.next` (0600) unless it exists.
+/// Returns whether it was made now.
+///
+/// # Errors
+/// [`KeyFileError`] saying what to do.
+pub fn begin_master_rotation(data_dir: &Path) -> Result<bool, KeyFileError> {
+    let path = next_key_path(data_dir);
+    if path.exists() {
+        read_key(&path)?;
+        return Ok(false);
+    }
+    let io = |source| KeyFileError::Io { path: path.clone(), source };
+    let key = zeroize::Zeroizing::new(crate::security::random_bytes::<32>());
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(io)?;
+    f.write_all(key.as_ref()).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    sync_dir(data_dir)?;
+    Ok(true)
+}
+
+/// Ends a rotation once no patient key is under the old master key: the old key file moves to
+/// `retired-keys/` (keep it only as long as backups made before the rotation), and the new one
+/// becomes `master.key`. Returns where the old key went.
+///
+/// # Errors
+/// [`KeyFileError`] saying what to do.
+pub fn finish_master_rotation(data_dir: &Path) -> Result<PathBuf, KeyFileError> {
+    let current = key_path(data_dir);
+    let old = read_key(&current)?;
+    let retired_dir = data_dir.join("retired-keys");
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| KeyFileError::Io { path, source }
+    };
+    std::fs::create_dir_all(&retired_dir).map_err(io(&retired_dir))?;
+    std::fs::set_permissions(&retired_dir, std::fs::Permissions::from_mode(0o700)).map_err(io(&retired_dir))?;
+    let id = crypto::KeyProvider::id(&old).replace(':', "-");
+    let retired = retired_dir.join(format!("master-{id}.key"));
+    std::fs::rename(&current, &retired).map_err(io(&current))?;
+    std::fs::rename(next_key_path(data_dir), &current).map_err(io(&current))?;
+    sync_dir(data_dir)?;
+    Ok(retired)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), KeyFileError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| KeyFileError::Io { path: dir.to_owned(), source })
+}
+
 /// Where the audit log's checkpoint-signing key lives in a data folder.
 #[must_use]
 pub fn signing_key_path(data_dir: &Path) -> PathBuf {

@@ -3,7 +3,9 @@
 //! and acts through the storage contract with that grant. The web layer calls only these.
 
 pub mod audit;
+pub mod blobs;
 pub mod config;
+pub mod documents;
 pub mod content;
 mod error;
 pub mod history;
@@ -21,8 +23,9 @@ pub use domain;
 pub use error::{AppError, FieldError};
 pub use identity::{InvitationPage, SignInOutcome, SignedIn};
 pub use practices::{EnrolForm, InviteStaffForm, PracticeForm};
+pub use documents::{Download, KeyRing, PushMeta, SweepReport, Vault};
 pub use store::{
-    AccountRow, Backend, Enrolled, InvitationPurpose, PatientRow, PracticeRow, PracticeSummary, SessionRow, StaffRow,
+    AccountRow, ApiClientRow, DocumentRow, Backend, Enrolled, InvitationPurpose, PatientRow, PracticeRow, PracticeSummary, SessionRow, StaffRow,
 };
 
 use domain::Clock;
@@ -64,6 +67,8 @@ pub struct App {
     audit_settings: AuditSettings,
     /// This process's name in leases.
     node_id: String,
+    /// The documents module: blob store, master keys, limits.
+    vault: Option<Arc<documents::Vault>>,
     /// Woken whenever mail is queued, so the sender need not poll hard.
     pub mail_waker: Arc<tokio::sync::Notify>,
 }
@@ -99,6 +104,7 @@ impl App {
             settings,
             csrf_key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret),
             limits: ratelimit::SignInLimits::default(),
+            vault: None,
             mail_waker: Arc::new(tokio::sync::Notify::new()),
         })
     }

@@ -3,7 +3,7 @@
 //! bare id. Everything not explicitly allowed here is denied, and a denial looks exactly like "not
 //! found" to the caller.
 
-use domain::{AccountId, BoxFuture, PatientId, PracticeId, SessionId, StaffRole};
+use domain::{AccountId, BoxFuture, ClientId, DocumentId, PatientId, PracticeId, SessionId, StaffRole};
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -40,6 +40,17 @@ pub enum Principal {
         /// The session the request came with.
         session: SessionId,
     },
+    /// An organisation's system pushing documents with API-client credentials.
+    Client {
+        /// The client.
+        client: ClientId,
+        /// The organisation it acts for (its HPI id).
+        org_id: String,
+        /// For a practice's own client, the practice; `None` for other organisations
+        /// (hospitals), which reach only the patients of practices that agreed to receive
+        /// their documents.
+        practice: Option<PracticeId>,
+    },
 }
 
 impl Principal {
@@ -47,7 +58,7 @@ impl Principal {
     #[must_use]
     pub const fn account(&self) -> Option<AccountId> {
         match self {
-            Self::Anonymous => None,
+            Self::Anonymous | Self::Client { .. } => None,
             Self::Patient { account, .. } | Self::Staff { account, .. } | Self::Operator { account, .. } => {
                 Some(*account)
             }
@@ -61,6 +72,20 @@ pub trait Relations: Send + Sync {
     fn patient_practices(&self, patient: PatientId) -> BoxFuture<'_, Result<Vec<PracticeId>, RelationsError>>;
     /// Whether the practice exists.
     fn practice_exists(&self, practice: PracticeId) -> BoxFuture<'_, Result<bool, RelationsError>>;
+    /// Whose a live (not deleted or withdrawn) document is: its patient and the practice that
+    /// pushed it, if one did. `None` if there is no such document.
+    fn document_owner(&self, document: DocumentId) -> BoxFuture<'_, Result<Option<DocumentOwner>, RelationsError>>;
+    /// The practices that have agreed to receive documents from an organisation.
+    fn receiving_practices<'a>(&'a self, org_id: &'a str) -> BoxFuture<'a, Result<Vec<PracticeId>, RelationsError>>;
+}
+
+/// Whose a document is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DocumentOwner {
+    /// The patient it is about.
+    pub patient: PatientId,
+    /// The practice that pushed it (through its staff or its API client), if one did.
+    pub pushed_by_practice: Option<PracticeId>,
 }
 
 /// Storage could not answer a relationship question.
@@ -186,6 +211,31 @@ action!(
 action!(
     /// Invite other operators.
     ManageOperators, Platform, "platform.operators.manage"
+);
+
+action!(
+    /// List a patient's documents (a patient: all of theirs; staff: those their practice pushed).
+    ListDocuments, PatientId, "patient.documents.list"
+);
+action!(
+    /// Upload a document of one's own.
+    UploadDocument, PatientId, "patient.documents.upload"
+);
+action!(
+    /// Read (download) one document.
+    ReadDocument, DocumentId, "document.read"
+);
+action!(
+    /// Rename, hide or delete one's own document.
+    ChangeDocument, DocumentId, "document.change"
+);
+action!(
+    /// Withdraw a document one's practice pushed.
+    WithdrawDocument, DocumentId, "document.withdraw"
+);
+action!(
+    /// Push a document in for a patient, as an organisation's system.
+    PushDocument, PatientId, "patient.documents.push"
 );
 
 /// The policy for one action. Implemented only here.
@@ -333,6 +383,107 @@ impl Policy for ManageOperators {
     }
 }
 
+impl Policy for ListDocuments {
+    async fn decide<R: Relations + ?Sized>(p: &Principal, patient: PatientId, rel: &R) -> Result<Grant<Self>, Denied> {
+        match p {
+            Principal::Patient { patient: own, account, .. } if *own == patient => {
+                Ok(Grant::new(patient, Some(patient), Some(*account)))
+            }
+            Principal::Staff { practice, account, .. } => {
+                if rel.patient_practices(patient).await?.contains(practice) {
+                    Ok(Grant::new(patient, Some(patient), Some(*account)).through(*practice))
+                } else {
+                    Err(Denied::NotFound)
+                }
+            }
+            _ => Err(Denied::NotFound),
+        }
+    }
+}
+
+impl Policy for UploadDocument {
+    async fn decide<R: Relations + ?Sized>(p: &Principal, patient: PatientId, _r: &R) -> Result<Grant<Self>, Denied> {
+        match p {
+            Principal::Patient { patient: own, account, .. } if *own == patient => {
+                Ok(Grant::new(patient, Some(patient), Some(*account)))
+            }
+            _ => Err(Denied::NotFound),
+        }
+    }
+}
+
+/// The owner of a live document, when the principal is that patient.
+async fn own_document<A: Action<Object = DocumentId>, R: Relations + ?Sized>(
+    p: &Principal,
+    doc: DocumentId,
+    rel: &R,
+) -> Result<Grant<A>, Denied> {
+    if let Principal::Patient { patient: own, account, .. } = p {
+        if let Some(owner) = rel.document_owner(doc).await?
+            && owner.patient == *own
+        {
+            return Ok(Grant::new(doc, Some(owner.patient), Some(*account)));
+        }
+    }
+    Err(Denied::NotFound)
+}
+
+/// A document the staff member's practice pushed, for a patient still enrolled there.
+async fn pushed_by_own_practice<A: Action<Object = DocumentId>, R: Relations + ?Sized>(
+    p: &Principal,
+    doc: DocumentId,
+    rel: &R,
+    roles: &[StaffRole],
+) -> Result<Grant<A>, Denied> {
+    if let Principal::Staff { practice, account, role, .. } = p
+        && roles.contains(role)
+        && let Some(owner) = rel.document_owner(doc).await?
+        && owner.pushed_by_practice == Some(*practice)
+        && rel.patient_practices(owner.patient).await?.contains(practice)
+    {
+        return Ok(Grant::new(doc, Some(owner.patient), Some(*account)).through(*practice));
+    }
+    Err(Denied::NotFound)
+}
+
+impl Policy for ReadDocument {
+    async fn decide<R: Relations + ?Sized>(p: &Principal, doc: DocumentId, rel: &R) -> Result<Grant<Self>, Denied> {
+        match p {
+            Principal::Patient { .. } => own_document(p, doc, rel).await,
+            Principal::Staff { .. } => pushed_by_own_practice(p, doc, rel, &StaffRole::ALL).await,
+            _ => Err(Denied::NotFound),
+        }
+    }
+}
+
+impl Policy for ChangeDocument {
+    async fn decide<R: Relations + ?Sized>(p: &Principal, doc: DocumentId, rel: &R) -> Result<Grant<Self>, Denied> {
+        own_document(p, doc, rel).await
+    }
+}
+
+impl Policy for WithdrawDocument {
+    async fn decide<R: Relations + ?Sized>(p: &Principal, doc: DocumentId, rel: &R) -> Result<Grant<Self>, Denied> {
+        pushed_by_own_practice(p, doc, rel, &[StaffRole::Admin, StaffRole::Gp, StaffRole::Nurse]).await
+    }
+}
+
+impl Policy for PushDocument {
+    async fn decide<R: Relations + ?Sized>(p: &Principal, patient: PatientId, rel: &R) -> Result<Grant<Self>, Denied> {
+        let Principal::Client { org_id, practice, .. } = p else {
+            return Err(Denied::NotFound);
+        };
+        let enrolled = rel.patient_practices(patient).await?;
+        // A practice's client reaches its own enrolled patients; another organisation's, the
+        // patients of practices that agreed to receive from it. The grant names the practice.
+        let via = match practice {
+            Some(own) => enrolled.contains(own).then_some(*own),
+            None => rel.receiving_practices(org_id).await?.into_iter().find(|pr| enrolled.contains(pr)),
+        };
+        via.map(|pr| Grant::new(patient, Some(patient), None).through(pr)).ok_or(Denied::NotFound)
+    }
+}
+
 /// Grants for work the system does on its own behalf from the command line (`tiaki admin`,
 /// `tiaki demo`): a person at the server's console with access to its data folder is already
 /// beyond any check this crate could make. Never reachable from a request.
@@ -363,9 +514,12 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    #[derive(Default)]
     struct Fixed {
         enrolled: Vec<(PatientId, PracticeId)>,
         practices: Vec<PracticeId>,
+        documents: Vec<(DocumentId, DocumentOwner)>,
+        agreements: Vec<(String, PracticeId)>,
     }
 
     impl Relations for Fixed {
@@ -377,13 +531,64 @@ mod tests {
             let v = self.practices.contains(&practice);
             Box::pin(async move { Ok(v) })
         }
+        fn document_owner(&self, document: DocumentId) -> BoxFuture<'_, Result<Option<DocumentOwner>, RelationsError>> {
+            let v = self.documents.iter().find(|(d, _)| *d == document).map(|(_, o)| *o);
+            Box::pin(async move { Ok(v) })
+        }
+        fn receiving_practices<'a>(&'a self, org: &'a str) -> BoxFuture<'a, Result<Vec<PracticeId>, RelationsError>> {
+            let v = self.agreements.iter().filter(|(o, _)| o == org).map(|(_, p)| *p).collect();
+            Box::pin(async move { Ok(v) })
+        }
+    }
+
+    #[tokio::test]
+    async fn documents_reach_their_patient_the_pushing_practice_and_scoped_clients_only() {
+        let (p1, p2) = (PatientId::random(), PatientId::random());
+        let (a, b) = (PracticeId::random(), PracticeId::random());
+        let (upload, letter) = (DocumentId::random(), DocumentId::random());
+        let rel = Fixed {
+            enrolled: vec![(p1, a), (p2, b)],
+            practices: vec![a, b],
+            documents: vec![
+                (upload, DocumentOwner { patient: p1, pushed_by_practice: None }),
+                (letter, DocumentOwner { patient: p1, pushed_by_practice: Some(a) }),
+            ],
+            agreements: vec![("G00001-A".into(), b)],
+        };
+        let patient = |patient| Principal::Patient { account: AccountId::random(), session: SessionId::random(), patient };
+        let staff = |practice, role| Principal::Staff {
+            account: AccountId::random(),
+            session: SessionId::random(),
+            practice,
+            role,
+        };
+        assert!(authorize::<ReadDocument, _>(&patient(p1), upload, &rel).await.is_ok());
+        assert!(authorize::<ReadDocument, _>(&patient(p2), upload, &rel).await.is_err());
+        assert!(authorize::<ChangeDocument, _>(&patient(p1), letter, &rel).await.is_ok());
+        // Staff read only what their practice pushed, never a patient's own uploads.
+        assert!(authorize::<ReadDocument, _>(&staff(a, StaffRole::Gp), letter, &rel).await.is_ok());
+        assert!(authorize::<ReadDocument, _>(&staff(a, StaffRole::Gp), upload, &rel).await.is_err());
+        assert!(authorize::<ReadDocument, _>(&staff(b, StaffRole::Gp), letter, &rel).await.is_err());
+        assert!(authorize::<WithdrawDocument, _>(&staff(a, StaffRole::Nurse), letter, &rel).await.is_ok());
+        assert!(authorize::<WithdrawDocument, _>(&staff(a, StaffRole::PrivacyOfficer), letter, &rel).await.is_err());
+        assert!(authorize::<UploadDocument, _>(&staff(a, StaffRole::Gp), p1, &rel).await.is_err());
+        assert!(authorize::<ReadDocument, _>(&staff(a, StaffRole::Gp), DocumentId::random(), &rel).await.is_err());
+        let client = |org: &str, practice| Principal::Client { client: ClientId::random(), org_id: org.into(), practice };
+        let own = authorize::<PushDocument, _>(&client("F1", Some(a)), p1, &rel).await.unwrap();
+        assert_eq!(own.via_practice(), Some(a));
+        assert!(authorize::<PushDocument, _>(&client("F1", Some(a)), p2, &rel).await.is_err());
+        let hospital = authorize::<PushDocument, _>(&client("G00001-A", None), p2, &rel).await.unwrap();
+        assert_eq!(hospital.via_practice(), Some(b), "the agreeing practice");
+        assert!(authorize::<PushDocument, _>(&client("G00001-A", None), p1, &rel).await.is_err());
+        assert!(authorize::<PushDocument, _>(&client("G99999-Z", None), p2, &rel).await.is_err());
+        assert!(authorize::<ReadDocument, _>(&client("F1", Some(a)), letter, &rel).await.is_err());
     }
 
     #[tokio::test]
     async fn patients_see_only_themselves_and_staff_only_their_practice() {
         let (p1, p2) = (PatientId::random(), PatientId::random());
         let (a, b) = (PracticeId::random(), PracticeId::random());
-        let rel = Fixed { enrolled: vec![(p1, a), (p2, b)], practices: vec![a, b] };
+        let rel = Fixed { enrolled: vec![(p1, a), (p2, b)], practices: vec![a, b], ..Fixed::default() };
         let me = Principal::Patient { account: AccountId::random(), session: SessionId::random(), patient: p1 };
         assert_eq!(authorize::<ViewPatient, _>(&me, p1, &rel).await.unwrap().patient(), Some(p1));
         assert!(matches!(authorize::<ViewPatient, _>(&me, p2, &rel).await, Err(Denied::NotFound)));

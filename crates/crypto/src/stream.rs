@@ -131,6 +131,14 @@ impl Opener {
         Ok(Self { key: key(dek), prefix, counter: 0, aad: aad.to_vec(), finished: false })
     }
 
+    /// Starts at chunk `index` instead of the first (for range reads): the chunk read next must
+    /// be the one sealed at that position, or it fails authentication.
+    #[must_use]
+    pub const fn starting_at(mut self, index: u32) -> Self {
+        self.counter = index;
+        self
+    }
+
     /// Opens one sealed chunk in place (`buf` shrinks to its plaintext). `last` is whether the
     /// reader found the end of the blob after it.
     ///
@@ -224,6 +232,24 @@ mod tests {
             assert_eq!(sealed.len(), HEADER + n + TAG * n.div_ceil(CHUNK).max(1), "{n}");
             assert_eq!(open_all(&DEK, b"doc-1", &sealed).unwrap(), p, "{n}");
         }
+    }
+
+    #[test]
+    fn a_reader_can_start_at_any_chunk_but_only_the_right_one() {
+        let p = data(3 * CHUNK + 10);
+        let sealed = seal_all(&DEK, b"doc-1", &p).unwrap();
+        let chunk = |i: usize| sealed[HEADER + i * SEALED_CHUNK..(HEADER + (i + 1) * SEALED_CHUNK).min(sealed.len())].to_vec();
+        let mut o = Opener::new(&DEK, b"doc-1", &sealed[..HEADER]).unwrap().starting_at(2);
+        let mut c2 = chunk(2);
+        o.open(&mut c2, false).unwrap();
+        assert_eq!(c2, p[2 * CHUNK..3 * CHUNK]);
+        let mut c3 = chunk(3);
+        o.open(&mut c3, true).unwrap();
+        assert_eq!(c3, p[3 * CHUNK..]);
+        // Chunk 1 presented as chunk 2 fails.
+        let mut wrong = chunk(1);
+        let mut o = Opener::new(&DEK, b"doc-1", &sealed[..HEADER]).unwrap().starting_at(2);
+        assert_eq!(o.open(&mut wrong, false), Err(StreamError::Authentication));
     }
 
     #[test]

@@ -64,6 +64,14 @@ id_type!(
     PatientId
 );
 id_type!(
+    /// A health document (all its versions).
+    DocumentId
+);
+id_type!(
+    /// An organisation's API client, which pushes documents.
+    ClientId
+);
+id_type!(
     /// A server-side session (its public handle; the bearer token is separate and secret).
     SessionId
 );

@@ -25,6 +25,11 @@ pub enum ValueError {
     /// Not a staff role.
     #[error("the role must be one of gp, nurse, admin or privacy_officer")]
     Role,
+    /// Not a document category.
+    #[error(
+        "the category must be one of discharge_summary, referral, clinic_letter, result, correspondence or patient_upload"
+    )]
+    Category,
 }
 
 fn clean_text(input: &str, what: &'static str, max: usize) -> Result<String, ValueError> {
@@ -323,6 +328,77 @@ impl StaffRole {
     /// [`ValueError::Role`] for anything else.
     pub fn parse(s: &str) -> Result<Self, ValueError> {
         Self::ALL.into_iter().find(|r| r.as_str() == s.trim()).ok_or(ValueError::Role)
+    }
+}
+
+/// What kind of health document something is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentCategory {
+    /// A hospital discharge summary.
+    DischargeSummary,
+    /// A referral letter.
+    Referral,
+    /// A letter from a clinic (outpatients, a specialist).
+    ClinicLetter,
+    /// A test result report.
+    Result,
+    /// Other correspondence about the patient's care.
+    Correspondence,
+    /// Something the patient uploaded themself.
+    PatientUpload,
+}
+
+impl DocumentCategory {
+    /// Every category, in display order.
+    pub const ALL: [Self; 6] = [
+        Self::DischargeSummary,
+        Self::Referral,
+        Self::ClinicLetter,
+        Self::Result,
+        Self::Correspondence,
+        Self::PatientUpload,
+    ];
+
+    /// The stored name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::DischargeSummary => "discharge_summary",
+            Self::Referral => "referral",
+            Self::ClinicLetter => "clinic_letter",
+            Self::Result => "result",
+            Self::Correspondence => "correspondence",
+            Self::PatientUpload => "patient_upload",
+        }
+    }
+
+    /// The name people read.
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::DischargeSummary => "Discharge summary",
+            Self::Referral => "Referral",
+            Self::ClinicLetter => "Clinic letter",
+            Self::Result => "Result",
+            Self::Correspondence => "Correspondence",
+            Self::PatientUpload => "Your upload",
+        }
+    }
+
+    /// Whether it is a clinical document (pushed in by an organisation), which the patient may
+    /// hide from their own view but not delete.
+    #[must_use]
+    pub const fn is_clinical(self) -> bool {
+        !matches!(self, Self::PatientUpload)
+    }
+
+    /// Parses the stored name.
+    ///
+    /// # Errors
+    /// [`ValueError::Category`] for anything else.
+    pub fn parse(s: &str) -> Result<Self, ValueError> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s.trim()).ok_or(ValueError::Category)
     }
 }
 

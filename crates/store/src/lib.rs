@@ -4,10 +4,12 @@
 //! change patient or practice data take an [`authz::Grant`], never a bare id, and their SQL also
 //! filters by the relationship the grant was made for.
 
+mod documents;
 mod engines;
 mod model;
 mod portable;
 
+pub use documents::{DocumentStore, StoreGrant};
 pub use engines::{Backend, PgStore, SqliteStore, connect};
 pub use model::*;
 
@@ -48,7 +50,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// The storage contract. One conformance suite (`tests/conformance.rs`) runs against every
 /// implementation.
-pub trait Store: Relations + Send + Sync + 'static {
+pub trait Store: Relations + DocumentStore + Send + Sync + 'static {
     /// Which engine this is.
     fn backend(&self) -> Backend;
     /// Applies pending migrations.

@@ -1,7 +1,7 @@
 //! The rows the storage contract takes and returns.
 
 use domain::{
-    AccountId, AccountKind, DateOfBirth, Email, HpiFacilityId, Nhi, PatientId, PersonName, PracticeId, PracticeName,
+    AccountId, AccountKind, ClientId, DateOfBirth, DocumentCategory, DocumentId, Email, HpiFacilityId, Nhi, PatientId, PersonName, PracticeId, PracticeName,
     Region, SessionId, StaffRole, UnixTime,
 };
 
@@ -351,4 +351,106 @@ pub struct HistoryFilter {
     pub object_types: Vec<String>,
     /// At most this many, newest first.
     pub limit: i64,
+}
+
+/// A document as stored (a new one has no hidden, withdrawn or deleted time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentRow {
+    /// Its id.
+    pub id: DocumentId,
+    /// The patient it is about.
+    pub patient: PatientId,
+    /// Its version (bound into the encryption's associated data).
+    pub version: i32,
+    /// What kind of document it is.
+    pub category: DocumentCategory,
+    /// Its title as shown (the patient may rename their own).
+    pub title: String,
+    /// The cleaned file name it is downloaded as.
+    pub filename: String,
+    /// The media type detected from its content.
+    pub media_type: String,
+    /// Plaintext size, bytes.
+    pub size: i64,
+    /// The random object key of its encrypted blob.
+    pub blob_key: String,
+    /// Its data key, wrapped by the patient's key (empty once deleted).
+    pub wrapped_key: Vec<u8>,
+    /// Which version of the patient's key wraps it.
+    pub key_version: i32,
+    /// The practice id bound into the associated data (`-` for none).
+    pub aad_practice: String,
+    /// The clinical date (`YYYY-MM-DD`) for clinical documents.
+    pub clinical_date: Option<String>,
+    /// Its author, for clinical documents.
+    pub author: Option<String>,
+    /// The organisation that sent it (HPI id; the patient's account id for uploads).
+    pub source_org_id: String,
+    /// That organisation's name.
+    pub source_org_name: String,
+    /// The data controller: who must be told if it is ever exposed (HPI id).
+    pub controller_id: String,
+    /// The data controller's name.
+    pub controller_name: String,
+    /// The source's own identifier, for idempotent pushes.
+    pub source_ref: Option<String>,
+    /// The practice that pushed it, if one did.
+    pub pushed_by_practice: Option<PracticeId>,
+    /// The API client that pushed it, if one did.
+    pub pushed_by_client: Option<ClientId>,
+    /// The account that uploaded it, if a person did.
+    pub uploaded_by: Option<AccountId>,
+    /// When it was stored.
+    pub created_at: UnixTime,
+    /// When the patient hid it from their own view.
+    pub hidden_at: Option<UnixTime>,
+    /// When the practice that pushed it withdrew it.
+    pub withdrawn_at: Option<UnixTime>,
+    /// When it was deleted.
+    pub deleted_at: Option<UnixTime>,
+}
+
+/// A version of a patient's key, wrapped by a master key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatientKeyRow {
+    /// The patient.
+    pub patient: PatientId,
+    /// The key's version.
+    pub version: i32,
+    /// Which master key wraps it.
+    pub master_key_id: String,
+    /// The wrapped key; `None` once destroyed.
+    pub wrapped: Option<Vec<u8>>,
+}
+
+/// A live document's keys, for rotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentKey {
+    /// The document.
+    pub id: DocumentId,
+    /// The patient key version that wraps its data key.
+    pub key_version: i32,
+    /// Its wrapped data key.
+    pub wrapped_key: Vec<u8>,
+}
+
+/// An organisation's API client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiClientRow {
+    /// Its id (the public half of its credentials).
+    pub id: ClientId,
+    /// A label for people ("PMS at Kawakawa", "Northland DHB discharge feed").
+    pub label: String,
+    /// The organisation's HPI id.
+    pub org_id: String,
+    /// The organisation's name.
+    pub org_name: String,
+    /// For a practice's own client, the practice.
+    pub practice: Option<PracticeId>,
+    /// SHA-256 of its secret.
+    pub secret_hash: Vec<u8>,
+    /// When it was made.
+    pub created_at: UnixTime,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<UnixTime>,
 }

@@ -220,6 +220,38 @@ macro_rules! portable_store {
                             .map_err(|e| RelationsError(e.to_string()))
                     })
                 }
+
+                fn document_owner(&self, document: domain::DocumentId) -> BoxFuture<'_, Result<Option<authz::DocumentOwner>, RelationsError>> {
+                    Box::pin(async move {
+                        let row = sqlx::query(
+                            "SELECT patient_id, pushed_by_practice FROM documents \
+                             WHERE id = $1 AND deleted_at IS NULL AND withdrawn_at IS NULL",
+                        )
+                        .bind(document.as_uuid())
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(|e| RelationsError(e.to_string()))?;
+                        row.map(|r| -> std::result::Result<authz::DocumentOwner, sqlx::Error> {
+                            Ok(authz::DocumentOwner {
+                                patient: PatientId::from_uuid(r.try_get("patient_id")?),
+                                pushed_by_practice: r.try_get::<Option<Uuid>, _>("pushed_by_practice")?.map(PracticeId::from_uuid),
+                            })
+                        })
+                        .transpose()
+                        .map_err(|e| RelationsError(e.to_string()))
+                    })
+                }
+
+                fn receiving_practices<'a>(&'a self, org_id: &'a str) -> BoxFuture<'a, Result<Vec<PracticeId>, RelationsError>> {
+                    Box::pin(async move {
+                        let ids: Vec<Uuid> = sqlx::query_scalar("SELECT practice_id FROM document_agreements WHERE org_id = $1 ORDER BY created_at, practice_id")
+                            .bind(org_id)
+                            .fetch_all(&self.pool)
+                            .await
+                            .map_err(|e| RelationsError(e.to_string()))?;
+                        Ok(ids.into_iter().map(PracticeId::from_uuid).collect())
+                    })
+                }
             }
 
             impl Store for $store {

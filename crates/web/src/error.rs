@@ -67,6 +67,10 @@ pub(crate) fn status_of(e: &AppError) -> StatusCode {
         AppError::Conflict(_) => StatusCode::CONFLICT,
         AppError::LinkExpired | AppError::LinkUsed => StatusCode::GONE,
         AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+        AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        AppError::UnsupportedContent(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        AppError::Gone(_) => StatusCode::GONE,
+        AppError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
         AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -95,6 +99,12 @@ fn words(e: &AppError) -> (&'static str, String) {
         ),
         AppError::RateLimited(secs) => {
             ("Too many attempts", format!("Please wait {} minute(s) and try again.", secs.div_ceil(60)))
+        }
+        AppError::TooLarge(m) => ("Too large", m.clone()),
+        AppError::UnsupportedContent(m) => ("This file cannot be accepted", m.clone()),
+        AppError::Gone(m) => ("No longer available", m.clone()),
+        AppError::RangeNotSatisfiable(_) => {
+            ("Range not available", "The part of the document asked for is outside it.".into())
         }
         AppError::Internal(_) => (
             "Something went wrong",
@@ -129,6 +139,11 @@ impl IntoResponse for WebError {
                 (status, render(&MessagePage { nav: None, title, message: &message, action })).into_response()
             }
         };
+        if let AppError::RangeNotSatisfiable(size) = self.error
+            && let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}"))
+        {
+            response.headers_mut().insert(header::CONTENT_RANGE, v);
+        }
         if let AppError::RateLimited(secs) = self.error
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {

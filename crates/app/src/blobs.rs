@@ -1,0 +1,218 @@
+//! Where encrypted document blobs live: a local folder (the default) or any S3-compatible store,
+//! both through `object_store`. Object keys are random and say nothing about what they hold.
+//! Writes are durable when `finish` returns (the folder store fsyncs the file and its directory).
+
+use crate::config::BlobSettings;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
+use secrecy::ExposeSecret;
+use std::ops::Range;
+use std::sync::Arc;
+
+/// A blob store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// There is no blob with this key.
+    #[error("no such blob")]
+    NotFound,
+    /// The store could not be reached or refused the operation.
+    #[error("blob store: {0}")]
+    Store(String),
+}
+
+impl From<object_store::Error> for BlobError {
+    fn from(e: object_store::Error) -> Self {
+        match e {
+            object_store::Error::NotFound { .. } => Self::NotFound,
+            other => Self::Store(other.to_string()),
+        }
+    }
+}
+
+/// Parts uploaded to S3 are this big (S3 wants at least 5 MiB for all but the last); memory per
+/// upload stays within a few of them whatever the document's size.
+const PART: usize = 8 * 1024 * 1024;
+
+/// The blob store in use.
+#[derive(Debug, Clone)]
+pub struct Blobs {
+    store: Arc<dyn ObjectStore>,
+    kind: &'static str,
+}
+
+/// A blob being written.
+pub struct BlobWriter {
+    inner: WriteMultipart,
+}
+
+impl std::fmt::Debug for BlobWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BlobWriter")
+    }
+}
+
+impl BlobWriter {
+    /// Queues bytes; waits when too many parts are in flight, so memory stays bounded.
+    ///
+    /// # Errors
+    /// When an earlier part failed to upload.
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), BlobError> {
+        self.inner.wait_for_capacity(2).await?;
+        self.inner.write(bytes);
+        Ok(())
+    }
+
+    /// Completes the blob; it is durable when this returns.
+    ///
+    /// # Errors
+    /// When the store refuses.
+    pub async fn finish(self) -> Result<(), BlobError> {
+        self.inner.finish().await?;
+        Ok(())
+    }
+
+    /// Abandons the blob.
+    pub async fn abort(self) {
+        let _ = self.inner.abort().await;
+    }
+}
+
+impl Blobs {
+    /// The store the configuration asks for.
+    ///
+    /// # Errors
+    /// When the folder cannot be made or the S3 settings are unusable.
+    pub fn from_settings(settings: &BlobSettings) -> Result<Self, BlobError> {
+        match settings {
+            BlobSettings::Folder(dir) => Self::folder(dir),
+            BlobSettings::S3 { bucket, endpoint, region, access_key_id, secret_access_key } => {
+                let s3 = object_store::aws::AmazonS3Builder::new()
+                    .with_bucket_name(bucket)
+                    .with_endpoint(endpoint)
+                    .with_region(region)
+                    .with_access_key_id(access_key_id)
+                    .with_secret_access_key(secret_access_key.expose_secret())
+                    .with_allow_http(endpoint.starts_with("http://"))
+                    .build()
+                    .map_err(|e| BlobError::Store(e.to_string()))?;
+                Ok(Self { store: Arc::new(s3), kind: "s3" })
+            }
+        }
+    }
+
+    /// A folder store (created 0700 if missing).
+    ///
+    /// # Errors
+    /// When the folder cannot be made.
+    pub fn folder(dir: &std::path::Path) -> Result<Self, BlobError> {
+        use std::os::unix::fs::DirBuilderExt;
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| BlobError::Store(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)?
+            .with_fsync(true)
+            .with_automatic_cleanup(true);
+        Ok(Self { store: Arc::new(fs), kind: "folder" })
+    }
+
+    /// `folder` or `s3`.
+    #[must_use]
+    pub const fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// A fresh random object key: 128 random bits, fanned out by its first byte.
+    #[must_use]
+    pub fn new_key() -> String {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        format!("d/{}/{id}", &id[..2])
+    }
+
+    fn path(key: &str) -> Result<Path, BlobError> {
+        Path::parse(key).map_err(|e| BlobError::Store(e.to_string()))
+    }
+
+    /// Starts writing a blob.
+    ///
+    /// # Errors
+    /// When the store refuses.
+    pub async fn writer(&self, key: &str) -> Result<BlobWriter, BlobError> {
+        let upload = self.store.put_multipart(&Self::path(key)?).await?;
+        Ok(BlobWriter { inner: WriteMultipart::new_with_chunk_size(upload, PART) })
+    }
+
+    /// Writes a whole small blob at once (tests, tamper tools).
+    ///
+    /// # Errors
+    /// When the store refuses.
+    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), BlobError> {
+        self.store.put(&Self::path(key)?, Bytes::from(bytes).into()).await?;
+        Ok(())
+    }
+
+    /// Reads part (or all) of a blob as a stream, with the blob's total size.
+    ///
+    /// # Errors
+    /// [`BlobError::NotFound`], or when the store fails.
+    pub async fn read(
+        &self,
+        key: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<(u64, BoxStream<'static, Result<Bytes, BlobError>>), BlobError> {
+        let options = GetOptions { range: range.map(GetRange::Bounded), ..GetOptions::default() };
+        let got = self.store.get_opts(&Self::path(key)?, options).await?;
+        let size = got.meta.size;
+        Ok((size, got.into_stream().map(|r| r.map_err(BlobError::from)).boxed()))
+    }
+
+    /// Reads a small range into memory, with the blob's total size.
+    ///
+    /// # Errors
+    /// As for [`Blobs::read`].
+    pub async fn get_range_bytes(&self, key: &str, range: Range<u64>) -> Result<(u64, Vec<u8>), BlobError> {
+        let options = GetOptions { range: Some(GetRange::Bounded(range)), ..GetOptions::default() };
+        let got = self.store.get_opts(&Self::path(key)?, options).await?;
+        let size = got.meta.size;
+        Ok((size, got.bytes().await?.to_vec()))
+    }
+
+    /// Reads a whole blob into memory (tests, small reads).
+    ///
+    /// # Errors
+    /// As for [`Blobs::read`].
+    pub async fn get(&self, key: &str) -> Result<Vec<u8>, BlobError> {
+        Ok(self.store.get(&Self::path(key)?).await?.bytes().await?.to_vec())
+    }
+
+    /// Deletes a blob; one that is already gone is not an error.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        match self.store.delete(&Self::path(key)?).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every blob key with its last-modified time (seconds).
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn list(&self) -> Result<Vec<(String, i64)>, BlobError> {
+        let mut out = Vec::new();
+        let mut listing = self.store.list(None);
+        while let Some(meta) = listing.next().await {
+            let meta = meta?;
+            out.push((meta.location.to_string(), meta.last_modified.timestamp()));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,1120 @@
+//! Health documents (DESIGN §5): patients' uploads and documents organisations push in, each
+//! encrypted under its own data key (wrapped by the patient's key, wrapped by the master key)
+//! with the STREAM construction, streamed in and out without holding the document in memory.
+//! A document becomes visible only once its blob is durable and its row committed; a blob intent
+//! recorded before the first byte lets the sweeper remove whatever a crash leaves behind.
+
+use crate::audit::{Caller, Target};
+use crate::blobs::{BlobError, Blobs};
+use crate::content::{self, Kind};
+use crate::{App, AppError};
+use authz::{
+    ChangeDocument, ListDocuments, ManagePractices, Platform, PushDocument, ReadDocument, UploadDocument,
+    WithdrawDocument,
+};
+use bytes::Bytes;
+use crypto::stream::{CHUNK, HEADER, Opener, SEALED_CHUNK, Sealer, TAG};
+use crypto::{DataKey, KeyError, KeyProvider, PatientKey};
+use domain::{ClientId, DocumentCategory, DocumentId, PatientId, PracticeId};
+use futures_util::stream::BoxStream;
+use futures_util::{Stream, StreamExt};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use store::{ApiClientRow, DocumentKey, DocumentRow, PatientKeyRow, StoreGrant};
+
+/// The master keys: the one new patient keys are wrapped with, and any others still needed to
+/// unwrap (during a rotation). Key files are re-read when a key id is met that is not loaded, so
+/// a node keeps working after `tiaki keys rotate-master` has run beside it.
+#[derive(Debug)]
+pub struct KeyRing {
+    providers: RwLock<Vec<Arc<dyn KeyProvider>>>,
+    data_dir: Option<PathBuf>,
+}
+
+impl KeyRing {
+    /// A ring of one provider (a token, or a key file that is never rotated underneath).
+    #[must_use]
+    pub fn single(provider: Arc<dyn KeyProvider>) -> Self {
+        Self { providers: RwLock::new(vec![provider]), data_dir: None }
+    }
+
+    /// The key files in a data folder: `master.key`, and `master.key.next` while a rotation is
+    /// under way.
+    ///
+    /// # Errors
+    /// When `master.key` is missing or not a key.
+    pub fn files(data_dir: &std::path::Path) -> Result<Self, AppError> {
+        let providers = crate::keys::load_master_files(data_dir)?;
+        Ok(Self { providers: RwLock::new(providers), data_dir: Some(data_dir.to_owned()) })
+    }
+
+    fn primary(&self) -> Result<Arc<dyn KeyProvider>, AppError> {
+        self.providers
+            .read()
+            .map_err(|_| AppError::Internal("key ring lock poisoned".into()))?
+            .first()
+            .cloned()
+            .ok_or_else(|| AppError::Internal("no master key is loaded".into()))
+    }
+
+    fn find(&self, id: &str) -> Result<Option<Arc<dyn KeyProvider>>, AppError> {
+        Ok(self
+            .providers
+            .read()
+            .map_err(|_| AppError::Internal("key ring lock poisoned".into()))?
+            .iter()
+            .find(|p| p.id() == id)
+            .cloned())
+    }
+
+    /// Wraps a patient key with the primary master key; returns its id and the wrapped key.
+    ///
+    /// # Errors
+    /// When the provider fails.
+    pub fn wrap(&self, key: &PatientKey) -> Result<(String, Vec<u8>), AppError> {
+        let p = self.primary()?;
+        Ok((p.id().to_owned(), p.wrap_patient_key(key).map_err(key_error)?))
+    }
+
+    /// Unwraps a patient key wrapped by master key `id`.
+    ///
+    /// # Errors
+    /// When that master key is not available or the wrapped key does not unwrap.
+    pub fn unwrap(&self, id: &str, wrapped: &[u8]) -> Result<PatientKey, AppError> {
+        let provider = match self.find(id)? {
+            Some(p) => p,
+            None => {
+                if let Some(dir) = &self.data_dir {
+                    let fresh = crate::keys::load_master_files(dir)?;
+                    *self.providers.write().map_err(|_| AppError::Internal("key ring lock poisoned".into()))? = fresh;
+                }
+                self.find(id)?.ok_or_else(|| {
+                    AppError::Internal(format!(
+                        "a patient key is wrapped by master key {id}, which is not loaded; restore that key file or token"
+                    ))
+                })?
+            }
+        };
+        provider.unwrap_patient_key(wrapped).map_err(key_error)
+    }
+
+    /// The ids of the loaded master keys, primary first.
+    #[must_use]
+    pub fn ids(&self) -> Vec<String> {
+        self.providers.read().map(|v| v.iter().map(|p| p.id().to_owned()).collect()).unwrap_or_default()
+    }
+}
+
+fn key_error(e: KeyError) -> AppError {
+    AppError::Internal(format!("key operation failed: {e}"))
+}
+
+fn blob_error(e: BlobError) -> AppError {
+    AppError::Internal(format!("blob store: {e}"))
+}
+
+/// What the documents module needs: the blob store, the master keys and the limits.
+#[derive(Debug)]
+pub struct Vault {
+    /// Where blobs live.
+    pub blobs: Blobs,
+    /// The master keys.
+    pub keys: KeyRing,
+    /// Largest document accepted, bytes.
+    pub max_document_bytes: i64,
+    /// Most one patient's documents may take, bytes.
+    pub patient_quota_bytes: i64,
+}
+
+/// Details of a push from an organisation's system.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushMeta {
+    /// The patient's NHI.
+    pub nhi: String,
+    /// The document's category (not `patient_upload`).
+    pub category: String,
+    /// Its title.
+    pub title: String,
+    /// The file name to download it as.
+    #[serde(default)]
+    pub filename: Option<String>,
+    /// The clinical date, `YYYY-MM-DD`.
+    pub clinical_date: String,
+    /// Who wrote it.
+    pub author: String,
+    /// The source's own identifier for this document: pushing it again changes nothing.
+    pub source_document_id: String,
+    /// The data controller's HPI id, when it is not the pushing organisation.
+    #[serde(default)]
+    pub controller_id: Option<String>,
+    /// The data controller's name, likewise.
+    #[serde(default)]
+    pub controller_name: Option<String>,
+}
+
+/// A document on its way out.
+pub struct Download {
+    /// The document.
+    pub doc: DocumentRow,
+    /// The byte range served (inclusive), when a range was asked for.
+    pub range: Option<(u64, u64)>,
+    /// Bytes in the body.
+    pub length: u64,
+    /// The plaintext, chunk by chunk. A chunk that fails authentication ends the stream with
+    /// an error: no unauthenticated byte is ever released.
+    pub body: BoxStream<'static, Result<Bytes, std::io::Error>>,
+}
+
+impl std::fmt::Debug for Download {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Download").field("doc", &self.doc.id).field("length", &self.length).finish_non_exhaustive()
+    }
+}
+
+/// What a sweep removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Blobs of abandoned uploads and deleted documents removed.
+    pub intents: u64,
+    /// Blobs no row knows of (older than the grace period) removed.
+    pub strays: u64,
+}
+
+/// The associated data a document's chunks are bound to.
+fn aad(doc: DocumentId, version: i32, patient: PatientId, practice: &str) -> Vec<u8> {
+    format!("tiaki document v1\n{doc}\n{version}\n{patient}\n{practice}").into_bytes()
+}
+
+/// The sealed size of a document of `size` plaintext bytes.
+fn sealed_len(size: u64) -> u64 {
+    let chunks = size.div_ceil(CHUNK as u64).max(1);
+    HEADER as u64 + size + chunks * TAG as u64
+}
+
+/// Parses a single `bytes=` range against a size; `None` for no (or an unusable multi-) range.
+///
+/// # Errors
+/// [`AppError::RangeNotSatisfiable`] when the range lies outside the document.
+pub fn parse_range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, AppError> {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None); // several ranges: serve the whole document (RFC 9110 allows it)
+    }
+    let (a, b) = spec.split_once('-').ok_or(AppError::RangeNotSatisfiable(size))?;
+    let (a, b) = (a.trim(), b.trim());
+    let bad = AppError::RangeNotSatisfiable(size);
+    let range = if a.is_empty() {
+        let n: u64 = b.parse().map_err(|_| bad)?;
+        if n == 0 || size == 0 {
+            return Err(AppError::RangeNotSatisfiable(size));
+        }
+        (size.saturating_sub(n), size - 1)
+    } else {
+        let start: u64 = a.parse().map_err(|_| AppError::RangeNotSatisfiable(size))?;
+        let end = if b.is_empty() { size.saturating_sub(1) } else { b.parse().map_err(|_| AppError::RangeNotSatisfiable(size))? };
+        if start >= size || end < start {
+            return Err(AppError::RangeNotSatisfiable(size));
+        }
+        (start, end.min(size - 1))
+    };
+    Ok(Some(range))
+}
+
+/// Opens the chunks of one read, in order.
+struct Decrypting {
+    source: BoxStream<'static, Result<Bytes, BlobError>>,
+    buf: Vec<u8>,
+    opener: Opener,
+    index: u64,
+    last_index: u64,
+    end_index: u64,
+    size: u64,
+    skip: usize,
+    remaining: u64,
+}
+
+fn damaged(what: &str) -> std::io::Error {
+    std::io::Error::other(format!("the document failed authentication ({what}); nothing more is released"))
+}
+
+impl Decrypting {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, std::io::Error> {
+        if self.remaining == 0 || self.index > self.end_index {
+            return Ok(None);
+        }
+        let is_last = self.index == self.last_index;
+        let want = if is_last {
+            usize::try_from(self.size - self.last_index * CHUNK as u64).map_err(|_| damaged("size"))? + TAG
+        } else {
+            SEALED_CHUNK
+        };
+        while self.buf.len() < want {
+            match self.source.next().await {
+                Some(Ok(b)) => self.buf.extend_from_slice(&b),
+                Some(Err(e)) => return Err(std::io::Error::other(e.to_string())),
+                None => return Err(damaged("truncated")),
+            }
+        }
+        let rest = self.buf.split_off(want);
+        let mut chunk = std::mem::replace(&mut self.buf, rest);
+        self.opener.open(&mut chunk, is_last).map_err(|_| damaged("chunk"))?;
+        self.index += 1;
+        let skip = std::mem::take(&mut self.skip).min(chunk.len());
+        let mut out = chunk.split_off(skip);
+        let take = usize::try_from(self.remaining).unwrap_or(usize::MAX).min(out.len());
+        out.truncate(take);
+        self.remaining -= take as u64;
+        Ok(Some(Bytes::from(out)))
+    }
+}
+
+/// A cleaned title: 1 to 120 characters, no control characters.
+fn clean_title(raw: &str) -> Result<String, AppError> {
+    let t: String = raw.chars().filter(|c| !c.is_control()).collect::<String>().trim().to_owned();
+    if t.is_empty() || t.chars().count() > 120 {
+        return Err(AppError::field("title", "Give the document a name of 1 to 120 characters."));
+    }
+    Ok(t)
+}
+
+fn sha256(bytes: &[u8]) -> Vec<u8> {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref().to_vec()
+}
+
+struct Incoming<'a> {
+    grant: StoreGrant<'a>,
+    row: DocumentRow,
+    caller: &'a Caller,
+    target: Target<'a>,
+}
+
+impl App {
+    /// Adds the documents module (without it, every document use case fails closed).
+    #[must_use]
+    pub fn with_documents(mut self, vault: Vault) -> Self {
+        self.vault = Some(Arc::new(vault));
+        self
+    }
+
+    fn vault(&self) -> Result<Arc<Vault>, AppError> {
+        self.vault.clone().ok_or_else(|| AppError::Internal("the documents module is not configured".into()))
+    }
+
+    /// The blob store, for operators' tools and tests.
+    ///
+    /// # Errors
+    /// When documents are not configured.
+    pub fn blobs(&self) -> Result<Blobs, AppError> {
+        Ok(self.vault()?.blobs.clone())
+    }
+
+    fn unwrap_event(&self, caller: &Caller, patient: PatientId, version: i32) -> store::AuditEvent {
+        metrics::counter!("tiaki_key_unwraps_total").increment(1);
+        self.event(
+            caller,
+            &Target {
+                action: "unwrap",
+                object_type: "patient_key",
+                object_id: format!("{patient}/{version}"),
+                patient: Some(patient),
+                practice: None,
+            },
+            "allowed",
+        )
+    }
+
+    /// The patient's current key (made on first use) and its version.
+    async fn current_key(&self, vault: &Vault, patient: PatientId) -> Result<(PatientKey, i32), AppError> {
+        for _ in 0..3 {
+            if let Some(row) = self.store.current_patient_key(patient).await? {
+                let wrapped = row.wrapped.ok_or_else(|| {
+                    AppError::Gone("This person's documents have been erased; nothing more can be added for them.".into())
+                })?;
+                return Ok((vault.keys.unwrap(&row.master_key_id, &wrapped)?, row.version));
+            }
+            let key = PatientKey::random().map_err(key_error)?;
+            let (master_key_id, wrapped) = vault.keys.wrap(&key)?;
+            let row = PatientKeyRow { patient, version: 1, master_key_id, wrapped: Some(wrapped) };
+            if self.store.insert_patient_key(&row, self.now()).await? {
+                return Ok((key, 1));
+            }
+        }
+        Err(AppError::Internal("could not settle the patient's key".into()))
+    }
+
+    /// A patient uploads a document of their own. The body is streamed: encrypted chunk by
+    /// chunk into the blob store, checked by content, limited in size and by the patient's quota.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but the patient; [`AppError::UnsupportedContent`],
+    /// [`AppError::TooLarge`] or [`AppError::Invalid`] for what cannot be accepted (nothing is
+    /// kept); [`AppError::Internal`] when storage fails.
+    pub async fn upload_document<S, E>(
+        &self,
+        caller: &Caller,
+        patient: PatientId,
+        filename: &str,
+        title: Option<&str>,
+        body: S,
+    ) -> Result<DocumentRow, AppError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
+        let id = DocumentId::random();
+        let practice =
+            authz::Relations::patient_practices(&*self.store, patient).await.ok().and_then(|v| v.first().copied());
+        let target = Target {
+            action: "create",
+            object_type: "document",
+            object_id: id.to_string(),
+            patient: Some(patient),
+            practice,
+        };
+        let grant = self.authorize_audited::<UploadDocument>(caller, patient, target.clone(), false).await?;
+        let title = match title.map(str::trim).filter(|t| !t.is_empty()) {
+            Some(t) => Some(clean_title(t)?),
+            None => None,
+        };
+        let account = caller.principal.account();
+        let row = DocumentRow {
+            id,
+            patient,
+            version: 1,
+            category: DocumentCategory::PatientUpload,
+            title: title.unwrap_or_default(),
+            filename: filename.to_owned(),
+            media_type: String::new(),
+            size: 0,
+            blob_key: Blobs::new_key(),
+            wrapped_key: Vec::new(),
+            key_version: 0,
+            aad_practice: practice.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+            clinical_date: None,
+            author: None,
+            source_org_id: account.map(|a| a.to_string()).unwrap_or_default(),
+            source_org_name: "You".into(),
+            controller_id: account.map(|a| a.to_string()).unwrap_or_default(),
+            controller_name: "You (your own upload)".into(),
+            source_ref: None,
+            pushed_by_practice: None,
+            pushed_by_client: None,
+            uploaded_by: account,
+            created_at: self.now(),
+            hidden_at: None,
+            withdrawn_at: None,
+            deleted_at: None,
+        };
+        self.store_incoming(Incoming { grant: StoreGrant::Upload(&grant), row, caller, target }, body).await
+    }
+
+    /// An organisation's system pushes a document in for a patient (by NHI). Pushing the same
+    /// `source_document_id` again returns the document already stored and changes nothing.
+    /// Returns the document and whether it was new.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] (and an audited denial) for a patient outside the client's scope
+    /// or an unknown NHI; [`AppError::Invalid`] for bad details; as for uploads otherwise.
+    pub async fn push_document<S, E>(
+        &self,
+        caller: &Caller,
+        meta: &PushMeta,
+        body: S,
+    ) -> Result<(DocumentRow, bool), AppError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
+        let authz::Principal::Client { client, org_id, practice } = &caller.principal else {
+            return Err(AppError::NotFound);
+        };
+        let mut problems = Vec::new();
+        let nhi = domain::Nhi::parse(&meta.nhi);
+        if nhi.is_err() {
+            problems.push(crate::FieldError { field: "nhi", message: "Give a valid NHI number.".into() });
+        }
+        let category = DocumentCategory::parse(&meta.category).ok().filter(|c| c.is_clinical());
+        if category.is_none() {
+            problems.push(crate::FieldError {
+                field: "category",
+                message: "The category must be discharge_summary, referral, clinic_letter, result or correspondence."
+                    .into(),
+            });
+        }
+        let date_ok = time::Date::parse(&meta.clinical_date, time::macros::format_description!("[year]-[month]-[day]"))
+            .is_ok();
+        if !date_ok {
+            problems.push(crate::FieldError { field: "clinical_date", message: "Give the date as YYYY-MM-DD.".into() });
+        }
+        let title = clean_title(&meta.title);
+        if title.is_err() {
+            problems.push(crate::FieldError { field: "title", message: "Give a title of 1 to 120 characters.".into() });
+        }
+        let short = |s: &str, max: usize| !s.trim().is_empty() && s.chars().count() <= max && !s.chars().any(char::is_control);
+        if !short(&meta.author, 200) {
+            problems.push(crate::FieldError { field: "author", message: "Give the author (up to 200 characters).".into() });
+        }
+        if !short(&meta.source_document_id, 200) {
+            problems.push(crate::FieldError {
+                field: "source_document_id",
+                message: "Give your system's identifier for this document (up to 200 characters).".into(),
+            });
+        }
+        if meta.controller_id.is_some() != meta.controller_name.is_some()
+            || meta.controller_id.as_deref().is_some_and(|c| !short(c, 40))
+            || meta.controller_name.as_deref().is_some_and(|c| !short(c, 200))
+        {
+            problems.push(crate::FieldError {
+                field: "controller_id",
+                message: "Give both controller_id (HPI id) and controller_name, or neither.".into(),
+            });
+        }
+        let (Ok(nhi), Some(category), Ok(title), true) = (nhi, category, title, problems.is_empty()) else {
+            return Err(AppError::Invalid(problems));
+        };
+        let client_row = self.store.api_client(*client).await?.ok_or(AppError::Unauthenticated)?;
+        let patient = self.store.patient_by_nhi(nhi.as_str()).await?;
+        let id = DocumentId::random();
+        let target = Target {
+            action: "push",
+            object_type: "document",
+            object_id: id.to_string(),
+            // Unknown NHI: the event names no patient (and records not_found).
+            patient: Some(patient.unwrap_or_else(PatientId::random)),
+            practice: *practice,
+        };
+        let grant = self
+            .authorize_audited::<PushDocument>(caller, patient.unwrap_or_else(PatientId::random), target.clone(), false)
+            .await?;
+        let patient = grant.object();
+        let via = grant.via_practice().ok_or(AppError::NotFound)?;
+        let source_ref = meta.source_document_id.trim().to_owned();
+        if let Some(existing) = self.store.pushed_document(&grant, org_id, &source_ref).await? {
+            self.audit(vec![self.event(caller, &Target { object_id: existing.id.to_string(), ..target }, "allowed")])
+                .await?;
+            return Ok((existing, false));
+        }
+        let filename = meta.filename.clone().unwrap_or_else(|| title.clone());
+        let row = DocumentRow {
+            id,
+            patient,
+            version: 1,
+            category,
+            title,
+            filename,
+            media_type: String::new(),
+            size: 0,
+            blob_key: Blobs::new_key(),
+            wrapped_key: Vec::new(),
+            key_version: 0,
+            aad_practice: via.to_string(),
+            clinical_date: Some(meta.clinical_date.clone()),
+            author: Some(meta.author.trim().to_owned()),
+            source_org_id: org_id.clone(),
+            source_org_name: client_row.org_name.clone(),
+            controller_id: meta.controller_id.clone().unwrap_or_else(|| org_id.clone()),
+            controller_name: meta.controller_name.clone().unwrap_or_else(|| client_row.org_name.clone()),
+            source_ref: Some(source_ref.clone()),
+            pushed_by_practice: Some(via),
+            pushed_by_client: Some(*client),
+            uploaded_by: None,
+            created_at: self.now(),
+            hidden_at: None,
+            withdrawn_at: None,
+            deleted_at: None,
+        };
+        match self.store_incoming(Incoming { grant: StoreGrant::Push(&grant), row, caller, target }, body).await {
+            Ok(doc) => Ok((doc, true)),
+            // The same document pushed twice at once: the first one in wins.
+            Err(AppError::Conflict(_)) => match self.store.pushed_document(&grant, org_id, &source_ref).await? {
+                Some(existing) => Ok((existing, false)),
+                None => Err(AppError::Conflict("The document could not be stored; send it again.".into())),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn store_incoming<S, E>(&self, incoming: Incoming<'_>, mut body: S) -> Result<DocumentRow, AppError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
+        let Incoming { grant, mut row, caller, target } = incoming;
+        let vault = self.vault()?;
+        let used = self.store.storage_used(row.patient).await?;
+        if used >= vault.patient_quota_bytes {
+            return Err(AppError::TooLarge(format!(
+                "There is no room left: documents here can take up to {} MB in all. Delete some of your uploads first.",
+                vault.patient_quota_bytes / (1024 * 1024)
+            )));
+        }
+        let limit = vault.max_document_bytes.min(vault.patient_quota_bytes - used);
+        let (patient_key, key_version) = self.current_key(&vault, row.patient).await?;
+        // The grant and the key unwrap are on the record before any byte is accepted.
+        self.audit(vec![self.event(caller, &target, "allowed"), self.unwrap_event(caller, row.patient, key_version)])
+            .await?;
+        let data_key = DataKey::random().map_err(key_error)?;
+        row.wrapped_key = patient_key.wrap(&data_key).map_err(key_error)?;
+        row.key_version = key_version;
+        let aad = aad(row.id, row.version, row.patient, &row.aad_practice);
+        let (mut sealer, header) = Sealer::new(data_key.bytes(), &aad).map_err(|e| AppError::Internal(e.to_string()))?;
+
+        self.store.add_blob_intent(&row.blob_key, self.now()).await?;
+        let mut writer = vault.blobs.writer(&row.blob_key).await.map_err(blob_error)?;
+        let result: Result<(Kind, u64), AppError> = async {
+            writer.write(&header).await.map_err(blob_error)?;
+            let mut pending: Vec<u8> = Vec::with_capacity(2 * CHUNK);
+            let mut tail: Vec<u8> = Vec::new();
+            let mut kind: Option<Kind> = None;
+            let mut total: u64 = 0;
+            let too_large = || {
+                AppError::TooLarge(if limit < vault.max_document_bytes {
+                    "This document would take you past the space you have for documents. Delete some of your uploads first.".to_owned()
+                } else {
+                    format!("This document is too large: the limit is {} MB.", vault.max_document_bytes / (1024 * 1024))
+                })
+            };
+            loop {
+                let next = body.next().await;
+                let done = match next {
+                    Some(Ok(bytes)) => {
+                        total += bytes.len() as u64;
+                        if total > u64::try_from(limit).unwrap_or(0) {
+                            return Err(too_large());
+                        }
+                        pending.extend_from_slice(&bytes);
+                        false
+                    }
+                    Some(Err(e)) => {
+                        return Err(AppError::Invalid(vec![crate::FieldError {
+                            field: "file",
+                            message: format!("The upload did not arrive complete ({e}); please try again."),
+                        }]));
+                    }
+                    None => true,
+                };
+                // Seal every chunk known not to be the last; at the end, the rest is the last
+                // (an empty document is one empty final chunk).
+                let mut sealed_last = false;
+                while pending.len() > CHUNK || (done && !sealed_last) {
+                    let last = done && pending.len() <= CHUNK;
+                    sealed_last = last;
+                    let rest = if last { Vec::new() } else { pending.split_off(CHUNK) };
+                    let mut chunk = std::mem::replace(&mut pending, rest);
+                    if kind.is_none() {
+                        kind = Some(content::sniff(&chunk[..chunk.len().min(content::HEAD)]).map_err(|r| AppError::UnsupportedContent(r.to_string()))?);
+                    }
+                    tail.extend_from_slice(&chunk);
+                    if tail.len() > CHUNK {
+                        tail.drain(..tail.len() - CHUNK);
+                    }
+                    sealer.seal(&mut chunk, last).map_err(|e| AppError::Internal(e.to_string()))?;
+                    writer.write(&chunk).await.map_err(blob_error)?;
+                }
+                if done {
+                    break;
+                }
+            }
+            let kind = kind.ok_or_else(|| AppError::Internal("no content was sealed".into()))?;
+            if kind == Kind::Docx {
+                content::check_docx_tail(&tail, total).map_err(|r| AppError::UnsupportedContent(r.to_string()))?;
+            }
+            Ok((kind, total))
+        }
+        .await;
+        let (kind, total) = match result {
+            Ok(v) => v,
+            Err(e) => {
+                writer.abort().await;
+                // Nothing was completed, so nothing is left but the intent; clear it now (the
+                // sweeper would otherwise).
+                if vault.blobs.delete(&row.blob_key).await.is_ok() {
+                    let _ = self.store.remove_blob_intent(&row.blob_key).await;
+                }
+                return Err(e);
+            }
+        };
+        writer.finish().await.map_err(blob_error)?;
+        row.media_type = kind.media_type().to_owned();
+        row.size = i64::try_from(total).map_err(|_| AppError::TooLarge("This document is too large.".into()))?;
+        row.filename = content::clean_filename(&row.filename, kind);
+        if row.title.is_empty() {
+            row.title = row.filename.clone();
+        }
+        if let Err(e) = self.store.commit_document(grant, &row).await {
+            // Not committed: the blob is an orphan. Remove it now if possible; the intent stays
+            // until it is gone, so the sweeper finishes the job if this fails.
+            if vault.blobs.delete(&row.blob_key).await.is_ok() {
+                let _ = self.store.remove_blob_intent(&row.blob_key).await;
+            }
+            return Err(e.into());
+        }
+        metrics::counter!("tiaki_documents_stored_total").increment(1);
+        Ok(row)
+    }
+
+    /// The patient's documents (a patient: theirs, hidden ones only if asked; staff: those their
+    /// practice pushed). One audit event is written for the listing.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone else.
+    pub async fn list_documents(
+        &self,
+        caller: &Caller,
+        patient: PatientId,
+        include_hidden: bool,
+    ) -> Result<Vec<DocumentRow>, AppError> {
+        let practice = match &caller.principal {
+            authz::Principal::Staff { practice, .. } => Some(*practice),
+            _ => None,
+        };
+        let target = Target {
+            action: "list",
+            object_type: "document",
+            object_id: patient.to_string(),
+            patient: Some(patient),
+            practice,
+        };
+        let grant = self.authorize_audited::<ListDocuments>(caller, patient, target.clone(), false).await?;
+        let docs = self.store.list_documents(&grant, include_hidden).await?;
+        let ids: Vec<String> = docs.iter().map(|d| d.id.to_string()).collect();
+        let object_id = if ids.is_empty() { patient.to_string() } else { ids.join(",") };
+        self.audit(vec![self.event(caller, &Target { object_id, ..target }, "allowed")]).await?;
+        Ok(docs)
+    }
+
+    async fn document_target(&self, doc: DocumentId, action: &'static str) -> Result<Target<'static>, AppError> {
+        let owner = authz::Relations::document_owner(&*self.store, doc)
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        Ok(Target {
+            action,
+            object_type: "document",
+            object_id: doc.to_string(),
+            // An unknown document: a random patient, so the denial is recorded as not found.
+            patient: Some(owner.map_or_else(PatientId::random, |o| o.patient)),
+            practice: owner.and_then(|o| o.pushed_by_practice),
+        })
+    }
+
+    /// Opens a document to read it (optionally a byte range, as in an HTTP `Range` header). The
+    /// read and the key unwrap are on the record before the first byte is served; the first
+    /// chunk is authenticated before this returns, so a damaged or swapped blob is an error, not
+    /// a download.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone who may not read it; [`AppError::Gone`] when the
+    /// patient's key has been destroyed; [`AppError::RangeNotSatisfiable`]; [`AppError::Internal`]
+    /// when the blob is missing, damaged or not this document's.
+    pub async fn open_document(
+        &self,
+        caller: &Caller,
+        doc: DocumentId,
+        range: Option<&str>,
+    ) -> Result<Download, AppError> {
+        let vault = self.vault()?;
+        let target = self.document_target(doc, "read").await?;
+        let grant = self.authorize_audited::<ReadDocument>(caller, doc, target.clone(), false).await?;
+        let row = self.store.document(&grant).await?;
+        let size = u64::try_from(row.size).map_err(|_| AppError::Internal("negative document size".into()))?;
+        let range = parse_range(range, size)?;
+        let key_row = self.store.patient_key(row.patient, row.key_version).await?;
+        let wrapped = key_row.as_ref().and_then(|k| k.wrapped.clone()).ok_or_else(|| {
+            AppError::Gone("This document can no longer be opened: its key has been destroyed (the record was erased).".into())
+        })?;
+        self.audit(vec![self.event(caller, &target, "allowed"), self.unwrap_event(caller, row.patient, row.key_version)])
+            .await?;
+        let master = key_row.map(|k| k.master_key_id).unwrap_or_default();
+        let patient_key = vault.keys.unwrap(&master, &wrapped)?;
+        let data_key = patient_key.unwrap(&row.wrapped_key).map_err(|_| {
+            AppError::Internal(format!("document {} has a data key that does not unwrap", row.id))
+        })?;
+        let aad = aad(row.id, row.version, row.patient, &row.aad_practice);
+        let last_index = size.div_ceil(CHUNK as u64).max(1) - 1;
+        let (start, end) = range.unwrap_or((0, size.saturating_sub(1)));
+        let (first_index, end_index) = if size == 0 { (0, 0) } else { (start / CHUNK as u64, end / CHUNK as u64) };
+        let header = vault.blobs.get_range_bytes(&row.blob_key, 0..HEADER as u64).await;
+        let (blob_size, header) = header.map_err(|e| {
+            AppError::Internal(format!("document {}: its blob cannot be read: {e}", row.id))
+        })?;
+        if blob_size != sealed_len(size) {
+            tracing::error!(document = %row.id, "a document's blob has the wrong length: damaged or replaced");
+            return Err(AppError::Internal(format!("document {} is damaged (blob length)", row.id)));
+        }
+        let from = HEADER as u64 + first_index * SEALED_CHUNK as u64;
+        let to = (HEADER as u64 + (end_index + 1) * SEALED_CHUNK as u64).min(blob_size);
+        let (_, source) =
+            vault.blobs.read(&row.blob_key, Some(from..to)).await.map_err(|e| AppError::Internal(e.to_string()))?;
+        let opener = Opener::new(data_key.bytes(), &aad, &header)
+            .map_err(|_| AppError::Internal(format!("document {} is damaged (header)", row.id)))?
+            .starting_at(u32::try_from(first_index).map_err(|_| AppError::Internal("too many chunks".into()))?);
+        let length = if size == 0 { 0 } else { end - start + 1 };
+        let mut state = Decrypting {
+            source,
+            buf: Vec::with_capacity(SEALED_CHUNK),
+            opener,
+            index: first_index,
+            last_index,
+            end_index,
+            size,
+            skip: usize::try_from(start - first_index * CHUNK as u64).unwrap_or(0),
+            remaining: length,
+        };
+        // The first chunk is opened now, so a damaged or swapped blob fails before any header
+        // goes out (for an empty document, the one empty chunk is still authenticated).
+        let first = if size == 0 {
+            state.remaining = 1;
+            let r = state.next_chunk().await;
+            state.remaining = 0;
+            r.map(|_| None)
+        } else {
+            state.next_chunk().await
+        };
+        let first = first.map_err(|e| {
+            tracing::error!(document = %row.id, error = %e, "a document failed authentication");
+            AppError::Internal(format!("document {} failed authentication", row.id))
+        })?;
+        let rest = futures_util::stream::try_unfold(state, |mut s| async move {
+            Ok(s.next_chunk().await?.map(|b| (b, s)))
+        });
+        let body = futures_util::stream::iter(first.map(Ok)).chain(rest).boxed();
+        Ok(Download { doc: row, range: range.filter(|_| size > 0), length, body })
+    }
+
+    /// Renames one of the patient's documents.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but the patient; [`AppError::Invalid`] for a bad name.
+    pub async fn rename_document(&self, caller: &Caller, doc: DocumentId, title: &str) -> Result<(), AppError> {
+        let target = self.document_target(doc, "update").await?;
+        let grant = self.authorize_audited::<ChangeDocument>(caller, doc, target, true).await?;
+        let title = clean_title(title)?;
+        Ok(self.store.rename_document(&grant, &title).await?)
+    }
+
+    /// Hides a document from the patient's own list, or shows it again.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but the patient.
+    pub async fn hide_document(&self, caller: &Caller, doc: DocumentId, hidden: bool) -> Result<(), AppError> {
+        let target = self.document_target(doc, "update").await?;
+        let grant = self.authorize_audited::<ChangeDocument>(caller, doc, target, true).await?;
+        Ok(self.store.hide_document(&grant, hidden.then(|| self.now())).await?)
+    }
+
+    /// Deletes one of the patient's own uploads (clinical documents can only be hidden).
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but the patient; [`AppError::Conflict`] for a clinical
+    /// document.
+    pub async fn delete_document(&self, caller: &Caller, doc: DocumentId) -> Result<(), AppError> {
+        let target = self.document_target(doc, "delete").await?;
+        let grant = self.authorize_audited::<ChangeDocument>(caller, doc, target, true).await?;
+        let row = self.store.own_document(&grant).await?;
+        if row.category.is_clinical() {
+            return Err(AppError::Conflict(
+                "Documents from your health providers cannot be deleted here, but you can hide them from your list."
+                    .into(),
+            ));
+        }
+        let key = self.store.delete_document(&grant, self.now()).await?;
+        self.remove_blob(&key).await;
+        Ok(())
+    }
+
+    /// The practice that pushed a document withdraws it.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but clinical staff of that practice.
+    pub async fn withdraw_document(&self, caller: &Caller, doc: DocumentId) -> Result<PatientId, AppError> {
+        let target = self.document_target(doc, "withdraw").await?;
+        let grant = self.authorize_audited::<WithdrawDocument>(caller, doc, target, true).await?;
+        let patient = grant.patient().ok_or(AppError::NotFound)?;
+        let key = self.store.withdraw_document(&grant, self.now()).await?;
+        self.remove_blob(&key).await;
+        Ok(patient)
+    }
+
+    async fn remove_blob(&self, key: &str) {
+        if let Ok(vault) = self.vault()
+            && vault.blobs.delete(key).await.is_ok()
+        {
+            let _ = self.store.remove_blob_intent(key).await;
+        }
+    }
+
+    /// Removes the blobs of abandoned uploads and deleted documents whose intents are older than
+    /// `grace_secs`, and blobs no row knows of that are older than that.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn sweep_blobs(&self, grace_secs: i64) -> Result<SweepReport, AppError> {
+        let vault = self.vault()?;
+        let now = self.now();
+        let mut report = SweepReport::default();
+        loop {
+            let keys = self.store.stale_blob_intents(now - grace_secs, 500).await?;
+            if keys.is_empty() {
+                break;
+            }
+            for key in &keys {
+                vault.blobs.delete(key).await.map_err(blob_error)?;
+                self.store.remove_blob_intent(key).await?;
+                report.intents += 1;
+            }
+        }
+        let known: std::collections::HashSet<String> = self.store.live_blob_keys().await?.into_iter().collect();
+        for (key, modified) in vault.blobs.list().await.map_err(blob_error)? {
+            if !known.contains(&key) && modified <= now - grace_secs {
+                vault.blobs.delete(&key).await.map_err(blob_error)?;
+                report.strays += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    // --- keys (the console) ---
+
+    /// Re-wraps every patient key under the ring's primary master key (after a new master key
+    /// was installed), calling `progress(done)` as it goes. Blobs are not touched.
+    ///
+    /// # Errors
+    /// When a key cannot be unwrapped (its master key is not loaded) or storage fails.
+    pub async fn rewrap_patient_keys(&self, mut progress: impl FnMut(u64)) -> Result<u64, AppError> {
+        let vault = self.vault()?;
+        let ids = vault.keys.ids();
+        let primary = ids.first().cloned().ok_or_else(|| AppError::Internal("no master key".into()))?;
+        let mut done = 0u64;
+        loop {
+            let batch = self.store.keys_not_under(&primary, 200).await?;
+            if batch.is_empty() {
+                break;
+            }
+            for row in batch {
+                let Some(wrapped) = &row.wrapped else { continue };
+                let key = vault.keys.unwrap(&row.master_key_id, wrapped)?;
+                let (master_key_id, wrapped) = vault.keys.wrap(&key)?;
+                let new = PatientKeyRow { master_key_id, wrapped: Some(wrapped), ..row.clone() };
+                self.store.rewrap_patient_key(&new, &row.master_key_id).await?;
+                done += 1;
+                progress(done);
+            }
+        }
+        Ok(done)
+    }
+
+    /// Patient keys not yet under the primary master key.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn keys_left_to_rewrap(&self) -> Result<usize, AppError> {
+        let vault = self.vault()?;
+        let primary = vault.keys.ids().first().cloned().unwrap_or_default();
+        Ok(self.store.keys_not_under(&primary, 1_000_000).await?.len())
+    }
+
+    /// Gives a patient a new key and re-wraps their documents' data keys under it; the old key
+    /// is destroyed. Blobs are not touched. Returns how many documents were re-wrapped.
+    ///
+    /// # Errors
+    /// When the patient is unknown, their key is destroyed, or storage fails.
+    pub async fn console_rotate_patient_key(&self, nhi: &str) -> Result<usize, AppError> {
+        let vault = self.vault()?;
+        let patient = self.console_patient(nhi).await?;
+        let (old_key, old_version) = self.current_key(&vault, patient).await?;
+        let new_key = PatientKey::random().map_err(key_error)?;
+        let (master_key_id, wrapped) = vault.keys.wrap(&new_key)?;
+        let new_row =
+            PatientKeyRow { patient, version: old_version + 1, master_key_id, wrapped: Some(wrapped) };
+        let mut rewrapped = Vec::new();
+        for d in self.store.document_keys(patient).await? {
+            let pk = if d.key_version == old_version {
+                None
+            } else {
+                let row = self.store.patient_key(patient, d.key_version).await?;
+                let w = row.as_ref().and_then(|r| r.wrapped.clone()).ok_or_else(|| {
+                    AppError::Internal(format!("document {} is under a destroyed key version", d.id))
+                })?;
+                Some(vault.keys.unwrap(&row.map(|r| r.master_key_id).unwrap_or_default(), &w)?)
+            };
+            let dk = pk.as_ref().unwrap_or(&old_key).unwrap(&d.wrapped_key).map_err(key_error)?;
+            rewrapped.push(DocumentKey { id: d.id, key_version: new_row.version, wrapped_key: new_key.wrap(&dk).map_err(key_error)? });
+        }
+        self.store.rotate_patient_key(&new_row, &rewrapped, self.now()).await?;
+        Ok(rewrapped.len())
+    }
+
+    /// Destroys every copy of a patient's key: all their documents become unreadable for good
+    /// (crypto-shredding, backups included). Returns how many key versions were destroyed.
+    ///
+    /// # Errors
+    /// When the patient is unknown or storage fails.
+    pub async fn console_erase_patient_key(&self, nhi: &str) -> Result<u64, AppError> {
+        let patient = self.console_patient(nhi).await?;
+        Ok(self.store.destroy_patient_keys(patient, self.now()).await?)
+    }
+
+    async fn console_patient(&self, nhi: &str) -> Result<PatientId, AppError> {
+        let nhi = domain::Nhi::parse(nhi).map_err(|e| AppError::field("nhi", e.to_string()))?;
+        self.store.patient_by_nhi(nhi.as_str()).await?.ok_or(AppError::NotFound)
+    }
+
+    // --- API clients ---
+
+    /// Who an API client's bearer token belongs to (`None` for a wrong, revoked or unknown one).
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn authenticate_client(&self, token: &str) -> Result<Option<authz::Principal>, AppError> {
+        let Some((id, secret)) = token.strip_prefix("tiaki_").and_then(|t| t.split_once('_')) else {
+            return Ok(None);
+        };
+        let Ok(id) = id.parse::<ClientId>() else { return Ok(None) };
+        let Some(row) = self.store.api_client(id).await? else { return Ok(None) };
+        let ok = aws_lc_rs::constant_time::verify_slices_are_equal(&sha256(secret.as_bytes()), &row.secret_hash).is_ok();
+        if !ok || row.revoked_at.is_some() {
+            metrics::counter!("tiaki_api_client_auth_failures_total").increment(1);
+            return Ok(None);
+        }
+        Ok(Some(authz::Principal::Client { client: row.id, org_id: row.org_id, practice: row.practice }))
+    }
+
+    fn client_token(id: ClientId) -> (String, Vec<u8>) {
+        use base64::Engine;
+        let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crate::security::random_bytes::<32>());
+        let id = id.as_uuid().simple().to_string();
+        (format!("tiaki_{id}_{secret}"), sha256(secret.as_bytes()))
+    }
+
+    /// Issues credentials to an organisation's system (the console). For a practice's own
+    /// system give `practice_hpi`; otherwise the organisation reaches the patients of practices
+    /// that agreed to receive from it. Returns the client and its token (shown once).
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for bad details; [`AppError::NotFound`] for an unknown practice.
+    pub async fn console_create_client(
+        &self,
+        label: &str,
+        org_id: &str,
+        org_name: &str,
+        practice_hpi: Option<&str>,
+    ) -> Result<(ApiClientRow, String), AppError> {
+        let grant = authz::console::manage_practices();
+        let practice = match practice_hpi {
+            Some(h) => Some(self.console_practice_by_hpi(h).await?.ok_or(AppError::NotFound)?.id),
+            None => None,
+        };
+        let (org_id, org_name) = match (practice, practice_hpi) {
+            (Some(_), Some(h)) if org_id.is_empty() => (h.trim().to_ascii_uppercase(), org_name.to_owned()),
+            _ => (org_id.trim().to_ascii_uppercase(), org_name.to_owned()),
+        };
+        let ok = |s: &str, max| !s.trim().is_empty() && s.chars().count() <= max && !s.chars().any(char::is_control);
+        if !ok(label, 120) || !ok(&org_id, 40) || !ok(&org_name, 200) {
+            return Err(AppError::field("org", "Give a label, the organisation's HPI id and its name."));
+        }
+        let id = ClientId::random();
+        let (token, hash) = Self::client_token(id);
+        let row = ApiClientRow {
+            id,
+            label: label.trim().to_owned(),
+            org_id,
+            org_name: org_name.trim().to_owned(),
+            practice,
+            secret_hash: hash,
+            created_at: self.now(),
+            revoked_at: None,
+        };
+        self.store.create_api_client(&grant, &row).await?;
+        Ok((row, token))
+    }
+
+    /// Replaces a client's secret; the old one stops working at once. Returns the new token.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for an unknown or revoked client.
+    pub async fn console_rotate_client(&self, id: ClientId) -> Result<String, AppError> {
+        let (token, hash) = Self::client_token(id);
+        if self.store.rotate_api_client(&authz::console::manage_practices(), id, &hash, self.now()).await? {
+            Ok(token)
+        } else {
+            Err(AppError::NotFound)
+        }
+    }
+
+    /// Revokes a client.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for an unknown or already revoked client.
+    pub async fn console_revoke_client(&self, id: ClientId) -> Result<(), AppError> {
+        if self.store.revoke_api_client(&authz::console::manage_practices(), id, self.now()).await? {
+            Ok(())
+        } else {
+            Err(AppError::NotFound)
+        }
+    }
+
+    /// Every API client.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn console_clients(&self) -> Result<Vec<ApiClientRow>, AppError> {
+        Ok(self.store.api_clients(&authz::console::manage_practices()).await?)
+    }
+
+    /// Records that a practice agrees to receive documents from an organisation.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for an unknown practice.
+    pub async fn console_add_agreement(&self, practice_hpi: &str, org_id: &str) -> Result<PracticeId, AppError> {
+        let practice = self.console_practice_by_hpi(practice_hpi).await?.ok_or(AppError::NotFound)?.id;
+        let org = org_id.trim().to_ascii_uppercase();
+        if org.is_empty() || org.len() > 40 {
+            return Err(AppError::field("org", "Give the organisation's HPI id."));
+        }
+        self.store.add_agreement(&authz::console::manage_practices(), practice, &org, self.now()).await?;
+        Ok(practice)
+    }
+
+    /// Operators see which organisations' systems can push documents.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but an operator.
+    pub async fn list_clients(&self, caller: &Caller) -> Result<Vec<ApiClientRow>, AppError> {
+        let grant = self
+            .authorize_audited::<ManagePractices>(caller, Platform, Target::plain("list", "api_client", &"all"), true)
+            .await?;
+        Ok(self.store.api_clients(&grant).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn ranges_are_parsed_against_the_size() {
+        assert_eq!(parse_range(None, 100).unwrap(), None);
+        assert_eq!(parse_range(Some("bytes=0-9"), 100).unwrap(), Some((0, 9)));
+        assert_eq!(parse_range(Some("bytes=90-"), 100).unwrap(), Some((90, 99)));
+        assert_eq!(parse_range(Some("bytes=-10"), 100).unwrap(), Some((90, 99)));
+        assert_eq!(parse_range(Some("bytes=-1000"), 100).unwrap(), Some((0, 99)));
+        assert_eq!(parse_range(Some("bytes=50-5000"), 100).unwrap(), Some((50, 99)));
+        assert_eq!(parse_range(Some("bytes=0-1,5-6"), 100).unwrap(), None);
+        for bad in ["bytes=100-", "bytes=9-3", "bytes=x-1", "bytes=-0", "bytes=5"] {
+            assert!(matches!(parse_range(Some(bad), 100), Err(AppError::RangeNotSatisfiable(100))), "{bad}");
+        }
+        assert!(parse_range(Some("bytes=0-0"), 0).is_err());
+    }
+
+    #[test]
+    fn sealed_lengths_match_the_cipher() {
+        for n in [0usize, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK] {
+            let sealed = crypto::stream::seal_all(&[1; 32], b"x", &vec![0; n]).unwrap();
+            assert_eq!(sealed.len() as u64, sealed_len(n as u64), "{n}");
+        }
+    }
+}
