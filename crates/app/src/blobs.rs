@@ -116,10 +116,15 @@ impl Blobs {
                 .create(dir)
                 .map_err(|e| BlobError::Store(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)?
-            .with_fsync(true)
-            .with_automatic_cleanup(true);
+        let fs =
+            object_store::local::LocalFileSystem::new_with_prefix(dir)?.with_fsync(true).with_automatic_cleanup(true);
         Ok(Self { store: Arc::new(fs), kind: "folder" })
+    }
+
+    /// The same store with every key under `prefix` (tests sharing one bucket).
+    #[must_use]
+    pub fn with_prefix(self, prefix: &str) -> Self {
+        Self { store: Arc::new(object_store::prefix::PrefixStore::new(self.store, prefix)), kind: self.kind }
     }
 
     /// `folder` or `s3`.

@@ -57,6 +57,18 @@ impl KeyRing {
             .ok_or_else(|| AppError::Internal("no master key is loaded".into()))
     }
 
+    /// Re-reads the key files (a rotation may have begun or ended since they were loaded).
+    ///
+    /// # Errors
+    /// When the files cannot be read.
+    pub fn reload(&self) -> Result<(), AppError> {
+        if let Some(dir) = &self.data_dir {
+            let fresh = crate::keys::load_master_files(dir)?;
+            *self.providers.write().map_err(|_| AppError::Internal("key ring lock poisoned".into()))? = fresh;
+        }
+        Ok(())
+    }
+
     fn find(&self, id: &str) -> Result<Option<Arc<dyn KeyProvider>>, AppError> {
         Ok(self
             .providers
@@ -81,19 +93,15 @@ impl KeyRing {
     /// # Errors
     /// When that master key is not available or the wrapped key does not unwrap.
     pub fn unwrap(&self, id: &str, wrapped: &[u8]) -> Result<PatientKey, AppError> {
-        let provider = match self.find(id)? {
-            Some(p) => p,
-            None => {
-                if let Some(dir) = &self.data_dir {
-                    let fresh = crate::keys::load_master_files(dir)?;
-                    *self.providers.write().map_err(|_| AppError::Internal("key ring lock poisoned".into()))? = fresh;
-                }
-                self.find(id)?.ok_or_else(|| {
-                    AppError::Internal(format!(
-                        "a patient key is wrapped by master key {id}, which is not loaded; restore that key file or token"
-                    ))
-                })?
-            }
+        let provider = if let Some(p) = self.find(id)? {
+            p
+        } else {
+            self.reload()?;
+            self.find(id)?.ok_or_else(|| {
+                AppError::Internal(format!(
+                    "a patient key is wrapped by master key {id}, which is not loaded; restore that key file or token"
+                ))
+            })?
         };
         provider.unwrap_patient_key(wrapped).map_err(key_error)
     }
@@ -105,10 +113,12 @@ impl KeyRing {
     }
 }
 
+#[expect(clippy::needless_pass_by_value, reason = "called through map_err")]
 fn key_error(e: KeyError) -> AppError {
     AppError::Internal(format!("key operation failed: {e}"))
 }
 
+#[expect(clippy::needless_pass_by_value, reason = "called through map_err")]
 fn blob_error(e: BlobError) -> AppError {
     AppError::Internal(format!("blob store: {e}"))
 }
@@ -214,7 +224,11 @@ pub fn parse_range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>
         (size.saturating_sub(n), size - 1)
     } else {
         let start: u64 = a.parse().map_err(|_| AppError::RangeNotSatisfiable(size))?;
-        let end = if b.is_empty() { size.saturating_sub(1) } else { b.parse().map_err(|_| AppError::RangeNotSatisfiable(size))? };
+        let end = if b.is_empty() {
+            size.saturating_sub(1)
+        } else {
+            b.parse().map_err(|_| AppError::RangeNotSatisfiable(size))?
+        };
         if start >= size || end < start {
             return Err(AppError::RangeNotSatisfiable(size));
         }
@@ -303,6 +317,12 @@ impl App {
         self.vault.clone().ok_or_else(|| AppError::Internal("the documents module is not configured".into()))
     }
 
+    /// The largest document accepted, in MB (for the upload form).
+    #[must_use]
+    pub fn max_document_mb(&self) -> i64 {
+        self.vault.as_ref().map_or(0, |v| v.max_document_bytes / (1024 * 1024))
+    }
+
     /// The blob store, for operators' tools and tests.
     ///
     /// # Errors
@@ -331,7 +351,9 @@ impl App {
         for _ in 0..3 {
             if let Some(row) = self.store.current_patient_key(patient).await? {
                 let wrapped = row.wrapped.ok_or_else(|| {
-                    AppError::Gone("This person's documents have been erased; nothing more can be added for them.".into())
+                    AppError::Gone(
+                        "This person's documents have been erased; nothing more can be added for them.".into(),
+                    )
                 })?;
                 return Ok((vault.keys.unwrap(&row.master_key_id, &wrapped)?, row.version));
             }
@@ -418,6 +440,7 @@ impl App {
     /// # Errors
     /// [`AppError::NotFound`] (and an audited denial) for a patient outside the client's scope
     /// or an unknown NHI; [`AppError::Invalid`] for bad details; as for uploads otherwise.
+    #[expect(clippy::too_many_lines, reason = "validation of every field, then one flow")]
     pub async fn push_document<S, E>(
         &self,
         caller: &Caller,
@@ -444,8 +467,8 @@ impl App {
                     .into(),
             });
         }
-        let date_ok = time::Date::parse(&meta.clinical_date, time::macros::format_description!("[year]-[month]-[day]"))
-            .is_ok();
+        let date_ok =
+            time::Date::parse(&meta.clinical_date, time::macros::format_description!("[year]-[month]-[day]")).is_ok();
         if !date_ok {
             problems.push(crate::FieldError { field: "clinical_date", message: "Give the date as YYYY-MM-DD.".into() });
         }
@@ -453,9 +476,11 @@ impl App {
         if title.is_err() {
             problems.push(crate::FieldError { field: "title", message: "Give a title of 1 to 120 characters.".into() });
         }
-        let short = |s: &str, max: usize| !s.trim().is_empty() && s.chars().count() <= max && !s.chars().any(char::is_control);
+        let short =
+            |s: &str, max: usize| !s.trim().is_empty() && s.chars().count() <= max && !s.chars().any(char::is_control);
         if !short(&meta.author, 200) {
-            problems.push(crate::FieldError { field: "author", message: "Give the author (up to 200 characters).".into() });
+            problems
+                .push(crate::FieldError { field: "author", message: "Give the author (up to 200 characters).".into() });
         }
         if !short(&meta.source_document_id, 200) {
             problems.push(crate::FieldError {
@@ -518,7 +543,9 @@ impl App {
             controller_id: meta.controller_id.clone().unwrap_or_else(|| org_id.clone()),
             controller_name: meta.controller_name.clone().unwrap_or_else(|| client_row.org_name.clone()),
             source_ref: Some(source_ref.clone()),
-            pushed_by_practice: Some(via),
+            // Only a practice's own system's documents are the practice's to see and withdraw;
+            // a hospital's stay the hospital's (the receiving practice is bound in the AAD).
+            pushed_by_practice: *practice,
             pushed_by_client: Some(*client),
             uploaded_by: None,
             created_at: self.now(),
@@ -537,6 +564,7 @@ impl App {
         }
     }
 
+    #[expect(clippy::too_many_lines, reason = "the streaming pipeline reads best in one place")]
     async fn store_incoming<S, E>(&self, incoming: Incoming<'_>, mut body: S) -> Result<DocumentRow, AppError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
@@ -560,7 +588,8 @@ impl App {
         row.wrapped_key = patient_key.wrap(&data_key).map_err(key_error)?;
         row.key_version = key_version;
         let aad = aad(row.id, row.version, row.patient, &row.aad_practice);
-        let (mut sealer, header) = Sealer::new(data_key.bytes(), &aad).map_err(|e| AppError::Internal(e.to_string()))?;
+        let (mut sealer, header) =
+            Sealer::new(data_key.bytes(), &aad).map_err(|e| AppError::Internal(e.to_string()))?;
 
         self.store.add_blob_intent(&row.blob_key, self.now()).await?;
         let mut writer = vault.blobs.writer(&row.blob_key).await.map_err(blob_error)?;
@@ -638,7 +667,7 @@ impl App {
             }
         };
         writer.finish().await.map_err(blob_error)?;
-        row.media_type = kind.media_type().to_owned();
+        kind.media_type().clone_into(&mut row.media_type);
         row.size = i64::try_from(total).map_err(|_| AppError::TooLarge("This document is too large.".into()))?;
         row.filename = content::clean_filename(&row.filename, kind);
         if row.title.is_empty() {
@@ -687,9 +716,8 @@ impl App {
     }
 
     async fn document_target(&self, doc: DocumentId, action: &'static str) -> Result<Target<'static>, AppError> {
-        let owner = authz::Relations::document_owner(&*self.store, doc)
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let owner =
+            authz::Relations::document_owner(&*self.store, doc).await.map_err(|e| AppError::Internal(e.to_string()))?;
         Ok(Target {
             action,
             object_type: "document",
@@ -723,23 +751,27 @@ impl App {
         let range = parse_range(range, size)?;
         let key_row = self.store.patient_key(row.patient, row.key_version).await?;
         let wrapped = key_row.as_ref().and_then(|k| k.wrapped.clone()).ok_or_else(|| {
-            AppError::Gone("This document can no longer be opened: its key has been destroyed (the record was erased).".into())
+            AppError::Gone(
+                "This document can no longer be opened: its key has been destroyed (the record was erased).".into(),
+            )
         })?;
-        self.audit(vec![self.event(caller, &target, "allowed"), self.unwrap_event(caller, row.patient, row.key_version)])
-            .await?;
+        self.audit(vec![
+            self.event(caller, &target, "allowed"),
+            self.unwrap_event(caller, row.patient, row.key_version),
+        ])
+        .await?;
         let master = key_row.map(|k| k.master_key_id).unwrap_or_default();
         let patient_key = vault.keys.unwrap(&master, &wrapped)?;
-        let data_key = patient_key.unwrap(&row.wrapped_key).map_err(|_| {
-            AppError::Internal(format!("document {} has a data key that does not unwrap", row.id))
-        })?;
+        let data_key = patient_key
+            .unwrap(&row.wrapped_key)
+            .map_err(|_| AppError::Internal(format!("document {} has a data key that does not unwrap", row.id)))?;
         let aad = aad(row.id, row.version, row.patient, &row.aad_practice);
         let last_index = size.div_ceil(CHUNK as u64).max(1) - 1;
         let (start, end) = range.unwrap_or((0, size.saturating_sub(1)));
         let (first_index, end_index) = if size == 0 { (0, 0) } else { (start / CHUNK as u64, end / CHUNK as u64) };
         let header = vault.blobs.get_range_bytes(&row.blob_key, 0..HEADER as u64).await;
-        let (blob_size, header) = header.map_err(|e| {
-            AppError::Internal(format!("document {}: its blob cannot be read: {e}", row.id))
-        })?;
+        let (blob_size, header) =
+            header.map_err(|e| AppError::Internal(format!("document {}: its blob cannot be read: {e}", row.id)))?;
         if blob_size != sealed_len(size) {
             tracing::error!(document = %row.id, "a document's blob has the wrong length: damaged or replaced");
             return Err(AppError::Internal(format!("document {} is damaged (blob length)", row.id)));
@@ -777,9 +809,8 @@ impl App {
             tracing::error!(document = %row.id, error = %e, "a document failed authentication");
             AppError::Internal(format!("document {} failed authentication", row.id))
         })?;
-        let rest = futures_util::stream::try_unfold(state, |mut s| async move {
-            Ok(s.next_chunk().await?.map(|b| (b, s)))
-        });
+        let rest =
+            futures_util::stream::try_unfold(state, |mut s| async move { Ok(s.next_chunk().await?.map(|b| (b, s))) });
         let body = futures_util::stream::iter(first.map(Ok)).chain(rest).boxed();
         Ok(Download { doc: row, range: range.filter(|_| size > 0), length, body })
     }
@@ -885,6 +916,7 @@ impl App {
     /// When a key cannot be unwrapped (its master key is not loaded) or storage fails.
     pub async fn rewrap_patient_keys(&self, mut progress: impl FnMut(u64)) -> Result<u64, AppError> {
         let vault = self.vault()?;
+        vault.keys.reload()?;
         let ids = vault.keys.ids();
         let primary = ids.first().cloned().ok_or_else(|| AppError::Internal("no master key".into()))?;
         let mut done = 0u64;
@@ -912,6 +944,7 @@ impl App {
     /// When storage fails.
     pub async fn keys_left_to_rewrap(&self) -> Result<usize, AppError> {
         let vault = self.vault()?;
+        vault.keys.reload()?;
         let primary = vault.keys.ids().first().cloned().unwrap_or_default();
         Ok(self.store.keys_not_under(&primary, 1_000_000).await?.len())
     }
@@ -927,21 +960,25 @@ impl App {
         let (old_key, old_version) = self.current_key(&vault, patient).await?;
         let new_key = PatientKey::random().map_err(key_error)?;
         let (master_key_id, wrapped) = vault.keys.wrap(&new_key)?;
-        let new_row =
-            PatientKeyRow { patient, version: old_version + 1, master_key_id, wrapped: Some(wrapped) };
+        let new_row = PatientKeyRow { patient, version: old_version + 1, master_key_id, wrapped: Some(wrapped) };
         let mut rewrapped = Vec::new();
         for d in self.store.document_keys(patient).await? {
             let pk = if d.key_version == old_version {
                 None
             } else {
                 let row = self.store.patient_key(patient, d.key_version).await?;
-                let w = row.as_ref().and_then(|r| r.wrapped.clone()).ok_or_else(|| {
-                    AppError::Internal(format!("document {} is under a destroyed key version", d.id))
-                })?;
+                let w = row
+                    .as_ref()
+                    .and_then(|r| r.wrapped.clone())
+                    .ok_or_else(|| AppError::Internal(format!("document {} is under a destroyed key version", d.id)))?;
                 Some(vault.keys.unwrap(&row.map(|r| r.master_key_id).unwrap_or_default(), &w)?)
             };
             let dk = pk.as_ref().unwrap_or(&old_key).unwrap(&d.wrapped_key).map_err(key_error)?;
-            rewrapped.push(DocumentKey { id: d.id, key_version: new_row.version, wrapped_key: new_key.wrap(&dk).map_err(key_error)? });
+            rewrapped.push(DocumentKey {
+                id: d.id,
+                key_version: new_row.version,
+                wrapped_key: new_key.wrap(&dk).map_err(key_error)?,
+            });
         }
         self.store.rotate_patient_key(&new_row, &rewrapped, self.now()).await?;
         Ok(rewrapped.len())
@@ -974,7 +1011,8 @@ impl App {
         };
         let Ok(id) = id.parse::<ClientId>() else { return Ok(None) };
         let Some(row) = self.store.api_client(id).await? else { return Ok(None) };
-        let ok = aws_lc_rs::constant_time::verify_slices_are_equal(&sha256(secret.as_bytes()), &row.secret_hash).is_ok();
+        let ok =
+            aws_lc_rs::constant_time::verify_slices_are_equal(&sha256(secret.as_bytes()), &row.secret_hash).is_ok();
         if !ok || row.revoked_at.is_some() {
             metrics::counter!("tiaki_api_client_auth_failures_total").increment(1);
             return Ok(None);

@@ -14,7 +14,7 @@ use time::macros::format_description;
 /// The modules a patient can filter their history by: (key, label, object types).
 pub const MODULES: &[(&str, &str, &[&str])] = &[
     ("records", "Health records and details", &["patient", "enrolment"]),
-    ("documents", "Documents", &["document"]),
+    ("documents", "Documents", &["document", "patient_key"]),
     ("history", "This access history", &["access_history"]),
 ];
 
@@ -68,6 +68,12 @@ fn describe(action: &str, object_type: &str) -> String {
         ("export", "access_history") => "Exported this access history".into(),
         ("read", "document") => "Opened a document".into(),
         ("list", "document") => "Listed documents".into(),
+        ("create", "document") => "Uploaded a document".into(),
+        ("push", "document") => "Sent a document to the portal".into(),
+        ("update", "document") => "Renamed, hid or showed a document".into(),
+        ("delete", "document") => "Deleted a document".into(),
+        ("withdraw", "document") => "Withdrew a document it had sent".into(),
+        ("unwrap", "patient_key") => "Unlocked the encryption key for documents".into(),
         (a, o) => format!("{a} {}", o.replace('_', " ")),
     }
 }
@@ -77,6 +83,7 @@ fn role_label(role: &str) -> String {
         "patient" => "Patient".into(),
         "operator" => "Tiaki operator".into(),
         r if r.starts_with("console") => "Server console".into(),
+        r if r.starts_with("client:") => format!("Health system of {}", &r["client:".len()..]),
         r => r
             .strip_prefix("staff:")
             .and_then(|s| StaffRole::parse(s).ok())
@@ -109,7 +116,7 @@ pub fn fhir_audit_event(e: &AuditEvent) -> Value {
         "list" | "search" => ("search-type", "search-type", "E"),
         "create" | "push" => ("create", "create", "C"),
         "update" => ("update", "update", "U"),
-        "delete" => ("delete", "delete", "D"),
+        "delete" | "withdraw" => ("delete", "delete", "D"),
         _ => ("", "", "E"),
     };
     let outcome = match e.outcome.as_str() {

@@ -5,8 +5,8 @@
 pub mod audit;
 pub mod blobs;
 pub mod config;
-pub mod documents;
 pub mod content;
+pub mod documents;
 mod error;
 pub mod history;
 mod identity;
@@ -19,13 +19,14 @@ mod security;
 pub use audit::{AuditSettings, Caller, Tick, VerifyReport};
 pub use authz::Principal;
 pub use config::Config;
+pub use documents::{Download, KeyRing, PushMeta, SweepReport, Vault};
 pub use domain;
 pub use error::{AppError, FieldError};
 pub use identity::{InvitationPage, SignInOutcome, SignedIn};
 pub use practices::{EnrolForm, InviteStaffForm, PracticeForm};
-pub use documents::{Download, KeyRing, PushMeta, SweepReport, Vault};
 pub use store::{
-    AccountRow, ApiClientRow, DocumentRow, Backend, Enrolled, InvitationPurpose, PatientRow, PracticeRow, PracticeSummary, SessionRow, StaffRow,
+    AccountRow, ApiClientRow, Backend, DocumentRow, Enrolled, InvitationPurpose, PatientRow, PracticeRow,
+    PracticeSummary, SessionRow, StaffRow,
 };
 
 use domain::Clock;

@@ -418,12 +418,11 @@ async fn own_document<A: Action<Object = DocumentId>, R: Relations + ?Sized>(
     doc: DocumentId,
     rel: &R,
 ) -> Result<Grant<A>, Denied> {
-    if let Principal::Patient { patient: own, account, .. } = p {
-        if let Some(owner) = rel.document_owner(doc).await?
-            && owner.patient == *own
-        {
-            return Ok(Grant::new(doc, Some(owner.patient), Some(*account)));
-        }
+    if let Principal::Patient { patient: own, account, .. } = p
+        && let Some(owner) = rel.document_owner(doc).await?
+        && owner.patient == *own
+    {
+        return Ok(Grant::new(doc, Some(owner.patient), Some(*account)));
     }
     Err(Denied::NotFound)
 }
@@ -555,7 +554,8 @@ mod tests {
             ],
             agreements: vec![("G00001-A".into(), b)],
         };
-        let patient = |patient| Principal::Patient { account: AccountId::random(), session: SessionId::random(), patient };
+        let patient =
+            |patient| Principal::Patient { account: AccountId::random(), session: SessionId::random(), patient };
         let staff = |practice, role| Principal::Staff {
             account: AccountId::random(),
             session: SessionId::random(),
@@ -573,7 +573,8 @@ mod tests {
         assert!(authorize::<WithdrawDocument, _>(&staff(a, StaffRole::PrivacyOfficer), letter, &rel).await.is_err());
         assert!(authorize::<UploadDocument, _>(&staff(a, StaffRole::Gp), p1, &rel).await.is_err());
         assert!(authorize::<ReadDocument, _>(&staff(a, StaffRole::Gp), DocumentId::random(), &rel).await.is_err());
-        let client = |org: &str, practice| Principal::Client { client: ClientId::random(), org_id: org.into(), practice };
+        let client =
+            |org: &str, practice| Principal::Client { client: ClientId::random(), org_id: org.into(), practice };
         let own = authorize::<PushDocument, _>(&client("F1", Some(a)), p1, &rel).await.unwrap();
         assert_eq!(own.via_practice(), Some(a));
         assert!(authorize::<PushDocument, _>(&client("F1", Some(a)), p2, &rel).await.is_err());

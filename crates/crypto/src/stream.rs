@@ -238,7 +238,8 @@ mod tests {
     fn a_reader_can_start_at_any_chunk_but_only_the_right_one() {
         let p = data(3 * CHUNK + 10);
         let sealed = seal_all(&DEK, b"doc-1", &p).unwrap();
-        let chunk = |i: usize| sealed[HEADER + i * SEALED_CHUNK..(HEADER + (i + 1) * SEALED_CHUNK).min(sealed.len())].to_vec();
+        let chunk =
+            |i: usize| sealed[HEADER + i * SEALED_CHUNK..(HEADER + (i + 1) * SEALED_CHUNK).min(sealed.len())].to_vec();
         let mut o = Opener::new(&DEK, b"doc-1", &sealed[..HEADER]).unwrap().starting_at(2);
         let mut c2 = chunk(2);
         o.open(&mut c2, false).unwrap();

@@ -9,7 +9,8 @@ pub use clock::{Clock, FakeClock, SystemClock, UnixTime};
 pub use ids::{AccountId, ClientId, DocumentId, PatientId, PracticeId, SessionId};
 pub use nhi::{Nhi, NhiError};
 pub use values::{
-    AccountKind, DateOfBirth, DocumentCategory, Email, HpiFacilityId, PersonName, PracticeName, Region, StaffRole, ValueError,
+    AccountKind, DateOfBirth, DocumentCategory, Email, HpiFacilityId, PersonName, PracticeName, Region, StaffRole,
+    ValueError,
 };
 
 /// A boxed, sendable future: what the storage contract's methods return, so it can be used as

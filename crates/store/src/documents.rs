@@ -4,8 +4,7 @@
 
 use crate::{ApiClientRow, DocumentKey, DocumentRow, PatientKeyRow, Result};
 use authz::{
-    ChangeDocument, Grant, ListDocuments, ManagePractices, PushDocument, ReadDocument, UploadDocument,
-    WithdrawDocument,
+    ChangeDocument, Grant, ListDocuments, ManagePractices, PushDocument, ReadDocument, UploadDocument, WithdrawDocument,
 };
 use domain::{BoxFuture, ClientId, PatientId, PracticeId, UnixTime};
 
@@ -91,11 +90,7 @@ pub trait DocumentStore: Send + Sync {
     /// Up to `limit` live patient keys wrapped by a master key other than `master_key_id`.
     fn keys_not_under<'a>(&'a self, master_key_id: &'a str, limit: i64) -> BoxFuture<'a, Result<Vec<PatientKeyRow>>>;
     /// Replaces one patient key's wrapping, if it is still wrapped by `old_master`.
-    fn rewrap_patient_key<'a>(
-        &'a self,
-        key: &'a PatientKeyRow,
-        old_master: &'a str,
-    ) -> BoxFuture<'a, Result<bool>>;
+    fn rewrap_patient_key<'a>(&'a self, key: &'a PatientKeyRow, old_master: &'a str) -> BoxFuture<'a, Result<bool>>;
     /// A patient's live documents' keys.
     fn document_keys(&self, patient: PatientId) -> BoxFuture<'_, Result<Vec<DocumentKey>>>;
     /// Installs a new patient key version and the documents' data keys re-wrapped under it,

@@ -1,8 +1,8 @@
 //! The rows the storage contract takes and returns.
 
 use domain::{
-    AccountId, AccountKind, ClientId, DateOfBirth, DocumentCategory, DocumentId, Email, HpiFacilityId, Nhi, PatientId, PersonName, PracticeId, PracticeName,
-    Region, SessionId, StaffRole, UnixTime,
+    AccountId, AccountKind, ClientId, DateOfBirth, DocumentCategory, DocumentId, Email, HpiFacilityId, Nhi, PatientId,
+    PersonName, PracticeId, PracticeName, Region, SessionId, StaffRole, UnixTime,
 };
 
 /// A new account (no password until its invitation is accepted).

@@ -45,6 +45,46 @@ enum Command {
     /// The tamper-evident access log.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// The master key and patients' keys.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Health documents: housekeeping.
+    #[command(subcommand)]
+    Documents(DocumentsCmd),
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Replace the master key file: make a new one, re-wrap every patient key under it (blobs
+    /// are not touched), then retire the old one to retired-keys/. Resumable: run it again if it
+    /// was interrupted. Stop the portal first, or restart it afterwards.
+    RotateMaster,
+    /// Give one patient a new key, re-wrap their documents' data keys under it and destroy the old.
+    RotatePatient {
+        /// The patient's NHI number.
+        #[arg(long)]
+        nhi: String,
+    },
+    /// Destroy every copy of one patient's key: all their documents become unreadable for good,
+    /// backups included. Their access-log events are kept.
+    ErasePatient {
+        /// The patient's NHI number.
+        #[arg(long)]
+        nhi: String,
+        /// Confirms that this cannot be undone.
+        #[arg(long)]
+        yes_destroy_their_documents: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum DocumentsCmd {
+    /// Remove the blobs of abandoned uploads and deleted documents, and blobs no row knows of.
+    Sweep {
+        /// Leave alone what is younger than this many minutes (uploads may still be running).
+        #[arg(long, default_value_t = 60)]
+        grace_minutes: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -105,6 +145,45 @@ enum Admin {
         #[arg(long)]
         admin_email: String,
     },
+    /// Issue API-client credentials to an organisation's system, for pushing documents. Prints
+    /// the token once.
+    CreateClient {
+        /// A label people will recognise, e.g. "Kawakawa PMS" or "Te Whatu Ora Northland discharges".
+        #[arg(long)]
+        label: String,
+        /// For a practice's own system: the practice's HPI facility id.
+        #[arg(long, conflicts_with = "org_id")]
+        practice: Option<String>,
+        /// For another organisation (a hospital): its HPI organisation or facility id.
+        #[arg(long)]
+        org_id: Option<String>,
+        /// The organisation's name.
+        #[arg(long)]
+        org_name: String,
+    },
+    /// Replace a client's secret (the old one stops working at once); prints the new token.
+    RotateClient {
+        /// The client's id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Revoke a client's credentials.
+    RevokeClient {
+        /// The client's id.
+        #[arg(long)]
+        id: String,
+    },
+    /// List API clients.
+    ListClients,
+    /// Record that a practice agrees to receive documents from an organisation.
+    AgreeToReceive {
+        /// The practice's HPI facility id.
+        #[arg(long)]
+        practice: String,
+        /// The sending organisation's HPI id.
+        #[arg(long)]
+        org_id: String,
+    },
     /// Invite a member of staff to a practice (prints the link; also emailed).
     InviteStaff {
         /// The practice's HPI facility id.
@@ -161,8 +240,38 @@ async fn open(config: &Config) -> Result<Arc<App>> {
     store.migrate().await.context("cannot apply database migrations")?;
     let signer = audit_signer(config)?;
     let audit = app::AuditSettings::from_config(config, Some(signer))?;
-    let app = App::new(store, Arc::new(app::domain::SystemClock), Settings::from(config), audit).await?;
+    let app = App::new(store, Arc::new(app::domain::SystemClock), Settings::from(config), audit)
+        .await?
+        .with_documents(vault(config)?);
     Ok(Arc::new(app))
+}
+
+/// The documents module: the blob store and the master key (a PKCS#11 token when configured,
+/// else the key files in the data folder).
+fn vault(config: &Config) -> Result<app::Vault> {
+    let keys = if let Some(p) = &config.pkcs11 {
+        let provider = crypto::Pkcs11KeyProvider::open(&crypto::Pkcs11Config {
+            module: p.module.clone(),
+            token_label: p.token_label.clone(),
+            pin: p.pin.clone(),
+            key_label: p.master_key_label.clone(),
+            create_if_missing: true,
+        })
+        .map_err(|e| {
+            anyhow::anyhow!("master key: {e}; check TIAKI_PKCS11_MODULE, TIAKI_PKCS11_TOKEN and TIAKI_PKCS11_PIN")
+        })?;
+        app::KeyRing::single(Arc::new(provider))
+    } else {
+        app::KeyRing::files(&config.data_dir).map_err(|e| anyhow::anyhow!("master key: {}", show(&e)))?
+    };
+    let blobs = app::blobs::Blobs::from_settings(&config.blobs)
+        .map_err(|e| anyhow::anyhow!("document store: {e}; check TIAKI_BLOB_STORE and the TIAKI_S3_* settings"))?;
+    Ok(app::Vault {
+        blobs,
+        keys,
+        max_document_bytes: config.max_document_bytes,
+        patient_quota_bytes: config.patient_quota_bytes,
+    })
 }
 
 /// The checkpoint-signing key: in a PKCS#11 token when `TIAKI_PKCS11_MODULE` is set, else a key
@@ -227,9 +336,27 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Demo => demo::run(&config).await,
         Command::Audit(cmd) => audit_cmd(&config, cmd).await,
+        Command::Keys(cmd) => keys_cmd(&config, cmd).await,
+        Command::Documents(DocumentsCmd::Sweep { grace_minutes }) => {
+            let app = open(&config).await?;
+            let report = app.sweep_blobs(grace_minutes.max(0) * 60).await?;
+            eprintln!(
+                "Removed {} blob(s) of abandoned uploads or deleted documents and {} stray blob(s).",
+                report.intents, report.strays
+            );
+            Ok(())
+        }
         Command::Admin(admin) => {
             let app = open(&config).await?;
+            if let Some(done) = client_cmd(&app, &admin).await? {
+                return done;
+            }
             let link = match admin {
+                Admin::CreateClient { .. }
+                | Admin::RotateClient { .. }
+                | Admin::RevokeClient { .. }
+                | Admin::ListClients
+                | Admin::AgreeToReceive { .. } => unreachable!("handled above"),
                 Admin::CreateOperator { email, name } => app.console_create_operator(&name, &email).await,
                 Admin::CreatePractice { name, hpi, region, admin_name, admin_email } => app
                     .console_create_practice(&app::PracticeForm { name, hpi_facility_id: hpi, region, admin_name, admin_email })
@@ -249,6 +376,112 @@ async fn run(cli: Cli) -> Result<()> {
             {
                 println!("{link}");
             }
+            Ok(())
+        }
+    }
+}
+
+fn shown<T>(r: Result<T, app::AppError>) -> Result<T> {
+    r.map_err(|e| anyhow::anyhow!(show(&e)))
+}
+
+#[expect(clippy::print_stdout, reason = "tokens and listings are these commands' output")]
+async fn client_cmd(app: &App, admin: &Admin) -> Result<Option<Result<()>>> {
+    let parse_id = |id: &str| {
+        id.parse::<app::domain::ClientId>()
+            .map_err(|_| anyhow::anyhow!("{id} is not a client id; see `tiaki admin list-clients`"))
+    };
+    match admin {
+        Admin::CreateClient { label, practice, org_id, org_name } => {
+            if practice.is_none() && org_id.is_none() {
+                bail!("give --practice HPI for a practice's own system, or --org-id for another organisation");
+            }
+            let (row, token) = shown(
+                app.console_create_client(label, org_id.as_deref().unwrap_or(""), org_name, practice.as_deref()).await,
+            )?;
+            eprintln!(
+                "Client {} for {} ({}) created. Its token is shown once; store it in the sending system:",
+                row.id, row.org_name, row.org_id
+            );
+            println!("{token}");
+        }
+        Admin::RotateClient { id } => {
+            let token = shown(app.console_rotate_client(parse_id(id)?).await)?;
+            eprintln!("New token (the old one no longer works):");
+            println!("{token}");
+        }
+        Admin::RevokeClient { id } => {
+            shown(app.console_revoke_client(parse_id(id)?).await)?;
+            eprintln!("Revoked.");
+        }
+        Admin::ListClients => {
+            for c in app.console_clients().await? {
+                let scope = c
+                    .practice
+                    .map_or_else(|| "practices that agreed to receive".to_owned(), |p| format!("practice {p}"));
+                let state = if c.revoked_at.is_some() { "revoked" } else { "active" };
+                println!("{}\t{}\t{} ({})\t{scope}\t{state}", c.id, c.label, c.org_name, c.org_id);
+            }
+        }
+        Admin::AgreeToReceive { practice, org_id } => {
+            shown(app.console_add_agreement(practice, org_id).await)?;
+            eprintln!("Practice {practice} now receives documents from {org_id} for its enrolled patients.");
+        }
+        _ => return Ok(None),
+    }
+    Ok(Some(Ok(())))
+}
+
+async fn keys_cmd(config: &Config, cmd: KeysCmd) -> Result<()> {
+    match cmd {
+        KeysCmd::RotateMaster => {
+            if config.pkcs11.is_some() {
+                bail!(
+                    "the master key is in a PKCS#11 token; rotate it in the token (a new key label) — file rotation applies to master.key only"
+                );
+            }
+            let fresh = app::keys::begin_master_rotation(&config.data_dir)?;
+            eprintln!(
+                "{} the new master key {}.",
+                if fresh { "Made" } else { "Resuming with" },
+                app::keys::next_key_path(&config.data_dir).display()
+            );
+            let app = open(config).await?;
+            let total = app.keys_left_to_rewrap().await?;
+            let bar = indicatif::ProgressBar::new(total as u64);
+            bar.set_style(indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} patient keys ({per_sec}, ETA {eta})",
+            )?);
+            let done = app.rewrap_patient_keys(|n| bar.set_position(n)).await?;
+            bar.finish_and_clear();
+            if app.keys_left_to_rewrap().await? != 0 {
+                bail!("some patient keys are still under the old master key; run `tiaki keys rotate-master` again");
+            }
+            let retired = app::keys::finish_master_rotation(&config.data_dir)?;
+            eprintln!("Re-wrapped {done} patient key(s); no document was re-encrypted.");
+            eprintln!(
+                "The old master key is now {}. Keep it only as long as backups made before today, then destroy it. Restart running portal nodes.",
+                retired.display()
+            );
+            Ok(())
+        }
+        KeysCmd::RotatePatient { nhi } => {
+            let app = open(config).await?;
+            let n = app.console_rotate_patient_key(&nhi).await.map_err(|e| anyhow::anyhow!(show(&e)))?;
+            eprintln!("The patient has a new key; {n} document key(s) re-wrapped, the old key destroyed.");
+            Ok(())
+        }
+        KeysCmd::ErasePatient { nhi, yes_destroy_their_documents } => {
+            if !yes_destroy_their_documents {
+                bail!(
+                    "this destroys every document of this patient for good; add --yes-destroy-their-documents to go ahead"
+                );
+            }
+            let app = open(config).await?;
+            let n = app.console_erase_patient_key(&nhi).await.map_err(|e| anyhow::anyhow!(show(&e)))?;
+            eprintln!(
+                "Destroyed {n} key version(s): the patient's documents can no longer be read by anyone. Their access-log events are kept."
+            );
             Ok(())
         }
     }

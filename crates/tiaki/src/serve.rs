@@ -54,6 +54,21 @@ pub(crate) async fn run(config: Config) -> Result<()> {
     let mail_task = tokio::spawn(sender.run(stop_mail.clone()));
     let stop_audit = Arc::new(Notify::new());
     let audit_task = tokio::spawn(app.clone().run_audit_jobs(stop_audit.clone()));
+    // Hourly, remove the blobs of uploads abandoned more than a day ago and of deleted documents.
+    let sweeper = app.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_hours(1));
+        loop {
+            every.tick().await;
+            match sweeper.sweep_blobs(86_400).await {
+                Ok(r) if r.intents + r.strays > 0 => {
+                    tracing::info!(intents = r.intents, strays = r.strays, "swept blobs");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "the blob sweep failed; it runs again in an hour"),
+            }
+        }
+    });
 
     if let Some(link) = app.first_start_link().await? {
         eprintln!("\nWelcome to Tiaki. No operator has been set up yet.");

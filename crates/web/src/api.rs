@@ -18,8 +18,29 @@ use utoipa::{OpenApi, ToSchema};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Tiaki API", description = "Patient portal API. Authenticate with a Tiaki session cookie."),
-    paths(me, patient, enrol, patient_audit_events, audit_events, inclusion_proof, consistency_proof),
-    components(schemas(Me, PatientView, EnrolRequest, EnrolResponse, ApiErrorBody, Proof))
+    paths(
+        me,
+        patient,
+        enrol,
+        patient_audit_events,
+        audit_events,
+        inclusion_proof,
+        consistency_proof,
+        crate::documents::api_list,
+        crate::documents::api_upload,
+        crate::documents::api_download,
+        crate::documents::push
+    ),
+    components(schemas(
+        Me,
+        PatientView,
+        EnrolRequest,
+        EnrolResponse,
+        ApiErrorBody,
+        Proof,
+        crate::documents::DocumentView,
+        crate::documents::PushResponse
+    ))
 )]
 pub struct ApiDoc;
 

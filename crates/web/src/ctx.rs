@@ -91,6 +91,11 @@ impl Ctx {
         app::Caller::new(who.principal.clone(), self.ip, &self.user_agent, &self.request_id)
     }
 
+    /// What this browser's CSRF tokens are bound to.
+    pub(crate) fn binding(&self) -> &str {
+        &self.binding
+    }
+
     /// The CSRF token to put in this page's forms.
     pub(crate) fn csrf(&self) -> &str {
         &self.csrf

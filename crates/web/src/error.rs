@@ -65,11 +65,10 @@ pub(crate) fn status_of(e: &AppError) -> StatusCode {
         AppError::Unauthenticated | AppError::BadCredentials => StatusCode::UNAUTHORIZED,
         AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
         AppError::Conflict(_) => StatusCode::CONFLICT,
-        AppError::LinkExpired | AppError::LinkUsed => StatusCode::GONE,
+        AppError::LinkExpired | AppError::LinkUsed | AppError::Gone(_) => StatusCode::GONE,
         AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         AppError::UnsupportedContent(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        AppError::Gone(_) => StatusCode::GONE,
         AppError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
         AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }

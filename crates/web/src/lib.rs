@@ -5,6 +5,7 @@
 
 mod api;
 mod ctx;
+mod documents;
 mod error;
 mod ops;
 mod pages;
@@ -18,6 +19,7 @@ use app::App;
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
 use ipnet::IpNet;
+use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +31,9 @@ use tower_http::timeout::TimeoutLayer;
 
 /// Largest request body accepted (forms and JSON; documents will have their own streaming route).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// How long a document upload may take.
+const UPLOAD_TIMEOUT: Duration = Duration::from_hours(2);
 
 /// What handlers share.
 #[derive(Clone)]
@@ -53,7 +58,17 @@ pub fn router(state: WebState) -> Router {
     let secure = state.secure;
     let mut r = Router::new();
     for route in routes::ROUTES {
-        r = r.route(route.path, (route.handler)());
+        let handler = (route.handler)();
+        let handler = if routes::STREAMING_UPLOADS.contains(&(route.method, route.path)) {
+            handler.layer::<_, Infallible>(axum::extract::DefaultBodyLimit::disable()).layer::<_, Infallible>(
+                TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, UPLOAD_TIMEOUT),
+            )
+        } else {
+            handler.layer::<_, Infallible>(RequestBodyLimitLayer::new(MAX_BODY_BYTES)).layer::<_, Infallible>(
+                TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)),
+            )
+        };
+        r = r.route(route.path, handler);
     }
     let request_id = HeaderName::from_static("x-request-id");
     let mut router = r
@@ -80,8 +95,6 @@ pub fn router(state: WebState) -> Router {
         ));
     }
     router
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))

@@ -2,7 +2,7 @@
 //! authorisation-matrix and `OpenAPI` tests walk it, so a route cannot be added without them
 //! noticing.
 
-use crate::{WebState, api, ops, pages};
+use crate::{WebState, api, documents, ops, pages};
 use axum::routing::{MethodRouter, get, post};
 
 /// What a route serves.
@@ -55,6 +55,12 @@ routes! {
     get  "/home"                                 Page => pages::home,
     get  "/patients/{patient_id}"                Page => pages::patient_page,
     get  "/patients/{patient_id}/access"         Page => pages::access_page,
+    get  "/patients/{patient_id}/documents"      Page => documents::documents_page,
+    post "/patients/{patient_id}/documents"      Page => documents::upload,
+    get  "/documents/{document_id}/download"     Page => documents::download,
+    post "/documents/{document_id}/rename"       Page => documents::rename,
+    post "/documents/{document_id}/hide"         Page => documents::hide,
+    post "/documents/{document_id}/delete"       Page => documents::delete,
     get  "/account/sessions"                     Page => pages::sessions_page,
     post "/account/sessions/{session_id}/end"    Page => pages::end_session,
     post "/account/sessions/end-others"          Page => pages::end_other_sessions,
@@ -69,6 +75,10 @@ routes! {
     post "/api/v1/practices/{practice_id}/patients" Api => api::enrol,
     get  "/api/v1/patients/{patient_id}/audit-events" Api => api::patient_audit_events,
     get  "/api/v1/audit-events"                  Api  => api::audit_events,
+    get  "/api/v1/patients/{patient_id}/documents" Api => documents::api_list,
+    post "/api/v1/patients/{patient_id}/documents" Api => documents::api_upload,
+    get  "/api/v1/documents/{document_id}/content" Api => documents::api_download,
+    post "/api/v1/documents"                     Api  => documents::push,
     get  "/api/v1/audit/proof/inclusion"         Api  => api::inclusion_proof,
     get  "/api/v1/audit/proof/consistency"       Api  => api::consistency_proof,
     get  "/api/openapi.json"                     Ops  => api::openapi,
@@ -79,4 +89,14 @@ routes! {
     get  "/audit/checkpoint"                     Ops  => ops::checkpoint,
     get  "/audit/key"                            Ops  => ops::log_key,
     post "/audit/cosignature"                    Ops  => ops::cosignature,
+    // Last: the authorisation matrix withdraws its document here.
+    post "/documents/{document_id}/withdraw"     Page => documents::withdraw,
 }
+
+/// Routes whose request bodies are documents: streamed, with the application's size limits
+/// and a long timeout instead of the small-body limit and 30 seconds every other route has.
+pub const STREAMING_UPLOADS: &[(&str, &str)] = &[
+    ("POST", "/patients/{patient_id}/documents"),
+    ("POST", "/api/v1/patients/{patient_id}/documents"),
+    ("POST", "/api/v1/documents"),
+];

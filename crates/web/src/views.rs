@@ -206,3 +206,33 @@ impl AccessPage {
         find(&self.errors, field)
     }
 }
+
+/// One document in a list.
+pub(crate) struct DocLine {
+    pub(crate) id: String,
+    pub(crate) title: String,
+    pub(crate) category: String,
+    pub(crate) clinical: bool,
+    pub(crate) clinical_date: Option<String>,
+    pub(crate) author: Option<String>,
+    pub(crate) from: String,
+    pub(crate) controller: String,
+    pub(crate) size: String,
+    pub(crate) added: String,
+    pub(crate) hidden: bool,
+    pub(crate) can_withdraw: bool,
+}
+
+#[derive(Template)]
+#[template(path = "documents.html")]
+pub(crate) struct DocumentsPage {
+    pub(crate) nav: Option<Nav>,
+    pub(crate) csrf: String,
+    pub(crate) own: bool,
+    pub(crate) patient_id: String,
+    pub(crate) show_hidden: bool,
+    pub(crate) notice: Option<&'static str>,
+    pub(crate) error: Option<String>,
+    pub(crate) docs: Vec<DocLine>,
+    pub(crate) max_mb: i64,
+}

@@ -49,8 +49,12 @@ async fn every_route_touching_a_patient_writes_the_right_event() -> Result<()> {
         ("/patients/{patient_id}/access", "read", "access_history"),
         ("/api/v1/patients/{patient_id}", "read", "patient"),
         ("/api/v1/patients/{patient_id}/audit-events", "", "access_history"),
+        ("/patients/{patient_id}/documents", "search-type", "document"),
+        ("/api/v1/patients/{patient_id}/documents", "search-type", "document"),
     ];
-    let patient_routes: Vec<_> = ROUTES.iter().filter(|r| r.path.contains("{patient_id}")).collect();
+    // Uploads (POST) are driven by `documents::every_document_route_writes_the_right_event`.
+    let patient_routes: Vec<_> =
+        ROUTES.iter().filter(|r| r.path.contains("{patient_id}") && r.method == "GET").collect();
     for r in &patient_routes {
         assert!(
             expected.iter().any(|(p, _, _)| *p == r.path),
@@ -431,7 +435,8 @@ async fn patients_and_privacy_officers_see_who_looked() -> Result<()> {
     let bad = p1.get(&format!("/patients/{}/access?from=yesterday", w.patient1)).await?;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     let docs = p1.get(&format!("/patients/{}/access?module=documents", w.patient1)).await?;
-    assert!(docs.body.contains("Nothing was recorded"));
+    assert!(docs.body.contains("Sent a document to the portal"), "the practice's push of the letter");
+    assert!(!docs.body.contains("Viewed the patient record"), "only the documents module");
     // The practice's privacy officer sees it; the GP does not.
     let mut officer = w.signed_in("privacy-a@example.nz", [127, 0, 24, 3]).await?;
     let page = officer.get(&format!("/patients/{}/access", w.patient1)).await?;

@@ -12,6 +12,7 @@
 
 mod audit;
 mod bad_input;
+mod documents;
 mod flows;
 mod mail;
 mod matrix;

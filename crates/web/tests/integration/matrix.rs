@@ -40,7 +40,8 @@ async fn every_route_against_every_role() -> Result<()> {
             .path
             .replace("{patient_id}", &w.patient1.to_string())
             .replace("{practice_id}", &w.practice_a.to_string())
-            .replace("{session_id}", &target_session);
+            .replace("{session_id}", &target_session)
+            .replace("{document_id}", &w.letter1.to_string());
         assert!(!path.contains('{'), "the matrix does not know how to fill {} — add it", route.path);
         let mut cells = Vec::new();
         for role in ROLES {
@@ -95,7 +96,8 @@ async fn every_route_against_every_role() -> Result<()> {
                     .replace(&w.patient1.to_string(), "{patient}")
                     .replace(&w.patient2.to_string(), "{other_patient}")
                     .replace(&w.practice_a.to_string(), "{practice}")
-                    .replace(&w.practice_b.to_string(), "{other_practice}");
+                    .replace(&w.practice_b.to_string(), "{other_practice}")
+                    .replace(&w.letter1.to_string(), "{document}");
                 format!("{}→{}", reply.status.as_u16(), to)
             } else {
                 reply.status.as_u16().to_string()
@@ -110,7 +112,7 @@ async fn every_route_against_every_role() -> Result<()> {
     // The line that must hold whatever the snapshot says: another patient's or another
     // practice's objects are 404 to everyone but their own people, and never 200.
     for route in ROUTES {
-        let deny: &[&str] = if route.path.contains("{patient_id}") {
+        let deny: &[&str] = if route.path.contains("{patient_id}") || route.path.contains("{document_id}") {
             &["other_patient", "other_practice_staff", "operator"]
         } else if route.path.contains("{practice_id}") {
             &["patient", "other_patient", "other_practice_staff"]

@@ -73,6 +73,45 @@ impl Drop for TestApp {
     }
 }
 
+/// Which blob store the suite uses: a folder in the test's data folder (default) or the
+/// S3-compatible server at `TIAKI_TEST_S3_URL` when `TIAKI_TEST_BLOBS=s3` (bucket
+/// `tiaki-test`, each test under its own prefix).
+pub fn blob_backend() -> String {
+    std::env::var("TIAKI_TEST_BLOBS").unwrap_or_else(|_| "folder".into())
+}
+
+pub const S3_BUCKET: &str = "tiaki-test";
+
+pub fn test_blobs(data_dir: &std::path::Path) -> Result<app::blobs::Blobs> {
+    if blob_backend() == "s3" {
+        let settings = app::config::BlobSettings::S3 {
+            bucket: S3_BUCKET.into(),
+            endpoint: std::env::var("TIAKI_TEST_S3_URL").unwrap_or_else(|_| "http://127.0.0.1:9000".into()),
+            region: "us-east-1".into(),
+            access_key_id: std::env::var("TIAKI_TEST_S3_ACCESS_KEY").unwrap_or_else(|_| "AKIATESTPORTAL".into()),
+            secret_access_key: std::env::var("TIAKI_TEST_S3_SECRET_KEY")
+                .unwrap_or_else(|_| "testsecretkey1234567890".into())
+                .into(),
+        };
+        let prefix = data_dir.file_name().and_then(|n| n.to_str()).unwrap_or("t").to_owned();
+        Ok(app::blobs::Blobs::from_settings(&settings).map_err(|e| anyhow!("{e}"))?.with_prefix(&prefix))
+    } else {
+        Ok(app::blobs::Blobs::folder(&data_dir.join("blobs")).map_err(|e| anyhow!("{e}"))?)
+    }
+}
+
+/// Where the blobs of this test lie on disk: the folder store's folder, or (for S3) the
+/// s3s-fs data folder's bucket directory under this test's prefix (`TIAKI_TEST_S3_DIR`).
+pub fn blob_dir(data_dir: &std::path::Path) -> std::path::PathBuf {
+    if blob_backend() == "s3" {
+        let root = std::env::var("TIAKI_TEST_S3_DIR").unwrap_or_else(|_| "/tmp/tiaki-s3".into());
+        let prefix = data_dir.file_name().and_then(|n| n.to_str()).unwrap_or("t").to_owned();
+        std::path::PathBuf::from(root).join(S3_BUCKET).join(prefix)
+    } else {
+        data_dir.join("blobs")
+    }
+}
+
 pub fn backend() -> String {
     std::env::var("TIAKI_TEST_DATABASE").unwrap_or_else(|_| "sqlite".into())
 }
@@ -112,7 +151,16 @@ impl TestApp {
             witnesses: vec![audit::note::Verifier::parse(&witness.cosigner_vkey())?],
             checkpoint_every_secs: 60,
         };
-        let app = Arc::new(App::new(store, Arc::new(clock.clone()), settings, audit_settings).await?);
+        app::keys::ensure_key_file(&data_dir)?;
+        let blobs = test_blobs(&data_dir)?;
+        let vault = app::Vault {
+            blobs,
+            keys: app::KeyRing::files(&data_dir).map_err(|e| anyhow!("{e:?}"))?,
+            max_document_bytes: 16 * 1024 * 1024,
+            patient_quota_bytes: 200 * 1024 * 1024,
+        };
+        let app =
+            Arc::new(App::new(store, Arc::new(clock.clone()), settings, audit_settings).await?.with_documents(vault));
         let state = web::WebState {
             app: app.clone(),
             secure: false,
@@ -246,6 +294,35 @@ impl Browser {
         self.send(Method::POST, path, Some("application/x-www-form-urlencoded"), body.into_bytes()).await
     }
 
+    /// Uploads a file from the documents page (multipart, with this browser's CSRF token).
+    pub async fn upload(&mut self, path: &str, filename: &str, bytes: &[u8]) -> Result<Reply> {
+        if self.csrf.is_none() {
+            self.get("/signin").await?;
+        }
+        let csrf = self.csrf.clone().unwrap_or_default();
+        let (ct, body) = multipart(&[("csrf", None, csrf.as_bytes()), ("file", Some(filename), bytes)]);
+        self.send(Method::POST, path, Some(&ct), body).await
+    }
+
+    /// Downloads raw bytes (bodies of binary documents are not text).
+    pub async fn get_bytes(&mut self, path: &str, range: Option<&str>) -> Result<(StatusCode, HeaderMap, Vec<u8>)> {
+        let mut req = Request::builder().method(Method::GET).uri(path);
+        if let Some(r) = range {
+            req = req.header(header::RANGE, r);
+        }
+        if !self.cookies.is_empty() {
+            let c: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            req = req.header(header::COOKIE, c.join("; "));
+        }
+        let mut req = req.body(Body::empty())?;
+        req.extensions_mut().insert(ConnectInfo(self.ip));
+        let res = self.router.clone().oneshot(req).await?;
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.map(|c| c.to_bytes().to_vec()).unwrap_or_default();
+        Ok((status, headers, bytes))
+    }
+
     pub async fn post_json(&mut self, path: &str, json: &str) -> Result<Reply> {
         self.send(Method::POST, path, Some("application/json"), json.as_bytes().to_vec()).await
     }
@@ -260,6 +337,59 @@ impl Browser {
         }
         Ok(r)
     }
+}
+
+/// A `multipart/form-data` body: (name, filename, content) parts. Returns the content type.
+pub fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = format!("tiaki{}", uuid::Uuid::new_v4().simple());
+    let mut body = Vec::new();
+    for (name, filename, content) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match filename {
+            Some(f) => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+            ),
+            None => body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes()),
+        }
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// Pushes a document as an organisation's system.
+pub async fn push(t: &TestApp, token: &str, meta: &str, bytes: &[u8]) -> Result<Reply> {
+    let (ct, body) = multipart(&[("metadata", None, meta.as_bytes()), ("file", Some("letter.pdf"), bytes)]);
+    let mut req = Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/documents")
+        .header(header::CONTENT_TYPE, ct)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::from(body))?;
+    req.extensions_mut().insert(ConnectInfo(SocketAddr::from(([10, 1, 1, 1], 50000))));
+    let res = t.router.clone().oneshot(req).await?;
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = res.into_body().collect().await?.to_bytes();
+    Ok(Reply { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() })
+}
+
+/// A small PDF-looking document (the content check reads the magic bytes).
+pub fn pdf(marker: &str, len: usize) -> Vec<u8> {
+    let mut v = b"%PDF-1.7\n".to_vec();
+    while v.len() < len {
+        v.extend_from_slice(marker.as_bytes());
+        v.push(b'\n');
+    }
+    v.truncate(len.max(9));
+    v
+}
+
+pub fn push_meta(nhi: &str, source_id: &str) -> String {
+    format!(
+        r#"{{"nhi":"{nhi}","category":"discharge_summary","title":"Discharge summary","clinical_date":"2025-11-30","author":"Dr Hospital Person","source_document_id":"{source_id}"}}"#
+    )
 }
 
 pub fn extract_csrf(body: &str) -> Option<String> {
@@ -280,6 +410,10 @@ pub struct World {
     pub practice_b: PracticeId,
     pub patient1: PatientId,
     pub patient2: PatientId,
+    /// Practice A's system's API token.
+    pub client_a: String,
+    /// A discharge summary practice A pushed for patient 1.
+    pub letter1: app::domain::DocumentId,
 }
 
 pub async fn practice(t: &TestApp, name: &str, hpi: &str, admin_email: &str) -> Result<PracticeId> {
@@ -369,7 +503,23 @@ impl World {
             .set_password_by_link(&token_of(&op), PASSWORD, PASSWORD, None, None)
             .await
             .map_err(|e| anyhow!("{e:?}"))?;
-        Ok(Self { t, practice_a, practice_b, patient1, patient2 })
+        let (_, client_a) = t
+            .app
+            .console_create_client("Practice A PMS", "", "Practice A", Some("FAA111-A"))
+            .await
+            .map_err(|e| anyhow!("{e:?}"))?;
+        let r = push(&t, &client_a, &push_meta("ZZZ0016", "letter-1"), &pdf("letter one", 3000)).await?;
+        if r.status != StatusCode::CREATED {
+            return Err(anyhow!("the fixture letter was not pushed: {} {}", r.status, r.body));
+        }
+        let letter1 = r
+            .body
+            .split("\"id\":\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| anyhow!("no id in {}", r.body))?;
+        Ok(Self { t, practice_a, practice_b, patient1, patient2, client_a, letter1 })
     }
 
     pub async fn operator(&self) -> Result<Browser> {

@@ -1,0 +1,590 @@
+//! Documents through the router, on whichever database (`TIAKI_TEST_DATABASE`) and blob store
+//! (`TIAKI_TEST_BLOBS`) the suite runs with: exact round trips at the chunk edges, no plaintext
+//! anywhere at rest, tampering fails the download, limits and content checks refuse and keep
+//! nothing, pushes are scoped and idempotent, keys rotate and erase, orphans are swept, and every
+//! document route writes its audit event.
+
+use crate::support::*;
+use anyhow::{Context, Result, anyhow};
+use app::domain::DocumentId;
+use axum::http::{Method, StatusCode, header};
+use serde_json::Value;
+use sqlx::Connection;
+use web::routes::ROUTES;
+
+async fn events(w: &World) -> Result<Vec<Value>> {
+    let bundle = w.t.app.console_export_audit_range(0, i64::MAX).await?;
+    Ok(bundle["entry"].as_array().cloned().unwrap_or_default().into_iter().map(|e| e["resource"].clone()).collect())
+}
+
+fn patient_of(e: &Value) -> Option<String> {
+    e["entity"]
+        .as_array()?
+        .iter()
+        .find(|x| x["role"]["code"] == "1")
+        .and_then(|x| x["what"]["identifier"]["value"].as_str().map(str::to_owned))
+}
+
+fn object_type(e: &Value) -> String {
+    e["entity"].as_array().and_then(|a| a.last()).and_then(|x| x["description"].as_str()).unwrap_or_default().to_owned()
+}
+
+/// Uploads through the API (raw body); returns the new document's id.
+async fn api_upload(b: &mut Browser, patient: &str, name: &str, bytes: &[u8]) -> Result<(StatusCode, String)> {
+    let r = b
+        .send(
+            Method::POST,
+            &format!("/api/v1/patients/{patient}/documents?filename={name}"),
+            Some("application/octet-stream"),
+            bytes.to_vec(),
+        )
+        .await?;
+    let id = serde_json::from_str::<Value>(&r.body).ok().and_then(|v| v["id"].as_str().map(str::to_owned));
+    Ok((r.status, id.unwrap_or_default()))
+}
+
+async fn sql_strings(t: &TestApp, sql: &str) -> Result<Vec<String>> {
+    if t.url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&t.url).await?;
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_all(&mut c).await?)
+    } else {
+        let mut c = sqlx::PgConnection::connect(&t.url).await?;
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_all(&mut c).await?)
+    }
+}
+
+async fn blob_key_of(t: &TestApp, title: &str) -> Result<String> {
+    sql_strings(t, &format!("SELECT blob_key FROM documents WHERE title = '{title}'"))
+        .await?
+        .pop()
+        .ok_or_else(|| anyhow!("no document titled {title}"))
+}
+
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        if let Ok(rd) = std::fs::read_dir(&d) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() { stack.push(p) } else { out.push(p) }
+            }
+        }
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_round_trip_exactly_at_every_size_and_nothing_is_kept_in_clear() -> Result<()> {
+    let w = World::new().await?;
+    let mut p1 = w.signed_in("p1@example.nz", [127, 0, 30, 1]).await?;
+    let p = w.patient1.to_string();
+    let marker = format!("PLAINTEXT-MARKER-{}", uuid::Uuid::new_v4().simple());
+    let mut sizes = vec![0usize, 1, 64 * 1024 - 1, 64 * 1024, 64 * 1024 + 1, 10 * 1024 * 1024];
+    sizes.sort_unstable();
+    let mut kept = Vec::new();
+    for n in sizes {
+        let body = match n {
+            0 => Vec::new(),
+            1 => b"x".to_vec(),
+            _ => pdf(&marker, n),
+        };
+        assert_eq!(body.len(), n);
+        let (status, id) = api_upload(&mut p1, &p, &format!("size-{n}.pdf"), &body).await?;
+        assert_eq!(status, StatusCode::CREATED, "{n} bytes");
+        let (status, headers, back) = p1.get_bytes(&format!("/api/v1/documents/{id}/content"), None).await?;
+        assert_eq!(status, StatusCode::OK, "{n}");
+        assert_eq!(back.len(), n, "{n}");
+        assert!(back == body, "{n} bytes come back identical");
+        assert_eq!(headers[header::CONTENT_LENGTH], n.to_string().as_str());
+        kept.push((id, body));
+    }
+    // Ranges across chunk edges of the 10 MiB document, and the page download of the same.
+    let (id, body) = kept.last().context("the big one")?;
+    for (range, from, to) in [
+        ("bytes=0-0", 0usize, 0usize),
+        ("bytes=65530-65545", 65530, 65545),
+        ("bytes=131071-262144", 131_071, 262_144),
+        ("bytes=-10", body.len() - 10, body.len() - 1),
+        ("bytes=10485000-", 10_485_000, body.len() - 1),
+    ] {
+        let (status, headers, part) = p1.get_bytes(&format!("/documents/{id}/download"), Some(range)).await?;
+        assert_eq!(status, StatusCode::PARTIAL_CONTENT, "{range}");
+        assert_eq!(part, body[from..=to], "{range}");
+        assert_eq!(headers[header::CONTENT_RANGE], format!("bytes {from}-{to}/{}", body.len()).as_str());
+    }
+    let (status, headers, _) = p1.get_bytes(&format!("/documents/{id}/download"), Some("bytes=99999999-")).await?;
+    assert_eq!(status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(headers[header::CONTENT_RANGE], format!("bytes */{}", body.len()).as_str());
+    // Served as an attachment that a browser will not render or sniff, and never cached.
+    let (_, headers, _) = p1.get_bytes(&format!("/documents/{id}/download"), None).await?;
+    assert!(headers[header::CONTENT_DISPOSITION].to_str()?.starts_with("attachment;"));
+    assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert!(headers[header::CONTENT_SECURITY_POLICY].to_str()?.starts_with("sandbox"));
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(headers[header::CONTENT_TYPE], "application/pdf");
+
+    // A raw scan of everything at rest finds no plaintext: the blob store's files and the database.
+    let blob_files = files_under(&blob_dir(&w.t.data_dir));
+    assert!(blob_files.len() >= 6, "the blobs are where we look: {}", blob_dir(&w.t.data_dir).display());
+    let needle = marker.as_bytes();
+    for f in &blob_files {
+        let bytes = std::fs::read(f)?;
+        assert!(!contains(&bytes, needle), "plaintext in blob {}", f.display());
+        assert!(!contains(&bytes, b"%PDF-"), "a document's header in clear in {}", f.display());
+    }
+    if w.t.url.starts_with("sqlite:") {
+        for f in files_under(&w.t.data_dir).iter().filter(|f| f.to_string_lossy().contains("tiaki.db")) {
+            assert!(!contains(&std::fs::read(f)?, needle), "plaintext in {}", f.display());
+        }
+    } else {
+        let tables =
+            sql_strings(&w.t, "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'")
+                .await?;
+        for table in tables {
+            for row in sql_strings(&w.t, &format!("SELECT t::text FROM {table} t")).await? {
+                assert!(!row.contains(&marker), "plaintext in table {table}");
+            }
+        }
+    }
+    eprintln!("{} / {}: round trips and raw scan of {} blobs passed", backend(), blob_backend(), blob_files.len());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swapped_truncated_or_flipped_blobs_fail_and_never_yield_wrong_bytes() -> Result<()> {
+    let w = World::new().await?;
+    let mut p1 = w.signed_in("p1@example.nz", [127, 0, 31, 1]).await?;
+    let mut p2 = w.signed_in("p2@example.nz", [127, 0, 31, 2]).await?;
+    let one = pdf("patient one's letter", 200_000);
+    let two = pdf("patient two's letter", 200_000);
+    let (_, id1) = api_upload(&mut p1, &w.patient1.to_string(), "one.pdf", &one).await?;
+    let (_, id2) = api_upload(&mut p2, &w.patient2.to_string(), "two.pdf", &two).await?;
+    let (k1, k2) = (blob_key_of(&w.t, "one.pdf").await?, blob_key_of(&w.t, "two.pdf").await?);
+    let blobs = w.t.app.blobs()?;
+    let (b1, b2) = (blobs.get(&k1).await?, blobs.get(&k2).await?);
+    let url1 = format!("/api/v1/documents/{id1}/content");
+
+    // Each case: damage, try, restore.
+    let mut flipped_header = b1.clone();
+    flipped_header[8] ^= 1;
+    let mut flipped_first = b1.clone();
+    flipped_first[100] ^= 0x40;
+    let mut flipped_last = b1.clone();
+    let last = flipped_last.len() - 5;
+    flipped_last[last] ^= 1;
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("swapped with another patient's blob", b2.clone()),
+        ("truncated", b1[..b1.len() - 100].to_vec()),
+        ("truncated to a chunk boundary", b1[..13 + 65_552].to_vec()),
+        ("extended", [b1.clone(), vec![0; 16]].concat()),
+        ("header byte flipped", flipped_header),
+        ("first chunk byte flipped", flipped_first),
+        ("last chunk byte flipped", flipped_last),
+    ];
+    for (what, damaged) in cases {
+        blobs.put(&k1, damaged).await?;
+        let (status, _, got) = p1.get_bytes(&url1, None).await?;
+        assert!(got != one, "{what}: the download must fail");
+        match status {
+            // Caught before the first byte: an error page, no document bytes.
+            StatusCode::INTERNAL_SERVER_ERROR => assert!(!contains(&got, b"%PDF"), "{what}"),
+            // Caught in a later chunk: the stream breaks off; what arrived is a true prefix.
+            StatusCode::OK => assert!(
+                got.len() < one.len() && one.starts_with(&got),
+                "{what}: whatever arrived is a prefix of the true document, never wrong bytes"
+            ),
+            other => panic!("{what}: {other}"),
+        }
+        assert!(!contains(&got, b"patient two"), "{what}: nothing of the other patient's document");
+        blobs.put(&k1, b1.clone()).await?;
+    }
+    let (status, _, got) = p1.get_bytes(&url1, None).await?;
+    assert_eq!(status, StatusCode::OK);
+    assert!(got == one, "restored, it reads again");
+    let (status, _, got) = p2.get_bytes(&format!("/api/v1/documents/{id2}/content"), None).await?;
+    assert_eq!(status, StatusCode::OK);
+    assert!(got == two);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_random_ids_find_nothing() -> Result<()> {
+    let w = World::new().await?;
+    let p1 = w.signed_in("p1@example.nz", [127, 0, 32, 1]).await?;
+    let mut p2 = w.signed_in("p2@example.nz", [127, 0, 32, 2]).await?;
+    let (_, theirs) = api_upload(&mut p2, &w.patient2.to_string(), "private.pdf", &pdf("secret", 5000)).await?;
+    let mut ids: Vec<String> = (0..10_000).map(|_| DocumentId::random().to_string()).collect();
+    ids[1234].clone_from(&theirs);
+    let mut found = 0;
+    for batch in ids.chunks(100) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (n, id) in batch.iter().enumerate() {
+            let mut b = p1.clone();
+            let path = if n % 2 == 0 {
+                format!("/api/v1/documents/{id}/content")
+            } else {
+                format!("/documents/{id}/download")
+            };
+            tasks.spawn(async move { b.get(&path).await.map(|r| r.status) });
+        }
+        while let Some(r) = tasks.join_next().await {
+            let status = r??;
+            if status != StatusCode::NOT_FOUND {
+                found += 1;
+            }
+        }
+    }
+    assert_eq!(found, 0, "10,000 ids, including another patient's real document, and nothing is served");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_are_scoped_idempotent_and_refused_outside_scope() -> Result<()> {
+    let w = World::new().await?;
+    // Pushing the fixture letter again: nothing new.
+    let r = push(&w.t, &w.client_a, &push_meta("ZZZ0016", "letter-1"), &pdf("letter one", 3000)).await?;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains(&w.letter1.to_string()) && r.body.contains("\"created\":false"));
+    // Practice A's system cannot push for practice B's patient; practice B's cannot for A's.
+    let (_, client_b) = w.t.app.console_create_client("B PMS", "", "Practice B", Some("FBB222-B")).await?;
+    let r = push(&w.t, &w.client_a, &push_meta("ZBN77VL", "x-1"), &pdf("x", 100)).await?;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = push(&w.t, &client_b, &push_meta("ZZZ0016", "x-2"), &pdf("x", 100)).await?;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = push(&w.t, &client_b, &push_meta("ZAA0067", "x-3"), &pdf("x", 100)).await?;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "an NHI nobody has enrolled");
+    // A hospital reaches only the patients of practices that agreed to receive from it.
+    let (hospital, hospital_token) =
+        w.t.app
+            .console_create_client("Whangārei Hospital discharges", "G00042-K", "Te Whatu Ora Te Tai Tokerau", None)
+            .await?;
+    let r = push(&w.t, &hospital_token, &push_meta("ZZZ0016", "dis-1"), &pdf("discharge", 4000)).await?;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "no agreement yet");
+    w.t.app.console_add_agreement("FAA111-A", "G00042-K").await?;
+    let r = push(&w.t, &hospital_token, &push_meta("ZZZ0016", "dis-1"), &pdf("discharge", 4000)).await?;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = push(&w.t, &hospital_token, &push_meta("ZBN77VL", "dis-2"), &pdf("discharge", 4000)).await?;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "practice B did not agree");
+    // The patient sees it with its source and controller; practice A's staff see only what A sent.
+    let mut p1 = w.signed_in("p1@example.nz", [127, 0, 33, 1]).await?;
+    let list = p1.get(&format!("/api/v1/patients/{}/documents", w.patient1)).await?;
+    let docs: Vec<Value> = serde_json::from_str(&list.body)?;
+    assert_eq!(docs.len(), 2);
+    assert!(docs.iter().any(|d| d["controller"] == "Te Whatu Ora Te Tai Tokerau" && d["controller_id"] == "G00042-K"));
+    let mut staff_a = w.signed_in("admin-a@example.nz", [127, 0, 33, 2]).await?;
+    let theirs: Vec<Value> =
+        serde_json::from_str(&staff_a.get(&format!("/api/v1/patients/{}/documents", w.patient1)).await?.body)?;
+    assert_eq!(theirs.len(), 1, "staff see what their practice pushed, not the hospital's letter");
+    // Bad metadata is explained; markup is refused; neither keeps anything.
+    let r = push(&w.t, &hospital_token, r#"{"nhi":"nope","category":"x"}"#, &pdf("x", 100)).await?;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let mut bad = push_meta("ZZZ0016", "dis-3");
+    bad = bad.replace("2025-11-30", "30/11/2025");
+    let r = push(&w.t, &hospital_token, &bad, &pdf("x", 100)).await?;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("clinical_date"));
+    let r =
+        push(&w.t, &hospital_token, &push_meta("ZZZ0016", "dis-4"), b"<html><script>alert(1)</script></html>").await?;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // Rotation and revocation.
+    let new_token = w.t.app.console_rotate_client(hospital.id).await?;
+    let r = push(&w.t, &hospital_token, &push_meta("ZZZ0016", "dis-5"), &pdf("x", 100)).await?;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "the old secret stops working");
+    let r = push(&w.t, &new_token, &push_meta("ZZZ0016", "dis-5"), &pdf("x", 100)).await?;
+    assert_eq!(r.status, StatusCode::CREATED);
+    w.t.app.console_revoke_client(hospital.id).await?;
+    let r = push(&w.t, &new_token, &push_meta("ZZZ0016", "dis-6"), &pdf("x", 100)).await?;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = push(&w.t, "tiaki_nonsense", &push_meta("ZZZ0016", "dis-6"), &pdf("x", 100)).await?;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let stored = sql_strings(&w.t, "SELECT title FROM documents").await?;
+    assert_eq!(stored.len(), 3, "the letter, the discharge summary and dis-5: {stored:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_and_content_checks_refuse_clearly_and_keep_nothing() -> Result<()> {
+    let w = World::new().await?;
+    let mut p1 = w.signed_in("p1@example.nz", [127, 0, 34, 1]).await?;
+    let docs_page = format!("/patients/{}/documents", w.patient1);
+    p1.get(&docs_page).await?;
+    for (name, bytes, want) in [
+        ("page.html", b"<!DOCTYPE html><html><script>steal()</script></html>".to_vec(), "Web pages and SVG"),
+        (
+            "pic.svg",
+            b"<svg xmlns='http://www.w3.org/2000/svg'><script>x()</script></svg>".to_vec(),
+            "Web pages and SVG",
+        ),
+        ("prog.exe", b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff".to_vec(), "not accepted"),
+    ] {
+        let r = p1.upload(&docs_page, name, &bytes).await?;
+        assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{name}");
+        assert!(r.body.contains(want), "{name}: the page says why");
+    }
+    // Too large for one document (the suite's limit is 16 MiB).
+    let big = pdf("big", 16 * 1024 * 1024 + 1);
+    let (status, _) = api_upload(&mut p1, &w.patient1.to_string(), "big.pdf", &big).await?;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    // The API takes only file types, not JSON or forms.
+    let r = p1
+        .send(
+            Method::POST,
+            &format!("/api/v1/patients/{}/documents", w.patient1),
+            Some("application/json"),
+            b"{}".to_vec(),
+        )
+        .await?;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // A wrong CSRF token on the upload form is refused before anything is read.
+    p1.csrf = Some("0".repeat(64));
+    let r = p1.upload(&docs_page, "ok.pdf", &pdf("fine", 100)).await?;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Nothing was kept: no patient document rows, no blob beyond the fixture letter's, no intent.
+    let rows = sql_strings(&w.t, "SELECT title FROM documents WHERE category = 'patient_upload'").await?;
+    assert!(rows.is_empty(), "{rows:?}");
+    assert_eq!(sql_strings(&w.t, "SELECT blob_key FROM blob_intents").await?.len(), 0);
+    assert_eq!(w.t.app.blobs()?.list().await?.len(), 1, "only the fixture letter's blob");
+    // And a good upload from the page works, and shows in the list.
+    p1.get(&docs_page).await?;
+    let r = p1.upload(&docs_page, "My scan.pdf", &pdf("a scan", 5000)).await?;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = p1.get(&docs_page).await?;
+    assert!(page.body.contains("My scan.pdf"), "the upload is listed");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patients_rename_hide_and_delete_but_cannot_delete_clinical_documents() -> Result<()> {
+    let w = World::new().await?;
+    let mut p1 = w.signed_in("p1@example.nz", [127, 0, 35, 1]).await?;
+    let page = format!("/patients/{}/documents", w.patient1);
+    let (_, mine) = api_upload(&mut p1, &w.patient1.to_string(), "scan.pdf", &pdf("scan", 1000)).await?;
+    p1.get(&page).await?;
+    let r = p1.post(&format!("/documents/{mine}/rename"), &[("title", "Blood test, March")]).await?;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(p1.get(&page).await?.body.contains("Blood test, March"));
+    let r = p1.post(&format!("/documents/{mine}/rename"), &[("title", "")]).await?;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // The letter from the practice can be hidden and shown, not deleted.
+    let letter = w.letter1.to_string();
+    assert_eq!(p1.post(&format!("/documents/{letter}/delete"), &[]).await?.status, StatusCode::CONFLICT);
+    p1.post(&format!("/documents/{letter}/hide"), &[]).await?;
+    assert!(!p1.get(&page).await?.body.contains("Discharge summary</a>"), "hidden from the list");
+    assert!(p1.get(&format!("{page}?hidden=1")).await?.body.contains("(hidden)"));
+    p1.post(&format!("/documents/{letter}/hide"), &[("show", "1")]).await?;
+    assert!(p1.get(&page).await?.body.contains("Discharge summary"));
+    // Deleting an upload removes it and its blob.
+    let key = blob_key_of(&w.t, "Blood test, March").await?;
+    assert_eq!(p1.post(&format!("/documents/{mine}/delete"), &[]).await?.status, StatusCode::SEE_OTHER);
+    assert_eq!(p1.get(&format!("/api/v1/documents/{mine}/content")).await?.status, StatusCode::NOT_FOUND);
+    assert!(w.t.app.blobs()?.get(&key).await.is_err(), "the blob is gone");
+    // The practice withdraws its letter; the patient no longer sees it.
+    let mut gp = w.signed_in("gp-a@example.nz", [127, 0, 35, 2]).await?;
+    gp.get(&page).await?;
+    assert_eq!(gp.post(&format!("/documents/{letter}/withdraw"), &[]).await?.status, StatusCode::SEE_OTHER);
+    assert_eq!(p1.get(&format!("/api/v1/documents/{letter}/content")).await?.status, StatusCode::NOT_FOUND);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_rotate_without_touching_blobs_and_erasure_shreds_everything() -> Result<()> {
+    let w = World::new().await?;
+    let mut p1 = w.signed_in("p1@example.nz", [127, 0, 36, 1]).await?;
+    let body = pdf("rotating", 150_000);
+    let (_, id) = api_upload(&mut p1, &w.patient1.to_string(), "keep.pdf", &body).await?;
+    let url = format!("/api/v1/documents/{id}/content");
+    let key = blob_key_of(&w.t, "keep.pdf").await?;
+    let blob_before = w.t.app.blobs()?.get(&key).await?;
+    // A new patient key: the data keys are re-wrapped, the blob is untouched, it still reads.
+    assert_eq!(w.t.app.console_rotate_patient_key("ZZZ0016").await?, 2, "the letter and the upload");
+    assert!(p1.get_bytes(&url, None).await?.2 == body);
+    // A new master key, with the portal running: patient keys re-wrapped, blobs untouched.
+    app::keys::begin_master_rotation(&w.t.data_dir)?;
+    let n = w.t.app.rewrap_patient_keys(|_| {}).await?;
+    assert!(n >= 1);
+    assert_eq!(w.t.app.keys_left_to_rewrap().await?, 0);
+    app::keys::finish_master_rotation(&w.t.data_dir)?;
+    assert!(p1.get_bytes(&url, None).await?.2 == body, "still readable under the new master key");
+    assert!(w.t.app.blobs()?.get(&key).await? == blob_before, "no blob was re-encrypted");
+    // Erasure: every document of the patient is unreadable, cleanly.
+    assert!(w.t.app.console_erase_patient_key("ZZZ0016").await? >= 1);
+    let (status, _, got) = p1.get_bytes(&url, None).await?;
+    assert_eq!(status, StatusCode::GONE);
+    assert!(!contains(&got, b"rotating"));
+    let r = p1.get(&format!("/documents/{}/download", w.letter1)).await?;
+    assert_eq!(r.status, StatusCode::GONE);
+    assert!(r.body.contains("key has been destroyed"));
+    let (status, _) = api_upload(&mut p1, &w.patient1.to_string(), "more.pdf", &pdf("more", 100)).await?;
+    assert_eq!(status, StatusCode::GONE, "nothing more is taken for an erased record");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeper_removes_abandoned_and_stray_blobs_and_nothing_else() -> Result<()> {
+    let w = World::new().await?;
+    let mut p1 = w.signed_in("p1@example.nz", [127, 0, 37, 1]).await?;
+    let (_, id) = api_upload(&mut p1, &w.patient1.to_string(), "stay.pdf", &pdf("stay", 70_000)).await?;
+    let blobs = w.t.app.blobs()?;
+    // A crash after the blob was written but before its row: an intent and a blob.
+    let abandoned = app::blobs::Blobs::new_key();
+    sql_strings(
+        &w.t,
+        &format!("INSERT INTO blob_intents (blob_key, created_at) VALUES ('{abandoned}', 0) RETURNING blob_key"),
+    )
+    .await?;
+    blobs.put(&abandoned, vec![1; 100]).await?;
+    // A blob nobody knows of.
+    let stray = app::blobs::Blobs::new_key();
+    blobs.put(&stray, vec![2; 100]).await?;
+    assert_eq!(blobs.list().await?.len(), 4);
+    let report = w.t.app.sweep_blobs(-3600).await?;
+    assert_eq!((report.intents, report.strays), (1, 1));
+    assert_eq!(blobs.list().await?.len(), 2, "the letter and the upload remain");
+    assert_eq!(p1.get_bytes(&format!("/api/v1/documents/{id}/content"), None).await?.0, StatusCode::OK);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_is_not_served_when_its_read_cannot_be_audited() -> Result<()> {
+    let w = World::new().await?;
+    let mut p1 = w.signed_in("p1@example.nz", [127, 0, 38, 1]).await?;
+    let url = format!("/api/v1/documents/{}/content", w.letter1);
+    assert_eq!(p1.get_bytes(&url, None).await?.0, StatusCode::OK);
+    if w.t.url.starts_with("sqlite:") {
+        sql_strings(&w.t, "CREATE TRIGGER audit_offline BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'audit offline'); END").await.ok();
+    } else {
+        let mut c = sqlx::PgConnection::connect(&w.t.url).await?;
+        sqlx::raw_sql(
+            "CREATE FUNCTION audit_offline() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'audit offline'; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER audit_offline BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION audit_offline()",
+        )
+        .execute(&mut c)
+        .await?;
+    }
+    for path in [url.clone(), format!("/documents/{}/download", w.letter1)] {
+        let (status, headers, body) = p1.get_bytes(&path, None).await?;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{path}");
+        assert!(headers.get(header::CONTENT_DISPOSITION).is_none());
+        assert!(!contains(&body, b"letter one") && !contains(&body, b"%PDF"), "no document bytes: {path}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_document_route_writes_the_right_event() -> Result<()> {
+    let w = World::new().await?;
+    let p1 = w.patient1.to_string();
+    let mut owner = w.signed_in("p1@example.nz", [127, 0, 39, 1]).await?;
+    let mut other = w.signed_in("p2@example.nz", [127, 0, 39, 2]).await?;
+    let (_, upload) = api_upload(&mut owner, &p1, "mine.pdf", &pdf("mine", 500)).await?;
+    owner.get(&format!("/patients/{p1}/documents")).await?;
+    other.get(&format!("/patients/{}/documents", w.patient2)).await?;
+    // (method, route, FHIR subtype code, also an unwrap event)
+    let expected = [
+        ("POST", "/patients/{patient_id}/documents", "create", true),
+        ("POST", "/api/v1/patients/{patient_id}/documents", "create", true),
+        ("GET", "/documents/{document_id}/download", "read", true),
+        ("GET", "/api/v1/documents/{document_id}/content", "read", true),
+        ("POST", "/documents/{document_id}/rename", "update", false),
+        ("POST", "/documents/{document_id}/hide", "update", false),
+        ("POST", "/documents/{document_id}/delete", "delete", false),
+    ];
+    let covered = |m: &str, p: &str| expected.iter().any(|(em, ep, _, _)| *em == m && *ep == p);
+    for r in ROUTES {
+        let document_route = r.path.contains("{document_id}") || (r.method == "POST" && r.path.ends_with("/documents"));
+        let elsewhere = ["/documents/{document_id}/withdraw", "/api/v1/documents"].contains(&r.path);
+        assert!(
+            !document_route || elsewhere || covered(r.method, r.path),
+            "{} {} has no expectation here",
+            r.method,
+            r.path
+        );
+    }
+    for (method, route, code, unwrap) in expected {
+        let target = if route.contains("{document_id}") { upload.clone() } else { p1.clone() };
+        let url = route.replace("{patient_id}", &target).replace("{document_id}", &target);
+        let act = |b: &mut Browser, url: String| {
+            let mut b = b.clone();
+            async move {
+                match (method, url.as_str()) {
+                    ("GET", _) => b.get(&url).await,
+                    ("POST", u) if u.starts_with("/api/") => {
+                        b.send(Method::POST, &format!("{u}?filename=x.pdf"), Some("application/pdf"), pdf("x", 300))
+                            .await
+                    }
+                    ("POST", u) if u.ends_with("/documents") => b.upload(u, "x.pdf", &pdf("x", 300)).await,
+                    (_, u) => b.post(u, &[("title", "Renamed")]).await,
+                }
+            }
+        };
+        // Denied first (the owner's delete would end the document).
+        let n = events(&w).await?.len();
+        assert_eq!(act(&mut other, url.clone()).await?.status, StatusCode::NOT_FOUND, "{method} {url}");
+        let new: Vec<Value> = events(&w).await?.into_iter().skip(n).collect();
+        assert_eq!(new.len(), 1, "{method} {route}: {new:#?}");
+        assert_eq!(new[0]["outcomeDesc"], "denied", "{route}");
+        assert_eq!(patient_of(&new[0]).as_deref(), Some(p1.as_str()), "{route}");
+        // Not found.
+        let ghost = DocumentId::random().to_string();
+        let ghost_url = route
+            .replace("{patient_id}", &app::domain::PatientId::random().to_string())
+            .replace("{document_id}", &ghost);
+        let n = events(&w).await?.len();
+        assert_eq!(act(&mut other, ghost_url).await?.status, StatusCode::NOT_FOUND, "{route}");
+        let new: Vec<Value> = events(&w).await?.into_iter().skip(n).collect();
+        assert_eq!(new.len(), 1, "{route}");
+        assert_eq!(new[0]["outcomeDesc"], "not_found", "{route}");
+        assert_eq!(patient_of(&new[0]), None);
+        // Allowed: the owner.
+        let n = events(&w).await?.len();
+        let status = act(&mut owner, url.clone()).await?.status;
+        assert!(status.is_success() || status.is_redirection(), "{method} {url}: {status}");
+        let new: Vec<Value> = events(&w).await?.into_iter().skip(n).collect();
+        let e = new.iter().find(|e| object_type(e) == "document").with_context(|| format!("{route}: {new:#?}"))?;
+        assert_eq!(e["subtype"][0]["code"], code, "{route}");
+        assert_eq!(e["outcomeDesc"], "allowed");
+        assert_eq!(patient_of(e).as_deref(), Some(p1.as_str()), "{route}");
+        assert_eq!(new.iter().any(|e| object_type(e) == "patient_key"), unwrap, "{route}: key unwraps are events");
+    }
+    // Withdrawal by the practice that pushed; denied to the other practice.
+    let letter = w.letter1.to_string();
+    let mut staff_b = w.signed_in("admin-b@example.nz", [127, 0, 39, 3]).await?;
+    staff_b.get(&format!("/practices/{}", w.practice_b)).await?;
+    let n = events(&w).await?.len();
+    assert_eq!(staff_b.post(&format!("/documents/{letter}/withdraw"), &[]).await?.status, StatusCode::NOT_FOUND);
+    let new: Vec<Value> = events(&w).await?.into_iter().skip(n).collect();
+    assert_eq!((new.len(), new[0]["outcomeDesc"].as_str()), (1, Some("denied")));
+    let mut gp = w.signed_in("gp-a@example.nz", [127, 0, 39, 4]).await?;
+    gp.get(&format!("/patients/{p1}/documents")).await?;
+    let n = events(&w).await?.len();
+    assert_eq!(gp.post(&format!("/documents/{letter}/withdraw"), &[]).await?.status, StatusCode::SEE_OTHER);
+    let new: Vec<Value> = events(&w).await?.into_iter().skip(n).collect();
+    assert!(new.iter().any(|e| e["subtype"][0]["code"] == "delete"
+        && e["outcomeDesc"] == "allowed"
+        && patient_of(e).as_deref() == Some(p1.as_str())));
+    // Pushes: allowed in scope; refused (and logged, naming the patient) outside it.
+    let (_, client_b) = w.t.app.console_create_client("B PMS", "", "Practice B", Some("FBB222-B")).await?;
+    let n = events(&w).await?.len();
+    assert_eq!(
+        push(&w.t, &client_b, &push_meta("ZZZ0016", "b-1"), &pdf("b", 100)).await?.status,
+        StatusCode::NOT_FOUND
+    );
+    let new: Vec<Value> = events(&w).await?.into_iter().skip(n).collect();
+    assert_eq!(new.len(), 1);
+    assert_eq!(new[0]["outcomeDesc"], "denied");
+    assert_eq!(patient_of(&new[0]).as_deref(), Some(p1.as_str()));
+    assert!(new[0]["agent"][0]["role"][0]["text"].as_str().unwrap_or_default().starts_with("client:"));
+    let n = events(&w).await?.len();
+    assert_eq!(
+        push(&w.t, &w.client_a, &push_meta("ZZZ0016", "a-2"), &pdf("a", 100)).await?.status,
+        StatusCode::CREATED
+    );
+    let new: Vec<Value> = events(&w).await?.into_iter().skip(n).collect();
+    assert!(new.iter().any(|e| e["subtype"][0]["code"] == "create" && e["outcomeDesc"] == "allowed"));
+    Ok(())
+}
