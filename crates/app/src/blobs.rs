@@ -41,6 +41,8 @@ const PART: usize = 8 * 1024 * 1024;
 pub struct Blobs {
     store: Arc<dyn ObjectStore>,
     kind: &'static str,
+    /// For the folder store, its folder (to find the staging files of interrupted uploads).
+    root: Option<std::path::PathBuf>,
 }
 
 /// A blob being written.
@@ -98,7 +100,7 @@ impl Blobs {
                     .with_allow_http(endpoint.starts_with("http://"))
                     .build()
                     .map_err(|e| BlobError::Store(e.to_string()))?;
-                Ok(Self { store: Arc::new(s3), kind: "s3" })
+                Ok(Self { store: Arc::new(s3), kind: "s3", root: None })
             }
         }
     }
@@ -118,13 +120,17 @@ impl Blobs {
         }
         let fs =
             object_store::local::LocalFileSystem::new_with_prefix(dir)?.with_fsync(true).with_automatic_cleanup(true);
-        Ok(Self { store: Arc::new(fs), kind: "folder" })
+        Ok(Self { store: Arc::new(fs), kind: "folder", root: Some(dir.to_owned()) })
     }
 
     /// The same store with every key under `prefix` (tests sharing one bucket).
     #[must_use]
     pub fn with_prefix(self, prefix: &str) -> Self {
-        Self { store: Arc::new(object_store::prefix::PrefixStore::new(self.store, prefix)), kind: self.kind }
+        Self {
+            store: Arc::new(object_store::prefix::PrefixStore::new(self.store, prefix)),
+            kind: self.kind,
+            root: self.root.map(|r| r.join(prefix)),
+        }
     }
 
     /// `folder` or `s3`.
@@ -205,6 +211,39 @@ impl Blobs {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The folder store's staging files of uploads that never completed (a crash mid-upload):
+    /// the key each was for, its path and its last-modified time (seconds). S3 stores keep
+    /// incomplete multipart uploads out of sight; a bucket lifecycle rule
+    /// (`AbortIncompleteMultipartUpload`) clears them.
+    #[must_use]
+    pub fn staging_files(&self) -> Vec<(String, std::path::PathBuf, i64)> {
+        let Some(root) = &self.root else { return Vec::new() };
+        let mut out = Vec::new();
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for e in entries.flatten() {
+                let path = e.path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let Ok(rel) = path.strip_prefix(root) else { continue };
+                let rel = rel.to_string_lossy();
+                if let Some((key, _)) = rel.split_once('#') {
+                    let modified = e
+                        .metadata()
+                        .ok()
+                        .and_then(|m| m.modified().ok())
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+                    out.push((key.to_owned(), path.clone(), modified));
+                }
+            }
+        }
+        out
     }
 
     /// Every blob key with its last-modified time (seconds).

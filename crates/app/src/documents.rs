@@ -904,6 +904,13 @@ impl App {
                 report.strays += 1;
             }
         }
+        for (key, path, modified) in vault.blobs.staging_files() {
+            if !known.contains(&key) && modified <= now - grace_secs {
+                std::fs::remove_file(&path)
+                    .map_err(|e| AppError::Internal(format!("cannot remove {}: {e}", path.display())))?;
+                report.strays += 1;
+            }
+        }
         Ok(report)
     }
 

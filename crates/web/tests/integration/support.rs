@@ -118,6 +118,10 @@ pub fn backend() -> String {
 
 impl TestApp {
     pub async fn new() -> Result<Self> {
+        Self::with_limits(16 * 1024 * 1024, 200 * 1024 * 1024).await
+    }
+
+    pub async fn with_limits(max_document_bytes: i64, patient_quota_bytes: i64) -> Result<Self> {
         let data_dir = std::env::temp_dir().join(format!("tiaki-web-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&data_dir)?;
         let (url, pg_cleanup) = if backend() == "postgres" {
@@ -156,8 +160,8 @@ impl TestApp {
         let vault = app::Vault {
             blobs,
             keys: app::KeyRing::files(&data_dir).map_err(|e| anyhow!("{e:?}"))?,
-            max_document_bytes: 16 * 1024 * 1024,
-            patient_quota_bytes: 200 * 1024 * 1024,
+            max_document_bytes,
+            patient_quota_bytes,
         };
         let app =
             Arc::new(App::new(store, Arc::new(clock.clone()), settings, audit_settings).await?.with_documents(vault));
@@ -486,7 +490,11 @@ pub async fn admin_of(t: &TestApp, practice: PracticeId) -> Result<app::domain::
 
 impl World {
     pub async fn new() -> Result<Self> {
-        let t = TestApp::new().await?;
+        Self::with_limits(16 * 1024 * 1024, 200 * 1024 * 1024).await
+    }
+
+    pub async fn with_limits(max_document_bytes: i64, patient_quota_bytes: i64) -> Result<Self> {
+        let t = TestApp::with_limits(max_document_bytes, patient_quota_bytes).await?;
         let practice_a = practice(&t, "Practice A", "FAA111-A", "admin-a@example.nz").await?;
         let practice_b = practice(&t, "Practice B", "FBB222-B", "admin-b@example.nz").await?;
         staff(&t, practice_a, "gp-a@example.nz", StaffRole::Gp).await?;
