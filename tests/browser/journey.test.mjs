@@ -115,6 +115,37 @@ test('operator → practice → staff → patient activates, signs in and out; a
   await assertVisible(aroha.page, 'Nothing was recorded');
   await aroha.page.goto(arohaHome);
 
+  // Documents: the patient uploads a letter, opens it, and sees that read in their history.
+  await aroha.page.getByRole('link', { name: 'Documents', exact: true }).click();
+  await assertVisible(aroha.page, 'My documents');
+  await checkPage(aroha.page, 'documents (empty)');
+  // A web page dressed as a document is refused, with the reason.
+  await aroha.page.getByLabel('File').setInputFiles({ name: 'letter.html', mimeType: 'text/html', buffer: Buffer.from('<html><script>alert(1)</script></html>') });
+  await aroha.page.getByRole('button', { name: 'Upload' }).click();
+  await assertVisible(aroha.page, 'Web pages and SVG images are not accepted');
+  await checkPage(aroha.page, 'documents: upload refused');
+  const letter = Buffer.from('%PDF-1.4\n% a letter from the specialist\n' + 'x'.repeat(5000) + '\n%%EOF\n');
+  await aroha.page.locator('#title').fill('Letter from the specialist');
+  await aroha.page.getByLabel('File').setInputFiles({ name: 'specialist.pdf', mimeType: 'application/pdf', buffer: letter });
+  await aroha.page.getByRole('button', { name: 'Upload' }).click();
+  await assertVisible(aroha.page, 'uploaded and stored securely');
+  await checkPage(aroha.page, 'documents (one upload)');
+  const downloading = aroha.page.waitForEvent('download');
+  await aroha.page.getByRole('link', { name: 'Letter from the specialist' }).first().click();
+  const download = await downloading;
+  assert.equal(download.suggestedFilename(), 'specialist.pdf');
+  const saved = await download.path();
+  const { readFile } = await import('node:fs/promises');
+  assert.ok((await readFile(saved)).equals(letter), 'the downloaded document is byte-for-byte what was uploaded');
+  await aroha.page.getByRole('link', { name: 'who has looked at my records' }).first().click();
+  await aroha.page.getByLabel('Information').selectOption('documents');
+  await aroha.page.getByRole('button', { name: 'Show' }).click();
+  const read = aroha.page.locator('tr', { hasText: 'Opened a document' }).first();
+  await read.waitFor({ state: 'visible' });
+  assert.match(await read.textContent(), /You/);
+  await checkPage(aroha.page, 'access history: documents');
+  await aroha.page.goto(arohaHome);
+
   // Sessions page, then sign out, then sign in again, then out.
   await aroha.page.getByRole('link', { name: 'Your sessions' }).click();
   await assertVisible(aroha.page, '(this device)');

@@ -77,7 +77,7 @@ pub(crate) async fn run(config: &Config) -> Result<()> {
         ("ZAA0105", "Ana Lealaiauloto", "1991-07-30", "ana@example.nz"),
         ("ZBN77VL", "Grace Thompson", "1957-11-02", "grace@example.nz"),
     ];
-    let bar = ProgressBar::new(u64::try_from(1 + staff.len() + patients.len())?);
+    let bar = ProgressBar::new(u64::try_from(1 + staff.len() + 2 * patients.len())?);
     bar.set_style(ProgressStyle::with_template(
         "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg} (ETA {eta})",
     )?);
@@ -131,6 +131,7 @@ pub(crate) async fn run(config: &Config) -> Result<()> {
         set(&format!("{name} (patient, NHI {nhi})"), email, &link).await?;
         bar.inc(1);
     }
+    demo_documents(&app, &patients, &bar).await?;
     bar.finish_with_message("done");
     eprintln!(
         "\nDemo data is ready in {}. Start the portal with `tiaki serve`, open {}/signin and sign in as:\n",
@@ -142,6 +143,164 @@ pub(crate) async fn run(config: &Config) -> Result<()> {
     }
     eprintln!("\nThese are demo accounts with test NHIs; do not use them for real patients.");
     Ok(())
+}
+
+/// Sample documents for each demo patient: a hospital's discharge summary and clinic letter
+/// (through a hospital's API client, under an agreement with the practice), and the practice's
+/// referral letter and a result chart image (through the practice's own client).
+async fn demo_documents(app: &app::App, patients: &[(&str, &str, &str, &str)], bar: &ProgressBar) -> Result<()> {
+    let err = |e: app::AppError| anyhow!(crate::show(&e));
+    let (practice_client, _) =
+        app.console_create_client("Kōwhai PMS (demo)", "", "Kōwhai Health Centre (demo)", Some(DEMO_HPI)).await.map_err(err)?;
+    let (hospital_client, _) = app
+        .console_create_client("Whangārei Hospital discharges (demo)", "G00042-K", "Te Whatu Ora Te Tai Tokerau (demo)", None)
+        .await
+        .map_err(err)?;
+    app.console_add_agreement(DEMO_HPI, "G00042-K").await.map_err(err)?;
+    let as_client = |c: &app::ApiClientRow| {
+        app::Caller::console(Principal::Client { client: c.id, org_id: c.org_id.clone(), practice: c.practice })
+    };
+    let (hospital, practice) = (as_client(&hospital_client), as_client(&practice_client));
+    for (n, (nhi, name, _, _)) in patients.iter().enumerate() {
+        bar.set_message("documents");
+        let docs: [(&app::Caller, &str, &str, &str, Vec<u8>); 4] = [
+            (&hospital, "discharge_summary", "Discharge summary, Whangārei Hospital", "Dr Rangi Parata", pdf(
+                "Discharge summary",
+                &[&format!("Patient: {name} (NHI {nhi})"), "Admitted with community-acquired pneumonia.", "Treated with IV antibiotics; discharged well on day 4.", "GP to review in one week. (Demo document: not a real patient.)"],
+            )),
+            (&hospital, "clinic_letter", "Respiratory clinic letter", "Dr Lena Fischer", pdf(
+                "Respiratory outpatient clinic",
+                &[&format!("Re: {name} (NHI {nhi})"), "Chest X-ray clear at follow-up. No further clinic review needed.", "(Demo document: not a real patient.)"],
+            )),
+            (&practice, "referral", "Referral to physiotherapy", "Dr Aroha Ngata", pdf(
+                "Referral",
+                &[&format!("Please see {name} (NHI {nhi}) for pulmonary rehabilitation."), "(Demo document: not a real patient.)"],
+            )),
+            (&practice, "result", "Peak flow chart", "Sam Patel", chart_png(u8::try_from(n % 4).unwrap_or(0))),
+        ];
+        for (i, (caller, category, title, author, bytes)) in docs.into_iter().enumerate() {
+            let meta = app::PushMeta {
+                nhi: (*nhi).into(),
+                category: category.into(),
+                title: title.into(),
+                filename: None,
+                clinical_date: format!("2025-1{}-{:02}", i % 2, 10 + i),
+                author: author.into(),
+                source_document_id: format!("demo-{nhi}-{i}"),
+                controller_id: None,
+                controller_name: None,
+            };
+            let body = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(bytes))]);
+            app.push_document(caller, &meta, body).await.map_err(err)?;
+        }
+        bar.inc(1);
+    }
+    Ok(())
+}
+
+/// A one-page PDF with a heading and lines of text (Helvetica; ASCII only).
+fn pdf(heading: &str, lines: &[&str]) -> Vec<u8> {
+    let clean = |t: &str| -> String {
+        t.chars()
+            .map(|c| match c {
+                'ā' => 'a',
+                'ē' => 'e',
+                'ī' => 'i',
+                'ō' => 'o',
+                'ū' => 'u',
+                'Ā' => 'A',
+                'Ō' => 'O',
+                c if c.is_ascii() && !c.is_ascii_control() => c,
+                _ => '?',
+            })
+            .collect::<String>()
+            .replace('\\', "\\\\")
+            .replace('(', "\\(")
+            .replace(')', "\\)")
+    };
+    let mut content = format!("BT /F1 18 Tf 56 780 Td ({}) Tj /F1 11 Tf 0 -32 Td 16 TL", clean(heading));
+    for l in lines {
+        content.push_str(&format!(" ({}) Tj T*", clean(l)));
+    }
+    content.push_str(" ET");
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>".to_owned(),
+        format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned(),
+    ];
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    for o in offsets {
+        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).as_bytes());
+    out
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// A small greyscale PNG: bars of a chart (uncompressed deflate blocks, so no codec is needed).
+fn chart_png(variant: u8) -> Vec<u8> {
+    const W: usize = 120;
+    const H: usize = 80;
+    let mut raw = Vec::with_capacity((W + 1) * H);
+    for y in 0..H {
+        raw.push(0); // filter: none
+        for x in 0..W {
+            let bar = x / 12;
+            let height = 20 + (bar * 7 + usize::from(variant) * 11) % 55;
+            raw.push(if x % 12 < 9 && H - y <= height { 40 } else { 235 });
+        }
+    }
+    // zlib: header, stored blocks of at most 65,535 bytes, Adler-32.
+    let mut z = vec![0x78, 0x01];
+    let mut chunks = raw.chunks(65_535).peekable();
+    while let Some(c) = chunks.next() {
+        z.push(u8::from(chunks.peek().is_none()));
+        let len = u16::try_from(c.len()).unwrap_or(u16::MAX);
+        z.extend_from_slice(&len.to_le_bytes());
+        z.extend_from_slice(&(!len).to_le_bytes());
+        z.extend_from_slice(c);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for &byte in &raw {
+        a = (a + u32::from(byte)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    z.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut chunk = |kind: &[u8], data: &[u8]| {
+        png.extend_from_slice(&u32::try_from(data.len()).unwrap_or(0).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        png.extend_from_slice(&body);
+        png.extend_from_slice(&crc32(&body).to_be_bytes());
+    };
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&u32::try_from(W).unwrap_or(0).to_be_bytes());
+    ihdr.extend_from_slice(&u32::try_from(H).unwrap_or(0).to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit greyscale
+    chunk(b"IHDR", &ihdr);
+    chunk(b"IDAT", &z);
+    chunk(b"IEND", &[]);
+    png
 }
 
 /// The demo practice's admin, as a principal, to enrol the demo patients with.
