@@ -64,9 +64,12 @@ fn login(config: &Pkcs11Config) -> Result<(Pkcs11, Session), KeyError> {
         .ok_or_else(|| KeyError::Provider(format!("no PKCS#11 token is labelled {:?}", config.token_label)))?;
     let session = context.open_rw_session(slot).map_err(|e| provider_error("cannot open a session on the token", e))?;
     let pin = AuthPin::new(config.pin.expose_secret().into());
-    session
-        .login(UserType::User, Some(&pin))
-        .map_err(|e| provider_error("cannot log in to the token (check the PIN)", e))?;
+    // Login state is per application and token: when another key of this process (the audit
+    // signer beside the master key) has logged in already, so has this session.
+    match session.login(UserType::User, Some(&pin)) {
+        Ok(()) | Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserAlreadyLoggedIn, _)) => {}
+        Err(e) => return Err(provider_error("cannot log in to the token (check the PIN)", e)),
+    }
     Ok((context, session))
 }
 

@@ -150,10 +150,17 @@ pub(crate) async fn run(config: &Config) -> Result<()> {
 /// referral letter and a result chart image (through the practice's own client).
 async fn demo_documents(app: &app::App, patients: &[(&str, &str, &str, &str)], bar: &ProgressBar) -> Result<()> {
     let err = |e: app::AppError| anyhow!(crate::show(&e));
-    let (practice_client, _) =
-        app.console_create_client("Kōwhai PMS (demo)", "", "Kōwhai Health Centre (demo)", Some(DEMO_HPI)).await.map_err(err)?;
+    let (practice_client, _) = app
+        .console_create_client("Kōwhai PMS (demo)", "", "Kōwhai Health Centre (demo)", Some(DEMO_HPI))
+        .await
+        .map_err(err)?;
     let (hospital_client, _) = app
-        .console_create_client("Whangārei Hospital discharges (demo)", "G00042-K", "Te Whatu Ora Te Tai Tokerau (demo)", None)
+        .console_create_client(
+            "Whangārei Hospital discharges (demo)",
+            "G00042-K",
+            "Te Whatu Ora Te Tai Tokerau (demo)",
+            None,
+        )
         .await
         .map_err(err)?;
     app.console_add_agreement(DEMO_HPI, "G00042-K").await.map_err(err)?;
@@ -164,18 +171,48 @@ async fn demo_documents(app: &app::App, patients: &[(&str, &str, &str, &str)], b
     for (n, (nhi, name, _, _)) in patients.iter().enumerate() {
         bar.set_message("documents");
         let docs: [(&app::Caller, &str, &str, &str, Vec<u8>); 4] = [
-            (&hospital, "discharge_summary", "Discharge summary, Whangārei Hospital", "Dr Rangi Parata", pdf(
-                "Discharge summary",
-                &[&format!("Patient: {name} (NHI {nhi})"), "Admitted with community-acquired pneumonia.", "Treated with IV antibiotics; discharged well on day 4.", "GP to review in one week. (Demo document: not a real patient.)"],
-            )),
-            (&hospital, "clinic_letter", "Respiratory clinic letter", "Dr Lena Fischer", pdf(
-                "Respiratory outpatient clinic",
-                &[&format!("Re: {name} (NHI {nhi})"), "Chest X-ray clear at follow-up. No further clinic review needed.", "(Demo document: not a real patient.)"],
-            )),
-            (&practice, "referral", "Referral to physiotherapy", "Dr Aroha Ngata", pdf(
-                "Referral",
-                &[&format!("Please see {name} (NHI {nhi}) for pulmonary rehabilitation."), "(Demo document: not a real patient.)"],
-            )),
+            (
+                &hospital,
+                "discharge_summary",
+                "Discharge summary, Whangārei Hospital",
+                "Dr Rangi Parata",
+                pdf(
+                    "Discharge summary",
+                    &[
+                        &format!("Patient: {name} (NHI {nhi})"),
+                        "Admitted with community-acquired pneumonia.",
+                        "Treated with IV antibiotics; discharged well on day 4.",
+                        "GP to review in one week. (Demo document: not a real patient.)",
+                    ],
+                ),
+            ),
+            (
+                &hospital,
+                "clinic_letter",
+                "Respiratory clinic letter",
+                "Dr Lena Fischer",
+                pdf(
+                    "Respiratory outpatient clinic",
+                    &[
+                        &format!("Re: {name} (NHI {nhi})"),
+                        "Chest X-ray clear at follow-up. No further clinic review needed.",
+                        "(Demo document: not a real patient.)",
+                    ],
+                ),
+            ),
+            (
+                &practice,
+                "referral",
+                "Referral to physiotherapy",
+                "Dr Aroha Ngata",
+                pdf(
+                    "Referral",
+                    &[
+                        &format!("Please see {name} (NHI {nhi}) for pulmonary rehabilitation."),
+                        "(Demo document: not a real patient.)",
+                    ],
+                ),
+            ),
             (&practice, "result", "Peak flow chart", "Sam Patel", chart_png(u8::try_from(n % 4).unwrap_or(0))),
         ];
         for (i, (caller, category, title, author, bytes)) in docs.into_iter().enumerate() {
@@ -241,7 +278,9 @@ fn pdf(heading: &str, lines: &[&str]) -> Vec<u8> {
     for o in offsets {
         out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
     }
-    out.extend_from_slice(format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).as_bytes());
+    out.extend_from_slice(
+        format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).as_bytes(),
+    );
     out
 }
 

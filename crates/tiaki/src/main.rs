@@ -20,7 +20,9 @@ use std::sync::Arc;
         TIAKI_* environment variables (TIAKI_DATA_DIR, TIAKI_DATABASE_URL, TIAKI_LISTEN, \
         TIAKI_PUBLIC_URL, TIAKI_TRUSTED_PROXIES, TIAKI_TLS_CERT, TIAKI_TLS_KEY, TIAKI_SMTP_URL, \
         TIAKI_MAIL_FROM, TIAKI_SESSION_IDLE_MINUTES, TIAKI_SESSION_ABSOLUTE_HOURS, \
-        TIAKI_INVITATION_DAYS, TIAKI_LOG_FORMAT). Every subcommand reads the same settings."
+        TIAKI_INVITATION_DAYS, TIAKI_LOG_FORMAT, TIAKI_BLOB_STORE, TIAKI_S3_*, TIAKI_MAX_DOCUMENT_MB, \
+        TIAKI_PATIENT_QUOTA_MB, TIAKI_PKCS11_*, TIAKI_AUDIT_*). Every subcommand reads the same settings; \
+        the README lists them all."
 )]
 struct Cli {
     /// A TOML configuration file.
@@ -225,7 +227,7 @@ async fn open(config: &Config) -> Result<Arc<App>> {
             format!("cannot create the data folder {}; check TIAKI_DATA_DIR", config.data_dir.display())
         })?;
     }
-    if app::keys::ensure_key_file(&config.data_dir)? {
+    if config.pkcs11.is_none() && app::keys::ensure_key_file(&config.data_dir)? {
         eprintln!(
             "Created the master key file {} (mode 0600). Back it up: without it, encrypted documents cannot be read.",
             app::keys::key_path(&config.data_dir).display()

@@ -129,6 +129,9 @@ fn help_explains_every_subcommand() {
         "migrate",
         "demo",
         "admin",
+        "keys",
+        "documents",
+        "TIAKI_BLOB_STORE",
         "TIAKI_DATA_DIR",
         "TIAKI_DATABASE_URL",
         "TIAKI_LISTEN",
@@ -137,7 +140,7 @@ fn help_explains_every_subcommand() {
         assert!(text.contains(word), "--help mentions {word}");
     }
     let admin = String::from_utf8_lossy(&tiaki(&["admin", "--help"], &[]).stdout).into_owned();
-    for word in ["create-operator", "create-practice", "invite-staff"] {
+    for word in ["create-operator", "create-practice", "invite-staff", "create-client", "agree-to-receive"] {
         assert!(admin.contains(word), "admin --help mentions {word}");
     }
     for sub in [vec!["serve", "--help"], vec!["demo", "--help"], vec!["admin", "invite-staff", "--help"]] {
@@ -263,6 +266,37 @@ fn migrate_demo_and_admin_work_on_the_same_data() {
         &[("TIAKI_DATA_DIR", d)],
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("no practice has HPI facility id"));
+
+    // Keys: a new master key re-wraps every patient key (the demo's three) without touching a
+    // blob; a patient's own key rotates under it; erasure asks for confirmation.
+    let env = [("TIAKI_DATA_DIR", d)];
+    let blobs_before = std::fs::read_dir(dir.0.join("blobs")).map(|r| r.count()).unwrap_or(0);
+    let old_key = std::fs::read(dir.0.join("master.key")).unwrap();
+    let out = tiaki(&["keys", "rotate-master"], &env);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.contains("Re-wrapped 3 patient key(s)"), "{err}");
+    assert_ne!(std::fs::read(dir.0.join("master.key")).unwrap(), old_key, "a new master key is in place");
+    assert!(!dir.0.join("master.key.next").exists());
+    assert_eq!(mode(&dir.0.join("master.key")), 0o600);
+    let out = tiaki(&["keys", "rotate-patient", "--nhi", "ZZZ0016"], &env);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.contains("4 document key(s) re-wrapped"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.0.join("blobs")).map(|r| r.count()).unwrap_or(0), blobs_before);
+    let out = tiaki(&["keys", "erase-patient", "--nhi", "ZZZ0016"], &env);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--yes-destroy-their-documents"));
+    let out = tiaki(&["documents", "sweep"], &env);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stderr).contains("Removed 0 blob(s)"));
+    // API clients: issued with a token shown once, listed, revoked.
+    let out =
+        tiaki(&["admin", "create-client", "--practice", "FZZ999-B", "--label", "PMS", "--org-name", "Kowhai"], &env);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).trim().starts_with("tiaki_"));
+    let list = tiaki(&["admin", "list-clients"], &env);
+    let listed = String::from_utf8_lossy(&list.stdout).to_string();
+    assert_eq!(listed.lines().count(), 3, "the demo's two and this one: {listed}");
+    let id = listed.lines().last().unwrap().split('\t').next().unwrap().to_owned();
+    assert!(tiaki(&["admin", "revoke-client", "--id", &id], &env).status.success());
+    assert!(String::from_utf8_lossy(&tiaki(&["admin", "list-clients"], &env).stdout).contains("revoked"));
 }
 
 #[test]
@@ -404,6 +438,13 @@ fn the_audit_log_can_be_signed_by_a_key_in_a_pkcs11_token() {
     assert!(!data.join("audit-signing.key").exists(), "no key file when the token holds the key");
     let out = tiaki(&["audit", "verify"], &env);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The demo's documents are under patient keys wrapped by the token's master key: rotating a
+    // patient's key unwraps through the token.
+    assert!(!data.join("master.key").exists(), "no master key file when the token holds the master key");
+    let out = tiaki(&["keys", "rotate-patient", "--nhi", "ZZZ0016"], &env);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tiaki(&["keys", "rotate-master"], &env);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("PKCS#11"));
     // A wrong PIN is a clear error, not a silent fallback to a key file.
     let mut wrong = env;
     wrong[4] = ("TIAKI_PKCS11_PIN", "9999");
