@@ -103,6 +103,8 @@ pub trait DocumentStore: Send + Sync {
     ) -> BoxFuture<'a, Result<()>>;
     /// Destroys every version of a patient's key (erasure); returns how many were live.
     fn destroy_patient_keys(&self, patient: PatientId, now: UnixTime) -> BoxFuture<'_, Result<u64>>;
+    /// Key unwraps per actor since a time (ms), most first: (actor account or client, role, count).
+    fn unwrap_counts(&self, since_ms: i64) -> BoxFuture<'_, Result<Vec<(String, String, i64)>>>;
     /// The patient record with this NHI.
     fn patient_by_nhi<'a>(&'a self, nhi: &'a str) -> BoxFuture<'a, Result<Option<PatientId>>>;
 
@@ -651,6 +653,22 @@ macro_rules! document_store {
                         .execute(&self.pool)
                         .await?;
                         Ok(done.rows_affected())
+                    })
+                }
+
+                fn unwrap_counts(&self, since_ms: i64) -> BoxFuture<'_, Result<Vec<(String, String, i64)>>> {
+                    Box::pin(async move {
+                        // The time index bounds the scan to the window asked about.
+                        let rows = sqlx::query(
+                            "SELECT COALESCE(actor_account, 'anonymous') AS actor, actor_role, COUNT(*) AS n FROM audit_events \
+                             WHERE at_ms >= $1 AND action = 'unwrap' GROUP BY actor_account, actor_role ORDER BY n DESC, actor",
+                        )
+                        .bind(since_ms)
+                        .fetch_all(&self.pool)
+                        .await?;
+                        rows.iter()
+                            .map(|r| Ok((r.try_get("actor")?, r.try_get("actor_role")?, r.try_get("n")?)))
+                            .collect()
                     })
                 }
 

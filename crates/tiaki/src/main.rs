@@ -81,6 +81,13 @@ enum KeysCmd {
 
 #[derive(Subcommand)]
 enum DocumentsCmd {
+    /// Patient-key unwraps per account or API client over a recent window, most first (each
+    /// document opened or stored is one): who has been reading at an unusual rate.
+    UnwrapCounts {
+        /// The window, in minutes back from now.
+        #[arg(long, default_value_t = 60)]
+        since_minutes: i64,
+    },
     /// Remove the blobs of abandoned uploads and deleted documents, and blobs no row knows of.
     Sweep {
         /// Leave alone what is younger than this many minutes (uploads may still be running).
@@ -339,6 +346,16 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Demo => demo::run(&config).await,
         Command::Audit(cmd) => audit_cmd(&config, cmd).await,
         Command::Keys(cmd) => keys_cmd(&config, cmd).await,
+        Command::Documents(DocumentsCmd::UnwrapCounts { since_minutes }) => {
+            let app = open(&config).await?;
+            let counts = app.console_unwrap_counts(since_minutes).await?;
+            eprintln!("Patient-key unwraps in the last {since_minutes} minute(s), by actor:");
+            #[expect(clippy::print_stdout, reason = "the counts are this command's output")]
+            for (actor, role, n) in counts {
+                println!("{n}\t{actor}\t{role}");
+            }
+            Ok(())
+        }
         Command::Documents(DocumentsCmd::Sweep { grace_minutes }) => {
             let app = open(&config).await?;
             let report = app.sweep_blobs(grace_minutes.max(0) * 60).await?;

@@ -284,6 +284,12 @@ fn migrate_demo_and_admin_work_on_the_same_data() {
     assert_eq!(std::fs::read_dir(dir.0.join("blobs")).map(|r| r.count()).unwrap_or(0), blobs_before);
     let out = tiaki(&["keys", "erase-patient", "--nhi", "ZZZ0016"], &env);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--yes-destroy-their-documents"));
+    let out = tiaki(&["documents", "unwrap-counts", "--since-minutes", "600"], &env);
+    let counts = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success() && counts.lines().any(|l| l.contains("client:")),
+        "the demo's pushes unwrapped keys: {counts}"
+    );
     let out = tiaki(&["documents", "sweep"], &env);
     assert!(out.status.success() && String::from_utf8_lossy(&out.stderr).contains("Removed 0 blob(s)"));
     // API clients: issued with a token shown once, listed, revoked.
