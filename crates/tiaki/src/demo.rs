@@ -257,7 +257,9 @@ fn pdf(heading: &str, lines: &[&str]) -> Vec<u8> {
     };
     let mut content = format!("BT /F1 18 Tf 56 780 Td ({}) Tj /F1 11 Tf 0 -32 Td 16 TL", clean(heading));
     for l in lines {
-        content.push_str(&format!(" ({}) Tj T*", clean(l)));
+        content.push_str(" (");
+        content.push_str(&clean(l));
+        content.push_str(") Tj T*");
     }
     content.push_str(" ET");
     let objects = [

@@ -270,7 +270,8 @@ fn migrate_demo_and_admin_work_on_the_same_data() {
     // Keys: a new master key re-wraps every patient key (the demo's three) without touching a
     // blob; a patient's own key rotates under it; erasure asks for confirmation.
     let env = [("TIAKI_DATA_DIR", d)];
-    let blobs_before = std::fs::read_dir(dir.0.join("blobs")).map(|r| r.count()).unwrap_or(0);
+    let blobs_before = files_in(&dir.0.join("blobs"));
+    assert_eq!(blobs_before.len(), 12, "the demo's four documents for each of three patients");
     let old_key = std::fs::read(dir.0.join("master.key")).unwrap();
     let out = tiaki(&["keys", "rotate-master"], &env);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -281,7 +282,7 @@ fn migrate_demo_and_admin_work_on_the_same_data() {
     let out = tiaki(&["keys", "rotate-patient", "--nhi", "ZZZ0016"], &env);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && err.contains("4 document key(s) re-wrapped"), "{err}");
-    assert_eq!(std::fs::read_dir(dir.0.join("blobs")).map(|r| r.count()).unwrap_or(0), blobs_before);
+    assert_eq!(files_in(&dir.0.join("blobs")), blobs_before, "no blob was rewritten");
     let out = tiaki(&["keys", "erase-patient", "--nhi", "ZZZ0016"], &env);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--yes-destroy-their-documents"));
     let out = tiaki(&["documents", "unwrap-counts", "--since-minutes", "600"], &env);
@@ -303,6 +304,25 @@ fn migrate_demo_and_admin_work_on_the_same_data() {
     let id = listed.lines().last().unwrap().split('\t').next().unwrap().to_owned();
     assert!(tiaki(&["admin", "revoke-client", "--id", &id], &env).status.success());
     assert!(String::from_utf8_lossy(&tiaki(&["admin", "list-clients"], &env).stdout).contains("revoked"));
+}
+
+/// Every file under a folder with its content, sorted.
+fn files_in(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let bytes = std::fs::read(&p).unwrap();
+                out.push((p, bytes));
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 #[test]
