@@ -64,7 +64,16 @@ impl KeyRing {
     pub fn reload(&self) -> Result<(), AppError> {
         if let Some(dir) = &self.data_dir {
             let fresh = crate::keys::load_master_files(dir)?;
-            *self.providers.write().map_err(|_| AppError::Internal("key ring lock poisoned".into()))? = fresh;
+            let mut held = self.providers.write().map_err(|_| AppError::Internal("key ring lock poisoned".into()))?;
+            // The files' first key becomes primary; no key once loaded is dropped (a rotation
+            // may have retired a key that some patient key is still wrapped under).
+            let mut merged = fresh;
+            for p in held.iter() {
+                if !merged.iter().any(|m| m.id() == p.id()) {
+                    merged.push(p.clone());
+                }
+            }
+            *held = merged;
         }
         Ok(())
     }
@@ -84,6 +93,9 @@ impl KeyRing {
     /// # Errors
     /// When the provider fails.
     pub fn wrap(&self, key: &PatientKey) -> Result<(String, Vec<u8>), AppError> {
+        // New patient keys are rare; re-reading the key files first means one is never wrapped
+        // under a master key that a rotation has just retired.
+        self.reload()?;
         let p = self.primary()?;
         Ok((p.id().to_owned(), p.wrap_patient_key(key).map_err(key_error)?))
     }
@@ -518,9 +530,7 @@ impl App {
         let via = grant.via_practice().ok_or(AppError::NotFound)?;
         let source_ref = meta.source_document_id.trim().to_owned();
         if let Some(existing) = self.store.pushed_document(&grant, org_id, &source_ref).await? {
-            self.audit(vec![self.event(caller, &Target { object_id: existing.id.to_string(), ..target }, "allowed")])
-                .await?;
-            return Ok((existing, false));
+            return self.already_pushed(caller, target, existing, patient).await;
         }
         let filename = meta.filename.clone().unwrap_or_else(|| title.clone());
         let row = DocumentRow {
@@ -553,15 +563,41 @@ impl App {
             withdrawn_at: None,
             deleted_at: None,
         };
+        let target_again = target.clone();
         match self.store_incoming(Incoming { grant: StoreGrant::Push(&grant), row, caller, target }, body).await {
             Ok(doc) => Ok((doc, true)),
             // The same document pushed twice at once: the first one in wins.
             Err(AppError::Conflict(_)) => match self.store.pushed_document(&grant, org_id, &source_ref).await? {
-                Some(existing) => Ok((existing, false)),
+                Some(existing) => self.already_pushed(caller, target_again, existing, patient).await,
                 None => Err(AppError::Conflict("The document could not be stored; send it again.".into())),
             },
             Err(e) => Err(e),
         }
+    }
+
+    /// A push of a `source_document_id` seen before: the same document for the same patient is
+    /// returned unchanged; anything else is a clear conflict.
+    async fn already_pushed(
+        &self,
+        caller: &Caller,
+        target: Target<'_>,
+        existing: DocumentRow,
+        patient: PatientId,
+    ) -> Result<(DocumentRow, bool), AppError> {
+        if existing.patient != patient {
+            return Err(AppError::Conflict(
+                "This source_document_id was already used for another patient; give each document its own identifier."
+                    .into(),
+            ));
+        }
+        if existing.withdrawn_at.is_some() || existing.deleted_at.is_some() {
+            return Err(AppError::Conflict(
+                "This document was withdrawn; send a corrected one under a new source_document_id.".into(),
+            ));
+        }
+        self.audit(vec![self.event(caller, &Target { object_id: existing.id.to_string(), ..target }, "allowed")])
+            .await?;
+        Ok((existing, false))
     }
 
     #[expect(clippy::too_many_lines, reason = "the streaming pipeline reads best in one place")]
@@ -572,14 +608,22 @@ impl App {
     {
         let Incoming { grant, mut row, caller, target } = incoming;
         let vault = self.vault()?;
-        let used = self.store.storage_used(row.patient).await?;
-        if used >= vault.patient_quota_bytes {
-            return Err(AppError::TooLarge(format!(
-                "There is no room left: documents here can take up to {} MB in all. Delete some of your uploads first.",
-                vault.patient_quota_bytes / (1024 * 1024)
-            )));
-        }
-        let limit = vault.max_document_bytes.min(vault.patient_quota_bytes - used);
+        // The quota is the patient's space for their own uploads; what providers send does not
+        // count against it (and is never refused for it).
+        let quota = matches!(grant, StoreGrant::Upload(_)).then_some(vault.patient_quota_bytes);
+        let limit = match quota {
+            Some(quota) => {
+                let used = self.store.storage_used(row.patient).await?;
+                if used >= quota {
+                    return Err(AppError::TooLarge(format!(
+                        "There is no room left: your uploads can take up to {} MB in all. Delete some of them first.",
+                        quota / (1024 * 1024)
+                    )));
+                }
+                vault.max_document_bytes.min(quota - used)
+            }
+            None => vault.max_document_bytes,
+        };
         let (patient_key, key_version) = self.current_key(&vault, row.patient).await?;
         // The grant and the key unwrap are on the record before any byte is accepted.
         self.audit(vec![self.event(caller, &target, "allowed"), self.unwrap_event(caller, row.patient, key_version)])
@@ -673,13 +717,46 @@ impl App {
         if row.title.is_empty() {
             row.title = row.filename.clone();
         }
-        if let Err(e) = self.store.commit_document(grant, &row).await {
-            // Not committed: the blob is an orphan. Remove it now if possible; the intent stays
-            // until it is gone, so the sweeper finishes the job if this fails.
-            if vault.blobs.delete(&row.blob_key).await.is_ok() {
-                let _ = self.store.remove_blob_intent(&row.blob_key).await;
+        let mut attempts = 0;
+        let committed = loop {
+            match self.store.commit_document(grant, &row, quota).await {
+                Err(store::StoreError::Conflict("This patient key version")) if attempts < 3 => {
+                    // The patient's key was rotated while the document arrived: wrap its data key
+                    // under the new version (the blob, sealed with the data key, is unchanged).
+                    attempts += 1;
+                    let (patient_key, key_version) = self.current_key(&vault, row.patient).await?;
+                    self.audit(vec![self.unwrap_event(caller, row.patient, key_version)]).await?;
+                    row.wrapped_key = patient_key.wrap(&data_key).map_err(key_error)?;
+                    row.key_version = key_version;
+                }
+                other => break other,
             }
-            return Err(e.into());
+        };
+        match committed {
+            Ok(()) => {}
+            // Refused, so certainly not committed: the blob is an orphan. Remove it now if
+            // possible; the intent stays until it is gone, so the sweeper finishes the job.
+            Err(store::StoreError::Conflict(what)) => {
+                if vault.blobs.delete(&row.blob_key).await.is_ok() {
+                    let _ = self.store.remove_blob_intent(&row.blob_key).await;
+                }
+                return Err(match what {
+                    "quota" => AppError::TooLarge(
+                        "This document would take you past the space you have for your uploads. Delete some of them first."
+                            .into(),
+                    ),
+                    "This upload" => {
+                        AppError::Conflict("The upload took too long and was abandoned; please try again.".into())
+                    }
+                    "This document" => AppError::Conflict("This document is already stored.".into()),
+                    _ => AppError::Conflict(
+                        "The record's key changed while the document was arriving; please send it again.".into(),
+                    ),
+                });
+            }
+            // Unknown (the connection may have failed after the commit): leave the blob and its
+            // intent; the sweeper removes the blob only if no committed document uses it.
+            Err(e) => return Err(e.into()),
         }
         metrics::counter!("tiaki_documents_stored_total").increment(1);
         Ok(row)
@@ -775,10 +852,16 @@ impl App {
         } else {
             authz::authorize::<ReadDocument, _>(&caller.principal, doc, &*self.store).await?
         };
-        let row = self.store.document(&grant).await?;
+        // The row and its key version are read apart; a rotation committing in between moves the
+        // document to a new version, so look once more before calling the key destroyed.
+        let mut row = self.store.document(&grant).await?;
+        let mut key_row = self.store.patient_key(row.patient, row.key_version).await?;
+        if key_row.as_ref().is_none_or(|k| k.wrapped.is_none()) {
+            row = self.store.document(&grant).await?;
+            key_row = self.store.patient_key(row.patient, row.key_version).await?;
+        }
         let size = u64::try_from(row.size).map_err(|_| AppError::Internal("negative document size".into()))?;
         let range = parse_range(range, size)?;
-        let key_row = self.store.patient_key(row.patient, row.key_version).await?;
         let wrapped = key_row.as_ref().and_then(|k| k.wrapped.clone()).ok_or_else(|| {
             AppError::Gone(
                 "This document can no longer be opened: its key has been destroyed (the record was erased).".into(),
@@ -918,13 +1001,14 @@ impl App {
         let now = self.now();
         let mut report = SweepReport::default();
         loop {
-            let keys = self.store.stale_blob_intents(now - grace_secs, 500).await?;
+            // Claimed intents are gone from the table, so their uploads can no longer commit;
+            // a blob whose delete fails here is left to the stray sweep below, next time.
+            let keys = self.store.claim_stale_blob_intents(now - grace_secs, 500).await?;
             if keys.is_empty() {
                 break;
             }
             for key in &keys {
                 vault.blobs.delete(key).await.map_err(blob_error)?;
-                self.store.remove_blob_intent(key).await?;
                 report.intents += 1;
             }
         }
@@ -1018,8 +1102,14 @@ impl App {
                 wrapped_key: new_key.wrap(&dk).map_err(key_error)?,
             });
         }
-        self.store.rotate_patient_key(&new_row, &rewrapped, self.now()).await?;
-        Ok(rewrapped.len())
+        match self.store.rotate_patient_key(&new_row, &rewrapped, self.now()).await {
+            Ok(()) => Ok(rewrapped.len()),
+            Err(store::StoreError::Conflict(_)) => Err(AppError::Conflict(
+                "Documents were being stored for this patient during the rotation, so nothing was changed; run it again."
+                    .into(),
+            )),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Destroys every copy of a patient's key: all their documents become unreadable for good

@@ -77,7 +77,7 @@ fn read_key(path: &Path) -> Result<crypto::FileKeyProvider, KeyFileError> {
 }
 
 /// The master keys in a data folder, the one to wrap with first: `master.key.next` while a
-/// rotation is under way, then `master.key`.
+/// rotation is under way, then `master.key`, then any in `retired-keys/`.
 ///
 /// # Errors
 /// When `master.key` is missing, open to others or damaged.
@@ -88,6 +88,16 @@ pub fn load_master_files(data_dir: &Path) -> Result<Vec<std::sync::Arc<dyn crypt
         out.push(std::sync::Arc::new(read_key(&next).map_err(|e| crate::AppError::Internal(e.to_string()))?));
     }
     out.push(std::sync::Arc::new(read_key(&key_path(data_dir)).map_err(|e| crate::AppError::Internal(e.to_string()))?));
+    // Retired keys still unwrap (never wrap) until the operator destroys their files, so no
+    // patient key wrapped under one during a rotation is lost.
+    if let Ok(entries) = std::fs::read_dir(data_dir.join("retired-keys")) {
+        let mut retired: Vec<PathBuf> =
+            entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "key")).collect();
+        retired.sort();
+        for path in retired {
+            out.push(std::sync::Arc::new(read_key(&path).map_err(|e| crate::AppError::Internal(e.to_string()))?));
+        }
+    }
     Ok(out)
 }
 

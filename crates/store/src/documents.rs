@@ -9,7 +9,7 @@ use authz::{
 use domain::{BoxFuture, ClientId, PatientId, PracticeId, UnixTime};
 
 /// What a grant to store a document is: a patient's own upload or an organisation's push.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub enum StoreGrant<'a> {
     /// The patient uploads their own.
     Upload(&'a Grant<UploadDocument>),
@@ -39,10 +39,19 @@ pub trait DocumentStore: Send + Sync {
     /// Records that a blob may be written (before its first byte is).
     fn add_blob_intent<'a>(&'a self, blob_key: &'a str, now: UnixTime) -> BoxFuture<'a, Result<()>>;
     /// Commits a document whose blob is durable, and clears its blob intent, in one transaction.
-    /// Refused ([`crate::StoreError::Conflict`]) if the source already pushed this document or
-    /// if the patient key version it was wrapped with has been destroyed meanwhile.
-    fn commit_document<'a>(&'a self, grant: StoreGrant<'a>, doc: &'a DocumentRow) -> BoxFuture<'a, Result<()>>;
-    /// A live document an organisation already pushed under its own identifier.
+    /// It first locks the patient key version the data key is wrapped with, so a rotation or an
+    /// erasure and a commit for the same patient never interleave. Refused
+    /// ([`crate::StoreError::Conflict`]) if the source already pushed this document, if that key
+    /// version has been destroyed, if the upload's intent was swept, or (`quota`, for a
+    /// patient's own uploads) if it would take their uploads past `quota` bytes.
+    fn commit_document<'a>(
+        &'a self,
+        grant: StoreGrant<'a>,
+        doc: &'a DocumentRow,
+        quota: Option<i64>,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// A document (live, withdrawn or deleted) an organisation pushed under its own identifier,
+    /// for whichever patient.
     fn pushed_document<'a>(
         &'a self,
         grant: &'a Grant<PushDocument>,
@@ -77,10 +86,12 @@ pub trait DocumentStore: Send + Sync {
         grant: &'a Grant<WithdrawDocument>,
         now: UnixTime,
     ) -> BoxFuture<'a, Result<String>>;
-    /// Bytes the patient's live documents take.
+    /// Bytes the patient's own live uploads take (what their quota counts).
     fn storage_used(&self, patient: PatientId) -> BoxFuture<'_, Result<i64>>;
-    /// Blob intents older than `cutoff` whose blob no live document uses.
-    fn stale_blob_intents(&self, cutoff: UnixTime, limit: i64) -> BoxFuture<'_, Result<Vec<String>>>;
+    /// Claims (removes and returns) up to `limit` blob intents older than `cutoff` whose blob no
+    /// live document uses; the caller then deletes those blobs. An upload whose intent is
+    /// claimed can no longer commit.
+    fn claim_stale_blob_intents(&self, cutoff: UnixTime, limit: i64) -> BoxFuture<'_, Result<Vec<String>>>;
     /// Forgets a blob intent (its blob has been removed, or was never written).
     fn remove_blob_intent<'a>(&'a self, blob_key: &'a str) -> BoxFuture<'a, Result<()>>;
     /// Every blob key a live document uses (for the full sweep).
@@ -280,12 +291,37 @@ macro_rules! document_store {
                     })
                 }
 
-                fn commit_document<'a>(&'a self, grant: StoreGrant<'a>, d: &'a DocumentRow) -> BoxFuture<'a, Result<()>> {
+                fn commit_document<'a>(&'a self, grant: StoreGrant<'a>, d: &'a DocumentRow, quota: Option<i64>) -> BoxFuture<'a, Result<()>> {
                     Box::pin(async move {
                         if grant.patient() != Some(d.patient) {
                             return Err(StoreError::NotFound);
                         }
                         let mut tx = self.begin().await?;
+                        // Lock the key version (a no-op update takes the row lock on PostgreSQL;
+                        // SQLite's write transaction is already exclusive): a rotation or erasure
+                        // of this patient's key waits for this commit, or this one sees it.
+                        let locked = sqlx::query(
+                            "UPDATE patient_keys SET version = version WHERE patient_id = $1 AND version = $2 AND wrapped IS NOT NULL",
+                        )
+                        .bind(d.patient.as_uuid())
+                        .bind(d.key_version)
+                        .execute(&mut *tx)
+                        .await?;
+                        if locked.rows_affected() != 1 {
+                            return Err(StoreError::Conflict("This patient key version"));
+                        }
+                        if let Some(quota) = quota {
+                            let used: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                                "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM documents \
+                                 WHERE patient_id = $1 AND category = 'patient_upload' AND {LIVE}"
+                            )))
+                            .bind(d.patient.as_uuid())
+                            .fetch_one(&mut *tx)
+                            .await?;
+                            if used.unwrap_or(0) + d.size > quota {
+                                return Err(StoreError::Conflict("quota"));
+                            }
+                        }
                         let done = sqlx::query(sqlx::AssertSqlSafe(format!(
                             "INSERT INTO documents ({COLUMNS}) \
                              SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
@@ -325,10 +361,14 @@ macro_rules! document_store {
                         if done.rows_affected() != 1 {
                             return Err(StoreError::Conflict("This patient key version"));
                         }
-                        sqlx::query("DELETE FROM blob_intents WHERE blob_key = $1")
+                        let cleared = sqlx::query("DELETE FROM blob_intents WHERE blob_key = $1")
                             .bind(&d.blob_key)
                             .execute(&mut *tx)
                             .await?;
+                        if cleared.rows_affected() != 1 {
+                            // The sweeper claimed this upload as abandoned: it is deleting the blob.
+                            return Err(StoreError::Conflict("This upload"));
+                        }
                         tx.commit().await?;
                         Ok(())
                     })
@@ -341,12 +381,12 @@ macro_rules! document_store {
                     source_ref: &'a str,
                 ) -> BoxFuture<'a, Result<Option<DocumentRow>>> {
                     Box::pin(async move {
+                        let _ = grant;
                         sqlx::query(sqlx::AssertSqlSafe(format!(
-                            "SELECT {COLUMNS} FROM documents WHERE source_org_id = $1 AND source_ref = $2 AND patient_id = $3"
+                            "SELECT {COLUMNS} FROM documents WHERE source_org_id = $1 AND source_ref = $2"
                         )))
                         .bind(source_org_id)
                         .bind(source_ref)
-                        .bind(grant.object().as_uuid())
                         .fetch_optional(&self.pool)
                         .await?
                         .as_ref()
@@ -494,7 +534,8 @@ macro_rules! document_store {
                 fn storage_used(&self, patient: PatientId) -> BoxFuture<'_, Result<i64>> {
                     Box::pin(async move {
                         let used: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM documents WHERE patient_id = $1 AND {LIVE}"
+                            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM documents WHERE patient_id = $1 \
+                             AND category = 'patient_upload' AND {LIVE}"
                         )))
                         .bind(patient.as_uuid())
                         .fetch_one(&self.pool)
@@ -503,12 +544,13 @@ macro_rules! document_store {
                     })
                 }
 
-                fn stale_blob_intents(&self, cutoff: UnixTime, limit: i64) -> BoxFuture<'_, Result<Vec<String>>> {
+                fn claim_stale_blob_intents(&self, cutoff: UnixTime, limit: i64) -> BoxFuture<'_, Result<Vec<String>>> {
                     Box::pin(async move {
                         Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                            "SELECT i.blob_key FROM blob_intents i WHERE i.created_at <= $1 AND NOT EXISTS \
+                            "DELETE FROM blob_intents WHERE blob_key IN (SELECT i.blob_key FROM blob_intents i \
+                             WHERE i.created_at <= $1 AND NOT EXISTS \
                              (SELECT 1 FROM documents d WHERE d.blob_key = i.blob_key AND {LIVE}) \
-                             ORDER BY i.created_at LIMIT $2"
+                             ORDER BY i.created_at LIMIT $2) RETURNING blob_key"
                         )))
                         .bind(cutoff)
                         .bind(limit)
@@ -618,6 +660,17 @@ macro_rules! document_store {
                                 return Err(StoreError::Conflict("This document"));
                             }
                         }
+                        // Destroy the old versions first: that locks their rows, so a commit under
+                        // one of them either finished before (and is counted next) or now fails.
+                        sqlx::query(
+                            "UPDATE patient_keys SET wrapped = NULL, destroyed_at = $3 \
+                             WHERE patient_id = $1 AND version < $2 AND wrapped IS NOT NULL",
+                        )
+                        .bind(k.patient.as_uuid())
+                        .bind(k.version)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
                         // Every live document must now be under the new version, or nothing changes.
                         let stragglers: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                             "SELECT COUNT(*) FROM documents WHERE patient_id = $1 AND key_version <> $2 AND {LIVE}"
@@ -629,15 +682,6 @@ macro_rules! document_store {
                         if stragglers != 0 {
                             return Err(StoreError::Conflict("A document added during rotation"));
                         }
-                        sqlx::query(
-                            "UPDATE patient_keys SET wrapped = NULL, destroyed_at = $3 \
-                             WHERE patient_id = $1 AND version < $2 AND wrapped IS NOT NULL",
-                        )
-                        .bind(k.patient.as_uuid())
-                        .bind(k.version)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
                         tx.commit().await?;
                         Ok(())
                     })

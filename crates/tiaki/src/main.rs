@@ -90,8 +90,9 @@ enum DocumentsCmd {
     },
     /// Remove the blobs of abandoned uploads and deleted documents, and blobs no row knows of.
     Sweep {
-        /// Leave alone what is younger than this many minutes (uploads may still be running).
-        #[arg(long, default_value_t = 60)]
+        /// Leave alone what is younger than this many minutes (uploads may still be running: the
+        /// portal gives an upload up to two hours). Use 0 only with every portal node stopped.
+        #[arg(long, default_value_t = 180)]
         grace_minutes: i64,
     },
 }
@@ -477,6 +478,9 @@ async fn keys_cmd(config: &Config, cmd: KeysCmd) -> Result<()> {
                 bail!("some patient keys are still under the old master key; run `tiaki keys rotate-master` again");
             }
             let retired = app::keys::finish_master_rotation(&config.data_dir)?;
+            // A portal node may have made a patient key under the old key meanwhile: catch it.
+            let stragglers = app.rewrap_patient_keys(|_| {}).await?;
+            let done = done + stragglers;
             eprintln!("Re-wrapped {done} patient key(s); no document was re-encrypted.");
             eprintln!(
                 "The old master key is now {}. Keep it only as long as backups made before today, then destroy it. Restart running portal nodes.",

@@ -106,7 +106,8 @@ async fn documents_view(
     let own = who.patient == Some(patient);
     let show_hidden = own && q.hidden.is_some();
     let docs = state.app.list_documents(&ctx.caller_as(who), patient, show_hidden).await.map_err(WebError::page)?;
-    let staff = who.staff.is_some();
+    // Clinical and admin staff of the practice that sent a document may withdraw it.
+    let staff = matches!(who.staff, Some((_, role)) if role != app::domain::StaffRole::PrivacyOfficer);
     let page = DocumentsPage {
         nav: Some(Nav::new(who, ctx.csrf())),
         csrf: ctx.csrf().to_owned(),
@@ -512,7 +513,9 @@ pub(crate) async fn api_upload(
     }
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if !UPLOAD_TYPES.contains(&ct.as_str()) && !ct.starts_with("text/plain; charset") {
+    // Not the types a cross-site form can send (urlencoded, multipart, text/plain): those would
+    // need no CORS preflight.
+    if !UPLOAD_TYPES.contains(&ct.as_str()) {
         return Ok(Refusal::UnsupportedType.into_response(Surface::Api));
     }
     let filename = if q.filename.trim().is_empty() { "document" } else { q.filename.as_str() };

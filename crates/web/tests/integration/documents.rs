@@ -304,6 +304,19 @@ async fn pushes_are_scoped_idempotent_and_refused_outside_scope() -> Result<()> 
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let stored = sql_strings(&w.t, "SELECT title FROM documents").await?;
     assert_eq!(stored.len(), 3, "the letter, the discharge summary and dis-5: {stored:?}");
+    // One source identifier names one document: reused for another patient, or re-sent after a
+    // withdrawal, it is a clear conflict, not a silent success.
+    let r = push(&w.t, &w.client_a, &push_meta("ZAA0067", "letter-1"), &pdf("other", 100)).await?;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "ZAA0067 is not enrolled at A");
+    enrol(&w.t, w.practice_a, "ZAA0067", "third@example.nz").await?;
+    let r = push(&w.t, &w.client_a, &push_meta("ZAA0067", "letter-1"), &pdf("other", 100)).await?;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(r.body.contains("another patient"));
+    staff_a.get(&format!("/patients/{}/documents", w.patient1)).await?;
+    assert_eq!(staff_a.post(&format!("/documents/{}/withdraw", w.letter1), &[]).await?.status, StatusCode::SEE_OTHER);
+    let r = push(&w.t, &w.client_a, &push_meta("ZZZ0016", "letter-1"), &pdf("letter one", 3000)).await?;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.body.contains("withdrawn"));
     Ok(())
 }
 
@@ -355,6 +368,45 @@ async fn limits_and_content_checks_refuse_clearly_and_keep_nothing() -> Result<(
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let page = p1.get(&docs_page).await?;
     assert!(page.body.contains("My scan.pdf"), "the upload is listed");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quota_counts_a_patients_own_uploads_and_never_blocks_what_providers_send() -> Result<()> {
+    let w = World::with_limits(1024 * 1024, 2 * 1024 * 1024).await?;
+    let mut p1 = w.signed_in("p1@example.nz", [127, 0, 41, 1]).await?;
+    let p = w.patient1.to_string();
+    for n in 0..2 {
+        let (status, _) = api_upload(&mut p1, &p, &format!("scan-{n}.pdf"), &pdf("scan", 1024 * 1024)).await?;
+        assert_eq!(status, StatusCode::CREATED, "upload {n}");
+    }
+    let (status, _) = api_upload(&mut p1, &p, "one-too-many.pdf", &pdf("scan", 1000)).await?;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "the 2 MiB of uploads is used");
+    let r = push(&w.t, &w.client_a, &push_meta("ZZZ0016", "after-quota"), &pdf("letter", 900_000)).await?;
+    assert_eq!(r.status, StatusCode::CREATED, "a provider's letter still arrives: {}", r.body);
+    let (status, _) = api_upload(&mut p1, &p, "big.pdf", &pdf("big", 1024 * 1024 + 1)).await?;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    // Several uploads racing for the last of the space: never more than the quota is kept.
+    let delete = sql_strings(&w.t, "SELECT title FROM documents WHERE title = 'scan-1.pdf'").await?;
+    assert_eq!(delete.len(), 1);
+    let list: Vec<Value> = serde_json::from_str(&p1.get(&format!("/api/v1/patients/{p}/documents")).await?.body)?;
+    let scan1 =
+        list.iter().find(|d| d["title"] == "scan-1.pdf").and_then(|d| d["id"].as_str()).unwrap_or_default().to_owned();
+    p1.get(&format!("/patients/{p}/documents")).await?;
+    assert_eq!(p1.post(&format!("/documents/{scan1}/delete"), &[]).await?.status, StatusCode::SEE_OTHER);
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..4 {
+        let mut b = p1.clone();
+        let p = p.clone();
+        tasks.spawn(async move { api_upload(&mut b, &p, &format!("race-{n}.pdf"), &pdf("race", 600 * 1024)).await });
+    }
+    let mut created = 0;
+    while let Some(r) = tasks.join_next().await {
+        if r??.0 == StatusCode::CREATED {
+            created += 1;
+        }
+    }
+    assert_eq!(created, 1, "1 MiB free takes one 600 KiB upload, however they race");
     Ok(())
 }
 
@@ -411,6 +463,41 @@ async fn keys_rotate_without_touching_blobs_and_erasure_shreds_everything() -> R
     app::keys::finish_master_rotation(&w.t.data_dir)?;
     assert!(p1.get_bytes(&url, None).await?.2 == body, "still readable under the new master key");
     assert!(w.t.app.blobs()?.get(&key).await? == blob_before, "no blob was re-encrypted");
+    // Rotations racing uploads: whatever was acknowledged stays readable (a commit under the old
+    // key version either lands before the rotation and is re-wrapped, or is refused; a rotation
+    // that would strand a document is refused instead).
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..6 {
+        let mut b = p1.clone();
+        let p = w.patient1.to_string();
+        tasks.spawn(async move {
+            api_upload(&mut b, &p, &format!("race-{n}.pdf"), &pdf(&format!("race {n}"), 90_000)).await
+        });
+    }
+    let mut rotations = 0;
+    for attempt in 0..20 {
+        if attempt >= 3 && rotations > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        match w.t.app.console_rotate_patient_key("ZZZ0016").await {
+            Ok(_) => rotations += 1,
+            Err(e) => eprintln!("rotation refused: {e:?}"),
+        }
+    }
+    let mut acknowledged = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        let (status, id) = r??;
+        assert!(status == StatusCode::CREATED || status == StatusCode::CONFLICT, "{status}");
+        if status == StatusCode::CREATED {
+            acknowledged.push(id);
+        }
+    }
+    assert!(rotations >= 1, "at least one rotation goes through");
+    assert!(!acknowledged.is_empty(), "at least one upload goes through");
+    for id in acknowledged {
+        assert_eq!(p1.get_bytes(&format!("/api/v1/documents/{id}/content"), None).await?.0, StatusCode::OK, "{id}");
+    }
     // Erasure: every document of the patient is unreadable, cleanly.
     assert!(w.t.app.console_erase_patient_key("ZZZ0016").await? >= 1);
     let (status, _, got) = p1.get_bytes(&url, None).await?;
