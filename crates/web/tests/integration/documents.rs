@@ -814,8 +814,8 @@ fn zip_bomb() -> Vec<u8> {
 async fn hostile_uploads_are_refused_or_served_inertly() -> Result<()> {
     let w = World::new().await?;
     let mut p1 = w.signed_in("p1@example.nz", [127, 0, 42, 1]).await?;
-    let p = w.patient1.to_string();
-    let upload = |name: &str| format!("/api/v1/patients/{p}/documents?filename={name}");
+    let patient = w.patient1.to_string();
+    let upload = |name: &str| format!("/api/v1/patients/{patient}/documents?filename={name}");
     let send = |b: &mut Browser, url: String, bytes: Vec<u8>| {
         let mut b = b.clone();
         async move { b.send(Method::POST, &url, Some("application/octet-stream"), bytes).await }

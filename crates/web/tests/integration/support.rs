@@ -83,7 +83,7 @@ pub fn blob_backend() -> String {
 pub const S3_BUCKET: &str = "tiaki-test";
 
 /// Which master key provider the suite uses: the key file (default) or, with
-/// `TIAKI_TEST_KEYS=pkcs11`, an AES key in a PKCS#11 token (SoftHSM2; `scripts/test` makes the
+/// `TIAKI_TEST_KEYS=pkcs11`, an AES key in a `PKCS#11` token (`SoftHSM2`; `scripts/test` makes the
 /// token `TIAKI_TEST_PKCS11_TOKEN` and its key `tiaki-master`, PIN `TIAKI_TEST_PKCS11_PIN`).
 pub fn key_backend() -> String {
     std::env::var("TIAKI_TEST_KEYS").unwrap_or_else(|_| "file".into())
