@@ -9,7 +9,15 @@
 //! Run: `cargo bench -p app --bench audit -- [--events N] [--verify-events N] [--bulk] [--postgres URL]`
 //! (`--bulk` writes the verify run's events already sequenced, straight into SQLite, so that 10
 //! million can be verified without first running the sequencer for an hour.)
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::cast_precision_loss, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::cast_precision_loss,
+    clippy::many_single_char_names,
+    clippy::doc_markdown,
+    missing_docs
+)]
 
 use app::{App, AuditSettings, Settings};
 use std::sync::Arc;
