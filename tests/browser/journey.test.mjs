@@ -3,6 +3,7 @@
 // first patient's pages.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { checkPage, launch, linkFromMail, person, scanned, startPortal } from './harness.mjs';
 
 const PASSWORD = 'correct horse battery staple';
@@ -179,7 +180,47 @@ test('operator → practice → staff → patient activates, signs in and out; a
   await checkPage(ben.page, 'not found');
   const api = await ben.page.goto(arohaHome.replace('/patients/', '/api/v1/patients/'));
   assert.equal(api.status(), 404);
+
+  // Ben turns on an authenticator app; from then on his password alone opens nothing.
+  await ben.page.goto(`${portal.base}/account/security`);
+  await checkPage(ben.page, 'sign-in security (off)');
+  await ben.page.getByRole('button', { name: 'Set up an authenticator app' }).click();
+  await assertVisible(ben.page, 'Scan this QR code');
+  await checkPage(ben.page, 'authenticator set-up (QR code)');
+  const secret = (await ben.page.locator('#totp-secret').textContent()).replace(/\s+/g, '');
+  await ben.page.getByLabel('Code from the app').fill(totp(secret, 0));
+  await ben.page.getByRole('button', { name: 'Turn on' }).click();
+  await assertVisible(ben.page, 'Save these now');
+  await checkPage(ben.page, 'recovery codes');
+  const codes = await ben.page.locator('ul.codes code').allTextContents();
+  assert.equal(codes.length, 10);
+  for (const [label, code] of [['authenticator code', totp(secret, 30)], ['recovery code', codes[0]]]) {
+    await ben.page.getByRole('button', { name: /Sign out/ }).click();
+    await ben.page.goto(`${portal.base}/signin`);
+    await ben.page.getByLabel('Email address').fill('ben@patients.test');
+    await ben.page.getByLabel('Password').fill(PASSWORD);
+    await ben.page.getByRole('button', { name: 'Sign in' }).click();
+    await ben.page.waitForURL('**/signin/verify');
+    await checkPage(ben.page, `sign in: code (${label})`);
+    await ben.page.getByLabel('Code').fill(code);
+    await ben.page.getByRole('button', { name: 'Sign in' }).click();
+    await ben.page.waitForURL('**/patients/**');
+  }
 });
+
+// RFC 6238 TOTP (SHA-1, 30 s, 6 digits) for a base32 secret, `offset` seconds from now.
+function totp(base32, offset) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const ch of base32.replace(/=+$/, '')) bits += alphabet.indexOf(ch).toString(2).padStart(5, '0');
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor((Date.now() / 1000 + offset) / 30)));
+  const mac = createHmac('sha1', key).update(counter).digest();
+  const o = mac[mac.length - 1] & 0xf;
+  const n = ((mac[o] & 0x7f) << 24) | (mac[o + 1] << 16) | (mac[o + 2] << 8) | mac[o + 3];
+  return String(n % 1_000_000).padStart(6, '0');
+}
 
 test('pages work at 320 px wide without sideways scrolling', async () => {
   const phone = await person(browser, { viewport: { width: 320, height: 640 } });

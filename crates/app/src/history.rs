@@ -117,7 +117,9 @@ pub fn fhir_audit_event(e: &AuditEvent) -> Value {
         "create" | "push" => ("create", "create", "C"),
         "update" => ("update", "update", "U"),
         "delete" | "withdraw" => ("delete", "delete", "D"),
-        _ => ("", "", "E"),
+        // Sign-in, second-factor, key-unwrap and other events: the action itself, as a
+        // Tiaki-specific subtype.
+        other => ("", other, "E"),
     };
     let outcome = match e.outcome.as_str() {
         "allowed" => "0",
@@ -166,7 +168,9 @@ pub fn fhir_audit_event(e: &AuditEvent) -> Value {
         "entity": entity,
         "extension": [{ "url": "urn:tiaki:request-id", "valueString": e.request_id }]
     });
-    if !code.is_empty() {
+    if code.is_empty() {
+        resource["subtype"] = json!([{ "system": "urn:tiaki:action", "code": display, "display": display }]);
+    } else {
         resource["subtype"] =
             json!([{ "system": "http://hl7.org/fhir/restful-interaction", "code": code, "display": display }]);
     }

@@ -2,6 +2,7 @@
 
 use crate::audit::{Caller, Target};
 use crate::mail::texts;
+use crate::mfa::SignInStep;
 use crate::security::{
     self, csrf_ok, csrf_token, hash_password, new_token, plausible_token, token_hash, verify_password,
 };
@@ -88,7 +89,7 @@ impl App {
     /// # Errors
     /// [`AppError::BadCredentials`], or [`AppError::RateLimited`] when too many attempts came
     /// from this address or failed on this account.
-    pub async fn sign_in(&self, caller: &Caller, email: &str, password: &str) -> Result<SignInOutcome, AppError> {
+    pub async fn sign_in(&self, caller: &Caller, email: &str, password: &str) -> Result<SignInStep, AppError> {
         let key = email.trim().to_lowercase();
         let now = self.now();
         let ip = caller.ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
@@ -111,12 +112,19 @@ impl App {
         };
         self.limits.succeeded(&key);
         metrics::counter!("tiaki_sign_in_total", "outcome" => "succeeded").increment(1);
-        let outcome = self.open_session(account.id, caller, "sign_in").await?;
-        tracing::info!(event = "sign_in.succeeded", account = %account.id, session = %outcome.signed_in.session, "signed in");
-        Ok(outcome)
+        let step = self.after_password(account.id, caller).await?;
+        if let SignInStep::Done(outcome) = &step {
+            tracing::info!(event = "sign_in.succeeded", account = %account.id, session = %outcome.signed_in.session, "signed in");
+        }
+        Ok(step)
     }
 
-    async fn open_session(&self, account: AccountId, caller: &Caller, action: &str) -> Result<SignInOutcome, AppError> {
+    pub(crate) async fn open_session(
+        &self,
+        account: AccountId,
+        caller: &Caller,
+        action: &str,
+    ) -> Result<SignInOutcome, AppError> {
         let ip = caller.ip.map_or_else(|| "console".to_owned(), |ip| ip.to_string());
         let user_agent = caller.user_agent.as_str();
         let now = self.now();

@@ -12,6 +12,7 @@ pub mod history;
 mod identity;
 pub mod keys;
 pub mod mail;
+mod mfa;
 mod practices;
 mod ratelimit;
 mod security;
@@ -23,6 +24,7 @@ pub use documents::{Download, KeyRing, PushMeta, SweepReport, Vault};
 pub use domain;
 pub use error::{AppError, FieldError};
 pub use identity::{InvitationPage, SignInOutcome, SignedIn};
+pub use mfa::{MfaStatus, SignInStep, TotpSetup};
 pub use practices::{EnrolForm, InviteStaffForm, PracticeForm};
 pub use store::{
     AccountRow, ApiClientRow, Backend, DocumentRow, Enrolled, InvitationPurpose, PatientRow, PracticeRow,

@@ -6,11 +6,13 @@
 
 mod documents;
 mod engines;
+mod mfa;
 mod model;
 mod portable;
 
 pub use documents::{DocumentStore, StoreGrant};
 pub use engines::{Backend, PgStore, SqliteStore, connect};
+pub use mfa::{MfaStore, TotpRow};
 pub use model::*;
 
 use authz::{
@@ -50,7 +52,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// The storage contract. One conformance suite (`tests/conformance.rs`) runs against every
 /// implementation.
-pub trait Store: Relations + DocumentStore + Send + Sync + 'static {
+pub trait Store: Relations + DocumentStore + MfaStore + Send + Sync + 'static {
     /// Which engine this is.
     fn backend(&self) -> Backend;
     /// Applies pending migrations.

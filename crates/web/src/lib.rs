@@ -7,6 +7,7 @@ mod api;
 mod ctx;
 mod documents;
 mod error;
+mod mfa;
 mod ops;
 mod pages;
 pub mod routes;

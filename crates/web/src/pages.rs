@@ -88,9 +88,14 @@ impl HasCsrf for SignInForm {
 
 pub(crate) async fn signin(State(state): State<WebState>, CsrfForm(ctx, form): CsrfForm<SignInForm>) -> Response {
     match state.app.sign_in(&ctx.caller(), &form.email, &form.password).await {
-        Ok(outcome) => {
+        Ok(app::SignInStep::Done(outcome)) => {
             let home = home_of(&outcome.signed_in);
             (ctx.with_session(outcome.token), Redirect::to(&home)).into_response()
+        }
+        // The password was right; no session until the second factor is.
+        Ok(app::SignInStep::SecondFactor(challenge)) => {
+            let secure = ctx.secure;
+            (crate::mfa::with_challenge(ctx.jar, challenge, secure), Redirect::to("/signin/verify")).into_response()
         }
         Err(e @ (AppError::BadCredentials | AppError::RateLimited(_))) => {
             let status = crate::error::status_of(&e);

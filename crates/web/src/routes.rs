@@ -2,7 +2,7 @@
 //! authorisation-matrix and `OpenAPI` tests walk it, so a route cannot be added without them
 //! noticing.
 
-use crate::{WebState, api, documents, ops, pages};
+use crate::{WebState, api, documents, mfa, ops, pages};
 use axum::routing::{MethodRouter, get, post};
 
 /// What a route serves.
@@ -49,6 +49,8 @@ routes! {
     get  "/"                                     Page => pages::root,
     get  "/signin"                               Page => pages::signin_page,
     post "/signin"                               Page => pages::signin,
+    get  "/signin/verify"                        Page => mfa::verify_page,
+    post "/signin/verify"                        Page => mfa::verify,
     post "/signout"                              Page => pages::signout,
     get  "/activate"                             Page => pages::activate_page,
     post "/activate"                             Page => pages::activate,
@@ -62,6 +64,10 @@ routes! {
     post "/documents/{document_id}/hide"         Page => documents::hide,
     post "/documents/{document_id}/delete"       Page => documents::delete,
     get  "/account/sessions"                     Page => pages::sessions_page,
+    get  "/account/security"                     Page => mfa::security_page,
+    post "/account/security/totp"                Page => mfa::begin_totp,
+    post "/account/security/totp/confirm"        Page => mfa::confirm_totp,
+    post "/account/security/recovery-codes"      Page => mfa::regenerate_codes,
     post "/account/sessions/{session_id}/end"    Page => pages::end_session,
     post "/account/sessions/end-others"          Page => pages::end_other_sessions,
     get  "/practices/{practice_id}"              Page => pages::practice_page,

@@ -236,3 +236,30 @@ pub(crate) struct DocumentsPage {
     pub(crate) docs: Vec<DocLine>,
     pub(crate) max_mb: i64,
 }
+
+#[derive(Template)]
+#[template(path = "signin_verify.html")]
+pub(crate) struct VerifyPage<'a> {
+    pub(crate) nav: Option<Nav>,
+    pub(crate) csrf: &'a str,
+    pub(crate) message: Option<&'a str>,
+    pub(crate) error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "security.html")]
+pub(crate) struct SecurityPage<'a> {
+    pub(crate) nav: Option<Nav>,
+    pub(crate) csrf: &'a str,
+    pub(crate) notice: Option<&'a str>,
+    pub(crate) status: app::MfaStatus,
+    pub(crate) setup: Option<app::TotpSetup>,
+    pub(crate) codes: Option<Vec<String>>,
+    pub(crate) errors: Vec<FieldError>,
+}
+
+impl SecurityPage<'_> {
+    fn err(&self, field: &str) -> Option<&str> {
+        find(&self.errors, field)
+    }
+}

@@ -16,5 +16,6 @@ mod documents;
 mod flows;
 mod mail;
 mod matrix;
+mod mfa;
 mod openapi;
 mod support;

@@ -1,0 +1,319 @@
+//! Second factors (issue 3, first part): TOTP authenticators (RFC 6238, ±1 step, each step
+//! accepted once) and ten single-use recovery codes, stored hashed. With an authenticator set up,
+//! a correct password opens no session: it opens a five-minute challenge that only a correct
+//! second factor turns into a session. Adding a factor or using a recovery code is emailed to the
+//! account holder, with no link and nothing asked of them.
+
+use crate::audit::{Caller, Target};
+use crate::identity::{SignInOutcome, SignedIn};
+use crate::mail::texts;
+use crate::security::{new_token, plausible_token, random_bytes, token_hash};
+use crate::{App, AppError};
+use domain::AccountId;
+
+/// How long a correct password waits for its second factor, seconds.
+const CHALLENGE_SECS: i64 = 300;
+/// Wrong codes a challenge tolerates before the sign-in must start again.
+const MAX_FAILURES: i32 = 5;
+/// Recovery codes issued at a time.
+const RECOVERY_CODES: usize = 10;
+/// The alphabet of recovery codes: no 0/O, 1/I/L.
+const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+
+/// Where a sign-in stands after the password.
+#[derive(Debug)]
+pub enum SignInStep {
+    /// Signed in (the account has no second factor yet).
+    Done(SignInOutcome),
+    /// The password was right; the second factor is asked for next. Carries the challenge
+    /// token (for a short-lived cookie), never a session.
+    SecondFactor(String),
+}
+
+/// What the account's security page shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MfaStatus {
+    /// Whether an authenticator app is set up.
+    pub totp: bool,
+    /// Unused recovery codes.
+    pub recovery_codes_left: i64,
+}
+
+/// An authenticator being set up: the secret as text and as a QR code (SVG, made here).
+#[derive(Debug, Clone)]
+pub struct TotpSetup {
+    /// The secret in base32, grouped for typing.
+    pub secret: String,
+    /// The `otpauth://` URL the QR code holds.
+    pub url: String,
+    /// The QR code as an SVG document (no script, no style).
+    pub qr_svg: String,
+}
+
+fn totp(secret: &[u8], account: &str) -> Result<totp_rs::Totp, AppError> {
+    totp_rs::Builder::new()
+        .with_secret(secret.to_vec())
+        .with_issuer(Some("Tiaki"))
+        .with_account_name(account.replace(':', ""))
+        .build()
+        .map_err(|e| AppError::Internal(format!("totp: {e}")))
+}
+
+fn recovery_hash(account: AccountId, code: &str) -> Vec<u8> {
+    token_hash(&format!("recovery:{account}:{code}"))
+}
+
+/// A recovery code as typed: letters and digits only, upper case.
+fn normalise(code: &str) -> String {
+    code.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_uppercase()).collect()
+}
+
+fn new_recovery_codes(account: AccountId) -> (Vec<String>, Vec<Vec<u8>>) {
+    let mut shown = Vec::with_capacity(RECOVERY_CODES);
+    let mut hashes = Vec::with_capacity(RECOVERY_CODES);
+    for _ in 0..RECOVERY_CODES {
+        let raw: String =
+            random_bytes::<10>().iter().map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()])).collect();
+        hashes.push(recovery_hash(account, &raw));
+        shown.push(format!("{}-{}", &raw[..5], &raw[5..]));
+    }
+    (shown, hashes)
+}
+
+impl App {
+    /// After a correct password: a session, or (with a second factor set up) a challenge.
+    pub(crate) async fn after_password(&self, account: AccountId, caller: &Caller) -> Result<SignInStep, AppError> {
+        let has_totp = self.store.totp_factor(account).await?.is_some_and(|t| t.confirmed_at.is_some());
+        if !has_totp {
+            return Ok(SignInStep::Done(self.open_session(account, caller, "sign_in").await?));
+        }
+        let token = new_token();
+        let now = self.now();
+        self.store.create_mfa_challenge(&token_hash(&token), account, now, now + CHALLENGE_SECS).await?;
+        self.audit(vec![self.event(caller, &Target::plain("sign_in.password", "account", &account), "allowed")])
+            .await?;
+        metrics::counter!("tiaki_sign_in_total", "outcome" => "second_factor_asked").increment(1);
+        Ok(SignInStep::SecondFactor(token))
+    }
+
+    /// Whether a sign-in challenge is still open (for the second-factor page).
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn challenge_open(&self, challenge: &str) -> Result<bool, AppError> {
+        if !plausible_token(challenge) {
+            return Ok(false);
+        }
+        Ok(self.store.mfa_challenge(&token_hash(challenge), self.now(), MAX_FAILURES).await?.is_some())
+    }
+
+    /// Finishes a sign-in with a code from the authenticator app or a recovery code. Each TOTP
+    /// time step and each recovery code is accepted once; five wrong codes end the challenge.
+    ///
+    /// # Errors
+    /// [`AppError::LinkExpired`] when the challenge is gone (expired, used or failed too often:
+    /// sign in again); [`AppError::Invalid`] for a wrong code.
+    pub async fn complete_sign_in(
+        &self,
+        caller: &Caller,
+        challenge: &str,
+        code: &str,
+    ) -> Result<SignInOutcome, AppError> {
+        let now = self.now();
+        if !plausible_token(challenge) {
+            return Err(AppError::LinkExpired);
+        }
+        let hash = token_hash(challenge);
+        let account = self.store.mfa_challenge(&hash, now, MAX_FAILURES).await?.ok_or(AppError::LinkExpired)?;
+        let target = Target::plain("sign_in.second_factor", "account", &account);
+        let typed = normalise(code);
+        let mut recovery_used = false;
+        let accepted = if typed.len() == 6 && typed.bytes().all(|b| b.is_ascii_digit()) {
+            match self.store.totp_factor(account).await? {
+                Some(row) if row.confirmed_at.is_some() => {
+                    let account_row = self.store.account(account).await?.ok_or(AppError::LinkExpired)?;
+                    let step = totp(&row.secret, &account_row.email)?
+                        .check(&typed, u64::try_from(now).unwrap_or(0))
+                        .and_then(|s| i64::try_from(s).ok());
+                    match step {
+                        Some(step) => self.store.accept_totp_step(account, step).await?,
+                        None => false,
+                    }
+                }
+                _ => false,
+            }
+        } else if typed.len() == 10 {
+            recovery_used = self.store.use_recovery_code(account, &recovery_hash(account, &typed), now).await?;
+            recovery_used
+        } else {
+            false
+        };
+        if !accepted {
+            self.store.fail_mfa_challenge(&hash).await?;
+            self.audit(vec![self.event(caller, &target, "denied")]).await?;
+            metrics::counter!("tiaki_sign_in_total", "outcome" => "second_factor_failed").increment(1);
+            return Err(AppError::field(
+                "code",
+                "That code is not right, or was already used. Enter the 6-digit code your authenticator app shows now, or one of your recovery codes.",
+            ));
+        }
+        if !self.store.use_mfa_challenge(&hash, now, MAX_FAILURES).await? {
+            return Err(AppError::LinkExpired);
+        }
+        self.audit(vec![self.event(caller, &target, "allowed")]).await?;
+        if recovery_used {
+            self.notify(
+                account,
+                "A recovery code was used to sign in to Tiaki",
+                "A recovery code was just used to sign in to your Tiaki account. Each code works once.\n\n\
+                 If this was not you, contact your practice straight away: someone may have your password and your codes.",
+            )
+            .await?;
+        }
+        self.open_session(account, caller, "sign_in").await
+    }
+
+    async fn notify(&self, account: AccountId, subject: &str, text: &str) -> Result<(), AppError> {
+        let Some(row) = self.store.account(account).await? else { return Ok(()) };
+        let body = format!(
+            "Kia ora {},\n\n{text}\n\nThis message has no links and asks nothing of you. Tiaki never asks for your password or codes by email.\n\nTiaki\n",
+            row.display_name
+        );
+        self.store.enqueue_mail(&texts::mail(&row.email, subject, body, self.now())).await?;
+        self.mail_waker.notify_one();
+        Ok(())
+    }
+
+    /// The account's second factors.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn mfa_status(&self, who: &SignedIn) -> Result<MfaStatus, AppError> {
+        let totp = self.store.totp_factor(who.account).await?.is_some_and(|t| t.confirmed_at.is_some());
+        Ok(MfaStatus { totp, recovery_codes_left: self.store.recovery_codes_left(who.account).await? })
+    }
+
+    /// Starts setting up an authenticator app: a fresh 160-bit secret, pending until a code from
+    /// it is entered.
+    ///
+    /// # Errors
+    /// [`AppError::Conflict`] when one is already set up.
+    pub async fn begin_totp(&self, who: &SignedIn) -> Result<TotpSetup, AppError> {
+        let account = self.store.account(who.account).await?.ok_or(AppError::Unauthenticated)?;
+        let secret = random_bytes::<20>();
+        if !self.store.start_totp(who.account, &secret, self.now()).await? {
+            return Err(AppError::Conflict("An authenticator app is already set up for this account.".into()));
+        }
+        let t = totp(&secret, &account.email)?;
+        let url = t.to_url().map_err(|e| AppError::Internal(format!("totp url: {e}")))?;
+        let qr = qrcode::QrCode::new(url.as_bytes()).map_err(|e| AppError::Internal(format!("qr: {e}")))?;
+        let qr_svg = qr.render::<qrcode::render::svg::Color<'_>>().min_dimensions(200, 200).quiet_zone(true).build();
+        // Inline in the page: no XML prolog. The SVG holds only a rect and a path (no script,
+        // no style attribute, so the page's CSP is unaffected).
+        let qr_svg = qr_svg.trim_start_matches(r#"<?xml version="1.0" standalone="yes"?>"#).to_owned();
+        let base32 = t.secret().to_base32();
+        let secret =
+            base32.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(" ");
+        Ok(TotpSetup { secret, url, qr_svg })
+    }
+
+    /// Confirms the authenticator with a code from it; returns the ten recovery codes, shown
+    /// once. The account holder is emailed.
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for a wrong code; [`AppError::Conflict`] when nothing is pending.
+    pub async fn confirm_totp(&self, caller: &Caller, who: &SignedIn, code: &str) -> Result<Vec<String>, AppError> {
+        let account = self.store.account(who.account).await?.ok_or(AppError::Unauthenticated)?;
+        let row = self.store.totp_factor(who.account).await?.filter(|r| r.confirmed_at.is_none()).ok_or_else(|| {
+            AppError::Conflict("There is no authenticator app waiting to be confirmed; start again.".into())
+        })?;
+        let wrong = || AppError::field("code", "That code is not right. Enter the 6 digits the app shows now.");
+        let step = totp(&row.secret, &account.email)?
+            .check(&normalise(code), u64::try_from(self.now()).unwrap_or(0))
+            .and_then(|s| i64::try_from(s).ok())
+            .ok_or_else(wrong)?;
+        let (shown, hashes) = new_recovery_codes(who.account);
+        if !self.store.confirm_totp(who.account, step, self.now(), &hashes).await? {
+            return Err(wrong());
+        }
+        self.audit(vec![self.event(caller, &Target::plain("mfa.totp.add", "account", &who.account), "allowed")])
+            .await?;
+        self.notify(
+            who.account,
+            "An authenticator app was added to your Tiaki account",
+            "An authenticator app was just set up for your Tiaki account. From now on, signing in asks for a code from it.\n\n\
+             If this was not you, contact your practice straight away.",
+        )
+        .await?;
+        Ok(shown)
+    }
+
+    /// Replaces the recovery codes (the old set stops working), on a current code from the app.
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for a wrong or already used code.
+    pub async fn regenerate_recovery_codes(
+        &self,
+        caller: &Caller,
+        who: &SignedIn,
+        code: &str,
+    ) -> Result<Vec<String>, AppError> {
+        let account = self.store.account(who.account).await?.ok_or(AppError::Unauthenticated)?;
+        let wrong = || {
+            AppError::field(
+                "code",
+                "That code is not right, or was already used. Enter the 6 digits the app shows now.",
+            )
+        };
+        let row = self.store.totp_factor(who.account).await?.filter(|r| r.confirmed_at.is_some()).ok_or_else(wrong)?;
+        let step = totp(&row.secret, &account.email)?
+            .check(&normalise(code), u64::try_from(self.now()).unwrap_or(0))
+            .and_then(|s| i64::try_from(s).ok())
+            .ok_or_else(wrong)?;
+        if !self.store.accept_totp_step(who.account, step).await? {
+            return Err(wrong());
+        }
+        let (shown, hashes) = new_recovery_codes(who.account);
+        self.store.replace_recovery_codes(who.account, &hashes).await?;
+        self.audit(vec![self.event(
+            caller,
+            &Target::plain("mfa.recovery_codes.replace", "account", &who.account),
+            "allowed",
+        )])
+        .await?;
+        Ok(shown)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn recovery_codes_are_ten_distinct_unambiguous_and_normalise_as_typed() {
+        let a = AccountId::random();
+        let (shown, hashes) = new_recovery_codes(a);
+        assert_eq!(shown.len(), 10);
+        let mut unique = shown.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), 10);
+        for (code, hash) in shown.iter().zip(&hashes) {
+            assert_eq!(code.len(), 11);
+            assert!(!code.contains(['0', 'O', '1', 'I', 'L']), "{code}");
+            assert_eq!(&recovery_hash(a, &normalise(&code.to_lowercase().replace('-', " "))), hash);
+            assert_ne!(&recovery_hash(AccountId::random(), &normalise(code)), hash, "bound to the account");
+        }
+    }
+
+    #[test]
+    fn totp_matches_rfc_6238_and_allows_one_step_of_drift() {
+        // RFC 6238 appendix B, SHA-1 secret "12345678901234567890", 8 digits: 94287082 at 59 s.
+        // Six digits are its last six.
+        let t = totp(b"12345678901234567890", "x@example.nz").unwrap();
+        assert_eq!(t.check("287082", 59), Some(1));
+        assert_eq!(t.check("287082", 59 + 30), Some(1), "one step late is accepted");
+        assert_eq!(t.check("287082", 59 + 60), None, "two steps late is not");
+    }
+}

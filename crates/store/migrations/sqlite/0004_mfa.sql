@@ -1,0 +1,26 @@
+-- Second factors (issue 3, first part): TOTP authenticators, single-use recovery codes (hashed),
+-- and the short-lived challenges between a correct password and a correct second factor.
+
+CREATE TABLE totp_factors (
+    account_id   BLOB PRIMARY KEY REFERENCES accounts (id),
+    secret       BLOB NOT NULL,
+    confirmed_at BIGINT,
+    last_step    BIGINT NOT NULL,
+    created_at   BIGINT NOT NULL
+);
+
+CREATE TABLE recovery_codes (
+    account_id BLOB NOT NULL REFERENCES accounts (id),
+    code_hash  BLOB NOT NULL,
+    used_at    BIGINT,
+    PRIMARY KEY (account_id, code_hash)
+);
+
+CREATE TABLE mfa_challenges (
+    token_hash BLOB PRIMARY KEY,
+    account_id BLOB NOT NULL REFERENCES accounts (id),
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    failures   INTEGER NOT NULL,
+    used_at    BIGINT
+);

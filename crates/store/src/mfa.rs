@@ -1,0 +1,255 @@
+//! The second-factor part of the storage contract: TOTP authenticators, recovery codes and
+//! sign-in challenges. Every "use once" rule is a single conditional UPDATE, so two requests
+//! racing with the same code cannot both succeed.
+
+use crate::Result;
+use domain::{AccountId, BoxFuture, UnixTime};
+
+/// An account's TOTP authenticator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotpRow {
+    /// The shared secret.
+    pub secret: Vec<u8>,
+    /// When the account holder proved they had set it up; `None` while pending.
+    pub confirmed_at: Option<UnixTime>,
+    /// The last time step accepted (codes at or before it are refused: no replay).
+    pub last_step: i64,
+}
+
+/// Storage for second factors.
+pub trait MfaStore: Send + Sync {
+    /// The account's authenticator, confirmed or pending.
+    fn totp_factor(&self, account: AccountId) -> BoxFuture<'_, Result<Option<TotpRow>>>;
+    /// Starts (or restarts) setting up an authenticator; false if one is already confirmed.
+    fn start_totp<'a>(&'a self, account: AccountId, secret: &'a [u8], now: UnixTime) -> BoxFuture<'a, Result<bool>>;
+    /// Confirms a pending authenticator with the step of a correct code, and replaces the
+    /// account's recovery codes, in one transaction; false if there is nothing pending.
+    fn confirm_totp<'a>(
+        &'a self,
+        account: AccountId,
+        step: i64,
+        now: UnixTime,
+        code_hashes: &'a [Vec<u8>],
+    ) -> BoxFuture<'a, Result<bool>>;
+    /// Accepts a code's time step once: true only if it is later than the last one accepted.
+    fn accept_totp_step(&self, account: AccountId, step: i64) -> BoxFuture<'_, Result<bool>>;
+    /// Uses a recovery code once; false if it is not one of the account's unused codes.
+    fn use_recovery_code<'a>(
+        &'a self,
+        account: AccountId,
+        hash: &'a [u8],
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<bool>>;
+    /// Replaces the account's recovery codes (the old set stops working).
+    fn replace_recovery_codes<'a>(&'a self, account: AccountId, hashes: &'a [Vec<u8>]) -> BoxFuture<'a, Result<()>>;
+    /// How many unused recovery codes the account has.
+    fn recovery_codes_left(&self, account: AccountId) -> BoxFuture<'_, Result<i64>>;
+    /// Stores a sign-in challenge (a correct password waiting for its second factor).
+    fn create_mfa_challenge<'a>(
+        &'a self,
+        token_hash: &'a [u8],
+        account: AccountId,
+        now: UnixTime,
+        expires_at: UnixTime,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// The account a live challenge is for (unused, unexpired, fewer than `max_failures`).
+    fn mfa_challenge<'a>(
+        &'a self,
+        token_hash: &'a [u8],
+        now: UnixTime,
+        max_failures: i32,
+    ) -> BoxFuture<'a, Result<Option<AccountId>>>;
+    /// Counts a wrong code against a challenge.
+    fn fail_mfa_challenge<'a>(&'a self, token_hash: &'a [u8]) -> BoxFuture<'a, Result<()>>;
+    /// Uses a challenge once; false if it was used, expired or failed too often meanwhile.
+    fn use_mfa_challenge<'a>(
+        &'a self,
+        token_hash: &'a [u8],
+        now: UnixTime,
+        max_failures: i32,
+    ) -> BoxFuture<'a, Result<bool>>;
+}
+
+macro_rules! mfa_store {
+    ($store:ty, $db:ty) => {
+        const _: () = {
+            use crate::*;
+            use domain::{AccountId, BoxFuture, UnixTime};
+            use sqlx::Row;
+
+            impl MfaStore for $store {
+                fn totp_factor(&self, account: AccountId) -> BoxFuture<'_, Result<Option<TotpRow>>> {
+                    Box::pin(async move {
+                        let row = sqlx::query("SELECT secret, confirmed_at, last_step FROM totp_factors WHERE account_id = $1")
+                            .bind(account.as_uuid())
+                            .fetch_optional(&self.pool)
+                            .await?;
+                        row.map(|r| {
+                            Ok(TotpRow {
+                                secret: r.try_get("secret")?,
+                                confirmed_at: r.try_get("confirmed_at")?,
+                                last_step: r.try_get("last_step")?,
+                            })
+                        })
+                        .transpose()
+                    })
+                }
+
+                fn start_totp<'a>(&'a self, account: AccountId, secret: &'a [u8], now: UnixTime) -> BoxFuture<'a, Result<bool>> {
+                    Box::pin(async move {
+                        let done = sqlx::query(
+                            "INSERT INTO totp_factors (account_id, secret, confirmed_at, last_step, created_at) \
+                             VALUES ($1, $2, NULL, 0, $3) ON CONFLICT (account_id) DO UPDATE \
+                             SET secret = excluded.secret, created_at = excluded.created_at, last_step = 0 \
+                             WHERE totp_factors.confirmed_at IS NULL",
+                        )
+                        .bind(account.as_uuid())
+                        .bind(secret)
+                        .bind(now)
+                        .execute(&self.pool)
+                        .await?;
+                        Ok(done.rows_affected() == 1)
+                    })
+                }
+
+                fn confirm_totp<'a>(&'a self, account: AccountId, step: i64, now: UnixTime, code_hashes: &'a [Vec<u8>]) -> BoxFuture<'a, Result<bool>> {
+                    Box::pin(async move {
+                        let mut tx = self.begin().await?;
+                        let done = sqlx::query(
+                            "UPDATE totp_factors SET confirmed_at = $2, last_step = $3 \
+                             WHERE account_id = $1 AND confirmed_at IS NULL AND last_step < $3",
+                        )
+                        .bind(account.as_uuid())
+                        .bind(now)
+                        .bind(step)
+                        .execute(&mut *tx)
+                        .await?;
+                        if done.rows_affected() != 1 {
+                            return Ok(false);
+                        }
+                        sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1").bind(account.as_uuid()).execute(&mut *tx).await?;
+                        for h in code_hashes {
+                            sqlx::query("INSERT INTO recovery_codes (account_id, code_hash) VALUES ($1, $2)")
+                                .bind(account.as_uuid())
+                                .bind(h)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        tx.commit().await?;
+                        Ok(true)
+                    })
+                }
+
+                fn accept_totp_step(&self, account: AccountId, step: i64) -> BoxFuture<'_, Result<bool>> {
+                    Box::pin(async move {
+                        let done = sqlx::query(
+                            "UPDATE totp_factors SET last_step = $2 WHERE account_id = $1 AND confirmed_at IS NOT NULL AND last_step < $2",
+                        )
+                        .bind(account.as_uuid())
+                        .bind(step)
+                        .execute(&self.pool)
+                        .await?;
+                        Ok(done.rows_affected() == 1)
+                    })
+                }
+
+                fn use_recovery_code<'a>(&'a self, account: AccountId, hash: &'a [u8], now: UnixTime) -> BoxFuture<'a, Result<bool>> {
+                    Box::pin(async move {
+                        let done = sqlx::query(
+                            "UPDATE recovery_codes SET used_at = $3 WHERE account_id = $1 AND code_hash = $2 AND used_at IS NULL",
+                        )
+                        .bind(account.as_uuid())
+                        .bind(hash)
+                        .bind(now)
+                        .execute(&self.pool)
+                        .await?;
+                        Ok(done.rows_affected() == 1)
+                    })
+                }
+
+                fn replace_recovery_codes<'a>(&'a self, account: AccountId, hashes: &'a [Vec<u8>]) -> BoxFuture<'a, Result<()>> {
+                    Box::pin(async move {
+                        let mut tx = self.begin().await?;
+                        sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1").bind(account.as_uuid()).execute(&mut *tx).await?;
+                        for h in hashes {
+                            sqlx::query("INSERT INTO recovery_codes (account_id, code_hash) VALUES ($1, $2)")
+                                .bind(account.as_uuid())
+                                .bind(h)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        tx.commit().await?;
+                        Ok(())
+                    })
+                }
+
+                fn recovery_codes_left(&self, account: AccountId) -> BoxFuture<'_, Result<i64>> {
+                    Box::pin(async move {
+                        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM recovery_codes WHERE account_id = $1 AND used_at IS NULL")
+                            .bind(account.as_uuid())
+                            .fetch_one(&self.pool)
+                            .await?)
+                    })
+                }
+
+                fn create_mfa_challenge<'a>(&'a self, token_hash: &'a [u8], account: AccountId, now: UnixTime, expires_at: UnixTime) -> BoxFuture<'a, Result<()>> {
+                    Box::pin(async move {
+                        sqlx::query(
+                            "INSERT INTO mfa_challenges (token_hash, account_id, created_at, expires_at, failures) VALUES ($1, $2, $3, $4, 0)",
+                        )
+                        .bind(token_hash)
+                        .bind(account.as_uuid())
+                        .bind(now)
+                        .bind(expires_at)
+                        .execute(&self.pool)
+                        .await?;
+                        Ok(())
+                    })
+                }
+
+                fn mfa_challenge<'a>(&'a self, token_hash: &'a [u8], now: UnixTime, max_failures: i32) -> BoxFuture<'a, Result<Option<AccountId>>> {
+                    Box::pin(async move {
+                        let id: Option<uuid::Uuid> = sqlx::query_scalar(
+                            "SELECT account_id FROM mfa_challenges WHERE token_hash = $1 AND used_at IS NULL \
+                             AND expires_at > $2 AND failures < $3",
+                        )
+                        .bind(token_hash)
+                        .bind(now)
+                        .bind(max_failures)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                        Ok(id.map(AccountId::from_uuid))
+                    })
+                }
+
+                fn fail_mfa_challenge<'a>(&'a self, token_hash: &'a [u8]) -> BoxFuture<'a, Result<()>> {
+                    Box::pin(async move {
+                        sqlx::query("UPDATE mfa_challenges SET failures = failures + 1 WHERE token_hash = $1")
+                            .bind(token_hash)
+                            .execute(&self.pool)
+                            .await?;
+                        Ok(())
+                    })
+                }
+
+                fn use_mfa_challenge<'a>(&'a self, token_hash: &'a [u8], now: UnixTime, max_failures: i32) -> BoxFuture<'a, Result<bool>> {
+                    Box::pin(async move {
+                        let done = sqlx::query(
+                            "UPDATE mfa_challenges SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL \
+                             AND expires_at > $2 AND failures < $3",
+                        )
+                        .bind(token_hash)
+                        .bind(now)
+                        .bind(max_failures)
+                        .execute(&self.pool)
+                        .await?;
+                        Ok(done.rows_affected() == 1)
+                    })
+                }
+            }
+        };
+    };
+}
+
+mfa_store!(crate::SqliteStore, sqlx::Sqlite);
+mfa_store!(crate::PgStore, sqlx::Postgres);

@@ -1,0 +1,166 @@
+//! Second-factor pages: the code step of signing in, and the account's sign-in security page
+//! (set up an authenticator app, recovery codes). The challenge between a correct password and a
+//! correct code lives in a short-lived `HttpOnly`, `SameSite=Strict` cookie; it is not a session.
+
+use crate::WebState;
+use crate::ctx::{Auth, CsrfForm, Ctx, HasCsrf, cookie};
+use crate::error::WebError;
+use crate::views::{Nav, SecurityPage, SignInPage, VerifyPage, home_of, render};
+use app::{AppError, FieldError, SignedIn};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::CookieJar;
+use serde::Deserialize;
+
+type PageResult = Result<Response, WebError>;
+
+pub(crate) fn challenge_cookie_name(secure: bool) -> &'static str {
+    if secure { "__Host-tiaki_mfa" } else { "tiaki_mfa" }
+}
+
+/// Sets the challenge cookie (five minutes).
+pub(crate) fn with_challenge(jar: CookieJar, token: String, secure: bool) -> CookieJar {
+    let mut c = cookie(challenge_cookie_name(secure), token, secure);
+    c.set_max_age(time::Duration::minutes(5));
+    jar.add(c)
+}
+
+fn without_challenge(jar: CookieJar, secure: bool) -> CookieJar {
+    let mut gone = cookie(challenge_cookie_name(secure), String::new(), secure);
+    gone.make_removal();
+    jar.add(gone)
+}
+
+fn challenge_of(ctx: &Ctx) -> String {
+    ctx.jar.get(challenge_cookie_name(ctx.secure)).map(|c| c.value().to_owned()).unwrap_or_default()
+}
+
+fn start_again(ctx: &Ctx, status: StatusCode) -> Response {
+    let message = "Signing in took too long or too many codes were wrong. Please sign in again.";
+    let page = render(&SignInPage { nav: None, csrf: ctx.csrf(), email: "", message: Some(message) });
+    (status, without_challenge(ctx.jar.clone(), ctx.secure), page).into_response()
+}
+
+/// The code step of signing in.
+pub(crate) async fn verify_page(State(state): State<WebState>, ctx: Ctx) -> PageResult {
+    if !state.app.challenge_open(&challenge_of(&ctx)).await.map_err(WebError::page)? {
+        return Ok(Redirect::to("/signin").into_response());
+    }
+    Ok(render(&VerifyPage { nav: None, csrf: ctx.csrf(), message: None, error: None }))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CodeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    code: String,
+}
+
+impl HasCsrf for CodeForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// Checks the code; on success the session begins and the challenge cookie goes.
+pub(crate) async fn verify(State(state): State<WebState>, CsrfForm(ctx, form): CsrfForm<CodeForm>) -> Response {
+    let challenge = challenge_of(&ctx);
+    match state.app.complete_sign_in(&ctx.caller(), &challenge, &form.code).await {
+        Ok(outcome) => {
+            let home = home_of(&outcome.signed_in);
+            let secure = ctx.secure;
+            let jar = without_challenge(ctx.with_session(outcome.token), secure);
+            (jar, Redirect::to(&home)).into_response()
+        }
+        Err(AppError::Invalid(fields)) => {
+            let msg = fields.first().map(|f| f.message.clone()).unwrap_or_default();
+            let page = render(&VerifyPage { nav: None, csrf: ctx.csrf(), message: None, error: Some(&msg) });
+            (StatusCode::UNAUTHORIZED, page).into_response()
+        }
+        Err(AppError::LinkExpired) => start_again(&ctx, StatusCode::UNAUTHORIZED),
+        Err(e) => WebError::page(e).into_response(),
+    }
+}
+
+async fn security_view(
+    state: &WebState,
+    ctx: &Ctx,
+    who: &SignedIn,
+    setup: Option<app::TotpSetup>,
+    codes: Option<Vec<String>>,
+    errors: Vec<FieldError>,
+    notice: Option<&str>,
+) -> PageResult {
+    let status = state.app.mfa_status(who).await.map_err(WebError::page)?;
+    let code = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let page =
+        SecurityPage { nav: Some(Nav::new(who, ctx.csrf())), csrf: ctx.csrf(), notice, status, setup, codes, errors };
+    Ok((code, render(&page)).into_response())
+}
+
+/// The account's sign-in security.
+pub(crate) async fn security_page(State(state): State<WebState>, Auth(ctx, who): Auth) -> PageResult {
+    security_view(&state, &ctx, &who, None, None, Vec::new(), None).await
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+impl HasCsrf for CsrfOnly {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+fn signed_in(ctx: &Ctx) -> Result<SignedIn, WebError> {
+    ctx.signed_in.clone().ok_or(WebError::page(AppError::Unauthenticated))
+}
+
+/// Starts setting up an authenticator app: shows the QR code and the key.
+pub(crate) async fn begin_totp(State(state): State<WebState>, CsrfForm(ctx, _): CsrfForm<CsrfOnly>) -> PageResult {
+    let who = signed_in(&ctx)?;
+    match state.app.begin_totp(&who).await {
+        Ok(setup) => security_view(&state, &ctx, &who, Some(setup), None, Vec::new(), None).await,
+        Err(AppError::Conflict(m)) => security_view(&state, &ctx, &who, None, None, Vec::new(), Some(&m)).await,
+        Err(e) => Err(WebError::page(e)),
+    }
+}
+
+/// Confirms the authenticator with a code from it, and shows the recovery codes once.
+pub(crate) async fn confirm_totp(State(state): State<WebState>, CsrfForm(ctx, form): CsrfForm<CodeForm>) -> PageResult {
+    let who = signed_in(&ctx)?;
+    match state.app.confirm_totp(&ctx.caller_as(&who), &who, &form.code).await {
+        Ok(codes) => {
+            let notice = "Your authenticator app is on. Signing in now asks for a code from it.";
+            security_view(&state, &ctx, &who, None, Some(codes), Vec::new(), Some(notice)).await
+        }
+        // A wrong code: set up again with a fresh key (the old one was shown on the last page).
+        Err(AppError::Invalid(errors)) => match state.app.begin_totp(&who).await {
+            Ok(setup) => security_view(&state, &ctx, &who, Some(setup), None, errors, None).await,
+            Err(e) => Err(WebError::page(e)),
+        },
+        Err(AppError::Conflict(m)) => security_view(&state, &ctx, &who, None, None, Vec::new(), Some(&m)).await,
+        Err(e) => Err(WebError::page(e)),
+    }
+}
+
+/// Replaces the recovery codes, on a current code from the app.
+pub(crate) async fn regenerate_codes(
+    State(state): State<WebState>,
+    CsrfForm(ctx, form): CsrfForm<CodeForm>,
+) -> PageResult {
+    let who = signed_in(&ctx)?;
+    match state.app.regenerate_recovery_codes(&ctx.caller_as(&who), &who, &form.code).await {
+        Ok(codes) => {
+            let notice = "New recovery codes are ready; the old ones no longer work.";
+            security_view(&state, &ctx, &who, None, Some(codes), Vec::new(), Some(notice)).await
+        }
+        Err(AppError::Invalid(errors)) => security_view(&state, &ctx, &who, None, None, errors, None).await,
+        Err(e) => Err(WebError::page(e)),
+    }
+}

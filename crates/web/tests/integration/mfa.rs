@@ -1,0 +1,142 @@
+//! Second factors: a stolen password alone opens nothing (pages and API); TOTP codes and
+//! recovery codes each work once; the challenge dies after five wrong codes; regenerating
+//! recovery codes retires the old set; the account holder is told, without links.
+
+use crate::support::*;
+use anyhow::{Context, Result};
+use axum::http::StatusCode;
+use sqlx::Connection;
+
+fn secret_from(page: &str) -> Result<Vec<u8>> {
+    let i = page.find("id=\"totp-secret\">").context("the setup page shows the key")? + "id=\"totp-secret\">".len();
+    let text: String = page[i..].split('<').next().unwrap_or_default().chars().filter(|c| !c.is_whitespace()).collect();
+    Ok(totp_rs::Secret::try_from_base32(&text).map_err(|e| anyhow::anyhow!("{e:?}"))?.as_ref().to_vec())
+}
+
+fn code_at(secret: &[u8], time: i64) -> String {
+    let t = totp_rs::Builder::new().with_secret(secret.to_vec()).build().unwrap();
+    t.generate(u64::try_from(time).unwrap()).to_string()
+}
+
+fn recovery_codes_in(page: &str) -> Vec<String> {
+    page.split("<li><code>").skip(1).filter_map(|s| s.split('<').next()).map(str::to_owned).collect()
+}
+
+async fn subjects(t: &TestApp) -> Result<Vec<String>> {
+    if t.url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&t.url).await?;
+        Ok(sqlx::query_scalar("SELECT subject FROM outbox").fetch_all(&mut c).await?)
+    } else {
+        let mut c = sqlx::PgConnection::connect(&t.url).await?;
+        Ok(sqlx::query_scalar("SELECT subject FROM outbox").fetch_all(&mut c).await?)
+    }
+}
+
+/// Turns on an authenticator for p1 through the pages; returns its secret and recovery codes.
+async fn enable_totp(w: &World, b: &mut Browser) -> Result<(Vec<u8>, Vec<String>)> {
+    let page = b.get("/account/security").await?;
+    assert!(page.body.contains("Off."), "no second factor yet");
+    let setup = b.post("/account/security/totp", &[]).await?;
+    assert_eq!(setup.status, StatusCode::OK);
+    assert!(setup.body.contains("<svg") && !setup.body.contains("<script") && !setup.body.contains("style="));
+    let secret = secret_from(&setup.body)?;
+    let wrong = b.post("/account/security/totp/confirm", &[("code", "000000")]).await?;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY, "a wrong code does not turn it on");
+    let secret = secret_from(&wrong.body).unwrap_or(secret); // a fresh key is shown after a wrong code
+    let now = app::domain::Clock::now(&w.t.clock);
+    let done = b.post("/account/security/totp/confirm", &[("code", &code_at(&secret, now))]).await?;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    let codes = recovery_codes_in(&done.body);
+    assert_eq!(codes.len(), 10, "ten recovery codes, shown once");
+    assert!(!b.get("/account/security").await?.body.contains(&codes[0]), "never shown again");
+    Ok((secret, codes))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stolen_password_without_the_second_factor_opens_nothing() -> Result<()> {
+    let w = World::new().await?;
+    let mut p1 = w.signed_in("p1@example.nz", [127, 0, 50, 1]).await?;
+    let (secret, _) = enable_totp(&w, &mut p1).await?;
+    assert!(subjects(&w.t).await?.iter().any(|s| s.contains("authenticator app was added")), "the holder is told");
+
+    // The attacker has the password.
+    let mut attacker = w.t.browser([203, 0, 113, 9]);
+    let r = attacker.sign_in("p1@example.nz", PASSWORD).await?;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location(), "/signin/verify");
+    assert!(
+        !attacker.cookies.keys().any(|k| k.contains("session")),
+        "no session cookie: {:?}",
+        attacker.cookies.keys()
+    );
+    for path in [format!("/patients/{}", w.patient1), format!("/patients/{}/documents", w.patient1)] {
+        let r = attacker.get(&path).await?;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(r.location(), "/signin");
+    }
+    for path in [
+        "/api/v1/me".to_owned(),
+        format!("/api/v1/patients/{}", w.patient1),
+        format!("/api/v1/documents/{}/content", w.letter1),
+    ] {
+        assert_eq!(attacker.get(&path).await?.status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    // Guessing codes: five wrong ones end the challenge, after which even the right one fails.
+    attacker.get("/signin/verify").await?;
+    for n in 0..5 {
+        let r = attacker.post("/signin/verify", &[("code", &format!("{:06}", 111_111 + n))]).await?;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    let now = app::domain::Clock::now(&w.t.clock);
+    let r = attacker.post("/signin/verify", &[("code", &code_at(&secret, now + 30))]).await?;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains("sign in again"));
+    assert_eq!(attacker.get("/api/v1/me").await?.status, StatusCode::UNAUTHORIZED);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codes_work_once_and_recovery_codes_are_single_use_and_replaceable() -> Result<()> {
+    let w = World::new().await?;
+    let mut p1 = w.signed_in("p1@example.nz", [127, 0, 51, 1]).await?;
+    let (secret, codes) = enable_totp(&w, &mut p1).await?;
+    // The right code signs in (30 s later: the confirming step was used).
+    w.t.clock.advance(30);
+    let now = app::domain::Clock::now(&w.t.clock);
+    let code = code_at(&secret, now);
+    let mut phone = w.t.browser([127, 0, 51, 2]);
+    phone.sign_in("p1@example.nz", PASSWORD).await?;
+    phone.get("/signin/verify").await?;
+    let r = phone.post("/signin/verify", &[("code", &code)]).await?;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location(), format!("/patients/{}", w.patient1));
+    assert_eq!(phone.get("/api/v1/me").await?.status, StatusCode::OK);
+    // The same code again, in another sign-in within its window: refused (no replay).
+    let mut other = w.t.browser([127, 0, 51, 3]);
+    other.sign_in("p1@example.nz", PASSWORD).await?;
+    other.get("/signin/verify").await?;
+    assert_eq!(other.post("/signin/verify", &[("code", &code)]).await?.status, StatusCode::UNAUTHORIZED);
+    // A recovery code works once, typed loosely, and the holder is told.
+    let loose = codes[0].to_lowercase().replace('-', " ");
+    assert_eq!(other.post("/signin/verify", &[("code", &loose)]).await?.status, StatusCode::SEE_OTHER);
+    assert!(subjects(&w.t).await?.iter().any(|s| s.contains("recovery code was used")));
+    let mut again = w.t.browser([127, 0, 51, 4]);
+    again.sign_in("p1@example.nz", PASSWORD).await?;
+    again.get("/signin/verify").await?;
+    assert_eq!(again.post("/signin/verify", &[("code", &codes[0])]).await?.status, StatusCode::UNAUTHORIZED, "used");
+    // New recovery codes (on a current code from the app) retire the old set.
+    w.t.clock.advance(30);
+    let now = app::domain::Clock::now(&w.t.clock);
+    let page = p1.get("/account/security").await?;
+    assert!(page.body.contains("9 unused recovery code"));
+    let r = p1.post("/account/security/recovery-codes", &[("code", &code_at(&secret, now))]).await?;
+    let fresh = recovery_codes_in(&r.body);
+    assert_eq!(fresh.len(), 10);
+    assert_eq!(again.post("/signin/verify", &[("code", &codes[1])]).await?.status, StatusCode::UNAUTHORIZED, "retired");
+    assert_eq!(again.post("/signin/verify", &[("code", &fresh[0])]).await?.status, StatusCode::SEE_OTHER);
+    // Second-factor attempts are in the access log.
+    let bundle = w.t.app.console_export_audit_range(0, i64::MAX).await?;
+    let text = bundle.to_string();
+    assert!(text.contains("sign_in.second_factor") && text.contains("mfa.totp.add"));
+    Ok(())
+}
