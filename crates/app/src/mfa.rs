@@ -285,6 +285,44 @@ impl App {
     }
 }
 
+impl App {
+    /// Resets someone's second factors from the server's console, after a person has checked
+    /// their identity (`checked`: who checked and how, recorded in the access log). Ends all
+    /// their sessions and emails them (no link). Returns whether they had an authenticator.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for an unknown email; [`AppError::Invalid`] without the check.
+    pub async fn console_reset_factors(&self, email: &str, checked: &str) -> Result<bool, AppError> {
+        let checked = checked.trim();
+        if checked.len() < 10 || checked.chars().any(char::is_control) {
+            return Err(AppError::field(
+                "checked",
+                "Say who checked the person's identity and how (for example \"Mere, photo ID at the front desk\").",
+            ));
+        }
+        let account = self.store.account_by_email(&email.trim().to_lowercase()).await?.ok_or(AppError::NotFound)?;
+        let had = self.store.remove_factors(account.id).await?;
+        let ended = self.store.end_other_sessions(account.id, None, self.now()).await?;
+        let mut event = self.event(
+            &Caller::console(authz::Principal::Anonymous),
+            &Target::plain("mfa.reset", "account", &account.id),
+            "allowed",
+        );
+        event.on_behalf = Some(format!("identity checked: {}", checked.chars().take(200).collect::<String>()));
+        self.audit(vec![event]).await?;
+        self.notify(
+            account.id,
+            "Your Tiaki sign-in was reset",
+            "After checking who you are, your practice or the Tiaki team removed the authenticator app and recovery codes \
+             from your Tiaki account and signed you out everywhere. Sign in with your password and set up your app again \
+             under Sign-in security.\n\nIf you did not ask for this, contact your practice straight away.",
+        )
+        .await?;
+        tracing::info!(account = %account.id, sessions_ended = ended, "second factors reset from the console");
+        Ok(had)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

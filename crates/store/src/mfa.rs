@@ -44,6 +44,9 @@ pub trait MfaStore: Send + Sync {
     fn replace_recovery_codes<'a>(&'a self, account: AccountId, hashes: &'a [Vec<u8>]) -> BoxFuture<'a, Result<()>>;
     /// How many unused recovery codes the account has.
     fn recovery_codes_left(&self, account: AccountId) -> BoxFuture<'_, Result<i64>>;
+    /// Removes every second factor of an account (authenticator and recovery codes) and its open
+    /// sign-in challenges; returns whether it had an authenticator.
+    fn remove_factors(&self, account: AccountId) -> BoxFuture<'_, Result<bool>>;
     /// Stores a sign-in challenge (a correct password waiting for its second factor).
     fn create_mfa_challenge<'a>(
         &'a self,
@@ -189,6 +192,22 @@ macro_rules! mfa_store {
                             .bind(account.as_uuid())
                             .fetch_one(&self.pool)
                             .await?)
+                    })
+                }
+
+                fn remove_factors(&self, account: AccountId) -> BoxFuture<'_, Result<bool>> {
+                    Box::pin(async move {
+                        let mut tx = self.begin().await?;
+                        let had = sqlx::query("DELETE FROM totp_factors WHERE account_id = $1")
+                            .bind(account.as_uuid())
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected()
+                            > 0;
+                        sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1").bind(account.as_uuid()).execute(&mut *tx).await?;
+                        sqlx::query("DELETE FROM mfa_challenges WHERE account_id = $1").bind(account.as_uuid()).execute(&mut *tx).await?;
+                        tx.commit().await?;
+                        Ok(had)
                     })
                 }
 

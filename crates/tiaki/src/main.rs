@@ -194,6 +194,16 @@ enum Admin {
         #[arg(long)]
         org_id: String,
     },
+    /// Remove someone's authenticator app and recovery codes after checking their identity (they
+    /// lost their phone and codes): ends all their sessions and emails them.
+    ResetFactors {
+        /// Their email address.
+        #[arg(long)]
+        email: String,
+        /// Who checked their identity, and how (recorded in the access log).
+        #[arg(long)]
+        checked: String,
+    },
     /// Invite a member of staff to a practice (prints the link; also emailed).
     InviteStaff {
         /// The practice's HPI facility id.
@@ -376,7 +386,8 @@ async fn run(cli: Cli) -> Result<()> {
                 | Admin::RotateClient { .. }
                 | Admin::RevokeClient { .. }
                 | Admin::ListClients
-                | Admin::AgreeToReceive { .. } => unreachable!("handled above"),
+                | Admin::AgreeToReceive { .. }
+                | Admin::ResetFactors { .. } => unreachable!("handled above"),
                 Admin::CreateOperator { email, name } => app.console_create_operator(&name, &email).await,
                 Admin::CreatePractice { name, hpi, region, admin_name, admin_email } => app
                     .console_create_practice(&app::PracticeForm { name, hpi_facility_id: hpi, region, admin_name, admin_email })
@@ -446,6 +457,17 @@ async fn client_cmd(app: &App, admin: &Admin) -> Result<Option<Result<()>>> {
         Admin::AgreeToReceive { practice, org_id } => {
             shown(app.console_add_agreement(practice, org_id).await)?;
             eprintln!("Practice {practice} now receives documents from {org_id} for its enrolled patients.");
+        }
+        Admin::ResetFactors { email, checked } => {
+            let had = shown(app.console_reset_factors(email, checked).await)?;
+            eprintln!(
+                "{} They are signed out everywhere and have been emailed.",
+                if had {
+                    "Their authenticator app and recovery codes were removed."
+                } else {
+                    "They had no authenticator app."
+                }
+            );
         }
         _ => return Ok(None),
     }

@@ -140,3 +140,23 @@ async fn codes_work_once_and_recovery_codes_are_single_use_and_replaceable() -> 
     assert!(text.contains("sign_in.second_factor") && text.contains("mfa.totp.add"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_reset_removes_the_factors_ends_sessions_and_tells_the_holder() -> Result<()> {
+    let w = World::new().await?;
+    let mut p1 = w.signed_in("p1@example.nz", [127, 0, 52, 1]).await?;
+    enable_totp(&w, &mut p1).await?;
+    assert!(
+        w.t.app.console_reset_factors("p1@example.nz", "too short").await.is_err(),
+        "the identity check is recorded"
+    );
+    assert!(w.t.app.console_reset_factors("p1@example.nz", "Mere, photo ID at the desk").await?);
+    assert_eq!(p1.get("/api/v1/me").await?.status, StatusCode::UNAUTHORIZED, "signed out everywhere");
+    assert!(subjects(&w.t).await?.iter().any(|s| s.contains("sign-in was reset")));
+    let mut again = w.t.browser([127, 0, 52, 2]);
+    let r = again.sign_in("p1@example.nz", PASSWORD).await?;
+    assert_eq!(r.location(), format!("/patients/{}", w.patient1), "password alone again, until they set up a new app");
+    let text = w.t.app.console_export_audit_range(0, i64::MAX).await?.to_string();
+    assert!(text.contains("mfa.reset") && text.contains("photo ID at the desk"));
+    Ok(())
+}
