@@ -38,6 +38,9 @@ test('operator → practice → staff → patient activates, signs in and out; a
   await op.page.getByLabel('Your name').fill('Olivia Operator');
   await op.page.getByLabel('Your email address').fill('olivia@tiaki.test');
   await setPassword(op.page, 'first-start set-up');
+  // Operators and staff set up a second factor before they can do anything else.
+  await op.page.waitForURL('**/account/security');
+  await setUpAuthenticator(op.page, 'operator');
   await op.page.waitForURL('**/operator');
   await checkPage(op.page, 'operator: practices');
 
@@ -58,6 +61,8 @@ test('operator → practice → staff → patient activates, signs in and out; a
   const admin = await person(browser);
   await admin.page.goto(await linkFromMail(portal, 'mere@harbour.test', seen));
   await setPassword(admin.page, 'staff invitation');
+  await admin.page.waitForURL('**/account/security');
+  await setUpAuthenticator(admin.page, 'practice admin');
   await admin.page.waitForURL('**/practices/**');
   await checkPage(admin.page, 'practice: admin view');
   await admin.page.locator('#staff_name').fill('Nikau Nurse');
@@ -70,6 +75,8 @@ test('operator → practice → staff → patient activates, signs in and out; a
   const nurse = await person(browser);
   await nurse.page.goto(await linkFromMail(portal, 'nikau@harbour.test', seen));
   await setPassword(nurse.page, 'staff invitation (nurse)');
+  await nurse.page.waitForURL('**/account/security');
+  await setUpAuthenticator(nurse.page, 'nurse');
   await nurse.page.waitForURL('**/practices/**');
   await checkPage(nurse.page, 'practice: nurse view');
   for (const [nhi, name, email] of [['ZZZ0016', 'Aroha Patient', 'aroha@patients.test'], ['ZBN77VL', 'Ben Other', 'ben@patients.test']]) {
@@ -184,16 +191,7 @@ test('operator → practice → staff → patient activates, signs in and out; a
   // Ben turns on an authenticator app; from then on his password alone opens nothing.
   await ben.page.goto(`${portal.base}/account/security`);
   await checkPage(ben.page, 'sign-in security (off)');
-  await ben.page.getByRole('button', { name: 'Set up an authenticator app' }).click();
-  await assertVisible(ben.page, 'Scan this QR code');
-  await checkPage(ben.page, 'authenticator set-up (QR code)');
-  const secret = (await ben.page.locator('#totp-secret').textContent()).replace(/\s+/g, '');
-  await ben.page.getByLabel('Code from the app').fill(totp(secret, 0));
-  await ben.page.getByRole('button', { name: 'Turn on' }).click();
-  await assertVisible(ben.page, 'Save these now');
-  await checkPage(ben.page, 'recovery codes');
-  const codes = await ben.page.locator('ul.codes code').allTextContents();
-  assert.equal(codes.length, 10);
+  const { secret, codes } = await setUpAuthenticator(ben.page, 'patient');
   for (const [label, code] of [['authenticator code', totp(secret, 30)], ['recovery code', codes[0]]]) {
     await ben.page.getByRole('button', { name: /Sign out/ }).click();
     await ben.page.goto(`${portal.base}/signin`);
@@ -207,6 +205,22 @@ test('operator → practice → staff → patient activates, signs in and out; a
     await ben.page.waitForURL('**/patients/**');
   }
 });
+
+// Sets up an authenticator app from the sign-in security page; returns its key and codes.
+async function setUpAuthenticator(page, who) {
+  await page.getByRole('button', { name: 'Set up an authenticator app' }).click();
+  await assertVisible(page, 'Scan this QR code');
+  await checkPage(page, `authenticator set-up (QR code, ${who})`);
+  const secret = (await page.locator('#totp-secret').textContent()).replace(/\s+/g, '');
+  await page.getByLabel('Code from the app').fill(totp(secret, 0));
+  await page.getByRole('button', { name: 'Turn on' }).click();
+  await assertVisible(page, 'Save these now');
+  await checkPage(page, `recovery codes (${who})`);
+  const codes = await page.locator('ul.codes code').allTextContents();
+  assert.equal(codes.length, 10);
+  await page.getByRole('link', { name: 'I have saved them' }).click();
+  return { secret, codes };
+}
 
 // RFC 6238 TOTP (SHA-1, 30 s, 6 digits) for a base32 secret, `offset` seconds from now.
 function totp(base32, offset) {

@@ -74,6 +74,7 @@ async fn app_on(store: Arc<dyn store::Store>, signer: bool) -> Arc<App> {
         session_idle_secs: 1800,
         session_absolute_secs: 3600,
         invitation_secs: 86_400,
+        staff_mfa_required: true,
     };
     let signer = signer.then(|| {
         let key = audit::note::Signer::generate_pkcs8().unwrap();

@@ -47,6 +47,7 @@ async fn setup(pg: Option<&str>, docs: usize, size: usize) -> (Arc<App>, Caller,
         session_idle_secs: 1800,
         session_absolute_secs: 3600,
         invitation_secs: 86_400,
+        staff_mfa_required: true,
     };
     let audit =
         AuditSettings { origin: "bench/audit".into(), signer: None, witnesses: vec![], checkpoint_every_secs: 60 };

@@ -29,6 +29,9 @@ pub struct SignedIn {
     pub staff: Option<(PracticeId, StaffRole)>,
     /// For patients: their patient record.
     pub patient: Option<PatientId>,
+    /// Staff and operators must prove a second factor; until this session has, `principal` is
+    /// [`Principal::Anonymous`] (every grant is refused) and only second-factor set-up is open.
+    pub needs_second_factor: bool,
     token: String,
 }
 
@@ -124,6 +127,7 @@ impl App {
         account: AccountId,
         caller: &Caller,
         action: &str,
+        second_factor: bool,
     ) -> Result<SignInOutcome, AppError> {
         let ip = caller.ip.map_or_else(|| "console".to_owned(), |ip| ip.to_string());
         let user_agent = caller.user_agent.as_str();
@@ -137,6 +141,7 @@ impl App {
             absolute_expires_at: now + self.settings.session_absolute_secs,
             ip,
             user_agent: truncate(user_agent, 200),
+            mfa_at: second_factor.then_some(now),
         };
         self.store.create_session(&session).await?;
         let signed_in =
@@ -182,7 +187,13 @@ impl App {
             }
             AccountKind::Operator => (Principal::Operator { account: account.id, session: session.id }, None, None),
         };
+        // Staff and operators reach nothing until this session has proved a second factor.
+        let needs_second_factor = matches!(account.kind, AccountKind::Staff | AccountKind::Operator)
+            && session.mfa_at.is_none()
+            && self.settings.staff_mfa_required;
+        let principal = if needs_second_factor { Principal::Anonymous } else { principal };
         Ok(Some(SignedIn {
+            needs_second_factor,
             principal,
             account: account.id,
             kind: account.kind,
@@ -269,7 +280,7 @@ impl App {
         email: Option<&str>,
     ) -> Result<SignInOutcome, AppError> {
         let account = self.set_password_by_link(token, password, confirm, name, email).await?;
-        self.open_session(account, caller, "activate").await
+        self.open_session(account, caller, "activate", false).await
     }
 
     /// Uses a link to set a password without signing in (the console's `demo` uses this).

@@ -46,6 +46,9 @@ pub struct Settings {
     pub session_absolute_secs: i64,
     /// Invitation lifetime, seconds.
     pub invitation_secs: i64,
+    /// Whether staff and operators must prove a second factor before anything else (the
+    /// default; only a first set-up without a phone at hand would ever turn it off).
+    pub staff_mfa_required: bool,
 }
 
 impl From<&Config> for Settings {
@@ -55,6 +58,7 @@ impl From<&Config> for Settings {
             session_idle_secs: c.session_idle_secs,
             session_absolute_secs: c.session_absolute_secs,
             invitation_secs: c.invitation_secs,
+            staff_mfa_required: true,
         }
     }
 }

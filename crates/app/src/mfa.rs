@@ -85,7 +85,7 @@ impl App {
     pub(crate) async fn after_password(&self, account: AccountId, caller: &Caller) -> Result<SignInStep, AppError> {
         let has_totp = self.store.totp_factor(account).await?.is_some_and(|t| t.confirmed_at.is_some());
         if !has_totp {
-            return Ok(SignInStep::Done(self.open_session(account, caller, "sign_in").await?));
+            return Ok(SignInStep::Done(self.open_session(account, caller, "sign_in", false).await?));
         }
         let token = new_token();
         let now = self.now();
@@ -170,7 +170,7 @@ impl App {
             )
             .await?;
         }
-        self.open_session(account, caller, "sign_in").await
+        self.open_session(account, caller, "sign_in", true).await
     }
 
     async fn notify(&self, account: AccountId, subject: &str, text: &str) -> Result<(), AppError> {
@@ -236,6 +236,8 @@ impl App {
         if !self.store.confirm_totp(who.account, step, self.now(), &hashes).await? {
             return Err(wrong());
         }
+        // This session has just proved the factor.
+        self.store.mark_session_mfa(who.session, self.now()).await?;
         self.audit(vec![self.event(caller, &Target::plain("mfa.totp.add", "account", &who.account), "allowed")])
             .await?;
         self.notify(

@@ -47,6 +47,8 @@ pub trait MfaStore: Send + Sync {
     /// Removes every second factor of an account (authenticator and recovery codes) and its open
     /// sign-in challenges; returns whether it had an authenticator.
     fn remove_factors(&self, account: AccountId) -> BoxFuture<'_, Result<bool>>;
+    /// Records that a live session has just proved a second factor.
+    fn mark_session_mfa(&self, session: domain::SessionId, now: UnixTime) -> BoxFuture<'_, Result<()>>;
     /// Stores a sign-in challenge (a correct password waiting for its second factor).
     fn create_mfa_challenge<'a>(
         &'a self,
@@ -208,6 +210,17 @@ macro_rules! mfa_store {
                         sqlx::query("DELETE FROM mfa_challenges WHERE account_id = $1").bind(account.as_uuid()).execute(&mut *tx).await?;
                         tx.commit().await?;
                         Ok(had)
+                    })
+                }
+
+                fn mark_session_mfa(&self, session: domain::SessionId, now: UnixTime) -> BoxFuture<'_, Result<()>> {
+                    Box::pin(async move {
+                        sqlx::query("UPDATE sessions SET mfa_at = $2 WHERE id = $1 AND ended_at IS NULL")
+                            .bind(session.as_uuid())
+                            .bind(now)
+                            .execute(&self.pool)
+                            .await?;
+                        Ok(())
                     })
                 }
 

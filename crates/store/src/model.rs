@@ -237,6 +237,8 @@ pub struct NewSession {
     pub ip: String,
     /// The client's user agent (truncated).
     pub user_agent: String,
+    /// When it proved a second factor, if it did.
+    pub mfa_at: Option<UnixTime>,
 }
 
 /// A session as stored.
@@ -256,6 +258,8 @@ pub struct SessionRow {
     pub ip: String,
     /// The client's user agent at sign-in.
     pub user_agent: String,
+    /// When it proved a second factor, if it did.
+    pub mfa_at: Option<UnixTime>,
 }
 
 /// A message to queue.

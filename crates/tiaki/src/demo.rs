@@ -141,7 +141,8 @@ pub(crate) async fn run(config: &Config) -> Result<()> {
     for l in &logins {
         eprintln!("  {:<44} {:<28} {}", l.who, l.email, l.password);
     }
-    eprintln!("\nThese are demo accounts with test NHIs; do not use them for real patients.");
+    eprintln!("\nStaff and operators set up an authenticator app (any TOTP app) at their first sign-in; patients may.");
+    eprintln!("These are demo accounts with test NHIs; do not use them for real patients.");
     Ok(())
 }
 

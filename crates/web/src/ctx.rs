@@ -165,6 +165,20 @@ where
         let surface = if parts.uri.path().starts_with("/api/") { Surface::Api } else { Surface::Page };
         let ctx = Ctx::from_request_parts(parts, state).await?;
         match ctx.signed_in.clone() {
+            // Staff and operators without a second factor in this session reach only its set-up.
+            Some(s) if s.needs_second_factor && !parts.uri.path().starts_with("/account/security") => {
+                Err(match surface {
+                    Surface::Page => axum::response::Redirect::to("/account/security").into_response(),
+                    Surface::Api => (
+                        axum::http::StatusCode::FORBIDDEN,
+                        axum::Json(crate::error::ApiErrorBody {
+                            error: "Set up a second factor (an authenticator app) at /account/security first.".into(),
+                            fields: Vec::new(),
+                        }),
+                    )
+                        .into_response(),
+                })
+            }
             Some(s) => Ok(Self(ctx, s)),
             None => Err(WebError { surface, error: AppError::Unauthenticated }.into_response()),
         }

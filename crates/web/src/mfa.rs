@@ -94,6 +94,8 @@ async fn security_view(
     notice: Option<&str>,
 ) -> PageResult {
     let status = state.app.mfa_status(who).await.map_err(WebError::page)?;
+    let required = "Your role needs a second step when you sign in. Set up an authenticator app to continue.";
+    let notice = notice.or((who.needs_second_factor && codes.is_none()).then_some(required));
     let code = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let page =
         SecurityPage { nav: Some(Nav::new(who, ctx.csrf())), csrf: ctx.csrf(), notice, status, setup, codes, errors };

@@ -32,6 +32,9 @@ impl Nav {
 
 /// Where each kind of account starts.
 pub(crate) fn home_of(who: &SignedIn) -> String {
+    if who.needs_second_factor {
+        return "/account/security".into();
+    }
     match (&who.patient, &who.staff) {
         (Some(p), _) => format!("/patients/{p}"),
         (_, Some((practice, _))) => format!("/practices/{practice}"),

@@ -24,3 +24,6 @@ CREATE TABLE mfa_challenges (
     failures   INTEGER NOT NULL,
     used_at    BIGINT
 );
+
+-- When the session proved a second factor (at sign-in, or by turning one on); NULL if it has not.
+ALTER TABLE sessions ADD COLUMN mfa_at BIGINT;

@@ -235,7 +235,13 @@ async fn first_start_link_sets_up_the_first_operator_once() -> Result<()> {
         )
         .await?;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    assert_eq!(r.location(), "/operator");
+    // An operator must set up a second factor before anything else.
+    assert_eq!(r.location(), "/account/security");
+    assert_eq!(b.get("/operator").await?.location(), "/account/security", "confined to set-up");
+    assert_eq!(b.get("/api/v1/me").await?.status, StatusCode::FORBIDDEN);
+    assert!(b.get("/account/security").await?.body.contains("Your role needs a second step"));
+    set_up_authenticator(&mut b, &t).await?;
+    assert_eq!(b.get("/operator").await?.status, StatusCode::OK, "this session proved the new factor");
     assert!(t.app.first_start_link().await?.is_none(), "no new link once an operator exists");
     // The operator adds a practice; its admin's invitation goes to the outbox.
     let mut op = b.clone();
@@ -269,7 +275,7 @@ async fn first_start_link_sets_up_the_first_operator_once() -> Result<()> {
         .await?;
     assert_eq!(dup.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(dup.body.contains("HPI facility id is already in use"));
-    assert_eq!(t.app.pending_mail().await?, 1);
+    assert_eq!(t.app.pending_mail().await?, 2, "the notice of the new authenticator, and the admin's invitation");
     // Operators are made by operators.
     let r = op
         .post("/operator/operators", &[("operator_name", "Second Op"), ("operator_email", "second@example.nz")])
@@ -279,7 +285,7 @@ async fn first_start_link_sets_up_the_first_operator_once() -> Result<()> {
         op.post("/operator/operators", &[("operator_name", "Copy"), ("operator_email", "SECOND@example.nz")]).await?;
     assert_eq!(dup.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(dup.body.contains("already in use"));
-    assert_eq!(t.app.pending_mail().await?, 2);
+    assert_eq!(t.app.pending_mail().await?, 3);
     Ok(())
 }
 

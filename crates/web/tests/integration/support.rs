@@ -39,6 +39,7 @@ impl TestApp {
             session_idle_secs: 1800,
             session_absolute_secs: 12 * 3600,
             invitation_secs: 7 * 86_400,
+            staff_mfa_required: true,
         };
         let audit_settings = app::AuditSettings {
             origin: "portal.test/audit".into(),
@@ -169,6 +170,7 @@ impl TestApp {
             session_idle_secs: 1800,
             session_absolute_secs: 12 * 3600,
             invitation_secs: 7 * 86_400,
+            staff_mfa_required: true,
         };
         let signing_key = audit::note::Signer::generate_pkcs8()?;
         let signer = audit::note::Signer::from_pkcs8("portal.test/audit", &signing_key)?;
@@ -426,6 +428,48 @@ pub fn token_of(link: &str) -> String {
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// The authenticator key every fixture staff member and operator has (they must have one).
+pub const FIXTURE_TOTP: &[u8; 20] = b"tiaki fixture secret";
+
+/// The TOTP code for a key at a time.
+pub fn totp_code(secret: &[u8], time: i64) -> String {
+    let t = totp_rs::Builder::new().with_secret(secret.to_vec()).build().unwrap();
+    t.generate(u64::try_from(time).unwrap()).to_string()
+}
+
+/// Sets up an authenticator through the pages, as a person would; returns its key.
+pub async fn set_up_authenticator(b: &mut Browser, t: &TestApp) -> Result<Vec<u8>> {
+    let setup = b.post("/account/security/totp", &[]).await?;
+    let i = setup.body.find("id=\"totp-secret\">").ok_or_else(|| anyhow!("no key shown: {}", setup.body))?
+        + "id=\"totp-secret\">".len();
+    let text: String =
+        setup.body[i..].split('<').next().unwrap_or_default().chars().filter(|c| !c.is_whitespace()).collect();
+    let secret = totp_rs::Secret::try_from_base32(&text).map_err(|e| anyhow!("{e:?}"))?.as_ref().to_vec();
+    let code = totp_code(&secret, app::domain::Clock::now(&t.clock));
+    let done = b.post("/account/security/totp/confirm", &[("code", &code)]).await?;
+    if done.status != StatusCode::OK || !done.body.contains("Save these now") {
+        return Err(anyhow!("the authenticator was not turned on: {} {}", done.status, done.body));
+    }
+    Ok(secret)
+}
+
+/// Gives an account the fixture authenticator (as if it had been set up through the pages).
+pub async fn fixture_totp(t: &TestApp, email: &str) -> Result<()> {
+    let sql = "INSERT INTO totp_factors (account_id, secret, confirmed_at, last_step, created_at) \
+               SELECT id, $1, 0, 0, 0 FROM accounts WHERE email = $2";
+    let n = if t.url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&t.url).await?;
+        sqlx::query(sql).bind(FIXTURE_TOTP.to_vec()).bind(email).execute(&mut c).await?.rows_affected()
+    } else {
+        let mut c = sqlx::PgConnection::connect(&t.url).await?;
+        sqlx::query(sql).bind(FIXTURE_TOTP.to_vec()).bind(email).execute(&mut c).await?.rows_affected()
+    };
+    if n != 1 {
+        return Err(anyhow!("no account {email} for the fixture authenticator"));
+    }
+    Ok(())
+}
+
 /// Two practices, staff at each, a patient at each, and an operator, all with passwords.
 pub struct World {
     pub t: TestApp,
@@ -452,6 +496,7 @@ pub async fn practice(t: &TestApp, name: &str, hpi: &str, admin_email: &str) -> 
         .await
         .map_err(|e| anyhow!("{e:?}"))?;
     t.app.set_password_by_link(&token_of(&link), PASSWORD, PASSWORD, None, None).await.map_err(|e| anyhow!("{e:?}"))?;
+    fixture_totp(t, admin_email).await?;
     Ok(id)
 }
 
@@ -465,6 +510,7 @@ pub async fn staff(t: &TestApp, practice: PracticeId, email: &str, role: StaffRo
         .await
         .map_err(|e| anyhow!("{e:?}"))?;
     t.app.set_password_by_link(&token_of(&link), PASSWORD, PASSWORD, None, None).await.map_err(|e| anyhow!("{e:?}"))?;
+    fixture_totp(t, email).await?;
     Ok(())
 }
 
@@ -530,6 +576,7 @@ impl World {
             .set_password_by_link(&token_of(&op), PASSWORD, PASSWORD, None, None)
             .await
             .map_err(|e| anyhow!("{e:?}"))?;
+        fixture_totp(&t, "op@example.nz").await?;
         let (_, client_a) = t
             .app
             .console_create_client("Practice A PMS", "", "Practice A", Some("FAA111-A"))
@@ -550,18 +597,26 @@ impl World {
     }
 
     pub async fn operator(&self) -> Result<Browser> {
-        let mut b = self.t.browser([127, 0, 0, 9]);
-        if b.sign_in("op@example.nz", PASSWORD).await?.status != StatusCode::SEE_OTHER {
-            return Err(anyhow!("operator could not sign in"));
-        }
-        Ok(b)
+        self.signed_in("op@example.nz", [127, 0, 0, 9]).await
     }
 
+    /// Signs in with the password and, when asked, the fixture authenticator's code (the clock
+    /// moves on a step first: each step is accepted once).
     pub async fn signed_in(&self, email: &str, ip: [u8; 4]) -> Result<Browser> {
         let mut b = self.t.browser(ip);
         let r = b.sign_in(email, PASSWORD).await?;
         if r.status != StatusCode::SEE_OTHER {
             return Err(anyhow!("{email} could not sign in: {}", r.status));
+        }
+        if r.location() == "/signin/verify" {
+            self.t.clock.advance(30);
+            let code = totp_code(FIXTURE_TOTP, app::domain::Clock::now(&self.t.clock));
+            let r = b.post("/signin/verify", &[("code", &code)]).await?;
+            if r.status != StatusCode::SEE_OTHER {
+                return Err(anyhow!("{email} could not pass the second factor: {} {}", r.status, r.body));
+            }
+            let home = r.location().to_owned();
+            b.get(&home).await?;
         }
         Ok(b)
     }
