@@ -288,6 +288,51 @@ impl App {
 }
 
 impl App {
+    /// Removes the account's authenticator and recovery codes, on a current code from the app or
+    /// an unused recovery code (a stolen session alone cannot take the factor away). The account
+    /// holder is emailed.
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for a wrong or used code; [`AppError::Conflict`] when none is set up.
+    pub async fn remove_totp(&self, caller: &Caller, who: &SignedIn, code: &str) -> Result<(), AppError> {
+        let account = self.store.account(who.account).await?.ok_or(AppError::Unauthenticated)?;
+        let row = self
+            .store
+            .totp_factor(who.account)
+            .await?
+            .filter(|r| r.confirmed_at.is_some())
+            .ok_or_else(|| AppError::Conflict("No authenticator app is set up.".into()))?;
+        let typed = normalise(code);
+        let now = self.now();
+        let proved = if typed.len() == 6 && typed.bytes().all(|b| b.is_ascii_digit()) {
+            match totp(&row.secret, &account.email)?.check(&typed, u64::try_from(now).unwrap_or(0)) {
+                Some(step) => self.store.accept_totp_step(who.account, i64::try_from(step).unwrap_or(0)).await?,
+                None => false,
+            }
+        } else {
+            typed.len() == 10
+                && self.store.use_recovery_code(who.account, &recovery_hash(who.account, &typed), now).await?
+        };
+        let target = Target::plain("mfa.totp.remove", "account", &who.account);
+        if !proved {
+            self.audit(vec![self.event(caller, &target, "denied")]).await?;
+            return Err(AppError::field(
+                "remove_code",
+                "That code is not right, or was already used. Enter the 6 digits the app shows now, or a recovery code.",
+            ));
+        }
+        self.store.remove_factors(who.account).await?;
+        self.audit(vec![self.event(caller, &target, "allowed")]).await?;
+        self.notify(
+            who.account,
+            "The authenticator app was removed from your Tiaki account",
+            "The authenticator app and recovery codes were just removed from your Tiaki account.\n\n\
+             If this was not you, contact your practice straight away.",
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Resets someone's second factors from the server's console, after a person has checked
     /// their identity (`checked`: who checked and how, recorded in the access log). Ends all
     /// their sessions and emails them (no link). Returns whether they had an authenticator.

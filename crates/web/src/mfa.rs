@@ -166,3 +166,34 @@ pub(crate) async fn regenerate_codes(
         Err(e) => Err(WebError::page(e)),
     }
 }
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RemoveForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    remove_code: String,
+}
+
+impl HasCsrf for RemoveForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// Removes the authenticator, on a current code or a recovery code.
+pub(crate) async fn remove_totp(
+    State(state): State<WebState>,
+    CsrfForm(ctx, form): CsrfForm<RemoveForm>,
+) -> PageResult {
+    let who = signed_in(&ctx)?;
+    match state.app.remove_totp(&ctx.caller_as(&who), &who, &form.remove_code).await {
+        Ok(()) => {
+            let notice = "The authenticator app and its recovery codes were removed. Set one up again to keep your account safe.";
+            security_view(&state, &ctx, &who, None, None, Vec::new(), Some(notice)).await
+        }
+        Err(AppError::Invalid(errors)) => security_view(&state, &ctx, &who, None, None, errors, None).await,
+        Err(AppError::Conflict(m)) => security_view(&state, &ctx, &who, None, None, Vec::new(), Some(&m)).await,
+        Err(e) => Err(WebError::page(e)),
+    }
+}

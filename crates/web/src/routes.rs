@@ -68,6 +68,7 @@ routes! {
     post "/account/security/totp"                Page => mfa::begin_totp,
     post "/account/security/totp/confirm"        Page => mfa::confirm_totp,
     post "/account/security/recovery-codes"      Page => mfa::regenerate_codes,
+    post "/account/security/totp/remove"         Page => mfa::remove_totp,
     post "/account/sessions/{session_id}/end"    Page => pages::end_session,
     post "/account/sessions/end-others"          Page => pages::end_other_sessions,
     get  "/practices/{practice_id}"              Page => pages::practice_page,

@@ -160,3 +160,25 @@ async fn a_console_reset_removes_the_factors_ends_sessions_and_tells_the_holder(
     assert!(text.contains("mfa.reset") && text.contains("photo ID at the desk"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_the_authenticator_needs_a_current_code_and_tells_the_holder() -> Result<()> {
+    let w = World::new().await?;
+    let mut p1 = w.signed_in("p1@example.nz", [127, 0, 53, 1]).await?;
+    let (secret, codes) = enable_totp(&w, &mut p1).await?;
+    // A stolen session alone cannot take the factor away.
+    let r = p1.post("/account/security/totp/remove", &[("remove_code", "123456")]).await?;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(p1.get("/account/security").await?.body.contains("unused recovery code"), "still on");
+    // The code that turned it on cannot be replayed to remove it; a fresh one (or a recovery code) can.
+    w.t.clock.advance(30);
+    let now = app::domain::Clock::now(&w.t.clock);
+    let r = p1.post("/account/security/totp/remove", &[("remove_code", &code_at(&secret, now))]).await?;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("were removed"));
+    assert!(subjects(&w.t).await?.iter().any(|s| s.contains("authenticator app was removed")));
+    let mut b = w.t.browser([127, 0, 53, 2]);
+    assert_eq!(b.sign_in("p1@example.nz", PASSWORD).await?.location(), format!("/patients/{}", w.patient1));
+    let _ = codes;
+    Ok(())
+}
