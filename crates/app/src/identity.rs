@@ -113,9 +113,13 @@ impl App {
             self.audit(vec![self.event(caller, &failed(account.as_ref().map(|a| a.id)), "denied")]).await?;
             return Err(AppError::BadCredentials);
         };
-        self.limits.succeeded(&key);
-        metrics::counter!("tiaki_sign_in_total", "outcome" => "succeeded").increment(1);
         let step = self.after_password(account.id, caller).await?;
+        // Only a finished sign-in clears the account's failures: a correct password waiting for
+        // its second factor does not.
+        if matches!(step, SignInStep::Done(_)) {
+            self.limits.succeeded(&key);
+            metrics::counter!("tiaki_sign_in_total", "outcome" => "succeeded").increment(1);
+        }
         if let SignInStep::Done(outcome) = &step {
             tracing::info!(event = "sign_in.succeeded", account = %account.id, session = %outcome.signed_in.session, "signed in");
         }

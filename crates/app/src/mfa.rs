@@ -15,6 +15,11 @@ use domain::AccountId;
 const CHALLENGE_SECS: i64 = 300;
 /// Wrong codes a challenge tolerates before the sign-in must start again.
 const MAX_FAILURES: i32 = 5;
+/// Wrong codes an account tolerates across all its challenges in [`FAILURE_WINDOW`]: someone
+/// with the password cannot open challenge after challenge to guess the 6 digits.
+const MAX_ACCOUNT_FAILURES: i64 = 20;
+/// The window for [`MAX_ACCOUNT_FAILURES`], seconds.
+const FAILURE_WINDOW: i64 = 3600;
 /// Recovery codes issued at a time.
 const RECOVERY_CODES: usize = 10;
 /// The alphabet of recovery codes: no 0/O, 1/I/L.
@@ -126,6 +131,11 @@ impl App {
         let hash = token_hash(challenge);
         let account = self.store.mfa_challenge(&hash, now, MAX_FAILURES).await?.ok_or(AppError::LinkExpired)?;
         let target = Target::plain("sign_in.second_factor", "account", &account);
+        if self.store.recent_mfa_failures(account, now - FAILURE_WINDOW).await? >= MAX_ACCOUNT_FAILURES {
+            self.audit(vec![self.event(caller, &target, "denied")]).await?;
+            metrics::counter!("tiaki_sign_in_total", "outcome" => "second_factor_locked").increment(1);
+            return Err(AppError::RateLimited(u64::try_from(FAILURE_WINDOW).unwrap_or(3600)));
+        }
         let typed = normalise(code);
         let mut recovery_used = false;
         let accepted = if typed.len() == 6 && typed.bytes().all(|b| b.is_ascii_digit()) {
@@ -160,6 +170,11 @@ impl App {
         if !self.store.use_mfa_challenge(&hash, now, MAX_FAILURES).await? {
             return Err(AppError::LinkExpired);
         }
+        // The sign-in is finished: the account's failure count starts again.
+        if let Some(row) = self.store.account(account).await? {
+            self.limits.succeeded(&row.email);
+        }
+        metrics::counter!("tiaki_sign_in_total", "outcome" => "succeeded").increment(1);
         self.audit(vec![self.event(caller, &target, "allowed")]).await?;
         if recovery_used {
             self.notify(

@@ -64,6 +64,8 @@ pub trait MfaStore: Send + Sync {
         now: UnixTime,
         max_failures: i32,
     ) -> BoxFuture<'a, Result<Option<AccountId>>>;
+    /// Wrong second-factor codes for an account across all its challenges since a time.
+    fn recent_mfa_failures(&self, account: AccountId, since: UnixTime) -> BoxFuture<'_, Result<i64>>;
     /// Counts a wrong code against a challenge.
     fn fail_mfa_challenge<'a>(&'a self, token_hash: &'a [u8]) -> BoxFuture<'a, Result<()>>;
     /// Uses a challenge once; false if it was used, expired or failed too often meanwhile.
@@ -251,6 +253,19 @@ macro_rules! mfa_store {
                         .fetch_optional(&self.pool)
                         .await?;
                         Ok(id.map(AccountId::from_uuid))
+                    })
+                }
+
+                fn recent_mfa_failures(&self, account: AccountId, since: UnixTime) -> BoxFuture<'_, Result<i64>> {
+                    Box::pin(async move {
+                        let n: Option<i64> = sqlx::query_scalar(
+                            "SELECT CAST(COALESCE(SUM(failures), 0) AS BIGINT) FROM mfa_challenges WHERE account_id = $1 AND created_at >= $2",
+                        )
+                        .bind(account.as_uuid())
+                        .bind(since)
+                        .fetch_one(&self.pool)
+                        .await?;
+                        Ok(n.unwrap_or(0))
                     })
                 }
 

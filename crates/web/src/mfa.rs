@@ -80,6 +80,14 @@ pub(crate) async fn verify(State(state): State<WebState>, CsrfForm(ctx, form): C
             (StatusCode::UNAUTHORIZED, page).into_response()
         }
         Err(AppError::LinkExpired) => start_again(&ctx, StatusCode::UNAUTHORIZED),
+        Err(AppError::RateLimited(secs)) => {
+            let msg = format!(
+                "Too many wrong codes for this account. For your safety, wait {} minutes, or ask your practice to check who you are and reset your sign-in.",
+                secs.div_ceil(60)
+            );
+            let page = render(&VerifyPage { nav: None, csrf: ctx.csrf(), message: Some(&msg), error: None });
+            (StatusCode::TOO_MANY_REQUESTS, page).into_response()
+        }
         Err(e) => WebError::page(e).into_response(),
     }
 }

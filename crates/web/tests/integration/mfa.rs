@@ -92,6 +92,22 @@ async fn a_stolen_password_without_the_second_factor_opens_nothing() -> Result<(
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(r.body.contains("sign in again"));
     assert_eq!(attacker.get("/api/v1/me").await?.status, StatusCode::UNAUTHORIZED);
+    // Fresh challenges do not buy fresh guesses: after 20 wrong codes in an hour, across
+    // challenges and addresses, the account takes no more codes — not even the right one.
+    for round in 0..3u8 {
+        let mut a = w.t.browser([203, 0, 113, 10 + round]);
+        a.sign_in("p1@example.nz", PASSWORD).await?;
+        a.get("/signin/verify").await?;
+        for n in 0..5 {
+            a.post("/signin/verify", &[("code", &format!("{:06}", 222_222 + n))]).await?;
+        }
+    }
+    let mut a = w.t.browser([203, 0, 113, 20]);
+    a.sign_in("p1@example.nz", PASSWORD).await?;
+    a.get("/signin/verify").await?;
+    let r = a.post("/signin/verify", &[("code", &code_at(&secret, app::domain::Clock::now(&w.t.clock)))]).await?;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert_eq!(a.get("/api/v1/me").await?.status, StatusCode::UNAUTHORIZED);
     Ok(())
 }
 
