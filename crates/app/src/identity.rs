@@ -32,6 +32,9 @@ pub struct SignedIn {
     /// Staff and operators must prove a second factor; until this session has, `principal` is
     /// [`Principal::Anonymous`] (every grant is refused) and only second-factor set-up is open.
     pub needs_second_factor: bool,
+    /// Whether this session may add a first second factor: it was opened by an emailed link, or
+    /// has opened a set-up link since (a password alone never adds a factor).
+    pub may_add_factor: bool,
     token: String,
 }
 
@@ -146,6 +149,9 @@ impl App {
             ip,
             user_agent: truncate(user_agent, 200),
             mfa_at: second_factor.then_some(now),
+            // A session opened by an emailed link (activation or invitation) may add a first
+            // second factor; one opened by a password alone may not.
+            setup_ok_at: (action == "activate").then_some(now),
         };
         self.store.create_session(&session).await?;
         let signed_in =
@@ -198,6 +204,7 @@ impl App {
         let principal = if needs_second_factor { Principal::Anonymous } else { principal };
         Ok(Some(SignedIn {
             needs_second_factor,
+            may_add_factor: session.setup_ok_at.is_some(),
             principal,
             account: account.id,
             kind: account.kind,

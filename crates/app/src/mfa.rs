@@ -20,6 +20,10 @@ const MAX_FAILURES: i32 = 5;
 const MAX_ACCOUNT_FAILURES: i64 = 20;
 /// The window for [`MAX_ACCOUNT_FAILURES`], seconds.
 const FAILURE_WINDOW: i64 = 3600;
+/// How long an emailed set-up link works, seconds.
+const SETUP_LINK_SECS: i64 = 1800;
+/// What a session opened by a password alone is told when it tries to add a factor.
+const SETUP_LINK_NEEDED: &str = "To add an authenticator app, first open the set-up link we email you, in this browser. A password alone can never add one.";
 /// Recovery codes issued at a time.
 const RECOVERY_CODES: usize = 10;
 /// The alphabet of recovery codes: no 0/O, 1/I/L.
@@ -199,6 +203,62 @@ impl App {
         Ok(())
     }
 
+    /// Refuses further codes for an account that has had too many wrong ones lately (sign-in and
+    /// factor changes alike).
+    async fn guard_code_guessing(&self, caller: &Caller, account: AccountId, action: &str) -> Result<(), AppError> {
+        if self.store.recent_mfa_failures(account, self.now() - FAILURE_WINDOW).await? >= MAX_ACCOUNT_FAILURES {
+            self.audit(vec![self.event(caller, &Target::plain(action, "account", &account), "denied")]).await?;
+            return Err(AppError::RateLimited(u64::try_from(FAILURE_WINDOW).unwrap_or(3600)));
+        }
+        Ok(())
+    }
+
+    /// Emails the account holder a single-use link that lets the session opening it add a first
+    /// second factor (a password alone never can).
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn send_setup_link(&self, caller: &Caller, who: &SignedIn) -> Result<(), AppError> {
+        let token = new_token();
+        let now = self.now();
+        self.store.create_setup_link(&token_hash(&token), who.account, now, now + SETUP_LINK_SECS).await?;
+        let link = format!("{}/account/security/link?token={token}", self.settings.public_url);
+        let Some(row) = self.store.account(who.account).await? else { return Err(AppError::Unauthenticated) };
+        let body = format!(
+            "Kia ora {},\n\nYou asked to set up an authenticator app for Tiaki. Open this link in the browser where you are \
+             signed in, within 30 minutes:\n\n{link}\n\nIf you did not ask for this, someone may know your password: \
+             do not open the link, and contact your practice.\n\nTiaki\n",
+            row.display_name
+        );
+        self.store.enqueue_mail(&texts::mail(&row.email, "Set up your Tiaki authenticator app", body, now)).await?;
+        self.mail_waker.notify_one();
+        self.audit(vec![self.event(caller, &Target::plain("mfa.setup_link.send", "account", &who.account), "allowed")])
+            .await?;
+        Ok(())
+    }
+
+    /// Opens an emailed set-up link: this session may now add a first second factor.
+    ///
+    /// # Errors
+    /// [`AppError::LinkExpired`] for a used, expired, unknown or someone else's link.
+    pub async fn open_setup_link(&self, caller: &Caller, who: &SignedIn, token: &str) -> Result<(), AppError> {
+        if !plausible_token(token) {
+            return Err(AppError::LinkExpired);
+        }
+        let target = Target::plain("mfa.setup_link.open", "account", &who.account);
+        match self.store.use_setup_link(&token_hash(token), self.now()).await? {
+            Some(account) if account == who.account => {
+                self.store.allow_factor_setup(who.session, self.now()).await?;
+                self.audit(vec![self.event(caller, &target, "allowed")]).await?;
+                Ok(())
+            }
+            _ => {
+                self.audit(vec![self.event(caller, &target, "denied")]).await?;
+                Err(AppError::LinkExpired)
+            }
+        }
+    }
+
     /// The account's second factors.
     ///
     /// # Errors
@@ -214,6 +274,9 @@ impl App {
     /// # Errors
     /// [`AppError::Conflict`] when one is already set up.
     pub async fn begin_totp(&self, who: &SignedIn) -> Result<TotpSetup, AppError> {
+        if !who.may_add_factor {
+            return Err(AppError::Conflict(SETUP_LINK_NEEDED.into()));
+        }
         let account = self.store.account(who.account).await?.ok_or(AppError::Unauthenticated)?;
         let secret = random_bytes::<20>();
         if !self.store.start_totp(who.account, &secret, self.now()).await? {
@@ -238,6 +301,9 @@ impl App {
     /// # Errors
     /// [`AppError::Invalid`] for a wrong code; [`AppError::Conflict`] when nothing is pending.
     pub async fn confirm_totp(&self, caller: &Caller, who: &SignedIn, code: &str) -> Result<Vec<String>, AppError> {
+        if !who.may_add_factor {
+            return Err(AppError::Conflict(SETUP_LINK_NEEDED.into()));
+        }
         let account = self.store.account(who.account).await?.ok_or(AppError::Unauthenticated)?;
         let row = self.store.totp_factor(who.account).await?.filter(|r| r.confirmed_at.is_none()).ok_or_else(|| {
             AppError::Conflict("There is no authenticator app waiting to be confirmed; start again.".into())
@@ -251,8 +317,10 @@ impl App {
         if !self.store.confirm_totp(who.account, step, self.now(), &hashes).await? {
             return Err(wrong());
         }
-        // This session has just proved the factor.
+        // This session has just proved the factor; any other session (perhaps opened with a
+        // stolen password) ends.
         self.store.mark_session_mfa(who.session, self.now()).await?;
+        self.store.end_other_sessions(who.account, Some(who.session), self.now()).await?;
         self.audit(vec![self.event(caller, &Target::plain("mfa.totp.add", "account", &who.account), "allowed")])
             .await?;
         self.notify(
@@ -282,12 +350,19 @@ impl App {
                 "That code is not right, or was already used. Enter the 6 digits the app shows now.",
             )
         };
+        self.guard_code_guessing(caller, who.account, "mfa.recovery_codes.replace").await?;
         let row = self.store.totp_factor(who.account).await?.filter(|r| r.confirmed_at.is_some()).ok_or_else(wrong)?;
         let step = totp(&row.secret, &account.email)?
             .check(&normalise(code), u64::try_from(self.now()).unwrap_or(0))
-            .and_then(|s| i64::try_from(s).ok())
-            .ok_or_else(wrong)?;
-        if !self.store.accept_totp_step(who.account, step).await? {
+            .and_then(|s| i64::try_from(s).ok());
+        let accepted = match step {
+            Some(step) => self.store.accept_totp_step(who.account, step).await?,
+            None => false,
+        };
+        if !accepted {
+            self.store.record_mfa_failure(who.account, self.now()).await?;
+            let target = Target::plain("mfa.recovery_codes.replace", "account", &who.account);
+            self.audit(vec![self.event(caller, &target, "denied")]).await?;
             return Err(wrong());
         }
         let (shown, hashes) = new_recovery_codes(who.account);
@@ -319,6 +394,7 @@ impl App {
             .ok_or_else(|| AppError::Conflict("No authenticator app is set up.".into()))?;
         let typed = normalise(code);
         let now = self.now();
+        self.guard_code_guessing(caller, who.account, "mfa.totp.remove").await?;
         let proved = if typed.len() == 6 && typed.bytes().all(|b| b.is_ascii_digit()) {
             match totp(&row.secret, &account.email)?.check(&typed, u64::try_from(now).unwrap_or(0)) {
                 Some(step) => self.store.accept_totp_step(who.account, i64::try_from(step).unwrap_or(0)).await?,
@@ -330,6 +406,7 @@ impl App {
         };
         let target = Target::plain("mfa.totp.remove", "account", &who.account);
         if !proved {
+            self.store.record_mfa_failure(who.account, now).await?;
             self.audit(vec![self.event(caller, &target, "denied")]).await?;
             return Err(AppError::field(
                 "remove_code",
@@ -337,6 +414,8 @@ impl App {
             ));
         }
         self.store.remove_factors(who.account).await?;
+        // No session keeps a proof of a factor that is gone; the others end.
+        self.store.reset_session_mfa(who.account, Some(who.session), now).await?;
         self.audit(vec![self.event(caller, &target, "allowed")]).await?;
         self.notify(
             who.account,

@@ -49,6 +49,29 @@ pub trait MfaStore: Send + Sync {
     fn remove_factors(&self, account: AccountId) -> BoxFuture<'_, Result<bool>>;
     /// Records that a live session has just proved a second factor.
     fn mark_session_mfa(&self, session: domain::SessionId, now: UnixTime) -> BoxFuture<'_, Result<()>>;
+    /// Records a wrong code given outside sign-in (changing factors), so it counts towards the
+    /// account's limit like a failed sign-in code.
+    fn record_mfa_failure(&self, account: AccountId, now: UnixTime) -> BoxFuture<'_, Result<()>>;
+    /// Forgets every session's second-factor proof for an account (its factor was removed), and
+    /// ends its sessions but `keep`.
+    fn reset_session_mfa(
+        &self,
+        account: AccountId,
+        keep: Option<domain::SessionId>,
+        now: UnixTime,
+    ) -> BoxFuture<'_, Result<()>>;
+    /// Lets a live session add a first second factor.
+    fn allow_factor_setup(&self, session: domain::SessionId, now: UnixTime) -> BoxFuture<'_, Result<()>>;
+    /// Stores an emailed set-up link.
+    fn create_setup_link<'a>(
+        &'a self,
+        token_hash: &'a [u8],
+        account: AccountId,
+        now: UnixTime,
+        expires_at: UnixTime,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// Uses a set-up link once; the account it was for, if it was live.
+    fn use_setup_link<'a>(&'a self, token_hash: &'a [u8], now: UnixTime) -> BoxFuture<'a, Result<Option<AccountId>>>;
     /// Stores a sign-in challenge (a correct password waiting for its second factor).
     fn create_mfa_challenge<'a>(
         &'a self,
@@ -223,6 +246,78 @@ macro_rules! mfa_store {
                             .execute(&self.pool)
                             .await?;
                         Ok(())
+                    })
+                }
+
+                fn record_mfa_failure(&self, account: AccountId, now: UnixTime) -> BoxFuture<'_, Result<()>> {
+                    Box::pin(async move {
+                        // A spent challenge carrying one failure: counted, never usable.
+                        sqlx::query(
+                            "INSERT INTO mfa_challenges (token_hash, account_id, created_at, expires_at, failures, used_at) \
+                             VALUES ($1, $2, $3, $3, 1, $3)",
+                        )
+                        .bind(uuid::Uuid::new_v4().as_bytes().to_vec())
+                        .bind(account.as_uuid())
+                        .bind(now)
+                        .execute(&self.pool)
+                        .await?;
+                        Ok(())
+                    })
+                }
+
+                fn reset_session_mfa(&self, account: AccountId, keep: Option<domain::SessionId>, now: UnixTime) -> BoxFuture<'_, Result<()>> {
+                    Box::pin(async move {
+                        let mut tx = self.begin().await?;
+                        sqlx::query("UPDATE sessions SET mfa_at = NULL, setup_ok_at = NULL WHERE account_id = $1")
+                            .bind(account.as_uuid())
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query("UPDATE sessions SET ended_at = $3 WHERE account_id = $1 AND ended_at IS NULL AND id <> $2")
+                            .bind(account.as_uuid())
+                            .bind(keep.map_or(uuid::Uuid::nil(), |s| s.as_uuid()))
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        tx.commit().await?;
+                        Ok(())
+                    })
+                }
+
+                fn allow_factor_setup(&self, session: domain::SessionId, now: UnixTime) -> BoxFuture<'_, Result<()>> {
+                    Box::pin(async move {
+                        sqlx::query("UPDATE sessions SET setup_ok_at = $2 WHERE id = $1 AND ended_at IS NULL")
+                            .bind(session.as_uuid())
+                            .bind(now)
+                            .execute(&self.pool)
+                            .await?;
+                        Ok(())
+                    })
+                }
+
+                fn create_setup_link<'a>(&'a self, token_hash: &'a [u8], account: AccountId, now: UnixTime, expires_at: UnixTime) -> BoxFuture<'a, Result<()>> {
+                    Box::pin(async move {
+                        sqlx::query("INSERT INTO mfa_setup_links (token_hash, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+                            .bind(token_hash)
+                            .bind(account.as_uuid())
+                            .bind(now)
+                            .bind(expires_at)
+                            .execute(&self.pool)
+                            .await?;
+                        Ok(())
+                    })
+                }
+
+                fn use_setup_link<'a>(&'a self, token_hash: &'a [u8], now: UnixTime) -> BoxFuture<'a, Result<Option<AccountId>>> {
+                    Box::pin(async move {
+                        let id: Option<uuid::Uuid> = sqlx::query_scalar(
+                            "UPDATE mfa_setup_links SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
+                             RETURNING account_id",
+                        )
+                        .bind(token_hash)
+                        .bind(now)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                        Ok(id.map(AccountId::from_uuid))
                     })
                 }
 

@@ -239,6 +239,8 @@ pub struct NewSession {
     pub user_agent: String,
     /// When it proved a second factor, if it did.
     pub mfa_at: Option<UnixTime>,
+    /// When it was allowed to add a first second factor (opened by an emailed link).
+    pub setup_ok_at: Option<UnixTime>,
 }
 
 /// A session as stored.
@@ -260,6 +262,8 @@ pub struct SessionRow {
     pub user_agent: String,
     /// When it proved a second factor, if it did.
     pub mfa_at: Option<UnixTime>,
+    /// When it was allowed to add a first second factor (opened by an emailed link).
+    pub setup_ok_at: Option<UnixTime>,
 }
 
 /// A message to queue.

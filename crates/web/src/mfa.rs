@@ -105,8 +105,16 @@ async fn security_view(
     let required = "Your role needs a second step when you sign in. Set up an authenticator app to continue.";
     let notice = notice.or((who.needs_second_factor && codes.is_none()).then_some(required));
     let code = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
-    let page =
-        SecurityPage { nav: Some(Nav::new(who, ctx.csrf())), csrf: ctx.csrf(), notice, status, setup, codes, errors };
+    let page = SecurityPage {
+        nav: Some(Nav::new(who, ctx.csrf())),
+        csrf: ctx.csrf(),
+        notice,
+        status,
+        may_add_factor: who.may_add_factor,
+        setup,
+        codes,
+        errors,
+    };
     Ok((code, render(&page)).into_response())
 }
 
@@ -202,6 +210,42 @@ pub(crate) async fn remove_totp(
         }
         Err(AppError::Invalid(errors)) => security_view(&state, &ctx, &who, None, None, errors, None).await,
         Err(AppError::Conflict(m)) => security_view(&state, &ctx, &who, None, None, Vec::new(), Some(&m)).await,
+        Err(e) => Err(WebError::page(e)),
+    }
+}
+
+/// Emails a set-up link (a session opened by a password alone cannot add a factor without it).
+pub(crate) async fn send_link(State(state): State<WebState>, CsrfForm(ctx, _): CsrfForm<CsrfOnly>) -> PageResult {
+    let who = signed_in(&ctx)?;
+    state.app.send_setup_link(&ctx.caller_as(&who), &who).await.map_err(WebError::page)?;
+    let notice =
+        "We have emailed you a link. Open it in this browser within 30 minutes to set up your authenticator app.";
+    security_view(&state, &ctx, &who, None, None, Vec::new(), Some(notice)).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct LinkQuery {
+    #[serde(default)]
+    token: String,
+}
+
+/// Opens an emailed set-up link.
+pub(crate) async fn open_link(
+    State(state): State<WebState>,
+    Auth(ctx, who): Auth,
+    axum::extract::Query(q): axum::extract::Query<LinkQuery>,
+) -> PageResult {
+    match state.app.open_setup_link(&ctx.caller_as(&who), &who, &q.token).await {
+        Ok(()) => {
+            let mut who = who;
+            who.may_add_factor = true;
+            let notice = "Thank you. You can now set up your authenticator app.";
+            security_view(&state, &ctx, &who, None, None, Vec::new(), Some(notice)).await
+        }
+        Err(AppError::LinkExpired) => {
+            let notice = "That link has expired, was already used or is for another account. Ask for a new one below.";
+            security_view(&state, &ctx, &who, None, None, Vec::new(), Some(notice)).await
+        }
         Err(e) => Err(WebError::page(e)),
     }
 }

@@ -69,6 +69,8 @@ routes! {
     post "/account/security/totp/confirm"        Page => mfa::confirm_totp,
     post "/account/security/recovery-codes"      Page => mfa::regenerate_codes,
     post "/account/security/totp/remove"         Page => mfa::remove_totp,
+    post "/account/security/link"                Page => mfa::send_link,
+    get  "/account/security/link"                Page => mfa::open_link,
     post "/account/sessions/{session_id}/end"    Page => pages::end_session,
     post "/account/sessions/end-others"          Page => pages::end_other_sessions,
     get  "/practices/{practice_id}"              Page => pages::practice_page,

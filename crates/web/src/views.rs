@@ -256,6 +256,7 @@ pub(crate) struct SecurityPage<'a> {
     pub(crate) csrf: &'a str,
     pub(crate) notice: Option<&'a str>,
     pub(crate) status: app::MfaStatus,
+    pub(crate) may_add_factor: bool,
     pub(crate) setup: Option<app::TotpSetup>,
     pub(crate) codes: Option<Vec<String>>,
     pub(crate) errors: Vec<FieldError>,

@@ -27,3 +27,15 @@ CREATE TABLE mfa_challenges (
 
 -- When the session proved a second factor (at sign-in, or by turning one on); NULL if it has not.
 ALTER TABLE sessions ADD COLUMN mfa_at BIGINT;
+-- When the session may add a first second factor: it was opened by an emailed link (activation,
+-- invitation) or has opened a set-up link since. A password alone never lets anyone add a factor.
+ALTER TABLE sessions ADD COLUMN setup_ok_at BIGINT;
+
+-- Single-use links, emailed on request, that let the session opening them add a first factor.
+CREATE TABLE mfa_setup_links (
+    token_hash BLOB PRIMARY KEY,
+    account_id BLOB NOT NULL REFERENCES accounts (id),
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at    BIGINT
+);

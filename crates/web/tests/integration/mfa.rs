@@ -22,6 +22,20 @@ fn recovery_codes_in(page: &str) -> Vec<String> {
     page.split("<li><code>").skip(1).filter_map(|s| s.split('<').next()).map(str::to_owned).collect()
 }
 
+/// The path and query of the newest link in the outbox that contains `marker`.
+async fn latest_link(t: &TestApp, marker: &str) -> Result<String> {
+    let bodies: Vec<String> = if t.url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&t.url).await?;
+        sqlx::query_scalar("SELECT body FROM outbox ORDER BY created_at DESC").fetch_all(&mut c).await?
+    } else {
+        let mut c = sqlx::PgConnection::connect(&t.url).await?;
+        sqlx::query_scalar("SELECT body FROM outbox ORDER BY created_at DESC").fetch_all(&mut c).await?
+    };
+    let body = bodies.iter().find(|b| b.contains(marker)).context("no such link was emailed")?;
+    let i = body.find(marker).unwrap_or(0);
+    Ok(body[i..].split_whitespace().next().unwrap_or_default().to_owned())
+}
+
 async fn subjects(t: &TestApp) -> Result<Vec<String>> {
     if t.url.starts_with("sqlite:") {
         let mut c = sqlx::SqliteConnection::connect(&t.url).await?;
@@ -36,6 +50,17 @@ async fn subjects(t: &TestApp) -> Result<Vec<String>> {
 async fn enable_totp(w: &World, b: &mut Browser) -> Result<(Vec<u8>, Vec<String>)> {
     let page = b.get("/account/security").await?;
     assert!(page.body.contains("Off."), "no second factor yet");
+    // Signed in with a password alone: no factor can be added without the emailed link.
+    let refused = b.post("/account/security/totp", &[]).await?;
+    assert!(!refused.body.contains("totp-secret") && refused.body.contains("set-up link"));
+    let sent = b.post("/account/security/link", &[]).await?;
+    assert!(sent.body.contains("We have emailed you a link"));
+    let link = latest_link(&w.t, "/account/security/link?token=").await?;
+    let wrong = b.get(&format!("/account/security/link?token={}", "0".repeat(64))).await?;
+    assert!(wrong.body.contains("has expired"), "a made-up link does nothing");
+    let opened = b.get(&link).await?;
+    assert!(opened.body.contains("You can now set up"), "{}", opened.body);
+    assert!(b.get(&link).await?.body.contains("has expired"), "the link works once");
     let setup = b.post("/account/security/totp", &[]).await?;
     assert_eq!(setup.status, StatusCode::OK);
     assert!(setup.body.contains("<svg") && !setup.body.contains("<script") && !setup.body.contains("style="));
