@@ -311,6 +311,10 @@ pub(crate) async fn end_session(
     CsrfForm(ctx, _): CsrfForm<CsrfOnly>,
 ) -> PageResult {
     let who = ctx.signed_in.clone().ok_or(WebError::page(AppError::Unauthenticated))?;
+    if who.needs_second_factor {
+        // A password alone (no second factor yet) cannot sign the holder out elsewhere.
+        return Ok(Redirect::to("/account/security").into_response());
+    }
     let session: SessionId = id(&raw)?;
     state.app.end_session(&ctx.caller_as(&who), &who, session).await.map_err(WebError::page)?;
     Ok(Redirect::to("/account/sessions?done=ended").into_response())
@@ -321,6 +325,9 @@ pub(crate) async fn end_other_sessions(
     CsrfForm(ctx, _): CsrfForm<CsrfOnly>,
 ) -> PageResult {
     let who = ctx.signed_in.clone().ok_or(WebError::page(AppError::Unauthenticated))?;
+    if who.needs_second_factor {
+        return Ok(Redirect::to("/account/security").into_response());
+    }
     state.app.end_other_sessions(&ctx.caller_as(&who), &who).await.map_err(WebError::page)?;
     Ok(Redirect::to("/account/sessions?done=ended-others").into_response())
 }

@@ -240,6 +240,8 @@ async fn first_start_link_sets_up_the_first_operator_once() -> Result<()> {
     assert_eq!(b.get("/operator").await?.location(), "/account/security", "confined to set-up");
     assert_eq!(b.get("/api/v1/me").await?.status, StatusCode::FORBIDDEN);
     assert!(b.get("/account/security").await?.body.contains("Your role needs a second step"));
+    let r = b.post("/account/sessions/end-others", &[]).await?;
+    assert_eq!(r.location(), "/account/security", "cannot sign anyone out before the second factor");
     set_up_authenticator(&mut b, &t).await?;
     assert_eq!(b.get("/operator").await?.status, StatusCode::OK, "this session proved the new factor");
     assert!(t.app.first_start_link().await?.is_none(), "no new link once an operator exists");
