@@ -259,6 +259,44 @@ impl App {
         }
     }
 
+    /// Remembers the browser a sign-in came from (by its device cookie). A browser the account
+    /// has not used before is emailed to the holder (no link) unless `quiet` (the activation that
+    /// first set the password). Returns whether it was new.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn remember_device(
+        &self,
+        caller: &Caller,
+        who: &SignedIn,
+        device: &str,
+        quiet: bool,
+    ) -> Result<bool, AppError> {
+        if !plausible_token(device) {
+            return Ok(false);
+        }
+        let now = self.now();
+        let new = self.store.remember_device(who.account, &token_hash(&format!("device:{device}")), now).await?;
+        if new && !quiet {
+            let when = time::OffsetDateTime::from_unix_timestamp(now)
+                .ok()
+                .and_then(|t| t.format(&time::format_description::well_known::Rfc2822).ok())
+                .unwrap_or_default();
+            let from = caller.ip.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
+            let device = caller.user_agent.chars().take(120).collect::<String>();
+            self.notify(
+                who.account,
+                "New sign-in to your Tiaki account",
+                &format!(
+                    "Your Tiaki account was just signed in to from a browser it has not used before:\n\n  {device}\n  from {from}, {when} (UTC)\n\n\
+                     If this was you, there is nothing to do. If it was not, someone has your password: contact your practice straight away."
+                ),
+            )
+            .await?;
+        }
+        Ok(new)
+    }
+
     /// The account's second factors.
     ///
     /// # Errors

@@ -72,6 +72,13 @@ pub trait MfaStore: Send + Sync {
     ) -> BoxFuture<'a, Result<()>>;
     /// Uses a set-up link once; the account it was for, if it was live.
     fn use_setup_link<'a>(&'a self, token_hash: &'a [u8], now: UnixTime) -> BoxFuture<'a, Result<Option<AccountId>>>;
+    /// Remembers a browser for an account; true if it was not known before.
+    fn remember_device<'a>(
+        &'a self,
+        account: AccountId,
+        device_hash: &'a [u8],
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<bool>>;
     /// Stores a sign-in challenge (a correct password waiting for its second factor).
     fn create_mfa_challenge<'a>(
         &'a self,
@@ -318,6 +325,21 @@ macro_rules! mfa_store {
                         .fetch_optional(&self.pool)
                         .await?;
                         Ok(id.map(AccountId::from_uuid))
+                    })
+                }
+
+                fn remember_device<'a>(&'a self, account: AccountId, device_hash: &'a [u8], now: UnixTime) -> BoxFuture<'a, Result<bool>> {
+                    Box::pin(async move {
+                        let done = sqlx::query(
+                            "INSERT INTO known_devices (account_id, device_hash, first_seen_at) VALUES ($1, $2, $3) \
+                             ON CONFLICT (account_id, device_hash) DO NOTHING",
+                        )
+                        .bind(account.as_uuid())
+                        .bind(device_hash)
+                        .bind(now)
+                        .execute(&self.pool)
+                        .await?;
+                        Ok(done.rows_affected() == 1)
                     })
                 }
 

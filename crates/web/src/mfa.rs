@@ -15,6 +15,32 @@ use serde::Deserialize;
 
 type PageResult = Result<Response, WebError>;
 
+fn device_cookie_name(secure: bool) -> &'static str {
+    if secure { "__Host-tiaki_device" } else { "tiaki_device" }
+}
+
+/// After a finished sign-in (or activation): remembers this browser by its long-lived device
+/// cookie (made now if it has none), so that a sign-in from any other browser is emailed to the
+/// holder. A failure here is logged, never a reason to refuse the sign-in.
+pub(crate) async fn remember_browser(
+    state: &WebState,
+    jar: CookieJar,
+    caller: &app::Caller,
+    who: &SignedIn,
+    secure: bool,
+    quiet: bool,
+) -> CookieJar {
+    let device = jar.get(device_cookie_name(secure)).map(|c| c.value().to_owned()).filter(|v| v.len() == 64);
+    let device = device.unwrap_or_else(|| state.app.new_browser_token());
+    let as_them = app::Caller { principal: who.principal.clone(), ..caller.clone() };
+    if let Err(e) = state.app.remember_device(&as_them, who, &device, quiet).await {
+        tracing::warn!(error = %e, "could not remember the browser of a sign-in");
+    }
+    let mut c = cookie(device_cookie_name(secure), device, secure);
+    c.set_max_age(time::Duration::days(400));
+    jar.add(c)
+}
+
 pub(crate) fn challenge_cookie_name(secure: bool) -> &'static str {
     if secure { "__Host-tiaki_mfa" } else { "tiaki_mfa" }
 }
@@ -71,7 +97,9 @@ pub(crate) async fn verify(State(state): State<WebState>, CsrfForm(ctx, form): C
         Ok(outcome) => {
             let home = home_of(&outcome.signed_in);
             let secure = ctx.secure;
+            let caller = ctx.caller();
             let jar = without_challenge(ctx.with_session(outcome.token), secure);
+            let jar = remember_browser(&state, jar, &caller, &outcome.signed_in, secure, false).await;
             (jar, Redirect::to(&home)).into_response()
         }
         Err(AppError::Invalid(fields)) => {

@@ -90,7 +90,10 @@ pub(crate) async fn signin(State(state): State<WebState>, CsrfForm(ctx, form): C
     match state.app.sign_in(&ctx.caller(), &form.email, &form.password).await {
         Ok(app::SignInStep::Done(outcome)) => {
             let home = home_of(&outcome.signed_in);
-            (ctx.with_session(outcome.token), Redirect::to(&home)).into_response()
+            let (secure, caller) = (ctx.secure, ctx.caller());
+            let jar = ctx.with_session(outcome.token);
+            let jar = crate::mfa::remember_browser(&state, jar, &caller, &outcome.signed_in, secure, false).await;
+            (jar, Redirect::to(&home)).into_response()
         }
         // The password was right; no session until the second factor is.
         Ok(app::SignInStep::SecondFactor(challenge)) => {
@@ -212,7 +215,11 @@ pub(crate) async fn activate(State(state): State<WebState>, CsrfForm(ctx, form):
     match result {
         Ok(outcome) => {
             let home = home_of(&outcome.signed_in);
-            Ok((ctx.with_session(outcome.token), Redirect::to(&home)).into_response())
+            let (secure, caller) = (ctx.secure, ctx.caller());
+            let jar = ctx.with_session(outcome.token);
+            // The browser that activated the account is its first: no notice for it.
+            let jar = crate::mfa::remember_browser(&state, jar, &caller, &outcome.signed_in, secure, true).await;
+            Ok((jar, Redirect::to(&home)).into_response())
         }
         Err(AppError::Invalid(errors)) => {
             let invitation = state.app.invitation(&form.token).await.map_err(WebError::page)?;

@@ -39,3 +39,12 @@ CREATE TABLE mfa_setup_links (
     expires_at BIGINT NOT NULL,
     used_at    BIGINT
 );
+
+-- Browsers an account has signed in from (a hash of a long-lived device cookie): a sign-in from
+-- any other is emailed to the holder.
+CREATE TABLE known_devices (
+    account_id    UUID NOT NULL REFERENCES accounts (id),
+    device_hash   BYTEA NOT NULL,
+    first_seen_at BIGINT NOT NULL,
+    PRIMARY KEY (account_id, device_hash)
+);

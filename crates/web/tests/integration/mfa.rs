@@ -223,3 +223,28 @@ async fn removing_the_authenticator_needs_a_current_code_and_tells_the_holder() 
     let _ = codes;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_from_a_new_browser_is_emailed_and_a_known_one_is_not() -> Result<()> {
+    let w = World::new().await?;
+    let count = |subjects: Vec<String>| subjects.iter().filter(|s| s.contains("New sign-in")).count();
+    let before = count(subjects(&w.t).await?);
+    let mut laptop = w.signed_in("p1@example.nz", [127, 0, 54, 1]).await?;
+    assert_eq!(count(subjects(&w.t).await?), before + 1, "a browser the account has not used");
+    laptop.post("/signout", &[]).await?;
+    let r = laptop.sign_in("p1@example.nz", PASSWORD).await?;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(count(subjects(&w.t).await?), before + 1, "the same browser again: nothing to tell");
+    w.signed_in("p1@example.nz", [198, 51, 100, 7]).await?;
+    assert_eq!(count(subjects(&w.t).await?), before + 2, "another browser");
+    // The notice holds no link.
+    let bodies: Vec<String> = if w.t.url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&w.t.url).await?;
+        sqlx::query_scalar("SELECT body FROM outbox WHERE subject LIKE 'New sign-in%'").fetch_all(&mut c).await?
+    } else {
+        let mut c = sqlx::PgConnection::connect(&w.t.url).await?;
+        sqlx::query_scalar("SELECT body FROM outbox WHERE subject LIKE 'New sign-in%'").fetch_all(&mut c).await?
+    };
+    assert!(bodies.iter().all(|b| !b.contains("http") && b.contains("198.51.100.7") || b.contains("127.0.54.1")));
+    Ok(())
+}
