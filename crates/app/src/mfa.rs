@@ -333,12 +333,17 @@ impl App {
         Ok(TotpSetup { secret, url, qr_svg })
     }
 
-    /// Confirms the authenticator with a code from it; returns the ten recovery codes, shown
-    /// once. The account holder is emailed.
+    /// Confirms the authenticator with a code from it; returns the ten recovery codes (shown
+    /// once) and the session's new token (for the cookie). The account holder is emailed.
     ///
     /// # Errors
     /// [`AppError::Invalid`] for a wrong code; [`AppError::Conflict`] when nothing is pending.
-    pub async fn confirm_totp(&self, caller: &Caller, who: &SignedIn, code: &str) -> Result<Vec<String>, AppError> {
+    pub async fn confirm_totp(
+        &self,
+        caller: &Caller,
+        who: &SignedIn,
+        code: &str,
+    ) -> Result<(Vec<String>, String), AppError> {
         if !who.may_add_factor {
             return Err(AppError::Conflict(SETUP_LINK_NEEDED.into()));
         }
@@ -355,9 +360,10 @@ impl App {
         if !self.store.confirm_totp(who.account, step, self.now(), &hashes).await? {
             return Err(wrong());
         }
-        // This session has just proved the factor; any other session (perhaps opened with a
-        // stolen password) ends.
-        self.store.mark_session_mfa(who.session, self.now()).await?;
+        // This session has just proved the factor: it gets a new token, and any other session
+        // (perhaps opened with a stolen password) ends.
+        let token = new_token();
+        self.store.mark_session_mfa(who.session, self.now(), &token_hash(&token)).await?;
         self.store.end_other_sessions(who.account, Some(who.session), self.now()).await?;
         self.audit(vec![self.event(caller, &Target::plain("mfa.totp.add", "account", &who.account), "allowed")])
             .await?;
@@ -368,7 +374,7 @@ impl App {
              If this was not you, contact your practice straight away.",
         )
         .await?;
-        Ok(shown)
+        Ok((shown, token))
     }
 
     /// Replaces the recovery codes (the old set stops working), on a current code from the app.

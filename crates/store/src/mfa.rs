@@ -47,8 +47,14 @@ pub trait MfaStore: Send + Sync {
     /// Removes every second factor of an account (authenticator and recovery codes) and its open
     /// sign-in challenges; returns whether it had an authenticator.
     fn remove_factors(&self, account: AccountId) -> BoxFuture<'_, Result<bool>>;
-    /// Records that a live session has just proved a second factor.
-    fn mark_session_mfa(&self, session: domain::SessionId, now: UnixTime) -> BoxFuture<'_, Result<()>>;
+    /// Records that a live session has just proved a second factor, and gives it a new token
+    /// (whatever token it had before — perhaps planted or seen — stops working).
+    fn mark_session_mfa<'a>(
+        &'a self,
+        session: domain::SessionId,
+        now: UnixTime,
+        new_token_hash: &'a [u8],
+    ) -> BoxFuture<'a, Result<()>>;
     /// Records a wrong code given outside sign-in (changing factors), so it counts towards the
     /// account's limit like a failed sign-in code.
     fn record_mfa_failure(&self, account: AccountId, now: UnixTime) -> BoxFuture<'_, Result<()>>;
@@ -245,11 +251,12 @@ macro_rules! mfa_store {
                     })
                 }
 
-                fn mark_session_mfa(&self, session: domain::SessionId, now: UnixTime) -> BoxFuture<'_, Result<()>> {
+                fn mark_session_mfa<'a>(&'a self, session: domain::SessionId, now: UnixTime, new_token_hash: &'a [u8]) -> BoxFuture<'a, Result<()>> {
                     Box::pin(async move {
-                        sqlx::query("UPDATE sessions SET mfa_at = $2 WHERE id = $1 AND ended_at IS NULL")
+                        sqlx::query("UPDATE sessions SET mfa_at = $2, token_hash = $3 WHERE id = $1 AND ended_at IS NULL")
                             .bind(session.as_uuid())
                             .bind(now)
+                            .bind(new_token_hash)
                             .execute(&self.pool)
                             .await?;
                         Ok(())

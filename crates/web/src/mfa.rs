@@ -181,9 +181,11 @@ pub(crate) async fn begin_totp(State(state): State<WebState>, CsrfForm(ctx, _): 
 pub(crate) async fn confirm_totp(State(state): State<WebState>, CsrfForm(ctx, form): CsrfForm<CodeForm>) -> PageResult {
     let who = signed_in(&ctx)?;
     match state.app.confirm_totp(&ctx.caller_as(&who), &who, &form.code).await {
-        Ok(codes) => {
+        Ok((codes, token)) => {
             let notice = "Your authenticator app is on. Signing in now asks for a code from it.";
-            security_view(&state, &ctx, &who, None, Some(codes), Vec::new(), Some(notice)).await
+            let page = security_view(&state, &ctx, &who, None, Some(codes), Vec::new(), Some(notice)).await?;
+            // The session now stands on the factor: it continues under a new token.
+            Ok((ctx.with_session(token), page).into_response())
         }
         // A wrong code: set up again with a fresh key (the old one was shown on the last page).
         Err(AppError::Invalid(errors)) => match state.app.begin_totp(&who).await {

@@ -69,8 +69,11 @@ async fn enable_totp(w: &World, b: &mut Browser) -> Result<(Vec<u8>, Vec<String>
     assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY, "a wrong code does not turn it on");
     let secret = secret_from(&wrong.body).unwrap_or(secret); // a fresh key is shown after a wrong code
     let now = app::domain::Clock::now(&w.t.clock);
+    let mut stale = b.clone();
     let done = b.post("/account/security/totp/confirm", &[("code", &code_at(&secret, now))]).await?;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert_eq!(stale.get("/api/v1/me").await?.status, StatusCode::UNAUTHORIZED, "the session's old token is gone");
+    assert_eq!(b.get("/api/v1/me").await?.status, StatusCode::OK, "it continues under the new one");
     let codes = recovery_codes_in(&done.body);
     assert_eq!(codes.len(), 10, "ten recovery codes, shown once");
     assert!(!b.get("/account/security").await?.body.contains(&codes[0]), "never shown again");
