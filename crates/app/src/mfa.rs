@@ -164,6 +164,7 @@ impl App {
         };
         if !accepted {
             self.store.fail_mfa_challenge(&hash).await?;
+            self.after_code_failure(account).await?;
             self.audit(vec![self.event(caller, &target, "denied")]).await?;
             metrics::counter!("tiaki_sign_in_total", "outcome" => "second_factor_failed").increment(1);
             return Err(AppError::field(
@@ -200,6 +201,22 @@ impl App {
         );
         self.store.enqueue_mail(&texts::mail(&row.email, subject, body, self.now())).await?;
         self.mail_waker.notify_one();
+        Ok(())
+    }
+
+    /// When a wrong code brings the account to its cap, the holder is told (once per window): so
+    /// many wrong codes mostly means someone else has the password.
+    async fn after_code_failure(&self, account: AccountId) -> Result<(), AppError> {
+        if self.store.recent_mfa_failures(account, self.now() - FAILURE_WINDOW).await? == MAX_ACCOUNT_FAILURES {
+            self.notify(
+                account,
+                "Many wrong sign-in codes on your Tiaki account",
+                "Someone has entered many wrong codes while signing in to your Tiaki account, so it takes no codes for an \
+                 hour. They got past your password, so it is probably known to someone else.\n\n\
+                 Contact your practice: they can check who you are and help you choose a new password.",
+            )
+            .await?;
+        }
         Ok(())
     }
 
@@ -405,6 +422,7 @@ impl App {
         };
         if !accepted {
             self.store.record_mfa_failure(who.account, self.now()).await?;
+            self.after_code_failure(who.account).await?;
             let target = Target::plain("mfa.recovery_codes.replace", "account", &who.account);
             self.audit(vec![self.event(caller, &target, "denied")]).await?;
             return Err(wrong());
@@ -451,6 +469,7 @@ impl App {
         let target = Target::plain("mfa.totp.remove", "account", &who.account);
         if !proved {
             self.store.record_mfa_failure(who.account, now).await?;
+            self.after_code_failure(who.account).await?;
             self.audit(vec![self.event(caller, &target, "denied")]).await?;
             return Err(AppError::field(
                 "remove_code",

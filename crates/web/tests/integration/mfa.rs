@@ -136,6 +136,8 @@ async fn a_stolen_password_without_the_second_factor_opens_nothing() -> Result<(
     let r = a.post("/signin/verify", &[("code", &code_at(&secret, app::domain::Clock::now(&w.t.clock)))]).await?;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
     assert_eq!(a.get("/api/v1/me").await?.status, StatusCode::UNAUTHORIZED);
+    let told = subjects(&w.t).await?.iter().filter(|s| s.contains("Many wrong sign-in codes")).count();
+    assert_eq!(told, 1, "the holder is told once that someone is past their password");
     Ok(())
 }
 
