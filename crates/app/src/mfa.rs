@@ -68,6 +68,13 @@ fn totp(secret: &[u8], account: &str) -> Result<totp_rs::Totp, AppError> {
         .map_err(|e| AppError::Internal(format!("totp: {e}")))
 }
 
+/// The time step a typed code matches (±1 step of drift), if it matches one.
+fn code_step(secret: &[u8], email: &str, code: &str, now: i64) -> Result<Option<i64>, AppError> {
+    Ok(totp(secret, email)?
+        .check(&normalise(code), u64::try_from(now).unwrap_or(0))
+        .and_then(|s| i64::try_from(s).ok()))
+}
+
 fn recovery_hash(account: AccountId, code: &str) -> Vec<u8> {
     token_hash(&format!("recovery:{account}:{code}"))
 }
@@ -90,6 +97,15 @@ fn new_recovery_codes(account: AccountId) -> (Vec<String>, Vec<Vec<u8>>) {
 }
 
 impl App {
+    /// Accepts a code from the account's authenticator once: it must match a time step later
+    /// than the last one accepted (no replay, at sign-in or anywhere else).
+    async fn accept_code(&self, account: AccountId, secret: &[u8], email: &str, code: &str) -> Result<bool, AppError> {
+        match code_step(secret, email, code, self.now())? {
+            Some(step) => Ok(self.store.accept_totp_step(account, step).await?),
+            None => Ok(false),
+        }
+    }
+
     /// After a correct password: a session, or (with a second factor set up) a challenge.
     pub(crate) async fn after_password(&self, account: AccountId, caller: &Caller) -> Result<SignInStep, AppError> {
         let has_totp = self.store.totp_factor(account).await?.is_some_and(|t| t.confirmed_at.is_some());
@@ -146,13 +162,7 @@ impl App {
             match self.store.totp_factor(account).await? {
                 Some(row) if row.confirmed_at.is_some() => {
                     let account_row = self.store.account(account).await?.ok_or(AppError::LinkExpired)?;
-                    let step = totp(&row.secret, &account_row.email)?
-                        .check(&typed, u64::try_from(now).unwrap_or(0))
-                        .and_then(|s| i64::try_from(s).ok());
-                    match step {
-                        Some(step) => self.store.accept_totp_step(account, step).await?,
-                        None => false,
-                    }
+                    self.accept_code(account, &row.secret, &account_row.email, &typed).await?
                 }
                 _ => false,
             }
@@ -369,10 +379,7 @@ impl App {
             AppError::Conflict("There is no authenticator app waiting to be confirmed; start again.".into())
         })?;
         let wrong = || AppError::field("code", "That code is not right. Enter the 6 digits the app shows now.");
-        let step = totp(&row.secret, &account.email)?
-            .check(&normalise(code), u64::try_from(self.now()).unwrap_or(0))
-            .and_then(|s| i64::try_from(s).ok())
-            .ok_or_else(wrong)?;
+        let step = code_step(&row.secret, &account.email, code, self.now())?.ok_or_else(wrong)?;
         let (shown, hashes) = new_recovery_codes(who.account);
         if !self.store.confirm_totp(who.account, step, self.now(), &hashes).await? {
             return Err(wrong());
@@ -413,14 +420,7 @@ impl App {
         };
         self.guard_code_guessing(caller, who.account, "mfa.recovery_codes.replace").await?;
         let row = self.store.totp_factor(who.account).await?.filter(|r| r.confirmed_at.is_some()).ok_or_else(wrong)?;
-        let step = totp(&row.secret, &account.email)?
-            .check(&normalise(code), u64::try_from(self.now()).unwrap_or(0))
-            .and_then(|s| i64::try_from(s).ok());
-        let accepted = match step {
-            Some(step) => self.store.accept_totp_step(who.account, step).await?,
-            None => false,
-        };
-        if !accepted {
+        if !self.accept_code(who.account, &row.secret, &account.email, code).await? {
             self.store.record_mfa_failure(who.account, self.now()).await?;
             self.after_code_failure(who.account).await?;
             let target = Target::plain("mfa.recovery_codes.replace", "account", &who.account);
@@ -458,10 +458,7 @@ impl App {
         let now = self.now();
         self.guard_code_guessing(caller, who.account, "mfa.totp.remove").await?;
         let proved = if typed.len() == 6 && typed.bytes().all(|b| b.is_ascii_digit()) {
-            match totp(&row.secret, &account.email)?.check(&typed, u64::try_from(now).unwrap_or(0)) {
-                Some(step) => self.store.accept_totp_step(who.account, i64::try_from(step).unwrap_or(0)).await?,
-                None => false,
-            }
+            self.accept_code(who.account, &row.secret, &account.email, &typed).await?
         } else {
             typed.len() == 10
                 && self.store.use_recovery_code(who.account, &recovery_hash(who.account, &typed), now).await?

@@ -263,21 +263,30 @@ pub async fn authorize<A: Policy, R: Relations + ?Sized>(
     A::decide(principal, object, relations).await
 }
 
+/// The patient themself, or staff of a practice they are enrolled at (the grant names it).
+async fn patient_or_their_practice<A: Action<Object = PatientId>, R: Relations + ?Sized>(
+    p: &Principal,
+    patient: PatientId,
+    rel: &R,
+) -> Result<Grant<A>, Denied> {
+    match p {
+        Principal::Patient { patient: own, account, .. } if *own == patient => {
+            Ok(Grant::new(patient, Some(patient), Some(*account)))
+        }
+        Principal::Staff { practice, account, .. } => {
+            if rel.patient_practices(patient).await?.contains(practice) {
+                Ok(Grant::new(patient, Some(patient), Some(*account)).through(*practice))
+            } else {
+                Err(Denied::NotFound)
+            }
+        }
+        _ => Err(Denied::NotFound),
+    }
+}
+
 impl Policy for ViewPatient {
     async fn decide<R: Relations + ?Sized>(p: &Principal, patient: PatientId, rel: &R) -> Result<Grant<Self>, Denied> {
-        match p {
-            Principal::Patient { patient: own, account, .. } if *own == patient => {
-                Ok(Grant::new(patient, Some(patient), Some(*account)))
-            }
-            Principal::Staff { practice, account, .. } => {
-                if rel.patient_practices(patient).await?.contains(practice) {
-                    Ok(Grant::new(patient, Some(patient), Some(*account)).through(*practice))
-                } else {
-                    Err(Denied::NotFound)
-                }
-            }
-            _ => Err(Denied::NotFound),
-        }
+        patient_or_their_practice(p, patient, rel).await
     }
 }
 
@@ -385,19 +394,7 @@ impl Policy for ManageOperators {
 
 impl Policy for ListDocuments {
     async fn decide<R: Relations + ?Sized>(p: &Principal, patient: PatientId, rel: &R) -> Result<Grant<Self>, Denied> {
-        match p {
-            Principal::Patient { patient: own, account, .. } if *own == patient => {
-                Ok(Grant::new(patient, Some(patient), Some(*account)))
-            }
-            Principal::Staff { practice, account, .. } => {
-                if rel.patient_practices(patient).await?.contains(practice) {
-                    Ok(Grant::new(patient, Some(patient), Some(*account)).through(*practice))
-                } else {
-                    Err(Denied::NotFound)
-                }
-            }
-            _ => Err(Denied::NotFound),
-        }
+        patient_or_their_practice(p, patient, rel).await
     }
 }
 

@@ -120,6 +120,19 @@ macro_rules! mfa_store {
             use domain::{AccountId, BoxFuture, UnixTime};
             use sqlx::Row;
 
+            /// Replaces an account's recovery codes inside a transaction.
+            async fn replace_codes(tx: &mut sqlx::Transaction<'_, $db>, account: AccountId, hashes: &[Vec<u8>]) -> Result<()> {
+                sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1").bind(account.as_uuid()).execute(&mut **tx).await?;
+                for h in hashes {
+                    sqlx::query("INSERT INTO recovery_codes (account_id, code_hash) VALUES ($1, $2)")
+                        .bind(account.as_uuid())
+                        .bind(h)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                Ok(())
+            }
+
             impl MfaStore for $store {
                 fn totp_factor(&self, account: AccountId) -> BoxFuture<'_, Result<Option<TotpRow>>> {
                     Box::pin(async move {
@@ -170,14 +183,7 @@ macro_rules! mfa_store {
                         if done.rows_affected() != 1 {
                             return Ok(false);
                         }
-                        sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1").bind(account.as_uuid()).execute(&mut *tx).await?;
-                        for h in code_hashes {
-                            sqlx::query("INSERT INTO recovery_codes (account_id, code_hash) VALUES ($1, $2)")
-                                .bind(account.as_uuid())
-                                .bind(h)
-                                .execute(&mut *tx)
-                                .await?;
-                        }
+                        replace_codes(&mut tx, account, code_hashes).await?;
                         tx.commit().await?;
                         Ok(true)
                     })
@@ -213,14 +219,7 @@ macro_rules! mfa_store {
                 fn replace_recovery_codes<'a>(&'a self, account: AccountId, hashes: &'a [Vec<u8>]) -> BoxFuture<'a, Result<()>> {
                     Box::pin(async move {
                         let mut tx = self.begin().await?;
-                        sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1").bind(account.as_uuid()).execute(&mut *tx).await?;
-                        for h in hashes {
-                            sqlx::query("INSERT INTO recovery_codes (account_id, code_hash) VALUES ($1, $2)")
-                                .bind(account.as_uuid())
-                                .bind(h)
-                                .execute(&mut *tx)
-                                .await?;
-                        }
+                        replace_codes(&mut tx, account, hashes).await?;
                         tx.commit().await?;
                         Ok(())
                     })

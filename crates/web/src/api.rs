@@ -48,7 +48,7 @@ pub(crate) async fn openapi() -> Response {
     Json(ApiDoc::openapi()).into_response()
 }
 
-fn api_id<T: std::str::FromStr>(raw: &str) -> Result<T, WebError> {
+pub(crate) fn api_id<T: std::str::FromStr>(raw: &str) -> Result<T, WebError> {
     raw.parse().map_err(|_| WebError::api(AppError::NotFound))
 }
 

@@ -91,6 +91,12 @@ impl Ctx {
         app::Caller::new(who.principal.clone(), self.ip, &self.user_agent, &self.request_id)
     }
 
+    /// Who is signed in, for form posts (which check their own CSRF token, not `Auth`); a page
+    /// request without a session is sent to sign in.
+    pub(crate) fn require_signed_in(&self) -> Result<SignedIn, crate::error::WebError> {
+        self.signed_in.clone().ok_or(crate::error::WebError::page(AppError::Unauthenticated))
+    }
+
     /// What this browser's CSRF tokens are bound to.
     pub(crate) fn binding(&self) -> &str {
         &self.binding

@@ -20,13 +20,8 @@ use utoipa::ToSchema;
 
 type PageResult = Result<Response, WebError>;
 
-fn page_id<T: std::str::FromStr>(raw: &str) -> Result<T, WebError> {
-    raw.parse().map_err(|_| WebError::page(AppError::NotFound))
-}
-
-fn api_id<T: std::str::FromStr>(raw: &str) -> Result<T, WebError> {
-    raw.parse().map_err(|_| WebError::api(AppError::NotFound))
-}
+use crate::api::api_id;
+use crate::pages::id as page_id;
 
 /// The types a document may be uploaded as through the API (the content decides in the end).
 const UPLOAD_TYPES: &[&str] = &[
@@ -327,10 +322,6 @@ impl HasCsrf for DocForm {
     }
 }
 
-fn signed_in(ctx: &Ctx) -> Result<app::SignedIn, WebError> {
-    ctx.signed_in.clone().ok_or(WebError::page(AppError::Unauthenticated))
-}
-
 fn back_to(who: &app::SignedIn, done: &str) -> Response {
     let to = who.patient.map_or_else(|| "/".to_owned(), |p| format!("/patients/{p}/documents?done={done}"));
     Redirect::to(&to).into_response()
@@ -342,7 +333,7 @@ pub(crate) async fn rename(
     Path(raw): Path<String>,
     CsrfForm(ctx, form): CsrfForm<RenameForm>,
 ) -> PageResult {
-    let who = signed_in(&ctx)?;
+    let who = ctx.require_signed_in()?;
     let doc: DocumentId = page_id(&raw)?;
     let _ = form.back;
     match state.app.rename_document(&ctx.caller_as(&who), doc, &form.title).await {
@@ -377,7 +368,7 @@ pub(crate) async fn hide(
     Path(raw): Path<String>,
     CsrfForm(ctx, form): CsrfForm<DocForm>,
 ) -> PageResult {
-    let who = signed_in(&ctx)?;
+    let who = ctx.require_signed_in()?;
     let doc: DocumentId = page_id(&raw)?;
     let show = form.show.is_some();
     state.app.hide_document(&ctx.caller_as(&who), doc, !show).await.map_err(WebError::page)?;
@@ -390,7 +381,7 @@ pub(crate) async fn delete(
     Path(raw): Path<String>,
     CsrfForm(ctx, _): CsrfForm<DocForm>,
 ) -> PageResult {
-    let who = signed_in(&ctx)?;
+    let who = ctx.require_signed_in()?;
     let doc: DocumentId = page_id(&raw)?;
     state.app.delete_document(&ctx.caller_as(&who), doc).await.map_err(WebError::page)?;
     Ok(back_to(&who, "deleted"))
@@ -402,7 +393,7 @@ pub(crate) async fn withdraw(
     Path(raw): Path<String>,
     CsrfForm(ctx, _): CsrfForm<DocForm>,
 ) -> PageResult {
-    let who = signed_in(&ctx)?;
+    let who = ctx.require_signed_in()?;
     let doc: DocumentId = page_id(&raw)?;
     let patient = state.app.withdraw_document(&ctx.caller_as(&who), doc).await.map_err(WebError::page)?;
     Ok(Redirect::to(&format!("/patients/{patient}/documents?done=withdrawn")).into_response())

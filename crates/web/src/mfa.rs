@@ -151,25 +151,12 @@ pub(crate) async fn security_page(State(state): State<WebState>, Auth(ctx, who):
     security_view(&state, &ctx, &who, None, None, Vec::new(), None).await
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
-}
-
-impl HasCsrf for CsrfOnly {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
-fn signed_in(ctx: &Ctx) -> Result<SignedIn, WebError> {
-    ctx.signed_in.clone().ok_or(WebError::page(AppError::Unauthenticated))
-}
-
 /// Starts setting up an authenticator app: shows the QR code and the key.
-pub(crate) async fn begin_totp(State(state): State<WebState>, CsrfForm(ctx, _): CsrfForm<CsrfOnly>) -> PageResult {
-    let who = signed_in(&ctx)?;
+pub(crate) async fn begin_totp(
+    State(state): State<WebState>,
+    CsrfForm(ctx, _): CsrfForm<crate::pages::CsrfOnly>,
+) -> PageResult {
+    let who = ctx.require_signed_in()?;
     match state.app.begin_totp(&who).await {
         Ok(setup) => security_view(&state, &ctx, &who, Some(setup), None, Vec::new(), None).await,
         Err(AppError::Conflict(m)) => security_view(&state, &ctx, &who, None, None, Vec::new(), Some(&m)).await,
@@ -179,7 +166,7 @@ pub(crate) async fn begin_totp(State(state): State<WebState>, CsrfForm(ctx, _): 
 
 /// Confirms the authenticator with a code from it, and shows the recovery codes once.
 pub(crate) async fn confirm_totp(State(state): State<WebState>, CsrfForm(ctx, form): CsrfForm<CodeForm>) -> PageResult {
-    let who = signed_in(&ctx)?;
+    let who = ctx.require_signed_in()?;
     match state.app.confirm_totp(&ctx.caller_as(&who), &who, &form.code).await {
         Ok((codes, token)) => {
             let notice = "Your authenticator app is on. Signing in now asks for a code from it.";
@@ -202,7 +189,7 @@ pub(crate) async fn regenerate_codes(
     State(state): State<WebState>,
     CsrfForm(ctx, form): CsrfForm<CodeForm>,
 ) -> PageResult {
-    let who = signed_in(&ctx)?;
+    let who = ctx.require_signed_in()?;
     match state.app.regenerate_recovery_codes(&ctx.caller_as(&who), &who, &form.code).await {
         Ok(codes) => {
             let notice = "New recovery codes are ready; the old ones no longer work.";
@@ -232,7 +219,7 @@ pub(crate) async fn remove_totp(
     State(state): State<WebState>,
     CsrfForm(ctx, form): CsrfForm<RemoveForm>,
 ) -> PageResult {
-    let who = signed_in(&ctx)?;
+    let who = ctx.require_signed_in()?;
     match state.app.remove_totp(&ctx.caller_as(&who), &who, &form.remove_code).await {
         Ok(()) => {
             let notice = "The authenticator app and its recovery codes were removed. Set one up again to keep your account safe.";
@@ -245,8 +232,11 @@ pub(crate) async fn remove_totp(
 }
 
 /// Emails a set-up link (a session opened by a password alone cannot add a factor without it).
-pub(crate) async fn send_link(State(state): State<WebState>, CsrfForm(ctx, _): CsrfForm<CsrfOnly>) -> PageResult {
-    let who = signed_in(&ctx)?;
+pub(crate) async fn send_link(
+    State(state): State<WebState>,
+    CsrfForm(ctx, _): CsrfForm<crate::pages::CsrfOnly>,
+) -> PageResult {
+    let who = ctx.require_signed_in()?;
     state.app.send_setup_link(&ctx.caller_as(&who), &who).await.map_err(WebError::page)?;
     let notice =
         "We have emailed you a link. Open it in this browser within 30 minutes to set up your authenticator app.";

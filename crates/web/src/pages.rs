@@ -17,7 +17,7 @@ use serde::Deserialize;
 type PageResult = Result<Response, WebError>;
 
 /// Parses an id from the path; anything malformed is simply "not found".
-fn id<T: std::str::FromStr>(raw: &str) -> Result<T, WebError> {
+pub(crate) fn id<T: std::str::FromStr>(raw: &str) -> Result<T, WebError> {
     raw.parse().map_err(|_| WebError::page(AppError::NotFound))
 }
 
@@ -317,7 +317,7 @@ pub(crate) async fn end_session(
     Path(raw): Path<String>,
     CsrfForm(ctx, _): CsrfForm<CsrfOnly>,
 ) -> PageResult {
-    let who = ctx.signed_in.clone().ok_or(WebError::page(AppError::Unauthenticated))?;
+    let who = ctx.require_signed_in()?;
     if who.needs_second_factor {
         // A password alone (no second factor yet) cannot sign the holder out elsewhere.
         return Ok(Redirect::to("/account/security").into_response());
@@ -331,7 +331,7 @@ pub(crate) async fn end_other_sessions(
     State(state): State<WebState>,
     CsrfForm(ctx, _): CsrfForm<CsrfOnly>,
 ) -> PageResult {
-    let who = ctx.signed_in.clone().ok_or(WebError::page(AppError::Unauthenticated))?;
+    let who = ctx.require_signed_in()?;
     if who.needs_second_factor {
         return Ok(Redirect::to("/account/security").into_response());
     }
@@ -422,7 +422,7 @@ pub(crate) async fn enrol(
     Path(raw): Path<String>,
     CsrfForm(ctx, form): CsrfForm<EnrolPageForm>,
 ) -> PageResult {
-    let who = ctx.signed_in.clone().ok_or(WebError::page(AppError::Unauthenticated))?;
+    let who = ctx.require_signed_in()?;
     let practice: PracticeId = id(&raw)?;
     let input = app::EnrolForm { nhi: form.nhi, name: form.name, date_of_birth: form.date_of_birth, email: form.email };
     match state.app.enrol_patient(&ctx.caller_as(&who), practice, &input).await {
@@ -471,7 +471,7 @@ pub(crate) async fn invite_staff(
     Path(raw): Path<String>,
     CsrfForm(ctx, form): CsrfForm<InvitePageForm>,
 ) -> PageResult {
-    let who = ctx.signed_in.clone().ok_or(WebError::page(AppError::Unauthenticated))?;
+    let who = ctx.require_signed_in()?;
     let practice: PracticeId = id(&raw)?;
     let input = app::InviteStaffForm { name: form.staff_name, email: form.staff_email, role: form.role };
     match state.app.invite_staff(&ctx.caller_as(&who), practice, &input).await {
@@ -565,7 +565,7 @@ pub(crate) async fn create_practice(
     State(state): State<WebState>,
     CsrfForm(ctx, form): CsrfForm<PracticePageForm>,
 ) -> PageResult {
-    let who = ctx.signed_in.clone().ok_or(WebError::page(AppError::Unauthenticated))?;
+    let who = ctx.require_signed_in()?;
     match state.app.create_practice(&ctx.caller_as(&who), &form.form).await {
         Ok(_) => Ok(Redirect::to("/operator?done=practice").into_response()),
         Err(AppError::Invalid(errors)) => {
@@ -599,7 +599,7 @@ pub(crate) async fn invite_operator(
     State(state): State<WebState>,
     CsrfForm(ctx, form): CsrfForm<OperatorInviteForm>,
 ) -> PageResult {
-    let who = ctx.signed_in.clone().ok_or(WebError::page(AppError::Unauthenticated))?;
+    let who = ctx.require_signed_in()?;
     match state.app.invite_operator(&ctx.caller_as(&who), &form.operator_name, &form.operator_email).await {
         Ok(()) => Ok(Redirect::to("/operator?done=invited").into_response()),
         Err(AppError::Invalid(errors)) => {

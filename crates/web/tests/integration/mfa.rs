@@ -13,11 +13,6 @@ fn secret_from(page: &str) -> Result<Vec<u8>> {
     Ok(totp_rs::Secret::try_from_base32(&text).map_err(|e| anyhow::anyhow!("{e:?}"))?.as_ref().to_vec())
 }
 
-fn code_at(secret: &[u8], time: i64) -> String {
-    let t = totp_rs::Builder::new().with_secret(secret.to_vec()).build().unwrap();
-    t.generate(u64::try_from(time).unwrap()).to_string()
-}
-
 fn recovery_codes_in(page: &str) -> Vec<String> {
     page.split("<li><code>").skip(1).filter_map(|s| s.split('<').next()).map(str::to_owned).collect()
 }
@@ -70,7 +65,7 @@ async fn enable_totp(w: &World, b: &mut Browser) -> Result<(Vec<u8>, Vec<String>
     let secret = secret_from(&wrong.body).unwrap_or(secret); // a fresh key is shown after a wrong code
     let now = app::domain::Clock::now(&w.t.clock);
     let mut stale = b.clone();
-    let done = b.post("/account/security/totp/confirm", &[("code", &code_at(&secret, now))]).await?;
+    let done = b.post("/account/security/totp/confirm", &[("code", &totp_code(&secret, now))]).await?;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
     assert_eq!(stale.get("/api/v1/me").await?.status, StatusCode::UNAUTHORIZED, "the session's old token is gone");
     assert_eq!(b.get("/api/v1/me").await?.status, StatusCode::OK, "it continues under the new one");
@@ -116,7 +111,7 @@ async fn a_stolen_password_without_the_second_factor_opens_nothing() -> Result<(
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
     let now = app::domain::Clock::now(&w.t.clock);
-    let r = attacker.post("/signin/verify", &[("code", &code_at(&secret, now + 30))]).await?;
+    let r = attacker.post("/signin/verify", &[("code", &totp_code(&secret, now + 30))]).await?;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(r.body.contains("sign in again"));
     assert_eq!(attacker.get("/api/v1/me").await?.status, StatusCode::UNAUTHORIZED);
@@ -133,7 +128,7 @@ async fn a_stolen_password_without_the_second_factor_opens_nothing() -> Result<(
     let mut a = w.t.browser([203, 0, 113, 20]);
     a.sign_in("p1@example.nz", PASSWORD).await?;
     a.get("/signin/verify").await?;
-    let r = a.post("/signin/verify", &[("code", &code_at(&secret, app::domain::Clock::now(&w.t.clock)))]).await?;
+    let r = a.post("/signin/verify", &[("code", &totp_code(&secret, app::domain::Clock::now(&w.t.clock)))]).await?;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
     assert_eq!(a.get("/api/v1/me").await?.status, StatusCode::UNAUTHORIZED);
     let told = subjects(&w.t).await?.iter().filter(|s| s.contains("Many wrong sign-in codes")).count();
@@ -149,7 +144,7 @@ async fn codes_work_once_and_recovery_codes_are_single_use_and_replaceable() -> 
     // The right code signs in (30 s later: the confirming step was used).
     w.t.clock.advance(30);
     let now = app::domain::Clock::now(&w.t.clock);
-    let code = code_at(&secret, now);
+    let code = totp_code(&secret, now);
     let mut phone = w.t.browser([127, 0, 51, 2]);
     phone.sign_in("p1@example.nz", PASSWORD).await?;
     phone.get("/signin/verify").await?;
@@ -175,7 +170,7 @@ async fn codes_work_once_and_recovery_codes_are_single_use_and_replaceable() -> 
     let now = app::domain::Clock::now(&w.t.clock);
     let page = p1.get("/account/security").await?;
     assert!(page.body.contains("9 unused recovery code"));
-    let r = p1.post("/account/security/recovery-codes", &[("code", &code_at(&secret, now))]).await?;
+    let r = p1.post("/account/security/recovery-codes", &[("code", &totp_code(&secret, now))]).await?;
     let fresh = recovery_codes_in(&r.body);
     assert_eq!(fresh.len(), 10);
     assert_eq!(again.post("/signin/verify", &[("code", &codes[1])]).await?.status, StatusCode::UNAUTHORIZED, "retired");
@@ -219,7 +214,7 @@ async fn removing_the_authenticator_needs_a_current_code_and_tells_the_holder() 
     // The code that turned it on cannot be replayed to remove it; a fresh one (or a recovery code) can.
     w.t.clock.advance(30);
     let now = app::domain::Clock::now(&w.t.clock);
-    let r = p1.post("/account/security/totp/remove", &[("remove_code", &code_at(&secret, now))]).await?;
+    let r = p1.post("/account/security/totp/remove", &[("remove_code", &totp_code(&secret, now))]).await?;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body.contains("were removed"));
     assert!(subjects(&w.t).await?.iter().any(|s| s.contains("authenticator app was removed")));
