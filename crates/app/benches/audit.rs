@@ -24,24 +24,44 @@ use std::sync::Arc;
 use std::time::Instant;
 use store::AuditEvent;
 
-fn event(i: u64) -> AuditEvent {
+/// The ids a busy portal's events point at: patients, staff, sessions and documents that exist
+/// already (made once, as a real server's are), so that making an event costs what it costs in
+/// a request handler.
+struct Ids {
+    patients: Vec<String>,
+    staff: Vec<String>,
+    practices: Vec<String>,
+    documents: Vec<String>,
+}
+
+impl Ids {
+    fn new() -> Self {
+        let some = |n: usize| (0..n).map(|_| uuid::Uuid::new_v4().to_string()).collect::<Vec<_>>();
+        Self { patients: some(100_000), staff: some(2_000), practices: some(200), documents: some(50_000) }
+    }
+}
+
+/// Event `i`, made now: a time-ordered id and the current time, as `App::event` makes them.
+fn event(ids: &Ids, i: u64) -> AuditEvent {
+    let pick = |v: &Vec<String>, k: u64| v[usize::try_from(k).unwrap() % v.len()].clone();
+    let staff = i % 2_000;
     AuditEvent {
         id: uuid::Uuid::now_v7().to_string(),
-        at_ms: 1_800_000_000_000 + i64::try_from(i).unwrap(),
-        actor_account: Some(uuid::Uuid::new_v4().to_string()),
+        at_ms: app::domain::Clock::now_ms(&app::domain::SystemClock),
+        actor_account: Some(pick(&ids.staff, staff)),
         actor_role: "staff:gp".into(),
-        actor_practice: Some(uuid::Uuid::new_v4().to_string()),
-        session: Some(uuid::Uuid::new_v4().to_string()),
+        actor_practice: Some(pick(&ids.practices, staff)),
+        session: Some(pick(&ids.staff, staff + 1)),
         ip: "192.0.2.10".into(),
         user_agent: "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0 Safari/537.36".into(),
         on_behalf: None,
         action: "read".into(),
         object_type: "document".into(),
-        object_id: uuid::Uuid::new_v4().to_string(),
-        patient: Some(uuid::Uuid::new_v4().to_string()),
-        practice: Some(uuid::Uuid::new_v4().to_string()),
+        object_id: pick(&ids.documents, i.wrapping_mul(7_919)),
+        patient: Some(pick(&ids.patients, i.wrapping_mul(104_729))),
+        practice: Some(pick(&ids.practices, staff)),
         outcome: "allowed".into(),
-        request_id: uuid::Uuid::new_v4().to_string(),
+        request_id: uuid::Uuid::now_v7().to_string(),
     }
 }
 
@@ -87,9 +107,11 @@ async fn app_on(store: Arc<dyn store::Store>, signer: bool) -> Arc<App> {
 async fn append(pg: Option<&str>, n: u64, concurrency: u64) {
     // Baseline: the same rows, inserted in plain batches of 1,000 per transaction by one writer.
     let (store, dir) = fresh_store(pg, "baseline").await;
-    let rows: Vec<AuditEvent> = (0..n).map(event).collect();
+    let ids = Arc::new(Ids::new());
+    let rows: Vec<AuditEvent> = (0..n).map(|i| event(&ids, i)).collect();
     let start = Instant::now();
-    for chunk in rows.chunks(1000) {
+    let plain_batch: usize = arg("--plain-batch").and_then(|s| s.parse().ok()).unwrap_or(1000);
+    for chunk in rows.chunks(plain_batch) {
         store.append_audit_events(chunk).await.unwrap();
     }
     let baseline = n as f64 / start.elapsed().as_secs_f64();
@@ -104,12 +126,12 @@ async fn append(pg: Option<&str>, n: u64, concurrency: u64) {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for t in 0..concurrency {
-        let app = app.clone();
+        let (app, ids) = (app.clone(), ids.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(usize::try_from(per_task).unwrap());
             for i in 0..per_task {
                 let s = Instant::now();
-                app.audit(vec![event(t * per_task + i)]).await.unwrap();
+                app.audit(vec![event(&ids, t * per_task + i)]).await.unwrap();
                 latencies.push(s.elapsed());
             }
             latencies
@@ -135,9 +157,9 @@ async fn append(pg: Option<&str>, n: u64, concurrency: u64) {
 }
 
 /// Writes `n` events already sequenced — leaf index, leaf hash and every completed subtree node,
-/// exactly what the sequencer stores — straight into a SQLite file, so that a 10-million-event
+/// patient index entries, exactly what the tree builder stores — straight into a SQLite file, so that a 10-million-event
 /// log can be verified without first spending an hour in the (separately measured) sequencer.
-async fn bulk_sequenced(db: &std::path::Path, n: u64) {
+async fn bulk_sequenced(db: &std::path::Path, n: u64, ids: &Ids) {
     use sqlx::Connection;
     let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display())).await.unwrap();
     sqlx::raw_sql("PRAGMA synchronous = OFF; PRAGMA journal_mode = WAL; PRAGMA cache_size = -262144")
@@ -149,7 +171,7 @@ async fn bulk_sequenced(db: &std::path::Path, n: u64) {
     let bar = indicatif::ProgressBar::new(n);
     while i < n {
         let k = (n - i).min(20_000);
-        let events: Vec<AuditEvent> = (i..i + k).map(event).collect();
+        let events: Vec<AuditEvent> = (i..i + k).map(|j| event(ids, j)).collect();
         let mut nodes: Vec<(i64, i64, Vec<u8>)> = Vec::with_capacity(events.len() * 2);
         let mut leaves = Vec::with_capacity(events.len());
         for e in &events {
@@ -159,18 +181,17 @@ async fn bulk_sequenced(db: &std::path::Path, n: u64) {
             for (level, idx, hash) in acc.push(leaf) {
                 nodes.push((i64::from(level), i64::try_from(idx).unwrap(), hash.to_vec()));
             }
-            leaves.push((i64::try_from(seq).unwrap(), leaf.to_vec()));
+            leaves.push(i64::try_from(seq).unwrap());
         }
         let mut tx = c.begin().await.unwrap();
         for (chunk, seqs) in events.chunks(50).zip(leaves.chunks(50)) {
             let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO audit_events (id, seq, leaf_hash, at_ms, actor_account, actor_role, actor_practice, session_id, ip, \
+                "INSERT INTO audit_events (id, seq, at_ms, actor_account, actor_role, actor_practice, session_id, ip, \
                  user_agent, on_behalf, action, object_type, object_id, patient_id, practice_id, outcome, request_id) ",
             );
-            q.push_values(chunk.iter().zip(seqs), |mut b, (e, (seq, leaf))| {
+            q.push_values(chunk.iter().zip(seqs), |mut b, (e, seq)| {
                 b.push_bind(e.id.clone())
                     .push_bind(*seq)
-                    .push_bind(leaf.clone())
                     .push_bind(e.at_ms)
                     .push_bind(e.actor_account.clone())
                     .push_bind(e.actor_role.clone())
@@ -186,6 +207,17 @@ async fn bulk_sequenced(db: &std::path::Path, n: u64) {
                     .push_bind(e.practice.clone())
                     .push_bind(e.outcome.clone())
                     .push_bind(e.request_id.clone());
+            });
+            q.build().execute(&mut *tx).await.unwrap();
+        }
+        let mut filed: Vec<(String, i64, i64)> =
+            events.iter().zip(&leaves).filter_map(|(e, seq)| Some((e.patient.clone()?, e.at_ms, *seq))).collect();
+        filed.sort_unstable();
+        for chunk in filed.chunks(300) {
+            let mut q =
+                sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO audit_by_patient (patient_id, at_ms, seq) ");
+            q.push_values(chunk, |mut b, (p, at, seq)| {
+                b.push_bind(p.clone()).push_bind(*at).push_bind(*seq);
             });
             q.build().execute(&mut *tx).await.unwrap();
         }
@@ -206,14 +238,15 @@ async fn bulk_sequenced(db: &std::path::Path, n: u64) {
 async fn verify(pg: Option<&str>, n: u64, bulk: bool) {
     let (store, dir) = fresh_store(pg, "verify").await;
     let app = app_on(store.clone(), true).await;
+    let ids = Ids::new();
     let start = Instant::now();
     if bulk && pg.is_none() {
-        bulk_sequenced(&dir.join("bench.db"), n).await;
+        bulk_sequenced(&dir.join("bench.db"), n, &ids).await;
     } else {
         let mut i = 0;
         while i < n {
             let k = (n - i).min(10_000);
-            let batch: Vec<AuditEvent> = (i..i + k).map(event).collect();
+            let batch: Vec<AuditEvent> = (i..i + k).map(|j| event(&ids, j)).collect();
             store.append_audit_events(&batch).await.unwrap();
             i += k;
             if i % 1_000_000 == 0 {

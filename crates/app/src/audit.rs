@@ -138,7 +138,12 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Batch>) {
             }
             tokio::task::yield_now().await;
         }
-        let events: Vec<AuditEvent> = batch.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
+        let mut events: Vec<AuditEvent> = Vec::with_capacity(count);
+        let mut acks = Vec::with_capacity(batch.len());
+        for (e, ack) in batch {
+            events.extend(e);
+            acks.push(ack);
+        }
         let result = store.append_audit_events(&events).await.map_err(|e| e.to_string());
         match &result {
             Ok(()) => {
@@ -151,7 +156,7 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Batch>) {
                 tracing::error!(error = %e, events = events.len(), "audit events could not be written; the requests fail");
             }
         }
-        for (_, ack) in batch {
+        for ack in acks {
             let _ = ack.send(result.clone());
         }
     }
@@ -679,6 +684,19 @@ impl App {
             progress(acc.size(), total);
         }
         report.events = acc.size();
+        if !diverged && acc.size() < total {
+            report.problems.push(format!(
+                "the tree has {total} leaves but only {} events are stored: the events from leaf {} on were removed",
+                acc.size(),
+                acc.size()
+            ));
+            if let Some(&(size, _)) = next_cp.next() {
+                report.problems.push(format!(
+                    "checkpoint at size {size} covers more events than the log holds ({}): events were removed from the end",
+                    acc.size()
+                ));
+            }
+        }
         Ok(())
     }
 

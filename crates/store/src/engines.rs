@@ -22,6 +22,11 @@ pub enum Backend {
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
+    /// One connection of its own for the access log's appends. A `SQLite` connection drops its
+    /// whole page cache when another connection has written, so appends that took turns on the
+    /// pool's connections would read the log's pages back from the file for every batch; on
+    /// one connection they stay cached.
+    audit_writer: SqlitePool,
 }
 
 /// The `PostgreSQL` store.
@@ -47,14 +52,25 @@ impl SqliteStore {
             // and SQLite's 2 MiB default turns every insert into page misses.
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory");
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-        Ok(Self { pool })
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await?;
+        let audit_writer = SqlitePoolOptions::new().max_connections(1).connect_lazy_with(options);
+        Ok(Self { pool, audit_writer })
     }
 
     /// Write transactions take the write lock up front, so two writers wait for each other
     /// (`busy_timeout`) instead of failing when a read upgrades to a write.
     pub(crate) async fn begin(&self) -> Result<Transaction<'static, Sqlite>> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// The access log's append transaction, on the log's own connection, and the leaf index
+    /// its first event takes. The write lock is the append lock.
+    pub(crate) async fn begin_audit_append(&self) -> Result<(Transaction<'static, Sqlite>, i64)> {
+        use sqlx::Row;
+        let mut tx = self.audit_writer.begin_with("BEGIN IMMEDIATE").await?;
+        let next: i64 =
+            sqlx::query("SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_events").fetch_one(&mut *tx).await?.try_get(0)?;
+        Ok((tx, next))
     }
 
     pub(crate) async fn run_migrations(&self) -> Result<()> {
@@ -80,6 +96,22 @@ impl PgStore {
 
     pub(crate) async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
         Ok(self.pool.begin().await?)
+    }
+
+    /// The access log's append transaction and the leaf index its first event takes. The table
+    /// lock lets readers in but makes appends from several nodes take turns, so each numbers its
+    /// batch on from the last without gaps; the second statement reads the end of the log after
+    /// the lock is held (each statement takes a fresh snapshot).
+    pub(crate) async fn begin_audit_append(&self) -> Result<(Transaction<'static, Postgres>, i64)> {
+        use sqlx::Row;
+        let mut tx = self.pool.begin().await?;
+        let next: i64 = sqlx::raw_sql(
+            "LOCK TABLE audit_events IN EXCLUSIVE MODE; SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_events",
+        )
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        Ok((tx, next))
     }
 
     pub(crate) async fn run_migrations(&self) -> Result<()> {

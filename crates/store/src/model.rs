@@ -305,7 +305,7 @@ pub struct SequencedEvent {
     pub seq: u64,
     /// The event.
     pub event: AuditEvent,
-    /// The leaf hash stored beside it (a verifier recomputes it rather than trusting it).
+    /// The leaf hash stored in the tree for it (a verifier recomputes it rather than trusting it).
     pub leaf_hash: Vec<u8>,
 }
 

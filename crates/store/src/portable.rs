@@ -43,6 +43,9 @@ pub(crate) fn purpose(s: &str) -> Result<InvitationPurpose, StoreError> {
     InvitationPurpose::from_stored(s).ok_or_else(|| corrupt("invitation purpose"))
 }
 
+/// The Merkle tree's size: the number of leaves hashed into `audit_nodes`.
+const TREE_SIZE: &str = "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_nodes WHERE level = 0";
+
 macro_rules! portable_store {
     ($store:ty, $db:ty) => {
         const _: () = {
@@ -841,31 +844,35 @@ macro_rules! portable_store {
 
                 fn append_audit_events<'a>(&'a self, events: &'a [AuditEvent]) -> BoxFuture<'a, Result<()>> {
                     Box::pin(async move {
-                        let mut tx = self.begin().await?;
-                        // Multi-row INSERTs: per-statement overhead, not rows, dominates. 16
-                        // parameters a row keeps 60 rows well inside both engines' limits.
-                        for chunk in events.chunks(60) {
+                        // Under the append lock (SQLite's write lock; a table lock on PostgreSQL),
+                        // so the numbering is gap-free and single across nodes.
+                        let (mut tx, mut seq) = self.begin_audit_append().await?;
+                        // Multi-row INSERTs: per-statement overhead, not rows, dominates. 17
+                        // parameters a row keeps 100 rows well inside both engines' limits.
+                        for chunk in events.chunks(100) {
                             let mut q = sqlx::QueryBuilder::<$db>::new(
-                                "INSERT INTO audit_events (id, at_ms, actor_account, actor_role, actor_practice, session_id, ip, \
+                                "INSERT INTO audit_events (seq, id, at_ms, actor_account, actor_role, actor_practice, session_id, ip, \
                                  user_agent, on_behalf, action, object_type, object_id, patient_id, practice_id, outcome, request_id) ",
                             );
                             q.push_values(chunk, |mut b, e| {
-                                b.push_bind(e.id.clone())
+                                b.push_bind(seq)
+                                    .push_bind(e.id.as_str())
                                     .push_bind(e.at_ms)
-                                    .push_bind(e.actor_account.clone())
-                                    .push_bind(e.actor_role.clone())
-                                    .push_bind(e.actor_practice.clone())
-                                    .push_bind(e.session.clone())
-                                    .push_bind(e.ip.clone())
-                                    .push_bind(e.user_agent.clone())
-                                    .push_bind(e.on_behalf.clone())
-                                    .push_bind(e.action.clone())
-                                    .push_bind(e.object_type.clone())
-                                    .push_bind(e.object_id.clone())
-                                    .push_bind(e.patient.clone())
-                                    .push_bind(e.practice.clone())
-                                    .push_bind(e.outcome.clone())
-                                    .push_bind(e.request_id.clone());
+                                    .push_bind(e.actor_account.as_deref())
+                                    .push_bind(e.actor_role.as_str())
+                                    .push_bind(e.actor_practice.as_deref())
+                                    .push_bind(e.session.as_deref())
+                                    .push_bind(e.ip.as_str())
+                                    .push_bind(e.user_agent.as_str())
+                                    .push_bind(e.on_behalf.as_deref())
+                                    .push_bind(e.action.as_str())
+                                    .push_bind(e.object_type.as_str())
+                                    .push_bind(e.object_id.as_str())
+                                    .push_bind(e.patient.as_deref())
+                                    .push_bind(e.practice.as_deref())
+                                    .push_bind(e.outcome.as_str())
+                                    .push_bind(e.request_id.as_str());
+                                seq += 1;
                             });
                             q.build().execute(&mut *tx).await?;
                         }
@@ -894,10 +901,7 @@ macro_rules! portable_store {
                 fn sequence_audit(&self, limit: i64) -> BoxFuture<'_, Result<(u64, [u8; 32])>> {
                     Box::pin(async move {
                         let mut tx = self.begin().await?;
-                        let size: i64 = sqlx::query("SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_events")
-                            .fetch_one(&mut *tx)
-                            .await?
-                            .try_get(0)?;
+                        let size: i64 = sqlx::query(TREE_SIZE).fetch_one(&mut *tx).await?.try_get(0)?;
                         let size = to_u64(size)?;
                         let mut frontier = Vec::new();
                         for (level, idx) in audit::merkle::frontier_levels(size) {
@@ -911,51 +915,44 @@ macro_rules! portable_store {
                         }
                         let mut acc = audit::merkle::Accumulator::from_frontier(size, &frontier).map_err(corrupt)?;
                         let rows = sqlx::query(
-                            "SELECT id, at_ms, actor_account, actor_role, actor_practice, session_id, ip, user_agent, on_behalf, \
+                            "SELECT seq, id, at_ms, actor_account, actor_role, actor_practice, session_id, ip, user_agent, on_behalf, \
                              action, object_type, object_id, patient_id, practice_id, outcome, request_id \
-                             FROM audit_events WHERE seq IS NULL ORDER BY at_ms, id LIMIT $1",
+                             FROM audit_events WHERE seq >= $1 ORDER BY seq LIMIT $2",
                         )
+                        .bind(to_i64(size)?)
                         .bind(limit)
                         .fetch_all(&mut *tx)
                         .await?;
-                        let mut leaves: Vec<(String, i64, [u8; 32])> = Vec::with_capacity(rows.len());
                         let mut nodes: Vec<(i32, i64, [u8; 32])> = Vec::with_capacity(rows.len() * 2);
+                        let mut filed: Vec<(String, i64, i64)> = Vec::with_capacity(rows.len());
                         for r in &rows {
                             let event = event_row(r)?;
-                            let leaf = event.leaf_hash();
                             let seq = acc.size();
+                            if to_u64(r.try_get("seq")?)? != seq {
+                                return Err(corrupt("an event is missing before the end of the log"));
+                            }
+                            let leaf = event.leaf_hash();
                             let completed = acc.push(leaf);
-                            leaves.push((event.id, to_i64(seq)?, leaf));
                             for (level, idx, hash) in std::iter::once((0, seq, leaf)).chain(completed) {
                                 nodes.push((i32::try_from(level).map_err(|_| corrupt("level"))?, to_i64(idx)?, hash));
                             }
-                        }
-                        // One UPDATE per 200 events, found by primary key (an UPDATE … FROM a
-                        // VALUES list would make SQLite scan the table).
-                        for chunk in leaves.chunks(200) {
-                            let mut q = sqlx::QueryBuilder::<$db>::new("UPDATE audit_events SET seq = CASE id");
-                            for (id, seq, _) in chunk {
-                                q.push(" WHEN ").push_bind(id.clone()).push(" THEN ").push_bind(*seq);
-                            }
-                            q.push(" END, leaf_hash = CASE id");
-                            for (id, _, hash) in chunk {
-                                q.push(" WHEN ").push_bind(id.clone()).push(" THEN ").push_bind(hash.to_vec());
-                            }
-                            q.push(" END WHERE seq IS NULL AND id IN (");
-                            let mut ids = q.separated(", ");
-                            for (id, _, _) in chunk {
-                                ids.push_bind(id.clone());
-                            }
-                            q.push(")");
-                            let done = q.build().execute(&mut *tx).await?;
-                            if done.rows_affected() != chunk.len() as u64 {
-                                return Err(corrupt("an event was sequenced twice; another sequencer ran"));
+                            if let Some(patient) = event.patient {
+                                filed.push((patient, event.at_ms, to_i64(seq)?));
                             }
                         }
                         for chunk in nodes.chunks(300) {
                             let mut q = sqlx::QueryBuilder::<$db>::new("INSERT INTO audit_nodes (level, idx, hash) ");
                             q.push_values(chunk, |mut b, (level, idx, hash)| {
                                 b.push_bind(*level).push_bind(*idx).push_bind(hash.to_vec());
+                            });
+                            q.build().execute(&mut *tx).await?;
+                        }
+                        // Filed in key order, so neighbouring entries share pages.
+                        filed.sort_unstable();
+                        for chunk in filed.chunks(300) {
+                            let mut q = sqlx::QueryBuilder::<$db>::new("INSERT INTO audit_by_patient (patient_id, at_ms, seq) ");
+                            q.push_values(chunk, |mut b, (patient, at_ms, seq)| {
+                                b.push_bind(patient.as_str()).push_bind(*at_ms).push_bind(*seq);
                             });
                             q.build().execute(&mut *tx).await?;
                         }
@@ -966,17 +963,19 @@ macro_rules! portable_store {
 
                 fn audit_tree_size(&self) -> BoxFuture<'_, Result<u64>> {
                     Box::pin(async move {
-                        let size: i64 = sqlx::query("SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_events")
-                            .fetch_one(&self.pool)
-                            .await?
-                            .try_get(0)?;
+                        let size: i64 = sqlx::query(TREE_SIZE).fetch_one(&self.pool).await?.try_get(0)?;
                         to_u64(size)
                     })
                 }
 
                 fn unsequenced_audit_count(&self) -> BoxFuture<'_, Result<u64>> {
                     Box::pin(async move {
-                        let n: i64 = sqlx::query("SELECT COUNT(*) FROM audit_events WHERE seq IS NULL").fetch_one(&self.pool).await?.try_get(0)?;
+                        let n: i64 = sqlx::query(
+                            "SELECT COUNT(*) FROM audit_events WHERE seq >= (SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_nodes WHERE level = 0)",
+                        )
+                            .fetch_one(&self.pool)
+                            .await?
+                            .try_get(0)?;
                         to_u64(n)
                     })
                 }
@@ -1095,9 +1094,11 @@ macro_rules! portable_store {
                 fn sequenced_events(&self, from: u64, limit: i64) -> BoxFuture<'_, Result<Vec<SequencedEvent>>> {
                     Box::pin(async move {
                         let rows = sqlx::query(
-                            "SELECT seq, leaf_hash, id, at_ms, actor_account, actor_role, actor_practice, session_id, ip, user_agent, \
-                             on_behalf, action, object_type, object_id, patient_id, practice_id, outcome, request_id \
-                             FROM audit_events WHERE seq >= $1 ORDER BY seq LIMIT $2",
+                            "SELECT e.seq, n.hash AS leaf_hash, e.id, e.at_ms, e.actor_account, e.actor_role, e.actor_practice, e.session_id, \
+                             e.ip, e.user_agent, e.on_behalf, e.action, e.object_type, e.object_id, e.patient_id, e.practice_id, e.outcome, e.request_id \
+                             FROM audit_events e LEFT JOIN audit_nodes n ON n.level = 0 AND n.idx = e.seq \
+                             WHERE e.seq >= $1 AND e.seq < (SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_nodes WHERE level = 0) \
+                             ORDER BY e.seq LIMIT $2",
                         )
                         .bind(to_i64(from)?)
                         .bind(limit)
@@ -1117,10 +1118,12 @@ macro_rules! portable_store {
 
                 fn audit_seq_of<'a>(&'a self, event_id: &'a str) -> BoxFuture<'a, Result<Option<u64>>> {
                     Box::pin(async move {
-                        let row = sqlx::query("SELECT seq FROM audit_events WHERE id = $1")
-                            .bind(event_id)
-                            .fetch_optional(&self.pool)
-                            .await?;
+                        let row = sqlx::query(
+                            "SELECT n.idx AS seq FROM audit_events e LEFT JOIN audit_nodes n ON n.level = 0 AND n.idx = e.seq WHERE e.id = $1",
+                        )
+                        .bind(event_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
                         match row {
                             Some(r) => r.try_get::<Option<i64>, _>("seq")?.map(to_u64).transpose(),
                             None => Err(StoreError::NotFound),
@@ -1140,9 +1143,16 @@ macro_rules! portable_store {
                         let all = types.is_empty();
                         let pad = |i: usize| types.get(i).cloned().unwrap_or_default();
                         let rows = sqlx::query(
-                            "SELECT e.seq, e.id, e.at_ms, e.actor_account, e.actor_role, e.actor_practice, e.session_id, e.ip, e.user_agent, \
-                             e.on_behalf, e.action, e.object_type, e.object_id, e.patient_id, e.practice_id, e.outcome, e.request_id \
-                             FROM audit_events e WHERE e.patient_id = $1 AND e.at_ms >= $2 AND e.at_ms < $3 \
+                            // Filed events through the patient index; the few newer than the tree
+                            // (not filed yet) by a scan of the log's end.
+                            "SELECT n.idx AS seq, e.id, e.at_ms, e.actor_account, e.actor_role, e.actor_practice, e.session_id, e.ip, \
+                             e.user_agent, e.on_behalf, e.action, e.object_type, e.object_id, e.patient_id, e.practice_id, e.outcome, e.request_id \
+                             FROM audit_events e LEFT JOIN audit_nodes n ON n.level = 0 AND n.idx = e.seq \
+                             WHERE e.seq IN ( \
+                                 SELECT p.seq FROM audit_by_patient p WHERE p.patient_id = $1 AND p.at_ms >= $2 AND p.at_ms < $3 \
+                                 UNION ALL \
+                                 SELECT t.seq FROM audit_events t WHERE t.seq >= (SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_nodes WHERE level = 0) \
+                                 AND t.patient_id = $1 AND t.at_ms >= $2 AND t.at_ms < $3) \
                              AND ($4 OR e.object_type IN ($5, $6, $7, $8)) ORDER BY e.at_ms DESC, e.id DESC LIMIT $9",
                         )
                         .bind(grant.object().to_string())

@@ -105,6 +105,7 @@ conformance!(
     audit_events_are_sequenced_into_one_merkle_tree,
     leases_go_to_one_holder_at_a_time,
     audit_history_is_per_patient_and_filtered,
+    concurrent_appends_number_the_log_without_gaps,
 );
 
 const NOW: UnixTime = 1_800_000_000;
@@ -577,8 +578,17 @@ async fn audit_history_is_per_patient_and_filtered(store: Arc<dyn Store>) -> Res
     };
     let grant = authorize::<authz::ViewAccessHistory, _>(&officer, p1.id, &*store).await?;
     let all = HistoryFilter { from_ms: 0, to_ms: i64::MAX, object_types: vec![], limit: 100 };
-    let ids: Vec<String> = store.patient_history(&grant, &all).await?.into_iter().map(|h| h.event.object_id).collect();
-    assert_eq!(ids, vec!["obj-4", "obj-2", "obj-1"], "newest first, only this patient");
+    // The same history whether no event, some or all have been filed by the tree builder.
+    for filed in [0, 2, 4] {
+        assert_eq!(store.sequence_audit(filed).await?.0, u64::try_from(filed)?);
+        let rows = store.patient_history(&grant, &all).await?;
+        let ids: Vec<&str> = rows.iter().map(|h| h.event.object_id.as_str()).collect();
+        assert_eq!(ids, vec!["obj-4", "obj-2", "obj-1"], "newest first, only this patient ({filed} filed)");
+        let in_tree: Vec<Option<u64>> = rows.iter().map(|h| h.seq).collect();
+        let f = u64::try_from(filed)?;
+        let expected: Vec<Option<u64>> = [3u64, 1, 0].iter().map(|&s| (s < f).then_some(s)).collect();
+        assert_eq!(in_tree, expected, "a leaf index is shown once the event is in the tree");
+    }
     let docs = HistoryFilter { object_types: vec!["document".into()], ..all.clone() };
     assert_eq!(store.patient_history(&grant, &docs).await?.len(), 1);
     let window = HistoryFilter { from_ms: 1_002, to_ms: 1_004, ..all };
@@ -586,4 +596,186 @@ async fn audit_history_is_per_patient_and_filtered(store: Arc<dyn Store>) -> Res
     let range = store.audit_range(&console::export_audit(), 1_000, 1_004, 10).await?;
     assert_eq!(range.len(), 3);
     Ok(())
+}
+
+/// Appends from many tasks at once (as several nodes' writers would make them) number the log
+/// without gaps or repeats, and every event is filed under its patient once the tree takes it.
+async fn concurrent_appends_number_the_log_without_gaps(store: Arc<dyn Store>) -> Result<()> {
+    let mut tasks = Vec::new();
+    for t in 0..8i64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for b in 0..5i64 {
+                let batch: Vec<AuditEvent> =
+                    (0..7).map(|k| event(t * 1_000 + b * 10 + k, Some(&format!("p{t}")), "document")).collect();
+                store.append_audit_events(&batch).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    assert_eq!(store.unsequenced_audit_count().await?, 280);
+    assert_eq!(store.sequence_audit(100).await?.0, 100);
+    assert_eq!(store.sequence_audit(1_000).await?.0, 280);
+    let stored = store.sequenced_events(0, 1_000).await?;
+    let seqs: Vec<u64> = stored.iter().map(|s| s.seq).collect();
+    assert_eq!(seqs, (0..280).collect::<Vec<u64>>(), "one gap-free numbering");
+    let mut ids: Vec<&str> = stored.iter().map(|s| s.event.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 280, "every event once");
+    // Each task's own events keep the order it wrote them in.
+    for t in 0..8 {
+        let mine: Vec<&str> = stored
+            .iter()
+            .filter(|s| s.event.patient.as_deref() == Some(&format!("p{t}")))
+            .map(|s| s.event.id.as_str())
+            .collect();
+        let mut sorted = mine.clone();
+        sorted.sort_unstable();
+        assert_eq!(mine, sorted);
+    }
+    Ok(())
+}
+
+/// A log written before events took their leaf index when appended (migrations up to 0004):
+/// five events sequenced into the tree, three still waiting. Upgrading keeps every event, every
+/// leaf index and the root, and numbers the waiting ones after the tree in the order the old
+/// sequencer would have taken them.
+mod upgrade {
+    use super::*;
+    use audit::merkle::Accumulator;
+
+    fn hex(bytes: &[u8]) -> String {
+        use std::fmt::Write;
+        bytes.iter().fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    }
+
+    fn old_log() -> (Vec<AuditEvent>, Vec<String>) {
+        let events: Vec<AuditEvent> =
+            (0..8).map(|i| event(i, Some(if i % 2 == 0 { "p1" } else { "p2" }), "document")).collect();
+        let mut acc = Accumulator::new();
+        let mut sql = Vec::new();
+        let text = |v: &Option<String>| {
+            v.as_ref().map_or_else(|| "NULL".to_owned(), |s| format!("'{}'", s.replace('\'', "''")))
+        };
+        for (i, e) in events.iter().enumerate() {
+            let sequenced = i < 5;
+            let (seq, leaf) = if sequenced {
+                let leaf = e.leaf_hash();
+                let seq = acc.size();
+                for (level, idx, hash) in std::iter::once((0, seq, leaf)).chain(acc.push(leaf)) {
+                    sql.push(format!(
+                        "INSERT INTO audit_nodes (level, idx, hash) VALUES ({level}, {idx}, {{hex:{}}})",
+                        hex(&hash)
+                    ));
+                }
+                (seq.to_string(), format!("{{hex:{}}}", hex(&leaf)))
+            } else {
+                ("NULL".to_owned(), "NULL".to_owned())
+            };
+            sql.push(format!(
+                "INSERT INTO audit_events (id, seq, leaf_hash, at_ms, actor_account, actor_role, actor_practice, session_id, ip, user_agent, \
+                 on_behalf, action, object_type, object_id, patient_id, practice_id, outcome, request_id) VALUES \
+                 ('{}', {seq}, {leaf}, {}, {}, '{}', {}, {}, '{}', {}, {}, '{}', '{}', '{}', {}, {}, '{}', '{}')",
+                e.id,
+                e.at_ms,
+                text(&e.actor_account),
+                e.actor_role,
+                text(&e.actor_practice),
+                text(&e.session),
+                e.ip,
+                text(&Some(e.user_agent.clone())),
+                text(&e.on_behalf),
+                e.action,
+                e.object_type,
+                e.object_id,
+                text(&e.patient),
+                text(&e.practice),
+                e.outcome,
+                e.request_id,
+            ));
+        }
+        // The waiting ones were written out of time order; the old sequencer took them by time.
+        let n = sql.len();
+        sql.swap(n - 1, n - 3);
+        (events, sql)
+    }
+
+    async fn check_upgraded(store: Arc<dyn Store>, events: &[AuditEvent]) -> Result<()> {
+        assert_eq!(store.audit_tree_size().await?, 5, "the tree is as it was");
+        assert_eq!(store.unsequenced_audit_count().await?, 3, "the waiting events still wait");
+        let mut acc = Accumulator::new();
+        for e in events {
+            acc.push(e.leaf_hash());
+        }
+        assert_eq!(
+            store.sequence_audit(100).await?,
+            (8, acc.root()),
+            "the same tree the old sequencer would have made"
+        );
+        let stored = store.sequenced_events(0, 100).await?;
+        assert_eq!(
+            stored.iter().map(|s| s.event.clone()).collect::<Vec<_>>(),
+            events,
+            "every event, unchanged, in order"
+        );
+        assert!(stored.iter().all(|s| s.leaf_hash == s.event.leaf_hash().to_vec()));
+        assert_eq!(store.audit_seq_of(&events[2].id).await?, Some(2));
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_log_upgrades_without_loss() {
+        let dir = std::env::temp_dir().join(format!("tiaki-upgrade-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let _cleanup = tempdir::Dir(dir.clone());
+        let url = format!("sqlite://{}/t.db", dir.display());
+        let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+        let pool = sqlx::SqlitePool::connect_with(options.create_if_missing(true)).await.unwrap();
+        let mut old = sqlx::migrate!("./migrations/sqlite");
+        old.migrations = std::borrow::Cow::Owned(old.migrations.iter().filter(|m| m.version < 5).cloned().collect());
+        old.run(&pool).await.unwrap();
+        let (events, sql) = old_log();
+        for q in sql {
+            let q = q.replace("{hex:", "X'").replace('}', "'");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(q)).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+        let store = connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        check_upgraded(store, &events).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_log_upgrades_without_loss() {
+        let admin = pg_admin_url();
+        let name = format!("tiaki_upgrade_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+        let (base, _) = admin.rsplit_once('/').unwrap();
+        let url = format!("{base}/{name}");
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        let mut old = sqlx::migrate!("./migrations/postgres");
+        old.migrations = std::borrow::Cow::Owned(old.migrations.iter().filter(|m| m.version < 5).cloned().collect());
+        old.run(&pool).await.unwrap();
+        let (events, sql) = old_log();
+        for q in sql {
+            let q = q.replace("{hex:", "'\\x").replace('}', "'::bytea");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(q)).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+        let store = connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        let result = check_upgraded(store, &events).await;
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+            .execute(&mut conn)
+            .await;
+        result.unwrap();
+    }
 }
