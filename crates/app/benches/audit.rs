@@ -100,7 +100,13 @@ async fn app_on(store: Arc<dyn store::Store>, signer: bool) -> Arc<App> {
         let key = audit::note::Signer::generate_pkcs8().unwrap();
         Arc::new(audit::note::Signer::from_pkcs8("bench/audit", &key).unwrap()) as Arc<dyn audit::note::NoteSigner>
     });
-    let audit = AuditSettings { origin: "bench/audit".into(), signer, witnesses: vec![], checkpoint_every_secs: 60 };
+    let audit = AuditSettings {
+        origin: "bench/audit".into(),
+        signer,
+        witnesses: vec![],
+        checkpoint_every_secs: 60,
+        retention_years: 10,
+    };
     Arc::new(App::new(store, Arc::new(app::domain::SystemClock), settings, audit).await.unwrap())
 }
 

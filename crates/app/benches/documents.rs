@@ -20,6 +20,7 @@ fn arg(name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
 }
 
+#[expect(clippy::too_many_lines, reason = "one benchmark's set-up, read top to bottom")]
 async fn setup(pg: Option<&str>, docs: usize, size: usize) -> (Arc<App>, Caller, Vec<DocumentId>, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("tiaki-bench-docs-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -49,8 +50,13 @@ async fn setup(pg: Option<&str>, docs: usize, size: usize) -> (Arc<App>, Caller,
         invitation_secs: 86_400,
         staff_mfa_required: true,
     };
-    let audit =
-        AuditSettings { origin: "bench/audit".into(), signer: None, witnesses: vec![], checkpoint_every_secs: 60 };
+    let audit = AuditSettings {
+        origin: "bench/audit".into(),
+        signer: None,
+        witnesses: vec![],
+        checkpoint_every_secs: 60,
+        retention_years: 10,
+    };
     let app = Arc::new(
         App::new(store, Arc::new(app::domain::SystemClock), settings, audit).await.unwrap().with_documents(vault),
     );

@@ -173,7 +173,15 @@ pub struct AuditSettings {
     pub witnesses: Vec<Verifier>,
     /// Make a checkpoint at most this often, seconds, when the tree has grown.
     pub checkpoint_every_secs: i64,
+    /// Keep events this many years (at least [`MIN_AUDIT_RETENTION_YEARS`]).
+    pub retention_years: i64,
 }
+
+/// Access-log events are kept at least this long (issue 5; NZ health records are kept ten years).
+pub const MIN_AUDIT_RETENTION_YEARS: i64 = 10;
+
+/// A year, in milliseconds (365.25 days).
+const YEAR_MS: i64 = 31_557_600_000;
 
 impl AuditSettings {
     /// The settings a configuration asks for, with the log's signer (a key file or a token).
@@ -191,6 +199,7 @@ impl AuditSettings {
             signer,
             witnesses,
             checkpoint_every_secs: config.audit_checkpoint_secs,
+            retention_years: config.audit_retention_years,
         })
     }
 
@@ -255,6 +264,8 @@ pub struct VerifyReport {
     pub events: u64,
     /// Events waiting to be sequenced (not an error).
     pub unsequenced_note: Option<String>,
+    /// Events removed after their retention period (not an error).
+    pub retention_note: Option<String>,
     /// Checkpoints checked.
     pub checkpoints: usize,
     /// Cosignatures checked.
@@ -417,12 +428,45 @@ impl App {
         Ok(Tick { size, checkpoint, leader: true })
     }
 
+    /// Removes the events older than the retention period from the start of the log, up to
+    /// the newest signed checkpoint that only older events precede. Their tree nodes and every
+    /// checkpoint stay, so the rest of the log still verifies. Returns how many were removed.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn prune_audit(&self) -> Result<u64, AppError> {
+        let years = self.audit_settings.retention_years.max(MIN_AUDIT_RETENTION_YEARS);
+        let cutoff_ms = self.clock.now_ms().saturating_sub(years.saturating_mul(YEAR_MS));
+        let size = self.store.audit_tree_size().await?;
+        let first_young = self.store.first_audit_seq_since(cutoff_ms).await?.unwrap_or(size).min(size);
+        let already = self.store.audit_pruned().await?.map_or(0, |p| p.0);
+        let below =
+            self.store.checkpoints().await?.iter().map(|c| c.size).filter(|&s| s <= first_young && s > already).max();
+        let Some(below) = below else { return Ok(0) };
+        let gone = self.store.prune_audit(below, cutoff_ms, self.clock.now()).await?;
+        tracing::info!(
+            below,
+            removed = gone,
+            retention_years = years,
+            "access-log events past their retention removed"
+        );
+        Ok(gone)
+    }
+
     /// Runs the audit jobs every second until `shutdown` is notified.
     pub async fn run_audit_jobs(self: Arc<Self>, shutdown: Arc<Notify>) {
+        let mut ticks: u64 = 0;
         loop {
             if let Err(e) = self.audit_tick(false).await {
                 tracing::error!(error = %e, "audit sequencing failed; will retry");
             }
+            // Retention, hourly (and at start).
+            if ticks.is_multiple_of(3_600)
+                && let Err(e) = self.prune_audit().await
+            {
+                tracing::error!(error = %e, "removing access-log events past their retention failed; will retry");
+            }
+            ticks = ticks.wrapping_add(1);
             tokio::select! {
                 () = shutdown.notified() => break,
                 () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
@@ -627,12 +671,12 @@ impl App {
         report: &mut VerifyReport,
         mut progress: impl FnMut(u64, u64),
     ) -> Result<(), AppError> {
-        let mut acc = merkle::Accumulator::new();
+        let mut acc = self.retained_start(expected, report).await?;
         let mut next_cp = expected.iter().peekable();
-        while next_cp.peek().is_some_and(|e| e.0 == 0) {
+        while next_cp.peek().is_some_and(|e| e.0 <= acc.size()) {
             next_cp.next();
         }
-        let mut from = 0u64;
+        let mut from = acc.size();
         let mut diverged = false;
         loop {
             let batch = self.store.sequenced_events(from, 10_000).await?;
@@ -698,6 +742,56 @@ impl App {
             }
         }
         Ok(())
+    }
+
+    /// Where the retained events begin: the empty tree, or — after events past their retention
+    /// were removed — the tree at that size rebuilt from its stored nodes, which must give the
+    /// root signed in the checkpoint there (and every older checkpoint's root too). A removal
+    /// of events younger than the minimum retention is reported.
+    async fn retained_start(
+        &self,
+        expected: &[(u64, Hash)],
+        report: &mut VerifyReport,
+    ) -> Result<merkle::Accumulator, AppError> {
+        let Some((below, cutoff_ms)) = self.store.audit_pruned().await? else {
+            return Ok(merkle::Accumulator::new());
+        };
+        report.retention_note = Some(format!(
+            "the {below} oldest events were removed after their retention period (all written before {}); their tree nodes and checkpoints were checked instead",
+            time::OffsetDateTime::from_unix_timestamp(cutoff_ms.div_euclid(1000))
+                .ok()
+                .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                .unwrap_or_else(|| cutoff_ms.to_string())
+        ));
+        let tree_at = |size: u64| async move {
+            let levels = merkle::frontier_levels(size);
+            let hashes = self.store.audit_nodes(&levels).await?;
+            merkle::Accumulator::from_frontier(size, &hashes).map_err(|e| AppError::Internal(e.into()))
+        };
+        let latest_allowed = self.clock.now_ms().saturating_sub(MIN_AUDIT_RETENTION_YEARS * YEAR_MS);
+        if cutoff_ms > latest_allowed {
+            report.problems.push(format!(
+                "the events before leaf {below} were removed as past their retention, but the recorded cutoff is less than {MIN_AUDIT_RETENTION_YEARS} years ago: events still to be kept are missing"
+            ));
+        }
+        for &(size, root) in expected.iter().filter(|e| e.0 > 0 && e.0 < below) {
+            if tree_at(size).await?.root() != root {
+                report.problems.push(format!(
+                    "the stored tree does not give the root signed in the checkpoint at size {size} (before the retained events)"
+                ));
+            }
+        }
+        let acc = tree_at(below).await?;
+        match expected.iter().find(|e| e.0 == below) {
+            Some(&(_, root)) if root == acc.root() => {}
+            Some(_) => report.problems.push(format!(
+                "the stored tree where the retained events begin (leaf {below}) does not give the root signed in the checkpoint there"
+            )),
+            None => report.problems.push(format!(
+                "the events before leaf {below} were removed, but no signed checkpoint at that size anchors the rest"
+            )),
+        }
+        Ok(acc)
     }
 
     /// Compares recomputed subtree hashes with the stored ones that proofs are served from.

@@ -44,6 +44,8 @@ pub struct Config {
     pub audit_witnesses: Vec<String>,
     /// Sign a checkpoint at most this often, seconds, when the log has grown.
     pub audit_checkpoint_secs: i64,
+    /// Keep access-log events this many years (at least [`crate::MIN_AUDIT_RETENTION_YEARS`]).
+    pub audit_retention_years: i64,
     /// A PKCS#11 token holding the keys, when one is configured.
     pub pkcs11: Option<Pkcs11Settings>,
     /// Where encrypted document blobs are kept.
@@ -181,6 +183,7 @@ struct FileConfig {
     audit_origin: Option<String>,
     audit_witnesses: Option<Vec<String>>,
     audit_checkpoint_seconds: Option<i64>,
+    audit_retention_years: Option<i64>,
     pkcs11_module: Option<String>,
     pkcs11_token: Option<String>,
     pkcs11_pin: Option<String>,
@@ -214,6 +217,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TIAKI_AUDIT_ORIGIN", "audit_origin"),
     ("TIAKI_AUDIT_WITNESSES", "audit_witnesses"),
     ("TIAKI_AUDIT_CHECKPOINT_SECONDS", "audit_checkpoint_seconds"),
+    ("TIAKI_AUDIT_RETENTION_YEARS", "audit_retention_years"),
     ("TIAKI_PKCS11_MODULE", "pkcs11_module"),
     ("TIAKI_PKCS11_TOKEN", "pkcs11_token"),
     ("TIAKI_PKCS11_PIN", "pkcs11_pin"),
@@ -290,6 +294,9 @@ impl Config {
         }
         if let Some(v) = get("TIAKI_AUDIT_CHECKPOINT_SECONDS") {
             c.audit_checkpoint_seconds = Some(number("TIAKI_AUDIT_CHECKPOINT_SECONDS", &v)?);
+        }
+        if let Some(v) = get("TIAKI_AUDIT_RETENTION_YEARS") {
+            c.audit_retention_years = Some(number("TIAKI_AUDIT_RETENTION_YEARS", &v)?);
         }
         if let Some(v) = get("TIAKI_PKCS11_MODULE") {
             c.pkcs11_module = Some(v);
@@ -429,6 +436,15 @@ impl Config {
         }
         let audit_checkpoint_secs =
             positive("audit_checkpoint_seconds", c.audit_checkpoint_seconds.unwrap_or(60), 86_400)?;
+        let audit_retention_years = c.audit_retention_years.unwrap_or(crate::MIN_AUDIT_RETENTION_YEARS);
+        if !(crate::MIN_AUDIT_RETENTION_YEARS..=200).contains(&audit_retention_years) {
+            return Err(ConfigError(format!(
+                "audit_retention_years (TIAKI_AUDIT_RETENTION_YEARS) must be between {} and 200, not {audit_retention_years}: \
+                 access records are kept at least {} years",
+                crate::MIN_AUDIT_RETENTION_YEARS,
+                crate::MIN_AUDIT_RETENTION_YEARS
+            )));
+        }
         let pkcs11 = match (c.pkcs11_module, c.pkcs11_token, c.pkcs11_pin) {
             (None, None, None) => None,
             (Some(module), Some(token_label), Some(pin)) => Some(Pkcs11Settings {
@@ -481,6 +497,7 @@ impl Config {
             audit_origin,
             audit_witnesses,
             audit_checkpoint_secs,
+            audit_retention_years,
             listen,
             data_dir,
             database_url: database_url.into(),
@@ -519,6 +536,17 @@ mod tests {
         assert_eq!(c.database_url.expose_secret(), "sqlite://./tiaki-data/tiaki.db");
         assert_eq!(c.public_url, "http://127.0.0.1:8080");
         assert!(c.smtp_url.is_none() && !c.secure_cookies());
+        assert_eq!(c.audit_retention_years, 10);
+    }
+
+    #[test]
+    fn access_records_are_kept_at_least_ten_years() {
+        let c = Config::load(Some(("t.toml", "audit_retention_years = 25")), &env(&[])).unwrap();
+        assert_eq!(c.audit_retention_years, 25);
+        for short in ["9", "0", "-10"] {
+            let e = Config::load(None, &env(&[("TIAKI_AUDIT_RETENTION_YEARS", short)])).unwrap_err().to_string();
+            assert!(e.contains("TIAKI_AUDIT_RETENTION_YEARS") && e.contains("at least 10 years"), "{e}");
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ mod practices;
 mod ratelimit;
 mod security;
 
-pub use audit::{AuditSettings, Caller, Tick, VerifyReport};
+pub use audit::{AuditSettings, Caller, MIN_AUDIT_RETENTION_YEARS, Tick, VerifyReport};
 pub use authz::Principal;
 pub use config::Config;
 pub use documents::{Download, KeyRing, PushMeta, SweepReport, Vault};

@@ -221,6 +221,13 @@ pub trait Store: Relations + DocumentStore + MfaStore + Send + Sync + 'static {
     fn sequenced_events(&self, from: u64, limit: i64) -> BoxFuture<'_, Result<Vec<SequencedEvent>>>;
     /// The leaf index of an event, once sequenced.
     fn audit_seq_of<'a>(&'a self, event_id: &'a str) -> BoxFuture<'a, Result<Option<u64>>>;
+    /// The leaf index of the first event written at or after `at_ms`, if any.
+    fn first_audit_seq_since(&self, at_ms: i64) -> BoxFuture<'_, Result<Option<u64>>>;
+    /// Removes the events with a leaf index below `below` (retention; their tree nodes stay)
+    /// and records it, with `cutoff_ms` (every removed event is older). Returns how many went.
+    fn prune_audit(&self, below: u64, cutoff_ms: i64, now: UnixTime) -> BoxFuture<'_, Result<u64>>;
+    /// Where the retained log begins: (leaf index, cutoff) of the last removal, if any.
+    fn audit_pruned(&self) -> BoxFuture<'_, Result<Option<(u64, i64)>>>;
     /// A patient's access history, newest first.
     fn patient_history<'a>(
         &'a self,

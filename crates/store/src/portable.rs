@@ -1131,6 +1131,54 @@ macro_rules! portable_store {
                     })
                 }
 
+                fn first_audit_seq_since(&self, at_ms: i64) -> BoxFuture<'_, Result<Option<u64>>> {
+                    Box::pin(async move {
+                        let row = sqlx::query("SELECT seq FROM audit_events WHERE at_ms >= $1 ORDER BY seq LIMIT 1")
+                            .bind(at_ms)
+                            .fetch_optional(&self.pool)
+                            .await?;
+                        row.map(|r| to_u64(r.try_get("seq")?)).transpose()
+                    })
+                }
+
+                fn prune_audit(&self, below: u64, cutoff_ms: i64, now: UnixTime) -> BoxFuture<'_, Result<u64>> {
+                    Box::pin(async move {
+                        let below = to_i64(below)?;
+                        let mut tx = self.begin().await?;
+                        let young: i64 = sqlx::query("SELECT COUNT(*) FROM audit_events WHERE seq < $1 AND at_ms >= $2")
+                            .bind(below)
+                            .bind(cutoff_ms)
+                            .fetch_one(&mut *tx)
+                            .await?
+                            .try_get(0)?;
+                        if young > 0 {
+                            return Err(StoreError::Conflict("an event to be removed is younger than the retention period"));
+                        }
+                        sqlx::query("DELETE FROM audit_by_patient WHERE seq < $1").bind(below).execute(&mut *tx).await?;
+                        let gone = sqlx::query("DELETE FROM audit_events WHERE seq < $1").bind(below).execute(&mut *tx).await?;
+                        sqlx::query(
+                            "INSERT INTO audit_pruned (singleton, below, cutoff_ms, pruned_at) VALUES (1, $1, $2, $3) \
+                             ON CONFLICT (singleton) DO UPDATE SET below = excluded.below, cutoff_ms = excluded.cutoff_ms, pruned_at = excluded.pruned_at",
+                        )
+                        .bind(below)
+                        .bind(cutoff_ms)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                        tx.commit().await?;
+                        Ok(gone.rows_affected())
+                    })
+                }
+
+                fn audit_pruned(&self) -> BoxFuture<'_, Result<Option<(u64, i64)>>> {
+                    Box::pin(async move {
+                        let row = sqlx::query("SELECT below, cutoff_ms FROM audit_pruned WHERE singleton = 1")
+                            .fetch_optional(&self.pool)
+                            .await?;
+                        row.map(|r| Ok((to_u64(r.try_get("below")?)?, r.try_get("cutoff_ms")?))).transpose()
+                    })
+                }
+
                 fn patient_history<'a>(
                     &'a self,
                     grant: &'a Grant<authz::ViewAccessHistory>,

@@ -562,7 +562,7 @@ async fn audit_cmd(config: &Config, cmd: AuditCmd) -> Result<()> {
                 "Checked {} events, {} checkpoints and {} cosignatures.",
                 report.events, report.checkpoints, report.cosignatures
             );
-            if let Some(note) = &report.unsequenced_note {
+            for note in [&report.retention_note, &report.unsequenced_note].into_iter().flatten() {
                 eprintln!("{note}.");
             }
             if report.ok() {

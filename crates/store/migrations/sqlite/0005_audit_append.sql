@@ -54,3 +54,14 @@ CREATE TABLE audit_by_patient (
 INSERT INTO audit_by_patient (patient_id, at_ms, seq)
 SELECT patient_id, at_ms, seq FROM audit_events
 WHERE patient_id IS NOT NULL AND seq < (SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_nodes WHERE level = 0);
+
+-- Retention: events older than the retention period (at least ten years) are removed from the
+-- start of the log, up to a signed checkpoint. The tree's node hashes stay (they identify no one),
+-- so the checkpoint there still anchors the remaining events, and `tiaki audit verify` can tell
+-- a removal under the retention rule from a rewrite.
+CREATE TABLE audit_pruned (
+    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+    below     BIGINT NOT NULL,   -- events with a leaf index below this were removed
+    cutoff_ms BIGINT NOT NULL,   -- every one of them was written before this time
+    pruned_at BIGINT NOT NULL
+);

@@ -511,3 +511,52 @@ async fn two_nodes_keep_one_tree_and_one_sequencer_at_a_time() -> Result<()> {
     assert_eq!(a.latest_checkpoint().await?, b.latest_checkpoint().await?);
     Ok(())
 }
+
+/// Retention: nothing goes while it is within the retention period; events older than it go from
+/// the start of the log up to a signed checkpoint; what remains — and every checkpoint — still
+/// verifies; and a removal of events that are still to be kept is reported as such.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_past_their_retention_go_and_the_rest_still_verifies() -> Result<()> {
+    use app::domain::Clock;
+    const YEAR: i64 = 31_557_600;
+    let w = World::new().await?;
+    let mut p1 = w.signed_in("p1@example.nz", [127, 0, 25, 1]).await?;
+    for _ in 0..5 {
+        p1.get(&format!("/patients/{}", w.patient1)).await?;
+    }
+    let first = w.t.app.audit_tick(true).await?.checkpoint.context("a checkpoint over the first events")?;
+    w.t.clock.advance(9 * YEAR);
+    assert_eq!(w.t.app.prune_audit().await?, 0, "nine years on, everything is kept");
+    let mut p1 = w.signed_in("p1@example.nz", [127, 0, 25, 2]).await?;
+    for _ in 0..3 {
+        p1.get(&format!("/patients/{}", w.patient1)).await?;
+    }
+    let second = w.t.app.audit_tick(true).await?.checkpoint.context("a checkpoint over the newer events")?;
+    w.t.clock.advance(2 * YEAR);
+    assert_eq!(w.t.app.prune_audit().await?, first, "eleven years on, exactly the first events go");
+    assert_eq!(w.t.app.prune_audit().await?, 0, "and only once");
+    let kept = events(&w).await?;
+    assert_eq!(u64::try_from(kept.len())?, second - first, "the newer events are all still there");
+    let report = w.t.app.verify_audit(None, false, |_, _| {}).await?;
+    assert!(report.ok(), "{:?}", report.problems);
+    assert!(report.retention_note.is_some_and(|n| n.contains(&format!("{first} oldest events"))));
+    // Proofs for the kept events still come from the same tree.
+    let proof = w.t.app.inclusion_proof(first, second).await?;
+    assert_eq!(proof.tree_size, second);
+    // Events still to be kept, removed under the pretence of retention, are reported.
+    raw(
+        &w.t,
+        &format!(
+            "DELETE FROM audit_events WHERE seq < {}; UPDATE audit_pruned SET below = {}, cutoff_ms = {}",
+            second - 1,
+            second - 1,
+            (w.t.clock.now() - YEAR) * 1000
+        ),
+    )
+    .await?;
+    let report = w.t.app.verify_audit(None, false, |_, _| {}).await?;
+    assert!(!report.ok());
+    assert!(report.problems.iter().any(|p| p.contains("less than 10 years ago")), "{:?}", report.problems);
+    assert!(report.problems.iter().any(|p| p.contains("no signed checkpoint at that size")), "{:?}", report.problems);
+    Ok(())
+}

@@ -46,6 +46,7 @@ impl TestApp {
             signer: Some(Arc::new(audit::note::Signer::from_pkcs8("portal.test/audit", &self.signing_key)?)),
             witnesses: Vec::new(),
             checkpoint_every_secs: 60,
+            retention_years: 10,
         };
         Ok(Arc::new(App::new(store, Arc::new(self.clock.clone()), settings, audit_settings).await?))
     }
@@ -180,6 +181,7 @@ impl TestApp {
             signer: Some(Arc::new(signer)),
             witnesses: vec![audit::note::Verifier::parse(&witness.cosigner_vkey())?],
             checkpoint_every_secs: 60,
+            retention_years: 10,
         };
         app::keys::ensure_key_file(&data_dir)?;
         let blobs = test_blobs(&data_dir)?;
