@@ -22,11 +22,15 @@ async function freePort() {
   });
 }
 
-export async function startPortal(extraEnv = {}) {
+// `host`: the name the browser uses (passkeys need a name such as `localhost`, not an address).
+export async function startPortal(extraEnv = {}, host = '127.0.0.1') {
   const dataDir = mkdtempSync(join(tmpdir(), 'tiaki-browser-'));
   const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const env = { ...process.env, TIAKI_DATA_DIR: dataDir, TIAKI_LISTEN: `127.0.0.1:${port}`, TIAKI_LOG_FORMAT: 'json', ...extraEnv };
+  const base = `http://${host}:${port}`;
+  const env = {
+    ...process.env, TIAKI_DATA_DIR: dataDir, TIAKI_LISTEN: `127.0.0.1:${port}`, TIAKI_LOG_FORMAT: 'json',
+    ...(host === '127.0.0.1' ? {} : { TIAKI_PUBLIC_URL: base }), ...extraEnv,
+  };
   delete env.TIAKI_SMTP_URL;
   const child = spawn(BIN, ['serve'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';

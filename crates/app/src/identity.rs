@@ -35,6 +35,8 @@ pub struct SignedIn {
     /// Whether this session may add a first second factor: it was opened by an emailed link, or
     /// has opened a set-up link since (a password alone never adds a factor).
     pub may_add_factor: bool,
+    /// When this session last proved a second factor (sign-in or a later "confirm it's you").
+    pub mfa_at: Option<domain::UnixTime>,
     token: String,
 }
 
@@ -205,6 +207,7 @@ impl App {
         Ok(Some(SignedIn {
             needs_second_factor,
             may_add_factor: session.setup_ok_at.is_some(),
+            mfa_at: session.mfa_at,
             principal,
             account: account.id,
             kind: account.kind,

@@ -13,6 +13,7 @@ mod identity;
 pub mod keys;
 pub mod mail;
 mod mfa;
+pub mod passkeys;
 mod practices;
 mod ratelimit;
 mod security;
@@ -78,6 +79,8 @@ pub struct App {
     vault: Option<Arc<documents::Vault>>,
     /// Woken whenever mail is queued, so the sender need not poll hard.
     pub mail_waker: Arc<tokio::sync::Notify>,
+    /// The passkey relying party (none when the public URL's host is an IP address).
+    webauthn: Option<Arc<webauthn_rs::prelude::Webauthn>>,
 }
 
 impl std::fmt::Debug for App {
@@ -102,6 +105,7 @@ impl App {
     ) -> Result<Self, AppError> {
         let fresh = security::random_bytes::<32>();
         let secret = store.secret("csrf_hmac_key", &fresh).await?;
+        let webauthn = passkeys::relying_party(&settings.public_url).map(Arc::new);
         Ok(Self {
             auditor: audit::Auditor::start(store.clone()),
             audit_settings,
@@ -113,6 +117,7 @@ impl App {
             limits: ratelimit::SignInLimits::default(),
             vault: None,
             mail_waker: Arc::new(tokio::sync::Notify::new()),
+            webauthn,
         })
     }
 

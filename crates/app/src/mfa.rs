@@ -23,7 +23,7 @@ const FAILURE_WINDOW: i64 = 3600;
 /// How long an emailed set-up link works, seconds.
 const SETUP_LINK_SECS: i64 = 1800;
 /// What a session opened by a password alone is told when it tries to add a factor.
-const SETUP_LINK_NEEDED: &str = "To add an authenticator app, first open the set-up link we email you, in this browser. A password alone can never add one.";
+pub(crate) const SETUP_LINK_NEEDED: &str = "To add a passkey or an authenticator app, first open the set-up link we email you, in this browser. A password alone can never add one.";
 /// Recovery codes issued at a time.
 const RECOVERY_CODES: usize = 10;
 /// The alphabet of recovery codes: no 0/O, 1/I/L.
@@ -84,7 +84,7 @@ fn normalise(code: &str) -> String {
     code.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_uppercase()).collect()
 }
 
-fn new_recovery_codes(account: AccountId) -> (Vec<String>, Vec<Vec<u8>>) {
+pub(crate) fn new_recovery_codes(account: AccountId) -> (Vec<String>, Vec<Vec<u8>>) {
     let mut shown = Vec::with_capacity(RECOVERY_CODES);
     let mut hashes = Vec::with_capacity(RECOVERY_CODES);
     for _ in 0..RECOVERY_CODES {
@@ -108,8 +108,7 @@ impl App {
 
     /// After a correct password: a session, or (with a second factor set up) a challenge.
     pub(crate) async fn after_password(&self, account: AccountId, caller: &Caller) -> Result<SignInStep, AppError> {
-        let has_totp = self.store.totp_factor(account).await?.is_some_and(|t| t.confirmed_at.is_some());
-        if !has_totp {
+        if !self.has_second_factor(account).await? {
             return Ok(SignInStep::Done(self.open_session(account, caller, "sign_in", false).await?));
         }
         let token = new_token();
@@ -145,11 +144,7 @@ impl App {
         code: &str,
     ) -> Result<SignInOutcome, AppError> {
         let now = self.now();
-        if !plausible_token(challenge) {
-            return Err(AppError::LinkExpired);
-        }
-        let hash = token_hash(challenge);
-        let account = self.store.mfa_challenge(&hash, now, MAX_FAILURES).await?.ok_or(AppError::LinkExpired)?;
+        let account = self.open_challenge_account(challenge).await?;
         let target = Target::plain("sign_in.second_factor", "account", &account);
         if self.store.recent_mfa_failures(account, now - FAILURE_WINDOW).await? >= MAX_ACCOUNT_FAILURES {
             self.audit(vec![self.event(caller, &target, "denied")]).await?;
@@ -173,16 +168,47 @@ impl App {
             false
         };
         if !accepted {
-            self.store.fail_mfa_challenge(&hash).await?;
-            self.after_code_failure(account).await?;
-            self.audit(vec![self.event(caller, &target, "denied")]).await?;
-            metrics::counter!("tiaki_sign_in_total", "outcome" => "second_factor_failed").increment(1);
+            self.second_factor_failed(caller, challenge, account).await?;
             return Err(AppError::field(
                 "code",
                 "That code is not right, or was already used. Enter the 6-digit code your authenticator app shows now, or one of your recovery codes.",
             ));
         }
-        if !self.store.use_mfa_challenge(&hash, now, MAX_FAILURES).await? {
+        self.second_factor_passed(caller, challenge, account, recovery_used).await
+    }
+
+    /// The account an open sign-in challenge is for.
+    pub(crate) async fn open_challenge_account(&self, challenge: &str) -> Result<AccountId, AppError> {
+        if !plausible_token(challenge) {
+            return Err(AppError::LinkExpired);
+        }
+        self.store.mfa_challenge(&token_hash(challenge), self.now(), MAX_FAILURES).await?.ok_or(AppError::LinkExpired)
+    }
+
+    /// A wrong second factor: counted against the challenge and the account, and recorded.
+    pub(crate) async fn second_factor_failed(
+        &self,
+        caller: &Caller,
+        challenge: &str,
+        account: AccountId,
+    ) -> Result<(), AppError> {
+        self.store.fail_mfa_challenge(&token_hash(challenge)).await?;
+        self.after_code_failure(account).await?;
+        let target = Target::plain("sign_in.second_factor", "account", &account);
+        self.audit(vec![self.event(caller, &target, "denied")]).await?;
+        metrics::counter!("tiaki_sign_in_total", "outcome" => "second_factor_failed").increment(1);
+        Ok(())
+    }
+
+    /// A right second factor: the challenge is used up and a session opens.
+    pub(crate) async fn second_factor_passed(
+        &self,
+        caller: &Caller,
+        challenge: &str,
+        account: AccountId,
+        recovery_used: bool,
+    ) -> Result<SignInOutcome, AppError> {
+        if !self.store.use_mfa_challenge(&token_hash(challenge), self.now(), MAX_FAILURES).await? {
             return Err(AppError::LinkExpired);
         }
         // The sign-in is finished: the account's failure count starts again.
@@ -190,6 +216,7 @@ impl App {
             self.limits.succeeded(&row.email);
         }
         metrics::counter!("tiaki_sign_in_total", "outcome" => "succeeded").increment(1);
+        let target = Target::plain("sign_in.second_factor", "account", &account);
         self.audit(vec![self.event(caller, &target, "allowed")]).await?;
         if recovery_used {
             self.notify(
@@ -203,7 +230,34 @@ impl App {
         self.open_session(account, caller, "sign_in", true).await
     }
 
-    async fn notify(&self, account: AccountId, subject: &str, text: &str) -> Result<(), AppError> {
+    /// "Confirm it's you" with a code from the authenticator app: the session counts as freshly
+    /// confirmed for ten minutes. Returns its new token.
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for a wrong or used code.
+    pub async fn confirm_with_code(&self, caller: &Caller, who: &SignedIn, code: &str) -> Result<String, AppError> {
+        let account = self.store.account(who.account).await?.ok_or(AppError::Unauthenticated)?;
+        self.guard_code_guessing(caller, who.account, "mfa.confirm").await?;
+        let ok = match self.store.totp_factor(who.account).await? {
+            Some(row) if row.confirmed_at.is_some() => {
+                self.accept_code(who.account, &row.secret, &account.email, code).await?
+            }
+            _ => false,
+        };
+        if !ok {
+            self.store.record_mfa_failure(who.account, self.now()).await?;
+            self.after_code_failure(who.account).await?;
+            self.audit(vec![self.event(caller, &Target::plain("mfa.confirm", "account", &who.account), "denied")])
+                .await?;
+            return Err(AppError::field(
+                "confirm_code",
+                "That code is not right, or was already used. Enter the 6 digits the app shows now.",
+            ));
+        }
+        self.confirmed(caller, who).await
+    }
+
+    pub(crate) async fn notify(&self, account: AccountId, subject: &str, text: &str) -> Result<(), AppError> {
         let Some(row) = self.store.account(account).await? else { return Ok(()) };
         let body = format!(
             "Kia ora {},\n\n{text}\n\nThis message has no links and asks nothing of you. Tiaki never asks for your password or codes by email.\n\nTiaki\n",

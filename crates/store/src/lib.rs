@@ -12,7 +12,7 @@ mod portable;
 
 pub use documents::{DocumentStore, StoreGrant};
 pub use engines::{Backend, PgStore, SqliteStore, connect};
-pub use mfa::{MfaStore, TotpRow};
+pub use mfa::{CeremonyRow, MfaStore, PasskeyRow, TotpRow};
 pub use model::*;
 
 use authz::{

@@ -16,8 +16,59 @@ pub struct TotpRow {
     pub last_step: i64,
 }
 
+/// A registered passkey.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasskeyRow {
+    /// Its id (for naming and removing it).
+    pub id: uuid::Uuid,
+    /// Whose it is.
+    pub account: AccountId,
+    /// The name its holder gave it.
+    pub name: String,
+    /// The `WebAuthn` credential (the record `webauthn-rs` keeps, as JSON).
+    pub credential: String,
+    /// When it was registered.
+    pub created_at: UnixTime,
+    /// When it was last used to sign in.
+    pub last_used_at: Option<UnixTime>,
+}
+
+/// A `WebAuthn` ceremony taken (used up) by its token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CeremonyRow {
+    /// The account it is for (none for a passkey sign-in, which finds the account itself).
+    pub account: Option<AccountId>,
+    /// `register`, `sign_in`, `second_factor` or `confirm`.
+    pub purpose: String,
+    /// The server's half of the challenge (webauthn-rs state, JSON).
+    pub state: String,
+}
+
 /// Storage for second factors.
 pub trait MfaStore: Send + Sync {
+    /// The account's passkeys, oldest first.
+    fn passkeys(&self, account: AccountId) -> BoxFuture<'_, Result<Vec<PasskeyRow>>>;
+    /// The passkey with this `WebAuthn` credential id.
+    fn passkey_by_credential<'a>(&'a self, credential_id: &'a [u8]) -> BoxFuture<'a, Result<Option<PasskeyRow>>>;
+    /// Registers a passkey; false if that credential is registered already.
+    fn add_passkey<'a>(&'a self, row: &'a PasskeyRow, credential_id: &'a [u8]) -> BoxFuture<'a, Result<bool>>;
+    /// Stores a passkey's credential after a use (its counter) and when it was used.
+    fn passkey_used<'a>(&'a self, id: uuid::Uuid, credential: &'a str, now: UnixTime) -> BoxFuture<'a, Result<()>>;
+    /// Removes one of the account's passkeys; false if it has no such passkey.
+    fn remove_passkey(&self, account: AccountId, id: uuid::Uuid) -> BoxFuture<'_, Result<bool>>;
+    /// Starts a `WebAuthn` ceremony (and clears expired ones).
+    fn create_ceremony<'a>(
+        &'a self,
+        token_hash: &'a [u8],
+        account: Option<AccountId>,
+        purpose: &'a str,
+        state: &'a str,
+        now: UnixTime,
+        expires_at: UnixTime,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// Takes a ceremony once: it is deleted as it is read, so a second answer to the same
+    /// challenge, or one after it expired, finds nothing.
+    fn take_ceremony<'a>(&'a self, token_hash: &'a [u8], now: UnixTime) -> BoxFuture<'a, Result<Option<CeremonyRow>>>;
     /// The account's authenticator, confirmed or pending.
     fn totp_factor(&self, account: AccountId) -> BoxFuture<'_, Result<Option<TotpRow>>>;
     /// Starts (or restarts) setting up an authenticator; false if one is already confirmed.
@@ -44,8 +95,9 @@ pub trait MfaStore: Send + Sync {
     fn replace_recovery_codes<'a>(&'a self, account: AccountId, hashes: &'a [Vec<u8>]) -> BoxFuture<'a, Result<()>>;
     /// How many unused recovery codes the account has.
     fn recovery_codes_left(&self, account: AccountId) -> BoxFuture<'_, Result<i64>>;
-    /// Removes every second factor of an account (authenticator and recovery codes) and its open
-    /// sign-in challenges; returns whether it had an authenticator.
+    /// Removes every second factor of an account (authenticator, passkeys and recovery codes) and
+    /// its open sign-in challenges and ceremonies; returns whether it had an authenticator or a
+    /// passkey.
     fn remove_factors(&self, account: AccountId) -> BoxFuture<'_, Result<bool>>;
     /// Records that a live session has just proved a second factor, and gives it a new token
     /// (whatever token it had before — perhaps planted or seen — stops working).
@@ -120,6 +172,17 @@ macro_rules! mfa_store {
             use domain::{AccountId, BoxFuture, UnixTime};
             use sqlx::Row;
 
+            fn passkey_row(r: &<$db as sqlx::Database>::Row) -> Result<PasskeyRow> {
+                Ok(PasskeyRow {
+                    id: r.try_get("id")?,
+                    account: AccountId::from_uuid(r.try_get("account_id")?),
+                    name: r.try_get("name")?,
+                    credential: r.try_get("credential")?,
+                    created_at: r.try_get("created_at")?,
+                    last_used_at: r.try_get("last_used_at")?,
+                })
+            }
+
             /// Replaces an account's recovery codes inside a transaction.
             async fn replace_codes(tx: &mut sqlx::Transaction<'_, $db>, account: AccountId, hashes: &[Vec<u8>]) -> Result<()> {
                 sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1").bind(account.as_uuid()).execute(&mut **tx).await?;
@@ -134,6 +197,117 @@ macro_rules! mfa_store {
             }
 
             impl MfaStore for $store {
+                fn passkeys(&self, account: AccountId) -> BoxFuture<'_, Result<Vec<PasskeyRow>>> {
+                    Box::pin(async move {
+                        let rows = sqlx::query(
+                            "SELECT id, account_id, name, credential, created_at, last_used_at FROM passkeys \
+                             WHERE account_id = $1 ORDER BY created_at, id",
+                        )
+                        .bind(account.as_uuid())
+                        .fetch_all(&self.pool)
+                        .await?;
+                        rows.iter().map(passkey_row).collect()
+                    })
+                }
+
+                fn passkey_by_credential<'a>(&'a self, credential_id: &'a [u8]) -> BoxFuture<'a, Result<Option<PasskeyRow>>> {
+                    Box::pin(async move {
+                        let row = sqlx::query(
+                            "SELECT id, account_id, name, credential, created_at, last_used_at FROM passkeys WHERE credential_id = $1",
+                        )
+                        .bind(credential_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                        row.as_ref().map(passkey_row).transpose()
+                    })
+                }
+
+                fn add_passkey<'a>(&'a self, row: &'a PasskeyRow, credential_id: &'a [u8]) -> BoxFuture<'a, Result<bool>> {
+                    Box::pin(async move {
+                        let done = sqlx::query(
+                            "INSERT INTO passkeys (id, account_id, credential_id, name, credential, created_at, last_used_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, NULL) ON CONFLICT (credential_id) DO NOTHING",
+                        )
+                        .bind(row.id)
+                        .bind(row.account.as_uuid())
+                        .bind(credential_id)
+                        .bind(&row.name)
+                        .bind(&row.credential)
+                        .bind(row.created_at)
+                        .execute(&self.pool)
+                        .await?;
+                        Ok(done.rows_affected() == 1)
+                    })
+                }
+
+                fn passkey_used<'a>(&'a self, id: uuid::Uuid, credential: &'a str, now: UnixTime) -> BoxFuture<'a, Result<()>> {
+                    Box::pin(async move {
+                        sqlx::query("UPDATE passkeys SET credential = $2, last_used_at = $3 WHERE id = $1")
+                            .bind(id)
+                            .bind(credential)
+                            .bind(now)
+                            .execute(&self.pool)
+                            .await?;
+                        Ok(())
+                    })
+                }
+
+                fn remove_passkey(&self, account: AccountId, id: uuid::Uuid) -> BoxFuture<'_, Result<bool>> {
+                    Box::pin(async move {
+                        let done = sqlx::query("DELETE FROM passkeys WHERE id = $1 AND account_id = $2")
+                            .bind(id)
+                            .bind(account.as_uuid())
+                            .execute(&self.pool)
+                            .await?;
+                        Ok(done.rows_affected() == 1)
+                    })
+                }
+
+                fn create_ceremony<'a>(
+                    &'a self,
+                    token_hash: &'a [u8],
+                    account: Option<AccountId>,
+                    purpose: &'a str,
+                    state: &'a str,
+                    now: UnixTime,
+                    expires_at: UnixTime,
+                ) -> BoxFuture<'a, Result<()>> {
+                    Box::pin(async move {
+                        sqlx::query("DELETE FROM webauthn_ceremonies WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
+                        sqlx::query(
+                            "INSERT INTO webauthn_ceremonies (token_hash, account_id, purpose, state, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                        )
+                        .bind(token_hash)
+                        .bind(account.map(|a| a.as_uuid()))
+                        .bind(purpose)
+                        .bind(state)
+                        .bind(expires_at)
+                        .execute(&self.pool)
+                        .await?;
+                        Ok(())
+                    })
+                }
+
+                fn take_ceremony<'a>(&'a self, token_hash: &'a [u8], now: UnixTime) -> BoxFuture<'a, Result<Option<CeremonyRow>>> {
+                    Box::pin(async move {
+                        let row = sqlx::query(
+                            "DELETE FROM webauthn_ceremonies WHERE token_hash = $1 RETURNING account_id, purpose, state, expires_at",
+                        )
+                        .bind(token_hash)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                        let Some(r) = row else { return Ok(None) };
+                        if r.try_get::<i64, _>("expires_at")? <= now {
+                            return Ok(None);
+                        }
+                        Ok(Some(CeremonyRow {
+                            account: r.try_get::<Option<uuid::Uuid>, _>("account_id")?.map(AccountId::from_uuid),
+                            purpose: r.try_get("purpose")?,
+                            state: r.try_get("state")?,
+                        }))
+                    })
+                }
+
                 fn totp_factor(&self, account: AccountId) -> BoxFuture<'_, Result<Option<TotpRow>>> {
                     Box::pin(async move {
                         let row = sqlx::query("SELECT secret, confirmed_at, last_step FROM totp_factors WHERE account_id = $1")
@@ -243,8 +417,15 @@ macro_rules! mfa_store {
                             .await?
                             .rows_affected()
                             > 0;
+                        let passkeys = sqlx::query("DELETE FROM passkeys WHERE account_id = $1")
+                            .bind(account.as_uuid())
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                        let had = had || passkeys > 0;
                         sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1").bind(account.as_uuid()).execute(&mut *tx).await?;
                         sqlx::query("DELETE FROM mfa_challenges WHERE account_id = $1").bind(account.as_uuid()).execute(&mut *tx).await?;
+                        sqlx::query("DELETE FROM webauthn_ceremonies WHERE account_id = $1").bind(account.as_uuid()).execute(&mut *tx).await?;
                         tx.commit().await?;
                         Ok(had)
                     })

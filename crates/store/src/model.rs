@@ -305,8 +305,6 @@ pub struct SequencedEvent {
     pub seq: u64,
     /// The event.
     pub event: AuditEvent,
-    /// The leaf hash stored in the tree for it (a verifier recomputes it rather than trusting it).
-    pub leaf_hash: Vec<u8>,
 }
 
 /// A signed checkpoint as stored.

@@ -1094,11 +1094,10 @@ macro_rules! portable_store {
                 fn sequenced_events(&self, from: u64, limit: i64) -> BoxFuture<'_, Result<Vec<SequencedEvent>>> {
                     Box::pin(async move {
                         let rows = sqlx::query(
-                            "SELECT e.seq, n.hash AS leaf_hash, e.id, e.at_ms, e.actor_account, e.actor_role, e.actor_practice, e.session_id, \
-                             e.ip, e.user_agent, e.on_behalf, e.action, e.object_type, e.object_id, e.patient_id, e.practice_id, e.outcome, e.request_id \
-                             FROM audit_events e LEFT JOIN audit_nodes n ON n.level = 0 AND n.idx = e.seq \
-                             WHERE e.seq >= $1 AND e.seq < (SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_nodes WHERE level = 0) \
-                             ORDER BY e.seq LIMIT $2",
+                            "SELECT seq, id, at_ms, actor_account, actor_role, actor_practice, session_id, ip, user_agent, \
+                             on_behalf, action, object_type, object_id, patient_id, practice_id, outcome, request_id FROM audit_events \
+                             WHERE seq >= $1 AND seq < (SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_nodes WHERE level = 0) \
+                             ORDER BY seq LIMIT $2",
                         )
                         .bind(to_i64(from)?)
                         .bind(limit)
@@ -1109,7 +1108,6 @@ macro_rules! portable_store {
                                 Ok(SequencedEvent {
                                     seq: to_u64(r.try_get("seq")?)?,
                                     event: event_row(r)?,
-                                    leaf_hash: r.try_get::<Option<Vec<u8>>, _>("leaf_hash")?.unwrap_or_default(),
                                 })
                             })
                             .collect()

@@ -107,6 +107,12 @@ impl Ctx {
         &self.csrf
     }
 
+    /// This request's context once the session continues under a new token: the page rendered
+    /// now carries CSRF tokens bound to it, so its forms still work.
+    pub(crate) fn rebound(&self, app: &app::App, token: &str) -> Self {
+        Self { binding: token.to_owned(), csrf: app.csrf_token(token), ..self.clone() }
+    }
+
     /// The cookie jar to send back, setting a session cookie after sign-in.
     pub(crate) fn with_session(self, token: String) -> CookieJar {
         self.jar.add(cookie(session_cookie_name(self.secure), token, self.secure))

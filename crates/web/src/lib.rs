@@ -10,6 +10,7 @@ mod error;
 mod mfa;
 mod ops;
 mod pages;
+mod passkeys;
 pub mod routes;
 mod views;
 

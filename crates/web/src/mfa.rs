@@ -52,20 +52,39 @@ pub(crate) fn with_challenge(jar: CookieJar, token: String, secure: bool) -> Coo
     jar.add(c)
 }
 
-fn without_challenge(jar: CookieJar, secure: bool) -> CookieJar {
+pub(crate) fn without_challenge(jar: CookieJar, secure: bool) -> CookieJar {
     let mut gone = cookie(challenge_cookie_name(secure), String::new(), secure);
     gone.make_removal();
     jar.add(gone)
 }
 
-fn challenge_of(ctx: &Ctx) -> String {
+pub(crate) fn challenge_of(ctx: &Ctx) -> String {
     ctx.jar.get(challenge_cookie_name(ctx.secure)).map(|c| c.value().to_owned()).unwrap_or_default()
 }
 
-fn start_again(ctx: &Ctx, status: StatusCode) -> Response {
+pub(crate) fn start_again(state: &WebState, ctx: &Ctx, status: StatusCode) -> Response {
     let message = "Signing in took too long or too many codes were wrong. Please sign in again.";
-    let page = render(&SignInPage { nav: None, csrf: ctx.csrf(), email: "", message: Some(message) });
+    let page = render(&SignInPage {
+        nav: None,
+        csrf: ctx.csrf(),
+        email: "",
+        message: Some(message),
+        passkeys: state.app.passkeys_available(),
+    });
     (status, without_challenge(ctx.jar.clone(), ctx.secure), page).into_response()
+}
+
+/// The second-factor step, offering the account's passkey when it has one.
+pub(crate) async fn verify_view(
+    state: &WebState,
+    ctx: &Ctx,
+    status: StatusCode,
+    message: Option<&str>,
+    error: Option<&str>,
+) -> Response {
+    let passkey = state.app.challenge_has_passkey(&challenge_of(ctx)).await.unwrap_or(false);
+    let page = VerifyPage { nav: None, csrf: ctx.csrf(), message, error, passkey };
+    (status, render(&page)).into_response()
 }
 
 /// The code step of signing in.
@@ -73,7 +92,7 @@ pub(crate) async fn verify_page(State(state): State<WebState>, ctx: Ctx) -> Page
     if !state.app.challenge_open(&challenge_of(&ctx)).await.map_err(WebError::page)? {
         return Ok(Redirect::to("/signin").into_response());
     }
-    Ok(render(&VerifyPage { nav: None, csrf: ctx.csrf(), message: None, error: None }))
+    Ok(verify_view(&state, &ctx, StatusCode::OK, None, None).await)
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,17 +123,15 @@ pub(crate) async fn verify(State(state): State<WebState>, CsrfForm(ctx, form): C
         }
         Err(AppError::Invalid(fields)) => {
             let msg = fields.first().map(|f| f.message.clone()).unwrap_or_default();
-            let page = render(&VerifyPage { nav: None, csrf: ctx.csrf(), message: None, error: Some(&msg) });
-            (StatusCode::UNAUTHORIZED, page).into_response()
+            verify_view(&state, &ctx, StatusCode::UNAUTHORIZED, None, Some(&msg)).await
         }
-        Err(AppError::LinkExpired) => start_again(&ctx, StatusCode::UNAUTHORIZED),
+        Err(AppError::LinkExpired) => start_again(&state, &ctx, StatusCode::UNAUTHORIZED),
         Err(AppError::RateLimited(secs)) => {
             let msg = format!(
                 "Too many wrong codes for this account. For your safety, wait {} minutes, or ask your practice to check who you are and reset your sign-in.",
                 secs.div_ceil(60)
             );
-            let page = render(&VerifyPage { nav: None, csrf: ctx.csrf(), message: Some(&msg), error: None });
-            (StatusCode::TOO_MANY_REQUESTS, page).into_response()
+            verify_view(&state, &ctx, StatusCode::TOO_MANY_REQUESTS, Some(&msg), None).await
         }
         Err(e) => WebError::page(e).into_response(),
     }
@@ -130,7 +147,9 @@ async fn security_view(
     notice: Option<&str>,
 ) -> PageResult {
     let status = state.app.mfa_status(who).await.map_err(WebError::page)?;
-    let required = "Your role needs a second step when you sign in. Set up an authenticator app to continue.";
+    let passkeys = state.app.passkeys(who).await.map_err(WebError::page)?;
+    let required =
+        "Your role needs a second step when you sign in. Set up a passkey or an authenticator app to continue.";
     let notice = notice.or((who.needs_second_factor && codes.is_none()).then_some(required));
     let code = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let page = SecurityPage {
@@ -139,11 +158,27 @@ async fn security_view(
         notice,
         status,
         may_add_factor: who.may_add_factor,
+        has_factor: status.totp || !passkeys.is_empty(),
+        passkeys,
+        passkeys_available: state.app.passkeys_available(),
+        confirmed: state.app.recently_confirmed(who),
         setup,
         codes,
         errors,
     };
     Ok((code, render(&page)).into_response())
+}
+
+/// The security page with a notice, new recovery codes or errors (for the passkey pages).
+pub(crate) async fn security_notice(
+    state: &WebState,
+    ctx: &Ctx,
+    who: &SignedIn,
+    codes: Option<Vec<String>>,
+    errors: Vec<FieldError>,
+    notice: Option<&str>,
+) -> PageResult {
+    security_view(state, ctx, who, None, codes, errors, notice).await
 }
 
 /// The account's sign-in security.
@@ -170,7 +205,8 @@ pub(crate) async fn confirm_totp(State(state): State<WebState>, CsrfForm(ctx, fo
     match state.app.confirm_totp(&ctx.caller_as(&who), &who, &form.code).await {
         Ok((codes, token)) => {
             let notice = "Your authenticator app is on. Signing in now asks for a code from it.";
-            let page = security_view(&state, &ctx, &who, None, Some(codes), Vec::new(), Some(notice)).await?;
+            let rebound = ctx.rebound(&state.app, &token);
+            let page = security_view(&state, &rebound, &who, None, Some(codes), Vec::new(), Some(notice)).await?;
             // The session now stands on the factor: it continues under a new token.
             Ok((ctx.with_session(token), page).into_response())
         }

@@ -47,10 +47,19 @@ pub(crate) async fn metrics(State(state): State<WebState>) -> Response {
 }
 
 const CSS: &str = include_str!("../static/tiaki.css");
+const PASSKEY_JS: &str = include_str!("../static/passkey.js");
 
 pub(crate) async fn stylesheet() -> Response {
     let mut r = CSS.into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    r
+}
+
+/// The passkey script (the only script: pages work without it, except passkeys).
+pub(crate) async fn passkey_script() -> Response {
+    let mut r = PASSKEY_JS.into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
     r
 }

@@ -62,11 +62,17 @@ pub(crate) async fn root(ctx: Ctx) -> Response {
     }
 }
 
-pub(crate) async fn signin_page(ctx: Ctx) -> Response {
+pub(crate) async fn signin_page(State(state): State<WebState>, ctx: Ctx) -> Response {
     if let Some(who) = &ctx.signed_in {
         return Redirect::to(&home_of(who)).into_response();
     }
-    let page = render(&SignInPage { nav: None, csrf: ctx.csrf(), email: "", message: None });
+    let page = render(&SignInPage {
+        nav: None,
+        csrf: ctx.csrf(),
+        email: "",
+        message: None,
+        passkeys: state.app.passkeys_available(),
+    });
     (ctx.jar, page).into_response()
 }
 
@@ -108,7 +114,13 @@ pub(crate) async fn signin(State(state): State<WebState>, CsrfForm(ctx, form): C
                 }
                 _ => "The email or password is not right. Check them and try again.".to_owned(),
             };
-            let page = render(&SignInPage { nav: None, csrf: ctx.csrf(), email: &form.email, message: Some(&message) });
+            let page = render(&SignInPage {
+                nav: None,
+                csrf: ctx.csrf(),
+                email: &form.email,
+                message: Some(&message),
+                passkeys: state.app.passkeys_available(),
+            });
             let mut response = (status, ctx.jar, page).into_response();
             if let AppError::RateLimited(secs) = e
                 && let Ok(v) = secs.to_string().parse()

@@ -2,7 +2,7 @@
 //! authorisation-matrix and `OpenAPI` tests walk it, so a route cannot be added without them
 //! noticing.
 
-use crate::{WebState, api, documents, mfa, ops, pages};
+use crate::{WebState, api, documents, mfa, ops, pages, passkeys};
 use axum::routing::{MethodRouter, get, post};
 
 /// What a route serves.
@@ -51,6 +51,10 @@ routes! {
     post "/signin"                               Page => pages::signin,
     get  "/signin/verify"                        Page => mfa::verify_page,
     post "/signin/verify"                        Page => mfa::verify,
+    post "/signin/passkey/options"               Page => passkeys::sign_in_options,
+    post "/signin/passkey"                       Page => passkeys::sign_in,
+    post "/signin/verify/passkey/options"        Page => passkeys::second_factor_options,
+    post "/signin/verify/passkey"                Page => passkeys::second_factor,
     post "/signout"                              Page => pages::signout,
     get  "/activate"                             Page => pages::activate_page,
     post "/activate"                             Page => pages::activate,
@@ -69,6 +73,11 @@ routes! {
     post "/account/security/totp/confirm"        Page => mfa::confirm_totp,
     post "/account/security/recovery-codes"      Page => mfa::regenerate_codes,
     post "/account/security/totp/remove"         Page => mfa::remove_totp,
+    post "/account/security/passkeys/options"    Page => passkeys::register_options,
+    post "/account/security/passkeys"            Page => passkeys::register,
+    post "/account/security/passkeys/{passkey_id}/remove" Page => passkeys::remove,
+    post "/account/security/confirm/options"     Page => passkeys::confirm_options,
+    post "/account/security/confirm"             Page => passkeys::confirm,
     post "/account/security/link"                Page => mfa::send_link,
     get  "/account/security/link"                Page => mfa::open_link,
     post "/account/sessions/{session_id}/end"    Page => pages::end_session,
@@ -95,6 +104,7 @@ routes! {
     get  "/readyz"                               Ops  => ops::readyz,
     get  "/metrics"                              Ops  => ops::metrics,
     get  "/static/tiaki.css"                     Ops  => ops::stylesheet,
+    get  "/static/passkey.js"                    Ops  => ops::passkey_script,
     get  "/audit/checkpoint"                     Ops  => ops::checkpoint,
     get  "/audit/key"                            Ops  => ops::log_key,
     post "/audit/cosignature"                    Ops  => ops::cosignature,

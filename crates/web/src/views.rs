@@ -62,6 +62,8 @@ pub(crate) struct SignInPage<'a> {
     pub(crate) csrf: &'a str,
     pub(crate) email: &'a str,
     pub(crate) message: Option<&'a str>,
+    /// Whether passkeys work at this portal's address.
+    pub(crate) passkeys: bool,
 }
 
 #[derive(Template)]
@@ -247,16 +249,24 @@ pub(crate) struct VerifyPage<'a> {
     pub(crate) csrf: &'a str,
     pub(crate) message: Option<&'a str>,
     pub(crate) error: Option<&'a str>,
+    /// Whether the account has a passkey to offer.
+    pub(crate) passkey: bool,
 }
 
 #[derive(Template)]
 #[template(path = "security.html")]
+#[expect(clippy::struct_excessive_bools, reason = "independent facts the page shows")]
 pub(crate) struct SecurityPage<'a> {
     pub(crate) nav: Option<Nav>,
     pub(crate) csrf: &'a str,
     pub(crate) notice: Option<&'a str>,
     pub(crate) status: app::MfaStatus,
     pub(crate) may_add_factor: bool,
+    pub(crate) has_factor: bool,
+    pub(crate) passkeys: Vec<app::passkeys::PasskeyView>,
+    pub(crate) passkeys_available: bool,
+    /// Whether the session confirmed a factor in the last ten minutes (may change factors).
+    pub(crate) confirmed: bool,
     pub(crate) setup: Option<app::TotpSetup>,
     pub(crate) codes: Option<Vec<String>>,
     pub(crate) errors: Vec<FieldError>,

@@ -41,7 +41,8 @@ async fn every_route_against_every_role() -> Result<()> {
             .replace("{patient_id}", &w.patient1.to_string())
             .replace("{practice_id}", &w.practice_a.to_string())
             .replace("{session_id}", &target_session)
-            .replace("{document_id}", &w.letter1.to_string());
+            .replace("{document_id}", &w.letter1.to_string())
+            .replace("{passkey_id}", &uuid::Uuid::nil().to_string());
         assert!(!path.contains('{'), "the matrix does not know how to fill {} — add it", route.path);
         let mut cells = Vec::new();
         for role in ROLES {
@@ -135,6 +136,8 @@ async fn every_route_against_every_role() -> Result<()> {
         let public = [
             "/",
             "/signin",
+            // Anyone may ask for a passkey sign-in challenge: it is the first step of signing in.
+            "/signin/passkey/options",
             "/signout",
             "/activate",
             "/api/v1/audit/proof/inclusion",

@@ -248,3 +248,84 @@ async fn a_sign_in_from_a_new_browser_is_emailed_and_a_known_one_is_not() -> Res
     assert!(bodies.iter().all(|b| !b.contains("http") && b.contains("198.51.100.7") || b.contains("127.0.54.1")));
     Ok(())
 }
+
+fn json(reply: &Reply) -> Result<serde_json::Value> {
+    serde_json::from_str(&reply.body).with_context(|| format!("JSON expected: {}", reply.body))
+}
+
+/// Passkey ceremonies without an authenticator (the browser test registers and uses real ones):
+/// challenges are server-side, single-use and for one purpose; a password alone cannot add a
+/// passkey; with a factor set up, adding or removing one needs "confirm it's you" within ten
+/// minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passkey_challenges_are_single_use_and_factor_changes_need_a_recent_confirmation() -> Result<()> {
+    let w = World::new().await?;
+    let mut anon = w.t.browser([127, 0, 54, 1]);
+    let script = anon.get("/static/passkey.js").await?;
+    assert_eq!(script.status, StatusCode::OK);
+    assert!(script.headers[axum::http::header::CONTENT_TYPE].to_str()?.starts_with("text/javascript"));
+    assert!(anon.get("/signin").await?.body.contains("Sign in with a passkey"));
+    // A sign-in challenge: discoverable, user verification required, for this portal only.
+    let c = json(&anon.post("/signin/passkey/options", &[]).await?)?;
+    let token = c["token"].as_str().context("token")?.to_owned();
+    assert_eq!(token.len(), 64);
+    assert_eq!(c["options"]["publicKey"]["rpId"], "portal.test");
+    assert_eq!(c["options"]["publicKey"]["userVerification"], "required");
+    assert!(c["options"]["publicKey"]["challenge"].as_str().is_some_and(|s| s.len() >= 43));
+    // A made-up answer is refused and uses the challenge up; the same token then finds nothing.
+    let r = anon.post("/signin/passkey", &[("token", &token), ("response", "{\"id\":\"x\"}")]).await?;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains("not understood"), "{}", r.body);
+    let r = anon.post("/signin/passkey", &[("token", &token), ("response", "{}")]).await?;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains("expired or was already used"));
+    let r = anon.post("/signin/passkey", &[("token", &"0".repeat(64)), ("response", "{}")]).await?;
+    assert!(r.body.contains("expired or was already used"), "a token that was never issued");
+    // Expired: five minutes on.
+    let c = json(&anon.post("/signin/passkey/options", &[]).await?)?;
+    w.t.clock.advance(301);
+    let r =
+        anon.post("/signin/passkey", &[("token", c["token"].as_str().unwrap_or_default()), ("response", "{}")]).await?;
+    assert!(r.body.contains("expired or was already used"));
+
+    // A password alone cannot add a passkey.
+    let mut p1 = w.signed_in("p1@example.nz", [127, 0, 54, 2]).await?;
+    let refused = p1.post("/account/security/passkeys/options", &[]).await?;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert!(json(&refused)?["error"].as_str().is_some_and(|e| e.contains("set-up link")));
+    // With an authenticator app set up (through the emailed link), a session must confirm first.
+    let (secret, _) = enable_totp(&w, &mut p1).await?;
+    w.t.clock.advance(STEP_UP + 1);
+    let refused = p1.post("/account/security/passkeys/options", &[]).await?;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert!(json(&refused)?["error"].as_str().is_some_and(|e| e.contains("confirm it's you")));
+    let page = p1.get("/account/security").await?;
+    assert!(page.body.contains("Confirm with a code") && !page.body.contains("Add a passkey"));
+    let wrong = p1.post("/account/security/confirm", &[("confirm_code", "000000")]).await?;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let now = app::domain::Clock::now(&w.t.clock);
+    let ok = p1.post("/account/security/confirm", &[("confirm_code", &totp_code(&secret, now))]).await?;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    assert!(ok.body.contains("For the next 10 minutes") && ok.body.contains("Add a passkey"));
+    let c = json(&p1.post("/account/security/passkeys/options", &[]).await?)?;
+    let register_token = c["token"].as_str().context("token")?.to_owned();
+    assert_eq!(c["options"]["publicKey"]["authenticatorSelection"]["residentKey"], "required");
+    assert_eq!(c["options"]["publicKey"]["user"]["name"], "p1@example.nz");
+    // A registration challenge is not a sign-in challenge.
+    let r = anon.post("/signin/passkey", &[("token", &register_token), ("response", "{}")]).await?;
+    assert!(r.body.contains("expired or was already used"));
+    // Passkeys that are not theirs, or not passkeys at all, are not found.
+    let r = p1.post(&format!("/account/security/passkeys/{}/remove", uuid::Uuid::new_v4()), &[]).await?;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = p1.post("/account/security/passkeys/not-an-id/remove", &[]).await?;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // Ten minutes later the confirmation has lapsed again.
+    w.t.clock.advance(STEP_UP + 1);
+    let r = p1.post(&format!("/account/security/passkeys/{}/remove", uuid::Uuid::new_v4()), &[]).await?;
+    assert!(r.body.contains("confirm it's you"), "{}", r.body);
+    assert_eq!(p1.post("/account/security/passkeys/options", &[]).await?.status, StatusCode::CONFLICT);
+    Ok(())
+}
+
+/// How long a "confirm it's you" lasts, seconds.
+const STEP_UP: i64 = app::passkeys::STEP_UP_SECS;
