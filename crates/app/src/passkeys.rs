@@ -343,11 +343,15 @@ impl App {
     }
 
     /// Starts a sign-in with a passkey alone: the browser offers the passkeys it holds for this
-    /// portal.
+    /// portal. Counted against the caller's address like password attempts.
     ///
     /// # Errors
-    /// When passkeys are unavailable or storage fails.
-    pub async fn begin_passkey_sign_in(&self) -> Result<PasskeyChallenge, AppError> {
+    /// [`AppError::RateLimited`] after too many attempts from one address; when passkeys are
+    /// unavailable or storage fails.
+    pub async fn begin_passkey_sign_in(&self, caller: &Caller) -> Result<PasskeyChallenge, AppError> {
+        if let Some(ip) = caller.ip {
+            self.limits.challenge(ip, self.now()).map_err(AppError::RateLimited)?;
+        }
         let (rcr, state) = self.relying_party()?.start_discoverable_authentication().map_err(webauthn_failed)?;
         let mut options = serde_json::to_value(&rcr).map_err(|e| AppError::Internal(e.to_string()))?;
         // Asked for by a button, not offered in the email field's autofill.

@@ -72,6 +72,12 @@ impl SignInLimits {
         bump(&self.by_account, &account.to_owned(), now, PER_ACCOUNT, true)
     }
 
+    /// Counts a request for a passkey sign-in challenge from `ip` against the same per-address
+    /// limit (each challenge is a row kept for five minutes; a flood from one address stops).
+    pub(crate) fn challenge(&self, ip: IpAddr, now: UnixTime) -> Result<(), u64> {
+        bump(&self.by_ip, &ip_key(ip), now, PER_IP, true)
+    }
+
     /// Clears an account's failures after a successful sign-in.
     pub(crate) fn succeeded(&self, account: &str) {
         self.by_account.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(account);

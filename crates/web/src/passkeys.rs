@@ -29,6 +29,10 @@ fn challenge(result: Result<PasskeyChallenge, AppError>) -> Response {
             refuse(StatusCode::UNAUTHORIZED, "Signing in took too long. Please sign in again.")
         }
         Err(AppError::Unauthenticated) => refuse(StatusCode::UNAUTHORIZED, "Please sign in again."),
+        Err(AppError::RateLimited(secs)) => refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("Too many sign-in attempts from this network. Try again in {} minutes.", secs.div_ceil(60)),
+        ),
         Err(e) => {
             tracing::error!(error = %e, "a passkey challenge could not be made");
             refuse(StatusCode::INTERNAL_SERVER_ERROR, "Passkeys cannot be used right now. Try again in a moment.")
@@ -76,9 +80,9 @@ async fn signed_in(state: &WebState, ctx: Ctx, outcome: app::SignInOutcome) -> R
 /// A challenge for signing in with a passkey alone.
 pub(crate) async fn sign_in_options(
     State(state): State<WebState>,
-    CsrfForm(_, _): CsrfForm<crate::pages::CsrfOnly>,
+    CsrfForm(ctx, _): CsrfForm<crate::pages::CsrfOnly>,
 ) -> Response {
-    challenge(state.app.begin_passkey_sign_in().await)
+    challenge(state.app.begin_passkey_sign_in(&ctx.caller()).await)
 }
 
 /// Signs in with a passkey alone.

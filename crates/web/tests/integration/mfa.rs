@@ -281,6 +281,14 @@ async fn passkey_challenges_are_single_use_and_factor_changes_need_a_recent_conf
     assert!(r.body.contains("expired or was already used"));
     let r = anon.post("/signin/passkey", &[("token", &"0".repeat(64)), ("response", "{}")]).await?;
     assert!(r.body.contains("expired or was already used"), "a token that was never issued");
+    // One address cannot flood the portal with challenges: they count with password attempts.
+    let mut flood = w.t.browser([127, 0, 54, 9]);
+    let mut last = StatusCode::OK;
+    for _ in 0..40 {
+        last = flood.post("/signin/passkey/options", &[]).await?.status;
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(anon.post("/signin/passkey/options", &[]).await?.status, StatusCode::OK, "other addresses go on");
     // Expired: five minutes on.
     let c = json(&anon.post("/signin/passkey/options", &[]).await?)?;
     w.t.clock.advance(301);
