@@ -53,6 +53,10 @@ test('passkeys: register, sign in with one alone and as the second step; replays
   await checkPage(op.page, 'security: passkey added, recovery codes');
   await op.page.goto(`${portal.base}/operator`);
   assert.match(await op.page.content(), /Practices/, 'the passkey is the operator’s second factor: the operator pages open');
+  // With a passkey of their own, the operator requires passkeys of operators and practice admins.
+  await op.page.getByRole('button', { name: 'Require passkeys' }).click();
+  await op.page.getByText('must now sign in with a passkey').waitFor();
+  await checkPage(op.page, 'operator: passkeys required');
 
   // Sign in with the passkey alone.
   await signOut(op.page);

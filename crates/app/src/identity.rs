@@ -14,6 +14,7 @@ use store::{Acceptance, InvitationPurpose, NewAccount, NewInvitation, NewSession
 
 /// A verified session: who is asking, for the web layer.
 #[derive(Debug, Clone)]
+#[expect(clippy::struct_excessive_bools, reason = "independent facts about one session")]
 pub struct SignedIn {
     /// The principal the policy sees.
     pub principal: Principal,
@@ -37,6 +38,12 @@ pub struct SignedIn {
     pub may_add_factor: bool,
     /// When this session last proved a second factor (sign-in or a later "confirm it's you").
     pub mfa_at: Option<domain::UnixTime>,
+    /// A patient whose practice requires a second factor and who has none: every page asks
+    /// them to set one up.
+    pub mfa_prompt: bool,
+    /// An operator or practice admin whose session was not opened with a passkey while the
+    /// operator requires passkeys of them: like `needs_second_factor`, only sign-in security.
+    pub needs_passkey: bool,
     token: String,
 }
 
@@ -46,6 +53,20 @@ impl SignedIn {
     pub fn csrf_binding(&self) -> &str {
         &self.token
     }
+}
+
+/// The platform switch requiring passkeys of operators and practice admins.
+pub(crate) const PASSKEYS_REQUIRED: &str = "passkeys_required_for_admins";
+
+/// What a new session was opened on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Proof {
+    /// A password alone (or an emailed link).
+    Password,
+    /// A password and a code (authenticator app or recovery code).
+    SecondFactor,
+    /// A passkey (alone or after the password).
+    Passkey,
 }
 
 /// The result of a successful sign-in or activation.
@@ -136,8 +157,9 @@ impl App {
         account: AccountId,
         caller: &Caller,
         action: &str,
-        second_factor: bool,
+        proof: Proof,
     ) -> Result<SignInOutcome, AppError> {
+        let second_factor = proof != Proof::Password;
         let ip = caller.ip.map_or_else(|| "console".to_owned(), |ip| ip.to_string());
         let user_agent = caller.user_agent.as_str();
         let now = self.now();
@@ -154,6 +176,7 @@ impl App {
             // A session opened by an emailed link (activation or invitation) may add a first
             // second factor; one opened by a password alone may not.
             setup_ok_at: (action == "activate").then_some(now),
+            mfa_passkey: proof == Proof::Passkey,
         };
         self.store.create_session(&session).await?;
         let signed_in =
@@ -199,12 +222,27 @@ impl App {
             }
             AccountKind::Operator => (Principal::Operator { account: account.id, session: session.id }, None, None),
         };
-        // Staff and operators reach nothing until this session has proved a second factor.
-        let needs_second_factor = matches!(account.kind, AccountKind::Staff | AccountKind::Operator)
+        // Staff and operators reach nothing until this session has proved a second factor —
+        // and, when the operator requires it, operators and practice admins a passkey.
+        let needs_passkey = (matches!(account.kind, AccountKind::Operator)
+            || matches!(staff, Some((_, domain::StaffRole::Admin))))
+            && !session.mfa_passkey
+            && self.settings.staff_mfa_required
+            && self.store.platform_flag(PASSKEYS_REQUIRED).await?;
+        let needs_second_factor = (matches!(account.kind, AccountKind::Staff | AccountKind::Operator)
             && session.mfa_at.is_none()
-            && self.settings.staff_mfa_required;
+            && self.settings.staff_mfa_required)
+            || needs_passkey;
         let principal = if needs_second_factor { Principal::Anonymous } else { principal };
+        let mfa_prompt = match patient {
+            Some(p) if session.mfa_at.is_none() => {
+                self.store.patient_must_use_mfa(p).await? && !self.has_second_factor(account.id).await?
+            }
+            _ => false,
+        };
         Ok(Some(SignedIn {
+            mfa_prompt,
+            needs_passkey,
             needs_second_factor,
             may_add_factor: session.setup_ok_at.is_some(),
             mfa_at: session.mfa_at,
@@ -294,7 +332,7 @@ impl App {
         email: Option<&str>,
     ) -> Result<SignInOutcome, AppError> {
         let account = self.set_password_by_link(token, password, confirm, name, email).await?;
-        self.open_session(account, caller, "activate", false).await
+        self.open_session(account, caller, "activate", Proof::Password).await
     }
 
     /// Uses a link to set a password without signing in (the console's `demo` uses this).

@@ -5,7 +5,7 @@
 //! account holder, with no link and nothing asked of them.
 
 use crate::audit::{Caller, Target};
-use crate::identity::{SignInOutcome, SignedIn};
+use crate::identity::{Proof, SignInOutcome, SignedIn};
 use crate::mail::texts;
 use crate::security::{new_token, plausible_token, random_bytes, token_hash};
 use crate::{App, AppError};
@@ -109,7 +109,7 @@ impl App {
     /// After a correct password: a session, or (with a second factor set up) a challenge.
     pub(crate) async fn after_password(&self, account: AccountId, caller: &Caller) -> Result<SignInStep, AppError> {
         if !self.has_second_factor(account).await? {
-            return Ok(SignInStep::Done(self.open_session(account, caller, "sign_in", false).await?));
+            return Ok(SignInStep::Done(self.open_session(account, caller, "sign_in", Proof::Password).await?));
         }
         let token = new_token();
         let now = self.now();
@@ -174,7 +174,7 @@ impl App {
                 "That code is not right, or was already used. Enter the 6-digit code your authenticator app shows now, or one of your recovery codes.",
             ));
         }
-        self.second_factor_passed(caller, challenge, account, recovery_used).await
+        self.second_factor_passed(caller, challenge, account, recovery_used, Proof::SecondFactor).await
     }
 
     /// The account an open sign-in challenge is for.
@@ -207,6 +207,7 @@ impl App {
         challenge: &str,
         account: AccountId,
         recovery_used: bool,
+        proof: Proof,
     ) -> Result<SignInOutcome, AppError> {
         if !self.store.use_mfa_challenge(&token_hash(challenge), self.now(), MAX_FAILURES).await? {
             return Err(AppError::LinkExpired);
@@ -227,7 +228,7 @@ impl App {
             )
             .await?;
         }
-        self.open_session(account, caller, "sign_in", true).await
+        self.open_session(account, caller, "sign_in", proof).await
     }
 
     /// "Confirm it's you" with a code from the authenticator app: the session counts as freshly

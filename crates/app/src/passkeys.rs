@@ -7,7 +7,7 @@
 //! a code again before factors change.
 
 use crate::audit::{Caller, Target};
-use crate::identity::{SignInOutcome, SignedIn};
+use crate::identity::{Proof, SignInOutcome, SignedIn};
 use crate::security::{new_token, plausible_token, token_hash};
 use crate::{App, AppError};
 use domain::{AccountId, UnixTime};
@@ -155,6 +155,40 @@ impl App {
         Ok(())
     }
 
+    /// Whether the operator requires passkeys of operators and practice admins.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn passkeys_required(&self) -> Result<bool, AppError> {
+        Ok(self.store.platform_flag(crate::identity::PASSKEYS_REQUIRED).await?)
+    }
+
+    /// Turns on or off the requirement that operators and practice admins sign in with a
+    /// passkey (phishing-resistant). Their sessions opened otherwise then reach only sign-in
+    /// security, where they add or use one. Operators only.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but operators; [`AppError::Conflict`] when the operator
+    /// has no passkey themselves; [`AppError::Invalid`] without a choice.
+    pub async fn set_passkeys_required(&self, caller: &Caller, on: Option<bool>) -> Result<(), AppError> {
+        let target = Target::plain("update", "passkey_policy", &"platform");
+        let grant = self.authorize_audited::<authz::ManagePractices>(caller, authz::Platform, target, true).await?;
+        let on = on.ok_or_else(|| AppError::field("on", "Choose whether to require passkeys."))?;
+        let own = match &caller.principal {
+            authz::Principal::Operator { account, .. } => self.store.passkeys(*account).await?.len(),
+            _ => 0,
+        };
+        if on && own == 0 {
+            return Err(AppError::Conflict(
+                "Add a passkey to your own account first (under Sign-in security): once passkeys are required, a code no longer opens the operator pages."
+                    .into(),
+            ));
+        }
+        self.store.set_platform_flag(&grant, crate::identity::PASSKEYS_REQUIRED, on).await?;
+        tracing::info!(on, "the passkey requirement for operators and practice admins changed");
+        Ok(())
+    }
+
     /// Now, by the application's clock (seconds).
     #[must_use]
     pub fn clock_now(&self) -> UnixTime {
@@ -286,6 +320,7 @@ impl App {
         // (perhaps opened with a stolen password) ends.
         let new = new_token();
         self.store.mark_session_mfa(who.session, now, &token_hash(&new)).await?;
+        self.store.mark_session_passkey(who.session).await?;
         self.store.end_other_sessions(who.account, Some(who.session), now).await?;
         self.audit(vec![self.event(caller, &target, "allowed")]).await?;
         self.notify(
@@ -391,7 +426,7 @@ impl App {
                 self.passkey_was_used(&row, key, &result).await?;
                 metrics::counter!("tiaki_sign_in_total", "outcome" => "succeeded").increment(1);
                 self.audit(vec![self.event(caller, &target, "allowed")]).await?;
-                self.open_session(row.account, caller, "sign_in", true).await
+                self.open_session(row.account, caller, "sign_in", Proof::Passkey).await
             }
             Err(e) => {
                 metrics::counter!("tiaki_sign_in_total", "outcome" => "passkey_failed").increment(1);
@@ -468,7 +503,7 @@ impl App {
     ) -> Result<SignInOutcome, AppError> {
         let account = self.open_challenge_account(challenge).await?;
         if self.finish_passkey_check(account, "second_factor", token, response).await? {
-            self.second_factor_passed(caller, challenge, account, false).await
+            self.second_factor_passed(caller, challenge, account, false, Proof::Passkey).await
         } else {
             self.second_factor_failed(caller, challenge, account).await?;
             Err(webauthn_failed("the passkey did not verify"))
@@ -500,6 +535,7 @@ impl App {
             self.audit(vec![self.event(caller, &target, "denied")]).await?;
             return Err(webauthn_failed("the passkey did not verify"));
         }
+        self.store.mark_session_passkey(who.session).await?;
         self.confirmed(caller, who).await
     }
 

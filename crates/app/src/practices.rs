@@ -151,6 +151,36 @@ impl App {
         Ok(self.store.list_staff(&grant).await?)
     }
 
+    /// Whether the practice requires its patients to use a second factor (its admins, and
+    /// operators, see it).
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone else.
+    pub async fn patients_need_mfa(&self, who: &Caller, practice: PracticeId) -> Result<bool, AppError> {
+        let grant = authz::authorize::<ManageStaff, _>(&who.principal, practice, &*self.store).await?;
+        Ok(self.store.patients_need_mfa(&grant).await?)
+    }
+
+    /// Turns on or off the practice's requirement that its patients use a second factor. Its
+    /// patients without one are then asked, on every page, to set one up.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but the practice's admins and operators;
+    /// [`AppError::Invalid`] without a choice.
+    pub async fn set_patients_need_mfa(
+        &self,
+        who: &Caller,
+        practice: PracticeId,
+        on: Option<bool>,
+    ) -> Result<(), AppError> {
+        let target = Target::practice("update", "patient_mfa_policy", practice);
+        let grant = self.authorize_audited::<ManageStaff>(who, practice, target, true).await?;
+        let on = on.ok_or_else(|| AppError::field("on", "Choose whether to require a second step."))?;
+        self.store.set_patients_need_mfa(&grant, on).await?;
+        tracing::info!(practice = %practice, on, "the practice's second-factor requirement for patients changed");
+        Ok(())
+    }
+
     /// Invites a member of staff (the practice's admins, and operators).
     ///
     /// # Errors

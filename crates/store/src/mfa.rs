@@ -46,6 +46,27 @@ pub struct CeremonyRow {
 
 /// Storage for second factors.
 pub trait MfaStore: Send + Sync {
+    /// Sets whether the practice requires its patients to use a second factor.
+    fn set_patients_need_mfa<'a>(
+        &'a self,
+        grant: &'a authz::Grant<authz::ManageStaff>,
+        on: bool,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// Whether the practice requires its patients to use a second factor.
+    fn patients_need_mfa<'a>(&'a self, grant: &'a authz::Grant<authz::ManageStaff>) -> BoxFuture<'a, Result<bool>>;
+    /// Whether any practice the patient is enrolled with requires a second factor.
+    fn patient_must_use_mfa(&self, patient: domain::PatientId) -> BoxFuture<'_, Result<bool>>;
+    /// Records that the session's second factor was a passkey.
+    fn mark_session_passkey(&self, session: domain::SessionId) -> BoxFuture<'_, Result<()>>;
+    /// A platform-wide switch (stored in `settings`); off unless set.
+    fn platform_flag<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<bool>>;
+    /// Sets a platform-wide switch (operators).
+    fn set_platform_flag<'a>(
+        &'a self,
+        grant: &'a authz::Grant<authz::ManagePractices>,
+        name: &'a str,
+        on: bool,
+    ) -> BoxFuture<'a, Result<()>>;
     /// The account's passkeys, oldest first.
     fn passkeys(&self, account: AccountId) -> BoxFuture<'_, Result<Vec<PasskeyRow>>>;
     /// The passkey with this `WebAuthn` credential id.
@@ -197,6 +218,77 @@ macro_rules! mfa_store {
             }
 
             impl MfaStore for $store {
+                fn set_patients_need_mfa<'a>(&'a self, grant: &'a authz::Grant<authz::ManageStaff>, on: bool) -> BoxFuture<'a, Result<()>> {
+                    Box::pin(async move {
+                        sqlx::query("UPDATE practices SET patients_need_mfa = $2 WHERE id = $1")
+                            .bind(grant.object().as_uuid())
+                            .bind(on)
+                            .execute(&self.pool)
+                            .await?;
+                        Ok(())
+                    })
+                }
+
+                fn patients_need_mfa<'a>(&'a self, grant: &'a authz::Grant<authz::ManageStaff>) -> BoxFuture<'a, Result<bool>> {
+                    Box::pin(async move {
+                        let on: Option<bool> = sqlx::query_scalar("SELECT patients_need_mfa FROM practices WHERE id = $1")
+                            .bind(grant.object().as_uuid())
+                            .fetch_optional(&self.pool)
+                            .await?;
+                        Ok(on.unwrap_or(false))
+                    })
+                }
+
+                fn patient_must_use_mfa(&self, patient: domain::PatientId) -> BoxFuture<'_, Result<bool>> {
+                    Box::pin(async move {
+                        let n: i64 = sqlx::query_scalar(
+                            "SELECT COUNT(*) FROM enrolments e JOIN practices p ON p.id = e.practice_id \
+                             WHERE e.patient_id = $1 AND p.patients_need_mfa",
+                        )
+                        .bind(patient.as_uuid())
+                        .fetch_one(&self.pool)
+                        .await?;
+                        Ok(n > 0)
+                    })
+                }
+
+                fn mark_session_passkey(&self, session: domain::SessionId) -> BoxFuture<'_, Result<()>> {
+                    Box::pin(async move {
+                        sqlx::query("UPDATE sessions SET mfa_passkey = TRUE WHERE id = $1")
+                            .bind(session.as_uuid())
+                            .execute(&self.pool)
+                            .await?;
+                        Ok(())
+                    })
+                }
+
+                fn platform_flag<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<bool>> {
+                    Box::pin(async move {
+                        let v: Option<Vec<u8>> = sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+                            .bind(name)
+                            .fetch_optional(&self.pool)
+                            .await?;
+                        Ok(v.as_deref() == Some(b"on".as_slice()))
+                    })
+                }
+
+                fn set_platform_flag<'a>(
+                    &'a self,
+                    _grant: &'a authz::Grant<authz::ManagePractices>,
+                    name: &'a str,
+                    on: bool,
+                ) -> BoxFuture<'a, Result<()>> {
+                    Box::pin(async move {
+                        let value: &[u8] = if on { b"on" } else { b"off" };
+                        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+                            .bind(name)
+                            .bind(value)
+                            .execute(&self.pool)
+                            .await?;
+                        Ok(())
+                    })
+                }
+
                 fn passkeys(&self, account: AccountId) -> BoxFuture<'_, Result<Vec<PasskeyRow>>> {
                     Box::pin(async move {
                         let rows = sqlx::query(
@@ -462,7 +554,7 @@ macro_rules! mfa_store {
                 fn reset_session_mfa(&self, account: AccountId, keep: Option<domain::SessionId>, now: UnixTime) -> BoxFuture<'_, Result<()>> {
                     Box::pin(async move {
                         let mut tx = self.begin().await?;
-                        sqlx::query("UPDATE sessions SET mfa_at = NULL, setup_ok_at = NULL WHERE account_id = $1")
+                        sqlx::query("UPDATE sessions SET mfa_at = NULL, setup_ok_at = NULL, mfa_passkey = FALSE WHERE account_id = $1")
                             .bind(account.as_uuid())
                             .execute(&mut *tx)
                             .await?;

@@ -241,6 +241,8 @@ pub struct NewSession {
     pub mfa_at: Option<UnixTime>,
     /// When it was allowed to add a first second factor (opened by an emailed link).
     pub setup_ok_at: Option<UnixTime>,
+    /// Whether its second factor was a passkey.
+    pub mfa_passkey: bool,
 }
 
 /// A session as stored.
@@ -264,6 +266,8 @@ pub struct SessionRow {
     pub mfa_at: Option<UnixTime>,
     /// When it was allowed to add a first second factor (opened by an emailed link).
     pub setup_ok_at: Option<UnixTime>,
+    /// Whether its second factor was a passkey.
+    pub mfa_passkey: bool,
 }
 
 /// A message to queue.

@@ -100,6 +100,7 @@ macro_rules! portable_store {
                     user_agent: r.try_get("user_agent")?,
                     mfa_at: r.try_get("mfa_at")?,
                     setup_ok_at: r.try_get("setup_ok_at")?,
+                    mfa_passkey: r.try_get("mfa_passkey")?,
                 })
             }
 
@@ -677,8 +678,8 @@ macro_rules! portable_store {
                 fn create_session<'a>(&'a self, s: &'a NewSession) -> BoxFuture<'a, Result<()>> {
                     Box::pin(async move {
                         sqlx::query(
-                            "INSERT INTO sessions (id, token_hash, account_id, created_at, last_seen_at, absolute_expires_at, ip, user_agent, mfa_at, setup_ok_at) \
-                             VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9)",
+                            "INSERT INTO sessions (id, token_hash, account_id, created_at, last_seen_at, absolute_expires_at, ip, user_agent, mfa_at, setup_ok_at, \
+                             mfa_passkey) VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9, $10)",
                         )
                         .bind(s.id.as_uuid())
                         .bind(&s.token_hash)
@@ -689,6 +690,7 @@ macro_rules! portable_store {
                         .bind(&s.user_agent)
                         .bind(s.mfa_at)
                         .bind(s.setup_ok_at)
+                        .bind(s.mfa_passkey)
                         .execute(&self.pool)
                         .await?;
                         Ok(())
@@ -698,7 +700,8 @@ macro_rules! portable_store {
                 fn live_session<'a>(&'a self, token_hash: &'a [u8], now: UnixTime, idle_cutoff: UnixTime) -> BoxFuture<'a, Result<Option<SessionRow>>> {
                     Box::pin(async move {
                         sqlx::query(
-                            "SELECT s.id, s.account_id, s.created_at, s.last_seen_at, s.absolute_expires_at, s.ip, s.user_agent, s.mfa_at, s.setup_ok_at \
+                            "SELECT s.id, s.account_id, s.created_at, s.last_seen_at, s.absolute_expires_at, s.ip, s.user_agent, s.mfa_at, s.setup_ok_at, \
+                             s.mfa_passkey \
                              FROM sessions s JOIN accounts a ON a.id = s.account_id \
                              WHERE s.token_hash = $1 AND s.ended_at IS NULL AND s.absolute_expires_at > $2 \
                                AND s.last_seen_at > $3 AND a.disabled_at IS NULL",
@@ -728,7 +731,8 @@ macro_rules! portable_store {
                 fn list_sessions(&self, account: AccountId, now: UnixTime, idle_cutoff: UnixTime) -> BoxFuture<'_, Result<Vec<SessionRow>>> {
                     Box::pin(async move {
                         let rows = sqlx::query(
-                            "SELECT id, account_id, created_at, last_seen_at, absolute_expires_at, ip, user_agent, mfa_at, setup_ok_at FROM sessions \
+                            "SELECT id, account_id, created_at, last_seen_at, absolute_expires_at, ip, user_agent, mfa_at, setup_ok_at, mfa_passkey \
+                             FROM sessions \
                              WHERE account_id = $1 AND ended_at IS NULL AND absolute_expires_at > $2 AND last_seen_at > $3 \
                              ORDER BY last_seen_at DESC, created_at DESC",
                         )

@@ -344,6 +344,7 @@ async fn sessions_expire_and_end(store: Arc<dyn Store>) -> Result<()> {
         user_agent: "test".into(),
         mfa_at: None,
         setup_ok_at: None,
+        mfa_passkey: false,
     };
     let s1 = mk(b"s1", op.id);
     let s2 = mk(b"s2", op.id);

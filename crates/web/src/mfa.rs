@@ -148,8 +148,11 @@ async fn security_view(
 ) -> PageResult {
     let status = state.app.mfa_status(who).await.map_err(WebError::page)?;
     let passkeys = state.app.passkeys(who).await.map_err(WebError::page)?;
-    let required =
-        "Your role needs a second step when you sign in. Set up a passkey or an authenticator app to continue.";
+    let required = if who.needs_passkey {
+        "Your role must sign in with a passkey. Add one below (confirm it's you first if asked), or sign out and sign in with the passkey you have."
+    } else {
+        "Your role needs a second step when you sign in. Set up a passkey or an authenticator app to continue."
+    };
     let notice = notice.or((who.needs_second_factor && codes.is_none()).then_some(required));
     let code = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let page = SecurityPage {

@@ -38,6 +38,12 @@ fn notice_text(n: &Notice) -> Option<String> {
             "practice" => "The practice was added and its admin has been emailed an invitation.",
             "ended" => "That session has been ended.",
             "ended-others" => "You have been signed out everywhere else.",
+            "patient-mfa-on" => {
+                "Patients must now use a second step. Those without one are asked to set one up on every page."
+            }
+            "patient-mfa-off" => "Patients may now choose whether to use a second step.",
+            "passkeys-on" => "Operators and practice admins must now sign in with a passkey.",
+            "passkeys-off" => "Operators and practice admins may again sign in with a code.",
             _ => return None,
         }
         .to_owned(),
@@ -369,6 +375,11 @@ async fn practice_view(
     } else {
         None
     };
+    let patients_need_mfa = if is_admin {
+        state.app.patients_need_mfa(&ctx.caller_as(who), practice).await.map_err(WebError::page)?
+    } else {
+        false
+    };
     let can_enrol = matches!(who.staff, Some((_, StaffRole::Admin | StaffRole::Gp | StaffRole::Nurse)));
     let status =
         if enrol.1.is_empty() && invite.1.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
@@ -380,6 +391,7 @@ async fn practice_view(
         can_enrol,
         patients,
         staff,
+        patients_need_mfa,
         roles: StaffRole::ALL,
         enrol: enrol.0,
         enrol_errors: enrol.1,
@@ -407,6 +419,55 @@ pub(crate) async fn practice_page(
         (invite, Vec::new()),
     )
     .await
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct PolicyForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    on: String,
+}
+
+impl HasCsrf for PolicyForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// A form's yes/no choice; none for anything else (refused after the access check).
+fn yes_or_no(v: &str) -> Option<bool> {
+    match v {
+        "yes" => Some(true),
+        "no" => Some(false),
+        _ => None,
+    }
+}
+
+/// Turns on or off the practice's requirement that its patients use a second factor.
+pub(crate) async fn set_patient_mfa(
+    State(state): State<WebState>,
+    Path(raw): Path<String>,
+    CsrfForm(ctx, form): CsrfForm<PolicyForm>,
+) -> PageResult {
+    let who = ctx.require_signed_in()?;
+    let practice: PracticeId = id(&raw)?;
+    let on = yes_or_no(&form.on);
+    state.app.set_patients_need_mfa(&ctx.caller_as(&who), practice, on).await.map_err(WebError::page)?;
+    let done = if on == Some(true) { "patient-mfa-on" } else { "patient-mfa-off" };
+    Ok(Redirect::to(&format!("/practices/{practice}?done={done}")).into_response())
+}
+
+/// Turns on or off the requirement that operators and practice admins sign in with a passkey.
+pub(crate) async fn set_passkey_policy(
+    State(state): State<WebState>,
+    CsrfForm(ctx, form): CsrfForm<PolicyForm>,
+) -> PageResult {
+    let who = ctx.require_signed_in()?;
+    let on = yes_or_no(&form.on);
+    state.app.set_passkeys_required(&ctx.caller_as(&who), on).await.map_err(WebError::page)?;
+    Ok(Redirect::to(if on == Some(true) { "/operator?done=passkeys-on" } else { "/operator?done=passkeys-off" })
+        .into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -538,6 +599,7 @@ async fn operator_view(
         operator_name: invite.name,
         operator_email: invite.email,
         operator_errors: invite.errors,
+        passkeys_required: state.app.passkeys_required().await.map_err(WebError::page)?,
     };
     Ok((status, render(&page)).into_response())
 }

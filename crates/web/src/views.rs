@@ -22,11 +22,13 @@ pub(crate) struct Nav {
     pub(crate) home: String,
     pub(crate) name: String,
     pub(crate) csrf: String,
+    /// Ask, on every page, for a second factor the patient's practice requires.
+    pub(crate) mfa_prompt: bool,
 }
 
 impl Nav {
     pub(crate) fn new(who: &SignedIn, csrf: &str) -> Self {
-        Self { home: home_of(who), name: who.name.clone(), csrf: csrf.to_owned() }
+        Self { home: home_of(who), name: who.name.clone(), csrf: csrf.to_owned(), mfa_prompt: who.mfa_prompt }
     }
 }
 
@@ -141,6 +143,8 @@ pub(crate) struct PracticePage<'a> {
     pub(crate) can_enrol: bool,
     pub(crate) patients: Vec<PatientRow>,
     pub(crate) staff: Option<Vec<StaffRow>>,
+    /// Whether the practice requires its patients to use a second factor (shown to admins).
+    pub(crate) patients_need_mfa: bool,
     pub(crate) roles: [StaffRole; 4],
     pub(crate) enrol: EnrolValues,
     pub(crate) enrol_errors: Vec<FieldError>,
@@ -170,6 +174,8 @@ pub(crate) struct OperatorPage<'a> {
     pub(crate) operator_name: String,
     pub(crate) operator_email: String,
     pub(crate) operator_errors: Vec<FieldError>,
+    /// Whether operators and practice admins must sign in with a passkey.
+    pub(crate) passkeys_required: bool,
 }
 
 impl OperatorPage<'_> {

@@ -337,3 +337,101 @@ async fn passkey_challenges_are_single_use_and_factor_changes_need_a_recent_conf
 
 /// How long a "confirm it's you" lasts, seconds.
 const STEP_UP: i64 = app::passkeys::STEP_UP_SECS;
+
+/// A practice can require a second factor of its patients: its admin turns it on (nobody else
+/// can), and its patients without one are asked on every page until they set one up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_practice_can_require_a_second_factor_of_its_patients() -> Result<()> {
+    let w = World::new().await?;
+    let prompt = "Your practice asks you to add a second step";
+    let mut p1 = w.signed_in("p1@example.nz", [127, 0, 55, 1]).await?;
+    let home = format!("/patients/{}", w.patient1);
+    assert!(!p1.get(&home).await?.body.contains(prompt), "not required yet");
+    let policy = format!("/practices/{}/patient-mfa", w.practice_a);
+    // Only the practice's admins (and operators) can change it.
+    let mut other_admin = w.signed_in("admin-b@example.nz", [127, 0, 55, 2]).await?;
+    assert_eq!(other_admin.post(&policy, &[("on", "yes")]).await?.status, StatusCode::NOT_FOUND);
+    let mut gp = w.signed_in("gp-a@example.nz", [127, 0, 55, 3]).await?;
+    assert_eq!(gp.post(&policy, &[("on", "yes")]).await?.status, StatusCode::NOT_FOUND);
+    let mut admin = w.signed_in("admin-a@example.nz", [127, 0, 55, 4]).await?;
+    assert_eq!(admin.post(&policy, &[("on", "perhaps")]).await?.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(!p1.get(&home).await?.body.contains(prompt), "nothing changed after refusals");
+    let r = admin.post(&policy, &[("on", "yes")]).await?;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let page = admin.get(r.location()).await?;
+    assert!(page.body.contains("Patients must now use a second step") && page.body.contains("Stop requiring"));
+    // Its patients without a factor are asked on every page; another practice's are not.
+    for path in [home.as_str(), "/account/sessions", "/account/security"] {
+        assert!(p1.get(path).await?.body.contains(prompt), "{path}");
+    }
+    let mut p2 = w.signed_in("p2@example.nz", [127, 0, 55, 5]).await?;
+    assert!(!p2.get(&format!("/patients/{}", w.patient2)).await?.body.contains(prompt));
+    // Once they have one, the prompt goes.
+    enable_totp(&w, &mut p1).await?;
+    assert!(!p1.get(&home).await?.body.contains(prompt));
+    // It can be turned off again.
+    let r = admin.post(&policy, &[("on", "no")]).await?;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(admin.get(r.location()).await?.body.contains("Require a second step of our patients"));
+    Ok(())
+}
+
+async fn sql(t: &TestApp, statement: &str) -> Result<()> {
+    use sqlx::Executor;
+    if t.url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&t.url).await?;
+        c.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_owned()))).await?;
+    } else {
+        let mut c = sqlx::PgConnection::connect(&t.url).await?;
+        c.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_owned()))).await?;
+    }
+    Ok(())
+}
+
+/// The operator's switch requiring passkeys of operators and practice admins: only operators
+/// turn it on, and only once they have a passkey themselves; then a session opened with a code
+/// reaches only sign-in security for them and practice admins, while other staff and patients
+/// are unaffected. (The browser test signs in with a real passkey while it is on.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_can_require_passkeys_of_operators_and_practice_admins() -> Result<()> {
+    let w = World::new().await?;
+    let mut admin = w.signed_in("admin-a@example.nz", [127, 0, 56, 1]).await?;
+    assert_eq!(admin.post("/operator/passkey-policy", &[("on", "yes")]).await?.status, StatusCode::NOT_FOUND);
+    let mut op = w.operator().await?;
+    assert!(op.get("/operator").await?.body.contains("Require passkeys"));
+    let refused = op.post("/operator/passkey-policy", &[("on", "yes")]).await?;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert!(refused.body.contains("Add a passkey to your own account first"));
+    assert_eq!(op.post("/operator/passkey-policy", &[("on", "maybe")]).await?.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // Give the operator a (stored) passkey; the switch only checks that they have one.
+    let (id, cred) = if w.t.url.starts_with("sqlite:") {
+        ("X'0123456789abcdef0123456789abcdef'", "X'01'")
+    } else {
+        ("'01234567-89ab-cdef-0123-456789abcdef'::uuid", "'\\x01'::bytea")
+    };
+    sql(
+        &w.t,
+        &format!(
+            "INSERT INTO passkeys (id, account_id, credential_id, name, credential, created_at) \
+             SELECT {id}, id, {cred}, 'Test key', '{{}}', 0 FROM accounts WHERE email = 'op@example.nz'"
+        ),
+    )
+    .await?;
+    let on = op.post("/operator/passkey-policy", &[("on", "yes")]).await?;
+    assert_eq!(on.status, StatusCode::SEE_OTHER, "{}", on.body);
+    // Sessions opened with a code: operators and practice admins reach only sign-in security.
+    let r = op.get("/operator").await?;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location(), "/account/security");
+    let page = op.get("/account/security").await?;
+    assert!(page.body.contains("must sign in with a passkey"), "{}", page.body);
+    assert_eq!(admin.get(&format!("/practices/{}", w.practice_a)).await?.location(), "/account/security");
+    // A stolen code-only session cannot turn the switch off again.
+    assert_eq!(op.post("/operator/passkey-policy", &[("on", "no")]).await?.status, StatusCode::NOT_FOUND);
+    // Other staff and patients are unaffected.
+    let mut gp = w.signed_in("gp-a@example.nz", [127, 0, 56, 2]).await?;
+    assert_eq!(gp.get(&format!("/practices/{}", w.practice_a)).await?.status, StatusCode::OK);
+    let mut p1 = w.signed_in("p1@example.nz", [127, 0, 56, 3]).await?;
+    assert_eq!(p1.get(&format!("/patients/{}", w.patient1)).await?.status, StatusCode::OK);
+    Ok(())
+}
