@@ -549,34 +549,81 @@ impl App {
     /// # Errors
     /// [`AppError::NotFound`] for an unknown email; [`AppError::Invalid`] without the check.
     pub async fn console_reset_factors(&self, email: &str, checked: &str) -> Result<bool, AppError> {
-        let checked = checked.trim();
-        if checked.len() < 10 || checked.chars().any(char::is_control) {
-            return Err(AppError::field(
-                "checked",
-                "Say who checked the person's identity and how (for example \"Mere, photo ID at the front desk\").",
-            ));
-        }
+        let checked = identity_check(checked)?;
         let account = self.store.account_by_email(&email.trim().to_lowercase()).await?.ok_or(AppError::NotFound)?;
-        let had = self.store.remove_factors(account.id).await?;
-        let ended = self.store.end_other_sessions(account.id, None, self.now()).await?;
-        let mut event = self.event(
-            &Caller::console(authz::Principal::Anonymous),
-            &Target::plain("mfa.reset", "account", &account.id),
-            "allowed",
-        );
+        self.reset_factors_of(&Caller::console(authz::Principal::Anonymous), account.id, checked).await
+    }
+
+    /// Resets the second factors of a patient or member of staff of the practice, by a practice
+    /// admin (or an operator) after checking who they are in person or by phone (`checked`: who
+    /// checked and how, recorded in the access log). Ends all their sessions and emails them.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but the practice's admins and operators;
+    /// [`AppError::Invalid`] without the check, or for an email that is not of one of the
+    /// practice's patients or staff.
+    pub async fn reset_factors_at_practice(
+        &self,
+        caller: &Caller,
+        practice: domain::PracticeId,
+        email: &str,
+        checked: &str,
+    ) -> Result<bool, AppError> {
+        let target = Target::practice("update", "account_factors", practice);
+        let _grant = self.authorize_audited::<authz::ManageStaff>(caller, practice, target.clone(), false).await?;
+        let checked = identity_check(checked)?;
+        let account = self.store.account_by_email(&email.trim().to_lowercase()).await?;
+        let mut belongs = false;
+        if let Some(a) = &account {
+            belongs = self.store.staff_membership(a.id).await?.is_some_and(|(p, _)| p == practice);
+            if !belongs && let Some(patient) = self.store.patient_for_account(a.id).await? {
+                belongs = authz::Relations::patient_practices(&*self.store, patient)
+                    .await
+                    .map_err(|e| AppError::Internal(e.to_string()))?
+                    .contains(&practice);
+            }
+        }
+        let Some(account) = account.filter(|_| belongs) else {
+            self.audit(vec![self.event(caller, &target, "not_found")]).await?;
+            return Err(AppError::field(
+                "reset_email",
+                "No patient or member of staff of this practice has that email address.",
+            ));
+        };
+        self.reset_factors_of(caller, account.id, checked).await
+    }
+
+    /// Removes an account's factors, ends its sessions, records who checked the identity and
+    /// emails the holder. Returns whether they had an authenticator or a passkey.
+    async fn reset_factors_of(&self, caller: &Caller, account: AccountId, checked: &str) -> Result<bool, AppError> {
+        let had = self.store.remove_factors(account).await?;
+        let ended = self.store.end_other_sessions(account, None, self.now()).await?;
+        let mut event = self.event(caller, &Target::plain("mfa.reset", "account", &account), "allowed");
         event.on_behalf = Some(format!("identity checked: {}", checked.chars().take(200).collect::<String>()));
         self.audit(vec![event]).await?;
         self.notify(
-            account.id,
+            account,
             "Your Tiaki sign-in was reset",
-            "After checking who you are, your practice or the Tiaki team removed the authenticator app and recovery codes \
-             from your Tiaki account and signed you out everywhere. Sign in with your password and set up your app again \
-             under Sign-in security.\n\nIf you did not ask for this, contact your practice straight away.",
+            "After checking who you are, your practice or the Tiaki team removed your passkeys, authenticator app and \
+             recovery codes from your Tiaki account and signed you out everywhere. Sign in with your password and set up \
+             a passkey or your app again under Sign-in security.\n\nIf you did not ask for this, contact your practice straight away.",
         )
         .await?;
-        tracing::info!(account = %account.id, sessions_ended = ended, "second factors reset from the console");
+        tracing::info!(account = %account, sessions_ended = ended, "second factors reset after an identity check");
         Ok(had)
     }
+}
+
+/// The record of an identity check: who checked and how, in at least ten characters.
+fn identity_check(checked: &str) -> Result<&str, AppError> {
+    let checked = checked.trim();
+    if checked.chars().count() < 10 || checked.chars().any(char::is_control) {
+        return Err(AppError::field(
+            "checked",
+            "Say who checked the person's identity and how (for example \"Mere, photo ID at the front desk\").",
+        ));
+    }
+    Ok(checked)
 }
 
 #[cfg(test)]

@@ -42,6 +42,7 @@ fn notice_text(n: &Notice) -> Option<String> {
                 "Patients must now use a second step. Those without one are asked to set one up on every page."
             }
             "patient-mfa-off" => "Patients may now choose whether to use a second step.",
+            "factors-reset" => "Their sign-in was reset: their passkeys, authenticator app and recovery codes are gone, they are signed out everywhere, and they have been emailed.",
             "passkeys-on" => "Operators and practice admins must now sign in with a passkey.",
             "passkeys-off" => "Operators and practice admins may again sign in with a code.",
             _ => return None,
@@ -432,6 +433,52 @@ pub(crate) struct PolicyForm {
 impl HasCsrf for PolicyForm {
     fn csrf(&self) -> &str {
         &self.csrf
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ResetForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reset_email: String,
+    #[serde(default)]
+    checked: String,
+}
+
+impl HasCsrf for ResetForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// Resets a patient's or staff member's second factors after an identity check (the
+/// practice's admins, and operators).
+pub(crate) async fn reset_factors(
+    State(state): State<WebState>,
+    Path(raw): Path<String>,
+    CsrfForm(ctx, form): CsrfForm<ResetForm>,
+) -> PageResult {
+    let who = ctx.require_signed_in()?;
+    let practice: PracticeId = id(&raw)?;
+    match state.app.reset_factors_at_practice(&ctx.caller_as(&who), practice, &form.reset_email, &form.checked).await {
+        Ok(_) => Ok(Redirect::to(&format!("/practices/{practice}?done=factors-reset")).into_response()),
+        Err(AppError::Invalid(errors)) => {
+            let message = errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join(" ");
+            let invite = InviteValues { role: "nurse".into(), ..InviteValues::default() };
+            let page = practice_view(
+                &state,
+                &ctx,
+                &who,
+                practice,
+                Some(message),
+                (EnrolValues::default(), Vec::new()),
+                (invite, Vec::new()),
+            )
+            .await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+        Err(e) => Err(WebError::page(e)),
     }
 }
 

@@ -86,6 +86,7 @@ routes! {
     post "/practices/{practice_id}/patients"     Page => pages::enrol,
     post "/practices/{practice_id}/staff"        Page => pages::invite_staff,
     post "/practices/{practice_id}/patient-mfa"  Page => pages::set_patient_mfa,
+    post "/practices/{practice_id}/reset-factors" Page => pages::reset_factors,
     get  "/operator"                             Page => pages::operator_page,
     post "/operator/practices"                   Page => pages::create_practice,
     post "/operator/operators"                   Page => pages::invite_operator,

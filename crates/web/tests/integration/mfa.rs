@@ -435,3 +435,40 @@ async fn the_operator_can_require_passkeys_of_operators_and_practice_admins() ->
     assert_eq!(p1.get(&format!("/patients/{}", w.patient1)).await?.status, StatusCode::OK);
     Ok(())
 }
+
+/// A practice admin resets the sign-in of one of the practice's patients or staff after an
+/// identity check, from the practice page: factors gone, signed out everywhere, emailed, and the
+/// check recorded. Nobody else can, and only for the practice's own people.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_practice_admin_resets_a_patients_sign_in_after_an_identity_check() -> Result<()> {
+    let w = World::new().await?;
+    let mut p1 = w.signed_in("p1@example.nz", [127, 0, 57, 1]).await?;
+    enable_totp(&w, &mut p1).await?;
+    let reset = format!("/practices/{}/reset-factors", w.practice_a);
+    let check = ("checked", "Mere, photo ID at the front desk");
+    // Not the GP, not another practice's admin.
+    let mut gp = w.signed_in("gp-a@example.nz", [127, 0, 57, 2]).await?;
+    assert_eq!(gp.post(&reset, &[("reset_email", "p1@example.nz"), check]).await?.status, StatusCode::NOT_FOUND);
+    let mut other = w.signed_in("admin-b@example.nz", [127, 0, 57, 3]).await?;
+    assert_eq!(other.post(&reset, &[("reset_email", "p1@example.nz"), check]).await?.status, StatusCode::NOT_FOUND);
+    let mut admin = w.signed_in("admin-a@example.nz", [127, 0, 57, 4]).await?;
+    assert!(admin.get(&format!("/practices/{}", w.practice_a)).await?.body.contains("Reset someone's sign-in"));
+    // The check must be recorded; only the practice's own people.
+    let r = admin.post(&reset, &[("reset_email", "p1@example.nz"), ("checked", "ok")]).await?;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("Say who checked"));
+    let r = admin.post(&reset, &[("reset_email", "p2@example.nz"), check]).await?;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "a patient of another practice");
+    assert!(r.body.contains("No patient or member of staff of this practice"));
+    assert_eq!(p1.get("/api/v1/me").await?.status, StatusCode::OK, "nothing happened yet");
+    let r = admin.post(&reset, &[("reset_email", "P1@example.nz"), check]).await?;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(admin.get(r.location()).await?.body.contains("Their sign-in was reset"));
+    assert_eq!(p1.get("/api/v1/me").await?.status, StatusCode::UNAUTHORIZED, "signed out everywhere");
+    assert!(subjects(&w.t).await?.iter().any(|s| s.contains("sign-in was reset")));
+    let mut again = w.t.browser([127, 0, 57, 5]);
+    assert_eq!(again.sign_in("p1@example.nz", PASSWORD).await?.location(), format!("/patients/{}", w.patient1));
+    let text = w.t.app.console_export_audit_range(0, i64::MAX).await?.to_string();
+    assert!(text.contains("mfa.reset") && text.contains("Mere, photo ID at the front desk"));
+    Ok(())
+}
