@@ -43,8 +43,14 @@ pub(crate) fn purpose(s: &str) -> Result<InvitationPurpose, StoreError> {
     InvitationPurpose::from_stored(s).ok_or_else(|| corrupt("invitation purpose"))
 }
 
-/// The Merkle tree's size: the number of leaves hashed into `audit_nodes`.
-const TREE_SIZE: &str = "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_nodes WHERE level = 0";
+/// The Merkle tree's size, as SQL: the number of leaves hashed into `audit_nodes`. A macro, so
+/// that the queries which compare with it can take it in with `concat!`.
+macro_rules! tree_size {
+    () => {
+        "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_nodes WHERE level = 0"
+    };
+}
+const TREE_SIZE: &str = tree_size!();
 
 macro_rules! portable_store {
     ($store:ty, $db:ty) => {
@@ -975,7 +981,7 @@ macro_rules! portable_store {
                 fn unsequenced_audit_count(&self) -> BoxFuture<'_, Result<u64>> {
                     Box::pin(async move {
                         let n: i64 = sqlx::query(
-                            "SELECT COUNT(*) FROM audit_events WHERE seq >= (SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_nodes WHERE level = 0)",
+                            concat!("SELECT COUNT(*) FROM audit_events WHERE seq >= (", tree_size!(), ")"),
                         )
                             .fetch_one(&self.pool)
                             .await?
@@ -1097,12 +1103,13 @@ macro_rules! portable_store {
 
                 fn sequenced_events(&self, from: u64, limit: i64) -> BoxFuture<'_, Result<Vec<SequencedEvent>>> {
                     Box::pin(async move {
-                        let rows = sqlx::query(
+                        let rows = sqlx::query(concat!(
                             "SELECT seq, id, at_ms, actor_account, actor_role, actor_practice, session_id, ip, user_agent, \
                              on_behalf, action, object_type, object_id, patient_id, practice_id, outcome, request_id FROM audit_events \
-                             WHERE seq >= $1 AND seq < (SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_nodes WHERE level = 0) \
-                             ORDER BY seq LIMIT $2",
-                        )
+                             WHERE seq >= $1 AND seq < (",
+                            tree_size!(),
+                            ") ORDER BY seq LIMIT $2",
+                        ))
                         .bind(to_i64(from)?)
                         .bind(limit)
                         .fetch_all(&self.pool)
@@ -1192,19 +1199,20 @@ macro_rules! portable_store {
                         let types: Vec<String> = f.object_types.clone();
                         let all = types.is_empty();
                         let pad = |i: usize| types.get(i).cloned().unwrap_or_default();
-                        let rows = sqlx::query(
-                            // Filed events through the patient index; the few newer than the tree
-                            // (not filed yet) by a scan of the log's end.
+                        // Filed events through the patient index; the few newer than the tree
+                        // (not filed yet) by a scan of the log's end.
+                        let rows = sqlx::query(concat!(
                             "SELECT n.idx AS seq, e.id, e.at_ms, e.actor_account, e.actor_role, e.actor_practice, e.session_id, e.ip, \
                              e.user_agent, e.on_behalf, e.action, e.object_type, e.object_id, e.patient_id, e.practice_id, e.outcome, e.request_id \
                              FROM audit_events e LEFT JOIN audit_nodes n ON n.level = 0 AND n.idx = e.seq \
                              WHERE e.seq IN ( \
                                  SELECT p.seq FROM audit_by_patient p WHERE p.patient_id = $1 AND p.at_ms >= $2 AND p.at_ms < $3 \
                                  UNION ALL \
-                                 SELECT t.seq FROM audit_events t WHERE t.seq >= (SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_nodes WHERE level = 0) \
-                                 AND t.patient_id = $1 AND t.at_ms >= $2 AND t.at_ms < $3) \
+                                 SELECT t.seq FROM audit_events t WHERE t.seq >= (",
+                            tree_size!(),
+                            ") AND t.patient_id = $1 AND t.at_ms >= $2 AND t.at_ms < $3) \
                              AND ($4 OR e.object_type IN ($5, $6, $7, $8)) ORDER BY e.at_ms DESC, e.id DESC LIMIT $9",
-                        )
+                        ))
                         .bind(grant.object().to_string())
                         .bind(f.from_ms)
                         .bind(f.to_ms)

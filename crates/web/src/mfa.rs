@@ -109,18 +109,22 @@ impl HasCsrf for CodeForm {
     }
 }
 
+/// After a finished sign-in (second step or passkey): the session cookie, the challenge cookie
+/// gone, this browser remembered, home.
+pub(crate) async fn signed_in(state: &WebState, ctx: Ctx, outcome: app::SignInOutcome) -> Response {
+    let home = home_of(&outcome.signed_in);
+    let secure = ctx.secure;
+    let caller = ctx.caller();
+    let jar = without_challenge(ctx.with_session(outcome.token), secure);
+    let jar = remember_browser(state, jar, &caller, &outcome.signed_in, secure, false).await;
+    (jar, Redirect::to(&home)).into_response()
+}
+
 /// Checks the code; on success the session begins and the challenge cookie goes.
 pub(crate) async fn verify(State(state): State<WebState>, CsrfForm(ctx, form): CsrfForm<CodeForm>) -> Response {
     let challenge = challenge_of(&ctx);
     match state.app.complete_sign_in(&ctx.caller(), &challenge, &form.code).await {
-        Ok(outcome) => {
-            let home = home_of(&outcome.signed_in);
-            let secure = ctx.secure;
-            let caller = ctx.caller();
-            let jar = without_challenge(ctx.with_session(outcome.token), secure);
-            let jar = remember_browser(&state, jar, &caller, &outcome.signed_in, secure, false).await;
-            (jar, Redirect::to(&home)).into_response()
-        }
+        Ok(outcome) => signed_in(&state, ctx, outcome).await,
         Err(AppError::Invalid(fields)) => {
             let msg = fields.first().map(|f| f.message.clone()).unwrap_or_default();
             verify_view(&state, &ctx, StatusCode::UNAUTHORIZED, None, Some(&msg)).await

@@ -4,16 +4,16 @@
 //! challenge kept on the server, which is used up by it.
 
 use crate::WebState;
-use crate::ctx::{CsrfForm, Ctx, HasCsrf};
+use crate::ctx::{CsrfForm, HasCsrf};
 use crate::error::WebError;
-use crate::mfa::{remember_browser, security_notice, start_again, verify_view, without_challenge};
-use crate::views::{SignInPage, home_of, render};
+use crate::mfa::{challenge_of, security_notice, signed_in, start_again, verify_view};
+use crate::views::{SignInPage, render};
 use app::passkeys::PasskeyChallenge;
 use app::{AppError, SignedIn};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 type PageResult = Result<Response, WebError>;
@@ -67,16 +67,6 @@ fn first_message(e: &AppError) -> String {
     }
 }
 
-/// After a finished sign-in: the session cookie, this browser remembered, home.
-async fn signed_in(state: &WebState, ctx: Ctx, outcome: app::SignInOutcome) -> Response {
-    let home = home_of(&outcome.signed_in);
-    let secure = ctx.secure;
-    let caller = ctx.caller();
-    let jar = without_challenge(ctx.with_session(outcome.token), secure);
-    let jar = remember_browser(state, jar, &caller, &outcome.signed_in, secure, false).await;
-    (jar, Redirect::to(&home)).into_response()
-}
-
 /// A challenge for signing in with a passkey alone.
 pub(crate) async fn sign_in_options(
     State(state): State<WebState>,
@@ -102,10 +92,6 @@ pub(crate) async fn sign_in(State(state): State<WebState>, CsrfForm(ctx, form): 
         }
         Err(e) => WebError::page(e).into_response(),
     }
-}
-
-fn challenge_of(ctx: &Ctx) -> String {
-    crate::mfa::challenge_of(ctx)
 }
 
 /// A challenge for the passkey of the account whose password was just right.
