@@ -54,6 +54,9 @@ pub struct Config {
     pub max_document_bytes: i64,
     /// Most that one patient's documents may take together, bytes.
     pub patient_quota_bytes: i64,
+    /// A breached-password list (SHA-1 hashes, sorted, as Have I Been Pwned publishes them),
+    /// checked at sign-in and whenever a password is chosen.
+    pub breached_passwords: Option<PathBuf>,
 }
 
 /// Where encrypted document blobs are kept.
@@ -197,6 +200,7 @@ struct FileConfig {
     s3_secret_access_key: Option<String>,
     max_document_mb: Option<i64>,
     patient_quota_mb: Option<i64>,
+    breached_passwords: Option<PathBuf>,
 }
 
 /// The environment variables read, with the file key each overrides.
@@ -218,6 +222,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TIAKI_AUDIT_WITNESSES", "audit_witnesses"),
     ("TIAKI_AUDIT_CHECKPOINT_SECONDS", "audit_checkpoint_seconds"),
     ("TIAKI_AUDIT_RETENTION_YEARS", "audit_retention_years"),
+    ("TIAKI_BREACHED_PASSWORDS", "breached_passwords"),
     ("TIAKI_PKCS11_MODULE", "pkcs11_module"),
     ("TIAKI_PKCS11_TOKEN", "pkcs11_token"),
     ("TIAKI_PKCS11_PIN", "pkcs11_pin"),
@@ -297,6 +302,9 @@ impl Config {
         }
         if let Some(v) = get("TIAKI_AUDIT_RETENTION_YEARS") {
             c.audit_retention_years = Some(number("TIAKI_AUDIT_RETENTION_YEARS", &v)?);
+        }
+        if let Some(v) = get("TIAKI_BREACHED_PASSWORDS") {
+            c.breached_passwords = Some(PathBuf::from(v));
         }
         if let Some(v) = get("TIAKI_PKCS11_MODULE") {
             c.pkcs11_module = Some(v);
@@ -490,6 +498,7 @@ impl Config {
         let max_document_mb = positive("max_document_mb", c.max_document_mb.unwrap_or(50), 4096)?;
         let patient_quota_mb = positive("patient_quota_mb", c.patient_quota_mb.unwrap_or(2048), 1_048_576)?;
         Ok(Self {
+            breached_passwords: c.breached_passwords,
             pkcs11,
             blobs,
             max_document_bytes: max_document_mb * 1024 * 1024,

@@ -38,6 +38,14 @@ pub enum AppError {
     /// Too many attempts; try again after this many seconds.
     #[error("too many attempts; try again in {0} seconds")]
     RateLimited(u64),
+    /// Sign-in from browsers the account does not know is paused after 100 consecutive wrong
+    /// passwords, until the holder chooses a new one.
+    #[error("sign-in from new browsers is paused for this account")]
+    SignInPaused,
+    /// The password was right but is on the breached/common list and nothing else protects the
+    /// account: no session; a link to choose a new one was mailed.
+    #[error("this password must be changed")]
+    PasswordMustChange,
     /// The upload is larger than allowed, or would take the patient past their quota.
     #[error("{0}")]
     TooLarge(String),

@@ -2,14 +2,10 @@
 
 use crate::audit::{Caller, Target};
 use crate::mail::texts;
-use crate::mfa::SignInStep;
-use crate::security::{
-    self, csrf_ok, csrf_token, hash_password, new_token, plausible_token, token_hash, verify_password,
-};
+use crate::security::{csrf_ok, csrf_token, hash_password, new_token, plausible_token, token_hash};
 use crate::{App, AppError, FieldError};
 use authz::Principal;
 use domain::{AccountId, AccountKind, Email, PatientId, PersonName, PracticeId, SessionId, StaffRole};
-use std::net::IpAddr;
 use store::{Acceptance, InvitationPurpose, NewAccount, NewInvitation, NewSession, SessionRow};
 
 /// A verified session: who is asking, for the web layer.
@@ -44,6 +40,9 @@ pub struct SignedIn {
     /// An operator or practice admin whose session was not opened with a passkey while the
     /// operator requires passkeys of them: like `needs_second_factor`, only sign-in security.
     pub needs_passkey: bool,
+    /// The account's password was found on the breached/common list: like
+    /// `needs_second_factor`, nothing is reachable but choosing a new one.
+    pub must_change_password: bool,
     token: String,
 }
 
@@ -112,46 +111,6 @@ impl App {
         new_token()
     }
 
-    /// Signs in with email and password. The answer for an unknown email, a wrong password, an
-    /// account not yet activated or a disabled one is the same, after the same work.
-    ///
-    /// # Errors
-    /// [`AppError::BadCredentials`], or [`AppError::RateLimited`] when too many attempts came
-    /// from this address or failed on this account.
-    pub async fn sign_in(&self, caller: &Caller, email: &str, password: &str) -> Result<SignInStep, AppError> {
-        let key = email.trim().to_lowercase();
-        let now = self.now();
-        let ip = caller.ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-        let failed = |account: Option<AccountId>| {
-            Target::plain("sign_in", "account", &account.map_or_else(|| "unknown".to_owned(), |a| a.to_string()))
-        };
-        if let Err(wait) = self.limits.attempt(ip, &key, now) {
-            metrics::counter!("tiaki_sign_in_total", "outcome" => "rate_limited").increment(1);
-            self.audit(vec![self.event(caller, &failed(None), "denied")]).await?;
-            return Err(AppError::RateLimited(wait));
-        }
-        let account = if key.is_empty() || key.len() > 254 { None } else { self.store.account_by_email(&key).await? };
-        let usable = account.as_ref().filter(|a| a.disabled_at.is_none());
-        let ok = verify_password(password.to_owned(), usable.and_then(|a| a.password_hash.clone())).await;
-        let Some(account) = usable.filter(|_| ok) else {
-            metrics::counter!("tiaki_sign_in_total", "outcome" => "failed").increment(1);
-            tracing::info!(event = "sign_in.failed", "sign-in failed");
-            self.audit(vec![self.event(caller, &failed(account.as_ref().map(|a| a.id)), "denied")]).await?;
-            return Err(AppError::BadCredentials);
-        };
-        let step = self.after_password(account.id, caller).await?;
-        // Only a finished sign-in clears the account's failures: a correct password waiting for
-        // its second factor does not.
-        if matches!(step, SignInStep::Done(_)) {
-            self.limits.succeeded(&key);
-            metrics::counter!("tiaki_sign_in_total", "outcome" => "succeeded").increment(1);
-        }
-        if let SignInStep::Done(outcome) = &step {
-            tracing::info!(event = "sign_in.succeeded", account = %account.id, session = %outcome.signed_in.session, "signed in");
-        }
-        Ok(step)
-    }
-
     pub(crate) async fn open_session(
         &self,
         account: AccountId,
@@ -179,6 +138,10 @@ impl App {
             mfa_passkey: proof == Proof::Passkey,
         };
         self.store.create_session(&session).await?;
+        if action == "sign_in" {
+            // A finished sign-in: the account's run of failed passwords ends.
+            self.store.sign_in_succeeded(account).await?;
+        }
         let signed_in =
             self.authenticate(&token).await?.ok_or_else(|| AppError::Internal("new session not found".into()))?;
         let as_them = Caller { principal: signed_in.principal.clone(), ..caller.clone() };
@@ -233,7 +196,8 @@ impl App {
             && session.mfa_at.is_none()
             && self.settings.staff_mfa_required)
             || needs_passkey;
-        let principal = if needs_second_factor { Principal::Anonymous } else { principal };
+        let must_change_password = account.password_breached_at.is_some();
+        let principal = if needs_second_factor || must_change_password { Principal::Anonymous } else { principal };
         let mfa_prompt = match patient {
             Some(p) if session.mfa_at.is_none() => {
                 self.store.patient_must_use_mfa(p).await? && !self.has_second_factor(account.id).await?
@@ -241,6 +205,7 @@ impl App {
             _ => false,
         };
         Ok(Some(SignedIn {
+            must_change_password,
             mfa_prompt,
             needs_passkey,
             needs_second_factor,
@@ -377,7 +342,7 @@ impl App {
                 .flatten()
                 .collect();
         let who: Vec<&str> = who.iter().map(String::as_str).collect();
-        if let Some(problem) = security::password_problem(password, &who) {
+        if let Some(problem) = self.password_problem(password, &who).await {
             errors.push(FieldError { field: "password", message: problem });
         } else if password != confirm {
             errors.push(FieldError { field: "confirm", message: "The two passwords are not the same.".into() });

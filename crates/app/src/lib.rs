@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod blobs;
+pub mod breached;
 pub mod config;
 pub mod content;
 pub mod documents;
@@ -17,6 +18,7 @@ pub mod passkeys;
 mod practices;
 mod ratelimit;
 mod security;
+mod signin;
 
 pub use audit::{AuditSettings, Caller, MIN_AUDIT_RETENTION_YEARS, Tick, VerifyReport};
 pub use authz::Principal;
@@ -70,7 +72,9 @@ pub struct App {
     clock: Arc<dyn Clock>,
     settings: Settings,
     csrf_key: aws_lc_rs::hmac::Key,
-    limits: ratelimit::SignInLimits,
+    watch: ratelimit::AttackWatch,
+    /// The operator's breached-password list, if one is configured.
+    breached: Option<Arc<breached::BreachedList>>,
     auditor: audit::Auditor,
     audit_settings: AuditSettings,
     /// This process's name in leases.
@@ -114,11 +118,27 @@ impl App {
             clock,
             settings,
             csrf_key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret),
-            limits: ratelimit::SignInLimits::default(),
+            watch: ratelimit::AttackWatch::default(),
+            breached: None,
             vault: None,
             mail_waker: Arc::new(tokio::sync::Notify::new()),
             webauthn,
         })
+    }
+
+    /// Checks new passwords, and passwords at sign-in, against this breached-password list too.
+    #[must_use]
+    pub fn with_breached_passwords(mut self, list: breached::BreachedList) -> Self {
+        self.breached = Some(Arc::new(list));
+        self
+    }
+
+    /// Removes sign-in counters and links no longer needed (run hourly).
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn prune_sign_in_state(&self) -> Result<u64, AppError> {
+        Ok(self.store.prune_sign_in_state(self.now()).await?)
     }
 
     /// The storage engine in use.

@@ -212,10 +212,6 @@ impl App {
         if !self.store.use_mfa_challenge(&token_hash(challenge), self.now(), MAX_FAILURES).await? {
             return Err(AppError::LinkExpired);
         }
-        // The sign-in is finished: the account's failure count starts again.
-        if let Some(row) = self.store.account(account).await? {
-            self.limits.succeeded(&row.email);
-        }
         metrics::counter!("tiaki_sign_in_total", "outcome" => "succeeded").increment(1);
         let target = Target::plain("sign_in.second_factor", "account", &account);
         self.audit(vec![self.event(caller, &target, "allowed")]).await?;

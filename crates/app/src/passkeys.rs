@@ -384,8 +384,9 @@ impl App {
     /// [`AppError::RateLimited`] after too many attempts from one address; when passkeys are
     /// unavailable or storage fails.
     pub async fn begin_passkey_sign_in(&self, caller: &Caller) -> Result<PasskeyChallenge, AppError> {
-        if let Some(ip) = caller.ip {
-            self.limits.challenge(ip, self.now()).map_err(AppError::RateLimited)?;
+        if caller.ip.is_some() {
+            let attack = usize::from(self.under_attack().await?);
+            self.limit_address(caller, attack).await?;
         }
         let (rcr, state) = self.relying_party()?.start_discoverable_authentication().map_err(webauthn_failed)?;
         let mut options = serde_json::to_value(&rcr).map_err(|e| AppError::Internal(e.to_string()))?;

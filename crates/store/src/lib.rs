@@ -9,11 +9,13 @@ mod engines;
 mod mfa;
 mod model;
 mod portable;
+mod signin;
 
 pub use documents::{DocumentStore, StoreGrant};
 pub use engines::{Backend, PgStore, SqliteStore, connect};
 pub use mfa::{CeremonyRow, MfaStore, PasskeyRow, TotpRow};
 pub use model::*;
+pub use signin::{EmailChanged, SignInStore, WindowCount};
 
 use authz::{
     EnrolPatient, ExportAudit, Grant, ListPracticePatients, ManageOperators, ManagePractices, ManageStaff, Relations,
@@ -52,7 +54,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// The storage contract. One conformance suite (`tests/conformance.rs`) runs against every
 /// implementation.
-pub trait Store: Relations + DocumentStore + MfaStore + Send + Sync + 'static {
+pub trait Store: Relations + DocumentStore + MfaStore + SignInStore + Send + Sync + 'static {
     /// Which engine this is.
     fn backend(&self) -> Backend;
     /// Applies pending migrations.

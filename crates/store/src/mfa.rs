@@ -618,7 +618,16 @@ macro_rules! mfa_store {
                         .bind(now)
                         .execute(&self.pool)
                         .await?;
-                        Ok(done.rows_affected() == 1)
+                        if done.rows_affected() == 1 {
+                            return Ok(true);
+                        }
+                        // A finished sign-in from a known browser: its run of wrong passwords ends.
+                        sqlx::query("UPDATE known_devices SET failures = 0 WHERE account_id = $1 AND device_hash = $2 AND failures <> 0")
+                            .bind(account.as_uuid())
+                            .bind(device_hash)
+                            .execute(&self.pool)
+                            .await?;
+                        Ok(false)
                     })
                 }
 

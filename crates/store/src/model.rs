@@ -35,6 +35,12 @@ pub struct AccountRow {
     pub password_hash: Option<String>,
     /// When it was disabled, if it was.
     pub disabled_at: Option<UnixTime>,
+    /// Consecutive failed sign-ins from browsers the account has not used before.
+    pub failed_sign_ins: i32,
+    /// When the last of those was.
+    pub last_failed_sign_in_at: Option<UnixTime>,
+    /// When its password was found on the breached/common list (it must be changed).
+    pub password_breached_at: Option<UnixTime>,
 }
 
 /// A new practice.

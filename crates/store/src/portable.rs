@@ -71,6 +71,9 @@ macro_rules! portable_store {
                     display_name: r.try_get("display_name")?,
                     password_hash: r.try_get("password_hash")?,
                     disabled_at: r.try_get("disabled_at")?,
+                    failed_sign_ins: r.try_get("failed_sign_ins")?,
+                    last_failed_sign_in_at: r.try_get("last_failed_sign_in_at")?,
+                    password_breached_at: r.try_get("password_breached_at")?,
                 })
             }
 
@@ -299,7 +302,7 @@ macro_rules! portable_store {
 
                 fn account_by_email<'a>(&'a self, email: &'a str) -> BoxFuture<'a, Result<Option<AccountRow>>> {
                     Box::pin(async move {
-                        sqlx::query("SELECT id, kind, email, display_name, password_hash, disabled_at FROM accounts WHERE email = $1")
+                        sqlx::query("SELECT id, kind, email, display_name, password_hash, disabled_at, failed_sign_ins, last_failed_sign_in_at, password_breached_at FROM accounts WHERE email = $1")
                             .bind(email.trim().to_lowercase())
                             .fetch_optional(&self.pool)
                             .await?
@@ -311,7 +314,7 @@ macro_rules! portable_store {
 
                 fn account(&self, id: AccountId) -> BoxFuture<'_, Result<Option<AccountRow>>> {
                     Box::pin(async move {
-                        sqlx::query("SELECT id, kind, email, display_name, password_hash, disabled_at FROM accounts WHERE id = $1")
+                        sqlx::query("SELECT id, kind, email, display_name, password_hash, disabled_at, failed_sign_ins, last_failed_sign_in_at, password_breached_at FROM accounts WHERE id = $1")
                             .bind(id.as_uuid())
                             .fetch_optional(&self.pool)
                             .await?

@@ -260,9 +260,15 @@ async fn open(config: &Config) -> Result<Arc<App>> {
     store.migrate().await.context("cannot apply database migrations")?;
     let signer = audit_signer(config)?;
     let audit = app::AuditSettings::from_config(config, Some(signer))?;
-    let app = App::new(store, Arc::new(app::domain::SystemClock), Settings::from(config), audit)
+    let mut app = App::new(store, Arc::new(app::domain::SystemClock), Settings::from(config), audit)
         .await?
         .with_documents(vault(config)?);
+    if let Some(path) = &config.breached_passwords {
+        let list = app::breached::BreachedList::open(path).map_err(|e| {
+            anyhow::anyhow!("{e}; check TIAKI_BREACHED_PASSWORDS, or unset it to use only the built-in lists")
+        })?;
+        app = app.with_breached_passwords(list);
+    }
     Ok(Arc::new(app))
 }
 

@@ -67,6 +67,9 @@ pub(crate) async fn run(config: Config) -> Result<()> {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "the blob sweep failed; it runs again in an hour"),
             }
+            if let Err(e) = sweeper.prune_sign_in_state().await {
+                tracing::warn!(error = %e, "removing old sign-in counters failed; it runs again in an hour");
+            }
         }
     });
 

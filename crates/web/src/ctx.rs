@@ -178,13 +178,22 @@ where
         let ctx = Ctx::from_request_parts(parts, state).await?;
         match ctx.signed_in.clone() {
             // Staff and operators without a second factor in this session reach only its set-up.
-            Some(s) if s.needs_second_factor && !parts.uri.path().starts_with("/account/security") => {
+            // So do sessions whose password must change first (it was found on the breached list).
+            Some(s)
+                if (s.needs_second_factor || s.must_change_password)
+                    && !parts.uri.path().starts_with("/account/security") =>
+            {
                 Err(match surface {
                     Surface::Page => axum::response::Redirect::to("/account/security").into_response(),
                     Surface::Api => (
                         axum::http::StatusCode::FORBIDDEN,
                         axum::Json(crate::error::ApiErrorBody {
-                            error: "Set up a second factor (an authenticator app) at /account/security first.".into(),
+                            error: if s.needs_second_factor {
+                                "Set up a second factor (an authenticator app) at /account/security first.".into()
+                            } else {
+                                "Choose a new password at /account/security first: this one has appeared in a data breach."
+                                    .into()
+                            },
                             fields: Vec::new(),
                         }),
                     )

@@ -66,7 +66,8 @@ pub(crate) fn status_of(e: &AppError) -> StatusCode {
         AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
         AppError::Conflict(_) => StatusCode::CONFLICT,
         AppError::LinkExpired | AppError::LinkUsed | AppError::Gone(_) => StatusCode::GONE,
-        AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+        AppError::RateLimited(_) | AppError::SignInPaused => StatusCode::TOO_MANY_REQUESTS,
+        AppError::PasswordMustChange => StatusCode::FORBIDDEN,
         AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         AppError::UnsupportedContent(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         AppError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
@@ -74,7 +75,7 @@ pub(crate) fn status_of(e: &AppError) -> StatusCode {
     }
 }
 
-fn words(e: &AppError) -> (&'static str, String) {
+pub(crate) fn words(e: &AppError) -> (&'static str, String) {
     match e {
         AppError::NotFound => (
             "Page not found",
@@ -99,6 +100,18 @@ fn words(e: &AppError) -> (&'static str, String) {
         AppError::RateLimited(secs) => {
             ("Too many attempts", format!("Please wait {} minute(s) and try again.", secs.div_ceil(60)))
         }
+        AppError::SignInPaused => (
+            "Sign-in is paused for this account",
+            "After many wrong passwords, this account cannot be signed in to from a browser it has not used before. \
+             Sign in from a browser you have used before, or choose a new password with \"Forgot your password?\"."
+                .into(),
+        ),
+        AppError::PasswordMustChange => (
+            "Please choose a new password",
+            "The password is right, but it has appeared in a data breach on another website (or is too common), so it \
+             cannot open your account on its own. We have emailed you a link to choose a new one."
+                .into(),
+        ),
         AppError::TooLarge(m) => ("Too large", m.clone()),
         AppError::UnsupportedContent(m) => ("This file cannot be accepted", m.clone()),
         AppError::Gone(m) => ("No longer available", m.clone()),

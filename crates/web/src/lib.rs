@@ -11,6 +11,7 @@ mod mfa;
 mod ops;
 mod pages;
 mod passkeys;
+mod password;
 pub mod routes;
 mod views;
 

@@ -41,6 +41,11 @@ pub(crate) async fn remember_browser(
     jar.add(c)
 }
 
+/// This browser's device cookie, if it has one.
+pub(crate) fn device_of(ctx: &Ctx) -> Option<String> {
+    ctx.jar.get(device_cookie_name(ctx.secure)).map(|c| c.value().to_owned())
+}
+
 pub(crate) fn challenge_cookie_name(secure: bool) -> &'static str {
     if secure { "__Host-tiaki_mfa" } else { "tiaki_mfa" }
 }
@@ -158,6 +163,7 @@ async fn security_view(
         "Your role needs a second step when you sign in. Set up a passkey or an authenticator app to continue."
     };
     let notice = notice.or((who.needs_second_factor && codes.is_none()).then_some(required));
+    let email = state.app.account_email(who).await.map_err(WebError::page)?;
     let code = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let page = SecurityPage {
         nav: Some(Nav::new(who, ctx.csrf())),
@@ -172,6 +178,8 @@ async fn security_view(
         setup,
         codes,
         errors,
+        must_change_password: who.must_change_password && !who.needs_second_factor,
+        email,
     };
     Ok((code, render(&page)).into_response())
 }

@@ -100,7 +100,8 @@ impl HasCsrf for SignInForm {
 }
 
 pub(crate) async fn signin(State(state): State<WebState>, CsrfForm(ctx, form): CsrfForm<SignInForm>) -> Response {
-    match state.app.sign_in(&ctx.caller(), &form.email, &form.password).await {
+    let device = crate::mfa::device_of(&ctx);
+    match state.app.sign_in(&ctx.caller(), &form.email, &form.password, device.as_deref()).await {
         Ok(app::SignInStep::Done(outcome)) => {
             let home = home_of(&outcome.signed_in);
             let (secure, caller) = (ctx.secure, ctx.caller());
@@ -113,12 +114,18 @@ pub(crate) async fn signin(State(state): State<WebState>, CsrfForm(ctx, form): C
             let secure = ctx.secure;
             (crate::mfa::with_challenge(ctx.jar, challenge, secure), Redirect::to("/signin/verify")).into_response()
         }
-        Err(e @ (AppError::BadCredentials | AppError::RateLimited(_))) => {
+        Err(
+            e @ (AppError::BadCredentials
+            | AppError::RateLimited(_)
+            | AppError::SignInPaused
+            | AppError::PasswordMustChange),
+        ) => {
             let status = crate::error::status_of(&e);
             let message = match &e {
                 AppError::RateLimited(secs) => {
                     format!("Too many sign-in attempts. Please wait {} minute(s) and try again.", secs.div_ceil(60))
                 }
+                AppError::SignInPaused | AppError::PasswordMustChange => crate::error::words(&e).1,
                 _ => "The email or password is not right. Check them and try again.".to_owned(),
             };
             let page = render(&SignInPage {
@@ -168,7 +175,7 @@ pub(crate) async fn signout(State(state): State<WebState>, CsrfForm(ctx, _): Csr
 #[derive(Debug, Deserialize)]
 pub(crate) struct TokenQuery {
     #[serde(default)]
-    token: String,
+    pub(crate) token: String,
 }
 
 fn activation_heading(purpose: InvitationPurpose) -> &'static str {

@@ -195,7 +195,7 @@ pub(crate) async fn confirm(State(state): State<WebState>, CsrfForm(ctx, form): 
         Ok(token) => {
             let mut who = who;
             who.mfa_at = Some(state.app.clock_now());
-            let notice = "Thank you. For the next 10 minutes you can add or remove passkeys.";
+            let notice = "Thank you. For the next 10 minutes you can change your password, email, passkeys or authenticator app.";
             let page =
                 security_notice(&state, &ctx.rebound(&state.app, &token), &who, None, Vec::new(), Some(notice)).await?;
             Ok((ctx.with_session(token), page).into_response())

@@ -2,7 +2,7 @@
 //! authorisation-matrix and `OpenAPI` tests walk it, so a route cannot be added without them
 //! noticing.
 
-use crate::{WebState, api, documents, mfa, ops, pages, passkeys};
+use crate::{WebState, api, documents, mfa, ops, pages, passkeys, password};
 use axum::routing::{MethodRouter, get, post};
 
 /// What a route serves.
@@ -55,6 +55,10 @@ routes! {
     post "/signin/passkey"                       Page => passkeys::sign_in,
     post "/signin/verify/passkey/options"        Page => passkeys::second_factor_options,
     post "/signin/verify/passkey"                Page => passkeys::second_factor,
+    get  "/signin/forgot"                        Page => password::forgot_page,
+    post "/signin/forgot"                        Page => password::forgot,
+    get  "/reset-password"                       Page => password::reset_page,
+    post "/reset-password"                       Page => password::reset,
     post "/signout"                              Page => pages::signout,
     get  "/activate"                             Page => pages::activate_page,
     post "/activate"                             Page => pages::activate,
@@ -78,6 +82,10 @@ routes! {
     post "/account/security/passkeys/{passkey_id}/remove" Page => passkeys::remove,
     post "/account/security/confirm/options"     Page => passkeys::confirm_options,
     post "/account/security/confirm"             Page => passkeys::confirm,
+    post "/account/security/password"            Page => password::change_password,
+    post "/account/security/email"               Page => password::change_email,
+    get  "/account/email/confirm"                Page => password::email_confirm_page,
+    post "/account/email/confirm"                Page => password::email_confirm,
     post "/account/security/link"                Page => mfa::send_link,
     get  "/account/security/link"                Page => mfa::open_link,
     post "/account/sessions/{session_id}/end"    Page => pages::end_session,

@@ -34,7 +34,7 @@ impl Nav {
 
 /// Where each kind of account starts.
 pub(crate) fn home_of(who: &SignedIn) -> String {
-    if who.needs_second_factor {
+    if who.needs_second_factor || who.must_change_password {
         return "/account/security".into();
     }
     match (&who.patient, &who.staff) {
@@ -276,10 +276,48 @@ pub(crate) struct SecurityPage<'a> {
     pub(crate) setup: Option<app::TotpSetup>,
     pub(crate) codes: Option<Vec<String>>,
     pub(crate) errors: Vec<FieldError>,
+    /// The password is on the breached/common list: only a new one is offered.
+    pub(crate) must_change_password: bool,
+    /// The account's email.
+    pub(crate) email: String,
 }
 
 impl SecurityPage<'_> {
     fn err(&self, field: &str) -> Option<&str> {
         find(&self.errors, field)
     }
+}
+
+#[derive(Template)]
+#[template(path = "forgot.html")]
+pub(crate) struct ForgotPage<'a> {
+    pub(crate) nav: Option<Nav>,
+    pub(crate) csrf: &'a str,
+    pub(crate) email: &'a str,
+    pub(crate) message: Option<&'a str>,
+    pub(crate) sent: bool,
+}
+
+#[derive(Template)]
+#[template(path = "reset.html")]
+pub(crate) struct ResetPage<'a> {
+    pub(crate) nav: Option<Nav>,
+    pub(crate) csrf: &'a str,
+    pub(crate) token: &'a str,
+    pub(crate) email: String,
+    pub(crate) errors: Vec<FieldError>,
+}
+
+impl ResetPage<'_> {
+    fn err(&self, field: &str) -> Option<&str> {
+        find(&self.errors, field)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "email_confirm.html")]
+pub(crate) struct EmailConfirmPage<'a> {
+    pub(crate) nav: Option<Nav>,
+    pub(crate) csrf: &'a str,
+    pub(crate) token: &'a str,
 }

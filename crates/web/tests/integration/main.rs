@@ -18,4 +18,5 @@ mod mail;
 mod matrix;
 mod mfa;
 mod openapi;
+mod stuffing;
 mod support;

@@ -140,6 +140,9 @@ async fn every_route_against_every_role() -> Result<()> {
             "/signin/passkey/options",
             "/signout",
             "/activate",
+            // "Forgot your password?" and its link are for people who cannot sign in.
+            "/signin/forgot",
+            "/reset-password",
             "/api/v1/audit/proof/inclusion",
             "/api/v1/audit/proof/consistency",
         ];

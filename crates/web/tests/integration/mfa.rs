@@ -17,30 +17,6 @@ fn recovery_codes_in(page: &str) -> Vec<String> {
     page.split("<li><code>").skip(1).filter_map(|s| s.split('<').next()).map(str::to_owned).collect()
 }
 
-/// The path and query of the newest link in the outbox that contains `marker`.
-async fn latest_link(t: &TestApp, marker: &str) -> Result<String> {
-    let bodies: Vec<String> = if t.url.starts_with("sqlite:") {
-        let mut c = sqlx::SqliteConnection::connect(&t.url).await?;
-        sqlx::query_scalar("SELECT body FROM outbox ORDER BY created_at DESC").fetch_all(&mut c).await?
-    } else {
-        let mut c = sqlx::PgConnection::connect(&t.url).await?;
-        sqlx::query_scalar("SELECT body FROM outbox ORDER BY created_at DESC").fetch_all(&mut c).await?
-    };
-    let body = bodies.iter().find(|b| b.contains(marker)).context("no such link was emailed")?;
-    let i = body.find(marker).unwrap_or(0);
-    Ok(body[i..].split_whitespace().next().unwrap_or_default().to_owned())
-}
-
-async fn subjects(t: &TestApp) -> Result<Vec<String>> {
-    if t.url.starts_with("sqlite:") {
-        let mut c = sqlx::SqliteConnection::connect(&t.url).await?;
-        Ok(sqlx::query_scalar("SELECT subject FROM outbox").fetch_all(&mut c).await?)
-    } else {
-        let mut c = sqlx::PgConnection::connect(&t.url).await?;
-        Ok(sqlx::query_scalar("SELECT subject FROM outbox").fetch_all(&mut c).await?)
-    }
-}
-
 /// Turns on an authenticator for p1 through the pages; returns its secret and recovery codes.
 async fn enable_totp(w: &World, b: &mut Browser) -> Result<(Vec<u8>, Vec<String>)> {
     let page = b.get("/account/security").await?;

@@ -186,8 +186,15 @@ impl TestApp {
         app::keys::ensure_key_file(&data_dir)?;
         let blobs = test_blobs(&data_dir)?;
         let vault = app::Vault { blobs, keys: test_keys(&data_dir)?, max_document_bytes, patient_quota_bytes };
-        let app =
-            Arc::new(App::new(store, Arc::new(clock.clone()), settings, audit_settings).await?.with_documents(vault));
+        // An operator's breached-password list, empty until a test adds to it.
+        std::fs::write(data_dir.join("breached.txt"), "")?;
+        let breached = app::breached::BreachedList::open(&data_dir.join("breached.txt")).map_err(|e| anyhow!(e))?;
+        let app = Arc::new(
+            App::new(store, Arc::new(clock.clone()), settings, audit_settings)
+                .await?
+                .with_documents(vault)
+                .with_breached_passwords(breached),
+        );
         let state = web::WebState {
             app: app.clone(),
             secure: false,
@@ -622,4 +629,44 @@ impl World {
         }
         Ok(b)
     }
+}
+
+/// The path and query of the newest link in the outbox that contains `marker`.
+pub async fn latest_link(t: &TestApp, marker: &str) -> Result<String> {
+    let bodies: Vec<String> = if t.url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&t.url).await?;
+        sqlx::query_scalar("SELECT body FROM outbox ORDER BY created_at DESC").fetch_all(&mut c).await?
+    } else {
+        let mut c = sqlx::PgConnection::connect(&t.url).await?;
+        sqlx::query_scalar("SELECT body FROM outbox ORDER BY created_at DESC").fetch_all(&mut c).await?
+    };
+    let body = bodies.iter().find(|b| b.contains(marker)).ok_or_else(|| anyhow!("no such link was emailed"))?;
+    let i = body.find(marker).unwrap_or(0);
+    Ok(body[i..].split_whitespace().next().unwrap_or_default().to_owned())
+}
+
+pub async fn subjects(t: &TestApp) -> Result<Vec<String>> {
+    if t.url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&t.url).await?;
+        Ok(sqlx::query_scalar("SELECT subject FROM outbox").fetch_all(&mut c).await?)
+    } else {
+        let mut c = sqlx::PgConnection::connect(&t.url).await?;
+        Ok(sqlx::query_scalar("SELECT subject FROM outbox").fetch_all(&mut c).await?)
+    }
+}
+
+/// Lists a password on the test app's breached-password list (as an operator's HIBP file would).
+pub fn list_as_breached(t: &TestApp, password: &str) -> Result<()> {
+    use std::io::Write;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, password.as_bytes());
+    let hash = hex::encode_upper(digest.as_ref());
+    let path = t.data_dir.join("breached.txt");
+    let mut lines: Vec<String> = std::fs::read_to_string(&path)?.lines().map(str::to_owned).collect();
+    lines.push(format!("{hash}:42"));
+    lines.sort();
+    let mut f = std::fs::File::create(&path)?;
+    for l in lines {
+        writeln!(f, "{l}")?;
+    }
+    Ok(())
 }

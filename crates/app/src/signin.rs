@@ -1,0 +1,484 @@
+//! Signing in with a password under the credential-stuffing defences (see [`crate::ratelimit`]),
+//! the breached-password check, and the ways to a new password or email: "Forgot your password?",
+//! changing it while signed in, and changing the email (both after a recent second factor).
+
+use crate::audit::{Caller, Target};
+use crate::identity::SignedIn;
+use crate::mail::texts;
+use crate::mfa::SignInStep;
+use crate::ratelimit::{
+    self, DEVICE_FORGET_AFTER, FREE_FAILURES, LOCK_AFTER, PER_DEVICE, PER_IP, PER_NET, UNKNOWN_PER_MINUTE_UNDER_ATTACK,
+    WINDOW,
+};
+use crate::security::{self, hash_password, new_token, plausible_token, token_hash, verify_password};
+use crate::{App, AppError, FieldError};
+use domain::{AccountId, Email};
+use std::net::IpAddr;
+use store::{AccountRow, WindowCount};
+
+/// How long a password-reset link works, seconds.
+const RESET_LINK_SECS: i64 = 3600;
+/// At most one reset link per account in this many seconds (more requests send nothing).
+const RESET_EVERY_SECS: i64 = 900;
+/// How long an email-change link works, seconds.
+const EMAIL_LINK_SECS: i64 = 3600;
+/// Attempts at a current password (changing password or email) per account per window.
+const PER_ACCOUNT_CHECKS: i64 = 5;
+/// Unknown emails get about as many attempts an hour as an account's back-off lets through.
+const PER_UNKNOWN_EMAIL_HOUR: i64 = 16;
+/// What a session is told when a change needs a fresh second factor.
+pub(crate) const CONFIRM_FIRST: &str =
+    "For your safety, confirm it's you (with a passkey or a code from your app) first. You then have 10 minutes.";
+
+/// Refuses once a counter is past its limit, with the seconds left in its window.
+fn within(c: WindowCount, limit: i64, window: i64, now: domain::UnixTime) -> Result<(), AppError> {
+    if c.attempts > limit {
+        return Err(AppError::RateLimited(u64::try_from(window - (now - c.window_start)).unwrap_or(1).max(1)));
+    }
+    Ok(())
+}
+
+impl App {
+    /// Signs in with email and password. The answer for an unknown email, a wrong password, an
+    /// account not yet activated or a disabled one is the same, after the same work. `device` is
+    /// the browser's device cookie: a browser the account finished a sign-in with before is not
+    /// held back by a flood of failures from elsewhere.
+    ///
+    /// # Errors
+    /// [`AppError::BadCredentials`]; [`AppError::RateLimited`] when a limit holds the attempt
+    /// back (no password is checked); [`AppError::SignInPaused`] after 100 consecutive failures
+    /// from unknown browsers; [`AppError::PasswordMustChange`] for a right password found on the
+    /// breached list of an account with no second factor (a reset link is mailed instead).
+    pub async fn sign_in(
+        &self,
+        caller: &Caller,
+        email: &str,
+        password: &str,
+        device: Option<&str>,
+    ) -> Result<SignInStep, AppError> {
+        let key = email.trim().to_lowercase();
+        let account = if key.is_empty() || key.len() > 254 { None } else { self.store.account_by_email(&key).await? };
+        let device_hash = device.filter(|d| plausible_token(d)).map(|d| token_hash(&format!("device:{d}")));
+        let known = match (&account, &device_hash) {
+            (Some(a), Some(h)) => self.store.known_device(a.id, h).await?,
+            _ => false,
+        };
+        let failed = |account: Option<AccountId>| {
+            Target::plain("sign_in", "account", &account.map_or_else(|| "unknown".to_owned(), |a| a.to_string()))
+        };
+        if let Err(e) = self.admit(caller, &key, account.as_ref(), device_hash.as_deref().filter(|_| known)).await {
+            let outcome = if matches!(e, AppError::SignInPaused) { "paused" } else { "rate_limited" };
+            metrics::counter!("tiaki_sign_in_total", "outcome" => outcome).increment(1);
+            self.store.count_sign_in_failure(self.now()).await?;
+            self.audit(vec![self.event(caller, &failed(account.as_ref().map(|a| a.id)), "denied")]).await?;
+            return Err(e);
+        }
+        let usable = account.as_ref().filter(|a| a.disabled_at.is_none());
+        let ok = verify_password(password.to_owned(), usable.and_then(|a| a.password_hash.clone())).await;
+        let Some(account) = usable.filter(|_| ok) else {
+            self.sign_in_failed(account.as_ref(), device_hash.as_deref().filter(|_| known)).await?;
+            metrics::counter!("tiaki_sign_in_total", "outcome" => "failed").increment(1);
+            tracing::info!(event = "sign_in.failed", "sign-in failed");
+            self.audit(vec![self.event(caller, &failed(account.as_ref().map(|a| a.id)), "denied")]).await?;
+            return Err(AppError::BadCredentials);
+        };
+        if self.password_is_breached(password, account).await {
+            self.store.mark_password_breached(account.id, self.now()).await?;
+            metrics::counter!("tiaki_sign_in_total", "outcome" => "breached_password").increment(1);
+            let target = Target::plain("sign_in.breached_password", "account", &account.id);
+            self.audit(vec![self.event(caller, &target, "denied")]).await?;
+            if !self.has_second_factor(account.id).await? {
+                // The password alone is all anyone needs, and it is known to be out there: no
+                // session; the holder gets a link to choose a new one.
+                self.send_reset_link(account, true).await?;
+                return Err(AppError::PasswordMustChange);
+            }
+        }
+        let step = self.after_password(account.id, caller).await?;
+        if let SignInStep::Done(outcome) = &step {
+            metrics::counter!("tiaki_sign_in_total", "outcome" => "succeeded").increment(1);
+            tracing::info!(event = "sign_in.succeeded", account = %account.id, session = %outcome.signed_in.session, "signed in");
+        }
+        Ok(step)
+    }
+
+    /// Whether an attempt may go on to a password check. Known browsers have their own limit;
+    /// everyone else meets the account's back-off, the address and network limits and, under
+    /// attack, the platform's.
+    async fn admit(
+        &self,
+        caller: &Caller,
+        key: &str,
+        account: Option<&AccountRow>,
+        known_device: Option<&[u8]>,
+    ) -> Result<(), AppError> {
+        let now = self.now();
+        if let Some(device) = known_device {
+            let c = self.store.count_attempt(&format!("dev:{}", hex::encode(device)), WINDOW, now).await?;
+            return within(c, PER_DEVICE, WINDOW, now);
+        }
+        let attack = usize::from(self.under_attack().await?);
+        match account {
+            Some(a) if a.failed_sign_ins >= LOCK_AFTER => return Err(AppError::SignInPaused),
+            Some(a) => {
+                let wait = ratelimit::backoff(a.failed_sign_ins, FREE_FAILURES[attack]);
+                if let Some(last) = a.last_failed_sign_in_at
+                    && now - last < wait
+                {
+                    return Err(AppError::RateLimited(u64::try_from(wait - (now - last)).unwrap_or(1).max(1)));
+                }
+            }
+            None => {
+                let mail = hex::encode(&token_hash(&format!("mail:{key}"))[..16]);
+                let c = self.store.count_attempt(&format!("mail:{mail}"), 3600, now).await?;
+                within(c, PER_UNKNOWN_EMAIL_HOUR, 3600, now)?;
+            }
+        }
+        self.limit_address(caller, attack).await?;
+        if attack == 1 {
+            let c = self.store.count_attempt("all:unknown", 60, now).await?;
+            within(c, UNKNOWN_PER_MINUTE_UNDER_ATTACK, 60, now)?;
+        }
+        Ok(())
+    }
+
+    /// Counts a request against its address's and network's limits (sign-in attempts, passkey
+    /// challenges and reset requests share them).
+    pub(crate) async fn limit_address(&self, caller: &Caller, attack: usize) -> Result<(), AppError> {
+        let now = self.now();
+        let ip = caller.ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let c = self.store.count_attempt(&ratelimit::ip_key(ip), WINDOW, now).await?;
+        within(c, PER_IP[attack], WINDOW, now)?;
+        let c = self.store.count_attempt(&ratelimit::net_key(ip), WINDOW, now).await?;
+        within(c, PER_NET[attack], WINDOW, now)
+    }
+
+    /// Whether failed sign-ins platform-wide are spiking (asked of the database every few seconds).
+    pub(crate) async fn under_attack(&self) -> Result<bool, AppError> {
+        let now = self.now();
+        if let Some(v) = self.watch.cached(now) {
+            return Ok(v);
+        }
+        let minutes = self.store.sign_in_failures_since(now - now.rem_euclid(60) - 60 - 86_400).await?;
+        let v = ratelimit::is_spike(&minutes, now);
+        self.watch.keep(now, v);
+        metrics::gauge!("tiaki_sign_in_under_attack").set(if v { 1.0 } else { 0.0 });
+        if v {
+            tracing::warn!(event = "sign_in.under_attack", "failed sign-ins are spiking: sign-in limits are tightened");
+        }
+        Ok(v)
+    }
+
+    /// A wrong password (or none to check): counted platform-wide, and against the account or
+    /// the known browser it came from. The holder is told when the account reaches the cap.
+    async fn sign_in_failed(&self, account: Option<&AccountRow>, known_device: Option<&[u8]>) -> Result<(), AppError> {
+        let now = self.now();
+        self.store.count_sign_in_failure(now).await?;
+        let Some(account) = account else { return Ok(()) };
+        if let Some(device) = known_device {
+            if self.store.device_sign_in_failed(account.id, device, DEVICE_FORGET_AFTER).await? {
+                tracing::info!(event = "sign_in.device_forgotten", account = %account.id, "a browser was forgotten after wrong passwords");
+            }
+            return Ok(());
+        }
+        if self.store.account_sign_in_failed(account.id, now).await? == LOCK_AFTER {
+            self.notify(
+                account.id,
+                "Sign-in to your Tiaki account is paused",
+                "Someone has typed 100 wrong passwords for your Tiaki account, so it can no longer be signed in to from a \
+                 browser it has not used before.\n\nYou can still sign in from a browser you have used before. Otherwise, \
+                 choose a new password with \"Forgot your password?\" on the Tiaki sign-in page (type the address of \
+                 the portal yourself).\n\nIf the wrong passwords were not yours, someone is trying to get into your \
+                 account: choose a new password that you do not use anywhere else.",
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Whether a password is too common or on the operator's breached list.
+    async fn password_is_breached(&self, password: &str, account: &AccountRow) -> bool {
+        self.password_problem(password, &[&account.email, &account.display_name]).await.is_some()
+    }
+
+    /// What is wrong with a new password, if anything: the rules, the common-password lists and
+    /// the breached list.
+    pub(crate) async fn password_problem(&self, password: &str, who: &[&str]) -> Option<String> {
+        if let Some(problem) = security::password_problem(password, who) {
+            return Some(problem);
+        }
+        let list = self.breached.clone()?;
+        let password = password.to_owned();
+        match tokio::task::spawn_blocking(move || list.contains(&password)).await {
+            Ok(Ok(true)) => Some(
+                "This password has appeared in a data breach on another website, so others may try it. Choose one you have not used anywhere else."
+                    .into(),
+            ),
+            Ok(Ok(false)) => None,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "the breached-password list cannot be read");
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the breached-password check failed");
+                None
+            }
+        }
+    }
+
+    /// "Forgot your password?": mails a link to choose a new one, if the email is an activated
+    /// account's (at most one every 15 minutes). The answer is the same whatever the email.
+    ///
+    /// # Errors
+    /// [`AppError::RateLimited`] when this address has asked too often.
+    pub async fn request_password_reset(&self, caller: &Caller, email: &str) -> Result<(), AppError> {
+        let target = Target::plain("password_reset.request", "account", &"by_email");
+        if let Err(e) = self.limit_address(caller, 1).await {
+            self.audit(vec![self.event(caller, &target, "denied")]).await?;
+            return Err(e);
+        }
+        let key = email.trim().to_lowercase();
+        let account = if key.is_empty() || key.len() > 254 { None } else { self.store.account_by_email(&key).await? };
+        match account.filter(|a| a.disabled_at.is_none() && a.password_hash.is_some()) {
+            Some(a) => {
+                let sent = self.send_reset_link(&a, false).await?;
+                let target = Target::plain("password_reset.request", "account", &a.id);
+                self.audit(vec![self.event(caller, &target, if sent { "allowed" } else { "denied" })]).await?;
+            }
+            None => self.audit(vec![self.event(caller, &target, "not_found")]).await?,
+        }
+        Ok(())
+    }
+
+    /// Mails the holder a link to choose a new password, unless one went in the last 15 minutes.
+    async fn send_reset_link(&self, account: &AccountRow, breached: bool) -> Result<bool, AppError> {
+        let now = self.now();
+        if self.store.password_resets_since(account.id, now - RESET_EVERY_SECS).await? > 0 {
+            return Ok(false);
+        }
+        let token = new_token();
+        self.store.create_password_reset(&token_hash(&token), account.id, now, now + RESET_LINK_SECS).await?;
+        let link = format!("{}/reset-password?token={token}", self.settings.public_url);
+        let why = if breached {
+            "You signed in to Tiaki with a password that has appeared in a data breach on another website, or that is \
+             too common to be safe, so we cannot let it open your account. Choose a new one"
+        } else {
+            "Someone (we hope you) asked to choose a new password for your Tiaki account. To do that"
+        };
+        let body = format!(
+            "Kia ora {},\n\n{why}: open this link within an hour:\n\n{link}\n\nIf you did not ask for this, do not \
+             open the link; your password stays as it is.\n\nTiaki\n",
+            account.display_name
+        );
+        self.store.enqueue_mail(&texts::mail(&account.email, "Choose a new Tiaki password", body, now)).await?;
+        self.mail_waker.notify_one();
+        Ok(true)
+    }
+
+    /// The email a live password-reset link is for (the page shows it).
+    ///
+    /// # Errors
+    /// [`AppError::LinkExpired`] for a used, expired or unknown link.
+    pub async fn password_reset_for(&self, token: &str) -> Result<String, AppError> {
+        if !plausible_token(token) {
+            return Err(AppError::LinkExpired);
+        }
+        let account = self.store.password_reset(&token_hash(token), self.now()).await?.ok_or(AppError::LinkExpired)?;
+        Ok(self.store.account(account).await?.ok_or(AppError::LinkExpired)?.email)
+    }
+
+    /// Uses a password-reset link: the new password is set, every session ends, and the holder
+    /// is told. It does not sign in: the person signs in with the new password (and their
+    /// second factor, if they have one).
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for an unacceptable password; [`AppError::LinkExpired`] for a used,
+    /// expired or unknown link. Nothing changes on any error.
+    pub async fn reset_password(
+        &self,
+        caller: &Caller,
+        token: &str,
+        password: &str,
+        confirm: &str,
+    ) -> Result<(), AppError> {
+        if !plausible_token(token) {
+            return Err(AppError::LinkExpired);
+        }
+        let now = self.now();
+        let id = self.store.password_reset(&token_hash(token), now).await?.ok_or(AppError::LinkExpired)?;
+        let account = self.store.account(id).await?.ok_or(AppError::LinkExpired)?;
+        self.check_new_password(&account, password, confirm, "password").await?;
+        let hash = hash_password(password.to_owned()).await.map_err(AppError::Internal)?;
+        let id = self.store.use_password_reset(&token_hash(token), now, &hash).await?.ok_or(AppError::LinkExpired)?;
+        self.audit(vec![self.event(caller, &Target::plain("password_reset", "account", &id), "allowed")]).await?;
+        self.password_changed_notice(id).await
+    }
+
+    /// Changes the signed-in account's password, given the current one. Needs a second factor
+    /// proved in the last ten minutes when the account has one. Every other session ends.
+    ///
+    /// # Errors
+    /// [`AppError::Conflict`] without a recent confirmation; [`AppError::Invalid`] for a wrong
+    /// current password or an unacceptable new one; [`AppError::RateLimited`] after too many
+    /// wrong current passwords.
+    pub async fn change_password(
+        &self,
+        caller: &Caller,
+        who: &SignedIn,
+        current: &str,
+        password: &str,
+        confirm: &str,
+    ) -> Result<(), AppError> {
+        let target = Target::plain("password.change", "account", &who.account);
+        let account = self.current_password_ok(caller, who, ("current", current), &target).await?;
+        if current == password {
+            return Err(AppError::field("password", "Choose a password different from your current one."));
+        }
+        self.check_new_password(&account, password, confirm, "password").await?;
+        let hash = hash_password(password.to_owned()).await.map_err(AppError::Internal)?;
+        self.store.change_password(who.account, &hash, who.session, self.now()).await?;
+        self.audit(vec![self.event(caller, &target, "allowed")]).await?;
+        self.password_changed_notice(who.account).await
+    }
+
+    /// Starts changing the signed-in account's email, given the current password (and a recent
+    /// second factor when the account has one): a link goes to the new address, and the old one
+    /// is told. An address already in use gets no link, but the answer is the same.
+    ///
+    /// # Errors
+    /// As for [`App::change_password`], and [`AppError::Invalid`] for a malformed email.
+    pub async fn request_email_change(
+        &self,
+        caller: &Caller,
+        who: &SignedIn,
+        current: &str,
+        new_email: &str,
+    ) -> Result<(), AppError> {
+        let email = Email::parse(new_email).map_err(|e| AppError::field("new_email", e.to_string()))?;
+        let target = Target::plain("email.change.request", "account", &who.account);
+        let account = self.current_password_ok(caller, who, ("email_current", current), &target).await?;
+        if email.as_str() == account.email {
+            return Err(AppError::field("new_email", "That is already your email address."));
+        }
+        self.audit(vec![self.event(caller, &target, "allowed")]).await?;
+        if self.store.account_by_email(email.as_str()).await?.is_some() {
+            return Ok(());
+        }
+        let now = self.now();
+        let token = new_token();
+        self.store
+            .create_email_change(&token_hash(&token), who.account, email.as_str(), now, now + EMAIL_LINK_SECS)
+            .await?;
+        let link = format!("{}/account/email/confirm?token={token}", self.settings.public_url);
+        let body = format!(
+            "Kia ora {},\n\nTo make this the email address of your Tiaki account, open this link within an hour, in the \
+             browser where you are signed in:\n\n{link}\n\nIf you did not ask for this, ignore this message.\n\nTiaki\n",
+            account.display_name
+        );
+        self.store
+            .enqueue_mail(&texts::mail(email.as_str(), "Confirm your new Tiaki email address", body, now))
+            .await?;
+        self.notify(
+            who.account,
+            "A change of your Tiaki email address was asked for",
+            &format!(
+                "Someone signed in to your Tiaki account asked to change its email address to {}. It changes only when \
+                 the link we sent there is opened.\n\nIf this was not you, contact your practice straight away.",
+                email.as_str()
+            ),
+        )
+        .await
+    }
+
+    /// Opens an email-change link in the session of the account it is for: the account takes
+    /// the new address, and both addresses are told. Returns the new address.
+    ///
+    /// # Errors
+    /// [`AppError::LinkExpired`] for a used, expired, unknown or someone else's link;
+    /// [`AppError::Conflict`] when another account took the address meanwhile.
+    pub async fn confirm_email_change(&self, caller: &Caller, who: &SignedIn, token: &str) -> Result<String, AppError> {
+        let target = Target::plain("email.change", "account", &who.account);
+        if !plausible_token(token) {
+            return Err(AppError::LinkExpired);
+        }
+        let Some(changed) = self.store.use_email_change(&token_hash(token), who.account, self.now()).await? else {
+            self.audit(vec![self.event(caller, &target, "denied")]).await?;
+            return Err(AppError::LinkExpired);
+        };
+        self.audit(vec![self.event(caller, &target, "allowed")]).await?;
+        let text = format!(
+            "The email address of your Tiaki account was changed from {} to {}. Tiaki's messages now go to the new \
+             address.\n\nIf this was not you, contact your practice straight away.",
+            changed.old_email, changed.new_email
+        );
+        let now = self.now();
+        let body = format!("Kia ora,\n\n{text}\n\nThis message has no links and asks nothing of you.\n\nTiaki\n");
+        self.store
+            .enqueue_mail(&texts::mail(&changed.old_email, "Your Tiaki email address was changed", body, now))
+            .await?;
+        self.notify(who.account, "Your Tiaki email address was changed", &text).await?;
+        Ok(changed.new_email)
+    }
+
+    /// The signed-in account's email.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn account_email(&self, who: &SignedIn) -> Result<String, AppError> {
+        Ok(self.store.account(who.account).await?.ok_or(AppError::Unauthenticated)?.email)
+    }
+
+    /// Checks the signed-in person's current password, after the step-up check: wrong answers
+    /// are limited per account.
+    async fn current_password_ok(
+        &self,
+        caller: &Caller,
+        who: &SignedIn,
+        current: (&'static str, &str),
+        target: &Target<'_>,
+    ) -> Result<AccountRow, AppError> {
+        let (field, current) = current;
+        if self.has_second_factor(who.account).await? && !self.recently_confirmed(who) {
+            self.audit(vec![self.event(caller, target, "denied")]).await?;
+            return Err(AppError::Conflict(CONFIRM_FIRST.into()));
+        }
+        let account = self.store.account(who.account).await?.ok_or(AppError::Unauthenticated)?;
+        let now = self.now();
+        let c = self.store.count_attempt(&format!("pw:{}", who.account), WINDOW, now).await?;
+        if let Err(e) = within(c, PER_ACCOUNT_CHECKS, WINDOW, now) {
+            self.audit(vec![self.event(caller, target, "denied")]).await?;
+            return Err(e);
+        }
+        if !verify_password(current.to_owned(), account.password_hash.clone()).await {
+            self.audit(vec![self.event(caller, target, "denied")]).await?;
+            return Err(AppError::field(field, "That is not your current password."));
+        }
+        Ok(account)
+    }
+
+    async fn check_new_password(
+        &self,
+        account: &AccountRow,
+        password: &str,
+        confirm: &str,
+        field: &'static str,
+    ) -> Result<(), AppError> {
+        if let Some(problem) = self.password_problem(password, &[&account.email, &account.display_name]).await {
+            return Err(AppError::Invalid(vec![FieldError { field, message: problem }]));
+        }
+        if password != confirm {
+            return Err(AppError::field("confirm", "The two passwords are not the same."));
+        }
+        Ok(())
+    }
+
+    async fn password_changed_notice(&self, account: AccountId) -> Result<(), AppError> {
+        self.notify(
+            account,
+            "Your Tiaki password was changed",
+            "The password of your Tiaki account was just changed, and every other place it was signed in was signed \
+             out.\n\nIf this was not you, contact your practice straight away.",
+        )
+        .await
+    }
+}

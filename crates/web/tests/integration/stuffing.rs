@@ -1,0 +1,336 @@
+//! Credential stuffing and the ways to a new password: per-account back-off to the cap of 100,
+//! the platform-wide adaptive limit, known browsers getting through a flood, the breached-password
+//! check at sign-in, "Forgot your password?", and changing password or email after a recent
+//! second factor.
+
+use crate::support::*;
+use anyhow::{Context, Result, bail};
+use axum::http::{StatusCode, header};
+use sqlx::Connection;
+
+async fn scalar(t: &TestApp, sql: &'static str) -> Result<i64> {
+    Ok(if t.url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&t.url).await?;
+        sqlx::query_scalar(sql).fetch_one(&mut c).await?
+    } else {
+        let mut c = sqlx::PgConnection::connect(&t.url).await?;
+        sqlx::query_scalar(sql).fetch_one(&mut c).await?
+    })
+}
+
+/// A browser at `ip` holding only the device cookie of `known` (as after closing it and coming back).
+fn same_browser(t: &TestApp, known: &Browser, ip: [u8; 4]) -> Result<Browser> {
+    let mut b = t.browser(ip);
+    b.cookies.insert("tiaki_device".into(), known.cookies.get("tiaki_device").cloned().context("a device cookie")?);
+    Ok(b)
+}
+
+fn has_session(b: &Browser) -> bool {
+    b.cookies.get("tiaki_session").is_some_and(|v| !v.is_empty())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_flood_on_one_account_backs_off_stops_at_100_and_its_own_browser_still_gets_in() -> Result<()> {
+    let w = World::new().await?;
+    let home = w.signed_in("p1@example.nz", [127, 0, 30, 1]).await?;
+    let (mut failures, mut waits, mut i) = (0, Vec::new(), 0u32);
+    loop {
+        i += 1;
+        // Every attempt from another network: no address limit helps here, only the account's.
+        let ip = [10, u8::try_from(10 + i / 250)?, u8::try_from(i % 250)?, 7];
+        let mut attacker = w.t.browser(ip);
+        let r = attacker.sign_in("p1@example.nz", &format!("guess number {i}")).await?;
+        match r.status {
+            StatusCode::UNAUTHORIZED => failures += 1,
+            StatusCode::TOO_MANY_REQUESTS if r.body.contains("has not used before") => break,
+            StatusCode::TOO_MANY_REQUESTS => {
+                let wait: i64 = r.headers.get(header::RETRY_AFTER).context("Retry-After")?.to_str()?.parse()?;
+                waits.push(wait);
+                w.t.clock.advance(wait);
+            }
+            other => bail!("attempt {i}: {other}"),
+        }
+        assert!(!has_session(&attacker));
+        assert!(i < 400, "the account never paused");
+    }
+    assert_eq!(failures, 100, "exactly 100 consecutive failures, then the account needs a reset");
+    // Five free failures, then 2, 4, 8 … seconds, never more than an hour.
+    assert_eq!(&waits[..4], &[2, 4, 8, 16]);
+    assert_eq!(waits.iter().max(), Some(&3600));
+    assert_eq!(waits.len(), 95, "one wait after each failure past the fifth");
+    // Nothing is checked any more from unknown browsers, not even the right password.
+    let mut thief = w.t.browser([10, 99, 0, 1]);
+    let r = thief.sign_in("p1@example.nz", PASSWORD).await?;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(!has_session(&thief));
+    let told = subjects(&w.t).await?.iter().filter(|s| s.as_str() == "Sign-in to your Tiaki account is paused").count();
+    assert_eq!(told, 1, "the holder is told once");
+    // The holder's own browser still gets in, and that ends the run of failures.
+    let mut own = same_browser(&w.t, &home, [127, 0, 30, 2])?;
+    let r = own.sign_in("p1@example.nz", PASSWORD).await?;
+    assert_eq!(r.location(), format!("/patients/{}", w.patient1));
+    assert!(has_session(&own));
+    assert_eq!(
+        scalar(&w.t, "SELECT CAST(failed_sign_ins AS BIGINT) FROM accounts WHERE email = 'p1@example.nz'").await?,
+        0
+    );
+    assert_eq!(
+        w.t.browser([10, 99, 0, 2]).sign_in("p1@example.nz", "guess again").await?.status,
+        StatusCode::UNAUTHORIZED
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_known_browser_is_forgotten_after_ten_wrong_passwords_in_a_row() -> Result<()> {
+    let w = World::new().await?;
+    let home = w.signed_in("p1@example.nz", [127, 0, 31, 1]).await?;
+    let mut b = same_browser(&w.t, &home, [127, 0, 31, 1])?;
+    for _ in 0..9 {
+        assert_eq!(b.sign_in("p1@example.nz", "not it at all").await?.status, StatusCode::UNAUTHORIZED);
+    }
+    // Nine: still known, so the account's own count did not move, and the right one works.
+    assert_eq!(
+        scalar(&w.t, "SELECT CAST(failed_sign_ins AS BIGINT) FROM accounts WHERE email = 'p1@example.nz'").await?,
+        0
+    );
+    assert_eq!(b.sign_in("p1@example.nz", PASSWORD).await?.status, StatusCode::SEE_OTHER);
+    let mut b = same_browser(&w.t, &home, [127, 0, 31, 1])?;
+    w.t.clock.advance(300);
+    for _ in 0..10 {
+        assert_eq!(b.sign_in("p1@example.nz", "not it at all").await?.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(scalar(&w.t, "SELECT COUNT(*) FROM known_devices WHERE failures > 0").await?, 0);
+    // Forgotten: its next failure counts against the account like anyone else's.
+    assert_eq!(b.sign_in("p1@example.nz", "not it at all").await?.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        scalar(&w.t, "SELECT CAST(failed_sign_ins AS BIGINT) FROM accounts WHERE email = 'p1@example.nz'").await?,
+        1
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spike_of_failures_tightens_every_limit_but_known_browsers_still_get_in() -> Result<()> {
+    let w = World::new().await?;
+    let home = w.signed_in("p1@example.nz", [127, 0, 32, 1]).await?;
+    // Normally one address has 30 attempts a window: 12 failures are nothing.
+    let mut one = w.t.browser([10, 50, 0, 1]);
+    for k in 0..12 {
+        assert_eq!(one.sign_in(&format!("nobody{k}@example.nz"), "guess").await?.status, StatusCode::UNAUTHORIZED);
+    }
+    // A flood: 70 failures within the minute from 70 networks.
+    for k in 0..70u8 {
+        let mut b = w.t.browser([10, 60, k, 1]);
+        assert_eq!(b.sign_in(&format!("flood{k}@example.nz"), "guess").await?.status, StatusCode::UNAUTHORIZED);
+    }
+    w.t.clock.advance(5);
+    // Under attack, one address has 10 attempts a window.
+    let mut fresh = w.t.browser([10, 51, 0, 1]);
+    for k in 0..10 {
+        assert_eq!(fresh.sign_in(&format!("other{k}@example.nz"), "guess").await?.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(fresh.sign_in("other10@example.nz", "guess").await?.status, StatusCode::TOO_MANY_REQUESTS);
+    // The account back-off starts at the first failure.
+    assert_eq!(w.t.browser([10, 52, 0, 1]).sign_in("p2@example.nz", "wrong").await?.status, StatusCode::UNAUTHORIZED);
+    let mut p2 = w.t.browser([10, 52, 1, 1]);
+    assert_eq!(p2.sign_in("p2@example.nz", PASSWORD).await?.status, StatusCode::TOO_MANY_REQUESTS);
+    // A known browser is held back by none of it.
+    let mut own = same_browser(&w.t, &home, [10, 51, 0, 1])?;
+    let r = own.sign_in("p1@example.nz", PASSWORD).await?;
+    assert_eq!(r.location(), format!("/patients/{}", w.patient1), "{}", r.body);
+    // Once the failures stop, the limits relax again.
+    w.t.clock.advance(180);
+    let mut later = w.t.browser([10, 53, 0, 1]);
+    for k in 0..12 {
+        assert_eq!(later.sign_in(&format!("late{k}@example.nz"), "guess").await?.status, StatusCode::UNAUTHORIZED);
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breached_password_opens_nothing_until_it_is_changed() -> Result<()> {
+    let w = World::new().await?;
+    fixture_totp(&w.t, "p1@example.nz").await?;
+    list_as_breached(&w.t, PASSWORD)?;
+    // p2 has no second factor: the right (breached) password gives no session, only a mailed link.
+    let mut b = w.t.browser([127, 0, 33, 1]);
+    let r = b.sign_in("p2@example.nz", PASSWORD).await?;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("data breach"), "{}", r.body);
+    assert!(!has_session(&b));
+    let link = latest_link(&w.t, "http://portal.test/reset-password").await?;
+    let path = link.trim_start_matches("http://portal.test");
+    let page = b.get(path).await?;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("p2@example.nz"));
+    // The list is checked when choosing too.
+    let token = token_of(path);
+    let again = b.post("/reset-password", &[("token", &token), ("password", PASSWORD), ("confirm", PASSWORD)]).await?;
+    assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(again.body.contains("data breach"));
+    let new = "tui kettle marram evening";
+    let done = b.post("/reset-password", &[("token", &token), ("password", new), ("confirm", new)]).await?;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert_eq!(w.t.browser([127, 0, 33, 2]).sign_in("p2@example.nz", new).await?.status, StatusCode::SEE_OTHER);
+    // p1 has an authenticator: after the code, the session reaches only the new-password form.
+    let mut p1 = w.t.browser([127, 0, 33, 3]);
+    assert_eq!(p1.sign_in("p1@example.nz", PASSWORD).await?.location(), "/signin/verify");
+    w.t.clock.advance(30);
+    let code = totp_code(FIXTURE_TOTP, app::domain::Clock::now(&w.t.clock));
+    let r = p1.post("/signin/verify", &[("code", &code)]).await?;
+    assert_eq!(r.location(), "/account/security");
+    assert_eq!(p1.get(&format!("/patients/{}", w.patient1)).await?.location(), "/account/security");
+    assert_eq!(p1.get(&format!("/api/v1/patients/{}", w.patient1)).await?.status, StatusCode::FORBIDDEN);
+    let page = p1.get("/account/security").await?;
+    assert!(page.body.contains("Choose a new password"));
+    let r =
+        p1.post("/account/security/password", &[("current", PASSWORD), ("password", new), ("confirm", new)]).await?;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(p1.get(&format!("/patients/{}", w.patient1)).await?.status, StatusCode::OK);
+    let changed = subjects(&w.t).await?.iter().filter(|s| s.as_str() == "Your Tiaki password was changed").count();
+    assert_eq!(changed, 2, "both holders are told");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgot_password_mails_one_link_that_works_once_and_signs_out_everywhere() -> Result<()> {
+    let w = World::new().await?;
+    let mut phone = w.signed_in("p2@example.nz", [127, 0, 34, 1]).await?;
+    let mut b = w.t.browser([127, 0, 34, 2]);
+    b.get("/signin/forgot").await?;
+    let known = b.post("/signin/forgot", &[("email", "P2@example.nz ")]).await?;
+    let unknown = b.post("/signin/forgot", &[("email", "nobody@example.nz")]).await?;
+    assert_eq!(known.status, StatusCode::OK);
+    assert_eq!(known.body, unknown.body, "the same page whether or not the email has an account");
+    assert!(known.body.contains("If a Tiaki account uses that email address"));
+    let mails = |s: &Vec<String>| s.iter().filter(|s| s.as_str() == "Choose a new Tiaki password").count();
+    assert_eq!(mails(&subjects(&w.t).await?), 1);
+    // Asking again within 15 minutes sends nothing more.
+    b.post("/signin/forgot", &[("email", "p2@example.nz")]).await?;
+    assert_eq!(mails(&subjects(&w.t).await?), 1);
+    let link = latest_link(&w.t, "http://portal.test/reset-password").await?;
+    let token = token_of(&link);
+    // A bad password changes nothing.
+    let bad = b.post("/reset-password", &[("token", &token), ("password", "short"), ("confirm", "short")]).await?;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(phone.get(&format!("/patients/{}", w.patient2)).await?.status, StatusCode::OK);
+    let new = "harakeke lantern oyster drizzle";
+    let done = b.post("/reset-password", &[("token", &token), ("password", new), ("confirm", new)]).await?;
+    assert_eq!(done.status, StatusCode::OK);
+    // Every session ended; the old password is gone; the link is spent.
+    assert_eq!(phone.get(&format!("/patients/{}", w.patient2)).await?.location(), "/signin");
+    assert_eq!(w.t.browser([127, 0, 34, 3]).sign_in("p2@example.nz", PASSWORD).await?.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(w.t.browser([127, 0, 34, 4]).sign_in("p2@example.nz", new).await?.status, StatusCode::SEE_OTHER);
+    let reused = b.post("/reset-password", &[("token", &token), ("password", new), ("confirm", new)]).await?;
+    assert_eq!(reused.status, StatusCode::GONE);
+    assert_eq!(b.get(&format!("/reset-password?token={}", "0".repeat(64))).await?.status, StatusCode::GONE);
+    assert!(subjects(&w.t).await?.iter().any(|s| s == "Your Tiaki password was changed"));
+    // The link expires after an hour.
+    w.t.clock.advance(901);
+    b.post("/signin/forgot", &[("email", "p2@example.nz")]).await?;
+    let late = token_of(&latest_link(&w.t, "http://portal.test/reset-password").await?);
+    assert_ne!(late, token);
+    w.t.clock.advance(3601);
+    assert_eq!(b.get(&format!("/reset-password?token={late}")).await?.status, StatusCode::GONE);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_password_or_email_needs_a_recent_second_factor_and_tells_the_holder() -> Result<()> {
+    let w = World::new().await?;
+    fixture_totp(&w.t, "p1@example.nz").await?;
+    let mut b = w.signed_in("p1@example.nz", [127, 0, 35, 1]).await?;
+    let mut other = w.signed_in("p1@example.nz", [127, 0, 35, 2]).await?;
+    let new = "pohutukawa ferry lamplight";
+    // Eleven minutes after signing in, the second factor is no longer recent.
+    w.t.clock.advance(660);
+    b.get("/account/security").await?;
+    let r = b.post("/account/security/password", &[("current", PASSWORD), ("password", new), ("confirm", new)]).await?;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.body.contains("confirm it&#x27;s you") || r.body.contains("confirm it's you"), "{}", r.body);
+    let r =
+        b.post("/account/security/email", &[("new_email", "p1.new@example.nz"), ("email_current", PASSWORD)]).await?;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    w.t.clock.advance(30);
+    let code = totp_code(FIXTURE_TOTP, app::domain::Clock::now(&w.t.clock));
+    assert_eq!(b.post("/account/security/confirm", &[("confirm_code", &code)]).await?.status, StatusCode::OK);
+    // A wrong current password changes nothing; five a window, then a wait.
+    let r =
+        b.post("/account/security/password", &[("current", "not mine"), ("password", new), ("confirm", new)]).await?;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("That is not your current password"));
+    let r = b.post("/account/security/password", &[("current", PASSWORD), ("password", new), ("confirm", new)]).await?;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // The other session ended; this one goes on; the holder is told.
+    assert_eq!(other.get(&format!("/patients/{}", w.patient1)).await?.location(), "/signin");
+    assert_eq!(b.get(&format!("/patients/{}", w.patient1)).await?.status, StatusCode::OK);
+    assert!(subjects(&w.t).await?.iter().any(|s| s == "Your Tiaki password was changed"));
+    for _ in 0..4 {
+        b.post("/account/security/password", &[("current", "not mine"), ("password", new), ("confirm", new)]).await?;
+    }
+    let r = b
+        .post("/account/security/password", &[("current", new), ("password", PASSWORD), ("confirm", PASSWORD)])
+        .await?;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+
+    // Email: taken addresses get the same answer and no link; a free one gets a link there.
+    let before = subjects(&w.t).await?.len();
+    let r = b.post("/account/security/email", &[("new_email", "p2@example.nz"), ("email_current", new)]).await?;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "still waiting out the wrong passwords");
+    w.t.clock.advance(301);
+    let code = totp_code(FIXTURE_TOTP, app::domain::Clock::now(&w.t.clock));
+    assert_eq!(b.post("/account/security/confirm", &[("confirm_code", &code)]).await?.status, StatusCode::OK);
+    let r = b.post("/account/security/email", &[("new_email", "p2@example.nz"), ("email_current", new)]).await?;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("We have emailed a link to the new address"));
+    let after_taken = subjects(&w.t).await?;
+    assert!(!after_taken.iter().any(|s| s == "Confirm your new Tiaki email address"), "no link for a taken address");
+    assert_eq!(after_taken.len(), before, "nothing at all is sent for a taken address");
+    let r = b.post("/account/security/email", &[("new_email", "P1.New@Example.nz"), ("email_current", new)]).await?;
+    assert_eq!(r.status, StatusCode::OK);
+    let link = latest_link(&w.t, "http://portal.test/account/email/confirm").await?;
+    let token = token_of(&link);
+    assert!(subjects(&w.t).await?.iter().any(|s| s == "A change of your Tiaki email address was asked for"));
+    // Someone else's session cannot use the link.
+    let mut p2 = w.signed_in("p2@example.nz", [127, 0, 35, 3]).await?;
+    p2.get(&format!("/account/email/confirm?token={token}")).await?;
+    assert_eq!(p2.post("/account/email/confirm", &[("token", &token)]).await?.status, StatusCode::GONE);
+    // Opening the link shows a button; only pressing it changes the email.
+    let page = b.get(&format!("/account/email/confirm?token={token}")).await?;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(scalar(&w.t, "SELECT COUNT(*) FROM accounts WHERE email = 'p1.new@example.nz'").await?, 0);
+    let r = b.post("/account/email/confirm", &[("token", &token)]).await?;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("p1.new@example.nz"));
+    assert_eq!(b.post("/account/email/confirm", &[("token", &token)]).await?.status, StatusCode::GONE, "once");
+    assert!(subjects(&w.t).await?.iter().any(|s| s == "Your Tiaki email address was changed"));
+    assert_eq!(w.t.browser([127, 0, 35, 4]).sign_in("p1@example.nz", new).await?.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(w.t.browser([127, 0, 35, 5]).sign_in("p1.new@example.nz", new).await?.location(), "/signin/verify");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_without_a_second_factor_changes_password_with_the_current_one() -> Result<()> {
+    let w = World::new().await?;
+    let mut b = w.signed_in("p2@example.nz", [127, 0, 36, 1]).await?;
+    // Long after signing in: there is no second factor to confirm, so none is asked for.
+    w.t.clock.advance(1500);
+    b.get("/account/security").await?;
+    let new = "kowhai blanket seventeen";
+    let r = b
+        .post(
+            "/account/security/password",
+            &[("current", PASSWORD), ("password", "password1"), ("confirm", "password1")],
+        )
+        .await?;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "common passwords are refused");
+    let r = b
+        .post("/account/security/password", &[("current", PASSWORD), ("password", new), ("confirm", "different")])
+        .await?;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = b.post("/account/security/password", &[("current", PASSWORD), ("password", new), ("confirm", new)]).await?;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(w.t.browser([127, 0, 36, 2]).sign_in("p2@example.nz", new).await?.status, StatusCode::SEE_OTHER);
+    Ok(())
+}
