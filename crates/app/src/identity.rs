@@ -139,8 +139,10 @@ impl App {
         };
         self.store.create_session(&session).await?;
         if action == "sign_in" {
-            // A finished sign-in: the account's run of failed passwords ends.
-            self.store.sign_in_succeeded(account).await?;
+            // A finished sign-in ends the account's run of failed passwords, unless it reached
+            // the cap: then only a new password does (the holder's own sign-ins from a known
+            // browser cannot reopen the account to another hundred guesses).
+            self.store.sign_in_succeeded(account, crate::ratelimit::LOCK_AFTER).await?;
         }
         let signed_in =
             self.authenticate(&token).await?.ok_or_else(|| AppError::Internal("new session not found".into()))?;

@@ -5,7 +5,7 @@
 //!   account does not know, each further attempt waits 2, 4, 8 … seconds (at most an hour) after
 //!   the last failure; at [`LOCK_AFTER`] (NIST SP 800-63B's ceiling of 100) such browsers are
 //!   refused until the holder chooses a new password. Attempts refused by the back-off check no
-//!   password and count no failure.
+//!   password and count no failure. A finished sign-in starts the count again, except at the cap.
 //! - **Per address and per network**: [`PER_IP`] attempts per address and [`PER_NET`] per /24
 //!   (IPv4) or /64 (IPv6) in [`WINDOW`].
 //! - **Platform-wide, adaptive**: when failed sign-ins in a minute rise above

@@ -45,8 +45,9 @@ pub trait SignInStore {
         device_hash: &'a [u8],
         max: i32,
     ) -> BoxFuture<'a, Result<bool>>;
-    /// A finished sign-in: the account's consecutive failures start again from 0.
-    fn sign_in_succeeded(&self, account: AccountId) -> BoxFuture<'_, Result<()>>;
+    /// A finished sign-in: the account's consecutive failures start again from 0, unless they
+    /// reached `cap` (then only a new password clears them).
+    fn sign_in_succeeded(&self, account: AccountId, cap: i32) -> BoxFuture<'_, Result<()>>;
     /// Marks the account's password as found on the breached/common list.
     fn mark_password_breached(&self, account: AccountId, now: UnixTime) -> BoxFuture<'_, Result<()>>;
     /// Stores a password-reset link.
@@ -200,10 +201,11 @@ macro_rules! sign_in_store {
                     })
                 }
 
-                fn sign_in_succeeded(&self, account: AccountId) -> BoxFuture<'_, Result<()>> {
+                fn sign_in_succeeded(&self, account: AccountId, cap: i32) -> BoxFuture<'_, Result<()>> {
                     Box::pin(async move {
-                        sqlx::query("UPDATE accounts SET failed_sign_ins = 0 WHERE id = $1 AND failed_sign_ins <> 0")
+                        sqlx::query("UPDATE accounts SET failed_sign_ins = 0 WHERE id = $1 AND failed_sign_ins <> 0 AND failed_sign_ins < $2")
                             .bind(account.as_uuid())
+                            .bind(cap)
                             .execute(&self.pool)
                             .await?;
                         Ok(())
