@@ -73,6 +73,8 @@ pub struct App {
     settings: Settings,
     csrf_key: aws_lc_rs::hmac::Key,
     watch: ratelimit::AttackWatch,
+    failures: ratelimit::FailureBuffer,
+    unknown_browsers: ratelimit::NodeWindow,
     /// The operator's breached-password list, if one is configured.
     breached: Option<Arc<breached::BreachedList>>,
     auditor: audit::Auditor,
@@ -119,6 +121,8 @@ impl App {
             settings,
             csrf_key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret),
             watch: ratelimit::AttackWatch::default(),
+            failures: ratelimit::FailureBuffer::default(),
+            unknown_browsers: ratelimit::NodeWindow::default(),
             breached: None,
             vault: None,
             mail_waker: Arc::new(tokio::sync::Notify::new()),

@@ -12,7 +12,7 @@
 //!   [`ATTACK_FLOOR`] and [`ATTACK_FACTOR`] times the day's typical (median) minute, the platform
 //!   is under attack: the per-address and per-network limits tighten, the back-off starts at the
 //!   first failure, and at most [`UNKNOWN_PER_MINUTE_UNDER_ATTACK`] attempts a minute from
-//!   unknown browsers reach a password check.
+//!   unknown browsers go on, per node (it guards each node's password hashing).
 //! - **Known browsers** (a device cookie the account finished a sign-in with) skip all of the
 //!   above: a flood cannot lock the holder out of their own browser. They have a limit of their
 //!   own ([`PER_DEVICE`] a window), and [`DEVICE_FORGET_AFTER`] wrong passwords in a row make the
@@ -27,7 +27,7 @@ pub(crate) const PER_IP: [i64; 2] = [30, 10];
 /// Attempts from one /24 or /64 per window (normally / under attack).
 pub(crate) const PER_NET: [i64; 2] = [100, 30];
 /// Attempts from one known browser per window.
-pub(crate) const PER_DEVICE: i64 = 10;
+pub(crate) const PER_DEVICE: i64 = 20;
 /// The window of the per-address, per-network and per-browser limits, seconds.
 pub(crate) const WINDOW: i64 = 300;
 /// Consecutive failures before the back-off starts (normally / under attack).
@@ -42,7 +42,7 @@ pub(crate) const DEVICE_FORGET_AFTER: i32 = 10;
 pub(crate) const ATTACK_FLOOR: i64 = 60;
 /// How many times the day's median minute counts as a spike.
 pub(crate) const ATTACK_FACTOR: i64 = 5;
-/// Attempts a minute from unknown browsers, platform-wide, while under attack.
+/// Attempts a minute from unknown browsers a node lets on while under attack.
 pub(crate) const UNKNOWN_PER_MINUTE_UNDER_ATTACK: i64 = 300;
 /// How long a node keeps its answer to "are we under attack?", seconds.
 const WATCH_SECS: i64 = 5;
@@ -105,6 +105,73 @@ pub(crate) fn is_spike(minutes: &[(UnixTime, i64)], now: UnixTime) -> bool {
     day.sort_unstable();
     let median = if zeros >= 720 { 0 } else { day.get(720 - zeros).copied().unwrap_or(0) };
     recent > ATTACK_FACTOR * median
+}
+
+/// A fixed-window counter kept by one node (the platform-wide cap under attack protects each
+/// node's password-hashing capacity, so it is per node and costs no database write).
+#[derive(Debug, Default)]
+pub(crate) struct NodeWindow {
+    state: Mutex<(UnixTime, i64)>,
+}
+
+impl NodeWindow {
+    /// Counts one attempt; refuses past `limit` a window, with the seconds left in it.
+    pub(crate) fn hit(&self, now: UnixTime, window: i64, limit: i64) -> Result<(), u64> {
+        let mut s = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if now - s.0 >= window || now < s.0 {
+            *s = (now, 0);
+        }
+        s.1 += 1;
+        if s.1 > limit {
+            return Err(u64::try_from(window - (now - s.0)).unwrap_or(1).max(1));
+        }
+        Ok(())
+    }
+}
+
+/// Failed sign-ins a node has counted but not yet added to the database's per-minute totals:
+/// written at most once a second (and whenever the minute changes or the watch looks), not once
+/// per attempt, so a flood costs no write each.
+#[derive(Debug, Default)]
+pub(crate) struct FailureBuffer {
+    state: Mutex<FailureState>,
+}
+
+#[derive(Debug, Default)]
+struct FailureState {
+    minute: UnixTime,
+    pending: i64,
+    flushed_at: UnixTime,
+}
+
+impl FailureBuffer {
+    /// Counts a failure at `now`; returns what should be written now, if anything.
+    pub(crate) fn add(&self, now: UnixTime) -> Vec<(UnixTime, i64)> {
+        let minute = now - now.rem_euclid(60);
+        let mut s = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out = Vec::new();
+        if s.pending > 0 && s.minute != minute {
+            out.push((s.minute, s.pending));
+            s.pending = 0;
+        }
+        s.minute = minute;
+        s.pending += 1;
+        if now != s.flushed_at {
+            out.push((minute, s.pending));
+            s.pending = 0;
+            s.flushed_at = now;
+        }
+        out
+    }
+
+    /// Everything not yet written.
+    pub(crate) fn take(&self) -> Option<(UnixTime, i64)> {
+        let mut s = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        (s.pending > 0).then(|| {
+            let n = std::mem::take(&mut s.pending);
+            (s.minute, n)
+        })
+    }
 }
 
 /// A node's cached answer to "is the platform under attack?".
@@ -176,6 +243,30 @@ mod tests {
         let mut few: Vec<(i64, i64)> = (2..100).map(|i| (current - 60 * i, 10_000)).collect();
         few.push((current, 100));
         assert!(is_spike(&few, now));
+    }
+
+    #[test]
+    fn failures_are_written_at_most_once_a_second_and_never_lost() {
+        let b = FailureBuffer::default();
+        assert_eq!(b.add(120), vec![(120, 1)], "the first of a second is written at once");
+        assert!(b.add(120).is_empty());
+        assert!(b.add(120).is_empty());
+        assert_eq!(b.add(121), vec![(120, 3)], "the next second writes what waited");
+        assert!(b.add(121).is_empty());
+        assert_eq!(b.add(185), vec![(120, 1), (180, 1)], "a new minute writes the old one's rest first");
+        assert!(b.add(185).is_empty());
+        assert_eq!(b.take(), Some((180, 1)));
+        assert_eq!(b.take(), None);
+    }
+
+    #[test]
+    fn a_node_window_counts_to_its_limit_and_then_waits() {
+        let w = NodeWindow::default();
+        for _ in 0..3 {
+            assert!(w.hit(1000, 60, 3).is_ok());
+        }
+        assert_eq!(w.hit(1010, 60, 3), Err(50));
+        assert!(w.hit(1060, 60, 3).is_ok(), "a new window");
     }
 
     #[test]

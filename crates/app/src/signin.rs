@@ -66,22 +66,28 @@ impl App {
         let failed = |account: Option<AccountId>| {
             Target::plain("sign_in", "account", &account.map_or_else(|| "unknown".to_owned(), |a| a.to_string()))
         };
-        if let Err(e) = self.admit(caller, &key, account.as_ref(), device_hash.as_deref().filter(|_| known)).await {
-            let outcome = if matches!(e, AppError::SignInPaused) { "paused" } else { "rate_limited" };
-            metrics::counter!("tiaki_sign_in_total", "outcome" => outcome).increment(1);
-            self.store.count_sign_in_failure(self.now()).await?;
-            self.audit(vec![self.event(caller, &failed(account.as_ref().map(|a| a.id)), "denied")]).await?;
-            return Err(e);
-        }
+        let claimed = match self.admit(caller, &key, account.as_ref(), device_hash.as_deref().filter(|_| known)).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                let outcome = if matches!(e, AppError::SignInPaused) { "paused" } else { "rate_limited" };
+                metrics::counter!("tiaki_sign_in_total", "outcome" => outcome).increment(1);
+                self.count_failure().await?;
+                self.audit(vec![self.event(caller, &failed(account.as_ref().map(|a| a.id)), "denied")]).await?;
+                return Err(e);
+            }
+        };
         let usable = account.as_ref().filter(|a| a.disabled_at.is_none());
         let ok = verify_password(password.to_owned(), usable.and_then(|a| a.password_hash.clone())).await;
         let Some(account) = usable.filter(|_| ok) else {
-            self.sign_in_failed(account.as_ref(), device_hash.as_deref().filter(|_| known)).await?;
+            self.sign_in_failed(account.as_ref(), device_hash.as_deref().filter(|_| known), claimed).await?;
             metrics::counter!("tiaki_sign_in_total", "outcome" => "failed").increment(1);
             tracing::info!(event = "sign_in.failed", "sign-in failed");
             self.audit(vec![self.event(caller, &failed(account.as_ref().map(|a| a.id)), "denied")]).await?;
             return Err(AppError::BadCredentials);
         };
+        if claimed.is_some() {
+            self.store.release_sign_in_attempt(account.id, account.last_failed_sign_in_at).await?;
+        }
         if self.password_is_breached(password, account).await {
             self.store.mark_password_breached(account.id, self.now()).await?;
             metrics::counter!("tiaki_sign_in_total", "outcome" => "breached_password").increment(1);
@@ -104,18 +110,20 @@ impl App {
 
     /// Whether an attempt may go on to a password check. Known browsers have their own limit;
     /// everyone else meets the account's back-off, the address and network limits and, under
-    /// attack, the platform's.
+    /// attack, the platform's. An attempt on an account that goes on is counted as its next
+    /// failure first (so parallel attempts cannot slip past the back-off or the cap); returns
+    /// that count.
     async fn admit(
         &self,
         caller: &Caller,
         key: &str,
         account: Option<&AccountRow>,
         known_device: Option<&[u8]>,
-    ) -> Result<(), AppError> {
+    ) -> Result<Option<i32>, AppError> {
         let now = self.now();
         if let Some(device) = known_device {
             let c = self.store.count_attempt(&format!("dev:{}", hex::encode(device)), WINDOW, now).await?;
-            return within(c, PER_DEVICE, WINDOW, now);
+            return within(c, PER_DEVICE, WINDOW, now).map(|()| None);
         }
         let attack = usize::from(self.under_attack().await?);
         match account {
@@ -134,12 +142,16 @@ impl App {
                 within(c, PER_UNKNOWN_EMAIL_HOUR, 3600, now)?;
             }
         }
-        self.limit_address(caller, attack).await?;
         if attack == 1 {
-            let c = self.store.count_attempt("all:unknown", 60, now).await?;
-            within(c, UNKNOWN_PER_MINUTE_UNDER_ATTACK, 60, now)?;
+            self.unknown_browsers.hit(now, 60, UNKNOWN_PER_MINUTE_UNDER_ATTACK).map_err(AppError::RateLimited)?;
         }
-        Ok(())
+        self.limit_address(caller, attack).await?;
+        let Some(a) = account else { return Ok(None) };
+        if !self.store.claim_sign_in_attempt(a.id, a.failed_sign_ins, now).await? {
+            // Another attempt on this account went first: one at a time.
+            return Err(AppError::RateLimited(1));
+        }
+        Ok(Some(a.failed_sign_ins + 1))
     }
 
     /// Counts a request against its address's and network's limits (sign-in attempts, passkey
@@ -153,11 +165,22 @@ impl App {
         within(c, PER_NET[attack], WINDOW, now)
     }
 
+    /// Counts a sign-in that did not succeed towards the platform's per-minute totals.
+    async fn count_failure(&self) -> Result<(), AppError> {
+        for (minute, n) in self.failures.add(self.now()) {
+            self.store.add_sign_in_failures(minute, n).await?;
+        }
+        Ok(())
+    }
+
     /// Whether failed sign-ins platform-wide are spiking (asked of the database every few seconds).
     pub(crate) async fn under_attack(&self) -> Result<bool, AppError> {
         let now = self.now();
         if let Some(v) = self.watch.cached(now) {
             return Ok(v);
+        }
+        if let Some((minute, n)) = self.failures.take() {
+            self.store.add_sign_in_failures(minute, n).await?;
         }
         let minutes = self.store.sign_in_failures_since(now - now.rem_euclid(60) - 60 - 86_400).await?;
         let v = ratelimit::is_spike(&minutes, now);
@@ -169,11 +192,16 @@ impl App {
         Ok(v)
     }
 
-    /// A wrong password (or none to check): counted platform-wide, and against the account or
-    /// the known browser it came from. The holder is told when the account reaches the cap.
-    async fn sign_in_failed(&self, account: Option<&AccountRow>, known_device: Option<&[u8]>) -> Result<(), AppError> {
-        let now = self.now();
-        self.store.count_sign_in_failure(now).await?;
+    /// A wrong password (or none to check): counted platform-wide, and against the known browser
+    /// it came from (the account's count was claimed before the check). The holder is told when
+    /// the account reaches the cap.
+    async fn sign_in_failed(
+        &self,
+        account: Option<&AccountRow>,
+        known_device: Option<&[u8]>,
+        claimed: Option<i32>,
+    ) -> Result<(), AppError> {
+        self.count_failure().await?;
         let Some(account) = account else { return Ok(()) };
         if let Some(device) = known_device {
             if self.store.device_sign_in_failed(account.id, device, DEVICE_FORGET_AFTER).await? {
@@ -181,7 +209,7 @@ impl App {
             }
             return Ok(());
         }
-        if self.store.account_sign_in_failed(account.id, now).await? == LOCK_AFTER {
+        if claimed == Some(LOCK_AFTER) {
             self.notify(
                 account.id,
                 "Sign-in to your Tiaki account is paused",

@@ -28,13 +28,22 @@ pub struct EmailChanged {
 pub trait SignInStore {
     /// Counts one attempt under `key` in a fixed window of `window` seconds.
     fn count_attempt<'a>(&'a self, key: &'a str, window: i64, now: UnixTime) -> BoxFuture<'a, Result<WindowCount>>;
-    /// Counts a sign-in that did not succeed in the platform's per-minute total.
-    fn count_sign_in_failure(&self, now: UnixTime) -> BoxFuture<'_, Result<()>>;
+    /// Adds `n` sign-ins that did not succeed to the platform's total for the minute starting
+    /// at `minute`.
+    fn add_sign_in_failures(&self, minute: UnixTime, n: i64) -> BoxFuture<'_, Result<()>>;
     /// The platform's failed sign-ins per minute, for minutes starting at or after `since`.
     fn sign_in_failures_since(&self, since: UnixTime) -> BoxFuture<'_, Result<Vec<(UnixTime, i64)>>>;
-    /// A wrong password for the account from a browser it does not know: returns the new count
-    /// of consecutive failures.
-    fn account_sign_in_failed(&self, account: AccountId, now: UnixTime) -> BoxFuture<'_, Result<i32>>;
+    /// Counts an attempt from a browser the account does not know as a failure before its
+    /// password is checked, if the account still has `seen` consecutive failures (compare and
+    /// swap: of parallel attempts that read the same count, one goes on). False if another
+    /// attempt came first.
+    fn claim_sign_in_attempt(&self, account: AccountId, seen: i32, now: UnixTime) -> BoxFuture<'_, Result<bool>>;
+    /// The claimed attempt had the right password: it was no failure after all.
+    fn release_sign_in_attempt(
+        &self,
+        account: AccountId,
+        last_failed_at: Option<UnixTime>,
+    ) -> BoxFuture<'_, Result<()>>;
     /// Whether the account knows this browser.
     fn known_device<'a>(&'a self, account: AccountId, device_hash: &'a [u8]) -> BoxFuture<'a, Result<bool>>;
     /// A wrong password from a browser the account knows; at `max` in a row the account forgets
@@ -129,13 +138,14 @@ macro_rules! sign_in_store {
                     })
                 }
 
-                fn count_sign_in_failure(&self, now: UnixTime) -> BoxFuture<'_, Result<()>> {
+                fn add_sign_in_failures(&self, minute: UnixTime, n: i64) -> BoxFuture<'_, Result<()>> {
                     Box::pin(async move {
                         sqlx::query(
-                            "INSERT INTO sign_in_failure_minutes (minute, failures) VALUES ($1, 1) \
-                             ON CONFLICT (minute) DO UPDATE SET failures = sign_in_failure_minutes.failures + 1",
+                            "INSERT INTO sign_in_failure_minutes (minute, failures) VALUES ($1, $2) \
+                             ON CONFLICT (minute) DO UPDATE SET failures = sign_in_failure_minutes.failures + $2",
                         )
-                        .bind(now - now.rem_euclid(60))
+                        .bind(minute)
+                        .bind(n)
                         .execute(&self.pool)
                         .await?;
                         Ok(())
@@ -152,17 +162,32 @@ macro_rules! sign_in_store {
                     })
                 }
 
-                fn account_sign_in_failed(&self, account: AccountId, now: UnixTime) -> BoxFuture<'_, Result<i32>> {
+                fn claim_sign_in_attempt(&self, account: AccountId, seen: i32, now: UnixTime) -> BoxFuture<'_, Result<bool>> {
                     Box::pin(async move {
-                        let n: Option<i32> = sqlx::query_scalar(
-                            "UPDATE accounts SET failed_sign_ins = failed_sign_ins + 1, last_failed_sign_in_at = $2 \
-                             WHERE id = $1 RETURNING failed_sign_ins",
+                        let done = sqlx::query(
+                            "UPDATE accounts SET failed_sign_ins = failed_sign_ins + 1, last_failed_sign_in_at = $3 \
+                             WHERE id = $1 AND failed_sign_ins = $2",
                         )
                         .bind(account.as_uuid())
+                        .bind(seen)
                         .bind(now)
-                        .fetch_optional(&self.pool)
+                        .execute(&self.pool)
                         .await?;
-                        Ok(n.unwrap_or(0))
+                        Ok(done.rows_affected() == 1)
+                    })
+                }
+
+                fn release_sign_in_attempt(&self, account: AccountId, last_failed_at: Option<UnixTime>) -> BoxFuture<'_, Result<()>> {
+                    Box::pin(async move {
+                        sqlx::query(
+                            "UPDATE accounts SET failed_sign_ins = failed_sign_ins - 1, last_failed_sign_in_at = $2 \
+                             WHERE id = $1 AND failed_sign_ins > 0",
+                        )
+                        .bind(account.as_uuid())
+                        .bind(last_failed_at)
+                        .execute(&self.pool)
+                        .await?;
+                        Ok(())
                     })
                 }
 

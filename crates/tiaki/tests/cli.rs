@@ -116,6 +116,30 @@ fn http_get(port: u16, path: &str) -> String {
     out
 }
 
+/// Fetches the sign-in page for its pre-session cookie and CSRF token, then posts a sign-in.
+fn sign_in_over_http(port: u16, email: &str, password: &str) -> String {
+    let page = http_get(port, "/signin");
+    let cookie = page
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: tiaki_pre="))
+        .and_then(|v| v.split(';').next())
+        .unwrap()
+        .to_owned();
+    let marker = "name=\"csrf\" value=\"";
+    let csrf = page[page.find(marker).unwrap() + marker.len()..].split('"').next().unwrap().to_owned();
+    let body = format!("csrf={csrf}&email={email}&password={password}");
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST /signin HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: tiaki_pre={cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
@@ -168,6 +192,12 @@ fn first_start_creates_private_data_prints_a_link_serves_and_stops_gracefully() 
     assert!(ready.starts_with("HTTP/1.1 200") && ready.contains("database: ok"));
     let metrics = http_get(port, "/metrics");
     assert!(metrics.contains("tiaki_http_requests_total"), "{metrics}");
+    // Sign-ins are counted by outcome.
+    let refused = sign_in_over_http(port, "nobody%40example.nz", "not+the+password");
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    let metrics = http_get(port, "/metrics");
+    assert!(metrics.contains("tiaki_sign_in_total{outcome=\"failed\"} 1"), "{metrics}");
+    assert!(metrics.contains("tiaki_sign_in_under_attack 0"), "{metrics}");
     // JSON logs with a request id, and no token from the link in them.
     let token = link.trim().rsplit_once("token=").unwrap().1.to_owned();
     let request_log = server.wait_for("\"route\":\"/readyz\"");

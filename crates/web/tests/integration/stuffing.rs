@@ -18,6 +18,17 @@ async fn scalar(t: &TestApp, sql: &'static str) -> Result<i64> {
     })
 }
 
+async fn execute(t: &TestApp, sql: &'static str) -> Result<()> {
+    if t.url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&t.url).await?;
+        sqlx::query(sql).execute(&mut c).await?;
+    } else {
+        let mut c = sqlx::PgConnection::connect(&t.url).await?;
+        sqlx::query(sql).execute(&mut c).await?;
+    }
+    Ok(())
+}
+
 /// A browser at `ip` holding only the device cookie of `known` (as after closing it and coming back).
 fn same_browser(t: &TestApp, known: &Browser, ip: [u8; 4]) -> Result<Browser> {
     let mut b = t.browser(ip);
@@ -338,5 +349,35 @@ async fn a_patient_without_a_second_factor_changes_password_with_the_current_one
     let r = b.post("/account/security/password", &[("current", PASSWORD), ("password", new), ("confirm", new)]).await?;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(w.t.browser([127, 0, 36, 2]).sign_in("p2@example.nz", new).await?.status, StatusCode::SEE_OTHER);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_attempts_cannot_slip_past_the_cap() -> Result<()> {
+    let w = World::new().await?;
+    execute(&w.t, "UPDATE accounts SET failed_sign_ins = 99, last_failed_sign_in_at = 0 WHERE email = 'p1@example.nz'")
+        .await?;
+    // Twenty attempts at once, from twenty networks, when one failure is left before the cap.
+    let mut tasks = Vec::new();
+    for k in 0..20u8 {
+        let mut b = w.t.browser([10, 70, k, 1]);
+        b.get("/signin").await?;
+        tasks.push(tokio::spawn(async move { b.sign_in("p1@example.nz", "parallel guess").await.map(|r| r.status) }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await??);
+    }
+    let checked = statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
+    let held = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!((checked, held), (1, 19), "{statuses:?}");
+    let count = "SELECT CAST(failed_sign_ins AS BIGINT) FROM accounts WHERE email = 'p1@example.nz'";
+    assert_eq!(scalar(&w.t, count).await?, 100);
+    // A right password is not a failure: the count it claimed is given back.
+    execute(&w.t, "UPDATE accounts SET failed_sign_ins = 3 WHERE email = 'p1@example.nz'").await?;
+    assert_eq!(w.t.browser([10, 71, 0, 1]).sign_in("p2@example.nz", PASSWORD).await?.status, StatusCode::SEE_OTHER);
+    let mut b = w.t.browser([10, 71, 0, 2]);
+    assert_eq!(b.sign_in("p1@example.nz", PASSWORD).await?.status, StatusCode::SEE_OTHER);
+    assert_eq!(scalar(&w.t, count).await?, 0, "a finished sign-in starts the count again");
     Ok(())
 }
