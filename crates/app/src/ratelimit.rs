@@ -45,7 +45,7 @@ pub(crate) const ATTACK_FACTOR: i64 = 5;
 /// Attempts a minute from unknown browsers a node lets on while under attack.
 pub(crate) const UNKNOWN_PER_MINUTE_UNDER_ATTACK: i64 = 300;
 /// How long a node keeps its answer to "are we under attack?", seconds.
-const WATCH_SECS: i64 = 5;
+const WATCH_SECS: i64 = 2;
 
 /// The counter key of an address: IPv4 singly, IPv6 by /64 (one customer's allocation), and
 /// IPv4-mapped IPv6 as the IPv4 address it is.
@@ -274,8 +274,8 @@ mod tests {
         let w = AttackWatch::default();
         assert_eq!(w.cached(100), None);
         w.keep(100, true);
-        assert_eq!(w.cached(104), Some(true));
-        assert_eq!(w.cached(105), None);
+        assert_eq!(w.cached(101), Some(true));
+        assert_eq!(w.cached(102), None);
         assert_eq!(w.cached(99), None, "a clock that went back asks again");
     }
 }
