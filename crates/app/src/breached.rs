@@ -21,14 +21,26 @@ impl BreachedList {
     /// When the file cannot be read or its first line is not a SHA-1 hash.
     pub fn open(path: &Path) -> Result<Self, String> {
         let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        let len = file.metadata().map_err(|e| format!("cannot read {}: {e}", path.display()))?.len();
-        let mut first = String::new();
-        BufReader::new(file).read_line(&mut first).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        if len > 0 && hash_of_line(&first).is_none() {
-            return Err(format!(
-                "{} does not look like a breached-password list: each line should be a SHA-1 hash in hex (40 characters), optionally followed by :count, sorted",
-                path.display()
-            ));
+        // The first thousand lines must be hashes in order: HIBP also publishes lists ordered
+        // by how often each password was seen, which a binary search would silently miss in.
+        let mut previous = String::new();
+        for (n, line) in BufReader::new(file).lines().take(1000).enumerate() {
+            let line = line.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let Some(hash) = hash_of_line(&line) else {
+                return Err(format!(
+                    "{} does not look like a breached-password list (line {}): each line should be a SHA-1 hash in hex (40 characters), optionally followed by :count",
+                    path.display(),
+                    n + 1
+                ));
+            };
+            if hash < previous {
+                return Err(format!(
+                    "{} is not sorted by hash (line {}); use the list ordered by hash",
+                    path.display(),
+                    n + 1
+                ));
+            }
+            previous = hash;
         }
         Ok(Self { path: path.to_owned() })
     }
@@ -126,6 +138,9 @@ mod tests {
         assert!(!BreachedList::open(&path).unwrap().contains("kettle").unwrap());
         std::fs::write(&path, "password123\n").unwrap();
         assert!(BreachedList::open(&path).is_err(), "not a hash list");
+        std::fs::write(&path, format!("{}:9\n{}:1\n", sha1("b"), sha1("a"))).unwrap();
+        let ordered = sha1("b") < sha1("a");
+        assert_eq!(BreachedList::open(&path).is_ok(), ordered, "a list out of order is refused");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -6,8 +6,8 @@
 //!   the last failure; at [`LOCK_AFTER`] (NIST SP 800-63B's ceiling of 100) such browsers are
 //!   refused until the holder chooses a new password. Attempts refused by the back-off check no
 //!   password and count no failure. A finished sign-in starts the count again, except at the cap.
-//! - **Per address and per network**: [`PER_IP`] attempts per address and [`PER_NET`] per /24
-//!   (IPv4) or /64 (IPv6) in [`WINDOW`].
+//! - **Per address and per network**: [`PER_IP`] attempts per address (IPv4, or an IPv6 /64)
+//!   and [`PER_NET`] per /24 (IPv4) or /48 (IPv6) in [`WINDOW`].
 //! - **Platform-wide, adaptive**: when failed sign-ins in a minute rise above
 //!   [`ATTACK_FLOOR`] and [`ATTACK_FACTOR`] times the day's typical (median) minute, the platform
 //!   is under attack: the per-address and per-network limits tighten, the back-off starts at the
@@ -56,14 +56,18 @@ pub(crate) fn ip_key(ip: IpAddr) -> String {
     }
 }
 
-/// The counter key of an address's network: its /24 (IPv4) or /64 (IPv6).
+/// The counter key of an address's network: its /24 (IPv4) or /48 (IPv6: a site's allocation,
+/// since one customer's /64 is already the address key).
 pub(crate) fn net_key(ip: IpAddr) -> String {
     match canonical(ip) {
         IpAddr::V4(v4) => {
             let o = v4.octets();
             format!("net:{}.{}.{}.0/24", o[0], o[1], o[2])
         }
-        IpAddr::V6(v6) => format!("net:{}/64", prefix64(v6)),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("net:{}/48", std::net::Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0))
+        }
     }
 }
 
@@ -103,7 +107,7 @@ pub(crate) fn is_spike(minutes: &[(UnixTime, i64)], now: UnixTime) -> bool {
     // Minutes with no failures have no row: the median of 1,440 minutes counts them as zeros.
     let zeros = 1440usize.saturating_sub(day.len());
     day.sort_unstable();
-    let median = if zeros >= 720 { 0 } else { day.get(720 - zeros).copied().unwrap_or(0) };
+    let median = if zeros > 720 { 0 } else { day.get(720 - zeros).copied().unwrap_or(0) };
     recent > ATTACK_FACTOR * median
 }
 
@@ -208,8 +212,11 @@ mod tests {
         let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap_or(v4);
         let c: IpAddr = "2001:db8:1:3::1".parse().unwrap_or(v4);
         assert_eq!(ip_key(a), ip_key(b));
-        assert_eq!(net_key(a), "net:2001:db8:1:2::/64");
-        assert_ne!(net_key(a), net_key(c));
+        assert_eq!(net_key(a), "net:2001:db8:1::/48");
+        assert_eq!(net_key(a), net_key(c), "one site's /48");
+        assert_ne!(ip_key(a), ip_key(c));
+        let d: IpAddr = "2001:db8:2::1".parse().unwrap_or(v4);
+        assert_ne!(net_key(a), net_key(d));
     }
 
     #[test]

@@ -24,8 +24,8 @@ const RESET_EVERY_SECS: i64 = 900;
 const EMAIL_LINK_SECS: i64 = 3600;
 /// Attempts at a current password (changing password or email) per account per window.
 const PER_ACCOUNT_CHECKS: i64 = 5;
-/// Unknown emails get about as many attempts an hour as an account's back-off lets through.
-const PER_UNKNOWN_EMAIL_HOUR: i64 = 16;
+/// Attempts at a current password per account per day.
+const PER_ACCOUNT_CHECKS_A_DAY: i64 = 20;
 /// What a session is told when a change needs a fresh second factor.
 pub(crate) const CONFIRM_FIRST: &str =
     "For your safety, confirm it's you (with a passkey or a code from your app) first. You then have 10 minutes.";
@@ -109,10 +109,11 @@ impl App {
     }
 
     /// Whether an attempt may go on to a password check. Known browsers have their own limit;
-    /// everyone else meets the account's back-off, the address and network limits and, under
-    /// attack, the platform's. An attempt on an account that goes on is counted as its next
-    /// failure first (so parallel attempts cannot slip past the back-off or the cap); returns
-    /// that count.
+    /// everyone else meets the address and network limits, under attack the node's cap, and the
+    /// run of failures: the account's back-off and cap or, for an email with no account, a
+    /// stand-in kept the same way (so the answers do not tell which emails have an account).
+    /// An attempt that goes on is counted as the next failure first, so parallel attempts cannot
+    /// slip past the back-off or the cap; returns the account's new count.
     async fn admit(
         &self,
         caller: &Caller,
@@ -126,32 +127,33 @@ impl App {
             return within(c, PER_DEVICE, WINDOW, now).map(|()| None);
         }
         let attack = usize::from(self.under_attack().await?);
-        match account {
-            Some(a) if a.failed_sign_ins >= LOCK_AFTER => return Err(AppError::SignInPaused),
-            Some(a) => {
-                let wait = ratelimit::backoff(a.failed_sign_ins, FREE_FAILURES[attack]);
-                if let Some(last) = a.last_failed_sign_in_at
-                    && now - last < wait
-                {
-                    return Err(AppError::RateLimited(u64::try_from(wait - (now - last)).unwrap_or(1).max(1)));
-                }
-            }
-            None => {
-                let mail = hex::encode(&token_hash(&format!("mail:{key}"))[..16]);
-                let c = self.store.count_attempt(&format!("mail:{mail}"), 3600, now).await?;
-                within(c, PER_UNKNOWN_EMAIL_HOUR, 3600, now)?;
-            }
-        }
+        self.limit_address(caller, attack).await?;
         if attack == 1 {
             self.unknown_browsers.hit(now, 60, UNKNOWN_PER_MINUTE_UNDER_ATTACK).map_err(AppError::RateLimited)?;
         }
-        self.limit_address(caller, attack).await?;
-        let Some(a) = account else { return Ok(None) };
-        if !self.store.claim_sign_in_attempt(a.id, a.failed_sign_ins, now).await? {
-            // Another attempt on this account went first: one at a time.
+        let phantom = format!("mail:{}", hex::encode(&token_hash(&format!("mail:{key}"))[..16]));
+        let (failures, last) = match account {
+            Some(a) => (a.failed_sign_ins, a.last_failed_sign_in_at),
+            None => self.store.phantom_failures(&phantom).await?.map_or((0, None), |(n, at)| (n, Some(at))),
+        };
+        if failures >= LOCK_AFTER {
+            return Err(AppError::SignInPaused);
+        }
+        let wait = ratelimit::backoff(failures, FREE_FAILURES[attack]);
+        if let Some(last) = last
+            && now - last < wait
+        {
+            return Err(AppError::RateLimited(u64::try_from(wait - (now - last)).unwrap_or(1).max(1)));
+        }
+        let claimed = match account {
+            Some(a) => self.store.claim_sign_in_attempt(a.id, failures, now).await?,
+            None => self.store.claim_phantom_attempt(&phantom, failures, now).await?,
+        };
+        if !claimed {
+            // Another attempt on this email went first: one at a time.
             return Err(AppError::RateLimited(1));
         }
-        Ok(Some(a.failed_sign_ins + 1))
+        Ok(account.map(|_| failures + 1))
     }
 
     /// Counts a request against its address's and network's limits (sign-in attempts, passkey
@@ -384,6 +386,7 @@ impl App {
     ) -> Result<(), AppError> {
         let email = Email::parse(new_email).map_err(|e| AppError::field("new_email", e.to_string()))?;
         let target = Target::plain("email.change.request", "account", &who.account);
+        self.may_change_email(caller, who, &target).await?;
         let account = self.current_password_ok(caller, who, ("email_current", current), &target).await?;
         if email.as_str() == account.email {
             return Err(AppError::field("new_email", "That is already your email address."));
@@ -426,6 +429,7 @@ impl App {
     /// [`AppError::Conflict`] when another account took the address meanwhile.
     pub async fn confirm_email_change(&self, caller: &Caller, who: &SignedIn, token: &str) -> Result<String, AppError> {
         let target = Target::plain("email.change", "account", &who.account);
+        self.may_change_email(caller, who, &target).await?;
         if !plausible_token(token) {
             return Err(AppError::LinkExpired);
         }
@@ -446,6 +450,20 @@ impl App {
             .await?;
         self.notify(who.account, "Your Tiaki email address was changed", &text).await?;
         Ok(changed.new_email)
+    }
+
+    /// Where an account's mail goes decides who can reset its password and add its factors, so
+    /// a password alone never moves it: only a session that has proved a second factor may.
+    async fn may_change_email(&self, caller: &Caller, who: &SignedIn, target: &Target<'_>) -> Result<(), AppError> {
+        if who.needs_second_factor || who.must_change_password || !self.has_second_factor(who.account).await? {
+            self.audit(vec![self.event(caller, target, "denied")]).await?;
+            return Err(AppError::Conflict(
+                "To change your email address, first set up a passkey or an authenticator app below: a password alone \
+                 cannot change where your account's messages go."
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     /// The signed-in account's email.
@@ -473,7 +491,10 @@ impl App {
         let account = self.store.account(who.account).await?.ok_or(AppError::Unauthenticated)?;
         let now = self.now();
         let c = self.store.count_attempt(&format!("pw:{}", who.account), WINDOW, now).await?;
-        if let Err(e) = within(c, PER_ACCOUNT_CHECKS, WINDOW, now) {
+        let day = self.store.count_attempt(&format!("pw-day:{}", who.account), 86_400, now).await?;
+        if let Err(e) =
+            within(c, PER_ACCOUNT_CHECKS, WINDOW, now).and_then(|()| within(day, PER_ACCOUNT_CHECKS_A_DAY, 86_400, now))
+        {
             self.audit(vec![self.event(caller, target, "denied")]).await?;
             return Err(e);
         }

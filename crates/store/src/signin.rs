@@ -38,6 +38,10 @@ pub trait SignInStore {
     /// swap: of parallel attempts that read the same count, one goes on). False if another
     /// attempt came first.
     fn claim_sign_in_attempt(&self, account: AccountId, seen: i32, now: UnixTime) -> BoxFuture<'_, Result<bool>>;
+    /// The run of failures kept for an email with no account: the count and the last one's time.
+    fn phantom_failures<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<(i32, UnixTime)>>>;
+    /// As [`SignInStore::claim_sign_in_attempt`], for an email with no account.
+    fn claim_phantom_attempt<'a>(&'a self, key: &'a str, seen: i32, now: UnixTime) -> BoxFuture<'a, Result<bool>>;
     /// The claimed attempt had the right password: it was no failure after all.
     fn release_sign_in_attempt(
         &self,
@@ -107,8 +111,8 @@ pub trait SignInStore {
         now: UnixTime,
     ) -> BoxFuture<'a, Result<Option<EmailChanged>>>;
     /// Removes counters and links no longer needed at `now`: windows begun over an hour ago,
-    /// per-minute totals over 25 hours old (the adaptive limit reads a day), and links expired a
-    /// day ago.
+    /// per-minute totals over 25 hours old (the adaptive limit reads a day), runs of failures
+    /// of emails with no account untouched for 30 days, and links expired a day ago.
     fn prune_sign_in_state(&self, now: UnixTime) -> BoxFuture<'_, Result<u64>>;
 }
 
@@ -173,6 +177,42 @@ macro_rules! sign_in_store {
                         .bind(now)
                         .execute(&self.pool)
                         .await?;
+                        Ok(done.rows_affected() == 1)
+                    })
+                }
+
+                fn phantom_failures<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<(i32, UnixTime)>>> {
+                    Box::pin(async move {
+                        let row = sqlx::query("SELECT failed_sign_ins, last_failed_sign_in_at FROM sign_in_phantoms WHERE key = $1")
+                            .bind(key)
+                            .fetch_optional(&self.pool)
+                            .await?;
+                        row.map(|r| Ok((r.try_get("failed_sign_ins")?, r.try_get("last_failed_sign_in_at")?))).transpose()
+                    })
+                }
+
+                fn claim_phantom_attempt<'a>(&'a self, key: &'a str, seen: i32, now: UnixTime) -> BoxFuture<'a, Result<bool>> {
+                    Box::pin(async move {
+                        let done = if seen == 0 {
+                            sqlx::query(
+                                "INSERT INTO sign_in_phantoms (key, failed_sign_ins, last_failed_sign_in_at) VALUES ($1, 1, $2) \
+                                 ON CONFLICT (key) DO NOTHING",
+                            )
+                            .bind(key)
+                            .bind(now)
+                            .execute(&self.pool)
+                            .await?
+                        } else {
+                            sqlx::query(
+                                "UPDATE sign_in_phantoms SET failed_sign_ins = failed_sign_ins + 1, last_failed_sign_in_at = $3 \
+                                 WHERE key = $1 AND failed_sign_ins = $2",
+                            )
+                            .bind(key)
+                            .bind(seen)
+                            .bind(now)
+                            .execute(&self.pool)
+                            .await?
+                        };
                         Ok(done.rows_affected() == 1)
                     })
                 }
@@ -365,6 +405,7 @@ macro_rules! sign_in_store {
                         let mut n = 0;
                         n += sqlx::query("DELETE FROM sign_in_windows WHERE window_start < $1").bind(now - 3600).execute(&self.pool).await?.rows_affected();
                         n += sqlx::query("DELETE FROM sign_in_failure_minutes WHERE minute < $1").bind(now - 90_000).execute(&self.pool).await?.rows_affected();
+                        n += sqlx::query("DELETE FROM sign_in_phantoms WHERE last_failed_sign_in_at < $1").bind(now - 30 * 86_400).execute(&self.pool).await?.rows_affected();
                         n += sqlx::query("DELETE FROM password_resets WHERE expires_at < $1").bind(now - 86_400).execute(&self.pool).await?.rows_affected();
                         n += sqlx::query("DELETE FROM email_changes WHERE expires_at < $1").bind(now - 86_400).execute(&self.pool).await?.rows_affected();
                         Ok(n)

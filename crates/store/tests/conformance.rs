@@ -106,6 +106,7 @@ conformance!(
     leases_go_to_one_holder_at_a_time,
     audit_history_is_per_patient_and_filtered,
     concurrent_appends_number_the_log_without_gaps,
+    sign_in_attempts_are_claimed_one_at_a_time,
 );
 
 const NOW: UnixTime = 1_800_000_000;
@@ -646,6 +647,66 @@ async fn concurrent_appends_number_the_log_without_gaps(store: Arc<dyn Store>) -
 /// five events sequenced into the tree, three still waiting. Upgrading keeps every event, every
 /// leaf index and the root, and numbers the waiting ones after the tree in the order the old
 /// sequencer would have taken them.
+async fn sign_in_attempts_are_claimed_one_at_a_time(store: Arc<dyn Store>) -> Result<()> {
+    let op = account(AccountKind::Operator, "op@example.nz");
+    store
+        .create_operator(
+            &console::manage_operators(),
+            &op,
+            &invite(InvitationPurpose::JoinOperator, b"op", "op@example.nz"),
+        )
+        .await?;
+    let id = op.id;
+    assert!(store.claim_sign_in_attempt(id, 0, NOW).await?);
+    assert!(!store.claim_sign_in_attempt(id, 0, NOW).await?, "a count already claimed");
+    assert!(store.claim_sign_in_attempt(id, 1, NOW + 1).await?);
+    let a = store.account(id).await?.unwrap();
+    assert_eq!((a.failed_sign_ins, a.last_failed_sign_in_at), (2, Some(NOW + 1)));
+    // A right password gives its claim back.
+    store.release_sign_in_attempt(id, Some(NOW)).await?;
+    let a = store.account(id).await?.unwrap();
+    assert_eq!((a.failed_sign_ins, a.last_failed_sign_in_at), (1, Some(NOW)));
+    // Sixteen attempts at once that all read the same count: one goes on.
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move { s.claim_sign_in_attempt(id, 1, NOW + 2).await }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        won += usize::from(t.await??);
+    }
+    assert_eq!(won, 1);
+    // A finished sign-in clears the run, except at the cap.
+    store.sign_in_succeeded(id, 100).await?;
+    assert_eq!(store.account(id).await?.unwrap().failed_sign_ins, 0);
+    for n in 0..100 {
+        assert!(store.claim_sign_in_attempt(id, n, NOW + 3).await?);
+    }
+    store.sign_in_succeeded(id, 100).await?;
+    assert_eq!(store.account(id).await?.unwrap().failed_sign_ins, 100, "only a new password clears the cap");
+    // Emails with no account keep the same run, claimed the same way.
+    assert_eq!(store.phantom_failures("mail:x").await?, None);
+    assert!(store.claim_phantom_attempt("mail:x", 0, NOW).await?);
+    assert!(!store.claim_phantom_attempt("mail:x", 0, NOW).await?);
+    assert!(store.claim_phantom_attempt("mail:x", 1, NOW + 5).await?);
+    assert_eq!(store.phantom_failures("mail:x").await?, Some((2, NOW + 5)));
+    // Old counters go; the account's run does not.
+    assert!(store.count_attempt("ip:192.0.2.1", 300, NOW).await?.attempts == 1);
+    assert_eq!(
+        store.count_attempt("ip:192.0.2.1", 300, NOW + 10).await?,
+        WindowCount { attempts: 2, window_start: NOW }
+    );
+    assert_eq!(
+        store.count_attempt("ip:192.0.2.1", 300, NOW + 300).await?,
+        WindowCount { attempts: 1, window_start: NOW + 300 }
+    );
+    assert!(store.prune_sign_in_state(NOW + 40 * 86_400).await? >= 2);
+    assert_eq!(store.phantom_failures("mail:x").await?, None);
+    assert_eq!(store.account(id).await?.unwrap().failed_sign_ins, 100);
+    Ok(())
+}
+
 mod upgrade {
     use super::*;
     use audit::merkle::Accumulator;

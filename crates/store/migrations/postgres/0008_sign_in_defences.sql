@@ -47,3 +47,11 @@ CREATE TABLE email_changes (
     expires_at BIGINT NOT NULL,
     used_at    BIGINT
 );
+
+-- The same run-of-failures bookkeeping for emails that have no account (keyed by a hash of the
+-- email), so that the answers to sign-in attempts do not tell which emails have one.
+CREATE TABLE sign_in_phantoms (
+    key                    TEXT PRIMARY KEY,
+    failed_sign_ins        INTEGER NOT NULL,
+    last_failed_sign_in_at BIGINT NOT NULL
+);
