@@ -69,9 +69,10 @@ impl App {
         let claimed = match self.admit(caller, &key, account.as_ref(), device_hash.as_deref().filter(|_| known)).await {
             Ok(claimed) => claimed,
             Err(e) => {
+                // Held back, not checked: recorded, but not counted towards a spike (addresses
+                // hammering a paused account must not put the whole platform under attack).
                 let outcome = if matches!(e, AppError::SignInPaused) { "paused" } else { "rate_limited" };
                 metrics::counter!("tiaki_sign_in_total", "outcome" => outcome).increment(1);
-                self.count_failure().await?;
                 self.audit(vec![self.event(caller, &failed(account.as_ref().map(|a| a.id)), "denied")]).await?;
                 return Err(e);
             }

@@ -448,3 +448,26 @@ async fn one_network_has_a_limit_of_its_own() -> Result<()> {
     assert_eq!(own.sign_in("p1@example.nz", PASSWORD).await?.status, StatusCode::SEE_OTHER);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_held_back_do_not_put_the_platform_under_attack() -> Result<()> {
+    let w = World::new().await?;
+    execute(
+        &w.t,
+        "UPDATE accounts SET failed_sign_ins = 100, last_failed_sign_in_at = 0 WHERE email = 'p1@example.nz'",
+    )
+    .await?;
+    // A hundred networks hammer a paused account: every attempt is held back, none is checked.
+    for k in 0..100u8 {
+        let r = w.t.browser([10, 90, k, 1]).sign_in("p1@example.nz", "a guess").await?;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    }
+    w.t.clock.advance(5);
+    // So the platform is not under attack: one address still has its 30 attempts, not 10.
+    let mut one = w.t.browser([10, 91, 0, 1]);
+    for k in 0..12 {
+        let r = one.sign_in(&format!("nobody{k}@example.nz"), "guess").await?;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "attempt {k}");
+    }
+    Ok(())
+}
