@@ -132,10 +132,10 @@ impl App {
         if attack == 1 {
             self.unknown_browsers.hit(now, 60, UNKNOWN_PER_MINUTE_UNDER_ATTACK).map_err(AppError::RateLimited)?;
         }
-        let phantom = format!("mail:{}", hex::encode(&token_hash(&format!("mail:{key}"))[..16]));
+        let phantom = || format!("mail:{}", hex::encode(&token_hash(&format!("mail:{key}"))[..16]));
         let (failures, last) = match account {
             Some(a) => (a.failed_sign_ins, a.last_failed_sign_in_at),
-            None => self.store.phantom_failures(&phantom).await?.map_or((0, None), |(n, at)| (n, Some(at))),
+            None => self.store.phantom_failures(&phantom()).await?.map_or((0, None), |(n, at)| (n, Some(at))),
         };
         if failures >= LOCK_AFTER {
             return Err(AppError::SignInPaused);
@@ -148,7 +148,7 @@ impl App {
         }
         let claimed = match account {
             Some(a) => self.store.claim_sign_in_attempt(a.id, failures, now).await?,
-            None => self.store.claim_phantom_attempt(&phantom, failures, now).await?,
+            None => self.store.claim_phantom_attempt(&phantom(), failures, now).await?,
         };
         if !claimed {
             // Another attempt on this email went first: one at a time.

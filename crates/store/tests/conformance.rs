@@ -155,6 +155,15 @@ async fn make_practice(store: &Arc<dyn Store>, hpi: &str) -> Result<PracticeId> 
     Ok(id)
 }
 
+/// An operator account (no password yet), made as the console makes one.
+async fn make_operator(store: &Arc<dyn Store>, email: &str, token: &[u8]) -> Result<AccountId> {
+    let op = account(AccountKind::Operator, email);
+    store
+        .create_operator(&console::manage_operators(), &op, &invite(InvitationPurpose::JoinOperator, token, email))
+        .await?;
+    Ok(op.id)
+}
+
 fn admin_of(practice: PracticeId) -> Principal {
     Principal::Staff { account: AccountId::random(), session: SessionId::random(), practice, role: StaffRole::Admin }
 }
@@ -319,22 +328,8 @@ async fn enrolment_is_scoped_to_the_practice(store: Arc<dyn Store>) -> Result<()
 }
 
 async fn sessions_expire_and_end(store: Arc<dyn Store>) -> Result<()> {
-    let op = account(AccountKind::Operator, "op@example.nz");
-    store
-        .create_operator(
-            &console::manage_operators(),
-            &op,
-            &invite(InvitationPurpose::JoinOperator, b"op", "op@example.nz"),
-        )
-        .await?;
-    let other = account(AccountKind::Operator, "op2@example.nz");
-    store
-        .create_operator(
-            &console::manage_operators(),
-            &other,
-            &invite(InvitationPurpose::JoinOperator, b"op2", "op2@example.nz"),
-        )
-        .await?;
+    let op = make_operator(&store, "op@example.nz", b"op").await?;
+    let other = make_operator(&store, "op2@example.nz", b"op2").await?;
     let mk = |tok: &[u8], acct: AccountId| NewSession {
         id: SessionId::random(),
         token_hash: tok.to_vec(),
@@ -347,9 +342,9 @@ async fn sessions_expire_and_end(store: Arc<dyn Store>) -> Result<()> {
         setup_ok_at: None,
         mfa_passkey: false,
     };
-    let s1 = mk(b"s1", op.id);
-    let s2 = mk(b"s2", op.id);
-    let s3 = mk(b"s3", other.id);
+    let s1 = mk(b"s1", op);
+    let s2 = mk(b"s2", op);
+    let s3 = mk(b"s3", other);
     for s in [&s1, &s2, &s3] {
         store.create_session(s).await?;
     }
@@ -359,19 +354,19 @@ async fn sessions_expire_and_end(store: Arc<dyn Store>) -> Result<()> {
     assert!(store.live_session(b"s1", NOW + 1000, NOW - 100).await?.is_none(), "past absolute expiry");
     store.touch_session(s1.id, NOW + 50).await?;
     assert!(store.live_session(b"s1", NOW + 60, NOW + 40).await?.is_some(), "touching keeps it alive");
-    assert_eq!(store.list_sessions(op.id, NOW + 60, NOW - 100).await?.first().unwrap().id, s1.id);
+    assert_eq!(store.list_sessions(op, NOW + 60, NOW - 100).await?.first().unwrap().id, s1.id);
 
-    assert!(!store.end_session(op.id, s3.id, NOW).await?, "one account cannot end another's session");
+    assert!(!store.end_session(op, s3.id, NOW).await?, "one account cannot end another's session");
     assert!(store.live_session(b"s3", NOW + 1, NOW - 100).await?.is_some());
-    assert!(store.end_session(op.id, s2.id, NOW).await?);
-    assert!(!store.end_session(op.id, s2.id, NOW).await?);
+    assert!(store.end_session(op, s2.id, NOW).await?);
+    assert!(!store.end_session(op, s2.id, NOW).await?);
     assert!(store.live_session(b"s2", NOW + 1, NOW - 100).await?.is_none());
-    store.create_session(&mk(b"s4", op.id)).await?;
-    assert_eq!(store.end_other_sessions(op.id, Some(s1.id), NOW).await?, 1);
+    store.create_session(&mk(b"s4", op)).await?;
+    assert_eq!(store.end_other_sessions(op, Some(s1.id), NOW).await?, 1);
     assert!(store.live_session(b"s1", NOW + 1, NOW - 100).await?.is_some());
-    assert_eq!(store.end_other_sessions(op.id, None, NOW).await?, 1);
-    assert!(store.list_sessions(op.id, NOW + 1, NOW - 100).await?.is_empty());
-    assert_eq!(store.list_sessions(other.id, NOW + 1, NOW - 100).await?.len(), 1);
+    assert_eq!(store.end_other_sessions(op, None, NOW).await?, 1);
+    assert!(store.list_sessions(op, NOW + 1, NOW - 100).await?.is_empty());
+    assert_eq!(store.list_sessions(other, NOW + 1, NOW - 100).await?.len(), 1);
     Ok(())
 }
 
@@ -643,20 +638,10 @@ async fn concurrent_appends_number_the_log_without_gaps(store: Arc<dyn Store>) -
     Ok(())
 }
 
-/// A log written before events took their leaf index when appended (migrations up to 0004):
-/// five events sequenced into the tree, three still waiting. Upgrading keeps every event, every
-/// leaf index and the root, and numbers the waiting ones after the tree in the order the old
-/// sequencer would have taken them.
+/// Sign-in attempts claim their failure slot by compare-and-swap, for accounts and for emails
+/// with no account; counters reset with their window and old ones are pruned.
 async fn sign_in_attempts_are_claimed_one_at_a_time(store: Arc<dyn Store>) -> Result<()> {
-    let op = account(AccountKind::Operator, "op@example.nz");
-    store
-        .create_operator(
-            &console::manage_operators(),
-            &op,
-            &invite(InvitationPurpose::JoinOperator, b"op", "op@example.nz"),
-        )
-        .await?;
-    let id = op.id;
+    let id = make_operator(&store, "op@example.nz", b"op").await?;
     assert!(store.claim_sign_in_attempt(id, 0, NOW).await?);
     assert!(!store.claim_sign_in_attempt(id, 0, NOW).await?, "a count already claimed");
     assert!(store.claim_sign_in_attempt(id, 1, NOW + 1).await?);
@@ -707,6 +692,10 @@ async fn sign_in_attempts_are_claimed_one_at_a_time(store: Arc<dyn Store>) -> Re
     Ok(())
 }
 
+/// A log written before events took their leaf index when appended (migrations up to 0004):
+/// five events sequenced into the tree, three still waiting. Upgrading keeps every event, every
+/// leaf index and the root, and numbers the waiting ones after the tree in the order the old
+/// sequencer would have taken them.
 mod upgrade {
     use super::*;
     use audit::merkle::Accumulator;
