@@ -21,7 +21,7 @@ mod security;
 mod signin;
 
 pub use audit::{AuditSettings, Caller, MIN_AUDIT_RETENTION_YEARS, Tick, VerifyReport};
-pub use authz::Principal;
+pub use authz::{Principal, capabilities};
 pub use config::Config;
 pub use documents::{Download, KeyRing, PushMeta, SweepReport, Vault};
 pub use domain;

@@ -505,6 +505,15 @@ impl App {
             .await?
             .filter(|r| r.confirmed_at.is_some())
             .ok_or_else(|| AppError::Conflict("No authenticator app is set up.".into()))?;
+        // Staff and operators must keep a second factor: the app goes only if a passkey stays.
+        if who.kind != domain::AccountKind::Patient
+            && self.settings.staff_mfa_required
+            && self.store.passkeys(who.account).await?.is_empty()
+        {
+            return Err(AppError::Conflict(
+                "This is your only second factor, and staff accounts must keep one. Add a passkey first.".into(),
+            ));
+        }
         let typed = normalise(code);
         let now = self.now();
         self.guard_code_guessing(caller, who.account, "mfa.totp.remove").await?;

@@ -66,6 +66,34 @@ impl Principal {
     }
 }
 
+/// Least privilege inside a practice: which staff roles may do what. The policies below use
+/// these lists, and the pages use the same ones (through the application) to decide which
+/// buttons and links to show, so a button never promises what the policy refuses. The table in
+/// ARCHITECTURE.md ("Who may do what inside a practice") gives the reason for each row.
+pub mod capabilities {
+    use domain::StaffRole;
+
+    /// Read clinical content (download a letter the practice sent): clinical roles only.
+    pub const READ_CLINICAL_CONTENT: &[StaffRole] = &[StaffRole::Gp, StaffRole::Nurse];
+    /// Withdraw a letter the practice sent: a clinical decision, so clinical roles only.
+    pub const WITHDRAW_DOCUMENT: &[StaffRole] = &[StaffRole::Gp, StaffRole::Nurse];
+    /// List a patient's documents from the practice (metadata: category, title, dates), to
+    /// file and route them: clinical roles and reception.
+    pub const LIST_DOCUMENTS: &[StaffRole] = &[StaffRole::Gp, StaffRole::Nurse, StaffRole::Admin];
+    /// See who accessed a patient's information: the privacy officer.
+    pub const VIEW_ACCESS_HISTORY: &[StaffRole] = &[StaffRole::PrivacyOfficer];
+    /// Enrol patients.
+    pub const ENROL_PATIENTS: &[StaffRole] = &[StaffRole::Admin, StaffRole::Gp, StaffRole::Nurse];
+    /// Invite staff and change the practice's settings.
+    pub const MANAGE_PRACTICE: &[StaffRole] = &[StaffRole::Admin];
+
+    /// Whether `role` is in `allowed`.
+    #[must_use]
+    pub fn may(role: StaffRole, allowed: &[StaffRole]) -> bool {
+        allowed.contains(&role)
+    }
+}
+
 /// Facts about relationships that the policy needs, loaded from storage.
 pub trait Relations: Send + Sync {
     /// The practices at which the patient is currently enrolled; empty if there is no such patient.
@@ -324,7 +352,7 @@ impl Policy for EnrolPatient {
         practice: PracticeId,
         rel: &R,
     ) -> Result<Grant<Self>, Denied> {
-        own_practice(p, practice, rel, &[StaffRole::Admin, StaffRole::Gp, StaffRole::Nurse]).await
+        own_practice(p, practice, rel, capabilities::ENROL_PATIENTS).await
     }
 }
 
@@ -342,7 +370,7 @@ impl Policy for ManageStaff {
                 Err(Denied::NotFound)
             };
         }
-        own_practice(p, practice, rel, &[StaffRole::Admin]).await
+        own_practice(p, practice, rel, capabilities::MANAGE_PRACTICE).await
     }
 }
 
@@ -362,7 +390,9 @@ impl Policy for ViewAccessHistory {
                 Ok(Grant::new(patient, Some(patient), Some(*account)))
             }
             // A practice's privacy officer answers its patients' questions about access.
-            Principal::Staff { practice, account, role: StaffRole::PrivacyOfficer, .. } => {
+            Principal::Staff { practice, account, role, .. }
+                if capabilities::may(*role, capabilities::VIEW_ACCESS_HISTORY) =>
+            {
                 if rel.patient_practices(patient).await?.contains(practice) {
                     Ok(Grant::new(patient, Some(patient), Some(*account)))
                 } else {
@@ -394,7 +424,12 @@ impl Policy for ManageOperators {
 
 impl Policy for ListDocuments {
     async fn decide<R: Relations + ?Sized>(p: &Principal, patient: PatientId, rel: &R) -> Result<Grant<Self>, Denied> {
-        patient_or_their_practice(p, patient, rel).await
+        match p {
+            Principal::Staff { role, .. } if !capabilities::may(*role, capabilities::LIST_DOCUMENTS) => {
+                Err(Denied::NotFound)
+            }
+            _ => patient_or_their_practice(p, patient, rel).await,
+        }
     }
 }
 
@@ -446,7 +481,7 @@ impl Policy for ReadDocument {
     async fn decide<R: Relations + ?Sized>(p: &Principal, doc: DocumentId, rel: &R) -> Result<Grant<Self>, Denied> {
         match p {
             Principal::Patient { .. } => own_document(p, doc, rel).await,
-            Principal::Staff { .. } => pushed_by_own_practice(p, doc, rel, &StaffRole::ALL).await,
+            Principal::Staff { .. } => pushed_by_own_practice(p, doc, rel, capabilities::READ_CLINICAL_CONTENT).await,
             _ => Err(Denied::NotFound),
         }
     }
@@ -460,7 +495,7 @@ impl Policy for ChangeDocument {
 
 impl Policy for WithdrawDocument {
     async fn decide<R: Relations + ?Sized>(p: &Principal, doc: DocumentId, rel: &R) -> Result<Grant<Self>, Denied> {
-        pushed_by_own_practice(p, doc, rel, &[StaffRole::Admin, StaffRole::Gp, StaffRole::Nurse]).await
+        pushed_by_own_practice(p, doc, rel, capabilities::WITHDRAW_DOCUMENT).await
     }
 }
 
@@ -580,6 +615,55 @@ mod tests {
         assert!(authorize::<PushDocument, _>(&client("G00001-A", None), p1, &rel).await.is_err());
         assert!(authorize::<PushDocument, _>(&client("G99999-Z", None), p2, &rel).await.is_err());
         assert!(authorize::<ReadDocument, _>(&client("F1", Some(a)), letter, &rel).await.is_err());
+    }
+
+    /// The role × action table of ARCHITECTURE.md, cell by cell, for staff of the practice that
+    /// sent the letter; and the letter is out of reach the moment the patient leaves.
+    #[tokio::test]
+    async fn inside_a_practice_each_role_reaches_only_what_its_work_needs() {
+        let (p1, a) = (PatientId::random(), PracticeId::random());
+        let letter = DocumentId::random();
+        let mut rel = Fixed {
+            enrolled: vec![(p1, a)],
+            practices: vec![a],
+            documents: vec![(letter, DocumentOwner { patient: p1, pushed_by_practice: Some(a) })],
+            ..Fixed::default()
+        };
+        let staff =
+            |role| Principal::Staff { account: AccountId::random(), session: SessionId::random(), practice: a, role };
+        // (role, view patient, list documents, read letter, withdraw letter, access history,
+        //  enrol, manage staff)
+        let table = [
+            (StaffRole::Gp, [true, true, true, true, false, true, false]),
+            (StaffRole::Nurse, [true, true, true, true, false, true, false]),
+            (StaffRole::Admin, [true, true, false, false, false, true, true]),
+            (StaffRole::PrivacyOfficer, [true, false, false, false, true, false, false]),
+        ];
+        for (role, want) in table {
+            let s = staff(role);
+            let got = [
+                authorize::<ViewPatient, _>(&s, p1, &rel).await.is_ok(),
+                authorize::<ListDocuments, _>(&s, p1, &rel).await.is_ok(),
+                authorize::<ReadDocument, _>(&s, letter, &rel).await.is_ok(),
+                authorize::<WithdrawDocument, _>(&s, letter, &rel).await.is_ok(),
+                authorize::<ViewAccessHistory, _>(&s, p1, &rel).await.is_ok(),
+                authorize::<EnrolPatient, _>(&s, a, &rel).await.is_ok(),
+                authorize::<ManageStaff, _>(&s, a, &rel).await.is_ok(),
+            ];
+            assert_eq!(got, want, "{role:?}");
+        }
+        // The patient leaves the practice: its staff lose the letter and the patient at once.
+        rel.enrolled.clear();
+        for role in StaffRole::ALL {
+            let s = staff(role);
+            assert!(authorize::<ReadDocument, _>(&s, letter, &rel).await.is_err(), "{role:?}");
+            assert!(authorize::<WithdrawDocument, _>(&s, letter, &rel).await.is_err(), "{role:?}");
+            assert!(authorize::<ListDocuments, _>(&s, p1, &rel).await.is_err(), "{role:?}");
+            assert!(authorize::<ViewPatient, _>(&s, p1, &rel).await.is_err(), "{role:?}");
+        }
+        // What the practice pushed stays the patient's.
+        let me = Principal::Patient { account: AccountId::random(), session: SessionId::random(), patient: p1 };
+        assert!(authorize::<ReadDocument, _>(&me, letter, &rel).await.is_ok());
     }
 
     #[tokio::test]

@@ -53,7 +53,7 @@ fn date_of(secs: i64) -> String {
         .unwrap_or_default()
 }
 
-fn line(d: &DocumentRow, staff: bool) -> DocLine {
+fn line(d: &DocumentRow, can_read: bool, can_withdraw: bool) -> DocLine {
     DocLine {
         id: d.id.to_string(),
         title: d.title.clone(),
@@ -66,7 +66,8 @@ fn line(d: &DocumentRow, staff: bool) -> DocLine {
         size: human_size(d.size),
         added: date_of(d.created_at),
         hidden: d.hidden_at.is_some(),
-        can_withdraw: staff,
+        can_read,
+        can_withdraw,
     }
 }
 
@@ -101,8 +102,15 @@ async fn documents_view(
     let own = who.patient == Some(patient);
     let show_hidden = own && q.hidden.is_some();
     let docs = state.app.list_documents(&ctx.caller_as(who), patient, show_hidden).await.map_err(WebError::page)?;
-    // Clinical and admin staff of the practice that sent a document may withdraw it.
-    let staff = matches!(who.staff, Some((_, role)) if role != app::domain::StaffRole::PrivacyOfficer);
+    // What the reader's role may do (the policy's own lists): reception sees what to file and
+    // route, clinical staff read and withdraw.
+    let (can_read, can_withdraw) = match who.staff {
+        Some((_, role)) => (
+            app::capabilities::may(role, app::capabilities::READ_CLINICAL_CONTENT),
+            app::capabilities::may(role, app::capabilities::WITHDRAW_DOCUMENT),
+        ),
+        None => (true, false),
+    };
     let page = DocumentsPage {
         nav: Some(Nav::new(who, ctx.csrf())),
         csrf: ctx.csrf().to_owned(),
@@ -111,7 +119,7 @@ async fn documents_view(
         show_hidden,
         notice: notice(q),
         error: error.as_ref().map(|(_, m)| m.clone()),
-        docs: docs.iter().map(|d| line(d, staff)).collect(),
+        docs: docs.iter().map(|d| line(d, can_read, can_withdraw)).collect(),
         max_mb: state.app.max_document_mb(),
     };
     let status = error.map_or(StatusCode::OK, |(s, _)| s);

@@ -196,6 +196,24 @@ pub(crate) async fn security_notice(
     security_view(state, ctx, who, None, codes, errors, notice).await
 }
 
+/// The security page for a refusal: field errors (422), a conflict (409) or too many tries
+/// (429) — never a 200, so a refusal cannot pass for success.
+pub(crate) async fn security_error(state: &WebState, ctx: &Ctx, who: &app::SignedIn, e: AppError) -> PageResult {
+    match e {
+        AppError::Invalid(errors) => security_notice(state, ctx, who, None, errors, None).await,
+        AppError::Conflict(m) => {
+            let page = security_notice(state, ctx, who, None, Vec::new(), Some(&m)).await?;
+            Ok((StatusCode::CONFLICT, page).into_response())
+        }
+        AppError::RateLimited(secs) => {
+            let m = format!("Too many wrong passwords. Please wait {} minute(s) and try again.", secs.div_ceil(60));
+            let page = security_notice(state, ctx, who, None, Vec::new(), Some(&m)).await?;
+            Ok((StatusCode::TOO_MANY_REQUESTS, page).into_response())
+        }
+        other => Err(WebError::page(other)),
+    }
+}
+
 /// The account's sign-in security.
 pub(crate) async fn security_page(State(state): State<WebState>, Auth(ctx, who): Auth) -> PageResult {
     security_view(&state, &ctx, &who, None, None, Vec::new(), None).await
@@ -209,7 +227,7 @@ pub(crate) async fn begin_totp(
     let who = ctx.require_signed_in()?;
     match state.app.begin_totp(&who).await {
         Ok(setup) => security_view(&state, &ctx, &who, Some(setup), None, Vec::new(), None).await,
-        Err(AppError::Conflict(m)) => security_view(&state, &ctx, &who, None, None, Vec::new(), Some(&m)).await,
+        Err(e @ AppError::Conflict(_)) => security_error(&state, &ctx, &who, e).await,
         Err(e) => Err(WebError::page(e)),
     }
 }
@@ -230,7 +248,7 @@ pub(crate) async fn confirm_totp(State(state): State<WebState>, CsrfForm(ctx, fo
             Ok(setup) => security_view(&state, &ctx, &who, Some(setup), None, errors, None).await,
             Err(e) => Err(WebError::page(e)),
         },
-        Err(AppError::Conflict(m)) => security_view(&state, &ctx, &who, None, None, Vec::new(), Some(&m)).await,
+        Err(e @ AppError::Conflict(_)) => security_error(&state, &ctx, &who, e).await,
         Err(e) => Err(WebError::page(e)),
     }
 }
@@ -277,7 +295,7 @@ pub(crate) async fn remove_totp(
             security_view(&state, &ctx, &who, None, None, Vec::new(), Some(notice)).await
         }
         Err(AppError::Invalid(errors)) => security_view(&state, &ctx, &who, None, None, errors, None).await,
-        Err(AppError::Conflict(m)) => security_view(&state, &ctx, &who, None, None, Vec::new(), Some(&m)).await,
+        Err(e @ AppError::Conflict(_)) => security_error(&state, &ctx, &who, e).await,
         Err(e) => Err(WebError::page(e)),
     }
 }

@@ -281,6 +281,11 @@ pub(crate) async fn patient_page(
     Ok(render(&PatientPage {
         nav: Some(Nav::new(&who, ctx.csrf())),
         own: who.patient == Some(patient),
+        // Staff see the links their role opens (the policy's own lists), no dead ends.
+        can_list_documents: who.staff.is_none_or(|(_, r)| app::capabilities::may(r, app::capabilities::LIST_DOCUMENTS)),
+        can_view_access: who
+            .staff
+            .is_none_or(|(_, r)| app::capabilities::may(r, app::capabilities::VIEW_ACCESS_HISTORY)),
         patient: row,
         practices,
     }))
@@ -377,7 +382,7 @@ async fn practice_view(
     // Listing patients is the access check for the page as a whole.
     let patients = state.app.list_patients(&ctx.caller_as(who), practice).await.map_err(WebError::page)?;
     let row = state.app.practice(practice).await.map_err(WebError::page)?.ok_or(WebError::page(AppError::NotFound))?;
-    let is_admin = matches!(who.staff, Some((_, StaffRole::Admin)));
+    let is_admin = who.staff.is_some_and(|(_, r)| app::capabilities::may(r, app::capabilities::MANAGE_PRACTICE));
     let staff = if is_admin {
         Some(state.app.list_staff(&ctx.caller_as(who), practice).await.map_err(WebError::page)?)
     } else {
@@ -388,7 +393,7 @@ async fn practice_view(
     } else {
         false
     };
-    let can_enrol = matches!(who.staff, Some((_, StaffRole::Admin | StaffRole::Gp | StaffRole::Nurse)));
+    let can_enrol = who.staff.is_some_and(|(_, r)| app::capabilities::may(r, app::capabilities::ENROL_PATIENTS));
     let status =
         if enrol.1.is_empty() && invite.1.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let page = PracticePage {

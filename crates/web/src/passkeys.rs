@@ -147,7 +147,7 @@ pub(crate) async fn register(State(state): State<WebState>, CsrfForm(ctx, form):
             Ok((ctx.with_session(token), page).into_response())
         }
         Err(AppError::Invalid(errors)) => security_notice(&state, &ctx, &who, None, errors, None).await,
-        Err(AppError::Conflict(m)) => security_notice(&state, &ctx, &who, None, Vec::new(), Some(&m)).await,
+        Err(e @ AppError::Conflict(_)) => crate::mfa::security_error(&state, &ctx, &who, e).await,
         Err(e) => Err(WebError::page(e)),
     }
 }
@@ -165,7 +165,7 @@ pub(crate) async fn remove(
             let notice = "The passkey was removed. It can no longer be used to sign in.";
             security_notice(&state, &ctx, &who, None, Vec::new(), Some(notice)).await
         }
-        Err(AppError::Conflict(m)) => security_notice(&state, &ctx, &who, None, Vec::new(), Some(&m)).await,
+        Err(e @ AppError::Conflict(_)) => crate::mfa::security_error(&state, &ctx, &who, e).await,
         Err(e) => Err(WebError::page(e)),
     }
 }
@@ -201,7 +201,7 @@ pub(crate) async fn confirm(State(state): State<WebState>, CsrfForm(ctx, form): 
             Ok((ctx.with_session(token), page).into_response())
         }
         Err(AppError::Invalid(errors)) => security_notice(&state, &ctx, &who, None, errors, None).await,
-        Err(AppError::Conflict(m)) => security_notice(&state, &ctx, &who, None, Vec::new(), Some(&m)).await,
+        Err(e @ AppError::Conflict(_)) => crate::mfa::security_error(&state, &ctx, &who, e).await,
         Err(e) => Err(WebError::page(e)),
     }
 }

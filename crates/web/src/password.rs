@@ -4,7 +4,7 @@
 use crate::WebState;
 use crate::ctx::{CsrfForm, Ctx, HasCsrf};
 use crate::error::WebError;
-use crate::mfa::security_notice;
+use crate::mfa::{security_error, security_notice};
 use crate::pages::TokenQuery;
 use crate::views::{EmailConfirmPage, ForgotPage, MessagePage, Nav, ResetPage, render};
 use app::AppError;
@@ -177,22 +177,6 @@ pub(crate) async fn change_email(
             security_notice(&state, &ctx, &who, None, Vec::new(), Some(notice)).await
         }
         Err(e) => security_error(&state, &ctx, &who, e).await,
-    }
-}
-
-async fn security_error(state: &WebState, ctx: &Ctx, who: &app::SignedIn, e: AppError) -> PageResult {
-    match e {
-        AppError::Invalid(errors) => security_notice(state, ctx, who, None, errors, None).await,
-        AppError::Conflict(m) => {
-            let page = security_notice(state, ctx, who, None, Vec::new(), Some(&m)).await?;
-            Ok((StatusCode::CONFLICT, page).into_response())
-        }
-        AppError::RateLimited(secs) => {
-            let m = format!("Too many wrong passwords. Please wait {} minute(s) and try again.", secs.div_ceil(60));
-            let page = security_notice(state, ctx, who, None, Vec::new(), Some(&m)).await?;
-            Ok((StatusCode::TOO_MANY_REQUESTS, page).into_response())
-        }
-        other => Err(WebError::page(other)),
     }
 }
 

@@ -94,6 +94,8 @@ impl ActivatePage<'_> {
 pub(crate) struct PatientPage {
     pub(crate) nav: Option<Nav>,
     pub(crate) own: bool,
+    pub(crate) can_list_documents: bool,
+    pub(crate) can_view_access: bool,
     pub(crate) patient: PatientRow,
     pub(crate) practices: Vec<PracticeRow>,
 }
@@ -231,6 +233,7 @@ pub(crate) struct DocLine {
     pub(crate) size: String,
     pub(crate) added: String,
     pub(crate) hidden: bool,
+    pub(crate) can_read: bool,
     pub(crate) can_withdraw: bool,
 }
 

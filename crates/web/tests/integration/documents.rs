@@ -188,16 +188,22 @@ async fn swapped_truncated_or_flipped_blobs_fail_and_never_yield_wrong_bytes() -
     ];
     for (what, damaged) in cases {
         blobs.put(&k1, damaged).await?;
-        let (status, _, got) = p1.get_bytes(&url1, None).await?;
+        let d = p1.download(&url1, None).await?;
+        let got = d.bytes;
         assert!(got != one, "{what}: the download must fail");
-        match status {
+        match d.status {
             // Caught before the first byte: an error page, no document bytes.
             StatusCode::INTERNAL_SERVER_ERROR => assert!(!contains(&got, b"%PDF"), "{what}"),
-            // Caught in a later chunk: the stream breaks off; what arrived is a true prefix.
-            StatusCode::OK => assert!(
-                got.len() < one.len() && one.starts_with(&got),
-                "{what}: whatever arrived is a prefix of the true document, never wrong bytes"
-            ),
+            // Caught in a later chunk: the stream breaks off with an error (a client sees a
+            // broken transfer, not a short file), after a true prefix of the document.
+            StatusCode::OK => {
+                assert!(d.stream_error.is_some(), "{what}: the body must end in an error, not quietly");
+                assert!(!got.is_empty(), "{what}: the first chunk was good, so it arrived");
+                assert!(
+                    got.len() < one.len() && one.starts_with(&got),
+                    "{what}: whatever arrived is a prefix of the true document, never wrong bytes"
+                );
+            }
             other => panic!("{what}: {other}"),
         }
         assert!(!contains(&got, b"patient two"), "{what}: nothing of the other patient's document");
@@ -502,7 +508,11 @@ async fn keys_rotate_without_touching_blobs_and_erasure_shreds_everything() -> R
     assert!(rotations >= 1, "at least one rotation goes through");
     assert!(!acknowledged.is_empty(), "at least one upload goes through");
     for id in acknowledged {
-        assert_eq!(p1.get_bytes(&format!("/api/v1/documents/{id}/content"), None).await?.0, StatusCode::OK, "{id}");
+        // Every byte of it, not only the first chunk (a broken stream is an error here).
+        let (status, _, got) = p1.get_bytes(&format!("/api/v1/documents/{id}/content"), None).await?;
+        assert_eq!(status, StatusCode::OK, "{id}");
+        let n = (0..6).find(|n| got == pdf(&format!("race {n}"), 90_000));
+        assert!(n.is_some(), "{id}: an acknowledged upload reads back whole and unchanged");
     }
     // Erasure: every document of the patient is unreadable, cleanly.
     assert!(w.t.app.console_erase_patient_key("ZZZ0016").await? >= 1);

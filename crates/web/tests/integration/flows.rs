@@ -53,19 +53,28 @@ async fn sessions_are_renewed_listed_ended_and_expire() -> Result<()> {
     let r = laptop.post("/account/sessions/end-others", &[]).await?;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(phone.get("/home").await?.location(), "/signin", "the phone is signed out");
-    assert_eq!(laptop.get("/home").await?.status, StatusCode::SEE_OTHER);
+    let home = format!("/patients/{}", w.patient1);
+    assert_eq!(laptop.get("/home").await?.location(), home, "the laptop's session lives on");
+    assert_eq!(laptop.get("/api/v1/me").await?.status, StatusCode::OK);
 
     // Idle expiry: 30 minutes without use ends the session.
     w.t.clock.advance(31 * 60);
     assert_eq!(laptop.get("/home").await?.location(), "/signin");
 
-    // Absolute expiry: activity does not keep a session past 12 hours.
+    // Sliding idle expiry: use within every 29 minutes keeps a session alive for 11 h 36 min,
+    // far past the 30-minute idle limit…
     let mut busy = w.signed_in("p1@example.nz", [127, 0, 5, 3]).await?;
-    for _ in 0..25 {
+    for step in 1..=24 {
         w.t.clock.advance(29 * 60);
-        busy.get("/account/sessions").await?;
+        let r = busy.get("/account/sessions").await?;
+        assert_eq!(r.status, StatusCode::OK, "still signed in after {} minutes", step * 29);
+        assert!(r.body.contains("(this device)"), "the sessions page itself, step {step}");
     }
+    assert_eq!(busy.get("/home").await?.location(), home, "alive at 11 h 36 min");
+    // …but activity does not keep it past the absolute 12 hours.
+    w.t.clock.advance(29 * 60);
     assert_eq!(busy.get("/home").await?.location(), "/signin");
+    assert_eq!(busy.get("/api/v1/me").await?.status, StatusCode::UNAUTHORIZED);
     Ok(())
 }
 
@@ -195,6 +204,35 @@ async fn practice_admin_invites_staff_and_enrols_patients_who_activate() -> Resu
     let mut gp = w.signed_in("gp-a@example.nz", [127, 0, 7, 2]).await?;
     let page = gp.get(&format!("/practices/{}", w.practice_a)).await?;
     assert!(page.body.contains("ZAA0067") && !page.body.contains("Invite a member of staff"));
+    // The nurse and the patient activate from their emailed links, through the pages.
+    for (email, marker) in [("nora@example.nz", "Nora Nurse"), ("wiremu@example.nz", "Wiremu Tane")] {
+        let link = latest_link_to(&w.t, email).await?;
+        let mut b = w.t.browser([127, 0, 7, 3]);
+        let page = b.get(&link).await?;
+        assert_eq!(page.status, StatusCode::OK, "{email}: {}", page.body);
+        assert!(page.body.contains(marker), "{email}: the page greets them by name");
+        let token = token_of(&link);
+        let short = b.post("/activate", &[("token", &token), ("password", "short"), ("confirm", "short")]).await?;
+        assert_eq!(short.status, StatusCode::UNPROCESSABLE_ENTITY, "{email}");
+        let r = b.post("/activate", &[("token", &token), ("password", PASSWORD), ("confirm", PASSWORD)]).await?;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{email}: {}", r.body);
+        assert_eq!(
+            b.get("/api/v1/me").await?.status,
+            if email.starts_with("nora") { StatusCode::FORBIDDEN } else { StatusCode::OK },
+            "{email}: signed in (staff confined until a second factor)"
+        );
+        // The link worked once.
+        let mut again = w.t.browser([127, 0, 7, 4]);
+        let used = again.post("/activate", &[("token", &token), ("password", PASSWORD), ("confirm", PASSWORD)]).await?;
+        assert_eq!(used.status, StatusCode::GONE, "{email}: a used link opens nothing");
+        assert!(!again.cookies.contains_key("tiaki_session"));
+        // And the password now signs in.
+        let mut later = w.t.browser([127, 0, 7, 5]);
+        let r = later.sign_in(email, PASSWORD).await?;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{email}");
+    }
+    let page = admin.get(&format!("/practices/{}", w.practice_a)).await?;
+    assert!(!page.body.contains("Invited"), "both show as active now");
     assert_eq!(
         gp.post(
             &format!("/practices/{}/staff", w.practice_a),
@@ -246,6 +284,24 @@ async fn first_start_link_sets_up_the_first_operator_once() -> Result<()> {
     set_up_authenticator(&mut b, &t).await?;
     assert_eq!(b.get("/operator").await?.status, StatusCode::OK, "this session proved the new factor");
     assert!(t.app.first_start_link().await?.is_none(), "no new link once an operator exists");
+    // The used link sets up nobody else.
+    let mut late = t.browser([127, 0, 8, 2]);
+    assert_eq!(late.get(&format!("/activate?token={token}")).await?.status, StatusCode::GONE);
+    let r = late
+        .post(
+            "/activate",
+            &[
+                ("token", &token),
+                ("name", "Second First"),
+                ("email", "intruder@example.nz"),
+                ("password", PASSWORD),
+                ("confirm", PASSWORD),
+            ],
+        )
+        .await?;
+    assert_eq!(r.status, StatusCode::GONE);
+    assert!(!late.cookies.contains_key("tiaki_session"));
+    assert_eq!(late.sign_in("intruder@example.nz", PASSWORD).await?.status, StatusCode::UNAUTHORIZED);
     // The operator adds a practice; its admin's invitation goes to the outbox.
     let mut op = b.clone();
     op.get("/operator").await?;

@@ -187,7 +187,12 @@ async fn removing_the_authenticator_needs_a_current_code_and_tells_the_holder() 
     let r = p1.post("/account/security/totp/remove", &[("remove_code", "123456")]).await?;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(p1.get("/account/security").await?.body.contains("unused recovery code"), "still on");
-    // The code that turned it on cannot be replayed to remove it; a fresh one (or a recovery code) can.
+    // The code that turned it on cannot be replayed to remove it (same 30-second step)…
+    let turned_on_with = totp_code(&secret, app::domain::Clock::now(&w.t.clock));
+    let r = p1.post("/account/security/totp/remove", &[("remove_code", &turned_on_with)]).await?;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "a replayed code");
+    assert!(p1.get("/account/security").await?.body.contains("unused recovery code"), "still on");
+    // …but a fresh one can.
     w.t.clock.advance(30);
     let now = app::domain::Clock::now(&w.t.clock);
     let r = p1.post("/account/security/totp/remove", &[("remove_code", &totp_code(&secret, now))]).await?;
@@ -196,7 +201,23 @@ async fn removing_the_authenticator_needs_a_current_code_and_tells_the_holder() 
     assert!(subjects(&w.t).await?.iter().any(|s| s.contains("authenticator app was removed")));
     let mut b = w.t.browser([127, 0, 53, 2]);
     assert_eq!(b.sign_in("p1@example.nz", PASSWORD).await?.location(), format!("/patients/{}", w.patient1));
-    let _ = codes;
+    // The old recovery codes went with it.
+    assert_eq!(
+        p1.post("/account/security/totp/remove", &[("remove_code", &codes[0])]).await?.status,
+        StatusCode::CONFLICT,
+        "nothing left to remove"
+    );
+
+    // Someone who lost the phone removes the app with a recovery code instead.
+    let mut p2 = w.signed_in("p2@example.nz", [127, 0, 53, 3]).await?;
+    let (_, codes2) = enable_totp(&w, &mut p2).await?;
+    let r = p2.post("/account/security/totp/remove", &[("remove_code", "AAAA-BBBB-CC")]).await?;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "a made-up recovery code");
+    let r = p2.post("/account/security/totp/remove", &[("remove_code", &codes2[3])]).await?;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("were removed"));
+    let mut b = w.t.browser([127, 0, 53, 4]);
+    assert_eq!(b.sign_in("p2@example.nz", PASSWORD).await?.location(), format!("/patients/{}", w.patient2));
     Ok(())
 }
 
@@ -221,7 +242,8 @@ async fn a_sign_in_from_a_new_browser_is_emailed_and_a_known_one_is_not() -> Res
         let mut c = sqlx::PgConnection::connect(&w.t.url).await?;
         sqlx::query_scalar("SELECT body FROM outbox WHERE subject LIKE 'New sign-in%'").fetch_all(&mut c).await?
     };
-    assert!(bodies.iter().all(|b| !b.contains("http") && b.contains("198.51.100.7") || b.contains("127.0.54.1")));
+    assert_eq!(bodies.len(), 2, "one notice per new browser");
+    assert!(bodies.iter().all(|b| !b.contains("http") && (b.contains("198.51.100.7") || b.contains("127.0.54.1"))));
     Ok(())
 }
 
@@ -288,9 +310,14 @@ async fn passkey_challenges_are_single_use_and_factor_changes_need_a_recent_conf
     let wrong = p1.post("/account/security/confirm", &[("confirm_code", "000000")]).await?;
     assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
     let now = app::domain::Clock::now(&w.t.clock);
+    let mut before = p1.clone();
     let ok = p1.post("/account/security/confirm", &[("confirm_code", &totp_code(&secret, now))]).await?;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
     assert!(ok.body.contains("For the next 10 minutes") && ok.body.contains("Add a passkey"));
+    // Confirming rotates the session token: the token from before is dead, the new one lives.
+    assert_ne!(before.cookies["tiaki_session"], p1.cookies["tiaki_session"], "a new token was set");
+    assert_eq!(before.get("/api/v1/me").await?.status, StatusCode::UNAUTHORIZED, "the old token is dead");
+    assert_eq!(p1.get("/api/v1/me").await?.status, StatusCode::OK);
     let c = json(&p1.post("/account/security/passkeys/options", &[]).await?)?;
     let register_token = c["token"].as_str().context("token")?.to_owned();
     assert_eq!(c["options"]["publicKey"]["authenticatorSelection"]["residentKey"], "required");
@@ -298,7 +325,12 @@ async fn passkey_challenges_are_single_use_and_factor_changes_need_a_recent_conf
     // A registration challenge is not a sign-in challenge.
     let r = anon.post("/signin/passkey", &[("token", &register_token), ("response", "{}")]).await?;
     assert!(r.body.contains("expired or was already used"));
-    // Passkeys that are not theirs, or not passkeys at all, are not found.
+    // Passkeys that are not theirs — another account's real one — or not passkeys at all, are
+    // not found, and the other account's passkey stays.
+    let theirs = give_passkey(&w.t, "p2@example.nz").await?;
+    let r = p1.post(&format!("/account/security/passkeys/{theirs}/remove"), &[]).await?;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(passkeys_of(&w.t, "p2@example.nz").await?, 1, "p2's passkey is untouched");
     let r = p1.post(&format!("/account/security/passkeys/{}/remove", uuid::Uuid::new_v4()), &[]).await?;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let r = p1.post("/account/security/passkeys/not-an-id/remove", &[]).await?;
@@ -446,5 +478,97 @@ async fn a_practice_admin_resets_a_patients_sign_in_after_an_identity_check() ->
     assert_eq!(again.sign_in("p1@example.nz", PASSWORD).await?.location(), format!("/patients/{}", w.patient1));
     let text = w.t.app.console_export_audit_range(0, i64::MAX).await?.to_string();
     assert!(text.contains("mfa.reset") && text.contains("Mere, photo ID at the front desk"));
+    Ok(())
+}
+
+/// Stores a passkey for an account (as if registered; the browser test registers real ones);
+/// returns its id.
+pub async fn give_passkey(t: &TestApp, email: &str) -> Result<uuid::Uuid> {
+    let id = uuid::Uuid::new_v4();
+    let cred = uuid::Uuid::new_v4().simple().to_string();
+    let (id_sql, cred_sql) = if t.url.starts_with("sqlite:") {
+        (format!("X'{}'", id.simple()), format!("X'{cred}'"))
+    } else {
+        (format!("'{id}'::uuid"), format!("'\\x{cred}'::bytea"))
+    };
+    sql(
+        t,
+        &format!(
+            "INSERT INTO passkeys (id, account_id, credential_id, name, credential, created_at) \
+             SELECT {id_sql}, id, {cred_sql}, 'Their key', '{{}}', 0 FROM accounts WHERE email = '{email}'"
+        ),
+    )
+    .await?;
+    Ok(id)
+}
+
+/// How many passkeys an account has.
+pub async fn passkeys_of(t: &TestApp, email: &str) -> Result<i64> {
+    let q = "SELECT COUNT(*) FROM passkeys p JOIN accounts a ON a.id = p.account_id WHERE a.email = $1";
+    Ok(if t.url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&t.url).await?;
+        sqlx::query_scalar(q).bind(email).fetch_one(&mut c).await?
+    } else {
+        let mut c = sqlx::PgConnection::connect(&t.url).await?;
+        sqlx::query_scalar(q).bind(email).fetch_one(&mut c).await?
+    })
+}
+
+/// A session opened with a stolen password is evicted when the holder adds a factor; removing a
+/// factor ends the other sessions and clears the remaining session's proofs (it cannot add a
+/// factor again without a new emailed link).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_a_factor_ends_other_sessions_and_removing_one_clears_every_proof() -> Result<()> {
+    let w = World::new().await?;
+    let mut laptop = w.signed_in("p1@example.nz", [127, 0, 58, 1]).await?;
+    let mut thief = w.signed_in("p1@example.nz", [203, 0, 113, 58]).await?;
+    assert_eq!(thief.get("/api/v1/me").await?.status, StatusCode::OK, "the stolen password opened a session");
+    let (secret, _) = enable_totp(&w, &mut laptop).await?;
+    assert_eq!(thief.get("/api/v1/me").await?.status, StatusCode::UNAUTHORIZED, "adding a factor evicted it");
+    assert_eq!(laptop.get("/api/v1/me").await?.status, StatusCode::OK, "the holder's own session goes on");
+
+    // A phone signs in with both factors; then the laptop removes the app.
+    w.t.clock.advance(30);
+    let mut phone = w.t.browser([127, 0, 58, 2]);
+    phone.sign_in("p1@example.nz", PASSWORD).await?;
+    phone.get("/signin/verify").await?;
+    let now = app::domain::Clock::now(&w.t.clock);
+    assert_eq!(
+        phone.post("/signin/verify", &[("code", &totp_code(&secret, now))]).await?.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(phone.get("/api/v1/me").await?.status, StatusCode::OK);
+    w.t.clock.advance(30);
+    let now = app::domain::Clock::now(&w.t.clock);
+    let r = laptop.post("/account/security/totp/remove", &[("remove_code", &totp_code(&secret, now))]).await?;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(phone.get("/api/v1/me").await?.status, StatusCode::UNAUTHORIZED, "the other session ended");
+    assert_eq!(laptop.get("/api/v1/me").await?.status, StatusCode::OK, "this one goes on…");
+    let again = laptop.post("/account/security/totp", &[]).await?;
+    assert_eq!(again.status, StatusCode::CONFLICT, "…without its proofs: no new factor without a new link");
+    assert!(again.body.contains("set-up link") && !again.body.contains("totp-secret"));
+    Ok(())
+}
+
+/// Staff must keep a second factor: the authenticator app cannot be removed when it is the
+/// only one (nor a passkey, which the passkey test covers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_cannot_remove_their_last_factor() -> Result<()> {
+    let w = World::new().await?;
+    let mut gp = w.signed_in("gp-a@example.nz", [127, 0, 59, 1]).await?;
+    w.t.clock.advance(30);
+    let now = app::domain::Clock::now(&w.t.clock);
+    let r = gp.post("/account/security/totp/remove", &[("remove_code", &totp_code(FIXTURE_TOTP, now))]).await?;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(r.body.contains("only second factor"), "{}", r.body);
+    let mut b = w.t.browser([127, 0, 59, 2]);
+    assert_eq!(b.sign_in("gp-a@example.nz", PASSWORD).await?.location(), "/signin/verify", "the app is still required");
+    assert_eq!(gp.get(&format!("/practices/{}", w.practice_a)).await?.status, StatusCode::OK, "and still counts");
+    // With a passkey besides, the app may go.
+    give_passkey(&w.t, "gp-a@example.nz").await?;
+    w.t.clock.advance(30);
+    let now = app::domain::Clock::now(&w.t.clock);
+    let r = gp.post("/account/security/totp/remove", &[("remove_code", &totp_code(FIXTURE_TOTP, now))]).await?;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     Ok(())
 }

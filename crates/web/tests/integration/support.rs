@@ -215,7 +215,20 @@ impl TestApp {
     }
 
     pub fn browser(&self, ip: [u8; 4]) -> Browser {
-        Browser { router: self.router.clone(), cookies: HashMap::new(), ip: SocketAddr::from((ip, 40000)), csrf: None }
+        Browser {
+            router: self.router.clone(),
+            cookies: HashMap::new(),
+            ip: SocketAddr::from((ip, 40000)),
+            csrf: None,
+            bearer: None,
+        }
+    }
+
+    /// An organisation's system: every request carries its API client token.
+    pub fn client(&self, token: &str) -> Browser {
+        let mut b = self.browser([10, 1, 1, 1]);
+        b.bearer = Some(token.to_owned());
+        b
     }
 }
 
@@ -238,6 +251,17 @@ pub struct Browser {
     pub cookies: HashMap<String, String>,
     ip: SocketAddr,
     pub csrf: Option<String>,
+    /// An API client's token, sent as `Authorization: Bearer` with every request.
+    pub bearer: Option<String>,
+}
+
+/// What a download delivered: the bytes that arrived before the body ended or broke, and the
+/// error that broke it, if one did (a stream that fails half-way is not a short document).
+pub struct Download {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub bytes: Vec<u8>,
+    pub stream_error: Option<String>,
 }
 
 impl Browser {
@@ -279,6 +303,9 @@ impl Browser {
         }
         if let Some((k, v)) = extra {
             req = req.header(k, v);
+        }
+        if let Some(token) = &self.bearer {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
         if !self.cookies.is_empty() {
             let c: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -338,8 +365,18 @@ impl Browser {
         self.send(Method::POST, path, Some(&ct), body).await
     }
 
-    /// Downloads raw bytes (bodies of binary documents are not text).
+    /// Downloads raw bytes (bodies of binary documents are not text). A body that breaks off
+    /// with an error is an error here; [`Browser::download`] shows what arrived before it.
     pub async fn get_bytes(&mut self, path: &str, range: Option<&str>) -> Result<(StatusCode, HeaderMap, Vec<u8>)> {
+        let d = self.download(path, range).await?;
+        if let Some(e) = d.stream_error {
+            return Err(anyhow!("the body of {path} broke off after {} bytes: {e}", d.bytes.len()));
+        }
+        Ok((d.status, d.headers, d.bytes))
+    }
+
+    /// Downloads, keeping the bytes that arrived before any error in the body stream.
+    pub async fn download(&mut self, path: &str, range: Option<&str>) -> Result<Download> {
         let mut req = Request::builder().method(Method::GET).uri(path);
         if let Some(r) = range {
             req = req.header(header::RANGE, r);
@@ -348,13 +385,31 @@ impl Browser {
             let c: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
             req = req.header(header::COOKIE, c.join("; "));
         }
+        if let Some(token) = &self.bearer {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
         let mut req = req.body(Body::empty())?;
         req.extensions_mut().insert(ConnectInfo(self.ip));
         let res = self.router.clone().oneshot(req).await?;
         let status = res.status();
         let headers = res.headers().clone();
-        let bytes = res.into_body().collect().await.map(|c| c.to_bytes().to_vec()).unwrap_or_default();
-        Ok((status, headers, bytes))
+        let mut body = res.into_body();
+        let mut bytes = Vec::new();
+        let mut stream_error = None;
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(f) => {
+                    if let Some(data) = f.data_ref() {
+                        bytes.extend_from_slice(data);
+                    }
+                }
+                Err(e) => {
+                    stream_error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        Ok(Download { status, headers, bytes, stream_error })
     }
 
     pub async fn post_json(&mut self, path: &str, json: &str) -> Result<Reply> {
@@ -643,6 +698,26 @@ pub async fn latest_link(t: &TestApp, marker: &str) -> Result<String> {
     let body = bodies.iter().find(|b| b.contains(marker)).ok_or_else(|| anyhow!("no such link was emailed"))?;
     let i = body.find(marker).unwrap_or(0);
     Ok(body[i..].split_whitespace().next().unwrap_or_default().to_owned())
+}
+
+/// The path and query of the newest emailed link to `to` (any link with a token).
+pub async fn latest_link_to(t: &TestApp, to: &str) -> Result<String> {
+    let rows: Vec<(String, String)> = if t.url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&t.url).await?;
+        sqlx::query_as("SELECT recipient, body FROM outbox ORDER BY created_at DESC").fetch_all(&mut c).await?
+    } else {
+        let mut c = sqlx::PgConnection::connect(&t.url).await?;
+        sqlx::query_as("SELECT recipient, body FROM outbox ORDER BY created_at DESC").fetch_all(&mut c).await?
+    };
+    let body = rows
+        .iter()
+        .filter(|(r, _)| r.eq_ignore_ascii_case(to))
+        .map(|(_, b)| b)
+        .find(|b| b.contains("token="))
+        .ok_or_else(|| anyhow!("no link was emailed to {to}"))?;
+    let i = body.find("http://portal.test").ok_or_else(|| anyhow!("no portal link in the mail to {to}"))?;
+    let url = body[i..].split_whitespace().next().unwrap_or_default();
+    Ok(url.trim_start_matches("http://portal.test").to_owned())
 }
 
 pub async fn subjects(t: &TestApp) -> Result<Vec<String>> {
