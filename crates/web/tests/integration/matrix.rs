@@ -4,25 +4,121 @@
 
 use crate::support::*;
 use anyhow::Result;
+use app::domain::StaffRole;
 use axum::http::{Method, StatusCode};
 use std::collections::BTreeMap;
 use web::routes::{Kind, ROUTES};
 
-const ROLES: [&str; 6] =
-    ["anonymous", "patient", "other_patient", "practice_staff", "other_practice_staff", "operator"];
+/// Every role the portal knows, in the order the cells are tried (state-changing routes act on
+/// one shared object, so the order matters: reception and the privacy officer try to withdraw
+/// the letter before the nurse does). Proxies and break-glass join this list with their issues.
+const ROLES: [&str; 14] = [
+    "anonymous",
+    "patient",
+    "other_patient",
+    "reception",
+    "privacy_officer",
+    "unverified_staff",
+    "other_practice_staff",
+    "operator",
+    "practice_client",
+    "other_practice_client",
+    "hospital_client",
+    "nurse",
+    "gp",
+    // The patient's practice's admin is reception (role `admin`); listed above.
+    "other_practice_admin",
+];
+
+/// The email each signed-in role uses.
+fn email_of(role: &str) -> Option<&'static str> {
+    Some(match role {
+        "patient" => "p1@example.nz",
+        "other_patient" => "p2@example.nz",
+        "reception" => "admin-a@example.nz",
+        "privacy_officer" => "po-a@example.nz",
+        "unverified_staff" => "new-a@example.nz",
+        "other_practice_staff" => "gp-b@example.nz",
+        "other_practice_admin" => "admin-b@example.nz",
+        "operator" => "op@example.nz",
+        "nurse" => "nurse-a@example.nz",
+        "gp" => "gp-a@example.nz",
+        _ => return None,
+    })
+}
+
+/// A cell: the status, where a redirect goes, and whether a 2xx page is really a refusal (an
+/// error summary on the page), so that a refusal served as 200 cannot pass for success.
+fn cell(w: &World, reply: &Reply) -> String {
+    if reply.status.is_redirection() {
+        let to = reply.location().split('?').next().unwrap_or_default().to_owned();
+        let to = to
+            .replace(&w.patient1.to_string(), "{patient}")
+            .replace(&w.patient2.to_string(), "{other_patient}")
+            .replace(&w.practice_a.to_string(), "{practice}")
+            .replace(&w.practice_b.to_string(), "{other_practice}")
+            .replace(&w.letter1.to_string(), "{document}");
+        format!("{}→{}", reply.status.as_u16(), to)
+    } else if reply.status.is_success() && reply.body.contains("role=\"alert\"") {
+        format!("{}(refused)", reply.status.as_u16())
+    } else {
+        reply.status.as_u16().to_string()
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_against_every_role() -> Result<()> {
     let w = World::new().await?;
+    staff(&w.t, w.practice_a, "nurse-a@example.nz", StaffRole::Nurse).await?;
+    staff(&w.t, w.practice_a, "po-a@example.nz", StaffRole::PrivacyOfficer).await?;
+    staff(&w.t, w.practice_b, "gp-b@example.nz", StaffRole::Gp).await?;
+    // A member of staff who has signed in with a password but not yet proved a second factor.
+    let link = w
+        .t
+        .app
+        .console_invite_staff(
+            w.practice_a,
+            &app::InviteStaffForm { name: "New Nurse".into(), email: "new-a@example.nz".into(), role: "nurse".into() },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    w.t.app
+        .set_password_by_link(&token_of(&link), PASSWORD, PASSWORD, None, None)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let (_, client_b) = w.t.app.console_create_client("Practice B PMS", "", "Practice B", Some("FBB222-B")).await?;
+    let (_, hospital) =
+        w.t.app.console_create_client("Hospital system", "G00001-A", "Te Whatu Ora Te Tai Tokerau", None).await?;
+    w.t.app.console_add_agreement("FAA111-A", "G00001-A").await?;
+
     let mut browsers = BTreeMap::new();
-    browsers.insert("anonymous", w.t.browser([127, 0, 0, 1]));
-    browsers.insert("patient", w.signed_in("p1@example.nz", [127, 0, 0, 2]).await?);
-    browsers.insert("other_patient", w.signed_in("p2@example.nz", [127, 0, 0, 3]).await?);
-    browsers.insert("practice_staff", w.signed_in("admin-a@example.nz", [127, 0, 0, 4]).await?);
-    browsers.insert("other_practice_staff", w.signed_in("admin-b@example.nz", [127, 0, 0, 5]).await?);
-    browsers.insert("operator", w.operator().await?);
+    for (n, role) in ROLES.iter().enumerate() {
+        // Each role from a network of its own, so that per-network limits do not colour the cells.
+        let ip = [127, u8::try_from(n + 10)?, 0, 1];
+        let b = match (*role, email_of(role)) {
+            ("practice_client", _) => w.t.client(&w.client_a),
+            ("other_practice_client", _) => w.t.client(&client_b),
+            ("hospital_client", _) => w.t.client(&hospital),
+            ("unverified_staff", Some(email)) => {
+                let mut b = w.t.browser(ip);
+                let r = b.sign_in(email, PASSWORD).await?;
+                assert_eq!(r.location(), "/account/security", "confined until a second factor");
+                b
+            }
+            (_, Some(email)) => w.signed_in(email, ip).await?,
+            _ => w.t.browser(ip),
+        };
+        browsers.insert(*role, b);
+    }
+    // Signing out ends the session it is sent with, so each role signs out a session of its own.
+    let mut to_sign_out = BTreeMap::new();
+    for role in ROLES {
+        if let Some(email) = email_of(role).filter(|_| role != "unverified_staff") {
+            to_sign_out.insert(role, w.signed_in(email, [127, 0, 1, 1]).await?);
+        }
+    }
     // A second session of the patient's, the object of the "end session" route.
-    let _second = w.signed_in("p1@example.nz", [127, 0, 0, 6]).await?;
+    let _second = w.signed_in("p1@example.nz", [127, 0, 0, 60]).await?;
     let mut patient = browsers["patient"].clone();
     let sessions_page = patient.get("/account/sessions").await?.body;
     let target_session = sessions_page
@@ -32,6 +128,13 @@ async fn every_route_against_every_role() -> Result<()> {
         .unwrap_or_default()
         .to_owned();
     assert_eq!(target_session.len(), 36, "the patient's other session is listed");
+    // A real passkey of an account that is none of the roles: another account's object for all.
+    let (_, l3) = enrol(&w.t, w.practice_b, "ZAA0083", "p3@example.nz").await?;
+    w.t.app
+        .set_password_by_link(&token_of(&l3), PASSWORD, PASSWORD, None, None)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let passkey = crate::mfa::give_passkey(&w.t, "p3@example.nz").await?;
 
     let mut lines = Vec::new();
     let mut seen = BTreeMap::new();
@@ -42,25 +145,24 @@ async fn every_route_against_every_role() -> Result<()> {
             .replace("{practice_id}", &w.practice_a.to_string())
             .replace("{session_id}", &target_session)
             .replace("{document_id}", &w.letter1.to_string())
-            .replace("{passkey_id}", &uuid::Uuid::nil().to_string());
+            .replace("{passkey_id}", &passkey.to_string());
         assert!(!path.contains('{'), "the matrix does not know how to fill {} — add it", route.path);
         let mut cells = Vec::new();
         for role in ROLES {
-            // Signing out ends the session it is sent with, so it gets a fresh one.
-            let mut b = if route.path == "/signout" && role != "anonymous" {
-                let email = match role {
-                    "patient" => "p1@example.nz",
-                    "other_patient" => "p2@example.nz",
-                    "practice_staff" => "admin-a@example.nz",
-                    "other_practice_staff" => "admin-b@example.nz",
-                    _ => "op@example.nz",
-                };
-                w.signed_in(email, [127, 0, 1, 1]).await?
-            } else {
-                browsers[role].clone()
+            let mut b = match to_sign_out.get(role) {
+                Some(own) if route.path == "/signout" => own.clone(),
+                _ => browsers[role].clone(),
             };
             let reply = match (route.method, route.kind) {
                 ("GET", _) => b.get(&path).await?,
+                // An organisation's push, for the patient, as each role would send it.
+                ("POST", Kind::Api) if route.path == "/api/v1/documents" => {
+                    let (ct, body) = multipart(&[
+                        ("metadata", None, push_meta("ZZZ0016", &format!("matrix-{role}")).as_bytes()),
+                        ("file", Some("letter.pdf"), &pdf(&format!("matrix {role}"), 2000)),
+                    ]);
+                    b.send(Method::POST, &path, Some(&ct), body).await?
+                }
                 ("POST", Kind::Api) => {
                     b.post_json(&path, &format!(r#"{{"nhi":"ZAA0067","name":"New Patient","date_of_birth":"1990-01-01","email":"m{n}-{role}@example.nz"}}"#)).await?
                 }
@@ -91,47 +193,38 @@ async fn every_route_against_every_role() -> Result<()> {
                 }
                 _ => unreachable!(),
             };
-            let cell = if reply.status.is_redirection() {
-                let to = reply.location().split('?').next().unwrap_or_default().to_owned();
-                let to = to
-                    .replace(&w.patient1.to_string(), "{patient}")
-                    .replace(&w.patient2.to_string(), "{other_patient}")
-                    .replace(&w.practice_a.to_string(), "{practice}")
-                    .replace(&w.practice_b.to_string(), "{other_practice}")
-                    .replace(&w.letter1.to_string(), "{document}");
-                format!("{}→{}", reply.status.as_u16(), to)
-            } else {
-                reply.status.as_u16().to_string()
-            };
-            seen.insert((route.method, route.path, role), reply.status);
-            cells.push(format!("{role}={cell}"));
+            seen.insert((route.method, route.path, role), (reply.status, cell(&w, &reply)));
+            cells.push(format!("{role}={}", cell(&w, &reply)));
         }
         lines.push(format!("{} {}\n    {}", route.method, route.path, cells.join(" ")));
     }
     insta::assert_snapshot!("authorization_matrix", lines.join("\n"));
 
+    let status = |method: &str, path: &str, role: &str| seen[&(method, path, role)].0;
     // The line that must hold whatever the snapshot says: another patient's or another
     // practice's objects are 404 to everyone but their own people, and never 200.
     for route in ROUTES {
         let deny: &[&str] = if route.path.contains("{patient_id}") || route.path.contains("{document_id}") {
-            &["other_patient", "other_practice_staff", "operator"]
+            &["other_patient", "other_practice_staff", "other_practice_admin", "operator"]
         } else if route.path.contains("{practice_id}") {
-            &["patient", "other_patient", "other_practice_staff"]
+            &["patient", "other_patient", "other_practice_staff", "other_practice_admin"]
         } else if route.path.contains("{session_id}") {
-            &["other_patient", "practice_staff", "other_practice_staff", "operator"]
+            &["other_patient", "reception", "gp", "other_practice_staff", "operator"]
         } else if route.path.starts_with("/operator") {
-            &["patient", "other_patient", "practice_staff", "other_practice_staff"]
+            &["patient", "other_patient", "reception", "gp", "other_practice_staff"]
         } else {
             &[]
         };
         for role in deny {
-            assert_eq!(
-                seen[&(route.method, route.path, *role)],
-                StatusCode::NOT_FOUND,
-                "{} {} as {role}",
-                route.method,
-                route.path
-            );
+            assert_eq!(status(route.method, route.path, role), StatusCode::NOT_FOUND, "{} {} as {role}", route.method, route.path);
+        }
+        // Nobody without a verified second factor, and no organisation's system, reaches a
+        // patient's or a practice's pages or data (a system only pushes).
+        if ["{patient_id}", "{document_id}", "{practice_id}"].iter().any(|p| route.path.contains(p)) {
+            for role in ["unverified_staff", "practice_client", "other_practice_client", "hospital_client"] {
+                let s = status(route.method, route.path, role);
+                assert!(!s.is_success(), "{} {} as {role}: {s}", route.method, route.path);
+            }
         }
         let public = [
             "/",
@@ -147,7 +240,7 @@ async fn every_route_against_every_role() -> Result<()> {
             "/api/v1/audit/proof/consistency",
         ];
         if route.kind != Kind::Ops && !public.contains(&route.path) {
-            let anon = seen[&(route.method, route.path, "anonymous")];
+            let anon = status(route.method, route.path, "anonymous");
             assert!(
                 anon == StatusCode::SEE_OTHER || anon == StatusCode::UNAUTHORIZED || anon == StatusCode::NOT_FOUND,
                 "{} {} anonymous got {anon}",
@@ -155,6 +248,75 @@ async fn every_route_against_every_role() -> Result<()> {
                 route.path
             );
         }
+    }
+
+    // Inside the practice: the role × action table of ARCHITECTURE.md.
+    let download = "/documents/{document_id}/download";
+    let content = "/api/v1/documents/{document_id}/content";
+    for (path, role, want) in [
+        // Clinical content: GP and nurse read the letter; reception and the privacy officer do not.
+        (download, "gp", StatusCode::OK),
+        (download, "nurse", StatusCode::OK),
+        (download, "reception", StatusCode::NOT_FOUND),
+        (download, "privacy_officer", StatusCode::NOT_FOUND),
+        (content, "gp", StatusCode::OK),
+        (content, "reception", StatusCode::NOT_FOUND),
+        (content, "privacy_officer", StatusCode::NOT_FOUND),
+        // Reception files and routes: it lists what the practice sent; the privacy officer does not.
+        ("/patients/{patient_id}/documents", "reception", StatusCode::OK),
+        ("/patients/{patient_id}/documents", "privacy_officer", StatusCode::NOT_FOUND),
+        ("/api/v1/patients/{patient_id}/documents", "reception", StatusCode::OK),
+        ("/api/v1/patients/{patient_id}/documents", "privacy_officer", StatusCode::NOT_FOUND),
+        // The privacy officer sees access history; nobody else at the practice does.
+        ("/patients/{patient_id}/access", "privacy_officer", StatusCode::OK),
+        ("/patients/{patient_id}/access", "gp", StatusCode::NOT_FOUND),
+        ("/patients/{patient_id}/access", "nurse", StatusCode::NOT_FOUND),
+        ("/patients/{patient_id}/access", "reception", StatusCode::NOT_FOUND),
+        ("/api/v1/patients/{patient_id}/audit-events", "privacy_officer", StatusCode::OK),
+        ("/api/v1/patients/{patient_id}/audit-events", "gp", StatusCode::NOT_FOUND),
+        // A patient's own uploads are theirs alone: no member of staff uploads for them.
+        ("/patients/{patient_id}/documents", "gp", StatusCode::OK),
+    ] {
+        assert_eq!(status("GET", path, role), want, "GET {path} as {role}");
+    }
+    for (path, role, want) in [
+        // Withdrawing a letter is a clinical decision.
+        ("/documents/{document_id}/withdraw", "reception", StatusCode::NOT_FOUND),
+        ("/documents/{document_id}/withdraw", "privacy_officer", StatusCode::NOT_FOUND),
+        ("/documents/{document_id}/withdraw", "nurse", StatusCode::SEE_OTHER),
+        // Only the practice admin invites staff; the privacy officer enrols nobody.
+        ("/practices/{practice_id}/staff", "gp", StatusCode::NOT_FOUND),
+        ("/practices/{practice_id}/staff", "nurse", StatusCode::NOT_FOUND),
+        ("/practices/{practice_id}/staff", "privacy_officer", StatusCode::NOT_FOUND),
+        ("/practices/{practice_id}/staff", "reception", StatusCode::SEE_OTHER),
+        ("/practices/{practice_id}/patients", "privacy_officer", StatusCode::NOT_FOUND),
+        ("/practices/{practice_id}/reset-factors", "gp", StatusCode::NOT_FOUND),
+        ("/practices/{practice_id}/patient-mfa", "nurse", StatusCode::NOT_FOUND),
+        ("/patients/{patient_id}/documents", "gp", StatusCode::NOT_FOUND),
+        ("/patients/{patient_id}/documents", "reception", StatusCode::NOT_FOUND),
+        // Patients' own documents are changed only by them.
+        ("/documents/{document_id}/rename", "gp", StatusCode::NOT_FOUND),
+        ("/documents/{document_id}/hide", "reception", StatusCode::NOT_FOUND),
+        // Organisations' systems: a practice's reaches its enrolled patients, a hospital's those
+        // of practices that agreed to receive from it, another practice's nobody here.
+        ("/api/v1/documents", "practice_client", StatusCode::CREATED),
+        ("/api/v1/documents", "hospital_client", StatusCode::CREATED),
+        ("/api/v1/documents", "other_practice_client", StatusCode::NOT_FOUND),
+        ("/api/v1/documents", "patient", StatusCode::UNAUTHORIZED),
+        ("/api/v1/documents", "gp", StatusCode::UNAUTHORIZED),
+    ] {
+        assert_eq!(status("POST", path, role), want, "POST {path} as {role}");
+    }
+    // Another account's real passkey is never removed by anyone else.
+    let remove = "/account/security/passkeys/{passkey_id}/remove";
+    assert_eq!(crate::mfa::passkeys_of(&w.t, "p3@example.nz").await?, 1);
+    for role in ROLES {
+        let s = status("POST", remove, role);
+        // Not found, or "confirm it's you" first (asked before the passkey is even looked up).
+        assert!(
+            [StatusCode::NOT_FOUND, StatusCode::CONFLICT, StatusCode::SEE_OTHER, StatusCode::FORBIDDEN].contains(&s),
+            "{role}: {s}"
+        );
     }
     Ok(())
 }
@@ -182,6 +344,5 @@ async fn a_patient_gets_404_for_another_patients_record_by_id_page_and_api() -> 
     let mut staff_b = w.signed_in("admin-b@example.nz", [127, 0, 0, 5]).await?;
     assert_eq!(staff_b.get(&format!("/patients/{}", w.patient1)).await?.status, StatusCode::NOT_FOUND);
     assert_eq!(staff_b.get(&format!("/practices/{}", w.practice_a)).await?.status, StatusCode::NOT_FOUND);
-    let _ = Method::GET;
     Ok(())
 }
