@@ -1,6 +1,13 @@
 // Starts a real `tiaki serve` on a free loopback port with a fresh data folder, and drives
-// Debian's Chromium with playwright-core. Every page visited is scanned with axe-core and any
-// Content-Security-Policy violation fails the test.
+// Debian's Chromium with playwright-core. Every page visited is scanned with axe-core (serious and
+// critical violations fail the test; moderate and minor ones are not checked), and any
+// Content-Security-Policy violation or script error fails the test.
+//
+// Each scan is recorded with the route-table pattern its address matches, the method that
+// loaded it and the status it was answered with, so a suite can fail when a GET page route of
+// `crates/web/src/routes.rs` was never scanned (`assertEveryPageScanned`). The secrets a suite
+// meets (link tokens, cookies, passwords, codes) are kept, so that it can fail when any of them
+// is in the portal's log (`assertNoSecretLogged`).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -13,6 +20,43 @@ import { chromium } from 'playwright-core';
 const require = createRequire(import.meta.url);
 const AXE_SOURCE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 const BIN = process.env.TIAKI_BIN || new URL('../../target/debug/tiaki', import.meta.url).pathname;
+const ROUTES_RS = new URL('../../crates/web/src/routes.rs', import.meta.url);
+
+// The route table decides what a page is: the `get "<path>" Page => …` lines of routes.rs.
+function readPageRoutes() {
+  const text = readFileSync(ROUTES_RS, 'utf8');
+  const routes = [...text.matchAll(/^\s*get\s+"([^"]+)"\s+Page\s*=>/gm)].map((m) => m[1]);
+  const all = [...text.matchAll(/^\s*(get|post)\s+"([^"]+)"\s+(\w+)\s*=>/gm)];
+  assert.ok(routes.length >= 10 && all.length > routes.length,
+    `routes.rs should list its routes as \`get "/path" Page => handler\` (found ${routes.length} GET page routes of ${all.length}); has the table's format changed?`);
+  return routes;
+}
+
+/** The GET routes of kind `Page` in the route table, as axum patterns (`/patients/{patient_id}`). */
+export const PAGE_ROUTES = readPageRoutes();
+
+const MATCHERS = matchers(PAGE_ROUTES);
+
+// Any route of the table (GET or POST, any kind), for naming what was scanned after a form post.
+const ANY_MATCHERS = matchers([...readFileSync(ROUTES_RS, 'utf8').matchAll(/^\s*(?:get|post)\s+"([^"]+)"\s+\w+\s*=>/gm)].map((m) => m[1]));
+
+function matchers(routes) {
+  return [...new Set(routes)].map((route) => ({
+    route,
+    params: (route.match(/\{/g) || []).length,
+    re: new RegExp(`^${route.split(/\{[^}]+\}/).map((s) => s.replace(/[.*+?^$()|[\]\\]/g, '\\$&')).join('[^/]+')}$`),
+  }));
+}
+
+function match(list, pathname) {
+  const hits = list.filter((m) => m.re.test(pathname)).sort((a, b) => a.params - b.params);
+  return hits.length ? hits[0].route : null;
+}
+
+/** The GET page route an address's path matches (static segments win, as in axum), or null. */
+export function routeOf(pathname) {
+  return match(MATCHERS, pathname);
+}
 
 async function freePort() {
   return new Promise((resolve, reject) => {
@@ -32,6 +76,7 @@ export async function startPortal(extraEnv = {}, host = '127.0.0.1') {
     ...(host === '127.0.0.1' ? {} : { TIAKI_PUBLIC_URL: base }), ...extraEnv,
   };
   delete env.TIAKI_SMTP_URL;
+  delete env.TIAKI_LOG;
   const child = spawn(BIN, ['serve'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => { stderr += d.toString(); });
@@ -41,6 +86,7 @@ export async function startPortal(extraEnv = {}, host = '127.0.0.1') {
     await new Promise((r) => setTimeout(r, 50));
   }
   const firstLink = (stderr.match(/(http:\/\/\S+\/activate\?token=[0-9a-f]{64})/) || [])[1];
+  if (firstLink) keepLinkToken(firstLink, 'the first-start link');
   return {
     base, dataDir, firstLink, stderr: () => stderr,
     async stop() {
@@ -61,27 +107,33 @@ function unquote(text) {
   return Buffer.from(bytes).toString('utf8');
 }
 
-// Waits for the portal to write an email to `to` (no SMTP configured: .eml files in the data
-// folder) and returns the single-use link in it.
-export async function linkFromMail(portal, to, seen = new Set()) {
+function mails(portal) {
   const dir = join(portal.dataDir, 'mail');
+  let files = [];
+  try { files = readdirSync(dir).filter((f) => f.endsWith('.eml')).sort(); } catch { /* none yet */ }
+  return files.map((f) => ({ file: f, text: unquote(readFileSync(join(dir, f), 'utf8')) }));
+}
+
+const LINK = /(https?:\/\/[^\s"<>]+\?token=[0-9a-f]{64})/g;
+
+// Waits for the portal to write an email to `to` (no SMTP configured: .eml files in the data
+// folder) that carries a single-use link to `path`, and returns the link. Mails in `seen` are
+// skipped; the one returned is added to it. Mail to `to` without such a link (notices) is passed
+// over.
+export async function linkFromMail(portal, to, seen = new Set(), path = '/activate') {
   const deadline = Date.now() + 15000;
   while (Date.now() < deadline) {
-    let files = [];
-    try { files = readdirSync(dir).filter((f) => f.endsWith('.eml')); } catch { /* not yet */ }
-    for (const f of files) {
-      if (seen.has(f)) continue;
-      const text = unquote(readFileSync(join(dir, f), 'utf8'));
-      if (text.includes(`To: ${to}`)) {
-        seen.add(f);
-        const link = (text.match(/(http:\/\/\S+\/activate\?token=[0-9a-f]{64})/) || [])[1];
-        assert.ok(link, `the email to ${to} carries a link`);
-        return link;
-      }
+    for (const { file, text } of mails(portal)) {
+      if (seen.has(file) || !new RegExp(`^To: ${to.replace(/[.+]/g, '\\$&')}\\r?$`, 'mi').test(text)) continue;
+      const link = [...text.matchAll(LINK)].map((m) => m[1]).find((l) => new URL(l).pathname === path);
+      if (!link) continue;
+      seen.add(file);
+      keepLinkToken(link, `the link to ${path} mailed to ${to}`);
+      return link;
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`no email to ${to} arrived`);
+  throw new Error(`no email to ${to} with a link to ${path} arrived`);
 }
 
 export async function launch() {
@@ -91,21 +143,41 @@ export async function launch() {
   });
 }
 
-// A browser context whose pages fail the test on any CSP violation or page error.
-export async function person(browser, options = {}) {
-  const context = await browser.newContext(options);
-  const page = await context.newPage();
+// Makes a page fail the test on any CSP violation or page error, and remembers how its current
+// document was loaded (method, address and status of the last main-frame navigation response).
+export function watch(page) {
   const problems = [];
   page.on('console', (m) => { if (/Content Security Policy|Refused to/.test(m.text())) problems.push(m.text()); });
   page.on('pageerror', (e) => problems.push(String(e)));
+  page.on('response', (r) => {
+    const req = r.request();
+    if (req.isNavigationRequest() && req.frame() === page.mainFrame()) {
+      page.lastNavigation = { method: req.method(), url: r.url(), status: r.status() };
+    }
+  });
   page.problems = problems;
+  return page;
+}
+
+// A browser context whose pages fail the test on any CSP violation or page error.
+export async function person(browser, options = {}) {
+  const context = await browser.newContext(options);
+  const page = watch(await context.newPage());
   return { context, page };
 }
 
-export const scanned = [];
+// --- What was scanned --------------------------------------------------------------------
+
+/**
+ * Every scan: `{ label, method, path, route, pattern, status }`. `route` is the GET page route the
+ * path matches, or null; `pattern` the route of any method the path matches (or the path).
+ */
+export const scans = [];
+
+const withoutHash = (u) => u.replace(/#.*$/, '');
 
 // Runs axe-core in the page (through the DevTools protocol, which the page's CSP does not
-// govern) and fails on any serious or critical violation.
+// govern) and fails on any serious or critical violation; records the scan.
 export async function checkPage(page, label) {
   assert.deepEqual(page.problems, [], `no CSP violations or script errors on ${label}`);
   await page.evaluate(AXE_SOURCE);
@@ -116,5 +188,104 @@ export async function checkPage(page, label) {
   });
   const bad = result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
   assert.deepEqual(bad, [], `accessibility violations on ${label}: ${JSON.stringify(bad)}`);
-  scanned.push(label);
+  const url = page.url();
+  const nav = page.lastNavigation && withoutHash(page.lastNavigation.url) === withoutHash(url) ? page.lastNavigation : null;
+  const { pathname } = new URL(url);
+  scans.push({
+    label, method: nav ? nav.method : '?', path: pathname, route: routeOf(pathname),
+    pattern: match(ANY_MATCHERS, pathname) ?? pathname, status: nav ? nav.status : 0,
+  });
+  await keepCookies(page.context());
+}
+
+/**
+ * Fails unless every GET page route of the route table was scanned at least once as the page it
+ * serves (loaded with GET and answered 2xx: scanning where a redirect lands, or an error page,
+ * does not count), except the routes in `exempt` (route → the reason it is no page a person
+ * views); unless each status in `statuses` was scanned at least once; and when an exemption is
+ * stale (not a GET page route) or unneeded (the route was scanned after all).
+ */
+export function assertEveryPageScanned(exempt, statuses = []) {
+  for (const [route, why] of Object.entries(exempt)) {
+    assert.ok(PAGE_ROUTES.includes(route), `the exempted ${route} is not a GET page route in routes.rs`);
+    assert.ok(typeof why === 'string' && why.trim().length > 0, `the exemption of ${route} gives a reason`);
+  }
+  const served = new Set(scans.filter((s) => s.method === 'GET' && s.status >= 200 && s.status < 300 && s.route).map((s) => s.route));
+  const missing = PAGE_ROUTES.filter((r) => !served.has(r) && !(r in exempt));
+  assert.deepEqual(missing, [], `GET page routes never scanned: ${missing.join(', ')}`);
+  const unneeded = Object.keys(exempt).filter((r) => served.has(r));
+  assert.deepEqual(unneeded, [], `exempted, but scanned after all (drop the exemption): ${unneeded.join(', ')}`);
+  const seen = new Set(scans.map((s) => s.status));
+  const absent = statuses.filter((s) => !seen.has(s));
+  assert.deepEqual(absent, [], `no page answered with these statuses was scanned: ${absent.join(', ')}`);
+}
+
+/** One line per distinct method, route and status scanned, for the run's output. */
+export function scanSummary() {
+  const count = new Map();
+  for (const s of scans) {
+    const key = `${s.method} ${s.pattern} ${s.status}`;
+    count.set(key, (count.get(key) || 0) + 1);
+  }
+  return [...count].sort().map(([k, n]) => `  ${k} ×${n}`).join('\n');
+}
+
+// --- Secrets and the log -------------------------------------------------------------------
+
+const secrets = new Map();
+
+/** Remembers a value that must never be in the portal's log (values shorter than 8 are ignored). */
+export function keepSecret(value, what) {
+  if (typeof value === 'string' && value.length >= 8 && !secrets.has(value)) secrets.set(value, what);
+}
+
+/** Remembers the `token=` of a link. */
+export function keepLinkToken(link, what) {
+  keepSecret(new URL(link).searchParams.get('token'), `the token of ${what}`);
+}
+
+/** Remembers the values of a browser context's cookies (session, CSRF binding, device, challenge). */
+export async function keepCookies(context) {
+  for (const c of await context.cookies()) if (c.value.length >= 16) keepSecret(c.value, `the value of the cookie ${c.name}`);
+}
+
+/**
+ * Fails when the portal's log (its stderr) holds any secret the suite met: the tokens of every
+ * link in its mail and of the first-start link, every browser context's cookies, and whatever
+ * was passed to `keepSecret`. The log must be there to be read: after the start-up lines, every
+ * line is a JSON record, there are at least `minRecords` of them, and requests to each route in
+ * `routesLogged` (the ones a token was sent to) were logged, by route pattern. The only place
+ * the first-start link may appear is where serve prints it, before it starts listening.
+ */
+export async function assertNoSecretLogged(portal, browser, routesLogged = [], minRecords = 20) {
+  if (portal.firstLink) keepLinkToken(portal.firstLink, 'the first-start link');
+  for (const context of browser.contexts()) await keepCookies(context);
+  for (const { file, text } of mails(portal)) for (const m of text.matchAll(LINK)) keepLinkToken(m[1], `a link in the mail ${file}`);
+  await new Promise((r) => setTimeout(r, 200));
+  const log = portal.stderr();
+  const lines = log.split('\n');
+  const started = lines.findIndex((l) => /^Tiaki is listening on /.test(l));
+  assert.ok(started >= 0, 'serve said it is listening');
+  const banner = lines.slice(0, started + 1).join('\n');
+  const after = lines.slice(started + 1);
+  const complete = log.endsWith('\n') ? after : after.slice(0, -1);
+  const records = complete.filter((l) => l.trim()).map((l) => {
+    try { return JSON.parse(l); } catch { return assert.fail(`a log line is not JSON: ${l}`); }
+  });
+  assert.ok(records.length >= minRecords, `the log has ${records.length} JSON records (at least ${minRecords} expected)`);
+  for (const r of records) assert.ok(r && typeof r === 'object' && r.timestamp && r.level && 'message' in r, `a log record has timestamp, level and message: ${JSON.stringify(r)}`);
+  const routes = new Set(records.filter((r) => r.message === 'request' && r.span && r.span.route).map((r) => r.span.route));
+  for (const route of routesLogged) assert.ok(routes.has(route), `a request to ${route} is in the log (by its route pattern)`);
+  const body = after.join('\n');
+  assert.ok(!/token=/.test(body), 'no log line holds a `token=` query');
+  assert.ok(secrets.size > 0, 'the suite kept secrets to look for');
+  const first = portal.firstLink ? new URL(portal.firstLink).searchParams.get('token') : null;
+  const found = [];
+  for (const [value, what] of secrets) {
+    if (body.includes(value)) found.push(`${what} (${value})`);
+    if (value !== first && banner.includes(value)) found.push(`${what} (${value}), in the start-up lines`);
+  }
+  assert.deepEqual(found, [], 'no secret is in the log');
+  if (first) assert.equal(banner.split(first).length - 1, 1, 'the first-start link is printed once, at start-up');
+  return { records: records.length, secrets: secrets.size };
 }

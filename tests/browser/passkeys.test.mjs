@@ -2,12 +2,13 @@
 // `WebAuthn.addVirtualAuthenticator`: a platform authenticator with resident keys and user
 // verification): the first operator registers a passkey as their second factor, signs in with it
 // alone and as the second step after their password; an answer replayed, or sent to a newer
-// challenge, is refused.
+// challenge, is refused. Then the portal's log is checked for the tokens and cookies used.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkPage, launch, person, startPortal } from './harness.mjs';
+import { assertNoSecretLogged, checkPage, keepSecret, launch, person, scanSummary, scans, startPortal } from './harness.mjs';
 
 const PASSWORD = 'correct horse battery staple';
+keepSecret(PASSWORD, 'the password');
 let portal;
 let browser;
 
@@ -20,6 +21,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await portal?.stop();
+  console.log(`pages scanned with axe-core: ${scans.length}; by method, route and status:\n${scanSummary()}`);
 });
 
 async function signOut(page) {
@@ -95,6 +97,8 @@ test('passkeys: register, sign in with one alone and as the second step; replays
     const second = await options();
     return { csrf, answer, first: first.token, second: second.token };
   });
+  keepSecret(got.first, 'a sign-in challenge token');
+  keepSecret(got.second, 'a sign-in challenge token');
   const post = (csrf, token) => op.page.request.post(`${portal.base}/signin/passkey`, {
     form: { csrf, token, response: got.answer }, maxRedirects: 0,
   });
@@ -109,4 +113,9 @@ test('passkeys: register, sign in with one alone and as the second step; replays
   const again = await post(csrf, got.first);
   assert.equal(again.status(), 401, 'the same answer again is refused: its challenge is used up');
   assert.match(await again.text(), /expired or was already used/);
+});
+
+test('the portal logged none of the tokens, cookies or passwords the browser used', async () => {
+  const { records, secrets } = await assertNoSecretLogged(portal, browser, ['/activate', '/signin/passkey']);
+  console.log(`log checked: ${records} JSON records, none holding any of ${secrets} secrets`);
 });

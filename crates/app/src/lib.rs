@@ -29,6 +29,7 @@ pub use error::{AppError, FieldError};
 pub use identity::{InvitationPage, SignInOutcome, SignedIn};
 pub use mfa::{MfaStatus, SignInStep, TotpSetup};
 pub use practices::{EnrolForm, InviteStaffForm, PracticeForm};
+pub use security::password_checks;
 pub use store::{
     AccountRow, ApiClientRow, Backend, DocumentRow, Enrolled, InvitationPurpose, PatientRow, PracticeRow,
     PracticeSummary, SessionRow, StaffRow,

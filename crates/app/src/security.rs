@@ -65,6 +65,17 @@ pub(crate) async fn hash_password(password: String) -> Result<String, String> {
     .map_err(|e| e.to_string())?
 }
 
+/// How many Argon2 password checks this process has computed (also `/metrics`'
+/// `tiaki_password_checks_total`): the sign-in load, and the proof that an unknown email costs
+/// a check like a known one.
+static PASSWORD_CHECKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many Argon2 password checks this process has computed so far.
+#[must_use]
+pub fn password_checks() -> u64 {
+    PASSWORD_CHECKS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Verifies a password against a stored hash on a blocking thread. A missing or unreadable
 /// hash is checked against a dummy so that the time taken does not reveal it.
 pub(crate) async fn verify_password(password: String, stored: Option<String>) -> bool {
@@ -76,7 +87,10 @@ pub(crate) async fn verify_password(password: String, stored: Option<String>) ->
             None => (dummy, false),
         };
         let hash = if PasswordHash::new(hash).is_ok() { hash } else { dummy };
-        argon2().verify_password(password.as_bytes(), hash).is_ok() && real
+        let ok = argon2().verify_password(password.as_bytes(), hash).is_ok();
+        PASSWORD_CHECKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        metrics::counter!("tiaki_password_checks_total").increment(1);
+        ok && real
     })
     .await
     .unwrap_or(false)

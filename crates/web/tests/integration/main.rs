@@ -18,5 +18,6 @@ mod mail;
 mod matrix;
 mod mfa;
 mod openapi;
+mod secrets;
 mod stuffing;
 mod support;

@@ -216,7 +216,13 @@ async fn every_route_against_every_role() -> Result<()> {
             &[]
         };
         for role in deny {
-            assert_eq!(status(route.method, route.path, role), StatusCode::NOT_FOUND, "{} {} as {role}", route.method, route.path);
+            assert_eq!(
+                status(route.method, route.path, role),
+                StatusCode::NOT_FOUND,
+                "{} {} as {role}",
+                route.method,
+                route.path
+            );
         }
         // Nobody without a verified second factor, and no organisation's system, reaches a
         // patient's or a practice's pages or data (a system only pushes).
