@@ -48,15 +48,66 @@ fn with_softhsm_conf(test: &str, label: &str) -> bool {
         return false;
     }
     let dir = std::env::temp_dir().join(format!("tiaki-hsm-{}-{label}", std::process::id()));
-    let status = Command::new(std::env::current_exe().unwrap())
+    let out = Command::new(std::env::current_exe().unwrap())
         .args([test, "--exact", "--nocapture"])
         .env("TIAKI_HSM_CHILD", "1")
         .env("SOFTHSM2_CONF", dir.join("softhsm2.conf"))
         .env("TIAKI_HSM_DIR", &dir)
-        .status()
+        .output()
         .unwrap();
-    assert!(status.success(), "{test} failed in its SoftHSM2 process");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{test} failed in its SoftHSM2 process:\n{stdout}\n{stderr}");
+    // A child that ran nothing (a renamed test, a filter that matches nothing) also exits 0:
+    // the test must have reached its end there.
+    assert!(
+        stdout.contains(&format!("{CHILD_DONE} {test}")) || stderr.contains(&format!("{CHILD_DONE} {test}")),
+        "{test} did not run to its end in the SoftHSM2 process:\n{stdout}\n{stderr}"
+    );
     true
+}
+
+/// Printed by a test's SoftHSM2 process when it reaches its end.
+const CHILD_DONE: &str = "tiaki-hsm-child-done";
+
+/// The key labelled `label` in the token can be used but never read: it is sensitive, not
+/// extractable, never was, and asking for its value gets nothing.
+fn assert_not_extractable(token: &str, label: &str, class: cryptoki::object::ObjectClass) {
+    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+    use cryptoki::object::{Attribute, AttributeType};
+    let ctx = Pkcs11::new(SOFTHSM).unwrap();
+    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) | Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::CryptokiAlreadyInitialized, _)) => {}
+        Err(e) => panic!("{e}"),
+    }
+    let slot = ctx
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).is_ok_and(|t| t.label().trim() == token))
+        .unwrap();
+    let session = ctx.open_ro_session(slot).unwrap();
+    match session.login(cryptoki::session::UserType::User, Some(&cryptoki::types::AuthPin::new("1234".into()))) {
+        Ok(()) | Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserAlreadyLoggedIn, _)) => {}
+        Err(e) => panic!("{e}"),
+    }
+    let found = session.find_objects(&[Attribute::Class(class), Attribute::Label(label.as_bytes().to_vec())]).unwrap();
+    assert_eq!(found.len(), 1, "one {class:?} labelled {label}");
+    let attrs = session
+        .get_attributes(
+            found[0],
+            &[
+                AttributeType::Sensitive,
+                AttributeType::Extractable,
+                AttributeType::NeverExtractable,
+                AttributeType::Value,
+            ],
+        )
+        .unwrap();
+    assert!(attrs.contains(&Attribute::Sensitive(true)), "{label}: {attrs:?}");
+    assert!(attrs.contains(&Attribute::Extractable(false)), "{label}: {attrs:?}");
+    assert!(attrs.contains(&Attribute::NeverExtractable(true)), "{label}: {attrs:?}");
+    assert!(!attrs.iter().any(|a| matches!(a, Attribute::Value(_))), "{label}: its value can be read: {attrs:?}");
 }
 
 fn conformance(p: &dyn KeyProvider) {
@@ -110,6 +161,9 @@ fn pkcs11_provider_passes_against_softhsm2() {
     assert!(matches!(Pkcs11KeyProvider::open(&wrong), Err(KeyError::Provider(m)) if m.contains("PIN")));
     // A key wrapped by the token does not open with a key file, nor the other way round.
     assert!(FileKeyProvider::from_bytes(&[5; 32]).unwrap().unwrap_patient_key(&wrapped).is_err());
+    // The master key was created so that nobody, not even the portal, can read it out.
+    assert_not_extractable("tiaki-test", "master", cryptoki::object::ObjectClass::SECRET_KEY);
+    println!("{CHILD_DONE} pkcs11_provider_passes_against_softhsm2");
 }
 
 #[test]
@@ -139,4 +193,7 @@ fn checkpoints_are_signed_by_an_ed25519_key_in_the_token() {
         crypto::Pkcs11NoteSigner::open(&Pkcs11Config { create_if_missing: false, ..config }, "portal.test/audit")
             .unwrap();
     assert_eq!(again.vkey(), vkey);
+    // The signing key's private half cannot be read out of the token.
+    assert_not_extractable("tiaki-sign", "tiaki-audit", cryptoki::object::ObjectClass::PRIVATE_KEY);
+    println!("{CHILD_DONE} checkpoints_are_signed_by_an_ed25519_key_in_the_token");
 }

@@ -426,6 +426,51 @@ fn the_same_binary_runs_on_postgresql() {
     assert!(!dir.0.join("tiaki.db").exists(), "nothing went to SQLite");
     let count = Command::new("psql").args([url.as_str(), "-tAc", "SELECT COUNT(*) FROM patients"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&count.stdout).trim(), "3");
+    // It serves from PostgreSQL: a demo patient signs in and opens their own record.
+    let demo = String::from_utf8_lossy(&out.stderr).into_owned();
+    let (email, password) = demo
+        .lines()
+        .find(|l| l.contains("(patient, NHI"))
+        .and_then(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let at = words.iter().position(|w| w.contains('@'))?;
+            Some((words[at].to_owned(), words[at + 1..].join(" ")))
+        })
+        .unwrap_or_else(|| panic!("demo printed a patient's sign-in: {demo}"));
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let server =
+        Server::start(&[("TIAKI_DATA_DIR", d), ("TIAKI_DATABASE_URL", url.as_str()), ("TIAKI_LISTEN", &listen)]);
+    let ready = http_get(port, "/readyz");
+    assert!(ready.starts_with("HTTP/1.1 200") && ready.contains("database: ok"), "{ready}");
+    let form = |s: &str| s.replace('@', "%40").replace(' ', "+");
+    let signed_in = sign_in_over_http(port, &form(&email), &form(&password));
+    assert!(signed_in.starts_with("HTTP/1.1 303"), "{signed_in}");
+    let home = signed_in
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .unwrap_or_else(|| panic!("a redirect home: {signed_in}"))
+        .trim()
+        .to_owned();
+    assert!(home.starts_with("/patients/"), "{home}");
+    let session = signed_in
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: tiaki_session="))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("a session cookie: {signed_in}"))
+        .to_owned();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {home} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: tiaki_session={session}\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut page = String::new();
+    s.read_to_string(&mut page).unwrap();
+    assert!(page.starts_with("HTTP/1.1 200") && page.contains("NHI number"), "{page}");
+    let events = Command::new("psql")
+        .args([url.as_str(), "-tAc", "SELECT COUNT(*) FROM audit_events WHERE action = 'read' AND object_type = 'patient'"])
+        .output()
+        .unwrap();
+    assert_ne!(String::from_utf8_lossy(&events.stdout).trim(), "0", "the read is in PostgreSQL's access log");
+    assert!(server.terminate().success());
     psql(&format!("DROP DATABASE {name} WITH (FORCE)"));
 }
 
