@@ -156,12 +156,18 @@ mod tests {
     }
 
     proptest! {
-        /// Every old-format stem with a non-zero remainder has exactly one valid check digit.
+        /// Every old-format stem with a non-zero remainder has exactly one valid check digit,
+        /// (11 − r) mod 10, computed here from the standard's text; a stem with r = 0 has none.
         #[test]
         fn old_format_has_exactly_one_check_digit(a in letter(), b in letter(), c in letter(), n in 0u32..1000) {
             let stem = format!("{a}{b}{c}{n:03}");
-            let valid: Vec<_> = (0..10).filter(|d| Nhi::parse(&format!("{stem}{d}")).is_ok()).collect();
-            prop_assert!(valid.len() <= 1);
+            let valid: Vec<u32> = (0..10).filter(|d| Nhi::parse(&format!("{stem}{d}")).is_ok()).collect();
+            let alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ";
+            let value = |ch: char| alphabet.find(ch).map_or_else(|| ch.to_digit(10).unwrap_or(99), |i| u32::try_from(i).unwrap_or(99) + 1);
+            let sum: u32 = stem.chars().zip([7, 6, 5, 4, 3, 2]).map(|(ch, w)| value(ch) * w).sum();
+            let r = sum % 11;
+            let expected = if r == 0 { vec![] } else { vec![(11 - r) % 10] };
+            prop_assert_eq!(valid, expected);
         }
 
         /// Every new-format stem has exactly one valid check letter, and it is never Z.

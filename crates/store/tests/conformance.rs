@@ -778,6 +778,7 @@ mod upgrade {
             "every event, unchanged, in order"
         );
         let leaves = store.audit_node_range(0, 0, 8).await?;
+        assert_eq!(leaves.len(), stored.len(), "a leaf for every event");
         assert!(stored.iter().zip(&leaves).all(|(s, (i, h))| *i == s.seq && *h == s.event.leaf_hash()));
         assert_eq!(store.audit_seq_of(&events[2].id).await?, Some(2));
         Ok(())

@@ -466,7 +466,11 @@ fn the_same_binary_runs_on_postgresql() {
     s.read_to_string(&mut page).unwrap();
     assert!(page.starts_with("HTTP/1.1 200") && page.contains("NHI number"), "{page}");
     let events = Command::new("psql")
-        .args([url.as_str(), "-tAc", "SELECT COUNT(*) FROM audit_events WHERE action = 'read' AND object_type = 'patient'"])
+        .args([
+            url.as_str(),
+            "-tAc",
+            "SELECT COUNT(*) FROM audit_events WHERE action = 'read' AND object_type = 'patient'",
+        ])
         .output()
         .unwrap();
     assert_ne!(String::from_utf8_lossy(&events.stdout).trim(), "0", "the read is in PostgreSQL's access log");

@@ -570,7 +570,7 @@ async fn a_document_is_not_served_when_its_read_cannot_be_audited() -> Result<()
     let url = format!("/api/v1/documents/{}/content", w.letter1);
     assert_eq!(p1.get_bytes(&url, None).await?.0, StatusCode::OK);
     if w.t.url.starts_with("sqlite:") {
-        sql_strings(&w.t, "CREATE TRIGGER audit_offline BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'audit offline'); END").await.ok();
+        sql_strings(&w.t, "CREATE TRIGGER audit_offline BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'audit offline'); END").await?;
     } else {
         let mut c = sqlx::PgConnection::connect(&w.t.url).await?;
         sqlx::raw_sql(

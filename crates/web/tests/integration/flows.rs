@@ -23,6 +23,12 @@ async fn sign_in_never_reveals_whether_an_email_exists() -> Result<()> {
         strip(&wrong.body).replace("p1@example.nz", "X"),
         strip(&unknown.body).replace("nobody@example.nz", "X")
     );
+    assert_eq!(
+        strip(&not_yet_active.body).replace("inactive@example.nz", "X"),
+        strip(&unknown.body).replace("nobody@example.nz", "X"),
+        "an account not yet activated looks like no account"
+    );
+    // The same cost too: `secrets::an_unknown_email_costs_the_same_password_check_as_a_known_one`.
     assert!(!b.cookies.contains_key("tiaki_session"));
     Ok(())
 }

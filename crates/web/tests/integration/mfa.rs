@@ -291,7 +291,7 @@ async fn passkey_challenges_are_single_use_and_factor_changes_need_a_recent_conf
     let c = json(&anon.post("/signin/passkey/options", &[]).await?)?;
     w.t.clock.advance(301);
     let r =
-        anon.post("/signin/passkey", &[("token", c["token"].as_str().unwrap_or_default()), ("response", "{}")]).await?;
+        anon.post("/signin/passkey", &[("token", c["token"].as_str().context("token")?), ("response", "{}")]).await?;
     assert!(r.body.contains("expired or was already used"));
 
     // A password alone cannot add a passkey.

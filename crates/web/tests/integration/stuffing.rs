@@ -427,6 +427,52 @@ async fn the_answers_do_not_tell_which_emails_have_an_account() -> Result<()> {
     Ok(())
 }
 
+/// Up to the cap and past it, the answers for an account and for an email with none are the
+/// same: the same statuses, waits and pages, and the same pause at 100 failures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_without_an_account_reaches_the_same_pause_at_the_cap() -> Result<()> {
+    let w = World::new().await?;
+    let mut answers = Vec::new();
+    for (n, (email, preset)) in [
+        (
+            "p2@example.nz",
+            "UPDATE accounts SET failed_sign_ins = 98, last_failed_sign_in_at = 0 WHERE email = 'p2@example.nz'",
+        ),
+        ("no-such-person@example.nz", "UPDATE sign_in_phantoms SET failed_sign_ins = 98, last_failed_sign_in_at = 0"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let net = 100 + u8::try_from(n)? * 20;
+        // The first failure starts the run; then it is moved on to 98 failures, long ago.
+        let first = w.t.browser([10, net, 0, 1]).sign_in(email, "a wrong guess").await?;
+        assert_eq!(first.status, StatusCode::UNAUTHORIZED);
+        execute(&w.t, preset).await?;
+        let mut seen = Vec::new();
+        for k in 1..=6u8 {
+            let mut b = w.t.browser([10, net, k, 1]);
+            let r = b.sign_in(email, "a wrong guess").await?;
+            let retry = r.headers.get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let page = r.body.replace(&extract_csrf(&r.body).unwrap_or_default(), "").replace(email, "X");
+            if let Some(secs) = retry.as_deref().and_then(|s| s.parse::<i64>().ok()).filter(|s| *s <= 3600) {
+                w.t.clock.advance(secs);
+            }
+            seen.push((r.status, retry, page));
+        }
+        answers.push(seen);
+        w.t.clock.advance(7200);
+    }
+    let statuses: Vec<_> = answers[0].iter().map(|(s, r, _)| (s.as_u16(), r.clone())).collect();
+    assert_eq!(answers[0], answers[1], "{statuses:?}");
+    assert!(
+        statuses.iter().filter(|(s, _)| *s == 401).count() == 2,
+        "two more failures were checked (99 and 100): {statuses:?}"
+    );
+    assert_eq!(statuses.last().map(|(s, _)| *s), Some(429), "then the pause: {statuses:?}");
+    assert!(answers[0].last().is_some_and(|(_, _, page)| !page.is_empty()));
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_network_has_a_limit_of_its_own() -> Result<()> {
     let w = World::new().await?;
