@@ -163,7 +163,11 @@ fn pkcs11_provider_passes_against_softhsm2() {
     assert!(FileKeyProvider::from_bytes(&[5; 32]).unwrap().unwrap_patient_key(&wrapped).is_err());
     // The master key was created so that nobody, not even the portal, can read it out.
     assert_not_extractable("tiaki-test", "master", cryptoki::object::ObjectClass::SECRET_KEY);
-    println!("{CHILD_DONE} pkcs11_provider_passes_against_softhsm2");
+    std::io::Write::write_all(
+        &mut std::io::stdout(),
+        format!("{CHILD_DONE} pkcs11_provider_passes_against_softhsm2\n").as_bytes(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -195,5 +199,9 @@ fn checkpoints_are_signed_by_an_ed25519_key_in_the_token() {
     assert_eq!(again.vkey(), vkey);
     // The signing key's private half cannot be read out of the token.
     assert_not_extractable("tiaki-sign", "tiaki-audit", cryptoki::object::ObjectClass::PRIVATE_KEY);
-    println!("{CHILD_DONE} checkpoints_are_signed_by_an_ed25519_key_in_the_token");
+    std::io::Write::write_all(
+        &mut std::io::stdout(),
+        format!("{CHILD_DONE} checkpoints_are_signed_by_an_ed25519_key_in_the_token\n").as_bytes(),
+    )
+    .unwrap();
 }

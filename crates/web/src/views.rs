@@ -221,6 +221,7 @@ impl AccessPage {
 }
 
 /// One document in a list.
+#[expect(clippy::struct_excessive_bools, reason = "independent yes/no facts the template shows, not a state machine")]
 pub(crate) struct DocLine {
     pub(crate) id: String,
     pub(crate) title: String,

@@ -105,7 +105,8 @@ async fn tokens_are_stored_only_as_hashes() -> Result<()> {
     for (what, token) in &tokens {
         // As text, as the bytes of that text (a blob or bytea shows as hex), or as the bytes
         // the hex stands for.
-        let needles = [token.to_lowercase(), hex::encode(token.as_bytes()), hex::encode(hex::decode(token).unwrap_or_default())];
+        let needles =
+            [token.to_lowercase(), hex::encode(token.as_bytes()), hex::encode(hex::decode(token).unwrap_or_default())];
         for (table, text) in &rows {
             for needle in needles.iter().filter(|n| n.len() >= 32) {
                 assert!(!text.contains(needle.as_str()), "{what} is stored as handed out, in table {table}");
