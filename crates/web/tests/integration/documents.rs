@@ -318,8 +318,11 @@ async fn pushes_are_scoped_idempotent_and_refused_outside_scope() -> Result<()> 
     let r = push(&w.t, &w.client_a, &push_meta("ZAA0067", "letter-1"), &pdf("other", 100)).await?;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
     assert!(r.body.contains("another patient"));
-    staff_a.get(&format!("/patients/{}/documents", w.patient1)).await?;
-    assert_eq!(staff_a.post(&format!("/documents/{}/withdraw", w.letter1), &[]).await?.status, StatusCode::SEE_OTHER);
+    // Withdrawing is a clinical decision: the practice's GP does it (reception may not).
+    let mut gp_a = w.signed_in("gp-a@example.nz", [127, 0, 33, 3]).await?;
+    gp_a.get(&format!("/patients/{}/documents", w.patient1)).await?;
+    assert_eq!(staff_a.post(&format!("/documents/{}/withdraw", w.letter1), &[]).await?.status, StatusCode::NOT_FOUND);
+    assert_eq!(gp_a.post(&format!("/documents/{}/withdraw", w.letter1), &[]).await?.status, StatusCode::SEE_OTHER);
     let r = push(&w.t, &w.client_a, &push_meta("ZZZ0016", "letter-1"), &pdf("letter one", 3000)).await?;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert!(r.body.contains("withdrawn"));
