@@ -384,7 +384,8 @@ async fn a_practice_can_require_a_second_factor_of_its_patients() -> Result<()> 
     Ok(())
 }
 
-async fn sql(t: &TestApp, statement: &str) -> Result<()> {
+/// Runs a statement on the test's database, either engine.
+pub async fn sql(t: &TestApp, statement: &str) -> Result<()> {
     use sqlx::Executor;
     if t.url.starts_with("sqlite:") {
         let mut c = sqlx::SqliteConnection::connect(&t.url).await?;
@@ -412,19 +413,7 @@ async fn the_operator_can_require_passkeys_of_operators_and_practice_admins() ->
     assert!(refused.body.contains("Add a passkey to your own account first"));
     assert_eq!(op.post("/operator/passkey-policy", &[("on", "maybe")]).await?.status, StatusCode::UNPROCESSABLE_ENTITY);
     // Give the operator a (stored) passkey; the switch only checks that they have one.
-    let (id, cred) = if w.t.url.starts_with("sqlite:") {
-        ("X'0123456789abcdef0123456789abcdef'", "X'01'")
-    } else {
-        ("'01234567-89ab-cdef-0123-456789abcdef'::uuid", "'\\x01'::bytea")
-    };
-    sql(
-        &w.t,
-        &format!(
-            "INSERT INTO passkeys (id, account_id, credential_id, name, credential, created_at) \
-             SELECT {id}, id, {cred}, 'Test key', '{{}}', 0 FROM accounts WHERE email = 'op@example.nz'"
-        ),
-    )
-    .await?;
+    give_passkey(&w.t, "op@example.nz").await?;
     let on = op.post("/operator/passkey-policy", &[("on", "yes")]).await?;
     assert_eq!(on.status, StatusCode::SEE_OTHER, "{}", on.body);
     // Sessions opened with a code: operators and practice admins reach only sign-in security.

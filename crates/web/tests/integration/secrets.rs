@@ -172,14 +172,7 @@ async fn staff_lose_a_patients_letters_when_the_patient_leaves_the_practice() ->
         assert_eq!(gp.get(path).await?.status, StatusCode::OK, "{path} while enrolled");
     }
     // The patient leaves (there is no un-enrol page yet: the enrolment row goes).
-    let sql = "DELETE FROM enrolments";
-    if w.t.url.starts_with("sqlite:") {
-        let mut c = sqlx::SqliteConnection::connect(&w.t.url).await?;
-        sqlx::query(sql).execute(&mut c).await?;
-    } else {
-        let mut c = sqlx::PgConnection::connect(&w.t.url).await?;
-        sqlx::query(sql).execute(&mut c).await?;
-    }
+    crate::mfa::sql(&w.t, "DELETE FROM enrolments").await?;
     for path in &paths {
         assert_eq!(gp.get(path).await?.status, StatusCode::NOT_FOUND, "{path} after leaving");
     }
