@@ -93,7 +93,9 @@ async fn tokens_are_stored_only_as_hashes() -> Result<()> {
     let c: serde_json::Value = serde_json::from_str(&anon.post("/signin/passkey/options", &[]).await?.body)?;
     tokens.push(("passkey ceremony".into(), c["token"].as_str().context("a ceremony token")?.to_owned()));
     // An API client's secret (the part after its public id).
-    let secret = w.client_a.rsplit('_').next().unwrap_or_default().to_owned();
+    // `tiaki_<id>_<secret>`, split as the portal splits it (the secret may itself hold `_`).
+    let secret =
+        w.client_a.strip_prefix("tiaki_").and_then(|t| t.split_once('_')).context("a client token")?.1.to_owned();
     tokens.push(("API client secret".into(), secret));
 
     for (what, token) in &tokens {
