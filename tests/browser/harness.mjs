@@ -176,8 +176,89 @@ export const scans = [];
 
 const withoutHash = (u) => u.replace(/#.*$/, '');
 
+// --- Phones ---------------------------------------------------------------------------------
+
+/** The width every page is checked at, besides the one it is shown at: a common phone. */
+export const PHONE_WIDTH = 375;
+
+/**
+ * Fails when the page, laid out `width` px wide, scrolls sideways: the document is wider than the
+ * window, or some element (a table, a code block) scrolls sideways inside itself. The message
+ * names the elements that stick out furthest (tag, id, classes, data-label, start of text) and how
+ * far, so it says what to make wrap or reflow in crates/web/static/tiaki.css. The viewport is put
+ * back as it was, even when the check fails.
+ */
+export async function assertFitsWidth(page, label, width = PHONE_WIDTH) {
+  const before = page.viewportSize();
+  assert.ok(before, `${label}: the page has a fixed viewport (a context made with \`viewport: null\` cannot be resized to check phones)`);
+  const resize = before.width !== width;
+  if (resize) await page.setViewportSize({ width, height: 800 });
+  let found;
+  try {
+    found = await page.evaluate(() => {
+      const view = window.innerWidth;
+      const describe = (el) => {
+        let d = el.tagName.toLowerCase();
+        if (el.id) d += `#${el.id}`;
+        if (typeof el.className === 'string' && el.className.trim()) d += `.${el.className.trim().split(/\s+/).join('.')}`;
+        if (el.dataset && el.dataset.label) d += `[data-label="${el.dataset.label}"]`;
+        const text = (el.textContent || '').replace(/\s+/g, ' ').trim();
+        return text ? `${d} "${text.length > 40 ? `${text.slice(0, 40)}…` : text}"` : d;
+      };
+      const FORM = new Set(['INPUT', 'TEXTAREA', 'SELECT']);
+      const all = [...document.body.querySelectorAll('*')];
+      // How far right each element, or content overflowing it, reaches (in page coordinates).
+      const reach = new Map();
+      const scrollers = [];
+      for (const el of all) {
+        const style = getComputedStyle(el);
+        if (style.display === 'none') continue;
+        const r = el.getBoundingClientRect();
+        if (r.width === 0 && r.height === 0) continue;
+        const clips = style.overflowX !== 'visible';
+        if (clips && !FORM.has(el.tagName) && el.scrollWidth > el.clientWidth + 1
+          && (style.overflowX === 'auto' || style.overflowX === 'scroll')) {
+          scrollers.push(`${describe(el)} (${el.scrollWidth}px of content in ${el.clientWidth}px)`);
+        }
+        const right = Math.max(r.right, clips || FORM.has(el.tagName) ? r.right : r.left + el.scrollWidth) + window.scrollX;
+        if (right > view + 1) reach.set(el, Math.round(right));
+      }
+      // Only what is not clipped by an ancestor that itself fits (an absolutely positioned
+      // element is clipped only from its containing block up), and the innermost culprits: an
+      // element sticking out because a child does is not named. Of those reaching equally far
+      // (the items of one grid column), the one with the longest unbreakable word first.
+      const clipped = (el) => {
+        let position = getComputedStyle(el).position;
+        for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+          const style = getComputedStyle(a);
+          const containing = position === 'fixed' ? style.transform !== 'none' : position !== 'absolute' || style.position !== 'static';
+          if (!containing) continue;
+          if (style.overflowX !== 'visible' && !reach.has(a)) return true;
+          position = style.position;
+        }
+        return false;
+      };
+      const longestWord = (el) => Math.max(0, ...(el.textContent || '').split(/\s+/).map((w) => w.length));
+      const culprits = [...reach].filter(([el]) => !clipped(el) && ![...el.children].some((c) => reach.has(c)))
+        .sort((a, b) => b[1] - a[1] || longestWord(b[0]) - longestWord(a[0])).slice(0, 3)
+        .map(([el, right]) => `${describe(el)} reaches ${right}px`);
+      return { view, scrollWidth: document.documentElement.scrollWidth, culprits, scrollers: scrollers.slice(0, 3) };
+    });
+  } finally {
+    if (resize) await page.setViewportSize(before);
+  }
+  const problems = [];
+  if (found.scrollWidth > found.view) {
+    problems.push(`the page is ${found.scrollWidth}px wide in a ${found.view}px window, so it scrolls sideways; sticking out: ${found.culprits.join('; ') || '(no single element found)'}`);
+  }
+  if (found.scrollers.length) problems.push(`these scroll sideways inside the page: ${found.scrollers.join('; ')}`);
+  assert.deepEqual(problems, [], `${label} at ${width}px wide: ${problems.join('. ')}. Let long text wrap (overflow-wrap: anywhere) or reflow it below 40rem in crates/web/static/tiaki.css; tables get class="cards" and a data-label on each <td>.`);
+}
+
 // Runs axe-core in the page (through the DevTools protocol, which the page's CSP does not
-// govern) and fails on any serious or critical violation; records the scan.
+// govern) and fails on any serious or critical violation; checks that the page fits a phone
+// (`assertFitsWidth` at 375 px, and at the page's own width when that is narrower); records the
+// scan.
 export async function checkPage(page, label) {
   assert.deepEqual(page.problems, [], `no CSP violations or script errors on ${label}`);
   await page.evaluate(AXE_SOURCE);
@@ -188,6 +269,9 @@ export async function checkPage(page, label) {
   });
   const bad = result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
   assert.deepEqual(bad, [], `accessibility violations on ${label}: ${JSON.stringify(bad)}`);
+  await assertFitsWidth(page, label, PHONE_WIDTH);
+  const own = page.viewportSize();
+  if (own && own.width < PHONE_WIDTH) await assertFitsWidth(page, label, own.width);
   const url = page.url();
   const nav = page.lastNavigation && withoutHash(page.lastNavigation.url) === withoutHash(url) ? page.lastNavigation : null;
   const { pathname } = new URL(url);

@@ -11,15 +11,21 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  assertEveryPageScanned, assertNoSecretLogged, checkPage, keepSecret, launch, linkFromMail, person, scans, scanSummary,
-  startPortal, watch,
+  assertEveryPageScanned, assertFitsWidth, assertNoSecretLogged, checkPage, keepSecret, launch, linkFromMail, person, scans,
+  scanSummary, startPortal, watch,
 } from './harness.mjs';
 
 const PASSWORD = 'correct horse battery staple';
 const AROHA_NEW_PASSWORD = 'kowhai blossom on a cold spring morning';
 const HEMI_PASSWORD = 'tui singing above the harbour bridge';
 const HEMI_NEW_PASSWORD = 'pohutukawa red along the summer coast';
-for (const p of [PASSWORD, AROHA_NEW_PASSWORD, HEMI_PASSWORD, HEMI_NEW_PASSWORD]) keepSecret(p, 'a password');
+// Patients enrolled later, for the phone and time checks (each their own, so they stand alone).
+const TAMA_PASSWORD = 'kereru gliding over the wet bush valley';
+const WIREMU_PASSWORD = 'kumara roasting slowly in the hangi pit';
+for (const p of [PASSWORD, AROHA_NEW_PASSWORD, HEMI_PASSWORD, HEMI_NEW_PASSWORD, TAMA_PASSWORD, WIREMU_PASSWORD]) keepSecret(p, 'a password');
+// Aroha's date of birth as entered at enrolment, and as a New Zealander writes it.
+const AROHA_DOB = '1985-04-03';
+const AROHA_DOB_TEXT = '3 April 1985';
 
 // GET page routes of the route table that are no page a person views, each with the reason. The
 // test at the end checks that each still behaves as its reason says; every other GET page route
@@ -134,14 +140,7 @@ test('operator → practice → staff → patient activates, signs in and out; a
   await nurse.page.waitForURL('**/practices/**');
   await checkPage(nurse.page, 'practice: nurse view');
   const patients = [['ZZZ0016', 'Aroha Patient', 'aroha@patients.test'], ['ZBN77VL', 'Ben Other', 'ben@patients.test'], ['ZAA0067', 'Hemi Third', 'hemi@patients.test']];
-  for (const [nhi, name, email] of patients) {
-    await nurse.page.getByLabel('NHI number').fill(nhi);
-    await nurse.page.locator('#name').fill(name);
-    await nurse.page.getByLabel('Date of birth').fill('1985-04-03');
-    await nurse.page.locator('#email').fill(email);
-    await nurse.page.getByRole('button', { name: 'Enrol patient' }).click();
-    await assertVisible(nurse.page, 'The patient is enrolled');
-  }
+  for (const [nhi, name, email] of patients) await enrol(nurse.page, nhi, name, email, AROHA_DOB);
   // An invalid NHI is refused with the reason, in the browser too.
   await nurse.page.getByLabel('NHI number').fill('ZZZ0044');
   await nurse.page.locator('#name').fill('Wrong Number');
@@ -151,10 +150,14 @@ test('operator → practice → staff → patient activates, signs in and out; a
   await assertVisible(nurse.page, 'check character does not match');
   await checkPage(nurse.page, 'practice: enrol form with errors');
 
+  // The practice's page (the form posts may have left the address on a sub-path).
+  the.practicePage = nurse.page.url().match(/^.*\/practices\/[^/?#]+/)[0];
   // The nurse opens Aroha's record from the patient list.
   await nurse.page.getByRole('link', { name: 'Aroha Patient' }).click();
   await assertVisible(nurse.page, 'Patient record, viewed as practice staff');
   await checkPage(nurse.page, 'patient record (staff view)');
+  // Kept for the test of how dates read (a failure there does not stop this journey).
+  the.arohaDobShown = await dateOfBirthShown(nurse.page);
 
   // The patient activates from the email, lands on their home page.
   const aroha = await person(browser);
@@ -434,15 +437,110 @@ function totp(base32, offset) {
   return String(n % 1_000_000).padStart(6, '0');
 }
 
+// A small phone (320 px is the narrowest still in use), with a phone's user agent so that the
+// sessions page shows a phone.
+const PHONE = {
+  viewport: { width: 320, height: 640 },
+  userAgent: 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1',
+};
+const TAMA_EMAIL = 'tama.fourth.with.a.rather.long.address@patients-of-harbour-health.test';
+// A document name with no space to wrap at, as scanners and hospital systems make them.
+const LONG_TITLE = 'Discharge_summary_Auckland_City_Hospital_Ward_7_2026-11-27_FINAL_v2';
+
 test('pages work at 320 px wide without sideways scrolling', async () => {
-  const phone = await person(browser, { viewport: { width: 320, height: 640 } });
+  // Signed out.
+  const phone = await person(browser, PHONE);
   await phone.page.goto(`${portal.base}/signin`);
-  const width = await phone.page.evaluate(() => document.documentElement.scrollWidth);
-  assert.ok(width <= 320, `sign-in page is ${width}px wide`);
   await checkPage(phone.page, 'sign in at 320px');
-  const button = phone.page.getByRole('button', { name: 'Sign in' });
-  const box = await button.boundingBox();
-  assert.ok(box && box.height >= 44, 'the button is a comfortable touch target');
+  await assertTouchTargets(phone.page, 'sign in at 320px');
+
+  // A patient with a long email address, documents with long names, a history with someone else
+  // in it and two sessions, signed in on the phone.
+  const { nurse, admin, op, practicePage } = the;
+  assert.ok(nurse && admin && op && practicePage, 'the first journey got this far');
+  const tama = await newPatient('ZZZ0024', 'Tama Fourth', TAMA_EMAIL, '1991-07-30', TAMA_PASSWORD, PHONE);
+  const p = tama.page;
+  await p.goto(`${tama.home}/documents`);
+  const pdf = Buffer.from('%PDF-1.4\n% discharge summary\n' + 'x'.repeat(2000) + '\n%%EOF\n');
+  for (const [title, file] of [[LONG_TITLE, `${LONG_TITLE}.pdf`], ['Blood test results, November', 'bloods.pdf']]) {
+    await p.locator('#title').fill(title);
+    await p.getByLabel('File').setInputFiles({ name: file, mimeType: 'application/pdf', buffer: pdf });
+    await submit(p, p.getByRole('button', { name: 'Upload' }));
+    await assertVisible(p, 'uploaded and stored securely');
+  }
+  const href = await p.getByRole('link', { name: LONG_TITLE }).first().getAttribute('href');
+  assert.equal((await tama.context.request.get(new URL(href, portal.base).href)).status(), 200, 'the patient opens a document');
+  const desk = await person(browser);
+  await desk.page.goto(`${portal.base}/signin`);
+  await signIn(desk.page, TAMA_EMAIL, TAMA_PASSWORD);
+  await desk.page.waitForURL(tama.home);
+
+  for (const [what, path] of [
+    ['home', tama.home], ['documents', `${tama.home}/documents`], ['documents, hidden ones too', `${tama.home}/documents?hidden=1`],
+    ['access history', `${tama.home}/access`], ['sessions', `${portal.base}/account/sessions`], ['sign-in security', `${portal.base}/account/security`],
+  ]) {
+    await p.goto(path);
+    const label = `patient's ${what} at 320px`;
+    await checkPage(p, label);
+    await assertTouchTargets(p, label);
+    if (what === 'documents') {
+      // The rename, hide and delete forms, opened.
+      await p.locator('details summary').first().click();
+      await assertFitsWidth(p, `${label}, a document's forms opened`, 320);
+      await assertTouchTargets(p, `${label}, a document's forms opened`);
+    }
+    if (what === 'access history') assert.match(await p.locator('main table').innerText(), /Nikau Nurse/, 'the access history holds the nurse\'s access');
+    if (what === 'sessions') assert.equal(await p.locator('main table tbody tr').count(), 2, 'two sessions: the phone and the desktop');
+    if (what === 'access history' || what === 'sessions') await assertCards(p, label);
+  }
+  // The authenticator app's QR code and the recovery codes.
+  await setUpAuthenticator(p, 'patient, on a phone');
+  await p.waitForURL(tama.home);
+
+  // Staff pages with tables, on a phone: the patient list, the staff list, a patient's record
+  // (with the long email address) and the operator's list of practices.
+  for (const [who, context, path, what] of [
+    ['nurse', nurse.context, practicePage, 'practice (nurse view)'], ['admin', admin.context, practicePage, 'practice (admin view, staff list)'],
+    ['nurse', nurse.context, tama.home, 'patient record (staff view)'], ['operator', op.context, `${portal.base}/operator`, 'operator: practices'],
+  ]) {
+    const page = watch(await context.newPage());
+    await page.setViewportSize(PHONE.viewport);
+    await page.goto(path);
+    const label = `${what} at 320px, as the ${who}`;
+    await checkPage(page, label);
+    await assertTouchTargets(page, label);
+    if (await page.locator('main table').count()) await assertCards(page, label);
+    await page.close();
+  }
+});
+
+test('times on the access history and sessions pages are New Zealand time, not UTC', async () => {
+  // The expectation itself, against instants whose New Zealand time is known (either side of
+  // daylight saving and the hour it begins), so that a broken expectation cannot pass.
+  assert.equal(nzTime('2026-11-27T10:32:05Z', true), '27 November 2026, 11:32:05 pm NZDT');
+  assert.equal(nzTime('2026-07-01T00:00:00Z', false), '1 July 2026, 12:00 pm NZST');
+  assert.equal(nzTime('2026-09-26T13:59:59Z', true), '27 September 2026, 1:59:59 am NZST');
+  assert.equal(nzTime('2026-09-26T14:00:00Z', true), '27 September 2026, 3:00:00 am NZDT');
+  assert.equal(nzTime('2026-11-27T11:05:09Z', false), '28 November 2026, 12:05 am NZDT');
+
+  assert.ok(the.nurse && the.practicePage, 'the first journey got this far');
+  const wiremu = await newPatient('ZZZ0032', 'Wiremu Fifth', 'wiremu@patients.test', '2004-12-05', WIREMU_PASSWORD);
+  await wiremu.page.goto(`${wiremu.home}/documents`);
+  const failures = [];
+  for (const [what, path, seconds] of [['the access history', `${wiremu.home}/access`, true], ['the sessions page', `${portal.base}/account/sessions`, false]]) {
+    await wiremu.page.goto(path);
+    await checkPage(wiremu.page, `${what} (times)`);
+    try { await assertNzTimes(wiremu.page, what, seconds); } catch (e) { failures.push(e.message); }
+  }
+  assert.ok(failures.length === 0, failures.join('\n'));
+});
+
+test('dates of birth read as New Zealanders write them ("3 April 1985"), on the staff view of a patient', () => {
+  assert.ok(the.arohaDobShown !== undefined, 'the first journey opened a patient record as staff');
+  const shown = the.arohaDobShown;
+  assert.match(shown, /^\d{1,2} [A-Z][a-z]+ \d{4}$/,
+    `the date of birth on /patients/{id} reads "${shown}"; write it as day, full month and year ("30 July 1991"), in crates/web/src/present.rs`);
+  assert.equal(shown, AROHA_DOB_TEXT, `the date of birth shown is the one entered at enrolment (${AROHA_DOB})`);
 });
 
 test('inline script is blocked by the content security policy', async () => {
@@ -485,4 +583,123 @@ test('the portal logged none of the tokens, cookies, passwords or codes the brow
 
 async function assertVisible(page, text) {
   await page.getByText(text, { exact: false }).first().waitFor({ state: 'visible', timeout: 10000 });
+}
+
+// Enrols a patient from the practice page the nurse is on.
+async function enrol(page, nhi, name, email, dateOfBirth) {
+  await page.getByLabel('NHI number').fill(nhi);
+  await page.locator('#name').fill(name);
+  await page.getByLabel('Date of birth').fill(dateOfBirth);
+  await page.locator('#email').fill(email);
+  // Waits for the answer, so that the notice of an enrolment before this one is not taken for it.
+  await submit(page, page.getByRole('button', { name: 'Enrol patient' }));
+  await assertVisible(page, 'The patient is enrolled');
+}
+
+// The nurse enrols a patient, who activates from the email in a browser of their own
+// (`options`: its size and user agent) and lands on their home page; then the nurse opens the
+// patient's record, so that the history holds someone else's access.
+async function newPatient(nhi, name, email, dateOfBirth, password, options = {}) {
+  const { nurse, practicePage } = the;
+  await nurse.page.goto(practicePage);
+  await enrol(nurse.page, nhi, name, email, dateOfBirth);
+  const patient = await person(browser, options);
+  await patient.page.goto(await linkFromMail(portal, email, seen));
+  await setPassword(patient.page, `patient activation (${name})`, password);
+  await patient.page.waitForURL('**/patients/**');
+  await nurse.page.goto(practicePage);
+  await nurse.page.getByRole('link', { name }).click();
+  await assertVisible(nurse.page, 'Patient record, viewed as practice staff');
+  return { ...patient, home: patient.page.url().replace(/[?#].*$/, '') };
+}
+
+// The date of birth on a patient record page, as shown.
+async function dateOfBirthShown(page) {
+  return (await page.locator('dl.details dt', { hasText: 'Date of birth' }).locator('xpath=following-sibling::dd[1]').textContent()).trim();
+}
+
+const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
+
+// An instant (RFC 3339) as Tiaki writes it in New Zealand time: "27 November 2026, 11:32:05 pm
+// NZDT" (without the seconds: "…, 11:32 pm NZDT"). Built from the numbers of the local time that
+// Intl gives, not from a locale's own wording; the zone's name from the offset those numbers show.
+function nzTime(iso, seconds) {
+  const instant = new Date(iso);
+  const n = {};
+  const format = new Intl.DateTimeFormat('en-US', {
+    timeZone: 'Pacific/Auckland', hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric',
+  });
+  for (const { type, value } of format.formatToParts(instant)) if (type !== 'literal') n[type] = Number(value);
+  const hour = n.hour % 24;
+  const offset = (Date.UTC(n.year, n.month - 1, n.day, hour, n.minute, n.second) - Math.floor(instant.getTime() / 1000) * 1000) / 60000;
+  const zone = { 780: 'NZDT', 720: 'NZST' }[offset];
+  assert.ok(zone, `Pacific/Auckland is UTC${offset / 60 >= 0 ? '+' : ''}${offset / 60} at ${iso} by Node's time-zone data, neither +13 nor +12`);
+  const pad = (v) => String(v).padStart(2, '0');
+  return `${n.day} ${MONTHS[n.month - 1]} ${n.year}, ${hour % 12 || 12}:${pad(n.minute)}${seconds ? `:${pad(n.second)}` : ''} ${hour < 12 ? 'am' : 'pm'} ${zone}`;
+}
+
+// Every time in the page's table is a <time> whose datetime is a UTC instant of the last ten
+// minutes and whose words are that instant in New Zealand time; nothing on the page says UTC.
+async function assertNzTimes(page, what, seconds) {
+  const times = await page.locator('main table time').evaluateAll((els) => els.map((t) => ({ datetime: t.getAttribute('datetime'), text: t.textContent.trim() })));
+  const rows = await page.locator('main table tbody tr').evaluateAll((trs) => trs.slice(0, 2).map((tr) => [...tr.cells].map((c) => c.innerText.replace(/\s+/g, ' ').trim()).join(' | ')));
+  assert.ok(times.length >= 2,
+    `${what}: expected at least 2 <time datetime="…Z"> elements in the table, found ${times.length}; its first rows read: ${JSON.stringify(rows)}. Each time should be <time datetime="UTC instant">New Zealand time</time> (crates/web/src/present.rs).`);
+  const now = Date.now();
+  const wrong = [];
+  for (const { datetime, text } of times) {
+    if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/.test(datetime || '')) { wrong.push(`datetime="${datetime}" is not an RFC 3339 UTC instant like 2026-11-27T10:32:05Z`); continue; }
+    const minutes = Math.abs(Date.parse(datetime) - now) / 60000;
+    if (minutes > 10) wrong.push(`datetime="${datetime}" is ${Math.round(minutes)} minutes from now (the accesses were just made: is the instant written in the wrong zone?)`);
+    const expected = nzTime(datetime, seconds);
+    if (text !== expected) wrong.push(`datetime="${datetime}" reads "${text}", expected "${expected}"`);
+  }
+  assert.deepEqual(wrong, [], `${what}: times are not New Zealand time: ${wrong.join('; ')}`);
+  const body = await page.locator('main').innerText();
+  assert.doesNotMatch(body, /\bUTC\b/, `${what} says "UTC" somewhere; people read New Zealand time`);
+}
+
+// Buttons, button-like links, disclosure summaries and the account links are at least 44 px tall.
+async function assertTouchTargets(page, label) {
+  const small = await page.evaluate(() => [...document.querySelectorAll('button, a.button, summary, .top nav a')]
+    .map((el) => ({ el, r: el.getBoundingClientRect() }))
+    .filter(({ el, r }) => r.width > 0 && r.height > 0 && getComputedStyle(el).visibility !== 'hidden' && r.height < 43.5)
+    .map(({ el, r }) => `${el.tagName.toLowerCase()} "${el.textContent.replace(/\s+/g, ' ').trim().slice(0, 40)}" is ${Math.round(r.height)}px tall`));
+  assert.deepEqual(small, [], `${label}: touch targets under 44px (give them min-height: 44px in crates/web/static/tiaki.css): ${small.join('; ')}`);
+}
+
+// On a phone every table of the page is a list of cards: the cells of a row are stacked, each
+// starting with its column's heading (data-label); the heading row is hidden from sight but still
+// in the page. On a wide screen the same table is an ordinary table with its headings showing.
+async function assertCards(page, label) {
+  const tables = await page.locator('main table').evaluateAll((ts) => ts.map((t) => ({
+    cards: t.classList.contains('cards'),
+    head: t.tHead ? { text: t.tHead.innerText || t.tHead.textContent, height: t.tHead.getBoundingClientRect().height, display: getComputedStyle(t.tHead).display } : null,
+    cells: t.tBodies[0] ? [...t.tBodies[0].rows[0].cells].filter((c) => getComputedStyle(c).display !== 'none').map((c) => ({
+      label: c.dataset.label || null, before: getComputedStyle(c, '::before').content, left: Math.round(c.getBoundingClientRect().left), action: c.classList.contains('action'),
+    })) : [],
+  })));
+  assert.ok(tables.length > 0, `${label}: a table to check`);
+  for (const [i, t] of tables.entries()) {
+    const which = `${label}, table ${i + 1}`;
+    assert.ok(t.cards, `${which}: the table has class="cards" (so it reflows on a phone)`);
+    assert.ok(t.head && t.head.display !== 'none' && t.head.height <= 1, `${which}: the heading row is visually hidden, not removed (${JSON.stringify(t.head)})`);
+    const unlabelled = t.cells.filter((c) => !c.label && !c.action);
+    assert.deepEqual(unlabelled, [], `${which}: every cell has a data-label naming its column`);
+    for (const c of t.cells.filter((x) => x.label)) assert.equal(c.before, `"${c.label}: "`, `${which}: the cell "${c.label}" starts with its heading`);
+    assert.equal(new Set(t.cells.map((c) => c.left)).size, 1, `${which}: a row's cells are stacked, one under another (lefts: ${t.cells.map((c) => c.left)})`);
+  }
+  const size = page.viewportSize();
+  await page.setViewportSize({ width: 1024, height: 800 });
+  try {
+    const wide = await page.locator('main table').evaluateAll((ts) => ts.map((t) => ({
+      head: t.tHead.getBoundingClientRect().height, before: t.tBodies[0] ? getComputedStyle(t.tBodies[0].rows[0].cells[0], '::before').content : 'none',
+    })));
+    for (const [i, w] of wide.entries()) {
+      assert.ok(w.head > 10 && w.before === 'none', `${label}, table ${i + 1}: at 1024px the headings show and cells have no label of their own (${JSON.stringify(w)})`);
+    }
+    assert.ok(await page.getByRole('columnheader').count() > 0, `${label}: at 1024px the table has column headers`);
+  } finally {
+    await page.setViewportSize(size);
+  }
 }

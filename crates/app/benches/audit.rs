@@ -62,6 +62,8 @@ fn event(ids: &Ids, i: u64) -> AuditEvent {
         practice: Some(pick(&ids.practices, staff)),
         outcome: "allowed".into(),
         request_id: uuid::Uuid::now_v7().to_string(),
+        module: "documents".into(),
+        format: 2,
     }
 }
 

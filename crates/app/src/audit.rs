@@ -8,10 +8,10 @@
 use crate::{App, AppError};
 use audit::merkle::{self, Hash, Nodes};
 use audit::note::{self, Checkpoint, Note, NoteSigner, Signature, Verifier};
-use authz::{Grant, Policy, Principal};
+use authz::{Action, Grant, Policy, Principal, Subject};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use domain::{PatientId, PracticeId};
+use domain::{Access, Module, ObjectKind, PatientId, PracticeId, Verb};
 use std::collections::HashMap;
 use std::sync::Arc;
 use store::{AuditEvent, CheckpointRow, CosignatureRow, Store};
@@ -50,25 +50,79 @@ impl Caller {
     }
 }
 
-/// What an event is about.
+/// What an event is about: its module, object kind and verb (the typed vocabulary), which
+/// object, and whose. Events about a grant are made from the grant ([`Target::of`]); identity
+/// events (sign-in, second factors, sessions) name their verb.
 #[derive(Debug, Clone)]
-pub(crate) struct Target<'a> {
-    pub(crate) action: &'a str,
-    pub(crate) object_type: &'a str,
+pub(crate) struct Target {
+    pub(crate) access: Access,
     pub(crate) object_id: String,
     pub(crate) patient: Option<PatientId>,
     pub(crate) practice: Option<PracticeId>,
 }
 
-impl<'a> Target<'a> {
-    /// An event about no patient and no practice (accounts, sessions, the platform).
-    pub(crate) fn plain(action: &'a str, object_type: &'a str, object_id: &impl ToString) -> Self {
-        Self { action, object_type, object_id: object_id.to_string(), patient: None, practice: None }
+impl Target {
+    /// What a grant allows: its action's vocabulary, its object, the patient and practice.
+    pub(crate) fn of<A: Action>(grant: &Grant<A>) -> Self {
+        Self {
+            access: A::ACCESS,
+            object_id: grant.object().to_string(),
+            patient: grant.patient(),
+            practice: grant.practice(),
+        }
     }
 
-    /// An event about a practice as a whole (its staff, its patient list, enrolling).
-    pub(crate) fn practice(action: &'a str, object_type: &'a str, practice: PracticeId) -> Self {
-        Self { action, object_type, object_id: practice.to_string(), patient: None, practice: Some(practice) }
+    /// What `A` on `object` is, for work done at the console, where no policy is asked (the
+    /// console's grants are in `authz::console`).
+    pub(crate) fn console<A: Action>(object: A::Object) -> Self {
+        Self {
+            access: A::ACCESS,
+            object_id: object.to_string(),
+            patient: object.as_patient(),
+            practice: object.as_practice(),
+        }
+    }
+
+    /// An event about an account (sign-in, second factors, passwords, email).
+    pub(crate) fn account(verb: Verb, account: &impl ToString) -> Self {
+        Self { access: Access::account(verb), object_id: account.to_string(), patient: None, practice: None }
+    }
+
+    /// An event about a session (signing out, ending one from another).
+    pub(crate) fn session(verb: Verb, session: &impl ToString) -> Self {
+        Self {
+            access: Access::new(Module::Identity, ObjectKind::Session, verb),
+            object_id: session.to_string(),
+            patient: None,
+            practice: None,
+        }
+    }
+
+    /// The same access, about the object the use case made or listed (a new document's id; the
+    /// ids a listing showed) rather than the object the grant was for.
+    pub(crate) fn about(self, object_id: &impl ToString) -> Self {
+        Self { object_id: object_id.to_string(), ..self }
+    }
+}
+
+/// How an access ended, as recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Allowed (and done).
+    Allowed,
+    /// Refused: the object exists but is not the caller's to reach.
+    Denied,
+    /// Refused: there is no such object.
+    NotFound,
+}
+
+impl Outcome {
+    const fn code(self) -> &'static str {
+        match self {
+            Self::Allowed => "allowed",
+            Self::Denied => "denied",
+            Self::NotFound => "not_found",
+        }
     }
 }
 
@@ -282,6 +336,24 @@ impl VerifyReport {
     }
 }
 
+/// A format-1 event's module is not in its leaf: it was filled in from the object kind when
+/// the log was upgraded, so it must be exactly that. A format-2 event's must be a module.
+fn module_problem(e: &AuditEvent) -> Option<String> {
+    let expected = if e.format == audit::event::FORMAT_V1 {
+        ObjectKind::parse(&e.object_type).map_or(Module::Identity, ObjectKind::module_before_v2).code()
+    } else if Module::parse(&e.module).is_some() {
+        return None;
+    } else {
+        return Some(format!("event {} names no module of Tiaki ({:?})", e.id, e.module));
+    };
+    (e.module != expected).then(|| {
+        format!(
+            "event {} (written before events named their module) is filed under module {:?}, not {expected:?}: it was changed after the upgrade",
+            e.id, e.module
+        )
+    })
+}
+
 fn role_of(p: &Principal) -> (Option<String>, String, Option<String>, Option<String>) {
     match p {
         Principal::Anonymous => (None, "anonymous".into(), None, None),
@@ -305,7 +377,7 @@ fn role_of(p: &Principal) -> (Option<String>, String, Option<String>, Option<Str
 }
 
 impl App {
-    pub(crate) fn event(&self, caller: &Caller, t: &Target<'_>, outcome: &str) -> AuditEvent {
+    pub(crate) fn event(&self, caller: &Caller, t: &Target, outcome: Outcome) -> AuditEvent {
         let (actor_account, mut actor_role, actor_practice, session) = role_of(&caller.principal);
         if caller.ip.is_none() {
             actor_role = if actor_account.is_some() { format!("console:{actor_role}") } else { "console".into() };
@@ -326,13 +398,15 @@ impl App {
             ip: caller.ip.map_or_else(|| "console".to_owned(), |ip| ip.to_string()),
             user_agent: caller.user_agent.clone(),
             on_behalf: None,
-            action: t.action.to_owned(),
-            object_type: t.object_type.to_owned(),
+            action: t.access.verb.code().to_owned(),
+            object_type: t.access.object.code().to_owned(),
             object_id: t.object_id.clone(),
             patient: t.patient.map(|p| p.to_string()),
             practice: t.practice.map(|p| p.to_string()),
-            outcome: outcome.to_owned(),
+            outcome: outcome.code().to_owned(),
             request_id: caller.request_id.clone(),
+            module: t.access.module.code().to_owned(),
+            format: audit::event::FORMAT_V2,
         }
     }
 
@@ -345,46 +419,46 @@ impl App {
         self.auditor.record(events).await
     }
 
-    /// Asks the policy, and records the answer — allowed, denied or not found — before anything
-    /// is done with it. If the event cannot be written, the grant is not returned.
-    pub(crate) async fn authorize_audited<A: Policy>(
-        &self,
-        caller: &Caller,
-        object: A::Object,
-        target: Target<'_>,
-        record_allowed: bool,
-    ) -> Result<Grant<A>, AppError> {
+    /// Asks the policy for `A` on `object` and records the answer — allowed, denied or not
+    /// found — derived from the grant or the refusal, before anything is done with it. If the
+    /// event cannot be written, the grant is not returned.
+    pub(crate) async fn authorize<A: Policy>(&self, caller: &Caller, object: A::Object) -> Result<Grant<A>, AppError> {
+        let grant = self.decide::<A>(caller, object).await?;
+        self.audit(vec![self.event(caller, &Target::of(&grant), Outcome::Allowed)]).await?;
+        Ok(grant)
+    }
+
+    /// Asks the policy for `A` on `object`, recording a refusal at once; the use case records
+    /// the allowed event itself ([`Target::of`] the grant), in the same write as what it did:
+    /// the document it created, the documents a listing showed, the key a read unwrapped.
+    pub(crate) async fn decide<A: Policy>(&self, caller: &Caller, object: A::Object) -> Result<Grant<A>, AppError> {
         match authz::authorize::<A, _>(&caller.principal, object, &*self.store).await {
-            Ok(grant) => {
-                // Callers that record per-object events themselves (listings) skip this one.
-                if record_allowed {
-                    self.audit(vec![self.event(caller, &target, "allowed")]).await?;
-                }
-                Ok(grant)
-            }
+            Ok(grant) => Ok(grant),
             Err(authz::Denied::NotFound) => {
-                // Tell "not yours" from "no such thing" in the log (never in the answer).
-                let exists = match target.patient {
-                    Some(p) => !authz::Relations::patient_practices(&*self.store, p)
-                        .await
-                        .map_err(|e| AppError::Internal(e.to_string()))?
-                        .is_empty(),
-                    None => match target.practice {
-                        Some(pr) => authz::Relations::practice_exists(&*self.store, pr)
-                            .await
-                            .map_err(|e| AppError::Internal(e.to_string()))?,
-                        None => true,
-                    },
+                // Tell "not yours" from "no such thing" in the log (never in the answer), and
+                // file a refusal under the patient it was about, for their history.
+                let at = object.locate(&*self.store).await.map_err(|e| AppError::Internal(e.to_string()))?;
+                let target = Target {
+                    access: A::ACCESS,
+                    object_id: object.to_string(),
+                    patient: at.patient,
+                    practice: at.practice,
                 };
-                let mut target = target;
-                if !exists {
-                    target.patient = None;
-                    target.practice = None;
-                }
-                self.audit(vec![self.event(caller, &target, if exists { "denied" } else { "not_found" })]).await?;
+                let outcome = if at.exists { Outcome::Denied } else { Outcome::NotFound };
+                self.audit(vec![self.event(caller, &target, outcome)]).await?;
                 Err(AppError::NotFound)
             }
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Records that `A` was refused for an object that could not even be named (a push for an
+    /// NHI no patient has): not found, about no patient.
+    pub(crate) async fn refuse_unknown<A: Policy>(&self, caller: &Caller, object_id: &str) -> AppError {
+        let target = Target { access: A::ACCESS, object_id: object_id.to_owned(), patient: None, practice: None };
+        match self.audit(vec![self.event(caller, &target, Outcome::NotFound)]).await {
+            Ok(()) => AppError::NotFound,
+            Err(e) => e,
         }
     }
 
@@ -695,6 +769,9 @@ impl App {
                     ));
                     diverged = true;
                     break;
+                }
+                if let Some(problem) = module_problem(&s.event) {
+                    report.problems.push(problem);
                 }
                 let leaf = s.event.leaf_hash();
                 computed.push((0, s.seq, leaf));

@@ -4,17 +4,15 @@
 //! A document becomes visible only once its blob is durable and its row committed; a blob intent
 //! recorded before the first byte lets the sweeper remove whatever a crash leaves behind.
 
-use crate::audit::{Caller, Target};
+use crate::audit::{Caller, Outcome, Target};
 use crate::blobs::{BlobError, Blobs};
 use crate::content::{self, Kind};
 use crate::{App, AppError};
-use authz::{
-    ChangeDocument, ListDocuments, ManagePractices, Platform, PushDocument, ReadDocument, UploadDocument,
-    WithdrawDocument,
-};
+use authz::{ChangeDocument, ListDocuments, Platform, PushDocument, ReadDocument, UploadDocument, WithdrawDocument};
 use bytes::Bytes;
 use crypto::stream::{CHUNK, HEADER, Opener, SEALED_CHUNK, Sealer, TAG};
 use crypto::{DataKey, KeyError, KeyProvider, PatientKey};
+use domain::{Access, Module, ObjectKind, Verb};
 use domain::{ClientId, DocumentCategory, DocumentId, PatientId, PracticeId};
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
@@ -314,7 +312,7 @@ struct Incoming<'a> {
     grant: StoreGrant<'a>,
     row: DocumentRow,
     caller: &'a Caller,
-    target: Target<'a>,
+    target: Target,
 }
 
 impl App {
@@ -345,17 +343,13 @@ impl App {
 
     fn unwrap_event(&self, caller: &Caller, patient: PatientId, version: i32) -> store::AuditEvent {
         metrics::counter!("tiaki_key_unwraps_total").increment(1);
-        self.event(
-            caller,
-            &Target {
-                action: "unwrap",
-                object_type: "patient_key",
-                object_id: format!("{patient}/{version}"),
-                patient: Some(patient),
-                practice: None,
-            },
-            "allowed",
-        )
+        let target = Target {
+            access: Access::new(Module::Documents, ObjectKind::PatientKey, Verb::Unwrap),
+            object_id: format!("{patient}/{version}"),
+            patient: Some(patient),
+            practice: None,
+        };
+        self.event(caller, &target, Outcome::Allowed)
     }
 
     /// The patient's current key (made on first use) and its version.
@@ -399,16 +393,14 @@ impl App {
         E: std::fmt::Display,
     {
         let id = DocumentId::random();
-        let practice =
-            authz::Relations::patient_practices(&*self.store, patient).await.ok().and_then(|v| v.first().copied());
-        let target = Target {
-            action: "create",
-            object_type: "document",
-            object_id: id.to_string(),
-            patient: Some(patient),
-            practice,
-        };
-        let grant = self.authorize_audited::<UploadDocument>(caller, patient, target.clone(), false).await?;
+        let grant = self.decide::<UploadDocument>(caller, patient).await?;
+        // The practice the patient is enrolled at is bound into the document's encryption.
+        let practice = authz::Relations::patient_practices(&*self.store, patient)
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?
+            .first()
+            .copied();
+        let target = Target { practice, ..Target::of(&grant).about(&id) };
         let title = match title.map(str::trim).filter(|t| !t.is_empty()) {
             Some(t) => Some(clean_title(t)?),
             None => None,
@@ -515,17 +507,12 @@ impl App {
         let client_row = self.store.api_client(*client).await?.ok_or(AppError::Unauthenticated)?;
         let patient = self.store.patient_by_nhi(nhi.as_str()).await?;
         let id = DocumentId::random();
-        let target = Target {
-            action: "push",
-            object_type: "document",
-            object_id: id.to_string(),
-            // Unknown NHI: the event names no patient (and records not_found).
-            patient: Some(patient.unwrap_or_else(PatientId::random)),
-            practice: *practice,
+        // Unknown NHI: the event names no patient, and records not found.
+        let Some(patient) = patient else {
+            return Err(self.refuse_unknown::<PushDocument>(caller, &id.to_string()).await);
         };
-        let grant = self
-            .authorize_audited::<PushDocument>(caller, patient.unwrap_or_else(PatientId::random), target.clone(), false)
-            .await?;
+        let grant = self.decide::<PushDocument>(caller, patient).await?;
+        let target = Target::of(&grant).about(&id);
         let patient = grant.object();
         let via = grant.via_practice().ok_or(AppError::NotFound)?;
         let source_ref = meta.source_document_id.trim().to_owned();
@@ -580,7 +567,7 @@ impl App {
     async fn already_pushed(
         &self,
         caller: &Caller,
-        target: Target<'_>,
+        target: Target,
         existing: DocumentRow,
         patient: PatientId,
     ) -> Result<(DocumentRow, bool), AppError> {
@@ -595,8 +582,7 @@ impl App {
                 "This document was withdrawn; send a corrected one under a new source_document_id.".into(),
             ));
         }
-        self.audit(vec![self.event(caller, &Target { object_id: existing.id.to_string(), ..target }, "allowed")])
-            .await?;
+        self.audit(vec![self.event(caller, &target.about(&existing.id), Outcome::Allowed)]).await?;
         Ok((existing, false))
     }
 
@@ -626,8 +612,11 @@ impl App {
         };
         let (patient_key, key_version) = self.current_key(&vault, row.patient).await?;
         // The grant and the key unwrap are on the record before any byte is accepted.
-        self.audit(vec![self.event(caller, &target, "allowed"), self.unwrap_event(caller, row.patient, key_version)])
-            .await?;
+        self.audit(vec![
+            self.event(caller, &target, Outcome::Allowed),
+            self.unwrap_event(caller, row.patient, key_version),
+        ])
+        .await?;
         let data_key = DataKey::random().map_err(key_error)?;
         row.wrapped_key = patient_key.wrap(&data_key).map_err(key_error)?;
         row.key_version = key_version;
@@ -773,36 +762,13 @@ impl App {
         patient: PatientId,
         include_hidden: bool,
     ) -> Result<Vec<DocumentRow>, AppError> {
-        let practice = match &caller.principal {
-            authz::Principal::Staff { practice, .. } => Some(*practice),
-            _ => None,
-        };
-        let target = Target {
-            action: "list",
-            object_type: "document",
-            object_id: patient.to_string(),
-            patient: Some(patient),
-            practice,
-        };
-        let grant = self.authorize_audited::<ListDocuments>(caller, patient, target.clone(), false).await?;
+        let grant = self.decide::<ListDocuments>(caller, patient).await?;
         let docs = self.store.list_documents(&grant, include_hidden).await?;
+        // One event naming every document the list showed (or the patient, for an empty list).
         let ids: Vec<String> = docs.iter().map(|d| d.id.to_string()).collect();
-        let object_id = if ids.is_empty() { patient.to_string() } else { ids.join(",") };
-        self.audit(vec![self.event(caller, &Target { object_id, ..target }, "allowed")]).await?;
+        let target = if ids.is_empty() { Target::of(&grant) } else { Target::of(&grant).about(&ids.join(",")) };
+        self.audit(vec![self.event(caller, &target, Outcome::Allowed)]).await?;
         Ok(docs)
-    }
-
-    async fn document_target(&self, doc: DocumentId, action: &'static str) -> Result<Target<'static>, AppError> {
-        let owner =
-            authz::Relations::document_owner(&*self.store, doc).await.map_err(|e| AppError::Internal(e.to_string()))?;
-        Ok(Target {
-            action,
-            object_type: "document",
-            object_id: doc.to_string(),
-            // An unknown document: a random patient, so the denial is recorded as not found.
-            patient: Some(owner.map_or_else(PatientId::random, |o| o.patient)),
-            practice: owner.and_then(|o| o.pushed_by_practice),
-        })
     }
 
     /// Opens a document to read it (optionally a byte range, as in an HTTP `Range` header). The
@@ -846,9 +812,8 @@ impl App {
         audited: bool,
     ) -> Result<Download, AppError> {
         let vault = self.vault()?;
-        let target = self.document_target(doc, "read").await?;
         let grant = if audited {
-            self.authorize_audited::<ReadDocument>(caller, doc, target.clone(), false).await?
+            self.decide::<ReadDocument>(caller, doc).await?
         } else {
             authz::authorize::<ReadDocument, _>(&caller.principal, doc, &*self.store).await?
         };
@@ -869,7 +834,7 @@ impl App {
         })?;
         if audited {
             self.audit(vec![
-                self.event(caller, &target, "allowed"),
+                self.event(caller, &Target::of(&grant), Outcome::Allowed),
                 self.unwrap_event(caller, row.patient, row.key_version),
             ])
             .await?;
@@ -934,8 +899,7 @@ impl App {
     /// # Errors
     /// [`AppError::NotFound`] for anyone but the patient; [`AppError::Invalid`] for a bad name.
     pub async fn rename_document(&self, caller: &Caller, doc: DocumentId, title: &str) -> Result<(), AppError> {
-        let target = self.document_target(doc, "update").await?;
-        let grant = self.authorize_audited::<ChangeDocument>(caller, doc, target, true).await?;
+        let grant = self.authorize::<ChangeDocument>(caller, doc).await?;
         let title = clean_title(title)?;
         Ok(self.store.rename_document(&grant, &title).await?)
     }
@@ -945,8 +909,7 @@ impl App {
     /// # Errors
     /// [`AppError::NotFound`] for anyone but the patient.
     pub async fn hide_document(&self, caller: &Caller, doc: DocumentId, hidden: bool) -> Result<(), AppError> {
-        let target = self.document_target(doc, "update").await?;
-        let grant = self.authorize_audited::<ChangeDocument>(caller, doc, target, true).await?;
+        let grant = self.authorize::<ChangeDocument>(caller, doc).await?;
         Ok(self.store.hide_document(&grant, hidden.then(|| self.now())).await?)
     }
 
@@ -956,8 +919,7 @@ impl App {
     /// [`AppError::NotFound`] for anyone but the patient; [`AppError::Conflict`] for a clinical
     /// document.
     pub async fn delete_document(&self, caller: &Caller, doc: DocumentId) -> Result<(), AppError> {
-        let target = self.document_target(doc, "delete").await?;
-        let grant = self.authorize_audited::<ChangeDocument>(caller, doc, target, true).await?;
+        let grant = self.authorize::<authz::DeleteDocument>(caller, doc).await?.implied::<ChangeDocument>();
         let row = self.store.own_document(&grant).await?;
         if row.category.is_clinical() {
             return Err(AppError::Conflict(
@@ -975,8 +937,7 @@ impl App {
     /// # Errors
     /// [`AppError::NotFound`] for anyone but clinical staff of that practice.
     pub async fn withdraw_document(&self, caller: &Caller, doc: DocumentId) -> Result<PatientId, AppError> {
-        let target = self.document_target(doc, "withdraw").await?;
-        let grant = self.authorize_audited::<WithdrawDocument>(caller, doc, target, true).await?;
+        let grant = self.authorize::<WithdrawDocument>(caller, doc).await?;
         let patient = grant.patient().ok_or(AppError::NotFound)?;
         let key = self.store.withdraw_document(&grant, self.now()).await?;
         self.remove_blob(&key).await;
@@ -1259,10 +1220,8 @@ impl App {
     /// # Errors
     /// [`AppError::NotFound`] for anyone but an operator.
     pub async fn list_clients(&self, caller: &Caller) -> Result<Vec<ApiClientRow>, AppError> {
-        let grant = self
-            .authorize_audited::<ManagePractices>(caller, Platform, Target::plain("list", "api_client", &"all"), true)
-            .await?;
-        Ok(self.store.api_clients(&grant).await?)
+        let grant = self.authorize::<authz::ManageApiClients>(caller, Platform).await?;
+        Ok(self.store.api_clients(&grant.implied()).await?)
     }
 }
 

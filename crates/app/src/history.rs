@@ -2,20 +2,19 @@
 //! it), and the FHIR `AuditEvent` export (IHE BALP style) for a patient or, for operators, a
 //! time range.
 
-use crate::audit::{Caller, Target};
+use crate::audit::{Caller, Outcome, Target};
 use crate::{App, AppError, FieldError};
-use authz::{ExportAudit, Platform, Principal, ViewAccessHistory};
-use domain::{AccountId, PatientId, PracticeId, StaffRole};
+use authz::{ExportAccessHistory, ExportAudit, Platform, Principal, ViewAccessHistory};
+use domain::{AccountId, ClientId, Module, ObjectKind, PatientId, PracticeId, StaffRole, Verb};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use store::{AuditEvent, HistoryFilter};
-use time::macros::format_description;
 
-/// The modules a patient can filter their history by: (key, label, object types).
-pub const MODULES: &[(&str, &str, &[&str])] = &[
-    ("records", "Health records and details", &["patient", "enrolment"]),
-    ("documents", "Documents", &["document", "patient_key"]),
-    ("history", "This access history", &["access_history"]),
+/// The groups a patient can filter their history by: (key, label, the modules in it).
+pub const MODULES: &[(&str, &str, &[Module])] = &[
+    ("records", "Health records and details", &[Module::Records, Module::Practices]),
+    ("documents", "Documents", &[Module::Documents]),
+    ("history", "This access history", &[Module::Audit]),
 ];
 
 /// The filters on the history page, as typed.
@@ -55,35 +54,44 @@ pub struct HistoryLine {
     pub on_behalf: Option<String>,
 }
 
-fn module_of(object_type: &str) -> &'static str {
-    MODULES.iter().find(|(_, _, types)| types.contains(&object_type)).map_or("Other", |(_, label, _)| label)
+fn module_of(module: &str) -> &'static str {
+    let module = Module::parse(module);
+    MODULES.iter().find(|(_, _, m)| module.is_some_and(|x| m.contains(&x))).map_or("Other", |(_, label, _)| label)
 }
 
-fn describe(action: &str, object_type: &str) -> String {
-    match (action, object_type) {
-        ("read", "patient") => "Viewed the patient record".into(),
-        ("list", "patient") => "Saw the record in the practice's patient list".into(),
-        ("create", "enrolment") => "Enrolled the patient at the practice".into(),
-        ("read", "access_history") => "Viewed this access history".into(),
-        ("export", "access_history") => "Exported this access history".into(),
-        ("read", "document") => "Opened a document".into(),
-        ("list", "document") => "Listed documents".into(),
-        ("create", "document") => "Uploaded a document".into(),
-        ("push", "document") => "Sent a document to the portal".into(),
-        ("update", "document") => "Renamed, hid or showed a document".into(),
-        ("delete", "document") => "Deleted a document".into(),
-        ("withdraw", "document") => "Withdrew a document it had sent".into(),
-        ("unwrap", "patient_key") => "Unlocked the encryption key for documents".into(),
-        (a, o) => format!("{a} {}", o.replace('_', " ")),
+fn describe(verb: &str, object: &str) -> String {
+    match (Verb::parse(verb), ObjectKind::parse(object)) {
+        (Some(Verb::Read), Some(ObjectKind::Patient)) => "Viewed the patient record".into(),
+        (Some(Verb::List), Some(ObjectKind::Patient)) => "Saw the record in the practice's patient list".into(),
+        (Some(Verb::Create), Some(ObjectKind::Enrolment)) => "Enrolled the patient at the practice".into(),
+        (Some(Verb::Read), Some(ObjectKind::AccessHistory)) => "Viewed this access history".into(),
+        (Some(Verb::Export), Some(ObjectKind::AccessHistory)) => "Exported this access history".into(),
+        (Some(Verb::Read), Some(ObjectKind::Document)) => "Opened a document".into(),
+        (Some(Verb::List), Some(ObjectKind::Document)) => "Listed documents".into(),
+        (Some(Verb::Create), Some(ObjectKind::Document)) => "Uploaded a document".into(),
+        (Some(Verb::Push), Some(ObjectKind::Document)) => "Sent a document to the portal".into(),
+        (Some(Verb::Update), Some(ObjectKind::Document)) => "Renamed, hid or showed a document".into(),
+        (Some(Verb::Delete), Some(ObjectKind::Document)) => "Deleted a document".into(),
+        (Some(Verb::Withdraw), Some(ObjectKind::Document)) => "Withdrew a document it had sent".into(),
+        (Some(Verb::Unwrap), Some(ObjectKind::PatientKey)) => "Unlocked the encryption key for documents".into(),
+        _ => format!("{verb} {}", object.replace('_', " ")),
     }
 }
 
+/// The organisation whose system acted, from an event's role (`client:<HPI id>`, also when
+/// run from the server's console).
+fn client_org(role: &str) -> Option<&str> {
+    role.strip_prefix("console:").unwrap_or(role).strip_prefix("client:")
+}
+
 fn role_label(role: &str) -> String {
-    match role {
+    if client_org(role).is_some() {
+        return "A health provider's system, sending documents".into();
+    }
+    match role.strip_prefix("console:").unwrap_or(role) {
         "patient" => "Patient".into(),
         "operator" => "Tiaki operator".into(),
-        r if r.starts_with("console") => "Server console".into(),
-        r if r.starts_with("client:") => format!("Health system of {}", &r["client:".len()..]),
+        "console" => "Tiaki (run on the server by its operators)".into(),
         r => r
             .strip_prefix("staff:")
             .and_then(|s| StaffRole::parse(s).ok())
@@ -91,14 +99,18 @@ fn role_label(role: &str) -> String {
     }
 }
 
+/// The first millisecond of a New Zealand day given as `YYYY-MM-DD` (or of the next day, for
+/// the inclusive end of a range): a patient's "from 1 March" means from midnight in New Zealand.
 fn day_ms(text: &str, field: &'static str, end: bool) -> Result<Option<i64>, FieldError> {
     if text.trim().is_empty() {
         return Ok(None);
     }
-    let d = time::Date::parse(text.trim(), format_description!("[year]-[month]-[day]"))
-        .map_err(|_| FieldError { field, message: "Enter the date as YYYY-MM-DD.".into() })?;
-    let d = if end { d.next_day().unwrap_or(d) } else { d };
-    Ok(Some(d.midnight().assume_utc().unix_timestamp() * 1000))
+    let invalid = || FieldError { field, message: "Enter the date as YYYY-MM-DD.".into() };
+    let d: jiff::civil::Date = text.trim().parse().map_err(|_| invalid())?;
+    let d = if end { d.tomorrow().map_err(|_| invalid())? } else { d };
+    let nz = jiff::tz::TimeZone::get("Pacific/Auckland").map_err(|_| invalid())?;
+    let start = d.to_zoned(nz).map_err(|_| invalid())?;
+    Ok(Some(start.timestamp().as_millisecond()))
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -201,31 +213,19 @@ impl App {
         let mut errors = Vec::new();
         let from = day_ms(&q.from, "from", false).map_err(|e| errors.push(e)).ok().flatten();
         let to = day_ms(&q.to, "to", true).map_err(|e| errors.push(e)).ok().flatten();
-        let types: Vec<String> = if q.module.is_empty() {
+        let modules: Vec<String> = if q.module.is_empty() {
             Vec::new()
-        } else if let Some((_, _, t)) = MODULES.iter().find(|(k, _, _)| *k == q.module) {
-            t.iter().map(|s| (*s).to_owned()).collect()
+        } else if let Some((_, _, m)) = MODULES.iter().find(|(k, _, _)| *k == q.module) {
+            m.iter().map(|m| m.code().to_owned()).collect()
         } else {
             errors.push(FieldError { field: "module", message: "Choose one of the listed modules.".into() });
             Vec::new()
         };
-        let target = Target {
-            action: "read",
-            object_type: "access_history",
-            object_id: patient.to_string(),
-            patient: Some(patient),
-            practice: None,
-        };
-        let grant = self.authorize_audited::<ViewAccessHistory>(caller, patient, target, true).await?;
+        let grant = self.authorize::<ViewAccessHistory>(caller, patient).await?;
         if !errors.is_empty() {
             return Err(AppError::Invalid(errors));
         }
-        let filter = HistoryFilter {
-            from_ms: from.unwrap_or(0),
-            to_ms: to.unwrap_or(i64::MAX),
-            object_types: types,
-            limit: 500,
-        };
+        let filter = HistoryFilter { from_ms: from.unwrap_or(0), to_ms: to.unwrap_or(i64::MAX), modules, limit: 500 };
         let rows = self.store.patient_history(&grant, &filter).await?;
         let own_account = match &caller.principal {
             Principal::Patient { account, patient: p, .. } if *p == patient => Some(account.to_string()),
@@ -236,13 +236,20 @@ impl App {
         let mut lines = Vec::with_capacity(rows.len());
         for r in rows {
             let e = r.event;
+            let org = client_org(&e.actor_role);
             let who = match &e.actor_account {
                 Some(a) if Some(a) == own_account.as_ref() => "You".to_owned(),
                 Some(a) => {
                     if !names.contains_key(a) {
-                        let name = match a.parse::<AccountId>() {
-                            Ok(id) => self.store.account(id).await?.map(|acc| acc.display_name),
-                            Err(_) => None,
+                        // An organisation's system is named by its organisation, as the
+                        // patient knows it; a person by their name.
+                        let name = match (org, a.parse::<AccountId>(), a.parse::<ClientId>()) {
+                            (Some(org), _, Ok(client)) => Some(self.store.api_client(client).await?.map_or_else(
+                                || format!("{org} (their system)"),
+                                |c| format!("{} (their system)", c.org_name),
+                            )),
+                            (None, Ok(id), _) => self.store.account(id).await?.map(|acc| acc.display_name),
+                            _ => None,
                         };
                         names.insert(a.clone(), name.unwrap_or_else(|| "Unknown account".into()));
                     }
@@ -271,7 +278,7 @@ impl App {
                 role: role_label(&e.actor_role),
                 practice,
                 what: describe(&e.action, &e.object_type),
-                module: module_of(&e.object_type),
+                module: module_of(&e.module),
                 outcome: e.outcome.clone(),
                 on_behalf: e.on_behalf.clone(),
             });
@@ -284,28 +291,22 @@ impl App {
     /// # Errors
     /// [`AppError::NotFound`] for anyone but the patient or their practice's privacy officer.
     pub async fn export_patient_audit(&self, caller: &Caller, patient: PatientId) -> Result<Value, AppError> {
-        let target = Target {
-            action: "export",
-            object_type: "access_history",
-            object_id: patient.to_string(),
-            patient: Some(patient),
-            practice: None,
-        };
-        let grant = self.authorize_audited::<ViewAccessHistory>(caller, patient, target, true).await?;
-        let filter = HistoryFilter { from_ms: 0, to_ms: i64::MAX, object_types: Vec::new(), limit: 100_000 };
-        let rows = self.store.patient_history(&grant, &filter).await?;
+        let grant = self.authorize::<ExportAccessHistory>(caller, patient).await?;
+        let filter = HistoryFilter { from_ms: 0, to_ms: i64::MAX, modules: Vec::new(), limit: 100_000 };
+        let rows = self.store.patient_history(&grant.implied(), &filter).await?;
         let events: Vec<AuditEvent> = rows.into_iter().rev().map(|r| r.event).collect();
         Ok(bundle(&events))
     }
 
-    /// Every event from day `from` to day `to` (inclusive, `YYYY-MM-DD`, UTC) as a FHIR `Bundle`
+    /// Every event from day `from` to day `to` (inclusive, `YYYY-MM-DD`, New Zealand days) as a FHIR `Bundle`
     /// (operators; at most 100,000).
     ///
     /// # Errors
     /// [`AppError::NotFound`] for anyone but an operator; [`AppError::Invalid`] for a bad range.
     pub async fn export_audit_range(&self, caller: &Caller, from: &str, to: &str) -> Result<Value, AppError> {
-        let target = Target::plain("export", "audit_log", &format!("{from}..{to}"));
-        let grant = self.authorize_audited::<ExportAudit>(caller, Platform, target, true).await?;
+        let grant = self.decide::<ExportAudit>(caller, Platform).await?;
+        let range = Target::of(&grant).about(&format!("{from}..{to}"));
+        self.audit(vec![self.event(caller, &range, Outcome::Allowed)]).await?;
         let mut errors = Vec::new();
         let from_ms = day_ms(from, "from", false).map_err(|e| errors.push(e)).ok().flatten();
         let to_ms = day_ms(to, "to", true).map_err(|e| errors.push(e)).ok().flatten();

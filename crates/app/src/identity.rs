@@ -1,10 +1,11 @@
 //! Signing in and out, sessions, and single-use links (activation and invitations).
 
-use crate::audit::{Caller, Target};
+use crate::audit::{Caller, Outcome, Target};
 use crate::mail::texts;
 use crate::security::{csrf_ok, csrf_token, hash_password, new_token, plausible_token, token_hash};
 use crate::{App, AppError, FieldError};
 use authz::Principal;
+use domain::Verb;
 use domain::{AccountId, AccountKind, Email, PatientId, PersonName, PracticeId, SessionId, StaffRole};
 use store::{Acceptance, InvitationPurpose, NewAccount, NewInvitation, NewSession, SessionRow};
 
@@ -115,7 +116,7 @@ impl App {
         &self,
         account: AccountId,
         caller: &Caller,
-        action: &str,
+        verb: Verb,
         proof: Proof,
     ) -> Result<SignInOutcome, AppError> {
         let second_factor = proof != Proof::Password;
@@ -134,11 +135,11 @@ impl App {
             mfa_at: second_factor.then_some(now),
             // A session opened by an emailed link (activation or invitation) may add a first
             // second factor; one opened by a password alone may not.
-            setup_ok_at: (action == "activate").then_some(now),
+            setup_ok_at: (verb == Verb::Activate).then_some(now),
             mfa_passkey: proof == Proof::Passkey,
         };
         self.store.create_session(&session).await?;
-        if action == "sign_in" {
+        if verb == Verb::SignIn {
             // A finished sign-in ends the account's run of failed passwords, unless it reached
             // the cap: then only a new password does (the holder's own sign-ins from a known
             // browser cannot reopen the account to another hundred guesses).
@@ -147,9 +148,8 @@ impl App {
         let signed_in =
             self.authenticate(&token).await?.ok_or_else(|| AppError::Internal("new session not found".into()))?;
         let as_them = Caller { principal: signed_in.principal.clone(), ..caller.clone() };
-        let target =
-            Target { action, object_type: "account", object_id: account.to_string(), patient: None, practice: None };
-        self.audit(vec![self.event(&as_them, &target, "allowed")]).await?;
+        let target = Target::account(verb, &account);
+        self.audit(vec![self.event(&as_them, &target, Outcome::Allowed)]).await?;
         Ok(SignInOutcome { token, signed_in })
     }
 
@@ -230,8 +230,8 @@ impl App {
     /// When storage fails.
     pub async fn sign_out(&self, caller: &Caller, who: &SignedIn) -> Result<(), AppError> {
         self.store.end_session(who.account, who.session, self.now()).await?;
-        let target = Target::plain("sign_out", "session", &who.session);
-        self.audit(vec![self.event(caller, &target, "allowed")]).await?;
+        let target = Target::session(Verb::SignOut, &who.session);
+        self.audit(vec![self.event(caller, &target, Outcome::Allowed)]).await?;
         tracing::info!(event = "sign_out", account = %who.account, session = %who.session, "signed out");
         Ok(())
     }
@@ -251,8 +251,8 @@ impl App {
     /// [`AppError::NotFound`] if it is not one of theirs (or already ended).
     pub async fn end_session(&self, caller: &Caller, who: &SignedIn, session: SessionId) -> Result<(), AppError> {
         let ended = self.store.end_session(who.account, session, self.now()).await?;
-        let target = Target::plain("session_end", "session", &session);
-        self.audit(vec![self.event(caller, &target, if ended { "allowed" } else { "not_found" })]).await?;
+        let target = Target::session(Verb::SessionEnd, &session);
+        self.audit(vec![self.event(caller, &target, if ended { Outcome::Allowed } else { Outcome::NotFound })]).await?;
         if ended { Ok(()) } else { Err(AppError::NotFound) }
     }
 
@@ -262,8 +262,8 @@ impl App {
     /// When storage fails.
     pub async fn end_other_sessions(&self, caller: &Caller, who: &SignedIn) -> Result<u64, AppError> {
         let n = self.store.end_other_sessions(who.account, Some(who.session), self.now()).await?;
-        let target = Target::plain("session_end", "session", &"others");
-        self.audit(vec![self.event(caller, &target, "allowed")]).await?;
+        let target = Target::session(Verb::SessionEnd, &"others");
+        self.audit(vec![self.event(caller, &target, Outcome::Allowed)]).await?;
         Ok(n)
     }
 
@@ -299,7 +299,7 @@ impl App {
         email: Option<&str>,
     ) -> Result<SignInOutcome, AppError> {
         let account = self.set_password_by_link(token, password, confirm, name, email).await?;
-        self.open_session(account, caller, "activate", Proof::Password).await
+        self.open_session(account, caller, Verb::Activate, Proof::Password).await
     }
 
     /// Uses a link to set a password without signing in (the console's `demo` uses this).
@@ -358,8 +358,8 @@ impl App {
             .accept_invitation(&token_hash(token), self.now(), &Acceptance { password_hash, first_operator })
             .await?;
         tracing::info!(event = "invitation.accepted", account = %account, "link used; password set");
-        let target = Target::plain("set_password", "account", &account);
-        self.audit(vec![self.event(&Caller::console(Principal::Anonymous), &target, "allowed")]).await?;
+        let target = Target::account(Verb::SetPassword, &account);
+        self.audit(vec![self.event(&Caller::console(Principal::Anonymous), &target, Outcome::Allowed)]).await?;
         Ok(account)
     }
 
@@ -391,8 +391,8 @@ impl App {
     /// # Errors
     /// [`AppError::Invalid`] for bad details, [`AppError::Conflict`] for an email in use.
     pub async fn console_create_operator(&self, name: &str, email: &str) -> Result<String, AppError> {
-        let target = Target::plain("create", "operator_invitation", &"new");
-        self.audit(vec![self.event(&Caller::console(Principal::Anonymous), &target, "allowed")]).await?;
+        let target = Target::console::<authz::InviteOperator>(authz::Platform);
+        self.audit(vec![self.event(&Caller::console(Principal::Anonymous), &target, Outcome::Allowed)]).await?;
         self.create_operator_with(&authz::console::manage_operators(), name, email).await
     }
 
@@ -401,9 +401,8 @@ impl App {
     /// # Errors
     /// [`AppError::NotFound`] for anyone but an operator; otherwise as for the console.
     pub async fn invite_operator(&self, who: &Caller, name: &str, email: &str) -> Result<(), AppError> {
-        let target = Target::plain("create", "operator_invitation", &"new");
-        let grant = self.authorize_audited::<authz::ManageOperators>(who, authz::Platform, target, true).await?;
-        self.create_operator_with(&grant, name, email).await.map(|_| ())
+        let grant = self.authorize::<authz::InviteOperator>(who, authz::Platform).await?;
+        self.create_operator_with(&grant.implied(), name, email).await.map(|_| ())
     }
 
     async fn create_operator_with(

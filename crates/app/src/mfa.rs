@@ -4,12 +4,13 @@
 //! second factor turns into a session. Adding a factor or using a recovery code is emailed to the
 //! account holder, with no link and nothing asked of them.
 
-use crate::audit::{Caller, Target};
+use crate::audit::{Caller, Outcome, Target};
 use crate::identity::{Proof, SignInOutcome, SignedIn};
 use crate::mail::texts;
 use crate::security::{new_token, plausible_token, random_bytes, token_hash};
 use crate::{App, AppError};
 use domain::AccountId;
+use domain::Verb;
 
 /// How long a correct password waits for its second factor, seconds.
 const CHALLENGE_SECS: i64 = 300;
@@ -109,12 +110,12 @@ impl App {
     /// After a correct password: a session, or (with a second factor set up) a challenge.
     pub(crate) async fn after_password(&self, account: AccountId, caller: &Caller) -> Result<SignInStep, AppError> {
         if !self.has_second_factor(account).await? {
-            return Ok(SignInStep::Done(self.open_session(account, caller, "sign_in", Proof::Password).await?));
+            return Ok(SignInStep::Done(self.open_session(account, caller, Verb::SignIn, Proof::Password).await?));
         }
         let token = new_token();
         let now = self.now();
         self.store.create_mfa_challenge(&token_hash(&token), account, now, now + CHALLENGE_SECS).await?;
-        self.audit(vec![self.event(caller, &Target::plain("sign_in.password", "account", &account), "allowed")])
+        self.audit(vec![self.event(caller, &Target::account(Verb::SignInPassword, &account), Outcome::Allowed)])
             .await?;
         metrics::counter!("tiaki_sign_in_total", "outcome" => "second_factor_asked").increment(1);
         Ok(SignInStep::SecondFactor(token))
@@ -145,9 +146,9 @@ impl App {
     ) -> Result<SignInOutcome, AppError> {
         let now = self.now();
         let account = self.open_challenge_account(challenge).await?;
-        let target = Target::plain("sign_in.second_factor", "account", &account);
+        let target = Target::account(Verb::SignInSecondFactor, &account);
         if self.store.recent_mfa_failures(account, now - FAILURE_WINDOW).await? >= MAX_ACCOUNT_FAILURES {
-            self.audit(vec![self.event(caller, &target, "denied")]).await?;
+            self.audit(vec![self.event(caller, &target, Outcome::Denied)]).await?;
             metrics::counter!("tiaki_sign_in_total", "outcome" => "second_factor_locked").increment(1);
             return Err(AppError::RateLimited(u64::try_from(FAILURE_WINDOW).unwrap_or(3600)));
         }
@@ -194,8 +195,8 @@ impl App {
     ) -> Result<(), AppError> {
         self.store.fail_mfa_challenge(&token_hash(challenge)).await?;
         self.after_code_failure(account).await?;
-        let target = Target::plain("sign_in.second_factor", "account", &account);
-        self.audit(vec![self.event(caller, &target, "denied")]).await?;
+        let target = Target::account(Verb::SignInSecondFactor, &account);
+        self.audit(vec![self.event(caller, &target, Outcome::Denied)]).await?;
         metrics::counter!("tiaki_sign_in_total", "outcome" => "second_factor_failed").increment(1);
         Ok(())
     }
@@ -213,8 +214,8 @@ impl App {
             return Err(AppError::LinkExpired);
         }
         metrics::counter!("tiaki_sign_in_total", "outcome" => "succeeded").increment(1);
-        let target = Target::plain("sign_in.second_factor", "account", &account);
-        self.audit(vec![self.event(caller, &target, "allowed")]).await?;
+        let target = Target::account(Verb::SignInSecondFactor, &account);
+        self.audit(vec![self.event(caller, &target, Outcome::Allowed)]).await?;
         if recovery_used {
             self.notify(
                 account,
@@ -224,7 +225,7 @@ impl App {
             )
             .await?;
         }
-        self.open_session(account, caller, "sign_in", proof).await
+        self.open_session(account, caller, Verb::SignIn, proof).await
     }
 
     /// "Confirm it's you" with a code from the authenticator app: the session counts as freshly
@@ -234,7 +235,7 @@ impl App {
     /// [`AppError::Invalid`] for a wrong or used code.
     pub async fn confirm_with_code(&self, caller: &Caller, who: &SignedIn, code: &str) -> Result<String, AppError> {
         let account = self.store.account(who.account).await?.ok_or(AppError::Unauthenticated)?;
-        self.guard_code_guessing(caller, who.account, "mfa.confirm").await?;
+        self.guard_code_guessing(caller, who.account, Verb::MfaConfirm).await?;
         let ok = match self.store.totp_factor(who.account).await? {
             Some(row) if row.confirmed_at.is_some() => {
                 self.accept_code(who.account, &row.secret, &account.email, code).await?
@@ -244,7 +245,7 @@ impl App {
         if !ok {
             self.store.record_mfa_failure(who.account, self.now()).await?;
             self.after_code_failure(who.account).await?;
-            self.audit(vec![self.event(caller, &Target::plain("mfa.confirm", "account", &who.account), "denied")])
+            self.audit(vec![self.event(caller, &Target::account(Verb::MfaConfirm, &who.account), Outcome::Denied)])
                 .await?;
             return Err(AppError::field(
                 "confirm_code",
@@ -283,9 +284,9 @@ impl App {
 
     /// Refuses further codes for an account that has had too many wrong ones lately (sign-in and
     /// factor changes alike).
-    async fn guard_code_guessing(&self, caller: &Caller, account: AccountId, action: &str) -> Result<(), AppError> {
+    async fn guard_code_guessing(&self, caller: &Caller, account: AccountId, verb: Verb) -> Result<(), AppError> {
         if self.store.recent_mfa_failures(account, self.now() - FAILURE_WINDOW).await? >= MAX_ACCOUNT_FAILURES {
-            self.audit(vec![self.event(caller, &Target::plain(action, "account", &account), "denied")]).await?;
+            self.audit(vec![self.event(caller, &Target::account(verb, &account), Outcome::Denied)]).await?;
             return Err(AppError::RateLimited(u64::try_from(FAILURE_WINDOW).unwrap_or(3600)));
         }
         Ok(())
@@ -310,7 +311,7 @@ impl App {
         );
         self.store.enqueue_mail(&texts::mail(&row.email, "Set up your Tiaki authenticator app", body, now)).await?;
         self.mail_waker.notify_one();
-        self.audit(vec![self.event(caller, &Target::plain("mfa.setup_link.send", "account", &who.account), "allowed")])
+        self.audit(vec![self.event(caller, &Target::account(Verb::MfaSetupLinkSend, &who.account), Outcome::Allowed)])
             .await?;
         Ok(())
     }
@@ -323,15 +324,15 @@ impl App {
         if !plausible_token(token) {
             return Err(AppError::LinkExpired);
         }
-        let target = Target::plain("mfa.setup_link.open", "account", &who.account);
+        let target = Target::account(Verb::MfaSetupLinkOpen, &who.account);
         match self.store.use_setup_link(&token_hash(token), self.now()).await? {
             Some(account) if account == who.account => {
                 self.store.allow_factor_setup(who.session, self.now()).await?;
-                self.audit(vec![self.event(caller, &target, "allowed")]).await?;
+                self.audit(vec![self.event(caller, &target, Outcome::Allowed)]).await?;
                 Ok(())
             }
             _ => {
-                self.audit(vec![self.event(caller, &target, "denied")]).await?;
+                self.audit(vec![self.event(caller, &target, Outcome::Denied)]).await?;
                 Err(AppError::LinkExpired)
             }
         }
@@ -440,7 +441,7 @@ impl App {
         let token = new_token();
         self.store.mark_session_mfa(who.session, self.now(), &token_hash(&token)).await?;
         self.store.end_other_sessions(who.account, Some(who.session), self.now()).await?;
-        self.audit(vec![self.event(caller, &Target::plain("mfa.totp.add", "account", &who.account), "allowed")])
+        self.audit(vec![self.event(caller, &Target::account(Verb::MfaTotpAdd, &who.account), Outcome::Allowed)])
             .await?;
         self.notify(
             who.account,
@@ -469,21 +470,21 @@ impl App {
                 "That code is not right, or was already used. Enter the 6 digits the app shows now.",
             )
         };
-        self.guard_code_guessing(caller, who.account, "mfa.recovery_codes.replace").await?;
+        self.guard_code_guessing(caller, who.account, Verb::MfaRecoveryCodesReplace).await?;
         let row = self.store.totp_factor(who.account).await?.filter(|r| r.confirmed_at.is_some()).ok_or_else(wrong)?;
         if !self.accept_code(who.account, &row.secret, &account.email, code).await? {
             self.store.record_mfa_failure(who.account, self.now()).await?;
             self.after_code_failure(who.account).await?;
-            let target = Target::plain("mfa.recovery_codes.replace", "account", &who.account);
-            self.audit(vec![self.event(caller, &target, "denied")]).await?;
+            let target = Target::account(Verb::MfaRecoveryCodesReplace, &who.account);
+            self.audit(vec![self.event(caller, &target, Outcome::Denied)]).await?;
             return Err(wrong());
         }
         let (shown, hashes) = new_recovery_codes(who.account);
         self.store.replace_recovery_codes(who.account, &hashes).await?;
         self.audit(vec![self.event(
             caller,
-            &Target::plain("mfa.recovery_codes.replace", "account", &who.account),
-            "allowed",
+            &Target::account(Verb::MfaRecoveryCodesReplace, &who.account),
+            Outcome::Allowed,
         )])
         .await?;
         Ok(shown)
@@ -516,18 +517,18 @@ impl App {
         }
         let typed = normalise(code);
         let now = self.now();
-        self.guard_code_guessing(caller, who.account, "mfa.totp.remove").await?;
+        self.guard_code_guessing(caller, who.account, Verb::MfaTotpRemove).await?;
         let proved = if typed.len() == 6 && typed.bytes().all(|b| b.is_ascii_digit()) {
             self.accept_code(who.account, &row.secret, &account.email, &typed).await?
         } else {
             typed.len() == 10
                 && self.store.use_recovery_code(who.account, &recovery_hash(who.account, &typed), now).await?
         };
-        let target = Target::plain("mfa.totp.remove", "account", &who.account);
+        let target = Target::account(Verb::MfaTotpRemove, &who.account);
         if !proved {
             self.store.record_mfa_failure(who.account, now).await?;
             self.after_code_failure(who.account).await?;
-            self.audit(vec![self.event(caller, &target, "denied")]).await?;
+            self.audit(vec![self.event(caller, &target, Outcome::Denied)]).await?;
             return Err(AppError::field(
                 "remove_code",
                 "That code is not right, or was already used. Enter the 6 digits the app shows now, or a recovery code.",
@@ -536,7 +537,7 @@ impl App {
         self.store.remove_factors(who.account).await?;
         // No session keeps a proof of a factor that is gone; the others end.
         self.store.reset_session_mfa(who.account, Some(who.session), now).await?;
-        self.audit(vec![self.event(caller, &target, "allowed")]).await?;
+        self.audit(vec![self.event(caller, &target, Outcome::Allowed)]).await?;
         self.notify(
             who.account,
             "The authenticator app was removed from your Tiaki account",
@@ -574,8 +575,8 @@ impl App {
         email: &str,
         checked: &str,
     ) -> Result<bool, AppError> {
-        let target = Target::practice("update", "account_factors", practice);
-        let _grant = self.authorize_audited::<authz::ManageStaff>(caller, practice, target.clone(), false).await?;
+        let grant = self.decide::<authz::ResetStaffFactors>(caller, practice).await?;
+        let target = Target::of(&grant);
         let checked = identity_check(checked)?;
         let account = self.store.account_by_email(&email.trim().to_lowercase()).await?;
         let mut belongs = false;
@@ -589,7 +590,7 @@ impl App {
             }
         }
         let Some(account) = account.filter(|_| belongs) else {
-            self.audit(vec![self.event(caller, &target, "not_found")]).await?;
+            self.audit(vec![self.event(caller, &target, Outcome::NotFound)]).await?;
             return Err(AppError::field(
                 "reset_email",
                 "No patient or member of staff of this practice has that email address.",
@@ -603,7 +604,7 @@ impl App {
     async fn reset_factors_of(&self, caller: &Caller, account: AccountId, checked: &str) -> Result<bool, AppError> {
         let had = self.store.remove_factors(account).await?;
         let ended = self.store.end_other_sessions(account, None, self.now()).await?;
-        let mut event = self.event(caller, &Target::plain("mfa.reset", "account", &account), "allowed");
+        let mut event = self.event(caller, &Target::account(Verb::MfaReset, &account), Outcome::Allowed);
         event.on_behalf = Some(format!("identity checked: {}", checked.chars().take(200).collect::<String>()));
         self.audit(vec![event]).await?;
         self.notify(

@@ -6,10 +6,11 @@
 //! answer to a stale challenge finds nothing. "Confirm it's you" (step-up) asks for a passkey or
 //! a code again before factors change.
 
-use crate::audit::{Caller, Target};
+use crate::audit::{Caller, Outcome, Target};
 use crate::identity::{Proof, SignInOutcome, SignedIn};
 use crate::security::{new_token, plausible_token, token_hash};
 use crate::{App, AppError};
+use domain::Verb;
 use domain::{AccountId, UnixTime};
 use store::PasskeyRow;
 use webauthn_rs::prelude::{
@@ -171,8 +172,7 @@ impl App {
     /// [`AppError::NotFound`] for anyone but operators; [`AppError::Conflict`] when the operator
     /// has no passkey themselves; [`AppError::Invalid`] without a choice.
     pub async fn set_passkeys_required(&self, caller: &Caller, on: Option<bool>) -> Result<(), AppError> {
-        let target = Target::plain("update", "passkey_policy", &"platform");
-        let grant = self.authorize_audited::<authz::ManagePractices>(caller, authz::Platform, target, true).await?;
+        let grant = self.authorize::<authz::SetPasskeyPolicy>(caller, authz::Platform).await?;
         let on = on.ok_or_else(|| AppError::field("on", "Choose whether to require passkeys."))?;
         let own = match &caller.principal {
             authz::Principal::Operator { account, .. } => self.store.passkeys(*account).await?.len(),
@@ -184,7 +184,7 @@ impl App {
                     .into(),
             ));
         }
-        self.store.set_platform_flag(&grant, crate::identity::PASSKEYS_REQUIRED, on).await?;
+        self.store.set_platform_flag(&grant.implied(), crate::identity::PASSKEYS_REQUIRED, on).await?;
         tracing::info!(on, "the passkey requirement for operators and practice admins changed");
         Ok(())
     }
@@ -289,11 +289,11 @@ impl App {
         let ceremony = self.take_ceremony(token, "register", Some(who.account)).await?;
         let state: PasskeyRegistration = from_json(&ceremony.state)?;
         let reg: RegisterPublicKeyCredential = answer(response)?;
-        let target = Target::plain("mfa.passkey.add", "account", &who.account);
+        let target = Target::account(Verb::MfaPasskeyAdd, &who.account);
         let key = match rp.finish_passkey_registration(&reg, &state) {
             Ok(k) => k,
             Err(e) => {
-                self.audit(vec![self.event(caller, &target, "denied")]).await?;
+                self.audit(vec![self.event(caller, &target, Outcome::Denied)]).await?;
                 return Err(webauthn_failed(e));
             }
         };
@@ -322,7 +322,7 @@ impl App {
         self.store.mark_session_mfa(who.session, now, &token_hash(&new)).await?;
         self.store.mark_session_passkey(who.session).await?;
         self.store.end_other_sessions(who.account, Some(who.session), now).await?;
-        self.audit(vec![self.event(caller, &target, "allowed")]).await?;
+        self.audit(vec![self.event(caller, &target, Outcome::Allowed)]).await?;
         self.notify(
             who.account,
             "A passkey was added to your Tiaki account",
@@ -343,9 +343,9 @@ impl App {
     /// [`AppError::Conflict`] without a recent confirmation, or when it is the last factor of an
     /// account that must keep one; [`AppError::NotFound`] for a passkey that is not theirs.
     pub async fn remove_passkey(&self, caller: &Caller, who: &SignedIn, id: uuid::Uuid) -> Result<(), AppError> {
-        let target = Target::plain("mfa.passkey.remove", "account", &who.account);
+        let target = Target::account(Verb::MfaPasskeyRemove, &who.account);
         if !self.recently_confirmed(who) {
-            self.audit(vec![self.event(caller, &target, "denied")]).await?;
+            self.audit(vec![self.event(caller, &target, Outcome::Denied)]).await?;
             return Err(AppError::Conflict(
                 "For your safety, confirm it's you (with a passkey or a code) before removing a passkey.".into(),
             ));
@@ -363,7 +363,7 @@ impl App {
         if !self.store.remove_passkey(who.account, id).await? {
             return Err(AppError::NotFound);
         }
-        self.audit(vec![self.event(caller, &target, "allowed")]).await?;
+        self.audit(vec![self.event(caller, &target, Outcome::Allowed)]).await?;
         self.notify(
             who.account,
             "A passkey was removed from your Tiaki account",
@@ -416,22 +416,22 @@ impl App {
         let row = self.store.passkey_by_credential(cred_id).await?.filter(|r| r.account.as_uuid() == user);
         let Some(row) = row else {
             metrics::counter!("tiaki_sign_in_total", "outcome" => "passkey_unknown").increment(1);
-            self.audit(vec![self.event(caller, &Target::plain("sign_in.passkey", "account", &user), "not_found")])
+            self.audit(vec![self.event(caller, &Target::account(Verb::SignInPasskey, &user), Outcome::NotFound)])
                 .await?;
             return Err(webauthn_failed("no such passkey"));
         };
-        let target = Target::plain("sign_in.passkey", "account", &row.account);
+        let target = Target::account(Verb::SignInPasskey, &row.account);
         let key = Self::stored_passkey(&row)?;
         match rp.finish_discoverable_authentication_v2(&cred, state, &key) {
             Ok(result) => {
                 self.passkey_was_used(&row, key, &result).await?;
                 metrics::counter!("tiaki_sign_in_total", "outcome" => "succeeded").increment(1);
-                self.audit(vec![self.event(caller, &target, "allowed")]).await?;
-                self.open_session(row.account, caller, "sign_in", Proof::Passkey).await
+                self.audit(vec![self.event(caller, &target, Outcome::Allowed)]).await?;
+                self.open_session(row.account, caller, Verb::SignIn, Proof::Passkey).await
             }
             Err(e) => {
                 metrics::counter!("tiaki_sign_in_total", "outcome" => "passkey_failed").increment(1);
-                self.audit(vec![self.event(caller, &target, "denied")]).await?;
+                self.audit(vec![self.event(caller, &target, Outcome::Denied)]).await?;
                 Err(webauthn_failed(e))
             }
         }
@@ -531,9 +531,9 @@ impl App {
         token: &str,
         response: &str,
     ) -> Result<String, AppError> {
-        let target = Target::plain("mfa.confirm", "account", &who.account);
+        let target = Target::account(Verb::MfaConfirm, &who.account);
         if !self.finish_passkey_check(who.account, "confirm", token, response).await? {
-            self.audit(vec![self.event(caller, &target, "denied")]).await?;
+            self.audit(vec![self.event(caller, &target, Outcome::Denied)]).await?;
             return Err(webauthn_failed("the passkey did not verify"));
         }
         self.store.mark_session_passkey(who.session).await?;
@@ -544,7 +544,8 @@ impl App {
     pub(crate) async fn confirmed(&self, caller: &Caller, who: &SignedIn) -> Result<String, AppError> {
         let new = new_token();
         self.store.mark_session_mfa(who.session, self.now(), &token_hash(&new)).await?;
-        self.audit(vec![self.event(caller, &Target::plain("mfa.confirm", "account", &who.account), "allowed")]).await?;
+        self.audit(vec![self.event(caller, &Target::account(Verb::MfaConfirm, &who.account), Outcome::Allowed)])
+            .await?;
         Ok(new)
     }
 }

@@ -1,6 +1,6 @@
 //! Practices, their staff and their patients: what operators and practice staff do.
 
-use crate::audit::{Caller, Target};
+use crate::audit::{Caller, Outcome, Target};
 use crate::mail::texts;
 use crate::{App, AppError, FieldError};
 use authz::{EnrolPatient, ListPracticePatients, ManagePractices, ManageStaff, Platform, ViewPatient};
@@ -74,9 +74,8 @@ impl App {
     /// # Errors
     /// [`AppError::NotFound`] for anyone but an operator.
     pub async fn list_practices(&self, who: &Caller) -> Result<Vec<PracticeSummary>, AppError> {
-        let target = Target::plain("list", "practice", &"*");
-        let grant = self.authorize_audited::<ManagePractices>(who, Platform, target, true).await?;
-        Ok(self.store.list_practices(&grant).await?)
+        let grant = self.authorize::<authz::ListPractices>(who, Platform).await?;
+        Ok(self.store.list_practices(&grant.implied()).await?)
     }
 
     /// Creates a practice and invites its first admin (operators).
@@ -84,9 +83,8 @@ impl App {
     /// # Errors
     /// [`AppError::Invalid`], [`AppError::Conflict`], or [`AppError::NotFound`] for non-operators.
     pub async fn create_practice(&self, who: &Caller, form: &PracticeForm) -> Result<PracticeId, AppError> {
-        let target = Target::plain("create", "practice", &"new");
-        let grant = self.authorize_audited::<ManagePractices>(who, Platform, target, true).await?;
-        let (id, _link) = self.create_practice_with(&grant, form, Some(who)).await?;
+        let grant = self.authorize::<authz::CreatePractice>(who, Platform).await?;
+        let (id, _link) = self.create_practice_with(&grant.implied(), form, Some(who)).await?;
         Ok(id)
     }
 
@@ -95,8 +93,8 @@ impl App {
     /// # Errors
     /// As for [`App::create_practice`].
     pub async fn console_create_practice(&self, form: &PracticeForm) -> Result<(PracticeId, String), AppError> {
-        let target = Target::plain("create", "practice", &"new");
-        self.audit(vec![self.event(&Caller::console(authz::Principal::Anonymous), &target, "allowed")]).await?;
+        let target = Target::console::<authz::CreatePractice>(Platform);
+        self.audit(vec![self.event(&Caller::console(authz::Principal::Anonymous), &target, Outcome::Allowed)]).await?;
         self.create_practice_with(&authz::console::manage_practices(), form, None).await
     }
 
@@ -125,16 +123,7 @@ impl App {
         self.store.create_practice(grant, &practice).await?;
         tracing::info!(event = "practice.created", practice = %practice.id, "practice created");
         let staff_grant = match who {
-            Some(who) => {
-                let target = Target {
-                    action: "create",
-                    object_type: "staff_invitation",
-                    object_id: practice.id.to_string(),
-                    patient: None,
-                    practice: Some(practice.id),
-                };
-                self.authorize_audited::<ManageStaff>(who, practice.id, target, true).await?
-            }
+            Some(who) => self.authorize::<authz::InviteStaff>(who, practice.id).await?.implied(),
             None => authz::console::manage_staff(practice.id),
         };
         let link = self.invite(&staff_grant, practice.name.as_str(), admin_name, admin_email, StaffRole::Admin).await?;
@@ -146,9 +135,8 @@ impl App {
     /// # Errors
     /// [`AppError::NotFound`] for anyone else.
     pub async fn list_staff(&self, who: &Caller, practice: PracticeId) -> Result<Vec<StaffRow>, AppError> {
-        let target = Target::practice("list", "staff", practice);
-        let grant = self.authorize_audited::<ManageStaff>(who, practice, target, true).await?;
-        Ok(self.store.list_staff(&grant).await?)
+        let grant = self.authorize::<authz::ListStaff>(who, practice).await?;
+        Ok(self.store.list_staff(&grant.implied()).await?)
     }
 
     /// Whether the practice requires its patients to use a second factor (its admins, and
@@ -173,10 +161,9 @@ impl App {
         practice: PracticeId,
         on: Option<bool>,
     ) -> Result<(), AppError> {
-        let target = Target::practice("update", "patient_mfa_policy", practice);
-        let grant = self.authorize_audited::<ManageStaff>(who, practice, target, true).await?;
+        let grant = self.authorize::<authz::SetPatientMfaPolicy>(who, practice).await?;
         let on = on.ok_or_else(|| AppError::field("on", "Choose whether to require a second step."))?;
-        self.store.set_patients_need_mfa(&grant, on).await?;
+        self.store.set_patients_need_mfa(&grant.implied(), on).await?;
         tracing::info!(practice = %practice, on, "the practice's second-factor requirement for patients changed");
         Ok(())
     }
@@ -191,8 +178,7 @@ impl App {
         practice: PracticeId,
         form: &InviteStaffForm,
     ) -> Result<(), AppError> {
-        let target = Target::practice("create", "staff_invitation", practice);
-        let grant = self.authorize_audited::<ManageStaff>(who, practice, target, true).await?;
+        let grant: authz::Grant<ManageStaff> = self.authorize::<authz::InviteStaff>(who, practice).await?.implied();
         if matches!(who.principal, authz::Principal::Operator { .. }) {
             // Operators set up a practice's admin, and only while it has none: an operator cannot
             // quietly give themselves a clinical account at a working practice.
@@ -220,8 +206,8 @@ impl App {
         if self.store.practice(practice).await?.is_none() {
             return Err(AppError::NotFound);
         }
-        let target = Target::practice("create", "staff_invitation", practice);
-        self.audit(vec![self.event(&Caller::console(authz::Principal::Anonymous), &target, "allowed")]).await?;
+        let target = Target::console::<authz::InviteStaff>(practice);
+        self.audit(vec![self.event(&Caller::console(authz::Principal::Anonymous), &target, Outcome::Allowed)]).await?;
         self.invite_staff_with(&authz::console::manage_staff(practice), practice, form).await
     }
 
@@ -292,21 +278,13 @@ impl App {
     /// # Errors
     /// [`AppError::NotFound`] for anyone else.
     pub async fn list_patients(&self, who: &Caller, practice: PracticeId) -> Result<Vec<PatientRow>, AppError> {
-        let target = Target::practice("list", "patient", practice);
-        let grant = self.authorize_audited::<ListPracticePatients>(who, practice, target, false).await?;
+        let grant = self.decide::<ListPracticePatients>(who, practice).await?;
         let rows = self.store.list_patients(&grant).await?;
         // One event per patient listed, written before the list is served.
         let events = rows
             .iter()
             .map(|p| {
-                let t = Target {
-                    action: "list",
-                    object_type: "patient",
-                    object_id: p.id.to_string(),
-                    patient: Some(p.id),
-                    practice: Some(practice),
-                };
-                self.event(who, &t, "allowed")
+                self.event(who, &Target { patient: Some(p.id), ..Target::of(&grant).about(&p.id) }, Outcome::Allowed)
             })
             .collect();
         self.audit(events).await?;
@@ -338,8 +316,7 @@ impl App {
         practice: PracticeId,
         form: &EnrolForm,
     ) -> Result<(Enrolled, String), AppError> {
-        let target = Target::practice("create", "enrolment", practice);
-        let grant = self.authorize_audited::<EnrolPatient>(who, practice, target, true).await?; // the attempt, before anything changes
+        let grant = self.authorize::<EnrolPatient>(who, practice).await?; // the attempt, before anything changes
         let mut errors = Vec::new();
         let today = time::OffsetDateTime::from_unix_timestamp(self.now())
             .map(time::OffsetDateTime::date)
@@ -383,14 +360,9 @@ impl App {
             },
         })?;
         let (Enrolled::New(id) | Enrolled::Existing(id) | Enrolled::AlreadyEnrolled(id)) = outcome;
-        let t = Target {
-            action: "create",
-            object_type: "enrolment",
-            object_id: id.to_string(),
-            patient: Some(id),
-            practice: Some(practice),
-        };
-        self.audit(vec![self.event(who, &t, "allowed")]).await?;
+        // The enrolment itself, filed under the patient for their history.
+        let t = Target { patient: Some(id), ..Target::of(&grant).about(&id) };
+        self.audit(vec![self.event(who, &t, Outcome::Allowed)]).await?;
         if let Enrolled::Existing(_) = outcome {
             // Tell the patient another practice can now see their record. No link, nothing asked.
             if let Some(acc) = self.store.account(self.store.patient_account(id).await?).await? {
@@ -419,18 +391,7 @@ impl App {
         who: &Caller,
         patient: PatientId,
     ) -> Result<(PatientRow, Vec<PracticeRow>), AppError> {
-        let practice = match &who.principal {
-            authz::Principal::Staff { practice, .. } => Some(*practice),
-            _ => None,
-        };
-        let target = Target {
-            action: "read",
-            object_type: "patient",
-            object_id: patient.to_string(),
-            patient: Some(patient),
-            practice,
-        };
-        let grant = self.authorize_audited::<ViewPatient>(who, patient, target, true).await?;
+        let grant = self.authorize::<ViewPatient>(who, patient).await?;
         let row = self.store.patient(&grant).await?;
         let mut practices = Vec::new();
         for id in authz::Relations::patient_practices(&*self.store, patient)

@@ -2,7 +2,7 @@
 //! the breached-password check, and the ways to a new password or email: "Forgot your password?",
 //! changing it while signed in, and changing the email (both after a recent second factor).
 
-use crate::audit::{Caller, Target};
+use crate::audit::{Caller, Outcome, Target};
 use crate::identity::SignedIn;
 use crate::mail::texts;
 use crate::mfa::SignInStep;
@@ -12,6 +12,7 @@ use crate::ratelimit::{
 };
 use crate::security::{self, hash_password, new_token, plausible_token, token_hash, verify_password};
 use crate::{App, AppError, FieldError};
+use domain::Verb;
 use domain::{AccountId, Email};
 use std::net::IpAddr;
 use store::{AccountRow, WindowCount};
@@ -64,7 +65,7 @@ impl App {
             _ => false,
         };
         let failed = |account: Option<AccountId>| {
-            Target::plain("sign_in", "account", &account.map_or_else(|| "unknown".to_owned(), |a| a.to_string()))
+            Target::account(Verb::SignIn, &account.map_or_else(|| "unknown".to_owned(), |a| a.to_string()))
         };
         let claimed = match self.admit(caller, &key, account.as_ref(), device_hash.as_deref().filter(|_| known)).await {
             Ok(claimed) => claimed,
@@ -73,7 +74,7 @@ impl App {
                 // hammering a paused account must not put the whole platform under attack).
                 let outcome = if matches!(e, AppError::SignInPaused) { "paused" } else { "rate_limited" };
                 metrics::counter!("tiaki_sign_in_total", "outcome" => outcome).increment(1);
-                self.audit(vec![self.event(caller, &failed(account.as_ref().map(|a| a.id)), "denied")]).await?;
+                self.audit(vec![self.event(caller, &failed(account.as_ref().map(|a| a.id)), Outcome::Denied)]).await?;
                 return Err(e);
             }
         };
@@ -83,7 +84,7 @@ impl App {
             self.sign_in_failed(account.as_ref(), device_hash.as_deref().filter(|_| known), claimed).await?;
             metrics::counter!("tiaki_sign_in_total", "outcome" => "failed").increment(1);
             tracing::info!(event = "sign_in.failed", "sign-in failed");
-            self.audit(vec![self.event(caller, &failed(account.as_ref().map(|a| a.id)), "denied")]).await?;
+            self.audit(vec![self.event(caller, &failed(account.as_ref().map(|a| a.id)), Outcome::Denied)]).await?;
             return Err(AppError::BadCredentials);
         };
         if claimed.is_some() {
@@ -92,8 +93,8 @@ impl App {
         if self.password_is_breached(password, account).await {
             self.store.mark_password_breached(account.id, self.now()).await?;
             metrics::counter!("tiaki_sign_in_total", "outcome" => "breached_password").increment(1);
-            let target = Target::plain("sign_in.breached_password", "account", &account.id);
-            self.audit(vec![self.event(caller, &target, "denied")]).await?;
+            let target = Target::account(Verb::SignInBreachedPassword, &account.id);
+            self.audit(vec![self.event(caller, &target, Outcome::Denied)]).await?;
             if !self.has_second_factor(account.id).await? {
                 // The password alone is all anyone needs, and it is known to be out there: no
                 // session; the holder gets a link to choose a new one.
@@ -263,9 +264,9 @@ impl App {
     /// # Errors
     /// [`AppError::RateLimited`] when this address has asked too often.
     pub async fn request_password_reset(&self, caller: &Caller, email: &str) -> Result<(), AppError> {
-        let target = Target::plain("password_reset.request", "account", &"by_email");
+        let target = Target::account(Verb::PasswordResetRequest, &"by_email");
         if let Err(e) = self.limit_address(caller, 1).await {
-            self.audit(vec![self.event(caller, &target, "denied")]).await?;
+            self.audit(vec![self.event(caller, &target, Outcome::Denied)]).await?;
             return Err(e);
         }
         let key = email.trim().to_lowercase();
@@ -273,10 +274,11 @@ impl App {
         match account.filter(|a| a.disabled_at.is_none() && a.password_hash.is_some()) {
             Some(a) => {
                 let sent = self.send_reset_link(&a, false).await?;
-                let target = Target::plain("password_reset.request", "account", &a.id);
-                self.audit(vec![self.event(caller, &target, if sent { "allowed" } else { "denied" })]).await?;
+                let target = Target::account(Verb::PasswordResetRequest, &a.id);
+                self.audit(vec![self.event(caller, &target, if sent { Outcome::Allowed } else { Outcome::Denied })])
+                    .await?;
             }
-            None => self.audit(vec![self.event(caller, &target, "not_found")]).await?,
+            None => self.audit(vec![self.event(caller, &target, Outcome::NotFound)]).await?,
         }
         Ok(())
     }
@@ -341,7 +343,7 @@ impl App {
         self.check_new_password(&account, password, confirm, "password").await?;
         let hash = hash_password(password.to_owned()).await.map_err(AppError::Internal)?;
         let id = self.store.use_password_reset(&token_hash(token), now, &hash).await?.ok_or(AppError::LinkExpired)?;
-        self.audit(vec![self.event(caller, &Target::plain("password_reset", "account", &id), "allowed")]).await?;
+        self.audit(vec![self.event(caller, &Target::account(Verb::PasswordReset, &id), Outcome::Allowed)]).await?;
         self.password_changed_notice(id).await
     }
 
@@ -360,7 +362,7 @@ impl App {
         password: &str,
         confirm: &str,
     ) -> Result<(), AppError> {
-        let target = Target::plain("password.change", "account", &who.account);
+        let target = Target::account(Verb::PasswordChange, &who.account);
         let account = self.current_password_ok(caller, who, ("current", current), &target).await?;
         if current == password {
             return Err(AppError::field("password", "Choose a password different from your current one."));
@@ -368,7 +370,7 @@ impl App {
         self.check_new_password(&account, password, confirm, "password").await?;
         let hash = hash_password(password.to_owned()).await.map_err(AppError::Internal)?;
         self.store.change_password(who.account, &hash, who.session, self.now()).await?;
-        self.audit(vec![self.event(caller, &target, "allowed")]).await?;
+        self.audit(vec![self.event(caller, &target, Outcome::Allowed)]).await?;
         self.password_changed_notice(who.account).await
     }
 
@@ -386,13 +388,13 @@ impl App {
         new_email: &str,
     ) -> Result<(), AppError> {
         let email = Email::parse(new_email).map_err(|e| AppError::field("new_email", e.to_string()))?;
-        let target = Target::plain("email.change.request", "account", &who.account);
+        let target = Target::account(Verb::EmailChangeRequest, &who.account);
         self.may_change_email(caller, who, &target).await?;
         let account = self.current_password_ok(caller, who, ("email_current", current), &target).await?;
         if email.as_str() == account.email {
             return Err(AppError::field("new_email", "That is already your email address."));
         }
-        self.audit(vec![self.event(caller, &target, "allowed")]).await?;
+        self.audit(vec![self.event(caller, &target, Outcome::Allowed)]).await?;
         if self.store.account_by_email(email.as_str()).await?.is_some() {
             return Ok(());
         }
@@ -429,16 +431,16 @@ impl App {
     /// [`AppError::LinkExpired`] for a used, expired, unknown or someone else's link;
     /// [`AppError::Conflict`] when another account took the address meanwhile.
     pub async fn confirm_email_change(&self, caller: &Caller, who: &SignedIn, token: &str) -> Result<String, AppError> {
-        let target = Target::plain("email.change", "account", &who.account);
+        let target = Target::account(Verb::EmailChange, &who.account);
         self.may_change_email(caller, who, &target).await?;
         if !plausible_token(token) {
             return Err(AppError::LinkExpired);
         }
         let Some(changed) = self.store.use_email_change(&token_hash(token), who.account, self.now()).await? else {
-            self.audit(vec![self.event(caller, &target, "denied")]).await?;
+            self.audit(vec![self.event(caller, &target, Outcome::Denied)]).await?;
             return Err(AppError::LinkExpired);
         };
-        self.audit(vec![self.event(caller, &target, "allowed")]).await?;
+        self.audit(vec![self.event(caller, &target, Outcome::Allowed)]).await?;
         let text = format!(
             "The email address of your Tiaki account was changed from {} to {}. Tiaki's messages now go to the new \
              address.\n\nIf this was not you, contact your practice straight away.",
@@ -455,9 +457,9 @@ impl App {
 
     /// Where an account's mail goes decides who can reset its password and add its factors, so
     /// a password alone never moves it: only a session that has proved a second factor may.
-    async fn may_change_email(&self, caller: &Caller, who: &SignedIn, target: &Target<'_>) -> Result<(), AppError> {
+    async fn may_change_email(&self, caller: &Caller, who: &SignedIn, target: &Target) -> Result<(), AppError> {
         if who.needs_second_factor || who.must_change_password || !self.has_second_factor(who.account).await? {
-            self.audit(vec![self.event(caller, target, "denied")]).await?;
+            self.audit(vec![self.event(caller, target, Outcome::Denied)]).await?;
             return Err(AppError::Conflict(
                 "To change your email address, first set up a passkey or an authenticator app below: a password alone \
                  cannot change where your account's messages go."
@@ -482,11 +484,11 @@ impl App {
         caller: &Caller,
         who: &SignedIn,
         current: (&'static str, &str),
-        target: &Target<'_>,
+        target: &Target,
     ) -> Result<AccountRow, AppError> {
         let (field, current) = current;
         if self.has_second_factor(who.account).await? && !self.recently_confirmed(who) {
-            self.audit(vec![self.event(caller, target, "denied")]).await?;
+            self.audit(vec![self.event(caller, target, Outcome::Denied)]).await?;
             return Err(AppError::Conflict(CONFIRM_FIRST.into()));
         }
         let account = self.store.account(who.account).await?.ok_or(AppError::Unauthenticated)?;
@@ -496,11 +498,11 @@ impl App {
         if let Err(e) =
             within(c, PER_ACCOUNT_CHECKS, WINDOW, now).and_then(|()| within(day, PER_ACCOUNT_CHECKS_A_DAY, 86_400, now))
         {
-            self.audit(vec![self.event(caller, target, "denied")]).await?;
+            self.audit(vec![self.event(caller, target, Outcome::Denied)]).await?;
             return Err(e);
         }
         if !verify_password(current.to_owned(), account.password_hash.clone()).await {
-            self.audit(vec![self.event(caller, target, "denied")]).await?;
+            self.audit(vec![self.event(caller, target, Outcome::Denied)]).await?;
             return Err(AppError::field(field, "That is not your current password."));
         }
         Ok(account)

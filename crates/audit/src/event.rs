@@ -37,7 +37,18 @@ pub struct Event {
     pub outcome: String,
     /// The request id, to join with logs.
     pub request_id: String,
+    /// The module the access happened in (a `domain::Module` code).
+    pub module: String,
+    /// The encoding the leaf commits to: [`FORMAT_V1`] for events written before events named
+    /// their module (their module was filled in later, from the object kind, and is not
+    /// committed); [`FORMAT_V2`] (or 0, the default) for every event since.
+    pub format: u8,
 }
+
+/// The first encoding: every field but the module.
+pub const FORMAT_V1: u8 = 1;
+/// The current encoding: the module too.
+pub const FORMAT_V2: u8 = 2;
 
 fn put(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(name.as_bytes());
@@ -65,11 +76,13 @@ fn put_opt(out: &mut Vec<u8>, name: &str, value: Option<&str>) {
 }
 
 impl Event {
-    /// The bytes a leaf commits to: a fixed header, then every field, one per line, in a fixed
-    /// order, with `\`, newline and carriage return escaped.
+    /// The bytes a leaf commits to: a fixed header naming the format, then every field, one per
+    /// line, in a fixed order, with `\`, newline and carriage return escaped. A format-1 event
+    /// encodes exactly as it did when it was written.
     #[must_use]
     pub fn canonical(&self) -> Vec<u8> {
-        let mut out = b"tiaki-audit-event/v1\n".to_vec();
+        let v1 = self.format == FORMAT_V1;
+        let mut out = if v1 { b"tiaki-audit-event/v1\n".to_vec() } else { b"tiaki-audit-event/v2\n".to_vec() };
         put(&mut out, "id", &self.id);
         put(&mut out, "at_ms", &self.at_ms.to_string());
         put_opt(&mut out, "actor_account", self.actor_account.as_deref());
@@ -86,6 +99,9 @@ impl Event {
         put_opt(&mut out, "practice", self.practice.as_deref());
         put(&mut out, "outcome", &self.outcome);
         put(&mut out, "request_id", &self.request_id);
+        if !v1 {
+            put(&mut out, "module", &self.module);
+        }
         out
     }
 
@@ -98,6 +114,7 @@ impl Event {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -112,6 +129,8 @@ mod tests {
             Event { patient: Some("p".into()), ..e.clone() },
             Event { outcome: "denied".into(), ..e.clone() },
             Event { request_id: "r".into(), ..e.clone() },
+            Event { module: "documents".into(), ..e.clone() },
+            Event { format: FORMAT_V1, ..e.clone() },
         ];
         for v in &variants {
             assert_ne!(v.leaf_hash(), base, "{v:?}");
@@ -120,5 +139,34 @@ mod tests {
         let a = Event { user_agent: "ua\nip=1.2.3.4".into(), ..e.clone() };
         let b = Event { user_agent: "ua".into(), ip: "1.2.3.4".into(), ..e };
         assert_ne!(a.canonical(), b.canonical());
+    }
+
+    #[test]
+    fn a_format_1_event_encodes_as_it_did_when_written() {
+        // The bytes below are what the first encoding produced (before events named their
+        // module); a log written then must keep verifying, whatever module is filled in later.
+        let e = Event {
+            id: "e1".into(),
+            at_ms: 5,
+            actor_role: "patient".into(),
+            ip: "::1".into(),
+            action: "read".into(),
+            object_type: "document".into(),
+            object_id: "d".into(),
+            patient: Some("p".into()),
+            outcome: "allowed".into(),
+            module: "documents".into(),
+            format: FORMAT_V1,
+            ..Event::default()
+        };
+        let v1 = "tiaki-audit-event/v1\nid=e1\nat_ms=5\nactor_account~\nactor_role=patient\nactor_practice~\nsession~\n\
+                  ip=::1\nuser_agent=\non_behalf~\naction=read\nobject_type=document\nobject_id=d\npatient=p\n\
+                  practice~\noutcome=allowed\nrequest_id=\n";
+        assert_eq!(String::from_utf8(e.canonical()).unwrap(), v1);
+        assert_eq!(Event { module: "records".into(), ..e.clone() }.leaf_hash(), e.leaf_hash());
+        // The same event in the current format commits to its module.
+        let v2 = Event { format: FORMAT_V2, ..e };
+        assert!(String::from_utf8(v2.canonical()).unwrap().ends_with("request_id=\nmodule=documents\n"));
+        assert_ne!(v2.leaf_hash(), Event { module: "records".into(), ..v2.clone() }.leaf_hash());
     }
 }

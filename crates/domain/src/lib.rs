@@ -1,9 +1,11 @@
-//! Validated values, random ids and the clock: the vocabulary every other crate speaks. No I/O.
+//! Validated values, random ids, the clock and the access vocabulary (module, object kind,
+//! verb): what every other crate speaks. No I/O.
 
 pub mod clock;
 pub mod ids;
 pub mod nhi;
 pub mod values;
+pub mod vocabulary;
 
 pub use clock::{Clock, FakeClock, SystemClock, UnixTime};
 pub use ids::{AccountId, ClientId, DocumentId, PatientId, PracticeId, SessionId};
@@ -12,6 +14,7 @@ pub use values::{
     AccountKind, DateOfBirth, DocumentCategory, Email, HpiFacilityId, PersonName, PracticeName, Region, StaffRole,
     ValueError,
 };
+pub use vocabulary::{Access, Module, ObjectKind, Verb};
 
 /// A boxed, sendable future: what the storage contract's methods return, so it can be used as
 /// `dyn Store` whichever engine is behind it.

@@ -363,8 +363,8 @@ pub struct HistoryFilter {
     pub from_ms: i64,
     /// Until this time (exclusive), ms.
     pub to_ms: i64,
-    /// Only these object types (none: all).
-    pub object_types: Vec<String>,
+    /// Only these modules' events (codes; none: all; at most four).
+    pub modules: Vec<String>,
     /// At most this many, newest first.
     pub limit: i64,
 }

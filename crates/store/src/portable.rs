@@ -131,6 +131,8 @@ macro_rules! portable_store {
                     practice: r.try_get("practice_id")?,
                     outcome: r.try_get("outcome")?,
                     request_id: r.try_get("request_id")?,
+                    module: r.try_get("module")?,
+                    format: u8::try_from(r.try_get::<i16, _>("format")?).map_err(|_| corrupt("event format"))?,
                 })
             }
 
@@ -860,12 +862,12 @@ macro_rules! portable_store {
                         // Under the append lock (SQLite's write lock; a table lock on PostgreSQL),
                         // so the numbering is gap-free and single across nodes.
                         let (mut tx, mut seq) = self.begin_audit_append().await?;
-                        // Multi-row INSERTs: per-statement overhead, not rows, dominates. 17
+                        // Multi-row INSERTs: per-statement overhead, not rows, dominates. 19
                         // parameters a row keeps 100 rows well inside both engines' limits.
                         for chunk in events.chunks(100) {
                             let mut q = sqlx::QueryBuilder::<$db>::new(
                                 "INSERT INTO audit_events (seq, id, at_ms, actor_account, actor_role, actor_practice, session_id, ip, \
-                                 user_agent, on_behalf, action, object_type, object_id, patient_id, practice_id, outcome, request_id) ",
+                                 user_agent, on_behalf, action, object_type, object_id, patient_id, practice_id, outcome, request_id, module, format) ",
                             );
                             q.push_values(chunk, |mut b, e| {
                                 b.push_bind(seq)
@@ -884,7 +886,9 @@ macro_rules! portable_store {
                                     .push_bind(e.patient.as_deref())
                                     .push_bind(e.practice.as_deref())
                                     .push_bind(e.outcome.as_str())
-                                    .push_bind(e.request_id.as_str());
+                                    .push_bind(e.request_id.as_str())
+                                    .push_bind(e.module.as_str())
+                                    .push_bind(i16::from(if e.format == 0 { audit::event::FORMAT_V2 } else { e.format }));
                                 seq += 1;
                             });
                             q.build().execute(&mut *tx).await?;
@@ -929,7 +933,7 @@ macro_rules! portable_store {
                         let mut acc = audit::merkle::Accumulator::from_frontier(size, &frontier).map_err(corrupt)?;
                         let rows = sqlx::query(
                             "SELECT seq, id, at_ms, actor_account, actor_role, actor_practice, session_id, ip, user_agent, on_behalf, \
-                             action, object_type, object_id, patient_id, practice_id, outcome, request_id \
+                             action, object_type, object_id, patient_id, practice_id, outcome, request_id, module, format \
                              FROM audit_events WHERE seq >= $1 ORDER BY seq LIMIT $2",
                         )
                         .bind(to_i64(size)?)
@@ -1108,7 +1112,7 @@ macro_rules! portable_store {
                     Box::pin(async move {
                         let rows = sqlx::query(concat!(
                             "SELECT seq, id, at_ms, actor_account, actor_role, actor_practice, session_id, ip, user_agent, \
-                             on_behalf, action, object_type, object_id, patient_id, practice_id, outcome, request_id FROM audit_events \
+                             on_behalf, action, object_type, object_id, patient_id, practice_id, outcome, request_id, module, format FROM audit_events \
                              WHERE seq >= $1 AND seq < (",
                             tree_size!(),
                             ") ORDER BY seq LIMIT $2",
@@ -1197,16 +1201,16 @@ macro_rules! portable_store {
                     f: &'a HistoryFilter,
                 ) -> BoxFuture<'a, Result<Vec<HistoryRow>>> {
                     Box::pin(async move {
-                        // Type filters are a short fixed list chosen by the application; they are
-                        // bound, never spliced.
-                        let types: Vec<String> = f.object_types.clone();
+                        // Module filters are a short fixed list chosen by the application; they
+                        // are bound, never spliced.
+                        let types: Vec<String> = f.modules.clone();
                         let all = types.is_empty();
                         let pad = |i: usize| types.get(i).cloned().unwrap_or_default();
                         // Filed events through the patient index; the few newer than the tree
                         // (not filed yet) by a scan of the log's end.
                         let rows = sqlx::query(concat!(
                             "SELECT n.idx AS seq, e.id, e.at_ms, e.actor_account, e.actor_role, e.actor_practice, e.session_id, e.ip, \
-                             e.user_agent, e.on_behalf, e.action, e.object_type, e.object_id, e.patient_id, e.practice_id, e.outcome, e.request_id \
+                             e.user_agent, e.on_behalf, e.action, e.object_type, e.object_id, e.patient_id, e.practice_id, e.outcome, e.request_id, e.module, e.format \
                              FROM audit_events e LEFT JOIN audit_nodes n ON n.level = 0 AND n.idx = e.seq \
                              WHERE e.seq IN ( \
                                  SELECT p.seq FROM audit_by_patient p WHERE p.patient_id = $1 AND p.at_ms >= $2 AND p.at_ms < $3 \
@@ -1214,7 +1218,7 @@ macro_rules! portable_store {
                                  SELECT t.seq FROM audit_events t WHERE t.seq >= (",
                             tree_size!(),
                             ") AND t.patient_id = $1 AND t.at_ms >= $2 AND t.at_ms < $3) \
-                             AND ($4 OR e.object_type IN ($5, $6, $7, $8)) ORDER BY e.at_ms DESC, e.id DESC LIMIT $9",
+                             AND ($4 OR e.module IN ($5, $6, $7, $8)) ORDER BY e.at_ms DESC, e.id DESC LIMIT $9",
                         ))
                         .bind(grant.object().to_string())
                         .bind(f.from_ms)
@@ -1244,7 +1248,7 @@ macro_rules! portable_store {
                     Box::pin(async move {
                         let rows = sqlx::query(
                             "SELECT id, at_ms, actor_account, actor_role, actor_practice, session_id, ip, user_agent, on_behalf, \
-                             action, object_type, object_id, patient_id, practice_id, outcome, request_id \
+                             action, object_type, object_id, patient_id, practice_id, outcome, request_id, module, format \
                              FROM audit_events WHERE at_ms >= $1 AND at_ms < $2 ORDER BY at_ms, id LIMIT $3",
                         )
                         .bind(from_ms)

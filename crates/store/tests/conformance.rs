@@ -468,6 +468,8 @@ fn event(i: i64, patient: Option<&str>, object_type: &str) -> AuditEvent {
         practice: None,
         outcome: "allowed".into(),
         request_id: format!("req-{i}"),
+        module: domain::ObjectKind::parse(object_type).map_or("identity", |k| k.module_before_v2().code()).into(),
+        format: audit::event::FORMAT_V2,
     }
 }
 
@@ -575,7 +577,7 @@ async fn audit_history_is_per_patient_and_filtered(store: Arc<dyn Store>) -> Res
         role: StaffRole::PrivacyOfficer,
     };
     let grant = authorize::<authz::ViewAccessHistory, _>(&officer, p1.id, &*store).await?;
-    let all = HistoryFilter { from_ms: 0, to_ms: i64::MAX, object_types: vec![], limit: 100 };
+    let all = HistoryFilter { from_ms: 0, to_ms: i64::MAX, modules: vec![], limit: 100 };
     // The same history whether no event, some or all have been filed by the tree builder.
     for filed in [0, 2, 4] {
         assert_eq!(store.sequence_audit(filed).await?.0, u64::try_from(filed)?);
@@ -587,7 +589,7 @@ async fn audit_history_is_per_patient_and_filtered(store: Arc<dyn Store>) -> Res
         let expected: Vec<Option<u64>> = [3u64, 1, 0].iter().map(|&s| (s < f).then_some(s)).collect();
         assert_eq!(in_tree, expected, "a leaf index is shown once the event is in the tree");
     }
-    let docs = HistoryFilter { object_types: vec!["document".into()], ..all.clone() };
+    let docs = HistoryFilter { modules: vec!["documents".into()], ..all.clone() };
     assert_eq!(store.patient_history(&grant, &docs).await?.len(), 1);
     let window = HistoryFilter { from_ms: 1_002, to_ms: 1_004, ..all };
     assert_eq!(store.patient_history(&grant, &window).await?.len(), 1);
@@ -692,10 +694,11 @@ async fn sign_in_attempts_are_claimed_one_at_a_time(store: Arc<dyn Store>) -> Re
     Ok(())
 }
 
-/// A log written before events took their leaf index when appended (migrations up to 0004):
-/// five events sequenced into the tree, three still waiting. Upgrading keeps every event, every
-/// leaf index and the root, and numbers the waiting ones after the tree in the order the old
-/// sequencer would have taken them.
+/// A log written before events took their leaf index when appended (migrations up to 0004),
+/// and before events named their module (0009): five events sequenced into the tree, three
+/// still waiting. Upgrading keeps every event, every leaf index and the root, numbers the
+/// waiting ones after the tree in the order the old sequencer would have taken them, and fills
+/// in each old event's module without changing its leaf; new events then join the same tree.
 mod upgrade {
     use super::*;
     use audit::merkle::Accumulator;
@@ -708,9 +711,17 @@ mod upgrade {
         })
     }
 
+    /// Events of every kind there was, as the code before the typed vocabulary wrote them:
+    /// format 1, with the module the upgrade fills in from the object kind.
     fn old_log() -> (Vec<AuditEvent>, Vec<String>) {
-        let events: Vec<AuditEvent> =
-            (0..8).map(|i| event(i, Some(if i % 2 == 0 { "p1" } else { "p2" }), "document")).collect();
+        let kinds =
+            ["document", "patient", "account", "access_history", "enrolment", "session", "patient_key", "staff"];
+        let events: Vec<AuditEvent> = (0..8)
+            .map(|i| AuditEvent {
+                format: audit::event::FORMAT_V1,
+                ..event(i, Some(if i % 2 == 0 { "p1" } else { "p2" }), kinds[usize::try_from(i).unwrap_or(0)])
+            })
+            .collect();
         let mut acc = Accumulator::new();
         let mut sql = Vec::new();
         let text = |v: &Option<String>| {
@@ -781,6 +792,24 @@ mod upgrade {
         assert_eq!(leaves.len(), stored.len(), "a leaf for every event");
         assert!(stored.iter().zip(&leaves).all(|(s, (i, h))| *i == s.seq && *h == s.event.leaf_hash()));
         assert_eq!(store.audit_seq_of(&events[2].id).await?, Some(2));
+        let modules: Vec<&str> = stored.iter().map(|s| s.event.module.as_str()).collect();
+        assert_eq!(
+            modules,
+            ["documents", "records", "identity", "audit", "practices", "identity", "documents", "practices"],
+            "each old event's module is filled in from its object kind"
+        );
+        // New events (format 2, committing to their module) follow on the same tree, and the
+        // whole log, old leaves and new, still hashes to what a verifier recomputes.
+        let new: Vec<AuditEvent> = (8..11).map(|i| event(i, Some("p1"), "document")).collect();
+        store.append_audit_events(&new).await?;
+        for e in &new {
+            acc.push(e.leaf_hash());
+        }
+        assert_eq!(store.sequence_audit(100).await?, (11, acc.root()), "old and new leaves in one tree");
+        let all = store.sequenced_events(0, 100).await?;
+        assert_eq!(all.iter().map(|s| s.event.format).collect::<Vec<_>>(), [1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2]);
+        let leaves = store.audit_node_range(0, 0, 11).await?;
+        assert!(all.iter().zip(&leaves).all(|(s, (i, h))| *i == s.seq && *h == s.event.leaf_hash()));
         Ok(())
     }
 

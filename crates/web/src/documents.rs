@@ -46,25 +46,18 @@ fn human_size(bytes: i64) -> String {
     }
 }
 
-fn date_of(secs: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| t.format(time::macros::format_description!("[day] [month repr:short] [year]")).ok())
-        .unwrap_or_default()
-}
-
 fn line(d: &DocumentRow, can_read: bool, can_withdraw: bool) -> DocLine {
     DocLine {
         id: d.id.to_string(),
         title: d.title.clone(),
         category: d.category.label().to_owned(),
         clinical: d.category.is_clinical(),
-        clinical_date: d.clinical_date.clone(),
+        clinical_date: d.clinical_date.as_deref().map(crate::present::calendar_date),
         author: d.author.clone(),
         from: d.source_org_name.clone(),
         controller: d.controller_name.clone(),
         size: human_size(d.size),
-        added: date_of(d.created_at),
+        added: crate::present::date_of(d.created_at),
         hidden: d.hidden_at.is_some(),
         can_read,
         can_withdraw,

@@ -12,6 +12,7 @@ mod ops;
 mod pages;
 mod passkeys;
 mod password;
+mod present;
 pub mod routes;
 mod views;
 

@@ -309,15 +309,6 @@ fn describe_device(user_agent: &str) -> String {
     }
 }
 
-fn when(t: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|d| {
-            d.format(time::macros::format_description!("[day] [month repr:short] [year], [hour]:[minute] UTC")).ok()
-        })
-        .unwrap_or_default()
-}
-
 pub(crate) async fn sessions_page(
     State(state): State<WebState>,
     Auth(ctx, who): Auth,
@@ -330,8 +321,8 @@ pub(crate) async fn sessions_page(
             id: s.id.to_string(),
             device: describe_device(&s.user_agent),
             ip: s.ip,
-            created: when(s.created_at),
-            last_seen: when(s.last_seen_at),
+            created: crate::present::moment(s.created_at),
+            last_seen: crate::present::moment(s.last_seen_at),
             current: s.id == who.session,
         })
         .collect();
@@ -743,16 +734,6 @@ pub(crate) async fn invite_operator(
     }
 }
 
-fn when_ms(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-        .ok()
-        .and_then(|d| {
-            d.format(time::macros::format_description!("[day] [month repr:short] [year], [hour]:[minute]:[second] UTC"))
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
 pub(crate) async fn access_page(
     State(state): State<WebState>,
     Auth(ctx, who): Auth,
@@ -784,7 +765,7 @@ pub(crate) async fn access_page(
         lines: lines
             .into_iter()
             .map(|l| AccessLine {
-                when: when_ms(l.at_ms),
+                when: crate::present::moment_ms(l.at_ms),
                 who: l.who,
                 role: l.role,
                 practice: l.practice,

@@ -100,12 +100,18 @@ pub(crate) struct PatientPage {
     pub(crate) practices: Vec<PracticeRow>,
 }
 
+impl PatientPage {
+    fn date_of_birth(&self) -> String {
+        crate::present::calendar_date(&self.patient.date_of_birth)
+    }
+}
+
 pub(crate) struct SessionLine {
     pub(crate) id: String,
     pub(crate) device: String,
     pub(crate) ip: String,
-    pub(crate) created: String,
-    pub(crate) last_seen: String,
+    pub(crate) created: crate::present::Moment,
+    pub(crate) last_seen: crate::present::Moment,
     pub(crate) current: bool,
 }
 
@@ -191,7 +197,7 @@ impl OperatorPage<'_> {
 
 /// One line of the access history, formatted.
 pub(crate) struct AccessLine {
-    pub(crate) when: String,
+    pub(crate) when: crate::present::Moment,
     pub(crate) who: String,
     pub(crate) role: String,
     pub(crate) practice: Option<String>,
@@ -209,7 +215,7 @@ pub(crate) struct AccessPage {
     pub(crate) patient_id: String,
     pub(crate) patient_name: String,
     pub(crate) query: app::history::HistoryQuery,
-    pub(crate) modules: &'static [(&'static str, &'static str, &'static [&'static str])],
+    pub(crate) modules: &'static [(&'static str, &'static str, &'static [app::domain::Module])],
     pub(crate) lines: Vec<AccessLine>,
     pub(crate) errors: Vec<FieldError>,
 }

@@ -338,6 +338,7 @@ const TEXT_COLUMNS: &[&str] = &[
     "patient_id",
     "practice_id",
     "outcome",
+    "module",
     "request_id",
 ];
 
@@ -440,6 +441,10 @@ async fn patients_and_privacy_officers_see_who_looked() -> Result<()> {
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     let docs = p1.get(&format!("/patients/{}/access?module=documents", w.patient1)).await?;
     assert!(docs.body.contains("Sent a document to the portal"), "the practice's push of the letter");
+    assert!(
+        docs.body.contains("Practice A (their system)") && !docs.body.contains("Unknown account"),
+        "an organisation's system is named by its organisation, as the patient knows it"
+    );
     assert!(!docs.body.contains("Viewed the patient record"), "only the documents module");
     // The practice's privacy officer sees it; the GP does not.
     let mut officer = w.signed_in("privacy-a@example.nz", [127, 0, 24, 3]).await?;
@@ -466,6 +471,70 @@ async fn patients_and_privacy_officers_see_who_looked() -> Result<()> {
     Ok(())
 }
 
+/// Events written before events named their module (format 1) keep verifying, read the same
+/// on the access-history page, and cannot be moved to another module unnoticed; every event
+/// written now names its module and commits to it (format 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_from_before_the_typed_vocabulary_still_verifies_and_reads_the_same() -> Result<()> {
+    let w = World::new().await?;
+    let p1 = w.patient1.to_string();
+    // What the earlier code wrote when a staff member opened the letter: no module in the leaf.
+    let old = store::AuditEvent {
+        id: uuid::Uuid::new_v4().to_string(),
+        at_ms: app::domain::Clock::now_ms(&w.t.clock),
+        actor_role: "staff:gp".into(),
+        ip: "192.0.2.7".into(),
+        action: "read".into(),
+        object_type: "document".into(),
+        object_id: w.letter1.to_string(),
+        patient: Some(p1.clone()),
+        outcome: "allowed".into(),
+        module: "documents".into(),
+        format: audit::event::FORMAT_V1,
+        ..store::AuditEvent::default()
+    };
+    w.t.app.audit(vec![old.clone()]).await?;
+    let mut me = w.signed_in("p1@example.nz", [127, 0, 26, 1]).await?;
+    assert_eq!(me.get(&format!("/patients/{p1}")).await?.status, StatusCode::OK);
+    let tick = w.t.app.audit_tick(true).await?;
+    let report = w.t.app.verify_audit(None, false, |_, _| {}).await?;
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.events, tick.size);
+    // The page reads the old event as it always did: a GP opened a document.
+    let docs = me.get(&format!("/patients/{p1}/access?module=documents")).await?;
+    assert!(docs.body.contains("Opened a document") && docs.body.contains("GP"), "{}", docs.body);
+    // Every event written now names its module in the log and in its leaf.
+    let formats = sqlx_rows(&w.t, "SELECT module, format FROM audit_events WHERE format = 2").await?;
+    assert!(!formats.is_empty() && formats.iter().all(|(m, _)| app::domain::Module::parse(m).is_some()), "{formats:?}");
+    // Moving the old event to another module is caught, though its leaf does not cover it.
+    raw(&w.t, &format!("UPDATE audit_events SET module = 'records' WHERE id = '{}'", old.id)).await?;
+    let report = w.t.app.verify_audit(None, false, |_, _| {}).await?;
+    assert!(
+        report.problems.iter().any(|p| p.contains(&old.id) && p.contains("written before events named their module")),
+        "{:?}",
+        report.problems
+    );
+    raw(&w.t, &format!("UPDATE audit_events SET module = 'documents' WHERE id = '{}'", old.id)).await?;
+    // A new event's module is in its leaf.
+    raw(&w.t, "UPDATE audit_events SET module = 'documents' WHERE format = 2 AND module = 'records'").await?;
+    assert!(!w.t.app.verify_audit(None, false, |_, _| {}).await?.ok(), "a new event moved to another module");
+    Ok(())
+}
+
+/// `(module, format)` of the rows a query returns.
+async fn sqlx_rows(t: &TestApp, sql: &str) -> Result<Vec<(String, i64)>> {
+    use sqlx::Row;
+    if t.url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(&t.url).await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).fetch_all(&mut c).await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, i64::from(r.try_get::<i16, _>(1)?)))).collect()
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(&t.url).await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).fetch_all(&mut c).await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get::<i64, _>(1)?))).collect()
+    }
+}
+
 fn raw_event(i: u64, node: &str) -> store::AuditEvent {
     store::AuditEvent {
         id: uuid::Uuid::new_v4().to_string(),
@@ -476,6 +545,7 @@ fn raw_event(i: u64, node: &str) -> store::AuditEvent {
         object_type: "test".into(),
         object_id: i.to_string(),
         outcome: "allowed".into(),
+        module: "audit".into(),
         ..store::AuditEvent::default()
     }
 }

@@ -1,0 +1,75 @@
+//! The policies, one file per module. Each action is declared with what the access log calls
+//! it, and decided here; everything not explicitly allowed is denied.
+
+pub mod audit;
+pub mod documents;
+pub mod identity;
+pub mod practices;
+pub mod records;
+
+use crate::{Action, Denied, Grant, Principal, Relations};
+use domain::{PatientId, PracticeId, StaffRole};
+
+/// The patient themself, or staff of a practice they are enrolled at (the grant names it).
+pub(crate) async fn patient_or_their_practice<A: Action<Object = PatientId>, R: Relations + ?Sized>(
+    p: &Principal,
+    patient: PatientId,
+    rel: &R,
+) -> Result<Grant<A>, Denied> {
+    match p {
+        Principal::Patient { patient: own, account, .. } if *own == patient => {
+            Ok(Grant::new(patient, Some(patient), Some(*account)))
+        }
+        Principal::Staff { practice, account, .. } => {
+            if rel.patient_practices(patient).await?.contains(practice) {
+                Ok(Grant::new(patient, Some(patient), Some(*account)).through(*practice))
+            } else {
+                Err(Denied::NotFound)
+            }
+        }
+        _ => Err(Denied::NotFound),
+    }
+}
+
+/// Staff of this practice in one of `roles`.
+pub(crate) async fn own_practice<A: Action<Object = PracticeId>, R: Relations + ?Sized>(
+    p: &Principal,
+    practice: PracticeId,
+    rel: &R,
+    roles: &[StaffRole],
+) -> Result<Grant<A>, Denied> {
+    match p {
+        Principal::Staff { practice: own, role, account, .. } if *own == practice && roles.contains(role) => {
+            if rel.practice_exists(practice).await? {
+                Ok(Grant::new(practice, None, Some(*account)))
+            } else {
+                Err(Denied::NotFound)
+            }
+        }
+        _ => Err(Denied::NotFound),
+    }
+}
+
+/// A practice's admins; and operators, who set up a practice's first admin.
+pub(crate) async fn practice_admin<A: Action<Object = PracticeId>, R: Relations + ?Sized>(
+    p: &Principal,
+    practice: PracticeId,
+    rel: &R,
+) -> Result<Grant<A>, Denied> {
+    if let Principal::Operator { account, .. } = p {
+        return if rel.practice_exists(practice).await? {
+            Ok(Grant::new(practice, None, Some(*account)))
+        } else {
+            Err(Denied::NotFound)
+        };
+    }
+    own_practice(p, practice, rel, crate::capabilities::MANAGE_PRACTICE).await
+}
+
+/// Operators only.
+pub(crate) fn operator<A: Action<Object = crate::Platform>>(p: &Principal) -> Result<Grant<A>, Denied> {
+    match p {
+        Principal::Operator { account, .. } => Ok(Grant::new(crate::Platform, None, Some(*account))),
+        _ => Err(Denied::NotFound),
+    }
+}

@@ -1,0 +1,142 @@
+//! Practices: operators create and list them and manage organisations' systems; a practice's
+//! staff list its patients and enrol new ones; its admins manage its staff and its rules.
+
+use super::{operator, own_practice, practice_admin};
+use crate::{Denied, Grant, Platform, Policy, Principal, Relations, action, capabilities, implies};
+use domain::{PracticeId, StaffRole};
+
+action!(
+    /// List the patients enrolled at a practice.
+    ListPracticePatients, PracticeId, "practice.patients.list", Practices, Patient, List
+);
+action!(
+    /// Enrol a patient at a practice.
+    EnrolPatient, PracticeId, "practice.patients.enrol", Practices, Enrolment, Create
+);
+action!(
+    /// Manage a practice's staff (the permission storage takes; people ask for one of the
+    /// narrower actions below).
+    ManageStaff, PracticeId, "practice.staff.manage", Practices, Staff, Update
+);
+action!(
+    /// See a practice's staff.
+    ListStaff, PracticeId, "practice.staff.list", Practices, Staff, List
+);
+action!(
+    /// Invite someone to a practice's staff.
+    InviteStaff, PracticeId, "practice.staff.invite", Practices, StaffInvitation, Create
+);
+action!(
+    /// Require the practice's patients to use a second factor (or not).
+    SetPatientMfaPolicy, PracticeId, "practice.patient_mfa.set", Practices, PatientMfaPolicy, Update
+);
+action!(
+    /// Manage the platform's practices and organisations' systems (the permission storage
+    /// takes; people ask for one of the narrower actions below).
+    ManagePractices, Platform, "platform.practices.manage", Practices, Practice, Update
+);
+action!(
+    /// List the platform's practices.
+    ListPractices, Platform, "platform.practices.list", Practices, Practice, List
+);
+action!(
+    /// Create a practice.
+    CreatePractice, Platform, "platform.practices.create", Practices, Practice, Create
+);
+action!(
+    /// See the organisations' systems allowed to push documents.
+    ManageApiClients, Platform, "platform.api_clients.list", Practices, ApiClient, List
+);
+
+implies!(
+    ListStaff => ManageStaff,
+    InviteStaff => ManageStaff,
+    SetPatientMfaPolicy => ManageStaff,
+    ListPractices => ManagePractices,
+    CreatePractice => ManagePractices,
+    ManageApiClients => ManagePractices,
+);
+
+impl Policy for ListPracticePatients {
+    async fn decide<R: Relations + ?Sized>(
+        p: &Principal,
+        practice: PracticeId,
+        rel: &R,
+    ) -> Result<Grant<Self>, Denied> {
+        own_practice(p, practice, rel, &StaffRole::ALL).await
+    }
+}
+
+impl Policy for EnrolPatient {
+    async fn decide<R: Relations + ?Sized>(
+        p: &Principal,
+        practice: PracticeId,
+        rel: &R,
+    ) -> Result<Grant<Self>, Denied> {
+        own_practice(p, practice, rel, capabilities::ENROL_PATIENTS).await
+    }
+}
+
+impl Policy for ManageStaff {
+    async fn decide<R: Relations + ?Sized>(
+        p: &Principal,
+        practice: PracticeId,
+        rel: &R,
+    ) -> Result<Grant<Self>, Denied> {
+        practice_admin(p, practice, rel).await
+    }
+}
+
+impl Policy for ListStaff {
+    async fn decide<R: Relations + ?Sized>(
+        p: &Principal,
+        practice: PracticeId,
+        rel: &R,
+    ) -> Result<Grant<Self>, Denied> {
+        practice_admin(p, practice, rel).await
+    }
+}
+
+impl Policy for InviteStaff {
+    async fn decide<R: Relations + ?Sized>(
+        p: &Principal,
+        practice: PracticeId,
+        rel: &R,
+    ) -> Result<Grant<Self>, Denied> {
+        practice_admin(p, practice, rel).await
+    }
+}
+
+impl Policy for SetPatientMfaPolicy {
+    async fn decide<R: Relations + ?Sized>(
+        p: &Principal,
+        practice: PracticeId,
+        rel: &R,
+    ) -> Result<Grant<Self>, Denied> {
+        practice_admin(p, practice, rel).await
+    }
+}
+
+impl Policy for ManagePractices {
+    async fn decide<R: Relations + ?Sized>(p: &Principal, _: Platform, _rel: &R) -> Result<Grant<Self>, Denied> {
+        operator(p)
+    }
+}
+
+impl Policy for ListPractices {
+    async fn decide<R: Relations + ?Sized>(p: &Principal, _: Platform, _rel: &R) -> Result<Grant<Self>, Denied> {
+        operator(p)
+    }
+}
+
+impl Policy for CreatePractice {
+    async fn decide<R: Relations + ?Sized>(p: &Principal, _: Platform, _rel: &R) -> Result<Grant<Self>, Denied> {
+        operator(p)
+    }
+}
+
+impl Policy for ManageApiClients {
+    async fn decide<R: Relations + ?Sized>(p: &Principal, _: Platform, _rel: &R) -> Result<Grant<Self>, Denied> {
+        operator(p)
+    }
+}
