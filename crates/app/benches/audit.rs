@@ -139,7 +139,7 @@ async fn append(pg: Option<&str>, n: u64, concurrency: u64) {
             let mut latencies = Vec::with_capacity(usize::try_from(per_task).unwrap());
             for i in 0..per_task {
                 let s = Instant::now();
-                app.audit(vec![event(&ids, t * per_task + i)]).await.unwrap();
+                app.console().record_events(vec![event(&ids, t * per_task + i)]).await.unwrap();
                 latencies.push(s.elapsed());
             }
             latencies

@@ -61,7 +61,8 @@ async fn setup(pg: Option<&str>, docs: usize, size: usize) -> (Arc<App>, Caller,
         App::new(store, Arc::new(app::domain::SystemClock), settings, audit).await.unwrap().with_documents(vault),
     );
     let (practice, _) = app
-        .console_create_practice(&app::PracticeForm {
+        .console()
+        .create_practice(&app::PracticeForm {
             name: "Bench Practice".into(),
             hpi_facility_id: "FBE001-A".into(),
             region: "Northland".into(),
@@ -79,6 +80,7 @@ async fn setup(pg: Option<&str>, docs: usize, size: usize) -> (Arc<App>, Caller,
     let admin = app.list_staff(&Caller::console(probe), practice).await.unwrap()[0].account;
     let admin = Principal::Staff { account: admin, session: SessionId::random(), practice, role: StaffRole::Admin };
     let (outcome, _) = app
+        .console()
         .enrol_with_link(
             &Caller::console(admin),
             practice,
@@ -94,7 +96,7 @@ async fn setup(pg: Option<&str>, docs: usize, size: usize) -> (Arc<App>, Caller,
     let patient: PatientId = match outcome {
         app::Enrolled::New(p) | app::Enrolled::Existing(p) | app::Enrolled::AlreadyEnrolled(p) => p,
     };
-    let (client, _) = app.console_create_client("Bench PMS", "", "Bench Practice", Some("FBE001-A")).await.unwrap();
+    let (client, _) = app.console().create_client("Bench PMS", "", "Bench Practice", Some("FBE001-A")).await.unwrap();
     let pusher = Caller::console(Principal::Client {
         client: client.id,
         org_id: client.org_id.clone(),
@@ -151,7 +153,7 @@ async fn run(
                 let d = if audited {
                     app.open_document(&reader, id, None).await
                 } else {
-                    app.open_document_unaudited(&reader, id, None).await
+                    app.console().open_document_unaudited(&reader, id, None).await
                 }
                 .unwrap();
                 let mut body = d.body;

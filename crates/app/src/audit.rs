@@ -235,7 +235,7 @@ pub struct AuditSettings {
 pub const MIN_AUDIT_RETENTION_YEARS: i64 = 10;
 
 /// A year, in milliseconds (365.25 days).
-const YEAR_MS: i64 = 31_557_600_000;
+pub(crate) const YEAR_MS: i64 = 31_557_600_000;
 
 impl AuditSettings {
     /// The settings a configuration asks for, with the log's signer (a key file or a token).
@@ -415,7 +415,7 @@ impl App {
     ///
     /// # Errors
     /// [`AppError::Internal`] when the events could not be written.
-    pub async fn audit(&self, events: Vec<AuditEvent>) -> Result<(), AppError> {
+    pub(crate) async fn audit(&self, events: Vec<AuditEvent>) -> Result<(), AppError> {
         self.auditor.record(events).await
     }
 
@@ -502,31 +502,6 @@ impl App {
         Ok(Tick { size, checkpoint, leader: true })
     }
 
-    /// Removes the events older than the retention period from the start of the log, up to
-    /// the newest signed checkpoint that only older events precede. Their tree nodes and every
-    /// checkpoint stay, so the rest of the log still verifies. Returns how many were removed.
-    ///
-    /// # Errors
-    /// When storage fails.
-    pub async fn prune_audit(&self) -> Result<u64, AppError> {
-        let years = self.audit_settings.retention_years.max(MIN_AUDIT_RETENTION_YEARS);
-        let cutoff_ms = self.clock.now_ms().saturating_sub(years.saturating_mul(YEAR_MS));
-        let size = self.store.audit_tree_size().await?;
-        let first_young = self.store.first_audit_seq_since(cutoff_ms).await?.unwrap_or(size).min(size);
-        let already = self.store.audit_pruned().await?.map_or(0, |p| p.0);
-        let below =
-            self.store.checkpoints().await?.iter().map(|c| c.size).filter(|&s| s <= first_young && s > already).max();
-        let Some(below) = below else { return Ok(0) };
-        let gone = self.store.prune_audit(below, cutoff_ms, self.clock.now()).await?;
-        tracing::info!(
-            below,
-            removed = gone,
-            retention_years = years,
-            "access-log events past their retention removed"
-        );
-        Ok(gone)
-    }
-
     /// Runs the audit jobs every second until `shutdown` is notified.
     pub async fn run_audit_jobs(self: Arc<Self>, shutdown: Arc<Notify>) {
         let mut ticks: u64 = 0;
@@ -536,7 +511,7 @@ impl App {
             }
             // Retention, hourly (and at start).
             if ticks.is_multiple_of(3_600)
-                && let Err(e) = self.prune_audit().await
+                && let Err(e) = self.console().prune_audit().await
             {
                 tracing::error!(error = %e, "removing access-log events past their retention failed; will retry");
             }

@@ -13,12 +13,12 @@ use bytes::Bytes;
 use crypto::stream::{CHUNK, HEADER, Opener, SEALED_CHUNK, Sealer, TAG};
 use crypto::{DataKey, KeyError, KeyProvider, PatientKey};
 use domain::{Access, Module, ObjectKind, Verb};
-use domain::{ClientId, DocumentCategory, DocumentId, PatientId, PracticeId};
+use domain::{ClientId, DocumentCategory, DocumentId, PatientId};
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use store::{ApiClientRow, DocumentKey, DocumentRow, PatientKeyRow, StoreGrant};
+use store::{ApiClientRow, DocumentRow, PatientKeyRow, StoreGrant};
 
 /// The master keys: the one new patient keys are wrapped with, and any others still needed to
 /// unwrap (during a rotation). Key files are re-read when a key id is met that is not loaded, so
@@ -124,12 +124,12 @@ impl KeyRing {
 }
 
 #[expect(clippy::needless_pass_by_value, reason = "called through map_err")]
-fn key_error(e: KeyError) -> AppError {
+pub(crate) fn key_error(e: KeyError) -> AppError {
     AppError::Internal(format!("key operation failed: {e}"))
 }
 
 #[expect(clippy::needless_pass_by_value, reason = "called through map_err")]
-fn blob_error(e: BlobError) -> AppError {
+pub(crate) fn blob_error(e: BlobError) -> AppError {
     AppError::Internal(format!("blob store: {e}"))
 }
 
@@ -323,7 +323,7 @@ impl App {
         self
     }
 
-    fn vault(&self) -> Result<Arc<Vault>, AppError> {
+    pub(crate) fn vault(&self) -> Result<Arc<Vault>, AppError> {
         self.vault.clone().ok_or_else(|| AppError::Internal("the documents module is not configured".into()))
     }
 
@@ -331,14 +331,6 @@ impl App {
     #[must_use]
     pub fn max_document_mb(&self) -> i64 {
         self.vault.as_ref().map_or(0, |v| v.max_document_bytes / (1024 * 1024))
-    }
-
-    /// The blob store, for operators' tools and tests.
-    ///
-    /// # Errors
-    /// When documents are not configured.
-    pub fn blobs(&self) -> Result<Blobs, AppError> {
-        Ok(self.vault()?.blobs.clone())
     }
 
     fn unwrap_event(&self, caller: &Caller, patient: PatientId, version: i32) -> store::AuditEvent {
@@ -353,7 +345,7 @@ impl App {
     }
 
     /// The patient's current key (made on first use) and its version.
-    async fn current_key(&self, vault: &Vault, patient: PatientId) -> Result<(PatientKey, i32), AppError> {
+    pub(crate) async fn current_key(&self, vault: &Vault, patient: PatientId) -> Result<(PatientKey, i32), AppError> {
         for _ in 0..3 {
             if let Some(row) = self.store.current_patient_key(patient).await? {
                 let wrapped = row.wrapped.ok_or_else(|| {
@@ -789,22 +781,7 @@ impl App {
         self.open_document_inner(caller, doc, range, true).await
     }
 
-    /// [`App::open_document`] with the same authorisation but no audit events: only for the
-    /// benchmark that measures what auditing costs (compiled only with the `bench` feature).
-    ///
-    /// # Errors
-    /// As for [`App::open_document`].
-    #[cfg(feature = "bench")]
-    pub async fn open_document_unaudited(
-        &self,
-        caller: &Caller,
-        doc: DocumentId,
-        range: Option<&str>,
-    ) -> Result<Download, AppError> {
-        self.open_document_inner(caller, doc, range, false).await
-    }
-
-    async fn open_document_inner(
+    pub(crate) async fn open_document_inner(
         &self,
         caller: &Caller,
         doc: DocumentId,
@@ -952,148 +929,9 @@ impl App {
         }
     }
 
-    /// Removes the blobs of abandoned uploads and deleted documents whose intents are older than
-    /// `grace_secs`, and blobs no row knows of that are older than that.
-    ///
-    /// # Errors
-    /// When storage fails.
-    pub async fn sweep_blobs(&self, grace_secs: i64) -> Result<SweepReport, AppError> {
-        let vault = self.vault()?;
-        let now = self.now();
-        let mut report = SweepReport::default();
-        loop {
-            // Claimed intents are gone from the table, so their uploads can no longer commit;
-            // a blob whose delete fails here is left to the stray sweep below, next time.
-            let keys = self.store.claim_stale_blob_intents(now - grace_secs, 500).await?;
-            if keys.is_empty() {
-                break;
-            }
-            for key in &keys {
-                vault.blobs.delete(key).await.map_err(blob_error)?;
-                report.intents += 1;
-            }
-        }
-        let known: std::collections::HashSet<String> = self.store.live_blob_keys().await?.into_iter().collect();
-        for (key, modified) in vault.blobs.list().await.map_err(blob_error)? {
-            if !known.contains(&key) && modified <= now - grace_secs {
-                vault.blobs.delete(&key).await.map_err(blob_error)?;
-                report.strays += 1;
-            }
-        }
-        for (key, path, modified) in vault.blobs.staging_files() {
-            if !known.contains(&key) && modified <= now - grace_secs {
-                std::fs::remove_file(&path)
-                    .map_err(|e| AppError::Internal(format!("cannot remove {}: {e}", path.display())))?;
-                report.strays += 1;
-            }
-        }
-        Ok(report)
-    }
-
     // --- keys (the console) ---
 
-    /// Re-wraps every patient key under the ring's primary master key (after a new master key
-    /// was installed), calling `progress(done)` as it goes. Blobs are not touched.
-    ///
-    /// # Errors
-    /// When a key cannot be unwrapped (its master key is not loaded) or storage fails.
-    pub async fn rewrap_patient_keys(&self, mut progress: impl FnMut(u64)) -> Result<u64, AppError> {
-        let vault = self.vault()?;
-        vault.keys.reload()?;
-        let ids = vault.keys.ids();
-        let primary = ids.first().cloned().ok_or_else(|| AppError::Internal("no master key".into()))?;
-        let mut done = 0u64;
-        loop {
-            let batch = self.store.keys_not_under(&primary, 200).await?;
-            if batch.is_empty() {
-                break;
-            }
-            for row in batch {
-                let Some(wrapped) = &row.wrapped else { continue };
-                let key = vault.keys.unwrap(&row.master_key_id, wrapped)?;
-                let (master_key_id, wrapped) = vault.keys.wrap(&key)?;
-                let new = PatientKeyRow { master_key_id, wrapped: Some(wrapped), ..row.clone() };
-                self.store.rewrap_patient_key(&new, &row.master_key_id).await?;
-                done += 1;
-                progress(done);
-            }
-        }
-        Ok(done)
-    }
-
-    /// Patient keys not yet under the primary master key.
-    ///
-    /// # Errors
-    /// When storage fails.
-    pub async fn keys_left_to_rewrap(&self) -> Result<usize, AppError> {
-        let vault = self.vault()?;
-        vault.keys.reload()?;
-        let primary = vault.keys.ids().first().cloned().unwrap_or_default();
-        Ok(self.store.keys_not_under(&primary, 1_000_000).await?.len())
-    }
-
-    /// Gives a patient a new key and re-wraps their documents' data keys under it; the old key
-    /// is destroyed. Blobs are not touched. Returns how many documents were re-wrapped.
-    ///
-    /// # Errors
-    /// When the patient is unknown, their key is destroyed, or storage fails.
-    pub async fn console_rotate_patient_key(&self, nhi: &str) -> Result<usize, AppError> {
-        let vault = self.vault()?;
-        let patient = self.console_patient(nhi).await?;
-        let (old_key, old_version) = self.current_key(&vault, patient).await?;
-        let new_key = PatientKey::random().map_err(key_error)?;
-        let (master_key_id, wrapped) = vault.keys.wrap(&new_key)?;
-        let new_row = PatientKeyRow { patient, version: old_version + 1, master_key_id, wrapped: Some(wrapped) };
-        let mut rewrapped = Vec::new();
-        for d in self.store.document_keys(patient).await? {
-            let pk = if d.key_version == old_version {
-                None
-            } else {
-                let row = self.store.patient_key(patient, d.key_version).await?;
-                let w = row
-                    .as_ref()
-                    .and_then(|r| r.wrapped.clone())
-                    .ok_or_else(|| AppError::Internal(format!("document {} is under a destroyed key version", d.id)))?;
-                Some(vault.keys.unwrap(&row.map(|r| r.master_key_id).unwrap_or_default(), &w)?)
-            };
-            let dk = pk.as_ref().unwrap_or(&old_key).unwrap(&d.wrapped_key).map_err(key_error)?;
-            rewrapped.push(DocumentKey {
-                id: d.id,
-                key_version: new_row.version,
-                wrapped_key: new_key.wrap(&dk).map_err(key_error)?,
-            });
-        }
-        match self.store.rotate_patient_key(&new_row, &rewrapped, self.now()).await {
-            Ok(()) => Ok(rewrapped.len()),
-            Err(store::StoreError::Conflict(_)) => Err(AppError::Conflict(
-                "Documents were being stored for this patient during the rotation, so nothing was changed; run it again."
-                    .into(),
-            )),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Destroys every copy of a patient's key: all their documents become unreadable for good
-    /// (crypto-shredding, backups included). Returns how many key versions were destroyed.
-    ///
-    /// # Errors
-    /// When the patient is unknown or storage fails.
-    pub async fn console_erase_patient_key(&self, nhi: &str) -> Result<u64, AppError> {
-        let patient = self.console_patient(nhi).await?;
-        Ok(self.store.destroy_patient_keys(patient, self.now()).await?)
-    }
-
-    /// How many patient-key unwraps each actor (account or API client) made in the last
-    /// `minutes`, most first — the input the detectors read; an operator's first look in an
-    /// incident.
-    ///
-    /// # Errors
-    /// When storage fails.
-    pub async fn console_unwrap_counts(&self, minutes: i64) -> Result<Vec<(String, String, i64)>, AppError> {
-        Ok(self.store.unwrap_counts(self.clock.now_ms() - minutes.max(0) * 60_000).await?)
-    }
-
-    async fn console_patient(&self, nhi: &str) -> Result<PatientId, AppError> {
+    pub(crate) async fn console_patient(&self, nhi: &str) -> Result<PatientId, AppError> {
         let nhi = domain::Nhi::parse(nhi).map_err(|e| AppError::field("nhi", e.to_string()))?;
         self.store.patient_by_nhi(nhi.as_str()).await?.ok_or(AppError::NotFound)
     }
@@ -1119,100 +957,11 @@ impl App {
         Ok(Some(authz::Principal::Client { client: row.id, org_id: row.org_id, practice: row.practice }))
     }
 
-    fn client_token(id: ClientId) -> (String, Vec<u8>) {
+    pub(crate) fn client_token(id: ClientId) -> (String, Vec<u8>) {
         use base64::Engine;
         let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crate::security::random_bytes::<32>());
         let id = id.as_uuid().simple().to_string();
         (format!("tiaki_{id}_{secret}"), sha256(secret.as_bytes()))
-    }
-
-    /// Issues credentials to an organisation's system (the console). For a practice's own
-    /// system give `practice_hpi`; otherwise the organisation reaches the patients of practices
-    /// that agreed to receive from it. Returns the client and its token (shown once).
-    ///
-    /// # Errors
-    /// [`AppError::Invalid`] for bad details; [`AppError::NotFound`] for an unknown practice.
-    pub async fn console_create_client(
-        &self,
-        label: &str,
-        org_id: &str,
-        org_name: &str,
-        practice_hpi: Option<&str>,
-    ) -> Result<(ApiClientRow, String), AppError> {
-        let grant = authz::console::manage_practices();
-        let practice = match practice_hpi {
-            Some(h) => Some(self.console_practice_by_hpi(h).await?.ok_or(AppError::NotFound)?.id),
-            None => None,
-        };
-        let (org_id, org_name) = match (practice, practice_hpi) {
-            (Some(_), Some(h)) if org_id.is_empty() => (h.trim().to_ascii_uppercase(), org_name.to_owned()),
-            _ => (org_id.trim().to_ascii_uppercase(), org_name.to_owned()),
-        };
-        let ok = |s: &str, max| !s.trim().is_empty() && s.chars().count() <= max && !s.chars().any(char::is_control);
-        if !ok(label, 120) || !ok(&org_id, 40) || !ok(&org_name, 200) {
-            return Err(AppError::field("org", "Give a label, the organisation's HPI id and its name."));
-        }
-        let id = ClientId::random();
-        let (token, hash) = Self::client_token(id);
-        let row = ApiClientRow {
-            id,
-            label: label.trim().to_owned(),
-            org_id,
-            org_name: org_name.trim().to_owned(),
-            practice,
-            secret_hash: hash,
-            created_at: self.now(),
-            revoked_at: None,
-        };
-        self.store.create_api_client(&grant, &row).await?;
-        Ok((row, token))
-    }
-
-    /// Replaces a client's secret; the old one stops working at once. Returns the new token.
-    ///
-    /// # Errors
-    /// [`AppError::NotFound`] for an unknown or revoked client.
-    pub async fn console_rotate_client(&self, id: ClientId) -> Result<String, AppError> {
-        let (token, hash) = Self::client_token(id);
-        if self.store.rotate_api_client(&authz::console::manage_practices(), id, &hash, self.now()).await? {
-            Ok(token)
-        } else {
-            Err(AppError::NotFound)
-        }
-    }
-
-    /// Revokes a client.
-    ///
-    /// # Errors
-    /// [`AppError::NotFound`] for an unknown or already revoked client.
-    pub async fn console_revoke_client(&self, id: ClientId) -> Result<(), AppError> {
-        if self.store.revoke_api_client(&authz::console::manage_practices(), id, self.now()).await? {
-            Ok(())
-        } else {
-            Err(AppError::NotFound)
-        }
-    }
-
-    /// Every API client.
-    ///
-    /// # Errors
-    /// When storage fails.
-    pub async fn console_clients(&self) -> Result<Vec<ApiClientRow>, AppError> {
-        Ok(self.store.api_clients(&authz::console::manage_practices()).await?)
-    }
-
-    /// Records that a practice agrees to receive documents from an organisation.
-    ///
-    /// # Errors
-    /// [`AppError::NotFound`] for an unknown practice.
-    pub async fn console_add_agreement(&self, practice_hpi: &str, org_id: &str) -> Result<PracticeId, AppError> {
-        let practice = self.console_practice_by_hpi(practice_hpi).await?.ok_or(AppError::NotFound)?.id;
-        let org = org_id.trim().to_ascii_uppercase();
-        if org.is_empty() || org.len() > 40 {
-            return Err(AppError::field("org", "Give the organisation's HPI id."));
-        }
-        self.store.add_agreement(&authz::console::manage_practices(), practice, &org, self.now()).await?;
-        Ok(practice)
     }
 
     /// Operators see which organisations' systems can push documents.

@@ -189,7 +189,7 @@ pub fn fhir_audit_event(e: &AuditEvent) -> Value {
     resource
 }
 
-fn bundle(events: &[AuditEvent]) -> Value {
+pub(crate) fn bundle(events: &[AuditEvent]) -> Value {
     json!({
         "resourceType": "Bundle",
         "type": "collection",
@@ -320,15 +320,6 @@ impl App {
             return Err(AppError::field("to", "The end of the range must be after its start."));
         }
         let events = self.store.audit_range(&grant, from_ms, to_ms, 100_000).await?;
-        Ok(bundle(&events))
-    }
-
-    /// Events of the whole platform for the console (`tiaki audit export`).
-    ///
-    /// # Errors
-    /// When storage fails.
-    pub async fn console_export_audit_range(&self, from_ms: i64, to_ms: i64) -> Result<Value, AppError> {
-        let events = self.store.audit_range(&authz::console::export_audit(), from_ms, to_ms, 1_000_000).await?;
         Ok(bundle(&events))
     }
 }

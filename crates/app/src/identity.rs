@@ -298,15 +298,67 @@ impl App {
         name: Option<&str>,
         email: Option<&str>,
     ) -> Result<SignInOutcome, AppError> {
-        let account = self.set_password_by_link(token, password, confirm, name, email).await?;
+        let account = self.set_password_with_link(token, password, confirm, name, email).await?;
         self.open_session(account, caller, Verb::Activate, Proof::Password).await
+    }
+
+    /// An operator invites another operator, who is emailed a link.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but an operator; otherwise as for the console.
+    pub async fn invite_operator(&self, who: &Caller, name: &str, email: &str) -> Result<(), AppError> {
+        let grant = self.authorize::<authz::InviteOperator>(who, authz::Platform).await?;
+        self.create_operator_with(&grant.implied(), name, email).await.map(|_| ())
+    }
+
+    pub(crate) async fn create_operator_with(
+        &self,
+        grant: &authz::Grant<authz::ManageOperators>,
+        name: &str,
+        email: &str,
+    ) -> Result<String, AppError> {
+        let mut errors = Vec::new();
+        let display_name = PersonName::parse(name)
+            .map_err(|e| errors.push(FieldError { field: "operator_name", message: e.to_string() }))
+            .ok();
+        let email = Email::parse(email)
+            .map_err(|e| errors.push(FieldError { field: "operator_email", message: e.to_string() }))
+            .ok();
+        let (Some(display_name), Some(email)) = (display_name, email) else {
+            return Err(AppError::Invalid(errors));
+        };
+        let now = self.now();
+        let token = new_token();
+        let link = self.link(&token);
+        let invite = NewInvitation {
+            id: uuid::Uuid::new_v4(),
+            token_hash: token_hash(&token),
+            purpose: InvitationPurpose::JoinOperator,
+            created_at: now,
+            expires_at: now + self.settings.invitation_secs,
+            mail: Some(texts::operator_invitation(
+                email.as_str(),
+                display_name.as_str(),
+                &link,
+                self.invitation_days(),
+                now,
+            )),
+        };
+        let account =
+            NewAccount { id: AccountId::random(), kind: AccountKind::Operator, email, display_name, created_at: now };
+        self.store.create_operator(grant, &account, &invite).await.map_err(|e| match AppError::from(e) {
+            AppError::Conflict(m) => AppError::field("operator_email", m),
+            other => other,
+        })?;
+        self.mail_waker.notify_one();
+        Ok(link)
     }
 
     /// Uses a link to set a password without signing in (the console's `demo` uses this).
     ///
     /// # Errors
     /// As for [`App::accept_invitation`].
-    pub async fn set_password_by_link(
+    pub(crate) async fn set_password_with_link(
         &self,
         token: &str,
         password: &str,
@@ -361,91 +413,6 @@ impl App {
         let target = Target::account(Verb::SetPassword, &account);
         self.audit(vec![self.event(&Caller::console(Principal::Anonymous), &target, Outcome::Allowed)]).await?;
         Ok(account)
-    }
-
-    /// If no operator has set a password yet, makes a fresh first-start link (any earlier one
-    /// stops working) and returns it.
-    ///
-    /// # Errors
-    /// When storage fails.
-    pub async fn first_start_link(&self) -> Result<Option<String>, AppError> {
-        if self.store.active_operator_count().await? > 0 {
-            return Ok(None);
-        }
-        let token = new_token();
-        let now = self.now();
-        let invite = NewInvitation {
-            id: uuid::Uuid::new_v4(),
-            token_hash: token_hash(&token),
-            purpose: InvitationPurpose::FirstOperator,
-            created_at: now,
-            expires_at: now + self.settings.invitation_secs,
-            mail: None,
-        };
-        self.store.replace_first_operator_invitation(&invite).await?;
-        Ok(Some(self.link(&token)))
-    }
-
-    /// Creates an operator account from the console and mails (and returns) its link.
-    ///
-    /// # Errors
-    /// [`AppError::Invalid`] for bad details, [`AppError::Conflict`] for an email in use.
-    pub async fn console_create_operator(&self, name: &str, email: &str) -> Result<String, AppError> {
-        let target = Target::console::<authz::InviteOperator>(authz::Platform);
-        self.audit(vec![self.event(&Caller::console(Principal::Anonymous), &target, Outcome::Allowed)]).await?;
-        self.create_operator_with(&authz::console::manage_operators(), name, email).await
-    }
-
-    /// An operator invites another operator, who is emailed a link.
-    ///
-    /// # Errors
-    /// [`AppError::NotFound`] for anyone but an operator; otherwise as for the console.
-    pub async fn invite_operator(&self, who: &Caller, name: &str, email: &str) -> Result<(), AppError> {
-        let grant = self.authorize::<authz::InviteOperator>(who, authz::Platform).await?;
-        self.create_operator_with(&grant.implied(), name, email).await.map(|_| ())
-    }
-
-    async fn create_operator_with(
-        &self,
-        grant: &authz::Grant<authz::ManageOperators>,
-        name: &str,
-        email: &str,
-    ) -> Result<String, AppError> {
-        let mut errors = Vec::new();
-        let display_name = PersonName::parse(name)
-            .map_err(|e| errors.push(FieldError { field: "operator_name", message: e.to_string() }))
-            .ok();
-        let email = Email::parse(email)
-            .map_err(|e| errors.push(FieldError { field: "operator_email", message: e.to_string() }))
-            .ok();
-        let (Some(display_name), Some(email)) = (display_name, email) else {
-            return Err(AppError::Invalid(errors));
-        };
-        let now = self.now();
-        let token = new_token();
-        let link = self.link(&token);
-        let invite = NewInvitation {
-            id: uuid::Uuid::new_v4(),
-            token_hash: token_hash(&token),
-            purpose: InvitationPurpose::JoinOperator,
-            created_at: now,
-            expires_at: now + self.settings.invitation_secs,
-            mail: Some(texts::operator_invitation(
-                email.as_str(),
-                display_name.as_str(),
-                &link,
-                self.invitation_days(),
-                now,
-            )),
-        };
-        let account =
-            NewAccount { id: AccountId::random(), kind: AccountKind::Operator, email, display_name, created_at: now };
-        self.store.create_operator(grant, &account, &invite).await.map_err(|e| match AppError::from(e) {
-            AppError::Conflict(m) => AppError::field("operator_email", m),
-            other => other,
-        })?;
-        self.mail_waker.notify_one();
-        Ok(link)
     }
 
     pub(crate) fn link(&self, token: &str) -> String {

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod blobs;
 pub mod breached;
 pub mod config;
+pub mod console;
 pub mod content;
 pub mod documents;
 mod error;
@@ -136,14 +137,6 @@ impl App {
     pub fn with_breached_passwords(mut self, list: breached::BreachedList) -> Self {
         self.breached = Some(Arc::new(list));
         self
-    }
-
-    /// Removes sign-in counters and links no longer needed (run hourly).
-    ///
-    /// # Errors
-    /// When storage fails.
-    pub async fn prune_sign_in_state(&self) -> Result<u64, AppError> {
-        Ok(self.store.prune_sign_in_state(self.now()).await?)
     }
 
     /// The storage engine in use.

@@ -548,18 +548,6 @@ impl App {
         Ok(())
     }
 
-    /// Resets someone's second factors from the server's console, after a person has checked
-    /// their identity (`checked`: who checked and how, recorded in the access log). Ends all
-    /// their sessions and emails them (no link). Returns whether they had an authenticator.
-    ///
-    /// # Errors
-    /// [`AppError::NotFound`] for an unknown email; [`AppError::Invalid`] without the check.
-    pub async fn console_reset_factors(&self, email: &str, checked: &str) -> Result<bool, AppError> {
-        let checked = identity_check(checked)?;
-        let account = self.store.account_by_email(&email.trim().to_lowercase()).await?.ok_or(AppError::NotFound)?;
-        self.reset_factors_of(&Caller::console(authz::Principal::Anonymous), account.id, checked).await
-    }
-
     /// Resets the second factors of a patient or member of staff of the practice, by a practice
     /// admin (or an operator) after checking who they are in person or by phone (`checked`: who
     /// checked and how, recorded in the access log). Ends all their sessions and emails them.
@@ -601,7 +589,12 @@ impl App {
 
     /// Removes an account's factors, ends its sessions, records who checked the identity and
     /// emails the holder. Returns whether they had an authenticator or a passkey.
-    async fn reset_factors_of(&self, caller: &Caller, account: AccountId, checked: &str) -> Result<bool, AppError> {
+    pub(crate) async fn reset_factors_of(
+        &self,
+        caller: &Caller,
+        account: AccountId,
+        checked: &str,
+    ) -> Result<bool, AppError> {
         let had = self.store.remove_factors(account).await?;
         let ended = self.store.end_other_sessions(account, None, self.now()).await?;
         let mut event = self.event(caller, &Target::account(Verb::MfaReset, &account), Outcome::Allowed);
@@ -621,7 +614,7 @@ impl App {
 }
 
 /// The record of an identity check: who checked and how, in at least ten characters.
-fn identity_check(checked: &str) -> Result<&str, AppError> {
+pub(crate) fn identity_check(checked: &str) -> Result<&str, AppError> {
     let checked = checked.trim();
     if checked.chars().count() < 10 || checked.chars().any(char::is_control) {
         return Err(AppError::field(

@@ -88,17 +88,7 @@ impl App {
         Ok(id)
     }
 
-    /// Creates a practice from the console; returns it and its admin's invitation link.
-    ///
-    /// # Errors
-    /// As for [`App::create_practice`].
-    pub async fn console_create_practice(&self, form: &PracticeForm) -> Result<(PracticeId, String), AppError> {
-        let target = Target::console::<authz::CreatePractice>(Platform);
-        self.audit(vec![self.event(&Caller::console(authz::Principal::Anonymous), &target, Outcome::Allowed)]).await?;
-        self.create_practice_with(&authz::console::manage_practices(), form, None).await
-    }
-
-    async fn create_practice_with(
+    pub(crate) async fn create_practice_with(
         &self,
         grant: &authz::Grant<ManagePractices>,
         form: &PracticeForm,
@@ -198,30 +188,7 @@ impl App {
         self.invite_staff_with(&grant, practice, form).await.map(|_| ())
     }
 
-    /// Invites staff to a practice from the console; returns the invitation link.
-    ///
-    /// # Errors
-    /// As for [`App::invite_staff`].
-    pub async fn console_invite_staff(&self, practice: PracticeId, form: &InviteStaffForm) -> Result<String, AppError> {
-        if self.store.practice(practice).await?.is_none() {
-            return Err(AppError::NotFound);
-        }
-        let target = Target::console::<authz::InviteStaff>(practice);
-        self.audit(vec![self.event(&Caller::console(authz::Principal::Anonymous), &target, Outcome::Allowed)]).await?;
-        self.invite_staff_with(&authz::console::manage_staff(practice), practice, form).await
-    }
-
-    /// Finds a practice by its HPI facility id (for the console).
-    ///
-    /// # Errors
-    /// When storage fails.
-    pub async fn console_practice_by_hpi(&self, hpi: &str) -> Result<Option<PracticeRow>, AppError> {
-        let all = self.store.list_practices(&authz::console::manage_practices()).await?;
-        let wanted = hpi.trim().to_ascii_uppercase();
-        Ok(all.into_iter().map(|s| s.practice).find(|p| p.hpi_facility_id == wanted))
-    }
-
-    async fn invite_staff_with(
+    pub(crate) async fn invite_staff_with(
         &self,
         grant: &authz::Grant<ManageStaff>,
         practice: PracticeId,
@@ -302,7 +269,30 @@ impl App {
         practice: PracticeId,
         form: &EnrolForm,
     ) -> Result<Enrolled, AppError> {
-        self.enrol_with_link(who, practice, form).await.map(|(e, _)| e)
+        self.enrol_returning_link(who, practice, form).await.map(|(e, _)| e)
+    }
+
+    /// A patient's record: the patient themself, or staff of a practice they are enrolled at.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone else, exactly as for a patient that does not exist.
+    pub async fn view_patient(
+        &self,
+        who: &Caller,
+        patient: PatientId,
+    ) -> Result<(PatientRow, Vec<PracticeRow>), AppError> {
+        let grant = self.authorize::<ViewPatient>(who, patient).await?;
+        let row = self.store.patient(&grant).await?;
+        let mut practices = Vec::new();
+        for id in authz::Relations::patient_practices(&*self.store, patient)
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?
+        {
+            if let Some(p) = self.store.practice(id).await? {
+                practices.push(p);
+            }
+        }
+        Ok((row, practices))
     }
 
     /// Enrols a patient, returning the activation link too (for the console's `demo`; the web
@@ -310,7 +300,7 @@ impl App {
     ///
     /// # Errors
     /// As for [`App::enrol_patient`].
-    pub async fn enrol_with_link(
+    pub(crate) async fn enrol_returning_link(
         &self,
         who: &Caller,
         practice: PracticeId,
@@ -380,28 +370,5 @@ impl App {
         tracing::info!(event = "patient.enrolled", practice = %practice, "patient enrolled");
         self.mail_waker.notify_one();
         Ok((outcome, self.link(&token)))
-    }
-
-    /// A patient's record: the patient themself, or staff of a practice they are enrolled at.
-    ///
-    /// # Errors
-    /// [`AppError::NotFound`] for anyone else, exactly as for a patient that does not exist.
-    pub async fn view_patient(
-        &self,
-        who: &Caller,
-        patient: PatientId,
-    ) -> Result<(PatientRow, Vec<PracticeRow>), AppError> {
-        let grant = self.authorize::<ViewPatient>(who, patient).await?;
-        let row = self.store.patient(&grant).await?;
-        let mut practices = Vec::new();
-        for id in authz::Relations::patient_practices(&*self.store, patient)
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))?
-        {
-            if let Some(p) = self.store.practice(id).await? {
-                practices.push(p);
-            }
-        }
-        Ok((row, practices))
     }
 }

@@ -61,7 +61,7 @@ struct Login {
 
 pub(crate) async fn run(config: &Config) -> Result<()> {
     let app = crate::open(config).await?;
-    if app.console_practice_by_hpi(DEMO_HPI).await?.is_some() {
+    if app.console().practice_by_hpi(DEMO_HPI).await?.is_some() {
         bail!(
             "the demo practice ({DEMO_HPI}) is already in {}; use a fresh TIAKI_DATA_DIR for a new demo",
             config.data_dir.display()
@@ -86,7 +86,8 @@ pub(crate) async fn run(config: &Config) -> Result<()> {
 
     bar.set_message("practice");
     let (practice, admin_link) = app
-        .console_create_practice(&app::PracticeForm {
+        .console()
+        .create_practice(&app::PracticeForm {
             name: "Kōwhai Health Centre (demo)".into(),
             hpi_facility_id: DEMO_HPI.into(),
             region: "Northland".into(),
@@ -98,7 +99,7 @@ pub(crate) async fn run(config: &Config) -> Result<()> {
     let mut set = async |who: &str, email: &str, link: &str| -> Result<()> {
         let token = link.rsplit_once("token=").map(|(_, t)| t).unwrap_or_default();
         let password = passphrase();
-        app.set_password_by_link(token, &password, &password, None, None).await.map_err(err)?;
+        app.console().set_password_by_link(token, &password, &password, None, None).await.map_err(err)?;
         logins.push(Login { who: who.into(), email: email.into(), password });
         Ok(())
     };
@@ -107,7 +108,8 @@ pub(crate) async fn run(config: &Config) -> Result<()> {
     for (name, email, role) in &staff[1..] {
         bar.set_message("staff");
         let link = app
-            .console_invite_staff(
+            .console()
+            .invite_staff(
                 practice,
                 &InviteStaffForm { name: (*name).into(), email: (*email).into(), role: role.as_str().into() },
             )
@@ -121,6 +123,7 @@ pub(crate) async fn run(config: &Config) -> Result<()> {
     for (nhi, name, dob, email) in patients {
         bar.set_message("patients");
         let (_, link) = app
+            .console()
             .enrol_with_link(
                 &app::Caller::console(enroller.clone()),
                 practice,
@@ -152,19 +155,16 @@ pub(crate) async fn run(config: &Config) -> Result<()> {
 async fn demo_documents(app: &app::App, patients: &[(&str, &str, &str, &str)], bar: &ProgressBar) -> Result<()> {
     let err = |e: app::AppError| anyhow!(crate::show(&e));
     let (practice_client, _) = app
-        .console_create_client("Kōwhai PMS (demo)", "", "Kōwhai Health Centre (demo)", Some(DEMO_HPI))
+        .console()
+        .create_client("Kōwhai PMS (demo)", "", "Kōwhai Health Centre (demo)", Some(DEMO_HPI))
         .await
         .map_err(err)?;
     let (hospital_client, _) = app
-        .console_create_client(
-            "Whangārei Hospital discharges (demo)",
-            "G00042-K",
-            "Te Whatu Ora Te Tai Tokerau (demo)",
-            None,
-        )
+        .console()
+        .create_client("Whangārei Hospital discharges (demo)", "G00042-K", "Te Whatu Ora Te Tai Tokerau (demo)", None)
         .await
         .map_err(err)?;
-    app.console_add_agreement(DEMO_HPI, "G00042-K").await.map_err(err)?;
+    app.console().add_agreement(DEMO_HPI, "G00042-K").await.map_err(err)?;
     let as_client = |c: &app::ApiClientRow| {
         app::Caller::console(Principal::Client { client: c.id, org_id: c.org_id.clone(), practice: c.practice })
     };

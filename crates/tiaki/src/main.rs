@@ -365,7 +365,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Keys(cmd) => keys_cmd(&config, cmd).await,
         Command::Documents(DocumentsCmd::UnwrapCounts { since_minutes }) => {
             let app = open(&config).await?;
-            let counts = app.console_unwrap_counts(since_minutes).await?;
+            let counts = app.console().unwrap_counts(since_minutes).await?;
             eprintln!("Patient-key unwraps in the last {since_minutes} minute(s), by actor:");
             #[expect(clippy::print_stdout, reason = "the counts are this command's output")]
             for (actor, role, n) in counts {
@@ -375,7 +375,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Documents(DocumentsCmd::Sweep { grace_minutes }) => {
             let app = open(&config).await?;
-            let report = app.sweep_blobs(grace_minutes.max(0) * 60).await?;
+            let report = app.console().sweep_blobs(grace_minutes.max(0) * 60).await?;
             eprintln!(
                 "Removed {} blob(s) of abandoned uploads or deleted documents and {} stray blob(s).",
                 report.intents, report.strays
@@ -394,16 +394,16 @@ async fn run(cli: Cli) -> Result<()> {
                 | Admin::ListClients
                 | Admin::AgreeToReceive { .. }
                 | Admin::ResetFactors { .. } => unreachable!("handled above"),
-                Admin::CreateOperator { email, name } => app.console_create_operator(&name, &email).await,
+                Admin::CreateOperator { email, name } => app.console().create_operator(&name, &email).await,
                 Admin::CreatePractice { name, hpi, region, admin_name, admin_email } => app
-                    .console_create_practice(&app::PracticeForm { name, hpi_facility_id: hpi, region, admin_name, admin_email })
+                    .console().create_practice(&app::PracticeForm { name, hpi_facility_id: hpi, region, admin_name, admin_email })
                     .await
                     .map(|(_, link)| link),
                 Admin::InviteStaff { practice, name, email, role } => {
-                    let Some(p) = app.console_practice_by_hpi(&practice).await? else {
+                    let Some(p) = app.console().practice_by_hpi(&practice).await? else {
                         bail!("no practice has HPI facility id {practice}; list them on the operator page or create it with `tiaki admin create-practice`");
                     };
-                    app.console_invite_staff(p.id, &app::InviteStaffForm { name, email, role }).await
+                    app.console().invite_staff(p.id, &app::InviteStaffForm { name, email, role }).await
                 }
             }
             .map_err(|e| anyhow::anyhow!(show(&e)))?;
@@ -434,7 +434,9 @@ async fn client_cmd(app: &App, admin: &Admin) -> Result<Option<Result<()>>> {
                 bail!("give --practice HPI for a practice's own system, or --org-id for another organisation");
             }
             let (row, token) = shown(
-                app.console_create_client(label, org_id.as_deref().unwrap_or(""), org_name, practice.as_deref()).await,
+                app.console()
+                    .create_client(label, org_id.as_deref().unwrap_or(""), org_name, practice.as_deref())
+                    .await,
             )?;
             eprintln!(
                 "Client {} for {} ({}) created. Its token is shown once; store it in the sending system:",
@@ -443,16 +445,16 @@ async fn client_cmd(app: &App, admin: &Admin) -> Result<Option<Result<()>>> {
             println!("{token}");
         }
         Admin::RotateClient { id } => {
-            let token = shown(app.console_rotate_client(parse_id(id)?).await)?;
+            let token = shown(app.console().rotate_client(parse_id(id)?).await)?;
             eprintln!("New token (the old one no longer works):");
             println!("{token}");
         }
         Admin::RevokeClient { id } => {
-            shown(app.console_revoke_client(parse_id(id)?).await)?;
+            shown(app.console().revoke_client(parse_id(id)?).await)?;
             eprintln!("Revoked.");
         }
         Admin::ListClients => {
-            for c in app.console_clients().await? {
+            for c in app.console().clients().await? {
                 let scope = c
                     .practice
                     .map_or_else(|| "practices that agreed to receive".to_owned(), |p| format!("practice {p}"));
@@ -461,11 +463,11 @@ async fn client_cmd(app: &App, admin: &Admin) -> Result<Option<Result<()>>> {
             }
         }
         Admin::AgreeToReceive { practice, org_id } => {
-            shown(app.console_add_agreement(practice, org_id).await)?;
+            shown(app.console().add_agreement(practice, org_id).await)?;
             eprintln!("Practice {practice} now receives documents from {org_id} for its enrolled patients.");
         }
         Admin::ResetFactors { email, checked } => {
-            let had = shown(app.console_reset_factors(email, checked).await)?;
+            let had = shown(app.console().reset_factors(email, checked).await)?;
             eprintln!(
                 "{} They are signed out everywhere and have been emailed.",
                 if had {
@@ -495,19 +497,19 @@ async fn keys_cmd(config: &Config, cmd: KeysCmd) -> Result<()> {
                 app::keys::next_key_path(&config.data_dir).display()
             );
             let app = open(config).await?;
-            let total = app.keys_left_to_rewrap().await?;
+            let total = app.console().keys_left_to_rewrap().await?;
             let bar = indicatif::ProgressBar::new(total as u64);
             bar.set_style(indicatif::ProgressStyle::with_template(
                 "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} patient keys ({per_sec}, ETA {eta})",
             )?);
-            let done = app.rewrap_patient_keys(|n| bar.set_position(n)).await?;
+            let done = app.console().rewrap_patient_keys(|n| bar.set_position(n)).await?;
             bar.finish_and_clear();
-            if app.keys_left_to_rewrap().await? != 0 {
+            if app.console().keys_left_to_rewrap().await? != 0 {
                 bail!("some patient keys are still under the old master key; run `tiaki keys rotate-master` again");
             }
             let retired = app::keys::finish_master_rotation(&config.data_dir)?;
             // A portal node may have made a patient key under the old key meanwhile: catch it.
-            let stragglers = app.rewrap_patient_keys(|_| {}).await?;
+            let stragglers = app.console().rewrap_patient_keys(|_| {}).await?;
             let done = done + stragglers;
             eprintln!("Re-wrapped {done} patient key(s); no document was re-encrypted.");
             eprintln!(
@@ -518,7 +520,7 @@ async fn keys_cmd(config: &Config, cmd: KeysCmd) -> Result<()> {
         }
         KeysCmd::RotatePatient { nhi } => {
             let app = open(config).await?;
-            let n = app.console_rotate_patient_key(&nhi).await.map_err(|e| anyhow::anyhow!(show(&e)))?;
+            let n = app.console().rotate_patient_key(&nhi).await.map_err(|e| anyhow::anyhow!(show(&e)))?;
             eprintln!("The patient has a new key; {n} document key(s) re-wrapped, the old key destroyed.");
             Ok(())
         }
@@ -529,7 +531,7 @@ async fn keys_cmd(config: &Config, cmd: KeysCmd) -> Result<()> {
                 );
             }
             let app = open(config).await?;
-            let n = app.console_erase_patient_key(&nhi).await.map_err(|e| anyhow::anyhow!(show(&e)))?;
+            let n = app.console().erase_patient_key(&nhi).await.map_err(|e| anyhow::anyhow!(show(&e)))?;
             eprintln!(
                 "Destroyed {n} key version(s): the patient's documents can no longer be read by anyone. Their access-log events are kept."
             );
@@ -602,7 +604,7 @@ async fn audit_cmd(config: &Config, cmd: AuditCmd) -> Result<()> {
         }
         AuditCmd::Export { from, to } => {
             let (from, to) = (day_ms(&from, "--from")?, day_ms(&to, "--to")? + 86_400_000);
-            let bundle = app.console_export_audit_range(from, to).await?;
+            let bundle = app.console().export_audit_range(from, to).await?;
             #[expect(clippy::print_stdout, reason = "the export is this command's output")]
             {
                 println!("{}", serde_json::to_string_pretty(&bundle)?);

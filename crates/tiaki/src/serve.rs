@@ -60,20 +60,20 @@ pub(crate) async fn run(config: Config) -> Result<()> {
         let mut every = tokio::time::interval(Duration::from_hours(1));
         loop {
             every.tick().await;
-            match sweeper.sweep_blobs(86_400).await {
+            match sweeper.console().sweep_blobs(86_400).await {
                 Ok(r) if r.intents + r.strays > 0 => {
                     tracing::info!(intents = r.intents, strays = r.strays, "swept blobs");
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "the blob sweep failed; it runs again in an hour"),
             }
-            if let Err(e) = sweeper.prune_sign_in_state().await {
+            if let Err(e) = sweeper.console().prune_sign_in_state().await {
                 tracing::warn!(error = %e, "removing old sign-in counters failed; it runs again in an hour");
             }
         }
     });
 
-    if let Some(link) = app.first_start_link().await? {
+    if let Some(link) = app.console().first_start_link().await? {
         eprintln!("\nWelcome to Tiaki. No operator has been set up yet.");
         eprintln!(
             "Open this one-time link to create the first operator account (it expires in {} days,",

@@ -310,7 +310,8 @@ async fn main() -> anyhow::Result<()> {
 
     // The accounts.
     let (practice, _) = app
-        .console_create_practice(&PracticeForm {
+        .console()
+        .create_practice(&PracticeForm {
             name: "Bench Practice".into(),
             hpi_facility_id: "FBE123-B".into(),
             region: "Northland".into(),
@@ -336,11 +337,13 @@ async fn main() -> anyhow::Result<()> {
                     email: email(i),
                 };
                 let (_, link) = app
+                    .console()
                     .enrol_with_link(&app::Caller::console(admin), practice, &form)
                     .await
                     .map_err(|e| anyhow::anyhow!("enrol {i}: {e:?}"))?;
                 let token = link.rsplit_once("token=").map(|(_, t)| t.to_owned()).unwrap_or_default();
-                app.set_password_by_link(&token, &password(i), &password(i), None, None)
+                app.console()
+                    .set_password_by_link(&token, &password(i), &password(i), None, None)
                     .await
                     .map_err(|e| anyhow::anyhow!("password {i}: {e:?}"))?;
                 bar.inc(1);

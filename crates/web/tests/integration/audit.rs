@@ -17,7 +17,7 @@ use web::routes::ROUTES;
 
 /// Every event so far, as FHIR `AuditEvent`s, oldest first.
 async fn events(w: &World) -> Result<Vec<Value>> {
-    let bundle = w.t.app.console_export_audit_range(0, i64::MAX).await?;
+    let bundle = w.t.app.console().export_audit_range(0, i64::MAX).await?;
     Ok(bundle["entry"].as_array().cloned().unwrap_or_default().into_iter().map(|e| e["resource"].clone()).collect())
 }
 
@@ -230,7 +230,7 @@ async fn checkpoints_proofs_and_cosignatures_check_out() -> Result<()> {
     let cp = Checkpoint::parse_body(&note.body)?;
     assert_eq!((cp.origin.as_str(), cp.size), ("portal.test/audit", second));
     // Inclusion of every leaf, checked by the independent verifier and by the library's.
-    let all = w.t.app.console_export_audit_range(0, i64::MAX).await?;
+    let all = w.t.app.console().export_audit_range(0, i64::MAX).await?;
     assert!(all["total"].as_u64().unwrap_or_default() >= second);
     for index in 0..second {
         let proof: Value = serde_json::from_str(
@@ -493,7 +493,7 @@ async fn a_log_from_before_the_typed_vocabulary_still_verifies_and_reads_the_sam
         format: audit::event::FORMAT_V1,
         ..store::AuditEvent::default()
     };
-    w.t.app.audit(vec![old.clone()]).await?;
+    w.t.app.console().record_events(vec![old.clone()]).await?;
     let mut me = w.signed_in("p1@example.nz", [127, 0, 26, 1]).await?;
     assert_eq!(me.get(&format!("/patients/{p1}")).await?.status, StatusCode::OK);
     let tick = w.t.app.audit_tick(true).await?;
@@ -560,7 +560,7 @@ async fn two_nodes_keep_one_tree_and_one_sequencer_at_a_time() -> Result<()> {
         let mut leaders = 0;
         for round in 0..20u64 {
             let events = (0..25).map(|i| raw_event(round * 100 + i, node)).collect();
-            app.audit(events).await?;
+            app.console().record_events(events).await?;
             if app.audit_tick(round % 5 == 0).await?.leader {
                 leaders += 1;
             }
@@ -600,15 +600,15 @@ async fn events_past_their_retention_go_and_the_rest_still_verifies() -> Result<
     }
     let first = w.t.app.audit_tick(true).await?.checkpoint.context("a checkpoint over the first events")?;
     w.t.clock.advance(9 * YEAR);
-    assert_eq!(w.t.app.prune_audit().await?, 0, "nine years on, everything is kept");
+    assert_eq!(w.t.app.console().prune_audit().await?, 0, "nine years on, everything is kept");
     let mut p1 = w.signed_in("p1@example.nz", [127, 0, 25, 2]).await?;
     for _ in 0..3 {
         p1.get(&format!("/patients/{}", w.patient1)).await?;
     }
     let second = w.t.app.audit_tick(true).await?.checkpoint.context("a checkpoint over the newer events")?;
     w.t.clock.advance(2 * YEAR);
-    assert_eq!(w.t.app.prune_audit().await?, first, "eleven years on, exactly the first events go");
-    assert_eq!(w.t.app.prune_audit().await?, 0, "and only once");
+    assert_eq!(w.t.app.console().prune_audit().await?, first, "eleven years on, exactly the first events go");
+    assert_eq!(w.t.app.console().prune_audit().await?, 0, "and only once");
     let kept = events(&w).await?;
     assert_eq!(u64::try_from(kept.len())?, second - first, "the newer events are all still there");
     let report = w.t.app.verify_audit(None, false, |_, _| {}).await?;

@@ -13,7 +13,7 @@ use sqlx::Connection;
 use web::routes::ROUTES;
 
 async fn events(w: &World) -> Result<Vec<Value>> {
-    let bundle = w.t.app.console_export_audit_range(0, i64::MAX).await?;
+    let bundle = w.t.app.console().export_audit_range(0, i64::MAX).await?;
     Ok(bundle["entry"].as_array().cloned().unwrap_or_default().into_iter().map(|e| e["resource"].clone()).collect())
 }
 
@@ -165,7 +165,7 @@ async fn swapped_truncated_or_flipped_blobs_fail_and_never_yield_wrong_bytes() -
     let (_, id1) = api_upload(&mut p1, &w.patient1.to_string(), "one.pdf", &one).await?;
     let (_, id2) = api_upload(&mut p2, &w.patient2.to_string(), "two.pdf", &two).await?;
     let (k1, k2) = (blob_key_of(&w.t, "one.pdf").await?, blob_key_of(&w.t, "two.pdf").await?);
-    let blobs = w.t.app.blobs()?;
+    let blobs = w.t.app.console().blobs()?;
     let (b1, b2) = (blobs.get(&k1).await?, blobs.get(&k2).await?);
     let url1 = format!("/api/v1/documents/{id1}/content");
 
@@ -257,7 +257,7 @@ async fn pushes_are_scoped_idempotent_and_refused_outside_scope() -> Result<()> 
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.body.contains(&w.letter1.to_string()) && r.body.contains("\"created\":false"));
     // Practice A's system cannot push for practice B's patient; practice B's cannot for A's.
-    let (_, client_b) = w.t.app.console_create_client("B PMS", "", "Practice B", Some("FBB222-B")).await?;
+    let (_, client_b) = w.t.app.console().create_client("B PMS", "", "Practice B", Some("FBB222-B")).await?;
     let r = push(&w.t, &w.client_a, &push_meta("ZBN77VL", "x-1"), &pdf("x", 100)).await?;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let r = push(&w.t, &client_b, &push_meta("ZZZ0016", "x-2"), &pdf("x", 100)).await?;
@@ -267,11 +267,12 @@ async fn pushes_are_scoped_idempotent_and_refused_outside_scope() -> Result<()> 
     // A hospital reaches only the patients of practices that agreed to receive from it.
     let (hospital, hospital_token) =
         w.t.app
-            .console_create_client("Whangārei Hospital discharges", "G00042-K", "Te Whatu Ora Te Tai Tokerau", None)
+            .console()
+            .create_client("Whangārei Hospital discharges", "G00042-K", "Te Whatu Ora Te Tai Tokerau", None)
             .await?;
     let r = push(&w.t, &hospital_token, &push_meta("ZZZ0016", "dis-1"), &pdf("discharge", 4000)).await?;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "no agreement yet");
-    w.t.app.console_add_agreement("FAA111-A", "G00042-K").await?;
+    w.t.app.console().add_agreement("FAA111-A", "G00042-K").await?;
     let r = push(&w.t, &hospital_token, &push_meta("ZZZ0016", "dis-1"), &pdf("discharge", 4000)).await?;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let r = push(&w.t, &hospital_token, &push_meta("ZBN77VL", "dis-2"), &pdf("discharge", 4000)).await?;
@@ -298,12 +299,12 @@ async fn pushes_are_scoped_idempotent_and_refused_outside_scope() -> Result<()> 
         push(&w.t, &hospital_token, &push_meta("ZZZ0016", "dis-4"), b"<html><script>alert(1)</script></html>").await?;
     assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     // Rotation and revocation.
-    let new_token = w.t.app.console_rotate_client(hospital.id).await?;
+    let new_token = w.t.app.console().rotate_client(hospital.id).await?;
     let r = push(&w.t, &hospital_token, &push_meta("ZZZ0016", "dis-5"), &pdf("x", 100)).await?;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "the old secret stops working");
     let r = push(&w.t, &new_token, &push_meta("ZZZ0016", "dis-5"), &pdf("x", 100)).await?;
     assert_eq!(r.status, StatusCode::CREATED);
-    w.t.app.console_revoke_client(hospital.id).await?;
+    w.t.app.console().revoke_client(hospital.id).await?;
     let r = push(&w.t, &new_token, &push_meta("ZZZ0016", "dis-6"), &pdf("x", 100)).await?;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let r = push(&w.t, "tiaki_nonsense", &push_meta("ZZZ0016", "dis-6"), &pdf("x", 100)).await?;
@@ -370,7 +371,7 @@ async fn limits_and_content_checks_refuse_clearly_and_keep_nothing() -> Result<(
     let rows = sql_strings(&w.t, "SELECT title FROM documents WHERE category = 'patient_upload'").await?;
     assert!(rows.is_empty(), "{rows:?}");
     assert_eq!(sql_strings(&w.t, "SELECT blob_key FROM blob_intents").await?.len(), 0);
-    assert_eq!(w.t.app.blobs()?.list().await?.len(), 1, "only the fixture letter's blob");
+    assert_eq!(w.t.app.console().blobs()?.list().await?.len(), 1, "only the fixture letter's blob");
     // And a good upload from the page works, and shows in the list.
     p1.get(&docs_page).await?;
     let r = p1.upload(&docs_page, "My scan.pdf", &pdf("a scan", 5000)).await?;
@@ -443,7 +444,7 @@ async fn patients_rename_hide_and_delete_but_cannot_delete_clinical_documents() 
     let key = blob_key_of(&w.t, "Blood test, March").await?;
     assert_eq!(p1.post(&format!("/documents/{mine}/delete"), &[]).await?.status, StatusCode::SEE_OTHER);
     assert_eq!(p1.get(&format!("/api/v1/documents/{mine}/content")).await?.status, StatusCode::NOT_FOUND);
-    assert!(w.t.app.blobs()?.get(&key).await.is_err(), "the blob is gone");
+    assert!(w.t.app.console().blobs()?.get(&key).await.is_err(), "the blob is gone");
     // The practice withdraws its letter; the patient no longer sees it.
     let mut gp = w.signed_in("gp-a@example.nz", [127, 0, 35, 2]).await?;
     gp.get(&page).await?;
@@ -460,20 +461,20 @@ async fn keys_rotate_without_touching_blobs_and_erasure_shreds_everything() -> R
     let (_, id) = api_upload(&mut p1, &w.patient1.to_string(), "keep.pdf", &body).await?;
     let url = format!("/api/v1/documents/{id}/content");
     let key = blob_key_of(&w.t, "keep.pdf").await?;
-    let blob_before = w.t.app.blobs()?.get(&key).await?;
+    let blob_before = w.t.app.console().blobs()?.get(&key).await?;
     // A new patient key: the data keys are re-wrapped, the blob is untouched, it still reads.
-    assert_eq!(w.t.app.console_rotate_patient_key("ZZZ0016").await?, 2, "the letter and the upload");
+    assert_eq!(w.t.app.console().rotate_patient_key("ZZZ0016").await?, 2, "the letter and the upload");
     assert!(p1.get_bytes(&url, None).await?.2 == body);
     // A new master key file, with the portal running: patient keys re-wrapped, blobs untouched.
     // (With a token the master key never leaves it; its rotation is a new key label.)
     if key_backend() == "file" {
         app::keys::begin_master_rotation(&w.t.data_dir)?;
-        let n = w.t.app.rewrap_patient_keys(|_| {}).await?;
+        let n = w.t.app.console().rewrap_patient_keys(|_| {}).await?;
         assert!(n >= 1);
-        assert_eq!(w.t.app.keys_left_to_rewrap().await?, 0);
+        assert_eq!(w.t.app.console().keys_left_to_rewrap().await?, 0);
         app::keys::finish_master_rotation(&w.t.data_dir)?;
         assert!(p1.get_bytes(&url, None).await?.2 == body, "still readable under the new master key");
-        assert!(w.t.app.blobs()?.get(&key).await? == blob_before, "no blob was re-encrypted");
+        assert!(w.t.app.console().blobs()?.get(&key).await? == blob_before, "no blob was re-encrypted");
         // A patient key made by a node that had not yet seen the rotation is still readable:
         // the retired key keeps unwrapping until its file is destroyed.
         assert!(w.t.data_dir.join("retired-keys").read_dir()?.count() == 1);
@@ -495,7 +496,7 @@ async fn keys_rotate_without_touching_blobs_and_erasure_shreds_everything() -> R
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        match w.t.app.console_rotate_patient_key("ZZZ0016").await {
+        match w.t.app.console().rotate_patient_key("ZZZ0016").await {
             Ok(_) => rotations += 1,
             Err(e) => eprintln!("rotation refused: {e:?}"),
         }
@@ -518,7 +519,7 @@ async fn keys_rotate_without_touching_blobs_and_erasure_shreds_everything() -> R
         assert!(n.is_some(), "{id}: an acknowledged upload reads back whole and unchanged");
     }
     // Erasure: every document of the patient is unreadable, cleanly.
-    assert!(w.t.app.console_erase_patient_key("ZZZ0016").await? >= 1);
+    assert!(w.t.app.console().erase_patient_key("ZZZ0016").await? >= 1);
     let (status, _, got) = p1.get_bytes(&url, None).await?;
     assert_eq!(status, StatusCode::GONE);
     assert!(!contains(&got, b"rotating"));
@@ -535,7 +536,7 @@ async fn the_sweeper_removes_abandoned_and_stray_blobs_and_nothing_else() -> Res
     let w = World::new().await?;
     let mut p1 = w.signed_in("p1@example.nz", [127, 0, 37, 1]).await?;
     let (_, id) = api_upload(&mut p1, &w.patient1.to_string(), "stay.pdf", &pdf("stay", 70_000)).await?;
-    let blobs = w.t.app.blobs()?;
+    let blobs = w.t.app.console().blobs()?;
     // A crash after the blob was written but before its row: an intent and a blob.
     let abandoned = app::blobs::Blobs::new_key();
     sql_strings(
@@ -556,7 +557,7 @@ async fn the_sweeper_removes_abandoned_and_stray_blobs_and_nothing_else() -> Res
         std::fs::write(&path, [3u8; 50]).ok();
         path
     });
-    let report = w.t.app.sweep_blobs(-3600).await?;
+    let report = w.t.app.console().sweep_blobs(-3600).await?;
     assert_eq!((report.intents, report.strays), (1, 1 + u64::from(staging.is_some())));
     if let Some(path) = staging {
         assert!(!path.exists(), "the staging file is gone");
@@ -685,7 +686,7 @@ async fn every_document_route_writes_the_right_event() -> Result<()> {
         && e["outcomeDesc"] == "allowed"
         && patient_of(e).as_deref() == Some(p1.as_str())));
     // Pushes: allowed in scope; refused (and logged, naming the patient) outside it.
-    let (_, client_b) = w.t.app.console_create_client("B PMS", "", "Practice B", Some("FBB222-B")).await?;
+    let (_, client_b) = w.t.app.console().create_client("B PMS", "", "Practice B", Some("FBB222-B")).await?;
     let n = events(&w).await?.len();
     assert_eq!(
         push(&w.t, &client_b, &push_meta("ZZZ0016", "b-1"), &pdf("b", 100)).await?.status,

@@ -254,7 +254,7 @@ async fn practice_admin_invites_staff_and_enrols_patients_who_activate() -> Resu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_start_link_sets_up_the_first_operator_once() -> Result<()> {
     let t = TestApp::new().await?;
-    let link = t.app.first_start_link().await?.unwrap_or_default();
+    let link = t.app.console().first_start_link().await?.unwrap_or_default();
     let token = token_of(&link);
     let mut b = t.browser([127, 0, 8, 1]);
     let page = b.get(&format!("/activate?token={token}")).await?;
@@ -289,7 +289,7 @@ async fn first_start_link_sets_up_the_first_operator_once() -> Result<()> {
     assert_eq!(r.location(), "/account/security", "cannot sign anyone out before the second factor");
     set_up_authenticator(&mut b, &t).await?;
     assert_eq!(b.get("/operator").await?.status, StatusCode::OK, "this session proved the new factor");
-    assert!(t.app.first_start_link().await?.is_none(), "no new link once an operator exists");
+    assert!(t.app.console().first_start_link().await?.is_none(), "no new link once an operator exists");
     // The used link sets up nobody else.
     let mut late = t.browser([127, 0, 8, 2]);
     assert_eq!(late.get(&format!("/activate?token={token}")).await?.status, StatusCode::GONE);
@@ -437,7 +437,8 @@ async fn operators_only_invite_a_first_admin() -> Result<()> {
     // A practice whose admin has not joined yet can be given one.
     let (fresh, _) =
         w.t.app
-            .console_create_practice(&app::PracticeForm {
+            .console()
+            .create_practice(&app::PracticeForm {
                 name: "Fresh".into(),
                 hpi_facility_id: "FFR001-A".into(),
                 region: "Otago".into(),

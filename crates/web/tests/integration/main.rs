@@ -14,6 +14,7 @@ mod audit;
 mod bad_input;
 mod documents;
 mod flows;
+mod layers;
 mod mail;
 mod matrix;
 mod mfa;

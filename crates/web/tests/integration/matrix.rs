@@ -76,20 +76,22 @@ async fn every_route_against_every_role() -> Result<()> {
     let link = w
         .t
         .app
-        .console_invite_staff(
+        .console()
+        .invite_staff(
             w.practice_a,
             &app::InviteStaffForm { name: "New Nurse".into(), email: "new-a@example.nz".into(), role: "nurse".into() },
         )
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     w.t.app
+        .console()
         .set_password_by_link(&token_of(&link), PASSWORD, PASSWORD, None, None)
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let (_, client_b) = w.t.app.console_create_client("Practice B PMS", "", "Practice B", Some("FBB222-B")).await?;
+    let (_, client_b) = w.t.app.console().create_client("Practice B PMS", "", "Practice B", Some("FBB222-B")).await?;
     let (_, hospital) =
-        w.t.app.console_create_client("Hospital system", "G00001-A", "Te Whatu Ora Te Tai Tokerau", None).await?;
-    w.t.app.console_add_agreement("FAA111-A", "G00001-A").await?;
+        w.t.app.console().create_client("Hospital system", "G00001-A", "Te Whatu Ora Te Tai Tokerau", None).await?;
+    w.t.app.console().add_agreement("FAA111-A", "G00001-A").await?;
 
     let mut browsers = BTreeMap::new();
     for (n, role) in ROLES.iter().enumerate() {
@@ -131,6 +133,7 @@ async fn every_route_against_every_role() -> Result<()> {
     // A real passkey of an account that is none of the roles: another account's object for all.
     let (_, l3) = enrol(&w.t, w.practice_b, "ZAA0083", "p3@example.nz").await?;
     w.t.app
+        .console()
         .set_password_by_link(&token_of(&l3), PASSWORD, PASSWORD, None, None)
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;

@@ -152,7 +152,7 @@ async fn codes_work_once_and_recovery_codes_are_single_use_and_replaceable() -> 
     assert_eq!(again.post("/signin/verify", &[("code", &codes[1])]).await?.status, StatusCode::UNAUTHORIZED, "retired");
     assert_eq!(again.post("/signin/verify", &[("code", &fresh[0])]).await?.status, StatusCode::SEE_OTHER);
     // Second-factor attempts are in the access log.
-    let bundle = w.t.app.console_export_audit_range(0, i64::MAX).await?;
+    let bundle = w.t.app.console().export_audit_range(0, i64::MAX).await?;
     let text = bundle.to_string();
     assert!(text.contains("sign_in.second_factor") && text.contains("mfa.totp.add"));
     Ok(())
@@ -164,16 +164,16 @@ async fn a_console_reset_removes_the_factors_ends_sessions_and_tells_the_holder(
     let mut p1 = w.signed_in("p1@example.nz", [127, 0, 52, 1]).await?;
     enable_totp(&w, &mut p1).await?;
     assert!(
-        w.t.app.console_reset_factors("p1@example.nz", "too short").await.is_err(),
+        w.t.app.console().reset_factors("p1@example.nz", "too short").await.is_err(),
         "the identity check is recorded"
     );
-    assert!(w.t.app.console_reset_factors("p1@example.nz", "Mere, photo ID at the desk").await?);
+    assert!(w.t.app.console().reset_factors("p1@example.nz", "Mere, photo ID at the desk").await?);
     assert_eq!(p1.get("/api/v1/me").await?.status, StatusCode::UNAUTHORIZED, "signed out everywhere");
     assert!(subjects(&w.t).await?.iter().any(|s| s.contains("sign-in was reset")));
     let mut again = w.t.browser([127, 0, 52, 2]);
     let r = again.sign_in("p1@example.nz", PASSWORD).await?;
     assert_eq!(r.location(), format!("/patients/{}", w.patient1), "password alone again, until they set up a new app");
-    let text = w.t.app.console_export_audit_range(0, i64::MAX).await?.to_string();
+    let text = w.t.app.console().export_audit_range(0, i64::MAX).await?.to_string();
     assert!(text.contains("mfa.reset") && text.contains("photo ID at the desk"));
     Ok(())
 }
@@ -465,7 +465,7 @@ async fn a_practice_admin_resets_a_patients_sign_in_after_an_identity_check() ->
     assert!(subjects(&w.t).await?.iter().any(|s| s.contains("sign-in was reset")));
     let mut again = w.t.browser([127, 0, 57, 5]);
     assert_eq!(again.sign_in("p1@example.nz", PASSWORD).await?.location(), format!("/patients/{}", w.patient1));
-    let text = w.t.app.console_export_audit_range(0, i64::MAX).await?.to_string();
+    let text = w.t.app.console().export_audit_range(0, i64::MAX).await?.to_string();
     assert!(text.contains("mfa.reset") && text.contains("Mere, photo ID at the front desk"));
     Ok(())
 }

@@ -550,7 +550,8 @@ pub struct World {
 pub async fn practice(t: &TestApp, name: &str, hpi: &str, admin_email: &str) -> Result<PracticeId> {
     let (id, link) = t
         .app
-        .console_create_practice(&PracticeForm {
+        .console()
+        .create_practice(&PracticeForm {
             name: name.into(),
             hpi_facility_id: hpi.into(),
             region: "Northland".into(),
@@ -559,7 +560,11 @@ pub async fn practice(t: &TestApp, name: &str, hpi: &str, admin_email: &str) -> 
         })
         .await
         .map_err(|e| anyhow!("{e:?}"))?;
-    t.app.set_password_by_link(&token_of(&link), PASSWORD, PASSWORD, None, None).await.map_err(|e| anyhow!("{e:?}"))?;
+    t.app
+        .console()
+        .set_password_by_link(&token_of(&link), PASSWORD, PASSWORD, None, None)
+        .await
+        .map_err(|e| anyhow!("{e:?}"))?;
     fixture_totp(t, admin_email).await?;
     Ok(id)
 }
@@ -567,13 +572,18 @@ pub async fn practice(t: &TestApp, name: &str, hpi: &str, admin_email: &str) -> 
 pub async fn staff(t: &TestApp, practice: PracticeId, email: &str, role: StaffRole) -> Result<()> {
     let link = t
         .app
-        .console_invite_staff(
+        .console()
+        .invite_staff(
             practice,
             &InviteStaffForm { name: "Staff Person".into(), email: email.into(), role: role.as_str().into() },
         )
         .await
         .map_err(|e| anyhow!("{e:?}"))?;
-    t.app.set_password_by_link(&token_of(&link), PASSWORD, PASSWORD, None, None).await.map_err(|e| anyhow!("{e:?}"))?;
+    t.app
+        .console()
+        .set_password_by_link(&token_of(&link), PASSWORD, PASSWORD, None, None)
+        .await
+        .map_err(|e| anyhow!("{e:?}"))?;
     fixture_totp(t, email).await?;
     Ok(())
 }
@@ -588,6 +598,7 @@ pub async fn enrol(t: &TestApp, practice: PracticeId, nhi: &str, email: &str) ->
     };
     let (outcome, link) = t
         .app
+        .console()
         .enrol_with_link(
             &app::Caller::console(admin),
             practice,
@@ -631,19 +642,22 @@ impl World {
         let (patient2, l2) = enrol(&t, practice_b, "ZBN77VL", "p2@example.nz").await?;
         for l in [l1, l2] {
             t.app
+                .console()
                 .set_password_by_link(&token_of(&l), PASSWORD, PASSWORD, None, None)
                 .await
                 .map_err(|e| anyhow!("{e:?}"))?;
         }
-        let op = t.app.console_create_operator("Op Erator", "op@example.nz").await.map_err(|e| anyhow!("{e:?}"))?;
+        let op = t.app.console().create_operator("Op Erator", "op@example.nz").await.map_err(|e| anyhow!("{e:?}"))?;
         t.app
+            .console()
             .set_password_by_link(&token_of(&op), PASSWORD, PASSWORD, None, None)
             .await
             .map_err(|e| anyhow!("{e:?}"))?;
         fixture_totp(&t, "op@example.nz").await?;
         let (_, client_a) = t
             .app
-            .console_create_client("Practice A PMS", "", "Practice A", Some("FAA111-A"))
+            .console()
+            .create_client("Practice A PMS", "", "Practice A", Some("FAA111-A"))
             .await
             .map_err(|e| anyhow!("{e:?}"))?;
         let r = push(&t, &client_a, &push_meta("ZZZ0016", "letter-1"), &pdf("letter one", 3000)).await?;

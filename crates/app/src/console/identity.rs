@@ -1,0 +1,73 @@
+//! The console's identity work: the first operator's link, operators made at the console,
+//! passwords set from a link without signing in, and second factors reset after an identity check.
+
+use super::Console;
+use crate::AppError;
+use crate::audit::{Caller, Outcome, Target};
+use crate::mfa::identity_check;
+use crate::security::{new_token, token_hash};
+use authz::Principal;
+use domain::AccountId;
+use store::{InvitationPurpose, NewInvitation};
+
+impl Console<'_> {
+    /// Creates an operator account from the console and mails (and returns) its link.
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for bad details, [`AppError::Conflict`] for an email in use.
+    pub async fn create_operator(&self, name: &str, email: &str) -> Result<String, AppError> {
+        let target = Target::console::<authz::InviteOperator>(authz::Platform);
+        self.app.audit(vec![self.app.event(&Caller::console(Principal::Anonymous), &target, Outcome::Allowed)]).await?;
+        self.app.create_operator_with(&authz::console::manage_operators(), name, email).await
+    }
+
+    /// Uses a link to set a password without signing in (the console's `demo` uses this).
+    ///
+    /// # Errors
+    /// As for [`App::accept_invitation`].
+    pub async fn set_password_by_link(
+        &self,
+        token: &str,
+        password: &str,
+        confirm: &str,
+        name: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<AccountId, AppError> {
+        self.app.set_password_with_link(token, password, confirm, name, email).await
+    }
+
+    /// If no operator has set a password yet, makes a fresh first-start link (any earlier one
+    /// stops working) and returns it.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn first_start_link(&self) -> Result<Option<String>, AppError> {
+        if self.app.store.active_operator_count().await? > 0 {
+            return Ok(None);
+        }
+        let token = new_token();
+        let now = self.app.now();
+        let invite = NewInvitation {
+            id: uuid::Uuid::new_v4(),
+            token_hash: token_hash(&token),
+            purpose: InvitationPurpose::FirstOperator,
+            created_at: now,
+            expires_at: now + self.app.settings.invitation_secs,
+            mail: None,
+        };
+        self.app.store.replace_first_operator_invitation(&invite).await?;
+        Ok(Some(self.app.link(&token)))
+    }
+
+    /// Resets someone's second factors from the server's console, after a person has checked
+    /// their identity (`checked`: who checked and how, recorded in the access log). Ends all
+    /// their sessions and emails them (no link). Returns whether they had an authenticator.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for an unknown email; [`AppError::Invalid`] without the check.
+    pub async fn reset_factors(&self, email: &str, checked: &str) -> Result<bool, AppError> {
+        let checked = identity_check(checked)?;
+        let account = self.app.store.account_by_email(&email.trim().to_lowercase()).await?.ok_or(AppError::NotFound)?;
+        self.app.reset_factors_of(&Caller::console(authz::Principal::Anonymous), account.id, checked).await
+    }
+}

@@ -1,0 +1,62 @@
+//! The console's practice work: practices and staff made at the console, and enrolments that
+//! hand back the activation link (for `tiaki demo`; staff never see a patient's link).
+
+use super::Console;
+use crate::audit::{Caller, Outcome, Target};
+use crate::{AppError, EnrolForm, InviteStaffForm, PracticeForm};
+use authz::Platform;
+use domain::PracticeId;
+use store::{Enrolled, PracticeRow};
+
+impl Console<'_> {
+    /// Creates a practice from the console; returns it and its admin's invitation link.
+    ///
+    /// # Errors
+    /// As for [`App::create_practice`].
+    pub async fn create_practice(&self, form: &PracticeForm) -> Result<(PracticeId, String), AppError> {
+        let target = Target::console::<authz::CreatePractice>(Platform);
+        self.app
+            .audit(vec![self.app.event(&Caller::console(authz::Principal::Anonymous), &target, Outcome::Allowed)])
+            .await?;
+        self.app.create_practice_with(&authz::console::manage_practices(), form, None).await
+    }
+
+    /// Invites staff to a practice from the console; returns the invitation link.
+    ///
+    /// # Errors
+    /// As for [`App::invite_staff`].
+    pub async fn invite_staff(&self, practice: PracticeId, form: &InviteStaffForm) -> Result<String, AppError> {
+        if self.app.store.practice(practice).await?.is_none() {
+            return Err(AppError::NotFound);
+        }
+        let target = Target::console::<authz::InviteStaff>(practice);
+        self.app
+            .audit(vec![self.app.event(&Caller::console(authz::Principal::Anonymous), &target, Outcome::Allowed)])
+            .await?;
+        self.app.invite_staff_with(&authz::console::manage_staff(practice), practice, form).await
+    }
+
+    /// Finds a practice by its HPI facility id (for the console).
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn practice_by_hpi(&self, hpi: &str) -> Result<Option<PracticeRow>, AppError> {
+        let all = self.app.store.list_practices(&authz::console::manage_practices()).await?;
+        let wanted = hpi.trim().to_ascii_uppercase();
+        Ok(all.into_iter().map(|s| s.practice).find(|p| p.hpi_facility_id == wanted))
+    }
+
+    /// Enrols a patient, returning the activation link too (for the console's `demo`; the web
+    /// never shows a patient's link to staff).
+    ///
+    /// # Errors
+    /// As for [`App::enrol_patient`].
+    pub async fn enrol_with_link(
+        &self,
+        who: &Caller,
+        practice: PracticeId,
+        form: &EnrolForm,
+    ) -> Result<(Enrolled, String), AppError> {
+        self.app.enrol_returning_link(who, practice, form).await
+    }
+}
