@@ -794,14 +794,8 @@ impl App {
         } else {
             authz::authorize::<ReadDocument, _>(&caller.principal, doc, &*self.store).await?
         };
-        // The row and its key version are read apart; a rotation committing in between moves the
-        // document to a new version, so look once more before calling the key destroyed.
-        let mut row = self.store.document(&grant).await?;
-        let mut key_row = self.store.patient_key(row.patient, row.key_version).await?;
-        if key_row.as_ref().is_none_or(|k| k.wrapped.is_none()) {
-            row = self.store.document(&grant).await?;
-            key_row = self.store.patient_key(row.patient, row.key_version).await?;
-        }
+        // The row and the patient key it is under, in one read behind the grant.
+        let (row, key_row) = self.store.document_for_read(&grant).await?;
         let size = u64::try_from(row.size).map_err(|_| AppError::Internal("negative document size".into()))?;
         let range = parse_range(range, size)?;
         let wrapped = key_row.as_ref().and_then(|k| k.wrapped.clone()).ok_or_else(|| {

@@ -162,50 +162,47 @@ impl App {
             return Ok(None);
         }
         let now = self.now();
-        let Some(session) =
-            self.store.live_session(&token_hash(token), now, now - self.settings.session_idle_secs).await?
+        // One read: the session, its account, what the account is linked to and the rules on
+        // second factors that apply to it.
+        let Some(subject) = self
+            .store
+            .session_subject(&token_hash(token), now, now - self.settings.session_idle_secs, PASSKEYS_REQUIRED)
+            .await?
         else {
             return Ok(None);
         };
-        let Some(account) = self.store.account(session.account).await? else { return Ok(None) };
+        let session = &subject.session;
+        let account = session.account;
         // Only record activity once a minute: every request need not be a write.
         if now - session.last_seen_at >= 60 {
             self.store.touch_session(session.id, now).await?;
         }
-        let (principal, staff, patient) = match account.kind {
+        let (principal, staff, patient) = match subject.kind {
             AccountKind::Patient => {
-                let Some(patient) = self.store.patient_for_account(account.id).await? else { return Ok(None) };
-                (Principal::Patient { account: account.id, session: session.id, patient }, None, Some(patient))
+                let Some(patient) = subject.patient else { return Ok(None) };
+                (Principal::Patient { account, session: session.id, patient }, None, Some(patient))
             }
             AccountKind::Staff => {
-                let Some((practice, role)) = self.store.staff_membership(account.id).await? else { return Ok(None) };
-                (
-                    Principal::Staff { account: account.id, session: session.id, practice, role },
-                    Some((practice, role)),
-                    None,
-                )
+                let Some((practice, role)) = subject.staff else { return Ok(None) };
+                (Principal::Staff { account, session: session.id, practice, role }, Some((practice, role)), None)
             }
-            AccountKind::Operator => (Principal::Operator { account: account.id, session: session.id }, None, None),
+            AccountKind::Operator => (Principal::Operator { account, session: session.id }, None, None),
         };
         // Staff and operators reach nothing until this session has proved a second factor —
         // and, when the operator requires it, operators and practice admins a passkey.
-        let needs_passkey = (matches!(account.kind, AccountKind::Operator)
+        let needs_passkey = (matches!(subject.kind, AccountKind::Operator)
             || matches!(staff, Some((_, domain::StaffRole::Admin))))
             && !session.mfa_passkey
             && self.settings.staff_mfa_required
-            && self.store.platform_flag(PASSKEYS_REQUIRED).await?;
-        let needs_second_factor = (matches!(account.kind, AccountKind::Staff | AccountKind::Operator)
+            && subject.passkeys_required;
+        let needs_second_factor = (matches!(subject.kind, AccountKind::Staff | AccountKind::Operator)
             && session.mfa_at.is_none()
             && self.settings.staff_mfa_required)
             || needs_passkey;
-        let must_change_password = account.password_breached_at.is_some();
+        let must_change_password = subject.password_breached_at.is_some();
         let principal = if needs_second_factor || must_change_password { Principal::Anonymous } else { principal };
-        let mfa_prompt = match patient {
-            Some(p) if session.mfa_at.is_none() => {
-                self.store.patient_must_use_mfa(p).await? && !self.has_second_factor(account.id).await?
-            }
-            _ => false,
-        };
+        let mfa_prompt =
+            patient.is_some() && session.mfa_at.is_none() && subject.patient_must_use_mfa && !subject.has_second_factor;
         Ok(Some(SignedIn {
             must_change_password,
             mfa_prompt,
@@ -214,10 +211,10 @@ impl App {
             may_add_factor: session.setup_ok_at.is_some(),
             mfa_at: session.mfa_at,
             principal,
-            account: account.id,
-            kind: account.kind,
-            name: account.display_name,
+            account,
+            kind: subject.kind,
             session: session.id,
+            name: subject.display_name,
             staff,
             patient,
             token: token.to_owned(),

@@ -65,8 +65,12 @@ pub trait DocumentStore: Send + Sync {
         grant: &'a Grant<ListDocuments>,
         include_hidden: bool,
     ) -> BoxFuture<'a, Result<Vec<DocumentRow>>>;
-    /// One live document.
-    fn document<'a>(&'a self, grant: &'a Grant<ReadDocument>) -> BoxFuture<'a, Result<DocumentRow>>;
+    /// One live document to read, and the patient key its data key is wrapped under (none if
+    /// that key version was destroyed), in one query: a key rotation cannot fall between them.
+    fn document_for_read<'a>(
+        &'a self,
+        grant: &'a Grant<ReadDocument>,
+    ) -> BoxFuture<'a, Result<(DocumentRow, Option<PatientKeyRow>)>>;
     /// One live document, to change.
     fn own_document<'a>(&'a self, grant: &'a Grant<ChangeDocument>) -> BoxFuture<'a, Result<DocumentRow>>;
     /// Renames a document.
@@ -172,6 +176,11 @@ macro_rules! document_store {
                 controller_id, controller_name, source_ref, pushed_by_practice, pushed_by_client, uploaded_by, \
                 created_at, hidden_at, withdrawn_at, deleted_at";
             const LIVE: &str = "deleted_at IS NULL AND withdrawn_at IS NULL";
+            // The same columns, of `documents d`, for queries that join another table.
+            const D_COLUMNS: &str = "d.id, d.patient_id, d.version, d.category, d.title, d.filename, d.media_type, d.size, \
+                d.blob_key, d.wrapped_key, d.key_version, d.aad_practice, d.clinical_date, d.author, d.source_org_id, \
+                d.source_org_name, d.controller_id, d.controller_name, d.source_ref, d.pushed_by_practice, \
+                d.pushed_by_client, d.uploaded_by, d.created_at, d.hidden_at, d.withdrawn_at, d.deleted_at";
 
             fn doc_row(r: &DbRow) -> Result<DocumentRow> {
                 Ok(DocumentRow {
@@ -420,10 +429,16 @@ macro_rules! document_store {
                     })
                 }
 
-                fn document<'a>(&'a self, grant: &'a Grant<authz::ReadDocument>) -> BoxFuture<'a, Result<DocumentRow>> {
+                fn document_for_read<'a>(
+                    &'a self,
+                    grant: &'a Grant<authz::ReadDocument>,
+                ) -> BoxFuture<'a, Result<(DocumentRow, Option<PatientKeyRow>)>> {
                     Box::pin(async move {
-                        sqlx::query(sqlx::AssertSqlSafe(format!(
-                            "SELECT {COLUMNS} FROM documents d WHERE d.id = $1 AND d.patient_id = $2 AND {LIVE} \
+                        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "SELECT {D_COLUMNS}, k.master_key_id AS key_master_id, k.wrapped AS key_wrapped, \
+                             k.version AS key_row_version FROM documents d \
+                             LEFT JOIN patient_keys k ON k.patient_id = d.patient_id AND k.version = d.key_version \
+                             WHERE d.id = $1 AND d.patient_id = $2 AND d.deleted_at IS NULL AND d.withdrawn_at IS NULL \
                              AND ($3 = FALSE OR (d.pushed_by_practice = $4 AND EXISTS (SELECT 1 FROM enrolments e \
                                   WHERE e.patient_id = d.patient_id AND e.practice_id = $4)))"
                         )))
@@ -433,10 +448,18 @@ macro_rules! document_store {
                         .bind(nil_or(grant.via_practice()))
                         .fetch_optional(&self.pool)
                         .await?
-                        .as_ref()
-                        .map(doc_row)
-                        .transpose()?
-                        .ok_or(StoreError::NotFound)
+                        .ok_or(StoreError::NotFound)?;
+                        let doc = doc_row(&row)?;
+                        let key = match row.try_get::<Option<i32>, _>("key_row_version")? {
+                            Some(version) => Some(PatientKeyRow {
+                                patient: doc.patient,
+                                version,
+                                master_key_id: row.try_get("key_master_id")?,
+                                wrapped: row.try_get("key_wrapped")?,
+                            }),
+                            None => None,
+                        };
+                        Ok((doc, key))
                     })
                 }
 

@@ -148,6 +148,16 @@ pub trait Store: Relations + DocumentStore + MfaStore + SignInStore + Send + Syn
         now: UnixTime,
         idle_cutoff: UnixTime,
     ) -> BoxFuture<'a, Result<Option<SessionRow>>>;
+    /// The live session with this token hash (as [`Store::live_session`]) and everything
+    /// authentication needs about it, in one query; `passkeys_flag` names the platform setting
+    /// that requires passkeys.
+    fn session_subject<'a>(
+        &'a self,
+        token_hash: &'a [u8],
+        now: UnixTime,
+        idle_cutoff: UnixTime,
+        passkeys_flag: &'a str,
+    ) -> BoxFuture<'a, Result<Option<SessionSubject>>>;
     /// Records activity on a session.
     fn touch_session(&self, id: SessionId, now: UnixTime) -> BoxFuture<'_, Result<()>>;
     /// An account's live sessions, most recent first.

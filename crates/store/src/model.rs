@@ -276,6 +276,31 @@ pub struct SessionRow {
     pub mfa_passkey: bool,
 }
 
+/// Everything a request's authentication needs about its session, read in one query: the
+/// session, its account, the patient record or staff membership the account is linked to, and
+/// the second-factor rules that apply to it.
+#[derive(Debug, Clone)]
+pub struct SessionSubject {
+    /// The session.
+    pub session: SessionRow,
+    /// The account's kind.
+    pub kind: domain::AccountKind,
+    /// The account holder's name.
+    pub display_name: String,
+    /// When the account's password was found on the breached list, if it was.
+    pub password_breached_at: Option<UnixTime>,
+    /// The patient record a patient account is linked to.
+    pub patient: Option<PatientId>,
+    /// A staff account's practice and role.
+    pub staff: Option<(PracticeId, domain::StaffRole)>,
+    /// Whether a practice the patient is enrolled at requires a second factor.
+    pub patient_must_use_mfa: bool,
+    /// Whether the account has a confirmed authenticator app or a passkey.
+    pub has_second_factor: bool,
+    /// Whether the platform requires passkeys of operators and practice admins.
+    pub passkeys_required: bool,
+}
+
 /// A message to queue.
 #[derive(Debug, Clone)]
 pub struct NewMail {

@@ -728,6 +728,60 @@ macro_rules! portable_store {
                     })
                 }
 
+                fn session_subject<'a>(
+                    &'a self,
+                    token_hash: &'a [u8],
+                    now: UnixTime,
+                    idle_cutoff: UnixTime,
+                    passkeys_flag: &'a str,
+                ) -> BoxFuture<'a, Result<Option<SessionSubject>>> {
+                    Box::pin(async move {
+                        let Some(r) = sqlx::query(
+                            "SELECT s.id, s.account_id, s.created_at, s.last_seen_at, s.absolute_expires_at, s.ip, s.user_agent, \
+                             s.mfa_at, s.setup_ok_at, s.mfa_passkey, a.kind, a.display_name, a.password_breached_at, \
+                             pt.id AS patient_id, st.practice_id AS staff_practice, st.role AS staff_role, \
+                             EXISTS (SELECT 1 FROM enrolments e JOIN practices p ON p.id = e.practice_id \
+                                     WHERE e.patient_id = pt.id AND p.patients_need_mfa) AS patient_must_use_mfa, \
+                             (EXISTS (SELECT 1 FROM totp_factors t WHERE t.account_id = a.id AND t.confirmed_at IS NOT NULL) \
+                              OR EXISTS (SELECT 1 FROM passkeys k WHERE k.account_id = a.id)) AS has_second_factor, \
+                             EXISTS (SELECT 1 FROM settings g WHERE g.name = $4 AND g.value = $5) AS passkeys_required \
+                             FROM sessions s JOIN accounts a ON a.id = s.account_id \
+                             LEFT JOIN patients pt ON pt.account_id = a.id \
+                             LEFT JOIN staff st ON st.account_id = a.id \
+                             WHERE s.token_hash = $1 AND s.ended_at IS NULL AND s.absolute_expires_at > $2 \
+                               AND s.last_seen_at > $3 AND a.disabled_at IS NULL",
+                        )
+                        .bind(token_hash)
+                        .bind(now)
+                        .bind(idle_cutoff)
+                        .bind(passkeys_flag)
+                        .bind(b"on".as_slice())
+                        .fetch_optional(&self.pool)
+                        .await?
+                        else {
+                            return Ok(None);
+                        };
+                        let staff = match r.try_get::<Option<Uuid>, _>("staff_practice")? {
+                            Some(practice) => Some((
+                                PracticeId::from_uuid(practice),
+                                staff_role(&r.try_get::<String, _>("staff_role")?)?,
+                            )),
+                            None => None,
+                        };
+                        Ok(Some(SessionSubject {
+                            session: session_row(&r)?,
+                            kind: account_kind(&r.try_get::<String, _>("kind")?)?,
+                            display_name: r.try_get("display_name")?,
+                            password_breached_at: r.try_get("password_breached_at")?,
+                            patient: r.try_get::<Option<Uuid>, _>("patient_id")?.map(PatientId::from_uuid),
+                            staff,
+                            patient_must_use_mfa: r.try_get("patient_must_use_mfa")?,
+                            has_second_factor: r.try_get("has_second_factor")?,
+                            passkeys_required: r.try_get("passkeys_required")?,
+                        }))
+                    })
+                }
+
                 fn touch_session(&self, id: SessionId, now: UnixTime) -> BoxFuture<'_, Result<()>> {
                     Box::pin(async move {
                         sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND ended_at IS NULL")

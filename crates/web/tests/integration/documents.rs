@@ -884,3 +884,81 @@ async fn hostile_uploads_are_refused_or_served_inertly() -> Result<()> {
     }
     Ok(())
 }
+
+/// The statements the store runs, as sqlx reports them (its `sqlx::query` events), from every
+/// task of this test's process (nextest runs each test in a process of its own).
+#[derive(Clone, Default)]
+struct Statements(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Statements {
+    fn install() -> Result<Self> {
+        use tracing_subscriber::layer::SubscriberExt;
+        let seen = Self::default();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::filter::Targets::new().with_target("sqlx::query", tracing::Level::TRACE))
+            .with(seen.clone());
+        tracing::subscriber::set_global_default(subscriber)?;
+        Ok(seen)
+    }
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Statements {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        /// The statement's summary, then its full text when sqlx gives it.
+        struct Sql(String);
+        impl tracing::field::Visit for Sql {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "summary" || field.name() == "db.statement" {
+                    let text = format!("{value:?}");
+                    self.0.push_str(text.trim_matches('"').trim());
+                    self.0.push(' ');
+                }
+            }
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                if field.name() == "summary" || field.name() == "db.statement" {
+                    self.0.push_str(value.trim());
+                    self.0.push(' ');
+                }
+            }
+        }
+        let mut sql = Sql(String::new());
+        event.record(&mut sql);
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(sql.0);
+    }
+}
+
+/// The download path, straightened (DESIGN: authorise → act → audit in one unit): a patient's
+/// download costs at most three reads — the session with everything authentication needs, the
+/// policy's owner lookup, and the document with its patient key behind the grant — and one
+/// write, the access log's append of the read and key-unwrap events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_costs_three_reads_and_one_write() -> Result<()> {
+    let seen = Statements::install()?;
+    let w = World::new().await?;
+    let mut p1 = w.signed_in("p1@example.nz", [127, 0, 31, 1]).await?;
+    let path = format!("/documents/{}/download", w.letter1);
+    // A first download opens whatever pool connections it needs.
+    assert_eq!(p1.download(&path, None).await?.status, StatusCode::OK);
+    seen.take();
+    let d = p1.download(&path, None).await?;
+    assert_eq!(d.status, StatusCode::OK);
+    assert!(!d.bytes.is_empty() && d.stream_error.is_none());
+    let statements = seen.take();
+    let log = |s: &&String| {
+        s.contains("audit_") || s.starts_with("BEGIN") || s.starts_with("COMMIT") || s.starts_with("LOCK")
+    };
+    let (writes, reads): (Vec<&String>, Vec<&String>) = statements.iter().partition(log);
+    let reads: Vec<&&String> = reads.iter().filter(|s| !s.trim().is_empty()).collect();
+    assert!(reads.len() <= 3, "{} reads for one download: {reads:#?}", reads.len());
+    assert!(reads.iter().all(|s| s.trim_start().to_uppercase().starts_with("SELECT")), "only reads: {reads:#?}");
+    let appends = writes.iter().filter(|s| s.contains("INSERT INTO audit_events")).count();
+    assert_eq!(appends, 1, "one append of the download's events: {writes:#?}");
+    assert!(
+        writes.iter().all(|s| !s.starts_with("UPDATE") && !s.starts_with("DELETE")),
+        "nothing but the log's append is written: {writes:#?}"
+    );
+    Ok(())
+}
