@@ -36,9 +36,9 @@ async fn setup(pg: Option<&str>, docs: usize, size: usize) -> (Arc<App>, Caller,
     };
     let store = store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
-    app::keys::ensure_key_file(&dir).unwrap();
+    app::keyfile::ensure_key_file(&dir).unwrap();
     let vault = app::Vault {
-        blobs: app::blobs::Blobs::folder(&dir.join("blobs")).unwrap(),
+        blobs: app::documents::blobs::Blobs::folder(&dir.join("blobs")).unwrap(),
         keys: app::KeyRing::files(&dir).unwrap(),
         max_document_bytes: 1 << 30,
         patient_quota_bytes: 1 << 40,

@@ -2,35 +2,27 @@
 //! who is asking (a [`authz::Principal`] from a verified session), asks the policy for a grant,
 //! and acts through the storage contract with that grant. The web layer calls only these.
 
+mod access;
 pub mod audit;
-pub mod blobs;
-pub mod breached;
+mod caller;
 pub mod config;
 pub mod console;
-pub mod content;
 pub mod documents;
 mod error;
-pub mod history;
-mod identity;
-pub mod keys;
-pub mod mail;
-mod mfa;
-pub mod passkeys;
+pub mod identity;
+pub mod keyfile;
+pub mod notify;
 mod practices;
-mod ratelimit;
-mod security;
-mod signin;
-
 pub use audit::{AuditSettings, Caller, MIN_AUDIT_RETENTION_YEARS, Tick, VerifyReport};
 pub use authz::{Principal, capabilities};
 pub use config::Config;
 pub use documents::{Download, KeyRing, PushMeta, SweepReport, Vault};
 pub use domain;
 pub use error::{AppError, FieldError};
+pub use identity::credentials::password_checks;
+pub use identity::mfa::{MfaStatus, SignInStep, TotpSetup};
 pub use identity::{InvitationPage, SignInOutcome, SignedIn};
-pub use mfa::{MfaStatus, SignInStep, TotpSetup};
 pub use practices::{EnrolForm, InviteStaffForm, PracticeForm};
-pub use security::password_checks;
 pub use store::{
     AccountRow, ApiClientRow, Backend, DocumentRow, Enrolled, InvitationPurpose, PatientRow, PracticeRow,
     PracticeSummary, SessionRow, StaffRow,
@@ -74,11 +66,11 @@ pub struct App {
     clock: Arc<dyn Clock>,
     settings: Settings,
     csrf_key: aws_lc_rs::hmac::Key,
-    watch: ratelimit::AttackWatch,
-    failures: ratelimit::FailureBuffer,
-    unknown_browsers: ratelimit::NodeWindow,
+    watch: identity::ratelimit::AttackWatch,
+    failures: identity::ratelimit::FailureBuffer,
+    unknown_browsers: identity::ratelimit::NodeWindow,
     /// The operator's breached-password list, if one is configured.
-    breached: Option<Arc<breached::BreachedList>>,
+    breached: Option<Arc<identity::breached::BreachedList>>,
     auditor: audit::Auditor,
     audit_settings: AuditSettings,
     /// This process's name in leases.
@@ -111,9 +103,9 @@ impl App {
         settings: Settings,
         audit_settings: AuditSettings,
     ) -> Result<Self, AppError> {
-        let fresh = security::random_bytes::<32>();
+        let fresh = identity::credentials::random_bytes::<32>();
         let secret = store.secret("csrf_hmac_key", &fresh).await?;
-        let webauthn = passkeys::relying_party(&settings.public_url).map(Arc::new);
+        let webauthn = identity::passkeys::relying_party(&settings.public_url).map(Arc::new);
         Ok(Self {
             auditor: audit::Auditor::start(store.clone()),
             audit_settings,
@@ -122,9 +114,9 @@ impl App {
             clock,
             settings,
             csrf_key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret),
-            watch: ratelimit::AttackWatch::default(),
-            failures: ratelimit::FailureBuffer::default(),
-            unknown_browsers: ratelimit::NodeWindow::default(),
+            watch: identity::ratelimit::AttackWatch::default(),
+            failures: identity::ratelimit::FailureBuffer::default(),
+            unknown_browsers: identity::ratelimit::NodeWindow::default(),
             breached: None,
             vault: None,
             mail_waker: Arc::new(tokio::sync::Notify::new()),
@@ -134,7 +126,7 @@ impl App {
 
     /// Checks new passwords, and passwords at sign-in, against this breached-password list too.
     #[must_use]
-    pub fn with_breached_passwords(mut self, list: breached::BreachedList) -> Self {
+    pub fn with_breached_passwords(mut self, list: identity::breached::BreachedList) -> Self {
         self.breached = Some(Arc::new(list));
         self
     }

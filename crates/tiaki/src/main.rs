@@ -245,10 +245,10 @@ async fn open(config: &Config) -> Result<Arc<App>> {
             format!("cannot create the data folder {}; check TIAKI_DATA_DIR", config.data_dir.display())
         })?;
     }
-    if config.pkcs11.is_none() && app::keys::ensure_key_file(&config.data_dir)? {
+    if config.pkcs11.is_none() && app::keyfile::ensure_key_file(&config.data_dir)? {
         eprintln!(
             "Created the master key file {} (mode 0600). Back it up: without it, encrypted documents cannot be read.",
-            app::keys::key_path(&config.data_dir).display()
+            app::keyfile::key_path(&config.data_dir).display()
         );
     }
     let store = store::connect(config.database_url.expose_secret()).await.with_context(|| {
@@ -264,7 +264,7 @@ async fn open(config: &Config) -> Result<Arc<App>> {
         .await?
         .with_documents(vault(config)?);
     if let Some(path) = &config.breached_passwords {
-        let list = app::breached::BreachedList::open(path).map_err(|e| {
+        let list = app::identity::breached::BreachedList::open(path).map_err(|e| {
             anyhow::anyhow!("{e}; check TIAKI_BREACHED_PASSWORDS, or unset it to use only the built-in lists")
         })?;
         app = app.with_breached_passwords(list);
@@ -290,7 +290,7 @@ fn vault(config: &Config) -> Result<app::Vault> {
     } else {
         app::KeyRing::files(&config.data_dir).map_err(|e| anyhow::anyhow!("master key: {}", show(&e)))?
     };
-    let blobs = app::blobs::Blobs::from_settings(&config.blobs)
+    let blobs = app::documents::blobs::Blobs::from_settings(&config.blobs)
         .map_err(|e| anyhow::anyhow!("document store: {e}; check TIAKI_BLOB_STORE and the TIAKI_S3_* settings"))?;
     Ok(app::Vault {
         blobs,
@@ -321,7 +321,7 @@ fn audit_signer(config: &Config) -> Result<Arc<dyn audit::note::NoteSigner>> {
         })?;
         return Ok(Arc::new(signer));
     }
-    let key = app::keys::ensure_signing_key(&config.data_dir)?;
+    let key = app::keyfile::ensure_signing_key(&config.data_dir)?;
     Ok(Arc::new(
         audit::note::Signer::from_pkcs8(&config.audit_origin, &key)
             .map_err(|e| anyhow::anyhow!("audit signing key: {e}"))?,
@@ -490,11 +490,11 @@ async fn keys_cmd(config: &Config, cmd: KeysCmd) -> Result<()> {
                     "the master key is in a PKCS#11 token; rotate it in the token (a new key label) — file rotation applies to master.key only"
                 );
             }
-            let fresh = app::keys::begin_master_rotation(&config.data_dir)?;
+            let fresh = app::keyfile::begin_master_rotation(&config.data_dir)?;
             eprintln!(
                 "{} the new master key {}.",
                 if fresh { "Made" } else { "Resuming with" },
-                app::keys::next_key_path(&config.data_dir).display()
+                app::keyfile::next_key_path(&config.data_dir).display()
             );
             let app = open(config).await?;
             let total = app.console().keys_left_to_rewrap().await?;
@@ -507,7 +507,7 @@ async fn keys_cmd(config: &Config, cmd: KeysCmd) -> Result<()> {
             if app.console().keys_left_to_rewrap().await? != 0 {
                 bail!("some patient keys are still under the old master key; run `tiaki keys rotate-master` again");
             }
-            let retired = app::keys::finish_master_rotation(&config.data_dir)?;
+            let retired = app::keyfile::finish_master_rotation(&config.data_dir)?;
             // A portal node may have made a patient key under the old key meanwhile: catch it.
             let stragglers = app.console().rewrap_patient_keys(|_| {}).await?;
             let done = done + stragglers;

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use app::Config;
 use app::config::LogFormat;
-use app::mail::{Sender, Transport};
+use app::notify::{Sender, Transport};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -292,7 +292,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let list_path = dir.join("breached.txt");
     std::fs::write(&list_path, "")?;
-    let list = app::breached::BreachedList::open(&list_path).map_err(|e| anyhow::anyhow!(e))?;
+    let list = app::identity::breached::BreachedList::open(&list_path).map_err(|e| anyhow::anyhow!(e))?;
     let app =
         Arc::new(App::new(store, Arc::new(SystemClock), settings, audit_settings).await?.with_breached_passwords(list));
     let state = web::WebState {

@@ -252,7 +252,7 @@ fn content_disposition(filename: &str) -> HeaderValue {
 
 /// A download as an HTTP response: always an attachment, sandboxed, never cached.
 fn download_response(d: Download) -> Response {
-    let media = if app::content::Kind::from_media_type(&d.doc.media_type).is_some() {
+    let media = if app::documents::content::Kind::from_media_type(&d.doc.media_type).is_some() {
         HeaderValue::from_str(&d.doc.media_type).unwrap_or(HeaderValue::from_static("application/octet-stream"))
     } else {
         HeaderValue::from_static("application/octet-stream")

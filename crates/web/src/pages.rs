@@ -738,7 +738,7 @@ pub(crate) async fn access_page(
     State(state): State<WebState>,
     Auth(ctx, who): Auth,
     Path(raw): Path<String>,
-    Query(query): Query<app::history::HistoryQuery>,
+    Query(query): Query<app::audit::history::HistoryQuery>,
 ) -> PageResult {
     let patient: PatientId = id(&raw)?;
     let caller = ctx.caller_as(&who);
@@ -761,7 +761,7 @@ pub(crate) async fn access_page(
         patient_id: patient.to_string(),
         patient_name,
         query,
-        modules: app::history::MODULES,
+        modules: app::audit::history::MODULES,
         lines: lines
             .into_iter()
             .map(|l| AccessLine {

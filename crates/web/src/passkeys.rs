@@ -8,7 +8,7 @@ use crate::ctx::{CsrfForm, HasCsrf};
 use crate::error::WebError;
 use crate::mfa::{challenge_of, security_notice, signed_in, start_again, verify_view};
 use crate::views::{SignInPage, render};
-use app::passkeys::PasskeyChallenge;
+use app::identity::passkeys::PasskeyChallenge;
 use app::{AppError, SignedIn};
 use axum::Json;
 use axum::extract::{Path, State};

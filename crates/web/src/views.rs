@@ -214,7 +214,7 @@ pub(crate) struct AccessPage {
     pub(crate) own: bool,
     pub(crate) patient_id: String,
     pub(crate) patient_name: String,
-    pub(crate) query: app::history::HistoryQuery,
+    pub(crate) query: app::audit::history::HistoryQuery,
     pub(crate) modules: &'static [(&'static str, &'static str, &'static [app::domain::Module])],
     pub(crate) lines: Vec<AccessLine>,
     pub(crate) errors: Vec<FieldError>,
@@ -279,7 +279,7 @@ pub(crate) struct SecurityPage<'a> {
     pub(crate) status: app::MfaStatus,
     pub(crate) may_add_factor: bool,
     pub(crate) has_factor: bool,
-    pub(crate) passkeys: Vec<app::passkeys::PasskeyView>,
+    pub(crate) passkeys: Vec<app::identity::passkeys::PasskeyView>,
     pub(crate) passkeys_available: bool,
     /// Whether the session confirmed a factor in the last ten minutes (may change factors).
     pub(crate) confirmed: bool,

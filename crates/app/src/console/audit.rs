@@ -3,8 +3,8 @@
 
 use super::Console;
 use crate::AppError;
+use crate::audit::history::bundle;
 use crate::audit::{MIN_AUDIT_RETENTION_YEARS, YEAR_MS};
-use crate::history::bundle;
 use serde_json::Value;
 
 impl Console<'_> {

@@ -6,9 +6,9 @@ use super::Console;
 use crate::AppError;
 #[cfg(feature = "bench")]
 use crate::audit::Caller;
-use crate::blobs::Blobs;
 #[cfg(feature = "bench")]
 use crate::documents::Download;
+use crate::documents::blobs::Blobs;
 use crate::documents::{SweepReport, blob_error, key_error};
 use crypto::PatientKey;
 #[cfg(feature = "bench")]

@@ -4,8 +4,8 @@
 use super::Console;
 use crate::AppError;
 use crate::audit::{Caller, Outcome, Target};
-use crate::mfa::identity_check;
-use crate::security::{new_token, token_hash};
+use crate::identity::credentials::{new_token, token_hash};
+use crate::identity::mfa::identity_check;
 use authz::Principal;
 use domain::AccountId;
 use store::{InvitationPurpose, NewInvitation};

@@ -468,11 +468,11 @@ async fn keys_rotate_without_touching_blobs_and_erasure_shreds_everything() -> R
     // A new master key file, with the portal running: patient keys re-wrapped, blobs untouched.
     // (With a token the master key never leaves it; its rotation is a new key label.)
     if key_backend() == "file" {
-        app::keys::begin_master_rotation(&w.t.data_dir)?;
+        app::keyfile::begin_master_rotation(&w.t.data_dir)?;
         let n = w.t.app.console().rewrap_patient_keys(|_| {}).await?;
         assert!(n >= 1);
         assert_eq!(w.t.app.console().keys_left_to_rewrap().await?, 0);
-        app::keys::finish_master_rotation(&w.t.data_dir)?;
+        app::keyfile::finish_master_rotation(&w.t.data_dir)?;
         assert!(p1.get_bytes(&url, None).await?.2 == body, "still readable under the new master key");
         assert!(w.t.app.console().blobs()?.get(&key).await? == blob_before, "no blob was re-encrypted");
         // A patient key made by a node that had not yet seen the rotation is still readable:
@@ -538,7 +538,7 @@ async fn the_sweeper_removes_abandoned_and_stray_blobs_and_nothing_else() -> Res
     let (_, id) = api_upload(&mut p1, &w.patient1.to_string(), "stay.pdf", &pdf("stay", 70_000)).await?;
     let blobs = w.t.app.console().blobs()?;
     // A crash after the blob was written but before its row: an intent and a blob.
-    let abandoned = app::blobs::Blobs::new_key();
+    let abandoned = app::documents::blobs::Blobs::new_key();
     sql_strings(
         &w.t,
         &format!("INSERT INTO blob_intents (blob_key, created_at) VALUES ('{abandoned}', 0) RETURNING blob_key"),
@@ -546,12 +546,12 @@ async fn the_sweeper_removes_abandoned_and_stray_blobs_and_nothing_else() -> Res
     .await?;
     blobs.put(&abandoned, vec![1; 100]).await?;
     // A blob nobody knows of.
-    let stray = app::blobs::Blobs::new_key();
+    let stray = app::documents::blobs::Blobs::new_key();
     blobs.put(&stray, vec![2; 100]).await?;
     assert_eq!(blobs.list().await?.len(), 4);
     // A folder store's staging file of an upload cut off by a crash.
     let staging = (blob_backend() == "folder").then(|| {
-        let key = app::blobs::Blobs::new_key();
+        let key = app::documents::blobs::Blobs::new_key();
         let path = blob_dir(&w.t.data_dir).join(format!("{key}#1"));
         std::fs::create_dir_all(path.parent().unwrap_or(&path)).ok();
         std::fs::write(&path, [3u8; 50]).ok();

@@ -2,7 +2,7 @@
 
 use crate::support::*;
 use anyhow::{Context, Result, bail};
-use app::mail::{Sender, Transport};
+use app::notify::{Sender, Transport};
 use lettre::{AsyncSmtpTransport, Tokio1Executor};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

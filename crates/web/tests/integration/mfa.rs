@@ -344,7 +344,7 @@ async fn passkey_challenges_are_single_use_and_factor_changes_need_a_recent_conf
 }
 
 /// How long a "confirm it's you" lasts, seconds.
-const STEP_UP: i64 = app::passkeys::STEP_UP_SECS;
+const STEP_UP: i64 = app::identity::passkeys::STEP_UP_SECS;
 
 /// A practice can require a second factor of its patients: its admin turns it on (nobody else
 /// can), and its patients without one are asked on every page until they set one up.

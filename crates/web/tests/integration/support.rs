@@ -108,7 +108,7 @@ pub fn test_keys(data_dir: &std::path::Path) -> Result<app::KeyRing> {
     }
 }
 
-pub fn test_blobs(data_dir: &std::path::Path) -> Result<app::blobs::Blobs> {
+pub fn test_blobs(data_dir: &std::path::Path) -> Result<app::documents::blobs::Blobs> {
     if blob_backend() == "s3" {
         let settings = app::config::BlobSettings::S3 {
             bucket: S3_BUCKET.into(),
@@ -120,9 +120,9 @@ pub fn test_blobs(data_dir: &std::path::Path) -> Result<app::blobs::Blobs> {
                 .into(),
         };
         let prefix = data_dir.file_name().and_then(|n| n.to_str()).unwrap_or("t").to_owned();
-        Ok(app::blobs::Blobs::from_settings(&settings).map_err(|e| anyhow!("{e}"))?.with_prefix(&prefix))
+        Ok(app::documents::blobs::Blobs::from_settings(&settings).map_err(|e| anyhow!("{e}"))?.with_prefix(&prefix))
     } else {
-        Ok(app::blobs::Blobs::folder(&data_dir.join("blobs")).map_err(|e| anyhow!("{e}"))?)
+        Ok(app::documents::blobs::Blobs::folder(&data_dir.join("blobs")).map_err(|e| anyhow!("{e}"))?)
     }
 }
 
@@ -183,12 +183,13 @@ impl TestApp {
             checkpoint_every_secs: 60,
             retention_years: 10,
         };
-        app::keys::ensure_key_file(&data_dir)?;
+        app::keyfile::ensure_key_file(&data_dir)?;
         let blobs = test_blobs(&data_dir)?;
         let vault = app::Vault { blobs, keys: test_keys(&data_dir)?, max_document_bytes, patient_quota_bytes };
         // An operator's breached-password list, empty until a test adds to it.
         std::fs::write(data_dir.join("breached.txt"), "")?;
-        let breached = app::breached::BreachedList::open(&data_dir.join("breached.txt")).map_err(|e| anyhow!(e))?;
+        let breached =
+            app::identity::breached::BreachedList::open(&data_dir.join("breached.txt")).map_err(|e| anyhow!(e))?;
         let app = Arc::new(
             App::new(store, Arc::new(clock.clone()), settings, audit_settings)
                 .await?

@@ -4,13 +4,13 @@
 
 use crate::audit::{Caller, Outcome, Target};
 use crate::identity::SignedIn;
-use crate::mail::texts;
-use crate::mfa::SignInStep;
-use crate::ratelimit::{
+use crate::identity::credentials::{self, hash_password, new_token, plausible_token, token_hash, verify_password};
+use crate::identity::mfa::SignInStep;
+use crate::identity::ratelimit::{
     self, DEVICE_FORGET_AFTER, FREE_FAILURES, LOCK_AFTER, PER_DEVICE, PER_IP, PER_NET, UNKNOWN_PER_MINUTE_UNDER_ATTACK,
     WINDOW,
 };
-use crate::security::{self, hash_password, new_token, plausible_token, token_hash, verify_password};
+use crate::notify::texts;
 use crate::{App, AppError, FieldError};
 use domain::Verb;
 use domain::{AccountId, Email};
@@ -236,7 +236,7 @@ impl App {
     /// What is wrong with a new password, if anything: the rules, the common-password lists and
     /// the breached list.
     pub(crate) async fn password_problem(&self, password: &str, who: &[&str]) -> Option<String> {
-        if let Some(problem) = security::password_problem(password, who) {
+        if let Some(problem) = credentials::password_problem(password, who) {
             return Some(problem);
         }
         let list = self.breached.clone()?;

@@ -7,8 +7,8 @@
 //! a code again before factors change.
 
 use crate::audit::{Caller, Outcome, Target};
+use crate::identity::credentials::{new_token, plausible_token, token_hash};
 use crate::identity::{Proof, SignInOutcome, SignedIn};
-use crate::security::{new_token, plausible_token, token_hash};
 use crate::{App, AppError};
 use domain::Verb;
 use domain::{AccountId, UnixTime};
@@ -248,7 +248,7 @@ impl App {
                 ));
             }
         } else if !who.may_add_factor {
-            return Err(AppError::Conflict(crate::mfa::SETUP_LINK_NEEDED.into()));
+            return Err(AppError::Conflict(crate::identity::mfa::SETUP_LINK_NEEDED.into()));
         }
         let account = self.store.account(who.account).await?.ok_or(AppError::Unauthenticated)?;
         let existing: Vec<_> = self
@@ -310,7 +310,7 @@ impl App {
             return Err(AppError::Conflict("That passkey is already registered.".into()));
         }
         let codes = if self.store.recovery_codes_left(who.account).await? == 0 {
-            let (shown, hashes) = crate::mfa::new_recovery_codes(who.account);
+            let (shown, hashes) = crate::identity::mfa::new_recovery_codes(who.account);
             self.store.replace_recovery_codes(who.account, &hashes).await?;
             Some(shown)
         } else {

@@ -5,9 +5,9 @@
 //! account holder, with no link and nothing asked of them.
 
 use crate::audit::{Caller, Outcome, Target};
+use crate::identity::credentials::{new_token, plausible_token, random_bytes, token_hash};
 use crate::identity::{Proof, SignInOutcome, SignedIn};
-use crate::mail::texts;
-use crate::security::{new_token, plausible_token, random_bytes, token_hash};
+use crate::notify::texts;
 use crate::{App, AppError};
 use domain::AccountId;
 use domain::Verb;

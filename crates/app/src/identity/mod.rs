@@ -1,8 +1,18 @@
-//! Signing in and out, sessions, and single-use links (activation and invitations).
+//! Identity: signing in and out, sessions, and single-use links (activation and invitations);
+//! passwords and their resets (`signin`), second factors (`mfa`, `passkeys`), the
+//! credential-stuffing defences (`ratelimit`, `breached`) and the tokens and hashes they use
+//! (`credentials`).
+
+pub mod breached;
+pub(crate) mod credentials;
+pub(crate) mod mfa;
+pub mod passkeys;
+pub(crate) mod ratelimit;
+pub(crate) mod signin;
 
 use crate::audit::{Caller, Outcome, Target};
-use crate::mail::texts;
-use crate::security::{csrf_ok, csrf_token, hash_password, new_token, plausible_token, token_hash};
+use crate::identity::credentials::{csrf_ok, csrf_token, hash_password, new_token, plausible_token, token_hash};
+use crate::notify::texts;
 use crate::{App, AppError, FieldError};
 use authz::Principal;
 use domain::Verb;
@@ -143,7 +153,7 @@ impl App {
             // A finished sign-in ends the account's run of failed passwords, unless it reached
             // the cap: then only a new password does (the holder's own sign-ins from a known
             // browser cannot reopen the account to another hundred guesses).
-            self.store.sign_in_succeeded(account, crate::ratelimit::LOCK_AFTER).await?;
+            self.store.sign_in_succeeded(account, crate::identity::ratelimit::LOCK_AFTER).await?;
         }
         let signed_in =
             self.authenticate(&token).await?.ok_or_else(|| AppError::Internal("new session not found".into()))?;

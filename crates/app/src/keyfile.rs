@@ -49,7 +49,7 @@ pub fn ensure_key_file(data_dir: &Path) -> Result<bool, KeyFileError> {
             Ok(false)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = crate::security::random_bytes::<32>();
+            let key = crate::identity::credentials::random_bytes::<32>();
             let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(io)?;
             f.write_all(&key).map_err(io)?;
             f.sync_all().map_err(io)?;
@@ -113,7 +113,7 @@ pub fn begin_master_rotation(data_dir: &Path) -> Result<bool, KeyFileError> {
         return Ok(false);
     }
     let io = |source| KeyFileError::Io { path: path.clone(), source };
-    let key = zeroize::Zeroizing::new(crate::security::random_bytes::<32>());
+    let key = zeroize::Zeroizing::new(crate::identity::credentials::random_bytes::<32>());
     let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(io)?;
     f.write_all(key.as_ref()).map_err(io)?;
     f.sync_all().map_err(io)?;

@@ -1,7 +1,7 @@
 //! Practices, their staff and their patients: what operators and practice staff do.
 
 use crate::audit::{Caller, Outcome, Target};
-use crate::mail::texts;
+use crate::notify::texts;
 use crate::{App, AppError, FieldError};
 use authz::{EnrolPatient, ListPracticePatients, ManagePractices, ManageStaff, Platform, ViewPatient};
 use domain::{

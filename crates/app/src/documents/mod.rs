@@ -1,0 +1,179 @@
+//! Health documents (DESIGN §5): patients' uploads and documents organisations push in, each
+//! encrypted under its own data key (wrapped by the patient's key, wrapped by the master key)
+//! with the STREAM construction, streamed in and out without holding the document in memory.
+//! A document becomes visible only once its blob is durable and its row committed; a blob intent
+//! recorded before the first byte lets the sweeper remove whatever a crash leaves behind.
+
+pub mod blobs;
+mod clients;
+pub mod content;
+mod keyring;
+mod manage;
+mod read;
+mod upload;
+
+pub use keyring::KeyRing;
+pub use read::parse_range;
+
+use crate::audit::{Caller, Outcome, Target};
+use crate::documents::blobs::{BlobError, Blobs};
+use crate::{App, AppError};
+use bytes::Bytes;
+use crypto::{KeyError, PatientKey};
+use domain::{Access, Module, ObjectKind, Verb};
+use domain::{DocumentId, PatientId};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use std::sync::Arc;
+use store::{DocumentRow, PatientKeyRow};
+
+#[expect(clippy::needless_pass_by_value, reason = "called through map_err")]
+pub(crate) fn key_error(e: KeyError) -> AppError {
+    AppError::Internal(format!("key operation failed: {e}"))
+}
+
+#[expect(clippy::needless_pass_by_value, reason = "called through map_err")]
+pub(crate) fn blob_error(e: BlobError) -> AppError {
+    AppError::Internal(format!("blob store: {e}"))
+}
+
+/// What the documents module needs: the blob store, the master keys and the limits.
+#[derive(Debug)]
+pub struct Vault {
+    /// Where blobs live.
+    pub blobs: Blobs,
+    /// The master keys.
+    pub keys: KeyRing,
+    /// Largest document accepted, bytes.
+    pub max_document_bytes: i64,
+    /// Most one patient's documents may take, bytes.
+    pub patient_quota_bytes: i64,
+}
+
+/// Details of a push from an organisation's system.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushMeta {
+    /// The patient's NHI.
+    pub nhi: String,
+    /// The document's category (not `patient_upload`).
+    pub category: String,
+    /// Its title.
+    pub title: String,
+    /// The file name to download it as.
+    #[serde(default)]
+    pub filename: Option<String>,
+    /// The clinical date, `YYYY-MM-DD`.
+    pub clinical_date: String,
+    /// Who wrote it.
+    pub author: String,
+    /// The source's own identifier for this document: pushing it again changes nothing.
+    pub source_document_id: String,
+    /// The data controller's HPI id, when it is not the pushing organisation.
+    #[serde(default)]
+    pub controller_id: Option<String>,
+    /// The data controller's name, likewise.
+    #[serde(default)]
+    pub controller_name: Option<String>,
+}
+
+/// A document on its way out.
+pub struct Download {
+    /// The document.
+    pub doc: DocumentRow,
+    /// The byte range served (inclusive), when a range was asked for.
+    pub range: Option<(u64, u64)>,
+    /// Bytes in the body.
+    pub length: u64,
+    /// The plaintext, chunk by chunk. A chunk that fails authentication ends the stream with
+    /// an error: no unauthenticated byte is ever released.
+    pub body: BoxStream<'static, Result<Bytes, std::io::Error>>,
+}
+
+impl std::fmt::Debug for Download {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Download").field("doc", &self.doc.id).field("length", &self.length).finish_non_exhaustive()
+    }
+}
+
+/// What a sweep removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Blobs of abandoned uploads and deleted documents removed.
+    pub intents: u64,
+    /// Blobs no row knows of (older than the grace period) removed.
+    pub strays: u64,
+}
+
+/// The associated data a document's chunks are bound to.
+fn aad(doc: DocumentId, version: i32, patient: PatientId, practice: &str) -> Vec<u8> {
+    format!("tiaki document v1\n{doc}\n{version}\n{patient}\n{practice}").into_bytes()
+}
+
+/// A cleaned title: 1 to 120 characters, no control characters.
+fn clean_title(raw: &str) -> Result<String, AppError> {
+    let t: String = raw.chars().filter(|c| !c.is_control()).collect::<String>().trim().to_owned();
+    if t.is_empty() || t.chars().count() > 120 {
+        return Err(AppError::field("title", "Give the document a name of 1 to 120 characters."));
+    }
+    Ok(t)
+}
+
+impl App {
+    /// Adds the documents module (without it, every document use case fails closed).
+    #[must_use]
+    pub fn with_documents(mut self, vault: Vault) -> Self {
+        self.vault = Some(Arc::new(vault));
+        self
+    }
+
+    pub(crate) fn vault(&self) -> Result<Arc<Vault>, AppError> {
+        self.vault.clone().ok_or_else(|| AppError::Internal("the documents module is not configured".into()))
+    }
+
+    /// The largest document accepted, in MB (for the upload form).
+    #[must_use]
+    pub fn max_document_mb(&self) -> i64 {
+        self.vault.as_ref().map_or(0, |v| v.max_document_bytes / (1024 * 1024))
+    }
+
+    fn unwrap_event(&self, caller: &Caller, patient: PatientId, version: i32) -> store::AuditEvent {
+        metrics::counter!("tiaki_key_unwraps_total").increment(1);
+        let target = Target {
+            access: Access::new(Module::Documents, ObjectKind::PatientKey, Verb::Unwrap),
+            object_id: format!("{patient}/{version}"),
+            patient: Some(patient),
+            practice: None,
+        };
+        self.event(caller, &target, Outcome::Allowed)
+    }
+
+    /// The patient's current key (made on first use) and its version.
+    pub(crate) async fn current_key(&self, vault: &Vault, patient: PatientId) -> Result<(PatientKey, i32), AppError> {
+        for _ in 0..3 {
+            if let Some(row) = self.store.current_patient_key(patient).await? {
+                let wrapped = row.wrapped.ok_or_else(|| {
+                    AppError::Gone(
+                        "This person's documents have been erased; nothing more can be added for them.".into(),
+                    )
+                })?;
+                return Ok((vault.keys.unwrap(&row.master_key_id, &wrapped)?, row.version));
+            }
+            let key = PatientKey::random().map_err(key_error)?;
+            let (master_key_id, wrapped) = vault.keys.wrap(&key)?;
+            let row = PatientKeyRow { patient, version: 1, master_key_id, wrapped: Some(wrapped) };
+            if self.store.insert_patient_key(&row, self.now()).await? {
+                return Ok((key, 1));
+            }
+        }
+        Err(AppError::Internal("could not settle the patient's key".into()))
+    }
+
+    // --- keys (the console) ---
+
+    // --- API clients ---
+}
+
+pub(crate) fn sha256(bytes: &[u8]) -> Vec<u8> {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref().to_vec()
+}

@@ -1,0 +1,402 @@
+//! Documents coming in: a patient's own uploads and the letters organisations' systems push,
+//! streamed through content checks and encryption into the blob store, within size and quota.
+
+use super::content::Kind;
+use super::{PushMeta, aad, blob_error, clean_title, content, key_error};
+use crate::audit::{Caller, Outcome, Target};
+use crate::documents::blobs::Blobs;
+use crate::{App, AppError};
+use authz::{PushDocument, UploadDocument};
+use bytes::Bytes;
+use crypto::DataKey;
+use crypto::stream::{CHUNK, Sealer};
+use domain::{DocumentCategory, DocumentId, PatientId};
+use futures_util::{Stream, StreamExt};
+use store::{DocumentRow, StoreGrant};
+
+struct Incoming<'a> {
+    grant: StoreGrant<'a>,
+    row: DocumentRow,
+    caller: &'a Caller,
+    target: Target,
+}
+
+impl App {
+    /// A patient uploads a document of their own. The body is streamed: encrypted chunk by
+    /// chunk into the blob store, checked by content, limited in size and by the patient's quota.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but the patient; [`AppError::UnsupportedContent`],
+    /// [`AppError::TooLarge`] or [`AppError::Invalid`] for what cannot be accepted (nothing is
+    /// kept); [`AppError::Internal`] when storage fails.
+    pub async fn upload_document<S, E>(
+        &self,
+        caller: &Caller,
+        patient: PatientId,
+        filename: &str,
+        title: Option<&str>,
+        body: S,
+    ) -> Result<DocumentRow, AppError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
+        let id = DocumentId::random();
+        let grant = self.decide::<UploadDocument>(caller, patient).await?;
+        // The practice the patient is enrolled at is bound into the document's encryption.
+        let practice = authz::Relations::patient_practices(&*self.store, patient)
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?
+            .first()
+            .copied();
+        let target = Target { practice, ..Target::of(&grant).about(&id) };
+        let title = match title.map(str::trim).filter(|t| !t.is_empty()) {
+            Some(t) => Some(clean_title(t)?),
+            None => None,
+        };
+        let account = caller.principal.account();
+        let row = DocumentRow {
+            id,
+            patient,
+            version: 1,
+            category: DocumentCategory::PatientUpload,
+            title: title.unwrap_or_default(),
+            filename: filename.to_owned(),
+            media_type: String::new(),
+            size: 0,
+            blob_key: Blobs::new_key(),
+            wrapped_key: Vec::new(),
+            key_version: 0,
+            aad_practice: practice.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+            clinical_date: None,
+            author: None,
+            source_org_id: account.map(|a| a.to_string()).unwrap_or_default(),
+            source_org_name: "You".into(),
+            controller_id: account.map(|a| a.to_string()).unwrap_or_default(),
+            controller_name: "You (your own upload)".into(),
+            source_ref: None,
+            pushed_by_practice: None,
+            pushed_by_client: None,
+            uploaded_by: account,
+            created_at: self.now(),
+            hidden_at: None,
+            withdrawn_at: None,
+            deleted_at: None,
+        };
+        self.store_incoming(Incoming { grant: StoreGrant::Upload(&grant), row, caller, target }, body).await
+    }
+
+    /// An organisation's system pushes a document in for a patient (by NHI). Pushing the same
+    /// `source_document_id` again returns the document already stored and changes nothing.
+    /// Returns the document and whether it was new.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] (and an audited denial) for a patient outside the client's scope
+    /// or an unknown NHI; [`AppError::Invalid`] for bad details; as for uploads otherwise.
+    #[expect(clippy::too_many_lines, reason = "validation of every field, then one flow")]
+    pub async fn push_document<S, E>(
+        &self,
+        caller: &Caller,
+        meta: &PushMeta,
+        body: S,
+    ) -> Result<(DocumentRow, bool), AppError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
+        let authz::Principal::Client { client, org_id, practice } = &caller.principal else {
+            return Err(AppError::NotFound);
+        };
+        let mut problems = Vec::new();
+        let nhi = domain::Nhi::parse(&meta.nhi);
+        if nhi.is_err() {
+            problems.push(crate::FieldError { field: "nhi", message: "Give a valid NHI number.".into() });
+        }
+        let category = DocumentCategory::parse(&meta.category).ok().filter(|c| c.is_clinical());
+        if category.is_none() {
+            problems.push(crate::FieldError {
+                field: "category",
+                message: "The category must be discharge_summary, referral, clinic_letter, result or correspondence."
+                    .into(),
+            });
+        }
+        let date_ok =
+            time::Date::parse(&meta.clinical_date, time::macros::format_description!("[year]-[month]-[day]")).is_ok();
+        if !date_ok {
+            problems.push(crate::FieldError { field: "clinical_date", message: "Give the date as YYYY-MM-DD.".into() });
+        }
+        let title = clean_title(&meta.title);
+        if title.is_err() {
+            problems.push(crate::FieldError { field: "title", message: "Give a title of 1 to 120 characters.".into() });
+        }
+        let short =
+            |s: &str, max: usize| !s.trim().is_empty() && s.chars().count() <= max && !s.chars().any(char::is_control);
+        if !short(&meta.author, 200) {
+            problems
+                .push(crate::FieldError { field: "author", message: "Give the author (up to 200 characters).".into() });
+        }
+        if !short(&meta.source_document_id, 200) {
+            problems.push(crate::FieldError {
+                field: "source_document_id",
+                message: "Give your system's identifier for this document (up to 200 characters).".into(),
+            });
+        }
+        if meta.controller_id.is_some() != meta.controller_name.is_some()
+            || meta.controller_id.as_deref().is_some_and(|c| !short(c, 40))
+            || meta.controller_name.as_deref().is_some_and(|c| !short(c, 200))
+        {
+            problems.push(crate::FieldError {
+                field: "controller_id",
+                message: "Give both controller_id (HPI id) and controller_name, or neither.".into(),
+            });
+        }
+        let (Ok(nhi), Some(category), Ok(title), true) = (nhi, category, title, problems.is_empty()) else {
+            return Err(AppError::Invalid(problems));
+        };
+        let client_row = self.store.api_client(*client).await?.ok_or(AppError::Unauthenticated)?;
+        let patient = self.store.patient_by_nhi(nhi.as_str()).await?;
+        let id = DocumentId::random();
+        // Unknown NHI: the event names no patient, and records not found.
+        let Some(patient) = patient else {
+            return Err(self.refuse_unknown::<PushDocument>(caller, &id.to_string()).await);
+        };
+        let grant = self.decide::<PushDocument>(caller, patient).await?;
+        let target = Target::of(&grant).about(&id);
+        let patient = grant.object();
+        let via = grant.via_practice().ok_or(AppError::NotFound)?;
+        let source_ref = meta.source_document_id.trim().to_owned();
+        if let Some(existing) = self.store.pushed_document(&grant, org_id, &source_ref).await? {
+            return self.already_pushed(caller, target, existing, patient).await;
+        }
+        let filename = meta.filename.clone().unwrap_or_else(|| title.clone());
+        let row = DocumentRow {
+            id,
+            patient,
+            version: 1,
+            category,
+            title,
+            filename,
+            media_type: String::new(),
+            size: 0,
+            blob_key: Blobs::new_key(),
+            wrapped_key: Vec::new(),
+            key_version: 0,
+            aad_practice: via.to_string(),
+            clinical_date: Some(meta.clinical_date.clone()),
+            author: Some(meta.author.trim().to_owned()),
+            source_org_id: org_id.clone(),
+            source_org_name: client_row.org_name.clone(),
+            controller_id: meta.controller_id.clone().unwrap_or_else(|| org_id.clone()),
+            controller_name: meta.controller_name.clone().unwrap_or_else(|| client_row.org_name.clone()),
+            source_ref: Some(source_ref.clone()),
+            // Only a practice's own system's documents are the practice's to see and withdraw;
+            // a hospital's stay the hospital's (the receiving practice is bound in the AAD).
+            pushed_by_practice: *practice,
+            pushed_by_client: Some(*client),
+            uploaded_by: None,
+            created_at: self.now(),
+            hidden_at: None,
+            withdrawn_at: None,
+            deleted_at: None,
+        };
+        let target_again = target.clone();
+        match self.store_incoming(Incoming { grant: StoreGrant::Push(&grant), row, caller, target }, body).await {
+            Ok(doc) => Ok((doc, true)),
+            // The same document pushed twice at once: the first one in wins.
+            Err(AppError::Conflict(_)) => match self.store.pushed_document(&grant, org_id, &source_ref).await? {
+                Some(existing) => self.already_pushed(caller, target_again, existing, patient).await,
+                None => Err(AppError::Conflict("The document could not be stored; send it again.".into())),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A push of a `source_document_id` seen before: the same document for the same patient is
+    /// returned unchanged; anything else is a clear conflict.
+    async fn already_pushed(
+        &self,
+        caller: &Caller,
+        target: Target,
+        existing: DocumentRow,
+        patient: PatientId,
+    ) -> Result<(DocumentRow, bool), AppError> {
+        if existing.patient != patient {
+            return Err(AppError::Conflict(
+                "This source_document_id was already used for another patient; give each document its own identifier."
+                    .into(),
+            ));
+        }
+        if existing.withdrawn_at.is_some() || existing.deleted_at.is_some() {
+            return Err(AppError::Conflict(
+                "This document was withdrawn; send a corrected one under a new source_document_id.".into(),
+            ));
+        }
+        self.audit(vec![self.event(caller, &target.about(&existing.id), Outcome::Allowed)]).await?;
+        Ok((existing, false))
+    }
+
+    #[expect(clippy::too_many_lines, reason = "the streaming pipeline reads best in one place")]
+    async fn store_incoming<S, E>(&self, incoming: Incoming<'_>, mut body: S) -> Result<DocumentRow, AppError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
+        let Incoming { grant, mut row, caller, target } = incoming;
+        let vault = self.vault()?;
+        // The quota is the patient's space for their own uploads; what providers send does not
+        // count against it (and is never refused for it).
+        let quota = matches!(grant, StoreGrant::Upload(_)).then_some(vault.patient_quota_bytes);
+        let limit = match quota {
+            Some(quota) => {
+                let used = self.store.storage_used(row.patient).await?;
+                if used >= quota {
+                    return Err(AppError::TooLarge(format!(
+                        "There is no room left: your uploads can take up to {} MB in all. Delete some of them first.",
+                        quota / (1024 * 1024)
+                    )));
+                }
+                vault.max_document_bytes.min(quota - used)
+            }
+            None => vault.max_document_bytes,
+        };
+        let (patient_key, key_version) = self.current_key(&vault, row.patient).await?;
+        // The grant and the key unwrap are on the record before any byte is accepted.
+        self.audit(vec![
+            self.event(caller, &target, Outcome::Allowed),
+            self.unwrap_event(caller, row.patient, key_version),
+        ])
+        .await?;
+        let data_key = DataKey::random().map_err(key_error)?;
+        row.wrapped_key = patient_key.wrap(&data_key).map_err(key_error)?;
+        row.key_version = key_version;
+        let aad = aad(row.id, row.version, row.patient, &row.aad_practice);
+        let (mut sealer, header) =
+            Sealer::new(data_key.bytes(), &aad).map_err(|e| AppError::Internal(e.to_string()))?;
+
+        self.store.add_blob_intent(&row.blob_key, self.now()).await?;
+        let mut writer = vault.blobs.writer(&row.blob_key).await.map_err(blob_error)?;
+        let result: Result<(Kind, u64), AppError> = async {
+            writer.write(&header).await.map_err(blob_error)?;
+            let mut pending: Vec<u8> = Vec::with_capacity(2 * CHUNK);
+            let mut tail: Vec<u8> = Vec::new();
+            let mut kind: Option<Kind> = None;
+            let mut total: u64 = 0;
+            let too_large = || {
+                AppError::TooLarge(if limit < vault.max_document_bytes {
+                    "This document would take you past the space you have for documents. Delete some of your uploads first.".to_owned()
+                } else {
+                    format!("This document is too large: the limit is {} MB.", vault.max_document_bytes / (1024 * 1024))
+                })
+            };
+            loop {
+                let next = body.next().await;
+                let done = match next {
+                    Some(Ok(bytes)) => {
+                        total += bytes.len() as u64;
+                        if total > u64::try_from(limit).unwrap_or(0) {
+                            return Err(too_large());
+                        }
+                        pending.extend_from_slice(&bytes);
+                        false
+                    }
+                    Some(Err(e)) => {
+                        return Err(AppError::Invalid(vec![crate::FieldError {
+                            field: "file",
+                            message: format!("The upload did not arrive complete ({e}); please try again."),
+                        }]));
+                    }
+                    None => true,
+                };
+                // Seal every chunk known not to be the last; at the end, the rest is the last
+                // (an empty document is one empty final chunk).
+                let mut sealed_last = false;
+                while pending.len() > CHUNK || (done && !sealed_last) {
+                    let last = done && pending.len() <= CHUNK;
+                    sealed_last = last;
+                    let rest = if last { Vec::new() } else { pending.split_off(CHUNK) };
+                    let mut chunk = std::mem::replace(&mut pending, rest);
+                    if kind.is_none() {
+                        kind = Some(content::sniff(&chunk[..chunk.len().min(content::HEAD)]).map_err(|r| AppError::UnsupportedContent(r.to_string()))?);
+                    }
+                    tail.extend_from_slice(&chunk);
+                    if tail.len() > CHUNK {
+                        tail.drain(..tail.len() - CHUNK);
+                    }
+                    sealer.seal(&mut chunk, last).map_err(|e| AppError::Internal(e.to_string()))?;
+                    writer.write(&chunk).await.map_err(blob_error)?;
+                }
+                if done {
+                    break;
+                }
+            }
+            let kind = kind.ok_or_else(|| AppError::Internal("no content was sealed".into()))?;
+            if kind == Kind::Docx {
+                content::check_docx_tail(&tail, total).map_err(|r| AppError::UnsupportedContent(r.to_string()))?;
+            }
+            Ok((kind, total))
+        }
+        .await;
+        let (kind, total) = match result {
+            Ok(v) => v,
+            Err(e) => {
+                writer.abort().await;
+                // Nothing was completed, so nothing is left but the intent; clear it now (the
+                // sweeper would otherwise).
+                if vault.blobs.delete(&row.blob_key).await.is_ok() {
+                    let _ = self.store.remove_blob_intent(&row.blob_key).await;
+                }
+                return Err(e);
+            }
+        };
+        writer.finish().await.map_err(blob_error)?;
+        kind.media_type().clone_into(&mut row.media_type);
+        row.size = i64::try_from(total).map_err(|_| AppError::TooLarge("This document is too large.".into()))?;
+        row.filename = content::clean_filename(&row.filename, kind);
+        if row.title.is_empty() {
+            row.title = row.filename.clone();
+        }
+        let mut attempts = 0;
+        let committed = loop {
+            match self.store.commit_document(grant, &row, quota).await {
+                Err(store::StoreError::Conflict("This patient key version")) if attempts < 3 => {
+                    // The patient's key was rotated while the document arrived: wrap its data key
+                    // under the new version (the blob, sealed with the data key, is unchanged).
+                    attempts += 1;
+                    let (patient_key, key_version) = self.current_key(&vault, row.patient).await?;
+                    self.audit(vec![self.unwrap_event(caller, row.patient, key_version)]).await?;
+                    row.wrapped_key = patient_key.wrap(&data_key).map_err(key_error)?;
+                    row.key_version = key_version;
+                }
+                other => break other,
+            }
+        };
+        match committed {
+            Ok(()) => {}
+            // Refused, so certainly not committed: the blob is an orphan. Remove it now if
+            // possible; the intent stays until it is gone, so the sweeper finishes the job.
+            Err(store::StoreError::Conflict(what)) => {
+                if vault.blobs.delete(&row.blob_key).await.is_ok() {
+                    let _ = self.store.remove_blob_intent(&row.blob_key).await;
+                }
+                return Err(match what {
+                    "quota" => AppError::TooLarge(
+                        "This document would take you past the space you have for your uploads. Delete some of them first."
+                            .into(),
+                    ),
+                    "This upload" => {
+                        AppError::Conflict("The upload took too long and was abandoned; please try again.".into())
+                    }
+                    "This document" => AppError::Conflict("This document is already stored.".into()),
+                    _ => AppError::Conflict(
+                        "The record's key changed while the document was arriving; please send it again.".into(),
+                    ),
+                });
+            }
+            // Unknown (the connection may have failed after the commit): leave the blob and its
+            // intent; the sweeper removes the blob only if no committed document uses it.
+            Err(e) => return Err(e.into()),
+        }
+        metrics::counter!("tiaki_documents_stored_total").increment(1);
+        Ok(row)
+    }
+}
