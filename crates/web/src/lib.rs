@@ -4,20 +4,17 @@
 //! the authorisation-matrix test walks the same table.
 
 mod api;
-mod ctx;
-mod documents;
 mod error;
-mod mfa;
+mod extract;
+mod openapi;
 mod ops;
 mod pages;
-mod passkeys;
-mod password;
 mod present;
 pub mod routes;
 mod views;
 
-pub use api::ApiDoc;
-pub use ctx::client_ip;
+pub use extract::client_ip;
+pub use openapi::ApiDoc;
 
 use app::App;
 use axum::Router;

@@ -4,14 +4,16 @@
 //! challenge kept on the server, which is used up by it.
 
 use crate::WebState;
-use crate::ctx::{CsrfForm, HasCsrf};
 use crate::error::WebError;
-use crate::mfa::{challenge_of, security_notice, signed_in, start_again, verify_view};
+use crate::extract::PageId;
+use crate::extract::challenge_of;
+use crate::extract::{CsrfForm, HasCsrf};
+use crate::pages::mfa::{security_notice, signed_in, start_again, verify_view};
 use crate::views::{SignInPage, render};
 use app::identity::passkeys::PasskeyChallenge;
 use app::{AppError, SignedIn};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -70,7 +72,7 @@ fn first_message(e: &AppError) -> String {
 /// A challenge for signing in with a passkey alone.
 pub(crate) async fn sign_in_options(
     State(state): State<WebState>,
-    CsrfForm(ctx, _): CsrfForm<crate::pages::CsrfOnly>,
+    CsrfForm(ctx, _): CsrfForm<crate::extract::CsrfOnly>,
 ) -> Response {
     challenge(state.app.begin_passkey_sign_in(&ctx.caller()).await)
 }
@@ -97,7 +99,7 @@ pub(crate) async fn sign_in(State(state): State<WebState>, CsrfForm(ctx, form): 
 /// A challenge for the passkey of the account whose password was just right.
 pub(crate) async fn second_factor_options(
     State(state): State<WebState>,
-    CsrfForm(ctx, _): CsrfForm<crate::pages::CsrfOnly>,
+    CsrfForm(ctx, _): CsrfForm<crate::extract::CsrfOnly>,
 ) -> Response {
     challenge(state.app.begin_passkey_second_factor(&challenge_of(&ctx)).await)
 }
@@ -122,7 +124,7 @@ pub(crate) async fn second_factor(
 /// A challenge for registering a passkey.
 pub(crate) async fn register_options(
     State(state): State<WebState>,
-    CsrfForm(ctx, _): CsrfForm<crate::pages::CsrfOnly>,
+    CsrfForm(ctx, _): CsrfForm<crate::extract::CsrfOnly>,
 ) -> Response {
     match ctx.require_signed_in() {
         Ok(who) => challenge(state.app.begin_passkey_registration(&who).await),
@@ -147,7 +149,7 @@ pub(crate) async fn register(State(state): State<WebState>, CsrfForm(ctx, form):
             Ok((ctx.with_session(token), page).into_response())
         }
         Err(AppError::Invalid(errors)) => security_notice(&state, &ctx, &who, None, errors, None).await,
-        Err(e @ AppError::Conflict(_)) => crate::mfa::security_error(&state, &ctx, &who, e).await,
+        Err(e @ AppError::Conflict(_)) => crate::pages::mfa::security_error(&state, &ctx, &who, e).await,
         Err(e) => Err(WebError::page(e)),
     }
 }
@@ -155,17 +157,16 @@ pub(crate) async fn register(State(state): State<WebState>, CsrfForm(ctx, form):
 /// Removes a passkey (after a recent "confirm it's you").
 pub(crate) async fn remove(
     State(state): State<WebState>,
-    Path(raw): Path<String>,
-    CsrfForm(ctx, _): CsrfForm<crate::pages::CsrfOnly>,
+    PageId(id): PageId<uuid::Uuid>,
+    CsrfForm(ctx, _): CsrfForm<crate::extract::CsrfOnly>,
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
-    let id = uuid::Uuid::parse_str(&raw).map_err(|_| WebError::page(AppError::NotFound))?;
     match state.app.remove_passkey(&ctx.caller_as(&who), &who, id).await {
         Ok(()) => {
             let notice = "The passkey was removed. It can no longer be used to sign in.";
             security_notice(&state, &ctx, &who, None, Vec::new(), Some(notice)).await
         }
-        Err(e @ AppError::Conflict(_)) => crate::mfa::security_error(&state, &ctx, &who, e).await,
+        Err(e @ AppError::Conflict(_)) => crate::pages::mfa::security_error(&state, &ctx, &who, e).await,
         Err(e) => Err(WebError::page(e)),
     }
 }
@@ -173,7 +174,7 @@ pub(crate) async fn remove(
 /// A challenge for "confirm it's you" with a passkey.
 pub(crate) async fn confirm_options(
     State(state): State<WebState>,
-    CsrfForm(ctx, _): CsrfForm<crate::pages::CsrfOnly>,
+    CsrfForm(ctx, _): CsrfForm<crate::extract::CsrfOnly>,
 ) -> Response {
     match ctx.require_signed_in() {
         Ok(who) => challenge(state.app.begin_passkey_confirm(&who).await),
@@ -201,7 +202,7 @@ pub(crate) async fn confirm(State(state): State<WebState>, CsrfForm(ctx, form): 
             Ok((ctx.with_session(token), page).into_response())
         }
         Err(AppError::Invalid(errors)) => security_notice(&state, &ctx, &who, None, errors, None).await,
-        Err(e @ AppError::Conflict(_)) => crate::mfa::security_error(&state, &ctx, &who, e).await,
+        Err(e @ AppError::Conflict(_)) => crate::pages::mfa::security_error(&state, &ctx, &who, e).await,
         Err(e) => Err(WebError::page(e)),
     }
 }

@@ -2,55 +2,20 @@
 //! router by a test). Authenticated by the session cookie; state-changing calls must be JSON
 //! (which a cross-site form cannot send without a CORS preflight, and none is allowed).
 
+pub(crate) mod documents;
+
 use crate::WebState;
-use crate::ctx::{Auth, form_refusal};
 use crate::error::{ApiErrorBody, Surface, WebError};
+use crate::extract::ApiId;
+use crate::extract::{Auth, form_refusal};
 use app::domain::{PatientId, PracticeId};
 use app::{AppError, Enrolled};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use utoipa::{OpenApi, ToSchema};
-
-/// The `OpenAPI` description of every JSON endpoint.
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "Tiaki API", description = "Patient portal API. Authenticate with a Tiaki session cookie."),
-    paths(
-        me,
-        patient,
-        enrol,
-        patient_audit_events,
-        audit_events,
-        inclusion_proof,
-        consistency_proof,
-        crate::documents::api_list,
-        crate::documents::api_upload,
-        crate::documents::api_download,
-        crate::documents::push
-    ),
-    components(schemas(
-        Me,
-        PatientView,
-        EnrolRequest,
-        EnrolResponse,
-        ApiErrorBody,
-        Proof,
-        crate::documents::DocumentView,
-        crate::documents::PushResponse
-    ))
-)]
-pub struct ApiDoc;
-
-pub(crate) async fn openapi() -> Response {
-    Json(ApiDoc::openapi()).into_response()
-}
-
-pub(crate) fn api_id<T: std::str::FromStr>(raw: &str) -> Result<T, WebError> {
-    raw.parse().map_err(|_| WebError::api(AppError::NotFound))
-}
+use utoipa::ToSchema;
 
 /// The signed-in account.
 #[derive(Serialize, ToSchema)]
@@ -110,9 +75,8 @@ pub(crate) struct PatientView {
 pub(crate) async fn patient(
     State(state): State<WebState>,
     Auth(ctx, who): Auth,
-    Path(raw): Path<String>,
+    ApiId(id): ApiId<PatientId>,
 ) -> Result<Json<PatientView>, WebError> {
-    let id: PatientId = api_id(&raw)?;
     let (p, practices) = state.app.view_patient(&ctx.caller_as(&who), id).await.map_err(WebError::api)?;
     Ok(Json(PatientView {
         id: p.id.to_string(),
@@ -163,10 +127,9 @@ pub(crate) struct EnrolResponse {
 pub(crate) async fn enrol(
     State(state): State<WebState>,
     Auth(ctx, who): Auth,
-    Path(raw): Path<String>,
+    ApiId(practice): ApiId<PracticeId>,
     body: Result<Json<EnrolRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, Response> {
-    let practice: PracticeId = api_id(&raw).map_err(IntoResponse::into_response)?;
     let Json(req) = body.map_err(|r| {
         form_refusal(
             &r.body_text(),
@@ -203,9 +166,8 @@ pub(crate) async fn enrol(
 pub(crate) async fn patient_audit_events(
     State(state): State<WebState>,
     Auth(ctx, who): Auth,
-    Path(raw): Path<String>,
+    ApiId(id): ApiId<PatientId>,
 ) -> Result<Response, WebError> {
-    let id: PatientId = api_id(&raw)?;
     let bundle = state.app.export_patient_audit(&ctx.caller_as(&who), id).await.map_err(WebError::api)?;
     Ok(fhir(bundle))
 }

@@ -2,10 +2,10 @@
 //! or email from the sign-in security page (after a recent second factor).
 
 use crate::WebState;
-use crate::ctx::{CsrfForm, Ctx, HasCsrf};
 use crate::error::WebError;
-use crate::mfa::{security_error, security_notice};
-use crate::pages::TokenQuery;
+use crate::extract::{CsrfForm, Ctx, HasCsrf};
+use crate::pages::mfa::{security_error, security_notice};
+use crate::pages::signin::TokenQuery;
 use crate::views::{EmailConfirmPage, ForgotPage, MessagePage, Nav, ResetPage, render};
 use app::AppError;
 use axum::extract::{Query, State};

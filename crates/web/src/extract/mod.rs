@@ -2,6 +2,12 @@
 //! proxies), the session cookie, the CSRF binding, and extractors that refuse a request before
 //! the handler runs when it is not signed in or its form's CSRF token is wrong.
 
+mod cookies;
+mod ids;
+
+pub(crate) use cookies::{challenge_of, device_of, remember_browser, with_challenge, without_challenge};
+pub(crate) use ids::{ApiId, PageId};
+
 use crate::WebState;
 use crate::error::{Refusal, Surface, WebError};
 use app::{AppError, SignedIn};
@@ -11,6 +17,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use ipnet::IpNet;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -287,5 +294,17 @@ mod tests {
         assert_eq!(client_ip(proxy, &headers(&["x, 203.0.113.9"]), &trusted), client);
         // An IPv4-mapped peer is the IPv4 proxy it is.
         assert_eq!(client_ip("::ffff:10.0.0.5".parse().unwrap(), &headers(&["203.0.113.9"]), &trusted), client);
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+impl HasCsrf for CsrfOnly {
+    fn csrf(&self) -> &str {
+        &self.csrf
     }
 }

@@ -3,69 +3,16 @@
 //! correct code lives in a short-lived `HttpOnly`, `SameSite=Strict` cookie; it is not a session.
 
 use crate::WebState;
-use crate::ctx::{Auth, CsrfForm, Ctx, HasCsrf, cookie};
 use crate::error::WebError;
+use crate::extract::{Auth, CsrfForm, Ctx, HasCsrf, challenge_of, remember_browser, without_challenge};
 use crate::views::{Nav, SecurityPage, SignInPage, VerifyPage, home_of, render};
 use app::{AppError, FieldError, SignedIn};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 
 type PageResult = Result<Response, WebError>;
-
-fn device_cookie_name(secure: bool) -> &'static str {
-    if secure { "__Host-tiaki_device" } else { "tiaki_device" }
-}
-
-/// After a finished sign-in (or activation): remembers this browser by its long-lived device
-/// cookie (made now if it has none), so that a sign-in from any other browser is emailed to the
-/// holder. A failure here is logged, never a reason to refuse the sign-in.
-pub(crate) async fn remember_browser(
-    state: &WebState,
-    jar: CookieJar,
-    caller: &app::Caller,
-    who: &SignedIn,
-    secure: bool,
-    quiet: bool,
-) -> CookieJar {
-    let device = jar.get(device_cookie_name(secure)).map(|c| c.value().to_owned()).filter(|v| v.len() == 64);
-    let device = device.unwrap_or_else(|| state.app.new_browser_token());
-    let as_them = app::Caller { principal: who.principal.clone(), ..caller.clone() };
-    if let Err(e) = state.app.remember_device(&as_them, who, &device, quiet).await {
-        tracing::warn!(error = %e, "could not remember the browser of a sign-in");
-    }
-    let mut c = cookie(device_cookie_name(secure), device, secure);
-    c.set_max_age(time::Duration::days(400));
-    jar.add(c)
-}
-
-/// This browser's device cookie, if it has one.
-pub(crate) fn device_of(ctx: &Ctx) -> Option<String> {
-    ctx.jar.get(device_cookie_name(ctx.secure)).map(|c| c.value().to_owned())
-}
-
-pub(crate) fn challenge_cookie_name(secure: bool) -> &'static str {
-    if secure { "__Host-tiaki_mfa" } else { "tiaki_mfa" }
-}
-
-/// Sets the challenge cookie (five minutes).
-pub(crate) fn with_challenge(jar: CookieJar, token: String, secure: bool) -> CookieJar {
-    let mut c = cookie(challenge_cookie_name(secure), token, secure);
-    c.set_max_age(time::Duration::minutes(5));
-    jar.add(c)
-}
-
-pub(crate) fn without_challenge(jar: CookieJar, secure: bool) -> CookieJar {
-    let mut gone = cookie(challenge_cookie_name(secure), String::new(), secure);
-    gone.make_removal();
-    jar.add(gone)
-}
-
-pub(crate) fn challenge_of(ctx: &Ctx) -> String {
-    ctx.jar.get(challenge_cookie_name(ctx.secure)).map(|c| c.value().to_owned()).unwrap_or_default()
-}
 
 pub(crate) fn start_again(state: &WebState, ctx: &Ctx, status: StatusCode) -> Response {
     let message = "Signing in took too long or too many codes were wrong. Please sign in again.";
@@ -222,7 +169,7 @@ pub(crate) async fn security_page(State(state): State<WebState>, Auth(ctx, who):
 /// Starts setting up an authenticator app: shows the QR code and the key.
 pub(crate) async fn begin_totp(
     State(state): State<WebState>,
-    CsrfForm(ctx, _): CsrfForm<crate::pages::CsrfOnly>,
+    CsrfForm(ctx, _): CsrfForm<crate::extract::CsrfOnly>,
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
     match state.app.begin_totp(&who).await {
@@ -303,7 +250,7 @@ pub(crate) async fn remove_totp(
 /// Emails a set-up link (a session opened by a password alone cannot add a factor without it).
 pub(crate) async fn send_link(
     State(state): State<WebState>,
-    CsrfForm(ctx, _): CsrfForm<crate::pages::CsrfOnly>,
+    CsrfForm(ctx, _): CsrfForm<crate::extract::CsrfOnly>,
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
     state.app.send_setup_link(&ctx.caller_as(&who), &who).await.map_err(WebError::page)?;

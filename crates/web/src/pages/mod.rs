@@ -1,0 +1,82 @@
+//! Page handlers: extract, call one application function, render.
+
+pub(crate) mod access;
+pub(crate) mod account;
+pub(crate) mod documents;
+pub(crate) mod mfa;
+pub(crate) mod operator;
+pub(crate) mod passkeys;
+pub(crate) mod password;
+pub(crate) mod patients;
+pub(crate) mod practices;
+pub(crate) mod signin;
+
+use crate::error::WebError;
+use crate::extract::{Auth, Ctx};
+use crate::views::{MessagePage, Nav, home_of, render};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+pub(crate) type PageResult = Result<Response, WebError>;
+
+/// A one-off notice carried across a redirect in the query string (only fixed codes, never text).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Notice {
+    #[serde(default)]
+    done: Option<String>,
+}
+
+pub(crate) fn notice_text(n: &Notice) -> Option<String> {
+    Some(
+        match n.done.as_deref()? {
+            "enrolled" => "The patient is enrolled and has been emailed a link to activate their account.",
+            "enrolled-existing" => "This patient already has a Tiaki account; they are now also enrolled here.",
+            "already-enrolled" => "This patient is already enrolled here; nothing was changed.",
+            "invited" => "The invitation has been emailed.",
+            "practice" => "The practice was added and its admin has been emailed an invitation.",
+            "ended" => "That session has been ended.",
+            "ended-others" => "You have been signed out everywhere else.",
+            "patient-mfa-on" => {
+                "Patients must now use a second step. Those without one are asked to set one up on every page."
+            }
+            "patient-mfa-off" => "Patients may now choose whether to use a second step.",
+            "factors-reset" => "Their sign-in was reset: their passkeys, authenticator app and recovery codes are gone, they are signed out everywhere, and they have been emailed.",
+            "passkeys-on" => "Operators and practice admins must now sign in with a passkey.",
+            "passkeys-off" => "Operators and practice admins may again sign in with a code.",
+            _ => return None,
+        }
+        .to_owned(),
+    )
+}
+
+pub(crate) async fn not_found(ctx: Ctx) -> Response {
+    let nav = ctx.signed_in.as_ref().map(|s| Nav::new(s, ctx.csrf()));
+    let page = MessagePage {
+        nav,
+        title: "Page not found",
+        message: "There is nothing here, or you do not have access to it. Check the address, or go to your home page.",
+        action: Some(("/", "Go to your home page")),
+    };
+    (StatusCode::NOT_FOUND, render(&page)).into_response()
+}
+
+pub(crate) async fn root(ctx: Ctx) -> Response {
+    match &ctx.signed_in {
+        Some(who) => Redirect::to(&home_of(who)).into_response(),
+        None => (ctx.jar.clone(), Redirect::to("/signin")).into_response(),
+    }
+}
+
+pub(crate) async fn home(Auth(_, who): Auth) -> Response {
+    Redirect::to(&home_of(&who)).into_response()
+}
+
+/// A form's yes/no choice; none for anything else (refused after the access check).
+pub(crate) fn yes_or_no(v: &str) -> Option<bool> {
+    match v {
+        "yes" => Some(true),
+        "no" => Some(false),
+        _ => None,
+    }
+}

@@ -1,0 +1,247 @@
+//! A practice's page for its staff: its patients, enrolling new ones, its staff (admins), its
+//! rule on patients' second factors, and resetting a member's factors.
+
+use super::{Notice, PageResult, notice_text, yes_or_no};
+use crate::WebState;
+use crate::error::WebError;
+use crate::extract::PageId;
+use crate::extract::{Auth, CsrfForm, Ctx, HasCsrf};
+use crate::views::{EnrolValues, InviteValues, Nav, PracticePage, render};
+use app::domain::{PracticeId, StaffRole};
+use app::{AppError, Enrolled, FieldError, SignedIn};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+async fn practice_view(
+    state: &WebState,
+    ctx: &Ctx,
+    who: &SignedIn,
+    practice: PracticeId,
+    notice: Option<String>,
+    enrol: (EnrolValues, Vec<FieldError>),
+    invite: (InviteValues, Vec<FieldError>),
+) -> Result<Response, WebError> {
+    // Listing patients is the access check for the page as a whole.
+    let patients = state.app.list_patients(&ctx.caller_as(who), practice).await.map_err(WebError::page)?;
+    let row = state.app.practice(practice).await.map_err(WebError::page)?.ok_or(WebError::page(AppError::NotFound))?;
+    let is_admin = who.staff.is_some_and(|(_, r)| app::capabilities::may(r, app::capabilities::MANAGE_PRACTICE));
+    let staff = if is_admin {
+        Some(state.app.list_staff(&ctx.caller_as(who), practice).await.map_err(WebError::page)?)
+    } else {
+        None
+    };
+    let patients_need_mfa = if is_admin {
+        state.app.patients_need_mfa(&ctx.caller_as(who), practice).await.map_err(WebError::page)?
+    } else {
+        false
+    };
+    let can_enrol = who.staff.is_some_and(|(_, r)| app::capabilities::may(r, app::capabilities::ENROL_PATIENTS));
+    let status =
+        if enrol.1.is_empty() && invite.1.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let page = PracticePage {
+        nav: Some(Nav::new(who, ctx.csrf())),
+        csrf: ctx.csrf(),
+        notice,
+        practice: row,
+        can_enrol,
+        patients,
+        staff,
+        patients_need_mfa,
+        roles: StaffRole::ALL,
+        enrol: enrol.0,
+        enrol_errors: enrol.1,
+        invite: invite.0,
+        invite_errors: invite.1,
+    };
+    Ok((status, render(&page)).into_response())
+}
+
+pub(crate) async fn practice_page(
+    State(state): State<WebState>,
+    Auth(ctx, who): Auth,
+    PageId(practice): PageId<PracticeId>,
+    Query(n): Query<Notice>,
+) -> PageResult {
+    let invite = InviteValues { role: "nurse".into(), ..InviteValues::default() };
+    practice_view(
+        &state,
+        &ctx,
+        &who,
+        practice,
+        notice_text(&n),
+        (EnrolValues::default(), Vec::new()),
+        (invite, Vec::new()),
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct PolicyForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    pub(crate) on: String,
+}
+
+impl HasCsrf for PolicyForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ResetForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reset_email: String,
+    #[serde(default)]
+    checked: String,
+}
+
+impl HasCsrf for ResetForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// Resets a patient's or staff member's second factors after an identity check (the
+/// practice's admins, and operators).
+pub(crate) async fn reset_factors(
+    State(state): State<WebState>,
+    PageId(practice): PageId<PracticeId>,
+    CsrfForm(ctx, form): CsrfForm<ResetForm>,
+) -> PageResult {
+    let who = ctx.require_signed_in()?;
+    match state.app.reset_factors_at_practice(&ctx.caller_as(&who), practice, &form.reset_email, &form.checked).await {
+        Ok(_) => Ok(Redirect::to(&format!("/practices/{practice}?done=factors-reset")).into_response()),
+        Err(AppError::Invalid(errors)) => {
+            let message = errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join(" ");
+            let invite = InviteValues { role: "nurse".into(), ..InviteValues::default() };
+            let page = practice_view(
+                &state,
+                &ctx,
+                &who,
+                practice,
+                Some(message),
+                (EnrolValues::default(), Vec::new()),
+                (invite, Vec::new()),
+            )
+            .await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+        Err(e) => Err(WebError::page(e)),
+    }
+}
+
+/// Turns on or off the practice's requirement that its patients use a second factor.
+pub(crate) async fn set_patient_mfa(
+    State(state): State<WebState>,
+    PageId(practice): PageId<PracticeId>,
+    CsrfForm(ctx, form): CsrfForm<PolicyForm>,
+) -> PageResult {
+    let who = ctx.require_signed_in()?;
+    let on = yes_or_no(&form.on);
+    state.app.set_patients_need_mfa(&ctx.caller_as(&who), practice, on).await.map_err(WebError::page)?;
+    let done = if on == Some(true) { "patient-mfa-on" } else { "patient-mfa-off" };
+    Ok(Redirect::to(&format!("/practices/{practice}?done={done}")).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct EnrolPageForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    nhi: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    date_of_birth: String,
+    #[serde(default)]
+    email: String,
+}
+
+impl HasCsrf for EnrolPageForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+pub(crate) async fn enrol(
+    State(state): State<WebState>,
+    PageId(practice): PageId<PracticeId>,
+    CsrfForm(ctx, form): CsrfForm<EnrolPageForm>,
+) -> PageResult {
+    let who = ctx.require_signed_in()?;
+    let input = app::EnrolForm { nhi: form.nhi, name: form.name, date_of_birth: form.date_of_birth, email: form.email };
+    match state.app.enrol_patient(&ctx.caller_as(&who), practice, &input).await {
+        Ok(outcome) => {
+            let done = match outcome {
+                Enrolled::New(_) => "enrolled",
+                Enrolled::Existing(_) => "enrolled-existing",
+                Enrolled::AlreadyEnrolled(_) => "already-enrolled",
+            };
+            Ok(Redirect::to(&format!("/practices/{practice}?done={done}")).into_response())
+        }
+        Err(AppError::Invalid(errors)) => {
+            let values = EnrolValues {
+                nhi: input.nhi,
+                name: input.name,
+                date_of_birth: input.date_of_birth,
+                email: input.email,
+            };
+            practice_view(&state, &ctx, &who, practice, None, (values, errors), (InviteValues::default(), Vec::new()))
+                .await
+        }
+        Err(e) => Err(WebError::page(e)),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct InvitePageForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    staff_name: String,
+    #[serde(default)]
+    staff_email: String,
+    #[serde(default)]
+    role: String,
+}
+
+impl HasCsrf for InvitePageForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+pub(crate) async fn invite_staff(
+    State(state): State<WebState>,
+    PageId(practice): PageId<PracticeId>,
+    CsrfForm(ctx, form): CsrfForm<InvitePageForm>,
+) -> PageResult {
+    let who = ctx.require_signed_in()?;
+    let input = app::InviteStaffForm { name: form.staff_name, email: form.staff_email, role: form.role };
+    match state.app.invite_staff(&ctx.caller_as(&who), practice, &input).await {
+        Ok(()) => Ok(Redirect::to(&format!("/practices/{practice}?done=invited")).into_response()),
+        Err(AppError::Invalid(errors)) => {
+            let errors = errors
+                .into_iter()
+                .map(|e| FieldError {
+                    field: match e.field {
+                        "name" => "staff_name",
+                        "email" => "staff_email",
+                        f => f,
+                    },
+                    message: e.message,
+                })
+                .collect();
+            let values = InviteValues { name: input.name, email: input.email, role: input.role };
+            practice_view(&state, &ctx, &who, practice, None, (EnrolValues::default(), Vec::new()), (values, errors))
+                .await
+        }
+        Err(e) => Err(WebError::page(e)),
+    }
+}
