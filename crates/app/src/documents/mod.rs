@@ -14,6 +14,7 @@ mod upload;
 
 pub use keyring::KeyRing;
 pub use read::parse_range;
+pub use upload::Upload;
 
 use crate::audit::{Caller, Outcome, Target};
 use crate::documents::blobs::{BlobError, Blobs};

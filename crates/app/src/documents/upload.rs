@@ -14,42 +14,36 @@ use domain::{DocumentCategory, DocumentId, PatientId};
 use futures_util::{Stream, StreamExt};
 use store::{DocumentRow, StoreGrant};
 
-struct Incoming<'a> {
-    grant: StoreGrant<'a>,
-    row: DocumentRow,
-    caller: &'a Caller,
-    target: Target,
+/// An upload the policy has allowed, waiting for its body.
+#[derive(Debug)]
+pub struct Upload<'a> {
+    app: &'a App,
+    caller: Caller,
+    grant: authz::Grant<UploadDocument>,
 }
 
-impl App {
-    /// A patient uploads a document of their own. The body is streamed: encrypted chunk by
-    /// chunk into the blob store, checked by content, limited in size and by the patient's quota.
+impl Upload<'_> {
+    /// Streams the body in: encrypted chunk by chunk into the blob store, checked by content,
+    /// limited in size and by the patient's quota.
     ///
     /// # Errors
-    /// [`AppError::NotFound`] for anyone but the patient; [`AppError::UnsupportedContent`],
-    /// [`AppError::TooLarge`] or [`AppError::Invalid`] for what cannot be accepted (nothing is
-    /// kept); [`AppError::Internal`] when storage fails.
-    pub async fn upload_document<S, E>(
-        &self,
-        caller: &Caller,
-        patient: PatientId,
-        filename: &str,
-        title: Option<&str>,
-        body: S,
-    ) -> Result<DocumentRow, AppError>
+    /// [`AppError::UnsupportedContent`], [`AppError::TooLarge`] or [`AppError::Invalid`] for
+    /// what cannot be accepted (nothing is kept); [`AppError::Internal`] when storage fails.
+    pub async fn finish<S, E>(self, filename: &str, title: Option<&str>, body: S) -> Result<DocumentRow, AppError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
+        let (app, caller, grant) = (self.app, &self.caller, &self.grant);
+        let patient = grant.object();
         let id = DocumentId::random();
-        let grant = self.decide::<UploadDocument>(caller, patient).await?;
         // The practice the patient is enrolled at is bound into the document's encryption.
-        let practice = authz::Relations::patient_practices(&*self.store, patient)
+        let practice = authz::Relations::patient_practices(&*app.store, patient)
             .await
             .map_err(|e| AppError::Internal(e.to_string()))?
             .first()
             .copied();
-        let target = Target { practice, ..Target::of(&grant).about(&id) };
+        let target = Target { practice, ..Target::of(grant).about(&id) };
         let title = match title.map(str::trim).filter(|t| !t.is_empty()) {
             Some(t) => Some(clean_title(t)?),
             None => None,
@@ -78,12 +72,52 @@ impl App {
             pushed_by_practice: None,
             pushed_by_client: None,
             uploaded_by: account,
-            created_at: self.now(),
+            created_at: app.now(),
             hidden_at: None,
             withdrawn_at: None,
             deleted_at: None,
         };
-        self.store_incoming(Incoming { grant: StoreGrant::Upload(&grant), row, caller, target }, body).await
+        app.store_incoming(Incoming { grant: StoreGrant::Upload(grant), row, caller, target }, body).await
+    }
+}
+
+struct Incoming<'a> {
+    grant: StoreGrant<'a>,
+    row: DocumentRow,
+    caller: &'a Caller,
+    target: Target,
+}
+
+impl App {
+    /// A patient uploads a document of their own: [`App::begin_upload`], then
+    /// [`Upload::finish`] with the body.
+    ///
+    /// # Errors
+    /// As for those two.
+    pub async fn upload_document<S, E>(
+        &self,
+        caller: &Caller,
+        patient: PatientId,
+        filename: &str,
+        title: Option<&str>,
+        body: S,
+    ) -> Result<DocumentRow, AppError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
+        self.begin_upload(caller, patient).await?.finish(filename, title, body).await
+    }
+
+    /// Asks whether `caller` may upload a document for `patient`, before any of the body is read:
+    /// a refusal is recorded and answered as not found.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but the patient; [`AppError::Internal`] when the
+    /// relationships cannot be read.
+    pub async fn begin_upload(&self, caller: &Caller, patient: PatientId) -> Result<Upload<'_>, AppError> {
+        let grant = self.decide::<UploadDocument>(caller, patient).await?;
+        Ok(Upload { app: self, caller: caller.clone(), grant })
     }
 
     /// An organisation's system pushes a document in for a patient (by NHI). Pushing the same

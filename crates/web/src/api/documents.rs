@@ -4,14 +4,15 @@
 use crate::WebState;
 use crate::error::{ApiErrorBody, Refusal, Surface, WebError};
 use crate::extract::ApiId;
-use crate::extract::{Auth, Ctx};
-use crate::pages::documents::{UPLOAD_TYPES, deny_upload, download_response, range_of, read_small_field};
+use crate::extract::Auth;
+use crate::extract::{ClientAuth, read_small_field};
+use crate::pages::documents::{UPLOAD_TYPES, download_response, range_of};
 use app::domain::{DocumentId, PatientId};
 use app::{AppError, DocumentRow, PushMeta};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -109,10 +110,7 @@ pub(crate) async fn api_upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, WebError> {
-    let caller = ctx.caller_as(&who);
-    if who.patient != Some(patient) {
-        return Err(WebError::api(deny_upload(&state, &caller, patient).await));
-    }
+    let upload = state.app.begin_upload(&ctx.caller_as(&who), patient).await.map_err(WebError::api)?;
     if headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site") {
         return Ok(Refusal::Csrf.into_response(Surface::Api));
     }
@@ -125,11 +123,7 @@ pub(crate) async fn api_upload(
     }
     let filename = if q.filename.trim().is_empty() { "document" } else { q.filename.as_str() };
     let stream = body.into_data_stream();
-    let doc = state
-        .app
-        .upload_document(&caller, patient, filename, q.title.as_deref(), stream)
-        .await
-        .map_err(WebError::api)?;
+    let doc = upload.finish(filename, q.title.as_deref(), stream).await.map_err(WebError::api)?;
     Ok((StatusCode::CREATED, Json(DocumentView::from(&doc))).into_response())
 }
 
@@ -181,26 +175,11 @@ pub(crate) struct PushResponse {
         (status = 415, description = "Not an accepted type of file", body = ApiErrorBody),
         (status = 422, description = "Bad metadata", body = ApiErrorBody),
     ))]
-pub(crate) async fn push(State(state): State<WebState>, req: Request) -> Result<Response, WebError> {
-    let (mut parts, body) = req.into_parts();
-    let ctx = match <Ctx as axum::extract::FromRequestParts<WebState>>::from_request_parts(&mut parts, &state).await {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
-    };
-    let token = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let principal = state.app.authenticate_client(token.trim()).await.map_err(WebError::api)?;
-    let Some(principal) = principal else {
-        let mut r = WebError::api(AppError::Unauthenticated).into_response();
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"tiaki\""));
-        return Ok(r);
-    };
-    let caller = app::Caller::new(principal, ctx.ip, &ctx.user_agent, &ctx.request_id);
-    let req = Request::from_parts(parts, body);
+pub(crate) async fn push(
+    State(state): State<WebState>,
+    ClientAuth(caller): ClientAuth,
+    req: Request,
+) -> Result<Response, WebError> {
     let Ok(mut multipart) = Multipart::from_request(req, &state).await else {
         return Ok(Refusal::UnsupportedType.into_response(Surface::Api));
     };

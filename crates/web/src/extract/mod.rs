@@ -2,11 +2,15 @@
 //! proxies), the session cookie, the CSRF binding, and extractors that refuse a request before
 //! the handler runs when it is not signed in or its form's CSRF token is wrong.
 
+mod client;
 mod cookies;
 mod ids;
+mod multipart;
 
+pub(crate) use client::ClientAuth;
 pub(crate) use cookies::{challenge_of, device_of, remember_browser, with_challenge, without_challenge};
 pub(crate) use ids::{ApiId, PageId};
+pub(crate) use multipart::{CsrfMultipart, read_small_field};
 
 use crate::WebState;
 use crate::error::{Refusal, Surface, WebError};

@@ -6,14 +6,14 @@ use crate::WebState;
 use crate::error::{Refusal, Surface, WebError};
 use crate::extract::PageId;
 use crate::extract::{Auth, CsrfForm, Ctx, HasCsrf};
+use crate::extract::{CsrfMultipart, read_small_field};
 use crate::views::{DocLine, DocumentsPage, Nav, render};
 use app::domain::{DocumentId, PatientId};
-use app::{AppError, Caller, DocumentRow, Download};
+use app::{AppError, DocumentRow, Download};
 use axum::body::Body;
-use axum::extract::{FromRequest, Multipart, Query, Request, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::Deserialize;
 
@@ -125,70 +125,33 @@ pub(crate) async fn documents_page(
     documents_view(&state, &ctx, &who, patient, &q, None).await
 }
 
-pub(crate) async fn read_small_field(field: &mut axum::extract::multipart::Field<'_>, max: usize) -> Option<String> {
-    let mut out = Vec::new();
-    while let Ok(Some(chunk)) = field.chunk().await {
-        out.extend_from_slice(&chunk);
-        if out.len() > max {
-            return None;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// A refusal to stream: the upload of someone the caller is not. The application decides (and
-/// records the attempt), so the answer is the same 404 as for any other patient's page.
-pub(crate) async fn deny_upload(state: &WebState, caller: &Caller, patient: PatientId) -> AppError {
-    let empty = futures_util::stream::empty::<Result<Bytes, std::io::Error>>();
-    match state.app.upload_document(caller, patient, "", None, empty).await {
-        Err(e) => e,
-        Ok(_) => AppError::Internal("an empty upload was accepted where it should have been refused".into()),
-    }
-}
-
-/// Upload from the documents page: `multipart/form-data` with `csrf`, optional `title`, then
-/// `file`. The file is streamed; nothing is kept unless all of it arrives and passes the checks.
+/// Upload from the documents page: `multipart/form-data` with `csrf` first, an optional
+/// `title`, then `file`. The policy is asked before the file is read; the file is streamed, and
+/// nothing is kept unless all of it arrives and passes the checks.
 pub(crate) async fn upload(
     State(state): State<WebState>,
     PageId(patient): PageId<PatientId>,
-    req: Request,
+    post: CsrfMultipart,
 ) -> PageResult {
-    let (mut parts, body) = req.into_parts();
-    let ctx = match <Ctx as axum::extract::FromRequestParts<WebState>>::from_request_parts(&mut parts, &state).await {
-        Ok(c) => c,
-        Err(r) => return Ok(r),
+    // The policy first: a stranger's upload is refused (404, and recorded) before any of it is read.
+    let upload = state.app.begin_upload(&post.ctx.caller_as(&post.who), patient).await.map_err(WebError::page)?;
+    let (ctx, who, mut form) = match post.open(&state).await {
+        Ok(opened) => opened,
+        Err(refusal) => return Ok(refusal),
     };
-    let who = ctx.signed_in.clone().ok_or(WebError::page(AppError::Unauthenticated))?;
-    if parts.headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site") {
-        return Ok(Refusal::Csrf.into_response(Surface::Page));
-    }
-    let caller = ctx.caller_as(&who);
-    if who.patient != Some(patient) {
-        return Err(WebError::page(deny_upload(&state, &caller, patient).await));
-    }
-    let req = Request::from_parts(parts, body);
-    let Ok(mut multipart) = Multipart::from_request(req, &state).await else {
-        return Ok(Refusal::Malformed.into_response(Surface::Page));
-    };
-    let mut csrf_ok = false;
     let mut title: Option<String> = None;
     loop {
-        let field = match multipart.next_field().await {
+        let mut field = match form.next_field().await {
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(_) => return Ok(Refusal::Malformed.into_response(Surface::Page)),
         };
-        let mut field = field;
         match field.name().unwrap_or_default() {
-            "csrf" => {
-                let token = read_small_field(&mut field, 512).await.unwrap_or_default();
-                csrf_ok = state.app.csrf_ok(ctx.binding(), &token);
-            }
-            "title" if csrf_ok => title = read_small_field(&mut field, 2048).await,
-            "file" if csrf_ok => {
+            "title" => title = read_small_field(&mut field, 2048).await,
+            "file" => {
                 let filename = field.file_name().unwrap_or("document").to_owned();
                 let stream = Box::pin(field.map(|r| r.map_err(|e| e.body_text())));
-                let result = state.app.upload_document(&caller, patient, &filename, title.as_deref(), stream).await;
+                let result = upload.finish(&filename, title.as_deref(), stream).await;
                 return match result {
                     Ok(_) => Ok(Redirect::to(&format!("/patients/{patient}/documents?done=uploaded")).into_response()),
                     Err(
@@ -208,15 +171,8 @@ pub(crate) async fn upload(
                     Err(e) => Err(WebError::page(e)),
                 };
             }
-            _ => {
-                if !csrf_ok {
-                    return Ok(Refusal::Csrf.into_response(Surface::Page));
-                }
-            }
+            _ => {}
         }
-    }
-    if !csrf_ok {
-        return Ok(Refusal::Csrf.into_response(Surface::Page));
     }
     documents_view(
         &state,
