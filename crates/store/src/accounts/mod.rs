@@ -1,0 +1,35 @@
+//! Accounts: who can sign in, as what, and the first operator.
+
+/// The SQL, written once in what `SQLite` and `PostgreSQL` share (`sql.rs`), compiled for
+/// each engine's types.
+mod sqlite {
+    type Db = sqlx::Sqlite;
+    type This = crate::SqliteStore;
+    include!("sql.rs");
+}
+mod postgres {
+    type Db = sqlx::Postgres;
+    type This = crate::PgStore;
+    include!("sql.rs");
+}
+
+use crate::{AccountRow, ManageOperators, NewAccount, NewInvitation, Result};
+use authz::Grant;
+use domain::{AccountId, BoxFuture};
+
+/// Accounts: who can sign in, as what, and the first operator.
+pub trait AccountStore: Send + Sync {
+    /// The account with this email, if any.
+    fn account_by_email<'a>(&'a self, email: &'a str) -> BoxFuture<'a, Result<Option<AccountRow>>>;
+    /// The account with this id, if any.
+    fn account(&self, id: AccountId) -> BoxFuture<'_, Result<Option<AccountRow>>>;
+    /// How many operator accounts have set a password.
+    fn active_operator_count(&self) -> BoxFuture<'_, Result<i64>>;
+    /// Creates an operator account (no password yet) with its invitation and email, atomically.
+    fn create_operator<'a>(
+        &'a self,
+        grant: &'a Grant<ManageOperators>,
+        account: &'a NewAccount,
+        invite: &'a NewInvitation,
+    ) -> BoxFuture<'a, Result<()>>;
+}

@@ -1,0 +1,131 @@
+// The SQL of the accounts aggregate, one text for both engines: included by
+// `mod.rs` once for `SQLite` and once for `PostgreSQL` (`This` is the engine's store, `Db` its
+// database). Format with `rustfmt --edition 2024 accounts/sql.rs` (CI checks it).
+
+use crate::portable::{account_kind, map_unique};
+use crate::{AccountId, AccountRow, AccountStore, BoxFuture, NewAccount, NewInvitation, NewMail, Result};
+use authz::Grant;
+use sqlx::Row;
+
+type DbRow = <Db as sqlx::Database>::Row;
+
+fn account_row(r: &DbRow) -> Result<AccountRow> {
+    Ok(AccountRow {
+        id: AccountId::from_uuid(r.try_get("id")?),
+        kind: account_kind(&r.try_get::<String, _>("kind")?)?,
+        email: r.try_get("email")?,
+        display_name: r.try_get("display_name")?,
+        password_hash: r.try_get("password_hash")?,
+        disabled_at: r.try_get("disabled_at")?,
+        failed_sign_ins: r.try_get("failed_sign_ins")?,
+        last_failed_sign_in_at: r.try_get("last_failed_sign_in_at")?,
+        password_breached_at: r.try_get("password_breached_at")?,
+    })
+}
+
+async fn insert_account(tx: &mut sqlx::Transaction<'_, Db>, a: &NewAccount) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO accounts (id, kind, email, display_name, password_hash, created_at) \
+         VALUES ($1, $2, $3, $4, NULL, $5)",
+    )
+    .bind(a.id.as_uuid())
+    .bind(a.kind.as_str())
+    .bind(a.email.as_str())
+    .bind(a.display_name.as_str())
+    .bind(a.created_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_unique)?;
+    Ok(())
+}
+
+async fn insert_mail(tx: &mut sqlx::Transaction<'_, Db>, m: &NewMail) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO outbox (id, recipient, subject, body, created_at, attempts, next_attempt_at) \
+         VALUES ($1, $2, $3, $4, $5, 0, $5)",
+    )
+    .bind(m.id)
+    .bind(&m.recipient)
+    .bind(&m.subject)
+    .bind(&m.body)
+    .bind(m.created_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_invitation(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    i: &NewInvitation,
+    account: Option<AccountId>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO invitations (id, token_hash, purpose, account_id, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(i.id)
+    .bind(&i.token_hash)
+    .bind(i.purpose.as_str())
+    .bind(account.map(|a| a.as_uuid()))
+    .bind(i.created_at)
+    .bind(i.expires_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_unique)?;
+    if let Some(mail) = &i.mail {
+        insert_mail(tx, mail).await?;
+    }
+    Ok(())
+}
+
+impl AccountStore for This {
+    fn account_by_email<'a>(&'a self, email: &'a str) -> BoxFuture<'a, Result<Option<AccountRow>>> {
+        Box::pin(async move {
+            sqlx::query("SELECT id, kind, email, display_name, password_hash, disabled_at, failed_sign_ins, last_failed_sign_in_at, password_breached_at FROM accounts WHERE email = $1")
+                .bind(email.trim().to_lowercase())
+                .fetch_optional(&self.pool)
+                .await?
+                .as_ref()
+                .map(account_row)
+                .transpose()
+        })
+    }
+
+    fn account(&self, id: AccountId) -> BoxFuture<'_, Result<Option<AccountRow>>> {
+        Box::pin(async move {
+            sqlx::query("SELECT id, kind, email, display_name, password_hash, disabled_at, failed_sign_ins, last_failed_sign_in_at, password_breached_at FROM accounts WHERE id = $1")
+                .bind(id.as_uuid())
+                .fetch_optional(&self.pool)
+                .await?
+                .as_ref()
+                .map(account_row)
+                .transpose()
+        })
+    }
+
+    fn active_operator_count(&self) -> BoxFuture<'_, Result<i64>> {
+        Box::pin(async move {
+            let row = sqlx::query(
+                "SELECT COUNT(*) FROM accounts WHERE kind = 'operator' AND password_hash IS NOT NULL AND disabled_at IS NULL",
+            )
+            .fetch_one(&self.pool)
+            .await?;
+            Ok(row.try_get(0)?)
+        })
+    }
+
+    fn create_operator<'a>(
+        &'a self,
+        _grant: &'a Grant<authz::ManageOperators>,
+        account: &'a NewAccount,
+        invite: &'a NewInvitation,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let mut tx = self.begin().await?;
+            insert_account(&mut tx, account).await?;
+            insert_invitation(&mut tx, invite, Some(account.id)).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+}

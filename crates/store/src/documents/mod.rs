@@ -1,0 +1,136 @@
+//! The documents part of the storage contract: documents, patient keys, blob intents and the API
+//! clients organisations push with. Reads and changes of documents take a grant; their SQL repeats
+//! the relationship the grant rests on.
+
+use crate::{DocumentKey, DocumentRow, PatientKeyRow, Result};
+use authz::{ChangeDocument, Grant, ListDocuments, PushDocument, ReadDocument, UploadDocument, WithdrawDocument};
+use domain::{BoxFuture, PatientId, UnixTime};
+
+/// What a grant to store a document is: a patient's own upload or an organisation's push.
+#[derive(Debug, Clone, Copy)]
+pub enum StoreGrant<'a> {
+    /// The patient uploads their own.
+    Upload(&'a Grant<UploadDocument>),
+    /// An organisation pushes one in.
+    Push(&'a Grant<PushDocument>),
+}
+
+impl StoreGrant<'_> {
+    /// The patient the grant is for.
+    #[must_use]
+    pub fn patient(&self) -> Option<PatientId> {
+        match self {
+            Self::Upload(g) => g.patient(),
+            Self::Push(g) => g.patient(),
+        }
+    }
+}
+
+/// Storage for documents and their keys.
+pub trait DocumentStore: Send + Sync {
+    /// The newest version of a patient's key, if they have one.
+    fn current_patient_key(&self, patient: PatientId) -> BoxFuture<'_, Result<Option<PatientKeyRow>>>;
+    /// One version of a patient's key.
+    fn patient_key(&self, patient: PatientId, version: i32) -> BoxFuture<'_, Result<Option<PatientKeyRow>>>;
+    /// Stores a patient's key unless that version exists already; true if it was stored.
+    fn insert_patient_key<'a>(&'a self, key: &'a PatientKeyRow, now: UnixTime) -> BoxFuture<'a, Result<bool>>;
+    /// Records that a blob may be written (before its first byte is).
+    fn add_blob_intent<'a>(&'a self, blob_key: &'a str, now: UnixTime) -> BoxFuture<'a, Result<()>>;
+    /// Commits a document whose blob is durable, and clears its blob intent, in one transaction.
+    /// It first locks the patient key version the data key is wrapped with, so a rotation or an
+    /// erasure and a commit for the same patient never interleave. Refused
+    /// ([`crate::StoreError::Conflict`]) if the source already pushed this document, if that key
+    /// version has been destroyed, if the upload's intent was swept, or (`quota`, for a
+    /// patient's own uploads) if it would take their uploads past `quota` bytes.
+    fn commit_document<'a>(
+        &'a self,
+        grant: StoreGrant<'a>,
+        doc: &'a DocumentRow,
+        quota: Option<i64>,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// A document (live, withdrawn or deleted) an organisation pushed under its own identifier,
+    /// for whichever patient.
+    fn pushed_document<'a>(
+        &'a self,
+        grant: &'a Grant<PushDocument>,
+        source_org_id: &'a str,
+        source_ref: &'a str,
+    ) -> BoxFuture<'a, Result<Option<DocumentRow>>>;
+    /// The patient's live documents (a patient: all, hidden ones only if asked; staff: those
+    /// their practice pushed), newest first.
+    fn list_documents<'a>(
+        &'a self,
+        grant: &'a Grant<ListDocuments>,
+        include_hidden: bool,
+    ) -> BoxFuture<'a, Result<Vec<DocumentRow>>>;
+    /// One live document to read, and the patient key its data key is wrapped under (none if
+    /// that key version was destroyed), in one query: a key rotation cannot fall between them.
+    fn document_for_read<'a>(
+        &'a self,
+        grant: &'a Grant<ReadDocument>,
+    ) -> BoxFuture<'a, Result<(DocumentRow, Option<PatientKeyRow>)>>;
+    /// One live document, to change.
+    fn own_document<'a>(&'a self, grant: &'a Grant<ChangeDocument>) -> BoxFuture<'a, Result<DocumentRow>>;
+    /// Renames a document.
+    fn rename_document<'a>(&'a self, grant: &'a Grant<ChangeDocument>, title: &'a str) -> BoxFuture<'a, Result<()>>;
+    /// Hides a document from (or shows it again in) its patient's own list.
+    fn hide_document<'a>(
+        &'a self,
+        grant: &'a Grant<ChangeDocument>,
+        hidden_at: Option<UnixTime>,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// Deletes a patient's own upload: the row keeps no key, and its blob is queued for removal.
+    /// Returns the blob's key.
+    fn delete_document<'a>(&'a self, grant: &'a Grant<ChangeDocument>, now: UnixTime) -> BoxFuture<'a, Result<String>>;
+    /// Withdraws a pushed document, likewise; returns the blob's key.
+    fn withdraw_document<'a>(
+        &'a self,
+        grant: &'a Grant<WithdrawDocument>,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<String>>;
+    /// Bytes the patient's own live uploads take (what their quota counts).
+    fn storage_used(&self, patient: PatientId) -> BoxFuture<'_, Result<i64>>;
+    /// Claims (removes and returns) up to `limit` blob intents older than `cutoff` whose blob no
+    /// live document uses; the caller then deletes those blobs. An upload whose intent is
+    /// claimed can no longer commit.
+    fn claim_stale_blob_intents(&self, cutoff: UnixTime, limit: i64) -> BoxFuture<'_, Result<Vec<String>>>;
+    /// Forgets a blob intent (its blob has been removed, or was never written).
+    fn remove_blob_intent<'a>(&'a self, blob_key: &'a str) -> BoxFuture<'a, Result<()>>;
+    /// Every blob key a live document uses (for the full sweep).
+    fn live_blob_keys(&self) -> BoxFuture<'_, Result<Vec<String>>>;
+
+    // --- keys (the console) ---
+    /// Up to `limit` live patient keys wrapped by a master key other than `master_key_id`.
+    fn keys_not_under<'a>(&'a self, master_key_id: &'a str, limit: i64) -> BoxFuture<'a, Result<Vec<PatientKeyRow>>>;
+    /// Replaces one patient key's wrapping, if it is still wrapped by `old_master`.
+    fn rewrap_patient_key<'a>(&'a self, key: &'a PatientKeyRow, old_master: &'a str) -> BoxFuture<'a, Result<bool>>;
+    /// A patient's live documents' keys.
+    fn document_keys(&self, patient: PatientId) -> BoxFuture<'_, Result<Vec<DocumentKey>>>;
+    /// Installs a new patient key version and the documents' data keys re-wrapped under it,
+    /// and destroys the old versions, in one transaction.
+    fn rotate_patient_key<'a>(
+        &'a self,
+        new_key: &'a PatientKeyRow,
+        rewrapped: &'a [DocumentKey],
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// Destroys every version of a patient's key (erasure); returns how many were live.
+    fn destroy_patient_keys(&self, patient: PatientId, now: UnixTime) -> BoxFuture<'_, Result<u64>>;
+    /// Key unwraps per actor since a time (ms), most first: (actor account or client, role, count).
+    fn unwrap_counts(&self, since_ms: i64) -> BoxFuture<'_, Result<Vec<(String, String, i64)>>>;
+    /// The patient record with this NHI.
+    fn patient_by_nhi<'a>(&'a self, nhi: &'a str) -> BoxFuture<'a, Result<Option<PatientId>>>;
+}
+
+/// The SQL, written once in what `SQLite` and `PostgreSQL` share (`sql.rs`), compiled for
+/// each engine's types.
+mod sqlite {
+    type Db = sqlx::Sqlite;
+    type This = crate::SqliteStore;
+    include!("sql.rs");
+}
+mod postgres {
+    type Db = sqlx::Postgres;
+    type This = crate::PgStore;
+    include!("sql.rs");
+}

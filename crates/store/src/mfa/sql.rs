@@ -1,0 +1,581 @@
+// The SQL of the mfa aggregate, one text for both engines: included by
+// `mod.rs` once for `SQLite` and once for `PostgreSQL` (`This` is the engine's store, `Db` its
+// database). Format with `rustfmt --edition 2024 mfa/sql.rs` (CI checks it).
+
+use crate::{CeremonyRow, MfaStore, PasskeyRow, Result, TotpRow};
+use domain::{AccountId, BoxFuture, UnixTime};
+use sqlx::Row;
+
+fn passkey_row(r: &<Db as sqlx::Database>::Row) -> Result<PasskeyRow> {
+    Ok(PasskeyRow {
+        id: r.try_get("id")?,
+        account: AccountId::from_uuid(r.try_get("account_id")?),
+        name: r.try_get("name")?,
+        credential: r.try_get("credential")?,
+        created_at: r.try_get("created_at")?,
+        last_used_at: r.try_get("last_used_at")?,
+    })
+}
+
+/// Replaces an account's recovery codes inside a transaction.
+async fn replace_codes(tx: &mut sqlx::Transaction<'_, Db>, account: AccountId, hashes: &[Vec<u8>]) -> Result<()> {
+    sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1").bind(account.as_uuid()).execute(&mut **tx).await?;
+    for h in hashes {
+        sqlx::query("INSERT INTO recovery_codes (account_id, code_hash) VALUES ($1, $2)")
+            .bind(account.as_uuid())
+            .bind(h)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+impl MfaStore for This {
+    fn set_patients_need_mfa<'a>(
+        &'a self,
+        grant: &'a authz::Grant<authz::ManageStaff>,
+        on: bool,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            sqlx::query("UPDATE practices SET patients_need_mfa = $2 WHERE id = $1")
+                .bind(grant.object().as_uuid())
+                .bind(on)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn patients_need_mfa<'a>(&'a self, grant: &'a authz::Grant<authz::ManageStaff>) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let on: Option<bool> = sqlx::query_scalar("SELECT patients_need_mfa FROM practices WHERE id = $1")
+                .bind(grant.object().as_uuid())
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(on.unwrap_or(false))
+        })
+    }
+
+    fn patient_must_use_mfa(&self, patient: domain::PatientId) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(async move {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM enrolments e JOIN practices p ON p.id = e.practice_id \
+                 WHERE e.patient_id = $1 AND p.patients_need_mfa",
+            )
+            .bind(patient.as_uuid())
+            .fetch_one(&self.pool)
+            .await?;
+            Ok(n > 0)
+        })
+    }
+
+    fn mark_session_passkey(&self, session: domain::SessionId) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            sqlx::query("UPDATE sessions SET mfa_passkey = TRUE WHERE id = $1")
+                .bind(session.as_uuid())
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn platform_flag<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let v: Option<Vec<u8>> = sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(v.as_deref() == Some(b"on".as_slice()))
+        })
+    }
+
+    fn set_platform_flag<'a>(
+        &'a self,
+        _grant: &'a authz::Grant<authz::ManagePractices>,
+        name: &'a str,
+        on: bool,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let value: &[u8] = if on { b"on" } else { b"off" };
+            sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+                .bind(name)
+                .bind(value)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn passkeys(&self, account: AccountId) -> BoxFuture<'_, Result<Vec<PasskeyRow>>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT id, account_id, name, credential, created_at, last_used_at FROM passkeys \
+                 WHERE account_id = $1 ORDER BY created_at, id",
+            )
+            .bind(account.as_uuid())
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter().map(passkey_row).collect()
+        })
+    }
+
+    fn passkey_by_credential<'a>(&'a self, credential_id: &'a [u8]) -> BoxFuture<'a, Result<Option<PasskeyRow>>> {
+        Box::pin(async move {
+            let row = sqlx::query(
+                "SELECT id, account_id, name, credential, created_at, last_used_at FROM passkeys WHERE credential_id = $1",
+            )
+            .bind(credential_id)
+            .fetch_optional(&self.pool)
+            .await?;
+            row.as_ref().map(passkey_row).transpose()
+        })
+    }
+
+    fn add_passkey<'a>(&'a self, row: &'a PasskeyRow, credential_id: &'a [u8]) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "INSERT INTO passkeys (id, account_id, credential_id, name, credential, created_at, last_used_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, NULL) ON CONFLICT (credential_id) DO NOTHING",
+            )
+            .bind(row.id)
+            .bind(row.account.as_uuid())
+            .bind(credential_id)
+            .bind(&row.name)
+            .bind(&row.credential)
+            .bind(row.created_at)
+            .execute(&self.pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    fn passkey_used<'a>(&'a self, id: uuid::Uuid, credential: &'a str, now: UnixTime) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            sqlx::query("UPDATE passkeys SET credential = $2, last_used_at = $3 WHERE id = $1")
+                .bind(id)
+                .bind(credential)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn remove_passkey(&self, account: AccountId, id: uuid::Uuid) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(async move {
+            let done = sqlx::query("DELETE FROM passkeys WHERE id = $1 AND account_id = $2")
+                .bind(id)
+                .bind(account.as_uuid())
+                .execute(&self.pool)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    fn create_ceremony<'a>(
+        &'a self,
+        token_hash: &'a [u8],
+        account: Option<AccountId>,
+        purpose: &'a str,
+        state: &'a str,
+        now: UnixTime,
+        expires_at: UnixTime,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            sqlx::query("DELETE FROM webauthn_ceremonies WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
+            sqlx::query(
+                "INSERT INTO webauthn_ceremonies (token_hash, account_id, purpose, state, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(token_hash)
+            .bind(account.map(|a| a.as_uuid()))
+            .bind(purpose)
+            .bind(state)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn take_ceremony<'a>(&'a self, token_hash: &'a [u8], now: UnixTime) -> BoxFuture<'a, Result<Option<CeremonyRow>>> {
+        Box::pin(async move {
+            let row = sqlx::query(
+                "DELETE FROM webauthn_ceremonies WHERE token_hash = $1 RETURNING account_id, purpose, state, expires_at",
+            )
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+            let Some(r) = row else { return Ok(None) };
+            if r.try_get::<i64, _>("expires_at")? <= now {
+                return Ok(None);
+            }
+            Ok(Some(CeremonyRow {
+                account: r.try_get::<Option<uuid::Uuid>, _>("account_id")?.map(AccountId::from_uuid),
+                purpose: r.try_get("purpose")?,
+                state: r.try_get("state")?,
+            }))
+        })
+    }
+
+    fn totp_factor(&self, account: AccountId) -> BoxFuture<'_, Result<Option<TotpRow>>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT secret, confirmed_at, last_step FROM totp_factors WHERE account_id = $1")
+                .bind(account.as_uuid())
+                .fetch_optional(&self.pool)
+                .await?;
+            row.map(|r| {
+                Ok(TotpRow {
+                    secret: r.try_get("secret")?,
+                    confirmed_at: r.try_get("confirmed_at")?,
+                    last_step: r.try_get("last_step")?,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    fn start_totp<'a>(&'a self, account: AccountId, secret: &'a [u8], now: UnixTime) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "INSERT INTO totp_factors (account_id, secret, confirmed_at, last_step, created_at) \
+                 VALUES ($1, $2, NULL, 0, $3) ON CONFLICT (account_id) DO UPDATE \
+                 SET secret = excluded.secret, created_at = excluded.created_at, last_step = 0 \
+                 WHERE totp_factors.confirmed_at IS NULL",
+            )
+            .bind(account.as_uuid())
+            .bind(secret)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    fn confirm_totp<'a>(
+        &'a self,
+        account: AccountId,
+        step: i64,
+        now: UnixTime,
+        code_hashes: &'a [Vec<u8>],
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let mut tx = self.begin().await?;
+            let done = sqlx::query(
+                "UPDATE totp_factors SET confirmed_at = $2, last_step = $3 \
+                 WHERE account_id = $1 AND confirmed_at IS NULL AND last_step < $3",
+            )
+            .bind(account.as_uuid())
+            .bind(now)
+            .bind(step)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                return Ok(false);
+            }
+            replace_codes(&mut tx, account, code_hashes).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    fn accept_totp_step(&self, account: AccountId, step: i64) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "UPDATE totp_factors SET last_step = $2 WHERE account_id = $1 AND confirmed_at IS NOT NULL AND last_step < $2",
+            )
+            .bind(account.as_uuid())
+            .bind(step)
+            .execute(&self.pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    fn use_recovery_code<'a>(
+        &'a self,
+        account: AccountId,
+        hash: &'a [u8],
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "UPDATE recovery_codes SET used_at = $3 WHERE account_id = $1 AND code_hash = $2 AND used_at IS NULL",
+            )
+            .bind(account.as_uuid())
+            .bind(hash)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    fn replace_recovery_codes<'a>(&'a self, account: AccountId, hashes: &'a [Vec<u8>]) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let mut tx = self.begin().await?;
+            replace_codes(&mut tx, account, hashes).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn recovery_codes_left(&self, account: AccountId) -> BoxFuture<'_, Result<i64>> {
+        Box::pin(async move {
+            Ok(sqlx::query_scalar("SELECT COUNT(*) FROM recovery_codes WHERE account_id = $1 AND used_at IS NULL")
+                .bind(account.as_uuid())
+                .fetch_one(&self.pool)
+                .await?)
+        })
+    }
+
+    fn remove_factors(&self, account: AccountId) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(async move {
+            let mut tx = self.begin().await?;
+            let had = sqlx::query("DELETE FROM totp_factors WHERE account_id = $1")
+                .bind(account.as_uuid())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+            let passkeys = sqlx::query("DELETE FROM passkeys WHERE account_id = $1")
+                .bind(account.as_uuid())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let had = had || passkeys > 0;
+            sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1")
+                .bind(account.as_uuid())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM mfa_challenges WHERE account_id = $1")
+                .bind(account.as_uuid())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM webauthn_ceremonies WHERE account_id = $1")
+                .bind(account.as_uuid())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(had)
+        })
+    }
+
+    fn mark_session_mfa<'a>(
+        &'a self,
+        session: domain::SessionId,
+        now: UnixTime,
+        new_token_hash: &'a [u8],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            sqlx::query("UPDATE sessions SET mfa_at = $2, token_hash = $3 WHERE id = $1 AND ended_at IS NULL")
+                .bind(session.as_uuid())
+                .bind(now)
+                .bind(new_token_hash)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn record_mfa_failure(&self, account: AccountId, now: UnixTime) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            // A spent challenge carrying one failure: counted, never usable.
+            sqlx::query(
+                "INSERT INTO mfa_challenges (token_hash, account_id, created_at, expires_at, failures, used_at) \
+                 VALUES ($1, $2, $3, $3, 1, $3)",
+            )
+            .bind(uuid::Uuid::new_v4().as_bytes().to_vec())
+            .bind(account.as_uuid())
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn reset_session_mfa(
+        &self,
+        account: AccountId,
+        keep: Option<domain::SessionId>,
+        now: UnixTime,
+    ) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let mut tx = self.begin().await?;
+            sqlx::query(
+                "UPDATE sessions SET mfa_at = NULL, setup_ok_at = NULL, mfa_passkey = FALSE WHERE account_id = $1",
+            )
+            .bind(account.as_uuid())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE sessions SET ended_at = $3 WHERE account_id = $1 AND ended_at IS NULL AND id <> $2")
+                .bind(account.as_uuid())
+                .bind(keep.map_or(uuid::Uuid::nil(), |s| s.as_uuid()))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn allow_factor_setup(&self, session: domain::SessionId, now: UnixTime) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            sqlx::query("UPDATE sessions SET setup_ok_at = $2 WHERE id = $1 AND ended_at IS NULL")
+                .bind(session.as_uuid())
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn create_setup_link<'a>(
+        &'a self,
+        token_hash: &'a [u8],
+        account: AccountId,
+        now: UnixTime,
+        expires_at: UnixTime,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            sqlx::query(
+                "INSERT INTO mfa_setup_links (token_hash, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(token_hash)
+            .bind(account.as_uuid())
+            .bind(now)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn use_setup_link<'a>(&'a self, token_hash: &'a [u8], now: UnixTime) -> BoxFuture<'a, Result<Option<AccountId>>> {
+        Box::pin(async move {
+            let id: Option<uuid::Uuid> = sqlx::query_scalar(
+                "UPDATE mfa_setup_links SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
+                 RETURNING account_id",
+            )
+            .bind(token_hash)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+            Ok(id.map(AccountId::from_uuid))
+        })
+    }
+
+    fn remember_device<'a>(
+        &'a self,
+        account: AccountId,
+        device_hash: &'a [u8],
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "INSERT INTO known_devices (account_id, device_hash, first_seen_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (account_id, device_hash) DO NOTHING",
+            )
+            .bind(account.as_uuid())
+            .bind(device_hash)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+            if done.rows_affected() == 1 {
+                return Ok(true);
+            }
+            // A finished sign-in from a known browser: its run of wrong passwords ends.
+            sqlx::query(
+                "UPDATE known_devices SET failures = 0 WHERE account_id = $1 AND device_hash = $2 AND failures <> 0",
+            )
+            .bind(account.as_uuid())
+            .bind(device_hash)
+            .execute(&self.pool)
+            .await?;
+            Ok(false)
+        })
+    }
+
+    fn create_mfa_challenge<'a>(
+        &'a self,
+        token_hash: &'a [u8],
+        account: AccountId,
+        now: UnixTime,
+        expires_at: UnixTime,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            sqlx::query(
+                "INSERT INTO mfa_challenges (token_hash, account_id, created_at, expires_at, failures) VALUES ($1, $2, $3, $4, 0)",
+            )
+            .bind(token_hash)
+            .bind(account.as_uuid())
+            .bind(now)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn mfa_challenge<'a>(
+        &'a self,
+        token_hash: &'a [u8],
+        now: UnixTime,
+        max_failures: i32,
+    ) -> BoxFuture<'a, Result<Option<AccountId>>> {
+        Box::pin(async move {
+            let id: Option<uuid::Uuid> = sqlx::query_scalar(
+                "SELECT account_id FROM mfa_challenges WHERE token_hash = $1 AND used_at IS NULL \
+                 AND expires_at > $2 AND failures < $3",
+            )
+            .bind(token_hash)
+            .bind(now)
+            .bind(max_failures)
+            .fetch_optional(&self.pool)
+            .await?;
+            Ok(id.map(AccountId::from_uuid))
+        })
+    }
+
+    fn recent_mfa_failures(&self, account: AccountId, since: UnixTime) -> BoxFuture<'_, Result<i64>> {
+        Box::pin(async move {
+            let n: Option<i64> = sqlx::query_scalar(
+                "SELECT CAST(COALESCE(SUM(failures), 0) AS BIGINT) FROM mfa_challenges WHERE account_id = $1 AND created_at >= $2",
+            )
+            .bind(account.as_uuid())
+            .bind(since)
+            .fetch_one(&self.pool)
+            .await?;
+            Ok(n.unwrap_or(0))
+        })
+    }
+
+    fn fail_mfa_challenge<'a>(&'a self, token_hash: &'a [u8]) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            sqlx::query("UPDATE mfa_challenges SET failures = failures + 1 WHERE token_hash = $1")
+                .bind(token_hash)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn use_mfa_challenge<'a>(
+        &'a self,
+        token_hash: &'a [u8],
+        now: UnixTime,
+        max_failures: i32,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "UPDATE mfa_challenges SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL \
+                 AND expires_at > $2 AND failures < $3",
+            )
+            .bind(token_hash)
+            .bind(now)
+            .bind(max_failures)
+            .execute(&self.pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+}

@@ -1,0 +1,64 @@
+//! Practices, their staff, and the patients enrolled at them; and the relationships the policy reads (`authz::Relations`).
+
+/// The SQL, written once in what `SQLite` and `PostgreSQL` share (`sql.rs`), compiled for
+/// each engine's types.
+mod sqlite {
+    type Db = sqlx::Sqlite;
+    type This = crate::SqliteStore;
+    include!("sql.rs");
+}
+mod postgres {
+    type Db = sqlx::Postgres;
+    type This = crate::PgStore;
+    include!("sql.rs");
+}
+
+use crate::{
+    EnrolPatient, Enrolled, ListPracticePatients, ManagePractices, ManageStaff, NewAccount, NewInvitation, NewPatient,
+    NewPractice, PatientRow, PracticeRow, PracticeSummary, Result, StaffRow, ViewPatient,
+};
+use authz::Grant;
+use domain::{AccountId, BoxFuture, PatientId, PracticeId, StaffRole};
+
+/// Practices, their staff, and the patients enrolled at them; and the relationships the policy reads (`authz::Relations`).
+pub trait PracticeStore: Send + Sync {
+    /// Creates a practice.
+    fn create_practice<'a>(
+        &'a self,
+        grant: &'a Grant<ManagePractices>,
+        practice: &'a NewPractice,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// Every practice, with staff and patient counts.
+    fn list_practices<'a>(&'a self, grant: &'a Grant<ManagePractices>) -> BoxFuture<'a, Result<Vec<PracticeSummary>>>;
+    /// A practice's public details (name, HPI id, region).
+    fn practice(&self, id: PracticeId) -> BoxFuture<'_, Result<Option<PracticeRow>>>;
+    /// Creates a staff account at the grant's practice with its invitation and email, atomically.
+    fn invite_staff<'a>(
+        &'a self,
+        grant: &'a Grant<ManageStaff>,
+        account: &'a NewAccount,
+        role: StaffRole,
+        invite: &'a NewInvitation,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// The grant's practice's staff.
+    fn list_staff<'a>(&'a self, grant: &'a Grant<ManageStaff>) -> BoxFuture<'a, Result<Vec<StaffRow>>>;
+    /// Which practice a staff account belongs to, and in what role.
+    fn staff_membership(&self, account: AccountId) -> BoxFuture<'_, Result<Option<(PracticeId, StaffRole)>>>;
+    /// Enrols a patient at the grant's practice. A new NHI gets a patient record, an account
+    /// and an activation invitation with its email, atomically. An NHI already known gains this
+    /// enrolment; its details are kept.
+    fn enrol_patient<'a>(
+        &'a self,
+        grant: &'a Grant<EnrolPatient>,
+        patient: &'a NewPatient,
+        invite: &'a NewInvitation,
+    ) -> BoxFuture<'a, Result<Enrolled>>;
+    /// The patients enrolled at the grant's practice.
+    fn list_patients<'a>(&'a self, grant: &'a Grant<ListPracticePatients>) -> BoxFuture<'a, Result<Vec<PatientRow>>>;
+    /// The patient the grant is for.
+    fn patient<'a>(&'a self, grant: &'a Grant<ViewPatient>) -> BoxFuture<'a, Result<PatientRow>>;
+    /// The patient record linked to a patient account.
+    fn patient_for_account(&self, account: AccountId) -> BoxFuture<'_, Result<Option<PatientId>>>;
+    /// The account linked to a patient record (for notices to the patient).
+    fn patient_account(&self, patient: PatientId) -> BoxFuture<'_, Result<AccountId>>;
+}

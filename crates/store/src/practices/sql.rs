@@ -1,0 +1,411 @@
+// The SQL of the practices aggregate, one text for both engines: included by
+// `mod.rs` once for `SQLite` and once for `PostgreSQL` (`This` is the engine's store, `Db` its
+// database). Format with `rustfmt --edition 2024 practices/sql.rs` (CI checks it).
+
+use crate::portable::{map_unique, staff_role};
+use crate::{
+    AccountId, BoxFuture, Enrolled, NewAccount, NewInvitation, NewMail, NewPatient, NewPractice, PatientId, PatientRow,
+    PracticeId, PracticeRow, PracticeStore, PracticeSummary, Result, StaffRole, StaffRow, StoreError,
+};
+use authz::{Grant, Relations, RelationsError};
+use domain::AccountKind;
+use sqlx::Row;
+use uuid::Uuid;
+
+type DbRow = <Db as sqlx::Database>::Row;
+
+fn patient_row(r: &DbRow) -> Result<PatientRow> {
+    Ok(PatientRow {
+        id: PatientId::from_uuid(r.try_get("id")?),
+        account: AccountId::from_uuid(r.try_get("account_id")?),
+        nhi: r.try_get("nhi")?,
+        name: r.try_get("name")?,
+        date_of_birth: r.try_get("date_of_birth")?,
+        email: r.try_get("email")?,
+        active: r.try_get::<Option<String>, _>("password_hash")?.is_some(),
+    })
+}
+
+fn practice_row(r: &DbRow) -> Result<PracticeRow> {
+    Ok(PracticeRow {
+        id: PracticeId::from_uuid(r.try_get("id")?),
+        name: r.try_get("name")?,
+        hpi_facility_id: r.try_get("hpi_facility_id")?,
+        region: r.try_get("region")?,
+    })
+}
+
+async fn insert_account(tx: &mut sqlx::Transaction<'_, Db>, a: &NewAccount) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO accounts (id, kind, email, display_name, password_hash, created_at) \
+         VALUES ($1, $2, $3, $4, NULL, $5)",
+    )
+    .bind(a.id.as_uuid())
+    .bind(a.kind.as_str())
+    .bind(a.email.as_str())
+    .bind(a.display_name.as_str())
+    .bind(a.created_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_unique)?;
+    Ok(())
+}
+
+async fn insert_mail(tx: &mut sqlx::Transaction<'_, Db>, m: &NewMail) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO outbox (id, recipient, subject, body, created_at, attempts, next_attempt_at) \
+         VALUES ($1, $2, $3, $4, $5, 0, $5)",
+    )
+    .bind(m.id)
+    .bind(&m.recipient)
+    .bind(&m.subject)
+    .bind(&m.body)
+    .bind(m.created_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_invitation(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    i: &NewInvitation,
+    account: Option<AccountId>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO invitations (id, token_hash, purpose, account_id, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(i.id)
+    .bind(&i.token_hash)
+    .bind(i.purpose.as_str())
+    .bind(account.map(|a| a.as_uuid()))
+    .bind(i.created_at)
+    .bind(i.expires_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_unique)?;
+    if let Some(mail) = &i.mail {
+        insert_mail(tx, mail).await?;
+    }
+    Ok(())
+}
+
+impl PracticeStore for This {
+    fn create_practice<'a>(
+        &'a self,
+        _grant: &'a Grant<authz::ManagePractices>,
+        p: &'a NewPractice,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            sqlx::query(
+                "INSERT INTO practices (id, name, hpi_facility_id, region, created_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(p.id.as_uuid())
+            .bind(p.name.as_str())
+            .bind(p.hpi_facility_id.as_str())
+            .bind(p.region.as_str())
+            .bind(p.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(map_unique)?;
+            Ok(())
+        })
+    }
+
+    fn list_practices<'a>(
+        &'a self,
+        _grant: &'a Grant<authz::ManagePractices>,
+    ) -> BoxFuture<'a, Result<Vec<PracticeSummary>>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT p.id, p.name, p.hpi_facility_id, p.region, \
+                   (SELECT COUNT(*) FROM staff s WHERE s.practice_id = p.id) AS staff_count, \
+                   (SELECT COUNT(*) FROM enrolments e WHERE e.practice_id = p.id) AS patient_count \
+                 FROM practices p ORDER BY p.name, p.hpi_facility_id",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(PracticeSummary {
+                        practice: practice_row(r)?,
+                        staff: r.try_get("staff_count")?,
+                        patients: r.try_get("patient_count")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn practice(&self, id: PracticeId) -> BoxFuture<'_, Result<Option<PracticeRow>>> {
+        Box::pin(async move {
+            sqlx::query("SELECT id, name, hpi_facility_id, region FROM practices WHERE id = $1")
+                .bind(id.as_uuid())
+                .fetch_optional(&self.pool)
+                .await?
+                .as_ref()
+                .map(practice_row)
+                .transpose()
+        })
+    }
+
+    fn invite_staff<'a>(
+        &'a self,
+        grant: &'a Grant<authz::ManageStaff>,
+        account: &'a NewAccount,
+        role: StaffRole,
+        invite: &'a NewInvitation,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let mut tx = self.begin().await?;
+            insert_account(&mut tx, account).await?;
+            sqlx::query("INSERT INTO staff (account_id, practice_id, role, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(account.id.as_uuid())
+                .bind(grant.object().as_uuid())
+                .bind(role.as_str())
+                .bind(account.created_at)
+                .execute(&mut *tx)
+                .await?;
+            insert_invitation(&mut tx, invite, Some(account.id)).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn list_staff<'a>(&'a self, grant: &'a Grant<authz::ManageStaff>) -> BoxFuture<'a, Result<Vec<StaffRow>>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT a.id, a.display_name, a.email, a.password_hash, s.role FROM staff s \
+                 JOIN accounts a ON a.id = s.account_id WHERE s.practice_id = $1 ORDER BY a.display_name, a.email",
+            )
+            .bind(grant.object().as_uuid())
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(StaffRow {
+                        account: AccountId::from_uuid(r.try_get("id")?),
+                        name: r.try_get("display_name")?,
+                        email: r.try_get("email")?,
+                        role: staff_role(&r.try_get::<String, _>("role")?)?,
+                        active: r.try_get::<Option<String>, _>("password_hash")?.is_some(),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn staff_membership(&self, account: AccountId) -> BoxFuture<'_, Result<Option<(PracticeId, StaffRole)>>> {
+        Box::pin(async move {
+            let Some(r) = sqlx::query("SELECT practice_id, role FROM staff WHERE account_id = $1")
+                .bind(account.as_uuid())
+                .fetch_optional(&self.pool)
+                .await?
+            else {
+                return Ok(None);
+            };
+            Ok(Some((PracticeId::from_uuid(r.try_get("practice_id")?), staff_role(&r.try_get::<String, _>("role")?)?)))
+        })
+    }
+
+    fn enrol_patient<'a>(
+        &'a self,
+        grant: &'a Grant<authz::EnrolPatient>,
+        p: &'a NewPatient,
+        invite: &'a NewInvitation,
+    ) -> BoxFuture<'a, Result<Enrolled>> {
+        Box::pin(async move {
+            let practice = grant.object().as_uuid();
+            let mut tx = self.begin().await?;
+            let existing = sqlx::query("SELECT id, name, date_of_birth FROM patients WHERE nhi = $1")
+                .bind(p.nhi.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            let outcome = if let Some(r) = existing {
+                let id: Uuid = r.try_get("id")?;
+                // A second practice joins an existing record only when the identity it
+                // checked matches the record: an NHI alone opens nothing.
+                let stored_name: String = r.try_get("name")?;
+                let stored_dob: String = r.try_get("date_of_birth")?;
+                if stored_dob != p.date_of_birth.iso() || stored_name.to_lowercase() != p.name.as_str().to_lowercase() {
+                    return Err(StoreError::Conflict("identity"));
+                }
+                let already = sqlx::query("SELECT 1 FROM enrolments WHERE patient_id = $1 AND practice_id = $2")
+                    .bind(id)
+                    .bind(practice)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_some();
+                if already {
+                    Enrolled::AlreadyEnrolled(PatientId::from_uuid(id))
+                } else {
+                    sqlx::query("INSERT INTO enrolments (patient_id, practice_id, enrolled_at, enrolled_by) VALUES ($1, $2, $3, $4)")
+                        .bind(id)
+                        .bind(practice)
+                        .bind(p.at)
+                        .bind(p.enrolled_by.map(|a| a.as_uuid()))
+                        .execute(&mut *tx)
+                        .await?;
+                    Enrolled::Existing(PatientId::from_uuid(id))
+                }
+            } else {
+                let account = NewAccount {
+                    id: p.account,
+                    kind: AccountKind::Patient,
+                    email: p.email.clone(),
+                    display_name: p.name.clone(),
+                    created_at: p.at,
+                };
+                insert_account(&mut tx, &account).await?;
+                sqlx::query("INSERT INTO patients (id, account_id, nhi, name, date_of_birth, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(p.id.as_uuid())
+                    .bind(p.account.as_uuid())
+                    .bind(p.nhi.as_str())
+                    .bind(p.name.as_str())
+                    .bind(p.date_of_birth.iso())
+                    .bind(p.at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_unique)?;
+                sqlx::query("INSERT INTO enrolments (patient_id, practice_id, enrolled_at, enrolled_by) VALUES ($1, $2, $3, $4)")
+                    .bind(p.id.as_uuid())
+                    .bind(practice)
+                    .bind(p.at)
+                    .bind(p.enrolled_by.map(|a| a.as_uuid()))
+                    .execute(&mut *tx)
+                    .await?;
+                insert_invitation(&mut tx, invite, Some(p.account)).await?;
+                Enrolled::New(p.id)
+            };
+            tx.commit().await?;
+            Ok(outcome)
+        })
+    }
+
+    fn list_patients<'a>(
+        &'a self,
+        grant: &'a Grant<authz::ListPracticePatients>,
+    ) -> BoxFuture<'a, Result<Vec<PatientRow>>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT p.id, p.account_id, p.nhi, p.name, p.date_of_birth, a.email, a.password_hash \
+                 FROM enrolments e JOIN patients p ON p.id = e.patient_id JOIN accounts a ON a.id = p.account_id \
+                 WHERE e.practice_id = $1 ORDER BY p.name, p.nhi",
+            )
+            .bind(grant.object().as_uuid())
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter().map(patient_row).collect()
+        })
+    }
+
+    fn patient<'a>(&'a self, grant: &'a Grant<authz::ViewPatient>) -> BoxFuture<'a, Result<PatientRow>> {
+        Box::pin(async move {
+            // The grant was made for this patient; for staff, the enrolment at their
+            // practice that it rests on is checked again here (defence in depth).
+            sqlx::query(
+                "SELECT p.id, p.account_id, p.nhi, p.name, p.date_of_birth, a.email, a.password_hash \
+                 FROM patients p JOIN accounts a ON a.id = p.account_id \
+                 WHERE p.id = $1 AND EXISTS (SELECT 1 FROM enrolments e WHERE e.patient_id = p.id \
+                   AND (e.practice_id = $2 OR $3))",
+            )
+            .bind(grant.object().as_uuid())
+            .bind(grant.via_practice().map_or(uuid::Uuid::nil(), |p| p.as_uuid()))
+            .bind(grant.via_practice().is_none())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(patient_row)
+            .transpose()?
+            .ok_or(StoreError::NotFound)
+        })
+    }
+
+    fn patient_for_account(&self, account: AccountId) -> BoxFuture<'_, Result<Option<PatientId>>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT id FROM patients WHERE account_id = $1")
+                .bind(account.as_uuid())
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(match row {
+                Some(r) => Some(PatientId::from_uuid(r.try_get("id")?)),
+                None => None,
+            })
+        })
+    }
+
+    fn patient_account(&self, patient: PatientId) -> BoxFuture<'_, Result<AccountId>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT account_id FROM patients WHERE id = $1")
+                .bind(patient.as_uuid())
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            Ok(AccountId::from_uuid(row.try_get("account_id")?))
+        })
+    }
+}
+
+impl Relations for This {
+    fn patient_practices(&self, patient: PatientId) -> BoxFuture<'_, Result<Vec<PracticeId>, RelationsError>> {
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT practice_id FROM enrolments WHERE patient_id = $1")
+                .bind(patient.as_uuid())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| RelationsError(e.to_string()))?;
+            rows.iter()
+                .map(|r| r.try_get::<Uuid, _>(0).map(PracticeId::from_uuid))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| RelationsError(e.to_string()))
+        })
+    }
+
+    fn practice_exists(&self, practice: PracticeId) -> BoxFuture<'_, Result<bool, RelationsError>> {
+        Box::pin(async move {
+            sqlx::query("SELECT 1 FROM practices WHERE id = $1")
+                .bind(practice.as_uuid())
+                .fetch_optional(&self.pool)
+                .await
+                .map(|r| r.is_some())
+                .map_err(|e| RelationsError(e.to_string()))
+        })
+    }
+
+    fn document_owner(
+        &self,
+        document: domain::DocumentId,
+    ) -> BoxFuture<'_, Result<Option<authz::DocumentOwner>, RelationsError>> {
+        Box::pin(async move {
+            let row = sqlx::query(
+                "SELECT patient_id, pushed_by_practice FROM documents \
+                 WHERE id = $1 AND deleted_at IS NULL AND withdrawn_at IS NULL",
+            )
+            .bind(document.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| RelationsError(e.to_string()))?;
+            row.map(|r| -> std::result::Result<authz::DocumentOwner, sqlx::Error> {
+                Ok(authz::DocumentOwner {
+                    patient: PatientId::from_uuid(r.try_get("patient_id")?),
+                    pushed_by_practice: r.try_get::<Option<Uuid>, _>("pushed_by_practice")?.map(PracticeId::from_uuid),
+                })
+            })
+            .transpose()
+            .map_err(|e| RelationsError(e.to_string()))
+        })
+    }
+
+    fn receiving_practices<'a>(&'a self, org_id: &'a str) -> BoxFuture<'a, Result<Vec<PracticeId>, RelationsError>> {
+        Box::pin(async move {
+            let ids: Vec<Uuid> = sqlx::query_scalar(
+                "SELECT practice_id FROM document_agreements WHERE org_id = $1 ORDER BY created_at, practice_id",
+            )
+            .bind(org_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| RelationsError(e.to_string()))?;
+            Ok(ids.into_iter().map(PracticeId::from_uuid).collect())
+        })
+    }
+}
