@@ -118,7 +118,7 @@ async fn setup(pg: Option<&str>, docs: usize, size: usize) -> (Arc<App>, Caller,
             controller_name: None,
         };
         let body = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(bytes))]);
-        ids.push(app.push_document(&pusher, &meta, body).await.unwrap().0.id);
+        ids.push(app.documents().push(&pusher, &meta, body).await.unwrap().0.id);
     }
     let reader = Caller::new(
         Principal::Patient { account: AccountId::random(), session: SessionId::random(), patient },
@@ -151,7 +151,7 @@ async fn run(
                 let id = ids[i % ids.len()];
                 i += concurrency;
                 let d = if audited {
-                    app.open_document(&reader, id, None).await
+                    app.documents().open(&reader, id, None).await
                 } else {
                     app.console().open_document_unaudited(&reader, id, None).await
                 }

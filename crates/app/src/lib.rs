@@ -24,8 +24,8 @@ pub use identity::mfa::{MfaStatus, SignInStep, TotpSetup};
 pub use identity::{InvitationPage, SignInOutcome, SignedIn};
 pub use practices::{EnrolForm, InviteStaffForm, PracticeForm};
 pub use store::{
-    AccountRow, ApiClientRow, Backend, DocumentRow, Enrolled, InvitationPurpose, PatientRow, PracticeRow,
-    PracticeSummary, SessionRow, StaffRow,
+    AccountRow, ApiClientRow, Backend, Enrolled, InvitationPurpose, PatientRow, PracticeRow, PracticeSummary,
+    SessionRow, StaffRow,
 };
 
 use domain::Clock;

@@ -229,7 +229,7 @@ async fn demo_documents(app: &app::App, patients: &[(&str, &str, &str, &str)], b
                 controller_name: None,
             };
             let body = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(bytes))]);
-            app.push_document(caller, &meta, body).await.map_err(err)?;
+            app.documents().push(caller, &meta, body).await.map_err(err)?;
         }
         bar.inc(1);
     }

@@ -1,6 +1,7 @@
 //! Organisations' systems: authenticating their API clients by bearer token, and what operators
 //! see of them.
 
+use super::Documents;
 use super::sha256;
 use crate::audit::Caller;
 use crate::{App, AppError};
@@ -14,6 +15,16 @@ impl App {
         self.store.patient_by_nhi(nhi.as_str()).await?.ok_or(AppError::NotFound)
     }
 
+    pub(crate) fn client_token(id: ClientId) -> (String, Vec<u8>) {
+        use base64::Engine;
+        let secret =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crate::identity::credentials::random_bytes::<32>());
+        let id = id.as_uuid().simple().to_string();
+        (format!("tiaki_{id}_{secret}"), sha256(secret.as_bytes()))
+    }
+}
+
+impl Documents<'_> {
     /// Who an API client's bearer token belongs to (`None` for a wrong, revoked or unknown one).
     ///
     /// # Errors
@@ -23,7 +34,7 @@ impl App {
             return Ok(None);
         };
         let Ok(id) = id.parse::<ClientId>() else { return Ok(None) };
-        let Some(row) = self.store.api_client(id).await? else { return Ok(None) };
+        let Some(row) = self.app.store.api_client(id).await? else { return Ok(None) };
         let ok =
             aws_lc_rs::constant_time::verify_slices_are_equal(&sha256(secret.as_bytes()), &row.secret_hash).is_ok();
         if !ok || row.revoked_at.is_some() {
@@ -33,20 +44,12 @@ impl App {
         Ok(Some(authz::Principal::Client { client: row.id, org_id: row.org_id, practice: row.practice }))
     }
 
-    pub(crate) fn client_token(id: ClientId) -> (String, Vec<u8>) {
-        use base64::Engine;
-        let secret =
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crate::identity::credentials::random_bytes::<32>());
-        let id = id.as_uuid().simple().to_string();
-        (format!("tiaki_{id}_{secret}"), sha256(secret.as_bytes()))
-    }
-
     /// Operators see which organisations' systems can push documents.
     ///
     /// # Errors
     /// [`AppError::NotFound`] for anyone but an operator.
-    pub async fn list_clients(&self, caller: &Caller) -> Result<Vec<ApiClientRow>, AppError> {
-        let grant = self.authorize::<authz::ManageApiClients>(caller, Platform).await?;
-        Ok(self.store.api_clients(&grant.implied()).await?)
+    pub async fn clients(&self, caller: &Caller) -> Result<Vec<ApiClientRow>, AppError> {
+        let grant = self.app.authorize::<authz::ManageApiClients>(caller, Platform).await?;
+        Ok(self.app.store.api_clients(&grant.implied()).await?)
     }
 }

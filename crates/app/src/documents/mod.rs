@@ -22,7 +22,7 @@ use crate::{App, AppError};
 use bytes::Bytes;
 use crypto::{KeyError, PatientKey};
 use domain::{Access, Module, ObjectKind, Verb};
-use domain::{DocumentId, PatientId};
+use domain::{DocumentCategory, DocumentId, PatientId};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use std::sync::Arc;
@@ -78,10 +78,82 @@ pub struct PushMeta {
     pub controller_name: Option<String>,
 }
 
+/// The documents module's use cases, on the application's shared parts: [`App::documents`].
+#[derive(Debug, Clone, Copy)]
+pub struct Documents<'a> {
+    app: &'a App,
+}
+
+impl App {
+    /// The documents module: uploads, pushes, listing, reading and keeping documents.
+    #[must_use]
+    pub const fn documents(&self) -> Documents<'_> {
+        Documents { app: self }
+    }
+}
+
+/// A document as the people reading it see it: what it is, who it is from, when. The storage
+/// row's keys and blob address never leave this module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    /// Its id.
+    pub id: DocumentId,
+    /// Whose it is.
+    pub patient: PatientId,
+    /// What kind of document.
+    pub category: DocumentCategory,
+    /// Its title.
+    pub title: String,
+    /// The file's name.
+    pub filename: String,
+    /// Its media type, as checked from its content.
+    pub media_type: String,
+    /// Its size in bytes.
+    pub size: i64,
+    /// The clinical date (`YYYY-MM-DD`), for letters.
+    pub clinical_date: Option<String>,
+    /// Its author, for letters.
+    pub author: Option<String>,
+    /// The organisation it came from (its HPI id), or the uploading account.
+    pub source_org_id: String,
+    /// The organisation it came from, by name.
+    pub source_org_name: String,
+    /// Who controls it (its HPI id).
+    pub controller_id: String,
+    /// Who controls it, by name.
+    pub controller_name: String,
+    /// When it was added.
+    pub created_at: domain::UnixTime,
+    /// When its patient hid it from their list, if they did.
+    pub hidden_at: Option<domain::UnixTime>,
+}
+
+impl From<DocumentRow> for Document {
+    fn from(r: DocumentRow) -> Self {
+        Self {
+            id: r.id,
+            patient: r.patient,
+            category: r.category,
+            title: r.title,
+            filename: r.filename,
+            media_type: r.media_type,
+            size: r.size,
+            clinical_date: r.clinical_date,
+            author: r.author,
+            source_org_id: r.source_org_id,
+            source_org_name: r.source_org_name,
+            controller_id: r.controller_id,
+            controller_name: r.controller_name,
+            created_at: r.created_at,
+            hidden_at: r.hidden_at,
+        }
+    }
+}
+
 /// A document on its way out.
 pub struct Download {
     /// The document.
-    pub doc: DocumentRow,
+    pub doc: Document,
     /// The byte range served (inclusive), when a range was asked for.
     pub range: Option<(u64, u64)>,
     /// Bytes in the body.
@@ -132,12 +204,6 @@ impl App {
         self.vault.clone().ok_or_else(|| AppError::Internal("the documents module is not configured".into()))
     }
 
-    /// The largest document accepted, in MB (for the upload form).
-    #[must_use]
-    pub fn max_document_mb(&self) -> i64 {
-        self.vault.as_ref().map_or(0, |v| v.max_document_bytes / (1024 * 1024))
-    }
-
     fn unwrap_event(&self, caller: &Caller, patient: PatientId, version: i32) -> store::AuditEvent {
         metrics::counter!("tiaki_key_unwraps_total").increment(1);
         let target = Target {
@@ -177,4 +243,12 @@ impl App {
 
 pub(crate) fn sha256(bytes: &[u8]) -> Vec<u8> {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref().to_vec()
+}
+
+impl Documents<'_> {
+    /// The largest document accepted, in MB (for the upload form).
+    #[must_use]
+    pub fn max_mb(&self) -> i64 {
+        self.app.vault.as_ref().map_or(0, |v| v.max_document_bytes / (1024 * 1024))
+    }
 }

@@ -2,7 +2,7 @@
 //! key-unwrap events on the record before the first byte, and the chunks authenticated and
 //! decrypted as they stream (a byte range reads only the chunks it needs).
 
-use super::{Download, StreamExt, aad};
+use super::{Documents, Download, StreamExt, aad};
 use crate::audit::{Caller, Outcome, Target};
 use crate::documents::blobs::BlobError;
 use crate::{App, AppError};
@@ -102,24 +102,6 @@ impl Decrypting {
 }
 
 impl App {
-    /// Opens a document to read it (optionally a byte range, as in an HTTP `Range` header). The
-    /// read and the key unwrap are on the record before the first byte is served; the first
-    /// chunk is authenticated before this returns, so a damaged or swapped blob is an error, not
-    /// a download.
-    ///
-    /// # Errors
-    /// [`AppError::NotFound`] for anyone who may not read it; [`AppError::Gone`] when the
-    /// patient's key has been destroyed; [`AppError::RangeNotSatisfiable`]; [`AppError::Internal`]
-    /// when the blob is missing, damaged or not this document's.
-    pub async fn open_document(
-        &self,
-        caller: &Caller,
-        doc: DocumentId,
-        range: Option<&str>,
-    ) -> Result<Download, AppError> {
-        self.open_document_inner(caller, doc, range, true).await
-    }
-
     pub(crate) async fn open_document_inner(
         &self,
         caller: &Caller,
@@ -201,7 +183,22 @@ impl App {
         let rest =
             futures_util::stream::try_unfold(state, |mut s| async move { Ok(s.next_chunk().await?.map(|b| (b, s))) });
         let body = futures_util::stream::iter(first.map(Ok)).chain(rest).boxed();
-        Ok(Download { doc: row, range: range.filter(|_| size > 0), length, body })
+        Ok(Download { doc: row.into(), range: range.filter(|_| size > 0), length, body })
+    }
+}
+
+impl Documents<'_> {
+    /// Opens a document to read it (optionally a byte range, as in an HTTP `Range` header). The
+    /// read and the key unwrap are on the record before the first byte is served; the first
+    /// chunk is authenticated before this returns, so a damaged or swapped blob is an error, not
+    /// a download.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone who may not read it; [`AppError::Gone`] when the
+    /// patient's key has been destroyed; [`AppError::RangeNotSatisfiable`]; [`AppError::Internal`]
+    /// when the blob is missing, damaged or not this document's.
+    pub async fn open(&self, caller: &Caller, doc: DocumentId, range: Option<&str>) -> Result<Download, AppError> {
+        self.app.open_document_inner(caller, doc, range, true).await
     }
 }
 

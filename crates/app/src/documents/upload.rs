@@ -2,7 +2,7 @@
 //! streamed through content checks and encryption into the blob store, within size and quota.
 
 use super::content::Kind;
-use super::{PushMeta, aad, blob_error, clean_title, content, key_error};
+use super::{Document, Documents, PushMeta, aad, blob_error, clean_title, content, key_error};
 use crate::audit::{Caller, Outcome, Target};
 use crate::documents::blobs::Blobs;
 use crate::{App, AppError};
@@ -29,7 +29,7 @@ impl Upload<'_> {
     /// # Errors
     /// [`AppError::UnsupportedContent`], [`AppError::TooLarge`] or [`AppError::Invalid`] for
     /// what cannot be accepted (nothing is kept); [`AppError::Internal`] when storage fails.
-    pub async fn finish<S, E>(self, filename: &str, title: Option<&str>, body: S) -> Result<DocumentRow, AppError>
+    pub async fn finish<S, E>(self, filename: &str, title: Option<&str>, body: S) -> Result<Document, AppError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
@@ -77,7 +77,9 @@ impl Upload<'_> {
             withdrawn_at: None,
             deleted_at: None,
         };
-        app.store_incoming(Incoming { grant: StoreGrant::Upload(grant), row, caller, target }, body).await
+        app.store_incoming(Incoming { grant: StoreGrant::Upload(grant), row, caller, target }, body)
+            .await
+            .map(Document::from)
     }
 }
 
@@ -89,162 +91,6 @@ struct Incoming<'a> {
 }
 
 impl App {
-    /// A patient uploads a document of their own: [`App::begin_upload`], then
-    /// [`Upload::finish`] with the body.
-    ///
-    /// # Errors
-    /// As for those two.
-    pub async fn upload_document<S, E>(
-        &self,
-        caller: &Caller,
-        patient: PatientId,
-        filename: &str,
-        title: Option<&str>,
-        body: S,
-    ) -> Result<DocumentRow, AppError>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
-        E: std::fmt::Display,
-    {
-        self.begin_upload(caller, patient).await?.finish(filename, title, body).await
-    }
-
-    /// Asks whether `caller` may upload a document for `patient`, before any of the body is read:
-    /// a refusal is recorded and answered as not found.
-    ///
-    /// # Errors
-    /// [`AppError::NotFound`] for anyone but the patient; [`AppError::Internal`] when the
-    /// relationships cannot be read.
-    pub async fn begin_upload(&self, caller: &Caller, patient: PatientId) -> Result<Upload<'_>, AppError> {
-        let grant = self.decide::<UploadDocument>(caller, patient).await?;
-        Ok(Upload { app: self, caller: caller.clone(), grant })
-    }
-
-    /// An organisation's system pushes a document in for a patient (by NHI). Pushing the same
-    /// `source_document_id` again returns the document already stored and changes nothing.
-    /// Returns the document and whether it was new.
-    ///
-    /// # Errors
-    /// [`AppError::NotFound`] (and an audited denial) for a patient outside the client's scope
-    /// or an unknown NHI; [`AppError::Invalid`] for bad details; as for uploads otherwise.
-    #[expect(clippy::too_many_lines, reason = "validation of every field, then one flow")]
-    pub async fn push_document<S, E>(
-        &self,
-        caller: &Caller,
-        meta: &PushMeta,
-        body: S,
-    ) -> Result<(DocumentRow, bool), AppError>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
-        E: std::fmt::Display,
-    {
-        let authz::Principal::Client { client, org_id, practice } = &caller.principal else {
-            return Err(AppError::NotFound);
-        };
-        let mut problems = Vec::new();
-        let nhi = domain::Nhi::parse(&meta.nhi);
-        if nhi.is_err() {
-            problems.push(crate::FieldError { field: "nhi", message: "Give a valid NHI number.".into() });
-        }
-        let category = DocumentCategory::parse(&meta.category).ok().filter(|c| c.is_clinical());
-        if category.is_none() {
-            problems.push(crate::FieldError {
-                field: "category",
-                message: "The category must be discharge_summary, referral, clinic_letter, result or correspondence."
-                    .into(),
-            });
-        }
-        let date_ok =
-            time::Date::parse(&meta.clinical_date, time::macros::format_description!("[year]-[month]-[day]")).is_ok();
-        if !date_ok {
-            problems.push(crate::FieldError { field: "clinical_date", message: "Give the date as YYYY-MM-DD.".into() });
-        }
-        let title = clean_title(&meta.title);
-        if title.is_err() {
-            problems.push(crate::FieldError { field: "title", message: "Give a title of 1 to 120 characters.".into() });
-        }
-        let short =
-            |s: &str, max: usize| !s.trim().is_empty() && s.chars().count() <= max && !s.chars().any(char::is_control);
-        if !short(&meta.author, 200) {
-            problems
-                .push(crate::FieldError { field: "author", message: "Give the author (up to 200 characters).".into() });
-        }
-        if !short(&meta.source_document_id, 200) {
-            problems.push(crate::FieldError {
-                field: "source_document_id",
-                message: "Give your system's identifier for this document (up to 200 characters).".into(),
-            });
-        }
-        if meta.controller_id.is_some() != meta.controller_name.is_some()
-            || meta.controller_id.as_deref().is_some_and(|c| !short(c, 40))
-            || meta.controller_name.as_deref().is_some_and(|c| !short(c, 200))
-        {
-            problems.push(crate::FieldError {
-                field: "controller_id",
-                message: "Give both controller_id (HPI id) and controller_name, or neither.".into(),
-            });
-        }
-        let (Ok(nhi), Some(category), Ok(title), true) = (nhi, category, title, problems.is_empty()) else {
-            return Err(AppError::Invalid(problems));
-        };
-        let client_row = self.store.api_client(*client).await?.ok_or(AppError::Unauthenticated)?;
-        let patient = self.store.patient_by_nhi(nhi.as_str()).await?;
-        let id = DocumentId::random();
-        // Unknown NHI: the event names no patient, and records not found.
-        let Some(patient) = patient else {
-            return Err(self.refuse_unknown::<PushDocument>(caller, &id.to_string()).await);
-        };
-        let grant = self.decide::<PushDocument>(caller, patient).await?;
-        let target = Target::of(&grant).about(&id);
-        let patient = grant.object();
-        let via = grant.via_practice().ok_or(AppError::NotFound)?;
-        let source_ref = meta.source_document_id.trim().to_owned();
-        if let Some(existing) = self.store.pushed_document(&grant, org_id, &source_ref).await? {
-            return self.already_pushed(caller, target, existing, patient).await;
-        }
-        let filename = meta.filename.clone().unwrap_or_else(|| title.clone());
-        let row = DocumentRow {
-            id,
-            patient,
-            version: 1,
-            category,
-            title,
-            filename,
-            media_type: String::new(),
-            size: 0,
-            blob_key: Blobs::new_key(),
-            wrapped_key: Vec::new(),
-            key_version: 0,
-            aad_practice: via.to_string(),
-            clinical_date: Some(meta.clinical_date.clone()),
-            author: Some(meta.author.trim().to_owned()),
-            source_org_id: org_id.clone(),
-            source_org_name: client_row.org_name.clone(),
-            controller_id: meta.controller_id.clone().unwrap_or_else(|| org_id.clone()),
-            controller_name: meta.controller_name.clone().unwrap_or_else(|| client_row.org_name.clone()),
-            source_ref: Some(source_ref.clone()),
-            // Only a practice's own system's documents are the practice's to see and withdraw;
-            // a hospital's stay the hospital's (the receiving practice is bound in the AAD).
-            pushed_by_practice: *practice,
-            pushed_by_client: Some(*client),
-            uploaded_by: None,
-            created_at: self.now(),
-            hidden_at: None,
-            withdrawn_at: None,
-            deleted_at: None,
-        };
-        let target_again = target.clone();
-        match self.store_incoming(Incoming { grant: StoreGrant::Push(&grant), row, caller, target }, body).await {
-            Ok(doc) => Ok((doc, true)),
-            // The same document pushed twice at once: the first one in wins.
-            Err(AppError::Conflict(_)) => match self.store.pushed_document(&grant, org_id, &source_ref).await? {
-                Some(existing) => self.already_pushed(caller, target_again, existing, patient).await,
-                None => Err(AppError::Conflict("The document could not be stored; send it again.".into())),
-            },
-            Err(e) => Err(e),
-        }
-    }
-
     /// A push of a `source_document_id` seen before: the same document for the same patient is
     /// returned unchanged; anything else is a clear conflict.
     async fn already_pushed(
@@ -432,5 +278,166 @@ impl App {
         }
         metrics::counter!("tiaki_documents_stored_total").increment(1);
         Ok(row)
+    }
+}
+
+impl<'a> Documents<'a> {
+    /// A patient uploads a document of their own: [`App::begin_upload`], then
+    /// [`Upload::finish`] with the body.
+    ///
+    /// # Errors
+    /// As for those two.
+    pub async fn upload<S, E>(
+        &self,
+        caller: &Caller,
+        patient: PatientId,
+        filename: &str,
+        title: Option<&str>,
+        body: S,
+    ) -> Result<Document, AppError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
+        self.begin_upload(caller, patient).await?.finish(filename, title, body).await
+    }
+
+    /// Asks whether `caller` may upload a document for `patient`, before any of the body is read:
+    /// a refusal is recorded and answered as not found.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but the patient; [`AppError::Internal`] when the
+    /// relationships cannot be read.
+    pub async fn begin_upload(&self, caller: &Caller, patient: PatientId) -> Result<Upload<'a>, AppError> {
+        let grant = self.app.decide::<UploadDocument>(caller, patient).await?;
+        Ok(Upload { app: self.app, caller: caller.clone(), grant })
+    }
+
+    /// An organisation's system pushes a document in for a patient (by NHI). Pushing the same
+    /// `source_document_id` again returns the document already stored and changes nothing.
+    /// Returns the document and whether it was new.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] (and an audited denial) for a patient outside the client's scope
+    /// or an unknown NHI; [`AppError::Invalid`] for bad details; as for uploads otherwise.
+    pub async fn push<S, E>(&self, caller: &Caller, meta: &PushMeta, body: S) -> Result<(Document, bool), AppError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
+        self.push_row(caller, meta, body).await.map(|(row, created)| (Document::from(row), created))
+    }
+
+    #[expect(clippy::too_many_lines, reason = "validation of every field, then one flow")]
+    async fn push_row<S, E>(&self, caller: &Caller, meta: &PushMeta, body: S) -> Result<(DocumentRow, bool), AppError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
+        let authz::Principal::Client { client, org_id, practice } = &caller.principal else {
+            return Err(AppError::NotFound);
+        };
+        let mut problems = Vec::new();
+        let nhi = domain::Nhi::parse(&meta.nhi);
+        if nhi.is_err() {
+            problems.push(crate::FieldError { field: "nhi", message: "Give a valid NHI number.".into() });
+        }
+        let category = DocumentCategory::parse(&meta.category).ok().filter(|c| c.is_clinical());
+        if category.is_none() {
+            problems.push(crate::FieldError {
+                field: "category",
+                message: "The category must be discharge_summary, referral, clinic_letter, result or correspondence."
+                    .into(),
+            });
+        }
+        let date_ok =
+            time::Date::parse(&meta.clinical_date, time::macros::format_description!("[year]-[month]-[day]")).is_ok();
+        if !date_ok {
+            problems.push(crate::FieldError { field: "clinical_date", message: "Give the date as YYYY-MM-DD.".into() });
+        }
+        let title = clean_title(&meta.title);
+        if title.is_err() {
+            problems.push(crate::FieldError { field: "title", message: "Give a title of 1 to 120 characters.".into() });
+        }
+        let short =
+            |s: &str, max: usize| !s.trim().is_empty() && s.chars().count() <= max && !s.chars().any(char::is_control);
+        if !short(&meta.author, 200) {
+            problems
+                .push(crate::FieldError { field: "author", message: "Give the author (up to 200 characters).".into() });
+        }
+        if !short(&meta.source_document_id, 200) {
+            problems.push(crate::FieldError {
+                field: "source_document_id",
+                message: "Give your system's identifier for this document (up to 200 characters).".into(),
+            });
+        }
+        if meta.controller_id.is_some() != meta.controller_name.is_some()
+            || meta.controller_id.as_deref().is_some_and(|c| !short(c, 40))
+            || meta.controller_name.as_deref().is_some_and(|c| !short(c, 200))
+        {
+            problems.push(crate::FieldError {
+                field: "controller_id",
+                message: "Give both controller_id (HPI id) and controller_name, or neither.".into(),
+            });
+        }
+        let (Ok(nhi), Some(category), Ok(title), true) = (nhi, category, title, problems.is_empty()) else {
+            return Err(AppError::Invalid(problems));
+        };
+        let client_row = self.app.store.api_client(*client).await?.ok_or(AppError::Unauthenticated)?;
+        let patient = self.app.store.patient_by_nhi(nhi.as_str()).await?;
+        let id = DocumentId::random();
+        // Unknown NHI: the event names no patient, and records not found.
+        let Some(patient) = patient else {
+            return Err(self.app.refuse_unknown::<PushDocument>(caller, &id.to_string()).await);
+        };
+        let grant = self.app.decide::<PushDocument>(caller, patient).await?;
+        let target = Target::of(&grant).about(&id);
+        let patient = grant.object();
+        let via = grant.via_practice().ok_or(AppError::NotFound)?;
+        let source_ref = meta.source_document_id.trim().to_owned();
+        if let Some(existing) = self.app.store.pushed_document(&grant, org_id, &source_ref).await? {
+            return self.app.already_pushed(caller, target, existing, patient).await;
+        }
+        let filename = meta.filename.clone().unwrap_or_else(|| title.clone());
+        let row = DocumentRow {
+            id,
+            patient,
+            version: 1,
+            category,
+            title,
+            filename,
+            media_type: String::new(),
+            size: 0,
+            blob_key: Blobs::new_key(),
+            wrapped_key: Vec::new(),
+            key_version: 0,
+            aad_practice: via.to_string(),
+            clinical_date: Some(meta.clinical_date.clone()),
+            author: Some(meta.author.trim().to_owned()),
+            source_org_id: org_id.clone(),
+            source_org_name: client_row.org_name.clone(),
+            controller_id: meta.controller_id.clone().unwrap_or_else(|| org_id.clone()),
+            controller_name: meta.controller_name.clone().unwrap_or_else(|| client_row.org_name.clone()),
+            source_ref: Some(source_ref.clone()),
+            // Only a practice's own system's documents are the practice's to see and withdraw;
+            // a hospital's stay the hospital's (the receiving practice is bound in the AAD).
+            pushed_by_practice: *practice,
+            pushed_by_client: Some(*client),
+            uploaded_by: None,
+            created_at: self.app.now(),
+            hidden_at: None,
+            withdrawn_at: None,
+            deleted_at: None,
+        };
+        let target_again = target.clone();
+        match self.app.store_incoming(Incoming { grant: StoreGrant::Push(&grant), row, caller, target }, body).await {
+            Ok(doc) => Ok((doc, true)),
+            // The same document pushed twice at once: the first one in wins.
+            Err(AppError::Conflict(_)) => match self.app.store.pushed_document(&grant, org_id, &source_ref).await? {
+                Some(existing) => self.app.already_pushed(caller, target_again, existing, patient).await,
+                None => Err(AppError::Conflict("The document could not be stored; send it again.".into())),
+            },
+            Err(e) => Err(e),
+        }
     }
 }

@@ -7,8 +7,9 @@ use crate::extract::ApiId;
 use crate::extract::Auth;
 use crate::extract::{ClientAuth, read_small_field};
 use crate::pages::documents::{UPLOAD_TYPES, download_response, range_of};
+use app::documents::Document;
 use app::domain::{DocumentId, PatientId};
-use app::{AppError, DocumentRow, PushMeta};
+use app::{AppError, PushMeta};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Query, Request, State};
@@ -42,8 +43,8 @@ pub(crate) struct DocumentView {
     hidden: bool,
 }
 
-impl From<&DocumentRow> for DocumentView {
-    fn from(d: &DocumentRow) -> Self {
+impl From<&Document> for DocumentView {
+    fn from(d: &Document) -> Self {
         Self {
             id: d.id.to_string(),
             title: d.title.clone(),
@@ -75,7 +76,7 @@ pub(crate) async fn api_list(
     Auth(ctx, who): Auth,
     ApiId(patient): ApiId<PatientId>,
 ) -> Result<Json<Vec<DocumentView>>, WebError> {
-    let docs = state.app.list_documents(&ctx.caller_as(&who), patient, true).await.map_err(WebError::api)?;
+    let docs = state.app.documents().list(&ctx.caller_as(&who), patient, true).await.map_err(WebError::api)?;
     Ok(Json(docs.iter().map(DocumentView::from).collect()))
 }
 
@@ -110,7 +111,7 @@ pub(crate) async fn api_upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, WebError> {
-    let upload = state.app.begin_upload(&ctx.caller_as(&who), patient).await.map_err(WebError::api)?;
+    let upload = state.app.documents().begin_upload(&ctx.caller_as(&who), patient).await.map_err(WebError::api)?;
     if headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site") {
         return Ok(Refusal::Csrf.into_response(Surface::Api));
     }
@@ -144,7 +145,7 @@ pub(crate) async fn api_download(
     ApiId(doc): ApiId<DocumentId>,
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
-    let d = state.app.open_document(&ctx.caller_as(&who), doc, range_of(&headers)).await.map_err(WebError::api)?;
+    let d = state.app.documents().open(&ctx.caller_as(&who), doc, range_of(&headers)).await.map_err(WebError::api)?;
     Ok(download_response(d))
 }
 
@@ -208,7 +209,7 @@ pub(crate) async fn push(
                     return Err(WebError::api(AppError::field("metadata", "Send the metadata part before the file.")));
                 };
                 let stream = Box::pin(field.map(|r| r.map_err(|e| e.body_text())));
-                let (doc, created) = state.app.push_document(&caller, meta, stream).await.map_err(WebError::api)?;
+                let (doc, created) = state.app.documents().push(&caller, meta, stream).await.map_err(WebError::api)?;
                 let status = if created { StatusCode::CREATED } else { StatusCode::OK };
                 return Ok((status, Json(PushResponse { id: doc.id.to_string(), created })).into_response());
             }

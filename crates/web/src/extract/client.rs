@@ -29,7 +29,7 @@ where
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
-        match web.app.authenticate_client(token.trim()).await {
+        match web.app.documents().authenticate_client(token.trim()).await {
             Ok(Some(principal)) => {
                 let caller = Caller::new(principal, ctx.ip, &ctx.user_agent, &ctx.request_id);
                 Ok(Self(caller))

@@ -8,8 +8,9 @@ use crate::extract::PageId;
 use crate::extract::{Auth, CsrfForm, Ctx, HasCsrf};
 use crate::extract::{CsrfMultipart, read_small_field};
 use crate::views::{DocLine, DocumentsPage, Nav, render};
+use app::documents::Document;
 use app::domain::{DocumentId, PatientId};
-use app::{AppError, DocumentRow, Download};
+use app::{AppError, Download};
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -42,7 +43,7 @@ fn human_size(bytes: i64) -> String {
     }
 }
 
-fn line(d: &DocumentRow, can_read: bool, can_withdraw: bool) -> DocLine {
+fn line(d: &Document, can_read: bool, can_withdraw: bool) -> DocLine {
     DocLine {
         id: d.id.to_string(),
         title: d.title.clone(),
@@ -90,7 +91,7 @@ async fn documents_view(
 ) -> PageResult {
     let own = who.patient == Some(patient);
     let show_hidden = own && q.hidden.is_some();
-    let docs = state.app.list_documents(&ctx.caller_as(who), patient, show_hidden).await.map_err(WebError::page)?;
+    let docs = state.app.documents().list(&ctx.caller_as(who), patient, show_hidden).await.map_err(WebError::page)?;
     // What the reader's role may do (the policy's own lists): reception sees what to file and
     // route, clinical staff read and withdraw.
     let (can_read, can_withdraw) = match who.staff {
@@ -109,7 +110,7 @@ async fn documents_view(
         notice: notice(q),
         error: error.as_ref().map(|(_, m)| m.clone()),
         docs: docs.iter().map(|d| line(d, can_read, can_withdraw)).collect(),
-        max_mb: state.app.max_document_mb(),
+        max_mb: state.app.documents().max_mb(),
     };
     let status = error.map_or(StatusCode::OK, |(s, _)| s);
     Ok((status, render(&page)).into_response())
@@ -134,7 +135,8 @@ pub(crate) async fn upload(
     post: CsrfMultipart,
 ) -> PageResult {
     // The policy first: a stranger's upload is refused (404, and recorded) before any of it is read.
-    let upload = state.app.begin_upload(&post.ctx.caller_as(&post.who), patient).await.map_err(WebError::page)?;
+    let upload =
+        state.app.documents().begin_upload(&post.ctx.caller_as(&post.who), patient).await.map_err(WebError::page)?;
     let (ctx, who, mut form) = match post.open(&state).await {
         Ok(opened) => opened,
         Err(refusal) => return Ok(refusal),
@@ -242,7 +244,7 @@ pub(crate) async fn download(
     PageId(doc): PageId<DocumentId>,
     headers: HeaderMap,
 ) -> PageResult {
-    let d = state.app.open_document(&ctx.caller_as(&who), doc, range_of(&headers)).await.map_err(WebError::page)?;
+    let d = state.app.documents().open(&ctx.caller_as(&who), doc, range_of(&headers)).await.map_err(WebError::page)?;
     Ok(download_response(d))
 }
 
@@ -289,7 +291,7 @@ pub(crate) async fn rename(
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
     let _ = form.back;
-    match state.app.rename_document(&ctx.caller_as(&who), doc, &form.title).await {
+    match state.app.documents().rename(&ctx.caller_as(&who), doc, &form.title).await {
         Ok(()) => Ok(back_to(&who, "renamed")),
         Err(e @ AppError::Invalid(_)) => match who.patient {
             Some(p) => {
@@ -323,7 +325,7 @@ pub(crate) async fn hide(
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
     let show = form.show.is_some();
-    state.app.hide_document(&ctx.caller_as(&who), doc, !show).await.map_err(WebError::page)?;
+    state.app.documents().hide(&ctx.caller_as(&who), doc, !show).await.map_err(WebError::page)?;
     Ok(back_to(&who, if show { "shown" } else { "hidden" }))
 }
 
@@ -334,7 +336,7 @@ pub(crate) async fn delete(
     CsrfForm(ctx, _): CsrfForm<DocForm>,
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
-    state.app.delete_document(&ctx.caller_as(&who), doc).await.map_err(WebError::page)?;
+    state.app.documents().delete(&ctx.caller_as(&who), doc).await.map_err(WebError::page)?;
     Ok(back_to(&who, "deleted"))
 }
 
@@ -345,7 +347,7 @@ pub(crate) async fn withdraw(
     CsrfForm(ctx, _): CsrfForm<DocForm>,
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
-    let patient = state.app.withdraw_document(&ctx.caller_as(&who), doc).await.map_err(WebError::page)?;
+    let patient = state.app.documents().withdraw(&ctx.caller_as(&who), doc).await.map_err(WebError::page)?;
     Ok(Redirect::to(&format!("/patients/{patient}/documents?done=withdrawn")).into_response())
 }
 
