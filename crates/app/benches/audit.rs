@@ -264,10 +264,10 @@ async fn verify(pg: Option<&str>, n: u64, bulk: bool) {
     }
     let written = start.elapsed();
     let start = Instant::now();
-    app.audit_tick(true).await.unwrap();
+    app.access_log().tick(true).await.unwrap();
     let sequenced = start.elapsed();
     let start = Instant::now();
-    let report = app.verify_audit(None, false, |_, _| {}).await.unwrap();
+    let report = app.access_log().verify(None, false, |_, _| {}).await.unwrap();
     let verified = start.elapsed();
     assert!(report.ok(), "{:?}", report.problems);
     assert_eq!(report.events, n);

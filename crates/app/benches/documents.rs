@@ -77,7 +77,7 @@ async fn setup(pg: Option<&str>, docs: usize, size: usize) -> (Arc<App>, Caller,
         practice,
         role: StaffRole::Admin,
     };
-    let admin = app.list_staff(&Caller::console(probe), practice).await.unwrap()[0].account;
+    let admin = app.practices().list_staff(&Caller::console(probe), practice).await.unwrap()[0].account;
     let admin = Principal::Staff { account: admin, session: SessionId::random(), practice, role: StaffRole::Admin };
     let (outcome, _) = app
         .console()

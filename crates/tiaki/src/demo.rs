@@ -348,6 +348,7 @@ fn chart_png(variant: u8) -> Vec<u8> {
 /// The demo practice's admin, as a principal, to enrol the demo patients with.
 async fn admin_principal(app: &app::App, practice: PracticeId) -> Result<Principal> {
     let staff = app
+        .practices()
         .list_staff(
             &app::Caller::console(Principal::Staff {
                 account: app::domain::AccountId::random(),

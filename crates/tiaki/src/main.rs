@@ -560,7 +560,8 @@ async fn audit_cmd(config: &Config, cmd: AuditCmd) -> Result<()> {
                 );
             }
             let report = app
-                .verify_audit(log_key.as_deref(), require_witness, |done, total| {
+                .access_log()
+                .verify(log_key.as_deref(), require_witness, |done, total| {
                     bar.set_length(total);
                     bar.set_position(done);
                 })
@@ -588,7 +589,7 @@ async fn audit_cmd(config: &Config, cmd: AuditCmd) -> Result<()> {
             }
         }
         AuditCmd::Checkpoint => {
-            let tick = app.audit_tick(true).await?;
+            let tick = app.access_log().tick(true).await?;
             if tick.leader {
                 eprintln!(
                     "Tree size {}; {}",

@@ -529,7 +529,11 @@ async fn admin_principal(app: &App, practice: PracticeId) -> anyhow::Result<Prin
         practice,
         role: StaffRole::Admin,
     };
-    let staff = app.list_staff(&app::Caller::console(probe), practice).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let staff = app
+        .practices()
+        .list_staff(&app::Caller::console(probe), practice)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let account = staff
         .iter()
         .find(|s| s.role == StaffRole::Admin)

@@ -91,7 +91,7 @@ fn text(status: StatusCode, body: String) -> Response {
 
 /// The latest signed checkpoint of the access log (C2SP tlog-checkpoint), for witnesses.
 pub(crate) async fn checkpoint(State(state): State<WebState>) -> Response {
-    match state.app.latest_checkpoint().await {
+    match state.app.access_log().latest_checkpoint().await {
         Ok(Some(note)) => {
             let mut r = text(StatusCode::OK, note);
             r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -104,7 +104,7 @@ pub(crate) async fn checkpoint(State(state): State<WebState>) -> Response {
 
 /// The log's verifier key (C2SP signed-note vkey).
 pub(crate) async fn log_key(State(state): State<WebState>) -> Response {
-    match state.app.audit_vkey() {
+    match state.app.access_log().vkey() {
         Some(k) => text(StatusCode::OK, format!("{k}\n")),
         None => text(StatusCode::NOT_FOUND, "this node does not sign checkpoints\n".into()),
     }
@@ -113,7 +113,7 @@ pub(crate) async fn log_key(State(state): State<WebState>) -> Response {
 /// A witness posts a checkpoint it has cosigned (C2SP tlog-cosignature); it is verified against
 /// the configured witness keys before it is stored.
 pub(crate) async fn cosignature(State(state): State<WebState>, body: String) -> Response {
-    match state.app.add_cosignatures(&body).await {
+    match state.app.access_log().add_cosignatures(&body).await {
         Ok(n) => text(StatusCode::OK, format!("stored {n} cosignature(s)\n")),
         Err(app::AppError::Invalid(f)) => text(
             StatusCode::UNPROCESSABLE_ENTITY,

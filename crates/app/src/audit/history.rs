@@ -2,8 +2,9 @@
 //! it), and the FHIR `AuditEvent` export (IHE BALP style) for a patient or, for operators, a
 //! time range.
 
+use super::AccessLog;
 use crate::audit::{Caller, Outcome, Target};
-use crate::{App, AppError, FieldError};
+use crate::{AppError, FieldError};
 use authz::{ExportAccessHistory, ExportAudit, Platform, Principal, ViewAccessHistory};
 use domain::{AccountId, ClientId, Module, ObjectKind, PatientId, PracticeId, StaffRole, Verb};
 use serde_json::{Value, json};
@@ -198,7 +199,7 @@ pub(crate) fn bundle(events: &[AuditEvent]) -> Value {
     })
 }
 
-impl App {
+impl AccessLog<'_> {
     /// A patient's access history, newest first (at most 500 lines), for the patient or their
     /// practice's privacy officer. Viewing it is itself recorded.
     ///
@@ -221,12 +222,12 @@ impl App {
             errors.push(FieldError { field: "module", message: "Choose one of the listed modules.".into() });
             Vec::new()
         };
-        let grant = self.authorize::<ViewAccessHistory>(caller, patient).await?;
+        let grant = self.app.authorize::<ViewAccessHistory>(caller, patient).await?;
         if !errors.is_empty() {
             return Err(AppError::Invalid(errors));
         }
         let filter = HistoryFilter { from_ms: from.unwrap_or(0), to_ms: to.unwrap_or(i64::MAX), modules, limit: 500 };
-        let rows = self.store.patient_history(&grant, &filter).await?;
+        let rows = self.app.store.patient_history(&grant, &filter).await?;
         let own_account = match &caller.principal {
             Principal::Patient { account, patient: p, .. } if *p == patient => Some(account.to_string()),
             _ => None,
@@ -244,11 +245,11 @@ impl App {
                         // An organisation's system is named by its organisation, as the
                         // patient knows it; a person by their name.
                         let name = match (org, a.parse::<AccountId>(), a.parse::<ClientId>()) {
-                            (Some(org), _, Ok(client)) => Some(self.store.api_client(client).await?.map_or_else(
+                            (Some(org), _, Ok(client)) => Some(self.app.store.api_client(client).await?.map_or_else(
                                 || format!("{org} (their system)"),
                                 |c| format!("{} (their system)", c.org_name),
                             )),
-                            (None, Ok(id), _) => self.store.account(id).await?.map(|acc| acc.display_name),
+                            (None, Ok(id), _) => self.app.store.account(id).await?.map(|acc| acc.display_name),
                             _ => None,
                         };
                         names.insert(a.clone(), name.unwrap_or_else(|| "Unknown account".into()));
@@ -261,7 +262,7 @@ impl App {
                 Some(p) => {
                     if !practices.contains_key(p) {
                         let name = match p.parse::<PracticeId>() {
-                            Ok(id) => self.store.practice(id).await?.map(|pr| pr.name),
+                            Ok(id) => self.app.store.practice(id).await?.map(|pr| pr.name),
                             Err(_) => None,
                         };
                         practices.insert(p.clone(), name.unwrap_or_default());
@@ -290,10 +291,10 @@ impl App {
     ///
     /// # Errors
     /// [`AppError::NotFound`] for anyone but the patient or their practice's privacy officer.
-    pub async fn export_patient_audit(&self, caller: &Caller, patient: PatientId) -> Result<Value, AppError> {
-        let grant = self.authorize::<ExportAccessHistory>(caller, patient).await?;
+    pub async fn export_patient(&self, caller: &Caller, patient: PatientId) -> Result<Value, AppError> {
+        let grant = self.app.authorize::<ExportAccessHistory>(caller, patient).await?;
         let filter = HistoryFilter { from_ms: 0, to_ms: i64::MAX, modules: Vec::new(), limit: 100_000 };
-        let rows = self.store.patient_history(&grant.implied(), &filter).await?;
+        let rows = self.app.store.patient_history(&grant.implied(), &filter).await?;
         let events: Vec<AuditEvent> = rows.into_iter().rev().map(|r| r.event).collect();
         Ok(bundle(&events))
     }
@@ -303,10 +304,10 @@ impl App {
     ///
     /// # Errors
     /// [`AppError::NotFound`] for anyone but an operator; [`AppError::Invalid`] for a bad range.
-    pub async fn export_audit_range(&self, caller: &Caller, from: &str, to: &str) -> Result<Value, AppError> {
-        let grant = self.decide::<ExportAudit>(caller, Platform).await?;
+    pub async fn export_range(&self, caller: &Caller, from: &str, to: &str) -> Result<Value, AppError> {
+        let grant = self.app.decide::<ExportAudit>(caller, Platform).await?;
         let range = Target::of(&grant).about(&format!("{from}..{to}"));
-        self.audit(vec![self.event(caller, &range, Outcome::Allowed)]).await?;
+        self.app.audit(vec![self.app.event(caller, &range, Outcome::Allowed)]).await?;
         let mut errors = Vec::new();
         let from_ms = day_ms(from, "from", false).map_err(|e| errors.push(e)).ok().flatten();
         let to_ms = day_ms(to, "to", true).map_err(|e| errors.push(e)).ok().flatten();
@@ -319,7 +320,7 @@ impl App {
         if from_ms >= to_ms {
             return Err(AppError::field("to", "The end of the range must be after its start."));
         }
-        let events = self.store.audit_range(&grant, from_ms, to_ms, 100_000).await?;
+        let events = self.app.store.audit_range(&grant, from_ms, to_ms, 100_000).await?;
         Ok(bundle(&events))
     }
 }

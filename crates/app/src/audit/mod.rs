@@ -16,9 +16,23 @@ pub use tree::{ProofView, Tick};
 pub use verify::VerifyReport;
 pub(crate) use writer::Auditor;
 
-use crate::AppError;
+use crate::{App, AppError};
 use audit::note::{NoteSigner, Verifier};
 use std::sync::Arc;
+
+/// The audit module's use cases, on the application's shared parts: [`App::access_log`].
+#[derive(Debug, Clone, Copy)]
+pub struct AccessLog<'a> {
+    app: &'a App,
+}
+
+impl App {
+    /// The access log: access histories, exports, proofs, checkpoints and verification.
+    #[must_use]
+    pub const fn access_log(&self) -> AccessLog<'_> {
+        AccessLog { app: self }
+    }
+}
 
 /// The log's identity and keys.
 #[derive(Debug, Clone)]

@@ -1,6 +1,7 @@
 //! The Merkle tree over the log: the sequencer job (one node at a time, under a lease) that
 //! builds it and signs checkpoints, inclusion and consistency proofs, and witnesses' cosignatures.
 
+use super::AccessLog;
 use crate::{App, AppError};
 use audit::merkle::{self, Hash, Nodes};
 use audit::note::{self, Checkpoint, Note};
@@ -63,51 +64,11 @@ impl Nodes for Loaded {
 }
 
 impl App {
-    /// Sequences waiting events and, when due, signs a checkpoint — if this node holds the
-    /// sequencer lease.
-    ///
-    /// # Errors
-    /// When storage fails.
-    pub async fn audit_tick(&self, force_checkpoint: bool) -> Result<Tick, AppError> {
-        let now = self.clock.now();
-        if !self.store.take_lease("audit-sequencer", &self.node_id, now, now + 30).await? {
-            return Ok(Tick { size: self.store.audit_tree_size().await?, checkpoint: None, leader: false });
-        }
-        let (mut size, mut root) = self.store.sequence_audit(SEQUENCE_BATCH).await?;
-        loop {
-            let (s, r) = self.store.sequence_audit(SEQUENCE_BATCH).await?;
-            if s == size {
-                break;
-            }
-            (size, root) = (s, r);
-        }
-        let mut checkpoint = None;
-        if let Some(signer) = &self.audit_settings.signer {
-            let latest = self.store.latest_checkpoint().await?;
-            let due = match &latest {
-                None => size > 0 || force_checkpoint,
-                Some(c) => {
-                    size > c.size
-                        && (force_checkpoint || now - c.created_at >= self.audit_settings.checkpoint_every_secs)
-                }
-            };
-            if due {
-                let body = note::checkpoint_body(&self.audit_settings.origin, size, &root);
-                let row = CheckpointRow { size, root: root.to_vec(), note: signer.sign(&body), created_at: now };
-                self.store.add_checkpoint(&row).await?;
-                metrics::gauge!("tiaki_audit_tree_size").set(u32::try_from(size).map_or(f64::MAX, f64::from));
-                tracing::info!(size, "audit checkpoint signed");
-                checkpoint = Some(size);
-            }
-        }
-        Ok(Tick { size, checkpoint, leader: true })
-    }
-
     /// Runs the audit jobs every second until `shutdown` is notified.
     pub async fn run_audit_jobs(self: Arc<Self>, shutdown: Arc<Notify>) {
         let mut ticks: u64 = 0;
         loop {
-            if let Err(e) = self.audit_tick(false).await {
+            if let Err(e) = self.access_log().tick(false).await {
                 tracing::error!(error = %e, "audit sequencing failed; will retry");
             }
             // Retention, hourly (and at start).
@@ -122,20 +83,6 @@ impl App {
                 () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
             }
         }
-    }
-
-    /// The latest signed checkpoint note.
-    ///
-    /// # Errors
-    /// When storage fails.
-    pub async fn latest_checkpoint(&self) -> Result<Option<String>, AppError> {
-        Ok(self.store.latest_checkpoint().await?.map(|c| c.note))
-    }
-
-    /// The log's public verifier key.
-    #[must_use]
-    pub fn audit_vkey(&self) -> Option<String> {
-        self.audit_settings.signer.as_ref().map(|s| s.vkey())
     }
 
     async fn load_nodes(&self, run: impl Fn(&mut Recorder)) -> Result<Loaded, AppError> {
@@ -154,17 +101,34 @@ impl App {
         }
         Ok(())
     }
+}
+
+impl AccessLog<'_> {
+    /// The latest signed checkpoint note.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn latest_checkpoint(&self) -> Result<Option<String>, AppError> {
+        Ok(self.app.store.latest_checkpoint().await?.map(|c| c.note))
+    }
+
+    /// The log's public verifier key.
+    #[must_use]
+    pub fn vkey(&self) -> Option<String> {
+        self.app.audit_settings.signer.as_ref().map(|s| s.vkey())
+    }
 
     /// An inclusion proof for leaf `index` in the tree of `size` leaves.
     ///
     /// # Errors
     /// [`AppError::Invalid`] for sizes the log does not have.
     pub async fn inclusion_proof(&self, index: u64, size: u64) -> Result<ProofView, AppError> {
-        self.check_size(size).await?;
+        self.app.check_size(size).await?;
         if index >= size {
             return Err(AppError::field("index", "the leaf index must be below the tree size"));
         }
         let mut nodes = self
+            .app
             .load_nodes(|r| {
                 let _ = merkle::inclusion_proof(r, index, size);
                 let _ = r.perfect(0, index);
@@ -186,11 +150,12 @@ impl App {
     /// # Errors
     /// [`AppError::Invalid`] for sizes the log does not have.
     pub async fn consistency_proof(&self, old: u64, new: u64) -> Result<ProofView, AppError> {
-        self.check_size(new).await?;
+        self.app.check_size(new).await?;
         if old == 0 || old > new {
             return Err(AppError::field("old", "the old size must be between 1 and the new size"));
         }
         let mut nodes = self
+            .app
             .load_nodes(|r| {
                 let _ = merkle::consistency_proof(r, old, new);
             })
@@ -215,13 +180,13 @@ impl App {
         let bad = |m: &str| AppError::field("note", m);
         let note = Note::parse(text).map_err(|e| bad(&e.to_string()))?;
         let cp = Checkpoint::parse_body(&note.body).map_err(|e| bad(&e.to_string()))?;
-        let ours = self.store.checkpoint_at(cp.size).await?;
+        let ours = self.app.store.checkpoint_at(cp.size).await?;
         let Some(ours) = ours.filter(|c| Note::parse(&c.note).is_ok_and(|n| n.body == note.body)) else {
             return Err(bad("this is not one of this log's checkpoints"));
         };
         let mut stored = 0;
         for sig in &note.signatures {
-            for w in self.audit_settings.witnesses.iter().filter(|w| w.is_cosigner()) {
+            for w in self.app.audit_settings.witnesses.iter().filter(|w| w.is_cosigner()) {
                 if let Some(ts) = w.verify(&note.body, sig) {
                     let line = format!("\u{2014} {} {}\n", sig.name, B64.encode(&sig.bytes));
                     let row = CosignatureRow {
@@ -230,7 +195,7 @@ impl App {
                         signature_line: line,
                         signed_at: i64::try_from(ts).unwrap_or(i64::MAX),
                     };
-                    self.store.add_cosignature(&row, self.clock.now()).await?;
+                    self.app.store.add_cosignature(&row, self.app.clock.now()).await?;
                     stored += 1;
                 }
             }
@@ -239,5 +204,45 @@ impl App {
             return Err(bad("no valid cosignature from a configured witness"));
         }
         Ok(stored)
+    }
+
+    /// Sequences waiting events and, when due, signs a checkpoint — if this node holds the
+    /// sequencer lease.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn tick(&self, force_checkpoint: bool) -> Result<Tick, AppError> {
+        let now = self.app.clock.now();
+        if !self.app.store.take_lease("audit-sequencer", &self.app.node_id, now, now + 30).await? {
+            return Ok(Tick { size: self.app.store.audit_tree_size().await?, checkpoint: None, leader: false });
+        }
+        let (mut size, mut root) = self.app.store.sequence_audit(SEQUENCE_BATCH).await?;
+        loop {
+            let (s, r) = self.app.store.sequence_audit(SEQUENCE_BATCH).await?;
+            if s == size {
+                break;
+            }
+            (size, root) = (s, r);
+        }
+        let mut checkpoint = None;
+        if let Some(signer) = &self.app.audit_settings.signer {
+            let latest = self.app.store.latest_checkpoint().await?;
+            let due = match &latest {
+                None => size > 0 || force_checkpoint,
+                Some(c) => {
+                    size > c.size
+                        && (force_checkpoint || now - c.created_at >= self.app.audit_settings.checkpoint_every_secs)
+                }
+            };
+            if due {
+                let body = note::checkpoint_body(&self.app.audit_settings.origin, size, &root);
+                let row = CheckpointRow { size, root: root.to_vec(), note: signer.sign(&body), created_at: now };
+                self.app.store.add_checkpoint(&row).await?;
+                metrics::gauge!("tiaki_audit_tree_size").set(u32::try_from(size).map_or(f64::MAX, f64::from));
+                tracing::info!(size, "audit checkpoint signed");
+                checkpoint = Some(size);
+            }
+        }
+        Ok(Tick { size, checkpoint, leader: true })
     }
 }

@@ -1,6 +1,7 @@
 //! `tiaki audit verify`: every event re-hashed, every stored node and signed checkpoint
 //! recomputed, every cosignature checked; the first divergence named.
 
+use super::AccessLog;
 use super::{MIN_AUDIT_RETENTION_YEARS, YEAR_MS};
 use crate::{App, AppError};
 use audit::merkle::{self, Hash};
@@ -53,40 +54,6 @@ fn module_problem(e: &AuditEvent) -> Option<String> {
 }
 
 impl App {
-    /// Recomputes the whole log from the stored events and checks every checkpoint's root,
-    /// size and signature (against `pinned_key` if given, else this node's own key), and every
-    /// stored cosignature; with `require_witness`, the newest checkpoint must carry a valid
-    /// witness cosignature. `progress` is told (done, total).
-    ///
-    /// # Errors
-    /// When storage fails (a tampered log is a report with problems, not an error).
-    pub async fn verify_audit(
-        &self,
-        pinned_key: Option<&str>,
-        require_witness: bool,
-        progress: impl FnMut(u64, u64),
-    ) -> Result<VerifyReport, AppError> {
-        let mut report = VerifyReport::default();
-        let total = self.store.audit_tree_size().await?;
-        let checkpoints = self.store.checkpoints().await?;
-        report.checkpoints = checkpoints.len();
-        let log_key = match pinned_key {
-            // A key kept away from this server is the real trust anchor: someone holding the
-            // data folder could re-sign a rewritten log with the key stored there.
-            Some(k) => Some(Verifier::parse(k).map_err(|e| AppError::field("log_key", e.to_string()))?),
-            None => self.audit_vkey().and_then(|v| Verifier::parse(&v).ok()),
-        };
-        let expected = self.check_checkpoints(&checkpoints, total, log_key.as_ref(), &mut report);
-        self.check_events(&expected, total, &mut report, progress).await?;
-        self.check_cosignatures(&checkpoints, require_witness, &mut report).await?;
-        let waiting = self.store.unsequenced_audit_count().await?;
-        if waiting > 0 {
-            report.unsequenced_note =
-                Some(format!("{waiting} recent events are waiting to be sequenced (normal while the server runs)"));
-        }
-        Ok(report)
-    }
-
     /// Checkpoints: signed by this log, and their stored size and root agree with the note.
     /// Returns (size, root) of each well-formed one, smallest first.
     fn check_checkpoints(
@@ -317,5 +284,41 @@ impl App {
             });
         }
         Ok(())
+    }
+}
+
+impl AccessLog<'_> {
+    /// Recomputes the whole log from the stored events and checks every checkpoint's root,
+    /// size and signature (against `pinned_key` if given, else this node's own key), and every
+    /// stored cosignature; with `require_witness`, the newest checkpoint must carry a valid
+    /// witness cosignature. `progress` is told (done, total).
+    ///
+    /// # Errors
+    /// When storage fails (a tampered log is a report with problems, not an error).
+    pub async fn verify(
+        &self,
+        pinned_key: Option<&str>,
+        require_witness: bool,
+        progress: impl FnMut(u64, u64),
+    ) -> Result<VerifyReport, AppError> {
+        let mut report = VerifyReport::default();
+        let total = self.app.store.audit_tree_size().await?;
+        let checkpoints = self.app.store.checkpoints().await?;
+        report.checkpoints = checkpoints.len();
+        let log_key = match pinned_key {
+            // A key kept away from this server is the real trust anchor: someone holding the
+            // data folder could re-sign a rewritten log with the key stored there.
+            Some(k) => Some(Verifier::parse(k).map_err(|e| AppError::field("log_key", e.to_string()))?),
+            None => self.vkey().and_then(|v| Verifier::parse(&v).ok()),
+        };
+        let expected = self.app.check_checkpoints(&checkpoints, total, log_key.as_ref(), &mut report);
+        self.app.check_events(&expected, total, &mut report, progress).await?;
+        self.app.check_cosignatures(&checkpoints, require_witness, &mut report).await?;
+        let waiting = self.app.store.unsequenced_audit_count().await?;
+        if waiting > 0 {
+            report.unsequenced_note =
+                Some(format!("{waiting} recent events are waiting to be sequenced (normal while the server runs)"));
+        }
+        Ok(report)
     }
 }

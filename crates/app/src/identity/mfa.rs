@@ -4,6 +4,7 @@
 //! second factor turns into a session. Adding a factor or using a recovery code is emailed to the
 //! account holder, with no link and nothing asked of them.
 
+use super::Identity;
 use crate::audit::{Caller, Outcome, Target};
 use crate::identity::credentials::{new_token, plausible_token, random_bytes, token_hash};
 use crate::identity::{Proof, SignInOutcome, SignedIn};
@@ -121,63 +122,6 @@ impl App {
         Ok(SignInStep::SecondFactor(token))
     }
 
-    /// Whether a sign-in challenge is still open (for the second-factor page).
-    ///
-    /// # Errors
-    /// When storage fails.
-    pub async fn challenge_open(&self, challenge: &str) -> Result<bool, AppError> {
-        if !plausible_token(challenge) {
-            return Ok(false);
-        }
-        Ok(self.store.mfa_challenge(&token_hash(challenge), self.now(), MAX_FAILURES).await?.is_some())
-    }
-
-    /// Finishes a sign-in with a code from the authenticator app or a recovery code. Each TOTP
-    /// time step and each recovery code is accepted once; five wrong codes end the challenge.
-    ///
-    /// # Errors
-    /// [`AppError::LinkExpired`] when the challenge is gone (expired, used or failed too often:
-    /// sign in again); [`AppError::Invalid`] for a wrong code.
-    pub async fn complete_sign_in(
-        &self,
-        caller: &Caller,
-        challenge: &str,
-        code: &str,
-    ) -> Result<SignInOutcome, AppError> {
-        let now = self.now();
-        let account = self.open_challenge_account(challenge).await?;
-        let target = Target::account(Verb::SignInSecondFactor, &account);
-        if self.store.recent_mfa_failures(account, now - FAILURE_WINDOW).await? >= MAX_ACCOUNT_FAILURES {
-            self.audit(vec![self.event(caller, &target, Outcome::Denied)]).await?;
-            metrics::counter!("tiaki_sign_in_total", "outcome" => "second_factor_locked").increment(1);
-            return Err(AppError::RateLimited(u64::try_from(FAILURE_WINDOW).unwrap_or(3600)));
-        }
-        let typed = normalise(code);
-        let mut recovery_used = false;
-        let accepted = if typed.len() == 6 && typed.bytes().all(|b| b.is_ascii_digit()) {
-            match self.store.totp_factor(account).await? {
-                Some(row) if row.confirmed_at.is_some() => {
-                    let account_row = self.store.account(account).await?.ok_or(AppError::LinkExpired)?;
-                    self.accept_code(account, &row.secret, &account_row.email, &typed).await?
-                }
-                _ => false,
-            }
-        } else if typed.len() == 10 {
-            recovery_used = self.store.use_recovery_code(account, &recovery_hash(account, &typed), now).await?;
-            recovery_used
-        } else {
-            false
-        };
-        if !accepted {
-            self.second_factor_failed(caller, challenge, account).await?;
-            return Err(AppError::field(
-                "code",
-                "That code is not right, or was already used. Enter the 6-digit code your authenticator app shows now, or one of your recovery codes.",
-            ));
-        }
-        self.second_factor_passed(caller, challenge, account, recovery_used, Proof::SecondFactor).await
-    }
-
     /// The account an open sign-in challenge is for.
     pub(crate) async fn open_challenge_account(&self, challenge: &str) -> Result<AccountId, AppError> {
         if !plausible_token(challenge) {
@@ -228,33 +172,6 @@ impl App {
         self.open_session(account, caller, Verb::SignIn, proof).await
     }
 
-    /// "Confirm it's you" with a code from the authenticator app: the session counts as freshly
-    /// confirmed for ten minutes. Returns its new token.
-    ///
-    /// # Errors
-    /// [`AppError::Invalid`] for a wrong or used code.
-    pub async fn confirm_with_code(&self, caller: &Caller, who: &SignedIn, code: &str) -> Result<String, AppError> {
-        let account = self.store.account(who.account).await?.ok_or(AppError::Unauthenticated)?;
-        self.guard_code_guessing(caller, who.account, Verb::MfaConfirm).await?;
-        let ok = match self.store.totp_factor(who.account).await? {
-            Some(row) if row.confirmed_at.is_some() => {
-                self.accept_code(who.account, &row.secret, &account.email, code).await?
-            }
-            _ => false,
-        };
-        if !ok {
-            self.store.record_mfa_failure(who.account, self.now()).await?;
-            self.after_code_failure(who.account).await?;
-            self.audit(vec![self.event(caller, &Target::account(Verb::MfaConfirm, &who.account), Outcome::Denied)])
-                .await?;
-            return Err(AppError::field(
-                "confirm_code",
-                "That code is not right, or was already used. Enter the 6 digits the app shows now.",
-            ));
-        }
-        self.confirmed(caller, who).await
-    }
-
     pub(crate) async fn notify(&self, account: AccountId, subject: &str, text: &str) -> Result<(), AppError> {
         let Some(row) = self.store.account(account).await? else { return Ok(()) };
         let body = format!(
@@ -291,302 +208,9 @@ impl App {
         }
         Ok(())
     }
-
-    /// Emails the account holder a single-use link that lets the session opening it add a first
-    /// second factor (a password alone never can).
-    ///
-    /// # Errors
-    /// When storage fails.
-    pub async fn send_setup_link(&self, caller: &Caller, who: &SignedIn) -> Result<(), AppError> {
-        let token = new_token();
-        let now = self.now();
-        self.store.create_setup_link(&token_hash(&token), who.account, now, now + SETUP_LINK_SECS).await?;
-        let link = format!("{}/account/security/link?token={token}", self.settings.public_url);
-        let Some(row) = self.store.account(who.account).await? else { return Err(AppError::Unauthenticated) };
-        let body = format!(
-            "Kia ora {},\n\nYou asked to set up an authenticator app for Tiaki. Open this link in the browser where you are \
-             signed in, within 30 minutes:\n\n{link}\n\nIf you did not ask for this, someone may know your password: \
-             do not open the link, and contact your practice.\n\nTiaki\n",
-            row.display_name
-        );
-        self.store.enqueue_mail(&texts::mail(&row.email, "Set up your Tiaki authenticator app", body, now)).await?;
-        self.mail_waker.notify_one();
-        self.audit(vec![self.event(caller, &Target::account(Verb::MfaSetupLinkSend, &who.account), Outcome::Allowed)])
-            .await?;
-        Ok(())
-    }
-
-    /// Opens an emailed set-up link: this session may now add a first second factor.
-    ///
-    /// # Errors
-    /// [`AppError::LinkExpired`] for a used, expired, unknown or someone else's link.
-    pub async fn open_setup_link(&self, caller: &Caller, who: &SignedIn, token: &str) -> Result<(), AppError> {
-        if !plausible_token(token) {
-            return Err(AppError::LinkExpired);
-        }
-        let target = Target::account(Verb::MfaSetupLinkOpen, &who.account);
-        match self.store.use_setup_link(&token_hash(token), self.now()).await? {
-            Some(account) if account == who.account => {
-                self.store.allow_factor_setup(who.session, self.now()).await?;
-                self.audit(vec![self.event(caller, &target, Outcome::Allowed)]).await?;
-                Ok(())
-            }
-            _ => {
-                self.audit(vec![self.event(caller, &target, Outcome::Denied)]).await?;
-                Err(AppError::LinkExpired)
-            }
-        }
-    }
-
-    /// Remembers the browser a sign-in came from (by its device cookie). A browser the account
-    /// has not used before is emailed to the holder (no link) unless `quiet` (the activation that
-    /// first set the password). Returns whether it was new.
-    ///
-    /// # Errors
-    /// When storage fails.
-    pub async fn remember_device(
-        &self,
-        caller: &Caller,
-        who: &SignedIn,
-        device: &str,
-        quiet: bool,
-    ) -> Result<bool, AppError> {
-        if !plausible_token(device) {
-            return Ok(false);
-        }
-        let now = self.now();
-        let new = self.store.remember_device(who.account, &token_hash(&format!("device:{device}")), now).await?;
-        if new && !quiet {
-            let when = time::OffsetDateTime::from_unix_timestamp(now)
-                .ok()
-                .and_then(|t| t.format(&time::format_description::well_known::Rfc2822).ok())
-                .unwrap_or_default();
-            let from = caller.ip.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
-            let device = caller.user_agent.chars().take(120).collect::<String>();
-            self.notify(
-                who.account,
-                "New sign-in to your Tiaki account",
-                &format!(
-                    "Your Tiaki account was just signed in to from a browser it has not used before:\n\n  {device}\n  from {from}, {when} (UTC)\n\n\
-                     If this was you, there is nothing to do. If it was not, someone has your password: contact your practice straight away."
-                ),
-            )
-            .await?;
-        }
-        Ok(new)
-    }
-
-    /// The account's second factors.
-    ///
-    /// # Errors
-    /// When storage fails.
-    pub async fn mfa_status(&self, who: &SignedIn) -> Result<MfaStatus, AppError> {
-        let totp = self.store.totp_factor(who.account).await?.is_some_and(|t| t.confirmed_at.is_some());
-        Ok(MfaStatus { totp, recovery_codes_left: self.store.recovery_codes_left(who.account).await? })
-    }
-
-    /// Starts setting up an authenticator app: a fresh 160-bit secret, pending until a code from
-    /// it is entered.
-    ///
-    /// # Errors
-    /// [`AppError::Conflict`] when one is already set up.
-    pub async fn begin_totp(&self, who: &SignedIn) -> Result<TotpSetup, AppError> {
-        if !who.may_add_factor {
-            return Err(AppError::Conflict(SETUP_LINK_NEEDED.into()));
-        }
-        let account = self.store.account(who.account).await?.ok_or(AppError::Unauthenticated)?;
-        let secret = random_bytes::<20>();
-        if !self.store.start_totp(who.account, &secret, self.now()).await? {
-            return Err(AppError::Conflict("An authenticator app is already set up for this account.".into()));
-        }
-        let t = totp(&secret, &account.email)?;
-        let url = t.to_url().map_err(|e| AppError::Internal(format!("totp url: {e}")))?;
-        let qr = qrcode::QrCode::new(url.as_bytes()).map_err(|e| AppError::Internal(format!("qr: {e}")))?;
-        let qr_svg = qr.render::<qrcode::render::svg::Color<'_>>().min_dimensions(200, 200).quiet_zone(true).build();
-        // Inline in the page: no XML prolog. The SVG holds only a rect and a path (no script,
-        // no style attribute, so the page's CSP is unaffected).
-        let qr_svg = qr_svg.trim_start_matches(r#"<?xml version="1.0" standalone="yes"?>"#).to_owned();
-        let base32 = t.secret().to_base32();
-        let secret =
-            base32.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(" ");
-        Ok(TotpSetup { secret, url, qr_svg })
-    }
-
-    /// Confirms the authenticator with a code from it; returns the ten recovery codes (shown
-    /// once) and the session's new token (for the cookie). The account holder is emailed.
-    ///
-    /// # Errors
-    /// [`AppError::Invalid`] for a wrong code; [`AppError::Conflict`] when nothing is pending.
-    pub async fn confirm_totp(
-        &self,
-        caller: &Caller,
-        who: &SignedIn,
-        code: &str,
-    ) -> Result<(Vec<String>, String), AppError> {
-        if !who.may_add_factor {
-            return Err(AppError::Conflict(SETUP_LINK_NEEDED.into()));
-        }
-        let account = self.store.account(who.account).await?.ok_or(AppError::Unauthenticated)?;
-        let row = self.store.totp_factor(who.account).await?.filter(|r| r.confirmed_at.is_none()).ok_or_else(|| {
-            AppError::Conflict("There is no authenticator app waiting to be confirmed; start again.".into())
-        })?;
-        let wrong = || AppError::field("code", "That code is not right. Enter the 6 digits the app shows now.");
-        let step = code_step(&row.secret, &account.email, code, self.now())?.ok_or_else(wrong)?;
-        let (shown, hashes) = new_recovery_codes(who.account);
-        if !self.store.confirm_totp(who.account, step, self.now(), &hashes).await? {
-            return Err(wrong());
-        }
-        // This session has just proved the factor: it gets a new token, and any other session
-        // (perhaps opened with a stolen password) ends.
-        let token = new_token();
-        self.store.mark_session_mfa(who.session, self.now(), &token_hash(&token)).await?;
-        self.store.end_other_sessions(who.account, Some(who.session), self.now()).await?;
-        self.audit(vec![self.event(caller, &Target::account(Verb::MfaTotpAdd, &who.account), Outcome::Allowed)])
-            .await?;
-        self.notify(
-            who.account,
-            "An authenticator app was added to your Tiaki account",
-            "An authenticator app was just set up for your Tiaki account. From now on, signing in asks for a code from it.\n\n\
-             If this was not you, contact your practice straight away.",
-        )
-        .await?;
-        Ok((shown, token))
-    }
-
-    /// Replaces the recovery codes (the old set stops working), on a current code from the app.
-    ///
-    /// # Errors
-    /// [`AppError::Invalid`] for a wrong or already used code.
-    pub async fn regenerate_recovery_codes(
-        &self,
-        caller: &Caller,
-        who: &SignedIn,
-        code: &str,
-    ) -> Result<Vec<String>, AppError> {
-        let account = self.store.account(who.account).await?.ok_or(AppError::Unauthenticated)?;
-        let wrong = || {
-            AppError::field(
-                "code",
-                "That code is not right, or was already used. Enter the 6 digits the app shows now.",
-            )
-        };
-        self.guard_code_guessing(caller, who.account, Verb::MfaRecoveryCodesReplace).await?;
-        let row = self.store.totp_factor(who.account).await?.filter(|r| r.confirmed_at.is_some()).ok_or_else(wrong)?;
-        if !self.accept_code(who.account, &row.secret, &account.email, code).await? {
-            self.store.record_mfa_failure(who.account, self.now()).await?;
-            self.after_code_failure(who.account).await?;
-            let target = Target::account(Verb::MfaRecoveryCodesReplace, &who.account);
-            self.audit(vec![self.event(caller, &target, Outcome::Denied)]).await?;
-            return Err(wrong());
-        }
-        let (shown, hashes) = new_recovery_codes(who.account);
-        self.store.replace_recovery_codes(who.account, &hashes).await?;
-        self.audit(vec![self.event(
-            caller,
-            &Target::account(Verb::MfaRecoveryCodesReplace, &who.account),
-            Outcome::Allowed,
-        )])
-        .await?;
-        Ok(shown)
-    }
 }
 
 impl App {
-    /// Removes the account's authenticator and recovery codes, on a current code from the app or
-    /// an unused recovery code (a stolen session alone cannot take the factor away). The account
-    /// holder is emailed.
-    ///
-    /// # Errors
-    /// [`AppError::Invalid`] for a wrong or used code; [`AppError::Conflict`] when none is set up.
-    pub async fn remove_totp(&self, caller: &Caller, who: &SignedIn, code: &str) -> Result<(), AppError> {
-        let account = self.store.account(who.account).await?.ok_or(AppError::Unauthenticated)?;
-        let row = self
-            .store
-            .totp_factor(who.account)
-            .await?
-            .filter(|r| r.confirmed_at.is_some())
-            .ok_or_else(|| AppError::Conflict("No authenticator app is set up.".into()))?;
-        // Staff and operators must keep a second factor: the app goes only if a passkey stays.
-        if who.kind != domain::AccountKind::Patient
-            && self.settings.staff_mfa_required
-            && self.store.passkeys(who.account).await?.is_empty()
-        {
-            return Err(AppError::Conflict(
-                "This is your only second factor, and staff accounts must keep one. Add a passkey first.".into(),
-            ));
-        }
-        let typed = normalise(code);
-        let now = self.now();
-        self.guard_code_guessing(caller, who.account, Verb::MfaTotpRemove).await?;
-        let proved = if typed.len() == 6 && typed.bytes().all(|b| b.is_ascii_digit()) {
-            self.accept_code(who.account, &row.secret, &account.email, &typed).await?
-        } else {
-            typed.len() == 10
-                && self.store.use_recovery_code(who.account, &recovery_hash(who.account, &typed), now).await?
-        };
-        let target = Target::account(Verb::MfaTotpRemove, &who.account);
-        if !proved {
-            self.store.record_mfa_failure(who.account, now).await?;
-            self.after_code_failure(who.account).await?;
-            self.audit(vec![self.event(caller, &target, Outcome::Denied)]).await?;
-            return Err(AppError::field(
-                "remove_code",
-                "That code is not right, or was already used. Enter the 6 digits the app shows now, or a recovery code.",
-            ));
-        }
-        self.store.remove_factors(who.account).await?;
-        // No session keeps a proof of a factor that is gone; the others end.
-        self.store.reset_session_mfa(who.account, Some(who.session), now).await?;
-        self.audit(vec![self.event(caller, &target, Outcome::Allowed)]).await?;
-        self.notify(
-            who.account,
-            "The authenticator app was removed from your Tiaki account",
-            "The authenticator app and recovery codes were just removed from your Tiaki account.\n\n\
-             If this was not you, contact your practice straight away.",
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// Resets the second factors of a patient or member of staff of the practice, by a practice
-    /// admin (or an operator) after checking who they are in person or by phone (`checked`: who
-    /// checked and how, recorded in the access log). Ends all their sessions and emails them.
-    ///
-    /// # Errors
-    /// [`AppError::NotFound`] for anyone but the practice's admins and operators;
-    /// [`AppError::Invalid`] without the check, or for an email that is not of one of the
-    /// practice's patients or staff.
-    pub async fn reset_factors_at_practice(
-        &self,
-        caller: &Caller,
-        practice: domain::PracticeId,
-        email: &str,
-        checked: &str,
-    ) -> Result<bool, AppError> {
-        let grant = self.decide::<authz::ResetStaffFactors>(caller, practice).await?;
-        let target = Target::of(&grant);
-        let checked = identity_check(checked)?;
-        let account = self.store.account_by_email(&email.trim().to_lowercase()).await?;
-        let mut belongs = false;
-        if let Some(a) = &account {
-            belongs = self.store.staff_membership(a.id).await?.is_some_and(|(p, _)| p == practice);
-            if !belongs && let Some(patient) = self.store.patient_for_account(a.id).await? {
-                belongs = authz::Relations::patient_practices(&*self.store, patient)
-                    .await
-                    .map_err(|e| AppError::Internal(e.to_string()))?
-                    .contains(&practice);
-            }
-        }
-        let Some(account) = account.filter(|_| belongs) else {
-            self.audit(vec![self.event(caller, &target, Outcome::NotFound)]).await?;
-            return Err(AppError::field(
-                "reset_email",
-                "No patient or member of staff of this practice has that email address.",
-            ));
-        };
-        self.reset_factors_of(caller, account.id, checked).await
-    }
-
     /// Removes an account's factors, ends its sessions, records who checked the identity and
     /// emails the holder. Returns whether they had an authenticator or a passkey.
     pub(crate) async fn reset_factors_of(
@@ -623,6 +247,397 @@ pub(crate) fn identity_check(checked: &str) -> Result<&str, AppError> {
         ));
     }
     Ok(checked)
+}
+
+impl Identity<'_> {
+    /// Whether a sign-in challenge is still open (for the second-factor page).
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn challenge_open(&self, challenge: &str) -> Result<bool, AppError> {
+        if !plausible_token(challenge) {
+            return Ok(false);
+        }
+        Ok(self.app.store.mfa_challenge(&token_hash(challenge), self.app.now(), MAX_FAILURES).await?.is_some())
+    }
+
+    /// Finishes a sign-in with a code from the authenticator app or a recovery code. Each TOTP
+    /// time step and each recovery code is accepted once; five wrong codes end the challenge.
+    ///
+    /// # Errors
+    /// [`AppError::LinkExpired`] when the challenge is gone (expired, used or failed too often:
+    /// sign in again); [`AppError::Invalid`] for a wrong code.
+    pub async fn complete_sign_in(
+        &self,
+        caller: &Caller,
+        challenge: &str,
+        code: &str,
+    ) -> Result<SignInOutcome, AppError> {
+        let now = self.app.now();
+        let account = self.app.open_challenge_account(challenge).await?;
+        let target = Target::account(Verb::SignInSecondFactor, &account);
+        if self.app.store.recent_mfa_failures(account, now - FAILURE_WINDOW).await? >= MAX_ACCOUNT_FAILURES {
+            self.app.audit(vec![self.app.event(caller, &target, Outcome::Denied)]).await?;
+            metrics::counter!("tiaki_sign_in_total", "outcome" => "second_factor_locked").increment(1);
+            return Err(AppError::RateLimited(u64::try_from(FAILURE_WINDOW).unwrap_or(3600)));
+        }
+        let typed = normalise(code);
+        let mut recovery_used = false;
+        let accepted = if typed.len() == 6 && typed.bytes().all(|b| b.is_ascii_digit()) {
+            match self.app.store.totp_factor(account).await? {
+                Some(row) if row.confirmed_at.is_some() => {
+                    let account_row = self.app.store.account(account).await?.ok_or(AppError::LinkExpired)?;
+                    self.app.accept_code(account, &row.secret, &account_row.email, &typed).await?
+                }
+                _ => false,
+            }
+        } else if typed.len() == 10 {
+            recovery_used = self.app.store.use_recovery_code(account, &recovery_hash(account, &typed), now).await?;
+            recovery_used
+        } else {
+            false
+        };
+        if !accepted {
+            self.app.second_factor_failed(caller, challenge, account).await?;
+            return Err(AppError::field(
+                "code",
+                "That code is not right, or was already used. Enter the 6-digit code your authenticator app shows now, or one of your recovery codes.",
+            ));
+        }
+        self.app.second_factor_passed(caller, challenge, account, recovery_used, Proof::SecondFactor).await
+    }
+
+    /// "Confirm it's you" with a code from the authenticator app: the session counts as freshly
+    /// confirmed for ten minutes. Returns its new token.
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for a wrong or used code.
+    pub async fn confirm_with_code(&self, caller: &Caller, who: &SignedIn, code: &str) -> Result<String, AppError> {
+        let account = self.app.store.account(who.account).await?.ok_or(AppError::Unauthenticated)?;
+        self.app.guard_code_guessing(caller, who.account, Verb::MfaConfirm).await?;
+        let ok = match self.app.store.totp_factor(who.account).await? {
+            Some(row) if row.confirmed_at.is_some() => {
+                self.app.accept_code(who.account, &row.secret, &account.email, code).await?
+            }
+            _ => false,
+        };
+        if !ok {
+            self.app.store.record_mfa_failure(who.account, self.app.now()).await?;
+            self.app.after_code_failure(who.account).await?;
+            self.app
+                .audit(vec![self.app.event(caller, &Target::account(Verb::MfaConfirm, &who.account), Outcome::Denied)])
+                .await?;
+            return Err(AppError::field(
+                "confirm_code",
+                "That code is not right, or was already used. Enter the 6 digits the app shows now.",
+            ));
+        }
+        self.app.confirmed(caller, who).await
+    }
+
+    /// Emails the account holder a single-use link that lets the session opening it add a first
+    /// second factor (a password alone never can).
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn send_setup_link(&self, caller: &Caller, who: &SignedIn) -> Result<(), AppError> {
+        let token = new_token();
+        let now = self.app.now();
+        self.app.store.create_setup_link(&token_hash(&token), who.account, now, now + SETUP_LINK_SECS).await?;
+        let link = format!("{}/account/security/link?token={token}", self.app.settings.public_url);
+        let Some(row) = self.app.store.account(who.account).await? else { return Err(AppError::Unauthenticated) };
+        let body = format!(
+            "Kia ora {},\n\nYou asked to set up an authenticator app for Tiaki. Open this link in the browser where you are \
+             signed in, within 30 minutes:\n\n{link}\n\nIf you did not ask for this, someone may know your password: \
+             do not open the link, and contact your practice.\n\nTiaki\n",
+            row.display_name
+        );
+        self.app.store.enqueue_mail(&texts::mail(&row.email, "Set up your Tiaki authenticator app", body, now)).await?;
+        self.app.mail_waker.notify_one();
+        self.app
+            .audit(vec![self.app.event(
+                caller,
+                &Target::account(Verb::MfaSetupLinkSend, &who.account),
+                Outcome::Allowed,
+            )])
+            .await?;
+        Ok(())
+    }
+
+    /// Opens an emailed set-up link: this session may now add a first second factor.
+    ///
+    /// # Errors
+    /// [`AppError::LinkExpired`] for a used, expired, unknown or someone else's link.
+    pub async fn open_setup_link(&self, caller: &Caller, who: &SignedIn, token: &str) -> Result<(), AppError> {
+        if !plausible_token(token) {
+            return Err(AppError::LinkExpired);
+        }
+        let target = Target::account(Verb::MfaSetupLinkOpen, &who.account);
+        match self.app.store.use_setup_link(&token_hash(token), self.app.now()).await? {
+            Some(account) if account == who.account => {
+                self.app.store.allow_factor_setup(who.session, self.app.now()).await?;
+                self.app.audit(vec![self.app.event(caller, &target, Outcome::Allowed)]).await?;
+                Ok(())
+            }
+            _ => {
+                self.app.audit(vec![self.app.event(caller, &target, Outcome::Denied)]).await?;
+                Err(AppError::LinkExpired)
+            }
+        }
+    }
+
+    /// Remembers the browser a sign-in came from (by its device cookie). A browser the account
+    /// has not used before is emailed to the holder (no link) unless `quiet` (the activation that
+    /// first set the password). Returns whether it was new.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn remember_device(
+        &self,
+        caller: &Caller,
+        who: &SignedIn,
+        device: &str,
+        quiet: bool,
+    ) -> Result<bool, AppError> {
+        if !plausible_token(device) {
+            return Ok(false);
+        }
+        let now = self.app.now();
+        let new = self.app.store.remember_device(who.account, &token_hash(&format!("device:{device}")), now).await?;
+        if new && !quiet {
+            let when = time::OffsetDateTime::from_unix_timestamp(now)
+                .ok()
+                .and_then(|t| t.format(&time::format_description::well_known::Rfc2822).ok())
+                .unwrap_or_default();
+            let from = caller.ip.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
+            let device = caller.user_agent.chars().take(120).collect::<String>();
+            self.app.notify(
+                who.account,
+                "New sign-in to your Tiaki account",
+                &format!(
+                    "Your Tiaki account was just signed in to from a browser it has not used before:\n\n  {device}\n  from {from}, {when} (UTC)\n\n\
+                     If this was you, there is nothing to do. If it was not, someone has your password: contact your practice straight away."
+                ),
+            )
+            .await?;
+        }
+        Ok(new)
+    }
+
+    /// The account's second factors.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn mfa_status(&self, who: &SignedIn) -> Result<MfaStatus, AppError> {
+        let totp = self.app.store.totp_factor(who.account).await?.is_some_and(|t| t.confirmed_at.is_some());
+        Ok(MfaStatus { totp, recovery_codes_left: self.app.store.recovery_codes_left(who.account).await? })
+    }
+
+    /// Starts setting up an authenticator app: a fresh 160-bit secret, pending until a code from
+    /// it is entered.
+    ///
+    /// # Errors
+    /// [`AppError::Conflict`] when one is already set up.
+    pub async fn begin_totp(&self, who: &SignedIn) -> Result<TotpSetup, AppError> {
+        if !who.may_add_factor {
+            return Err(AppError::Conflict(SETUP_LINK_NEEDED.into()));
+        }
+        let account = self.app.store.account(who.account).await?.ok_or(AppError::Unauthenticated)?;
+        let secret = random_bytes::<20>();
+        if !self.app.store.start_totp(who.account, &secret, self.app.now()).await? {
+            return Err(AppError::Conflict("An authenticator app is already set up for this account.".into()));
+        }
+        let t = totp(&secret, &account.email)?;
+        let url = t.to_url().map_err(|e| AppError::Internal(format!("totp url: {e}")))?;
+        let qr = qrcode::QrCode::new(url.as_bytes()).map_err(|e| AppError::Internal(format!("qr: {e}")))?;
+        let qr_svg = qr.render::<qrcode::render::svg::Color<'_>>().min_dimensions(200, 200).quiet_zone(true).build();
+        // Inline in the page: no XML prolog. The SVG holds only a rect and a path (no script,
+        // no style attribute, so the page's CSP is unaffected).
+        let qr_svg = qr_svg.trim_start_matches(r#"<?xml version="1.0" standalone="yes"?>"#).to_owned();
+        let base32 = t.secret().to_base32();
+        let secret =
+            base32.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(" ");
+        Ok(TotpSetup { secret, url, qr_svg })
+    }
+
+    /// Confirms the authenticator with a code from it; returns the ten recovery codes (shown
+    /// once) and the session's new token (for the cookie). The account holder is emailed.
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for a wrong code; [`AppError::Conflict`] when nothing is pending.
+    pub async fn confirm_totp(
+        &self,
+        caller: &Caller,
+        who: &SignedIn,
+        code: &str,
+    ) -> Result<(Vec<String>, String), AppError> {
+        if !who.may_add_factor {
+            return Err(AppError::Conflict(SETUP_LINK_NEEDED.into()));
+        }
+        let account = self.app.store.account(who.account).await?.ok_or(AppError::Unauthenticated)?;
+        let row =
+            self.app.store.totp_factor(who.account).await?.filter(|r| r.confirmed_at.is_none()).ok_or_else(|| {
+                AppError::Conflict("There is no authenticator app waiting to be confirmed; start again.".into())
+            })?;
+        let wrong = || AppError::field("code", "That code is not right. Enter the 6 digits the app shows now.");
+        let step = code_step(&row.secret, &account.email, code, self.app.now())?.ok_or_else(wrong)?;
+        let (shown, hashes) = new_recovery_codes(who.account);
+        if !self.app.store.confirm_totp(who.account, step, self.app.now(), &hashes).await? {
+            return Err(wrong());
+        }
+        // This session has just proved the factor: it gets a new token, and any other session
+        // (perhaps opened with a stolen password) ends.
+        let token = new_token();
+        self.app.store.mark_session_mfa(who.session, self.app.now(), &token_hash(&token)).await?;
+        self.app.store.end_other_sessions(who.account, Some(who.session), self.app.now()).await?;
+        self.app
+            .audit(vec![self.app.event(caller, &Target::account(Verb::MfaTotpAdd, &who.account), Outcome::Allowed)])
+            .await?;
+        self.app.notify(
+            who.account,
+            "An authenticator app was added to your Tiaki account",
+            "An authenticator app was just set up for your Tiaki account. From now on, signing in asks for a code from it.\n\n\
+             If this was not you, contact your practice straight away.",
+        )
+        .await?;
+        Ok((shown, token))
+    }
+
+    /// Replaces the recovery codes (the old set stops working), on a current code from the app.
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for a wrong or already used code.
+    pub async fn regenerate_recovery_codes(
+        &self,
+        caller: &Caller,
+        who: &SignedIn,
+        code: &str,
+    ) -> Result<Vec<String>, AppError> {
+        let account = self.app.store.account(who.account).await?.ok_or(AppError::Unauthenticated)?;
+        let wrong = || {
+            AppError::field(
+                "code",
+                "That code is not right, or was already used. Enter the 6 digits the app shows now.",
+            )
+        };
+        self.app.guard_code_guessing(caller, who.account, Verb::MfaRecoveryCodesReplace).await?;
+        let row =
+            self.app.store.totp_factor(who.account).await?.filter(|r| r.confirmed_at.is_some()).ok_or_else(wrong)?;
+        if !self.app.accept_code(who.account, &row.secret, &account.email, code).await? {
+            self.app.store.record_mfa_failure(who.account, self.app.now()).await?;
+            self.app.after_code_failure(who.account).await?;
+            let target = Target::account(Verb::MfaRecoveryCodesReplace, &who.account);
+            self.app.audit(vec![self.app.event(caller, &target, Outcome::Denied)]).await?;
+            return Err(wrong());
+        }
+        let (shown, hashes) = new_recovery_codes(who.account);
+        self.app.store.replace_recovery_codes(who.account, &hashes).await?;
+        self.app
+            .audit(vec![self.app.event(
+                caller,
+                &Target::account(Verb::MfaRecoveryCodesReplace, &who.account),
+                Outcome::Allowed,
+            )])
+            .await?;
+        Ok(shown)
+    }
+
+    /// Removes the account's authenticator and recovery codes, on a current code from the app or
+    /// an unused recovery code (a stolen session alone cannot take the factor away). The account
+    /// holder is emailed.
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for a wrong or used code; [`AppError::Conflict`] when none is set up.
+    pub async fn remove_totp(&self, caller: &Caller, who: &SignedIn, code: &str) -> Result<(), AppError> {
+        let account = self.app.store.account(who.account).await?.ok_or(AppError::Unauthenticated)?;
+        let row = self
+            .app
+            .store
+            .totp_factor(who.account)
+            .await?
+            .filter(|r| r.confirmed_at.is_some())
+            .ok_or_else(|| AppError::Conflict("No authenticator app is set up.".into()))?;
+        // Staff and operators must keep a second factor: the app goes only if a passkey stays.
+        if who.kind != domain::AccountKind::Patient
+            && self.app.settings.staff_mfa_required
+            && self.app.store.passkeys(who.account).await?.is_empty()
+        {
+            return Err(AppError::Conflict(
+                "This is your only second factor, and staff accounts must keep one. Add a passkey first.".into(),
+            ));
+        }
+        let typed = normalise(code);
+        let now = self.app.now();
+        self.app.guard_code_guessing(caller, who.account, Verb::MfaTotpRemove).await?;
+        let proved = if typed.len() == 6 && typed.bytes().all(|b| b.is_ascii_digit()) {
+            self.app.accept_code(who.account, &row.secret, &account.email, &typed).await?
+        } else {
+            typed.len() == 10
+                && self.app.store.use_recovery_code(who.account, &recovery_hash(who.account, &typed), now).await?
+        };
+        let target = Target::account(Verb::MfaTotpRemove, &who.account);
+        if !proved {
+            self.app.store.record_mfa_failure(who.account, now).await?;
+            self.app.after_code_failure(who.account).await?;
+            self.app.audit(vec![self.app.event(caller, &target, Outcome::Denied)]).await?;
+            return Err(AppError::field(
+                "remove_code",
+                "That code is not right, or was already used. Enter the 6 digits the app shows now, or a recovery code.",
+            ));
+        }
+        self.app.store.remove_factors(who.account).await?;
+        // No session keeps a proof of a factor that is gone; the others end.
+        self.app.store.reset_session_mfa(who.account, Some(who.session), now).await?;
+        self.app.audit(vec![self.app.event(caller, &target, Outcome::Allowed)]).await?;
+        self.app
+            .notify(
+                who.account,
+                "The authenticator app was removed from your Tiaki account",
+                "The authenticator app and recovery codes were just removed from your Tiaki account.\n\n\
+             If this was not you, contact your practice straight away.",
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Resets the second factors of a patient or member of staff of the practice, by a practice
+    /// admin (or an operator) after checking who they are in person or by phone (`checked`: who
+    /// checked and how, recorded in the access log). Ends all their sessions and emails them.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but the practice's admins and operators;
+    /// [`AppError::Invalid`] without the check, or for an email that is not of one of the
+    /// practice's patients or staff.
+    pub async fn reset_factors_at_practice(
+        &self,
+        caller: &Caller,
+        practice: domain::PracticeId,
+        email: &str,
+        checked: &str,
+    ) -> Result<bool, AppError> {
+        let grant = self.app.decide::<authz::ResetStaffFactors>(caller, practice).await?;
+        let target = Target::of(&grant);
+        let checked = identity_check(checked)?;
+        let account = self.app.store.account_by_email(&email.trim().to_lowercase()).await?;
+        let mut belongs = false;
+        if let Some(a) = &account {
+            belongs = self.app.store.staff_membership(a.id).await?.is_some_and(|(p, _)| p == practice);
+            if !belongs && let Some(patient) = self.app.store.patient_for_account(a.id).await? {
+                belongs = authz::Relations::patient_practices(&*self.app.store, patient)
+                    .await
+                    .map_err(|e| AppError::Internal(e.to_string()))?
+                    .contains(&practice);
+            }
+        }
+        let Some(account) = account.filter(|_| belongs) else {
+            self.app.audit(vec![self.app.event(caller, &target, Outcome::NotFound)]).await?;
+            return Err(AppError::field(
+                "reset_email",
+                "No patient or member of staff of this practice has that email address.",
+            ));
+        };
+        self.app.reset_factors_of(caller, account.id, checked).await
+    }
 }
 
 #[cfg(test)]

@@ -19,6 +19,20 @@ use domain::Verb;
 use domain::{AccountId, AccountKind, Email, PatientId, PersonName, PracticeId, SessionId, StaffRole};
 use store::{Acceptance, InvitationPurpose, NewAccount, NewInvitation, NewSession, SessionRow};
 
+/// The identity module's use cases, on the application's shared parts: [`App::identity`].
+#[derive(Debug, Clone, Copy)]
+pub struct Identity<'a> {
+    app: &'a App,
+}
+
+impl App {
+    /// The identity module: signing in and out, sessions, links, passwords, second factors.
+    #[must_use]
+    pub const fn identity(&self) -> Identity<'_> {
+        Identity { app: self }
+    }
+}
+
 /// A verified session: who is asking, for the web layer.
 #[derive(Debug, Clone)]
 #[expect(clippy::struct_excessive_bools, reason = "independent facts about one session")]
@@ -104,24 +118,6 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 impl App {
-    /// A CSRF token bound to `binding` (the session token, or a pre-session cookie).
-    #[must_use]
-    pub fn csrf_token(&self, binding: &str) -> String {
-        csrf_token(&self.csrf_key, binding)
-    }
-
-    /// Whether a submitted CSRF token matches `binding`.
-    #[must_use]
-    pub fn csrf_ok(&self, binding: &str, submitted: &str) -> bool {
-        csrf_ok(&self.csrf_key, binding, submitted)
-    }
-
-    /// A new random value for a pre-session cookie.
-    #[must_use]
-    pub fn new_browser_token(&self) -> String {
-        new_token()
-    }
-
     pub(crate) async fn open_session(
         &self,
         account: AccountId,
@@ -155,167 +151,15 @@ impl App {
             // browser cannot reopen the account to another hundred guesses).
             self.store.sign_in_succeeded(account, crate::identity::ratelimit::LOCK_AFTER).await?;
         }
-        let signed_in =
-            self.authenticate(&token).await?.ok_or_else(|| AppError::Internal("new session not found".into()))?;
+        let signed_in = self
+            .identity()
+            .authenticate(&token)
+            .await?
+            .ok_or_else(|| AppError::Internal("new session not found".into()))?;
         let as_them = Caller { principal: signed_in.principal.clone(), ..caller.clone() };
         let target = Target::account(verb, &account);
         self.audit(vec![self.event(&as_them, &target, Outcome::Allowed)]).await?;
         Ok(SignInOutcome { token, signed_in })
-    }
-
-    /// Resolves a session cookie to who is asking; `None` if it is not a live session.
-    ///
-    /// # Errors
-    /// When storage fails.
-    pub async fn authenticate(&self, token: &str) -> Result<Option<SignedIn>, AppError> {
-        if !plausible_token(token) {
-            return Ok(None);
-        }
-        let now = self.now();
-        // One read: the session, its account, what the account is linked to and the rules on
-        // second factors that apply to it.
-        let Some(subject) = self
-            .store
-            .session_subject(&token_hash(token), now, now - self.settings.session_idle_secs, PASSKEYS_REQUIRED)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let session = &subject.session;
-        let account = session.account;
-        // Only record activity once a minute: every request need not be a write.
-        if now - session.last_seen_at >= 60 {
-            self.store.touch_session(session.id, now).await?;
-        }
-        let (principal, staff, patient) = match subject.kind {
-            AccountKind::Patient => {
-                let Some(patient) = subject.patient else { return Ok(None) };
-                (Principal::Patient { account, session: session.id, patient }, None, Some(patient))
-            }
-            AccountKind::Staff => {
-                let Some((practice, role)) = subject.staff else { return Ok(None) };
-                (Principal::Staff { account, session: session.id, practice, role }, Some((practice, role)), None)
-            }
-            AccountKind::Operator => (Principal::Operator { account, session: session.id }, None, None),
-        };
-        // Staff and operators reach nothing until this session has proved a second factor —
-        // and, when the operator requires it, operators and practice admins a passkey.
-        let needs_passkey = (matches!(subject.kind, AccountKind::Operator)
-            || matches!(staff, Some((_, domain::StaffRole::Admin))))
-            && !session.mfa_passkey
-            && self.settings.staff_mfa_required
-            && subject.passkeys_required;
-        let needs_second_factor = (matches!(subject.kind, AccountKind::Staff | AccountKind::Operator)
-            && session.mfa_at.is_none()
-            && self.settings.staff_mfa_required)
-            || needs_passkey;
-        let must_change_password = subject.password_breached_at.is_some();
-        let principal = if needs_second_factor || must_change_password { Principal::Anonymous } else { principal };
-        let mfa_prompt =
-            patient.is_some() && session.mfa_at.is_none() && subject.patient_must_use_mfa && !subject.has_second_factor;
-        Ok(Some(SignedIn {
-            must_change_password,
-            mfa_prompt,
-            needs_passkey,
-            needs_second_factor,
-            may_add_factor: session.setup_ok_at.is_some(),
-            mfa_at: session.mfa_at,
-            principal,
-            account,
-            kind: subject.kind,
-            session: session.id,
-            name: subject.display_name,
-            staff,
-            patient,
-            token: token.to_owned(),
-        }))
-    }
-
-    /// Ends the current session.
-    ///
-    /// # Errors
-    /// When storage fails.
-    pub async fn sign_out(&self, caller: &Caller, who: &SignedIn) -> Result<(), AppError> {
-        self.store.end_session(who.account, who.session, self.now()).await?;
-        let target = Target::session(Verb::SignOut, &who.session);
-        self.audit(vec![self.event(caller, &target, Outcome::Allowed)]).await?;
-        tracing::info!(event = "sign_out", account = %who.account, session = %who.session, "signed out");
-        Ok(())
-    }
-
-    /// The account's live sessions.
-    ///
-    /// # Errors
-    /// When storage fails.
-    pub async fn sessions(&self, who: &SignedIn) -> Result<Vec<SessionRow>, AppError> {
-        let now = self.now();
-        Ok(self.store.list_sessions(who.account, now, now - self.settings.session_idle_secs).await?)
-    }
-
-    /// Ends one of the account's own sessions.
-    ///
-    /// # Errors
-    /// [`AppError::NotFound`] if it is not one of theirs (or already ended).
-    pub async fn end_session(&self, caller: &Caller, who: &SignedIn, session: SessionId) -> Result<(), AppError> {
-        let ended = self.store.end_session(who.account, session, self.now()).await?;
-        let target = Target::session(Verb::SessionEnd, &session);
-        self.audit(vec![self.event(caller, &target, if ended { Outcome::Allowed } else { Outcome::NotFound })]).await?;
-        if ended { Ok(()) } else { Err(AppError::NotFound) }
-    }
-
-    /// Ends every other session of the account; returns how many.
-    ///
-    /// # Errors
-    /// When storage fails.
-    pub async fn end_other_sessions(&self, caller: &Caller, who: &SignedIn) -> Result<u64, AppError> {
-        let n = self.store.end_other_sessions(who.account, Some(who.session), self.now()).await?;
-        let target = Target::session(Verb::SessionEnd, &"others");
-        self.audit(vec![self.event(caller, &target, Outcome::Allowed)]).await?;
-        Ok(n)
-    }
-
-    /// What a link leads to, without using it.
-    ///
-    /// # Errors
-    /// [`AppError::NotFound`], [`AppError::LinkExpired`] or [`AppError::LinkUsed`].
-    pub async fn invitation(&self, token: &str) -> Result<InvitationPage, AppError> {
-        if !plausible_token(token) {
-            return Err(AppError::NotFound);
-        }
-        let view = self.store.invitation(&token_hash(token), self.now()).await?;
-        Ok(InvitationPage {
-            purpose: view.purpose,
-            name: view.account.as_ref().map(|a| a.display_name.clone()),
-            email: view.account.map(|a| a.email),
-        })
-    }
-
-    /// Uses a link: sets the password (for the first-start link, also the name and email) and
-    /// signs the person in.
-    ///
-    /// # Errors
-    /// [`AppError::Invalid`] for an unacceptable password or details; the link errors as for
-    /// [`App::invitation`]. Nothing changes on any error.
-    pub async fn accept_invitation(
-        &self,
-        caller: &Caller,
-        token: &str,
-        password: &str,
-        confirm: &str,
-        name: Option<&str>,
-        email: Option<&str>,
-    ) -> Result<SignInOutcome, AppError> {
-        let account = self.set_password_with_link(token, password, confirm, name, email).await?;
-        self.open_session(account, caller, Verb::Activate, Proof::Password).await
-    }
-
-    /// An operator invites another operator, who is emailed a link.
-    ///
-    /// # Errors
-    /// [`AppError::NotFound`] for anyone but an operator; otherwise as for the console.
-    pub async fn invite_operator(&self, who: &Caller, name: &str, email: &str) -> Result<(), AppError> {
-        let grant = self.authorize::<authz::InviteOperator>(who, authz::Platform).await?;
-        self.create_operator_with(&grant.implied(), name, email).await.map(|_| ())
     }
 
     pub(crate) async fn create_operator_with(
@@ -373,7 +217,7 @@ impl App {
         name: Option<&str>,
         email: Option<&str>,
     ) -> Result<AccountId, AppError> {
-        let page = self.invitation(token).await?;
+        let page = self.identity().invitation(token).await?;
         let mut errors = Vec::new();
         let first_operator = if page.purpose == InvitationPurpose::FirstOperator {
             let name = PersonName::parse(name.unwrap_or_default());
@@ -442,5 +286,183 @@ impl App {
             mail: None,
         };
         (token, invite)
+    }
+}
+
+impl Identity<'_> {
+    /// A CSRF token bound to `binding` (the session token, or a pre-session cookie).
+    #[must_use]
+    pub fn csrf_token(&self, binding: &str) -> String {
+        csrf_token(&self.app.csrf_key, binding)
+    }
+
+    /// Whether a submitted CSRF token matches `binding`.
+    #[must_use]
+    pub fn csrf_ok(&self, binding: &str, submitted: &str) -> bool {
+        csrf_ok(&self.app.csrf_key, binding, submitted)
+    }
+
+    /// A new random value for a pre-session cookie.
+    #[must_use]
+    pub fn new_browser_token(&self) -> String {
+        new_token()
+    }
+
+    /// Resolves a session cookie to who is asking; `None` if it is not a live session.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<SignedIn>, AppError> {
+        if !plausible_token(token) {
+            return Ok(None);
+        }
+        let now = self.app.now();
+        // One read: the session, its account, what the account is linked to and the rules on
+        // second factors that apply to it.
+        let Some(subject) = self
+            .app
+            .store
+            .session_subject(&token_hash(token), now, now - self.app.settings.session_idle_secs, PASSKEYS_REQUIRED)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let session = &subject.session;
+        let account = session.account;
+        // Only record activity once a minute: every request need not be a write.
+        if now - session.last_seen_at >= 60 {
+            self.app.store.touch_session(session.id, now).await?;
+        }
+        let (principal, staff, patient) = match subject.kind {
+            AccountKind::Patient => {
+                let Some(patient) = subject.patient else { return Ok(None) };
+                (Principal::Patient { account, session: session.id, patient }, None, Some(patient))
+            }
+            AccountKind::Staff => {
+                let Some((practice, role)) = subject.staff else { return Ok(None) };
+                (Principal::Staff { account, session: session.id, practice, role }, Some((practice, role)), None)
+            }
+            AccountKind::Operator => (Principal::Operator { account, session: session.id }, None, None),
+        };
+        // Staff and operators reach nothing until this session has proved a second factor —
+        // and, when the operator requires it, operators and practice admins a passkey.
+        let needs_passkey = (matches!(subject.kind, AccountKind::Operator)
+            || matches!(staff, Some((_, domain::StaffRole::Admin))))
+            && !session.mfa_passkey
+            && self.app.settings.staff_mfa_required
+            && subject.passkeys_required;
+        let needs_second_factor = (matches!(subject.kind, AccountKind::Staff | AccountKind::Operator)
+            && session.mfa_at.is_none()
+            && self.app.settings.staff_mfa_required)
+            || needs_passkey;
+        let must_change_password = subject.password_breached_at.is_some();
+        let principal = if needs_second_factor || must_change_password { Principal::Anonymous } else { principal };
+        let mfa_prompt =
+            patient.is_some() && session.mfa_at.is_none() && subject.patient_must_use_mfa && !subject.has_second_factor;
+        Ok(Some(SignedIn {
+            must_change_password,
+            mfa_prompt,
+            needs_passkey,
+            needs_second_factor,
+            may_add_factor: session.setup_ok_at.is_some(),
+            mfa_at: session.mfa_at,
+            principal,
+            account,
+            kind: subject.kind,
+            session: session.id,
+            name: subject.display_name,
+            staff,
+            patient,
+            token: token.to_owned(),
+        }))
+    }
+
+    /// Ends the current session.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn sign_out(&self, caller: &Caller, who: &SignedIn) -> Result<(), AppError> {
+        self.app.store.end_session(who.account, who.session, self.app.now()).await?;
+        let target = Target::session(Verb::SignOut, &who.session);
+        self.app.audit(vec![self.app.event(caller, &target, Outcome::Allowed)]).await?;
+        tracing::info!(event = "sign_out", account = %who.account, session = %who.session, "signed out");
+        Ok(())
+    }
+
+    /// The account's live sessions.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn sessions(&self, who: &SignedIn) -> Result<Vec<SessionRow>, AppError> {
+        let now = self.app.now();
+        Ok(self.app.store.list_sessions(who.account, now, now - self.app.settings.session_idle_secs).await?)
+    }
+
+    /// Ends one of the account's own sessions.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] if it is not one of theirs (or already ended).
+    pub async fn end_session(&self, caller: &Caller, who: &SignedIn, session: SessionId) -> Result<(), AppError> {
+        let ended = self.app.store.end_session(who.account, session, self.app.now()).await?;
+        let target = Target::session(Verb::SessionEnd, &session);
+        self.app
+            .audit(vec![self.app.event(caller, &target, if ended { Outcome::Allowed } else { Outcome::NotFound })])
+            .await?;
+        if ended { Ok(()) } else { Err(AppError::NotFound) }
+    }
+
+    /// Ends every other session of the account; returns how many.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn end_other_sessions(&self, caller: &Caller, who: &SignedIn) -> Result<u64, AppError> {
+        let n = self.app.store.end_other_sessions(who.account, Some(who.session), self.app.now()).await?;
+        let target = Target::session(Verb::SessionEnd, &"others");
+        self.app.audit(vec![self.app.event(caller, &target, Outcome::Allowed)]).await?;
+        Ok(n)
+    }
+
+    /// What a link leads to, without using it.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`], [`AppError::LinkExpired`] or [`AppError::LinkUsed`].
+    pub async fn invitation(&self, token: &str) -> Result<InvitationPage, AppError> {
+        if !plausible_token(token) {
+            return Err(AppError::NotFound);
+        }
+        let view = self.app.store.invitation(&token_hash(token), self.app.now()).await?;
+        Ok(InvitationPage {
+            purpose: view.purpose,
+            name: view.account.as_ref().map(|a| a.display_name.clone()),
+            email: view.account.map(|a| a.email),
+        })
+    }
+
+    /// Uses a link: sets the password (for the first-start link, also the name and email) and
+    /// signs the person in.
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for an unacceptable password or details; the link errors as for
+    /// [`App::invitation`]. Nothing changes on any error.
+    pub async fn accept_invitation(
+        &self,
+        caller: &Caller,
+        token: &str,
+        password: &str,
+        confirm: &str,
+        name: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<SignInOutcome, AppError> {
+        let account = self.app.set_password_with_link(token, password, confirm, name, email).await?;
+        self.app.open_session(account, caller, Verb::Activate, Proof::Password).await
+    }
+
+    /// An operator invites another operator, who is emailed a link.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but an operator; otherwise as for the console.
+    pub async fn invite_operator(&self, who: &Caller, name: &str, email: &str) -> Result<(), AppError> {
+        let grant = self.app.authorize::<authz::InviteOperator>(who, authz::Platform).await?;
+        self.app.create_operator_with(&grant.implied(), name, email).await.map(|_| ())
     }
 }

@@ -6,6 +6,7 @@
 //! answer to a stale challenge finds nothing. "Confirm it's you" (step-up) asks for a passkey or
 //! a code again before factors change.
 
+use super::Identity;
 use crate::audit::{Caller, Outcome, Target};
 use crate::identity::credentials::{new_token, plausible_token, token_hash};
 use crate::identity::{Proof, SignInOutcome, SignedIn};
@@ -104,12 +105,6 @@ impl App {
         })
     }
 
-    /// Whether passkeys can be used at this portal's address.
-    #[must_use]
-    pub fn passkeys_available(&self) -> bool {
-        self.webauthn.is_some()
-    }
-
     async fn start_ceremony(
         &self,
         account: Option<AccountId>,
@@ -156,285 +151,16 @@ impl App {
         Ok(())
     }
 
-    /// Whether the operator requires passkeys of operators and practice admins.
-    ///
-    /// # Errors
-    /// When storage fails.
-    pub async fn passkeys_required(&self) -> Result<bool, AppError> {
-        Ok(self.store.platform_flag(crate::identity::PASSKEYS_REQUIRED).await?)
-    }
-
-    /// Turns on or off the requirement that operators and practice admins sign in with a
-    /// passkey (phishing-resistant). Their sessions opened otherwise then reach only sign-in
-    /// security, where they add or use one. Operators only.
-    ///
-    /// # Errors
-    /// [`AppError::NotFound`] for anyone but operators; [`AppError::Conflict`] when the operator
-    /// has no passkey themselves; [`AppError::Invalid`] without a choice.
-    pub async fn set_passkeys_required(&self, caller: &Caller, on: Option<bool>) -> Result<(), AppError> {
-        let grant = self.authorize::<authz::SetPasskeyPolicy>(caller, authz::Platform).await?;
-        let on = on.ok_or_else(|| AppError::field("on", "Choose whether to require passkeys."))?;
-        let own = match &caller.principal {
-            authz::Principal::Operator { account, .. } => self.store.passkeys(*account).await?.len(),
-            _ => 0,
-        };
-        if on && own == 0 {
-            return Err(AppError::Conflict(
-                "Add a passkey to your own account first (under Sign-in security): once passkeys are required, a code no longer opens the operator pages."
-                    .into(),
-            ));
-        }
-        self.store.set_platform_flag(&grant.implied(), crate::identity::PASSKEYS_REQUIRED, on).await?;
-        tracing::info!(on, "the passkey requirement for operators and practice admins changed");
-        Ok(())
-    }
-
     /// Now, by the application's clock (seconds).
     #[must_use]
     pub fn clock_now(&self) -> UnixTime {
         self.now()
     }
 
-    /// Whether the account an open sign-in challenge is for has a passkey.
-    ///
-    /// # Errors
-    /// When storage fails.
-    pub async fn challenge_has_passkey(&self, challenge: &str) -> Result<bool, AppError> {
-        match self.open_challenge_account(challenge).await {
-            Ok(account) => Ok(self.webauthn.is_some() && !self.store.passkeys(account).await?.is_empty()),
-            Err(AppError::LinkExpired) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Whether this session proved a second factor in the last ten minutes.
-    #[must_use]
-    pub fn recently_confirmed(&self, who: &SignedIn) -> bool {
-        who.mfa_at.is_some_and(|t| t >= self.now() - STEP_UP_SECS)
-    }
-
-    /// The account's passkeys.
-    ///
-    /// # Errors
-    /// When storage fails.
-    pub async fn passkeys(&self, who: &SignedIn) -> Result<Vec<PasskeyView>, AppError> {
-        Ok(self
-            .store
-            .passkeys(who.account)
-            .await?
-            .into_iter()
-            .map(|p| PasskeyView { id: p.id, name: p.name, created_at: p.created_at, last_used_at: p.last_used_at })
-            .collect())
-    }
-
     /// Whether the account has any second factor (authenticator app or passkey).
     pub(crate) async fn has_second_factor(&self, account: AccountId) -> Result<bool, AppError> {
         Ok(self.store.totp_factor(account).await?.is_some_and(|t| t.confirmed_at.is_some())
             || !self.store.passkeys(account).await?.is_empty())
-    }
-
-    /// Starts registering a passkey. A first factor needs a session opened by an emailed link
-    /// (a password alone never adds one); with factors already set up, the session must have
-    /// proved one in the last ten minutes.
-    ///
-    /// # Errors
-    /// [`AppError::Conflict`] when the session may not add one now, or passkeys are unavailable.
-    pub async fn begin_passkey_registration(&self, who: &SignedIn) -> Result<PasskeyChallenge, AppError> {
-        let rp = self.relying_party()?;
-        if self.has_second_factor(who.account).await? {
-            if !self.recently_confirmed(who) {
-                return Err(AppError::Conflict(
-                    "For your safety, confirm it's you (with a passkey or a code) before adding a passkey.".into(),
-                ));
-            }
-        } else if !who.may_add_factor {
-            return Err(AppError::Conflict(crate::identity::mfa::SETUP_LINK_NEEDED.into()));
-        }
-        let account = self.store.account(who.account).await?.ok_or(AppError::Unauthenticated)?;
-        let existing: Vec<_> = self
-            .store
-            .passkeys(who.account)
-            .await?
-            .iter()
-            .filter_map(|p| Self::stored_passkey(p).ok().map(|k| k.cred_id().clone()))
-            .collect();
-        let (ccr, state) = rp
-            .start_passkey_registration(who.account.as_uuid(), &account.email, &account.display_name, Some(existing))
-            .map_err(webauthn_failed)?;
-        let mut options = serde_json::to_value(&ccr).map_err(|e| AppError::Internal(e.to_string()))?;
-        // A discoverable credential, so that it can sign in on its own.
-        if let Some(sel) = options.pointer_mut("/publicKey/authenticatorSelection").and_then(|v| v.as_object_mut()) {
-            sel.insert("residentKey".into(), "required".into());
-            sel.insert("requireResidentKey".into(), true.into());
-        }
-        self.start_ceremony(Some(who.account), "register", &to_json::<PasskeyRegistration>(&state)?, options).await
-    }
-
-    /// Finishes registering a passkey with the browser's answer. Returns new recovery codes when
-    /// the account had none (shown once) and the session's new token. The holder is emailed.
-    ///
-    /// # Errors
-    /// [`AppError::Invalid`] for a bad name, an expired or used request, or an answer that does
-    /// not verify; [`AppError::Conflict`] when that passkey is registered already.
-    pub async fn finish_passkey_registration(
-        &self,
-        caller: &Caller,
-        who: &SignedIn,
-        token: &str,
-        name: &str,
-        response: &str,
-    ) -> Result<(Option<Vec<String>>, String), AppError> {
-        let rp = self.relying_party()?;
-        let name = clean_name(name)?;
-        let ceremony = self.take_ceremony(token, "register", Some(who.account)).await?;
-        let state: PasskeyRegistration = from_json(&ceremony.state)?;
-        let reg: RegisterPublicKeyCredential = answer(response)?;
-        let target = Target::account(Verb::MfaPasskeyAdd, &who.account);
-        let key = match rp.finish_passkey_registration(&reg, &state) {
-            Ok(k) => k,
-            Err(e) => {
-                self.audit(vec![self.event(caller, &target, Outcome::Denied)]).await?;
-                return Err(webauthn_failed(e));
-            }
-        };
-        let now = self.now();
-        let row = PasskeyRow {
-            id: uuid::Uuid::new_v4(),
-            account: who.account,
-            name,
-            credential: to_json(&key)?,
-            created_at: now,
-            last_used_at: None,
-        };
-        if !self.store.add_passkey(&row, key.cred_id().as_ref()).await? {
-            return Err(AppError::Conflict("That passkey is already registered.".into()));
-        }
-        let codes = if self.store.recovery_codes_left(who.account).await? == 0 {
-            let (shown, hashes) = crate::identity::mfa::new_recovery_codes(who.account);
-            self.store.replace_recovery_codes(who.account, &hashes).await?;
-            Some(shown)
-        } else {
-            None
-        };
-        // This session has just proved a factor: it gets a new token, and any other session
-        // (perhaps opened with a stolen password) ends.
-        let new = new_token();
-        self.store.mark_session_mfa(who.session, now, &token_hash(&new)).await?;
-        self.store.mark_session_passkey(who.session).await?;
-        self.store.end_other_sessions(who.account, Some(who.session), now).await?;
-        self.audit(vec![self.event(caller, &target, Outcome::Allowed)]).await?;
-        self.notify(
-            who.account,
-            "A passkey was added to your Tiaki account",
-            &format!(
-                "A passkey named \"{}\" was just added to your Tiaki account. It can now be used to sign in.\n\n\
-                 If this was not you, contact your practice straight away.",
-                row.name
-            ),
-        )
-        .await?;
-        Ok((codes, new))
-    }
-
-    /// Removes one of the account's passkeys; the session must have proved a factor in the last
-    /// ten minutes. The holder is emailed.
-    ///
-    /// # Errors
-    /// [`AppError::Conflict`] without a recent confirmation, or when it is the last factor of an
-    /// account that must keep one; [`AppError::NotFound`] for a passkey that is not theirs.
-    pub async fn remove_passkey(&self, caller: &Caller, who: &SignedIn, id: uuid::Uuid) -> Result<(), AppError> {
-        let target = Target::account(Verb::MfaPasskeyRemove, &who.account);
-        if !self.recently_confirmed(who) {
-            self.audit(vec![self.event(caller, &target, Outcome::Denied)]).await?;
-            return Err(AppError::Conflict(
-                "For your safety, confirm it's you (with a passkey or a code) before removing a passkey.".into(),
-            ));
-        }
-        let keys = self.store.passkeys(who.account).await?;
-        let Some(key) = keys.iter().find(|k| k.id == id) else { return Err(AppError::NotFound) };
-        let has_totp = self.store.totp_factor(who.account).await?.is_some_and(|t| t.confirmed_at.is_some());
-        if keys.len() == 1 && !has_totp && who.kind != domain::AccountKind::Patient && self.settings.staff_mfa_required
-        {
-            return Err(AppError::Conflict(
-                "This is your only second factor, and staff accounts must keep one. Add another passkey or an authenticator app first."
-                    .into(),
-            ));
-        }
-        if !self.store.remove_passkey(who.account, id).await? {
-            return Err(AppError::NotFound);
-        }
-        self.audit(vec![self.event(caller, &target, Outcome::Allowed)]).await?;
-        self.notify(
-            who.account,
-            "A passkey was removed from your Tiaki account",
-            &format!(
-                "The passkey named \"{}\" was just removed from your Tiaki account and can no longer be used to sign in.\n\n\
-                 If this was not you, contact your practice straight away.",
-                key.name
-            ),
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// Starts a sign-in with a passkey alone: the browser offers the passkeys it holds for this
-    /// portal. Counted against the caller's address like password attempts.
-    ///
-    /// # Errors
-    /// [`AppError::RateLimited`] after too many attempts from one address; when passkeys are
-    /// unavailable or storage fails.
-    pub async fn begin_passkey_sign_in(&self, caller: &Caller) -> Result<PasskeyChallenge, AppError> {
-        if caller.ip.is_some() {
-            let attack = usize::from(self.under_attack().await?);
-            self.limit_address(caller, attack).await?;
-        }
-        let (rcr, state) = self.relying_party()?.start_discoverable_authentication().map_err(webauthn_failed)?;
-        let mut options = serde_json::to_value(&rcr).map_err(|e| AppError::Internal(e.to_string()))?;
-        // Asked for by a button, not offered in the email field's autofill.
-        if let Some(o) = options.as_object_mut() {
-            o.remove("mediation");
-        }
-        self.start_ceremony(None, "sign_in", &to_json::<DiscoverableAuthentication>(&state)?, options).await
-    }
-
-    /// Finishes a sign-in with a passkey alone (user verification is required, so it counts as
-    /// both factors).
-    ///
-    /// # Errors
-    /// [`AppError::Invalid`] for an expired or used request or an answer that does not verify.
-    pub async fn finish_passkey_sign_in(
-        &self,
-        caller: &Caller,
-        token: &str,
-        response: &str,
-    ) -> Result<SignInOutcome, AppError> {
-        let rp = self.relying_party()?;
-        let ceremony = self.take_ceremony(token, "sign_in", None).await?;
-        let state: DiscoverableAuthentication = from_json(&ceremony.state)?;
-        let cred: PublicKeyCredential = answer(response)?;
-        let (user, cred_id) = rp.identify_discoverable_authentication(&cred).map_err(webauthn_failed)?;
-        let row = self.store.passkey_by_credential(cred_id).await?.filter(|r| r.account.as_uuid() == user);
-        let Some(row) = row else {
-            metrics::counter!("tiaki_sign_in_total", "outcome" => "passkey_unknown").increment(1);
-            self.audit(vec![self.event(caller, &Target::account(Verb::SignInPasskey, &user), Outcome::NotFound)])
-                .await?;
-            return Err(webauthn_failed("no such passkey"));
-        };
-        let target = Target::account(Verb::SignInPasskey, &row.account);
-        let key = Self::stored_passkey(&row)?;
-        match rp.finish_discoverable_authentication_v2(&cred, state, &key) {
-            Ok(result) => {
-                self.passkey_was_used(&row, key, &result).await?;
-                metrics::counter!("tiaki_sign_in_total", "outcome" => "succeeded").increment(1);
-                self.audit(vec![self.event(caller, &target, Outcome::Allowed)]).await?;
-                self.open_session(row.account, caller, Verb::SignIn, Proof::Passkey).await
-            }
-            Err(e) => {
-                metrics::counter!("tiaki_sign_in_total", "outcome" => "passkey_failed").increment(1);
-                self.audit(vec![self.event(caller, &target, Outcome::Denied)]).await?;
-                Err(webauthn_failed(e))
-            }
-        }
     }
 
     /// Asks one of `account`'s passkeys to prove itself (second factor or step-up).
@@ -480,14 +206,307 @@ impl App {
         }
     }
 
+    /// Marks the session as having just proved a factor (new token); the confirmation event.
+    pub(crate) async fn confirmed(&self, caller: &Caller, who: &SignedIn) -> Result<String, AppError> {
+        let new = new_token();
+        self.store.mark_session_mfa(who.session, self.now(), &token_hash(&new)).await?;
+        self.audit(vec![self.event(caller, &Target::account(Verb::MfaConfirm, &who.account), Outcome::Allowed)])
+            .await?;
+        Ok(new)
+    }
+}
+
+impl Identity<'_> {
+    /// Whether passkeys can be used at this portal's address.
+    #[must_use]
+    pub fn passkeys_available(&self) -> bool {
+        self.app.webauthn.is_some()
+    }
+
+    /// Whether the operator requires passkeys of operators and practice admins.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn passkeys_required(&self) -> Result<bool, AppError> {
+        Ok(self.app.store.platform_flag(crate::identity::PASSKEYS_REQUIRED).await?)
+    }
+
+    /// Turns on or off the requirement that operators and practice admins sign in with a
+    /// passkey (phishing-resistant). Their sessions opened otherwise then reach only sign-in
+    /// security, where they add or use one. Operators only.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but operators; [`AppError::Conflict`] when the operator
+    /// has no passkey themselves; [`AppError::Invalid`] without a choice.
+    pub async fn set_passkeys_required(&self, caller: &Caller, on: Option<bool>) -> Result<(), AppError> {
+        let grant = self.app.authorize::<authz::SetPasskeyPolicy>(caller, authz::Platform).await?;
+        let on = on.ok_or_else(|| AppError::field("on", "Choose whether to require passkeys."))?;
+        let own = match &caller.principal {
+            authz::Principal::Operator { account, .. } => self.app.store.passkeys(*account).await?.len(),
+            _ => 0,
+        };
+        if on && own == 0 {
+            return Err(AppError::Conflict(
+                "Add a passkey to your own account first (under Sign-in security): once passkeys are required, a code no longer opens the operator pages."
+                    .into(),
+            ));
+        }
+        self.app.store.set_platform_flag(&grant.implied(), crate::identity::PASSKEYS_REQUIRED, on).await?;
+        tracing::info!(on, "the passkey requirement for operators and practice admins changed");
+        Ok(())
+    }
+
+    /// Whether the account an open sign-in challenge is for has a passkey.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn challenge_has_passkey(&self, challenge: &str) -> Result<bool, AppError> {
+        match self.app.open_challenge_account(challenge).await {
+            Ok(account) => Ok(self.app.webauthn.is_some() && !self.app.store.passkeys(account).await?.is_empty()),
+            Err(AppError::LinkExpired) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether this session proved a second factor in the last ten minutes.
+    #[must_use]
+    pub fn recently_confirmed(&self, who: &SignedIn) -> bool {
+        who.mfa_at.is_some_and(|t| t >= self.app.now() - STEP_UP_SECS)
+    }
+
+    /// The account's passkeys.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn passkeys(&self, who: &SignedIn) -> Result<Vec<PasskeyView>, AppError> {
+        Ok(self
+            .app
+            .store
+            .passkeys(who.account)
+            .await?
+            .into_iter()
+            .map(|p| PasskeyView { id: p.id, name: p.name, created_at: p.created_at, last_used_at: p.last_used_at })
+            .collect())
+    }
+
+    /// Starts registering a passkey. A first factor needs a session opened by an emailed link
+    /// (a password alone never adds one); with factors already set up, the session must have
+    /// proved one in the last ten minutes.
+    ///
+    /// # Errors
+    /// [`AppError::Conflict`] when the session may not add one now, or passkeys are unavailable.
+    pub async fn begin_passkey_registration(&self, who: &SignedIn) -> Result<PasskeyChallenge, AppError> {
+        let rp = self.app.relying_party()?;
+        if self.app.has_second_factor(who.account).await? {
+            if !self.recently_confirmed(who) {
+                return Err(AppError::Conflict(
+                    "For your safety, confirm it's you (with a passkey or a code) before adding a passkey.".into(),
+                ));
+            }
+        } else if !who.may_add_factor {
+            return Err(AppError::Conflict(crate::identity::mfa::SETUP_LINK_NEEDED.into()));
+        }
+        let account = self.app.store.account(who.account).await?.ok_or(AppError::Unauthenticated)?;
+        let existing: Vec<_> = self
+            .app
+            .store
+            .passkeys(who.account)
+            .await?
+            .iter()
+            .filter_map(|p| App::stored_passkey(p).ok().map(|k| k.cred_id().clone()))
+            .collect();
+        let (ccr, state) = rp
+            .start_passkey_registration(who.account.as_uuid(), &account.email, &account.display_name, Some(existing))
+            .map_err(webauthn_failed)?;
+        let mut options = serde_json::to_value(&ccr).map_err(|e| AppError::Internal(e.to_string()))?;
+        // A discoverable credential, so that it can sign in on its own.
+        if let Some(sel) = options.pointer_mut("/publicKey/authenticatorSelection").and_then(|v| v.as_object_mut()) {
+            sel.insert("residentKey".into(), "required".into());
+            sel.insert("requireResidentKey".into(), true.into());
+        }
+        self.app.start_ceremony(Some(who.account), "register", &to_json::<PasskeyRegistration>(&state)?, options).await
+    }
+
+    /// Finishes registering a passkey with the browser's answer. Returns new recovery codes when
+    /// the account had none (shown once) and the session's new token. The holder is emailed.
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for a bad name, an expired or used request, or an answer that does
+    /// not verify; [`AppError::Conflict`] when that passkey is registered already.
+    pub async fn finish_passkey_registration(
+        &self,
+        caller: &Caller,
+        who: &SignedIn,
+        token: &str,
+        name: &str,
+        response: &str,
+    ) -> Result<(Option<Vec<String>>, String), AppError> {
+        let rp = self.app.relying_party()?;
+        let name = clean_name(name)?;
+        let ceremony = self.app.take_ceremony(token, "register", Some(who.account)).await?;
+        let state: PasskeyRegistration = from_json(&ceremony.state)?;
+        let reg: RegisterPublicKeyCredential = answer(response)?;
+        let target = Target::account(Verb::MfaPasskeyAdd, &who.account);
+        let key = match rp.finish_passkey_registration(&reg, &state) {
+            Ok(k) => k,
+            Err(e) => {
+                self.app.audit(vec![self.app.event(caller, &target, Outcome::Denied)]).await?;
+                return Err(webauthn_failed(e));
+            }
+        };
+        let now = self.app.now();
+        let row = PasskeyRow {
+            id: uuid::Uuid::new_v4(),
+            account: who.account,
+            name,
+            credential: to_json(&key)?,
+            created_at: now,
+            last_used_at: None,
+        };
+        if !self.app.store.add_passkey(&row, key.cred_id().as_ref()).await? {
+            return Err(AppError::Conflict("That passkey is already registered.".into()));
+        }
+        let codes = if self.app.store.recovery_codes_left(who.account).await? == 0 {
+            let (shown, hashes) = crate::identity::mfa::new_recovery_codes(who.account);
+            self.app.store.replace_recovery_codes(who.account, &hashes).await?;
+            Some(shown)
+        } else {
+            None
+        };
+        // This session has just proved a factor: it gets a new token, and any other session
+        // (perhaps opened with a stolen password) ends.
+        let new = new_token();
+        self.app.store.mark_session_mfa(who.session, now, &token_hash(&new)).await?;
+        self.app.store.mark_session_passkey(who.session).await?;
+        self.app.store.end_other_sessions(who.account, Some(who.session), now).await?;
+        self.app.audit(vec![self.app.event(caller, &target, Outcome::Allowed)]).await?;
+        self.app
+            .notify(
+                who.account,
+                "A passkey was added to your Tiaki account",
+                &format!(
+                    "A passkey named \"{}\" was just added to your Tiaki account. It can now be used to sign in.\n\n\
+                 If this was not you, contact your practice straight away.",
+                    row.name
+                ),
+            )
+            .await?;
+        Ok((codes, new))
+    }
+
+    /// Removes one of the account's passkeys; the session must have proved a factor in the last
+    /// ten minutes. The holder is emailed.
+    ///
+    /// # Errors
+    /// [`AppError::Conflict`] without a recent confirmation, or when it is the last factor of an
+    /// account that must keep one; [`AppError::NotFound`] for a passkey that is not theirs.
+    pub async fn remove_passkey(&self, caller: &Caller, who: &SignedIn, id: uuid::Uuid) -> Result<(), AppError> {
+        let target = Target::account(Verb::MfaPasskeyRemove, &who.account);
+        if !self.recently_confirmed(who) {
+            self.app.audit(vec![self.app.event(caller, &target, Outcome::Denied)]).await?;
+            return Err(AppError::Conflict(
+                "For your safety, confirm it's you (with a passkey or a code) before removing a passkey.".into(),
+            ));
+        }
+        let keys = self.app.store.passkeys(who.account).await?;
+        let Some(key) = keys.iter().find(|k| k.id == id) else { return Err(AppError::NotFound) };
+        let has_totp = self.app.store.totp_factor(who.account).await?.is_some_and(|t| t.confirmed_at.is_some());
+        if keys.len() == 1
+            && !has_totp
+            && who.kind != domain::AccountKind::Patient
+            && self.app.settings.staff_mfa_required
+        {
+            return Err(AppError::Conflict(
+                "This is your only second factor, and staff accounts must keep one. Add another passkey or an authenticator app first."
+                    .into(),
+            ));
+        }
+        if !self.app.store.remove_passkey(who.account, id).await? {
+            return Err(AppError::NotFound);
+        }
+        self.app.audit(vec![self.app.event(caller, &target, Outcome::Allowed)]).await?;
+        self.app.notify(
+            who.account,
+            "A passkey was removed from your Tiaki account",
+            &format!(
+                "The passkey named \"{}\" was just removed from your Tiaki account and can no longer be used to sign in.\n\n\
+                 If this was not you, contact your practice straight away.",
+                key.name
+            ),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Starts a sign-in with a passkey alone: the browser offers the passkeys it holds for this
+    /// portal. Counted against the caller's address like password attempts.
+    ///
+    /// # Errors
+    /// [`AppError::RateLimited`] after too many attempts from one address; when passkeys are
+    /// unavailable or storage fails.
+    pub async fn begin_passkey_sign_in(&self, caller: &Caller) -> Result<PasskeyChallenge, AppError> {
+        if caller.ip.is_some() {
+            let attack = usize::from(self.app.under_attack().await?);
+            self.app.limit_address(caller, attack).await?;
+        }
+        let (rcr, state) = self.app.relying_party()?.start_discoverable_authentication().map_err(webauthn_failed)?;
+        let mut options = serde_json::to_value(&rcr).map_err(|e| AppError::Internal(e.to_string()))?;
+        // Asked for by a button, not offered in the email field's autofill.
+        if let Some(o) = options.as_object_mut() {
+            o.remove("mediation");
+        }
+        self.app.start_ceremony(None, "sign_in", &to_json::<DiscoverableAuthentication>(&state)?, options).await
+    }
+
+    /// Finishes a sign-in with a passkey alone (user verification is required, so it counts as
+    /// both factors).
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for an expired or used request or an answer that does not verify.
+    pub async fn finish_passkey_sign_in(
+        &self,
+        caller: &Caller,
+        token: &str,
+        response: &str,
+    ) -> Result<SignInOutcome, AppError> {
+        let rp = self.app.relying_party()?;
+        let ceremony = self.app.take_ceremony(token, "sign_in", None).await?;
+        let state: DiscoverableAuthentication = from_json(&ceremony.state)?;
+        let cred: PublicKeyCredential = answer(response)?;
+        let (user, cred_id) = rp.identify_discoverable_authentication(&cred).map_err(webauthn_failed)?;
+        let row = self.app.store.passkey_by_credential(cred_id).await?.filter(|r| r.account.as_uuid() == user);
+        let Some(row) = row else {
+            metrics::counter!("tiaki_sign_in_total", "outcome" => "passkey_unknown").increment(1);
+            self.app
+                .audit(vec![self.app.event(caller, &Target::account(Verb::SignInPasskey, &user), Outcome::NotFound)])
+                .await?;
+            return Err(webauthn_failed("no such passkey"));
+        };
+        let target = Target::account(Verb::SignInPasskey, &row.account);
+        let key = App::stored_passkey(&row)?;
+        match rp.finish_discoverable_authentication_v2(&cred, state, &key) {
+            Ok(result) => {
+                self.app.passkey_was_used(&row, key, &result).await?;
+                metrics::counter!("tiaki_sign_in_total", "outcome" => "succeeded").increment(1);
+                self.app.audit(vec![self.app.event(caller, &target, Outcome::Allowed)]).await?;
+                self.app.open_session(row.account, caller, Verb::SignIn, Proof::Passkey).await
+            }
+            Err(e) => {
+                metrics::counter!("tiaki_sign_in_total", "outcome" => "passkey_failed").increment(1);
+                self.app.audit(vec![self.app.event(caller, &target, Outcome::Denied)]).await?;
+                Err(webauthn_failed(e))
+            }
+        }
+    }
+
     /// After a correct password: asks the account's passkey (the sign-in challenge names the
     /// account).
     ///
     /// # Errors
     /// [`AppError::LinkExpired`] when the sign-in challenge is gone.
     pub async fn begin_passkey_second_factor(&self, challenge: &str) -> Result<PasskeyChallenge, AppError> {
-        let account = self.open_challenge_account(challenge).await?;
-        self.begin_passkey_check(account, "second_factor").await
+        let account = self.app.open_challenge_account(challenge).await?;
+        self.app.begin_passkey_check(account, "second_factor").await
     }
 
     /// Finishes a sign-in whose second factor is a passkey.
@@ -502,11 +521,11 @@ impl App {
         token: &str,
         response: &str,
     ) -> Result<SignInOutcome, AppError> {
-        let account = self.open_challenge_account(challenge).await?;
-        if self.finish_passkey_check(account, "second_factor", token, response).await? {
-            self.second_factor_passed(caller, challenge, account, false, Proof::Passkey).await
+        let account = self.app.open_challenge_account(challenge).await?;
+        if self.app.finish_passkey_check(account, "second_factor", token, response).await? {
+            self.app.second_factor_passed(caller, challenge, account, false, Proof::Passkey).await
         } else {
-            self.second_factor_failed(caller, challenge, account).await?;
+            self.app.second_factor_failed(caller, challenge, account).await?;
             Err(webauthn_failed("the passkey did not verify"))
         }
     }
@@ -516,7 +535,7 @@ impl App {
     /// # Errors
     /// [`AppError::Conflict`] when the account has no passkey.
     pub async fn begin_passkey_confirm(&self, who: &SignedIn) -> Result<PasskeyChallenge, AppError> {
-        self.begin_passkey_check(who.account, "confirm").await
+        self.app.begin_passkey_check(who.account, "confirm").await
     }
 
     /// "Confirm it's you" with a passkey: on success the session counts as freshly confirmed for
@@ -532,20 +551,11 @@ impl App {
         response: &str,
     ) -> Result<String, AppError> {
         let target = Target::account(Verb::MfaConfirm, &who.account);
-        if !self.finish_passkey_check(who.account, "confirm", token, response).await? {
-            self.audit(vec![self.event(caller, &target, Outcome::Denied)]).await?;
+        if !self.app.finish_passkey_check(who.account, "confirm", token, response).await? {
+            self.app.audit(vec![self.app.event(caller, &target, Outcome::Denied)]).await?;
             return Err(webauthn_failed("the passkey did not verify"));
         }
-        self.store.mark_session_passkey(who.session).await?;
-        self.confirmed(caller, who).await
-    }
-
-    /// Marks the session as having just proved a factor (new token); the confirmation event.
-    pub(crate) async fn confirmed(&self, caller: &Caller, who: &SignedIn) -> Result<String, AppError> {
-        let new = new_token();
-        self.store.mark_session_mfa(who.session, self.now(), &token_hash(&new)).await?;
-        self.audit(vec![self.event(caller, &Target::account(Verb::MfaConfirm, &who.account), Outcome::Allowed)])
-            .await?;
-        Ok(new)
+        self.app.store.mark_session_passkey(who.session).await?;
+        self.app.confirmed(caller, who).await
     }
 }

@@ -2,6 +2,7 @@
 //! the breached-password check, and the ways to a new password or email: "Forgot your password?",
 //! changing it while signed in, and changing the email (both after a recent second factor).
 
+use super::Identity;
 use crate::audit::{Caller, Outcome, Target};
 use crate::identity::SignedIn;
 use crate::identity::credentials::{self, hash_password, new_token, plausible_token, token_hash, verify_password};
@@ -40,76 +41,6 @@ fn within(c: WindowCount, limit: i64, window: i64, now: domain::UnixTime) -> Res
 }
 
 impl App {
-    /// Signs in with email and password. The answer for an unknown email, a wrong password, an
-    /// account not yet activated or a disabled one is the same, after the same work. `device` is
-    /// the browser's device cookie: a browser the account finished a sign-in with before is not
-    /// held back by a flood of failures from elsewhere.
-    ///
-    /// # Errors
-    /// [`AppError::BadCredentials`]; [`AppError::RateLimited`] when a limit holds the attempt
-    /// back (no password is checked); [`AppError::SignInPaused`] after 100 consecutive failures
-    /// from unknown browsers; [`AppError::PasswordMustChange`] for a right password found on the
-    /// breached list of an account with no second factor (a reset link is mailed instead).
-    pub async fn sign_in(
-        &self,
-        caller: &Caller,
-        email: &str,
-        password: &str,
-        device: Option<&str>,
-    ) -> Result<SignInStep, AppError> {
-        let key = email.trim().to_lowercase();
-        let account = if key.is_empty() || key.len() > 254 { None } else { self.store.account_by_email(&key).await? };
-        let device_hash = device.filter(|d| plausible_token(d)).map(|d| token_hash(&format!("device:{d}")));
-        let known = match (&account, &device_hash) {
-            (Some(a), Some(h)) => self.store.known_device(a.id, h).await?,
-            _ => false,
-        };
-        let failed = |account: Option<AccountId>| {
-            Target::account(Verb::SignIn, &account.map_or_else(|| "unknown".to_owned(), |a| a.to_string()))
-        };
-        let claimed = match self.admit(caller, &key, account.as_ref(), device_hash.as_deref().filter(|_| known)).await {
-            Ok(claimed) => claimed,
-            Err(e) => {
-                // Held back, not checked: recorded, but not counted towards a spike (addresses
-                // hammering a paused account must not put the whole platform under attack).
-                let outcome = if matches!(e, AppError::SignInPaused) { "paused" } else { "rate_limited" };
-                metrics::counter!("tiaki_sign_in_total", "outcome" => outcome).increment(1);
-                self.audit(vec![self.event(caller, &failed(account.as_ref().map(|a| a.id)), Outcome::Denied)]).await?;
-                return Err(e);
-            }
-        };
-        let usable = account.as_ref().filter(|a| a.disabled_at.is_none());
-        let ok = verify_password(password.to_owned(), usable.and_then(|a| a.password_hash.clone())).await;
-        let Some(account) = usable.filter(|_| ok) else {
-            self.sign_in_failed(account.as_ref(), device_hash.as_deref().filter(|_| known), claimed).await?;
-            metrics::counter!("tiaki_sign_in_total", "outcome" => "failed").increment(1);
-            tracing::info!(event = "sign_in.failed", "sign-in failed");
-            self.audit(vec![self.event(caller, &failed(account.as_ref().map(|a| a.id)), Outcome::Denied)]).await?;
-            return Err(AppError::BadCredentials);
-        };
-        if claimed.is_some() {
-            self.store.release_sign_in_attempt(account.id, account.last_failed_sign_in_at).await?;
-        }
-        if self.password_is_breached(password, account).await {
-            self.store.mark_password_breached(account.id, self.now()).await?;
-            metrics::counter!("tiaki_sign_in_total", "outcome" => "breached_password").increment(1);
-            let target = Target::account(Verb::SignInBreachedPassword, &account.id);
-            self.audit(vec![self.event(caller, &target, Outcome::Denied)]).await?;
-            if !self.has_second_factor(account.id).await? {
-                // The password alone is all anyone needs, and it is known to be out there: no
-                // session; the holder gets a link to choose a new one.
-                self.send_reset_link(account, true).await?;
-                return Err(AppError::PasswordMustChange);
-            }
-        }
-        let step = self.after_password(account.id, caller).await?;
-        if let SignInStep::Done(outcome) = &step {
-            metrics::counter!("tiaki_sign_in_total", "outcome" => "succeeded").increment(1);
-            tracing::info!(event = "sign_in.succeeded", account = %account.id, session = %outcome.signed_in.session, "signed in");
-        }
-        Ok(step)
-    }
-
     /// Whether an attempt may go on to a password check. Known browsers have their own limit;
     /// everyone else meets the address and network limits, under attack the node's cap, and the
     /// run of failures: the account's back-off and cap or, for an email with no account, a
@@ -258,31 +189,6 @@ impl App {
         }
     }
 
-    /// "Forgot your password?": mails a link to choose a new one, if the email is an activated
-    /// account's (at most one every 15 minutes). The answer is the same whatever the email.
-    ///
-    /// # Errors
-    /// [`AppError::RateLimited`] when this address has asked too often.
-    pub async fn request_password_reset(&self, caller: &Caller, email: &str) -> Result<(), AppError> {
-        let target = Target::account(Verb::PasswordResetRequest, &"by_email");
-        if let Err(e) = self.limit_address(caller, 1).await {
-            self.audit(vec![self.event(caller, &target, Outcome::Denied)]).await?;
-            return Err(e);
-        }
-        let key = email.trim().to_lowercase();
-        let account = if key.is_empty() || key.len() > 254 { None } else { self.store.account_by_email(&key).await? };
-        match account.filter(|a| a.disabled_at.is_none() && a.password_hash.is_some()) {
-            Some(a) => {
-                let sent = self.send_reset_link(&a, false).await?;
-                let target = Target::account(Verb::PasswordResetRequest, &a.id);
-                self.audit(vec![self.event(caller, &target, if sent { Outcome::Allowed } else { Outcome::Denied })])
-                    .await?;
-            }
-            None => self.audit(vec![self.event(caller, &target, Outcome::NotFound)]).await?,
-        }
-        Ok(())
-    }
-
     /// Mails the holder a link to choose a new password, unless one went in the last 15 minutes.
     async fn send_reset_link(&self, account: &AccountRow, breached: bool) -> Result<bool, AppError> {
         let now = self.now();
@@ -308,153 +214,6 @@ impl App {
         Ok(true)
     }
 
-    /// The email a live password-reset link is for (the page shows it).
-    ///
-    /// # Errors
-    /// [`AppError::LinkExpired`] for a used, expired or unknown link.
-    pub async fn password_reset_for(&self, token: &str) -> Result<String, AppError> {
-        if !plausible_token(token) {
-            return Err(AppError::LinkExpired);
-        }
-        let account = self.store.password_reset(&token_hash(token), self.now()).await?.ok_or(AppError::LinkExpired)?;
-        Ok(self.store.account(account).await?.ok_or(AppError::LinkExpired)?.email)
-    }
-
-    /// Uses a password-reset link: the new password is set, every session ends, and the holder
-    /// is told. It does not sign in: the person signs in with the new password (and their
-    /// second factor, if they have one).
-    ///
-    /// # Errors
-    /// [`AppError::Invalid`] for an unacceptable password; [`AppError::LinkExpired`] for a used,
-    /// expired or unknown link. Nothing changes on any error.
-    pub async fn reset_password(
-        &self,
-        caller: &Caller,
-        token: &str,
-        password: &str,
-        confirm: &str,
-    ) -> Result<(), AppError> {
-        if !plausible_token(token) {
-            return Err(AppError::LinkExpired);
-        }
-        let now = self.now();
-        let id = self.store.password_reset(&token_hash(token), now).await?.ok_or(AppError::LinkExpired)?;
-        let account = self.store.account(id).await?.ok_or(AppError::LinkExpired)?;
-        self.check_new_password(&account, password, confirm, "password").await?;
-        let hash = hash_password(password.to_owned()).await.map_err(AppError::Internal)?;
-        let id = self.store.use_password_reset(&token_hash(token), now, &hash).await?.ok_or(AppError::LinkExpired)?;
-        self.audit(vec![self.event(caller, &Target::account(Verb::PasswordReset, &id), Outcome::Allowed)]).await?;
-        self.password_changed_notice(id).await
-    }
-
-    /// Changes the signed-in account's password, given the current one. Needs a second factor
-    /// proved in the last ten minutes when the account has one. Every other session ends.
-    ///
-    /// # Errors
-    /// [`AppError::Conflict`] without a recent confirmation; [`AppError::Invalid`] for a wrong
-    /// current password or an unacceptable new one; [`AppError::RateLimited`] after too many
-    /// wrong current passwords.
-    pub async fn change_password(
-        &self,
-        caller: &Caller,
-        who: &SignedIn,
-        current: &str,
-        password: &str,
-        confirm: &str,
-    ) -> Result<(), AppError> {
-        let target = Target::account(Verb::PasswordChange, &who.account);
-        let account = self.current_password_ok(caller, who, ("current", current), &target).await?;
-        if current == password {
-            return Err(AppError::field("password", "Choose a password different from your current one."));
-        }
-        self.check_new_password(&account, password, confirm, "password").await?;
-        let hash = hash_password(password.to_owned()).await.map_err(AppError::Internal)?;
-        self.store.change_password(who.account, &hash, who.session, self.now()).await?;
-        self.audit(vec![self.event(caller, &target, Outcome::Allowed)]).await?;
-        self.password_changed_notice(who.account).await
-    }
-
-    /// Starts changing the signed-in account's email, given the current password (and a recent
-    /// second factor when the account has one): a link goes to the new address, and the old one
-    /// is told. An address already in use gets no link, but the answer is the same.
-    ///
-    /// # Errors
-    /// As for [`App::change_password`], and [`AppError::Invalid`] for a malformed email.
-    pub async fn request_email_change(
-        &self,
-        caller: &Caller,
-        who: &SignedIn,
-        current: &str,
-        new_email: &str,
-    ) -> Result<(), AppError> {
-        let email = Email::parse(new_email).map_err(|e| AppError::field("new_email", e.to_string()))?;
-        let target = Target::account(Verb::EmailChangeRequest, &who.account);
-        self.may_change_email(caller, who, &target).await?;
-        let account = self.current_password_ok(caller, who, ("email_current", current), &target).await?;
-        if email.as_str() == account.email {
-            return Err(AppError::field("new_email", "That is already your email address."));
-        }
-        self.audit(vec![self.event(caller, &target, Outcome::Allowed)]).await?;
-        if self.store.account_by_email(email.as_str()).await?.is_some() {
-            return Ok(());
-        }
-        let now = self.now();
-        let token = new_token();
-        self.store
-            .create_email_change(&token_hash(&token), who.account, email.as_str(), now, now + EMAIL_LINK_SECS)
-            .await?;
-        let link = format!("{}/account/email/confirm?token={token}", self.settings.public_url);
-        let body = format!(
-            "Kia ora {},\n\nTo make this the email address of your Tiaki account, open this link within an hour, in the \
-             browser where you are signed in:\n\n{link}\n\nIf you did not ask for this, ignore this message.\n\nTiaki\n",
-            account.display_name
-        );
-        self.store
-            .enqueue_mail(&texts::mail(email.as_str(), "Confirm your new Tiaki email address", body, now))
-            .await?;
-        self.notify(
-            who.account,
-            "A change of your Tiaki email address was asked for",
-            &format!(
-                "Someone signed in to your Tiaki account asked to change its email address to {}. It changes only when \
-                 the link we sent there is opened.\n\nIf this was not you, contact your practice straight away.",
-                email.as_str()
-            ),
-        )
-        .await
-    }
-
-    /// Opens an email-change link in the session of the account it is for: the account takes
-    /// the new address, and both addresses are told. Returns the new address.
-    ///
-    /// # Errors
-    /// [`AppError::LinkExpired`] for a used, expired, unknown or someone else's link;
-    /// [`AppError::Conflict`] when another account took the address meanwhile.
-    pub async fn confirm_email_change(&self, caller: &Caller, who: &SignedIn, token: &str) -> Result<String, AppError> {
-        let target = Target::account(Verb::EmailChange, &who.account);
-        self.may_change_email(caller, who, &target).await?;
-        if !plausible_token(token) {
-            return Err(AppError::LinkExpired);
-        }
-        let Some(changed) = self.store.use_email_change(&token_hash(token), who.account, self.now()).await? else {
-            self.audit(vec![self.event(caller, &target, Outcome::Denied)]).await?;
-            return Err(AppError::LinkExpired);
-        };
-        self.audit(vec![self.event(caller, &target, Outcome::Allowed)]).await?;
-        let text = format!(
-            "The email address of your Tiaki account was changed from {} to {}. Tiaki's messages now go to the new \
-             address.\n\nIf this was not you, contact your practice straight away.",
-            changed.old_email, changed.new_email
-        );
-        let now = self.now();
-        let body = format!("Kia ora,\n\n{text}\n\nThis message has no links and asks nothing of you.\n\nTiaki\n");
-        self.store
-            .enqueue_mail(&texts::mail(&changed.old_email, "Your Tiaki email address was changed", body, now))
-            .await?;
-        self.notify(who.account, "Your Tiaki email address was changed", &text).await?;
-        Ok(changed.new_email)
-    }
-
     /// Where an account's mail goes decides who can reset its password and add its factors, so
     /// a password alone never moves it: only a session that has proved a second factor may.
     async fn may_change_email(&self, caller: &Caller, who: &SignedIn, target: &Target) -> Result<(), AppError> {
@@ -469,14 +228,6 @@ impl App {
         Ok(())
     }
 
-    /// The signed-in account's email.
-    ///
-    /// # Errors
-    /// When storage fails.
-    pub async fn account_email(&self, who: &SignedIn) -> Result<String, AppError> {
-        Ok(self.store.account(who.account).await?.ok_or(AppError::Unauthenticated)?.email)
-    }
-
     /// Checks the signed-in person's current password, after the step-up check: wrong answers
     /// are limited per account.
     async fn current_password_ok(
@@ -487,7 +238,7 @@ impl App {
         target: &Target,
     ) -> Result<AccountRow, AppError> {
         let (field, current) = current;
-        if self.has_second_factor(who.account).await? && !self.recently_confirmed(who) {
+        if self.has_second_factor(who.account).await? && !self.identity().recently_confirmed(who) {
             self.audit(vec![self.event(caller, target, Outcome::Denied)]).await?;
             return Err(AppError::Conflict(CONFIRM_FIRST.into()));
         }
@@ -532,5 +283,273 @@ impl App {
              out.\n\nIf this was not you, contact your practice straight away.",
         )
         .await
+    }
+}
+
+impl Identity<'_> {
+    /// Signs in with email and password. The answer for an unknown email, a wrong password, an
+    /// account not yet activated or a disabled one is the same, after the same work. `device` is
+    /// the browser's device cookie: a browser the account finished a sign-in with before is not
+    /// held back by a flood of failures from elsewhere.
+    ///
+    /// # Errors
+    /// [`AppError::BadCredentials`]; [`AppError::RateLimited`] when a limit holds the attempt
+    /// back (no password is checked); [`AppError::SignInPaused`] after 100 consecutive failures
+    /// from unknown browsers; [`AppError::PasswordMustChange`] for a right password found on the
+    /// breached list of an account with no second factor (a reset link is mailed instead).
+    pub async fn sign_in(
+        &self,
+        caller: &Caller,
+        email: &str,
+        password: &str,
+        device: Option<&str>,
+    ) -> Result<SignInStep, AppError> {
+        let key = email.trim().to_lowercase();
+        let account =
+            if key.is_empty() || key.len() > 254 { None } else { self.app.store.account_by_email(&key).await? };
+        let device_hash = device.filter(|d| plausible_token(d)).map(|d| token_hash(&format!("device:{d}")));
+        let known = match (&account, &device_hash) {
+            (Some(a), Some(h)) => self.app.store.known_device(a.id, h).await?,
+            _ => false,
+        };
+        let failed = |account: Option<AccountId>| {
+            Target::account(Verb::SignIn, &account.map_or_else(|| "unknown".to_owned(), |a| a.to_string()))
+        };
+        let claimed =
+            match self.app.admit(caller, &key, account.as_ref(), device_hash.as_deref().filter(|_| known)).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    // Held back, not checked: recorded, but not counted towards a spike (addresses
+                    // hammering a paused account must not put the whole platform under attack).
+                    let outcome = if matches!(e, AppError::SignInPaused) { "paused" } else { "rate_limited" };
+                    metrics::counter!("tiaki_sign_in_total", "outcome" => outcome).increment(1);
+                    self.app
+                        .audit(vec![self.app.event(caller, &failed(account.as_ref().map(|a| a.id)), Outcome::Denied)])
+                        .await?;
+                    return Err(e);
+                }
+            };
+        let usable = account.as_ref().filter(|a| a.disabled_at.is_none());
+        let ok = verify_password(password.to_owned(), usable.and_then(|a| a.password_hash.clone())).await;
+        let Some(account) = usable.filter(|_| ok) else {
+            self.app.sign_in_failed(account.as_ref(), device_hash.as_deref().filter(|_| known), claimed).await?;
+            metrics::counter!("tiaki_sign_in_total", "outcome" => "failed").increment(1);
+            tracing::info!(event = "sign_in.failed", "sign-in failed");
+            self.app
+                .audit(vec![self.app.event(caller, &failed(account.as_ref().map(|a| a.id)), Outcome::Denied)])
+                .await?;
+            return Err(AppError::BadCredentials);
+        };
+        if claimed.is_some() {
+            self.app.store.release_sign_in_attempt(account.id, account.last_failed_sign_in_at).await?;
+        }
+        if self.app.password_is_breached(password, account).await {
+            self.app.store.mark_password_breached(account.id, self.app.now()).await?;
+            metrics::counter!("tiaki_sign_in_total", "outcome" => "breached_password").increment(1);
+            let target = Target::account(Verb::SignInBreachedPassword, &account.id);
+            self.app.audit(vec![self.app.event(caller, &target, Outcome::Denied)]).await?;
+            if !self.app.has_second_factor(account.id).await? {
+                // The password alone is all anyone needs, and it is known to be out there: no
+                // session; the holder gets a link to choose a new one.
+                self.app.send_reset_link(account, true).await?;
+                return Err(AppError::PasswordMustChange);
+            }
+        }
+        let step = self.app.after_password(account.id, caller).await?;
+        if let SignInStep::Done(outcome) = &step {
+            metrics::counter!("tiaki_sign_in_total", "outcome" => "succeeded").increment(1);
+            tracing::info!(event = "sign_in.succeeded", account = %account.id, session = %outcome.signed_in.session, "signed in");
+        }
+        Ok(step)
+    }
+
+    /// "Forgot your password?": mails a link to choose a new one, if the email is an activated
+    /// account's (at most one every 15 minutes). The answer is the same whatever the email.
+    ///
+    /// # Errors
+    /// [`AppError::RateLimited`] when this address has asked too often.
+    pub async fn request_password_reset(&self, caller: &Caller, email: &str) -> Result<(), AppError> {
+        let target = Target::account(Verb::PasswordResetRequest, &"by_email");
+        if let Err(e) = self.app.limit_address(caller, 1).await {
+            self.app.audit(vec![self.app.event(caller, &target, Outcome::Denied)]).await?;
+            return Err(e);
+        }
+        let key = email.trim().to_lowercase();
+        let account =
+            if key.is_empty() || key.len() > 254 { None } else { self.app.store.account_by_email(&key).await? };
+        match account.filter(|a| a.disabled_at.is_none() && a.password_hash.is_some()) {
+            Some(a) => {
+                let sent = self.app.send_reset_link(&a, false).await?;
+                let target = Target::account(Verb::PasswordResetRequest, &a.id);
+                self.app
+                    .audit(vec![self.app.event(caller, &target, if sent { Outcome::Allowed } else { Outcome::Denied })])
+                    .await?;
+            }
+            None => self.app.audit(vec![self.app.event(caller, &target, Outcome::NotFound)]).await?,
+        }
+        Ok(())
+    }
+
+    /// The email a live password-reset link is for (the page shows it).
+    ///
+    /// # Errors
+    /// [`AppError::LinkExpired`] for a used, expired or unknown link.
+    pub async fn password_reset_for(&self, token: &str) -> Result<String, AppError> {
+        if !plausible_token(token) {
+            return Err(AppError::LinkExpired);
+        }
+        let account =
+            self.app.store.password_reset(&token_hash(token), self.app.now()).await?.ok_or(AppError::LinkExpired)?;
+        Ok(self.app.store.account(account).await?.ok_or(AppError::LinkExpired)?.email)
+    }
+
+    /// Uses a password-reset link: the new password is set, every session ends, and the holder
+    /// is told. It does not sign in: the person signs in with the new password (and their
+    /// second factor, if they have one).
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for an unacceptable password; [`AppError::LinkExpired`] for a used,
+    /// expired or unknown link. Nothing changes on any error.
+    pub async fn reset_password(
+        &self,
+        caller: &Caller,
+        token: &str,
+        password: &str,
+        confirm: &str,
+    ) -> Result<(), AppError> {
+        if !plausible_token(token) {
+            return Err(AppError::LinkExpired);
+        }
+        let now = self.app.now();
+        let id = self.app.store.password_reset(&token_hash(token), now).await?.ok_or(AppError::LinkExpired)?;
+        let account = self.app.store.account(id).await?.ok_or(AppError::LinkExpired)?;
+        self.app.check_new_password(&account, password, confirm, "password").await?;
+        let hash = hash_password(password.to_owned()).await.map_err(AppError::Internal)?;
+        let id =
+            self.app.store.use_password_reset(&token_hash(token), now, &hash).await?.ok_or(AppError::LinkExpired)?;
+        self.app
+            .audit(vec![self.app.event(caller, &Target::account(Verb::PasswordReset, &id), Outcome::Allowed)])
+            .await?;
+        self.app.password_changed_notice(id).await
+    }
+
+    /// Changes the signed-in account's password, given the current one. Needs a second factor
+    /// proved in the last ten minutes when the account has one. Every other session ends.
+    ///
+    /// # Errors
+    /// [`AppError::Conflict`] without a recent confirmation; [`AppError::Invalid`] for a wrong
+    /// current password or an unacceptable new one; [`AppError::RateLimited`] after too many
+    /// wrong current passwords.
+    pub async fn change_password(
+        &self,
+        caller: &Caller,
+        who: &SignedIn,
+        current: &str,
+        password: &str,
+        confirm: &str,
+    ) -> Result<(), AppError> {
+        let target = Target::account(Verb::PasswordChange, &who.account);
+        let account = self.app.current_password_ok(caller, who, ("current", current), &target).await?;
+        if current == password {
+            return Err(AppError::field("password", "Choose a password different from your current one."));
+        }
+        self.app.check_new_password(&account, password, confirm, "password").await?;
+        let hash = hash_password(password.to_owned()).await.map_err(AppError::Internal)?;
+        self.app.store.change_password(who.account, &hash, who.session, self.app.now()).await?;
+        self.app.audit(vec![self.app.event(caller, &target, Outcome::Allowed)]).await?;
+        self.app.password_changed_notice(who.account).await
+    }
+
+    /// Starts changing the signed-in account's email, given the current password (and a recent
+    /// second factor when the account has one): a link goes to the new address, and the old one
+    /// is told. An address already in use gets no link, but the answer is the same.
+    ///
+    /// # Errors
+    /// As for [`App::change_password`], and [`AppError::Invalid`] for a malformed email.
+    pub async fn request_email_change(
+        &self,
+        caller: &Caller,
+        who: &SignedIn,
+        current: &str,
+        new_email: &str,
+    ) -> Result<(), AppError> {
+        let email = Email::parse(new_email).map_err(|e| AppError::field("new_email", e.to_string()))?;
+        let target = Target::account(Verb::EmailChangeRequest, &who.account);
+        self.app.may_change_email(caller, who, &target).await?;
+        let account = self.app.current_password_ok(caller, who, ("email_current", current), &target).await?;
+        if email.as_str() == account.email {
+            return Err(AppError::field("new_email", "That is already your email address."));
+        }
+        self.app.audit(vec![self.app.event(caller, &target, Outcome::Allowed)]).await?;
+        if self.app.store.account_by_email(email.as_str()).await?.is_some() {
+            return Ok(());
+        }
+        let now = self.app.now();
+        let token = new_token();
+        self.app
+            .store
+            .create_email_change(&token_hash(&token), who.account, email.as_str(), now, now + EMAIL_LINK_SECS)
+            .await?;
+        let link = format!("{}/account/email/confirm?token={token}", self.app.settings.public_url);
+        let body = format!(
+            "Kia ora {},\n\nTo make this the email address of your Tiaki account, open this link within an hour, in the \
+             browser where you are signed in:\n\n{link}\n\nIf you did not ask for this, ignore this message.\n\nTiaki\n",
+            account.display_name
+        );
+        self.app
+            .store
+            .enqueue_mail(&texts::mail(email.as_str(), "Confirm your new Tiaki email address", body, now))
+            .await?;
+        self.app.notify(
+            who.account,
+            "A change of your Tiaki email address was asked for",
+            &format!(
+                "Someone signed in to your Tiaki account asked to change its email address to {}. It changes only when \
+                 the link we sent there is opened.\n\nIf this was not you, contact your practice straight away.",
+                email.as_str()
+            ),
+        )
+        .await
+    }
+
+    /// Opens an email-change link in the session of the account it is for: the account takes
+    /// the new address, and both addresses are told. Returns the new address.
+    ///
+    /// # Errors
+    /// [`AppError::LinkExpired`] for a used, expired, unknown or someone else's link;
+    /// [`AppError::Conflict`] when another account took the address meanwhile.
+    pub async fn confirm_email_change(&self, caller: &Caller, who: &SignedIn, token: &str) -> Result<String, AppError> {
+        let target = Target::account(Verb::EmailChange, &who.account);
+        self.app.may_change_email(caller, who, &target).await?;
+        if !plausible_token(token) {
+            return Err(AppError::LinkExpired);
+        }
+        let Some(changed) = self.app.store.use_email_change(&token_hash(token), who.account, self.app.now()).await?
+        else {
+            self.app.audit(vec![self.app.event(caller, &target, Outcome::Denied)]).await?;
+            return Err(AppError::LinkExpired);
+        };
+        self.app.audit(vec![self.app.event(caller, &target, Outcome::Allowed)]).await?;
+        let text = format!(
+            "The email address of your Tiaki account was changed from {} to {}. Tiaki's messages now go to the new \
+             address.\n\nIf this was not you, contact your practice straight away.",
+            changed.old_email, changed.new_email
+        );
+        let now = self.app.now();
+        let body = format!("Kia ora,\n\n{text}\n\nThis message has no links and asks nothing of you.\n\nTiaki\n");
+        self.app
+            .store
+            .enqueue_mail(&texts::mail(&changed.old_email, "Your Tiaki email address was changed", body, now))
+            .await?;
+        self.app.notify(who.account, "Your Tiaki email address was changed", &text).await?;
+        Ok(changed.new_email)
+    }
+
+    /// The signed-in account's email.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn account_email(&self, who: &SignedIn) -> Result<String, AppError> {
+        Ok(self.app.store.account(who.account).await?.ok_or(AppError::Unauthenticated)?.email)
     }
 }

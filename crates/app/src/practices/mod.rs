@@ -14,6 +14,20 @@ use store::{
     StaffRow,
 };
 
+/// The practices module's use cases, on the application's shared parts: [`App::practices`].
+#[derive(Debug, Clone, Copy)]
+pub struct Practices<'a> {
+    app: &'a App,
+}
+
+impl App {
+    /// The practices module: practices, their staff, enrolling patients, a patient's record.
+    #[must_use]
+    pub const fn practices(&self) -> Practices<'_> {
+        Practices { app: self }
+    }
+}
+
 /// The operator's "new practice" form.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
@@ -61,33 +75,6 @@ fn check<T, E: std::fmt::Display>(errors: &mut Vec<FieldError>, field: &'static 
 }
 
 impl App {
-    /// A practice's public details, for page headings.
-    ///
-    /// # Errors
-    /// When storage fails.
-    pub async fn practice(&self, id: PracticeId) -> Result<Option<PracticeRow>, AppError> {
-        Ok(self.store.practice(id).await?)
-    }
-
-    /// Every practice (operators).
-    ///
-    /// # Errors
-    /// [`AppError::NotFound`] for anyone but an operator.
-    pub async fn list_practices(&self, who: &Caller) -> Result<Vec<PracticeSummary>, AppError> {
-        let grant = self.authorize::<authz::ListPractices>(who, Platform).await?;
-        Ok(self.store.list_practices(&grant.implied()).await?)
-    }
-
-    /// Creates a practice and invites its first admin (operators).
-    ///
-    /// # Errors
-    /// [`AppError::Invalid`], [`AppError::Conflict`], or [`AppError::NotFound`] for non-operators.
-    pub async fn create_practice(&self, who: &Caller, form: &PracticeForm) -> Result<PracticeId, AppError> {
-        let grant = self.authorize::<authz::CreatePractice>(who, Platform).await?;
-        let (id, _link) = self.create_practice_with(&grant.implied(), form, Some(who)).await?;
-        Ok(id)
-    }
-
     pub(crate) async fn create_practice_with(
         &self,
         grant: &authz::Grant<ManagePractices>,
@@ -118,74 +105,6 @@ impl App {
         };
         let link = self.invite(&staff_grant, practice.name.as_str(), admin_name, admin_email, StaffRole::Admin).await?;
         Ok((practice.id, link))
-    }
-
-    /// The practice's staff (its admins, and operators).
-    ///
-    /// # Errors
-    /// [`AppError::NotFound`] for anyone else.
-    pub async fn list_staff(&self, who: &Caller, practice: PracticeId) -> Result<Vec<StaffRow>, AppError> {
-        let grant = self.authorize::<authz::ListStaff>(who, practice).await?;
-        Ok(self.store.list_staff(&grant.implied()).await?)
-    }
-
-    /// Whether the practice requires its patients to use a second factor (its admins, and
-    /// operators, see it).
-    ///
-    /// # Errors
-    /// [`AppError::NotFound`] for anyone else.
-    pub async fn patients_need_mfa(&self, who: &Caller, practice: PracticeId) -> Result<bool, AppError> {
-        let grant = authz::authorize::<ManageStaff, _>(&who.principal, practice, &*self.store).await?;
-        Ok(self.store.patients_need_mfa(&grant).await?)
-    }
-
-    /// Turns on or off the practice's requirement that its patients use a second factor. Its
-    /// patients without one are then asked, on every page, to set one up.
-    ///
-    /// # Errors
-    /// [`AppError::NotFound`] for anyone but the practice's admins and operators;
-    /// [`AppError::Invalid`] without a choice.
-    pub async fn set_patients_need_mfa(
-        &self,
-        who: &Caller,
-        practice: PracticeId,
-        on: Option<bool>,
-    ) -> Result<(), AppError> {
-        let grant = self.authorize::<authz::SetPatientMfaPolicy>(who, practice).await?;
-        let on = on.ok_or_else(|| AppError::field("on", "Choose whether to require a second step."))?;
-        self.store.set_patients_need_mfa(&grant.implied(), on).await?;
-        tracing::info!(practice = %practice, on, "the practice's second-factor requirement for patients changed");
-        Ok(())
-    }
-
-    /// Invites a member of staff (the practice's admins, and operators).
-    ///
-    /// # Errors
-    /// [`AppError::Invalid`], [`AppError::Conflict`], or [`AppError::NotFound`].
-    pub async fn invite_staff(
-        &self,
-        who: &Caller,
-        practice: PracticeId,
-        form: &InviteStaffForm,
-    ) -> Result<(), AppError> {
-        let grant: authz::Grant<ManageStaff> = self.authorize::<authz::InviteStaff>(who, practice).await?.implied();
-        if matches!(who.principal, authz::Principal::Operator { .. }) {
-            // Operators set up a practice's admin, and only while it has none: an operator cannot
-            // quietly give themselves a clinical account at a working practice.
-            if StaffRole::parse(&form.role) != Ok(StaffRole::Admin) {
-                return Err(AppError::field(
-                    "role",
-                    "Operators can only invite a practice admin; the practice invites its other staff.",
-                ));
-            }
-            if self.store.list_staff(&grant).await?.iter().any(|s| s.role == StaffRole::Admin && s.active) {
-                return Err(AppError::field(
-                    "role",
-                    "This practice already has an active admin, who invites its staff.",
-                ));
-            }
-        }
-        self.invite_staff_with(&grant, practice, form).await.map(|_| ())
     }
 
     pub(crate) async fn invite_staff_with(
@@ -238,61 +157,6 @@ impl App {
         tracing::info!(event = "staff.invited", practice = %grant.object(), account = %account.id, "staff invited");
         self.mail_waker.notify_one();
         Ok(self.link(&token))
-    }
-
-    /// The patients enrolled at a practice (its staff).
-    ///
-    /// # Errors
-    /// [`AppError::NotFound`] for anyone else.
-    pub async fn list_patients(&self, who: &Caller, practice: PracticeId) -> Result<Vec<PatientRow>, AppError> {
-        let grant = self.decide::<ListPracticePatients>(who, practice).await?;
-        let rows = self.store.list_patients(&grant).await?;
-        // One event per patient listed, written before the list is served.
-        let events = rows
-            .iter()
-            .map(|p| {
-                self.event(who, &Target { patient: Some(p.id), ..Target::of(&grant).about(&p.id) }, Outcome::Allowed)
-            })
-            .collect();
-        self.audit(events).await?;
-        Ok(rows)
-    }
-
-    /// Enrols a patient whose identity the practice has checked, and emails them an activation
-    /// link (practice admins, GPs and nurses).
-    ///
-    /// # Errors
-    /// [`AppError::Invalid`] (every bad field at once), [`AppError::Conflict`], [`AppError::NotFound`].
-    pub async fn enrol_patient(
-        &self,
-        who: &Caller,
-        practice: PracticeId,
-        form: &EnrolForm,
-    ) -> Result<Enrolled, AppError> {
-        self.enrol_returning_link(who, practice, form).await.map(|(e, _)| e)
-    }
-
-    /// A patient's record: the patient themself, or staff of a practice they are enrolled at.
-    ///
-    /// # Errors
-    /// [`AppError::NotFound`] for anyone else, exactly as for a patient that does not exist.
-    pub async fn view_patient(
-        &self,
-        who: &Caller,
-        patient: PatientId,
-    ) -> Result<(PatientRow, Vec<PracticeRow>), AppError> {
-        let grant = self.authorize::<ViewPatient>(who, patient).await?;
-        let row = self.store.patient(&grant).await?;
-        let mut practices = Vec::new();
-        for id in authz::Relations::patient_practices(&*self.store, patient)
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))?
-        {
-            if let Some(p) = self.store.practice(id).await? {
-                practices.push(p);
-            }
-        }
-        Ok((row, practices))
     }
 
     /// Enrols a patient, returning the activation link too (for the console's `demo`; the web
@@ -370,5 +234,156 @@ impl App {
         tracing::info!(event = "patient.enrolled", practice = %practice, "patient enrolled");
         self.mail_waker.notify_one();
         Ok((outcome, self.link(&token)))
+    }
+}
+
+impl Practices<'_> {
+    /// A practice's public details, for page headings.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn practice(&self, id: PracticeId) -> Result<Option<PracticeRow>, AppError> {
+        Ok(self.app.store.practice(id).await?)
+    }
+
+    /// Every practice (operators).
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but an operator.
+    pub async fn list(&self, who: &Caller) -> Result<Vec<PracticeSummary>, AppError> {
+        let grant = self.app.authorize::<authz::ListPractices>(who, Platform).await?;
+        Ok(self.app.store.list_practices(&grant.implied()).await?)
+    }
+
+    /// Creates a practice and invites its first admin (operators).
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`], [`AppError::Conflict`], or [`AppError::NotFound`] for non-operators.
+    pub async fn create(&self, who: &Caller, form: &PracticeForm) -> Result<PracticeId, AppError> {
+        let grant = self.app.authorize::<authz::CreatePractice>(who, Platform).await?;
+        let (id, _link) = self.app.create_practice_with(&grant.implied(), form, Some(who)).await?;
+        Ok(id)
+    }
+
+    /// The practice's staff (its admins, and operators).
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone else.
+    pub async fn list_staff(&self, who: &Caller, practice: PracticeId) -> Result<Vec<StaffRow>, AppError> {
+        let grant = self.app.authorize::<authz::ListStaff>(who, practice).await?;
+        Ok(self.app.store.list_staff(&grant.implied()).await?)
+    }
+
+    /// Whether the practice requires its patients to use a second factor (its admins, and
+    /// operators, see it).
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone else.
+    pub async fn patients_need_mfa(&self, who: &Caller, practice: PracticeId) -> Result<bool, AppError> {
+        let grant = authz::authorize::<ManageStaff, _>(&who.principal, practice, &*self.app.store).await?;
+        Ok(self.app.store.patients_need_mfa(&grant).await?)
+    }
+
+    /// Turns on or off the practice's requirement that its patients use a second factor. Its
+    /// patients without one are then asked, on every page, to set one up.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but the practice's admins and operators;
+    /// [`AppError::Invalid`] without a choice.
+    pub async fn set_patients_need_mfa(
+        &self,
+        who: &Caller,
+        practice: PracticeId,
+        on: Option<bool>,
+    ) -> Result<(), AppError> {
+        let grant = self.app.authorize::<authz::SetPatientMfaPolicy>(who, practice).await?;
+        let on = on.ok_or_else(|| AppError::field("on", "Choose whether to require a second step."))?;
+        self.app.store.set_patients_need_mfa(&grant.implied(), on).await?;
+        tracing::info!(practice = %practice, on, "the practice's second-factor requirement for patients changed");
+        Ok(())
+    }
+
+    /// Invites a member of staff (the practice's admins, and operators).
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`], [`AppError::Conflict`], or [`AppError::NotFound`].
+    pub async fn invite_staff(
+        &self,
+        who: &Caller,
+        practice: PracticeId,
+        form: &InviteStaffForm,
+    ) -> Result<(), AppError> {
+        let grant: authz::Grant<ManageStaff> = self.app.authorize::<authz::InviteStaff>(who, practice).await?.implied();
+        if matches!(who.principal, authz::Principal::Operator { .. }) {
+            // Operators set up a practice's admin, and only while it has none: an operator cannot
+            // quietly give themselves a clinical account at a working practice.
+            if StaffRole::parse(&form.role) != Ok(StaffRole::Admin) {
+                return Err(AppError::field(
+                    "role",
+                    "Operators can only invite a practice admin; the practice invites its other staff.",
+                ));
+            }
+            if self.app.store.list_staff(&grant).await?.iter().any(|s| s.role == StaffRole::Admin && s.active) {
+                return Err(AppError::field(
+                    "role",
+                    "This practice already has an active admin, who invites its staff.",
+                ));
+            }
+        }
+        self.app.invite_staff_with(&grant, practice, form).await.map(|_| ())
+    }
+
+    /// The patients enrolled at a practice (its staff).
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone else.
+    pub async fn list_patients(&self, who: &Caller, practice: PracticeId) -> Result<Vec<PatientRow>, AppError> {
+        let grant = self.app.decide::<ListPracticePatients>(who, practice).await?;
+        let rows = self.app.store.list_patients(&grant).await?;
+        // One event per patient listed, written before the list is served.
+        let events = rows
+            .iter()
+            .map(|p| {
+                self.app.event(
+                    who,
+                    &Target { patient: Some(p.id), ..Target::of(&grant).about(&p.id) },
+                    Outcome::Allowed,
+                )
+            })
+            .collect();
+        self.app.audit(events).await?;
+        Ok(rows)
+    }
+
+    /// Enrols a patient whose identity the practice has checked, and emails them an activation
+    /// link (practice admins, GPs and nurses).
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] (every bad field at once), [`AppError::Conflict`], [`AppError::NotFound`].
+    pub async fn enrol(&self, who: &Caller, practice: PracticeId, form: &EnrolForm) -> Result<Enrolled, AppError> {
+        self.app.enrol_returning_link(who, practice, form).await.map(|(e, _)| e)
+    }
+
+    /// A patient's record: the patient themself, or staff of a practice they are enrolled at.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone else, exactly as for a patient that does not exist.
+    pub async fn view_patient(
+        &self,
+        who: &Caller,
+        patient: PatientId,
+    ) -> Result<(PatientRow, Vec<PracticeRow>), AppError> {
+        let grant = self.app.authorize::<ViewPatient>(who, patient).await?;
+        let row = self.app.store.patient(&grant).await?;
+        let mut practices = Vec::new();
+        for id in authz::Relations::patient_practices(&*self.app.store, patient)
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?
+        {
+            if let Some(p) = self.app.store.practice(id).await? {
+                practices.push(p);
+            }
+        }
+        Ok((row, practices))
     }
 }

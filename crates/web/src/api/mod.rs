@@ -77,7 +77,7 @@ pub(crate) async fn patient(
     Auth(ctx, who): Auth,
     ApiId(id): ApiId<PatientId>,
 ) -> Result<Json<PatientView>, WebError> {
-    let (p, practices) = state.app.view_patient(&ctx.caller_as(&who), id).await.map_err(WebError::api)?;
+    let (p, practices) = state.app.practices().view_patient(&ctx.caller_as(&who), id).await.map_err(WebError::api)?;
     Ok(Json(PatientView {
         id: p.id.to_string(),
         nhi: p.nhi,
@@ -143,7 +143,8 @@ pub(crate) async fn enrol(
     let form = app::EnrolForm { nhi: req.nhi, name: req.name, date_of_birth: req.date_of_birth, email: req.email };
     let outcome = state
         .app
-        .enrol_patient(&ctx.caller_as(&who), practice, &form)
+        .practices()
+        .enrol(&ctx.caller_as(&who), practice, &form)
         .await
         .map_err(|e| WebError::api(e).into_response())?;
     let (id, outcome, status) = match outcome {
@@ -168,7 +169,7 @@ pub(crate) async fn patient_audit_events(
     Auth(ctx, who): Auth,
     ApiId(id): ApiId<PatientId>,
 ) -> Result<Response, WebError> {
-    let bundle = state.app.export_patient_audit(&ctx.caller_as(&who), id).await.map_err(WebError::api)?;
+    let bundle = state.app.access_log().export_patient(&ctx.caller_as(&who), id).await.map_err(WebError::api)?;
     Ok(fhir(bundle))
 }
 
@@ -207,8 +208,12 @@ pub(crate) async fn audit_events(
     range: Result<Query<Range>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, WebError> {
     let range = range.map(|Query(r)| r).unwrap_or_default();
-    let bundle =
-        state.app.export_audit_range(&ctx.caller_as(&who), &range.from, &range.to).await.map_err(WebError::api)?;
+    let bundle = state
+        .app
+        .access_log()
+        .export_range(&ctx.caller_as(&who), &range.from, &range.to)
+        .await
+        .map_err(WebError::api)?;
     Ok(fhir(bundle))
 }
 
@@ -265,7 +270,7 @@ pub(crate) async fn inclusion_proof(
     q: Result<Query<InclusionQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Proof>, WebError> {
     let Query(q) = q.map_err(|_| WebError::api(AppError::field("index", "Give index and size as whole numbers.")))?;
-    Ok(Json(state.app.inclusion_proof(q.index, q.size).await.map_err(WebError::api)?.into()))
+    Ok(Json(state.app.access_log().inclusion_proof(q.index, q.size).await.map_err(WebError::api)?.into()))
 }
 
 /// The consistency proof between two sizes of the access log (public), for witnesses.
@@ -276,5 +281,5 @@ pub(crate) async fn consistency_proof(
     q: Result<Query<ConsistencyQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Proof>, WebError> {
     let Query(q) = q.map_err(|_| WebError::api(AppError::field("old", "Give old and new as whole numbers.")))?;
-    Ok(Json(state.app.consistency_proof(q.old, q.new).await.map_err(WebError::api)?.into()))
+    Ok(Json(state.app.access_log().consistency_proof(q.old, q.new).await.map_err(WebError::api)?.into()))
 }

@@ -23,9 +23,9 @@ pub(crate) async fn remember_browser(
     quiet: bool,
 ) -> CookieJar {
     let device = jar.get(device_cookie_name(secure)).map(|c| c.value().to_owned()).filter(|v| v.len() == 64);
-    let device = device.unwrap_or_else(|| state.app.new_browser_token());
+    let device = device.unwrap_or_else(|| state.app.identity().new_browser_token());
     let as_them = app::Caller { principal: who.principal.clone(), ..caller.clone() };
-    if let Err(e) = state.app.remember_device(&as_them, who, &device, quiet).await {
+    if let Err(e) = state.app.identity().remember_device(&as_them, who, &device, quiet).await {
         tracing::warn!(error = %e, "could not remember the browser of a sign-in");
     }
     let mut c = cookie(device_cookie_name(secure), device, secure);

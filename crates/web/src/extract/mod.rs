@@ -121,7 +121,7 @@ impl Ctx {
     /// This request's context once the session continues under a new token: the page rendered
     /// now carries CSRF tokens bound to it, so its forms still work.
     pub(crate) fn rebound(&self, app: &app::App, token: &str) -> Self {
-        Self { binding: token.to_owned(), csrf: app.csrf_token(token), ..self.clone() }
+        Self { binding: token.to_owned(), csrf: app.identity().csrf_token(token), ..self.clone() }
     }
 
     /// The cookie jar to send back, setting a session cookie after sign-in.
@@ -153,9 +153,12 @@ where
         let request_id = parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
         let mut jar = CookieJar::from_headers(&parts.headers);
         let signed_in = match jar.get(session_cookie_name(state.secure)) {
-            Some(c) => {
-                state.app.authenticate(c.value()).await.map_err(|e| WebError { surface, error: e }.into_response())?
-            }
+            Some(c) => state
+                .app
+                .identity()
+                .authenticate(c.value())
+                .await
+                .map_err(|e| WebError { surface, error: e }.into_response())?,
             None => None,
         };
         let binding = if let Some(s) = &signed_in {
@@ -165,11 +168,11 @@ where
         {
             pre
         } else {
-            let fresh = state.app.new_browser_token();
+            let fresh = state.app.identity().new_browser_token();
             jar = jar.add(cookie(pre_cookie_name(state.secure), fresh.clone(), state.secure));
             fresh
         };
-        let csrf = state.app.csrf_token(&binding);
+        let csrf = state.app.identity().csrf_token(&binding);
         Ok(Self { jar, signed_in, ip, user_agent, secure: state.secure, request_id, binding, csrf })
     }
 }
@@ -245,7 +248,7 @@ where
                 return Err(form_refusal(&rejection.body_text(), rejection.status()).into_response(Surface::Page));
             }
         };
-        if !state_app(state).csrf_ok(&ctx.binding, form.csrf()) {
+        if !state_app(state).identity().csrf_ok(&ctx.binding, form.csrf()) {
             return Err(Refusal::Csrf.into_response(Surface::Page));
         }
         Ok(Self(ctx, form))

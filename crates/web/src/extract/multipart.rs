@@ -34,7 +34,7 @@ impl CsrfMultipart {
             Ok(_) => None,
             Err(_) => return Err(Refusal::Malformed.into_response(Surface::Page)),
         };
-        if !token.is_some_and(|t| state.app.csrf_ok(self.ctx.binding(), &t)) {
+        if !token.is_some_and(|t| state.app.identity().csrf_ok(self.ctx.binding(), &t)) {
             return Err(Refusal::Csrf.into_response(Surface::Page));
         }
         Ok((self.ctx, self.who, form))

@@ -20,7 +20,7 @@ pub(crate) async fn access_page(
     Query(query): Query<app::audit::history::HistoryQuery>,
 ) -> PageResult {
     let caller = ctx.caller_as(&who);
-    let (lines, errors) = match state.app.access_history(&caller, patient, &query).await {
+    let (lines, errors) = match state.app.access_log().access_history(&caller, patient, &query).await {
         Ok(lines) => (lines, Vec::new()),
         Err(AppError::Invalid(errors)) => (Vec::new(), errors),
         Err(e) => return Err(WebError::page(e)),
@@ -30,7 +30,7 @@ pub(crate) async fn access_page(
     let patient_name = if own {
         who.name.clone()
     } else {
-        state.app.view_patient(&caller, patient).await.map(|(p, _)| p.name).unwrap_or_default()
+        state.app.practices().view_patient(&caller, patient).await.map(|(p, _)| p.name).unwrap_or_default()
     };
     let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let page = AccessPage {

@@ -33,7 +33,7 @@ pub(crate) async fn sessions_page(
     Auth(ctx, who): Auth,
     Query(n): Query<Notice>,
 ) -> PageResult {
-    let sessions = state.app.sessions(&who).await.map_err(WebError::page)?;
+    let sessions = state.app.identity().sessions(&who).await.map_err(WebError::page)?;
     let lines = sessions
         .into_iter()
         .map(|s| SessionLine {
@@ -63,7 +63,7 @@ pub(crate) async fn end_session(
         // A password alone (no second factor yet) cannot sign the holder out elsewhere.
         return Ok(Redirect::to("/account/security").into_response());
     }
-    state.app.end_session(&ctx.caller_as(&who), &who, session).await.map_err(WebError::page)?;
+    state.app.identity().end_session(&ctx.caller_as(&who), &who, session).await.map_err(WebError::page)?;
     Ok(Redirect::to("/account/sessions?done=ended").into_response())
 }
 
@@ -75,6 +75,6 @@ pub(crate) async fn end_other_sessions(
     if who.needs_second_factor {
         return Ok(Redirect::to("/account/security").into_response());
     }
-    state.app.end_other_sessions(&ctx.caller_as(&who), &who).await.map_err(WebError::page)?;
+    state.app.identity().end_other_sessions(&ctx.caller_as(&who), &who).await.map_err(WebError::page)?;
     Ok(Redirect::to("/account/sessions?done=ended-others").into_response())
 }

@@ -21,7 +21,7 @@ pub(crate) fn start_again(state: &WebState, ctx: &Ctx, status: StatusCode) -> Re
         csrf: ctx.csrf(),
         email: "",
         message: Some(message),
-        passkeys: state.app.passkeys_available(),
+        passkeys: state.app.identity().passkeys_available(),
     });
     (status, without_challenge(ctx.jar.clone(), ctx.secure), page).into_response()
 }
@@ -34,14 +34,14 @@ pub(crate) async fn verify_view(
     message: Option<&str>,
     error: Option<&str>,
 ) -> Response {
-    let passkey = state.app.challenge_has_passkey(&challenge_of(ctx)).await.unwrap_or(false);
+    let passkey = state.app.identity().challenge_has_passkey(&challenge_of(ctx)).await.unwrap_or(false);
     let page = VerifyPage { nav: None, csrf: ctx.csrf(), message, error, passkey };
     (status, render(&page)).into_response()
 }
 
 /// The code step of signing in.
 pub(crate) async fn verify_page(State(state): State<WebState>, ctx: Ctx) -> PageResult {
-    if !state.app.challenge_open(&challenge_of(&ctx)).await.map_err(WebError::page)? {
+    if !state.app.identity().challenge_open(&challenge_of(&ctx)).await.map_err(WebError::page)? {
         return Ok(Redirect::to("/signin").into_response());
     }
     Ok(verify_view(&state, &ctx, StatusCode::OK, None, None).await)
@@ -75,7 +75,7 @@ pub(crate) async fn signed_in(state: &WebState, ctx: Ctx, outcome: app::SignInOu
 /// Checks the code; on success the session begins and the challenge cookie goes.
 pub(crate) async fn verify(State(state): State<WebState>, CsrfForm(ctx, form): CsrfForm<CodeForm>) -> Response {
     let challenge = challenge_of(&ctx);
-    match state.app.complete_sign_in(&ctx.caller(), &challenge, &form.code).await {
+    match state.app.identity().complete_sign_in(&ctx.caller(), &challenge, &form.code).await {
         Ok(outcome) => signed_in(&state, ctx, outcome).await,
         Err(AppError::Invalid(fields)) => {
             let msg = fields.first().map(|f| f.message.clone()).unwrap_or_default();
@@ -102,15 +102,15 @@ async fn security_view(
     errors: Vec<FieldError>,
     notice: Option<&str>,
 ) -> PageResult {
-    let status = state.app.mfa_status(who).await.map_err(WebError::page)?;
-    let passkeys = state.app.passkeys(who).await.map_err(WebError::page)?;
+    let status = state.app.identity().mfa_status(who).await.map_err(WebError::page)?;
+    let passkeys = state.app.identity().passkeys(who).await.map_err(WebError::page)?;
     let required = if who.needs_passkey {
         "Your role must sign in with a passkey. Add one below (confirm it's you first if asked), or sign out and sign in with the passkey you have."
     } else {
         "Your role needs a second step when you sign in. Set up a passkey or an authenticator app to continue."
     };
     let notice = notice.or((who.needs_second_factor && codes.is_none()).then_some(required));
-    let email = state.app.account_email(who).await.map_err(WebError::page)?;
+    let email = state.app.identity().account_email(who).await.map_err(WebError::page)?;
     let code = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let page = SecurityPage {
         nav: Some(Nav::new(who, ctx.csrf())),
@@ -120,8 +120,8 @@ async fn security_view(
         may_add_factor: who.may_add_factor,
         has_factor: status.totp || !passkeys.is_empty(),
         passkeys,
-        passkeys_available: state.app.passkeys_available(),
-        confirmed: state.app.recently_confirmed(who),
+        passkeys_available: state.app.identity().passkeys_available(),
+        confirmed: state.app.identity().recently_confirmed(who),
         setup,
         codes,
         errors,
@@ -172,7 +172,7 @@ pub(crate) async fn begin_totp(
     CsrfForm(ctx, _): CsrfForm<crate::extract::CsrfOnly>,
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
-    match state.app.begin_totp(&who).await {
+    match state.app.identity().begin_totp(&who).await {
         Ok(setup) => security_view(&state, &ctx, &who, Some(setup), None, Vec::new(), None).await,
         Err(e @ AppError::Conflict(_)) => security_error(&state, &ctx, &who, e).await,
         Err(e) => Err(WebError::page(e)),
@@ -182,7 +182,7 @@ pub(crate) async fn begin_totp(
 /// Confirms the authenticator with a code from it, and shows the recovery codes once.
 pub(crate) async fn confirm_totp(State(state): State<WebState>, CsrfForm(ctx, form): CsrfForm<CodeForm>) -> PageResult {
     let who = ctx.require_signed_in()?;
-    match state.app.confirm_totp(&ctx.caller_as(&who), &who, &form.code).await {
+    match state.app.identity().confirm_totp(&ctx.caller_as(&who), &who, &form.code).await {
         Ok((codes, token)) => {
             let notice = "Your authenticator app is on. Signing in now asks for a code from it.";
             let rebound = ctx.rebound(&state.app, &token);
@@ -191,7 +191,7 @@ pub(crate) async fn confirm_totp(State(state): State<WebState>, CsrfForm(ctx, fo
             Ok((ctx.with_session(token), page).into_response())
         }
         // A wrong code: set up again with a fresh key (the old one was shown on the last page).
-        Err(AppError::Invalid(errors)) => match state.app.begin_totp(&who).await {
+        Err(AppError::Invalid(errors)) => match state.app.identity().begin_totp(&who).await {
             Ok(setup) => security_view(&state, &ctx, &who, Some(setup), None, errors, None).await,
             Err(e) => Err(WebError::page(e)),
         },
@@ -206,7 +206,7 @@ pub(crate) async fn regenerate_codes(
     CsrfForm(ctx, form): CsrfForm<CodeForm>,
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
-    match state.app.regenerate_recovery_codes(&ctx.caller_as(&who), &who, &form.code).await {
+    match state.app.identity().regenerate_recovery_codes(&ctx.caller_as(&who), &who, &form.code).await {
         Ok(codes) => {
             let notice = "New recovery codes are ready; the old ones no longer work.";
             security_view(&state, &ctx, &who, None, Some(codes), Vec::new(), Some(notice)).await
@@ -236,7 +236,7 @@ pub(crate) async fn remove_totp(
     CsrfForm(ctx, form): CsrfForm<RemoveForm>,
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
-    match state.app.remove_totp(&ctx.caller_as(&who), &who, &form.remove_code).await {
+    match state.app.identity().remove_totp(&ctx.caller_as(&who), &who, &form.remove_code).await {
         Ok(()) => {
             let notice = "The authenticator app and its recovery codes were removed. Set one up again to keep your account safe.";
             security_view(&state, &ctx, &who, None, None, Vec::new(), Some(notice)).await
@@ -253,7 +253,7 @@ pub(crate) async fn send_link(
     CsrfForm(ctx, _): CsrfForm<crate::extract::CsrfOnly>,
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
-    state.app.send_setup_link(&ctx.caller_as(&who), &who).await.map_err(WebError::page)?;
+    state.app.identity().send_setup_link(&ctx.caller_as(&who), &who).await.map_err(WebError::page)?;
     let notice =
         "We have emailed you a link. Open it in this browser within 30 minutes to set up your authenticator app.";
     security_view(&state, &ctx, &who, None, None, Vec::new(), Some(notice)).await
@@ -271,7 +271,7 @@ pub(crate) async fn open_link(
     Auth(ctx, who): Auth,
     axum::extract::Query(q): axum::extract::Query<LinkQuery>,
 ) -> PageResult {
-    match state.app.open_setup_link(&ctx.caller_as(&who), &who, &q.token).await {
+    match state.app.identity().open_setup_link(&ctx.caller_as(&who), &who, &q.token).await {
         Ok(()) => {
             let mut who = who;
             who.may_add_factor = true;

@@ -18,7 +18,7 @@ pub(crate) async fn set_passkey_policy(
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
     let on = yes_or_no(&form.on);
-    state.app.set_passkeys_required(&ctx.caller_as(&who), on).await.map_err(WebError::page)?;
+    state.app.identity().set_passkeys_required(&ctx.caller_as(&who), on).await.map_err(WebError::page)?;
     Ok(Redirect::to(if on == Some(true) { "/operator?done=passkeys-on" } else { "/operator?done=passkeys-off" })
         .into_response())
 }
@@ -39,7 +39,7 @@ async fn operator_view(
     errors: Vec<FieldError>,
     invite: OperatorInvite,
 ) -> PageResult {
-    let practices = state.app.list_practices(&ctx.caller_as(who)).await.map_err(WebError::page)?;
+    let practices = state.app.practices().list(&ctx.caller_as(who)).await.map_err(WebError::page)?;
     let status =
         if errors.is_empty() && invite.errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let page = OperatorPage {
@@ -53,7 +53,7 @@ async fn operator_view(
         operator_name: invite.name,
         operator_email: invite.email,
         operator_errors: invite.errors,
-        passkeys_required: state.app.passkeys_required().await.map_err(WebError::page)?,
+        passkeys_required: state.app.identity().passkeys_required().await.map_err(WebError::page)?,
     };
     Ok((status, render(&page)).into_response())
 }
@@ -94,7 +94,7 @@ pub(crate) async fn create_practice(
     CsrfForm(ctx, form): CsrfForm<PracticePageForm>,
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
-    match state.app.create_practice(&ctx.caller_as(&who), &form.form).await {
+    match state.app.practices().create(&ctx.caller_as(&who), &form.form).await {
         Ok(_) => Ok(Redirect::to("/operator?done=practice").into_response()),
         Err(AppError::Invalid(errors)) => {
             operator_view(&state, &ctx, &who, None, form.form, errors, OperatorInvite::default()).await
@@ -128,7 +128,7 @@ pub(crate) async fn invite_operator(
     CsrfForm(ctx, form): CsrfForm<OperatorInviteForm>,
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
-    match state.app.invite_operator(&ctx.caller_as(&who), &form.operator_name, &form.operator_email).await {
+    match state.app.identity().invite_operator(&ctx.caller_as(&who), &form.operator_name, &form.operator_email).await {
         Ok(()) => Ok(Redirect::to("/operator?done=invited").into_response()),
         Err(AppError::Invalid(errors)) => {
             let invite = OperatorInvite { name: form.operator_name, email: form.operator_email, errors };

@@ -74,12 +74,12 @@ pub(crate) async fn sign_in_options(
     State(state): State<WebState>,
     CsrfForm(ctx, _): CsrfForm<crate::extract::CsrfOnly>,
 ) -> Response {
-    challenge(state.app.begin_passkey_sign_in(&ctx.caller()).await)
+    challenge(state.app.identity().begin_passkey_sign_in(&ctx.caller()).await)
 }
 
 /// Signs in with a passkey alone.
 pub(crate) async fn sign_in(State(state): State<WebState>, CsrfForm(ctx, form): CsrfForm<PasskeyForm>) -> Response {
-    match state.app.finish_passkey_sign_in(&ctx.caller(), &form.token, &form.response).await {
+    match state.app.identity().finish_passkey_sign_in(&ctx.caller(), &form.token, &form.response).await {
         Ok(outcome) => signed_in(&state, ctx, outcome).await,
         Err(e @ (AppError::Invalid(_) | AppError::Conflict(_))) => {
             let message = first_message(&e);
@@ -88,7 +88,7 @@ pub(crate) async fn sign_in(State(state): State<WebState>, CsrfForm(ctx, form): 
                 csrf: ctx.csrf(),
                 email: "",
                 message: Some(&message),
-                passkeys: state.app.passkeys_available(),
+                passkeys: state.app.identity().passkeys_available(),
             };
             (StatusCode::UNAUTHORIZED, render(&page)).into_response()
         }
@@ -101,7 +101,7 @@ pub(crate) async fn second_factor_options(
     State(state): State<WebState>,
     CsrfForm(ctx, _): CsrfForm<crate::extract::CsrfOnly>,
 ) -> Response {
-    challenge(state.app.begin_passkey_second_factor(&challenge_of(&ctx)).await)
+    challenge(state.app.identity().begin_passkey_second_factor(&challenge_of(&ctx)).await)
 }
 
 /// Finishes a sign-in with the passkey as the second factor.
@@ -110,7 +110,12 @@ pub(crate) async fn second_factor(
     CsrfForm(ctx, form): CsrfForm<PasskeyForm>,
 ) -> Response {
     let challenge = challenge_of(&ctx);
-    match state.app.finish_passkey_second_factor(&ctx.caller(), &challenge, &form.token, &form.response).await {
+    match state
+        .app
+        .identity()
+        .finish_passkey_second_factor(&ctx.caller(), &challenge, &form.token, &form.response)
+        .await
+    {
         Ok(outcome) => signed_in(&state, ctx, outcome).await,
         Err(AppError::LinkExpired) => start_again(&state, &ctx, StatusCode::UNAUTHORIZED),
         Err(e @ AppError::Invalid(_)) => {
@@ -127,7 +132,7 @@ pub(crate) async fn register_options(
     CsrfForm(ctx, _): CsrfForm<crate::extract::CsrfOnly>,
 ) -> Response {
     match ctx.require_signed_in() {
-        Ok(who) => challenge(state.app.begin_passkey_registration(&who).await),
+        Ok(who) => challenge(state.app.identity().begin_passkey_registration(&who).await),
         Err(_) => challenge(Err(AppError::Unauthenticated)),
     }
 }
@@ -137,6 +142,7 @@ pub(crate) async fn register(State(state): State<WebState>, CsrfForm(ctx, form):
     let who = ctx.require_signed_in()?;
     match state
         .app
+        .identity()
         .finish_passkey_registration(&ctx.caller_as(&who), &who, &form.token, &form.name, &form.response)
         .await
     {
@@ -161,7 +167,7 @@ pub(crate) async fn remove(
     CsrfForm(ctx, _): CsrfForm<crate::extract::CsrfOnly>,
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
-    match state.app.remove_passkey(&ctx.caller_as(&who), &who, id).await {
+    match state.app.identity().remove_passkey(&ctx.caller_as(&who), &who, id).await {
         Ok(()) => {
             let notice = "The passkey was removed. It can no longer be used to sign in.";
             security_notice(&state, &ctx, &who, None, Vec::new(), Some(notice)).await
@@ -177,7 +183,7 @@ pub(crate) async fn confirm_options(
     CsrfForm(ctx, _): CsrfForm<crate::extract::CsrfOnly>,
 ) -> Response {
     match ctx.require_signed_in() {
-        Ok(who) => challenge(state.app.begin_passkey_confirm(&who).await),
+        Ok(who) => challenge(state.app.identity().begin_passkey_confirm(&who).await),
         Err(_) => challenge(Err(AppError::Unauthenticated)),
     }
 }
@@ -188,9 +194,9 @@ pub(crate) async fn confirm(State(state): State<WebState>, CsrfForm(ctx, form): 
     let who: SignedIn = ctx.require_signed_in()?;
     let caller = ctx.caller_as(&who);
     let result = if form.confirm_code.trim().is_empty() {
-        state.app.finish_passkey_confirm(&caller, &who, &form.token, &form.response).await
+        state.app.identity().finish_passkey_confirm(&caller, &who, &form.token, &form.response).await
     } else {
-        state.app.confirm_with_code(&caller, &who, &form.confirm_code).await
+        state.app.identity().confirm_with_code(&caller, &who, &form.confirm_code).await
     };
     match result {
         Ok(token) => {

@@ -37,7 +37,7 @@ impl HasCsrf for ForgotForm {
 
 /// Asks for a reset link. The page says the same whether or not the email has an account.
 pub(crate) async fn forgot(State(state): State<WebState>, CsrfForm(ctx, form): CsrfForm<ForgotForm>) -> Response {
-    match state.app.request_password_reset(&ctx.caller(), &form.email).await {
+    match state.app.identity().request_password_reset(&ctx.caller(), &form.email).await {
         Ok(()) => {
             let page = render(&ForgotPage { nav: None, csrf: ctx.csrf(), email: "", message: None, sent: true });
             (ctx.jar, page).into_response()
@@ -59,7 +59,7 @@ pub(crate) async fn forgot(State(state): State<WebState>, CsrfForm(ctx, form): C
 
 /// The page a reset link opens.
 pub(crate) async fn reset_page(State(state): State<WebState>, ctx: Ctx, Query(q): Query<TokenQuery>) -> PageResult {
-    let email = state.app.password_reset_for(&q.token).await.map_err(reset_link_error)?;
+    let email = state.app.identity().password_reset_for(&q.token).await.map_err(reset_link_error)?;
     let page = render(&ResetPage { nav: None, csrf: ctx.csrf(), token: &q.token, email, errors: Vec::new() });
     Ok((ctx.jar, page).into_response())
 }
@@ -94,7 +94,7 @@ impl HasCsrf for ResetForm {
 
 /// Sets the new password from a reset link; the person then signs in with it.
 pub(crate) async fn reset(State(state): State<WebState>, CsrfForm(ctx, form): CsrfForm<ResetForm>) -> PageResult {
-    match state.app.reset_password(&ctx.caller(), &form.token, &form.password, &form.confirm).await {
+    match state.app.identity().reset_password(&ctx.caller(), &form.token, &form.password, &form.confirm).await {
         Ok(()) => {
             let page = render(&MessagePage {
                 nav: None,
@@ -105,7 +105,7 @@ pub(crate) async fn reset(State(state): State<WebState>, CsrfForm(ctx, form): Cs
             Ok((ctx.without_session(), page).into_response())
         }
         Err(AppError::Invalid(errors)) => {
-            let email = state.app.password_reset_for(&form.token).await.map_err(reset_link_error)?;
+            let email = state.app.identity().password_reset_for(&form.token).await.map_err(reset_link_error)?;
             let page = render(&ResetPage { nav: None, csrf: ctx.csrf(), token: &form.token, email, errors });
             Ok((StatusCode::UNPROCESSABLE_ENTITY, ctx.jar, page).into_response())
         }
@@ -138,7 +138,7 @@ pub(crate) async fn change_password(
 ) -> PageResult {
     let mut who = ctx.require_signed_in()?;
     let caller = ctx.caller_as(&who);
-    match state.app.change_password(&caller, &who, &form.current, &form.password, &form.confirm).await {
+    match state.app.identity().change_password(&caller, &who, &form.current, &form.password, &form.confirm).await {
         Ok(()) => {
             who.must_change_password = false;
             let notice = "Your password is changed. Everywhere else you were signed in has been signed out.";
@@ -171,7 +171,7 @@ pub(crate) async fn change_email(
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
     let caller = ctx.caller_as(&who);
-    match state.app.request_email_change(&caller, &who, &form.email_current, &form.new_email).await {
+    match state.app.identity().request_email_change(&caller, &who, &form.email_current, &form.new_email).await {
         Ok(()) => {
             let notice = "We have emailed a link to the new address. Open it in this browser within an hour to finish the change.";
             security_notice(&state, &ctx, &who, None, Vec::new(), Some(notice)).await
@@ -208,7 +208,7 @@ pub(crate) async fn email_confirm(
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
     let caller = ctx.caller_as(&who);
-    match state.app.confirm_email_change(&caller, &who, &form.token).await {
+    match state.app.identity().confirm_email_change(&caller, &who, &form.token).await {
         Ok(email) => {
             let notice = format!("Your email address is now {email}. Sign in with it from now on.");
             security_notice(&state, &ctx, &who, None, Vec::new(), Some(&notice)).await

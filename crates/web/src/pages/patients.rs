@@ -14,7 +14,8 @@ pub(crate) async fn patient_page(
     Auth(ctx, who): Auth,
     PageId(patient): PageId<PatientId>,
 ) -> PageResult {
-    let (row, practices) = state.app.view_patient(&ctx.caller_as(&who), patient).await.map_err(WebError::page)?;
+    let (row, practices) =
+        state.app.practices().view_patient(&ctx.caller_as(&who), patient).await.map_err(WebError::page)?;
     Ok(render(&PatientPage {
         nav: Some(Nav::new(&who, ctx.csrf())),
         own: who.patient == Some(patient),

@@ -24,16 +24,22 @@ async fn practice_view(
     invite: (InviteValues, Vec<FieldError>),
 ) -> Result<Response, WebError> {
     // Listing patients is the access check for the page as a whole.
-    let patients = state.app.list_patients(&ctx.caller_as(who), practice).await.map_err(WebError::page)?;
-    let row = state.app.practice(practice).await.map_err(WebError::page)?.ok_or(WebError::page(AppError::NotFound))?;
+    let patients = state.app.practices().list_patients(&ctx.caller_as(who), practice).await.map_err(WebError::page)?;
+    let row = state
+        .app
+        .practices()
+        .practice(practice)
+        .await
+        .map_err(WebError::page)?
+        .ok_or(WebError::page(AppError::NotFound))?;
     let is_admin = who.staff.is_some_and(|(_, r)| app::capabilities::may(r, app::capabilities::MANAGE_PRACTICE));
     let staff = if is_admin {
-        Some(state.app.list_staff(&ctx.caller_as(who), practice).await.map_err(WebError::page)?)
+        Some(state.app.practices().list_staff(&ctx.caller_as(who), practice).await.map_err(WebError::page)?)
     } else {
         None
     };
     let patients_need_mfa = if is_admin {
-        state.app.patients_need_mfa(&ctx.caller_as(who), practice).await.map_err(WebError::page)?
+        state.app.practices().patients_need_mfa(&ctx.caller_as(who), practice).await.map_err(WebError::page)?
     } else {
         false
     };
@@ -115,7 +121,12 @@ pub(crate) async fn reset_factors(
     CsrfForm(ctx, form): CsrfForm<ResetForm>,
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
-    match state.app.reset_factors_at_practice(&ctx.caller_as(&who), practice, &form.reset_email, &form.checked).await {
+    match state
+        .app
+        .identity()
+        .reset_factors_at_practice(&ctx.caller_as(&who), practice, &form.reset_email, &form.checked)
+        .await
+    {
         Ok(_) => Ok(Redirect::to(&format!("/practices/{practice}?done=factors-reset")).into_response()),
         Err(AppError::Invalid(errors)) => {
             let message = errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join(" ");
@@ -144,7 +155,7 @@ pub(crate) async fn set_patient_mfa(
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
     let on = yes_or_no(&form.on);
-    state.app.set_patients_need_mfa(&ctx.caller_as(&who), practice, on).await.map_err(WebError::page)?;
+    state.app.practices().set_patients_need_mfa(&ctx.caller_as(&who), practice, on).await.map_err(WebError::page)?;
     let done = if on == Some(true) { "patient-mfa-on" } else { "patient-mfa-off" };
     Ok(Redirect::to(&format!("/practices/{practice}?done={done}")).into_response())
 }
@@ -176,7 +187,7 @@ pub(crate) async fn enrol(
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
     let input = app::EnrolForm { nhi: form.nhi, name: form.name, date_of_birth: form.date_of_birth, email: form.email };
-    match state.app.enrol_patient(&ctx.caller_as(&who), practice, &input).await {
+    match state.app.practices().enrol(&ctx.caller_as(&who), practice, &input).await {
         Ok(outcome) => {
             let done = match outcome {
                 Enrolled::New(_) => "enrolled",
@@ -224,7 +235,7 @@ pub(crate) async fn invite_staff(
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
     let input = app::InviteStaffForm { name: form.staff_name, email: form.staff_email, role: form.role };
-    match state.app.invite_staff(&ctx.caller_as(&who), practice, &input).await {
+    match state.app.practices().invite_staff(&ctx.caller_as(&who), practice, &input).await {
         Ok(()) => Ok(Redirect::to(&format!("/practices/{practice}?done=invited")).into_response()),
         Err(AppError::Invalid(errors)) => {
             let errors = errors

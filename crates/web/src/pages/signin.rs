@@ -21,7 +21,7 @@ pub(crate) async fn signin_page(State(state): State<WebState>, ctx: Ctx) -> Resp
         csrf: ctx.csrf(),
         email: "",
         message: None,
-        passkeys: state.app.passkeys_available(),
+        passkeys: state.app.identity().passkeys_available(),
     });
     (ctx.jar, page).into_response()
 }
@@ -44,7 +44,7 @@ impl HasCsrf for SignInForm {
 
 pub(crate) async fn signin(State(state): State<WebState>, CsrfForm(ctx, form): CsrfForm<SignInForm>) -> Response {
     let device = crate::extract::device_of(&ctx);
-    match state.app.sign_in(&ctx.caller(), &form.email, &form.password, device.as_deref()).await {
+    match state.app.identity().sign_in(&ctx.caller(), &form.email, &form.password, device.as_deref()).await {
         Ok(app::SignInStep::Done(outcome)) => {
             let home = home_of(&outcome.signed_in);
             let (secure, caller) = (ctx.secure, ctx.caller());
@@ -76,7 +76,7 @@ pub(crate) async fn signin(State(state): State<WebState>, CsrfForm(ctx, form): C
                 csrf: ctx.csrf(),
                 email: &form.email,
                 message: Some(&message),
-                passkeys: state.app.passkeys_available(),
+                passkeys: state.app.identity().passkeys_available(),
             });
             let mut response = (status, ctx.jar, page).into_response();
             if let AppError::RateLimited(secs) = e
@@ -92,7 +92,7 @@ pub(crate) async fn signin(State(state): State<WebState>, CsrfForm(ctx, form): C
 
 pub(crate) async fn signout(State(state): State<WebState>, CsrfForm(ctx, _): CsrfForm<CsrfOnly>) -> PageResult {
     if let Some(who) = &ctx.signed_in {
-        state.app.sign_out(&ctx.caller_as(who), who).await.map_err(WebError::page)?;
+        state.app.identity().sign_out(&ctx.caller_as(who), who).await.map_err(WebError::page)?;
     }
     let page = render(&MessagePage {
         nav: None,
@@ -119,7 +119,7 @@ fn activation_heading(purpose: InvitationPurpose) -> &'static str {
 }
 
 pub(crate) async fn activate_page(State(state): State<WebState>, ctx: Ctx, Query(q): Query<TokenQuery>) -> PageResult {
-    let invitation = state.app.invitation(&q.token).await.map_err(WebError::page)?;
+    let invitation = state.app.identity().invitation(&q.token).await.map_err(WebError::page)?;
     let page = render(&ActivatePage {
         nav: None,
         csrf: ctx.csrf(),
@@ -160,6 +160,7 @@ impl HasCsrf for ActivateForm {
 pub(crate) async fn activate(State(state): State<WebState>, CsrfForm(ctx, form): CsrfForm<ActivateForm>) -> PageResult {
     let result = state
         .app
+        .identity()
         .accept_invitation(
             &ctx.caller(),
             &form.token,
@@ -179,7 +180,7 @@ pub(crate) async fn activate(State(state): State<WebState>, CsrfForm(ctx, form):
             Ok((jar, Redirect::to(&home)).into_response())
         }
         Err(AppError::Invalid(errors)) => {
-            let invitation = state.app.invitation(&form.token).await.map_err(WebError::page)?;
+            let invitation = state.app.identity().invitation(&form.token).await.map_err(WebError::page)?;
             let page = render(&ActivatePage {
                 nav: None,
                 csrf: ctx.csrf(),

@@ -211,12 +211,12 @@ async fn checkpoints_proofs_and_cosignatures_check_out() -> Result<()> {
     for _ in 0..5 {
         p1.get(&format!("/patients/{}", w.patient1)).await?;
     }
-    let first = w.t.app.audit_tick(true).await?.checkpoint.context("a checkpoint at the first size")?;
+    let first = w.t.app.access_log().tick(true).await?.checkpoint.context("a checkpoint at the first size")?;
     for _ in 0..7 {
         p1.get(&format!("/patients/{}", w.patient1)).await?;
     }
     w.t.clock.advance(61);
-    let second = w.t.app.audit_tick(false).await?.checkpoint.context("a checkpoint once the interval passed")?;
+    let second = w.t.app.access_log().tick(false).await?.checkpoint.context("a checkpoint once the interval passed")?;
     assert!(second > first);
     let mut anyone = w.t.browser([127, 0, 22, 2]);
     let note_text = anyone.get("/audit/checkpoint").await?.body;
@@ -290,21 +290,21 @@ async fn checkpoints_proofs_and_cosignatures_check_out() -> Result<()> {
             .status,
         StatusCode::UNPROCESSABLE_ENTITY
     );
-    let report = w.t.app.verify_audit(None, true, |_, _| {}).await?;
+    let report = w.t.app.access_log().verify(None, true, |_, _| {}).await?;
     assert!(report.ok(), "the newest checkpoint is witnessed: {:?}", report.problems);
     assert_eq!(report.cosignatures, 1);
     // Once the log grows and a newer checkpoint is signed, it needs its own cosignature.
     p1.get(&format!("/patients/{}", w.patient1)).await?;
     w.t.clock.advance(61);
-    w.t.app.audit_tick(false).await?;
-    let report = w.t.app.verify_audit(None, true, |_, _| {}).await?;
+    w.t.app.access_log().tick(false).await?;
+    let report = w.t.app.access_log().verify(None, true, |_, _| {}).await?;
     assert!(report.problems.iter().any(|p| p.contains("no valid witness cosignature")), "{:?}", report.problems);
-    assert!(w.t.app.verify_audit(None, false, |_, _| {}).await?.ok());
+    assert!(w.t.app.access_log().verify(None, false, |_, _| {}).await?.ok());
     // Against the published key it verifies; against any other key (say, one an intruder
     // re-signed a rewritten log with) it does not.
-    assert!(w.t.app.verify_audit(Some(vkey.trim()), false, |_, _| {}).await?.ok());
+    assert!(w.t.app.access_log().verify(Some(vkey.trim()), false, |_, _| {}).await?.ok());
     let intruder = audit::note::Signer::from_pkcs8("portal.test/audit", &audit::note::Signer::generate_pkcs8()?)?;
-    let report = w.t.app.verify_audit(Some(&intruder.vkey()), false, |_, _| {}).await?;
+    let report = w.t.app.access_log().verify(Some(&intruder.vkey()), false, |_, _| {}).await?;
     assert!(report.problems.iter().any(|p| p.contains("not signed by this log's key")), "{:?}", report.problems);
     Ok(())
 }
@@ -354,13 +354,13 @@ async fn a_thousand_random_tamperings_are_all_detected() -> Result<()> {
             staff.get(&format!("/practices/{}", w.practice_a)).await?;
         }
         w.t.clock.advance(61);
-        w.t.app.audit_tick(round == 0).await?;
+        w.t.app.access_log().tick(round == 0).await?;
     }
-    let tick = w.t.app.audit_tick(true).await?;
+    let tick = w.t.app.access_log().tick(true).await?;
     let n = tick.size;
     assert!(n > 40, "{n} events");
-    assert!(w.t.app.verify_audit(None, false, |_, _| {}).await?.ok(), "the untouched log verifies");
-    assert!(w.t.app.latest_checkpoint().await?.is_some());
+    assert!(w.t.app.access_log().verify(None, false, |_, _| {}).await?.ok(), "the untouched log verifies");
+    assert!(w.t.app.access_log().latest_checkpoint().await?.is_some());
     raw(&w.t, "CREATE TABLE backup_events AS SELECT * FROM audit_events; CREATE TABLE backup_checkpoints AS SELECT * FROM audit_checkpoints; \
                CREATE TABLE backup_nodes AS SELECT * FROM audit_nodes").await?;
     let restore = "DELETE FROM audit_cosignatures; DELETE FROM audit_events; DELETE FROM audit_checkpoints; DELETE FROM audit_nodes; \
@@ -405,14 +405,14 @@ async fn a_thousand_random_tamperings_are_all_detected() -> Result<()> {
             }
         };
         raw(&w.t, &sql).await.with_context(|| format!("mutation {i}: {sql}"))?;
-        let report = w.t.app.verify_audit(None, false, |_, _| {}).await?;
+        let report = w.t.app.access_log().verify(None, false, |_, _| {}).await?;
         if report.ok() {
             bail!("mutation {i} ({kind}) was not detected: {sql}");
         }
         *counts.entry(kind).or_insert(0) += 1;
         raw(&w.t, restore).await?;
     }
-    assert!(w.t.app.verify_audit(None, false, |_, _| {}).await?.ok(), "restored, it verifies again");
+    assert!(w.t.app.access_log().verify(None, false, |_, _| {}).await?.ok(), "restored, it verifies again");
     eprintln!("{} detected 1000/1000 tamperings over {n} events: {counts:?}", backend());
     assert_eq!(counts.values().sum::<u32>(), 1000);
     Ok(())
@@ -496,8 +496,8 @@ async fn a_log_from_before_the_typed_vocabulary_still_verifies_and_reads_the_sam
     w.t.app.console().record_events(vec![old.clone()]).await?;
     let mut me = w.signed_in("p1@example.nz", [127, 0, 26, 1]).await?;
     assert_eq!(me.get(&format!("/patients/{p1}")).await?.status, StatusCode::OK);
-    let tick = w.t.app.audit_tick(true).await?;
-    let report = w.t.app.verify_audit(None, false, |_, _| {}).await?;
+    let tick = w.t.app.access_log().tick(true).await?;
+    let report = w.t.app.access_log().verify(None, false, |_, _| {}).await?;
     assert!(report.ok(), "{:?}", report.problems);
     assert_eq!(report.events, tick.size);
     // The page reads the old event as it always did: a GP opened a document.
@@ -508,7 +508,7 @@ async fn a_log_from_before_the_typed_vocabulary_still_verifies_and_reads_the_sam
     assert!(!formats.is_empty() && formats.iter().all(|(m, _)| app::domain::Module::parse(m).is_some()), "{formats:?}");
     // Moving the old event to another module is caught, though its leaf does not cover it.
     raw(&w.t, &format!("UPDATE audit_events SET module = 'records' WHERE id = '{}'", old.id)).await?;
-    let report = w.t.app.verify_audit(None, false, |_, _| {}).await?;
+    let report = w.t.app.access_log().verify(None, false, |_, _| {}).await?;
     assert!(
         report.problems.iter().any(|p| p.contains(&old.id) && p.contains("written before events named their module")),
         "{:?}",
@@ -517,7 +517,7 @@ async fn a_log_from_before_the_typed_vocabulary_still_verifies_and_reads_the_sam
     raw(&w.t, &format!("UPDATE audit_events SET module = 'documents' WHERE id = '{}'", old.id)).await?;
     // A new event's module is in its leaf.
     raw(&w.t, "UPDATE audit_events SET module = 'documents' WHERE format = 2 AND module = 'records'").await?;
-    assert!(!w.t.app.verify_audit(None, false, |_, _| {}).await?.ok(), "a new event moved to another module");
+    assert!(!w.t.app.access_log().verify(None, false, |_, _| {}).await?.ok(), "a new event moved to another module");
     Ok(())
 }
 
@@ -561,7 +561,7 @@ async fn two_nodes_keep_one_tree_and_one_sequencer_at_a_time() -> Result<()> {
         for round in 0..20u64 {
             let events = (0..25).map(|i| raw_event(round * 100 + i, node)).collect();
             app.console().record_events(events).await?;
-            if app.audit_tick(round % 5 == 0).await?.leader {
+            if app.access_log().tick(round % 5 == 0).await?.leader {
                 leaders += 1;
             }
         }
@@ -573,16 +573,16 @@ async fn two_nodes_keep_one_tree_and_one_sequencer_at_a_time() -> Result<()> {
     // When the holder goes quiet past the lease, the other node takes over.
     t.clock.advance(31);
     let (ta, tb) = if la > 0 {
-        (b.audit_tick(true).await?, a.audit_tick(true).await?)
+        (b.access_log().tick(true).await?, a.access_log().tick(true).await?)
     } else {
-        (a.audit_tick(true).await?, b.audit_tick(true).await?)
+        (a.access_log().tick(true).await?, b.access_log().tick(true).await?)
     };
     assert!(ta.leader && !tb.leader, "the lease passed to the other node");
     assert_eq!(ta.size, 1000, "one tree holding every event from both nodes");
-    let report = a.verify_audit(None, false, |_, _| {}).await?;
+    let report = a.access_log().verify(None, false, |_, _| {}).await?;
     assert!(report.ok(), "{:?}", report.problems);
     assert_eq!(report.events, 1000);
-    assert_eq!(a.latest_checkpoint().await?, b.latest_checkpoint().await?);
+    assert_eq!(a.access_log().latest_checkpoint().await?, b.access_log().latest_checkpoint().await?);
     Ok(())
 }
 
@@ -598,24 +598,24 @@ async fn events_past_their_retention_go_and_the_rest_still_verifies() -> Result<
     for _ in 0..5 {
         p1.get(&format!("/patients/{}", w.patient1)).await?;
     }
-    let first = w.t.app.audit_tick(true).await?.checkpoint.context("a checkpoint over the first events")?;
+    let first = w.t.app.access_log().tick(true).await?.checkpoint.context("a checkpoint over the first events")?;
     w.t.clock.advance(9 * YEAR);
     assert_eq!(w.t.app.console().prune_audit().await?, 0, "nine years on, everything is kept");
     let mut p1 = w.signed_in("p1@example.nz", [127, 0, 25, 2]).await?;
     for _ in 0..3 {
         p1.get(&format!("/patients/{}", w.patient1)).await?;
     }
-    let second = w.t.app.audit_tick(true).await?.checkpoint.context("a checkpoint over the newer events")?;
+    let second = w.t.app.access_log().tick(true).await?.checkpoint.context("a checkpoint over the newer events")?;
     w.t.clock.advance(2 * YEAR);
     assert_eq!(w.t.app.console().prune_audit().await?, first, "eleven years on, exactly the first events go");
     assert_eq!(w.t.app.console().prune_audit().await?, 0, "and only once");
     let kept = events(&w).await?;
     assert_eq!(u64::try_from(kept.len())?, second - first, "the newer events are all still there");
-    let report = w.t.app.verify_audit(None, false, |_, _| {}).await?;
+    let report = w.t.app.access_log().verify(None, false, |_, _| {}).await?;
     assert!(report.ok(), "{:?}", report.problems);
     assert!(report.retention_note.is_some_and(|n| n.contains(&format!("{first} oldest events"))));
     // Proofs for the kept events still come from the same tree.
-    let proof = w.t.app.inclusion_proof(first, second).await?;
+    let proof = w.t.app.access_log().inclusion_proof(first, second).await?;
     assert_eq!(proof.tree_size, second);
     // Events still to be kept, removed under the pretence of retention, are reported.
     raw(
@@ -628,7 +628,7 @@ async fn events_past_their_retention_go_and_the_rest_still_verifies() -> Result<
         ),
     )
     .await?;
-    let report = w.t.app.verify_audit(None, false, |_, _| {}).await?;
+    let report = w.t.app.access_log().verify(None, false, |_, _| {}).await?;
     assert!(!report.ok());
     assert!(report.problems.iter().any(|p| p.contains("less than 10 years ago")), "{:?}", report.problems);
     assert!(report.problems.iter().any(|p| p.contains("no signed checkpoint at that size")), "{:?}", report.problems);

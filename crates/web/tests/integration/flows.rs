@@ -424,12 +424,12 @@ async fn operators_only_invite_a_first_admin() -> Result<()> {
         email: format!("{role}@sneaky.example"),
         role: role.into(),
     };
-    let nurse = w.t.app.invite_staff(&caller(operator.clone()), w.practice_a, &form("nurse")).await;
+    let nurse = w.t.app.practices().invite_staff(&caller(operator.clone()), w.practice_a, &form("nurse")).await;
     assert!(
         matches!(nurse, Err(app::AppError::Invalid(ref f)) if f[0].message.contains("only invite a practice admin")),
         "{nurse:?}"
     );
-    let admin = w.t.app.invite_staff(&caller(operator.clone()), w.practice_a, &form("admin")).await;
+    let admin = w.t.app.practices().invite_staff(&caller(operator.clone()), w.practice_a, &form("admin")).await;
     assert!(
         matches!(admin, Err(app::AppError::Invalid(ref f)) if f[0].message.contains("already has an active admin")),
         "{admin:?}"
@@ -446,6 +446,6 @@ async fn operators_only_invite_a_first_admin() -> Result<()> {
                 admin_email: "never@example.nz".into(),
             })
             .await?;
-    assert!(w.t.app.invite_staff(&caller(operator), fresh, &form("admin")).await.is_ok());
+    assert!(w.t.app.practices().invite_staff(&caller(operator), fresh, &form("admin")).await.is_ok());
     Ok(())
 }

@@ -625,7 +625,8 @@ pub async fn admin_of(t: &TestApp, practice: PracticeId) -> Result<app::domain::
         practice,
         role: StaffRole::Admin,
     };
-    let staff = t.app.list_staff(&app::Caller::console(probe), practice).await.map_err(|e| anyhow!("{e:?}"))?;
+    let staff =
+        t.app.practices().list_staff(&app::Caller::console(probe), practice).await.map_err(|e| anyhow!("{e:?}"))?;
     staff.iter().find(|s| s.role == StaffRole::Admin).map(|s| s.account).ok_or_else(|| anyhow!("no admin"))
 }
 
