@@ -5,7 +5,7 @@ use super::Console;
 use crate::AppError;
 use crate::audit::{Caller, Outcome, Target};
 use crate::identity::credentials::{new_token, token_hash};
-use crate::identity::mfa::identity_check;
+use crate::identity::recovery::identity_check;
 use authz::Principal;
 use domain::AccountId;
 use store::{InvitationPurpose, NewInvitation};

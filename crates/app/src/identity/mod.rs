@@ -8,6 +8,7 @@ pub(crate) mod credentials;
 pub(crate) mod mfa;
 pub mod passkeys;
 pub(crate) mod ratelimit;
+pub(crate) mod recovery;
 pub(crate) mod signin;
 
 use crate::audit::{Caller, Outcome, Target};

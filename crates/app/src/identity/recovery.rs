@@ -1,0 +1,144 @@
+//! Getting back in without a second factor at hand: a single-use setup link emailed to the
+//! holder, and a practice's (or the Tiaki team's) reset of an account's factors after checking
+//! who the person is.
+
+use super::Identity;
+use super::mfa::SETUP_LINK_SECS;
+use crate::audit::{Caller, Outcome, Target};
+use crate::identity::SignedIn;
+use crate::identity::credentials::{new_token, plausible_token, token_hash};
+use crate::notify::texts;
+use crate::{App, AppError};
+use domain::AccountId;
+use domain::Verb;
+
+impl Identity<'_> {
+    /// Emails the account holder a single-use link that lets the session opening it add a first
+    /// second factor (a password alone never can).
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn send_setup_link(&self, caller: &Caller, who: &SignedIn) -> Result<(), AppError> {
+        let token = new_token();
+        let now = self.app.now();
+        self.app.store.create_setup_link(&token_hash(&token), who.account, now, now + SETUP_LINK_SECS).await?;
+        let link = format!("{}/account/security/link?token={token}", self.app.settings.public_url);
+        let Some(row) = self.app.store.account(who.account).await? else { return Err(AppError::Unauthenticated) };
+        let body = format!(
+            "Kia ora {},\n\nYou asked to set up an authenticator app for Tiaki. Open this link in the browser where you are \
+             signed in, within 30 minutes:\n\n{link}\n\nIf you did not ask for this, someone may know your password: \
+             do not open the link, and contact your practice.\n\nTiaki\n",
+            row.display_name
+        );
+        self.app.store.enqueue_mail(&texts::mail(&row.email, "Set up your Tiaki authenticator app", body, now)).await?;
+        self.app.mail_waker.notify_one();
+        self.app
+            .audit(vec![self.app.event(
+                caller,
+                &Target::account(Verb::MfaSetupLinkSend, &who.account),
+                Outcome::Allowed,
+            )])
+            .await?;
+        Ok(())
+    }
+
+    /// Opens an emailed set-up link: this session may now add a first second factor.
+    ///
+    /// # Errors
+    /// [`AppError::LinkExpired`] for a used, expired, unknown or someone else's link.
+    pub async fn open_setup_link(&self, caller: &Caller, who: &SignedIn, token: &str) -> Result<(), AppError> {
+        if !plausible_token(token) {
+            return Err(AppError::LinkExpired);
+        }
+        let target = Target::account(Verb::MfaSetupLinkOpen, &who.account);
+        match self.app.store.use_setup_link(&token_hash(token), self.app.now()).await? {
+            Some(account) if account == who.account => {
+                self.app.store.allow_factor_setup(who.session, self.app.now()).await?;
+                self.app.audit(vec![self.app.event(caller, &target, Outcome::Allowed)]).await?;
+                Ok(())
+            }
+            _ => {
+                self.app.audit(vec![self.app.event(caller, &target, Outcome::Denied)]).await?;
+                Err(AppError::LinkExpired)
+            }
+        }
+    }
+
+    /// Resets the second factors of a patient or member of staff of the practice, by a practice
+    /// admin (or an operator) after checking who they are in person or by phone (`checked`: who
+    /// checked and how, recorded in the access log). Ends all their sessions and emails them.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but the practice's admins and operators;
+    /// [`AppError::Invalid`] without the check, or for an email that is not of one of the
+    /// practice's patients or staff.
+    pub async fn reset_factors_at_practice(
+        &self,
+        caller: &Caller,
+        practice: domain::PracticeId,
+        email: &str,
+        checked: &str,
+    ) -> Result<bool, AppError> {
+        let grant = self.app.decide::<authz::ResetStaffFactors>(caller, practice).await?;
+        let target = Target::of(&grant);
+        let checked = identity_check(checked)?;
+        let account = self.app.store.account_by_email(&email.trim().to_lowercase()).await?;
+        let mut belongs = false;
+        if let Some(a) = &account {
+            belongs = self.app.store.staff_membership(a.id).await?.is_some_and(|(p, _)| p == practice);
+            if !belongs && let Some(patient) = self.app.store.patient_for_account(a.id).await? {
+                belongs = authz::Relations::patient_practices(&*self.app.store, patient)
+                    .await
+                    .map_err(|e| AppError::Internal(e.to_string()))?
+                    .contains(&practice);
+            }
+        }
+        let Some(account) = account.filter(|_| belongs) else {
+            self.app.audit(vec![self.app.event(caller, &target, Outcome::NotFound)]).await?;
+            return Err(AppError::field(
+                "reset_email",
+                "No patient or member of staff of this practice has that email address.",
+            ));
+        };
+        self.app.reset_factors_of(caller, account.id, checked).await
+    }
+}
+
+impl App {
+    /// Removes an account's factors, ends its sessions, records who checked the identity and
+    /// emails the holder. Returns whether they had an authenticator or a passkey.
+    pub(crate) async fn reset_factors_of(
+        &self,
+        caller: &Caller,
+        account: AccountId,
+        checked: &str,
+    ) -> Result<bool, AppError> {
+        let had = self.store.remove_factors(account).await?;
+        let ended = self.store.end_other_sessions(account, None, self.now()).await?;
+        let mut event = self.event(caller, &Target::account(Verb::MfaReset, &account), Outcome::Allowed);
+        event.on_behalf = Some(format!("identity checked: {}", checked.chars().take(200).collect::<String>()));
+        self.audit(vec![event]).await?;
+        self.notify(
+            account,
+            "Your Tiaki sign-in was reset",
+            "After checking who you are, your practice or the Tiaki team removed your passkeys, authenticator app and \
+             recovery codes from your Tiaki account and signed you out everywhere. Sign in with your password and set up \
+             a passkey or your app again under Sign-in security.\n\nIf you did not ask for this, contact your practice straight away.",
+        )
+        .await?;
+        tracing::info!(account = %account, sessions_ended = ended, "second factors reset after an identity check");
+        Ok(had)
+    }
+}
+
+/// The record of an identity check: who checked and how, in at least ten characters.
+pub(crate) fn identity_check(checked: &str) -> Result<&str, AppError> {
+    let checked = checked.trim();
+    if checked.chars().count() < 10 || checked.chars().any(char::is_control) {
+        return Err(AppError::field(
+            "checked",
+            "Say who checked the person's identity and how (for example \"Mere, photo ID at the front desk\").",
+        ));
+    }
+    Ok(checked)
+}
