@@ -3,8 +3,10 @@
 //! beyond any check this crate could make. Never reachable from a request (`web/clippy.toml`
 //! bans this module).
 
-use crate::{ExportAudit, Grant, ManageOperators, ManagePractices, ManageStaff, Platform};
-use domain::PracticeId;
+use crate::{
+    ExportAudit, Grant, KeyCustody, ManageOperators, ManagePractices, ManageStaff, MasterKeyCustody, Platform,
+};
+use domain::{PatientId, PracticeId};
 
 /// The console may manage practices.
 pub const fn manage_practices() -> Grant<ManagePractices> {
@@ -21,4 +23,12 @@ pub const fn manage_operators() -> Grant<ManageOperators> {
 /// The console may manage a practice's staff (the caller has checked the practice exists).
 pub const fn manage_staff(practice: PracticeId) -> Grant<ManageStaff> {
     Grant::new(practice, None, None)
+}
+/// The console may rotate or destroy one patient's keys (`tiaki documents rotate-key`, erasure).
+pub const fn key_custody(patient: PatientId) -> Grant<KeyCustody> {
+    Grant::new(patient, Some(patient), None)
+}
+/// The console may re-wrap every patient key under a new master key (`tiaki keys rotate-master`).
+pub const fn master_key_custody() -> Grant<MasterKeyCustody> {
+    Grant::new(Platform, None, None)
 }

@@ -17,7 +17,8 @@ mod relations;
 pub use grant::{Grant, Implies};
 pub use policy::audit::{ExportAccessHistory, ExportAudit, ViewAccessHistory};
 pub use policy::documents::{
-    ChangeDocument, DeleteDocument, ListDocuments, PushDocument, ReadDocument, UploadDocument, WithdrawDocument,
+    ChangeDocument, DeleteDocument, KeyCustody, ListDocuments, MasterKeyCustody, PushDocument, ReadDocument,
+    UploadDocument, WithdrawDocument,
 };
 pub use policy::identity::{InviteOperator, ManageOperators, ResetStaffFactors, SetPasskeyPolicy};
 pub use policy::practices::{

@@ -28,7 +28,7 @@ pub use platform::PlatformStore;
 pub use practices::PracticeStore;
 pub use sessions::SessionStore;
 
-pub use documents::{DocumentStore, StoreGrant};
+pub use documents::{DocumentStore, KeyGrant, StoreGrant};
 pub use engines::{Backend, PgStore, SqliteStore, connect};
 pub use mfa::{CeremonyRow, MfaStore, PasskeyRow, TotpRow};
 pub use model::*;

@@ -14,7 +14,7 @@ use crypto::PatientKey;
 #[cfg(feature = "bench")]
 use domain::DocumentId;
 use domain::{ClientId, PracticeId};
-use store::{ApiClientRow, DocumentKey, PatientKeyRow};
+use store::{ApiClientRow, DocumentKey, KeyGrant, PatientKeyRow};
 
 impl Console<'_> {
     /// Re-wraps every patient key under the ring's primary master key (after a new master key
@@ -29,7 +29,7 @@ impl Console<'_> {
         let primary = ids.first().cloned().ok_or_else(|| AppError::Internal("no master key".into()))?;
         let mut done = 0u64;
         loop {
-            let batch = self.app.store.keys_not_under(&primary, 200).await?;
+            let batch = self.app.store.keys_not_under(&authz::console::master_key_custody(), &primary, 200).await?;
             if batch.is_empty() {
                 break;
             }
@@ -38,7 +38,10 @@ impl Console<'_> {
                 let key = vault.keys.unwrap(&row.master_key_id, wrapped)?;
                 let (master_key_id, wrapped) = vault.keys.wrap(&key)?;
                 let new = PatientKeyRow { master_key_id, wrapped: Some(wrapped), ..row.clone() };
-                self.app.store.rewrap_patient_key(&new, &row.master_key_id).await?;
+                self.app
+                    .store
+                    .rewrap_patient_key(&authz::console::master_key_custody(), &new, &row.master_key_id)
+                    .await?;
                 done += 1;
                 progress(done);
             }
@@ -54,7 +57,7 @@ impl Console<'_> {
         let vault = self.app.vault()?;
         vault.keys.reload()?;
         let primary = vault.keys.ids().first().cloned().unwrap_or_default();
-        Ok(self.app.store.keys_not_under(&primary, 1_000_000).await?.len())
+        Ok(self.app.store.keys_not_under(&authz::console::master_key_custody(), &primary, 1_000_000).await?.len())
     }
 
     /// Gives a patient a new key and re-wraps their documents' data keys under it; the old key
@@ -65,16 +68,17 @@ impl Console<'_> {
     pub async fn rotate_patient_key(&self, nhi: &str) -> Result<usize, AppError> {
         let vault = self.app.vault()?;
         let patient = self.app.console_patient(nhi).await?;
-        let (old_key, old_version) = self.app.current_key(&vault, patient).await?;
+        let custody = authz::console::key_custody(patient);
+        let (old_key, old_version) = self.app.current_key(&vault, KeyGrant::Custody(&custody)).await?;
         let new_key = PatientKey::random().map_err(key_error)?;
         let (master_key_id, wrapped) = vault.keys.wrap(&new_key)?;
         let new_row = PatientKeyRow { patient, version: old_version + 1, master_key_id, wrapped: Some(wrapped) };
         let mut rewrapped = Vec::new();
-        for d in self.app.store.document_keys(patient).await? {
+        for d in self.app.store.document_keys(&custody).await? {
             let pk = if d.key_version == old_version {
                 None
             } else {
-                let row = self.app.store.patient_key(patient, d.key_version).await?;
+                let row = self.app.store.patient_key(&custody, d.key_version).await?;
                 let w = row
                     .as_ref()
                     .and_then(|r| r.wrapped.clone())
@@ -88,7 +92,7 @@ impl Console<'_> {
                 wrapped_key: new_key.wrap(&dk).map_err(key_error)?,
             });
         }
-        match self.app.store.rotate_patient_key(&new_row, &rewrapped, self.app.now()).await {
+        match self.app.store.rotate_patient_key(&custody, &new_row, &rewrapped, self.app.now()).await {
             Ok(()) => Ok(rewrapped.len()),
             Err(store::StoreError::Conflict(_)) => Err(AppError::Conflict(
                 "Documents were being stored for this patient during the rotation, so nothing was changed; run it again."
@@ -105,7 +109,7 @@ impl Console<'_> {
     /// When the patient is unknown or storage fails.
     pub async fn erase_patient_key(&self, nhi: &str) -> Result<u64, AppError> {
         let patient = self.app.console_patient(nhi).await?;
-        Ok(self.app.store.destroy_patient_keys(patient, self.app.now()).await?)
+        Ok(self.app.store.destroy_patient_keys(&authz::console::key_custody(patient), self.app.now()).await?)
     }
 
     /// How many patient-key unwraps each actor (account or API client) made in the last

@@ -26,7 +26,7 @@ use domain::{DocumentCategory, DocumentId, PatientId};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use std::sync::Arc;
-use store::{DocumentRow, PatientKeyRow};
+use store::{DocumentRow, KeyGrant, PatientKeyRow};
 
 #[expect(clippy::needless_pass_by_value, reason = "called through map_err")]
 pub(crate) fn key_error(e: KeyError) -> AppError {
@@ -216,9 +216,10 @@ impl App {
     }
 
     /// The patient's current key (made on first use) and its version.
-    pub(crate) async fn current_key(&self, vault: &Vault, patient: PatientId) -> Result<(PatientKey, i32), AppError> {
+    pub(crate) async fn current_key(&self, vault: &Vault, grant: KeyGrant<'_>) -> Result<(PatientKey, i32), AppError> {
+        let patient = grant.patient().ok_or(AppError::NotFound)?;
         for _ in 0..3 {
-            if let Some(row) = self.store.current_patient_key(patient).await? {
+            if let Some(row) = self.store.current_patient_key(grant).await? {
                 let wrapped = row.wrapped.ok_or_else(|| {
                     AppError::Gone(
                         "This person's documents have been erased; nothing more can be added for them.".into(),
@@ -229,7 +230,7 @@ impl App {
             let key = PatientKey::random().map_err(key_error)?;
             let (master_key_id, wrapped) = vault.keys.wrap(&key)?;
             let row = PatientKeyRow { patient, version: 1, master_key_id, wrapped: Some(wrapped) };
-            if self.store.insert_patient_key(&row, self.now()).await? {
+            if self.store.insert_patient_key(grant, &row, self.now()).await? {
                 return Ok((key, 1));
             }
         }

@@ -12,7 +12,7 @@ use crypto::DataKey;
 use crypto::stream::{CHUNK, Sealer};
 use domain::{DocumentCategory, DocumentId, PatientId};
 use futures_util::{Stream, StreamExt};
-use store::{DocumentRow, StoreGrant};
+use store::{DocumentRow, KeyGrant, StoreGrant};
 
 /// An upload the policy has allowed, waiting for its body.
 #[derive(Debug)]
@@ -128,7 +128,7 @@ impl App {
         let quota = matches!(grant, StoreGrant::Upload(_)).then_some(vault.patient_quota_bytes);
         let limit = match quota {
             Some(quota) => {
-                let used = self.store.storage_used(row.patient).await?;
+                let used = self.store.storage_used(grant).await?;
                 if used >= quota {
                     return Err(AppError::TooLarge(format!(
                         "There is no room left: your uploads can take up to {} MB in all. Delete some of them first.",
@@ -139,7 +139,7 @@ impl App {
             }
             None => vault.max_document_bytes,
         };
-        let (patient_key, key_version) = self.current_key(&vault, row.patient).await?;
+        let (patient_key, key_version) = self.current_key(&vault, KeyGrant::Storing(grant)).await?;
         // The grant and the key unwrap are on the record before any byte is accepted.
         self.audit(vec![
             self.event(caller, &target, Outcome::Allowed),
@@ -242,7 +242,7 @@ impl App {
                     // The patient's key was rotated while the document arrived: wrap its data key
                     // under the new version (the blob, sealed with the data key, is unchanged).
                     attempts += 1;
-                    let (patient_key, key_version) = self.current_key(&vault, row.patient).await?;
+                    let (patient_key, key_version) = self.current_key(&vault, KeyGrant::Storing(grant)).await?;
                     self.audit(vec![self.unwrap_event(caller, row.patient, key_version)]).await?;
                     row.wrapped_key = patient_key.wrap(&data_key).map_err(key_error)?;
                     row.key_version = key_version;

@@ -219,7 +219,7 @@ impl App {
         self.audit(vec![self.event(who, &t, Outcome::Allowed)]).await?;
         if let Enrolled::Existing(_) = outcome {
             // Tell the patient another practice can now see their record. No link, nothing asked.
-            if let Some(acc) = self.store.account(self.store.patient_account(id).await?).await? {
+            if let Some(acc) = self.store.account(self.store.patient_account(&grant, id).await?).await? {
                 let body = format!(
                     "Kia ora {},\n\n{practice_name} has enrolled you and can now see the information in your Tiaki account.\n\n\
                      If you did not expect this, phone {practice_name} or your usual practice. In Tiaki, \"Who has looked at\n\

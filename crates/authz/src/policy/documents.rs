@@ -35,6 +35,17 @@ action!(
     PushDocument, PatientId, "patient.documents.push", Documents, Document, Push
 );
 
+action!(
+    /// Custody of one patient's document keys: rotating them, or destroying them to erase the
+    /// patient's documents. The console's only (`authz::console::key_custody`); no policy grants it.
+    KeyCustody, PatientId, "patient.keys.custody", Documents, PatientKey, Update
+);
+action!(
+    /// Custody of the master keys: re-wrapping every patient key under a new master key. The
+    /// console's only (`authz::console::master_key_custody`).
+    MasterKeyCustody, crate::Platform, "platform.master_keys.custody", Documents, PatientKey, Update
+);
+
 implies!(DeleteDocument => ChangeDocument);
 
 impl Policy for ListDocuments {

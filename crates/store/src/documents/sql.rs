@@ -3,8 +3,8 @@
 // database). Format with `rustfmt --edition 2024 documents/sql.rs` (CI checks it).
 
 use crate::portable::{corrupt, map_unique};
-use crate::{DocumentKey, DocumentRow, DocumentStore, PatientKeyRow, Result, StoreError, StoreGrant};
-use authz::Grant;
+use crate::{DocumentKey, DocumentRow, DocumentStore, KeyGrant, PatientKeyRow, Result, StoreError, StoreGrant};
+use authz::{Grant, KeyCustody, MasterKeyCustody};
 use domain::{AccountId, BoxFuture, ClientId, DocumentCategory, DocumentId, PatientId, PracticeId, UnixTime};
 use sqlx::Row;
 use uuid::Uuid;
@@ -68,8 +68,9 @@ fn nil_or(p: Option<PracticeId>) -> Uuid {
 }
 
 impl DocumentStore for This {
-    fn current_patient_key(&self, patient: PatientId) -> BoxFuture<'_, Result<Option<PatientKeyRow>>> {
+    fn current_patient_key<'a>(&'a self, grant: KeyGrant<'a>) -> BoxFuture<'a, Result<Option<PatientKeyRow>>> {
         Box::pin(async move {
+            let patient = grant.patient().ok_or(StoreError::NotFound)?;
             sqlx::query(
                 "SELECT patient_id, version, master_key_id, wrapped FROM patient_keys \
                  WHERE patient_id = $1 ORDER BY version DESC LIMIT 1",
@@ -83,8 +84,13 @@ impl DocumentStore for This {
         })
     }
 
-    fn patient_key(&self, patient: PatientId, version: i32) -> BoxFuture<'_, Result<Option<PatientKeyRow>>> {
+    fn patient_key<'a>(
+        &'a self,
+        grant: &'a Grant<KeyCustody>,
+        version: i32,
+    ) -> BoxFuture<'a, Result<Option<PatientKeyRow>>> {
         Box::pin(async move {
+            let patient = grant.object();
             sqlx::query(
                 "SELECT patient_id, version, master_key_id, wrapped FROM patient_keys \
                  WHERE patient_id = $1 AND version = $2",
@@ -99,8 +105,16 @@ impl DocumentStore for This {
         })
     }
 
-    fn insert_patient_key<'a>(&'a self, k: &'a PatientKeyRow, now: UnixTime) -> BoxFuture<'a, Result<bool>> {
+    fn insert_patient_key<'a>(
+        &'a self,
+        grant: KeyGrant<'a>,
+        k: &'a PatientKeyRow,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<bool>> {
         Box::pin(async move {
+            if grant.patient() != Some(k.patient) {
+                return Err(StoreError::NotFound);
+            }
             let done = sqlx::query(
                 "INSERT INTO patient_keys (patient_id, version, master_key_id, wrapped, created_at) \
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (patient_id, version) DO NOTHING",
@@ -404,8 +418,9 @@ impl DocumentStore for This {
         })
     }
 
-    fn storage_used(&self, patient: PatientId) -> BoxFuture<'_, Result<i64>> {
+    fn storage_used<'a>(&'a self, grant: StoreGrant<'a>) -> BoxFuture<'a, Result<i64>> {
         Box::pin(async move {
+            let patient = grant.patient().ok_or(StoreError::NotFound)?;
             let used: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                 "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM documents WHERE patient_id = $1 \
                  AND category = 'patient_upload' AND {LIVE}"
@@ -449,7 +464,12 @@ impl DocumentStore for This {
         })
     }
 
-    fn keys_not_under<'a>(&'a self, master_key_id: &'a str, limit: i64) -> BoxFuture<'a, Result<Vec<PatientKeyRow>>> {
+    fn keys_not_under<'a>(
+        &'a self,
+        _grant: &'a Grant<MasterKeyCustody>,
+        master_key_id: &'a str,
+        limit: i64,
+    ) -> BoxFuture<'a, Result<Vec<PatientKeyRow>>> {
         Box::pin(async move {
             let rows = sqlx::query(
                 "SELECT patient_id, version, master_key_id, wrapped FROM patient_keys \
@@ -463,7 +483,12 @@ impl DocumentStore for This {
         })
     }
 
-    fn rewrap_patient_key<'a>(&'a self, k: &'a PatientKeyRow, old_master: &'a str) -> BoxFuture<'a, Result<bool>> {
+    fn rewrap_patient_key<'a>(
+        &'a self,
+        _grant: &'a Grant<MasterKeyCustody>,
+        k: &'a PatientKeyRow,
+        old_master: &'a str,
+    ) -> BoxFuture<'a, Result<bool>> {
         Box::pin(async move {
             let done = sqlx::query(
                 "UPDATE patient_keys SET master_key_id = $3, wrapped = $4 \
@@ -480,8 +505,9 @@ impl DocumentStore for This {
         })
     }
 
-    fn document_keys(&self, patient: PatientId) -> BoxFuture<'_, Result<Vec<DocumentKey>>> {
+    fn document_keys<'a>(&'a self, grant: &'a Grant<KeyCustody>) -> BoxFuture<'a, Result<Vec<DocumentKey>>> {
         Box::pin(async move {
+            let patient = grant.object();
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT id, key_version, wrapped_key FROM documents WHERE patient_id = $1 AND {LIVE} ORDER BY id"
             )))
@@ -502,11 +528,15 @@ impl DocumentStore for This {
 
     fn rotate_patient_key<'a>(
         &'a self,
+        grant: &'a Grant<KeyCustody>,
         k: &'a PatientKeyRow,
         rewrapped: &'a [DocumentKey],
         now: UnixTime,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
+            if k.patient != grant.object() {
+                return Err(StoreError::NotFound);
+            }
             let mut tx = self.begin().await?;
             sqlx::query(
                 "INSERT INTO patient_keys (patient_id, version, master_key_id, wrapped, created_at) \
@@ -565,8 +595,9 @@ impl DocumentStore for This {
         })
     }
 
-    fn destroy_patient_keys(&self, patient: PatientId, now: UnixTime) -> BoxFuture<'_, Result<u64>> {
+    fn destroy_patient_keys<'a>(&'a self, grant: &'a Grant<KeyCustody>, now: UnixTime) -> BoxFuture<'a, Result<u64>> {
         Box::pin(async move {
+            let patient = grant.object();
             let done = sqlx::query(
                 "UPDATE patient_keys SET wrapped = NULL, destroyed_at = $2 WHERE patient_id = $1 AND wrapped IS NOT NULL",
             )

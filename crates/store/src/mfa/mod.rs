@@ -54,8 +54,6 @@ pub trait MfaStore: Send + Sync {
     ) -> BoxFuture<'a, Result<()>>;
     /// Whether the practice requires its patients to use a second factor.
     fn patients_need_mfa<'a>(&'a self, grant: &'a authz::Grant<authz::ManageStaff>) -> BoxFuture<'a, Result<bool>>;
-    /// Whether any practice the patient is enrolled with requires a second factor.
-    fn patient_must_use_mfa(&self, patient: domain::PatientId) -> BoxFuture<'_, Result<bool>>;
     /// Records that the session's second factor was a passkey.
     fn mark_session_passkey(&self, session: domain::SessionId) -> BoxFuture<'_, Result<()>>;
     /// A platform-wide switch (stored in `settings`); off unless set.

@@ -56,19 +56,6 @@ impl MfaStore for This {
         })
     }
 
-    fn patient_must_use_mfa(&self, patient: domain::PatientId) -> BoxFuture<'_, Result<bool>> {
-        Box::pin(async move {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM enrolments e JOIN practices p ON p.id = e.practice_id \
-                 WHERE e.patient_id = $1 AND p.patients_need_mfa",
-            )
-            .bind(patient.as_uuid())
-            .fetch_one(&self.pool)
-            .await?;
-            Ok(n > 0)
-        })
-    }
-
     fn mark_session_passkey(&self, session: domain::SessionId) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             sqlx::query("UPDATE sessions SET mfa_passkey = TRUE WHERE id = $1")

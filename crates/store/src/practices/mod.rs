@@ -60,5 +60,9 @@ pub trait PracticeStore: Send + Sync {
     /// The patient record linked to a patient account.
     fn patient_for_account(&self, account: AccountId) -> BoxFuture<'_, Result<Option<PatientId>>>;
     /// The account linked to a patient record (for notices to the patient).
-    fn patient_account(&self, patient: PatientId) -> BoxFuture<'_, Result<AccountId>>;
+    fn patient_account<'a>(
+        &'a self,
+        grant: &'a Grant<EnrolPatient>,
+        patient: PatientId,
+    ) -> BoxFuture<'a, Result<AccountId>>;
 }

@@ -7,7 +7,7 @@ use crate::{
     AccountId, BoxFuture, Enrolled, NewAccount, NewInvitation, NewMail, NewPatient, NewPractice, PatientId, PatientRow,
     PracticeId, PracticeRow, PracticeStore, PracticeSummary, Result, StaffRole, StaffRow, StoreError,
 };
-use authz::{Grant, Relations, RelationsError};
+use authz::{EnrolPatient, Grant, Relations, RelationsError};
 use domain::AccountKind;
 use sqlx::Row;
 use uuid::Uuid;
@@ -334,13 +334,22 @@ impl PracticeStore for This {
         })
     }
 
-    fn patient_account(&self, patient: PatientId) -> BoxFuture<'_, Result<AccountId>> {
+    fn patient_account<'a>(
+        &'a self,
+        grant: &'a Grant<EnrolPatient>,
+        patient: PatientId,
+    ) -> BoxFuture<'a, Result<AccountId>> {
         Box::pin(async move {
-            let row = sqlx::query("SELECT account_id FROM patients WHERE id = $1")
-                .bind(patient.as_uuid())
-                .fetch_optional(&self.pool)
-                .await?
-                .ok_or(StoreError::NotFound)?;
+            // Only a patient enrolled at the practice the grant is for.
+            let row = sqlx::query(
+                "SELECT p.account_id FROM patients p JOIN enrolments e ON e.patient_id = p.id \
+                 WHERE p.id = $1 AND e.practice_id = $2",
+            )
+            .bind(patient.as_uuid())
+            .bind(grant.object().as_uuid())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
             Ok(AccountId::from_uuid(row.try_get("account_id")?))
         })
     }

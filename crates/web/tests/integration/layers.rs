@@ -76,3 +76,36 @@ fn app_has_public(name: &str) -> Result<bool> {
     files.retain(|f| !f.starts_with(crate_dir("app").join("src").join("console")));
     Ok(public_functions(&files)?.iter().any(|n| n == name))
 }
+
+/// Storage never takes a bare patient or document id: a method that names a patient or a
+/// document also takes the grant that reaches it (and its SQL repeats the relationship the
+/// grant rests on). Identity look-ups keyed by the signed-in subject take an account id, which
+/// this rule does not cover (ARCHITECTURE.md, "Storage never takes a bare id").
+#[test]
+fn storage_takes_grants_not_bare_patient_ids() -> Result<()> {
+    const EXCEPTIONS: &[&str] = &[];
+    let mut files = Vec::new();
+    rust_files(&crate_dir("store").join("src"), &mut files)?;
+    files.retain(|f| f.file_name().is_some_and(|n| n == "mod.rs" || n == "lib.rs"));
+    let mut offenders = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f)?;
+        // Each declaration, joined onto one line.
+        for decl in text.split("fn ").skip(1) {
+            let Some(head) = decl.split(';').next() else { continue };
+            let name = head.split(['(', '<']).next().unwrap_or_default().trim();
+            let params = head.split("->").next().unwrap_or_default();
+            let bare = [": PatientId", ": DocumentId", ": domain::PatientId", ": domain::DocumentId"]
+                .iter()
+                .any(|t| params.contains(t))
+                && !params.contains("Grant<")
+                && !params.contains("KeyGrant")
+                && !params.contains("StoreGrant");
+            if bare && !EXCEPTIONS.contains(&name) {
+                offenders.push(format!("{}: {name}", f.display()));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "storage methods that take a bare patient or document id: {offenders:#?}");
+    Ok(())
+}
