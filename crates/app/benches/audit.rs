@@ -72,22 +72,18 @@ fn arg(name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
 }
 
-async fn fresh_store(pg: Option<&str>, tag: &str) -> (Arc<dyn store::Store>, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!("tiaki-bench-{tag}-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = match pg {
-        Some(admin) => {
-            use sqlx::Connection;
-            let name = format!("tiaki_bench_{}", uuid::Uuid::new_v4().simple());
-            let mut c = sqlx::PgConnection::connect(admin).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut c).await.unwrap();
-            format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
-        }
-        None => format!("sqlite://{}/bench.db", dir.display()),
+/// A fresh database from the test kit (on PostgreSQL, cloned from the migrated template), and
+/// its folder; both go when the run ends.
+async fn fresh_store(
+    pg: Option<&str>,
+    tag: &str,
+) -> (Arc<dyn store::Store>, testkit::db::Database, testkit::db::TempDir) {
+    let dir = testkit::db::TempDir::new(&format!("bench-{tag}")).unwrap();
+    let db = match pg {
+        Some(admin) => testkit::db::Database::postgres(admin).await.unwrap(),
+        None => testkit::db::Database::sqlite(&dir.0).await.unwrap(),
     };
-    let s = store::connect(&url).await.unwrap();
-    s.migrate().await.unwrap();
-    (s, dir)
+    (db.store().await.unwrap(), db, dir)
 }
 
 async fn app_on(store: Arc<dyn store::Store>, signer: bool) -> Arc<App> {
@@ -114,7 +110,7 @@ async fn app_on(store: Arc<dyn store::Store>, signer: bool) -> Arc<App> {
 
 async fn append(pg: Option<&str>, n: u64, concurrency: u64) {
     // Baseline: the same rows, inserted in plain batches of 1,000 per transaction by one writer.
-    let (store, dir) = fresh_store(pg, "baseline").await;
+    let (store, db, dir) = fresh_store(pg, "baseline").await;
     let ids = Arc::new(Ids::new());
     let rows: Vec<AuditEvent> = (0..n).map(|i| event(&ids, i)).collect();
     let start = Instant::now();
@@ -124,11 +120,11 @@ async fn append(pg: Option<&str>, n: u64, concurrency: u64) {
     }
     let baseline = n as f64 / start.elapsed().as_secs_f64();
     drop(store);
-    let _ = std::fs::remove_dir_all(dir);
+    drop((db, dir));
 
     // Group commit: `concurrency` tasks, each recording one event per request and waiting for it
     // to be durable, as request handlers do.
-    let (store, dir) = fresh_store(pg, "group").await;
+    let (store, db, dir) = fresh_store(pg, "group").await;
     let app = app_on(store, false).await;
     let per_task = n / concurrency;
     let start = Instant::now();
@@ -161,7 +157,7 @@ async fn append(pg: Option<&str>, n: u64, concurrency: u64) {
         p99.as_secs_f64() * 1000.0
     );
     println!("  ratio group/plain: {:.2}", group / baseline);
-    let _ = std::fs::remove_dir_all(dir);
+    drop((db, dir));
 }
 
 /// Writes `n` events already sequenced — leaf index, leaf hash and every completed subtree node,
@@ -244,12 +240,12 @@ async fn bulk_sequenced(db: &std::path::Path, n: u64, ids: &Ids) {
 }
 
 async fn verify(pg: Option<&str>, n: u64, bulk: bool) {
-    let (store, dir) = fresh_store(pg, "verify").await;
+    let (store, db, dir) = fresh_store(pg, "verify").await;
     let app = app_on(store.clone(), true).await;
     let ids = Ids::new();
     let start = Instant::now();
     if bulk && pg.is_none() {
-        bulk_sequenced(&dir.join("bench.db"), n, &ids).await;
+        bulk_sequenced(&dir.0.join("tiaki.db"), n, &ids).await;
     } else {
         let mut i = 0;
         while i < n {
@@ -288,7 +284,7 @@ async fn verify(pg: Option<&str>, n: u64, bulk: bool) {
         n as f64 / verified.as_secs_f64()
     );
     drop(app);
-    let _ = std::fs::remove_dir_all(dir);
+    drop((db, dir));
 }
 
 #[tokio::main]

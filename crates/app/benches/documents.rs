@@ -20,22 +20,18 @@ fn arg(name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
 }
 
-#[expect(clippy::too_many_lines, reason = "one benchmark's set-up, read top to bottom")]
-async fn setup(pg: Option<&str>, docs: usize, size: usize) -> (Arc<App>, Caller, Vec<DocumentId>, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!("tiaki-bench-docs-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = match pg {
-        Some(admin) => {
-            use sqlx::Connection;
-            let name = format!("tiaki_bench_{}", uuid::Uuid::new_v4().simple());
-            let mut c = sqlx::PgConnection::connect(admin).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut c).await.unwrap();
-            format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
-        }
-        None => format!("sqlite://{}/bench.db", dir.display()),
+/// The database and folder a run uses; both go when it is dropped.
+type Fresh = (testkit::db::Database, testkit::db::TempDir);
+
+async fn setup(pg: Option<&str>, docs: usize, size: usize) -> (Arc<App>, Caller, Vec<DocumentId>, Fresh) {
+    // A fresh database from the test kit (on PostgreSQL, cloned from the migrated template).
+    let tmp = testkit::db::TempDir::new("bench-docs").unwrap();
+    let dir = tmp.0.clone();
+    let db = match pg {
+        Some(admin) => testkit::db::Database::postgres(admin).await.unwrap(),
+        None => testkit::db::Database::sqlite(&dir).await.unwrap(),
     };
-    let store = store::connect(&url).await.unwrap();
-    store.migrate().await.unwrap();
+    let store = db.store().await.unwrap();
     app::keyfile::ensure_key_file(&dir).unwrap();
     let vault = app::Vault {
         blobs: app::documents::blobs::Blobs::folder(&dir.join("blobs")).unwrap(),
@@ -126,7 +122,7 @@ async fn setup(pg: Option<&str>, docs: usize, size: usize) -> (Arc<App>, Caller,
         "bench",
         "",
     );
-    (app, reader, ids, dir)
+    (app, reader, ids, (db, tmp))
 }
 
 /// Downloads for `seconds` with `concurrency` readers; returns (downloads/s, MB/s).
@@ -207,6 +203,6 @@ async fn main() {
         );
         println!("  cost of auditing: {:.1} %", (1.0 - on.0 / off.0) * 100.0);
         drop(app);
-        let _ = std::fs::remove_dir_all(dir);
+        drop(dir);
     }
 }

@@ -271,11 +271,12 @@ async fn main() -> anyhow::Result<()> {
     let attempts = env_or("TIAKI_BENCH_ATTEMPTS", 100_000);
     let rate = env_or("TIAKI_BENCH_ATTACK_RATE", 1000).max(1);
     let baseline_secs = env_or("TIAKI_BENCH_BASELINE_SECS", 60);
-    let dir = std::env::temp_dir().join(format!("tiaki-bench-stuffing-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir)?;
-    let url = format!("sqlite://{}/tiaki.db", dir.display());
-    let store = store::connect(&url).await?;
-    store.migrate().await?;
+    // A fresh SQLite database and folder from the test kit, removed when the run ends.
+    let tmp = testkit::db::TempDir::new("bench-stuffing")?;
+    let dir = tmp.0.clone();
+    let db = testkit::db::Database::sqlite(&dir).await?;
+    let store = db.store().await?;
+    let url = db.url.clone();
     let settings = Settings {
         public_url: "http://127.0.0.1".into(),
         session_idle_secs: 1800,
@@ -514,7 +515,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let ratio = a99.as_secs_f64() / b99.as_secs_f64().max(1e-9);
     println!("\n  real users' p99 under attack / without: {ratio:.2}×");
-    let _ = std::fs::remove_dir_all(&dir);
+    drop((db, tmp));
     if t(&tally.sessions) > 0 || rate < 99.9 {
         anyhow::bail!("goal missed: attacker sessions must be 0 and real users' success at least 99.9 %");
     }

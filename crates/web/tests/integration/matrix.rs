@@ -4,48 +4,9 @@
 
 use crate::support::*;
 use anyhow::Result;
-use app::domain::StaffRole;
 use axum::http::{Method, StatusCode};
 use std::collections::BTreeMap;
 use web::routes::{Kind, ROUTES};
-
-/// Every role the portal knows, in the order the cells are tried (state-changing routes act on
-/// one shared object, so the order matters: reception and the privacy officer try to withdraw
-/// the letter before the nurse does). Proxies and break-glass join this list with their issues.
-const ROLES: [&str; 14] = [
-    "anonymous",
-    "patient",
-    "other_patient",
-    "reception",
-    "privacy_officer",
-    "unverified_staff",
-    "other_practice_staff",
-    "operator",
-    "practice_client",
-    "other_practice_client",
-    "hospital_client",
-    "nurse",
-    "gp",
-    // The patient's practice's admin is reception (role `admin`); listed above.
-    "other_practice_admin",
-];
-
-/// The email each signed-in role uses.
-fn email_of(role: &str) -> Option<&'static str> {
-    Some(match role {
-        "patient" => "p1@example.nz",
-        "other_patient" => "p2@example.nz",
-        "reception" => "admin-a@example.nz",
-        "privacy_officer" => "po-a@example.nz",
-        "unverified_staff" => "new-a@example.nz",
-        "other_practice_staff" => "gp-b@example.nz",
-        "other_practice_admin" => "admin-b@example.nz",
-        "operator" => "op@example.nz",
-        "nurse" => "nurse-a@example.nz",
-        "gp" => "gp-a@example.nz",
-        _ => return None,
-    })
-}
 
 /// A cell: the status, where a redirect goes, and whether a 2xx page is really a refusal (an
 /// error summary on the page), so that a refusal served as 200 cannot pass for success.
@@ -68,49 +29,12 @@ fn cell(w: &World, reply: &Reply) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_against_every_role() -> Result<()> {
-    let w = World::new().await?;
-    staff(&w.t, w.practice_a, "nurse-a@example.nz", StaffRole::Nurse).await?;
-    staff(&w.t, w.practice_a, "po-a@example.nz", StaffRole::PrivacyOfficer).await?;
-    staff(&w.t, w.practice_b, "gp-b@example.nz", StaffRole::Gp).await?;
-    // A member of staff who has signed in with a password but not yet proved a second factor.
-    let link = w
-        .t
-        .app
-        .console()
-        .invite_staff(
-            w.practice_a,
-            &app::InviteStaffForm { name: "New Nurse".into(), email: "new-a@example.nz".into(), role: "nurse".into() },
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    w.t.app
-        .console()
-        .set_password_by_link(&token_of(&link), PASSWORD, PASSWORD, None, None)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let (_, client_b) = w.t.app.console().create_client("Practice B PMS", "", "Practice B", Some("FBB222-B")).await?;
-    let (_, hospital) =
-        w.t.app.console().create_client("Hospital system", "G00001-A", "Te Whatu Ora Te Tai Tokerau", None).await?;
-    w.t.app.console().add_agreement("FAA111-A", "G00001-A").await?;
-
+    let (w, everyone) = World::with_every_role().await?;
     let mut browsers = BTreeMap::new();
     for (n, role) in ROLES.iter().enumerate() {
         // Each role from a network of its own, so that per-network limits do not colour the cells.
         let ip = [127, u8::try_from(n + 10)?, 0, 1];
-        let b = match (*role, email_of(role)) {
-            ("practice_client", _) => w.t.client(&w.client_a),
-            ("other_practice_client", _) => w.t.client(&client_b),
-            ("hospital_client", _) => w.t.client(&hospital),
-            ("unverified_staff", Some(email)) => {
-                let mut b = w.t.browser(ip);
-                let r = b.sign_in(email, PASSWORD).await?;
-                assert_eq!(r.location(), "/account/security", "confined until a second factor");
-                b
-            }
-            (_, Some(email)) => w.signed_in(email, ip).await?,
-            _ => w.t.browser(ip),
-        };
-        browsers.insert(*role, b);
+        browsers.insert(*role, w.as_role(&everyone, role, ip).await?);
     }
     // Signing out ends the session it is sent with, so each role signs out a session of its own.
     let mut to_sign_out = BTreeMap::new();
