@@ -21,12 +21,10 @@ pub use domain;
 pub use error::{AppError, FieldError};
 pub use identity::credentials::password_checks;
 pub use identity::mfa::{MfaStatus, SignInStep, TotpSetup};
-pub use identity::{InvitationPage, SignInOutcome, SignedIn};
+pub use identity::{InvitationPage, Session, SignInOutcome, SignedIn};
 pub use practices::{EnrolForm, InviteStaffForm, PracticeForm};
-pub use store::{
-    AccountRow, ApiClientRow, Backend, Enrolled, InvitationPurpose, PatientRow, PracticeRow, PracticeSummary,
-    SessionRow, StaffRow,
-};
+pub use practices::{Patient, Practice, PracticeSummary, StaffMember};
+pub use store::{Backend, Enrolled, InvitationPurpose};
 
 use domain::Clock;
 use std::sync::Arc;

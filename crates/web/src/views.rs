@@ -1,7 +1,7 @@
 //! Page templates (askama, compiled and auto-escaped) and the values they show.
 
 use app::domain::StaffRole;
-use app::{FieldError, PatientRow, PracticeRow, PracticeSummary, SignedIn, StaffRow};
+use app::{FieldError, Patient, Practice, PracticeSummary, SignedIn, StaffMember};
 use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -96,8 +96,8 @@ pub(crate) struct PatientPage {
     pub(crate) own: bool,
     pub(crate) can_list_documents: bool,
     pub(crate) can_view_access: bool,
-    pub(crate) patient: PatientRow,
-    pub(crate) practices: Vec<PracticeRow>,
+    pub(crate) patient: Patient,
+    pub(crate) practices: Vec<Practice>,
 }
 
 impl PatientPage {
@@ -147,10 +147,10 @@ pub(crate) struct PracticePage<'a> {
     pub(crate) nav: Option<Nav>,
     pub(crate) csrf: &'a str,
     pub(crate) notice: Option<String>,
-    pub(crate) practice: PracticeRow,
+    pub(crate) practice: Practice,
     pub(crate) can_enrol: bool,
-    pub(crate) patients: Vec<PatientRow>,
-    pub(crate) staff: Option<Vec<StaffRow>>,
+    pub(crate) patients: Vec<Patient>,
+    pub(crate) staff: Option<Vec<StaffMember>>,
     /// Whether the practice requires its patients to use a second factor (shown to admins).
     pub(crate) patients_need_mfa: bool,
     pub(crate) roles: [StaffRole; 4],

@@ -34,6 +34,27 @@ impl App {
     }
 }
 
+/// One of an account's signed-in sessions, as its holder sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Its public handle.
+    pub id: SessionId,
+    /// When it began.
+    pub created_at: domain::UnixTime,
+    /// When it was last used.
+    pub last_seen_at: domain::UnixTime,
+    /// The address it signed in from.
+    pub ip: String,
+    /// The browser it signed in with.
+    pub user_agent: String,
+}
+
+impl From<SessionRow> for Session {
+    fn from(r: SessionRow) -> Self {
+        Self { id: r.id, created_at: r.created_at, last_seen_at: r.last_seen_at, ip: r.ip, user_agent: r.user_agent }
+    }
+}
+
 /// A verified session: who is asking, for the web layer.
 #[derive(Debug, Clone)]
 #[expect(clippy::struct_excessive_bools, reason = "independent facts about one session")]
@@ -394,9 +415,16 @@ impl Identity<'_> {
     ///
     /// # Errors
     /// When storage fails.
-    pub async fn sessions(&self, who: &SignedIn) -> Result<Vec<SessionRow>, AppError> {
+    pub async fn sessions(&self, who: &SignedIn) -> Result<Vec<Session>, AppError> {
         let now = self.app.now();
-        Ok(self.app.store.list_sessions(who.account, now, now - self.app.settings.session_idle_secs).await?)
+        Ok(self
+            .app
+            .store
+            .list_sessions(who.account, now, now - self.app.settings.session_idle_secs)
+            .await?
+            .into_iter()
+            .map(Session::from)
+            .collect())
     }
 
     /// Ends one of the account's own sessions.

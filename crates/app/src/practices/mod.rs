@@ -1,5 +1,9 @@
 //! Practices, their staff and their patients: what operators and practice staff do.
 
+mod views;
+
+pub use views::{Patient, Practice, PracticeSummary, StaffMember};
+
 use crate::audit::{Caller, Outcome, Target};
 use crate::notify::texts;
 use crate::{App, AppError, FieldError};
@@ -9,10 +13,7 @@ use domain::{
     Region, StaffRole,
 };
 use serde::Deserialize;
-use store::{
-    Enrolled, InvitationPurpose, NewAccount, NewPatient, NewPractice, PatientRow, PracticeRow, PracticeSummary,
-    StaffRow,
-};
+use store::{Enrolled, InvitationPurpose, NewAccount, NewPatient, NewPractice};
 
 /// The practices module's use cases, on the application's shared parts: [`App::practices`].
 #[derive(Debug, Clone, Copy)]
@@ -242,8 +243,8 @@ impl Practices<'_> {
     ///
     /// # Errors
     /// When storage fails.
-    pub async fn practice(&self, id: PracticeId) -> Result<Option<PracticeRow>, AppError> {
-        Ok(self.app.store.practice(id).await?)
+    pub async fn practice(&self, id: PracticeId) -> Result<Option<Practice>, AppError> {
+        Ok(self.app.store.practice(id).await?.map(Practice::from))
     }
 
     /// Every practice (operators).
@@ -252,7 +253,7 @@ impl Practices<'_> {
     /// [`AppError::NotFound`] for anyone but an operator.
     pub async fn list(&self, who: &Caller) -> Result<Vec<PracticeSummary>, AppError> {
         let grant = self.app.authorize::<authz::ListPractices>(who, Platform).await?;
-        Ok(self.app.store.list_practices(&grant.implied()).await?)
+        Ok(self.app.store.list_practices(&grant.implied()).await?.into_iter().map(PracticeSummary::from).collect())
     }
 
     /// Creates a practice and invites its first admin (operators).
@@ -269,9 +270,9 @@ impl Practices<'_> {
     ///
     /// # Errors
     /// [`AppError::NotFound`] for anyone else.
-    pub async fn list_staff(&self, who: &Caller, practice: PracticeId) -> Result<Vec<StaffRow>, AppError> {
+    pub async fn list_staff(&self, who: &Caller, practice: PracticeId) -> Result<Vec<StaffMember>, AppError> {
         let grant = self.app.authorize::<authz::ListStaff>(who, practice).await?;
-        Ok(self.app.store.list_staff(&grant.implied()).await?)
+        Ok(self.app.store.list_staff(&grant.implied()).await?.into_iter().map(StaffMember::from).collect())
     }
 
     /// Whether the practice requires its patients to use a second factor (its admins, and
@@ -337,7 +338,7 @@ impl Practices<'_> {
     ///
     /// # Errors
     /// [`AppError::NotFound`] for anyone else.
-    pub async fn list_patients(&self, who: &Caller, practice: PracticeId) -> Result<Vec<PatientRow>, AppError> {
+    pub async fn list_patients(&self, who: &Caller, practice: PracticeId) -> Result<Vec<Patient>, AppError> {
         let grant = self.app.decide::<ListPracticePatients>(who, practice).await?;
         let rows = self.app.store.list_patients(&grant).await?;
         // One event per patient listed, written before the list is served.
@@ -352,7 +353,7 @@ impl Practices<'_> {
             })
             .collect();
         self.app.audit(events).await?;
-        Ok(rows)
+        Ok(rows.into_iter().map(Patient::from).collect())
     }
 
     /// Enrols a patient whose identity the practice has checked, and emails them an activation
@@ -368,11 +369,7 @@ impl Practices<'_> {
     ///
     /// # Errors
     /// [`AppError::NotFound`] for anyone else, exactly as for a patient that does not exist.
-    pub async fn view_patient(
-        &self,
-        who: &Caller,
-        patient: PatientId,
-    ) -> Result<(PatientRow, Vec<PracticeRow>), AppError> {
+    pub async fn view_patient(&self, who: &Caller, patient: PatientId) -> Result<(Patient, Vec<Practice>), AppError> {
         let grant = self.app.authorize::<ViewPatient>(who, patient).await?;
         let row = self.app.store.patient(&grant).await?;
         let mut practices = Vec::new();
@@ -381,9 +378,9 @@ impl Practices<'_> {
             .map_err(|e| AppError::Internal(e.to_string()))?
         {
             if let Some(p) = self.app.store.practice(id).await? {
-                practices.push(p);
+                practices.push(p.into());
             }
         }
-        Ok((row, practices))
+        Ok((row.into(), practices))
     }
 }

@@ -109,3 +109,37 @@ fn storage_takes_grants_not_bare_patient_ids() -> Result<()> {
     assert!(offenders.is_empty(), "storage methods that take a bare patient or document id: {offenders:#?}");
     Ok(())
 }
+
+/// Views returned to the web layer are the modules' own types: no storage row (`DocumentRow`
+/// with its wrapped key and blob address, `PatientRow` with its account, …) is named in `web`,
+/// and `app` re-exports none.
+#[test]
+fn no_storage_row_crosses_into_web() -> Result<()> {
+    let mut web = Vec::new();
+    rust_files(&crate_dir("web").join("src"), &mut web)?;
+    let mut model = std::fs::read_to_string(crate_dir("store").join("src").join("model.rs"))?;
+    for entry in std::fs::read_dir(crate_dir("store").join("src"))? {
+        let path = entry?.path().join("mod.rs");
+        if path.exists() {
+            model.push_str(&std::fs::read_to_string(path)?);
+        }
+    }
+    let rows: Vec<&str> = model
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("pub struct "))
+        .map(|rest| rest.split([' ', '<', '(', '{']).next().unwrap_or_default())
+        .filter(|name| name.ends_with("Row"))
+        .collect();
+    assert!(rows.len() >= 8, "the storage rows: {rows:?}");
+    for f in &web {
+        let text = std::fs::read_to_string(f)?;
+        for row in &rows {
+            assert!(!text.contains(row), "{} names the storage row {row}", f.display());
+        }
+    }
+    let lib = std::fs::read_to_string(crate_dir("app").join("src").join("lib.rs"))?;
+    for row in &rows {
+        assert!(!lib.contains(row), "app re-exports the storage row {row}");
+    }
+    Ok(())
+}
