@@ -10,6 +10,7 @@ pub mod console;
 pub mod documents;
 mod error;
 pub mod identity;
+pub mod jobs;
 pub mod keyfile;
 pub mod notify;
 mod practices;

@@ -9,6 +9,7 @@ mod accounts;
 mod documents;
 mod engines;
 mod integrations;
+mod jobs;
 mod links;
 mod mfa;
 mod model;
@@ -22,6 +23,7 @@ mod signin;
 pub use access_log::AccessLogStore;
 pub use accounts::AccountStore;
 pub use integrations::IntegrationStore;
+pub use jobs::{JobRow, JobState, JobStore, NewJob};
 pub use links::LinkStore;
 pub use outbox::OutboxStore;
 pub use platform::PlatformStore;
@@ -82,6 +84,7 @@ pub trait Store:
     + OutboxStore
     + AccessLogStore
     + PlatformStore
+    + JobStore
     + DocumentStore
     + IntegrationStore
     + MfaStore

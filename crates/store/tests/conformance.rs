@@ -88,6 +88,7 @@ conformance!(
     concurrent_use_of_one_link_succeeds_once,
     audit_events_are_sequenced_into_one_merkle_tree,
     leases_go_to_one_holder_at_a_time,
+    jobs_run_once_under_a_lease_with_retries,
     audit_history_is_per_patient_and_filtered,
     concurrent_appends_number_the_log_without_gaps,
     sign_in_attempts_are_claimed_one_at_a_time,
@@ -526,6 +527,56 @@ async fn audit_events_are_sequenced_into_one_merkle_tree(store: Arc<dyn Store>) 
     // Duplicate event ids are refused and leave nothing behind.
     assert!(store.append_audit_events(&[event(99, None, "account"), events[0].clone()]).await.is_err());
     assert!(matches!(store.audit_seq_of(&event(99, None, "account").id).await, Err(StoreError::NotFound)));
+    Ok(())
+}
+
+/// The job queue: an idempotency key enqueues once; a due job goes to one claimant at a time;
+/// a lease that runs out lets another node take the job over; a failure retries after its
+/// back-off until the attempts are spent; progress and completion need the lease.
+async fn jobs_run_once_under_a_lease_with_retries(store: Arc<dyn Store>) -> Result<()> {
+    let job = NewJob {
+        kind: "sweep".into(),
+        idempotency_key: "sweep:2026-11-27T11".into(),
+        payload: "{}".into(),
+        run_after: 100,
+        max_attempts: 2,
+    };
+    assert!(store.enqueue_job(&job, "j1", 90).await?, "enqueued");
+    assert!(!store.enqueue_job(&job, "j2", 91).await?, "the same key enqueues once");
+    assert!(store.claim_job(&["sweep"], "node-a", 99, 160).await?.is_none(), "not due yet");
+    assert!(store.claim_job(&["other"], "node-a", 100, 160).await?.is_none(), "only the kinds asked for");
+    // Two nodes race for it: one wins.
+    let (a, b) =
+        tokio::join!(store.claim_job(&["sweep"], "node-a", 100, 160), store.claim_job(&["sweep"], "node-b", 100, 160));
+    let winners = [a?, b?].into_iter().flatten().collect::<Vec<_>>();
+    assert_eq!(winners.len(), 1, "one claimant at a time");
+    let first = &winners[0];
+    assert_eq!((first.id.as_str(), first.attempts, first.state), ("j1", 1, JobState::Running));
+    let holder = first.lease_holder.clone().unwrap();
+    let other = if holder == "node-a" { "node-b" } else { "node-a" };
+    assert!(!store.job_progress("j1", other, 5, Some(10), 170).await?, "only the holder reports progress");
+    assert!(store.job_progress("j1", &holder, 5, Some(10), 170).await?);
+    // The holder goes quiet past its lease: another node takes the job over (a second attempt).
+    assert!(store.claim_job(&["sweep"], other, 165, 230).await?.is_none(), "still leased");
+    let taken = store.claim_job(&["sweep"], other, 171, 230).await?.expect("the lease ran out");
+    assert_eq!((taken.attempts, taken.progress_done, taken.progress_total), (2, 5, Some(10)));
+    assert!(!store.finish_job("j1", &holder, 172).await?, "the old holder no longer finishes it");
+    // It fails on its last attempt: failed, not retried.
+    assert!(store.fail_job("j1", other, "disk full", 300, 180).await?);
+    let row = store.job_by_key("sweep:2026-11-27T11").await?.unwrap();
+    assert_eq!((row.state, row.last_error.as_deref()), (JobState::Failed, Some("disk full")));
+    assert!(store.claim_job(&["sweep"], "node-a", 1_000, 1_060).await?.is_none(), "a failed job stays failed");
+    // A job with attempts left is retried after its back-off, then finished.
+    let retry = NewJob { idempotency_key: "sweep:2026-11-27T12".into(), max_attempts: 3, ..job };
+    store.enqueue_job(&retry, "j3", 200).await?;
+    let c = store.claim_job(&["sweep"], "node-a", 200, 260).await?.unwrap();
+    assert!(store.fail_job(&c.id, "node-a", "blob store unreachable", 230, 201).await?);
+    assert!(store.claim_job(&["sweep"], "node-a", 229, 290).await?.is_none(), "backing off");
+    let again = store.claim_job(&["sweep"], "node-a", 230, 290).await?.unwrap();
+    assert_eq!(again.attempts, 2);
+    assert!(store.finish_job("j3", "node-a", 231).await?);
+    assert_eq!(store.job_by_key("sweep:2026-11-27T12").await?.unwrap().state, JobState::Done);
+    assert!(store.claim_job(&["sweep"], "node-a", 10_000, 10_060).await?.is_none(), "done is done");
     Ok(())
 }
 

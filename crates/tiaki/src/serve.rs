@@ -54,24 +54,10 @@ pub(crate) async fn run(config: Config) -> Result<()> {
     let mail_task = tokio::spawn(sender.run(stop_mail.clone()));
     let stop_audit = Arc::new(Notify::new());
     let audit_task = tokio::spawn(app.clone().run_audit_jobs(stop_audit.clone()));
-    // Hourly, remove the blobs of uploads abandoned more than a day ago and of deleted documents.
-    let sweeper = app.clone();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_hours(1));
-        loop {
-            every.tick().await;
-            match sweeper.console().sweep_blobs(86_400).await {
-                Ok(r) if r.intents + r.strays > 0 => {
-                    tracing::info!(intents = r.intents, strays = r.strays, "swept blobs");
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "the blob sweep failed; it runs again in an hour"),
-            }
-            if let Err(e) = sweeper.console().prune_sign_in_state().await {
-                tracing::warn!(error = %e, "removing old sign-in counters failed; it runs again in an hour");
-            }
-        }
-    });
+    // Background work (the blob sweep, pruning old sign-in state and access-log events past
+    // their retention) runs from the job queue, which every node shares.
+    let stop_jobs = Arc::new(Notify::new());
+    let jobs_task = tokio::spawn(app.clone().run_jobs(stop_jobs.clone()));
 
     if let Some(link) = app.console().first_start_link().await? {
         eprintln!("\nWelcome to Tiaki. No operator has been set up yet.");
@@ -121,8 +107,10 @@ pub(crate) async fn run(config: Config) -> Result<()> {
     }
     stop_mail.notify_one();
     stop_audit.notify_one();
+    stop_jobs.notify_one();
     let _ = tokio::time::timeout(Duration::from_secs(10), mail_task).await;
     let _ = tokio::time::timeout(Duration::from_secs(10), audit_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), jobs_task).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -66,18 +66,11 @@ impl Nodes for Loaded {
 impl App {
     /// Runs the audit jobs every second until `shutdown` is notified.
     pub async fn run_audit_jobs(self: Arc<Self>, shutdown: Arc<Notify>) {
-        let mut ticks: u64 = 0;
+        // Retention pruning is a job on the queue (`jobs::JobKind::AuditPrune`).
         loop {
             if let Err(e) = self.access_log().tick(false).await {
                 tracing::error!(error = %e, "audit sequencing failed; will retry");
             }
-            // Retention, hourly (and at start).
-            if ticks.is_multiple_of(3_600)
-                && let Err(e) = self.console().prune_audit().await
-            {
-                tracing::error!(error = %e, "removing access-log events past their retention failed; will retry");
-            }
-            ticks = ticks.wrapping_add(1);
             tokio::select! {
                 () = shutdown.notified() => break,
                 () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}

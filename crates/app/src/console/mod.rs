@@ -21,6 +21,13 @@ pub struct Console<'a> {
     app: &'a App,
 }
 
+impl<'a> Console<'a> {
+    /// The application the console acts on.
+    pub(crate) const fn app(self) -> &'a App {
+        self.app
+    }
+}
+
 impl App {
     /// The console's use cases: never for a request (`web` may not call this).
     #[must_use]

@@ -964,3 +964,31 @@ async fn a_download_costs_three_reads_and_one_write() -> Result<()> {
     );
     Ok(())
 }
+
+/// Background work runs from the job queue every node shares: each period's sweep and prunes
+/// are scheduled by whichever node gets there first and run once, however many nodes run the
+/// queue; the sweep really removes an abandoned upload's blob.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_work_runs_once_per_period_from_the_shared_job_queue() -> Result<()> {
+    let w = World::new().await?;
+    let blobs = w.t.app.console().blobs()?;
+    let abandoned = app::documents::blobs::Blobs::new_key();
+    sql_strings(
+        &w.t,
+        &format!("INSERT INTO blob_intents (blob_key, created_at) VALUES ('{abandoned}', 0) RETURNING blob_key"),
+    )
+    .await?;
+    blobs.put(&abandoned, vec![1; 100]).await?;
+    let first = w.t.app.console().run_due_jobs("node-a").await?;
+    assert_eq!((first.scheduled, first.finished, first.failed), (3, 3, 0), "{first:?}");
+    assert!(blobs.get(&abandoned).await.is_err(), "the sweep job removed the abandoned upload's blob");
+    // Another node in the same hour finds nothing to schedule and nothing to run.
+    let b = w.t.another_node().await?;
+    assert_eq!(b.console().run_due_jobs("node-b").await?, app::jobs::JobsRun::default());
+    // The next hour, the work is scheduled and run once more.
+    w.t.clock.advance(3600);
+    let next = w.t.app.console().run_due_jobs("node-a").await?;
+    assert_eq!((next.scheduled, next.finished, next.failed), (3, 3, 0), "{next:?}");
+    assert_eq!(b.console().run_due_jobs("node-b").await?, app::jobs::JobsRun::default());
+    Ok(())
+}
