@@ -18,6 +18,7 @@ mod platform;
 mod portable;
 mod practices;
 mod sessions;
+mod shared;
 mod signin;
 
 pub use access_log::AccessLogStore;

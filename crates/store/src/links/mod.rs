@@ -3,13 +3,13 @@
 /// The SQL, written once in what `SQLite` and `PostgreSQL` share (`sql.rs`), compiled for
 /// each engine's types.
 mod sqlite {
-    type Db = sqlx::Sqlite;
     type This = crate::SqliteStore;
+    use crate::shared::sqlite as shared;
     include!("sql.rs");
 }
 mod postgres {
-    type Db = sqlx::Postgres;
     type This = crate::PgStore;
+    use crate::shared::postgres as shared;
     include!("sql.rs");
 }
 

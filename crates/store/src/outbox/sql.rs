@@ -3,24 +3,10 @@
 // database). Format with `rustfmt --edition 2024 outbox/sql.rs` (CI checks it).
 
 use crate::{BoxFuture, MailRow, NewMail, OutboxStore, Result, UnixTime};
+use shared::insert_mail;
 
 use sqlx::Row;
 use uuid::Uuid;
-
-async fn insert_mail(tx: &mut sqlx::Transaction<'_, Db>, m: &NewMail) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO outbox (id, recipient, subject, body, created_at, attempts, next_attempt_at) \
-         VALUES ($1, $2, $3, $4, $5, 0, $5)",
-    )
-    .bind(m.id)
-    .bind(&m.recipient)
-    .bind(&m.subject)
-    .bind(&m.body)
-    .bind(m.created_at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
 
 impl OutboxStore for This {
     fn enqueue_mail<'a>(&'a self, mail: &'a NewMail) -> BoxFuture<'a, Result<()>> {
