@@ -90,3 +90,9 @@ impl From<authz::Denied> for AppError {
         }
     }
 }
+
+impl From<crypto::KeyError> for AppError {
+    fn from(e: crypto::KeyError) -> Self {
+        Self::Internal(format!("key operation failed: {e}"))
+    }
+}

@@ -11,7 +11,8 @@ pub mod documents;
 mod error;
 pub mod identity;
 pub mod jobs;
-pub mod keyfile;
+/// The key files on disk (the master key and the log's signing key), from `crypto`.
+pub use crypto::keyfile;
 pub mod notify;
 mod practices;
 pub use audit::{AuditSettings, Caller, MIN_AUDIT_RETENTION_YEARS, Tick, VerifyReport};

@@ -9,10 +9,13 @@
 //!
 //! Primitives come from aws-lc-rs; the only code of our own is the chunk framing in [`stream`].
 
+pub mod keyfile;
+pub mod keyring;
 pub mod keys;
 pub mod pkcs11;
 pub mod stream;
 
+pub use keyring::KeyRing;
 pub use keys::{DataKey, FileKeyProvider, KeyError, KeyProvider, PatientKey};
 pub use pkcs11::{Pkcs11Config, Pkcs11KeyProvider, Pkcs11NoteSigner};
 pub use stream::{CHUNK, Opener, Sealer, StreamError};

@@ -290,7 +290,7 @@ fn vault(config: &Config) -> Result<app::Vault> {
         })?;
         app::KeyRing::single(Arc::new(provider))
     } else {
-        app::KeyRing::files(&config.data_dir).map_err(|e| anyhow::anyhow!("master key: {}", show(&e)))?
+        app::KeyRing::files(&config.data_dir).map_err(|e| anyhow::anyhow!("master key: {e}"))?
     };
     let blobs = app::documents::blobs::Blobs::from_settings(&config.blobs)
         .map_err(|e| anyhow::anyhow!("document store: {e}; check TIAKI_BLOB_STORE and the TIAKI_S3_* settings"))?;

@@ -7,12 +7,11 @@
 pub mod blobs;
 mod clients;
 pub mod content;
-mod keyring;
 mod manage;
 mod read;
 mod upload;
 
-pub use keyring::KeyRing;
+pub use crypto::KeyRing;
 pub use read::parse_range;
 pub use upload::Upload;
 

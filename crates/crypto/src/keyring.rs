@@ -1,9 +1,8 @@
 //! The master keys a node holds: the one new patient keys are wrapped with, and any others still
 //! needed during a rotation, re-read from the data folder when an unknown key id is met.
 
-use super::key_error;
-use crate::AppError;
-use crypto::{KeyProvider, PatientKey};
+use crate::keyfile::{self, KeyFileError};
+use crate::{KeyError, KeyProvider, PatientKey};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
@@ -28,28 +27,29 @@ impl KeyRing {
     ///
     /// # Errors
     /// When `master.key` is missing or not a key.
-    pub fn files(data_dir: &std::path::Path) -> Result<Self, AppError> {
-        let providers = crate::keyfile::load_master_files(data_dir)?;
+    pub fn files(data_dir: &std::path::Path) -> Result<Self, KeyError> {
+        let providers = keyfile::load_master_files(data_dir).map_err(file_error)?;
         Ok(Self { providers: RwLock::new(providers), data_dir: Some(data_dir.to_owned()) })
     }
 
-    fn primary(&self) -> Result<Arc<dyn KeyProvider>, AppError> {
+    fn primary(&self) -> Result<Arc<dyn KeyProvider>, KeyError> {
         self.providers
             .read()
-            .map_err(|_| AppError::Internal("key ring lock poisoned".into()))?
+            .map_err(|_| KeyError::Provider("the key ring's lock is poisoned".into()))?
             .first()
             .cloned()
-            .ok_or_else(|| AppError::Internal("no master key is loaded".into()))
+            .ok_or_else(|| KeyError::Provider("no master key is loaded".into()))
     }
 
     /// Re-reads the key files (a rotation may have begun or ended since they were loaded).
     ///
     /// # Errors
     /// When the files cannot be read.
-    pub fn reload(&self) -> Result<(), AppError> {
+    pub fn reload(&self) -> Result<(), KeyError> {
         if let Some(dir) = &self.data_dir {
-            let fresh = crate::keyfile::load_master_files(dir)?;
-            let mut held = self.providers.write().map_err(|_| AppError::Internal("key ring lock poisoned".into()))?;
+            let fresh = keyfile::load_master_files(dir).map_err(file_error)?;
+            let mut held =
+                self.providers.write().map_err(|_| KeyError::Provider("the key ring's lock is poisoned".into()))?;
             // The files' first key becomes primary; no key once loaded is dropped (a rotation
             // may have retired a key that some patient key is still wrapped under).
             let mut merged = fresh;
@@ -63,11 +63,11 @@ impl KeyRing {
         Ok(())
     }
 
-    fn find(&self, id: &str) -> Result<Option<Arc<dyn KeyProvider>>, AppError> {
+    fn find(&self, id: &str) -> Result<Option<Arc<dyn KeyProvider>>, KeyError> {
         Ok(self
             .providers
             .read()
-            .map_err(|_| AppError::Internal("key ring lock poisoned".into()))?
+            .map_err(|_| KeyError::Provider("the key ring's lock is poisoned".into()))?
             .iter()
             .find(|p| p.id() == id)
             .cloned())
@@ -77,30 +77,30 @@ impl KeyRing {
     ///
     /// # Errors
     /// When the provider fails.
-    pub fn wrap(&self, key: &PatientKey) -> Result<(String, Vec<u8>), AppError> {
+    pub fn wrap(&self, key: &PatientKey) -> Result<(String, Vec<u8>), KeyError> {
         // New patient keys are rare; re-reading the key files first means one is never wrapped
         // under a master key that a rotation has just retired.
         self.reload()?;
         let p = self.primary()?;
-        Ok((p.id().to_owned(), p.wrap_patient_key(key).map_err(key_error)?))
+        Ok((p.id().to_owned(), p.wrap_patient_key(key)?))
     }
 
     /// Unwraps a patient key wrapped by master key `id`.
     ///
     /// # Errors
     /// When that master key is not available or the wrapped key does not unwrap.
-    pub fn unwrap(&self, id: &str, wrapped: &[u8]) -> Result<PatientKey, AppError> {
+    pub fn unwrap(&self, id: &str, wrapped: &[u8]) -> Result<PatientKey, KeyError> {
         let provider = if let Some(p) = self.find(id)? {
             p
         } else {
             self.reload()?;
             self.find(id)?.ok_or_else(|| {
-                AppError::Internal(format!(
+                KeyError::Provider(format!(
                     "a patient key is wrapped by master key {id}, which is not loaded; restore that key file or token"
                 ))
             })?
         };
-        provider.unwrap_patient_key(wrapped).map_err(key_error)
+        provider.unwrap_patient_key(wrapped)
     }
 
     /// The ids of the loaded master keys, primary first.
@@ -108,4 +108,9 @@ impl KeyRing {
     pub fn ids(&self) -> Vec<String> {
         self.providers.read().map(|v| v.iter().map(|p| p.id().to_owned()).collect()).unwrap_or_default()
     }
+}
+
+#[expect(clippy::needless_pass_by_value, reason = "called through map_err")]
+fn file_error(e: KeyFileError) -> KeyError {
+    KeyError::Provider(e.to_string())
 }

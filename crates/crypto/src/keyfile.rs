@@ -49,7 +49,7 @@ pub fn ensure_key_file(data_dir: &Path) -> Result<bool, KeyFileError> {
             Ok(false)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = crate::identity::credentials::random_bytes::<32>();
+            let key = random32();
             let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(io)?;
             f.write_all(&key).map_err(io)?;
             f.sync_all().map_err(io)?;
@@ -65,7 +65,7 @@ pub fn next_key_path(data_dir: &Path) -> PathBuf {
     data_dir.join("master.key.next")
 }
 
-fn read_key(path: &Path) -> Result<crypto::FileKeyProvider, KeyFileError> {
+fn read_key(path: &Path) -> Result<crate::FileKeyProvider, KeyFileError> {
     let meta = std::fs::metadata(path).map_err(|source| KeyFileError::Io { path: path.to_owned(), source })?;
     if meta.permissions().mode() & 0o077 != 0 {
         return Err(KeyFileError::TooOpen(path.to_owned()));
@@ -73,7 +73,7 @@ fn read_key(path: &Path) -> Result<crypto::FileKeyProvider, KeyFileError> {
     let bytes = zeroize::Zeroizing::new(
         std::fs::read(path).map_err(|source| KeyFileError::Io { path: path.to_owned(), source })?,
     );
-    crypto::FileKeyProvider::from_bytes(&bytes).map_err(|_| KeyFileError::Corrupt(path.to_owned()))
+    crate::FileKeyProvider::from_bytes(&bytes).map_err(|_| KeyFileError::Corrupt(path.to_owned()))
 }
 
 /// The master keys in a data folder, the one to wrap with first: `master.key.next` while a
@@ -81,13 +81,13 @@ fn read_key(path: &Path) -> Result<crypto::FileKeyProvider, KeyFileError> {
 ///
 /// # Errors
 /// When `master.key` is missing, open to others or damaged.
-pub fn load_master_files(data_dir: &Path) -> Result<Vec<std::sync::Arc<dyn crypto::KeyProvider>>, crate::AppError> {
-    let mut out: Vec<std::sync::Arc<dyn crypto::KeyProvider>> = Vec::new();
+pub fn load_master_files(data_dir: &Path) -> Result<Vec<std::sync::Arc<dyn crate::KeyProvider>>, KeyFileError> {
+    let mut out: Vec<std::sync::Arc<dyn crate::KeyProvider>> = Vec::new();
     let next = next_key_path(data_dir);
     if next.exists() {
-        out.push(std::sync::Arc::new(read_key(&next).map_err(|e| crate::AppError::Internal(e.to_string()))?));
+        out.push(std::sync::Arc::new(read_key(&next)?));
     }
-    out.push(std::sync::Arc::new(read_key(&key_path(data_dir)).map_err(|e| crate::AppError::Internal(e.to_string()))?));
+    out.push(std::sync::Arc::new(read_key(&key_path(data_dir))?));
     // Retired keys still unwrap (never wrap) until the operator destroys their files, so no
     // patient key wrapped under one during a rotation is lost.
     if let Ok(entries) = std::fs::read_dir(data_dir.join("retired-keys")) {
@@ -95,7 +95,7 @@ pub fn load_master_files(data_dir: &Path) -> Result<Vec<std::sync::Arc<dyn crypt
             entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "key")).collect();
         retired.sort();
         for path in retired {
-            out.push(std::sync::Arc::new(read_key(&path).map_err(|e| crate::AppError::Internal(e.to_string()))?));
+            out.push(std::sync::Arc::new(read_key(&path)?));
         }
     }
     Ok(out)
@@ -113,7 +113,7 @@ pub fn begin_master_rotation(data_dir: &Path) -> Result<bool, KeyFileError> {
         return Ok(false);
     }
     let io = |source| KeyFileError::Io { path: path.clone(), source };
-    let key = zeroize::Zeroizing::new(crate::identity::credentials::random_bytes::<32>());
+    let key = zeroize::Zeroizing::new(random32());
     let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(io)?;
     f.write_all(key.as_ref()).map_err(io)?;
     f.sync_all().map_err(io)?;
@@ -137,7 +137,7 @@ pub fn finish_master_rotation(data_dir: &Path) -> Result<PathBuf, KeyFileError> 
     };
     std::fs::create_dir_all(&retired_dir).map_err(io(&retired_dir))?;
     std::fs::set_permissions(&retired_dir, std::fs::Permissions::from_mode(0o700)).map_err(io(&retired_dir))?;
-    let id = crypto::KeyProvider::id(&old).replace(':', "-");
+    let id = crate::KeyProvider::id(&old).replace(':', "-");
     let retired = retired_dir.join(format!("master-{id}.key"));
     std::fs::rename(&current, &retired).map_err(io(&current))?;
     std::fs::rename(next_key_path(data_dir), &current).map_err(io(&current))?;
@@ -180,6 +180,15 @@ pub fn ensure_signing_key(data_dir: &Path) -> Result<Vec<u8>, KeyFileError> {
         }
         Err(e) => Err(io(e)),
     }
+}
+
+/// 32 bytes from the operating system's random number generator.
+fn random32() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    // The system RNG does not fail on supported platforms; if it did, the key file would be
+    // refused on reading (all zeros is no key anyone would rely on) rather than guessable.
+    let _ = aws_lc_rs::rand::fill(&mut b);
+    b
 }
 
 #[cfg(test)]
