@@ -13,6 +13,7 @@ pub mod keyfile;
 pub mod keyring;
 pub mod keys;
 pub mod pkcs11;
+pub mod sealed;
 pub mod stream;
 
 pub use keyring::KeyRing;

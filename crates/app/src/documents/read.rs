@@ -4,19 +4,11 @@
 
 use super::{Documents, Download, StreamExt, aad};
 use crate::audit::{Caller, Outcome, Target};
-use crate::documents::blobs::BlobError;
 use crate::{App, AppError};
 use authz::ReadDocument;
-use bytes::Bytes;
-use crypto::stream::{CHUNK, HEADER, Opener, SEALED_CHUNK, TAG};
+use crypto::sealed::{DocumentReader, ReadPlan, sealed_len};
+use crypto::stream::{HEADER, Opener};
 use domain::DocumentId;
-use futures_util::stream::BoxStream;
-
-/// The sealed size of a document of `size` plaintext bytes.
-fn sealed_len(size: u64) -> u64 {
-    let chunks = size.div_ceil(CHUNK as u64).max(1);
-    HEADER as u64 + size + chunks * TAG as u64
-}
 
 /// Parses a single `bytes=` range against a size; `None` for no (or an unusable multi-) range.
 ///
@@ -51,54 +43,6 @@ pub fn parse_range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>
         (start, end.min(size - 1))
     };
     Ok(Some(range))
-}
-
-/// Opens the chunks of one read, in order.
-struct Decrypting {
-    source: BoxStream<'static, Result<Bytes, BlobError>>,
-    buf: Vec<u8>,
-    opener: Opener,
-    index: u64,
-    last_index: u64,
-    end_index: u64,
-    size: u64,
-    skip: usize,
-    remaining: u64,
-}
-
-fn damaged(what: &str) -> std::io::Error {
-    std::io::Error::other(format!("the document failed authentication ({what}); nothing more is released"))
-}
-
-impl Decrypting {
-    async fn next_chunk(&mut self) -> Result<Option<Bytes>, std::io::Error> {
-        if self.remaining == 0 || self.index > self.end_index {
-            return Ok(None);
-        }
-        let is_last = self.index == self.last_index;
-        let want = if is_last {
-            usize::try_from(self.size - self.last_index * CHUNK as u64).map_err(|_| damaged("size"))? + TAG
-        } else {
-            SEALED_CHUNK
-        };
-        while self.buf.len() < want {
-            match self.source.next().await {
-                Some(Ok(b)) => self.buf.extend_from_slice(&b),
-                Some(Err(e)) => return Err(std::io::Error::other(e.to_string())),
-                None => return Err(damaged("truncated")),
-            }
-        }
-        let rest = self.buf.split_off(want);
-        let mut chunk = std::mem::replace(&mut self.buf, rest);
-        self.opener.open(&mut chunk, is_last).map_err(|_| damaged("chunk"))?;
-        self.index += 1;
-        let skip = std::mem::take(&mut self.skip).min(chunk.len());
-        let mut out = chunk.split_off(skip);
-        let take = usize::try_from(self.remaining).unwrap_or(usize::MAX).min(out.len());
-        out.truncate(take);
-        self.remaining -= take as u64;
-        Ok(Some(Bytes::from(out)))
-    }
 }
 
 impl App {
@@ -137,9 +81,7 @@ impl App {
             .unwrap(&row.wrapped_key)
             .map_err(|_| AppError::Internal(format!("document {} has a data key that does not unwrap", row.id)))?;
         let aad = aad(row.id, row.version, row.patient, &row.aad_practice);
-        let last_index = size.div_ceil(CHUNK as u64).max(1) - 1;
-        let (start, end) = range.unwrap_or((0, size.saturating_sub(1)));
-        let (first_index, end_index) = if size == 0 { (0, 0) } else { (start / CHUNK as u64, end / CHUNK as u64) };
+        let plan = ReadPlan::new(size, range);
         let header = vault.blobs.get_range_bytes(&row.blob_key, 0..HEADER as u64).await;
         let (blob_size, header) =
             header.map_err(|e| AppError::Internal(format!("document {}: its blob cannot be read: {e}", row.id)))?;
@@ -147,41 +89,26 @@ impl App {
             tracing::error!(document = %row.id, "a document's blob has the wrong length: damaged or replaced");
             return Err(AppError::Internal(format!("document {} is damaged (blob length)", row.id)));
         }
-        let from = HEADER as u64 + first_index * SEALED_CHUNK as u64;
-        let to = (HEADER as u64 + (end_index + 1) * SEALED_CHUNK as u64).min(blob_size);
-        let (_, source) =
-            vault.blobs.read(&row.blob_key, Some(from..to)).await.map_err(|e| AppError::Internal(e.to_string()))?;
+        let (_, source) = vault
+            .blobs
+            .read(&row.blob_key, Some(plan.blob_from..plan.blob_to))
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?;
         let opener = Opener::new(data_key.bytes(), &aad, &header)
-            .map_err(|_| AppError::Internal(format!("document {} is damaged (header)", row.id)))?
-            .starting_at(u32::try_from(first_index).map_err(|_| AppError::Internal("too many chunks".into()))?);
-        let length = if size == 0 { 0 } else { end - start + 1 };
-        let mut state = Decrypting {
-            source,
-            buf: Vec::with_capacity(SEALED_CHUNK),
-            opener,
-            index: first_index,
-            last_index,
-            end_index,
-            size,
-            skip: usize::try_from(start - first_index * CHUNK as u64).unwrap_or(0),
-            remaining: length,
-        };
+            .map_err(|_| AppError::Internal(format!("document {} is damaged (header)", row.id)))?;
+        let length = plan.length;
+        let mut state = DocumentReader::new(source, opener, plan, size)
+            .map_err(|e| AppError::Internal(format!("document {}: {e}", row.id)))?;
         // The first chunk is opened now, so a damaged or swapped blob fails before any header
         // goes out (for an empty document, the one empty chunk is still authenticated).
-        let first = if size == 0 {
-            state.remaining = 1;
-            let r = state.next_chunk().await;
-            state.remaining = 0;
-            r.map(|_| None)
-        } else {
-            state.next_chunk().await
-        };
+        let first = if size == 0 { state.check_empty().await.map(|()| None) } else { state.next_chunk().await };
         let first = first.map_err(|e| {
             tracing::error!(document = %row.id, error = %e, "a document failed authentication");
             AppError::Internal(format!("document {} failed authentication", row.id))
         })?;
-        let rest =
-            futures_util::stream::try_unfold(state, |mut s| async move { Ok(s.next_chunk().await?.map(|b| (b, s))) });
+        let rest = futures_util::stream::try_unfold(state, |mut s| async move {
+            s.next_chunk().await.map(|c| c.map(|b| (b, s))).map_err(std::io::Error::other)
+        });
         let body = futures_util::stream::iter(first.map(Ok)).chain(rest).boxed();
         Ok(Download { doc: row.into(), range: range.filter(|_| size > 0), length, body })
     }
@@ -220,13 +147,5 @@ mod tests {
             assert!(matches!(parse_range(Some(bad), 100), Err(AppError::RangeNotSatisfiable(100))), "{bad}");
         }
         assert!(parse_range(Some("bytes=0-0"), 0).is_err());
-    }
-
-    #[test]
-    fn sealed_lengths_match_the_cipher() {
-        for n in [0usize, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK] {
-            let sealed = crypto::stream::seal_all(&[1; 32], b"x", &vec![0; n]).unwrap();
-            assert_eq!(sealed.len() as u64, sealed_len(n as u64), "{n}");
-        }
     }
 }
