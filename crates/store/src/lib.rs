@@ -14,6 +14,7 @@ mod links;
 mod mfa;
 mod model;
 mod outbox;
+mod patient_keys;
 mod platform;
 mod portable;
 mod practices;
@@ -31,10 +32,11 @@ pub use platform::PlatformStore;
 pub use practices::PracticeStore;
 pub use sessions::SessionStore;
 
-pub use documents::{DocumentStore, KeyGrant, StoreGrant};
+pub use documents::{DocumentStore, StoreGrant};
 pub use engines::{Backend, PgStore, SqliteStore, connect};
 pub use mfa::{CeremonyRow, MfaStore, PasskeyRow, TotpRow};
 pub use model::*;
+pub use patient_keys::{KeyGrant, PatientKeyStore};
 pub use signin::{EmailChanged, SignInStore, WindowCount};
 
 use authz::{
@@ -87,6 +89,7 @@ pub trait Store:
     + PlatformStore
     + JobStore
     + DocumentStore
+    + PatientKeyStore
     + IntegrationStore
     + MfaStore
     + SignInStore

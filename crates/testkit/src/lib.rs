@@ -12,10 +12,15 @@
     clippy::missing_errors_doc,
     clippy::missing_panics_doc,
     clippy::must_use_candidate,
+    clippy::wildcard_imports,
     missing_docs
 )]
 
+mod browser;
 pub mod db;
 mod portal;
+mod world;
 
+pub use browser::*;
 pub use portal::*;
+pub use world::*;

@@ -2,11 +2,8 @@
 //! clients organisations push with. Reads and changes of documents take a grant; their SQL repeats
 //! the relationship the grant rests on.
 
-use crate::{DocumentKey, DocumentRow, PatientKeyRow, Result};
-use authz::{
-    ChangeDocument, Grant, KeyCustody, ListDocuments, MasterKeyCustody, PushDocument, ReadDocument, UploadDocument,
-    WithdrawDocument,
-};
+use crate::{DocumentRow, PatientKeyRow, Result};
+use authz::{ChangeDocument, Grant, ListDocuments, PushDocument, ReadDocument, UploadDocument, WithdrawDocument};
 use domain::{BoxFuture, PatientId, UnixTime};
 
 /// What a grant to store a document is: a patient's own upload or an organisation's push.
@@ -29,44 +26,8 @@ impl StoreGrant<'_> {
     }
 }
 
-/// Whose key may be read or made: the patient of an upload or a push being stored, or of the
-/// console's custody of their keys.
-#[derive(Debug, Clone, Copy)]
-pub enum KeyGrant<'a> {
-    /// Storing a document for its patient.
-    Storing(StoreGrant<'a>),
-    /// The console's custody of the patient's keys.
-    Custody(&'a Grant<KeyCustody>),
-}
-
-impl KeyGrant<'_> {
-    /// The patient whose key it is.
-    #[must_use]
-    pub fn patient(&self) -> Option<PatientId> {
-        match self {
-            Self::Storing(g) => g.patient(),
-            Self::Custody(g) => g.patient(),
-        }
-    }
-}
-
-/// Storage for documents and their keys.
+/// Storage for documents, their blobs and what they count against a patient's quota.
 pub trait DocumentStore: Send + Sync {
-    /// The newest version of a patient's key, if they have one.
-    fn current_patient_key<'a>(&'a self, grant: KeyGrant<'a>) -> BoxFuture<'a, Result<Option<PatientKeyRow>>>;
-    /// One version of a patient's key.
-    fn patient_key<'a>(
-        &'a self,
-        grant: &'a Grant<KeyCustody>,
-        version: i32,
-    ) -> BoxFuture<'a, Result<Option<PatientKeyRow>>>;
-    /// Stores a patient's key unless that version exists already; true if it was stored.
-    fn insert_patient_key<'a>(
-        &'a self,
-        grant: KeyGrant<'a>,
-        k: &'a PatientKeyRow,
-        now: UnixTime,
-    ) -> BoxFuture<'a, Result<bool>>;
     /// Records that a blob may be written (before its first byte is).
     fn add_blob_intent<'a>(&'a self, blob_key: &'a str, now: UnixTime) -> BoxFuture<'a, Result<()>>;
     /// Commits a document whose blob is durable, and clears its blob intent, in one transaction.
@@ -132,34 +93,6 @@ pub trait DocumentStore: Send + Sync {
     /// Every blob key a live document uses (for the full sweep).
     fn live_blob_keys(&self) -> BoxFuture<'_, Result<Vec<String>>>;
 
-    // --- keys (the console) ---
-    /// Up to `limit` live patient keys wrapped by a master key other than `master_key_id`.
-    fn keys_not_under<'a>(
-        &'a self,
-        grant: &'a Grant<MasterKeyCustody>,
-        master_key_id: &'a str,
-        limit: i64,
-    ) -> BoxFuture<'a, Result<Vec<PatientKeyRow>>>;
-    /// Replaces one patient key's wrapping, if it is still wrapped by `old_master`.
-    fn rewrap_patient_key<'a>(
-        &'a self,
-        grant: &'a Grant<MasterKeyCustody>,
-        key: &'a PatientKeyRow,
-        old_master: &'a str,
-    ) -> BoxFuture<'a, Result<bool>>;
-    /// A patient's live documents' keys.
-    fn document_keys<'a>(&'a self, grant: &'a Grant<KeyCustody>) -> BoxFuture<'a, Result<Vec<DocumentKey>>>;
-    /// Installs a new patient key version and the documents' data keys re-wrapped under it,
-    /// and destroys the old versions, in one transaction.
-    fn rotate_patient_key<'a>(
-        &'a self,
-        grant: &'a Grant<KeyCustody>,
-        new_key: &'a PatientKeyRow,
-        rewrapped: &'a [DocumentKey],
-        now: UnixTime,
-    ) -> BoxFuture<'a, Result<()>>;
-    /// Destroys every version of a patient's key (erasure); returns how many were live.
-    fn destroy_patient_keys<'a>(&'a self, grant: &'a Grant<KeyCustody>, now: UnixTime) -> BoxFuture<'a, Result<u64>>;
     /// Key unwraps per actor since a time (ms), most first: (actor account or client, role, count).
     fn unwrap_counts(&self, since_ms: i64) -> BoxFuture<'_, Result<Vec<(String, String, i64)>>>;
     /// The patient record with this NHI.

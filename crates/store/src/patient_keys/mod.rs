@@ -1,0 +1,88 @@
+//! Patients' keys: each patient's versioned key, wrapped by a master key, made on first use
+//! under the grant that stores a document for them, and rotated, re-wrapped or destroyed only
+//! under the console's custody (`authz::console::key_custody`, `master_key_custody`).
+
+/// The SQL, written once in what `SQLite` and `PostgreSQL` share (`sql.rs`), compiled for
+/// each engine's types.
+mod sqlite {
+    type Db = sqlx::Sqlite;
+    type This = crate::SqliteStore;
+    include!("sql.rs");
+}
+mod postgres {
+    type Db = sqlx::Postgres;
+    type This = crate::PgStore;
+    include!("sql.rs");
+}
+
+use crate::{DocumentKey, PatientKeyRow, Result, StoreGrant};
+use authz::{Grant, KeyCustody, MasterKeyCustody};
+use domain::{BoxFuture, PatientId, UnixTime};
+
+/// Whose key may be read or made: the patient of an upload or a push being stored, or of the
+/// console's custody of their keys.
+#[derive(Debug, Clone, Copy)]
+pub enum KeyGrant<'a> {
+    /// Storing a document for its patient.
+    Storing(StoreGrant<'a>),
+    /// The console's custody of the patient's keys.
+    Custody(&'a Grant<KeyCustody>),
+}
+
+impl KeyGrant<'_> {
+    /// The patient whose key it is.
+    #[must_use]
+    pub fn patient(&self) -> Option<PatientId> {
+        match self {
+            Self::Storing(g) => g.patient(),
+            Self::Custody(g) => g.patient(),
+        }
+    }
+}
+
+/// Patients' keys.
+pub trait PatientKeyStore: Send + Sync {
+    /// The newest version of a patient's key, if they have one.
+    fn current_patient_key<'a>(&'a self, grant: KeyGrant<'a>) -> BoxFuture<'a, Result<Option<PatientKeyRow>>>;
+    /// One version of a patient's key.
+    fn patient_key<'a>(
+        &'a self,
+        grant: &'a Grant<KeyCustody>,
+        version: i32,
+    ) -> BoxFuture<'a, Result<Option<PatientKeyRow>>>;
+    /// Stores a patient's key unless that version exists already; true if it was stored.
+    fn insert_patient_key<'a>(
+        &'a self,
+        grant: KeyGrant<'a>,
+        k: &'a PatientKeyRow,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<bool>>;
+    // --- keys (the console) ---
+    /// Up to `limit` live patient keys wrapped by a master key other than `master_key_id`.
+    fn keys_not_under<'a>(
+        &'a self,
+        grant: &'a Grant<MasterKeyCustody>,
+        master_key_id: &'a str,
+        limit: i64,
+    ) -> BoxFuture<'a, Result<Vec<PatientKeyRow>>>;
+    /// Replaces one patient key's wrapping, if it is still wrapped by `old_master`.
+    fn rewrap_patient_key<'a>(
+        &'a self,
+        grant: &'a Grant<MasterKeyCustody>,
+        key: &'a PatientKeyRow,
+        old_master: &'a str,
+    ) -> BoxFuture<'a, Result<bool>>;
+    /// A patient's live documents' keys.
+    fn document_keys<'a>(&'a self, grant: &'a Grant<KeyCustody>) -> BoxFuture<'a, Result<Vec<DocumentKey>>>;
+    /// Installs a new patient key version and the documents' data keys re-wrapped under it,
+    /// and destroys the old versions, in one transaction.
+    fn rotate_patient_key<'a>(
+        &'a self,
+        grant: &'a Grant<KeyCustody>,
+        new_key: &'a PatientKeyRow,
+        rewrapped: &'a [DocumentKey],
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// Destroys every version of a patient's key (erasure); returns how many were live.
+    fn destroy_patient_keys<'a>(&'a self, grant: &'a Grant<KeyCustody>, now: UnixTime) -> BoxFuture<'a, Result<u64>>;
+}

@@ -1,0 +1,347 @@
+//! The world a test starts from: practices, staff, patients, an operator and organisations'
+//! systems (every role of `ROLES`), and the mail sink (the outbox) tests read links from.
+
+use crate::*;
+use anyhow::{Result, anyhow};
+use app::domain::{PatientId, PracticeId, SessionId, StaffRole};
+use app::{EnrolForm, InviteStaffForm, PracticeForm, Principal};
+use axum::http::StatusCode;
+use sqlx::Connection;
+
+/// Two practices, staff at each, a patient at each, and an operator, all with passwords.
+pub struct World {
+    pub t: TestApp,
+    pub practice_a: PracticeId,
+    pub practice_b: PracticeId,
+    pub patient1: PatientId,
+    pub patient2: PatientId,
+    /// Practice A's system's API token.
+    pub client_a: String,
+    /// A discharge summary practice A pushed for patient 1.
+    pub letter1: app::domain::DocumentId,
+}
+
+pub async fn practice(t: &TestApp, name: &str, hpi: &str, admin_email: &str) -> Result<PracticeId> {
+    let (id, link) = t
+        .app
+        .console()
+        .create_practice(&PracticeForm {
+            name: name.into(),
+            hpi_facility_id: hpi.into(),
+            region: "Northland".into(),
+            admin_name: "Admin Person".into(),
+            admin_email: admin_email.into(),
+        })
+        .await
+        .map_err(|e| anyhow!("{e:?}"))?;
+    t.app
+        .console()
+        .set_password_by_link(&token_of(&link), PASSWORD, PASSWORD, None, None)
+        .await
+        .map_err(|e| anyhow!("{e:?}"))?;
+    fixture_totp(t, admin_email).await?;
+    Ok(id)
+}
+
+pub async fn staff(t: &TestApp, practice: PracticeId, email: &str, role: StaffRole) -> Result<()> {
+    let link = t
+        .app
+        .console()
+        .invite_staff(
+            practice,
+            &InviteStaffForm { name: "Staff Person".into(), email: email.into(), role: role.as_str().into() },
+        )
+        .await
+        .map_err(|e| anyhow!("{e:?}"))?;
+    t.app
+        .console()
+        .set_password_by_link(&token_of(&link), PASSWORD, PASSWORD, None, None)
+        .await
+        .map_err(|e| anyhow!("{e:?}"))?;
+    fixture_totp(t, email).await?;
+    Ok(())
+}
+
+/// Enrols a patient as the practice's (first) admin; returns their id and activation link.
+pub async fn enrol(t: &TestApp, practice: PracticeId, nhi: &str, email: &str) -> Result<(PatientId, String)> {
+    let admin = Principal::Staff {
+        account: admin_of(t, practice).await?,
+        session: SessionId::random(),
+        practice,
+        role: StaffRole::Admin,
+    };
+    let (outcome, link) = t
+        .app
+        .console()
+        .enrol_with_link(
+            &app::Caller::console(admin),
+            practice,
+            &EnrolForm {
+                nhi: nhi.into(),
+                name: "Pat Ient".into(),
+                date_of_birth: "1980-05-06".into(),
+                email: email.into(),
+            },
+        )
+        .await
+        .map_err(|e| anyhow!("{e:?}"))?;
+    let id = match outcome {
+        app::Enrolled::New(id) | app::Enrolled::Existing(id) | app::Enrolled::AlreadyEnrolled(id) => id,
+    };
+    Ok((id, link))
+}
+
+pub async fn admin_of(t: &TestApp, practice: PracticeId) -> Result<app::domain::AccountId> {
+    let probe = Principal::Staff {
+        account: app::domain::AccountId::random(),
+        session: SessionId::random(),
+        practice,
+        role: StaffRole::Admin,
+    };
+    let staff =
+        t.app.practices().list_staff(&app::Caller::console(probe), practice).await.map_err(|e| anyhow!("{e:?}"))?;
+    staff.iter().find(|s| s.role == StaffRole::Admin).map(|s| s.account).ok_or_else(|| anyhow!("no admin"))
+}
+
+impl World {
+    pub async fn new() -> Result<Self> {
+        Self::with_limits(16 * 1024 * 1024, 200 * 1024 * 1024).await
+    }
+
+    pub async fn with_limits(max_document_bytes: i64, patient_quota_bytes: i64) -> Result<Self> {
+        let t = TestApp::with_limits(max_document_bytes, patient_quota_bytes).await?;
+        let practice_a = practice(&t, "Practice A", "FAA111-A", "admin-a@example.nz").await?;
+        let practice_b = practice(&t, "Practice B", "FBB222-B", "admin-b@example.nz").await?;
+        staff(&t, practice_a, "gp-a@example.nz", StaffRole::Gp).await?;
+        let (patient1, l1) = enrol(&t, practice_a, "ZZZ0016", "p1@example.nz").await?;
+        let (patient2, l2) = enrol(&t, practice_b, "ZBN77VL", "p2@example.nz").await?;
+        for l in [l1, l2] {
+            t.app
+                .console()
+                .set_password_by_link(&token_of(&l), PASSWORD, PASSWORD, None, None)
+                .await
+                .map_err(|e| anyhow!("{e:?}"))?;
+        }
+        let op = t.app.console().create_operator("Op Erator", "op@example.nz").await.map_err(|e| anyhow!("{e:?}"))?;
+        t.app
+            .console()
+            .set_password_by_link(&token_of(&op), PASSWORD, PASSWORD, None, None)
+            .await
+            .map_err(|e| anyhow!("{e:?}"))?;
+        fixture_totp(&t, "op@example.nz").await?;
+        let (_, client_a) = t
+            .app
+            .console()
+            .create_client("Practice A PMS", "", "Practice A", Some("FAA111-A"))
+            .await
+            .map_err(|e| anyhow!("{e:?}"))?;
+        let r = push(&t, &client_a, &push_meta("ZZZ0016", "letter-1"), &pdf("letter one", 3000)).await?;
+        if r.status != StatusCode::CREATED {
+            return Err(anyhow!("the fixture letter was not pushed: {} {}", r.status, r.body));
+        }
+        let letter1 = r
+            .body
+            .split("\"id\":\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| anyhow!("no id in {}", r.body))?;
+        Ok(Self { t, practice_a, practice_b, patient1, patient2, client_a, letter1 })
+    }
+
+    pub async fn operator(&self) -> Result<Browser> {
+        self.signed_in("op@example.nz", [127, 0, 0, 9]).await
+    }
+
+    /// Signs in with the password and, when asked, the fixture authenticator's code (the clock
+    /// moves on a step first: each step is accepted once).
+    pub async fn signed_in(&self, email: &str, ip: [u8; 4]) -> Result<Browser> {
+        let mut b = self.t.browser(ip);
+        let r = b.sign_in(email, PASSWORD).await?;
+        if r.status != StatusCode::SEE_OTHER {
+            return Err(anyhow!("{email} could not sign in: {}", r.status));
+        }
+        if r.location() == "/signin/verify" {
+            self.t.clock.advance(30);
+            let code = totp_code(FIXTURE_TOTP, app::domain::Clock::now(&self.t.clock));
+            let r = b.post("/signin/verify", &[("code", &code)]).await?;
+            if r.status != StatusCode::SEE_OTHER {
+                return Err(anyhow!("{email} could not pass the second factor: {} {}", r.status, r.body));
+            }
+            let home = r.location().to_owned();
+            b.get(&home).await?;
+        }
+        Ok(b)
+    }
+}
+
+/// The path and query of the newest link in the outbox that contains `marker`.
+pub async fn latest_link(t: &TestApp, marker: &str) -> Result<String> {
+    let bodies: Vec<String> = if t.url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&t.url).await?;
+        sqlx::query_scalar("SELECT body FROM outbox ORDER BY created_at DESC").fetch_all(&mut c).await?
+    } else {
+        let mut c = sqlx::PgConnection::connect(&t.url).await?;
+        sqlx::query_scalar("SELECT body FROM outbox ORDER BY created_at DESC").fetch_all(&mut c).await?
+    };
+    let body = bodies.iter().find(|b| b.contains(marker)).ok_or_else(|| anyhow!("no such link was emailed"))?;
+    let i = body.find(marker).unwrap_or(0);
+    Ok(body[i..].split_whitespace().next().unwrap_or_default().to_owned())
+}
+
+/// The path and query of the newest emailed link to `to` (any link with a token).
+pub async fn latest_link_to(t: &TestApp, to: &str) -> Result<String> {
+    let rows: Vec<(String, String)> = if t.url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&t.url).await?;
+        sqlx::query_as("SELECT recipient, body FROM outbox ORDER BY created_at DESC").fetch_all(&mut c).await?
+    } else {
+        let mut c = sqlx::PgConnection::connect(&t.url).await?;
+        sqlx::query_as("SELECT recipient, body FROM outbox ORDER BY created_at DESC").fetch_all(&mut c).await?
+    };
+    let body = rows
+        .iter()
+        .filter(|(r, _)| r.eq_ignore_ascii_case(to))
+        .map(|(_, b)| b)
+        .find(|b| b.contains("token="))
+        .ok_or_else(|| anyhow!("no link was emailed to {to}"))?;
+    let i = body.find("http://portal.test").ok_or_else(|| anyhow!("no portal link in the mail to {to}"))?;
+    let url = body[i..].split_whitespace().next().unwrap_or_default();
+    Ok(url.trim_start_matches("http://portal.test").to_owned())
+}
+
+pub async fn subjects(t: &TestApp) -> Result<Vec<String>> {
+    if t.url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&t.url).await?;
+        Ok(sqlx::query_scalar("SELECT subject FROM outbox").fetch_all(&mut c).await?)
+    } else {
+        let mut c = sqlx::PgConnection::connect(&t.url).await?;
+        Ok(sqlx::query_scalar("SELECT subject FROM outbox").fetch_all(&mut c).await?)
+    }
+}
+
+/// Lists a password on the test app's breached-password list (as an operator's HIBP file would).
+pub fn list_as_breached(t: &TestApp, password: &str) -> Result<()> {
+    use std::io::Write;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, password.as_bytes());
+    let hash = hex::encode_upper(digest.as_ref());
+    let path = t.data_dir.join("breached.txt");
+    let mut lines: Vec<String> = std::fs::read_to_string(&path)?.lines().map(str::to_owned).collect();
+    lines.push(format!("{hash}:42"));
+    lines.sort();
+    let mut f = std::fs::File::create(&path)?;
+    for l in lines {
+        writeln!(f, "{l}")?;
+    }
+    Ok(())
+}
+
+/// Every role the portal knows, in the order the cells are tried (state-changing routes act on
+/// one shared object, so the order matters: reception and the privacy officer try to withdraw
+/// the letter before the nurse does). Proxies and break-glass join this list with their issues.
+pub const ROLES: [&str; 14] = [
+    "anonymous",
+    "patient",
+    "other_patient",
+    "reception",
+    "privacy_officer",
+    "unverified_staff",
+    "other_practice_staff",
+    "operator",
+    "practice_client",
+    "other_practice_client",
+    "hospital_client",
+    "nurse",
+    "gp",
+    // The patient's practice's admin is reception (role `admin`); listed above.
+    "other_practice_admin",
+];
+
+/// The email each signed-in role uses.
+pub fn email_of(role: &str) -> Option<&'static str> {
+    Some(match role {
+        "patient" => "p1@example.nz",
+        "other_patient" => "p2@example.nz",
+        "reception" => "admin-a@example.nz",
+        "privacy_officer" => "po-a@example.nz",
+        "unverified_staff" => "new-a@example.nz",
+        "other_practice_staff" => "gp-b@example.nz",
+        "other_practice_admin" => "admin-b@example.nz",
+        "operator" => "op@example.nz",
+        "nurse" => "nurse-a@example.nz",
+        "gp" => "gp-a@example.nz",
+        _ => return None,
+    })
+}
+
+/// What [`World::with_every_role`] adds: the other practice's system and a hospital's system
+/// (which agreed practice A receives from), by their API tokens.
+#[derive(Debug, Clone)]
+pub struct Everyone {
+    /// Practice B's own system.
+    pub client_b: String,
+    /// A hospital's system (Te Whatu Ora Te Tai Tokerau, HPI G00001-A), whose letters practice A
+    /// has agreed to receive.
+    pub hospital: String,
+}
+
+impl World {
+    /// The world with every role of [`ROLES`]: besides [`World::new`]'s, a nurse and a privacy
+    /// officer at practice A, a GP at practice B, a member of staff who has set a password but
+    /// not yet a second factor, practice B's system and a hospital's system.
+    pub async fn with_every_role() -> Result<(Self, Everyone)> {
+        let w = Self::new().await?;
+        staff(&w.t, w.practice_a, "nurse-a@example.nz", StaffRole::Nurse).await?;
+        staff(&w.t, w.practice_a, "po-a@example.nz", StaffRole::PrivacyOfficer).await?;
+        staff(&w.t, w.practice_b, "gp-b@example.nz", StaffRole::Gp).await?;
+        // A member of staff who has signed in with a password but not yet proved a second factor.
+        let link = w
+            .t
+            .app
+            .console()
+            .invite_staff(
+                w.practice_a,
+                &InviteStaffForm { name: "New Nurse".into(), email: "new-a@example.nz".into(), role: "nurse".into() },
+            )
+            .await
+            .map_err(|e| anyhow!("{e:?}"))?;
+        w.t.app
+            .console()
+            .set_password_by_link(&token_of(&link), PASSWORD, PASSWORD, None, None)
+            .await
+            .map_err(|e| anyhow!("{e:?}"))?;
+        let (_, client_b) =
+            w.t.app
+                .console()
+                .create_client("Practice B PMS", "", "Practice B", Some("FBB222-B"))
+                .await
+                .map_err(|e| anyhow!("{e:?}"))?;
+        let (_, hospital) =
+            w.t.app
+                .console()
+                .create_client("Hospital system", "G00001-A", "Te Whatu Ora Te Tai Tokerau", None)
+                .await
+                .map_err(|e| anyhow!("{e:?}"))?;
+        w.t.app.console().add_agreement("FAA111-A", "G00001-A").await.map_err(|e| anyhow!("{e:?}"))?;
+        Ok((w, Everyone { client_b, hospital }))
+    }
+
+    /// A browser (or an organisation's system) acting as `role`, from `ip`: signed in, with a
+    /// second factor where the role needs one, except the unverified member of staff.
+    pub async fn as_role(&self, everyone: &Everyone, role: &str, ip: [u8; 4]) -> Result<Browser> {
+        Ok(match (role, email_of(role)) {
+            ("practice_client", _) => self.t.client(&self.client_a),
+            ("other_practice_client", _) => self.t.client(&everyone.client_b),
+            ("hospital_client", _) => self.t.client(&everyone.hospital),
+            ("unverified_staff", Some(email)) => {
+                let mut b = self.t.browser(ip);
+                let r = b.sign_in(email, PASSWORD).await?;
+                if r.location() != "/account/security" {
+                    return Err(anyhow!("staff without a second factor should be confined to /account/security"));
+                }
+                b
+            }
+            (_, Some(email)) => self.signed_in(email, ip).await?,
+            _ => self.t.browser(ip),
+        })
+    }
+}
