@@ -73,6 +73,23 @@ macro_rules! action {
 }
 pub(crate) use action;
 
+/// Declares that each action's policy is a rule of `policy/mod.rs` (or of its module): the rule
+/// decides, and denies by default.
+macro_rules! decided_by {
+    ($($action:ident => $rule:path),+ $(,)?) => {
+        $(impl $crate::Policy for $action {
+            async fn decide<R: $crate::Relations + ?Sized>(
+                p: &$crate::Principal,
+                object: <Self as $crate::Action>::Object,
+                rel: &R,
+            ) -> Result<$crate::Grant<Self>, $crate::Denied> {
+                $rule(p, object, rel).await
+            }
+        })+
+    };
+}
+pub(crate) use decided_by;
+
 /// Declares that a grant for `$a` carries the permission `$b` too.
 macro_rules! implies {
     ($($a:ident => $b:ident),+ $(,)?) => {

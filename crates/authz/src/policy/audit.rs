@@ -2,7 +2,7 @@
 //! patient's access history; operators export the whole log.
 
 use super::operator;
-use crate::{Denied, Grant, Platform, Policy, Principal, Relations, action, capabilities, implies};
+use crate::{Denied, Grant, Platform, Principal, Relations, action, capabilities, decided_by, implies};
 use domain::PatientId;
 
 action!(
@@ -44,20 +44,8 @@ async fn patient_or_privacy_officer<A: crate::Action<Object = PatientId>, R: Rel
     }
 }
 
-impl Policy for ViewAccessHistory {
-    async fn decide<R: Relations + ?Sized>(p: &Principal, patient: PatientId, rel: &R) -> Result<Grant<Self>, Denied> {
-        patient_or_privacy_officer(p, patient, rel).await
-    }
-}
-
-impl Policy for ExportAccessHistory {
-    async fn decide<R: Relations + ?Sized>(p: &Principal, patient: PatientId, rel: &R) -> Result<Grant<Self>, Denied> {
-        patient_or_privacy_officer(p, patient, rel).await
-    }
-}
-
-impl Policy for ExportAudit {
-    async fn decide<R: Relations + ?Sized>(p: &Principal, _: Platform, _rel: &R) -> Result<Grant<Self>, Denied> {
-        operator(p)
-    }
-}
+decided_by!(
+    ViewAccessHistory => patient_or_privacy_officer,
+    ExportAccessHistory => patient_or_privacy_officer,
+    ExportAudit => operator,
+);

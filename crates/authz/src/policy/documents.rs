@@ -3,7 +3,7 @@
 //! organisation's system pushes only for the patients of practices that receive from it.
 
 use super::patient_or_their_practice;
-use crate::{Action, Denied, Grant, Policy, Principal, Relations, action, capabilities, implies};
+use crate::{Action, Denied, Grant, Policy, Principal, Relations, action, capabilities, decided_by, implies};
 use domain::{DocumentId, PatientId, StaffRole};
 
 action!(
@@ -113,17 +113,7 @@ impl Policy for ReadDocument {
     }
 }
 
-impl Policy for ChangeDocument {
-    async fn decide<R: Relations + ?Sized>(p: &Principal, doc: DocumentId, rel: &R) -> Result<Grant<Self>, Denied> {
-        own_document(p, doc, rel).await
-    }
-}
-
-impl Policy for DeleteDocument {
-    async fn decide<R: Relations + ?Sized>(p: &Principal, doc: DocumentId, rel: &R) -> Result<Grant<Self>, Denied> {
-        own_document(p, doc, rel).await
-    }
-}
+decided_by!(ChangeDocument => own_document, DeleteDocument => own_document);
 
 impl Policy for WithdrawDocument {
     async fn decide<R: Relations + ?Sized>(p: &Principal, doc: DocumentId, rel: &R) -> Result<Grant<Self>, Denied> {

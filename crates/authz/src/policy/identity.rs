@@ -2,7 +2,7 @@
 //! admins reset a staff member's second factors.
 
 use super::{operator, practice_admin};
-use crate::{Denied, Grant, Platform, Policy, Principal, Relations, action, implies};
+use crate::{Platform, action, decided_by, implies};
 use domain::PracticeId;
 
 action!(
@@ -25,30 +25,9 @@ action!(
 implies!(InviteOperator => ManageOperators, SetPasskeyPolicy => ManagePractices, ResetStaffFactors => ManageStaff);
 use super::practices::{ManagePractices, ManageStaff};
 
-impl Policy for ManageOperators {
-    async fn decide<R: Relations + ?Sized>(p: &Principal, _: Platform, _rel: &R) -> Result<Grant<Self>, Denied> {
-        operator(p)
-    }
-}
-
-impl Policy for InviteOperator {
-    async fn decide<R: Relations + ?Sized>(p: &Principal, _: Platform, _rel: &R) -> Result<Grant<Self>, Denied> {
-        operator(p)
-    }
-}
-
-impl Policy for SetPasskeyPolicy {
-    async fn decide<R: Relations + ?Sized>(p: &Principal, _: Platform, _rel: &R) -> Result<Grant<Self>, Denied> {
-        operator(p)
-    }
-}
-
-impl Policy for ResetStaffFactors {
-    async fn decide<R: Relations + ?Sized>(
-        p: &Principal,
-        practice: PracticeId,
-        rel: &R,
-    ) -> Result<Grant<Self>, Denied> {
-        practice_admin(p, practice, rel).await
-    }
-}
+decided_by!(
+    ManageOperators => operator,
+    InviteOperator => operator,
+    SetPasskeyPolicy => operator,
+    ResetStaffFactors => practice_admin,
+);

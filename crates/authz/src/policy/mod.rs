@@ -67,7 +67,11 @@ pub(crate) async fn practice_admin<A: Action<Object = PracticeId>, R: Relations 
 }
 
 /// Operators only.
-pub(crate) fn operator<A: Action<Object = crate::Platform>>(p: &Principal) -> Result<Grant<A>, Denied> {
+pub(crate) async fn operator<A: Action<Object = crate::Platform>, R: Relations + ?Sized>(
+    p: &Principal,
+    _: crate::Platform,
+    _rel: &R,
+) -> Result<Grant<A>, Denied> {
     match p {
         Principal::Operator { account, .. } => Ok(Grant::new(crate::Platform, None, Some(*account))),
         _ => Err(Denied::NotFound),

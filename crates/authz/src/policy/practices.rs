@@ -2,7 +2,7 @@
 //! staff list its patients and enrol new ones; its admins manage its staff and its rules.
 
 use super::{operator, own_practice, practice_admin};
-use crate::{Denied, Grant, Platform, Policy, Principal, Relations, action, capabilities, implies};
+use crate::{Denied, Grant, Platform, Principal, Relations, action, capabilities, decided_by, implies};
 use domain::{PracticeId, StaffRole};
 
 action!(
@@ -57,86 +57,33 @@ implies!(
     ManageApiClients => ManagePractices,
 );
 
-impl Policy for ListPracticePatients {
-    async fn decide<R: Relations + ?Sized>(
-        p: &Principal,
-        practice: PracticeId,
-        rel: &R,
-    ) -> Result<Grant<Self>, Denied> {
-        own_practice(p, practice, rel, &StaffRole::ALL).await
-    }
+/// Any member of the practice's staff.
+async fn any_staff<A: crate::Action<Object = PracticeId>, R: Relations + ?Sized>(
+    p: &Principal,
+    practice: PracticeId,
+    rel: &R,
+) -> Result<Grant<A>, Denied> {
+    own_practice(p, practice, rel, &StaffRole::ALL).await
 }
 
-impl Policy for EnrolPatient {
-    async fn decide<R: Relations + ?Sized>(
-        p: &Principal,
-        practice: PracticeId,
-        rel: &R,
-    ) -> Result<Grant<Self>, Denied> {
-        own_practice(p, practice, rel, capabilities::ENROL_PATIENTS).await
-    }
+/// The practice's staff whose role enrols patients.
+async fn enrolling_staff<A: crate::Action<Object = PracticeId>, R: Relations + ?Sized>(
+    p: &Principal,
+    practice: PracticeId,
+    rel: &R,
+) -> Result<Grant<A>, Denied> {
+    own_practice(p, practice, rel, capabilities::ENROL_PATIENTS).await
 }
 
-impl Policy for ManageStaff {
-    async fn decide<R: Relations + ?Sized>(
-        p: &Principal,
-        practice: PracticeId,
-        rel: &R,
-    ) -> Result<Grant<Self>, Denied> {
-        practice_admin(p, practice, rel).await
-    }
-}
-
-impl Policy for ListStaff {
-    async fn decide<R: Relations + ?Sized>(
-        p: &Principal,
-        practice: PracticeId,
-        rel: &R,
-    ) -> Result<Grant<Self>, Denied> {
-        practice_admin(p, practice, rel).await
-    }
-}
-
-impl Policy for InviteStaff {
-    async fn decide<R: Relations + ?Sized>(
-        p: &Principal,
-        practice: PracticeId,
-        rel: &R,
-    ) -> Result<Grant<Self>, Denied> {
-        practice_admin(p, practice, rel).await
-    }
-}
-
-impl Policy for SetPatientMfaPolicy {
-    async fn decide<R: Relations + ?Sized>(
-        p: &Principal,
-        practice: PracticeId,
-        rel: &R,
-    ) -> Result<Grant<Self>, Denied> {
-        practice_admin(p, practice, rel).await
-    }
-}
-
-impl Policy for ManagePractices {
-    async fn decide<R: Relations + ?Sized>(p: &Principal, _: Platform, _rel: &R) -> Result<Grant<Self>, Denied> {
-        operator(p)
-    }
-}
-
-impl Policy for ListPractices {
-    async fn decide<R: Relations + ?Sized>(p: &Principal, _: Platform, _rel: &R) -> Result<Grant<Self>, Denied> {
-        operator(p)
-    }
-}
-
-impl Policy for CreatePractice {
-    async fn decide<R: Relations + ?Sized>(p: &Principal, _: Platform, _rel: &R) -> Result<Grant<Self>, Denied> {
-        operator(p)
-    }
-}
-
-impl Policy for ManageApiClients {
-    async fn decide<R: Relations + ?Sized>(p: &Principal, _: Platform, _rel: &R) -> Result<Grant<Self>, Denied> {
-        operator(p)
-    }
-}
+decided_by!(
+    ListPracticePatients => any_staff,
+    EnrolPatient => enrolling_staff,
+    ManageStaff => practice_admin,
+    ListStaff => practice_admin,
+    InviteStaff => practice_admin,
+    SetPatientMfaPolicy => practice_admin,
+    ManagePractices => operator,
+    ListPractices => operator,
+    CreatePractice => operator,
+    ManageApiClients => operator,
+);

@@ -1,7 +1,7 @@
 //! Health records: a patient's record, for the patient and the staff of their practices.
 
 use super::patient_or_their_practice;
-use crate::{Denied, Grant, Policy, Principal, Relations, action};
+use crate::{action, decided_by};
 use domain::PatientId;
 
 action!(
@@ -9,8 +9,4 @@ action!(
     ViewPatient, PatientId, "patient.view", Records, Patient, Read
 );
 
-impl Policy for ViewPatient {
-    async fn decide<R: Relations + ?Sized>(p: &Principal, patient: PatientId, rel: &R) -> Result<Grant<Self>, Denied> {
-        patient_or_their_practice(p, patient, rel).await
-    }
-}
+decided_by!(ViewPatient => patient_or_their_practice);
