@@ -4,6 +4,7 @@
 
 use crate::{CeremonyRow, MfaStore, PasskeyRow, Result, TotpRow};
 use domain::{AccountId, BoxFuture, UnixTime};
+use shared::{AccountLinks, create_account_link, use_account_link};
 use sqlx::Row;
 
 fn passkey_row(r: &<Db as sqlx::Database>::Row) -> Result<PasskeyRow> {
@@ -424,31 +425,12 @@ impl MfaStore for This {
         expires_at: UnixTime,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            sqlx::query(
-                "INSERT INTO mfa_setup_links (token_hash, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(token_hash)
-            .bind(account.as_uuid())
-            .bind(now)
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await?;
-            Ok(())
+            create_account_link(&self.pool, AccountLinks::SetupLinks, token_hash, account, now, expires_at).await
         })
     }
 
     fn use_setup_link<'a>(&'a self, token_hash: &'a [u8], now: UnixTime) -> BoxFuture<'a, Result<Option<AccountId>>> {
-        Box::pin(async move {
-            let id: Option<uuid::Uuid> = sqlx::query_scalar(
-                "UPDATE mfa_setup_links SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
-                 RETURNING account_id",
-            )
-            .bind(token_hash)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await?;
-            Ok(id.map(AccountId::from_uuid))
-        })
+        Box::pin(async move { use_account_link(&self.pool, AccountLinks::SetupLinks, token_hash, now).await })
     }
 
     fn remember_device<'a>(

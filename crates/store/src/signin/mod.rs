@@ -121,10 +121,12 @@ pub trait SignInStore {
 mod sqlite {
     type Db = sqlx::Sqlite;
     type This = crate::SqliteStore;
+    use crate::shared::sqlite as shared;
     include!("sql.rs");
 }
 mod postgres {
     type Db = sqlx::Postgres;
     type This = crate::PgStore;
+    use crate::shared::postgres as shared;
     include!("sql.rs");
 }

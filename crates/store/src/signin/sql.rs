@@ -4,6 +4,7 @@
 
 use crate::{EmailChanged, Result, SignInStore, WindowCount};
 use domain::{AccountId, BoxFuture, UnixTime};
+use shared::{AccountLinks, create_account_link, peek_account_link, use_account_link};
 use sqlx::Row;
 
 impl SignInStore for This {
@@ -188,16 +189,7 @@ impl SignInStore for This {
         expires_at: UnixTime,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            sqlx::query(
-                "INSERT INTO password_resets (token_hash, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(token_hash)
-            .bind(account.as_uuid())
-            .bind(now)
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await?;
-            Ok(())
+            create_account_link(&self.pool, AccountLinks::PasswordResets, token_hash, account, now, expires_at).await
         })
     }
 
@@ -212,16 +204,7 @@ impl SignInStore for This {
     }
 
     fn password_reset<'a>(&'a self, token_hash: &'a [u8], now: UnixTime) -> BoxFuture<'a, Result<Option<AccountId>>> {
-        Box::pin(async move {
-            let id: Option<uuid::Uuid> = sqlx::query_scalar(
-                "SELECT account_id FROM password_resets WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
-            )
-            .bind(token_hash)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await?;
-            Ok(id.map(AccountId::from_uuid))
-        })
+        Box::pin(async move { peek_account_link(&self.pool, AccountLinks::PasswordResets, token_hash, now).await })
     }
 
     fn use_password_reset<'a>(
@@ -232,18 +215,12 @@ impl SignInStore for This {
     ) -> BoxFuture<'a, Result<Option<AccountId>>> {
         Box::pin(async move {
             let mut tx = self.begin().await?;
-            let id: Option<uuid::Uuid> = sqlx::query_scalar(
-                "UPDATE password_resets SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
-                 RETURNING account_id",
-            )
-            .bind(token_hash)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(id) = id else { return Ok(None) };
-            new_password(&mut tx, id, password_hash, uuid::Uuid::nil(), now).await?;
+            let Some(id) = use_account_link(&mut *tx, AccountLinks::PasswordResets, token_hash, now).await? else {
+                return Ok(None);
+            };
+            new_password(&mut tx, id.as_uuid(), password_hash, uuid::Uuid::nil(), now).await?;
             tx.commit().await?;
-            Ok(Some(AccountId::from_uuid(id)))
+            Ok(Some(id))
         })
     }
 
