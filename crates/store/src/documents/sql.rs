@@ -58,6 +58,27 @@ fn nil_or(p: Option<PracticeId>) -> Uuid {
     p.map_or(Uuid::nil(), |p| p.as_uuid())
 }
 
+/// Sets one column of the grant's live document (a patient's own), or answers not found.
+async fn change_own_document<T>(
+    pool: &sqlx::Pool<Db>,
+    grant: &Grant<authz::ChangeDocument>,
+    column: &'static str,
+    value: T,
+) -> Result<()>
+where
+    T: for<'q> sqlx::Encode<'q, Db> + sqlx::Type<Db> + Send,
+{
+    let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE documents SET {column} = $3 WHERE id = $1 AND patient_id = $2 AND {LIVE}"
+    )))
+    .bind(grant.object().as_uuid())
+    .bind(grant.patient().map_or(Uuid::nil(), |p| p.as_uuid()))
+    .bind(value)
+    .execute(pool)
+    .await?;
+    if done.rows_affected() == 1 { Ok(()) } else { Err(StoreError::NotFound) }
+}
+
 impl DocumentStore for This {
     fn add_blob_intent<'a>(&'a self, blob_key: &'a str, now: UnixTime) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
@@ -257,17 +278,7 @@ impl DocumentStore for This {
         grant: &'a Grant<authz::ChangeDocument>,
         title: &'a str,
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE documents SET title = $3 WHERE id = $1 AND patient_id = $2 AND {LIVE}"
-            )))
-            .bind(grant.object().as_uuid())
-            .bind(grant.patient().map_or(Uuid::nil(), |p| p.as_uuid()))
-            .bind(title)
-            .execute(&self.pool)
-            .await?;
-            if done.rows_affected() == 1 { Ok(()) } else { Err(StoreError::NotFound) }
-        })
+        Box::pin(async move { change_own_document(&self.pool, grant, "title", title.to_owned()).await })
     }
 
     fn hide_document<'a>(
@@ -275,17 +286,7 @@ impl DocumentStore for This {
         grant: &'a Grant<authz::ChangeDocument>,
         hidden_at: Option<UnixTime>,
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE documents SET hidden_at = $3 WHERE id = $1 AND patient_id = $2 AND {LIVE}"
-            )))
-            .bind(grant.object().as_uuid())
-            .bind(grant.patient().map_or(Uuid::nil(), |p| p.as_uuid()))
-            .bind(hidden_at)
-            .execute(&self.pool)
-            .await?;
-            if done.rows_affected() == 1 { Ok(()) } else { Err(StoreError::NotFound) }
-        })
+        Box::pin(async move { change_own_document(&self.pool, grant, "hidden_at", hidden_at).await })
     }
 
     fn delete_document<'a>(
