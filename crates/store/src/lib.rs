@@ -21,12 +21,13 @@ mod practices;
 mod sessions;
 mod shared;
 mod signin;
+mod tokens;
 
 pub use access_log::AccessLogStore;
 pub use accounts::AccountStore;
 pub use integrations::IntegrationStore;
 pub use jobs::{JobRow, JobState, JobStore, NewJob};
-pub use links::LinkStore;
+pub use links::{LinkKind, LinkStore};
 pub use outbox::OutboxStore;
 pub use platform::PlatformStore;
 pub use practices::PracticeStore;

@@ -182,8 +182,6 @@ impl InvitationPurpose {
 /// A single-use link to store, with the email that carries it.
 #[derive(Debug, Clone)]
 pub struct NewInvitation {
-    /// Its id.
-    pub id: uuid::Uuid,
     /// SHA-256 of the token in the link.
     pub token_hash: Vec<u8>,
     /// What it is for.

@@ -98,7 +98,6 @@ const NOW: UnixTime = 1_800_000_000;
 
 fn invite(purpose: InvitationPurpose, token: &[u8], to: &str) -> NewInvitation {
     NewInvitation {
-        id: uuid::Uuid::new_v4(),
         token_hash: token.to_vec(),
         purpose,
         created_at: NOW,
@@ -848,52 +847,163 @@ mod upgrade {
         Ok(())
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite_log_upgrades_without_loss() {
-        let dir = std::env::temp_dir().join(format!("tiaki-upgrade-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let _cleanup = tempdir::Dir(dir.clone());
-        let url = format!("sqlite://{}/t.db", dir.display());
-        let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
-        let pool = sqlx::SqlitePool::connect_with(options.create_if_missing(true)).await.unwrap();
-        let mut old = sqlx::migrate!("./migrations/sqlite");
-        old.migrations = std::borrow::Cow::Owned(old.migrations.iter().filter(|m| m.version < 5).cloned().collect());
-        old.run(&pool).await.unwrap();
-        let (events, sql) = old_log();
-        for q in sql {
-            let q = q.replace("{hex:", "X'").replace('}', "'");
-            sqlx::raw_sql(sqlx::AssertSqlSafe(q)).execute(&pool).await.unwrap();
+    /// An empty database migrated up to (not including) `version`, filled by `sql` (with
+    /// `{hex:..}` for byte strings), then opened and migrated to today by the store. Returns the
+    /// store and what removes the database afterwards.
+    async fn upgraded_from(postgres: bool, version: i64, sql: Vec<String>) -> (Arc<dyn Store>, OldDatabase) {
+        if postgres {
+            let admin = pg_admin_url();
+            let name = format!("tiaki_upgrade_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+            let (base, _) = admin.rsplit_once('/').unwrap();
+            let url = format!("{base}/{name}");
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            let mut old = sqlx::migrate!("./migrations/postgres");
+            old.migrations =
+                std::borrow::Cow::Owned(old.migrations.iter().filter(|m| m.version < version).cloned().collect());
+            old.run(&pool).await.unwrap();
+            for q in sql {
+                let q = q.replace("{hex:", "'\\x").replace('}', "'::bytea");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(q)).execute(&pool).await.unwrap();
+            }
+            pool.close().await;
+            let store = connect(&url).await.unwrap();
+            store.migrate().await.unwrap();
+            (store, OldDatabase::Postgres(conn, name))
+        } else {
+            let dir = std::env::temp_dir().join(format!("tiaki-upgrade-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let cleanup = tempdir::Dir(dir.clone());
+            let url = format!("sqlite://{}/t.db", dir.display());
+            let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+            let pool = sqlx::SqlitePool::connect_with(options.create_if_missing(true)).await.unwrap();
+            let mut old = sqlx::migrate!("./migrations/sqlite");
+            old.migrations =
+                std::borrow::Cow::Owned(old.migrations.iter().filter(|m| m.version < version).cloned().collect());
+            old.run(&pool).await.unwrap();
+            for q in sql {
+                let q = q.replace("{hex:", "X'").replace('}', "'");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(q)).execute(&pool).await.unwrap();
+            }
+            pool.close().await;
+            let store = connect(&url).await.unwrap();
+            store.migrate().await.unwrap();
+            (store, OldDatabase::Sqlite(cleanup))
         }
-        pool.close().await;
-        let store = connect(&url).await.unwrap();
-        store.migrate().await.unwrap();
-        check_upgraded(store, &events).await.unwrap();
+    }
+
+    /// What an upgrade test leaves behind, removed when dropped (a `PostgreSQL` database is
+    /// dropped by [`OldDatabase::remove`]).
+    enum OldDatabase {
+        Sqlite(#[allow(dead_code)] tempdir::Dir),
+        Postgres(sqlx::PgConnection, String),
+    }
+
+    impl OldDatabase {
+        async fn remove(self) {
+            if let Self::Postgres(mut conn, name) = self {
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                    .execute(&mut conn)
+                    .await;
+            }
+        }
+    }
+
+    async fn log_upgrades_without_loss(postgres: bool) {
+        let (events, sql) = old_log();
+        let (store, old) = upgraded_from(postgres, 5, sql).await;
+        let result = check_upgraded(store, &events).await;
+        old.remove().await;
+        result.unwrap();
+    }
+
+    /// Live single-use tokens of every kind, written into the six tables that came before
+    /// `single_use_tokens` (migration 0011): after the upgrade each one still works exactly
+    /// once, and what it carried (a new address, failures counted, a ceremony's state) came with it.
+    async fn tokens_upgrade_without_loss(postgres: bool) {
+        let account = AccountId::random();
+        // A UUID column is a UUID in PostgreSQL and 16 bytes in SQLite.
+        let uuid = |u: uuid::Uuid| if postgres { format!("'{u}'") } else { format!("{{hex:{}}}", hex(u.as_bytes())) };
+        let acc = uuid(account.as_uuid());
+        let exp = NOW + 3600;
+        let sql = vec![
+            format!(
+                "INSERT INTO accounts (id, kind, email, display_name, created_at) \
+                 VALUES ({acc}, 'patient', 'old@example.nz', 'Old Tokens', {NOW})"
+            ),
+            format!(
+                "INSERT INTO invitations (id, token_hash, purpose, account_id, created_at, expires_at) \
+                 VALUES ({}, {{hex:01}}, 'activate_patient', {acc}, {NOW}, {exp})",
+                uuid(uuid::Uuid::new_v4())
+            ),
+            format!(
+                "INSERT INTO mfa_setup_links (token_hash, account_id, created_at, expires_at) VALUES ({{hex:02}}, {acc}, {NOW}, {exp})"
+            ),
+            format!(
+                "INSERT INTO password_resets (token_hash, account_id, created_at, expires_at) VALUES ({{hex:03}}, {acc}, {NOW}, {exp})"
+            ),
+            format!(
+                "INSERT INTO email_changes (token_hash, account_id, new_email, created_at, expires_at) \
+                 VALUES ({{hex:04}}, {acc}, 'new@example.nz', {NOW}, {exp})"
+            ),
+            format!(
+                "INSERT INTO mfa_challenges (token_hash, account_id, created_at, expires_at, failures) \
+                 VALUES ({{hex:05}}, {acc}, {NOW}, {exp}, 3)"
+            ),
+            format!(
+                "INSERT INTO webauthn_ceremonies (token_hash, account_id, purpose, state, expires_at) \
+                 VALUES ({{hex:06}}, {acc}, 'register', 'state-1', {exp})"
+            ),
+        ];
+        let (store, old) = upgraded_from(postgres, 11, sql).await;
+        let result = async {
+            let now = NOW + 60;
+            let view = store.invitation(&[1], now).await?;
+            assert_eq!((view.purpose, view.account.map(|a| a.id)), (InvitationPurpose::ActivatePatient, Some(account)));
+            assert_eq!(store.use_link(LinkKind::FactorSetup, &[2], now).await?, Some(account));
+            assert_eq!(store.use_link(LinkKind::FactorSetup, &[2], now).await?, None, "a set-up link still works once");
+            assert_eq!(store.peek_link(LinkKind::PasswordReset, &[3], now).await?, Some(account));
+            assert_eq!(
+                store.recent_mfa_failures(account, NOW).await?,
+                3,
+                "failures counted before the upgrade still count"
+            );
+            assert_eq!(store.mfa_challenge(&[5], now, 4).await?, Some(account));
+            assert_eq!(store.mfa_challenge(&[5], now, 3).await?, None, "the challenge's own failures came too");
+            let ceremony = store.take_ceremony(&[6], now).await?.expect("the ceremony survives");
+            assert_eq!(
+                (ceremony.purpose.as_str(), ceremony.state.as_str(), ceremony.account),
+                ("register", "state-1", Some(account))
+            );
+            assert!(store.take_ceremony(&[6], now).await?.is_none(), "a ceremony is taken once");
+            let changed = store.use_email_change(&[4], account, now).await?.expect("the email change survives");
+            assert_eq!(changed.new_email, "new@example.nz");
+            assert_eq!(store.use_email_change(&[4], account, now).await?, None);
+            let acceptance = Acceptance { password_hash: "$argon2id$new".into(), first_operator: None };
+            assert_eq!(store.accept_invitation(&[1], now, &acceptance).await?, account);
+            assert!(matches!(store.invitation(&[1], now).await, Err(StoreError::Invitation(InvitationState::Used))));
+            Ok::<_, anyhow::Error>(())
+        }
+        .await;
+        old.remove().await;
+        result.unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_log_upgrades_without_loss() {
+        log_upgrades_without_loss(false).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres_log_upgrades_without_loss() {
-        let admin = pg_admin_url();
-        let name = format!("tiaki_upgrade_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
-        let (base, _) = admin.rsplit_once('/').unwrap();
-        let url = format!("{base}/{name}");
-        let pool = sqlx::PgPool::connect(&url).await.unwrap();
-        let mut old = sqlx::migrate!("./migrations/postgres");
-        old.migrations = std::borrow::Cow::Owned(old.migrations.iter().filter(|m| m.version < 5).cloned().collect());
-        old.run(&pool).await.unwrap();
-        let (events, sql) = old_log();
-        for q in sql {
-            let q = q.replace("{hex:", "'\\x").replace('}', "'::bytea");
-            sqlx::raw_sql(sqlx::AssertSqlSafe(q)).execute(&pool).await.unwrap();
-        }
-        pool.close().await;
-        let store = connect(&url).await.unwrap();
-        store.migrate().await.unwrap();
-        let result = check_upgraded(store, &events).await;
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-            .execute(&mut conn)
-            .await;
-        result.unwrap();
+        log_upgrades_without_loss(true).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_tokens_upgrade_without_loss() {
+        tokens_upgrade_without_loss(false).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_tokens_upgrade_without_loss() {
+        tokens_upgrade_without_loss(true).await;
     }
 }

@@ -48,7 +48,6 @@ impl Console<'_> {
         let token = new_token();
         let now = self.app.now();
         let invite = NewInvitation {
-            id: uuid::Uuid::new_v4(),
             token_hash: token_hash(&token),
             purpose: InvitationPurpose::FirstOperator,
             created_at: now,

@@ -204,7 +204,6 @@ impl App {
         let token = new_token();
         let link = self.link(&token);
         let invite = NewInvitation {
-            id: uuid::Uuid::new_v4(),
             token_hash: token_hash(&token),
             purpose: InvitationPurpose::JoinOperator,
             created_at: now,
@@ -300,7 +299,6 @@ impl App {
         let token = new_token();
         let now = self.now();
         let invite = NewInvitation {
-            id: uuid::Uuid::new_v4(),
             token_hash: token_hash(&token),
             purpose,
             created_at: now,

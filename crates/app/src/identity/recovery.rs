@@ -11,6 +11,7 @@ use crate::notify::texts;
 use crate::{App, AppError};
 use domain::AccountId;
 use domain::Verb;
+use store::LinkKind;
 
 impl Identity<'_> {
     /// Emails the account holder a single-use link that lets the session opening it add a first
@@ -21,7 +22,10 @@ impl Identity<'_> {
     pub async fn send_setup_link(&self, caller: &Caller, who: &SignedIn) -> Result<(), AppError> {
         let token = new_token();
         let now = self.app.now();
-        self.app.store.create_setup_link(&token_hash(&token), who.account, now, now + SETUP_LINK_SECS).await?;
+        self.app
+            .store
+            .create_link(LinkKind::FactorSetup, &token_hash(&token), who.account, now, now + SETUP_LINK_SECS)
+            .await?;
         let link = format!("{}/account/security/link?token={token}", self.app.settings.public_url);
         let Some(row) = self.app.store.account(who.account).await? else { return Err(AppError::Unauthenticated) };
         let body = format!(
@@ -51,7 +55,7 @@ impl Identity<'_> {
             return Err(AppError::LinkExpired);
         }
         let target = Target::account(Verb::MfaSetupLinkOpen, &who.account);
-        match self.app.store.use_setup_link(&token_hash(token), self.app.now()).await? {
+        match self.app.store.use_link(LinkKind::FactorSetup, &token_hash(token), self.app.now()).await? {
             Some(account) if account == who.account => {
                 self.app.store.allow_factor_setup(who.session, self.app.now()).await?;
                 self.app.audit(vec![self.app.event(caller, &target, Outcome::Allowed)]).await?;

@@ -16,7 +16,7 @@ use crate::{App, AppError, FieldError};
 use domain::Verb;
 use domain::{AccountId, Email};
 use std::net::IpAddr;
-use store::{AccountRow, WindowCount};
+use store::{AccountRow, LinkKind, WindowCount};
 
 /// How long a password-reset link works, seconds.
 const RESET_LINK_SECS: i64 = 3600;
@@ -192,11 +192,13 @@ impl App {
     /// Mails the holder a link to choose a new password, unless one went in the last 15 minutes.
     async fn send_reset_link(&self, account: &AccountRow, breached: bool) -> Result<bool, AppError> {
         let now = self.now();
-        if self.store.password_resets_since(account.id, now - RESET_EVERY_SECS).await? > 0 {
+        if self.store.links_since(LinkKind::PasswordReset, account.id, now - RESET_EVERY_SECS).await? > 0 {
             return Ok(false);
         }
         let token = new_token();
-        self.store.create_password_reset(&token_hash(&token), account.id, now, now + RESET_LINK_SECS).await?;
+        self.store
+            .create_link(LinkKind::PasswordReset, &token_hash(&token), account.id, now, now + RESET_LINK_SECS)
+            .await?;
         let link = format!("{}/reset-password?token={token}", self.settings.public_url);
         let why = if breached {
             "You signed in to Tiaki with a password that has appeared in a data breach on another website, or that is \
@@ -398,8 +400,12 @@ impl Identity<'_> {
         if !plausible_token(token) {
             return Err(AppError::LinkExpired);
         }
-        let account =
-            self.app.store.password_reset(&token_hash(token), self.app.now()).await?.ok_or(AppError::LinkExpired)?;
+        let account = self
+            .app
+            .store
+            .peek_link(LinkKind::PasswordReset, &token_hash(token), self.app.now())
+            .await?
+            .ok_or(AppError::LinkExpired)?;
         Ok(self.app.store.account(account).await?.ok_or(AppError::LinkExpired)?.email)
     }
 
@@ -421,7 +427,12 @@ impl Identity<'_> {
             return Err(AppError::LinkExpired);
         }
         let now = self.app.now();
-        let id = self.app.store.password_reset(&token_hash(token), now).await?.ok_or(AppError::LinkExpired)?;
+        let id = self
+            .app
+            .store
+            .peek_link(LinkKind::PasswordReset, &token_hash(token), now)
+            .await?
+            .ok_or(AppError::LinkExpired)?;
         let account = self.app.store.account(id).await?.ok_or(AppError::LinkExpired)?;
         self.app.check_new_password(&account, password, confirm, "password").await?;
         let hash = hash_password(password.to_owned()).await.map_err(AppError::Internal)?;

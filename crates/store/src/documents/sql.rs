@@ -306,13 +306,7 @@ impl DocumentStore for This {
             .bind(Vec::<u8>::new())
             .fetch_optional(&mut *tx)
             .await?;
-            let key = key.ok_or(StoreError::NotFound)?;
-            sqlx::query(
-                "INSERT INTO blob_intents (blob_key, created_at) VALUES ($1, 0) ON CONFLICT (blob_key) DO NOTHING",
-            )
-            .bind(&key)
-            .execute(&mut *tx)
-            .await?;
+            let key = blob_to_sweep(&mut tx, key).await?;
             tx.commit().await?;
             Ok(key)
         })
@@ -336,13 +330,7 @@ impl DocumentStore for This {
             .bind(Vec::<u8>::new())
             .fetch_optional(&mut *tx)
             .await?;
-            let key = key.ok_or(StoreError::NotFound)?;
-            sqlx::query(
-                "INSERT INTO blob_intents (blob_key, created_at) VALUES ($1, 0) ON CONFLICT (blob_key) DO NOTHING",
-            )
-            .bind(&key)
-            .execute(&mut *tx)
-            .await?;
+            let key = blob_to_sweep(&mut tx, key).await?;
             tx.commit().await?;
             Ok(key)
         })
@@ -417,4 +405,15 @@ impl DocumentStore for This {
             Ok(id.map(PatientId::from_uuid))
         })
     }
+}
+
+/// The blob of a document whose key was just shredded (`None`: no such live document, 404),
+/// handed to the sweeper in the same transaction (an intent dated 0 is due at once).
+async fn blob_to_sweep(tx: &mut sqlx::Transaction<'_, Db>, key: Option<String>) -> Result<String> {
+    let key = key.ok_or(StoreError::NotFound)?;
+    sqlx::query("INSERT INTO blob_intents (blob_key, created_at) VALUES ($1, 0) ON CONFLICT (blob_key) DO NOTHING")
+        .bind(&key)
+        .execute(&mut **tx)
+        .await?;
+    Ok(key)
 }

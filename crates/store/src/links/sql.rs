@@ -4,21 +4,58 @@
 
 use crate::portable::{corrupt, purpose};
 use crate::{
-    Acceptance, AccountId, AccountStore, BoxFuture, InvitationPurpose, InvitationState, InvitationView, LinkStore,
-    NewInvitation, Result, StoreError, UnixTime,
+    Acceptance, AccountId, AccountStore, BoxFuture, InvitationPurpose, InvitationState, InvitationView, LinkKind,
+    LinkStore, NewInvitation, Result, StoreError, UnixTime,
 };
 use shared::{insert_account, insert_invitation};
 
-use sqlx::Row;
-use uuid::Uuid;
+use crate::tokens::{NO_LIMIT, NewToken, TokenKind};
 
 impl LinkStore for This {
+    fn create_link<'a>(
+        &'a self,
+        kind: LinkKind,
+        token_hash: &'a [u8],
+        account: AccountId,
+        now: UnixTime,
+        expires_at: UnixTime,
+    ) -> BoxFuture<'a, Result<()>> {
+        let link = NewToken::for_account(kind.token_kind(), token_hash, account, now, expires_at);
+        Box::pin(async move { tokens::issue(&self.pool, &link).await })
+    }
+
+    fn peek_link<'a>(
+        &'a self,
+        kind: LinkKind,
+        token_hash: &'a [u8],
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<Option<AccountId>>> {
+        Box::pin(async move {
+            let live = tokens::peek(&self.pool, kind.token_kind(), token_hash, now, NO_LIMIT).await?;
+            Ok(live.and_then(|t| t.account))
+        })
+    }
+
+    fn use_link<'a>(
+        &'a self,
+        kind: LinkKind,
+        token_hash: &'a [u8],
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<Option<AccountId>>> {
+        Box::pin(async move {
+            let used = tokens::redeem(&self.pool, kind.token_kind(), token_hash, now, NO_LIMIT, None).await?;
+            Ok(used.and_then(|t| t.account))
+        })
+    }
+
+    fn links_since(&self, kind: LinkKind, account: AccountId, since: UnixTime) -> BoxFuture<'_, Result<i64>> {
+        Box::pin(async move { tokens::issued_since(&self.pool, kind.token_kind(), account, since).await })
+    }
+
     fn replace_first_operator_invitation<'a>(&'a self, invite: &'a NewInvitation) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let mut tx = self.begin().await?;
-            sqlx::query("DELETE FROM invitations WHERE purpose = 'first_operator' AND used_at IS NULL")
-                .execute(&mut *tx)
-                .await?;
+            tokens::withdraw(&mut *tx, TokenKind::Invitation, InvitationPurpose::FirstOperator.as_str()).await?;
             insert_invitation(&mut tx, invite, None).await?;
             tx.commit().await?;
             Ok(())
@@ -27,23 +64,18 @@ impl LinkStore for This {
 
     fn invitation<'a>(&'a self, token_hash: &'a [u8], now: UnixTime) -> BoxFuture<'a, Result<InvitationView>> {
         Box::pin(async move {
-            let Some(r) =
-                sqlx::query("SELECT purpose, account_id, expires_at, used_at FROM invitations WHERE token_hash = $1")
-                    .bind(token_hash)
-                    .fetch_optional(&self.pool)
-                    .await?
-            else {
+            let Some(t) = tokens::find(&self.pool, TokenKind::Invitation, token_hash).await? else {
                 return Err(StoreError::Invitation(InvitationState::Unknown));
             };
-            if r.try_get::<Option<i64>, _>("used_at")?.is_some() {
+            if t.used_at.is_some() {
                 return Err(StoreError::Invitation(InvitationState::Used));
             }
-            if r.try_get::<i64, _>("expires_at")? <= now {
+            if t.expires_at <= now {
                 return Err(StoreError::Invitation(InvitationState::Expired));
             }
-            let purpose = purpose(&r.try_get::<String, _>("purpose")?)?;
-            let account = match r.try_get::<Option<Uuid>, _>("account_id")? {
-                Some(id) => self.account(AccountId::from_uuid(id)).await?,
+            let purpose = purpose(t.purpose.as_deref().unwrap_or_default())?;
+            let account = match t.account {
+                Some(id) => self.account(id).await?,
                 None => None,
             };
             Ok(InvitationView { purpose, account })
@@ -59,34 +91,23 @@ impl LinkStore for This {
         Box::pin(async move {
             let mut tx = self.begin().await?;
             // Claim the link first: of two concurrent uses, only one updates a row.
-            let claimed = sqlx::query(
-                "UPDATE invitations SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
-                 RETURNING id, purpose, account_id",
-            )
-            .bind(token_hash)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(r) = claimed else {
+            let claimed = tokens::redeem(&mut *tx, TokenKind::Invitation, token_hash, now, NO_LIMIT, None).await?;
+            let Some(t) = claimed else {
                 drop(tx);
                 return match self.invitation(token_hash, now).await {
                     Err(e) => Err(e),
                     Ok(_) => Err(StoreError::Invitation(InvitationState::Used)),
                 };
             };
-            let purpose = purpose(&r.try_get::<String, _>("purpose")?)?;
-            let account = match (purpose, r.try_get::<Option<Uuid>, _>("account_id")?, &acceptance.first_operator) {
+            let purpose = purpose(t.purpose.as_deref().unwrap_or_default())?;
+            let account = match (purpose, t.account, &acceptance.first_operator) {
                 (InvitationPurpose::FirstOperator, None, Some(new)) => {
                     insert_account(&mut tx, new).await?;
-                    sqlx::query("UPDATE invitations SET account_id = $1 WHERE id = $2")
-                        .bind(new.id.as_uuid())
-                        .bind(r.try_get::<Uuid, _>("id")?)
-                        .execute(&mut *tx)
-                        .await?;
+                    tokens::set_account(&mut *tx, token_hash, new.id).await?;
                     new.id
                 }
                 (InvitationPurpose::FirstOperator, _, _) => return Err(corrupt("first-operator acceptance")),
-                (_, Some(id), _) => AccountId::from_uuid(id),
+                (_, Some(id), _) => id,
                 (_, None, _) => return Err(corrupt("invitation without account")),
             };
             let updated = sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2 AND disabled_at IS NULL")
@@ -98,11 +119,7 @@ impl LinkStore for This {
                 return Err(StoreError::NotFound);
             }
             // Any other unused link for this account dies with this one.
-            sqlx::query("UPDATE invitations SET used_at = $2 WHERE account_id = $1 AND used_at IS NULL")
-                .bind(account.as_uuid())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            tokens::revoke_unused(&mut *tx, TokenKind::Invitation, account, now).await?;
             tx.commit().await?;
             Ok(account)
         })

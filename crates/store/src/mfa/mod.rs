@@ -139,16 +139,6 @@ pub trait MfaStore: Send + Sync {
     ) -> BoxFuture<'_, Result<()>>;
     /// Lets a live session add a first second factor.
     fn allow_factor_setup(&self, session: domain::SessionId, now: UnixTime) -> BoxFuture<'_, Result<()>>;
-    /// Stores an emailed set-up link.
-    fn create_setup_link<'a>(
-        &'a self,
-        token_hash: &'a [u8],
-        account: AccountId,
-        now: UnixTime,
-        expires_at: UnixTime,
-    ) -> BoxFuture<'a, Result<()>>;
-    /// Uses a set-up link once; the account it was for, if it was live.
-    fn use_setup_link<'a>(&'a self, token_hash: &'a [u8], now: UnixTime) -> BoxFuture<'a, Result<Option<AccountId>>>;
     /// Remembers a browser for an account; true if it was not known before.
     fn remember_device<'a>(
         &'a self,
@@ -189,12 +179,12 @@ pub trait MfaStore: Send + Sync {
 mod sqlite {
     type Db = sqlx::Sqlite;
     type This = crate::SqliteStore;
-    use crate::shared::sqlite as shared;
+    use crate::tokens::sqlite as tokens;
     include!("sql.rs");
 }
 mod postgres {
     type Db = sqlx::Postgres;
     type This = crate::PgStore;
-    use crate::shared::postgres as shared;
+    use crate::tokens::postgres as tokens;
     include!("sql.rs");
 }

@@ -2,9 +2,9 @@
 // `mod.rs` once for `SQLite` and once for `PostgreSQL` (`This` is the engine's store, `Db` its
 // database). Format with `rustfmt --edition 2024 mfa/sql.rs` (CI checks it).
 
+use crate::tokens::{NO_LIMIT, NewToken, TokenKind};
 use crate::{CeremonyRow, MfaStore, PasskeyRow, Result, TotpRow};
 use domain::{AccountId, BoxFuture, UnixTime};
-use shared::{AccountLinks, create_account_link, use_account_link};
 use sqlx::Row;
 
 fn passkey_row(r: &<Db as sqlx::Database>::Row) -> Result<PasskeyRow> {
@@ -170,38 +170,30 @@ impl MfaStore for This {
         expires_at: UnixTime,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            sqlx::query("DELETE FROM webauthn_ceremonies WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
-            sqlx::query(
-                "INSERT INTO webauthn_ceremonies (token_hash, account_id, purpose, state, expires_at) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(token_hash)
-            .bind(account.map(|a| a.as_uuid()))
-            .bind(purpose)
-            .bind(state)
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await?;
-            Ok(())
+            let ceremony = NewToken {
+                kind: TokenKind::PasskeyCeremony,
+                token_hash,
+                purpose: Some(purpose),
+                account,
+                detail: Some(state),
+                created_at: now,
+                expires_at,
+            };
+            tokens::issue(&self.pool, &ceremony).await
         })
     }
 
     fn take_ceremony<'a>(&'a self, token_hash: &'a [u8], now: UnixTime) -> BoxFuture<'a, Result<Option<CeremonyRow>>> {
         Box::pin(async move {
-            let row = sqlx::query(
-                "DELETE FROM webauthn_ceremonies WHERE token_hash = $1 RETURNING account_id, purpose, state, expires_at",
-            )
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await?;
-            let Some(r) = row else { return Ok(None) };
-            if r.try_get::<i64, _>("expires_at")? <= now {
+            let Some(t) =
+                tokens::redeem(&self.pool, TokenKind::PasskeyCeremony, token_hash, now, NO_LIMIT, None).await?
+            else {
                 return Ok(None);
-            }
-            Ok(Some(CeremonyRow {
-                account: r.try_get::<Option<uuid::Uuid>, _>("account_id")?.map(AccountId::from_uuid),
-                purpose: r.try_get("purpose")?,
-                state: r.try_get("state")?,
-            }))
+            };
+            let (Some(purpose), Some(state)) = (t.purpose, t.detail) else {
+                return Err(crate::portable::corrupt("passkey ceremony"));
+            };
+            Ok(Some(CeremonyRow { account: t.account, purpose, state }))
         })
     }
 
@@ -335,14 +327,8 @@ impl MfaStore for This {
                 .bind(account.as_uuid())
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM mfa_challenges WHERE account_id = $1")
-                .bind(account.as_uuid())
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM webauthn_ceremonies WHERE account_id = $1")
-                .bind(account.as_uuid())
-                .execute(&mut *tx)
-                .await?;
+            tokens::forget(&mut *tx, TokenKind::MfaChallenge, account).await?;
+            tokens::forget(&mut *tx, TokenKind::PasskeyCeremony, account).await?;
             tx.commit().await?;
             Ok(had)
         })
@@ -366,19 +352,7 @@ impl MfaStore for This {
     }
 
     fn record_mfa_failure(&self, account: AccountId, now: UnixTime) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async move {
-            // A spent challenge carrying one failure: counted, never usable.
-            sqlx::query(
-                "INSERT INTO mfa_challenges (token_hash, account_id, created_at, expires_at, failures, used_at) \
-                 VALUES ($1, $2, $3, $3, 1, $3)",
-            )
-            .bind(uuid::Uuid::new_v4().as_bytes().to_vec())
-            .bind(account.as_uuid())
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-            Ok(())
-        })
+        Box::pin(async move { tokens::record_failure(&self.pool, TokenKind::MfaChallenge, account, now).await })
     }
 
     fn reset_session_mfa(
@@ -415,22 +389,6 @@ impl MfaStore for This {
                 .await?;
             Ok(())
         })
-    }
-
-    fn create_setup_link<'a>(
-        &'a self,
-        token_hash: &'a [u8],
-        account: AccountId,
-        now: UnixTime,
-        expires_at: UnixTime,
-    ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            create_account_link(&self.pool, AccountLinks::SetupLinks, token_hash, account, now, expires_at).await
-        })
-    }
-
-    fn use_setup_link<'a>(&'a self, token_hash: &'a [u8], now: UnixTime) -> BoxFuture<'a, Result<Option<AccountId>>> {
-        Box::pin(async move { use_account_link(&self.pool, AccountLinks::SetupLinks, token_hash, now).await })
     }
 
     fn remember_device<'a>(
@@ -472,16 +430,8 @@ impl MfaStore for This {
         expires_at: UnixTime,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            sqlx::query(
-                "INSERT INTO mfa_challenges (token_hash, account_id, created_at, expires_at, failures) VALUES ($1, $2, $3, $4, 0)",
-            )
-            .bind(token_hash)
-            .bind(account.as_uuid())
-            .bind(now)
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await?;
-            Ok(())
+            let challenge = NewToken::for_account(TokenKind::MfaChallenge, token_hash, account, now, expires_at);
+            tokens::issue(&self.pool, &challenge).await
         })
     }
 
@@ -492,40 +442,17 @@ impl MfaStore for This {
         max_failures: i32,
     ) -> BoxFuture<'a, Result<Option<AccountId>>> {
         Box::pin(async move {
-            let id: Option<uuid::Uuid> = sqlx::query_scalar(
-                "SELECT account_id FROM mfa_challenges WHERE token_hash = $1 AND used_at IS NULL \
-                 AND expires_at > $2 AND failures < $3",
-            )
-            .bind(token_hash)
-            .bind(now)
-            .bind(max_failures)
-            .fetch_optional(&self.pool)
-            .await?;
-            Ok(id.map(AccountId::from_uuid))
+            let live = tokens::peek(&self.pool, TokenKind::MfaChallenge, token_hash, now, max_failures).await?;
+            Ok(live.and_then(|t| t.account))
         })
     }
 
     fn recent_mfa_failures(&self, account: AccountId, since: UnixTime) -> BoxFuture<'_, Result<i64>> {
-        Box::pin(async move {
-            let n: Option<i64> = sqlx::query_scalar(
-                "SELECT CAST(COALESCE(SUM(failures), 0) AS BIGINT) FROM mfa_challenges WHERE account_id = $1 AND created_at >= $2",
-            )
-            .bind(account.as_uuid())
-            .bind(since)
-            .fetch_one(&self.pool)
-            .await?;
-            Ok(n.unwrap_or(0))
-        })
+        Box::pin(async move { tokens::failures_since(&self.pool, TokenKind::MfaChallenge, account, since).await })
     }
 
     fn fail_mfa_challenge<'a>(&'a self, token_hash: &'a [u8]) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            sqlx::query("UPDATE mfa_challenges SET failures = failures + 1 WHERE token_hash = $1")
-                .bind(token_hash)
-                .execute(&self.pool)
-                .await?;
-            Ok(())
-        })
+        Box::pin(async move { tokens::fail(&self.pool, TokenKind::MfaChallenge, token_hash).await })
     }
 
     fn use_mfa_challenge<'a>(
@@ -535,16 +462,8 @@ impl MfaStore for This {
         max_failures: i32,
     ) -> BoxFuture<'a, Result<bool>> {
         Box::pin(async move {
-            let done = sqlx::query(
-                "UPDATE mfa_challenges SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL \
-                 AND expires_at > $2 AND failures < $3",
-            )
-            .bind(token_hash)
-            .bind(now)
-            .bind(max_failures)
-            .execute(&self.pool)
-            .await?;
-            Ok(done.rows_affected() == 1)
+            let used = tokens::redeem(&self.pool, TokenKind::MfaChallenge, token_hash, now, max_failures, None).await?;
+            Ok(used.is_some())
         })
     }
 }

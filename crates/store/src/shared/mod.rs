@@ -3,9 +3,11 @@
 
 pub(crate) mod sqlite {
     type Db = sqlx::Sqlite;
+    use crate::tokens::sqlite as tokens;
     include!("sql.rs");
 }
 pub(crate) mod postgres {
     type Db = sqlx::Postgres;
+    use crate::tokens::postgres as tokens;
     include!("sql.rs");
 }

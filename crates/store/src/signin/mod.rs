@@ -63,18 +63,6 @@ pub trait SignInStore {
     fn sign_in_succeeded(&self, account: AccountId, cap: i32) -> BoxFuture<'_, Result<()>>;
     /// Marks the account's password as found on the breached/common list.
     fn mark_password_breached(&self, account: AccountId, now: UnixTime) -> BoxFuture<'_, Result<()>>;
-    /// Stores a password-reset link.
-    fn create_password_reset<'a>(
-        &'a self,
-        token_hash: &'a [u8],
-        account: AccountId,
-        now: UnixTime,
-        expires_at: UnixTime,
-    ) -> BoxFuture<'a, Result<()>>;
-    /// Password-reset links made for the account since a time.
-    fn password_resets_since(&self, account: AccountId, since: UnixTime) -> BoxFuture<'_, Result<i64>>;
-    /// The account a live (unused, unexpired) password-reset link is for.
-    fn password_reset<'a>(&'a self, token_hash: &'a [u8], now: UnixTime) -> BoxFuture<'a, Result<Option<AccountId>>>;
     /// Uses a password-reset link, atomically: sets the password, clears the failure count and
     /// the breached mark, ends every session and voids the account's other reset links.
     fn use_password_reset<'a>(
@@ -121,12 +109,12 @@ pub trait SignInStore {
 mod sqlite {
     type Db = sqlx::Sqlite;
     type This = crate::SqliteStore;
-    use crate::shared::sqlite as shared;
+    use crate::tokens::sqlite as tokens;
     include!("sql.rs");
 }
 mod postgres {
     type Db = sqlx::Postgres;
     type This = crate::PgStore;
-    use crate::shared::postgres as shared;
+    use crate::tokens::postgres as tokens;
     include!("sql.rs");
 }

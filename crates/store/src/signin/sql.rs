@@ -2,9 +2,9 @@
 // `mod.rs` once for `SQLite` and once for `PostgreSQL` (`This` is the engine's store, `Db` its
 // database). Format with `rustfmt --edition 2024 signin/sql.rs` (CI checks it).
 
+use crate::tokens::{NO_LIMIT, NewToken, TokenKind};
 use crate::{EmailChanged, Result, SignInStore, WindowCount};
 use domain::{AccountId, BoxFuture, UnixTime};
-use shared::{AccountLinks, create_account_link, peek_account_link, use_account_link};
 use sqlx::Row;
 
 impl SignInStore for This {
@@ -181,32 +181,6 @@ impl SignInStore for This {
         })
     }
 
-    fn create_password_reset<'a>(
-        &'a self,
-        token_hash: &'a [u8],
-        account: AccountId,
-        now: UnixTime,
-        expires_at: UnixTime,
-    ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            create_account_link(&self.pool, AccountLinks::PasswordResets, token_hash, account, now, expires_at).await
-        })
-    }
-
-    fn password_resets_since(&self, account: AccountId, since: UnixTime) -> BoxFuture<'_, Result<i64>> {
-        Box::pin(async move {
-            Ok(sqlx::query_scalar("SELECT COUNT(*) FROM password_resets WHERE account_id = $1 AND created_at >= $2")
-                .bind(account.as_uuid())
-                .bind(since)
-                .fetch_one(&self.pool)
-                .await?)
-        })
-    }
-
-    fn password_reset<'a>(&'a self, token_hash: &'a [u8], now: UnixTime) -> BoxFuture<'a, Result<Option<AccountId>>> {
-        Box::pin(async move { peek_account_link(&self.pool, AccountLinks::PasswordResets, token_hash, now).await })
-    }
-
     fn use_password_reset<'a>(
         &'a self,
         token_hash: &'a [u8],
@@ -215,7 +189,8 @@ impl SignInStore for This {
     ) -> BoxFuture<'a, Result<Option<AccountId>>> {
         Box::pin(async move {
             let mut tx = self.begin().await?;
-            let Some(id) = use_account_link(&mut *tx, AccountLinks::PasswordResets, token_hash, now).await? else {
+            let used = tokens::redeem(&mut *tx, TokenKind::PasswordReset, token_hash, now, NO_LIMIT, None).await?;
+            let Some(id) = used.and_then(|t| t.account) else {
                 return Ok(None);
             };
             new_password(&mut tx, id.as_uuid(), password_hash, uuid::Uuid::nil(), now).await?;
@@ -248,17 +223,11 @@ impl SignInStore for This {
         expires_at: UnixTime,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            sqlx::query(
-                "INSERT INTO email_changes (token_hash, account_id, new_email, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(token_hash)
-            .bind(account.as_uuid())
-            .bind(new_email)
-            .bind(now)
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await?;
-            Ok(())
+            let link = NewToken {
+                detail: Some(new_email),
+                ..NewToken::for_account(TokenKind::EmailChange, token_hash, account, now, expires_at)
+            };
+            tokens::issue(&self.pool, &link).await
         })
     }
 
@@ -270,16 +239,9 @@ impl SignInStore for This {
     ) -> BoxFuture<'a, Result<Option<EmailChanged>>> {
         Box::pin(async move {
             let mut tx = self.begin().await?;
-            let new_email: Option<String> = sqlx::query_scalar(
-                "UPDATE email_changes SET used_at = $3 WHERE token_hash = $1 AND account_id = $2 AND used_at IS NULL \
-                 AND expires_at > $3 RETURNING new_email",
-            )
-            .bind(token_hash)
-            .bind(account.as_uuid())
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(new_email) = new_email else { return Ok(None) };
+            let used =
+                tokens::redeem(&mut *tx, TokenKind::EmailChange, token_hash, now, NO_LIMIT, Some(account)).await?;
+            let Some(new_email) = used.and_then(|t| t.detail) else { return Ok(None) };
             let old_email: String = sqlx::query_scalar("SELECT email FROM accounts WHERE id = $1")
                 .bind(account.as_uuid())
                 .fetch_one(&mut *tx)
@@ -290,11 +252,7 @@ impl SignInStore for This {
                 .execute(&mut *tx)
                 .await
                 .map_err(crate::portable::map_unique)?;
-            sqlx::query("UPDATE email_changes SET used_at = $2 WHERE account_id = $1 AND used_at IS NULL")
-                .bind(account.as_uuid())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            tokens::revoke_unused(&mut *tx, TokenKind::EmailChange, account, now).await?;
             tx.commit().await?;
             Ok(Some(EmailChanged { old_email, new_email }))
         })
@@ -318,16 +276,7 @@ impl SignInStore for This {
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
-            n += sqlx::query("DELETE FROM password_resets WHERE expires_at < $1")
-                .bind(now - 86_400)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-            n += sqlx::query("DELETE FROM email_changes WHERE expires_at < $1")
-                .bind(now - 86_400)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
+            n += tokens::prune(&self.pool, now).await?;
             Ok(n)
         })
     }
@@ -355,10 +304,6 @@ async fn new_password(
         .bind(now)
         .execute(&mut **tx)
         .await?;
-    sqlx::query("UPDATE password_resets SET used_at = $2 WHERE account_id = $1 AND used_at IS NULL")
-        .bind(account)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+    tokens::revoke_unused(&mut **tx, TokenKind::PasswordReset, AccountId::from_uuid(account), now).await?;
     Ok(())
 }
