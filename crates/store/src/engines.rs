@@ -27,7 +27,22 @@ pub struct SqliteStore {
     /// pool's connections would read the log's pages back from the file for every batch; on
     /// one connection they stay cached.
     audit_writer: SqlitePool,
+    /// Stops the WAL checkpointer when the last clone of the store goes.
+    _checkpointer: Arc<AbortOnDrop>,
 }
+
+/// Aborts a background task when dropped.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How often the background task copies the write-ahead log into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 /// The `PostgreSQL` store.
 #[derive(Debug, Clone)]
@@ -51,10 +66,27 @@ impl SqliteStore {
             // 64 MiB of page cache per connection: the access log's indexes take random keys,
             // and SQLite's 2 MiB default turns every insert into page misses.
             .pragma("cache_size", "-65536")
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // Checkpoints run on a task of their own (below), not inside whichever commit
+            // crosses SQLite's threshold of 1,000 pages: there, the checkpoint's copy and fsync
+            // held up that commit and every request waiting for it (the access log's group
+            // commit, so dozens at once). The threshold stays, higher, as a backstop.
+            .pragma("wal_autocheckpoint", "16384");
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await?;
-        let audit_writer = SqlitePoolOptions::new().max_connections(1).connect_lazy_with(options);
-        Ok(Self { pool, audit_writer })
+        let audit_writer = SqlitePoolOptions::new().max_connections(1).connect_lazy_with(options.clone());
+        let checkpoints = SqlitePoolOptions::new().max_connections(1).connect_lazy_with(options);
+        let task = tokio::spawn(async move {
+            let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                // PASSIVE: copies what no reader still needs, never waits for or blocks a writer.
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&checkpoints).await {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; SQLite's own threshold still applies");
+                }
+            }
+        });
+        Ok(Self { pool, audit_writer, _checkpointer: Arc::new(AbortOnDrop(task.abort_handle())) })
     }
 
     /// Write transactions take the write lock up front, so two writers wait for each other

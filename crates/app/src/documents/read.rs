@@ -82,18 +82,13 @@ impl App {
             .map_err(|_| AppError::Internal(format!("document {} has a data key that does not unwrap", row.id)))?;
         let aad = aad(row.id, row.version, row.patient, &row.aad_practice);
         let plan = ReadPlan::new(size, range);
-        let header = vault.blobs.get_range_bytes(&row.blob_key, 0..HEADER as u64).await;
-        let (blob_size, header) =
-            header.map_err(|e| AppError::Internal(format!("document {}: its blob cannot be read: {e}", row.id)))?;
+        let read = vault.blobs.read_after_header(&row.blob_key, HEADER as u64, plan.blob_from..plan.blob_to).await;
+        let (blob_size, header, source) =
+            read.map_err(|e| AppError::Internal(format!("document {}: its blob cannot be read: {e}", row.id)))?;
         if blob_size != sealed_len(size) {
             tracing::error!(document = %row.id, "a document's blob has the wrong length: damaged or replaced");
             return Err(AppError::Internal(format!("document {} is damaged (blob length)", row.id)));
         }
-        let (_, source) = vault
-            .blobs
-            .read(&row.blob_key, Some(plan.blob_from..plan.blob_to))
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))?;
         let opener = Opener::new(data_key.bytes(), &aad, &header)
             .map_err(|_| AppError::Internal(format!("document {} is damaged (header)", row.id)))?;
         let length = plan.length;
