@@ -4,7 +4,7 @@
 //! releasing no byte of a chunk that fails.
 
 use crate::stream::{CHUNK, HEADER, Opener, SEALED_CHUNK, TAG};
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 
 /// The sealed size of a document of `size` plaintext bytes.
@@ -69,7 +69,9 @@ pub enum ReadError {
 /// Authenticates and decrypts the chunks of one read, in order, from the blob's bytes.
 pub struct DocumentReader<S> {
     source: S,
-    buf: Vec<u8>,
+    /// Sealed bytes received and not yet opened. Chunks are split off it without copying, and
+    /// a piece from the source that arrives when it is empty is taken over whole.
+    buf: BytesMut,
     opener: Opener,
     index: u64,
     plan: ReadPlan,
@@ -98,7 +100,7 @@ where
         let first = u32::try_from(plan.first_index).map_err(|_| ReadError::Damaged("too many chunks"))?;
         Ok(Self {
             source,
-            buf: Vec::with_capacity(SEALED_CHUNK),
+            buf: BytesMut::new(),
             opener: opener.starting_at(first),
             index: plan.first_index,
             plan,
@@ -136,21 +138,24 @@ where
         };
         while self.buf.len() < want {
             match self.source.next().await {
+                Some(Ok(b)) if self.buf.is_empty() => {
+                    self.buf = b.try_into_mut().unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+                }
                 Some(Ok(b)) => self.buf.extend_from_slice(&b),
                 Some(Err(e)) => return Err(ReadError::Source(e.to_string())),
                 None => return Err(ReadError::Damaged("truncated")),
             }
         }
-        let rest = self.buf.split_off(want);
-        let mut chunk = std::mem::replace(&mut self.buf, rest);
-        self.opener.open(&mut chunk, is_last).map_err(|_| ReadError::Damaged("chunk"))?;
+        let mut chunk = self.buf.split_to(want);
+        let plain = self.opener.open_in_place(&mut chunk, is_last).map_err(|_| ReadError::Damaged("chunk"))?;
+        chunk.truncate(plain);
         self.index += 1;
         let skip = std::mem::take(&mut self.skip).min(chunk.len());
-        let mut out = chunk.split_off(skip);
-        let take = usize::try_from(self.remaining).unwrap_or(usize::MAX).min(out.len());
-        out.truncate(take);
+        chunk.advance(skip);
+        let take = usize::try_from(self.remaining).unwrap_or(usize::MAX).min(chunk.len());
+        chunk.truncate(take);
         self.remaining -= take as u64;
-        Ok(Some(Bytes::from(out)))
+        Ok(Some(chunk.freeze()))
     }
 }
 

@@ -145,6 +145,17 @@ impl Opener {
     /// # Errors
     /// [`StreamError::Authentication`] for anything but the exact chunk sealed at this position.
     pub fn open(&mut self, buf: &mut Vec<u8>, last: bool) -> Result<(), StreamError> {
+        let n = self.open_in_place(buf, last)?;
+        buf.truncate(n);
+        Ok(())
+    }
+
+    /// Opens one sealed chunk in place and returns the length of its plaintext, at the start of
+    /// `buf` (what follows it is the spent tag).
+    ///
+    /// # Errors
+    /// As for [`Opener::open`].
+    pub fn open_in_place(&mut self, buf: &mut [u8], last: bool) -> Result<usize, StreamError> {
         if self.finished {
             return Err(StreamError::Finished);
         }
@@ -156,10 +167,9 @@ impl Opener {
             .open_in_place(nonce(self.prefix, self.counter, last), Aad::from(&self.aad), buf)
             .map_err(|_| StreamError::Authentication)?
             .len();
-        buf.truncate(n);
         self.counter = self.counter.checked_add(1).ok_or(StreamError::TooLarge)?;
         self.finished = last;
-        Ok(())
+        Ok(n)
     }
 
     /// Whether the final chunk has been opened (a stream that ends before it is truncated).

@@ -105,6 +105,13 @@ impl SqliteStore {
         Ok((tx, next))
     }
 
+    /// The tree builder's transaction, on the access log's own connection too: it queues with
+    /// the appends in order (a fair wait for the connection) instead of sleeping in `SQLite`'s
+    /// busy handler, so an append waits at most for one batch of the tree.
+    pub(crate) async fn begin_audit_tree(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.audit_writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     pub(crate) async fn run_migrations(&self) -> Result<()> {
         sqlx::migrate!("./migrations/sqlite").run(&self.pool).await?;
         Ok(())
@@ -144,6 +151,11 @@ impl PgStore {
         .await?
         .try_get(0)?;
         Ok((tx, next))
+    }
+
+    /// The tree builder's transaction.
+    pub(crate) async fn begin_audit_tree(&self) -> Result<Transaction<'static, Postgres>> {
+        self.begin().await
     }
 
     pub(crate) async fn run_migrations(&self) -> Result<()> {

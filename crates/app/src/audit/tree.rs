@@ -12,8 +12,9 @@ use std::sync::Arc;
 use store::{CheckpointRow, CosignatureRow};
 use tokio::sync::Notify;
 
-/// Events sequenced per transaction at most.
-const SEQUENCE_BATCH: i64 = 5000;
+/// Events sequenced per transaction at most: small enough that the appends waiting behind one
+/// batch wait a few milliseconds (at 5,000 a batch, about 100 ms at a time).
+const SEQUENCE_BATCH: i64 = 500;
 
 /// What a tick of the audit jobs did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -101,7 +101,7 @@ impl AccessLogStore for This {
 
     fn sequence_audit(&self, limit: i64) -> BoxFuture<'_, Result<(u64, [u8; 32])>> {
         Box::pin(async move {
-            let mut tx = self.begin().await?;
+            let mut tx = self.begin_audit_tree().await?;
             let size: i64 = sqlx::query(TREE_SIZE).fetch_one(&mut *tx).await?.try_get(0)?;
             let size = to_u64(size)?;
             let mut frontier = Vec::new();
