@@ -33,11 +33,13 @@ pub struct SqliteStore {
 
 /// Aborts a background task when dropped.
 #[derive(Debug)]
-struct AbortOnDrop(tokio::task::AbortHandle);
+struct AbortOnDrop(Option<tokio::task::AbortHandle>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        self.0.abort();
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
     }
 }
 
@@ -75,18 +77,21 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await?;
         let audit_writer = SqlitePoolOptions::new().max_connections(1).connect_lazy_with(options.clone());
         let checkpoints = SqlitePoolOptions::new().max_connections(1).connect_lazy_with(options);
-        let task = tokio::spawn(async move {
-            let mut every = tokio::time::interval(CHECKPOINT_EVERY);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                every.tick().await;
-                // PASSIVE: copies what no reader still needs, never waits for or blocks a writer.
-                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&checkpoints).await {
-                    tracing::warn!(error = %e, "WAL checkpoint failed; SQLite's own threshold still applies");
+        // Opened outside a Tokio runtime, there is no task: SQLite's own threshold checkpoints.
+        let task = tokio::runtime::Handle::try_current().ok().map(|runtime| {
+            runtime.spawn(async move {
+                let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    every.tick().await;
+                    // PASSIVE: copies what no reader still needs, never waits for or blocks a writer.
+                    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&checkpoints).await {
+                        tracing::warn!(error = %e, "WAL checkpoint failed; SQLite's own threshold still applies");
+                    }
                 }
-            }
+            })
         });
-        Ok(Self { pool, audit_writer, _checkpointer: Arc::new(AbortOnDrop(task.abort_handle())) })
+        Ok(Self { pool, audit_writer, _checkpointer: Arc::new(AbortOnDrop(task.map(|t| t.abort_handle()))) })
     }
 
     /// Write transactions take the write lock up front, so two writers wait for each other
