@@ -22,6 +22,7 @@ pub use documents::{Download, KeyRing, PushMeta, SweepReport, Vault};
 pub use domain;
 pub use error::{AppError, FieldError};
 pub use identity::credentials::password_checks;
+pub use identity::disable::DisabledAccount;
 pub use identity::mfa::{MfaStatus, SignInStep, TotpSetup};
 pub use identity::{InvitationPage, Session, SignInOutcome, SignedIn};
 pub use practices::{EnrolForm, InviteStaffForm, PracticeForm};

@@ -4,7 +4,8 @@
 //! bans this module).
 
 use crate::{
-    ExportAudit, Grant, KeyCustody, ManageOperators, ManagePractices, ManageStaff, MasterKeyCustody, Platform,
+    ExportAudit, Grant, KeyCustody, ManageAccounts, ManageOperators, ManagePractices, ManageStaff, MasterKeyCustody,
+    Platform,
 };
 use domain::{PatientId, PracticeId};
 
@@ -18,6 +19,10 @@ pub const fn export_audit() -> Grant<ExportAudit> {
 }
 /// The console may invite operators.
 pub const fn manage_operators() -> Grant<ManageOperators> {
+    Grant::new(Platform, None, None)
+}
+/// The console may disable and enable accounts.
+pub const fn manage_accounts() -> Grant<ManageAccounts> {
     Grant::new(Platform, None, None)
 }
 /// The console may manage a practice's staff (the caller has checked the practice exists).

@@ -20,10 +20,12 @@ pub use policy::documents::{
     ChangeDocument, DeleteDocument, KeyCustody, ListDocuments, MasterKeyCustody, PushDocument, ReadDocument,
     UploadDocument, WithdrawDocument,
 };
-pub use policy::identity::{InviteOperator, ManageOperators, ResetStaffFactors, SetPasskeyPolicy};
+pub use policy::identity::{
+    DisableAccount, EnableAccount, InviteOperator, ManageAccounts, ManageOperators, ResetStaffFactors, SetPasskeyPolicy,
+};
 pub use policy::practices::{
-    CreatePractice, EnrolPatient, InviteStaff, ListPracticePatients, ListPractices, ListStaff, ManageApiClients,
-    ManagePractices, ManageStaff, SetPatientMfaPolicy,
+    ChangeStaffRole, CreatePractice, EnrolPatient, InviteStaff, ListPracticePatients, ListPractices, ListStaff,
+    ManageApiClients, ManagePractices, ManageStaff, RemoveStaff, SetPatientMfaPolicy,
 };
 pub use policy::records::ViewPatient;
 pub use principal::Principal;

@@ -176,6 +176,10 @@ vocabulary!(
         MfaSetupLinkOpen = "mfa.setup_link.open",
         /// Reset an account's second factors.
         MfaReset = "mfa.reset",
+        /// Disabled an account: it can no longer sign in.
+        Disable = "disable",
+        /// Enabled a disabled account again.
+        Enable = "enable",
     }
 );
 

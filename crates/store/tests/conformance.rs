@@ -351,6 +351,21 @@ async fn sessions_expire_and_end(store: Arc<dyn Store>) -> Result<()> {
     assert_eq!(store.end_other_sessions(op, None, NOW).await?, 1);
     assert!(store.list_sessions(op, NOW + 1, NOW - 100).await?.is_empty());
     assert_eq!(store.list_sessions(other, NOW + 1, NOW - 100).await?.len(), 1);
+
+    // A disabled account: its sessions end, it gets no new one (whatever proved who it was),
+    // and its unused links die; enabled again, it signs in again but the dead links stay dead.
+    store.create_link(LinkKind::PasswordReset, b"reset-other", other, NOW, NOW + 3600).await?;
+    let accounts = console::manage_accounts();
+    assert!(store.set_account_disabled(&accounts, other, Some("password stolen"), NOW).await?);
+    assert!(!store.set_account_disabled(&accounts, other, Some("again"), NOW).await?, "already disabled");
+    assert_eq!(store.disabled_reason(&accounts, other).await?.as_deref(), Some("password stolen"));
+    assert!(store.live_session(b"s3", NOW + 1, NOW - 100).await?.is_none(), "its session ended");
+    assert!(matches!(store.create_session(&mk(b"s5", other)).await, Err(StoreError::NotFound)));
+    assert!(store.peek_link(LinkKind::PasswordReset, b"reset-other", NOW + 1).await?.is_none());
+    assert!(store.set_account_disabled(&accounts, other, None, NOW + 2).await?);
+    assert_eq!(store.disabled_reason(&accounts, other).await?, None);
+    store.create_session(&mk(b"s6", other)).await?;
+    assert!(store.peek_link(LinkKind::PasswordReset, b"reset-other", NOW + 3).await?.is_none());
     Ok(())
 }
 

@@ -48,6 +48,36 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// A browser talking to another node (its own `App` and router) on the same database,
+    /// data folder, clock and keys: what one node changes, the other must see at once.
+    pub async fn browser_on_another_node(&self, ip: [u8; 4]) -> Result<Browser> {
+        let node = Arc::try_unwrap(self.another_node().await?).map_err(|_| anyhow!("a new node is not shared"))?;
+        let vault = app::Vault {
+            blobs: test_blobs(&self.data_dir)?,
+            keys: test_keys(&self.data_dir)?,
+            max_document_bytes: 10 * 1024 * 1024,
+            patient_quota_bytes: 100 * 1024 * 1024,
+        };
+        let breached =
+            app::identity::breached::BreachedList::open(&self.data_dir.join("breached.txt")).map_err(|e| anyhow!(e))?;
+        let state = web::WebState {
+            app: Arc::new(node.with_documents(vault).with_breached_passwords(breached)),
+            secure: false,
+            trusted_proxies: Arc::new(Vec::new()),
+            data_dir: self.data_dir.clone(),
+            metrics: None,
+        };
+        Ok(Browser {
+            router: web::router(state),
+            cookies: HashMap::new(),
+            ip: SocketAddr::from((ip, 40000)),
+            csrf: None,
+            bearer: None,
+        })
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.data_dir);

@@ -64,6 +64,21 @@ pub(crate) async fn client_cmd(app: &App, admin: &Admin) -> Result<Option<Result
                 }
             );
         }
+        Admin::RemoveStaff { practice, email } => {
+            let Some(p) = app.console().practice_by_hpi(practice).await? else {
+                bail!("no practice has HPI facility id {practice}; list them on the operator page");
+            };
+            shown(app.console().remove_staff(p.id, email).await)?;
+            eprintln!("Removed from {}'s staff: their account is disabled and they are signed out everywhere.", p.name);
+        }
+        Admin::DisableAccount { email, reason } => {
+            shown(app.console().set_account_disabled(email, Some(reason)).await)?;
+            eprintln!("Disabled: they are signed out everywhere and can no longer sign in. They have been emailed.");
+        }
+        Admin::EnableAccount { email } => {
+            shown(app.console().set_account_disabled(email, None).await)?;
+            eprintln!("Enabled: they can sign in with their password again.");
+        }
         _ => return Ok(None),
     }
     Ok(Some(Ok(())))

@@ -194,6 +194,34 @@ enum Admin {
         #[arg(long)]
         org_id: String,
     },
+    /// Remove someone from a practice's staff: their account is disabled, they are signed out
+    /// everywhere and can no longer sign in or use any link (the practice's admins can do this
+    /// on the practice page).
+    RemoveStaff {
+        /// The practice's HPI facility id.
+        #[arg(long)]
+        practice: String,
+        /// Their email address.
+        #[arg(long)]
+        email: String,
+    },
+    /// Disable any account (a compromised account, someone who has left): signed out
+    /// everywhere, no sign-in, no links. The reason is kept and shown to operators.
+    DisableAccount {
+        /// Their email address.
+        #[arg(long)]
+        email: String,
+        /// Why, in 5 to 200 characters (e.g. "password stolen").
+        #[arg(long)]
+        reason: String,
+    },
+    /// Enable a disabled account again (a practice's removed staff stay removed: the practice
+    /// invites them again).
+    EnableAccount {
+        /// Their email address.
+        #[arg(long)]
+        email: String,
+    },
     /// Remove someone's authenticator app and recovery codes after checking their identity (they
     /// lost their phone and codes): ends all their sessions and emails them.
     ResetFactors {
@@ -395,7 +423,10 @@ async fn run(cli: Cli) -> Result<()> {
                 | Admin::RevokeClient { .. }
                 | Admin::ListClients
                 | Admin::AgreeToReceive { .. }
-                | Admin::ResetFactors { .. } => unreachable!("handled above"),
+                | Admin::ResetFactors { .. }
+                | Admin::RemoveStaff { .. }
+                | Admin::DisableAccount { .. }
+                | Admin::EnableAccount { .. } => unreachable!("handled above"),
                 Admin::CreateOperator { email, name } => app.console().create_operator(&name, &email).await,
                 Admin::CreatePractice { name, hpi, region, admin_name, admin_email } => app
                     .console().create_practice(&app::PracticeForm { name, hpi_facility_id: hpi, region, admin_name, admin_email })

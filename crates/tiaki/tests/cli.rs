@@ -297,6 +297,8 @@ fn migrate_demo_and_admin_work_on_the_same_data() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("no practice has HPI facility id"));
 
+    people_leave_at_the_console(d);
+
     // Keys: a new master key re-wraps every patient key (the demo's three) without touching a
     // blob; a patient's own key rotates under it; erasure asks for confirmation.
     let env = [("TIAKI_DATA_DIR", d)];
@@ -556,4 +558,24 @@ fn the_audit_log_can_be_signed_by_a_key_in_a_pkcs11_token() {
     let out = tiaki(&["audit", "verify"], &wrong);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("PIN"), "{err}");
+}
+
+/// People leave: the console removes a member of staff (invited just before, as `nn@example.nz`),
+/// and disables and enables an account; every bad input says which flag to fix.
+fn people_leave_at_the_console(d: &str) {
+    let env = [("TIAKI_DATA_DIR", d)];
+    let remove = ["admin", "remove-staff", "--practice", "FZZ999-B", "--email", "nn@example.nz"];
+    let out = tiaki(&remove, &env);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stderr).contains("Removed from"));
+    let err = String::from_utf8_lossy(&tiaki(&remove, &env).stderr).into_owned();
+    assert!(err.contains("--email: That person is not on this practice's staff"), "{err}");
+    let disable = |reason: &'static str| ["admin", "disable-account", "--email", "hemi@example.nz", "--reason", reason];
+    let out = tiaki(&disable("no"), &env);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--reason"));
+    assert!(tiaki(&disable("phone stolen"), &env).status.success());
+    let out = tiaki(&disable("phone stolen"), &env);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already disabled"));
+    assert!(tiaki(&["admin", "enable-account", "--email", "hemi@example.nz"], &env).status.success());
+    let out = tiaki(&["admin", "enable-account", "--email", "hemi@example.nz"], &env);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not disabled"));
 }

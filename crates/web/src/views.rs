@@ -151,6 +151,8 @@ pub(crate) struct PracticePage<'a> {
     pub(crate) can_enrol: bool,
     pub(crate) patients: Vec<Patient>,
     pub(crate) staff: Option<Vec<StaffMember>>,
+    /// The signed-in person's account (their own row in the staff list has no buttons).
+    pub(crate) me: app::domain::AccountId,
     /// Whether the practice requires its patients to use a second factor (shown to admins).
     pub(crate) patients_need_mfa: bool,
     pub(crate) roles: [StaffRole; 4],
@@ -182,6 +184,9 @@ pub(crate) struct OperatorPage<'a> {
     pub(crate) operator_name: String,
     pub(crate) operator_email: String,
     pub(crate) operator_errors: Vec<FieldError>,
+    pub(crate) account_email: String,
+    pub(crate) account_reason: String,
+    pub(crate) account_errors: Vec<FieldError>,
     /// Whether operators and practice admins must sign in with a passkey.
     pub(crate) passkeys_required: bool,
 }
@@ -192,6 +197,9 @@ impl OperatorPage<'_> {
     }
     fn operator_err(&self, field: &str) -> Option<&str> {
         find(&self.operator_errors, field)
+    }
+    fn account_err(&self, field: &str) -> Option<&str> {
+        find(&self.account_errors, field)
     }
 }
 

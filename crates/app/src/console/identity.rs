@@ -69,4 +69,14 @@ impl Console<'_> {
         let account = self.app.store.account_by_email(&email.trim().to_lowercase()).await?.ok_or(AppError::NotFound)?;
         self.app.reset_factors_of(&Caller::console(authz::Principal::Anonymous), account.id, checked).await
     }
+
+    /// Disables an account from the console with a reason (`Some`), or enables it (`None`).
+    ///
+    /// # Errors
+    /// As for [`crate::identity::Identity::disable_account`].
+    pub async fn set_account_disabled(&self, email: &str, reason: Option<&str>) -> Result<(), AppError> {
+        let account = self.app.account_named(email).await?;
+        let caller = Caller::console(Principal::Anonymous);
+        self.app.set_disabled_with(&authz::console::manage_accounts(), &caller, &account, reason).await
+    }
 }

@@ -59,4 +59,21 @@ impl Console<'_> {
     ) -> Result<(Enrolled, String), AppError> {
         self.app.enrol_returning_link(who, practice, form).await
     }
+
+    /// Removes someone from a practice's staff from the console: as when the practice's admin
+    /// does it (account disabled, sessions ended, links void, holder told).
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] when the email is not current staff of that practice.
+    pub async fn remove_staff(&self, practice: PracticeId, email: &str) -> Result<(), AppError> {
+        let not_staff = || AppError::field("email", "That person is not on this practice's staff.");
+        let account = self.app.account_named(email).await.map_err(|_| not_staff())?;
+        let caller = Caller::console(authz::Principal::Anonymous);
+        let target = Target::console::<authz::RemoveStaff>(practice);
+        let grant = authz::console::manage_staff(practice);
+        match self.app.change_staff_with(&grant, &caller, target, account.id, store::StaffChange::Remove).await {
+            Err(AppError::Invalid(_)) => Err(not_staff()),
+            other => other,
+        }
+    }
 }

@@ -5,6 +5,7 @@
 
 pub mod breached;
 pub(crate) mod credentials;
+pub(crate) mod disable;
 pub(crate) mod mfa;
 pub mod passkeys;
 pub(crate) mod ratelimit;
@@ -166,7 +167,12 @@ impl App {
             setup_ok_at: (verb == Verb::Activate).then_some(now),
             mfa_passkey: proof == Proof::Passkey,
         };
-        self.store.create_session(&session).await?;
+        match self.store.create_session(&session).await {
+            Ok(()) => {}
+            // Disabled between proving who they are and now: the same answer as a wrong password.
+            Err(store::StoreError::NotFound) => return Err(AppError::BadCredentials),
+            Err(e) => return Err(e.into()),
+        }
         if verb == Verb::SignIn {
             // A finished sign-in ends the account's run of failed passwords, unless it reached
             // the cap: then only a new password does (the holder's own sign-ins from a known

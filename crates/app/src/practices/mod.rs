@@ -10,10 +10,10 @@ use crate::{App, AppError, FieldError};
 use authz::{EnrolPatient, ListPracticePatients, ManagePractices, ManageStaff, Platform, ViewPatient};
 use domain::{
     AccountId, AccountKind, DateOfBirth, Email, HpiFacilityId, Nhi, PatientId, PersonName, PracticeId, PracticeName,
-    Region, StaffRole,
+    Region, StaffRole, Verb,
 };
 use serde::Deserialize;
-use store::{Enrolled, InvitationPurpose, NewAccount, NewPatient, NewPractice};
+use store::{Enrolled, InvitationPurpose, NewAccount, NewPatient, NewPractice, StaffChange};
 
 /// The practices module's use cases, on the application's shared parts: [`App::practices`].
 #[derive(Debug, Clone, Copy)]
@@ -334,6 +334,49 @@ impl Practices<'_> {
         self.app.invite_staff_with(&grant, practice, form).await.map(|_| ())
     }
 
+    /// Removes someone from the practice's staff (its admins; operators use `tiaki admin remove-staff`). From their next
+    /// request, on every node, they have no access of any kind: the membership is marked
+    /// removed, the account disabled, its sessions ended and its unused links voided, in one
+    /// transaction; they are told by email. Admins cannot remove themselves (another admin, or
+    /// the Tiaki team, can), so a practice is never left without anyone to manage it by mistake.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone else; [`AppError::Invalid`] when the account is not
+    /// current staff of this practice, or is the caller's own.
+    pub async fn remove_staff(&self, who: &Caller, practice: PracticeId, account: &str) -> Result<(), AppError> {
+        let grant = self.app.decide::<authz::RemoveStaff>(who, practice).await?;
+        let account = staff_account(account)?;
+        if who.principal.account() == Some(account) {
+            return Err(AppError::field("staff", "You cannot remove yourself; ask another admin of the practice."));
+        }
+        self.app.change_staff_with(&grant.implied(), who, Target::of(&grant), account, StaffChange::Remove).await
+    }
+
+    /// Gives a member of the practice's staff another role (its admins), in
+    /// effect from their next request.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone else; [`AppError::Invalid`] for an unknown role, an
+    /// account that is not current staff of this practice, or the caller's own.
+    pub async fn change_staff_role(
+        &self,
+        who: &Caller,
+        practice: PracticeId,
+        account: &str,
+        role: &str,
+    ) -> Result<(), AppError> {
+        let grant = self.app.decide::<authz::ChangeStaffRole>(who, practice).await?;
+        let account = staff_account(account)?;
+        let role = StaffRole::parse(role).map_err(|_| AppError::field("role", "Choose a role from the list."))?;
+        if who.principal.account() == Some(account) {
+            return Err(AppError::field(
+                "staff",
+                "You cannot change your own role; ask another admin of the practice.",
+            ));
+        }
+        self.app.change_staff_with(&grant.implied(), who, Target::of(&grant), account, StaffChange::Role(role)).await
+    }
+
     /// The patients enrolled at a practice (its staff).
     ///
     /// # Errors
@@ -382,5 +425,49 @@ impl Practices<'_> {
             }
         }
         Ok((row.into(), practices))
+    }
+}
+
+/// The account a staff change names (a form field), after the policy has let the caller in.
+fn staff_account(field: &str) -> Result<AccountId, AppError> {
+    field.trim().parse().map_err(|_| AppError::field("staff", "That person is not on this practice's staff."))
+}
+
+impl App {
+    /// Changes a member of staff under a grant to manage the practice's staff (a request's or
+    /// the console's), recording it under `target` (the action asked for) naming the account.
+    pub(crate) async fn change_staff_with(
+        &self,
+        grant: &authz::Grant<ManageStaff>,
+        who: &Caller,
+        target: Target,
+        account: AccountId,
+        change: StaffChange,
+    ) -> Result<(), AppError> {
+        let target = target.about(&account);
+        match self.store.change_staff(grant, account, change, self.now()).await {
+            Ok(()) => {}
+            Err(store::StoreError::NotFound) => {
+                self.audit(vec![self.event(who, &target, Outcome::NotFound)]).await?;
+                return Err(AppError::field("staff", "That person is not on this practice's staff."));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let mut events = vec![self.event(who, &target, Outcome::Allowed)];
+        if change == StaffChange::Remove {
+            events.push(self.event(who, &Target::account(Verb::Disable, &account), Outcome::Allowed));
+        }
+        self.audit(events).await?;
+        if change == StaffChange::Remove {
+            self.notify(
+                account,
+                "You no longer have access to Tiaki",
+                "Your practice has removed you from its staff in Tiaki, and your account has been closed: you have \
+                 been signed out everywhere and can no longer sign in.\n\nIf you think this is a mistake, speak to \
+                 your practice manager.",
+            )
+            .await?;
+        }
+        Ok(())
     }
 }

@@ -18,14 +18,30 @@ action!(
     SetPasskeyPolicy, Platform, "platform.passkey_policy.set", Identity, PasskeyPolicy, Update
 );
 action!(
+    /// Disable or enable any account (the permission storage takes; people ask for one of the
+    /// narrower actions below).
+    ManageAccounts, Platform, "platform.accounts.manage", Identity, Account, Update
+);
+action!(
+    /// Disable an account, with a reason: it can no longer sign in and its sessions end.
+    DisableAccount, Platform, "platform.accounts.disable", Identity, Account, Disable
+);
+action!(
+    /// Enable a disabled account again.
+    EnableAccount, Platform, "platform.accounts.enable", Identity, Account, Enable
+);
+action!(
     /// Reset the second factors of a member of the practice's staff.
     ResetStaffFactors, PracticeId, "practice.staff.reset_factors", Identity, AccountFactors, Update
 );
 
-implies!(InviteOperator => ManageOperators, SetPasskeyPolicy => ManagePractices, ResetStaffFactors => ManageStaff);
+implies!(DisableAccount => ManageAccounts, EnableAccount => ManageAccounts, InviteOperator => ManageOperators, SetPasskeyPolicy => ManagePractices, ResetStaffFactors => ManageStaff);
 use super::practices::{ManagePractices, ManageStaff};
 
 decided_by!(
+    ManageAccounts => operator,
+    DisableAccount => operator,
+    EnableAccount => operator,
     ManageOperators => operator,
     InviteOperator => operator,
     SetPasskeyPolicy => operator,

@@ -23,6 +23,14 @@ action!(
     ListStaff, PracticeId, "practice.staff.list", Practices, Staff, List
 );
 action!(
+    /// Remove someone from a practice's staff: they lose all access at once.
+    RemoveStaff, PracticeId, "practice.staff.remove", Practices, Staff, Delete
+);
+action!(
+    /// Change the role of a member of a practice's staff.
+    ChangeStaffRole, PracticeId, "practice.staff.role.change", Practices, Staff, Update
+);
+action!(
     /// Invite someone to a practice's staff.
     InviteStaff, PracticeId, "practice.staff.invite", Practices, StaffInvitation, Create
 );
@@ -51,6 +59,8 @@ action!(
 implies!(
     ListStaff => ManageStaff,
     InviteStaff => ManageStaff,
+    RemoveStaff => ManageStaff,
+    ChangeStaffRole => ManageStaff,
     SetPatientMfaPolicy => ManageStaff,
     ListPractices => ManagePractices,
     CreatePractice => ManagePractices,
@@ -81,6 +91,8 @@ decided_by!(
     ManageStaff => practice_admin,
     ListStaff => practice_admin,
     InviteStaff => practice_admin,
+    RemoveStaff => practice_admin,
+    ChangeStaffRole => practice_admin,
     SetPatientMfaPolicy => practice_admin,
     ManagePractices => operator,
     ListPractices => operator,

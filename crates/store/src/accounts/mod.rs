@@ -16,8 +16,8 @@ mod postgres {
 }
 
 use crate::{AccountRow, ManageOperators, NewAccount, NewInvitation, Result};
-use authz::Grant;
-use domain::{AccountId, BoxFuture};
+use authz::{Grant, ManageAccounts};
+use domain::{AccountId, BoxFuture, UnixTime};
 
 /// Accounts: who can sign in, as what, and the first operator.
 pub trait AccountStore: Send + Sync {
@@ -34,4 +34,20 @@ pub trait AccountStore: Send + Sync {
         account: &'a NewAccount,
         invite: &'a NewInvitation,
     ) -> BoxFuture<'a, Result<()>>;
+    /// Disables an account with a reason (`Some`), or enables it again (`None`). Disabling ends
+    /// its sessions and voids its unused links in the same transaction. Returns whether anything
+    /// changed (false: it already was so). Enabling does not restore a removed staff membership.
+    fn set_account_disabled<'a>(
+        &'a self,
+        grant: &'a Grant<ManageAccounts>,
+        account: AccountId,
+        reason: Option<&'a str>,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<bool>>;
+    /// Why an account was disabled, if it is.
+    fn disabled_reason<'a>(
+        &'a self,
+        grant: &'a Grant<ManageAccounts>,
+        account: AccountId,
+    ) -> BoxFuture<'a, Result<Option<String>>>;
 }

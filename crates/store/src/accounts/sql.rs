@@ -3,7 +3,7 @@
 // database). Format with `rustfmt --edition 2024 accounts/sql.rs` (CI checks it).
 
 use crate::portable::account_kind;
-use crate::{AccountId, AccountRow, AccountStore, BoxFuture, NewAccount, NewInvitation, Result};
+use crate::{AccountId, AccountRow, AccountStore, BoxFuture, NewAccount, NewInvitation, Result, UnixTime};
 use authz::Grant;
 use shared::{insert_account, insert_invitation};
 use sqlx::Row;
@@ -72,6 +72,49 @@ impl AccountStore for This {
             insert_invitation(&mut tx, invite, Some(account.id)).await?;
             tx.commit().await?;
             Ok(())
+        })
+    }
+
+    fn set_account_disabled<'a>(
+        &'a self,
+        _grant: &'a Grant<authz::ManageAccounts>,
+        account: AccountId,
+        reason: Option<&'a str>,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let mut tx = self.begin().await?;
+            let changed = match reason {
+                Some(reason) => shared::disable_account(&mut tx, account, reason, now).await?,
+                None => {
+                    sqlx::query(
+                        "UPDATE accounts SET disabled_at = NULL, disabled_reason = NULL WHERE id = $1 \
+                         AND disabled_at IS NOT NULL",
+                    )
+                    .bind(account.as_uuid())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                        == 1
+                }
+            };
+            tx.commit().await?;
+            Ok(changed)
+        })
+    }
+
+    fn disabled_reason<'a>(
+        &'a self,
+        _grant: &'a Grant<authz::ManageAccounts>,
+        account: AccountId,
+    ) -> BoxFuture<'a, Result<Option<String>>> {
+        Box::pin(async move {
+            let reason: Option<Option<String>> =
+                sqlx::query_scalar("SELECT disabled_reason FROM accounts WHERE id = $1 AND disabled_at IS NOT NULL")
+                    .bind(account.as_uuid())
+                    .fetch_optional(&self.pool)
+                    .await?;
+            Ok(reason.map(Option::unwrap_or_default))
         })
     }
 }

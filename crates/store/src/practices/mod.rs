@@ -20,7 +20,16 @@ use crate::{
     NewPractice, PatientRow, PracticeRow, PracticeSummary, Result, StaffRow, ViewPatient,
 };
 use authz::Grant;
-use domain::{AccountId, BoxFuture, PatientId, PracticeId, StaffRole};
+use domain::{AccountId, BoxFuture, PatientId, PracticeId, StaffRole, UnixTime};
+
+/// What a practice changes about a member of its staff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaffChange {
+    /// A new role.
+    Role(StaffRole),
+    /// They leave: no further access of any kind.
+    Remove,
+}
 
 /// Practices, their staff, and the patients enrolled at them; and the relationships the policy reads (`authz::Relations`).
 pub trait PracticeStore: Send + Sync {
@@ -44,6 +53,17 @@ pub trait PracticeStore: Send + Sync {
     ) -> BoxFuture<'a, Result<()>>;
     /// The grant's practice's staff.
     fn list_staff<'a>(&'a self, grant: &'a Grant<ManageStaff>) -> BoxFuture<'a, Result<Vec<StaffRow>>>;
+    /// Changes a member of the grant's practice's staff: a new role (in effect from their next
+    /// request), or removal — the membership is marked removed, the account disabled, its
+    /// sessions ended and its unused links voided, in one transaction. `NotFound` when the
+    /// account is not current staff of that practice.
+    fn change_staff<'a>(
+        &'a self,
+        grant: &'a Grant<ManageStaff>,
+        account: AccountId,
+        change: StaffChange,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<()>>;
     /// Which practice a staff account belongs to, and in what role.
     fn staff_membership(&self, account: AccountId) -> BoxFuture<'_, Result<Option<(PracticeId, StaffRole)>>>;
     /// Enrols a patient at the grant's practice. A new NHI gets a patient record, an account

@@ -5,7 +5,8 @@
 use crate::portable::{map_unique, staff_role};
 use crate::{
     AccountId, BoxFuture, Enrolled, NewAccount, NewInvitation, NewPatient, NewPractice, PatientId, PatientRow,
-    PracticeId, PracticeRow, PracticeStore, PracticeSummary, Result, StaffRole, StaffRow, StoreError,
+    PracticeId, PracticeRow, PracticeStore, PracticeSummary, Result, StaffChange, StaffRole, StaffRow, StoreError,
+    UnixTime,
 };
 use authz::{EnrolPatient, Grant, Relations, RelationsError};
 use domain::AccountKind;
@@ -65,7 +66,7 @@ impl PracticeStore for This {
         Box::pin(async move {
             let rows = sqlx::query(
                 "SELECT p.id, p.name, p.hpi_facility_id, p.region, \
-                   (SELECT COUNT(*) FROM staff s WHERE s.practice_id = p.id) AS staff_count, \
+                   (SELECT COUNT(*) FROM staff s WHERE s.practice_id = p.id AND s.removed_at IS NULL) AS staff_count, \
                    (SELECT COUNT(*) FROM enrolments e WHERE e.practice_id = p.id) AS patient_count \
                  FROM practices p ORDER BY p.name, p.hpi_facility_id",
             )
@@ -122,7 +123,7 @@ impl PracticeStore for This {
         Box::pin(async move {
             let rows = sqlx::query(
                 "SELECT a.id, a.display_name, a.email, a.password_hash, s.role FROM staff s \
-                 JOIN accounts a ON a.id = s.account_id WHERE s.practice_id = $1 ORDER BY a.display_name, a.email",
+                 JOIN accounts a ON a.id = s.account_id WHERE s.practice_id = $1 AND s.removed_at IS NULL ORDER BY a.display_name, a.email",
             )
             .bind(grant.object().as_uuid())
             .fetch_all(&self.pool)
@@ -141,12 +142,49 @@ impl PracticeStore for This {
         })
     }
 
+    fn change_staff<'a>(
+        &'a self,
+        grant: &'a Grant<authz::ManageStaff>,
+        account: AccountId,
+        change: StaffChange,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let mut tx = self.begin().await?;
+            let changed = match change {
+                StaffChange::Role(role) => sqlx::query(
+                    "UPDATE staff SET role = $3 WHERE account_id = $1 AND practice_id = $2 AND removed_at IS NULL",
+                )
+                .bind(account.as_uuid())
+                .bind(grant.object().as_uuid())
+                .bind(role.as_str()),
+                StaffChange::Remove => sqlx::query(
+                    "UPDATE staff SET removed_at = $3 WHERE account_id = $1 AND practice_id = $2 AND removed_at IS NULL",
+                )
+                .bind(account.as_uuid())
+                .bind(grant.object().as_uuid())
+                .bind(now),
+            }
+            .execute(&mut *tx)
+            .await?;
+            if changed.rows_affected() != 1 {
+                return Err(crate::StoreError::NotFound);
+            }
+            if change == StaffChange::Remove {
+                shared::disable_account(&mut tx, account, "removed from the practice's staff", now).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     fn staff_membership(&self, account: AccountId) -> BoxFuture<'_, Result<Option<(PracticeId, StaffRole)>>> {
         Box::pin(async move {
-            let Some(r) = sqlx::query("SELECT practice_id, role FROM staff WHERE account_id = $1")
-                .bind(account.as_uuid())
-                .fetch_optional(&self.pool)
-                .await?
+            let Some(r) =
+                sqlx::query("SELECT practice_id, role FROM staff WHERE account_id = $1 AND removed_at IS NULL")
+                    .bind(account.as_uuid())
+                    .fetch_optional(&self.pool)
+                    .await?
             else {
                 return Ok(None);
             };

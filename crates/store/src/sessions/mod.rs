@@ -18,7 +18,7 @@ use domain::{AccountId, BoxFuture, SessionId, UnixTime};
 
 /// Signed-in sessions: made at sign-in, resolved (with everything authentication needs) on every request, ended.
 pub trait SessionStore: Send + Sync {
-    /// Stores a new session.
+    /// Stores a new session; `NotFound` when its account is disabled.
     fn create_session<'a>(&'a self, session: &'a NewSession) -> BoxFuture<'a, Result<()>>;
     /// The live session with this token hash: not ended, not past its absolute expiry, and seen
     /// since `idle_cutoff`.

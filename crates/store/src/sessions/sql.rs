@@ -31,9 +31,12 @@ fn session_row(r: &DbRow) -> Result<SessionRow> {
 impl SessionStore for This {
     fn create_session<'a>(&'a self, s: &'a NewSession) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            sqlx::query(
+            // Only for an account that is not disabled: whatever proved who they are (a
+            // password, a passkey, a link), a disabled account gets no session.
+            let opened = sqlx::query(
                 "INSERT INTO sessions (id, token_hash, account_id, created_at, last_seen_at, absolute_expires_at, ip, user_agent, mfa_at, setup_ok_at, \
-                 mfa_passkey) VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9, $10)",
+                 mfa_passkey) SELECT $1, $2, $3, $4, $4, $5, $6, $7, $8, $9, $10 \
+                 WHERE EXISTS (SELECT 1 FROM accounts WHERE id = $3 AND disabled_at IS NULL)",
             )
             .bind(s.id.as_uuid())
             .bind(&s.token_hash)
@@ -47,6 +50,9 @@ impl SessionStore for This {
             .bind(s.mfa_passkey)
             .execute(&self.pool)
             .await?;
+            if opened.rows_affected() != 1 {
+                return Err(crate::StoreError::NotFound);
+            }
             Ok(())
         })
     }
@@ -95,7 +101,7 @@ impl SessionStore for This {
                  EXISTS (SELECT 1 FROM settings g WHERE g.name = $4 AND g.value = $5) AS passkeys_required \
                  FROM sessions s JOIN accounts a ON a.id = s.account_id \
                  LEFT JOIN patients pt ON pt.account_id = a.id \
-                 LEFT JOIN staff st ON st.account_id = a.id \
+                 LEFT JOIN staff st ON st.account_id = a.id AND st.removed_at IS NULL \
                  WHERE s.token_hash = $1 AND s.ended_at IS NULL AND s.absolute_expires_at > $2 \
                    AND s.last_seen_at > $3 AND a.disabled_at IS NULL",
             )

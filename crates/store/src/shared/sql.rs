@@ -59,3 +59,28 @@ pub(crate) async fn insert_invitation(
     }
     Ok(())
 }
+
+/// Disables an account (no-op if it already is): no session of it works from the next request,
+/// on any node (every request reads `disabled_at`), and every unused link naming it is void.
+pub(crate) async fn disable_account(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    account: AccountId,
+    reason: &str,
+    now: domain::UnixTime,
+) -> Result<bool> {
+    let changed =
+        sqlx::query("UPDATE accounts SET disabled_at = $2, disabled_reason = $3 WHERE id = $1 AND disabled_at IS NULL")
+            .bind(account.as_uuid())
+            .bind(now)
+            .bind(reason)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+    sqlx::query("UPDATE sessions SET ended_at = $2 WHERE account_id = $1 AND ended_at IS NULL")
+        .bind(account.as_uuid())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    tokens::revoke_all(&mut **tx, account, now).await?;
+    Ok(changed == 1)
+}

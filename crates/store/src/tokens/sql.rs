@@ -151,6 +151,20 @@ pub(crate) async fn revoke_unused<'e, E: sqlx::Executor<'e, Database = Db>>(
     Ok(())
 }
 
+/// Ends every unused token of every kind naming `account` (it was disabled).
+pub(crate) async fn revoke_all<'e, E: sqlx::Executor<'e, Database = Db>>(
+    db: E,
+    account: AccountId,
+    now: UnixTime,
+) -> Result<()> {
+    sqlx::query("UPDATE single_use_tokens SET used_at = $2 WHERE account_id = $1 AND used_at IS NULL")
+        .bind(account.as_uuid())
+        .bind(now)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 /// Deletes every token of `kind` naming `account`, used or not (its second factors were reset).
 pub(crate) async fn forget<'e, E: sqlx::Executor<'e, Database = Db>>(
     db: E,

@@ -30,18 +30,37 @@ struct OperatorInvite {
     errors: Vec<FieldError>,
 }
 
+/// The "disable or enable an account" form, as sent back when it had errors.
+#[derive(Default)]
+struct AccountAction {
+    email: String,
+    reason: String,
+    errors: Vec<FieldError>,
+}
+
+/// The page's forms, as sent back: all empty but the one that had errors.
+#[derive(Default)]
+struct Forms {
+    practice: app::PracticeForm,
+    errors: Vec<FieldError>,
+    invite: OperatorInvite,
+    account: AccountAction,
+}
+
 async fn operator_view(
     state: &WebState,
     ctx: &Ctx,
     who: &SignedIn,
     notice: Option<String>,
-    form: app::PracticeForm,
-    errors: Vec<FieldError>,
-    invite: OperatorInvite,
+    forms: Forms,
 ) -> PageResult {
+    let Forms { practice: form, errors, invite, account } = forms;
     let practices = state.app.practices().list(&ctx.caller_as(who)).await.map_err(WebError::page)?;
-    let status =
-        if errors.is_empty() && invite.errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let status = if errors.is_empty() && invite.errors.is_empty() && account.errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
     let page = OperatorPage {
         nav: Some(Nav::new(who, ctx.csrf())),
         csrf: ctx.csrf(),
@@ -53,6 +72,9 @@ async fn operator_view(
         operator_name: invite.name,
         operator_email: invite.email,
         operator_errors: invite.errors,
+        account_email: account.email,
+        account_reason: account.reason,
+        account_errors: account.errors,
         passkeys_required: state.app.identity().passkeys_required().await.map_err(WebError::page)?,
     };
     Ok((status, render(&page)).into_response())
@@ -63,16 +85,7 @@ pub(crate) async fn operator_page(
     Auth(ctx, who): Auth,
     Query(n): Query<Notice>,
 ) -> PageResult {
-    operator_view(
-        &state,
-        &ctx,
-        &who,
-        notice_text(&n),
-        app::PracticeForm::default(),
-        Vec::new(),
-        OperatorInvite::default(),
-    )
-    .await
+    operator_view(&state, &ctx, &who, notice_text(&n), Forms::default()).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,11 +110,11 @@ pub(crate) async fn create_practice(
     match state.app.practices().create(&ctx.caller_as(&who), &form.form).await {
         Ok(_) => Ok(Redirect::to("/operator?done=practice").into_response()),
         Err(AppError::Invalid(errors)) => {
-            operator_view(&state, &ctx, &who, None, form.form, errors, OperatorInvite::default()).await
+            operator_view(&state, &ctx, &who, None, Forms { practice: form.form, errors, ..Forms::default() }).await
         }
         Err(AppError::Conflict(m)) => {
             let errors = vec![FieldError { field: "hpi_facility_id", message: m }];
-            operator_view(&state, &ctx, &who, None, form.form, errors, OperatorInvite::default()).await
+            operator_view(&state, &ctx, &who, None, Forms { practice: form.form, errors, ..Forms::default() }).await
         }
         Err(e) => Err(WebError::page(e)),
     }
@@ -132,7 +145,62 @@ pub(crate) async fn invite_operator(
         Ok(()) => Ok(Redirect::to("/operator?done=invited").into_response()),
         Err(AppError::Invalid(errors)) => {
             let invite = OperatorInvite { name: form.operator_name, email: form.operator_email, errors };
-            operator_view(&state, &ctx, &who, None, app::PracticeForm::default(), Vec::new(), invite).await
+            operator_view(&state, &ctx, &who, None, Forms { invite, ..Forms::default() }).await
+        }
+        Err(e) => Err(WebError::page(e)),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct AccountActionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    account_email: String,
+    #[serde(default)]
+    account_reason: String,
+    /// `disable` or `enable` (the button pressed).
+    #[serde(default)]
+    action: String,
+}
+
+impl HasCsrf for AccountActionForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// Disables an account with a reason, or enables it again (operators).
+pub(crate) async fn account_action(
+    State(state): State<WebState>,
+    CsrfForm(ctx, form): CsrfForm<AccountActionForm>,
+) -> PageResult {
+    let who = ctx.require_signed_in()?;
+    let caller = ctx.caller_as(&who);
+    let identity = state.app.identity();
+    let (done, result) = match form.action.as_str() {
+        "disable" => {
+            ("account-disabled", identity.disable_account(&caller, &form.account_email, &form.account_reason).await)
+        }
+        "enable" => ("account-enabled", identity.enable_account(&caller, &form.account_email).await),
+        _ => ("", Err(AppError::field("account_email", "Choose whether to disable or enable the account."))),
+    };
+    match result {
+        Ok(()) => Ok(Redirect::to(&format!("/operator?done={done}")).into_response()),
+        Err(AppError::Invalid(errors)) => {
+            let errors = errors
+                .into_iter()
+                .map(|e| FieldError {
+                    field: match e.field {
+                        "email" => "account_email",
+                        "reason" => "account_reason",
+                        f => f,
+                    },
+                    message: e.message,
+                })
+                .collect();
+            let account = AccountAction { email: form.account_email, reason: form.account_reason, errors };
+            operator_view(&state, &ctx, &who, None, Forms { account, ..Forms::default() }).await
         }
         Err(e) => Err(WebError::page(e)),
     }

@@ -54,6 +54,7 @@ async fn practice_view(
         can_enrol,
         patients,
         staff,
+        me: who.account,
         patients_need_mfa,
         roles: StaffRole::ALL,
         enrol: enrol.0,
@@ -128,21 +129,7 @@ pub(crate) async fn reset_factors(
         .await
     {
         Ok(_) => Ok(Redirect::to(&format!("/practices/{practice}?done=factors-reset")).into_response()),
-        Err(AppError::Invalid(errors)) => {
-            let message = errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join(" ");
-            let invite = InviteValues { role: "nurse".into(), ..InviteValues::default() };
-            let page = practice_view(
-                &state,
-                &ctx,
-                &who,
-                practice,
-                Some(message),
-                (EnrolValues::default(), Vec::new()),
-                (invite, Vec::new()),
-            )
-            .await?;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
-        }
+        Err(AppError::Invalid(errors)) => staff_change_refused(&state, &ctx, &who, practice, &errors).await,
         Err(e) => Err(WebError::page(e)),
     }
 }
@@ -253,6 +240,77 @@ pub(crate) async fn invite_staff(
             practice_view(&state, &ctx, &who, practice, None, (EnrolValues::default(), Vec::new()), (values, errors))
                 .await
         }
+        Err(e) => Err(WebError::page(e)),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct StaffChangeForm {
+    #[serde(default)]
+    csrf: String,
+    /// The staff member's account id.
+    #[serde(default)]
+    account: String,
+    /// The new role (changing a role).
+    #[serde(default)]
+    role: String,
+}
+
+impl HasCsrf for StaffChangeForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// The page again with one message at the top, answering a staff change that could not be made.
+async fn staff_change_refused(
+    state: &WebState,
+    ctx: &crate::extract::Ctx,
+    who: &app::SignedIn,
+    practice: PracticeId,
+    errors: &[FieldError],
+) -> PageResult {
+    let message = errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join(" ");
+    let invite = InviteValues { role: "nurse".into(), ..InviteValues::default() };
+    let page = practice_view(
+        state,
+        ctx,
+        who,
+        practice,
+        Some(message),
+        (EnrolValues::default(), Vec::new()),
+        (invite, Vec::new()),
+    )
+    .await?;
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+}
+
+/// Removes a member of staff (the practice's admins).
+pub(crate) async fn remove_staff(
+    State(state): State<WebState>,
+    PageId(practice): PageId<PracticeId>,
+    CsrfForm(ctx, form): CsrfForm<StaffChangeForm>,
+) -> PageResult {
+    let who = ctx.require_signed_in()?;
+    let caller = ctx.caller_as(&who);
+    match state.app.practices().remove_staff(&caller, practice, &form.account).await {
+        Ok(()) => Ok(Redirect::to(&format!("/practices/{practice}?done=staff-removed")).into_response()),
+        Err(AppError::Invalid(errors)) => staff_change_refused(&state, &ctx, &who, practice, &errors).await,
+        Err(e) => Err(WebError::page(e)),
+    }
+}
+
+/// Changes a member of staff's role (the practice's admins).
+pub(crate) async fn change_staff_role(
+    State(state): State<WebState>,
+    PageId(practice): PageId<PracticeId>,
+    CsrfForm(ctx, form): CsrfForm<StaffChangeForm>,
+) -> PageResult {
+    let who = ctx.require_signed_in()?;
+    let caller = ctx.caller_as(&who);
+    match state.app.practices().change_staff_role(&caller, practice, &form.account, &form.role).await {
+        Ok(()) => Ok(Redirect::to(&format!("/practices/{practice}?done=staff-role")).into_response()),
+        Err(AppError::Invalid(errors)) => staff_change_refused(&state, &ctx, &who, practice, &errors).await,
         Err(e) => Err(WebError::page(e)),
     }
 }

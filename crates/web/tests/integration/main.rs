@@ -19,6 +19,7 @@ mod mail;
 mod matrix;
 mod mfa;
 mod openapi;
+mod people_leave;
 mod secrets;
 mod stuffing;
 mod support;
