@@ -64,6 +64,12 @@ pub(crate) async fn client_cmd(app: &App, admin: &Admin) -> Result<Option<Result
                 }
             );
         }
+        Admin::RevokeAgreement { practice, org_id } => {
+            shown(app.console().remove_agreement(practice, org_id).await)?;
+            eprintln!(
+                "Practice {practice} no longer receives documents from {org_id}; what it sent stays the patients'."
+            );
+        }
         Admin::RemoveStaff { practice, email } => {
             let Some(p) = app.console().practice_by_hpi(practice).await? else {
                 bail!("no practice has HPI facility id {practice}; list them on the operator page");

@@ -194,6 +194,16 @@ enum Admin {
         #[arg(long)]
         org_id: String,
     },
+    /// End a practice's agreement to receive documents from an organisation: its next push for
+    /// the practice's patients is refused (what it already sent stays the patients').
+    RevokeAgreement {
+        /// The practice's HPI facility id.
+        #[arg(long)]
+        practice: String,
+        /// The sending organisation's HPI id.
+        #[arg(long)]
+        org_id: String,
+    },
     /// Remove someone from a practice's staff: their account is disabled, they are signed out
     /// everywhere and can no longer sign in or use any link (the practice's admins can do this
     /// on the practice page).
@@ -425,6 +435,7 @@ async fn run(cli: Cli) -> Result<()> {
                 | Admin::AgreeToReceive { .. }
                 | Admin::ResetFactors { .. }
                 | Admin::RemoveStaff { .. }
+                | Admin::RevokeAgreement { .. }
                 | Admin::DisableAccount { .. }
                 | Admin::EnableAccount { .. } => unreachable!("handled above"),
                 Admin::CreateOperator { email, name } => app.console().create_operator(&name, &email).await,

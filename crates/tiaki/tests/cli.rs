@@ -578,4 +578,10 @@ fn people_leave_at_the_console(d: &str) {
     assert!(tiaki(&["admin", "enable-account", "--email", "hemi@example.nz"], &env).status.success());
     let out = tiaki(&["admin", "enable-account", "--email", "hemi@example.nz"], &env);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not disabled"));
+    let agreement = |verb: &'static str| ["admin", verb, "--practice", "FZZ999-B", "--org-id", "G00042-K"];
+    assert!(tiaki(&agreement("agree-to-receive"), &env).status.success());
+    let out = tiaki(&agreement("revoke-agreement"), &env);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no longer receives"));
+    let out = tiaki(&agreement("revoke-agreement"), &env);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--org-id: This practice has no"));
 }

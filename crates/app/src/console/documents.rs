@@ -4,8 +4,7 @@
 
 use super::Console;
 use crate::AppError;
-#[cfg(feature = "bench")]
-use crate::audit::Caller;
+use crate::audit::{Caller, Outcome, Target};
 #[cfg(feature = "bench")]
 use crate::documents::Download;
 use crate::documents::blobs::Blobs;
@@ -208,6 +207,26 @@ impl Console<'_> {
             return Err(AppError::field("org", "Give the organisation's HPI id."));
         }
         self.app.store.add_agreement(&authz::console::manage_practices(), practice, &org, self.app.now()).await?;
+        Ok(practice)
+    }
+
+    /// Ends a practice's agreement to receive documents from an organisation: the
+    /// organisation's next push for the practice's patients is refused (documents it already
+    /// sent stay the patients'). Recorded in the access log.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for an unknown practice; [`AppError::Invalid`] when there is no
+    /// such agreement.
+    pub async fn remove_agreement(&self, practice_hpi: &str, org_id: &str) -> Result<PracticeId, AppError> {
+        let practice = self.practice_by_hpi(practice_hpi).await?.ok_or(AppError::NotFound)?.id;
+        let org = org_id.trim().to_ascii_uppercase();
+        if !self.app.store.remove_agreement(&authz::console::manage_practices(), practice, &org).await? {
+            return Err(AppError::field("org_id", "This practice has no agreement with that organisation."));
+        }
+        let target = Target::console::<authz::ManagePractices>(authz::Platform).about(&practice);
+        self.app
+            .audit(vec![self.app.event(&Caller::console(authz::Principal::Anonymous), &target, Outcome::Allowed)])
+            .await?;
         Ok(practice)
     }
 

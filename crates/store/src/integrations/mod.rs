@@ -41,6 +41,15 @@ pub trait IntegrationStore: Send + Sync {
         org_id: &'a str,
         now: UnixTime,
     ) -> BoxFuture<'a, Result<()>>;
+    /// Ends a practice's agreement to receive documents from an organisation: its next push
+    /// for the practice's patients is refused. What it already sent stays the patients'.
+    /// Returns whether there was one.
+    fn remove_agreement<'a>(
+        &'a self,
+        grant: &'a Grant<ManagePractices>,
+        practice: PracticeId,
+        org_id: &'a str,
+    ) -> BoxFuture<'a, Result<bool>>;
 }
 
 /// The SQL, written once in what `SQLite` and `PostgreSQL` share (`sql.rs`), compiled for

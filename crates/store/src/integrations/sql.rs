@@ -132,4 +132,20 @@ impl IntegrationStore for This {
             Ok(())
         })
     }
+
+    fn remove_agreement<'a>(
+        &'a self,
+        _grant: &'a Grant<authz::ManagePractices>,
+        practice: PracticeId,
+        org_id: &'a str,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let gone = sqlx::query("DELETE FROM document_agreements WHERE practice_id = $1 AND org_id = $2")
+                .bind(practice.as_uuid())
+                .bind(org_id)
+                .execute(&self.pool)
+                .await?;
+            Ok(gone.rows_affected() == 1)
+        })
+    }
 }

@@ -287,6 +287,16 @@ async fn pushes_are_scoped_idempotent_and_refused_outside_scope() -> Result<()> 
     let theirs: Vec<Value> =
         serde_json::from_str(&staff_a.get(&format!("/api/v1/patients/{}/documents", w.patient1)).await?.body)?;
     assert_eq!(theirs.len(), 1, "staff see what their practice pushed, not the hospital's letter");
+    // The practice stops receiving from the hospital: the next push is refused, the letter stays
+    // the patient's (`tiaki admin revoke-agreement`); agreeing again restores it.
+    let console = w.t.app.console();
+    console.remove_agreement("FAA111-A", "g00042-k").await?;
+    assert!(console.remove_agreement("FAA111-A", "G00042-K").await.is_err(), "there is none left");
+    let r = push(&w.t, &hospital_token, &push_meta("ZZZ0016", "dis-r"), &pdf("discharge", 4000)).await?;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "no agreement, no push");
+    let list = p1.get(&format!("/api/v1/patients/{}/documents", w.patient1)).await?;
+    assert_eq!(serde_json::from_str::<Vec<Value>>(&list.body)?.len(), 2, "what was sent stays the patient's");
+    console.add_agreement("FAA111-A", "G00042-K").await?;
     // Bad metadata is explained; markup is refused; neither keeps anything.
     let r = push(&w.t, &hospital_token, r#"{"nhi":"nope","category":"x"}"#, &pdf("x", 100)).await?;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
