@@ -5,7 +5,7 @@
 
 use crate::{
     ExportAudit, Grant, KeyCustody, ManageAccounts, ManageOperators, ManagePractices, ManageStaff, MasterKeyCustody,
-    Platform,
+    Platform, UnenrolPatient,
 };
 use domain::{PatientId, PracticeId};
 
@@ -24,6 +24,11 @@ pub const fn manage_operators() -> Grant<ManageOperators> {
 /// The console may disable and enable accounts.
 pub const fn manage_accounts() -> Grant<ManageAccounts> {
     Grant::new(Platform, None, None)
+}
+/// The console may end a patient's enrolment at a practice (`tiaki admin unenrol`); the
+/// caller has found the patient by NHI and the practice by HPI id.
+pub const fn unenrol(patient: PatientId, practice: PracticeId) -> Grant<UnenrolPatient> {
+    Grant::new(patient, Some(patient), None).through(practice)
 }
 /// The console may manage a practice's staff (the caller has checked the practice exists).
 pub const fn manage_staff(practice: PracticeId) -> Grant<ManageStaff> {

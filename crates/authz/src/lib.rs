@@ -24,8 +24,8 @@ pub use policy::identity::{
     DisableAccount, EnableAccount, InviteOperator, ManageAccounts, ManageOperators, ResetStaffFactors, SetPasskeyPolicy,
 };
 pub use policy::practices::{
-    ChangeStaffRole, CreatePractice, EnrolPatient, InviteStaff, ListPracticePatients, ListPractices, ListStaff,
-    ManageApiClients, ManagePractices, ManageStaff, RemoveStaff, SetPatientMfaPolicy,
+    ChangeStaffRole, CreatePractice, EnrolPatient, InviteStaff, LeavePractice, ListPracticePatients, ListPractices,
+    ListStaff, ManageApiClients, ManagePractices, ManageStaff, RemoveStaff, SetPatientMfaPolicy, UnenrolPatient,
 };
 pub use policy::records::ViewPatient;
 pub use principal::Principal;

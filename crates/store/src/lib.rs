@@ -30,7 +30,7 @@ pub use jobs::{JobRow, JobState, JobStore, NewJob};
 pub use links::{LinkKind, LinkStore};
 pub use outbox::OutboxStore;
 pub use platform::PlatformStore;
-pub use practices::{PracticeStore, StaffChange};
+pub use practices::{EnrolmentGrant, PracticeStore, StaffChange};
 pub use sessions::SessionStore;
 
 pub use documents::{DocumentStore, StoreGrant};

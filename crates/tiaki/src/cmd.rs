@@ -64,6 +64,10 @@ pub(crate) async fn client_cmd(app: &App, admin: &Admin) -> Result<Option<Result
                 }
             );
         }
+        Admin::Unenrol { practice, nhi } => {
+            shown(app.console().unenrol(practice, nhi).await)?;
+            eprintln!("{nhi} is no longer enrolled at {practice}: its staff no longer see their record.");
+        }
         Admin::RevokeAgreement { practice, org_id } => {
             shown(app.console().remove_agreement(practice, org_id).await)?;
             eprintln!(

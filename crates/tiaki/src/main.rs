@@ -194,6 +194,16 @@ enum Admin {
         #[arg(long)]
         org_id: String,
     },
+    /// End a patient's enrolment at a practice: its staff lose access to them at once (what it
+    /// sent stays theirs). Patients leave from their own page; admins use the patient's page.
+    Unenrol {
+        /// The practice's HPI facility id.
+        #[arg(long)]
+        practice: String,
+        /// The patient's NHI.
+        #[arg(long)]
+        nhi: String,
+    },
     /// End a practice's agreement to receive documents from an organisation: its next push for
     /// the practice's patients is refused (what it already sent stays the patients').
     RevokeAgreement {
@@ -436,6 +446,7 @@ async fn run(cli: Cli) -> Result<()> {
                 | Admin::ResetFactors { .. }
                 | Admin::RemoveStaff { .. }
                 | Admin::RevokeAgreement { .. }
+                | Admin::Unenrol { .. }
                 | Admin::DisableAccount { .. }
                 | Admin::EnableAccount { .. } => unreachable!("handled above"),
                 Admin::CreateOperator { email, name } => app.console().create_operator(&name, &email).await,

@@ -578,6 +578,11 @@ fn people_leave_at_the_console(d: &str) {
     assert!(tiaki(&["admin", "enable-account", "--email", "hemi@example.nz"], &env).status.success());
     let out = tiaki(&["admin", "enable-account", "--email", "hemi@example.nz"], &env);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not disabled"));
+    let unenrol = ["admin", "unenrol", "--practice", "FZZ999-B", "--nhi", "ZZZ0016"];
+    let out = tiaki(&unenrol, &env);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tiaki(&unenrol, &env);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--nhi: That patient is not enrolled at this practice"));
     let agreement = |verb: &'static str| ["admin", verb, "--practice", "FZZ999-B", "--org-id", "G00042-K"];
     assert!(tiaki(&agreement("agree-to-receive"), &env).status.success());
     let out = tiaki(&agreement("revoke-agreement"), &env);

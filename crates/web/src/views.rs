@@ -91,9 +91,14 @@ impl ActivatePage<'_> {
 
 #[derive(Template)]
 #[template(path = "patient.html")]
+#[expect(clippy::struct_excessive_bools, reason = "what the viewer may do: one flag per link or button the page shows")]
 pub(crate) struct PatientPage {
     pub(crate) nav: Option<Nav>,
+    pub(crate) csrf: String,
+    pub(crate) notice: Option<String>,
     pub(crate) own: bool,
+    /// Whether the viewer is an admin of the patient's practice (who may end the enrolment).
+    pub(crate) can_unenrol: bool,
     pub(crate) can_list_documents: bool,
     pub(crate) can_view_access: bool,
     pub(crate) patient: Patient,

@@ -76,4 +76,24 @@ impl Console<'_> {
             other => other,
         }
     }
+
+    /// Ends a patient's enrolment at a practice from the console (`tiaki admin unenrol`): as
+    /// when the practice's admin does it (its staff lose access at once, the patient is told).
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for an unknown practice or NHI, or a patient not enrolled there.
+    pub async fn unenrol(&self, practice_hpi: &str, nhi: &str) -> Result<(), AppError> {
+        let practice = self
+            .practice_by_hpi(practice_hpi)
+            .await?
+            .ok_or_else(|| AppError::field("practice", "No practice has that HPI facility id."))?;
+        let patient =
+            self.app.console_patient(nhi).await.map_err(|_| AppError::field("nhi", "No patient has that NHI."))?;
+        let grant = authz::console::unenrol(patient, practice.id);
+        let caller = Caller::console(authz::Principal::Anonymous);
+        match self.app.end_enrolment(&caller, Target::of(&grant), store::EnrolmentGrant::from(&grant)).await {
+            Err(AppError::NotFound) => Err(AppError::field("nhi", "That patient is not enrolled at this practice.")),
+            other => other.map(|_| ()),
+        }
+    }
 }

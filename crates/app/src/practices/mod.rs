@@ -377,6 +377,39 @@ impl Practices<'_> {
         self.app.change_staff_with(&grant.implied(), who, Target::of(&grant), account, StaffChange::Role(role)).await
     }
 
+    /// Ends a patient's enrolment at the admin's practice (its admins). From that moment its
+    /// staff have no access to the patient; what the practice sent stays the patient's, and
+    /// their account is theirs. The patient is told by email, naming the practice.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but an admin of a practice the patient is enrolled at.
+    pub async fn unenrol(&self, who: &Caller, patient: PatientId) -> Result<(), AppError> {
+        let grant = self.app.decide::<authz::UnenrolPatient>(who, patient).await?;
+        let enrolment = store::EnrolmentGrant::from(&grant);
+        let account = self.app.end_enrolment(who, Target::of(&grant), enrolment).await?;
+        let name = self.app.store.practice(enrolment.practice()).await?.map(|p| p.name).unwrap_or_default();
+        self.app
+            .notify(
+                account,
+                "A practice has ended your enrolment in Tiaki",
+                &format!(
+                    "{name} has ended your enrolment in Tiaki: its staff can no longer see your record or documents. \
+                     Documents it sent you stay in your account.\n\nIf you did not expect this, contact the practice."
+                ),
+            )
+            .await
+    }
+
+    /// The patient leaves a practice. From that moment its staff have no access to them; what
+    /// the practice sent stays theirs.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but the patient, at a practice they are enrolled at.
+    pub async fn leave(&self, who: &Caller, practice: PracticeId) -> Result<(), AppError> {
+        let grant = self.app.decide::<authz::LeavePractice>(who, practice).await?;
+        self.app.end_enrolment(who, Target::of(&grant), store::EnrolmentGrant::from(&grant)).await.map(|_| ())
+    }
+
     /// The patients enrolled at a practice (its staff).
     ///
     /// # Errors
@@ -425,6 +458,26 @@ impl Practices<'_> {
             }
         }
         Ok((row.into(), practices))
+    }
+}
+
+impl App {
+    /// Ends an enrolment under its grant and records it (the patient's history shows it).
+    pub(crate) async fn end_enrolment(
+        &self,
+        who: &Caller,
+        target: Target,
+        enrolment: store::EnrolmentGrant,
+    ) -> Result<AccountId, AppError> {
+        let target = Target { patient: Some(enrolment.patient()), practice: Some(enrolment.practice()), ..target };
+        match self.store.end_enrolment(enrolment).await {
+            Ok(account) => {
+                self.audit(vec![self.event(who, &target, Outcome::Allowed)]).await?;
+                Ok(account)
+            }
+            Err(store::StoreError::NotFound) => Err(AppError::NotFound),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

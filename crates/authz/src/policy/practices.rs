@@ -3,7 +3,7 @@
 
 use super::{operator, own_practice, practice_admin};
 use crate::{Denied, Grant, Platform, Principal, Relations, action, capabilities, decided_by, implies};
-use domain::{PracticeId, StaffRole};
+use domain::{PatientId, PracticeId, StaffRole};
 
 action!(
     /// List the patients enrolled at a practice.
@@ -12,6 +12,15 @@ action!(
 action!(
     /// Enrol a patient at a practice.
     EnrolPatient, PracticeId, "practice.patients.enrol", Practices, Enrolment, Create
+);
+action!(
+    /// End a patient's enrolment at the practice (its admins): its staff lose access to the
+    /// patient from that moment.
+    UnenrolPatient, PatientId, "practice.patients.unenrol", Practices, Enrolment, Delete
+);
+action!(
+    /// Leave a practice (the patient themself): its staff lose access to them from that moment.
+    LeavePractice, PracticeId, "patient.practices.leave", Practices, Enrolment, Delete
 );
 action!(
     /// Manage a practice's staff (the permission storage takes; people ask for one of the
@@ -85,7 +94,40 @@ async fn enrolling_staff<A: crate::Action<Object = PracticeId>, R: Relations + ?
     own_practice(p, practice, rel, capabilities::ENROL_PATIENTS).await
 }
 
+/// An admin of a practice the patient is enrolled at (the grant names that practice).
+async fn admin_of_their_practice<A: crate::Action<Object = PatientId>, R: Relations + ?Sized>(
+    p: &Principal,
+    patient: PatientId,
+    rel: &R,
+) -> Result<Grant<A>, Denied> {
+    match p {
+        Principal::Staff { practice, role, account, .. }
+            if capabilities::may(*role, capabilities::MANAGE_PRACTICE)
+                && rel.patient_practices(patient).await?.contains(practice) =>
+        {
+            Ok(Grant::new(patient, Some(patient), Some(*account)).through(*practice))
+        }
+        _ => Err(Denied::NotFound),
+    }
+}
+
+/// The patient themself, at a practice they are enrolled at.
+async fn patient_enrolled_there<A: crate::Action<Object = PracticeId>, R: Relations + ?Sized>(
+    p: &Principal,
+    practice: PracticeId,
+    rel: &R,
+) -> Result<Grant<A>, Denied> {
+    match p {
+        Principal::Patient { patient, account, .. } if rel.patient_practices(*patient).await?.contains(&practice) => {
+            Ok(Grant::new(practice, Some(*patient), Some(*account)))
+        }
+        _ => Err(Denied::NotFound),
+    }
+}
+
 decided_by!(
+    UnenrolPatient => admin_of_their_practice,
+    LeavePractice => patient_enrolled_there,
     ListPracticePatients => any_staff,
     EnrolPatient => enrolling_staff,
     ManageStaff => practice_admin,

@@ -22,6 +22,43 @@ use crate::{
 use authz::Grant;
 use domain::{AccountId, BoxFuture, PatientId, PracticeId, StaffRole, UnixTime};
 
+/// One enrolment, named by a grant to end it: a practice's admin un-enrolling the patient, or
+/// the patient leaving. Only made from those grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnrolmentGrant {
+    patient: PatientId,
+    practice: PracticeId,
+}
+
+impl EnrolmentGrant {
+    /// The patient.
+    #[must_use]
+    pub const fn patient(&self) -> PatientId {
+        self.patient
+    }
+    /// The practice.
+    #[must_use]
+    pub const fn practice(&self) -> PracticeId {
+        self.practice
+    }
+}
+
+impl From<&Grant<authz::UnenrolPatient>> for EnrolmentGrant {
+    fn from(g: &Grant<authz::UnenrolPatient>) -> Self {
+        // The policy grants un-enrolment only through the admin's own practice.
+        Self {
+            patient: g.object(),
+            practice: g.via_practice().unwrap_or_else(|| PracticeId::from_uuid(uuid::Uuid::nil())),
+        }
+    }
+}
+
+impl From<&Grant<authz::LeavePractice>> for EnrolmentGrant {
+    fn from(g: &Grant<authz::LeavePractice>) -> Self {
+        Self { patient: g.patient().unwrap_or_else(|| PatientId::from_uuid(uuid::Uuid::nil())), practice: g.object() }
+    }
+}
+
 /// What a practice changes about a member of its staff.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StaffChange {
@@ -64,6 +101,10 @@ pub trait PracticeStore: Send + Sync {
         change: StaffChange,
         now: UnixTime,
     ) -> BoxFuture<'a, Result<()>>;
+    /// Ends an enrolment: the practice's staff lose access to the patient at once (what it sent
+    /// stays the patient's). Returns the patient's account (to tell them). `NotFound` when there
+    /// is no such enrolment.
+    fn end_enrolment(&self, enrolment: EnrolmentGrant) -> BoxFuture<'_, Result<AccountId>>;
     /// Which practice a staff account belongs to, and in what role.
     fn staff_membership(&self, account: AccountId) -> BoxFuture<'_, Result<Option<(PracticeId, StaffRole)>>>;
     /// Enrols a patient at the grant's practice. A new NHI gets a patient record, an account

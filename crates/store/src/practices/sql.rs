@@ -178,6 +178,26 @@ impl PracticeStore for This {
         })
     }
 
+    fn end_enrolment(&self, enrolment: crate::EnrolmentGrant) -> BoxFuture<'_, Result<AccountId>> {
+        Box::pin(async move {
+            let mut tx = self.begin().await?;
+            let gone = sqlx::query("DELETE FROM enrolments WHERE patient_id = $1 AND practice_id = $2")
+                .bind(enrolment.patient().as_uuid())
+                .bind(enrolment.practice().as_uuid())
+                .execute(&mut *tx)
+                .await?;
+            if gone.rows_affected() != 1 {
+                return Err(StoreError::NotFound);
+            }
+            let account: Uuid = sqlx::query_scalar("SELECT account_id FROM patients WHERE id = $1")
+                .bind(enrolment.patient().as_uuid())
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(AccountId::from_uuid(account))
+        })
+    }
+
     fn staff_membership(&self, account: AccountId) -> BoxFuture<'_, Result<Option<(PracticeId, StaffRole)>>> {
         Box::pin(async move {
             let Some(r) =
@@ -286,12 +306,13 @@ impl PracticeStore for This {
     fn patient<'a>(&'a self, grant: &'a Grant<authz::ViewPatient>) -> BoxFuture<'a, Result<PatientRow>> {
         Box::pin(async move {
             // The grant was made for this patient; for staff, the enrolment at their
-            // practice that it rests on is checked again here (defence in depth).
+            // practice that it rests on is checked again here (defence in depth). The patient
+            // themself needs none: someone who left every practice still has their record.
             sqlx::query(
                 "SELECT p.id, p.account_id, p.nhi, p.name, p.date_of_birth, a.email, a.password_hash \
                  FROM patients p JOIN accounts a ON a.id = p.account_id \
-                 WHERE p.id = $1 AND EXISTS (SELECT 1 FROM enrolments e WHERE e.patient_id = p.id \
-                   AND (e.practice_id = $2 OR $3))",
+                 WHERE p.id = $1 AND ($3 OR EXISTS (SELECT 1 FROM enrolments e WHERE e.patient_id = p.id \
+                   AND e.practice_id = $2))",
             )
             .bind(grant.object().as_uuid())
             .bind(grant.via_practice().map_or(uuid::Uuid::nil(), |p| p.as_uuid()))

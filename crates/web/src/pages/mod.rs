@@ -44,6 +44,8 @@ pub(crate) fn notice_text(n: &Notice) -> Option<String> {
             "factors-reset" => "Their sign-in was reset: their passkeys, authenticator app and recovery codes are gone, they are signed out everywhere, and they have been emailed.",
             "passkeys-on" => "Operators and practice admins must now sign in with a passkey.",
             "passkeys-off" => "Operators and practice admins may again sign in with a code.",
+            "unenrolled" => "The patient's enrolment here has ended: the practice's staff no longer see their record. They have been emailed.",
+            "left-practice" => "You have left the practice: its staff can no longer see your record. Documents it sent you stay here.",
             "staff-removed" => "They have been removed: signed out everywhere, and they can no longer sign in. They have been emailed.",
             "staff-role" => "Their role has changed; it applies from their next click.",
             "account-disabled" => "The account is disabled: signed out everywhere and unable to sign in. They have been emailed.",

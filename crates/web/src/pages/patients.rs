@@ -1,24 +1,28 @@
 //! A patient's record page, for the patient and the staff of their practices.
 
-use super::PageResult;
+use super::{Notice, PageResult, notice_text};
 use crate::WebState;
 use crate::error::WebError;
-use crate::extract::Auth;
-use crate::extract::PageId;
+use crate::extract::{Auth, CsrfForm, CsrfOnly, PageId};
 use crate::views::{Nav, PatientPage, render};
-use app::domain::PatientId;
-use axum::extract::State;
+use app::domain::{PatientId, PracticeId};
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Redirect};
 
 pub(crate) async fn patient_page(
     State(state): State<WebState>,
     Auth(ctx, who): Auth,
     PageId(patient): PageId<PatientId>,
+    Query(n): Query<Notice>,
 ) -> PageResult {
     let (row, practices) =
         state.app.practices().view_patient(&ctx.caller_as(&who), patient).await.map_err(WebError::page)?;
     Ok(render(&PatientPage {
         nav: Some(Nav::new(&who, ctx.csrf())),
+        csrf: ctx.csrf().to_owned(),
+        notice: notice_text(&n),
         own: who.patient == Some(patient),
+        can_unenrol: who.staff.is_some_and(|(_, r)| app::capabilities::may(r, app::capabilities::MANAGE_PRACTICE)),
         // Staff see the links their role opens (the policy's own lists), no dead ends.
         can_list_documents: who.staff.is_none_or(|(_, r)| app::capabilities::may(r, app::capabilities::LIST_DOCUMENTS)),
         can_view_access: who
@@ -27,4 +31,28 @@ pub(crate) async fn patient_page(
         patient: row,
         practices,
     }))
+}
+
+/// A practice's admin ends the patient's enrolment there; back to the practice's page.
+pub(crate) async fn unenrol(
+    State(state): State<WebState>,
+    PageId(patient): PageId<PatientId>,
+    CsrfForm(ctx, _): CsrfForm<CsrfOnly>,
+) -> PageResult {
+    let who = ctx.require_signed_in()?;
+    state.app.practices().unenrol(&ctx.caller_as(&who), patient).await.map_err(WebError::page)?;
+    let to = who.staff.map_or_else(|| "/home".to_owned(), |(p, _)| format!("/practices/{p}?done=unenrolled"));
+    Ok(Redirect::to(&to).into_response())
+}
+
+/// The patient leaves a practice; back to their page.
+pub(crate) async fn leave_practice(
+    State(state): State<WebState>,
+    PageId(practice): PageId<PracticeId>,
+    CsrfForm(ctx, _): CsrfForm<CsrfOnly>,
+) -> PageResult {
+    let who = ctx.require_signed_in()?;
+    state.app.practices().leave(&ctx.caller_as(&who), practice).await.map_err(WebError::page)?;
+    let to = who.patient.map_or_else(|| "/home".to_owned(), |p| format!("/patients/{p}?done=left-practice"));
+    Ok(Redirect::to(&to).into_response())
 }

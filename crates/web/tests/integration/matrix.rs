@@ -120,6 +120,11 @@ async fn every_route_against_every_role() -> Result<()> {
                 }
                 _ => unreachable!(),
             };
+            // Ending an enrolment is undone after each cell (the patient is enrolled again), so
+            // that every role is tried against the same world and later routes are unaffected.
+            if route.path.ends_with("/leave") || route.path.ends_with("/unenrol") {
+                enrol(&w.t, w.practice_a, "ZZZ0016", "p1@example.nz").await?;
+            }
             seen.insert((route.method, route.path, role), (reply.status, cell(&w, &reply)));
             cells.push(format!("{role}={}", cell(&w, &reply)));
         }
@@ -132,6 +137,9 @@ async fn every_route_against_every_role() -> Result<()> {
     // practice's objects are 404 to everyone but their own people, and never 200.
     for route in ROUTES {
         let deny: &[&str] = if route.path.contains("{patient_id}") || route.path.contains("{document_id}") {
+            &["other_patient", "other_practice_staff", "other_practice_admin", "operator"]
+        } else if route.path == "/practices/{practice_id}/leave" {
+            // The one practice route that is the patient's: leaving their own practice.
             &["other_patient", "other_practice_staff", "other_practice_admin", "operator"]
         } else if route.path.contains("{practice_id}") {
             &["patient", "other_patient", "other_practice_staff", "other_practice_admin"]
@@ -233,6 +241,15 @@ async fn every_route_against_every_role() -> Result<()> {
         ("/practices/{practice_id}/staff/role", "nurse", StatusCode::NOT_FOUND),
         ("/practices/{practice_id}/staff/role", "operator", StatusCode::NOT_FOUND),
         ("/practices/{practice_id}/staff/role", "other_practice_admin", StatusCode::NOT_FOUND),
+        // A patient leaves only their own practice; only its admin ends their enrolment there.
+        ("/practices/{practice_id}/leave", "patient", StatusCode::SEE_OTHER),
+        ("/practices/{practice_id}/leave", "other_patient", StatusCode::NOT_FOUND),
+        ("/practices/{practice_id}/leave", "gp", StatusCode::NOT_FOUND),
+        ("/patients/{patient_id}/unenrol", "reception", StatusCode::SEE_OTHER),
+        ("/patients/{patient_id}/unenrol", "gp", StatusCode::NOT_FOUND),
+        ("/patients/{patient_id}/unenrol", "patient", StatusCode::NOT_FOUND),
+        ("/patients/{patient_id}/unenrol", "other_practice_admin", StatusCode::NOT_FOUND),
+        ("/patients/{patient_id}/unenrol", "operator", StatusCode::NOT_FOUND),
         // Only operators disable accounts.
         ("/operator/accounts", "reception", StatusCode::NOT_FOUND),
         ("/operator/accounts", "patient", StatusCode::NOT_FOUND),

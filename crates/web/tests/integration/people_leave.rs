@@ -236,3 +236,56 @@ async fn logged(w: &World) -> Result<Vec<Logged>> {
 fn op_caller() -> app::Caller {
     app::Caller::console(app::Principal::Operator { account: AccountId::random(), session: SessionId::random() })
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_who_leaves_or_is_unenrolled_is_out_of_that_practices_reach_at_once() -> Result<()> {
+    let w = World::new().await?;
+    let record = format!("/patients/{}", w.patient1);
+    let letter = format!("/api/v1/documents/{}/content", w.letter1);
+    let mut gp = signed_in_on_another_node(&w, "gp-a@example.nz", [127, 0, 73, 1]).await?;
+    assert_eq!(gp.get(&record).await?.status, StatusCode::OK);
+    assert_eq!(gp.get(&letter).await?.status, StatusCode::OK);
+    let mut p1 = w.signed_in("p1@example.nz", [127, 0, 73, 2]).await?;
+    assert!(p1.get(&record).await?.body.contains("Leave Practice A"), "the patient's page offers it");
+    // Only the patient, and only at a practice they are enrolled at.
+    let leave_a = format!("/practices/{}/leave", w.practice_a);
+    let leave_b = format!("/practices/{}/leave", w.practice_b);
+    assert_eq!(p1.post(&leave_b, &[]).await?.status, StatusCode::NOT_FOUND, "not enrolled there");
+    assert_eq!(gp.post(&leave_a, &[]).await?.status, StatusCode::NOT_FOUND, "staff cannot leave for them");
+    let mut p2 = w.signed_in("p2@example.nz", [127, 0, 73, 3]).await?;
+    assert_eq!(p2.post(&leave_a, &[]).await?.status, StatusCode::NOT_FOUND);
+    assert_eq!(gp.get(&record).await?.status, StatusCode::OK, "nothing happened yet");
+
+    let r = p1.post(&leave_a, &[]).await?;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let page = p1.get(r.location()).await?;
+    assert!(page.body.contains("You have left the practice"), "{} {} {}", r.location(), page.status, page.body);
+    // On the other node, at once: the practice's staff reach neither the record nor the letter.
+    assert_eq!(gp.get(&record).await?.status, StatusCode::NOT_FOUND);
+    assert_eq!(gp.get(&letter).await?.status, StatusCode::NOT_FOUND);
+    assert!(!gp.get(&format!("/practices/{}", w.practice_a)).await?.body.contains(&w.patient1.to_string()));
+    // What the practice sent stays the patient's.
+    assert_eq!(p1.get(&letter).await?.status, StatusCode::OK);
+    assert_eq!(p1.post(&leave_a, &[]).await?.status, StatusCode::NOT_FOUND, "left already");
+
+    // A practice's admin ends an enrolment: only at their own practice.
+    let unenrol = format!("/patients/{}/unenrol", w.patient2);
+    let mut admin_a = w.signed_in("admin-a@example.nz", [127, 0, 73, 4]).await?;
+    assert_eq!(admin_a.post(&unenrol, &[]).await?.status, StatusCode::NOT_FOUND, "not their patient");
+    assert_eq!(p2.post(&unenrol, &[]).await?.status, StatusCode::NOT_FOUND, "patients leave, they do not unenrol");
+    let mut admin_b = signed_in_on_another_node(&w, "admin-b@example.nz", [127, 0, 73, 5]).await?;
+    let p2_record = format!("/patients/{}", w.patient2);
+    assert!(admin_b.get(&p2_record).await?.body.contains("End enrolment at this practice"));
+    let r = admin_b.post(&unenrol, &[]).await?;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location(), format!("/practices/{}?done=unenrolled", w.practice_b));
+    assert_eq!(admin_b.get(&p2_record).await?.status, StatusCode::NOT_FOUND);
+    assert_eq!(p2.get(&p2_record).await?.status, StatusCode::OK, "their account is still theirs");
+    assert!(subjects(&w.t).await?.iter().any(|s| s == "A practice has ended your enrolment in Tiaki"));
+
+    let log = logged(&w).await?;
+    let ended: Vec<&Logged> =
+        log.iter().filter(|e| e.kind == "enrolment" && e.action == "delete" && e.outcome == "allowed").collect();
+    assert_eq!(ended.len(), 2, "both ends are on the record");
+    Ok(())
+}
