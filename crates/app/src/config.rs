@@ -28,6 +28,9 @@ pub struct Config {
     /// SMTP server URL (`smtp://`, `smtps://`; may hold credentials). None: mail is written
     /// as `.eml` files under the data folder.
     pub smtp_url: Option<SecretString>,
+    /// The bearer token `/metrics` asks for (`TIAKI_METRICS_TOKEN`); without one, `/metrics`
+    /// answers only direct requests from this machine (loopback, no proxy in between).
+    pub metrics_token: Option<SecretString>,
     /// The From address of mail.
     pub mail_from: String,
     /// A session ends after this long without use.
@@ -146,6 +149,7 @@ impl fmt::Debug for Config {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("tls", &self.tls)
             .field("smtp", &self.smtp_url.as_ref().map(|u| redact_url(u.expose_secret())))
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "[set]"))
             .field("mail_from", &self.mail_from)
             .field("blobs", &self.blobs)
             .finish_non_exhaustive()
@@ -178,6 +182,7 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     smtp_url: Option<String>,
+    metrics_token: Option<String>,
     mail_from: Option<String>,
     session_idle_minutes: Option<i64>,
     session_absolute_hours: Option<i64>,
@@ -213,6 +218,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TIAKI_TLS_CERT", "tls_cert"),
     ("TIAKI_TLS_KEY", "tls_key"),
     ("TIAKI_SMTP_URL", "smtp_url"),
+    ("TIAKI_METRICS_TOKEN", "metrics_token"),
     ("TIAKI_MAIL_FROM", "mail_from"),
     ("TIAKI_SESSION_IDLE_MINUTES", "session_idle_minutes"),
     ("TIAKI_SESSION_ABSOLUTE_HOURS", "session_absolute_hours"),
@@ -278,6 +284,9 @@ impl Config {
         }
         if let Some(v) = get("TIAKI_SMTP_URL") {
             c.smtp_url = Some(v);
+        }
+        if let Some(v) = get("TIAKI_METRICS_TOKEN") {
+            c.metrics_token = Some(v);
         }
         if let Some(v) = get("TIAKI_MAIL_FROM") {
             c.mail_from = Some(v);
@@ -391,6 +400,10 @@ impl Config {
             })
             .collect::<Result<_, _>>()?;
         let smtp_url = c.smtp_url.map(SecretString::from);
+        let metrics_token = c.metrics_token.filter(|t| !t.is_empty()).map(SecretString::from);
+        if metrics_token.as_ref().is_some_and(|t| t.expose_secret().len() < 16) {
+            return Err(ConfigError("metrics_token (TIAKI_METRICS_TOKEN) must be at least 16 characters".into()));
+        }
         if let Some(u) = &smtp_url {
             let u = u.expose_secret();
             if !(u.starts_with("smtp://") || u.starts_with("smtps://")) {
@@ -514,6 +527,7 @@ impl Config {
             trusted_proxies,
             tls,
             smtp_url,
+            metrics_token,
             mail_from,
             session_idle_secs: idle * 60,
             session_absolute_secs: absolute * 3600,

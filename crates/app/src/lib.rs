@@ -104,7 +104,7 @@ impl App {
         settings: Settings,
         audit_settings: AuditSettings,
     ) -> Result<Self, AppError> {
-        let fresh = identity::credentials::random_bytes::<32>();
+        let fresh = identity::credentials::random_bytes::<32>()?;
         let secret = store.secret("csrf_hmac_key", &fresh).await?;
         let webauthn = identity::passkeys::relying_party(&settings.public_url).map(Arc::new);
         Ok(Self {

@@ -67,6 +67,7 @@ impl TestApp {
             trusted_proxies: Arc::new(Vec::new()),
             data_dir: self.data_dir.clone(),
             metrics: None,
+            metrics_token: None,
         };
         Ok(Browser {
             router: web::router(state),
@@ -229,6 +230,7 @@ impl TestApp {
             trusted_proxies: Arc::new(Vec::new()),
             data_dir: data_dir.clone(),
             metrics: None,
+            metrics_token: None,
         };
         Ok(Self {
             app,

@@ -74,6 +74,7 @@ pub(crate) async fn run(config: Config) -> Result<()> {
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
         data_dir: config.data_dir.clone(),
         metrics: Some(metrics),
+        metrics_token: config.metrics_token.clone().map(Arc::new),
     };
     let router = web::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let addr = config.listen;

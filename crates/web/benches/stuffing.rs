@@ -302,6 +302,7 @@ async fn main() -> anyhow::Result<()> {
         trusted_proxies: Arc::new(Vec::new()),
         data_dir: dir.clone(),
         metrics: None,
+        metrics_token: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

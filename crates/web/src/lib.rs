@@ -49,10 +49,21 @@ pub struct WebState {
     pub data_dir: PathBuf,
     /// Renders `/metrics`.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The bearer token `/metrics` asks for; without one it answers only loopback requests
+    /// that came through no proxy.
+    pub metrics_token: Option<Arc<secrecy::SecretString>>,
 }
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; font-src 'self'; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+
+/// A client's own `X-Request-Id` is dropped before the server mints one (review #20): the id in
+/// the access log and the logs is always the server's, so nobody can make their events "join" a
+/// victim's request in an investigation by copying its id.
+async fn drop_client_request_id(mut req: axum::extract::Request) -> axum::extract::Request {
+    req.headers_mut().remove("x-request-id");
+    req
+}
 
 /// The whole application router with its security layers.
 pub fn router(state: WebState) -> Router {
@@ -99,5 +110,6 @@ pub fn router(state: WebState) -> Router {
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(axum::middleware::map_request(drop_client_request_id))
         .with_state(state)
 }

@@ -3,8 +3,8 @@
 //! token, and never a body).
 
 use crate::WebState;
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::time::Instant;
@@ -31,7 +31,33 @@ fn tokio_free_check(dir: &std::path::Path) -> bool {
     std::fs::metadata(dir).is_ok_and(|m| m.is_dir() && !m.permissions().readonly())
 }
 
-pub(crate) async fn metrics(State(state): State<WebState>) -> Response {
+/// Whether a request may read `/metrics` (review #13: the counters tell a credential stuffer
+/// how close it is to the spike threshold). With a token configured: a matching bearer token.
+/// Without: only a direct request from this machine — loopback, with no `X-Forwarded-For`, so a
+/// reverse proxy on the same host does not hand it to the internet.
+fn may_read_metrics(token: Option<&secrecy::SecretString>, peer: std::net::IpAddr, headers: &HeaderMap) -> bool {
+    use secrecy::ExposeSecret;
+    match token {
+        Some(token) => headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| {
+                aws_lc_rs::constant_time::verify_slices_are_equal(given.as_bytes(), token.expose_secret().as_bytes())
+                    .is_ok()
+            }),
+        None => peer.is_loopback() && !headers.contains_key("x-forwarded-for") && !headers.contains_key("forwarded"),
+    }
+}
+
+pub(crate) async fn metrics(
+    State(state): State<WebState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if !may_read_metrics(state.metrics_token.as_deref(), peer.ip(), &headers) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     if let Ok(n) = state.app.pending_mail().await {
         #[expect(clippy::cast_precision_loss, reason = "a gauge of queued messages")]
         metrics::gauge!("tiaki_mail_pending").set(n as f64);
@@ -120,5 +146,31 @@ pub(crate) async fn cosignature(State(state): State<WebState>, body: String) -> 
             f.into_iter().map(|e| e.message).collect::<Vec<_>>().join("; ") + "\n",
         ),
         Err(e) => crate::error::WebError::page(e).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn metrics_are_for_this_machine_or_the_token_holder() {
+        let loopback: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        let remote: std::net::IpAddr = "203.0.113.9".parse().unwrap();
+        let none = HeaderMap::new();
+        let mut proxied = HeaderMap::new();
+        proxied.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.7"));
+        assert!(may_read_metrics(None, loopback, &none));
+        assert!(!may_read_metrics(None, remote, &none));
+        assert!(!may_read_metrics(None, loopback, &proxied), "through a proxy on the same host");
+        let token = secrecy::SecretString::from("a-long-metrics-token-1234");
+        let mut bearer = HeaderMap::new();
+        bearer.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer a-long-metrics-token-1234"));
+        let mut wrong = HeaderMap::new();
+        wrong.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer a-long-metrics-token-1235"));
+        assert!(may_read_metrics(Some(&token), remote, &bearer));
+        assert!(!may_read_metrics(Some(&token), remote, &wrong));
+        assert!(!may_read_metrics(Some(&token), loopback, &none), "with a token, loopback needs it too");
     }
 }

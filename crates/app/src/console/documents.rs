@@ -148,7 +148,7 @@ impl Console<'_> {
             return Err(AppError::field("org", "Give a label, the organisation's HPI id and its name."));
         }
         let id = ClientId::random();
-        let (token, hash) = crate::App::client_token(id);
+        let (token, hash) = crate::App::client_token(id)?;
         let row = ApiClientRow {
             id,
             label: label.trim().to_owned(),
@@ -168,7 +168,7 @@ impl Console<'_> {
     /// # Errors
     /// [`AppError::NotFound`] for an unknown or revoked client.
     pub async fn rotate_client(&self, id: ClientId) -> Result<String, AppError> {
-        let (token, hash) = crate::App::client_token(id);
+        let (token, hash) = crate::App::client_token(id)?;
         if self.app.store.rotate_api_client(&authz::console::manage_practices(), id, &hash, self.app.now()).await? {
             Ok(token)
         } else {

@@ -45,7 +45,7 @@ impl Console<'_> {
         if self.app.store.active_operator_count().await? > 0 {
             return Ok(None);
         }
-        let token = new_token();
+        let token = new_token()?;
         let now = self.app.now();
         let invite = NewInvitation {
             token_hash: token_hash(&token),

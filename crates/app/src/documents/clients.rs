@@ -15,12 +15,12 @@ impl App {
         self.store.patient_by_nhi(nhi.as_str()).await?.ok_or(AppError::NotFound)
     }
 
-    pub(crate) fn client_token(id: ClientId) -> (String, Vec<u8>) {
+    pub(crate) fn client_token(id: ClientId) -> Result<(String, Vec<u8>), AppError> {
         use base64::Engine;
-        let secret =
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crate::identity::credentials::random_bytes::<32>());
+        let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(crate::identity::credentials::random_bytes::<32>()?);
         let id = id.as_uuid().simple().to_string();
-        (format!("tiaki_{id}_{secret}"), sha256(secret.as_bytes()))
+        Ok((format!("tiaki_{id}_{secret}"), sha256(secret.as_bytes())))
     }
 }
 

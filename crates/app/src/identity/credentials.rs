@@ -1,23 +1,28 @@
 //! Random tokens, their hashes, CSRF tokens and password hashing.
 
+use crate::AppError;
 use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
 use aws_lc_rs::{digest, hmac, rand};
 
-/// `N` bytes from the operating system's CSPRNG.
-pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+/// `N` bytes from the operating system's CSPRNG. Fails closed: if the generator ever failed,
+/// no token, key, code or secret is made from whatever the buffer held (review #24).
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], AppError> {
+    filled(|b| rand::fill(b).map_err(|_| ()))
+}
+
+/// `N` bytes from `fill`, or an error if it fails (never the buffer as it was).
+fn filled<const N: usize>(fill: impl FnOnce(&mut [u8]) -> Result<(), ()>) -> Result<[u8; N], AppError> {
     let mut b = [0u8; N];
-    // The system RNG does not fail on supported platforms; if it ever did, an all-zero
-    // token would be unusable rather than guessable, because the hash lookups below would
-    // collide with nothing issued.
-    if rand::fill(&mut b).is_err() {
+    fill(&mut b).map_err(|()| {
         tracing::error!("system random number generator failed");
-    }
-    b
+        AppError::Internal("the system's random number generator failed".into())
+    })?;
+    Ok(b)
 }
 
 /// A 256-bit bearer token as 64 hex characters.
-pub(crate) fn new_token() -> String {
-    hex::encode(random_bytes::<32>())
+pub(crate) fn new_token() -> Result<String, AppError> {
+    Ok(hex::encode(random_bytes::<32>()?))
 }
 
 /// What is stored instead of a token.
@@ -119,11 +124,28 @@ pub(crate) fn password_problem(password: &str, user_inputs: &[&str]) -> Option<S
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
+    fn a_failing_random_number_generator_makes_nothing() {
+        // Review #24: a failed draw used to hand back zeros, a usable token.
+        let failed = filled::<32>(|b| {
+            b.fill(0);
+            Err(())
+        });
+        assert!(matches!(failed, Err(AppError::Internal(_))));
+        let ok = filled::<4>(|b| {
+            b.copy_from_slice(&[1, 2, 3, 4]);
+            Ok(())
+        });
+        assert_eq!(ok.unwrap(), [1, 2, 3, 4]);
+        assert_ne!(random_bytes::<32>().unwrap(), [0; 32]);
+    }
+
+    #[test]
     fn tokens_are_random_and_hashed() {
-        let (a, b) = (new_token(), new_token());
+        let (a, b) = (new_token().unwrap(), new_token().unwrap());
         assert_ne!(a, b);
         assert!(plausible_token(&a));
         assert!(!plausible_token(&a.to_uppercase()));

@@ -86,16 +86,16 @@ fn normalise(code: &str) -> String {
     code.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_uppercase()).collect()
 }
 
-pub(crate) fn new_recovery_codes(account: AccountId) -> (Vec<String>, Vec<Vec<u8>>) {
+pub(crate) fn new_recovery_codes(account: AccountId) -> Result<(Vec<String>, Vec<Vec<u8>>), AppError> {
     let mut shown = Vec::with_capacity(RECOVERY_CODES);
     let mut hashes = Vec::with_capacity(RECOVERY_CODES);
     for _ in 0..RECOVERY_CODES {
         let raw: String =
-            random_bytes::<10>().iter().map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()])).collect();
+            random_bytes::<10>()?.iter().map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()])).collect();
         hashes.push(recovery_hash(account, &raw));
         shown.push(format!("{}-{}", &raw[..5], &raw[5..]));
     }
-    (shown, hashes)
+    Ok((shown, hashes))
 }
 
 impl App {
@@ -113,7 +113,7 @@ impl App {
         if !self.has_second_factor(account).await? {
             return Ok(SignInStep::Done(self.open_session(account, caller, Verb::SignIn, Proof::Password).await?));
         }
-        let token = new_token();
+        let token = new_token()?;
         let now = self.now();
         self.store.create_mfa_challenge(&token_hash(&token), account, now, now + CHALLENGE_SECS).await?;
         self.audit(vec![self.event(caller, &Target::account(Verb::SignInPassword, &account), Outcome::Allowed)])
@@ -353,7 +353,7 @@ impl Identity<'_> {
             return Err(AppError::Conflict(SETUP_LINK_NEEDED.into()));
         }
         let account = self.app.store.account(who.account).await?.ok_or(AppError::Unauthenticated)?;
-        let secret = random_bytes::<20>();
+        let secret = random_bytes::<20>()?;
         if !self.app.store.start_totp(who.account, &secret, self.app.now()).await? {
             return Err(AppError::Conflict("An authenticator app is already set up for this account.".into()));
         }
@@ -391,13 +391,13 @@ impl Identity<'_> {
             })?;
         let wrong = || AppError::field("code", "That code is not right. Enter the 6 digits the app shows now.");
         let step = code_step(&row.secret, &account.email, code, self.app.now())?.ok_or_else(wrong)?;
-        let (shown, hashes) = new_recovery_codes(who.account);
+        let (shown, hashes) = new_recovery_codes(who.account)?;
         if !self.app.store.confirm_totp(who.account, step, self.app.now(), &hashes).await? {
             return Err(wrong());
         }
         // This session has just proved the factor: it gets a new token, and any other session
         // (perhaps opened with a stolen password) ends.
-        let token = new_token();
+        let token = new_token()?;
         self.app.store.mark_session_mfa(who.session, self.app.now(), &token_hash(&token)).await?;
         self.app.store.end_other_sessions(who.account, Some(who.session), self.app.now()).await?;
         self.app
@@ -440,7 +440,7 @@ impl Identity<'_> {
             self.app.audit(vec![self.app.event(caller, &target, Outcome::Denied)]).await?;
             return Err(wrong());
         }
-        let (shown, hashes) = new_recovery_codes(who.account);
+        let (shown, hashes) = new_recovery_codes(who.account)?;
         self.app.store.replace_recovery_codes(who.account, &hashes).await?;
         self.app
             .audit(vec![self.app.event(
@@ -519,7 +519,7 @@ mod tests {
     #[test]
     fn recovery_codes_are_ten_distinct_unambiguous_and_normalise_as_typed() {
         let a = AccountId::random();
-        let (shown, hashes) = new_recovery_codes(a);
+        let (shown, hashes) = new_recovery_codes(a).unwrap();
         assert_eq!(shown.len(), 10);
         let mut unique = shown.clone();
         unique.sort();

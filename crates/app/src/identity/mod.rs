@@ -152,7 +152,7 @@ impl App {
         let ip = caller.ip.map_or_else(|| "console".to_owned(), |ip| ip.to_string());
         let user_agent = caller.user_agent.as_str();
         let now = self.now();
-        let token = new_token();
+        let token = new_token()?;
         let session = NewSession {
             id: SessionId::random(),
             token_hash: token_hash(&token),
@@ -207,7 +207,7 @@ impl App {
             return Err(AppError::Invalid(errors));
         };
         let now = self.now();
-        let token = new_token();
+        let token = new_token()?;
         let link = self.link(&token);
         let invite = NewInvitation {
             token_hash: token_hash(&token),
@@ -301,8 +301,8 @@ impl App {
         self.settings.invitation_secs / 86_400
     }
 
-    pub(crate) fn new_invitation(&self, purpose: InvitationPurpose) -> (String, NewInvitation) {
-        let token = new_token();
+    pub(crate) fn new_invitation(&self, purpose: InvitationPurpose) -> Result<(String, NewInvitation), AppError> {
+        let token = new_token()?;
         let now = self.now();
         let invite = NewInvitation {
             token_hash: token_hash(&token),
@@ -311,7 +311,7 @@ impl App {
             expires_at: now + self.settings.invitation_secs,
             mail: None,
         };
-        (token, invite)
+        Ok((token, invite))
     }
 }
 
@@ -329,8 +329,10 @@ impl Identity<'_> {
     }
 
     /// A new random value for a pre-session cookie.
-    #[must_use]
-    pub fn new_browser_token(&self) -> String {
+    ///
+    /// # Errors
+    /// When the system's random number generator fails (nothing is made from a failed draw).
+    pub fn new_browser_token(&self) -> Result<String, AppError> {
         new_token()
     }
 

@@ -112,7 +112,7 @@ impl App {
         state: &str,
         options: serde_json::Value,
     ) -> Result<PasskeyChallenge, AppError> {
-        let token = new_token();
+        let token = new_token()?;
         let now = self.now();
         self.store.create_ceremony(&token_hash(&token), account, purpose, state, now, now + CEREMONY_SECS).await?;
         Ok(PasskeyChallenge { token, options })
@@ -208,7 +208,7 @@ impl App {
 
     /// Marks the session as having just proved a factor (new token); the confirmation event.
     pub(crate) async fn confirmed(&self, caller: &Caller, who: &SignedIn) -> Result<String, AppError> {
-        let new = new_token();
+        let new = new_token()?;
         self.store.mark_session_mfa(who.session, self.now(), &token_hash(&new)).await?;
         self.audit(vec![self.event(caller, &Target::account(Verb::MfaConfirm, &who.account), Outcome::Allowed)])
             .await?;
@@ -367,7 +367,7 @@ impl Identity<'_> {
             return Err(AppError::Conflict("That passkey is already registered.".into()));
         }
         let codes = if self.app.store.recovery_codes_left(who.account).await? == 0 {
-            let (shown, hashes) = crate::identity::mfa::new_recovery_codes(who.account);
+            let (shown, hashes) = crate::identity::mfa::new_recovery_codes(who.account)?;
             self.app.store.replace_recovery_codes(who.account, &hashes).await?;
             Some(shown)
         } else {
@@ -375,7 +375,7 @@ impl Identity<'_> {
         };
         // This session has just proved a factor: it gets a new token, and any other session
         // (perhaps opened with a stolen password) ends.
-        let new = new_token();
+        let new = new_token()?;
         self.app.store.mark_session_mfa(who.session, now, &token_hash(&new)).await?;
         self.app.store.mark_session_passkey(who.session).await?;
         self.app.store.end_other_sessions(who.account, Some(who.session), now).await?;

@@ -20,7 +20,7 @@ impl Identity<'_> {
     /// # Errors
     /// When storage fails.
     pub async fn send_setup_link(&self, caller: &Caller, who: &SignedIn) -> Result<(), AppError> {
-        let token = new_token();
+        let token = new_token()?;
         let now = self.app.now();
         self.app
             .store

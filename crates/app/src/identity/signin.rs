@@ -195,7 +195,7 @@ impl App {
         if self.store.links_since(LinkKind::PasswordReset, account.id, now - RESET_EVERY_SECS).await? > 0 {
             return Ok(false);
         }
-        let token = new_token();
+        let token = new_token()?;
         self.store
             .create_link(LinkKind::PasswordReset, &token_hash(&token), account.id, now, now + RESET_LINK_SECS)
             .await?;
@@ -496,7 +496,7 @@ impl Identity<'_> {
             return Ok(());
         }
         let now = self.app.now();
-        let token = new_token();
+        let token = new_token()?;
         self.app
             .store
             .create_email_change(&token_hash(&token), who.account, email.as_str(), now, now + EMAIL_LINK_SECS)

@@ -133,7 +133,7 @@ impl App {
         email: Email,
         role: StaffRole,
     ) -> Result<String, AppError> {
-        let (token, mut invite) = self.new_invitation(InvitationPurpose::JoinStaff);
+        let (token, mut invite) = self.new_invitation(InvitationPurpose::JoinStaff)?;
         let now = self.now();
         invite.mail = Some(texts::staff_invitation(
             email.as_str(),
@@ -184,7 +184,7 @@ impl App {
             return Err(AppError::Invalid(errors));
         };
         let practice_name = self.store.practice(practice).await?.ok_or(AppError::NotFound)?.name;
-        let (token, mut invite) = self.new_invitation(InvitationPurpose::ActivatePatient);
+        let (token, mut invite) = self.new_invitation(InvitationPurpose::ActivatePatient)?;
         let now = self.now();
         invite.mail = Some(texts::patient_activation(
             email.as_str(),

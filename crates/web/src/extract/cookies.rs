@@ -23,7 +23,14 @@ pub(crate) async fn remember_browser(
     quiet: bool,
 ) -> CookieJar {
     let device = jar.get(device_cookie_name(secure)).map(|c| c.value().to_owned()).filter(|v| v.len() == 64);
-    let device = device.unwrap_or_else(|| state.app.identity().new_browser_token());
+    let device = match device.map_or_else(|| state.app.identity().new_browser_token(), Ok) {
+        Ok(device) => device,
+        Err(e) => {
+            // No random value: this browser is simply not remembered (the sign-in goes on).
+            tracing::warn!(error = %e, "could not make a browser cookie");
+            return jar;
+        }
+    };
     let as_them = app::Caller { principal: who.principal.clone(), ..caller.clone() };
     if let Err(e) = state.app.identity().remember_device(&as_them, who, &device, quiet).await {
         tracing::warn!(error = %e, "could not remember the browser of a sign-in");

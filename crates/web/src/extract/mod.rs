@@ -168,7 +168,8 @@ where
         {
             pre
         } else {
-            let fresh = state.app.identity().new_browser_token();
+            let fresh =
+                state.app.identity().new_browser_token().map_err(|e| WebError { surface, error: e }.into_response())?;
             jar = jar.add(cookie(pre_cookie_name(state.secure), fresh.clone(), state.secure));
             fresh
         };

@@ -634,3 +634,29 @@ async fn events_past_their_retention_go_and_the_rest_still_verifies() -> Result<
     assert!(report.problems.iter().any(|p| p.contains("no signed checkpoint at that size")), "{:?}", report.problems);
     Ok(())
 }
+
+/// Review #20: a request id the client sends is not taken as the server's; the access log
+/// carries the id the server minted (the one it answers with), never the client's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_request_id_never_reaches_the_access_log() -> Result<()> {
+    use axum::body::Body;
+    use tower::ServiceExt;
+    let w = World::new().await?;
+    let p1 = w.signed_in("p1@example.nz", [127, 0, 74, 1]).await?;
+    let cookies: Vec<String> = p1.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let victims = "0192f1a0-7c4e-7d2a-9b1e-5a6c7d8e9f00";
+    let mut req = axum::http::Request::builder()
+        .uri(format!("/patients/{}", w.patient1))
+        .header(axum::http::header::COOKIE, cookies.join("; "))
+        .header("x-request-id", victims)
+        .body(Body::empty())?;
+    req.extensions_mut().insert(axum::extract::ConnectInfo(std::net::SocketAddr::from(([127, 0, 74, 1], 1))));
+    let res = w.t.router.clone().oneshot(req).await?;
+    assert_eq!(res.status(), StatusCode::OK);
+    let ours = res.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert!(uuid::Uuid::parse_str(&ours).is_ok() && ours != victims, "the server minted its own: {ours}");
+    let log = w.t.app.console().export_audit_range(0, i64::MAX).await?.to_string();
+    assert!(!log.contains(victims), "the client's id is nowhere in the log");
+    assert!(log.contains(&ours), "the read is logged under the server's id");
+    Ok(())
+}

@@ -183,3 +183,16 @@ async fn staff_lose_a_patients_letters_when_the_patient_leaves_the_practice() ->
     assert!(got.starts_with(b"%PDF"));
     Ok(())
 }
+
+/// Review #13: `/metrics` (sign-in outcomes, the "under attack" switch) is not for the internet:
+/// without a configured token it answers only a direct request from this machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_answer_only_this_machine() -> anyhow::Result<()> {
+    let w = World::new().await?;
+    let mut outside = w.t.browser([203, 0, 113, 9]);
+    assert_eq!(outside.get("/metrics").await?.status, axum::http::StatusCode::NOT_FOUND);
+    let mut here = w.t.browser([127, 0, 0, 1]);
+    // The test portal runs no recorder: "not enabled", but not refused.
+    assert_eq!(here.get("/metrics").await?.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+    Ok(())
+}
