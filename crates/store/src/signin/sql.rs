@@ -252,7 +252,11 @@ impl SignInStore for This {
                 .execute(&mut *tx)
                 .await
                 .map_err(crate::portable::map_unique)?;
-            tokens::revoke_unused(&mut *tx, TokenKind::EmailChange, account, now).await?;
+            // Links sent to the old address die with it (review #23): other email changes,
+            // password resets and second-factor set-up links.
+            for kind in [TokenKind::EmailChange, TokenKind::PasswordReset, TokenKind::MfaSetup] {
+                tokens::revoke_unused(&mut *tx, kind, account, now).await?;
+            }
             tx.commit().await?;
             Ok(Some(EmailChanged { old_email, new_email }))
         })

@@ -318,11 +318,21 @@ async fn changing_password_or_email_needs_a_recent_second_factor_and_tells_the_h
     let page = b.get(&format!("/account/email/confirm?token={token}")).await?;
     assert_eq!(page.status, StatusCode::OK);
     assert_eq!(scalar(&w.t, "SELECT COUNT(*) FROM accounts WHERE email = 'p1.new@example.nz'").await?, 0);
+    // A reset link sent to the old address before the change (review #23).
+    let mut stranger = w.t.browser([127, 0, 35, 6]);
+    stranger.post("/signin/forgot", &[("email", "p1@example.nz")]).await?;
+    let reset = latest_link_to(&w.t, "p1@example.nz").await?;
+    assert!(reset.contains("/reset-password?token="), "{reset}");
     let r = b.post("/account/email/confirm", &[("token", &token)]).await?;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.body.contains("p1.new@example.nz"));
     assert_eq!(b.post("/account/email/confirm", &[("token", &token)]).await?.status, StatusCode::GONE, "once");
     assert!(subjects(&w.t).await?.iter().any(|s| s == "Your Tiaki email address was changed"));
+    let other_pass = "a different passphrase 99";
+    let r = stranger
+        .post("/reset-password", &[("token", &token_of(&reset)), ("password", other_pass), ("confirm", other_pass)])
+        .await?;
+    assert_eq!(r.status, StatusCode::GONE, "the old address's reset link died with the change");
     assert_eq!(w.t.browser([127, 0, 35, 4]).sign_in("p1@example.nz", new).await?.status, StatusCode::UNAUTHORIZED);
     assert_eq!(w.t.browser([127, 0, 35, 5]).sign_in("p1.new@example.nz", new).await?.location(), "/signin/verify");
     Ok(())
