@@ -122,16 +122,10 @@ pub(crate) async fn reset_factors(
     CsrfForm(ctx, form): CsrfForm<ResetForm>,
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
-    match state
-        .app
-        .identity()
-        .reset_factors_at_practice(&ctx.caller_as(&who), practice, &form.reset_email, &form.checked)
-        .await
-    {
-        Ok(_) => Ok(Redirect::to(&format!("/practices/{practice}?done=factors-reset")).into_response()),
-        Err(AppError::Invalid(errors)) => staff_change_refused(&state, &ctx, &who, practice, &errors).await,
-        Err(e) => Err(WebError::page(e)),
-    }
+    let caller = ctx.caller_as(&who);
+    let result =
+        state.app.identity().reset_factors_at_practice(&caller, practice, &form.reset_email, &form.checked).await;
+    staff_change_answer(&state, &ctx, &who, practice, result, "factors-reset").await
 }
 
 /// Turns on or off the practice's requirement that its patients use a second factor.
@@ -262,14 +256,21 @@ impl HasCsrf for StaffChangeForm {
     }
 }
 
-/// The page again with one message at the top, answering a staff change that could not be made.
-async fn staff_change_refused(
+/// The answer to an admin's change on the practice page: back to the page with `done`, or the
+/// page again with the refusal's message at the top (422).
+async fn staff_change_answer<T>(
     state: &WebState,
     ctx: &crate::extract::Ctx,
     who: &app::SignedIn,
     practice: PracticeId,
-    errors: &[FieldError],
+    result: Result<T, AppError>,
+    done: &str,
 ) -> PageResult {
+    let errors = match result {
+        Ok(_) => return Ok(Redirect::to(&format!("/practices/{practice}?done={done}")).into_response()),
+        Err(AppError::Invalid(errors)) => errors,
+        Err(e) => return Err(WebError::page(e)),
+    };
     let message = errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join(" ");
     let invite = InviteValues { role: "nurse".into(), ..InviteValues::default() };
     let page = practice_view(
@@ -293,11 +294,8 @@ pub(crate) async fn remove_staff(
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
     let caller = ctx.caller_as(&who);
-    match state.app.practices().remove_staff(&caller, practice, &form.account).await {
-        Ok(()) => Ok(Redirect::to(&format!("/practices/{practice}?done=staff-removed")).into_response()),
-        Err(AppError::Invalid(errors)) => staff_change_refused(&state, &ctx, &who, practice, &errors).await,
-        Err(e) => Err(WebError::page(e)),
-    }
+    let result = state.app.practices().remove_staff(&caller, practice, &form.account).await;
+    staff_change_answer(&state, &ctx, &who, practice, result, "staff-removed").await
 }
 
 /// Changes a member of staff's role (the practice's admins).
@@ -308,9 +306,6 @@ pub(crate) async fn change_staff_role(
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
     let caller = ctx.caller_as(&who);
-    match state.app.practices().change_staff_role(&caller, practice, &form.account, &form.role).await {
-        Ok(()) => Ok(Redirect::to(&format!("/practices/{practice}?done=staff-role")).into_response()),
-        Err(AppError::Invalid(errors)) => staff_change_refused(&state, &ctx, &who, practice, &errors).await,
-        Err(e) => Err(WebError::page(e)),
-    }
+    let result = state.app.practices().change_staff_role(&caller, practice, &form.account, &form.role).await;
+    staff_change_answer(&state, &ctx, &who, practice, result, "staff-role").await
 }
