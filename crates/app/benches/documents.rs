@@ -90,7 +90,8 @@ async fn setup(pg: Option<&str>, docs: usize, size: usize) -> (Arc<App>, Caller,
         .await
         .unwrap();
     let patient: PatientId = match outcome {
-        app::Enrolled::New(p) | app::Enrolled::Existing(p) | app::Enrolled::AlreadyEnrolled(p) => p,
+        app::Enrolled::New(p) | app::Enrolled::AlreadyEnrolled(p) => p,
+        app::Enrolled::AwaitingConfirmation => panic!("the bench patient is new"),
     };
     let (client, _) = app.console().create_client("Bench PMS", "", "Bench Practice", Some("FBE001-A")).await.unwrap();
     let pusher = Caller::console(Principal::Client {

@@ -41,8 +41,12 @@ pub struct Config {
     pub invitation_secs: i64,
     /// `json` (default) or `pretty`.
     pub log_format: LogFormat,
-    /// The audit log's checkpoint origin line (default: the public URL's host and `/audit`).
+    /// The audit log's checkpoint origin line (default: the public URL's host and `/audit`). It
+    /// is fixed when the log is created and stored with it; see [`Config::settle_audit_origin`].
     pub audit_origin: String,
+    /// Whether the origin was configured (`TIAKI_AUDIT_ORIGIN` or `TIAKI_PUBLIC_URL`), rather
+    /// than guessed from the listen address.
+    pub audit_origin_configured: bool,
     /// Witness verifier keys (C2SP vkeys) whose cosignatures are accepted.
     pub audit_witnesses: Vec<String>,
     /// Sign a checkpoint at most this often, seconds, when the log has grown.
@@ -154,6 +158,14 @@ impl fmt::Debug for Config {
             .field("blobs", &self.blobs)
             .finish_non_exhaustive()
     }
+}
+
+/// The file of a `SQLite` database URL (`sqlite://path?mode=rwc`), if it names one.
+#[must_use]
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
 
 /// A URL with any credentials removed, for messages.
@@ -378,6 +390,7 @@ impl Config {
             }
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
+        let public_url_given = c.public_url.is_some();
         let public_url =
             c.public_url.unwrap_or_else(|| format!("{scheme}://{listen}")).trim_end_matches('/').to_owned();
         if !(public_url.starts_with("http://") || public_url.starts_with("https://"))
@@ -438,6 +451,7 @@ impl Config {
                 )));
             }
         };
+        let audit_origin_configured = c.audit_origin.is_some() || public_url_given;
         let audit_origin = c.audit_origin.unwrap_or_else(|| crate::audit::AuditSettings::origin_for(&public_url));
         if audit_origin.is_empty() || audit_origin.contains(['+', ' ', '\n']) {
             return Err(ConfigError(format!(
@@ -517,6 +531,7 @@ impl Config {
             max_document_bytes: max_document_mb * 1024 * 1024,
             patient_quota_bytes: patient_quota_mb * 1024 * 1024,
             audit_origin,
+            audit_origin_configured,
             audit_witnesses,
             audit_checkpoint_secs,
             audit_retention_years,

@@ -25,9 +25,9 @@ pub use identity::credentials::password_checks;
 pub use identity::disable::DisabledAccount;
 pub use identity::mfa::{MfaStatus, SignInStep, TotpSetup};
 pub use identity::{InvitationPage, Session, SignInOutcome, SignedIn};
-pub use practices::{EnrolForm, InviteStaffForm, PracticeForm};
-pub use practices::{Patient, Practice, PracticeSummary, StaffMember};
-pub use store::{Backend, Enrolled, InvitationPurpose};
+pub use practices::{AwaitingPatient, EnrolmentRequest, Patient, Practice, PracticeSummary, StaffMember};
+pub use practices::{EnrolForm, Enrolled, InviteStaffForm, PracticeForm};
+pub use store::{Backend, InvitationPurpose};
 
 use domain::Clock;
 use std::sync::Arc;

@@ -21,11 +21,13 @@ pub use policy::documents::{
     UploadDocument, WithdrawDocument,
 };
 pub use policy::identity::{
-    DisableAccount, EnableAccount, InviteOperator, ManageAccounts, ManageOperators, ResetStaffFactors, SetPasskeyPolicy,
+    DisableAccount, EnableAccount, InviteOperator, ManageAccounts, ManageOperators, ResetPatientFactors,
+    ResetStaffFactors, SetPasskeyPolicy,
 };
 pub use policy::practices::{
-    ChangeStaffRole, CreatePractice, EnrolPatient, InviteStaff, LeavePractice, ListPracticePatients, ListPractices,
-    ListStaff, ManageApiClients, ManagePractices, ManageStaff, RemoveStaff, SetPatientMfaPolicy, UnenrolPatient,
+    AnswerEnrolmentRequest, ChangeStaffRole, CreatePractice, EnrolPatient, InviteStaff, LeavePractice,
+    ListPracticePatients, ListPractices, ListStaff, ManageApiClients, ManagePractices, ManageStaff, RemoveStaff,
+    ReviewEnrolmentRequests, SetPatientMfaPolicy, UnenrolPatient,
 };
 pub use policy::records::ViewPatient;
 pub use principal::Principal;

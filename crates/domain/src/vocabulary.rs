@@ -180,6 +180,10 @@ vocabulary!(
         Disable = "disable",
         /// Enabled a disabled account again.
         Enable = "enable",
+        /// Accepted a request (a practice's, to enrol the patient).
+        Accept = "accept",
+        /// Declined a request.
+        Decline = "decline",
     }
 );
 

@@ -73,7 +73,10 @@ impl SqliteStore {
             // crosses SQLite's threshold of 1,000 pages: there, the checkpoint's copy and fsync
             // held up that commit and every request waiting for it (the access log's group
             // commit, so dozens at once). The threshold stays, higher, as a backstop.
-            .pragma("wal_autocheckpoint", "16384");
+            .pragma("wal_autocheckpoint", "16384")
+            // Deleted and overwritten content is zeroed, not left in free space: an erased
+            // patient's wrapped key must not be readable in the file afterwards.
+            .pragma("secure_delete", "ON");
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await?;
         let audit_writer = SqlitePoolOptions::new().max_connections(1).connect_lazy_with(options.clone());
         let checkpoints = SqlitePoolOptions::new().max_connections(1).connect_lazy_with(options);
@@ -121,9 +124,30 @@ impl SqliteStore {
         sqlx::migrate!("./migrations/sqlite").run(&self.pool).await?;
         Ok(())
     }
+
+    /// Copies the whole write-ahead log into the database file and empties it (the old page
+    /// images in it go with it), waiting out readers for up to ten seconds.
+    pub(crate) async fn scrub_deleted_content(&self) -> Result<()> {
+        use sqlx::Row;
+        for _ in 0..100 {
+            let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&self.pool).await?;
+            if row.try_get::<i64, _>(0)? == 0 {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(crate::StoreError::Conflict("the database stayed busy: the write-ahead log could not be emptied"))
+    }
 }
 
 impl PgStore {
+    /// Vacuums the patient keys' table, so the old row versions of erased keys go from its
+    /// heap (their bytes are no longer reachable through the database).
+    pub(crate) async fn scrub_deleted_content(&self) -> Result<()> {
+        sqlx::query("VACUUM patient_keys").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Connects to `PostgreSQL` at `url` (`postgres://…`).
     ///
     /// # Errors

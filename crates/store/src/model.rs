@@ -123,10 +123,44 @@ pub struct NewPatient {
 pub enum Enrolled {
     /// A new patient record and account; the activation invitation was stored and mailed.
     New(PatientId),
-    /// The NHI was known; the patient is now also enrolled here. No invitation was needed.
-    Existing(PatientId),
     /// The NHI was known and already enrolled here; nothing changed.
     AlreadyEnrolled(PatientId),
+    /// The NHI was known, at other practices: this practice's enrolment is a request the
+    /// account holder answers. The practice must be told only that the person will be asked.
+    Requested {
+        /// The record the NHI names.
+        patient: PatientId,
+        /// Whether the name and date of birth given matched the record (only then is the
+        /// account holder asked).
+        identity_matched: bool,
+        /// Whether this made a new request (false: one stood already, from the last 30 days).
+        fresh: bool,
+    },
+}
+
+/// How long an enrolment request stands (unanswered, or declined) before the practice may ask
+/// again: 30 days.
+pub const ENROLMENT_REQUEST_SECS: UnixTime = 30 * 24 * 3600;
+
+/// A practice's request to enrol a patient, as the account holder sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrolmentRequest {
+    /// The practice asking.
+    pub practice: PracticeId,
+    /// Its name.
+    pub practice_name: String,
+    /// When it asked.
+    pub requested_at: UnixTime,
+}
+
+/// An enrolment the practice asked for and the person has not (yet) accepted, as the practice
+/// sees it: only the NHI it typed and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwaitingPatient {
+    /// The NHI the practice gave.
+    pub nhi: String,
+    /// When it asked.
+    pub requested_at: UnixTime,
 }
 
 /// A patient as stored.
@@ -492,4 +526,15 @@ pub struct ApiClientRow {
     pub created_at: UnixTime,
     /// When it was revoked, if it was.
     pub revoked_at: Option<UnixTime>,
+}
+
+/// The record of the access log's last removal of events past their retention.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrunedRecord {
+    /// The retained log begins at this leaf index.
+    pub below: u64,
+    /// Every removed event was written before this, ms since the epoch.
+    pub cutoff_ms: i64,
+    /// The record signed by the log's key (none for a record from before they were signed).
+    pub note: Option<String>,
 }

@@ -257,21 +257,43 @@ async fn enrolment_is_scoped_to_the_practice(store: Arc<dyn Store>) -> Result<()
             .await?,
         Enrolled::New(p2.id)
     );
-    // The same NHI at another practice joins the existing record; at the same practice, nothing changes.
+    // The same NHI at another practice is only a request, whatever the email; a wrong name is
+    // recorded as such (and never put to the holder), and a right one then replaces it.
+    let mut wrong = new_patient("zzz0016", "other@example.nz");
+    wrong.name = PersonName::parse("Guess Name")?;
     let p1_again = new_patient("zzz0016", "other@example.nz");
+    let ask = async |p: &NewPatient, t: &'static [u8]| {
+        store.enrol_patient(&enrol_b, p, &invite(InvitationPurpose::ActivatePatient, t, "other@example.nz")).await
+    };
+    assert_eq!(ask(&wrong, b"p3").await?, Enrolled::Requested { patient: p1.id, identity_matched: false, fresh: true });
     assert_eq!(
-        store
-            .enrol_patient(&enrol_b, &p1_again, &invite(InvitationPurpose::ActivatePatient, b"p3", "other@example.nz"))
-            .await?,
-        Enrolled::Existing(p1.id)
+        ask(&p1_again, b"p4").await?,
+        Enrolled::Requested { patient: p1.id, identity_matched: true, fresh: true }
     );
     assert_eq!(
-        store
-            .enrol_patient(&enrol_b, &p1_again, &invite(InvitationPurpose::ActivatePatient, b"p4", "other@example.nz"))
-            .await?,
-        Enrolled::AlreadyEnrolled(p1.id)
+        ask(&wrong, b"p5").await?,
+        Enrolled::Requested { patient: p1.id, identity_matched: false, fresh: false }
     );
     assert_eq!(store.pending_mail_count().await?, 2, "only new patients are sent an activation link");
+    let list_b = authorize::<ListPracticePatients, _>(&admin_of(b), b, &*store).await?;
+    assert!(store.list_patients(&list_b).await?.iter().all(|p| p.id != p1.id), "B has nothing yet");
+    let waiting = store.awaiting_patients(&list_b, NOW).await?;
+    assert_eq!(waiting.iter().map(|a| a.nhi.as_str()).collect::<Vec<_>>(), ["ZZZ0016"]);
+    // The holder sees B's request and accepts it: then B has the enrolment.
+    let holder = Principal::Patient { account: p1.account, session: SessionId::random(), patient: p1.id };
+    let review = authorize::<authz::ReviewEnrolmentRequests, _>(&holder, p1.id, &*store).await?;
+    let asking = store.enrolment_requests(&review, NOW).await?;
+    assert_eq!(asking.iter().map(|r| r.practice).collect::<Vec<_>>(), [b]);
+    assert!(store.enrolment_requests(&review, NOW + 31 * 86_400).await?.is_empty(), "a request lapses");
+    let p2_holder = Principal::Patient { account: p2.account, session: SessionId::random(), patient: p2.id };
+    let stranger = authorize::<authz::AnswerEnrolmentRequest, _>(&p2_holder, b, &*store).await?;
+    assert!(matches!(store.answer_enrolment_request(&stranger, true, NOW).await, Err(StoreError::NotFound)));
+    let answer = authorize::<authz::AnswerEnrolmentRequest, _>(&holder, b, &*store).await?;
+    store.answer_enrolment_request(&answer, true, NOW).await?;
+    assert!(matches!(store.answer_enrolment_request(&answer, false, NOW).await, Err(StoreError::NotFound)));
+    assert!(store.awaiting_patients(&list_b, NOW).await?.is_empty());
+    assert_eq!(ask(&p1_again, b"p6").await?, Enrolled::AlreadyEnrolled(p1.id));
+    assert!(matches!(ask(&wrong, b"p7").await, Err(StoreError::Conflict("identity"))), "B sees the record now");
 
     let list_a = authorize::<ListPracticePatients, _>(&admin_of(a), a, &*store).await?;
     let list_b = authorize::<ListPracticePatients, _>(&admin_of(b), b, &*store).await?;
@@ -291,15 +313,15 @@ async fn enrolment_is_scoped_to_the_practice(store: Arc<dyn Store>) -> Result<()
     assert_eq!(store.patient_for_account(p1.account).await?, Some(p1.id));
     assert_eq!(store.patient_for_account(AccountId::random()).await?, None);
 
-    // An NHI alone joins nothing: the name and date of birth checked must match the record.
+    // An NHI alone joins nothing: with another name it is only a request, never put to the holder.
     let mut imposter = new_patient("ZBN77VL", "imp@example.nz");
     imposter.name = PersonName::parse("Someone Else").unwrap();
-    assert!(matches!(
+    assert_eq!(
         store
             .enrol_patient(&enrol_a, &imposter, &invite(InvitationPurpose::ActivatePatient, b"p6", "imp@example.nz"))
-            .await,
-        Err(StoreError::Conflict("identity"))
-    ));
+            .await?,
+        Enrolled::Requested { patient: p2.id, identity_matched: false, fresh: true }
+    );
     assert_eq!(store.list_patients(&list_a).await?.len(), 1);
     // The same email for a new NHI is refused and leaves nothing half-made.
     let clash = new_patient("ZAA0105", "one@example.nz");
@@ -610,12 +632,18 @@ async fn audit_history_is_per_patient_and_filtered(store: Arc<dyn Store>) -> Res
     let p1 = new_patient("ZZZ0016", "one@example.nz");
     store.enrol_patient(&enrol, &p1, &invite(InvitationPurpose::ActivatePatient, b"h1", "one@example.nz")).await?;
     let pid = p1.id.to_string();
+    // What practice A's staff did, and (event 5) what another practice did for the same patient.
+    let at = |mut e: AuditEvent, practice: String| {
+        e.practice = Some(practice);
+        e
+    };
     let mut events = vec![
-        event(1, Some(&pid), "patient"),
-        event(2, Some(&pid), "document"),
+        at(event(1, Some(&pid), "patient"), a.to_string()),
+        at(event(2, Some(&pid), "document"), a.to_string()),
         event(3, Some("someone-else"), "patient"),
     ];
-    events.push(event(4, Some(&pid), "access_history"));
+    events.push(at(event(4, Some(&pid), "access_history"), a.to_string()));
+    events.push(at(event(5, Some(&pid), "patient"), PracticeId::random().to_string()));
     store.append_audit_events(&events).await?;
     let grant = authorize::<authz::ViewAccessHistory, _>(&admin_of(a), p1.id, &*store).await;
     assert!(grant.is_err(), "an admin is not the privacy officer");
@@ -628,16 +656,24 @@ async fn audit_history_is_per_patient_and_filtered(store: Arc<dyn Store>) -> Res
     let grant = authorize::<authz::ViewAccessHistory, _>(&officer, p1.id, &*store).await?;
     let all = HistoryFilter { from_ms: 0, to_ms: i64::MAX, modules: vec![], limit: 100 };
     // The same history whether no event, some or all have been filed by the tree builder.
-    for filed in [0, 2, 4] {
+    for filed in [0, 2, 5] {
         assert_eq!(store.sequence_audit(filed).await?.0, u64::try_from(filed)?);
         let rows = store.patient_history(&grant, &all).await?;
         let ids: Vec<&str> = rows.iter().map(|h| h.event.object_id.as_str()).collect();
         assert_eq!(ids, vec!["obj-4", "obj-2", "obj-1"], "newest first, only this patient ({filed} filed)");
+        assert!(rows.iter().all(|h| h.event.ip.is_empty() && h.event.session.is_none()), "no addresses for an officer");
         let in_tree: Vec<Option<u64>> = rows.iter().map(|h| h.seq).collect();
         let f = u64::try_from(filed)?;
         let expected: Vec<Option<u64>> = [3u64, 1, 0].iter().map(|&s| (s < f).then_some(s)).collect();
         assert_eq!(in_tree, expected, "a leaf index is shown once the event is in the tree");
     }
+    // The patient sees their whole history, the other practice's part and addresses included.
+    let own = Principal::Patient { account: p1.account, session: SessionId::random(), patient: p1.id };
+    let mine =
+        store.patient_history(&authorize::<authz::ViewAccessHistory, _>(&own, p1.id, &*store).await?, &all).await?;
+    let ids: Vec<&str> = mine.iter().map(|h| h.event.object_id.as_str()).collect();
+    assert_eq!(ids, vec!["obj-5", "obj-4", "obj-2", "obj-1"]);
+    assert!(mine.iter().all(|h| h.event.ip == "192.0.2.1"));
     let docs = HistoryFilter { modules: vec!["documents".into()], ..all.clone() };
     assert_eq!(store.patient_history(&grant, &docs).await?.len(), 1);
     let window = HistoryFilter { from_ms: 1_002, to_ms: 1_004, ..all };

@@ -74,10 +74,11 @@ impl Browser {
         extra: Option<(&str, &str)>,
         body: Vec<u8>,
     ) -> Result<Reply> {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::USER_AGENT, "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0 Safari/537.36");
+        let mut req = Request::builder().method(method).uri(path);
+        // A real browser's User-Agent, unless the test sends its own.
+        if !extra.is_some_and(|(k, _)| k.eq_ignore_ascii_case("user-agent")) {
+            req = req.header(header::USER_AGENT, "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0 Safari/537.36");
+        }
         if let Some(ct) = content_type {
             req = req.header(header::CONTENT_TYPE, ct);
         }

@@ -86,9 +86,59 @@ pub async fn enrol(t: &TestApp, practice: PracticeId, nhi: &str, email: &str) ->
         .await
         .map_err(|e| anyhow!("{e:?}"))?;
     let id = match outcome {
-        app::Enrolled::New(id) | app::Enrolled::Existing(id) | app::Enrolled::AlreadyEnrolled(id) => id,
+        app::Enrolled::New(id) | app::Enrolled::AlreadyEnrolled(id) => id,
+        app::Enrolled::AwaitingConfirmation => {
+            return Err(anyhow!("{nhi} already has an account: use `rejoin`, which has the patient accept"));
+        }
     };
     Ok((id, link))
+}
+
+/// Enrols an existing patient at a practice as its admin (a request), and has the patient
+/// accept it, as they would on their page (nothing when they are enrolled there already).
+pub async fn rejoin(t: &TestApp, practice: PracticeId, patient: PatientId, nhi: &str) -> Result<()> {
+    let admin = Principal::Staff {
+        account: admin_of(t, practice).await?,
+        session: SessionId::random(),
+        practice,
+        role: StaffRole::Admin,
+    };
+    let outcome = t
+        .app
+        .practices()
+        .enrol(
+            &app::Caller::console(admin),
+            practice,
+            &EnrolForm {
+                nhi: nhi.into(),
+                name: "Pat Ient".into(),
+                date_of_birth: "1980-05-06".into(),
+                email: "ignored@example.nz".into(),
+            },
+        )
+        .await
+        .map_err(|e| anyhow!("{e:?}"))?;
+    match outcome {
+        app::Enrolled::AwaitingConfirmation => {}
+        app::Enrolled::AlreadyEnrolled(_) => return Ok(()),
+        app::Enrolled::New(_) => return Err(anyhow!("{nhi} was not registered")),
+    }
+    let sql = "SELECT account_id FROM patients WHERE id = $1";
+    let account: uuid::Uuid = if t.url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&t.url).await?;
+        sqlx::query_scalar(sql).bind(patient.as_uuid()).fetch_one(&mut c).await?
+    } else {
+        let mut c = sqlx::PgConnection::connect(&t.url).await?;
+        sqlx::query_scalar(sql).bind(patient.as_uuid()).fetch_one(&mut c).await?
+    };
+    let account = app::domain::AccountId::from_uuid(account);
+    let me = Principal::Patient { account, session: SessionId::random(), patient };
+    t.app
+        .practices()
+        .answer_enrolment_request(&app::Caller::console(me), practice, "accept")
+        .await
+        .map(|_| ())
+        .map_err(|e| anyhow!("{e:?}"))
 }
 
 pub async fn admin_of(t: &TestApp, practice: PracticeId) -> Result<app::domain::AccountId> {
@@ -343,5 +393,17 @@ impl World {
             (_, Some(email)) => self.signed_in(email, ip).await?,
             _ => self.t.browser(ip),
         })
+    }
+}
+
+/// Every message in the outbox, oldest first: (recipient, subject, body).
+pub async fn mails(t: &TestApp) -> Result<Vec<(String, String, String)>> {
+    let sql = "SELECT recipient, subject, body FROM outbox ORDER BY created_at, id";
+    if t.url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&t.url).await?;
+        Ok(sqlx::query_as(sql).fetch_all(&mut c).await?)
+    } else {
+        let mut c = sqlx::PgConnection::connect(&t.url).await?;
+        Ok(sqlx::query_as(sql).fetch_all(&mut c).await?)
     }
 }

@@ -145,7 +145,11 @@ pub(crate) async fn keys_cmd(config: &Config, cmd: KeysCmd) -> Result<()> {
             let app = open(config).await?;
             let n = app.console().erase_patient_key(&nhi).await.map_err(|e| anyhow::anyhow!(show(&e)))?;
             eprintln!(
-                "Destroyed {n} key version(s): the patient's documents can no longer be read by anyone. Their access-log events are kept."
+                "Destroyed {n} key version(s), and scrubbed them from the database's files: the patient's documents can \
+                 no longer be read through Tiaki. Their access-log events are kept.\n\
+                 Backups made before now still hold the key, wrapped by the current master key: the erasure is final \
+                 for them once you rotate the master key (`tiaki keys rotate-master`) and destroy the retired key file \
+                 (keep it no longer than those backups)."
             );
             Ok(())
         }
@@ -161,7 +165,13 @@ fn day_ms(text: &str, flag: &str) -> Result<i64> {
 pub(crate) async fn audit_cmd(config: &Config, cmd: AuditCmd) -> Result<()> {
     let app = open(config).await?;
     match cmd {
-        AuditCmd::Verify { log_key, require_witness } => {
+        AuditCmd::Verify { log_key, require_witness, checkpoint } => {
+            let kept = match &checkpoint {
+                Some(path) => Some(std::fs::read_to_string(path).with_context(|| {
+                    format!("cannot read the checkpoint file {}; check the --checkpoint path", path.display())
+                })?),
+                None => None,
+            };
             let bar = indicatif::ProgressBar::new(0);
             bar.set_style(indicatif::ProgressStyle::with_template(
                 "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} events ({per_sec}, ETA {eta})",
@@ -173,11 +183,12 @@ pub(crate) async fn audit_cmd(config: &Config, cmd: AuditCmd) -> Result<()> {
             }
             let report = app
                 .access_log()
-                .verify(log_key.as_deref(), require_witness, |done, total| {
+                .verify_against(log_key.as_deref(), require_witness, kept.as_deref(), |done, total| {
                     bar.set_length(total);
                     bar.set_position(done);
                 })
-                .await?;
+                .await
+                .map_err(|e| anyhow::anyhow!(show(&e)))?;
             bar.finish_and_clear();
             eprintln!(
                 "Checked {} events, {} checkpoints and {} cosignatures.",

@@ -112,6 +112,11 @@ enum AuditCmd {
         /// witness (`TIAKI_AUDIT_WITNESSES`), so a log cut short with its newest checkpoints is caught.
         #[arg(long)]
         require_witness: bool,
+        /// A signed checkpoint kept outside the database (a witness's copy, or one saved from
+        /// `/audit/checkpoint`): the log must be consistent with it, so a log rewritten behind
+        /// its newest checkpoints is caught.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
     },
     /// Sequence waiting events and sign a checkpoint now.
     Checkpoint,
@@ -295,6 +300,7 @@ async fn open(config: &Config) -> Result<Arc<App>> {
             format!("cannot create the data folder {}; check TIAKI_DATA_DIR", config.data_dir.display())
         })?;
     }
+    private(&config.data_dir, 0o700)?;
     if config.pkcs11.is_none() && app::keyfile::ensure_key_file(&config.data_dir)? {
         eprintln!(
             "Created the master key file {} (mode 0600). Back it up: without it, encrypted documents cannot be read.",
@@ -308,6 +314,18 @@ async fn open(config: &Config) -> Result<Arc<App>> {
         )
     })?;
     store.migrate().await.context("cannot apply database migrations")?;
+    // The database holds wrapped keys and the mail queue: only this user may read its files.
+    if let Some(path) = app::config::sqlite_path(config.database_url.expose_secret()) {
+        for file in [path.clone(), suffixed(&path, "-wal"), suffixed(&path, "-shm")] {
+            if file.exists() {
+                private(&file, 0o600)?;
+            }
+        }
+    }
+    // The log's name is stored with it: the same whichever shell runs `tiaki`.
+    let mut config = config.clone();
+    app::audit::settle_origin(&mut config, &*store).await.map_err(|e| anyhow::anyhow!(show(&e)))?;
+    let config = &config;
     let signer = audit_signer(config)?;
     let audit = app::AuditSettings::from_config(config, Some(signer))?;
     let mut app = App::new(store, Arc::new(app::domain::SystemClock), Settings::from(config), audit)
@@ -320,6 +338,31 @@ async fn open(config: &Config) -> Result<Arc<App>> {
         app = app.with_breached_passwords(list);
     }
     Ok(Arc::new(app))
+}
+
+/// Makes a file or folder of the portal's private to its own user (review #19): whatever the
+/// umask or an earlier `chmod` left, group and others get nothing.
+fn private(path: &std::path::Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let now = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.permissions().mode();
+    if now & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).with_context(|| {
+            format!(
+                "{} can be read by other users and could not be made private; run: chmod {mode:o} {}",
+                path.display(),
+                path.display()
+            )
+        })?;
+        eprintln!("Made {} private to this user (it was mode {:o}).", path.display(), now & 0o777);
+    }
+    Ok(())
+}
+
+/// A path with a suffix added to its file name (`tiaki.db` → `tiaki.db-wal`).
+fn suffixed(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    std::path::PathBuf::from(name)
 }
 
 /// The documents module: the blob store and the master key (a PKCS#11 token when configured,

@@ -187,6 +187,8 @@ fn first_start_creates_private_data_prints_a_link_serves_and_stops_gracefully() 
     assert_eq!(mode(&data.join("master.key")), 0o600);
     assert_eq!(std::fs::metadata(data.join("master.key")).unwrap().len(), 32);
     assert!(data.join("tiaki.db").exists());
+    assert_eq!(mode(&data.join("tiaki.db")), 0o600, "the database is the portal user's alone");
+    assert_eq!(mode(&data.join("mail")), 0o700, "so is the mail folder, which holds live links");
     assert!(http_get(port, "/healthz").ends_with("ok"));
     let ready = http_get(port, "/readyz");
     assert!(ready.starts_with("HTTP/1.1 200") && ready.contains("database: ok"));
@@ -213,6 +215,24 @@ fn first_start_creates_private_data_prints_a_link_serves_and_stops_gracefully() 
     assert_ne!(second, link);
     assert_eq!(std::fs::read(data.join("master.key")).unwrap(), key);
     again.terminate();
+}
+
+/// Review #19: a data folder that already existed readable by others (made by hand, or by an
+/// installer), and a database file someone opened up, are made private at start.
+#[test]
+fn an_existing_data_folder_and_database_are_made_private_at_start() {
+    let dir = TempDir::new();
+    let d = dir.0.to_str().unwrap();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = tiaki(&["migrate"], &[("TIAKI_DATA_DIR", d)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(mode(&dir.0), 0o700);
+    assert_eq!(mode(&dir.0.join("tiaki.db")), 0o600);
+    std::fs::set_permissions(dir.0.join("tiaki.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = tiaki(&["migrate"], &[("TIAKI_DATA_DIR", d)]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stderr).contains("private to this user"));
+    assert_eq!(mode(&dir.0.join("tiaki.db")), 0o600);
 }
 
 #[test]
@@ -317,6 +337,7 @@ fn migrate_demo_and_admin_work_on_the_same_data() {
     assert_eq!(files_in(&dir.0.join("blobs")), blobs_before, "no blob was rewritten");
     let out = tiaki(&["keys", "erase-patient", "--nhi", "ZZZ0016"], &env);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--yes-destroy-their-documents"));
+    erasure_leaves_no_key_behind(&dir.0, d);
     let out = tiaki(&["documents", "unwrap-counts", "--since-minutes", "600"], &env);
     let counts = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
@@ -336,6 +357,33 @@ fn migrate_demo_and_admin_work_on_the_same_data() {
     let id = listed.lines().last().unwrap().split('\t').next().unwrap().to_owned();
     assert!(tiaki(&["admin", "revoke-client", "--id", &id], &env).status.success());
     assert!(String::from_utf8_lossy(&tiaki(&["admin", "list-clients"], &env).stdout).contains("revoked"));
+}
+
+/// Erasure means unreadable (review #7): after it, the patient's wrapped keys are in neither
+/// the database file nor its write-ahead log.
+fn erasure_leaves_no_key_behind(dir: &Path, d: &str) {
+    let env = [("TIAKI_DATA_DIR", d)];
+    let wrapped = sqlite(
+        dir,
+        "SELECT group_concat(hex(k.wrapped), ',') FROM patient_keys k JOIN patients p ON p.id = k.patient_id \
+         WHERE p.nhi = 'ZZZ0016' AND k.wrapped IS NOT NULL",
+    );
+    let wrapped: Vec<Vec<u8>> = wrapped.split(',').filter(|h| !h.is_empty()).map(unhex).collect();
+    assert!(!wrapped.is_empty() && wrapped.iter().all(|w| w.len() >= 32));
+    let out = tiaki(&["keys", "erase-patient", "--nhi", "ZZZ0016", "--yes-destroy-their-documents"], &env);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("master key"), "it says when backups stop mattering");
+    for file in ["tiaki.db", "tiaki.db-wal"] {
+        let bytes = std::fs::read(dir.join(file)).unwrap_or_default();
+        for w in &wrapped {
+            assert!(!bytes.windows(w.len()).any(|x| x == w.as_slice()), "an erased wrapped key is still in {file}");
+        }
+    }
+}
+
+/// Bytes from hexadecimal.
+fn unhex(h: &str) -> Vec<u8> {
+    (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect()
 }
 
 /// Every file under a folder with its content, sorted.
@@ -493,6 +541,14 @@ fn audit_verify_passes_on_a_real_log_and_fails_after_tampering() {
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && text.contains("The access log is intact"), "{text}");
     assert!(text.contains("--log-key"), "it says how to check against a key kept elsewhere");
+    // The log's name is stored with it (issue 13, item 5): verify from a shell whose listen
+    // address differs from the server's still finds it intact; a configured name that
+    // disagrees is refused, saying what to set.
+    let out = tiaki(&["audit", "verify"], &[("TIAKI_DATA_DIR", d), ("TIAKI_LISTEN", "127.0.0.1:9")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tiaki(&["audit", "verify"], &[("TIAKI_DATA_DIR", d), ("TIAKI_AUDIT_ORIGIN", "elsewhere.example/audit")]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && text.contains("created with the origin") && text.contains("TIAKI_AUDIT_ORIGIN="));
     // Export is FHIR.
     let out = tiaki(&["audit", "export", "--from", "2000-01-01", "--to", "2100-01-01"], &[("TIAKI_DATA_DIR", d)]);
     let bundle: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -509,6 +565,57 @@ fn audit_verify_passes_on_a_real_log_and_fails_after_tampering() {
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "verify must fail: {text}");
     assert!(text.contains("leaf 3") && text.contains("checkpoint at size"), "the first divergence is named: {text}");
+}
+
+/// Runs one statement with Python's sqlite3 on the data folder's database; a query's first
+/// value is returned.
+fn sqlite(dir: &Path, statement: &str) -> String {
+    let db = dir.join("tiaki.db");
+    let py = format!(
+        "import sqlite3, sys\nc = sqlite3.connect({:?})\nrow = c.execute({statement:?}).fetchone()\nc.commit()\nsys.stdout.write(str(row[0]) if row else '')",
+        db.display().to_string()
+    );
+    let out = Command::new("python3").args(["-c", &py]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Review #6: deleting the newest checkpoints (to rewrite what they covered) is caught by the
+/// coverage rule, and by a checkpoint kept outside the database; a forged retention record is
+/// caught by its signature.
+#[test]
+fn verify_catches_a_trimmed_or_rewritten_tail_and_a_forged_retention_record() {
+    let tmp = TempDir::new();
+    let (dir, d) = (tmp.0.as_path(), tmp.0.to_str().unwrap());
+    let env = [("TIAKI_DATA_DIR", d), ("TIAKI_AUDIT_CHECKPOINT_SECONDS", "1")];
+    assert!(tiaki(&["demo"], &env).status.success());
+    assert!(tiaki(&["audit", "checkpoint"], &env).status.success());
+    // More events (an export is recorded), and a newer checkpoint over them, kept outside.
+    assert!(tiaki(&["audit", "export", "--from", "2000-01-01", "--to", "2000-01-02"], &env).status.success());
+    assert!(tiaki(&["audit", "checkpoint"], &env).status.success());
+    let kept = dir.join("kept-checkpoint.txt");
+    std::fs::write(&kept, sqlite(dir, "SELECT note FROM audit_checkpoints ORDER BY size DESC LIMIT 1")).unwrap();
+    let with_kept = ["audit", "verify", "--checkpoint", kept.to_str().unwrap()];
+    let out = tiaki(&with_kept, &env);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // An insider deletes the newest checkpoint: a few intervals later, verify says so.
+    sqlite(dir, "DELETE FROM audit_checkpoints WHERE size = (SELECT MAX(size) FROM audit_checkpoints)");
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let out = tiaki(&["audit", "verify"], &env);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && text.contains("not covered by any signed checkpoint"), "{text}");
+    // Against the checkpoint kept outside, a rewritten tail cannot pass.
+    sqlite(dir, "UPDATE audit_events SET actor_role = 'operator' WHERE seq = (SELECT MAX(seq) FROM audit_events)");
+    let text = String::from_utf8_lossy(&tiaki(&with_kept, &env).stderr).into_owned();
+    assert!(text.contains("do not produce the root signed in the checkpoint"), "{text}");
+    // A file that is not this log's checkpoint is refused with a clear message.
+    std::fs::write(&kept, "not a checkpoint").unwrap();
+    let text = String::from_utf8_lossy(&tiaki(&with_kept, &env).stderr).into_owned();
+    assert!(text.contains("--checkpoint: the checkpoint file is not a signed checkpoint note"), "{text}");
+    // A forged retention record (events "removed after ten years" that never were).
+    sqlite(dir, "INSERT INTO audit_pruned (singleton, below, cutoff_ms, pruned_at) VALUES (1, 0, 0, 0)");
+    let text = String::from_utf8_lossy(&tiaki(&["audit", "verify"], &env).stderr).into_owned();
+    assert!(text.contains("is not signed by this log's key: it was forged or altered"), "{text}");
 }
 
 #[test]

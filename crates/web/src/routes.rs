@@ -99,6 +99,7 @@ routes! {
     post "/practices/{practice_id}/reset-factors" Page => practices::reset_factors,
     post "/practices/{practice_id}/staff/remove" Page => practices::remove_staff,
     post "/practices/{practice_id}/leave"        Page => patients::leave_practice,
+    post "/practices/{practice_id}/enrolment-request" Page => patients::answer_enrolment_request,
     post "/practices/{practice_id}/staff/role"   Page => practices::change_staff_role,
     get  "/operator"                             Page => operator::operator_page,
     post "/operator/practices"                   Page => operator::create_practice,

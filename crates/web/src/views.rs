@@ -103,6 +103,8 @@ pub(crate) struct PatientPage {
     pub(crate) can_view_access: bool,
     pub(crate) patient: Patient,
     pub(crate) practices: Vec<Practice>,
+    /// Practices asking to enrol the patient (shown only to the patient themself).
+    pub(crate) requests: Vec<RequestLine>,
 }
 
 impl PatientPage {
@@ -155,6 +157,8 @@ pub(crate) struct PracticePage<'a> {
     pub(crate) practice: Practice,
     pub(crate) can_enrol: bool,
     pub(crate) patients: Vec<Patient>,
+    /// Enrolments the practice asked for that the person has not accepted.
+    pub(crate) awaiting: Vec<AwaitingLine>,
     pub(crate) staff: Option<Vec<StaffMember>>,
     /// The signed-in person's account (their own row in the staff list has no buttons).
     pub(crate) me: app::domain::AccountId,
@@ -343,4 +347,29 @@ pub(crate) struct EmailConfirmPage<'a> {
     pub(crate) nav: Option<Nav>,
     pub(crate) csrf: &'a str,
     pub(crate) token: &'a str,
+}
+
+/// An enrolment the practice asked for, waiting for the person: the NHI and the day asked.
+pub(crate) struct AwaitingLine {
+    pub(crate) nhi: String,
+    pub(crate) asked: String,
+}
+
+impl From<app::AwaitingPatient> for AwaitingLine {
+    fn from(a: app::AwaitingPatient) -> Self {
+        Self { nhi: a.nhi, asked: crate::present::date_of(a.requested_at) }
+    }
+}
+
+/// A practice asking to enrol the patient: which, and the day it asked.
+pub(crate) struct RequestLine {
+    pub(crate) practice: app::domain::PracticeId,
+    pub(crate) practice_name: String,
+    pub(crate) asked: String,
+}
+
+impl From<app::EnrolmentRequest> for RequestLine {
+    fn from(r: app::EnrolmentRequest) -> Self {
+        Self { practice: r.practice, practice_name: r.practice_name, asked: crate::present::date_of(r.requested_at) }
+    }
 }

@@ -64,7 +64,11 @@ fn describe(verb: &str, object: &str) -> String {
     match (Verb::parse(verb), ObjectKind::parse(object)) {
         (Some(Verb::Read), Some(ObjectKind::Patient)) => "Viewed the patient record".into(),
         (Some(Verb::List), Some(ObjectKind::Patient)) => "Saw the record in the practice's patient list".into(),
-        (Some(Verb::Create), Some(ObjectKind::Enrolment)) => "Enrolled the patient at the practice".into(),
+        (Some(Verb::Create), Some(ObjectKind::Enrolment)) => "Enrolled the patient, or asked to".into(),
+        (Some(Verb::Accept), Some(ObjectKind::Enrolment)) => "Accepted a practice's request to enrol them".into(),
+        (Some(Verb::Decline), Some(ObjectKind::Enrolment)) => "Declined a practice's request to enrol them".into(),
+        (Some(Verb::Delete), Some(ObjectKind::Enrolment)) => "Ended the enrolment at the practice".into(),
+        (Some(Verb::MfaReset), _) => "Reset the sign-in (passkeys, authenticator app, recovery codes)".into(),
         (Some(Verb::Read), Some(ObjectKind::AccessHistory)) => "Viewed this access history".into(),
         (Some(Verb::Export), Some(ObjectKind::AccessHistory)) => "Exported this access history".into(),
         (Some(Verb::Read), Some(ObjectKind::Document)) => "Opened a document".into(),

@@ -88,3 +88,40 @@ impl From<std::convert::Infallible> for AppError {
         match e {}
     }
 }
+
+/// The name under which the access log's origin is stored with the log.
+const ORIGIN_SECRET: &str = "audit_origin";
+
+/// Fixes the access log's origin (the first line of every checkpoint it signs) to the one
+/// stored with the log: the first start stores the configured one (or the default from the
+/// listen address), and every later start — the server, `tiaki audit verify` run from any
+/// shell — uses the stored one. An origin configured explicitly (`TIAKI_AUDIT_ORIGIN`, or
+/// `TIAKI_PUBLIC_URL`) that disagrees is refused: checkpoints signed under another name would
+/// not verify against this log.
+///
+/// # Errors
+/// [`AppError::Invalid`] for a configured origin that is not the stored one; storage errors.
+pub async fn settle_origin(config: &mut crate::Config, store: &dyn store::Store) -> Result<(), AppError> {
+    let stored = store.secret(ORIGIN_SECRET, config.audit_origin.as_bytes()).await?;
+    let stored = String::from_utf8(stored).map_err(|e| AppError::Internal(format!("stored audit origin: {e}")))?;
+    if stored != config.audit_origin && config.audit_origin_configured {
+        return Err(AppError::field(
+            "audit_origin",
+            format!(
+                "this access log was created with the origin {stored:?}, but the configuration gives {:?} (from \
+                 TIAKI_AUDIT_ORIGIN, or else TIAKI_PUBLIC_URL). Checkpoints signed under another name would not verify: \
+                 set TIAKI_AUDIT_ORIGIN={stored} to keep this log's name",
+                config.audit_origin
+            ),
+        ));
+    }
+    config.audit_origin = stored;
+    Ok(())
+}
+
+/// The signed body of a retention record: the events before leaf `below`, all written before
+/// `cutoff_ms`, were removed after their retention period.
+#[must_use]
+pub fn retention_body(origin: &str, below: u64, cutoff_ms: i64) -> String {
+    format!("{origin}\ntiaki access-log retention\nbelow {below}\ncutoff_ms {cutoff_ms}\n")
+}

@@ -35,6 +35,14 @@ impl VerifyReport {
     }
 }
 
+/// An instant in milliseconds as RFC 3339 (UTC).
+fn rfc3339_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
 /// A format-1 event's module is not in its leaf: it was filled in from the object kind when
 /// the log was upgraded, so it must be exactly that. A format-2 event's must be a module.
 fn module_problem(e: &AuditEvent) -> Option<String> {
@@ -97,10 +105,17 @@ impl App {
         &self,
         expected: &[(u64, Hash)],
         total: u64,
+        log_key: Option<&Verifier>,
         report: &mut VerifyReport,
         mut progress: impl FnMut(u64, u64),
     ) -> Result<(), AppError> {
-        let mut acc = self.retained_start(expected, report).await?;
+        let mut acc = self.retained_start(expected, log_key, report).await?;
+        // Events older than a few checkpoint intervals must be under a signed checkpoint: a
+        // tail without one is what deleting the newest checkpoints (to rewrite what they
+        // covered) leaves behind.
+        let covered = expected.iter().map(|e| e.0).max().unwrap_or(0);
+        let overdue_ms = self.clock.now_ms().saturating_sub(self.audit_settings.checkpoint_every_secs * 3 * 1000);
+        let mut uncovered: Option<(u64, i64)> = None;
         let mut next_cp = expected.iter().peekable();
         while next_cp.peek().is_some_and(|e| e.0 <= acc.size()) {
             next_cp.next();
@@ -128,6 +143,9 @@ impl App {
                 if let Some(problem) = module_problem(&s.event) {
                     report.problems.push(problem);
                 }
+                if s.seq >= covered && s.event.at_ms < overdue_ms && uncovered.is_none() {
+                    uncovered = Some((s.seq, s.event.at_ms));
+                }
                 let leaf = s.event.leaf_hash();
                 computed.push((0, s.seq, leaf));
                 computed.extend(acc.push(leaf));
@@ -154,6 +172,15 @@ impl App {
             progress(acc.size(), total);
         }
         report.events = acc.size();
+        if let Some((seq, at_ms)) = uncovered {
+            report.problems.push(format!(
+                "the events from leaf {seq} on (the first written at {}) are not covered by any signed checkpoint, though \
+                 checkpoints are signed every {} seconds: the newest checkpoints were removed, perhaps to rewrite the \
+                 events they covered (check against a checkpoint kept outside the database: --checkpoint FILE)",
+                rfc3339_ms(at_ms),
+                self.audit_settings.checkpoint_every_secs
+            ));
+        }
         if !diverged && acc.size() < total {
             report.problems.push(format!(
                 "the tree has {total} leaves but only {} events are stored: the events from leaf {} on were removed",
@@ -177,11 +204,21 @@ impl App {
     async fn retained_start(
         &self,
         expected: &[(u64, Hash)],
+        log_key: Option<&Verifier>,
         report: &mut VerifyReport,
     ) -> Result<merkle::Accumulator, AppError> {
-        let Some((below, cutoff_ms)) = self.store.audit_pruned().await? else {
+        let Some(store::PrunedRecord { below, cutoff_ms, note }) = self.store.audit_pruned().await? else {
             return Ok(merkle::Accumulator::new());
         };
+        let body = super::retention_body(&self.audit_settings.origin, below, cutoff_ms);
+        let signed = note.as_deref().and_then(|n| Note::parse(n).ok()).is_some_and(|n| {
+            n.body == body && log_key.is_some_and(|k| n.signatures.iter().any(|s| k.verify(&n.body, s).is_some()))
+        });
+        if !signed {
+            report.problems.push(format!(
+                "the record that the events before leaf {below} were removed after their retention is not signed by this log's key: it was forged or altered"
+            ));
+        }
         report.retention_note = Some(format!(
             "the {below} oldest events were removed after their retention period (all written before {}); their tree nodes and checkpoints were checked instead",
             time::OffsetDateTime::from_unix_timestamp(cutoff_ms.div_euclid(1000))
@@ -301,6 +338,23 @@ impl AccessLog<'_> {
         require_witness: bool,
         progress: impl FnMut(u64, u64),
     ) -> Result<VerifyReport, AppError> {
+        self.verify_against(pinned_key, require_witness, None, progress).await
+    }
+
+    /// As [`AccessLog::verify`], and the log must also be consistent with `kept`, a signed
+    /// checkpoint kept outside the database (a witness's copy, or one an auditor saved from
+    /// `/audit/checkpoint`): the events up to its size must give its root.
+    ///
+    /// # Errors
+    /// [`AppError::Invalid`] for a `kept` checkpoint that is not a checkpoint signed by this
+    /// log's key; storage errors.
+    pub async fn verify_against(
+        &self,
+        pinned_key: Option<&str>,
+        require_witness: bool,
+        kept: Option<&str>,
+        progress: impl FnMut(u64, u64),
+    ) -> Result<VerifyReport, AppError> {
         let mut report = VerifyReport::default();
         let total = self.app.store.audit_tree_size().await?;
         let checkpoints = self.app.store.checkpoints().await?;
@@ -311,8 +365,20 @@ impl AccessLog<'_> {
             Some(k) => Some(Verifier::parse(k).map_err(|e| AppError::field("log_key", e.to_string()))?),
             None => self.vkey().and_then(|v| Verifier::parse(&v).ok()),
         };
-        let expected = self.app.check_checkpoints(&checkpoints, total, log_key.as_ref(), &mut report);
-        self.app.check_events(&expected, total, &mut report, progress).await?;
+        let mut expected = self.app.check_checkpoints(&checkpoints, total, log_key.as_ref(), &mut report);
+        if let Some(text) = kept {
+            let (size, root) = self.kept_checkpoint(text, log_key.as_ref())?;
+            if size > total {
+                report.problems.push(format!(
+                    "the checkpoint kept outside the database covers {size} events, but the log holds {total}: events were removed from the end"
+                ));
+            }
+            if !expected.contains(&(size, root)) {
+                expected.push((size, root));
+                expected.sort_by_key(|e| e.0);
+            }
+        }
+        self.app.check_events(&expected, total, log_key.as_ref(), &mut report, progress).await?;
         self.app.check_cosignatures(&checkpoints, require_witness, &mut report).await?;
         let waiting = self.app.store.unsequenced_audit_count().await?;
         if waiting > 0 {
@@ -320,5 +386,22 @@ impl AccessLog<'_> {
                 Some(format!("{waiting} recent events are waiting to be sequenced (normal while the server runs)"));
         }
         Ok(report)
+    }
+
+    /// A checkpoint kept outside the database: well-formed, of this log, signed by its key.
+    fn kept_checkpoint(self, text: &str, log_key: Option<&Verifier>) -> Result<(u64, Hash), AppError> {
+        let bad = |why: &str| AppError::field("checkpoint", format!("the checkpoint file {why}"));
+        let note = Note::parse(text.trim_start()).map_err(|_| bad("is not a signed checkpoint note"))?;
+        let cp = Checkpoint::parse_body(&note.body).map_err(|_| bad("is not a checkpoint"))?;
+        if cp.origin != self.app.audit_settings.origin {
+            return Err(bad(&format!(
+                "is of the log {:?}, not this one ({:?})",
+                cp.origin, self.app.audit_settings.origin
+            )));
+        }
+        if !log_key.is_some_and(|k| note.signatures.iter().any(|s| k.verify(&note.body, s).is_some())) {
+            return Err(bad("is not signed by this log's key"));
+        }
+        Ok((cp.size, cp.root))
     }
 }

@@ -36,7 +36,7 @@ impl Console<'_> {
         let cutoff_ms = self.app.clock.now_ms().saturating_sub(years.saturating_mul(YEAR_MS));
         let size = self.app.store.audit_tree_size().await?;
         let first_young = self.app.store.first_audit_seq_since(cutoff_ms).await?.unwrap_or(size).min(size);
-        let already = self.app.store.audit_pruned().await?.map_or(0, |p| p.0);
+        let already = self.app.store.audit_pruned().await?.map_or(0, |p| p.below);
         let below = self
             .app
             .store
@@ -47,7 +47,13 @@ impl Console<'_> {
             .filter(|&s| s <= first_young && s > already)
             .max();
         let Some(below) = below else { return Ok(0) };
-        let gone = self.app.store.prune_audit(below, cutoff_ms, self.app.clock.now()).await?;
+        // The record is signed like a checkpoint, so a forged one (events still to be kept,
+        // removed "after their retention") fails verification.
+        let Some(signer) = &self.app.audit_settings.signer else {
+            return Err(AppError::Internal("the access log has no signing key to sign the retention record".into()));
+        };
+        let note = signer.sign(&crate::audit::retention_body(&self.app.audit_settings.origin, below, cutoff_ms));
+        let gone = self.app.store.prune_audit(below, cutoff_ms, &note, self.app.clock.now()).await?;
         tracing::info!(
             below,
             removed = gone,

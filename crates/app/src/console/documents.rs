@@ -101,14 +101,32 @@ impl Console<'_> {
         }
     }
 
-    /// Destroys every copy of a patient's key: all their documents become unreadable for good
-    /// (crypto-shredding, backups included). Returns how many key versions were destroyed.
+    /// Destroys every copy of a patient's key in the live database: all their documents become
+    /// unreadable. The old values are scrubbed from the database's files at once; copies in
+    /// backups made before now stay usable only while the master key in use today exists (so
+    /// erasure is final for them once it is rotated and the retired key destroyed; see
+    /// ARCHITECTURE.md, "Erasure"). Recorded in the access log, under the patient. Returns how
+    /// many key versions were destroyed.
     ///
     /// # Errors
     /// When the patient is unknown or storage fails.
     pub async fn erase_patient_key(&self, nhi: &str) -> Result<u64, AppError> {
         let patient = self.app.console_patient(nhi).await?;
-        Ok(self.app.store.destroy_patient_keys(&authz::console::key_custody(patient), self.app.now()).await?)
+        let grant = authz::console::key_custody(patient);
+        let destroyed = self.app.store.destroy_patient_keys(&grant, self.app.now()).await?;
+        self.app.store.scrub_erased_keys().await?;
+        let target = Target {
+            access: domain::Access::new(
+                domain::Module::Documents,
+                domain::ObjectKind::PatientKey,
+                domain::Verb::Delete,
+            ),
+            ..Target::of(&grant)
+        };
+        self.app
+            .audit(vec![self.app.event(&Caller::console(authz::Principal::Anonymous), &target, Outcome::Allowed)])
+            .await?;
+        Ok(destroyed)
     }
 
     /// How many patient-key unwraps each actor (account or API client) made in the last
@@ -140,7 +158,18 @@ impl Console<'_> {
             None => None,
         };
         let (org_id, org_name) = match (practice, practice_hpi) {
-            (Some(_), Some(h)) if org_id.is_empty() => (h.trim().to_ascii_uppercase(), org_name.to_owned()),
+            // A practice's own system acts for that practice and no other organisation
+            // (review #21): its documents are the practice's.
+            (Some(_), Some(h)) => {
+                let hpi = h.trim().to_ascii_uppercase();
+                if !org_id.trim().is_empty() && !org_id.trim().eq_ignore_ascii_case(&hpi) {
+                    return Err(AppError::field(
+                        "org_id",
+                        "A practice's own system acts for that practice: leave the organisation's HPI id out, or give the practice's.",
+                    ));
+                }
+                (hpi, org_name.to_owned())
+            }
             _ => (org_id.trim().to_ascii_uppercase(), org_name.to_owned()),
         };
         let ok = |s: &str, max| !s.trim().is_empty() && s.chars().count() <= max && !s.chars().any(char::is_control);

@@ -58,16 +58,26 @@ impl Console<'_> {
         Ok(Some(self.app.link(&token)))
     }
 
-    /// Resets someone's second factors from the server's console, after a person has checked
-    /// their identity (`checked`: who checked and how, recorded in the access log). Ends all
-    /// their sessions and emails them (no link). Returns whether they had an authenticator.
+    /// Resets an operator's or staff member's second factors from the server's console, after a
+    /// person has checked their identity (`checked`: who checked and how, recorded in the access
+    /// log). Ends all their sessions and emails them (no link). Returns whether they had an
+    /// authenticator. Never a patient's: their practice's admin resets those, having seen them.
     ///
     /// # Errors
-    /// [`AppError::NotFound`] for an unknown email; [`AppError::Invalid`] without the check.
+    /// [`AppError::NotFound`] for an unknown email; [`AppError::Invalid`] without the check or
+    /// for a patient's account.
     pub async fn reset_factors(&self, email: &str, checked: &str) -> Result<bool, AppError> {
         let checked = identity_check(checked)?;
         let account = self.app.store.account_by_email(&email.trim().to_lowercase()).await?.ok_or(AppError::NotFound)?;
-        self.app.reset_factors_of(&Caller::console(authz::Principal::Anonymous), account.id, checked).await
+        if account.kind == domain::AccountKind::Patient {
+            return Err(AppError::field(
+                "email",
+                "That is a patient's account. A patient's sign-in is reset by an admin of their practice, who checks \
+                 who they are (Practice page, \"Reset someone's sign-in\").",
+            ));
+        }
+        let target = crate::audit::Target::account(domain::Verb::MfaReset, &account.id);
+        self.app.reset_factors_of(&Caller::console(authz::Principal::Anonymous), account.id, checked, target).await
     }
 
     /// Disables an account from the console with a reason (`Some`), or enables it (`None`).

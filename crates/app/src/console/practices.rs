@@ -3,10 +3,10 @@
 
 use super::Console;
 use crate::audit::{Caller, Outcome, Target};
-use crate::{AppError, EnrolForm, InviteStaffForm, PracticeForm};
+use crate::{AppError, EnrolForm, Enrolled, InviteStaffForm, PracticeForm};
 use authz::Platform;
 use domain::PracticeId;
-use store::{Enrolled, PracticeRow};
+use store::PracticeRow;
 
 impl Console<'_> {
     /// Creates a practice from the console; returns it and its admin's invitation link.

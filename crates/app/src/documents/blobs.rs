@@ -309,13 +309,16 @@ impl Blobs {
         out
     }
 
-    /// Every blob key with its last-modified time (seconds).
+    /// Every blob key of Tiaki's with its last-modified time (seconds): only under Tiaki's own
+    /// prefix (`d/`), so that whatever else shares the bucket or folder is never listed, let
+    /// alone swept.
     ///
     /// # Errors
     /// When the store fails.
     pub async fn list(&self) -> Result<Vec<(String, i64)>, BlobError> {
         let mut out = Vec::new();
-        let mut listing = self.store.list(None);
+        let prefix = Path::from("d");
+        let mut listing = self.store.list(Some(&prefix));
         while let Some(meta) = listing.next().await {
             let meta = meta?;
             out.push((meta.location.to_string(), meta.last_modified.timestamp()));

@@ -38,12 +38,21 @@ impl Documents<'_> {
         Ok(docs.into_iter().map(Document::from).collect())
     }
 
-    /// Renames one of the patient's documents.
+    /// Renames one of the patient's own uploads. A clinical document keeps the title its
+    /// provider gave it (its staff see that title; review #22): the patient can hide it instead.
     ///
     /// # Errors
-    /// [`AppError::NotFound`] for anyone but the patient; [`AppError::Invalid`] for a bad name.
+    /// [`AppError::NotFound`] for anyone but the patient; [`AppError::Invalid`] for a bad name;
+    /// [`AppError::Conflict`] for a clinical document.
     pub async fn rename(&self, caller: &Caller, doc: DocumentId, title: &str) -> Result<(), AppError> {
         let grant = self.app.authorize::<ChangeDocument>(caller, doc).await?;
+        if self.app.store.own_document(&grant).await?.category.is_clinical() {
+            return Err(AppError::Conflict(
+                "Documents from your health providers keep the title they were sent with, which is what your practice \
+                 sees too. You can hide one from your list instead."
+                    .into(),
+            ));
+        }
         let title = clean_title(title)?;
         Ok(self.app.store.rename_document(&grant, &title).await?)
     }

@@ -384,6 +384,18 @@ impl<'a> Documents<'a> {
             return Err(AppError::Invalid(problems));
         };
         let client_row = self.app.store.api_client(*client).await?.ok_or(AppError::Unauthenticated)?;
+        // The organisation responsible for a document (told if it is ever exposed) is the one
+        // sending it: a system cannot name another controller (review #21).
+        if meta.controller_id.as_deref().is_some_and(|c| !c.trim().eq_ignore_ascii_case(&client_row.org_id)) {
+            return Err(AppError::field(
+                "controller_id",
+                format!(
+                    "controller_id must be your organisation's HPI id ({}), or left out: a system names only its own \
+                     organisation as responsible for what it sends.",
+                    client_row.org_id
+                ),
+            ));
+        }
         let patient = self.app.store.patient_by_nhi(nhi.as_str()).await?;
         let id = DocumentId::random();
         // Unknown NHI: the event names no patient, and records not found.
@@ -416,8 +428,8 @@ impl<'a> Documents<'a> {
             author: Some(meta.author.trim().to_owned()),
             source_org_id: org_id.clone(),
             source_org_name: client_row.org_name.clone(),
-            controller_id: meta.controller_id.clone().unwrap_or_else(|| org_id.clone()),
-            controller_name: meta.controller_name.clone().unwrap_or_else(|| client_row.org_name.clone()),
+            controller_id: client_row.org_id.clone(),
+            controller_name: client_row.org_name.clone(),
             source_ref: Some(source_ref.clone()),
             // Only a practice's own system's documents are the practice's to see and withdraw;
             // a hospital's stay the hospital's (the receiving practice is bound in the AAD).

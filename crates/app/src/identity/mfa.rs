@@ -201,10 +201,28 @@ impl App {
 
     /// Refuses further codes for an account that has had too many wrong ones lately (sign-in and
     /// factor changes alike).
-    async fn guard_code_guessing(&self, caller: &Caller, account: AccountId, verb: Verb) -> Result<(), AppError> {
-        if self.store.recent_mfa_failures(account, self.now() - FAILURE_WINDOW).await? >= MAX_ACCOUNT_FAILURES {
+    ///
+    /// Each code to be checked first claims one of the account's [`MAX_ACCOUNT_FAILURES`] checks
+    /// for the window, in one atomic step (as a password attempt is claimed before its hash is
+    /// checked), so parallel guesses across many challenges cannot slip past the cap between a
+    /// count and its update (review #15).
+    pub(crate) async fn guard_code_guessing(
+        &self,
+        caller: &Caller,
+        account: AccountId,
+        verb: Verb,
+    ) -> Result<(), AppError> {
+        let now = self.now();
+        let claimed = self.store.count_attempt(&format!("codes:{account}"), FAILURE_WINDOW, now).await?;
+        if claimed.attempts > MAX_ACCOUNT_FAILURES
+            || self.store.recent_mfa_failures(account, now - FAILURE_WINDOW).await? >= MAX_ACCOUNT_FAILURES
+        {
             self.audit(vec![self.event(caller, &Target::account(verb, &account), Outcome::Denied)]).await?;
-            return Err(AppError::RateLimited(u64::try_from(FAILURE_WINDOW).unwrap_or(3600)));
+            if verb == Verb::SignInSecondFactor {
+                metrics::counter!("tiaki_sign_in_total", "outcome" => "second_factor_locked").increment(1);
+            }
+            let left = FAILURE_WINDOW - (now - claimed.window_start);
+            return Err(AppError::RateLimited(u64::try_from(left).unwrap_or(3600).max(1)));
         }
         Ok(())
     }
@@ -236,12 +254,7 @@ impl Identity<'_> {
     ) -> Result<SignInOutcome, AppError> {
         let now = self.app.now();
         let account = self.app.open_challenge_account(challenge).await?;
-        let target = Target::account(Verb::SignInSecondFactor, &account);
-        if self.app.store.recent_mfa_failures(account, now - FAILURE_WINDOW).await? >= MAX_ACCOUNT_FAILURES {
-            self.app.audit(vec![self.app.event(caller, &target, Outcome::Denied)]).await?;
-            metrics::counter!("tiaki_sign_in_total", "outcome" => "second_factor_locked").increment(1);
-            return Err(AppError::RateLimited(u64::try_from(FAILURE_WINDOW).unwrap_or(3600)));
-        }
+        self.app.guard_code_guessing(caller, account, Verb::SignInSecondFactor).await?;
         let typed = normalise(code);
         let mut recovery_used = false;
         let accepted = if typed.len() == 6 && typed.bytes().all(|b| b.is_ascii_digit()) {
@@ -320,7 +333,8 @@ impl Identity<'_> {
                 .and_then(|t| t.format(&time::format_description::well_known::Rfc2822).ok())
                 .unwrap_or_default();
             let from = caller.ip.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
-            let device = caller.user_agent.chars().take(120).collect::<String>();
+            // The parsed browser only: the raw header is the sender's own text.
+            let device = super::describe_device(&caller.user_agent);
             self.app.notify(
                 who.account,
                 "New sign-in to your Tiaki account",

@@ -74,8 +74,9 @@ pub struct SignedIn {
     pub staff: Option<(PracticeId, StaffRole)>,
     /// For patients: their patient record.
     pub patient: Option<PatientId>,
-    /// Staff and operators must prove a second factor; until this session has, `principal` is
-    /// [`Principal::Anonymous`] (every grant is refused) and only second-factor set-up is open.
+    /// Staff and operators (and patients of a practice that requires it) must prove a second
+    /// factor; until this session has, `principal` is [`Principal::Anonymous`] (every grant is
+    /// refused) and only second-factor set-up is open.
     pub needs_second_factor: bool,
     /// Whether this session may add a first second factor: it was opened by an emailed link, or
     /// has opened a set-up link since (a password alone never adds a factor).
@@ -99,6 +100,26 @@ impl SignedIn {
     #[must_use]
     pub fn csrf_binding(&self) -> &str {
         &self.token
+    }
+}
+
+/// A browser as people know it, from its User-Agent: "Firefox on Windows". Only these words
+/// are ever shown or mailed, never the header itself (anyone can put text in it).
+#[must_use]
+pub fn describe_device(user_agent: &str) -> String {
+    let browser = ["Edg", "Firefox", "Chrome", "Safari"]
+        .into_iter()
+        .find(|b| user_agent.contains(b))
+        .map(|b| if b == "Edg" { "Edge" } else { b });
+    let os = ["Android", "iPhone", "iPad", "Windows", "Mac OS", "Linux"]
+        .into_iter()
+        .find(|o| user_agent.contains(o))
+        .map(|o| if o == "Mac OS" { "macOS" } else { o });
+    match (browser, os) {
+        (Some(b), Some(o)) => format!("{b} on {o}"),
+        (Some(b), None) => b.to_owned(),
+        (None, Some(o)) => o.to_owned(),
+        (None, None) => "An unrecognised browser".to_owned(),
     }
 }
 
@@ -379,10 +400,14 @@ impl Identity<'_> {
             && !session.mfa_passkey
             && self.app.settings.staff_mfa_required
             && subject.passkeys_required;
+        // A patient of a practice that requires a second step is confined the same way: a
+        // password alone (the MMH attack) reaches none of their data.
+        let patient_confined = patient.is_some() && session.mfa_at.is_none() && subject.patient_must_use_mfa;
         let needs_second_factor = (matches!(subject.kind, AccountKind::Staff | AccountKind::Operator)
             && session.mfa_at.is_none()
             && self.app.settings.staff_mfa_required)
-            || needs_passkey;
+            || needs_passkey
+            || patient_confined;
         let must_change_password = subject.password_breached_at.is_some();
         let principal = if needs_second_factor || must_change_password { Principal::Anonymous } else { principal };
         let mfa_prompt =

@@ -216,6 +216,11 @@ impl App {
     }
 }
 
+/// Why a session held back by the passkeys-only rule cannot add the passkey itself.
+pub(crate) const PASSKEY_LINK_NEEDED: &str = "Your role must sign in with a passkey, and the first one is added from a link \
+     we email you: choose \"Email me a set-up link\", open it in this browser, add the passkey, then sign out and sign in \
+     with it.";
+
 impl Identity<'_> {
     /// Whether passkeys can be used at this portal's address.
     #[must_use]
@@ -291,12 +296,18 @@ impl Identity<'_> {
 
     /// Starts registering a passkey. A first factor needs a session opened by an emailed link
     /// (a password alone never adds one); with factors already set up, the session must have
-    /// proved one in the last ten minutes.
+    /// proved one in the last ten minutes. A session held back by the passkeys-only rule needs
+    /// the emailed link too, whatever it proved.
     ///
     /// # Errors
     /// [`AppError::Conflict`] when the session may not add one now, or passkeys are unavailable.
     pub async fn begin_passkey_registration(&self, who: &SignedIn) -> Result<PasskeyChallenge, AppError> {
         let rp = self.app.relying_party()?;
+        if who.needs_passkey && !who.may_add_factor {
+            // The passkey that satisfies a passkeys-only rule cannot come from a session proved by
+            // a code (a phishing proxy relays codes): it needs the emailed set-up link.
+            return Err(AppError::Conflict(PASSKEY_LINK_NEEDED.into()));
+        }
         if self.app.has_second_factor(who.account).await? {
             if !self.recently_confirmed(who) {
                 return Err(AppError::Conflict(
@@ -377,18 +388,17 @@ impl Identity<'_> {
         // (perhaps opened with a stolen password) ends.
         let new = new_token()?;
         self.app.store.mark_session_mfa(who.session, now, &token_hash(&new)).await?;
-        self.app.store.mark_session_passkey(who.session).await?;
+        // Registering is not signing in with it: a session held back by the passkeys-only rule
+        // stays held back until the holder signs in again with the passkey.
         self.app.store.end_other_sessions(who.account, Some(who.session), now).await?;
         self.app.audit(vec![self.app.event(caller, &target, Outcome::Allowed)]).await?;
         self.app
             .notify(
                 who.account,
                 "A passkey was added to your Tiaki account",
-                &format!(
-                    "A passkey named \"{}\" was just added to your Tiaki account. It can now be used to sign in.\n\n\
-                 If this was not you, contact your practice straight away.",
-                    row.name
-                ),
+                // Not the passkey's name: that is text whoever added it chose.
+                "A passkey was just added to your Tiaki account. It can now be used to sign in; you can see and \
+                 remove your passkeys under Sign-in security.\n\nIf this was not you, contact your practice straight away.",
             )
             .await?;
         Ok((codes, new))

@@ -69,13 +69,15 @@ impl Identity<'_> {
     }
 
     /// Resets the second factors of a patient or member of staff of the practice, by a practice
-    /// admin (or an operator) after checking who they are in person or by phone (`checked`: who
-    /// checked and how, recorded in the access log). Ends all their sessions and emails them.
+    /// admin after checking who they are in person or by phone (`checked`: who checked and how,
+    /// recorded in the access log). Ends all their sessions and emails them. Operators reset
+    /// only staff: they see no patients, so a patient is to them as if not there. A patient's
+    /// reset is filed under them, so their own history shows it.
     ///
     /// # Errors
     /// [`AppError::NotFound`] for anyone but the practice's admins and operators;
     /// [`AppError::Invalid`] without the check, or for an email that is not of one of the
-    /// practice's patients or staff.
+    /// practice's patients (admins) or staff.
     pub async fn reset_factors_at_practice(
         &self,
         caller: &Caller,
@@ -84,42 +86,41 @@ impl Identity<'_> {
         checked: &str,
     ) -> Result<bool, AppError> {
         let grant = self.app.decide::<authz::ResetStaffFactors>(caller, practice).await?;
-        let target = Target::of(&grant);
         let checked = identity_check(checked)?;
         let account = self.app.store.account_by_email(&email.trim().to_lowercase()).await?;
-        let mut belongs = false;
         if let Some(a) = &account {
-            belongs = self.app.store.staff_membership(a.id).await?.is_some_and(|(p, _)| p == practice);
-            if !belongs && let Some(patient) = self.app.store.patient_for_account(a.id).await? {
-                belongs = authz::Relations::patient_practices(&*self.app.store, patient)
-                    .await
-                    .map_err(|e| AppError::Internal(e.to_string()))?
-                    .contains(&practice);
+            if self.app.store.staff_membership(a.id).await?.is_some_and(|(p, _)| p == practice) {
+                let target = Target::of(&grant).about(&a.id);
+                return self.app.reset_factors_of(caller, a.id, checked, target).await;
+            }
+            if let Some(patient) = self.app.store.patient_for_account(a.id).await?
+                && let Ok(patient_grant) = self.app.decide::<authz::ResetPatientFactors>(caller, patient).await
+                && patient_grant.via_practice() == Some(practice)
+            {
+                let target = Target::of(&patient_grant).about(&a.id);
+                return self.app.reset_factors_of(caller, a.id, checked, target).await;
             }
         }
-        let Some(account) = account.filter(|_| belongs) else {
-            self.app.audit(vec![self.app.event(caller, &target, Outcome::NotFound)]).await?;
-            return Err(AppError::field(
-                "reset_email",
-                "No patient or member of staff of this practice has that email address.",
-            ));
-        };
-        self.app.reset_factors_of(caller, account.id, checked).await
+        self.app.audit(vec![self.app.event(caller, &Target::of(&grant), Outcome::NotFound)]).await?;
+        Err(AppError::field("reset_email", "No patient or member of staff of this practice has that email address."))
     }
 }
 
 impl App {
-    /// Removes an account's factors, ends its sessions, records who checked the identity and
-    /// emails the holder. Returns whether they had an authenticator or a passkey.
+    /// Removes an account's factors, ends its sessions, records who checked the identity (under
+    /// `target`'s patient and practice) and emails the holder. Returns whether they had an authenticator or a passkey.
     pub(crate) async fn reset_factors_of(
         &self,
         caller: &Caller,
         account: AccountId,
         checked: &str,
+        target: Target,
     ) -> Result<bool, AppError> {
         let had = self.store.remove_factors(account).await?;
         let ended = self.store.end_other_sessions(account, None, self.now()).await?;
-        let mut event = self.event(caller, &Target::account(Verb::MfaReset, &account), Outcome::Allowed);
+        // Recorded as the reset it was, under the patient (if it was one) and the practice.
+        let target = Target { access: domain::Access::account(Verb::MfaReset), ..target };
+        let mut event = self.event(caller, &target, Outcome::Allowed);
         event.on_behalf = Some(format!("identity checked: {}", checked.chars().take(200).collect::<String>()));
         self.audit(vec![event]).await?;
         self.notify(

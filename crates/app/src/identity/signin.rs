@@ -32,6 +32,20 @@ const PER_ACCOUNT_CHECKS_A_DAY: i64 = 20;
 pub(crate) const CONFIRM_FIRST: &str =
     "For your safety, confirm it's you (with a passkey or a code from your app) first. You then have 10 minutes.";
 
+/// The window over which refusals by a limit are summarised in the access log, seconds.
+const REFUSAL_SUMMARY_SECS: i64 = 60;
+
+/// 10, 100, 1,000, …
+const fn is_power_of_ten(mut n: i64) -> bool {
+    if n < 10 {
+        return false;
+    }
+    while n % 10 == 0 {
+        n /= 10;
+    }
+    n == 1
+}
+
 /// Refuses once a counter is past its limit, with the seconds left in its window.
 fn within(c: WindowCount, limit: i64, window: i64, now: domain::UnixTime) -> Result<(), AppError> {
     if c.attempts > limit {
@@ -87,6 +101,24 @@ impl App {
             return Err(AppError::RateLimited(1));
         }
         Ok(account.map(|_| failures + 1))
+    }
+
+    /// Records a request refused by a limit, summarised so that refusals cannot flood the
+    /// access log (kept for ten years): per network and kind of request, the first refusal in
+    /// each minute is written, and after it only the 10th, 100th, 1,000th… with the count —
+    /// a handful of events a minute however fast the requests come.
+    pub(crate) async fn audit_refusal(&self, caller: &Caller, target: &Target) -> Result<(), AppError> {
+        let ip = caller.ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let key = format!("refused:{}:{}", target.access.verb.code(), ratelimit::net_key(ip));
+        let n = self.store.count_attempt(&key, REFUSAL_SUMMARY_SECS, self.now()).await?.attempts;
+        if n == 1 || is_power_of_ten(n) {
+            let mut event = self.event(caller, target, Outcome::Denied);
+            if n > 1 {
+                event.on_behalf = Some(format!("refused by a limit {n} times from this network this minute"));
+            }
+            self.audit(vec![event]).await?;
+        }
+        Ok(())
     }
 
     /// Counts a request against its address's and network's limits (sign-in attempts, passkey
@@ -325,9 +357,7 @@ impl Identity<'_> {
                     // hammering a paused account must not put the whole platform under attack).
                     let outcome = if matches!(e, AppError::SignInPaused) { "paused" } else { "rate_limited" };
                     metrics::counter!("tiaki_sign_in_total", "outcome" => outcome).increment(1);
-                    self.app
-                        .audit(vec![self.app.event(caller, &failed(account.as_ref().map(|a| a.id)), Outcome::Denied)])
-                        .await?;
+                    self.app.audit_refusal(caller, &failed(account.as_ref().map(|a| a.id))).await?;
                     return Err(e);
                 }
             };
@@ -373,7 +403,7 @@ impl Identity<'_> {
     pub async fn request_password_reset(&self, caller: &Caller, email: &str) -> Result<(), AppError> {
         let target = Target::account(Verb::PasswordResetRequest, &"by_email");
         if let Err(e) = self.app.limit_address(caller, 1).await {
-            self.app.audit(vec![self.app.event(caller, &target, Outcome::Denied)]).await?;
+            self.app.audit_refusal(caller, &target).await?;
             return Err(e);
         }
         let key = email.trim().to_lowercase();

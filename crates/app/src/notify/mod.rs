@@ -41,8 +41,16 @@ impl Transport {
                 .map(|b| Self::Smtp(b.timeout(Some(Duration::from_secs(30))).build()))
                 .map_err(|e| format!("smtp_url (TIAKI_SMTP_URL) cannot be used: {e}"))
         } else {
+            // The mail folder holds live links: only the portal's own user may read it.
+            use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
             let dir = config.data_dir.join("mail");
-            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
             Ok(Self::Folder(dir))
         }
     }
@@ -53,7 +61,18 @@ impl Transport {
             Self::Folder(dir) => {
                 let tmp = dir.join(format!(".{id}.tmp"));
                 let path = dir.join(format!("{id}.eml"));
-                tokio::fs::write(&tmp, message.formatted()).await.map_err(|e| e.to_string())?;
+                let bytes = message.formatted();
+                let write = tmp.clone();
+                tokio::task::spawn_blocking(move || {
+                    use std::io::Write;
+                    use std::os::unix::fs::OpenOptionsExt;
+                    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&write)?;
+                    f.write_all(&bytes)?;
+                    f.sync_all()
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
                 tokio::fs::rename(&tmp, &path).await.map_err(|e| e.to_string())
             }
         }

@@ -2,7 +2,7 @@
 
 mod views;
 
-pub use views::{Patient, Practice, PracticeSummary, StaffMember};
+pub use views::{AwaitingPatient, EnrolmentRequest, Patient, Practice, PracticeSummary, StaffMember};
 
 use crate::audit::{Caller, Outcome, Target};
 use crate::notify::texts;
@@ -13,7 +13,20 @@ use domain::{
     Region, StaffRole, Verb,
 };
 use serde::Deserialize;
-use store::{Enrolled, InvitationPurpose, NewAccount, NewPatient, NewPractice, StaffChange};
+use store::{InvitationPurpose, NewAccount, NewPatient, NewPractice, StaffChange};
+
+/// What enrolling a patient did, as the practice may know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enrolled {
+    /// A new patient record and account; the activation link was emailed to them.
+    New(PatientId),
+    /// The patient was already enrolled at this practice; nothing changed.
+    AlreadyEnrolled(PatientId),
+    /// The NHI is already registered: the person will be asked to confirm, and nothing of this
+    /// practice reaches their account until they do. The practice is told nothing more — not
+    /// whether the name and date of birth it gave were right, nor the account's email.
+    AwaitingConfirmation,
+}
 
 /// The practices module's use cases, on the application's shared parts: [`App::practices`].
 #[derive(Debug, Clone, Copy)]
@@ -214,27 +227,32 @@ impl App {
                 other => other,
             },
         })?;
-        let (Enrolled::New(id) | Enrolled::Existing(id) | Enrolled::AlreadyEnrolled(id)) = outcome;
-        // The enrolment itself, filed under the patient for their history.
-        let t = Target { patient: Some(id), ..Target::of(&grant).about(&id) };
-        self.audit(vec![self.event(who, &t, Outcome::Allowed)]).await?;
-        if let Enrolled::Existing(_) = outcome {
-            // Tell the patient another practice can now see their record. No link, nothing asked.
-            if let Some(acc) = self.store.account(self.store.patient_account(&grant, id).await?).await? {
-                let body = format!(
-                    "Kia ora {},\n\n{practice_name} has enrolled you and can now see the information in your Tiaki account.\n\n\
-                     If you did not expect this, phone {practice_name} or your usual practice. In Tiaki, \"Who has looked at\n\
-                     my records\" shows every time someone opens your information.\n",
-                    acc.display_name
-                );
-                self.store
-                    .enqueue_mail(&texts::mail(&acc.email, "A new practice can see your Tiaki records", body, now))
-                    .await?;
+        let answer = match outcome {
+            store::Enrolled::New(id) | store::Enrolled::AlreadyEnrolled(id) => {
+                // The enrolment itself, filed under the patient for their history.
+                let t = Target { patient: Some(id), ..Target::of(&grant).about(&id) };
+                self.audit(vec![self.event(who, &t, Outcome::Allowed)]).await?;
+                if matches!(outcome, store::Enrolled::New(_)) {
+                    Enrolled::New(id)
+                } else {
+                    Enrolled::AlreadyEnrolled(id)
+                }
             }
-        }
+            store::Enrolled::Requested { patient: id, identity_matched, fresh } => {
+                // Filed under the patient, so their history shows which practice asked — and
+                // one that asked with the wrong name or date of birth, which is worth knowing.
+                let t = Target { patient: Some(id), ..Target::of(&grant).about(&id) };
+                let outcome = if identity_matched { Outcome::Allowed } else { Outcome::Denied };
+                self.audit(vec![self.event(who, &t, outcome)]).await?;
+                if identity_matched && fresh {
+                    self.ask_to_enrol(&grant, id, &practice_name).await?;
+                }
+                Enrolled::AwaitingConfirmation
+            }
+        };
         tracing::info!(event = "patient.enrolled", practice = %practice, "patient enrolled");
         self.mail_waker.notify_one();
-        Ok((outcome, self.link(&token)))
+        Ok((answer, self.link(&token)))
     }
 }
 
@@ -441,6 +459,92 @@ impl Practices<'_> {
         self.app.enrol_returning_link(who, practice, form).await.map(|(e, _)| e)
     }
 
+    /// The practices asking to enrol the patient (the patient themself): each waits for them to
+    /// accept or decline.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone else.
+    pub async fn enrolment_requests(
+        &self,
+        who: &Caller,
+        patient: PatientId,
+    ) -> Result<Vec<EnrolmentRequest>, AppError> {
+        let grant = self.app.decide::<authz::ReviewEnrolmentRequests>(who, patient).await?;
+        Ok(self.app.store.enrolment_requests(&grant, self.app.now()).await?.into_iter().map(Into::into).collect())
+    }
+
+    /// The patient accepts (the practice's staff see their record from now on) or declines a
+    /// practice's request to enrol them. Recorded in their history either way; the practice is
+    /// not told of a refusal.
+    ///
+    /// `answer` is `accept` or `decline`; returns whether they accepted.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but the patient, or when no such request stands;
+    /// [`AppError::Invalid`] for any other answer.
+    pub async fn answer_enrolment_request(
+        &self,
+        who: &Caller,
+        practice: PracticeId,
+        answer: &str,
+    ) -> Result<bool, AppError> {
+        let grant = self.app.decide::<authz::AnswerEnrolmentRequest>(who, practice).await?;
+        let accept = match answer {
+            "accept" => true,
+            "decline" => false,
+            _ => {
+                // A bad answer is explained only to someone a request stands for.
+                let standing = match grant.patient() {
+                    Some(p) => {
+                        let review = self.app.decide::<authz::ReviewEnrolmentRequests>(who, p).await?;
+                        self.app
+                            .store
+                            .enrolment_requests(&review, self.app.now())
+                            .await?
+                            .iter()
+                            .any(|r| r.practice == practice)
+                    }
+                    None => false,
+                };
+                return Err(if standing {
+                    AppError::field("answer", "Choose Accept or Decline.")
+                } else {
+                    AppError::NotFound
+                });
+            }
+        };
+        let verb = if accept { Verb::Accept } else { Verb::Decline };
+        let mut target = Target::of(&grant);
+        target.access = domain::Access::new(target.access.module, target.access.object, verb);
+        target.practice = Some(practice);
+        match self.app.store.answer_enrolment_request(&grant, accept, self.app.now()).await {
+            Ok(_) => {
+                self.app.audit(vec![self.app.event(who, &target, Outcome::Allowed)]).await?;
+                tracing::info!(event = "enrolment.answered", practice = %practice, accept, "enrolment request answered");
+                Ok(accept)
+            }
+            Err(store::StoreError::NotFound) => {
+                self.app.audit(vec![self.app.event(who, &target, Outcome::NotFound)]).await?;
+                Err(AppError::NotFound)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The enrolments the practice asked for in the last 30 days that the person has not
+    /// accepted (its staff): only the NHI it gave and when.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone else.
+    pub async fn awaiting_patients(
+        &self,
+        who: &Caller,
+        practice: PracticeId,
+    ) -> Result<Vec<AwaitingPatient>, AppError> {
+        let grant = authz::authorize::<ListPracticePatients, _>(&who.principal, practice, &*self.app.store).await?;
+        Ok(self.app.store.awaiting_patients(&grant, self.app.now()).await?.into_iter().map(Into::into).collect())
+    }
+
     /// A patient's record: the patient themself, or staff of a practice they are enrolled at.
     ///
     /// # Errors
@@ -458,6 +562,31 @@ impl Practices<'_> {
             }
         }
         Ok((row.into(), practices))
+    }
+}
+
+impl App {
+    /// Asks the holder of an existing patient account, by a notice to its verified email (and
+    /// on their page in the portal), whether a practice may see their records. No link: they
+    /// sign in as usual to answer.
+    async fn ask_to_enrol(
+        &self,
+        grant: &authz::Grant<EnrolPatient>,
+        patient: PatientId,
+        practice_name: &str,
+    ) -> Result<(), AppError> {
+        let account = self.store.patient_account(grant, patient).await?;
+        self.notify(
+            account,
+            "A practice asks to see your Tiaki records",
+            &format!(
+                "{practice_name} has asked to enrol you in Tiaki. It cannot see anything in your account unless you \
+                 accept.\n\nTo answer, sign in to Tiaki as you usually do (type the address yourself): the request is \
+                 on your home page, with Accept and Decline. If you do not know {practice_name}, decline, and tell \
+                 your usual practice."
+            ),
+        )
+        .await
     }
 }
 

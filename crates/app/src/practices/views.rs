@@ -81,3 +81,36 @@ impl From<store::StaffRow> for StaffMember {
         Self { account: r.account, name: r.name, email: r.email, role: r.role, active: r.active }
     }
 }
+
+/// A practice asking to enrol the patient, as the patient sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrolmentRequest {
+    /// The practice.
+    pub practice: PracticeId,
+    /// Its name.
+    pub practice_name: String,
+    /// When it asked (Unix seconds).
+    pub requested_at: i64,
+}
+
+impl From<store::EnrolmentRequest> for EnrolmentRequest {
+    fn from(r: store::EnrolmentRequest) -> Self {
+        Self { practice: r.practice, practice_name: r.practice_name, requested_at: r.requested_at }
+    }
+}
+
+/// An enrolment the practice asked for that the person has not accepted, as the practice sees
+/// it: the NHI it gave, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwaitingPatient {
+    /// The NHI the practice gave.
+    pub nhi: String,
+    /// When it asked (Unix seconds).
+    pub requested_at: i64,
+}
+
+impl From<store::AwaitingPatient> for AwaitingPatient {
+    fn from(r: store::AwaitingPatient) -> Self {
+        Self { nhi: r.nhi, requested_at: r.requested_at }
+    }
+}

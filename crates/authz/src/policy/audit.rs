@@ -35,7 +35,8 @@ async fn patient_or_privacy_officer<A: crate::Action<Object = PatientId>, R: Rel
             if capabilities::may(*role, capabilities::VIEW_ACCESS_HISTORY) =>
         {
             if rel.patient_practices(patient).await?.contains(practice) {
-                Ok(Grant::new(patient, Some(patient), Some(*account)))
+                // Through their practice: they see only its part of the history.
+                Ok(Grant::new(patient, Some(patient), Some(*account)).through(*practice))
             } else {
                 Err(Denied::NotFound)
             }

@@ -3,7 +3,7 @@
 
 use super::{operator, practice_admin};
 use crate::{Platform, action, decided_by, implies};
-use domain::PracticeId;
+use domain::{PatientId, PracticeId};
 
 action!(
     /// Manage operators (the permission storage takes; people ask for [`InviteOperator`]).
@@ -34,6 +34,11 @@ action!(
     /// Reset the second factors of a member of the practice's staff.
     ResetStaffFactors, PracticeId, "practice.staff.reset_factors", Identity, AccountFactors, Update
 );
+action!(
+    /// Reset the second factors of a patient enrolled at the admin's own practice, after
+    /// checking who they are (never an operator: they see no patients).
+    ResetPatientFactors, PatientId, "practice.patients.reset_factors", Identity, AccountFactors, Update
+);
 
 implies!(DisableAccount => ManageAccounts, EnableAccount => ManageAccounts, InviteOperator => ManageOperators, SetPasskeyPolicy => ManagePractices, ResetStaffFactors => ManageStaff);
 use super::practices::{ManagePractices, ManageStaff};
@@ -46,4 +51,5 @@ decided_by!(
     InviteOperator => operator,
     SetPasskeyPolicy => operator,
     ResetStaffFactors => practice_admin,
+    ResetPatientFactors => super::practices::admin_of_their_practice,
 );

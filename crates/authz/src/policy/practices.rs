@@ -23,6 +23,15 @@ action!(
     LeavePractice, PracticeId, "patient.practices.leave", Practices, Enrolment, Delete
 );
 action!(
+    /// See the practices asking to enrol the patient (the patient themself).
+    ReviewEnrolmentRequests, PatientId, "patient.enrolment_requests.list", Practices, Enrolment, List
+);
+action!(
+    /// Accept or decline a practice's request to enrol the patient (the patient themself; the
+    /// store finds no request unless one stands for them).
+    AnswerEnrolmentRequest, PracticeId, "patient.enrolment_requests.answer", Practices, Enrolment, Update
+);
+action!(
     /// Manage a practice's staff (the permission storage takes; people ask for one of the
     /// narrower actions below).
     ManageStaff, PracticeId, "practice.staff.manage", Practices, Staff, Update
@@ -95,7 +104,7 @@ async fn enrolling_staff<A: crate::Action<Object = PracticeId>, R: Relations + ?
 }
 
 /// An admin of a practice the patient is enrolled at (the grant names that practice).
-async fn admin_of_their_practice<A: crate::Action<Object = PatientId>, R: Relations + ?Sized>(
+pub(crate) async fn admin_of_their_practice<A: crate::Action<Object = PatientId>, R: Relations + ?Sized>(
     p: &Principal,
     patient: PatientId,
     rel: &R,
@@ -125,7 +134,35 @@ async fn patient_enrolled_there<A: crate::Action<Object = PracticeId>, R: Relati
     }
 }
 
+/// The patient themself (the grant names them).
+async fn the_patient<A: crate::Action<Object = PatientId>, R: Relations + ?Sized>(
+    p: &Principal,
+    patient: PatientId,
+    _rel: &R,
+) -> Result<Grant<A>, Denied> {
+    match p {
+        Principal::Patient { patient: own, account, .. } if *own == patient => {
+            Ok(Grant::new(patient, Some(patient), Some(*account)))
+        }
+        _ => Err(Denied::NotFound),
+    }
+}
+
+/// A patient, about a practice's request to them (the grant names the patient).
+async fn patient_asked<A: crate::Action<Object = PracticeId>, R: Relations + ?Sized>(
+    p: &Principal,
+    practice: PracticeId,
+    _rel: &R,
+) -> Result<Grant<A>, Denied> {
+    match p {
+        Principal::Patient { patient, account, .. } => Ok(Grant::new(practice, Some(*patient), Some(*account))),
+        _ => Err(Denied::NotFound),
+    }
+}
+
 decided_by!(
+    ReviewEnrolmentRequests => the_patient,
+    AnswerEnrolmentRequest => patient_asked,
     UnenrolPatient => admin_of_their_practice,
     LeavePractice => patient_enrolled_there,
     ListPracticePatients => any_staff,

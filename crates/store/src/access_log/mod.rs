@@ -64,10 +64,17 @@ pub trait AccessLogStore: Send + Sync {
     /// The leaf index of the first event written at or after `at_ms`, if any.
     fn first_audit_seq_since(&self, at_ms: i64) -> BoxFuture<'_, Result<Option<u64>>>;
     /// Removes the events with a leaf index below `below` (retention; their tree nodes stay)
-    /// and records it, with `cutoff_ms` (every removed event is older). Returns how many went.
-    fn prune_audit(&self, below: u64, cutoff_ms: i64, now: UnixTime) -> BoxFuture<'_, Result<u64>>;
-    /// Where the retained log begins: (leaf index, cutoff) of the last removal, if any.
-    fn audit_pruned(&self) -> BoxFuture<'_, Result<Option<(u64, i64)>>>;
+    /// and records it, with `cutoff_ms` (every removed event is older) and `note`, the record
+    /// signed by the log's key. Returns how many went.
+    fn prune_audit<'a>(
+        &'a self,
+        below: u64,
+        cutoff_ms: i64,
+        note: &'a str,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<u64>>;
+    /// Where the retained log begins: (leaf index, cutoff, signed note) of the last removal.
+    fn audit_pruned(&self) -> BoxFuture<'_, Result<Option<crate::PrunedRecord>>>;
     /// A patient's access history, newest first.
     fn patient_history<'a>(
         &'a self,

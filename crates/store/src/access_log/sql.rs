@@ -334,7 +334,13 @@ impl AccessLogStore for This {
         })
     }
 
-    fn prune_audit(&self, below: u64, cutoff_ms: i64, now: UnixTime) -> BoxFuture<'_, Result<u64>> {
+    fn prune_audit<'a>(
+        &'a self,
+        below: u64,
+        cutoff_ms: i64,
+        note: &'a str,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<u64>> {
         Box::pin(async move {
             let below = to_i64(below)?;
             let mut tx = self.begin().await?;
@@ -350,12 +356,14 @@ impl AccessLogStore for This {
             sqlx::query("DELETE FROM audit_by_patient WHERE seq < $1").bind(below).execute(&mut *tx).await?;
             let gone = sqlx::query("DELETE FROM audit_events WHERE seq < $1").bind(below).execute(&mut *tx).await?;
             sqlx::query(
-                "INSERT INTO audit_pruned (singleton, below, cutoff_ms, pruned_at) VALUES (1, $1, $2, $3) \
-                 ON CONFLICT (singleton) DO UPDATE SET below = excluded.below, cutoff_ms = excluded.cutoff_ms, pruned_at = excluded.pruned_at",
+                "INSERT INTO audit_pruned (singleton, below, cutoff_ms, pruned_at, note) VALUES (1, $1, $2, $3, $4) \
+                 ON CONFLICT (singleton) DO UPDATE SET below = excluded.below, cutoff_ms = excluded.cutoff_ms, \
+                 pruned_at = excluded.pruned_at, note = excluded.note",
             )
             .bind(below)
             .bind(cutoff_ms)
             .bind(now)
+            .bind(note)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -363,12 +371,19 @@ impl AccessLogStore for This {
         })
     }
 
-    fn audit_pruned(&self) -> BoxFuture<'_, Result<Option<(u64, i64)>>> {
+    fn audit_pruned(&self) -> BoxFuture<'_, Result<Option<crate::PrunedRecord>>> {
         Box::pin(async move {
-            let row = sqlx::query("SELECT below, cutoff_ms FROM audit_pruned WHERE singleton = 1")
+            let row = sqlx::query("SELECT below, cutoff_ms, note FROM audit_pruned WHERE singleton = 1")
                 .fetch_optional(&self.pool)
                 .await?;
-            row.map(|r| Ok((to_u64(r.try_get("below")?)?, r.try_get("cutoff_ms")?))).transpose()
+            row.map(|r| {
+                Ok(crate::PrunedRecord {
+                    below: to_u64(r.try_get("below")?)?,
+                    cutoff_ms: r.try_get("cutoff_ms")?,
+                    note: r.try_get("note")?,
+                })
+            })
+            .transpose()
         })
     }
 
@@ -395,7 +410,9 @@ impl AccessLogStore for This {
                      SELECT t.seq FROM audit_events t WHERE t.seq >= (",
                 tree_size!(),
                 ") AND t.patient_id = $1 AND t.at_ms >= $2 AND t.at_ms < $3) \
-                 AND ($4 OR e.module IN ($5, $6, $7, $8)) ORDER BY e.at_ms DESC, e.id DESC LIMIT $9",
+                 AND ($4 OR e.module IN ($5, $6, $7, $8)) \
+                 AND ($10 = '' OR e.practice_id = $10 OR e.actor_practice = $10) \
+                 ORDER BY e.at_ms DESC, e.id DESC LIMIT $9",
             ))
             .bind(grant.object().to_string())
             .bind(f.from_ms)
@@ -406,12 +423,23 @@ impl AccessLogStore for This {
             .bind(pad(2))
             .bind(pad(3))
             .bind(f.limit)
+            // A practice's privacy officer sees only what happened at (or through) their
+            // practice: not the patient's other practices, nor the patient's own doings.
+            .bind(grant.via_practice().map(|p| p.to_string()).unwrap_or_default())
             .fetch_all(&self.pool)
             .await?;
+            let officer = grant.via_practice().is_some();
             rows.iter()
                 .map(|r| {
+                    let mut event = event_row(r)?;
+                    if officer {
+                        // Nor where anyone connected from.
+                        event.ip = String::new();
+                        event.user_agent = String::new();
+                        event.session = None;
+                    }
                     Ok(HistoryRow {
-                        event: event_row(r)?,
+                        event,
                         seq: r.try_get::<Option<i64>, _>("seq")?.map(to_u64).transpose()?,
                         actor_name: None,
                         practice_name: None,

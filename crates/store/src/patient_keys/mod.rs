@@ -85,4 +85,10 @@ pub trait PatientKeyStore: Send + Sync {
     ) -> BoxFuture<'a, Result<()>>;
     /// Destroys every version of a patient's key (erasure); returns how many were live.
     fn destroy_patient_keys<'a>(&'a self, grant: &'a Grant<KeyCustody>, now: UnixTime) -> BoxFuture<'a, Result<u64>>;
+    /// After an erasure, removes what the engine keeps of the old values from its live files:
+    /// `SQLite` (which zeroes deleted content, `secure_delete`) copies its write-ahead log into
+    /// the database and empties it; `PostgreSQL` vacuums the keys' table so its old row versions
+    /// go. (Copies in backups, and in `PostgreSQL`'s WAL archive, are made useless by retiring
+    /// the master key instead: see ARCHITECTURE.md, "Erasure".)
+    fn scrub_erased_keys(&self) -> BoxFuture<'_, Result<()>>;
 }

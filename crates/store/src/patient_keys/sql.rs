@@ -217,6 +217,10 @@ impl PatientKeyStore for This {
         })
     }
 
+    fn scrub_erased_keys(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.scrub_deleted_content())
+    }
+
     fn destroy_patient_keys<'a>(&'a self, grant: &'a Grant<KeyCustody>, now: UnixTime) -> BoxFuture<'a, Result<u64>> {
         Box::pin(async move {
             let patient = grant.object();

@@ -16,8 +16,9 @@ mod postgres {
 }
 
 use crate::{
-    EnrolPatient, Enrolled, ListPracticePatients, ManagePractices, ManageStaff, NewAccount, NewInvitation, NewPatient,
-    NewPractice, PatientRow, PracticeRow, PracticeSummary, Result, StaffRow, ViewPatient,
+    AwaitingPatient, EnrolPatient, Enrolled, EnrolmentRequest, ListPracticePatients, ManagePractices, ManageStaff,
+    NewAccount, NewInvitation, NewPatient, NewPractice, PatientRow, PracticeRow, PracticeSummary, Result, StaffRow,
+    ViewPatient,
 };
 use authz::Grant;
 use domain::{AccountId, BoxFuture, PatientId, PracticeId, StaffRole, UnixTime};
@@ -116,13 +117,37 @@ pub trait PracticeStore: Send + Sync {
         patient: &'a NewPatient,
         invite: &'a NewInvitation,
     ) -> BoxFuture<'a, Result<Enrolled>>;
+    /// The practices asking to enrol the grant's patient whose request they have not answered:
+    /// only requests whose name and date of birth matched the record, from the last 30 days.
+    fn enrolment_requests<'a>(
+        &'a self,
+        grant: &'a Grant<authz::ReviewEnrolmentRequests>,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<Vec<EnrolmentRequest>>>;
+    /// The grant's patient answers the grant's practice's request: accepting enrols them there
+    /// (from now on its staff see their record), declining leaves everything as it was. Returns
+    /// who asked. `NotFound` unless such a request stands, unanswered, for them.
+    fn answer_enrolment_request<'a>(
+        &'a self,
+        grant: &'a Grant<authz::AnswerEnrolmentRequest>,
+        accept: bool,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<Option<AccountId>>>;
+    /// The enrolments the grant's practice asked for in the last 30 days that the person has not
+    /// accepted (whether or not they were asked, and whether or not they declined, is not said).
+    fn awaiting_patients<'a>(
+        &'a self,
+        grant: &'a Grant<ListPracticePatients>,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<Vec<AwaitingPatient>>>;
     /// The patients enrolled at the grant's practice.
     fn list_patients<'a>(&'a self, grant: &'a Grant<ListPracticePatients>) -> BoxFuture<'a, Result<Vec<PatientRow>>>;
     /// The patient the grant is for.
     fn patient<'a>(&'a self, grant: &'a Grant<ViewPatient>) -> BoxFuture<'a, Result<PatientRow>>;
     /// The patient record linked to a patient account.
     fn patient_for_account(&self, account: AccountId) -> BoxFuture<'_, Result<Option<PatientId>>>;
-    /// The account linked to a patient record (for notices to the patient).
+    /// The account linked to a patient record enrolled at, or asked by, the grant's practice
+    /// (for notices to the patient).
     fn patient_account<'a>(
         &'a self,
         grant: &'a Grant<EnrolPatient>,

@@ -4,9 +4,9 @@
 
 use crate::portable::{map_unique, staff_role};
 use crate::{
-    AccountId, BoxFuture, Enrolled, NewAccount, NewInvitation, NewPatient, NewPractice, PatientId, PatientRow,
-    PracticeId, PracticeRow, PracticeStore, PracticeSummary, Result, StaffChange, StaffRole, StaffRow, StoreError,
-    UnixTime,
+    AccountId, AwaitingPatient, BoxFuture, ENROLMENT_REQUEST_SECS, Enrolled, EnrolmentRequest, NewAccount,
+    NewInvitation, NewPatient, NewPractice, PatientId, PatientRow, PracticeId, PracticeRow, PracticeStore,
+    PracticeSummary, Result, StaffChange, StaffRole, StaffRow, StoreError, UnixTime,
 };
 use authz::{EnrolPatient, Grant, Relations, RelationsError};
 use domain::AccountKind;
@@ -227,13 +227,13 @@ impl PracticeStore for This {
                 .await?;
             let outcome = if let Some(r) = existing {
                 let id: Uuid = r.try_get("id")?;
-                // A second practice joins an existing record only when the identity it
-                // checked matches the record: an NHI alone opens nothing.
+                let patient = PatientId::from_uuid(id);
+                // Does the identity the practice checked match the record? An NHI alone opens
+                // nothing, and the practice is not told which way this went.
                 let stored_name: String = r.try_get("name")?;
                 let stored_dob: String = r.try_get("date_of_birth")?;
-                if stored_dob != p.date_of_birth.iso() || stored_name.to_lowercase() != p.name.as_str().to_lowercase() {
-                    return Err(StoreError::Conflict("identity"));
-                }
+                let matched =
+                    stored_dob == p.date_of_birth.iso() && stored_name.to_lowercase() == p.name.as_str().to_lowercase();
                 let already = sqlx::query("SELECT 1 FROM enrolments WHERE patient_id = $1 AND practice_id = $2")
                     .bind(id)
                     .bind(practice)
@@ -241,16 +241,36 @@ impl PracticeStore for This {
                     .await?
                     .is_some();
                 if already {
-                    Enrolled::AlreadyEnrolled(PatientId::from_uuid(id))
+                    // Its staff already see this record: nothing to hide from them.
+                    if !matched {
+                        return Err(StoreError::Conflict("identity"));
+                    }
+                    Enrolled::AlreadyEnrolled(patient)
                 } else {
-                    sqlx::query("INSERT INTO enrolments (patient_id, practice_id, enrolled_at, enrolled_by) VALUES ($1, $2, $3, $4)")
-                        .bind(id)
-                        .bind(practice)
-                        .bind(p.at)
-                        .bind(p.enrolled_by.map(|a| a.as_uuid()))
-                        .execute(&mut *tx)
-                        .await?;
-                    Enrolled::Existing(PatientId::from_uuid(id))
+                    // Only a request: the account holder accepts it (or not). A request still
+                    // open, or answered in the last 30 days, stands as it is: asking again
+                    // changes nothing and mails nobody — except that a right guess replaces a
+                    // wrong one, so a typo (or an attacker's guess) cannot block the practice.
+                    let fresh = sqlx::query(
+                        "INSERT INTO enrolment_requests (patient_id, practice_id, requested_by, requested_at, \
+                         identity_matched) VALUES ($1, $2, $3, $4, $5) \
+                         ON CONFLICT (patient_id, practice_id) DO UPDATE SET requested_by = EXCLUDED.requested_by, \
+                         requested_at = EXCLUDED.requested_at, identity_matched = EXCLUDED.identity_matched, \
+                         answered_at = NULL, accepted = NULL \
+                         WHERE enrolment_requests.requested_at < $6 OR enrolment_requests.accepted = TRUE \
+                         OR (enrolment_requests.identity_matched = FALSE AND EXCLUDED.identity_matched = TRUE)",
+                    )
+                    .bind(id)
+                    .bind(practice)
+                    .bind(p.enrolled_by.map(|a| a.as_uuid()))
+                    .bind(p.at)
+                    .bind(matched)
+                    .bind(p.at - ENROLMENT_REQUEST_SECS)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                        == 1;
+                    Enrolled::Requested { patient, identity_matched: matched, fresh }
                 }
             } else {
                 let account = NewAccount {
@@ -326,6 +346,100 @@ impl PracticeStore for This {
         })
     }
 
+    fn enrolment_requests<'a>(
+        &'a self,
+        grant: &'a Grant<authz::ReviewEnrolmentRequests>,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<Vec<EnrolmentRequest>>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT r.practice_id, p.name, r.requested_at FROM enrolment_requests r \
+                 JOIN practices p ON p.id = r.practice_id \
+                 WHERE r.patient_id = $1 AND r.identity_matched = TRUE AND r.answered_at IS NULL \
+                 AND r.requested_at >= $2 ORDER BY r.requested_at, p.name",
+            )
+            .bind(grant.object().as_uuid())
+            .bind(now - ENROLMENT_REQUEST_SECS)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(EnrolmentRequest {
+                        practice: PracticeId::from_uuid(r.try_get("practice_id")?),
+                        practice_name: r.try_get("name")?,
+                        requested_at: r.try_get("requested_at")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn answer_enrolment_request<'a>(
+        &'a self,
+        grant: &'a Grant<authz::AnswerEnrolmentRequest>,
+        accept: bool,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<Option<AccountId>>> {
+        Box::pin(async move {
+            let patient = grant.patient().ok_or(StoreError::NotFound)?.as_uuid();
+            let practice = grant.object().as_uuid();
+            let mut tx = self.begin().await?;
+            let Some(row) = sqlx::query(
+                "UPDATE enrolment_requests SET answered_at = $3, accepted = $4 \
+                 WHERE patient_id = $1 AND practice_id = $2 AND identity_matched = TRUE AND answered_at IS NULL \
+                 AND requested_at >= $5 RETURNING requested_by",
+            )
+            .bind(patient)
+            .bind(practice)
+            .bind(now)
+            .bind(accept)
+            .bind(now - ENROLMENT_REQUEST_SECS)
+            .fetch_optional(&mut *tx)
+            .await?
+            else {
+                return Err(StoreError::NotFound);
+            };
+            let requested_by: Option<Uuid> = row.try_get("requested_by")?;
+            if accept {
+                sqlx::query(
+                    "INSERT INTO enrolments (patient_id, practice_id, enrolled_at, enrolled_by) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (patient_id, practice_id) DO NOTHING",
+                )
+                .bind(patient)
+                .bind(practice)
+                .bind(now)
+                .bind(requested_by)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(requested_by.map(AccountId::from_uuid))
+        })
+    }
+
+    fn awaiting_patients<'a>(
+        &'a self,
+        grant: &'a Grant<authz::ListPracticePatients>,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<Vec<AwaitingPatient>>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT p.nhi, r.requested_at FROM enrolment_requests r JOIN patients p ON p.id = r.patient_id \
+                 WHERE r.practice_id = $1 AND r.requested_at >= $2 AND r.accepted IS NOT TRUE \
+                 AND NOT EXISTS (SELECT 1 FROM enrolments e WHERE e.patient_id = r.patient_id \
+                   AND e.practice_id = r.practice_id) \
+                 ORDER BY r.requested_at DESC, p.nhi LIMIT 200",
+            )
+            .bind(grant.object().as_uuid())
+            .bind(now - ENROLMENT_REQUEST_SECS)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|r| Ok(AwaitingPatient { nhi: r.try_get("nhi")?, requested_at: r.try_get("requested_at")? }))
+                .collect()
+        })
+    }
+
     fn patient_for_account(&self, account: AccountId) -> BoxFuture<'_, Result<Option<PatientId>>> {
         Box::pin(async move {
             let row = sqlx::query("SELECT id FROM patients WHERE account_id = $1")
@@ -345,10 +459,11 @@ impl PracticeStore for This {
         patient: PatientId,
     ) -> BoxFuture<'a, Result<AccountId>> {
         Box::pin(async move {
-            // Only a patient enrolled at the practice the grant is for.
+            // Only a patient enrolled at, or asked by, the practice the grant is for.
             let row = sqlx::query(
-                "SELECT p.account_id FROM patients p JOIN enrolments e ON e.patient_id = p.id \
-                 WHERE p.id = $1 AND e.practice_id = $2",
+                "SELECT p.account_id FROM patients p WHERE p.id = $1 AND (\
+                 EXISTS (SELECT 1 FROM enrolments e WHERE e.patient_id = p.id AND e.practice_id = $2) OR \
+                 EXISTS (SELECT 1 FROM enrolment_requests r WHERE r.patient_id = p.id AND r.practice_id = $2))",
             )
             .bind(patient.as_uuid())
             .bind(grant.object().as_uuid())

@@ -106,9 +106,10 @@ pub(crate) struct EnrolRequest {
 /// What enrolling did.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct EnrolResponse {
-    /// The patient's id.
-    patient: String,
-    /// `created`, `enrolled_existing` or `already_enrolled`.
+    /// The patient's id (none while the person has yet to confirm).
+    patient: Option<String>,
+    /// `created`, `already_enrolled`, or `awaiting_confirmation`: the NHI is already registered,
+    /// and the person will be asked to confirm; nothing more is said, whatever the details given.
     outcome: String,
 }
 
@@ -117,7 +118,9 @@ pub(crate) struct EnrolResponse {
     params(("practice_id" = String, Path, description = "The practice's id")),
     request_body = EnrolRequest,
     responses(
+        (status = 200, description = "Already enrolled here", body = EnrolResponse),
         (status = 201, description = "Enrolled", body = EnrolResponse),
+        (status = 202, description = "The person will be asked to confirm", body = EnrolResponse),
         (status = 400, description = "Malformed JSON", body = ApiErrorBody),
         (status = 401, description = "Not signed in", body = ApiErrorBody),
         (status = 404, description = "No such practice, or not yours", body = ApiErrorBody),
@@ -148,11 +151,12 @@ pub(crate) async fn enrol(
         .await
         .map_err(|e| WebError::api(e).into_response())?;
     let (id, outcome, status) = match outcome {
-        Enrolled::New(id) => (id, "created", StatusCode::CREATED),
-        Enrolled::Existing(id) => (id, "enrolled_existing", StatusCode::CREATED),
-        Enrolled::AlreadyEnrolled(id) => (id, "already_enrolled", StatusCode::OK),
+        Enrolled::New(id) => (Some(id), "created", StatusCode::CREATED),
+        Enrolled::AlreadyEnrolled(id) => (Some(id), "already_enrolled", StatusCode::OK),
+        Enrolled::AwaitingConfirmation => (None, "awaiting_confirmation", StatusCode::ACCEPTED),
     };
-    Ok((status, Json(EnrolResponse { patient: id.to_string(), outcome: outcome.into() })).into_response())
+    let patient = id.map(|id| id.to_string());
+    Ok((status, Json(EnrolResponse { patient, outcome: outcome.into() })).into_response())
 }
 
 /// A patient's access history as a FHIR R4 `Bundle` of `AuditEvent` resources (IHE BALP style):

@@ -10,24 +10,6 @@ use app::domain::SessionId;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect};
 
-fn describe_device(user_agent: &str) -> String {
-    let browser = ["Edg", "Firefox", "Chrome", "Safari"]
-        .into_iter()
-        .find(|b| user_agent.contains(b))
-        .map(|b| if b == "Edg" { "Edge" } else { b });
-    let os = ["Android", "iPhone", "iPad", "Windows", "Mac OS", "Linux"]
-        .into_iter()
-        .find(|o| user_agent.contains(o))
-        .map(|o| if o == "Mac OS" { "macOS" } else { o });
-    match (browser, os) {
-        (Some(b), Some(o)) => format!("{b} on {o}"),
-        (Some(b), None) => b.to_owned(),
-        (None, Some(o)) => o.to_owned(),
-        (None, None) if user_agent.is_empty() => "Unknown device".to_owned(),
-        (None, None) => user_agent.chars().take(40).collect(),
-    }
-}
-
 pub(crate) async fn sessions_page(
     State(state): State<WebState>,
     Auth(ctx, who): Auth,
@@ -38,7 +20,7 @@ pub(crate) async fn sessions_page(
         .into_iter()
         .map(|s| SessionLine {
             id: s.id.to_string(),
-            device: describe_device(&s.user_agent),
+            device: app::identity::describe_device(&s.user_agent),
             ip: s.ip,
             created: crate::present::moment(s.created_at),
             last_seen: crate::present::moment(s.last_seen_at),

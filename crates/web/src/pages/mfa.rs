@@ -105,7 +105,9 @@ async fn security_view(
     let status = state.app.identity().mfa_status(who).await.map_err(WebError::page)?;
     let passkeys = state.app.identity().passkeys(who).await.map_err(WebError::page)?;
     let required = if who.needs_passkey {
-        "Your role must sign in with a passkey. Add one below (confirm it's you first if asked), or sign out and sign in with the passkey you have."
+        "Your role must sign in with a passkey. If you have one, sign out and sign in with it. To add your first, choose \"Email me a set-up link\", open the link in this browser and add it here; then sign out and sign in with it."
+    } else if who.patient.is_some() {
+        "Your practice asks its patients to use a second step when they sign in. Set up a passkey or an authenticator app to see your records: choose \"Email me a set-up link\" and open the link in this browser."
     } else {
         "Your role needs a second step when you sign in. Set up a passkey or an authenticator app to continue."
     };

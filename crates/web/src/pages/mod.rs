@@ -31,14 +31,20 @@ pub(crate) fn notice_text(n: &Notice) -> Option<String> {
     Some(
         match n.done.as_deref()? {
             "enrolled" => "The patient is enrolled and has been emailed a link to activate their account.",
-            "enrolled-existing" => "This patient already has a Tiaki account; they are now also enrolled here.",
+            "awaiting-confirmation" => {
+                "This NHI number is already registered with Tiaki. The person will be asked to confirm; your practice sees \
+                 their record once they accept. It is listed under \"Waiting for the patient\" until then."
+            }
+            "request-accepted" => "Done: that practice is now one of your practices and can see your record.",
+            "request-declined" => "Declined: that practice cannot see anything in your account.",
             "already-enrolled" => "This patient is already enrolled here; nothing was changed.",
             "invited" => "The invitation has been emailed.",
             "practice" => "The practice was added and its admin has been emailed an invitation.",
             "ended" => "That session has been ended.",
             "ended-others" => "You have been signed out everywhere else.",
             "patient-mfa-on" => {
-                "Patients must now use a second step. Those without one are asked to set one up on every page."
+                "Patients must now use a second step. Until they have one, signing in with a password alone shows them only \
+                 where to set one up, none of their records."
             }
             "patient-mfa-off" => "Patients may now choose whether to use a second step.",
             "factors-reset" => "Their sign-in was reset: their passkeys, authenticator app and recovery codes are gone, they are signed out everywhere, and they have been emailed.",

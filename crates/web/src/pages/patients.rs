@@ -17,6 +17,19 @@ pub(crate) async fn patient_page(
 ) -> PageResult {
     let (row, practices) =
         state.app.practices().view_patient(&ctx.caller_as(&who), patient).await.map_err(WebError::page)?;
+    let requests = if who.patient == Some(patient) {
+        state
+            .app
+            .practices()
+            .enrolment_requests(&ctx.caller_as(&who), patient)
+            .await
+            .map_err(WebError::page)?
+            .into_iter()
+            .map(Into::into)
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(render(&PatientPage {
         nav: Some(Nav::new(&who, ctx.csrf())),
         csrf: ctx.csrf().to_owned(),
@@ -30,6 +43,7 @@ pub(crate) async fn patient_page(
             .is_none_or(|(_, r)| app::capabilities::may(r, app::capabilities::VIEW_ACCESS_HISTORY)),
         patient: row,
         practices,
+        requests,
     }))
 }
 
@@ -54,5 +68,37 @@ pub(crate) async fn leave_practice(
     let who = ctx.require_signed_in()?;
     state.app.practices().leave(&ctx.caller_as(&who), practice).await.map_err(WebError::page)?;
     let to = who.patient.map_or_else(|| "/home".to_owned(), |p| format!("/patients/{p}?done=left-practice"));
+    Ok(Redirect::to(&to).into_response())
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct AnswerForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    answer: String,
+}
+
+impl crate::extract::HasCsrf for AnswerForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// The patient accepts or declines a practice's request to enrol them; back to their page.
+pub(crate) async fn answer_enrolment_request(
+    State(state): State<WebState>,
+    PageId(practice): PageId<PracticeId>,
+    CsrfForm(ctx, form): CsrfForm<AnswerForm>,
+) -> PageResult {
+    let who = ctx.require_signed_in()?;
+    let accept = state
+        .app
+        .practices()
+        .answer_enrolment_request(&ctx.caller_as(&who), practice, &form.answer)
+        .await
+        .map_err(WebError::page)?;
+    let done = if accept { "request-accepted" } else { "request-declined" };
+    let to = who.patient.map_or_else(|| "/home".to_owned(), |p| format!("/patients/{p}?done={done}"));
     Ok(Redirect::to(&to).into_response())
 }

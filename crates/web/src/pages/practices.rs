@@ -25,6 +25,15 @@ async fn practice_view(
 ) -> Result<Response, WebError> {
     // Listing patients is the access check for the page as a whole.
     let patients = state.app.practices().list_patients(&ctx.caller_as(who), practice).await.map_err(WebError::page)?;
+    let awaiting: Vec<crate::views::AwaitingLine> = state
+        .app
+        .practices()
+        .awaiting_patients(&ctx.caller_as(who), practice)
+        .await
+        .map_err(WebError::page)?
+        .into_iter()
+        .map(Into::into)
+        .collect();
     let row = state
         .app
         .practices()
@@ -53,6 +62,7 @@ async fn practice_view(
         practice: row,
         can_enrol,
         patients,
+        awaiting,
         staff,
         me: who.account,
         patients_need_mfa,
@@ -172,7 +182,7 @@ pub(crate) async fn enrol(
         Ok(outcome) => {
             let done = match outcome {
                 Enrolled::New(_) => "enrolled",
-                Enrolled::Existing(_) => "enrolled-existing",
+                Enrolled::AwaitingConfirmation => "awaiting-confirmation",
                 Enrolled::AlreadyEnrolled(_) => "already-enrolled",
             };
             Ok(Redirect::to(&format!("/practices/{practice}?done={done}")).into_response())

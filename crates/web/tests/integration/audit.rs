@@ -660,3 +660,42 @@ async fn a_clients_request_id_never_reaches_the_access_log() -> Result<()> {
     assert!(log.contains(&ours), "the read is logged under the server's id");
     Ok(())
 }
+
+/// Review #4: a privacy officer answers questions about access at their own practice; they see
+/// neither what the patient's other practices did nor where the patient connected from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_privacy_officer_sees_only_their_practices_part_of_a_history() -> Result<()> {
+    let w = World::new().await?;
+    staff(&w.t, w.practice_b, "po-b@example.nz", app::domain::StaffRole::PrivacyOfficer).await?;
+    rejoin(&w.t, w.practice_b, w.patient1, "ZZZ0016").await?;
+    let record = format!("/patients/{}", w.patient1);
+    let mut patient = w.signed_in("p1@example.nz", [10, 9, 8, 7]).await?;
+    assert_eq!(patient.get(&format!("{record}/documents")).await?.status, StatusCode::OK);
+    let mut admin_a = w.signed_in("admin-a@example.nz", [127, 0, 31, 1]).await?;
+    assert_eq!(admin_a.get(&record).await?.status, StatusCode::OK);
+    let mut admin_b = w.signed_in("admin-b@example.nz", [127, 0, 32, 1]).await?;
+    assert_eq!(admin_b.get(&record).await?.status, StatusCode::OK);
+
+    // The patient sees everything, their own addresses included (the positive control).
+    let own = patient.get(&format!("{record}/access")).await?.body;
+    assert!(own.contains("Practice A") && own.contains("Practice B"));
+    let own_export = patient.get(&format!("/api/v1/patients/{}/audit-events", w.patient1)).await?.body;
+    assert!(own_export.contains("10.9.8.7"));
+
+    let mut po_b = w.signed_in("po-b@example.nz", [127, 0, 33, 1]).await?;
+    let page = po_b.get(&format!("{record}/access")).await?;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Practice B"), "their own practice's reads are there");
+    assert!(!page.body.contains("Practice A"), "another practice's reads are not");
+    let export = po_b.get(&format!("/api/v1/patients/{}/audit-events", w.patient1)).await?;
+    assert_eq!(export.status, StatusCode::OK);
+    let bundle: Value = serde_json::from_str(&export.body)?;
+    let practice_a = w.practice_a.to_string();
+    for entry in bundle["entry"].as_array().context("entries")? {
+        let text = entry.to_string();
+        assert!(!text.contains("10.9.8.7") && !text.contains("127.0.3"), "no addresses: {text}");
+        assert!(!text.contains(&practice_a), "nothing of practice A: {text}");
+    }
+    assert!(!bundle["entry"].as_array().context("entries")?.is_empty());
+    Ok(())
+}

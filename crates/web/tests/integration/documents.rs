@@ -277,12 +277,26 @@ async fn pushes_are_scoped_idempotent_and_refused_outside_scope() -> Result<()> 
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let r = push(&w.t, &hospital_token, &push_meta("ZBN77VL", "dis-2"), &pdf("discharge", 4000)).await?;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "practice B did not agree");
+    // A system names only its own organisation as the document's controller (review #21).
+    let claim = push_meta("ZZZ0016", "dis-9").replace(
+        r#""source_document_id""#,
+        r#""controller_id":"G00001-A","controller_name":"Someone Else","source_document_id""#,
+    );
+    let r = push(&w.t, &hospital_token, &claim, &pdf("discharge", 4000)).await?;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("your organisation's HPI id (G00042-K)"), "{}", r.body);
+    let own = claim.replace("G00001-A", "g00042-k");
+    assert_eq!(push(&w.t, &hospital_token, &own, &pdf("discharge", 4000)).await?.status, StatusCode::CREATED);
+    // A practice's own system acts for that practice only.
+    let other_org = w.t.app.console().create_client("PMS", "G00001-A", "Practice A", Some("FAA111-A")).await;
+    assert!(matches!(other_org, Err(app::AppError::Invalid(_))), "{other_org:?}");
     // The patient sees it with its source and controller; practice A's staff see only what A sent.
     let mut p1 = w.signed_in("p1@example.nz", [127, 0, 33, 1]).await?;
     let list = p1.get(&format!("/api/v1/patients/{}/documents", w.patient1)).await?;
     let docs: Vec<Value> = serde_json::from_str(&list.body)?;
-    assert_eq!(docs.len(), 2);
+    assert_eq!(docs.len(), 3);
     assert!(docs.iter().any(|d| d["controller"] == "Te Whatu Ora Te Tai Tokerau" && d["controller_id"] == "G00042-K"));
+    assert!(docs.iter().all(|d| d["controller"] != "Someone Else"));
     let mut staff_a = w.signed_in("admin-a@example.nz", [127, 0, 33, 2]).await?;
     let theirs: Vec<Value> =
         serde_json::from_str(&staff_a.get(&format!("/api/v1/patients/{}/documents", w.patient1)).await?.body)?;
@@ -295,7 +309,7 @@ async fn pushes_are_scoped_idempotent_and_refused_outside_scope() -> Result<()> 
     let r = push(&w.t, &hospital_token, &push_meta("ZZZ0016", "dis-r"), &pdf("discharge", 4000)).await?;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "no agreement, no push");
     let list = p1.get(&format!("/api/v1/patients/{}/documents", w.patient1)).await?;
-    assert_eq!(serde_json::from_str::<Vec<Value>>(&list.body)?.len(), 2, "what was sent stays the patient's");
+    assert_eq!(serde_json::from_str::<Vec<Value>>(&list.body)?.len(), 3, "what was sent stays the patient's");
     console.add_agreement("FAA111-A", "G00042-K").await?;
     // Bad metadata is explained; markup is refused; neither keeps anything.
     let r = push(&w.t, &hospital_token, r#"{"nhi":"nope","category":"x"}"#, &pdf("x", 100)).await?;
@@ -320,7 +334,7 @@ async fn pushes_are_scoped_idempotent_and_refused_outside_scope() -> Result<()> 
     let r = push(&w.t, "tiaki_nonsense", &push_meta("ZZZ0016", "dis-6"), &pdf("x", 100)).await?;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let stored = sql_strings(&w.t, "SELECT title FROM documents").await?;
-    assert_eq!(stored.len(), 3, "the letter, the discharge summary and dis-5: {stored:?}");
+    assert_eq!(stored.len(), 4, "the letter, the discharge summaries dis-1 and dis-9, and dis-5: {stored:?}");
     // One source identifier names one document: reused for another patient, or re-sent after a
     // withdrawal, it is a clear conflict, not a silent success.
     let r = push(&w.t, &w.client_a, &push_meta("ZAA0067", "letter-1"), &pdf("other", 100)).await?;
@@ -442,8 +456,15 @@ async fn patients_rename_hide_and_delete_but_cannot_delete_clinical_documents() 
     assert!(p1.get(&page).await?.body.contains("Blood test, March"));
     let r = p1.post(&format!("/documents/{mine}/rename"), &[("title", "")]).await?;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    // The letter from the practice can be hidden and shown, not deleted.
+    // The letter from the practice can be hidden and shown, not deleted nor renamed: its staff see
+    // its title too (review #22).
     let letter = w.letter1.to_string();
+    let r = p1.post(&format!("/documents/{letter}/rename"), &[("title", "Cancelled, ignore")]).await?;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.body.contains("keep the title they were sent with"));
+    let mut gp_a = w.signed_in("gp-a@example.nz", [127, 0, 35, 3]).await?;
+    let staff_view = gp_a.get(&page).await?.body;
+    assert!(staff_view.contains("Discharge summary") && !staff_view.contains("Cancelled, ignore"));
     assert_eq!(p1.post(&format!("/documents/{letter}/delete"), &[]).await?.status, StatusCode::CONFLICT);
     p1.post(&format!("/documents/{letter}/hide"), &[]).await?;
     assert!(!p1.get(&page).await?.body.contains("Discharge summary</a>"), "hidden from the list");
@@ -558,7 +579,10 @@ async fn the_sweeper_removes_abandoned_and_stray_blobs_and_nothing_else() -> Res
     // A blob nobody knows of.
     let stray = app::documents::blobs::Blobs::new_key();
     blobs.put(&stray, vec![2; 100]).await?;
-    assert_eq!(blobs.list().await?.len(), 4);
+    // Something else's object in the same bucket or folder (a backup, an export): not Tiaki's
+    // to list or sweep (review #17).
+    blobs.put("other/backup-2026.tar", vec![4; 100]).await?;
+    assert_eq!(blobs.list().await?.len(), 4, "only Tiaki's own objects are listed");
     // A folder store's staging file of an upload cut off by a crash.
     let staging = (blob_backend() == "folder").then(|| {
         let key = app::documents::blobs::Blobs::new_key();
@@ -573,6 +597,7 @@ async fn the_sweeper_removes_abandoned_and_stray_blobs_and_nothing_else() -> Res
         assert!(!path.exists(), "the staging file is gone");
     }
     assert_eq!(blobs.list().await?.len(), 2, "the letter and the upload remain");
+    assert_eq!(blobs.get("other/backup-2026.tar").await?, vec![4; 100], "a foreign object survives the sweep");
     assert_eq!(p1.get_bytes(&format!("/api/v1/documents/{id}/content"), None).await?.0, StatusCode::OK);
     Ok(())
 }

@@ -13,6 +13,7 @@
 mod audit;
 mod bad_input;
 mod documents;
+mod enrolment;
 mod flows;
 mod layers;
 mod mail;

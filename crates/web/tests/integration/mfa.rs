@@ -161,18 +161,21 @@ async fn codes_work_once_and_recovery_codes_are_single_use_and_replaceable() -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_console_reset_removes_the_factors_ends_sessions_and_tells_the_holder() -> Result<()> {
     let w = World::new().await?;
-    let mut p1 = w.signed_in("p1@example.nz", [127, 0, 52, 1]).await?;
-    enable_totp(&w, &mut p1).await?;
+    let mut gp = w.signed_in("gp-a@example.nz", [127, 0, 52, 1]).await?;
+    assert_eq!(gp.get("/api/v1/me").await?.status, StatusCode::OK);
     assert!(
-        w.t.app.console().reset_factors("p1@example.nz", "too short").await.is_err(),
+        w.t.app.console().reset_factors("gp-a@example.nz", "too short").await.is_err(),
         "the identity check is recorded"
     );
-    assert!(w.t.app.console().reset_factors("p1@example.nz", "Mere, photo ID at the desk").await?);
-    assert_eq!(p1.get("/api/v1/me").await?.status, StatusCode::UNAUTHORIZED, "signed out everywhere");
+    // Never a patient's from the console: their practice's admin resets those (review #8).
+    let patient = w.t.app.console().reset_factors("p1@example.nz", "Mere, photo ID at the desk").await;
+    assert!(matches!(patient, Err(app::AppError::Invalid(_))), "{patient:?}");
+    assert!(w.t.app.console().reset_factors("gp-a@example.nz", "Mere, photo ID at the desk").await?);
+    assert_eq!(gp.get("/api/v1/me").await?.status, StatusCode::UNAUTHORIZED, "signed out everywhere");
     assert!(subjects(&w.t).await?.iter().any(|s| s.contains("sign-in was reset")));
     let mut again = w.t.browser([127, 0, 52, 2]);
-    let r = again.sign_in("p1@example.nz", PASSWORD).await?;
-    assert_eq!(r.location(), format!("/patients/{}", w.patient1), "password alone again, until they set up a new app");
+    let r = again.sign_in("gp-a@example.nz", PASSWORD).await?;
+    assert_eq!(r.location(), "/account/security", "a password alone, held to setting up a new factor");
     let text = w.t.app.console().export_audit_range(0, i64::MAX).await?.to_string();
     assert!(text.contains("mfa.reset") && text.contains("photo ID at the desk"));
     Ok(())
@@ -244,6 +247,33 @@ async fn a_sign_in_from_a_new_browser_is_emailed_and_a_known_one_is_not() -> Res
     };
     assert_eq!(bodies.len(), 2, "one notice per new browser");
     assert!(bodies.iter().all(|b| !b.contains("http") && (b.contains("198.51.100.7") || b.contains("127.0.54.1"))));
+    Ok(())
+}
+
+/// Review #14: text someone puts in their User-Agent never reaches Tiaki's security emails;
+/// only the browser and system it names, in Tiaki's words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_notice_names_the_browser_never_the_senders_text() -> Result<()> {
+    let w = World::new().await?;
+    let mut b = w.t.browser([203, 0, 113, 9]);
+    b.get("/signin").await?;
+    let csrf = b.csrf.clone().unwrap_or_default();
+    let form =
+        serde_urlencoded::to_string([("csrf", csrf.as_str()), ("email", "p1@example.nz"), ("password", PASSWORD)])?;
+    let evil = "Mozilla/5.0 (Windows NT 10.0) Chrome/150.0 URGENT account locked call 0800 123 456 or visit tiaki-help.example";
+    let r = b.send_with_header(axum::http::Method::POST, "/signin", "user-agent", evil, form.into_bytes()).await?;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let notice = mails(&w.t)
+        .await?
+        .into_iter()
+        .rev()
+        .find(|(to, s, _)| to == "p1@example.nz" && s.contains("New sign-in"))
+        .map(|(_, _, body)| body)
+        .context("a new-browser notice")?;
+    assert!(notice.contains("Chrome on Windows"), "{notice}");
+    for injected in ["URGENT", "0800", "tiaki-help", "locked"] {
+        assert!(!notice.contains(injected), "{injected} reached the email: {notice}");
+    }
     Ok(())
 }
 
@@ -347,7 +377,8 @@ async fn passkey_challenges_are_single_use_and_factor_changes_need_a_recent_conf
 const STEP_UP: i64 = app::identity::passkeys::STEP_UP_SECS;
 
 /// A practice can require a second factor of its patients: its admin turns it on (nobody else
-/// can), and its patients without one are asked on every page until they set one up.
+/// can), and its patients' password-only sessions then reach none of their data until they set
+/// one up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_practice_can_require_a_second_factor_of_its_patients() -> Result<()> {
     let w = World::new().await?;
@@ -368,15 +399,23 @@ async fn a_practice_can_require_a_second_factor_of_its_patients() -> Result<()> 
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let page = admin.get(r.location()).await?;
     assert!(page.body.contains("Patients must now use a second step") && page.body.contains("Stop requiring"));
-    // Its patients without a factor are asked on every page; another practice's are not.
-    for path in [home.as_str(), "/account/sessions", "/account/security"] {
-        assert!(p1.get(path).await?.body.contains(prompt), "{path}");
+    // Its patients' password-only sessions are confined like staff: none of their data (review
+    // #9, the MMH attack: a stuffed password opened the documents), only sign-in security.
+    for path in [home.as_str(), "/account/sessions", &format!("{home}/documents")] {
+        let r = p1.get(path).await?;
+        assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/account/security"), "{path}");
     }
+    for path in [format!("/api/v1/patients/{}/documents", w.patient1), format!("/api/v1/patients/{}", w.patient1)] {
+        assert_eq!(p1.get(&path).await?.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    assert!(p1.get("/account/security").await?.body.contains("Your practice asks its patients to use a second step"));
     let mut p2 = w.signed_in("p2@example.nz", [127, 0, 55, 5]).await?;
-    assert!(!p2.get(&format!("/patients/{}", w.patient2)).await?.body.contains(prompt));
-    // Once they have one, the prompt goes.
+    assert_eq!(p2.get(&format!("/patients/{}", w.patient2)).await?.status, StatusCode::OK, "another practice's");
+    // Once they have one (from the emailed link), they are in.
     enable_totp(&w, &mut p1).await?;
-    assert!(!p1.get(&home).await?.body.contains(prompt));
+    let r = p1.get(&home).await?;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(!r.body.contains(prompt));
     // It can be turned off again.
     let r = admin.post(&policy, &[("on", "no")]).await?;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
@@ -425,6 +464,19 @@ async fn the_operator_can_require_passkeys_of_operators_and_practice_admins() ->
     assert_eq!(admin.get(&format!("/practices/{}", w.practice_a)).await?.location(), "/account/security");
     // A stolen code-only session cannot turn the switch off again.
     assert_eq!(op.post("/operator/passkey-policy", &[("on", "no")]).await?.status, StatusCode::NOT_FOUND);
+    // Nor can it add the passkey that would satisfy the rule (review #3: a phishing proxy relays
+    // the password and the code): the first passkey needs the link emailed to the holder.
+    let mut relayed = w.signed_in("admin-a@example.nz", [127, 0, 56, 9]).await?;
+    let refused = relayed.post("/account/security/passkeys/options", &[]).await?;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert!(refused.body.contains("the first one is added from a link"), "{}", refused.body);
+    // The holder, with the emailed link opened in this browser, can (and must then sign in
+    // again with it: the browser suite does that part with a real authenticator).
+    assert!(relayed.post("/account/security/link", &[]).await?.body.contains("We have emailed you a link"));
+    let link = latest_link(&w.t, "/account/security/link?token=").await?;
+    assert!(relayed.get(&link).await?.body.contains("You can now set up"));
+    let options = relayed.post("/account/security/passkeys/options", &[]).await?;
+    assert_eq!(options.status, StatusCode::OK, "{}", options.body);
     // Other staff and patients are unaffected.
     let mut gp = w.signed_in("gp-a@example.nz", [127, 0, 56, 2]).await?;
     assert_eq!(gp.get(&format!("/practices/{}", w.practice_a)).await?.status, StatusCode::OK);
@@ -559,5 +611,44 @@ async fn staff_cannot_remove_their_last_factor() -> Result<()> {
     let now = app::domain::Clock::now(&w.t.clock);
     let r = gp.post("/account/security/totp/remove", &[("remove_code", &totp_code(FIXTURE_TOTP, now))]).await?;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    Ok(())
+}
+
+/// Review #15: 200 wrong codes sent at once across ten sign-in challenges of one account: no
+/// more than the account's 20 are ever checked (each claims its check first, atomically).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_wrong_codes_cannot_pass_the_accounts_cap() -> Result<()> {
+    let w = World::new().await?;
+    let app = w.t.app.clone();
+    let caller = |n: u8| {
+        app::Caller::new(
+            app::Principal::Anonymous,
+            std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 77, n, 1)),
+            "Mozilla/5.0 Firefox/140.0",
+            "test",
+        )
+    };
+    let mut challenges = Vec::new();
+    for n in 0..10 {
+        match app.identity().sign_in(&caller(n), "gp-a@example.nz", PASSWORD, None).await {
+            Ok(app::SignInStep::SecondFactor(token)) => challenges.push(token),
+            other => anyhow::bail!("a second step was expected: {other:?}"),
+        }
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..200_u8 {
+        let (app, challenge, caller) = (app.clone(), challenges[usize::from(i % 10)].clone(), caller(100));
+        tasks.spawn(async move { app.identity().complete_sign_in(&caller, &challenge, "000000").await });
+    }
+    let mut checked = 0;
+    while let Some(done) = tasks.join_next().await {
+        match done? {
+            Err(app::AppError::Invalid(_)) => checked += 1,
+            Err(app::AppError::RateLimited(_) | app::AppError::LinkExpired) => {}
+            other => anyhow::bail!("unexpected: {other:?}"),
+        }
+    }
+    assert!(checked <= 20, "{checked} codes were checked; the cap is 20");
+    assert!(checked >= 5, "some were checked: {checked}");
     Ok(())
 }
