@@ -234,7 +234,8 @@ def main():
     ap.add_argument("--bin", required=True)
     ap.add_argument("--uploads", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=int(time.time()))
-    ap.add_argument("--workers", type=int, default=4)
+    # One account has at most three uploads arriving at once (a fourth is refused with 429).
+    ap.add_argument("--workers", type=int, default=3)
     ap.add_argument("--postgres", metavar="URL",
                     help="a PostgreSQL server (admin URL); a fresh database is made there for the run")
     ap.add_argument("--s3", metavar="ENDPOINT", help="an S3-compatible server (http://); a fresh bucket is made there")
@@ -269,7 +270,8 @@ def main():
 def run(a, label, data, run_id, cleanup):
     rng = random.Random(a.seed)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIAKI_")}
-    env.update(TIAKI_DATA_DIR=data, TIAKI_LOG="error")
+    # One patient takes every upload: lift the per-patient document cap for the run.
+    env.update(TIAKI_DATA_DIR=data, TIAKI_LOG="error", TIAKI_MAX_DOCUMENTS_PER_PATIENT="100000")
     log = os.path.join(data, "server.log")
 
     if a.postgres:

@@ -38,6 +38,7 @@ async fn setup(pg: Option<&str>, docs: usize, size: usize) -> (Arc<App>, Caller,
         keys: app::KeyRing::files(&dir).unwrap(),
         max_document_bytes: 1 << 30,
         patient_quota_bytes: 1 << 40,
+        max_own_documents: app::documents::MAX_OWN_DOCUMENTS,
     };
     let settings = Settings {
         public_url: "http://bench".into(),

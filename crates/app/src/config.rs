@@ -61,6 +61,8 @@ pub struct Config {
     pub max_document_bytes: i64,
     /// Most that one patient's documents may take together, bytes.
     pub patient_quota_bytes: i64,
+    /// Most documents of their own one patient may keep (`TIAKI_MAX_DOCUMENTS_PER_PATIENT`).
+    pub max_own_documents: i64,
     /// A breached-password list (SHA-1 hashes, sorted, as Have I Been Pwned publishes them),
     /// checked at sign-in and whenever a password is chosen.
     pub breached_passwords: Option<PathBuf>,
@@ -217,6 +219,7 @@ struct FileConfig {
     s3_secret_access_key: Option<String>,
     max_document_mb: Option<i64>,
     patient_quota_mb: Option<i64>,
+    max_documents_per_patient: Option<i64>,
     breached_passwords: Option<PathBuf>,
 }
 
@@ -254,6 +257,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TIAKI_S3_SECRET_ACCESS_KEY", "s3_secret_access_key"),
     ("TIAKI_MAX_DOCUMENT_MB", "max_document_mb"),
     ("TIAKI_PATIENT_QUOTA_MB", "patient_quota_mb"),
+    ("TIAKI_MAX_DOCUMENTS_PER_PATIENT", "max_documents_per_patient"),
 ];
 
 fn number(key: &str, v: &str) -> Result<i64, ConfigError> {
@@ -360,6 +364,9 @@ impl Config {
         }
         if let Some(v) = get("TIAKI_PATIENT_QUOTA_MB") {
             c.patient_quota_mb = Some(number("TIAKI_PATIENT_QUOTA_MB", &v)?);
+        }
+        if let Some(v) = get("TIAKI_MAX_DOCUMENTS_PER_PATIENT") {
+            c.max_documents_per_patient = Some(number("TIAKI_MAX_DOCUMENTS_PER_PATIENT", &v)?);
         }
         Self::validate(c)
     }
@@ -524,12 +531,18 @@ impl Config {
         };
         let max_document_mb = positive("max_document_mb", c.max_document_mb.unwrap_or(50), 4096)?;
         let patient_quota_mb = positive("patient_quota_mb", c.patient_quota_mb.unwrap_or(2048), 1_048_576)?;
+        let max_own_documents = positive(
+            "max_documents_per_patient",
+            c.max_documents_per_patient.unwrap_or(crate::documents::MAX_OWN_DOCUMENTS),
+            crate::documents::MAX_DOCUMENTS,
+        )?;
         Ok(Self {
             breached_passwords: c.breached_passwords,
             pkcs11,
             blobs,
             max_document_bytes: max_document_mb * 1024 * 1024,
             patient_quota_bytes: patient_quota_mb * 1024 * 1024,
+            max_own_documents,
             audit_origin,
             audit_origin_configured,
             audit_witnesses,

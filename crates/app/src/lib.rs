@@ -26,7 +26,7 @@ pub use identity::disable::DisabledAccount;
 pub use identity::mfa::{MfaStatus, SignInStep, TotpSetup};
 pub use identity::{InvitationPage, Session, SignInOutcome, SignedIn};
 pub use practices::{AwaitingPatient, EnrolmentRequest, Patient, Practice, PracticeSummary, StaffMember};
-pub use practices::{EnrolForm, Enrolled, InviteStaffForm, PracticeForm};
+pub use practices::{EnrolForm, Enrolled, InviteStaffForm, PATIENTS_PER_PAGE, PatientList, PracticeForm};
 pub use store::{Backend, InvitationPurpose};
 
 use domain::Clock;
@@ -82,6 +82,8 @@ pub struct App {
     pub mail_waker: Arc<tokio::sync::Notify>,
     /// The passkey relying party (none when the public URL's host is an IP address).
     webauthn: Option<Arc<webauthn_rs::prelude::Webauthn>>,
+    /// The uploads arriving now, per sender and in all.
+    uploads: documents::upload::UploadSlots,
 }
 
 impl std::fmt::Debug for App {
@@ -118,6 +120,7 @@ impl App {
             watch: identity::ratelimit::AttackWatch::default(),
             failures: identity::ratelimit::FailureBuffer::default(),
             unknown_browsers: identity::ratelimit::NodeWindow::default(),
+            uploads: documents::upload::UploadSlots::default(),
             breached: None,
             vault: None,
             mail_waker: Arc::new(tokio::sync::Notify::new()),

@@ -538,3 +538,20 @@ pub struct PrunedRecord {
     /// The record signed by the log's key (none for a record from before they were signed).
     pub note: Option<String>,
 }
+
+/// Which of a practice's patients to list: a page of those whose name or NHI matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatientQuery {
+    /// Part of a name, or the start of an NHI (empty: everyone).
+    pub search: String,
+    /// Patients to skip (name order).
+    pub offset: i64,
+    /// At most this many.
+    pub limit: i64,
+}
+
+impl Default for PatientQuery {
+    fn default() -> Self {
+        Self { search: String::new(), offset: 0, limit: 50 }
+    }
+}

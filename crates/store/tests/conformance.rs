@@ -82,6 +82,7 @@ conformance!(
     practices_are_unique_by_hpi_id,
     staff_invitations_are_single_use,
     enrolment_is_scoped_to_the_practice,
+    patient_lists_come_a_page_at_a_time,
     sessions_expire_and_end,
     outbox_leases_retries_and_clears,
     first_operator_link_is_replaced_and_creates_the_account,
@@ -237,6 +238,33 @@ async fn staff_invitations_are_single_use(store: Arc<dyn Store>) -> Result<()> {
     Ok(())
 }
 
+/// A practice's patients come a page at a time, searched by name or NHI (LIKE's own characters
+/// match literally).
+async fn patient_lists_come_a_page_at_a_time(store: Arc<dyn Store>) -> Result<()> {
+    let a = make_practice(&store, "FAA111-A").await?;
+    let enrol = authorize::<EnrolPatient, _>(&admin_of(a), a, &*store).await?;
+    let mut p1 = new_patient("ZZZ0016", "one@example.nz");
+    p1.name = PersonName::parse("Mere Smith")?;
+    let p2 = new_patient("ZBN77VL", "two@example.nz");
+    store.enrol_patient(&enrol, &p1, &invite(InvitationPurpose::ActivatePatient, b"q1", "one@example.nz")).await?;
+    store.enrol_patient(&enrol, &p2, &invite(InvitationPurpose::ActivatePatient, b"q2", "two@example.nz")).await?;
+    let list = authorize::<ListPracticePatients, _>(&admin_of(a), a, &*store).await?;
+    let page = |search: &str, offset, limit| PatientQuery { search: search.into(), offset, limit };
+    let (first, total) = store.list_patients(&list, &page("", 0, 1)).await?;
+    let (second, _) = store.list_patients(&list, &page("", 1, 1)).await?;
+    assert_eq!((first.len(), second.len(), total), (1, 1, 2));
+    assert_eq!([first[0].id, second[0].id], [p2.id, p1.id], "in name order, a page at a time");
+    let ids = |r: (Vec<PatientRow>, i64)| r.0.iter().map(|p| p.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.list_patients(&list, &page("zbn7", 0, 50)).await?), [p2.id], "by the start of an NHI");
+    assert_eq!(ids(store.list_patients(&list, &page("AROHA", 0, 50)).await?), [p2.id], "by part of a name");
+    assert_eq!(ids(store.list_patients(&list, &page("mere", 0, 50)).await?), [p1.id]);
+    assert_eq!(store.list_patients(&list, &page("%", 0, 50)).await?.1, 0, "% is matched as itself");
+    assert_eq!(store.list_patients(&list, &page("_", 0, 50)).await?.1, 0, "_ too");
+    let (past, total) = store.list_patients(&list, &page("", 5, 50)).await?;
+    assert_eq!((past.len(), total), (0, 2), "past the end: nothing");
+    Ok(())
+}
+
 async fn enrolment_is_scoped_to_the_practice(store: Arc<dyn Store>) -> Result<()> {
     let a = make_practice(&store, "FAA111-A").await?;
     let b = make_practice(&store, "FBB222-B").await?;
@@ -276,7 +304,10 @@ async fn enrolment_is_scoped_to_the_practice(store: Arc<dyn Store>) -> Result<()
     );
     assert_eq!(store.pending_mail_count().await?, 2, "only new patients are sent an activation link");
     let list_b = authorize::<ListPracticePatients, _>(&admin_of(b), b, &*store).await?;
-    assert!(store.list_patients(&list_b).await?.iter().all(|p| p.id != p1.id), "B has nothing yet");
+    assert!(
+        store.list_patients(&list_b, &PatientQuery::default()).await?.0.iter().all(|p| p.id != p1.id),
+        "B has nothing yet"
+    );
     let waiting = store.awaiting_patients(&list_b, NOW).await?;
     assert_eq!(waiting.iter().map(|a| a.nhi.as_str()).collect::<Vec<_>>(), ["ZZZ0016"]);
     // The holder sees B's request and accepts it: then B has the enrolment.
@@ -297,8 +328,10 @@ async fn enrolment_is_scoped_to_the_practice(store: Arc<dyn Store>) -> Result<()
 
     let list_a = authorize::<ListPracticePatients, _>(&admin_of(a), a, &*store).await?;
     let list_b = authorize::<ListPracticePatients, _>(&admin_of(b), b, &*store).await?;
-    let in_a: Vec<_> = store.list_patients(&list_a).await?.into_iter().map(|p| p.id).collect();
-    let mut in_b: Vec<_> = store.list_patients(&list_b).await?.into_iter().map(|p| p.id).collect();
+    let in_a: Vec<_> =
+        store.list_patients(&list_a, &PatientQuery::default()).await?.0.into_iter().map(|p| p.id).collect();
+    let mut in_b: Vec<_> =
+        store.list_patients(&list_b, &PatientQuery::default()).await?.0.into_iter().map(|p| p.id).collect();
     in_b.sort();
     let mut want_b = vec![p1.id, p2.id];
     want_b.sort();
@@ -322,14 +355,14 @@ async fn enrolment_is_scoped_to_the_practice(store: Arc<dyn Store>) -> Result<()
             .await?,
         Enrolled::Requested { patient: p2.id, identity_matched: false, fresh: true }
     );
-    assert_eq!(store.list_patients(&list_a).await?.len(), 1);
+    assert_eq!(store.list_patients(&list_a, &PatientQuery::default()).await?.0.len(), 1);
     // The same email for a new NHI is refused and leaves nothing half-made.
     let clash = new_patient("ZAA0105", "one@example.nz");
     assert!(matches!(
         store.enrol_patient(&enrol_a, &clash, &invite(InvitationPurpose::ActivatePatient, b"p5", "x@example.nz")).await,
         Err(StoreError::Conflict(_))
     ));
-    assert_eq!(store.list_patients(&list_a).await?.len(), 1);
+    assert_eq!(store.list_patients(&list_a, &PatientQuery::default()).await?.0.len(), 1);
     Ok(())
 }
 

@@ -52,7 +52,12 @@ impl Browser {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Result<Reply> {
-        self.send_full(method, path, content_type, None, body).await
+        self.send_full(method, path, content_type, None, Body::from(body)).await
+    }
+
+    /// Sends a body that arrives as the test lets it (`Body::from_stream`): a slow upload.
+    pub async fn send_body(&mut self, method: Method, path: &str, content_type: &str, body: Body) -> Result<Reply> {
+        self.send_full(method, path, Some(content_type), None, body).await
     }
 
     pub async fn send_with_header(
@@ -63,7 +68,8 @@ impl Browser {
         value: &str,
         body: Vec<u8>,
     ) -> Result<Reply> {
-        self.send_full(method, path, Some("application/x-www-form-urlencoded"), Some((name, value)), body).await
+        self.send_full(method, path, Some("application/x-www-form-urlencoded"), Some((name, value)), Body::from(body))
+            .await
     }
 
     async fn send_full(
@@ -72,7 +78,7 @@ impl Browser {
         path: &str,
         content_type: Option<&str>,
         extra: Option<(&str, &str)>,
-        body: Vec<u8>,
+        body: Body,
     ) -> Result<Reply> {
         let mut req = Request::builder().method(method).uri(path);
         // A real browser's User-Agent, unless the test sends its own.
@@ -92,7 +98,7 @@ impl Browser {
             let c: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
             req = req.header(header::COOKIE, c.join("; "));
         }
-        let mut req = req.body(Body::from(body))?;
+        let mut req = req.body(body)?;
         req.extensions_mut().insert(ConnectInfo(self.ip));
         let res = self.router.clone().oneshot(req).await?;
         let status = res.status();

@@ -58,6 +58,7 @@ impl TestApp {
             keys: test_keys(&self.data_dir)?,
             max_document_bytes: 10 * 1024 * 1024,
             patient_quota_bytes: 100 * 1024 * 1024,
+            max_own_documents: app::documents::MAX_OWN_DOCUMENTS,
         };
         let breached =
             app::identity::breached::BreachedList::open(&self.data_dir.join("breached.txt")).map_err(|e| anyhow!(e))?;
@@ -156,6 +157,7 @@ pub use crate::db::backend;
 pub struct Builder {
     max_document_bytes: i64,
     patient_quota_bytes: i64,
+    max_own_documents: i64,
 }
 
 impl Builder {
@@ -167,12 +169,19 @@ impl Builder {
         self
     }
 
+    /// The most documents of their own a patient may keep.
+    #[must_use]
+    pub const fn document_cap(mut self, max_own_documents: i64) -> Self {
+        self.max_own_documents = max_own_documents;
+        self
+    }
+
     /// The portal: application, router, fresh database, blob store and keys.
     ///
     /// # Errors
     /// When any part cannot be set up.
     pub async fn build(self) -> Result<TestApp> {
-        TestApp::with_limits(self.max_document_bytes, self.patient_quota_bytes).await
+        TestApp::from_builder(self).await
     }
 }
 
@@ -180,7 +189,11 @@ impl TestApp {
     /// A builder with the defaults (16 MiB documents, 200 MiB per patient).
     #[must_use]
     pub const fn builder() -> Builder {
-        Builder { max_document_bytes: 16 * 1024 * 1024, patient_quota_bytes: 200 * 1024 * 1024 }
+        Builder {
+            max_document_bytes: 16 * 1024 * 1024,
+            patient_quota_bytes: 200 * 1024 * 1024,
+            max_own_documents: app::documents::MAX_OWN_DOCUMENTS,
+        }
     }
 
     pub async fn new() -> Result<Self> {
@@ -188,6 +201,11 @@ impl TestApp {
     }
 
     pub async fn with_limits(max_document_bytes: i64, patient_quota_bytes: i64) -> Result<Self> {
+        Self::from_builder(Self::builder().limits(max_document_bytes, patient_quota_bytes)).await
+    }
+
+    async fn from_builder(b: Builder) -> Result<Self> {
+        let Builder { max_document_bytes, patient_quota_bytes, max_own_documents } = b;
         let data_dir = std::env::temp_dir().join(format!("tiaki-web-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&data_dir)?;
         let db = crate::db::Database::fresh(&data_dir).await?;
@@ -213,7 +231,13 @@ impl TestApp {
         };
         app::keyfile::ensure_key_file(&data_dir)?;
         let blobs = test_blobs(&data_dir)?;
-        let vault = app::Vault { blobs, keys: test_keys(&data_dir)?, max_document_bytes, patient_quota_bytes };
+        let vault = app::Vault {
+            blobs,
+            keys: test_keys(&data_dir)?,
+            max_document_bytes,
+            patient_quota_bytes,
+            max_own_documents,
+        };
         // An operator's breached-password list, empty until a test adds to it.
         std::fs::write(data_dir.join("breached.txt"), "")?;
         let breached =

@@ -159,7 +159,11 @@ impl World {
     }
 
     pub async fn with_limits(max_document_bytes: i64, patient_quota_bytes: i64) -> Result<Self> {
-        let t = TestApp::with_limits(max_document_bytes, patient_quota_bytes).await?;
+        Self::on(TestApp::with_limits(max_document_bytes, patient_quota_bytes).await?).await
+    }
+
+    /// The world on a portal built as the test needs (`TestApp::builder()…build()`).
+    pub async fn on(t: TestApp) -> Result<Self> {
         let practice_a = practice(&t, "Practice A", "FAA111-A", "admin-a@example.nz").await?;
         let practice_b = practice(&t, "Practice B", "FBB222-B", "admin-b@example.nz").await?;
         staff(&t, practice_a, "gp-a@example.nz", StaffRole::Gp).await?;

@@ -390,6 +390,7 @@ fn vault(config: &Config) -> Result<app::Vault> {
         keys,
         max_document_bytes: config.max_document_bytes,
         patient_quota_bytes: config.patient_quota_bytes,
+        max_own_documents: config.max_own_documents,
     })
 }
 

@@ -156,7 +156,7 @@ pub(crate) struct PracticePage<'a> {
     pub(crate) notice: Option<String>,
     pub(crate) practice: Practice,
     pub(crate) can_enrol: bool,
-    pub(crate) patients: Vec<Patient>,
+    pub(crate) patients: app::PatientList,
     /// Enrolments the practice asked for that the person has not accepted.
     pub(crate) awaiting: Vec<AwaitingLine>,
     pub(crate) staff: Option<Vec<StaffMember>>,
@@ -272,6 +272,9 @@ pub(crate) struct DocumentsPage {
     pub(crate) notice: Option<&'static str>,
     pub(crate) error: Option<String>,
     pub(crate) docs: Vec<DocLine>,
+    /// This page of the list, and how many there are.
+    pub(crate) page: i64,
+    pub(crate) pages: i64,
     pub(crate) max_mb: i64,
 }
 

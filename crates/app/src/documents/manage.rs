@@ -7,6 +7,22 @@ use crate::{App, AppError};
 use authz::{ChangeDocument, ListDocuments, WithdrawDocument};
 use domain::{DocumentId, PatientId};
 
+/// Documents on one page of a patient's list.
+pub const DOCUMENTS_PER_PAGE: i64 = 100;
+
+/// One page of a patient's documents.
+#[derive(Debug, Clone)]
+pub struct DocumentList {
+    /// The documents on this page, newest first.
+    pub documents: Vec<Document>,
+    /// How many there are in all.
+    pub total: i64,
+    /// This page, from 1.
+    pub page: i64,
+    /// How many pages there are (at least 1).
+    pub pages: i64,
+}
+
 impl App {
     async fn remove_blob(&self, key: &str) {
         if let Ok(vault) = self.vault()
@@ -18,8 +34,10 @@ impl App {
 }
 
 impl Documents<'_> {
-    /// The patient's documents (a patient: theirs, hidden ones only if asked; staff: those their
-    /// practice pushed). One audit event is written for the listing.
+    /// A page of the patient's documents, newest first, [`DOCUMENTS_PER_PAGE`] at a time (a
+    /// patient: theirs, hidden ones only if asked; staff: those their practice pushed). One
+    /// audit event is written for the page, naming the documents it shows — bounded however
+    /// many the patient has (review #10).
     ///
     /// # Errors
     /// [`AppError::NotFound`] for anyone else.
@@ -28,14 +46,21 @@ impl Documents<'_> {
         caller: &Caller,
         patient: PatientId,
         include_hidden: bool,
-    ) -> Result<Vec<Document>, AppError> {
+        page: i64,
+    ) -> Result<DocumentList, AppError> {
         let grant = self.app.decide::<ListDocuments>(caller, patient).await?;
         let docs = self.app.store.list_documents(&grant, include_hidden).await?;
-        // One event naming every document the list showed (or the patient, for an empty list).
-        let ids: Vec<String> = docs.iter().map(|d| d.id.to_string()).collect();
+        let total = i64::try_from(docs.len()).unwrap_or(i64::MAX);
+        let pages = ((total + DOCUMENTS_PER_PAGE - 1) / DOCUMENTS_PER_PAGE).max(1);
+        let page = page.clamp(1, pages);
+        let skip = usize::try_from((page - 1) * DOCUMENTS_PER_PAGE).unwrap_or(usize::MAX);
+        let shown: Vec<_> =
+            docs.into_iter().skip(skip).take(usize::try_from(DOCUMENTS_PER_PAGE).unwrap_or(100)).collect();
+        // One event naming every document the page shows (or the patient, for an empty list).
+        let ids: Vec<String> = shown.iter().map(|d| d.id.to_string()).collect();
         let target = if ids.is_empty() { Target::of(&grant) } else { Target::of(&grant).about(&ids.join(",")) };
         self.app.audit(vec![self.app.event(caller, &target, Outcome::Allowed)]).await?;
-        Ok(docs.into_iter().map(Document::from).collect())
+        Ok(DocumentList { documents: shown.into_iter().map(Document::from).collect(), total, page, pages })
     }
 
     /// Renames one of the patient's own uploads. A clinical document keeps the title its

@@ -8,8 +8,10 @@ pub mod blobs;
 mod clients;
 pub mod content;
 mod manage;
+pub use manage::{DOCUMENTS_PER_PAGE, DocumentList};
+pub use upload::{MAX_DOCUMENTS, MAX_OWN_DOCUMENTS};
 mod read;
-mod upload;
+pub(crate) mod upload;
 
 pub use crypto::KeyRing;
 pub use read::parse_range;
@@ -48,6 +50,8 @@ pub struct Vault {
     pub max_document_bytes: i64,
     /// Most one patient's documents may take, bytes.
     pub patient_quota_bytes: i64,
+    /// Most documents of their own one patient may keep ([`MAX_OWN_DOCUMENTS`] in service).
+    pub max_own_documents: i64,
 }
 
 /// Details of a push from an organisation's system.

@@ -14,6 +14,69 @@ use domain::{DocumentCategory, DocumentId, PatientId};
 use futures_util::{Stream, StreamExt};
 use store::{DocumentRow, KeyGrant, StoreGrant};
 
+/// Most documents of their own a patient may keep (review #10: uploads are never unlimited,
+/// whatever their size).
+pub const MAX_OWN_DOCUMENTS: i64 = 1_000;
+/// Most documents of every kind kept for one patient.
+pub const MAX_DOCUMENTS: i64 = 10_000;
+/// Uploads one account or system may have arriving at once (review #12).
+pub(crate) const UPLOADS_PER_SENDER: usize = 3;
+/// Uploads a node takes at once, from everyone.
+pub(crate) const UPLOADS_PER_NODE: usize = 64;
+
+/// The uploads arriving now: per sender and in all, so that slow uploads cannot pile up
+/// buffers and staging files without bound.
+#[derive(Debug)]
+pub(crate) struct UploadSlots {
+    per_sender: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+    node: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for UploadSlots {
+    fn default() -> Self {
+        Self {
+            per_sender: std::sync::Mutex::default(),
+            node: std::sync::Arc::new(tokio::sync::Semaphore::new(UPLOADS_PER_NODE)),
+        }
+    }
+}
+
+/// One upload's place among those arriving; given back when dropped.
+#[derive(Debug)]
+pub(crate) struct UploadSlot<'a> {
+    slots: &'a UploadSlots,
+    sender: String,
+    _node: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for UploadSlot<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.slots.per_sender.lock()
+            && let Some(n) = map.get_mut(&self.sender)
+        {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.sender);
+            }
+        }
+    }
+}
+
+impl UploadSlots {
+    /// A place for one more upload from `sender`, or a refusal to try again shortly.
+    fn take(&self, sender: String) -> Result<UploadSlot<'_>, AppError> {
+        let busy = || AppError::RateLimited(30);
+        let node = self.node.clone().try_acquire_owned().map_err(|_| busy())?;
+        let mut map = self.per_sender.lock().map_err(|_| AppError::Internal("upload slots poisoned".into()))?;
+        let n = map.entry(sender.clone()).or_insert(0);
+        if *n >= UPLOADS_PER_SENDER {
+            return Err(busy());
+        }
+        *n += 1;
+        Ok(UploadSlot { slots: self, sender, _node: node })
+    }
+}
+
 /// An upload the policy has allowed, waiting for its body.
 #[derive(Debug)]
 pub struct Upload<'a> {
@@ -123,6 +186,22 @@ impl App {
     {
         let Incoming { grant, mut row, caller, target } = incoming;
         let vault = self.vault()?;
+        let sender = match &caller.principal {
+            authz::Principal::Client { client, .. } => format!("client:{client}"),
+            p => p.account().map_or_else(|| "anonymous".to_owned(), |a| format!("account:{a}")),
+        };
+        let _slot = self.uploads.take(sender)?;
+        let (own, all) = self.store.document_counts(grant).await?;
+        if all >= MAX_DOCUMENTS || (matches!(grant, StoreGrant::Upload(_)) && own >= vault.max_own_documents) {
+            return Err(AppError::TooLarge(if matches!(grant, StoreGrant::Upload(_)) {
+                format!(
+                    "You have {own} documents of your own here, the most Tiaki keeps for one person. Delete some you no \
+                     longer need first."
+                )
+            } else {
+                format!("This patient has {all} documents, the most Tiaki keeps for one person.")
+            }));
+        }
         // The quota is the patient's space for their own uploads; what providers send does not
         // count against it (and is never refused for it).
         let quota = matches!(grant, StoreGrant::Upload(_)).then_some(vault.patient_quota_bytes);
@@ -208,6 +287,12 @@ impl App {
                 if done {
                     break;
                 }
+            }
+            if total == 0 {
+                return Err(AppError::Invalid(vec![crate::FieldError {
+                    field: "file",
+                    message: "The file is empty. Choose the document again.".into(),
+                }]));
             }
             let kind = kind.ok_or_else(|| AppError::Internal("no content was sealed".into()))?;
             if kind == Kind::Docx {

@@ -15,6 +15,24 @@ use domain::{
 use serde::Deserialize;
 use store::{InvitationPurpose, NewAccount, NewPatient, NewPractice, StaffChange};
 
+/// Patients on one page of a practice's list.
+pub const PATIENTS_PER_PAGE: i64 = 50;
+
+/// One page of a practice's patients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatientList {
+    /// The patients on this page.
+    pub patients: Vec<Patient>,
+    /// How many match in all.
+    pub total: i64,
+    /// This page, from 1.
+    pub page: i64,
+    /// How many pages there are (at least 1).
+    pub pages: i64,
+    /// The search the page is for (empty: everyone).
+    pub search: String,
+}
+
 /// What enrolling a patient did, as the practice may know it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enrolled {
@@ -428,14 +446,29 @@ impl Practices<'_> {
         self.app.end_enrolment(who, Target::of(&grant), store::EnrolmentGrant::from(&grant)).await.map(|_| ())
     }
 
-    /// The patients enrolled at a practice (its staff).
+    /// A page of the patients enrolled at a practice (its staff), [`PATIENTS_PER_PAGE`] at a
+    /// time, those whose name contains `search` or whose NHI starts with it (all when empty).
+    /// One event per patient shown, written before the page is served — and only for those
+    /// shown, so a busy practice's home page cannot flood the log (review #11).
     ///
     /// # Errors
     /// [`AppError::NotFound`] for anyone else.
-    pub async fn list_patients(&self, who: &Caller, practice: PracticeId) -> Result<Vec<Patient>, AppError> {
+    pub async fn list_patients(
+        &self,
+        who: &Caller,
+        practice: PracticeId,
+        search: &str,
+        page: i64,
+    ) -> Result<PatientList, AppError> {
         let grant = self.app.decide::<ListPracticePatients>(who, practice).await?;
-        let rows = self.app.store.list_patients(&grant).await?;
-        // One event per patient listed, written before the list is served.
+        let search: String = search.trim().chars().filter(|c| !c.is_control()).take(100).collect();
+        let page = page.max(1);
+        let query = store::PatientQuery {
+            search: search.clone(),
+            offset: (page - 1).saturating_mul(PATIENTS_PER_PAGE),
+            limit: PATIENTS_PER_PAGE,
+        };
+        let (rows, total) = self.app.store.list_patients(&grant, &query).await?;
         let events = rows
             .iter()
             .map(|p| {
@@ -447,7 +480,13 @@ impl Practices<'_> {
             })
             .collect();
         self.app.audit(events).await?;
-        Ok(rows.into_iter().map(Patient::from).collect())
+        Ok(PatientList {
+            patients: rows.into_iter().map(Patient::from).collect(),
+            total,
+            page,
+            pages: ((total + PATIENTS_PER_PAGE - 1) / PATIENTS_PER_PAGE).max(1),
+            search,
+        })
     }
 
     /// Enrols a patient whose identity the practice has checked, and emails them an activation

@@ -84,6 +84,8 @@ pub trait DocumentStore: Send + Sync {
     ) -> BoxFuture<'a, Result<String>>;
     /// Bytes the patient's own live uploads take (what their quota counts).
     fn storage_used<'a>(&'a self, grant: StoreGrant<'a>) -> BoxFuture<'a, Result<i64>>;
+    /// How many live documents the patient has: (their own uploads, all).
+    fn document_counts<'a>(&'a self, grant: StoreGrant<'a>) -> BoxFuture<'a, Result<(i64, i64)>>;
     /// Claims (removes and returns) up to `limit` blob intents older than `cutoff` whose blob no
     /// live document uses; the caller then deletes those blobs. An upload whose intent is
     /// claimed can no longer commit.

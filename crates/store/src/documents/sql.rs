@@ -350,6 +350,20 @@ impl DocumentStore for This {
         })
     }
 
+    fn document_counts<'a>(&'a self, grant: StoreGrant<'a>) -> BoxFuture<'a, Result<(i64, i64)>> {
+        Box::pin(async move {
+            let patient = grant.patient().ok_or(StoreError::NotFound)?;
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT CAST(COALESCE(SUM(CASE WHEN category = 'patient_upload' THEN 1 ELSE 0 END), 0) AS BIGINT) AS own, \
+                 CAST(COUNT(*) AS BIGINT) AS total FROM documents WHERE patient_id = $1 AND {LIVE}"
+            )))
+            .bind(patient.as_uuid())
+            .fetch_one(&self.pool)
+            .await?;
+            Ok((row.try_get("own")?, row.try_get("total")?))
+        })
+    }
+
     fn claim_stale_blob_intents(&self, cutoff: UnixTime, limit: i64) -> BoxFuture<'_, Result<Vec<String>>> {
         Box::pin(async move {
             Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(

@@ -140,8 +140,12 @@ pub trait PracticeStore: Send + Sync {
         grant: &'a Grant<ListPracticePatients>,
         now: UnixTime,
     ) -> BoxFuture<'a, Result<Vec<AwaitingPatient>>>;
-    /// The patients enrolled at the grant's practice.
-    fn list_patients<'a>(&'a self, grant: &'a Grant<ListPracticePatients>) -> BoxFuture<'a, Result<Vec<PatientRow>>>;
+    /// A page of the patients enrolled at the grant's practice, and how many match in all.
+    fn list_patients<'a>(
+        &'a self,
+        grant: &'a Grant<ListPracticePatients>,
+        query: &'a crate::PatientQuery,
+    ) -> BoxFuture<'a, Result<(Vec<PatientRow>, i64)>>;
     /// The patient the grant is for.
     fn patient<'a>(&'a self, grant: &'a Grant<ViewPatient>) -> BoxFuture<'a, Result<PatientRow>>;
     /// The patient record linked to a patient account.

@@ -309,17 +309,37 @@ impl PracticeStore for This {
     fn list_patients<'a>(
         &'a self,
         grant: &'a Grant<authz::ListPracticePatients>,
-    ) -> BoxFuture<'a, Result<Vec<PatientRow>>> {
+        query: &'a crate::PatientQuery,
+    ) -> BoxFuture<'a, Result<(Vec<PatientRow>, i64)>> {
         Box::pin(async move {
-            let rows = sqlx::query(
+            // Bound, never spliced; LIKE's own characters in the search are matched literally.
+            let search = query.search.trim().to_lowercase();
+            let like = search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            let matches = "e.practice_id = $1 AND ($2 = '' OR LOWER(p.name) LIKE $3 ESCAPE '\\' \
+                 OR LOWER(p.nhi) LIKE $4 ESCAPE '\\')";
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT p.id, p.account_id, p.nhi, p.name, p.date_of_birth, a.email, a.password_hash \
                  FROM enrolments e JOIN patients p ON p.id = e.patient_id JOIN accounts a ON a.id = p.account_id \
-                 WHERE e.practice_id = $1 ORDER BY p.name, p.nhi",
-            )
+                 WHERE {matches} ORDER BY p.name, p.nhi LIMIT $5 OFFSET $6"
+            )))
             .bind(grant.object().as_uuid())
+            .bind(&search)
+            .bind(format!("%{like}%"))
+            .bind(format!("{like}%"))
+            .bind(query.limit.clamp(1, 500))
+            .bind(query.offset.max(0))
             .fetch_all(&self.pool)
             .await?;
-            rows.iter().map(patient_row).collect()
+            let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM enrolments e JOIN patients p ON p.id = e.patient_id WHERE {matches}"
+            )))
+            .bind(grant.object().as_uuid())
+            .bind(&search)
+            .bind(format!("%{like}%"))
+            .bind(format!("{like}%"))
+            .fetch_one(&self.pool)
+            .await?;
+            Ok((rows.iter().map(patient_row).collect::<Result<Vec<_>>>()?, total))
         })
     }
 

@@ -63,11 +63,21 @@ impl From<&Document> for DocumentView {
     }
 }
 
-/// A patient's documents: the patient (hidden ones too), or staff (those their practice sent).
+/// Which page of a list (from 1).
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(default)]
+pub(crate) struct PageQuery {
+    /// The page, from 1 (100 documents a page; anything else is the first page).
+    page: Option<String>,
+}
+
+/// A patient's documents, newest first, 100 a page: the patient (hidden ones too), or staff
+/// (those their practice sent). `X-Total-Count` says how many there are in all.
 #[utoipa::path(get, path = "/api/v1/patients/{patient_id}/documents",
-    params(("patient_id" = String, Path, description = "The patient's id")),
+    params(("patient_id" = String, Path, description = "The patient's id"), PageQuery),
     responses(
-        (status = 200, description = "The documents, newest first", body = [DocumentView]),
+        (status = 200, description = "A page of the documents, newest first", body = [DocumentView],
+            headers(("X-Total-Count" = i64, description = "How many documents there are in all"))),
         (status = 401, description = "Not signed in", body = ApiErrorBody),
         (status = 404, description = "No such patient, or not yours to see", body = ApiErrorBody),
     ))]
@@ -75,9 +85,12 @@ pub(crate) async fn api_list(
     State(state): State<WebState>,
     Auth(ctx, who): Auth,
     ApiId(patient): ApiId<PatientId>,
-) -> Result<Json<Vec<DocumentView>>, WebError> {
-    let docs = state.app.documents().list(&ctx.caller_as(&who), patient, true).await.map_err(WebError::api)?;
-    Ok(Json(docs.iter().map(DocumentView::from).collect()))
+    Query(q): Query<PageQuery>,
+) -> Result<Response, WebError> {
+    let page = q.page.as_deref().and_then(|p| p.trim().parse().ok()).unwrap_or(1);
+    let list = state.app.documents().list(&ctx.caller_as(&who), patient, true, page).await.map_err(WebError::api)?;
+    let views: Vec<DocumentView> = list.documents.iter().map(DocumentView::from).collect();
+    Ok(([("x-total-count", list.total.to_string())], Json(views)).into_response())
 }
 
 /// How an upload is named.

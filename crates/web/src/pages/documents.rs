@@ -67,6 +67,8 @@ pub(crate) struct DocsQuery {
     hidden: Option<String>,
     #[serde(default)]
     done: Option<String>,
+    #[serde(default)]
+    page: Option<String>,
 }
 
 fn notice(q: &DocsQuery) -> Option<&'static str> {
@@ -91,7 +93,9 @@ async fn documents_view(
 ) -> PageResult {
     let own = who.patient == Some(patient);
     let show_hidden = own && q.hidden.is_some();
-    let docs = state.app.documents().list(&ctx.caller_as(who), patient, show_hidden).await.map_err(WebError::page)?;
+    let page = q.page.as_deref().and_then(|p| p.trim().parse().ok()).unwrap_or(1);
+    let list =
+        state.app.documents().list(&ctx.caller_as(who), patient, show_hidden, page).await.map_err(WebError::page)?;
     // What the reader's role may do (the policy's own lists): reception sees what to file and
     // route, clinical staff read and withdraw.
     let (can_read, can_withdraw) = match who.staff {
@@ -109,7 +113,9 @@ async fn documents_view(
         show_hidden,
         notice: notice(q),
         error: error.as_ref().map(|(_, m)| m.clone()),
-        docs: docs.iter().map(|d| line(d, can_read, can_withdraw)).collect(),
+        docs: list.documents.iter().map(|d| line(d, can_read, can_withdraw)).collect(),
+        page: list.page,
+        pages: list.pages,
         max_mb: state.app.documents().max_mb(),
     };
     let status = error.map_or(StatusCode::OK, |(s, _)| s);

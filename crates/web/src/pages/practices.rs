@@ -14,17 +14,32 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+/// Which page of the patient list, and its search (`?q=…&page=…`; anything unreadable is the
+/// first page of everyone).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ListQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    page: String,
+}
+
 async fn practice_view(
     state: &WebState,
     ctx: &Ctx,
     who: &SignedIn,
     practice: PracticeId,
-    notice: Option<String>,
+    (notice, list): (Option<String>, &ListQuery),
     enrol: (EnrolValues, Vec<FieldError>),
     invite: (InviteValues, Vec<FieldError>),
 ) -> Result<Response, WebError> {
     // Listing patients is the access check for the page as a whole.
-    let patients = state.app.practices().list_patients(&ctx.caller_as(who), practice).await.map_err(WebError::page)?;
+    let patients = state
+        .app
+        .practices()
+        .list_patients(&ctx.caller_as(who), practice, &list.q, list.page.trim().parse().unwrap_or(1))
+        .await
+        .map_err(WebError::page)?;
     let awaiting: Vec<crate::views::AwaitingLine> = state
         .app
         .practices()
@@ -80,6 +95,7 @@ pub(crate) async fn practice_page(
     Auth(ctx, who): Auth,
     PageId(practice): PageId<PracticeId>,
     Query(n): Query<Notice>,
+    Query(list): Query<ListQuery>,
 ) -> PageResult {
     let invite = InviteValues { role: "nurse".into(), ..InviteValues::default() };
     practice_view(
@@ -87,7 +103,7 @@ pub(crate) async fn practice_page(
         &ctx,
         &who,
         practice,
-        notice_text(&n),
+        (notice_text(&n), &list),
         (EnrolValues::default(), Vec::new()),
         (invite, Vec::new()),
     )
@@ -194,8 +210,17 @@ pub(crate) async fn enrol(
                 date_of_birth: input.date_of_birth,
                 email: input.email,
             };
-            practice_view(&state, &ctx, &who, practice, None, (values, errors), (InviteValues::default(), Vec::new()))
-                .await
+            let list = ListQuery::default();
+            practice_view(
+                &state,
+                &ctx,
+                &who,
+                practice,
+                (None, &list),
+                (values, errors),
+                (InviteValues::default(), Vec::new()),
+            )
+            .await
         }
         Err(e) => Err(WebError::page(e)),
     }
@@ -241,8 +266,17 @@ pub(crate) async fn invite_staff(
                 })
                 .collect();
             let values = InviteValues { name: input.name, email: input.email, role: input.role };
-            practice_view(&state, &ctx, &who, practice, None, (EnrolValues::default(), Vec::new()), (values, errors))
-                .await
+            let list = ListQuery::default();
+            practice_view(
+                &state,
+                &ctx,
+                &who,
+                practice,
+                (None, &list),
+                (EnrolValues::default(), Vec::new()),
+                (values, errors),
+            )
+            .await
         }
         Err(e) => Err(WebError::page(e)),
     }
@@ -288,7 +322,7 @@ async fn staff_change_answer<T>(
         ctx,
         who,
         practice,
-        Some(message),
+        (Some(message), &ListQuery::default()),
         (EnrolValues::default(), Vec::new()),
         (invite, Vec::new()),
     )

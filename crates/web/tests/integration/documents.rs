@@ -84,12 +84,12 @@ async fn uploads_round_trip_exactly_at_every_size_and_nothing_is_kept_in_clear()
     let mut p1 = w.signed_in("p1@example.nz", [127, 0, 30, 1]).await?;
     let p = w.patient1.to_string();
     let marker = format!("PLAINTEXT-MARKER-{}", uuid::Uuid::new_v4().simple());
-    let mut sizes = vec![0usize, 1, 64 * 1024 - 1, 64 * 1024, 64 * 1024 + 1, 10 * 1024 * 1024];
+    // (An empty file is refused: review #10; see `uploads_are_bounded_in_number_and_concurrency`.)
+    let mut sizes = vec![1usize, 64 * 1024 - 1, 64 * 1024, 64 * 1024 + 1, 10 * 1024 * 1024];
     sizes.sort_unstable();
     let mut kept = Vec::new();
     for n in sizes {
         let body = match n {
-            0 => Vec::new(),
             1 => b"x".to_vec(),
             _ => pdf(&marker, n),
         };
@@ -513,8 +513,9 @@ async fn keys_rotate_without_touching_blobs_and_erasure_shreds_everything() -> R
     // Rotations racing uploads: whatever was acknowledged stays readable (a commit under the old
     // key version either lands before the rotation and is re-wrapped, or is refused; a rotation
     // that would strand a document is refused instead).
+    // (Three at once: the most one account may have arriving.)
     let mut tasks = tokio::task::JoinSet::new();
-    for n in 0..6 {
+    for n in 0..3 {
         let mut b = p1.clone();
         let p = w.patient1.to_string();
         tasks.spawn(async move {
@@ -1025,5 +1026,66 @@ async fn background_work_runs_once_per_period_from_the_shared_job_queue() -> Res
     let next = w.t.app.console().run_due_jobs("node-a").await?;
     assert_eq!((next.scheduled, next.finished, next.failed), (3, 3, 0), "{next:?}");
     assert_eq!(b.console().run_due_jobs("node-b").await?, app::jobs::JobsRun::default());
+    Ok(())
+}
+
+/// Reviews #10 and #12: uploads are bounded in number, not only in bytes — an empty file is
+/// refused, a patient's own documents have a cap (413 past it), and one account has at most three
+/// uploads arriving at once (429 for a fourth), so slow uploads cannot pile up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_are_bounded_in_number_and_concurrency() -> Result<()> {
+    use futures_util::StreamExt;
+    let w = World::on(TestApp::builder().document_cap(3).build().await?).await?;
+    let mut p1 = w.signed_in("p1@example.nz", [127, 0, 41, 1]).await?;
+    let me = w.patient1.to_string();
+    let (status, _) = api_upload(&mut p1, &me, "empty.pdf", b"").await?;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "an empty file is refused");
+    for n in 0..3 {
+        let (status, _) = api_upload(&mut p1, &me, &format!("scan-{n}.pdf"), &pdf("scan", 500)).await?;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let (status, _) = api_upload(&mut p1, &me, "one-more.pdf", &pdf("scan", 500)).await?;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "past the cap");
+    let listed: Vec<Value> = serde_json::from_str(&p1.get(&format!("/api/v1/patients/{me}/documents")).await?.body)?;
+    assert_eq!(listed.len(), 4, "the letter and three uploads; nothing of the refused ones");
+    // Practices' letters still arrive for a patient at the cap (it counts their own uploads).
+    let r = push(&w.t, &w.client_a, &push_meta("ZZZ0016", "letter-2"), &pdf("letter two", 3000)).await?;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+    // Concurrency: four uploads that trickle in at once from one account; the fourth is turned
+    // away while three are arriving.
+    let mut p2 = w.signed_in("p2@example.nz", [127, 0, 41, 2]).await?;
+    let them = w.patient2.to_string();
+    let (gate, open) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..4 {
+        let (mut b, them, mut open) = (p2.clone(), them.clone(), open.clone());
+        tasks.spawn(async move {
+            let head = pdf("slow", 2000);
+            let body = futures_util::stream::once(async move { Ok::<_, std::io::Error>(bytes::Bytes::from(head)) })
+                .chain(futures_util::stream::once(async move {
+                    let _ = open.wait_for(|o| *o).await;
+                    Ok(bytes::Bytes::new())
+                }));
+            let path = format!("/api/v1/patients/{them}/documents?filename=slow-{n}.pdf");
+            b.send_body(Method::POST, &path, "application/pdf", axum::body::Body::from_stream(body))
+                .await
+                .map(|r| r.status)
+        });
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    gate.send(true)?;
+    let mut statuses = Vec::new();
+    while let Some(s) = tasks.join_next().await {
+        statuses.push(s??);
+    }
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::CREATED, StatusCode::CREATED, StatusCode::CREATED, StatusCode::TOO_MANY_REQUESTS],
+        "three at once from one account"
+    );
+    // The slots are given back: the next upload is judged on its own (here, past the cap of 3).
+    assert_eq!(api_upload(&mut p2, &them, "after.pdf", &pdf("after", 500)).await?.0, StatusCode::PAYLOAD_TOO_LARGE);
     Ok(())
 }

@@ -527,3 +527,41 @@ async fn attempts_held_back_do_not_put_the_platform_under_attack() -> Result<()>
     }
     Ok(())
 }
+
+/// Review #5: once an address is refused by a limit, hammering on adds a handful of events a
+/// minute (the first refusal, then the 10th, 100th, 1,000th with the count), not one per request:
+/// the access log, kept ten years, cannot be flooded from outside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_past_a_limit_are_summarised_not_logged_one_by_one() -> Result<()> {
+    let w = World::new().await?;
+    let total = |w: &World| {
+        let w = w.t.app.clone();
+        async move { anyhow::Ok(w.console().export_audit_range(0, i64::MAX).await?["total"].as_u64().unwrap_or(0)) }
+    };
+    let mut b = w.t.browser([198, 51, 100, 20]);
+    b.get("/signin").await?;
+    let guess = [("email", "nobody@example.nz"), ("password", "not the password")];
+    let mut refused = false;
+    for _ in 0..200 {
+        if b.post("/signin", &guess).await?.status == StatusCode::TOO_MANY_REQUESTS {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the address's limit was reached");
+    let before = total(&w).await?;
+    for _ in 0..1_000 {
+        assert_eq!(b.post("/signin", &guess).await?.status, StatusCode::TOO_MANY_REQUESTS);
+    }
+    for _ in 0..300 {
+        assert_eq!(
+            b.post("/signin/forgot", &[("email", "nobody@example.nz")]).await?.status,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+    let added = total(&w).await? - before;
+    assert!(added <= 6, "1,300 refused requests wrote {added} events");
+    let text = w.t.app.console().export_audit_range(0, i64::MAX).await?.to_string();
+    assert!(text.contains("refused by a limit 1000 times from this network this minute"), "the count is recorded");
+    Ok(())
+}
