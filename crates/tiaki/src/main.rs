@@ -300,13 +300,15 @@ async fn open(config: &Config) -> Result<Arc<App>> {
             format!("cannot create the data folder {}; check TIAKI_DATA_DIR", config.data_dir.display())
         })?;
     }
-    private(&config.data_dir, 0o700)?;
+    private(&config.data_dir, 0o700, true)?;
     if config.pkcs11.is_none() && app::keyfile::ensure_key_file(&config.data_dir)? {
         eprintln!(
             "Created the master key file {} (mode 0600). Back it up: without it, encrypted documents cannot be read.",
             app::keyfile::key_path(&config.data_dir).display()
         );
     }
+    let db_file = app::config::sqlite_path(config.database_url.expose_secret());
+    let existed = db_file.as_ref().is_some_and(|p| p.exists());
     let store = store::connect(config.database_url.expose_secret()).await.with_context(|| {
         format!(
             "cannot open the database {}; check TIAKI_DATABASE_URL",
@@ -315,10 +317,10 @@ async fn open(config: &Config) -> Result<Arc<App>> {
     })?;
     store.migrate().await.context("cannot apply database migrations")?;
     // The database holds wrapped keys and the mail queue: only this user may read its files.
-    if let Some(path) = app::config::sqlite_path(config.database_url.expose_secret()) {
+    if let Some(path) = db_file {
         for file in [path.clone(), suffixed(&path, "-wal"), suffixed(&path, "-shm")] {
             if file.exists() {
-                private(&file, 0o600)?;
+                private(&file, 0o600, existed)?;
             }
         }
     }
@@ -341,8 +343,9 @@ async fn open(config: &Config) -> Result<Arc<App>> {
 }
 
 /// Makes a file or folder of the portal's private to its own user (review #19): whatever the
-/// umask or an earlier `chmod` left, group and others get nothing.
-fn private(path: &std::path::Path, mode: u32) -> Result<()> {
+/// umask or an earlier `chmod` left, group and others get nothing. `tell`: say so (not for a
+/// file just made).
+fn private(path: &std::path::Path, mode: u32, tell: bool) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let now = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.permissions().mode();
     if now & 0o077 != 0 {
@@ -353,7 +356,9 @@ fn private(path: &std::path::Path, mode: u32) -> Result<()> {
                 path.display()
             )
         })?;
-        eprintln!("Made {} private to this user (it was mode {:o}).", path.display(), now & 0o777);
+        if tell {
+            eprintln!("Made {} private to this user (it was mode {:o}).", path.display(), now & 0o777);
+        }
     }
     Ok(())
 }

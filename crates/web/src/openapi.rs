@@ -30,7 +30,8 @@ use utoipa::OpenApi;
         crate::error::ApiErrorBody,
         crate::api::Proof,
         crate::api::documents::DocumentView,
-        crate::api::documents::PushResponse
+        crate::api::documents::PushResponse,
+        crate::api::documents::PushUpload
     ))
 )]
 pub struct ApiDoc;

@@ -90,8 +90,9 @@ impl App {
     }
 
     async fn check_size(&self, size: u64) -> Result<(), AppError> {
+        // A tree the log never had: there is no such proof (404), as for any other object.
         if size == 0 || size > self.store.audit_tree_size().await? {
-            return Err(AppError::field("size", "the tree size must be between 1 and the current size"));
+            return Err(AppError::NotFound);
         }
         Ok(())
     }
@@ -115,11 +116,11 @@ impl AccessLog<'_> {
     /// An inclusion proof for leaf `index` in the tree of `size` leaves.
     ///
     /// # Errors
-    /// [`AppError::Invalid`] for sizes the log does not have.
+    /// [`AppError::NotFound`] for a leaf or size the log does not have.
     pub async fn inclusion_proof(&self, index: u64, size: u64) -> Result<ProofView, AppError> {
         self.app.check_size(size).await?;
         if index >= size {
-            return Err(AppError::field("index", "the leaf index must be below the tree size"));
+            return Err(AppError::NotFound);
         }
         let mut nodes = self
             .app
@@ -142,11 +143,11 @@ impl AccessLog<'_> {
     /// A consistency proof between tree sizes `old` and `new`.
     ///
     /// # Errors
-    /// [`AppError::Invalid`] for sizes the log does not have.
+    /// [`AppError::NotFound`] for sizes the log does not have.
     pub async fn consistency_proof(&self, old: u64, new: u64) -> Result<ProofView, AppError> {
         self.app.check_size(new).await?;
         if old == 0 || old > new {
-            return Err(AppError::field("old", "the old size must be between 1 and the new size"));
+            return Err(AppError::NotFound);
         }
         let mut nodes = self
             .app

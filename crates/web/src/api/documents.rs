@@ -65,6 +65,7 @@ impl From<&Document> for DocumentView {
 
 /// Which page of a list (from 1).
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(default)]
 pub(crate) struct PageQuery {
     /// The page, from 1 (100 documents a page; anything else is the first page).
@@ -95,6 +96,7 @@ pub(crate) async fn api_list(
 
 /// How an upload is named.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(default)]
 pub(crate) struct UploadQuery {
     /// The file's name (it is cleaned; the extension follows the detected type).
@@ -113,8 +115,12 @@ pub(crate) struct UploadQuery {
         (status = 201, description = "Stored", body = DocumentView),
         (status = 401, description = "Not signed in", body = ApiErrorBody),
         (status = 404, description = "Not your record", body = ApiErrorBody),
-        (status = 413, description = "Too large, or over the patient's quota", body = ApiErrorBody),
+        (status = 409, description = "The record's key changed while the file arrived; send it again", body = ApiErrorBody),
+        (status = 410, description = "The record was erased; nothing more is taken", body = ApiErrorBody),
+        (status = 413, description = "Too large, or over the patient's quota or document count", body = ApiErrorBody),
         (status = 415, description = "Not an accepted type of file", body = ApiErrorBody),
+        (status = 422, description = "An empty file, or one that did not arrive whole", body = ApiErrorBody),
+        (status = 429, description = "Three uploads are already arriving from this account; try again shortly", body = ApiErrorBody),
     ))]
 pub(crate) async fn api_upload(
     State(state): State<WebState>,
@@ -145,8 +151,18 @@ pub(crate) async fn api_upload(
 #[utoipa::path(get, path = "/api/v1/documents/{document_id}/content",
     params(("document_id" = String, Path, description = "The document's id")),
     responses(
-        (status = 200, description = "The document, as an attachment", content_type = "application/octet-stream"),
-        (status = 206, description = "The range asked for"),
+        (status = 200, description = "The document, as an attachment, in the type its content was checked to be",
+            content(
+                (Vec<u8> = "application/pdf"), (Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"),
+                (Vec<u8> = "image/heic"), (Vec<u8> = "image/tiff"), (Vec<u8> = "text/plain"),
+                (Vec<u8> = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+            )),
+        (status = 206, description = "The range asked for",
+            content(
+                (Vec<u8> = "application/pdf"), (Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"),
+                (Vec<u8> = "image/heic"), (Vec<u8> = "image/tiff"), (Vec<u8> = "text/plain"),
+                (Vec<u8> = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+            )),
         (status = 401, description = "Not signed in", body = ApiErrorBody),
         (status = 404, description = "No such document, or not yours to see", body = ApiErrorBody),
         (status = 410, description = "The document's key was destroyed (erased)", body = ApiErrorBody),
@@ -160,6 +176,20 @@ pub(crate) async fn api_download(
 ) -> Result<Response, WebError> {
     let d = state.app.documents().open(&ctx.caller_as(&who), doc, range_of(&headers)).await.map_err(WebError::api)?;
     Ok(download_response(d))
+}
+
+/// A push: two parts, in this order.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "documents the multipart body the handler reads part by part")]
+pub(crate) struct PushUpload {
+    /// The document's details as JSON: `nhi`, `category` (`discharge_summary`, `referral`,
+    /// `clinic_letter`, `result`, `correspondence`), `title`, `clinical_date` (YYYY-MM-DD),
+    /// `author`, `source_document_id`, and optionally `filename`, `controller_id` (your own
+    /// organisation's HPI id) and `controller_name`.
+    metadata: String,
+    /// The file itself.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
 }
 
 /// The answer to a push.
@@ -179,15 +209,19 @@ pub(crate) struct PushResponse {
 /// enrolled patients; another organisation's, the patients of practices that agreed to receive
 /// its documents. Anyone else is 404, and the attempt is logged.
 #[utoipa::path(post, path = "/api/v1/documents",
-    request_body(content_type = "multipart/form-data", description = "metadata (JSON), then file"),
+    request_body(content = PushUpload, content_type = "multipart/form-data", description = "metadata (JSON), then file"),
     responses(
         (status = 201, description = "Stored", body = PushResponse),
         (status = 200, description = "Already stored under this source_document_id", body = PushResponse),
+        (status = 400, description = "The multipart body could not be read", body = ApiErrorBody),
         (status = 401, description = "Missing, wrong or revoked client credentials", body = ApiErrorBody),
         (status = 404, description = "No such patient within this client's reach", body = ApiErrorBody),
-        (status = 413, description = "Too large", body = ApiErrorBody),
+        (status = 409, description = "This source_document_id names another patient's or a withdrawn document", body = ApiErrorBody),
+        (status = 410, description = "The patient's record was erased", body = ApiErrorBody),
+        (status = 413, description = "Too large, or the patient has the most documents kept", body = ApiErrorBody),
         (status = 415, description = "Not an accepted type of file", body = ApiErrorBody),
-        (status = 422, description = "Bad metadata", body = ApiErrorBody),
+        (status = 422, description = "Bad metadata, or an empty file", body = ApiErrorBody),
+        (status = 429, description = "Three uploads are already arriving from this system; try again shortly", body = ApiErrorBody),
     ))]
 pub(crate) async fn push(
     State(state): State<WebState>,

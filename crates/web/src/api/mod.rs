@@ -190,6 +190,7 @@ fn fhir(v: serde_json::Value) -> Response {
 
 /// A time range of the access log.
 #[derive(Deserialize, utoipa::IntoParams, Default)]
+#[into_params(parameter_in = Query)]
 #[serde(default)]
 pub(crate) struct Range {
     /// First day, `YYYY-MM-DD` (UTC).
@@ -250,6 +251,7 @@ impl From<app::audit::ProofView> for Proof {
 
 /// Which leaf, in which tree.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct InclusionQuery {
     /// Leaf index.
     index: u64,
@@ -259,6 +261,7 @@ pub(crate) struct InclusionQuery {
 
 /// Which two trees.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ConsistencyQuery {
     /// The older tree size.
     old: u64,
@@ -268,7 +271,11 @@ pub(crate) struct ConsistencyQuery {
 
 /// The inclusion proof of a leaf of the access log (public: it reveals only hashes).
 #[utoipa::path(get, path = "/api/v1/audit/proof/inclusion", params(InclusionQuery),
-    responses((status = 200, description = "The proof", body = Proof), (status = 422, description = "No such leaf or size", body = ApiErrorBody)))]
+    responses(
+        (status = 200, description = "The proof", body = Proof),
+        (status = 404, description = "No such leaf or tree size in this log", body = ApiErrorBody),
+        (status = 422, description = "index and size are not whole numbers", body = ApiErrorBody),
+    ))]
 pub(crate) async fn inclusion_proof(
     State(state): State<WebState>,
     q: Result<Query<InclusionQuery>, axum::extract::rejection::QueryRejection>,
@@ -279,7 +286,11 @@ pub(crate) async fn inclusion_proof(
 
 /// The consistency proof between two sizes of the access log (public), for witnesses.
 #[utoipa::path(get, path = "/api/v1/audit/proof/consistency", params(ConsistencyQuery),
-    responses((status = 200, description = "The proof", body = Proof), (status = 422, description = "No such sizes", body = ApiErrorBody)))]
+    responses(
+        (status = 200, description = "The proof", body = Proof),
+        (status = 404, description = "No such tree sizes in this log", body = ApiErrorBody),
+        (status = 422, description = "old and new are not whole numbers", body = ApiErrorBody),
+    ))]
 pub(crate) async fn consistency_proof(
     State(state): State<WebState>,
     q: Result<Query<ConsistencyQuery>, axum::extract::rejection::QueryRejection>,

@@ -260,11 +260,18 @@ async fn checkpoints_proofs_and_cosignatures_check_out() -> Result<()> {
     assert!(merkle::verify_consistency(first, second, &old_root, &cp.root, &hashes(&proof)));
     assert_eq!(
         anyone.get(&format!("/api/v1/audit/proof/inclusion?index={second}&size={second}")).await?.status,
-        StatusCode::UNPROCESSABLE_ENTITY
+        StatusCode::NOT_FOUND,
+        "no such leaf"
     );
     assert_eq!(
         anyone.get("/api/v1/audit/proof/consistency?old=5&new=999999").await?.status,
-        StatusCode::UNPROCESSABLE_ENTITY
+        StatusCode::NOT_FOUND,
+        "no such tree"
+    );
+    assert_eq!(
+        anyone.get("/api/v1/audit/proof/consistency?old=five&new=9").await?.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "not numbers"
     );
     // A configured witness cosigns; a stranger's cosignature and a forged checkpoint are refused.
     let line = w.t.witness.cosign(&note.body, 1_800_000_100);

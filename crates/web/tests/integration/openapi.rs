@@ -18,6 +18,17 @@ async fn openapi_matches_the_router() -> Result<()> {
     let routed: BTreeSet<(String, String)> =
         ROUTES.iter().filter(|r| r.kind == Kind::Api).map(|r| (r.method.to_owned(), r.path.to_owned())).collect();
     assert_eq!(documented, routed);
+    // Every parameter is where the router reads it: a path parameter is in the path template,
+    // the rest in the query (a fuzzer, or any client generated from the document, follows it).
+    for (path, item) in doc["paths"].as_object().map(|m| m.iter().collect::<Vec<_>>()).unwrap_or_default() {
+        for (method, op) in item.as_object().map(|m| m.iter().collect::<Vec<_>>()).unwrap_or_default() {
+            for p in op["parameters"].as_array().cloned().unwrap_or_default() {
+                let name = p["name"].as_str().unwrap_or_default();
+                let in_path = path.contains(&format!("{{{name}}}"));
+                assert_eq!(p["in"] == "path", in_path, "{method} {path}: parameter {name} is in {}", p["in"]);
+            }
+        }
+    }
     // And it is what the server serves.
     let t = TestApp::new().await?;
     let served: serde_json::Value =
