@@ -9,6 +9,7 @@
 //!
 //! Primitives come from aws-lc-rs; the only code of our own is the chunk framing in [`stream`].
 
+pub mod fields;
 pub mod keyfile;
 pub mod keyring;
 pub mod keys;

@@ -33,7 +33,7 @@ pub use platform::PlatformStore;
 pub use practices::{EnrolmentGrant, PracticeStore, StaffChange};
 pub use sessions::SessionStore;
 
-pub use documents::{DocumentStore, StoreGrant};
+pub use documents::{DocumentStore, DocumentWithKey, StoreGrant};
 pub use engines::{Backend, PgStore, SqliteStore, connect};
 pub use mfa::{CeremonyRow, MfaStore, PasskeyRow, TotpRow};
 pub use model::*;

@@ -124,6 +124,8 @@ pub(crate) async fn keys_cmd(config: &Config, cmd: KeysCmd) -> Result<()> {
             let stragglers = app.console().rewrap_patient_keys(|_| {}).await?;
             let done = done + stragglers;
             eprintln!("Re-wrapped {done} patient key(s); no document was re-encrypted.");
+            let secrets = app.console().reseal_secrets().await.map_err(|e| anyhow::anyhow!(show(&e)))?;
+            eprintln!("Re-wrapped {secrets} authenticator secret(s).");
             eprintln!(
                 "The old master key is now {}. Keep it only as long as backups made before today, then destroy it. Restart running portal nodes.",
                 retired.display()

@@ -342,6 +342,31 @@ async fn open(config: &Config) -> Result<Arc<App>> {
     Ok(Arc::new(app))
 }
 
+/// Seals the details (title, file name, author) of documents stored before this version sealed
+/// them, with progress on a terminal.
+pub(crate) async fn seal_old_details(app: &App) -> Result<()> {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(indicatif::ProgressStyle::with_template("{spinner} sealing document details: {pos} ({per_sec})")?);
+    let n = app
+        .console()
+        .seal_document_details(|done| bar.set_position(done))
+        .await
+        .map_err(|e| anyhow::anyhow!("sealing the details of older documents: {}", show(&e)))?;
+    bar.finish_and_clear();
+    if n > 0 {
+        eprintln!("Sealed the title, file name and author of {n} older document(s) under their keys.");
+    }
+    let n = app
+        .console()
+        .reseal_secrets()
+        .await
+        .map_err(|e| anyhow::anyhow!("sealing authenticator secrets: {}", show(&e)))?;
+    if n > 0 {
+        eprintln!("Sealed {n} authenticator secret(s) under the master key.");
+    }
+    Ok(())
+}
+
 /// Makes a file or folder of the portal's private to its own user (review #19): whatever the
 /// umask or an earlier `chmod` left, group and others get nothing. `tell`: say so (not for a
 /// file just made).
@@ -455,7 +480,8 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve => serve::run(config).await,
         Command::Migrate => {
-            open(&config).await?;
+            let app = open(&config).await?;
+            seal_old_details(&app).await?;
             eprintln!("Migrations applied to {}.", app::config::redact_url(config.database_url.expose_secret()));
             Ok(())
         }

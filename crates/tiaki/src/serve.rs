@@ -44,6 +44,7 @@ pub(crate) async fn run(config: Config) -> Result<()> {
         .install_recorder()
         .context("cannot start the metrics recorder")?;
     let app = crate::open(&config).await?;
+    crate::seal_old_details(&app).await?;
 
     let transport = Transport::from_config(&config).map_err(anyhow::Error::msg)?;
     if let Transport::Folder(dir) = &transport {

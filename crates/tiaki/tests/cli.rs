@@ -618,6 +618,76 @@ fn verify_catches_a_trimmed_or_rewritten_tail_and_a_forged_retention_record() {
     assert!(text.contains("is not signed by this log's key: it was forged or altered"), "{text}");
 }
 
+/// Issue 13, item 7: a raw scan of everything the portal keeps on disk after `tiaki demo` (the
+/// database and its write-ahead log, the blob folder, the mail folder) finds no document title,
+/// author or file name, no document in the clear, and no link that still works.
+#[test]
+fn a_raw_scan_of_the_data_folder_finds_no_clinical_text_or_live_link() {
+    let tmp = TempDir::new();
+    let d = tmp.0.to_str().unwrap();
+    assert!(tiaki(&["demo"], &[("TIAKI_DATA_DIR", d)]).status.success());
+    let files = files_in(&tmp.0);
+    assert!(
+        files.iter().any(|(p, _)| p.ends_with("tiaki.db"))
+            && files.iter().any(|(p, _)| p.starts_with(tmp.0.join("blobs")))
+    );
+    let needles: [&[u8]; 6] = [
+        b"Respiratory clinic letter",
+        b"Referral to physiotherapy",
+        b"Peak flow chart",
+        b"Dr Lena Fischer",
+        b"pulmonary rehabilitation",
+        b"community-acquired pneumonia",
+    ];
+    for (path, bytes) in &files {
+        for needle in needles {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{} holds {:?} in the clear",
+                path.display(),
+                String::from_utf8_lossy(needle)
+            );
+        }
+        if path.starts_with(tmp.0.join("blobs")) {
+            for signature in [&b"%PDF-"[..], &b"\x89PNG"[..]] {
+                assert!(!bytes.starts_with(signature), "{} is a document in the clear", path.display());
+            }
+        }
+    }
+    // Links: whatever token the files hold (the outbox keeps mail until it is sent) no longer works.
+    let mut tokens = Vec::new();
+    for (_, bytes) in &files {
+        let text = String::from_utf8_lossy(bytes);
+        for part in text.split("token=").skip(1) {
+            let token: String = part.chars().take_while(char::is_ascii_hexdigit).collect();
+            if token.len() == 64 {
+                tokens.push(token);
+            }
+        }
+    }
+    assert!(!tokens.is_empty(), "the demo's mail holds links (used ones)");
+    for token in tokens {
+        let live = sqlite(
+            &tmp.0,
+            &format!(
+                "SELECT COUNT(*) FROM single_use_tokens WHERE token_hash = X'{}' AND used_at IS NULL \
+                 AND expires_at > CAST(strftime('%s','now') AS INTEGER)",
+                sha256_hex(&token)
+            ),
+        );
+        assert_eq!(live, "0", "a live link is on disk: {token}");
+    }
+}
+
+/// SHA-256 of a token, in hexadecimal (what the portal stores instead of it).
+fn sha256_hex(token: &str) -> String {
+    let out = Command::new("python3")
+        .args(["-c", &format!("import hashlib; print(hashlib.sha256({token:?}.encode()).hexdigest(), end='')")])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[test]
 fn the_audit_log_can_be_signed_by_a_key_in_a_pkcs11_token() {
     let dir = TempDir::new();

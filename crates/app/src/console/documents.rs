@@ -129,6 +129,77 @@ impl Console<'_> {
         Ok(destroyed)
     }
 
+    /// Seals the authenticator secrets stored in the clear (before this version), and re-wraps
+    /// those whose key is under a master key other than the current one (after a rotation), so
+    /// the retired master key can be destroyed. Returns how many were changed.
+    ///
+    /// # Errors
+    /// When storage or a key fails.
+    pub async fn reseal_secrets(&self) -> Result<u64, AppError> {
+        let vault = self.app.vault()?;
+        let current = vault.keys.wrap(&crypto::PatientKey::random().map_err(key_error)?)?.0;
+        let grant = authz::console::master_key_custody();
+        let (mut after, mut changed) = (None, 0_u64);
+        loop {
+            let page = self.app.store.totp_secrets(&grant, after, 500).await?;
+            let Some(last) = page.last() else { return Ok(changed) };
+            after = Some(last.0);
+            for (account, stored) in page {
+                let under = crate::identity::sealed::sealed_under(&stored);
+                if crate::identity::sealed::is_sealed(&stored) && under == Some(current.as_str()) {
+                    continue;
+                }
+                let plain = self.app.open_totp_secret(&stored)?;
+                let sealed = self.app.seal_totp_secret(&plain)?;
+                if self.app.store.replace_totp_secret(&grant, account, &stored, &sealed).await? {
+                    changed += 1;
+                }
+            }
+        }
+    }
+
+    /// Seals the title, file name and author of documents stored before they were sealed (the
+    /// first start of this version does it; it is safe to run again). Each patient key it
+    /// unwraps is an event. `progress` is told how many were sealed so far. Returns how many.
+    ///
+    /// # Errors
+    /// When storage or a key fails.
+    pub async fn seal_document_details(&self, mut progress: impl FnMut(u64)) -> Result<u64, AppError> {
+        let vault = self.app.vault()?;
+        let grant = authz::console::master_key_custody();
+        let caller = Caller::console(authz::Principal::Anonymous);
+        let mut done = 0_u64;
+        loop {
+            let batch = self.app.store.unsealed_documents(&grant, 200).await?;
+            if batch.is_empty() {
+                return Ok(done);
+            }
+            let mut unwrapped = std::collections::BTreeSet::new();
+            let mut sealed = Vec::with_capacity(batch.len());
+            for (mut row, key) in batch {
+                let Some((version, master, wrapped)) =
+                    key.and_then(|k| k.wrapped.map(|w| (k.version, k.master_key_id, w)))
+                else {
+                    continue;
+                };
+                let data_key = vault.keys.unwrap(&master, &wrapped)?.unwrap(&row.wrapped_key).map_err(key_error)?;
+                unwrapped.insert((row.patient, version));
+                crate::documents::seal_details(&mut row, &data_key)?;
+                sealed.push(row);
+            }
+            let events = unwrapped.iter().map(|&(p, v)| self.app.unwrap_event(&caller, p, v)).collect();
+            self.app.audit(events).await?;
+            if sealed.is_empty() {
+                return Ok(done);
+            }
+            for row in &sealed {
+                self.app.store.seal_document_details(&grant, row).await?;
+                done += 1;
+            }
+            progress(done);
+        }
+    }
+
     /// How many patient-key unwraps each actor (account or API client) made in the last
     /// `minutes`, most first — the input the detectors read; an operator's first look in an
     /// incident.

@@ -56,11 +56,35 @@ impl Documents<'_> {
         let skip = usize::try_from((page - 1) * DOCUMENTS_PER_PAGE).unwrap_or(usize::MAX);
         let shown: Vec<_> =
             docs.into_iter().skip(skip).take(usize::try_from(DOCUMENTS_PER_PAGE).unwrap_or(100)).collect();
-        // One event naming every document the page shows (or the patient, for an empty list).
-        let ids: Vec<String> = shown.iter().map(|d| d.id.to_string()).collect();
+        // The titles are sealed under each document's data key: the patient's key is unwrapped
+        // (once per version on the page, each an event) to show them.
+        let vault = self.app.vault()?;
+        let mut keys: std::collections::BTreeMap<i32, crypto::PatientKey> = std::collections::BTreeMap::new();
+        let mut documents = Vec::with_capacity(shown.len());
+        let mut ids = Vec::with_capacity(shown.len());
+        for (row, key) in shown {
+            ids.push(row.id.to_string());
+            let data_key = match key.and_then(|k| k.wrapped.map(|w| (k.version, k.master_key_id, w))) {
+                Some((version, master, wrapped)) => {
+                    let patient_key = match keys.entry(version) {
+                        std::collections::btree_map::Entry::Occupied(k) => k.into_mut(),
+                        std::collections::btree_map::Entry::Vacant(v) => {
+                            v.insert(vault.keys.unwrap(&master, &wrapped)?)
+                        }
+                    };
+                    Some(patient_key.unwrap(&row.wrapped_key).map_err(super::key_error)?)
+                }
+                None => None,
+            };
+            documents.push(super::open_details(row, data_key.as_ref())?);
+        }
+        // One event naming every document the page shows (or the patient, for an empty list),
+        // and one per key unwrapped, before anything is served.
         let target = if ids.is_empty() { Target::of(&grant) } else { Target::of(&grant).about(&ids.join(",")) };
-        self.app.audit(vec![self.app.event(caller, &target, Outcome::Allowed)]).await?;
-        Ok(DocumentList { documents: shown.into_iter().map(Document::from).collect(), total, page, pages })
+        let mut events = vec![self.app.event(caller, &target, Outcome::Allowed)];
+        events.extend(keys.keys().map(|&version| self.app.unwrap_event(caller, patient, version)));
+        self.app.audit(events).await?;
+        Ok(DocumentList { documents, total, page, pages })
     }
 
     /// Renames one of the patient's own uploads. A clinical document keeps the title its
@@ -71,7 +95,8 @@ impl Documents<'_> {
     /// [`AppError::Conflict`] for a clinical document.
     pub async fn rename(&self, caller: &Caller, doc: DocumentId, title: &str) -> Result<(), AppError> {
         let grant = self.app.authorize::<ChangeDocument>(caller, doc).await?;
-        if self.app.store.own_document(&grant).await?.category.is_clinical() {
+        let (row, key) = self.app.store.own_document(&grant).await?;
+        if row.category.is_clinical() {
             return Err(AppError::Conflict(
                 "Documents from your health providers keep the title they were sent with, which is what your practice \
                  sees too. You can hide one from your list instead."
@@ -79,7 +104,17 @@ impl Documents<'_> {
             ));
         }
         let title = clean_title(title)?;
-        Ok(self.app.store.rename_document(&grant, &title).await?)
+        // Sealed under the document's data key, like the title it replaces.
+        let vault = self.app.vault()?;
+        let key = key.and_then(|k| k.wrapped.map(|w| (k.version, k.master_key_id, w))).ok_or_else(|| {
+            AppError::Gone("This document can no longer be opened: its key has been destroyed.".into())
+        })?;
+        self.app.audit(vec![self.app.unwrap_event(caller, row.patient, key.0)]).await?;
+        let data_key = vault.keys.unwrap(&key.1, &key.2)?.unwrap(&row.wrapped_key).map_err(super::key_error)?;
+        let mut sealed = row;
+        sealed.title = title;
+        super::seal_details(&mut sealed, &data_key)?;
+        Ok(self.app.store.rename_document(&grant, &sealed.title).await?)
     }
 
     /// Hides a document from the patient's own list, or shows it again.
@@ -98,7 +133,7 @@ impl Documents<'_> {
     /// document.
     pub async fn delete(&self, caller: &Caller, doc: DocumentId) -> Result<(), AppError> {
         let grant = self.app.authorize::<authz::DeleteDocument>(caller, doc).await?.implied::<ChangeDocument>();
-        let row = self.app.store.own_document(&grant).await?;
+        let (row, _) = self.app.store.own_document(&grant).await?;
         if row.category.is_clinical() {
             return Err(AppError::Conflict(
                 "Documents from your health providers cannot be deleted here, but you can hide them from your list."

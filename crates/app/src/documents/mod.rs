@@ -21,7 +21,7 @@ use crate::audit::{Caller, Outcome, Target};
 use crate::documents::blobs::{BlobError, Blobs};
 use crate::{App, AppError};
 use bytes::Bytes;
-use crypto::{KeyError, PatientKey};
+use crypto::{DataKey, KeyError, PatientKey};
 use domain::{Access, Module, ObjectKind, Verb};
 use domain::{DocumentCategory, DocumentId, PatientId};
 use futures_util::StreamExt;
@@ -131,18 +131,64 @@ pub struct Document {
     pub hidden_at: Option<domain::UnixTime>,
 }
 
+/// Where a document's sealed field opens: its id and the field's name (the AEAD's associated
+/// data, so a value cannot be moved between documents or fields).
+fn field_context(id: DocumentId, field: &str) -> String {
+    format!("{id}/{field}")
+}
+
+/// Seals a document row's title, file name and author under its data key, before it is stored.
+pub(crate) fn seal_details(row: &mut DocumentRow, data_key: &DataKey) -> Result<(), AppError> {
+    // A value already sealed stays as it is.
+    let seal = |field: &str, value: &str| {
+        if crypto::fields::is_sealed(value) {
+            Ok(value.to_owned())
+        } else {
+            crypto::fields::seal_field(data_key, &field_context(row.id, field), value)
+        }
+    };
+    let title = seal("title", &row.title).map_err(key_error)?;
+    let filename = seal("filename", &row.filename).map_err(key_error)?;
+    let author = row.author.as_deref().map(|a| seal("author", a)).transpose().map_err(key_error)?;
+    (row.title, row.filename, row.author) = (title, filename, author);
+    Ok(())
+}
+
+/// A stored row as its reader sees it: the details opened with its data key (`None` when the
+/// patient's key was destroyed: the details are gone with the content).
+pub(crate) fn open_details(mut row: DocumentRow, data_key: Option<&DataKey>) -> Result<Document, AppError> {
+    if let Some(key) = data_key {
+        let open = |field: &str, value: &str| {
+            crypto::fields::open_field(key, &field_context(row.id, field), value)
+                .map_err(|_| AppError::Internal(format!("document {}: its {field} does not open", row.id)))
+        };
+        let title = open("title", &row.title)?;
+        let filename = open("filename", &row.filename)?;
+        let author = row.author.as_deref().map(|a| open("author", a)).transpose()?;
+        (row.title, row.filename, row.author) = (title, filename, author);
+    } else {
+        "A document that can no longer be opened (erased)".clone_into(&mut row.title);
+        "erased".clone_into(&mut row.filename);
+        row.author = None;
+    }
+    Ok(Document::from(row))
+}
+
 impl From<DocumentRow> for Document {
+    /// For a row whose details are in the clear (one just stored, before sealing); a sealed
+    /// value is never shown as it is stored.
     fn from(r: DocumentRow) -> Self {
+        let shown = |v: String, sealed: &str| if crypto::fields::is_sealed(&v) { sealed.to_owned() } else { v };
         Self {
             id: r.id,
             patient: r.patient,
             category: r.category,
-            title: r.title,
-            filename: r.filename,
+            title: shown(r.title, "Document"),
+            filename: shown(r.filename, "document"),
             media_type: r.media_type,
             size: r.size,
             clinical_date: r.clinical_date,
-            author: r.author,
+            author: r.author.map(|a| shown(a, "")).filter(|a| !a.is_empty()),
             source_org_id: r.source_org_id,
             source_org_name: r.source_org_name,
             controller_id: r.controller_id,
@@ -207,7 +253,7 @@ impl App {
         self.vault.clone().ok_or_else(|| AppError::Internal("the documents module is not configured".into()))
     }
 
-    fn unwrap_event(&self, caller: &Caller, patient: PatientId, version: i32) -> store::AuditEvent {
+    pub(crate) fn unwrap_event(&self, caller: &Caller, patient: PatientId, version: i32) -> store::AuditEvent {
         metrics::counter!("tiaki_key_unwraps_total").increment(1);
         let target = Target {
             access: Access::new(Module::Documents, ObjectKind::PatientKey, Verb::Unwrap),

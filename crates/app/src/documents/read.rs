@@ -105,7 +105,8 @@ impl App {
             s.next_chunk().await.map(|c| c.map(|b| (b, s))).map_err(std::io::Error::other)
         });
         let body = futures_util::stream::iter(first.map(Ok)).chain(rest).boxed();
-        Ok(Download { doc: row.into(), range: range.filter(|_| size > 0), length, body })
+        let doc = super::open_details(row, Some(&data_key))?;
+        Ok(Download { doc, range: range.filter(|_| size > 0), length, body })
     }
 }
 

@@ -320,6 +320,10 @@ impl App {
         if row.title.is_empty() {
             row.title = row.filename.clone();
         }
+        // The title, file name and author are sealed like the content (what is stored of them
+        // names nothing); the caller gets the row with them in the clear.
+        let plain = (row.title.clone(), row.filename.clone(), row.author.clone());
+        super::seal_details(&mut row, &data_key)?;
         let mut attempts = 0;
         let committed = loop {
             match self.store.commit_document(grant, &row, quota).await {
@@ -362,6 +366,7 @@ impl App {
             Err(e) => return Err(e.into()),
         }
         metrics::counter!("tiaki_documents_stored_total").increment(1);
+        (row.title, row.filename, row.author) = plain;
         Ok(row)
     }
 }

@@ -10,6 +10,7 @@ pub(crate) mod mfa;
 pub mod passkeys;
 pub(crate) mod ratelimit;
 pub(crate) mod recovery;
+pub(crate) mod sealed;
 pub(crate) mod signin;
 
 use crate::audit::{Caller, Outcome, Target};

@@ -26,6 +26,10 @@ impl StoreGrant<'_> {
     }
 }
 
+/// A document row and the patient key its data key is wrapped under (`None` when that key
+/// version was destroyed).
+pub type DocumentWithKey = (DocumentRow, Option<PatientKeyRow>);
+
 /// Storage for documents, their blobs and what they count against a patient's quota.
 pub trait DocumentStore: Send + Sync {
     /// Records that a blob may be written (before its first byte is).
@@ -56,15 +60,12 @@ pub trait DocumentStore: Send + Sync {
         &'a self,
         grant: &'a Grant<ListDocuments>,
         include_hidden: bool,
-    ) -> BoxFuture<'a, Result<Vec<DocumentRow>>>;
+    ) -> BoxFuture<'a, Result<Vec<DocumentWithKey>>>;
     /// One live document to read, and the patient key its data key is wrapped under (none if
     /// that key version was destroyed), in one query: a key rotation cannot fall between them.
-    fn document_for_read<'a>(
-        &'a self,
-        grant: &'a Grant<ReadDocument>,
-    ) -> BoxFuture<'a, Result<(DocumentRow, Option<PatientKeyRow>)>>;
-    /// One live document, to change.
-    fn own_document<'a>(&'a self, grant: &'a Grant<ChangeDocument>) -> BoxFuture<'a, Result<DocumentRow>>;
+    fn document_for_read<'a>(&'a self, grant: &'a Grant<ReadDocument>) -> BoxFuture<'a, Result<DocumentWithKey>>;
+    /// One live document, to change, and the patient key its data key is wrapped under.
+    fn own_document<'a>(&'a self, grant: &'a Grant<ChangeDocument>) -> BoxFuture<'a, Result<DocumentWithKey>>;
     /// Renames a document.
     fn rename_document<'a>(&'a self, grant: &'a Grant<ChangeDocument>, title: &'a str) -> BoxFuture<'a, Result<()>>;
     /// Hides a document from (or shows it again in) its patient's own list.
@@ -82,6 +83,19 @@ pub trait DocumentStore: Send + Sync {
         grant: &'a Grant<WithdrawDocument>,
         now: UnixTime,
     ) -> BoxFuture<'a, Result<String>>;
+    /// Up to `limit` documents whose title, file name or author is not sealed yet (written
+    /// before they were), with the key each is under: for the console to seal them.
+    fn unsealed_documents<'a>(
+        &'a self,
+        grant: &'a Grant<authz::MasterKeyCustody>,
+        limit: i64,
+    ) -> BoxFuture<'a, Result<Vec<DocumentWithKey>>>;
+    /// Replaces a document's title, file name and author with their sealed forms.
+    fn seal_document_details<'a>(
+        &'a self,
+        grant: &'a Grant<authz::MasterKeyCustody>,
+        row: &'a DocumentRow,
+    ) -> BoxFuture<'a, Result<()>>;
     /// Bytes the patient's own live uploads take (what their quota counts).
     fn storage_used<'a>(&'a self, grant: StoreGrant<'a>) -> BoxFuture<'a, Result<i64>>;
     /// How many live documents the patient has: (their own uploads, all).

@@ -3,7 +3,7 @@
 // database). Format with `rustfmt --edition 2024 documents/sql.rs` (CI checks it).
 
 use crate::portable::{corrupt, map_unique};
-use crate::{DocumentRow, DocumentStore, PatientKeyRow, Result, StoreError, StoreGrant};
+use crate::{DocumentRow, DocumentStore, DocumentWithKey, PatientKeyRow, Result, StoreError, StoreGrant};
 use authz::Grant;
 use domain::{AccountId, BoxFuture, ClientId, DocumentCategory, DocumentId, PatientId, PracticeId, UnixTime};
 use sqlx::Row;
@@ -16,11 +16,31 @@ const COLUMNS: &str = "id, patient_id, version, category, title, filename, media
     controller_id, controller_name, source_ref, pushed_by_practice, pushed_by_client, uploaded_by, \
     created_at, hidden_at, withdrawn_at, deleted_at";
 const LIVE: &str = "deleted_at IS NULL AND withdrawn_at IS NULL";
+const D_LIVE: &str = "d.deleted_at IS NULL AND d.withdrawn_at IS NULL";
 // The same columns, of `documents d`, for queries that join another table.
 const D_COLUMNS: &str = "d.id, d.patient_id, d.version, d.category, d.title, d.filename, d.media_type, d.size, \
     d.blob_key, d.wrapped_key, d.key_version, d.aad_practice, d.clinical_date, d.author, d.source_org_id, \
     d.source_org_name, d.controller_id, d.controller_name, d.source_ref, d.pushed_by_practice, \
     d.pushed_by_client, d.uploaded_by, d.created_at, d.hidden_at, d.withdrawn_at, d.deleted_at";
+
+/// A document row read with its patient key (`WITH_KEY`), the key `None` if that version is gone.
+fn doc_with_key(row: &DbRow) -> Result<DocumentWithKey> {
+    let doc = doc_row(row)?;
+    let key = match row.try_get::<Option<i32>, _>("key_row_version")? {
+        Some(version) => Some(PatientKeyRow {
+            patient: doc.patient,
+            version,
+            master_key_id: row.try_get("key_master_id")?,
+            wrapped: row.try_get("key_wrapped")?,
+        }),
+        None => None,
+    };
+    Ok((doc, key))
+}
+
+/// The patient key columns and join that go with `D_COLUMNS` for [`doc_with_key`].
+const WITH_KEY: &str = "k.master_key_id AS key_master_id, k.wrapped AS key_wrapped, k.version AS key_row_version \
+    FROM documents d LEFT JOIN patient_keys k ON k.patient_id = d.patient_id AND k.version = d.key_version";
 
 fn doc_row(r: &DbRow) -> Result<DocumentRow> {
     Ok(DocumentRow {
@@ -202,12 +222,12 @@ impl DocumentStore for This {
         &'a self,
         grant: &'a Grant<authz::ListDocuments>,
         include_hidden: bool,
-    ) -> BoxFuture<'a, Result<Vec<DocumentRow>>> {
+    ) -> BoxFuture<'a, Result<Vec<DocumentWithKey>>> {
         Box::pin(async move {
             // Staff see what their practice pushed (and only while the patient is
             // enrolled there); hiding is the patient's own view and does not apply.
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM documents d WHERE d.patient_id = $1 AND {LIVE} \
+                "SELECT {D_COLUMNS}, {WITH_KEY} WHERE d.patient_id = $1 AND {D_LIVE} \
                  AND ($2 OR d.hidden_at IS NULL OR $3) \
                  AND ($3 = FALSE OR (d.pushed_by_practice = $4 AND EXISTS (SELECT 1 FROM enrolments e \
                       WHERE e.patient_id = d.patient_id AND e.practice_id = $4))) \
@@ -219,20 +239,17 @@ impl DocumentStore for This {
             .bind(nil_or(grant.via_practice()))
             .fetch_all(&self.pool)
             .await?;
-            rows.iter().map(doc_row).collect()
+            rows.iter().map(doc_with_key).collect()
         })
     }
 
     fn document_for_read<'a>(
         &'a self,
         grant: &'a Grant<authz::ReadDocument>,
-    ) -> BoxFuture<'a, Result<(DocumentRow, Option<PatientKeyRow>)>> {
+    ) -> BoxFuture<'a, Result<DocumentWithKey>> {
         Box::pin(async move {
             let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {D_COLUMNS}, k.master_key_id AS key_master_id, k.wrapped AS key_wrapped, \
-                 k.version AS key_row_version FROM documents d \
-                 LEFT JOIN patient_keys k ON k.patient_id = d.patient_id AND k.version = d.key_version \
-                 WHERE d.id = $1 AND d.patient_id = $2 AND d.deleted_at IS NULL AND d.withdrawn_at IS NULL \
+                "SELECT {D_COLUMNS}, {WITH_KEY} WHERE d.id = $1 AND d.patient_id = $2 AND d.deleted_at IS NULL AND d.withdrawn_at IS NULL \
                  AND ($3 = FALSE OR (d.pushed_by_practice = $4 AND EXISTS (SELECT 1 FROM enrolments e \
                       WHERE e.patient_id = d.patient_id AND e.practice_id = $4)))"
             )))
@@ -243,33 +260,59 @@ impl DocumentStore for This {
             .fetch_optional(&self.pool)
             .await?
             .ok_or(StoreError::NotFound)?;
-            let doc = doc_row(&row)?;
-            let key = match row.try_get::<Option<i32>, _>("key_row_version")? {
-                Some(version) => Some(PatientKeyRow {
-                    patient: doc.patient,
-                    version,
-                    master_key_id: row.try_get("key_master_id")?,
-                    wrapped: row.try_get("key_wrapped")?,
-                }),
-                None => None,
-            };
-            Ok((doc, key))
+            doc_with_key(&row)
         })
     }
 
-    fn own_document<'a>(&'a self, grant: &'a Grant<authz::ChangeDocument>) -> BoxFuture<'a, Result<DocumentRow>> {
+    fn own_document<'a>(&'a self, grant: &'a Grant<authz::ChangeDocument>) -> BoxFuture<'a, Result<DocumentWithKey>> {
         Box::pin(async move {
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM documents WHERE id = $1 AND patient_id = $2 AND {LIVE}"
+                "SELECT {D_COLUMNS}, {WITH_KEY} WHERE d.id = $1 AND d.patient_id = $2 AND {D_LIVE}"
             )))
             .bind(grant.object().as_uuid())
             .bind(grant.patient().map_or(Uuid::nil(), |p| p.as_uuid()))
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(doc_row)
+            .map(doc_with_key)
             .transpose()?
             .ok_or(StoreError::NotFound)
+        })
+    }
+
+    fn unsealed_documents<'a>(
+        &'a self,
+        grant: &'a Grant<authz::MasterKeyCustody>,
+        limit: i64,
+    ) -> BoxFuture<'a, Result<Vec<DocumentWithKey>>> {
+        Box::pin(async move {
+            let _ = grant;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {D_COLUMNS}, {WITH_KEY} WHERE (d.title NOT LIKE 'sealed:%' OR d.filename NOT LIKE 'sealed:%' \
+                 OR d.author NOT LIKE 'sealed:%') AND k.wrapped IS NOT NULL ORDER BY d.id LIMIT $1"
+            )))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter().map(doc_with_key).collect()
+        })
+    }
+
+    fn seal_document_details<'a>(
+        &'a self,
+        grant: &'a Grant<authz::MasterKeyCustody>,
+        row: &'a DocumentRow,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let _ = grant;
+            sqlx::query("UPDATE documents SET title = $2, filename = $3, author = $4 WHERE id = $1")
+                .bind(row.id.as_uuid())
+                .bind(&row.title)
+                .bind(&row.filename)
+                .bind(&row.author)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
         })
     }
 

@@ -44,6 +44,9 @@ pub struct CeremonyRow {
     pub state: String,
 }
 
+/// An account's authenticator secret as stored (sealed, or from before sealing).
+pub type StoredSecret = (AccountId, Vec<u8>);
+
 /// Storage for second factors.
 pub trait MfaStore: Send + Sync {
     /// Sets whether the practice requires its patients to use a second factor.
@@ -90,6 +93,22 @@ pub trait MfaStore: Send + Sync {
     fn take_ceremony<'a>(&'a self, token_hash: &'a [u8], now: UnixTime) -> BoxFuture<'a, Result<Option<CeremonyRow>>>;
     /// The account's authenticator, confirmed or pending.
     fn totp_factor(&self, account: AccountId) -> BoxFuture<'_, Result<Option<TotpRow>>>;
+    /// Up to `limit` authenticator secrets, as stored, of accounts after `after` (in account
+    /// order): for the console to seal or re-wrap them.
+    fn totp_secrets<'a>(
+        &'a self,
+        grant: &'a authz::Grant<authz::MasterKeyCustody>,
+        after: Option<AccountId>,
+        limit: i64,
+    ) -> BoxFuture<'a, Result<Vec<StoredSecret>>>;
+    /// Replaces an authenticator secret as stored, if it is still `old`; true if it was.
+    fn replace_totp_secret<'a>(
+        &'a self,
+        grant: &'a authz::Grant<authz::MasterKeyCustody>,
+        account: AccountId,
+        old: &'a [u8],
+        new: &'a [u8],
+    ) -> BoxFuture<'a, Result<bool>>;
     /// Starts (or restarts) setting up an authenticator; false if one is already confirmed.
     fn start_totp<'a>(&'a self, account: AccountId, secret: &'a [u8], now: UnixTime) -> BoxFuture<'a, Result<bool>>;
     /// Confirms a pending authenticator with the step of a correct code, and replaces the

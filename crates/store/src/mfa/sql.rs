@@ -214,6 +214,45 @@ impl MfaStore for This {
         })
     }
 
+    fn totp_secrets<'a>(
+        &'a self,
+        grant: &'a authz::Grant<authz::MasterKeyCustody>,
+        after: Option<AccountId>,
+        limit: i64,
+    ) -> BoxFuture<'a, Result<Vec<crate::mfa::StoredSecret>>> {
+        Box::pin(async move {
+            let _ = grant;
+            let rows = sqlx::query(
+                "SELECT account_id, secret FROM totp_factors WHERE ($1 OR account_id > $2) ORDER BY account_id LIMIT $3",
+            )
+            .bind(after.is_none())
+            .bind(after.map_or(uuid::Uuid::nil(), |a| a.as_uuid()))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter().map(|r| Ok((AccountId::from_uuid(r.try_get("account_id")?), r.try_get("secret")?))).collect()
+        })
+    }
+
+    fn replace_totp_secret<'a>(
+        &'a self,
+        grant: &'a authz::Grant<authz::MasterKeyCustody>,
+        account: AccountId,
+        old: &'a [u8],
+        new: &'a [u8],
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let _ = grant;
+            let done = sqlx::query("UPDATE totp_factors SET secret = $3 WHERE account_id = $1 AND secret = $2")
+                .bind(account.as_uuid())
+                .bind(old)
+                .bind(new)
+                .execute(&self.pool)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
     fn start_totp<'a>(&'a self, account: AccountId, secret: &'a [u8], now: UnixTime) -> BoxFuture<'a, Result<bool>> {
         Box::pin(async move {
             let done = sqlx::query(

@@ -652,3 +652,38 @@ async fn parallel_wrong_codes_cannot_pass_the_accounts_cap() -> Result<()> {
     assert!(checked >= 5, "some were checked: {checked}");
     Ok(())
 }
+
+/// Issue 13, item 7: an authenticator's secret is sealed at rest under a key the master key
+/// wraps — not in the table, not in the database's files — and codes from it still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authenticator_secrets_are_sealed_at_rest() -> Result<()> {
+    let w = World::new().await?;
+    let mut p1 = w.signed_in("p1@example.nz", [127, 0, 58, 1]).await?;
+    let (secret, _) = enable_totp(&w, &mut p1).await?;
+    assert_eq!(secret.len(), 20);
+    let contains = |hay: &[u8]| hay.windows(secret.len()).any(|x| x == secret.as_slice());
+    let stored: Vec<Vec<u8>> = if w.t.url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&w.t.url).await?;
+        sqlx::query_scalar("SELECT secret FROM totp_factors").fetch_all(&mut c).await?
+    } else {
+        let mut c = sqlx::PgConnection::connect(&w.t.url).await?;
+        sqlx::query_scalar("SELECT secret FROM totp_factors").fetch_all(&mut c).await?
+    };
+    assert!(stored.iter().any(|s| s.starts_with(b"tiaki-sealed-v1:")), "the new secret is sealed");
+    assert!(stored.iter().all(|s| !contains(s)), "no stored secret holds it");
+    if let Some(path) = w.t.url.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap_or(p).to_owned()) {
+        for file in [path.clone(), format!("{path}-wal")] {
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            assert!(!contains(&bytes), "{file} holds the secret");
+        }
+    }
+    // Codes from it still sign in.
+    p1.post("/signout", &[]).await?;
+    let r = p1.sign_in("p1@example.nz", PASSWORD).await?;
+    assert_eq!(r.location(), "/signin/verify");
+    w.t.clock.advance(30);
+    let code = totp_code(&secret, app::domain::Clock::now(&w.t.clock));
+    let r = p1.post("/signin/verify", &[("code", &code)]).await?;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    Ok(())
+}

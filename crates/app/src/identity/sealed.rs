@@ -1,0 +1,80 @@
+//! Secrets that must work but must not sit in the database in the clear: each authenticator
+//! app's TOTP secret is sealed (AES-256-GCM) under a fresh key of its own, and that key is
+//! wrapped by the master key, as patients' keys are. Someone holding only the database (a
+//! backup, a dump) cannot compute anyone's codes. The master key's rotation re-wraps them
+//! ([`crate::console::Console::reseal_secrets`]).
+//!
+//! Stored as: `tiaki-sealed-v1:` ‖ master key id (length-prefixed) ‖ wrapped key (length-
+//! prefixed) ‖ nonce ‖ ciphertext ‖ tag. A value without the prefix was stored before sealing;
+//! it is read as it is, and sealed at the next start.
+
+use crate::{App, AppError};
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use crypto::PatientKey;
+
+/// What every sealed secret starts with.
+const MAGIC: &[u8] = b"tiaki-sealed-v1:";
+/// What a sealed TOTP secret is bound to (its associated data).
+const TOTP: &[u8] = b"tiaki totp secret";
+
+fn cipher(key: &PatientKey) -> Result<LessSafeKey, AppError> {
+    let key = UnboundKey::new(&AES_256_GCM, key.bytes()).map_err(|_| AppError::Internal("secret key".into()))?;
+    Ok(LessSafeKey::new(key))
+}
+
+/// Whether a stored secret is sealed.
+pub(crate) fn is_sealed(stored: &[u8]) -> bool {
+    stored.starts_with(MAGIC)
+}
+
+/// The master key id a sealed secret's key is wrapped under.
+pub(crate) fn sealed_under(stored: &[u8]) -> Option<&str> {
+    let rest = stored.strip_prefix(MAGIC)?;
+    let (&len, rest) = rest.split_first()?;
+    std::str::from_utf8(rest.get(..usize::from(len))?).ok()
+}
+
+impl App {
+    /// Seals a TOTP secret for storing. Without a master key (a node set up without the
+    /// documents module: tests of other parts only) it is stored as it is.
+    pub(crate) fn seal_totp_secret(&self, plain: &[u8]) -> Result<Vec<u8>, AppError> {
+        let Ok(vault) = self.vault() else { return Ok(plain.to_vec()) };
+        let key = PatientKey::random().map_err(crate::documents::key_error)?;
+        let (master, wrapped) = vault.keys.wrap(&key)?;
+        let mut nonce = [0u8; NONCE_LEN];
+        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| AppError::Internal("random number generator".into()))?;
+        let mut sealed = plain.to_vec();
+        cipher(&key)?
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(TOTP), &mut sealed)
+            .map_err(|_| AppError::Internal("sealing a secret".into()))?;
+        let (id_len, wrapped_len) = (u8::try_from(master.len()), u8::try_from(wrapped.len()));
+        let (Ok(id_len), Ok(wrapped_len)) = (id_len, wrapped_len) else {
+            return Err(AppError::Internal("master key id or wrapped key too long".into()));
+        };
+        let mut out = MAGIC.to_vec();
+        out.push(id_len);
+        out.extend_from_slice(master.as_bytes());
+        out.push(wrapped_len);
+        out.extend_from_slice(&wrapped);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    /// Opens a stored TOTP secret (one stored before sealing is returned as it is).
+    pub(crate) fn open_totp_secret(&self, stored: &[u8]) -> Result<Vec<u8>, AppError> {
+        let Some(rest) = stored.strip_prefix(MAGIC) else { return Ok(stored.to_vec()) };
+        let damaged = || AppError::Internal("a sealed secret is damaged".into());
+        let (&id_len, rest) = rest.split_first().ok_or_else(damaged)?;
+        let (id, rest) = rest.split_at_checked(usize::from(id_len)).ok_or_else(damaged)?;
+        let (&wrapped_len, rest) = rest.split_first().ok_or_else(damaged)?;
+        let (wrapped, rest) = rest.split_at_checked(usize::from(wrapped_len)).ok_or_else(damaged)?;
+        let (nonce, sealed) = rest.split_at_checked(NONCE_LEN).ok_or_else(damaged)?;
+        let master = std::str::from_utf8(id).map_err(|_| damaged())?;
+        let key = self.vault()?.keys.unwrap(master, wrapped)?;
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| damaged())?;
+        let mut buf = sealed.to_vec();
+        let plain = cipher(&key)?.open_in_place(nonce, Aad::from(TOTP), &mut buf).map_err(|_| damaged())?;
+        Ok(plain.to_vec())
+    }
+}
