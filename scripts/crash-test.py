@@ -101,6 +101,24 @@ def sign_in(port, email, password):
     return "; ".join(f"{k}={v}" for k, v in cookies.items())
 
 
+def listed_names(port, patient, cookie):
+    """Every document in the patient's list, id -> file name, page by page."""
+    names, page = {}, 1
+    while True:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        c.request("GET", f"/api/v1/patients/{patient}/documents?page={page}", headers={"Cookie": cookie})
+        r = c.getresponse()
+        body = r.read()
+        if r.status != 200:
+            raise Failed(f"listing the documents answered {r.status}: {body[:300]!r}")
+        docs = json.loads(body)
+        names.update((d["id"], d["filename"]) for d in docs)
+        total = int(r.getheader("X-Total-Count") or 0)
+        if not docs or len(names) >= total:
+            return names
+        page += 1
+
+
 def document(seed, n):
     """Upload n's payload, made again from its seed whenever it is needed."""
     rng = random.Random(seed)
@@ -271,7 +289,7 @@ def run(a, label, data, run_id, cleanup):
     rng = random.Random(a.seed)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIAKI_")}
     # One patient takes every upload: lift the per-patient document cap for the run.
-    env.update(TIAKI_DATA_DIR=data, TIAKI_LOG="error", TIAKI_MAX_DOCUMENTS_PER_PATIENT="100000")
+    env.update(TIAKI_DATA_DIR=data, TIAKI_LOG="error", TIAKI_MAX_DOCUMENTS_PER_PATIENT="10000")
     log = os.path.join(data, "server.log")
 
     if a.postgres:
@@ -388,15 +406,22 @@ def run(a, label, data, run_id, cleanup):
     swept = sweep.stderr.strip()
 
     problems = []
-    rows = db.rows(f"SELECT {db.id_sql}, filename, size, category, deleted_at, withdrawn_at FROM documents")
+    # File names are sealed in the database: the portal's own list tells them (a page at a time).
+    server = Server(a.bin, env, log)
+    try:
+        names = listed_names(server.port, patient, cookie)
+    finally:
+        server.stop(signal.SIGTERM)
+    rows = db.rows(f"SELECT {db.id_sql}, size, category, deleted_at, withdrawn_at FROM documents")
     new = [r for r in rows if r[0] not in before]
     live_keys = {k for (k,) in db.rows("SELECT blob_key FROM documents WHERE deleted_at IS NULL "
                                        "AND withdrawn_at IS NULL")}
     intents = int(db.rows("SELECT COUNT(*) FROM blob_intents")[0][0])
     stored = {}  # document id -> upload number
     by_number = {}
-    for hex_id, filename, size, category, deleted_at, withdrawn_at in new:
+    for hex_id, size, category, deleted_at, withdrawn_at in new:
         doc_id = str(uuid.UUID(hex=hex_id))
+        filename = names.get(doc_id, "(not in the patient's list)")
         m = FILENAME.fullmatch(filename)
         if not m or int(m.group(1)) not in seeds:
             problems.append(f"document {doc_id}: file name {filename!r} is no upload of this run")

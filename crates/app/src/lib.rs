@@ -84,6 +84,8 @@ pub struct App {
     webauthn: Option<Arc<webauthn_rs::prelude::Webauthn>>,
     /// The uploads arriving now, per sender and in all.
     uploads: documents::upload::UploadSlots,
+    /// The recovery-code pepper, opened once (`identity::sealed`).
+    pepper: tokio::sync::OnceCell<Vec<u8>>,
 }
 
 impl std::fmt::Debug for App {
@@ -121,6 +123,7 @@ impl App {
             failures: identity::ratelimit::FailureBuffer::default(),
             unknown_browsers: identity::ratelimit::NodeWindow::default(),
             uploads: documents::upload::UploadSlots::default(),
+            pepper: tokio::sync::OnceCell::new(),
             breached: None,
             vault: None,
             mail_waker: Arc::new(tokio::sync::Notify::new()),

@@ -409,7 +409,16 @@ async fn sessions_expire_and_end(store: Arc<dyn Store>) -> Result<()> {
 
     // A disabled account: its sessions end, it gets no new one (whatever proved who it was),
     // and its unused links die; enabled again, it signs in again but the dead links stay dead.
-    store.create_link(LinkKind::PasswordReset, b"reset-other", other, NOW, NOW + 3600).await?;
+    let mail = NewMail {
+        id: uuid::Uuid::new_v4(),
+        recipient: "other@example.nz".into(),
+        subject: "Choose a new Tiaki password".into(),
+        body: "a link".into(),
+        created_at: NOW,
+    };
+    store.create_link(LinkKind::PasswordReset, b"reset-other", other, (NOW, NOW + 3600), &mail).await?;
+    store.spend_decoy_link(LinkKind::PasswordReset, b"decoy", NOW).await?;
+    assert!(store.use_link(LinkKind::PasswordReset, b"decoy", NOW).await?.is_none(), "a decoy never works");
     let accounts = console::manage_accounts();
     assert!(store.set_account_disabled(&accounts, other, Some("password stolen"), NOW).await?);
     assert!(!store.set_account_disabled(&accounts, other, Some("again"), NOW).await?, "already disabled");

@@ -230,6 +230,9 @@ enum Admin {
         #[arg(long)]
         email: String,
     },
+    /// Make a new link that sets up the first operator account, if none has been set up yet
+    /// (the one printed at the first start stops working).
+    FirstOperatorLink,
     /// Disable any account (a compromised account, someone who has left): signed out
     /// everywhere, no sign-in, no links. The reason is kept and shown to operators.
     DisableAccount {
@@ -525,6 +528,13 @@ async fn run(cli: Cli) -> Result<()> {
                 | Admin::DisableAccount { .. }
                 | Admin::EnableAccount { .. } => unreachable!("handled above"),
                 Admin::CreateOperator { email, name } => app.console().create_operator(&name, &email).await,
+                Admin::FirstOperatorLink => match app.console().first_start_link().await {
+                    Ok(Some(link)) => Ok(link),
+                    Ok(None) => bail!(
+                        "an operator has already been set up: they invite others (`tiaki admin create-operator`)"
+                    ),
+                    Err(e) => Err(e),
+                },
                 Admin::CreatePractice { name, hpi, region, admin_name, admin_email } => app
                     .console().create_practice(&app::PracticeForm { name, hpi_facility_id: hpi, region, admin_name, admin_email })
                     .await

@@ -60,13 +60,35 @@ pub(crate) async fn run(config: Config) -> Result<()> {
     let stop_jobs = Arc::new(Notify::new());
     let jobs_task = tokio::spawn(app.clone().run_jobs(stop_jobs.clone()));
 
-    if let Some(link) = app.console().first_start_link().await? {
-        eprintln!("\nWelcome to Tiaki. No operator has been set up yet.");
+    if config.public_url.starts_with("https://") && config.tls.is_none() && config.trusted_proxies.is_empty() {
+        // Review #25: behind a TLS-terminating proxy that is not trusted, every visitor shares
+        // the proxy's address, and so its sign-in limits.
         eprintln!(
-            "Open this one-time link to create the first operator account (it expires in {} days,",
-            config.invitation_secs / 86_400
+            "Warning: TIAKI_PUBLIC_URL is https but this server speaks plain HTTP and trusts no proxy. If a proxy \
+             terminates TLS in front of it, set TIAKI_TRUSTED_PROXIES to the proxy's address: otherwise every visitor \
+             appears to come from the proxy and shares its sign-in limits."
         );
-        eprintln!("and a new one is printed at each start until it is used):\n\n    {link}\n");
+    }
+    match app.console().first_start().await? {
+        app::console::FirstStart::NewLink(link) => {
+            eprintln!("\nWelcome to Tiaki. No operator has been set up yet.");
+            eprintln!(
+                "Open this one-time link to create the first operator account (it expires in {} days; it is printed",
+                config.invitation_secs / 86_400
+            );
+            eprintln!("only now — if it is lost, `tiaki admin first-operator-link` makes a new one):\n\n    {link}\n");
+        }
+        app::console::FirstStart::LinkStillWorks(until) => {
+            let until = time::OffsetDateTime::from_unix_timestamp(until)
+                .ok()
+                .and_then(|t| t.format(&time::format_description::well_known::Rfc2822).ok())
+                .unwrap_or_default();
+            eprintln!(
+                "No operator has been set up yet. The link printed at the first start works until {until} (UTC); if it \
+                 is lost, run `tiaki admin first-operator-link` for a new one (the old one then stops working)."
+            );
+        }
+        app::console::FirstStart::Done => {}
     }
 
     let state = web::WebState {

@@ -208,13 +208,20 @@ fn first_start_creates_private_data_prints_a_link_serves_and_stops_gracefully() 
     assert!(server.log.iter().filter(|l| l.starts_with('{')).all(|l| !l.contains(&token)));
     let status = server.terminate();
     assert!(status.success(), "graceful shutdown exits cleanly: {status:?}");
-    // The key survives restarts unchanged; a new link replaces the unused one.
+    // The key survives restarts unchanged; the link is printed once (review #25), a restart only
+    // says it still works, and a lost one is replaced on request.
     let key = std::fs::read(data.join("master.key")).unwrap();
     let mut again = Server::start(&[("TIAKI_DATA_DIR", data.to_str().unwrap()), ("TIAKI_LISTEN", &listen)]);
-    let second = again.wait_for("/activate?token=");
-    assert_ne!(second, link);
+    again.wait_for("first-operator-link");
+    assert!(again.log.iter().all(|l| !l.contains("/activate?token=")), "no link at the second start");
     assert_eq!(std::fs::read(data.join("master.key")).unwrap(), key);
     again.terminate();
+    let out = tiaki(
+        &["admin", "first-operator-link"],
+        &[("TIAKI_DATA_DIR", data.to_str().unwrap()), ("TIAKI_LISTEN", &listen)],
+    );
+    let second = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(out.status.success() && second.contains("/activate?token=") && second != link.trim(), "{second}");
 }
 
 /// Review #19: a data folder that already existed readable by others (made by hand, or by an

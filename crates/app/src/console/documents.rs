@@ -15,7 +15,25 @@ use domain::DocumentId;
 use domain::{ClientId, PracticeId};
 use store::{ApiClientRow, DocumentKey, KeyGrant, PatientKeyRow};
 
+/// An event of the console's, about `object` of `kind`: what was done, by whom (the server's
+/// console), to which practice's or patient's thing (review #18: every console action is logged).
+fn console_target(kind: domain::ObjectKind, verb: domain::Verb, object: &impl ToString) -> Target {
+    let module = kind.module_before_v2();
+    Target {
+        access: domain::Access::new(module, kind, verb),
+        object_id: object.to_string(),
+        patient: None,
+        practice: None,
+    }
+}
+
 impl Console<'_> {
+    async fn record(&self, targets: Vec<Target>) -> Result<(), AppError> {
+        let caller = Caller::console(authz::Principal::Anonymous);
+        let events = targets.iter().map(|t| self.app.event(&caller, t, Outcome::Allowed)).collect();
+        self.app.audit(events).await
+    }
+
     /// Re-wraps every patient key under the ring's primary master key (after a new master key
     /// was installed), calling `progress(done)` as it goes. Blobs are not touched.
     ///
@@ -32,6 +50,10 @@ impl Console<'_> {
             if batch.is_empty() {
                 break;
             }
+            // Each patient key unwrapped to be re-wrapped is an event, as every unwrap is.
+            let caller = Caller::console(authz::Principal::Anonymous);
+            let unwraps = batch.iter().map(|r| self.app.unwrap_event(&caller, r.patient, r.version)).collect();
+            self.app.audit(unwraps).await?;
             for row in batch {
                 let Some(wrapped) = &row.wrapped else { continue };
                 let key = vault.keys.unwrap(&row.master_key_id, wrapped)?;
@@ -69,6 +91,8 @@ impl Console<'_> {
         let patient = self.app.console_patient(nhi).await?;
         let custody = authz::console::key_custody(patient);
         let (old_key, old_version) = self.app.current_key(&vault, KeyGrant::Custody(&custody)).await?;
+        let caller = Caller::console(authz::Principal::Anonymous);
+        self.app.audit(vec![self.app.unwrap_event(&caller, patient, old_version)]).await?;
         let new_key = PatientKey::random().map_err(key_error)?;
         let (master_key_id, wrapped) = vault.keys.wrap(&new_key)?;
         let new_row = PatientKeyRow { patient, version: old_version + 1, master_key_id, wrapped: Some(wrapped) };
@@ -82,6 +106,7 @@ impl Console<'_> {
                     .as_ref()
                     .and_then(|r| r.wrapped.clone())
                     .ok_or_else(|| AppError::Internal(format!("document {} is under a destroyed key version", d.id)))?;
+                self.app.audit(vec![self.app.unwrap_event(&caller, patient, d.key_version)]).await?;
                 Some(vault.keys.unwrap(&row.map(|r| r.master_key_id).unwrap_or_default(), &w)?)
             };
             let dk = pk.as_ref().unwrap_or(&old_key).unwrap(&d.wrapped_key).map_err(key_error)?;
@@ -92,7 +117,14 @@ impl Console<'_> {
             });
         }
         match self.app.store.rotate_patient_key(&custody, &new_row, &rewrapped, self.app.now()).await {
-            Ok(()) => Ok(rewrapped.len()),
+            Ok(()) => {
+                let target = Target {
+                    patient: Some(patient),
+                    ..console_target(domain::ObjectKind::PatientKey, domain::Verb::Update, &format!("{patient}/{}", new_row.version))
+                };
+                self.record(vec![target]).await?;
+                Ok(rewrapped.len())
+            }
             Err(store::StoreError::Conflict(_)) => Err(AppError::Conflict(
                 "Documents were being stored for this patient during the rotation, so nothing was changed; run it again."
                     .into(),
@@ -139,7 +171,7 @@ impl Console<'_> {
         let vault = self.app.vault()?;
         let current = vault.keys.wrap(&crypto::PatientKey::random().map_err(key_error)?)?.0;
         let grant = authz::console::master_key_custody();
-        let (mut after, mut changed) = (None, 0_u64);
+        let (mut after, mut changed) = (None, u64::from(self.app.reseal_pepper(&grant).await?));
         loop {
             let page = self.app.store.totp_secrets(&grant, after, 500).await?;
             let Some(last) = page.last() else { return Ok(changed) };
@@ -260,6 +292,8 @@ impl Console<'_> {
             revoked_at: None,
         };
         self.app.store.create_api_client(&grant, &row).await?;
+        let target = Target { practice, ..console_target(domain::ObjectKind::ApiClient, domain::Verb::Create, &id) };
+        self.record(vec![target]).await?;
         Ok((row, token))
     }
 
@@ -270,6 +304,7 @@ impl Console<'_> {
     pub async fn rotate_client(&self, id: ClientId) -> Result<String, AppError> {
         let (token, hash) = crate::App::client_token(id)?;
         if self.app.store.rotate_api_client(&authz::console::manage_practices(), id, &hash, self.app.now()).await? {
+            self.record(vec![console_target(domain::ObjectKind::ApiClient, domain::Verb::Update, &id)]).await?;
             Ok(token)
         } else {
             Err(AppError::NotFound)
@@ -282,6 +317,7 @@ impl Console<'_> {
     /// [`AppError::NotFound`] for an unknown or already revoked client.
     pub async fn revoke_client(&self, id: ClientId) -> Result<(), AppError> {
         if self.app.store.revoke_api_client(&authz::console::manage_practices(), id, self.app.now()).await? {
+            self.record(vec![console_target(domain::ObjectKind::ApiClient, domain::Verb::Delete, &id)]).await?;
             Ok(())
         } else {
             Err(AppError::NotFound)
@@ -307,6 +343,12 @@ impl Console<'_> {
             return Err(AppError::field("org", "Give the organisation's HPI id."));
         }
         self.app.store.add_agreement(&authz::console::manage_practices(), practice, &org, self.app.now()).await?;
+        // Who may push to this practice's patients changed: on the record.
+        let target = Target {
+            practice: Some(practice),
+            ..console_target(domain::ObjectKind::ApiClient, domain::Verb::Update, &format!("agreement:{org}"))
+        };
+        self.record(vec![target]).await?;
         Ok(practice)
     }
 

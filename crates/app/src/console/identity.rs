@@ -36,8 +36,26 @@ impl Console<'_> {
         self.app.set_password_with_link(token, password, confirm, name, email).await
     }
 
+    /// What the first start tells: nothing once an operator has set a password; else a new
+    /// first-operator link when none that still works was made before, or when that one
+    /// expires (review #25: a link is printed once, not at every start for anyone with access
+    /// to the server's log).
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn first_start(&self) -> Result<FirstStart, AppError> {
+        if self.app.store.active_operator_count().await? > 0 {
+            return Ok(FirstStart::Done);
+        }
+        match self.app.store.first_operator_invitation_expiry(self.app.now()).await? {
+            Some(expires_at) => Ok(FirstStart::LinkStillWorks(expires_at)),
+            None => Ok(self.first_start_link().await?.map_or(FirstStart::Done, FirstStart::NewLink)),
+        }
+    }
+
     /// If no operator has set a password yet, makes a fresh first-start link (any earlier one
-    /// stops working) and returns it.
+    /// stops working) and returns it (`tiaki admin first-operator-link`, when the printed one
+    /// was lost).
     ///
     /// # Errors
     /// When storage fails.
@@ -89,4 +107,15 @@ impl Console<'_> {
         let caller = Caller::console(Principal::Anonymous);
         self.app.set_disabled_with(&authz::console::manage_accounts(), &caller, &account, reason).await
     }
+}
+
+/// What a start of the server tells about the first operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FirstStart {
+    /// An operator has set a password: nothing.
+    Done,
+    /// A new one-time link (printed once).
+    NewLink(String),
+    /// The link printed before still works until then (Unix seconds).
+    LinkStillWorks(domain::UnixTime),
 }

@@ -11,6 +11,7 @@
 mod audit;
 mod documents;
 mod identity;
+pub use identity::FirstStart;
 mod practices;
 
 use crate::App;

@@ -77,8 +77,17 @@ fn code_step(secret: &[u8], email: &str, code: &str, now: i64) -> Result<Option<
         .and_then(|s| i64::try_from(s).ok()))
 }
 
-fn recovery_hash(account: AccountId, code: &str) -> Vec<u8> {
-    token_hash(&format!("recovery:{account}:{code}"))
+/// What is stored of a recovery code: an HMAC-SHA-256 under the pepper the master key guards
+/// (`None`: a bare SHA-256, as codes made before the pepper, or without a master key, are).
+fn recovery_hash(pepper: Option<&[u8]>, account: AccountId, code: &str) -> Vec<u8> {
+    let text = format!("recovery:{account}:{code}");
+    match pepper {
+        Some(p) => {
+            let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, p);
+            aws_lc_rs::hmac::sign(&key, text.as_bytes()).as_ref().to_vec()
+        }
+        None => token_hash(&text),
+    }
 }
 
 /// A recovery code as typed: letters and digits only, upper case.
@@ -86,19 +95,32 @@ fn normalise(code: &str) -> String {
     code.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_uppercase()).collect()
 }
 
-pub(crate) fn new_recovery_codes(account: AccountId) -> Result<(Vec<String>, Vec<Vec<u8>>), AppError> {
+pub(crate) fn new_recovery_codes(
+    pepper: Option<&[u8]>,
+    account: AccountId,
+) -> Result<(Vec<String>, Vec<Vec<u8>>), AppError> {
     let mut shown = Vec::with_capacity(RECOVERY_CODES);
     let mut hashes = Vec::with_capacity(RECOVERY_CODES);
     for _ in 0..RECOVERY_CODES {
         let raw: String =
             random_bytes::<10>()?.iter().map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()])).collect();
-        hashes.push(recovery_hash(account, &raw));
+        hashes.push(recovery_hash(pepper, account, &raw));
         shown.push(format!("{}-{}", &raw[..5], &raw[5..]));
     }
     Ok((shown, hashes))
 }
 
 impl App {
+    /// Uses one of the account's recovery codes once (as typed, normalised): the peppered hash,
+    /// or the bare one of codes made before the pepper.
+    async fn use_recovery_code(&self, account: AccountId, typed: &str, now: i64) -> Result<bool, AppError> {
+        let pepper = self.recovery_pepper().await?;
+        if self.store.use_recovery_code(account, &recovery_hash(pepper.as_deref(), account, typed), now).await? {
+            return Ok(true);
+        }
+        Ok(pepper.is_some() && self.store.use_recovery_code(account, &recovery_hash(None, account, typed), now).await?)
+    }
+
     /// Accepts a code from the account's authenticator once: it must match a time step later
     /// than the last one accepted (no replay, at sign-in or anywhere else).
     async fn accept_code(&self, account: AccountId, secret: &[u8], email: &str, code: &str) -> Result<bool, AppError> {
@@ -267,7 +289,7 @@ impl Identity<'_> {
                 _ => false,
             }
         } else if typed.len() == 10 {
-            recovery_used = self.app.store.use_recovery_code(account, &recovery_hash(account, &typed), now).await?;
+            recovery_used = self.app.use_recovery_code(account, &typed, now).await?;
             recovery_used
         } else {
             false
@@ -409,7 +431,7 @@ impl Identity<'_> {
         let wrong = || AppError::field("code", "That code is not right. Enter the 6 digits the app shows now.");
         let secret = self.app.open_totp_secret(&row.secret)?;
         let step = code_step(&secret, &account.email, code, self.app.now())?.ok_or_else(wrong)?;
-        let (shown, hashes) = new_recovery_codes(who.account)?;
+        let (shown, hashes) = new_recovery_codes(self.app.recovery_pepper().await?.as_deref(), who.account)?;
         if !self.app.store.confirm_totp(who.account, step, self.app.now(), &hashes).await? {
             return Err(wrong());
         }
@@ -458,7 +480,7 @@ impl Identity<'_> {
             self.app.audit(vec![self.app.event(caller, &target, Outcome::Denied)]).await?;
             return Err(wrong());
         }
-        let (shown, hashes) = new_recovery_codes(who.account)?;
+        let (shown, hashes) = new_recovery_codes(self.app.recovery_pepper().await?.as_deref(), who.account)?;
         self.app.store.replace_recovery_codes(who.account, &hashes).await?;
         self.app
             .audit(vec![self.app.event(
@@ -500,8 +522,7 @@ impl Identity<'_> {
         let proved = if typed.len() == 6 && typed.bytes().all(|b| b.is_ascii_digit()) {
             self.app.accept_code(who.account, &row.secret, &account.email, &typed).await?
         } else {
-            typed.len() == 10
-                && self.app.store.use_recovery_code(who.account, &recovery_hash(who.account, &typed), now).await?
+            typed.len() == 10 && self.app.use_recovery_code(who.account, &typed, now).await?
         };
         let target = Target::account(Verb::MfaTotpRemove, &who.account);
         if !proved {
@@ -537,7 +558,7 @@ mod tests {
     #[test]
     fn recovery_codes_are_ten_distinct_unambiguous_and_normalise_as_typed() {
         let a = AccountId::random();
-        let (shown, hashes) = new_recovery_codes(a).unwrap();
+        let (shown, hashes) = new_recovery_codes(None, a).unwrap();
         assert_eq!(shown.len(), 10);
         let mut unique = shown.clone();
         unique.sort();
@@ -546,8 +567,8 @@ mod tests {
         for (code, hash) in shown.iter().zip(&hashes) {
             assert_eq!(code.len(), 11);
             assert!(!code.contains(['0', 'O', '1', 'I', 'L']), "{code}");
-            assert_eq!(&recovery_hash(a, &normalise(&code.to_lowercase().replace('-', " "))), hash);
-            assert_ne!(&recovery_hash(AccountId::random(), &normalise(code)), hash, "bound to the account");
+            assert_eq!(&recovery_hash(None, a, &normalise(&code.to_lowercase().replace('-', " "))), hash);
+            assert_ne!(&recovery_hash(None, AccountId::random(), &normalise(code)), hash, "bound to the account");
         }
     }
 

@@ -378,7 +378,8 @@ impl Identity<'_> {
             return Err(AppError::Conflict("That passkey is already registered.".into()));
         }
         let codes = if self.app.store.recovery_codes_left(who.account).await? == 0 {
-            let (shown, hashes) = crate::identity::mfa::new_recovery_codes(who.account)?;
+            let (shown, hashes) =
+                crate::identity::mfa::new_recovery_codes(self.app.recovery_pepper().await?.as_deref(), who.account)?;
             self.app.store.replace_recovery_codes(who.account, &hashes).await?;
             Some(shown)
         } else {

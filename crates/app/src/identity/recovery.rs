@@ -22,10 +22,6 @@ impl Identity<'_> {
     pub async fn send_setup_link(&self, caller: &Caller, who: &SignedIn) -> Result<(), AppError> {
         let token = new_token()?;
         let now = self.app.now();
-        self.app
-            .store
-            .create_link(LinkKind::FactorSetup, &token_hash(&token), who.account, now, now + SETUP_LINK_SECS)
-            .await?;
         let link = format!("{}/account/security/link?token={token}", self.app.settings.public_url);
         let Some(row) = self.app.store.account(who.account).await? else { return Err(AppError::Unauthenticated) };
         let body = format!(
@@ -34,7 +30,11 @@ impl Identity<'_> {
              do not open the link, and contact your practice.\n\nTiaki\n",
             row.display_name
         );
-        self.app.store.enqueue_mail(&texts::mail(&row.email, "Set up your Tiaki authenticator app", body, now)).await?;
+        let mail = texts::mail(&row.email, "Set up your Tiaki authenticator app", body, now);
+        self.app
+            .store
+            .create_link(LinkKind::FactorSetup, &token_hash(&token), who.account, (now, now + SETUP_LINK_SECS), &mail)
+            .await?;
         self.app.mail_waker.notify_one();
         self.app
             .audit(vec![self.app.event(
@@ -46,20 +46,23 @@ impl Identity<'_> {
         Ok(())
     }
 
-    /// Opens an emailed set-up link: this session may now add a first second factor.
+    /// Opens an emailed set-up link: this session may now add a first second factor, under a
+    /// new token (returned).
     ///
     /// # Errors
     /// [`AppError::LinkExpired`] for a used, expired, unknown or someone else's link.
-    pub async fn open_setup_link(&self, caller: &Caller, who: &SignedIn, token: &str) -> Result<(), AppError> {
+    pub async fn open_setup_link(&self, caller: &Caller, who: &SignedIn, token: &str) -> Result<String, AppError> {
         if !plausible_token(token) {
             return Err(AppError::LinkExpired);
         }
         let target = Target::account(Verb::MfaSetupLinkOpen, &who.account);
         match self.app.store.use_link(LinkKind::FactorSetup, &token_hash(token), self.app.now()).await? {
             Some(account) if account == who.account => {
-                self.app.store.allow_factor_setup(who.session, self.app.now()).await?;
+                // What the session may do widens: it continues under a new token (review #23).
+                let session_token = new_token()?;
+                self.app.store.allow_factor_setup(who.session, self.app.now(), &token_hash(&session_token)).await?;
                 self.app.audit(vec![self.app.event(caller, &target, Outcome::Allowed)]).await?;
-                Ok(())
+                Ok(session_token)
             }
             _ => {
                 self.app.audit(vec![self.app.event(caller, &target, Outcome::Denied)]).await?;

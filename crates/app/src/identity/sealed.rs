@@ -16,6 +16,10 @@ use crypto::PatientKey;
 const MAGIC: &[u8] = b"tiaki-sealed-v1:";
 /// What a sealed TOTP secret is bound to (its associated data).
 const TOTP: &[u8] = b"tiaki totp secret";
+/// What the sealed recovery-code pepper is bound to.
+const PEPPER: &[u8] = b"tiaki recovery pepper";
+/// The name the sealed recovery-code pepper is kept under (`settings`).
+pub(crate) const PEPPER_NAME: &str = "recovery_pepper_sealed";
 
 fn cipher(key: &PatientKey) -> Result<LessSafeKey, AppError> {
     let key = UnboundKey::new(&AES_256_GCM, key.bytes()).map_err(|_| AppError::Internal("secret key".into()))?;
@@ -38,6 +42,46 @@ impl App {
     /// Seals a TOTP secret for storing. Without a master key (a node set up without the
     /// documents module: tests of other parts only) it is stored as it is.
     pub(crate) fn seal_totp_secret(&self, plain: &[u8]) -> Result<Vec<u8>, AppError> {
+        self.seal_secret(TOTP, plain)
+    }
+
+    /// Opens a stored TOTP secret (one stored before sealing is returned as it is).
+    pub(crate) fn open_totp_secret(&self, stored: &[u8]) -> Result<Vec<u8>, AppError> {
+        self.open_secret(TOTP, stored)
+    }
+
+    /// The key recovery codes are hashed with (HMAC-SHA-256): 32 random bytes made once and kept
+    /// in the database sealed under a key the master key wraps, so the database alone cannot be
+    /// used to guess codes. `None` without a master key (codes are then bare SHA-256, as before).
+    pub(crate) async fn recovery_pepper(&self) -> Result<Option<Vec<u8>>, AppError> {
+        if self.vault().is_err() {
+            return Ok(None);
+        }
+        let pepper = self
+            .pepper
+            .get_or_try_init(|| async {
+                let fresh = crate::identity::credentials::random_bytes::<32>()?;
+                let sealed = self.seal_secret(PEPPER, &fresh)?;
+                let stored = self.store.secret(PEPPER_NAME, &sealed).await?;
+                self.open_secret(PEPPER, &stored)
+            })
+            .await?;
+        Ok(Some(pepper.clone()))
+    }
+
+    /// Re-seals the stored recovery-code pepper under the current master key (after a
+    /// rotation); true if it changed.
+    pub(crate) async fn reseal_pepper(&self, grant: &authz::Grant<authz::MasterKeyCustody>) -> Result<bool, AppError> {
+        let Some(pepper) = self.recovery_pepper().await? else { return Ok(false) };
+        let stored = self.store.secret(PEPPER_NAME, &[]).await?;
+        let fresh = self.seal_secret(PEPPER, &pepper)?;
+        if sealed_under(&stored) == sealed_under(&fresh) {
+            return Ok(false);
+        }
+        Ok(self.store.replace_secret(grant, PEPPER_NAME, &stored, &fresh).await?)
+    }
+
+    fn seal_secret(&self, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>, AppError> {
         let Ok(vault) = self.vault() else { return Ok(plain.to_vec()) };
         let key = PatientKey::random().map_err(crate::documents::key_error)?;
         let (master, wrapped) = vault.keys.wrap(&key)?;
@@ -45,7 +89,7 @@ impl App {
         aws_lc_rs::rand::fill(&mut nonce).map_err(|_| AppError::Internal("random number generator".into()))?;
         let mut sealed = plain.to_vec();
         cipher(&key)?
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(TOTP), &mut sealed)
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut sealed)
             .map_err(|_| AppError::Internal("sealing a secret".into()))?;
         let (id_len, wrapped_len) = (u8::try_from(master.len()), u8::try_from(wrapped.len()));
         let (Ok(id_len), Ok(wrapped_len)) = (id_len, wrapped_len) else {
@@ -61,8 +105,7 @@ impl App {
         Ok(out)
     }
 
-    /// Opens a stored TOTP secret (one stored before sealing is returned as it is).
-    pub(crate) fn open_totp_secret(&self, stored: &[u8]) -> Result<Vec<u8>, AppError> {
+    fn open_secret(&self, aad: &[u8], stored: &[u8]) -> Result<Vec<u8>, AppError> {
         let Some(rest) = stored.strip_prefix(MAGIC) else { return Ok(stored.to_vec()) };
         let damaged = || AppError::Internal("a sealed secret is damaged".into());
         let (&id_len, rest) = rest.split_first().ok_or_else(damaged)?;
@@ -74,7 +117,7 @@ impl App {
         let key = self.vault()?.keys.unwrap(master, wrapped)?;
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| damaged())?;
         let mut buf = sealed.to_vec();
-        let plain = cipher(&key)?.open_in_place(nonce, Aad::from(TOTP), &mut buf).map_err(|_| damaged())?;
+        let plain = cipher(&key)?.open_in_place(nonce, Aad::from(aad), &mut buf).map_err(|_| damaged())?;
         Ok(plain.to_vec())
     }
 }

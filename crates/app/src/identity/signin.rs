@@ -221,16 +221,15 @@ impl App {
         }
     }
 
-    /// Mails the holder a link to choose a new password, unless one went in the last 15 minutes.
+    /// Mails the holder a link to choose a new password, unless one went in the last 15 minutes
+    /// (then it does the same work with a link that never works: the time taken says nothing).
     async fn send_reset_link(&self, account: &AccountRow, breached: bool) -> Result<bool, AppError> {
         let now = self.now();
         if self.store.links_since(LinkKind::PasswordReset, account.id, now - RESET_EVERY_SECS).await? > 0 {
+            self.store.spend_decoy_link(LinkKind::PasswordReset, &token_hash(&new_token()?), now).await?;
             return Ok(false);
         }
         let token = new_token()?;
-        self.store
-            .create_link(LinkKind::PasswordReset, &token_hash(&token), account.id, now, now + RESET_LINK_SECS)
-            .await?;
         let link = format!("{}/reset-password?token={token}", self.settings.public_url);
         let why = if breached {
             "You signed in to Tiaki with a password that has appeared in a data breach on another website, or that is \
@@ -243,7 +242,10 @@ impl App {
              open the link; your password stays as it is.\n\nTiaki\n",
             account.display_name
         );
-        self.store.enqueue_mail(&texts::mail(&account.email, "Choose a new Tiaki password", body, now)).await?;
+        let mail = texts::mail(&account.email, "Choose a new Tiaki password", body, now);
+        self.store
+            .create_link(LinkKind::PasswordReset, &token_hash(&token), account.id, (now, now + RESET_LINK_SECS), &mail)
+            .await?;
         self.mail_waker.notify_one();
         Ok(true)
     }
@@ -409,15 +411,19 @@ impl Identity<'_> {
         let key = email.trim().to_lowercase();
         let account =
             if key.is_empty() || key.len() > 254 { None } else { self.app.store.account_by_email(&key).await? };
-        match account.filter(|a| a.disabled_at.is_none() && a.password_hash.is_some()) {
-            Some(a) => {
-                let sent = self.app.send_reset_link(&a, false).await?;
-                let target = Target::account(Verb::PasswordResetRequest, &a.id);
-                self.app
-                    .audit(vec![self.app.event(caller, &target, if sent { Outcome::Allowed } else { Outcome::Denied })])
-                    .await?;
-            }
-            None => self.app.audit(vec![self.app.event(caller, &target, Outcome::NotFound)]).await?,
+        if let Some(a) = account.filter(|a| a.disabled_at.is_none() && a.password_hash.is_some()) {
+            let sent = self.app.send_reset_link(&a, false).await?;
+            let target = Target::account(Verb::PasswordResetRequest, &a.id);
+            self.app
+                .audit(vec![self.app.event(caller, &target, if sent { Outcome::Allowed } else { Outcome::Denied })])
+                .await?;
+        } else {
+            // The same work as for an account (a look-up of recent links, one transaction), so
+            // the answer's timing does not say whether the email has one (review #16).
+            let now = self.app.now();
+            self.app.store.links_since(LinkKind::PasswordReset, AccountId::random(), now - RESET_EVERY_SECS).await?;
+            self.app.store.spend_decoy_link(LinkKind::PasswordReset, &token_hash(&new_token()?), now).await?;
+            self.app.audit(vec![self.app.event(caller, &target, Outcome::NotFound)]).await?;
         }
         Ok(())
     }
@@ -488,7 +494,7 @@ impl Identity<'_> {
         current: &str,
         password: &str,
         confirm: &str,
-    ) -> Result<(), AppError> {
+    ) -> Result<String, AppError> {
         let target = Target::account(Verb::PasswordChange, &who.account);
         let account = self.app.current_password_ok(caller, who, ("current", current), &target).await?;
         if current == password {
@@ -496,9 +502,13 @@ impl Identity<'_> {
         }
         self.app.check_new_password(&account, password, confirm, "password").await?;
         let hash = hash_password(password.to_owned()).await.map_err(AppError::Internal)?;
-        self.app.store.change_password(who.account, &hash, who.session, self.app.now()).await?;
+        // The session continues under a new token (review #23): one copied before the change
+        // no longer works after it.
+        let token = new_token()?;
+        self.app.store.change_password(who.account, &hash, who.session, &token_hash(&token), self.app.now()).await?;
         self.app.audit(vec![self.app.event(caller, &target, Outcome::Allowed)]).await?;
-        self.app.password_changed_notice(who.account).await
+        self.app.password_changed_notice(who.account).await?;
+        Ok(token)
     }
 
     /// Starts changing the signed-in account's email, given the current password (and a recent

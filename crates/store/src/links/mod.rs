@@ -40,15 +40,21 @@ impl LinkKind {
 
 /// Single-use links sent by email.
 pub trait LinkStore: Send + Sync {
-    /// Stores a link of `kind` for `account` (its token's hash only).
+    /// Stores a link of `kind` for `account` (its token's hash only), working from `window.0`
+    /// until `window.1`, and the mail that carries it, in one transaction.
     fn create_link<'a>(
         &'a self,
         kind: LinkKind,
         token_hash: &'a [u8],
         account: AccountId,
-        now: UnixTime,
-        expires_at: UnixTime,
+        window: (UnixTime, UnixTime),
+        mail: &'a crate::NewMail,
     ) -> BoxFuture<'a, Result<()>>;
+    /// Stores a link of `kind` that names no one and never works, in one transaction: the work
+    /// (and the time) of [`LinkStore::create_link`] when there is no one to send a link to, so
+    /// that the answer's timing does not tell whether an email has an account.
+    fn spend_decoy_link<'a>(&'a self, kind: LinkKind, token_hash: &'a [u8], now: UnixTime)
+    -> BoxFuture<'a, Result<()>>;
     /// The account a live link of `kind` names, without using it.
     fn peek_link<'a>(
         &'a self,
@@ -65,6 +71,8 @@ pub trait LinkStore: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<AccountId>>>;
     /// How many links of `kind` were made for `account` since `since` (to limit how often).
     fn links_since(&self, kind: LinkKind, account: AccountId, since: UnixTime) -> BoxFuture<'_, Result<i64>>;
+    /// When the unused first-start invitation stops working, if there is one that still works.
+    fn first_operator_invitation_expiry(&self, now: UnixTime) -> BoxFuture<'_, Result<Option<UnixTime>>>;
     /// Replaces any unused first-start invitation with this one.
     fn replace_first_operator_invitation<'a>(&'a self, invite: &'a NewInvitation) -> BoxFuture<'a, Result<()>>;
     /// What a link's token leads to, without using it.

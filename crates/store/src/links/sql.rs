@@ -17,11 +17,41 @@ impl LinkStore for This {
         kind: LinkKind,
         token_hash: &'a [u8],
         account: AccountId,
-        now: UnixTime,
-        expires_at: UnixTime,
+        (now, expires_at): (UnixTime, UnixTime),
+        mail: &'a crate::NewMail,
     ) -> BoxFuture<'a, Result<()>> {
         let link = NewToken::for_account(kind.token_kind(), token_hash, account, now, expires_at);
-        Box::pin(async move { tokens::issue(&self.pool, &link).await })
+        Box::pin(async move {
+            let mut tx = self.begin().await?;
+            tokens::issue(&mut *tx, &link).await?;
+            shared::insert_mail(&mut tx, mail).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn spend_decoy_link<'a>(
+        &'a self,
+        kind: LinkKind,
+        token_hash: &'a [u8],
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<()>> {
+        // Expired as it is made: it never works, and the pruning job removes it.
+        let decoy = NewToken {
+            kind: kind.token_kind(),
+            token_hash,
+            purpose: None,
+            account: None,
+            detail: None,
+            created_at: now,
+            expires_at: now,
+        };
+        Box::pin(async move {
+            let mut tx = self.begin().await?;
+            tokens::issue(&mut *tx, &decoy).await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     fn peek_link<'a>(
@@ -50,6 +80,19 @@ impl LinkStore for This {
 
     fn links_since(&self, kind: LinkKind, account: AccountId, since: UnixTime) -> BoxFuture<'_, Result<i64>> {
         Box::pin(async move { tokens::issued_since(&self.pool, kind.token_kind(), account, since).await })
+    }
+
+    fn first_operator_invitation_expiry(&self, now: UnixTime) -> BoxFuture<'_, Result<Option<UnixTime>>> {
+        Box::pin(async move {
+            Ok(sqlx::query_scalar(
+                "SELECT MAX(expires_at) FROM single_use_tokens WHERE kind = 'invitation' AND purpose = $1 \
+                 AND used_at IS NULL AND expires_at > $2",
+            )
+            .bind(InvitationPurpose::FirstOperator.as_str())
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?)
+        })
     }
 
     fn replace_first_operator_invitation<'a>(&'a self, invite: &'a NewInvitation) -> BoxFuture<'a, Result<()>> {

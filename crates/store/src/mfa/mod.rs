@@ -156,8 +156,13 @@ pub trait MfaStore: Send + Sync {
         keep: Option<domain::SessionId>,
         now: UnixTime,
     ) -> BoxFuture<'_, Result<()>>;
-    /// Lets a live session add a first second factor.
-    fn allow_factor_setup(&self, session: domain::SessionId, now: UnixTime) -> BoxFuture<'_, Result<()>>;
+    /// Lets a live session add a first second factor, under a new token (its hash).
+    fn allow_factor_setup<'a>(
+        &'a self,
+        session: domain::SessionId,
+        now: UnixTime,
+        new_token_hash: &'a [u8],
+    ) -> BoxFuture<'a, Result<()>>;
     /// Remembers a browser for an account; true if it was not known before.
     fn remember_device<'a>(
         &'a self,

@@ -419,11 +419,17 @@ impl MfaStore for This {
         })
     }
 
-    fn allow_factor_setup(&self, session: domain::SessionId, now: UnixTime) -> BoxFuture<'_, Result<()>> {
+    fn allow_factor_setup<'a>(
+        &'a self,
+        session: domain::SessionId,
+        now: UnixTime,
+        new_token_hash: &'a [u8],
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            sqlx::query("UPDATE sessions SET setup_ok_at = $2 WHERE id = $1 AND ended_at IS NULL")
+            sqlx::query("UPDATE sessions SET setup_ok_at = $2, token_hash = $3 WHERE id = $1 AND ended_at IS NULL")
                 .bind(session.as_uuid())
                 .bind(now)
+                .bind(new_token_hash)
                 .execute(&self.pool)
                 .await?;
             Ok(())

@@ -20,6 +20,25 @@ impl PlatformStore for This {
         })
     }
 
+    fn replace_secret<'a>(
+        &'a self,
+        grant: &'a authz::Grant<authz::MasterKeyCustody>,
+        name: &'a str,
+        old: &'a [u8],
+        new: &'a [u8],
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let _ = grant;
+            let done = sqlx::query("UPDATE settings SET value = $3 WHERE name = $1 AND value = $2")
+                .bind(name)
+                .bind(old)
+                .bind(new)
+                .execute(&self.pool)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
     fn take_lease<'a>(
         &'a self,
         name: &'a str,

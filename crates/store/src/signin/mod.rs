@@ -72,12 +72,14 @@ pub trait SignInStore {
         password_hash: &'a str,
     ) -> BoxFuture<'a, Result<Option<AccountId>>>;
     /// Changes a signed-in account's password, atomically: clears the failure count and the
-    /// breached mark, ends every session but `keep`, and voids reset links.
+    /// breached mark, ends every session but `keep`, gives `keep` a new token (its hash
+    /// `keep_token_hash`), and voids reset links.
     fn change_password<'a>(
         &'a self,
         account: AccountId,
         password_hash: &'a str,
         keep: domain::SessionId,
+        keep_token_hash: &'a [u8],
         now: UnixTime,
     ) -> BoxFuture<'a, Result<()>>;
     /// Stores a pending change of email (the link goes to the new address).

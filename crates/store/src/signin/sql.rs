@@ -204,11 +204,17 @@ impl SignInStore for This {
         account: AccountId,
         password_hash: &'a str,
         keep: domain::SessionId,
+        keep_token_hash: &'a [u8],
         now: UnixTime,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let mut tx = self.begin().await?;
             new_password(&mut tx, account.as_uuid(), password_hash, keep.as_uuid(), now).await?;
+            sqlx::query("UPDATE sessions SET token_hash = $2 WHERE id = $1 AND ended_at IS NULL")
+                .bind(keep.as_uuid())
+                .bind(keep_token_hash)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok(())
         })

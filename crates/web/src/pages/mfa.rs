@@ -274,11 +274,13 @@ pub(crate) async fn open_link(
     axum::extract::Query(q): axum::extract::Query<LinkQuery>,
 ) -> PageResult {
     match state.app.identity().open_setup_link(&ctx.caller_as(&who), &who, &q.token).await {
-        Ok(()) => {
+        Ok(token) => {
             let mut who = who;
             who.may_add_factor = true;
             let notice = "Thank you. You can now set up your authenticator app.";
-            security_view(&state, &ctx, &who, None, None, Vec::new(), Some(notice)).await
+            let rebound = ctx.rebound(&state.app, &token);
+            let page = security_view(&state, &rebound, &who, None, None, Vec::new(), Some(notice)).await?;
+            Ok((ctx.with_session(token), page).into_response())
         }
         Err(AppError::LinkExpired) => {
             let notice = "That link has expired, was already used or is for another account. Ask for a new one below.";

@@ -139,10 +139,12 @@ pub(crate) async fn change_password(
     let mut who = ctx.require_signed_in()?;
     let caller = ctx.caller_as(&who);
     match state.app.identity().change_password(&caller, &who, &form.current, &form.password, &form.confirm).await {
-        Ok(()) => {
+        Ok(token) => {
             who.must_change_password = false;
             let notice = "Your password is changed. Everywhere else you were signed in has been signed out.";
-            security_notice(&state, &ctx, &who, None, Vec::new(), Some(notice)).await
+            let rebound = ctx.rebound(&state.app, &token);
+            let page = security_notice(&state, &rebound, &who, None, Vec::new(), Some(notice)).await?;
+            Ok((ctx.with_session(token), page).into_response())
         }
         Err(e) => security_error(&state, &ctx, &who, e).await,
     }

@@ -706,3 +706,29 @@ async fn a_privacy_officer_sees_only_their_practices_part_of_a_history() -> Resu
     assert!(!bundle["entry"].as_array().context("entries")?.is_empty());
     Ok(())
 }
+
+/// Review #18: what the server's console does is on the record too — issuing, rotating and
+/// revoking a system's credentials, agreeing to receive a hospital's documents, and every
+/// patient key it unwraps to rotate one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_console_action_writes_events() -> Result<()> {
+    let w = World::new().await?;
+    let console = w.t.app.console();
+    let count = |what: &'static str| {
+        let app = w.t.app.clone();
+        async move {
+            let text = app.console().export_audit_range(0, i64::MAX).await?.to_string();
+            anyhow::Ok(text.matches(what).count())
+        }
+    };
+    let clients = count("urn:tiaki:api_client").await?;
+    let (client, _) = console.create_client("Hospital feed", "G00042-K", "Te Whatu Ora", None).await?;
+    console.rotate_client(client.id).await?;
+    console.add_agreement("FAA111-A", "G00042-K").await?;
+    console.revoke_client(client.id).await?;
+    assert_eq!(count("urn:tiaki:api_client").await? - clients, 4, "create, rotate, agreement, revoke");
+    let unwraps = count("\"code\":\"unwrap\"").await?;
+    assert!(console.rotate_patient_key("ZZZ0016").await? >= 1);
+    assert!(count("\"code\":\"unwrap\"").await? > unwraps, "the rotation's unwrap is an event");
+    Ok(())
+}

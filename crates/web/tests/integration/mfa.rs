@@ -29,8 +29,11 @@ async fn enable_totp(w: &World, b: &mut Browser) -> Result<(Vec<u8>, Vec<String>
     let link = latest_link(&w.t, "/account/security/link?token=").await?;
     let wrong = b.get(&format!("/account/security/link?token={}", "0".repeat(64))).await?;
     assert!(wrong.body.contains("has expired"), "a made-up link does nothing");
+    let before_link = b.clone();
     let opened = b.get(&link).await?;
     assert!(opened.body.contains("You can now set up"), "{}", opened.body);
+    // The session may do more now, so it continues under a new token (review #23).
+    assert_eq!(before_link.clone().get("/api/v1/me").await?.status, StatusCode::UNAUTHORIZED);
     assert!(b.get(&link).await?.body.contains("has expired"), "the link works once");
     let setup = b.post("/account/security/totp", &[]).await?;
     assert_eq!(setup.status, StatusCode::OK);
@@ -659,8 +662,29 @@ async fn parallel_wrong_codes_cannot_pass_the_accounts_cap() -> Result<()> {
 async fn authenticator_secrets_are_sealed_at_rest() -> Result<()> {
     let w = World::new().await?;
     let mut p1 = w.signed_in("p1@example.nz", [127, 0, 58, 1]).await?;
-    let (secret, _) = enable_totp(&w, &mut p1).await?;
+    let (secret, codes) = enable_totp(&w, &mut p1).await?;
     assert_eq!(secret.len(), 20);
+    // Recovery codes are kept as an HMAC under a pepper the master key guards, not a bare hash
+    // that the database alone would let someone test guesses against.
+    let me: serde_json::Value = serde_json::from_str(&p1.get("/api/v1/me").await?.body)?;
+    let account = me["account"].as_str().unwrap_or_default().to_owned();
+    let bare: Vec<Vec<u8>> = codes
+        .iter()
+        .map(|c| {
+            let typed: String = c.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_uppercase()).collect();
+            let text = format!("recovery:{account}:{typed}");
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes()).as_ref().to_vec()
+        })
+        .collect();
+    let hashes: Vec<Vec<u8>> = if w.t.url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&w.t.url).await?;
+        sqlx::query_scalar("SELECT code_hash FROM recovery_codes").fetch_all(&mut c).await?
+    } else {
+        let mut c = sqlx::PgConnection::connect(&w.t.url).await?;
+        sqlx::query_scalar("SELECT code_hash FROM recovery_codes").fetch_all(&mut c).await?
+    };
+    assert_eq!(hashes.len(), 10);
+    assert!(hashes.iter().all(|h| !bare.contains(h)), "no code is stored as its bare SHA-256");
     let contains = |hay: &[u8]| hay.windows(secret.len()).any(|x| x == secret.as_slice());
     let stored: Vec<Vec<u8>> = if w.t.url.starts_with("sqlite:") {
         let mut c = sqlx::SqliteConnection::connect(&w.t.url).await?;

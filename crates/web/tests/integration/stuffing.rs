@@ -201,10 +201,13 @@ async fn a_breached_password_opens_nothing_until_it_is_changed() -> Result<()> {
     assert_eq!(p1.get(&format!("/api/v1/patients/{}", w.patient1)).await?.status, StatusCode::FORBIDDEN);
     let page = p1.get("/account/security").await?;
     assert!(page.body.contains("Choose a new password"));
+    let before = p1.clone();
     let r =
         p1.post("/account/security/password", &[("current", PASSWORD), ("password", new), ("confirm", new)]).await?;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(p1.get(&format!("/patients/{}", w.patient1)).await?.status, StatusCode::OK);
+    // The session continues under a new token: one copied before the change is dead (review #23).
+    assert_eq!(before.clone().get("/api/v1/me").await?.status, StatusCode::UNAUTHORIZED);
     let changed = subjects(&w.t).await?.iter().filter(|s| s.as_str() == "Your Tiaki password was changed").count();
     assert_eq!(changed, 2, "both holders are told");
     Ok(())
@@ -563,5 +566,41 @@ async fn refusals_past_a_limit_are_summarised_not_logged_one_by_one() -> Result<
     assert!(added <= 6, "1,300 refused requests wrote {added} events");
     let text = w.t.app.console().export_audit_range(0, i64::MAX).await?.to_string();
     assert!(text.contains("refused by a limit 1000 times from this network this minute"), "the count is recorded");
+    Ok(())
+}
+
+/// Review #16: "Forgot your password?" does the same work whether or not the email has an
+/// account — one look-up of recent links and one transaction writing one link row (a decoy that
+/// never works, for an unknown email or an account that had a link in the last 15 minutes) — so
+/// the time it takes does not tell. The page says the same too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgot_password_does_the_same_work_whatever_the_email() -> Result<()> {
+    let w = World::new().await?;
+    let links = |w: &World| {
+        let t = w.t.url.clone();
+        async move {
+            let sql = "SELECT COUNT(*) FROM single_use_tokens WHERE kind = 'password_reset'";
+            let n: i64 = if t.starts_with("sqlite:") {
+                let mut c = sqlx::SqliteConnection::connect(&t).await?;
+                sqlx::query_scalar(sql).fetch_one(&mut c).await?
+            } else {
+                let mut c = sqlx::PgConnection::connect(&t).await?;
+                sqlx::query_scalar(sql).fetch_one(&mut c).await?
+            };
+            anyhow::Ok(n)
+        }
+    };
+    let mut pages = Vec::new();
+    for (n, email) in ["p1@example.nz", "nobody@example.nz", "p1@example.nz"].iter().enumerate() {
+        let mut b = w.t.browser([127, 0, 70, u8::try_from(n)? + 1]);
+        b.get("/signin/forgot").await?;
+        let before = links(&w).await?;
+        let r = b.post("/signin/forgot", &[("email", email)]).await?;
+        assert_eq!(links(&w).await? - before, 1, "one link row for {email} (attempt {n})");
+        pages.push((r.status, r.body.replace(&b.csrf.clone().unwrap_or_default(), "")));
+    }
+    assert!(pages.windows(2).all(|p| p[0] == p[1]), "the same answer every time");
+    let subjects = subjects(&w.t).await?;
+    assert_eq!(subjects.iter().filter(|s| s.as_str() == "Choose a new Tiaki password").count(), 1, "one real link");
     Ok(())
 }
