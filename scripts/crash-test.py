@@ -33,13 +33,8 @@ import shutil, signal, socket, sqlite3, subprocess, sys, tempfile, threading, ti
 import urllib.parse, uuid
 import xml.etree.ElementTree as ET
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+import portal_http
+from portal_http import free_port
 
 
 class Failed(Exception):
@@ -77,27 +72,10 @@ class Server:
 
 
 def sign_in(port, email, password):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    c.request("GET", "/signin")
-    r = c.getresponse()
-    page = r.read().decode()
-    cookies = {}
-    for k, v in r.getheaders():
-        if k.lower() == "set-cookie":
-            name, val = v.split(";")[0].split("=", 1)
-            cookies[name] = val
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
-    body = urllib.parse.urlencode({"csrf": csrf, "email": email, "password": password})
-    c.request("POST", "/signin", body, {"Content-Type": "application/x-www-form-urlencoded",
-                                         "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())})
-    r = c.getresponse()
-    r.read()
-    for k, v in r.getheaders():
-        if k.lower() == "set-cookie":
-            name, val = v.split(";")[0].split("=", 1)
-            cookies[name] = val
-    if r.status != 303:
-        raise Failed(f"sign-in failed: {r.status}")
+    try:
+        cookies = portal_http.sign_in(port, email, password)
+    except RuntimeError as e:
+        raise Failed(str(e)) from e
     return "; ".join(f"{k}={v}" for k, v in cookies.items())
 
 

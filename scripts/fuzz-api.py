@@ -9,7 +9,10 @@ run. Prints the number of generated test cases for each.
 
 Usage: scripts/fuzz-api.py --bin target/debug/tiaki --st PATH/TO/st [--examples 25] [--seed 42]
 """
-import argparse, http.client, json, os, re, shutil, signal, socket, subprocess, sys, tempfile, time, urllib.parse
+import argparse, http.client, json, os, re, shutil, signal, subprocess, sys, tempfile, time
+
+import portal_http
+from portal_http import free_port
 
 
 # The demo practice's HPI facility id (`tiaki demo`).
@@ -18,14 +21,6 @@ DEMO_PRACTICE = "FZZ999-B"
 
 class Failed(Exception):
     """A step failed; the message says which."""
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_ready(port, proc, log_path):
@@ -46,29 +41,10 @@ def wait_ready(port, proc, log_path):
 
 def sign_in(port, email, password):
     """The session cookie of a password sign-in (the demo patients have no second factor)."""
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    c.request("GET", "/signin")
-    r = c.getresponse()
-    page = r.read().decode()
-    cookies = {}
-
-    def take(resp):
-        for k, v in resp.getheaders():
-            if k.lower() == "set-cookie":
-                name, val = v.split(";")[0].split("=", 1)
-                cookies[name] = val
-
-    take(r)
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
-    body = urllib.parse.urlencode({"csrf": csrf, "email": email, "password": password})
-    c.request("POST", "/signin", body, {"Content-Type": "application/x-www-form-urlencoded",
-                                         "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())})
-    r = c.getresponse()
-    r.read()
-    take(r)
-    if r.status != 303 or "tiaki_session" not in cookies:
-        raise Failed(f"the demo patient could not sign in: {r.status}")
-    return f"tiaki_session={cookies['tiaki_session']}"
+    try:
+        return f"tiaki_session={portal_http.sign_in(port, email, password)['tiaki_session']}"
+    except RuntimeError as e:
+        raise Failed(str(e)) from e
 
 
 def get_json(port, path, header):

@@ -62,27 +62,28 @@ pub async fn staff(t: &TestApp, practice: PracticeId, email: &str, role: StaffRo
     Ok(())
 }
 
-/// Enrols a patient as the practice's (first) admin; returns their id and activation link.
-pub async fn enrol(t: &TestApp, practice: PracticeId, nhi: &str, email: &str) -> Result<(PatientId, String)> {
-    let admin = Principal::Staff {
-        account: admin_of(t, practice).await?,
+/// The practice's (first) admin, as a caller.
+async fn as_admin(t: &TestApp, practice: PracticeId) -> Result<app::Caller> {
+    let account = admin_of(t, practice).await?;
+    Ok(app::Caller::console(Principal::Staff {
+        account,
         session: SessionId::random(),
         practice,
         role: StaffRole::Admin,
-    };
+    }))
+}
+
+/// The details every fixture patient is enrolled with.
+fn fixture_patient(nhi: &str, email: &str) -> EnrolForm {
+    EnrolForm { nhi: nhi.into(), name: "Pat Ient".into(), date_of_birth: "1980-05-06".into(), email: email.into() }
+}
+
+/// Enrols a patient as the practice's (first) admin; returns their id and activation link.
+pub async fn enrol(t: &TestApp, practice: PracticeId, nhi: &str, email: &str) -> Result<(PatientId, String)> {
     let (outcome, link) = t
         .app
         .console()
-        .enrol_with_link(
-            &app::Caller::console(admin),
-            practice,
-            &EnrolForm {
-                nhi: nhi.into(),
-                name: "Pat Ient".into(),
-                date_of_birth: "1980-05-06".into(),
-                email: email.into(),
-            },
-        )
+        .enrol_with_link(&as_admin(t, practice).await?, practice, &fixture_patient(nhi, email))
         .await
         .map_err(|e| anyhow!("{e:?}"))?;
     let id = match outcome {
@@ -97,25 +98,10 @@ pub async fn enrol(t: &TestApp, practice: PracticeId, nhi: &str, email: &str) ->
 /// Enrols an existing patient at a practice as its admin (a request), and has the patient
 /// accept it, as they would on their page (nothing when they are enrolled there already).
 pub async fn rejoin(t: &TestApp, practice: PracticeId, patient: PatientId, nhi: &str) -> Result<()> {
-    let admin = Principal::Staff {
-        account: admin_of(t, practice).await?,
-        session: SessionId::random(),
-        practice,
-        role: StaffRole::Admin,
-    };
     let outcome = t
         .app
         .practices()
-        .enrol(
-            &app::Caller::console(admin),
-            practice,
-            &EnrolForm {
-                nhi: nhi.into(),
-                name: "Pat Ient".into(),
-                date_of_birth: "1980-05-06".into(),
-                email: "ignored@example.nz".into(),
-            },
-        )
+        .enrol(&as_admin(t, practice).await?, practice, &fixture_patient(nhi, "ignored@example.nz"))
         .await
         .map_err(|e| anyhow!("{e:?}"))?;
     match outcome {

@@ -264,6 +264,14 @@ fn bad_configuration_is_explained_without_printing_secrets() {
     std::fs::set_permissions(data.join("master.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = tiaki(&["migrate"], &[("TIAKI_DATA_DIR", data.to_str().unwrap())]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"));
+    std::fs::set_permissions(data.join("master.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    // Review #25: a breached-password list that cannot be read stops the start (it is not
+    // skipped), saying which setting to fix.
+    let missing = dir.0.join("no-such-list.txt");
+    let env = [("TIAKI_DATA_DIR", data.to_str().unwrap()), ("TIAKI_BREACHED_PASSWORDS", missing.to_str().unwrap())];
+    let out = tiaki(&["migrate"], &env);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("TIAKI_BREACHED_PASSWORDS"), "{err}");
 }
 
 #[test]

@@ -181,8 +181,8 @@ impl Console<'_> {
                 if crate::identity::sealed::is_sealed(&stored) && under == Some(current.as_str()) {
                     continue;
                 }
-                let plain = self.app.open_totp_secret(&stored)?;
-                let sealed = self.app.seal_totp_secret(&plain)?;
+                let plain = self.app.open_totp_secret(account, &stored)?;
+                let sealed = self.app.seal_totp_secret(account, &plain)?;
                 if self.app.store.replace_totp_secret(&grant, account, &stored, &sealed).await? {
                     changed += 1;
                 }
@@ -209,14 +209,25 @@ impl Console<'_> {
             let mut unwrapped = std::collections::BTreeSet::new();
             let mut sealed = Vec::with_capacity(batch.len());
             for (mut row, key) in batch {
-                let Some((version, master, wrapped)) =
-                    key.and_then(|k| k.wrapped.map(|w| (k.version, k.master_key_id, w)))
-                else {
-                    continue;
-                };
-                let data_key = vault.keys.unwrap(&master, &wrapped)?.unwrap(&row.wrapped_key).map_err(key_error)?;
-                unwrapped.insert((row.patient, version));
-                crate::documents::seal_details(&mut row, &data_key)?;
+                let usable = key.and_then(|k| k.wrapped.map(|w| (k.version, k.master_key_id, w)));
+                if let Some((version, master, wrapped)) = usable.filter(|_| !row.wrapped_key.is_empty()) {
+                    let data_key = vault.keys.unwrap(&master, &wrapped)?.unwrap(&row.wrapped_key).map_err(key_error)?;
+                    unwrapped.insert((row.patient, version));
+                    crate::documents::seal_older_details(&mut row, &data_key)?;
+                } else {
+                    // Deleted, withdrawn or erased: nothing can open it any more, so its details
+                    // are not kept either.
+                    let gone = |v: &str| {
+                        if crypto::fields::is_sealed(v) {
+                            v.to_owned()
+                        } else {
+                            crypto::fields::SEALED_PREFIX.to_owned()
+                        }
+                    };
+                    row.title = gone(&row.title);
+                    row.filename = gone(&row.filename);
+                    row.author = row.author.as_deref().map(gone);
+                }
                 sealed.push(row);
             }
             let events = unwrapped.iter().map(|&(p, v)| self.app.unwrap_event(&caller, p, v)).collect();

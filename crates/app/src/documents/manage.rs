@@ -111,10 +111,8 @@ impl Documents<'_> {
         })?;
         self.app.audit(vec![self.app.unwrap_event(caller, row.patient, key.0)]).await?;
         let data_key = vault.keys.unwrap(&key.1, &key.2)?.unwrap(&row.wrapped_key).map_err(super::key_error)?;
-        let mut sealed = row;
-        sealed.title = title;
-        super::seal_details(&mut sealed, &data_key)?;
-        Ok(self.app.store.rename_document(&grant, &sealed.title).await?)
+        let sealed = super::seal_detail(row.id, "title", &title, &data_key)?;
+        Ok(self.app.store.rename_document(&grant, &sealed).await?)
     }
 
     /// Hides a document from the patient's own list, or shows it again.

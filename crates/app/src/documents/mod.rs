@@ -137,14 +137,28 @@ fn field_context(id: DocumentId, field: &str) -> String {
     format!("{id}/{field}")
 }
 
-/// Seals a document row's title, file name and author under its data key, before it is stored.
+/// Seals a document row's title, file name and author under its data key, before it is stored:
+/// every value, whatever it looks like (a title typed as `sealed:v1:…` is sealed like any other).
 pub(crate) fn seal_details(row: &mut DocumentRow, data_key: &DataKey) -> Result<(), AppError> {
-    // A value already sealed stays as it is.
+    seal_details_where(row, data_key, |_| true)
+}
+
+/// Seals the values of a row stored before sealing that are not sealed yet (the start-up pass).
+pub(crate) fn seal_older_details(row: &mut DocumentRow, data_key: &DataKey) -> Result<(), AppError> {
+    seal_details_where(row, data_key, |v| !crypto::fields::is_sealed(v))
+}
+
+/// Seals one new value of a document's field (a rename).
+pub(crate) fn seal_detail(id: DocumentId, field: &str, value: &str, data_key: &DataKey) -> Result<String, AppError> {
+    crypto::fields::seal_field(data_key, &field_context(id, field), value).map_err(key_error)
+}
+
+fn seal_details_where(row: &mut DocumentRow, data_key: &DataKey, needs: impl Fn(&str) -> bool) -> Result<(), AppError> {
     let seal = |field: &str, value: &str| {
-        if crypto::fields::is_sealed(value) {
-            Ok(value.to_owned())
-        } else {
+        if needs(value) {
             crypto::fields::seal_field(data_key, &field_context(row.id, field), value)
+        } else {
+            Ok(value.to_owned())
         }
     };
     let title = seal("title", &row.title).map_err(key_error)?;
@@ -171,24 +185,22 @@ pub(crate) fn open_details(mut row: DocumentRow, data_key: Option<&DataKey>) -> 
         "erased".clone_into(&mut row.filename);
         row.author = None;
     }
-    Ok(Document::from(row))
+    Ok(Document::opened(row))
 }
 
-impl From<DocumentRow> for Document {
-    /// For a row whose details are in the clear (one just stored, before sealing); a sealed
-    /// value is never shown as it is stored.
-    fn from(r: DocumentRow) -> Self {
-        let shown = |v: String, sealed: &str| if crypto::fields::is_sealed(&v) { sealed.to_owned() } else { v };
+impl Document {
+    /// A row whose details are in the clear (opened, or just stored), as they are.
+    pub(crate) fn opened(r: DocumentRow) -> Self {
         Self {
             id: r.id,
             patient: r.patient,
             category: r.category,
-            title: shown(r.title, "Document"),
-            filename: shown(r.filename, "document"),
+            title: r.title,
+            filename: r.filename,
             media_type: r.media_type,
             size: r.size,
             clinical_date: r.clinical_date,
-            author: r.author.map(|a| shown(a, "")).filter(|a| !a.is_empty()),
+            author: r.author,
             source_org_id: r.source_org_id,
             source_org_name: r.source_org_name,
             controller_id: r.controller_id,
@@ -196,6 +208,17 @@ impl From<DocumentRow> for Document {
             created_at: r.created_at,
             hidden_at: r.hidden_at,
         }
+    }
+}
+
+impl From<DocumentRow> for Document {
+    /// For a row as stored, whose details may be sealed: a sealed value is never shown as it is
+    /// stored (an idempotent push answers with the id only).
+    fn from(r: DocumentRow) -> Self {
+        let shown = |v: String, sealed: &str| if crypto::fields::is_sealed(&v) { sealed.to_owned() } else { v };
+        let (title, filename) = (shown(r.title.clone(), "Document"), shown(r.filename.clone(), "document"));
+        let author = r.author.clone().map(|a| shown(a, "")).filter(|a| !a.is_empty());
+        Self { title, filename, author, ..Self::opened(r) }
     }
 }
 

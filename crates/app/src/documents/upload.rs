@@ -142,7 +142,7 @@ impl Upload<'_> {
         };
         app.store_incoming(Incoming { grant: StoreGrant::Upload(grant), row, caller, target }, body)
             .await
-            .map(Document::from)
+            .map(Document::opened)
     }
 }
 
@@ -415,7 +415,10 @@ impl<'a> Documents<'a> {
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        self.push_row(caller, meta, body).await.map(|(row, created)| (Document::from(row), created))
+        self.push_row(caller, meta, body).await.map(|(row, created)| {
+            // A new row comes back in the clear; an earlier one as stored (sealed).
+            (if created { Document::opened(row) } else { Document::from(row) }, created)
+        })
     }
 
     #[expect(clippy::too_many_lines, reason = "validation of every field, then one flow")]

@@ -124,7 +124,7 @@ impl App {
     /// Accepts a code from the account's authenticator once: it must match a time step later
     /// than the last one accepted (no replay, at sign-in or anywhere else).
     async fn accept_code(&self, account: AccountId, secret: &[u8], email: &str, code: &str) -> Result<bool, AppError> {
-        let secret = self.open_totp_secret(secret)?;
+        let secret = self.open_totp_secret(account, secret)?;
         match code_step(&secret, email, code, self.now())? {
             Some(step) => Ok(self.store.accept_totp_step(account, step).await?),
             None => Ok(false),
@@ -392,7 +392,7 @@ impl Identity<'_> {
         let account = self.app.store.account(who.account).await?.ok_or(AppError::Unauthenticated)?;
         let secret = random_bytes::<20>()?;
         // Stored sealed under a key the master key wraps: the database alone gives no codes.
-        let stored = self.app.seal_totp_secret(&secret)?;
+        let stored = self.app.seal_totp_secret(who.account, &secret)?;
         if !self.app.store.start_totp(who.account, &stored, self.app.now()).await? {
             return Err(AppError::Conflict("An authenticator app is already set up for this account.".into()));
         }
@@ -429,7 +429,7 @@ impl Identity<'_> {
                 AppError::Conflict("There is no authenticator app waiting to be confirmed; start again.".into())
             })?;
         let wrong = || AppError::field("code", "That code is not right. Enter the 6 digits the app shows now.");
-        let secret = self.app.open_totp_secret(&row.secret)?;
+        let secret = self.app.open_totp_secret(who.account, &row.secret)?;
         let step = code_step(&secret, &account.email, code, self.app.now())?.ok_or_else(wrong)?;
         let (shown, hashes) = new_recovery_codes(self.app.recovery_pepper().await?.as_deref(), who.account)?;
         if !self.app.store.confirm_totp(who.account, step, self.app.now(), &hashes).await? {

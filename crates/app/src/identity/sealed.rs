@@ -26,6 +26,13 @@ fn cipher(key: &PatientKey) -> Result<LessSafeKey, AppError> {
     Ok(LessSafeKey::new(key))
 }
 
+/// What a TOTP secret is bound to: its purpose and its account.
+fn totp_aad(account: domain::AccountId) -> Vec<u8> {
+    let mut aad = TOTP.to_vec();
+    aad.extend_from_slice(account.as_uuid().as_bytes());
+    aad
+}
+
 /// Whether a stored secret is sealed.
 pub(crate) fn is_sealed(stored: &[u8]) -> bool {
     stored.starts_with(MAGIC)
@@ -41,13 +48,14 @@ pub(crate) fn sealed_under(stored: &[u8]) -> Option<&str> {
 impl App {
     /// Seals a TOTP secret for storing. Without a master key (a node set up without the
     /// documents module: tests of other parts only) it is stored as it is.
-    pub(crate) fn seal_totp_secret(&self, plain: &[u8]) -> Result<Vec<u8>, AppError> {
-        self.seal_secret(TOTP, plain)
+    /// Bound to its account: a sealed secret copied into another account's row does not open.
+    pub(crate) fn seal_totp_secret(&self, account: domain::AccountId, plain: &[u8]) -> Result<Vec<u8>, AppError> {
+        self.seal_secret(&totp_aad(account), plain)
     }
 
-    /// Opens a stored TOTP secret (one stored before sealing is returned as it is).
-    pub(crate) fn open_totp_secret(&self, stored: &[u8]) -> Result<Vec<u8>, AppError> {
-        self.open_secret(TOTP, stored)
+    /// Opens a stored TOTP secret of `account` (one stored before sealing is returned as it is).
+    pub(crate) fn open_totp_secret(&self, account: domain::AccountId, stored: &[u8]) -> Result<Vec<u8>, AppError> {
+        self.open_secret(&totp_aad(account), stored)
     }
 
     /// The key recovery codes are hashed with (HMAC-SHA-256): 32 random bytes made once and kept

@@ -264,6 +264,14 @@ impl App {
                 self.audit(vec![self.event(who, &t, outcome)]).await?;
                 if identity_matched && fresh {
                     self.ask_to_enrol(&grant, id, &practice_name).await?;
+                } else {
+                    // The same work as asking (the account read, one transaction), so the
+                    // time taken says nothing about the guess either.
+                    let account = self.store.patient_account(&grant, id).await?;
+                    self.store.account(account).await?;
+                    let decoy = crate::identity::credentials::new_token()?;
+                    let hash = crate::identity::credentials::token_hash(&decoy);
+                    self.store.spend_decoy_link(store::LinkKind::PasswordReset, &hash, now).await?;
                 }
                 Enrolled::AwaitingConfirmation
             }
@@ -595,6 +603,10 @@ impl Practices<'_> {
         for id in authz::Relations::patient_practices(&*self.app.store, patient)
             .await
             .map_err(|e| AppError::Internal(e.to_string()))?
+            .into_iter()
+            // Staff see their own practice only: where else a patient is enrolled (a sexual
+            // health or mental health service, say) is not theirs to know (review #25).
+            .filter(|p| grant.via_practice().is_none_or(|own| own == *p))
         {
             if let Some(p) = self.app.store.practice(id).await? {
                 practices.push(p.into());

@@ -288,8 +288,9 @@ impl DocumentStore for This {
         Box::pin(async move {
             let _ = grant;
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {D_COLUMNS}, {WITH_KEY} WHERE (d.title NOT LIKE 'sealed:%' OR d.filename NOT LIKE 'sealed:%' \
-                 OR d.author NOT LIKE 'sealed:%') AND k.wrapped IS NOT NULL ORDER BY d.id LIMIT $1"
+                "SELECT {D_COLUMNS}, {WITH_KEY} WHERE substr(d.title, 1, 10) <> 'sealed:v1:' \
+                 OR substr(d.filename, 1, 10) <> 'sealed:v1:' OR substr(d.author, 1, 10) <> 'sealed:v1:' \
+                 ORDER BY d.id LIMIT $1"
             )))
             .bind(limit)
             .fetch_all(&self.pool)

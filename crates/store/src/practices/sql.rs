@@ -248,16 +248,21 @@ impl PracticeStore for This {
                     Enrolled::AlreadyEnrolled(patient)
                 } else {
                     // Only a request: the account holder accepts it (or not). A request still
-                    // open, or answered in the last 30 days, stands as it is: asking again
-                    // changes nothing and mails nobody — except that a right guess replaces a
-                    // wrong one, so a typo (or an attacker's guess) cannot block the practice.
+                    // open (30 days from when it was made), or declined in the last 30 days,
+                    // stands as it is: asking again changes nothing and mails nobody — except
+                    // that a right guess replaces a wrong one (so a typo, or an attacker's
+                    // guess, cannot block the practice), keeping the first one's date so that
+                    // nothing the practice sees changes with it.
                     let fresh = sqlx::query(
                         "INSERT INTO enrolment_requests (patient_id, practice_id, requested_by, requested_at, \
                          identity_matched) VALUES ($1, $2, $3, $4, $5) \
                          ON CONFLICT (patient_id, practice_id) DO UPDATE SET requested_by = EXCLUDED.requested_by, \
-                         requested_at = EXCLUDED.requested_at, identity_matched = EXCLUDED.identity_matched, \
-                         answered_at = NULL, accepted = NULL \
-                         WHERE enrolment_requests.requested_at < $6 OR enrolment_requests.accepted = TRUE \
+                         requested_at = CASE WHEN enrolment_requests.identity_matched = FALSE \
+                           AND enrolment_requests.requested_at >= $6 THEN enrolment_requests.requested_at \
+                           ELSE EXCLUDED.requested_at END, \
+                         identity_matched = EXCLUDED.identity_matched, answered_at = NULL, accepted = NULL \
+                         WHERE COALESCE(enrolment_requests.answered_at, enrolment_requests.requested_at) < $6 \
+                         OR enrolment_requests.accepted = TRUE \
                          OR (enrolment_requests.identity_matched = FALSE AND EXCLUDED.identity_matched = TRUE)",
                     )
                     .bind(id)
@@ -448,7 +453,7 @@ impl PracticeStore for This {
                  WHERE r.practice_id = $1 AND r.requested_at >= $2 AND r.accepted IS NOT TRUE \
                  AND NOT EXISTS (SELECT 1 FROM enrolments e WHERE e.patient_id = r.patient_id \
                    AND e.practice_id = r.practice_id) \
-                 ORDER BY r.requested_at DESC, p.nhi LIMIT 200",
+                 ORDER BY p.nhi LIMIT 200",
             )
             .bind(grant.object().as_uuid())
             .bind(now - ENROLMENT_REQUEST_SECS)

@@ -90,6 +90,18 @@ async fn practice_view(
     Ok((status, render(&page)).into_response())
 }
 
+/// The practice's page again, with a form's values and what was wrong with them.
+async fn form_again(
+    state: &WebState,
+    ctx: &Ctx,
+    who: &SignedIn,
+    practice: PracticeId,
+    enrol: (EnrolValues, Vec<FieldError>),
+    invite: (InviteValues, Vec<FieldError>),
+) -> Result<Response, WebError> {
+    practice_view(state, ctx, who, practice, (None, &ListQuery::default()), enrol, invite).await
+}
+
 pub(crate) async fn practice_page(
     State(state): State<WebState>,
     Auth(ctx, who): Auth,
@@ -210,17 +222,7 @@ pub(crate) async fn enrol(
                 date_of_birth: input.date_of_birth,
                 email: input.email,
             };
-            let list = ListQuery::default();
-            practice_view(
-                &state,
-                &ctx,
-                &who,
-                practice,
-                (None, &list),
-                (values, errors),
-                (InviteValues::default(), Vec::new()),
-            )
-            .await
+            form_again(&state, &ctx, &who, practice, (values, errors), (InviteValues::default(), Vec::new())).await
         }
         Err(e) => Err(WebError::page(e)),
     }
@@ -266,17 +268,7 @@ pub(crate) async fn invite_staff(
                 })
                 .collect();
             let values = InviteValues { name: input.name, email: input.email, role: input.role };
-            let list = ListQuery::default();
-            practice_view(
-                &state,
-                &ctx,
-                &who,
-                practice,
-                (None, &list),
-                (EnrolValues::default(), Vec::new()),
-                (values, errors),
-            )
-            .await
+            form_again(&state, &ctx, &who, practice, (EnrolValues::default(), Vec::new()), (values, errors)).await
         }
         Err(e) => Err(WebError::page(e)),
     }

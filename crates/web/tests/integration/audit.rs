@@ -681,7 +681,12 @@ async fn a_privacy_officer_sees_only_their_practices_part_of_a_history() -> Resu
     let mut admin_a = w.signed_in("admin-a@example.nz", [127, 0, 31, 1]).await?;
     assert_eq!(admin_a.get(&record).await?.status, StatusCode::OK);
     let mut admin_b = w.signed_in("admin-b@example.nz", [127, 0, 32, 1]).await?;
-    assert_eq!(admin_b.get(&record).await?.status, StatusCode::OK);
+    let b_view = admin_b.get(&record).await?;
+    assert_eq!(b_view.status, StatusCode::OK);
+    // Review #25: staff see their own practice in "Enrolled at", not the patient's others.
+    assert!(b_view.body.contains("Practice B") && !b_view.body.contains("Practice A"), "{}", b_view.body);
+    let own_view = patient.get(&record).await?.body;
+    assert!(own_view.contains("Practice A") && own_view.contains("Practice B"), "the patient sees both");
 
     // The patient sees everything, their own addresses included (the positive control).
     let own = patient.get(&format!("{record}/access")).await?.body;
@@ -730,5 +735,57 @@ async fn every_console_action_writes_events() -> Result<()> {
     let unwraps = count("\"code\":\"unwrap\"").await?;
     assert!(console.rotate_patient_key("ZZZ0016").await? >= 1);
     assert!(count("\"code\":\"unwrap\"").await? > unwraps, "the rotation's unwrap is an event");
+    Ok(())
+}
+
+/// Review #11: the practice's page shows its patients a page at a time (with a search), and
+/// writes one event per patient shown — not one per patient enrolled on every load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_practice_page_shows_a_page_of_patients_and_logs_only_those() -> Result<()> {
+    let w = World::new().await?;
+    let mut made = 0;
+    'numbers: for n in 0..1000 {
+        for check in 0..10 {
+            let nhi = format!("ZAB{n:03}{check}");
+            if app::domain::Nhi::parse(&nhi).is_ok() {
+                enrol(&w.t, w.practice_a, &nhi, &format!("bulk{made}@example.nz")).await?;
+                made += 1;
+                if made == 60 {
+                    break 'numbers;
+                }
+                break;
+            }
+        }
+    }
+    let listed = |w: &World| {
+        let url = w.t.url.clone();
+        async move {
+            let sql = "SELECT COUNT(*) FROM audit_events WHERE action = 'list' AND object_type = 'patient'";
+            let n: i64 = if url.starts_with("sqlite:") {
+                let mut c = sqlx::SqliteConnection::connect(&url).await?;
+                sqlx::query_scalar(sql).fetch_one(&mut c).await?
+            } else {
+                let mut c = sqlx::PgConnection::connect(&url).await?;
+                sqlx::query_scalar(sql).fetch_one(&mut c).await?
+            };
+            anyhow::Ok(n)
+        }
+    };
+    let mut admin = w.signed_in("admin-a@example.nz", [127, 0, 34, 1]).await?;
+    let page = format!("/practices/{}", w.practice_a);
+    let before = listed(&w).await?;
+    let first = admin.get(&page).await?.body;
+    assert_eq!(listed(&w).await? - before, 50, "one event per patient shown, 50 a page");
+    assert!(first.contains("61 patients; page 1 of 2") && first.contains("Next page"), "{first}");
+    let before = listed(&w).await?;
+    let second = admin.get(&format!("{page}?page=2")).await?.body;
+    assert_eq!(listed(&w).await? - before, 11);
+    assert!(second.contains("page 2 of 2") && second.contains("Previous page"));
+    let before = listed(&w).await?;
+    let found = admin.get(&format!("{page}?q=zzz0016")).await?.body;
+    assert_eq!(listed(&w).await? - before, 1, "a search shows (and logs) what it finds");
+    assert!(found.contains("ZZZ0016") && found.contains("1 patient matching"));
+    // Nonsense in the query string is the first page, not an error.
+    assert_eq!(admin.get(&format!("{page}?page=abc&q=%25")).await?.status, StatusCode::OK);
     Ok(())
 }

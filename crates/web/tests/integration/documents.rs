@@ -291,6 +291,11 @@ async fn pushes_are_scoped_idempotent_and_refused_outside_scope() -> Result<()> 
     assert!(r.body.contains("your organisation's HPI id (G00042-K)"), "{}", r.body);
     let own = claim.replace("G00001-A", "g00042-k");
     assert_eq!(push(&w.t, &hospital_token, &own, &pdf("discharge", 4000)).await?.status, StatusCode::CREATED);
+    // Text that looks sealed is sealed like any other, and shown as sent (not a broken list).
+    let odd = push_meta("ZZZ0016", "dis-odd")
+        .replace("\"title\":\"Discharge summary\"", "\"title\":\"sealed:v1:odd\"")
+        .replace("Dr Hospital Person", "sealed:v1:x");
+    assert_eq!(push(&w.t, &hospital_token, &odd, &pdf("odd", 900)).await?.status, StatusCode::CREATED);
     // A practice's own system acts for that practice only.
     let other_org = w.t.app.console().create_client("PMS", "G00001-A", "Practice A", Some("FAA111-A")).await;
     assert!(matches!(other_org, Err(app::AppError::Invalid(_))), "{other_org:?}");
@@ -298,7 +303,8 @@ async fn pushes_are_scoped_idempotent_and_refused_outside_scope() -> Result<()> 
     let mut p1 = w.signed_in("p1@example.nz", [127, 0, 33, 1]).await?;
     let list = p1.get(&format!("/api/v1/patients/{}/documents", w.patient1)).await?;
     let docs: Vec<Value> = serde_json::from_str(&list.body)?;
-    assert_eq!(docs.len(), 3);
+    assert_eq!(docs.len(), 4);
+    assert!(docs.iter().any(|d| d["title"] == "sealed:v1:odd" && d["author"] == "sealed:v1:x"));
     assert!(docs.iter().any(|d| d["controller"] == "Te Whatu Ora Te Tai Tokerau" && d["controller_id"] == "G00042-K"));
     assert!(docs.iter().all(|d| d["controller"] != "Someone Else"));
     let mut staff_a = w.signed_in("admin-a@example.nz", [127, 0, 33, 2]).await?;
@@ -313,7 +319,7 @@ async fn pushes_are_scoped_idempotent_and_refused_outside_scope() -> Result<()> 
     let r = push(&w.t, &hospital_token, &push_meta("ZZZ0016", "dis-r"), &pdf("discharge", 4000)).await?;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "no agreement, no push");
     let list = p1.get(&format!("/api/v1/patients/{}/documents", w.patient1)).await?;
-    assert_eq!(serde_json::from_str::<Vec<Value>>(&list.body)?.len(), 3, "what was sent stays the patient's");
+    assert_eq!(serde_json::from_str::<Vec<Value>>(&list.body)?.len(), 4, "what was sent stays the patient's");
     console.add_agreement("FAA111-A", "G00042-K").await?;
     // Bad metadata is explained; markup is refused; neither keeps anything.
     let r = push(&w.t, &hospital_token, r#"{"nhi":"nope","category":"x"}"#, &pdf("x", 100)).await?;
@@ -338,7 +344,7 @@ async fn pushes_are_scoped_idempotent_and_refused_outside_scope() -> Result<()> 
     let r = push(&w.t, "tiaki_nonsense", &push_meta("ZZZ0016", "dis-6"), &pdf("x", 100)).await?;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let stored = sql_strings(&w.t, "SELECT title FROM documents").await?;
-    assert_eq!(stored.len(), 4, "the letter, the discharge summaries dis-1 and dis-9, and dis-5: {stored:?}");
+    assert_eq!(stored.len(), 5, "the letter, the discharge summaries dis-1, dis-9 and dis-odd, and dis-5: {stored:?}");
     // One source identifier names one document: reused for another patient, or re-sent after a
     // withdrawal, it is a clear conflict, not a silent success.
     let r = push(&w.t, &w.client_a, &push_meta("ZAA0067", "letter-1"), &pdf("other", 100)).await?;
@@ -1090,5 +1096,46 @@ async fn uploads_are_bounded_in_number_and_concurrency() -> Result<()> {
     );
     // The slots are given back: the next upload is judged on its own (here, past the cap of 3).
     assert_eq!(api_upload(&mut p2, &them, "after.pdf", &pdf("after", 500)).await?.0, StatusCode::PAYLOAD_TOO_LARGE);
+    Ok(())
+}
+
+/// Documents stored before their details were sealed are sealed at start: live ones under their
+/// keys (and still shown as they were), deleted ones by dropping the details nothing can open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn older_documents_details_are_sealed_at_start() -> Result<()> {
+    let w = World::new().await?;
+    let mut p1 = w.signed_in("p1@example.nz", [127, 0, 42, 1]).await?;
+    let me = w.patient1.to_string();
+    let (_, kept) = api_upload(&mut p1, &me, "kept.pdf", &pdf("kept", 500)).await?;
+    let (_, gone) = api_upload(&mut p1, &me, "gone.pdf", &pdf("gone", 500)).await?;
+    assert_eq!(p1.post(&format!("/documents/{gone}/delete"), &[]).await?.status, StatusCode::SEE_OTHER);
+    // As rows written by the version before sealing would be.
+    let by_id = |id: &str| {
+        let hex = id.replace('-', "");
+        if w.t.url.starts_with("sqlite:") {
+            format!("lower(hex(id)) = '{hex}'")
+        } else {
+            format!("replace(id::text, '-', '') = '{hex}'")
+        }
+    };
+    for (id, title) in [(&kept, "Legacy title"), (&gone, "Deleted legacy title")] {
+        sql_strings(
+            &w.t,
+            &format!(
+                "UPDATE documents SET title = '{title}', filename = 'legacy.pdf' WHERE {} RETURNING title",
+                by_id(id)
+            ),
+        )
+        .await?;
+    }
+    let sealed = w.t.app.console().seal_document_details(|_| {}).await?;
+    assert_eq!(sealed, 2);
+    let titles = sql_strings(&w.t, "SELECT title FROM documents").await?;
+    assert!(titles.iter().all(|t| t.starts_with("sealed:v1:")), "{titles:?}");
+    let list: Vec<Value> = serde_json::from_str(&p1.get(&format!("/api/v1/patients/{me}/documents")).await?.body)?;
+    assert!(
+        list.iter().any(|d| d["id"] == kept.as_str() && d["title"] == "Legacy title" && d["filename"] == "legacy.pdf")
+    );
+    assert_eq!(w.t.app.console().seal_document_details(|_| {}).await?, 0, "once");
     Ok(())
 }

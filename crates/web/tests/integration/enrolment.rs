@@ -38,8 +38,19 @@ async fn an_existing_nhi_gives_another_practice_nothing_until_its_holder_accepts
     let own = format!("/patients/{}", w.patient1);
     assert!(!patient.get(&own).await?.body.contains("asking to see your records"));
 
-    // The right name and date of birth, still with another email: exactly the same answer.
+    let waiting = |body: &str| {
+        let after = body.split("Waiting for the patient").nth(1).unwrap_or_default();
+        after.split("</section>").next().unwrap_or_default().to_owned()
+    };
+    let waiting_before = waiting(&staff_b.get(&format!("/practices/{}", w.practice_b)).await?.body);
+    assert!(waiting_before.contains("ZZZ0016"));
+    // The right name and date of birth, days later and still with another email: exactly the
+    // same answer, and the waiting list (its date included) does not change either.
+    w.t.clock.advance(3 * 86_400);
+    staff_b = w.signed_in("admin-b@example.nz", [127, 0, 12, 2]).await?;
+    patient = w.signed_in("p1@example.nz", [127, 0, 13, 2]).await?;
     let (right_page, right_api) = enrol_as(&mut staff_b, &w, "pat ient", "other@example.nz").await?;
+    assert_eq!(waiting(&staff_b.get(&format!("/practices/{}", w.practice_b)).await?.body), waiting_before);
     assert_eq!(
         (right_page.status, right_page.location(), right_api.status, &right_api.body),
         (wrong_page.status, wrong_page.location(), wrong_api.status, &wrong_api.body),
