@@ -47,22 +47,10 @@ class Server:
         env = dict(env, TIAKI_LISTEN=f"127.0.0.1:{self.port}")
         self.log = open(log_path, "ab")
         self.proc = subprocess.Popen([bin_path, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=self.log)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                break
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                c.request("GET", "/readyz")
-                if c.getresponse().status == 200:
-                    return
-            except (OSError, http.client.HTTPException):
-                pass
-            time.sleep(0.05)
+        if portal_http.ready(self.port, self.proc):
+            return
         self.stop(signal.SIGKILL)
-        with open(log_path, "rb") as f:
-            tail = f.read()[-2000:].decode(errors="replace")
-        raise Failed(f"the server did not become ready; its log ends:\n{tail}")
+        raise Failed(f"the server did not become ready; its log ends:\n{portal_http.log_tail(log_path)}")
 
     def stop(self, sig):
         if self.proc.poll() is None:

@@ -24,19 +24,8 @@ class Failed(Exception):
 
 
 def wait_ready(port, proc, log_path):
-    deadline = time.time() + 30
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            c.request("GET", "/readyz")
-            if c.getresponse().status == 200:
-                return
-        except (OSError, http.client.HTTPException):
-            pass
-        time.sleep(0.1)
-    with open(log_path, "rb") as f:
-        tail = f.read()[-2000:].decode(errors="replace")
-    raise Failed(f"the portal did not become ready; its log ends:\n{tail}")
+    if not portal_http.ready(port, proc):
+        raise Failed(f"the portal did not become ready; its log ends:\n{portal_http.log_tail(log_path)}")
 
 
 def sign_in(port, email, password):

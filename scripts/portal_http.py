@@ -37,3 +37,25 @@ def sign_in(port, email, password):
     if r.status != 303 or "tiaki_session" not in cookies:
         raise RuntimeError(f"{email} could not sign in: {r.status}")
     return cookies
+
+
+def ready(port, proc, seconds=30):
+    """Waits for the portal's /readyz to answer 200; False if it does not (or the process ends)."""
+    import time
+    deadline = time.time() + seconds
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c.request("GET", "/readyz")
+            if c.getresponse().status == 200:
+                return True
+        except (OSError, http.client.HTTPException):
+            pass
+        time.sleep(0.05)
+    return False
+
+
+def log_tail(log_path):
+    """The end of a log file, for a failure message."""
+    with open(log_path, "rb") as f:
+        return f.read()[-2000:].decode(errors="replace")
