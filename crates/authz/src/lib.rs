@@ -21,8 +21,8 @@ pub use policy::documents::{
     UploadDocument, WithdrawDocument,
 };
 pub use policy::identity::{
-    DisableAccount, EnableAccount, InviteOperator, ManageAccounts, ManageOperators, ResetPatientFactors,
-    ResetStaffFactors, SetPasskeyPolicy,
+    ApprovePatientReset, DisableAccount, EnableAccount, InviteOperator, ManageAccounts, ManageOperators,
+    RequestPatientReset, ResetPatientFactors, ResetStaffFactors, SetPasskeyPolicy,
 };
 pub use policy::practices::{
     AnswerEnrolmentRequest, ChangeStaffRole, CreatePractice, EnrolPatient, InviteStaff, LeavePractice,

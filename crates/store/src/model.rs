@@ -555,3 +555,22 @@ impl Default for PatientQuery {
         Self { search: String::new(), offset: 0, limit: 50 }
     }
 }
+
+/// An operator's request to reset a patient's second factors, waiting for a second operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatientResetRequest {
+    /// Its id.
+    pub id: uuid::Uuid,
+    /// The patient's account.
+    pub account: AccountId,
+    /// That account's email (for the operators' page).
+    pub email: String,
+    /// The operator who asked.
+    pub requested_by: AccountId,
+    /// Their name.
+    pub requested_by_name: String,
+    /// Who checked the patient's identity, and how.
+    pub checked: String,
+    /// When it was asked.
+    pub requested_at: UnixTime,
+}

@@ -106,6 +106,8 @@ routes! {
     post "/operator/operators"                   Page => operator::invite_operator,
     post "/operator/passkey-policy"              Page => operator::set_passkey_policy,
     post "/operator/accounts"                    Page => operator::account_action,
+    post "/operator/patient-resets"              Page => operator::request_patient_reset,
+    post "/operator/patient-resets/approve"      Page => operator::approve_patient_reset,
     get  "/api/v1/me"                            Api  => api::me,
     get  "/api/v1/patients/{patient_id}"         Api  => api::patient,
     post "/api/v1/practices/{practice_id}/patients" Api => api::enrol,

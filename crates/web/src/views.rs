@@ -196,8 +196,36 @@ pub(crate) struct OperatorPage<'a> {
     pub(crate) account_email: String,
     pub(crate) account_reason: String,
     pub(crate) account_errors: Vec<FieldError>,
+    /// Patients' resets waiting for a second operator.
+    pub(crate) resets: Vec<ResetLine>,
+    pub(crate) reset_email: String,
+    pub(crate) reset_checked: String,
+    pub(crate) reset_errors: Vec<FieldError>,
     /// Whether operators and practice admins must sign in with a passkey.
     pub(crate) passkeys_required: bool,
+}
+
+/// A patient's reset waiting for a second operator, as the operators' page shows it.
+pub(crate) struct ResetLine {
+    pub(crate) id: String,
+    pub(crate) email: String,
+    pub(crate) requested_by: String,
+    pub(crate) own: bool,
+    pub(crate) checked: String,
+    pub(crate) asked: String,
+}
+
+impl From<app::PatientResetView> for ResetLine {
+    fn from(r: app::PatientResetView) -> Self {
+        Self {
+            id: r.id.to_string(),
+            email: r.email,
+            requested_by: r.requested_by,
+            own: r.own,
+            checked: r.checked,
+            asked: crate::present::moment(r.requested_at).text,
+        }
+    }
 }
 
 impl OperatorPage<'_> {
@@ -209,6 +237,9 @@ impl OperatorPage<'_> {
     }
     fn account_err(&self, field: &str) -> Option<&str> {
         find(&self.account_errors, field)
+    }
+    fn reset_err(&self, field: &str) -> Option<&str> {
+        find(&self.reset_errors, field)
     }
 }
 

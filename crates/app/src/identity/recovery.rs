@@ -150,3 +150,113 @@ pub(crate) fn identity_check(checked: &str) -> Result<&str, AppError> {
     }
     Ok(checked)
 }
+
+/// How long an operator's request to reset a patient's factors waits for a second operator.
+const PATIENT_RESET_SECS: i64 = 86_400;
+
+/// A request to reset a patient's second factors, as operators see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatientResetView {
+    /// Its id (the approval form sends it back).
+    pub id: uuid::Uuid,
+    /// The patient's email.
+    pub email: String,
+    /// The operator who asked.
+    pub requested_by: String,
+    /// Whether the viewer is that operator (who cannot approve it).
+    pub own: bool,
+    /// Who checked the patient's identity, and how.
+    pub checked: String,
+    /// When it was asked (Unix seconds).
+    pub requested_at: i64,
+}
+
+impl Identity<'_> {
+    /// An operator asks for a patient's second factors to be reset, after an identity check:
+    /// nothing happens until a second operator approves (operators see no patients, so no one
+    /// of them alone can strip a patient's protection). Recorded.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but an operator; [`AppError::Invalid`] without the check
+    /// or for an email that is not a patient's.
+    pub async fn request_patient_reset(&self, caller: &Caller, email: &str, checked: &str) -> Result<(), AppError> {
+        let grant = self.app.decide::<authz::RequestPatientReset>(caller, authz::Platform).await?;
+        let checked = identity_check(checked)?;
+        let account = self.app.store.account_by_email(&email.trim().to_lowercase()).await?;
+        let Some(account) = account.filter(|a| a.kind == domain::AccountKind::Patient) else {
+            return Err(AppError::field(
+                "reset_email",
+                "No patient has that email address. (Operators and staff are reset from their practice page or the console.)",
+            ));
+        };
+        let requester = caller.principal.account().ok_or(AppError::NotFound)?;
+        let now = self.app.now();
+        let request = store::PatientResetRequest {
+            id: uuid::Uuid::new_v4(),
+            account: account.id,
+            email: account.email.clone(),
+            requested_by: requester,
+            requested_by_name: String::new(),
+            checked: checked.to_owned(),
+            requested_at: now,
+        };
+        self.app.store.request_patient_reset(&grant.implied(), &request, now + PATIENT_RESET_SECS).await?;
+        let patient = self.app.store.patient_for_account(account.id).await?;
+        let target = Target { patient, ..Target::of(&grant).about(&account.id) };
+        self.app.audit(vec![self.app.event(caller, &target, Outcome::Allowed)]).await?;
+        Ok(())
+    }
+
+    /// The requests waiting for a second operator (operators).
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone else.
+    pub async fn open_patient_resets(&self, caller: &Caller) -> Result<Vec<PatientResetView>, AppError> {
+        let grant = self.app.authorize::<authz::ApprovePatientReset>(caller, authz::Platform).await?;
+        let me = caller.principal.account();
+        Ok(self
+            .app
+            .store
+            .open_patient_resets(&grant.implied(), self.app.now())
+            .await?
+            .into_iter()
+            .map(|r| PatientResetView {
+                id: r.id,
+                email: r.email,
+                requested_by: r.requested_by_name,
+                own: Some(r.requested_by) == me,
+                checked: r.checked,
+                requested_at: r.requested_at,
+            })
+            .collect())
+    }
+
+    /// A second operator approves a request: the patient's factors are reset (sessions ended,
+    /// emailed, filed in the patient's own history with both operators' names on record).
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but an operator; [`AppError::Invalid`] for a request
+    /// that is not waiting, has expired, or is the approver's own.
+    pub async fn approve_patient_reset(&self, caller: &Caller, id: &str) -> Result<(), AppError> {
+        let grant = self.app.decide::<authz::ApprovePatientReset>(caller, authz::Platform).await?;
+        let approver = caller.principal.account().ok_or(AppError::NotFound)?;
+        let refused = || {
+            AppError::field(
+                "request",
+                "That request is not waiting any more (approved, or older than a day), or it is your own: a second operator must approve it.",
+            )
+        };
+        let id = id.trim().parse::<uuid::Uuid>().map_err(|_| refused())?;
+        let Some(request) =
+            self.app.store.approve_patient_reset(&grant.implied(), id, approver, self.app.now()).await?
+        else {
+            self.app.audit(vec![self.app.event(caller, &Target::of(&grant).about(&id), Outcome::Denied)]).await?;
+            return Err(refused());
+        };
+        let patient = self.app.store.patient_for_account(request.account).await?;
+        let target = Target { patient, ..Target::of(&grant).about(&request.account) };
+        let checked =
+            format!("{}; asked by {}, approved by a second operator", request.checked, request.requested_by_name);
+        self.app.reset_factors_of(caller, request.account, &checked, target).await.map(|_| ())
+    }
+}

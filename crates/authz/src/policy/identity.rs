@@ -31,6 +31,14 @@ action!(
     EnableAccount, Platform, "platform.accounts.enable", Identity, Account, Enable
 );
 action!(
+    /// Ask for a patient's second factors to be reset (an operator; a second one approves).
+    RequestPatientReset, Platform, "platform.patient_reset.request", Identity, AccountFactors, Create
+);
+action!(
+    /// Approve another operator's request to reset a patient's second factors.
+    ApprovePatientReset, Platform, "platform.patient_reset.approve", Identity, AccountFactors, Update
+);
+action!(
     /// Reset the second factors of a member of the practice's staff.
     ResetStaffFactors, PracticeId, "practice.staff.reset_factors", Identity, AccountFactors, Update
 );
@@ -40,6 +48,7 @@ action!(
     ResetPatientFactors, PatientId, "practice.patients.reset_factors", Identity, AccountFactors, Update
 );
 
+implies!(RequestPatientReset => ManageAccounts, ApprovePatientReset => ManageAccounts);
 implies!(DisableAccount => ManageAccounts, EnableAccount => ManageAccounts, InviteOperator => ManageOperators, SetPasskeyPolicy => ManagePractices, ResetStaffFactors => ManageStaff);
 use super::practices::{ManagePractices, ManageStaff};
 
@@ -47,6 +56,8 @@ decided_by!(
     ManageAccounts => operator,
     DisableAccount => operator,
     EnableAccount => operator,
+    RequestPatientReset => operator,
+    ApprovePatientReset => operator,
     ManageOperators => operator,
     InviteOperator => operator,
     SetPasskeyPolicy => operator,

@@ -109,6 +109,27 @@ pub trait MfaStore: Send + Sync {
         old: &'a [u8],
         new: &'a [u8],
     ) -> BoxFuture<'a, Result<bool>>;
+    /// Records an operator's request to reset a patient's factors (open for a day).
+    fn request_patient_reset<'a>(
+        &'a self,
+        grant: &'a authz::Grant<authz::ManageAccounts>,
+        request: &'a crate::PatientResetRequest,
+        expires_at: UnixTime,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// The requests no second operator has approved yet, and still open.
+    fn open_patient_resets<'a>(
+        &'a self,
+        grant: &'a authz::Grant<authz::ManageAccounts>,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<Vec<crate::PatientResetRequest>>>;
+    /// Approves a request as `approver`, once, and only if they did not make it; returns it.
+    fn approve_patient_reset<'a>(
+        &'a self,
+        grant: &'a authz::Grant<authz::ManageAccounts>,
+        id: uuid::Uuid,
+        approver: AccountId,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<Option<crate::PatientResetRequest>>>;
     /// Starts (or restarts) setting up an authenticator; false if one is already confirmed.
     fn start_totp<'a>(&'a self, account: AccountId, secret: &'a [u8], now: UnixTime) -> BoxFuture<'a, Result<bool>>;
     /// Confirms a pending authenticator with the step of a correct code, and replaces the

@@ -31,6 +31,18 @@ async fn replace_codes(tx: &mut sqlx::Transaction<'_, Db>, account: AccountId, h
     Ok(())
 }
 
+fn reset_request(r: &<Db as sqlx::Database>::Row) -> Result<crate::PatientResetRequest> {
+    Ok(crate::PatientResetRequest {
+        id: r.try_get("id")?,
+        account: AccountId::from_uuid(r.try_get("account_id")?),
+        email: r.try_get("email")?,
+        requested_by: AccountId::from_uuid(r.try_get("requested_by")?),
+        requested_by_name: r.try_get("display_name")?,
+        checked: r.try_get("checked")?,
+        requested_at: r.try_get("requested_at")?,
+    })
+}
+
 impl MfaStore for This {
     fn set_patients_need_mfa<'a>(
         &'a self,
@@ -250,6 +262,86 @@ impl MfaStore for This {
                 .execute(&self.pool)
                 .await?;
             Ok(done.rows_affected() == 1)
+        })
+    }
+
+    fn request_patient_reset<'a>(
+        &'a self,
+        grant: &'a authz::Grant<authz::ManageAccounts>,
+        request: &'a crate::PatientResetRequest,
+        expires_at: UnixTime,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let _ = grant;
+            sqlx::query(
+                "INSERT INTO patient_reset_requests (id, account_id, requested_by, checked, requested_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(request.id)
+            .bind(request.account.as_uuid())
+            .bind(request.requested_by.as_uuid())
+            .bind(&request.checked)
+            .bind(request.requested_at)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn open_patient_resets<'a>(
+        &'a self,
+        grant: &'a authz::Grant<authz::ManageAccounts>,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<Vec<crate::PatientResetRequest>>> {
+        Box::pin(async move {
+            let _ = grant;
+            let rows = sqlx::query(
+                "SELECT r.id, r.account_id, a.email, r.requested_by, o.display_name, r.checked, r.requested_at \
+                 FROM patient_reset_requests r JOIN accounts a ON a.id = r.account_id \
+                 JOIN accounts o ON o.id = r.requested_by \
+                 WHERE r.approved_at IS NULL AND r.expires_at > $1 ORDER BY r.requested_at LIMIT 100",
+            )
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter().map(reset_request).collect()
+        })
+    }
+
+    fn approve_patient_reset<'a>(
+        &'a self,
+        grant: &'a authz::Grant<authz::ManageAccounts>,
+        id: uuid::Uuid,
+        approver: AccountId,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<Option<crate::PatientResetRequest>>> {
+        Box::pin(async move {
+            let _ = grant;
+            let mut tx = self.begin().await?;
+            let done = sqlx::query(
+                "UPDATE patient_reset_requests SET approved_by = $2, approved_at = $3 \
+                 WHERE id = $1 AND approved_at IS NULL AND expires_at > $3 AND requested_by <> $2",
+            )
+            .bind(id)
+            .bind(approver.as_uuid())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                return Ok(None);
+            }
+            let row = sqlx::query(
+                "SELECT r.id, r.account_id, a.email, r.requested_by, o.display_name, r.checked, r.requested_at \
+                 FROM patient_reset_requests r JOIN accounts a ON a.id = r.account_id \
+                 JOIN accounts o ON o.id = r.requested_by WHERE r.id = $1",
+            )
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let request = reset_request(&row)?;
+            tx.commit().await?;
+            Ok(Some(request))
         })
     }
 

@@ -56,6 +56,8 @@ pub(crate) fn notice_text(n: &Notice) -> Option<String> {
             "staff-role" => "Their role has changed; it applies from their next click.",
             "account-disabled" => "The account is disabled: signed out everywhere and unable to sign in. They have been emailed.",
             "account-enabled" => "The account is enabled again: they can sign in with their password.",
+            "reset-requested" => "Asked. Another operator must approve it within a day; nothing has changed yet.",
+            "reset-approved" => "Approved: their sign-in was reset, they are signed out everywhere, and they have been emailed.",
             _ => return None,
         }
         .to_owned(),

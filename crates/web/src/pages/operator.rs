@@ -38,6 +38,14 @@ struct AccountAction {
     errors: Vec<FieldError>,
 }
 
+/// The "reset a patient's sign-in" form, as sent back when it had errors.
+#[derive(Default)]
+struct ResetAction {
+    email: String,
+    checked: String,
+    errors: Vec<FieldError>,
+}
+
 /// The page's forms, as sent back: all empty but the one that had errors.
 #[derive(Default)]
 struct Forms {
@@ -45,6 +53,7 @@ struct Forms {
     errors: Vec<FieldError>,
     invite: OperatorInvite,
     account: AccountAction,
+    reset: ResetAction,
 }
 
 async fn operator_view(
@@ -54,13 +63,15 @@ async fn operator_view(
     notice: Option<String>,
     forms: Forms,
 ) -> PageResult {
-    let Forms { practice: form, errors, invite, account } = forms;
+    let Forms { practice: form, errors, invite, account, reset } = forms;
     let practices = state.app.practices().list(&ctx.caller_as(who)).await.map_err(WebError::page)?;
-    let status = if errors.is_empty() && invite.errors.is_empty() && account.errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let resets = state.app.identity().open_patient_resets(&ctx.caller_as(who)).await.map_err(WebError::page)?;
+    let status =
+        if errors.is_empty() && invite.errors.is_empty() && account.errors.is_empty() && reset.errors.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
     let page = OperatorPage {
         nav: Some(Nav::new(who, ctx.csrf())),
         csrf: ctx.csrf(),
@@ -75,6 +86,10 @@ async fn operator_view(
         account_email: account.email,
         account_reason: account.reason,
         account_errors: account.errors,
+        resets: resets.into_iter().map(Into::into).collect(),
+        reset_email: reset.email,
+        reset_checked: reset.checked,
+        reset_errors: reset.errors,
         passkeys_required: state.app.identity().passkeys_required().await.map_err(WebError::page)?,
     };
     Ok((status, render(&page)).into_response())
@@ -201,6 +216,68 @@ pub(crate) async fn account_action(
                 .collect();
             let account = AccountAction { email: form.account_email, reason: form.account_reason, errors };
             operator_view(&state, &ctx, &who, None, Forms { account, ..Forms::default() }).await
+        }
+        Err(e) => Err(WebError::page(e)),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ResetRequestForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reset_email: String,
+    #[serde(default)]
+    checked: String,
+}
+
+impl HasCsrf for ResetRequestForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// An operator asks for a patient's sign-in to be reset; a second operator approves.
+pub(crate) async fn request_patient_reset(
+    State(state): State<WebState>,
+    CsrfForm(ctx, form): CsrfForm<ResetRequestForm>,
+) -> PageResult {
+    let who = ctx.require_signed_in()?;
+    match state.app.identity().request_patient_reset(&ctx.caller_as(&who), &form.reset_email, &form.checked).await {
+        Ok(()) => Ok(Redirect::to("/operator?done=reset-requested").into_response()),
+        Err(AppError::Invalid(errors)) => {
+            let reset = ResetAction { email: form.reset_email, checked: form.checked, errors };
+            operator_view(&state, &ctx, &who, None, Forms { reset, ..Forms::default() }).await
+        }
+        Err(e) => Err(WebError::page(e)),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ResetApprovalForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    request: String,
+}
+
+impl HasCsrf for ResetApprovalForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// A second operator approves another's request to reset a patient's sign-in.
+pub(crate) async fn approve_patient_reset(
+    State(state): State<WebState>,
+    CsrfForm(ctx, form): CsrfForm<ResetApprovalForm>,
+) -> PageResult {
+    let who = ctx.require_signed_in()?;
+    match state.app.identity().approve_patient_reset(&ctx.caller_as(&who), &form.request).await {
+        Ok(()) => Ok(Redirect::to("/operator?done=reset-approved").into_response()),
+        Err(AppError::Invalid(errors)) => {
+            let reset = ResetAction { errors, ..ResetAction::default() };
+            operator_view(&state, &ctx, &who, None, Forms { reset, ..Forms::default() }).await
         }
         Err(e) => Err(WebError::page(e)),
     }

@@ -147,3 +147,64 @@ async fn only_the_patients_own_practice_resets_their_sign_in_and_they_see_it() -
     assert!(history.contains("Practice A"));
     Ok(())
 }
+
+/// Issue 13, item 2: an operator resets a patient's sign-in only when a second operator approves
+/// — never their own request — and the patient sees it in their history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_resets_a_patient_only_with_a_second_operators_approval() -> Result<()> {
+    let w = World::new().await?;
+    let link = w.t.app.console().create_operator("Second Operator", "op2@example.nz").await?;
+    w.t.app.console().set_password_by_link(&token_of(&link), PASSWORD, PASSWORD, None, None).await?;
+    fixture_totp(&w.t, "op2@example.nz").await?;
+    let reset_mails = || async {
+        anyhow::Ok(
+            mails(&w.t)
+                .await?
+                .iter()
+                .filter(|(to, s, _)| to == "p1@example.nz" && s.contains("sign-in was reset"))
+                .count(),
+        )
+    };
+    let mut op1 = w.operator().await?;
+    let check = "Ana, video call with photo ID";
+    // Only a patient's account, and only with the check recorded.
+    let r = op1.post("/operator/patient-resets", &[("reset_email", "gp-a@example.nz"), ("checked", check)]).await?;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = op1.post("/operator/patient-resets", &[("reset_email", "p1@example.nz"), ("checked", "ok")]).await?;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = op1.post("/operator/patient-resets", &[("reset_email", "p1@example.nz"), ("checked", check)]).await?;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/operator?done=reset-requested"));
+    assert_eq!(reset_mails().await?, 0, "asking changes nothing");
+    let page = op1.get("/operator").await?.body;
+    assert!(page.contains("Waiting for a second operator") && page.contains("Yours: another operator approves it"));
+    let id = page.split("name=\"request\" value=\"").nth(1).map(|s| s.split('"').next().unwrap_or_default().to_owned());
+    assert!(id.is_none(), "no approve button for one's own request");
+    // The same operator cannot approve it, even by posting the form.
+    let mut op2 = w.signed_in("op2@example.nz", [127, 0, 0, 19]).await?;
+    let page = op2.get("/operator").await?.body;
+    let id =
+        page.split("name=\"request\" value=\"").nth(1).and_then(|s| s.split('"').next()).unwrap_or_default().to_owned();
+    assert_eq!(id.len(), 36, "the second operator sees it to approve");
+    let own = op1.post("/operator/patient-resets/approve", &[("request", &id)]).await?;
+    assert_eq!(own.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(own.body.contains("a second operator must approve it"));
+    assert_eq!(reset_mails().await?, 0);
+    // Nobody else can approve either.
+    let mut admin = w.signed_in("admin-a@example.nz", [127, 0, 0, 20]).await?;
+    assert_eq!(
+        admin.post("/operator/patient-resets/approve", &[("request", &id)]).await?.status,
+        StatusCode::NOT_FOUND
+    );
+    // The second operator approves: reset, emailed, in the patient's own history; once only.
+    let r = op2.post("/operator/patient-resets/approve", &[("request", &id)]).await?;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/operator?done=reset-approved"));
+    assert_eq!(reset_mails().await?, 1);
+    assert_eq!(
+        op2.post("/operator/patient-resets/approve", &[("request", &id)]).await?.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let mut patient = w.signed_in("p1@example.nz", [127, 0, 13, 9]).await?;
+    let history = patient.get(&format!("/patients/{}/access", w.patient1)).await?.body;
+    assert!(history.contains("Reset the sign-in") && history.contains("approved by a second operator"), "{history}");
+    Ok(())
+}
