@@ -31,6 +31,11 @@ async fn replace_codes(tx: &mut sqlx::Transaction<'_, Db>, account: AccountId, h
     Ok(())
 }
 
+/// A reset request with the patient's email and the asking operator's name ([`reset_request`]).
+const RESET_REQUESTS: &str = "SELECT r.id, r.account_id, a.email, r.requested_by, o.display_name, r.checked, \
+    r.requested_at FROM patient_reset_requests r JOIN accounts a ON a.id = r.account_id \
+    JOIN accounts o ON o.id = r.requested_by";
+
 fn reset_request(r: &<Db as sqlx::Database>::Row) -> Result<crate::PatientResetRequest> {
     Ok(crate::PatientResetRequest {
         id: r.try_get("id")?,
@@ -296,12 +301,9 @@ impl MfaStore for This {
     ) -> BoxFuture<'a, Result<Vec<crate::PatientResetRequest>>> {
         Box::pin(async move {
             let _ = grant;
-            let rows = sqlx::query(
-                "SELECT r.id, r.account_id, a.email, r.requested_by, o.display_name, r.checked, r.requested_at \
-                 FROM patient_reset_requests r JOIN accounts a ON a.id = r.account_id \
-                 JOIN accounts o ON o.id = r.requested_by \
-                 WHERE r.approved_at IS NULL AND r.expires_at > $1 ORDER BY r.requested_at LIMIT 100",
-            )
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{RESET_REQUESTS} WHERE r.approved_at IS NULL AND r.expires_at > $1 ORDER BY r.requested_at LIMIT 100"
+            )))
             .bind(now)
             .fetch_all(&self.pool)
             .await?;
@@ -331,14 +333,10 @@ impl MfaStore for This {
             if done.rows_affected() != 1 {
                 return Ok(None);
             }
-            let row = sqlx::query(
-                "SELECT r.id, r.account_id, a.email, r.requested_by, o.display_name, r.checked, r.requested_at \
-                 FROM patient_reset_requests r JOIN accounts a ON a.id = r.account_id \
-                 JOIN accounts o ON o.id = r.requested_by WHERE r.id = $1",
-            )
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!("{RESET_REQUESTS} WHERE r.id = $1")))
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
             let request = reset_request(&row)?;
             tx.commit().await?;
             Ok(Some(request))

@@ -87,6 +87,18 @@ pub(crate) async fn home(Auth(_, who): Auth) -> Response {
 }
 
 /// A form's yes/no choice; none for anything else (refused after the access check).
+/// A use case's field errors named as the page's form names its fields (`renames`: use case's
+/// name, form's name), where one page holds several forms.
+pub(crate) fn form_fields(errors: Vec<app::FieldError>, renames: &[(&str, &'static str)]) -> Vec<app::FieldError> {
+    errors
+        .into_iter()
+        .map(|e| app::FieldError {
+            field: renames.iter().find(|(from, _)| *from == e.field).map_or(e.field, |(_, to)| *to),
+            message: e.message,
+        })
+        .collect()
+}
+
 pub(crate) fn yes_or_no(v: &str) -> Option<bool> {
     match v {
         "yes" => Some(true),

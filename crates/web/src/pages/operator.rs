@@ -203,17 +203,7 @@ pub(crate) async fn account_action(
     match result {
         Ok(()) => Ok(Redirect::to(&format!("/operator?done={done}")).into_response()),
         Err(AppError::Invalid(errors)) => {
-            let errors = errors
-                .into_iter()
-                .map(|e| FieldError {
-                    field: match e.field {
-                        "email" => "account_email",
-                        "reason" => "account_reason",
-                        f => f,
-                    },
-                    message: e.message,
-                })
-                .collect();
+            let errors = super::form_fields(errors, &[("email", "account_email"), ("reason", "account_reason")]);
             let account = AccountAction { email: form.account_email, reason: form.account_reason, errors };
             operator_view(&state, &ctx, &who, None, Forms { account, ..Forms::default() }).await
         }

@@ -256,17 +256,7 @@ pub(crate) async fn invite_staff(
     match state.app.practices().invite_staff(&ctx.caller_as(&who), practice, &input).await {
         Ok(()) => Ok(Redirect::to(&format!("/practices/{practice}?done=invited")).into_response()),
         Err(AppError::Invalid(errors)) => {
-            let errors = errors
-                .into_iter()
-                .map(|e| FieldError {
-                    field: match e.field {
-                        "name" => "staff_name",
-                        "email" => "staff_email",
-                        f => f,
-                    },
-                    message: e.message,
-                })
-                .collect();
+            let errors = super::form_fields(errors, &[("name", "staff_name"), ("email", "staff_email")]);
             let values = InviteValues { name: input.name, email: input.email, role: input.role };
             form_again(&state, &ctx, &who, practice, (EnrolValues::default(), Vec::new()), (values, errors)).await
         }
