@@ -107,6 +107,7 @@ async fn setup(pg: Option<&str>, docs: usize, size: usize) -> (Arc<App>, Caller,
         client: client.id,
         org_id: client.org_id.clone(),
         practice: client.practice,
+        scopes: client.scopes,
     });
     let mut ids = Vec::new();
     for i in 0..docs {

@@ -56,6 +56,11 @@ impl Target {
         }
     }
 
+    /// The same access, filed under a patient (a practice-wide listing that showed theirs).
+    pub(crate) fn with_patient(self, patient: PatientId) -> Self {
+        Self { patient: Some(patient), ..self }
+    }
+
     /// The same access, about the object the use case made or listed (a new document's id; the
     /// ids a listing showed) rather than the object the grant was for.
     pub(crate) fn about(self, object_id: &impl ToString) -> Self {
@@ -100,7 +105,7 @@ fn role_of(p: &Principal) -> (Option<String>, String, Option<String>, Option<Str
             (Some(account.to_string()), "operator".into(), None, Some(session.to_string()))
         }
         // An organisation's system: the client is the actor, its organisation the role.
-        Principal::Client { client, org_id, practice } => {
+        Principal::Client { client, org_id, practice, .. } => {
             (Some(client.to_string()), format!("client:{org_id}"), practice.map(|p| p.to_string()), None)
         }
     }

@@ -15,6 +15,7 @@ pub mod jobs;
 pub use crypto::keyfile;
 pub mod notify;
 mod practices;
+pub mod records;
 pub use audit::{AuditSettings, Caller, MIN_AUDIT_RETENTION_YEARS, Tick, VerifyReport};
 pub use authz::{Principal, capabilities};
 pub use config::Config;

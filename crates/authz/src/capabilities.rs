@@ -24,3 +24,8 @@ pub const MANAGE_PRACTICE: &[StaffRole] = &[StaffRole::Admin];
 pub fn may(role: StaffRole, allowed: &[StaffRole]) -> bool {
     allowed.contains(&role)
 }
+/// Read a patient's health record as the practice sent it (held and hidden items marked):
+/// clinical roles only.
+pub const READ_RECORDS: &[StaffRole] = &[StaffRole::Gp, StaffRole::Nurse];
+/// Release a held result to the patient, or hide an item from them: a clinical decision.
+pub const RELEASE_RECORDS: &[StaffRole] = &[StaffRole::Gp, StaffRole::Nurse];

@@ -29,9 +29,12 @@ pub use policy::practices::{
     ListPracticePatients, ListPractices, ListStaff, ManageApiClients, ManagePractices, ManageStaff, RemoveStaff,
     ReviewEnrolmentRequests, SetPatientMfaPolicy, UnenrolPatient,
 };
-pub use policy::records::ViewPatient;
+pub use policy::records::{
+    ExportRecords, HideRecord, IngestRecords, ListHeldResults, ReadRecord, ReadRecords, ReleaseRecord, SendRecords,
+    SetRecordRules, UnhideRecord, ViewPatient,
+};
 pub use principal::Principal;
-pub use relations::{DocumentOwner, Located, Platform, Relations, RelationsError, Subject};
+pub use relations::{DocumentOwner, Located, Platform, RecordOwner, Relations, RelationsError, Subject};
 
 use domain::Access;
 

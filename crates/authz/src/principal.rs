@@ -46,6 +46,8 @@ pub enum Principal {
         /// (hospitals), which reach only the patients of practices that agreed to receive
         /// their documents.
         practice: Option<PracticeId>,
+        /// What it may do beyond pushing documents (sending health records).
+        scopes: domain::ClientScopes,
     },
 }
 

@@ -1,7 +1,7 @@
 //! Facts about relationships the policy needs (enrolments, who owns a document, agreements),
 //! loaded from storage; and, for the access log, where an object the policy refused lives.
 
-use domain::{BoxFuture, DocumentId, PatientId, PracticeId};
+use domain::{BoxFuture, DocumentId, PatientId, PracticeId, RecordId};
 use std::fmt;
 
 /// Facts about relationships that the policy needs, loaded from storage.
@@ -15,6 +15,18 @@ pub trait Relations: Send + Sync {
     fn document_owner(&self, document: DocumentId) -> BoxFuture<'_, Result<Option<DocumentOwner>, RelationsError>>;
     /// The practices that have agreed to receive documents from an organisation.
     fn receiving_practices<'a>(&'a self, org_id: &'a str) -> BoxFuture<'a, Result<Vec<PracticeId>, RelationsError>>;
+    /// Whose an item of a health record is (removed ones too: the practice keeps them): its
+    /// patient and the practice that sent it. `None` if there is no such item.
+    fn record_owner(&self, record: RecordId) -> BoxFuture<'_, Result<Option<RecordOwner>, RelationsError>>;
+}
+
+/// Whose an item of a health record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordOwner {
+    /// The patient it is about.
+    pub patient: PatientId,
+    /// The practice whose system sent it.
+    pub practice: PracticeId,
 }
 
 /// Whose a document is.
@@ -97,6 +109,16 @@ impl Subject for DocumentId {
             exists: true,
             patient: Some(o.patient),
             practice: o.pushed_by_practice,
+        }))
+    }
+}
+
+impl Subject for RecordId {
+    async fn locate<R: Relations + ?Sized>(&self, rel: &R) -> Result<Located, RelationsError> {
+        Ok(rel.record_owner(*self).await?.map_or_else(Located::default, |o| Located {
+            exists: true,
+            patient: Some(o.patient),
+            practice: Some(o.practice),
         }))
     }
 }

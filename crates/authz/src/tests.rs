@@ -27,6 +27,12 @@ impl Relations for Fixed {
         let v = self.agreements.iter().filter(|(o, _)| o == org).map(|(_, p)| *p).collect();
         Box::pin(async move { Ok(v) })
     }
+    fn record_owner(
+        &self,
+        _record: domain::RecordId,
+    ) -> BoxFuture<'_, Result<Option<crate::RecordOwner>, RelationsError>> {
+        Box::pin(async move { Ok(None) })
+    }
 }
 
 #[tokio::test]
@@ -61,7 +67,12 @@ async fn documents_reach_their_patient_the_pushing_practice_and_scoped_clients_o
     assert!(authorize::<WithdrawDocument, _>(&staff(a, StaffRole::PrivacyOfficer), letter, &rel).await.is_err());
     assert!(authorize::<UploadDocument, _>(&staff(a, StaffRole::Gp), p1, &rel).await.is_err());
     assert!(authorize::<ReadDocument, _>(&staff(a, StaffRole::Gp), DocumentId::random(), &rel).await.is_err());
-    let client = |org: &str, practice| Principal::Client { client: ClientId::random(), org_id: org.into(), practice };
+    let client = |org: &str, practice| Principal::Client {
+        client: ClientId::random(),
+        org_id: org.into(),
+        practice,
+        scopes: domain::ClientScopes::default(),
+    };
     let own = authorize::<PushDocument, _>(&client("F1", Some(a)), p1, &rel).await.unwrap();
     assert_eq!(own.via_practice(), Some(a));
     assert!(authorize::<PushDocument, _>(&client("F1", Some(a)), p2, &rel).await.is_err());

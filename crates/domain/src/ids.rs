@@ -75,3 +75,7 @@ id_type!(
     /// A server-side session (its public handle; the bearer token is separate and secret).
     SessionId
 );
+id_type!(
+    /// One item of a patient's health record (a condition, a result, a recall…).
+    RecordId
+);

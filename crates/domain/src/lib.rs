@@ -4,12 +4,14 @@
 pub mod clock;
 pub mod ids;
 pub mod nhi;
+pub mod records;
 pub mod values;
 pub mod vocabulary;
 
 pub use clock::{Clock, FakeClock, SystemClock, UnixTime};
-pub use ids::{AccountId, ClientId, DocumentId, PatientId, PracticeId, SessionId};
+pub use ids::{AccountId, ClientId, DocumentId, PatientId, PracticeId, RecordId, SessionId};
 pub use nhi::{Nhi, NhiError};
+pub use records::{ClientScopes, RecordCategory};
 pub use values::{
     AccountKind, DateOfBirth, DocumentCategory, Email, HpiFacilityId, PersonName, PracticeName, Region, StaffRole,
     ValueError,

@@ -106,6 +106,15 @@ vocabulary!(
         AccessHistory = "access_history",
         /// The whole access log (operators' exports).
         AuditLog = "audit_log",
+        /// One item of a patient's health record.
+        HealthRecord = "health_record",
+        /// An item of a patient's health record their practice hid from them (a staff read of
+        /// one is marked as such in the patient's history).
+        HiddenHealthRecord = "hidden_health_record",
+        /// A patient's health record as a whole (the summary, a category, an export).
+        PatientRecord = "patient_record",
+        /// A practice's rules for releasing records to its patients.
+        RecordRules = "record_rules",
     }
 );
 
@@ -184,6 +193,12 @@ vocabulary!(
         Accept = "accept",
         /// Declined a request.
         Decline = "decline",
+        /// Released an item to the patient (a held result).
+        Release = "release",
+        /// Hid an item from the patient.
+        Hide = "hide",
+        /// Showed a hidden item to the patient again.
+        Unhide = "unhide",
     }
 );
 
@@ -202,9 +217,11 @@ impl ObjectKind {
             | Self::PatientMfaPolicy
             | Self::Enrolment
             | Self::ApiClient => Module::Practices,
-            Self::Patient => Module::Records,
             Self::Document | Self::PatientKey => Module::Documents,
             Self::AccessHistory | Self::AuditLog => Module::Audit,
+            Self::Patient | Self::HealthRecord | Self::HiddenHealthRecord | Self::PatientRecord | Self::RecordRules => {
+                Module::Records
+            }
         }
     }
 }

@@ -18,6 +18,7 @@ mod patient_keys;
 mod platform;
 mod portable;
 mod practices;
+mod records;
 mod sessions;
 mod shared;
 mod signin;
@@ -38,6 +39,7 @@ pub use engines::{Backend, PgStore, SqliteStore, connect};
 pub use mfa::{CeremonyRow, MfaStore, PasskeyRow, TotpRow};
 pub use model::*;
 pub use patient_keys::{KeyGrant, PatientKeyStore};
+pub use records::{RecordFilter, RecordKeyGrant, RecordKeyWithPatientKey, RecordStore};
 pub use signin::{EmailChanged, SignInStore, WindowCount};
 
 use authz::{
@@ -91,6 +93,7 @@ pub trait Store:
     + JobStore
     + DocumentStore
     + PatientKeyStore
+    + RecordStore
     + IntegrationStore
     + MfaStore
     + SignInStore

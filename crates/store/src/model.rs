@@ -526,6 +526,8 @@ pub struct ApiClientRow {
     pub created_at: UnixTime,
     /// When it was revoked, if it was.
     pub revoked_at: Option<UnixTime>,
+    /// What it may do beyond pushing documents.
+    pub scopes: domain::ClientScopes,
 }
 
 /// The record of the access log's last removal of events past their retention.
@@ -573,4 +575,131 @@ pub struct PatientResetRequest {
     pub checked: String,
     /// When it was asked.
     pub requested_at: UnixTime,
+}
+
+/// One item of a patient's health record, as stored: its clinical content sealed under the
+/// patient's records key; only what queries need in the clear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRow {
+    /// Its id.
+    pub id: domain::RecordId,
+    /// Whose it is.
+    pub patient: PatientId,
+    /// The practice whose system sent it.
+    pub practice: PracticeId,
+    /// The FHIR resource type (`Condition`, `Observation`…).
+    pub resource_type: String,
+    /// The sending system's id for it.
+    pub source_id: String,
+    /// The sending system's version of it.
+    pub version: i64,
+    /// Its category.
+    pub category: domain::RecordCategory,
+    /// Its clinical date (`YYYY-MM-DD` or a full timestamp), for ordering.
+    pub effective: Option<String>,
+    /// Whether it was deleted or entered in error (kept for the practice and the log).
+    pub removed: bool,
+    /// Whether it is held until a clinician releases it.
+    pub held: bool,
+    /// When a held item releases itself, where the practice chose that.
+    pub auto_release_at: Option<UnixTime>,
+    /// When a clinician released it.
+    pub released_at: Option<UnixTime>,
+    /// Who released it.
+    pub released_by: Option<AccountId>,
+    /// The clinician's note to the patient (sealed).
+    pub release_note: Option<String>,
+    /// When a clinician hid it from the patient.
+    pub hidden_at: Option<UnixTime>,
+    /// Who hid it.
+    pub hidden_by: Option<AccountId>,
+    /// Why (sealed; staff only).
+    pub hidden_reason: Option<String>,
+    /// The report it is part of (an `Observation` in a `DiagnosticReport`).
+    pub group: Option<domain::RecordId>,
+    /// The sealed clinical content.
+    pub content: String,
+    /// When it first arrived.
+    pub created_at: UnixTime,
+    /// When it last changed.
+    pub updated_at: UnixTime,
+}
+
+impl RecordRow {
+    /// Whether the patient may see it now, under their practice's rules.
+    #[must_use]
+    pub fn visible_to_patient(&self, rules: &RecordRules, now: UnixTime) -> bool {
+        !self.removed
+            && self.hidden_at.is_none()
+            && rules.categories.contains(&self.category)
+            && (!self.held || self.auto_release_at.is_some_and(|t| t <= now))
+    }
+}
+
+/// What a practice releases to its patients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRules {
+    /// The categories patients see.
+    pub categories: Vec<domain::RecordCategory>,
+    /// Results release themselves this many days after they arrive (`None`: only when a
+    /// clinician releases them).
+    pub auto_release_days: Option<i64>,
+}
+
+impl Default for RecordRules {
+    fn default() -> Self {
+        Self { categories: domain::RecordCategory::DEFAULT_RELEASED.to_vec(), auto_release_days: None }
+    }
+}
+
+/// A patient's records key, wrapped by a version of their patient key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordKeyRow {
+    /// The patient.
+    pub patient: PatientId,
+    /// The patient key version that wraps it.
+    pub key_version: i32,
+    /// The wrapped key.
+    pub wrapped_key: Vec<u8>,
+}
+
+/// What an item already stored under a source id is: for deciding whether a new version applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredVersion {
+    /// The resource type.
+    pub resource_type: String,
+    /// The source id.
+    pub source_id: String,
+    /// The stored item.
+    pub id: domain::RecordId,
+    /// Its patient.
+    pub patient: PatientId,
+    /// Its version.
+    pub version: i64,
+}
+
+/// One change an ingest makes.
+#[derive(Debug, Clone)]
+pub enum RecordChange {
+    /// A new item, or a newer version of one (`expected`: the version it replaces).
+    Put {
+        /// The row as it is to be stored.
+        row: Box<RecordRow>,
+        /// The version it replaces (`None`: new).
+        expected: Option<i64>,
+    },
+    /// Marks a stored Observation as part of a report (released and hidden with it).
+    Link {
+        /// The Observation's source id.
+        source_id: String,
+        /// The report.
+        group: domain::RecordId,
+    },
+    /// Removes an item from every patient view (deleted by the sending system).
+    Remove {
+        /// The resource type.
+        resource_type: String,
+        /// The source id.
+        source_id: String,
+    },
 }

@@ -80,6 +80,45 @@ impl Browser {
         extra: Option<(&str, &str)>,
         body: Body,
     ) -> Result<Reply> {
+        let (status, headers, bytes) = self.send_raw(method, path, content_type, extra, body).await?;
+        let body = String::from_utf8_lossy(&bytes).into_owned();
+        if let Some(t) = extract_csrf(&body) {
+            self.csrf = Some(t);
+        }
+        Ok(Reply { status, headers, body })
+    }
+
+    /// Posts a form (with this browser's CSRF token) and keeps the answer's bytes as they are:
+    /// for downloads that a form starts (the record's export).
+    pub async fn post_bytes(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> Result<(StatusCode, HeaderMap, Vec<u8>)> {
+        if self.csrf.is_none() {
+            self.get("/signin").await?;
+        }
+        let csrf = self.csrf.clone().unwrap_or_default();
+        let mut all: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        let body = serde_urlencoded::to_string(&all)?;
+        let (status, headers, bytes) = self
+            .send_raw(Method::POST, path, Some("application/x-www-form-urlencoded"), None, Body::from(body))
+            .await?;
+        if let Some(t) = extract_csrf(&String::from_utf8_lossy(&bytes)) {
+            self.csrf = Some(t);
+        }
+        Ok((status, headers, bytes.to_vec()))
+    }
+
+    async fn send_raw(
+        &mut self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        extra: Option<(&str, &str)>,
+        body: Body,
+    ) -> Result<(StatusCode, HeaderMap, bytes::Bytes)> {
         let mut req = Request::builder().method(method).uri(path);
         // A real browser's User-Agent, unless the test sends its own.
         if !extra.is_some_and(|(k, _)| k.eq_ignore_ascii_case("user-agent")) {
@@ -115,11 +154,7 @@ impl Browser {
             }
         }
         let bytes = res.into_body().collect().await?.to_bytes();
-        let body = String::from_utf8_lossy(&bytes).into_owned();
-        if let Some(t) = extract_csrf(&body) {
-            self.csrf = Some(t);
-        }
-        Ok(Reply { status, headers, body })
+        Ok((status, headers, bytes))
     }
 
     pub async fn get(&mut self, path: &str) -> Result<Reply> {

@@ -19,6 +19,7 @@
 mod browser;
 pub mod db;
 mod portal;
+pub mod records;
 mod world;
 
 pub use browser::*;

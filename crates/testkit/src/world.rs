@@ -169,12 +169,14 @@ impl World {
             .await
             .map_err(|e| anyhow!("{e:?}"))?;
         fixture_totp(&t, "op@example.nz").await?;
-        let (_, client_a) = t
+        let (row_a, client_a) = t
             .app
             .console()
             .create_client("Practice A PMS", "", "Practice A", Some("FAA111-A"))
             .await
             .map_err(|e| anyhow!("{e:?}"))?;
+        // Practice A's system also sends its health records.
+        t.app.console().set_client_records(row_a.id, true).await.map_err(|e| anyhow!("{e:?}"))?;
         let r = push(&t, &client_a, &push_meta("ZZZ0016", "letter-1"), &pdf("letter one", 3000)).await?;
         if r.status != StatusCode::CREATED {
             return Err(anyhow!("the fixture letter was not pushed: {} {}", r.status, r.body));
@@ -349,12 +351,13 @@ impl World {
             .set_password_by_link(&token_of(&link), PASSWORD, PASSWORD, None, None)
             .await
             .map_err(|e| anyhow!("{e:?}"))?;
-        let (_, client_b) =
+        let (row_b, client_b) =
             w.t.app
                 .console()
                 .create_client("Practice B PMS", "", "Practice B", Some("FBB222-B"))
                 .await
                 .map_err(|e| anyhow!("{e:?}"))?;
+        w.t.app.console().set_client_records(row_b.id, true).await.map_err(|e| anyhow!("{e:?}"))?;
         let (_, hospital) =
             w.t.app
                 .console()

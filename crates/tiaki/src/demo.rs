@@ -166,7 +166,12 @@ async fn demo_documents(app: &app::App, patients: &[(&str, &str, &str, &str)], b
         .map_err(err)?;
     app.console().add_agreement(DEMO_HPI, "G00042-K").await.map_err(err)?;
     let as_client = |c: &store::ApiClientRow| {
-        app::Caller::console(Principal::Client { client: c.id, org_id: c.org_id.clone(), practice: c.practice })
+        app::Caller::console(Principal::Client {
+            client: c.id,
+            org_id: c.org_id.clone(),
+            practice: c.practice,
+            scopes: c.scopes,
+        })
     };
     let (hospital, practice) = (as_client(&hospital_client), as_client(&practice_client));
     for (n, (nhi, name, _, _)) in patients.iter().enumerate() {

@@ -20,7 +20,10 @@ use utoipa::OpenApi;
         crate::api::documents::api_list,
         crate::api::documents::api_upload,
         crate::api::documents::api_download,
-        crate::api::documents::push
+        crate::api::documents::push,
+        crate::api::records::ingest,
+        crate::api::records::api_record,
+        crate::api::records::api_item
     ),
     components(schemas(
         crate::api::Me,

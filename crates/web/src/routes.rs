@@ -2,7 +2,9 @@
 //! authorisation-matrix and `OpenAPI` tests walk it, so a route cannot be added without them
 //! noticing.
 
-use crate::pages::{access, account, documents, mfa, operator, passkeys, password, patients, practices, signin};
+use crate::pages::{
+    access, account, documents, mfa, operator, passkeys, password, patients, practices, records, signin,
+};
 use crate::{WebState, api, openapi, ops, pages};
 use axum::routing::{MethodRouter, get, post};
 
@@ -130,6 +132,18 @@ routes! {
     post "/audit/cosignature"                    Ops  => ops::cosignature,
     // Last: the authorisation matrix withdraws its document here.
     post "/documents/{document_id}/withdraw"     Page => documents::withdraw,
+    get  "/patients/{patient_id}/records"        Page => records::summary_page,
+    get  "/patients/{patient_id}/records/{category}" Page => records::category_page,
+    post "/patients/{patient_id}/export"         Page => records::export,
+    get  "/records/{record_id}"                  Page => records::item_page,
+    post "/records/{record_id}/release"          Page => records::release,
+    post "/records/{record_id}/hide"             Page => records::hide,
+    get  "/practices/{practice_id}/results"      Page => records::queue_page,
+    get  "/practices/{practice_id}/record-rules" Page => records::rules,
+    post "/practices/{practice_id}/record-rules" Page => records::set_rules,
+    get  "/api/v1/patients/{patient_id}/records" Api  => api::records::api_record,
+    get  "/api/v1/records/{record_id}"           Api  => api::records::api_item,
+    post "/fhir/R4"                              Api  => api::records::ingest,
 }
 
 /// Routes whose request bodies are documents: streamed, with the application's size limits
@@ -138,4 +152,6 @@ pub const STREAMING_UPLOADS: &[(&str, &str)] = &[
     ("POST", "/patients/{patient_id}/documents"),
     ("POST", "/api/v1/patients/{patient_id}/documents"),
     ("POST", "/api/v1/documents"),
+    // Bundles up to 8 MiB: the handler reads at most that much and answers an OperationOutcome.
+    ("POST", "/fhir/R4"),
 ];

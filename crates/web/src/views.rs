@@ -99,6 +99,7 @@ pub(crate) struct PatientPage {
     pub(crate) own: bool,
     /// Whether the viewer is an admin of the patient's practice (who may end the enrolment).
     pub(crate) can_unenrol: bool,
+    pub(crate) can_read_records: bool,
     pub(crate) can_list_documents: bool,
     pub(crate) can_view_access: bool,
     pub(crate) patient: Patient,
@@ -149,6 +150,7 @@ pub(crate) struct InviteValues {
 }
 
 #[derive(Template)]
+#[expect(clippy::struct_excessive_bools, reason = "what the reader's role may do, one flag each")]
 #[template(path = "practice.html")]
 pub(crate) struct PracticePage<'a> {
     pub(crate) nav: Option<Nav>,
@@ -156,6 +158,9 @@ pub(crate) struct PracticePage<'a> {
     pub(crate) notice: Option<String>,
     pub(crate) practice: Practice,
     pub(crate) can_enrol: bool,
+    /// Clinical staff release results; admins set what patients see.
+    pub(crate) can_release: bool,
+    pub(crate) can_set_rules: bool,
     pub(crate) patients: app::PatientList,
     /// Enrolments the practice asked for that the person has not accepted.
     pub(crate) awaiting: Vec<AwaitingLine>,
@@ -406,4 +411,95 @@ impl From<app::EnrolmentRequest> for RequestLine {
     fn from(r: app::EnrolmentRequest) -> Self {
         Self { practice: r.practice, practice_name: r.practice_name, asked: crate::present::date_of(r.requested_at) }
     }
+}
+
+/// One item of a health record, as a page shows it: plain words only.
+#[derive(Debug, Clone)]
+#[expect(clippy::struct_excessive_bools, reason = "independent marks on one item")]
+pub(crate) struct RecordLine {
+    pub(crate) id: String,
+    pub(crate) title: String,
+    pub(crate) date: Option<String>,
+    /// (label, value) pairs: "Result" 48 mmol/mol, "Usual range" …
+    pub(crate) details: Vec<(String, String)>,
+    /// "Higher than the usual range", and its style.
+    pub(crate) flag: Option<String>,
+    pub(crate) flag_class: String,
+    /// A result or a report: it has a page of its own.
+    pub(crate) link: bool,
+    pub(crate) held: bool,
+    pub(crate) releases_on: Option<String>,
+    pub(crate) hidden: bool,
+    pub(crate) hidden_reason: Option<String>,
+    pub(crate) removed: bool,
+    /// The clinician's note to the patient.
+    pub(crate) note: Option<String>,
+    /// A medication that may be asked for again.
+    pub(crate) repeats: bool,
+}
+
+#[derive(Template)]
+#[template(path = "records.html")]
+pub(crate) struct RecordsPage {
+    pub(crate) nav: Option<Nav>,
+    pub(crate) csrf: String,
+    pub(crate) patient_id: String,
+    pub(crate) own: bool,
+    pub(crate) staff: bool,
+    pub(crate) notice: Option<&'static str>,
+    pub(crate) error: Option<String>,
+    /// One category's page (its label), or the summary (`None`).
+    pub(crate) category: Option<String>,
+    /// (slug, label, how many) per category shown.
+    pub(crate) counts: Vec<(String, String, usize)>,
+    pub(crate) allergies_shown: bool,
+    pub(crate) allergies: Vec<RecordLine>,
+    pub(crate) conditions: Vec<RecordLine>,
+    pub(crate) medications: Vec<RecordLine>,
+    pub(crate) results: Vec<RecordLine>,
+    pub(crate) recalls: Vec<RecordLine>,
+    /// A category page's items.
+    pub(crate) items: Vec<RecordLine>,
+}
+
+#[derive(Template)]
+#[template(path = "record_item.html")]
+pub(crate) struct RecordItemPage {
+    pub(crate) nav: Option<Nav>,
+    pub(crate) csrf: String,
+    pub(crate) patient_id: String,
+    pub(crate) staff: bool,
+    pub(crate) notice: Option<&'static str>,
+    pub(crate) item: RecordLine,
+    /// The trend chart (SVG made from numbers and escaped text).
+    pub(crate) chart: Option<String>,
+    /// (date, value, flag, is this one) per result of the same test.
+    pub(crate) table: Vec<(String, String, String, bool)>,
+    pub(crate) members: Vec<RecordLine>,
+    pub(crate) may_release: bool,
+    pub(crate) updated: crate::present::Moment,
+}
+
+#[derive(Template)]
+#[template(path = "results_queue.html")]
+pub(crate) struct ResultsQueuePage {
+    pub(crate) nav: Option<Nav>,
+    pub(crate) csrf: String,
+    pub(crate) practice_id: String,
+    pub(crate) notice: Option<&'static str>,
+    /// (item, patient's name, NHI, patient id, arrived).
+    pub(crate) items: Vec<(RecordLine, String, String, String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "record_rules.html")]
+pub(crate) struct RecordRulesPage {
+    pub(crate) nav: Option<Nav>,
+    pub(crate) csrf: String,
+    pub(crate) practice_id: String,
+    pub(crate) notice: Option<&'static str>,
+    pub(crate) error: Option<String>,
+    /// (slug, label, released).
+    pub(crate) categories: Vec<(String, String, bool)>,
+    pub(crate) auto_release_days: String,
 }

@@ -60,8 +60,18 @@ fn module_of(module: &str) -> &'static str {
     MODULES.iter().find(|(_, _, m)| module.is_some_and(|x| m.contains(&x))).map_or("Other", |(_, label, _)| label)
 }
 
-fn describe(verb: &str, object: &str) -> String {
+/// What an event was, in words. The patient's own view never shows that an item is hidden from
+/// them (a practice hides an item for a reason — coercion, a sensitive result — that the person
+/// reading the patient's screen may be): a read of a hidden item reads as any item's, and hiding
+/// or showing one as an update. Their practice's privacy officer sees it as it was.
+fn describe(verb: &str, object: &str, patients_view: bool) -> String {
     match (Verb::parse(verb), ObjectKind::parse(object)) {
+        (Some(Verb::Read), Some(ObjectKind::HiddenHealthRecord)) if patients_view => {
+            "Opened an item of the health record".into()
+        }
+        (Some(Verb::Hide | Verb::Unhide), Some(ObjectKind::HealthRecord)) if patients_view => {
+            "Updated the health record".into()
+        }
         (Some(Verb::Read), Some(ObjectKind::Patient)) => "Viewed the patient record".into(),
         (Some(Verb::List), Some(ObjectKind::Patient)) => "Saw the record in the practice's patient list".into(),
         (Some(Verb::Create), Some(ObjectKind::Enrolment)) => "Enrolled the patient, or asked to".into(),
@@ -78,9 +88,43 @@ fn describe(verb: &str, object: &str) -> String {
         (Some(Verb::Update), Some(ObjectKind::Document)) => "Renamed, hid or showed a document".into(),
         (Some(Verb::Delete), Some(ObjectKind::Document)) => "Deleted a document".into(),
         (Some(Verb::Withdraw), Some(ObjectKind::Document)) => "Withdrew a document it had sent".into(),
-        (Some(Verb::Unwrap), Some(ObjectKind::PatientKey)) => "Unlocked the encryption key for documents".into(),
+        (Some(Verb::Unwrap), Some(ObjectKind::PatientKey)) => "Unlocked the encryption key for your records".into(),
+        (Some(Verb::Read), Some(ObjectKind::PatientRecord)) => "Viewed the health record".into(),
+        (Some(Verb::Export), Some(ObjectKind::PatientRecord)) => "Downloaded the whole record".into(),
+        (Some(Verb::Read), Some(ObjectKind::HealthRecord)) => "Opened an item of the health record".into(),
+        (Some(Verb::Read), Some(ObjectKind::HiddenHealthRecord)) => {
+            "Opened an item of the health record that the practice hides from the patient".into()
+        }
+        (Some(Verb::Push), Some(ObjectKind::HealthRecord)) => "Sent an item of the health record to the portal".into(),
+        (Some(Verb::Delete), Some(ObjectKind::HealthRecord)) => "Took an item out of the health record".into(),
+        (Some(Verb::Release), Some(ObjectKind::HealthRecord)) => "Released a result to the patient".into(),
+        (Some(Verb::Hide), Some(ObjectKind::HealthRecord)) => {
+            "Hid an item of the health record from the patient".into()
+        }
+        (Some(Verb::Unhide), Some(ObjectKind::HealthRecord)) => {
+            "Showed a hidden item of the health record again".into()
+        }
+        (Some(Verb::List), Some(ObjectKind::HealthRecord)) => {
+            "Saw a result in the practice's list awaiting release".into()
+        }
         _ => format!("{verb} {}", object.replace('_', " ")),
     }
+}
+
+/// An event as the patient's own copy of their history says it (their page, their export): a
+/// read of an item their practice hides from them is a read of an item, and hiding or showing
+/// one is an update (see [`describe`]). The log itself keeps what happened.
+#[must_use]
+pub fn as_the_patient_sees_it(mut e: AuditEvent) -> AuditEvent {
+    if e.object_type == ObjectKind::HiddenHealthRecord.code() {
+        ObjectKind::HealthRecord.code().clone_into(&mut e.object_type);
+    }
+    if e.object_type == ObjectKind::HealthRecord.code()
+        && (e.action == Verb::Hide.code() || e.action == Verb::Unhide.code())
+    {
+        Verb::Update.code().clone_into(&mut e.action);
+    }
+    e
 }
 
 /// The organisation whose system acted, from an event's role (`client:<HPI id>`, also when
@@ -151,11 +195,17 @@ pub fn fhir_audit_event(e: &AuditEvent) -> Value {
             "role": { "system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient" }
         }));
     }
-    entity.push(json!({
+    let mut object = json!({
         "what": { "identifier": { "system": format!("urn:tiaki:{}", e.object_type), "value": e.object_id } },
         "type": { "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object" },
         "description": e.object_type
-    }));
+    });
+    // The request it was part of (AuditEvent.entity.detail is the element for such facts; work
+    // done at the console has none, and FHIR allows no empty strings).
+    if !e.request_id.is_empty() {
+        object["detail"] = json!([{ "type": "request-id", "valueString": e.request_id }]);
+    }
+    entity.push(object);
     let mut agent = json!({
         "type": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP", "display": "information recipient" }] },
         "who": { "identifier": { "system": "urn:tiaki:account", "value": e.actor_account.clone().unwrap_or_else(|| "anonymous".into()) } },
@@ -182,8 +232,7 @@ pub fn fhir_audit_event(e: &AuditEvent) -> Value {
             "observer": { "display": "Tiaki" },
             "type": [{ "system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4", "display": "Application Server" }]
         },
-        "entity": entity,
-        "extension": [{ "url": "urn:tiaki:request-id", "valueString": e.request_id }]
+        "entity": entity
     });
     if code.is_empty() {
         resource["subtype"] = json!([{ "system": "urn:tiaki:action", "code": display, "display": display }]);
@@ -282,7 +331,7 @@ impl AccessLog<'_> {
                 who,
                 role: role_label(&e.actor_role),
                 practice,
-                what: describe(&e.action, &e.object_type),
+                what: describe(&e.action, &e.object_type, own_account.is_some()),
                 module: module_of(&e.module),
                 outcome: e.outcome.clone(),
                 on_behalf: e.on_behalf.clone(),
@@ -299,7 +348,12 @@ impl AccessLog<'_> {
         let grant = self.app.authorize::<ExportAccessHistory>(caller, patient).await?;
         let filter = HistoryFilter { from_ms: 0, to_ms: i64::MAX, modules: Vec::new(), limit: 100_000 };
         let rows = self.app.store.patient_history(&grant.implied(), &filter).await?;
-        let events: Vec<AuditEvent> = rows.into_iter().rev().map(|r| r.event).collect();
+        let patients_view = matches!(&caller.principal, Principal::Patient { patient: p, .. } if *p == patient);
+        let events: Vec<AuditEvent> = rows
+            .into_iter()
+            .rev()
+            .map(|r| if patients_view { as_the_patient_sees_it(r.event) } else { r.event })
+            .collect();
         Ok(bundle(&events))
     }
 

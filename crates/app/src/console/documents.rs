@@ -116,7 +116,32 @@ impl Console<'_> {
                 wrapped_key: new_key.wrap(&dk).map_err(key_error)?,
             });
         }
-        match self.app.store.rotate_patient_key(&custody, &new_row, &rewrapped, self.app.now()).await {
+        // The records key, likewise (it is under one version: the one it was made with, or the
+        // last rotation's).
+        let records = match self.app.store.records_key(store::RecordKeyGrant::Custody(&custody)).await? {
+            Some((rk, under)) => {
+                let pk = if rk.key_version == old_version {
+                    None
+                } else {
+                    let row = under
+                        .ok_or_else(|| AppError::Internal("the records key is under a destroyed key version".into()))?;
+                    let w = row
+                        .wrapped
+                        .clone()
+                        .ok_or_else(|| AppError::Internal("the records key is under a destroyed key version".into()))?;
+                    self.app.audit(vec![self.app.unwrap_event(&caller, patient, rk.key_version)]).await?;
+                    Some(vault.keys.unwrap(&row.master_key_id, &w)?)
+                };
+                let key = pk.as_ref().unwrap_or(&old_key).unwrap(&rk.wrapped_key).map_err(key_error)?;
+                Some(store::RecordKeyRow {
+                    patient,
+                    key_version: new_row.version,
+                    wrapped_key: new_key.wrap(&key).map_err(key_error)?,
+                })
+            }
+            None => None,
+        };
+        match self.app.store.rotate_patient_key(&custody, &new_row, &rewrapped, records.as_ref(), self.app.now()).await {
             Ok(()) => {
                 let target = Target {
                     patient: Some(patient),
@@ -301,6 +326,7 @@ impl Console<'_> {
             secret_hash: hash,
             created_at: self.app.now(),
             revoked_at: None,
+            scopes: domain::ClientScopes::default(),
         };
         self.app.store.create_api_client(&grant, &row).await?;
         let target = Target { practice, ..console_target(domain::ObjectKind::ApiClient, domain::Verb::Create, &id) };
@@ -317,6 +343,30 @@ impl Console<'_> {
         if self.app.store.rotate_api_client(&authz::console::manage_practices(), id, &hash, self.app.now()).await? {
             self.record(vec![console_target(domain::ObjectKind::ApiClient, domain::Verb::Update, &id)]).await?;
             Ok(token)
+        } else {
+            Err(AppError::NotFound)
+        }
+    }
+
+    /// Lets a practice's own client send that practice's health records (`POST /fhir/R4`), or
+    /// stops it. Only a practice's own system may: another organisation's is refused.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for an unknown or revoked client; [`AppError::Invalid`] for
+    /// records asked for a client that is not a practice's own.
+    pub async fn set_client_records(&self, id: ClientId, records: bool) -> Result<(), AppError> {
+        let grant = authz::console::manage_practices();
+        let client =
+            self.app.store.api_client(id).await?.filter(|c| c.revoked_at.is_none()).ok_or(AppError::NotFound)?;
+        if records && client.practice.is_none() {
+            return Err(AppError::field(
+                "scope",
+                "Only a practice's own system can send its health records; this client is another organisation's.",
+            ));
+        }
+        if self.app.store.set_api_client_scopes(&grant, id, domain::ClientScopes { records }).await? {
+            self.record(vec![console_target(domain::ObjectKind::ApiClient, domain::Verb::Update, &id)]).await?;
+            Ok(())
         } else {
             Err(AppError::NotFound)
         }

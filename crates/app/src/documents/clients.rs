@@ -41,7 +41,12 @@ impl Documents<'_> {
             metrics::counter!("tiaki_api_client_auth_failures_total").increment(1);
             return Ok(None);
         }
-        Ok(Some(authz::Principal::Client { client: row.id, org_id: row.org_id, practice: row.practice }))
+        Ok(Some(authz::Principal::Client {
+            client: row.id,
+            org_id: row.org_id,
+            practice: row.practice,
+            scopes: row.scopes,
+        }))
     }
 
     /// Operators see which organisations' systems can push documents.

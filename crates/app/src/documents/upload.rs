@@ -427,7 +427,7 @@ impl<'a> Documents<'a> {
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        let authz::Principal::Client { client, org_id, practice } = &caller.principal else {
+        let authz::Principal::Client { client, org_id, practice, .. } = &caller.principal else {
             return Err(AppError::NotFound);
         };
         let mut problems = Vec::new();

@@ -1,12 +1,172 @@
-//! Health records: a patient's record, for the patient and the staff of their practices.
+//! Health records: what a practice's own system sends of a patient's record. The patient reads
+//! what their practice released; clinical staff of the practice that sent an item read it (held
+//! and hidden ones too) and decide what the patient sees; the practice's own API client, with the
+//! records scope, sends items for its enrolled patients. Nobody else reaches any of it.
 
-use super::patient_or_their_practice;
-use crate::{action, decided_by};
-use domain::PatientId;
+use super::{own_practice, patient_or_their_practice};
+use crate::{Action, Denied, Grant, Policy, Principal, Relations, action, capabilities, decided_by};
+use domain::{PatientId, PracticeId, RecordId};
 
 action!(
     /// Read a patient's record (profile and, later, the records a practice releases).
     ViewPatient, PatientId, "patient.view", Records, Patient, Read
 );
+action!(
+    /// Read a patient's health record: the summary, a category (a patient: what was released to
+    /// them; clinical staff: what their practice sent, held and hidden items marked).
+    ReadRecords, PatientId, "patient.records.read", Records, PatientRecord, Read
+);
+action!(
+    /// Read one item of a health record (a result with its trend).
+    ReadRecord, RecordId, "record.read", Records, HealthRecord, Read
+);
+action!(
+    /// Download one's whole record (HIPC rule 6): the patient only.
+    ExportRecords, PatientId, "patient.records.export", Records, PatientRecord, Export
+);
+action!(
+    /// Send items of a patient's record in, as their practice's own system.
+    IngestRecords, PatientId, "patient.records.ingest", Records, HealthRecord, Push
+);
+action!(
+    /// Send health records in at all, as a practice's own system with the records scope (what
+    /// is stored under which source id; each patient's items still need [`IngestRecords`]).
+    SendRecords, PracticeId, "practice.records.send", Records, HealthRecord, Push
+);
+action!(
+    /// Release a held result to the patient.
+    ReleaseRecord, RecordId, "record.release", Records, HealthRecord, Release
+);
+action!(
+    /// Hide an item from the patient (with a reason).
+    HideRecord, RecordId, "record.hide", Records, HealthRecord, Hide
+);
+action!(
+    /// Show a hidden item to the patient again.
+    UnhideRecord, RecordId, "record.unhide", Records, HealthRecord, Unhide
+);
+action!(
+    /// See the practice's results awaiting release.
+    ListHeldResults, PracticeId, "practice.records.held", Records, HealthRecord, List
+);
+action!(
+    /// Set what the practice releases to its patients.
+    SetRecordRules, PracticeId, "practice.records.rules", Records, RecordRules, Update
+);
 
 decided_by!(ViewPatient => patient_or_their_practice);
+
+impl Policy for SetRecordRules {
+    async fn decide<R: Relations + ?Sized>(
+        p: &Principal,
+        practice: PracticeId,
+        rel: &R,
+    ) -> Result<Grant<Self>, Denied> {
+        own_practice(p, practice, rel, capabilities::MANAGE_PRACTICE).await
+    }
+}
+
+impl Policy for ReadRecords {
+    async fn decide<R: Relations + ?Sized>(p: &Principal, patient: PatientId, rel: &R) -> Result<Grant<Self>, Denied> {
+        match p {
+            Principal::Staff { role, .. } if !capabilities::may(*role, capabilities::READ_RECORDS) => {
+                Err(Denied::NotFound)
+            }
+            _ => patient_or_their_practice(p, patient, rel).await,
+        }
+    }
+}
+
+impl Policy for ExportRecords {
+    async fn decide<R: Relations + ?Sized>(p: &Principal, patient: PatientId, _r: &R) -> Result<Grant<Self>, Denied> {
+        match p {
+            Principal::Patient { patient: own, account, .. } if *own == patient => {
+                Ok(Grant::new(patient, Some(patient), Some(*account)))
+            }
+            _ => Err(Denied::NotFound),
+        }
+    }
+}
+
+/// The item's patient, or clinical staff of the practice that sent it while the patient is
+/// still enrolled there. (Whether the patient may see this particular item — released, not
+/// hidden — is the use case's to check, with the practice's rules; the grant says whose it is.)
+async fn record_reader<A: Action<Object = RecordId>, R: Relations + ?Sized>(
+    p: &Principal,
+    record: RecordId,
+    rel: &R,
+) -> Result<Grant<A>, Denied> {
+    match p {
+        Principal::Patient { patient: own, account, .. } => match rel.record_owner(record).await? {
+            Some(o) if o.patient == *own => Ok(Grant::new(record, Some(o.patient), Some(*account))),
+            _ => Err(Denied::NotFound),
+        },
+        Principal::Staff { .. } => record_clinician(p, record, rel).await,
+        _ => Err(Denied::NotFound),
+    }
+}
+
+/// Clinical staff of the practice that sent the item, for a patient still enrolled there.
+async fn record_clinician<A: Action<Object = RecordId>, R: Relations + ?Sized>(
+    p: &Principal,
+    record: RecordId,
+    rel: &R,
+) -> Result<Grant<A>, Denied> {
+    if let Principal::Staff { practice, account, role, .. } = p
+        && capabilities::may(*role, capabilities::RELEASE_RECORDS)
+        && let Some(o) = rel.record_owner(record).await?
+        && o.practice == *practice
+        && rel.patient_practices(o.patient).await?.contains(practice)
+    {
+        return Ok(Grant::new(record, Some(o.patient), Some(*account)).through(*practice));
+    }
+    Err(Denied::NotFound)
+}
+
+decided_by!(
+    ReadRecord => record_reader,
+    ReleaseRecord => record_clinician,
+    HideRecord => record_clinician,
+    UnhideRecord => record_clinician,
+);
+
+impl Policy for ListHeldResults {
+    async fn decide<R: Relations + ?Sized>(
+        p: &Principal,
+        practice: PracticeId,
+        rel: &R,
+    ) -> Result<Grant<Self>, Denied> {
+        own_practice(p, practice, rel, capabilities::RELEASE_RECORDS).await
+    }
+}
+
+impl Policy for SendRecords {
+    async fn decide<R: Relations + ?Sized>(
+        p: &Principal,
+        practice: PracticeId,
+        rel: &R,
+    ) -> Result<Grant<Self>, Denied> {
+        match p {
+            Principal::Client { practice: Some(own), scopes, .. }
+                if *own == practice && scopes.records && rel.practice_exists(practice).await? =>
+            {
+                Ok(Grant::new(practice, None, None).through(practice))
+            }
+            _ => Err(Denied::NotFound),
+        }
+    }
+}
+
+impl Policy for IngestRecords {
+    async fn decide<R: Relations + ?Sized>(p: &Principal, patient: PatientId, rel: &R) -> Result<Grant<Self>, Denied> {
+        // Only a practice's own system, with the records scope, for a patient enrolled there.
+        let Principal::Client { practice: Some(own), scopes, .. } = p else {
+            return Err(Denied::NotFound);
+        };
+        if scopes.records && rel.patient_practices(patient).await?.contains(own) {
+            Ok(Grant::new(patient, Some(patient), None).through(*own))
+        } else {
+            Err(Denied::NotFound)
+        }
+    }
+}

@@ -26,6 +26,14 @@ pub trait IntegrationStore: Send + Sync {
         secret_hash: &'a [u8],
         now: UnixTime,
     ) -> BoxFuture<'a, Result<bool>>;
+    /// Sets what a live client may do beyond pushing documents; false if there is no such
+    /// live client.
+    fn set_api_client_scopes<'a>(
+        &'a self,
+        grant: &'a Grant<ManagePractices>,
+        id: ClientId,
+        scopes: domain::ClientScopes,
+    ) -> BoxFuture<'a, Result<bool>>;
     /// Revokes a client; false if there is no such live client.
     fn revoke_api_client<'a>(
         &'a self,

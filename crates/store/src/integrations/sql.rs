@@ -19,6 +19,7 @@ fn client_row(r: &DbRow) -> Result<ApiClientRow> {
         secret_hash: r.try_get("secret_hash")?,
         created_at: r.try_get("created_at")?,
         revoked_at: r.try_get("revoked_at")?,
+        scopes: domain::ClientScopes::parse(&r.try_get::<String, _>("scopes")?),
     })
 }
 
@@ -30,8 +31,8 @@ impl IntegrationStore for This {
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             sqlx::query(
-                "INSERT INTO api_clients (id, label, org_id, org_name, practice_id, secret_hash, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO api_clients (id, label, org_id, org_name, practice_id, secret_hash, created_at, scopes) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(c.id.as_uuid())
             .bind(&c.label)
@@ -40,6 +41,7 @@ impl IntegrationStore for This {
             .bind(c.practice.map(|p| p.as_uuid()))
             .bind(&c.secret_hash)
             .bind(c.created_at)
+            .bind(c.scopes.as_stored())
             .execute(&self.pool)
             .await?;
             Ok(())
@@ -49,7 +51,7 @@ impl IntegrationStore for This {
     fn api_client(&self, id: ClientId) -> BoxFuture<'_, Result<Option<ApiClientRow>>> {
         Box::pin(async move {
             sqlx::query(
-                "SELECT id, label, org_id, org_name, practice_id, secret_hash, created_at, revoked_at \
+                "SELECT id, label, org_id, org_name, practice_id, secret_hash, created_at, revoked_at, scopes \
                  FROM api_clients WHERE id = $1",
             )
             .bind(id.as_uuid())
@@ -67,7 +69,7 @@ impl IntegrationStore for This {
     ) -> BoxFuture<'a, Result<Vec<ApiClientRow>>> {
         Box::pin(async move {
             let rows = sqlx::query(
-                "SELECT id, label, org_id, org_name, practice_id, secret_hash, created_at, revoked_at \
+                "SELECT id, label, org_id, org_name, practice_id, secret_hash, created_at, revoked_at, scopes \
                  FROM api_clients ORDER BY created_at, id",
             )
             .fetch_all(&self.pool)
@@ -92,6 +94,22 @@ impl IntegrationStore for This {
             .bind(now)
             .execute(&self.pool)
             .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    fn set_api_client_scopes<'a>(
+        &'a self,
+        _grant: &'a Grant<authz::ManagePractices>,
+        id: ClientId,
+        scopes: domain::ClientScopes,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let done = sqlx::query("UPDATE api_clients SET scopes = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(id.as_uuid())
+                .bind(scopes.as_stored())
+                .execute(&self.pool)
+                .await?;
             Ok(done.rows_affected() == 1)
         })
     }

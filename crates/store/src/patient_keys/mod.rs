@@ -15,7 +15,7 @@ mod postgres {
     include!("sql.rs");
 }
 
-use crate::{DocumentKey, PatientKeyRow, Result, StoreGrant};
+use crate::{DocumentKey, PatientKeyRow, RecordKeyRow, Result, StoreGrant};
 use authz::{Grant, KeyCustody, MasterKeyCustody};
 use domain::{BoxFuture, PatientId, UnixTime};
 
@@ -27,6 +27,8 @@ pub enum KeyGrant<'a> {
     Storing(StoreGrant<'a>),
     /// The console's custody of the patient's keys.
     Custody(&'a Grant<KeyCustody>),
+    /// Sending a patient's health records in (their records key is wrapped by it).
+    Records(&'a Grant<authz::IngestRecords>),
 }
 
 impl KeyGrant<'_> {
@@ -36,6 +38,7 @@ impl KeyGrant<'_> {
         match self {
             Self::Storing(g) => g.patient(),
             Self::Custody(g) => g.patient(),
+            Self::Records(g) => g.patient(),
         }
     }
 }
@@ -74,13 +77,14 @@ pub trait PatientKeyStore: Send + Sync {
     ) -> BoxFuture<'a, Result<bool>>;
     /// A patient's live documents' keys.
     fn document_keys<'a>(&'a self, grant: &'a Grant<KeyCustody>) -> BoxFuture<'a, Result<Vec<DocumentKey>>>;
-    /// Installs a new patient key version and the documents' data keys re-wrapped under it,
-    /// and destroys the old versions, in one transaction.
+    /// Installs a new patient key version, the documents' data keys and the records key
+    /// re-wrapped under it, and destroys the old versions, in one transaction.
     fn rotate_patient_key<'a>(
         &'a self,
         grant: &'a Grant<KeyCustody>,
         new_key: &'a PatientKeyRow,
         rewrapped: &'a [DocumentKey],
+        records: Option<&'a RecordKeyRow>,
         now: UnixTime,
     ) -> BoxFuture<'a, Result<()>>;
     /// Destroys every version of a patient's key (erasure); returns how many were live.

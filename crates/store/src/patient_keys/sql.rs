@@ -4,7 +4,7 @@
 
 use super::{KeyGrant, PatientKeyStore};
 use crate::portable::map_unique;
-use crate::{DocumentKey, PatientKeyRow, Result, StoreError};
+use crate::{DocumentKey, PatientKeyRow, RecordKeyRow, Result, StoreError};
 use authz::{Grant, KeyCustody, MasterKeyCustody};
 use domain::{BoxFuture, DocumentId, PatientId, UnixTime};
 use sqlx::Row;
@@ -153,6 +153,7 @@ impl PatientKeyStore for This {
         grant: &'a Grant<KeyCustody>,
         k: &'a PatientKeyRow,
         rewrapped: &'a [DocumentKey],
+        records: Option<&'a RecordKeyRow>,
         now: UnixTime,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
@@ -190,6 +191,18 @@ impl PatientKeyStore for This {
                     return Err(StoreError::Conflict("This document"));
                 }
             }
+            if let Some(rk) = records {
+                let done =
+                    sqlx::query("UPDATE record_keys SET wrapped_key = $2, key_version = $3 WHERE patient_id = $1")
+                        .bind(k.patient.as_uuid())
+                        .bind(&rk.wrapped_key)
+                        .bind(k.version)
+                        .execute(&mut *tx)
+                        .await?;
+                if done.rows_affected() != 1 {
+                    return Err(StoreError::Conflict("This patient's records key"));
+                }
+            }
             // Destroy the old versions first: that locks their rows, so a commit under
             // one of them either finished before (and is counted next) or now fails.
             sqlx::query(
@@ -212,6 +225,15 @@ impl PatientKeyStore for This {
             if stragglers != 0 {
                 return Err(StoreError::Conflict("A document added during rotation"));
             }
+            let records_behind: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM record_keys WHERE patient_id = $1 AND key_version <> $2")
+                    .bind(k.patient.as_uuid())
+                    .bind(k.version)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if records_behind != 0 {
+                return Err(StoreError::Conflict("A records key made during rotation"));
+            }
             tx.commit().await?;
             Ok(())
         })
@@ -224,13 +246,23 @@ impl PatientKeyStore for This {
     fn destroy_patient_keys<'a>(&'a self, grant: &'a Grant<KeyCustody>, now: UnixTime) -> BoxFuture<'a, Result<u64>> {
         Box::pin(async move {
             let patient = grant.object();
+            let mut tx = self.begin().await?;
             let done = sqlx::query(
                 "UPDATE patient_keys SET wrapped = NULL, destroyed_at = $2 WHERE patient_id = $1 AND wrapped IS NOT NULL",
             )
             .bind(patient.as_uuid())
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+            // The records key goes with the patient key (it could no longer be unwrapped), and
+            // the sealed items with it: nothing of the record is left to open.
+            for table in ["health_records", "record_keys"] {
+                sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE patient_id = $1")))
+                    .bind(patient.as_uuid())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
             Ok(done.rows_affected())
         })
     }

@@ -3,6 +3,7 @@
 //! (which a cross-site form cannot send without a CORS preflight, and none is allowed).
 
 pub(crate) mod documents;
+pub(crate) mod records;
 
 use crate::WebState;
 use crate::error::{ApiErrorBody, Surface, WebError};

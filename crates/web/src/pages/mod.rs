@@ -9,6 +9,7 @@ pub(crate) mod passkeys;
 pub(crate) mod password;
 pub(crate) mod patients;
 pub(crate) mod practices;
+pub(crate) mod records;
 pub(crate) mod signin;
 
 use crate::error::WebError;

@@ -37,6 +37,7 @@ pub(crate) async fn patient_page(
         own: who.patient == Some(patient),
         can_unenrol: who.staff.is_some_and(|(_, r)| app::capabilities::may(r, app::capabilities::MANAGE_PRACTICE)),
         // Staff see the links their role opens (the policy's own lists), no dead ends.
+        can_read_records: who.staff.is_none_or(|(_, r)| app::capabilities::may(r, app::capabilities::READ_RECORDS)),
         can_list_documents: who.staff.is_none_or(|(_, r)| app::capabilities::may(r, app::capabilities::LIST_DOCUMENTS)),
         can_view_access: who
             .staff

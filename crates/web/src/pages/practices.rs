@@ -76,6 +76,8 @@ async fn practice_view(
         notice,
         practice: row,
         can_enrol,
+        can_release: who.staff.is_some_and(|(_, r)| app::capabilities::may(r, app::capabilities::RELEASE_RECORDS)),
+        can_set_rules: who.staff.is_some_and(|(_, r)| app::capabilities::may(r, app::capabilities::MANAGE_PRACTICE)),
         patients,
         awaiting,
         staff,

@@ -51,6 +51,9 @@ async fn every_route_touching_a_patient_writes_the_right_event() -> Result<()> {
         ("/api/v1/patients/{patient_id}/audit-events", "", "access_history"),
         ("/patients/{patient_id}/documents", "search-type", "document"),
         ("/api/v1/patients/{patient_id}/documents", "search-type", "document"),
+        ("/patients/{patient_id}/records", "read", "patient_record"),
+        ("/patients/{patient_id}/records/{category}", "read", "patient_record"),
+        ("/api/v1/patients/{patient_id}/records", "read", "patient_record"),
     ];
     // Uploads (POST) are driven by `documents::every_document_route_writes_the_right_event`.
     let patient_routes: Vec<_> =
@@ -65,7 +68,7 @@ async fn every_route_touching_a_patient_writes_the_right_event() -> Result<()> {
     let mut owner = w.signed_in("p1@example.nz", [127, 0, 20, 1]).await?;
     let mut other = w.signed_in("p2@example.nz", [127, 0, 20, 2]).await?;
     for (path, code, object) in expected {
-        let url = path.replace("{patient_id}", &p1);
+        let url = path.replace("{patient_id}", &p1).replace("{category}", "conditions");
         // Allowed: the owner.
         let n = events(&w).await?.len();
         assert_eq!(owner.get(&url).await?.status, StatusCode::OK, "{url}");
@@ -90,7 +93,10 @@ async fn every_route_touching_a_patient_writes_the_right_event() -> Result<()> {
         // Not found: an id that does not exist.
         let n = events(&w).await?.len();
         let ghost = app::domain::PatientId::random().to_string();
-        assert_eq!(other.get(&path.replace("{patient_id}", &ghost)).await?.status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            other.get(&path.replace("{patient_id}", &ghost).replace("{category}", "conditions")).await?.status,
+            StatusCode::NOT_FOUND
+        );
         let new = after(&w, n).await?;
         assert_eq!(new.len(), 1);
         assert_eq!(new[0]["outcomeDesc"], "not_found", "{url}");

@@ -43,7 +43,7 @@ async fn api_upload(b: &mut Browser, patient: &str, name: &str, bytes: &[u8]) ->
     Ok((r.status, id.unwrap_or_default()))
 }
 
-async fn sql_strings(t: &TestApp, sql: &str) -> Result<Vec<String>> {
+pub(crate) async fn sql_strings(t: &TestApp, sql: &str) -> Result<Vec<String>> {
     if t.url.starts_with("sqlite:") {
         let mut c = sqlx::SqliteConnection::connect(&t.url).await?;
         Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_all(&mut c).await?)
@@ -64,7 +64,7 @@ async fn blob_key_of(t: &TestApp, id: &str) -> Result<String> {
     sql_strings(t, &sql).await?.pop().ok_or_else(|| anyhow!("no document {id}"))
 }
 
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+pub(crate) fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
@@ -78,7 +78,7 @@ fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
+pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 

@@ -21,6 +21,7 @@ mod matrix;
 mod mfa;
 mod openapi;
 mod people_leave;
+mod records;
 mod secrets;
 mod stuffing;
 mod support;

@@ -10,7 +10,7 @@ use web::routes::{Kind, ROUTES};
 
 /// A cell: the status, where a redirect goes, and whether a 2xx page is really a refusal (an
 /// error summary on the page), so that a refusal served as 200 cannot pass for success.
-fn cell(w: &World, reply: &Reply) -> String {
+fn cell(w: &World, record: &str, reply: &Reply) -> String {
     if reply.status.is_redirection() {
         let to = reply.location().split('?').next().unwrap_or_default().to_owned();
         let to = to
@@ -18,7 +18,8 @@ fn cell(w: &World, reply: &Reply) -> String {
             .replace(&w.patient2.to_string(), "{other_patient}")
             .replace(&w.practice_a.to_string(), "{practice}")
             .replace(&w.practice_b.to_string(), "{other_practice}")
-            .replace(&w.letter1.to_string(), "{document}");
+            .replace(&w.letter1.to_string(), "{document}")
+            .replace(record, "{record}");
         format!("{}→{}", reply.status.as_u16(), to)
     } else if reply.status.is_success() && reply.body.contains("role=\"alert\"") {
         format!("{}(refused)", reply.status.as_u16())
@@ -62,6 +63,8 @@ async fn every_route_against_every_role() -> Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let passkey = crate::mfa::give_passkey(&w.t, "p3@example.nz").await?;
+    // An item of patient 1's health record, sent by practice A's system (a condition: not held).
+    let record = crate::records::one_condition(&w).await?;
 
     let mut lines = Vec::new();
     let mut seen = BTreeMap::new();
@@ -72,7 +75,9 @@ async fn every_route_against_every_role() -> Result<()> {
             .replace("{practice_id}", &w.practice_a.to_string())
             .replace("{session_id}", &target_session)
             .replace("{document_id}", &w.letter1.to_string())
-            .replace("{passkey_id}", &passkey.to_string());
+            .replace("{passkey_id}", &passkey.to_string())
+            .replace("{record_id}", &record)
+            .replace("{category}", "conditions");
         assert!(!path.contains('{'), "the matrix does not know how to fill {} — add it", route.path);
         let mut cells = Vec::new();
         for role in ROLES {
@@ -125,8 +130,16 @@ async fn every_route_against_every_role() -> Result<()> {
             if route.path.ends_with("/leave") || route.path.ends_with("/unenrol") {
                 rejoin(&w.t, w.practice_a, w.patient1, "ZZZ0016").await?;
             }
-            seen.insert((route.method, route.path, role), (reply.status, cell(&w, &reply)));
-            cells.push(format!("{role}={}", cell(&w, &reply)));
+            // Release rules saved from the matrix's form (no categories) are put back.
+            if route.path.ends_with("/record-rules") && route.method == "POST" && reply.status.is_redirection() {
+                let defaults = ["allergies", "conditions", "medications", "immunisations", "results", "recalls"];
+                let fields: Vec<(&str, &str)> = defaults.iter().map(|c| (*c, "1")).collect();
+                let mut admin = browsers["reception"].clone();
+                admin.get(&format!("/practices/{}/record-rules", w.practice_a)).await?;
+                assert!(admin.post(&path, &fields).await?.status.is_redirection());
+            }
+            seen.insert((route.method, route.path, role), (reply.status, cell(&w, &record, &reply)));
+            cells.push(format!("{role}={}", cell(&w, &record, &reply)));
         }
         lines.push(format!("{} {}\n    {}", route.method, route.path, cells.join(" ")));
     }
@@ -136,7 +149,7 @@ async fn every_route_against_every_role() -> Result<()> {
     // The line that must hold whatever the snapshot says: another patient's or another
     // practice's objects are 404 to everyone but their own people, and never 200.
     for route in ROUTES {
-        let deny: &[&str] = if route.path.contains("{patient_id}") || route.path.contains("{document_id}") {
+        let deny: &[&str] = if ["{patient_id}", "{document_id}", "{record_id}"].iter().any(|p| route.path.contains(p)) {
             &["other_patient", "other_practice_staff", "other_practice_admin", "operator"]
         } else if route.path == "/practices/{practice_id}/leave" {
             // The one practice route that is the patient's: leaving their own practice.
@@ -161,7 +174,7 @@ async fn every_route_against_every_role() -> Result<()> {
         }
         // Nobody without a verified second factor, and no organisation's system, reaches a
         // patient's or a practice's pages or data (a system only pushes).
-        if ["{patient_id}", "{document_id}", "{practice_id}"].iter().any(|p| route.path.contains(p)) {
+        if ["{patient_id}", "{document_id}", "{practice_id}", "{record_id}"].iter().any(|p| route.path.contains(p)) {
             for role in ["unverified_staff", "practice_client", "other_practice_client", "hospital_client"] {
                 let s = status(route.method, route.path, role);
                 assert!(!s.is_success(), "{} {} as {role}: {s}", route.method, route.path);
@@ -217,10 +230,31 @@ async fn every_route_against_every_role() -> Result<()> {
         ("/api/v1/patients/{patient_id}/audit-events", "gp", StatusCode::NOT_FOUND),
         // A patient's own uploads are theirs alone: no member of staff uploads for them.
         ("/patients/{patient_id}/documents", "gp", StatusCode::OK),
+        // Health records are clinical content: GP and nurse, not reception or the privacy officer.
+        ("/patients/{patient_id}/records", "nurse", StatusCode::OK),
+        ("/patients/{patient_id}/records", "reception", StatusCode::NOT_FOUND),
+        ("/patients/{patient_id}/records", "privacy_officer", StatusCode::NOT_FOUND),
+        ("/api/v1/patients/{patient_id}/records", "reception", StatusCode::NOT_FOUND),
+        ("/records/{record_id}", "gp", StatusCode::OK),
+        ("/records/{record_id}", "reception", StatusCode::NOT_FOUND),
+        ("/api/v1/records/{record_id}", "patient", StatusCode::OK),
+        ("/practices/{practice_id}/results", "reception", StatusCode::NOT_FOUND),
+        ("/practices/{practice_id}/results", "gp", StatusCode::OK),
+        // What patients see is the practice's decision: its admin sets it.
+        ("/practices/{practice_id}/record-rules", "gp", StatusCode::NOT_FOUND),
+        ("/practices/{practice_id}/record-rules", "reception", StatusCode::OK),
     ] {
         assert_eq!(status("GET", path, role), want, "GET {path} as {role}");
     }
     for (path, role, want) in [
+        // Releasing and hiding are clinical decisions; only the patient downloads their record;
+        // only a practice's own system (with the records scope) sends records.
+        ("/records/{record_id}/release", "reception", StatusCode::NOT_FOUND),
+        ("/records/{record_id}/hide", "privacy_officer", StatusCode::NOT_FOUND),
+        ("/patients/{patient_id}/export", "gp", StatusCode::NOT_FOUND),
+        ("/patients/{patient_id}/export", "patient", StatusCode::OK),
+        ("/fhir/R4", "hospital_client", StatusCode::FORBIDDEN),
+        ("/fhir/R4", "gp", StatusCode::UNAUTHORIZED),
         // Withdrawing a letter is a clinical decision.
         ("/documents/{document_id}/withdraw", "reception", StatusCode::NOT_FOUND),
         ("/documents/{document_id}/withdraw", "privacy_officer", StatusCode::NOT_FOUND),

@@ -1,0 +1,476 @@
+//! Reading a record: the patient sees what their practice released (never a held or hidden
+//! item, nor a category the practice keeps back), in every view; clinical staff of the practice
+//! that sent it see all of it, held and hidden items marked, and their reads of hidden items are
+//! marked as such in the patient's history. Releasing, hiding and the practice's rules are here
+//! too.
+
+use super::fhir::Resource;
+use super::{Records, open_content, open_note, seal_note};
+use crate::audit::{Caller, Outcome, Target};
+use crate::{App, AppError};
+use authz::{
+    Grant, HideRecord, ListHeldResults, ReadRecord, ReadRecords, ReleaseRecord, SetRecordRules, UnhideRecord,
+    ViewPatient,
+};
+use crypto::DataKey;
+use domain::{Access, Module, ObjectKind, PatientId, PracticeId, RecordCategory, RecordId, UnixTime, Verb};
+use std::collections::HashMap;
+use store::{RecordFilter, RecordKeyGrant, RecordRow, RecordRules};
+
+/// Most items one view opens.
+pub const MAX_ITEMS: i64 = 2000;
+
+/// One item of a record, opened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordItem {
+    /// Its id.
+    pub id: RecordId,
+    /// Whose.
+    pub patient: PatientId,
+    /// The practice that sent it.
+    pub practice: PracticeId,
+    /// Its category.
+    pub category: RecordCategory,
+    /// The sending system's version.
+    pub version: i64,
+    /// Its clinical date.
+    pub effective: Option<String>,
+    /// The resource.
+    pub resource: Resource,
+    /// Held, awaiting a clinician (staff views only ever show this true).
+    pub held: bool,
+    /// When it releases itself, if the practice chose that.
+    pub auto_release_at: Option<UnixTime>,
+    /// Hidden from the patient (staff views only).
+    pub hidden: bool,
+    /// Why it was hidden (staff views only).
+    pub hidden_reason: Option<String>,
+    /// Removed by the sending system (staff views only).
+    pub removed: bool,
+    /// The clinician's note to the patient.
+    pub release_note: Option<String>,
+    /// When it was released.
+    pub released_at: Option<UnixTime>,
+    /// The report it belongs to.
+    pub group: Option<RecordId>,
+    /// When it arrived.
+    pub created_at: UnixTime,
+    /// When it last changed.
+    pub updated_at: UnixTime,
+}
+
+/// A patient's record as one person may see it.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// The items, newest first.
+    pub items: Vec<RecordItem>,
+    /// The categories shown (for a patient: those their practices release; staff: all).
+    pub categories: Vec<RecordCategory>,
+    /// Whether this is a clinician's view (held and hidden items included, marked).
+    pub staff: bool,
+}
+
+/// One point of a result's trend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrendPoint {
+    /// The item.
+    pub id: RecordId,
+    /// Its date (`YYYY-MM-DD…`).
+    pub date: String,
+    /// Its value.
+    pub value: f64,
+}
+
+/// One item with what goes with it.
+#[derive(Debug, Clone)]
+pub struct ItemView {
+    /// The item.
+    pub item: RecordItem,
+    /// For a result: the same test over time, oldest first (visible ones only, for a patient).
+    pub trend: Vec<TrendPoint>,
+    /// For a report: its results.
+    pub members: Vec<RecordItem>,
+    /// Whether this is a clinician's view.
+    pub staff: bool,
+}
+
+impl RecordItem {
+    /// The item as a FHIR resource Tiaki gives out: its id is Tiaki's, its version the sending
+    /// system's, its patient `Patient/<Tiaki's patient id>`; a report's results are their own
+    /// resources. In a clinician's view, held and hidden items carry a `meta.tag` saying so.
+    #[must_use]
+    pub fn as_fhir(&self) -> Resource {
+        let mut r = self.resource.clone();
+        let (id, meta) = r.id_meta();
+        *id = Some(self.id.to_string());
+        let mut tags = Vec::new();
+        for (on, code, display) in [
+            (self.held, "held", "Held until a clinician releases it"),
+            (self.hidden, "hidden", "Hidden from the patient"),
+            (self.removed, "removed", "Removed by the sending system"),
+        ] {
+            if on {
+                tags.push(super::fhir::Coding {
+                    system: Some("https://tiaki.nz/fhir/CodeSystem/release".into()),
+                    code: Some(code.into()),
+                    display: Some(display.into()),
+                });
+            }
+        }
+        *meta = Some(super::fhir::Meta { version_id: Some(self.version.to_string()), last_updated: None, tag: tags });
+        if let Some((_, subject)) = r.subject_mut() {
+            *subject = Some(super::fhir::Reference {
+                reference: Some(format!("Patient/{}", self.patient)),
+                ..Default::default()
+            });
+        }
+        if let Resource::DiagnosticReport(d) = &mut r {
+            d.result.clear();
+        }
+        r
+    }
+}
+
+fn item(key: &DataKey, row: RecordRow, staff: bool) -> Result<RecordItem, AppError> {
+    let resource = open_content(key, &row)?;
+    let release_note = row.release_note.as_deref().and_then(|n| open_note(key, &row, "release_note", n));
+    let hidden_reason =
+        if staff { row.hidden_reason.as_deref().and_then(|n| open_note(key, &row, "hidden_reason", n)) } else { None };
+    Ok(RecordItem {
+        id: row.id,
+        patient: row.patient,
+        practice: row.practice,
+        category: row.category,
+        version: row.version,
+        effective: row.effective,
+        resource,
+        held: row.held,
+        auto_release_at: row.auto_release_at,
+        hidden: row.hidden_at.is_some(),
+        hidden_reason,
+        removed: row.removed,
+        release_note,
+        released_at: row.released_at,
+        group: row.group,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+impl App {
+    /// The rules of each practice the rows came from.
+    async fn rules_for(&self, rows: &[RecordRow]) -> Result<HashMap<PracticeId, RecordRules>, AppError> {
+        let mut rules = HashMap::new();
+        for r in rows {
+            if let std::collections::hash_map::Entry::Vacant(slot) = rules.entry(r.practice) {
+                slot.insert(self.store.record_rules(r.practice).await?);
+            }
+        }
+        Ok(rules)
+    }
+
+    /// The rows a patient may see, under each practice's rules.
+    async fn visible(&self, rows: Vec<RecordRow>) -> Result<Vec<RecordRow>, AppError> {
+        let rules = self.rules_for(&rows).await?;
+        let now = self.now();
+        Ok(rows
+            .into_iter()
+            .filter(|r| rules.get(&r.practice).is_some_and(|ru| r.visible_to_patient(ru, now)))
+            .collect())
+    }
+
+    /// The categories a patient's practices release (the defaults when they have none yet).
+    async fn released_categories(&self, patient: PatientId) -> Result<Vec<RecordCategory>, AppError> {
+        let practices = self.store.patient_practices(patient).await.map_err(|e| AppError::Internal(e.0))?;
+        if practices.is_empty() {
+            return Ok(RecordCategory::DEFAULT_RELEASED.to_vec());
+        }
+        let mut out = Vec::new();
+        for p in practices {
+            for c in self.store.record_rules(p).await?.categories {
+                if !out.contains(&c) {
+                    out.push(c);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The read events: the record's (or item's), and a hidden-item read for each hidden item a
+    /// clinician was shown (so the patient's history says so).
+    fn read_events<A: authz::Action>(
+        &self,
+        caller: &Caller,
+        grant: &Grant<A>,
+        items: &[RecordItem],
+    ) -> Vec<store::AuditEvent> {
+        let mut events = vec![self.event(caller, &Target::of(grant), Outcome::Allowed)];
+        for i in items.iter().filter(|i| i.hidden) {
+            let t = Target {
+                access: Access::new(Module::Records, ObjectKind::HiddenHealthRecord, Verb::Read),
+                object_id: i.id.to_string(),
+                patient: Some(i.patient),
+                practice: Some(i.practice),
+            };
+            events.push(self.event(caller, &t, Outcome::Allowed));
+        }
+        events
+    }
+}
+
+impl Records<'_> {
+    /// A patient's record (all of it, or one category): for the patient, what was released to
+    /// them; for clinical staff of their practice, what it sent, held and hidden items marked.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone else; [`AppError::Gone`] once the record was erased.
+    pub async fn record(
+        &self,
+        caller: &Caller,
+        patient: PatientId,
+        category: Option<RecordCategory>,
+    ) -> Result<Summary, AppError> {
+        let app = self.app;
+        let grant = app.decide::<ReadRecords>(caller, patient).await?;
+        let staff = grant.via_practice().is_some();
+        let rows = app.store.patient_records(&grant, RecordFilter { category, limit: MAX_ITEMS }).await?;
+        let rows = if staff { rows } else { app.visible(rows).await? };
+        let categories = if staff { RecordCategory::ALL.to_vec() } else { app.released_categories(patient).await? };
+        if category.is_some_and(|c| !categories.contains(&c)) {
+            return Err(app.refuse_seen(caller, &grant).await);
+        }
+        let key = if rows.is_empty() {
+            None
+        } else {
+            app.open_records_key(caller, patient, RecordKeyGrant::Read(&grant)).await?
+        };
+        let mut items = Vec::with_capacity(rows.len());
+        if let Some(key) = &key {
+            for r in rows {
+                items.push(item(key, r, staff)?);
+            }
+        }
+        app.audit(app.read_events(caller, &grant, &items)).await?;
+        Ok(Summary { items, categories, staff })
+    }
+
+    /// One item: a result with its trend, a report with its results.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone who may not see it (for the patient: held, hidden, in
+    /// a category their practice keeps back, or removed).
+    pub async fn item(&self, caller: &Caller, id: RecordId) -> Result<ItemView, AppError> {
+        let app = self.app;
+        let grant = app.decide::<ReadRecord>(caller, id).await?;
+        let staff = grant.via_practice().is_some();
+        let row = app.store.record(&grant).await?;
+        let patient = row.patient;
+        if !staff && app.visible(vec![row.clone()]).await?.is_empty() {
+            return Err(app.refuse_seen(caller, &grant).await);
+        }
+        let list_grant = app.decide::<ReadRecords>(caller, patient).await?;
+        let key = app
+            .open_records_key(caller, patient, RecordKeyGrant::ReadOne(&grant))
+            .await?
+            .ok_or_else(|| AppError::Internal("a record without a records key".into()))?;
+        let this = item(&key, row, staff)?;
+        let mut trend = Vec::new();
+        let mut members = Vec::new();
+        let related = matches!(this.resource, Resource::Observation(_) | Resource::DiagnosticReport(_));
+        if related {
+            let rows = app
+                .store
+                .patient_records(
+                    &list_grant,
+                    RecordFilter { category: Some(RecordCategory::Results), limit: MAX_ITEMS },
+                )
+                .await?;
+            let rows = if staff { rows } else { app.visible(rows).await? };
+            let test = match &this.resource {
+                Resource::Observation(o) => o.code.as_ref().map(super::fhir::CodeableConcept::key),
+                _ => None,
+            };
+            for r in rows {
+                if r.id == this.id && test.is_none() {
+                    continue;
+                }
+                let other = item(&key, r, staff)?;
+                if other.group == Some(this.id) {
+                    members.push(other.clone());
+                }
+                if let (Some(t), Resource::Observation(o)) = (&test, &other.resource)
+                    && !other.removed
+                    && o.code.as_ref().map(super::fhir::CodeableConcept::key).as_ref() == Some(t)
+                    && let (Some(v), Some(d)) =
+                        (o.value_quantity.as_ref().and_then(|q| q.value), other.effective.clone())
+                {
+                    trend.push(TrendPoint { id: other.id, date: d, value: v });
+                }
+            }
+            trend.sort_by(|a, b| a.date.cmp(&b.date));
+            members.sort_by(|a, b| a.effective.cmp(&b.effective));
+        }
+        let mut events = app.read_events(caller, &grant, std::slice::from_ref(&this));
+        if this.hidden {
+            events.remove(0); // the hidden-item read stands for it
+        }
+        app.audit(events).await?;
+        Ok(ItemView { item: this, trend, members, staff })
+    }
+
+    /// The practice's results awaiting a clinician, oldest first, with whose each is (name, NHI).
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but the practice's clinical staff.
+    pub async fn held_results(
+        &self,
+        caller: &Caller,
+        practice: PracticeId,
+    ) -> Result<Vec<(RecordItem, String, String)>, AppError> {
+        let app = self.app;
+        let grant = app.decide::<ListHeldResults>(caller, practice).await?;
+        let rows = app.store.held_results(&grant, app.now(), 200).await?;
+        let mut keys: HashMap<PatientId, (DataKey, String, String)> = HashMap::new();
+        let mut out = Vec::with_capacity(rows.len());
+        let mut events = vec![app.event(caller, &Target::of(&grant), Outcome::Allowed)];
+        for r in rows {
+            #[expect(clippy::map_entry, reason = "the entry cannot be held across the awaits")]
+            if !keys.contains_key(&r.patient) {
+                let Some(key) =
+                    app.open_records_key(caller, r.patient, RecordKeyGrant::Held(&grant, r.patient)).await?
+                else {
+                    continue;
+                };
+                let vg = app.decide::<ViewPatient>(caller, r.patient).await?;
+                let p = app.store.patient(&vg).await?;
+                keys.insert(r.patient, (key, p.name, p.nhi));
+                events.push(app.event(
+                    caller,
+                    &Target::of(&grant).about(&r.patient).with_patient(r.patient),
+                    Outcome::Allowed,
+                ));
+            }
+            if let Some((key, name, nhi)) = keys.get(&r.patient) {
+                out.push((item(key, r, true)?, name.clone(), nhi.clone()));
+            }
+        }
+        app.audit(events).await?;
+        Ok(out)
+    }
+
+    /// Releases a held result (a report with its results) to the patient, with an optional note
+    /// to them, and tells them a new result is in their record — without saying what it is.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but the sending practice's clinicians;
+    /// [`AppError::Conflict`] when it is not held.
+    pub async fn release(&self, caller: &Caller, id: RecordId, note: &str) -> Result<(), AppError> {
+        let app = self.app;
+        // The policy first: a stranger is told "not found", whatever the form held.
+        let grant = app.decide::<ReleaseRecord>(caller, id).await?;
+        let note = note.trim();
+        if note.chars().count() > 2000 {
+            return Err(AppError::field("note", "Keep the note to the patient under 2,000 characters."));
+        }
+        let patient = grant.patient().ok_or(AppError::NotFound)?;
+        let by = caller.principal.account().ok_or(AppError::NotFound)?;
+        let sealed = if note.is_empty() {
+            None
+        } else {
+            let key = app
+                .open_records_key(caller, patient, RecordKeyGrant::Release(&grant))
+                .await?
+                .ok_or(AppError::NotFound)?;
+            Some(seal_note(&key, id, "release_note", note)?)
+        };
+        app.audit(vec![app.event(caller, &Target::of(&grant), Outcome::Allowed)]).await?;
+        if app.store.release_record(&grant, by, sealed.as_deref(), app.now()).await? == 0 {
+            return Err(AppError::Conflict("This result is not awaiting release (it was released already).".into()));
+        }
+        let vg = app.decide::<ViewPatient>(caller, patient).await?;
+        let p = app.store.patient(&vg).await?;
+        if p.active {
+            app.notify(
+                p.account,
+                "A new result is in your Tiaki health record",
+                "Your practice has added a new test result to your health record in Tiaki.\n\nTo see it, sign in to \
+                 Tiaki as you usually do (type the address yourself) and open Health record.",
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Hides an item from the patient (and anyone acting for them), with a reason for the
+    /// practice; or shows it again.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but the sending practice's clinicians;
+    /// [`AppError::Invalid`] without a reason; [`AppError::Conflict`] when already so.
+    pub async fn set_hidden(&self, caller: &Caller, id: RecordId, hide: bool, reason: &str) -> Result<(), AppError> {
+        let app = self.app;
+        let conflict = |e: store::StoreError| match e {
+            store::StoreError::Conflict(what) => AppError::Conflict(format!("{what}.")),
+            other => other.into(),
+        };
+        if hide {
+            let grant = app.decide::<HideRecord>(caller, id).await?;
+            let reason = reason.trim();
+            if reason.is_empty() || reason.chars().count() > 500 {
+                return Err(AppError::field(
+                    "reason",
+                    "Say why it is hidden (at most 500 characters): your colleagues will see it.",
+                ));
+            }
+            let patient = grant.patient().ok_or(AppError::NotFound)?;
+            let by = caller.principal.account().ok_or(AppError::NotFound)?;
+            let key =
+                app.open_records_key(caller, patient, RecordKeyGrant::Hide(&grant)).await?.ok_or(AppError::NotFound)?;
+            let sealed = seal_note(&key, id, "hidden_reason", reason)?;
+            app.audit(vec![app.event(caller, &Target::of(&grant), Outcome::Allowed)]).await?;
+            app.store.hide_record(&grant, by, &sealed, app.now()).await.map_err(conflict)
+        } else {
+            let grant = app.decide::<UnhideRecord>(caller, id).await?;
+            app.audit(vec![app.event(caller, &Target::of(&grant), Outcome::Allowed)]).await?;
+            app.store.unhide_record(&grant, app.now()).await.map_err(conflict)
+        }
+    }
+
+    /// The practice's release rules (its admins).
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone else.
+    pub async fn rules(&self, caller: &Caller, practice: PracticeId) -> Result<RecordRules, AppError> {
+        let _grant = self.app.decide::<SetRecordRules>(caller, practice).await?;
+        Ok(self.app.store.record_rules(practice).await?)
+    }
+
+    /// Sets what the practice releases to its patients, and after how many days results release
+    /// themselves (none: only when a clinician releases them).
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but its admins; [`AppError::Invalid`] for a day count
+    /// outside 0–365.
+    pub async fn set_rules(
+        &self,
+        caller: &Caller,
+        practice: PracticeId,
+        categories: &[RecordCategory],
+        auto_release_days: Option<i64>,
+    ) -> Result<(), AppError> {
+        let grant = self.app.decide::<SetRecordRules>(caller, practice).await?;
+        if auto_release_days.is_some_and(|d| !(0..=365).contains(&d)) {
+            return Err(AppError::field(
+                "auto_release_days",
+                "Give a number of days from 0 to 365, or leave it empty.",
+            ));
+        }
+        self.app.audit(vec![self.app.event(caller, &Target::of(&grant), Outcome::Allowed)]).await?;
+        let mut categories = categories.to_vec();
+        categories.sort();
+        categories.dedup();
+        let rules = RecordRules { categories, auto_release_days };
+        Ok(self.app.store.set_record_rules(&grant, &rules, self.app.now()).await?)
+    }
+}

@@ -1,0 +1,145 @@
+//! The health-records part of the storage contract: the items a practice's system sends, each
+//! sealed under its patient's records key; the records key itself; and each practice's release
+//! rules. Reads and changes take a grant, and their SQL repeats the relationship it rests on.
+
+use crate::{PatientKeyRow, RecordChange, RecordKeyRow, RecordRow, RecordRules, Result, StoredVersion};
+use authz::{
+    Grant, HideRecord, IngestRecords, ListHeldResults, ReadRecord, ReadRecords, ReleaseRecord, SetRecordRules,
+    UnhideRecord,
+};
+use domain::{AccountId, BoxFuture, PatientId, PracticeId, UnixTime};
+
+/// Whose records key may be read: a patient's, for reading their record or sending items in.
+#[derive(Debug, Clone, Copy)]
+pub enum RecordKeyGrant<'a> {
+    /// Reading the patient's record.
+    Read(&'a Grant<ReadRecords>),
+    /// Reading one item.
+    ReadOne(&'a Grant<ReadRecord>),
+    /// Sending items in.
+    Ingest(&'a Grant<IngestRecords>),
+    /// Releasing or hiding an item (to seal the note or the reason).
+    Release(&'a Grant<ReleaseRecord>),
+    /// Hiding an item.
+    Hide(&'a Grant<HideRecord>),
+    /// Listing the practice's held results: one of those patients.
+    Held(&'a Grant<ListHeldResults>, PatientId),
+    /// The patient's export.
+    Export(&'a Grant<authz::ExportRecords>),
+    /// The console's custody of the patient's keys (a rotation).
+    Custody(&'a Grant<authz::KeyCustody>),
+}
+
+impl RecordKeyGrant<'_> {
+    /// The patient whose key it is.
+    #[must_use]
+    pub fn patient(&self) -> Option<PatientId> {
+        match self {
+            Self::Read(g) => g.patient(),
+            Self::ReadOne(g) => g.patient(),
+            Self::Ingest(g) => g.patient(),
+            Self::Release(g) => g.patient(),
+            Self::Hide(g) => g.patient(),
+            Self::Held(_, p) => Some(*p),
+            Self::Export(g) => g.patient(),
+            Self::Custody(g) => g.patient(),
+        }
+    }
+}
+
+/// A records key and the patient key it is wrapped under (`None` once that key is destroyed).
+pub type RecordKeyWithPatientKey = (RecordKeyRow, Option<PatientKeyRow>);
+
+/// What a listing of a patient's record includes.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordFilter {
+    /// One category, or all.
+    pub category: Option<domain::RecordCategory>,
+    /// At most this many items, newest first.
+    pub limit: i64,
+}
+
+/// Storage for health records.
+pub trait RecordStore: Send + Sync {
+    /// A practice's release rules (the defaults if it set none).
+    fn record_rules(&self, practice: PracticeId) -> BoxFuture<'_, Result<RecordRules>>;
+    /// Sets a practice's release rules.
+    fn set_record_rules<'a>(
+        &'a self,
+        grant: &'a Grant<SetRecordRules>,
+        rules: &'a RecordRules,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// The patient's records key and the patient key it is under, in one read.
+    fn records_key<'a>(&'a self, grant: RecordKeyGrant<'a>) -> BoxFuture<'a, Result<Option<RecordKeyWithPatientKey>>>;
+    /// Stores a patient's first records key; false if they have one already (keep theirs).
+    fn insert_records_key<'a>(
+        &'a self,
+        grant: &'a Grant<IngestRecords>,
+        key: &'a RecordKeyRow,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<bool>>;
+    /// What the grant's practice already stored under these (type, source id) pairs, for any
+    /// patient.
+    fn stored_versions<'a>(
+        &'a self,
+        grant: &'a Grant<authz::SendRecords>,
+        keys: &'a [(String, String)],
+    ) -> BoxFuture<'a, Result<Vec<StoredVersion>>>;
+    /// Applies an ingest's changes, each patient's under their grant, in one transaction: all or
+    /// nothing. A `Put`
+    /// whose stored version is no longer the one expected (a concurrent ingest) is a conflict.
+    fn apply_records<'a>(
+        &'a self,
+        batches: &'a [(&'a Grant<IngestRecords>, Vec<RecordChange>)],
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// The patient's record, newest first: for a patient, every item not removed (the use case
+    /// applies the release rules and hidden marks); for staff, what their practice sent.
+    fn patient_records<'a>(
+        &'a self,
+        grant: &'a Grant<ReadRecords>,
+        filter: RecordFilter,
+    ) -> BoxFuture<'a, Result<Vec<RecordRow>>>;
+    /// One item (the patient's, or for staff one their practice sent, patient still enrolled).
+    fn record<'a>(&'a self, grant: &'a Grant<ReadRecord>) -> BoxFuture<'a, Result<RecordRow>>;
+    /// The practice's results awaiting release (not removed), oldest first, at most `limit`.
+    fn held_results<'a>(
+        &'a self,
+        grant: &'a Grant<ListHeldResults>,
+        now: UnixTime,
+        limit: i64,
+    ) -> BoxFuture<'a, Result<Vec<RecordRow>>>;
+    /// Releases a held item (and, for a report, the results in it) with an optional sealed note;
+    /// returns how many items were released (0: nothing was held).
+    fn release_record<'a>(
+        &'a self,
+        grant: &'a Grant<ReleaseRecord>,
+        by: AccountId,
+        note: Option<&'a str>,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<u64>>;
+    /// Hides an item from the patient with a sealed reason.
+    fn hide_record<'a>(
+        &'a self,
+        grant: &'a Grant<HideRecord>,
+        by: AccountId,
+        reason: &'a str,
+        now: UnixTime,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// Shows a hidden item again.
+    fn unhide_record<'a>(&'a self, grant: &'a Grant<UnhideRecord>, now: UnixTime) -> BoxFuture<'a, Result<()>>;
+}
+
+/// The SQL, written once in what `SQLite` and `PostgreSQL` share (`sql.rs`), compiled for
+/// each engine's types.
+mod sqlite {
+    type Db = sqlx::Sqlite;
+    type This = crate::SqliteStore;
+    include!("sql.rs");
+}
+mod postgres {
+    type Db = sqlx::Postgres;
+    type This = crate::PgStore;
+    include!("sql.rs");
+}
