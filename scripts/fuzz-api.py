@@ -107,7 +107,7 @@ def main():
         email, password = m.group(2), m.group(3)
         client = subprocess.run(
             [a.bin, "admin", "create-client", "--practice", DEMO_PRACTICE, "--label", "Fuzzing PMS",
-             "--org-name", "Fuzzing practice system"],
+             "--org-name", "Fuzzing practice system", "--records"],
             env=env, capture_output=True, text=True)
         if client.returncode != 0:
             raise Failed(f"tiaki admin create-client failed:\n{client.stderr}")
@@ -121,7 +121,9 @@ def main():
         cookie = f"Cookie: {sign_in(port, email, password)}"
         patient = get_json(port, "/api/v1/me", cookie)["patient"]
         documents = get_json(port, f"/api/v1/patients/{patient}/documents", cookie)
-        own = {"path.patient_id": patient, "path.document_id": documents[0]["id"]}
+        records = get_json(port, f"/api/v1/patients/{patient}/records", cookie)
+        own = {"path.patient_id": patient, "path.document_id": documents[0]["id"],
+               "path.record_id": records["entry"][0]["resource"]["id"]}
         total = fuzz(a.st, port, "a patient", cookie, a.examples, a.seed, work, own)
         # A push's metadata is JSON inside a multipart part, so any text is schema-valid there;
         # the portal checks it (an NHI's check digit, a date in the past) and answers 422, rightly.

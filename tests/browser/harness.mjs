@@ -19,7 +19,7 @@ import { chromium } from 'playwright-core';
 
 const require = createRequire(import.meta.url);
 const AXE_SOURCE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
-const BIN = process.env.TIAKI_BIN || new URL('../../target/debug/tiaki', import.meta.url).pathname;
+export const BIN = process.env.TIAKI_BIN || new URL('../../target/debug/tiaki', import.meta.url).pathname;
 const ROUTES_RS = new URL('../../crates/web/src/routes.rs', import.meta.url);
 
 // The route table decides what a page is: the `get "<path>" Page => …` lines of routes.rs.

@@ -6,12 +6,13 @@
 // and the portal's log holds none of the tokens, cookies or passwords the browsers used.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  assertEveryPageScanned, assertFitsWidth, assertNoSecretLogged, checkPage, keepSecret, launch, linkFromMail, person, scans,
+  BIN, assertEveryPageScanned, assertFitsWidth, assertNoSecretLogged, checkPage, keepSecret, launch, linkFromMail, person, scans,
   scanSummary, startPortal, watch,
 } from './harness.mjs';
 
@@ -553,6 +554,109 @@ test('inline script is blocked by the content security policy', async () => {
     setTimeout(() => resolve(window.__inline === true), 100);
   }));
   assert.equal(ran, false, 'an injected inline script does not run');
+});
+
+const RANGI_PASSWORD = 'tuatara basking on a warm grey rock';
+keepSecret(RANGI_PASSWORD, 'a password');
+
+// Runs `tiaki admin …` on the portal's data folder (while it serves) and returns what it printed.
+function admin(portalDir, args) {
+  return new Promise((resolve, reject) => {
+    const env = { ...process.env, TIAKI_DATA_DIR: portalDir };
+    delete env.TIAKI_SMTP_URL;
+    const child = spawn(BIN, ['admin', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { err += d; });
+    child.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`tiaki admin ${args.join(' ')}: ${code}\n${err}`))));
+  });
+}
+
+test('health records: the practice system sends a record, the nurse releases a result, the patient reads it with its chart', async () => {
+  const { nurse, admin: practiceAdmin, practicePage } = the;
+  assert.ok(nurse && practiceAdmin && practicePage, 'the first journey got this far');
+  const token = await admin(portal.dataDir, ['create-client', '--label', 'Harbour PMS', '--practice', 'FHH123-A', '--org-name', 'Harbour Health', '--records']);
+  keepSecret(token, 'an API client token');
+  const rangi = await newPatient('ZAA0075', 'Rangi Records', 'rangi@patients.test', '1970-02-14', RANGI_PASSWORD, PHONE);
+  const P = 'urn:uuid:0b6c6a8e-54f3-4c1e-9d8a-2f1e3c4d5e6f';
+  const put = (resource) => ({ fullUrl: `urn:test:${resource.resourceType}/${resource.id}`, resource: { ...resource, meta: { versionId: '1' } }, request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` } });
+  const hba1c = (id, value, date) => put({
+    resourceType: 'Observation', id, status: 'final', subject: { reference: P }, effectiveDateTime: date,
+    code: { coding: [{ system: 'http://loinc.org', code: '4548-4', display: 'HbA1c' }], text: 'HbA1c' },
+    valueQuantity: { value, unit: 'mmol/mol' }, referenceRange: [{ low: { value: 20, unit: 'mmol/mol' }, high: { value: 40, unit: 'mmol/mol' } }],
+  });
+  const bundle = {
+    resourceType: 'Bundle', type: 'transaction', entry: [
+      { fullUrl: P, resource: { resourceType: 'Patient', identifier: [{ use: 'official', system: 'https://standards.digital.health.nz/ns/nhi-id', value: 'ZAA0075' }] }, request: { method: 'PUT', url: 'Patient?identifier=ZAA0075' } },
+      put({ resourceType: 'AllergyIntolerance', id: 'a1', patient: { reference: P }, code: { text: 'Penicillin' }, criticality: 'high', reaction: [{ manifestation: [{ text: 'Hives and swelling' }] }] }),
+      put({ resourceType: 'Condition', id: 'c1', subject: { reference: P }, code: { text: 'Type 2 diabetes' }, onsetDateTime: '2018-06-01' }),
+      put({ resourceType: 'MedicationRequest', id: 'm1', status: 'active', intent: 'order', subject: { reference: P }, medicationCodeableConcept: { text: 'Metformin 500 mg tablets' }, dosageInstruction: [{ text: 'One tablet twice a day with food' }], dispenseRequest: { numberOfRepeatsAllowed: 2 } }),
+      hba1c('o1', 62, '2023-03-01'), hba1c('o2', 55, '2024-03-01'), hba1c('o3', 48, '2025-03-01'),
+      put({ resourceType: 'ServiceRequest', id: 's1', status: 'active', intent: 'plan', subject: { reference: P }, code: { text: 'Diabetes annual review' }, occurrenceDateTime: '2027-03-01' }),
+    ],
+  };
+  const sent = await fetch(`${portal.base}/fhir/R4`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/fhir+json' }, body: JSON.stringify(bundle) });
+  assert.equal(sent.status, 200, await sent.text());
+
+  // The patient sees the summary, allergies first, and no result yet (held for the nurse).
+  const p = rangi.page;
+  await p.goto(rangi.home);
+  await p.getByRole('link', { name: 'Health record' }).click();
+  await assertVisible(p, 'My health record');
+  await assertVisible(p, 'Penicillin');
+  assert.equal(await p.getByText('HbA1c').count(), 0, 'results are held until a clinician releases them');
+  await checkPage(p, 'health record summary (patient)');
+  await assertFitsWidth(p, 'health record summary (patient)', 320);
+
+  // The nurse releases the results from the practice's queue, the first with a note.
+  await nurse.page.goto(practicePage);
+  await nurse.page.getByRole('link', { name: 'Results awaiting release' }).click();
+  await assertVisible(nurse.page, 'Results awaiting release');
+  await checkPage(nurse.page, 'results awaiting release');
+  await nurse.page.getByRole('link', { name: 'HbA1c' }).last().click();
+  await assertVisible(nurse.page, 'Awaiting release');
+  await checkPage(nurse.page, 'a held result (nurse)');
+  await nurse.page.getByLabel('Note to the patient').fill('Your HbA1c is coming down nicely. Keep going.');
+  await submit(nurse.page, nurse.page.getByRole('button', { name: 'Release to the patient' }));
+  await assertVisible(nurse.page, 'The result is released');
+  await nurse.page.goto(`${practicePage}/results`);
+  while (await nurse.page.getByRole('button', { name: /^Release/ }).count()) {
+    await submit(nurse.page, nurse.page.getByRole('button', { name: /^Release/ }).first());
+  }
+  await assertVisible(nurse.page, 'No results are waiting');
+  // The nurse's view of Rangi's record, and the admin's release rules.
+  await nurse.page.goto(`${rangi.home}/records`);
+  await checkPage(nurse.page, 'health record (nurse view)');
+  await practiceAdmin.page.goto(practicePage);
+  await practiceAdmin.page.getByRole('link', { name: 'What patients see of their health record' }).click();
+  await checkPage(practiceAdmin.page, 'release rules');
+  await practiceAdmin.page.getByLabel('Release results automatically after this many days').fill('soon');
+  await practiceAdmin.page.getByRole('button', { name: 'Save' }).click();
+  await assertVisible(practiceAdmin.page, 'The rules were not saved');
+  await checkPage(practiceAdmin.page, 'release rules with an error');
+  await practiceAdmin.page.getByLabel('Release results automatically after this many days').fill('');
+  await practiceAdmin.page.getByRole('button', { name: 'Save' }).click();
+  await assertVisible(practiceAdmin.page, 'The release rules are saved');
+
+  // The patient now reads the results, and the trend of the latest, with its data table.
+  await p.goto(`${rangi.home}/records/results`);
+  await assertVisible(p, 'Test results');
+  await checkPage(p, 'test results (patient)');
+  await p.goto(`${rangi.home}/records`);
+  await p.getByRole('link', { name: /See this result/ }).first().click();
+  await assertVisible(p, 'Higher than the usual range');
+  await assertVisible(p, 'Your HbA1c is coming down nicely');
+  const chart = p.locator('svg[role="img"]');
+  await chart.waitFor({ state: 'visible' });
+  assert.match(await chart.locator('title').textContent(), /HbA1c over time/);
+  assert.equal(await p.locator('main table tbody tr').count(), 3, 'three results in the data table');
+  await checkPage(p, 'a result with its trend (patient)');
+  await assertFitsWidth(p, 'a result with its trend (patient)', 320);
+  await assertTouchTargets(p, 'a result with its trend (patient)');
+  await assertCards(p, 'a result with its trend (patient)');
+  const box = await chart.boundingBox();
+  assert.ok(box.width >= 250 && box.width <= 320, `the chart fills a phone's width (${box.width}px)`);
 });
 
 test('every page route of the route table was scanned; the routes exempted still are no pages', async () => {

@@ -16,7 +16,7 @@ pub(crate) async fn client_cmd(app: &App, admin: &Admin) -> Result<Option<Result
             .map_err(|_| anyhow::anyhow!("{id} is not a client id; see `tiaki admin list-clients`"))
     };
     match admin {
-        Admin::CreateClient { label, practice, org_id, org_name } => {
+        Admin::CreateClient { label, practice, org_id, org_name, records } => {
             if practice.is_none() && org_id.is_none() {
                 bail!("give --practice HPI for a practice's own system, or --org-id for another organisation");
             }
@@ -25,11 +25,28 @@ pub(crate) async fn client_cmd(app: &App, admin: &Admin) -> Result<Option<Result
                     .create_client(label, org_id.as_deref().unwrap_or(""), org_name, practice.as_deref())
                     .await,
             )?;
+            if *records {
+                shown(app.console().set_client_records(row.id, true).await)?;
+            }
             eprintln!(
-                "Client {} for {} ({}) created. Its token is shown once; store it in the sending system:",
-                row.id, row.org_name, row.org_id
+                "Client {} for {} ({}) created{}. Its token is shown once; store it in the sending system:",
+                row.id,
+                row.org_name,
+                row.org_id,
+                if *records { ", allowed to send health records" } else { "" }
             );
             println!("{token}");
+        }
+        Admin::ClientRecords { id, off } => {
+            shown(app.console().set_client_records(parse_id(id)?, !off).await)?;
+            eprintln!(
+                "{}",
+                if *off {
+                    "The client can no longer send health records (it can still push documents)."
+                } else {
+                    "The client can now send the practice's health records to POST /fhir/R4."
+                }
+            );
         }
         Admin::RotateClient { id } => {
             let token = shown(app.console().rotate_client(parse_id(id)?).await)?;
@@ -46,7 +63,8 @@ pub(crate) async fn client_cmd(app: &App, admin: &Admin) -> Result<Option<Result
                     .practice
                     .map_or_else(|| "practices that agreed to receive".to_owned(), |p| format!("practice {p}"));
                 let state = if c.revoked_at.is_some() { "revoked" } else { "active" };
-                println!("{}\t{}\t{} ({})\t{scope}\t{state}", c.id, c.label, c.org_name, c.org_id);
+                let sends = if c.scopes.records { "documents and health records" } else { "documents" };
+                println!("{}\t{}\t{} ({})\t{scope}\t{sends}\t{state}", c.id, c.label, c.org_name, c.org_id);
             }
         }
         Admin::AgreeToReceive { practice, org_id } => {

@@ -77,7 +77,7 @@ pub(crate) async fn run(config: &Config) -> Result<()> {
         ("ZAA0105", "Ana Lealaiauloto", "1991-07-30", "ana@example.nz"),
         ("ZBN77VL", "Grace Thompson", "1957-11-02", "grace@example.nz"),
     ];
-    let bar = ProgressBar::new(u64::try_from(1 + staff.len() + 2 * patients.len())?);
+    let bar = ProgressBar::new(u64::try_from(1 + staff.len() + 3 * patients.len())?);
     bar.set_style(ProgressStyle::with_template(
         "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg} (ETA {eta})",
     )?);
@@ -134,7 +134,8 @@ pub(crate) async fn run(config: &Config) -> Result<()> {
         set(&format!("{name} (patient, NHI {nhi})"), email, &link).await?;
         bar.inc(1);
     }
-    demo_documents(&app, &patients, &bar).await?;
+    let client = demo_documents(&app, &patients, &bar).await?;
+    demo_records(&app, practice, &client, &patients, &bar).await?;
     bar.finish_with_message("done");
     eprintln!(
         "\nDemo data is ready in {}. Start the portal with `tiaki serve`, open {}/signin and sign in as:\n",
@@ -152,7 +153,11 @@ pub(crate) async fn run(config: &Config) -> Result<()> {
 /// Sample documents for each demo patient: a hospital's discharge summary and clinic letter
 /// (through a hospital's API client, under an agreement with the practice), and the practice's
 /// referral letter and a result chart image (through the practice's own client).
-async fn demo_documents(app: &app::App, patients: &[(&str, &str, &str, &str)], bar: &ProgressBar) -> Result<()> {
+async fn demo_documents(
+    app: &app::App,
+    patients: &[(&str, &str, &str, &str)],
+    bar: &ProgressBar,
+) -> Result<store::ApiClientRow> {
     let err = |e: app::AppError| anyhow!(crate::show(&e));
     let (practice_client, _) = app
         .console()
@@ -237,6 +242,58 @@ async fn demo_documents(app: &app::App, patients: &[(&str, &str, &str, &str)], b
             app.documents().push(caller, &meta, body).await.map_err(err)?;
         }
         bar.inc(1);
+    }
+    Ok(practice_client)
+}
+
+/// Each demo patient's health record, as the practice's system sends it; then the GP releases
+/// every result but the latest blood tests (left awaiting review) and hides one item from the
+/// patient, as a practice would.
+async fn demo_records(
+    app: &app::App,
+    practice: PracticeId,
+    client: &store::ApiClientRow,
+    patients: &[(&str, &str, &str, &str)],
+    bar: &ProgressBar,
+) -> Result<()> {
+    let err = |e: app::AppError| anyhow!(crate::show(&e));
+    app.console().set_client_records(client.id, true).await.map_err(err)?;
+    let system = app::Caller::console(Principal::Client {
+        client: client.id,
+        org_id: client.org_id.clone(),
+        practice: client.practice,
+        scopes: app::domain::ClientScopes { records: true },
+    });
+    let gp = app::Caller::console(staff_principal(app, practice, StaffRole::Gp).await?);
+    for (n, (nhi, ..)) in patients.iter().enumerate() {
+        bar.set_message("health records");
+        let bundle = app::records::demo::record_bundle(nhi, u32::try_from(n).unwrap_or(0));
+        app.records()
+            .ingest(&system, bundle.as_bytes())
+            .await
+            .map_err(|r| anyhow!("the demo record of {nhi} was refused: {:?}", r.outcome))?;
+        bar.inc(1);
+    }
+    for (item, ..) in app.records().held_results(&gp, practice).await.map_err(err)? {
+        if !matches!(item.resource, app::records::fhir::Resource::DiagnosticReport(_)) {
+            app.records().release(&gp, item.id, "").await.map_err(err)?;
+        }
+    }
+    let mut patients_seen = std::collections::BTreeSet::new();
+    for (item, ..) in app.records().held_results(&gp, practice).await.map_err(err)? {
+        if patients_seen.insert(item.patient) {
+            let record = app.records().record(&gp, item.patient, Some(app::domain::RecordCategory::Conditions)).await;
+            let low_mood = record.map_err(err)?.items.into_iter().find(|i| {
+                matches!(&i.resource, app::records::fhir::Resource::Condition(c)
+                    if c.code.as_ref().and_then(|c| c.text.as_deref()) == Some("Low mood"))
+            });
+            if let Some(i) = low_mood {
+                app.records()
+                    .set_hidden(&gp, i.id, true, "The patient asked that this not show in the portal for now.")
+                    .await
+                    .map_err(err)?;
+            }
+        }
     }
     Ok(())
 }
@@ -352,6 +409,11 @@ fn chart_png(variant: u8) -> Vec<u8> {
 
 /// The demo practice's admin, as a principal, to enrol the demo patients with.
 async fn admin_principal(app: &app::App, practice: PracticeId) -> Result<Principal> {
+    staff_principal(app, practice, StaffRole::Admin).await
+}
+
+/// The demo practice's member of staff in `role`, as the principal the console acts as.
+async fn staff_principal(app: &app::App, practice: PracticeId, role: StaffRole) -> Result<Principal> {
     let staff = app
         .practices()
         .list_staff(
@@ -365,7 +427,6 @@ async fn admin_principal(app: &app::App, practice: PracticeId) -> Result<Princip
         )
         .await
         .map_err(|e| anyhow!(crate::show(&e)))?;
-    let admin =
-        staff.iter().find(|s| s.role == StaffRole::Admin).ok_or_else(|| anyhow!("the demo practice has no admin"))?;
-    Ok(Principal::Staff { account: admin.account, session: SessionId::random(), practice, role: StaffRole::Admin })
+    let member = staff.iter().find(|s| s.role == role).ok_or_else(|| anyhow!("the demo practice has no {role:?}"))?;
+    Ok(Principal::Staff { account: member.account, session: SessionId::random(), practice, role })
 }

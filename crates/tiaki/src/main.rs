@@ -175,6 +175,19 @@ enum Admin {
         /// The organisation's name.
         #[arg(long)]
         org_name: String,
+        /// Let it send the practice's health records too (`POST /fhir/R4`; a practice's own
+        /// system only).
+        #[arg(long, requires = "practice")]
+        records: bool,
+    },
+    /// Let a practice's own system send its health records (`POST /fhir/R4`), or stop it.
+    ClientRecords {
+        /// The client's id.
+        #[arg(long)]
+        id: String,
+        /// Stop it sending health records.
+        #[arg(long)]
+        off: bool,
     },
     /// Replace a client's secret (the old one stops working at once); prints the new token.
     RotateClient {
@@ -517,6 +530,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
             let link = match admin {
                 Admin::CreateClient { .. }
+                | Admin::ClientRecords { .. }
                 | Admin::RotateClient { .. }
                 | Admin::RevokeClient { .. }
                 | Admin::ListClients

@@ -339,7 +339,7 @@ impl RecordStore for This {
                 "SELECT {COLUMNS} FROM health_records WHERE practice_id = $1 AND held = TRUE AND status = 'current' \
                  AND group_id IS NULL AND (auto_release_at IS NULL OR auto_release_at > $2) \
                  AND EXISTS (SELECT 1 FROM enrolments e WHERE e.patient_id = health_records.patient_id AND e.practice_id = $1) \
-                 ORDER BY created_at, id LIMIT $3"
+                 ORDER BY created_at, COALESCE(effective, ''), id LIMIT $3"
             )))
             .bind(grant.object().as_uuid())
             .bind(now)
