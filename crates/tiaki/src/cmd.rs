@@ -40,12 +40,8 @@ pub(crate) async fn client_cmd(app: &App, admin: &Admin) -> Result<Option<Result
         Admin::ClientRecords { id, off } => {
             shown(app.console().set_client_records(parse_id(id)?, !off).await)?;
             eprintln!(
-                "{}",
-                if *off {
-                    "The client can no longer send health records (it can still push documents)."
-                } else {
-                    "The client can now send the practice's health records to POST /fhir/R4."
-                }
+                "The client {} send the practice's health records.",
+                if *off { "can no longer" } else { "can now" }
             );
         }
         Admin::RotateClient { id } => {
