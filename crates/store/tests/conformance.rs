@@ -93,6 +93,7 @@ conformance!(
     audit_history_is_per_patient_and_filtered,
     concurrent_appends_number_the_log_without_gaps,
     sign_in_attempts_are_claimed_one_at_a_time,
+    records_are_scoped_versioned_released_and_hidden,
 );
 
 const NOW: UnixTime = 1_800_000_000;
@@ -1099,4 +1100,177 @@ mod upgrade {
     async fn postgres_tokens_upgrade_without_loss() {
         tokens_upgrade_without_loss(true).await;
     }
+}
+
+/// An item of a record as the store keeps it (its content is opaque to the store).
+fn record_row(
+    patient: PatientId,
+    practice: PracticeId,
+    kind: &str,
+    source: &str,
+    version: i64,
+    category: RecordCategory,
+) -> RecordRow {
+    RecordRow {
+        id: RecordId::random(),
+        patient,
+        practice,
+        resource_type: kind.into(),
+        source_id: source.into(),
+        version,
+        category,
+        effective: Some(format!("2025-0{version}-01")),
+        removed: false,
+        held: category == RecordCategory::Results,
+        auto_release_at: None,
+        released_at: None,
+        released_by: None,
+        release_note: None,
+        hidden_at: None,
+        hidden_by: None,
+        hidden_reason: None,
+        group: None,
+        content: format!("sealed:v1:{source}-{version}"),
+        created_at: NOW,
+        updated_at: NOW,
+    }
+}
+
+async fn records_are_scoped_versioned_released_and_hidden(store: Arc<dyn Store>) -> Result<()> {
+    use authz::{HideRecord, IngestRecords, ListHeldResults, ReadRecords, ReleaseRecord, SendRecords, UnhideRecord};
+    let a = make_practice(&store, "FAA111-A").await?;
+    let b = make_practice(&store, "FBB222-B").await?;
+    let p1 = new_patient("ZZZ0016", "one@example.nz");
+    let p2 = new_patient("ZBN77VL", "two@example.nz");
+    for (practice, p, t) in [(a, &p1, b"r1"), (b, &p2, b"r2")] {
+        let g = authorize::<EnrolPatient, _>(&admin_of(practice), practice, &*store).await?;
+        store.enrol_patient(&g, p, &invite(InvitationPurpose::ActivatePatient, t, "x@example.nz")).await?;
+    }
+    let system = |practice, records| Principal::Client {
+        client: ClientId::random(),
+        org_id: "FAA111-A".into(),
+        practice: Some(practice),
+        scopes: ClientScopes { records },
+    };
+    // Only a practice's own system with the records scope, for its own enrolled patients.
+    assert!(authorize::<SendRecords, _>(&system(a, false), a, &*store).await.is_err());
+    assert!(authorize::<SendRecords, _>(&system(a, true), b, &*store).await.is_err());
+    assert!(authorize::<IngestRecords, _>(&system(a, true), p2.id, &*store).await.is_err());
+    let send = authorize::<SendRecords, _>(&system(a, true), a, &*store).await?;
+    let ingest = authorize::<IngestRecords, _>(&system(a, true), p1.id, &*store).await?;
+
+    // The records key is stored once, under a live patient key version.
+    let key = RecordKeyRow { patient: p1.id, key_version: 1, wrapped_key: vec![7; 40] };
+    assert!(!store.insert_records_key(&ingest, &key, NOW).await?, "no patient key yet: nothing stored");
+    let pk = PatientKeyRow { patient: p1.id, version: 1, master_key_id: "m1".into(), wrapped: Some(vec![1; 40]) };
+    assert!(store.insert_patient_key(KeyGrant::Records(&ingest), &pk, NOW).await?);
+    assert!(store.insert_records_key(&ingest, &key, NOW).await?);
+    assert!(!store.insert_records_key(&ingest, &RecordKeyRow { wrapped_key: vec![9; 40], ..key.clone() }, NOW).await?);
+    let (got, under) = store.records_key(RecordKeyGrant::Ingest(&ingest)).await?.unwrap();
+    assert_eq!((got, under.map(|k| k.version)), (key.clone(), Some(1)));
+
+    // A transaction of items; the same source id again is a conflict, and nothing of it applies.
+    let condition = record_row(p1.id, a, "Condition", "c1", 1, RecordCategory::Conditions);
+    let report = record_row(p1.id, a, "DiagnosticReport", "r1", 1, RecordCategory::Results);
+    let mut result = record_row(p1.id, a, "Observation", "o1", 1, RecordCategory::Results);
+    result.group = Some(report.id);
+    let put = |row: &RecordRow, expected| RecordChange::Put { row: Box::new(row.clone()), expected };
+    store.apply_records(&[(&ingest, vec![put(&condition, None), put(&report, None), put(&result, None)])], NOW).await?;
+    let keys = vec![("Condition".to_owned(), "c1".to_owned()), ("Observation".to_owned(), "nope".to_owned())];
+    let stored = store.stored_versions(&send, &keys).await?;
+    assert_eq!(stored.len(), 1);
+    assert_eq!((stored[0].id, stored[0].patient, stored[0].version), (condition.id, p1.id, 1));
+    let other = record_row(p1.id, a, "Condition", "c2", 1, RecordCategory::Conditions);
+    let again = store.apply_records(&[(&ingest, vec![put(&other, None), put(&condition, None)])], NOW).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    assert!(store.stored_versions(&send, &[("Condition".into(), "c2".into())]).await?.is_empty(), "all or nothing");
+    // A newer version replaces the one expected; a stale expectation is a conflict.
+    let v2 = RecordRow { version: 2, content: "sealed:v1:c1-2".into(), ..condition.clone() };
+    store.apply_records(&[(&ingest, vec![put(&v2, Some(1))])], NOW + 1).await?;
+    assert!(matches!(
+        store.apply_records(&[(&ingest, vec![put(&v2, Some(1))])], NOW + 2).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // A row for another patient under this patient's grant is refused.
+    let stray = record_row(p2.id, a, "Condition", "c3", 1, RecordCategory::Conditions);
+    assert!(store.apply_records(&[(&ingest, vec![put(&stray, None)])], NOW).await.is_err());
+    assert_eq!(store.record_owner(condition.id).await?, Some(authz::RecordOwner { patient: p1.id, practice: a }));
+
+    // Who reads what: the patient all current items (the use case applies the rules), the
+    // practice's GP what it sent; another practice's GP nothing.
+    let patient = Principal::Patient { account: p1.account, session: SessionId::random(), patient: p1.id };
+    let gp = |practice| Principal::Staff {
+        account: AccountId::random(),
+        session: SessionId::random(),
+        practice,
+        role: StaffRole::Gp,
+    };
+    assert!(authorize::<ReadRecords, _>(&gp(b), p1.id, &*store).await.is_err());
+    let read = authorize::<ReadRecords, _>(&patient, p1.id, &*store).await?;
+    let all = RecordFilter { category: None, limit: 100 };
+    let mine = store.patient_records(&read, all).await?;
+    assert_eq!(mine.len(), 3);
+    assert_eq!(mine.iter().find(|r| r.id == condition.id).map(|r| r.version), Some(2));
+    let results =
+        store.patient_records(&read, RecordFilter { category: Some(RecordCategory::Results), limit: 100 }).await?;
+    assert_eq!(results.len(), 2);
+    assert!(results.iter().all(|r| r.held));
+
+    // The queue lists the report (its result goes with it); releasing releases both, once.
+    let queue = authorize::<ListHeldResults, _>(&gp(a), a, &*store).await?;
+    let held = store.held_results(&queue, NOW, 10).await?;
+    assert_eq!(held.iter().map(|r| r.id).collect::<Vec<_>>(), vec![report.id]);
+    assert!(authorize::<ListHeldResults, _>(&gp(b), a, &*store).await.is_err());
+    let release = authorize::<ReleaseRecord, _>(&gp(a), report.id, &*store).await?;
+    let by = p2.account; // a real account (the clinician's, in the portal)
+    assert_eq!(store.release_record(&release, by, Some("sealed:v1:note"), NOW + 5).await?, 2);
+    assert_eq!(store.release_record(&release, by, None, NOW + 6).await?, 0);
+    assert!(store.held_results(&queue, NOW, 10).await?.is_empty());
+    let released = store.patient_records(&read, all).await?;
+    assert!(released.iter().all(|r| !r.held));
+    assert_eq!(
+        released.iter().find(|r| r.id == report.id).and_then(|r| r.release_note.clone()).as_deref(),
+        Some("sealed:v1:note")
+    );
+    assert!(authorize::<ReleaseRecord, _>(&gp(b), report.id, &*store).await.is_err());
+
+    // Hidden: marked on the row (and on the report's results), once; shown again.
+    let hide = authorize::<HideRecord, _>(&gp(a), report.id, &*store).await?;
+    store.hide_record(&hide, by, "sealed:v1:why", NOW + 7).await?;
+    assert!(matches!(store.hide_record(&hide, by, "sealed:v1:why", NOW + 8).await, Err(StoreError::Conflict(_))));
+    let rows = store.patient_records(&read, all).await?;
+    assert!(rows.iter().filter(|r| r.resource_type != "Condition").all(|r| r.hidden_at.is_some()));
+    let unhide = authorize::<UnhideRecord, _>(&gp(a), report.id, &*store).await?;
+    store.unhide_record(&unhide, NOW + 9).await?;
+    assert!(store.patient_records(&read, all).await?.iter().all(|r| r.hidden_at.is_none()));
+
+    // Removed by the sending system: gone from the patient's rows, kept for the practice.
+    store
+        .apply_records(
+            &[(&ingest, vec![RecordChange::Remove { resource_type: "Condition".into(), source_id: "c1".into() }])],
+            NOW,
+        )
+        .await?;
+    assert_eq!(store.patient_records(&read, all).await?.len(), 2);
+    let staff_read = authorize::<ReadRecords, _>(&gp(a), p1.id, &*store).await?;
+    let kept = store.patient_records(&staff_read, all).await?;
+    assert!(kept.iter().any(|r| r.id == condition.id && r.removed));
+
+    // Release rules: the defaults, then the practice's own.
+    assert_eq!(store.record_rules(a).await?, RecordRules::default());
+    let admin_grant = authorize::<authz::SetRecordRules, _>(&admin_of(a), a, &*store).await?;
+    let rules = RecordRules {
+        categories: vec![RecordCategory::Allergies, RecordCategory::Results],
+        auto_release_days: Some(3),
+    };
+    store.set_record_rules(&admin_grant, &rules, NOW).await?;
+    assert_eq!(store.record_rules(a).await?, rules);
+    assert_eq!(store.record_rules(b).await?, RecordRules::default());
+
+    // Erasing the patient's keys takes the records key and the items with it.
+    store.destroy_patient_keys(&console::key_custody(p1.id), NOW).await?;
+    assert!(store.records_key(RecordKeyGrant::Ingest(&ingest)).await?.is_none());
+    assert!(store.patient_records(&staff_read, all).await?.is_empty());
+    assert_eq!(store.record_owner(condition.id).await?, None);
+    Ok(())
 }

@@ -20,6 +20,9 @@ pub(crate) async fn client_cmd(app: &App, admin: &Admin) -> Result<Option<Result
             if practice.is_none() && org_id.is_none() {
                 bail!("give --practice HPI for a practice's own system, or --org-id for another organisation");
             }
+            if *records && practice.is_none() {
+                bail!("--records is for a practice's own system (give --practice HPI): nothing was created");
+            }
             let (row, token) = shown(
                 app.console()
                     .create_client(label, org_id.as_deref().unwrap_or(""), org_name, practice.as_deref())

@@ -177,7 +177,7 @@ enum Admin {
         org_name: String,
         /// Let it send the practice's health records too (`POST /fhir/R4`; a practice's own
         /// system only).
-        #[arg(long, requires = "practice")]
+        #[arg(long)]
         records: bool,
     },
     /// Let a practice's own system send its health records (`POST /fhir/R4`), or stop it.

@@ -370,6 +370,26 @@ fn migrate_demo_and_admin_work_on_the_same_data() {
     let listed = String::from_utf8_lossy(&list.stdout).to_string();
     assert_eq!(listed.lines().count(), 3, "the demo's two and this one: {listed}");
     let id = listed.lines().last().unwrap().split('\t').next().unwrap().to_owned();
+    // Health records: the demo's practice system sends them; this one may once allowed; a
+    // hospital's system never (and --records is for a practice's own system only).
+    assert!(listed.lines().next().unwrap().contains("documents and health records"), "{listed}");
+    assert!(listed.lines().last().unwrap().contains("\tdocuments\t"), "{listed}");
+    assert!(tiaki(&["admin", "client-records", "--id", &id], &env).status.success());
+    assert!(
+        String::from_utf8_lossy(&tiaki(&["admin", "list-clients"], &env).stdout)
+            .lines()
+            .last()
+            .unwrap()
+            .contains("health records")
+    );
+    let hospital = listed.lines().nth(1).unwrap().split('\t').next().unwrap().to_owned();
+    let out = tiaki(&["admin", "client-records", "--id", &hospital], &env);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("practice's own system"), "{out:?}");
+    let out = tiaki(
+        &["admin", "create-client", "--org-id", "G00042-K", "--label", "H", "--org-name", "H", "--records"],
+        &env,
+    );
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--practice"), "{out:?}");
     assert!(tiaki(&["admin", "revoke-client", "--id", &id], &env).status.success());
     assert!(String::from_utf8_lossy(&tiaki(&["admin", "list-clients"], &env).stdout).contains("revoked"));
 }
