@@ -1136,6 +1136,7 @@ fn record_row(
     }
 }
 
+#[expect(clippy::too_many_lines, reason = "one story of a record, step by step")]
 async fn records_are_scoped_versioned_released_and_hidden(store: Arc<dyn Store>) -> Result<()> {
     use authz::{HideRecord, IngestRecords, ListHeldResults, ReadRecords, ReleaseRecord, SendRecords, UnhideRecord};
     let a = make_practice(&store, "FAA111-A").await?;
@@ -1243,6 +1244,16 @@ async fn records_are_scoped_versioned_released_and_hidden(store: Arc<dyn Store>)
     let unhide = authorize::<UnhideRecord, _>(&gp(a), report.id, &*store).await?;
     store.unhide_record(&unhide, NOW + 9).await?;
     assert!(store.patient_records(&read, all).await?.iter().all(|r| r.hidden_at.is_none()));
+    // A result hidden by itself stays hidden when its report is hidden and shown again.
+    let hide_result = authorize::<HideRecord, _>(&gp(a), result.id, &*store).await?;
+    store.hide_record(&hide_result, by, "sealed:v1:own", NOW + 10).await?;
+    store.hide_record(&hide, by, "sealed:v1:why", NOW + 11).await?;
+    store.unhide_record(&unhide, NOW + 12).await?;
+    let rows = store.patient_records(&read, all).await?;
+    assert!(rows.iter().find(|r| r.id == result.id).is_some_and(|r| r.hidden_at.is_some()));
+    assert!(rows.iter().find(|r| r.id == report.id).is_some_and(|r| r.hidden_at.is_none()));
+    let unhide_result = authorize::<UnhideRecord, _>(&gp(a), result.id, &*store).await?;
+    store.unhide_record(&unhide_result, NOW + 13).await?;
 
     // Removed by the sending system: gone from the patient's rows, kept for the practice.
     store

@@ -362,11 +362,16 @@ fn migrate_demo_and_admin_work_on_the_same_data() {
     let out = tiaki(&["documents", "sweep"], &env);
     assert!(out.status.success() && String::from_utf8_lossy(&out.stderr).contains("Removed 0 blob(s)"));
     // API clients: issued with a token shown once, listed, revoked.
+    api_clients_are_issued_scoped_and_revoked(&env);
+}
+
+/// API clients: issued with a token shown once, listed, allowed to send records, revoked.
+fn api_clients_are_issued_scoped_and_revoked(env: &[(&str, &str)]) {
     let out =
-        tiaki(&["admin", "create-client", "--practice", "FZZ999-B", "--label", "PMS", "--org-name", "Kowhai"], &env);
+        tiaki(&["admin", "create-client", "--practice", "FZZ999-B", "--label", "PMS", "--org-name", "Kowhai"], env);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).trim().starts_with("tiaki_"));
-    let list = tiaki(&["admin", "list-clients"], &env);
+    let list = tiaki(&["admin", "list-clients"], env);
     let listed = String::from_utf8_lossy(&list.stdout).to_string();
     assert_eq!(listed.lines().count(), 3, "the demo's two and this one: {listed}");
     let id = listed.lines().last().unwrap().split('\t').next().unwrap().to_owned();
@@ -374,24 +379,24 @@ fn migrate_demo_and_admin_work_on_the_same_data() {
     // hospital's system never (and --records is for a practice's own system only).
     assert!(listed.lines().next().unwrap().contains("documents and health records"), "{listed}");
     assert!(listed.lines().last().unwrap().contains("\tdocuments\t"), "{listed}");
-    assert!(tiaki(&["admin", "client-records", "--id", &id], &env).status.success());
+    assert!(tiaki(&["admin", "client-records", "--id", &id], env).status.success());
     assert!(
-        String::from_utf8_lossy(&tiaki(&["admin", "list-clients"], &env).stdout)
+        String::from_utf8_lossy(&tiaki(&["admin", "list-clients"], env).stdout)
             .lines()
             .last()
             .unwrap()
             .contains("health records")
     );
     let hospital = listed.lines().nth(1).unwrap().split('\t').next().unwrap().to_owned();
-    let out = tiaki(&["admin", "client-records", "--id", &hospital], &env);
+    let out = tiaki(&["admin", "client-records", "--id", &hospital], env);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("practice's own system"), "{out:?}");
     let out = tiaki(
         &["admin", "create-client", "--org-id", "G00042-K", "--label", "H", "--org-name", "H", "--records"],
-        &env,
+        env,
     );
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--practice"), "{out:?}");
-    assert!(tiaki(&["admin", "revoke-client", "--id", &id], &env).status.success());
-    assert!(String::from_utf8_lossy(&tiaki(&["admin", "list-clients"], &env).stdout).contains("revoked"));
+    assert!(tiaki(&["admin", "revoke-client", "--id", &id], env).status.success());
+    assert!(String::from_utf8_lossy(&tiaki(&["admin", "list-clients"], env).stdout).contains("revoked"));
 }
 
 /// Erasure means unreadable (review #7): after it, the patient's wrapped keys are in neither

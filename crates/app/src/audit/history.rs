@@ -114,17 +114,42 @@ fn describe(verb: &str, object: &str, patients_view: bool) -> String {
 /// An event as the patient's own copy of their history says it (their page, their export): a
 /// read of an item their practice hides from them is a read of an item, and hiding or showing
 /// one is an update (see [`describe`]). The log itself keeps what happened.
+/// Items of the record are not named by id either (an id the patient cannot open would say
+/// that it is held or hidden), and the practice's list of results awaiting release reads as a
+/// view of the record.
 #[must_use]
 pub fn as_the_patient_sees_it(mut e: AuditEvent) -> AuditEvent {
     if e.object_type == ObjectKind::HiddenHealthRecord.code() {
         ObjectKind::HealthRecord.code().clone_into(&mut e.object_type);
     }
-    if e.object_type == ObjectKind::HealthRecord.code()
-        && (e.action == Verb::Hide.code() || e.action == Verb::Unhide.code())
-    {
-        Verb::Update.code().clone_into(&mut e.action);
+    if e.object_type == ObjectKind::HealthRecord.code() {
+        if e.action == Verb::Hide.code() || e.action == Verb::Unhide.code() {
+            Verb::Update.code().clone_into(&mut e.action);
+        }
+        if e.action == Verb::List.code() {
+            Verb::Read.code().clone_into(&mut e.action);
+            ObjectKind::PatientRecord.code().clone_into(&mut e.object_type);
+        }
+        "an item of the health record".clone_into(&mut e.object_id);
     }
     e
+}
+
+/// The patient's own copy of their history: each event as [`as_the_patient_sees_it`], and
+/// without the per-item marks a clinician's view of the whole record adds for each hidden item
+/// (their number would say how many items are hidden); the view of the record itself stays.
+#[must_use]
+pub fn patients_copy(events: Vec<AuditEvent>) -> Vec<AuditEvent> {
+    let record_views: std::collections::HashSet<String> = events
+        .iter()
+        .filter(|e| e.object_type == ObjectKind::PatientRecord.code())
+        .map(|e| e.request_id.clone())
+        .collect();
+    events
+        .into_iter()
+        .filter(|e| !(e.object_type == ObjectKind::HiddenHealthRecord.code() && record_views.contains(&e.request_id)))
+        .map(as_the_patient_sees_it)
+        .collect()
 }
 
 /// The organisation whose system acted, from an event's role (`client:<HPI id>`, also when
@@ -285,6 +310,20 @@ impl AccessLog<'_> {
             Principal::Patient { account, patient: p, .. } if *p == patient => Some(account.to_string()),
             _ => None,
         };
+        let rows = if own_account.is_some() {
+            // The patient's own copy (see `patients_copy`), the rows' other facts kept.
+            let kept: std::collections::HashSet<String> =
+                patients_copy(rows.iter().map(|r| r.event.clone()).collect()).into_iter().map(|e| e.id).collect();
+            rows.into_iter()
+                .filter(|r| kept.contains(&r.event.id))
+                .map(|mut r| {
+                    r.event = as_the_patient_sees_it(r.event);
+                    r
+                })
+                .collect()
+        } else {
+            rows
+        };
         let mut names: HashMap<String, String> = HashMap::new();
         let mut practices: HashMap<String, String> = HashMap::new();
         let mut lines = Vec::with_capacity(rows.len());
@@ -349,12 +388,8 @@ impl AccessLog<'_> {
         let filter = HistoryFilter { from_ms: 0, to_ms: i64::MAX, modules: Vec::new(), limit: 100_000 };
         let rows = self.app.store.patient_history(&grant.implied(), &filter).await?;
         let patients_view = matches!(&caller.principal, Principal::Patient { patient: p, .. } if *p == patient);
-        let events: Vec<AuditEvent> = rows
-            .into_iter()
-            .rev()
-            .map(|r| if patients_view { as_the_patient_sees_it(r.event) } else { r.event })
-            .collect();
-        Ok(bundle(&events))
+        let events: Vec<AuditEvent> = rows.into_iter().rev().map(|r| r.event).collect();
+        Ok(bundle(&if patients_view { patients_copy(events) } else { events }))
     }
 
     /// Every event from day `from` to day `to` (inclusive, `YYYY-MM-DD`, New Zealand days) as a FHIR `Bundle`

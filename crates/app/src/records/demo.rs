@@ -142,7 +142,7 @@ pub fn record_bundle(nhi: &str, variant: u32) -> String {
             &date,
         );
         items.push(hba1c);
-        if i % 2 == 1 || i == years.len() - 1 {
+        if i >= 1 {
             let chol = lab(
                 &id(&format!("chol-{y}")),
                 p,

@@ -20,8 +20,8 @@ use store::HistoryFilter;
 
 /// Exports a patient may make in an hour.
 pub const EXPORTS_PER_HOUR: usize = 3;
-/// Access-history events included, newest first.
-const MAX_HISTORY: i64 = 50_000;
+/// Access-history events read at a time for the export.
+const HISTORY_PAGE: i64 = 1000;
 
 /// A started export: its file name and its bytes, as they are made.
 pub struct Export {
@@ -101,7 +101,7 @@ impl Records<'_> {
                     from_ms: now_ms - 3_600_000,
                     to_ms: i64::MAX,
                     modules: vec!["records".into()],
-                    limit: 100,
+                    limit: 100_000,
                 },
             )
             .await?;
@@ -127,19 +127,8 @@ impl Records<'_> {
                 crate::documents::open_details(row, Some(&dk)).ok()
             })
             .collect();
-        let history = app
-            .store
-            .patient_history(
-                &history_grant,
-                &HistoryFilter { from_ms: 0, to_ms: i64::MAX, modules: Vec::new(), limit: MAX_HISTORY },
-            )
-            .await?;
-        let summary = format!(
-            "{patient}: {} records, {} documents, {} access events",
-            records.len(),
-            documents.len(),
-            history.len()
-        );
+        let summary =
+            format!("{patient}: {} records, {} documents and the access history", records.len(), documents.len());
         app.audit(vec![app.event(caller, &Target::of(&grant).about(&summary).with_patient(patient), Outcome::Allowed)])
             .await?;
         let pid = patient.to_string();
@@ -160,9 +149,6 @@ impl Records<'_> {
             entries.push(
                 json!({ "fullUrl": format!("urn:uuid:{}", d.id), "resource": document_reference(d, path, &pid) }),
             );
-        }
-        for h in &history {
-            entries.push(json!({ "fullUrl": format!("urn:uuid:{}", h.event.id), "resource": crate::audit::history::fhir_audit_event(&crate::audit::history::as_the_patient_sees_it(h.event.clone())) }));
         }
         let (reader, writer) = tokio::io::duplex(256 * 1024);
         let app2 = app_arc;
@@ -202,6 +188,42 @@ impl Records<'_> {
                     }
                     let s = serde_json::to_vec(e).map_err(|e| e.to_string())?;
                     w.write_all(&s).await.map_err(|e| e.to_string())?;
+                }
+                // The access history, a page at a time (newest first), so memory stays bounded
+                // however long it is. A page ends at a whole millisecond: one request's events
+                // stay together for the patient's copy (`patients_copy`).
+                let mut to_ms = i64::MAX;
+                loop {
+                    let filter = HistoryFilter { from_ms: 0, to_ms, modules: Vec::new(), limit: HISTORY_PAGE };
+                    let mut page: Vec<store::AuditEvent> = app2
+                        .store
+                        .patient_history(&history_grant, &filter)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .into_iter()
+                        .map(|r| r.event)
+                        .collect();
+                    let full = page.len() == usize::try_from(HISTORY_PAGE).unwrap_or(usize::MAX);
+                    let Some(oldest) = page.last().map(|e| e.at_ms) else { break };
+                    if full && page.iter().any(|e| e.at_ms != oldest) {
+                        page.retain(|e| e.at_ms != oldest);
+                        to_ms = oldest + 1;
+                    } else if full {
+                        to_ms = oldest; // a whole page in one millisecond: take it and go on
+                    }
+                    for e in crate::audit::history::patients_copy(page) {
+                        let entry = json!({
+                            "fullUrl": format!("urn:uuid:{}", e.id),
+                            "resource": crate::audit::history::fhir_audit_event(&e),
+                        });
+                        w.write_all(b",").await.map_err(|e| e.to_string())?;
+                        w.write_all(&serde_json::to_vec(&entry).map_err(|e| e.to_string())?)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    }
+                    if !full {
+                        break;
+                    }
                 }
                 w.write_all(b"]}").await.map_err(|e| e.to_string())?;
                 w.close().await.map_err(|e| e.to_string())?;

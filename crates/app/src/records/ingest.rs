@@ -18,6 +18,8 @@ use store::{RecordChange, RecordRow, StoredVersion};
 
 /// Most entries one Bundle may carry.
 pub const MAX_ENTRIES: usize = 1000;
+/// Most results one report may group.
+pub const MAX_REPORT_RESULTS: usize = 200;
 /// Largest Bundle accepted, bytes.
 pub const MAX_BUNDLE_BYTES: usize = 8 * 1024 * 1024;
 
@@ -177,6 +179,31 @@ fn version_of(r: &mut Resource, at: &str) -> Result<i64, Issue> {
     }
 }
 
+/// A Patient entry: the NHI it stands for, under each name other entries may use for it
+/// (`fullUrl`, `Patient/<id>`). One name, one patient: a second Patient entry may not take over
+/// the first's name.
+fn name_patient(
+    p: &super::fhir::Patient,
+    full_url: Option<&str>,
+    id: Option<&str>,
+    names: &mut PatientNames,
+    at: &str,
+) -> Result<(), Vec<Issue>> {
+    let nhi = patient_nhi(p, at)?;
+    let own_names = full_url.map(str::to_owned).into_iter().chain(id.map(|id| format!("Patient/{id}")));
+    for name in own_names {
+        if names.get(&name).is_some_and(|other| *other != nhi) {
+            return Err(vec![Issue::error(
+                "duplicate",
+                at,
+                format!("{name:?} already names another patient in this Bundle."),
+            )]);
+        }
+        names.insert(name, nhi.clone());
+    }
+    Ok(())
+}
+
 /// Understands one entry; Patient entries add their names.
 fn parse_entry(
     i: usize,
@@ -216,14 +243,7 @@ fn parse_entry(
     let (id, _) = resource.id_meta();
     let id = id.clone();
     if let Resource::Patient(p) = &resource {
-        let nhi = patient_nhi(p, &ra)?;
-        if let Some(f) = &e.full_url {
-            names.insert(f.clone(), nhi.clone());
-        }
-        if let Some(id) = &id {
-            names.insert(format!("Patient/{id}"), nhi);
-        }
-        return Ok(Op::Patient);
+        return name_patient(p, e.full_url.as_deref(), id.as_deref(), names, &ra).map(|()| Op::Patient);
     }
     let mut issues = Vec::new();
     let source_id = match (&id, method, url.split_once('/')) {
@@ -262,7 +282,14 @@ fn parse_entry(
         pending_refs.push((i, sa, r));
     }
     if let Resource::DiagnosticReport(d) = &resource {
-        for (n, r) in d.result.iter().enumerate() {
+        if d.result.len() > MAX_REPORT_RESULTS {
+            issues.push(Issue::error(
+                "too-costly",
+                format!("{ra}.result"),
+                format!("A report may group at most {MAX_REPORT_RESULTS} results."),
+            ));
+        }
+        for (n, r) in d.result.iter().enumerate().take(MAX_REPORT_RESULTS) {
             if r.reference.is_none() {
                 issues.push(Issue::error(
                     "required",
@@ -445,7 +472,9 @@ struct Ready {
     row: RecordRow,
     expected: Option<i64>,
     status: &'static str,
-    members: Vec<String>,
+    /// The report's results: source id, and whether it is stored already (else it must be in
+    /// the Bundle and accepted).
+    members: Vec<(String, bool)>,
 }
 
 impl App {
@@ -538,13 +567,30 @@ impl App {
                     answers[i] = Some(EntryResponse { status: "200 OK".into(), location: None, outcome: None });
                 }
                 Ok(Op::Delete { resource_type, source_id }) => {
-                    match stored.get(&(resource_type.clone(), source_id.clone())) {
-                        Some(s) => deletes.push((i, s.patient, resource_type.clone(), source_id.clone())),
-                        None => {
-                            answers[i] =
-                                Some(EntryResponse { status: "204 No Content".into(), location: None, outcome: None });
+                    let (resource_type, source_id) = (resource_type.clone(), source_id.clone());
+                    let Some(s) = stored.get(&(resource_type.clone(), source_id.clone())) else {
+                        // Never sent: deleting it is already done (FHIR deletes are idempotent).
+                        answers[i] =
+                            Some(EntryResponse { status: "204 No Content".into(), location: None, outcome: None });
+                        continue;
+                    };
+                    let patient = s.patient;
+                    if !grants.values().any(|g| g.patient() == Some(patient)) {
+                        if let Ok(g) = self.decide::<IngestRecords>(caller, patient).await {
+                            grants.insert(format!("patient:{patient}"), g);
+                        } else {
+                            push_issue(
+                                op,
+                                Issue::error(
+                                    "not-found",
+                                    format!("{}.request.url", at(i)),
+                                    "This item's patient is no longer enrolled at your practice: it cannot be changed.",
+                                ),
+                            );
+                            continue;
                         }
                     }
+                    deletes.push((i, patient, resource_type, source_id));
                 }
                 Ok(Op::Put { resource, source_id, version, nhi }) => {
                     let (resource, source_id, version, nhi) =
@@ -570,7 +616,7 @@ impl App {
                                     && !sid.is_empty()
                                     && self.observation_exists(send, patient, &sid).await.map_err(|e| internal(&e))?);
                             if in_bundle || stored_obs {
-                                members.push(sid);
+                                members.push((sid, stored_obs));
                             } else {
                                 push_issue(
                                     op,
@@ -682,9 +728,22 @@ impl App {
                 outcome: OperationOutcome::new(errors.into_iter().flat_map(|(_, v)| v).collect()),
             });
         }
-        // Reports' results: in the Bundle (the row gets its report) or stored (a link).
-        let report_of: HashMap<(PatientId, String), RecordId> =
-            ready.iter().flat_map(|r| r.members.iter().map(move |m| ((r.row.patient, m.clone()), r.row.id))).collect();
+        // Reports' results: in the Bundle (the row gets its report) or stored (a link). In a
+        // batch, a result whose own entry was refused is left out rather than linked.
+        let in_bundle: HashSet<(PatientId, String)> = ready
+            .iter()
+            .filter(|r| r.row.resource_type == "Observation")
+            .map(|r| (r.row.patient, r.row.source_id.clone()))
+            .collect();
+        let report_of: HashMap<(PatientId, String), RecordId> = ready
+            .iter()
+            .flat_map(|r| {
+                r.members
+                    .iter()
+                    .filter(|(m, stored)| *stored || in_bundle.contains(&(r.row.patient, m.clone())))
+                    .map(move |(m, _)| ((r.row.patient, m.clone()), r.row.id))
+            })
+            .collect();
         let mut links: Vec<(PatientId, String, RecordId)> = Vec::new();
         for r in &mut ready {
             if r.row.resource_type == "Observation"
@@ -693,11 +752,6 @@ impl App {
                 r.row.group = Some(*g);
             }
         }
-        let in_bundle: HashSet<(PatientId, String)> = ready
-            .iter()
-            .filter(|r| r.row.resource_type == "Observation")
-            .map(|r| (r.row.patient, r.row.source_id.clone()))
-            .collect();
         for ((p, sid), g) in &report_of {
             if !in_bundle.contains(&(*p, sid.clone())) {
                 links.push((*p, sid.clone(), *g));
@@ -706,10 +760,16 @@ impl App {
         // Seal, per patient, under their records key.
         let mut by_patient: BTreeMap<PatientId, Vec<RecordChange>> = BTreeMap::new();
         let mut events = Vec::new();
+        let mut keys: HashMap<PatientId, crypto::DataKey> = HashMap::new();
         for r in &mut ready {
             let Some(grant) = grants.values().find(|g| g.patient() == Some(r.row.patient)) else { continue };
-            let key = self.records_key_for_ingest(caller, grant).await.map_err(|e| internal(&e))?;
-            r.row.content = seal_content(&key, &r.row, &r.row.content).map_err(|e| internal(&e))?;
+            #[expect(clippy::map_entry, reason = "the entry cannot be held across the await")]
+            if !keys.contains_key(&r.row.patient) {
+                let key = self.records_key_for_ingest(caller, grant).await.map_err(|e| internal(&e))?;
+                keys.insert(r.row.patient, key);
+            }
+            let Some(key) = keys.get(&r.row.patient) else { continue };
+            r.row.content = seal_content(key, &r.row, &r.row.content).map_err(|e| internal(&e))?;
             events.push(self.event(caller, &Target::of(grant).about(&r.row.id), Outcome::Allowed));
             let _ = (r.entry, r.status);
             by_patient
@@ -721,14 +781,10 @@ impl App {
             by_patient.entry(p).or_default().push(RecordChange::Link { source_id: sid, group: g });
         }
         for (i, p, t, sid) in &deletes {
-            if let Some(s) = stored.get(&(t.clone(), sid.clone())) {
-                if !grants.values().any(|g| g.patient() == Some(*p))
-                    && let Ok(g) = self.decide::<IngestRecords>(caller, *p).await
+            if let Some(s) = stored.get(&(t.clone(), sid.clone()))
+                && let Some(g) = grants.values().find(|g| g.patient() == Some(*p))
+            {
                 {
-                    grants.insert(format!("patient:{p}"), g);
-                }
-                let grant = grants.values().find(|g| g.patient() == Some(*p));
-                if let Some(g) = grant {
                     events.push(self.event(
                         caller,
                         &Target {
@@ -749,9 +805,6 @@ impl App {
             }
             answers[*i] = Some(EntryResponse { status: "204 No Content".into(), location: None, outcome: None });
         }
-        if !events.is_empty() {
-            self.audit(events).await.map_err(|e| internal(&e))?;
-        }
         let batches: Vec<(&Grant<IngestRecords>, Vec<RecordChange>)> = by_patient
             .into_iter()
             .filter_map(|(p, changes)| grants.values().find(|g| g.patient() == Some(p)).map(|g| (g, changes)))
@@ -765,6 +818,10 @@ impl App {
                 ));
             }
             Err(e) => return Err(internal(&e.into())),
+        }
+        // On the record once it is done (a refused transaction wrote nothing, so says nothing).
+        if !events.is_empty() {
+            self.audit(events).await.map_err(|e| internal(&e))?;
         }
         let entry = answers
             .into_iter()

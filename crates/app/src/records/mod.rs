@@ -63,7 +63,9 @@ pub(crate) fn seal_note(key: &DataKey, id: domain::RecordId, field: &str, text: 
 
 /// Opens a note sealed by [`seal_note`].
 pub(crate) fn open_note(key: &DataKey, row: &RecordRow, field: &str, stored: &str) -> Option<String> {
-    crypto::fields::open_field(key, &format!("record/{}/{field}", row.id), stored).ok()
+    // Only what Tiaki sealed: a plain value written into the column is not shown.
+    crypto::fields::is_sealed(stored)
+        .then(|| crypto::fields::open_field(key, &format!("record/{}/{field}", row.id), stored).ok())?
 }
 
 impl App {

@@ -131,6 +131,9 @@ impl RecordItem {
     }
 }
 
+/// An item opened for one reader. A patient's view carries no marks: what they see was released
+/// to them (an item that released itself after the practice's days is simply released) and is
+/// not hidden; the reason for hiding is the practice's alone.
 fn item(key: &DataKey, row: RecordRow, staff: bool) -> Result<RecordItem, AppError> {
     let resource = open_content(key, &row)?;
     let release_note = row.release_note.as_deref().and_then(|n| open_note(key, &row, "release_note", n));
@@ -144,9 +147,9 @@ fn item(key: &DataKey, row: RecordRow, staff: bool) -> Result<RecordItem, AppErr
         version: row.version,
         effective: row.effective,
         resource,
-        held: row.held,
-        auto_release_at: row.auto_release_at,
-        hidden: row.hidden_at.is_some(),
+        held: staff && row.held,
+        auto_release_at: row.auto_release_at.filter(|_| staff),
+        hidden: staff && row.hidden_at.is_some(),
         hidden_reason,
         removed: row.removed,
         release_note,
@@ -388,9 +391,14 @@ impl Records<'_> {
         if app.store.release_record(&grant, by, sealed.as_deref(), app.now()).await? == 0 {
             return Err(AppError::Conflict("This result is not awaiting release (it was released already).".into()));
         }
+        // The patient is told only of what they can now see: not of a result hidden from them,
+        // nor of one in a category their practice keeps back.
+        let read = app.decide::<ReadRecord>(caller, id).await?;
+        let row = app.store.record(&read).await?;
+        let visible = !app.visible(vec![row]).await?.is_empty();
         let vg = app.decide::<ViewPatient>(caller, patient).await?;
         let p = app.store.patient(&vg).await?;
-        if p.active {
+        if p.active && visible {
             app.notify(
                 p.account,
                 "A new result is in your Tiaki health record",

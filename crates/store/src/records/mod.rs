@@ -119,7 +119,8 @@ pub trait RecordStore: Send + Sync {
         note: Option<&'a str>,
         now: UnixTime,
     ) -> BoxFuture<'a, Result<u64>>;
-    /// Hides an item from the patient with a sealed reason.
+    /// Hides an item from the patient with a sealed reason (a report's results are hidden with
+    /// it: reads give them the report's mark when they have none of their own).
     fn hide_record<'a>(
         &'a self,
         grant: &'a Grant<HideRecord>,
@@ -127,7 +128,8 @@ pub trait RecordStore: Send + Sync {
         reason: &'a str,
         now: UnixTime,
     ) -> BoxFuture<'a, Result<()>>;
-    /// Shows a hidden item again.
+    /// Shows an item hidden by itself again (a result hidden on its own stays hidden when its
+    /// report is shown again).
     fn unhide_record<'a>(&'a self, grant: &'a Grant<UnhideRecord>, now: UnixTime) -> BoxFuture<'a, Result<()>>;
 }
 

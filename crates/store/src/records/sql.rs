@@ -14,13 +14,18 @@ use uuid::Uuid;
 
 type DbRow = <Db as sqlx::Database>::Row;
 
-const COLUMNS: &str = "id, patient_id, practice_id, resource_type, source_id, version, category, effective, status, \
-    held, auto_release_at, released_at, released_by, release_note, hidden_at, hidden_by, hidden_reason, group_id, \
-    content, created_at, updated_at";
+/// The same columns, of `health_records h` joined to the report it is part of (`g`): an item of
+/// a hidden report is hidden with it (its own mark stays its own, so showing the report again
+/// does not show a result that was hidden by itself).
+const H_COLUMNS: &str = "h.id, h.patient_id, h.practice_id, h.resource_type, h.source_id, h.version, h.category, \
+    h.effective, h.status, h.held, h.auto_release_at, h.released_at, h.released_by, h.release_note, \
+    COALESCE(h.hidden_at, g.hidden_at) AS hidden_at, h.hidden_by, h.hidden_reason, h.group_id, h.content, \
+    h.created_at, h.updated_at \
+    FROM health_records h LEFT JOIN health_records g ON g.id = h.group_id";
 
 /// Staff read only what their practice sent, and only while the patient is enrolled there.
-const STAFF_SCOPE: &str = "practice_id = $2 AND EXISTS (SELECT 1 FROM enrolments e \
-    WHERE e.patient_id = health_records.patient_id AND e.practice_id = $2)";
+const STAFF_SCOPE: &str = "h.practice_id = $2 AND EXISTS (SELECT 1 FROM enrolments e \
+    WHERE e.patient_id = h.patient_id AND e.practice_id = $2)";
 
 fn record_row(r: &DbRow) -> Result<RecordRow> {
     let uuid = |c: &str| r.try_get::<Option<Uuid>, _>(c);
@@ -233,7 +238,8 @@ impl RecordStore for This {
                     RecordChange::Put { row, expected: Some(old) } => {
                         sqlx::query(
                             "UPDATE health_records SET version = $5, category = $6, effective = $7, status = $8, \
-                             group_id = COALESCE($9, group_id), content = $10, updated_at = $11 \
+                             group_id = COALESCE($9, group_id), content = $10, updated_at = $11, \
+                             held = $12, auto_release_at = $13 \
                              WHERE id = $1 AND patient_id = $2 AND practice_id = $3 AND version = $4",
                         )
                         .bind(row.id.as_uuid())
@@ -247,6 +253,8 @@ impl RecordStore for This {
                         .bind(row.group.map(|g| g.as_uuid()))
                         .bind(&row.content)
                         .bind(now)
+                        .bind(row.held)
+                        .bind(row.auto_release_at)
                         .execute(&mut *tx)
                         .await?
                     }
@@ -295,10 +303,10 @@ impl RecordStore for This {
     ) -> BoxFuture<'a, Result<Vec<RecordRow>>> {
         Box::pin(async move {
             let staff = grant.via_practice().is_some();
-            let scope = if staff { STAFF_SCOPE } else { "status = 'current' AND $2 = $2" };
+            let scope = if staff { STAFF_SCOPE } else { "h.status = 'current' AND $2 = $2" };
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM health_records WHERE patient_id = $1 AND ($3 = '' OR category = $3) AND {scope} \
-                 ORDER BY COALESCE(effective, '') DESC, created_at DESC, id LIMIT $4"
+                "SELECT {H_COLUMNS} WHERE h.patient_id = $1 AND ($3 = '' OR h.category = $3) AND {scope} \
+                 ORDER BY COALESCE(h.effective, '') DESC, h.created_at DESC, h.id LIMIT $4"
             )))
             .bind(nil(grant.patient()))
             .bind(nil_practice(grant.via_practice()))
@@ -312,9 +320,9 @@ impl RecordStore for This {
 
     fn record<'a>(&'a self, grant: &'a Grant<authz::ReadRecord>) -> BoxFuture<'a, Result<RecordRow>> {
         Box::pin(async move {
-            let scope = if grant.via_practice().is_some() { STAFF_SCOPE } else { "status = 'current' AND $2 = $2" };
+            let scope = if grant.via_practice().is_some() { STAFF_SCOPE } else { "h.status = 'current' AND $2 = $2" };
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM health_records WHERE id = $1 AND patient_id = $3 AND {scope}"
+                "SELECT {H_COLUMNS} WHERE h.id = $1 AND h.patient_id = $3 AND {scope}"
             )))
             .bind(grant.object().as_uuid())
             .bind(nil_practice(grant.via_practice()))
@@ -336,10 +344,11 @@ impl RecordStore for This {
     ) -> BoxFuture<'a, Result<Vec<RecordRow>>> {
         Box::pin(async move {
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM health_records WHERE practice_id = $1 AND held = TRUE AND status = 'current' \
-                 AND group_id IS NULL AND (auto_release_at IS NULL OR auto_release_at > $2) \
-                 AND EXISTS (SELECT 1 FROM enrolments e WHERE e.patient_id = health_records.patient_id AND e.practice_id = $1) \
-                 ORDER BY created_at, COALESCE(effective, ''), id LIMIT $3"
+                "SELECT {H_COLUMNS} WHERE h.practice_id = $1 AND h.held = TRUE AND h.status = 'current' \
+                 AND (g.id IS NULL OR g.held = FALSE OR g.status <> 'current') \
+                 AND (h.auto_release_at IS NULL OR h.auto_release_at > $2) \
+                 AND EXISTS (SELECT 1 FROM enrolments e WHERE e.patient_id = h.patient_id AND e.practice_id = $1) \
+                 ORDER BY h.created_at, COALESCE(h.effective, ''), h.id LIMIT $3"
             )))
             .bind(grant.object().as_uuid())
             .bind(now)
@@ -385,9 +394,8 @@ impl RecordStore for This {
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let done = sqlx::query(
-                "UPDATE health_records SET hidden_at = $4, hidden_by = $5, \
-                 hidden_reason = CASE WHEN id = $1 THEN $6 ELSE NULL END, updated_at = $4 \
-                 WHERE (id = $1 OR group_id = $1) AND patient_id = $2 AND practice_id = $3 AND hidden_at IS NULL",
+                "UPDATE health_records SET hidden_at = $4, hidden_by = $5, hidden_reason = $6, updated_at = $4 \
+                 WHERE id = $1 AND patient_id = $2 AND practice_id = $3 AND hidden_at IS NULL",
             )
             .bind(grant.object().as_uuid())
             .bind(nil(grant.patient()))
@@ -408,7 +416,7 @@ impl RecordStore for This {
         Box::pin(async move {
             let done = sqlx::query(
                 "UPDATE health_records SET hidden_at = NULL, hidden_by = NULL, hidden_reason = NULL, updated_at = $4 \
-                 WHERE (id = $1 OR group_id = $1) AND patient_id = $2 AND practice_id = $3 AND hidden_at IS NOT NULL",
+                 WHERE id = $1 AND patient_id = $2 AND practice_id = $3 AND hidden_at IS NOT NULL",
             )
             .bind(grant.object().as_uuid())
             .bind(nil(grant.patient()))
@@ -417,7 +425,9 @@ impl RecordStore for This {
             .execute(&self.pool)
             .await?;
             if done.rows_affected() == 0 {
-                return Err(StoreError::Conflict("This item is not hidden"));
+                return Err(StoreError::Conflict(
+                    "This item is not hidden by itself (if its report is hidden, show the report)",
+                ));
             }
             Ok(())
         })

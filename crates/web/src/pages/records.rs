@@ -556,12 +556,12 @@ impl HasCsrf for ReleaseForm {
     }
 }
 
+/// Where a release goes back to: the practice's queue it came from, or the item's page. Only
+/// `/practices/<id>/results` is taken from the form; anything else is ignored.
 fn back(form_back: &str, fallback: String) -> String {
-    // Only back to one of our own pages.
-    if form_back.starts_with('/') && !form_back.starts_with("//") && !form_back.contains('\\') {
-        form_back.to_owned()
-    } else {
-        fallback
+    match form_back.strip_prefix("/practices/").and_then(|r| r.strip_suffix("/results")) {
+        Some(id) if id.parse::<PracticeId>().is_ok() => form_back.to_owned(),
+        _ => fallback,
     }
 }
 
@@ -802,5 +802,50 @@ pub(crate) async fn export(
             record_view(&state, &ctx, &who, patient, None, &Done::default(), Some((StatusCode::FORBIDDEN, m))).await
         }
         Err(e) => Err(WebError::page(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_release_goes_back_only_to_a_practice_queue_or_the_item() {
+        let item = "/records/x".to_owned();
+        let queue = format!("/practices/{}/results", PracticeId::random());
+        assert_eq!(back(&queue, item.clone()), queue);
+        for bad in ["//evil.example", "/\t/evil.example", "https://evil.example/", "/practices/x/results", "/signout"] {
+            assert_eq!(back(bad, item.clone()), item, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_chart_escapes_what_a_practice_system_wrote() {
+        let points = vec![
+            TrendPoint { id: RecordId::random(), date: "2024-01-01".into(), value: 50.0 },
+            TrendPoint { id: RecordId::random(), date: "2025-01-01".into(), value: 45.0 },
+        ];
+        let svg = trend_svg(&points, Some(20.0), Some(40.0), "<script>alert(1)</script>", "\"/><script>");
+        assert!(!svg.contains("<script"), "{svg}");
+        assert!(svg.contains("&lt;script&gt;") && svg.starts_with("<svg") && svg.ends_with("</svg>"));
+        assert_eq!(svg.matches("<circle").count(), 2);
+        assert!(svg.contains("fill=\"#b3261e\""), "points above the range are marked");
+    }
+
+    #[test]
+    fn flags_are_words_from_the_range_or_the_interpretation() {
+        let mut o: Observation = serde_json::from_str(
+            r#"{"valueQuantity":{"value":48},"referenceRange":[{"low":{"value":20},"high":{"value":40}}]}"#,
+        )
+        .unwrap_or_default();
+        assert_eq!(flag(&o).map(|f| f.0), Some("Higher than the usual range"));
+        o.value_quantity = Some(Quantity { value: Some(10.0), ..Quantity::default() });
+        assert_eq!(flag(&o).map(|f| f.0), Some("Lower than the usual range"));
+        o.reference_range.clear();
+        o.interpretation = vec![serde_json::from_str(r#"{"coding":[{"code":"N"}]}"#).unwrap_or_default()];
+        assert_eq!(flag(&o).map(|f| f.0), Some("Within the usual range"));
+        assert_eq!(clinical_date("2024-03-05"), "5 March 2024");
+        assert_eq!(clinical_date("2024-03"), "March 2024");
+        assert_eq!(clinical_date("2024-03-05T23:30:00Z"), "6 March 2024");
     }
 }

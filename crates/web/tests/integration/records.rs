@@ -364,6 +364,14 @@ async fn bad_bundles_get_an_operation_outcome_naming_the_problem_and_change_noth
             "Bundle.entry[2].fullUrl",
         ),
         (
+            "one name for two patients",
+            bundle("transaction", vec![patient_entry(P1, "ZZZ0016"), patient_entry(P1, "ZZZ0024"), cond("y")]),
+            &w.client_a,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "duplicate",
+            "Bundle.entry[1].resource",
+        ),
+        (
             "no version",
             good(vec![unversioned]),
             &w.client_a,
@@ -516,15 +524,23 @@ async fn held_and_hidden_items_never_reach_the_patient_and_do_reach_the_clinicia
     // of the zip sees every entry's text).
     let zip = export_zip(&mut p1, w.patient1).await?;
     assert!(contains(&zip, b"Type 2 diabetes m-hh"), "the export holds the released record");
-    for absent in [&b"Penicillin"[..], b"HbA1c", b"shared tablet", b"hidden_health_record"] {
+    for absent in
+        [&b"Penicillin"[..], b"HbA1c", b"shared tablet", b"hidden_health_record", allergy.as_bytes(), held.as_bytes()]
+    {
         assert!(!contains(&zip, absent), "{} in the export", String::from_utf8_lossy(absent));
     }
     // The clinicians see both, marked; the GP's read of the hidden item is marked as such in
     // the patient's history for the privacy officer, and not to the patient.
     let page = gp.get(&format!("/records/{allergy}")).await?;
     assert!(page.body.contains("Hidden from the patient") && page.body.contains("Patient asked: shared tablet"));
+    gp.get(&format!("/patients/{}/records", w.patient1)).await?; // the whole record, the hidden allergy in it
     let history = p1.get(&format!("/patients/{}/access", w.patient1)).await?.body;
-    assert!(history.contains("Opened an item of the health record"));
+    let by_others = history
+        .split("<tr")
+        .filter(|row| row.contains("Opened an item of the health record") && !row.contains("\">You<"))
+        .count();
+    assert_eq!(by_others, 1, "the GP's one read of the item, no more: {history}");
+    assert!(!history.contains(allergy.as_str()) && !history.contains(held.as_str()), "no item ids");
     assert!(
         !history.contains("hides") && !history.contains("Hid an item"),
         "the patient's copy says nothing of hiding"
@@ -533,6 +549,17 @@ async fn held_and_hidden_items_never_reach_the_patient_and_do_reach_the_clinicia
     let mut po = w.signed_in("po-a@example.nz", [127, 0, 0, 4]).await?;
     let officer = po.get(&format!("/patients/{}/access", w.patient1)).await?.body;
     assert!(officer.contains("that the practice hides from the patient"), "{officer}");
+    // A held result hidden from the patient is marked in the queue; releasing it tells nobody.
+    assert_eq!(
+        gp.post(&format!("/records/{held}/hide"), &[("reason", "Sensitive: discuss in person")]).await?.status,
+        StatusCode::SEE_OTHER
+    );
+    let queue = gp.get(&format!("/practices/{}/results", w.practice_a)).await?.body;
+    assert!(queue.contains("Hidden from the patient: Sensitive: discuss in person"), "{queue}");
+    let before = mails(&w.t).await?.len();
+    assert_eq!(gp.post(&format!("/records/{held}/release"), &[]).await?.status, StatusCode::SEE_OTHER);
+    assert_eq!(mails(&w.t).await?.len(), before, "no notice of a result the patient cannot see");
+    assert_eq!(p1.get(&format!("/records/{held}")).await?.status, StatusCode::NOT_FOUND);
     // Shown again, the patient sees it.
     assert_eq!(gp.post(&format!("/records/{allergy}/hide"), &[("show", "1")]).await?.status, StatusCode::SEE_OTHER);
     assert!(p1.get(&format!("/patients/{}/records", w.patient1)).await?.body.contains("Penicillin"));
@@ -584,7 +611,9 @@ async fn held_and_hidden_items_never_reach_the_patient_and_do_reach_the_clinicia
     assert!(!entry_texts(&listed(&mut p1, w.patient1, "?category=results").await?).contains("Cholesterol"));
     w.t.clock.advance(3 * 86_400);
     let mut p1 = w.signed_in("p1@example.nz", [127, 0, 0, 2]).await?;
-    assert!(entry_texts(&listed(&mut p1, w.patient1, "?category=results").await?).contains("Cholesterol"));
+    let released = entry_texts(&listed(&mut p1, w.patient1, "?category=results").await?);
+    assert!(released.contains("Cholesterol"));
+    assert!(!released.contains("\"held\""), "released by the practice's rule, it is no longer marked held: {released}");
     Ok(())
 }
 
