@@ -19,20 +19,67 @@ fn field_key(data_key: &DataKey) -> Result<LessSafeKey, KeyError> {
     Ok(LessSafeKey::new(key))
 }
 
+/// A data key's field key, derived once for sealing or opening many values (a patient's
+/// record items, a list of documents).
+pub struct FieldKey(LessSafeKey);
+
+impl std::fmt::Debug for FieldKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FieldKey(…)")
+    }
+}
+
+impl FieldKey {
+    /// Derives the field key of a data key.
+    ///
+    /// # Errors
+    /// When the cipher cannot be set up.
+    pub fn new(data_key: &DataKey) -> Result<Self, KeyError> {
+        field_key(data_key).map(Self)
+    }
+
+    /// Seals `plaintext` for the field named by `context` (for example `"<document id>/title"`).
+    ///
+    /// # Errors
+    /// When the random number generator or the cipher fails.
+    pub fn seal(&self, context: &str, plaintext: &str) -> Result<String, KeyError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| KeyError::Crypto("random number generator"))?;
+        let mut sealed = plaintext.as_bytes().to_vec();
+        self.0
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context.as_bytes()), &mut sealed)
+            .map_err(|_| KeyError::Crypto("seal"))?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        Ok(format!("{SEALED_PREFIX}{}", B64.encode(out)))
+    }
+
+    /// Opens a value sealed for the same `context`; a value that is not sealed is returned as
+    /// it is (check [`is_sealed`] first where only sealed values are acceptable).
+    ///
+    /// # Errors
+    /// [`KeyError::Unwrap`] for a value that does not open under this key and context.
+    pub fn open(&self, context: &str, stored: &str) -> Result<String, KeyError> {
+        let Some(encoded) = stored.strip_prefix(SEALED_PREFIX) else { return Ok(stored.to_owned()) };
+        let bytes = B64.decode(encoded).map_err(|_| KeyError::Unwrap)?;
+        if bytes.len() < NONCE_LEN {
+            return Err(KeyError::Unwrap);
+        }
+        let (nonce, sealed) = bytes.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| KeyError::Unwrap)?;
+        let mut buf = sealed.to_vec();
+        let plain =
+            self.0.open_in_place(nonce, Aad::from(context.as_bytes()), &mut buf).map_err(|_| KeyError::Unwrap)?;
+        String::from_utf8(plain.to_vec()).map_err(|_| KeyError::Unwrap)
+    }
+}
+
 /// Seals `plaintext` for the field named by `context` (for example `"<document id>/title"`).
 ///
 /// # Errors
 /// When the random number generator or the cipher fails.
 pub fn seal_field(data_key: &DataKey, context: &str, plaintext: &str) -> Result<String, KeyError> {
-    let key = field_key(data_key)?;
-    let mut nonce = [0u8; NONCE_LEN];
-    aws_lc_rs::rand::fill(&mut nonce).map_err(|_| KeyError::Crypto("random number generator"))?;
-    let mut sealed = plaintext.as_bytes().to_vec();
-    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context.as_bytes()), &mut sealed)
-        .map_err(|_| KeyError::Crypto("seal"))?;
-    let mut out = nonce.to_vec();
-    out.extend_from_slice(&sealed);
-    Ok(format!("{SEALED_PREFIX}{}", B64.encode(out)))
+    FieldKey::new(data_key)?.seal(context, plaintext)
 }
 
 /// Whether a stored value is sealed (values written before sealing are plain until resealed).
@@ -48,18 +95,7 @@ pub fn is_sealed(stored: &str) -> bool {
 /// [`KeyError::Unwrap`] for a value that does not open under this key and context (another
 /// document's, another field's, or altered).
 pub fn open_field(data_key: &DataKey, context: &str, stored: &str) -> Result<String, KeyError> {
-    let Some(encoded) = stored.strip_prefix(SEALED_PREFIX) else { return Ok(stored.to_owned()) };
-    let bytes = B64.decode(encoded).map_err(|_| KeyError::Unwrap)?;
-    if bytes.len() < NONCE_LEN {
-        return Err(KeyError::Unwrap);
-    }
-    let (nonce, sealed) = bytes.split_at(NONCE_LEN);
-    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| KeyError::Unwrap)?;
-    let mut buf = sealed.to_vec();
-    let plain = field_key(data_key)?
-        .open_in_place(nonce, Aad::from(context.as_bytes()), &mut buf)
-        .map_err(|_| KeyError::Unwrap)?;
-    String::from_utf8(plain.to_vec()).map_err(|_| KeyError::Unwrap)
+    FieldKey::new(data_key)?.open(context, stored)
 }
 
 #[cfg(test)]

@@ -2,6 +2,12 @@
 //! same data through the same configuration.
 
 use anyhow::{Context, Result, bail};
+
+/// mimalloc instead of the system allocator: a request builds and drops many small values
+/// (rows, FHIR resources, JSON), and glibc's allocator took about a sixth of the CPU of a
+/// records read under load (`scripts/bench-records`; docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use app::{App, Config, Settings};
 use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;

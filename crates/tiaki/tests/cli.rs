@@ -390,10 +390,8 @@ fn api_clients_are_issued_scoped_and_revoked(env: &[(&str, &str)]) {
     let hospital = listed.lines().nth(1).unwrap().split('\t').next().unwrap().to_owned();
     let out = tiaki(&["admin", "client-records", "--id", &hospital], env);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("practice's own system"), "{out:?}");
-    let out = tiaki(
-        &["admin", "create-client", "--org-id", "G00042-K", "--label", "H", "--org-name", "H", "--records"],
-        env,
-    );
+    let out =
+        tiaki(&["admin", "create-client", "--org-id", "G00042-K", "--label", "H", "--org-name", "H", "--records"], env);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--practice"), "{out:?}");
     assert!(tiaki(&["admin", "revoke-client", "--id", &id], env).status.success());
     assert!(String::from_utf8_lossy(&tiaki(&["admin", "list-clients"], env).stdout).contains("revoked"));

@@ -43,6 +43,12 @@ pub(crate) fn date_of(secs: i64) -> String {
     Timestamp::from_second(secs).map(|t| t.to_zoned(NZ.clone()).strftime("%-d %B %Y").to_string()).unwrap_or_default()
 }
 
+/// The New Zealand calendar day of a moment given in seconds, as `YYYY-MM-DD` (to compare with
+/// the dates a record carries: is a recall overdue?).
+pub(crate) fn iso_day(secs: i64) -> String {
+    Timestamp::from_second(secs).map(|t| t.to_zoned(NZ.clone()).date().to_string()).unwrap_or_default()
+}
+
 /// A calendar date stored as `YYYY-MM-DD` (a date of birth, a letter's clinical date), written
 /// out: "30 July 1991". Anything that is not such a date is shown as it was given.
 pub(crate) fn calendar_date(iso: &str) -> String {

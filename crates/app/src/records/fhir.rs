@@ -319,6 +319,26 @@ impl CodeableConcept {
 }
 
 impl Resource {
+    /// Reads a resource whose type is known (a stored item's): straight into its struct, without
+    /// the buffering a tagged read needs.
+    ///
+    /// # Errors
+    /// When the JSON is not such a resource.
+    pub fn parse_as(kind: &str, json: &str) -> serde_json::Result<Self> {
+        Ok(match kind {
+            "Condition" => Self::Condition(serde_json::from_str(json)?),
+            "AllergyIntolerance" => Self::AllergyIntolerance(serde_json::from_str(json)?),
+            "MedicationStatement" => Self::MedicationStatement(serde_json::from_str(json)?),
+            "MedicationRequest" => Self::MedicationRequest(serde_json::from_str(json)?),
+            "Immunization" => Self::Immunization(serde_json::from_str(json)?),
+            "Observation" => Self::Observation(serde_json::from_str(json)?),
+            "DiagnosticReport" => Self::DiagnosticReport(serde_json::from_str(json)?),
+            "Encounter" => Self::Encounter(serde_json::from_str(json)?),
+            "ServiceRequest" => Self::ServiceRequest(serde_json::from_str(json)?),
+            _ => serde_json::from_str(json)?,
+        })
+    }
+
     /// Its `resourceType`.
     #[must_use]
     pub const fn type_name(&self) -> &'static str {

@@ -760,7 +760,7 @@ impl App {
         // Seal, per patient, under their records key.
         let mut by_patient: BTreeMap<PatientId, Vec<RecordChange>> = BTreeMap::new();
         let mut events = Vec::new();
-        let mut keys: HashMap<PatientId, crypto::DataKey> = HashMap::new();
+        let mut keys: HashMap<PatientId, crypto::fields::FieldKey> = HashMap::new();
         for r in &mut ready {
             let Some(grant) = grants.values().find(|g| g.patient() == Some(r.row.patient)) else { continue };
             #[expect(clippy::map_entry, reason = "the entry cannot be held across the await")]

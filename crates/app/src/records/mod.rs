@@ -18,6 +18,7 @@ use crate::audit::{Caller, Outcome, Target};
 use crate::documents::key_error;
 use crate::{App, AppError};
 use crypto::DataKey;
+use crypto::fields::FieldKey;
 use domain::PatientId;
 use fhir::Resource;
 use store::{KeyGrant, RecordKeyGrant, RecordKeyRow, RecordRow};
@@ -42,30 +43,30 @@ fn content_context(row: &RecordRow) -> String {
 }
 
 /// Seals an item's clinical content (its FHIR JSON) under the patient's records key.
-pub(crate) fn seal_content(key: &DataKey, row: &RecordRow, json: &str) -> Result<String, AppError> {
-    crypto::fields::seal_field(key, &content_context(row), json).map_err(key_error)
+pub(crate) fn seal_content(key: &FieldKey, row: &RecordRow, json: &str) -> Result<String, AppError> {
+    key.seal(&content_context(row), json).map_err(key_error)
 }
 
 /// Opens an item's content into its resource.
-pub(crate) fn open_content(key: &DataKey, row: &RecordRow) -> Result<Resource, AppError> {
+pub(crate) fn open_content(key: &FieldKey, row: &RecordRow) -> Result<Resource, AppError> {
     if !crypto::fields::is_sealed(&row.content) {
         return Err(AppError::Internal(format!("record {}: its content is not sealed", row.id)));
     }
-    let json = crypto::fields::open_field(key, &content_context(row), &row.content)
+    let json = key
+        .open(&content_context(row), &row.content)
         .map_err(|_| AppError::Internal(format!("record {}: its content does not open", row.id)))?;
-    serde_json::from_str(&json).map_err(|e| AppError::Internal(format!("record {}: {e}", row.id)))
+    Resource::parse_as(&row.resource_type, &json).map_err(|e| AppError::Internal(format!("record {}: {e}", row.id)))
 }
 
 /// Seals a short note on an item (a release comment, a reason to hide it).
-pub(crate) fn seal_note(key: &DataKey, id: domain::RecordId, field: &str, text: &str) -> Result<String, AppError> {
-    crypto::fields::seal_field(key, &format!("record/{id}/{field}"), text).map_err(key_error)
+pub(crate) fn seal_note(key: &FieldKey, id: domain::RecordId, field: &str, text: &str) -> Result<String, AppError> {
+    key.seal(&format!("record/{id}/{field}"), text).map_err(key_error)
 }
 
 /// Opens a note sealed by [`seal_note`].
-pub(crate) fn open_note(key: &DataKey, row: &RecordRow, field: &str, stored: &str) -> Option<String> {
+pub(crate) fn open_note(key: &FieldKey, row: &RecordRow, field: &str, stored: &str) -> Option<String> {
     // Only what Tiaki sealed: a plain value written into the column is not shown.
-    crypto::fields::is_sealed(stored)
-        .then(|| crypto::fields::open_field(key, &format!("record/{}/{field}", row.id), stored).ok())?
+    crypto::fields::is_sealed(stored).then(|| key.open(&format!("record/{}/{field}", row.id), stored).ok())?
 }
 
 impl App {
@@ -75,7 +76,7 @@ impl App {
         &self,
         caller: &Caller,
         grant: &authz::Grant<authz::IngestRecords>,
-    ) -> Result<DataKey, AppError> {
+    ) -> Result<FieldKey, AppError> {
         let patient = grant.patient().ok_or(AppError::NotFound)?;
         for _ in 0..3 {
             if let Some(key) = self.open_records_key(caller, patient, RecordKeyGrant::Ingest(grant)).await? {
@@ -88,7 +89,7 @@ impl App {
             let row =
                 RecordKeyRow { patient, key_version: version, wrapped_key: patient_key.wrap(&key).map_err(key_error)? };
             if self.store.insert_records_key(grant, &row, self.now()).await? {
-                return Ok(key);
+                return FieldKey::new(&key).map_err(key_error);
             }
         }
         Err(AppError::Internal("could not settle the patient's records key".into()))
@@ -101,18 +102,24 @@ impl App {
         caller: &Caller,
         patient: PatientId,
         grant: RecordKeyGrant<'_>,
-    ) -> Result<Option<DataKey>, AppError> {
-        let Some((rk, under)) = self.store.records_key(grant).await? else { return Ok(None) };
+    ) -> Result<Option<FieldKey>, AppError> {
+        let Some(stored) = self.store.records_key(grant).await? else { return Ok(None) };
+        self.audit(vec![self.unwrap_event(caller, patient, stored.0.key_version)]).await?;
+        self.unwrap_records_key(stored).map(Some)
+    }
+
+    /// Unwraps a records key read with [`store::RecordStore::records_key`]; the caller has put
+    /// the unwrap event (`unwrap_event`) on the record, with whatever else the request wrote.
+    pub(crate) fn unwrap_records_key(&self, (rk, under): store::RecordKeyWithPatientKey) -> Result<FieldKey, AppError> {
         let wrapped = under.as_ref().and_then(|k| k.wrapped.clone()).ok_or_else(|| {
             AppError::Gone("This person's record has been erased; it can no longer be opened.".into())
         })?;
-        self.audit(vec![self.unwrap_event(caller, patient, rk.key_version)]).await?;
         let vault = self.vault()?;
         let patient_key = vault.keys.unwrap(&under.map(|k| k.master_key_id).unwrap_or_default(), &wrapped)?;
         let key = patient_key
             .unwrap(&rk.wrapped_key)
             .map_err(|_| AppError::Internal("a records key does not unwrap".into()))?;
-        Ok(Some(key))
+        FieldKey::new(&key).map_err(key_error)
     }
 
     /// A refusal of something that exists but is not the caller's to see (a held or hidden

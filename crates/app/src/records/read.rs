@@ -12,13 +12,15 @@ use authz::{
     Grant, HideRecord, ListHeldResults, ReadRecord, ReadRecords, ReleaseRecord, SetRecordRules, UnhideRecord,
     ViewPatient,
 };
-use crypto::DataKey;
+use crypto::fields::FieldKey;
 use domain::{Access, Module, ObjectKind, PatientId, PracticeId, RecordCategory, RecordId, UnixTime, Verb};
 use std::collections::HashMap;
 use store::{RecordFilter, RecordKeyGrant, RecordRow, RecordRules};
 
 /// Most items one view opens.
 pub const MAX_ITEMS: i64 = 2000;
+/// The newest results the summary shows.
+const SUMMARY_RESULTS: i64 = 5;
 
 /// One item of a record, opened.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +70,16 @@ pub struct Summary {
     pub categories: Vec<RecordCategory>,
     /// Whether this is a clinician's view (held and hidden items included, marked).
     pub staff: bool,
+    /// How many items of each category the view holds (the summary opens only what it shows).
+    pub counts: Vec<(RecordCategory, usize)>,
+}
+
+/// What a view of the record opens: every item, or what the summary shows (allergies,
+/// conditions, medications, recalls and the five newest results; the rest only counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opening {
+    All,
+    Summary,
 }
 
 /// One point of a result's trend.
@@ -100,7 +112,13 @@ impl RecordItem {
     /// resources. In a clinician's view, held and hidden items carry a `meta.tag` saying so.
     #[must_use]
     pub fn as_fhir(&self) -> Resource {
-        let mut r = self.resource.clone();
+        self.clone().into_fhir()
+    }
+
+    /// [`RecordItem::as_fhir`], taking the item.
+    #[must_use]
+    pub fn into_fhir(self) -> Resource {
+        let mut r = self.resource;
         let (id, meta) = r.id_meta();
         *id = Some(self.id.to_string());
         let mut tags = Vec::new();
@@ -134,7 +152,7 @@ impl RecordItem {
 /// An item opened for one reader. A patient's view carries no marks: what they see was released
 /// to them (an item that released itself after the practice's days is simply released) and is
 /// not hidden; the reason for hiding is the practice's alone.
-fn item(key: &DataKey, row: RecordRow, staff: bool) -> Result<RecordItem, AppError> {
+fn item(key: &FieldKey, row: RecordRow, staff: bool) -> Result<RecordItem, AppError> {
     let resource = open_content(key, &row)?;
     let release_note = row.release_note.as_deref().and_then(|n| open_note(key, &row, "release_note", n));
     let hidden_reason =
@@ -161,43 +179,52 @@ fn item(key: &DataKey, row: RecordRow, staff: bool) -> Result<RecordItem, AppErr
 }
 
 impl App {
-    /// The rules of each practice the rows came from.
-    async fn rules_for(&self, rows: &[RecordRow]) -> Result<HashMap<PracticeId, RecordRules>, AppError> {
-        let mut rules = HashMap::new();
+    /// The rules of the patient's practices, and of any other practice the rows came from (a
+    /// practice they have left): one read, and one more per such practice.
+    async fn rules_for(
+        &self,
+        patient: PatientId,
+        rows: &[RecordRow],
+    ) -> Result<(HashMap<PracticeId, RecordRules>, Vec<PracticeId>), AppError> {
+        let enrolled = self.store.patient_record_rules(patient).await?;
+        let ids: Vec<PracticeId> = enrolled.iter().map(|(p, _)| *p).collect();
+        let mut rules: HashMap<PracticeId, RecordRules> = enrolled.into_iter().collect();
         for r in rows {
             if let std::collections::hash_map::Entry::Vacant(slot) = rules.entry(r.practice) {
                 slot.insert(self.store.record_rules(r.practice).await?);
             }
         }
-        Ok(rules)
+        Ok((rules, ids))
+    }
+
+    /// The rows a patient may see, under each practice's rules; and the categories their
+    /// practices release (the defaults when they are enrolled nowhere).
+    async fn visible_with_categories(
+        &self,
+        patient: PatientId,
+        rows: Vec<RecordRow>,
+    ) -> Result<(Vec<RecordRow>, Vec<RecordCategory>, HashMap<PracticeId, RecordRules>), AppError> {
+        let (rules, ids) = self.rules_for(patient, &rows).await?;
+        let now = self.now();
+        let enrolled: Vec<&RecordRules> = ids.iter().filter_map(|p| rules.get(p)).collect();
+        let mut categories: Vec<RecordCategory> = if enrolled.is_empty() {
+            RecordCategory::DEFAULT_RELEASED.to_vec()
+        } else {
+            enrolled.iter().flat_map(|r| r.categories.iter().copied()).collect()
+        };
+        categories.sort();
+        categories.dedup();
+        let rows = rows
+            .into_iter()
+            .filter(|r| rules.get(&r.practice).is_some_and(|ru| r.visible_to_patient(ru, now)))
+            .collect();
+        Ok((rows, categories, rules))
     }
 
     /// The rows a patient may see, under each practice's rules.
-    async fn visible(&self, rows: Vec<RecordRow>) -> Result<Vec<RecordRow>, AppError> {
-        let rules = self.rules_for(&rows).await?;
-        let now = self.now();
-        Ok(rows
-            .into_iter()
-            .filter(|r| rules.get(&r.practice).is_some_and(|ru| r.visible_to_patient(ru, now)))
-            .collect())
-    }
-
-    /// The categories a patient's practices release (the defaults when they have none yet).
-    async fn released_categories(&self, patient: PatientId) -> Result<Vec<RecordCategory>, AppError> {
-        let practices = self.store.patient_practices(patient).await.map_err(|e| AppError::Internal(e.0))?;
-        if practices.is_empty() {
-            return Ok(RecordCategory::DEFAULT_RELEASED.to_vec());
-        }
-        let mut out = Vec::new();
-        for p in practices {
-            for c in self.store.record_rules(p).await?.categories {
-                if !out.contains(&c) {
-                    out.push(c);
-                }
-            }
-        }
-        out.sort();
-        Ok(out)
+    pub(crate) async fn visible(&self, rows: Vec<RecordRow>) -> Result<Vec<RecordRow>, AppError> {
+        let Some(patient) = rows.first().map(|r| r.patient) else { return Ok(rows) };
+        Ok(self.visible_with_categories(patient, rows).await?.0)
     }
 
     /// The read events: the record's (or item's), and a hidden-item read for each hidden item a
@@ -206,10 +233,11 @@ impl App {
         &self,
         caller: &Caller,
         grant: &Grant<A>,
-        items: &[RecordItem],
+        rows: &[RecordRow],
+        staff: bool,
     ) -> Vec<store::AuditEvent> {
         let mut events = vec![self.event(caller, &Target::of(grant), Outcome::Allowed)];
-        for i in items.iter().filter(|i| i.hidden) {
+        for i in rows.iter().filter(|r| staff && r.hidden_at.is_some()) {
             let t = Target {
                 access: Access::new(Module::Records, ObjectKind::HiddenHealthRecord, Verb::Read),
                 object_id: i.id.to_string(),
@@ -234,28 +262,92 @@ impl Records<'_> {
         patient: PatientId,
         category: Option<RecordCategory>,
     ) -> Result<Summary, AppError> {
+        self.view(caller, patient, category, Opening::All).await
+    }
+
+    /// The summary of a patient's record: its allergies, conditions, medications and recalls,
+    /// the five newest results, and how many items each category holds.
+    ///
+    /// # Errors
+    /// As [`Records::record`].
+    pub async fn summary(&self, caller: &Caller, patient: PatientId) -> Result<Summary, AppError> {
+        self.view(caller, patient, None, Opening::Summary).await
+    }
+
+    async fn view(
+        &self,
+        caller: &Caller,
+        patient: PatientId,
+        category: Option<RecordCategory>,
+        opening: Opening,
+    ) -> Result<Summary, AppError> {
         let app = self.app;
         let grant = app.decide::<ReadRecords>(caller, patient).await?;
         let staff = grant.via_practice().is_some();
-        let rows = app.store.patient_records(&grant, RecordFilter { category, limit: MAX_ITEMS }).await?;
-        let rows = if staff { rows } else { app.visible(rows).await? };
-        let categories = if staff { RecordCategory::ALL.to_vec() } else { app.released_categories(patient).await? };
+        // The summary reads only what it shows, and counts the rest in the database.
+        let (rows, grouped) = if opening == Opening::Summary {
+            let (mut rows, counts) = app.store.record_summary(&grant, app.now(), SUMMARY_RESULTS).await?;
+            rows.sort_by(|a, b| {
+                (b.effective.as_deref().unwrap_or(""), b.created_at)
+                    .cmp(&(a.effective.as_deref().unwrap_or(""), a.created_at))
+            });
+            (rows, Some(counts))
+        } else {
+            (app.store.patient_records(&grant, RecordFilter { category, limit: MAX_ITEMS }).await?, None)
+        };
+        let (rows, categories, rules) = if staff {
+            (rows, RecordCategory::ALL.to_vec(), HashMap::new())
+        } else {
+            app.visible_with_categories(patient, rows).await?
+        };
         if category.is_some_and(|c| !categories.contains(&c)) {
             return Err(app.refuse_seen(caller, &grant).await);
         }
-        let key = if rows.is_empty() {
-            None
-        } else {
-            app.open_records_key(caller, patient, RecordKeyGrant::Read(&grant)).await?
-        };
+        // The read (and each hidden item a clinician is shown) and the key's unwrap go on the
+        // record in one write, before anything is opened.
+        let mut events = app.read_events(caller, &grant, &rows, staff);
+        let stored_key =
+            if rows.is_empty() { None } else { app.store.records_key(RecordKeyGrant::Read(&grant)).await? };
+        if let Some((rk, _)) = &stored_key {
+            events.push(app.unwrap_event(caller, patient, rk.key_version));
+        }
+        app.audit(events).await?;
         let mut items = Vec::with_capacity(rows.len());
-        if let Some(key) = &key {
-            for r in rows {
-                items.push(item(key, r, staff)?);
+        let mut counts: Vec<(RecordCategory, usize)> = categories.iter().map(|c| (*c, 0)).collect();
+        if let Some(grouped) = &grouped {
+            // Counted in the database; for a patient, only where their practice releases it.
+            for (practice, category, n) in grouped {
+                let released = staff || rules.get(practice).is_some_and(|r| r.categories.contains(category));
+                if let Some((_, total)) = counts.iter_mut().find(|(c, _)| c == category).filter(|_| released) {
+                    *total += usize::try_from(*n).unwrap_or(0);
+                }
             }
         }
-        app.audit(app.read_events(caller, &grant, &items)).await?;
-        Ok(Summary { items, categories, staff })
+        if let Some(stored) = stored_key {
+            let key = app.unwrap_records_key(stored)?;
+            let mut results = 0;
+            for r in rows {
+                if let Some((_, n)) = counts.iter_mut().find(|(c, _)| *c == r.category).filter(|_| grouped.is_none()) {
+                    *n += 1;
+                }
+                let open = opening == Opening::All
+                    || match r.category {
+                        RecordCategory::Results => {
+                            results += 1;
+                            results <= 5
+                        }
+                        RecordCategory::Allergies
+                        | RecordCategory::Conditions
+                        | RecordCategory::Medications
+                        | RecordCategory::Recalls => true,
+                        RecordCategory::Immunisations | RecordCategory::Notes => false,
+                    };
+                if open {
+                    items.push(item(&key, r, staff)?);
+                }
+            }
+        }
+        Ok(Summary { items, categories, staff, counts })
     }
 
     /// One item: a result with its trend, a report with its results.
@@ -273,10 +365,20 @@ impl Records<'_> {
             return Err(app.refuse_seen(caller, &grant).await);
         }
         let list_grant = app.decide::<ReadRecords>(caller, patient).await?;
-        let key = app
-            .open_records_key(caller, patient, RecordKeyGrant::ReadOne(&grant))
+        // The read (a clinician's of a hidden item, marked so) and the key's unwrap, in one
+        // write before anything is opened.
+        let mut events = app.read_events(caller, &grant, std::slice::from_ref(&row), staff);
+        if staff && row.hidden_at.is_some() {
+            events.remove(0); // the hidden-item read stands for it
+        }
+        let stored_key = app
+            .store
+            .records_key(RecordKeyGrant::ReadOne(&grant))
             .await?
             .ok_or_else(|| AppError::Internal("a record without a records key".into()))?;
+        events.push(app.unwrap_event(caller, patient, stored_key.0.key_version));
+        app.audit(events).await?;
+        let key = app.unwrap_records_key(stored_key)?;
         let this = item(&key, row, staff)?;
         let mut trend = Vec::new();
         let mut members = Vec::new();
@@ -314,11 +416,6 @@ impl Records<'_> {
             trend.sort_by(|a, b| a.date.cmp(&b.date));
             members.sort_by(|a, b| a.effective.cmp(&b.effective));
         }
-        let mut events = app.read_events(caller, &grant, std::slice::from_ref(&this));
-        if this.hidden {
-            events.remove(0); // the hidden-item read stands for it
-        }
-        app.audit(events).await?;
         Ok(ItemView { item: this, trend, members, staff })
     }
 
@@ -334,7 +431,7 @@ impl Records<'_> {
         let app = self.app;
         let grant = app.decide::<ListHeldResults>(caller, practice).await?;
         let rows = app.store.held_results(&grant, app.now(), 200).await?;
-        let mut keys: HashMap<PatientId, (DataKey, String, String)> = HashMap::new();
+        let mut keys: HashMap<PatientId, (FieldKey, String, String)> = HashMap::new();
         let mut out = Vec::with_capacity(rows.len());
         let mut events = vec![app.event(caller, &Target::of(&grant), Outcome::Allowed)];
         for r in rows {

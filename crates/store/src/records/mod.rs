@@ -50,6 +50,9 @@ impl RecordKeyGrant<'_> {
 /// A records key and the patient key it is wrapped under (`None` once that key is destroyed).
 pub type RecordKeyWithPatientKey = (RecordKeyRow, Option<PatientKeyRow>);
 
+/// The summary's items, and how many items each practice has in each category.
+pub type RecordSummaryRows = (Vec<RecordRow>, Vec<(PracticeId, domain::RecordCategory, i64)>);
+
 /// What a listing of a patient's record includes.
 #[derive(Debug, Clone, Copy)]
 pub struct RecordFilter {
@@ -63,6 +66,9 @@ pub struct RecordFilter {
 pub trait RecordStore: Send + Sync {
     /// A practice's release rules (the defaults if it set none).
     fn record_rules(&self, practice: PracticeId) -> BoxFuture<'_, Result<RecordRules>>;
+    /// The release rules of every practice the patient is enrolled at (the defaults where a
+    /// practice set none), in one read.
+    fn patient_record_rules(&self, patient: PatientId) -> BoxFuture<'_, Result<Vec<(PracticeId, RecordRules)>>>;
     /// Sets a practice's release rules.
     fn set_record_rules<'a>(
         &'a self,
@@ -101,6 +107,18 @@ pub trait RecordStore: Send + Sync {
         grant: &'a Grant<ReadRecords>,
         filter: RecordFilter,
     ) -> BoxFuture<'a, Result<Vec<RecordRow>>>;
+    /// What the summary of a patient's record needs, in two reads: the items it shows
+    /// (allergies, conditions, medications and recalls, and the `results` newest results), and
+    /// how many items each practice has in each category. For a patient, both count only what
+    /// may reach them apart from the practices' category rules (which the use case applies):
+    /// current, not hidden (nor in a hidden report), not held (or released by the practice's
+    /// days); for staff, everything their practice sent.
+    fn record_summary<'a>(
+        &'a self,
+        grant: &'a Grant<ReadRecords>,
+        now: UnixTime,
+        results: i64,
+    ) -> BoxFuture<'a, Result<RecordSummaryRows>>;
     /// One item (the patient's, or for staff one their practice sent, patient still enrolled).
     fn record<'a>(&'a self, grant: &'a Grant<ReadRecord>) -> BoxFuture<'a, Result<RecordRow>>;
     /// The practice's results awaiting release (not removed), oldest first, at most `limit`.

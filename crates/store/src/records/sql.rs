@@ -23,6 +23,12 @@ const H_COLUMNS: &str = "h.id, h.patient_id, h.practice_id, h.resource_type, h.s
     h.created_at, h.updated_at \
     FROM health_records h LEFT JOIN health_records g ON g.id = h.group_id";
 
+/// What may reach the patient, apart from their practices' category rules ($3: now): current,
+/// hidden neither by itself nor with its report, and released (by a clinician, or by the
+/// practice's days). `$2` is the (unused) practice of a staff grant.
+const PATIENT_SEES: &str = "h.status = 'current' AND h.hidden_at IS NULL AND g.hidden_at IS NULL \
+    AND (h.held = FALSE OR (h.auto_release_at IS NOT NULL AND h.auto_release_at <= $3)) AND $2 = $2";
+
 /// Staff read only what their practice sent, and only while the patient is enrolled there.
 const STAFF_SCOPE: &str = "h.practice_id = $2 AND EXISTS (SELECT 1 FROM enrolments e \
     WHERE e.patient_id = h.patient_id AND e.practice_id = $2)";
@@ -79,6 +85,29 @@ impl RecordStore for This {
                 .fetch_optional(&self.pool)
                 .await?;
             row.as_ref().map_or_else(|| Ok(RecordRules::default()), rules_row)
+        })
+    }
+
+    fn patient_record_rules(&self, patient: PatientId) -> BoxFuture<'_, Result<Vec<(PracticeId, RecordRules)>>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT e.practice_id, r.categories, r.auto_release_days FROM enrolments e \
+                 LEFT JOIN record_rules r ON r.practice_id = e.practice_id WHERE e.patient_id = $1",
+            )
+            .bind(patient.as_uuid())
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    let practice = PracticeId::from_uuid(r.try_get("practice_id")?);
+                    let rules = if r.try_get::<Option<String>, _>("categories")?.is_some() {
+                        rules_row(r)?
+                    } else {
+                        RecordRules::default()
+                    };
+                    Ok((practice, rules))
+                })
+                .collect()
         })
     }
 
@@ -315,6 +344,53 @@ impl RecordStore for This {
             .fetch_all(&self.pool)
             .await?;
             rows.iter().map(record_row).collect()
+        })
+    }
+
+    fn record_summary<'a>(
+        &'a self,
+        grant: &'a Grant<authz::ReadRecords>,
+        now: UnixTime,
+        results: i64,
+    ) -> BoxFuture<'a, Result<crate::RecordSummaryRows>> {
+        Box::pin(async move {
+            let staff_scope = format!("{STAFF_SCOPE} AND $3 = $3");
+            let scope = if grant.via_practice().is_some() { staff_scope.as_str() } else { PATIENT_SEES };
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT * FROM (SELECT {H_COLUMNS} WHERE h.patient_id = $1 AND {scope} \
+                   AND h.category IN ('allergies', 'conditions', 'medications', 'recalls')) a \
+                 UNION ALL SELECT * FROM (SELECT {H_COLUMNS} WHERE h.patient_id = $1 AND {scope} \
+                   AND h.category = 'results' ORDER BY COALESCE(h.effective, '') DESC, h.created_at DESC, h.id LIMIT $4) r"
+            )))
+            .bind(nil(grant.patient()))
+            .bind(nil_practice(grant.via_practice()))
+            .bind(now)
+            .bind(results)
+            .fetch_all(&self.pool)
+            .await?;
+            let rows = rows.iter().map(record_row).collect::<Result<Vec<_>>>()?;
+            let counts = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT h.practice_id, h.category, COUNT(*) AS n FROM health_records h \
+                 LEFT JOIN health_records g ON g.id = h.group_id \
+                 WHERE h.patient_id = $1 AND {scope} GROUP BY h.practice_id, h.category"
+            )))
+            .bind(nil(grant.patient()))
+            .bind(nil_practice(grant.via_practice()))
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+            let counts = counts
+                .iter()
+                .map(|r| -> Result<(PracticeId, RecordCategory, i64)> {
+                    Ok((
+                        PracticeId::from_uuid(r.try_get("practice_id")?),
+                        RecordCategory::parse(&r.try_get::<String, _>("category")?)
+                            .ok_or_else(|| corrupt("record category"))?,
+                        r.try_get("n")?,
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok((rows, counts))
         })
     }
 

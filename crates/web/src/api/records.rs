@@ -14,7 +14,6 @@ use axum::extract::{Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
 
 /// FHIR's JSON media type.
 const FHIR_JSON: &str = "application/fhir+json";
@@ -81,17 +80,44 @@ pub(crate) struct RecordQuery {
     category: Option<String>,
 }
 
-fn searchset(items: &[RecordItem]) -> serde_json::Value {
-    json!({
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": items.len(),
-        "entry": items.iter().map(|i| json!({
-            "fullUrl": format!("urn:uuid:{}", i.id),
-            "resource": i.as_fhir(),
-            "search": { "mode": "match" },
-        })).collect::<Vec<_>>(),
-    })
+/// A `searchset` Bundle, serialised straight from the typed resources.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SearchSet {
+    resource_type: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    total: usize,
+    entry: Vec<SearchEntry>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SearchEntry {
+    full_url: String,
+    resource: app::records::fhir::Resource,
+    search: SearchMode,
+}
+
+#[derive(serde::Serialize)]
+struct SearchMode {
+    mode: &'static str,
+}
+
+fn searchset(items: Vec<RecordItem>) -> SearchSet {
+    SearchSet {
+        resource_type: "Bundle",
+        kind: "searchset",
+        total: items.len(),
+        entry: items
+            .into_iter()
+            .map(|i| SearchEntry {
+                full_url: format!("urn:uuid:{}", i.id),
+                resource: i.into_fhir(),
+                search: SearchMode { mode: "match" },
+            })
+            .collect(),
+    }
 }
 
 /// A patient's health record as a FHIR `searchset` Bundle: for the patient, what their practice
@@ -116,7 +142,7 @@ pub(crate) async fn api_record(
     };
     let Summary { items, .. } =
         state.app.records().record(&ctx.caller_as(&who), patient, category).await.map_err(WebError::api)?;
-    Ok(fhir_response(StatusCode::OK, &searchset(&items)))
+    Ok(fhir_response(StatusCode::OK, &searchset(items)))
 }
 
 /// One item of a record, as a FHIR resource.

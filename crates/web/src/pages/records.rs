@@ -298,13 +298,6 @@ pub(crate) fn line(i: &RecordItem, today: &str) -> RecordLine {
     }
 }
 
-fn today() -> String {
-    jiff::Timestamp::now()
-        .to_zoned(jiff::tz::TimeZone::get("Pacific/Auckland").unwrap_or(jiff::tz::TimeZone::UTC))
-        .date()
-        .to_string()
-}
-
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct Done {
     #[serde(default)]
@@ -331,8 +324,13 @@ async fn record_view(
     done: &Done,
     error: Option<(StatusCode, String)>,
 ) -> PageResult {
-    let summary = state.app.records().record(&ctx.caller_as(who), patient, category).await.map_err(WebError::page)?;
-    let today = today();
+    let records = state.app.records();
+    let summary = match category {
+        None => records.summary(&ctx.caller_as(who), patient).await,
+        Some(c) => records.record(&ctx.caller_as(who), patient, Some(c)).await,
+    }
+    .map_err(WebError::page)?;
+    let today = crate::present::iso_day(state.app.clock_now());
     let lines: Vec<(RecordCategory, RecordLine, bool)> =
         summary.items.iter().map(|i| (i.category, line(i, &today), current(&i.resource) && !i.removed)).collect();
     let pick = |c: RecordCategory, only_current: bool, at_most: usize| -> Vec<RecordLine> {
@@ -344,11 +342,8 @@ async fn record_view(
             .collect()
     };
     let shown = |c: RecordCategory| summary.categories.contains(&c);
-    let counts: Vec<(String, String, usize)> = summary
-        .categories
-        .iter()
-        .map(|c| (c.as_str().to_owned(), c.label().to_owned(), lines.iter().filter(|(k, _, _)| k == c).count()))
-        .collect();
+    let counts: Vec<(String, String, usize)> =
+        summary.counts.iter().map(|(c, n)| (c.as_str().to_owned(), c.label().to_owned(), *n)).collect();
     let own = who.patient == Some(patient);
     let page = RecordsPage {
         nav: Some(Nav::new(who, ctx.csrf())),
@@ -500,7 +495,7 @@ pub(crate) async fn item_page(
     Query(done): Query<Done>,
 ) -> PageResult {
     let view = state.app.records().item(&ctx.caller_as(&who), id).await.map_err(WebError::page)?;
-    let today = today();
+    let today = crate::present::iso_day(state.app.clock_now());
     let this = line(&view.item, &today);
     let (chart, unit, low, high) = match &view.item.resource {
         Resource::Observation(o) if view.trend.len() >= 2 => {
@@ -614,7 +609,7 @@ pub(crate) async fn queue_page(
     Query(done): Query<Done>,
 ) -> PageResult {
     let held = state.app.records().held_results(&ctx.caller_as(&who), practice).await.map_err(WebError::page)?;
-    let today = today();
+    let today = crate::present::iso_day(state.app.clock_now());
     Ok(render(&ResultsQueuePage {
         nav: Some(Nav::new(&who, ctx.csrf())),
         csrf: ctx.csrf().to_owned(),

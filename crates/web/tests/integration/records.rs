@@ -168,6 +168,9 @@ async fn a_practice_system_sends_a_record_and_the_patient_sees_what_is_released(
     // The released report and its result appear; the two earlier HbA1c results are still held.
     let results = listed(&mut p1, w.patient1, "?category=results").await?;
     assert_eq!(results["total"], 2, "{results}");
+    let summary = p1.get(&format!("/patients/{}/records", w.patient1)).await?.body;
+    assert!(summary.contains("Test results</a> <span class=\"tile-note\">2 items"), "counts from the database: {summary}");
+    assert!(summary.contains("Immunisations</a> <span class=\"tile-note\">1 item<"), "{summary}");
     let latest = id_with(&results, "\"value\":48").unwrap();
     let result_page = p1.get(&format!("/records/{latest}")).await?;
     assert_eq!(result_page.status, StatusCode::OK);
