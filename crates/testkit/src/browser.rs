@@ -95,13 +95,7 @@ impl Browser {
         path: &str,
         fields: &[(&str, &str)],
     ) -> Result<(StatusCode, HeaderMap, Vec<u8>)> {
-        if self.csrf.is_none() {
-            self.get("/signin").await?;
-        }
-        let csrf = self.csrf.clone().unwrap_or_default();
-        let mut all: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
-        all.extend_from_slice(fields);
-        let body = serde_urlencoded::to_string(&all)?;
+        let body = self.form_with_csrf(fields).await?;
         let (status, headers, bytes) = self
             .send_raw(Method::POST, path, Some("application/x-www-form-urlencoded"), None, Body::from(body))
             .await?;
@@ -163,13 +157,19 @@ impl Browser {
 
     /// Posts a form, adding this browser's CSRF token (loading `/signin` first if it has none).
     pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Result<Reply> {
+        let body = self.form_with_csrf(fields).await?;
+        self.send(Method::POST, path, Some("application/x-www-form-urlencoded"), body.into_bytes()).await
+    }
+
+    /// A form's body with this browser's CSRF token first (loading `/signin` first if it has none).
+    async fn form_with_csrf(&mut self, fields: &[(&str, &str)]) -> Result<String> {
         if self.csrf.is_none() {
             self.get("/signin").await?;
         }
         let csrf = self.csrf.clone().unwrap_or_default();
         let mut all: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
         all.extend_from_slice(fields);
-        self.post_raw(path, &all).await
+        Ok(serde_urlencoded::to_string(&all)?)
     }
 
     pub async fn post_raw(&mut self, path: &str, fields: &[(&str, &str)]) -> Result<Reply> {

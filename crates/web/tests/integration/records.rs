@@ -169,7 +169,10 @@ async fn a_practice_system_sends_a_record_and_the_patient_sees_what_is_released(
     let results = listed(&mut p1, w.patient1, "?category=results").await?;
     assert_eq!(results["total"], 2, "{results}");
     let summary = p1.get(&format!("/patients/{}/records", w.patient1)).await?.body;
-    assert!(summary.contains("Test results</a> <span class=\"tile-note\">2 items"), "counts from the database: {summary}");
+    assert!(
+        summary.contains("Test results</a> <span class=\"tile-note\">2 items"),
+        "counts from the database: {summary}"
+    );
     assert!(summary.contains("Immunisations</a> <span class=\"tile-note\">1 item<"), "{summary}");
     let latest = id_with(&results, "\"value\":48").unwrap();
     let result_page = p1.get(&format!("/records/{latest}")).await?;
