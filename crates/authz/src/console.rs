@@ -5,7 +5,7 @@
 
 use crate::{
     ExportAudit, Grant, KeyCustody, ManageAccounts, ManageOperators, ManagePractices, ManageStaff, MasterKeyCustody,
-    Platform, UnenrolPatient,
+    Platform, UnenrolPatient, ViewPatient,
 };
 use domain::{PatientId, PracticeId};
 
@@ -41,4 +41,10 @@ pub const fn key_custody(patient: PatientId) -> Grant<KeyCustody> {
 /// The console may re-wrap every patient key under a new master key (`tiaki keys rotate-master`).
 pub const fn master_key_custody() -> Grant<MasterKeyCustody> {
     Grant::new(Platform, None, None)
+}
+
+/// The console may read a patient's details, to tell them something (the job that tells
+/// patients of results their practice's rule released).
+pub const fn view_patient(patient: PatientId) -> Grant<ViewPatient> {
+    Grant::new(patient, Some(patient), None)
 }

@@ -39,7 +39,9 @@ pub use engines::{Backend, PgStore, SqliteStore, connect};
 pub use mfa::{CeremonyRow, MfaStore, PasskeyRow, TotpRow};
 pub use model::*;
 pub use patient_keys::{KeyGrant, PatientKeyStore};
-pub use records::{RecordFilter, RecordKeyGrant, RecordKeyWithPatientKey, RecordStore, RecordSummaryRows};
+pub use records::{
+    AutoReleased, RecordFilter, RecordKeyGrant, RecordKeyWithPatientKey, RecordStore, RecordSummaryRows,
+};
 pub use signin::{EmailChanged, SignInStore, WindowCount};
 
 use authz::{

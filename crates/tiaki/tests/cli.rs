@@ -374,20 +374,22 @@ fn api_clients_are_issued_scoped_and_revoked(env: &[(&str, &str)]) {
     let list = tiaki(&["admin", "list-clients"], env);
     let listed = String::from_utf8_lossy(&list.stdout).to_string();
     assert_eq!(listed.lines().count(), 3, "the demo's two and this one: {listed}");
-    let id = listed.lines().last().unwrap().split('\t').next().unwrap().to_owned();
+    // The clients made in one second list in id order: find each by its label.
+    let line = |list: &str, label: &str| {
+        list.lines().find(|l| l.split('\t').nth(1) == Some(label)).unwrap_or_default().to_owned()
+    };
+    let id = line(&listed, "PMS").split('\t').next().unwrap().to_owned();
     // Health records: the demo's practice system sends them; this one may once allowed; a
     // hospital's system never (and --records is for a practice's own system only).
-    assert!(listed.lines().next().unwrap().contains("documents and health records"), "{listed}");
-    assert!(listed.lines().last().unwrap().contains("\tdocuments\t"), "{listed}");
+    assert!(line(&listed, "Kōwhai PMS (demo)").contains("documents and health records"), "{listed}");
+    assert!(line(&listed, "PMS").contains("\tdocuments\t"), "{listed}");
     assert!(tiaki(&["admin", "client-records", "--id", &id], env).status.success());
     assert!(
         String::from_utf8_lossy(&tiaki(&["admin", "list-clients"], env).stdout)
             .lines()
-            .last()
-            .unwrap()
-            .contains("health records")
+            .any(|l| l.split('\t').nth(1) == Some("PMS") && l.contains("health records"))
     );
-    let hospital = listed.lines().nth(1).unwrap().split('\t').next().unwrap().to_owned();
+    let hospital = line(&listed, "Whangārei Hospital discharges (demo)").split('\t').next().unwrap().to_owned();
     let out = tiaki(&["admin", "client-records", "--id", &hospital], env);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("practice's own system"), "{out:?}");
     let out =

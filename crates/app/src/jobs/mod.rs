@@ -4,8 +4,8 @@
 //! enqueued at most once per idempotency key. Periodic work is scheduled by every node with a
 //! key naming its period (`blob-sweep:493853`), so it runs once per period across the cluster.
 //!
-//! On the queue now: the blob sweep, the sign-in state prune and the access log's retention
-//! prune. The mail sender keeps its own queue (the outbox, with the same claims and retries),
+//! On the queue now: the blob sweep, the sign-in state prune, the access log's retention prune
+//! and the notices of results a practice's rule released. The mail sender keeps its own queue (the outbox, with the same claims and retries),
 //! and the Merkle tree builder runs under its singleton lease every second; notification
 //! campaigns (a later issue) will be jobs with progress.
 
@@ -24,11 +24,13 @@ pub enum JobKind {
     SignInPrune,
     /// Removes access-log events past their retention period.
     AuditPrune,
+    /// Tells patients of results their practice's rule released after its days.
+    ResultNotices,
 }
 
 impl JobKind {
     /// Every kind.
-    pub const ALL: [Self; 3] = [Self::BlobSweep, Self::SignInPrune, Self::AuditPrune];
+    pub const ALL: [Self; 4] = [Self::BlobSweep, Self::SignInPrune, Self::AuditPrune, Self::ResultNotices];
 
     /// The stored code.
     #[must_use]
@@ -37,6 +39,7 @@ impl JobKind {
             Self::BlobSweep => "blob-sweep",
             Self::SignInPrune => "sign-in-prune",
             Self::AuditPrune => "audit-prune",
+            Self::ResultNotices => "result-notices",
         }
     }
 
@@ -129,6 +132,7 @@ impl crate::console::Console<'_> {
             }
             Some(JobKind::SignInPrune) => self.prune_sign_in_state().await.map(|_| ()),
             Some(JobKind::AuditPrune) => self.prune_audit().await.map(|_| ()),
+            Some(JobKind::ResultNotices) => self.app().tell_auto_released().await.map(|_| ()),
             None => Err(AppError::Internal(format!("no code runs jobs of kind {}", job.kind))),
         }
     }

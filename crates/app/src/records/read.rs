@@ -183,10 +183,10 @@ impl App {
     /// practice they have left): one read, and one more per such practice.
     async fn rules_for(
         &self,
-        patient: PatientId,
+        grant: RecordKeyGrant<'_>,
         rows: &[RecordRow],
     ) -> Result<(HashMap<PracticeId, RecordRules>, Vec<PracticeId>), AppError> {
-        let enrolled = self.store.patient_record_rules(patient).await?;
+        let enrolled = self.store.patient_record_rules(grant).await?;
         let ids: Vec<PracticeId> = enrolled.iter().map(|(p, _)| *p).collect();
         let mut rules: HashMap<PracticeId, RecordRules> = enrolled.into_iter().collect();
         for r in rows {
@@ -201,10 +201,10 @@ impl App {
     /// practices release (the defaults when they are enrolled nowhere).
     async fn visible_with_categories(
         &self,
-        patient: PatientId,
+        grant: RecordKeyGrant<'_>,
         rows: Vec<RecordRow>,
     ) -> Result<(Vec<RecordRow>, Vec<RecordCategory>, HashMap<PracticeId, RecordRules>), AppError> {
-        let (rules, ids) = self.rules_for(patient, &rows).await?;
+        let (rules, ids) = self.rules_for(grant, &rows).await?;
         let now = self.now();
         let enrolled: Vec<&RecordRules> = ids.iter().filter_map(|p| rules.get(p)).collect();
         let mut categories: Vec<RecordCategory> = if enrolled.is_empty() {
@@ -222,9 +222,15 @@ impl App {
     }
 
     /// The rows a patient may see, under each practice's rules.
-    pub(crate) async fn visible(&self, rows: Vec<RecordRow>) -> Result<Vec<RecordRow>, AppError> {
-        let Some(patient) = rows.first().map(|r| r.patient) else { return Ok(rows) };
-        Ok(self.visible_with_categories(patient, rows).await?.0)
+    pub(crate) async fn visible(
+        &self,
+        grant: RecordKeyGrant<'_>,
+        rows: Vec<RecordRow>,
+    ) -> Result<Vec<RecordRow>, AppError> {
+        if rows.is_empty() {
+            return Ok(rows);
+        }
+        Ok(self.visible_with_categories(grant, rows).await?.0)
     }
 
     /// The read events: the record's (or item's), and a hidden-item read for each hidden item a
@@ -298,7 +304,7 @@ impl Records<'_> {
         let (rows, categories, rules) = if staff {
             (rows, RecordCategory::ALL.to_vec(), HashMap::new())
         } else {
-            app.visible_with_categories(patient, rows).await?
+            app.visible_with_categories(RecordKeyGrant::Read(&grant), rows).await?
         };
         if category.is_some_and(|c| !categories.contains(&c)) {
             return Err(app.refuse_seen(caller, &grant).await);
@@ -361,7 +367,7 @@ impl Records<'_> {
         let staff = grant.via_practice().is_some();
         let row = app.store.record(&grant).await?;
         let patient = row.patient;
-        if !staff && app.visible(vec![row.clone()]).await?.is_empty() {
+        if !staff && app.visible(RecordKeyGrant::ReadOne(&grant), vec![row.clone()]).await?.is_empty() {
             return Err(app.refuse_seen(caller, &grant).await);
         }
         let list_grant = app.decide::<ReadRecords>(caller, patient).await?;
@@ -391,7 +397,7 @@ impl Records<'_> {
                     RecordFilter { category: Some(RecordCategory::Results), limit: MAX_ITEMS },
                 )
                 .await?;
-            let rows = if staff { rows } else { app.visible(rows).await? };
+            let rows = if staff { rows } else { app.visible(RecordKeyGrant::ReadOne(&grant), rows).await? };
             let test = match &this.resource {
                 Resource::Observation(o) => o.code.as_ref().map(super::fhir::CodeableConcept::key),
                 _ => None,
@@ -492,7 +498,7 @@ impl Records<'_> {
         // nor of one in a category their practice keeps back.
         let read = app.decide::<ReadRecord>(caller, id).await?;
         let row = app.store.record(&read).await?;
-        let visible = !app.visible(vec![row]).await?.is_empty();
+        let visible = !app.visible(RecordKeyGrant::ReadOne(&read), vec![row]).await?.is_empty();
         let vg = app.decide::<ViewPatient>(caller, patient).await?;
         let p = app.store.patient(&vg).await?;
         if p.active && visible {
@@ -577,5 +583,52 @@ impl Records<'_> {
         categories.dedup();
         let rules = RecordRules { categories, auto_release_days };
         Ok(self.app.store.set_record_rules(&grant, &rules, self.app.now()).await?)
+    }
+}
+
+impl App {
+    /// Tells each patient, once, that results their practice's rule released after its days are
+    /// in their record — without saying what they are; items hidden from them, or in a category
+    /// their practice keeps back, are marked as told without a notice. Returns how many patients
+    /// were told. (A clinician's release tells the patient at once: `Records::release`.)
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub(crate) async fn tell_auto_released(&self) -> Result<usize, AppError> {
+        let now = self.now();
+        let mut told = 0;
+        loop {
+            let batch = self.store.auto_released_untold(now, 500).await?;
+            if batch.is_empty() {
+                return Ok(told);
+            }
+            let mut rules: HashMap<PracticeId, RecordRules> = HashMap::new();
+            let mut patients: Vec<PatientId> = Vec::new();
+            for (_, patient, practice, category, hidden) in &batch {
+                if let std::collections::hash_map::Entry::Vacant(slot) = rules.entry(*practice) {
+                    slot.insert(self.store.record_rules(*practice).await?);
+                }
+                let released = rules.get(practice).is_some_and(|r| r.categories.contains(category));
+                if released && !hidden && !patients.contains(patient) {
+                    patients.push(*patient);
+                }
+            }
+            for patient in &patients {
+                let custody = authz::console::view_patient(*patient);
+                let p = self.store.patient(&custody).await?;
+                if p.active {
+                    self.notify(
+                        p.account,
+                        "A new result is in your Tiaki health record",
+                        "Your practice has added a new test result to your health record in Tiaki.\n\nTo see it, sign in \
+                         to Tiaki as you usually do (type the address yourself) and open Health record.",
+                    )
+                    .await?;
+                    told += 1;
+                }
+            }
+            let ids: Vec<RecordId> = batch.iter().map(|(id, ..)| *id).collect();
+            self.store.mark_told(&ids, now).await?;
+        }
     }
 }

@@ -9,7 +9,8 @@ use authz::{
 };
 use domain::{AccountId, BoxFuture, PatientId, PracticeId, UnixTime};
 
-/// Whose records key may be read: a patient's, for reading their record or sending items in.
+/// A grant that reaches a patient's record: whose records key may be read (reading their record,
+/// sending items in), and whose practices' release rules apply.
 #[derive(Debug, Clone, Copy)]
 pub enum RecordKeyGrant<'a> {
     /// Reading the patient's record.
@@ -50,6 +51,10 @@ impl RecordKeyGrant<'_> {
 /// A records key and the patient key it is wrapped under (`None` once that key is destroyed).
 pub type RecordKeyWithPatientKey = (RecordKeyRow, Option<PatientKeyRow>);
 
+/// An item released by its practice's days: its id, patient, practice, category and whether it
+/// is hidden from the patient (by itself or with its report).
+pub type AutoReleased = (domain::RecordId, PatientId, PracticeId, domain::RecordCategory, bool);
+
 /// The summary's items, and how many items each practice has in each category.
 pub type RecordSummaryRows = (Vec<RecordRow>, Vec<(PracticeId, domain::RecordCategory, i64)>);
 
@@ -68,7 +73,10 @@ pub trait RecordStore: Send + Sync {
     fn record_rules(&self, practice: PracticeId) -> BoxFuture<'_, Result<RecordRules>>;
     /// The release rules of every practice the patient is enrolled at (the defaults where a
     /// practice set none), in one read.
-    fn patient_record_rules(&self, patient: PatientId) -> BoxFuture<'_, Result<Vec<(PracticeId, RecordRules)>>>;
+    fn patient_record_rules<'a>(
+        &'a self,
+        grant: RecordKeyGrant<'a>,
+    ) -> BoxFuture<'a, Result<Vec<(PracticeId, RecordRules)>>>;
     /// Sets a practice's release rules.
     fn set_record_rules<'a>(
         &'a self,
@@ -146,6 +154,13 @@ pub trait RecordStore: Send + Sync {
         reason: &'a str,
         now: UnixTime,
     ) -> BoxFuture<'a, Result<()>>;
+    /// Items released by their practice's days, not removed, whose patient has not been told
+    /// yet (at most `limit`): `(item, patient, practice, category)`, no content. For the job that
+    /// tells patients; the console's (`authz::console::key_custody` is not needed: no content
+    /// is read, and the job checks each practice's rules before a notice).
+    fn auto_released_untold(&self, now: UnixTime, limit: i64) -> BoxFuture<'_, Result<Vec<AutoReleased>>>;
+    /// Marks items as told (or as nothing to tell: hidden, or in a category kept back).
+    fn mark_told<'a>(&'a self, items: &'a [domain::RecordId], now: UnixTime) -> BoxFuture<'a, Result<()>>;
     /// Shows an item hidden by itself again (a result hidden on its own stays hidden when its
     /// report is shown again).
     fn unhide_record<'a>(&'a self, grant: &'a Grant<UnhideRecord>, now: UnixTime) -> BoxFuture<'a, Result<()>>;

@@ -88,8 +88,12 @@ impl RecordStore for This {
         })
     }
 
-    fn patient_record_rules(&self, patient: PatientId) -> BoxFuture<'_, Result<Vec<(PracticeId, RecordRules)>>> {
+    fn patient_record_rules<'a>(
+        &'a self,
+        grant: RecordKeyGrant<'a>,
+    ) -> BoxFuture<'a, Result<Vec<(PracticeId, RecordRules)>>> {
         Box::pin(async move {
+            let patient = grant.patient().ok_or(StoreError::NotFound)?;
             let rows = sqlx::query(
                 "SELECT e.practice_id, r.categories, r.auto_release_days FROM enrolments e \
                  LEFT JOIN record_rules r ON r.practice_id = e.practice_id WHERE e.patient_id = $1",
@@ -444,7 +448,7 @@ impl RecordStore for This {
     ) -> BoxFuture<'a, Result<u64>> {
         Box::pin(async move {
             let done = sqlx::query(
-                "UPDATE health_records SET held = FALSE, released_at = $4, released_by = $5, \
+                "UPDATE health_records SET held = FALSE, released_at = $4, released_by = $5, notified_at = $4, \
                  release_note = CASE WHEN id = $1 THEN $6 ELSE release_note END, updated_at = $4 \
                  WHERE (id = $1 OR group_id = $1) AND patient_id = $2 AND practice_id = $3 AND held = TRUE \
                  AND status = 'current'",
@@ -484,6 +488,49 @@ impl RecordStore for This {
             if done.rows_affected() == 0 {
                 return Err(StoreError::Conflict("This item is hidden already"));
             }
+            Ok(())
+        })
+    }
+
+    fn auto_released_untold(&self, now: UnixTime, limit: i64) -> BoxFuture<'_, Result<Vec<crate::AutoReleased>>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT h.id, h.patient_id, h.practice_id, h.category, \
+                 (h.hidden_at IS NOT NULL OR g.hidden_at IS NOT NULL) AS hidden \
+                 FROM health_records h LEFT JOIN health_records g ON g.id = h.group_id \
+                 WHERE h.held = TRUE AND h.auto_release_at IS NOT NULL AND h.auto_release_at <= $1 \
+                 AND h.notified_at IS NULL AND h.status = 'current' ORDER BY h.auto_release_at, h.id LIMIT $2",
+            )
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        RecordId::from_uuid(r.try_get("id")?),
+                        PatientId::from_uuid(r.try_get("patient_id")?),
+                        PracticeId::from_uuid(r.try_get("practice_id")?),
+                        RecordCategory::parse(&r.try_get::<String, _>("category")?)
+                            .ok_or_else(|| corrupt("record category"))?,
+                        r.try_get("hidden")?,
+                    ))
+                })
+                .collect()
+        })
+    }
+
+    fn mark_told<'a>(&'a self, items: &'a [RecordId], now: UnixTime) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let mut tx = self.begin().await?;
+            for id in items {
+                sqlx::query("UPDATE health_records SET notified_at = $2 WHERE id = $1")
+                    .bind(id.as_uuid())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
             Ok(())
         })
     }

@@ -616,6 +616,15 @@ async fn held_and_hidden_items_never_reach_the_patient_and_do_reach_the_clinicia
     );
     assert!(!entry_texts(&listed(&mut p1, w.patient1, "?category=results").await?).contains("Cholesterol"));
     w.t.clock.advance(3 * 86_400);
+    // The patient is told once, by the job queue, without what it is.
+    let told = |m: &(String, String, String)| m.0 == "p1@example.nz" && m.1.contains("new result");
+    let before = mails(&w.t).await?.iter().filter(|m| told(m)).count();
+    w.t.app.console().run_due_jobs("node-a").await?;
+    w.t.clock.advance(3_600);
+    w.t.app.console().run_due_jobs("node-a").await?;
+    let notices: Vec<_> = mails(&w.t).await?.into_iter().filter(|m| told(m)).collect();
+    assert_eq!(notices.len(), before + 1, "one notice for the released result, once");
+    assert!(!notices.iter().any(|m| m.2.contains("Cholesterol")));
     let mut p1 = w.signed_in("p1@example.nz", [127, 0, 0, 2]).await?;
     let released = entry_texts(&listed(&mut p1, w.patient1, "?category=results").await?);
     assert!(released.contains("Cholesterol"));
