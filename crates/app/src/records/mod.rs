@@ -5,6 +5,7 @@
 //! shreds it); reading unwraps it through the same counted, logged path as documents, and every
 //! read is an access event naming the patient.
 
+mod bundle;
 pub mod demo;
 pub mod export;
 pub mod fhir;
