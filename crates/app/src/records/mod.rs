@@ -11,6 +11,7 @@ pub mod export;
 pub mod fhir;
 pub mod ingest;
 mod read;
+mod release;
 pub mod validate;
 
 pub use read::{ItemView, RecordItem, Summary, TrendPoint};
