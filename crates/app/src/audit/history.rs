@@ -187,7 +187,7 @@ fn day_ms(text: &str, field: &'static str, end: bool) -> Result<Option<i64>, Fie
     Ok(Some(start.timestamp().as_millisecond()))
 }
 
-fn rfc3339(ms: i64) -> String {
+pub(crate) fn rfc3339(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())

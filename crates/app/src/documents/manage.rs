@@ -56,33 +56,13 @@ impl Documents<'_> {
         let skip = usize::try_from((page - 1) * DOCUMENTS_PER_PAGE).unwrap_or(usize::MAX);
         let shown: Vec<_> =
             docs.into_iter().skip(skip).take(usize::try_from(DOCUMENTS_PER_PAGE).unwrap_or(100)).collect();
-        // The titles are sealed under each document's data key: the patient's key is unwrapped
-        // (once per version on the page, each an event) to show them.
-        let vault = self.app.vault()?;
-        let mut keys: std::collections::BTreeMap<i32, crypto::PatientKey> = std::collections::BTreeMap::new();
-        let mut documents = Vec::with_capacity(shown.len());
-        let mut ids = Vec::with_capacity(shown.len());
-        for (row, key) in shown {
-            ids.push(row.id.to_string());
-            let data_key = match key.and_then(|k| k.wrapped.map(|w| (k.version, k.master_key_id, w))) {
-                Some((version, master, wrapped)) => {
-                    let patient_key = match keys.entry(version) {
-                        std::collections::btree_map::Entry::Occupied(k) => k.into_mut(),
-                        std::collections::btree_map::Entry::Vacant(v) => {
-                            v.insert(vault.keys.unwrap(&master, &wrapped)?)
-                        }
-                    };
-                    Some(patient_key.unwrap(&row.wrapped_key).map_err(super::key_error)?)
-                }
-                None => None,
-            };
-            documents.push(super::open_details(row, data_key.as_ref())?);
-        }
+        let ids: Vec<String> = shown.iter().map(|(row, _)| row.id.to_string()).collect();
+        let (documents, versions) = self.app.open_document_rows(shown)?;
         // One event naming every document the page shows (or the patient, for an empty list),
         // and one per key unwrapped, before anything is served.
         let target = if ids.is_empty() { Target::of(&grant) } else { Target::of(&grant).about(&ids.join(",")) };
         let mut events = vec![self.app.event(caller, &target, Outcome::Allowed)];
-        events.extend(keys.keys().map(|&version| self.app.unwrap_event(caller, patient, version)));
+        events.extend(versions.into_iter().map(|version| self.app.unwrap_event(caller, patient, version)));
         self.app.audit(events).await?;
         Ok(DocumentList { documents, total, page, pages })
     }
@@ -153,5 +133,35 @@ impl Documents<'_> {
         let key = self.app.store.withdraw_document(&grant, self.app.now()).await?;
         self.app.remove_blob(&key).await;
         Ok(patient)
+    }
+}
+
+impl crate::App {
+    /// Opens listed documents' details (their titles are sealed under each document's data key):
+    /// the patient's key is unwrapped once per version among them. Returns the documents and the
+    /// versions unwrapped, for the caller's unwrap events (written before anything is served).
+    pub(crate) fn open_document_rows(
+        &self,
+        rows: Vec<store::DocumentWithKey>,
+    ) -> Result<(Vec<super::Document>, Vec<i32>), AppError> {
+        let vault = self.vault()?;
+        let mut keys: std::collections::BTreeMap<i32, crypto::PatientKey> = std::collections::BTreeMap::new();
+        let mut documents = Vec::with_capacity(rows.len());
+        for (row, key) in rows {
+            let data_key = match key.and_then(|k| k.wrapped.map(|w| (k.version, k.master_key_id, w))) {
+                Some((version, master, wrapped)) => {
+                    let patient_key = match keys.entry(version) {
+                        std::collections::btree_map::Entry::Occupied(k) => k.into_mut(),
+                        std::collections::btree_map::Entry::Vacant(v) => {
+                            v.insert(vault.keys.unwrap(&master, &wrapped)?)
+                        }
+                    };
+                    Some(patient_key.unwrap(&row.wrapped_key).map_err(super::key_error)?)
+                }
+                None => None,
+            };
+            documents.push(super::open_details(row, data_key.as_ref())?);
+        }
+        Ok((documents, keys.into_keys().collect()))
     }
 }

@@ -114,23 +114,21 @@ impl Records<'_> {
         let vg = app.decide::<ViewPatient>(caller, patient).await?;
         let me = app.store.patient(&vg).await?;
         let list = app.decide::<ListDocuments>(caller, patient).await?;
-        let documents: Vec<crate::documents::Document> = app
+        // Documents whose key was destroyed (erased) have nothing left to give: they are left out.
+        let rows: Vec<_> = app
             .store
             .list_documents(&list, true)
             .await?
             .into_iter()
-            .filter_map(|(row, key)| {
-                let vault = app.vault().ok()?;
-                let pk = key.and_then(|k| k.wrapped.map(|w| (k.master_key_id, w)))?;
-                let patient_key = vault.keys.unwrap(&pk.0, &pk.1).ok()?;
-                let dk = patient_key.unwrap(&row.wrapped_key).ok()?;
-                crate::documents::open_details(row, Some(&dk)).ok()
-            })
+            .filter(|(_, key)| key.as_ref().is_some_and(|k| k.wrapped.is_some()))
             .collect();
+        let (documents, versions) = app.open_document_rows(rows)?;
         let summary =
             format!("{patient}: {} records, {} documents and the access history", records.len(), documents.len());
-        app.audit(vec![app.event(caller, &Target::of(&grant).about(&summary).with_patient(patient), Outcome::Allowed)])
-            .await?;
+        let mut events =
+            vec![app.event(caller, &Target::of(&grant).about(&summary).with_patient(patient), Outcome::Allowed)];
+        events.extend(versions.into_iter().map(|version| app.unwrap_event(caller, patient, version)));
+        app.audit(events).await?;
         let pid = patient.to_string();
         let patient_resource = json!({
             "resourceType": "Patient",
@@ -179,7 +177,7 @@ impl Records<'_> {
                     .map_err(|e| e.to_string())?;
                 let head = format!(
                     "{{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"timestamp\":{},\"entry\":[",
-                    serde_json::to_string(&rfc3339(now_ms)).unwrap_or_else(|_| "null".into()),
+                    serde_json::to_string(&crate::audit::history::rfc3339(now_ms)).unwrap_or_else(|_| "null".into()),
                 );
                 w.write_all(head.as_bytes()).await.map_err(|e| e.to_string())?;
                 for (n, e) in entries.iter().enumerate() {
@@ -263,11 +261,4 @@ impl Records<'_> {
         .boxed();
         Ok(Export { filename: format!("tiaki-record-{date}.zip"), body })
     }
-}
-
-fn rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default()
 }
