@@ -3,6 +3,7 @@
 //! and acts through the storage contract with that grant. The web layer calls only these.
 
 mod access;
+pub mod appointments;
 pub mod audit;
 mod caller;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod jobs;
 pub use crypto::keyfile;
 pub mod notify;
 mod practices;
+pub mod prescriptions;
 pub mod records;
 pub use audit::{AuditSettings, Caller, MIN_AUDIT_RETENTION_YEARS, Tick, VerifyReport};
 pub use authz::{Principal, capabilities};

@@ -29,3 +29,10 @@ pub fn may(role: StaffRole, allowed: &[StaffRole]) -> bool {
 pub const READ_RECORDS: &[StaffRole] = &[StaffRole::Gp, StaffRole::Nurse];
 /// Release a held result to the patient, or hide an item from them: a clinical decision.
 pub const RELEASE_RECORDS: &[StaffRole] = &[StaffRole::Gp, StaffRole::Nurse];
+/// Run the practice's book: the day list, booking and cancelling for patients, marking who
+/// came, blocking slots: reception and clinicians.
+pub const RUN_BOOK: &[StaffRole] = &[StaffRole::Admin, StaffRole::Gp, StaffRole::Nurse];
+/// Keep patients' long-term lists and prepare repeat requests: clinical roles.
+pub const PREPARE_REPEATS: &[StaffRole] = &[StaffRole::Gp, StaffRole::Nurse];
+/// Approve or decline a repeat prescription: prescribers (GPs).
+pub const PRESCRIBE: &[StaffRole] = &[StaffRole::Gp];

@@ -5,7 +5,7 @@
 
 use crate::{
     ExportAudit, Grant, KeyCustody, ManageAccounts, ManageOperators, ManagePractices, ManageStaff, MasterKeyCustody,
-    Platform, UnenrolPatient, ViewPatient,
+    Platform, SetUpBook, UnenrolPatient, ViewPatient,
 };
 use domain::{PatientId, PracticeId};
 
@@ -47,4 +47,10 @@ pub const fn master_key_custody() -> Grant<MasterKeyCustody> {
 /// patients of results their practice's rule released).
 pub const fn view_patient(patient: PatientId) -> Grant<ViewPatient> {
     Grant::new(patient, Some(patient), None)
+}
+
+/// The console may keep a practice's book: the job that adds each day's slots from the weekly
+/// templates, and `tiaki demo`.
+pub const fn set_up_book(practice: PracticeId) -> Grant<SetUpBook> {
+    Grant::new(practice, None, None)
 }

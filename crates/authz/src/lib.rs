@@ -15,6 +15,10 @@ mod principal;
 mod relations;
 
 pub use grant::{Grant, Implies};
+pub use policy::appointments::{
+    BlockSlots, BookAppointment, CancelAppointment, ListAppointments, MarkAppointment, ReadAppointment, RunBook,
+    SetUpBook, SyncAppointment, SyncBook,
+};
 pub use policy::audit::{ExportAccessHistory, ExportAudit, ViewAccessHistory};
 pub use policy::documents::{
     ChangeDocument, DeleteDocument, KeyCustody, ListDocuments, MasterKeyCustody, PushDocument, ReadDocument,
@@ -28,6 +32,10 @@ pub use policy::practices::{
     AnswerEnrolmentRequest, ChangeStaffRole, CreatePractice, EnrolPatient, InviteStaff, LeavePractice,
     ListPracticePatients, ListPractices, ListStaff, ManageApiClients, ManagePractices, ManageStaff, RemoveStaff,
     ReviewEnrolmentRequests, SetPatientMfaPolicy, UnenrolPatient,
+};
+pub use policy::prescriptions::{
+    ApproveRepeatRequest, DeclineRepeatRequest, ListRepeatQueue, ManageRepeatList, ReadRepeatList, ReadRepeatRequest,
+    RequestRepeat, ReviewRepeatRequest, SetUpRepeats,
 };
 pub use policy::records::{
     ExportRecords, HideRecord, IngestRecords, ListHeldResults, ReadRecord, ReadRecords, ReleaseRecord, SendRecords,

@@ -1,7 +1,7 @@
 //! Facts about relationships the policy needs (enrolments, who owns a document, agreements),
 //! loaded from storage; and, for the access log, where an object the policy refused lives.
 
-use domain::{BoxFuture, DocumentId, PatientId, PracticeId, RecordId};
+use domain::{AppointmentId, BoxFuture, DocumentId, PatientId, PracticeId, RecordId, RepeatRequestId};
 use std::fmt;
 
 /// Facts about relationships that the policy needs, loaded from storage.
@@ -18,9 +18,13 @@ pub trait Relations: Send + Sync {
     /// Whose an item of a health record is (removed ones too: the practice keeps them): its
     /// patient and the practice that sent it. `None` if there is no such item.
     fn record_owner(&self, record: RecordId) -> BoxFuture<'_, Result<Option<RecordOwner>, RelationsError>>;
+    /// Whose an appointment is: its patient and the practice whose book it is in.
+    fn appointment_owner(&self, id: AppointmentId) -> BoxFuture<'_, Result<Option<RecordOwner>, RelationsError>>;
+    /// Whose a repeat-prescription request is: its patient and the practice it was sent to.
+    fn repeat_request_owner(&self, id: RepeatRequestId) -> BoxFuture<'_, Result<Option<RecordOwner>, RelationsError>>;
 }
 
-/// Whose an item of a health record is.
+/// Whose an item of a health record (an appointment, a repeat request) is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordOwner {
     /// The patient it is about.
@@ -116,6 +120,26 @@ impl Subject for DocumentId {
 impl Subject for RecordId {
     async fn locate<R: Relations + ?Sized>(&self, rel: &R) -> Result<Located, RelationsError> {
         Ok(rel.record_owner(*self).await?.map_or_else(Located::default, |o| Located {
+            exists: true,
+            patient: Some(o.patient),
+            practice: Some(o.practice),
+        }))
+    }
+}
+
+impl Subject for AppointmentId {
+    async fn locate<R: Relations + ?Sized>(&self, rel: &R) -> Result<Located, RelationsError> {
+        Ok(rel.appointment_owner(*self).await?.map_or_else(Located::default, |o| Located {
+            exists: true,
+            patient: Some(o.patient),
+            practice: Some(o.practice),
+        }))
+    }
+}
+
+impl Subject for RepeatRequestId {
+    async fn locate<R: Relations + ?Sized>(&self, rel: &R) -> Result<Located, RelationsError> {
+        Ok(rel.repeat_request_owner(*self).await?.map_or_else(Located::default, |o| Located {
             exists: true,
             patient: Some(o.patient),
             practice: Some(o.practice),

@@ -33,6 +33,18 @@ impl Relations for Fixed {
     ) -> BoxFuture<'_, Result<Option<crate::RecordOwner>, RelationsError>> {
         Box::pin(async move { Ok(None) })
     }
+    fn appointment_owner(
+        &self,
+        _id: domain::AppointmentId,
+    ) -> BoxFuture<'_, Result<Option<crate::RecordOwner>, RelationsError>> {
+        Box::pin(async move { Ok(None) })
+    }
+    fn repeat_request_owner(
+        &self,
+        _id: domain::RepeatRequestId,
+    ) -> BoxFuture<'_, Result<Option<crate::RecordOwner>, RelationsError>> {
+        Box::pin(async move { Ok(None) })
+    }
 }
 
 #[tokio::test]

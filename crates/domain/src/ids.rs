@@ -79,3 +79,27 @@ id_type!(
     /// One item of a patient's health record (a condition, a result, a recall…).
     RecordId
 );
+id_type!(
+    /// A clinician's book at one location (FHIR `Schedule`).
+    ScheduleId
+);
+id_type!(
+    /// One slot of a practice's book.
+    SlotId
+);
+id_type!(
+    /// One appointment.
+    AppointmentId
+);
+id_type!(
+    /// A kind of appointment a practice offers (standard, long, nurse, phone, video…).
+    AppointmentTypeId
+);
+id_type!(
+    /// A medication on a patient's long-term (repeat) list.
+    RepeatMedicationId
+);
+id_type!(
+    /// A request for repeat prescriptions.
+    RepeatRequestId
+);

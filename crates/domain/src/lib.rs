@@ -1,15 +1,21 @@
 //! Validated values, random ids, the clock and the access vocabulary (module, object kind,
 //! verb): what every other crate speaks. No I/O.
 
+pub mod appointments;
+pub mod calendar;
 pub mod clock;
 pub mod ids;
 pub mod nhi;
+pub mod prescriptions;
 pub mod records;
 pub mod values;
 pub mod vocabulary;
 
 pub use clock::{Clock, FakeClock, SystemClock, UnixTime};
-pub use ids::{AccountId, ClientId, DocumentId, PatientId, PracticeId, RecordId, SessionId};
+pub use ids::{
+    AccountId, AppointmentId, AppointmentTypeId, ClientId, DocumentId, PatientId, PracticeId, RecordId,
+    RepeatMedicationId, RepeatRequestId, ScheduleId, SessionId, SlotId,
+};
 pub use nhi::{Nhi, NhiError};
 pub use records::{ClientScopes, RecordCategory};
 pub use values::{

@@ -80,19 +80,30 @@ impl RecordCategory {
 pub struct ClientScopes {
     /// May send health records (`POST /fhir/R4`).
     pub records: bool,
+    /// May read and write the practice's appointment book as FHIR `Schedule`, `Slot` and
+    /// `Appointment` (a practice's own client).
+    pub appointments: bool,
 }
 
 impl ClientScopes {
     /// The stored form: space-separated scope names.
     #[must_use]
     pub fn as_stored(self) -> String {
-        if self.records { "documents records".into() } else { "documents".into() }
+        let mut s = String::from("documents");
+        if self.records {
+            s.push_str(" records");
+        }
+        if self.appointments {
+            s.push_str(" appointments");
+        }
+        s
     }
 
     /// Reads the stored form (unknown names are ignored).
     #[must_use]
     pub fn parse(s: &str) -> Self {
-        Self { records: s.split([' ', ',']).any(|w| w == "records") }
+        let has = |name: &str| s.split([' ', ',']).any(|w| w == name);
+        Self { records: has("records"), appointments: has("appointments") }
     }
 }
 
@@ -109,6 +120,9 @@ mod tests {
         assert!(ClientScopes::parse("documents records").records);
         assert!(!ClientScopes::parse("documents").records);
         assert!(!ClientScopes::parse("recordsx").records);
-        assert_eq!(ClientScopes::parse(&ClientScopes { records: true }.as_stored()), ClientScopes { records: true });
+        for (records, appointments) in [(true, false), (false, true), (true, true), (false, false)] {
+            let scopes = ClientScopes { records, appointments };
+            assert_eq!(ClientScopes::parse(&scopes.as_stored()), scopes);
+        }
     }
 }

@@ -115,6 +115,21 @@ vocabulary!(
         PatientRecord = "patient_record",
         /// A practice's rules for releasing records to its patients.
         RecordRules = "record_rules",
+        /// A practice's appointment book: its clinicians, appointment types, weekly templates,
+        /// closures and booking rules.
+        Schedule = "schedule",
+        /// One appointment slot of a practice's book.
+        Slot = "slot",
+        /// One appointment (its patient, time and reason).
+        Appointment = "appointment",
+        /// A patient's appointments as a whole (the list, free slots offered to them).
+        PatientAppointments = "patient_appointments",
+        /// A patient's long-term (repeat-eligible) medication list.
+        RepeatList = "repeat_list",
+        /// A request for repeat prescriptions.
+        RepeatRequest = "repeat_request",
+        /// A practice's rules for online repeat prescriptions (fee, turnaround, pharmacies).
+        RepeatSettings = "repeat_settings",
     }
 );
 
@@ -199,6 +214,18 @@ vocabulary!(
         Hide = "hide",
         /// Showed a hidden item to the patient again.
         Unhide = "unhide",
+        /// Booked an appointment.
+        Book = "book",
+        /// Cancelled an appointment (or a request).
+        Cancel = "cancel",
+        /// Blocked a slot from booking (or opened it again).
+        Block = "block",
+        /// Asked for something (repeat prescriptions).
+        Request = "request",
+        /// Took a request into review (a nurse preparing it).
+        Review = "review",
+        /// Approved a request.
+        Approve = "approve",
     }
 );
 
@@ -222,6 +249,8 @@ impl ObjectKind {
             Self::Patient | Self::HealthRecord | Self::HiddenHealthRecord | Self::PatientRecord | Self::RecordRules => {
                 Module::Records
             }
+            Self::Schedule | Self::Slot | Self::Appointment | Self::PatientAppointments => Module::Appointments,
+            Self::RepeatList | Self::RepeatRequest | Self::RepeatSettings => Module::Prescriptions,
         }
     }
 }

@@ -6,6 +6,7 @@
 
 mod access_log;
 mod accounts;
+pub mod appointments;
 mod documents;
 mod engines;
 mod integrations;
@@ -18,6 +19,7 @@ mod patient_keys;
 mod platform;
 mod portable;
 mod practices;
+pub mod prescriptions;
 mod records;
 mod sessions;
 mod shared;
@@ -26,12 +28,14 @@ mod tokens;
 
 pub use access_log::AccessLogStore;
 pub use accounts::AccountStore;
+pub use appointments::AppointmentStore;
 pub use integrations::IntegrationStore;
 pub use jobs::{JobRow, JobState, JobStore, NewJob};
 pub use links::{LinkKind, LinkStore};
 pub use outbox::OutboxStore;
 pub use platform::PlatformStore;
 pub use practices::{EnrolmentGrant, PracticeStore, StaffChange};
+pub use prescriptions::PrescriptionStore;
 pub use sessions::SessionStore;
 
 pub use documents::{DocumentStore, DocumentWithKey, StoreGrant};
@@ -96,6 +100,8 @@ pub trait Store:
     + DocumentStore
     + PatientKeyStore
     + RecordStore
+    + AppointmentStore
+    + PrescriptionStore
     + IntegrationStore
     + MfaStore
     + SignInStore

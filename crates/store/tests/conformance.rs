@@ -94,7 +94,13 @@ conformance!(
     concurrent_appends_number_the_log_without_gaps,
     sign_in_attempts_are_claimed_one_at_a_time,
     records_are_scoped_versioned_released_and_hidden,
+    one_slot_is_booked_once_however_many_race,
+    a_repeat_item_is_in_one_open_request_at_a_time,
 );
+
+#[path = "conformance/care.rs"]
+mod care;
+use care::{a_repeat_item_is_in_one_open_request_at_a_time, one_slot_is_booked_once_however_many_race};
 
 const NOW: UnixTime = 1_800_000_000;
 
@@ -1151,7 +1157,7 @@ async fn records_are_scoped_versioned_released_and_hidden(store: Arc<dyn Store>)
         client: ClientId::random(),
         org_id: "FAA111-A".into(),
         practice: Some(practice),
-        scopes: ClientScopes { records },
+        scopes: ClientScopes { records, appointments: false },
     };
     // Only a practice's own system with the records scope, for its own enrolled patients.
     assert!(authorize::<SendRecords, _>(&system(a, false), a, &*store).await.is_err());
@@ -1162,11 +1168,22 @@ async fn records_are_scoped_versioned_released_and_hidden(store: Arc<dyn Store>)
 
     // The records key is stored once, under a live patient key version.
     let key = RecordKeyRow { patient: p1.id, key_version: 1, wrapped_key: vec![7; 40] };
-    assert!(!store.insert_records_key(&ingest, &key, NOW).await?, "no patient key yet: nothing stored");
+    assert!(
+        !store.insert_records_key(RecordKeyGrant::Ingest(&ingest), &key, NOW).await?,
+        "no patient key yet: nothing stored"
+    );
     let pk = PatientKeyRow { patient: p1.id, version: 1, master_key_id: "m1".into(), wrapped: Some(vec![1; 40]) };
     assert!(store.insert_patient_key(KeyGrant::Records(&ingest), &pk, NOW).await?);
-    assert!(store.insert_records_key(&ingest, &key, NOW).await?);
-    assert!(!store.insert_records_key(&ingest, &RecordKeyRow { wrapped_key: vec![9; 40], ..key.clone() }, NOW).await?);
+    assert!(store.insert_records_key(RecordKeyGrant::Ingest(&ingest), &key, NOW).await?);
+    assert!(
+        !store
+            .insert_records_key(
+                RecordKeyGrant::Ingest(&ingest),
+                &RecordKeyRow { wrapped_key: vec![9; 40], ..key.clone() },
+                NOW
+            )
+            .await?
+    );
     let (got, under) = store.records_key(RecordKeyGrant::Ingest(&ingest)).await?.unwrap();
     assert_eq!((got, under.map(|k| k.version)), (key.clone(), Some(1)));
 

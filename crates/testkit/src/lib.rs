@@ -16,6 +16,7 @@
     missing_docs
 )]
 
+pub mod appointments;
 mod browser;
 pub mod db;
 mod portal;

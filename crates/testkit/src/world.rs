@@ -15,7 +15,7 @@ pub struct World {
     pub practice_b: PracticeId,
     pub patient1: PatientId,
     pub patient2: PatientId,
-    /// Practice A's system's API token.
+    /// Practice A's system's API token (records and appointments scopes).
     pub client_a: String,
     /// A discharge summary practice A pushed for patient 1.
     pub letter1: app::domain::DocumentId,
@@ -177,6 +177,7 @@ impl World {
             .map_err(|e| anyhow!("{e:?}"))?;
         // Practice A's system also sends its health records.
         t.app.console().set_client_records(row_a.id, true).await.map_err(|e| anyhow!("{e:?}"))?;
+        t.app.console().set_client_appointments(row_a.id, true).await.map_err(|e| anyhow!("{e:?}"))?;
         let r = push(&t, &client_a, &push_meta("ZZZ0016", "letter-1"), &pdf("letter one", 3000)).await?;
         if r.status != StatusCode::CREATED {
             return Err(anyhow!("the fixture letter was not pushed: {} {}", r.status, r.body));
@@ -358,6 +359,7 @@ impl World {
                 .await
                 .map_err(|e| anyhow!("{e:?}"))?;
         w.t.app.console().set_client_records(row_b.id, true).await.map_err(|e| anyhow!("{e:?}"))?;
+        w.t.app.console().set_client_appointments(row_b.id, true).await.map_err(|e| anyhow!("{e:?}"))?;
         let (_, hospital) =
             w.t.app
                 .console()

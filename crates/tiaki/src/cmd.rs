@@ -16,29 +16,16 @@ pub(crate) async fn client_cmd(app: &App, admin: &Admin) -> Result<Option<Result
             .map_err(|_| anyhow::anyhow!("{id} is not a client id; see `tiaki admin list-clients`"))
     };
     match admin {
-        Admin::CreateClient { label, practice, org_id, org_name, records } => {
-            if practice.is_none() && org_id.is_none() {
-                bail!("give --practice HPI for a practice's own system, or --org-id for another organisation");
-            }
-            if *records && practice.is_none() {
-                bail!("--records is for a practice's own system (give --practice HPI): nothing was created");
-            }
-            let (row, token) = shown(
-                app.console()
-                    .create_client(label, org_id.as_deref().unwrap_or(""), org_name, practice.as_deref())
-                    .await,
-            )?;
-            if *records {
-                shown(app.console().set_client_records(row.id, true).await)?;
-            }
+        Admin::CreateClient { label, practice, org_id, org_name, records, appointments } => {
+            create_client(app, label, practice.as_deref(), org_id.as_deref(), org_name, (*records, *appointments))
+                .await?;
+        }
+        Admin::ClientAppointments { id, off } => {
+            shown(app.console().set_client_appointments(parse_id(id)?, !off).await)?;
             eprintln!(
-                "Client {} for {} ({}) created{}. Its token is shown once; store it in the sending system:",
-                row.id,
-                row.org_name,
-                row.org_id,
-                if *records { ", allowed to send health records" } else { "" }
+                "The client {} read and write the practice's appointment book.",
+                if *off { "can no longer" } else { "can now" }
             );
-            println!("{token}");
         }
         Admin::ClientRecords { id, off } => {
             shown(app.console().set_client_records(parse_id(id)?, !off).await)?;
@@ -255,4 +242,46 @@ pub(crate) async fn audit_cmd(config: &Config, cmd: AuditCmd) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `tiaki admin create-client`: prints the token once.
+#[expect(clippy::print_stdout, reason = "the token is this command's output")]
+async fn create_client(
+    app: &App,
+    label: &str,
+    practice: Option<&str>,
+    org_id: Option<&str>,
+    org_name: &str,
+    (records, appointments): (bool, bool),
+) -> Result<()> {
+    if practice.is_none() && org_id.is_none() {
+        bail!("give --practice HPI for a practice's own system, or --org-id for another organisation");
+    }
+    if (records || appointments) && practice.is_none() {
+        bail!(
+            "--records and --appointments are for a practice's own system (give --practice HPI): nothing was \
+             created"
+        );
+    }
+    let (row, token) = shown(app.console().create_client(label, org_id.unwrap_or(""), org_name, practice).await)?;
+    if records {
+        shown(app.console().set_client_records(row.id, true).await)?;
+    }
+    if appointments {
+        shown(app.console().set_client_appointments(row.id, true).await)?;
+    }
+    eprintln!(
+        "Client {} for {} ({}) created{}. Its token is shown once; store it in the sending system:",
+        row.id,
+        row.org_name,
+        row.org_id,
+        match (records, appointments) {
+            (true, true) => ", allowed to send health records and keep the appointment book",
+            (true, false) => ", allowed to send health records",
+            (false, true) => ", allowed to keep the appointment book",
+            (false, false) => "",
+        }
+    );
+    println!("{token}");
+    Ok(())
 }

@@ -262,7 +262,7 @@ async fn demo_records(
         client: client.id,
         org_id: client.org_id.clone(),
         practice: client.practice,
-        scopes: app::domain::ClientScopes { records: true },
+        scopes: app::domain::ClientScopes { records: true, appointments: true },
     });
     let gp = app::Caller::console(staff_principal(app, practice, StaffRole::Gp).await?);
     for (n, (nhi, ..)) in patients.iter().enumerate() {

@@ -185,6 +185,19 @@ enum Admin {
         /// system only).
         #[arg(long)]
         records: bool,
+        /// Let it read and write the practice's appointment book as FHIR `Schedule`, `Slot` and
+        /// `Appointment` (a practice's own system only).
+        #[arg(long)]
+        appointments: bool,
+    },
+    /// Let a practice's own system read and write its appointment book as FHIR, or stop it.
+    ClientAppointments {
+        /// The client's id.
+        #[arg(long)]
+        id: String,
+        /// Stop it.
+        #[arg(long)]
+        off: bool,
     },
     /// Let a practice's own system send its health records (`POST /fhir/R4`), or stop it.
     ClientRecords {
@@ -537,6 +550,7 @@ async fn run(cli: Cli) -> Result<()> {
             let link = match admin {
                 Admin::CreateClient { .. }
                 | Admin::ClientRecords { .. }
+                | Admin::ClientAppointments { .. }
                 | Admin::RotateClient { .. }
                 | Admin::RevokeClient { .. }
                 | Admin::ListClients

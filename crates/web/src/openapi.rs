@@ -23,7 +23,10 @@ use utoipa::OpenApi;
         crate::api::documents::push,
         crate::api::records::ingest,
         crate::api::records::api_record,
-        crate::api::records::api_item
+        crate::api::records::api_item,
+        crate::api::appointments::sync,
+        crate::api::appointments::slots,
+        crate::api::appointments::appointments
     ),
     components(schemas(
         crate::api::Me,

@@ -3,7 +3,8 @@
 //! noticing.
 
 use crate::pages::{
-    access, account, documents, mfa, operator, passkeys, password, patients, practices, records, signin,
+    access, account, appointments, documents, mfa, operator, passkeys, password, patients, practices, prescriptions,
+    records, signin,
 };
 use crate::{WebState, api, openapi, ops, pages};
 use axum::routing::{MethodRouter, get, post};
@@ -144,6 +145,27 @@ routes! {
     get  "/api/v1/patients/{patient_id}/records" Api  => api::records::api_record,
     get  "/api/v1/records/{record_id}"           Api  => api::records::api_item,
     post "/fhir/R4"                              Api  => api::records::ingest,
+    get  "/patients/{patient_id}/appointments"   Page => appointments::list_page,
+    post "/patients/{patient_id}/appointments"   Page => appointments::book,
+    get  "/patients/{patient_id}/appointments/book" Page => appointments::book_page,
+    get  "/appointments/{appointment_id}"        Page => appointments::appointment_page,
+    post "/appointments/{appointment_id}/cancel" Page => appointments::cancel,
+    post "/appointments/{appointment_id}/mark"   Page => appointments::mark,
+    get  "/practices/{practice_id}/day"          Page => appointments::day_page,
+    post "/practices/{practice_id}/block"        Page => appointments::block,
+    get  "/practices/{practice_id}/book-setup"   Page => appointments::setup::setup_page,
+    post "/practices/{practice_id}/book-setup"   Page => appointments::setup::change_setup,
+    get  "/patients/{patient_id}/repeats"        Page => prescriptions::repeats_page,
+    post "/patients/{patient_id}/repeats"        Page => prescriptions::request,
+    post "/patients/{patient_id}/repeats/list"   Page => prescriptions::keep_list,
+    get  "/repeats/{repeat_request_id}"          Page => prescriptions::request_page,
+    post "/repeats/{repeat_request_id}"          Page => prescriptions::decide,
+    get  "/practices/{practice_id}/repeats"      Page => prescriptions::queue_page,
+    get  "/practices/{practice_id}/repeat-rules" Page => prescriptions::rules,
+    post "/practices/{practice_id}/repeat-rules" Page => prescriptions::set_rules,
+    post "/fhir/R4/appointments"                 Api  => api::appointments::sync,
+    get  "/fhir/R4/Slot"                         Api  => api::appointments::slots,
+    get  "/fhir/R4/Appointment"                  Api  => api::appointments::appointments,
 }
 
 /// Routes whose request bodies are documents: streamed, with the application's size limits
@@ -154,4 +176,5 @@ pub const STREAMING_UPLOADS: &[(&str, &str)] = &[
     ("POST", "/api/v1/documents"),
     // Bundles up to 8 MiB: the handler reads at most that much and answers an OperationOutcome.
     ("POST", "/fhir/R4"),
+    ("POST", "/fhir/R4/appointments"),
 ];

@@ -101,6 +101,8 @@ pub(crate) struct PatientPage {
     pub(crate) can_unenrol: bool,
     pub(crate) can_read_records: bool,
     pub(crate) can_list_documents: bool,
+    pub(crate) can_book: bool,
+    pub(crate) can_repeats: bool,
     pub(crate) can_view_access: bool,
     pub(crate) patient: Patient,
     pub(crate) practices: Vec<Practice>,
@@ -161,6 +163,8 @@ pub(crate) struct PracticePage<'a> {
     /// Clinical staff release results; admins set what patients see.
     pub(crate) can_release: bool,
     pub(crate) can_set_rules: bool,
+    pub(crate) can_run_book: bool,
+    pub(crate) can_repeats: bool,
     pub(crate) patients: app::PatientList,
     /// Enrolments the practice asked for that the person has not accepted.
     pub(crate) awaiting: Vec<AwaitingLine>,

@@ -200,8 +200,8 @@ pub fn fhir_audit_event(e: &AuditEvent) -> Value {
     let (code, display, action) = match e.action.as_str() {
         "read" => ("read", "read", "R"),
         "list" | "search" => ("search-type", "search-type", "E"),
-        "create" | "push" => ("create", "create", "C"),
-        "update" => ("update", "update", "U"),
+        "create" | "push" | "book" | "request" => ("create", "create", "C"),
+        "update" | "cancel" | "review" | "approve" | "block" => ("update", "update", "U"),
         "delete" | "withdraw" => ("delete", "delete", "D"),
         // Sign-in, second-factor, key-unwrap and other events: the action itself, as a
         // Tiaki-specific subtype.

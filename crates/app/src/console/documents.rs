@@ -355,16 +355,36 @@ impl Console<'_> {
     /// [`AppError::NotFound`] for an unknown or revoked client; [`AppError::Invalid`] for
     /// records asked for a client that is not a practice's own.
     pub async fn set_client_records(&self, id: ClientId, records: bool) -> Result<(), AppError> {
+        self.set_client_scope(id, |s| s.records = records, records).await
+    }
+
+    /// Lets a practice's own client read and write the practice's appointment book as FHIR
+    /// (`/fhir/R4/appointments`, `/fhir/R4/Slot`, `/fhir/R4/Appointment`), or stops it.
+    ///
+    /// # Errors
+    /// As [`Self::set_client_records`].
+    pub async fn set_client_appointments(&self, id: ClientId, on: bool) -> Result<(), AppError> {
+        self.set_client_scope(id, |s| s.appointments = on, on).await
+    }
+
+    async fn set_client_scope(
+        &self,
+        id: ClientId,
+        change: impl FnOnce(&mut domain::ClientScopes),
+        granting: bool,
+    ) -> Result<(), AppError> {
         let grant = authz::console::manage_practices();
         let client =
             self.app.store.api_client(id).await?.filter(|c| c.revoked_at.is_none()).ok_or(AppError::NotFound)?;
-        if records && client.practice.is_none() {
+        if granting && client.practice.is_none() {
             return Err(AppError::field(
                 "scope",
-                "Only a practice's own system can send its health records; this client is another organisation's.",
+                "Only a practice's own system can have this scope; this client is another organisation's.",
             ));
         }
-        if self.app.store.set_api_client_scopes(&grant, id, domain::ClientScopes { records }).await? {
+        let mut scopes = client.scopes;
+        change(&mut scopes);
+        if self.app.store.set_api_client_scopes(&grant, id, scopes).await? {
             self.record(vec![console_target(domain::ObjectKind::ApiClient, domain::Verb::Update, &id)]).await?;
             Ok(())
         } else {

@@ -4,8 +4,9 @@
 //! enqueued at most once per idempotency key. Periodic work is scheduled by every node with a
 //! key naming its period (`blob-sweep:493853`), so it runs once per period across the cluster.
 //!
-//! On the queue now: the blob sweep, the sign-in state prune, the access log's retention prune
-//! and the notices of results a practice's rule released. The mail sender keeps its own queue (the outbox, with the same claims and retries),
+//! On the queue now: the blob sweep, the sign-in state prune, the access log's retention prune,
+//! the notices of results a practice's rule released, the booking window's slots and the
+//! appointment reminders. The mail sender keeps its own queue (the outbox, with the same claims and retries),
 //! and the Merkle tree builder runs under its singleton lease every second; notification
 //! campaigns (a later issue) will be jobs with progress.
 
@@ -26,11 +27,22 @@ pub enum JobKind {
     AuditPrune,
     /// Tells patients of results their practice's rule released after its days.
     ResultNotices,
+    /// Keeps every practice's booking window filled with slots from its weekly templates.
+    AppointmentSlots,
+    /// Reminds patients of tomorrow's appointments.
+    AppointmentReminders,
 }
 
 impl JobKind {
     /// Every kind.
-    pub const ALL: [Self; 4] = [Self::BlobSweep, Self::SignInPrune, Self::AuditPrune, Self::ResultNotices];
+    pub const ALL: [Self; 6] = [
+        Self::BlobSweep,
+        Self::SignInPrune,
+        Self::AuditPrune,
+        Self::ResultNotices,
+        Self::AppointmentSlots,
+        Self::AppointmentReminders,
+    ];
 
     /// The stored code.
     #[must_use]
@@ -40,6 +52,8 @@ impl JobKind {
             Self::SignInPrune => "sign-in-prune",
             Self::AuditPrune => "audit-prune",
             Self::ResultNotices => "result-notices",
+            Self::AppointmentSlots => "appointment-slots",
+            Self::AppointmentReminders => "appointment-reminders",
         }
     }
 
@@ -133,6 +147,8 @@ impl crate::console::Console<'_> {
             Some(JobKind::SignInPrune) => self.prune_sign_in_state().await.map(|_| ()),
             Some(JobKind::AuditPrune) => self.prune_audit().await.map(|_| ()),
             Some(JobKind::ResultNotices) => self.app().tell_auto_released().await.map(|_| ()),
+            Some(JobKind::AppointmentSlots) => self.app().refresh_all_slots().await.map(|_| ()),
+            Some(JobKind::AppointmentReminders) => self.app().send_reminders().await.map(|_| ()),
             None => Err(AppError::Internal(format!("no code runs jobs of kind {}", job.kind))),
         }
     }

@@ -79,13 +79,25 @@ impl App {
         caller: &Caller,
         grant: &authz::Grant<authz::IngestRecords>,
     ) -> Result<FieldKey, AppError> {
+        self.sealing_key(caller, RecordKeyGrant::Ingest(grant), KeyGrant::Records(grant)).await
+    }
+
+    /// The patient's records key — the key their record items, booking reasons, notes and
+    /// requests are sealed under — made on first use (under their patient key, made on first
+    /// use too). Every unwrap is counted and logged.
+    pub(crate) async fn sealing_key(
+        &self,
+        caller: &Caller,
+        grant: RecordKeyGrant<'_>,
+        key_grant: KeyGrant<'_>,
+    ) -> Result<FieldKey, AppError> {
         let patient = grant.patient().ok_or(AppError::NotFound)?;
         for _ in 0..3 {
-            if let Some(key) = self.open_records_key(caller, patient, RecordKeyGrant::Ingest(grant)).await? {
+            if let Some(key) = self.open_records_key(caller, patient, grant).await? {
                 return Ok(key);
             }
             let vault = self.vault()?;
-            let (patient_key, version) = self.current_key(&vault, KeyGrant::Records(grant)).await?;
+            let (patient_key, version) = self.current_key(&vault, key_grant).await?;
             self.audit(vec![self.unwrap_event(caller, patient, version)]).await?;
             let key = DataKey::random().map_err(key_error)?;
             let row =

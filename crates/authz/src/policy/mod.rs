@@ -1,10 +1,12 @@
 //! The policies, one file per module. Each action is declared with what the access log calls
 //! it, and decided here; everything not explicitly allowed is denied.
 
+pub mod appointments;
 pub mod audit;
 pub mod documents;
 pub mod identity;
 pub mod practices;
+pub mod prescriptions;
 pub mod records;
 
 use crate::{Action, Denied, Grant, Principal, Relations};

@@ -29,6 +29,8 @@ pub enum KeyGrant<'a> {
     Custody(&'a Grant<KeyCustody>),
     /// Sending a patient's health records in (their records key is wrapped by it).
     Records(&'a Grant<authz::IngestRecords>),
+    /// Sealing something of the patient's under their records key (a booking reason, a note).
+    Sealing(crate::RecordKeyGrant<'a>),
 }
 
 impl KeyGrant<'_> {
@@ -39,6 +41,7 @@ impl KeyGrant<'_> {
             Self::Storing(g) => g.patient(),
             Self::Custody(g) => g.patient(),
             Self::Records(g) => g.patient(),
+            Self::Sealing(g) => g.patient(),
         }
     }
 }

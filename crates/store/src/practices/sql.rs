@@ -571,6 +571,24 @@ impl Relations for This {
         })
     }
 
+    fn appointment_owner(
+        &self,
+        id: domain::AppointmentId,
+    ) -> BoxFuture<'_, Result<Option<authz::RecordOwner>, RelationsError>> {
+        Box::pin(async move {
+            owner(&self.pool, "SELECT patient_id, practice_id FROM appointments WHERE id = $1", id.as_uuid()).await
+        })
+    }
+
+    fn repeat_request_owner(
+        &self,
+        id: domain::RepeatRequestId,
+    ) -> BoxFuture<'_, Result<Option<authz::RecordOwner>, RelationsError>> {
+        Box::pin(async move {
+            owner(&self.pool, "SELECT patient_id, practice_id FROM repeat_requests WHERE id = $1", id.as_uuid()).await
+        })
+    }
+
     fn receiving_practices<'a>(&'a self, org_id: &'a str) -> BoxFuture<'a, Result<Vec<PracticeId>, RelationsError>> {
         Box::pin(async move {
             let ids: Vec<Uuid> = sqlx::query_scalar(
@@ -583,4 +601,21 @@ impl Relations for This {
             Ok(ids.into_iter().map(PracticeId::from_uuid).collect())
         })
     }
+}
+
+/// Whose a row is: its `patient_id` and `practice_id`, read by `sql` with the id as `$1`.
+async fn owner(
+    pool: &sqlx::Pool<Db>,
+    sql: &'static str,
+    id: Uuid,
+) -> std::result::Result<Option<authz::RecordOwner>, RelationsError> {
+    let row = sqlx::query(sql).bind(id).fetch_optional(pool).await.map_err(|e| RelationsError(e.to_string()))?;
+    row.map(|r| -> std::result::Result<authz::RecordOwner, sqlx::Error> {
+        Ok(authz::RecordOwner {
+            patient: PatientId::from_uuid(r.try_get("patient_id")?),
+            practice: PracticeId::from_uuid(r.try_get("practice_id")?),
+        })
+    })
+    .transpose()
+    .map_err(|e| RelationsError(e.to_string()))
 }

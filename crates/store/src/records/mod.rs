@@ -29,6 +29,24 @@ pub enum RecordKeyGrant<'a> {
     Export(&'a Grant<authz::ExportRecords>),
     /// The console's custody of the patient's keys (a rotation).
     Custody(&'a Grant<authz::KeyCustody>),
+    /// Booking for the patient (to seal the reason).
+    Book(&'a Grant<authz::BookAppointment>),
+    /// The patient's appointments (to open the reasons).
+    Appointments(&'a Grant<authz::ListAppointments>),
+    /// One appointment.
+    Appointment(&'a Grant<authz::ReadAppointment>),
+    /// Cancelling an appointment (to seal the practice's reason).
+    Cancel(&'a Grant<authz::CancelAppointment>),
+    /// The patient's long-term list and requests.
+    Repeats(&'a Grant<authz::ReadRepeatList>),
+    /// Keeping the patient's long-term list.
+    ManageRepeats(&'a Grant<authz::ManageRepeatList>),
+    /// Asking for repeats (to seal the note).
+    Request(&'a Grant<authz::RequestRepeat>),
+    /// One request.
+    RepeatRequest(&'a Grant<authz::ReadRepeatRequest>),
+    /// Declining a request (to seal the reason).
+    Decline(&'a Grant<authz::DeclineRepeatRequest>),
 }
 
 impl RecordKeyGrant<'_> {
@@ -44,6 +62,15 @@ impl RecordKeyGrant<'_> {
             Self::Held(_, p) => Some(*p),
             Self::Export(g) => g.patient(),
             Self::Custody(g) => g.patient(),
+            Self::Book(g) => g.patient(),
+            Self::Appointments(g) => g.patient(),
+            Self::Appointment(g) => g.patient(),
+            Self::Cancel(g) => g.patient(),
+            Self::Repeats(g) => g.patient(),
+            Self::ManageRepeats(g) => g.patient(),
+            Self::Request(g) => g.patient(),
+            Self::RepeatRequest(g) => g.patient(),
+            Self::Decline(g) => g.patient(),
         }
     }
 }
@@ -86,10 +113,11 @@ pub trait RecordStore: Send + Sync {
     ) -> BoxFuture<'a, Result<()>>;
     /// The patient's records key and the patient key it is under, in one read.
     fn records_key<'a>(&'a self, grant: RecordKeyGrant<'a>) -> BoxFuture<'a, Result<Option<RecordKeyWithPatientKey>>>;
-    /// Stores a patient's first records key; false if they have one already (keep theirs).
+    /// Stores a patient's first records key (made on their first item, booking reason or
+    /// request note); false if they have one already (keep theirs).
     fn insert_records_key<'a>(
         &'a self,
-        grant: &'a Grant<IngestRecords>,
+        grant: RecordKeyGrant<'a>,
         key: &'a RecordKeyRow,
         now: UnixTime,
     ) -> BoxFuture<'a, Result<bool>>;

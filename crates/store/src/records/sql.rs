@@ -172,7 +172,7 @@ impl RecordStore for This {
 
     fn insert_records_key<'a>(
         &'a self,
-        grant: &'a Grant<authz::IngestRecords>,
+        grant: RecordKeyGrant<'a>,
         key: &'a RecordKeyRow,
         now: UnixTime,
     ) -> BoxFuture<'a, Result<bool>> {

@@ -2,6 +2,7 @@
 //! router by a test). Authenticated by the session cookie; state-changing calls must be JSON
 //! (which a cross-site form cannot send without a CORS preflight, and none is allowed).
 
+pub(crate) mod appointments;
 pub(crate) mod documents;
 pub(crate) mod records;
 

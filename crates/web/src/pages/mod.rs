@@ -2,6 +2,7 @@
 
 pub(crate) mod access;
 pub(crate) mod account;
+pub(crate) mod appointments;
 pub(crate) mod documents;
 pub(crate) mod mfa;
 pub(crate) mod operator;
@@ -9,6 +10,7 @@ pub(crate) mod passkeys;
 pub(crate) mod password;
 pub(crate) mod patients;
 pub(crate) mod practices;
+pub(crate) mod prescriptions;
 pub(crate) mod records;
 pub(crate) mod signin;
 

@@ -39,6 +39,8 @@ pub(crate) async fn patient_page(
         // Staff see the links their role opens (the policy's own lists), no dead ends.
         can_read_records: who.staff.is_none_or(|(_, r)| app::capabilities::may(r, app::capabilities::READ_RECORDS)),
         can_list_documents: who.staff.is_none_or(|(_, r)| app::capabilities::may(r, app::capabilities::LIST_DOCUMENTS)),
+        can_book: who.staff.is_none_or(|(_, r)| app::capabilities::may(r, app::capabilities::RUN_BOOK)),
+        can_repeats: who.staff.is_none_or(|(_, r)| app::capabilities::may(r, app::capabilities::PREPARE_REPEATS)),
         can_view_access: who
             .staff
             .is_none_or(|(_, r)| app::capabilities::may(r, app::capabilities::VIEW_ACCESS_HISTORY)),

@@ -78,6 +78,8 @@ async fn practice_view(
         can_enrol,
         can_release: who.staff.is_some_and(|(_, r)| app::capabilities::may(r, app::capabilities::RELEASE_RECORDS)),
         can_set_rules: who.staff.is_some_and(|(_, r)| app::capabilities::may(r, app::capabilities::MANAGE_PRACTICE)),
+        can_run_book: who.staff.is_some_and(|(_, r)| app::capabilities::may(r, app::capabilities::RUN_BOOK)),
+        can_repeats: who.staff.is_some_and(|(_, r)| app::capabilities::may(r, app::capabilities::PREPARE_REPEATS)),
         patients,
         awaiting,
         staff,

@@ -10,6 +10,7 @@
     missing_docs
 )]
 
+mod appointments;
 mod audit;
 mod bad_input;
 mod documents;
@@ -21,6 +22,7 @@ mod matrix;
 mod mfa;
 mod openapi;
 mod people_leave;
+mod prescriptions;
 mod records;
 mod secrets;
 mod stuffing;

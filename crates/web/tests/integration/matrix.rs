@@ -10,7 +10,7 @@ use web::routes::{Kind, ROUTES};
 
 /// A cell: the status, where a redirect goes, and whether a 2xx page is really a refusal (an
 /// error summary on the page), so that a refusal served as 200 cannot pass for success.
-fn cell(w: &World, record: &str, reply: &Reply) -> String {
+fn cell(w: &World, ids: &[(&str, &str)], reply: &Reply) -> String {
     if reply.status.is_redirection() {
         let to = reply.location().split('?').next().unwrap_or_default().to_owned();
         let to = to
@@ -18,8 +18,8 @@ fn cell(w: &World, record: &str, reply: &Reply) -> String {
             .replace(&w.patient2.to_string(), "{other_patient}")
             .replace(&w.practice_a.to_string(), "{practice}")
             .replace(&w.practice_b.to_string(), "{other_practice}")
-            .replace(&w.letter1.to_string(), "{document}")
-            .replace(record, "{record}");
+            .replace(&w.letter1.to_string(), "{document}");
+        let to = ids.iter().fold(to, |to, (id, name)| to.replace(id, name));
         format!("{}→{}", reply.status.as_u16(), to)
     } else if reply.status.is_success() && reply.body.contains("role=\"alert\"") {
         format!("{}(refused)", reply.status.as_u16())
@@ -65,7 +65,10 @@ async fn every_route_against_every_role() -> Result<()> {
     let passkey = crate::mfa::give_passkey(&w.t, "p3@example.nz").await?;
     // An item of patient 1's health record, sent by practice A's system (a condition: not held).
     let record = crate::records::one_condition(&w).await?;
+    // An appointment of patient 1's at practice A, and a repeat request of theirs there.
+    let (appointment, repeat) = crate::appointments::one_of_each(&w).await?;
 
+    let ids = [(record.as_str(), "{record}"), (appointment.as_str(), "{appointment}"), (repeat.as_str(), "{repeat}")];
     let mut lines = Vec::new();
     let mut seen = BTreeMap::new();
     for (n, route) in ROUTES.iter().enumerate() {
@@ -77,7 +80,9 @@ async fn every_route_against_every_role() -> Result<()> {
             .replace("{document_id}", &w.letter1.to_string())
             .replace("{passkey_id}", &passkey.to_string())
             .replace("{record_id}", &record)
-            .replace("{category}", "conditions");
+            .replace("{category}", "conditions")
+            .replace("{appointment_id}", &appointment)
+            .replace("{repeat_request_id}", &repeat);
         assert!(!path.contains('{'), "the matrix does not know how to fill {} — add it", route.path);
         let mut cells = Vec::new();
         for role in ROLES {
@@ -138,8 +143,8 @@ async fn every_route_against_every_role() -> Result<()> {
                 admin.get(&format!("/practices/{}/record-rules", w.practice_a)).await?;
                 assert!(admin.post(&path, &fields).await?.status.is_redirection());
             }
-            seen.insert((route.method, route.path, role), (reply.status, cell(&w, &record, &reply)));
-            cells.push(format!("{role}={}", cell(&w, &record, &reply)));
+            seen.insert((route.method, route.path, role), (reply.status, cell(&w, &ids, &reply)));
+            cells.push(format!("{role}={}", cell(&w, &ids, &reply)));
         }
         lines.push(format!("{} {}\n    {}", route.method, route.path, cells.join(" ")));
     }
@@ -149,7 +154,8 @@ async fn every_route_against_every_role() -> Result<()> {
     // The line that must hold whatever the snapshot says: another patient's or another
     // practice's objects are 404 to everyone but their own people, and never 200.
     for route in ROUTES {
-        let deny: &[&str] = if ["{patient_id}", "{document_id}", "{record_id}"].iter().any(|p| route.path.contains(p)) {
+        let objects = ["{patient_id}", "{document_id}", "{record_id}", "{appointment_id}", "{repeat_request_id}"];
+        let deny: &[&str] = if objects.iter().any(|p| route.path.contains(p)) {
             &["other_patient", "other_practice_staff", "other_practice_admin", "operator"]
         } else if route.path == "/practices/{practice_id}/leave" {
             // The one practice route that is the patient's: leaving their own practice.
@@ -174,7 +180,7 @@ async fn every_route_against_every_role() -> Result<()> {
         }
         // Nobody without a verified second factor, and no organisation's system, reaches a
         // patient's or a practice's pages or data (a system only pushes).
-        if ["{patient_id}", "{document_id}", "{practice_id}", "{record_id}"].iter().any(|p| route.path.contains(p)) {
+        if objects.iter().chain(&["{practice_id}"]).any(|p| route.path.contains(p)) {
             for role in ["unverified_staff", "practice_client", "other_practice_client", "hospital_client"] {
                 let s = status(route.method, route.path, role);
                 assert!(!s.is_success(), "{} {} as {role}: {s}", route.method, route.path);
@@ -240,6 +246,29 @@ async fn every_route_against_every_role() -> Result<()> {
         ("/api/v1/records/{record_id}", "patient", StatusCode::OK),
         ("/practices/{practice_id}/results", "reception", StatusCode::NOT_FOUND),
         ("/practices/{practice_id}/results", "gp", StatusCode::OK),
+        // Reception runs the book with the clinicians; the privacy officer does not; only the
+        // admin sets it up. Repeats are clinical: GP and nurse, not reception.
+        ("/practices/{practice_id}/day", "reception", StatusCode::OK),
+        ("/practices/{practice_id}/day", "privacy_officer", StatusCode::NOT_FOUND),
+        ("/practices/{practice_id}/book-setup", "reception", StatusCode::OK),
+        ("/practices/{practice_id}/book-setup", "gp", StatusCode::NOT_FOUND),
+        ("/patients/{patient_id}/appointments", "patient", StatusCode::OK),
+        ("/patients/{patient_id}/appointments", "reception", StatusCode::OK),
+        ("/patients/{patient_id}/appointments", "privacy_officer", StatusCode::NOT_FOUND),
+        ("/appointments/{appointment_id}", "patient", StatusCode::OK),
+        ("/appointments/{appointment_id}", "gp", StatusCode::OK),
+        ("/appointments/{appointment_id}", "privacy_officer", StatusCode::NOT_FOUND),
+        ("/patients/{patient_id}/repeats", "patient", StatusCode::OK),
+        ("/patients/{patient_id}/repeats", "nurse", StatusCode::OK),
+        ("/patients/{patient_id}/repeats", "reception", StatusCode::NOT_FOUND),
+        ("/repeats/{repeat_request_id}", "gp", StatusCode::OK),
+        ("/repeats/{repeat_request_id}", "reception", StatusCode::NOT_FOUND),
+        ("/practices/{practice_id}/repeats", "nurse", StatusCode::OK),
+        ("/practices/{practice_id}/repeats", "reception", StatusCode::NOT_FOUND),
+        ("/practices/{practice_id}/repeat-rules", "gp", StatusCode::NOT_FOUND),
+        ("/fhir/R4/Slot", "practice_client", StatusCode::UNPROCESSABLE_ENTITY),
+        ("/fhir/R4/Slot", "hospital_client", StatusCode::NOT_FOUND),
+        ("/fhir/R4/Appointment", "hospital_client", StatusCode::NOT_FOUND),
         // What patients see is the practice's decision: its admin sets it.
         ("/practices/{practice_id}/record-rules", "gp", StatusCode::NOT_FOUND),
         ("/practices/{practice_id}/record-rules", "reception", StatusCode::OK),
@@ -255,6 +284,15 @@ async fn every_route_against_every_role() -> Result<()> {
         ("/patients/{patient_id}/export", "patient", StatusCode::OK),
         ("/fhir/R4", "hospital_client", StatusCode::FORBIDDEN),
         ("/fhir/R4", "gp", StatusCode::UNAUTHORIZED),
+        // Patients ask for repeats themselves (proxies: issue 16); a nurse may not approve.
+        ("/patients/{patient_id}/repeats", "gp", StatusCode::NOT_FOUND),
+        ("/repeats/{repeat_request_id}", "patient", StatusCode::NOT_FOUND),
+        ("/appointments/{appointment_id}/mark", "patient", StatusCode::NOT_FOUND),
+        ("/appointments/{appointment_id}/mark", "privacy_officer", StatusCode::NOT_FOUND),
+        ("/practices/{practice_id}/block", "privacy_officer", StatusCode::NOT_FOUND),
+        ("/practices/{practice_id}/book-setup", "gp", StatusCode::NOT_FOUND),
+        ("/fhir/R4/appointments", "hospital_client", StatusCode::NOT_FOUND),
+        ("/fhir/R4/appointments", "gp", StatusCode::UNAUTHORIZED),
         // Withdrawing a letter is a clinical decision.
         ("/documents/{document_id}/withdraw", "reception", StatusCode::NOT_FOUND),
         ("/documents/{document_id}/withdraw", "privacy_officer", StatusCode::NOT_FOUND),
