@@ -77,7 +77,7 @@ pub(crate) async fn run(config: &Config) -> Result<()> {
         ("ZAA0105", "Ana Lealaiauloto", "1991-07-30", "ana@example.nz"),
         ("ZBN77VL", "Grace Thompson", "1957-11-02", "grace@example.nz"),
     ];
-    let bar = ProgressBar::new(u64::try_from(1 + staff.len() + 3 * patients.len())?);
+    let bar = ProgressBar::new(u64::try_from(2 + staff.len() + 4 * patients.len())?);
     bar.set_style(ProgressStyle::with_template(
         "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg} (ETA {eta})",
     )?);
@@ -120,9 +120,10 @@ pub(crate) async fn run(config: &Config) -> Result<()> {
     }
     bar.inc(1);
     let enroller = admin_principal(&app, practice).await?;
+    let mut patient_ids = Vec::new();
     for (nhi, name, dob, email) in patients {
         bar.set_message("patients");
-        let (_, link) = app
+        let (outcome, link) = app
             .console()
             .enrol_with_link(
                 &app::Caller::console(enroller.clone()),
@@ -131,11 +132,15 @@ pub(crate) async fn run(config: &Config) -> Result<()> {
             )
             .await
             .map_err(err)?;
+        if let app::Enrolled::New(id) = outcome {
+            patient_ids.push(id);
+        }
         set(&format!("{name} (patient, NHI {nhi})"), email, &link).await?;
         bar.inc(1);
     }
     let client = demo_documents(&app, &patients, &bar).await?;
     demo_records(&app, practice, &client, &patients, &bar).await?;
+    crate::demo_care::demo_care(&app, practice, &patient_ids, &bar).await?;
     bar.finish_with_message("done");
     eprintln!(
         "\nDemo data is ready in {}. Start the portal with `tiaki serve`, open {}/signin and sign in as:\n",
@@ -413,7 +418,7 @@ async fn admin_principal(app: &app::App, practice: PracticeId) -> Result<Princip
 }
 
 /// The demo practice's member of staff in `role`, as the principal the console acts as.
-async fn staff_principal(app: &app::App, practice: PracticeId, role: StaffRole) -> Result<Principal> {
+pub(crate) async fn staff_principal(app: &app::App, practice: PracticeId, role: StaffRole) -> Result<Principal> {
     let staff = app
         .practices()
         .list_staff(

@@ -312,6 +312,7 @@ enum Admin {
 mod cmd;
 use cmd::{audit_cmd, client_cmd, keys_cmd};
 mod demo;
+mod demo_care;
 mod serve;
 
 fn load_config(path: Option<&PathBuf>) -> Result<Config> {

@@ -287,6 +287,22 @@ fn migrate_demo_and_admin_work_on_the_same_data() {
     }
     let again = tiaki(&["demo"], &[("TIAKI_DATA_DIR", d)]);
     assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("already"));
+    // The demo practice's GP and nurse have four weeks of slots (weekdays from 8:30, with public
+    // holidays off; a New Zealand day is a UTC day shifted by 12 hours for these hours, in
+    // either season); each demo patient has repeat-eligible medications and one past request.
+    let days = sqlite(
+        &dir.0,
+        "SELECT COUNT(DISTINCT schedule_id || ':' || CAST((starts_at + 43200) / 86400 AS TEXT)) FROM slots WHERE status = 'free'",
+    );
+    let days: i64 = days.parse().unwrap();
+    assert!((2 * 17..=2 * 21).contains(&days), "about four weeks of weekdays for two clinicians: {days}");
+    for statement in [
+        "SELECT COUNT(DISTINCT patient_id) FROM repeat_medications WHERE excluded = 0",
+        "SELECT COUNT(DISTINCT patient_id) FROM repeat_requests WHERE status = 'approved'",
+    ] {
+        assert_eq!(sqlite(&dir.0, statement), "3", "{statement}");
+    }
+    assert_eq!(sqlite(&dir.0, "SELECT COUNT(*) FROM repeat_requests"), "3", "one past request each");
     let out = tiaki(
         &["admin", "create-operator", "--email", "ops@example.nz", "--name", "Ops Person"],
         &[("TIAKI_DATA_DIR", d)],

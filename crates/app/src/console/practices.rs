@@ -97,3 +97,20 @@ impl Console<'_> {
         }
     }
 }
+
+impl Console<'_> {
+    /// A caller acting as a patient (their account, a session that is no session), for the work
+    /// `tiaki demo` and the benchmarks do in patients' names: booking, asking for repeats.
+    /// Everything it does still goes through the policy and the access log.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for no such patient.
+    pub async fn as_patient(&self, patient: domain::PatientId) -> Result<Caller, AppError> {
+        let row = self.app.store.patient(&authz::console::view_patient(patient)).await?;
+        Ok(Caller::console(authz::Principal::Patient {
+            account: row.account,
+            session: domain::SessionId::random(),
+            patient: row.id,
+        }))
+    }
+}

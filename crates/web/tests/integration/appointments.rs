@@ -283,7 +283,13 @@ async fn fifty_patients_racing_for_one_slot_book_it_once_and_a_double_submit_boo
     let mut twin = p.clone();
     let (first, second) = tokio::join!(p.post(&path, &fields), twin.post(&path, &fields));
     let (first, second) = (first?, second?);
-    assert_eq!((first.status, second.status), (StatusCode::SEE_OTHER, StatusCode::SEE_OTHER), "{} {}", first.body, second.body);
+    assert_eq!(
+        (first.status, second.status),
+        (StatusCode::SEE_OTHER, StatusCode::SEE_OTHER),
+        "{} {}",
+        first.body,
+        second.body
+    );
     assert_eq!(id_in(first.location()), id_in(second.location()));
     assert_eq!(count(&w.t, "appointments").await?, 2);
     Ok(())

@@ -98,7 +98,13 @@ async fn a_patient_asks_a_nurse_prepares_a_gp_approves_and_the_patient_sees_each
     // Sent twice at once (a double click): one request.
     let (first, second) = tokio::join!(p.post(&path, &fields), twin.post(&path, &fields));
     let (first, second) = (first?, second?);
-    assert_eq!((first.status, second.status), (StatusCode::SEE_OTHER, StatusCode::SEE_OTHER), "{} {}", first.body, second.body);
+    assert_eq!(
+        (first.status, second.status),
+        (StatusCode::SEE_OTHER, StatusCode::SEE_OTHER),
+        "{} {}",
+        first.body,
+        second.body
+    );
     assert_eq!(id_in(first.location()), id_in(second.location()));
     assert_eq!(count(&w.t, "repeat_requests").await?, 1);
     let id = id_in(first.location());
