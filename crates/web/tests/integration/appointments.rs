@@ -451,3 +451,33 @@ async fn the_practice_system_exchanges_the_book_as_fhir_idempotently_and_only_it
     assert_eq!((count(&w.t, "slots").await?, count(&w.t, "appointments").await?), before);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_day_before_a_patient_is_reminded_once_and_the_window_stays_filled() -> Result<()> {
+    let w = World::new().await?;
+    let (book, mut p) = ready(&w).await?;
+    // Friday evening: book 9:00 on Monday 18 January.
+    let monday = testkit::appointments::slot_at(&w.t, book.gp, "2027-01-18T09:00:00+13:00").await?;
+    let r = p.post(&format!("/patients/{}/appointments", w.patient1), &[("slot", &monday.to_string())]).await?;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let news = |m: &Vec<(String, String, String)>| m.iter().filter(|m| m.1 == "There is news for you in Tiaki").count();
+    let after_booking = news(&mails(&w.t).await?);
+    // Saturday: not yet.
+    w.t.clock.advance(12 * 3600);
+    w.t.app.console().run_due_jobs("node-a").await?;
+    assert_eq!(news(&mails(&w.t).await?), after_booking);
+    // Sunday morning: one reminder (the email says only that there is news), and only one.
+    w.t.clock.advance(24 * 3600);
+    w.t.app.console().run_due_jobs("node-a").await?;
+    assert_eq!(news(&mails(&w.t).await?), after_booking + 1);
+    w.t.clock.advance(3600);
+    w.t.app.console().run_due_jobs("node-a").await?;
+    assert_eq!(news(&mails(&w.t).await?), after_booking + 1, "reminded once");
+    // The window moves with the days: slots four weeks out appear without anyone touching the book.
+    let last = slots(&w.t, w.practice_a.as_uuid(), "free").await?.iter().map(|s| s.1).max().unwrap_or_default();
+    w.t.clock.advance(7 * 86_400);
+    w.t.app.console().run_due_jobs("node-a").await?;
+    let later = slots(&w.t, w.practice_a.as_uuid(), "free").await?.iter().map(|s| s.1).max().unwrap_or_default();
+    assert!(later >= last + 5 * 86_400, "the window moved on a week: {last} → {later}");
+    Ok(())
+}
