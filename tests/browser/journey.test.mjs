@@ -23,7 +23,8 @@ const HEMI_NEW_PASSWORD = 'pohutukawa red along the summer coast';
 // Patients enrolled later, for the phone and time checks (each their own, so they stand alone).
 const TAMA_PASSWORD = 'kereru gliding over the wet bush valley';
 const WIREMU_PASSWORD = 'kumara roasting slowly in the hangi pit';
-for (const p of [PASSWORD, AROHA_NEW_PASSWORD, HEMI_PASSWORD, HEMI_NEW_PASSWORD, TAMA_PASSWORD, WIREMU_PASSWORD]) keepSecret(p, 'a password');
+const KIRI_PASSWORD = 'harakeke swaying by the quiet estuary';
+for (const p of [PASSWORD, AROHA_NEW_PASSWORD, HEMI_PASSWORD, HEMI_NEW_PASSWORD, TAMA_PASSWORD, WIREMU_PASSWORD, KIRI_PASSWORD]) keepSecret(p, 'a password');
 // Aroha's date of birth as entered at enrolment, and as a New Zealander writes it.
 const AROHA_DOB = '1985-04-03';
 const AROHA_DOB_TEXT = '3 April 1985';
@@ -657,6 +658,130 @@ test('health records: the practice system sends a record, the nurse releases a r
   await assertCards(p, 'a result with its trend (patient)');
   const box = await chart.boundingBox();
   assert.ok(box.width >= 250 && box.width <= 320, `the chart fills a phone's width (${box.width}px)`);
+});
+
+test('appointments and repeats: the admin sets up the book, a patient books and cancels, a nurse and a GP approve a repeat request', async () => {
+  const { nurse, admin: practiceAdmin, practicePage } = the;
+  assert.ok(nurse && practiceAdmin && practicePage, 'the first journey got this far');
+  const a = practiceAdmin.page;
+  // The admin sets up the book: a GP, a 15-minute type, mornings every day of the week.
+  await a.goto(practicePage);
+  await a.getByRole('link', { name: 'Appointment book' }).click();
+  await assertVisible(a, 'Online booking');
+  await checkPage(a, 'appointment book set-up');
+  await a.locator('#c-name').fill('Dr Kahu Reweti');
+  await a.locator('#c-kind').selectOption('gp');
+  await a.locator('#c-location').fill('Harbour clinic');
+  await submit(a, a.getByRole('button', { name: 'Add the clinician' }));
+  await a.locator('#t-name').fill('Standard');
+  await a.locator('#t-minutes').fill('15');
+  await submit(a, a.getByRole('button', { name: 'Save the kind' }));
+  for (const day of ['1', '2', '3', '4', '5', '6', '7']) {
+    await a.locator('#tp-d').selectOption(day);
+    await a.locator('#tp-s').fill('09:00');
+    await a.locator('#tp-e').fill('12:00');
+    await submit(a, a.getByRole('button', { name: 'Add to the template' }));
+    await assertVisible(a, 'Saved.');
+  }
+  await a.locator('#tp-s').fill('nine');
+  await a.locator('#tp-e').fill('12:00');
+  await submit(a, a.getByRole('button', { name: 'Add to the template' }));
+  await assertVisible(a, 'That was not saved');
+  await checkPage(a, 'appointment book set-up with an error');
+  await a.goto(practicePage);
+  await a.getByRole('link', { name: 'Online repeat prescriptions' }).click();
+  await checkPage(a, 'online repeat prescriptions (admin)');
+  await a.getByLabel('Fee per request').fill('12.50');
+  await a.getByLabel('Pharmacies patients may choose').fill('Harbour Pharmacy\nUnichem Town');
+  await submit(a, a.getByRole('button', { name: 'Save' }));
+  await assertVisible(a, 'Saved.');
+  // A GP joins the practice.
+  await a.goto(practicePage);
+  await a.locator('#staff_name').fill('Kahu Reweti');
+  await a.locator('#staff_email').fill('kahu@harbour.test');
+  await a.locator('#role').selectOption('gp');
+  await a.getByRole('button', { name: 'Send invitation' }).click();
+  await assertVisible(a, 'The invitation has been emailed');
+  const gp = await person(browser);
+  await gp.page.goto(await linkFromMail(portal, 'kahu@harbour.test', seen));
+  await setPassword(gp.page, 'staff invitation (GP)');
+  await gp.page.waitForURL('**/account/security');
+  await setUpAuthenticator(gp.page, 'GP');
+  await gp.page.waitForURL('**/practices/**');
+
+  // A patient on a phone books, sees the confirmation, and cancels.
+  const kiri = await newPatient('ZJP0102', 'Kiri Bookings', 'kiri@patients.test', '1979-05-21', KIRI_PASSWORD, PHONE);
+  const p = kiri.page;
+  await p.goto(kiri.home);
+  await p.getByRole('link', { name: 'Appointments' }).click();
+  await checkPage(p, 'appointments (patient, none yet)');
+  await p.getByRole('link', { name: 'Book an appointment' }).click();
+  await assertVisible(p, 'Free times from');
+  // A week ahead, well before any cut-off whenever this runs.
+  await p.getByRole('link', { name: 'Next week' }).click();
+  await assertVisible(p, 'Free times from');
+  await checkPage(p, 'booking page (patient)');
+  await assertFitsWidth(p, 'booking page (patient)', 320);
+  await p.locator('.slots summary').first().click();
+  await p.locator('.slots input[name="reason"]').first().fill('Check-up for my asthma');
+  await submit(p, p.locator('.slots button[type="submit"]').first());
+  await assertVisible(p, 'Your appointment is booked');
+  await assertVisible(p, 'Booked — confirmed');
+  await assertVisible(p, 'Check-up for my asthma');
+  await checkPage(p, 'an appointment (patient)');
+  await assertFitsWidth(p, 'an appointment (patient)', 320);
+  await submit(p, p.getByRole('button', { name: 'Cancel this appointment' }));
+  await assertVisible(p, 'The appointment is cancelled');
+  await p.getByRole('link', { name: 'Back to appointments' }).click();
+  await assertVisible(p, 'Cancelled');
+  await checkPage(p, 'appointments (patient, one cancelled)');
+  // Booked again; the GP sees Kiri on the day list.
+  await p.goto(`${kiri.home}/appointments/book`);
+  await p.getByRole('link', { name: 'Next week' }).click();
+  await p.locator('.slots summary').first().click();
+  await submit(p, p.locator('.slots button[type="submit"]').first());
+  await assertVisible(p, 'Your appointment is booked');
+  const when = await p.locator('h1 time').getAttribute('datetime');
+  const day = new Intl.DateTimeFormat('en-CA', { timeZone: 'Pacific/Auckland' }).format(new Date(when));
+  await gp.page.goto(`${practicePage}/day?day=${day}`);
+  await assertVisible(gp.page, 'Kiri Bookings');
+  await checkPage(gp.page, 'day list (GP)');
+
+  // The GP puts a medication on Kiri's list; Kiri asks for it, collected from a pharmacy.
+  await gp.page.goto(`${kiri.home}/repeats`);
+  await gp.page.getByLabel('Medication and dose').fill('Salbutamol inhaler 100 mcg');
+  await submit(gp.page, gp.page.getByRole('button', { name: 'Add', exact: true }));
+  await assertVisible(gp.page, 'The long-term list is saved');
+  await checkPage(gp.page, 'repeat prescriptions (GP view)');
+  await p.goto(kiri.home);
+  await p.getByRole('link', { name: 'Repeat prescriptions' }).click();
+  await assertVisible(p, '$12.50');
+  await checkPage(p, 'repeat prescriptions (patient)');
+  await assertFitsWidth(p, 'repeat prescriptions (patient)', 320);
+  await p.getByLabel(/Salbutamol inhaler/).check();
+  await p.getByLabel('Send it to a pharmacy').check();
+  await p.getByLabel('Pharmacy', { exact: true }).selectOption('Harbour Pharmacy');
+  await submit(p, p.getByRole('button', { name: 'Send the request' }));
+  await assertVisible(p, 'Your request is sent');
+  const requestPage = p.url().replace(/[?#].*$/, '');
+  await checkPage(p, 'a repeat request (patient, requested)');
+  // The nurse prepares it from the queue; the GP approves it.
+  await nurse.page.goto(practicePage);
+  await nurse.page.getByRole('link', { name: 'Repeat prescription requests' }).click();
+  await checkPage(nurse.page, 'repeat requests queue (nurse)');
+  await nurse.page.getByRole('link', { name: 'Kiri Bookings' }).click();
+  await checkPage(nurse.page, 'a repeat request (nurse)');
+  await submit(nurse.page, nurse.page.getByRole('button', { name: 'Take into review' }));
+  await assertVisible(nurse.page, 'The request is in review');
+  await p.goto(requestPage);
+  await assertVisible(p, 'In review');
+  await gp.page.goto(requestPage);
+  await submit(gp.page, gp.page.getByRole('button', { name: /^Approve/ }));
+  await assertVisible(gp.page, 'The request is approved');
+  await p.goto(requestPage);
+  await assertVisible(p, 'Approved: Sent to the pharmacy');
+  await checkPage(p, 'a repeat request (patient, approved)');
+  await assertFitsWidth(p, 'a repeat request (patient, approved)', 320);
 });
 
 test('every page route of the route table was scanned; the routes exempted still are no pages', async () => {

@@ -188,17 +188,20 @@ pub fn add_working_days(from: Date, n: u32) -> Date {
 }
 
 /// The last moment to cancel online: `minutes` before `start`, counting only time on working
-/// days (the practice is not there on weekends and public holidays to offer the slot again), so
-/// a 24-hour cut-off for 9:00 on the Tuesday after Easter Monday is 9:00 on the Thursday before.
+/// days and on the appointment's own day (the practice is not there on other weekend days and
+/// public holidays to offer the slot again), so a 24-hour cut-off for 9:00 on the Tuesday after
+/// Easter Monday is 9:00 on the Thursday before, and 2 hours before a Saturday clinic's 9:00 is
+/// 7:00 that Saturday.
 #[must_use]
 pub fn cutoff(start: UnixTime, minutes: i64) -> UnixTime {
     let mut left = minutes.max(0) * 60;
     let mut cursor = start;
+    let own_day = local_day(start - 1);
     // A year of days is far more than any cut-off a practice can set.
     for _ in 0..400 {
         let day = local_day(cursor - 1);
         let begins = day_start(day);
-        if is_working_day(day) {
+        if day == own_day || is_working_day(day) {
             let here = cursor - begins;
             if here >= left {
                 return cursor - left;
@@ -273,5 +276,9 @@ mod tests {
         assert_eq!(cutoff(start, 120), start - 7_200);
         // 24 hours before 9:00 on the Tuesday after Easter Monday: 9:00 on the Thursday before.
         assert_eq!(cutoff(start, 24 * 60), local_moment(date(2027, 3, 25), 9 * 60).unwrap_or_default());
+        // A Saturday clinic's own day counts; the days before it that are not working days do not.
+        let saturday = local_moment(date(2027, 5, 15), 9 * 60).unwrap_or_default();
+        assert_eq!(cutoff(saturday, 120), saturday - 7_200);
+        assert_eq!(cutoff(saturday, 24 * 60), local_moment(date(2027, 5, 14), 9 * 60).unwrap_or_default());
     }
 }

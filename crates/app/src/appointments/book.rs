@@ -126,6 +126,15 @@ fn online_rules(
     Ok(())
 }
 
+/// Whether the caller may read clinical content of an appointment (its reason): the patient, or
+/// a clinician.
+fn clinical(caller: &Caller) -> bool {
+    match &caller.principal {
+        Principal::Staff { role, .. } => authz::capabilities::may(*role, authz::capabilities::READ_CLINICAL_CONTENT),
+        _ => true,
+    }
+}
+
 fn conflict(e: StoreError) -> AppError {
     match e {
         StoreError::Conflict(SLOT_TAKEN) => {
@@ -304,17 +313,14 @@ impl Appointments<'_> {
         };
         let person = app.patient_to_tell(caller, patient).await?;
         let mail = app.portal_news(&person);
-        app.audit(vec![app.event(
-            caller,
-            &crate::audit::Target::of(&grant).about(&id),
-            crate::audit::Outcome::Allowed,
-        )])
-        .await?;
         let booked = app
             .store
             .book(BookingGrant::Portal(&grant), slot.practice, &new, mail.as_ref(), now)
             .await
             .map_err(conflict)?;
+        // On the record once it is booked (a booking lost to a race is no booking of theirs).
+        let target = crate::audit::Target::of(&grant).about(&booked.appointment.id);
+        app.audit(vec![app.event(caller, &target, crate::audit::Outcome::Allowed)]).await?;
         if booked.fresh && mail.is_some() {
             app.mail_waker.notify_one();
         }
@@ -334,7 +340,7 @@ impl Appointments<'_> {
         let app = self.app;
         let grant = app.authorize::<ListAppointments>(caller, patient).await?;
         let rows = app.store.patient_appointments(&grant).await?;
-        let needed = rows.iter().any(|r| r.reason.is_some() || r.cancel_reason.is_some());
+        let needed = rows.iter().any(|r| r.reason.is_some() || r.cancel_reason.is_some()) && clinical(caller);
         let key = app.open_key_if(caller, patient, needed, RecordKeyGrant::Appointments(&grant)).await?;
         let mut out = Vec::with_capacity(rows.len());
         let mut cache: Vec<(PracticeId, Names, i32)> = Vec::new();
@@ -358,7 +364,9 @@ impl Appointments<'_> {
         let app = self.app;
         let grant = app.authorize::<ReadAppointment>(caller, id).await?;
         let row = app.store.appointment(AppointmentGrant::Read(&grant)).await?;
-        let needed = row.reason.is_some() || row.cancel_reason.is_some();
+        // A booking's reason is clinical content: its patient and the practice's clinicians read
+        // it; reception sees the booking without it.
+        let needed = (row.reason.is_some() || row.cancel_reason.is_some()) && clinical(caller);
         let key = app.open_key_if(caller, row.patient, needed, RecordKeyGrant::Appointment(&grant)).await?;
         let names = Names::of(app, row.practice).await?;
         let cutoff = app.store.practice_services(row.practice).await?.booking.cancel_cutoff_mins;
@@ -404,11 +412,11 @@ impl Appointments<'_> {
         };
         let person = app.patient_to_tell(caller, row.patient).await?;
         let mail = app.portal_news(&person);
-        app.audit(vec![app.event(caller, &crate::audit::Target::of(&grant), crate::audit::Outcome::Allowed)]).await?;
         app.store
             .cancel_appointment(&grant, caller.principal.account(), sealed.as_deref(), mail.as_ref(), now)
             .await
             .map_err(conflict)?;
+        app.audit(vec![app.event(caller, &crate::audit::Target::of(&grant), crate::audit::Outcome::Allowed)]).await?;
         if mail.is_some() {
             app.mail_waker.notify_one();
         }
@@ -419,11 +427,17 @@ impl Appointments<'_> {
     ///
     /// # Errors
     /// [`AppError::NotFound`] for anyone but the book's staff of its practice;
-    /// [`AppError::Conflict`] for a cancelled one.
-    pub async fn mark(&self, caller: &Caller, id: AppointmentId, attended: bool) -> Result<(), AppError> {
+    /// [`AppError::Conflict`] for a cancelled one or one that has not started yet.
+    pub async fn mark(&self, caller: &Caller, id: AppointmentId, attended: Option<bool>) -> Result<(), AppError> {
         let grant = self.app.authorize::<MarkAppointment>(caller, id).await?;
+        let attended = attended.ok_or_else(|| AppError::field("attended", "Choose attended or did not attend."))?;
         let status = if attended { AppointmentStatus::Attended } else { AppointmentStatus::DidNotAttend };
-        self.app.store.mark_appointment(&grant, status, self.app.now()).await.map_err(conflict)
+        self.app.store.mark_appointment(&grant, status, self.app.now()).await.map_err(|e| match e {
+            StoreError::Conflict(_) => {
+                AppError::Conflict("Only an appointment that has started (and is not cancelled) can be marked.".into())
+            }
+            other => other.into(),
+        })
     }
 
     /// One clinician's day: every slot, and who is in it.
@@ -463,6 +477,18 @@ impl Appointments<'_> {
                 .collect(),
             None => Vec::new(),
         };
+        // Each patient the list names is on the record, under their own name.
+        let seen: Vec<_> = lines
+            .iter()
+            .filter_map(|(_, a): &(SlotView, Option<AppointmentView>)| a.as_ref())
+            .map(|a| {
+                let t = crate::audit::Target::of(&grant).with_patient(a.patient).about(&a.id);
+                app.event(caller, &t, crate::audit::Outcome::Allowed)
+            })
+            .collect();
+        if !seen.is_empty() {
+            app.audit(seen).await?;
+        }
         Ok(DayView { schedules, schedule, day, holiday: holiday(day), lines })
     }
 
@@ -477,10 +503,11 @@ impl Appointments<'_> {
         caller: &Caller,
         practice: PracticeId,
         slot: Option<SlotId>,
-        block: bool,
+        block: Option<bool>,
     ) -> Result<(), AppError> {
         let grant = self.app.authorize::<BlockSlots>(caller, practice).await?;
         let slot = slot.ok_or_else(|| AppError::field("slot", "Choose a slot."))?;
+        let block = block.ok_or_else(|| AppError::field("block", "Choose to block the slot or open it."))?;
         self.app.store.block_slot(&grant, slot, block, self.app.now()).await.map_err(|e| match e {
             StoreError::Conflict(_) => AppError::Conflict(if block {
                 "Only a free slot can be blocked: this one is booked, busy or blocked already.".into()

@@ -109,8 +109,13 @@ impl Appointments<'_> {
         if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
             return Ok(Err(refuse(400, "structure", "", "Send a Bundle (resourceType \"Bundle\").")));
         }
-        if !matches!(bundle.get("type").and_then(Value::as_str), Some("batch" | "transaction")) {
-            return Ok(Err(refuse(422, "value", "Bundle.type", "Send a batch (or transaction) Bundle.")));
+        if bundle.get("type").and_then(Value::as_str) != Some("batch") {
+            return Ok(Err(refuse(
+                422,
+                "value",
+                "Bundle.type",
+                "Send a batch Bundle: each entry is applied on its own and answered in the batch-response.",
+            )));
         }
         let entries = bundle.get("entry").and_then(Value::as_array).cloned().unwrap_or_default();
         if entries.len() > MAX_ENTRIES {
@@ -134,7 +139,22 @@ impl Appointments<'_> {
                     )),
                 )),
             };
-            out.push(result?);
+            // An entry's own failure is that entry's answer; the others still apply.
+            out.push(match result {
+                Ok(v) => v,
+                Err(AppError::Conflict(m)) => answer("409 Conflict", None, Some(Issue::error("conflict", at, m))),
+                Err(AppError::NotFound) => answer(
+                    "404 Not Found",
+                    None,
+                    Some(Issue::error("not-found", at, "Nothing of the practice's has this id.")),
+                ),
+                Err(AppError::Invalid(f)) => answer(
+                    "422 Unprocessable Entity",
+                    None,
+                    Some(Issue::error("value", at, f.iter().map(|f| f.message.clone()).collect::<Vec<_>>().join(" "))),
+                ),
+                Err(e) => return Err(e),
+            });
         }
         Ok(Ok(json!({ "resourceType": "Bundle", "type": "batch-response", "entry": out })))
     }
@@ -171,10 +191,19 @@ impl Appointments<'_> {
             );
             v
         } else {
-            app.store
-                .practice_appointments(&grant, from, to)
-                .await?
+            let rows = app.store.practice_appointments(&grant, from, to).await?;
+            // The system read each of these patients' appointments: on the record, under each.
+            let seen: Vec<_> = rows
                 .iter()
+                .map(|a| {
+                    let t = crate::audit::Target::of(&grant).with_patient(a.patient).about(&a.id);
+                    app.event(caller, &t, crate::audit::Outcome::Allowed)
+                })
+                .collect();
+            if !seen.is_empty() {
+                app.audit(seen).await?;
+            }
+            rows.iter()
                 .map(|a| json!({ "resource": appointment_json(a, &types), "search": { "mode": "match" } }))
                 .collect()
         };
@@ -246,7 +275,7 @@ impl App {
             ));
         };
         let name = r.pointer("/actor/0/display").and_then(Value::as_str).map(str::trim).unwrap_or_default();
-        if name.is_empty() || name.len() > 100 {
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             return Ok(answer(
                 "422 Unprocessable Entity",
                 None,
@@ -313,8 +342,12 @@ impl App {
         let type_name = r
             .pointer("/serviceType/0/text")
             .or_else(|| r.pointer("/serviceType/0/coding/0/display"))
-            .and_then(Value::as_str)
-            .map_or("Standard", str::trim);
+            .map_or(Some("Standard"), Value::as_str)
+            .map(str::trim)
+            .unwrap_or_default();
+        if type_name.is_empty() || type_name.chars().count() > 60 || type_name.chars().any(char::is_control) {
+            return bad("serviceType[0]", "Give the kind of appointment in words (at most 60 characters).");
+        }
         let types = self.store.appointment_types(practice).await?;
         let type_id = if let Some(t) = types.iter().find(|t| t.name.eq_ignore_ascii_case(type_name)) {
             t.id

@@ -71,8 +71,10 @@ pub struct RequestView {
     pub patient_name: String,
     /// Its state.
     pub status: RepeatStatus,
-    /// The medications' names.
+    /// The medications' names (none in the practice's queue, which opens no key).
     pub items: Vec<String>,
+    /// How many medications it asks for.
+    pub item_count: usize,
     /// Where to collect.
     pub collection: Collection,
     /// The pharmacy.
@@ -340,13 +342,9 @@ impl Prescriptions<'_> {
         };
         let person = app.patient_to_tell(caller, patient).await?;
         let mail = app.portal_news(&person);
-        app.audit(vec![app.event(
-            caller,
-            &crate::audit::Target::of(&grant).about(&id),
-            crate::audit::Outcome::Allowed,
-        )])
-        .await?;
         let (row, fresh) = app.store.request_repeat(&grant, &new, mail.as_ref(), app.now()).await.map_err(conflict)?;
+        let target = crate::audit::Target::of(&grant).about(&row.id);
+        app.audit(vec![app.event(caller, &target, crate::audit::Outcome::Allowed)]).await?;
         if fresh && mail.is_some() {
             app.mail_waker.notify_one();
         }
@@ -375,6 +373,17 @@ impl Prescriptions<'_> {
         let app = self.app;
         let grant = app.authorize::<ListRepeatQueue>(caller, practice).await?;
         let rows = app.store.repeat_queue(&grant, app.now() - 7 * 86_400).await?;
+        // Each patient the queue names is on the record, under their own name.
+        let seen: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                let t = crate::audit::Target::of(&grant).with_patient(r.patient).about(&r.id);
+                app.event(caller, &t, crate::audit::Outcome::Allowed)
+            })
+            .collect();
+        if !seen.is_empty() {
+            app.audit(seen).await?;
+        }
         Ok(rows.iter().map(|r| request_view(r, &[], None)).collect())
     }
 
@@ -448,8 +457,6 @@ impl Prescriptions<'_> {
                     .sealing_key(caller, RecordKeyGrant::Decline(&g), KeyGrant::Sealing(RecordKeyGrant::Decline(&g)))
                     .await?;
                 let sealed = seal(&key, &request_context(id, "decline_reason"), reason)?;
-                app.audit(vec![app.event(caller, &crate::audit::Target::of(&g), crate::audit::Outcome::Allowed)])
-                    .await?;
                 let d = RepeatDecision {
                     from: &[RepeatStatus::Requested, RepeatStatus::InReview],
                     to: RepeatStatus::Declined,
@@ -459,12 +466,13 @@ impl Prescriptions<'_> {
                     day: &day,
                 };
                 let person = app.patient_to_tell(caller, patient).await?;
-                (
-                    app.store
-                        .decide_repeat(RequestGrant::Decline(&g), &d, app.portal_news(&person).as_ref(), app.now())
-                        .await,
-                    person,
-                )
+                let news = app.portal_news(&person);
+                let done = app.store.decide_repeat(RequestGrant::Decline(&g), &d, news.as_ref(), app.now()).await;
+                if done.is_ok() {
+                    let target = crate::audit::Target::of(&g);
+                    app.audit(vec![app.event(caller, &target, crate::audit::Outcome::Allowed)]).await?;
+                }
+                (done, person)
             }
             _ => {
                 // The policy first: only the practice's clinicians are told the form is wrong.
@@ -598,6 +606,7 @@ fn request_view(r: &RepeatRequestRow, meds: &[RepeatMedicationRow], key: Option<
             .filter_map(|i| meds.iter().find(|m| m.id == *i))
             .filter_map(|m| open(key, &name_context(m.patient, m.id), Some(&m.name)))
             .collect(),
+        item_count: r.items.len(),
         collection: r.collection,
         pharmacy: r.pharmacy.clone(),
         note: open(key, &request_context(r.id, "note"), r.note.as_deref()),

@@ -751,7 +751,8 @@ impl AppointmentStore for This {
             let practice = grant.via_practice().ok_or(StoreError::NotFound)?;
             let done = sqlx::query(
                 "UPDATE appointments SET status = $4, updated_at = $5 WHERE id = $1 AND patient_id = $2 \
-                 AND practice_id = $3 AND status IN ('booked', 'attended', 'did_not_attend')",
+                 AND practice_id = $3 AND status IN ('booked', 'attended', 'did_not_attend') AND starts_at <= $5 \
+                 AND EXISTS (SELECT 1 FROM enrolments e WHERE e.patient_id = $2 AND e.practice_id = $3)",
             )
             .bind(grant.object().as_uuid())
             .bind(patient.as_uuid())
@@ -775,6 +776,7 @@ impl AppointmentStore for This {
             let sql = format!(
                 "SELECT {SLOT_COLUMNS}, {APPOINTMENT_COLUMNS} FROM slots s \
                  LEFT JOIN appointments a ON a.slot_id = s.id AND a.status <> 'cancelled' \
+                   AND EXISTS (SELECT 1 FROM enrolments e WHERE e.patient_id = a.patient_id AND e.practice_id = $1) \
                  LEFT JOIN patients p ON p.id = a.patient_id \
                  WHERE s.practice_id = $1 AND s.schedule_id = $2 AND s.starts_at >= $3 AND s.starts_at < $4 \
                  ORDER BY s.starts_at"
@@ -849,7 +851,9 @@ impl AppointmentStore for This {
                  AND EXISTS (SELECT 1 FROM appointment_types WHERE id = $4 AND practice_id = $2) \
                  ON CONFLICT (practice_id, source_id) DO UPDATE SET schedule_id = $3, type_id = $4, starts_at = $5, \
                  ends_at = $6, updated_at = $9, from_template = FALSE, \
-                 status = CASE WHEN slots.status = 'booked' THEN 'booked' ELSE $7 END RETURNING id",
+                 status = CASE WHEN slots.status = 'booked' THEN 'booked' ELSE $7 END \
+                 WHERE slots.status <> 'booked' \
+                 OR (slots.schedule_id = $3 AND slots.starts_at = $5 AND slots.ends_at = $6) RETURNING id",
             )
             .bind(row.id.as_uuid())
             .bind(practice.as_uuid())
@@ -863,8 +867,20 @@ impl AppointmentStore for This {
             .fetch_optional(&mut *tx)
             .await
             .map_err(crate::portable::map_unique)?;
+            let Some(id) = id else {
+                // A slot booked here is not moved under its patient: the practice moves the
+                // appointment (cancel and book again), so the patient is told.
+                let booked: Option<Uuid> = sqlx::query_scalar(
+                    "SELECT id FROM slots WHERE practice_id = $1 AND source_id = $2 AND status = 'booked'",
+                )
+                .bind(practice.as_uuid())
+                .bind(&row.source_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                return Err(if booked.is_some() { StoreError::Conflict(SLOT_TAKEN) } else { StoreError::NotFound });
+            };
             tx.commit().await?;
-            id.map(SlotId::from_uuid).ok_or(StoreError::NotFound)
+            Ok(SlotId::from_uuid(id))
         })
     }
 
@@ -948,7 +964,9 @@ impl AppointmentStore for This {
         Box::pin(async move {
             let sql = format!(
                 "SELECT {APPOINTMENT_COLUMNS} FROM appointments a JOIN patients p ON p.id = a.patient_id \
-                 WHERE a.practice_id = $1 AND a.starts_at >= $2 AND a.starts_at < $3 ORDER BY a.starts_at, a.id \
+                 WHERE a.practice_id = $1 AND a.starts_at >= $2 AND a.starts_at < $3 \
+                 AND EXISTS (SELECT 1 FROM enrolments e WHERE e.patient_id = a.patient_id AND e.practice_id = $1) \
+                 ORDER BY a.starts_at, a.id \
                  LIMIT 5000"
             );
             sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))

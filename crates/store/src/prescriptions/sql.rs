@@ -179,7 +179,9 @@ impl PrescriptionStore for This {
             let patient = patient.ok_or(StoreError::NotFound)?;
             let sql = format!(
                 "SELECT x.id, x.practice_id, x.patient_id, x.record_id, x.name, x.excluded, x.last_issued, x.active \
-                 FROM repeat_medications x WHERE {SCOPE} ORDER BY x.active DESC, x.created_at, x.id"
+                 FROM repeat_medications x WHERE {SCOPE} AND EXISTS (SELECT 1 FROM enrolments k \
+                 WHERE k.patient_id = x.patient_id AND k.practice_id = x.practice_id) \
+                 ORDER BY x.active DESC, x.created_at, x.id"
             );
             sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(patient.as_uuid())
@@ -233,7 +235,9 @@ impl PrescriptionStore for This {
                     "INSERT INTO repeat_medications (id, practice_id, patient_id, record_id, name, excluded, \
                      last_issued, active, created_at, updated_at) SELECT $1, $2, $3, $4, $5, $6, $7, TRUE, $8, $8 \
                      WHERE EXISTS (SELECT 1 FROM health_records h WHERE h.id = $4 AND h.patient_id = $3 \
-                     AND h.practice_id = $2) ON CONFLICT (patient_id, record_id) DO NOTHING",
+                     AND h.practice_id = $2) \
+                     AND EXISTS (SELECT 1 FROM enrolments e WHERE e.patient_id = $3 AND e.practice_id = $2) \
+                     ON CONFLICT (patient_id, record_id) DO NOTHING",
                 )
                 .bind(row.id.as_uuid())
                 .bind(row.practice.as_uuid())
@@ -436,7 +440,13 @@ impl PrescriptionStore for This {
             let practice = via.ok_or(StoreError::NotFound)?;
             let mut tx = self.begin().await?;
             let current = request_by_id(&mut tx, id).await?;
-            if current.patient != patient || current.practice != practice {
+            let enrolled: Option<i32> =
+                sqlx::query_scalar("SELECT 1 FROM enrolments WHERE patient_id = $1 AND practice_id = $2")
+                    .bind(patient.as_uuid())
+                    .bind(practice.as_uuid())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if current.patient != patient || current.practice != practice || enrolled.is_none() {
                 return Err(StoreError::NotFound);
             }
             if !decision.from.contains(&current.status) {
@@ -474,10 +484,13 @@ impl PrescriptionStore for This {
             }
             if decision.to == RepeatStatus::Approved {
                 for item in &current.items {
-                    sqlx::query("UPDATE repeat_medications SET last_issued = $2, updated_at = $3 WHERE id = $1")
-                        .bind(item.as_uuid())
-                        .bind(decision.day)
-                        .bind(now)
+                    sqlx::query(
+                        "UPDATE repeat_medications SET last_issued = $2, updated_at = $3 WHERE id = $1 AND patient_id = $4",
+                    )
+                    .bind(item.as_uuid())
+                    .bind(decision.day)
+                    .bind(now)
+                    .bind(patient.as_uuid())
                         .execute(&mut *tx)
                         .await?;
                 }

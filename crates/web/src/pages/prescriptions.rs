@@ -51,7 +51,7 @@ fn request_line(r: &RequestView) -> RequestLine {
         patient_name: r.patient_name.clone(),
         status: r.status.label().to_owned(),
         status_code: r.status.as_str(),
-        count: r.items.len(),
+        count: r.item_count,
         items: r.items.clone(),
         collect: match (&r.collection, &r.pharmacy) {
             (Collection::Pharmacy, Some(p)) => format!("Sent to {p}"),
@@ -203,9 +203,14 @@ pub(crate) async fn request(
     CsrfForm(ctx, form): CsrfForm<RequestSubmit>,
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
-    let mut items: Vec<_> =
-        form.rest.keys().filter_map(|k| k.strip_prefix("item-")).filter_map(|id| id.parse().ok()).collect();
+    let picked: Vec<&str> = form.rest.keys().filter_map(|k| k.strip_prefix("item-")).collect();
+    let mut items: Vec<_> = picked.iter().filter_map(|id| id.parse().ok()).collect();
     items.sort();
+    if items.len() != picked.len() {
+        // A box that names no medication: the form is not one this page made.
+        items.clear();
+        items.push(app::domain::RepeatMedicationId::random());
+    }
     let f = RequestForm {
         items,
         collection: form.collection,
@@ -443,7 +448,10 @@ impl HasCsrf for RulesForm {
 
 fn cents(text: &str) -> Result<i32, AppError> {
     let bad = || AppError::field("fee", "Give the fee in dollars, for example 15 or 15.50 (0 for none).");
-    let t = text.trim().trim_start_matches('$');
+    let t = text.trim().strip_prefix('$').unwrap_or(text.trim());
+    if t.is_empty() || !t.chars().all(|c| c.is_ascii_digit() || c == '.') || t.matches('.').count() > 1 {
+        return Err(bad());
+    }
     let (d, c) = t.split_once('.').unwrap_or((t, "0"));
     let d: i32 = if d.is_empty() { 0 } else { d.parse().map_err(|_| bad())? };
     let c: i32 = match c.len() {

@@ -111,17 +111,26 @@ async fn a_patient_books_sees_the_confirmation_and_cancels_and_the_practice_runs
     assert_eq!(c.status, StatusCode::SEE_OTHER);
     let seen = p.get(&format!("/appointments/{id2}")).await?;
     assert!(seen.body.contains("Your practice cancelled this appointment: Dr Ngata is unwell today"), "{}", seen.body);
-    // The GP marks an attended appointment; the patient cannot.
+    // The reason is clinical: the GP reads it, reception does not.
+    assert!(gp.get(&format!("/appointments/{id}")).await?.body.contains("Sore knee after a fall"));
+    let desk = reception.get(&format!("/appointments/{id}")).await?;
+    assert_eq!(desk.status, StatusCode::OK);
+    assert!(!desk.body.contains("knee"), "reception sees the booking, not its reason");
+    // The GP marks an appointment once it has started (not before); the patient cannot.
     let r = p.post(&format!("/patients/{}/appointments", w.patient1), &[("slot", &slot)]).await?;
     let id3 = id_in(r.location());
-    assert_eq!(
-        p.post(&format!("/appointments/{id3}/mark"), &[("attended", "yes")]).await?.status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        gp.post(&format!("/appointments/{id3}/mark"), &[("attended", "yes")]).await?.status,
-        StatusCode::SEE_OTHER
-    );
+    let early = gp.post(&format!("/appointments/{id3}/mark"), &[("attended", "yes")]).await?;
+    assert_eq!(early.status, StatusCode::CONFLICT);
+    let odd = gp.post(&format!("/appointments/{id3}/mark"), &[("attended", "maybe")]).await?;
+    assert_eq!(odd.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let starts = slots(&w.t, w.practice_a.as_uuid(), "booked").await?[0].1;
+    w.t.clock.advance(starts + 300 - w.t.clock.now());
+    let mut gp = w.signed_in("gp-a@example.nz", [127, 0, 7, 8]).await?;
+    let mut p = w.signed_in("p1@example.nz", [127, 0, 7, 9]).await?;
+    let by_patient = p.post(&format!("/appointments/{id3}/mark"), &[("attended", "yes")]).await?;
+    assert_eq!(by_patient.status, StatusCode::NOT_FOUND);
+    let by_gp = gp.post(&format!("/appointments/{id3}/mark"), &[("attended", "yes")]).await?;
+    assert_eq!(by_gp.status, StatusCode::SEE_OTHER);
     assert!(p.get(&format!("/appointments/{id3}")).await?.body.contains("Attended"));
     Ok(())
 }

@@ -376,7 +376,7 @@ pub(crate) async fn mark(
     CsrfForm(ctx, form): CsrfForm<ReasonForm>,
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
-    match state.app.appointments().mark(&ctx.caller_as(&who), id, form.attended == "yes").await {
+    match state.app.appointments().mark(&ctx.caller_as(&who), id, yes_no(&form.attended)).await {
         Ok(()) => Ok(Redirect::to(&format!("/appointments/{id}?done=marked")).into_response()),
         Err(e) => appointment_view(&state, &ctx, &who, id, &Done::default(), Some(problem(e)?)).await,
     }
@@ -487,8 +487,9 @@ pub(crate) async fn block(
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
     let q = DayQuery { clinician: form.clinician.clone(), day: form.day.clone(), done: None };
-    let block = form.block == "yes";
+    let block = yes_no(&form.block);
     let result = state.app.appointments().block(&ctx.caller_as(&who), practice, form.slot.parse().ok(), block).await;
+    let block = block == Some(true);
     match result {
         Ok(()) => {
             let done = if block { "blocked" } else { "opened" };
@@ -496,6 +497,15 @@ pub(crate) async fn block(
             Ok(Redirect::to(&format!("/practices/{practice}/day?clinician={c}&day={d}&done={done}")).into_response())
         }
         Err(e) => day_view(&state, &ctx, &who, practice, &q, Some(problem(e)?)).await,
+    }
+}
+
+/// A form's "yes" or "no"; anything else is no answer.
+fn yes_no(v: &str) -> Option<bool> {
+    match v {
+        "yes" => Some(true),
+        "no" => Some(false),
+        _ => None,
     }
 }
 
