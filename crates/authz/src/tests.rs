@@ -8,6 +8,8 @@ struct Fixed {
     practices: Vec<PracticeId>,
     documents: Vec<(DocumentId, DocumentOwner)>,
     agreements: Vec<(String, PracticeId)>,
+    appointments: Vec<(domain::AppointmentId, crate::RecordOwner)>,
+    requests: Vec<(domain::RepeatRequestId, crate::RecordOwner)>,
 }
 
 impl Relations for Fixed {
@@ -35,15 +37,17 @@ impl Relations for Fixed {
     }
     fn appointment_owner(
         &self,
-        _id: domain::AppointmentId,
+        id: domain::AppointmentId,
     ) -> BoxFuture<'_, Result<Option<crate::RecordOwner>, RelationsError>> {
-        Box::pin(async move { Ok(None) })
+        let v = self.appointments.iter().find(|(a, _)| *a == id).map(|(_, o)| *o);
+        Box::pin(async move { Ok(v) })
     }
     fn repeat_request_owner(
         &self,
-        _id: domain::RepeatRequestId,
+        id: domain::RepeatRequestId,
     ) -> BoxFuture<'_, Result<Option<crate::RecordOwner>, RelationsError>> {
-        Box::pin(async move { Ok(None) })
+        let v = self.requests.iter().find(|(r, _)| *r == id).map(|(_, o)| *o);
+        Box::pin(async move { Ok(v) })
     }
 }
 
@@ -60,6 +64,7 @@ async fn documents_reach_their_patient_the_pushing_practice_and_scoped_clients_o
             (letter, DocumentOwner { patient: p1, pushed_by_practice: Some(a) }),
         ],
         agreements: vec![("G00001-A".into(), b)],
+        ..Fixed::default()
     };
     let patient = |patient| Principal::Patient { account: AccountId::random(), session: SessionId::random(), patient };
     let staff = |practice, role| Principal::Staff {
@@ -209,4 +214,75 @@ async fn a_grant_says_what_the_access_log_records() {
     assert_eq!(letter.locate(&rel).await.unwrap(), Located { exists: true, patient: Some(p1), practice: Some(a) });
     assert!(!DocumentId::random().locate(&rel).await.unwrap().exists);
     assert_eq!(PatientId::random().locate(&rel).await.unwrap(), Located::default());
+}
+
+#[tokio::test]
+async fn appointments_and_repeats_reach_each_role_as_its_work_needs() {
+    let (p1, p2, a) = (PatientId::random(), PatientId::random(), PracticeId::random());
+    let (appt, request) = (domain::AppointmentId::random(), domain::RepeatRequestId::random());
+    let own = RecordOwner { patient: p1, practice: a };
+    let mut rel = Fixed {
+        enrolled: vec![(p1, a), (p2, a)],
+        practices: vec![a],
+        appointments: vec![(appt, own)],
+        requests: vec![(request, own)],
+        ..Fixed::default()
+    };
+    let staff =
+        |role| Principal::Staff { account: AccountId::random(), session: SessionId::random(), practice: a, role };
+    // (book for, list appointments, read one, cancel, mark, run the day, set up the book,
+    //  read the repeat list, keep it, ask for repeats, the queue, review, approve, decline)
+    let table = [
+        (StaffRole::Gp, [true, true, true, true, true, true, false, true, true, false, true, true, true, true]),
+        (StaffRole::Nurse, [true, true, true, true, true, true, false, true, true, false, true, true, false, false]),
+        (StaffRole::Admin, [true, true, true, true, true, true, true, false, false, false, false, false, false, false]),
+        (StaffRole::PrivacyOfficer, [false; 14]),
+    ];
+    for (role, want) in table {
+        let s = staff(role);
+        let got = [
+            authorize::<BookAppointment, _>(&s, p1, &rel).await.is_ok(),
+            authorize::<ListAppointments, _>(&s, p1, &rel).await.is_ok(),
+            authorize::<ReadAppointment, _>(&s, appt, &rel).await.is_ok(),
+            authorize::<CancelAppointment, _>(&s, appt, &rel).await.is_ok(),
+            authorize::<MarkAppointment, _>(&s, appt, &rel).await.is_ok(),
+            authorize::<RunBook, _>(&s, a, &rel).await.is_ok(),
+            authorize::<SetUpBook, _>(&s, a, &rel).await.is_ok(),
+            authorize::<ReadRepeatList, _>(&s, p1, &rel).await.is_ok(),
+            authorize::<ManageRepeatList, _>(&s, p1, &rel).await.is_ok(),
+            authorize::<RequestRepeat, _>(&s, p1, &rel).await.is_ok(),
+            authorize::<ListRepeatQueue, _>(&s, a, &rel).await.is_ok(),
+            authorize::<ReviewRepeatRequest, _>(&s, request, &rel).await.is_ok(),
+            authorize::<ApproveRepeatRequest, _>(&s, request, &rel).await.is_ok(),
+            authorize::<DeclineRepeatRequest, _>(&s, request, &rel).await.is_ok(),
+        ];
+        assert_eq!(got, want, "{role:?}");
+    }
+    // The patient books, cancels and asks for themself; another patient of the same practice
+    // reaches none of it; nobody marks or decides their own.
+    let me = Principal::Patient { account: AccountId::random(), session: SessionId::random(), patient: p1 };
+    let them = Principal::Patient { account: AccountId::random(), session: SessionId::random(), patient: p2 };
+    assert!(authorize::<BookAppointment, _>(&me, p1, &rel).await.is_ok());
+    assert!(authorize::<CancelAppointment, _>(&me, appt, &rel).await.is_ok());
+    assert!(authorize::<RequestRepeat, _>(&me, p1, &rel).await.is_ok());
+    assert!(authorize::<ReadRepeatRequest, _>(&me, request, &rel).await.is_ok());
+    assert!(authorize::<MarkAppointment, _>(&me, appt, &rel).await.is_err());
+    assert!(authorize::<ApproveRepeatRequest, _>(&me, request, &rel).await.is_err());
+    for refused in [
+        authorize::<BookAppointment, _>(&them, p1, &rel).await.is_err(),
+        authorize::<ReadAppointment, _>(&them, appt, &rel).await.is_err(),
+        authorize::<CancelAppointment, _>(&them, appt, &rel).await.is_err(),
+        authorize::<RequestRepeat, _>(&them, p1, &rel).await.is_err(),
+        authorize::<ReadRepeatRequest, _>(&them, request, &rel).await.is_err(),
+    ] {
+        assert!(refused);
+    }
+    // The patient leaves: the practice's staff lose their appointments and requests at once.
+    rel.enrolled.retain(|(p, _)| *p != p1);
+    for role in StaffRole::ALL {
+        let s = staff(role);
+        assert!(authorize::<ReadAppointment, _>(&s, appt, &rel).await.is_err(), "{role:?}");
+        assert!(authorize::<ReadRepeatRequest, _>(&s, request, &rel).await.is_err(), "{role:?}");
+        assert!(authorize::<BookAppointment, _>(&s, p1, &rel).await.is_err(), "{role:?}");
+    }
 }

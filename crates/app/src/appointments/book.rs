@@ -256,16 +256,7 @@ impl Appointments<'_> {
         let now = app.now();
         let by_staff = grant.via_practice().is_some();
         // The slot, at one of the patient's practices (the staff's own, for staff).
-        let mut found = None;
-        for practice in app.store.patient_practices(patient).await.map_err(|e| AppError::Internal(e.to_string()))? {
-            if grant.via_practice().is_some_and(|p| p != practice) {
-                continue;
-            }
-            if let Some(slot) = app.store.slot(SlotGrant::Book(&grant, practice), form.slot).await? {
-                found = Some(slot);
-                break;
-            }
-        }
+        let found = app.store.slot(SlotGrant::BookAny(&grant), form.slot).await?;
         let Some(slot) = found else {
             app.audit(vec![app.event(
                 caller,

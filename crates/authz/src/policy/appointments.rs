@@ -3,7 +3,7 @@
 //! exchanging the book as FHIR. Who may book or cancel for whom is decided here, on the
 //! patient, so proxies (issue 16) are a change to these rules, not to the handlers.
 
-use super::{own_practice, patient_or_their_practice};
+use super::{own_practice, owning_patient, owning_practice_staff, patient_or_their_practice};
 use crate::{Action, Denied, Grant, Policy, Principal, Relations, action, capabilities, decided_by};
 use domain::{AppointmentId, PatientId, PracticeId};
 
@@ -102,12 +102,7 @@ async fn appointment_party<A: Action<Object = AppointmentId>, R: Relations + ?Si
     rel: &R,
 ) -> Result<Grant<A>, Denied> {
     match p {
-        Principal::Patient { patient, account, .. } => match rel.appointment_owner(id).await? {
-            Some(o) if o.patient == *patient => {
-                Ok(Grant::new(id, Some(o.patient), Some(*account)).owned_by(Some(o.practice)))
-            }
-            _ => Err(Denied::NotFound),
-        },
+        Principal::Patient { .. } => owning_patient(p, id, rel.appointment_owner(id).await?),
         Principal::Staff { .. } => appointment_staff(p, id, rel).await,
         _ => Err(Denied::NotFound),
     }
@@ -119,15 +114,10 @@ async fn appointment_staff<A: Action<Object = AppointmentId>, R: Relations + ?Si
     id: AppointmentId,
     rel: &R,
 ) -> Result<Grant<A>, Denied> {
-    if let Principal::Staff { practice, account, role, .. } = p
-        && capabilities::may(*role, capabilities::RUN_BOOK)
-        && let Some(o) = rel.appointment_owner(id).await?
-        && o.practice == *practice
-        && rel.patient_practices(o.patient).await?.contains(practice)
-    {
-        return Ok(Grant::new(id, Some(o.patient), Some(*account)).through(*practice));
+    if !matches!(p, Principal::Staff { .. }) {
+        return Err(Denied::NotFound);
     }
-    Err(Denied::NotFound)
+    owning_practice_staff(p, id, rel.appointment_owner(id).await?, capabilities::RUN_BOOK, rel).await
 }
 
 decided_by!(

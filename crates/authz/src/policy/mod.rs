@@ -9,7 +9,7 @@ pub mod practices;
 pub mod prescriptions;
 pub mod records;
 
-use crate::{Action, Denied, Grant, Principal, Relations};
+use crate::{Action, Denied, Grant, Principal, RecordOwner, Relations};
 use domain::{PatientId, PracticeId, StaffRole};
 
 /// The patient themself, or staff of a practice they are enrolled at (the grant names it).
@@ -76,6 +76,40 @@ pub(crate) async fn operator<A: Action<Object = crate::Platform>, R: Relations +
 ) -> Result<Grant<A>, Denied> {
     match p {
         Principal::Operator { account, .. } => Ok(Grant::new(crate::Platform, None, Some(*account))),
+        _ => Err(Denied::NotFound),
+    }
+}
+
+/// Staff in `roles` of the practice that owns an object (an item it sent, an appointment in its
+/// book, a request sent to it), while the object's patient is still enrolled there.
+pub(crate) async fn owning_practice_staff<A: Action, R: Relations + ?Sized>(
+    p: &Principal,
+    object: A::Object,
+    owner: Option<RecordOwner>,
+    roles: &[StaffRole],
+    rel: &R,
+) -> Result<Grant<A>, Denied> {
+    if let Principal::Staff { practice, account, role, .. } = p
+        && roles.contains(role)
+        && let Some(o) = owner
+        && o.practice == *practice
+        && rel.patient_practices(o.patient).await?.contains(practice)
+    {
+        return Ok(Grant::new(object, Some(o.patient), Some(*account)).through(*practice));
+    }
+    Err(Denied::NotFound)
+}
+
+/// The object's own patient (the practice that owns it is named for the access log).
+pub(crate) fn owning_patient<A: Action>(
+    p: &Principal,
+    object: A::Object,
+    owner: Option<RecordOwner>,
+) -> Result<Grant<A>, Denied> {
+    match (p, owner) {
+        (Principal::Patient { patient, account, .. }, Some(o)) if o.patient == *patient => {
+            Ok(Grant::new(object, Some(o.patient), Some(*account)).owned_by(Some(o.practice)))
+        }
         _ => Err(Denied::NotFound),
     }
 }

@@ -2,7 +2,7 @@
 //! patient's requests, and the practice's triage — nurses prepare, prescribers (GPs) approve or
 //! decline. Who may request for whom is decided here, on the patient (proxies: issue 16).
 
-use super::{own_practice, patient_or_their_practice};
+use super::{own_practice, owning_patient, owning_practice_staff, patient_or_their_practice};
 use crate::{Action, Denied, Grant, Policy, Principal, Relations, action, capabilities, decided_by};
 use domain::{PatientId, PracticeId, RepeatRequestId};
 
@@ -118,15 +118,10 @@ async fn request_staff<A: Action<Object = RepeatRequestId>, R: Relations + ?Size
     rel: &R,
     roles: &[domain::StaffRole],
 ) -> Result<Grant<A>, Denied> {
-    if let Principal::Staff { practice, account, role, .. } = p
-        && capabilities::may(*role, roles)
-        && let Some(o) = rel.repeat_request_owner(id).await?
-        && o.practice == *practice
-        && rel.patient_practices(o.patient).await?.contains(practice)
-    {
-        return Ok(Grant::new(id, Some(o.patient), Some(*account)).through(*practice));
+    if !matches!(p, Principal::Staff { .. }) {
+        return Err(Denied::NotFound);
     }
-    Err(Denied::NotFound)
+    owning_practice_staff(p, id, rel.repeat_request_owner(id).await?, roles, rel).await
 }
 
 async fn request_reader<A: Action<Object = RepeatRequestId>, R: Relations + ?Sized>(
@@ -135,12 +130,7 @@ async fn request_reader<A: Action<Object = RepeatRequestId>, R: Relations + ?Siz
     rel: &R,
 ) -> Result<Grant<A>, Denied> {
     match p {
-        Principal::Patient { patient, account, .. } => match rel.repeat_request_owner(id).await? {
-            Some(o) if o.patient == *patient => {
-                Ok(Grant::new(id, Some(o.patient), Some(*account)).owned_by(Some(o.practice)))
-            }
-            _ => Err(Denied::NotFound),
-        },
+        Principal::Patient { .. } => owning_patient(p, id, rel.repeat_request_owner(id).await?),
         _ => request_staff(p, id, rel, capabilities::PREPARE_REPEATS).await,
     }
 }

@@ -112,15 +112,10 @@ async fn record_clinician<A: Action<Object = RecordId>, R: Relations + ?Sized>(
     record: RecordId,
     rel: &R,
 ) -> Result<Grant<A>, Denied> {
-    if let Principal::Staff { practice, account, role, .. } = p
-        && capabilities::may(*role, capabilities::RELEASE_RECORDS)
-        && let Some(o) = rel.record_owner(record).await?
-        && o.practice == *practice
-        && rel.patient_practices(o.patient).await?.contains(practice)
-    {
-        return Ok(Grant::new(record, Some(o.patient), Some(*account)).through(*practice));
+    if !matches!(p, Principal::Staff { .. }) {
+        return Err(Denied::NotFound);
     }
-    Err(Denied::NotFound)
+    super::owning_practice_staff(p, record, rel.record_owner(record).await?, capabilities::RELEASE_RECORDS, rel).await
 }
 
 decided_by!(

@@ -252,6 +252,8 @@ pub type DayLine = (SlotRow, Option<AppointmentRow>);
 pub enum SlotGrant<'a> {
     /// Booking for a patient at one of their practices.
     Book(&'a Grant<BookAppointment>, PracticeId),
+    /// Booking for a patient at whichever of their practices the slot is at (staff: their own).
+    BookAny(&'a Grant<BookAppointment>),
     /// Running the practice's day.
     Run(&'a Grant<RunBook>),
     /// Blocking slots.
@@ -263,11 +265,13 @@ pub enum SlotGrant<'a> {
 }
 
 impl SlotGrant<'_> {
-    /// The practice, and the patient who must be enrolled there (for a booking grant).
+    /// The practice (nil: any the patient is enrolled at), and the patient who must be enrolled
+    /// there (for a booking grant).
     #[must_use]
     pub fn scope(&self) -> (PracticeId, Option<PatientId>) {
         match self {
             Self::Book(g, practice) => (*practice, g.patient()),
+            Self::BookAny(g) => (g.via_practice().unwrap_or(PracticeId::from_uuid(uuid::Uuid::nil())), g.patient()),
             Self::Run(g) => (g.object(), None),
             Self::Block(g) => (g.object(), None),
             Self::SetUp(g) => (g.object(), None),
@@ -408,7 +412,8 @@ pub trait AppointmentStore: Send + Sync {
         schedule: Option<ScheduleId>,
         status: Option<SlotStatus>,
     ) -> BoxFuture<'a, Result<Vec<SlotRow>>>;
-    /// One slot of the practice.
+    /// One slot of the practice (for [`SlotGrant::BookAny`], of any practice the patient is
+    /// enrolled at).
     fn slot<'a>(&'a self, grant: SlotGrant<'a>, id: SlotId) -> BoxFuture<'a, Result<Option<SlotRow>>>;
     /// Books a free slot of the practice for the grant's patient, with the confirmation mail, in
     /// one transaction. A slot this patient already holds is returned as it is (`fresh` false);

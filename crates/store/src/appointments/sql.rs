@@ -533,8 +533,9 @@ impl AppointmentStore for This {
         Box::pin(async move {
             let (practice, patient) = grant.scope();
             let sql = format!(
-                "SELECT {SLOT_COLUMNS} FROM slots s WHERE s.id = $1 AND s.practice_id = $2 \
-                 AND ($3 = $4 OR EXISTS (SELECT 1 FROM enrolments e WHERE e.patient_id = $3 AND e.practice_id = $2))"
+                "SELECT {SLOT_COLUMNS} FROM slots s WHERE s.id = $1 AND ($2 = $4 OR s.practice_id = $2) \
+                 AND ($3 = $4 OR EXISTS (SELECT 1 FROM enrolments e WHERE e.patient_id = $3 \
+                 AND e.practice_id = s.practice_id)) AND ($2 <> $4 OR $3 <> $4)"
             );
             sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(id.as_uuid())
@@ -562,6 +563,7 @@ impl AppointmentStore for This {
             if grant.via_practice().is_some_and(|p| p != practice) {
                 return Err(StoreError::NotFound);
             }
+            let _turn = self.write_turn().await;
             let mut tx = self.begin().await?;
             // One booking at a time per patient: the row lock (PostgreSQL) makes a repeated
             // submission wait for the first and then see its booking; SQLite's writes take turns.

@@ -419,7 +419,19 @@ async fn day_view(
     error: Option<(StatusCode, String)>,
 ) -> PageResult {
     let today = app::domain::calendar::local_day(state.app.clock_now());
-    let day = q.day.parse().unwrap_or(today);
+    let (day, error) = match q.day.trim() {
+        "" => (today, error),
+        text => match text.parse() {
+            Ok(d) => (d, error),
+            // Today's list, saying the day asked for was not a date.
+            Err(_) => (
+                today,
+                error.or_else(|| {
+                    Some((StatusCode::UNPROCESSABLE_ENTITY, "Give the day as a date, for example 2027-03-30.".into()))
+                }),
+            ),
+        },
+    };
     let view = state
         .app
         .appointments()
