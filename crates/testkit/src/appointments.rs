@@ -239,3 +239,14 @@ pub async fn medications(t: &TestApp, patient: Uuid) -> Result<Vec<(Uuid, bool)>
         rows(t, "SELECT id, patient_id, excluded FROM repeat_medications ORDER BY created_at, id").await?;
     Ok(all.into_iter().filter(|(_, p, _)| *p == patient).map(|(id, _, e)| (id, e)).collect())
 }
+
+/// Every slot of a practice: `(book, starts_at, ends_at)`, by book and time.
+///
+/// # Errors
+/// When the database cannot be read.
+pub async fn slot_spans(t: &TestApp, practice: Uuid) -> Result<Vec<(Uuid, i64, i64)>> {
+    let all: Vec<(Uuid, Uuid, i64, i64)> =
+        rows(t, "SELECT practice_id, schedule_id, starts_at, ends_at FROM slots ORDER BY schedule_id, starts_at")
+            .await?;
+    Ok(all.into_iter().filter(|(p, ..)| *p == practice).map(|(_, s, a, b)| (s, a, b)).collect())
+}

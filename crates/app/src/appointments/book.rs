@@ -315,7 +315,7 @@ impl Appointments<'_> {
         if booked.fresh && mail.is_some() {
             app.mail_waker.notify_one();
         }
-        let key = if booked.appointment.reason.is_some() {
+        let key = if booked.appointment.reason.is_some() && clinical(caller) {
             app.open_records_key(caller, patient, RecordKeyGrant::Book(&grant)).await?
         } else {
             None
@@ -420,7 +420,7 @@ impl Appointments<'_> {
     /// [`AppError::NotFound`] for anyone but the book's staff of its practice;
     /// [`AppError::Conflict`] for a cancelled one or one that has not started yet.
     pub async fn mark(&self, caller: &Caller, id: AppointmentId, attended: Option<bool>) -> Result<(), AppError> {
-        let grant = self.app.authorize::<MarkAppointment>(caller, id).await?;
+        let grant = self.app.decide::<MarkAppointment>(caller, id).await?;
         let attended = attended.ok_or_else(|| AppError::field("attended", "Choose attended or did not attend."))?;
         let status = if attended { AppointmentStatus::Attended } else { AppointmentStatus::DidNotAttend };
         self.app.store.mark_appointment(&grant, status, self.app.now()).await.map_err(|e| match e {
@@ -428,7 +428,9 @@ impl Appointments<'_> {
                 AppError::Conflict("Only an appointment that has started (and is not cancelled) can be marked.".into())
             }
             other => other.into(),
-        })
+        })?;
+        let t = crate::audit::Target::of(&grant);
+        self.app.audit(vec![self.app.event(caller, &t, crate::audit::Outcome::Allowed)]).await
     }
 
     /// One clinician's day: every slot, and who is in it.

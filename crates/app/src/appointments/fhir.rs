@@ -153,7 +153,14 @@ impl Appointments<'_> {
                     None,
                     Some(Issue::error("value", at, f.iter().map(|f| f.message.clone()).collect::<Vec<_>>().join(" "))),
                 ),
-                Err(e) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, entry = i, "a FHIR book entry failed; answered as 500 and the batch goes on");
+                    answer(
+                        "500 Internal Server Error",
+                        None,
+                        Some(Issue::error("exception", at, "This entry could not be applied; send it again later.")),
+                    )
+                }
             });
         }
         Ok(Ok(json!({ "resourceType": "Bundle", "type": "batch-response", "entry": out })))
@@ -184,10 +191,10 @@ impl Appointments<'_> {
             let slots = app.store.slots(SlotGrant::Sync(&grant), from, to, None, None).await?;
             let mut v: Vec<Value> = slots
                 .iter()
-                .map(|s| json!({ "resource": slot_json(s, &types), "search": { "mode": "match" } }))
+                .map(|s| json!({ "fullUrl": format!("urn:uuid:{}", s.id), "resource": slot_json(s, &types), "search": { "mode": "match" } }))
                 .collect();
             v.extend(
-                schedules.iter().map(|s| json!({ "resource": schedule_json(s), "search": { "mode": "include" } })),
+                schedules.iter().map(|s| json!({ "fullUrl": format!("urn:uuid:{}", s.id), "resource": schedule_json(s), "search": { "mode": "include" } })),
             );
             v
         } else {
@@ -204,7 +211,7 @@ impl Appointments<'_> {
                 app.audit(seen).await?;
             }
             rows.iter()
-                .map(|a| json!({ "resource": appointment_json(a, &types), "search": { "mode": "match" } }))
+                .map(|a| json!({ "fullUrl": format!("urn:uuid:{}", a.id), "resource": appointment_json(a, &types), "search": { "mode": "match" } }))
                 .collect()
         };
         Ok(json!({ "resourceType": "Bundle", "type": "searchset", "total": entries.len(), "entry": entries }))
@@ -218,18 +225,32 @@ fn client_practice(caller: &Caller) -> Option<PracticeId> {
     }
 }
 
+/// Adds the practice system's id as `identifier[0]` when there is one (FHIR has no empty arrays).
+fn with_source(mut v: Value, source: Option<&String>) -> Value {
+    if let Some(id) = source {
+        v["identifier"] = json!([{ "value": id }]);
+    }
+    v
+}
+
 fn schedule_json(s: &ScheduleRow) -> Value {
-    json!({
-        "resourceType": "Schedule",
-        "id": s.id.to_string(),
-        "identifier": s.source_id.as_ref().map(|v| vec![json!({ "value": v })]).unwrap_or_default(),
-        "active": s.active,
-        "specialty": [{ "coding": [{ "code": s.kind.as_str(), "display": s.kind.label() }] }],
-        "actor": [{ "display": s.clinician }, { "display": s.location }],
-    })
+    with_source(
+        json!({
+            "resourceType": "Schedule",
+            "id": s.id.to_string(),
+            "active": s.active,
+            "specialty": [{ "coding": [{ "code": s.kind.as_str(), "display": s.kind.label() }] }],
+            "actor": [{ "display": s.clinician }, { "display": s.location }],
+        }),
+        s.source_id.as_ref(),
+    )
 }
 
 fn slot_json(s: &SlotRow, types: &[AppointmentTypeRow]) -> Value {
+    with_source(slot_body(s, types), s.source_id.as_ref())
+}
+
+fn slot_body(s: &SlotRow, types: &[AppointmentTypeRow]) -> Value {
     let status = match s.status {
         SlotStatus::Free => "free",
         SlotStatus::Booked | SlotStatus::Busy => "busy",
@@ -238,7 +259,6 @@ fn slot_json(s: &SlotRow, types: &[AppointmentTypeRow]) -> Value {
     json!({
         "resourceType": "Slot",
         "id": s.id.to_string(),
-        "identifier": s.source_id.as_ref().map(|v| vec![json!({ "value": v })]).unwrap_or_default(),
         "schedule": { "reference": format!("Schedule/{}", s.schedule) },
         "serviceType": [{ "text": types.iter().find(|t| t.id == s.type_id).map_or("", |t| t.name.as_str()) }],
         "status": status,
@@ -248,21 +268,23 @@ fn slot_json(s: &SlotRow, types: &[AppointmentTypeRow]) -> Value {
 }
 
 fn appointment_json(a: &AppointmentRow, types: &[AppointmentTypeRow]) -> Value {
-    json!({
-        "resourceType": "Appointment",
-        "id": a.id.to_string(),
-        "identifier": a.source_id.as_ref().map(|v| vec![json!({ "value": v })]).unwrap_or_default(),
-        "status": fhir_status(a.status),
-        "serviceType": [{ "text": types.iter().find(|t| t.id == a.type_id).map_or("", |t| t.name.as_str()) }],
-        "start": instant(a.starts_at),
-        "end": instant(a.ends_at),
-        "created": instant(a.created_at),
-        "slot": [{ "reference": format!("Slot/{}", a.slot) }],
-        "participant": [{
-            "actor": { "identifier": { "system": NHI_SYSTEM, "value": a.patient_nhi }, "display": a.patient_name },
-            "status": "accepted",
-        }],
-    })
+    with_source(
+        json!({
+            "resourceType": "Appointment",
+            "id": a.id.to_string(),
+            "status": fhir_status(a.status),
+            "serviceType": [{ "text": types.iter().find(|t| t.id == a.type_id).map_or("", |t| t.name.as_str()) }],
+            "start": instant(a.starts_at),
+            "end": instant(a.ends_at),
+            "created": instant(a.created_at),
+            "slot": [{ "reference": format!("Slot/{}", a.slot) }],
+            "participant": [{
+                "actor": { "identifier": { "system": NHI_SYSTEM, "value": a.patient_nhi }, "display": a.patient_name },
+                "status": "accepted",
+            }],
+        }),
+        a.source_id.as_ref(),
+    )
 }
 
 impl App {
@@ -286,18 +308,41 @@ impl App {
                 )),
             ));
         }
-        let kind = r
-            .pointer("/specialty/0/coding/0/code")
-            .and_then(Value::as_str)
-            .and_then(ClinicianKind::parse)
-            .unwrap_or(ClinicianKind::Gp);
+        let kind = match r.pointer("/specialty/0/coding/0/code").and_then(Value::as_str) {
+            None => ClinicianKind::Gp,
+            Some(code) => match ClinicianKind::parse(code) {
+                Some(k) => k,
+                None => {
+                    return Ok(answer(
+                        "422 Unprocessable Entity",
+                        None,
+                        Some(Issue::error(
+                            "code-invalid",
+                            format!("{at}.specialty[0].coding[0].code"),
+                            "Give the clinician's kind as gp or nurse.",
+                        )),
+                    ));
+                }
+            },
+        };
         let location = r.pointer("/actor/1/display").and_then(Value::as_str).map_or("", str::trim);
+        if location.chars().count() > 100 || location.chars().any(char::is_control) {
+            return Ok(answer(
+                "422 Unprocessable Entity",
+                None,
+                Some(Issue::error(
+                    "value",
+                    format!("{at}.actor[1].display"),
+                    "Give the location in words (at most 100 characters).",
+                )),
+            ));
+        }
         let row = ScheduleRow {
             id: ScheduleId::random(),
             practice: grant.object(),
             clinician: name.to_owned(),
             kind,
-            location: if location.is_empty() { "The practice".into() } else { location.chars().take(100).collect() },
+            location: if location.is_empty() { "The practice".into() } else { location.to_owned() },
             online: true,
             active: r.get("active").and_then(Value::as_bool).unwrap_or(true),
             source_id: Some(source),
@@ -383,10 +428,55 @@ impl App {
             Err(StoreError::Conflict(_)) => Ok(answer(
                 "409 Conflict",
                 None,
-                Some(Issue::error("conflict", at, "Another slot of this schedule starts at the same time.")),
+                Some(Issue::error(
+                    "conflict",
+                    at,
+                    "It would move a slot booked in Tiaki (cancel that appointment first), or overlap another slot of this schedule.",
+                )),
             )),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// A state the practice's system gives an appointment it knows (cancelled, fulfilled, no-show).
+    async fn sync_existing(
+        &self,
+        caller: &Caller,
+        grant: &authz::Grant<SyncBook>,
+        existing: &AppointmentRow,
+        status: AppointmentStatus,
+        at: &str,
+    ) -> Result<Value, AppError> {
+        // Changing it is changing that patient's appointment: the policy is asked about them
+        // (a patient who left the practice is out of its reach), and the change is recorded.
+        let Ok(pgrant) = self.decide::<SyncAppointment>(caller, existing.patient).await else {
+            return Ok(answer(
+                "404 Not Found",
+                None,
+                Some(Issue::error("not-found", at, "No appointment of the practice's patients has this id.")),
+            ));
+        };
+        if existing.status != status {
+            match self.store.sync_appointment_status(grant, existing.id, status, self.now()).await {
+                Ok(()) => {
+                    let t = crate::audit::Target::of(&pgrant).about(&existing.id);
+                    self.audit(vec![self.event(caller, &t, crate::audit::Outcome::Allowed)]).await?;
+                }
+                Err(StoreError::Conflict(_)) => {
+                    return Ok(answer(
+                        "409 Conflict",
+                        None,
+                        Some(Issue::error(
+                            "conflict",
+                            format!("{at}.status"),
+                            "This appointment is cancelled: it cannot change state again. Book a new one.",
+                        )),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(answer("200 OK", Some(format!("Appointment/{}", existing.id)), None))
     }
 
     async fn sync_appointment(
@@ -404,13 +494,10 @@ impl App {
             return bad("status", "Give the status: booked, cancelled, fulfilled or noshow.");
         };
         if let Some(existing) = self.store.appointment_by_source(grant, &source).await? {
-            if existing.status != status {
-                self.store
-                    .sync_appointment_status(grant, existing.id, status, self.now())
-                    .await
-                    .map_err(AppError::from)?;
-            }
-            return Ok(answer("200 OK", Some(format!("Appointment/{}", existing.id)), None));
+            return self.sync_existing(caller, grant, &existing, status, at).await;
+        }
+        if status != AppointmentStatus::Booked {
+            return bad("status", "A new appointment must be booked.");
         }
         let Some(slot_ref) = r.get("slot").and_then(|s| reference_id(s.get(0), "Slot")) else {
             return bad("slot[0]", "Give the appointment's slot as a reference, Slot/<id>.");
@@ -446,7 +533,7 @@ impl App {
                 )),
             ));
         };
-        let Ok(pgrant) = self.authorize::<SyncAppointment>(caller, patient).await else {
+        let Ok(pgrant) = self.decide::<SyncAppointment>(caller, patient).await else {
             return Ok(answer(
                 "404 Not Found",
                 None,
@@ -457,9 +544,6 @@ impl App {
                 )),
             ));
         };
-        if status != AppointmentStatus::Booked {
-            return bad("status", "A new appointment must be booked.");
-        }
         let new = NewAppointment {
             id: AppointmentId::random(),
             slot: slot.id,
@@ -472,11 +556,18 @@ impl App {
         let person = self.store.patient(&authz::console::view_patient(patient)).await?;
         let mail = self.portal_news(&person);
         match self.store.book(BookingGrant::Sync(&pgrant), grant.object(), &new, mail.as_ref(), self.now()).await {
-            Ok(b) => Ok(answer(
-                if b.fresh { "201 Created" } else { "200 OK" },
-                Some(format!("Appointment/{}", b.appointment.id)),
-                None,
-            )),
+            Ok(b) => {
+                if b.fresh {
+                    let t = crate::audit::Target::of(&pgrant).about(&b.appointment.id);
+                    self.audit(vec![self.event(caller, &t, crate::audit::Outcome::Allowed)]).await?;
+                    self.mail_waker.notify_one();
+                }
+                Ok(answer(
+                    if b.fresh { "201 Created" } else { "200 OK" },
+                    Some(format!("Appointment/{}", b.appointment.id)),
+                    None,
+                ))
+            }
             Err(StoreError::Conflict(_)) => Ok(answer(
                 "409 Conflict",
                 None,

@@ -118,6 +118,10 @@ fn check_rules(rules: &BookingRules) -> Result<(), AppError> {
     Ok(())
 }
 
+fn hhmm(m: i32) -> String {
+    format!("{:02}:{:02}", m / 60, m % 60)
+}
+
 fn day_of(text: &str, field: &'static str) -> Result<Date, AppError> {
     text.trim().parse().map_err(|_| AppError::field(field, "Give a date as YYYY-MM-DD, for example 2027-01-25."))
 }
@@ -209,23 +213,7 @@ impl Appointments<'_> {
                 app.store.save_appointment_type(SlotGrant::SetUp(&grant), &row, now).await?;
             }
             SetupChange::AddTemplate { schedule, type_id, weekday, start, end } => {
-                let (start, end) = (minute_of(&start, "start")?, minute_of(&end, "end")?);
-                if !(1..=7).contains(&weekday) {
-                    return Err(AppError::field("weekday", "Choose a day of the week."));
-                }
-                if end <= start {
-                    return Err(AppError::field("end", "The end must be after the start."));
-                }
-                let row = TemplateRow {
-                    id: uuid::Uuid::new_v4(),
-                    practice,
-                    schedule,
-                    type_id,
-                    weekday,
-                    start_minute: start,
-                    end_minute: end,
-                };
-                app.store.add_template(&grant, &row, now).await?;
+                add_template(app, &grant, (schedule, type_id, weekday), &start, &end).await?;
             }
             SetupChange::RemoveTemplate(id) => {
                 if !app.store.remove_template(&grant, id).await? {
@@ -256,6 +244,52 @@ impl Appointments<'_> {
         app.refresh_slots(&grant).await?;
         Ok(())
     }
+}
+
+/// A weekly template line: times that parse, end after start, and no overlap with the
+/// clinician's other lines that day.
+async fn add_template(
+    app: &App,
+    grant: &Grant<SetUpBook>,
+    (schedule, type_id, weekday): (ScheduleId, AppointmentTypeId, i32),
+    start: &str,
+    end: &str,
+) -> Result<(), AppError> {
+    let (practice, now) = (grant.object(), app.now());
+    let (start, end) = (minute_of(start, "start")?, minute_of(end, "end")?);
+    if !(1..=7).contains(&weekday) {
+        return Err(AppError::field("weekday", "Choose a day of the week."));
+    }
+    if end <= start {
+        return Err(AppError::field("end", "The end must be after the start."));
+    }
+    let clash = app
+        .store
+        .templates(practice)
+        .await?
+        .into_iter()
+        .find(|t| t.schedule == schedule && t.weekday == weekday && t.start_minute < end && start < t.end_minute);
+    if let Some(t) = clash {
+        return Err(AppError::field(
+            "start",
+            format!(
+                "This overlaps the clinician's {}–{} on that day. Change or remove that one first.",
+                hhmm(t.start_minute),
+                hhmm(t.end_minute)
+            ),
+        ));
+    }
+    let row = TemplateRow {
+        id: uuid::Uuid::new_v4(),
+        practice,
+        schedule,
+        type_id,
+        weekday,
+        start_minute: start,
+        end_minute: end,
+    };
+    app.store.add_template(grant, &row, now).await?;
+    Ok(())
 }
 
 /// The slots a practice's templates make on the days from `first` up to (not including) `end`:

@@ -242,7 +242,13 @@ impl Prescriptions<'_> {
             Some(k) => Some(k),
             None => app.open_records_key(caller, patient, RecordKeyGrant::Repeats(&grant)).await?,
         };
-        let meds = app.store.repeat_list(ListGrant::Read(&grant)).await?;
+        let mut meds = app.store.repeat_list(ListGrant::Read(&grant)).await?;
+        // A medication from the health record shows only while its item does (a practice may
+        // hide an item from the patient, or its system remove it).
+        if grant.via_practice().is_none() {
+            let shown = app.visible_records(caller, patient).await;
+            meds.retain(|m| m.record.is_none_or(|r| shown.contains(&r)));
+        }
         let requests = app.store.repeat_requests(ListGrant::Read(&grant)).await?;
         let items = views(&meds, &requests, key.as_ref());
         let requests = requests.iter().map(|r| request_view(r, &meds, key.as_ref())).collect();
@@ -276,7 +282,11 @@ impl Prescriptions<'_> {
         if !key_ok {
             return Err(AppError::field("request_key", "The form is out of date. Open the page again and send it."));
         }
-        let list = app.store.repeat_list(ListGrant::Request(&grant)).await?;
+        let mut list = app.store.repeat_list(ListGrant::Request(&grant)).await?;
+        if list.iter().any(|m| m.record.is_some()) {
+            let shown = app.visible_records(caller, patient).await;
+            list.retain(|m| m.record.is_none_or(|r| shown.contains(&r)));
+        }
         let mut practice = None;
         for id in &form.items {
             let Some(m) = list.iter().find(|m| m.id == *id && m.active) else {
@@ -407,7 +417,7 @@ impl Prescriptions<'_> {
         let by = caller.principal.account();
         let (row, person) = match action {
             "review" => {
-                let g = app.authorize::<ReviewRepeatRequest>(caller, id).await?;
+                let g = app.decide::<ReviewRepeatRequest>(caller, id).await?;
                 let d = RepeatDecision {
                     from: &[RepeatStatus::Requested],
                     to: RepeatStatus::InReview,
@@ -417,15 +427,18 @@ impl Prescriptions<'_> {
                     day: &day,
                 };
                 let person = app.patient_to_tell(caller, g.patient().ok_or(AppError::NotFound)?).await?;
-                (
-                    app.store
-                        .decide_repeat(RequestGrant::Review(&g), &d, app.portal_news(&person).as_ref(), app.now())
-                        .await,
-                    person,
-                )
+                let done = app
+                    .store
+                    .decide_repeat(RequestGrant::Review(&g), &d, app.portal_news(&person).as_ref(), app.now())
+                    .await;
+                if done.is_ok() {
+                    app.audit(vec![app.event(caller, &crate::audit::Target::of(&g), crate::audit::Outcome::Allowed)])
+                        .await?;
+                }
+                (done, person)
             }
             "sent_to_pharmacy" | "ready_to_collect" => {
-                let g = app.authorize::<ApproveRepeatRequest>(caller, id).await?;
+                let g = app.decide::<ApproveRepeatRequest>(caller, id).await?;
                 let outcome = if action == "sent_to_pharmacy" { "sent_to_pharmacy" } else { "ready_to_collect" };
                 let d = RepeatDecision {
                     from: &[RepeatStatus::Requested, RepeatStatus::InReview],
@@ -436,12 +449,15 @@ impl Prescriptions<'_> {
                     day: &day,
                 };
                 let person = app.patient_to_tell(caller, g.patient().ok_or(AppError::NotFound)?).await?;
-                (
-                    app.store
-                        .decide_repeat(RequestGrant::Approve(&g), &d, app.portal_news(&person).as_ref(), app.now())
-                        .await,
-                    person,
-                )
+                let done = app
+                    .store
+                    .decide_repeat(RequestGrant::Approve(&g), &d, app.portal_news(&person).as_ref(), app.now())
+                    .await;
+                if done.is_ok() {
+                    app.audit(vec![app.event(caller, &crate::audit::Target::of(&g), crate::audit::Outcome::Allowed)])
+                        .await?;
+                }
+                (done, person)
             }
             "decline" => {
                 let g = app.decide::<DeclineRepeatRequest>(caller, id).await?;
@@ -575,6 +591,18 @@ impl Prescriptions<'_> {
             ));
         }
         Ok(self.app.store.set_repeat_rules(&grant, rules, self.app.now()).await?)
+    }
+}
+
+impl App {
+    /// The medication items of the patient's health record they can see now (none if the
+    /// record cannot be read).
+    async fn visible_records(&self, caller: &Caller, patient: PatientId) -> Vec<RecordId> {
+        self.records()
+            .record(caller, patient, Some(RecordCategory::Medications))
+            .await
+            .map(|r| r.items.iter().filter(|i| !i.removed && !i.hidden).map(|i| i.id).collect())
+            .unwrap_or_default()
     }
 }
 

@@ -468,7 +468,8 @@ pub trait AppointmentStore: Send + Sync {
         now: UnixTime,
     ) -> BoxFuture<'a, Result<()>>;
     /// A slot from the practice's system, by its id there: added, or its time and state
-    /// changed (a slot booked here keeps its booking). Returns the slot's id.
+    /// changed; free template slots it overlaps give way. [`SLOT_TAKEN`] when it would move a
+    /// slot booked here or overlap another slot of the book. Returns the slot's id.
     fn sync_slot<'a>(
         &'a self,
         grant: &'a Grant<SyncBook>,

@@ -114,7 +114,8 @@ async fn appointment_in(tx: &mut sqlx::Transaction<'_, Db>, id: AppointmentId) -
 /// Frees the slot of a cancelled appointment if it is still ahead.
 async fn free_slot(tx: &mut sqlx::Transaction<'_, Db>, slot: SlotId, now: UnixTime) -> Result<()> {
     sqlx::query(
-        "UPDATE slots SET status = 'free', updated_at = $2 WHERE id = $1 AND status = 'booked' AND starts_at > $2",
+        "UPDATE slots SET status = 'free', updated_at = $2 WHERE id = $1 AND status = 'booked' AND starts_at > $2 \
+         AND NOT EXISTS (SELECT 1 FROM appointments a WHERE a.slot_id = $1 AND a.status <> 'cancelled')",
     )
     .bind(slot.as_uuid())
     .bind(now)
@@ -246,7 +247,8 @@ impl AppointmentStore for This {
             let sql = format!(
                 "INSERT INTO schedules (id, practice_id, clinician, kind, location, online, active, source_id, \
                  created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT {conflict} \
-                 DO UPDATE SET clinician = $3, kind = $4, location = $5, online = $6, active = $7, updated_at = $9 \
+                 DO UPDATE SET clinician = $3, kind = $4, location = $5, active = $7, updated_at = $9, \
+                 online = CASE WHEN $8 IS NULL THEN $6 ELSE schedules.online END \
                  WHERE schedules.practice_id = $2 RETURNING id"
             );
             let id: Option<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
@@ -445,8 +447,8 @@ impl AppointmentStore for This {
         Box::pin(async move {
             let practice = grant.object();
             let mut tx = self.begin().await?;
-            let existing: Vec<(Uuid, i64, Uuid)> = sqlx::query_as(
-                "SELECT schedule_id, starts_at, type_id FROM slots WHERE practice_id = $1 AND starts_at >= $2 \
+            let existing: Vec<(Uuid, i64, Uuid, i64)> = sqlx::query_as(
+                "SELECT schedule_id, starts_at, type_id, ends_at FROM slots WHERE practice_id = $1 AND starts_at >= $2 \
                  AND starts_at < $3 AND from_template = TRUE AND status = 'free'",
             )
             .bind(practice.as_uuid())
@@ -455,9 +457,12 @@ impl AppointmentStore for This {
             .fetch_all(&mut *tx)
             .await?;
             let mut removed = 0;
-            for (schedule, starts, type_id) in &existing {
+            for (schedule, starts, type_id, ends) in &existing {
                 let keep = wanted.iter().any(|w| {
-                    w.schedule.as_uuid() == *schedule && w.starts_at == *starts && w.type_id.as_uuid() == *type_id
+                    w.schedule.as_uuid() == *schedule
+                        && w.starts_at == *starts
+                        && w.ends_at == *ends
+                        && w.type_id.as_uuid() == *type_id
                 });
                 if !keep {
                     removed += sqlx::query(
@@ -479,6 +484,8 @@ impl AppointmentStore for This {
                     "INSERT INTO slots (id, practice_id, schedule_id, type_id, starts_at, ends_at, status, \
                      from_template, source_id, updated_at) SELECT $1, $2, $3, $4, $5, $6, 'free', TRUE, NULL, $7 \
                      WHERE EXISTS (SELECT 1 FROM schedules WHERE id = $3 AND practice_id = $2) \
+                     AND NOT EXISTS (SELECT 1 FROM slots o WHERE o.schedule_id = $3 AND o.starts_at < $6 \
+                     AND o.ends_at > $5) \
                      ON CONFLICT (schedule_id, starts_at) DO NOTHING",
                 )
                 .bind(w.id.as_uuid())
@@ -614,15 +621,21 @@ impl AppointmentStore for This {
                     return Err(StoreError::Conflict(TOO_MANY_BOOKINGS));
                 }
             }
-            let taken =
-                sqlx::query("UPDATE slots SET status = 'booked', updated_at = $2 WHERE id = $1 AND status = 'free'")
-                    .bind(slot.id.as_uuid())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            if taken.rows_affected() != 1 {
+            // The slot as it is when taken (its book, type and times; still ahead), whatever was
+            // read before.
+            let taken_sql = format!(
+                "UPDATE slots SET status = 'booked', updated_at = $2 WHERE id = $1 AND status = 'free' \
+                 AND starts_at > $2 RETURNING {}",
+                SLOT_COLUMNS.replace("s.", "")
+            );
+            let taken = sqlx::query(sqlx::AssertSqlSafe(taken_sql.as_str()))
+                .bind(slot.id.as_uuid())
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(slot) = taken.as_ref().map(slot_row).transpose()? else {
                 return Err(StoreError::Conflict(SLOT_TAKEN));
-            }
+            };
             sqlx::query(
                 "INSERT INTO appointments (id, practice_id, patient_id, slot_id, schedule_id, type_id, starts_at, \
                  ends_at, status, reason, booked_by, source_id, reminded_at, created_at, updated_at) \
@@ -845,12 +858,26 @@ impl AppointmentStore for This {
             .bind(practice.as_uuid())
             .execute(&mut *tx)
             .await?;
+            // Free template slots it overlaps give way to it (the system is the source of truth).
+            sqlx::query(
+                "DELETE FROM slots WHERE practice_id = $1 AND schedule_id = $2 AND from_template = TRUE \
+                 AND source_id IS NULL AND status = 'free' AND starts_at < $4 AND ends_at > $3 \
+                 AND NOT EXISTS (SELECT 1 FROM appointments a WHERE a.slot_id = slots.id)",
+            )
+            .bind(practice.as_uuid())
+            .bind(row.schedule.as_uuid())
+            .bind(row.starts_at)
+            .bind(row.ends_at)
+            .execute(&mut *tx)
+            .await?;
             // Busy or free from the system; a slot booked here stays booked.
             let id: Option<Uuid> = sqlx::query_scalar(
                 "INSERT INTO slots (id, practice_id, schedule_id, type_id, starts_at, ends_at, status, from_template, \
                  source_id, updated_at) SELECT $1, $2, $3, $4, $5, $6, $7, FALSE, $8, $9 \
                  WHERE EXISTS (SELECT 1 FROM schedules WHERE id = $3 AND practice_id = $2) \
                  AND EXISTS (SELECT 1 FROM appointment_types WHERE id = $4 AND practice_id = $2) \
+                 AND NOT EXISTS (SELECT 1 FROM slots o WHERE o.schedule_id = $3 AND o.starts_at < $6 \
+                 AND o.ends_at > $5 AND (o.source_id IS NULL OR o.source_id <> $8)) \
                  ON CONFLICT (practice_id, source_id) DO UPDATE SET schedule_id = $3, type_id = $4, starts_at = $5, \
                  ends_at = $6, updated_at = $9, from_template = FALSE, \
                  status = CASE WHEN slots.status = 'booked' THEN 'booked' ELSE $7 END \
@@ -870,16 +897,10 @@ impl AppointmentStore for This {
             .await
             .map_err(crate::portable::map_unique)?;
             let Some(id) = id else {
-                // A slot booked here is not moved under its patient: the practice moves the
-                // appointment (cancel and book again), so the patient is told.
-                let booked: Option<Uuid> = sqlx::query_scalar(
-                    "SELECT id FROM slots WHERE practice_id = $1 AND source_id = $2 AND status = 'booked'",
-                )
-                .bind(practice.as_uuid())
-                .bind(&row.source_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                return Err(if booked.is_some() { StoreError::Conflict(SLOT_TAKEN) } else { StoreError::NotFound });
+                // A slot booked here is not moved under its patient (the practice moves the
+                // appointment: cancel and book again, so the patient is told); nor may a slot
+                // overlap another of the book (booked, blocked, or the system's own).
+                return Err(StoreError::Conflict(SLOT_TAKEN));
             };
             tx.commit().await?;
             Ok(SlotId::from_uuid(id))
@@ -937,7 +958,9 @@ impl AppointmentStore for This {
             let done = sqlx::query(
                 "UPDATE appointments SET status = $3, updated_at = $4, \
                  cancelled_at = CASE WHEN $3 = 'cancelled' THEN $4 ELSE cancelled_at END \
-                 WHERE id = $1 AND practice_id = $2 AND (status <> 'cancelled' OR $3 = 'cancelled')",
+                 WHERE id = $1 AND practice_id = $2 AND status <> 'cancelled' AND status <> $3 \
+                 AND EXISTS (SELECT 1 FROM enrolments e WHERE e.patient_id = appointments.patient_id \
+                 AND e.practice_id = $2)",
             )
             .bind(id.as_uuid())
             .bind(grant.object().as_uuid())

@@ -206,7 +206,8 @@ pub(crate) async fn request(
     let picked: Vec<&str> = form.rest.keys().filter_map(|k| k.strip_prefix("item-")).collect();
     let mut items: Vec<_> = picked.iter().filter_map(|id| id.parse().ok()).collect();
     items.sort();
-    if items.len() != picked.len() {
+    items.dedup();
+    if items.len() != picked.len() || picked.iter().any(|id| id.len() != 36) {
         // A box that names no medication: the form is not one this page made.
         items.clear();
         items.push(app::domain::RepeatMedicationId::random());

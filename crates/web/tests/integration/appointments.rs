@@ -433,10 +433,22 @@ async fn the_practice_system_exchanges_the_book_as_fhir_idempotently_and_only_it
     ]);
     assert_eq!(statuses(&sync(&w.t, &w.client_a, &busy).await?), ["200 OK"]);
     assert_eq!(count(&w.t, "slots WHERE status = 'booked'").await?, 2);
+    // The system may not move a slot booked here under its patient.
+    let moved = batch([
+        json!({ "resourceType": "Slot", "identifier": [{ "value": "pms-s1" }], "schedule": { "reference": "Schedule/pms-dr-n" }, "status": "busy", "start": "2027-01-21T10:00:00+13:00", "end": "2027-01-21T10:15:00+13:00", "serviceType": [{ "text": "Standard" }] }),
+    ]);
+    assert_eq!(statuses(&sync(&w.t, &w.client_a, &moved).await?), ["409 Conflict"]);
     // The system cancels its appointment: the slot is free again.
     let cancel =
         batch([json!({ "resourceType": "Appointment", "identifier": [{ "value": "pms-a1" }], "status": "cancelled" })]);
     assert_eq!(statuses(&sync(&w.t, &w.client_a, &cancel).await?), ["200 OK"]);
+    // Sent again as booked, a cancelled appointment is that entry's conflict; the rest of the
+    // batch still applies.
+    let again_booked = batch([
+        json!({ "resourceType": "Appointment", "identifier": [{ "value": "pms-a1" }], "status": "booked" }),
+        json!({ "resourceType": "Slot", "identifier": [{ "value": "pms-s3" }], "schedule": { "reference": "Schedule/pms-dr-n" }, "status": "free", "start": "2027-01-20T15:00:00+13:00", "end": "2027-01-20T15:15:00+13:00", "serviceType": [{ "text": "Standard" }] }),
+    ]);
+    assert_eq!(statuses(&sync(&w.t, &w.client_a, &again_booked).await?), ["409 Conflict", "200 OK"]);
     assert!(
         offered(&p.get(&format!("/patients/{}/appointments/book", w.patient1)).await?.body)
             .contains(&testkit::appointments::slot_by_source(&w.t, "pms-s2").await?.to_string())
@@ -458,6 +470,25 @@ async fn the_practice_system_exchanges_the_book_as_fhir_idempotently_and_only_it
         StatusCode::UNPROCESSABLE_ENTITY
     );
     assert_eq!((count(&w.t, "slots").await?, count(&w.t, "appointments").await?), before);
+    // What the system reads, and the batch-response it gets, pass an independent FHIR R4
+    // validator (tests/fhir-validate).
+    let dir = testkit::db::TempDir::new("fhir-book")?;
+    let mut files = Vec::new();
+    for (name, body) in [
+        ("slots.json", w.t.client(&w.client_a).get("/fhir/R4/Slot?start=2027-01-18&end=2027-01-22").await?.body),
+        (
+            "appointments.json",
+            w.t.client(&w.client_a).get("/fhir/R4/Appointment?start=2027-01-20&end=2027-01-20").await?.body,
+        ),
+        ("response.json", again.body.clone()),
+    ] {
+        let path = dir.0.join(name);
+        std::fs::write(&path, body)?;
+        files.push(path);
+    }
+    let report = crate::records::validate(&files)?;
+    assert!(report["checked"].as_u64().unwrap_or(0) > 10, "{report}");
+    assert_eq!(report["errors"], json!([]), "{report}");
     Ok(())
 }
 
@@ -488,5 +519,51 @@ async fn the_day_before_a_patient_is_reminded_once_and_the_window_stays_filled()
     w.t.app.console().run_due_jobs("node-a").await?;
     let later = slots(&w.t, w.practice_a.as_uuid(), "free").await?.iter().map(|s| s.1).max().unwrap_or_default();
     assert!(later >= last + 5 * 86_400, "the window moved on a week: {last} → {later}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clinicians_slots_never_overlap_when_the_book_changes() -> Result<()> {
+    let w = World::new().await?;
+    let (book, mut p) = ready(&w).await?;
+    let practice = w.practice_a.as_uuid();
+    // Book the first 9:00, then make standard appointments 30 minutes long.
+    let monday = testkit::appointments::slot_at(&w.t, book.gp, "2027-01-18T09:00:00+13:00").await?;
+    let r = p.post(&format!("/patients/{}/appointments", w.patient1), &[("slot", &monday.to_string())]).await?;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let mut desk = admin(&w).await?;
+    set_up(
+        &mut desk,
+        practice,
+        &[("action", "type"), ("name", "Standard"), ("minutes", "30"), ("modality", "in_person"), ("online", "1")],
+    )
+    .await?;
+    let all = testkit::appointments::slot_spans(&w.t, practice).await?;
+    for (i, x) in all.iter().enumerate() {
+        for y in &all[i + 1..] {
+            assert!(!(x.0 == y.0 && x.1 < y.2 && y.1 < x.2), "overlapping slots {x:?} {y:?}");
+        }
+    }
+    assert!(all.iter().any(|s| s.2 - s.1 == 1800), "the new length is used");
+    // A template line that overlaps another of the clinician's that day is refused.
+    let (gp_book, standard) = (book.gp.to_string(), book.standard.to_string());
+    let path = format!("/practices/{practice}/book-setup");
+    let before = count(&w.t, "schedule_templates").await?;
+    let r = desk
+        .post(
+            &path,
+            &[
+                ("action", "add_template"),
+                ("clinician", &gp_book),
+                ("type_id", &standard),
+                ("weekday", "1"),
+                ("start", "11:00"),
+                ("end", "13:00"),
+            ],
+        )
+        .await?;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("overlaps the clinician"), "{}", r.body);
+    assert_eq!(count(&w.t, "schedule_templates").await?, before);
     Ok(())
 }

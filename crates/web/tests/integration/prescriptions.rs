@@ -135,6 +135,18 @@ async fn a_patient_asks_a_nurse_prepares_a_gp_approves_and_the_patient_sees_each
     let done = p.get(&format!("/repeats/{id}")).await?;
     assert!(done.body.contains("Approved: Sent to the pharmacy"), "{}", done.body);
     assert!(p.get(&path).await?.body.contains("last issued 15 January 2027"));
+    // The practice hides the medication's record item from the patient: it leaves their list.
+    let record = crate::records::id_with(
+        &crate::records::listed(&mut gp, w.patient1, "?category=medications").await?,
+        "Atorvastatin",
+    )
+    .ok_or_else(|| anyhow!("no record item"))?;
+    gp.get(&format!("/records/{record}")).await?;
+    let hid = gp.post(&format!("/records/{record}/hide"), &[("reason", "Discussed in person first")]).await?;
+    assert_eq!(hid.status, StatusCode::SEE_OTHER, "{}", hid.body);
+    let page = p.get(&path).await?;
+    assert!(!page.body.contains("Atorvastatin"), "a hidden item is not on the patient's list");
+    assert!(page.body.contains("Metformin 500 mg"));
     // Once approved it cannot be decided again.
     let again = gp.post(&format!("/repeats/{id}"), &[("action", "decline"), ("reason", "no")]).await?;
     assert_eq!(again.status, StatusCode::CONFLICT);

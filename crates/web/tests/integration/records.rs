@@ -92,7 +92,7 @@ fn issues(r: &Reply) -> Result<Vec<(String, String, String)>> {
 }
 
 /// Ids of the items a record listing shows (`/api/v1/patients/{id}/records`).
-async fn listed(b: &mut Browser, patient: app::domain::PatientId, query: &str) -> Result<Value> {
+pub(crate) async fn listed(b: &mut Browser, patient: app::domain::PatientId, query: &str) -> Result<Value> {
     let r = b.get(&format!("/api/v1/patients/{patient}/records{query}")).await?;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.headers["content-type"], "application/fhir+json");
@@ -107,7 +107,7 @@ fn entry_texts(bundle: &Value) -> String {
 }
 
 /// The id Tiaki gave an item, found through the clinician's listing by the words in it.
-fn id_with(bundle: &Value, words: &str) -> Option<String> {
+pub(crate) fn id_with(bundle: &Value, words: &str) -> Option<String> {
     bundle["entry"].as_array()?.iter().find(|e| e["resource"].to_string().contains(words))?["resource"]["id"]
         .as_str()
         .map(str::to_owned)
@@ -791,7 +791,7 @@ fn tempdir() -> Result<std::path::PathBuf> {
 }
 
 /// The validator in `tests/fhir-validate` (`@medplum/core`'s, with the HL7 NZ Base NHI rules).
-fn validate(files: &[std::path::PathBuf]) -> Result<Value> {
+pub(crate) fn validate(files: &[std::path::PathBuf]) -> Result<Value> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fhir-validate");
     if !root.join("node_modules/@medplum/core").exists() {
         return Err(anyhow!("install the validator first: (cd tests/fhir-validate && npm ci)"));
