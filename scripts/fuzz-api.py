@@ -107,7 +107,7 @@ def main():
         email, password = m.group(2), m.group(3)
         client = subprocess.run(
             [a.bin, "admin", "create-client", "--practice", DEMO_PRACTICE, "--label", "Fuzzing PMS",
-             "--org-name", "Fuzzing practice system", "--records"],
+             "--org-name", "Fuzzing practice system", "--records", "--appointments"],
             env=env, capture_output=True, text=True)
         if client.returncode != 0:
             raise Failed(f"tiaki admin create-client failed:\n{client.stderr}")
