@@ -29,9 +29,9 @@ pub struct SqliteStore {
     audit_writer: SqlitePool,
     /// Stops the WAL checkpointer when the last clone of the store goes.
     _checkpointer: Arc<AbortOnDrop>,
-    /// The pool's busiest write paths (a booking, a request) queue here, in order, for
-    /// `SQLite`'s one write lock, instead of sleeping in its busy handler (1, 2, 5 … 100 ms
-    /// sleeps) while many race for it.
+    /// The pool's busiest write paths (booking, cancelling, asking for repeats) queue here, in
+    /// order, for `SQLite`'s one write lock, instead of sleeping in its busy handler (1, 2, 5 …
+    /// 100 ms sleeps) while many race for it. Never taken twice by one path.
     write_gate: Arc<tokio::sync::Mutex<()>>,
 }
 

@@ -725,6 +725,7 @@ impl AppointmentStore for This {
     ) -> BoxFuture<'a, Result<AppointmentRow>> {
         Box::pin(async move {
             let patient = grant.patient().ok_or(StoreError::NotFound)?;
+            let _turn = self.write_turn().await;
             let mut tx = self.begin().await?;
             let sql = format!(
                 "UPDATE appointments SET status = 'cancelled', cancelled_by = $5, cancel_reason = $6, \

@@ -310,6 +310,7 @@ impl PrescriptionStore for This {
                         .await?;
                 Ok::<_, StoreError>(id.map(RepeatRequestId::from_uuid))
             };
+            let _turn = self.write_turn().await;
             let mut tx = self.begin().await?;
             // One request at a time per patient (see `book`).
             let enrolled = sqlx::query(
