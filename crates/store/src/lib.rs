@@ -7,6 +7,7 @@
 mod access_log;
 mod accounts;
 pub mod appointments;
+mod book;
 mod documents;
 mod engines;
 mod integrations;
@@ -29,6 +30,7 @@ mod tokens;
 pub use access_log::AccessLogStore;
 pub use accounts::AccountStore;
 pub use appointments::AppointmentStore;
+pub use book::BookStore;
 pub use integrations::IntegrationStore;
 pub use jobs::{JobRow, JobState, JobStore, NewJob};
 pub use links::{LinkKind, LinkStore};
@@ -101,6 +103,7 @@ pub trait Store:
     + PatientKeyStore
     + RecordStore
     + AppointmentStore
+    + BookStore
     + PrescriptionStore
     + IntegrationStore
     + MfaStore

@@ -5,13 +5,12 @@
 //! decline with a reason the patient reads. Names, notes and reasons are sealed under the
 //! patient's records key; every change tells the patient there is news, nothing more.
 
+mod triage;
+
 use crate::audit::Caller;
 use crate::records::fhir::Resource;
 use crate::{App, AppError};
-use authz::{
-    ApproveRepeatRequest, DeclineRepeatRequest, ListRepeatQueue, ManageRepeatList, ReadRepeatList, ReadRepeatRequest,
-    RequestRepeat, ReviewRepeatRequest, SetUpRepeats,
-};
+use authz::{ManageRepeatList, ReadRepeatList, ReadRepeatRequest, RequestRepeat, SetUpRepeats};
 use crypto::fields::FieldKey;
 use domain::calendar::{add_working_days, local_day};
 use domain::prescriptions::{Collection, RepeatStatus};
@@ -19,8 +18,8 @@ use domain::{PatientId, PracticeId, RecordCategory, RecordId, RepeatMedicationId
 use jiff::civil::Date;
 use store::appointments::RepeatRules;
 use store::prescriptions::{
-    ALREADY_REQUESTED, ListGrant, MOVED_ON, NOT_REQUESTABLE, NewRepeatRequest, RepeatDecision, RepeatMedicationRow,
-    RepeatRequestRow, RequestGrant,
+    ALREADY_REQUESTED, ListGrant, MOVED_ON, NOT_REQUESTABLE, NewRepeatRequest, RepeatMedicationRow, RepeatRequestRow,
+    RequestGrant,
 };
 use store::{KeyGrant, RecordKeyGrant, StoreError};
 
@@ -372,135 +371,6 @@ impl Prescriptions<'_> {
         let key = app.open_records_key(caller, row.patient, RecordKeyGrant::RepeatRequest(&grant)).await?;
         let list = app.store.repeat_list_for_request(RequestGrant::Read(&grant)).await?;
         Ok(request_view(&row, &list, key.as_ref()))
-    }
-
-    /// The practice's queue: open requests first (oldest first), then those closed in the last
-    /// week. Names are not shown here (no patient's key is opened for a queue).
-    ///
-    /// # Errors
-    /// [`AppError::NotFound`] for anyone but the practice's clinicians.
-    pub async fn queue(&self, caller: &Caller, practice: PracticeId) -> Result<Vec<RequestView>, AppError> {
-        let app = self.app;
-        let grant = app.authorize::<ListRepeatQueue>(caller, practice).await?;
-        let rows = app.store.repeat_queue(&grant, app.now() - 7 * 86_400).await?;
-        // Each patient the queue names is on the record, under their own name.
-        let seen: Vec<_> = rows
-            .iter()
-            .map(|r| {
-                let t = crate::audit::Target::of(&grant).with_patient(r.patient).about(&r.id);
-                app.event(caller, &t, crate::audit::Outcome::Allowed)
-            })
-            .collect();
-        if !seen.is_empty() {
-            app.audit(seen).await?;
-        }
-        Ok(rows.iter().map(|r| request_view(r, &[], None)).collect())
-    }
-
-    /// Moves a request on: a nurse (or GP) takes it into review; a GP approves it (sent to the
-    /// pharmacy, or ready to collect) or declines it with a reason the patient reads. The
-    /// patient is told there is news.
-    ///
-    /// # Errors
-    /// [`AppError::NotFound`] for anyone but the practice's clinicians (prescribers, to decide);
-    /// [`AppError::Invalid`] for a decline without a reason; [`AppError::Conflict`] for a
-    /// request that has moved on.
-    pub async fn decide(
-        &self,
-        caller: &Caller,
-        id: RepeatRequestId,
-        action: &str,
-        reason: &str,
-    ) -> Result<(), AppError> {
-        let app = self.app;
-        let day = local_day(app.now()).to_string();
-        let by = caller.principal.account();
-        let (row, person) = match action {
-            "review" => {
-                let g = app.decide::<ReviewRepeatRequest>(caller, id).await?;
-                let d = RepeatDecision {
-                    from: &[RepeatStatus::Requested],
-                    to: RepeatStatus::InReview,
-                    by,
-                    outcome: None,
-                    reason: None,
-                    day: &day,
-                };
-                let person = app.patient_to_tell(caller, g.patient().ok_or(AppError::NotFound)?).await?;
-                let done = app
-                    .store
-                    .decide_repeat(RequestGrant::Review(&g), &d, app.portal_news(&person).as_ref(), app.now())
-                    .await;
-                if done.is_ok() {
-                    app.audit(vec![app.event(caller, &crate::audit::Target::of(&g), crate::audit::Outcome::Allowed)])
-                        .await?;
-                }
-                (done, person)
-            }
-            "sent_to_pharmacy" | "ready_to_collect" => {
-                let g = app.decide::<ApproveRepeatRequest>(caller, id).await?;
-                let outcome = if action == "sent_to_pharmacy" { "sent_to_pharmacy" } else { "ready_to_collect" };
-                let d = RepeatDecision {
-                    from: &[RepeatStatus::Requested, RepeatStatus::InReview],
-                    to: RepeatStatus::Approved,
-                    by,
-                    outcome: Some(outcome),
-                    reason: None,
-                    day: &day,
-                };
-                let person = app.patient_to_tell(caller, g.patient().ok_or(AppError::NotFound)?).await?;
-                let done = app
-                    .store
-                    .decide_repeat(RequestGrant::Approve(&g), &d, app.portal_news(&person).as_ref(), app.now())
-                    .await;
-                if done.is_ok() {
-                    app.audit(vec![app.event(caller, &crate::audit::Target::of(&g), crate::audit::Outcome::Allowed)])
-                        .await?;
-                }
-                (done, person)
-            }
-            "decline" => {
-                let g = app.decide::<DeclineRepeatRequest>(caller, id).await?;
-                let reason = reason.trim();
-                if reason.is_empty() || reason.chars().count() > 1000 {
-                    return Err(AppError::field(
-                        "reason",
-                        "Say why it is declined and what the patient should do (at most 1,000 characters): they read it.",
-                    ));
-                }
-                let patient = g.patient().ok_or(AppError::NotFound)?;
-                let key = app
-                    .sealing_key(caller, RecordKeyGrant::Decline(&g), KeyGrant::Sealing(RecordKeyGrant::Decline(&g)))
-                    .await?;
-                let sealed = seal(&key, &request_context(id, "decline_reason"), reason)?;
-                let d = RepeatDecision {
-                    from: &[RepeatStatus::Requested, RepeatStatus::InReview],
-                    to: RepeatStatus::Declined,
-                    by,
-                    outcome: None,
-                    reason: Some(&sealed),
-                    day: &day,
-                };
-                let person = app.patient_to_tell(caller, patient).await?;
-                let news = app.portal_news(&person);
-                let done = app.store.decide_repeat(RequestGrant::Decline(&g), &d, news.as_ref(), app.now()).await;
-                if done.is_ok() {
-                    let target = crate::audit::Target::of(&g);
-                    app.audit(vec![app.event(caller, &target, crate::audit::Outcome::Allowed)]).await?;
-                }
-                (done, person)
-            }
-            _ => {
-                // The policy first: only the practice's clinicians are told the form is wrong.
-                let _grant = app.decide::<ReviewRepeatRequest>(caller, id).await?;
-                return Err(AppError::field("action", "Choose what to do with the request."));
-            }
-        };
-        row.map_err(conflict)?;
-        if person.active {
-            app.mail_waker.notify_one();
-        }
-        Ok(())
     }
 
     /// The practice keeps a patient's list: adds a medication by name, marks one "ask at the

@@ -332,89 +332,8 @@ impl AppointmentGrant<'_> {
     }
 }
 
-/// Storage for appointments.
+/// Storage for appointments (the book they are in: [`crate::book::BookStore`]).
 pub trait AppointmentStore: Send + Sync {
-    /// A practice's switches and rules (the defaults where it set none).
-    fn practice_services(&self, practice: PracticeId) -> BoxFuture<'_, Result<PracticeServices>>;
-    /// Sets a practice's booking rules.
-    fn set_booking_rules<'a>(
-        &'a self,
-        grant: &'a Grant<SetUpBook>,
-        rules: &'a BookingRules,
-        now: UnixTime,
-    ) -> BoxFuture<'a, Result<()>>;
-    /// Sets a practice's repeat-prescription rules.
-    fn set_repeat_rules<'a>(
-        &'a self,
-        grant: &'a Grant<authz::SetUpRepeats>,
-        rules: &'a RepeatRules,
-        now: UnixTime,
-    ) -> BoxFuture<'a, Result<()>>;
-    /// A practice's books (clinicians), by name.
-    fn schedules(&self, practice: PracticeId) -> BoxFuture<'_, Result<Vec<ScheduleRow>>>;
-    /// Adds or changes a book (by id, or by the practice system's id when it has one); returns
-    /// its id.
-    fn save_schedule<'a>(
-        &'a self,
-        grant: SlotGrant<'a>,
-        row: &'a ScheduleRow,
-        now: UnixTime,
-    ) -> BoxFuture<'a, Result<ScheduleId>>;
-    /// A practice's appointment types, by name.
-    fn appointment_types(&self, practice: PracticeId) -> BoxFuture<'_, Result<Vec<AppointmentTypeRow>>>;
-    /// Adds or changes an appointment type (by id, or by name).
-    fn save_appointment_type<'a>(
-        &'a self,
-        grant: SlotGrant<'a>,
-        row: &'a AppointmentTypeRow,
-        now: UnixTime,
-    ) -> BoxFuture<'a, Result<AppointmentTypeId>>;
-    /// A practice's weekly templates.
-    fn templates(&self, practice: PracticeId) -> BoxFuture<'_, Result<Vec<TemplateRow>>>;
-    /// Adds a template line (its book and type must be the practice's).
-    fn add_template<'a>(
-        &'a self,
-        grant: &'a Grant<SetUpBook>,
-        row: &'a TemplateRow,
-        now: UnixTime,
-    ) -> BoxFuture<'a, Result<()>>;
-    /// Removes a template line; false if there was none.
-    fn remove_template<'a>(&'a self, grant: &'a Grant<SetUpBook>, id: uuid::Uuid) -> BoxFuture<'a, Result<bool>>;
-    /// A practice's closures, by first day.
-    fn closures(&self, practice: PracticeId) -> BoxFuture<'_, Result<Vec<ClosureRow>>>;
-    /// Adds a closure.
-    fn add_closure<'a>(
-        &'a self,
-        grant: &'a Grant<SetUpBook>,
-        row: &'a ClosureRow,
-        now: UnixTime,
-    ) -> BoxFuture<'a, Result<()>>;
-    /// Removes a closure; false if there was none.
-    fn remove_closure<'a>(&'a self, grant: &'a Grant<SetUpBook>, id: uuid::Uuid) -> BoxFuture<'a, Result<bool>>;
-    /// Makes the template slots between `from` and `to` exactly `wanted`: free template slots
-    /// not wanted any more are removed (booked, blocked and the system's slots are kept), wanted
-    /// ones not there yet are added. Returns (added, removed).
-    fn sync_template_slots<'a>(
-        &'a self,
-        grant: &'a Grant<SetUpBook>,
-        from: UnixTime,
-        to: UnixTime,
-        wanted: &'a [SlotRow],
-        now: UnixTime,
-    ) -> BoxFuture<'a, Result<(u64, u64)>>;
-    /// The practice's slots starting in `[from, to)`, by time: of one book or all, of one state
-    /// or all.
-    fn slots<'a>(
-        &'a self,
-        grant: SlotGrant<'a>,
-        from: UnixTime,
-        to: UnixTime,
-        schedule: Option<ScheduleId>,
-        status: Option<SlotStatus>,
-    ) -> BoxFuture<'a, Result<Vec<SlotRow>>>;
-    /// One slot of the practice (for [`SlotGrant::BookAny`], of any practice the patient is
-    /// enrolled at).
-    fn slot<'a>(&'a self, grant: SlotGrant<'a>, id: SlotId) -> BoxFuture<'a, Result<Option<SlotRow>>>;
     /// Books a free slot of the practice for the grant's patient, with the confirmation mail, in
     /// one transaction. A slot this patient already holds is returned as it is (`fresh` false);
     /// a slot taken by anyone else is [`crate::StoreError::Conflict`] ([`SLOT_TAKEN`]), as is a
@@ -467,21 +386,6 @@ pub trait AppointmentStore: Send + Sync {
         block: bool,
         now: UnixTime,
     ) -> BoxFuture<'a, Result<()>>;
-    /// A slot from the practice's system, by its id there: added, or its time and state
-    /// changed; free template slots it overlaps give way. [`SLOT_TAKEN`] when it would move a
-    /// slot booked here or overlap another slot of the book. Returns the slot's id.
-    fn sync_slot<'a>(
-        &'a self,
-        grant: &'a Grant<SyncBook>,
-        row: &'a SlotRow,
-        now: UnixTime,
-    ) -> BoxFuture<'a, Result<SlotId>>;
-    /// The slot the practice's system knows by this id, if any.
-    fn slot_by_source<'a>(
-        &'a self,
-        grant: &'a Grant<SyncBook>,
-        source_id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<SlotRow>>>;
     /// The appointment the practice's system knows by this id, if any.
     fn appointment_by_source<'a>(
         &'a self,
@@ -513,8 +417,6 @@ pub trait AppointmentStore: Send + Sync {
     ) -> BoxFuture<'_, Result<Vec<(AppointmentId, PatientId)>>>;
     /// Marks appointments as reminded.
     fn mark_reminded<'a>(&'a self, ids: &'a [AppointmentId], now: UnixTime) -> BoxFuture<'a, Result<()>>;
-    /// Every practice with at least one active book (for the job that adds each day's slots).
-    fn practices_with_books(&self) -> BoxFuture<'_, Result<Vec<PracticeId>>>;
 }
 
 /// The SQL, written once in what `SQLite` and `PostgreSQL` share (`sql.rs`), compiled for
@@ -522,12 +424,14 @@ pub trait AppointmentStore: Send + Sync {
 mod sqlite {
     type Db = sqlx::Sqlite;
     type This = crate::SqliteStore;
+    use crate::book::sqlite as book;
     use crate::shared::sqlite as shared;
     include!("sql.rs");
 }
 mod postgres {
     type Db = sqlx::Postgres;
     type This = crate::PgStore;
+    use crate::book::postgres as book;
     use crate::shared::postgres as shared;
     include!("sql.rs");
 }

@@ -555,19 +555,8 @@ impl Relations for This {
         record: domain::RecordId,
     ) -> BoxFuture<'_, Result<Option<authz::RecordOwner>, RelationsError>> {
         Box::pin(async move {
-            let row = sqlx::query("SELECT patient_id, practice_id FROM health_records WHERE id = $1")
-                .bind(record.as_uuid())
-                .fetch_optional(&self.pool)
+            owner(&self.pool, "SELECT patient_id, practice_id FROM health_records WHERE id = $1", record.as_uuid())
                 .await
-                .map_err(|e| RelationsError(e.to_string()))?;
-            row.map(|r| -> std::result::Result<authz::RecordOwner, sqlx::Error> {
-                Ok(authz::RecordOwner {
-                    patient: PatientId::from_uuid(r.try_get("patient_id")?),
-                    practice: PracticeId::from_uuid(r.try_get("practice_id")?),
-                })
-            })
-            .transpose()
-            .map_err(|e| RelationsError(e.to_string()))
         })
     }
 
