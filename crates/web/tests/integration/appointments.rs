@@ -513,6 +513,10 @@ async fn the_day_before_a_patient_is_reminded_once_and_the_window_stays_filled()
     w.t.clock.advance(3600);
     w.t.app.console().run_due_jobs("node-a").await?;
     assert_eq!(news(&mails(&w.t).await?), after_booking + 1, "reminded once");
+    // In the portal, the appointments page reminds them too.
+    let mut p = w.signed_in("p1@example.nz", [127, 0, 7, 10]).await?;
+    let page = p.get(&format!("/patients/{}/appointments", w.patient1)).await?;
+    assert!(page.body.contains("Reminder: Tomorrow at 9:00 am"), "{}", page.body);
     // The window moves with the days: slots four weeks out appear without anyone touching the book.
     let last = slots(&w.t, w.practice_a.as_uuid(), "free").await?.iter().map(|s| s.1).max().unwrap_or_default();
     w.t.clock.advance(7 * 86_400);

@@ -105,6 +105,8 @@ struct ListPage {
     patient_id: String,
     own: bool,
     notice: Option<&'static str>,
+    /// Today's and tomorrow's appointments: the reminder in the portal.
+    soon: Vec<(&'static str, AppointmentLine)>,
     upcoming: Vec<AppointmentLine>,
     past: Vec<AppointmentLine>,
 }
@@ -120,7 +122,24 @@ pub(crate) async fn list_page(
     let (mut upcoming, past): (Vec<_>, Vec<_>) =
         all.iter().partition(|a| a.upcoming && a.status == app::domain::appointments::AppointmentStatus::Booked);
     upcoming.reverse();
+    let today = app::domain::calendar::local_day(state.app.clock_now());
+    let tomorrow = today.tomorrow().unwrap_or(today);
+    let soon = upcoming
+        .iter()
+        .filter_map(|a| {
+            let day = app::domain::calendar::local_day(a.slot.starts_at);
+            let when = if day == today {
+                "Today"
+            } else if day == tomorrow {
+                "Tomorrow"
+            } else {
+                return None;
+            };
+            Some((when, appointment_line(a)))
+        })
+        .collect();
     let page = ListPage {
+        soon,
         nav: Some(Nav::new(&who, ctx.csrf())),
         patient_id: patient.to_string(),
         own: who.patient == Some(patient),
