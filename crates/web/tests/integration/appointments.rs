@@ -89,8 +89,24 @@ async fn a_patient_books_sees_the_confirmation_and_cancels_and_the_practice_runs
     // The GP's day list shows the patient in that slot; the slot is no longer offered.
     let mut gp = w.signed_in("gp-a@example.nz", [127, 0, 7, 3]).await?;
     let day = gp.get(&format!("/practices/{}/day?clinician={}&day=2027-01-18", w.practice_a, book.gp)).await?;
-    assert!(day.body.contains("Pat") || day.body.contains(&format!("/appointments/{id}")), "{}", day.body);
-    assert!(day.body.contains(&format!("/appointments/{id}")));
+    assert!(day.body.contains(&format!("/appointments/{id}")), "{}", day.body);
+    // The day list named the patient: an access event filed under them, about their appointment.
+    let filed = |v: &Value| {
+        v["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| {
+                let entity = e["resource"]["entity"].as_array().cloned().unwrap_or_default();
+                entity.iter().any(|x| x["what"]["identifier"]["value"] == w.patient1.to_string())
+                    && entity.iter().any(|x| x["what"]["identifier"]["value"] == id)
+            })
+            .count()
+    };
+    let before = filed(&w.t.app.console().export_audit_range(0, i64::MAX).await?);
+    gp.get(&format!("/practices/{}/day?clinician={}&day=2027-01-18", w.practice_a, book.gp)).await?;
+    let after = filed(&w.t.app.console().export_audit_range(0, i64::MAX).await?);
+    assert_eq!(after, before + 1, "one event under the patient for the day list that named them");
     let again = p.get(&format!("/patients/{}/appointments/book", w.patient1)).await?;
     assert!(!offered(&again.body).contains(&slot));
     // The patient cancels (well before the cut-off): the slot is free again.
