@@ -3,7 +3,10 @@
 //! exchanging the book as FHIR. Who may book or cancel for whom is decided here, on the
 //! patient, so proxies (issue 16) are a change to these rules, not to the handlers.
 
-use super::{own_practice, owning_patient, owning_practice_staff, patient_or_their_practice};
+use super::{
+    own_practice, owning_patient, owning_practice_staff, patient_or_their_practice, practice_system,
+    practice_system_for,
+};
 use crate::{Action, Denied, Grant, Policy, Principal, Relations, action, capabilities, decided_by};
 use domain::{AppointmentId, PatientId, PracticeId};
 
@@ -132,26 +135,12 @@ impl Policy for SyncBook {
         practice: PracticeId,
         rel: &R,
     ) -> Result<Grant<Self>, Denied> {
-        match p {
-            Principal::Client { practice: Some(own), scopes, .. }
-                if *own == practice && scopes.appointments && rel.practice_exists(practice).await? =>
-            {
-                Ok(Grant::new(practice, None, None).through(practice))
-            }
-            _ => Err(Denied::NotFound),
-        }
+        practice_system(p, practice, rel, |s| s.appointments).await
     }
 }
 
 impl Policy for SyncAppointment {
     async fn decide<R: Relations + ?Sized>(p: &Principal, patient: PatientId, rel: &R) -> Result<Grant<Self>, Denied> {
-        let Principal::Client { practice: Some(own), scopes, .. } = p else {
-            return Err(Denied::NotFound);
-        };
-        if scopes.appointments && rel.patient_practices(patient).await?.contains(own) {
-            Ok(Grant::new(patient, Some(patient), None).through(*own))
-        } else {
-            Err(Denied::NotFound)
-        }
+        practice_system_for(p, patient, rel, |s| s.appointments).await
     }
 }

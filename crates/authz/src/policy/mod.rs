@@ -10,7 +10,7 @@ pub mod prescriptions;
 pub mod records;
 
 use crate::{Action, Denied, Grant, Principal, RecordOwner, Relations};
-use domain::{PatientId, PracticeId, StaffRole};
+use domain::{ClientScopes, PatientId, PracticeId, StaffRole};
 
 /// The patient themself, or staff of a practice they are enrolled at (the grant names it).
 pub(crate) async fn patient_or_their_practice<A: Action<Object = PatientId>, R: Relations + ?Sized>(
@@ -111,5 +111,39 @@ pub(crate) fn owning_patient<A: Action>(
             Ok(Grant::new(object, Some(o.patient), Some(*account)).owned_by(Some(o.practice)))
         }
         _ => Err(Denied::NotFound),
+    }
+}
+
+/// A practice's own system holding a scope (`scope` picks it), for that practice.
+pub(crate) async fn practice_system<A: Action<Object = PracticeId>, R: Relations + ?Sized>(
+    p: &Principal,
+    practice: PracticeId,
+    rel: &R,
+    scope: fn(&ClientScopes) -> bool,
+) -> Result<Grant<A>, Denied> {
+    match p {
+        Principal::Client { practice: Some(own), scopes, .. }
+            if *own == practice && scope(scopes) && rel.practice_exists(practice).await? =>
+        {
+            Ok(Grant::new(practice, None, None).through(practice))
+        }
+        _ => Err(Denied::NotFound),
+    }
+}
+
+/// A practice's own system holding a scope, for a patient enrolled at that practice.
+pub(crate) async fn practice_system_for<A: Action<Object = PatientId>, R: Relations + ?Sized>(
+    p: &Principal,
+    patient: PatientId,
+    rel: &R,
+    scope: fn(&ClientScopes) -> bool,
+) -> Result<Grant<A>, Denied> {
+    let Principal::Client { practice: Some(own), scopes, .. } = p else {
+        return Err(Denied::NotFound);
+    };
+    if scope(scopes) && rel.patient_practices(patient).await?.contains(own) {
+        Ok(Grant::new(patient, Some(patient), None).through(*own))
+    } else {
+        Err(Denied::NotFound)
     }
 }

@@ -3,7 +3,7 @@
 //! and hidden ones too) and decide what the patient sees; the practice's own API client, with the
 //! records scope, sends items for its enrolled patients. Nobody else reaches any of it.
 
-use super::{own_practice, patient_or_their_practice};
+use super::{own_practice, patient_or_their_practice, practice_system, practice_system_for};
 use crate::{Action, Denied, Grant, Policy, Principal, Relations, action, capabilities, decided_by};
 use domain::{PatientId, PracticeId, RecordId};
 
@@ -141,27 +141,13 @@ impl Policy for SendRecords {
         practice: PracticeId,
         rel: &R,
     ) -> Result<Grant<Self>, Denied> {
-        match p {
-            Principal::Client { practice: Some(own), scopes, .. }
-                if *own == practice && scopes.records && rel.practice_exists(practice).await? =>
-            {
-                Ok(Grant::new(practice, None, None).through(practice))
-            }
-            _ => Err(Denied::NotFound),
-        }
+        practice_system(p, practice, rel, |s| s.records).await
     }
 }
 
 impl Policy for IngestRecords {
     async fn decide<R: Relations + ?Sized>(p: &Principal, patient: PatientId, rel: &R) -> Result<Grant<Self>, Denied> {
         // Only a practice's own system, with the records scope, for a patient enrolled there.
-        let Principal::Client { practice: Some(own), scopes, .. } = p else {
-            return Err(Denied::NotFound);
-        };
-        if scopes.records && rel.patient_practices(patient).await?.contains(own) {
-            Ok(Grant::new(patient, Some(patient), None).through(*own))
-        } else {
-            Err(Denied::NotFound)
-        }
+        practice_system_for(p, patient, rel, |s| s.records).await
     }
 }

@@ -226,6 +226,18 @@ pub(crate) trait HasCsrf {
     fn csrf(&self) -> &str;
 }
 
+/// `HasCsrf` for forms whose token is their `csrf` field (every form here).
+macro_rules! impl_has_csrf {
+    ($($form:ty),+ $(,)?) => {
+        $(impl $crate::extract::HasCsrf for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        })+
+    };
+}
+pub(crate) use impl_has_csrf;
+
 /// A form whose CSRF token matched this browser's binding; anything else is refused with 403
 /// before the handler runs. Cross-site requests (per `Sec-Fetch-Site`) are refused too.
 pub(crate) struct CsrfForm<T>(pub(crate) Ctx, pub(crate) T);
@@ -311,8 +323,4 @@ pub(crate) struct CsrfOnly {
     csrf: String,
 }
 
-impl HasCsrf for CsrfOnly {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
+crate::extract::impl_has_csrf!(CsrfOnly);

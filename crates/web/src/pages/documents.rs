@@ -5,7 +5,7 @@
 use crate::WebState;
 use crate::error::{Refusal, Surface, WebError};
 use crate::extract::PageId;
-use crate::extract::{Auth, CsrfForm, Ctx, HasCsrf};
+use crate::extract::{Auth, CsrfForm, Ctx};
 use crate::extract::{CsrfMultipart, read_small_field};
 use crate::views::{DocLine, DocumentsPage, Nav, render};
 use app::documents::Document;
@@ -264,24 +264,12 @@ pub(crate) struct RenameForm {
     back: String,
 }
 
-impl HasCsrf for RenameForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
 #[derive(Debug, Deserialize)]
 pub(crate) struct DocForm {
     #[serde(default)]
     csrf: String,
     #[serde(default)]
     show: Option<String>,
-}
-
-impl HasCsrf for DocForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
 }
 
 fn back_to(who: &app::SignedIn, done: &str) -> Response {
@@ -358,3 +346,5 @@ pub(crate) async fn withdraw(
 }
 
 // --- API ---
+
+crate::extract::impl_has_csrf!(RenameForm, DocForm);

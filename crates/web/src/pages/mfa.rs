@@ -4,7 +4,7 @@
 
 use crate::WebState;
 use crate::error::WebError;
-use crate::extract::{Auth, CsrfForm, Ctx, HasCsrf, challenge_of, remember_browser, without_challenge};
+use crate::extract::{Auth, CsrfForm, Ctx, challenge_of, remember_browser, without_challenge};
 use crate::views::{Nav, SecurityPage, SignInPage, VerifyPage, home_of, render};
 use app::{AppError, FieldError, SignedIn};
 use axum::extract::State;
@@ -53,12 +53,6 @@ pub(crate) struct CodeForm {
     csrf: String,
     #[serde(default)]
     code: String,
-}
-
-impl HasCsrf for CodeForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
 }
 
 /// After a finished sign-in (second step or passkey): the session cookie, the challenge cookie
@@ -226,12 +220,6 @@ pub(crate) struct RemoveForm {
     remove_code: String,
 }
 
-impl HasCsrf for RemoveForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
 /// Removes the authenticator, on a current code or a recovery code.
 pub(crate) async fn remove_totp(
     State(state): State<WebState>,
@@ -289,3 +277,5 @@ pub(crate) async fn open_link(
         Err(e) => Err(WebError::page(e)),
     }
 }
+
+crate::extract::impl_has_csrf!(CodeForm, RemoveForm);

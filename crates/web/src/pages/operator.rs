@@ -3,7 +3,7 @@
 use super::{Notice, PageResult, notice_text, yes_or_no};
 use crate::WebState;
 use crate::error::WebError;
-use crate::extract::{Auth, CsrfForm, Ctx, HasCsrf};
+use crate::extract::{Auth, CsrfForm, Ctx};
 use crate::views::{Nav, OperatorPage, render};
 use app::{AppError, FieldError, SignedIn};
 use axum::extract::{Query, State};
@@ -111,12 +111,6 @@ pub(crate) struct PracticePageForm {
     form: app::PracticeForm,
 }
 
-impl HasCsrf for PracticePageForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
 pub(crate) async fn create_practice(
     State(state): State<WebState>,
     CsrfForm(ctx, form): CsrfForm<PracticePageForm>,
@@ -145,12 +139,6 @@ pub(crate) struct OperatorInviteForm {
     operator_email: String,
 }
 
-impl HasCsrf for OperatorInviteForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
 pub(crate) async fn invite_operator(
     State(state): State<WebState>,
     CsrfForm(ctx, form): CsrfForm<OperatorInviteForm>,
@@ -177,12 +165,6 @@ pub(crate) struct AccountActionForm {
     /// `disable` or `enable` (the button pressed).
     #[serde(default)]
     action: String,
-}
-
-impl HasCsrf for AccountActionForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
 }
 
 /// Disables an account with a reason, or enables it again (operators).
@@ -221,12 +203,6 @@ pub(crate) struct ResetRequestForm {
     checked: String,
 }
 
-impl HasCsrf for ResetRequestForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
 /// An operator asks for a patient's sign-in to be reset; a second operator approves.
 pub(crate) async fn request_patient_reset(
     State(state): State<WebState>,
@@ -251,12 +227,6 @@ pub(crate) struct ResetApprovalForm {
     request: String,
 }
 
-impl HasCsrf for ResetApprovalForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
 /// A second operator approves another's request to reset a patient's sign-in.
 pub(crate) async fn approve_patient_reset(
     State(state): State<WebState>,
@@ -272,3 +242,11 @@ pub(crate) async fn approve_patient_reset(
         Err(e) => Err(WebError::page(e)),
     }
 }
+
+crate::extract::impl_has_csrf!(
+    PracticePageForm,
+    OperatorInviteForm,
+    AccountActionForm,
+    ResetRequestForm,
+    ResetApprovalForm
+);

@@ -5,9 +5,9 @@
 
 use crate::WebState;
 use crate::error::WebError;
+use crate::extract::CsrfForm;
 use crate::extract::PageId;
 use crate::extract::challenge_of;
-use crate::extract::{CsrfForm, HasCsrf};
 use crate::pages::mfa::{security_notice, signed_in, start_again, verify_view};
 use crate::views::{SignInPage, render};
 use app::identity::passkeys::PasskeyChallenge;
@@ -54,12 +54,6 @@ pub(crate) struct PasskeyForm {
     name: String,
     #[serde(default)]
     confirm_code: String,
-}
-
-impl HasCsrf for PasskeyForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
 }
 
 fn first_message(e: &AppError) -> String {
@@ -212,3 +206,5 @@ pub(crate) async fn confirm(State(state): State<WebState>, CsrfForm(ctx, form): 
         Err(e) => Err(WebError::page(e)),
     }
 }
+
+crate::extract::impl_has_csrf!(PasskeyForm);

@@ -3,7 +3,7 @@
 
 use crate::WebState;
 use crate::error::WebError;
-use crate::extract::{CsrfForm, Ctx, HasCsrf};
+use crate::extract::{CsrfForm, Ctx};
 use crate::pages::mfa::{security_error, security_notice};
 use crate::pages::signin::TokenQuery;
 use crate::views::{EmailConfirmPage, ForgotPage, MessagePage, Nav, ResetPage, render};
@@ -27,12 +27,6 @@ pub(crate) struct ForgotForm {
     csrf: String,
     #[serde(default)]
     email: String,
-}
-
-impl HasCsrf for ForgotForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
 }
 
 /// Asks for a reset link. The page says the same whether or not the email has an account.
@@ -86,12 +80,6 @@ pub(crate) struct ResetForm {
     confirm: String,
 }
 
-impl HasCsrf for ResetForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
 /// Sets the new password from a reset link; the person then signs in with it.
 pub(crate) async fn reset(State(state): State<WebState>, CsrfForm(ctx, form): CsrfForm<ResetForm>) -> PageResult {
     match state.app.identity().reset_password(&ctx.caller(), &form.token, &form.password, &form.confirm).await {
@@ -125,12 +113,6 @@ pub(crate) struct ChangePasswordForm {
     confirm: String,
 }
 
-impl HasCsrf for ChangePasswordForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
 /// Changes the password (every other session ends).
 pub(crate) async fn change_password(
     State(state): State<WebState>,
@@ -158,12 +140,6 @@ pub(crate) struct ChangeEmailForm {
     new_email: String,
     #[serde(default)]
     email_current: String,
-}
-
-impl HasCsrf for ChangeEmailForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
 }
 
 /// Starts a change of email: a link goes to the new address.
@@ -197,12 +173,6 @@ pub(crate) struct TokenForm {
     token: String,
 }
 
-impl HasCsrf for TokenForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
 /// Finishes a change of email.
 pub(crate) async fn email_confirm(
     State(state): State<WebState>,
@@ -222,3 +192,5 @@ pub(crate) async fn email_confirm(
         Err(e) => Err(WebError::page(e)),
     }
 }
+
+crate::extract::impl_has_csrf!(ForgotForm, ResetForm, ChangePasswordForm, ChangeEmailForm, TokenForm);

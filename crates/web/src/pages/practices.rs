@@ -5,7 +5,7 @@ use super::{Notice, PageResult, notice_text, yes_or_no};
 use crate::WebState;
 use crate::error::WebError;
 use crate::extract::PageId;
-use crate::extract::{Auth, CsrfForm, Ctx, HasCsrf};
+use crate::extract::{Auth, CsrfForm, Ctx};
 use crate::views::{EnrolValues, InviteValues, Nav, PracticePage, render};
 use app::domain::{PracticeId, StaffRole};
 use app::{AppError, Enrolled, FieldError, SignedIn};
@@ -134,12 +134,6 @@ pub(crate) struct PolicyForm {
     pub(crate) on: String,
 }
 
-impl HasCsrf for PolicyForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
 #[derive(Debug, Deserialize)]
 pub(crate) struct ResetForm {
     #[serde(default)]
@@ -148,12 +142,6 @@ pub(crate) struct ResetForm {
     reset_email: String,
     #[serde(default)]
     checked: String,
-}
-
-impl HasCsrf for ResetForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
 }
 
 /// Resets a patient's or staff member's second factors after an identity check (the
@@ -197,12 +185,6 @@ pub(crate) struct EnrolPageForm {
     email: String,
 }
 
-impl HasCsrf for EnrolPageForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
 pub(crate) async fn enrol(
     State(state): State<WebState>,
     PageId(practice): PageId<PracticeId>,
@@ -244,12 +226,6 @@ pub(crate) struct InvitePageForm {
     role: String,
 }
 
-impl HasCsrf for InvitePageForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
 pub(crate) async fn invite_staff(
     State(state): State<WebState>,
     PageId(practice): PageId<PracticeId>,
@@ -278,12 +254,6 @@ pub(crate) struct StaffChangeForm {
     /// The new role (changing a role).
     #[serde(default)]
     role: String,
-}
-
-impl HasCsrf for StaffChangeForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
 }
 
 /// The answer to an admin's change on the practice page: back to the page with `done`, or the
@@ -339,3 +309,5 @@ pub(crate) async fn change_staff_role(
     let result = state.app.practices().change_staff_role(&caller, practice, &form.account, &form.role).await;
     staff_change_answer(&state, &ctx, &who, practice, result, "staff-role").await
 }
+
+crate::extract::impl_has_csrf!(PolicyForm, ResetForm, EnrolPageForm, InvitePageForm, StaffChangeForm);

@@ -7,7 +7,7 @@ use super::PageResult;
 use super::appointments::problem;
 use crate::WebState;
 use crate::error::WebError;
-use crate::extract::{Auth, CsrfForm, Ctx, HasCsrf, PageId};
+use crate::extract::{Auth, CsrfForm, Ctx, PageId};
 use crate::present::{Moment, calendar_date, moment};
 use crate::views::{Nav, render};
 use app::AppError;
@@ -190,12 +190,6 @@ pub(crate) struct RequestSubmit {
     rest: HashMap<String, String>,
 }
 
-impl HasCsrf for RequestSubmit {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
 /// Sends a request.
 pub(crate) async fn request(
     State(state): State<WebState>,
@@ -238,12 +232,6 @@ pub(crate) struct ListForm {
     excluded: Option<String>,
     #[serde(default)]
     active: Option<String>,
-}
-
-impl HasCsrf for ListForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
 }
 
 /// The practice keeps the patient's list.
@@ -326,12 +314,6 @@ pub(crate) struct DecideForm {
     action: String,
     #[serde(default)]
     reason: String,
-}
-
-impl HasCsrf for DecideForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
 }
 
 /// The practice moves a request on.
@@ -441,12 +423,6 @@ pub(crate) struct RulesForm {
     pharmacies: String,
 }
 
-impl HasCsrf for RulesForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
 fn cents(text: &str) -> Result<i32, AppError> {
     let bad = || AppError::field("fee", "Give the fee in dollars, for example 15 or 15.50 (0 for none).");
     let t = text.trim().strip_prefix('$').unwrap_or(text.trim());
@@ -496,3 +472,5 @@ pub(crate) async fn set_rules(
         }
     }
 }
+
+crate::extract::impl_has_csrf!(RequestSubmit, ListForm, DecideForm, RulesForm);

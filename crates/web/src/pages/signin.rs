@@ -4,7 +4,7 @@
 use super::PageResult;
 use crate::WebState;
 use crate::error::WebError;
-use crate::extract::{CsrfForm, CsrfOnly, Ctx, HasCsrf};
+use crate::extract::{CsrfForm, CsrfOnly, Ctx};
 use crate::views::{ActivatePage, MessagePage, SignInPage, home_of, render};
 use app::{AppError, InvitationPurpose};
 use axum::extract::{Query, State};
@@ -34,12 +34,6 @@ pub(crate) struct SignInForm {
     email: String,
     #[serde(default)]
     password: String,
-}
-
-impl HasCsrf for SignInForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
 }
 
 pub(crate) async fn signin(State(state): State<WebState>, CsrfForm(ctx, form): CsrfForm<SignInForm>) -> Response {
@@ -151,12 +145,6 @@ pub(crate) struct ActivateForm {
     email: Option<String>,
 }
 
-impl HasCsrf for ActivateForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
 pub(crate) async fn activate(State(state): State<WebState>, CsrfForm(ctx, form): CsrfForm<ActivateForm>) -> PageResult {
     let result = state
         .app
@@ -198,3 +186,5 @@ pub(crate) async fn activate(State(state): State<WebState>, CsrfForm(ctx, form):
         Err(e) => Err(WebError::page(e)),
     }
 }
+
+crate::extract::impl_has_csrf!(SignInForm, ActivateForm);

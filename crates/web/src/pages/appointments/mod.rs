@@ -6,7 +6,7 @@
 use super::PageResult;
 use crate::WebState;
 use crate::error::WebError;
-use crate::extract::{Auth, CsrfForm, Ctx, HasCsrf, PageId};
+use crate::extract::{Auth, CsrfForm, Ctx, PageId};
 use crate::present::{Moment, moment};
 use crate::views::{Nav, render};
 use app::AppError;
@@ -277,12 +277,6 @@ pub(crate) struct BookSubmit {
     reason: String,
 }
 
-impl HasCsrf for BookSubmit {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
 /// A problem the person can fix: shown on the page they came from, with its status.
 pub(crate) fn problem(e: AppError) -> Result<(StatusCode, String), WebError> {
     match e {
@@ -367,12 +361,6 @@ pub(crate) struct ReasonForm {
     reason: String,
     #[serde(default)]
     attended: String,
-}
-
-impl HasCsrf for ReasonForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
 }
 
 /// Cancels an appointment.
@@ -504,12 +492,6 @@ pub(crate) struct BlockForm {
     day: String,
 }
 
-impl HasCsrf for BlockForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
 /// Blocks a slot, or opens it again.
 pub(crate) async fn block(
     State(state): State<WebState>,
@@ -544,3 +526,5 @@ fn yes_no(v: &str) -> Option<bool> {
 fn url(v: &str) -> String {
     v.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(40).collect()
 }
+
+crate::extract::impl_has_csrf!(BookSubmit, ReasonForm, BlockForm);

@@ -4,7 +4,7 @@
 use super::problem;
 use crate::WebState;
 use crate::error::WebError;
-use crate::extract::{Auth, CsrfForm, Ctx, HasCsrf, PageId};
+use crate::extract::{Auth, CsrfForm, Ctx, PageId};
 use crate::pages::PageResult;
 use crate::views::{Nav, render};
 use app::AppError;
@@ -188,12 +188,6 @@ pub(crate) struct SetupForm {
     reason: String,
 }
 
-impl HasCsrf for SetupForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
 fn number(v: &str, field: &'static str, what: &str) -> Result<i32, AppError> {
     v.trim().parse().map_err(|_| AppError::field(field, format!("Give {what} as a whole number.")))
 }
@@ -282,3 +276,5 @@ pub(crate) async fn change_setup(
         Err(e) => setup_view(&state, &ctx, &who, practice, false, Some(problem(e)?)).await,
     }
 }
+
+crate::extract::impl_has_csrf!(SetupForm);

@@ -6,7 +6,7 @@
 use super::PageResult;
 use crate::WebState;
 use crate::error::WebError;
-use crate::extract::{Auth, CsrfForm, Ctx, HasCsrf, PageId};
+use crate::extract::{Auth, CsrfForm, Ctx, PageId};
 use crate::present::{date_of, moment};
 use crate::views::{Nav, RecordItemPage, RecordLine, RecordRulesPage, RecordsPage, ResultsQueuePage, render};
 use app::AppError;
@@ -170,12 +170,6 @@ pub(crate) struct ReleaseForm {
     back: String,
 }
 
-impl HasCsrf for ReleaseForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
 /// Where a release goes back to: the practice's queue it came from, or the item's page. Only
 /// `/practices/<id>/results` is taken from the form; anything else is ignored.
 fn back(form_back: &str, fallback: String) -> String {
@@ -206,12 +200,6 @@ pub(crate) struct HideForm {
     reason: String,
     #[serde(default)]
     show: Option<String>,
-}
-
-impl HasCsrf for HideForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
 }
 
 /// A clinician hides an item from the patient (with a reason), or shows it again.
@@ -269,12 +257,6 @@ pub(crate) struct RulesForm {
     notes: Option<String>,
     #[serde(default)]
     recalls: Option<String>,
-}
-
-impl HasCsrf for RulesForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
 }
 
 fn rules_page(
@@ -367,12 +349,6 @@ pub(crate) struct ExportForm {
     code: String,
 }
 
-impl HasCsrf for ExportForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
 /// The patient downloads their whole record as one zip.
 pub(crate) async fn export(
     State(state): State<WebState>,
@@ -439,3 +415,5 @@ mod tests {
         }
     }
 }
+
+crate::extract::impl_has_csrf!(ReleaseForm, HideForm, RulesForm, ExportForm);
