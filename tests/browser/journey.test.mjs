@@ -784,6 +784,78 @@ test('appointments and repeats: the admin sets up the book, a patient books and 
   await assertFitsWidth(p, 'a repeat request (patient, approved)', 320);
 });
 
+test('proxy access: the practice lets a parent act for their child; the parent switches and books for the child, whose history names the parent; the inbox counts the news', async () => {
+  const { nurse, admin: practiceAdmin, practicePage } = the;
+  assert.ok(nurse && practiceAdmin && practicePage, 'the first journey got this far');
+  // The admin keeps the default cut-off age (14).
+  const a = practiceAdmin.page;
+  await a.goto(practicePage);
+  await a.getByRole('link', { name: /Proxy access rules/ }).click();
+  await checkPage(a, 'proxy access rules (admin)');
+  await a.getByLabel("Age at which a child's record becomes their own").selectOption('14');
+  await submit(a, a.getByRole('button', { name: 'Save' }));
+  await assertVisible(a, 'Saved.');
+  // A parent and a child of 9, each enrolled; the nurse, having seen their papers, sets it up.
+  const rawiri = await newPatient('ZPX1105', 'Rawiri Matua', 'rawiri@patients.test', '1982-02-11', PASSWORD, PHONE);
+  const year = new Date().getFullYear() - 9;
+  const tui = await newPatient('ZAA0121', 'Tui Matua', 'tui@patients.test', `${year}-06-01`, PASSWORD);
+  const n = nurse.page;
+  await n.goto(tui.home);
+  await n.getByRole('link', { name: 'Proxy access (parents, carers)' }).click();
+  await checkPage(n, 'proxy access (nurse, none yet)');
+  await submit(n, n.getByRole('button', { name: 'Set up' }));
+  await assertVisible(n, 'The proxy was not set up');
+  await checkPage(n, 'proxy access (nurse, form with errors)');
+  await n.getByLabel('Their Tiaki account email').fill('rawiri@patients.test');
+  await n.getByLabel('Who they are to the patient').selectOption('parent');
+  await n.getByLabel('How you checked their identity').fill('Birth certificate and driver licence sighted');
+  await submit(n, n.getByRole('button', { name: 'Set up' }));
+  await assertVisible(n, 'They have been told in Tiaki');
+  await assertVisible(n, 'Rawiri Matua');
+  // The parent's inbox has the news, counted in the header.
+  const r = rawiri.page;
+  await r.goto(rawiri.home);
+  const count = async () => Number((await r.locator('header .count').first().textContent().catch(() => '0')).replace(/\D/g, '') || 0);
+  const before = await count();
+  assert.ok(before >= 1, `the header counts the unread notice (got ${before})`);
+  await r.getByRole('link', { name: /^Inbox/ }).click();
+  await assertVisible(r, 'You can act for someone in Tiaki');
+  await checkPage(r, 'inbox (patient)');
+  await assertFitsWidth(r, 'inbox (patient)', 320);
+  // The parent switches to the child: every page says whose record is open.
+  await r.getByRole('link', { name: 'Switch person' }).click();
+  await checkPage(r, 'switch person');
+  await assertFitsWidth(r, 'switch person', 320);
+  await submit(r, r.getByRole('button', { name: 'Tui Matua' }));
+  await assertVisible(r, 'You are acting for Tui Matua');
+  await checkPage(r, "the child's home (parent acting)");
+  await r.getByRole('link', { name: 'Appointments' }).click();
+  await assertVisible(r, 'You are acting for Tui Matua');
+  await r.getByRole('link', { name: 'Book an appointment' }).click();
+  await r.getByRole('link', { name: 'Next week' }).click();
+  await r.locator('.slots summary').first().click();
+  await submit(r, r.locator('.slots button[type="submit"]').first());
+  await assertVisible(r, 'booked');
+  await checkPage(r, "an appointment (parent acting for the child)");
+  const after = await count();
+  assert.equal(after, before + 1, `the notice of the booking is counted (${before} then ${after})`);
+  await r.getByRole('link', { name: /^Inbox/ }).click();
+  await assertVisible(r, 'An appointment was booked');
+  await assertVisible(r, 'About Tui Matua');
+  // The child's own history names the parent.
+  const t = tui.page;
+  await t.goto(`${tui.home}/access`);
+  await assertVisible(t, 'Rawiri Matua (your parent or guardian)');
+  await assertVisible(t, 'Booked an appointment');
+  await t.goto(`${tui.home}/proxies`);
+  await assertVisible(t, 'People who can act for you');
+  await checkPage(t, 'people who can act for you (patient)');
+  // The parent switches back to themself.
+  await r.getByRole('link', { name: 'Switch person' }).click();
+  await submit(r, r.getByRole('button', { name: /^Me/ }));
+  await assertVisible(r, 'Kia ora, Rawiri Matua');
+});
+
 test('every page route of the route table was scanned; the routes exempted still are no pages', async () => {
   // The exemptions hold: `/` and `/home` only redirect (signed in or not), and a download is a
   // file, not a page.

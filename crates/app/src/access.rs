@@ -95,6 +95,10 @@ fn role_of(p: &Principal) -> (Option<String>, String, Option<String>, Option<Str
         Principal::Patient { account, session, .. } => {
             (Some(account.to_string()), "patient".into(), None, Some(session.to_string()))
         }
+        // Someone acting for a patient: their own account, in the role the link gives them.
+        Principal::Proxy { account, session, relationship, .. } => {
+            (Some(account.to_string()), format!("proxy:{}", relationship.as_str()), None, Some(session.to_string()))
+        }
         Principal::Staff { account, session, practice, role } => (
             Some(account.to_string()),
             format!("staff:{}", role.as_str()),
@@ -132,7 +136,11 @@ impl App {
             session,
             ip: caller.ip.map_or_else(|| "console".to_owned(), |ip| ip.to_string()),
             user_agent: caller.user_agent.clone(),
-            on_behalf: None,
+            // Every access by a proxy names, on whose behalf, the proxy's account and the patient.
+            on_behalf: match &caller.principal {
+                Principal::Proxy { account, patient, .. } => Some(format!("proxy {account} for patient {patient}")),
+                _ => None,
+            },
             action: t.access.verb.code().to_owned(),
             object_type: t.access.object.code().to_owned(),
             object_id: t.object_id.clone(),

@@ -36,3 +36,6 @@ pub const RUN_BOOK: &[StaffRole] = &[StaffRole::Admin, StaffRole::Gp, StaffRole:
 pub const PREPARE_REPEATS: &[StaffRole] = &[StaffRole::Gp, StaffRole::Nurse];
 /// Approve or decline a repeat prescription: prescribers (GPs).
 pub const PRESCRIBE: &[StaffRole] = &[StaffRole::Gp];
+/// Set up, renew and end proxies for the practice's patients, after checking identity at the
+/// desk: reception (admins) and clinicians.
+pub const SET_UP_PROXIES: &[StaffRole] = &[StaffRole::Admin, StaffRole::Gp, StaffRole::Nurse];

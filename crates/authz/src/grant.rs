@@ -15,12 +15,13 @@ pub struct Grant<A: Action> {
     actor: Option<AccountId>,
     via_practice: Option<PracticeId>,
     owner_practice: Option<PracticeId>,
+    by_proxy: bool,
     _action: PhantomData<A>,
 }
 
 impl<A: Action> Grant<A> {
     pub(crate) const fn new(object: A::Object, patient: Option<PatientId>, actor: Option<AccountId>) -> Self {
-        Self { object, patient, actor, via_practice: None, owner_practice: None, _action: PhantomData }
+        Self { object, patient, actor, via_practice: None, owner_practice: None, by_proxy: false, _action: PhantomData }
     }
 
     /// The practice the object belongs to (the one that sent a letter), for the access log
@@ -35,6 +36,18 @@ impl<A: Action> Grant<A> {
     pub(crate) const fn through(mut self, practice: PracticeId) -> Self {
         self.via_practice = Some(practice);
         self
+    }
+
+    /// A grant that holds because the actor is a live proxy of the object's patient: storage
+    /// leaves out what the patient hid from the people who act for them.
+    pub(crate) const fn for_proxy(mut self) -> Self {
+        self.by_proxy = true;
+        self
+    }
+
+    /// Whether the grant was made to someone acting for the patient.
+    pub const fn by_proxy(&self) -> bool {
+        self.by_proxy
     }
 
     /// The practice whose relationship with the patient the grant rests on, for staff.
@@ -77,6 +90,7 @@ impl<A: Action> Grant<A> {
             actor: self.actor,
             via_practice: self.via_practice,
             owner_practice: self.owner_practice,
+            by_proxy: self.by_proxy,
             _action: PhantomData,
         }
     }

@@ -37,12 +37,13 @@ pub use policy::prescriptions::{
     ApproveRepeatRequest, DeclineRepeatRequest, ListRepeatQueue, ManageRepeatList, ReadRepeatList, ReadRepeatRequest,
     RequestRepeat, ReviewRepeatRequest, SetUpRepeats,
 };
+pub use policy::proxies::{AcceptProxy, ActFor, ListProxies, RevokeProxy, SetProxyRules, SetUpProxy};
 pub use policy::records::{
     ExportRecords, HideRecord, IngestRecords, ListHeldResults, ReadRecord, ReadRecords, ReleaseRecord, SendRecords,
     SetRecordRules, UnhideRecord, ViewPatient,
 };
 pub use principal::Principal;
-pub use relations::{DocumentOwner, Located, Platform, RecordOwner, Relations, RelationsError, Subject};
+pub use relations::{DocumentOwner, Located, Platform, ProxyOwner, RecordOwner, Relations, RelationsError, Subject};
 
 use domain::Access;
 

@@ -17,6 +17,22 @@ pub enum Principal {
         /// The patient record the account is linked to.
         patient: PatientId,
     },
+    /// A person acting for someone else — a parent for a child, a carer — with the session
+    /// switched to that person's record. What they may do is decided, on every request, from
+    /// the proxy link the policy loads (its scopes, dates, the age rule, acceptance), never
+    /// from this value alone.
+    Proxy {
+        /// Their own account.
+        account: AccountId,
+        /// The session the request came with.
+        session: SessionId,
+        /// The patient they are acting for.
+        patient: PatientId,
+        /// Who they are to the patient (for the access log's wording only).
+        relationship: domain::proxies::Relationship,
+        /// When the request is being decided (the policy judges the link's dates at this time).
+        at: domain::UnixTime,
+    },
     /// A member of one practice's staff.
     Staff {
         /// Their account.
@@ -57,9 +73,10 @@ impl Principal {
     pub const fn account(&self) -> Option<AccountId> {
         match self {
             Self::Anonymous | Self::Client { .. } => None,
-            Self::Patient { account, .. } | Self::Staff { account, .. } | Self::Operator { account, .. } => {
-                Some(*account)
-            }
+            Self::Patient { account, .. }
+            | Self::Proxy { account, .. }
+            | Self::Staff { account, .. }
+            | Self::Operator { account, .. } => Some(*account),
         }
     }
 }

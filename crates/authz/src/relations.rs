@@ -1,7 +1,10 @@
 //! Facts about relationships the policy needs (enrolments, who owns a document, agreements),
 //! loaded from storage; and, for the access log, where an object the policy refused lives.
 
-use domain::{AppointmentId, BoxFuture, DocumentId, PatientId, PracticeId, RecordId, RepeatRequestId};
+use domain::proxies::ProxyTerms;
+use domain::{
+    AccountId, AppointmentId, BoxFuture, DocumentId, PatientId, PracticeId, ProxyId, RecordId, RepeatRequestId,
+};
 use std::fmt;
 
 /// Facts about relationships that the policy needs, loaded from storage.
@@ -22,6 +25,29 @@ pub trait Relations: Send + Sync {
     fn appointment_owner(&self, id: AppointmentId) -> BoxFuture<'_, Result<Option<RecordOwner>, RelationsError>>;
     /// Whose a repeat-prescription request is: its patient and the practice it was sent to.
     fn repeat_request_owner(&self, id: RepeatRequestId) -> BoxFuture<'_, Result<Option<RecordOwner>, RelationsError>>;
+    /// The open (not revoked) proxy links by which `account` may act for `patient`, with the
+    /// terms that decide whether each is live — the age rule worked out from the patient's
+    /// date of birth and the practice's current cut-off — for links whose practice the
+    /// patient is still enrolled at. Empty when there are none.
+    fn proxy_terms(
+        &self,
+        account: AccountId,
+        patient: PatientId,
+    ) -> BoxFuture<'_, Result<Vec<ProxyTerms>, RelationsError>>;
+    /// Whose a proxy link (revoked ones too) is: its patient, the practice that set it up, and
+    /// the proxy's account.
+    fn proxy_owner(&self, id: ProxyId) -> BoxFuture<'_, Result<Option<ProxyOwner>, RelationsError>>;
+}
+
+/// Whose a proxy link is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyOwner {
+    /// The patient the proxy acts for.
+    pub patient: PatientId,
+    /// The practice that set it up.
+    pub practice: PracticeId,
+    /// The proxy's account.
+    pub proxy: AccountId,
 }
 
 /// Whose an item of a health record (an appointment, a repeat request) is.
@@ -40,6 +66,8 @@ pub struct DocumentOwner {
     pub patient: PatientId,
     /// The practice that pushed it (through its staff or its API client), if one did.
     pub pushed_by_practice: Option<PracticeId>,
+    /// The patient hid it from their list, and so from everyone who acts for them.
+    pub hidden_by_patient: bool,
 }
 
 /// Storage could not answer a relationship question.
@@ -140,6 +168,16 @@ impl Subject for AppointmentId {
 impl Subject for RepeatRequestId {
     async fn locate<R: Relations + ?Sized>(&self, rel: &R) -> Result<Located, RelationsError> {
         Ok(rel.repeat_request_owner(*self).await?.map_or_else(Located::default, |o| Located {
+            exists: true,
+            patient: Some(o.patient),
+            practice: Some(o.practice),
+        }))
+    }
+}
+
+impl Subject for ProxyId {
+    async fn locate<R: Relations + ?Sized>(&self, rel: &R) -> Result<Located, RelationsError> {
+        Ok(rel.proxy_owner(*self).await?.map_or_else(Located::default, |o| Located {
             exists: true,
             patient: Some(o.patient),
             practice: Some(o.practice),

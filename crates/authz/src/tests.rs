@@ -10,6 +10,7 @@ struct Fixed {
     agreements: Vec<(String, PracticeId)>,
     appointments: Vec<(domain::AppointmentId, crate::RecordOwner)>,
     requests: Vec<(domain::RepeatRequestId, crate::RecordOwner)>,
+    proxies: Vec<(domain::ProxyId, crate::ProxyOwner, domain::proxies::ProxyTerms)>,
 }
 
 impl Relations for Fixed {
@@ -49,6 +50,85 @@ impl Relations for Fixed {
         let v = self.requests.iter().find(|(r, _)| *r == id).map(|(_, o)| *o);
         Box::pin(async move { Ok(v) })
     }
+    fn proxy_terms(
+        &self,
+        account: AccountId,
+        patient: PatientId,
+    ) -> BoxFuture<'_, Result<Vec<domain::proxies::ProxyTerms>, RelationsError>> {
+        let v = self
+            .proxies
+            .iter()
+            .filter(|(_, o, t)| o.proxy == account && o.patient == patient && t.revoked_at.is_none())
+            .map(|(_, _, t)| t.clone())
+            .collect();
+        Box::pin(async move { Ok(v) })
+    }
+    fn proxy_owner(&self, id: domain::ProxyId) -> BoxFuture<'_, Result<Option<crate::ProxyOwner>, RelationsError>> {
+        let v = self.proxies.iter().find(|(p, _, _)| *p == id).map(|(_, o, _)| *o);
+        Box::pin(async move { Ok(v) })
+    }
+}
+
+/// A proxy reaches the person they act for only within the link's scopes and dates, only while
+/// it is live, and never the modules no scope names; the patient alone accepts.
+#[tokio::test]
+async fn a_proxy_acts_only_within_a_live_links_scopes() {
+    use domain::proxies::{ProxyScopes, ProxyTerms, Relationship};
+    let (child, other, a) = (PatientId::random(), PatientId::random(), PracticeId::random());
+    let (parent, link) = (AccountId::random(), domain::ProxyId::random());
+    let terms = ProxyTerms {
+        scopes: ProxyScopes { appointments: true, ..ProxyScopes::default() },
+        relationship: Relationship::Parent,
+        starts_at: 1_000,
+        expires_at: Some(2_000),
+        needs_acceptance: false,
+        accepted_at: None,
+        revoked_at: None,
+        ends_on: None,
+    };
+    let owner = crate::ProxyOwner { patient: child, practice: a, proxy: parent };
+    let rel = Fixed {
+        enrolled: vec![(child, a), (other, a)],
+        practices: vec![a],
+        proxies: vec![(link, owner, terms)],
+        ..Fixed::default()
+    };
+    let proxy = |patient, at| Principal::Proxy {
+        account: parent,
+        session: SessionId::random(),
+        patient,
+        relationship: Relationship::Parent,
+        at,
+    };
+    let now = proxy(child, 1_500);
+    let g = authorize::<ListAppointments, _>(&now, child, &rel).await.unwrap();
+    assert!(g.by_proxy() && g.actor() == Some(parent) && g.patient() == Some(child));
+    assert!(authorize::<BookAppointment, _>(&now, child, &rel).await.is_ok());
+    assert!(authorize::<ViewPatient, _>(&now, child, &rel).await.is_ok(), "the person's name, any scope");
+    assert!(authorize::<ActFor, _>(&now, child, &rel).await.is_ok());
+    // Out of scope, out of time, or someone else: nothing.
+    for denied in [
+        authorize::<ReadRecords, _>(&now, child, &rel).await.is_err(),
+        authorize::<ListDocuments, _>(&now, child, &rel).await.is_err(),
+        authorize::<RequestRepeat, _>(&now, child, &rel).await.is_err(),
+        authorize::<ViewAccessHistory, _>(&now, child, &rel).await.is_err(),
+        authorize::<ListProxies, _>(&now, child, &rel).await.is_err(),
+        authorize::<ListAppointments, _>(&proxy(child, 999), child, &rel).await.is_err(),
+        authorize::<ListAppointments, _>(&proxy(child, 2_000), child, &rel).await.is_err(),
+        authorize::<ActFor, _>(&proxy(child, 2_000), child, &rel).await.is_err(),
+        authorize::<ListAppointments, _>(&proxy(other, 1_500), other, &rel).await.is_err(),
+        authorize::<ListAppointments, _>(&now, other, &rel).await.is_err(),
+        authorize::<AcceptProxy, _>(&now, link, &rel).await.is_err(),
+    ] {
+        assert!(denied);
+    }
+    // The proxy may step down; the patient accepts; a stranger does neither.
+    assert!(authorize::<RevokeProxy, _>(&now, link, &rel).await.is_ok());
+    let me = Principal::Patient { account: AccountId::random(), session: SessionId::random(), patient: child };
+    assert!(authorize::<AcceptProxy, _>(&me, link, &rel).await.is_ok());
+    let stranger = Principal::Patient { account: AccountId::random(), session: SessionId::random(), patient: other };
+    assert!(authorize::<RevokeProxy, _>(&stranger, link, &rel).await.is_err());
+    assert!(authorize::<AcceptProxy, _>(&stranger, link, &rel).await.is_err());
 }
 
 #[tokio::test]
@@ -60,8 +140,8 @@ async fn documents_reach_their_patient_the_pushing_practice_and_scoped_clients_o
         enrolled: vec![(p1, a), (p2, b)],
         practices: vec![a, b],
         documents: vec![
-            (upload, DocumentOwner { patient: p1, pushed_by_practice: None }),
-            (letter, DocumentOwner { patient: p1, pushed_by_practice: Some(a) }),
+            (upload, DocumentOwner { patient: p1, pushed_by_practice: None, hidden_by_patient: false }),
+            (letter, DocumentOwner { patient: p1, pushed_by_practice: Some(a), hidden_by_patient: false }),
         ],
         agreements: vec![("G00001-A".into(), b)],
         ..Fixed::default()
@@ -109,7 +189,7 @@ async fn inside_a_practice_each_role_reaches_only_what_its_work_needs() {
     let mut rel = Fixed {
         enrolled: vec![(p1, a)],
         practices: vec![a],
-        documents: vec![(letter, DocumentOwner { patient: p1, pushed_by_practice: Some(a) })],
+        documents: vec![(letter, DocumentOwner { patient: p1, pushed_by_practice: Some(a), hidden_by_patient: false })],
         ..Fixed::default()
     };
     let staff =
@@ -196,7 +276,7 @@ async fn a_grant_says_what_the_access_log_records() {
     let rel = Fixed {
         enrolled: vec![(p1, a)],
         practices: vec![a],
-        documents: vec![(letter, DocumentOwner { patient: p1, pushed_by_practice: Some(a) })],
+        documents: vec![(letter, DocumentOwner { patient: p1, pushed_by_practice: Some(a), hidden_by_patient: false })],
         ..Fixed::default()
     };
     let me = Principal::Patient { account: AccountId::random(), session: SessionId::random(), patient: p1 };

@@ -103,3 +103,19 @@ id_type!(
     /// A request for repeat prescriptions.
     RepeatRequestId
 );
+id_type!(
+    /// A proxy's right to act for one patient.
+    ProxyId
+);
+id_type!(
+    /// A conversation between a patient and their practice.
+    ThreadId
+);
+id_type!(
+    /// One message of a conversation (or a practice's internal note on it).
+    MessageId
+);
+id_type!(
+    /// A notice in a person's in-portal inbox.
+    NoticeId
+);

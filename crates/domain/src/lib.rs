@@ -7,14 +7,15 @@ pub mod clock;
 pub mod ids;
 pub mod nhi;
 pub mod prescriptions;
+pub mod proxies;
 pub mod records;
 pub mod values;
 pub mod vocabulary;
 
 pub use clock::{Clock, FakeClock, SystemClock, UnixTime};
 pub use ids::{
-    AccountId, AppointmentId, AppointmentTypeId, ClientId, DocumentId, PatientId, PracticeId, RecordId,
-    RepeatMedicationId, RepeatRequestId, ScheduleId, SessionId, SlotId,
+    AccountId, AppointmentId, AppointmentTypeId, ClientId, DocumentId, MessageId, NoticeId, PatientId, PracticeId,
+    ProxyId, RecordId, RepeatMedicationId, RepeatRequestId, ScheduleId, SessionId, SlotId, ThreadId,
 };
 pub use nhi::{Nhi, NhiError};
 pub use records::{ClientScopes, RecordCategory};

@@ -130,6 +130,20 @@ vocabulary!(
         RepeatRequest = "repeat_request",
         /// A practice's rules for online repeat prescriptions (fee, turnaround, pharmacies).
         RepeatSettings = "repeat_settings",
+        /// A proxy's right to act for a patient (a parent's for a child, a carer's).
+        Proxy = "proxy",
+        /// A practice's rules for proxies (the age at which a child's record becomes theirs).
+        ProxyRules = "proxy_rules",
+        /// A notice in a person's in-portal inbox.
+        Notice = "notice",
+        /// A conversation between a patient and their practice.
+        MessageThread = "message_thread",
+        /// A patient's conversations as a whole (the list, starting a new one).
+        PatientMessages = "patient_messages",
+        /// A practice's message inbox as a whole.
+        PracticeInbox = "practice_inbox",
+        /// A practice's messaging settings.
+        MessagingSettings = "messaging_settings",
     }
 );
 
@@ -226,6 +240,14 @@ vocabulary!(
         Review = "review",
         /// Approved a request.
         Approve = "approve",
+        /// Revoked a right (a proxy's).
+        Revoke = "revoke",
+        /// Switched whose record a session has open (a proxy to the person they act for).
+        Switch = "switch",
+        /// Sent a message.
+        Send = "send",
+        /// Assigned a conversation to a member of staff.
+        Assign = "assign",
     }
 );
 
@@ -243,7 +265,9 @@ impl ObjectKind {
             | Self::StaffInvitation
             | Self::PatientMfaPolicy
             | Self::Enrolment
-            | Self::ApiClient => Module::Practices,
+            | Self::ApiClient
+            | Self::Proxy
+            | Self::ProxyRules => Module::Practices,
             Self::Document | Self::PatientKey => Module::Documents,
             Self::AccessHistory | Self::AuditLog => Module::Audit,
             Self::Patient | Self::HealthRecord | Self::HiddenHealthRecord | Self::PatientRecord | Self::RecordRules => {
@@ -251,6 +275,10 @@ impl ObjectKind {
             }
             Self::Schedule | Self::Slot | Self::Appointment | Self::PatientAppointments => Module::Appointments,
             Self::RepeatList | Self::RepeatRequest | Self::RepeatSettings => Module::Prescriptions,
+            Self::Notice => Module::Notifications,
+            Self::MessageThread | Self::PatientMessages | Self::PracticeInbox | Self::MessagingSettings => {
+                Module::Messaging
+            }
         }
     }
 }

@@ -15,12 +15,14 @@ mod jobs;
 mod links;
 mod mfa;
 mod model;
+mod notices;
 mod outbox;
 mod patient_keys;
 mod platform;
 mod portable;
 mod practices;
 pub mod prescriptions;
+pub mod proxies;
 mod records;
 mod sessions;
 mod shared;
@@ -34,10 +36,12 @@ pub use book::BookStore;
 pub use integrations::IntegrationStore;
 pub use jobs::{JobRow, JobState, JobStore, NewJob};
 pub use links::{LinkKind, LinkStore};
+pub use notices::NoticeStore;
 pub use outbox::OutboxStore;
 pub use platform::PlatformStore;
 pub use practices::{EnrolmentGrant, PracticeStore, StaffChange};
 pub use prescriptions::PrescriptionStore;
+pub use proxies::{NewProxy, ProxyRow, ProxyStore};
 pub use sessions::SessionStore;
 
 pub use documents::{DocumentStore, DocumentWithKey, StoreGrant};
@@ -105,6 +109,8 @@ pub trait Store:
     + AppointmentStore
     + BookStore
     + PrescriptionStore
+    + ProxyStore
+    + NoticeStore
     + IntegrationStore
     + MfaStore
     + SignInStore

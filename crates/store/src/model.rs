@@ -331,6 +331,22 @@ pub struct SessionSubject {
     pub has_second_factor: bool,
     /// Whether the platform requires passkeys of operators and practice admins.
     pub passkeys_required: bool,
+    /// The person whose record the session has open, when the account acts for someone: their
+    /// id, name, and who the account is to them (`None` when no open link remains).
+    pub acting_for: Option<SessionActing>,
+    /// Unread notices in the account's inbox.
+    pub unread_notices: i64,
+}
+
+/// The record a session has open for someone the account acts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionActing {
+    /// The patient.
+    pub patient: PatientId,
+    /// Their name.
+    pub name: String,
+    /// The open link's relationship and scopes (`None`: no open link remains).
+    pub link: Option<(domain::proxies::Relationship, domain::proxies::ProxyScopes)>,
 }
 
 /// A message to queue.
@@ -346,6 +362,64 @@ pub struct NewMail {
     pub body: String,
     /// When it was queued.
     pub created_at: UnixTime,
+    /// The notice it announces in the person's in-portal inbox, written with it.
+    pub notice: Option<NewNotice>,
+    /// Whether it is emailed (false: the notice alone, for someone who turned email off
+    /// for that kind of notice).
+    pub deliver: bool,
+}
+
+/// A notice for a person's in-portal inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewNotice {
+    /// Its id.
+    pub id: domain::NoticeId,
+    /// Whose inbox.
+    pub account: AccountId,
+    /// The patient it is about (the person a proxy acts for), if any.
+    pub patient: Option<PatientId>,
+    /// Its kind (a `notices` kind code).
+    pub kind: String,
+    /// Its fixed wording, with no health content.
+    pub title: String,
+    /// Where in the portal it leads (a path), if anywhere.
+    pub link: Option<String>,
+}
+
+/// A notice in a person's inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeRow {
+    /// Its id.
+    pub id: domain::NoticeId,
+    /// The patient it is about, if any, and their name.
+    pub patient: Option<(PatientId, String)>,
+    /// Its kind.
+    pub kind: String,
+    /// Its wording.
+    pub title: String,
+    /// Where it leads.
+    pub link: Option<String>,
+    /// When.
+    pub created_at: UnixTime,
+    /// When it was read.
+    pub read_at: Option<UnixTime>,
+}
+
+/// Someone to tell about news of a patient: the patient's own account, or a proxy's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    /// Their account.
+    pub account: AccountId,
+    /// Their name.
+    pub name: String,
+    /// Their email address.
+    pub email: String,
+    /// Whether the account is active (has signed in; a dormant one gets no mail).
+    pub active: bool,
+    /// The proxy's terms, for a proxy (the patient's own account: `None`).
+    pub proxy: Option<domain::proxies::ProxyTerms>,
+    /// Whether they want this kind of notice emailed too.
+    pub email_on: bool,
 }
 
 /// A queued message, leased for sending.

@@ -96,11 +96,15 @@ conformance!(
     records_are_scoped_versioned_released_and_hidden,
     one_slot_is_booked_once_however_many_race,
     a_repeat_item_is_in_one_open_request_at_a_time,
+    proxy_links_are_judged_and_reach_sessions_and_inboxes,
 );
 
 #[path = "conformance/care.rs"]
 mod care;
 use care::{a_repeat_item_is_in_one_open_request_at_a_time, one_slot_is_booked_once_however_many_race};
+#[path = "conformance/proxies.rs"]
+mod proxies;
+use proxies::proxy_links_are_judged_and_reach_sessions_and_inboxes;
 
 const NOW: UnixTime = 1_800_000_000;
 
@@ -116,6 +120,8 @@ fn invite(purpose: InvitationPurpose, token: &[u8], to: &str) -> NewInvitation {
             subject: "Welcome".into(),
             body: "link".into(),
             created_at: NOW,
+            notice: None,
+            deliver: true,
         }),
     }
 }
@@ -422,6 +428,8 @@ async fn sessions_expire_and_end(store: Arc<dyn Store>) -> Result<()> {
         subject: "Choose a new Tiaki password".into(),
         body: "a link".into(),
         created_at: NOW,
+        notice: None,
+        deliver: true,
     };
     store.create_link(LinkKind::PasswordReset, b"reset-other", other, (NOW, NOW + 3600), &mail).await?;
     store.spend_decoy_link(LinkKind::PasswordReset, b"decoy", NOW).await?;
@@ -449,6 +457,8 @@ async fn outbox_leases_retries_and_clears(store: Arc<dyn Store>) -> Result<()> {
                 subject: "s".into(),
                 body: format!("body {i}"),
                 created_at: NOW + i,
+                notice: None,
+                deliver: true,
             })
             .await?;
     }

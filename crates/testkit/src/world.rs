@@ -80,10 +80,22 @@ fn fixture_patient(nhi: &str, email: &str) -> EnrolForm {
 
 /// Enrols a patient as the practice's (first) admin; returns their id and activation link.
 pub async fn enrol(t: &TestApp, practice: PracticeId, nhi: &str, email: &str) -> Result<(PatientId, String)> {
+    enrol_born(t, practice, nhi, email, "1980-05-06").await
+}
+
+/// Enrols a patient born on `dob` (`YYYY-MM-DD`), as [`enrol`] does.
+pub async fn enrol_born(
+    t: &TestApp,
+    practice: PracticeId,
+    nhi: &str,
+    email: &str,
+    dob: &str,
+) -> Result<(PatientId, String)> {
+    let form = EnrolForm { date_of_birth: dob.into(), ..fixture_patient(nhi, email) };
     let (outcome, link) = t
         .app
         .console()
-        .enrol_with_link(&as_admin(t, practice).await?, practice, &fixture_patient(nhi, email))
+        .enrol_with_link(&as_admin(t, practice).await?, practice, &form)
         .await
         .map_err(|e| anyhow!("{e:?}"))?;
     let id = match outcome {
@@ -281,7 +293,7 @@ pub fn list_as_breached(t: &TestApp, password: &str) -> Result<()> {
 /// Every role the portal knows, in the order the cells are tried (state-changing routes act on
 /// one shared object, so the order matters: reception and the privacy officer try to withdraw
 /// the letter before the nurse does). Proxies and break-glass join this list with their issues.
-pub const ROLES: [&str; 14] = [
+pub const ROLES: [&str; 19] = [
     "anonymous",
     "patient",
     "other_patient",
@@ -297,7 +309,85 @@ pub const ROLES: [&str; 14] = [
     "gp",
     // The patient's practice's admin is reception (role `admin`); listed above.
     "other_practice_admin",
+    // People acting for patient 1, each with the session switched to patient 1's record: a
+    // carer whose live link has the appointments and prescriptions scopes; one whose live link
+    // has only the messages scope; one whose link has expired; one whose link set up for a
+    // child has passed the practice's cut-off age; one whose link patient 1 revoked.
+    "proxy",
+    "proxy_without_scope",
+    "expired_proxy",
+    "aged_out_proxy",
+    "revoked_proxy",
 ];
+
+/// The proxy roles: (role, email, NHI of their own patient record, scopes).
+pub const PROXIES: [(&str, &str, &str, &str); 5] = [
+    ("proxy", "proxy@example.nz", "ZPX1059", "appointments,prescriptions"),
+    ("proxy_without_scope", "proxy-noscope@example.nz", "ZPX1067", "messages"),
+    ("expired_proxy", "proxy-expired@example.nz", "ZPX1075", "appointments,prescriptions,records,documents"),
+    ("aged_out_proxy", "proxy-aged@example.nz", "ZPX1083", "appointments,prescriptions,records,documents"),
+    ("revoked_proxy", "proxy-revoked@example.nz", "ZPX1091", "appointments,prescriptions,records,documents"),
+];
+
+/// Runs one statement on the test's database (a fixture moving a row through time).
+///
+/// # Errors
+/// When the statement fails.
+pub async fn execute(t: &TestApp, sql: &str) -> Result<()> {
+    if t.url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&t.url).await?;
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await?;
+    } else {
+        let mut c = sqlx::PgConnection::connect(&t.url).await?;
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await?;
+    }
+    Ok(())
+}
+
+/// The account of a patient record.
+///
+/// # Errors
+/// When there is no such patient.
+pub async fn account_of_patient(t: &TestApp, patient: PatientId) -> Result<app::domain::AccountId> {
+    let sql = "SELECT account_id FROM patients WHERE id = $1";
+    let account: uuid::Uuid = if t.url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&t.url).await?;
+        sqlx::query_scalar(sql).bind(patient.as_uuid()).fetch_one(&mut c).await?
+    } else {
+        let mut c = sqlx::PgConnection::connect(&t.url).await?;
+        sqlx::query_scalar(sql).bind(patient.as_uuid()).fetch_one(&mut c).await?
+    };
+    Ok(app::domain::AccountId::from_uuid(account))
+}
+
+/// Practice A's reception sets up a proxy for patient 1, and patient 1 accepts it; returns the
+/// link's id.
+///
+/// # Errors
+/// When it is refused.
+pub async fn proxy_for_patient1(w: &World, email: &str, scopes: &str) -> Result<app::domain::ProxyId> {
+    let form = app::proxies::ProxyForm {
+        email: email.into(),
+        relationship: "carer".into(),
+        scopes: scopes.split(',').map(str::to_owned).collect(),
+        starts: String::new(),
+        expires: app::domain::calendar::local_day(app::domain::Clock::now(&w.t.clock) + 90 * 86_400).to_string(),
+        identity_check: "Passport sighted".into(),
+    };
+    let id =
+        w.t.app
+            .proxies()
+            .set_up(&as_admin(&w.t, w.practice_a).await?, w.patient1, &form)
+            .await
+            .map_err(|e| anyhow!("{e:?}"))?;
+    let me = Principal::Patient {
+        account: account_of_patient(&w.t, w.patient1).await?,
+        session: SessionId::random(),
+        patient: w.patient1,
+    };
+    w.t.app.proxies().accept(&app::Caller::console(me), id).await.map_err(|e| anyhow!("{e:?}"))?;
+    Ok(id)
+}
 
 /// The email each signed-in role uses.
 pub fn email_of(role: &str) -> Option<&'static str> {
@@ -312,7 +402,7 @@ pub fn email_of(role: &str) -> Option<&'static str> {
         "operator" => "op@example.nz",
         "nurse" => "nurse-a@example.nz",
         "gp" => "gp-a@example.nz",
-        _ => return None,
+        other => return PROXIES.iter().find(|(r, ..)| *r == other).map(|(_, e, ..)| *e),
     })
 }
 
@@ -325,6 +415,8 @@ pub struct Everyone {
     /// A hospital's system (Te Whatu Ora Te Tai Tokerau, HPI G00001-A), whose letters practice A
     /// has agreed to receive.
     pub hospital: String,
+    /// The proxy roles' links to patient 1.
+    pub proxies: Vec<(&'static str, app::domain::ProxyId)>,
 }
 
 impl World {
@@ -367,7 +459,18 @@ impl World {
                 .await
                 .map_err(|e| anyhow!("{e:?}"))?;
         w.t.app.console().add_agreement("FAA111-A", "G00001-A").await.map_err(|e| anyhow!("{e:?}"))?;
-        Ok((w, Everyone { client_b, hospital }))
+        // The people who act for patient 1, each with a Tiaki account of their own.
+        let mut proxies = Vec::new();
+        for (role, email, nhi, scopes) in PROXIES {
+            let (_, link) = enrol(&w.t, w.practice_a, nhi, email).await?;
+            w.t.app
+                .console()
+                .set_password_by_link(&token_of(&link), PASSWORD, PASSWORD, None, None)
+                .await
+                .map_err(|e| anyhow!("{e:?}"))?;
+            proxies.push((role, proxy_for_patient1(&w, email, scopes).await?));
+        }
+        Ok((w, Everyone { client_b, hospital, proxies }))
     }
 
     /// A browser (or an organisation's system) acting as `role`, from `ip`: signed in, with a
@@ -382,6 +485,47 @@ impl World {
                 let r = b.sign_in(email, PASSWORD).await?;
                 if r.location() != "/account/security" {
                     return Err(anyhow!("staff without a second factor should be confined to /account/security"));
+                }
+                b
+            }
+            (role, Some(email)) if PROXIES.iter().any(|(r, ..)| *r == role) => {
+                let mut b = self.signed_in(email, ip).await?;
+                b.get("/acting-for").await?;
+                let r = b.post("/acting-for", &[("to", &self.patient1.to_string())]).await?;
+                if r.status != StatusCode::SEE_OTHER {
+                    return Err(anyhow!("{role} could not switch to patient 1: {} {}", r.status, r.body));
+                }
+                let link = everyone.proxies.iter().find(|(r, _)| *r == role).map(|(_, id)| *id);
+                let link = link.ok_or_else(|| anyhow!("no link for {role}"))?;
+                let now = app::domain::Clock::now(&self.t.clock);
+                let id = format!("'{}'", link.as_uuid());
+                let id = if self.t.url.starts_with("sqlite:") { format!("X'{}'", link.as_uuid().simple()) } else { id };
+                match role {
+                    // Time has passed its end date.
+                    "expired_proxy" => {
+                        execute(&self.t, &format!("UPDATE proxies SET expires_at = {} WHERE id = {id}", now - 1))
+                            .await?;
+                    }
+                    // A link set up for a child whose birthday at the cut-off has come (patient 1
+                    // was born in 1980: as a child's link, it ended long ago).
+                    "aged_out_proxy" => {
+                        execute(&self.t, &format!("UPDATE proxies SET needs_acceptance = FALSE WHERE id = {id}"))
+                            .await?;
+                    }
+                    "revoked_proxy" => {
+                        let me = Principal::Patient {
+                            account: account_of_patient(&self.t, self.patient1).await?,
+                            session: SessionId::random(),
+                            patient: self.patient1,
+                        };
+                        self.t
+                            .app
+                            .proxies()
+                            .revoke(&app::Caller::console(me), link)
+                            .await
+                            .map_err(|e| anyhow!("{e:?}"))?;
+                    }
+                    _ => {}
                 }
                 b
             }

@@ -77,7 +77,7 @@ pub(crate) async fn run(config: &Config) -> Result<()> {
         ("ZAA0105", "Ana Lealaiauloto", "1991-07-30", "ana@example.nz"),
         ("ZBN77VL", "Grace Thompson", "1957-11-02", "grace@example.nz"),
     ];
-    let bar = ProgressBar::new(u64::try_from(2 + staff.len() + 4 * patients.len())?);
+    let bar = ProgressBar::new(u64::try_from(3 + staff.len() + 4 * patients.len())?);
     bar.set_style(ProgressStyle::with_template(
         "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg} (ETA {eta})",
     )?);
@@ -141,6 +141,11 @@ pub(crate) async fn run(config: &Config) -> Result<()> {
     let client = demo_documents(&app, &patients, &bar).await?;
     demo_records(&app, practice, &client, &patients, &bar).await?;
     crate::demo_care::demo_care(&app, practice, &patient_ids, &bar).await?;
+    bar.set_message("proxy access");
+    // The child's activation link is used here, like everyone's (no live link stays on disk).
+    let child_link = demo_child(&app, practice, &enroller, patients[0].3).await?;
+    set("Mia Walker (8; Hemi Walker acts for her)", "mia.walker@example.nz", &child_link).await?;
+    bar.inc(1);
     bar.finish_with_message("done");
     eprintln!(
         "\nDemo data is ready in {}. Start the portal with `tiaki serve`, open {}/signin and sign in as:\n",
@@ -150,9 +155,47 @@ pub(crate) async fn run(config: &Config) -> Result<()> {
     for l in &logins {
         eprintln!("  {:<44} {:<28} {}", l.who, l.email, l.password);
     }
+    eprintln!("\n{} is Mia Walker's parent: signed in as {0}, choose \"Switch person\" to act for her.", patients[0].1);
     eprintln!("\nStaff and operators set up an authenticator app (any TOTP app) at their first sign-in; patients may.");
     eprintln!("These are demo accounts with test NHIs; do not use them for real patients.");
     Ok(())
+}
+
+/// A child of the first demo patient's, enrolled at the practice, whom that parent may act
+/// for until the practice's cut-off age. Returns the child's activation link.
+async fn demo_child(
+    app: &app::App,
+    practice: app::domain::PracticeId,
+    enroller: &Principal,
+    parent: &str,
+) -> Result<String> {
+    let err = |e: app::AppError| anyhow!(crate::show(&e));
+    let (outcome, child_link) = app
+        .console()
+        .enrol_with_link(
+            &app::Caller::console(enroller.clone()),
+            practice,
+            &EnrolForm {
+                nhi: "ZAA0113".into(),
+                name: "Mia Walker".into(),
+                date_of_birth: "2018-09-14".into(),
+                email: "mia.walker@example.nz".into(),
+            },
+        )
+        .await
+        .map_err(err)?;
+    if let app::Enrolled::New(child) = outcome {
+        let form = app::proxies::ProxyForm {
+            email: parent.into(),
+            relationship: "parent".into(),
+            scopes: ["appointments", "prescriptions", "messages", "records", "documents"].map(str::to_owned).to_vec(),
+            starts: String::new(),
+            expires: String::new(),
+            identity_check: "Birth certificate and driver licence sighted (demo)".into(),
+        };
+        app.proxies().set_up(&app::Caller::console(enroller.clone()), child, &form).await.map_err(err)?;
+    }
+    Ok(child_link)
 }
 
 /// Sample documents for each demo patient: a hospital's discharge summary and clinic letter

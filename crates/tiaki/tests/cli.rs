@@ -531,7 +531,8 @@ fn the_same_binary_runs_on_postgresql() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!dir.0.join("tiaki.db").exists(), "nothing went to SQLite");
     let count = Command::new("psql").args([url.as_str(), "-tAc", "SELECT COUNT(*) FROM patients"]).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&count.stdout).trim(), "3");
+    // The three demo patients and the child one of them acts for.
+    assert_eq!(String::from_utf8_lossy(&count.stdout).trim(), "4");
     // It serves from PostgreSQL: a demo patient signs in and opens their own record.
     let demo = String::from_utf8_lossy(&out.stderr).into_owned();
     let (email, password) = demo

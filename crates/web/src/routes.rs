@@ -3,8 +3,8 @@
 //! noticing.
 
 use crate::pages::{
-    access, account, appointments, documents, mfa, operator, passkeys, password, patients, practices, prescriptions,
-    records, signin,
+    access, account, appointments, documents, inbox, mfa, operator, passkeys, password, patients, practices,
+    prescriptions, proxies, records, signin,
 };
 use crate::{WebState, api, openapi, ops, pages};
 use axum::routing::{MethodRouter, get, post};
@@ -166,6 +166,18 @@ routes! {
     post "/fhir/R4/appointments"                 Api  => api::appointments::sync,
     get  "/fhir/R4/Slot"                         Api  => api::appointments::slots,
     get  "/fhir/R4/Appointment"                  Api  => api::appointments::appointments,
+    get  "/patients/{patient_id}/proxies"        Page => proxies::proxies_page,
+    post "/patients/{patient_id}/proxies"        Page => proxies::set_up,
+    post "/proxies/{proxy_id}/accept"            Page => proxies::accept,
+    post "/proxies/{proxy_id}/revoke"            Page => proxies::revoke,
+    get  "/acting-for"                           Page => proxies::acting_page,
+    post "/acting-for"                           Page => proxies::switch,
+    get  "/practices/{practice_id}/proxy-rules"  Page => proxies::rules_page,
+    post "/practices/{practice_id}/proxy-rules"  Page => proxies::set_rules,
+    get  "/inbox"                                Page => inbox::inbox_page,
+    post "/inbox/read"                           Page => inbox::read_all,
+    post "/inbox/settings"                       Page => inbox::set_prefs,
+    post "/inbox/{notice_id}/open"               Page => inbox::open,
 }
 
 /// Routes whose request bodies are documents: streamed, with the application's size limits

@@ -24,11 +24,26 @@ pub(crate) struct Nav {
     pub(crate) csrf: String,
     /// Ask, on every page, for a second factor the patient's practice requires.
     pub(crate) mfa_prompt: bool,
+    /// A person's inbox (patients: every notice Tiaki gives them), and its unread count.
+    pub(crate) inbox: Option<i64>,
+    /// Whose record is open, when the person acts for someone: (their name, who the person
+    /// is to them).
+    pub(crate) acting: Option<(String, &'static str)>,
+    /// Whether the person acts for anyone (the switcher is offered).
+    pub(crate) can_switch: bool,
 }
 
 impl Nav {
     pub(crate) fn new(who: &SignedIn, csrf: &str) -> Self {
-        Self { home: home_of(who), name: who.name.clone(), csrf: csrf.to_owned(), mfa_prompt: who.mfa_prompt }
+        Self {
+            home: home_of(who),
+            name: who.name.clone(),
+            csrf: csrf.to_owned(),
+            mfa_prompt: who.mfa_prompt,
+            inbox: who.own_patient.map(|_| who.unread_notices),
+            acting: who.acting_for.as_ref().map(|a| (a.name.clone(), a.relationship)),
+            can_switch: who.own_patient.is_some(),
+        }
     }
 }
 
@@ -97,6 +112,11 @@ pub(crate) struct PatientPage {
     pub(crate) csrf: String,
     pub(crate) notice: Option<String>,
     pub(crate) own: bool,
+    /// The viewer acts for the patient (a parent, a carer): the patient's side, within scope.
+    pub(crate) proxy: bool,
+    /// The link to who may act for the patient (the patient; the practice's reception and
+    /// clinicians).
+    pub(crate) can_see_proxies: bool,
     /// Whether the viewer is an admin of the patient's practice (who may end the enrolment).
     pub(crate) can_unenrol: bool,
     pub(crate) can_read_records: bool,

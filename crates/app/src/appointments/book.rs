@@ -3,6 +3,7 @@
 
 use super::{AppointmentView, Appointments, Names, SlotView, seal};
 use crate::audit::Caller;
+use crate::notify::{Notice, NoticeKind};
 use crate::{AppError, Principal};
 use authz::{
     BlockSlots, BookAppointment, CancelAppointment, ListAppointments, MarkAppointment, ReadAppointment, RunBook,
@@ -302,17 +303,18 @@ impl Appointments<'_> {
             source_id: None,
             reminded: day <= tomorrow,
         };
-        let person = app.patient_to_tell(caller, patient).await?;
-        let mail = app.portal_news(&person);
-        let booked = app
-            .store
-            .book(BookingGrant::Portal(&grant), slot.practice, &new, mail.as_ref(), now)
-            .await
-            .map_err(conflict)?;
+        let notice = Notice {
+            kind: NoticeKind::Appointments,
+            title: "An appointment was booked",
+            link: Some(format!("/appointments/{}", new.id)),
+        };
+        let mail = app.news(patient, &notice).await?;
+        let booked =
+            app.store.book(BookingGrant::Portal(&grant), slot.practice, &new, &mail, now).await.map_err(conflict)?;
         // On the record once it is booked (a booking lost to a race is no booking of theirs).
         let target = crate::audit::Target::of(&grant).about(&booked.appointment.id);
         app.audit(vec![app.event(caller, &target, crate::audit::Outcome::Allowed)]).await?;
-        if booked.fresh && mail.is_some() {
+        if booked.fresh && mail.iter().any(|m| m.deliver) {
             app.mail_waker.notify_one();
         }
         let key = if booked.appointment.reason.is_some() && clinical(caller) {
@@ -401,14 +403,18 @@ impl Appointments<'_> {
             }
             None
         };
-        let person = app.patient_to_tell(caller, row.patient).await?;
-        let mail = app.portal_news(&person);
+        let notice = Notice {
+            kind: NoticeKind::Appointments,
+            title: "An appointment was cancelled",
+            link: Some(format!("/appointments/{}", row.id)),
+        };
+        let mail = app.news(row.patient, &notice).await?;
         app.store
-            .cancel_appointment(&grant, caller.principal.account(), sealed.as_deref(), mail.as_ref(), now)
+            .cancel_appointment(&grant, caller.principal.account(), sealed.as_deref(), &mail, now)
             .await
             .map_err(conflict)?;
         app.audit(vec![app.event(caller, &crate::audit::Target::of(&grant), crate::audit::Outcome::Allowed)]).await?;
-        if mail.is_some() {
+        if mail.iter().any(|m| m.deliver) {
             app.mail_waker.notify_one();
         }
         Ok(())

@@ -6,6 +6,7 @@
 
 use super::Appointments;
 use crate::audit::Caller;
+use crate::notify::{Notice, NoticeKind};
 use crate::records::fhir::{Issue, OperationOutcome};
 use crate::{App, AppError};
 use authz::{SyncAppointment, SyncBook};
@@ -553,9 +554,13 @@ impl App {
             source_id: Some(source),
             reminded: false,
         };
-        let person = self.store.patient(&authz::console::view_patient(patient)).await?;
-        let mail = self.portal_news(&person);
-        match self.store.book(BookingGrant::Sync(&pgrant), grant.object(), &new, mail.as_ref(), self.now()).await {
+        let notice = Notice {
+            kind: NoticeKind::Appointments,
+            title: "Your practice booked an appointment",
+            link: Some(format!("/appointments/{}", new.id)),
+        };
+        let mail = self.news(patient, &notice).await?;
+        match self.store.book(BookingGrant::Sync(&pgrant), grant.object(), &new, &mail, self.now()).await {
             Ok(b) => {
                 if b.fresh {
                     let t = crate::audit::Target::of(&pgrant).about(&b.appointment.id);

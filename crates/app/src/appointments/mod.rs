@@ -15,7 +15,6 @@ use crypto::fields::FieldKey;
 use domain::appointments::{AppointmentStatus, Modality};
 use domain::{AppointmentId, PatientId, PracticeId, ScheduleId, SlotId, UnixTime};
 use store::appointments::{AppointmentRow, AppointmentTypeRow, ScheduleRow, SlotRow};
-use store::{NewMail, PatientRow};
 
 pub use book::{BookForm, BookPage, DayView, PracticeBook};
 pub use setup::SetupView;
@@ -147,32 +146,6 @@ pub(crate) fn open(key: Option<&FieldKey>, id: AppointmentId, field: &str, store
 }
 
 impl App {
-    /// The notice a patient gets of any change: that there is news in the portal, nothing
-    /// more — no link, no detail (nothing a phishing copy could imitate usefully, nothing
-    /// anyone reading over their shoulder learns). `None` for an account not yet active.
-    pub(crate) fn portal_news(&self, patient: &PatientRow) -> Option<NewMail> {
-        patient.active.then(|| {
-            crate::notify::texts::mail(
-                &patient.email,
-                "There is news for you in Tiaki",
-                format!(
-                    "Kia ora {},\n\nThere is news for you in Tiaki, your health portal.\n\nTo see it, sign in to Tiaki as \
-                     you usually do (type the address yourself).\n\nThis message has no links and asks nothing of \
-                     you. Tiaki never asks for your password or codes by email.\n\nTiaki\n",
-                    patient.name
-                ),
-                self.now(),
-            )
-        })
-    }
-
-    /// The patient's details, to tell them something (their name and address), under the
-    /// caller's own view of the patient.
-    pub(crate) async fn patient_to_tell(&self, caller: &Caller, patient: PatientId) -> Result<PatientRow, AppError> {
-        let grant = self.decide::<authz::ViewPatient>(caller, patient).await?;
-        Ok(self.store.patient(&grant).await?)
-    }
-
     /// Opens the patient's records key if they have one (for a list's sealed notes).
     pub(crate) async fn open_key_if(
         &self,

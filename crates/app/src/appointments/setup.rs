@@ -6,6 +6,7 @@
 use super::Appointments;
 use super::book::closed;
 use crate::audit::Caller;
+use crate::notify::{Notice, NoticeKind};
 use crate::{App, AppError};
 use authz::{Grant, SetUpBook};
 use domain::appointments::{ClinicianKind, MINUTES, Modality, SlotStatus};
@@ -392,12 +393,15 @@ impl App {
             if due.is_empty() {
                 return Ok(told);
             }
-            for (_, patient) in &due {
-                let p = self.store.patient(&authz::console::view_patient(*patient)).await?;
-                if let Some(mail) = self.portal_news(&p) {
-                    self.store.enqueue_mail(&mail).await?;
-                    told += 1;
-                }
+            for (appointment, patient) in &due {
+                let notice = Notice {
+                    kind: NoticeKind::Appointments,
+                    title: "A reminder: an appointment is coming up tomorrow",
+                    link: Some(format!("/appointments/{appointment}")),
+                };
+                let mail = self.news(*patient, &notice).await?;
+                self.store.tell(&mail).await?;
+                told += mail.iter().filter(|m| m.deliver).count();
             }
             let ids: Vec<_> = due.iter().map(|(a, _)| *a).collect();
             self.store.mark_reminded(&ids, now).await?;

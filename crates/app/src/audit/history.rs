@@ -15,6 +15,9 @@ use store::{AuditEvent, HistoryFilter};
 pub const MODULES: &[(&str, &str, &[Module])] = &[
     ("records", "Health records and details", &[Module::Records, Module::Practices]),
     ("documents", "Documents", &[Module::Documents]),
+    ("appointments", "Appointments", &[Module::Appointments]),
+    ("prescriptions", "Repeat prescriptions", &[Module::Prescriptions]),
+    ("messages", "Messages", &[Module::Messaging]),
     ("history", "This access history", &[Module::Audit]),
 ];
 
@@ -78,6 +81,21 @@ fn describe(verb: &str, object: &str, patients_view: bool) -> String {
         (Some(Verb::Accept), Some(ObjectKind::Enrolment)) => "Accepted a practice's request to enrol them".into(),
         (Some(Verb::Decline), Some(ObjectKind::Enrolment)) => "Declined a practice's request to enrol them".into(),
         (Some(Verb::Delete), Some(ObjectKind::Enrolment)) => "Ended the enrolment at the practice".into(),
+        (Some(Verb::Book), Some(ObjectKind::Appointment)) => "Booked an appointment".into(),
+        (Some(Verb::Cancel), Some(ObjectKind::Appointment)) => "Cancelled an appointment".into(),
+        (Some(Verb::Read), Some(ObjectKind::Appointment)) => "Opened an appointment".into(),
+        (Some(Verb::List), Some(ObjectKind::PatientAppointments)) => "Looked at the appointments".into(),
+        (Some(Verb::Request), Some(ObjectKind::RepeatRequest)) => "Asked for a repeat prescription".into(),
+        (Some(Verb::Read), Some(ObjectKind::RepeatRequest)) => "Opened a repeat prescription request".into(),
+        (Some(Verb::Read), Some(ObjectKind::RepeatList)) => "Looked at the repeat prescriptions list".into(),
+        (Some(Verb::Create), Some(ObjectKind::Proxy)) => "Let someone act for the patient".into(),
+        (Some(Verb::Accept), Some(ObjectKind::Proxy)) => "Accepted someone acting for them".into(),
+        (Some(Verb::Revoke), Some(ObjectKind::Proxy)) => "Ended someone's right to act for them".into(),
+        (Some(Verb::List), Some(ObjectKind::Proxy)) => "Looked at who can act for them".into(),
+        (Some(Verb::Switch), Some(ObjectKind::Proxy)) => "Opened the record to act for them".into(),
+        (Some(Verb::Send), Some(ObjectKind::MessageThread)) => "Sent a message".into(),
+        (Some(Verb::Read), Some(ObjectKind::MessageThread)) => "Read a conversation with the practice".into(),
+        (Some(Verb::List), Some(ObjectKind::PatientMessages)) => "Looked at the messages".into(),
         (Some(Verb::MfaReset), _) => "Reset the sign-in (passkeys, authenticator app, recovery codes)".into(),
         (Some(Verb::Read), Some(ObjectKind::AccessHistory)) => "Viewed this access history".into(),
         (Some(Verb::Export), Some(ObjectKind::AccessHistory)) => "Exported this access history".into(),
@@ -164,6 +182,10 @@ fn role_label(role: &str) -> String {
     }
     match role.strip_prefix("console:").unwrap_or(role) {
         "patient" => "Patient".into(),
+        r if r.starts_with("proxy:") => domain::proxies::Relationship::parse(&r["proxy:".len()..]).map_or_else(
+            || "Acting for the patient".into(),
+            |rel| format!("Acting for the patient as their {}", rel.label()),
+        ),
         "operator" => "Tiaki operator".into(),
         "console" => "Tiaki (run on the server by its operators)".into(),
         r => r
@@ -349,6 +371,13 @@ impl AccessLog<'_> {
                     names[a].clone()
                 }
                 None => "Tiaki".to_owned(),
+            };
+            // Someone who acted for the patient is named with who they are to them: "Mere (your
+            // parent or guardian)".
+            let who = match e.actor_role.strip_prefix("proxy:").and_then(domain::proxies::Relationship::parse) {
+                Some(rel) if own_account.is_some() => format!("{who} (your {})", rel.label()),
+                Some(rel) => format!("{who} ({})", rel.label()),
+                None => who,
             };
             let practice = match &e.actor_practice {
                 Some(p) => {

@@ -8,7 +8,6 @@ use super::Identity;
 use crate::audit::{Caller, Outcome, Target};
 use crate::identity::credentials::{new_token, plausible_token, random_bytes, token_hash};
 use crate::identity::{Proof, SignInOutcome, SignedIn};
-use crate::notify::texts;
 use crate::{App, AppError};
 use domain::AccountId;
 use domain::Verb;
@@ -35,7 +34,7 @@ const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
 #[derive(Debug)]
 pub enum SignInStep {
     /// Signed in (the account has no second factor yet).
-    Done(SignInOutcome),
+    Done(Box<SignInOutcome>),
     /// The password was right; the second factor is asked for next. Carries the challenge
     /// token (for a short-lived cookie), never a session.
     SecondFactor(String),
@@ -134,7 +133,9 @@ impl App {
     /// After a correct password: a session, or (with a second factor set up) a challenge.
     pub(crate) async fn after_password(&self, account: AccountId, caller: &Caller) -> Result<SignInStep, AppError> {
         if !self.has_second_factor(account).await? {
-            return Ok(SignInStep::Done(self.open_session(account, caller, Verb::SignIn, Proof::Password).await?));
+            return Ok(SignInStep::Done(Box::new(
+                self.open_session(account, caller, Verb::SignIn, Proof::Password).await?,
+            )));
         }
         let token = new_token()?;
         let now = self.now();
@@ -201,9 +202,9 @@ impl App {
             "Kia ora {},\n\n{text}\n\nThis message has no links and asks nothing of you. Tiaki never asks for your password or codes by email.\n\nTiaki\n",
             row.display_name
         );
-        self.store.enqueue_mail(&texts::mail(&row.email, subject, body, self.now())).await?;
-        self.mail_waker.notify_one();
-        Ok(())
+        // In the inbox too, as a security notice: always emailed, never switched off.
+        let mail = self.security_notice(account, &row.email, subject, subject, body);
+        self.tell(std::slice::from_ref(&mail)).await
     }
 
     /// When a wrong code brings the account to its cap, the holder is told (once per window): so

@@ -73,8 +73,15 @@ pub struct SignedIn {
     pub session: SessionId,
     /// For staff: their practice and role.
     pub staff: Option<(PracticeId, StaffRole)>,
-    /// For patients: their patient record.
+    /// For patients: the patient record the session has open — their own, or, when they act
+    /// for someone, that person's (the pages show it from the patient's side).
     pub patient: Option<PatientId>,
+    /// For patients: their own patient record.
+    pub own_patient: Option<PatientId>,
+    /// Whom the session acts for, when it does: every page says so.
+    pub acting_for: Option<Acting>,
+    /// Unread notices in the inbox.
+    pub unread_notices: i64,
     /// Staff and operators (and patients of a practice that requires it) must prove a second
     /// factor; until this session has, `principal` is [`Principal::Anonymous`] (every grant is
     /// refused) and only second-factor set-up is open.
@@ -94,6 +101,19 @@ pub struct SignedIn {
     /// `needs_second_factor`, nothing is reachable but choosing a new one.
     pub must_change_password: bool,
     token: String,
+}
+
+/// The person a session acts for.
+#[derive(Debug, Clone)]
+pub struct Acting {
+    /// Their patient record.
+    pub patient: PatientId,
+    /// Their name.
+    pub name: String,
+    /// Who the signed-in person is to them, in words ("parent or guardian").
+    pub relationship: &'static str,
+    /// What the link lets the person do (as the link says; the policy decides each request).
+    pub scopes: domain::proxies::ProxyScopes,
 }
 
 impl SignedIn {
@@ -383,10 +403,37 @@ impl Identity<'_> {
         if now - session.last_seen_at >= 60 {
             self.app.store.touch_session(session.id, now).await?;
         }
+        // A session switched to someone the account acts for is that proxy, whose every request
+        // the policy judges against the live link; a link revoked since is no link at all, and
+        // the session is back on the account's own record.
+        let acting = match (&subject.kind, subject.acting_for.clone()) {
+            (
+                AccountKind::Patient,
+                Some(store::SessionActing { patient: p, name, link: Some((relationship, scopes)) }),
+            ) => Some((Acting { patient: p, name, relationship: relationship.label(), scopes }, relationship)),
+            (_, Some(_)) => {
+                self.app.store.act_as_self(session.id).await?;
+                None
+            }
+            _ => None,
+        };
         let (principal, staff, patient) = match subject.kind {
             AccountKind::Patient => {
                 let Some(patient) = subject.patient else { return Ok(None) };
-                (Principal::Patient { account, session: session.id, patient }, None, Some(patient))
+                match &acting {
+                    Some((a, relationship)) => (
+                        Principal::Proxy {
+                            account,
+                            session: session.id,
+                            patient: a.patient,
+                            relationship: *relationship,
+                            at: now,
+                        },
+                        None,
+                        Some(a.patient),
+                    ),
+                    None => (Principal::Patient { account, session: session.id, patient }, None, Some(patient)),
+                }
             }
             AccountKind::Staff => {
                 let Some((practice, role)) = subject.staff else { return Ok(None) };
@@ -427,6 +474,9 @@ impl Identity<'_> {
             name: subject.display_name,
             staff,
             patient,
+            own_patient: subject.patient.filter(|_| subject.kind == AccountKind::Patient),
+            acting_for: acting.map(|(a, _)| a),
+            unread_notices: subject.unread_notices,
             token: token.to_owned(),
         }))
     }

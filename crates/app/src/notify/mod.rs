@@ -3,6 +3,10 @@
 //! is at least once: a message leaves the outbox only after the server accepted it, and a
 //! failure is retried with back-off.
 
+mod inbox;
+
+pub use inbox::{InboxItem, NEWS_SUBJECT, Notice, NoticeKind, NoticePref};
+
 use crate::{App, AppError};
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -170,6 +174,8 @@ pub(crate) mod texts {
             subject: subject.to_owned(),
             body,
             created_at: now,
+            notice: None,
+            deliver: true,
         }
     }
 

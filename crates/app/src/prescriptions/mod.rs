@@ -8,6 +8,7 @@
 mod triage;
 
 use crate::audit::Caller;
+use crate::notify::{Notice, NoticeKind};
 use crate::records::fhir::Resource;
 use crate::{App, AppError};
 use authz::{ManageRepeatList, ReadRepeatList, ReadRepeatRequest, RequestRepeat, SetUpRepeats};
@@ -349,12 +350,16 @@ impl Prescriptions<'_> {
             requested_by: caller.principal.account(),
             items: form.items.clone(),
         };
-        let person = app.patient_to_tell(caller, patient).await?;
-        let mail = app.portal_news(&person);
-        let (row, fresh) = app.store.request_repeat(&grant, &new, mail.as_ref(), app.now()).await.map_err(conflict)?;
+        let notice = Notice {
+            kind: NoticeKind::Prescriptions,
+            title: "A repeat prescription request was sent",
+            link: Some(format!("/repeats/{}", new.id)),
+        };
+        let mail = app.news(patient, &notice).await?;
+        let (row, fresh) = app.store.request_repeat(&grant, &new, &mail, app.now()).await.map_err(conflict)?;
         let target = crate::audit::Target::of(&grant).about(&row.id);
         app.audit(vec![app.event(caller, &target, crate::audit::Outcome::Allowed)]).await?;
-        if fresh && mail.is_some() {
+        if fresh && mail.iter().any(|m| m.deliver) {
             app.mail_waker.notify_one();
         }
         Ok(request_view(&row, &list, Some(&key)))

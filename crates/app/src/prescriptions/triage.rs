@@ -54,7 +54,7 @@ impl Prescriptions<'_> {
         let app = self.app;
         let day = local_day(app.now()).to_string();
         let by = caller.principal.account();
-        let (row, person) = match action {
+        let (row, mail) = match action {
             "review" => {
                 let g = app.decide::<ReviewRepeatRequest>(caller, id).await?;
                 let d = RepeatDecision {
@@ -65,16 +65,18 @@ impl Prescriptions<'_> {
                     reason: None,
                     day: &day,
                 };
-                let person = app.patient_to_tell(caller, g.patient().ok_or(AppError::NotFound)?).await?;
-                let done = app
-                    .store
-                    .decide_repeat(RequestGrant::Review(&g), &d, app.portal_news(&person).as_ref(), app.now())
-                    .await;
+                let mail = app
+                    .news(
+                        g.patient().ok_or(AppError::NotFound)?,
+                        &news(id, "Your practice is looking at a repeat prescription request"),
+                    )
+                    .await?;
+                let done = app.store.decide_repeat(RequestGrant::Review(&g), &d, &mail, app.now()).await;
                 if done.is_ok() {
                     app.audit(vec![app.event(caller, &crate::audit::Target::of(&g), crate::audit::Outcome::Allowed)])
                         .await?;
                 }
-                (done, person)
+                (done, mail)
             }
             "sent_to_pharmacy" | "ready_to_collect" => {
                 let g = app.decide::<ApproveRepeatRequest>(caller, id).await?;
@@ -87,16 +89,18 @@ impl Prescriptions<'_> {
                     reason: None,
                     day: &day,
                 };
-                let person = app.patient_to_tell(caller, g.patient().ok_or(AppError::NotFound)?).await?;
-                let done = app
-                    .store
-                    .decide_repeat(RequestGrant::Approve(&g), &d, app.portal_news(&person).as_ref(), app.now())
-                    .await;
+                let mail = app
+                    .news(
+                        g.patient().ok_or(AppError::NotFound)?,
+                        &news(id, "A repeat prescription request was approved"),
+                    )
+                    .await?;
+                let done = app.store.decide_repeat(RequestGrant::Approve(&g), &d, &mail, app.now()).await;
                 if done.is_ok() {
                     app.audit(vec![app.event(caller, &crate::audit::Target::of(&g), crate::audit::Outcome::Allowed)])
                         .await?;
                 }
-                (done, person)
+                (done, mail)
             }
             "decline" => {
                 let g = app.decide::<DeclineRepeatRequest>(caller, id).await?;
@@ -120,14 +124,13 @@ impl Prescriptions<'_> {
                     reason: Some(&sealed),
                     day: &day,
                 };
-                let person = app.patient_to_tell(caller, patient).await?;
-                let news = app.portal_news(&person);
-                let done = app.store.decide_repeat(RequestGrant::Decline(&g), &d, news.as_ref(), app.now()).await;
+                let mail = app.news(patient, &news(id, "A repeat prescription request was declined")).await?;
+                let done = app.store.decide_repeat(RequestGrant::Decline(&g), &d, &mail, app.now()).await;
                 if done.is_ok() {
                     let target = crate::audit::Target::of(&g);
                     app.audit(vec![app.event(caller, &target, crate::audit::Outcome::Allowed)]).await?;
                 }
-                (done, person)
+                (done, mail)
             }
             _ => {
                 // The policy first: only the practice's clinicians are told the form is wrong.
@@ -136,9 +139,18 @@ impl Prescriptions<'_> {
             }
         };
         row.map_err(conflict)?;
-        if person.active {
+        if mail.iter().any(|m| m.deliver) {
             app.mail_waker.notify_one();
         }
         Ok(())
+    }
+}
+
+/// The notice of a request moving on.
+fn news(id: RepeatRequestId, title: &'static str) -> crate::notify::Notice {
+    crate::notify::Notice {
+        kind: crate::notify::NoticeKind::Prescriptions,
+        title,
+        link: Some(format!("/repeats/{id}")),
     }
 }

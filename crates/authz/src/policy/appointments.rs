@@ -105,7 +105,9 @@ async fn appointment_party<A: Action<Object = AppointmentId>, R: Relations + ?Si
     rel: &R,
 ) -> Result<Grant<A>, Denied> {
     match p {
-        Principal::Patient { .. } => owning_patient(p, id, rel.appointment_owner(id).await?),
+        Principal::Patient { .. } | Principal::Proxy { .. } => {
+            owning_patient(p, id, rel.appointment_owner(id).await?, rel).await
+        }
         Principal::Staff { .. } => appointment_staff(p, id, rel).await,
         _ => Err(Denied::NotFound),
     }

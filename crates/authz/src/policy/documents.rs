@@ -60,11 +60,9 @@ impl Policy for ListDocuments {
 }
 
 impl Policy for UploadDocument {
-    async fn decide<R: Relations + ?Sized>(p: &Principal, patient: PatientId, _r: &R) -> Result<Grant<Self>, Denied> {
+    async fn decide<R: Relations + ?Sized>(p: &Principal, patient: PatientId, rel: &R) -> Result<Grant<Self>, Denied> {
         match p {
-            Principal::Patient { patient: own, account, .. } if *own == patient => {
-                Ok(Grant::new(patient, Some(patient), Some(*account)))
-            }
+            Principal::Patient { .. } | Principal::Proxy { .. } => super::the_patient(p, patient, rel).await,
             _ => Err(Denied::NotFound),
         }
     }
@@ -107,6 +105,14 @@ impl Policy for ReadDocument {
     async fn decide<R: Relations + ?Sized>(p: &Principal, doc: DocumentId, rel: &R) -> Result<Grant<Self>, Denied> {
         match p {
             Principal::Patient { .. } => own_document(p, doc, rel).await,
+            // Someone acting for the patient, with the documents scope: never a document the
+            // patient hid.
+            Principal::Proxy { .. } => match rel.document_owner(doc).await? {
+                Some(o) if !o.hidden_by_patient => {
+                    super::proxy_of(p, doc, o.patient, rel).await.map(|g| g.owned_by(o.pushed_by_practice))
+                }
+                _ => Err(Denied::NotFound),
+            },
             Principal::Staff { .. } => pushed_by_own_practice(p, doc, rel, capabilities::READ_CLINICAL_CONTENT).await,
             _ => Err(Denied::NotFound),
         }

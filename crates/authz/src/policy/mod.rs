@@ -7,6 +7,7 @@ pub mod documents;
 pub mod identity;
 pub mod practices;
 pub mod prescriptions;
+pub mod proxies;
 pub mod records;
 
 use crate::{Action, Denied, Grant, Principal, RecordOwner, Relations};
@@ -29,6 +30,42 @@ pub(crate) async fn patient_or_their_practice<A: Action<Object = PatientId>, R: 
                 Err(Denied::NotFound)
             }
         }
+        Principal::Proxy { .. } => proxy_of(p, patient, patient, rel).await,
+        _ => Err(Denied::NotFound),
+    }
+}
+
+/// Someone acting for `patient` under a live proxy link whose scopes include the action's
+/// module (appointments, prescriptions, messages, records, documents). The link is loaded and
+/// judged here, at the request's time, on every request: a revoked, expired or aged-out link,
+/// one not yet accepted, or one without the scope, grants nothing. Other modules (accounts,
+/// practices, the access log) are never a proxy's.
+pub(crate) async fn proxy_of<A: Action, R: Relations + ?Sized>(
+    p: &Principal,
+    object: A::Object,
+    patient: PatientId,
+    rel: &R,
+) -> Result<Grant<A>, Denied> {
+    if let Principal::Proxy { account, patient: acting_for, at, .. } = p
+        && *acting_for == patient
+        && rel.proxy_terms(*account, patient).await?.iter().any(|t| t.allows(A::ACCESS.module, *at))
+    {
+        return Ok(Grant::new(object, Some(patient), Some(*account)).for_proxy());
+    }
+    Err(Denied::NotFound)
+}
+
+/// The patient themself, or someone acting for them within scope ([`proxy_of`]).
+pub(crate) async fn the_patient<A: Action<Object = PatientId>, R: Relations + ?Sized>(
+    p: &Principal,
+    patient: PatientId,
+    rel: &R,
+) -> Result<Grant<A>, Denied> {
+    match p {
+        Principal::Patient { patient: own, account, .. } if *own == patient => {
+            Ok(Grant::new(patient, Some(patient), Some(*account)))
+        }
+        Principal::Proxy { .. } => proxy_of(p, patient, patient, rel).await,
         _ => Err(Denied::NotFound),
     }
 }
@@ -100,16 +137,19 @@ pub(crate) async fn owning_practice_staff<A: Action, R: Relations + ?Sized>(
     Err(Denied::NotFound)
 }
 
-/// The object's own patient (the practice that owns it is named for the access log).
-pub(crate) fn owning_patient<A: Action>(
+/// The object's own patient, or someone acting for them within scope (the practice that owns
+/// it is named for the access log).
+pub(crate) async fn owning_patient<A: Action, R: Relations + ?Sized>(
     p: &Principal,
     object: A::Object,
     owner: Option<RecordOwner>,
+    rel: &R,
 ) -> Result<Grant<A>, Denied> {
     match (p, owner) {
         (Principal::Patient { patient, account, .. }, Some(o)) if o.patient == *patient => {
             Ok(Grant::new(object, Some(o.patient), Some(*account)).owned_by(Some(o.practice)))
         }
+        (Principal::Proxy { .. }, Some(o)) => Ok(proxy_of(p, object, o.patient, rel).await?.owned_by(Some(o.practice))),
         _ => Err(Denied::NotFound),
     }
 }

@@ -2,7 +2,7 @@
 //! patient's requests, and the practice's triage — nurses prepare, prescribers (GPs) approve or
 //! decline. Who may request for whom is decided here, on the patient (proxies: issue 16).
 
-use super::{own_practice, owning_patient, owning_practice_staff, patient_or_their_practice};
+use super::{own_practice, owning_patient, owning_practice_staff, patient_or_their_practice, the_patient};
 use crate::{Action, Denied, Grant, Policy, Principal, Relations, action, capabilities, decided_by};
 use domain::{PatientId, PracticeId, RepeatRequestId};
 
@@ -91,20 +91,6 @@ async fn their_clinician<A: Action<Object = PatientId>, R: Relations + ?Sized>(
     }
 }
 
-/// The patient themself.
-async fn the_patient<A: Action<Object = PatientId>, R: Relations + ?Sized>(
-    p: &Principal,
-    patient: PatientId,
-    _rel: &R,
-) -> Result<Grant<A>, Denied> {
-    match p {
-        Principal::Patient { patient: own, account, .. } if *own == patient => {
-            Ok(Grant::new(patient, Some(patient), Some(*account)))
-        }
-        _ => Err(Denied::NotFound),
-    }
-}
-
 decided_by!(
     ReadRepeatList => patient_or_clinician,
     ManageRepeatList => their_clinician,
@@ -130,7 +116,9 @@ async fn request_reader<A: Action<Object = RepeatRequestId>, R: Relations + ?Siz
     rel: &R,
 ) -> Result<Grant<A>, Denied> {
     match p {
-        Principal::Patient { .. } => owning_patient(p, id, rel.repeat_request_owner(id).await?),
+        Principal::Patient { .. } | Principal::Proxy { .. } => {
+            owning_patient(p, id, rel.repeat_request_owner(id).await?, rel).await
+        }
         _ => request_staff(p, id, rel, capabilities::PREPARE_REPEATS).await,
     }
 }

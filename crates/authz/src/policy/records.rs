@@ -3,8 +3,9 @@
 //! and hidden ones too) and decide what the patient sees; the practice's own API client, with the
 //! records scope, sends items for its enrolled patients. Nobody else reaches any of it.
 
-use super::{own_practice, patient_or_their_practice, practice_system, practice_system_for};
+use super::{own_practice, patient_or_their_practice, practice_system, practice_system_for, proxy_of, the_patient};
 use crate::{Action, Denied, Grant, Policy, Principal, Relations, action, capabilities, decided_by};
+use domain::proxies::ProxyState;
 use domain::{PatientId, PracticeId, RecordId};
 
 action!(
@@ -54,7 +55,26 @@ action!(
     SetRecordRules, PracticeId, "practice.records.rules", Records, RecordRules, Update
 );
 
-decided_by!(ViewPatient => patient_or_their_practice);
+/// The patient, staff of a practice they are enrolled at, or anyone acting for them under a
+/// live link whatever its scopes (the person they act for, by name, is the least a proxy sees).
+async fn patient_practice_or_proxy<A: Action<Object = PatientId>, R: Relations + ?Sized>(
+    p: &Principal,
+    patient: PatientId,
+    rel: &R,
+) -> Result<Grant<A>, Denied> {
+    match p {
+        Principal::Proxy { account, patient: acting_for, at, .. } if *acting_for == patient => {
+            if rel.proxy_terms(*account, patient).await?.iter().any(|t| t.state(*at) == ProxyState::Live) {
+                Ok(Grant::new(patient, Some(patient), Some(*account)).for_proxy())
+            } else {
+                Err(Denied::NotFound)
+            }
+        }
+        _ => patient_or_their_practice(p, patient, rel).await,
+    }
+}
+
+decided_by!(ViewPatient => patient_practice_or_proxy);
 
 impl Policy for SetRecordRules {
     async fn decide<R: Relations + ?Sized>(
@@ -78,13 +98,8 @@ impl Policy for ReadRecords {
 }
 
 impl Policy for ExportRecords {
-    async fn decide<R: Relations + ?Sized>(p: &Principal, patient: PatientId, _r: &R) -> Result<Grant<Self>, Denied> {
-        match p {
-            Principal::Patient { patient: own, account, .. } if *own == patient => {
-                Ok(Grant::new(patient, Some(patient), Some(*account)))
-            }
-            _ => Err(Denied::NotFound),
-        }
+    async fn decide<R: Relations + ?Sized>(p: &Principal, patient: PatientId, rel: &R) -> Result<Grant<Self>, Denied> {
+        the_patient(p, patient, rel).await
     }
 }
 
@@ -100,6 +115,10 @@ async fn record_reader<A: Action<Object = RecordId>, R: Relations + ?Sized>(
         Principal::Patient { patient: own, account, .. } => match rel.record_owner(record).await? {
             Some(o) if o.patient == *own => Ok(Grant::new(record, Some(o.patient), Some(*account))),
             _ => Err(Denied::NotFound),
+        },
+        Principal::Proxy { .. } => match rel.record_owner(record).await? {
+            Some(o) => proxy_of(p, record, o.patient, rel).await,
+            None => Err(Denied::NotFound),
         },
         Principal::Staff { .. } => record_clinician(p, record, rel).await,
         _ => Err(Denied::NotFound),

@@ -343,7 +343,7 @@ pub trait AppointmentStore: Send + Sync {
         grant: BookingGrant<'a>,
         practice: PracticeId,
         new: &'a NewAppointment,
-        mail: Option<&'a NewMail>,
+        mail: &'a [NewMail],
         now: UnixTime,
     ) -> BoxFuture<'a, Result<Booked>>;
     /// The patient's appointments, newest first (staff: their practice's only).
@@ -360,7 +360,7 @@ pub trait AppointmentStore: Send + Sync {
         grant: &'a Grant<CancelAppointment>,
         by: Option<AccountId>,
         reason: Option<&'a str>,
-        mail: Option<&'a NewMail>,
+        mail: &'a [NewMail],
         now: UnixTime,
     ) -> BoxFuture<'a, Result<AppointmentRow>>;
     /// Marks a booked (or already marked) appointment attended or not attended.

@@ -85,7 +85,7 @@ impl AppointmentStore for This {
         grant: BookingGrant<'a>,
         practice: PracticeId,
         new: &'a NewAppointment,
-        mail: Option<&'a NewMail>,
+        mail: &'a [NewMail],
         now: UnixTime,
     ) -> BoxFuture<'a, Result<Booked>> {
         Box::pin(async move {
@@ -183,7 +183,7 @@ impl AppointmentStore for This {
                 sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(SLOT_TAKEN),
                 _ => StoreError::Database(e),
             })?;
-            if let Some(mail) = mail {
+            for mail in mail {
                 shared::insert_mail(&mut tx, mail).await?;
             }
             let appointment = appointment_in(&mut tx, new.id).await?;
@@ -243,7 +243,7 @@ impl AppointmentStore for This {
         grant: &'a Grant<authz::CancelAppointment>,
         by: Option<AccountId>,
         reason: Option<&'a str>,
-        mail: Option<&'a NewMail>,
+        mail: &'a [NewMail],
         now: UnixTime,
     ) -> BoxFuture<'a, Result<AppointmentRow>> {
         Box::pin(async move {
@@ -271,7 +271,7 @@ impl AppointmentStore for This {
             }
             let row = appointment_in(&mut tx, grant.object()).await?;
             free_slot(&mut tx, row.slot, now).await?;
-            if let Some(mail) = mail {
+            for mail in mail {
                 shared::insert_mail(&mut tx, mail).await?;
             }
             tx.commit().await?;

@@ -224,6 +224,8 @@ impl DocumentStore for This {
         include_hidden: bool,
     ) -> BoxFuture<'a, Result<Vec<DocumentWithKey>>> {
         Box::pin(async move {
+            // Someone acting for the patient never sees what the patient hid.
+            let include_hidden = include_hidden && !grant.by_proxy();
             // Staff see what their practice pushed (and only while the patient is
             // enrolled there); hiding is the patient's own view and does not apply.
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(

@@ -532,7 +532,7 @@ impl Relations for This {
     ) -> BoxFuture<'_, Result<Option<authz::DocumentOwner>, RelationsError>> {
         Box::pin(async move {
             let row = sqlx::query(
-                "SELECT patient_id, pushed_by_practice FROM documents \
+                "SELECT patient_id, pushed_by_practice, hidden_at FROM documents \
                  WHERE id = $1 AND deleted_at IS NULL AND withdrawn_at IS NULL",
             )
             .bind(document.as_uuid())
@@ -543,6 +543,7 @@ impl Relations for This {
                 Ok(authz::DocumentOwner {
                     patient: PatientId::from_uuid(r.try_get("patient_id")?),
                     pushed_by_practice: r.try_get::<Option<Uuid>, _>("pushed_by_practice")?.map(PracticeId::from_uuid),
+                    hidden_by_patient: r.try_get::<Option<i64>, _>("hidden_at")?.is_some(),
                 })
             })
             .transpose()
@@ -575,6 +576,63 @@ impl Relations for This {
     ) -> BoxFuture<'_, Result<Option<authz::RecordOwner>, RelationsError>> {
         Box::pin(async move {
             owner(&self.pool, "SELECT patient_id, practice_id FROM repeat_requests WHERE id = $1", id.as_uuid()).await
+        })
+    }
+
+    fn proxy_terms(
+        &self,
+        account: AccountId,
+        patient: PatientId,
+    ) -> BoxFuture<'_, Result<Vec<domain::proxies::ProxyTerms>, RelationsError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT x.relationship, x.scopes, x.starts_at, x.expires_at, x.needs_acceptance, x.accepted_at, \
+                 x.revoked_at, p.date_of_birth, COALESCE(r.cutoff_age, 14) AS cutoff_age \
+                 FROM proxies x JOIN patients p ON p.id = x.patient_id \
+                 LEFT JOIN proxy_rules r ON r.practice_id = x.practice_id \
+                 WHERE x.proxy_account_id = $1 AND x.patient_id = $2 AND x.revoked_at IS NULL \
+                 AND EXISTS (SELECT 1 FROM enrolments e WHERE e.patient_id = x.patient_id AND e.practice_id = x.practice_id)",
+            )
+            .bind(account.as_uuid())
+            .bind(patient.as_uuid())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| RelationsError(e.to_string()))?;
+            rows.iter()
+                .map(|r| -> crate::Result<domain::proxies::ProxyTerms> {
+                    crate::proxies::terms(
+                        &r.try_get::<String, _>("relationship")?,
+                        &r.try_get::<String, _>("scopes")?,
+                        r.try_get("starts_at")?,
+                        r.try_get("expires_at")?,
+                        r.try_get("needs_acceptance")?,
+                        r.try_get("accepted_at")?,
+                        r.try_get("revoked_at")?,
+                        &r.try_get::<String, _>("date_of_birth")?,
+                        r.try_get("cutoff_age")?,
+                    )
+                })
+                .collect::<crate::Result<Vec<_>>>()
+                .map_err(|e| RelationsError(e.to_string()))
+        })
+    }
+
+    fn proxy_owner(&self, id: domain::ProxyId) -> BoxFuture<'_, Result<Option<authz::ProxyOwner>, RelationsError>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT patient_id, practice_id, proxy_account_id FROM proxies WHERE id = $1")
+                .bind(id.as_uuid())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| RelationsError(e.to_string()))?;
+            row.map(|r| -> std::result::Result<authz::ProxyOwner, sqlx::Error> {
+                Ok(authz::ProxyOwner {
+                    patient: PatientId::from_uuid(r.try_get("patient_id")?),
+                    practice: PracticeId::from_uuid(r.try_get("practice_id")?),
+                    proxy: AccountId::from_uuid(r.try_get("proxy_account_id")?),
+                })
+            })
+            .transpose()
+            .map_err(|e| RelationsError(e.to_string()))
         })
     }
 

@@ -201,7 +201,7 @@ pub trait PrescriptionStore: Send + Sync {
         &'a self,
         grant: &'a Grant<RequestRepeat>,
         new: &'a NewRepeatRequest,
-        mail: Option<&'a NewMail>,
+        mail: &'a [NewMail],
         now: UnixTime,
     ) -> BoxFuture<'a, Result<(RepeatRequestRow, bool)>>;
     /// The patient's requests, newest first (staff: their practice's).
@@ -221,7 +221,7 @@ pub trait PrescriptionStore: Send + Sync {
         &'a self,
         grant: RequestGrant<'a>,
         decision: &'a RepeatDecision<'a>,
-        mail: Option<&'a NewMail>,
+        mail: &'a [NewMail],
         now: UnixTime,
     ) -> BoxFuture<'a, Result<RepeatRequestRow>>;
 }

@@ -296,7 +296,7 @@ impl PrescriptionStore for This {
         &'a self,
         grant: &'a Grant<authz::RequestRepeat>,
         new: &'a NewRepeatRequest,
-        mail: Option<&'a NewMail>,
+        mail: &'a [NewMail],
         now: UnixTime,
     ) -> BoxFuture<'a, Result<(RepeatRequestRow, bool)>> {
         Box::pin(async move {
@@ -352,7 +352,7 @@ impl PrescriptionStore for This {
                 }
                 Err(e) => return Err(e.into()),
             }
-            if let Some(mail) = mail {
+            for mail in mail {
                 shared::insert_mail(&mut tx, mail).await?;
             }
             let row = request_by_id(&mut tx, new.id).await?;
@@ -432,7 +432,7 @@ impl PrescriptionStore for This {
         &'a self,
         grant: RequestGrant<'a>,
         decision: &'a RepeatDecision<'a>,
-        mail: Option<&'a NewMail>,
+        mail: &'a [NewMail],
         now: UnixTime,
     ) -> BoxFuture<'a, Result<RepeatRequestRow>> {
         Box::pin(async move {
@@ -496,7 +496,7 @@ impl PrescriptionStore for This {
                         .await?;
                 }
             }
-            if let Some(mail) = mail {
+            for mail in mail {
                 shared::insert_mail(&mut tx, mail).await?;
             }
             let row = request_by_id(&mut tx, id).await?;

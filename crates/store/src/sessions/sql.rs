@@ -98,10 +98,14 @@ impl SessionStore for This {
                          WHERE e.patient_id = pt.id AND p.patients_need_mfa) AS patient_must_use_mfa, \
                  (EXISTS (SELECT 1 FROM totp_factors t WHERE t.account_id = a.id AND t.confirmed_at IS NOT NULL) \
                   OR EXISTS (SELECT 1 FROM passkeys k WHERE k.account_id = a.id)) AS has_second_factor, \
-                 EXISTS (SELECT 1 FROM settings g WHERE g.name = $4 AND g.value = $5) AS passkeys_required \
+                 EXISTS (SELECT 1 FROM settings g WHERE g.name = $4 AND g.value = $5) AS passkeys_required, \
+                 s.acting_for, ap.name AS acting_name, x.relationship AS acting_relationship, x.scopes AS acting_scopes, \
+                 (SELECT COUNT(*) FROM notices n WHERE n.account_id = a.id AND n.read_at IS NULL) AS unread_notices \
                  FROM sessions s JOIN accounts a ON a.id = s.account_id \
                  LEFT JOIN patients pt ON pt.account_id = a.id \
                  LEFT JOIN staff st ON st.account_id = a.id AND st.removed_at IS NULL \
+                 LEFT JOIN patients ap ON ap.id = s.acting_for \
+                 LEFT JOIN proxies x ON x.proxy_account_id = a.id AND x.patient_id = s.acting_for AND x.revoked_at IS NULL \
                  WHERE s.token_hash = $1 AND s.ended_at IS NULL AND s.absolute_expires_at > $2 \
                    AND s.last_seen_at > $3 AND a.disabled_at IS NULL",
             )
@@ -131,6 +135,26 @@ impl SessionStore for This {
                 patient_must_use_mfa: r.try_get("patient_must_use_mfa")?,
                 has_second_factor: r.try_get("has_second_factor")?,
                 passkeys_required: r.try_get("passkeys_required")?,
+                acting_for: match (
+                    r.try_get::<Option<Uuid>, _>("acting_for")?,
+                    r.try_get::<Option<String>, _>("acting_name")?,
+                ) {
+                    (Some(id), Some(name)) => Some(crate::SessionActing {
+                        patient: PatientId::from_uuid(id),
+                        name,
+                        link: match (
+                            r.try_get::<Option<String>, _>("acting_relationship")?
+                                .as_deref()
+                                .and_then(domain::proxies::Relationship::parse),
+                            r.try_get::<Option<String>, _>("acting_scopes")?,
+                        ) {
+                            (Some(rel), Some(scopes)) => Some((rel, domain::proxies::ProxyScopes::parse(&scopes))),
+                            _ => None,
+                        },
+                    }),
+                    _ => None,
+                },
+                unread_notices: r.try_get("unread_notices")?,
             }))
         })
     }

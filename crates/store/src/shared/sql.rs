@@ -22,6 +22,24 @@ pub(crate) async fn insert_account(tx: &mut sqlx::Transaction<'_, Db>, a: &NewAc
 }
 
 pub(crate) async fn insert_mail(tx: &mut sqlx::Transaction<'_, Db>, m: &NewMail) -> Result<()> {
+    if let Some(n) = &m.notice {
+        sqlx::query(
+            "INSERT INTO notices (id, account_id, patient_id, kind, title, link, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(n.id.as_uuid())
+        .bind(n.account.as_uuid())
+        .bind(n.patient.map(|p| p.as_uuid()))
+        .bind(&n.kind)
+        .bind(&n.title)
+        .bind(&n.link)
+        .bind(m.created_at)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !m.deliver {
+        return Ok(());
+    }
     sqlx::query(
         "INSERT INTO outbox (id, recipient, subject, body, created_at, attempts, next_attempt_at) \
          VALUES ($1, $2, $3, $4, $5, 0, $5)",

@@ -111,7 +111,7 @@ pub(crate) async fn one_slot_is_booked_once_however_many_race(store: Arc<dyn Sto
         let principal = patient_principal(p);
         tasks.push(tokio::spawn(async move {
             let g = authorize::<BookAppointment, _>(&principal, principal_patient(&principal), &*store).await.unwrap();
-            store.book(BookingGrant::Portal(&g), a, &new_booking(target, Some(5)), None, NOW).await
+            store.book(BookingGrant::Portal(&g), a, &new_booking(target, Some(5)), &[], NOW).await
         }));
     }
     let (mut booked, mut taken) = (0, 0);
@@ -131,19 +131,19 @@ pub(crate) async fn one_slot_is_booked_once_however_many_race(store: Arc<dyn Sto
     let g = authorize::<BookAppointment, _>(&patient_principal(p), p.id, &*store).await?;
     let (b1, b2) = (new_booking(free[1].id, Some(1)), new_booking(free[1].id, Some(1)));
     let (one, two) = tokio::join!(
-        store.book(BookingGrant::Portal(&g), a, &b1, None, NOW),
-        store.book(BookingGrant::Portal(&g), a, &b2, None, NOW)
+        store.book(BookingGrant::Portal(&g), a, &b1, &[], NOW),
+        store.book(BookingGrant::Portal(&g), a, &b2, &[], NOW)
     );
     let (one, two) = (one?, two?);
     assert_eq!(one.appointment.id, two.appointment.id);
     assert_eq!([one.fresh, two.fresh].iter().filter(|f| **f).count(), 1);
     // At their limit (one), another slot is refused.
-    let third = store.book(BookingGrant::Portal(&g), a, &new_booking(free[2].id, Some(1)), None, NOW).await;
+    let third = store.book(BookingGrant::Portal(&g), a, &new_booking(free[2].id, Some(1)), &[], NOW).await;
     assert!(matches!(third, Err(StoreError::Conflict(TOO_MANY_BOOKINGS))), "{third:?}");
     // Another practice's patient cannot reach this practice's slots at all.
     let gs = authorize::<BookAppointment, _>(&patient_principal(&stranger), stranger.id, &*store).await?;
     assert!(store.slot(SlotGrant::Book(&gs, a), free[2].id).await?.is_none());
-    let refused = store.book(BookingGrant::Portal(&gs), a, &new_booking(free[2].id, None), None, NOW).await;
+    let refused = store.book(BookingGrant::Portal(&gs), a, &new_booking(free[2].id, None), &[], NOW).await;
     assert!(matches!(refused, Err(StoreError::NotFound)), "{refused:?}");
 
     // Cancelling frees the slot for someone else; the patient's list shows the cancellation.
@@ -151,8 +151,8 @@ pub(crate) async fn one_slot_is_booked_once_however_many_race(store: Arc<dyn Sto
     assert!(
         authorize::<CancelAppointment, _>(&patient_principal(&patients[0]), one.appointment.id, &*store).await.is_err()
     );
-    store.cancel_appointment(&own, Some(p.account), None, None, NOW).await?;
-    let again = store.cancel_appointment(&own, Some(p.account), None, None, NOW).await;
+    store.cancel_appointment(&own, Some(p.account), None, &[], NOW).await?;
+    let again = store.cancel_appointment(&own, Some(p.account), None, &[], NOW).await;
     assert!(matches!(again, Err(StoreError::Conflict(NOT_BOOKED))), "{again:?}");
     assert!(store.slot(SlotGrant::SetUp(&setup), free[1].id).await?.is_some_and(|s| s.status == SlotStatus::Free));
     let list = authorize::<authz::ListAppointments, _>(&patient_principal(p), p.id, &*store).await?;
@@ -162,7 +162,7 @@ pub(crate) async fn one_slot_is_booked_once_however_many_race(store: Arc<dyn Sto
     let block = authorize::<authz::BlockSlots, _>(&admin_of(a), a, &*store).await?;
     store.block_slot(&block, free[3].id, true, NOW).await?;
     assert!(matches!(store.block_slot(&block, target, true, NOW).await, Err(StoreError::Conflict(_))));
-    let blocked = store.book(BookingGrant::Portal(&g), a, &new_booking(free[3].id, Some(5)), None, NOW).await;
+    let blocked = store.book(BookingGrant::Portal(&g), a, &new_booking(free[3].id, Some(5)), &[], NOW).await;
     assert!(matches!(blocked, Err(StoreError::Conflict(SLOT_TAKEN))), "{blocked:?}");
     // Admins set up the book; nobody else.
     assert!(authorize::<SetUpBook, _>(&admin_of(a), b, &*store).await.is_err());
@@ -220,7 +220,7 @@ pub(crate) async fn a_repeat_item_is_in_one_open_request_at_a_time(store: Arc<dy
     // The same form twice at once: one request.
     let (first, second) = (request("k1", vec![statin.id]), request("k1", vec![statin.id]));
     let (r1, r2) =
-        tokio::join!(store.request_repeat(&ask, &first, None, NOW), store.request_repeat(&ask, &second, None, NOW));
+        tokio::join!(store.request_repeat(&ask, &first, &[], NOW), store.request_repeat(&ask, &second, &[], NOW));
     let (r1, r2) = (r1?, r2?);
     assert_eq!(r1.0.id, r2.0.id);
     assert_eq!([r1.1, r2.1].iter().filter(|f| **f).count(), 1);
@@ -234,16 +234,16 @@ pub(crate) async fn a_repeat_item_is_in_one_open_request_at_a_time(store: Arc<dy
         1
     );
     // A second open request for the same item, an excluded item, another patient's item: refused.
-    let dup = store.request_repeat(&ask, &request("k2", vec![statin.id]), None, NOW).await;
+    let dup = store.request_repeat(&ask, &request("k2", vec![statin.id]), &[], NOW).await;
     assert!(matches!(dup, Err(StoreError::Conflict(ALREADY_REQUESTED))), "{dup:?}");
-    let ex = store.request_repeat(&ask, &request("k3", vec![tramadol.id]), None, NOW).await;
+    let ex = store.request_repeat(&ask, &request("k3", vec![tramadol.id]), &[], NOW).await;
     assert!(matches!(ex, Err(StoreError::Conflict(NOT_REQUESTABLE))), "{ex:?}");
     let theirs = authorize::<RequestRepeat, _>(&patient_principal(other), other.id, &*store).await?;
     let stolen = store
         .request_repeat(
             &theirs,
             &NewRepeatRequest { request_key: "k4".into(), ..request("k4", vec![statin.id]) },
-            None,
+            &[],
             NOW,
         )
         .await;
@@ -268,15 +268,15 @@ pub(crate) async fn a_repeat_item_is_in_one_open_request_at_a_time(store: Arc<dy
         reason: None,
         day: "2027-01-15",
     };
-    let done = store.decide_repeat(RequestGrant::Approve(&approve), &d, None, NOW).await?;
+    let done = store.decide_repeat(RequestGrant::Approve(&approve), &d, &[], NOW).await?;
     assert_eq!(done.status, RepeatStatus::Approved);
-    let again = store.decide_repeat(RequestGrant::Approve(&approve), &d, None, NOW).await;
+    let again = store.decide_repeat(RequestGrant::Approve(&approve), &d, &[], NOW).await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
     let list = store.repeat_list(ListGrant::Manage(&manage)).await?;
     assert_eq!(
         list.iter().find(|m| m.id == statin.id).and_then(|m| m.last_issued.clone()).as_deref(),
         Some("2027-01-15")
     );
-    store.request_repeat(&ask, &request("k5", vec![statin.id]), None, NOW).await?;
+    store.request_repeat(&ask, &request("k5", vec![statin.id]), &[], NOW).await?;
     Ok(())
 }

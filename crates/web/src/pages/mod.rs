@@ -4,6 +4,7 @@ pub(crate) mod access;
 pub(crate) mod account;
 pub(crate) mod appointments;
 pub(crate) mod documents;
+pub(crate) mod inbox;
 pub(crate) mod mfa;
 pub(crate) mod operator;
 pub(crate) mod passkeys;
@@ -11,6 +12,7 @@ pub(crate) mod password;
 pub(crate) mod patients;
 pub(crate) mod practices;
 pub(crate) mod prescriptions;
+pub(crate) mod proxies;
 pub(crate) mod records;
 pub(crate) mod signin;
 
@@ -60,6 +62,13 @@ pub(crate) fn notice_text(n: &Notice) -> Option<String> {
             "account-disabled" => "The account is disabled: signed out everywhere and unable to sign in. They have been emailed.",
             "account-enabled" => "The account is enabled again: they can sign in with their password.",
             "reset-requested" => "Asked. Another operator must approve it within a day; nothing has changed yet.",
+            "proxy-set-up" => "Done. They have been told in Tiaki; the patient has been told too.",
+            "proxy-accepted" => "Accepted: they can now act for you within what your practice set up.",
+            "proxy-revoked" => "Ended: they can no longer act for you, from their next click.",
+            "proxy-rules" => "Saved. The age applies to every parent's access from now on.",
+            "inbox-read" => "Everything is marked as read.",
+            "inbox-prefs" => "Saved.",
+            "inbox-no-access" => "That notice is about someone you can no longer act for.",
             "reset-approved" => "Approved: their sign-in was reset, they are signed out everywhere, and they have been emailed.",
             _ => return None,
         }

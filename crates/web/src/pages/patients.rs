@@ -17,7 +17,9 @@ pub(crate) async fn patient_page(
 ) -> PageResult {
     let (row, practices) =
         state.app.practices().view_patient(&ctx.caller_as(&who), patient).await.map_err(WebError::page)?;
-    let requests = if who.patient == Some(patient) {
+    // Someone acting for the patient sees the patient's side, with the links their scopes open.
+    let proxy = who.acting_for.as_ref().filter(|a| a.patient == patient).map(|a| a.scopes);
+    let requests = if who.patient == Some(patient) && proxy.is_none() {
         state
             .app
             .practices()
@@ -35,15 +37,21 @@ pub(crate) async fn patient_page(
         csrf: ctx.csrf().to_owned(),
         notice: notice_text(&n),
         own: who.patient == Some(patient),
+        proxy: proxy.is_some(),
+        can_see_proxies: proxy.is_none()
+            && who.staff.is_none_or(|(_, r)| app::capabilities::may(r, app::capabilities::SET_UP_PROXIES)),
         can_unenrol: who.staff.is_some_and(|(_, r)| app::capabilities::may(r, app::capabilities::MANAGE_PRACTICE)),
         // Staff see the links their role opens (the policy's own lists), no dead ends.
-        can_read_records: who.staff.is_none_or(|(_, r)| app::capabilities::may(r, app::capabilities::READ_RECORDS)),
-        can_list_documents: who.staff.is_none_or(|(_, r)| app::capabilities::may(r, app::capabilities::LIST_DOCUMENTS)),
-        can_book: who.staff.is_none_or(|(_, r)| app::capabilities::may(r, app::capabilities::RUN_BOOK)),
-        can_repeats: who.staff.is_none_or(|(_, r)| app::capabilities::may(r, app::capabilities::PREPARE_REPEATS)),
-        can_view_access: who
-            .staff
-            .is_none_or(|(_, r)| app::capabilities::may(r, app::capabilities::VIEW_ACCESS_HISTORY)),
+        can_read_records: proxy.is_none_or(|s| s.records)
+            && who.staff.is_none_or(|(_, r)| app::capabilities::may(r, app::capabilities::READ_RECORDS)),
+        can_list_documents: proxy.is_none_or(|s| s.documents)
+            && who.staff.is_none_or(|(_, r)| app::capabilities::may(r, app::capabilities::LIST_DOCUMENTS)),
+        can_book: proxy.is_none_or(|s| s.appointments)
+            && who.staff.is_none_or(|(_, r)| app::capabilities::may(r, app::capabilities::RUN_BOOK)),
+        can_repeats: proxy.is_none_or(|s| s.prescriptions)
+            && who.staff.is_none_or(|(_, r)| app::capabilities::may(r, app::capabilities::PREPARE_REPEATS)),
+        can_view_access: proxy.is_none()
+            && who.staff.is_none_or(|(_, r)| app::capabilities::may(r, app::capabilities::VIEW_ACCESS_HISTORY)),
         patient: row,
         practices,
         requests,

@@ -40,6 +40,7 @@ pub(crate) async fn signin(State(state): State<WebState>, CsrfForm(ctx, form): C
     let device = crate::extract::device_of(&ctx);
     match state.app.identity().sign_in(&ctx.caller(), &form.email, &form.password, device.as_deref()).await {
         Ok(app::SignInStep::Done(outcome)) => {
+            let outcome = *outcome;
             let home = home_of(&outcome.signed_in);
             let (secure, caller) = (ctx.secure, ctx.caller());
             let jar = ctx.with_session(outcome.token);

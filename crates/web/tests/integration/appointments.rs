@@ -58,7 +58,7 @@ async fn a_patient_books_sees_the_confirmation_and_cancels_and_the_practice_runs
     assert!(page.body.contains(">9:00 am</time>"));
     assert!(!page.body.contains("Long"), "a phone-only type is not offered online");
     let slot = offered(&page.body)[0].clone();
-    let mails_before = mails(&w.t).await?.iter().filter(|m| m.1 == "There is news for you in Tiaki").count();
+    let mails_before = mails(&w.t).await?.iter().filter(|m| m.1 == app::notify::NEWS_SUBJECT).count();
     let r = p
         .post(
             &format!("/patients/{}/appointments", w.patient1),
@@ -75,7 +75,7 @@ async fn a_patient_books_sees_the_confirmation_and_cancels_and_the_practice_runs
         shown.body
     );
     // The email says only that there is news: no link, no clinician, no time, no reason.
-    let news: Vec<_> = mails(&w.t).await?.into_iter().filter(|m| m.1 == "There is news for you in Tiaki").collect();
+    let news: Vec<_> = mails(&w.t).await?.into_iter().filter(|m| m.1 == app::notify::NEWS_SUBJECT).collect();
     assert_eq!(news.len(), mails_before + 1);
     let (to, _, body) = news.last().cloned().unwrap_or_default();
     assert_eq!(to, "p1@example.nz");
@@ -516,7 +516,7 @@ async fn the_day_before_a_patient_is_reminded_once_and_the_window_stays_filled()
     let monday = testkit::appointments::slot_at(&w.t, book.gp, "2027-01-18T09:00:00+13:00").await?;
     let r = p.post(&format!("/patients/{}/appointments", w.patient1), &[("slot", &monday.to_string())]).await?;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    let news = |m: &Vec<(String, String, String)>| m.iter().filter(|m| m.1 == "There is news for you in Tiaki").count();
+    let news = |m: &Vec<(String, String, String)>| m.iter().filter(|m| m.1 == app::notify::NEWS_SUBJECT).count();
     let after_booking = news(&mails(&w.t).await?);
     // Saturday: not yet.
     w.t.clock.advance(12 * 3600);

@@ -23,6 +23,7 @@ mod mfa;
 mod openapi;
 mod people_leave;
 mod prescriptions;
+mod proxies;
 mod records;
 mod secrets;
 mod stuffing;

@@ -20,6 +20,12 @@ fn cell(w: &World, ids: &[(&str, &str)], reply: &Reply) -> String {
             .replace(&w.practice_b.to_string(), "{other_practice}")
             .replace(&w.letter1.to_string(), "{document}");
         let to = ids.iter().fold(to, |to, (id, name)| to.replace(id, name));
+        // Any other id (a proxy's own record) reads as one.
+        let to = to
+            .split('/')
+            .map(|seg| if seg.len() == 36 && seg.parse::<uuid::Uuid>().is_ok() { "{id}" } else { seg })
+            .collect::<Vec<_>>()
+            .join("/");
         format!("{}→{}", reply.status.as_u16(), to)
     } else if reply.status.is_success() && reply.body.contains("role=\"alert\"") {
         format!("{}(refused)", reply.status.as_u16())
@@ -68,7 +74,26 @@ async fn every_route_against_every_role() -> Result<()> {
     // An appointment of patient 1's at practice A, and a repeat request of theirs there.
     let (appointment, repeat) = crate::appointments::one_of_each(&w).await?;
 
-    let ids = [(record.as_str(), "{record}"), (appointment.as_str(), "{appointment}"), (repeat.as_str(), "{repeat}")];
+    // A proxy link to patient 1 (the expired one: revoking it changes no other role's cells) and
+    // a notice in patient 1's inbox.
+    let link =
+        everyone.proxies.iter().find(|(r, _)| *r == "expired_proxy").map(|(_, id)| id.to_string()).unwrap_or_default();
+    let mut p1 = browsers["patient"].clone();
+    let inbox = p1.get("/inbox").await?.body;
+    let notice = inbox
+        .split("/inbox/")
+        .filter_map(|s| s.split('/').next())
+        .find(|s| s.len() == 36)
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(notice.len(), 36, "patient 1 has a notice: {inbox}");
+    let ids = [
+        (record.as_str(), "{record}"),
+        (appointment.as_str(), "{appointment}"),
+        (repeat.as_str(), "{repeat}"),
+        (link.as_str(), "{proxy}"),
+        (notice.as_str(), "{notice}"),
+    ];
     let mut lines = Vec::new();
     let mut seen = BTreeMap::new();
     for (n, route) in ROUTES.iter().enumerate() {
@@ -82,7 +107,9 @@ async fn every_route_against_every_role() -> Result<()> {
             .replace("{record_id}", &record)
             .replace("{category}", "conditions")
             .replace("{appointment_id}", &appointment)
-            .replace("{repeat_request_id}", &repeat);
+            .replace("{repeat_request_id}", &repeat)
+            .replace("{proxy_id}", &link)
+            .replace("{notice_id}", &notice);
         assert!(!path.contains('{'), "the matrix does not know how to fill {} — add it", route.path);
         let mut cells = Vec::new();
         for role in ROLES {
@@ -154,14 +181,18 @@ async fn every_route_against_every_role() -> Result<()> {
     // The line that must hold whatever the snapshot says: another patient's or another
     // practice's objects are 404 to everyone but their own people, and never 200.
     for route in ROUTES {
-        let objects = ["{patient_id}", "{document_id}", "{record_id}", "{appointment_id}", "{repeat_request_id}"];
+        let objects =
+            ["{patient_id}", "{document_id}", "{record_id}", "{appointment_id}", "{repeat_request_id}", "{proxy_id}"];
         let deny: &[&str] = if objects.iter().any(|p| route.path.contains(p)) {
             &["other_patient", "other_practice_staff", "other_practice_admin", "operator"]
         } else if route.path == "/practices/{practice_id}/leave" {
             // The one practice route that is the patient's: leaving their own practice.
             &["other_patient", "other_practice_staff", "other_practice_admin", "operator"]
+        } else if route.path.contains("{notice_id}") {
+            // A notice is its account's alone.
+            &["other_patient", "reception", "gp", "nurse", "other_practice_staff", "operator", "proxy"]
         } else if route.path.contains("{practice_id}") {
-            &["patient", "other_patient", "other_practice_staff", "other_practice_admin"]
+            &["patient", "other_patient", "other_practice_staff", "other_practice_admin", "proxy", "revoked_proxy"]
         } else if route.path.contains("{session_id}") {
             &["other_patient", "reception", "gp", "other_practice_staff", "operator"]
         } else if route.path.starts_with("/operator") {
@@ -174,6 +205,38 @@ async fn every_route_against_every_role() -> Result<()> {
                 status(route.method, route.path, role),
                 StatusCode::NOT_FOUND,
                 "{} {} as {role}",
+                route.method,
+                route.path
+            );
+        }
+        // People acting for patient 1: a link that is expired, aged out or revoked reaches
+        // nothing of patient 1's, and a live one without the module's scope reaches nothing
+        // either; a live one with the scope reaches only its modules' patient routes.
+        let patients_object = objects.iter().any(|p| route.path.contains(p)) && !route.path.contains("{proxy_id}");
+        if patients_object {
+            for role in ["expired_proxy", "aged_out_proxy", "revoked_proxy", "proxy_without_scope"] {
+                // A live link, whatever its scopes, opens the person's home page (their name and
+                // the links the scopes open): the least a proxy sees.
+                if role == "proxy_without_scope"
+                    && (route.path == "/patients/{patient_id}" || route.path == "/api/v1/patients/{patient_id}")
+                {
+                    continue;
+                }
+                assert_eq!(
+                    status(route.method, route.path, role),
+                    StatusCode::NOT_FOUND,
+                    "{} {} as {role}",
+                    route.method,
+                    route.path
+                );
+            }
+            let in_scope = ["/appointments", "/repeats", "/book"].iter().any(|m| route.path.contains(m))
+                || route.path == "/patients/{patient_id}"
+                || route.path == "/api/v1/patients/{patient_id}";
+            let s = status(route.method, route.path, "proxy");
+            assert!(
+                in_scope || s == StatusCode::NOT_FOUND,
+                "{} {} as a proxy without that scope: {s}",
                 route.method,
                 route.path
             );

@@ -108,7 +108,7 @@ async fn a_patient_asks_a_nurse_prepares_a_gp_approves_and_the_patient_sees_each
     assert_eq!(id_in(first.location()), id_in(second.location()));
     assert_eq!(count(&w.t, "repeat_requests").await?, 1);
     let id = id_in(first.location());
-    let news: Vec<_> = mails(&w.t).await?.into_iter().filter(|m| m.1 == "There is news for you in Tiaki").collect();
+    let news: Vec<_> = mails(&w.t).await?.into_iter().filter(|m| m.1 == app::notify::NEWS_SUBJECT).collect();
     assert_eq!(news.len(), 1, "one request, one notice");
     let (_, _, body) = news.last().cloned().unwrap_or_default();
     assert!(!body.contains("http") && !body.contains("Atorvastatin") && !body.contains("prescription"), "{body}");

@@ -1,0 +1,395 @@
+//! Proxy access (issue 16): a practice, having checked identity at the desk, lets someone act
+//! for a patient — a parent for a child, a carer, a legal representative — in the modules it
+//! chooses, from a start to an expiry (at most 18 months for an adult, renewable). A patient past
+//! the practice's cut-off age accepts before the proxy sees anything, and can revoke at any
+//! time; the practice can always revoke. A child's proxy ends by itself on the birthday at the
+//! cut-off (12, 14 or 16): the policy checks the date on every request.
+//!
+//! The proxy switches their session between "me" and each person they act for; from then on
+//! the policy (`authz::policy::proxy_of`) decides every request against the live link, and every
+//! access is an event naming the proxy and, `on_behalf`, the patient.
+
+use crate::audit::{Caller, Outcome, Target};
+use crate::notify::{Notice, NoticeKind};
+use crate::{App, AppError, FieldError, SignedIn};
+use authz::{AcceptProxy, ActFor, ListProxies, Principal, RevokeProxy, SetProxyRules, SetUpProxy};
+use domain::calendar::{day_start, local_day};
+use domain::proxies::{ADULT_MAX_SECS, CUTOFF_AGES, ProxyScopes, ProxyState, Relationship, under_age};
+use domain::{PatientId, PracticeId, ProxyId};
+use store::{NewProxy, ProxyRow};
+
+/// The proxies module's use cases: [`App::proxies`].
+#[derive(Debug, Clone, Copy)]
+pub struct Proxies<'a> {
+    app: &'a App,
+}
+
+impl App {
+    /// Proxy access: setting up, accepting, revoking, and acting for someone.
+    #[must_use]
+    pub const fn proxies(&self) -> Proxies<'_> {
+        Proxies { app: self }
+    }
+}
+
+/// The practice's form to set up a proxy.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyForm {
+    /// The proxy's Tiaki account email.
+    pub email: String,
+    /// Who they are to the patient (a [`Relationship`] code).
+    pub relationship: String,
+    /// The modules chosen (scope names).
+    pub scopes: Vec<String>,
+    /// From (`YYYY-MM-DD`, empty: today).
+    pub starts: String,
+    /// Until (`YYYY-MM-DD`, the end of that day; empty only for a child).
+    pub expires: String,
+    /// How identity was checked.
+    pub identity_check: String,
+}
+
+/// A link, as the pages show it.
+#[derive(Debug, Clone)]
+pub struct ProxyView {
+    /// Its id.
+    pub id: ProxyId,
+    /// The patient.
+    pub patient: PatientId,
+    /// The patient's name.
+    pub patient_name: String,
+    /// The proxy's name.
+    pub proxy_name: String,
+    /// The practice that set it up.
+    pub practice: PracticeId,
+    /// The practice's name.
+    pub practice_name: String,
+    /// Who the proxy is to the patient, in words.
+    pub relationship: &'static str,
+    /// What they may do, in words.
+    pub scopes: Vec<&'static str>,
+    /// Where it stands.
+    pub state: ProxyState,
+    /// From (`YYYY-MM-DD`).
+    pub starts: String,
+    /// Until (`YYYY-MM-DD`), if it ends.
+    pub ends: Option<String>,
+    /// How identity was checked (staff views only).
+    pub identity_check: Option<String>,
+}
+
+/// Someone the signed-in person acts for, for the switcher.
+#[derive(Debug, Clone)]
+pub struct ActingFor {
+    /// The patient.
+    pub patient: PatientId,
+    /// Their name.
+    pub name: String,
+    /// Who the person is to them, in words.
+    pub relationship: &'static str,
+    /// What they may do, in words.
+    pub scopes: Vec<&'static str>,
+    /// Where the link stands (only live ones can be switched to).
+    pub state: ProxyState,
+}
+
+fn view(row: ProxyRow, now: i64, staff: bool) -> ProxyView {
+    let t = &row.terms;
+    let ends = match (t.expires_at.map(|e| local_day(e - 1)), t.ends_on) {
+        (Some(a), Some(b)) => Some(a.min(b.yesterday().unwrap_or(b))),
+        (Some(a), None) => Some(a),
+        (None, Some(b)) => Some(b.yesterday().unwrap_or(b)),
+        (None, None) => None,
+    };
+    ProxyView {
+        id: row.id,
+        patient: row.patient,
+        patient_name: row.patient_name,
+        proxy_name: row.proxy_name,
+        practice: row.practice,
+        practice_name: row.practice_name,
+        relationship: t.relationship.label(),
+        scopes: scope_labels(t.scopes),
+        state: t.state(now),
+        starts: local_day(t.starts_at).to_string(),
+        ends: ends.map(|d| d.to_string()),
+        identity_check: staff.then_some(row.identity_check),
+    }
+}
+
+fn scope_labels(s: ProxyScopes) -> Vec<&'static str> {
+    ProxyScopes::NAMES.iter().filter(|(n, _)| s.has(n)).map(|(_, l)| *l).collect()
+}
+
+/// The form's relationship, scopes and identity check, each error noted.
+fn terms_of<'f>(form: &'f ProxyForm, errors: &mut Vec<FieldError>) -> (Option<Relationship>, ProxyScopes, &'f str) {
+    let relationship = Relationship::parse(form.relationship.trim());
+    if relationship.is_none() {
+        errors.push(FieldError { field: "relationship", message: "Choose who they are to the patient.".into() });
+    }
+    let mut scopes = ProxyScopes::default();
+    for s in &form.scopes {
+        if ProxyScopes::NAMES.iter().any(|(n, _)| n == s) {
+            scopes = ProxyScopes::parse(&format!("{},{s}", scopes.to_list()));
+        } else {
+            errors.push(FieldError { field: "scopes", message: "Choose from the listed parts of the portal.".into() });
+        }
+    }
+    if scopes.is_empty() {
+        errors.push(FieldError {
+            field: "scopes",
+            message: "Choose at least one part of the portal they may use for the patient.".into(),
+        });
+    }
+    let check = form.identity_check.trim();
+    if check.is_empty() || check.chars().count() > 200 {
+        errors.push(FieldError {
+            field: "identity_check",
+            message: "Say how you checked their identity (for example \"passport sighted\"), in at most 200 \
+                      characters."
+                .into(),
+        });
+    }
+    (relationship, scopes, check)
+}
+
+fn day(input: &str, field: &'static str, errors: &mut Vec<FieldError>) -> Option<jiff::civil::Date> {
+    let input = input.trim();
+    if input.is_empty() {
+        return None;
+    }
+    input.parse().map_or_else(
+        |_| {
+            errors.push(FieldError { field, message: "Give the date as YYYY-MM-DD, for example 2027-03-01.".into() });
+            None
+        },
+        Some,
+    )
+}
+
+impl Proxies<'_> {
+    /// The practice sets up (or renews) someone's right to act for a patient, after checking
+    /// their identity. The proxy must already have a Tiaki account. For a patient past the
+    /// practice's cut-off age the link waits for the patient to accept it; for a child it ends
+    /// by itself on the birthday at the cut-off. The patient (and the proxy) are told.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but the practice's reception and clinicians;
+    /// [`AppError::Invalid`] for a missing scope or identity check, an unknown account, a
+    /// relationship not on the list, bad dates, or an adult's link without an expiry or beyond
+    /// 18 months.
+    pub async fn set_up(&self, caller: &Caller, patient: PatientId, form: &ProxyForm) -> Result<ProxyId, AppError> {
+        let app = self.app;
+        let grant = app.decide::<SetUpProxy>(caller, patient).await?;
+        let practice = grant.via_practice().ok_or(AppError::NotFound)?;
+        let now = app.now();
+        let mut errors = Vec::new();
+        let (relationship, scopes, check) = terms_of(form, &mut errors);
+        let starts = day(&form.starts, "starts", &mut errors);
+        let expires = day(&form.expires, "expires", &mut errors);
+        let starts_at = starts.map_or(now, |d| day_start(d).max(now));
+        let expires_at = expires.and_then(|d| d.tomorrow().ok()).map(day_start);
+        if let (Some(s), Some(e)) = (starts, expires)
+            && e < s
+        {
+            errors.push(FieldError { field: "expires", message: "The end must be on or after the start.".into() });
+        }
+        if expires_at.is_some_and(|e| e <= now) {
+            errors.push(FieldError { field: "expires", message: "The end must be in the future.".into() });
+        }
+        let person = app.store.patient(&grant.implied()).await?;
+        let cutoff = app.store.proxy_cutoff(practice).await?;
+        let child = domain::proxies::parse_dob(&person.date_of_birth).is_some_and(|dob| under_age(dob, cutoff, now));
+        if !child {
+            match expires_at {
+                None => errors.push(FieldError {
+                    field: "expires",
+                    message: format!(
+                        "The patient is {cutoff} or older: give an end date, at most 18 months from the start."
+                    ),
+                }),
+                Some(e) if e - starts_at > ADULT_MAX_SECS => errors.push(FieldError {
+                    field: "expires",
+                    message: "An adult's proxy can run for at most 18 months; renew it when it ends.".into(),
+                }),
+                Some(_) => {}
+            }
+        }
+        let email = form.email.trim().to_lowercase();
+        let proxy = if email.is_empty() {
+            None
+        } else {
+            app.store
+                .account_by_email(&email)
+                .await?
+                .filter(|a| a.kind == domain::AccountKind::Patient && a.disabled_at.is_none() && a.id != person.account)
+        };
+        if proxy.is_none() {
+            errors.push(FieldError {
+                field: "email",
+                message: "No Tiaki patient account has that email address. The person needs their own Tiaki account \
+                          first (enrol them, or ask them to sign up at their practice)."
+                    .into(),
+            });
+        }
+        if !errors.is_empty() {
+            return Err(AppError::Invalid(errors));
+        }
+        let (Some(relationship), Some(proxy)) = (relationship, proxy) else { return Err(AppError::NotFound) };
+        let new = NewProxy {
+            id: ProxyId::random(),
+            proxy: proxy.id,
+            relationship,
+            scopes,
+            starts_at,
+            expires_at,
+            needs_acceptance: !child,
+            identity_check: check.to_owned(),
+            created_by: caller.principal.account().ok_or(AppError::NotFound)?,
+        };
+        app.store.set_up_proxy(&grant, &new, now).await?;
+        app.audit(vec![app.event(caller, &Target::of(&grant).about(&new.id), Outcome::Allowed)]).await?;
+        // The patient is told; so is the proxy (in their own inbox, about no patient's data).
+        let title = if child { "Someone can now act for you" } else { "Someone asks to act for you: please answer" };
+        let mut mails = app
+            .news(
+                patient,
+                &Notice { kind: NoticeKind::Proxies, title, link: Some(format!("/patients/{patient}/proxies")) },
+            )
+            .await?;
+        mails.push(app.own_notice(
+            proxy.id,
+            &proxy.email,
+            &proxy.display_name,
+            "You can act for someone in Tiaki",
+            Some("/acting-for".into()),
+            proxy.password_hash.is_some(),
+        ));
+        app.tell(&mails).await?;
+        Ok(new.id)
+    }
+
+    /// Who may act for the patient: every link for the patient, those the practice set up for
+    /// its staff.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but the patient and the practice's reception and
+    /// clinicians.
+    pub async fn of_patient(&self, caller: &Caller, patient: PatientId) -> Result<Vec<ProxyView>, AppError> {
+        let app = self.app;
+        let grant = app.authorize::<ListProxies>(caller, patient).await?;
+        let staff = grant.via_practice().is_some();
+        let now = app.now();
+        Ok(app.store.patient_proxies(&grant, now).await?.into_iter().map(|r| view(r, now, staff)).collect())
+    }
+
+    /// The people the signed-in person acts for (open links, live or not yet).
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn acting_for(&self, who: &SignedIn) -> Result<Vec<ActingFor>, AppError> {
+        let now = self.app.now();
+        Ok(self
+            .app
+            .store
+            .acting_links(who.account)
+            .await?
+            .into_iter()
+            .map(|r| ActingFor {
+                patient: r.patient,
+                name: r.patient_name,
+                relationship: r.terms.relationship.label(),
+                scopes: scope_labels(r.terms.scopes),
+                state: r.terms.state(now),
+            })
+            .collect())
+    }
+
+    /// The patient accepts a proxy the practice set up.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but the patient (the proxy included);
+    /// [`AppError::Conflict`] when it is revoked or needs no answer.
+    pub async fn accept(&self, caller: &Caller, id: ProxyId) -> Result<(), AppError> {
+        let app = self.app;
+        let grant = app.decide::<AcceptProxy>(caller, id).await?;
+        if !app.store.accept_proxy(&grant, app.now()).await? {
+            return Err(AppError::Conflict("This request was already answered, or has been withdrawn.".into()));
+        }
+        app.audit(vec![app.event(caller, &Target::of(&grant), Outcome::Allowed)]).await?;
+        Ok(())
+    }
+
+    /// Ends a proxy: the patient, the practice, or the proxy stepping down. Sessions acting
+    /// under it lose access at their next request.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone else; [`AppError::Conflict`] when it ended already.
+    pub async fn revoke(&self, caller: &Caller, id: ProxyId) -> Result<ProxyId, AppError> {
+        let app = self.app;
+        let grant = app.decide::<RevokeProxy>(caller, id).await?;
+        let by = caller.principal.account().ok_or(AppError::NotFound)?;
+        if !app.store.revoke_proxy(&grant, by, app.now()).await? {
+            return Err(AppError::Conflict("This has already ended.".into()));
+        }
+        app.audit(vec![app.event(caller, &Target::of(&grant), Outcome::Allowed)]).await?;
+        Ok(id)
+    }
+
+    /// Switches the session to the record of someone the person acts for (`None`: their own).
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for someone they do not act for (or no longer, or not yet).
+    pub async fn switch(&self, caller: &Caller, who: &SignedIn, to: Option<PatientId>) -> Result<(), AppError> {
+        let app = self.app;
+        let Some(patient) = to.filter(|p| Some(*p) != who.own_patient) else {
+            app.store.act_as_self(who.session).await?;
+            return Ok(());
+        };
+        if who.own_patient.is_none() {
+            return Err(app.refuse_unknown::<ActFor>(caller, &patient.to_string()).await);
+        }
+        let links = app.store.acting_links(who.account).await?;
+        let relationship =
+            links.iter().find(|l| l.patient == patient).map_or(Relationship::Other, |l| l.terms.relationship);
+        // The session it would become, judged now: the proxy acting for that person.
+        let as_proxy = Caller {
+            principal: Principal::Proxy {
+                account: who.account,
+                session: who.session,
+                patient,
+                relationship,
+                at: app.now(),
+            },
+            ..caller.clone()
+        };
+        let grant = app.decide::<ActFor>(&as_proxy, patient).await?;
+        app.store.act_for(who.session, &grant).await?;
+        app.audit(vec![app.event(&as_proxy, &Target::of(&grant), Outcome::Allowed)]).await?;
+        Ok(())
+    }
+
+    /// The practice's cut-off age, for its admins' settings page.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but its admins.
+    pub async fn rules(&self, caller: &Caller, practice: PracticeId) -> Result<u8, AppError> {
+        let _grant = self.app.decide::<SetProxyRules>(caller, practice).await?;
+        Ok(self.app.store.proxy_cutoff(practice).await?)
+    }
+
+    /// The practice sets its cut-off age (12, 14 or 16).
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but its admins; [`AppError::Invalid`] for another age.
+    pub async fn set_cutoff(&self, caller: &Caller, practice: PracticeId, age: &str) -> Result<(), AppError> {
+        let app = self.app;
+        let grant = app.decide::<SetProxyRules>(caller, practice).await?;
+        let Some(age) = age.trim().parse::<u8>().ok().filter(|a| CUTOFF_AGES.contains(a)) else {
+            return Err(AppError::field("cutoff_age", "Choose 12, 14 or 16."));
+        };
+        app.store.set_proxy_cutoff(&grant, age, app.now()).await?;
+        app.audit(vec![app.event(caller, &Target::of(&grant), Outcome::Allowed)]).await?;
+        Ok(())
+    }
+}
