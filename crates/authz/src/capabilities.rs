@@ -39,3 +39,6 @@ pub const PRESCRIBE: &[StaffRole] = &[StaffRole::Gp];
 /// Set up, renew and end proxies for the practice's patients, after checking identity at the
 /// desk: reception (admins) and clinicians.
 pub const SET_UP_PROXIES: &[StaffRole] = &[StaffRole::Admin, StaffRole::Gp, StaffRole::Nurse];
+/// Read and answer the practice's patient messages, assign them, keep internal notes: reception
+/// (admins) triages, clinicians answer.
+pub const HANDLE_MESSAGES: &[StaffRole] = &[StaffRole::Admin, StaffRole::Gp, StaffRole::Nurse];

@@ -28,6 +28,9 @@ pub use policy::identity::{
     ApprovePatientReset, DisableAccount, EnableAccount, InviteOperator, ManageAccounts, ManageOperators,
     RequestPatientReset, ResetPatientFactors, ResetStaffFactors, SetPasskeyPolicy,
 };
+pub use policy::messages::{
+    ListThreads, ManageThread, ReadPracticeInbox, ReadThread, ReplyThread, SetUpMessaging, StartThread,
+};
 pub use policy::practices::{
     AnswerEnrolmentRequest, ChangeStaffRole, CreatePractice, EnrolPatient, InviteStaff, LeavePractice,
     ListPracticePatients, ListPractices, ListStaff, ManageApiClients, ManagePractices, ManageStaff, RemoveStaff,

@@ -4,6 +4,7 @@
 use domain::proxies::ProxyTerms;
 use domain::{
     AccountId, AppointmentId, BoxFuture, DocumentId, PatientId, PracticeId, ProxyId, RecordId, RepeatRequestId,
+    ThreadId,
 };
 use std::fmt;
 
@@ -37,6 +38,8 @@ pub trait Relations: Send + Sync {
     /// Whose a proxy link (revoked ones too) is: its patient, the practice that set it up, and
     /// the proxy's account.
     fn proxy_owner(&self, id: ProxyId) -> BoxFuture<'_, Result<Option<ProxyOwner>, RelationsError>>;
+    /// Whose a conversation is: its patient and the practice it is with.
+    fn thread_owner(&self, id: ThreadId) -> BoxFuture<'_, Result<Option<RecordOwner>, RelationsError>>;
 }
 
 /// Whose a proxy link is.
@@ -178,6 +181,16 @@ impl Subject for RepeatRequestId {
 impl Subject for ProxyId {
     async fn locate<R: Relations + ?Sized>(&self, rel: &R) -> Result<Located, RelationsError> {
         Ok(rel.proxy_owner(*self).await?.map_or_else(Located::default, |o| Located {
+            exists: true,
+            patient: Some(o.patient),
+            practice: Some(o.practice),
+        }))
+    }
+}
+
+impl Subject for ThreadId {
+    async fn locate<R: Relations + ?Sized>(&self, rel: &R) -> Result<Located, RelationsError> {
+        Ok(rel.thread_owner(*self).await?.map_or_else(Located::default, |o| Located {
             exists: true,
             patient: Some(o.patient),
             practice: Some(o.practice),

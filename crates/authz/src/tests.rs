@@ -63,6 +63,9 @@ impl Relations for Fixed {
             .collect();
         Box::pin(async move { Ok(v) })
     }
+    fn thread_owner(&self, _id: domain::ThreadId) -> BoxFuture<'_, Result<Option<crate::RecordOwner>, RelationsError>> {
+        Box::pin(async move { Ok(None) })
+    }
     fn proxy_owner(&self, id: domain::ProxyId) -> BoxFuture<'_, Result<Option<crate::ProxyOwner>, RelationsError>> {
         let v = self.proxies.iter().find(|(p, _, _)| *p == id).map(|(_, o, _)| *o);
         Box::pin(async move { Ok(v) })
@@ -77,6 +80,7 @@ async fn a_proxy_acts_only_within_a_live_links_scopes() {
     let (child, other, a) = (PatientId::random(), PatientId::random(), PracticeId::random());
     let (parent, link) = (AccountId::random(), domain::ProxyId::random());
     let terms = ProxyTerms {
+        practice: a,
         scopes: ProxyScopes { appointments: true, ..ProxyScopes::default() },
         relationship: Relationship::Parent,
         starts_at: 1_000,
@@ -122,6 +126,22 @@ async fn a_proxy_acts_only_within_a_live_links_scopes() {
     ] {
         assert!(denied);
     }
+    // Only the link's practice: an appointment at another practice is not the proxy's, and once
+    // the child is enrolled elsewhere too, lists spanning practices are not either.
+    let (here, elsewhere) = (domain::AppointmentId::random(), domain::AppointmentId::random());
+    let b = PracticeId::random();
+    let mut rel = rel;
+    rel.appointments = vec![
+        (here, crate::RecordOwner { patient: child, practice: a }),
+        (elsewhere, crate::RecordOwner { patient: child, practice: b }),
+    ];
+    assert!(authorize::<ReadAppointment, _>(&now, here, &rel).await.is_ok());
+    assert!(authorize::<ReadAppointment, _>(&now, elsewhere, &rel).await.is_err());
+    rel.enrolled.push((child, b));
+    assert!(authorize::<ListAppointments, _>(&now, child, &rel).await.is_err());
+    assert!(authorize::<ViewPatient, _>(&now, child, &rel).await.is_err());
+    assert!(authorize::<ReadAppointment, _>(&now, here, &rel).await.is_ok());
+    rel.enrolled.pop();
     // The proxy may step down; the patient accepts; a stranger does neither.
     assert!(authorize::<RevokeProxy, _>(&now, link, &rel).await.is_ok());
     let me = Principal::Patient { account: AccountId::random(), session: SessionId::random(), patient: child };

@@ -5,6 +5,7 @@ pub mod appointments;
 pub mod calendar;
 pub mod clock;
 pub mod ids;
+pub mod messages;
 pub mod nhi;
 pub mod prescriptions;
 pub mod proxies;

@@ -119,6 +119,8 @@ impl ProxyScopes {
 /// The facts about one proxy link that decide whether it is live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyTerms {
+    /// The practice that set it up (and whose objects alone it reaches).
+    pub practice: crate::PracticeId,
     /// What the proxy may do.
     pub scopes: ProxyScopes,
     /// Who the proxy is to the patient.
@@ -239,6 +241,7 @@ mod tests {
 
     fn terms() -> ProxyTerms {
         ProxyTerms {
+            practice: crate::PracticeId::random(),
             scopes: ProxyScopes { appointments: true, ..ProxyScopes::default() },
             relationship: Relationship::Parent,
             starts_at: 100,

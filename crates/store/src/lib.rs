@@ -13,6 +13,7 @@ mod engines;
 mod integrations;
 mod jobs;
 mod links;
+pub mod messages;
 mod mfa;
 mod model;
 mod notices;
@@ -36,6 +37,7 @@ pub use book::BookStore;
 pub use integrations::IntegrationStore;
 pub use jobs::{JobRow, JobState, JobStore, NewJob};
 pub use links::{LinkKind, LinkStore};
+pub use messages::MessageStore;
 pub use notices::NoticeStore;
 pub use outbox::OutboxStore;
 pub use platform::PlatformStore;
@@ -111,6 +113,7 @@ pub trait Store:
     + PrescriptionStore
     + ProxyStore
     + NoticeStore
+    + MessageStore
     + IntegrationStore
     + MfaStore
     + SignInStore

@@ -110,12 +110,14 @@ pub async fn enrol_born(
 /// Enrols an existing patient at a practice as its admin (a request), and has the patient
 /// accept it, as they would on their page (nothing when they are enrolled there already).
 pub async fn rejoin(t: &TestApp, practice: PracticeId, patient: PatientId, nhi: &str) -> Result<()> {
-    let outcome = t
-        .app
-        .practices()
-        .enrol(&as_admin(t, practice).await?, practice, &fixture_patient(nhi, "ignored@example.nz"))
-        .await
-        .map_err(|e| anyhow!("{e:?}"))?;
+    rejoin_born(t, practice, patient, nhi, "1980-05-06").await
+}
+
+/// As [`rejoin`], for a patient born on `dob`.
+pub async fn rejoin_born(t: &TestApp, practice: PracticeId, patient: PatientId, nhi: &str, dob: &str) -> Result<()> {
+    let form = EnrolForm { date_of_birth: dob.into(), ..fixture_patient(nhi, "ignored@example.nz") };
+    let outcome =
+        t.app.practices().enrol(&as_admin(t, practice).await?, practice, &form).await.map_err(|e| anyhow!("{e:?}"))?;
     match outcome {
         app::Enrolled::AwaitingConfirmation => {}
         app::Enrolled::AlreadyEnrolled(_) => return Ok(()),
@@ -324,9 +326,9 @@ pub const ROLES: [&str; 19] = [
 pub const PROXIES: [(&str, &str, &str, &str); 5] = [
     ("proxy", "proxy@example.nz", "ZPX1059", "appointments,prescriptions"),
     ("proxy_without_scope", "proxy-noscope@example.nz", "ZPX1067", "messages"),
-    ("expired_proxy", "proxy-expired@example.nz", "ZPX1075", "appointments,prescriptions,records,documents"),
-    ("aged_out_proxy", "proxy-aged@example.nz", "ZPX1083", "appointments,prescriptions,records,documents"),
-    ("revoked_proxy", "proxy-revoked@example.nz", "ZPX1091", "appointments,prescriptions,records,documents"),
+    ("expired_proxy", "proxy-expired@example.nz", "ZPX1075", "appointments,prescriptions,messages"),
+    ("aged_out_proxy", "proxy-aged@example.nz", "ZPX1083", "appointments,prescriptions,messages"),
+    ("revoked_proxy", "proxy-revoked@example.nz", "ZPX1091", "appointments,prescriptions,messages"),
 ];
 
 /// Runs one statement on the test's database (a fixture moving a row through time).

@@ -193,7 +193,9 @@ async fn demo_child(
             expires: String::new(),
             identity_check: "Birth certificate and driver licence sighted (demo)".into(),
         };
-        app.proxies().set_up(&app::Caller::console(enroller.clone()), child, &form).await.map_err(err)?;
+        // A GP: sharing records and documents is a clinician's decision.
+        let gp = staff_principal(app, practice, app::domain::StaffRole::Gp).await?;
+        app.proxies().set_up(&app::Caller::console(gp), child, &form).await.map_err(err)?;
     }
     Ok(child_link)
 }

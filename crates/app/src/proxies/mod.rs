@@ -16,7 +16,7 @@ use authz::{AcceptProxy, ActFor, ListProxies, Principal, RevokeProxy, SetProxyRu
 use domain::calendar::{day_start, local_day};
 use domain::proxies::{ADULT_MAX_SECS, CUTOFF_AGES, ProxyScopes, ProxyState, Relationship, under_age};
 use domain::{PatientId, PracticeId, ProxyId};
-use store::{NewProxy, ProxyRow};
+use store::{NewProxy, ProxyRow, StoreError};
 
 /// The proxies module's use cases: [`App::proxies`].
 #[derive(Debug, Clone, Copy)]
@@ -122,7 +122,11 @@ fn scope_labels(s: ProxyScopes) -> Vec<&'static str> {
 }
 
 /// The form's relationship, scopes and identity check, each error noted.
-fn terms_of<'f>(form: &'f ProxyForm, errors: &mut Vec<FieldError>) -> (Option<Relationship>, ProxyScopes, &'f str) {
+fn terms_of<'f>(
+    form: &'f ProxyForm,
+    by: &Principal,
+    errors: &mut Vec<FieldError>,
+) -> (Option<Relationship>, ProxyScopes, &'f str) {
     let relationship = Relationship::parse(form.relationship.trim());
     if relationship.is_none() {
         errors.push(FieldError { field: "relationship", message: "Choose who they are to the patient.".into() });
@@ -139,6 +143,16 @@ fn terms_of<'f>(form: &'f ProxyForm, errors: &mut Vec<FieldError>) -> (Option<Re
         errors.push(FieldError {
             field: "scopes",
             message: "Choose at least one part of the portal they may use for the patient.".into(),
+        });
+    }
+    // Health records and documents are clinical content: only a clinician shares them (the
+    // same roles that read them), never reception on its own.
+    let clinician = matches!(by, Principal::Staff { role, .. }
+        if authz::capabilities::may(*role, authz::capabilities::READ_RECORDS));
+    if (scopes.records || scopes.documents) && !clinician {
+        errors.push(FieldError {
+            field: "scopes",
+            message: "Only a GP or nurse can let someone see health records or documents.".into(),
         });
     }
     let check = form.identity_check.trim();
@@ -184,7 +198,7 @@ impl Proxies<'_> {
         let practice = grant.via_practice().ok_or(AppError::NotFound)?;
         let now = app.now();
         let mut errors = Vec::new();
-        let (relationship, scopes, check) = terms_of(form, &mut errors);
+        let (relationship, scopes, check) = terms_of(form, &caller.principal, &mut errors);
         let starts = day(&form.starts, "starts", &mut errors);
         let expires = day(&form.expires, "expires", &mut errors);
         let starts_at = starts.map_or(now, |d| day_start(d).max(now));
@@ -247,7 +261,14 @@ impl Proxies<'_> {
             identity_check: check.to_owned(),
             created_by: caller.principal.account().ok_or(AppError::NotFound)?,
         };
-        app.store.set_up_proxy(&grant, &new, now).await?;
+        app.store.set_up_proxy(&grant, &new, now).await.map_err(|e| match e {
+            StoreError::Conflict(_) => AppError::Conflict(
+                "Another practice set up this person's access for the patient; only that practice can change or \
+                 end it."
+                    .into(),
+            ),
+            e => e.into(),
+        })?;
         app.audit(vec![app.event(caller, &Target::of(&grant).about(&new.id), Outcome::Allowed)]).await?;
         // The patient is told; so is the proxy (in their own inbox, about no patient's data).
         let title = if child { "Someone can now act for you" } else { "Someone asks to act for you: please answer" };
@@ -346,10 +367,16 @@ impl Proxies<'_> {
             app.store.act_as_self(who.session).await?;
             return Ok(());
         };
-        if who.own_patient.is_none() {
+        // Only a session that may act at all (not one confined to its sign-in security) switches.
+        if who.own_patient.is_none() || !matches!(caller.principal, Principal::Patient { .. } | Principal::Proxy { .. })
+        {
             return Err(app.refuse_unknown::<ActFor>(caller, &patient.to_string()).await);
         }
         let links = app.store.acting_links(who.account).await?;
+        if !links.iter().any(|l| l.patient == patient) {
+            // Someone they do not act for: refused as themself, naming nobody.
+            return Err(app.refuse_unknown::<ActFor>(caller, &patient.to_string()).await);
+        }
         let relationship =
             links.iter().find(|l| l.patient == patient).map_or(Relationship::Other, |l| l.terms.relationship);
         // The session it would become, judged now: the proxy acting for that person.

@@ -108,9 +108,9 @@ impl Policy for ReadDocument {
             // Someone acting for the patient, with the documents scope: never a document the
             // patient hid.
             Principal::Proxy { .. } => match rel.document_owner(doc).await? {
-                Some(o) if !o.hidden_by_patient => {
-                    super::proxy_of(p, doc, o.patient, rel).await.map(|g| g.owned_by(o.pushed_by_practice))
-                }
+                Some(o) if !o.hidden_by_patient => super::proxy_of(p, doc, o.patient, o.pushed_by_practice, rel)
+                    .await
+                    .map(|g| g.owned_by(o.pushed_by_practice)),
                 _ => Err(Denied::NotFound),
             },
             Principal::Staff { .. } => pushed_by_own_practice(p, doc, rel, capabilities::READ_CLINICAL_CONTENT).await,

@@ -5,6 +5,7 @@ pub mod appointments;
 pub mod audit;
 pub mod documents;
 pub mod identity;
+pub mod messages;
 pub mod practices;
 pub mod prescriptions;
 pub mod proxies;
@@ -30,7 +31,7 @@ pub(crate) async fn patient_or_their_practice<A: Action<Object = PatientId>, R: 
                 Err(Denied::NotFound)
             }
         }
-        Principal::Proxy { .. } => proxy_of(p, patient, patient, rel).await,
+        Principal::Proxy { .. } => proxy_of(p, patient, patient, None, rel).await,
         _ => Err(Denied::NotFound),
     }
 }
@@ -40,19 +41,29 @@ pub(crate) async fn patient_or_their_practice<A: Action<Object = PatientId>, R: 
 /// judged here, at the request's time, on every request: a revoked, expired or aged-out link,
 /// one not yet accepted, or one without the scope, grants nothing. Other modules (accounts,
 /// practices, the access log) are never a proxy's.
+///
+/// A link reaches only what belongs to the practice that set it up: an object of another
+/// practice (`object_practice`) is refused, and the patient as a whole (their lists, their own
+/// uploads) only while that practice is the only one they are enrolled at — lists that span
+/// practices are never a proxy's.
 pub(crate) async fn proxy_of<A: Action, R: Relations + ?Sized>(
     p: &Principal,
     object: A::Object,
     patient: PatientId,
+    object_practice: Option<PracticeId>,
     rel: &R,
 ) -> Result<Grant<A>, Denied> {
-    if let Principal::Proxy { account, patient: acting_for, at, .. } = p
-        && *acting_for == patient
-        && rel.proxy_terms(*account, patient).await?.iter().any(|t| t.allows(A::ACCESS.module, *at))
-    {
-        return Ok(Grant::new(object, Some(patient), Some(*account)).for_proxy());
+    let Principal::Proxy { account, patient: acting_for, at, .. } = p else { return Err(Denied::NotFound) };
+    if *acting_for != patient {
+        return Err(Denied::NotFound);
     }
-    Err(Denied::NotFound)
+    let links = rel.proxy_terms(*account, patient).await?;
+    let Some(link) = links.iter().find(|t| t.allows(A::ACCESS.module, *at)) else { return Err(Denied::NotFound) };
+    let within = match object_practice {
+        Some(practice) => practice == link.practice,
+        None => rel.patient_practices(patient).await?.iter().all(|p| *p == link.practice),
+    };
+    if within { Ok(Grant::new(object, Some(patient), Some(*account)).for_proxy()) } else { Err(Denied::NotFound) }
 }
 
 /// The patient themself, or someone acting for them within scope ([`proxy_of`]).
@@ -65,7 +76,7 @@ pub(crate) async fn the_patient<A: Action<Object = PatientId>, R: Relations + ?S
         Principal::Patient { patient: own, account, .. } if *own == patient => {
             Ok(Grant::new(patient, Some(patient), Some(*account)))
         }
-        Principal::Proxy { .. } => proxy_of(p, patient, patient, rel).await,
+        Principal::Proxy { .. } => proxy_of(p, patient, patient, None, rel).await,
         _ => Err(Denied::NotFound),
     }
 }
@@ -149,7 +160,9 @@ pub(crate) async fn owning_patient<A: Action, R: Relations + ?Sized>(
         (Principal::Patient { patient, account, .. }, Some(o)) if o.patient == *patient => {
             Ok(Grant::new(object, Some(o.patient), Some(*account)).owned_by(Some(o.practice)))
         }
-        (Principal::Proxy { .. }, Some(o)) => Ok(proxy_of(p, object, o.patient, rel).await?.owned_by(Some(o.practice))),
+        (Principal::Proxy { .. }, Some(o)) => {
+            Ok(proxy_of(p, object, o.patient, Some(o.practice), rel).await?.owned_by(Some(o.practice)))
+        }
         _ => Err(Denied::NotFound),
     }
 }

@@ -3,7 +3,7 @@
 //! and hidden ones too) and decide what the patient sees; the practice's own API client, with the
 //! records scope, sends items for its enrolled patients. Nobody else reaches any of it.
 
-use super::{own_practice, patient_or_their_practice, practice_system, practice_system_for, proxy_of, the_patient};
+use super::{own_practice, patient_or_their_practice, practice_system, practice_system_for, proxy_of};
 use crate::{Action, Denied, Grant, Policy, Principal, Relations, action, capabilities, decided_by};
 use domain::proxies::ProxyState;
 use domain::{PatientId, PracticeId, RecordId};
@@ -64,7 +64,10 @@ async fn patient_practice_or_proxy<A: Action<Object = PatientId>, R: Relations +
 ) -> Result<Grant<A>, Denied> {
     match p {
         Principal::Proxy { account, patient: acting_for, at, .. } if *acting_for == patient => {
-            if rel.proxy_terms(*account, patient).await?.iter().any(|t| t.state(*at) == ProxyState::Live) {
+            let practices = rel.patient_practices(patient).await?;
+            let links = rel.proxy_terms(*account, patient).await?;
+            // A live link whose practice is the only one the patient is enrolled at.
+            if links.iter().any(|t| t.state(*at) == ProxyState::Live && practices.iter().all(|p| *p == t.practice)) {
                 Ok(Grant::new(patient, Some(patient), Some(*account)).for_proxy())
             } else {
                 Err(Denied::NotFound)
@@ -98,8 +101,14 @@ impl Policy for ReadRecords {
 }
 
 impl Policy for ExportRecords {
-    async fn decide<R: Relations + ?Sized>(p: &Principal, patient: PatientId, rel: &R) -> Result<Grant<Self>, Denied> {
-        the_patient(p, patient, rel).await
+    async fn decide<R: Relations + ?Sized>(p: &Principal, patient: PatientId, _r: &R) -> Result<Grant<Self>, Denied> {
+        // The patient alone: the download holds their whole access history too.
+        match p {
+            Principal::Patient { patient: own, account, .. } if *own == patient => {
+                Ok(Grant::new(patient, Some(patient), Some(*account)))
+            }
+            _ => Err(Denied::NotFound),
+        }
     }
 }
 
@@ -117,7 +126,7 @@ async fn record_reader<A: Action<Object = RecordId>, R: Relations + ?Sized>(
             _ => Err(Denied::NotFound),
         },
         Principal::Proxy { .. } => match rel.record_owner(record).await? {
-            Some(o) => proxy_of(p, record, o.patient, rel).await,
+            Some(o) => proxy_of(p, record, o.patient, Some(o.practice), rel).await,
             None => Err(Denied::NotFound),
         },
         Principal::Staff { .. } => record_clinician(p, record, rel).await,

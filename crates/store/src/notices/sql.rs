@@ -3,7 +3,7 @@
 
 use crate::notices::NoticeStore;
 use crate::{NewMail, NoticeRow, Recipient, Result};
-use domain::{AccountId, BoxFuture, NoticeId, PatientId, UnixTime};
+use domain::{AccountId, BoxFuture, NoticeId, PatientId, PracticeId, UnixTime};
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -90,13 +90,14 @@ impl NoticeStore for This {
             let rows = sqlx::query(
                 "SELECT a.id, a.display_name, a.email, a.password_hash IS NOT NULL AS active, \
                  COALESCE((SELECT np.email FROM notice_prefs np WHERE np.account_id = a.id AND np.kind = $2), TRUE) AS email_on, \
-                 NULL AS relationship, NULL AS scopes, 0 AS starts_at, NULL AS expires_at, FALSE AS needs_acceptance, \
+                 NULL AS practice_id, NULL AS relationship, NULL AS scopes, 0 AS starts_at, NULL AS expires_at, FALSE AS needs_acceptance, \
                  NULL AS accepted_at, NULL AS revoked_at, p.date_of_birth, 14 AS cutoff_age, 0 AS is_proxy \
                  FROM patients p JOIN accounts a ON a.id = p.account_id WHERE p.id = $1 AND a.disabled_at IS NULL \
                  UNION ALL \
                  SELECT a.id, a.display_name, a.email, a.password_hash IS NOT NULL AS active, \
                  COALESCE((SELECT np.email FROM notice_prefs np WHERE np.account_id = a.id AND np.kind = $2), TRUE) AS email_on, \
-                 x.relationship, x.scopes, x.starts_at, x.expires_at, x.needs_acceptance, x.accepted_at, x.revoked_at, \
+                 x.practice_id, x.relationship, x.scopes, x.starts_at, x.expires_at, x.needs_acceptance, x.accepted_at, \
+                 x.revoked_at, \
                  p.date_of_birth, COALESCE(r.cutoff_age, 14) AS cutoff_age, 1 AS is_proxy \
                  FROM proxies x JOIN patients p ON p.id = x.patient_id JOIN accounts a ON a.id = x.proxy_account_id \
                  LEFT JOIN proxy_rules r ON r.practice_id = x.practice_id \
@@ -112,6 +113,7 @@ impl NoticeStore for This {
                     let is_proxy: i32 = r.try_get("is_proxy")?;
                     let proxy = if is_proxy == 1 {
                         Some(crate::proxies::terms(
+                            PracticeId::from_uuid(r.try_get("practice_id")?),
                             &r.try_get::<String, _>("relationship")?,
                             &r.try_get::<String, _>("scopes")?,
                             r.try_get("starts_at")?,

@@ -586,7 +586,7 @@ impl Relations for This {
     ) -> BoxFuture<'_, Result<Vec<domain::proxies::ProxyTerms>, RelationsError>> {
         Box::pin(async move {
             let rows = sqlx::query(
-                "SELECT x.relationship, x.scopes, x.starts_at, x.expires_at, x.needs_acceptance, x.accepted_at, \
+                "SELECT x.practice_id, x.relationship, x.scopes, x.starts_at, x.expires_at, x.needs_acceptance, x.accepted_at, \
                  x.revoked_at, p.date_of_birth, COALESCE(r.cutoff_age, 14) AS cutoff_age \
                  FROM proxies x JOIN patients p ON p.id = x.patient_id \
                  LEFT JOIN proxy_rules r ON r.practice_id = x.practice_id \
@@ -601,6 +601,7 @@ impl Relations for This {
             rows.iter()
                 .map(|r| -> crate::Result<domain::proxies::ProxyTerms> {
                     crate::proxies::terms(
+                        PracticeId::from_uuid(r.try_get("practice_id")?),
                         &r.try_get::<String, _>("relationship")?,
                         &r.try_get::<String, _>("scopes")?,
                         r.try_get("starts_at")?,
@@ -614,6 +615,12 @@ impl Relations for This {
                 })
                 .collect::<crate::Result<Vec<_>>>()
                 .map_err(|e| RelationsError(e.to_string()))
+        })
+    }
+
+    fn thread_owner(&self, id: domain::ThreadId) -> BoxFuture<'_, Result<Option<authz::RecordOwner>, RelationsError>> {
+        Box::pin(async move {
+            owner(&self.pool, "SELECT patient_id, practice_id FROM message_threads WHERE id = $1", id.as_uuid()).await
         })
     }
 

@@ -8,6 +8,10 @@ use authz::{AcceptProxy, ActFor, Grant, ListProxies, RevokeProxy, SetProxyRules,
 use domain::proxies::{ProxyScopes, ProxyTerms, Relationship};
 use domain::{AccountId, BoxFuture, PatientId, PracticeId, ProxyId, UnixTime};
 
+/// What a refused set-up says: another practice set up an open link between the same two
+/// people; only it can end or renew it.
+pub const OTHER_PRACTICES_LINK: &str = "another practice's link";
+
 /// A link to set up.
 #[derive(Debug, Clone)]
 pub struct NewProxy {
@@ -58,8 +62,9 @@ pub struct ProxyRow {
 
 /// The proxy part of the storage contract.
 pub trait ProxyStore: Send + Sync {
-    /// Sets up a link for the grant's patient at the grant's practice, ending any open link
-    /// between the same two people first (a renewal), in one transaction.
+    /// Sets up a link for the grant's patient at the grant's practice, ending its own open link
+    /// between the same two people first (a renewal), in one transaction;
+    /// [`OTHER_PRACTICES_LINK`] when another practice's link is open.
     fn set_up_proxy<'a>(
         &'a self,
         grant: &'a Grant<SetUpProxy>,
@@ -106,6 +111,7 @@ pub trait ProxyStore: Send + Sync {
 /// up for a child), the day it ends is the patient's birthday at the practice's cut-off age.
 #[expect(clippy::too_many_arguments, reason = "one stored row's columns")]
 pub(crate) fn terms(
+    practice: PracticeId,
     relationship: &str,
     scopes: &str,
     starts_at: UnixTime,
@@ -125,6 +131,7 @@ pub(crate) fn terms(
         Some(domain::proxies::birthday_at(dob, u8::try_from(cutoff_age).unwrap_or(domain::proxies::DEFAULT_CUTOFF_AGE)))
     };
     Ok(ProxyTerms {
+        practice,
         scopes: ProxyScopes::parse(scopes),
         relationship,
         starts_at,

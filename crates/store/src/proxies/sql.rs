@@ -1,7 +1,7 @@
 // The SQL of the proxy aggregate, one text for both engines: included by `mod.rs` once for
 // `SQLite` and once for `PostgreSQL`. Format with `rustfmt --edition 2024 proxies/sql.rs`.
 
-use crate::proxies::{NewProxy, ProxyRow, ProxyStore, terms};
+use crate::proxies::{NewProxy, OTHER_PRACTICES_LINK, ProxyRow, ProxyStore, terms};
 use crate::{Result, SessionId, StoreError};
 use authz::{AcceptProxy, ActFor, Grant, ListProxies, RevokeProxy, SetProxyRules, SetUpProxy};
 use domain::{AccountId, BoxFuture, PatientId, PracticeId, ProxyId, UnixTime};
@@ -31,6 +31,7 @@ fn proxy_row(r: &DbRow) -> Result<ProxyRow> {
         proxy: AccountId::from_uuid(r.try_get("proxy_account_id")?),
         proxy_name: r.try_get("proxy_name")?,
         terms: terms(
+            PracticeId::from_uuid(r.try_get("practice_id")?),
             &r.try_get::<String, _>("relationship")?,
             &r.try_get::<String, _>("scopes")?,
             r.try_get("starts_at")?,
@@ -72,14 +73,28 @@ impl ProxyStore for This {
             if ok.is_none() {
                 return Err(StoreError::NotFound);
             }
+            // A link another practice set up is that practice's to end, never replaced from here.
+            let elsewhere = sqlx::query(
+                "SELECT 1 FROM proxies WHERE patient_id = $1 AND proxy_account_id = $2 AND revoked_at IS NULL \
+                 AND practice_id <> $3",
+            )
+            .bind(patient.as_uuid())
+            .bind(new.proxy.as_uuid())
+            .bind(practice.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if elsewhere.is_some() {
+                return Err(StoreError::Conflict(OTHER_PRACTICES_LINK));
+            }
             sqlx::query(
                 "UPDATE proxies SET revoked_at = $3, revoked_by = $4 \
-                 WHERE patient_id = $1 AND proxy_account_id = $2 AND revoked_at IS NULL",
+                 WHERE patient_id = $1 AND proxy_account_id = $2 AND practice_id = $5 AND revoked_at IS NULL",
             )
             .bind(patient.as_uuid())
             .bind(new.proxy.as_uuid())
             .bind(now)
             .bind(new.created_by.as_uuid())
+            .bind(practice.as_uuid())
             .execute(&mut *tx)
             .await?;
             sqlx::query(

@@ -47,6 +47,16 @@ pub enum RecordKeyGrant<'a> {
     RepeatRequest(&'a Grant<authz::ReadRepeatRequest>),
     /// Declining a request (to seal the reason).
     Decline(&'a Grant<authz::DeclineRepeatRequest>),
+    /// The patient's conversations (to open their subjects).
+    Threads(&'a Grant<authz::ListThreads>),
+    /// Starting a conversation (to seal it).
+    StartThread(&'a Grant<authz::StartThread>),
+    /// Reading a conversation.
+    Thread(&'a Grant<authz::ReadThread>),
+    /// Writing in a conversation.
+    Reply(&'a Grant<authz::ReplyThread>),
+    /// The practice's inbox: one of those patients.
+    Inbox(&'a Grant<authz::ReadPracticeInbox>, PatientId),
 }
 
 impl RecordKeyGrant<'_> {
@@ -59,7 +69,7 @@ impl RecordKeyGrant<'_> {
             Self::Ingest(g) => g.patient(),
             Self::Release(g) => g.patient(),
             Self::Hide(g) => g.patient(),
-            Self::Held(_, p) => Some(*p),
+            Self::Held(_, p) | Self::Inbox(_, p) => Some(*p),
             Self::Export(g) => g.patient(),
             Self::Custody(g) => g.patient(),
             Self::Book(g) => g.patient(),
@@ -71,6 +81,10 @@ impl RecordKeyGrant<'_> {
             Self::Request(g) => g.patient(),
             Self::RepeatRequest(g) => g.patient(),
             Self::Decline(g) => g.patient(),
+            Self::Threads(g) => g.patient(),
+            Self::StartThread(g) => g.patient(),
+            Self::Thread(g) => g.patient(),
+            Self::Reply(g) => g.patient(),
         }
     }
 }

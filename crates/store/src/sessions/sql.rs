@@ -95,7 +95,7 @@ impl SessionStore for This {
                  s.mfa_at, s.setup_ok_at, s.mfa_passkey, a.kind, a.display_name, a.password_breached_at, \
                  pt.id AS patient_id, st.practice_id AS staff_practice, st.role AS staff_role, \
                  EXISTS (SELECT 1 FROM enrolments e JOIN practices p ON p.id = e.practice_id \
-                         WHERE e.patient_id = pt.id AND p.patients_need_mfa) AS patient_must_use_mfa, \
+                         WHERE e.patient_id IN (pt.id, s.acting_for) AND p.patients_need_mfa) AS patient_must_use_mfa, \
                  (EXISTS (SELECT 1 FROM totp_factors t WHERE t.account_id = a.id AND t.confirmed_at IS NOT NULL) \
                   OR EXISTS (SELECT 1 FROM passkeys k WHERE k.account_id = a.id)) AS has_second_factor, \
                  EXISTS (SELECT 1 FROM settings g WHERE g.name = $4 AND g.value = $5) AS passkeys_required, \

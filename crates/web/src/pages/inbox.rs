@@ -31,9 +31,7 @@ pub(crate) async fn inbox_page(
     Auth(ctx, who): Auth,
     Query(n): Query<Notice>,
 ) -> PageResult {
-    if who.own_patient.is_none() {
-        return Err(WebError::page(app::AppError::NotFound));
-    }
+    owner(&who)?;
     let items = state.app.inbox(&who).await.map_err(WebError::page)?;
     let prefs = state.app.notice_prefs(&who).await.map_err(WebError::page)?;
     Ok(render(&InboxPage {
@@ -59,6 +57,7 @@ pub(crate) async fn open(
     CsrfForm(ctx, _): CsrfForm<CsrfOnly>,
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
+    owner(&who)?;
     let items = state.app.inbox(&who).await.map_err(WebError::page)?;
     let Some(item) = items.into_iter().find(|i| i.id == id) else {
         return Err(WebError::page(app::AppError::NotFound));
@@ -83,9 +82,7 @@ pub(crate) async fn open(
 /// Marks every notice read.
 pub(crate) async fn read_all(State(state): State<WebState>, CsrfForm(ctx, _): CsrfForm<CsrfOnly>) -> PageResult {
     let who = ctx.require_signed_in()?;
-    if who.own_patient.is_none() {
-        return Err(WebError::page(app::AppError::NotFound));
-    }
+    owner(&who)?;
     state.app.mark_read(&who, None).await.map_err(WebError::page)?;
     Ok(Redirect::to("/inbox?done=inbox-read").into_response())
 }
@@ -104,10 +101,17 @@ crate::extract::impl_has_csrf!(PrefsForm);
 /// Chooses which kinds of notice are also emailed.
 pub(crate) async fn set_prefs(State(state): State<WebState>, CsrfForm(ctx, form): CsrfForm<PrefsForm>) -> PageResult {
     let who = ctx.require_signed_in()?;
-    if who.own_patient.is_none() {
-        return Err(WebError::page(app::AppError::NotFound));
-    }
+    owner(&who)?;
     let on: Vec<String> = form.rest.keys().filter_map(|k| k.strip_prefix("email-")).map(str::to_owned).collect();
     state.app.set_notice_prefs(&who, &on).await.map_err(WebError::page)?;
     Ok(Redirect::to("/inbox?done=inbox-prefs").into_response())
+}
+
+/// An inbox is a patient account's, reached only by a session that may act (not one confined
+/// to its sign-in security until a second factor or a new password).
+fn owner(who: &app::SignedIn) -> Result<(), WebError> {
+    if who.own_patient.is_none() || matches!(who.principal, app::Principal::Anonymous) {
+        return Err(WebError::page(app::AppError::NotFound));
+    }
+    Ok(())
 }

@@ -393,3 +393,41 @@ fn unread(body: &str) -> i64 {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
 }
+
+/// A link reaches only what the practice that set it up holds: once the child is enrolled at
+/// a second practice too, lists spanning both are no longer the parent's; the second practice
+/// cannot replace the first one's link; and only a clinician shares records or documents.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_reaches_only_what_the_practice_that_set_it_up_holds() -> Result<()> {
+    let w = World::new().await?;
+    let (child, _) = enrol_born(&w.t, w.practice_a, "ZPX1032", "child@example.nz", "2018-03-01").await?;
+    let mut fields = vec![
+        ("email", "p1@example.nz"),
+        ("relationship", "parent"),
+        ("scope-appointments", "1"),
+        ("scope-records", "1"),
+        ("identity_check", "Birth certificate sighted"),
+    ];
+    // Reception alone cannot share the health record.
+    let r = set_up(&w, child, &fields).await?;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("Only a GP or nurse"), "{}", r.body);
+    assert_eq!(count(&w.t, "proxies").await?, 0);
+    fields.retain(|(k, _)| *k != "scope-records");
+    assert_eq!(set_up(&w, child, &fields).await?.status, StatusCode::SEE_OTHER);
+    let mut parent = w.signed_in("p1@example.nz", [127, 0, 21, 1]).await?;
+    switch(&mut parent, &child.to_string()).await?;
+    let appointments = format!("/patients/{child}/appointments");
+    assert_eq!(parent.get(&appointments).await?.status, StatusCode::OK);
+    // The child joins practice B as well: what spans both practices is no longer the parent's.
+    rejoin_born(&w.t, w.practice_b, child, "ZPX1032", "2018-03-01").await?;
+    assert_eq!(parent.get(&appointments).await?.status, StatusCode::NOT_FOUND);
+    assert_eq!(parent.get(&format!("/patients/{child}")).await?.status, StatusCode::NOT_FOUND);
+    // Practice B cannot replace practice A's link.
+    let mut b = w.signed_in("admin-b@example.nz", [127, 0, 21, 2]).await?;
+    b.get(&format!("/patients/{child}/proxies")).await?;
+    let r = b.post(&format!("/patients/{child}/proxies"), &fields).await?;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert_eq!(count(&w.t, "proxies WHERE revoked_at IS NULL").await?, 1);
+    Ok(())
+}
