@@ -854,6 +854,57 @@ test('proxy access: the practice lets a parent act for their child; the parent s
   await r.getByRole('link', { name: 'Switch person' }).click();
   await submit(r, r.getByRole('button', { name: /^Me/ }));
   await assertVisible(r, 'Kia ora, Rawiri Matua');
+  the.rawiri = rawiri;
+});
+
+test('messaging: the admin turns it on; a patient writes to the nurses, a nurse replies and notes, the patient reads the reply', async () => {
+  const { nurse, admin: practiceAdmin, practicePage, rawiri } = the;
+  assert.ok(nurse && practiceAdmin && practicePage && rawiri, 'the earlier journeys got this far');
+  const a = practiceAdmin.page;
+  await a.goto(practicePage);
+  await a.getByRole('link', { name: /^Messaging/ }).click();
+  await checkPage(a, 'messaging set-up (admin)');
+  await a.getByLabel('Patients may message the practice online').check();
+  await a.getByLabel('Working days you reply within').fill('2');
+  await submit(a, a.getByRole('button', { name: 'Save' }));
+  await assertVisible(a, 'Saved.');
+  // The patient, on a phone, reads the practice's notice and writes.
+  const r = rawiri.page;
+  await r.goto(rawiri.home);
+  await r.getByRole('link', { name: 'Messages' }).click();
+  await assertVisible(r, 'call 111');
+  await checkPage(r, 'messages (patient, none yet)');
+  await assertFitsWidth(r, 'messages (patient, none yet)', 320);
+  await r.getByLabel('To').selectOption('team:nurses');
+  await r.getByLabel('Subject').fill('Cough that will not go');
+  await r.getByLabel('Message').fill('I have had a dry cough for three weeks. Should I come in?');
+  await submit(r, r.getByRole('button', { name: 'Send' }));
+  await assertVisible(r, 'Sent.');
+  await checkPage(r, 'a conversation (patient)');
+  await assertFitsWidth(r, 'a conversation (patient)', 320);
+  const thread = r.url().replace(/[?#].*$/, '');
+  // The nurse finds it in the practice's messages, replies, and keeps a note.
+  const n = nurse.page;
+  await n.goto(practicePage);
+  await n.getByRole('link', { name: 'Messages from patients' }).click();
+  await checkPage(n, 'messages from patients (nurse)');
+  assert.ok((await n.content()).includes(`href="${new URL(thread).pathname}"`), 'the inbox links the conversation');
+  await n.goto(thread);
+  await checkPage(n, 'a conversation (nurse)');
+  await n.getByLabel(/Reply to the patient/).fill('Yes, please book a nurse appointment this week.');
+  await submit(n, n.getByRole('button', { name: 'Send reply' }));
+  await assertVisible(n, 'Sent.');
+  await n.getByLabel(/Reply to the patient/).fill('Check for reflux too.');
+  await submit(n, n.getByRole('button', { name: 'Add an internal note' }));
+  await assertVisible(n, 'The note is added');
+  // The patient's inbox counts the reply; they read it, never the note.
+  await r.goto(rawiri.home);
+  await assertVisible(r, 'Inbox');
+  await r.goto(thread);
+  await assertVisible(r, 'Yes, please book a nurse appointment this week.');
+  assert.equal(await r.getByText('Check for reflux too.').count(), 0, 'an internal note reached the patient');
+  await r.getByRole('link', { name: /^Inbox/ }).click();
+  await assertVisible(r, 'A reply from your practice');
 });
 
 test('every page route of the route table was scanned; the routes exempted still are no pages', async () => {

@@ -12,6 +12,7 @@ pub mod documents;
 mod error;
 pub mod identity;
 pub mod jobs;
+pub mod messages;
 /// The key files on disk (the master key and the log's signing key), from `crypto`.
 pub use crypto::keyfile;
 pub mod notify;

@@ -3,7 +3,7 @@
 //! noticing.
 
 use crate::pages::{
-    access, account, appointments, documents, inbox, mfa, operator, passkeys, password, patients, practices,
+    access, account, appointments, documents, inbox, messages, mfa, operator, passkeys, password, patients, practices,
     prescriptions, proxies, records, signin,
 };
 use crate::{WebState, api, openapi, ops, pages};
@@ -178,6 +178,13 @@ routes! {
     post "/inbox/read"                           Page => inbox::read_all,
     post "/inbox/settings"                       Page => inbox::set_prefs,
     post "/inbox/{notice_id}/open"               Page => inbox::open,
+    get  "/patients/{patient_id}/messages"       Page => messages::list_page,
+    post "/patients/{patient_id}/messages"       Page => messages::start,
+    get  "/messages/{thread_id}"                 Page => messages::thread_page,
+    post "/messages/{thread_id}"                 Page => messages::act,
+    get  "/practices/{practice_id}/messages"     Page => messages::inbox_page,
+    get  "/practices/{practice_id}/messaging"    Page => messages::settings_page,
+    post "/practices/{practice_id}/messaging"    Page => messages::set_settings,
 }
 
 /// Routes whose request bodies are documents: streamed, with the application's size limits

@@ -123,6 +123,8 @@ pub(crate) struct PatientPage {
     pub(crate) can_list_documents: bool,
     pub(crate) can_book: bool,
     pub(crate) can_repeats: bool,
+    /// The patient's side of messaging (the patient, or a proxy with the scope).
+    pub(crate) can_message: bool,
     pub(crate) can_view_access: bool,
     pub(crate) patient: Patient,
     pub(crate) practices: Vec<Practice>,

@@ -5,6 +5,7 @@ pub(crate) mod account;
 pub(crate) mod appointments;
 pub(crate) mod documents;
 pub(crate) mod inbox;
+pub(crate) mod messages;
 pub(crate) mod mfa;
 pub(crate) mod operator;
 pub(crate) mod passkeys;
@@ -66,8 +67,11 @@ pub(crate) fn notice_text(n: &Notice) -> Option<String> {
             "proxy-accepted" => "Accepted: they can now act for you within what your practice set up.",
             "proxy-revoked" => "Ended: they can no longer act for you, from their next click.",
             "proxy-rules" => "Saved. The age applies to every parent's access from now on.",
+            "message-sent" => "Sent. The practice will reply here; you will see it in your inbox.",
+            "note-added" => "The note is added. The patient does not see it.",
+            "thread-updated" => "Done.",
             "inbox-read" => "Everything is marked as read.",
-            "inbox-prefs" => "Saved.",
+            "inbox-prefs" | "messaging-saved" => "Saved.",
             "inbox-no-access" => "That notice is about someone you can no longer act for.",
             "reset-approved" => "Approved: their sign-in was reset, they are signed out everywhere, and they have been emailed.",
             _ => return None,

@@ -50,6 +50,7 @@ pub(crate) async fn patient_page(
             && who.staff.is_none_or(|(_, r)| app::capabilities::may(r, app::capabilities::RUN_BOOK)),
         can_repeats: proxy.is_none_or(|s| s.prescriptions)
             && who.staff.is_none_or(|(_, r)| app::capabilities::may(r, app::capabilities::PREPARE_REPEATS)),
+        can_message: who.staff.is_none() && proxy.is_none_or(|s| s.messages),
         can_view_access: proxy.is_none()
             && who.staff.is_none_or(|(_, r)| app::capabilities::may(r, app::capabilities::VIEW_ACCESS_HISTORY)),
         patient: row,

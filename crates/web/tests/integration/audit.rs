@@ -58,6 +58,7 @@ async fn every_route_touching_a_patient_writes_the_right_event() -> Result<()> {
         ("/patients/{patient_id}/appointments/book", "search-type", "patient_appointments"),
         ("/patients/{patient_id}/repeats", "read", "repeat_list"),
         ("/patients/{patient_id}/proxies", "search-type", "proxy"),
+        ("/patients/{patient_id}/messages", "search-type", "patient_messages"),
     ];
     // Uploads (POST) are driven by `documents::every_document_route_writes_the_right_event`.
     let patient_routes: Vec<_> =

@@ -19,6 +19,7 @@ mod flows;
 mod layers;
 mod mail;
 mod matrix;
+mod messages;
 mod mfa;
 mod openapi;
 mod people_leave;

@@ -74,6 +74,9 @@ async fn every_route_against_every_role() -> Result<()> {
     // An appointment of patient 1's at practice A, and a repeat request of theirs there.
     let (appointment, repeat) = crate::appointments::one_of_each(&w).await?;
 
+    // A conversation of patient 1's with practice A.
+    crate::messages::messaging_on(&w, false).await?;
+    let thread = crate::messages::one_thread(&w, &mut browsers["patient"].clone(), "Matrix", "A question").await?;
     // A proxy link to patient 1 (the expired one: revoking it changes no other role's cells) and
     // a notice in patient 1's inbox.
     let link =
@@ -93,6 +96,7 @@ async fn every_route_against_every_role() -> Result<()> {
         (repeat.as_str(), "{repeat}"),
         (link.as_str(), "{proxy}"),
         (notice.as_str(), "{notice}"),
+        (thread.as_str(), "{thread}"),
     ];
     let mut lines = Vec::new();
     let mut seen = BTreeMap::new();
@@ -109,7 +113,8 @@ async fn every_route_against_every_role() -> Result<()> {
             .replace("{appointment_id}", &appointment)
             .replace("{repeat_request_id}", &repeat)
             .replace("{proxy_id}", &link)
-            .replace("{notice_id}", &notice);
+            .replace("{notice_id}", &notice)
+            .replace("{thread_id}", &thread);
         assert!(!path.contains('{'), "the matrix does not know how to fill {} — add it", route.path);
         let mut cells = Vec::new();
         for role in ROLES {
@@ -162,6 +167,26 @@ async fn every_route_against_every_role() -> Result<()> {
             if route.path.ends_with("/leave") || route.path.ends_with("/unenrol") {
                 rejoin(&w.t, w.practice_a, w.patient1, "ZZZ0016").await?;
             }
+            // A proxy's session switched back to its own record by the switcher's cell is put back
+            // on patient 1's, so that the routes after it are still tried as that proxy.
+            if route.path == "/acting-for"
+                && route.method == "POST"
+                && let Some((_, email, ..)) = PROXIES.iter().find(|(r, ..)| *r == role)
+            {
+                let patient = if w.t.url.starts_with("sqlite:") {
+                    format!("X'{}'", w.patient1.as_uuid().simple())
+                } else {
+                    format!("'{}'", w.patient1)
+                };
+                execute(
+                    &w.t,
+                    &format!(
+                        "UPDATE sessions SET acting_for = {patient} WHERE ended_at IS NULL AND account_id = \
+                             (SELECT id FROM accounts WHERE email = '{email}')"
+                    ),
+                )
+                .await?;
+            }
             // Release rules saved from the matrix's form (no categories) are put back.
             if route.path.ends_with("/record-rules") && route.method == "POST" && reply.status.is_redirection() {
                 let defaults = ["allergies", "conditions", "medications", "immunisations", "results", "recalls"];
@@ -181,8 +206,15 @@ async fn every_route_against_every_role() -> Result<()> {
     // The line that must hold whatever the snapshot says: another patient's or another
     // practice's objects are 404 to everyone but their own people, and never 200.
     for route in ROUTES {
-        let objects =
-            ["{patient_id}", "{document_id}", "{record_id}", "{appointment_id}", "{repeat_request_id}", "{proxy_id}"];
+        let objects = [
+            "{patient_id}",
+            "{document_id}",
+            "{record_id}",
+            "{appointment_id}",
+            "{repeat_request_id}",
+            "{proxy_id}",
+            "{thread_id}",
+        ];
         let deny: &[&str] = if objects.iter().any(|p| route.path.contains(p)) {
             &["other_patient", "other_practice_staff", "other_practice_admin", "operator"]
         } else if route.path == "/practices/{practice_id}/leave" {
@@ -210,36 +242,30 @@ async fn every_route_against_every_role() -> Result<()> {
             );
         }
         // People acting for patient 1: a link that is expired, aged out or revoked reaches
-        // nothing of patient 1's, and a live one without the module's scope reaches nothing
-        // either; a live one with the scope reaches only its modules' patient routes.
+        // nothing of patient 1's; a live one reaches only the routes of the modules in its
+        // scopes (and the person's home page, their name: the least a proxy sees).
         let patients_object = objects.iter().any(|p| route.path.contains(p)) && !route.path.contains("{proxy_id}");
         if patients_object {
-            for role in ["expired_proxy", "aged_out_proxy", "revoked_proxy", "proxy_without_scope"] {
-                // A live link, whatever its scopes, opens the person's home page (their name and
-                // the links the scopes open): the least a proxy sees.
-                if role == "proxy_without_scope"
-                    && (route.path == "/patients/{patient_id}" || route.path == "/api/v1/patients/{patient_id}")
-                {
+            let home = route.path == "/patients/{patient_id}" || route.path == "/api/v1/patients/{patient_id}";
+            for (role, scope) in [
+                ("expired_proxy", &[][..]),
+                ("aged_out_proxy", &[][..]),
+                ("revoked_proxy", &[][..]),
+                ("proxy_without_scope", &["/messages"][..]),
+                ("proxy", &["/appointments", "/repeats", "/book"][..]),
+            ] {
+                let live = matches!(role, "proxy" | "proxy_without_scope");
+                if (live && home) || scope.iter().any(|m| route.path.contains(m)) {
                     continue;
                 }
                 assert_eq!(
                     status(route.method, route.path, role),
                     StatusCode::NOT_FOUND,
-                    "{} {} as {role}",
+                    "{} {} as {role}, out of its scopes",
                     route.method,
                     route.path
                 );
             }
-            let in_scope = ["/appointments", "/repeats", "/book"].iter().any(|m| route.path.contains(m))
-                || route.path == "/patients/{patient_id}"
-                || route.path == "/api/v1/patients/{patient_id}";
-            let s = status(route.method, route.path, "proxy");
-            assert!(
-                in_scope || s == StatusCode::NOT_FOUND,
-                "{} {} as a proxy without that scope: {s}",
-                route.method,
-                route.path
-            );
         }
         // Nobody without a verified second factor, and no organisation's system, reaches a
         // patient's or a practice's pages or data (a system only pushes).
