@@ -97,6 +97,7 @@ conformance!(
     one_slot_is_booked_once_however_many_race,
     a_repeat_item_is_in_one_open_request_at_a_time,
     proxy_links_are_judged_and_reach_sessions_and_inboxes,
+    conversations_are_scoped_and_notes_stay_with_the_practice,
 );
 
 #[path = "conformance/care.rs"]
@@ -105,6 +106,9 @@ use care::{a_repeat_item_is_in_one_open_request_at_a_time, one_slot_is_booked_on
 #[path = "conformance/proxies.rs"]
 mod proxies;
 use proxies::proxy_links_are_judged_and_reach_sessions_and_inboxes;
+#[path = "conformance/messages.rs"]
+mod messages;
+use messages::conversations_are_scoped_and_notes_stay_with_the_practice;
 
 const NOW: UnixTime = 1_800_000_000;
 

@@ -76,5 +76,39 @@ pub(crate) async fn demo_care(
         repeats.decide(&gp, request.id, "ready_to_collect", "").await.map_err(err)?;
         bar.inc(1);
     }
+    if let Some(first) = patients.first() {
+        bar.set_message("messages");
+        demo_messages(app, practice, *first).await?;
+    }
+    Ok(())
+}
+
+/// The demo practice takes messages, and its first demo patient has a conversation with the
+/// nurses: their question, a nurse's reply, and a note of the nurse's the patient never sees.
+pub(crate) async fn demo_messages(app: &app::App, practice: PracticeId, patient: PatientId) -> Result<()> {
+    let err = |e: app::AppError| anyhow!(crate::show(&e));
+    let admin = app::Caller::console(crate::demo::staff_principal(app, practice, StaffRole::Admin).await?);
+    let nurse = app::Caller::console(crate::demo::staff_principal(app, practice, StaffRole::Nurse).await?);
+    let form = app::messages::SettingsForm {
+        on: true,
+        after_hours: app::messages::DEFAULT_AFTER_HOURS.into(),
+        fee_notice: String::new(),
+        reply_days: "2".into(),
+        clinicians: Vec::new(),
+    };
+    app.messages().set_settings(&admin, practice, &form).await.map_err(err)?;
+    let me = app.console().as_patient(patient).await.map_err(err)?;
+    let start = app::messages::StartForm {
+        practice: practice.to_string(),
+        to: "team:nurses".into(),
+        subject: "Flu vaccine this year".into(),
+        body: "Kia ora, am I due for the flu vaccine, and can I get it at the practice?".into(),
+        request_key: "demo-flu-vaccine".into(),
+    };
+    let thread = app.messages().start(&me, patient, &start).await.map_err(err)?;
+    let reply =
+        "Kia ora Hemi, yes: it is free for you this year. Book a nurse appointment online, any weekday morning.";
+    app.messages().reply(&nurse, thread, reply, false).await.map_err(err)?;
+    app.messages().reply(&nurse, thread, "Offer the COVID booster at the same visit.", true).await.map_err(err)?;
     Ok(())
 }
