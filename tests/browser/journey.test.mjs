@@ -883,6 +883,15 @@ test('messaging: the admin turns it on; a patient writes to the nurses, a nurse 
   await checkPage(r, 'a conversation (patient)');
   await assertFitsWidth(r, 'a conversation (patient)', 320);
   const thread = r.url().replace(/[?#].*$/, '');
+  // An HTML file is refused; a PDF goes with the message and into the patient's documents.
+  await r.getByLabel(/A PDF or a photo/).setInputFiles({ name: 'cough.html', mimeType: 'text/html', buffer: Buffer.from('<html><script>alert(1)</script></html>') });
+  await submit(r, r.getByRole('button', { name: 'Send the document' }));
+  await assertVisible(r, 'That was not sent');
+  await checkPage(r, 'a conversation (patient, document refused)');
+  const scan = Buffer.from('%PDF-1.4\n% a photo of the inhaler label\n' + 'x'.repeat(3000) + '\n%%EOF\n');
+  await r.getByLabel(/A PDF or a photo/).setInputFiles({ name: 'inhaler.pdf', mimeType: 'application/pdf', buffer: scan });
+  await submit(r, r.getByRole('button', { name: 'Send the document' }));
+  await assertVisible(r, 'The document is sent');
   // The nurse finds it in the practice's messages, replies, and keeps a note.
   const n = nurse.page;
   await n.goto(practicePage);
@@ -891,6 +900,9 @@ test('messaging: the admin turns it on; a patient writes to the nurses, a nurse 
   assert.ok((await n.content()).includes(`href="${new URL(thread).pathname}"`), 'the inbox links the conversation');
   await n.goto(thread);
   await checkPage(n, 'a conversation (nurse)');
+  const download = await n.context().request.get(new URL(await n.getByRole('link', { name: 'Open the document' }).getAttribute('href'), n.url()).href);
+  assert.equal(download.status(), 200, 'the nurse opens the document sent with the message');
+  assert.ok((await download.body()).toString().includes('inhaler label'));
   await n.getByLabel(/Reply to the patient/).fill('Yes, please book a nurse appointment this week.');
   await submit(n, n.getByRole('button', { name: 'Send reply' }));
   await assertVisible(n, 'Sent.');

@@ -71,6 +71,9 @@ pub struct DocumentOwner {
     pub pushed_by_practice: Option<PracticeId>,
     /// The patient hid it from their list, and so from everyone who acts for them.
     pub hidden_by_patient: bool,
+    /// The practice of a conversation it is attached to (the patient sent it with a message),
+    /// whose clinicians may read it.
+    pub attached_for: Option<PracticeId>,
 }
 
 /// Storage could not answer a relationship question.

@@ -160,8 +160,19 @@ async fn documents_reach_their_patient_the_pushing_practice_and_scoped_clients_o
         enrolled: vec![(p1, a), (p2, b)],
         practices: vec![a, b],
         documents: vec![
-            (upload, DocumentOwner { patient: p1, pushed_by_practice: None, hidden_by_patient: false }),
-            (letter, DocumentOwner { patient: p1, pushed_by_practice: Some(a), hidden_by_patient: false }),
+            (
+                upload,
+                DocumentOwner { patient: p1, pushed_by_practice: None, hidden_by_patient: false, attached_for: None },
+            ),
+            (
+                letter,
+                DocumentOwner {
+                    patient: p1,
+                    pushed_by_practice: Some(a),
+                    hidden_by_patient: false,
+                    attached_for: None,
+                },
+            ),
         ],
         agreements: vec![("G00001-A".into(), b)],
         ..Fixed::default()
@@ -209,7 +220,10 @@ async fn inside_a_practice_each_role_reaches_only_what_its_work_needs() {
     let mut rel = Fixed {
         enrolled: vec![(p1, a)],
         practices: vec![a],
-        documents: vec![(letter, DocumentOwner { patient: p1, pushed_by_practice: Some(a), hidden_by_patient: false })],
+        documents: vec![(
+            letter,
+            DocumentOwner { patient: p1, pushed_by_practice: Some(a), hidden_by_patient: false, attached_for: None },
+        )],
         ..Fixed::default()
     };
     let staff =
@@ -296,7 +310,10 @@ async fn a_grant_says_what_the_access_log_records() {
     let rel = Fixed {
         enrolled: vec![(p1, a)],
         practices: vec![a],
-        documents: vec![(letter, DocumentOwner { patient: p1, pushed_by_practice: Some(a), hidden_by_patient: false })],
+        documents: vec![(
+            letter,
+            DocumentOwner { patient: p1, pushed_by_practice: Some(a), hidden_by_patient: false, attached_for: None },
+        )],
         ..Fixed::default()
     };
     let me = Principal::Patient { account: AccountId::random(), session: SessionId::random(), patient: p1 };

@@ -182,6 +182,7 @@ routes! {
     post "/patients/{patient_id}/messages"       Page => messages::start,
     get  "/messages/{thread_id}"                 Page => messages::thread_page,
     post "/messages/{thread_id}"                 Page => messages::act,
+    post "/messages/{thread_id}/attachments"     Page => messages::attach,
     get  "/practices/{practice_id}/messages"     Page => messages::inbox_page,
     get  "/practices/{practice_id}/messaging"    Page => messages::settings_page,
     post "/practices/{practice_id}/messaging"    Page => messages::set_settings,
@@ -196,4 +197,6 @@ pub const STREAMING_UPLOADS: &[(&str, &str)] = &[
     // Bundles up to 8 MiB: the handler reads at most that much and answers an OperationOutcome.
     ("POST", "/fhir/R4"),
     ("POST", "/fhir/R4/appointments"),
+    // A document sent with a message: a health document of the patient's, like an upload.
+    ("POST", "/messages/{thread_id}/attachments"),
 ];

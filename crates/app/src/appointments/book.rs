@@ -307,6 +307,7 @@ impl Appointments<'_> {
             kind: NoticeKind::Appointments,
             title: "An appointment was booked",
             link: Some(format!("/appointments/{}", new.id)),
+            practice: Some(slot.practice),
         };
         let mail = app.news(patient, &notice).await?;
         let booked =
@@ -407,6 +408,7 @@ impl Appointments<'_> {
             kind: NoticeKind::Appointments,
             title: "An appointment was cancelled",
             link: Some(format!("/appointments/{}", row.id)),
+            practice: Some(row.practice),
         };
         let mail = app.news(row.patient, &notice).await?;
         app.store

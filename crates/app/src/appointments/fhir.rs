@@ -558,6 +558,7 @@ impl App {
             kind: NoticeKind::Appointments,
             title: "Your practice booked an appointment",
             link: Some(format!("/appointments/{}", new.id)),
+            practice: Some(grant.object()),
         };
         let mail = self.news(patient, &notice).await?;
         match self.store.book(BookingGrant::Sync(&pgrant), grant.object(), &new, &mail, self.now()).await {

@@ -398,6 +398,7 @@ impl App {
                     kind: NoticeKind::Appointments,
                     title: "A reminder: an appointment is coming up tomorrow",
                     link: Some(format!("/appointments/{appointment}")),
+                    practice: None,
                 };
                 let mail = self.news(*patient, &notice).await?;
                 self.store.tell(&mail).await?;

@@ -90,6 +90,8 @@ pub struct MessageView {
     pub body: String,
     /// When, seconds.
     pub at: i64,
+    /// The health document sent with it, if any.
+    pub document: Option<domain::DocumentId>,
 }
 
 /// A conversation, opened.
@@ -195,6 +197,16 @@ fn summary(t: &ThreadRow, key: Option<&FieldKey>, staff: bool) -> ThreadSummary 
     }
 }
 
+/// A reply to a practice that no longer takes messages from the patient.
+fn closed(e: StoreError) -> AppError {
+    match e {
+        StoreError::Conflict(MESSAGING_OFF) => {
+            AppError::field("body", "This practice does not take messages from you online any more. Please phone them.")
+        }
+        e => e.into(),
+    }
+}
+
 /// Checks a subject and a message's text.
 fn text(field: &'static str, value: &str, max: usize, errors: &mut Vec<FieldError>) -> String {
     let v = value.trim();
@@ -202,7 +214,10 @@ fn text(field: &'static str, value: &str, max: usize, errors: &mut Vec<FieldErro
         errors.push(FieldError { field, message: "Write something here.".into() });
     } else if v.chars().count() > max {
         errors.push(FieldError { field, message: format!("Keep it to at most {max} characters.") });
-    } else if v.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
+    } else if v.chars().any(|c| {
+        (c.is_control() && c != '\n' && c != '\r' && c != '\t')
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+    }) {
         errors.push(FieldError { field, message: "Use plain text.".into() });
     }
     v.replace("\r\n", "\n")
@@ -360,6 +375,7 @@ impl Messages<'_> {
             internal: m.internal,
             body: open(key.as_ref(), &context("message", &m.id, "body"), &m.body),
             at: m.created_at,
+            document: m.document,
         };
         let assignees = if staff {
             app.store.messaging_clinicians(row.practice).await?.into_iter().map(|c| (c.account, c.name)).collect()
@@ -433,16 +449,67 @@ impl Messages<'_> {
                 kind: NoticeKind::Messages,
                 title: "A reply from your practice",
                 link: Some(format!("/messages/{id}")),
+                practice: grant.via_practice(),
             };
             app.news(patient, &notice).await?
         } else {
             Vec::new()
         };
-        app.store.add_message(ThreadGrant::Reply(&grant), &m, &mail, app.now()).await?;
+        app.store.add_message(ThreadGrant::Reply(&grant), &m, &mail, app.now()).await.map_err(closed)?;
         app.audit(vec![app.event(caller, &Target::of(&grant), Outcome::Allowed)]).await?;
         if mail.iter().any(|m| m.deliver) {
             app.mail_waker.notify_one();
         }
+        Ok(())
+    }
+
+    /// The patient (or their proxy) whose conversation this is, asked before an attachment is
+    /// read: the policy first, so a stranger's upload is refused before any of it arrives.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but the patient's side of the conversation.
+    pub async fn attachment_patient(&self, caller: &Caller, id: ThreadId) -> Result<PatientId, AppError> {
+        let grant = self.app.decide::<ReplyThread>(caller, id).await?;
+        if grant.via_practice().is_some() {
+            // The practice's staff add no documents to a patient's list.
+            return Err(self.app.refuse_seen(caller, &grant).await);
+        }
+        grant.patient().ok_or(AppError::NotFound)
+    }
+
+    /// Sends a health document the patient has just uploaded (it is in their list, content
+    /// checked and encrypted) with a message in the conversation; the practice's clinicians can
+    /// then open it.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for anyone but the patient's side, or a document not theirs.
+    pub async fn attach(
+        &self,
+        caller: &Caller,
+        id: ThreadId,
+        document: &crate::documents::Document,
+    ) -> Result<(), AppError> {
+        let app = self.app;
+        let grant = app.decide::<ReplyThread>(caller, id).await?;
+        let patient = grant.patient().ok_or(AppError::NotFound)?;
+        if grant.via_practice().is_some() || document.patient != patient {
+            return Err(app.refuse_seen(caller, &grant).await);
+        }
+        let key = app
+            .sealing_key(caller, RecordKeyGrant::Reply(&grant), KeyGrant::Sealing(RecordKeyGrant::Reply(&grant)))
+            .await?;
+        let mid = MessageId::random();
+        let text = format!("Sent a document: {}", document.title);
+        let m = NewMessage {
+            id: mid,
+            author: caller.principal.account(),
+            from_practice: false,
+            internal: false,
+            body: seal(&key, &context("message", &mid, "body"), &text)?,
+            document: Some(document.id),
+        };
+        app.store.add_message(ThreadGrant::Reply(&grant), &m, &[], app.now()).await.map_err(closed)?;
+        app.audit(vec![app.event(caller, &Target::of(&grant).about(&document.id), Outcome::Allowed)]).await?;
         Ok(())
     }
 

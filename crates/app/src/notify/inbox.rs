@@ -102,6 +102,8 @@ pub struct Notice {
     pub title: &'static str,
     /// A path inside the portal.
     pub link: Option<String>,
+    /// The practice it comes from, when it does: a proxy hears only of their link's practice.
+    pub practice: Option<domain::PracticeId>,
 }
 
 /// The subject of every email that announces a notice.
@@ -162,7 +164,11 @@ impl App {
             .into_iter()
             .filter(|r| match (&r.proxy, notice.kind.module()) {
                 (None, _) => true,
-                (Some(terms), Some(module)) => terms.state(now) == ProxyState::Live && terms.scopes.allows(module),
+                (Some(terms), Some(module)) => {
+                    terms.state(now) == ProxyState::Live
+                        && terms.scopes.allows(module)
+                        && notice.practice.is_none_or(|p| p == terms.practice)
+                }
                 (Some(_), None) => false,
             })
             .map(|r| NewMail {

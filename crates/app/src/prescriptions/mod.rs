@@ -354,6 +354,7 @@ impl Prescriptions<'_> {
             kind: NoticeKind::Prescriptions,
             title: "A repeat prescription request was sent",
             link: Some(format!("/repeats/{}", new.id)),
+            practice: Some(new.practice),
         };
         let mail = app.news(patient, &notice).await?;
         let (row, fresh) = app.store.request_repeat(&grant, &new, &mail, app.now()).await.map_err(conflict)?;

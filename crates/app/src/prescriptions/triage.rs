@@ -68,7 +68,7 @@ impl Prescriptions<'_> {
                 let mail = app
                     .news(
                         g.patient().ok_or(AppError::NotFound)?,
-                        &news(id, "Your practice is looking at a repeat prescription request"),
+                        &news(id, "Your practice is looking at a repeat prescription request", g.via_practice()),
                     )
                     .await?;
                 let done = app.store.decide_repeat(RequestGrant::Review(&g), &d, &mail, app.now()).await;
@@ -92,7 +92,7 @@ impl Prescriptions<'_> {
                 let mail = app
                     .news(
                         g.patient().ok_or(AppError::NotFound)?,
-                        &news(id, "A repeat prescription request was approved"),
+                        &news(id, "A repeat prescription request was approved", g.via_practice()),
                     )
                     .await?;
                 let done = app.store.decide_repeat(RequestGrant::Approve(&g), &d, &mail, app.now()).await;
@@ -124,7 +124,9 @@ impl Prescriptions<'_> {
                     reason: Some(&sealed),
                     day: &day,
                 };
-                let mail = app.news(patient, &news(id, "A repeat prescription request was declined")).await?;
+                let mail = app
+                    .news(patient, &news(id, "A repeat prescription request was declined", g.via_practice()))
+                    .await?;
                 let done = app.store.decide_repeat(RequestGrant::Decline(&g), &d, &mail, app.now()).await;
                 if done.is_ok() {
                     let target = crate::audit::Target::of(&g);
@@ -147,10 +149,11 @@ impl Prescriptions<'_> {
 }
 
 /// The notice of a request moving on.
-fn news(id: RepeatRequestId, title: &'static str) -> crate::notify::Notice {
+fn news(id: RepeatRequestId, title: &'static str, practice: Option<domain::PracticeId>) -> crate::notify::Notice {
     crate::notify::Notice {
         kind: crate::notify::NoticeKind::Prescriptions,
         title,
         link: Some(format!("/repeats/{id}")),
+        practice,
     }
 }

@@ -121,6 +121,23 @@ fn scope_labels(s: ProxyScopes) -> Vec<&'static str> {
     ProxyScopes::NAMES.iter().filter(|(n, _)| s.has(n)).map(|(_, l)| *l).collect()
 }
 
+/// The patient is told of a new link; so is the proxy (in their own inbox, about no patient's
+/// data).
+async fn tell_of_set_up(app: &App, patient: PatientId, proxy: &store::AccountRow, child: bool) -> Result<(), AppError> {
+    let title = if child { "Someone can now act for you" } else { "Someone asks to act for you: please answer" };
+    let link = Some(format!("/patients/{patient}/proxies"));
+    let mut mails = app.news(patient, &Notice { kind: NoticeKind::Proxies, title, link, practice: None }).await?;
+    mails.push(app.own_notice(
+        proxy.id,
+        &proxy.email,
+        &proxy.display_name,
+        "You can act for someone in Tiaki",
+        Some("/acting-for".into()),
+        proxy.password_hash.is_some(),
+    ));
+    app.tell(&mails).await
+}
+
 /// The form's relationship, scopes and identity check, each error noted.
 fn terms_of<'f>(
     form: &'f ProxyForm,
@@ -270,23 +287,7 @@ impl Proxies<'_> {
             e => e.into(),
         })?;
         app.audit(vec![app.event(caller, &Target::of(&grant).about(&new.id), Outcome::Allowed)]).await?;
-        // The patient is told; so is the proxy (in their own inbox, about no patient's data).
-        let title = if child { "Someone can now act for you" } else { "Someone asks to act for you: please answer" };
-        let mut mails = app
-            .news(
-                patient,
-                &Notice { kind: NoticeKind::Proxies, title, link: Some(format!("/patients/{patient}/proxies")) },
-            )
-            .await?;
-        mails.push(app.own_notice(
-            proxy.id,
-            &proxy.email,
-            &proxy.display_name,
-            "You can act for someone in Tiaki",
-            Some("/acting-for".into()),
-            proxy.password_hash.is_some(),
-        ));
-        app.tell(&mails).await?;
+        tell_of_set_up(app, patient, &proxy, child).await?;
         Ok(new.id)
     }
 

@@ -83,6 +83,24 @@ async fn own_document<A: Action<Object = DocumentId>, R: Relations + ?Sized>(
     Err(Denied::NotFound)
 }
 
+/// A document the patient sent with a message to the staff member's practice: its clinicians
+/// read it, while the patient is enrolled there.
+async fn attached_for_own_practice<A: Action<Object = DocumentId>, R: Relations + ?Sized>(
+    p: &Principal,
+    doc: DocumentId,
+    rel: &R,
+) -> Result<Grant<A>, Denied> {
+    if let Principal::Staff { practice, account, role, .. } = p
+        && capabilities::may(*role, capabilities::READ_CLINICAL_CONTENT)
+        && let Some(owner) = rel.document_owner(doc).await?
+        && owner.attached_for == Some(*practice)
+        && rel.patient_practices(owner.patient).await?.contains(practice)
+    {
+        return Ok(Grant::new(doc, Some(owner.patient), Some(*account)).through(*practice));
+    }
+    Err(Denied::NotFound)
+}
+
 /// A document the staff member's practice pushed, for a patient still enrolled there.
 async fn pushed_by_own_practice<A: Action<Object = DocumentId>, R: Relations + ?Sized>(
     p: &Principal,
@@ -113,7 +131,12 @@ impl Policy for ReadDocument {
                     .map(|g| g.owned_by(o.pushed_by_practice)),
                 _ => Err(Denied::NotFound),
             },
-            Principal::Staff { .. } => pushed_by_own_practice(p, doc, rel, capabilities::READ_CLINICAL_CONTENT).await,
+            Principal::Staff { .. } => {
+                match pushed_by_own_practice(p, doc, rel, capabilities::READ_CLINICAL_CONTENT).await {
+                    Err(Denied::NotFound) => attached_for_own_practice(p, doc, rel).await,
+                    other => other,
+                }
+            }
             _ => Err(Denied::NotFound),
         }
     }

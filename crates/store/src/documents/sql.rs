@@ -252,8 +252,9 @@ impl DocumentStore for This {
         Box::pin(async move {
             let row = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT {D_COLUMNS}, {WITH_KEY} WHERE d.id = $1 AND d.patient_id = $2 AND d.deleted_at IS NULL AND d.withdrawn_at IS NULL \
-                 AND ($3 = FALSE OR (d.pushed_by_practice = $4 AND EXISTS (SELECT 1 FROM enrolments e \
-                      WHERE e.patient_id = d.patient_id AND e.practice_id = $4)))"
+                 AND ($3 = FALSE OR ((d.pushed_by_practice = $4 OR EXISTS (SELECT 1 FROM messages m \
+                      JOIN message_threads t ON t.id = m.thread_id WHERE m.document_id = d.id AND t.practice_id = $4)) \
+                      AND EXISTS (SELECT 1 FROM enrolments e WHERE e.patient_id = d.patient_id AND e.practice_id = $4)))"
             )))
             .bind(grant.object().as_uuid())
             .bind(grant.patient().map_or(Uuid::nil(), |p| p.as_uuid()))

@@ -238,7 +238,8 @@ impl MessageStore for This {
             if let Some(c) = new.clinician {
                 let takes = sqlx::query(
                     "SELECT 1 FROM messaging_clinicians m JOIN staff st ON st.account_id = m.account_id \
-                     AND st.practice_id = m.practice_id AND st.removed_at IS NULL \
+                     AND st.practice_id = m.practice_id AND st.removed_at IS NULL AND st.role IN ('gp', 'nurse') \
+                     JOIN accounts a ON a.id = m.account_id AND a.disabled_at IS NULL \
                      WHERE m.practice_id = $1 AND m.account_id = $2",
                 )
                 .bind(new.practice.as_uuid())
@@ -249,7 +250,7 @@ impl MessageStore for This {
                     return Err(StoreError::Conflict(CLINICIAN_OFF));
                 }
             }
-            sqlx::query(
+            let inserted = sqlx::query(
                 "INSERT INTO message_threads (id, practice_id, patient_id, team, clinician_id, subject, status, \
                  started_by, request_key, created_at, last_message_at, patient_read_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $9, $9, $9)",
@@ -264,7 +265,24 @@ impl MessageStore for This {
             .bind(&new.request_key)
             .bind(now)
             .execute(&mut *tx)
-            .await?;
+            .await;
+            match inserted {
+                Ok(_) => {}
+                // The same form, sent twice at once (PostgreSQL runs both): the first one stands.
+                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                    drop(tx);
+                    let id: Uuid =
+                        sqlx::query_scalar("SELECT id FROM message_threads WHERE patient_id = $1 AND request_key = $2")
+                            .bind(patient.as_uuid())
+                            .bind(&new.request_key)
+                            .fetch_one(&self.pool)
+                            .await?;
+                    let mut conn = self.pool.acquire().await?;
+                    let row = scoped_thread(&mut conn, ThreadId::from_uuid(id), patient, None).await?;
+                    return Ok((row, false));
+                }
+                Err(e) => return Err(e.into()),
+            }
             insert_message(&mut tx, new.id, &new.first, now).await?;
             for m in mail {
                 shared::insert_mail(&mut tx, m).await?;
@@ -278,11 +296,18 @@ impl MessageStore for This {
     fn patient_threads<'a>(&'a self, grant: &'a Grant<ListThreads>) -> BoxFuture<'a, Result<Vec<ThreadRow>>> {
         Box::pin(async move {
             let patient = grant.patient().ok_or(StoreError::NotFound)?;
-            let sql = format!("SELECT {THREAD_COLUMNS} WHERE {SCOPE} ORDER BY t.last_message_at DESC, t.id LIMIT 500");
+            // Someone acting for the patient sees only conversations with a practice the patient
+            // is enrolled at now (their link's), never a former practice's.
+            let sql = format!(
+                "SELECT {THREAD_COLUMNS} WHERE {SCOPE} AND ($4 = FALSE OR EXISTS (SELECT 1 FROM enrolments e \
+                 WHERE e.patient_id = t.patient_id AND e.practice_id = t.practice_id)) \
+                 ORDER BY t.last_message_at DESC, t.id LIMIT 500"
+            );
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(patient.as_uuid())
                 .bind(nil(grant.via_practice()))
                 .bind(Uuid::nil())
+                .bind(grant.by_proxy())
                 .fetch_all(&self.pool)
                 .await?;
             rows.iter().map(thread_row).collect()
@@ -339,7 +364,22 @@ impl MessageStore for This {
                 return Err(StoreError::NotFound);
             }
             let mut tx = self.begin().await?;
-            scoped_thread(&mut tx, id, patient, practice).await?;
+            let thread = scoped_thread(&mut tx, id, patient, practice).await?;
+            if !message.from_practice {
+                // The patient's side writes only to a practice they are still enrolled at, and
+                // while it takes messages: anything else would reach nobody.
+                let open = sqlx::query(
+                    "SELECT 1 FROM enrolments e JOIN messaging_settings s ON s.practice_id = e.practice_id \
+                     WHERE e.patient_id = $1 AND e.practice_id = $2 AND s.messaging_on",
+                )
+                .bind(patient.as_uuid())
+                .bind(thread.practice.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await?;
+                if open.is_none() {
+                    return Err(StoreError::Conflict(MESSAGING_OFF));
+                }
+            }
             insert_message(&mut tx, id, message, now).await?;
             let sql = if message.internal {
                 "UPDATE message_threads SET practice_read_at = $2 WHERE id = $1"

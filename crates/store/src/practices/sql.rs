@@ -532,8 +532,10 @@ impl Relations for This {
     ) -> BoxFuture<'_, Result<Option<authz::DocumentOwner>, RelationsError>> {
         Box::pin(async move {
             let row = sqlx::query(
-                "SELECT patient_id, pushed_by_practice, hidden_at FROM documents \
-                 WHERE id = $1 AND deleted_at IS NULL AND withdrawn_at IS NULL",
+                "SELECT d.patient_id, d.pushed_by_practice, d.hidden_at, \
+                 (SELECT t.practice_id FROM messages m JOIN message_threads t ON t.id = m.thread_id \
+                  WHERE m.document_id = d.id ORDER BY m.created_at LIMIT 1) AS attached_for FROM documents d \
+                 WHERE d.id = $1 AND d.deleted_at IS NULL AND d.withdrawn_at IS NULL",
             )
             .bind(document.as_uuid())
             .fetch_optional(&self.pool)
@@ -544,6 +546,7 @@ impl Relations for This {
                     patient: PatientId::from_uuid(r.try_get("patient_id")?),
                     pushed_by_practice: r.try_get::<Option<Uuid>, _>("pushed_by_practice")?.map(PracticeId::from_uuid),
                     hidden_by_patient: r.try_get::<Option<i64>, _>("hidden_at")?.is_some(),
+                    attached_for: r.try_get::<Option<Uuid>, _>("attached_for")?.map(PracticeId::from_uuid),
                 })
             })
             .transpose()

@@ -351,3 +351,58 @@ pub(crate) async fn set_settings(
         Err(e) => Err(WebError::page(e)),
     }
 }
+
+/// The patient sends a document with a message: stored in their health documents (content
+/// checked, encrypted) and shown in the conversation, where the practice's clinicians open it.
+pub(crate) async fn attach(
+    State(state): State<WebState>,
+    PageId(id): PageId<ThreadId>,
+    post: crate::extract::CsrfMultipart,
+) -> PageResult {
+    use futures_util::StreamExt;
+    // The policy first: a stranger's (or the practice's) upload is refused before any of it is read.
+    let caller = post.ctx.caller_as(&post.who);
+    let patient = state.app.messages().attachment_patient(&caller, id).await.map_err(WebError::page)?;
+    let upload = state.app.documents().begin_upload(&caller, patient).await.map_err(WebError::page)?;
+    let (ctx, who, mut form) = match post.open(&state).await {
+        Ok(opened) => opened,
+        Err(refusal) => return Ok(refusal),
+    };
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(_) => return Ok(crate::error::Refusal::Malformed.into_response(crate::error::Surface::Page)),
+        };
+        if field.name() != Some("file") {
+            continue;
+        }
+        let filename = field.file_name().unwrap_or("document").to_owned();
+        let title = format!("Sent with a message: {}", filename.chars().take(100).collect::<String>());
+        let stream = Box::pin(field.map(|r| r.map_err(|e| e.body_text())));
+        return match upload.finish(&filename, Some(&title), stream).await {
+            Ok(document) => {
+                state.app.messages().attach(&ctx.caller_as(&who), id, &document).await.map_err(WebError::page)?;
+                Ok(Redirect::to(&format!("/messages/{id}?done=document-sent")).into_response())
+            }
+            Err(
+                e
+                @ (AppError::TooLarge(_) | AppError::UnsupportedContent(_) | AppError::Invalid(_) | AppError::Gone(_)),
+            ) => {
+                let status = crate::error::status_of(&e);
+                let message = match &e {
+                    AppError::Invalid(f) => f.iter().map(|f| f.message.clone()).collect::<Vec<_>>().join(" "),
+                    other => other.to_string(),
+                };
+                let page =
+                    thread_view(&state, &ctx, &who, id, Some(message), String::new(), &Notice::default()).await?;
+                Ok((status, render(&page)).into_response())
+            }
+            Err(e) => Err(WebError::page(e)),
+        };
+    }
+    let page =
+        thread_view(&state, &ctx, &who, id, Some("Choose a file to send.".into()), String::new(), &Notice::default())
+            .await?;
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response())
+}

@@ -68,6 +68,7 @@ pub(crate) fn notice_text(n: &Notice) -> Option<String> {
             "proxy-revoked" => "Ended: they can no longer act for you, from their next click.",
             "proxy-rules" => "Saved. The age applies to every parent's access from now on.",
             "message-sent" => "Sent. The practice will reply here; you will see it in your inbox.",
+            "document-sent" => "The document is sent, and kept in your health documents.",
             "note-added" => "The note is added. The patient does not see it.",
             "thread-updated" => "Done.",
             "inbox-read" => "Everything is marked as read.",

@@ -219,6 +219,17 @@ async fn bad_messages_are_refused_and_nothing_is_kept() -> Result<()> {
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     }
     assert_eq!(count(&w.t, "messages").await?, 1);
+    // Messaging turned off: a reply would reach nobody, so it is refused and nothing is kept.
+    let mut admin = w.signed_in("admin-a@example.nz", [127, 0, 31, 5]).await?;
+    let settings = format!("/practices/{}/messaging", w.practice_a);
+    admin.get(&settings).await?;
+    let r = admin.post(&settings, &[("after_hours", "Call 111"), ("reply_days", "2")]).await?;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    p.get(&format!("/messages/{id}")).await?;
+    let r = p.post(&format!("/messages/{id}"), &[("action", "reply"), ("body", "Still sore")]).await?;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("does not take messages from you online"), "{}", r.body);
+    assert_eq!(count(&w.t, "messages").await?, 1);
     Ok(())
 }
 
@@ -247,5 +258,58 @@ async fn a_raw_scan_of_the_database_finds_no_subject_or_message() -> Result<()> 
         }
     }
     assert!(scanned >= 1, "the database file was read");
+    Ok(())
+}
+
+/// Sends a file with a message in a conversation, as the thread page's form does.
+async fn send_file(b: &mut Browser, thread: &str, name: &str, content: &[u8]) -> Result<Reply> {
+    b.get(&format!("/messages/{thread}")).await?;
+    let csrf = b.csrf.clone().unwrap_or_default();
+    let (ct, body) = multipart(&[("csrf", None, csrf.as_bytes()), ("file", Some(name), content)]);
+    b.send(axum::http::Method::POST, &format!("/messages/{thread}/attachments"), Some(&ct), body).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_sent_with_a_message_is_the_patients_and_its_clinicians_open_it() -> Result<()> {
+    let w = World::new().await?;
+    staff(&w.t, w.practice_a, "nurse-a@example.nz", StaffRole::Nurse).await?;
+    messaging_on(&w, false).await?;
+    let mut p = w.signed_in("p1@example.nz", [127, 0, 33, 1]).await?;
+    let id = one_thread(&w, &mut p, "My rash", "Photo to follow").await?;
+    let docs = count(&w.t, "documents").await?;
+    // An HTML file is refused, and nothing is kept: no document, no message, no blob.
+    let r = send_file(&mut p, &id, "rash.html", b"<html><body><script>alert(1)</script></body></html>").await?;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", r.body);
+    assert_eq!(count(&w.t, "documents").await?, docs);
+    assert_eq!(count(&w.t, "messages").await?, 1);
+    // A PDF is kept in the patient's documents, marked as sent with a message.
+    let r = send_file(&mut p, &id, "rash.pdf", &pdf("rash photo", 2000)).await?;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(count(&w.t, "documents").await?, docs + 1);
+    let list = p.get(&format!("/patients/{}/documents", w.patient1)).await?;
+    assert!(list.body.contains("Sent with a message: rash.pdf"), "{}", list.body);
+    // The practice's clinicians open it from the conversation; reception does not.
+    let mut nurse = w.signed_in("nurse-a@example.nz", [127, 0, 33, 2]).await?;
+    let thread = nurse.get(&format!("/messages/{id}")).await?;
+    let doc = thread
+        .body
+        .split("/documents/")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .ok_or_else(|| anyhow!("no document in the conversation: {}", thread.body))?
+        .to_owned();
+    assert_eq!(nurse.get(&format!("/documents/{doc}/download")).await?.status, StatusCode::OK);
+    let mut reception = w.signed_in("admin-a@example.nz", [127, 0, 33, 3]).await?;
+    assert_eq!(reception.get(&format!("/documents/{doc}/download")).await?.status, StatusCode::NOT_FOUND);
+    // The practice's staff add nothing to a patient's documents; strangers reach nothing.
+    let r = send_file(&mut nurse, &id, "x.pdf", &pdf("x", 500)).await?;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let mut other = w.signed_in("p2@example.nz", [127, 0, 33, 4]).await?;
+    other.get("/acting-for").await?;
+    let csrf = other.csrf.clone().unwrap_or_default();
+    let (ct, body) = multipart(&[("csrf", None, csrf.as_bytes()), ("file", Some("x.pdf"), &pdf("x", 500))]);
+    let r = other.send(axum::http::Method::POST, &format!("/messages/{id}/attachments"), Some(&ct), body).await?;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(count(&w.t, "documents").await?, docs + 1);
     Ok(())
 }
