@@ -536,7 +536,19 @@ impl<'a> Documents<'a> {
         };
         let target_again = target.clone();
         match self.app.store_incoming(Incoming { grant: StoreGrant::Push(&grant), row, caller, target }, body).await {
-            Ok(doc) => Ok((doc, true)),
+            Ok(doc) => {
+                // In the patient's inbox (and their proxies' with the documents scope at this
+                // practice); emailed as "something new", nothing more.
+                let notice = crate::notify::Notice {
+                    kind: crate::notify::NoticeKind::Documents,
+                    title: "A new health document has arrived",
+                    link: Some(format!("/patients/{patient}/documents")),
+                    practice: Some(via),
+                };
+                let mail = self.app.news(patient, &notice).await?;
+                self.app.tell(&mail).await?;
+                Ok((doc, true))
+            }
             // The same document pushed twice at once: the first one in wins.
             Err(AppError::Conflict(_)) => match self.app.store.pushed_document(&grant, org_id, &source_ref).await? {
                 Some(existing) => self.app.already_pushed(caller, target_again, existing, patient).await,

@@ -4,8 +4,9 @@
 
 use super::{Records, seal_note};
 use crate::audit::{Caller, Outcome, Target};
+use crate::notify::{Notice, NoticeKind};
 use crate::{App, AppError};
-use authz::{HideRecord, ReadRecord, ReleaseRecord, SetRecordRules, UnhideRecord, ViewPatient};
+use authz::{HideRecord, ReadRecord, ReleaseRecord, SetRecordRules, UnhideRecord};
 use domain::{PatientId, PracticeId, RecordCategory, RecordId};
 use std::collections::HashMap;
 use store::{RecordKeyGrant, RecordRules};
@@ -45,16 +46,17 @@ impl Records<'_> {
         let read = app.decide::<ReadRecord>(caller, id).await?;
         let row = app.store.record(&read).await?;
         let visible = !app.visible(RecordKeyGrant::ReadOne(&read), vec![row]).await?.is_empty();
-        let vg = app.decide::<ViewPatient>(caller, patient).await?;
-        let p = app.store.patient(&vg).await?;
-        if p.active && visible {
-            app.notify(
-                p.account,
-                "A new result is in your Tiaki health record",
-                "Your practice has added a new test result to your health record in Tiaki.\n\nTo see it, sign in to \
-                 Tiaki as you usually do (type the address yourself) and open Health record.",
-            )
-            .await?;
+        if visible {
+            // In the inbox of the patient (and of anyone acting for them with the records scope
+            // at this practice); emailed as "something new", nothing more.
+            let notice = Notice {
+                kind: NoticeKind::Results,
+                title: "A new result is in your health record",
+                link: Some(format!("/records/{id}")),
+                practice: grant.via_practice(),
+            };
+            let mail = app.news(patient, &notice).await?;
+            app.tell(&mail).await?;
         }
         Ok(())
     }
@@ -149,29 +151,26 @@ impl App {
                 return Ok(told);
             }
             let mut rules: HashMap<PracticeId, RecordRules> = HashMap::new();
-            let mut patients: Vec<PatientId> = Vec::new();
+            let mut patients: Vec<(PatientId, PracticeId)> = Vec::new();
             for (_, patient, practice, category, hidden) in &batch {
                 if let std::collections::hash_map::Entry::Vacant(slot) = rules.entry(*practice) {
                     slot.insert(self.store.record_rules(*practice).await?);
                 }
                 let released = rules.get(practice).is_some_and(|r| r.categories.contains(category));
-                if released && !hidden && !patients.contains(patient) {
-                    patients.push(*patient);
+                if released && !hidden && !patients.contains(&(*patient, *practice)) {
+                    patients.push((*patient, *practice));
                 }
             }
-            for patient in &patients {
-                let custody = authz::console::view_patient(*patient);
-                let p = self.store.patient(&custody).await?;
-                if p.active {
-                    self.notify(
-                        p.account,
-                        "A new result is in your Tiaki health record",
-                        "Your practice has added a new test result to your health record in Tiaki.\n\nTo see it, sign in \
-                         to Tiaki as you usually do (type the address yourself) and open Health record.",
-                    )
-                    .await?;
-                    told += 1;
-                }
+            for (patient, practice) in &patients {
+                let notice = Notice {
+                    kind: NoticeKind::Results,
+                    title: "A new result is in your health record",
+                    link: Some(format!("/patients/{patient}/records/results")),
+                    practice: Some(*practice),
+                };
+                let mail = self.news(*patient, &notice).await?;
+                self.tell(&mail).await?;
+                told += mail.iter().filter(|m| m.deliver).count();
             }
             let ids: Vec<RecordId> = batch.iter().map(|(id, ..)| *id).collect();
             self.store.mark_told(&ids, now).await?;

@@ -313,3 +313,18 @@ async fn a_document_sent_with_a_message_is_the_patients_and_its_clinicians_open_
     assert_eq!(count(&w.t, "documents").await?, docs + 1);
     Ok(())
 }
+
+/// A document a practice's system sends, and a result a clinician releases, are notices in the
+/// patient's inbox (and emailed as "something new", nothing more).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_received_are_notices_in_the_inbox() -> Result<()> {
+    let w = World::new().await?;
+    // The world's fixture letter was pushed by practice A's system.
+    let mut p = w.signed_in("p1@example.nz", [127, 0, 34, 1]).await?;
+    let inbox = p.get("/inbox").await?;
+    assert!(inbox.body.contains("A new health document has arrived"), "{}", inbox.body);
+    let news: Vec<_> = mails(&w.t).await?.into_iter().filter(|m| m.1 == app::notify::NEWS_SUBJECT).collect();
+    assert!(news.iter().any(|m| m.0 == "p1@example.nz"));
+    assert!(news.iter().all(|m| !m.2.contains("http") && !m.2.contains("letter")), "{news:?}");
+    Ok(())
+}

@@ -159,9 +159,11 @@ async fn a_practice_system_sends_a_record_and_the_patient_sees_what_is_released(
     // The patient is told there is a new result, not what it is.
     let sent = mails(&w.t).await?;
     assert_eq!(sent.len(), before + 1);
-    let (to, subject, text) = sent.iter().find(|m| m.1.contains("new result")).expect("a notice");
+    let (to, subject, text) = sent.iter().find(|m| m.1 == app::notify::NEWS_SUBJECT).expect("a notice");
     assert_eq!(to, "p1@example.nz");
     assert!(!subject.contains("HbA1c") && !text.contains("HbA1c") && !text.contains("diabetes"), "{text}");
+    let inbox = p1.get("/inbox").await?;
+    assert!(inbox.body.contains("A new result is in your health record"), "{}", inbox.body);
     // Releasing twice is refused, and changes nothing.
     assert_eq!(gp.post(&format!("/records/{report}/release"), &[]).await?.status, StatusCode::CONFLICT);
 
@@ -617,7 +619,7 @@ async fn held_and_hidden_items_never_reach_the_patient_and_do_reach_the_clinicia
     assert!(!entry_texts(&listed(&mut p1, w.patient1, "?category=results").await?).contains("Cholesterol"));
     w.t.clock.advance(3 * 86_400);
     // The patient is told once, by the job queue, without what it is.
-    let told = |m: &(String, String, String)| m.0 == "p1@example.nz" && m.1.contains("new result");
+    let told = |m: &(String, String, String)| m.0 == "p1@example.nz" && m.1 == app::notify::NEWS_SUBJECT;
     let before = mails(&w.t).await?.iter().filter(|m| told(m)).count();
     w.t.app.console().run_due_jobs("node-a").await?;
     w.t.clock.advance(3_600);
