@@ -407,7 +407,14 @@ impl Practices<'_> {
                 practices.push(p.into());
             }
         }
-        Ok((row.into(), practices))
+        let mut row: Patient = row.into();
+        if grant.by_proxy() {
+            // Someone acting for the patient knows them by name and date of birth; their NHI
+            // number and email are the patient's own.
+            row.nhi = String::new();
+            row.email = String::new();
+        }
+        Ok((row, practices))
     }
 }
 

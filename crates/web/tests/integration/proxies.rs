@@ -75,6 +75,11 @@ async fn a_parent_acts_until_the_cutoff(age: u8) -> Result<()> {
     assert_eq!(r.location(), format!("/patients/{child}"));
     let home = parent.get(&format!("/patients/{child}")).await?;
     assert!(home.body.contains("You are acting for Pat Ient"), "every page says whose record: {}", home.body);
+    // The person by name and date of birth; not their NHI number or email.
+    assert!(!home.body.contains("ZPX1032") && !home.body.contains("child@example.nz"), "{}", home.body);
+    let api = parent.get(&format!("/api/v1/patients/{child}")).await?;
+    assert_eq!(api.status, StatusCode::OK);
+    assert!(!api.body.contains("ZPX1032") && !api.body.contains("child@example.nz"), "{}", api.body);
     let appointments = format!("/patients/{child}/appointments");
     assert_eq!(parent.get(&appointments).await?.status, StatusCode::OK);
     // Out of scope: the records, documents and access history are not the parent's.
