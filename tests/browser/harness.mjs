@@ -85,10 +85,12 @@ export async function startPortal(extraEnv = {}, host = '127.0.0.1') {
     if (Date.now() > deadline || child.exitCode !== null) throw new Error(`tiaki serve did not start:\n${stderr}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  const firstLink = (stderr.match(/(http:\/\/\S+\/activate\?token=[0-9a-f]{64})/) || [])[1];
-  if (firstLink) keepLinkToken(firstLink, 'the first-start link');
+  // The first start prints where to go and a one-time code (never a link carrying it).
+  const firstAddress = (stderr.match(/open (http:\/\/\S+\/activate) and type this one-time code/) || [])[1];
+  const firstCode = (stderr.match(CODE) || [])[1];
+  if (firstCode) keepCode(firstCode, 'the first-start code');
   return {
-    base, dataDir, firstLink, stderr: () => stderr,
+    base, dataDir, firstAddress, firstCode, stderr: () => stderr,
     async stop() {
       child.kill('SIGTERM');
       await new Promise((r) => child.exitCode !== null ? r() : child.on('exit', r));
@@ -114,26 +116,60 @@ function mails(portal) {
   return files.map((f) => ({ file: f, text: unquote(readFileSync(join(dir, f), 'utf8')) }));
 }
 
-const LINK = /(https?:\/\/[^\s"<>]+\?token=[0-9a-f]{64})/g;
+// A one-time code, on a line of its own (in an email, or where serve prints the first one).
+const CODE = /^[ \t]*([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})[ \t]*\r?$/m;
+const CODES = new RegExp(CODE.source, 'gm');
 
 // Waits for the portal to write an email to `to` (no SMTP configured: .eml files in the data
-// folder) that carries a single-use link to `path`, and returns the link. Mails in `seen` are
-// skipped; the one returned is added to it. Mail to `to` without such a link (notices) is passed
-// over.
-export async function linkFromMail(portal, to, seen = new Set(), path = '/activate') {
+// folder) with the subject `subject` that carries a one-time code, and returns the code. Mails
+// in `seen` are skipped; the one returned is added to it. Every email is also checked to carry
+// no link at all.
+export async function codeFromMail(portal, to, seen = new Set(), subject = null) {
   const deadline = Date.now() + 15000;
   while (Date.now() < deadline) {
     for (const { file, text } of mails(portal)) {
       if (seen.has(file) || !new RegExp(`^To: ${to.replace(/[.+]/g, '\\$&')}\\r?$`, 'mi').test(text)) continue;
-      const link = [...text.matchAll(LINK)].map((m) => m[1]).find((l) => new URL(l).pathname === path);
-      if (!link) continue;
+      if (subject && !new RegExp(`^Subject: ${subject.replace(/[.+?()]/g, '\\$&')}\\r?$`, 'mi').test(text)) continue;
+      const code = (text.match(CODE) || [])[1];
+      if (!code) continue;
+      assertNoLink(text, file);
       seen.add(file);
-      keepLinkToken(link, `the link to ${path} mailed to ${to}`);
-      return link;
+      keepCode(code, `the code mailed to ${to}`);
+      return code;
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`no email to ${to} with a link to ${path} arrived`);
+  throw new Error(`no email to ${to}${subject ? ` ("${subject}")` : ''} with a code arrived`);
+}
+
+/** Fails when an email's body holds anything like a link. */
+export function assertNoLink(text, what) {
+  const body = text.split(/\r?\n\r?\n/).slice(1).join('\n');
+  assert.ok(!/:\/\/|www\.|href|token=|\/activate|\/reset-password|\/account\//i.test(body), `${what} carries a link:\n${body}`);
+}
+
+/** Types a code into the page's code form and sends it. */
+export async function typeCode(page, code) {
+  await page.getByLabel('The code from the email').fill(code);
+  return submitForm(page, page.locator('form:has(#code) button[type=submit]'));
+}
+
+async function submitForm(page, button) {
+  const [response] = await Promise.all([page.waitForNavigation(), button.click()]);
+  return response;
+}
+
+/** From the sign-in page, as a new user does: "I have a code from a Tiaki email", then the code. */
+export async function enterCodeAtSignIn(page, portal, code) {
+  await page.goto(`${portal.base}/signin`);
+  await page.getByRole('link', { name: 'I have a code from a Tiaki email' }).click();
+  await page.waitForURL('**/activate');
+  return typeCode(page, code);
+}
+
+/** The code mailed to `to` (an activation, invitation or password code), typed at the sign-in page. */
+export async function codeFromMailAtSignIn(page, portal, to, seen, subject = null) {
+  return enterCodeAtSignIn(page, portal, await codeFromMail(portal, to, seen, subject));
 }
 
 export async function launch() {
@@ -323,9 +359,10 @@ export function keepSecret(value, what) {
   if (typeof value === 'string' && value.length >= 8 && !secrets.has(value)) secrets.set(value, what);
 }
 
-/** Remembers the `token=` of a link. */
-export function keepLinkToken(link, what) {
-  keepSecret(new URL(link).searchParams.get('token'), `the token of ${what}`);
+/** Remembers a one-time code, as printed and as it would be typed without its dashes. */
+export function keepCode(code, what) {
+  keepSecret(code, what);
+  keepSecret(code.replace(/-/g, ''), `${what}, without its dashes`);
 }
 
 /** Remembers the values of a browser context's cookies (session, CSRF binding, device, challenge). */
@@ -342,9 +379,12 @@ export async function keepCookies(context) {
  * the first-start link may appear is where serve prints it, before it starts listening.
  */
 export async function assertNoSecretLogged(portal, browser, routesLogged = [], minRecords = 20) {
-  if (portal.firstLink) keepLinkToken(portal.firstLink, 'the first-start link');
+  if (portal.firstCode) keepCode(portal.firstCode, 'the first-start code');
   for (const context of browser.contexts()) await keepCookies(context);
-  for (const { file, text } of mails(portal)) for (const m of text.matchAll(LINK)) keepLinkToken(m[1], `a link in the mail ${file}`);
+  for (const { file, text } of mails(portal)) {
+    assertNoLink(text, `the mail ${file}`);
+    for (const m of text.matchAll(CODES)) keepCode(m[1], `a code in the mail ${file}`);
+  }
   await new Promise((r) => setTimeout(r, 200));
   const log = portal.stderr();
   const lines = log.split('\n');
@@ -363,13 +403,13 @@ export async function assertNoSecretLogged(portal, browser, routesLogged = [], m
   const body = after.join('\n');
   assert.ok(!/token=/.test(body), 'no log line holds a `token=` query');
   assert.ok(secrets.size > 0, 'the suite kept secrets to look for');
-  const first = portal.firstLink ? new URL(portal.firstLink).searchParams.get('token') : null;
+  const first = portal.firstCode || null;
   const found = [];
   for (const [value, what] of secrets) {
     if (body.includes(value)) found.push(`${what} (${value})`);
     if (value !== first && banner.includes(value)) found.push(`${what} (${value}), in the start-up lines`);
   }
   assert.deepEqual(found, [], 'no secret is in the log');
-  if (first) assert.equal(banner.split(first).length - 1, 1, 'the first-start link is printed once, at start-up');
+  if (first) assert.equal(banner.split(first).length - 1, 1, 'the first-start code is printed once, at start-up');
   return { records: records.length, secrets: secrets.size };
 }

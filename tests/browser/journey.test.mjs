@@ -1,7 +1,7 @@
 // The newcomer's journey in a real browser: first operator → practice → admin → staff →
-// patient activation from the email → sign in → sign out; and a second patient cannot open the
-// first patient's pages. Then the password and email pages (forgotten password, the set-up link,
-// changing the email), the error pages as real flows reach them (403, 404, 410, 429), and two
+// patient activation with the emailed code → sign in → sign out; and a second patient cannot open the
+// first patient's pages. Then the password and email pages (forgotten password, the set-up code,
+// changing the email), the error pages as real flows reach them (403, 404, 422, 429), and two
 // checks over everything before: every page route of the route table was scanned with axe-core,
 // and the portal's log holds none of the tokens, cookies or passwords the browsers used.
 import { after, before, test } from 'node:test';
@@ -12,7 +12,7 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  BIN, assertEveryPageScanned, assertFitsWidth, assertNoSecretLogged, checkPage, keepSecret, launch, linkFromMail, person, scans,
+  BIN, assertEveryPageScanned, assertFitsWidth, assertNoSecretLogged, checkPage, codeFromMail, codeFromMailAtSignIn, enterCodeAtSignIn, keepSecret, launch, person, scans, typeCode,
   scanSummary, startPortal, watch,
 } from './harness.mjs';
 
@@ -38,7 +38,7 @@ const NOT_PAGES = {
   '/documents/{document_id}/download': 'serves a document\'s bytes as a download, not a page',
 };
 // The error pages the journey reaches through real flows; each must have been scanned.
-const ERROR_STATUSES = [403, 404, 410, 429];
+const ERROR_STATUSES = [403, 404, 429];
 
 let portal;
 let browser;
@@ -92,11 +92,21 @@ async function signIn(page, email, password) {
 }
 
 test('operator → practice → staff → patient activates, signs in and out; another patient is kept out', async () => {
-  assert.ok(portal.firstLink, 'serve printed a first-start link');
+  assert.ok(portal.firstCode, 'serve printed a first-start code');
+  assert.equal(portal.firstAddress, `${portal.base}/activate`, 'and where to type it');
 
-  // The first operator sets up the installation from the printed link.
+  // The first operator sets up the installation with the printed code, typed at the sign-in page.
   const op = await person(browser);
-  await op.page.goto(portal.firstLink);
+  await op.page.goto(`${portal.base}/signin`);
+  await checkPage(op.page, 'sign in');
+  await op.page.getByRole('link', { name: 'I have a code from a Tiaki email' }).click();
+  await op.page.waitForURL('**/activate');
+  await checkPage(op.page, 'type a code');
+  const wrong = await typeCode(op.page, 'ABCD-EFGH-JKMN-PQRS');
+  assert.equal(wrong.status(), 422);
+  await assertVisible(op.page, 'That code is not right');
+  await checkPage(op.page, 'type a code: not right');
+  await typeCode(op.page, portal.firstCode.toLowerCase().replace(/-/g, ' '));
   await op.page.getByLabel('Your name').fill('Olivia Operator');
   await op.page.getByLabel('Your email address').fill('olivia@tiaki.test');
   await setPassword(op.page, 'first-start set-up');
@@ -121,7 +131,7 @@ test('operator → practice → staff → patient activates, signs in and out; a
 
   // The practice admin accepts, and invites a nurse.
   const admin = await person(browser);
-  await admin.page.goto(await linkFromMail(portal, 'mere@harbour.test', seen));
+  await codeFromMailAtSignIn(admin.page, portal, 'mere@harbour.test', seen);
   await setPassword(admin.page, 'staff invitation');
   await admin.page.waitForURL('**/account/security');
   await setUpAuthenticator(admin.page, 'practice admin');
@@ -135,7 +145,7 @@ test('operator → practice → staff → patient activates, signs in and out; a
 
   // The nurse joins and enrols two patients.
   const nurse = await person(browser);
-  await nurse.page.goto(await linkFromMail(portal, 'nikau@harbour.test', seen));
+  await codeFromMailAtSignIn(nurse.page, portal, 'nikau@harbour.test', seen);
   await setPassword(nurse.page, 'staff invitation (nurse)');
   await nurse.page.waitForURL('**/account/security');
   await setUpAuthenticator(nurse.page, 'nurse');
@@ -163,8 +173,8 @@ test('operator → practice → staff → patient activates, signs in and out; a
 
   // The patient activates from the email, lands on their home page.
   const aroha = await person(browser);
-  const arohaLink = await linkFromMail(portal, 'aroha@patients.test', seen);
-  await aroha.page.goto(arohaLink);
+  const arohaLink = await codeFromMail(portal, 'aroha@patients.test', seen, 'Activate your Tiaki patient portal account');
+  await enterCodeAtSignIn(aroha.page, portal, arohaLink);
   await assertVisible(aroha.page, 'Kia ora Aroha Patient');
   await setPassword(aroha.page, 'patient activation');
   await aroha.page.waitForURL('**/patients/**');
@@ -239,7 +249,7 @@ test('operator → practice → staff → patient activates, signs in and out; a
 
   // A second patient, signed in, cannot open the first patient's page.
   const ben = await person(browser);
-  await ben.page.goto(await linkFromMail(portal, 'ben@patients.test', seen));
+  await codeFromMailAtSignIn(ben.page, portal, 'ben@patients.test', seen);
   await setPassword(ben.page, 'patient activation (second patient)');
   await ben.page.waitForURL('**/patients/**');
   const response = await ben.page.goto(arohaHome);
@@ -269,21 +279,24 @@ test('operator → practice → staff → patient activates, signs in and out; a
   Object.assign(the, { op, admin, nurse, aroha, arohaLink, arohaHome, ben, benHome: ben.page.url() });
 });
 
-test('forgotten password, the emailed set-up link, and a change of email address', async () => {
+test('forgotten password, the emailed set-up code, and a change of email address', async () => {
   const { aroha, arohaHome } = the;
   assert.ok(aroha, 'the first journey got this far');
 
-  // Aroha has forgotten her password: the link on the sign-in page mails her one.
+  // Aroha has forgotten her password: the link on the sign-in page mails her a code.
   await aroha.page.goto(`${portal.base}/signin`);
   await aroha.page.getByRole('link', { name: 'Forgot your password?' }).click();
   await aroha.page.waitForURL('**/signin/forgot');
   await checkPage(aroha.page, 'forgot password');
   await aroha.page.getByLabel('Email address').fill('aroha@patients.test');
-  await aroha.page.getByRole('button', { name: 'Email me a link' }).click();
-  await assertVisible(aroha.page, 'we have emailed it a link');
+  await aroha.page.getByRole('button', { name: 'Email me a code' }).click();
+  await assertVisible(aroha.page, 'we have emailed it a code');
   await checkPage(aroha.page, 'forgot password: sent');
-  const reset = await linkFromMail(portal, 'aroha@patients.test', seen, '/reset-password');
-  await aroha.page.goto(reset);
+  const reset = await codeFromMail(portal, 'aroha@patients.test', seen, 'Choose a new Tiaki password');
+  await aroha.page.getByRole('link', { name: 'Type the code' }).click();
+  await aroha.page.waitForURL('**/reset-password');
+  await checkPage(aroha.page, 'reset password: the code');
+  await typeCode(aroha.page, reset.toLowerCase());
   await assertVisible(aroha.page, 'Choose a new password for');
   await checkPage(aroha.page, 'reset password');
   await aroha.page.getByLabel('New password').fill(AROHA_NEW_PASSWORD);
@@ -296,31 +309,34 @@ test('forgotten password, the emailed set-up link, and a change of email address
   await aroha.page.getByRole('button', { name: 'Set the new password' }).click();
   await assertVisible(aroha.page, 'Your password is changed');
   await checkPage(aroha.page, 'password changed');
-  // The link works once.
-  const used = await aroha.page.goto(reset);
-  assert.equal(used.status(), 410);
-  await assertVisible(aroha.page, 'This link has expired or was already used');
-  await checkPage(aroha.page, 'reset link used (410)');
+  // The code works once.
+  await aroha.page.goto(`${portal.base}/reset-password`);
+  const used = await typeCode(aroha.page, reset);
+  assert.equal(used.status(), 422);
+  await assertVisible(aroha.page, 'That code is not right, has expired');
+  await checkPage(aroha.page, 'reset code used');
   await aroha.page.goto(`${portal.base}/signin`);
   await signIn(aroha.page, 'aroha@patients.test', AROHA_NEW_PASSWORD);
   await aroha.page.waitForURL(arohaHome);
 
-  // Signed in with a password alone, she is emailed a link before she can add a second factor.
+  // Signed in with a password alone, she is emailed a code before she can add a second factor.
   await aroha.page.goto(`${portal.base}/account/security`);
-  await aroha.page.getByRole('button', { name: 'Email me a set-up link' }).click();
-  await assertVisible(aroha.page, 'We have emailed you a link');
-  await checkPage(aroha.page, 'sign-in security: set-up link sent');
-  const setupLink = await linkFromMail(portal, 'aroha@patients.test', seen, '/account/security/link');
-  await aroha.page.goto(setupLink);
+  await aroha.page.getByRole('button', { name: 'Email me a set-up code' }).click();
+  await assertVisible(aroha.page, 'We have emailed you a set-up code');
+  await checkPage(aroha.page, 'sign-in security: set-up code sent');
+  const setupCode = await codeFromMail(portal, 'aroha@patients.test', seen, 'Set up your Tiaki authenticator app');
+  await typeCode(aroha.page, setupCode);
   await assertVisible(aroha.page, 'You can now set up your authenticator app');
-  await checkPage(aroha.page, 'set-up link opened');
-  const { secret } = await setUpAuthenticator(aroha.page, 'patient, after the set-up link');
-  // A used link is refused, with the way to a new one.
-  await aroha.page.goto(setupLink);
-  await assertVisible(aroha.page, 'That link has expired, was already used');
-  await checkPage(aroha.page, 'set-up link used');
+  await checkPage(aroha.page, 'set-up code taken');
+  const { secret } = await setUpAuthenticator(aroha.page, 'patient, after the set-up code');
+  // A used code is refused, with the way to a new one.
+  await aroha.page.goto(`${portal.base}/account/security/link`);
+  await checkPage(aroha.page, 'type a set-up code');
+  assert.equal((await typeCode(aroha.page, setupCode)).status(), 422);
+  await assertVisible(aroha.page, 'That code is not right, has expired');
+  await checkPage(aroha.page, 'set-up code used');
 
-  // With a second factor she may move her email address: confirm it's you, then the link.
+  // With a second factor she may move her email address: confirm it's you, then the code.
   await aroha.page.goto(`${portal.base}/account/security`);
   if (await aroha.page.locator('#confirm_code').count()) {
     await aroha.page.locator('#confirm_code').fill(totp(secret, 30));
@@ -329,33 +345,31 @@ test('forgotten password, the emailed set-up link, and a change of email address
   await aroha.page.locator('#new_email').fill('aroha.kainga@patients.test');
   await aroha.page.locator('#email_current').fill(AROHA_NEW_PASSWORD);
   await aroha.page.getByRole('button', { name: 'Change my email address' }).click();
-  await assertVisible(aroha.page, 'We have emailed a link to the new address');
-  await checkPage(aroha.page, 'sign-in security: email change asked');
-  const confirm = await linkFromMail(portal, 'aroha.kainga@patients.test', seen, '/account/email/confirm');
-  await aroha.page.goto(confirm);
-  await assertVisible(aroha.page, 'Make the address this link was sent to');
-  await checkPage(aroha.page, 'confirm new email address');
-  await aroha.page.getByRole('button', { name: 'Use this email address' }).click();
+  await assertVisible(aroha.page, 'We have emailed a code to the new address');
+  await checkPage(aroha.page, 'confirm new email address: the code');
+  const confirm = await codeFromMail(portal, 'aroha.kainga@patients.test', seen, 'Confirm your new Tiaki email address');
+  await typeCode(aroha.page, confirm);
   await assertVisible(aroha.page, 'Your email address is now aroha.kainga@patients.test');
   await checkPage(aroha.page, 'email address changed');
-  // The link works once.
-  await aroha.page.goto(confirm);
-  const again = await submit(aroha.page, aroha.page.getByRole('button', { name: 'Use this email address' }));
-  assert.equal(again.status(), 410);
-  await assertVisible(aroha.page, 'This link has expired, was already used');
-  await checkPage(aroha.page, 'email link used (410)');
+  // The code works once.
+  await aroha.page.goto(`${portal.base}/account/email/confirm`);
+  await checkPage(aroha.page, 'confirm new email address');
+  const again = await typeCode(aroha.page, confirm);
+  assert.equal(again.status(), 422);
+  await assertVisible(aroha.page, 'That code is not right, has expired');
+  await checkPage(aroha.page, 'email code used');
   the.arohaTotp = secret;
 });
 
-test('error pages as real flows reach them: used link (410), too many attempts (429), expired form and breached password (403)', async () => {
+test('error pages as real flows reach them: a used code, too many attempts (429), expired form and breached password (403)', async () => {
   const { aroha, arohaLink, ben } = the;
   assert.ok(aroha && ben, 'the first journey got this far');
 
-  // An activation link opened again.
-  const used = await aroha.page.goto(arohaLink);
-  assert.equal(used.status(), 410);
+  // An activation code typed again.
+  const used = await enterCodeAtSignIn(aroha.page, portal, arohaLink);
+  assert.equal(used.status(), 422);
   await assertVisible(aroha.page, 'already been used');
-  await checkPage(aroha.page, 'activation link used (410)');
+  await checkPage(aroha.page, 'activation code used');
 
   // Someone tries password after password from a browser the account does not know: after a few
   // the attempts are held back (the back-off doubles, so this ends within a few tries).
@@ -384,7 +398,7 @@ test('error pages as real flows reach them: used link (410), too many attempts (
   // Hemi activates; his password then turns up in a breach. It opens nothing, and a link to
   // choose a new one is mailed to him.
   const hemi = await person(browser);
-  await hemi.page.goto(await linkFromMail(portal, 'hemi@patients.test', seen));
+  await codeFromMailAtSignIn(hemi.page, portal, 'hemi@patients.test', seen);
   await setPassword(hemi.page, 'patient activation (third patient)', HEMI_PASSWORD);
   await hemi.page.waitForURL('**/patients/**');
   const hemiHome = hemi.page.url();
@@ -397,7 +411,7 @@ test('error pages as real flows reach them: used link (410), too many attempts (
   await assertVisible(hemi.page, 'appeared in a data breach');
   assert.equal(new URL(hemi.page.url()).pathname, '/signin', 'no session: still on sign-in');
   await checkPage(hemi.page, 'sign in: breached password (403)');
-  await hemi.page.goto(await linkFromMail(portal, 'hemi@patients.test', seen, '/reset-password'));
+  await codeFromMailAtSignIn(hemi.page, portal, 'hemi@patients.test', seen, 'Choose a new Tiaki password');
   await hemi.page.getByLabel('New password').fill(HEMI_NEW_PASSWORD);
   await hemi.page.getByLabel('Type the password again').fill(HEMI_NEW_PASSWORD);
   await hemi.page.getByRole('button', { name: 'Set the new password' }).click();
@@ -703,7 +717,7 @@ test('appointments and repeats: the admin sets up the book, a patient books and 
   await a.getByRole('button', { name: 'Send invitation' }).click();
   await assertVisible(a, 'The invitation has been emailed');
   const gp = await person(browser);
-  await gp.page.goto(await linkFromMail(portal, 'kahu@harbour.test', seen));
+  await codeFromMailAtSignIn(gp.page, portal, 'kahu@harbour.test', seen);
   await setPassword(gp.page, 'staff invitation (GP)');
   await gp.page.waitForURL('**/account/security');
   await setUpAuthenticator(gp.page, 'GP');
@@ -968,7 +982,7 @@ async function newPatient(nhi, name, email, dateOfBirth, password, options = {})
   await nurse.page.goto(practicePage);
   await enrol(nurse.page, nhi, name, email, dateOfBirth);
   const patient = await person(browser, options);
-  await patient.page.goto(await linkFromMail(portal, email, seen));
+  await codeFromMailAtSignIn(patient.page, portal, email, seen);
   await setPassword(patient.page, `patient activation (${name})`, password);
   await patient.page.waitForURL('**/patients/**');
   await nurse.page.goto(practicePage);

@@ -5,7 +5,7 @@
 // challenge, is refused. Then the portal's log is checked for the tokens and cookies used.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assertNoSecretLogged, checkPage, keepSecret, launch, person, scanSummary, scans, startPortal } from './harness.mjs';
+import { assertNoSecretLogged, checkPage, enterCodeAtSignIn, keepSecret, launch, person, scanSummary, scans, startPortal } from './harness.mjs';
 
 const PASSWORD = 'correct horse battery staple';
 keepSecret(PASSWORD, 'the password');
@@ -39,8 +39,8 @@ test('passkeys: register, sign in with one alone and as the second step; replays
   });
 
   // The first operator activates and, confined to sign-in security, adds a passkey.
-  assert.ok(portal.firstLink.startsWith(portal.base), `the first link uses the portal's name: ${portal.firstLink}`);
-  await op.page.goto(portal.firstLink);
+  assert.equal(portal.firstAddress, `${portal.base}/activate`, `the first-start address uses the portal's name`);
+  await enterCodeAtSignIn(op.page, portal, portal.firstCode);
   await op.page.getByLabel('Your name').fill('Olivia Operator');
   await op.page.getByLabel('Your email address').fill('olivia@tiaki.test');
   await op.page.getByLabel('New password').fill(PASSWORD);

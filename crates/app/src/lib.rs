@@ -30,7 +30,7 @@ pub use identity::credentials::password_checks;
 pub use identity::disable::DisabledAccount;
 pub use identity::mfa::{MfaStatus, SignInStep, TotpSetup};
 pub use identity::recovery::PatientResetView;
-pub use identity::{Acting, InvitationPage, Session, SignInOutcome, SignedIn};
+pub use identity::{Acting, CodeFor, InvitationPage, Session, SignInOutcome, SignedIn};
 pub use practices::{AwaitingPatient, EnrolmentRequest, Patient, Practice, PracticeSummary, StaffMember};
 pub use practices::{EnrolForm, Enrolled, InviteStaffForm, PATIENTS_PER_PAGE, PatientList, PracticeForm};
 pub use store::{Backend, InvitationPurpose};

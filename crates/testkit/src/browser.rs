@@ -308,10 +308,6 @@ pub fn extract_csrf(body: &str) -> Option<String> {
     Some(body[i..].split('"').next()?.to_owned())
 }
 
-pub fn token_of(link: &str) -> String {
-    link.rsplit_once("token=").map(|(_, t)| t.to_owned()).unwrap_or_default()
-}
-
 pub const PASSWORD: &str = "correct horse battery staple";
 
 /// The authenticator key every fixture staff member and operator has (they must have one).

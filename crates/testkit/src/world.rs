@@ -34,11 +34,7 @@ pub async fn practice(t: &TestApp, name: &str, hpi: &str, admin_email: &str) -> 
         })
         .await
         .map_err(|e| anyhow!("{e:?}"))?;
-    t.app
-        .console()
-        .set_password_by_link(&token_of(&link), PASSWORD, PASSWORD, None, None)
-        .await
-        .map_err(|e| anyhow!("{e:?}"))?;
+    t.app.console().set_password_by_link(&link, PASSWORD, PASSWORD, None, None).await.map_err(|e| anyhow!("{e:?}"))?;
     fixture_totp(t, admin_email).await?;
     Ok(id)
 }
@@ -53,11 +49,7 @@ pub async fn staff(t: &TestApp, practice: PracticeId, email: &str, role: StaffRo
         )
         .await
         .map_err(|e| anyhow!("{e:?}"))?;
-    t.app
-        .console()
-        .set_password_by_link(&token_of(&link), PASSWORD, PASSWORD, None, None)
-        .await
-        .map_err(|e| anyhow!("{e:?}"))?;
+    t.app.console().set_password_by_link(&link, PASSWORD, PASSWORD, None, None).await.map_err(|e| anyhow!("{e:?}"))?;
     fixture_totp(t, email).await?;
     Ok(())
 }
@@ -172,14 +164,14 @@ impl World {
         for l in [l1, l2] {
             t.app
                 .console()
-                .set_password_by_link(&token_of(&l), PASSWORD, PASSWORD, None, None)
+                .set_password_by_link(&l, PASSWORD, PASSWORD, None, None)
                 .await
                 .map_err(|e| anyhow!("{e:?}"))?;
         }
         let op = t.app.console().create_operator("Op Erator", "op@example.nz").await.map_err(|e| anyhow!("{e:?}"))?;
         t.app
             .console()
-            .set_password_by_link(&token_of(&op), PASSWORD, PASSWORD, None, None)
+            .set_password_by_link(&op, PASSWORD, PASSWORD, None, None)
             .await
             .map_err(|e| anyhow!("{e:?}"))?;
         fixture_totp(&t, "op@example.nz").await?;
@@ -232,38 +224,46 @@ impl World {
     }
 }
 
-/// The path and query of the newest link in the outbox that contains `marker`.
-pub async fn latest_link(t: &TestApp, marker: &str) -> Result<String> {
-    let bodies: Vec<String> = if t.url.starts_with("sqlite:") {
-        let mut c = sqlx::SqliteConnection::connect(&t.url).await?;
-        sqlx::query_scalar("SELECT body FROM outbox ORDER BY created_at DESC").fetch_all(&mut c).await?
-    } else {
-        let mut c = sqlx::PgConnection::connect(&t.url).await?;
-        sqlx::query_scalar("SELECT body FROM outbox ORDER BY created_at DESC").fetch_all(&mut c).await?
-    };
-    let body = bodies.iter().find(|b| b.contains(marker)).ok_or_else(|| anyhow!("no such link was emailed"))?;
-    let i = body.find(marker).unwrap_or(0);
-    Ok(body[i..].split_whitespace().next().unwrap_or_default().to_owned())
+/// The code in an email body (`ABCD-EFGH-JKMN-PQRS`, on a line of its own), if it has one.
+pub fn code_in(body: &str) -> Option<String> {
+    body.lines()
+        .map(str::trim)
+        .find(|l| {
+            l.len() == 19
+                && l.char_indices()
+                    .all(|(i, c)| if i % 5 == 4 { c == '-' } else { c.is_ascii_digit() || c.is_ascii_uppercase() })
+        })
+        .map(str::to_owned)
 }
 
-/// The path and query of the newest emailed link to `to` (any link with a token).
-pub async fn latest_link_to(t: &TestApp, to: &str) -> Result<String> {
-    let rows: Vec<(String, String)> = if t.url.starts_with("sqlite:") {
+/// The code in the newest email whose subject is `subject`.
+pub async fn latest_code(t: &TestApp, subject: &str) -> Result<String> {
+    let rows = outbox_rows(t).await?;
+    rows.iter()
+        .filter(|(_, s, _)| s == subject)
+        .find_map(|(_, _, b)| code_in(b))
+        .ok_or_else(|| anyhow!("no email \"{subject}\" with a code was sent"))
+}
+
+/// The code in the newest email to `to` that carries one.
+pub async fn latest_code_to(t: &TestApp, to: &str) -> Result<String> {
+    let rows = outbox_rows(t).await?;
+    rows.iter()
+        .filter(|(r, _, _)| r.eq_ignore_ascii_case(to))
+        .find_map(|(_, _, b)| code_in(b))
+        .ok_or_else(|| anyhow!("no code was emailed to {to}"))
+}
+
+/// Every email in the outbox, newest first: recipient, subject and body.
+pub async fn outbox_rows(t: &TestApp) -> Result<Vec<(String, String, String)>> {
+    let sql = "SELECT recipient, subject, body FROM outbox ORDER BY created_at DESC";
+    Ok(if t.url.starts_with("sqlite:") {
         let mut c = sqlx::SqliteConnection::connect(&t.url).await?;
-        sqlx::query_as("SELECT recipient, body FROM outbox ORDER BY created_at DESC").fetch_all(&mut c).await?
+        sqlx::query_as(sql).fetch_all(&mut c).await?
     } else {
         let mut c = sqlx::PgConnection::connect(&t.url).await?;
-        sqlx::query_as("SELECT recipient, body FROM outbox ORDER BY created_at DESC").fetch_all(&mut c).await?
-    };
-    let body = rows
-        .iter()
-        .filter(|(r, _)| r.eq_ignore_ascii_case(to))
-        .map(|(_, b)| b)
-        .find(|b| b.contains("token="))
-        .ok_or_else(|| anyhow!("no link was emailed to {to}"))?;
-    let i = body.find("http://portal.test").ok_or_else(|| anyhow!("no portal link in the mail to {to}"))?;
-    let url = body[i..].split_whitespace().next().unwrap_or_default();
-    Ok(url.trim_start_matches("http://portal.test").to_owned())
+        sqlx::query_as(sql).fetch_all(&mut c).await?
+    })
 }
 
 pub async fn subjects(t: &TestApp) -> Result<Vec<String>> {
@@ -443,7 +443,7 @@ impl World {
             .map_err(|e| anyhow!("{e:?}"))?;
         w.t.app
             .console()
-            .set_password_by_link(&token_of(&link), PASSWORD, PASSWORD, None, None)
+            .set_password_by_link(&link, PASSWORD, PASSWORD, None, None)
             .await
             .map_err(|e| anyhow!("{e:?}"))?;
         let (row_b, client_b) =
@@ -467,7 +467,7 @@ impl World {
             let (_, link) = enrol(&w.t, w.practice_a, nhi, email).await?;
             w.t.app
                 .console()
-                .set_password_by_link(&token_of(&link), PASSWORD, PASSWORD, None, None)
+                .set_password_by_link(&link, PASSWORD, PASSWORD, None, None)
                 .await
                 .map_err(|e| anyhow!("{e:?}"))?;
             proxies.push((role, proxy_for_patient1(&w, email, scopes).await?));

@@ -96,8 +96,7 @@ pub(crate) async fn run(config: &Config) -> Result<()> {
         })
         .await
         .map_err(err)?;
-    let mut set = async |who: &str, email: &str, link: &str| -> Result<()> {
-        let token = link.rsplit_once("token=").map(|(_, t)| t).unwrap_or_default();
+    let mut set = async |who: &str, email: &str, token: &str| -> Result<()> {
         let password = passphrase();
         app.console().set_password_by_link(token, &password, &password, None, None).await.map_err(err)?;
         logins.push(Login { who: who.into(), email: email.into(), password });

@@ -262,8 +262,8 @@ enum Admin {
         #[arg(long)]
         email: String,
     },
-    /// Make a new link that sets up the first operator account, if none has been set up yet
-    /// (the one printed at the first start stops working).
+    /// Make a new one-time code that sets up the first operator account, if none has been set
+    /// up yet (the one printed at the first start stops working).
     FirstOperatorLink,
     /// Disable any account (a compromised account, someone who has left): signed out
     /// everywhere, no sign-in, no links. The reason is kept and shown to operators.
@@ -583,8 +583,12 @@ async fn run(cli: Cli) -> Result<()> {
             }
             .map_err(|e| anyhow::anyhow!(show(&e)))?;
             eprintln!("Done. The invitation email is queued and will be sent by `tiaki serve`.");
-            eprintln!("One-time link (works once, expires in {} days):", config.invitation_secs / 86_400);
-            #[expect(clippy::print_stdout, reason = "the link is this command's output")]
+            eprintln!(
+                "One-time code (works once, expires in {} days; it is typed at {}/activate):",
+                config.invitation_secs / 86_400,
+                config.public_url
+            );
+            #[expect(clippy::print_stdout, reason = "the code is this command's output")]
             {
                 println!("{link}");
             }

@@ -70,13 +70,15 @@ pub(crate) async fn run(config: Config) -> Result<()> {
         );
     }
     match app.console().first_start().await? {
-        app::console::FirstStart::NewLink(link) => {
+        app::console::FirstStart::NewLink(code) => {
             eprintln!("\nWelcome to Tiaki. No operator has been set up yet.");
             eprintln!(
-                "Open this one-time link to create the first operator account (it expires in {} days; it is printed",
+                "To create the first operator account, open {}/activate and type this one-time code (it expires in {} \
+                 days; it is printed",
+                config.public_url,
                 config.invitation_secs / 86_400
             );
-            eprintln!("only now — if it is lost, `tiaki admin first-operator-link` makes a new one):\n\n    {link}\n");
+            eprintln!("only now — if it is lost, `tiaki admin first-operator-link` makes a new one):\n\n    {code}\n");
         }
         app::console::FirstStart::LinkStillWorks(until) => {
             let until = time::OffsetDateTime::from_unix_timestamp(until)
@@ -84,7 +86,7 @@ pub(crate) async fn run(config: Config) -> Result<()> {
                 .and_then(|t| t.format(&time::format_description::well_known::Rfc2822).ok())
                 .unwrap_or_default();
             eprintln!(
-                "No operator has been set up yet. The link printed at the first start works until {until} (UTC); if it \
+                "No operator has been set up yet. The code printed at the first start works until {until} (UTC); if it \
                  is lost, run `tiaki admin first-operator-link` for a new one (the old one then stops working)."
             );
         }

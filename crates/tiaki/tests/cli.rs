@@ -88,6 +88,21 @@ impl Server {
         }
     }
 
+    /// The next one-time code the server prints (on a line of its own).
+    fn wait_for_code(&mut self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(code) = self.log.iter().find_map(|l| code_of(l)) {
+                return code;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => self.log.push(l),
+                Err(e) => panic!("server never printed a code ({e}); it printed:\n{}", self.log.join("\n")),
+            }
+        }
+    }
+
     fn terminate(mut self) -> std::process::ExitStatus {
         Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -174,21 +189,22 @@ fn help_explains_every_subcommand() {
 }
 
 #[test]
-fn first_start_creates_private_data_prints_a_link_serves_and_stops_gracefully() {
+fn first_start_creates_private_data_prints_a_code_serves_and_stops_gracefully() {
     let dir = TempDir::new();
     let data = dir.0.join("data");
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut server = Server::start(&[("TIAKI_DATA_DIR", data.to_str().unwrap()), ("TIAKI_LISTEN", &listen)]);
-    let link = server.wait_for("/activate?token=");
-    assert!(link.trim().starts_with(&format!("http://{listen}/activate?token=")));
+    let told = server.wait_for("/activate and type this one-time code");
+    assert!(told.contains(&format!("open http://{listen}/activate and type")), "{told}");
+    let link = server.wait_for_code();
     server.wait_for("mail is written as .eml files");
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&data.join("master.key")), 0o600);
     assert_eq!(std::fs::metadata(data.join("master.key")).unwrap().len(), 32);
     assert!(data.join("tiaki.db").exists());
     assert_eq!(mode(&data.join("tiaki.db")), 0o600, "the database is the portal user's alone");
-    assert_eq!(mode(&data.join("mail")), 0o700, "so is the mail folder, which holds live links");
+    assert_eq!(mode(&data.join("mail")), 0o700, "so is the mail folder, which holds live codes");
     assert!(http_get(port, "/healthz").ends_with("ok"));
     let ready = http_get(port, "/readyz");
     assert!(ready.starts_with("HTTP/1.1 200") && ready.contains("database: ok"));
@@ -200,8 +216,8 @@ fn first_start_creates_private_data_prints_a_link_serves_and_stops_gracefully() 
     let metrics = http_get(port, "/metrics");
     assert!(metrics.contains("tiaki_sign_in_total{outcome=\"failed\"} 1"), "{metrics}");
     assert!(metrics.contains("tiaki_sign_in_under_attack 0"), "{metrics}");
-    // JSON logs with a request id, and no token from the link in them.
-    let token = link.trim().rsplit_once("token=").unwrap().1.to_owned();
+    // JSON logs with a request id, and not the code in them.
+    let token = link.clone();
     let request_log = server.wait_for("\"route\":\"/readyz\"");
     let json: serde_json::Value = serde_json::from_str(&request_log).unwrap();
     assert!(json["span"]["request_id"].as_str().is_some_and(|s| s.len() == 36), "{request_log}");
@@ -213,7 +229,7 @@ fn first_start_creates_private_data_prints_a_link_serves_and_stops_gracefully() 
     let key = std::fs::read(data.join("master.key")).unwrap();
     let mut again = Server::start(&[("TIAKI_DATA_DIR", data.to_str().unwrap()), ("TIAKI_LISTEN", &listen)]);
     again.wait_for("first-operator-link");
-    assert!(again.log.iter().all(|l| !l.contains("/activate?token=")), "no link at the second start");
+    assert!(again.log.iter().all(|l| code_of(l).is_none()), "no code at the second start");
     assert_eq!(std::fs::read(data.join("master.key")).unwrap(), key);
     again.terminate();
     let out = tiaki(
@@ -221,7 +237,7 @@ fn first_start_creates_private_data_prints_a_link_serves_and_stops_gracefully() 
         &[("TIAKI_DATA_DIR", data.to_str().unwrap()), ("TIAKI_LISTEN", &listen)],
     );
     let second = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    assert!(out.status.success() && second.contains("/activate?token=") && second != link.trim(), "{second}");
+    assert!(out.status.success() && code_of(&second).is_some() && second != link, "{second}");
 }
 
 /// Review #19: a data folder that already existed readable by others (made by hand, or by an
@@ -308,7 +324,7 @@ fn migrate_demo_and_admin_work_on_the_same_data() {
         &[("TIAKI_DATA_DIR", d)],
     );
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("/activate?token="));
+    assert!(code_of(&String::from_utf8_lossy(&out.stdout)).is_some(), "the command prints the code");
     let out = tiaki(
         &[
             "admin",
@@ -677,9 +693,9 @@ fn verify_catches_a_trimmed_or_rewritten_tail_and_a_forged_retention_record() {
 
 /// Issue 13, item 7: a raw scan of everything the portal keeps on disk after `tiaki demo` (the
 /// database and its write-ahead log, the blob folder, the mail folder) finds no document title,
-/// author or file name, no document in the clear, and no link that still works.
+/// author or file name, no document in the clear, and no code that still works.
 #[test]
-fn a_raw_scan_of_the_data_folder_finds_no_clinical_text_or_live_link() {
+fn a_raw_scan_of_the_data_folder_finds_no_clinical_text_or_live_code() {
     let tmp = TempDir::new();
     let d = tmp.0.to_str().unwrap();
     assert!(tiaki(&["demo"], &[("TIAKI_DATA_DIR", d)]).status.success());
@@ -711,19 +727,15 @@ fn a_raw_scan_of_the_data_folder_finds_no_clinical_text_or_live_link() {
             }
         }
     }
-    // Links: whatever token the files hold (the outbox keeps mail until it is sent) no longer works.
+    // Codes: whatever code the files hold (the outbox keeps mail until it is sent) no longer works.
     let mut tokens = Vec::new();
     for (_, bytes) in &files {
         let text = String::from_utf8_lossy(bytes);
-        for part in text.split("token=").skip(1) {
-            let token: String = part.chars().take_while(char::is_ascii_hexdigit).collect();
-            if token.len() == 64 {
-                tokens.push(token);
-            }
-        }
+        tokens.extend(text.split(|c: char| !c.is_ascii_alphanumeric() && c != '-').filter_map(code_of));
     }
-    assert!(!tokens.is_empty(), "the demo's mail holds links (used ones)");
+    assert!(!tokens.is_empty(), "the demo's mail holds codes (used ones)");
     for token in tokens {
+        let token = format!("code:{}", token.replace('-', ""));
         let live = sqlite(
             &tmp.0,
             &format!(
@@ -732,8 +744,17 @@ fn a_raw_scan_of_the_data_folder_finds_no_clinical_text_or_live_link() {
                 sha256_hex(&token)
             ),
         );
-        assert_eq!(live, "0", "a live link is on disk: {token}");
+        assert_eq!(live, "0", "a live code is on disk: {token}");
     }
+}
+
+/// A one-time code (`ABCD-EFGH-JKMN-PQRS`) when `text`, trimmed, is one.
+fn code_of(text: &str) -> Option<String> {
+    let t = text.trim();
+    (t.len() == 19
+        && t.char_indices()
+            .all(|(i, c)| if i % 5 == 4 { c == '-' } else { c.is_ascii_digit() || c.is_ascii_uppercase() }))
+    .then(|| t.to_owned())
 }
 
 /// SHA-256 of a token, in hexadecimal (what the portal stores instead of it).

@@ -109,7 +109,7 @@ pub(crate) fn words(e: &AppError) -> (&'static str, String) {
         AppError::PasswordMustChange => (
             "Please choose a new password",
             "The password is right, but it has appeared in a data breach on another website (or is too common), so it \
-             cannot open your account on its own. We have emailed you a link to choose a new one."
+             cannot open your account on its own. We have emailed you a code to choose a new one: type it after choosing \"I have a code from a Tiaki email\" on the sign-in page."
                 .into(),
         ),
         AppError::TooLarge(m) => ("Too large", m.clone()),

@@ -88,7 +88,7 @@ pub(crate) struct SignInPage<'a> {
 pub(crate) struct ActivatePage<'a> {
     pub(crate) nav: Option<Nav>,
     pub(crate) csrf: &'a str,
-    pub(crate) token: &'a str,
+    pub(crate) code: &'a str,
     pub(crate) heading: &'a str,
     pub(crate) name: Option<String>,
     pub(crate) email: String,
@@ -395,7 +395,7 @@ pub(crate) struct ForgotPage<'a> {
 pub(crate) struct ResetPage<'a> {
     pub(crate) nav: Option<Nav>,
     pub(crate) csrf: &'a str,
-    pub(crate) token: &'a str,
+    pub(crate) code: &'a str,
     pub(crate) email: String,
     pub(crate) errors: Vec<FieldError>,
 }
@@ -406,12 +406,22 @@ impl ResetPage<'_> {
     }
 }
 
+/// The page where a code from an email is typed (emails carry codes, never links).
 #[derive(Template)]
-#[template(path = "email_confirm.html")]
-pub(crate) struct EmailConfirmPage<'a> {
+#[template(path = "enter_code.html")]
+pub(crate) struct EnterCodePage<'a> {
     pub(crate) nav: Option<Nav>,
     pub(crate) csrf: &'a str,
-    pub(crate) token: &'a str,
+    pub(crate) title: &'a str,
+    pub(crate) intro: &'a str,
+    /// Where the form goes.
+    pub(crate) action: &'a str,
+    pub(crate) button: &'a str,
+    /// What was typed, when it is shown again with an error.
+    pub(crate) code: &'a str,
+    pub(crate) error: Option<&'a str>,
+    pub(crate) notice: Option<&'a str>,
+    pub(crate) back: Option<(&'a str, &'a str)>,
 }
 
 /// An enrolment the practice asked for, waiting for the person: the NHI and the day asked.

@@ -4,11 +4,10 @@
 use super::Console;
 use crate::AppError;
 use crate::audit::{Caller, Outcome, Target};
-use crate::identity::credentials::{new_token, token_hash};
 use crate::identity::recovery::identity_check;
 use authz::Principal;
 use domain::AccountId;
-use store::{InvitationPurpose, NewInvitation};
+use store::InvitationPurpose;
 
 impl Console<'_> {
     /// Creates an operator account from the console and mails (and returns) its link.
@@ -63,17 +62,9 @@ impl Console<'_> {
         if self.app.store.active_operator_count().await? > 0 {
             return Ok(None);
         }
-        let token = new_token()?;
-        let now = self.app.now();
-        let invite = NewInvitation {
-            token_hash: token_hash(&token),
-            purpose: InvitationPurpose::FirstOperator,
-            created_at: now,
-            expires_at: now + self.app.settings.invitation_secs,
-            mail: None,
-        };
+        let (code, invite) = self.app.new_invitation(InvitationPurpose::FirstOperator)?;
         self.app.store.replace_first_operator_invitation(&invite).await?;
-        Ok(Some(self.app.link(&token)))
+        Ok(Some(code))
     }
 
     /// Resets an operator's or staff member's second factors from the server's console, after a

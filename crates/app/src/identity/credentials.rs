@@ -35,6 +35,55 @@ pub(crate) fn plausible_token(token: &str) -> bool {
     token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
+/// The letters of an emailed code: Crockford's base 32 (no I, L, O or U, so nothing is
+/// mistaken for another character when read off a phone and typed).
+const CODE_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// A single-use code for an email (activation, invitation, password reset, email change,
+/// second-factor set-up): 80 random bits as 16 characters in four groups, `ABCD-EFGH-JKMN-PQRS`.
+/// An email carries the code, never a link: the person types it into the page they reached
+/// by typing the portal's address themselves, so an email that asks them to click is phishing.
+pub(crate) fn new_code() -> Result<String, AppError> {
+    let bytes = random_bytes::<10>()?;
+    let mut bits = 0u32;
+    let mut held = 0;
+    let mut out = String::with_capacity(19);
+    for b in bytes {
+        bits = (bits << 8) | u32::from(b);
+        held += 8;
+        while held >= 5 {
+            held -= 5;
+            if out.len() % 5 == 4 {
+                out.push('-');
+            }
+            out.push(char::from(CODE_ALPHABET[((bits >> held) & 31) as usize]));
+        }
+    }
+    Ok(out)
+}
+
+/// What is stored of an emailed code, from the code as typed: spaces and dashes are ignored,
+/// case does not matter, and O, I and L are read as 0, 1 and 1. `None` for anything that
+/// cannot be a code (it is never looked up).
+pub(crate) fn code_hash(typed: &str) -> Option<Vec<u8>> {
+    if typed.len() > 64 {
+        return None;
+    }
+    let mut code = String::with_capacity(16);
+    for c in typed.chars().filter(|c| !c.is_whitespace() && *c != '-') {
+        let c = match c.to_ascii_uppercase() {
+            'O' => '0',
+            'I' | 'L' => '1',
+            c => c,
+        };
+        if !c.is_ascii() || !CODE_ALPHABET.contains(&(c as u8)) {
+            return None;
+        }
+        code.push(c);
+    }
+    (code.len() == 16).then(|| token_hash(&format!("code:{code}")))
+}
+
 /// The CSRF token bound to a browser's cookie (signed double-submit).
 pub(crate) fn csrf_token(key: &hmac::Key, binding: &str) -> String {
     hex::encode(hmac::sign(key, format!("csrf:{binding}").as_bytes()).as_ref())
@@ -151,6 +200,32 @@ mod tests {
         assert!(!plausible_token(&a.to_uppercase()));
         assert_eq!(token_hash(&a).len(), 32);
         assert_ne!(token_hash(&a), token_hash(&b));
+    }
+
+    #[test]
+    fn codes_are_random_grouped_and_forgiving_of_how_they_are_typed() {
+        let a = new_code().unwrap();
+        assert_eq!(a.len(), 19, "{a}");
+        assert_eq!(a.matches('-').count(), 3, "{a}");
+        assert!(a.split('-').all(|g| g.len() == 4), "{a}");
+        assert_ne!(a, new_code().unwrap());
+        let h = code_hash(&a).unwrap();
+        assert_eq!(code_hash(&a.to_lowercase()), Some(h.clone()));
+        assert_eq!(code_hash(&a.replace('-', " ")), Some(h.clone()));
+        assert_eq!(code_hash(&format!("  {}  ", a.replace('-', ""))), Some(h.clone()));
+        // Read off a screen: O for zero, I or L for one.
+        assert_eq!(code_hash("0000-1111-ABCD-EFGH"), code_hash("OoOo-IiLl-abcd-efgh"));
+        for bad in [
+            "",
+            "ABCD-EFGH-JKMN",
+            "ABCD-EFGH-JKMN-PQRSX",
+            "ABCD-EFGH-JKMN-PQRU",
+            "ABCD-EFGH-JKMN-PQR!",
+            "ÄBCD-EFGH-JKMN-PQRS",
+        ] {
+            assert_eq!(code_hash(bad), None, "{bad}");
+        }
+        assert_ne!(code_hash(&a), Some(token_hash(&a)), "a code's hash is not a token's");
     }
 
     #[test]

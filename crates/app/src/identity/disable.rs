@@ -4,6 +4,7 @@
 
 use super::Identity;
 use crate::audit::{Caller, Outcome, Target};
+use crate::notify::texts::Security;
 use crate::{App, AppError};
 use domain::Verb;
 use store::AccountRow;
@@ -114,13 +115,7 @@ impl App {
         let verb = if reason.is_some() { Verb::Disable } else { Verb::Enable };
         self.audit(vec![self.event(caller, &Target::account(verb, &account.id), Outcome::Allowed)]).await?;
         if reason.is_some() {
-            self.notify(
-                account.id,
-                "Your Tiaki account has been closed",
-                "The Tiaki team has closed your Tiaki account: you have been signed out everywhere and can no longer \
-                 sign in.\n\nIf you did not expect this, contact your practice.",
-            )
-            .await?;
+            self.notify(account.id, Security::AccountClosed).await?;
         }
         Ok(())
     }

@@ -8,6 +8,7 @@ use super::Identity;
 use crate::audit::{Caller, Outcome, Target};
 use crate::identity::credentials::{new_token, plausible_token, random_bytes, token_hash};
 use crate::identity::{Proof, SignInOutcome, SignedIn};
+use crate::notify::texts::Security;
 use crate::{App, AppError};
 use domain::AccountId;
 use domain::Verb;
@@ -24,7 +25,7 @@ const FAILURE_WINDOW: i64 = 3600;
 /// How long an emailed set-up link works, seconds.
 pub(crate) const SETUP_LINK_SECS: i64 = 1800;
 /// What a session opened by a password alone is told when it tries to add a factor.
-pub(crate) const SETUP_LINK_NEEDED: &str = "To add a passkey or an authenticator app, first open the set-up link we email you, in this browser. A password alone can never add one.";
+pub(crate) const SETUP_LINK_NEEDED: &str = "To add a passkey or an authenticator app, first type the set-up code we email you, in this browser. A password alone can never add one.";
 /// Recovery codes issued at a time.
 const RECOVERY_CODES: usize = 10;
 /// The alphabet of recovery codes: no 0/O, 1/I/L.
@@ -185,25 +186,16 @@ impl App {
         let target = Target::account(Verb::SignInSecondFactor, &account);
         self.audit(vec![self.event(caller, &target, Outcome::Allowed)]).await?;
         if recovery_used {
-            self.notify(
-                account,
-                "A recovery code was used to sign in to Tiaki",
-                "A recovery code was just used to sign in to your Tiaki account. Each code works once.\n\n\
-                 If this was not you, contact your practice straight away: someone may have your password and your codes.",
-            )
-            .await?;
+            self.notify(account, Security::RecoveryCodeUsed).await?;
         }
         self.open_session(account, caller, Verb::SignIn, proof).await
     }
 
-    pub(crate) async fn notify(&self, account: AccountId, subject: &str, text: &str) -> Result<(), AppError> {
+    /// Tells the account holder what happened to their account: in the inbox, and by email
+    /// (a security notice is always emailed, never switched off).
+    pub(crate) async fn notify(&self, account: AccountId, what: Security<'_>) -> Result<(), AppError> {
         let Some(row) = self.store.account(account).await? else { return Ok(()) };
-        let body = format!(
-            "Kia ora {},\n\n{text}\n\nThis message has no links and asks nothing of you. Tiaki never asks for your password or codes by email.\n\nTiaki\n",
-            row.display_name
-        );
-        // In the inbox too, as a security notice: always emailed, never switched off.
-        let mail = self.security_notice(account, &row.email, subject, subject, body);
+        let mail = self.security_notice(account, &row.email, &row.display_name, what);
         self.tell(std::slice::from_ref(&mail)).await
     }
 
@@ -211,14 +203,7 @@ impl App {
     /// many wrong codes mostly means someone else has the password.
     async fn after_code_failure(&self, account: AccountId) -> Result<(), AppError> {
         if self.store.recent_mfa_failures(account, self.now() - FAILURE_WINDOW).await? == MAX_ACCOUNT_FAILURES {
-            self.notify(
-                account,
-                "Many wrong sign-in codes on your Tiaki account",
-                "Someone has entered many wrong codes while signing in to your Tiaki account, so it takes no codes for an \
-                 hour. They got past your password, so it is probably known to someone else.\n\n\
-                 Contact your practice: they can check who you are and help you choose a new password.",
-            )
-            .await?;
+            self.notify(account, Security::ManyWrongCodes).await?;
         }
         Ok(())
     }
@@ -359,15 +344,7 @@ impl Identity<'_> {
             let from = caller.ip.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
             // The parsed browser only: the raw header is the sender's own text.
             let device = super::describe_device(&caller.user_agent);
-            self.app.notify(
-                who.account,
-                "New sign-in to your Tiaki account",
-                &format!(
-                    "Your Tiaki account was just signed in to from a browser it has not used before:\n\n  {device}\n  from {from}, {when} (UTC)\n\n\
-                     If this was you, there is nothing to do. If it was not, someone has your password: contact your practice straight away."
-                ),
-            )
-            .await?;
+            self.app.notify(who.account, Security::NewSignIn { device: &device, from: &from, when: &when }).await?;
         }
         Ok(new)
     }
@@ -444,13 +421,7 @@ impl Identity<'_> {
         self.app
             .audit(vec![self.app.event(caller, &Target::account(Verb::MfaTotpAdd, &who.account), Outcome::Allowed)])
             .await?;
-        self.app.notify(
-            who.account,
-            "An authenticator app was added to your Tiaki account",
-            "An authenticator app was just set up for your Tiaki account. From now on, signing in asks for a code from it.\n\n\
-             If this was not you, contact your practice straight away.",
-        )
-        .await?;
+        self.app.notify(who.account, Security::AuthenticatorAdded).await?;
         Ok((shown, token))
     }
 
@@ -539,14 +510,7 @@ impl Identity<'_> {
         // No session keeps a proof of a factor that is gone; the others end.
         self.app.store.reset_session_mfa(who.account, Some(who.session), now).await?;
         self.app.audit(vec![self.app.event(caller, &target, Outcome::Allowed)]).await?;
-        self.app
-            .notify(
-                who.account,
-                "The authenticator app was removed from your Tiaki account",
-                "The authenticator app and recovery codes were just removed from your Tiaki account.\n\n\
-             If this was not you, contact your practice straight away.",
-            )
-            .await?;
+        self.app.notify(who.account, Security::AuthenticatorRemoved).await?;
         Ok(())
     }
 }

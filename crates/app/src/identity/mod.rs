@@ -14,7 +14,9 @@ pub(crate) mod sealed;
 pub(crate) mod signin;
 
 use crate::audit::{Caller, Outcome, Target};
-use crate::identity::credentials::{csrf_ok, csrf_token, hash_password, new_token, plausible_token, token_hash};
+use crate::identity::credentials::{
+    code_hash, csrf_ok, csrf_token, hash_password, new_code, new_token, plausible_token, token_hash,
+};
 use crate::notify::texts;
 use crate::{App, AppError, FieldError};
 use authz::Principal;
@@ -167,7 +169,7 @@ pub struct SignInOutcome {
     pub signed_in: SignedIn,
 }
 
-/// What an activation or invitation link shows before it is used.
+/// What an activation or invitation code shows before it is used.
 #[derive(Debug, Clone)]
 pub struct InvitationPage {
     /// What it is for.
@@ -176,6 +178,18 @@ pub struct InvitationPage {
     pub name: Option<String>,
     /// Their email (none for the first-start link).
     pub email: Option<String>,
+}
+
+/// What a code typed at the sign-in page is for.
+#[derive(Debug, Clone)]
+pub enum CodeFor {
+    /// An invitation: activation, joining a practice or the platform, or the first start.
+    Invitation(InvitationPage),
+    /// Choosing a new password for the account with this email.
+    PasswordReset {
+        /// The account's email (the page shows it).
+        email: String,
+    },
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -249,21 +263,10 @@ impl App {
             return Err(AppError::Invalid(errors));
         };
         let now = self.now();
-        let token = new_token()?;
-        let link = self.link(&token);
-        let invite = NewInvitation {
-            token_hash: token_hash(&token),
-            purpose: InvitationPurpose::JoinOperator,
-            created_at: now,
-            expires_at: now + self.settings.invitation_secs,
-            mail: Some(texts::operator_invitation(
-                email.as_str(),
-                display_name.as_str(),
-                &link,
-                self.invitation_days(),
-                now,
-            )),
-        };
+        let (code, mut invite) = self.new_invitation(InvitationPurpose::JoinOperator)?;
+        let days = self.invitation_days();
+        let text = texts::Email::OperatorInvitation { code: &code, days };
+        invite.mail = Some(texts::mail(email.as_str(), display_name.as_str(), &text, now));
         let account =
             NewAccount { id: AccountId::random(), kind: AccountKind::Operator, email, display_name, created_at: now };
         self.store.create_operator(grant, &account, &invite).await.map_err(|e| match AppError::from(e) {
@@ -271,22 +274,23 @@ impl App {
             other => other,
         })?;
         self.mail_waker.notify_one();
-        Ok(link)
+        Ok(code)
     }
 
-    /// Uses a link to set a password without signing in (the console's `demo` uses this).
+    /// Uses an invitation's code to set a password without signing in (the console's `demo` uses this).
     ///
     /// # Errors
     /// As for [`App::accept_invitation`].
     pub(crate) async fn set_password_with_link(
         &self,
-        token: &str,
+        code: &str,
         password: &str,
         confirm: &str,
         name: Option<&str>,
         email: Option<&str>,
     ) -> Result<AccountId, AppError> {
-        let page = self.identity().invitation(token).await?;
+        let page = self.identity().invitation(code).await?;
+        let hash = code_hash(code).ok_or(AppError::NotFound)?;
         let mut errors = Vec::new();
         let first_operator = if page.purpose == InvitationPurpose::FirstOperator {
             let name = PersonName::parse(name.unwrap_or_default());
@@ -325,35 +329,30 @@ impl App {
             return Err(AppError::Invalid(errors));
         }
         let password_hash = hash_password(password.to_owned()).await.map_err(AppError::Internal)?;
-        let account = self
-            .store
-            .accept_invitation(&token_hash(token), self.now(), &Acceptance { password_hash, first_operator })
-            .await?;
-        tracing::info!(event = "invitation.accepted", account = %account, "link used; password set");
+        let account =
+            self.store.accept_invitation(&hash, self.now(), &Acceptance { password_hash, first_operator }).await?;
+        tracing::info!(event = "invitation.accepted", account = %account, "invitation code used; password set");
         let target = Target::account(Verb::SetPassword, &account);
         self.audit(vec![self.event(&Caller::console(Principal::Anonymous), &target, Outcome::Allowed)]).await?;
         Ok(account)
-    }
-
-    pub(crate) fn link(&self, token: &str) -> String {
-        format!("{}/activate?token={token}", self.settings.public_url)
     }
 
     pub(crate) const fn invitation_days(&self) -> i64 {
         self.settings.invitation_secs / 86_400
     }
 
+    /// A new invitation and its code (no mail yet).
     pub(crate) fn new_invitation(&self, purpose: InvitationPurpose) -> Result<(String, NewInvitation), AppError> {
-        let token = new_token()?;
+        let code = new_code()?;
         let now = self.now();
         let invite = NewInvitation {
-            token_hash: token_hash(&token),
+            token_hash: code_hash(&code).ok_or_else(|| AppError::Internal("a new code did not read back".into()))?,
             purpose,
             created_at: now,
             expires_at: now + self.settings.invitation_secs,
             mail: None,
         };
-        Ok((token, invite))
+        Ok((code, invite))
     }
 }
 
@@ -533,15 +532,13 @@ impl Identity<'_> {
         Ok(n)
     }
 
-    /// What a link leads to, without using it.
+    /// What an invitation's code leads to, without using it.
     ///
     /// # Errors
     /// [`AppError::NotFound`], [`AppError::LinkExpired`] or [`AppError::LinkUsed`].
-    pub async fn invitation(&self, token: &str) -> Result<InvitationPage, AppError> {
-        if !plausible_token(token) {
-            return Err(AppError::NotFound);
-        }
-        let view = self.app.store.invitation(&token_hash(token), self.app.now()).await?;
+    pub async fn invitation(&self, code: &str) -> Result<InvitationPage, AppError> {
+        let hash = code_hash(code).ok_or(AppError::NotFound)?;
+        let view = self.app.store.invitation(&hash, self.app.now()).await?;
         Ok(InvitationPage {
             purpose: view.purpose,
             name: view.account.as_ref().map(|a| a.display_name.clone()),
@@ -549,8 +546,8 @@ impl Identity<'_> {
         })
     }
 
-    /// Uses a link: sets the password (for the first-start link, also the name and email) and
-    /// signs the person in.
+    /// Uses an invitation's code: sets the password (for the first-start code, also the name
+    /// and email) and signs the person in.
     ///
     /// # Errors
     /// [`AppError::Invalid`] for an unacceptable password or details; the link errors as for
@@ -558,17 +555,34 @@ impl Identity<'_> {
     pub async fn accept_invitation(
         &self,
         caller: &Caller,
-        token: &str,
+        code: &str,
         password: &str,
         confirm: &str,
         name: Option<&str>,
         email: Option<&str>,
     ) -> Result<SignInOutcome, AppError> {
-        let account = self.app.set_password_with_link(token, password, confirm, name, email).await?;
+        let account = self.app.set_password_with_link(code, password, confirm, name, email).await?;
         self.app.open_session(account, caller, Verb::Activate, Proof::Password).await
     }
 
-    /// An operator invites another operator, who is emailed a link.
+    /// What a code typed at the sign-in page is for: an invitation (activation) or a password
+    /// reset. Nothing is used.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for a code that is neither; [`AppError::LinkExpired`] or
+    /// [`AppError::LinkUsed`] for an invitation's code that no longer works.
+    pub async fn code_for(&self, code: &str) -> Result<CodeFor, AppError> {
+        match self.invitation(code).await {
+            Err(AppError::NotFound) => match self.password_reset_for(code).await {
+                Ok(email) => Ok(CodeFor::PasswordReset { email }),
+                Err(AppError::LinkExpired) => Err(AppError::NotFound),
+                Err(e) => Err(e),
+            },
+            other => other.map(CodeFor::Invitation),
+        }
+    }
+
+    /// An operator invites another operator, who is emailed a code.
     ///
     /// # Errors
     /// [`AppError::NotFound`] for anyone but an operator; otherwise as for the console.

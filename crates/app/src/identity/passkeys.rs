@@ -10,6 +10,7 @@ use super::Identity;
 use crate::audit::{Caller, Outcome, Target};
 use crate::identity::credentials::{new_token, plausible_token, token_hash};
 use crate::identity::{Proof, SignInOutcome, SignedIn};
+use crate::notify::texts::Security;
 use crate::{App, AppError};
 use domain::Verb;
 use domain::{AccountId, UnixTime};
@@ -217,8 +218,8 @@ impl App {
 }
 
 /// Why a session held back by the passkeys-only rule cannot add the passkey itself.
-pub(crate) const PASSKEY_LINK_NEEDED: &str = "Your role must sign in with a passkey, and the first one is added from a link \
-     we email you: choose \"Email me a set-up link\", open it in this browser, add the passkey, then sign out and sign in \
+pub(crate) const PASSKEY_LINK_NEEDED: &str = "Your role must sign in with a passkey, and the first one is added with a code \
+     we email you: choose \"Email me a set-up code\", type it in this browser, add the passkey, then sign out and sign in \
      with it.";
 
 impl Identity<'_> {
@@ -393,15 +394,7 @@ impl Identity<'_> {
         // stays held back until the holder signs in again with the passkey.
         self.app.store.end_other_sessions(who.account, Some(who.session), now).await?;
         self.app.audit(vec![self.app.event(caller, &target, Outcome::Allowed)]).await?;
-        self.app
-            .notify(
-                who.account,
-                "A passkey was added to your Tiaki account",
-                // Not the passkey's name: that is text whoever added it chose.
-                "A passkey was just added to your Tiaki account. It can now be used to sign in; you can see and \
-                 remove your passkeys under Sign-in security.\n\nIf this was not you, contact your practice straight away.",
-            )
-            .await?;
+        self.app.notify(who.account, Security::PasskeyAdded).await?;
         Ok((codes, new))
     }
 
@@ -436,16 +429,7 @@ impl Identity<'_> {
             return Err(AppError::NotFound);
         }
         self.app.audit(vec![self.app.event(caller, &target, Outcome::Allowed)]).await?;
-        self.app.notify(
-            who.account,
-            "A passkey was removed from your Tiaki account",
-            &format!(
-                "The passkey named \"{}\" was just removed from your Tiaki account and can no longer be used to sign in.\n\n\
-                 If this was not you, contact your practice straight away.",
-                key.name
-            ),
-        )
-        .await?;
+        self.app.notify(who.account, Security::PasskeyRemoved { name: &key.name }).await?;
         Ok(())
     }
 

@@ -1,4 +1,4 @@
-//! Getting back in without a second factor at hand: a single-use setup link emailed to the
+//! Getting back in without a second factor at hand: a single-use set-up code emailed to the
 //! holder, and a practice's (or the Tiaki team's) reset of an account's factors after checking
 //! who the person is.
 
@@ -6,34 +6,29 @@ use super::Identity;
 use super::mfa::SETUP_LINK_SECS;
 use crate::audit::{Caller, Outcome, Target};
 use crate::identity::SignedIn;
-use crate::identity::credentials::{new_token, plausible_token, token_hash};
+use crate::identity::credentials::{code_hash, new_code, new_token, token_hash};
 use crate::notify::texts;
+use crate::notify::texts::Security;
 use crate::{App, AppError};
 use domain::AccountId;
 use domain::Verb;
 use store::LinkKind;
 
 impl Identity<'_> {
-    /// Emails the account holder a single-use link that lets the session opening it add a first
+    /// Emails the account holder a single-use code that lets the session it is typed into add a first
     /// second factor (a password alone never can).
     ///
     /// # Errors
     /// When storage fails.
     pub async fn send_setup_link(&self, caller: &Caller, who: &SignedIn) -> Result<(), AppError> {
-        let token = new_token()?;
+        let code = new_code()?;
+        let hash = code_hash(&code).ok_or_else(|| AppError::Internal("a new code did not read back".into()))?;
         let now = self.app.now();
-        let link = format!("{}/account/security/link?token={token}", self.app.settings.public_url);
         let Some(row) = self.app.store.account(who.account).await? else { return Err(AppError::Unauthenticated) };
-        let body = format!(
-            "Kia ora {},\n\nYou asked to set up an authenticator app for Tiaki. Open this link in the browser where you are \
-             signed in, within 30 minutes:\n\n{link}\n\nIf you did not ask for this, someone may know your password: \
-             do not open the link, and contact your practice.\n\nTiaki\n",
-            row.display_name
-        );
-        let mail = texts::mail(&row.email, "Set up your Tiaki authenticator app", body, now);
+        let mail = texts::mail(&row.email, &row.display_name, &texts::Email::FactorSetup { code: &code }, now);
         self.app
             .store
-            .create_link(LinkKind::FactorSetup, &token_hash(&token), who.account, (now, now + SETUP_LINK_SECS), &mail)
+            .create_link(LinkKind::FactorSetup, &hash, who.account, (now, now + SETUP_LINK_SECS), &mail)
             .await?;
         self.app.mail_waker.notify_one();
         self.app
@@ -46,17 +41,18 @@ impl Identity<'_> {
         Ok(())
     }
 
-    /// Opens an emailed set-up link: this session may now add a first second factor, under a
+    /// Takes an emailed set-up code: this session may now add a first second factor, under a
     /// new token (returned).
     ///
     /// # Errors
-    /// [`AppError::LinkExpired`] for a used, expired, unknown or someone else's link.
-    pub async fn open_setup_link(&self, caller: &Caller, who: &SignedIn, token: &str) -> Result<String, AppError> {
-        if !plausible_token(token) {
-            return Err(AppError::LinkExpired);
-        }
+    /// [`AppError::LinkExpired`] for a used, expired, unknown or someone else's code.
+    pub async fn open_setup_link(&self, caller: &Caller, who: &SignedIn, code: &str) -> Result<String, AppError> {
         let target = Target::account(Verb::MfaSetupLinkOpen, &who.account);
-        match self.app.store.use_link(LinkKind::FactorSetup, &token_hash(token), self.app.now()).await? {
+        let Some(hash) = code_hash(code) else {
+            self.app.audit(vec![self.app.event(caller, &target, Outcome::Denied)]).await?;
+            return Err(AppError::LinkExpired);
+        };
+        match self.app.store.use_link(LinkKind::FactorSetup, &hash, self.app.now()).await? {
             Some(account) if account == who.account => {
                 // What the session may do widens: it continues under a new token (review #23).
                 let session_token = new_token()?;
@@ -126,14 +122,7 @@ impl App {
         let mut event = self.event(caller, &target, Outcome::Allowed);
         event.on_behalf = Some(format!("identity checked: {}", checked.chars().take(200).collect::<String>()));
         self.audit(vec![event]).await?;
-        self.notify(
-            account,
-            "Your Tiaki sign-in was reset",
-            "After checking who you are, your practice or the Tiaki team removed your passkeys, authenticator app and \
-             recovery codes from your Tiaki account and signed you out everywhere. Sign in with your password and set up \
-             a passkey or your app again under Sign-in security.\n\nIf you did not ask for this, contact your practice straight away.",
-        )
-        .await?;
+        self.notify(account, Security::SignInReset).await?;
         tracing::info!(account = %account, sessions_ended = ended, "second factors reset after an identity check");
         Ok(had)
     }

@@ -5,24 +5,27 @@
 use super::Identity;
 use crate::audit::{Caller, Outcome, Target};
 use crate::identity::SignedIn;
-use crate::identity::credentials::{self, hash_password, new_token, plausible_token, token_hash, verify_password};
+use crate::identity::credentials::{
+    self, code_hash, hash_password, new_code, new_token, plausible_token, token_hash, verify_password,
+};
 use crate::identity::mfa::SignInStep;
 use crate::identity::ratelimit::{
     self, DEVICE_FORGET_AFTER, FREE_FAILURES, LOCK_AFTER, PER_DEVICE, PER_IP, PER_NET, UNKNOWN_PER_MINUTE_UNDER_ATTACK,
     WINDOW,
 };
 use crate::notify::texts;
+use crate::notify::texts::Security;
 use crate::{App, AppError, FieldError};
 use domain::Verb;
 use domain::{AccountId, Email};
 use std::net::IpAddr;
 use store::{AccountRow, LinkKind, WindowCount};
 
-/// How long a password-reset link works, seconds.
+/// How long a password-reset code works, seconds.
 const RESET_LINK_SECS: i64 = 3600;
-/// At most one reset link per account in this many seconds (more requests send nothing).
+/// At most one reset code per account in this many seconds (more requests send nothing).
 const RESET_EVERY_SECS: i64 = 900;
-/// How long an email-change link works, seconds.
+/// How long an email-change code works, seconds.
 const EMAIL_LINK_SECS: i64 = 3600;
 /// Attempts at a current password (changing password or email) per account per window.
 const PER_ACCOUNT_CHECKS: i64 = 5;
@@ -177,16 +180,7 @@ impl App {
             return Ok(());
         }
         if claimed == Some(LOCK_AFTER) {
-            self.notify(
-                account.id,
-                "Sign-in to your Tiaki account is paused",
-                "Someone has typed 100 wrong passwords for your Tiaki account, so it can no longer be signed in to from a \
-                 browser it has not used before.\n\nYou can still sign in from a browser you have used before. Otherwise, \
-                 choose a new password with \"Forgot your password?\" on the Tiaki sign-in page (type the address of \
-                 the portal yourself).\n\nIf the wrong passwords were not yours, someone is trying to get into your \
-                 account: choose a new password that you do not use anywhere else.",
-            )
-            .await?;
+            self.notify(account.id, Security::SignInPaused).await?;
         }
         Ok(())
     }
@@ -221,31 +215,23 @@ impl App {
         }
     }
 
-    /// Mails the holder a link to choose a new password, unless one went in the last 15 minutes
-    /// (then it does the same work with a link that never works: the time taken says nothing).
+    /// Mails the holder a code to choose a new password, unless one went in the last 15 minutes
+    /// (then it does the same work with a code that never works: the time taken says nothing).
     async fn send_reset_link(&self, account: &AccountRow, breached: bool) -> Result<bool, AppError> {
         let now = self.now();
         if self.store.links_since(LinkKind::PasswordReset, account.id, now - RESET_EVERY_SECS).await? > 0 {
             self.store.spend_decoy_link(LinkKind::PasswordReset, &token_hash(&new_token()?), now).await?;
             return Ok(false);
         }
-        let token = new_token()?;
-        let link = format!("{}/reset-password?token={token}", self.settings.public_url);
-        let why = if breached {
-            "You signed in to Tiaki with a password that has appeared in a data breach on another website, or that is \
-             too common to be safe, so we cannot let it open your account. Choose a new one"
-        } else {
-            "Someone (we hope you) asked to choose a new password for your Tiaki account. To do that"
-        };
-        let body = format!(
-            "Kia ora {},\n\n{why}: open this link within an hour:\n\n{link}\n\nIf you did not ask for this, do not \
-             open the link; your password stays as it is.\n\nTiaki\n",
-            account.display_name
+        let code = new_code()?;
+        let hash = code_hash(&code).ok_or_else(|| AppError::Internal("a new code did not read back".into()))?;
+        let mail = texts::mail(
+            &account.email,
+            &account.display_name,
+            &texts::Email::PasswordReset { breached, code: &code },
+            now,
         );
-        let mail = texts::mail(&account.email, "Choose a new Tiaki password", body, now);
-        self.store
-            .create_link(LinkKind::PasswordReset, &token_hash(&token), account.id, (now, now + RESET_LINK_SECS), &mail)
-            .await?;
+        self.store.create_link(LinkKind::PasswordReset, &hash, account.id, (now, now + RESET_LINK_SECS), &mail).await?;
         self.mail_waker.notify_one();
         Ok(true)
     }
@@ -312,13 +298,7 @@ impl App {
     }
 
     async fn password_changed_notice(&self, account: AccountId) -> Result<(), AppError> {
-        self.notify(
-            account,
-            "Your Tiaki password was changed",
-            "The password of your Tiaki account was just changed, and every other place it was signed in was signed \
-             out.\n\nIf this was not you, contact your practice straight away.",
-        )
-        .await
+        self.notify(account, Security::PasswordChanged).await
     }
 }
 
@@ -332,7 +312,7 @@ impl Identity<'_> {
     /// [`AppError::BadCredentials`]; [`AppError::RateLimited`] when a limit holds the attempt
     /// back (no password is checked); [`AppError::SignInPaused`] after 100 consecutive failures
     /// from unknown browsers; [`AppError::PasswordMustChange`] for a right password found on the
-    /// breached list of an account with no second factor (a reset link is mailed instead).
+    /// breached list of an account with no second factor (a reset code is mailed instead).
     pub async fn sign_in(
         &self,
         caller: &Caller,
@@ -384,7 +364,7 @@ impl Identity<'_> {
             self.app.audit(vec![self.app.event(caller, &target, Outcome::Denied)]).await?;
             if !self.app.has_second_factor(account.id).await? {
                 // The password alone is all anyone needs, and it is known to be out there: no
-                // session; the holder gets a link to choose a new one.
+                // session; the holder gets a code to choose a new one.
                 self.app.send_reset_link(account, true).await?;
                 return Err(AppError::PasswordMustChange);
             }
@@ -397,7 +377,7 @@ impl Identity<'_> {
         Ok(step)
     }
 
-    /// "Forgot your password?": mails a link to choose a new one, if the email is an activated
+    /// "Forgot your password?": mails a code to choose a new one, if the email is an activated
     /// account's (at most one every 15 minutes). The answer is the same whatever the email.
     ///
     /// # Errors
@@ -428,52 +408,42 @@ impl Identity<'_> {
         Ok(())
     }
 
-    /// The email a live password-reset link is for (the page shows it).
+    /// The email a live password-reset code is for (the page shows it).
     ///
     /// # Errors
-    /// [`AppError::LinkExpired`] for a used, expired or unknown link.
-    pub async fn password_reset_for(&self, token: &str) -> Result<String, AppError> {
-        if !plausible_token(token) {
-            return Err(AppError::LinkExpired);
-        }
+    /// [`AppError::LinkExpired`] for a used, expired or unknown code.
+    pub async fn password_reset_for(&self, code: &str) -> Result<String, AppError> {
+        let Some(hash) = code_hash(code) else { return Err(AppError::LinkExpired) };
         let account = self
             .app
             .store
-            .peek_link(LinkKind::PasswordReset, &token_hash(token), self.app.now())
+            .peek_link(LinkKind::PasswordReset, &hash, self.app.now())
             .await?
             .ok_or(AppError::LinkExpired)?;
         Ok(self.app.store.account(account).await?.ok_or(AppError::LinkExpired)?.email)
     }
 
-    /// Uses a password-reset link: the new password is set, every session ends, and the holder
+    /// Uses a password-reset code: the new password is set, every session ends, and the holder
     /// is told. It does not sign in: the person signs in with the new password (and their
     /// second factor, if they have one).
     ///
     /// # Errors
     /// [`AppError::Invalid`] for an unacceptable password; [`AppError::LinkExpired`] for a used,
-    /// expired or unknown link. Nothing changes on any error.
+    /// expired or unknown code. Nothing changes on any error.
     pub async fn reset_password(
         &self,
         caller: &Caller,
-        token: &str,
+        code: &str,
         password: &str,
         confirm: &str,
     ) -> Result<(), AppError> {
-        if !plausible_token(token) {
-            return Err(AppError::LinkExpired);
-        }
+        let Some(code) = code_hash(code) else { return Err(AppError::LinkExpired) };
         let now = self.app.now();
-        let id = self
-            .app
-            .store
-            .peek_link(LinkKind::PasswordReset, &token_hash(token), now)
-            .await?
-            .ok_or(AppError::LinkExpired)?;
+        let id = self.app.store.peek_link(LinkKind::PasswordReset, &code, now).await?.ok_or(AppError::LinkExpired)?;
         let account = self.app.store.account(id).await?.ok_or(AppError::LinkExpired)?;
         self.app.check_new_password(&account, password, confirm, "password").await?;
         let hash = hash_password(password.to_owned()).await.map_err(AppError::Internal)?;
-        let id =
-            self.app.store.use_password_reset(&token_hash(token), now, &hash).await?.ok_or(AppError::LinkExpired)?;
+        let id = self.app.store.use_password_reset(&code, now, &hash).await?.ok_or(AppError::LinkExpired)?;
         self.app
             .audit(vec![self.app.event(caller, &Target::account(Verb::PasswordReset, &id), Outcome::Allowed)])
             .await?;
@@ -512,8 +482,8 @@ impl Identity<'_> {
     }
 
     /// Starts changing the signed-in account's email, given the current password (and a recent
-    /// second factor when the account has one): a link goes to the new address, and the old one
-    /// is told. An address already in use gets no link, but the answer is the same.
+    /// second factor when the account has one): a code goes to the new address, and the old one
+    /// is told. An address already in use gets no code, but the answer is the same.
     ///
     /// # Errors
     /// As for [`App::change_password`], and [`AppError::Invalid`] for a malformed email.
@@ -536,63 +506,36 @@ impl Identity<'_> {
             return Ok(());
         }
         let now = self.app.now();
-        let token = new_token()?;
-        self.app
-            .store
-            .create_email_change(&token_hash(&token), who.account, email.as_str(), now, now + EMAIL_LINK_SECS)
-            .await?;
-        let link = format!("{}/account/email/confirm?token={token}", self.app.settings.public_url);
-        let body = format!(
-            "Kia ora {},\n\nTo make this the email address of your Tiaki account, open this link within an hour, in the \
-             browser where you are signed in:\n\n{link}\n\nIf you did not ask for this, ignore this message.\n\nTiaki\n",
-            account.display_name
-        );
-        self.app
-            .store
-            .enqueue_mail(&texts::mail(email.as_str(), "Confirm your new Tiaki email address", body, now))
-            .await?;
-        self.app.notify(
-            who.account,
-            "A change of your Tiaki email address was asked for",
-            &format!(
-                "Someone signed in to your Tiaki account asked to change its email address to {}. It changes only when \
-                 the link we sent there is opened.\n\nIf this was not you, contact your practice straight away.",
-                email.as_str()
-            ),
-        )
-        .await
+        let code = new_code()?;
+        let hash = code_hash(&code).ok_or_else(|| AppError::Internal("a new code did not read back".into()))?;
+        self.app.store.create_email_change(&hash, who.account, email.as_str(), now, now + EMAIL_LINK_SECS).await?;
+        let mail = texts::mail(email.as_str(), &account.display_name, &texts::Email::NewAddressCode { code: &code }, now);
+        self.app.store.enqueue_mail(&mail).await?;
+        self.app.notify(who.account, Security::EmailChangeAsked { new_email: email.as_str() }).await
     }
 
-    /// Opens an email-change link in the session of the account it is for: the account takes
+    /// Types in an email-change code in the session of the account it is for: the account takes
     /// the new address, and both addresses are told. Returns the new address.
     ///
     /// # Errors
-    /// [`AppError::LinkExpired`] for a used, expired, unknown or someone else's link;
+    /// [`AppError::LinkExpired`] for a used, expired, unknown or someone else's code;
     /// [`AppError::Conflict`] when another account took the address meanwhile.
-    pub async fn confirm_email_change(&self, caller: &Caller, who: &SignedIn, token: &str) -> Result<String, AppError> {
+    pub async fn confirm_email_change(&self, caller: &Caller, who: &SignedIn, code: &str) -> Result<String, AppError> {
         let target = Target::account(Verb::EmailChange, &who.account);
         self.app.may_change_email(caller, who, &target).await?;
-        if !plausible_token(token) {
-            return Err(AppError::LinkExpired);
-        }
-        let Some(changed) = self.app.store.use_email_change(&token_hash(token), who.account, self.app.now()).await?
-        else {
+        let Some(hash) = code_hash(code) else { return Err(AppError::LinkExpired) };
+        let Some(changed) = self.app.store.use_email_change(&hash, who.account, self.app.now()).await? else {
             self.app.audit(vec![self.app.event(caller, &target, Outcome::Denied)]).await?;
             return Err(AppError::LinkExpired);
         };
         self.app.audit(vec![self.app.event(caller, &target, Outcome::Allowed)]).await?;
-        let text = format!(
-            "The email address of your Tiaki account was changed from {} to {}. Tiaki's messages now go to the new \
-             address.\n\nIf this was not you, contact your practice straight away.",
-            changed.old_email, changed.new_email
-        );
-        let now = self.app.now();
-        let body = format!("Kia ora,\n\n{text}\n\nThis message has no links and asks nothing of you.\n\nTiaki\n");
+        let what = Security::EmailChanged { old_email: &changed.old_email, new_email: &changed.new_email };
+        // The old address is told too, without a name: whoever reads it now may not be the holder.
         self.app
             .store
-            .enqueue_mail(&texts::mail(&changed.old_email, "Your Tiaki email address was changed", body, now))
+            .enqueue_mail(&texts::mail(&changed.old_email, "", &texts::Email::Security(what), self.app.now()))
             .await?;
-        self.app.notify(who.account, "Your Tiaki email address was changed", &text).await?;
+        self.app.notify(who.account, what).await?;
         Ok(changed.new_email)
     }
 

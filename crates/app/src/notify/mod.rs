@@ -4,6 +4,7 @@
 //! failure is retried with back-off.
 
 mod inbox;
+pub(crate) mod texts;
 
 pub use inbox::{InboxItem, NEWS_SUBJECT, Notice, NoticeKind, NoticePref};
 
@@ -14,7 +15,7 @@ use secrecy::ExposeSecret;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use store::{MailRow, NewMail};
+use store::MailRow;
 
 /// Where mail goes.
 #[derive(Clone)]
@@ -45,7 +46,7 @@ impl Transport {
                 .map(|b| Self::Smtp(b.timeout(Some(Duration::from_secs(30))).build()))
                 .map_err(|e| format!("smtp_url (TIAKI_SMTP_URL) cannot be used: {e}"))
         } else {
-            // The mail folder holds live links: only the portal's own user may read it.
+            // The mail folder holds live codes: only the portal's own user may read it.
             use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
             let dir = config.data_dir.join("mail");
             std::fs::DirBuilder::new()
@@ -160,58 +161,6 @@ impl Sender {
                 () = tokio::time::sleep(Duration::from_secs(5)) => {}
             }
         }
-    }
-}
-
-/// The texts of the messages Tiaki sends. Plain text, in plain words.
-pub(crate) mod texts {
-    use super::NewMail;
-
-    pub(crate) fn mail(recipient: &str, subject: &str, body: String, now: i64) -> NewMail {
-        NewMail {
-            id: uuid::Uuid::new_v4(),
-            recipient: recipient.to_owned(),
-            subject: subject.to_owned(),
-            body,
-            created_at: now,
-            notice: None,
-            deliver: true,
-        }
-    }
-
-    pub(crate) fn patient_activation(to: &str, name: &str, practice: &str, link: &str, days: i64, now: i64) -> NewMail {
-        let body = format!(
-            "Kia ora {name},\n\n{practice} has set up your Tiaki patient portal account.\n\n\
-             To choose your password and start using it, open this link within {days} days:\n\n{link}\n\n\
-             The link works once. If you did not expect this email, you can ignore it, or phone {practice}.\n\n\
-             Tiaki will never ask for your password by email or phone.\n"
-        );
-        mail(to, "Activate your Tiaki patient portal account", body, now)
-    }
-
-    pub(crate) fn staff_invitation(
-        to: &str,
-        name: &str,
-        practice: &str,
-        role: &str,
-        link: &str,
-        days: i64,
-        now: i64,
-    ) -> NewMail {
-        let body = format!(
-            "Kia ora {name},\n\nYou have been invited to join {practice} on Tiaki as {role}.\n\n\
-             To choose your password, open this link within {days} days:\n\n{link}\n\n\
-             The link works once. If you did not expect this email, tell your practice manager.\n"
-        );
-        mail(to, "Your Tiaki staff account", body, now)
-    }
-
-    pub(crate) fn operator_invitation(to: &str, name: &str, link: &str, days: i64, now: i64) -> NewMail {
-        let body = format!(
-            "Kia ora {name},\n\nYou have been made a Tiaki platform operator.\n\n\
-             To choose your password, open this link within {days} days:\n\n{link}\n\nThe link works once.\n"
-        );
-        mail(to, "Your Tiaki operator account", body, now)
     }
 }
 

@@ -4,6 +4,7 @@
 use super::{AwaitingPatient, EnrolmentRequest, Practices, check};
 use crate::audit::{Caller, Outcome, Target};
 use crate::notify::texts;
+use crate::notify::texts::Security;
 use crate::{App, AppError, FieldError};
 use authz::{EnrolPatient, ListPracticePatients};
 use domain::{AccountId, DateOfBirth, Email, Nhi, PatientId, PersonName, PracticeId, Verb};
@@ -38,8 +39,8 @@ pub struct EnrolForm {
 }
 
 impl App {
-    /// Enrols a patient, returning the activation link too (for the console's `demo`; the web
-    /// never shows a patient's link to staff).
+    /// Enrols a patient, returning the activation code too (for the console's `demo`; the web
+    /// never shows a patient's code to staff).
     ///
     /// # Errors
     /// As for [`App::enrol_patient`].
@@ -62,16 +63,11 @@ impl App {
             return Err(AppError::Invalid(errors));
         };
         let practice_name = self.store.practice(practice).await?.ok_or(AppError::NotFound)?.name;
-        let (token, mut invite) = self.new_invitation(InvitationPurpose::ActivatePatient)?;
+        let (code, mut invite) = self.new_invitation(InvitationPurpose::ActivatePatient)?;
         let now = self.now();
-        invite.mail = Some(texts::patient_activation(
-            email.as_str(),
-            name.as_str(),
-            &practice_name,
-            &self.link(&token),
-            self.invitation_days(),
-            now,
-        ));
+        let days = self.invitation_days();
+        let text = texts::Email::PatientActivation { practice: &practice_name, code: &code, days };
+        invite.mail = Some(texts::mail(email.as_str(), name.as_str(), &text, now));
         let patient = NewPatient {
             id: PatientId::random(),
             account: AccountId::random(),
@@ -125,7 +121,7 @@ impl App {
         };
         tracing::info!(event = "patient.enrolled", practice = %practice, "patient enrolled");
         self.mail_waker.notify_one();
-        Ok((answer, self.link(&token)))
+        Ok((answer, code))
     }
 
     /// Asks the holder of an existing patient account, by a notice to its verified email (and
@@ -138,17 +134,7 @@ impl App {
         practice_name: &str,
     ) -> Result<(), AppError> {
         let account = self.store.patient_account(grant, patient).await?;
-        self.notify(
-            account,
-            "A practice asks to see your Tiaki records",
-            &format!(
-                "{practice_name} has asked to enrol you in Tiaki. It cannot see anything in your account unless you \
-                 accept.\n\nTo answer, sign in to Tiaki as you usually do (type the address yourself): the request is \
-                 on your home page, with Accept and Decline. If you do not know {practice_name}, decline, and tell \
-                 your usual practice."
-            ),
-        )
-        .await
+        self.notify(account, Security::EnrolmentAsked { practice: practice_name }).await
     }
 }
 

@@ -9,6 +9,7 @@ pub use views::{AwaitingPatient, EnrolmentRequest, Patient, Practice, PracticeSu
 
 use crate::audit::{Caller, Outcome, Target};
 use crate::notify::texts;
+use crate::notify::texts::Security;
 use crate::{App, AppError, FieldError};
 use authz::{ListPracticePatients, ManagePractices, ManageStaff, Platform, ViewPatient};
 use domain::{
@@ -144,17 +145,11 @@ impl App {
         email: Email,
         role: StaffRole,
     ) -> Result<String, AppError> {
-        let (token, mut invite) = self.new_invitation(InvitationPurpose::JoinStaff)?;
+        let (code, mut invite) = self.new_invitation(InvitationPurpose::JoinStaff)?;
         let now = self.now();
-        invite.mail = Some(texts::staff_invitation(
-            email.as_str(),
-            name.as_str(),
-            practice,
-            role.label(),
-            &self.link(&token),
-            self.invitation_days(),
-            now,
-        ));
+        let days = self.invitation_days();
+        let text = texts::Email::StaffInvitation { practice, role: role.label(), code: &code, days };
+        invite.mail = Some(texts::mail(email.as_str(), name.as_str(), &text, now));
         let account = NewAccount {
             id: AccountId::random(),
             kind: AccountKind::Staff,
@@ -168,7 +163,7 @@ impl App {
         })?;
         tracing::info!(event = "staff.invited", practice = %grant.object(), account = %account.id, "staff invited");
         self.mail_waker.notify_one();
-        Ok(self.link(&token))
+        Ok(code)
     }
 }
 
@@ -322,16 +317,7 @@ impl Practices<'_> {
         let enrolment = store::EnrolmentGrant::from(&grant);
         let account = self.app.end_enrolment(who, Target::of(&grant), enrolment).await?;
         let name = self.app.store.practice(enrolment.practice()).await?.map(|p| p.name).unwrap_or_default();
-        self.app
-            .notify(
-                account,
-                "A practice has ended your enrolment in Tiaki",
-                &format!(
-                    "{name} has ended your enrolment in Tiaki: its staff can no longer see your record or documents. \
-                     Documents it sent you stay in your account.\n\nIf you did not expect this, contact the practice."
-                ),
-            )
-            .await
+        self.app.notify(account, Security::EnrolmentEnded { practice: &name }).await
     }
 
     /// The patient leaves a practice. From that moment its staff have no access to them; what
@@ -469,14 +455,7 @@ impl App {
         }
         self.audit(events).await?;
         if change == StaffChange::Remove {
-            self.notify(
-                account,
-                "You no longer have access to Tiaki",
-                "Your practice has removed you from its staff in Tiaki, and your account has been closed: you have \
-                 been signed out everywhere and can no longer sign in.\n\nIf you think this is a mistake, speak to \
-                 your practice manager.",
-            )
-            .await?;
+            self.notify(account, Security::StaffRemoved).await?;
         }
         Ok(())
     }

@@ -202,12 +202,17 @@ impl AppointmentStore for This {
                 "SELECT {APPOINTMENT_COLUMNS} FROM appointments a JOIN patients p ON p.id = a.patient_id \
                  WHERE a.patient_id = $1 AND ($2 = $3 OR (a.practice_id = $2 AND EXISTS \
                  (SELECT 1 FROM enrolments e WHERE e.patient_id = a.patient_id AND e.practice_id = $2))) \
+                 AND ($4 = FALSE OR EXISTS (SELECT 1 FROM enrolments e \
+                      WHERE e.patient_id = a.patient_id AND e.practice_id = a.practice_id)) \
                  ORDER BY a.starts_at DESC LIMIT 500"
             );
             sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(patient.as_uuid())
                 .bind(uuid_or_nil(grant.via_practice(), |p| p.as_uuid()))
                 .bind(Uuid::nil())
+                // Someone acting for the patient sees only appointments at a practice the
+                // patient is enrolled at now (their link's), never a former practice's.
+                .bind(grant.by_proxy())
                 .fetch_all(&self.pool)
                 .await?
                 .iter()

@@ -233,12 +233,18 @@ impl DocumentStore for This {
                  AND ($2 OR d.hidden_at IS NULL OR $3) \
                  AND ($3 = FALSE OR (d.pushed_by_practice = $4 AND EXISTS (SELECT 1 FROM enrolments e \
                       WHERE e.patient_id = d.patient_id AND e.practice_id = $4))) \
+                 AND ($5 = FALSE OR d.pushed_by_practice IS NULL OR EXISTS (SELECT 1 FROM enrolments e \
+                      WHERE e.patient_id = d.patient_id AND e.practice_id = d.pushed_by_practice)) \
                  ORDER BY d.created_at DESC, d.id"
             )))
             .bind(grant.object().as_uuid())
             .bind(include_hidden)
             .bind(grant.via_practice().is_some())
             .bind(nil_or(grant.via_practice()))
+            // Someone acting for the patient sees what the patient's current practice (their
+            // link's) sent and the patient's own uploads, never what a former practice sent:
+            // the same documents the policy lets them open.
+            .bind(grant.by_proxy())
             .fetch_all(&self.pool)
             .await?;
             rows.iter().map(doc_with_key).collect()

@@ -124,6 +124,16 @@ impl ListGrant<'_> {
             Self::Request(g) => (g.patient(), g.via_practice()),
         }
     }
+
+    /// Whether the grant was made to someone acting for the patient.
+    #[must_use]
+    pub const fn by_proxy(&self) -> bool {
+        match self {
+            Self::Read(g) => g.by_proxy(),
+            Self::Manage(g) => g.by_proxy(),
+            Self::Request(g) => g.by_proxy(),
+        }
+    }
 }
 
 /// A grant that reaches one request.

@@ -366,13 +366,18 @@ impl PrescriptionStore for This {
             let (patient, via) = grant.scope();
             let patient = patient.ok_or(StoreError::NotFound)?;
             let sql = format!(
-                "SELECT {REQUEST_COLUMNS} WHERE {} ORDER BY r.created_at DESC, r.id LIMIT 200",
+                "SELECT {REQUEST_COLUMNS} WHERE {} AND ($4 = FALSE OR EXISTS (SELECT 1 FROM enrolments k \
+                 WHERE k.patient_id = r.patient_id AND k.practice_id = r.practice_id)) \
+                 ORDER BY r.created_at DESC, r.id LIMIT 200",
                 SCOPE.replace("x.", "r.")
             );
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(patient.as_uuid())
                 .bind(nil(via, |p| p.as_uuid()))
                 .bind(Uuid::nil())
+                // Someone acting for the patient sees only requests to a practice the patient
+                // is enrolled at now (their link's), never a former practice's.
+                .bind(grant.by_proxy())
                 .fetch_all(&self.pool)
                 .await?
                 .iter()

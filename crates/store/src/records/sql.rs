@@ -77,6 +77,19 @@ fn nil_practice(p: Option<PracticeId>) -> Uuid {
     p.map_or(Uuid::nil(), |p| p.as_uuid())
 }
 
+/// What a patient sees, narrowed for someone acting for them: only what a practice the patient
+/// is enrolled at now (their link's) sent, never a former practice's.
+fn proxied(grant: &Grant<authz::ReadRecords>, scope: &str) -> String {
+    if grant.by_proxy() {
+        format!(
+            "{scope} AND EXISTS (SELECT 1 FROM enrolments e WHERE e.patient_id = h.patient_id \
+             AND e.practice_id = h.practice_id)"
+        )
+    } else {
+        scope.to_owned()
+    }
+}
+
 impl RecordStore for This {
     fn record_rules(&self, practice: PracticeId) -> BoxFuture<'_, Result<RecordRules>> {
         Box::pin(async move {
@@ -336,7 +349,7 @@ impl RecordStore for This {
     ) -> BoxFuture<'a, Result<Vec<RecordRow>>> {
         Box::pin(async move {
             let staff = grant.via_practice().is_some();
-            let scope = if staff { STAFF_SCOPE } else { "h.status = 'current' AND $2 = $2" };
+            let scope = if staff { STAFF_SCOPE.to_owned() } else { proxied(grant, "h.status = 'current' AND $2 = $2") };
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT {H_COLUMNS} WHERE h.patient_id = $1 AND ($3 = '' OR h.category = $3) AND {scope} \
                  ORDER BY COALESCE(h.effective, '') DESC, h.created_at DESC, h.id LIMIT $4"
@@ -359,7 +372,7 @@ impl RecordStore for This {
     ) -> BoxFuture<'a, Result<crate::RecordSummaryRows>> {
         Box::pin(async move {
             let staff_scope = format!("{STAFF_SCOPE} AND $3 = $3");
-            let scope = if grant.via_practice().is_some() { staff_scope.as_str() } else { PATIENT_SEES };
+            let scope = if grant.via_practice().is_some() { staff_scope } else { proxied(grant, PATIENT_SEES) };
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT * FROM (SELECT {H_COLUMNS} WHERE h.patient_id = $1 AND {scope} \
                    AND h.category IN ('allergies', 'conditions', 'medications', 'recalls')) a \

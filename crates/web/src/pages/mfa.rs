@@ -5,7 +5,7 @@
 use crate::WebState;
 use crate::error::WebError;
 use crate::extract::{Auth, CsrfForm, Ctx, challenge_of, remember_browser, without_challenge};
-use crate::views::{Nav, SecurityPage, SignInPage, VerifyPage, home_of, render};
+use crate::views::{EnterCodePage, Nav, SecurityPage, SignInPage, VerifyPage, home_of, render};
 use app::{AppError, FieldError, SignedIn};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -99,9 +99,9 @@ async fn security_view(
     let status = state.app.identity().mfa_status(who).await.map_err(WebError::page)?;
     let passkeys = state.app.identity().passkeys(who).await.map_err(WebError::page)?;
     let required = if who.needs_passkey {
-        "Your role must sign in with a passkey. If you have one, sign out and sign in with it. To add your first, choose \"Email me a set-up link\", open the link in this browser and add it here; then sign out and sign in with it."
+        "Your role must sign in with a passkey. If you have one, sign out and sign in with it. To add your first, choose \"Email me a set-up code\", type the code in this browser and add it here; then sign out and sign in with it."
     } else if who.patient.is_some() {
-        "Your practice asks its patients to use a second step when they sign in. Set up a passkey or an authenticator app to see your records: choose \"Email me a set-up link\" and open the link in this browser."
+        "Your practice asks its patients to use a second step when they sign in. Set up a passkey or an authenticator app to see your records: choose \"Email me a set-up code\" and type the code in this browser."
     } else {
         "Your role needs a second step when you sign in. Set up a passkey or an authenticator app to continue."
     };
@@ -237,31 +237,50 @@ pub(crate) async fn remove_totp(
     }
 }
 
-/// Emails a set-up link (a session opened by a password alone cannot add a factor without it).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct SetupCodeForm {
+    #[serde(default)]
+    csrf: String,
+    /// `code`: a code typed in; otherwise a request for one.
+    #[serde(default)]
+    step: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// Where the emailed set-up code is typed.
+fn setup_code_page(ctx: &Ctx, who: &SignedIn, code: &str, error: Option<&str>, notice: Option<&str>) -> Response {
+    let page = render(&EnterCodePage {
+        nav: Some(Nav::new(who, ctx.csrf())),
+        csrf: ctx.csrf(),
+        title: "Type your set-up code",
+        intro: "Type the set-up code we emailed you. It works for 30 minutes, in this browser only. Then you can set \
+                up your authenticator app or a passkey.",
+        action: "/account/security/link",
+        button: "Continue",
+        code,
+        error,
+        notice,
+        back: Some(("/account/security", "Back to sign-in security")),
+    });
+    let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    (status, ctx.jar.clone(), page).into_response()
+}
+
+/// Emails a set-up code (a session opened by a password alone cannot add a factor without it),
+/// or takes one typed in: this session may then add a first second factor.
 pub(crate) async fn send_link(
     State(state): State<WebState>,
-    CsrfForm(ctx, _): CsrfForm<crate::extract::CsrfOnly>,
+    CsrfForm(ctx, form): CsrfForm<SetupCodeForm>,
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
-    state.app.identity().send_setup_link(&ctx.caller_as(&who), &who).await.map_err(WebError::page)?;
-    let notice =
-        "We have emailed you a link. Open it in this browser within 30 minutes to set up your authenticator app.";
-    security_view(&state, &ctx, &who, None, None, Vec::new(), Some(notice)).await
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct LinkQuery {
-    #[serde(default)]
-    token: String,
-}
-
-/// Opens an emailed set-up link.
-pub(crate) async fn open_link(
-    State(state): State<WebState>,
-    Auth(ctx, who): Auth,
-    axum::extract::Query(q): axum::extract::Query<LinkQuery>,
-) -> PageResult {
-    match state.app.identity().open_setup_link(&ctx.caller_as(&who), &who, &q.token).await {
+    if form.step != "code" {
+        state.app.identity().send_setup_link(&ctx.caller_as(&who), &who).await.map_err(WebError::page)?;
+        let notice = "We have emailed you a set-up code. Type it here within 30 minutes.";
+        return Ok(setup_code_page(&ctx, &who, "", None, Some(notice)));
+    }
+    let code = form.code.trim();
+    match state.app.identity().open_setup_link(&ctx.caller_as(&who), &who, code).await {
         Ok(token) => {
             let mut who = who;
             who.may_add_factor = true;
@@ -271,11 +290,17 @@ pub(crate) async fn open_link(
             Ok((ctx.with_session(token), page).into_response())
         }
         Err(AppError::LinkExpired) => {
-            let notice = "That link has expired, was already used or is for another account. Ask for a new one below.";
-            security_view(&state, &ctx, &who, None, None, Vec::new(), Some(notice)).await
+            let problem = "That code is not right, has expired (codes work for 30 minutes), was already used or is for \
+                           another account. Check it against the newest email, or ask for a new one.";
+            Ok(setup_code_page(&ctx, &who, code, Some(problem), None))
         }
         Err(e) => Err(WebError::page(e)),
     }
 }
 
-crate::extract::impl_has_csrf!(CodeForm, RemoveForm);
+/// Where an emailed set-up code is typed.
+pub(crate) async fn open_link(Auth(ctx, who): Auth) -> Response {
+    setup_code_page(&ctx, &who, "", None, None)
+}
+
+crate::extract::impl_has_csrf!(CodeForm, RemoveForm, SetupCodeForm);

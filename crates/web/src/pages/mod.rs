@@ -36,7 +36,7 @@ pub(crate) struct Notice {
 pub(crate) fn notice_text(n: &Notice) -> Option<String> {
     Some(
         match n.done.as_deref()? {
-            "enrolled" => "The patient is enrolled and has been emailed a link to activate their account.",
+            "enrolled" => "The patient is enrolled and has been emailed a code to activate their account.",
             "awaiting-confirmation" => {
                 "This NHI number is already registered with Tiaki. The person will be asked to confirm; your practice sees \
                  their record once they accept. It is listed under \"Waiting for the patient\" until then."

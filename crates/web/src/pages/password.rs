@@ -1,14 +1,14 @@
-//! Password and email pages: "Forgot your password?", the reset link, and changing the password
+//! Password and email pages: "Forgot your password?", the reset code, and changing the password
 //! or email from the sign-in security page (after a recent second factor).
 
 use crate::WebState;
 use crate::error::WebError;
 use crate::extract::{CsrfForm, Ctx};
 use crate::pages::mfa::{security_error, security_notice};
-use crate::pages::signin::TokenQuery;
-use crate::views::{EmailConfirmPage, ForgotPage, MessagePage, Nav, ResetPage, render};
+use crate::pages::signin::code_page;
+use crate::views::{EnterCodePage, ForgotPage, MessagePage, Nav, ResetPage, render};
 use app::AppError;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -29,7 +29,7 @@ pub(crate) struct ForgotForm {
     email: String,
 }
 
-/// Asks for a reset link. The page says the same whether or not the email has an account.
+/// Asks for a reset code. The page says the same whether or not the email has an account.
 pub(crate) async fn forgot(State(state): State<WebState>, CsrfForm(ctx, form): CsrfForm<ForgotForm>) -> Response {
     match state.app.identity().request_password_reset(&ctx.caller(), &form.email).await {
         Ok(()) => {
@@ -51,20 +51,24 @@ pub(crate) async fn forgot(State(state): State<WebState>, CsrfForm(ctx, form): C
     }
 }
 
-/// The page a reset link opens.
-pub(crate) async fn reset_page(State(state): State<WebState>, ctx: Ctx, Query(q): Query<TokenQuery>) -> PageResult {
-    let email = state.app.identity().password_reset_for(&q.token).await.map_err(reset_link_error)?;
-    let page = render(&ResetPage { nav: None, csrf: ctx.csrf(), token: &q.token, email, errors: Vec::new() });
-    Ok((ctx.jar, page).into_response())
+/// Where a password-reset code is typed.
+pub(crate) async fn reset_page(ctx: Ctx) -> Response {
+    code_page(&ctx, "/reset-password", "", None)
 }
 
-fn reset_link_error(e: AppError) -> WebError {
+/// The reset code page again, saying what is wrong with the code.
+fn reset_code_error(ctx: &Ctx, code: &str, e: AppError) -> PageResult {
     match e {
-        AppError::LinkExpired => WebError::page(AppError::Gone(
-            "This link has expired or was already used. Ask for a new one with \"Forgot your password?\" on the sign-in page."
-                .into(),
+        AppError::LinkExpired => Ok(code_page(
+            ctx,
+            "/reset-password",
+            code,
+            Some(
+                "That code is not right, has expired (codes work for an hour) or was already used. Check it against \
+                 the newest email, or ask for a new one with \"Forgot your password?\" on the sign-in page.",
+            ),
         )),
-        other => WebError::page(other),
+        other => Err(WebError::page(other)),
     }
 }
 
@@ -72,17 +76,31 @@ fn reset_link_error(e: AppError) -> WebError {
 pub(crate) struct ResetForm {
     #[serde(default)]
     csrf: String,
+    /// `code`: the code alone; otherwise the new password with it.
     #[serde(default)]
-    token: String,
+    step: String,
+    #[serde(default)]
+    code: String,
     #[serde(default)]
     password: String,
     #[serde(default)]
     confirm: String,
 }
 
-/// Sets the new password from a reset link; the person then signs in with it.
+/// Sets the new password from a reset code (first the code alone, then the password with it);
+/// the person then signs in with it.
 pub(crate) async fn reset(State(state): State<WebState>, CsrfForm(ctx, form): CsrfForm<ResetForm>) -> PageResult {
-    match state.app.identity().reset_password(&ctx.caller(), &form.token, &form.password, &form.confirm).await {
+    let code = form.code.trim();
+    if form.step == "code" {
+        return match state.app.identity().password_reset_for(code).await {
+            Ok(email) => {
+                let page = render(&ResetPage { nav: None, csrf: ctx.csrf(), code, email, errors: Vec::new() });
+                Ok((ctx.jar, page).into_response())
+            }
+            Err(e) => reset_code_error(&ctx, code, e),
+        };
+    }
+    match state.app.identity().reset_password(&ctx.caller(), code, &form.password, &form.confirm).await {
         Ok(()) => {
             let page = render(&MessagePage {
                 nav: None,
@@ -92,12 +110,14 @@ pub(crate) async fn reset(State(state): State<WebState>, CsrfForm(ctx, form): Cs
             });
             Ok((ctx.without_session(), page).into_response())
         }
-        Err(AppError::Invalid(errors)) => {
-            let email = state.app.identity().password_reset_for(&form.token).await.map_err(reset_link_error)?;
-            let page = render(&ResetPage { nav: None, csrf: ctx.csrf(), token: &form.token, email, errors });
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, ctx.jar, page).into_response())
-        }
-        Err(e) => Err(reset_link_error(e)),
+        Err(AppError::Invalid(errors)) => match state.app.identity().password_reset_for(code).await {
+            Ok(email) => {
+                let page = render(&ResetPage { nav: None, csrf: ctx.csrf(), code, email, errors });
+                Ok((StatusCode::UNPROCESSABLE_ENTITY, ctx.jar, page).into_response())
+            }
+            Err(e) => reset_code_error(&ctx, code, e),
+        },
+        Err(e) => reset_code_error(&ctx, code, e),
     }
 }
 
@@ -142,7 +162,7 @@ pub(crate) struct ChangeEmailForm {
     email_current: String,
 }
 
-/// Starts a change of email: a link goes to the new address.
+/// Starts a change of email: a code goes to the new address, and this page asks for it.
 pub(crate) async fn change_email(
     State(state): State<WebState>,
     CsrfForm(ctx, form): CsrfForm<ChangeEmailForm>,
@@ -150,47 +170,75 @@ pub(crate) async fn change_email(
     let who = ctx.require_signed_in()?;
     let caller = ctx.caller_as(&who);
     match state.app.identity().request_email_change(&caller, &who, &form.email_current, &form.new_email).await {
-        Ok(()) => {
-            let notice = "We have emailed a link to the new address. Open it in this browser within an hour to finish the change.";
-            security_notice(&state, &ctx, &who, None, Vec::new(), Some(notice)).await
-        }
+        Ok(()) => Ok(email_code_page(
+            &ctx,
+            &who,
+            "",
+            None,
+            Some("We have emailed a code to the new address. Type it here within an hour to finish the change."),
+        )),
         Err(e) => security_error(&state, &ctx, &who, e).await,
     }
 }
 
-/// The page an email-change link opens: a button, so that opening the link changes nothing.
-pub(crate) async fn email_confirm_page(ctx: Ctx, Query(q): Query<TokenQuery>) -> PageResult {
+/// Where the code sent to a new email address is typed, in the session that asked for the change.
+fn email_code_page(ctx: &Ctx, who: &app::SignedIn, code: &str, error: Option<&str>, notice: Option<&str>) -> Response {
+    let page = render(&EnterCodePage {
+        nav: Some(Nav::new(who, ctx.csrf())),
+        csrf: ctx.csrf(),
+        title: "Confirm your new email address",
+        intro: "Type the code we emailed to the new address. Tiaki's messages, and signing in, will then use that \
+                address.",
+        action: "/account/email/confirm",
+        button: "Use the new email address",
+        code,
+        error,
+        notice,
+        back: Some(("/account/security", "Back to sign-in security")),
+    });
+    let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    (status, ctx.jar.clone(), page).into_response()
+}
+
+/// Where the code for a change of email is typed.
+pub(crate) async fn email_confirm_page(ctx: Ctx) -> PageResult {
     let who = ctx.require_signed_in()?;
-    let page = render(&EmailConfirmPage { nav: Some(Nav::new(&who, ctx.csrf())), csrf: ctx.csrf(), token: &q.token });
-    Ok((ctx.jar, page).into_response())
+    Ok(email_code_page(&ctx, &who, "", None, None))
 }
 
 #[derive(Debug, Deserialize)]
-pub(crate) struct TokenForm {
+pub(crate) struct CodeForm {
     #[serde(default)]
     csrf: String,
     #[serde(default)]
-    token: String,
+    code: String,
 }
 
 /// Finishes a change of email.
 pub(crate) async fn email_confirm(
     State(state): State<WebState>,
-    CsrfForm(ctx, form): CsrfForm<TokenForm>,
+    CsrfForm(ctx, form): CsrfForm<CodeForm>,
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
     let caller = ctx.caller_as(&who);
-    match state.app.identity().confirm_email_change(&caller, &who, &form.token).await {
+    let code = form.code.trim();
+    match state.app.identity().confirm_email_change(&caller, &who, code).await {
         Ok(email) => {
             let notice = format!("Your email address is now {email}. Sign in with it from now on.");
             security_notice(&state, &ctx, &who, None, Vec::new(), Some(&notice)).await
         }
-        Err(AppError::LinkExpired) => Err(WebError::page(AppError::Gone(
-            "This link has expired, was already used, or is for another account. Sign in to the account the change was for, and ask for the change again if needed."
-                .into(),
-        ))),
+        Err(AppError::LinkExpired) => Ok(email_code_page(
+            &ctx,
+            &who,
+            code,
+            Some(
+                "That code is not right, has expired (codes work for an hour), was already used or is for another \
+                 account. Check it against the newest email, or ask for the change again.",
+            ),
+            None,
+        )),
         Err(e) => Err(WebError::page(e)),
     }
 }
 
-crate::extract::impl_has_csrf!(ForgotForm, ResetForm, ChangePasswordForm, ChangeEmailForm, TokenForm);
+crate::extract::impl_has_csrf!(ForgotForm, ResetForm, ChangePasswordForm, ChangeEmailForm, CodeForm);

@@ -1,13 +1,14 @@
-//! Signing in and out, and activation: the sign-in page, the password step (the code step is in
-//! `mfa`), and the page an emailed activation or invitation link opens.
+//! Signing in and out, and activation: the sign-in page, the password step (the second-factor
+//! step is in `mfa`), and the page where a code from an activation, invitation or password
+//! email is typed.
 
 use super::PageResult;
 use crate::WebState;
 use crate::error::WebError;
 use crate::extract::{CsrfForm, CsrfOnly, Ctx};
-use crate::views::{ActivatePage, MessagePage, SignInPage, home_of, render};
-use app::{AppError, InvitationPurpose};
-use axum::extract::{Query, State};
+use crate::views::{ActivatePage, EnterCodePage, MessagePage, ResetPage, SignInPage, home_of, render};
+use app::{AppError, CodeFor, InvitationPurpose};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -98,12 +99,6 @@ pub(crate) async fn signout(State(state): State<WebState>, CsrfForm(ctx, _): Csr
     Ok((ctx.without_session(), page).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct TokenQuery {
-    #[serde(default)]
-    pub(crate) token: String,
-}
-
 fn activation_heading(purpose: InvitationPurpose) -> &'static str {
     match purpose {
         InvitationPurpose::ActivatePatient => "Activate your account",
@@ -113,29 +108,62 @@ fn activation_heading(purpose: InvitationPurpose) -> &'static str {
     }
 }
 
-pub(crate) async fn activate_page(State(state): State<WebState>, ctx: Ctx, Query(q): Query<TokenQuery>) -> PageResult {
-    let invitation = state.app.identity().invitation(&q.token).await.map_err(WebError::page)?;
-    let page = render(&ActivatePage {
+/// The sign-in page's code page: where a code from an activation, invitation or password
+/// email is typed (emails carry codes, never links).
+pub(crate) fn code_page(ctx: &Ctx, action: &str, code: &str, error: Option<&str>) -> Response {
+    let reset = action == "/reset-password";
+    let page = render(&EnterCodePage {
         nav: None,
         csrf: ctx.csrf(),
-        token: &q.token,
-        heading: activation_heading(invitation.purpose),
-        name: invitation.name,
-        email: invitation.email.unwrap_or_default(),
-        first_operator: invitation.purpose == InvitationPurpose::FirstOperator,
-        form_name: "",
-        form_email: "",
-        errors: Vec::new(),
+        title: if reset { "Choose a new password" } else { "Type the code from your email" },
+        intro: if reset {
+            "Type the code we emailed you. It works for an hour."
+        } else {
+            "Type the code from your Tiaki email: the one that activates your account, invites you to join a \
+             practice, or lets you choose a new password."
+        },
+        action,
+        button: "Continue",
+        code,
+        error,
+        notice: None,
+        back: Some(("/signin", "Back to sign in")),
     });
-    Ok((ctx.jar, page).into_response())
+    let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    (status, ctx.jar.clone(), page).into_response()
+}
+
+/// What went wrong with a code typed at the sign-in page, in words that say what to do next;
+/// `None` for an error that is not about the code.
+pub(crate) fn code_problem(e: &AppError) -> Option<&'static str> {
+    match e {
+        AppError::NotFound => Some(
+            "That code is not right. Check it against the newest email from Tiaki: 16 letters and numbers, like \
+             ABCD-EFGH-JKMN-PQRS.",
+        ),
+        AppError::LinkExpired => Some(
+            "That code is not right, has expired or was already used. For a new password, ask for a new code with \
+             \"Forgot your password?\". For an activation or invitation, ask whoever sent it for a new one.",
+        ),
+        AppError::LinkUsed => Some("That code has already been used. If you chose your password with it, sign in."),
+        _ => None,
+    }
+}
+
+/// Where a code is typed at the sign-in page.
+pub(crate) async fn activate_page(ctx: Ctx) -> Response {
+    code_page(&ctx, "/activate", "", None)
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct ActivateForm {
     #[serde(default)]
     csrf: String,
+    /// `code`: the code alone, to see what it is for; otherwise the password step.
     #[serde(default)]
-    token: String,
+    step: String,
+    #[serde(default)]
+    code: String,
     #[serde(default)]
     password: String,
     #[serde(default)]
@@ -146,13 +174,46 @@ pub(crate) struct ActivateForm {
     email: Option<String>,
 }
 
+/// A code typed at the sign-in page: an invitation's leads to choosing a password (and for
+/// the first start, a name and email); a password reset's to choosing a new password.
+async fn code_step(state: &WebState, ctx: &Ctx, code: &str) -> PageResult {
+    match state.app.identity().code_for(code).await {
+        Ok(CodeFor::Invitation(invitation)) => {
+            let page = render(&ActivatePage {
+                nav: None,
+                csrf: ctx.csrf(),
+                code,
+                heading: activation_heading(invitation.purpose),
+                name: invitation.name,
+                email: invitation.email.unwrap_or_default(),
+                first_operator: invitation.purpose == InvitationPurpose::FirstOperator,
+                form_name: "",
+                form_email: "",
+                errors: Vec::new(),
+            });
+            Ok((ctx.jar.clone(), page).into_response())
+        }
+        Ok(CodeFor::PasswordReset { email }) => {
+            let page = render(&ResetPage { nav: None, csrf: ctx.csrf(), code, email, errors: Vec::new() });
+            Ok((ctx.jar.clone(), page).into_response())
+        }
+        Err(e) => match code_problem(&e) {
+            Some(problem) => Ok(code_page(ctx, "/activate", code, Some(problem))),
+            None => Err(WebError::page(e)),
+        },
+    }
+}
+
 pub(crate) async fn activate(State(state): State<WebState>, CsrfForm(ctx, form): CsrfForm<ActivateForm>) -> PageResult {
+    if form.step == "code" {
+        return code_step(&state, &ctx, form.code.trim()).await;
+    }
     let result = state
         .app
         .identity()
         .accept_invitation(
             &ctx.caller(),
-            &form.token,
+            &form.code,
             &form.password,
             &form.confirm,
             form.name.as_deref(),
@@ -169,11 +230,14 @@ pub(crate) async fn activate(State(state): State<WebState>, CsrfForm(ctx, form):
             Ok((jar, Redirect::to(&home)).into_response())
         }
         Err(AppError::Invalid(errors)) => {
-            let invitation = state.app.identity().invitation(&form.token).await.map_err(WebError::page)?;
+            let invitation = match state.app.identity().invitation(&form.code).await {
+                Ok(invitation) => invitation,
+                Err(e) => return code_error(&ctx, &form.code, e),
+            };
             let page = render(&ActivatePage {
                 nav: None,
                 csrf: ctx.csrf(),
-                token: &form.token,
+                code: &form.code,
                 heading: activation_heading(invitation.purpose),
                 name: invitation.name,
                 email: invitation.email.unwrap_or_default(),
@@ -184,7 +248,15 @@ pub(crate) async fn activate(State(state): State<WebState>, CsrfForm(ctx, form):
             });
             Ok((StatusCode::UNPROCESSABLE_ENTITY, ctx.jar, page).into_response())
         }
-        Err(e) => Err(WebError::page(e)),
+        Err(e) => code_error(&ctx, &form.code, e),
+    }
+}
+
+/// The code page again with what is wrong with the code, or the error page for anything else.
+fn code_error(ctx: &Ctx, code: &str, e: AppError) -> PageResult {
+    match code_problem(&e) {
+        Some(problem) => Ok(code_page(ctx, "/activate", code, Some(problem))),
+        None => Err(WebError::page(e)),
     }
 }
 

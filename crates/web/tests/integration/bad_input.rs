@@ -114,47 +114,47 @@ async fn an_invalid_nhi_is_explained_and_nothing_is_enrolled() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_expired_activation_link_is_refused_and_changes_nothing() -> Result<()> {
+async fn an_expired_activation_code_is_refused_and_changes_nothing() -> Result<()> {
     let w = World::new().await?;
     let (_, link) = enrol(&w.t, w.practice_a, "ZAA0067", "late@example.nz").await?;
-    let token = token_of(&link);
+    let token = link.clone();
     w.t.clock.advance(7 * 86_400 + 1);
     let mut b = w.t.browser([127, 0, 3, 1]);
-    let r = b.get(&format!("/activate?token={token}")).await?;
-    assert_eq!(r.status, StatusCode::GONE);
-    assert!(r.body.contains("expired"));
-    let r = b.post("/activate", &[("token", &token), ("password", PASSWORD), ("confirm", PASSWORD)]).await?;
-    assert_eq!(r.status, StatusCode::GONE);
+    let r = b.post("/activate", &[("step", "code"), ("code", &token)]).await?;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("expired") && r.body.contains("name=\"code\""), "{}", r.body);
+    let r = b.post("/activate", &[("code", &token), ("password", PASSWORD), ("confirm", PASSWORD)]).await?;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(!b.cookies.contains_key("tiaki_session"));
     assert_eq!(b.sign_in("late@example.nz", PASSWORD).await?.status, StatusCode::UNAUTHORIZED, "no password was set");
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_used_activation_link_is_refused_and_changes_nothing() -> Result<()> {
+async fn a_used_activation_code_is_refused_and_changes_nothing() -> Result<()> {
     let w = World::new().await?;
     let (patient, link) = enrol(&w.t, w.practice_a, "ZAA0067", "once@example.nz").await?;
-    let token = token_of(&link);
+    let token = link.clone();
     let mut b = w.t.browser([127, 0, 3, 2]);
-    assert_eq!(b.get(&format!("/activate?token={token}")).await?.status, StatusCode::OK);
-    let r = b.post("/activate", &[("token", &token), ("password", PASSWORD), ("confirm", PASSWORD)]).await?;
+    assert_eq!(b.post("/activate", &[("step", "code"), ("code", &token)]).await?.status, StatusCode::OK);
+    let r = b.post("/activate", &[("code", &token), ("password", PASSWORD), ("confirm", PASSWORD)]).await?;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(r.location(), format!("/patients/{patient}"), "activation signs the patient in");
     let mut attacker = w.t.browser([127, 0, 3, 3]);
-    let r = attacker.get(&format!("/activate?token={token}")).await?;
-    assert_eq!(r.status, StatusCode::GONE);
+    let r = attacker.post("/activate", &[("step", "code"), ("code", &token)]).await?;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains("already been used"));
     let r = attacker
         .post(
             "/activate",
             &[
-                ("token", &token),
+                ("code", &token),
                 ("password", "another long passphrase here"),
                 ("confirm", "another long passphrase here"),
             ],
         )
         .await?;
-    assert_eq!(r.status, StatusCode::GONE);
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         attacker.sign_in("once@example.nz", "another long passphrase here").await?.status,
         StatusCode::UNAUTHORIZED
@@ -164,9 +164,12 @@ async fn a_used_activation_link_is_refused_and_changes_nothing() -> Result<()> {
         StatusCode::SEE_OTHER,
         "the first password stands"
     );
-    // Unknown and malformed tokens are simply not found.
-    assert_eq!(attacker.get("/activate?token=abc").await?.status, StatusCode::NOT_FOUND);
-    assert_eq!(attacker.get(&format!("/activate?token={}", "a".repeat(64))).await?.status, StatusCode::NOT_FOUND);
+    // Unknown and malformed codes are simply not right (and a code's old link form is no code).
+    for code in ["abc", "0000-0000-0000-0000", &"a".repeat(64), &"A".repeat(17)] {
+        let r = attacker.post("/activate", &[("step", "code"), ("code", code)]).await?;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{code}");
+        assert!(r.body.contains("That code is not right"), "{code}: {}", r.body);
+    }
     Ok(())
 }
 

@@ -204,33 +204,36 @@ async fn practice_admin_invites_staff_and_enrols_patients_who_activate() -> Resu
         .await?;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let page = admin.get(r.location()).await?;
-    assert!(page.body.contains("emailed a link"));
+    assert!(page.body.contains("emailed a code"));
     assert!(page.body.contains("ZAA0067") && page.body.contains("Invited"));
     // A GP sees the patient list but not the staff admin.
     let mut gp = w.signed_in("gp-a@example.nz", [127, 0, 7, 2]).await?;
     let page = gp.get(&format!("/practices/{}", w.practice_a)).await?;
     assert!(page.body.contains("ZAA0067") && !page.body.contains("Invite a member of staff"));
-    // The nurse and the patient activate from their emailed links, through the pages.
+    // The nurse and the patient activate with their emailed codes, typed at the sign-in page.
     for (email, marker) in [("nora@example.nz", "Nora Nurse"), ("wiremu@example.nz", "Wiremu Tane")] {
-        let link = latest_link_to(&w.t, email).await?;
+        let link = latest_code_to(&w.t, email).await?;
         let mut b = w.t.browser([127, 0, 7, 3]);
-        let page = b.get(&link).await?;
+        assert!(b.get("/signin").await?.body.contains("href=\"/activate\""), "the sign-in page leads to the code page");
+        assert!(b.get("/activate").await?.body.contains("name=\"code\""));
+        let page = b.post("/activate", &[("step", "code"), ("code", &link)]).await?;
         assert_eq!(page.status, StatusCode::OK, "{email}: {}", page.body);
         assert!(page.body.contains(marker), "{email}: the page greets them by name");
-        let token = token_of(&link);
-        let short = b.post("/activate", &[("token", &token), ("password", "short"), ("confirm", "short")]).await?;
+        let token = link.clone();
+        let short = b.post("/activate", &[("code", &token), ("password", "short"), ("confirm", "short")]).await?;
         assert_eq!(short.status, StatusCode::UNPROCESSABLE_ENTITY, "{email}");
-        let r = b.post("/activate", &[("token", &token), ("password", PASSWORD), ("confirm", PASSWORD)]).await?;
+        let r = b.post("/activate", &[("code", &token), ("password", PASSWORD), ("confirm", PASSWORD)]).await?;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{email}: {}", r.body);
         assert_eq!(
             b.get("/api/v1/me").await?.status,
             if email.starts_with("nora") { StatusCode::FORBIDDEN } else { StatusCode::OK },
             "{email}: signed in (staff confined until a second factor)"
         );
-        // The link worked once.
+        // The code worked once.
         let mut again = w.t.browser([127, 0, 7, 4]);
-        let used = again.post("/activate", &[("token", &token), ("password", PASSWORD), ("confirm", PASSWORD)]).await?;
-        assert_eq!(used.status, StatusCode::GONE, "{email}: a used link opens nothing");
+        let used = again.post("/activate", &[("code", &token), ("password", PASSWORD), ("confirm", PASSWORD)]).await?;
+        assert_eq!(used.status, StatusCode::UNPROCESSABLE_ENTITY, "{email}: a used code opens nothing");
+        assert!(used.body.contains("already been used"), "{email}: {}", used.body);
         assert!(!again.cookies.contains_key("tiaki_session"));
         // And the password now signs in.
         let mut later = w.t.browser([127, 0, 7, 5]);
@@ -255,14 +258,14 @@ async fn practice_admin_invites_staff_and_enrols_patients_who_activate() -> Resu
 async fn first_start_link_sets_up_the_first_operator_once() -> Result<()> {
     let t = TestApp::new().await?;
     let link = t.app.console().first_start_link().await?.unwrap_or_default();
-    let token = token_of(&link);
+    let token = link.clone();
     let mut b = t.browser([127, 0, 8, 1]);
-    let page = b.get(&format!("/activate?token={token}")).await?;
-    assert!(page.body.contains("Set up Tiaki"));
+    let page = b.post("/activate", &[("step", "code"), ("code", &token)]).await?;
+    assert!(page.body.contains("Set up Tiaki"), "{}", page.body);
     let r = b
         .post(
             "/activate",
-            &[("token", &token), ("name", ""), ("email", "not-an-email"), ("password", "short"), ("confirm", "short")],
+            &[("code", &token), ("name", ""), ("email", "not-an-email"), ("password", "short"), ("confirm", "short")],
         )
         .await?;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -271,7 +274,7 @@ async fn first_start_link_sets_up_the_first_operator_once() -> Result<()> {
         .post(
             "/activate",
             &[
-                ("token", &token),
+                ("code", &token),
                 ("name", "First Operator"),
                 ("email", "first@example.nz"),
                 ("password", PASSWORD),
@@ -292,12 +295,13 @@ async fn first_start_link_sets_up_the_first_operator_once() -> Result<()> {
     assert!(t.app.console().first_start_link().await?.is_none(), "no new link once an operator exists");
     // The used link sets up nobody else.
     let mut late = t.browser([127, 0, 8, 2]);
-    assert_eq!(late.get(&format!("/activate?token={token}")).await?.status, StatusCode::GONE);
+    let r = late.post("/activate", &[("step", "code"), ("code", &token)]).await?;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     let r = late
         .post(
             "/activate",
             &[
-                ("token", &token),
+                ("code", &token),
                 ("name", "Second First"),
                 ("email", "intruder@example.nz"),
                 ("password", PASSWORD),
@@ -305,7 +309,8 @@ async fn first_start_link_sets_up_the_first_operator_once() -> Result<()> {
             ],
         )
         .await?;
-    assert_eq!(r.status, StatusCode::GONE);
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("already been used"), "{}", r.body);
     assert!(!late.cookies.contains_key("tiaki_session"));
     assert_eq!(late.sign_in("intruder@example.nz", PASSWORD).await?.status, StatusCode::UNAUTHORIZED);
     // The operator adds a practice; its admin's invitation goes to the outbox.

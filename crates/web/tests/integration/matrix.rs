@@ -65,7 +65,7 @@ async fn every_route_against_every_role() -> Result<()> {
     let (_, l3) = enrol(&w.t, w.practice_b, "ZAA0083", "p3@example.nz").await?;
     w.t.app
         .console()
-        .set_password_by_link(&token_of(&l3), PASSWORD, PASSWORD, None, None)
+        .set_password_by_link(&l3, PASSWORD, PASSWORD, None, None)
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let passkey = crate::mfa::give_passkey(&w.t, "p3@example.nz").await?;

@@ -21,20 +21,27 @@ fn recovery_codes_in(page: &str) -> Vec<String> {
 async fn enable_totp(w: &World, b: &mut Browser) -> Result<(Vec<u8>, Vec<String>)> {
     let page = b.get("/account/security").await?;
     assert!(page.body.contains("Off."), "no second factor yet");
-    // Signed in with a password alone: no factor can be added without the emailed link.
+    // Signed in with a password alone: no factor can be added without the emailed code.
     let refused = b.post("/account/security/totp", &[]).await?;
-    assert!(!refused.body.contains("totp-secret") && refused.body.contains("set-up link"));
-    let sent = b.post("/account/security/link", &[]).await?;
-    assert!(sent.body.contains("We have emailed you a link"));
-    let link = latest_link(&w.t, "/account/security/link?token=").await?;
-    let wrong = b.get(&format!("/account/security/link?token={}", "0".repeat(64))).await?;
-    assert!(wrong.body.contains("has expired"), "a made-up link does nothing");
+    assert!(!refused.body.contains("totp-secret") && refused.body.contains("set-up code"));
+    let sent = b.post("/account/security/link", &[("step", "send")]).await?;
+    assert!(sent.body.contains("We have emailed you a set-up code"), "{}", sent.body);
+    assert!(sent.body.contains("name=\"code\""), "the page asks for it");
+    let code = latest_code(&w.t, "Set up your Tiaki authenticator app").await?;
+    for wrong in ["0000-0000-0000-0000", "not a code", ""] {
+        let r = b.post("/account/security/link", &[("step", "code"), ("code", wrong)]).await?;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "a made-up code does nothing: {wrong}");
+        assert!(r.body.contains("That code is not right"), "{}", r.body);
+    }
     let before_link = b.clone();
-    let opened = b.get(&link).await?;
+    // As read off a phone: small letters, spaces for dashes.
+    let typed = code.to_lowercase().replace('-', " ");
+    let opened = b.post("/account/security/link", &[("step", "code"), ("code", &typed)]).await?;
     assert!(opened.body.contains("You can now set up"), "{}", opened.body);
     // The session may do more now, so it continues under a new token (review #23).
     assert_eq!(before_link.clone().get("/api/v1/me").await?.status, StatusCode::UNAUTHORIZED);
-    assert!(b.get(&link).await?.body.contains("has expired"), "the link works once");
+    let again = b.post("/account/security/link", &[("step", "code"), ("code", &code)]).await?;
+    assert!(again.body.contains("That code is not right"), "the code works once");
     let setup = b.post("/account/security/totp", &[]).await?;
     assert_eq!(setup.status, StatusCode::OK);
     assert!(setup.body.contains("<svg") && !setup.body.contains("<script") && !setup.body.contains("style="));
@@ -331,7 +338,7 @@ async fn passkey_challenges_are_single_use_and_factor_changes_need_a_recent_conf
     let mut p1 = w.signed_in("p1@example.nz", [127, 0, 54, 2]).await?;
     let refused = p1.post("/account/security/passkeys/options", &[]).await?;
     assert_eq!(refused.status, StatusCode::CONFLICT);
-    assert!(json(&refused)?["error"].as_str().is_some_and(|e| e.contains("set-up link")));
+    assert!(json(&refused)?["error"].as_str().is_some_and(|e| e.contains("set-up code")));
     // With an authenticator app set up (through the emailed link), a session must confirm first.
     let (secret, _) = enable_totp(&w, &mut p1).await?;
     w.t.clock.advance(STEP_UP + 1);
@@ -472,12 +479,13 @@ async fn the_operator_can_require_passkeys_of_operators_and_practice_admins() ->
     let mut relayed = w.signed_in("admin-a@example.nz", [127, 0, 56, 9]).await?;
     let refused = relayed.post("/account/security/passkeys/options", &[]).await?;
     assert_eq!(refused.status, StatusCode::CONFLICT);
-    assert!(refused.body.contains("the first one is added from a link"), "{}", refused.body);
+    assert!(refused.body.contains("the first one is added with a code"), "{}", refused.body);
     // The holder, with the emailed link opened in this browser, can (and must then sign in
     // again with it: the browser suite does that part with a real authenticator).
-    assert!(relayed.post("/account/security/link", &[]).await?.body.contains("We have emailed you a link"));
-    let link = latest_link(&w.t, "/account/security/link?token=").await?;
-    assert!(relayed.get(&link).await?.body.contains("You can now set up"));
+    assert!(relayed.post("/account/security/link", &[]).await?.body.contains("We have emailed you a set-up code"));
+    let code = latest_code(&w.t, "Set up your Tiaki authenticator app").await?;
+    let opened = relayed.post("/account/security/link", &[("step", "code"), ("code", &code)]).await?;
+    assert!(opened.body.contains("You can now set up"), "{}", opened.body);
     let options = relayed.post("/account/security/passkeys/options", &[]).await?;
     assert_eq!(options.status, StatusCode::OK, "{}", options.body);
     // Other staff and patients are unaffected.
@@ -590,7 +598,7 @@ async fn adding_a_factor_ends_other_sessions_and_removing_one_clears_every_proof
     assert_eq!(laptop.get("/api/v1/me").await?.status, StatusCode::OK, "this one goes on…");
     let again = laptop.post("/account/security/totp", &[]).await?;
     assert_eq!(again.status, StatusCode::CONFLICT, "…without its proofs: no new factor without a new link");
-    assert!(again.body.contains("set-up link") && !again.body.contains("totp-secret"));
+    assert!(again.body.contains("set-up code") && !again.body.contains("totp-secret"));
     Ok(())
 }
 

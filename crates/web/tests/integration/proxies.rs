@@ -34,7 +34,7 @@ async fn person(w: &World, nhi: &str, email: &str, ip: [u8; 4]) -> Result<Browse
     let (_, link) = enrol(&w.t, w.practice_a, nhi, email).await?;
     w.t.app
         .console()
-        .set_password_by_link(&token_of(&link), PASSWORD, PASSWORD, None, None)
+        .set_password_by_link(&link, PASSWORD, PASSWORD, None, None)
         .await
         .map_err(|e| anyhow!("{e:?}"))?;
     w.signed_in(email, ip).await

@@ -71,24 +71,25 @@ async fn tokens_are_stored_only_as_hashes() -> Result<()> {
         }
     }
     assert!(tokens.iter().any(|(n, _)| n == "cookie tiaki_session"), "{tokens:?}");
-    // An activation link not yet used.
-    let (_, link) = enrol(&w.t, w.practice_a, "ZAA0067", "new@example.nz").await?;
-    tokens.push(("activation link".into(), token_of(&link)));
-    // A password-reset link.
+    // Emailed codes: an activation code not yet used.
+    let mut codes: Vec<(String, String)> = Vec::new();
+    let (_, code) = enrol(&w.t, w.practice_a, "ZAA0067", "new@example.nz").await?;
+    codes.push(("activation code".into(), code));
+    // A password-reset code.
     let mut anon = w.t.browser([127, 0, 70, 4]);
     anon.get("/signin/forgot").await?;
     assert_eq!(anon.post("/signin/forgot", &[("email", "p2@example.nz")]).await?.status, StatusCode::OK);
-    tokens.push(("reset link".into(), token_of(&latest_link(&w.t, "/reset-password?token=").await?)));
-    // A set-up link for a first factor.
-    assert!(p1.post("/account/security/link", &[]).await?.body.contains("We have emailed you a link"));
-    tokens.push(("set-up link".into(), token_of(&latest_link(&w.t, "/account/security/link?token=").await?)));
-    // An email-change link (the GP has a second factor, proved at sign-in minutes ago).
+    codes.push(("reset code".into(), latest_code(&w.t, "Choose a new Tiaki password").await?));
+    // A set-up code for a first factor.
+    assert!(p1.post("/account/security/link", &[]).await?.body.contains("We have emailed you a set-up code"));
+    codes.push(("set-up code".into(), latest_code(&w.t, "Set up your Tiaki authenticator app").await?));
+    // An email-change code (the GP has a second factor, proved at sign-in minutes ago).
     let mut gp2 = gp.clone();
     gp2.get("/account/security").await?;
     let r =
         gp2.post("/account/security/email", &[("new_email", "gp-new@example.nz"), ("email_current", PASSWORD)]).await?;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    tokens.push(("email-change link".into(), token_of(&latest_link(&w.t, "/account/email/confirm?token=").await?)));
+    codes.push(("email-change code".into(), latest_code(&w.t, "Confirm your new Tiaki email address").await?));
     // A passkey sign-in ceremony.
     let c: serde_json::Value = serde_json::from_str(&anon.post("/signin/passkey/options", &[]).await?.body)?;
     tokens.push(("passkey ceremony".into(), c["token"].as_str().context("a ceremony token")?.to_owned()));
@@ -101,7 +102,10 @@ async fn tokens_are_stored_only_as_hashes() -> Result<()> {
     for (what, token) in &tokens {
         assert!(token.len() >= 32, "{what}: {token}");
     }
-    // The outbox is the one place a link must be whole: it is the mail waiting to be sent.
+    for (what, code) in &codes {
+        assert_eq!(code.len(), 19, "{what}: {code}");
+    }
+    // The outbox is the one place a code must be whole: it is the mail waiting to be sent.
     // (What happens to delivered mail is the security review's #19, for its own issue.)
     let rows: Vec<_> = every_row(&w.t).await?.into_iter().filter(|(table, _)| table != "outbox").collect();
     for (what, token) in &tokens {
@@ -111,6 +115,15 @@ async fn tokens_are_stored_only_as_hashes() -> Result<()> {
             [token.to_lowercase(), hex::encode(token.as_bytes()), hex::encode(hex::decode(token).unwrap_or_default())];
         for (table, text) in &rows {
             for needle in needles.iter().filter(|n| n.len() >= 32) {
+                assert!(!text.contains(needle.as_str()), "{what} is stored as handed out, in table {table}");
+            }
+        }
+    }
+    // A code, with or without its dashes, in either case.
+    for (what, code) in &codes {
+        let bare = code.replace('-', "");
+        for needle in [code.clone(), code.to_lowercase(), bare.clone(), bare.to_lowercase(), hex::encode(&bare)] {
+            for (table, text) in &rows {
                 assert!(!text.contains(needle.as_str()), "{what} is stored as handed out, in table {table}");
             }
         }

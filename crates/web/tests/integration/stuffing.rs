@@ -89,9 +89,9 @@ async fn a_password_flood_on_one_account_backs_off_stops_at_100_and_its_own_brow
     let mut forgot = w.t.browser([127, 0, 30, 3]);
     forgot.get("/signin/forgot").await?;
     forgot.post("/signin/forgot", &[("email", "p1@example.nz")]).await?;
-    let token = token_of(&latest_link(&w.t, "http://portal.test/reset-password").await?);
+    let token = latest_code(&w.t, "Choose a new Tiaki password").await?;
     let new = "moana lighthouse pebble quiet";
-    let r = forgot.post("/reset-password", &[("token", &token), ("password", new), ("confirm", new)]).await?;
+    let r = forgot.post("/reset-password", &[("code", &token), ("password", new), ("confirm", new)]).await?;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(scalar(&w.t, count).await?, 0);
     assert_eq!(w.t.browser([10, 99, 0, 3]).sign_in("p1@example.nz", new).await?.status, StatusCode::SEE_OTHER);
@@ -176,18 +176,17 @@ async fn a_breached_password_opens_nothing_until_it_is_changed() -> Result<()> {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.body.contains("data breach"), "{}", r.body);
     assert!(!has_session(&b));
-    let link = latest_link(&w.t, "http://portal.test/reset-password").await?;
-    let path = link.trim_start_matches("http://portal.test");
-    let page = b.get(path).await?;
+    let link = latest_code(&w.t, "Choose a new Tiaki password").await?;
+    let page = b.post("/reset-password", &[("step", "code"), ("code", &link)]).await?;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("p2@example.nz"));
     // The list is checked when choosing too.
-    let token = token_of(path);
-    let again = b.post("/reset-password", &[("token", &token), ("password", PASSWORD), ("confirm", PASSWORD)]).await?;
+    let token = link.clone();
+    let again = b.post("/reset-password", &[("code", &token), ("password", PASSWORD), ("confirm", PASSWORD)]).await?;
     assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(again.body.contains("data breach"));
     let new = "tui kettle marram evening";
-    let done = b.post("/reset-password", &[("token", &token), ("password", new), ("confirm", new)]).await?;
+    let done = b.post("/reset-password", &[("code", &token), ("password", new), ("confirm", new)]).await?;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
     assert_eq!(w.t.browser([127, 0, 33, 2]).sign_in("p2@example.nz", new).await?.status, StatusCode::SEE_OTHER);
     // p1 has an authenticator: after the code, the session reaches only the new-password form.
@@ -229,30 +228,33 @@ async fn forgot_password_mails_one_link_that_works_once_and_signs_out_everywhere
     // Asking again within 15 minutes sends nothing more.
     b.post("/signin/forgot", &[("email", "p2@example.nz")]).await?;
     assert_eq!(mails(&subjects(&w.t).await?), 1);
-    let link = latest_link(&w.t, "http://portal.test/reset-password").await?;
-    let token = token_of(&link);
+    let link = latest_code(&w.t, "Choose a new Tiaki password").await?;
+    let token = link.clone();
     // A bad password changes nothing.
-    let bad = b.post("/reset-password", &[("token", &token), ("password", "short"), ("confirm", "short")]).await?;
+    let bad = b.post("/reset-password", &[("code", &token), ("password", "short"), ("confirm", "short")]).await?;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(phone.get(&format!("/patients/{}", w.patient2)).await?.status, StatusCode::OK);
     let new = "harakeke lantern oyster drizzle";
-    let done = b.post("/reset-password", &[("token", &token), ("password", new), ("confirm", new)]).await?;
+    let done = b.post("/reset-password", &[("code", &token), ("password", new), ("confirm", new)]).await?;
     assert_eq!(done.status, StatusCode::OK);
     // Every session ended; the old password is gone; the link is spent.
     assert_eq!(phone.get(&format!("/patients/{}", w.patient2)).await?.location(), "/signin");
     assert_eq!(w.t.browser([127, 0, 34, 3]).sign_in("p2@example.nz", PASSWORD).await?.status, StatusCode::UNAUTHORIZED);
     assert_eq!(w.t.browser([127, 0, 34, 4]).sign_in("p2@example.nz", new).await?.status, StatusCode::SEE_OTHER);
-    let reused = b.post("/reset-password", &[("token", &token), ("password", new), ("confirm", new)]).await?;
-    assert_eq!(reused.status, StatusCode::GONE);
-    assert_eq!(b.get(&format!("/reset-password?token={}", "0".repeat(64))).await?.status, StatusCode::GONE);
+    let reused = b.post("/reset-password", &[("code", &token), ("password", new), ("confirm", new)]).await?;
+    assert_eq!(reused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(reused.body.contains("That code is not right"), "{}", reused.body);
+    let made_up = b.post("/reset-password", &[("step", "code"), ("code", "0000-0000-0000-0000")]).await?;
+    assert_eq!(made_up.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(subjects(&w.t).await?.iter().any(|s| s == "Your Tiaki password was changed"));
     // The link expires after an hour.
     w.t.clock.advance(901);
     b.post("/signin/forgot", &[("email", "p2@example.nz")]).await?;
-    let late = token_of(&latest_link(&w.t, "http://portal.test/reset-password").await?);
+    let late = latest_code(&w.t, "Choose a new Tiaki password").await?;
     assert_ne!(late, token);
     w.t.clock.advance(3601);
-    assert_eq!(b.get(&format!("/reset-password?token={late}")).await?.status, StatusCode::GONE);
+    let r = b.post("/reset-password", &[("step", "code"), ("code", &late)]).await?;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "expired");
     Ok(())
 }
 
@@ -303,39 +305,41 @@ async fn changing_password_or_email_needs_a_recent_second_factor_and_tells_the_h
     assert_eq!(b.post("/account/security/confirm", &[("confirm_code", &code)]).await?.status, StatusCode::OK);
     let r = b.post("/account/security/email", &[("new_email", "p2@example.nz"), ("email_current", new)]).await?;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(r.body.contains("We have emailed a link to the new address"));
+    assert!(r.body.contains("We have emailed a code to the new address"));
     let after_taken = subjects(&w.t).await?;
     assert!(!after_taken.iter().any(|s| s == "Confirm your new Tiaki email address"), "no link for a taken address");
     assert_eq!(after_taken.len(), before, "nothing at all is sent for a taken address");
     let r = b.post("/account/security/email", &[("new_email", "P1.New@Example.nz"), ("email_current", new)]).await?;
     assert_eq!(r.status, StatusCode::OK);
-    let link = latest_link(&w.t, "http://portal.test/account/email/confirm").await?;
-    let token = token_of(&link);
+    let link = latest_code(&w.t, "Confirm your new Tiaki email address").await?;
+    let token = link.clone();
     assert!(subjects(&w.t).await?.iter().any(|s| s == "A change of your Tiaki email address was asked for"));
     // Someone else's session cannot use the link.
     fixture_totp(&w.t, "p2@example.nz").await?;
     let mut p2 = w.signed_in("p2@example.nz", [127, 0, 35, 3]).await?;
-    p2.get(&format!("/account/email/confirm?token={token}")).await?;
-    assert_eq!(p2.post("/account/email/confirm", &[("token", &token)]).await?.status, StatusCode::GONE);
-    // Opening the link shows a button; only pressing it changes the email.
-    let page = b.get(&format!("/account/email/confirm?token={token}")).await?;
+    p2.get("/account/email/confirm").await?;
+    assert_eq!(p2.post("/account/email/confirm", &[("code", &token)]).await?.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // The page asks for the code; only the code changes the email.
+    let page = b.get("/account/email/confirm").await?;
     assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("name=\"code\""));
     assert_eq!(scalar(&w.t, "SELECT COUNT(*) FROM accounts WHERE email = 'p1.new@example.nz'").await?, 0);
     // A reset link sent to the old address before the change (review #23).
     let mut stranger = w.t.browser([127, 0, 35, 6]);
     stranger.post("/signin/forgot", &[("email", "p1@example.nz")]).await?;
-    let reset = latest_link_to(&w.t, "p1@example.nz").await?;
-    assert!(reset.contains("/reset-password?token="), "{reset}");
-    let r = b.post("/account/email/confirm", &[("token", &token)]).await?;
+    let reset = latest_code_to(&w.t, "p1@example.nz").await?;
+    assert_eq!(reset.len(), 19, "{reset}");
+    let r = b.post("/account/email/confirm", &[("code", &token)]).await?;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.body.contains("p1.new@example.nz"));
-    assert_eq!(b.post("/account/email/confirm", &[("token", &token)]).await?.status, StatusCode::GONE, "once");
+    let again = b.post("/account/email/confirm", &[("code", &token)]).await?;
+    assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY, "once");
     assert!(subjects(&w.t).await?.iter().any(|s| s == "Your Tiaki email address was changed"));
     let other_pass = "a different passphrase 99";
     let r = stranger
-        .post("/reset-password", &[("token", &token_of(&reset)), ("password", other_pass), ("confirm", other_pass)])
+        .post("/reset-password", &[("code", &reset), ("password", other_pass), ("confirm", other_pass)])
         .await?;
-    assert_eq!(r.status, StatusCode::GONE, "the old address's reset link died with the change");
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "the old address's reset code died with the change");
     assert_eq!(w.t.browser([127, 0, 35, 4]).sign_in("p1@example.nz", new).await?.status, StatusCode::UNAUTHORIZED);
     assert_eq!(w.t.browser([127, 0, 35, 5]).sign_in("p1.new@example.nz", new).await?.location(), "/signin/verify");
     Ok(())
