@@ -509,7 +509,8 @@ impl Identity<'_> {
         let code = new_code()?;
         let hash = code_hash(&code).ok_or_else(|| AppError::Internal("a new code did not read back".into()))?;
         self.app.store.create_email_change(&hash, who.account, email.as_str(), now, now + EMAIL_LINK_SECS).await?;
-        let mail = texts::mail(email.as_str(), &account.display_name, &texts::Email::NewAddressCode { code: &code }, now);
+        let mail =
+            texts::mail(email.as_str(), &account.display_name, &texts::Email::NewAddressCode { code: &code }, now);
         self.app.store.enqueue_mail(&mail).await?;
         self.app.notify(who.account, Security::EmailChangeAsked { new_email: email.as_str() }).await
     }
