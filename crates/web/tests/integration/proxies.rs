@@ -436,3 +436,55 @@ async fn a_proxy_reaches_only_what_the_practice_that_set_it_up_holds() -> Result
     assert_eq!(count(&w.t, "proxies WHERE revoked_at IS NULL").await?, 1);
     Ok(())
 }
+
+/// Once the child has left a second practice, the parent acts again, but never sees what that
+/// former practice sent: not in the document list, not by the document's id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_never_sees_what_a_former_practice_sent() -> Result<()> {
+    let w = World::new().await?;
+    let (child, _) = enrol_born(&w.t, w.practice_a, "ZPX1032", "child@example.nz", "2018-03-01").await?;
+    // A GP shares the documents (a clinician may).
+    let mut nurse = w.signed_in("gp-a@example.nz", [127, 0, 22, 1]).await?;
+    nurse.get(&format!("/patients/{child}/proxies")).await?;
+    let fields = [
+        ("email", "p1@example.nz"),
+        ("relationship", "parent"),
+        ("scope-appointments", "1"),
+        ("scope-documents", "1"),
+        ("identity_check", "Birth certificate sighted"),
+    ];
+    let r = nurse.post(&format!("/patients/{child}/proxies"), &fields).await?;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    // Practice A sends a letter; the child joins practice B, which sends one too; then the child
+    // leaves practice B.
+    let before = count(&w.t, "documents").await?;
+    let from_a = push(&w.t, &w.client_a, &push_meta("ZPX1032", "a-letter-1"), &pdf("from A", 2000)).await?;
+    assert_eq!(from_a.status, StatusCode::CREATED, "{}", from_a.body);
+    rejoin_born(&w.t, w.practice_b, child, "ZPX1032", "2018-03-01").await?;
+    let (_, client_b) =
+        w.t.app
+            .console()
+            .create_client("Practice B PMS", "", "Practice B", Some("FBB222-B"))
+            .await
+            .map_err(|e| anyhow!("{e:?}"))?;
+    let from_b = push(&w.t, &client_b, &push_meta("ZPX1032", "b-letter-1"), &pdf("from B", 2000)).await?;
+    assert_eq!(from_b.status, StatusCode::CREATED, "{}", from_b.body);
+    let b_doc = from_b.body.split('"').find(|s| s.len() == 36).ok_or_else(|| anyhow!("{}", from_b.body))?.to_owned();
+    let mut admin_b = w.signed_in("admin-b@example.nz", [127, 0, 22, 2]).await?;
+    admin_b.get(&format!("/patients/{child}")).await?;
+    let r = admin_b.post(&format!("/patients/{child}/unenrol"), &[]).await?;
+    assert!(r.status.is_redirection() || r.status == StatusCode::OK, "{} {}", r.status, r.body);
+    // The parent acts again, and sees practice A's letter only.
+    let mut parent = w.signed_in("p1@example.nz", [127, 0, 22, 3]).await?;
+    switch(&mut parent, &child.to_string()).await?;
+    let list = parent.get(&format!("/patients/{child}/documents")).await?;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    assert!(list.body.contains("/download"), "practice A's letter is listed: {}", list.body);
+    assert!(!list.body.contains(&b_doc), "the former practice's letter is not listed");
+    let api = parent.get(&format!("/api/v1/patients/{child}/documents")).await?;
+    assert!(!api.body.contains(&b_doc), "nor in the API's list: {}", api.body);
+    assert_eq!(parent.get(&format!("/documents/{b_doc}/download")).await?.status, StatusCode::NOT_FOUND);
+    // The child (a patient in their own right) still has both.
+    assert_eq!(count(&w.t, "documents").await?, before + 2, "both letters are kept");
+    Ok(())
+}
