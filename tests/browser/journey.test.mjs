@@ -365,11 +365,13 @@ test('error pages as real flows reach them: a used code, too many attempts (429)
   const { aroha, arohaLink, ben } = the;
   assert.ok(aroha && ben, 'the first journey got this far');
 
-  // An activation code typed again.
-  const used = await enterCodeAtSignIn(aroha.page, portal, arohaLink);
+  // An activation code typed again (in another browser: the sign-in page sends someone
+  // signed in to their home).
+  const again = await person(browser);
+  const used = await enterCodeAtSignIn(again.page, portal, arohaLink);
   assert.equal(used.status(), 422);
-  await assertVisible(aroha.page, 'already been used');
-  await checkPage(aroha.page, 'activation code used');
+  await assertVisible(again.page, 'already been used');
+  await checkPage(again.page, 'activation code used');
 
   // Someone tries password after password from a browser the account does not know: after a few
   // the attempts are held back (the back-off doubles, so this ends within a few tries).

@@ -412,16 +412,22 @@ impl ResetPage<'_> {
 pub(crate) struct EnterCodePage<'a> {
     pub(crate) nav: Option<Nav>,
     pub(crate) csrf: &'a str,
-    pub(crate) title: &'a str,
-    pub(crate) intro: &'a str,
-    /// Where the form goes.
-    pub(crate) action: &'a str,
-    pub(crate) button: &'a str,
+    pub(crate) form: &'a CodeSpec,
     /// What was typed, when it is shown again with an error.
     pub(crate) code: &'a str,
     pub(crate) error: Option<&'a str>,
     pub(crate) notice: Option<&'a str>,
-    pub(crate) back: Option<(&'a str, &'a str)>,
+}
+
+/// One of the pages where a code is typed: its words and where it goes.
+pub(crate) struct CodeSpec {
+    pub(crate) title: &'static str,
+    pub(crate) intro: &'static str,
+    /// Where the form goes.
+    pub(crate) action: &'static str,
+    pub(crate) button: &'static str,
+    /// The way back: its address and words.
+    pub(crate) back: (&'static str, &'static str),
 }
 
 /// An enrolment the practice asked for, waiting for the person: the NHI and the day asked.

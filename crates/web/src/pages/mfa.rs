@@ -5,7 +5,8 @@
 use crate::WebState;
 use crate::error::WebError;
 use crate::extract::{Auth, CsrfForm, Ctx, challenge_of, remember_browser, without_challenge};
-use crate::views::{EnterCodePage, Nav, SecurityPage, SignInPage, VerifyPage, home_of, render};
+use crate::pages::signin::code_page;
+use crate::views::{CodeSpec, Nav, SecurityPage, SignInPage, VerifyPage, home_of, render};
 use app::{AppError, FieldError, SignedIn};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -249,22 +250,17 @@ pub(crate) struct SetupCodeForm {
 }
 
 /// Where the emailed set-up code is typed.
-fn setup_code_page(ctx: &Ctx, who: &SignedIn, code: &str, error: Option<&str>, notice: Option<&str>) -> Response {
-    let page = render(&EnterCodePage {
-        nav: Some(Nav::new(who, ctx.csrf())),
-        csrf: ctx.csrf(),
-        title: "Type your set-up code",
-        intro: "Type the set-up code we emailed you. It works for 30 minutes, in this browser only. Then you can set \
-                up your authenticator app or a passkey.",
-        action: "/account/security/link",
-        button: "Continue",
-        code,
-        error,
-        notice,
-        back: Some(("/account/security", "Back to sign-in security")),
-    });
-    let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
-    (status, ctx.jar.clone(), page).into_response()
+const SETUP_CODE: CodeSpec = CodeSpec {
+    title: "Type your set-up code",
+    intro: "Type the set-up code we emailed you. It works for 30 minutes, in this browser only. Then you can set \
+            up your authenticator app or a passkey.",
+    action: "/account/security/link",
+    button: "Continue",
+    back: ("/account/security", "Back to sign-in security"),
+};
+
+fn setup_code_page(ctx: &Ctx, who: &SignedIn, code: &str, said: (Option<&str>, Option<&str>)) -> Response {
+    code_page(ctx, Some(Nav::new(who, ctx.csrf())), &SETUP_CODE, code, said)
 }
 
 /// Emails a set-up code (a session opened by a password alone cannot add a factor without it),
@@ -277,7 +273,7 @@ pub(crate) async fn send_link(
     if form.step != "code" {
         state.app.identity().send_setup_link(&ctx.caller_as(&who), &who).await.map_err(WebError::page)?;
         let notice = "We have emailed you a set-up code. Type it here within 30 minutes.";
-        return Ok(setup_code_page(&ctx, &who, "", None, Some(notice)));
+        return Ok(setup_code_page(&ctx, &who, "", (None, Some(notice))));
     }
     let code = form.code.trim();
     match state.app.identity().open_setup_link(&ctx.caller_as(&who), &who, code).await {
@@ -292,7 +288,7 @@ pub(crate) async fn send_link(
         Err(AppError::LinkExpired) => {
             let problem = "That code is not right, has expired (codes work for 30 minutes), was already used or is for \
                            another account. Check it against the newest email, or ask for a new one.";
-            Ok(setup_code_page(&ctx, &who, code, Some(problem), None))
+            Ok(setup_code_page(&ctx, &who, code, (Some(problem), None)))
         }
         Err(e) => Err(WebError::page(e)),
     }
@@ -300,7 +296,7 @@ pub(crate) async fn send_link(
 
 /// Where an emailed set-up code is typed.
 pub(crate) async fn open_link(Auth(ctx, who): Auth) -> Response {
-    setup_code_page(&ctx, &who, "", None, None)
+    setup_code_page(&ctx, &who, "", (None, None))
 }
 
 crate::extract::impl_has_csrf!(CodeForm, RemoveForm, SetupCodeForm);

@@ -6,7 +6,7 @@ use crate::error::WebError;
 use crate::extract::{CsrfForm, Ctx};
 use crate::pages::mfa::{security_error, security_notice};
 use crate::pages::signin::code_page;
-use crate::views::{EnterCodePage, ForgotPage, MessagePage, Nav, ResetPage, render};
+use crate::views::{CodeSpec, ForgotPage, MessagePage, Nav, ResetPage, render};
 use app::AppError;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -53,21 +53,18 @@ pub(crate) async fn forgot(State(state): State<WebState>, CsrfForm(ctx, form): C
 
 /// Where a password-reset code is typed.
 pub(crate) async fn reset_page(ctx: Ctx) -> Response {
-    code_page(&ctx, "/reset-password", "", None)
+    code_page(&ctx, None, &RESET_CODE, "", (None, None))
 }
 
 /// The reset code page again, saying what is wrong with the code.
 fn reset_code_error(ctx: &Ctx, code: &str, e: AppError) -> PageResult {
     match e {
-        AppError::LinkExpired => Ok(code_page(
-            ctx,
-            "/reset-password",
-            code,
-            Some(
-                "That code is not right, has expired (codes work for an hour) or was already used. Check it against \
-                 the newest email, or ask for a new one with \"Forgot your password?\" on the sign-in page.",
-            ),
-        )),
+        AppError::LinkExpired => {
+            let problem = "That code is not right, has expired (codes work for an hour) or was already used. Check it \
+                           against the newest email, or ask for a new one with \"Forgot your password?\" on the \
+                           sign-in page.";
+            Ok(code_page(ctx, None, &RESET_CODE, code, (Some(problem), None)))
+        }
         other => Err(WebError::page(other)),
     }
 }
@@ -170,44 +167,45 @@ pub(crate) async fn change_email(
     let who = ctx.require_signed_in()?;
     let caller = ctx.caller_as(&who);
     match state.app.identity().request_email_change(&caller, &who, &form.email_current, &form.new_email).await {
-        Ok(()) => Ok(email_code_page(
-            &ctx,
-            &who,
-            "",
-            None,
-            Some("We have emailed a code to the new address. Type it here within an hour to finish the change."),
-        )),
+        Ok(()) => {
+            let notice = "We have emailed a code to the new address. Type it here within an hour to finish the change.";
+            Ok(email_code_page(&ctx, &who, "", (None, Some(notice))))
+        }
         Err(e) => security_error(&state, &ctx, &who, e).await,
     }
 }
 
 /// Where the code sent to a new email address is typed, in the session that asked for the change.
-fn email_code_page(ctx: &Ctx, who: &app::SignedIn, code: &str, error: Option<&str>, notice: Option<&str>) -> Response {
-    let page = render(&EnterCodePage {
-        nav: Some(Nav::new(who, ctx.csrf())),
-        csrf: ctx.csrf(),
-        title: "Confirm your new email address",
-        intro: "Type the code we emailed to the new address. Tiaki's messages, and signing in, will then use that \
-                address.",
-        action: "/account/email/confirm",
-        button: "Use the new email address",
-        code,
-        error,
-        notice,
-        back: Some(("/account/security", "Back to sign-in security")),
-    });
-    let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
-    (status, ctx.jar.clone(), page).into_response()
+const NEW_ADDRESS_CODE: CodeSpec = CodeSpec {
+    title: "Confirm your new email address",
+    intro: "Type the code we emailed to the new address. Tiaki's messages, and signing in, will then use that \
+            address.",
+    action: "/account/email/confirm",
+    button: "Use the new email address",
+    back: ("/account/security", "Back to sign-in security"),
+};
+
+fn email_code_page(ctx: &Ctx, who: &app::SignedIn, code: &str, said: (Option<&str>, Option<&str>)) -> Response {
+    code_page(ctx, Some(Nav::new(who, ctx.csrf())), &NEW_ADDRESS_CODE, code, said)
 }
+
+/// Where a password-reset code is typed.
+const RESET_CODE: CodeSpec = CodeSpec {
+    title: "Choose a new password",
+    intro: "Type the code we emailed you. It works for an hour.",
+    action: "/reset-password",
+    button: "Continue",
+    back: ("/signin", "Back to sign in"),
+};
 
 /// Where the code for a change of email is typed.
 pub(crate) async fn email_confirm_page(ctx: Ctx) -> PageResult {
     let who = ctx.require_signed_in()?;
-    Ok(email_code_page(&ctx, &who, "", None, None))
+    Ok(email_code_page(&ctx, &who, "", (None, None)))
 }
 
 #[derive(Debug, Deserialize)]
-pub(crate) struct CodeForm {
+pub(crate) struct TypedCode {
     #[serde(default)]
     csrf: String,
     #[serde(default)]
@@ -217,7 +215,7 @@ pub(crate) struct CodeForm {
 /// Finishes a change of email.
 pub(crate) async fn email_confirm(
     State(state): State<WebState>,
-    CsrfForm(ctx, form): CsrfForm<CodeForm>,
+    CsrfForm(ctx, form): CsrfForm<TypedCode>,
 ) -> PageResult {
     let who = ctx.require_signed_in()?;
     let caller = ctx.caller_as(&who);
@@ -227,18 +225,13 @@ pub(crate) async fn email_confirm(
             let notice = format!("Your email address is now {email}. Sign in with it from now on.");
             security_notice(&state, &ctx, &who, None, Vec::new(), Some(&notice)).await
         }
-        Err(AppError::LinkExpired) => Ok(email_code_page(
-            &ctx,
-            &who,
-            code,
-            Some(
-                "That code is not right, has expired (codes work for an hour), was already used or is for another \
-                 account. Check it against the newest email, or ask for the change again.",
-            ),
-            None,
-        )),
+        Err(AppError::LinkExpired) => {
+            let problem = "That code is not right, has expired (codes work for an hour), was already used or is for \
+                           another account. Check it against the newest email, or ask for the change again.";
+            Ok(email_code_page(&ctx, &who, code, (Some(problem), None)))
+        }
         Err(e) => Err(WebError::page(e)),
     }
 }
 
-crate::extract::impl_has_csrf!(ForgotForm, ResetForm, ChangePasswordForm, ChangeEmailForm, CodeForm);
+crate::extract::impl_has_csrf!(ForgotForm, ResetForm, ChangePasswordForm, ChangeEmailForm, TypedCode);

@@ -6,7 +6,7 @@ use super::PageResult;
 use crate::WebState;
 use crate::error::WebError;
 use crate::extract::{CsrfForm, CsrfOnly, Ctx};
-use crate::views::{ActivatePage, EnterCodePage, MessagePage, ResetPage, SignInPage, home_of, render};
+use crate::views::{ActivatePage, CodeSpec, EnterCodePage, MessagePage, Nav, ResetPage, SignInPage, home_of, render};
 use app::{AppError, CodeFor, InvitationPurpose};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -110,25 +110,24 @@ fn activation_heading(purpose: InvitationPurpose) -> &'static str {
 
 /// The sign-in page's code page: where a code from an activation, invitation or password
 /// email is typed (emails carry codes, never links).
-pub(crate) fn code_page(ctx: &Ctx, action: &str, code: &str, error: Option<&str>) -> Response {
-    let reset = action == "/reset-password";
-    let page = render(&EnterCodePage {
-        nav: None,
-        csrf: ctx.csrf(),
-        title: if reset { "Choose a new password" } else { "Type the code from your email" },
-        intro: if reset {
-            "Type the code we emailed you. It works for an hour."
-        } else {
-            "Type the code from your Tiaki email: the one that activates your account, invites you to join a \
-             practice, or lets you choose a new password."
-        },
-        action,
-        button: "Continue",
-        code,
-        error,
-        notice: None,
-        back: Some(("/signin", "Back to sign in")),
-    });
+pub(crate) const SIGN_IN_CODE: CodeSpec = CodeSpec {
+    title: "Type the code from your email",
+    intro: "Type the code from your Tiaki email: the one that activates your account, invites you to join a \
+            practice, or lets you choose a new password.",
+    action: "/activate",
+    button: "Continue",
+    back: ("/signin", "Back to sign in"),
+};
+
+/// A page where a code is typed: 422 when it shows what is wrong with the code typed.
+pub(crate) fn code_page(
+    ctx: &Ctx,
+    nav: Option<Nav>,
+    form: &CodeSpec,
+    code: &str,
+    (error, notice): (Option<&str>, Option<&str>),
+) -> Response {
+    let page = render(&EnterCodePage { nav, csrf: ctx.csrf(), form, code, error, notice });
     let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     (status, ctx.jar.clone(), page).into_response()
 }
@@ -152,7 +151,7 @@ pub(crate) fn code_problem(e: &AppError) -> Option<&'static str> {
 
 /// Where a code is typed at the sign-in page.
 pub(crate) async fn activate_page(ctx: Ctx) -> Response {
-    code_page(&ctx, "/activate", "", None)
+    code_page(&ctx, None, &SIGN_IN_CODE, "", (None, None))
 }
 
 #[derive(Debug, Deserialize)]
@@ -198,7 +197,7 @@ async fn code_step(state: &WebState, ctx: &Ctx, code: &str) -> PageResult {
             Ok((ctx.jar.clone(), page).into_response())
         }
         Err(e) => match code_problem(&e) {
-            Some(problem) => Ok(code_page(ctx, "/activate", code, Some(problem))),
+            Some(problem) => Ok(code_page(ctx, None, &SIGN_IN_CODE, code, (Some(problem), None))),
             None => Err(WebError::page(e)),
         },
     }
@@ -255,7 +254,7 @@ pub(crate) async fn activate(State(state): State<WebState>, CsrfForm(ctx, form):
 /// The code page again with what is wrong with the code, or the error page for anything else.
 fn code_error(ctx: &Ctx, code: &str, e: AppError) -> PageResult {
     match code_problem(&e) {
-        Some(problem) => Ok(code_page(ctx, "/activate", code, Some(problem))),
+        Some(problem) => Ok(code_page(ctx, None, &SIGN_IN_CODE, code, (Some(problem), None))),
         None => Err(WebError::page(e)),
     }
 }
