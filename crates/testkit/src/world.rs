@@ -295,7 +295,7 @@ pub fn list_as_breached(t: &TestApp, password: &str) -> Result<()> {
 /// Every role the portal knows, in the order the cells are tried (state-changing routes act on
 /// one shared object, so the order matters: reception and the privacy officer try to withdraw
 /// the letter before the nurse does). Proxies and break-glass join this list with their issues.
-pub const ROLES: [&str; 19] = [
+pub const ROLES: [&str; 20] = [
     "anonymous",
     "patient",
     "other_patient",
@@ -320,7 +320,13 @@ pub const ROLES: [&str; 19] = [
     "expired_proxy",
     "aged_out_proxy",
     "revoked_proxy",
+    // Someone practice A invited by email to act for patient 1 (a live link), with no record
+    // of their own here, whose session is on nobody: until they switch, no one's patient.
+    "invited_carer",
 ];
+
+/// The invited carer's email.
+pub const INVITED_CARER: &str = "carer-invited@example.nz";
 
 /// The proxy roles: (role, email, NHI of their own patient record, scopes).
 pub const PROXIES: [(&str, &str, &str, &str); 5] = [
@@ -368,13 +374,29 @@ pub async fn account_of_patient(t: &TestApp, patient: PatientId) -> Result<app::
 /// # Errors
 /// When it is refused.
 pub async fn proxy_for_patient1(w: &World, email: &str, scopes: &str) -> Result<app::domain::ProxyId> {
+    proxy_named_for_patient1(w, email, "", scopes).await
+}
+
+/// As [`proxy_for_patient1`], for someone who may have no Tiaki account yet (`name`: theirs,
+/// and they are invited by email).
+///
+/// # Errors
+/// When it is refused.
+pub async fn proxy_named_for_patient1(
+    w: &World,
+    email: &str,
+    name: &str,
+    scopes: &str,
+) -> Result<app::domain::ProxyId> {
     let form = app::proxies::ProxyForm {
         email: email.into(),
+        name: name.into(),
         relationship: "carer".into(),
         scopes: scopes.split(',').map(str::to_owned).collect(),
         starts: String::new(),
         expires: app::domain::calendar::local_day(app::domain::Clock::now(&w.t.clock) + 90 * 86_400).to_string(),
         identity_check: "Passport sighted".into(),
+        ..app::proxies::ProxyForm::default()
     };
     let id =
         w.t.app
@@ -404,6 +426,7 @@ pub fn email_of(role: &str) -> Option<&'static str> {
         "operator" => "op@example.nz",
         "nurse" => "nurse-a@example.nz",
         "gp" => "gp-a@example.nz",
+        "invited_carer" => INVITED_CARER,
         other => return PROXIES.iter().find(|(r, ..)| *r == other).map(|(_, e, ..)| *e),
     })
 }
@@ -472,6 +495,16 @@ impl World {
                 .map_err(|e| anyhow!("{e:?}"))?;
             proxies.push((role, proxy_for_patient1(&w, email, scopes).await?));
         }
+        // Someone with no Tiaki account, invited by practice A to act for patient 1.
+        let link =
+            proxy_named_for_patient1(&w, INVITED_CARER, "Carer Invited", "appointments,prescriptions,messages").await?;
+        proxies.push(("invited_carer", link));
+        let code = latest_code_to(&w.t, INVITED_CARER).await?;
+        w.t.app
+            .console()
+            .set_password_by_link(&code, PASSWORD, PASSWORD, None, None)
+            .await
+            .map_err(|e| anyhow!("{e:?}"))?;
         Ok((w, Everyone { client_b, hospital, proxies }))
     }
 

@@ -191,6 +191,7 @@ async fn demo_child(
             starts: String::new(),
             expires: String::new(),
             identity_check: "Birth certificate and driver licence sighted (demo)".into(),
+            ..app::proxies::ProxyForm::default()
         };
         // A GP: sharing records and documents is a clinician's decision.
         let gp = staff_principal(app, practice, app::domain::StaffRole::Gp).await?;

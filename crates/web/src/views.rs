@@ -40,9 +40,9 @@ impl Nav {
             name: who.name.clone(),
             csrf: csrf.to_owned(),
             mfa_prompt: who.mfa_prompt,
-            inbox: who.own_patient.map(|_| who.unread_notices),
+            inbox: who.is_a_persons_own().then_some(who.unread_notices),
             acting: who.acting_for.as_ref().map(|a| (a.name.clone(), a.relationship)),
-            can_switch: who.own_patient.is_some(),
+            can_switch: who.is_a_persons_own(),
         }
     }
 }
@@ -55,6 +55,8 @@ pub(crate) fn home_of(who: &SignedIn) -> String {
     match (&who.patient, &who.staff) {
         (Some(p), _) => format!("/patients/{p}"),
         (_, Some((practice, _))) => format!("/practices/{practice}"),
+        // Someone who acts for patients and has no record of their own here.
+        _ if who.kind == app::domain::AccountKind::Patient => "/acting-for".into(),
         _ => "/operator".into(),
     }
 }

@@ -119,6 +119,14 @@ pub struct Acting {
 }
 
 impl SignedIn {
+    /// Whether this is a person's own side of the portal — a patient, or someone a practice
+    /// set up to act for patients — and the session is not confined to its sign-in security:
+    /// their inbox, and the people they act for, are theirs.
+    #[must_use]
+    pub fn is_a_persons_own(&self) -> bool {
+        self.kind == AccountKind::Patient && !self.needs_second_factor && !self.must_change_password
+    }
+
     /// What CSRF tokens for this session are bound to.
     #[must_use]
     pub fn csrf_binding(&self) -> &str {
@@ -417,23 +425,27 @@ impl Identity<'_> {
             _ => None,
         };
         let (principal, staff, patient) = match subject.kind {
-            AccountKind::Patient => {
-                let Some(patient) = subject.patient else { return Ok(None) };
-                match &acting {
-                    Some((a, relationship)) => (
-                        Principal::Proxy {
-                            account,
-                            session: session.id,
-                            patient: a.patient,
-                            relationship: *relationship,
-                            at: now,
-                        },
-                        None,
-                        Some(a.patient),
-                    ),
-                    None => (Principal::Patient { account, session: session.id, patient }, None, Some(patient)),
+            AccountKind::Patient => match (&acting, subject.patient) {
+                (Some((a, relationship)), _) => (
+                    Principal::Proxy {
+                        account,
+                        session: session.id,
+                        patient: a.patient,
+                        relationship: *relationship,
+                        at: now,
+                    },
+                    None,
+                    Some(a.patient),
+                ),
+                (None, Some(patient)) => {
+                    (Principal::Patient { account, session: session.id, patient }, None, Some(patient))
                 }
-            }
+                // Someone a practice invited to act for a patient, with no record of their own
+                // here: until they switch to that person, they are no one's patient, and every
+                // grant is refused (their inbox, the people they act for and their sign-in
+                // security are their account's own).
+                (None, None) => (Principal::Anonymous, None, None),
+            },
             AccountKind::Staff => {
                 let Some((practice, role)) = subject.staff else { return Ok(None) };
                 (Principal::Staff { account, session: session.id, practice, role }, Some((practice, role)), None)

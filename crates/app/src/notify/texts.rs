@@ -25,6 +25,8 @@ pub(crate) enum Email<'a> {
     StaffInvitation { practice: &'a str, role: &'a str, code: &'a str, days: i64 },
     /// An operator invited another.
     OperatorInvitation { code: &'a str, days: i64 },
+    /// A practice set up someone with no Tiaki account to act for a patient.
+    ProxyInvitation { practice: &'a str, code: &'a str, days: i64 },
     /// A code to choose a new password (`breached`: the password used was on the breached list).
     PasswordReset { breached: bool, code: &'a str },
     /// A code, sent to a new address, that makes it the account's.
@@ -167,6 +169,7 @@ impl Email<'_> {
             Self::PatientActivation { .. } => "Activate your Tiaki patient portal account",
             Self::StaffInvitation { .. } => "Your Tiaki staff account",
             Self::OperatorInvitation { .. } => "Your Tiaki operator account",
+            Self::ProxyInvitation { .. } => "Your Tiaki account, to act for someone",
             Self::PasswordReset { .. } => "Choose a new Tiaki password",
             Self::NewAddressCode { .. } => "Confirm your new Tiaki email address",
             Self::FactorSetup { .. } => "Set up your Tiaki authenticator app",
@@ -192,6 +195,12 @@ impl Email<'_> {
             Self::OperatorInvitation { code, days } => format!(
                 "You have been made a Tiaki platform operator.\n\nTo choose your password, {WHERE_TO_TYPE} within \
                  {days} days:\n\n    {code}\n\nThe code works once."
+            ),
+            Self::ProxyInvitation { practice, code, days } => format!(
+                "{practice} has set up a Tiaki account for you, so that you can act for someone in your care, as \
+                 you agreed with them.\n\nTo choose your password, {WHERE_TO_TYPE} within {days} days:\n\n    \
+                 {code}\n\nThe code works once. If you did not expect this email, you can ignore it, or phone \
+                 {practice}."
             ),
             Self::PasswordReset { breached, code } => {
                 let why = if *breached {
@@ -269,6 +278,7 @@ pub(crate) mod tests {
             Email::PatientActivation { practice, code: CODE, days: 14 },
             Email::StaffInvitation { practice, role: "nurse", code: CODE, days: 14 },
             Email::OperatorInvitation { code: CODE, days: 14 },
+            Email::ProxyInvitation { practice, code: CODE, days: 14 },
             Email::PasswordReset { breached: false, code: CODE },
             Email::PasswordReset { breached: true, code: CODE },
             Email::NewAddressCode { code: CODE },
@@ -285,6 +295,7 @@ pub(crate) mod tests {
             Email::PatientActivation { .. }
             | Email::StaffInvitation { .. }
             | Email::OperatorInvitation { .. }
+            | Email::ProxyInvitation { .. }
             | Email::PasswordReset { .. }
             | Email::NewAddressCode { .. }
             | Email::FactorSetup { .. }
@@ -355,7 +366,7 @@ pub(crate) mod tests {
     fn no_email_has_a_link_or_health_content() {
         let all = every_email();
         let kinds: std::collections::BTreeSet<String> = all.iter().map(kind).collect();
-        assert_eq!(kinds.len(), 7 + 16, "every kind of email is sampled: {kinds:?}");
+        assert_eq!(kinds.len(), 8 + 16, "every kind of email is sampled: {kinds:?}");
         for e in &all {
             for name in ["Aroha Ngata", ""] {
                 let (subject, body) = (e.subject(), e.body(name));

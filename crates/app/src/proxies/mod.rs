@@ -10,13 +10,15 @@
 //! access is an event naming the proxy and, `on_behalf`, the patient.
 
 use crate::audit::{Caller, Outcome, Target};
+use crate::notify::texts;
 use crate::notify::{Notice, NoticeKind};
 use crate::{App, AppError, FieldError, SignedIn};
 use authz::{AcceptProxy, ActFor, ListProxies, Principal, RevokeProxy, SetProxyRules, SetUpProxy};
 use domain::calendar::{day_start, local_day};
 use domain::proxies::{ADULT_MAX_SECS, CUTOFF_AGES, ProxyScopes, ProxyState, Relationship, under_age};
+use domain::{Email, PersonName};
 use domain::{PatientId, PracticeId, ProxyId};
-use store::{NewProxy, ProxyRow, StoreError};
+use store::{NewAccount, NewInvitation, NewProxy, ProxyRow, StoreError};
 
 /// The proxies module's use cases: [`App::proxies`].
 #[derive(Debug, Clone, Copy)]
@@ -35,8 +37,15 @@ impl App {
 /// The practice's form to set up a proxy.
 #[derive(Debug, Clone, Default)]
 pub struct ProxyForm {
-    /// The proxy's Tiaki account email.
+    /// The proxy's email: their Tiaki account's, or, for someone without one, where their
+    /// invitation goes.
     pub email: String,
+    /// The name of someone without a Tiaki account (ignored for someone with one).
+    pub name: String,
+    /// A legal representative of an adult who cannot accept for themselves: what the practice
+    /// saw that gives them the authority (an enduring power of attorney, a welfare guardian
+    /// order). Empty: the patient accepts, as usual.
+    pub authority: String,
     /// Who they are to the patient (a [`Relationship`] code).
     pub relationship: String,
     /// The modules chosen (scope names).
@@ -121,21 +130,64 @@ fn scope_labels(s: ProxyScopes) -> Vec<&'static str> {
     ProxyScopes::NAMES.iter().filter(|(n, _)| s.has(n)).map(|(_, l)| *l).collect()
 }
 
-/// The patient is told of a new link; so is the proxy (in their own inbox, about no patient's
-/// data).
-async fn tell_of_set_up(app: &App, patient: PatientId, proxy: &store::AccountRow, child: bool) -> Result<(), AppError> {
-    let title = if child { "Someone can now act for you" } else { "Someone asks to act for you: please answer" };
+/// The account that acts for the patient.
+struct ProxyAccount {
+    id: domain::AccountId,
+    email: String,
+    name: String,
+    /// Whether it has a password yet (an invited one hears of the link in its invitation).
+    active: bool,
+}
+
+/// The patient is told of a new link (that it is live, or that it waits for their answer); so
+/// is the proxy (in their own inbox, about no patient's data).
+async fn tell_of_set_up(app: &App, patient: PatientId, proxy: &ProxyAccount, live: bool) -> Result<(), AppError> {
+    let title = if live { "Someone can now act for you" } else { "Someone asks to act for you: please answer" };
     let link = Some(format!("/patients/{patient}/proxies"));
     let mut mails = app.news(patient, &Notice { kind: NoticeKind::Proxies, title, link, practice: None }).await?;
     mails.push(app.own_notice(
         proxy.id,
         &proxy.email,
-        &proxy.display_name,
+        &proxy.name,
         "You can act for someone in Tiaki",
         Some("/acting-for".into()),
-        proxy.password_hash.is_some(),
+        proxy.active,
     ));
     app.tell(&mails).await
+}
+
+/// A legal representative's authority to act for an adult who cannot accept for themselves,
+/// when the form gives one: only for a legal representative, and only of an adult (a child's
+/// link needs no acceptance anyway).
+fn authority_of<'f>(
+    form: &'f ProxyForm,
+    relationship: Option<Relationship>,
+    child: bool,
+    errors: &mut Vec<FieldError>,
+) -> Option<&'f str> {
+    let authority = form.authority.trim();
+    if authority.is_empty() {
+        return None;
+    }
+    if relationship != Some(Relationship::LegalRepresentative) || child {
+        errors.push(FieldError {
+            field: "authority",
+            message: "Only a legal representative of an adult who cannot accept for themselves acts without the \
+                      patient's answer. Leave this empty: the patient will be asked."
+                .into(),
+        });
+        return None;
+    }
+    if authority.chars().count() > 200 {
+        errors.push(FieldError {
+            field: "authority",
+            message: "Say what you saw in at most 200 characters (for example \"enduring power of attorney, \
+                      activated, sighted\")."
+                .into(),
+        });
+        return None;
+    }
+    Some(authority)
 }
 
 /// The form's relationship, scopes and identity check, each error noted.
@@ -200,7 +252,7 @@ fn day(input: &str, field: &'static str, errors: &mut Vec<FieldError>) -> Option
 
 impl Proxies<'_> {
     /// The practice sets up (or renews) someone's right to act for a patient, after checking
-    /// their identity. The proxy must already have a Tiaki account. For a patient past the
+    /// their identity. Someone without a Tiaki account is invited by email (a code). For a patient past the
     /// practice's cut-off age the link waits for the patient to accept it; for a child it ends
     /// by itself on the birthday at the cut-off. The patient (and the proxy) are told.
     ///
@@ -246,27 +298,16 @@ impl Proxies<'_> {
                 Some(_) => {}
             }
         }
-        let email = form.email.trim().to_lowercase();
-        let proxy = if email.is_empty() {
-            None
-        } else {
-            app.store
-                .account_by_email(&email)
-                .await?
-                .filter(|a| a.kind == domain::AccountKind::Patient && a.disabled_at.is_none() && a.id != person.account)
-        };
-        if proxy.is_none() {
-            errors.push(FieldError {
-                field: "email",
-                message: "No Tiaki patient account has that email address. The person needs their own Tiaki account \
-                          first (enrol them, or ask them to sign up at their practice)."
-                    .into(),
-            });
-        }
+        let authority = authority_of(form, relationship, child, &mut errors);
+        let proxy = self.proxy_for(form, person.account, practice, &mut errors).await?;
         if !errors.is_empty() {
             return Err(AppError::Invalid(errors));
         }
-        let (Some(relationship), Some(proxy)) = (relationship, proxy) else { return Err(AppError::NotFound) };
+        let (Some(relationship), Some((proxy, invite))) = (relationship, proxy) else { return Err(AppError::NotFound) };
+        let identity_check = match authority {
+            Some(a) => format!("{check}; authority: {a}"),
+            None => check.to_owned(),
+        };
         let new = NewProxy {
             id: ProxyId::random(),
             proxy: proxy.id,
@@ -275,11 +316,13 @@ impl Proxies<'_> {
             starts_at,
             expires_at,
             needs_acceptance: !child,
-            identity_check: check.to_owned(),
+            accepted_on_authority: authority.is_some(),
+            identity_check,
             created_by: caller.principal.account().ok_or(AppError::NotFound)?,
+            invite,
         };
         app.store.set_up_proxy(&grant, &new, now).await.map_err(|e| match e {
-            StoreError::Conflict(_) => AppError::Conflict(
+            StoreError::Conflict(store::proxies::OTHER_PRACTICES_LINK) => AppError::Conflict(
                 "Another practice set up this person's access for the patient; only that practice can change or \
                  end it."
                     .into(),
@@ -287,8 +330,81 @@ impl Proxies<'_> {
             e => e.into(),
         })?;
         app.audit(vec![app.event(caller, &Target::of(&grant).about(&new.id), Outcome::Allowed)]).await?;
-        tell_of_set_up(app, patient, &proxy, child).await?;
+        tell_of_set_up(app, patient, &proxy, child || new.accepted_on_authority).await?;
+        if new.invite.is_some() {
+            app.mail_waker.notify_one();
+        }
         Ok(new.id)
+    }
+
+    /// The account that will act for the patient: a live patient account with the form's email
+    /// (not the patient's own), or, for an email no account has, a new one (with the form's
+    /// name) and its invitation. `None` with an error noted when it can be neither.
+    async fn proxy_for(
+        &self,
+        form: &ProxyForm,
+        own: domain::AccountId,
+        practice: PracticeId,
+        errors: &mut Vec<FieldError>,
+    ) -> Result<Option<(ProxyAccount, Option<(NewAccount, NewInvitation)>)>, AppError> {
+        let app = self.app;
+        let Ok(email) = Email::parse(form.email.trim()) else {
+            errors.push(FieldError {
+                field: "email",
+                message: "Give the person's email address, for example name@example.nz.".into(),
+            });
+            return Ok(None);
+        };
+        match app.store.account_by_email(email.as_str()).await? {
+            Some(a) if a.kind == domain::AccountKind::Patient && a.disabled_at.is_none() && a.id != own => {
+                let active = a.password_hash.is_some();
+                Ok(Some((ProxyAccount { id: a.id, email: a.email, name: a.display_name, active }, None)))
+            }
+            Some(_) => {
+                // Whatever the account is (the patient's own, staff, closed), the same words.
+                errors.push(FieldError {
+                    field: "email",
+                    message: "This email address cannot be used for someone who acts for the patient. Ask the \
+                              person for another address of their own."
+                        .into(),
+                });
+                Ok(None)
+            }
+            None => {
+                let Ok(name) = PersonName::parse(&form.name) else {
+                    errors.push(FieldError {
+                        field: "name",
+                        message: "Nobody has a Tiaki account with that email yet: give the person's full name, and \
+                                  they will be invited to make one."
+                            .into(),
+                    });
+                    return Ok(None);
+                };
+                let practice_name = app.store.practice(practice).await?.ok_or(AppError::NotFound)?.name;
+                let (code, mut invite) = app.new_invitation(store::InvitationPurpose::ActivatePatient)?;
+                let now = app.now();
+                let text = texts::Email::ProxyInvitation {
+                    practice: &practice_name,
+                    code: &code,
+                    days: app.invitation_days(),
+                };
+                invite.mail = Some(texts::mail(email.as_str(), name.as_str(), &text, now));
+                let account = NewAccount {
+                    id: domain::AccountId::random(),
+                    kind: domain::AccountKind::Patient,
+                    email: email.clone(),
+                    display_name: name.clone(),
+                    created_at: now,
+                };
+                let who = ProxyAccount {
+                    id: account.id,
+                    email: email.as_str().to_owned(),
+                    name: name.as_str().to_owned(),
+                    active: false,
+                };
+                Ok(Some((who, Some((account, invite)))))
+            }
+        }
     }
 
     /// Who may act for the patient: every link for the patient, those the practice set up for
@@ -369,8 +485,7 @@ impl Proxies<'_> {
             return Ok(());
         };
         // Only a session that may act at all (not one confined to its sign-in security) switches.
-        if who.own_patient.is_none() || !matches!(caller.principal, Principal::Patient { .. } | Principal::Proxy { .. })
-        {
+        if !who.is_a_persons_own() {
             return Err(app.refuse_unknown::<ActFor>(caller, &patient.to_string()).await);
         }
         let links = app.store.acting_links(who.account).await?;

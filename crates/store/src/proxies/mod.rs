@@ -3,7 +3,7 @@
 //! record a session has open. Whether a link is live is the policy's to judge (from the terms
 //! `Relations::proxy_terms` loads); storage keeps the facts.
 
-use crate::{Result, SessionId};
+use crate::{NewAccount, NewInvitation, Result, SessionId};
 use authz::{AcceptProxy, ActFor, Grant, ListProxies, RevokeProxy, SetProxyRules, SetUpProxy};
 use domain::proxies::{ProxyScopes, ProxyTerms, Relationship};
 use domain::{AccountId, BoxFuture, PatientId, PracticeId, ProxyId, UnixTime};
@@ -29,10 +29,16 @@ pub struct NewProxy {
     pub expires_at: Option<UnixTime>,
     /// The patient is past the cut-off age and must accept it.
     pub needs_acceptance: bool,
+    /// An adult's link accepted at set-up on a legal representative's authority (the
+    /// patient cannot answer for themselves); it still ends, and the patient may revoke it.
+    pub accepted_on_authority: bool,
     /// How the practice checked the proxy's identity (as staff wrote it).
     pub identity_check: String,
     /// The staff member who set it up.
     pub created_by: AccountId,
+    /// For someone with no Tiaki account yet: their account (a person's own, with no record
+    /// here) and its invitation, made in the same transaction as the link.
+    pub invite: Option<(NewAccount, NewInvitation)>,
 }
 
 /// A link, as the patient, the practice and the proxy see it.
@@ -148,10 +154,12 @@ pub(crate) fn terms(
 mod sqlite {
     type Db = sqlx::Sqlite;
     type This = crate::SqliteStore;
+    use crate::shared::sqlite as shared;
     include!("sql.rs");
 }
 mod postgres {
     type Db = sqlx::Postgres;
     type This = crate::PgStore;
+    use crate::shared::postgres as shared;
     include!("sql.rs");
 }

@@ -58,6 +58,13 @@ impl ProxyStore for This {
             let patient = grant.patient().ok_or(StoreError::NotFound)?;
             let practice = grant.via_practice().ok_or(StoreError::NotFound)?;
             let mut tx = self.begin().await?;
+            if let Some((account, invite)) = &new.invite {
+                if account.id != new.proxy || account.kind != domain::AccountKind::Patient {
+                    return Err(StoreError::NotFound);
+                }
+                shared::insert_account(&mut tx, account).await?;
+                shared::insert_invitation(&mut tx, invite, Some(account.id)).await?;
+            }
             // The patient is still enrolled there (the grant's relationship, repeated), and the
             // proxy is a live account that is not the patient's own.
             let ok = sqlx::query(
@@ -99,8 +106,8 @@ impl ProxyStore for This {
             .await?;
             sqlx::query(
                 "INSERT INTO proxies (id, practice_id, patient_id, proxy_account_id, relationship, scopes, starts_at, \
-                 expires_at, needs_acceptance, identity_check, created_by, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                 expires_at, needs_acceptance, identity_check, created_by, created_at, accepted_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .bind(new.id.as_uuid())
             .bind(practice.as_uuid())
@@ -114,6 +121,8 @@ impl ProxyStore for This {
             .bind(&new.identity_check)
             .bind(new.created_by.as_uuid())
             .bind(now)
+            // A legal representative's authority answers for an adult who cannot.
+            .bind(new.accepted_on_authority.then_some(now))
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;

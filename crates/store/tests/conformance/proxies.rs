@@ -33,6 +33,8 @@ fn link(proxy: AccountId, by: AccountId, scopes: &str, needs_acceptance: bool) -
         needs_acceptance,
         identity_check: "passport sighted".into(),
         created_by: by,
+        accepted_on_authority: false,
+        invite: None,
     }
 }
 

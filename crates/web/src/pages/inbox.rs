@@ -110,7 +110,7 @@ pub(crate) async fn set_prefs(State(state): State<WebState>, CsrfForm(ctx, form)
 /// An inbox is a patient account's, reached only by a session that may act (not one confined
 /// to its sign-in security until a second factor or a new password).
 fn owner(who: &app::SignedIn) -> Result<(), WebError> {
-    if who.own_patient.is_none() || matches!(who.principal, app::Principal::Anonymous) {
+    if !who.is_a_persons_own() {
         return Err(WebError::page(app::AppError::NotFound));
     }
     Ok(())

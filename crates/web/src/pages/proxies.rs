@@ -38,6 +38,8 @@ struct ProxiesPage {
 #[derive(Default)]
 struct ProxyValues {
     email: String,
+    name: String,
+    authority: String,
     relationship: String,
     starts: String,
     expires: String,
@@ -65,6 +67,8 @@ async fn proxies_view(
         Some((f, errors)) => (
             ProxyValues {
                 email: f.email.clone(),
+                name: f.name.clone(),
+                authority: f.authority.clone(),
                 relationship: f.relationship.clone(),
                 starts: f.starts.clone(),
                 expires: f.expires.clone(),
@@ -107,7 +111,11 @@ pub(crate) struct SetUpSubmit {
     #[serde(default)]
     email: String,
     #[serde(default)]
+    name: String,
+    #[serde(default)]
     relationship: String,
+    #[serde(default)]
+    authority: String,
     #[serde(default)]
     starts: String,
     #[serde(default)]
@@ -130,6 +138,8 @@ pub(crate) async fn set_up(
     let who = ctx.require_signed_in()?;
     let f = ProxyForm {
         email: form.email,
+        name: form.name,
+        authority: form.authority,
         relationship: form.relationship,
         scopes: form.rest.keys().filter_map(|k| k.strip_prefix("scope-")).map(str::to_owned).collect(),
         starts: form.starts,
@@ -180,7 +190,8 @@ pub(crate) async fn revoke(
 struct ActingPage {
     nav: Option<Nav>,
     csrf: String,
-    me: String,
+    /// The person's own name, when they have a record of their own here.
+    me: Option<String>,
     current: Option<String>,
     people: Vec<ActingFor>,
 }
@@ -197,7 +208,7 @@ pub(crate) async fn acting_page(State(state): State<WebState>, Auth(ctx, who): A
     Ok(render(&ActingPage {
         nav: Some(Nav::new(&who, ctx.csrf())),
         csrf: ctx.csrf().to_owned(),
-        me: who.name.clone(),
+        me: who.own_patient.map(|_| who.name.clone()),
         current: who.acting_for.as_ref().map(|a| a.patient.to_string()),
         people,
     }))

@@ -187,6 +187,17 @@ async fn every_route_against_every_role() -> Result<()> {
                 )
                 .await?;
             }
+            // The invited carer's session is put back on nobody.
+            if route.path == "/acting-for" && route.method == "POST" && role == "invited_carer" {
+                execute(
+                    &w.t,
+                    &format!(
+                        "UPDATE sessions SET acting_for = NULL WHERE ended_at IS NULL AND account_id = \
+                             (SELECT id FROM accounts WHERE email = '{INVITED_CARER}')"
+                    ),
+                )
+                .await?;
+            }
             // Release rules saved from the matrix's form (no categories) are put back.
             if route.path.ends_with("/record-rules") && route.method == "POST" && reply.status.is_redirection() {
                 let defaults = ["allergies", "conditions", "medications", "immunisations", "results", "recalls"];
@@ -224,7 +235,15 @@ async fn every_route_against_every_role() -> Result<()> {
             // A notice is its account's alone.
             &["other_patient", "reception", "gp", "nurse", "other_practice_staff", "operator", "proxy"]
         } else if route.path.contains("{practice_id}") {
-            &["patient", "other_patient", "other_practice_staff", "other_practice_admin", "proxy", "revoked_proxy"]
+            &[
+                "patient",
+                "other_patient",
+                "other_practice_staff",
+                "other_practice_admin",
+                "proxy",
+                "revoked_proxy",
+                "invited_carer",
+            ]
         } else if route.path.contains("{session_id}") {
             &["other_patient", "reception", "gp", "other_practice_staff", "operator"]
         } else if route.path.starts_with("/operator") {
@@ -251,6 +270,8 @@ async fn every_route_against_every_role() -> Result<()> {
                 ("expired_proxy", &[][..]),
                 ("aged_out_proxy", &[][..]),
                 ("revoked_proxy", &[][..]),
+                // Not switched to patient 1: nothing of theirs, whatever the link allows.
+                ("invited_carer", &[][..]),
                 ("proxy_without_scope", &["/messages"][..]),
                 ("proxy", &["/appointments", "/repeats", "/book"][..]),
             ] {

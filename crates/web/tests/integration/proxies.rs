@@ -215,7 +215,7 @@ async fn bad_proxy_set_ups_and_switches_are_refused_and_change_nothing() -> Resu
             "checked their identity",
         ),
         (
-            "an unknown account",
+            "an email with no account, and no name to invite",
             vec![
                 ("email", "nobody@example.nz".into()),
                 ("relationship", "carer".into()),
@@ -223,7 +223,23 @@ async fn bad_proxy_set_ups_and_switches_are_refused_and_change_nothing() -> Resu
                 ("expires", "2027-06-30".into()),
                 ("identity_check", "Passport".into()),
             ],
-            "No Tiaki patient account",
+            "full name, and they will be invited",
+        ),
+        (
+            "not an email",
+            vec![
+                ("email", "carer at home".into()),
+                ("relationship", "carer".into()),
+                ("scope-appointments", "1".into()),
+                ("expires", "2027-06-30".into()),
+                ("identity_check", "Passport".into()),
+            ],
+            "email address",
+        ),
+        (
+            "an authority for someone who is not a legal representative",
+            with(&[("scope-appointments", "1"), ("expires", "2027-06-30"), ("authority", "EPOA sighted")]),
+            "Only a legal representative",
         ),
         (
             "the patient themself",
@@ -234,7 +250,19 @@ async fn bad_proxy_set_ups_and_switches_are_refused_and_change_nothing() -> Resu
                 ("expires", "2027-06-30".into()),
                 ("identity_check", "Passport".into()),
             ],
-            "No Tiaki patient account",
+            "cannot be used for someone who acts for the patient",
+        ),
+        (
+            "a member of staff's email",
+            vec![
+                ("email", "gp-a@example.nz".into()),
+                ("name", "Someone Else".into()),
+                ("relationship", "carer".into()),
+                ("scope-appointments", "1".into()),
+                ("expires", "2027-06-30".into()),
+                ("identity_check", "Passport".into()),
+            ],
+            "cannot be used for someone who acts for the patient",
         ),
         (
             "a made-up relationship",
@@ -252,12 +280,16 @@ async fn bad_proxy_set_ups_and_switches_are_refused_and_change_nothing() -> Resu
     let mut beyond = with(&[("scope-appointments", "1")]);
     beyond.push(("expires", too_far));
     cases.push(("beyond 18 months", beyond, "at most 18 months"));
+    let accounts = count(&w.t, "accounts").await?;
+    let invitations = "outbox WHERE subject = 'Your Tiaki account, to act for someone'";
     for (what, fields, says) in cases {
         let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let r = set_up(&w, w.patient1, &fields).await?;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{what}: {}", r.body);
         assert!(r.body.contains(says), "{what}: {}", r.body);
         assert_eq!(count(&w.t, "proxies").await?, 0, "{what}");
+        assert_eq!(count(&w.t, "accounts").await?, accounts, "{what}: nobody invited");
+        assert_eq!(count(&w.t, invitations).await?, 0, "{what}: no invitation sent");
     }
     // Staff of another practice, and the patient, set up nothing (404).
     let mut other = w.signed_in("admin-b@example.nz", [127, 0, 18, 2]).await?;
@@ -486,5 +518,85 @@ async fn a_proxy_never_sees_what_a_former_practice_sent() -> Result<()> {
     assert_eq!(parent.get(&format!("/documents/{b_doc}/download")).await?.status, StatusCode::NOT_FOUND);
     // The child (a patient in their own right) still has both.
     assert_eq!(count(&w.t, "documents").await?, before + 2, "both letters are kept");
+    Ok(())
+}
+
+/// Someone with no Tiaki account is invited by email: they get a code (no link), make their
+/// account with it, land on the people they act for, see nothing of the child's until they
+/// switch, and then act within the link's scopes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn someone_without_an_account_is_invited_by_email_and_acts_once_they_have_one() -> Result<()> {
+    let w = World::new().await?;
+    let (child, _) = enrol_born(&w.t, w.practice_a, "ZPX1032", "child@example.nz", "2018-03-01").await?;
+    let fields = [
+        ("email", "kui@example.nz"),
+        ("name", "Kui Grandmother"),
+        ("relationship", "carer"),
+        ("scope-appointments", "1"),
+        ("identity_check", "Driver licence sighted"),
+    ];
+    let r = set_up(&w, child, &fields).await?;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let mails = mails(&w.t).await?;
+    let (_, subject, body) =
+        mails.iter().rev().find(|(to, ..)| to == "kui@example.nz").ok_or_else(|| anyhow!("no invitation"))?;
+    assert_eq!(subject, "Your Tiaki account, to act for someone");
+    assert!(!body.contains("://") && !body.contains("Mia") && !body.contains("ZPX1032"), "{body}");
+    let code = code_in(body).ok_or_else(|| anyhow!("no code: {body}"))?;
+    // The code typed at the sign-in page makes the account and signs them in.
+    let mut kui = w.t.browser([127, 0, 23, 1]);
+    kui.get("/activate").await?;
+    let page = kui.post("/activate", &[("step", "code"), ("code", &code)]).await?;
+    assert!(page.body.contains("Kia ora Kui Grandmother"), "{}", page.body);
+    let r = kui.post("/activate", &[("code", &code), ("password", PASSWORD), ("confirm", PASSWORD)]).await?;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location(), "/acting-for", "someone with no record of their own starts with whom they act for");
+    let people = kui.get("/acting-for").await?;
+    assert!(people.body.contains(&child.to_string()) && !people.body.contains("Me ("), "{}", people.body);
+    // Before switching, nothing of the child's; their own inbox is theirs.
+    assert_eq!(kui.get(&format!("/patients/{child}")).await?.status, StatusCode::NOT_FOUND);
+    assert_eq!(kui.get(&format!("/patients/{child}/appointments")).await?.status, StatusCode::NOT_FOUND);
+    let inbox = kui.get("/inbox").await?;
+    assert!(inbox.body.contains("You can act for someone in Tiaki"), "{}", inbox.body);
+    assert_eq!(switch(&mut kui, &child.to_string()).await?.status, StatusCode::SEE_OTHER);
+    assert_eq!(kui.get(&format!("/patients/{child}/appointments")).await?.status, StatusCode::OK);
+    assert_eq!(kui.get(&format!("/patients/{child}/messages")).await?.status, StatusCode::NOT_FOUND, "not in scope");
+    // Signing in again later lands on the same choice.
+    let mut again = w.t.browser([127, 0, 23, 2]);
+    assert_eq!(again.sign_in("kui@example.nz", PASSWORD).await?.location(), "/acting-for");
+    Ok(())
+}
+
+/// A legal representative of an adult who cannot accept for themselves: with the authority the
+/// practice saw recorded, the link is live without the patient's answer, and the patient is
+/// told (and can still revoke it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legal_representative_of_an_adult_who_cannot_accept_acts_without_the_answer() -> Result<()> {
+    let w = World::new().await?;
+    let mut rep = person(&w, "ZPX1008", "epoa@example.nz", [127, 0, 24, 1]).await?;
+    let expires = app::domain::calendar::local_day(app::domain::Clock::now(&w.t.clock) + 300 * DAY).to_string();
+    let fields = [
+        ("email", "epoa@example.nz"),
+        ("relationship", "legal_representative"),
+        ("scope-appointments", "1"),
+        ("expires", expires.as_str()),
+        ("authority", "Enduring power of attorney (welfare), activated, sighted"),
+        ("identity_check", "Passport sighted"),
+    ];
+    let r = set_up(&w, w.patient1, &fields).await?;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(count(&w.t, "proxies WHERE accepted_at IS NOT NULL").await?, 1, "accepted on the authority");
+    assert_eq!(switch(&mut rep, &w.patient1.to_string()).await?.status, StatusCode::SEE_OTHER, "live at once");
+    assert_eq!(rep.get(&format!("/patients/{}/appointments", w.patient1)).await?.status, StatusCode::OK);
+    // The practice sees the authority it recorded; the patient is told and may revoke.
+    let mut reception = w.signed_in("admin-a@example.nz", [127, 0, 24, 2]).await?;
+    let page = reception.get(&format!("/patients/{}/proxies", w.patient1)).await?;
+    assert!(page.body.contains("authority: Enduring power of attorney"), "{}", page.body);
+    let mut patient = w.signed_in("p1@example.nz", [127, 0, 24, 3]).await?;
+    assert!(patient.get("/inbox").await?.body.contains("Someone can now act for you"));
+    let page = patient.get(&format!("/patients/{}/proxies", w.patient1)).await?;
+    let link = first_link(&page.body)?;
+    assert_eq!(patient.post(&format!("/proxies/{link}/revoke"), &[]).await?.status, StatusCode::SEE_OTHER);
+    assert_eq!(rep.get(&format!("/patients/{}/appointments", w.patient1)).await?.status, StatusCode::NOT_FOUND);
     Ok(())
 }
