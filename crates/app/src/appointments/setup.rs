@@ -393,18 +393,19 @@ impl App {
             if due.is_empty() {
                 return Ok(told);
             }
-            for (appointment, patient) in &due {
+            for (appointment, patient, practice) in &due {
+                // A proxy hears of it only when their link is with the appointment's practice.
                 let notice = Notice {
                     kind: NoticeKind::Appointments,
                     title: "A reminder: an appointment is coming up tomorrow",
                     link: Some(format!("/appointments/{appointment}")),
-                    practice: None,
+                    practice: Some(*practice),
                 };
                 let mail = self.news(*patient, &notice).await?;
                 self.store.tell(&mail).await?;
                 told += mail.iter().filter(|m| m.deliver).count();
             }
-            let ids: Vec<_> = due.iter().map(|(a, _)| *a).collect();
+            let ids: Vec<_> = due.iter().map(|(a, ..)| *a).collect();
             self.store.mark_reminded(&ids, now).await?;
             self.mail_waker.notify_one();
         }

@@ -414,7 +414,7 @@ pub trait AppointmentStore: Send + Sync {
         from: UnixTime,
         to: UnixTime,
         limit: i64,
-    ) -> BoxFuture<'_, Result<Vec<(AppointmentId, PatientId)>>>;
+    ) -> BoxFuture<'_, Result<Vec<(AppointmentId, PatientId, PracticeId)>>>;
     /// Marks appointments as reminded.
     fn mark_reminded<'a>(&'a self, ids: &'a [AppointmentId], now: UnixTime) -> BoxFuture<'a, Result<()>>;
 }

@@ -451,10 +451,10 @@ impl AppointmentStore for This {
         from: UnixTime,
         to: UnixTime,
         limit: i64,
-    ) -> BoxFuture<'_, Result<Vec<(AppointmentId, PatientId)>>> {
+    ) -> BoxFuture<'_, Result<Vec<(AppointmentId, PatientId, PracticeId)>>> {
         Box::pin(async move {
-            let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
-                "SELECT id, patient_id FROM appointments WHERE status = 'booked' AND reminded_at IS NULL \
+            let rows: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
+                "SELECT id, patient_id, practice_id FROM appointments WHERE status = 'booked' AND reminded_at IS NULL \
                  AND starts_at >= $1 AND starts_at < $2 ORDER BY starts_at, id LIMIT $3",
             )
             .bind(from)
@@ -462,7 +462,10 @@ impl AppointmentStore for This {
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
-            Ok(rows.into_iter().map(|(a, p)| (AppointmentId::from_uuid(a), PatientId::from_uuid(p))).collect())
+            Ok(rows
+                .into_iter()
+                .map(|(a, p, x)| (AppointmentId::from_uuid(a), PatientId::from_uuid(p), PracticeId::from_uuid(x)))
+                .collect())
         })
     }
 

@@ -289,6 +289,8 @@ struct SettingsPage {
     error: Option<String>,
     practice: String,
     settings: SettingsView,
+    /// The reply time as shown (as typed, when the page comes back with an error).
+    reply_days: String,
 }
 
 /// The practice's messaging set-up (its admins).
@@ -305,6 +307,7 @@ pub(crate) async fn settings_page(
         notice: notice_text(&n),
         error: None,
         practice: practice.to_string(),
+        reply_days: settings.reply_days.to_string(),
         settings,
     }))
 }
@@ -319,31 +322,37 @@ pub(crate) async fn set_settings(
     let caller = ctx.caller_as(&who);
     let clinicians: Vec<_> =
         form.rest.keys().filter_map(|k| k.strip_prefix("clinician-")).filter_map(|id| id.parse().ok()).collect();
-    let saved = state
-        .app
-        .messages()
-        .set_settings(
-            &caller,
-            practice,
-            &app::messages::SettingsForm {
-                on: !form.on.is_empty(),
-                after_hours: form.after_hours,
-                fee_notice: form.fee_notice,
-                reply_days: form.reply_days,
-                clinicians,
-            },
-        )
-        .await;
+    let typed = app::messages::SettingsForm {
+        on: !form.on.is_empty(),
+        after_hours: form.after_hours,
+        fee_notice: form.fee_notice,
+        reply_days: form.reply_days,
+        clinicians,
+    };
+    let saved = state.app.messages().set_settings(&caller, practice, &typed).await;
     match saved {
         Ok(()) => Ok(Redirect::to(&format!("/practices/{practice}/messaging?done=messaging-saved")).into_response()),
         Err(AppError::Invalid(errors)) => {
-            let settings = state.app.messages().settings(&caller, practice).await.map_err(WebError::page)?;
+            // The page again with what was typed, so that nothing has to be typed twice.
+            let stored = state.app.messages().settings(&caller, practice).await.map_err(WebError::page)?;
+            let settings = SettingsView {
+                on: typed.on,
+                after_hours: typed.after_hours.clone(),
+                fee_notice: typed.fee_notice.clone(),
+                clinicians: stored
+                    .clinicians
+                    .into_iter()
+                    .map(|(id, name, _)| (id, name, typed.clinicians.contains(&id)))
+                    .collect(),
+                ..stored
+            };
             let page = SettingsPage {
                 nav: Some(Nav::new(&who, ctx.csrf())),
                 csrf: ctx.csrf().to_owned(),
                 notice: None,
                 error: Some(errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join(" ")),
                 practice: practice.to_string(),
+                reply_days: typed.reply_days.clone(),
                 settings,
             };
             Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response())

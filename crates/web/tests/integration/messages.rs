@@ -223,6 +223,11 @@ async fn bad_messages_are_refused_and_nothing_is_kept() -> Result<()> {
     let mut admin = w.signed_in("admin-a@example.nz", [127, 0, 31, 5]).await?;
     let settings = format!("/practices/{}/messaging", w.practice_a);
     admin.get(&settings).await?;
+    // A reply time that is no number is refused, changes nothing, and the page keeps what was typed.
+    let r = admin.post(&settings, &[("after_hours", "Ring 111 for emergencies"), ("reply_days", "soon")]).await?;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("Ring 111 for emergencies") && r.body.contains("value=\"soon\""), "{}", r.body);
+    assert!(!r.body.contains("id=\"on\" name=\"on\" value=\"1\" checked"), "the box as it was sent, unticked");
     let r = admin.post(&settings, &[("after_hours", "Call 111"), ("reply_days", "2")]).await?;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     p.get(&format!("/messages/{id}")).await?;
