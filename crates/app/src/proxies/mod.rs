@@ -471,6 +471,29 @@ impl Proxies<'_> {
             return Err(AppError::Conflict("This has already ended.".into()));
         }
         app.audit(vec![app.event(caller, &Target::of(&grant), Outcome::Allowed)]).await?;
+        // Both are told it has ended: the patient (and whoever else acts for them), and the
+        // proxy in their own inbox (about no patient's data).
+        if let Some(link) = app.store.proxy_link(id).await? {
+            let title = "Someone's access to act for you has ended";
+            let to_patient = Notice {
+                kind: NoticeKind::Proxies,
+                title,
+                link: Some(format!("/patients/{}/proxies", link.patient)),
+                practice: None,
+            };
+            let mut mails = app.news(link.patient, &to_patient).await?;
+            if let Some(proxy) = app.store.account(link.proxy).await? {
+                mails.push(app.own_notice(
+                    proxy.id,
+                    &proxy.email,
+                    &proxy.display_name,
+                    "Your access to act for someone in Tiaki has ended",
+                    Some("/acting-for".into()),
+                    proxy.password_hash.is_some() && proxy.disabled_at.is_none(),
+                ));
+            }
+            app.tell(&mails).await?;
+        }
         Ok(id)
     }
 

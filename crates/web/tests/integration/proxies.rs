@@ -166,6 +166,9 @@ async fn an_adults_proxy_waits_for_the_patient_expires_and_a_revoked_one_loses_a
     assert_eq!(carer.get(&appointments).await?.status, StatusCode::NOT_FOUND);
     let home = carer.get("/acting-for").await?;
     assert!(!home.body.contains("You are acting for"), "back on their own record: {}", home.body);
+    // Both are told it has ended.
+    assert!(carer.get("/inbox").await?.body.contains("Your access to act for someone in Tiaki has ended"));
+    assert!(patient.get("/inbox").await?.body.contains("access to act for you has ended"));
     // Renewed by the practice, accepted again, then past its end date: nothing.
     let r = set_up(
         &w,
