@@ -473,7 +473,8 @@ async fn a_proxy_reaches_only_what_the_practice_that_set_it_up_holds() -> Result
 }
 
 /// Once the child has left a second practice, the parent acts again, but never sees what that
-/// former practice sent: not in the document list, not by the document's id.
+/// former practice sent: not in the document list, not by the document's id, not in the
+/// health record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proxy_never_sees_what_a_former_practice_sent() -> Result<()> {
     let w = World::new().await?;
@@ -486,6 +487,7 @@ async fn a_proxy_never_sees_what_a_former_practice_sent() -> Result<()> {
         ("relationship", "parent"),
         ("scope-appointments", "1"),
         ("scope-documents", "1"),
+        ("scope-records", "1"),
         ("identity_check", "Birth certificate sighted"),
     ];
     let r = nurse.post(&format!("/patients/{child}/proxies"), &fields).await?;
@@ -496,12 +498,26 @@ async fn a_proxy_never_sees_what_a_former_practice_sent() -> Result<()> {
     let from_a = push(&w.t, &w.client_a, &push_meta("ZPX1032", "a-letter-1"), &pdf("from A", 2000)).await?;
     assert_eq!(from_a.status, StatusCode::CREATED, "{}", from_a.body);
     rejoin_born(&w.t, w.practice_b, child, "ZPX1032", "2018-03-01").await?;
-    let (_, client_b) =
+    let (row_b, client_b) =
         w.t.app
             .console()
             .create_client("Practice B PMS", "", "Practice B", Some("FBB222-B"))
             .await
             .map_err(|e| anyhow!("{e:?}"))?;
+    w.t.app.console().set_client_records(row_b.id, true).await.map_err(|e| anyhow!("{e:?}"))?;
+    // Each practice's system sends a condition too.
+    let child_url = "urn:uuid:5b0c1d2e-3f40-4a5b-8c6d-7e8f90a1b2c3";
+    for (token, id, text) in [(&w.client_a, "co-a", "Eczema noted by A"), (&client_b, "co-b", "Asthma noted by B")] {
+        let body = testkit::records::bundle(
+            "transaction",
+            vec![
+                testkit::records::patient_entry(child_url, "ZPX1032"),
+                testkit::records::put(testkit::records::condition(id, child_url, text, "2024-05-01"), 1),
+            ],
+        );
+        let r = testkit::records::ingest(&w.t, token, &body).await?;
+        assert!(r.status.is_success(), "{}", r.body);
+    }
     let from_b = push(&w.t, &client_b, &push_meta("ZPX1032", "b-letter-1"), &pdf("from B", 2000)).await?;
     assert_eq!(from_b.status, StatusCode::CREATED, "{}", from_b.body);
     let b_doc = from_b.body.split('"').find(|s| s.len() == 36).ok_or_else(|| anyhow!("{}", from_b.body))?.to_owned();
@@ -519,6 +535,13 @@ async fn a_proxy_never_sees_what_a_former_practice_sent() -> Result<()> {
     let api = parent.get(&format!("/api/v1/patients/{child}/documents")).await?;
     assert!(!api.body.contains(&b_doc), "nor in the API's list: {}", api.body);
     assert_eq!(parent.get(&format!("/documents/{b_doc}/download")).await?.status, StatusCode::NOT_FOUND);
+    // Nor the former practice's health record: only what practice A sent.
+    let records = parent.get(&format!("/patients/{child}/records/conditions")).await?;
+    assert_eq!(records.status, StatusCode::OK, "{}", records.body);
+    assert!(records.body.contains("Eczema noted by A"), "{}", records.body);
+    assert!(!records.body.contains("Asthma noted by B"), "{}", records.body);
+    let summary = parent.get(&format!("/patients/{child}/records")).await?;
+    assert!(!summary.body.contains("Asthma noted by B"), "{}", summary.body);
     // The child (a patient in their own right) still has both.
     assert_eq!(count(&w.t, "documents").await?, before + 2, "both letters are kept");
     Ok(())
