@@ -822,7 +822,7 @@ test('proxy access: the practice lets a parent act for their child; the parent s
   await submit(n, n.getByRole('button', { name: 'Set up' }));
   await assertVisible(n, 'The proxy was not set up');
   await checkPage(n, 'proxy access (nurse, form with errors)');
-  await n.getByLabel('Their Tiaki account email').fill('rawiri@patients.test');
+  await n.getByLabel('Their email address').fill('rawiri@patients.test');
   await n.getByLabel('Who they are to the patient').selectOption('parent');
   await n.getByLabel('How you checked their identity').fill('Birth certificate and driver licence sighted');
   await submit(n, n.getByRole('button', { name: 'Set up' }));

@@ -95,6 +95,10 @@ fn role_of(p: &Principal) -> (Option<String>, String, Option<String>, Option<Str
         Principal::Patient { account, session, .. } => {
             (Some(account.to_string()), "patient".into(), None, Some(session.to_string()))
         }
+        // Someone who acts for patients but is, right now, acting for nobody.
+        Principal::Person { account, session } => {
+            (Some(account.to_string()), "person".into(), None, Some(session.to_string()))
+        }
         // Someone acting for a patient: their own account, in the role the link gives them.
         Principal::Proxy { account, session, relationship, .. } => {
             (Some(account.to_string()), format!("proxy:{}", relationship.as_str()), None, Some(session.to_string()))

@@ -33,6 +33,15 @@ pub enum Principal {
         /// When the request is being decided (the policy judges the link's dates at this time).
         at: domain::UnixTime,
     },
+    /// Someone signed in who has no patient record of their own here and acts for nobody at
+    /// the moment: a person a practice invited to act for a patient, before they switch to
+    /// that patient. Every grant is refused; the access log still names them.
+    Person {
+        /// Their account.
+        account: AccountId,
+        /// The session the request came with.
+        session: SessionId,
+    },
     /// A member of one practice's staff.
     Staff {
         /// Their account.
@@ -74,6 +83,7 @@ impl Principal {
         match self {
             Self::Anonymous | Self::Client { .. } => None,
             Self::Patient { account, .. }
+            | Self::Person { account, .. }
             | Self::Proxy { account, .. }
             | Self::Staff { account, .. }
             | Self::Operator { account, .. } => Some(*account),

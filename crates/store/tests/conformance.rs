@@ -437,7 +437,7 @@ async fn sessions_expire_and_end(store: Arc<dyn Store>) -> Result<()> {
     };
     store.create_link(LinkKind::PasswordReset, b"reset-other", other, (NOW, NOW + 3600), &mail).await?;
     store.spend_decoy_link(LinkKind::PasswordReset, b"decoy", NOW).await?;
-    assert!(store.use_link(LinkKind::PasswordReset, b"decoy", NOW).await?.is_none(), "a decoy never works");
+    assert!(store.use_link(LinkKind::PasswordReset, b"decoy", NOW, None).await?.is_none(), "a decoy never works");
     let accounts = console::manage_accounts();
     assert!(store.set_account_disabled(&accounts, other, Some("password stolen"), NOW).await?);
     assert!(!store.set_account_disabled(&accounts, other, Some("again"), NOW).await?, "already disabled");
@@ -1075,8 +1075,14 @@ mod upgrade {
             let now = NOW + 60;
             let view = store.invitation(&[1], now).await?;
             assert_eq!((view.purpose, view.account.map(|a| a.id)), (InvitationPurpose::ActivatePatient, Some(account)));
-            assert_eq!(store.use_link(LinkKind::FactorSetup, &[2], now).await?, Some(account));
-            assert_eq!(store.use_link(LinkKind::FactorSetup, &[2], now).await?, None, "a set-up link still works once");
+            let someone_else = Some(AccountId::random());
+            assert_eq!(store.use_link(LinkKind::FactorSetup, &[2], now, someone_else).await?, None, "not theirs");
+            assert_eq!(store.use_link(LinkKind::FactorSetup, &[2], now, Some(account)).await?, Some(account));
+            assert_eq!(
+                store.use_link(LinkKind::FactorSetup, &[2], now, None).await?,
+                None,
+                "a set-up link still works once"
+            );
             assert_eq!(store.peek_link(LinkKind::PasswordReset, &[3], now).await?, Some(account));
             assert_eq!(
                 store.recent_mfa_failures(account, NOW).await?,

@@ -443,8 +443,8 @@ impl Identity<'_> {
                 // Someone a practice invited to act for a patient, with no record of their own
                 // here: until they switch to that person, they are no one's patient, and every
                 // grant is refused (their inbox, the people they act for and their sign-in
-                // security are their account's own).
-                (None, None) => (Principal::Anonymous, None, None),
+                // security are their account's own); the access log names them.
+                (None, None) => (Principal::Person { account, session: session.id }, None, None),
             },
             AccountKind::Staff => {
                 let Some((practice, role)) = subject.staff else { return Ok(None) };
@@ -461,7 +461,10 @@ impl Identity<'_> {
             && subject.passkeys_required;
         // A patient of a practice that requires a second step is confined the same way: a
         // password alone (the MMH attack) reaches none of their data.
-        let patient_confined = patient.is_some() && session.mfa_at.is_none() && subject.patient_must_use_mfa;
+        // Someone who acts for a patient of such a practice is held to the same rule, whether or
+        // not they are acting for them right now (their inbox holds that patient's notices).
+        let patient_confined =
+            subject.kind == AccountKind::Patient && session.mfa_at.is_none() && subject.patient_must_use_mfa;
         let needs_second_factor = (matches!(subject.kind, AccountKind::Staff | AccountKind::Operator)
             && session.mfa_at.is_none()
             && self.app.settings.staff_mfa_required)

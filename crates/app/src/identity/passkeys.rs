@@ -413,7 +413,9 @@ impl Identity<'_> {
             ));
         }
         let keys = self.app.store.passkeys(who.account).await?;
-        let Some(key) = keys.iter().find(|k| k.id == id) else { return Err(AppError::NotFound) };
+        if !keys.iter().any(|k| k.id == id) {
+            return Err(AppError::NotFound);
+        }
         let has_totp = self.app.store.totp_factor(who.account).await?.is_some_and(|t| t.confirmed_at.is_some());
         if keys.len() == 1
             && !has_totp
@@ -429,7 +431,7 @@ impl Identity<'_> {
             return Err(AppError::NotFound);
         }
         self.app.audit(vec![self.app.event(caller, &target, Outcome::Allowed)]).await?;
-        self.app.notify(who.account, Security::PasskeyRemoved { name: &key.name }).await?;
+        self.app.notify(who.account, Security::PasskeyRemoved).await?;
         Ok(())
     }
 

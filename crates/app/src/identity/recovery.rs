@@ -52,7 +52,8 @@ impl Identity<'_> {
             self.app.audit(vec![self.app.event(caller, &target, Outcome::Denied)]).await?;
             return Err(AppError::LinkExpired);
         };
-        match self.app.store.use_link(LinkKind::FactorSetup, &hash, self.app.now()).await? {
+        // Only the holder's own code is used: anyone else typing it leaves it live for them.
+        match self.app.store.use_link(LinkKind::FactorSetup, &hash, self.app.now(), Some(who.account)).await? {
             Some(account) if account == who.account => {
                 // What the session may do widens: it continues under a new token (review #23).
                 let session_token = new_token()?;

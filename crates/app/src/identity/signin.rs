@@ -502,6 +502,9 @@ impl Identity<'_> {
             return Err(AppError::field("new_email", "That is already your email address."));
         }
         self.app.audit(vec![self.app.event(caller, &target, Outcome::Allowed)]).await?;
+        // The holder is told whether or not the address is free: what they are told (and
+        // when) says nothing about other people's addresses.
+        self.app.notify(who.account, Security::EmailChangeAsked { new_email: email.as_str() }).await?;
         if self.app.store.account_by_email(email.as_str()).await?.is_some() {
             return Ok(());
         }
@@ -512,7 +515,8 @@ impl Identity<'_> {
         let mail =
             texts::mail(email.as_str(), &account.display_name, &texts::Email::NewAddressCode { code: &code }, now);
         self.app.store.enqueue_mail(&mail).await?;
-        self.app.notify(who.account, Security::EmailChangeAsked { new_email: email.as_str() }).await
+        self.app.mail_waker.notify_one();
+        Ok(())
     }
 
     /// Types in an email-change code in the session of the account it is for: the account takes

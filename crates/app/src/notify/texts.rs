@@ -54,7 +54,7 @@ pub(crate) enum Security<'a> {
     SignInReset,
     AccountClosed,
     PasskeyAdded,
-    PasskeyRemoved { name: &'a str },
+    PasskeyRemoved,
     EnrolmentAsked { practice: &'a str },
     EnrolmentEnded { practice: &'a str },
     StaffRemoved,
@@ -76,7 +76,7 @@ impl Security<'_> {
             Self::SignInReset => "Your Tiaki sign-in was reset",
             Self::AccountClosed => "Your Tiaki account has been closed",
             Self::PasskeyAdded => "A passkey was added to your Tiaki account",
-            Self::PasskeyRemoved { .. } => "A passkey was removed from your Tiaki account",
+            Self::PasskeyRemoved => "A passkey was removed from your Tiaki account",
             Self::EnrolmentAsked { .. } => "A practice asks to see your Tiaki records",
             Self::EnrolmentEnded { .. } => "A practice has ended your enrolment in Tiaki",
             Self::StaffRemoved => "You no longer have access to Tiaki",
@@ -140,9 +140,10 @@ impl Security<'_> {
                 "A passkey was just added to your Tiaki account. It can now be used to sign in; you can see and \
                  remove your passkeys under Sign-in security.\n\n{NOT_YOU}"
             ),
-            Self::PasskeyRemoved { name } => format!(
-                "The passkey named \"{name}\" was just removed from your Tiaki account and can no longer be used to \
-                 sign in.\n\n{NOT_YOU}"
+            // Not the passkey's name either: text someone chose goes in no email.
+            Self::PasskeyRemoved => format!(
+                "A passkey was just removed from your Tiaki account and can no longer be used to sign in; you can \
+                 see the passkeys left under Sign-in security.\n\n{NOT_YOU}"
             ),
             Self::EnrolmentAsked { practice } => format!(
                 "{practice} has asked to enrol you in Tiaki. It cannot see anything in your account unless you \
@@ -178,9 +179,14 @@ impl Email<'_> {
         }
     }
 
-    /// The body, greeting `name` (an empty name: no name).
+    /// The body, greeting `name` (an empty name, or one that looks like a link — a name is
+    /// text someone typed — greets no one by name).
     pub(crate) fn body(&self, name: &str) -> String {
-        let hello = if name.is_empty() { "Kia ora,".to_owned() } else { format!("Kia ora {name},") };
+        let hello = if name.trim().is_empty() || looks_like_a_link(name).is_some() {
+            "Kia ora,".to_owned()
+        } else {
+            format!("Kia ora {},", name.trim())
+        };
         let text = match self {
             Self::PatientActivation { practice, code, days } => format!(
                 "{practice} has set up your Tiaki patient portal account.\n\nTo choose your password and start using \
@@ -234,6 +240,21 @@ impl Email<'_> {
     }
 }
 
+/// What would make an email a link: a scheme, a host, a path or a query.
+pub(crate) fn looks_like_a_link(text: &str) -> Option<&str> {
+    text.split_whitespace().find(|w| {
+        let w = w.trim_matches(|c: char| "\"'(),.:;!?".contains(c)).to_ascii_lowercase();
+        w.contains("://")
+            || w.starts_with("www.")
+            || w.contains('/')
+            || w.contains('?') && w.contains('=')
+            || w.starts_with("mailto:")
+            || w.contains("href")
+            || !w.contains('@')
+                && [".nz", ".com", ".org", ".net", ".health", ".test", ".io"].iter().any(|t| w.ends_with(t))
+    })
+}
+
 /// The email `email` to `recipient`, greeting `name`, queued to be delivered.
 pub(crate) fn mail(recipient: &str, name: &str, email: &Email<'_>, now: i64) -> NewMail {
     NewMail {
@@ -269,7 +290,7 @@ pub(crate) mod tests {
             Security::SignInReset,
             Security::AccountClosed,
             Security::PasskeyAdded,
-            Security::PasskeyRemoved { name: "My phone" },
+            Security::PasskeyRemoved,
             Security::EnrolmentAsked { practice },
             Security::EnrolmentEnded { practice },
             Security::StaffRemoved,
@@ -313,27 +334,12 @@ pub(crate) mod tests {
                 | Security::SignInReset
                 | Security::AccountClosed
                 | Security::PasskeyAdded
-                | Security::PasskeyRemoved { .. }
+                | Security::PasskeyRemoved
                 | Security::EnrolmentAsked { .. }
                 | Security::EnrolmentEnded { .. }
                 | Security::StaffRemoved,
             ) => format!("security: {}", e.subject()),
         }
-    }
-
-    /// What would make an email a link: a scheme, a host, a path or a query.
-    fn looks_like_a_link(text: &str) -> Option<&str> {
-        text.split_whitespace().find(|w| {
-            let w = w.trim_matches(|c: char| "\"'(),.:;!?".contains(c)).to_ascii_lowercase();
-            w.contains("://")
-                || w.starts_with("www.")
-                || w.contains('/')
-                || w.contains('?') && w.contains('=')
-                || w.starts_with("mailto:")
-                || w.contains("href")
-                || !w.contains('@')
-                    && [".nz", ".com", ".org", ".net", ".health", ".test", ".io"].iter().any(|t| w.ends_with(t))
-        })
     }
 
     /// Words that would put health information in an email.
@@ -368,7 +374,7 @@ pub(crate) mod tests {
         let kinds: std::collections::BTreeSet<String> = all.iter().map(kind).collect();
         assert_eq!(kinds.len(), 8 + 16, "every kind of email is sampled: {kinds:?}");
         for e in &all {
-            for name in ["Aroha Ngata", ""] {
+            for name in ["Aroha Ngata", "", "https://evil.example/reset", "www.tiaki-login.nz"] {
                 let (subject, body) = (e.subject(), e.body(name));
                 for text in [subject, body.as_str()] {
                     assert_eq!(looks_like_a_link(text), None, "{subject}: {body}");
@@ -378,7 +384,8 @@ pub(crate) mod tests {
                     }
                 }
                 assert!(body.contains("never contain links"), "{subject}");
-                assert!(body.starts_with(if name.is_empty() { "Kia ora,\n" } else { "Kia ora Aroha Ngata,\n" }));
+                let greets = if name.starts_with("Aroha") { "Kia ora Aroha Ngata,\n" } else { "Kia ora,\n" };
+                assert!(body.starts_with(greets), "a name that looks like a link greets no one: {body}");
             }
         }
     }

@@ -130,6 +130,16 @@ fn scope_labels(s: ProxyScopes) -> Vec<&'static str> {
     ProxyScopes::NAMES.iter().filter(|(n, _)| s.has(n)).map(|(_, l)| *l).collect()
 }
 
+/// What a set-up does about the proxy's account.
+enum Invitation {
+    /// Nothing: they have an account.
+    None,
+    /// A new account, and its invitation.
+    New(NewAccount, NewInvitation),
+    /// An account invited before that never made its password: a new invitation.
+    Again(NewInvitation),
+}
+
 /// The account that acts for the patient.
 struct ProxyAccount {
     id: domain::AccountId,
@@ -161,12 +171,21 @@ async fn tell_of_set_up(app: &App, patient: PatientId, proxy: &ProxyAccount, liv
 /// link needs no acceptance anyway).
 fn authority_of<'f>(
     form: &'f ProxyForm,
-    relationship: Option<Relationship>,
-    child: bool,
+    (relationship, child): (Option<Relationship>, bool),
+    by: &Principal,
     errors: &mut Vec<FieldError>,
 ) -> Option<&'f str> {
     let authority = form.authority.trim();
     if authority.is_empty() {
+        return None;
+    }
+    // Acting without the patient's answer is a clinical judgement (that the patient cannot
+    // give one), never reception's alone: the same roles that may share the health record.
+    if !clinician(by) {
+        errors.push(FieldError {
+            field: "authority",
+            message: "Only a GP or nurse can let a legal representative act without the patient's answer.".into(),
+        });
         return None;
     }
     if relationship != Some(Relationship::LegalRepresentative) || child {
@@ -188,6 +207,11 @@ fn authority_of<'f>(
         return None;
     }
     Some(authority)
+}
+
+/// Whether the one setting up is a clinician (a role that reads health records).
+fn clinician(by: &Principal) -> bool {
+    matches!(by, Principal::Staff { role, .. } if authz::capabilities::may(*role, authz::capabilities::READ_RECORDS))
 }
 
 /// The form's relationship, scopes and identity check, each error noted.
@@ -216,9 +240,7 @@ fn terms_of<'f>(
     }
     // Health records and documents are clinical content: only a clinician shares them (the
     // same roles that read them), never reception on its own.
-    let clinician = matches!(by, Principal::Staff { role, .. }
-        if authz::capabilities::may(*role, authz::capabilities::READ_RECORDS));
-    if (scopes.records || scopes.documents) && !clinician {
+    if (scopes.records || scopes.documents) && !clinician(by) {
         errors.push(FieldError {
             field: "scopes",
             message: "Only a GP or nurse can let someone see health records or documents.".into(),
@@ -298,12 +320,19 @@ impl Proxies<'_> {
                 Some(_) => {}
             }
         }
-        let authority = authority_of(form, relationship, child, &mut errors);
+        let authority = authority_of(form, (relationship, child), &caller.principal, &mut errors);
         let proxy = self.proxy_for(form, person.account, practice, &mut errors).await?;
         if !errors.is_empty() {
             return Err(AppError::Invalid(errors));
         }
-        let (Some(relationship), Some((proxy, invite))) = (relationship, proxy) else { return Err(AppError::NotFound) };
+        let (Some(relationship), Some((proxy, invitation))) = (relationship, proxy) else {
+            return Err(AppError::NotFound);
+        };
+        let (invite, reinvite) = match invitation {
+            Invitation::None => (None, None),
+            Invitation::New(account, invite) => (Some((account, invite)), None),
+            Invitation::Again(invite) => (None, Some(invite)),
+        };
         let identity_check = match authority {
             Some(a) => format!("{check}; authority: {a}"),
             None => check.to_owned(),
@@ -320,6 +349,7 @@ impl Proxies<'_> {
             identity_check,
             created_by: caller.principal.account().ok_or(AppError::NotFound)?,
             invite,
+            reinvite,
         };
         app.store.set_up_proxy(&grant, &new, now).await.map_err(|e| match e {
             StoreError::Conflict(store::proxies::OTHER_PRACTICES_LINK) => AppError::Conflict(
@@ -331,23 +361,30 @@ impl Proxies<'_> {
         })?;
         app.audit(vec![app.event(caller, &Target::of(&grant).about(&new.id), Outcome::Allowed)]).await?;
         tell_of_set_up(app, patient, &proxy, child || new.accepted_on_authority).await?;
-        if new.invite.is_some() {
+        if new.invite.is_some() || new.reinvite.is_some() {
             app.mail_waker.notify_one();
         }
         Ok(new.id)
     }
 
     /// The account that will act for the patient: a live patient account with the form's email
-    /// (not the patient's own), or, for an email no account has, a new one (with the form's
-    /// name) and its invitation. `None` with an error noted when it can be neither.
+    /// (not the patient's own; when a name is given, it must be that account's), or, for an
+    /// email no account has, a new one (with the form's name) and its invitation. An account
+    /// invited before that never made its password is invited again. `None` with an error
+    /// noted when it can be none of these; every such refusal says the same, so that the form
+    /// tells nobody which addresses have accounts.
     async fn proxy_for(
         &self,
         form: &ProxyForm,
         own: domain::AccountId,
         practice: PracticeId,
         errors: &mut Vec<FieldError>,
-    ) -> Result<Option<(ProxyAccount, Option<(NewAccount, NewInvitation)>)>, AppError> {
+    ) -> Result<Option<(ProxyAccount, Invitation)>, AppError> {
+        const REFUSED: &str = "We cannot set up someone with this email address. Check it with the person, and give \
+                               their full name as on the ID you checked: someone with no Tiaki account is invited to \
+                               make one.";
         let app = self.app;
+        let refuse = |errors: &mut Vec<FieldError>| errors.push(FieldError { field: "email", message: REFUSED.into() });
         let Ok(email) = Email::parse(form.email.trim()) else {
             errors.push(FieldError {
                 field: "email",
@@ -355,46 +392,43 @@ impl Proxies<'_> {
             });
             return Ok(None);
         };
+        let typed = form.name.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+        let practice_name = app.store.practice(practice).await?.ok_or(AppError::NotFound)?.name;
+        let invitation = |name: &str| -> Result<NewInvitation, AppError> {
+            let (code, mut invite) = app.new_invitation(store::InvitationPurpose::ActivatePatient)?;
+            let text =
+                texts::Email::ProxyInvitation { practice: &practice_name, code: &code, days: app.invitation_days() };
+            invite.mail = Some(texts::mail(email.as_str(), name, &text, app.now()));
+            Ok(invite)
+        };
         match app.store.account_by_email(email.as_str()).await? {
             Some(a) if a.kind == domain::AccountKind::Patient && a.disabled_at.is_none() && a.id != own => {
+                let theirs = a.display_name.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+                if !typed.is_empty() && typed != theirs {
+                    refuse(errors);
+                    return Ok(None);
+                }
                 let active = a.password_hash.is_some();
-                Ok(Some((ProxyAccount { id: a.id, email: a.email, name: a.display_name, active }, None)))
+                // Someone invited before who never made their password: invited again.
+                let again = if active { Invitation::None } else { Invitation::Again(invitation(&a.display_name)?) };
+                Ok(Some((ProxyAccount { id: a.id, email: a.email, name: a.display_name, active }, again)))
             }
             Some(_) => {
-                // Whatever the account is (the patient's own, staff, closed), the same words.
-                errors.push(FieldError {
-                    field: "email",
-                    message: "This email address cannot be used for someone who acts for the patient. Ask the \
-                              person for another address of their own."
-                        .into(),
-                });
+                refuse(errors);
                 Ok(None)
             }
             None => {
                 let Ok(name) = PersonName::parse(&form.name) else {
-                    errors.push(FieldError {
-                        field: "name",
-                        message: "Nobody has a Tiaki account with that email yet: give the person's full name, and \
-                                  they will be invited to make one."
-                            .into(),
-                    });
+                    refuse(errors);
                     return Ok(None);
                 };
-                let practice_name = app.store.practice(practice).await?.ok_or(AppError::NotFound)?.name;
-                let (code, mut invite) = app.new_invitation(store::InvitationPurpose::ActivatePatient)?;
-                let now = app.now();
-                let text = texts::Email::ProxyInvitation {
-                    practice: &practice_name,
-                    code: &code,
-                    days: app.invitation_days(),
-                };
-                invite.mail = Some(texts::mail(email.as_str(), name.as_str(), &text, now));
+                let invite = invitation(name.as_str())?;
                 let account = NewAccount {
                     id: domain::AccountId::random(),
                     kind: domain::AccountKind::Patient,
                     email: email.clone(),
                     display_name: name.clone(),
-                    created_at: now,
+                    created_at: app.now(),
                 };
                 let who = ProxyAccount {
                     id: account.id,
@@ -402,7 +436,7 @@ impl Proxies<'_> {
                     name: name.as_str().to_owned(),
                     active: false,
                 };
-                Ok(Some((who, Some((account, invite)))))
+                Ok(Some((who, Invitation::New(account, invite))))
             }
         }
     }

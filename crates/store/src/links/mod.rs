@@ -62,12 +62,14 @@ pub trait LinkStore: Send + Sync {
         token_hash: &'a [u8],
         now: UnixTime,
     ) -> BoxFuture<'a, Result<Option<AccountId>>>;
-    /// Uses a live link of `kind` once; the account it names. Of two concurrent uses one succeeds.
+    /// Uses a live link of `kind` once; the account it names. Of two concurrent uses one
+    /// succeeds. With `holder`, only that account's link is used (anyone else's stays live).
     fn use_link<'a>(
         &'a self,
         kind: LinkKind,
         token_hash: &'a [u8],
         now: UnixTime,
+        holder: Option<AccountId>,
     ) -> BoxFuture<'a, Result<Option<AccountId>>>;
     /// How many links of `kind` were made for `account` since `since` (to limit how often).
     fn links_since(&self, kind: LinkKind, account: AccountId, since: UnixTime) -> BoxFuture<'_, Result<i64>>;

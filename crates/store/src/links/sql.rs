@@ -71,9 +71,10 @@ impl LinkStore for This {
         kind: LinkKind,
         token_hash: &'a [u8],
         now: UnixTime,
+        holder: Option<AccountId>,
     ) -> BoxFuture<'a, Result<Option<AccountId>>> {
         Box::pin(async move {
-            let used = tokens::redeem(&self.pool, kind.token_kind(), token_hash, now, NO_LIMIT, None).await?;
+            let used = tokens::redeem(&self.pool, kind.token_kind(), token_hash, now, NO_LIMIT, holder).await?;
             Ok(used.and_then(|t| t.account))
         })
     }

@@ -39,6 +39,8 @@ pub struct NewProxy {
     /// For someone with no Tiaki account yet: their account (a person's own, with no record
     /// here) and its invitation, made in the same transaction as the link.
     pub invite: Option<(NewAccount, NewInvitation)>,
+    /// For an account invited before that never made its password: a new invitation.
+    pub reinvite: Option<NewInvitation>,
 }
 
 /// A link, as the patient, the practice and the proxy see it.

@@ -65,6 +65,9 @@ impl ProxyStore for This {
                 shared::insert_account(&mut tx, account).await?;
                 shared::insert_invitation(&mut tx, invite, Some(account.id)).await?;
             }
+            if let Some(invite) = &new.reinvite {
+                shared::insert_invitation(&mut tx, invite, Some(new.proxy)).await?;
+            }
             // The patient is still enrolled there (the grant's relationship, repeated), and the
             // proxy is a live account that is not the patient's own.
             let ok = sqlx::query(

@@ -94,8 +94,11 @@ impl SessionStore for This {
                 "SELECT s.id, s.account_id, s.created_at, s.last_seen_at, s.absolute_expires_at, s.ip, s.user_agent, \
                  s.mfa_at, s.setup_ok_at, s.mfa_passkey, a.kind, a.display_name, a.password_breached_at, \
                  pt.id AS patient_id, st.practice_id AS staff_practice, st.role AS staff_role, \
-                 EXISTS (SELECT 1 FROM enrolments e JOIN practices p ON p.id = e.practice_id \
-                         WHERE e.patient_id IN (pt.id, s.acting_for) AND p.patients_need_mfa) AS patient_must_use_mfa, \
+                 (EXISTS (SELECT 1 FROM enrolments e JOIN practices p ON p.id = e.practice_id \
+                          WHERE e.patient_id IN (pt.id, s.acting_for) AND p.patients_need_mfa) \
+                  OR EXISTS (SELECT 1 FROM proxies x2 JOIN practices p2 ON p2.id = x2.practice_id \
+                          WHERE x2.proxy_account_id = a.id AND x2.revoked_at IS NULL AND p2.patients_need_mfa)) \
+                  AS patient_must_use_mfa, \
                  (EXISTS (SELECT 1 FROM totp_factors t WHERE t.account_id = a.id AND t.confirmed_at IS NOT NULL) \
                   OR EXISTS (SELECT 1 FROM passkeys k WHERE k.account_id = a.id)) AS has_second_factor, \
                  EXISTS (SELECT 1 FROM settings g WHERE g.name = $4 AND g.value = $5) AS passkeys_required, \

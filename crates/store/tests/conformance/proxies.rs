@@ -35,6 +35,7 @@ fn link(proxy: AccountId, by: AccountId, scopes: &str, needs_acceptance: bool) -
         created_by: by,
         accepted_on_authority: false,
         invite: None,
+        reinvite: None,
     }
 }
 

@@ -226,7 +226,7 @@ async fn bad_proxy_set_ups_and_switches_are_refused_and_change_nothing() -> Resu
                 ("expires", "2027-06-30".into()),
                 ("identity_check", "Passport".into()),
             ],
-            "full name, and they will be invited",
+            "We cannot set up someone with this email address",
         ),
         (
             "not an email",
@@ -242,7 +242,12 @@ async fn bad_proxy_set_ups_and_switches_are_refused_and_change_nothing() -> Resu
         (
             "an authority for someone who is not a legal representative",
             with(&[("scope-appointments", "1"), ("expires", "2027-06-30"), ("authority", "EPOA sighted")]),
-            "Only a legal representative",
+            "Only a GP or nurse can let a legal representative",
+        ),
+        (
+            "a name that is not the account's (a mistyped email would bind a stranger)",
+            with(&[("scope-appointments", "1"), ("expires", "2027-06-30"), ("name", "Someone Else Entirely")]),
+            "We cannot set up someone with this email address",
         ),
         (
             "the patient themself",
@@ -253,7 +258,7 @@ async fn bad_proxy_set_ups_and_switches_are_refused_and_change_nothing() -> Resu
                 ("expires", "2027-06-30".into()),
                 ("identity_check", "Passport".into()),
             ],
-            "cannot be used for someone who acts for the patient",
+            "We cannot set up someone with this email address",
         ),
         (
             "a member of staff's email",
@@ -265,7 +270,7 @@ async fn bad_proxy_set_ups_and_switches_are_refused_and_change_nothing() -> Resu
                 ("expires", "2027-06-30".into()),
                 ("identity_check", "Passport".into()),
             ],
-            "cannot be used for someone who acts for the patient",
+            "We cannot set up someone with this email address",
         ),
         (
             "a made-up relationship",
@@ -563,6 +568,12 @@ async fn someone_without_an_account_is_invited_by_email_and_acts_once_they_have_
     ];
     let r = set_up(&w, child, &fields).await?;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    // Set up again before they made their account (a lost email): invited again, one account.
+    let accounts = count(&w.t, "accounts").await?;
+    assert_eq!(set_up(&w, child, &fields).await?.status, StatusCode::SEE_OTHER);
+    assert_eq!(count(&w.t, "accounts").await?, accounts);
+    let invitations = "outbox WHERE subject = 'Your Tiaki account, to act for someone'";
+    assert_eq!(count(&w.t, invitations).await?, 2);
     let mails = mails(&w.t).await?;
     let (_, subject, body) =
         mails.iter().rev().find(|(to, ..)| to == "kui@example.nz").ok_or_else(|| anyhow!("no invitation"))?;
@@ -609,7 +620,14 @@ async fn a_legal_representative_of_an_adult_who_cannot_accept_acts_without_the_a
         ("authority", "Enduring power of attorney (welfare), activated, sighted"),
         ("identity_check", "Passport sighted"),
     ];
+    // Reception may not: that the patient cannot answer is a clinician's judgement.
     let r = set_up(&w, w.patient1, &fields).await?;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("Only a GP or nurse"), "{}", r.body);
+    assert_eq!(count(&w.t, "proxies").await?, 0);
+    let mut gp = w.signed_in("gp-a@example.nz", [127, 0, 24, 4]).await?;
+    gp.get(&format!("/patients/{}/proxies", w.patient1)).await?;
+    let r = gp.post(&format!("/patients/{}/proxies", w.patient1), &fields).await?;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert_eq!(count(&w.t, "proxies WHERE accepted_at IS NOT NULL").await?, 1, "accepted on the authority");
     assert_eq!(switch(&mut rep, &w.patient1.to_string()).await?.status, StatusCode::SEE_OTHER, "live at once");
