@@ -469,14 +469,7 @@ impl World {
             .set_password_by_link(&link, PASSWORD, PASSWORD, None, None)
             .await
             .map_err(|e| anyhow!("{e:?}"))?;
-        let (row_b, client_b) =
-            w.t.app
-                .console()
-                .create_client("Practice B PMS", "", "Practice B", Some("FBB222-B"))
-                .await
-                .map_err(|e| anyhow!("{e:?}"))?;
-        w.t.app.console().set_client_records(row_b.id, true).await.map_err(|e| anyhow!("{e:?}"))?;
-        w.t.app.console().set_client_appointments(row_b.id, true).await.map_err(|e| anyhow!("{e:?}"))?;
+        let client_b = w.practice_b_client().await?;
         let (_, hospital) =
             w.t.app
                 .console()
@@ -506,6 +499,21 @@ impl World {
             .await
             .map_err(|e| anyhow!("{e:?}"))?;
         Ok((w, Everyone { client_b, hospital, proxies }))
+    }
+
+    /// Practice B's own system (health records and the appointment book too); its API token.
+    ///
+    /// # Errors
+    /// When the console refuses it.
+    pub async fn practice_b_client(&self) -> Result<String> {
+        let console = self.t.app.console();
+        let (row, token) = console
+            .create_client("Practice B PMS", "", "Practice B", Some("FBB222-B"))
+            .await
+            .map_err(|e| anyhow!("{e:?}"))?;
+        console.set_client_records(row.id, true).await.map_err(|e| anyhow!("{e:?}"))?;
+        console.set_client_appointments(row.id, true).await.map_err(|e| anyhow!("{e:?}"))?;
+        Ok(token)
     }
 
     /// A browser (or an organisation's system) acting as `role`, from `ip`: signed in, with a

@@ -150,19 +150,25 @@ struct ProxyAccount {
 }
 
 /// The patient is told of a new link (that it is live, or that it waits for their answer); so
-/// is the proxy (in their own inbox, about no patient's data).
+/// is the proxy.
 async fn tell_of_set_up(app: &App, patient: PatientId, proxy: &ProxyAccount, live: bool) -> Result<(), AppError> {
     let title = if live { "Someone can now act for you" } else { "Someone asks to act for you: please answer" };
+    tell_both(app, patient, title, proxy, "You can act for someone in Tiaki").await
+}
+
+/// A notice about a link to the patient (and whoever else acts for them), and one to the proxy
+/// in their own inbox (about no patient's data).
+async fn tell_both(
+    app: &App,
+    patient: PatientId,
+    to_patient: &'static str,
+    proxy: &ProxyAccount,
+    to_proxy: &'static str,
+) -> Result<(), AppError> {
     let link = Some(format!("/patients/{patient}/proxies"));
-    let mut mails = app.news(patient, &Notice { kind: NoticeKind::Proxies, title, link, practice: None }).await?;
-    mails.push(app.own_notice(
-        proxy.id,
-        &proxy.email,
-        &proxy.name,
-        "You can act for someone in Tiaki",
-        Some("/acting-for".into()),
-        proxy.active,
-    ));
+    let notice = Notice { kind: NoticeKind::Proxies, title: to_patient, link, practice: None };
+    let mut mails = app.news(patient, &notice).await?;
+    mails.push(app.own_notice(proxy.id, &proxy.email, &proxy.name, to_proxy, Some("/acting-for".into()), proxy.active));
     app.tell(&mails).await
 }
 
@@ -505,28 +511,15 @@ impl Proxies<'_> {
             return Err(AppError::Conflict("This has already ended.".into()));
         }
         app.audit(vec![app.event(caller, &Target::of(&grant), Outcome::Allowed)]).await?;
-        // Both are told it has ended: the patient (and whoever else acts for them), and the
-        // proxy in their own inbox (about no patient's data).
-        if let Some(link) = app.store.proxy_link(id).await? {
-            let title = "Someone's access to act for you has ended";
-            let to_patient = Notice {
-                kind: NoticeKind::Proxies,
-                title,
-                link: Some(format!("/patients/{}/proxies", link.patient)),
-                practice: None,
-            };
-            let mut mails = app.news(link.patient, &to_patient).await?;
-            if let Some(proxy) = app.store.account(link.proxy).await? {
-                mails.push(app.own_notice(
-                    proxy.id,
-                    &proxy.email,
-                    &proxy.display_name,
-                    "Your access to act for someone in Tiaki has ended",
-                    Some("/acting-for".into()),
-                    proxy.password_hash.is_some() && proxy.disabled_at.is_none(),
-                ));
-            }
-            app.tell(&mails).await?;
+        // Both are told it has ended.
+        if let Some(link) = app.store.proxy_link(id).await?
+            && let Some(a) = app.store.account(link.proxy).await?
+        {
+            let active = a.password_hash.is_some() && a.disabled_at.is_none();
+            let proxy = ProxyAccount { id: a.id, email: a.email, name: a.display_name, active };
+            let (to_patient, to_proxy) =
+                ("Someone's access to act for you has ended", "Your access to act for someone in Tiaki has ended");
+            tell_both(app, link.patient, to_patient, &proxy, to_proxy).await?;
         }
         Ok(id)
     }

@@ -503,13 +503,7 @@ async fn a_proxy_never_sees_what_a_former_practice_sent() -> Result<()> {
     let from_a = push(&w.t, &w.client_a, &push_meta("ZPX1032", "a-letter-1"), &pdf("from A", 2000)).await?;
     assert_eq!(from_a.status, StatusCode::CREATED, "{}", from_a.body);
     rejoin_born(&w.t, w.practice_b, child, "ZPX1032", "2018-03-01").await?;
-    let (row_b, client_b) =
-        w.t.app
-            .console()
-            .create_client("Practice B PMS", "", "Practice B", Some("FBB222-B"))
-            .await
-            .map_err(|e| anyhow!("{e:?}"))?;
-    w.t.app.console().set_client_records(row_b.id, true).await.map_err(|e| anyhow!("{e:?}"))?;
+    let client_b = w.practice_b_client().await?;
     // Each practice's system sends a condition too.
     let child_url = "urn:uuid:5b0c1d2e-3f40-4a5b-8c6d-7e8f90a1b2c3";
     for (token, id, text) in [(&w.client_a, "co-a", "Eczema noted by A"), (&client_b, "co-b", "Asthma noted by B")] {
