@@ -63,6 +63,8 @@ pub struct Config {
     pub patient_quota_bytes: i64,
     /// Most documents of their own one patient may keep (`TIAKI_MAX_DOCUMENTS_PER_PATIENT`).
     pub max_own_documents: i64,
+    /// The detectors' thresholds (`TIAKI_DETECT_*`).
+    pub detection: domain::detection::Thresholds,
     /// A breached-password list (SHA-1 hashes, sorted, as Have I Been Pwned publishes them),
     /// checked at sign-in and whenever a password is chosen.
     pub breached_passwords: Option<PathBuf>,
@@ -221,6 +223,10 @@ struct FileConfig {
     patient_quota_mb: Option<i64>,
     max_documents_per_patient: Option<i64>,
     breached_passwords: Option<PathBuf>,
+    detect_enumeration_misses: Option<i64>,
+    detect_enumeration_window_minutes: Option<i64>,
+    detect_bulk_patients: Option<i64>,
+    detect_bulk_window_minutes: Option<i64>,
 }
 
 /// The environment variables read, with the file key each overrides.
@@ -258,6 +264,10 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TIAKI_MAX_DOCUMENT_MB", "max_document_mb"),
     ("TIAKI_PATIENT_QUOTA_MB", "patient_quota_mb"),
     ("TIAKI_MAX_DOCUMENTS_PER_PATIENT", "max_documents_per_patient"),
+    ("TIAKI_DETECT_ENUMERATION_MISSES", "detect_enumeration_misses"),
+    ("TIAKI_DETECT_ENUMERATION_WINDOW_MINUTES", "detect_enumeration_window_minutes"),
+    ("TIAKI_DETECT_BULK_PATIENTS", "detect_bulk_patients"),
+    ("TIAKI_DETECT_BULK_WINDOW_MINUTES", "detect_bulk_window_minutes"),
 ];
 
 fn number(key: &str, v: &str) -> Result<i64, ConfigError> {
@@ -307,26 +317,11 @@ impl Config {
         if let Some(v) = get("TIAKI_MAIL_FROM") {
             c.mail_from = Some(v);
         }
-        if let Some(v) = get("TIAKI_SESSION_IDLE_MINUTES") {
-            c.session_idle_minutes = Some(number("TIAKI_SESSION_IDLE_MINUTES", &v)?);
-        }
-        if let Some(v) = get("TIAKI_SESSION_ABSOLUTE_HOURS") {
-            c.session_absolute_hours = Some(number("TIAKI_SESSION_ABSOLUTE_HOURS", &v)?);
-        }
-        if let Some(v) = get("TIAKI_INVITATION_DAYS") {
-            c.invitation_days = Some(number("TIAKI_INVITATION_DAYS", &v)?);
-        }
         if let Some(v) = get("TIAKI_AUDIT_ORIGIN") {
             c.audit_origin = Some(v);
         }
         if let Some(v) = get("TIAKI_AUDIT_WITNESSES") {
             c.audit_witnesses = Some(v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect());
-        }
-        if let Some(v) = get("TIAKI_AUDIT_CHECKPOINT_SECONDS") {
-            c.audit_checkpoint_seconds = Some(number("TIAKI_AUDIT_CHECKPOINT_SECONDS", &v)?);
-        }
-        if let Some(v) = get("TIAKI_AUDIT_RETENTION_YEARS") {
-            c.audit_retention_years = Some(number("TIAKI_AUDIT_RETENTION_YEARS", &v)?);
         }
         if let Some(v) = get("TIAKI_BREACHED_PASSWORDS") {
             c.breached_passwords = Some(PathBuf::from(v));
@@ -359,14 +354,23 @@ impl Config {
                 *slot = Some(v);
             }
         }
-        if let Some(v) = get("TIAKI_MAX_DOCUMENT_MB") {
-            c.max_document_mb = Some(number("TIAKI_MAX_DOCUMENT_MB", &v)?);
-        }
-        if let Some(v) = get("TIAKI_PATIENT_QUOTA_MB") {
-            c.patient_quota_mb = Some(number("TIAKI_PATIENT_QUOTA_MB", &v)?);
-        }
-        if let Some(v) = get("TIAKI_MAX_DOCUMENTS_PER_PATIENT") {
-            c.max_documents_per_patient = Some(number("TIAKI_MAX_DOCUMENTS_PER_PATIENT", &v)?);
+        for (key, field) in [
+            ("TIAKI_SESSION_IDLE_MINUTES", &mut c.session_idle_minutes),
+            ("TIAKI_SESSION_ABSOLUTE_HOURS", &mut c.session_absolute_hours),
+            ("TIAKI_INVITATION_DAYS", &mut c.invitation_days),
+            ("TIAKI_AUDIT_CHECKPOINT_SECONDS", &mut c.audit_checkpoint_seconds),
+            ("TIAKI_AUDIT_RETENTION_YEARS", &mut c.audit_retention_years),
+            ("TIAKI_MAX_DOCUMENT_MB", &mut c.max_document_mb),
+            ("TIAKI_PATIENT_QUOTA_MB", &mut c.patient_quota_mb),
+            ("TIAKI_MAX_DOCUMENTS_PER_PATIENT", &mut c.max_documents_per_patient),
+            ("TIAKI_DETECT_ENUMERATION_MISSES", &mut c.detect_enumeration_misses),
+            ("TIAKI_DETECT_ENUMERATION_WINDOW_MINUTES", &mut c.detect_enumeration_window_minutes),
+            ("TIAKI_DETECT_BULK_PATIENTS", &mut c.detect_bulk_patients),
+            ("TIAKI_DETECT_BULK_WINDOW_MINUTES", &mut c.detect_bulk_window_minutes),
+        ] {
+            if let Some(v) = get(key) {
+                *field = Some(number(key, &v)?);
+            }
         }
         Self::validate(c)
     }
@@ -536,7 +540,34 @@ impl Config {
             c.max_documents_per_patient.unwrap_or(crate::documents::MAX_OWN_DOCUMENTS),
             crate::documents::MAX_DOCUMENTS,
         )?;
+        let d = domain::detection::Thresholds::default();
+        let detection = domain::detection::Thresholds {
+            on: true,
+            enumeration_misses: positive(
+                "detect_enumeration_misses",
+                c.detect_enumeration_misses.unwrap_or(d.enumeration_misses),
+                10_000,
+            )?,
+            enumeration_window_secs: 60
+                * positive(
+                    "detect_enumeration_window_minutes",
+                    c.detect_enumeration_window_minutes.unwrap_or(d.enumeration_window_secs / 60),
+                    24 * 60,
+                )?,
+            bulk_patients: positive(
+                "detect_bulk_patients",
+                c.detect_bulk_patients.unwrap_or(d.bulk_patients),
+                100_000,
+            )?,
+            bulk_window_secs: 60
+                * positive(
+                    "detect_bulk_window_minutes",
+                    c.detect_bulk_window_minutes.unwrap_or(d.bulk_window_secs / 60),
+                    24 * 60,
+                )?,
+        };
         Ok(Self {
+            detection,
             breached_passwords: c.breached_passwords,
             pkcs11,
             blobs,

@@ -8,6 +8,7 @@ pub mod audit;
 mod caller;
 pub mod config;
 pub mod console;
+mod detection;
 pub mod documents;
 mod error;
 pub mod identity;
@@ -92,6 +93,8 @@ pub struct App {
     uploads: documents::upload::UploadSlots,
     /// The recovery-code pepper, opened once (`identity::sealed`).
     pepper: tokio::sync::OnceCell<Vec<u8>>,
+    /// The detectors' thresholds (`detection`).
+    detection: std::sync::RwLock<domain::detection::Thresholds>,
 }
 
 impl std::fmt::Debug for App {
@@ -130,6 +133,7 @@ impl App {
             unknown_browsers: identity::ratelimit::NodeWindow::default(),
             uploads: documents::upload::UploadSlots::default(),
             pepper: tokio::sync::OnceCell::new(),
+            detection: std::sync::RwLock::new(domain::detection::Thresholds::default()),
             breached: None,
             vault: None,
             mail_waker: Arc::new(tokio::sync::Notify::new()),

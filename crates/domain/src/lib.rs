@@ -4,6 +4,7 @@
 pub mod appointments;
 pub mod calendar;
 pub mod clock;
+pub mod detection;
 pub mod ids;
 pub mod messages;
 pub mod nhi;

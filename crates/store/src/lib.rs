@@ -8,6 +8,7 @@ mod access_log;
 mod accounts;
 pub mod appointments;
 mod book;
+pub mod detection;
 mod documents;
 mod engines;
 mod integrations;
@@ -34,6 +35,7 @@ pub use access_log::AccessLogStore;
 pub use accounts::AccountStore;
 pub use appointments::AppointmentStore;
 pub use book::BookStore;
+pub use detection::{AlertRow, DetectionStore, NewAlert};
 pub use integrations::IntegrationStore;
 pub use jobs::{JobRow, JobState, JobStore, NewJob};
 pub use links::{LinkKind, LinkStore};
@@ -114,6 +116,7 @@ pub trait Store:
     + ProxyStore
     + NoticeStore
     + MessageStore
+    + DetectionStore
     + IntegrationStore
     + MfaStore
     + SignInStore

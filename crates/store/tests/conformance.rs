@@ -98,6 +98,7 @@ conformance!(
     a_repeat_item_is_in_one_open_request_at_a_time,
     proxy_links_are_judged_and_reach_sessions_and_inboxes,
     conversations_are_scoped_and_notes_stay_with_the_practice,
+    detection_counts_distinct_objects_once_across_nodes,
 );
 
 #[path = "conformance/care.rs"]
@@ -109,6 +110,48 @@ use proxies::proxy_links_are_judged_and_reach_sessions_and_inboxes;
 #[path = "conformance/messages.rs"]
 mod messages;
 use messages::conversations_are_scoped_and_notes_stay_with_the_practice;
+
+/// The detectors' picture: distinct objects per rule, subject and window, the same whichever
+/// connection (node) marks them, many at once; a new window starts from nothing and forgets
+/// the old; an alert is raised once per rule, subject and window.
+async fn detection_counts_distinct_objects_once_across_nodes(store: Arc<dyn Store>) -> Result<()> {
+    let objects = |r: std::ops::Range<i32>| r.map(|n| format!("document:{n}")).collect::<Vec<_>>();
+    assert_eq!(store.mark("enumeration", "s1", 600, &objects(0..5)).await?, 5);
+    assert_eq!(store.mark("enumeration", "s1", 600, &objects(3..8)).await?, 8, "the same id counts once");
+    assert_eq!(store.mark("enumeration", "s2", 600, &objects(0..2)).await?, 2, "per subject");
+    assert_eq!(store.mark("bulk_document_reads", "s1", 600, &objects(0..1)).await?, 1, "per rule");
+    // Twenty marks at once (as many requests on several nodes): twenty distinct, no error.
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 100..120 {
+        let store = store.clone();
+        tasks.spawn(async move { store.mark("enumeration", "s3", 600, &[format!("document:{n}")]).await });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    assert_eq!(store.mark("enumeration", "s3", 600, &[]).await?, 20);
+    // The next window starts again, and the last is forgotten.
+    assert_eq!(store.mark("enumeration", "s1", 1200, &objects(0..1)).await?, 1);
+    assert_eq!(store.mark("enumeration", "s1", 600, &[]).await?, 0, "forgotten");
+    let alert = |window| store::NewAlert {
+        id: uuid::Uuid::new_v4(),
+        rule: "enumeration".into(),
+        severity: "critical".into(),
+        subject: "s1".into(),
+        account: None,
+        response: "suspend_session".into(),
+        seen: 20,
+        window_start: window,
+        created_at: window + 5,
+    };
+    assert!(store.raise_alert(&alert(1200)).await?);
+    assert!(!store.raise_alert(&alert(1200)).await?, "once per rule, subject and window");
+    assert!(store.raise_alert(&alert(1800)).await?);
+    let alerts = store.alerts(10).await?;
+    assert_eq!(alerts.len(), 2);
+    assert_eq!((alerts[0].created_at, alerts[0].seen, alerts[0].acknowledged_at), (1805, 20, None), "newest first");
+    Ok(())
+}
 
 const NOW: UnixTime = 1_800_000_000;
 

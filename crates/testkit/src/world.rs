@@ -450,6 +450,12 @@ impl World {
     /// not yet a second factor, practice B's system and a hospital's system.
     pub async fn with_every_role() -> Result<(Self, Everyone)> {
         let w = Self::new().await?;
+        // Every role is driven through every route, most of them refused: the detectors would
+        // (rightly) suspend each session long before the end. Detection has its own drills.
+        w.t.app.set_detection_thresholds(app::domain::detection::Thresholds {
+            on: false,
+            ..app::domain::detection::Thresholds::default()
+        });
         staff(&w.t, w.practice_a, "nurse-a@example.nz", StaffRole::Nurse).await?;
         staff(&w.t, w.practice_a, "po-a@example.nz", StaffRole::PrivacyOfficer).await?;
         staff(&w.t, w.practice_b, "gp-b@example.nz", StaffRole::Gp).await?;

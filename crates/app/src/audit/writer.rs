@@ -101,6 +101,10 @@ impl App {
     /// # Errors
     /// [`AppError::Internal`] when the events could not be written.
     pub(crate) async fn audit(&self, events: Vec<AuditEvent>) -> Result<(), AppError> {
-        self.auditor.record(events).await
+        // What the detectors need of the events, before the writer takes them.
+        let watched: Vec<AuditEvent> = events.iter().filter(|e| e.session.is_some()).cloned().collect();
+        self.auditor.record(events).await?;
+        // Detected as written, before whatever the events describe is served.
+        self.detect(&watched).await
     }
 }

@@ -244,12 +244,16 @@ async fn ten_thousand_random_ids_find_nothing() -> Result<()> {
         }
         while let Some(r) = tasks.join_next().await {
             let status = r??;
-            if status != StatusCode::NOT_FOUND {
+            // Not found, or (once the detectors have suspended the session) refused outright.
+            if status.is_success() || !matches!(status.as_u16(), 404 | 401 | 303) {
                 found += 1;
             }
         }
     }
     assert_eq!(found, 0, "10,000 ids, including another patient's real document, and nothing is served");
+    // And the session was suspended long before the end (issue 17's enumeration rule).
+    let alerts = w.t.app.recent_alerts(5).await?;
+    assert!(alerts.iter().any(|a| a.rule == "enumeration" && a.response == "suspend_session"), "{alerts:?}");
     Ok(())
 }
 

@@ -13,6 +13,7 @@
 mod appointments;
 mod audit;
 mod bad_input;
+mod detection;
 mod documents;
 mod enrolment;
 mod flows;
