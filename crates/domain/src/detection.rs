@@ -33,6 +33,9 @@ stored_enum!(
         Record = "record" / "Recorded",
         /// The session is ended at once, on every node: its next request is refused.
         SuspendSession = "suspend_session" / "Session suspended",
+        /// The account is locked (every session ended, no sign-in) until an operator, having
+        /// checked with the holder, enables it again.
+        LockAccount = "lock_account" / "Account locked",
     }
 );
 
@@ -41,7 +44,9 @@ stored_enum!(
 pub struct Thresholds {
     /// Whether the detectors run at all.
     pub on: bool,
-    /// Distinct ids one session may be refused in a window before it is suspended.
+    /// Distinct ids one session may be refused in a window before it is suspended (and twice
+    /// as many across one account's sessions before the account is locked: a stolen password
+    /// signs in again).
     pub enumeration_misses: i64,
     /// That window, seconds.
     pub enumeration_window_secs: i64,

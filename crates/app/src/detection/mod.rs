@@ -79,6 +79,12 @@ impl App {
             if !seen.misses.is_empty() {
                 let window = (t.enumeration_misses, t.enumeration_window_secs);
                 suspended |= self.count(Rule::Enumeration, session, account, &seen.misses, window).await?;
+                // A stolen password signs in again: across the account's sessions, twice the
+                // limit locks the account.
+                if let Some(a) = account {
+                    let window = (2 * t.enumeration_misses, t.enumeration_window_secs);
+                    suspended |= self.count_account(a, &seen.misses, window).await?;
+                }
             }
             if !seen.patients_read.is_empty() {
                 let window = (t.bulk_patients, t.bulk_window_secs);
@@ -124,6 +130,59 @@ impl App {
                 .increment(1);
             // Ids only: no name, no health data.
             tracing::warn!(rule = rule.as_str(), session, seen = n, "detection: session suspended");
+        }
+        Ok(true)
+    }
+
+    /// Marks what an account's sessions were refused; at the threshold, locks the account (every
+    /// session ended, no sign-in until an operator enables it again), tells the holder and
+    /// raises a critical alert (once per window). Whether it is locked. Operators' accounts are
+    /// left to their sessions' suspension (the last operator must not lock the platform out).
+    async fn count_account(
+        &self,
+        account: &str,
+        objects: &[String],
+        (threshold, window_secs): (i64, i64),
+    ) -> Result<bool, AppError> {
+        let now = self.now();
+        let window = Thresholds::window_start(now, window_secs);
+        let subject = format!("account:{account}");
+        let n = self.store.mark(Rule::Enumeration.as_str(), &subject, window, objects).await?;
+        if n < threshold {
+            return Ok(false);
+        }
+        let Ok(id) = account.parse::<AccountId>() else { return Ok(false) };
+        let Some(row) = self.store.account(id).await? else { return Ok(false) };
+        if row.kind == domain::AccountKind::Operator || row.disabled_at.is_some() {
+            return Ok(row.disabled_at.is_some());
+        }
+        let reason = "Locked automatically: it asked for many records it may not see (enumeration). Check with the \
+                      holder, then enable it; they choose a new password.";
+        if self.store.set_account_disabled(&authz::console::manage_accounts(), id, Some(reason), now).await? {
+            let mut event = self.event(
+                &crate::audit::Caller::console(authz::Principal::Anonymous),
+                &crate::audit::Target::account(domain::Verb::Disable, &id),
+                crate::audit::Outcome::Allowed,
+            );
+            event.on_behalf = Some("detection: enumeration".into());
+            self.auditor.record(vec![event]).await?;
+            self.notify(id, crate::notify::texts::Security::AccountLocked).await?;
+        }
+        let alert = NewAlert {
+            id: uuid::Uuid::new_v4(),
+            rule: Rule::Enumeration.as_str().to_owned(),
+            severity: Severity::Critical.as_str().to_owned(),
+            subject,
+            account: Some(account.to_owned()),
+            response: Response::LockAccount.as_str().to_owned(),
+            seen: n,
+            window_start: window,
+            created_at: now,
+        };
+        if self.store.raise_alert(&alert).await? {
+            metrics::counter!("tiaki_alerts_total", "rule" => Rule::Enumeration.as_str(), "severity" => Severity::Critical.as_str())
+                .increment(1);
+            tracing::warn!(rule = Rule::Enumeration.as_str(), account, seen = n, "detection: account locked");
         }
         Ok(true)
     }

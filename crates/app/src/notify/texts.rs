@@ -53,6 +53,7 @@ pub(crate) enum Security<'a> {
     EmailChanged { old_email: &'a str, new_email: &'a str },
     SignInReset,
     AccountClosed,
+    AccountLocked,
     PasskeyAdded,
     PasskeyRemoved,
     EnrolmentAsked { practice: &'a str },
@@ -75,6 +76,7 @@ impl Security<'_> {
             Self::EmailChanged { .. } => "Your Tiaki email address was changed",
             Self::SignInReset => "Your Tiaki sign-in was reset",
             Self::AccountClosed => "Your Tiaki account has been closed",
+            Self::AccountLocked => "Your Tiaki account has been locked",
             Self::PasskeyAdded => "A passkey was added to your Tiaki account",
             Self::PasskeyRemoved => "A passkey was removed from your Tiaki account",
             Self::EnrolmentAsked { .. } => "A practice asks to see your Tiaki records",
@@ -134,6 +136,12 @@ impl Security<'_> {
                 .into(),
             Self::AccountClosed => "The Tiaki team has closed your Tiaki account: you have been signed out everywhere \
                                     and can no longer sign in.\n\nIf you did not expect this, contact your practice."
+                .into(),
+            Self::AccountLocked => "Your Tiaki account was just used to ask again and again for other people's \
+                                    records, so Tiaki has locked it and signed it out everywhere. Someone else \
+                                    probably has your password.\n\nContact your practice: once they have checked \
+                                    who you are, the Tiaki team unlocks it, and you choose a new password that you \
+                                    use nowhere else."
                 .into(),
             // Not the passkey's name: that is text whoever added it chose.
             Self::PasskeyAdded => format!(
@@ -289,6 +297,7 @@ pub(crate) mod tests {
             Security::EmailChanged { old_email: "aroha@example.nz", new_email: "aroha.new@example.nz" },
             Security::SignInReset,
             Security::AccountClosed,
+            Security::AccountLocked,
             Security::PasskeyAdded,
             Security::PasskeyRemoved,
             Security::EnrolmentAsked { practice },
@@ -333,6 +342,7 @@ pub(crate) mod tests {
                 | Security::EmailChanged { .. }
                 | Security::SignInReset
                 | Security::AccountClosed
+                | Security::AccountLocked
                 | Security::PasskeyAdded
                 | Security::PasskeyRemoved
                 | Security::EnrolmentAsked { .. }
@@ -372,7 +382,7 @@ pub(crate) mod tests {
     fn no_email_has_a_link_or_health_content() {
         let all = every_email();
         let kinds: std::collections::BTreeSet<String> = all.iter().map(kind).collect();
-        assert_eq!(kinds.len(), 8 + 16, "every kind of email is sampled: {kinds:?}");
+        assert_eq!(kinds.len(), 8 + 17, "every kind of email is sampled: {kinds:?}");
         for e in &all {
             for name in ["Aroha Ngata", "", "https://evil.example/reset", "www.tiaki-login.nz"] {
                 let (subject, body) = (e.subject(), e.body(name));

@@ -18,6 +18,7 @@ async fn signed_in(b: &mut Browser) -> Result<bool> {
 /// (a) and (e): someone with patient 1's password asks for other people's documents by id, from
 /// two nodes in turn. Twenty refused ids end the session on both nodes; the document they
 /// finally find is not served; patient 1's own other session, and everyone else, carry on.
+/// Signing in again with the stolen password buys twenty more: then the account is locked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_enumerating_session_is_suspended_after_twenty_misses_on_every_node() -> Result<()> {
     let w = World::new().await?;
@@ -54,6 +55,24 @@ async fn an_enumerating_session_is_suspended_after_twenty_misses_on_every_node()
     // The account's other session, and everyone else, are untouched.
     assert!(signed_in(&mut owner).await?);
     assert_eq!(owner.get(&letter).await?.status, StatusCode::OK);
+    // The password is still theirs: they sign in again and go on. Twice the limit across the
+    // account's sessions locks the account: every session ends and no sign-in works, until an
+    // operator (having checked with the holder) enables it; the holder is told.
+    let mut again = w.signed_in("p1@example.nz", [127, 0, 90, 3]).await?;
+    for n in 0..19 {
+        let r = again.get(&format!("/documents/{}/download", app::domain::DocumentId::random())).await?;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "second session, miss {n}");
+    }
+    again.get(&format!("/documents/{}/download", app::domain::DocumentId::random())).await?;
+    assert!(!signed_in(&mut again).await?);
+    assert!(!signed_in(&mut owner).await?, "every session of a locked account ends");
+    assert_ne!(w.t.browser([127, 0, 90, 4]).sign_in("p1@example.nz", PASSWORD).await?.status, StatusCode::SEE_OTHER);
+    let alerts = w.t.app.recent_alerts(10).await?;
+    assert!(alerts.iter().any(|a| a.response == "lock_account" && a.seen == 40), "{alerts:?}");
+    assert!(subjects(&w.t).await?.iter().any(|s| s == "Your Tiaki account has been locked"));
+    // An operator enables it again; the holder signs in.
+    w.t.app.console().set_account_disabled("p1@example.nz", None).await.map_err(|e| anyhow!("{e:?}"))?;
+    assert_eq!(w.t.browser([127, 0, 90, 5]).sign_in("p1@example.nz", PASSWORD).await?.status, StatusCode::SEE_OTHER);
     Ok(())
 }
 

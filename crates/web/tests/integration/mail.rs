@@ -86,7 +86,7 @@ fn smtp(port: u16) -> Result<Transport> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn activation_mail_is_delivered_over_smtp_with_a_working_link() -> Result<()> {
+async fn activation_mail_is_delivered_over_smtp_with_a_code_that_works() -> Result<()> {
     let w = World::new().await?;
     let server = start_smtp(free_port()?).await?;
     let sender =
