@@ -101,8 +101,10 @@ impl App {
     /// # Errors
     /// [`AppError::Internal`] when the events could not be written.
     pub(crate) async fn audit(&self, events: Vec<AuditEvent>) -> Result<(), AppError> {
-        // What the detectors need of the events, before the writer takes them.
-        let watched: Vec<AuditEvent> = events.iter().filter(|e| e.session.is_some()).cloned().collect();
+        // What the detectors count, kept before the writer takes the events: on most requests
+        // (allowed reads) nothing, and nothing at all while detection is off.
+        let on = self.detection_thresholds().on;
+        let watched: Vec<AuditEvent> = events.iter().filter(|e| on && crate::detection::counted(e)).cloned().collect();
         self.auditor.record(events).await?;
         // Detected as written, before whatever the events describe is served.
         self.detect(&watched).await

@@ -16,6 +16,22 @@ use domain::{AccountId, SessionId};
 use std::collections::BTreeMap;
 use store::{AuditEvent, NewAlert};
 
+/// Whether a rule counts this event: a refusal of an id, or a member of staff opening a
+/// document, in a session (console and system work has none).
+pub(crate) fn counted(e: &AuditEvent) -> bool {
+    e.session.is_some()
+        && !e.actor_role.starts_with("console")
+        && match e.outcome.as_str() {
+            "not_found" | "denied" => !e.object_id.is_empty(),
+            "allowed" => staff_document_read(e),
+            _ => false,
+        }
+}
+
+fn staff_document_read(e: &AuditEvent) -> bool {
+    e.actor_role.starts_with("staff:") && e.object_type == "document" && e.action == "read" && e.patient.is_some()
+}
+
 /// What one session did in a batch of events, as the detectors count it.
 #[derive(Debug, Default)]
 struct Seen {
@@ -51,26 +67,13 @@ impl App {
             return Ok(());
         }
         let mut by_session: BTreeMap<&str, Seen> = BTreeMap::new();
-        for e in events {
-            // Console and system work has no session; organisations' systems are for their own rules.
+        for e in events.iter().filter(|e| counted(e)) {
             let Some(session) = e.session.as_deref() else { continue };
-            if e.actor_role.starts_with("console") {
-                continue;
-            }
             let seen = by_session.entry(session).or_default();
             seen.account.clone_from(&e.actor_account);
-            match e.outcome.as_str() {
-                "not_found" | "denied" if !e.object_id.is_empty() => {
-                    seen.misses.push(format!("{}:{}", e.object_type, e.object_id));
-                }
-                "allowed"
-                    if e.actor_role.starts_with("staff:") && e.object_type == "document" && e.action == "read" =>
-                {
-                    if let Some(p) = &e.patient {
-                        seen.patients_read.push(p.clone());
-                    }
-                }
-                _ => {}
+            match (e.outcome.as_str(), &e.patient) {
+                ("allowed", Some(p)) => seen.patients_read.push(p.clone()),
+                _ => seen.misses.push(format!("{}:{}", e.object_type, e.object_id)),
             }
         }
         let mut suspended = false;
