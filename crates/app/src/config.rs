@@ -65,9 +65,75 @@ pub struct Config {
     pub max_own_documents: i64,
     /// The detectors' thresholds (`TIAKI_DETECT_*`).
     pub detection: domain::detection::Thresholds,
+    /// Who is told of alerts outside the console (`TIAKI_SECURITY_CONTACTS`,
+    /// `TIAKI_ALERT_WEBHOOK_URL`, `TIAKI_ALERT_WEBHOOK_SECRET`).
+    pub alerts: AlertSettings,
     /// A breached-password list (SHA-1 hashes, sorted, as Have I Been Pwned publishes them),
     /// checked at sign-in and whenever a password is chosen.
     pub breached_passwords: Option<PathBuf>,
+}
+
+/// Who is told of an alert outside the console: security contacts by email, and a signed JSON
+/// webhook (a pager or chat tool).
+#[derive(Clone, Default)]
+pub struct AlertSettings {
+    /// Email addresses told of every warning or critical alert.
+    pub contacts: Vec<String>,
+    /// Where each alert is posted as JSON, signed with HMAC-SHA256 of the body under `secret`
+    /// (header `X-Tiaki-Signature: sha256=<hex>`).
+    pub webhook: Option<(String, secrecy::SecretString)>,
+}
+
+impl std::fmt::Debug for AlertSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertSettings")
+            .field("contacts", &self.contacts.len())
+            .field("webhook", &self.webhook.as_ref().map(|(u, _)| u))
+            .finish()
+    }
+}
+
+impl AlertSettings {
+    /// Checks the settings: real addresses, an http(s) webhook with a secret of at least 16 characters.
+    ///
+    /// # Errors
+    /// [`ConfigError`] saying which setting is wrong and how to fix it.
+    pub fn new(
+        contacts: Option<Vec<String>>,
+        url: Option<String>,
+        secret: Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let contacts = contacts.unwrap_or_default();
+        for c in &contacts {
+            if domain::Email::parse(c).is_err() {
+                return Err(ConfigError(format!(
+                    "security_contacts (TIAKI_SECURITY_CONTACTS) must be email addresses separated by commas; {c:?} is not one"
+                )));
+            }
+        }
+        let webhook = match (url, secret) {
+            (None, None) => None,
+            (Some(u), Some(s)) => {
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                    return Err(ConfigError(format!(
+                        "alert_webhook_url (TIAKI_ALERT_WEBHOOK_URL) must be an http:// or https:// address, not {u:?}"
+                    )));
+                }
+                if s.chars().count() < 16 {
+                    return Err(ConfigError(
+                        "alert_webhook_secret (TIAKI_ALERT_WEBHOOK_SECRET) must be at least 16 characters: the receiver checks each alert's signature with it".into(),
+                    ));
+                }
+                Some((u, secrecy::SecretString::from(s)))
+            }
+            _ => {
+                return Err(ConfigError(
+                    "alert_webhook_url and alert_webhook_secret (TIAKI_ALERT_WEBHOOK_URL, TIAKI_ALERT_WEBHOOK_SECRET) must be set together".into(),
+                ));
+            }
+        };
+        Ok(Self { contacts, webhook })
+    }
 }
 
 /// Where encrypted document blobs are kept.
@@ -227,6 +293,19 @@ struct FileConfig {
     detect_enumeration_window_minutes: Option<i64>,
     detect_bulk_patients: Option<i64>,
     detect_bulk_window_minutes: Option<i64>,
+    detect_read_rate: Option<i64>,
+    detect_read_rate_window_minutes: Option<i64>,
+    detect_patients_touched: Option<i64>,
+    detect_patients_touched_window_minutes: Option<i64>,
+    detect_key_unwraps: Option<i64>,
+    detect_key_unwraps_window_minutes: Option<i64>,
+    detect_exports: Option<i64>,
+    detect_exports_window_minutes: Option<i64>,
+    detect_client_patients: Option<i64>,
+    detect_client_patients_window_minutes: Option<i64>,
+    security_contacts: Option<Vec<String>>,
+    alert_webhook_url: Option<String>,
+    alert_webhook_secret: Option<String>,
 }
 
 /// The environment variables read, with the file key each overrides.
@@ -268,10 +347,67 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TIAKI_DETECT_ENUMERATION_WINDOW_MINUTES", "detect_enumeration_window_minutes"),
     ("TIAKI_DETECT_BULK_PATIENTS", "detect_bulk_patients"),
     ("TIAKI_DETECT_BULK_WINDOW_MINUTES", "detect_bulk_window_minutes"),
+    ("TIAKI_DETECT_READ_RATE", "detect_read_rate"),
+    ("TIAKI_DETECT_READ_RATE_WINDOW_MINUTES", "detect_read_rate_window_minutes"),
+    ("TIAKI_DETECT_PATIENTS_TOUCHED", "detect_patients_touched"),
+    ("TIAKI_DETECT_PATIENTS_TOUCHED_WINDOW_MINUTES", "detect_patients_touched_window_minutes"),
+    ("TIAKI_DETECT_KEY_UNWRAPS", "detect_key_unwraps"),
+    ("TIAKI_DETECT_KEY_UNWRAPS_WINDOW_MINUTES", "detect_key_unwraps_window_minutes"),
+    ("TIAKI_DETECT_EXPORTS", "detect_exports"),
+    ("TIAKI_DETECT_EXPORTS_WINDOW_MINUTES", "detect_exports_window_minutes"),
+    ("TIAKI_DETECT_CLIENT_PATIENTS", "detect_client_patients"),
+    ("TIAKI_DETECT_CLIENT_PATIENTS_WINDOW_MINUTES", "detect_client_patients_window_minutes"),
+    ("TIAKI_SECURITY_CONTACTS", "security_contacts"),
+    ("TIAKI_ALERT_WEBHOOK_URL", "alert_webhook_url"),
+    ("TIAKI_ALERT_WEBHOOK_SECRET", "alert_webhook_secret"),
 ];
 
 fn number(key: &str, v: &str) -> Result<i64, ConfigError> {
     v.trim().parse().map_err(|_| ConfigError(format!("{key} must be a whole number, not {v:?}")))
+}
+
+/// The detectors' thresholds: the defaults that ship, with what the file and environment set.
+fn detection_from(c: &FileConfig) -> Result<domain::detection::Thresholds, ConfigError> {
+    let positive = |key: &str, v: i64, max: i64| {
+        if (1..=max).contains(&v) {
+            Ok(v)
+        } else {
+            Err(ConfigError(format!("{key} must be between 1 and {max}, not {v}")))
+        }
+    };
+    let mut detection = domain::detection::Thresholds::default();
+    for (name, at, window, limit) in [
+        (
+            "detect_enumeration_misses",
+            c.detect_enumeration_misses,
+            c.detect_enumeration_window_minutes,
+            &mut detection.enumeration,
+        ),
+        ("detect_bulk_patients", c.detect_bulk_patients, c.detect_bulk_window_minutes, &mut detection.bulk_documents),
+        ("detect_read_rate", c.detect_read_rate, c.detect_read_rate_window_minutes, &mut detection.read_rate),
+        (
+            "detect_patients_touched",
+            c.detect_patients_touched,
+            c.detect_patients_touched_window_minutes,
+            &mut detection.patients_touched,
+        ),
+        ("detect_key_unwraps", c.detect_key_unwraps, c.detect_key_unwraps_window_minutes, &mut detection.key_unwraps),
+        ("detect_exports", c.detect_exports, c.detect_exports_window_minutes, &mut detection.exports),
+        (
+            "detect_client_patients",
+            c.detect_client_patients,
+            c.detect_client_patients_window_minutes,
+            &mut detection.client_patients,
+        ),
+    ] {
+        if let Some(n) = at {
+            limit.at = positive(name, n, 1_000_000)?;
+        }
+        if let Some(m) = window {
+            limit.window_secs = 60 * positive(&format!("{name}'s window"), m, 7 * 24 * 60)?;
+        }
+    }
+    Ok(detection)
 }
 
 impl Config {
@@ -287,20 +423,8 @@ impl Config {
             None => FileConfig::default(),
         };
         let get = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
-        if let Some(v) = get("TIAKI_LISTEN") {
-            c.listen = Some(v);
-        }
         if let Some(v) = get("TIAKI_DATA_DIR") {
             c.data_dir = Some(v.into());
-        }
-        if let Some(v) = get("TIAKI_DATABASE_URL") {
-            c.database_url = Some(v);
-        }
-        if let Some(v) = get("TIAKI_PUBLIC_URL") {
-            c.public_url = Some(v);
-        }
-        if let Some(v) = get("TIAKI_TRUSTED_PROXIES") {
-            c.trusted_proxies = Some(v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect());
         }
         if let Some(v) = get("TIAKI_TLS_CERT") {
             c.tls_cert = Some(v.into());
@@ -308,40 +432,31 @@ impl Config {
         if let Some(v) = get("TIAKI_TLS_KEY") {
             c.tls_key = Some(v.into());
         }
-        if let Some(v) = get("TIAKI_SMTP_URL") {
-            c.smtp_url = Some(v);
-        }
-        if let Some(v) = get("TIAKI_METRICS_TOKEN") {
-            c.metrics_token = Some(v);
-        }
-        if let Some(v) = get("TIAKI_MAIL_FROM") {
-            c.mail_from = Some(v);
-        }
-        if let Some(v) = get("TIAKI_AUDIT_ORIGIN") {
-            c.audit_origin = Some(v);
-        }
-        if let Some(v) = get("TIAKI_AUDIT_WITNESSES") {
-            c.audit_witnesses = Some(v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect());
+        for (key, list) in [
+            ("TIAKI_TRUSTED_PROXIES", &mut c.trusted_proxies),
+            ("TIAKI_AUDIT_WITNESSES", &mut c.audit_witnesses),
+            ("TIAKI_SECURITY_CONTACTS", &mut c.security_contacts),
+        ] {
+            if let Some(v) = get(key) {
+                *list = Some(v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect());
+            }
         }
         if let Some(v) = get("TIAKI_BREACHED_PASSWORDS") {
             c.breached_passwords = Some(PathBuf::from(v));
         }
-        if let Some(v) = get("TIAKI_PKCS11_MODULE") {
-            c.pkcs11_module = Some(v);
-        }
-        if let Some(v) = get("TIAKI_PKCS11_TOKEN") {
-            c.pkcs11_token = Some(v);
-        }
-        if let Some(v) = get("TIAKI_PKCS11_PIN") {
-            c.pkcs11_pin = Some(v);
-        }
-        if let Some(v) = get("TIAKI_PKCS11_AUDIT_KEY_LABEL") {
-            c.pkcs11_audit_key_label = Some(v);
-        }
-        if let Some(v) = get("TIAKI_LOG_FORMAT") {
-            c.log_format = Some(v);
-        }
         for (key, slot) in [
+            ("TIAKI_LISTEN", &mut c.listen),
+            ("TIAKI_DATABASE_URL", &mut c.database_url),
+            ("TIAKI_PUBLIC_URL", &mut c.public_url),
+            ("TIAKI_SMTP_URL", &mut c.smtp_url),
+            ("TIAKI_METRICS_TOKEN", &mut c.metrics_token),
+            ("TIAKI_MAIL_FROM", &mut c.mail_from),
+            ("TIAKI_AUDIT_ORIGIN", &mut c.audit_origin),
+            ("TIAKI_PKCS11_MODULE", &mut c.pkcs11_module),
+            ("TIAKI_PKCS11_TOKEN", &mut c.pkcs11_token),
+            ("TIAKI_PKCS11_PIN", &mut c.pkcs11_pin),
+            ("TIAKI_PKCS11_AUDIT_KEY_LABEL", &mut c.pkcs11_audit_key_label),
+            ("TIAKI_LOG_FORMAT", &mut c.log_format),
             ("TIAKI_PKCS11_MASTER_KEY_LABEL", &mut c.pkcs11_master_key_label),
             ("TIAKI_BLOB_STORE", &mut c.blob_store),
             ("TIAKI_S3_BUCKET", &mut c.s3_bucket),
@@ -349,6 +464,8 @@ impl Config {
             ("TIAKI_S3_REGION", &mut c.s3_region),
             ("TIAKI_S3_ACCESS_KEY_ID", &mut c.s3_access_key_id),
             ("TIAKI_S3_SECRET_ACCESS_KEY", &mut c.s3_secret_access_key),
+            ("TIAKI_ALERT_WEBHOOK_URL", &mut c.alert_webhook_url),
+            ("TIAKI_ALERT_WEBHOOK_SECRET", &mut c.alert_webhook_secret),
         ] {
             if let Some(v) = get(key) {
                 *slot = Some(v);
@@ -367,6 +484,16 @@ impl Config {
             ("TIAKI_DETECT_ENUMERATION_WINDOW_MINUTES", &mut c.detect_enumeration_window_minutes),
             ("TIAKI_DETECT_BULK_PATIENTS", &mut c.detect_bulk_patients),
             ("TIAKI_DETECT_BULK_WINDOW_MINUTES", &mut c.detect_bulk_window_minutes),
+            ("TIAKI_DETECT_READ_RATE", &mut c.detect_read_rate),
+            ("TIAKI_DETECT_READ_RATE_WINDOW_MINUTES", &mut c.detect_read_rate_window_minutes),
+            ("TIAKI_DETECT_PATIENTS_TOUCHED", &mut c.detect_patients_touched),
+            ("TIAKI_DETECT_PATIENTS_TOUCHED_WINDOW_MINUTES", &mut c.detect_patients_touched_window_minutes),
+            ("TIAKI_DETECT_KEY_UNWRAPS", &mut c.detect_key_unwraps),
+            ("TIAKI_DETECT_KEY_UNWRAPS_WINDOW_MINUTES", &mut c.detect_key_unwraps_window_minutes),
+            ("TIAKI_DETECT_EXPORTS", &mut c.detect_exports),
+            ("TIAKI_DETECT_EXPORTS_WINDOW_MINUTES", &mut c.detect_exports_window_minutes),
+            ("TIAKI_DETECT_CLIENT_PATIENTS", &mut c.detect_client_patients),
+            ("TIAKI_DETECT_CLIENT_PATIENTS_WINDOW_MINUTES", &mut c.detect_client_patients_window_minutes),
         ] {
             if let Some(v) = get(key) {
                 *field = Some(number(key, &v)?);
@@ -377,6 +504,7 @@ impl Config {
 
     #[expect(clippy::too_many_lines, reason = "one place validates every setting, in order")]
     fn validate(c: FileConfig) -> Result<Self, ConfigError> {
+        let detection = detection_from(&c)?;
         let listen_text = c.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
         let listen: SocketAddr = listen_text.parse().map_err(|_| {
             ConfigError(format!(
@@ -540,34 +668,10 @@ impl Config {
             c.max_documents_per_patient.unwrap_or(crate::documents::MAX_OWN_DOCUMENTS),
             crate::documents::MAX_DOCUMENTS,
         )?;
-        let d = domain::detection::Thresholds::default();
-        let detection = domain::detection::Thresholds {
-            on: true,
-            enumeration_misses: positive(
-                "detect_enumeration_misses",
-                c.detect_enumeration_misses.unwrap_or(d.enumeration_misses),
-                10_000,
-            )?,
-            enumeration_window_secs: 60
-                * positive(
-                    "detect_enumeration_window_minutes",
-                    c.detect_enumeration_window_minutes.unwrap_or(d.enumeration_window_secs / 60),
-                    24 * 60,
-                )?,
-            bulk_patients: positive(
-                "detect_bulk_patients",
-                c.detect_bulk_patients.unwrap_or(d.bulk_patients),
-                100_000,
-            )?,
-            bulk_window_secs: 60
-                * positive(
-                    "detect_bulk_window_minutes",
-                    c.detect_bulk_window_minutes.unwrap_or(d.bulk_window_secs / 60),
-                    24 * 60,
-                )?,
-        };
+        let alerts = AlertSettings::new(c.security_contacts, c.alert_webhook_url, c.alert_webhook_secret)?;
         Ok(Self {
             detection,
+            alerts,
             breached_passwords: c.breached_passwords,
             pkcs11,
             blobs,

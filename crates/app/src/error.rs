@@ -58,6 +58,10 @@ pub enum AppError {
     /// The requested byte range is outside the document; carries the document's size.
     #[error("the requested range is not within the document")]
     RangeNotSatisfiable(u64),
+    /// A part of the portal is switched off for now (the kill switch): try again later;
+    /// nothing sent is kept, so a system sends it again.
+    #[error("{0}")]
+    Unavailable(String),
     /// Something failed inside; the detail is logged, not shown.
     #[error("internal error")]
     Internal(String),

@@ -8,7 +8,7 @@ pub mod audit;
 mod caller;
 pub mod config;
 pub mod console;
-mod detection;
+pub mod detection;
 pub mod documents;
 mod error;
 pub mod identity;
@@ -95,6 +95,15 @@ pub struct App {
     pepper: tokio::sync::OnceCell<Vec<u8>>,
     /// The detectors' thresholds (`detection`).
     detection: std::sync::RwLock<domain::detection::Thresholds>,
+    /// The canaries' ids (`detection::honeytokens`).
+    honeytokens: detection::Honeytokens,
+    /// Who is told of alerts beyond the console.
+    alert_settings: std::sync::RwLock<config::AlertSettings>,
+    /// Woken when a job is queued that should run now (an alert for the webhook).
+    pub jobs_waker: Arc<tokio::sync::Notify>,
+    /// The kill switches as this node last read them, and when.
+    /// (module, scope) of each switched off.
+    switches: std::sync::RwLock<(Option<std::time::Instant>, Vec<(String, String)>)>,
 }
 
 impl std::fmt::Debug for App {
@@ -134,11 +143,25 @@ impl App {
             uploads: documents::upload::UploadSlots::default(),
             pepper: tokio::sync::OnceCell::new(),
             detection: std::sync::RwLock::new(domain::detection::Thresholds::default()),
+            honeytokens: detection::Honeytokens::default(),
+            alert_settings: std::sync::RwLock::new(config::AlertSettings::default()),
+            jobs_waker: Arc::new(tokio::sync::Notify::new()),
+            switches: std::sync::RwLock::new((None, Vec::new())),
             breached: None,
             vault: None,
             mail_waker: Arc::new(tokio::sync::Notify::new()),
             webauthn,
         })
+    }
+
+    /// Tells these security contacts and this webhook of every warning and critical alert
+    /// (the configuration at start; the drills set their own).
+    pub fn set_alert_settings(&self, settings: config::AlertSettings) {
+        *self.alert_settings.write().unwrap_or_else(std::sync::PoisonError::into_inner) = settings;
+    }
+
+    fn alert_settings(&self) -> config::AlertSettings {
+        self.alert_settings.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Checks new passwords, and passwords at sign-in, against this breached-password list too.

@@ -54,3 +54,15 @@ pub const fn view_patient(patient: PatientId) -> Grant<ViewPatient> {
 pub const fn set_up_book(practice: PracticeId) -> Grant<SetUpBook> {
     Grant::new(practice, None, None)
 }
+
+/// The detectors may suspend an organisation's system and read alerts' evidence (work the
+/// system does on its own behalf, as events are written).
+pub const fn manage_alerts() -> Grant<crate::ManageAlerts> {
+    Grant::new(Platform, None, None)
+}
+
+/// The console may switch modules off and on (the kill switch, from the server when the portal
+/// itself is the problem).
+pub const fn switch_modules() -> Grant<crate::SwitchModules> {
+    Grant::new(Platform, None, None)
+}

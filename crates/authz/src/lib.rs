@@ -20,6 +20,7 @@ pub use policy::appointments::{
     SetUpBook, SyncAppointment, SyncBook,
 };
 pub use policy::audit::{ExportAccessHistory, ExportAudit, ViewAccessHistory};
+pub use policy::detection::{ManageAlerts, SwitchModules, ViewAlerts};
 pub use policy::documents::{
     ChangeDocument, DeleteDocument, KeyCustody, ListDocuments, MasterKeyCustody, PushDocument, ReadDocument,
     UploadDocument, WithdrawDocument,

@@ -144,6 +144,10 @@ vocabulary!(
         PracticeInbox = "practice_inbox",
         /// A practice's messaging settings.
         MessagingSettings = "messaging_settings",
+        /// An alert a detector raised.
+        Alert = "alert",
+        /// A module's kill switch (for one practice or everyone).
+        ModuleSwitch = "module_switch",
     }
 );
 
@@ -248,6 +252,14 @@ vocabulary!(
         Send = "send",
         /// Assigned a conversation to a member of staff.
         Assign = "assign",
+        /// Acknowledged an alert: someone is on it.
+        Acknowledge = "acknowledge",
+        /// Lifted what a detector did (unlocked an account, resumed a session or system).
+        Lift = "lift",
+        /// Switched a module off (the kill switch).
+        SwitchOff = "switch_off",
+        /// Switched a module on again.
+        SwitchOn = "switch_on",
     }
 );
 
@@ -279,6 +291,7 @@ impl ObjectKind {
             Self::MessageThread | Self::PatientMessages | Self::PracticeInbox | Self::MessagingSettings => {
                 Module::Messaging
             }
+            Self::Alert | Self::ModuleSwitch => Module::Detection,
         }
     }
 }

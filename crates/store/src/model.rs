@@ -306,6 +306,8 @@ pub struct SessionRow {
     pub setup_ok_at: Option<UnixTime>,
     /// Whether its second factor was a passkey.
     pub mfa_passkey: bool,
+    /// When a detector asked this session to prove its second factor again.
+    pub step_up_at: Option<UnixTime>,
 }
 
 /// Everything a request's authentication needs about its session, read in one query: the
@@ -602,6 +604,8 @@ pub struct ApiClientRow {
     pub revoked_at: Option<UnixTime>,
     /// What it may do beyond pushing documents.
     pub scopes: domain::ClientScopes,
+    /// When it was suspended (by a detector or an operator), if it is.
+    pub suspended_at: Option<UnixTime>,
 }
 
 /// The record of the access log's last removal of events past their retention.

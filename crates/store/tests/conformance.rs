@@ -144,12 +144,61 @@ async fn detection_counts_distinct_objects_once_across_nodes(store: Arc<dyn Stor
         window_start: window,
         created_at: window + 5,
     };
-    assert!(store.raise_alert(&alert(1200)).await?);
-    assert!(!store.raise_alert(&alert(1200)).await?, "once per rule, subject and window");
-    assert!(store.raise_alert(&alert(1800)).await?);
+    assert!(store.raise_alert(&alert(1200)).await?.new);
+    assert_eq!(
+        store.raise_alert(&alert(1200)).await?,
+        store::Raised { new: false, lifted: false },
+        "once per rule, subject and window"
+    );
+    assert!(store.raise_alert(&alert(1800)).await?.new);
     let alerts = store.alerts(10).await?;
     assert_eq!(alerts.len(), 2);
     assert_eq!((alerts[0].created_at, alerts[0].seen, alerts[0].acknowledged_at), (1805, 20, None), "newest first");
+    // Acknowledged once, lifted once; a lifted window is not raised (nor suspended) again.
+    let grant = authz::console::manage_alerts();
+    let id = alerts[0].id.clone();
+    assert!(store.settle_alert(&grant, &id, store::Settle::Acknowledge, "op", "looking", 1810).await?);
+    assert!(!store.settle_alert(&grant, &id, store::Settle::Acknowledge, "op", "again", 1811).await?);
+    assert!(store.settle_alert(&grant, &id, store::Settle::Lift, "op", "checked", 1812).await?);
+    assert!(!store.settle_alert(&grant, &id, store::Settle::Lift, "op", "again", 1813).await?);
+    let row = store.alert(&id).await?.ok_or_else(|| anyhow::anyhow!("the alert"))?;
+    assert_eq!((row.acknowledged_at, row.lifted_at, row.note.as_deref()), (Some(1810), Some(1812), Some("checked")));
+    assert_eq!(store.raise_alert(&alert(1800)).await?, store::Raised { new: false, lifted: true });
+    assert!(store.alert("no such alert").await?.is_none());
+    // Several marks in one transaction, in order.
+    let marks = [
+        store::Mark { rule: "read_rate", subject: "s9".into(), window_start: 60, objects: objects(0..3) },
+        store::Mark { rule: "patients_touched", subject: "s9".into(), window_start: 0, objects: objects(0..1) },
+        store::Mark { rule: "read_rate", subject: "s9".into(), window_start: 60, objects: objects(2..4) },
+    ];
+    assert_eq!(store.mark_all(&marks).await?, [3, 1, 4]);
+    // A system's usual volume: its busiest window in the span asked, older ones forgotten.
+    store.record_volume("client:c", 0, 5, 0).await?;
+    store.record_volume("client:c", 3600, 9, 0).await?;
+    store.record_volume("client:c", 3600, 12, 0).await?;
+    assert_eq!(store.usual_volume("client:c", 0, 7200).await?, 12);
+    assert_eq!(store.usual_volume("client:c", 0, 3600).await?, 5);
+    store.record_volume("client:c", 7200, 1, 3600).await?;
+    assert_eq!(store.usual_volume("client:c", 0, 3600).await?, 0, "forgotten");
+    // The kill switch: per practice or everyone, once each.
+    let sw = authz::console::switch_modules();
+    assert!(!store.module_off("documents", Some("p1")).await?);
+    assert!(store.set_module_switch(&sw, "documents", "p1", Some((10, "op", "why"))).await?);
+    assert!(!store.set_module_switch(&sw, "documents", "p1", Some((11, "op", "again"))).await?);
+    assert!(store.module_off("documents", Some("p1")).await?);
+    assert!(!store.module_off("documents", Some("p2")).await?);
+    assert!(!store.module_off("records", Some("p1")).await?);
+    assert!(store.set_module_switch(&sw, "documents", "*", Some((12, "op", "all"))).await?);
+    assert!(store.module_off("documents", Some("p2")).await? && store.module_off("documents", None).await?);
+    assert_eq!(store.module_switches().await?.len(), 2);
+    assert!(store.set_module_switch(&sw, "documents", "*", None).await?);
+    assert!(!store.set_module_switch(&sw, "documents", "*", None).await?);
+    assert!(!store.module_off("documents", Some("p2")).await?);
+    // Security actions keep their reasons, newest first.
+    store.record_security_action(20, "op", "switch_off", "documents:p1", "why").await?;
+    store.record_security_action(21, "op", "switch_on", "documents:p1", "checked").await?;
+    let actions = store.security_actions(10).await?;
+    assert_eq!(actions.iter().map(|a| a.reason.as_str()).collect::<Vec<_>>(), ["checked", "why"]);
     Ok(())
 }
 

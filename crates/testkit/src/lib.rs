@@ -19,6 +19,7 @@
 pub mod appointments;
 mod browser;
 pub mod db;
+pub mod normal_day;
 mod portal;
 pub mod records;
 mod world;

@@ -27,6 +27,27 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// Installs this process's metrics recorder (nextest runs each test in a process of its own)
+    /// and serves `/metrics` from it from now on.
+    ///
+    /// # Errors
+    /// When a recorder is already installed.
+    pub fn with_metrics(&mut self) -> Result<()> {
+        let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .map_err(|e| anyhow!("cannot install the metrics recorder: {e}"))?;
+        let state = web::WebState {
+            app: self.app.clone(),
+            secure: false,
+            trusted_proxies: Arc::new(Vec::new()),
+            data_dir: self.data_dir.clone(),
+            metrics: Some(handle),
+            metrics_token: None,
+        };
+        self.router = web::router(state);
+        Ok(())
+    }
+
     /// Another application node on the same database, clock and signing key.
     pub async fn another_node(&self) -> Result<Arc<App>> {
         let store = store::connect(&self.url).await?;

@@ -55,7 +55,7 @@ pub async fn staff(t: &TestApp, practice: PracticeId, email: &str, role: StaffRo
 }
 
 /// The practice's (first) admin, as a caller.
-async fn as_admin(t: &TestApp, practice: PracticeId) -> Result<app::Caller> {
+pub(crate) async fn as_admin(t: &TestApp, practice: PracticeId) -> Result<app::Caller> {
     let account = admin_of(t, practice).await?;
     Ok(app::Caller::console(Principal::Staff {
         account,

@@ -375,6 +375,7 @@ async fn open(config: &Config) -> Result<Arc<App>> {
         })?;
         app = app.with_breached_passwords(list);
     }
+    app.set_alert_settings(config.alerts.clone());
     app.set_detection_thresholds(config.detection);
     Ok(Arc::new(app))
 }

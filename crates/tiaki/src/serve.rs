@@ -45,6 +45,8 @@ pub(crate) async fn run(config: Config) -> Result<()> {
         .context("cannot start the metrics recorder")?;
     let app = crate::open(&config).await?;
     crate::seal_old_details(&app).await?;
+    // The canaries (honeytokens): planted by the first node to start, loaded by every node.
+    app.plant_honeytokens().await.map_err(|e| anyhow::anyhow!("planting the honeytokens: {e}"))?;
 
     let transport = Transport::from_config(&config).map_err(anyhow::Error::msg)?;
     if let Transport::Folder(dir) = &transport {

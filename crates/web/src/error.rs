@@ -72,6 +72,7 @@ pub(crate) fn status_of(e: &AppError) -> StatusCode {
         AppError::UnsupportedContent(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         AppError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
         AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -115,6 +116,7 @@ pub(crate) fn words(e: &AppError) -> (&'static str, String) {
         AppError::TooLarge(m) => ("Too large", m.clone()),
         AppError::UnsupportedContent(m) => ("This file cannot be accepted", m.clone()),
         AppError::Gone(m) => ("No longer available", m.clone()),
+        AppError::Unavailable(m) => ("Temporarily unavailable", m.clone()),
         AppError::RangeNotSatisfiable(_) => {
             ("Range not available", "The part of the document asked for is outside it.".into())
         }
@@ -155,6 +157,9 @@ impl IntoResponse for WebError {
             && let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}"))
         {
             response.headers_mut().insert(header::CONTENT_RANGE, v);
+        }
+        if matches!(self.error, AppError::Unavailable(_)) {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("300"));
         }
         if let AppError::RateLimited(secs) = self.error
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())

@@ -4,7 +4,7 @@
 
 use crate::pages::{
     access, account, appointments, documents, inbox, messages, mfa, operator, passkeys, password, patients, practices,
-    prescriptions, proxies, records, signin,
+    prescriptions, proxies, records, security, signin,
 };
 use crate::{WebState, api, openapi, ops, pages};
 use axum::routing::{MethodRouter, get, post};
@@ -111,6 +111,10 @@ routes! {
     post "/operator/accounts"                    Page => operator::account_action,
     post "/operator/patient-resets"              Page => operator::request_patient_reset,
     post "/operator/patient-resets/approve"      Page => operator::approve_patient_reset,
+    get  "/operator/security"                    Page => security::console_page,
+    get  "/operator/security/alerts/{alert_id}"  Page => security::alert_page,
+    post "/operator/security/alerts/{alert_id}"  Page => security::settle,
+    post "/operator/security/switches"           Page => security::switch,
     get  "/api/v1/me"                            Api  => api::me,
     get  "/api/v1/patients/{patient_id}"         Api  => api::patient,
     post "/api/v1/practices/{practice_id}/patients" Api => api::enrol,
@@ -128,6 +132,7 @@ routes! {
     get  "/metrics"                              Ops  => ops::metrics,
     get  "/static/tiaki.css"                     Ops  => ops::stylesheet,
     get  "/static/passkey.js"                    Ops  => ops::passkey_script,
+    get  "/robots.txt"                           Ops  => security::robots,
     get  "/audit/checkpoint"                     Ops  => ops::checkpoint,
     get  "/audit/key"                            Ops  => ops::log_key,
     post "/audit/cosignature"                    Ops  => ops::cosignature,

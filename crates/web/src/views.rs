@@ -547,3 +547,54 @@ pub(crate) struct RecordRulesPage {
     pub(crate) categories: Vec<(String, String, bool)>,
     pub(crate) auto_release_days: String,
 }
+
+#[derive(Template)]
+#[template(path = "security_console.html")]
+pub(crate) struct SecurityConsolePage<'a> {
+    pub(crate) nav: Option<Nav>,
+    pub(crate) csrf: &'a str,
+    pub(crate) notice: Option<String>,
+    /// Alerts nobody has acknowledged.
+    pub(crate) open: usize,
+    pub(crate) alerts: Vec<crate::pages::security::AlertLine>,
+    pub(crate) switches: Vec<crate::pages::security::SwitchLine>,
+    /// Practices (id, name), for the kill switch's scope.
+    pub(crate) practices: Vec<(String, String)>,
+    /// Modules that can be switched off (code, label).
+    pub(crate) modules: Vec<(&'static str, &'static str)>,
+    pub(crate) actions: Vec<crate::pages::security::ActionLine>,
+    pub(crate) rules: Vec<crate::pages::security::RuleLine>,
+    pub(crate) form: crate::pages::security::SwitchInput,
+    pub(crate) errors: Vec<FieldError>,
+}
+
+impl SecurityConsolePage<'_> {
+    fn err(&self, field: &str) -> Option<&str> {
+        find(&self.errors, field)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "alert.html")]
+pub(crate) struct AlertPage<'a> {
+    pub(crate) nav: Option<Nav>,
+    pub(crate) csrf: &'a str,
+    pub(crate) notice: Option<String>,
+    pub(crate) line: crate::pages::security::AlertLine,
+    pub(crate) acknowledged: bool,
+    /// Whether its response can be lifted (a suspension or lock not yet lifted).
+    pub(crate) lift: bool,
+    pub(crate) chart: crate::pages::security::Chart,
+    pub(crate) events: Vec<crate::pages::security::EventLine>,
+    pub(crate) truncated: bool,
+    pub(crate) patients: Vec<String>,
+    pub(crate) documents: Vec<String>,
+    pub(crate) reason: String,
+    pub(crate) errors: Vec<FieldError>,
+}
+
+impl AlertPage<'_> {
+    fn err(&self, field: &str) -> Option<&str> {
+        find(&self.errors, field)
+    }
+}

@@ -318,6 +318,7 @@ impl Console<'_> {
         let id = ClientId::random();
         let (token, hash) = crate::App::client_token(id)?;
         let row = ApiClientRow {
+            suspended_at: None,
             id,
             label: label.trim().to_owned(),
             org_id,

@@ -37,7 +37,9 @@ impl Documents<'_> {
         let Some(row) = self.app.store.api_client(id).await? else { return Ok(None) };
         let ok =
             aws_lc_rs::constant_time::verify_slices_are_equal(&sha256(secret.as_bytes()), &row.secret_hash).is_ok();
-        if !ok || row.revoked_at.is_some() {
+        // A suspended system (a detector, or an operator at the security console) is refused
+        // like a revoked one until it is resumed.
+        if !ok || row.revoked_at.is_some() || row.suspended_at.is_some() {
             metrics::counter!("tiaki_api_client_auth_failures_total").increment(1);
             return Ok(None);
         }

@@ -49,6 +49,7 @@ impl Documents<'_> {
         page: i64,
     ) -> Result<DocumentList, AppError> {
         let grant = self.app.decide::<ListDocuments>(caller, patient).await?;
+        self.app.guard_module(domain::detection::Switchable::Documents, Some(patient), None).await?;
         let docs = self.app.store.list_documents(&grant, include_hidden).await?;
         let total = i64::try_from(docs.len()).unwrap_or(i64::MAX);
         let pages = ((total + DOCUMENTS_PER_PAGE - 1) / DOCUMENTS_PER_PAGE).max(1);

@@ -61,6 +61,7 @@ impl App {
         };
         // The row and the patient key it is under, in one read behind the grant.
         let (row, key_row) = self.store.document_for_read(&grant).await?;
+        self.guard_module(domain::detection::Switchable::Documents, Some(row.patient), None).await?;
         let size = u64::try_from(row.size).map_err(|_| AppError::Internal("negative document size".into()))?;
         let range = parse_range(range, size)?;
         let wrapped = key_row.as_ref().and_then(|k| k.wrapped.clone()).ok_or_else(|| {

@@ -400,6 +400,7 @@ impl<'a> Documents<'a> {
     /// relationships cannot be read.
     pub async fn begin_upload(&self, caller: &Caller, patient: PatientId) -> Result<Upload<'a>, AppError> {
         let grant = self.app.decide::<UploadDocument>(caller, patient).await?;
+        self.app.guard_module(domain::detection::Switchable::Documents, Some(patient), None).await?;
         Ok(Upload { app: self.app, caller: caller.clone(), grant })
     }
 
@@ -499,6 +500,8 @@ impl<'a> Documents<'a> {
         let target = Target::of(&grant).about(&id);
         let patient = grant.object();
         let via = grant.via_practice().ok_or(AppError::NotFound)?;
+        // Switched off: 503 with Retry-After, nothing kept; the system sends it again later.
+        self.app.guard_module(domain::detection::Switchable::Documents, None, Some(via)).await?;
         let source_ref = meta.source_document_id.trim().to_owned();
         if let Some(existing) = self.app.store.pushed_document(&grant, org_id, &source_ref).await? {
             return self.app.already_pushed(caller, target, existing, patient).await;

@@ -465,9 +465,14 @@ impl Identity<'_> {
         // not they are acting for them right now (their inbox holds that patient's notices).
         let patient_confined =
             subject.kind == AccountKind::Patient && session.mfa_at.is_none() && subject.patient_must_use_mfa;
-        let needs_second_factor = (matches!(subject.kind, AccountKind::Staff | AccountKind::Operator)
-            && session.mfa_at.is_none()
-            && self.app.settings.staff_mfa_required)
+        // A detector asked this session to prove its second factor again (reading faster than a
+        // person reads): until it does, it reaches nothing but the second-factor page.
+        let stepped_down =
+            session.step_up_at.is_some_and(|at| session.mfa_at.is_none_or(|m| m < at)) && subject.has_second_factor;
+        let needs_second_factor = stepped_down
+            || (matches!(subject.kind, AccountKind::Staff | AccountKind::Operator)
+                && session.mfa_at.is_none()
+                && self.app.settings.staff_mfa_required)
             || needs_passkey
             || patient_confined;
         let must_change_password = subject.password_breached_at.is_some();

@@ -158,6 +158,9 @@ impl App {
         metrics::gauge!("tiaki_sign_in_under_attack").set(if v { 1.0 } else { 0.0 });
         if v {
             tracing::warn!(event = "sign_in.under_attack", "failed sign-ins are spiking: sign-in limits are tightened");
+            // The detection module's alert: once an hour while it lasts (every node asks; the
+            // database raises it once).
+            self.sign_in_spike(minutes.iter().map(|(_, n)| *n).max().unwrap_or(0)).await?;
         }
         Ok(v)
     }

@@ -114,7 +114,9 @@ impl crate::console::Console<'_> {
                 run.scheduled += 1;
             }
         }
-        let kinds: Vec<&str> = JobKind::ALL.iter().map(|k| k.code()).collect();
+        // Periodic kinds, and alerts waiting to be posted to the webhook.
+        let mut kinds: Vec<&str> = JobKind::ALL.iter().map(|k| k.code()).collect();
+        kinds.push(crate::detection::WEBHOOK_JOB);
         loop {
             let now = app.clock_now();
             let Some(job) = app.store.claim_job(&kinds, node, now, now + LEASE_SECS).await? else { break };
@@ -136,6 +138,9 @@ impl crate::console::Console<'_> {
     }
 
     async fn run_job(&self, job: &JobRow) -> Result<(), AppError> {
+        if job.kind == crate::detection::WEBHOOK_JOB {
+            return self.app().post_alert(&job.payload).await;
+        }
         match JobKind::parse(&job.kind) {
             Some(JobKind::BlobSweep) => {
                 let r = self.sweep_blobs(86_400).await?;
@@ -164,6 +169,8 @@ impl App {
             tokio::select! {
                 () = shutdown.notified() => break,
                 () = tokio::time::sleep(Duration::from_mins(1)) => {}
+                // An alert to post: at once, not at the next minute.
+                () = self.jobs_waker.notified() => {}
             }
         }
     }

@@ -37,6 +37,9 @@ pub(crate) enum Email<'a> {
     News,
     /// What happened to the account: always emailed, and in the inbox too.
     Security(Security<'a>),
+    /// To the platform's security contacts: a detector raised an alert (its rule, how serious,
+    /// what was done, how many things it counted; no one's name, no health data).
+    SecurityAlert { rule: &'a str, severity: &'a str, response: &'a str, seen: i64 },
 }
 
 /// The security notices: what happened to the account, in plain words.
@@ -184,6 +187,7 @@ impl Email<'_> {
             Self::FactorSetup { .. } => "Set up your Tiaki authenticator app",
             Self::News => super::NEWS_SUBJECT,
             Self::Security(s) => s.subject(),
+            Self::SecurityAlert { .. } => "Tiaki security alert",
         }
     }
 
@@ -243,6 +247,11 @@ impl Email<'_> {
                            usually do (type the address yourself, or use your bookmark)."
                 .into(),
             Self::Security(s) => s.text(),
+            Self::SecurityAlert { rule, severity, response, seen } => format!(
+                "A detector has raised a {severity} alert: {rule}.\n\nWhat Tiaki did: {response}. It had counted \
+                 {seen}.\n\nThe alert, its evidence and a timeline are in the security console of the operators' \
+                 page: sign in as you usually do (type the address yourself). Acknowledge it there once someone is on it."
+            ),
         };
         format!("{hello}\n\n{text}\n\n{FOOT}\n\nTiaki\n")
     }
@@ -314,6 +323,12 @@ pub(crate) mod tests {
             Email::NewAddressCode { code: CODE },
             Email::FactorSetup { code: CODE },
             Email::News,
+            Email::SecurityAlert {
+                rule: "Many refused ids from one session (enumeration)",
+                severity: "critical",
+                response: "Session suspended",
+                seen: 20,
+            },
         ];
         all.extend(security.into_iter().map(Email::Security));
         all
@@ -329,7 +344,8 @@ pub(crate) mod tests {
             | Email::PasswordReset { .. }
             | Email::NewAddressCode { .. }
             | Email::FactorSetup { .. }
-            | Email::News => e.subject().to_owned(),
+            | Email::News
+            | Email::SecurityAlert { .. } => e.subject().to_owned(),
             Email::Security(
                 Security::RecoveryCodeUsed
                 | Security::ManyWrongCodes
@@ -382,7 +398,7 @@ pub(crate) mod tests {
     fn no_email_has_a_link_or_health_content() {
         let all = every_email();
         let kinds: std::collections::BTreeSet<String> = all.iter().map(kind).collect();
-        assert_eq!(kinds.len(), 8 + 17, "every kind of email is sampled: {kinds:?}");
+        assert_eq!(kinds.len(), 9 + 17, "every kind of email is sampled: {kinds:?}");
         for e in &all {
             for name in ["Aroha Ngata", "", "https://evil.example/reset", "www.tiaki-login.nz"] {
                 let (subject, body) = (e.subject(), e.body(name));
@@ -419,7 +435,7 @@ pub(crate) mod tests {
     fn codes_stand_on_a_line_of_their_own() {
         for e in every_email() {
             let body = e.body("Aroha Ngata");
-            let carries = !matches!(e, Email::News | Email::Security(_));
+            let carries = !matches!(e, Email::News | Email::Security(_) | Email::SecurityAlert { .. });
             assert_eq!(body.contains("\n    ABCD-EFGH-JKMN-PQRS\n"), carries, "{body}");
         }
     }

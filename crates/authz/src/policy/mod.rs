@@ -3,6 +3,7 @@
 
 pub mod appointments;
 pub mod audit;
+pub mod detection;
 pub mod documents;
 pub mod identity;
 pub mod messages;

@@ -81,6 +81,16 @@ pub trait AccessLogStore: Send + Sync {
         grant: &'a Grant<ViewAccessHistory>,
         filter: &'a HistoryFilter,
     ) -> BoxFuture<'a, Result<Vec<HistoryRow>>>;
+    /// One principal's events in a time range, oldest first (the security console's evidence):
+    /// a session's (`session_id`), or an account's or system's (`actor_account`).
+    fn principal_events<'a>(
+        &'a self,
+        grant: &'a Grant<ExportAudit>,
+        principal: &'a str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: i64,
+    ) -> BoxFuture<'a, Result<Vec<AuditEvent>>>;
     /// Every event in a time range, oldest first (operators' export).
     fn audit_range<'a>(
         &'a self,

@@ -449,6 +449,32 @@ impl AccessLogStore for This {
         })
     }
 
+    fn principal_events<'a>(
+        &'a self,
+        _grant: &'a Grant<authz::ExportAudit>,
+        principal: &'a str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: i64,
+    ) -> BoxFuture<'a, Result<Vec<AuditEvent>>> {
+        Box::pin(async move {
+            // The time index bounds the scan; the console asks for an alert's window only.
+            let rows = sqlx::query(
+                "SELECT id, at_ms, actor_account, actor_role, actor_practice, session_id, ip, user_agent, on_behalf, \
+                 action, object_type, object_id, patient_id, practice_id, outcome, request_id, module, format \
+                 FROM audit_events WHERE at_ms >= $1 AND at_ms < $2 AND (session_id = $3 OR actor_account = $3) \
+                 ORDER BY at_ms, id LIMIT $4",
+            )
+            .bind(from_ms)
+            .bind(to_ms)
+            .bind(principal)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter().map(event_row).collect()
+        })
+    }
+
     fn audit_range<'a>(
         &'a self,
         _grant: &'a Grant<authz::ExportAudit>,

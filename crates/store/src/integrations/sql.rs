@@ -19,6 +19,7 @@ fn client_row(r: &DbRow) -> Result<ApiClientRow> {
         secret_hash: r.try_get("secret_hash")?,
         created_at: r.try_get("created_at")?,
         revoked_at: r.try_get("revoked_at")?,
+        suspended_at: r.try_get("suspended_at")?,
         scopes: domain::ClientScopes::parse(&r.try_get::<String, _>("scopes")?),
     })
 }
@@ -51,7 +52,7 @@ impl IntegrationStore for This {
     fn api_client(&self, id: ClientId) -> BoxFuture<'_, Result<Option<ApiClientRow>>> {
         Box::pin(async move {
             sqlx::query(
-                "SELECT id, label, org_id, org_name, practice_id, secret_hash, created_at, revoked_at, scopes \
+                "SELECT id, label, org_id, org_name, practice_id, secret_hash, created_at, revoked_at, suspended_at, scopes \
                  FROM api_clients WHERE id = $1",
             )
             .bind(id.as_uuid())
@@ -69,7 +70,7 @@ impl IntegrationStore for This {
     ) -> BoxFuture<'a, Result<Vec<ApiClientRow>>> {
         Box::pin(async move {
             let rows = sqlx::query(
-                "SELECT id, label, org_id, org_name, practice_id, secret_hash, created_at, revoked_at, scopes \
+                "SELECT id, label, org_id, org_name, practice_id, secret_hash, created_at, revoked_at, suspended_at, scopes \
                  FROM api_clients ORDER BY created_at, id",
             )
             .fetch_all(&self.pool)

@@ -25,6 +25,7 @@ fn session_row(r: &DbRow) -> Result<SessionRow> {
         mfa_at: r.try_get("mfa_at")?,
         setup_ok_at: r.try_get("setup_ok_at")?,
         mfa_passkey: r.try_get("mfa_passkey")?,
+        step_up_at: r.try_get("step_up_at")?,
     })
 }
 
@@ -66,9 +67,9 @@ impl SessionStore for This {
         Box::pin(async move {
             sqlx::query(
                 "SELECT s.id, s.account_id, s.created_at, s.last_seen_at, s.absolute_expires_at, s.ip, s.user_agent, s.mfa_at, s.setup_ok_at, \
-                 s.mfa_passkey \
+                 s.mfa_passkey, s.step_up_at \
                  FROM sessions s JOIN accounts a ON a.id = s.account_id \
-                 WHERE s.token_hash = $1 AND s.ended_at IS NULL AND s.absolute_expires_at > $2 \
+                 WHERE s.token_hash = $1 AND s.ended_at IS NULL AND s.suspended_at IS NULL AND s.absolute_expires_at > $2 \
                    AND s.last_seen_at > $3 AND a.disabled_at IS NULL",
             )
             .bind(token_hash)
@@ -92,7 +93,7 @@ impl SessionStore for This {
         Box::pin(async move {
             let Some(r) = sqlx::query(
                 "SELECT s.id, s.account_id, s.created_at, s.last_seen_at, s.absolute_expires_at, s.ip, s.user_agent, \
-                 s.mfa_at, s.setup_ok_at, s.mfa_passkey, a.kind, a.display_name, a.password_breached_at, \
+                 s.mfa_at, s.setup_ok_at, s.mfa_passkey, s.step_up_at, a.kind, a.display_name, a.password_breached_at, \
                  pt.id AS patient_id, st.practice_id AS staff_practice, st.role AS staff_role, \
                  (EXISTS (SELECT 1 FROM enrolments e JOIN practices p ON p.id = e.practice_id \
                           WHERE e.patient_id IN (pt.id, s.acting_for) AND p.patients_need_mfa) \
@@ -109,7 +110,7 @@ impl SessionStore for This {
                  LEFT JOIN staff st ON st.account_id = a.id AND st.removed_at IS NULL \
                  LEFT JOIN patients ap ON ap.id = s.acting_for \
                  LEFT JOIN proxies x ON x.proxy_account_id = a.id AND x.patient_id = s.acting_for AND x.revoked_at IS NULL \
-                 WHERE s.token_hash = $1 AND s.ended_at IS NULL AND s.absolute_expires_at > $2 \
+                 WHERE s.token_hash = $1 AND s.ended_at IS NULL AND s.suspended_at IS NULL AND s.absolute_expires_at > $2 \
                    AND s.last_seen_at > $3 AND a.disabled_at IS NULL",
             )
             .bind(token_hash)
@@ -181,9 +182,9 @@ impl SessionStore for This {
     ) -> BoxFuture<'_, Result<Vec<SessionRow>>> {
         Box::pin(async move {
             let rows = sqlx::query(
-                "SELECT id, account_id, created_at, last_seen_at, absolute_expires_at, ip, user_agent, mfa_at, setup_ok_at, mfa_passkey \
+                "SELECT id, account_id, created_at, last_seen_at, absolute_expires_at, ip, user_agent, mfa_at, setup_ok_at, mfa_passkey, step_up_at \
                  FROM sessions \
-                 WHERE account_id = $1 AND ended_at IS NULL AND absolute_expires_at > $2 AND last_seen_at > $3 \
+                 WHERE account_id = $1 AND ended_at IS NULL AND suspended_at IS NULL AND absolute_expires_at > $2 AND last_seen_at > $3 \
                  ORDER BY last_seen_at DESC, created_at DESC",
             )
             .bind(account.as_uuid())

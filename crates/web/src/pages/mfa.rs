@@ -106,6 +106,15 @@ async fn security_view(
     } else {
         "Your role needs a second step when you sign in. Set up a passkey or an authenticator app to continue."
     };
+    // A session with a factor that must still prove it: a detector asked it to again (reading
+    // faster than a person reads).
+    let has_factor = status.totp || !passkeys.is_empty();
+    let required = if has_factor && !who.needs_passkey {
+        "To go on, confirm it's you (below): this session was reading faster than a person usually does, so Tiaki \
+         asks for your second factor again."
+    } else {
+        required
+    };
     let notice = notice.or((who.needs_second_factor && codes.is_none()).then_some(required));
     let email = state.app.identity().account_email(who).await.map_err(WebError::page)?;
     let code = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
@@ -115,7 +124,7 @@ async fn security_view(
         notice,
         status,
         may_add_factor: who.may_add_factor,
-        has_factor: status.totp || !passkeys.is_empty(),
+        has_factor,
         passkeys,
         passkeys_available: state.app.identity().passkeys_available(),
         confirmed: state.app.identity().recently_confirmed(who),

@@ -15,6 +15,7 @@ pub(crate) mod practices;
 pub(crate) mod prescriptions;
 pub(crate) mod proxies;
 pub(crate) mod records;
+pub(crate) mod security;
 pub(crate) mod signin;
 
 use crate::error::WebError;

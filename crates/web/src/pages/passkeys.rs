@@ -193,6 +193,10 @@ pub(crate) async fn confirm(State(state): State<WebState>, CsrfForm(ctx, form): 
         state.app.identity().confirm_with_code(&caller, &who, &form.confirm_code).await
     };
     match result {
+        // Proved again after a detector asked: back to where they were going.
+        Ok(token) if who.needs_second_factor && !who.needs_passkey => {
+            Ok((ctx.with_session(token), axum::response::Redirect::to("/")).into_response())
+        }
         Ok(token) => {
             let mut who = who;
             who.mfa_at = Some(state.app.clock_now());

@@ -90,7 +90,18 @@ async fn every_route_against_every_role() -> Result<()> {
         .unwrap_or_default()
         .to_owned();
     assert_eq!(notice.len(), 36, "patient 1 has a notice: {inbox}");
+    // An alert of the detectors (its response lifts nothing: the matrix's posts change nothing).
+    let alert = uuid::Uuid::new_v4().to_string();
+    execute(
+        &w.t,
+        &format!(
+            "INSERT INTO alerts (id, rule, severity, subject, account_id, response, seen, window_start, created_at) \
+             VALUES ('{alert}', 'enumeration', 'critical', 'nobody', NULL, 'record', 20, 0, 1)"
+        ),
+    )
+    .await?;
     let ids = [
+        (alert.as_str(), "{alert}"),
         (record.as_str(), "{record}"),
         (appointment.as_str(), "{appointment}"),
         (repeat.as_str(), "{repeat}"),
@@ -114,7 +125,8 @@ async fn every_route_against_every_role() -> Result<()> {
             .replace("{repeat_request_id}", &repeat)
             .replace("{proxy_id}", &link)
             .replace("{notice_id}", &notice)
-            .replace("{thread_id}", &thread);
+            .replace("{thread_id}", &thread)
+            .replace("{alert_id}", &alert);
         assert!(!path.contains('{'), "the matrix does not know how to fill {} — add it", route.path);
         let mut cells = Vec::new();
         for role in ROLES {
