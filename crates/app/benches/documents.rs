@@ -4,8 +4,14 @@
 //! baseline in the same run on the same data, through the same path without the audit events
 //! (`open_document_unaudited`, compiled only for this benchmark). Runs alternate, best of three.
 //!
+//! With `--detection`, the baseline is the audited download with the detectors off, against the
+//! same with them on (issue 17: the detectors cost a download at most 5 %), for a patient reading
+//! their own documents and for a GP reading the practice's letters (every one counted by the
+//! read-rate, bulk-read, patients-touched and key-unwrap rules; limits set out of reach, so the
+//! run measures the counting, not a suspension).
+//!
 //! Run: `cargo bench -p app --features bench --bench documents -- [--docs N] [--size BYTES]
-//!       [--concurrency C] [--seconds S] [--postgres URL]`
+//!       [--concurrency C] [--seconds S] [--postgres URL] [--detection]`
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -15,6 +21,7 @@
     missing_docs
 )]
 
+use app::domain::detection::{Limit, Thresholds};
 use app::domain::{AccountId, DocumentId, PatientId, SessionId, StaffRole};
 use app::{App, AuditSettings, Caller, Principal, Settings};
 use futures_util::StreamExt;
@@ -30,7 +37,7 @@ fn arg(name: &str) -> Option<String> {
 /// The database and folder a run uses; both go when it is dropped.
 type Fresh = (testkit::db::Database, testkit::db::TempDir);
 
-async fn setup(pg: Option<&str>, docs: usize, size: usize) -> (Arc<App>, Caller, Vec<DocumentId>, Fresh) {
+async fn setup(pg: Option<&str>, docs: usize, size: usize) -> (Arc<App>, [Caller; 2], Vec<DocumentId>, Fresh) {
     // A fresh database from the test kit (on PostgreSQL, cloned from the migrated template).
     let tmp = testkit::db::TempDir::new("bench-docs").unwrap();
     let dir = tmp.0.clone();
@@ -133,7 +140,13 @@ async fn setup(pg: Option<&str>, docs: usize, size: usize) -> (Arc<App>, Caller,
         "bench",
         "",
     );
-    (app, reader, ids, (db, tmp))
+    let gp = Caller::new(
+        Principal::Staff { account: AccountId::random(), session: SessionId::random(), practice, role: StaffRole::Gp },
+        "192.0.2.8".parse().unwrap(),
+        "bench",
+        "",
+    );
+    (app, [reader, gp], ids, (db, tmp))
 }
 
 /// Downloads for `seconds` with `concurrency` readers; returns (downloads/s, MB/s).
@@ -143,8 +156,10 @@ async fn run(
     ids: &Arc<Vec<DocumentId>>,
     concurrency: usize,
     seconds: f64,
-    audited: bool,
+    mode: Mode,
 ) -> (f64, f64) {
+    let audited = mode != Mode::Unaudited;
+    app.set_detection_thresholds(if mode == Mode::Detected { counting_only() } else { Thresholds::off() });
     let count = Arc::new(AtomicU64::new(0));
     let bytes = Arc::new(AtomicU64::new(0));
     let until = Instant::now() + Duration::from_secs_f64(seconds);
@@ -180,39 +195,91 @@ async fn run(
     (count.load(Ordering::Relaxed) as f64 / secs, bytes.load(Ordering::Relaxed) as f64 / secs / 1e6)
 }
 
+/// How a run downloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The same authorisation, no events.
+    Unaudited,
+    /// Audited, detectors off.
+    Audited,
+    /// Audited, detectors on (counting every event they count; limits out of reach).
+    Detected,
+}
+
+/// The detectors on, with every limit out of reach: they count, and never fire.
+fn counting_only() -> Thresholds {
+    let far = Limit { at: i64::MAX, window_secs: 3600 };
+    Thresholds {
+        on: true,
+        enumeration: far,
+        bulk_documents: far,
+        read_rate: Limit { at: i64::MAX, window_secs: 60 },
+        patients_touched: far,
+        key_unwraps: far,
+        exports: far,
+        client_patients: far,
+    }
+}
+
+/// Alternates the two modes three times after a warm-up; the best of each.
+async fn compare(
+    app: &Arc<App>,
+    reader: &Caller,
+    ids: &Arc<Vec<DocumentId>>,
+    concurrency: usize,
+    seconds: f64,
+    (base, test): (Mode, Mode),
+) -> ((f64, f64), (f64, f64)) {
+    run(app, reader, ids, concurrency, 1.0, base).await;
+    let (mut off, mut on) = ((0.0f64, 0.0f64), (0.0f64, 0.0f64));
+    for _ in 0..3 {
+        let r = run(app, reader, ids, concurrency, seconds, base).await;
+        if r.0 > off.0 {
+            off = r;
+        }
+        let r = run(app, reader, ids, concurrency, seconds, test).await;
+        if r.0 > on.0 {
+            on = r;
+        }
+    }
+    (off, on)
+}
+
 #[tokio::main]
 async fn main() {
     let docs: usize = arg("--docs").and_then(|s| s.parse().ok()).unwrap_or(200);
     let size: usize = arg("--size").and_then(|s| s.parse().ok()).unwrap_or(250_000);
     let concurrency: usize = arg("--concurrency").and_then(|s| s.parse().ok()).unwrap_or(32);
     let seconds: f64 = arg("--seconds").and_then(|s| s.parse().ok()).unwrap_or(5.0);
+    let detection = std::env::args().any(|a| a == "--detection");
     let pg = arg("--postgres");
     for pg in [None, pg.as_deref()].into_iter().enumerate().filter_map(|(i, p)| (i == 0 || p.is_some()).then_some(p)) {
-        let (app, reader, ids, dir) = setup(pg, docs, size).await;
+        let (app, [patient, gp], ids, dir) = setup(pg, docs, size).await;
         let ids = Arc::new(ids);
-        // Warm up, then alternate: off, on, off, on, off, on; best of each.
-        run(&app, &reader, &ids, concurrency, 1.0, false).await;
-        let (mut off, mut on) = ((0.0f64, 0.0f64), (0.0f64, 0.0f64));
-        for _ in 0..3 {
-            let r = run(&app, &reader, &ids, concurrency, seconds, false).await;
-            if r.0 > off.0 {
-                off = r;
-            }
-            let r = run(&app, &reader, &ids, concurrency, seconds, true).await;
-            if r.0 > on.0 {
-                on = r;
-            }
-        }
         let engine = if pg.is_some() { "PostgreSQL" } else { "SQLite" };
-        println!(
-            "download ({engine}, folder blobs, {docs} documents of {size} bytes, {concurrency} concurrent readers, best of 3 × {seconds} s)"
-        );
-        println!("  auditing off (same authorisation, no events): {:>8.0} downloads/s  {:>7.1} MB/s", off.0, off.1);
-        println!(
-            "  auditing on  (read + key-unwrap events, durable before the first byte): {:>8.0} downloads/s  {:>7.1} MB/s",
-            on.0, on.1
-        );
-        println!("  cost of auditing: {:.1} %", (1.0 - on.0 / off.0) * 100.0);
+        if detection {
+            for (who, reader) in [("a patient, own documents", &patient), ("a GP, the practice's letters", &gp)] {
+                let (off, on) =
+                    compare(&app, reader, &ids, concurrency, seconds, (Mode::Audited, Mode::Detected)).await;
+                println!(
+                    "download by {who} ({engine}, {docs} documents of {size} bytes, {concurrency} concurrent readers, best of 3 × {seconds} s)"
+                );
+                println!("  detection off: {:>8.0} downloads/s  {:>7.1} MB/s", off.0, off.1);
+                println!("  detection on:  {:>8.0} downloads/s  {:>7.1} MB/s", on.0, on.1);
+                println!("  cost of detection: {:.1} %", (1.0 - on.0 / off.0) * 100.0);
+            }
+        } else {
+            let (off, on) = compare(&app, &patient, &ids, concurrency, seconds, (Mode::Unaudited, Mode::Audited)).await;
+            println!(
+                "download ({engine}, folder blobs, {docs} documents of {size} bytes, {concurrency} concurrent readers, best of 3 × {seconds} s)"
+            );
+            println!("  auditing off (same authorisation, no events): {:>8.0} downloads/s  {:>7.1} MB/s", off.0, off.1);
+            println!(
+                "  auditing on  (read + key-unwrap events, durable before the first byte): {:>8.0} downloads/s  {:>7.1} MB/s",
+                on.0, on.1
+            );
+            println!("  cost of auditing: {:.1} %", (1.0 - on.0 / off.0) * 100.0);
+        }
         drop(app);
         drop(dir);
     }

@@ -11,6 +11,7 @@ pub mod console;
 pub mod detection;
 pub mod documents;
 mod error;
+mod group;
 pub mod identity;
 pub mod jobs;
 pub mod messages;
@@ -95,6 +96,9 @@ pub struct App {
     pepper: tokio::sync::OnceCell<Vec<u8>>,
     /// The detectors' thresholds (`detection`).
     detection: std::sync::RwLock<domain::detection::Thresholds>,
+    /// What this node has marked lately (`rule|subject|window|object`): marked again, it could
+    /// not change a count.
+    marked: std::sync::Mutex<std::collections::HashSet<String>>,
     /// The canaries' ids (`detection::honeytokens`).
     honeytokens: detection::Honeytokens,
     /// Who is told of alerts beyond the console.
@@ -103,7 +107,7 @@ pub struct App {
     pub jobs_waker: Arc<tokio::sync::Notify>,
     /// The kill switches as this node last read them, and when.
     /// (module, scope) of each switched off.
-    switches: std::sync::RwLock<(Option<std::time::Instant>, Vec<(String, String)>)>,
+    switches: std::sync::RwLock<detection::SwitchCache>,
 }
 
 impl std::fmt::Debug for App {
@@ -131,6 +135,7 @@ impl App {
         let webauthn = identity::passkeys::relying_party(&settings.public_url).map(Arc::new);
         Ok(Self {
             auditor: audit::Auditor::start(store.clone()),
+            marked: std::sync::Mutex::new(std::collections::HashSet::new()),
             audit_settings,
             node_id: uuid::Uuid::new_v4().to_string(),
             store,

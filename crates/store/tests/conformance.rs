@@ -99,6 +99,7 @@ conformance!(
     proxy_links_are_judged_and_reach_sessions_and_inboxes,
     conversations_are_scoped_and_notes_stay_with_the_practice,
     detection_counts_distinct_objects_once_across_nodes,
+    containment_state_is_kept_once,
 );
 
 #[path = "conformance/care.rs"]
@@ -130,9 +131,11 @@ async fn detection_counts_distinct_objects_once_across_nodes(store: Arc<dyn Stor
         r??;
     }
     assert_eq!(store.mark("enumeration", "s3", 600, &[]).await?, 20);
-    // The next window starts again, and the last is forgotten.
+    // The next window starts again; pruning forgets the windows before a time.
     assert_eq!(store.mark("enumeration", "s1", 1200, &objects(0..1)).await?, 1);
+    assert!(store.prune_marks(1200).await? >= 8);
     assert_eq!(store.mark("enumeration", "s1", 600, &[]).await?, 0, "forgotten");
+    assert_eq!(store.mark("enumeration", "s1", 1200, &[]).await?, 1, "kept");
     let alert = |window| store::NewAlert {
         id: uuid::Uuid::new_v4(),
         rule: "enumeration".into(),
@@ -166,12 +169,43 @@ async fn detection_counts_distinct_objects_once_across_nodes(store: Arc<dyn Stor
     assert_eq!(store.raise_alert(&alert(1800)).await?, store::Raised { new: false, lifted: true });
     assert!(store.alert("no such alert").await?.is_none());
     // Several marks in one transaction, in order.
+    // Several marks and tallies in one transaction, in order.
     let marks = [
-        store::Mark { rule: "read_rate", subject: "s9".into(), window_start: 60, objects: objects(0..3) },
-        store::Mark { rule: "patients_touched", subject: "s9".into(), window_start: 0, objects: objects(0..1) },
-        store::Mark { rule: "read_rate", subject: "s9".into(), window_start: 60, objects: objects(2..4) },
+        store::Mark {
+            rule: "bulk_document_reads",
+            subject: "s9".into(),
+            window_start: 60,
+            objects: objects(0..3),
+            tally: 0,
+        },
+        store::Mark { rule: "read_rate", subject: "s9".into(), window_start: 0, objects: Vec::new(), tally: 2 },
+        store::Mark {
+            rule: "bulk_document_reads",
+            subject: "s9".into(),
+            window_start: 60,
+            objects: objects(2..4),
+            tally: 0,
+        },
+        store::Mark { rule: "read_rate", subject: "s9".into(), window_start: 0, objects: Vec::new(), tally: 3 },
     ];
-    assert_eq!(store.mark_all(&marks).await?, [3, 1, 4]);
+    assert_eq!(store.mark_all(&marks).await?, [3, 2, 4, 5]);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let store = store.clone();
+        let m = store::Mark { rule: "read_rate", subject: "s9".into(), window_start: 0, objects: Vec::new(), tally: 1 };
+        tasks.spawn(async move { store.mark_all(&[m]).await });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    let m = store::Mark { rule: "read_rate", subject: "s9".into(), window_start: 0, objects: Vec::new(), tally: 1 };
+    assert_eq!(store.mark_all(&[m]).await?, [16], "every tally counted, however many at once");
+    Ok(())
+}
+
+/// Containment's state: a system's usual volume, the kill switch (per practice or everyone, once
+/// each) and the operators' actions with their reasons.
+async fn containment_state_is_kept_once(store: Arc<dyn Store>) -> Result<()> {
     // A system's usual volume: its busiest window in the span asked, older ones forgotten.
     store.record_volume("client:c", 0, 5, 0).await?;
     store.record_volume("client:c", 3600, 9, 0).await?;

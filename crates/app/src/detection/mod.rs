@@ -20,6 +20,9 @@ pub use honeytokens::Honeytokens;
 pub(crate) use tell::WEBHOOK_JOB;
 pub use tell::{AlertMessage, signature};
 
+/// The kill switches as a node last read them (module, scope), and when.
+pub(crate) type SwitchCache = (Option<std::time::Instant>, Vec<(String, String)>);
+
 /// Whether a refusal of an id (not found, or not theirs).
 fn refusal(e: &AuditEvent) -> bool {
     matches!(e.outcome.as_str(), "not_found" | "denied") && !e.object_id.is_empty()
@@ -87,6 +90,22 @@ impl Who {
             Self::Account(a) => Some(a),
             Self::Client(_) | Self::Platform => None,
         }
+    }
+}
+
+/// What the detectors make of a request's events ([`App::plan`]).
+#[derive(Default)]
+pub(crate) struct Plan {
+    /// Who touched a canary.
+    canaries: Vec<Who>,
+    /// Each rule's count, its mark, and the keys it adds to what this node has marked.
+    counted: Vec<(Tally, Mark, Vec<String>)>,
+}
+
+impl Plan {
+    /// The marks to write with the events, in order.
+    pub(crate) fn marks(&self) -> Vec<Mark> {
+        self.counted.iter().map(|(_, m, _)| m.clone()).collect()
     }
 }
 
@@ -165,37 +184,67 @@ impl App {
         *self.detection.write().unwrap_or_else(std::sync::PoisonError::into_inner) = t;
     }
 
-    /// Runs the detectors over a request's events just written, and contains what they catch.
+    /// What the detectors make of a request's events before they are written: the canaries
+    /// they touch, and what each rule counts — a tally (how many) or distinct objects, leaving
+    /// out objects this node has marked in the window already (they cannot change a count, so
+    /// cannot make a rule fire; a request that repeats what it did adds nothing to write).
+    pub(crate) fn plan(&self, events: &[AuditEvent]) -> Plan {
+        let t = self.detection_thresholds();
+        let mut plan = Plan::default();
+        if !t.on {
+            return plan;
+        }
+        let now = self.now();
+        plan.canaries = events.iter().filter(|e| self.honeytokens.touches(e)).filter_map(Who::of).collect();
+        let watched: Vec<AuditEvent> = events.iter().filter(|e| counted(e)).cloned().collect();
+        let known = self.marked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for x in tally(&watched, &t) {
+            let subject = x.who.subject();
+            let window_start = Thresholds::window_start(now, x.limit.window_secs);
+            let rule = x.rule.as_str();
+            if matches!(x.rule, Rule::ReadRate | Rule::Exports) {
+                let n = i64::try_from(x.objects.len()).unwrap_or(i64::MAX);
+                plan.counted.push((x, Mark { rule, subject, window_start, objects: Vec::new(), tally: n }, Vec::new()));
+                continue;
+            }
+            let (objects, keys): (Vec<String>, Vec<String>) = x
+                .objects
+                .iter()
+                .map(|o| (o.clone(), format!("{rule}|{subject}|{window_start}|{o}")))
+                .filter(|(_, k)| !known.contains(k))
+                .unzip();
+            if !objects.is_empty() {
+                plan.counted.push((x, Mark { rule, subject, window_start, objects, tally: 0 }, keys));
+            }
+        }
+        plan
+    }
+
+    /// Contains what the detectors caught in a request's events, now written with their marks
+    /// (`counts`, one per mark of the plan).
     ///
     /// # Errors
     /// [`AppError::Unauthenticated`] when the request's own session (or system) has just been
     /// suspended or asked to prove its second factor again (what it asked for is not served);
     /// when storage fails (the request then fails too: detection is never skipped silently).
-    pub(crate) async fn detect(&self, events: &[AuditEvent]) -> Result<(), AppError> {
-        let t = self.detection_thresholds();
-        if !t.on || events.is_empty() {
+    pub(crate) async fn contain(&self, plan: Plan, counts: Vec<i64>) -> Result<(), AppError> {
+        if plan.canaries.is_empty() && plan.counted.is_empty() {
             return Ok(());
         }
         let now = self.now();
+        {
+            let mut known = self.marked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if known.len() > 200_000 {
+                known.clear();
+            }
+            known.extend(plan.counted.iter().flat_map(|(_, _, k)| k.iter().cloned()));
+        }
         let mut refused = false;
         // A canary: no legitimate path reaches one, so the first touch is the alarm.
-        for e in events.iter().filter(|e| self.honeytokens.touches(e)) {
-            if let Some(who) = Who::of(e) {
-                refused |= self.fire(Rule::Honeytoken, &who, 1, now).await?;
-            }
+        for who in &plan.canaries {
+            refused |= self.fire(Rule::Honeytoken, who, 1, now).await?;
         }
-        let tallies = tally(events, &t);
-        let marks: Vec<Mark> = tallies
-            .iter()
-            .map(|x| Mark {
-                rule: x.rule.as_str(),
-                subject: x.who.subject(),
-                window_start: Thresholds::window_start(now, x.limit.window_secs),
-                objects: x.objects.clone(),
-            })
-            .collect();
-        let counts = self.store.mark_all(&marks).await?;
-        for (x, n) in tallies.iter().zip(counts) {
+        for ((x, _, _), n) in plan.counted.iter().zip(counts) {
             let window = Thresholds::window_start(now, x.limit.window_secs);
             if x.rule == Rule::ClientVolume && !self.beyond_usual(&x.who.subject(), window, x.limit, n).await? {
                 continue;

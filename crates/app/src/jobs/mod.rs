@@ -5,8 +5,8 @@
 //! key naming its period (`blob-sweep:493853`), so it runs once per period across the cluster.
 //!
 //! On the queue now: the blob sweep, the sign-in state prune, the access log's retention prune,
-//! the notices of results a practice's rule released, the booking window's slots and the
-//! appointment reminders. The mail sender keeps its own queue (the outbox, with the same claims and retries),
+//! the notices of results a practice's rule released, the booking window's slots, the
+//! appointment reminders and the detectors' old counts. The mail sender keeps its own queue (the outbox, with the same claims and retries),
 //! and the Merkle tree builder runs under its singleton lease every second; notification
 //! campaigns (a later issue) will be jobs with progress.
 
@@ -31,17 +31,20 @@ pub enum JobKind {
     AppointmentSlots,
     /// Reminds patients of tomorrow's appointments.
     AppointmentReminders,
+    /// Forgets the detectors' counts of windows long past.
+    DetectionPrune,
 }
 
 impl JobKind {
     /// Every kind.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::BlobSweep,
         Self::SignInPrune,
         Self::AuditPrune,
         Self::ResultNotices,
         Self::AppointmentSlots,
         Self::AppointmentReminders,
+        Self::DetectionPrune,
     ];
 
     /// The stored code.
@@ -54,6 +57,7 @@ impl JobKind {
             Self::ResultNotices => "result-notices",
             Self::AppointmentSlots => "appointment-slots",
             Self::AppointmentReminders => "appointment-reminders",
+            Self::DetectionPrune => "detection-prune",
         }
     }
 
@@ -154,6 +158,11 @@ impl crate::console::Console<'_> {
             Some(JobKind::ResultNotices) => self.app().tell_auto_released().await.map(|_| ()),
             Some(JobKind::AppointmentSlots) => self.app().refresh_all_slots().await.map(|_| ()),
             Some(JobKind::AppointmentReminders) => self.app().send_reminders().await.map(|_| ()),
+            // Windows are at most a week (configuration caps them): a day more, and they go.
+            Some(JobKind::DetectionPrune) => {
+                let before = self.app().clock_now() - 8 * 86_400;
+                self.app().store.prune_marks(before).await.map(|_| ()).map_err(AppError::from)
+            }
             None => Err(AppError::Internal(format!("no code runs jobs of kind {}", job.kind))),
         }
     }

@@ -27,7 +27,7 @@ pub const MAX_BUNDLE_BYTES: usize = 8 * 1024 * 1024;
 /// A refused Bundle: the HTTP status and the `OperationOutcome` naming every problem.
 #[derive(Debug)]
 pub struct Refused {
-    /// 400, 403, 404, 409, 413 or 422.
+    /// 400, 403, 404, 409, 413, 422, or 503 (switched off for now: send it again later).
     pub status: u16,
     /// What is wrong, where.
     pub outcome: OperationOutcome,
@@ -112,6 +112,12 @@ impl Records<'_> {
                 ),
             ));
         };
+        // Switched off (the kill switch): 503, nothing kept; the system sends it again later.
+        match app.guard_module(domain::detection::Switchable::Records, None, Some(*practice)).await {
+            Ok(()) => {}
+            Err(AppError::Unavailable(m)) => return Err(Refused::one(503, Issue::error("transient", "", m))),
+            Err(e) => return Err(internal(&e)),
+        }
         let bundle: IncomingBundle = serde_json::from_slice(body).map_err(|e| {
             let code = if e.is_syntax() || e.is_eof() { "structure" } else { "invalid" };
             Refused::one(400, Issue::error(code, "Bundle", format!("The body is not a FHIR JSON Bundle: {e}.")))

@@ -286,6 +286,7 @@ impl Records<'_> {
     ) -> Result<Summary, AppError> {
         let app = self.app;
         let grant = app.decide::<ReadRecords>(caller, patient).await?;
+        app.guard_module(domain::detection::Switchable::Records, Some(patient), None).await?;
         let staff = grant.via_practice().is_some();
         // The summary reads only what it shows, and counts the rest in the database.
         let (rows, grouped) = if opening == Opening::Summary {
@@ -364,6 +365,7 @@ impl Records<'_> {
         let staff = grant.via_practice().is_some();
         let row = app.store.record(&grant).await?;
         let patient = row.patient;
+        app.guard_module(domain::detection::Switchable::Records, Some(patient), None).await?;
         if !staff && app.visible(RecordKeyGrant::ReadOne(&grant), vec![row.clone()]).await?.is_empty() {
             return Err(app.refuse_seen(caller, &grant).await);
         }

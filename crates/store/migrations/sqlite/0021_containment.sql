@@ -55,3 +55,16 @@ CREATE TABLE detection_volume (
     seen         BIGINT NOT NULL,
     PRIMARY KEY (subject, window_start)
 );
+
+-- Tallies (how many, not how many distinct: documents read a minute), one row per rule,
+-- subject and window, added to in one statement. Marks and tallies of old windows are pruned by
+-- the job queue (by window, hence the index).
+CREATE TABLE detection_tallies (
+    rule         TEXT NOT NULL,
+    subject      TEXT NOT NULL,
+    window_start BIGINT NOT NULL,
+    n            BIGINT NOT NULL,
+    PRIMARY KEY (rule, subject, window_start)
+);
+CREATE INDEX detection_tallies_by_window ON detection_tallies (window_start);
+CREATE INDEX detection_marks_by_window ON detection_marks (window_start);

@@ -14,11 +14,13 @@ const TREE_SIZE: &str = tree_size!();
 mod sqlite {
     type Db = sqlx::Sqlite;
     type This = crate::SqliteStore;
+    use crate::detection::sqlite as marks;
     include!("sql.rs");
 }
 mod postgres {
     type Db = sqlx::Postgres;
     type This = crate::PgStore;
+    use crate::detection::postgres as marks;
     include!("sql.rs");
 }
 
@@ -33,6 +35,13 @@ use domain::{BoxFuture, UnixTime};
 pub trait AccessLogStore: Send + Sync {
     /// Appends events in one transaction (the group commit): all are durable, or none.
     fn append_audit_events<'a>(&'a self, events: &'a [AuditEvent]) -> BoxFuture<'a, Result<()>>;
+    /// Appends events as [`AccessLogStore::append_audit_events`] does and, in the same
+    /// transaction, the detectors' marks (`DetectionStore::mark_all`); each mark's count.
+    fn append_audit_events_marking<'a>(
+        &'a self,
+        events: &'a [AuditEvent],
+        marks: &'a [crate::Mark],
+    ) -> BoxFuture<'a, Result<Vec<i64>>>;
     /// Sequences up to `limit` waiting events into the Merkle tree, in one transaction; returns
     /// the new tree size and root.
     fn sequence_audit(&self, limit: i64) -> BoxFuture<'_, Result<(u64, [u8; 32])>>;

@@ -59,6 +59,14 @@ fn to_u64(v: i64) -> Result<u64> {
 
 impl AccessLogStore for This {
     fn append_audit_events<'a>(&'a self, events: &'a [AuditEvent]) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move { self.append_audit_events_marking(events, &[]).await.map(|_| ()) })
+    }
+
+    fn append_audit_events_marking<'a>(
+        &'a self,
+        events: &'a [AuditEvent],
+        marks: &'a [crate::Mark],
+    ) -> BoxFuture<'a, Result<Vec<i64>>> {
         Box::pin(async move {
             // Under the append lock (SQLite's write lock; a table lock on PostgreSQL),
             // so the numbering is gap-free and single across nodes.
@@ -94,8 +102,10 @@ impl AccessLogStore for This {
                 });
                 q.build().execute(&mut *tx).await?;
             }
+            // The detectors' counts, in the same transaction: counting costs no commit of its own.
+            let counts = marks::mark_all_in(&mut tx, marks).await?;
             tx.commit().await?;
-            Ok(())
+            Ok(counts)
         })
     }
 

@@ -14,8 +14,10 @@ pub struct Mark {
     pub subject: String,
     /// The start of the window.
     pub window_start: UnixTime,
-    /// What it touched (ids).
+    /// What it touched (ids): each counts once in the window. Empty for a tally.
     pub objects: Vec<String>,
+    /// For a tally (how many, not how many distinct): how many to add.
+    pub tally: i64,
 }
 
 /// An alert to raise.
@@ -168,7 +170,7 @@ pub struct CanaryDocument {
 pub trait DetectionStore: Send + Sync {
     /// Marks `objects` as touched by `subject` under `rule` in the window that starts at
     /// `window_start`, and returns how many distinct objects the subject has touched in that
-    /// window, as every node sees it. The subject's earlier windows of the rule are forgotten.
+    /// window, as every node sees it. Earlier windows stay until [`DetectionStore::prune_marks`].
     fn mark<'a>(
         &'a self,
         rule: &'a str,
@@ -176,8 +178,11 @@ pub trait DetectionStore: Send + Sync {
         window_start: UnixTime,
         objects: &'a [String],
     ) -> BoxFuture<'a, Result<i64>>;
-    /// Marks several at once, in one transaction (a request's events); the counts, in order.
+    /// Marks several at once, in one transaction (the requests arriving at once); the counts, in
+    /// order: distinct objects for a mark with objects, the running tally for a tally.
     fn mark_all<'a>(&'a self, marks: &'a [Mark]) -> BoxFuture<'a, Result<Vec<i64>>>;
+    /// Forgets the marks and tallies of windows that started before `before`; how many rows went.
+    fn prune_marks(&self, before: UnixTime) -> BoxFuture<'_, Result<u64>>;
     /// Keeps a subject's count for a window (its volume), forgetting volumes older than `keep_since`.
     fn record_volume<'a>(
         &'a self,
@@ -254,12 +259,12 @@ pub trait DetectionStore: Send + Sync {
 
 /// The SQL, written once in what `SQLite` and `PostgreSQL` share (`sql.rs`), compiled for
 /// each engine's types.
-mod sqlite {
+pub(crate) mod sqlite {
     type Db = sqlx::Sqlite;
     type This = crate::SqliteStore;
     include!("sql.rs");
 }
-mod postgres {
+pub(crate) mod postgres {
     type Db = sqlx::Postgres;
     type This = crate::PgStore;
     include!("sql.rs");

@@ -31,8 +31,33 @@ fn alert_row(r: &<Db as sqlx::Database>::Row) -> Result<AlertRow> {
     })
 }
 
-/// Marks what a subject touched and counts the distinct objects in its window; its older
-/// windows of the rule are forgotten.
+/// Marks and tallies in a transaction (the access log's append, or one of their own); each
+/// one's count.
+pub(crate) async fn mark_all_in(tx: &mut sqlx::Transaction<'static, Db>, marks: &[Mark]) -> Result<Vec<i64>> {
+    let mut counts = vec![0; marks.len()];
+    // Tallies of one rule, subject and window (many requests of one session at once) are added
+    // in one statement; each gets the running total as it would have been after its own.
+    let mut tallies: std::collections::BTreeMap<(&str, &str, UnixTime), Vec<usize>> = std::collections::BTreeMap::new();
+    for (i, m) in marks.iter().enumerate() {
+        if m.tally > 0 {
+            tallies.entry((m.rule, m.subject.as_str(), m.window_start)).or_default().push(i);
+        } else {
+            counts[i] = mark_in(tx, m.rule, &m.subject, m.window_start, &m.objects).await?;
+        }
+    }
+    for ((rule, subject, window_start), at) in tallies {
+        let sum: i64 = at.iter().map(|i| marks[*i].tally).sum();
+        let total = tally_in(tx, rule, subject, window_start, sum).await?;
+        let mut running = total - sum;
+        for i in at {
+            running += marks[i].tally;
+            counts[i] = running;
+        }
+    }
+    Ok(counts)
+}
+
+/// Marks what a subject touched and counts the distinct objects in its window.
 async fn mark_in(
     tx: &mut sqlx::Transaction<'static, Db>,
     rule: &str,
@@ -40,12 +65,6 @@ async fn mark_in(
     window_start: UnixTime,
     objects: &[String],
 ) -> Result<i64> {
-    sqlx::query("DELETE FROM detection_marks WHERE rule = $1 AND subject = $2 AND window_start < $3")
-        .bind(rule)
-        .bind(subject)
-        .bind(window_start)
-        .execute(&mut **tx)
-        .await?;
     for object in objects {
         sqlx::query(
             "INSERT INTO detection_marks (rule, subject, window_start, object) VALUES ($1, $2, $3, $4) \
@@ -64,6 +83,26 @@ async fn mark_in(
     .bind(rule)
     .bind(subject)
     .bind(window_start)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// Adds to a subject's tally in its window, and returns the tally: one statement.
+async fn tally_in(
+    tx: &mut sqlx::Transaction<'static, Db>,
+    rule: &str,
+    subject: &str,
+    window_start: UnixTime,
+    n: i64,
+) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO detection_tallies (rule, subject, window_start, n) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (rule, subject, window_start) DO UPDATE SET n = detection_tallies.n + excluded.n RETURNING n",
+    )
+    .bind(rule)
+    .bind(subject)
+    .bind(window_start)
+    .bind(n)
     .fetch_one(&mut **tx)
     .await?)
 }
@@ -87,12 +126,20 @@ impl DetectionStore for This {
     fn mark_all<'a>(&'a self, marks: &'a [Mark]) -> BoxFuture<'a, Result<Vec<i64>>> {
         Box::pin(async move {
             let mut tx = self.begin().await?;
-            let mut counts = Vec::with_capacity(marks.len());
-            for m in marks {
-                counts.push(mark_in(&mut tx, m.rule, &m.subject, m.window_start, &m.objects).await?);
-            }
+            let counts = mark_all_in(&mut tx, marks).await?;
             tx.commit().await?;
             Ok(counts)
+        })
+    }
+
+    fn prune_marks(&self, before: UnixTime) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(async move {
+            let mut tx = self.begin().await?;
+            let a = sqlx::query("DELETE FROM detection_marks WHERE window_start < $1").bind(before).execute(&mut *tx).await?;
+            let b =
+                sqlx::query("DELETE FROM detection_tallies WHERE window_start < $1").bind(before).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(a.rows_affected() + b.rows_affected())
         })
     }
 

@@ -207,7 +207,8 @@ pub(crate) struct PushResponse {
 /// optionally `filename`, `controller_id`, `controller_name`) followed by a `file` part.
 /// Pushing the same `source_document_id` again changes nothing. A practice's client reaches its
 /// enrolled patients; another organisation's, the patients of practices that agreed to receive
-/// its documents. Anyone else is 404, and the attempt is logged.
+/// its documents. Anyone else is 404, and the attempt is logged. A system suspended by the
+/// detectors (far beyond its usual volume) gets 401 until an operator resumes it.
 #[utoipa::path(post, path = "/api/v1/documents",
     request_body(content = PushUpload, content_type = "multipart/form-data", description = "metadata (JSON), then file"),
     responses(
@@ -222,6 +223,7 @@ pub(crate) struct PushResponse {
         (status = 415, description = "Not an accepted type of file", body = ApiErrorBody),
         (status = 422, description = "Bad metadata, or an empty file", body = ApiErrorBody),
         (status = 429, description = "Three uploads are already arriving from this system; try again shortly", body = ApiErrorBody),
+        (status = 503, description = "Documents are switched off for now (the kill switch): send it again after Retry-After seconds; nothing was kept", body = ApiErrorBody),
     ))]
 pub(crate) async fn push(
     State(state): State<WebState>,

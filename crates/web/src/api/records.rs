@@ -43,6 +43,7 @@ fn outcome(status: u16, issue: Issue) -> Response {
         (status = 413, description = "Too large or too many entries: an OperationOutcome", body = Object, content_type = "application/fhir+json"),
         (status = 415, description = "Not JSON: an OperationOutcome", body = Object, content_type = "application/fhir+json"),
         (status = 422, description = "Problems with the resources: an OperationOutcome listing each at its FHIRPath", body = Object, content_type = "application/fhir+json"),
+        (status = 503, description = "Health records are switched off for now (the kill switch): send the Bundle again after Retry-After seconds; nothing was kept", body = Object, content_type = "application/fhir+json"),
     ))]
 pub(crate) async fn ingest(State(state): State<WebState>, ClientAuth(caller): ClientAuth, req: Request) -> Response {
     let json_type = req
@@ -66,7 +67,14 @@ pub(crate) async fn ingest(State(state): State<WebState>, ClientAuth(caller): Cl
     match state.app.records().ingest(&caller, &body).await {
         Ok(bundle) => fhir_response(StatusCode::OK, &bundle),
         Err(refused) => {
-            fhir_response(StatusCode::from_u16(refused.status).unwrap_or(StatusCode::BAD_REQUEST), &refused.outcome)
+            let mut r = fhir_response(
+                StatusCode::from_u16(refused.status).unwrap_or(StatusCode::BAD_REQUEST),
+                &refused.outcome,
+            );
+            if refused.status == 503 {
+                r.headers_mut().insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("300"));
+            }
+            r
         }
     }
 }

@@ -350,6 +350,15 @@ async fn confirm(state: &WebState, ctx: &mut Ctx, who: &mut SignedIn, code: &str
     if code.trim().is_empty() {
         return Ok(None);
     }
+    // Where operators must use passkeys, an authenticator code does not confirm them either (a
+    // phishing proxy relays codes): the passkey, under Sign-in security.
+    if state.app.identity().passkeys_required().await? {
+        return Err(AppError::Conflict(
+            "Operators must use a passkey here: confirm it's you with your passkey under Sign-in security, then come \
+             back within ten minutes."
+                .into(),
+        ));
+    }
     let token = state.app.identity().confirm_with_code(&ctx.caller_as(who), who, code).await.map_err(|e| match e {
         AppError::Invalid(_) => AppError::field(
             "code",
