@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHash, createHmac } from 'node:crypto';
+import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,7 +38,7 @@ const NOT_PAGES = {
   '/documents/{document_id}/download': 'serves a document\'s bytes as a download, not a page',
 };
 // The error pages the journey reaches through real flows; each must have been scanned.
-const ERROR_STATUSES = [403, 404, 429];
+const ERROR_STATUSES = [403, 404, 429, 503];
 
 let portal;
 let browser;
@@ -112,7 +112,7 @@ test('operator → practice → staff → patient activates, signs in and out; a
   await setPassword(op.page, 'first-start set-up');
   // Operators and staff set up a second factor before they can do anything else.
   await op.page.waitForURL('**/account/security');
-  await setUpAuthenticator(op.page, 'operator');
+  the.opSecret = (await setUpAuthenticator(op.page, 'operator')).secret;
   await op.page.waitForURL('**/operator');
   await checkPage(op.page, 'operator: practices');
 
@@ -933,6 +933,62 @@ test('messaging: the admin turns it on; a patient writes to the nurses, a nurse 
   assert.equal(await r.getByText('Check for reflux too.').count(), 0, 'an internal note reached the patient');
   await r.getByRole('link', { name: /^Inbox/ }).click();
   await assertVisible(r, 'A reply from your practice');
+});
+
+test('security console: an operator sees an alert with its timeline chart, lifts the suspension, and switches documents off and on again', async () => {
+  const { op, opSecret } = the;
+  assert.ok(op && opSecret, 'the first journey got this far');
+  // Someone with a patient's password asks for twenty documents that are not theirs.
+  const kaha = await newPatient('ZSK0123', 'Kaha Enumerator', 'kaha@patients.test', '1990-03-04', PASSWORD);
+  for (let i = 0; i < 20; i += 1) {
+    const r = await kaha.context.request.get(`${portal.base}/documents/${randomUUID()}/download`, { maxRedirects: 0 });
+    assert.ok(r.status() !== 200, 'nothing served');
+  }
+  const suspended = await kaha.context.request.get(kaha.home, { maxRedirects: 0 });
+  assert.equal(suspended.status(), 303, 'the session is suspended: back to sign-in');
+  // The operator opens the security console from the operators' page.
+  const o = op.page;
+  await o.goto(`${portal.base}/operator`);
+  await o.getByRole('link', { name: 'Security console' }).click();
+  await assertVisible(o, 'Many refused ids from one session (enumeration)');
+  await checkPage(o, 'security console (an open alert)');
+  await o.getByRole('link', { name: 'Many refused ids from one session (enumeration)' }).first().click();
+  assert.ok(await o.locator('figure.chart svg rect.refused').count() >= 1, 'the timeline draws the refusals');
+  await o.locator('figure.chart figcaption', { hasText: '20 refusals' }).waitFor({ state: 'visible', timeout: 10000 });
+  await checkPage(o, 'security alert with its timeline chart');
+  // Lifting needs a reason and a second factor (the sign-in's is too old by now: a code).
+  await o.getByLabel('Why').fill('Kaha mistyped old links; checked with her by phone');
+  await o.getByLabel('Code from your authenticator app').fill(totp(opSecret, 0));
+  await submit(o, o.getByRole('button', { name: /^Lift/ }));
+  await assertVisible(o, 'Lifted');
+  await checkPage(o, 'security alert (lifted)');
+  const back = await kaha.context.request.get(kaha.home, { maxRedirects: 0 });
+  assert.equal(back.status(), 200, 'the suspension is lifted: the session works again');
+  // The kill switch: documents off for Harbour Health; its patients see a plain page.
+  await o.getByRole('link', { name: 'Back to the security console' }).click();
+  await o.getByLabel('Part of the portal').selectOption('documents');
+  await o.getByLabel('For', { exact: true }).selectOption({ label: 'Harbour Health' });
+  await o.getByLabel('Why').fill('Checking a letter filed for the wrong person');
+  await submit(o, o.getByRole('button', { name: 'Switch off' }));
+  await assertVisible(o, 'Switched off');
+  await assertVisible(o, 'Checking a letter filed for the wrong person');
+  await checkPage(o, 'security console (documents switched off)');
+  const k = kaha.page;
+  await k.goto(`${kaha.home}/documents`);
+  await assertVisible(k, 'Temporarily unavailable');
+  await assertVisible(k, 'Everything else in Tiaki works as usual');
+  await checkPage(k, 'documents temporarily unavailable (503)');
+  await k.goto(`${kaha.home}/records`);
+  await assertVisible(k, 'My health record');
+  // On again: the documents are back.
+  await o.getByLabel('Part of the portal').selectOption('documents');
+  await o.getByLabel('For', { exact: true }).selectOption({ label: 'Harbour Health' });
+  await o.getByLabel('Why').fill('Checked: the letter was filed correctly');
+  await submit(o, o.getByRole('button', { name: 'Switch on again' }));
+  await assertVisible(o, 'Switched on again');
+  await assertVisible(o, 'Everything is on.');
+  await k.goto(`${kaha.home}/documents`);
+  await assertVisible(k, 'My documents');
 });
 
 test('every page route of the route table was scanned; the routes exempted still are no pages', async () => {

@@ -247,16 +247,23 @@ impl SecurityConsole<'_> {
         let alert = self.app.store.alert(id).await?.ok_or(AppError::NotFound)?;
         let why = reason(why)?;
         self.recent_factor(who)?;
+        if how == Settle::Lift && !Self::liftable(&alert) {
+            return Err(AppError::Conflict(
+                "This alert's detector suspended nothing, so there is nothing to lift: acknowledge it instead.".into(),
+            ));
+        }
         let now = self.app.now();
         let by = who.account.to_string();
-        if how == Settle::Lift {
-            self.lift(&alert).await?;
-        }
+        // Claimed first (once, whoever asks at the same moment); then undone. From the claim on,
+        // the detectors do not suspend this subject again for this window.
         if !self.app.store.settle_alert(&grant, id, how, &by, &why, now).await? {
             return Err(AppError::Conflict(match how {
                 Settle::Acknowledge => "This alert was already acknowledged.".into(),
                 Settle::Lift => "This alert's response was already lifted.".into(),
             }));
+        }
+        if how == Settle::Lift {
+            self.lift(&alert).await?;
         }
         let verb = if how == Settle::Lift { Verb::Lift } else { Verb::Acknowledge };
         let mut target = Target::of(&grant).about(&alert.id);
@@ -265,6 +272,14 @@ impl SecurityConsole<'_> {
         self.app.store.record_security_action(now, &by, verb.code(), &alert.id, &why).await?;
         tracing::info!(alert = %alert.id, action = verb.code(), "security console: alert settled");
         Ok(())
+    }
+
+    /// Whether an alert's response can be undone.
+    fn liftable(alert: &AlertRow) -> bool {
+        matches!(
+            Response::parse(&alert.response),
+            Some(Response::SuspendSession | Response::SuspendClient | Response::LockAccount)
+        )
     }
 
     async fn lift(&self, alert: &AlertRow) -> Result<(), AppError> {
@@ -281,6 +296,17 @@ impl SecurityConsole<'_> {
             }
             Some(Response::LockAccount) => {
                 let account: AccountId = subject.parse().map_err(|_| AppError::NotFound)?;
+                // Only a lock the detectors made: an account an operator disabled for another
+                // reason stays disabled.
+                let reason = self
+                    .app
+                    .store
+                    .disabled_reason(&authz::console::manage_accounts(), account)
+                    .await?
+                    .unwrap_or_default();
+                if !reason.starts_with(crate::detection::LOCK_REASON_START) {
+                    return Ok(());
+                }
                 if self
                     .app
                     .store

@@ -41,12 +41,15 @@ impl Honeytokens {
     }
 }
 
-/// A valid NHI number (old format, with its check digit) from random letters and digits.
+/// A valid NHI number (old format, with its check digit) in the Z range HISO 10046 keeps for
+/// testing: never a real person's, so no one who later joins Tiaki can collide with the canary.
 fn random_nhi() -> Result<String, AppError> {
     const LETTERS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXY";
     loop {
         let r = crate::identity::credentials::random_bytes::<8>()?;
-        let mut s: String = r[..3].iter().map(|b| char::from(LETTERS[usize::from(*b) % LETTERS.len()])).collect();
+        let mut s: String = std::iter::once('Z')
+            .chain(r[1..3].iter().map(|b| char::from(LETTERS[usize::from(*b) % LETTERS.len()])))
+            .collect();
         for b in &r[3..6] {
             s.push(char::from(b'0' + b % 10));
         }

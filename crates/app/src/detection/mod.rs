@@ -20,6 +20,9 @@ pub use honeytokens::Honeytokens;
 pub(crate) use tell::WEBHOOK_JOB;
 pub use tell::{AlertMessage, signature};
 
+/// How a lock the detectors made begins its reason (lifting one undoes only these).
+pub(crate) const LOCK_REASON_START: &str = "Locked automatically";
+
 /// The kill switches as a node last read them (module, scope), and when.
 pub(crate) type SwitchCache = (Option<std::time::Instant>, Vec<(String, String)>);
 
@@ -120,6 +123,10 @@ struct Tally {
 /// What a request's events add to each rule's count.
 fn tally(events: &[AuditEvent], t: &Thresholds) -> Vec<Tally> {
     let mut out: Vec<Tally> = Vec::new();
+    // A listing (a results queue, a patient's documents) unlocks the keys of what it shows: those
+    // unwraps are the listing's, not a session opening patients one by one.
+    let listing: std::collections::BTreeSet<&str> =
+        events.iter().filter(|e| e.action == "list").filter_map(|e| e.session.as_deref()).collect();
     let mut add = |rule: Rule, who: Who, limit: Limit, object: String| {
         if let Some(x) = out.iter_mut().find(|x| x.rule == rule && x.who == who) {
             x.objects.push(object);
@@ -130,6 +137,11 @@ fn tally(events: &[AuditEvent], t: &Thresholds) -> Vec<Tally> {
     for e in events {
         let Some(who) = Who::of(e) else { continue };
         if refusal(e) {
+            // A system's refusals are its feed's ordinary misses (an NHI not enrolled here, a
+            // practice that has not agreed): not enumeration. Its volume is watched instead.
+            if is_client(e) {
+                continue;
+            }
             add(Rule::Enumeration, who.clone(), t.enumeration, format!("{}:{}", e.object_type, e.object_id));
             // A stolen password signs in again: across the account's sessions, twice the limit.
             if let (Who::Session { account: Some(a), .. }, Some(_)) = (&who, &e.session) {
@@ -163,10 +175,13 @@ fn tally(events: &[AuditEvent], t: &Thresholds) -> Vec<Tally> {
         if e.actor_role.starts_with("staff:") && e.object_type == "document" && e.action == "read" {
             add(Rule::BulkDocumentReads, who.clone(), t.bulk_documents, patient.clone());
         }
-        if e.action == "unwrap" {
+        if e.action == "unwrap" && !e.session.as_deref().is_some_and(|s| listing.contains(s)) {
             add(Rule::KeyUnwraps, who.clone(), t.key_unwraps, patient.clone());
         }
-        add(Rule::PatientsTouched, who, t.patients_touched, patient);
+        // Patients opened, not listed: a queue shows many at once by design.
+        if e.action != "list" && e.action != "unwrap" {
+            add(Rule::PatientsTouched, who, t.patients_touched, patient);
+        }
     }
     out
 }
@@ -242,7 +257,7 @@ impl App {
         let mut refused = false;
         // A canary: no legitimate path reaches one, so the first touch is the alarm.
         for who in &plan.canaries {
-            refused |= self.fire(Rule::Honeytoken, who, 1, now).await?;
+            refused |= self.fire(Rule::Honeytoken, who, 1, Thresholds::window_start(now, 3600)).await?;
         }
         for ((x, _, _), n) in plan.counted.iter().zip(counts) {
             let window = Thresholds::window_start(now, x.limit.window_secs);
@@ -267,16 +282,21 @@ impl App {
         Ok(())
     }
 
-    /// Whether a system's count this window is beyond its usual volume: three times its busiest
-    /// window of the last week (and at least the configured floor, checked by the caller). Keeps
-    /// this window's count for the weeks to come.
+    /// Whether a system's count this window is beyond its usual volume: at least the configured
+    /// floor and three times its busiest window from a week ago to a day ago, or ten times the
+    /// floor whatever its past. Keeps this window's count for the weeks to come.
     async fn beyond_usual(&self, subject: &str, window: i64, limit: Limit, n: i64) -> Result<bool, AppError> {
         const WEEK: i64 = 7 * 86_400;
         self.store.record_volume(subject, window, n, window - WEEK).await?;
         if n < limit.at {
             return Ok(false);
         }
-        let usual = self.store.usual_volume(subject, window - WEEK, window).await?;
+        // Ten times the floor is never usual; otherwise three times the busiest window of the
+        // week before yesterday (so that a stolen token cannot raise its own baseline hour by hour).
+        if n >= 10 * limit.at {
+            return Ok(true);
+        }
+        let usual = self.store.usual_volume(subject, window - WEEK, window - 86_400).await?;
         Ok(n >= 3 * usual)
     }
 
@@ -307,14 +327,11 @@ impl App {
                 .increment(1);
             // Ids only: no name, no health data.
             tracing::warn!(rule = rule.as_str(), subject = %alert.subject, seen, response = response.as_str(), "detection: alert");
-            if rule.severity() != Severity::Info {
-                self.tell_operators(&alert).await?;
-            }
         }
         // Suspensions hold for every later request in the window (on every node: they are in
         // the database); a step-up is asked once per window, so the session can go on after it.
         let grant = authz::console::manage_alerts();
-        Ok(match (response, who) {
+        let refused = match (response, who) {
             (Response::SuspendSession, Who::Session { session, .. }) => {
                 if let Ok(s) = session.parse::<SessionId>() {
                     self.store.set_session_suspended(&grant, s, Some(now)).await?;
@@ -335,7 +352,12 @@ impl App {
             }
             (Response::LockAccount, Who::Account(a)) => self.lock_account(a, rule).await?,
             _ => false,
-        })
+        };
+        // Contained first; then the people who must know are told.
+        if new && rule.severity() != Severity::Info {
+            self.tell_operators(&alert).await?;
+        }
+        Ok(refused)
     }
 
     /// What a rule does to this subject: a system is suspended rather than a session; a
@@ -362,12 +384,18 @@ impl App {
     async fn lock_account(&self, account: &str, rule: Rule) -> Result<bool, AppError> {
         let Ok(id) = account.parse::<AccountId>() else { return Ok(false) };
         let Some(row) = self.store.account(id).await? else { return Ok(false) };
-        if row.kind == domain::AccountKind::Operator || row.disabled_at.is_some() {
-            return Ok(row.disabled_at.is_some());
+        if row.kind == domain::AccountKind::Operator {
+            return Ok(false);
         }
-        let reason = "Locked automatically: it asked for many records it may not see (enumeration). Check with the \
-                      holder, then enable it; they choose a new password.";
-        if self.store.set_account_disabled(&authz::console::manage_accounts(), id, Some(reason), self.now()).await? {
+        if row.disabled_at.is_some() {
+            // Disabled already (by an operator, or by this rule a moment ago on another node).
+            return Ok(true);
+        }
+        let reason = format!(
+            "{LOCK_REASON_START}: it asked for many records it may not see (enumeration). Check with the holder, then \
+             enable it; they choose a new password."
+        );
+        if self.store.set_account_disabled(&authz::console::manage_accounts(), id, Some(&reason), self.now()).await? {
             let mut event = self.event(
                 &crate::audit::Caller::console(authz::Principal::Anonymous),
                 &crate::audit::Target::account(domain::Verb::Disable, &id),
@@ -492,10 +520,15 @@ mod tests {
             rules(event("staff:gp", "read", "document", "allowed", Some("p"))),
             [Rule::ReadRate, Rule::BulkDocumentReads, Rule::PatientsTouched]
         );
-        assert_eq!(
-            rules(event("staff:gp", "unwrap", "patient_key", "allowed", Some("p"))),
-            [Rule::KeyUnwraps, Rule::PatientsTouched]
-        );
+        // A key unlocked to open one: counted; the keys a listing unlocks are the listing's.
+        assert_eq!(rules(event("staff:gp", "unwrap", "patient_key", "allowed", Some("p"))), [Rule::KeyUnwraps]);
+        let listing = [
+            event("staff:gp", "list", "health_record", "allowed", Some("p")),
+            event("staff:gp", "unwrap", "patient_key", "allowed", Some("p")),
+        ];
+        assert!(tally(&listing, &t).is_empty(), "a queue lists many patients by design");
+        // A system's refusal (an NHI its feed sends that is not enrolled here) is no enumeration.
+        assert!(rules(event("client:G00001-A", "push", "document", "not_found", None)).is_empty());
         // A refusal: enumeration for the session and the account; a denied one names a patient.
         assert_eq!(
             rules(event("patient", "read", "document", "denied", Some("q"))),

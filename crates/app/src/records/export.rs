@@ -85,6 +85,10 @@ impl Records<'_> {
     ) -> Result<Export, AppError> {
         let app = self.app;
         let grant = app.decide::<ExportRecords>(caller, patient).await?;
+        // The whole record holds both: either switched off, and the export waits.
+        for module in [domain::detection::Switchable::Records, domain::detection::Switchable::Documents] {
+            app.guard_module(module, Some(patient), None).await?;
+        }
         if app.has_second_factor(who.account).await? && !app.identity().recently_confirmed(who) {
             return Err(AppError::Conflict(
                 "Confirm it's you first: downloading your whole record needs your second factor within the last ten minutes."

@@ -157,6 +157,17 @@ impl Records<'_> {
     }
 }
 
+/// What stops a bundle part-way: a system the detectors have just suspended (401), or a
+/// failure inside (500).
+fn halted(e: &AppError) -> Refused {
+    match e {
+        AppError::Unauthenticated => {
+            Refused::one(401, Issue::error("security", "", "This system's access is suspended."))
+        }
+        e => internal(e),
+    }
+}
+
 fn internal(e: &AppError) -> Refused {
     tracing::error!(error = %e, "records ingest failed");
     Refused::one(
@@ -201,11 +212,19 @@ impl App {
             if grants.contains_key(&nhi) || refused.contains(&nhi) {
                 continue;
             }
+            // A refusal is an entry's answer; anything else (storage, or the detectors
+            // containing this system) stops the whole bundle.
             let grant = if let Some(p) = self.store.patient_by_nhi(&nhi).await.map_err(|e| internal(&e.into()))? {
-                self.decide::<IngestRecords>(caller, p).await.ok()
+                match self.decide::<IngestRecords>(caller, p).await {
+                    Ok(g) => Some(g),
+                    Err(AppError::NotFound) => None,
+                    Err(e) => return Err(halted(&e)),
+                }
             } else {
-                let _ = self.refuse_unknown::<IngestRecords>(caller, &nhi).await;
-                None
+                match self.refuse_unknown::<IngestRecords>(caller, &nhi).await {
+                    AppError::NotFound => None,
+                    e => return Err(halted(&e)),
+                }
             };
             match grant {
                 Some(g) => {
@@ -275,7 +294,12 @@ impl App {
                     };
                     let patient = s.patient;
                     if !grants.values().any(|g| g.patient() == Some(patient)) {
-                        if let Ok(g) = self.decide::<IngestRecords>(caller, patient).await {
+                        let decided = match self.decide::<IngestRecords>(caller, patient).await {
+                            Err(AppError::NotFound) => None,
+                            Err(e) => return Err(halted(&e)),
+                            Ok(g) => Some(g),
+                        };
+                        if let Some(g) = decided {
                             grants.insert(format!("patient:{patient}"), g);
                         } else {
                             push_issue(

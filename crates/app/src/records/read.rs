@@ -435,6 +435,7 @@ impl Records<'_> {
     ) -> Result<Vec<(RecordItem, String, String)>, AppError> {
         let app = self.app;
         let grant = app.decide::<ListHeldResults>(caller, practice).await?;
+        app.guard_module(domain::detection::Switchable::Records, None, Some(practice)).await?;
         let rows = app.store.held_results(&grant, app.now(), 200).await?;
         let mut keys: HashMap<PatientId, (FieldKey, String, String)> = HashMap::new();
         let mut out = Vec::with_capacity(rows.len());

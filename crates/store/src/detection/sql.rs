@@ -135,9 +135,14 @@ impl DetectionStore for This {
     fn prune_marks(&self, before: UnixTime) -> BoxFuture<'_, Result<u64>> {
         Box::pin(async move {
             let mut tx = self.begin().await?;
-            let a = sqlx::query("DELETE FROM detection_marks WHERE window_start < $1").bind(before).execute(&mut *tx).await?;
-            let b =
-                sqlx::query("DELETE FROM detection_tallies WHERE window_start < $1").bind(before).execute(&mut *tx).await?;
+            let a = sqlx::query("DELETE FROM detection_marks WHERE window_start < $1")
+                .bind(before)
+                .execute(&mut *tx)
+                .await?;
+            let b = sqlx::query("DELETE FROM detection_tallies WHERE window_start < $1")
+                .bind(before)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok(a.rows_affected() + b.rows_affected())
         })
@@ -219,10 +224,11 @@ impl DetectionStore for This {
 
     fn alerts(&self, limit: i64) -> BoxFuture<'_, Result<Vec<AlertRow>>> {
         Box::pin(async move {
-            let rows = sqlx::query(concat!("SELECT ", alert_columns!(), " FROM alerts ORDER BY created_at DESC, id LIMIT $1"))
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
+            let rows =
+                sqlx::query(concat!("SELECT ", alert_columns!(), " FROM alerts ORDER BY created_at DESC, id LIMIT $1"))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
             rows.iter().map(alert_row).collect()
         })
     }
@@ -322,19 +328,17 @@ impl DetectionStore for This {
     ) -> BoxFuture<'a, Result<bool>> {
         Box::pin(async move {
             let done = match off {
-                Some((at, by, reason)) => {
-                    sqlx::query(
-                        "INSERT INTO module_switches (module, scope, off_at, off_by, reason) VALUES ($1, $2, $3, $4, $5) \
+                Some((at, by, reason)) => sqlx::query(
+                    "INSERT INTO module_switches (module, scope, off_at, off_by, reason) VALUES ($1, $2, $3, $4, $5) \
                          ON CONFLICT DO NOTHING",
-                    )
-                    .bind(module)
-                    .bind(scope)
-                    .bind(at)
-                    .bind(by)
-                    .bind(reason)
-                    .execute(&self.pool)
-                    .await?
-                }
+                )
+                .bind(module)
+                .bind(scope)
+                .bind(at)
+                .bind(by)
+                .bind(reason)
+                .execute(&self.pool)
+                .await?,
                 None => {
                     sqlx::query("DELETE FROM module_switches WHERE module = $1 AND scope = $2")
                         .bind(module)
@@ -383,7 +387,8 @@ impl DetectionStore for This {
 
     fn honeytokens(&self) -> BoxFuture<'_, Result<Vec<(String, String)>>> {
         Box::pin(async move {
-            let rows = sqlx::query("SELECT object_id, kind FROM honeytokens ORDER BY object_id").fetch_all(&self.pool).await?;
+            let rows =
+                sqlx::query("SELECT object_id, kind FROM honeytokens ORDER BY object_id").fetch_all(&self.pool).await?;
             rows.iter().map(|r| Ok((r.try_get("object_id")?, r.try_get("kind")?))).collect()
         })
     }

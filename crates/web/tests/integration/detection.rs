@@ -190,8 +190,10 @@ async fn a_practice_system_used_far_beyond_its_usual_volume_is_suspended() -> Re
         }
     }
     assert!(alerts(&w).await?.is_empty(), "a usual hour raises nothing");
-    // Then one hour with many more: at the floor (10) it is still within three times its usual
-    // four; the twelfth patient crosses both.
+    // A day later (its usual is what it did before yesterday: a stolen token cannot raise its own
+    // baseline hour by hour), one hour with many more: at the floor (10) it is still within three
+    // times its usual four; the twelfth patient crosses both.
+    w.t.clock.advance(86_400);
     start_of_hour(&w, 60);
     let mut accepted = 0;
     for (n, nhi) in nhis.iter().enumerate() {
@@ -422,6 +424,30 @@ async fn the_kill_switch_takes_documents_off_for_one_practice_and_loses_nothing(
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let list = p1.get(&format!("/patients/{}/documents", w.patient1)).await?;
     assert_eq!(list.status, StatusCode::OK);
+    // Health records off for practice A: its patients' record pages and its system's FHIR
+    // bundles wait (503, Retry-After); its patients' documents are untouched.
+    let records = [
+        ("module", "records"),
+        ("scope", practice.as_str()),
+        ("state", "off"),
+        ("reason", "Checking a result sent to the wrong patient"),
+    ];
+    assert_eq!(op.post("/operator/security/switches", &records).await?.status, StatusCode::SEE_OTHER);
+    assert_eq!(p1.get(&format!("/patients/{}/records", w.patient1)).await?.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(p1.get(&format!("/patients/{}/documents", w.patient1)).await?.status, StatusCode::OK);
+    let bundle = testkit::records::bundle(
+        "transaction",
+        [
+            testkit::records::patient_entry("urn:uuid:p", "ZZZ0016"),
+            testkit::records::put(testkit::records::condition("c-off", "urn:uuid:p", "Asthma", "2015-03-01"), 1),
+        ],
+    );
+    let r = testkit::records::ingest(&w.t, &w.client_a, &bundle).await?;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert_eq!(r.headers.get("retry-after").and_then(|v| v.to_str().ok()), Some("300"));
+    let records_on = [("module", "records"), ("scope", practice.as_str()), ("state", "on"), ("reason", "Checked")];
+    assert_eq!(op.post("/operator/security/switches", &records_on).await?.status, StatusCode::SEE_OTHER);
+    assert_eq!(testkit::records::ingest(&w.t, &w.client_a, &bundle).await?.status, StatusCode::OK, "sent again, taken");
     // For everyone: practice B's patients too.
     let all = [("module", "documents"), ("scope", "*"), ("state", "off"), ("reason", "Platform-wide check")];
     assert_eq!(op.post("/operator/security/switches", &all).await?.status, StatusCode::SEE_OTHER);
