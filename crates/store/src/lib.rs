@@ -35,9 +35,7 @@ pub use access_log::AccessLogStore;
 pub use accounts::AccountStore;
 pub use appointments::AppointmentStore;
 pub use book::BookStore;
-pub use detection::{
-    AlertRow, Canaries, CanaryDocument, DetectionStore, Mark, NewAlert, Raised, SecurityAction, Settle, SwitchRow,
-};
+pub use detection::{AlertRow, Canaries, DetectionStore, Mark, NewAlert, Raised, SecurityAction, Settle, SwitchRow};
 pub use integrations::IntegrationStore;
 pub use jobs::{JobRow, JobState, JobStore, NewJob};
 pub use links::{LinkKind, LinkStore};

@@ -1,13 +1,14 @@
-//! Honeytokens: a canary patient no practice has enrolled, their documents (hospital letters,
-//! by their titles) and record ids. No legitimate path reaches them — they are in no one's
-//! lists — and their ids are planted where an enumerator or an insider browsing the database
-//! would find them: the `patients` and `documents` tables, and `robots.txt`. Any access to one
-//! is a critical alert and suspends whatever touched it.
+//! Honeytokens: a canary patient no practice has enrolled (a real row, with a plausible name and
+//! a Z-range NHI, where an insider browsing the database finds it), and document and record ids
+//! (a document id named in `robots.txt`, where an enumerator looks). No legitimate path reaches
+//! them — they are in no one's lists. Any access to one is a critical alert and suspends
+//! whatever touched it. Canary documents are ids only: a row without a blob would be found by
+//! every tool that walks the documents (sealing, verification, the sweeper).
 
 use crate::{App, AppError};
 use std::collections::HashSet;
 use std::sync::RwLock;
-use store::{AuditEvent, Canaries, CanaryDocument};
+use store::{AuditEvent, Canaries};
 
 /// The canaries' ids, kept in memory so that checking an event costs a hash look-up.
 #[derive(Debug, Default)]
@@ -69,7 +70,6 @@ impl App {
     /// When storage fails.
     pub async fn plant_honeytokens(&self) -> Result<(), AppError> {
         if self.store.honeytokens().await?.is_empty() {
-            let random = crate::identity::credentials::random_bytes::<32>()?;
             let nhi = random_nhi()?;
             let canaries = Canaries {
                 account: domain::AccountId::random(),
@@ -78,26 +78,7 @@ impl App {
                 nhi,
                 name: "Mereana Tautahi".into(),
                 date_of_birth: "1968-04-19".into(),
-                documents: vec![
-                    CanaryDocument {
-                        id: domain::DocumentId::random(),
-                        title: "Discharge summary - Whangarei Hospital".into(),
-                        category: "discharge_summary".into(),
-                        clinical_date: "2025-11-03".into(),
-                        org_id: "G00134-F".into(),
-                        org_name: "Te Whatu Ora Te Tai Tokerau".into(),
-                        wrapped_key: random[..16].to_vec(),
-                    },
-                    CanaryDocument {
-                        id: domain::DocumentId::random(),
-                        title: "Cardiology clinic letter".into(),
-                        category: "clinic_letter".into(),
-                        clinical_date: "2025-09-22".into(),
-                        org_id: "G00134-F".into(),
-                        org_name: "Te Whatu Ora Te Tai Tokerau".into(),
-                        wrapped_key: random[16..].to_vec(),
-                    },
-                ],
+                documents: vec![domain::DocumentId::random(), domain::DocumentId::random()],
                 records: vec![uuid::Uuid::new_v4(), uuid::Uuid::new_v4()],
                 now: self.now(),
             };

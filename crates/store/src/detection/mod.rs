@@ -139,31 +139,12 @@ pub struct Canaries {
     pub name: String,
     /// A plausible date of birth.
     pub date_of_birth: String,
-    /// Documents: id, title, category, clinical date, source organisation (HPI id, name).
-    pub documents: Vec<CanaryDocument>,
+    /// Document ids (ids only: a row would be found by every tool that walks the documents).
+    pub documents: Vec<domain::DocumentId>,
     /// Record item ids (ids only: no practice holds them).
     pub records: Vec<uuid::Uuid>,
     /// When.
     pub now: UnixTime,
-}
-
-/// A canary document's row.
-#[derive(Debug, Clone)]
-pub struct CanaryDocument {
-    /// Its id.
-    pub id: domain::DocumentId,
-    /// Its title.
-    pub title: String,
-    /// Its category code.
-    pub category: String,
-    /// Its clinical date.
-    pub clinical_date: String,
-    /// Who sent it (HPI organisation id).
-    pub org_id: String,
-    /// Who sent it (name).
-    pub org_name: String,
-    /// Random bytes where a wrapped key would be.
-    pub wrapped_key: Vec<u8>,
 }
 
 /// The detectors' shared picture and their alerts.

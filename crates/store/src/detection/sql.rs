@@ -471,27 +471,7 @@ impl DetectionStore for This {
             .await?;
             let mut tokens = vec![(c.patient.to_string(), "patient")];
             for d in &c.documents {
-                sqlx::query(
-                    "INSERT INTO documents (id, patient_id, version, category, title, filename, media_type, size, blob_key, \
-                     wrapped_key, key_version, aad_practice, clinical_date, author, source_org_id, source_org_name, \
-                     controller_id, controller_name, created_at) \
-                     VALUES ($1, $2, 1, $3, $4, $5, 'application/pdf', $6, $7, $8, 1, '', $9, NULL, $10, $11, $10, $11, $12)",
-                )
-                .bind(d.id.as_uuid())
-                .bind(c.patient.as_uuid())
-                .bind(&d.category)
-                .bind(&d.title)
-                .bind(format!("{}.pdf", d.title.replace(' ', "-").to_lowercase()))
-                .bind(48_213_i64 + i64::from(d.wrapped_key.first().copied().unwrap_or(0)) * 97)
-                .bind(format!("canary/{}", d.id))
-                .bind(&d.wrapped_key)
-                .bind(&d.clinical_date)
-                .bind(&d.org_id)
-                .bind(&d.org_name)
-                .bind(c.now)
-                .execute(&mut *tx)
-                .await?;
-                tokens.push((d.id.to_string(), "document"));
+                tokens.push((d.to_string(), "document"));
             }
             for r in &c.records {
                 tokens.push((r.to_string(), "health_record"));
