@@ -82,6 +82,8 @@ pub struct AlertSettings {
     /// Where each alert is posted as JSON, signed with HMAC-SHA256 of the body under `secret`
     /// (header `X-Tiaki-Signature: sha256=<hex>`).
     pub webhook: Option<(String, secrecy::SecretString)>,
+    /// The support line incident notices give people to call (digits, spaces, `+`).
+    pub support_phone: Option<String>,
 }
 
 impl std::fmt::Debug for AlertSettings {
@@ -89,6 +91,7 @@ impl std::fmt::Debug for AlertSettings {
         f.debug_struct("AlertSettings")
             .field("contacts", &self.contacts.len())
             .field("webhook", &self.webhook.as_ref().map(|(u, _)| u))
+            .field("support_phone", &self.support_phone)
             .finish()
     }
 }
@@ -132,7 +135,7 @@ impl AlertSettings {
                 ));
             }
         };
-        Ok(Self { contacts, webhook })
+        Ok(Self { contacts, webhook, support_phone: None })
     }
 }
 
@@ -306,6 +309,7 @@ struct FileConfig {
     security_contacts: Option<Vec<String>>,
     alert_webhook_url: Option<String>,
     alert_webhook_secret: Option<String>,
+    support_phone: Option<String>,
 }
 
 /// The environment variables read, with the file key each overrides.
@@ -360,6 +364,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("TIAKI_SECURITY_CONTACTS", "security_contacts"),
     ("TIAKI_ALERT_WEBHOOK_URL", "alert_webhook_url"),
     ("TIAKI_ALERT_WEBHOOK_SECRET", "alert_webhook_secret"),
+    ("TIAKI_SUPPORT_PHONE", "support_phone"),
 ];
 
 fn number(key: &str, v: &str) -> Result<i64, ConfigError> {
@@ -466,6 +471,7 @@ impl Config {
             ("TIAKI_S3_SECRET_ACCESS_KEY", &mut c.s3_secret_access_key),
             ("TIAKI_ALERT_WEBHOOK_URL", &mut c.alert_webhook_url),
             ("TIAKI_ALERT_WEBHOOK_SECRET", &mut c.alert_webhook_secret),
+            ("TIAKI_SUPPORT_PHONE", &mut c.support_phone),
         ] {
             if let Some(v) = get(key) {
                 *slot = Some(v);
@@ -668,7 +674,19 @@ impl Config {
             c.max_documents_per_patient.unwrap_or(crate::documents::MAX_OWN_DOCUMENTS),
             crate::documents::MAX_DOCUMENTS,
         )?;
-        let alerts = AlertSettings::new(c.security_contacts, c.alert_webhook_url, c.alert_webhook_secret)?;
+        let mut alerts = AlertSettings::new(c.security_contacts, c.alert_webhook_url, c.alert_webhook_secret)?;
+        if let Some(phone) = c.support_phone {
+            let phone = phone.trim().to_owned();
+            if !(6..=20).contains(&phone.chars().filter(char::is_ascii_digit).count())
+                || !phone.chars().all(|ch| ch.is_ascii_digit() || ch == ' ' || ch == '+')
+            {
+                return Err(ConfigError(format!(
+                    "support_phone (TIAKI_SUPPORT_PHONE) must be a phone number of digits, spaces and +, like \
+                     \"0800 824 254\", not {phone:?}"
+                )));
+            }
+            alerts.support_phone = Some(phone);
+        }
         Ok(Self {
             detection,
             alerts,

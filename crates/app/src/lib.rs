@@ -13,6 +13,7 @@ pub mod documents;
 mod error;
 mod group;
 pub mod identity;
+pub mod incidents;
 pub mod jobs;
 pub mod messages;
 /// The key files on disk (the master key and the log's signing key), from `crypto`.

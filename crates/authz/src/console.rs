@@ -66,3 +66,18 @@ pub const fn manage_alerts() -> Grant<crate::ManageAlerts> {
 pub const fn switch_modules() -> Grant<crate::SwitchModules> {
     Grant::new(Platform, None, None)
 }
+
+/// The console may lead incidents (`tiaki incident …`, run by the incident lead at the server).
+pub const fn lead_incidents() -> Grant<crate::LeadIncidents> {
+    Grant::new(Platform, None, None)
+}
+
+/// The console may see incidents and produce their reports (`tiaki incident report`).
+pub const fn view_incidents() -> Grant<crate::ViewIncidents> {
+    Grant::new(Platform, None, None)
+}
+
+/// The console may produce incidents' reports.
+pub const fn report_incidents() -> Grant<crate::ReportIncidents> {
+    Grant::new(Platform, None, None)
+}

@@ -29,6 +29,7 @@ pub use policy::identity::{
     ApprovePatientReset, DisableAccount, EnableAccount, InviteOperator, ManageAccounts, ManageOperators,
     RequestPatientReset, ResetPatientFactors, ResetStaffFactors, SetPasskeyPolicy,
 };
+pub use policy::incidents::{CheckReference, LeadIncidents, ReportIncidents, ViewImpact, ViewIncidents};
 pub use policy::messages::{
     ListThreads, ManageThread, ReadPracticeInbox, ReadThread, ReplyThread, SetUpMessaging, StartThread,
 };

@@ -6,6 +6,7 @@ pub mod calendar;
 pub mod clock;
 pub mod detection;
 pub mod ids;
+pub mod incidents;
 pub mod messages;
 pub mod nhi;
 pub mod prescriptions;

@@ -148,6 +148,14 @@ vocabulary!(
         Alert = "alert",
         /// A module's kill switch (for one practice or everyone).
         ModuleSwitch = "module_switch",
+        /// An incident: its indicators, revisions and scope.
+        Incident = "incident",
+        /// An incident's notification campaign (its notices to the people affected).
+        IncidentCampaign = "incident_campaign",
+        /// An incident's report (for a controlling organisation, or the regulator).
+        IncidentReport = "incident_report",
+        /// A reference code someone checked on the public "is this message genuine?" page.
+        ReferenceCode = "reference_code",
     }
 );
 
@@ -260,6 +268,14 @@ vocabulary!(
         SwitchOff = "switch_off",
         /// Switched a module on again.
         SwitchOn = "switch_on",
+        /// Declared an incident.
+        Declare = "declare",
+        /// Made a new revision of something (an incident's scope).
+        Revise = "revise",
+        /// Did something about what an incident found (ended sessions, required a new password).
+        Remediate = "remediate",
+        /// Checked something (a reference code on the public page).
+        Check = "check",
     }
 );
 
@@ -292,6 +308,7 @@ impl ObjectKind {
                 Module::Messaging
             }
             Self::Alert | Self::ModuleSwitch => Module::Detection,
+            Self::Incident | Self::IncidentCampaign | Self::IncidentReport | Self::ReferenceCode => Module::Incidents,
         }
     }
 }

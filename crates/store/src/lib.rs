@@ -11,6 +11,7 @@ mod book;
 pub mod detection;
 mod documents;
 mod engines;
+pub mod incidents;
 mod integrations;
 mod jobs;
 mod links;
@@ -36,6 +37,7 @@ pub use accounts::AccountStore;
 pub use appointments::AppointmentStore;
 pub use book::BookStore;
 pub use detection::{AlertRow, Canaries, DetectionStore, Mark, NewAlert, Raised, SecurityAction, Settle, SwitchRow};
+pub use incidents::IncidentStore;
 pub use integrations::IntegrationStore;
 pub use jobs::{JobRow, JobState, JobStore, NewJob};
 pub use links::{LinkKind, LinkStore};
@@ -117,6 +119,7 @@ pub trait Store:
     + NoticeStore
     + MessageStore
     + DetectionStore
+    + IncidentStore
     + IntegrationStore
     + MfaStore
     + SignInStore

@@ -100,6 +100,7 @@ conformance!(
     conversations_are_scoped_and_notes_stay_with_the_practice,
     detection_counts_distinct_objects_once_across_nodes,
     containment_state_is_kept_once,
+    incidents_keep_revisions_and_send_each_notice_once,
 );
 
 #[path = "conformance/care.rs"]
@@ -108,6 +109,9 @@ use care::{a_repeat_item_is_in_one_open_request_at_a_time, one_slot_is_booked_on
 #[path = "conformance/proxies.rs"]
 mod proxies;
 use proxies::proxy_links_are_judged_and_reach_sessions_and_inboxes;
+#[path = "conformance/incidents.rs"]
+mod incidents;
+use incidents::incidents_keep_revisions_and_send_each_notice_once;
 #[path = "conformance/messages.rs"]
 mod messages;
 use messages::conversations_are_scoped_and_notes_stay_with_the_practice;

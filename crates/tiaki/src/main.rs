@@ -59,6 +59,9 @@ enum Command {
     /// Health documents: housekeeping.
     #[command(subcommand)]
     Documents(DocumentsCmd),
+    /// Incidents: declare, scope, revise, diff, remediate, notify, report, verify.
+    #[command(subcommand)]
+    Incident(incident::IncidentCmd),
 }
 
 #[derive(Subcommand)]
@@ -313,6 +316,7 @@ mod cmd;
 use cmd::{audit_cmd, client_cmd, keys_cmd};
 mod demo;
 mod demo_care;
+mod incident;
 mod serve;
 
 fn load_config(path: Option<&PathBuf>) -> Result<Config> {
@@ -525,6 +529,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Demo => demo::run(&config).await,
         Command::Audit(cmd) => audit_cmd(&config, cmd).await,
+        Command::Incident(cmd) => incident::incident_cmd(&config, cmd).await,
         Command::Keys(cmd) => keys_cmd(&config, cmd).await,
         Command::Documents(DocumentsCmd::UnwrapCounts { since_minutes }) => {
             let app = open(&config).await?;

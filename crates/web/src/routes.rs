@@ -3,8 +3,8 @@
 //! noticing.
 
 use crate::pages::{
-    access, account, appointments, documents, inbox, messages, mfa, operator, passkeys, password, patients, practices,
-    prescriptions, proxies, records, security, signin,
+    access, account, appointments, documents, genuine, inbox, incidents, messages, mfa, operator, passkeys, password,
+    patients, practices, prescriptions, proxies, records, security, signin,
 };
 use crate::{WebState, api, openapi, ops, pages};
 use axum::routing::{MethodRouter, get, post};
@@ -115,6 +115,14 @@ routes! {
     get  "/operator/security/alerts/{alert_id}"  Page => security::alert_page,
     post "/operator/security/alerts/{alert_id}"  Page => security::settle,
     post "/operator/security/switches"           Page => security::switch,
+    get  "/operator/incidents"                   Page => incidents::incidents_page,
+    post "/operator/incidents"                   Page => incidents::declare,
+    get  "/operator/incidents/{incident_id}"     Page => incidents::incident_page,
+    post "/operator/incidents/{incident_id}/{incident_action}" Page => incidents::incident_action,
+    get  "/operator/incidents/{incident_id}/report" Page => incidents::controller_report,
+    get  "/operator/incidents/{incident_id}/regulator" Page => incidents::regulator_report,
+    get  "/genuine"                              Page => genuine::genuine_page,
+    post "/genuine"                              Page => genuine::check,
     get  "/api/v1/me"                            Api  => api::me,
     get  "/api/v1/patients/{patient_id}"         Api  => api::patient,
     post "/api/v1/practices/{practice_id}/patients" Api => api::enrol,

@@ -132,6 +132,8 @@ pub(crate) struct PatientPage {
     pub(crate) practices: Vec<Practice>,
     /// Practices asking to enrol the patient (shown only to the patient themself).
     pub(crate) requests: Vec<RequestLine>,
+    /// The patient's impact status for each open incident (shown only to the patient themself).
+    pub(crate) impacts: Vec<ImpactBanner>,
 }
 
 impl PatientPage {
@@ -596,5 +598,116 @@ pub(crate) struct AlertPage<'a> {
 impl AlertPage<'_> {
     fn err(&self, field: &str) -> Option<&str> {
         find(&self.errors, field)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "genuine.html")]
+pub(crate) struct GenuinePage<'a> {
+    pub(crate) nav: Option<Nav>,
+    pub(crate) csrf: &'a str,
+    pub(crate) code: String,
+    /// A code was checked (and the answer is below).
+    pub(crate) checked: bool,
+    /// What a genuine code stands for; none for anything else.
+    pub(crate) genuine: Option<crate::pages::genuine::GenuineView>,
+    /// Too many checks from this address.
+    pub(crate) limited: bool,
+}
+
+#[derive(Template)]
+#[template(path = "incidents.html")]
+pub(crate) struct IncidentsPage<'a> {
+    pub(crate) nav: Option<Nav>,
+    pub(crate) csrf: &'a str,
+    pub(crate) incidents: Vec<crate::pages::incidents::IncidentLine>,
+    pub(crate) form: crate::pages::incidents::DeclareForm,
+    pub(crate) errors: Vec<FieldError>,
+}
+
+impl IncidentsPage<'_> {
+    fn err(&self, field: &str) -> Option<&str> {
+        find(&self.errors, field)
+    }
+}
+
+/// (from, to, indicators added, removed, who moved).
+pub(crate) type DiffView = (i64, i64, Vec<String>, Vec<String>, Vec<crate::pages::incidents::MovedLine>);
+
+#[derive(Template)]
+#[template(path = "incident.html")]
+pub(crate) struct IncidentPage<'a> {
+    pub(crate) nav: Option<Nav>,
+    pub(crate) csrf: &'a str,
+    pub(crate) notice: Option<String>,
+    pub(crate) incident: app::incidents::Incident,
+    pub(crate) declared: crate::present::Moment,
+    pub(crate) discovered: crate::present::Moment,
+    pub(crate) told: Option<crate::present::Moment>,
+    pub(crate) latest: Option<app::incidents::Revision>,
+    /// (number, when, note, confirmed, possible), newest first.
+    pub(crate) revisions: Vec<(i64, crate::present::Moment, String, i64, i64)>,
+    pub(crate) moved: Option<DiffView>,
+    /// (id, name, confirmed, possible).
+    pub(crate) controllers: Vec<(String, String, usize, usize)>,
+    pub(crate) campaigns: Vec<crate::pages::incidents::CampaignLine>,
+    /// (recipient, state, the server's answer).
+    pub(crate) failed: Vec<(String, String, String)>,
+    /// (when, action, set, how many, why), newest first.
+    pub(crate) actions: Vec<(crate::present::Moment, String, String, i64, String)>,
+    pub(crate) forms: crate::pages::incidents::IncidentForms,
+    pub(crate) errors: Vec<FieldError>,
+}
+
+impl IncidentPage<'_> {
+    fn err(&self, field: &str) -> Option<&str> {
+        find(&self.errors, field)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "incident_report.html")]
+pub(crate) struct ControllerReportPage {
+    pub(crate) nav: Option<Nav>,
+    pub(crate) incident_id: String,
+    pub(crate) report: app::incidents::ControllerReport,
+}
+
+#[derive(Template)]
+#[template(path = "regulator_report.html")]
+pub(crate) struct RegulatorReportPage {
+    pub(crate) nav: Option<Nav>,
+    pub(crate) incident_id: String,
+    pub(crate) report: app::incidents::RegulatorReport,
+}
+
+/// A patient's impact status for one incident (the banner).
+#[derive(Debug, Clone)]
+pub(crate) struct ImpactBanner {
+    pub(crate) title: String,
+    /// `none`, `possible` or `affected` (the banner's look).
+    pub(crate) tone: &'static str,
+    pub(crate) heading: &'static str,
+    pub(crate) items: Vec<String>,
+    pub(crate) found: String,
+    pub(crate) steps_taken: String,
+}
+
+impl From<app::incidents::Impact> for ImpactBanner {
+    fn from(i: app::incidents::Impact) -> Self {
+        use app::domain::incidents::Class;
+        let (tone, heading) = match i.class {
+            Class::Confirmed => ("affected", "Affected: some of your information was seen"),
+            Class::Possible => ("possible", "Possibly affected"),
+            Class::NotAffected => ("none", "No impact on you"),
+        };
+        Self {
+            title: i.title,
+            tone,
+            heading,
+            items: i.items,
+            found: app::incidents::nz_date(i.discovered_at),
+            steps_taken: i.steps_taken,
+        }
     }
 }

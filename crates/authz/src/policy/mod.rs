@@ -6,6 +6,7 @@ pub mod audit;
 pub mod detection;
 pub mod documents;
 pub mod identity;
+pub mod incidents;
 pub mod messages;
 pub mod practices;
 pub mod prescriptions;

@@ -11,13 +11,13 @@ const TREE_SIZE: &str = tree_size!();
 
 /// The SQL, written once in what `SQLite` and `PostgreSQL` share (`sql.rs`), compiled for
 /// each engine's types.
-mod sqlite {
+pub(crate) mod sqlite {
     type Db = sqlx::Sqlite;
     type This = crate::SqliteStore;
     use crate::detection::sqlite as marks;
     include!("sql.rs");
 }
-mod postgres {
+pub(crate) mod postgres {
     type Db = sqlx::Postgres;
     type This = crate::PgStore;
     use crate::detection::postgres as marks;

@@ -13,7 +13,7 @@ use sqlx::Row;
 
 type DbRow = <Db as sqlx::Database>::Row;
 
-fn event_row(r: &DbRow) -> Result<AuditEvent> {
+pub(crate) fn event_row(r: &DbRow) -> Result<AuditEvent> {
     Ok(AuditEvent {
         id: r.try_get("id")?,
         at_ms: r.try_get("at_ms")?,

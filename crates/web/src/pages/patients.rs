@@ -32,7 +32,21 @@ pub(crate) async fn patient_page(
     } else {
         Vec::new()
     };
+    let impacts = if who.patient == Some(patient) && proxy.is_none() {
+        state
+            .app
+            .incidents()
+            .impact(&ctx.caller_as(&who), patient)
+            .await
+            .map_err(WebError::page)?
+            .into_iter()
+            .map(crate::views::ImpactBanner::from)
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(render(&PatientPage {
+        impacts,
         nav: Some(Nav::new(&who, ctx.csrf())),
         csrf: ctx.csrf().to_owned(),
         notice: notice_text(&n),

@@ -100,7 +100,22 @@ async fn every_route_against_every_role() -> Result<()> {
         ),
     )
     .await?;
+    // An incident (its page, reports and actions; the matrix posts its empty "details" form).
+    let lead = w.t.app.console().incident_lead();
+    let declaration = app::incidents::Declaration {
+        title: "Matrix incident".into(),
+        description: "Someone used a stolen password to read patients' letters.".into(),
+        discovered_at: app::domain::Clock::now(&w.t.clock),
+        indicators: app::domain::incidents::Indicators {
+            sessions: vec![uuid::Uuid::new_v4().to_string()],
+            ..Default::default()
+        },
+        from_alert: None,
+    };
+    let (incident, _) =
+        w.t.app.incidents().declare(&lead, &declaration).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let ids = [
+        (incident.as_str(), "{incident}"),
         (alert.as_str(), "{alert}"),
         (record.as_str(), "{record}"),
         (appointment.as_str(), "{appointment}"),
@@ -126,7 +141,9 @@ async fn every_route_against_every_role() -> Result<()> {
             .replace("{proxy_id}", &link)
             .replace("{notice_id}", &notice)
             .replace("{thread_id}", &thread)
-            .replace("{alert_id}", &alert);
+            .replace("{alert_id}", &alert)
+            .replace("{incident_id}", &incident)
+            .replace("{incident_action}", "details");
         assert!(!path.contains('{'), "the matrix does not know how to fill {} — add it", route.path);
         let mut cells = Vec::new();
         for role in ROLES {
@@ -318,6 +335,8 @@ async fn every_route_against_every_role() -> Result<()> {
             // "Forgot your password?" and its link are for people who cannot sign in.
             "/signin/forgot",
             "/reset-password",
+            // "Is this message from Tiaki?" is for anyone holding a message, signed in or not.
+            "/genuine",
             "/api/v1/audit/proof/inclusion",
             "/api/v1/audit/proof/consistency",
         ];

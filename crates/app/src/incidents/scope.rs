@@ -1,0 +1,260 @@
+//! An incident's scope, computed from the access log: every event below a signed checkpoint that
+//! an indicator matches, classified. A document, record item, record or conversation served to
+//! an indicator makes its patient **confirmed**; anything else an indicator reached about a
+//! patient (a list naming their documents, their details, a key unlocked) makes them
+//! **possible**; everyone else is not affected. Each object carries its category, date and
+//! controlling organisation, and each patient the first event (and indicator) that put them
+//! where they are.
+
+use crate::AppError;
+use domain::incidents::{Class, Indicators, Seen};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use store::SequencedEvent;
+use store::incidents::{ScopeObject, ScopePatient};
+
+/// A computed scope.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Patients confirmed or possibly affected, by id.
+    pub patients: Vec<ScopePatient>,
+    /// What of theirs was reached.
+    pub objects: Vec<ScopeObject>,
+    /// Matching events.
+    pub events: usize,
+}
+
+impl Scope {
+    /// Patients in a class.
+    #[must_use]
+    pub fn count(&self, class: Class) -> usize {
+        self.patients.iter().filter(|p| p.class == class.as_str()).count()
+    }
+
+    /// SHA-256 of the scope's canonical listing (patients, then objects, sorted), hex: what a
+    /// recomputation must give again.
+    #[must_use]
+    pub fn digest(&self) -> String {
+        let mut text = String::new();
+        for p in &self.patients {
+            let _ = writeln!(text, "p {} {}", p.patient_id, p.class);
+        }
+        for o in &self.objects {
+            let _ = writeln!(text, "o {} {} {} {} {}", o.patient_id, o.kind, o.object_id, o.class, o.controller_id);
+        }
+        hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes()).as_ref())
+    }
+}
+
+/// What one matching event reached: (kind, object id, class). A listing reaches each object it
+/// named; an empty listing, or anything else about a patient, reaches the patient.
+fn reached(e: &store::AuditEvent) -> Vec<(&'static str, String, Class)> {
+    let Some(patient) = &e.patient else { return Vec::new() };
+    let served = matches!(e.action.as_str(), "read" | "export");
+    match e.object_type.as_str() {
+        "document" if served => vec![("document", e.object_id.clone(), Class::Confirmed)],
+        "health_record" | "hidden_health_record" if served => {
+            vec![("health_record", e.object_id.clone(), Class::Confirmed)]
+        }
+        "patient_record" if served => vec![("patient_record", patient.clone(), Class::Confirmed)],
+        "message_thread" if served => vec![("message_thread", e.object_id.clone(), Class::Confirmed)],
+        "document" if e.action == "list" && e.object_id != *patient => e
+            .object_id
+            .split(',')
+            .filter(|id| !id.is_empty())
+            .map(|id| ("document", id.to_owned(), Class::Possible))
+            .collect(),
+        _ => vec![("patient", patient.clone(), Class::Possible)],
+    }
+}
+
+/// (patient, kind, object).
+type ObjectKey = (String, &'static str, String);
+/// (class, first seq, the event's practice).
+type ObjectSeen = (Class, i64, Option<String>);
+
+/// The events that found each object, before their facts are looked up.
+#[derive(Debug, Default)]
+struct Found {
+    objects: BTreeMap<ObjectKey, ObjectSeen>,
+    /// patient → (class, first seq giving that class, why).
+    patients: BTreeMap<String, (Class, i64, String)>,
+    events: usize,
+}
+
+fn classify(indicators: &Indicators, events: &[SequencedEvent]) -> Found {
+    let mut found = Found::default();
+    for SequencedEvent { seq, event: e } in events {
+        if e.outcome != "allowed" {
+            continue;
+        }
+        let seen = Seen {
+            account: e.actor_account.as_deref(),
+            session: e.session.as_deref(),
+            ip: &e.ip,
+            user_agent: &e.user_agent,
+            at_ms: e.at_ms,
+            module: &e.module,
+        };
+        let Some(indicator) = indicators.matching(seen) else { continue };
+        let reached = reached(e);
+        if reached.is_empty() {
+            continue;
+        }
+        found.events += 1;
+        let seq = i64::try_from(*seq).unwrap_or(i64::MAX);
+        let Some(patient) = e.patient.clone() else { continue };
+        for (kind, id, class) in reached {
+            let entry = found.objects.entry((patient.clone(), kind, id)).or_insert((class, seq, e.practice.clone()));
+            if class.rank() > entry.0.rank() {
+                *entry = (class, seq, e.practice.clone());
+            }
+            let why = format!("event {seq} ({} {} by {indicator})", e.action, e.object_type);
+            let p = found.patients.entry(patient.clone()).or_insert((class, seq, why.clone()));
+            if class.rank() > p.0.rank() {
+                *p = (class, seq, why);
+            }
+        }
+    }
+    found
+}
+
+/// Computes a scope over the log's events below `below`.
+///
+/// # Errors
+/// When storage fails.
+pub(crate) async fn compute(
+    store: &dyn store::Store,
+    grant: &authz::Grant<authz::LeadIncidents>,
+    indicators: &Indicators,
+    below: u64,
+) -> Result<Scope, AppError> {
+    let ids: Vec<String> = indicators.accounts.iter().chain(&indicators.clients).cloned().collect();
+    let windows: Vec<(i64, i64)> = indicators.windows.iter().map(|w| (w.from_ms, w.to_ms)).collect();
+    // Addresses and agents are not indexed: their windows are read whole.
+    let by_time = !(indicators.ips.is_empty() && indicators.user_agents.is_empty());
+    let events = store.indicator_events(grant, below, &ids, &indicators.sessions, &windows, by_time).await?;
+    let found = classify(indicators, &events);
+    facts(store, found).await
+}
+
+/// Looks up what each object is and who controls it.
+async fn facts(store: &dyn store::Store, found: Found) -> Result<Scope, AppError> {
+    let ids_of = |kind: &str| -> Vec<String> {
+        found.objects.keys().filter(|(_, k, _)| *k == kind).map(|(_, _, id)| id.clone()).collect()
+    };
+    let documents: HashMap<String, store::incidents::ObjectFacts> =
+        store.document_facts(&ids_of("document")).await?.into_iter().map(|f| (f.id.clone(), f)).collect();
+    let records: HashMap<String, store::incidents::ObjectFacts> =
+        store.record_facts(&ids_of("health_record")).await?.into_iter().map(|f| (f.id.clone(), f)).collect();
+    // A record as a whole, a conversation or the patient's details: the practice the event was
+    // in, or else the patient's practice.
+    let mut practice_of: HashMap<String, String> = HashMap::new();
+    let wholes: Vec<String> = found
+        .objects
+        .iter()
+        .filter(|((_, k, _), (_, _, practice))| !matches!(*k, "document" | "health_record") && practice.is_none())
+        .map(|((p, _, _), _)| p.clone())
+        .collect();
+    practice_of.extend(store.first_practices(&wholes).await?);
+    let mut practices: Vec<String> = found.objects.values().filter_map(|(_, _, p)| p.clone()).collect();
+    practices.extend(practice_of.values().cloned());
+    practices.sort();
+    practices.dedup();
+    let names: HashMap<String, String> = store.practice_names(&practices).await?.into_iter().collect();
+    let mut objects = Vec::with_capacity(found.objects.len());
+    for ((patient, kind, id), (class, seq, practice)) in found.objects {
+        let known = match kind {
+            "document" => documents.get(&id),
+            "health_record" => records.get(&id),
+            _ => None,
+        };
+        // An object of another patient than the event said, or one the database never held (a
+        // canary's id), is kept as what the event said.
+        let (category, dated, controller_id, controller_name) =
+            if let Some(f) = known.filter(|f| f.patient_id == patient) {
+                (f.category.clone(), f.dated.clone(), f.controller_id.clone(), f.controller_name.clone())
+            } else {
+                let controller = practice.or_else(|| practice_of.get(&patient).cloned()).unwrap_or_default();
+                let name = names.get(&controller).cloned().unwrap_or_else(|| "Unknown organisation".into());
+                let category = match kind {
+                    "patient_record" => "health record",
+                    "message_thread" => "messages",
+                    "patient" => "details",
+                    _ => "unknown",
+                };
+                (category.to_owned(), None, controller, name)
+            };
+        objects.push(ScopeObject {
+            patient_id: patient,
+            kind: kind.to_owned(),
+            object_id: id,
+            class: class.as_str().to_owned(),
+            category,
+            dated,
+            controller_id,
+            controller_name,
+            first_seq: seq,
+        });
+    }
+    let patients = found
+        .patients
+        .into_iter()
+        .map(|(patient_id, (class, _, why))| ScopePatient { patient_id, class: class.as_str().to_owned(), why })
+        .collect();
+    Ok(Scope { patients, objects, events: found.events })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use store::AuditEvent;
+
+    fn event(seq: u64, session: &str, action: &str, kind: &str, object: &str, patient: &str) -> SequencedEvent {
+        SequencedEvent {
+            seq,
+            event: AuditEvent {
+                session: Some(session.into()),
+                action: action.into(),
+                object_type: kind.into(),
+                object_id: object.into(),
+                patient: Some(patient.into()),
+                outcome: "allowed".into(),
+                ip: "203.0.113.9".into(),
+                module: "documents".into(),
+                ..AuditEvent::default()
+            },
+        }
+    }
+
+    #[test]
+    fn served_is_confirmed_listed_is_possible_refused_and_others_are_nothing() {
+        let s = "0191c2a4-0000-7000-8000-000000000001";
+        let i = Indicators { sessions: vec![s.into()], ..Indicators::default() };
+        let mut refused = event(5, s, "read", "document", "d9", "p9");
+        refused.event.outcome = "not_found".into();
+        let events = vec![
+            event(1, s, "list", "document", "d1,d2", "p1"),
+            event(2, s, "read", "document", "d1", "p1"),
+            event(3, s, "list", "document", "d3", "p2"),
+            event(4, "someone-else", "read", "document", "d4", "p3"),
+            refused,
+            event(6, s, "read", "patient", "p4", "p4"),
+            event(7, s, "read", "patient_record", "p5", "p5"),
+        ];
+        let f = classify(&i, &events);
+        let class = |p: &str| f.patients.get(p).map(|c| c.0);
+        assert_eq!(class("p1"), Some(Class::Confirmed));
+        assert_eq!(class("p2"), Some(Class::Possible));
+        assert_eq!(class("p3"), None, "not the indicator's");
+        assert_eq!(class("p9"), None, "refused: nothing was served");
+        assert_eq!(class("p4"), Some(Class::Possible), "details seen, no document or record");
+        assert_eq!(class("p5"), Some(Class::Confirmed), "the record was served");
+        assert!(f.patients["p1"].2.starts_with("event 2 (read document by session"));
+        let d1 = &f.objects[&("p1".to_owned(), "document", "d1".to_owned())];
+        assert_eq!((d1.0, d1.1), (Class::Confirmed, 2), "listed then read: confirmed by the read");
+        assert_eq!(f.objects[&("p1".to_owned(), "document", "d2".to_owned())].0, Class::Possible);
+        assert_eq!(f.events, 5);
+    }
+}
