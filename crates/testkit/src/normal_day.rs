@@ -31,7 +31,7 @@ impl Default for DayPlan {
 }
 
 /// What the day did.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct DayReport {
     /// Requests made.
     pub requests: usize,
@@ -41,16 +41,24 @@ pub struct DayReport {
     pub sign_ins: usize,
     /// Requests refused with 404 (patients following old links).
     pub not_found: usize,
+    /// The day's adult patients, practice A's first (for drills that follow the day).
+    pub patients: Vec<Patient>,
 }
 
-struct Patient {
-    id: PatientId,
-    email: String,
+/// One of the day's patients.
+#[derive(Debug, Clone)]
+pub struct Patient {
+    /// Their id.
+    pub id: PatientId,
+    /// Their practice.
+    pub practice: PracticeId,
+    /// Their email (their password is [`PASSWORD`]).
+    pub email: String,
     /// The hospital's discharge summary (the patient's to read; the practice does not read
     /// what another organisation sent).
-    letter: String,
+    pub letter: String,
     /// The practice's own letter (a referral it sent), which its clinicians read.
-    practice_letter: String,
+    pub practice_letter: String,
 }
 
 fn id_in(body: &str) -> String {
@@ -144,7 +152,7 @@ async fn morning(
                 ],
             );
             sent(report, &crate::records::ingest(t, system, &body).await?)?;
-            patients.push(Patient { id, email, letter, practice_letter });
+            patients.push(Patient { id, practice: *practice, email, letter, practice_letter });
         }
     }
     // Children at practice A, each with a parent (an adult patient there) acting for them.
@@ -271,5 +279,6 @@ pub async fn normal_day(world: &World, plan: DayPlan) -> Result<DayReport> {
         }
         world.t.clock.advance(15 * 60);
     }
+    report.patients = practices.into_iter().flat_map(|(_, _, ps)| ps).collect();
     Ok(report)
 }

@@ -283,7 +283,7 @@ pub(crate) async fn incident_cmd(config: &Config, cmd: IncidentCmd) -> Result<()
             notify(config, &app, &lead, &id, (percent, per_minute, release), smtp, no_send).await?;
         }
         IncidentCmd::Report { id, org, csv, regulator, json } => {
-            report(&app, &lead, &id, org, (csv, regulator, json)).await?
+            report(&app, &lead, &id, org, (csv, regulator, json)).await?;
         }
         IncidentCmd::Verify { id } => {
             let b = bar(0, "revisions")?;

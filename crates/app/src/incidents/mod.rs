@@ -597,6 +597,31 @@ impl Incidents<'_> {
         rows.into_iter().last().map(Revision::from_row).transpose()?.ok_or(AppError::NotFound)
     }
 
+    /// A revision's patients (the latest's by default): (patient id, class, why).
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] for no such incident or revision.
+    pub async fn scope_of(
+        &self,
+        lead: &Lead,
+        id: &str,
+        revision: Option<i64>,
+    ) -> Result<Vec<(String, Class, String)>, AppError> {
+        let n = match revision {
+            Some(n) => n,
+            None => self.latest(id).await?.number,
+        };
+        self.event(lead, ObjectKind::Incident, Verb::Read, id).await?;
+        Ok(self
+            .app
+            .store
+            .scope_patients(id, n)
+            .await?
+            .into_iter()
+            .filter_map(|p| Class::parse(&p.class).map(|c| (p.patient_id, c, p.why)))
+            .collect())
+    }
+
     /// Who moved between two revisions, and why.
     ///
     /// # Errors

@@ -492,19 +492,20 @@ impl IncidentStore for This {
         Box::pin(async move {
             let rows = self
                 .by_ids(
-                    "SELECT patient_id, MIN(practice_id) AS practice_id FROM enrolments WHERE patient_id IN ({ids}) \
-                     GROUP BY patient_id",
+                    "SELECT patient_id, practice_id FROM enrolments WHERE patient_id IN ({ids}) \
+                     ORDER BY patient_id, enrolled_at, practice_id",
                     &uuids(patients),
                 )
                 .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok((
-                        r.try_get::<uuid::Uuid, _>("patient_id")?.to_string(),
-                        r.try_get::<uuid::Uuid, _>("practice_id")?.to_string(),
-                    ))
-                })
-                .collect()
+            // The patient's first practice (the longest enrolled).
+            let mut out: Vec<(String, String)> = Vec::new();
+            for r in &rows {
+                let patient = r.try_get::<uuid::Uuid, _>("patient_id")?.to_string();
+                if out.last().is_none_or(|(p, _)| *p != patient) {
+                    out.push((patient, r.try_get::<uuid::Uuid, _>("practice_id")?.to_string()));
+                }
+            }
+            Ok(out)
         })
     }
 

@@ -24,7 +24,7 @@ fn revision(incident: &str, note: &str) -> RevisionRow {
     }
 }
 
-#[allow(clippy::too_many_lines)]
+#[allow(clippy::too_many_lines, clippy::many_single_char_names)]
 pub(crate) async fn incidents_keep_revisions_and_send_each_notice_once(store: Arc<dyn Store>) -> Result<()> {
     let lead = console::lead_incidents();
     // The attacker's events: by account, by session, and one past the tree size.
@@ -162,5 +162,21 @@ pub(crate) async fn incidents_keep_revisions_and_send_each_notice_once(store: Ar
     let again = NewNotice { id: "m3".into(), code_hash: b"m3".to_vec(), ..dup };
     assert!(store.create_campaign(&lead, &c3, &[twice, again], &[]).await.is_err(), "one notice a patient a campaign");
     assert!(store.campaign("c3").await?.is_none(), "and nothing of it is kept");
+
+    // What the scope looks up: patients' contacts and first practices, practices' names
+    // (ids that are not there, or not ids, are left out).
+    let practice = make_practice(&store, "FAA111-A").await?;
+    let p = new_patient("ZZZ0016", "inc@example.nz");
+    let g = authorize::<EnrolPatient, _>(&admin_of(practice), practice, &*store).await?;
+    store.enrol_patient(&g, &p, &invite(InvitationPurpose::ActivatePatient, b"inc", "inc@example.nz")).await?;
+    let ids = vec![p.id.to_string(), PatientId::random().to_string(), "not-an-id".to_owned()];
+    let contacts = store.contacts(&ids).await?;
+    assert_eq!(contacts.len(), 1);
+    assert_eq!((contacts[0].email.as_str(), contacts[0].nhi.as_str()), ("inc@example.nz", "ZZZ0016"));
+    assert_eq!(contacts[0].account_id, p.account.to_string());
+    assert_eq!(store.first_practices(&ids).await?, vec![(p.id.to_string(), practice.to_string())]);
+    let names = store.practice_names(&[practice.to_string()]).await?;
+    assert_eq!(names.len(), 1);
+    assert!(store.document_facts(&ids).await?.is_empty() && store.record_facts(&ids).await?.is_empty());
     Ok(())
 }

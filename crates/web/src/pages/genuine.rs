@@ -57,6 +57,8 @@ pub(crate) async fn check(State(state): State<WebState>, CsrfForm(ctx, form): Cs
         }),
         _ => None,
     };
+    // Only a genuine code is shown back: anything else reads the same, whatever was typed.
+    let code = if genuine.is_some() { code } else { String::new() };
     let page = GenuinePage { nav: None, csrf: ctx.csrf(), code, checked: answer.is_some(), genuine, limited };
     Ok((status, render(&page)).into_response())
 }

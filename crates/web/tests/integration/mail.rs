@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-struct SmtpServer {
+pub(crate) struct SmtpServer {
     child: Child,
-    port: u16,
-    maildir: PathBuf,
+    pub(crate) port: u16,
+    pub(crate) maildir: PathBuf,
 }
 
 impl Drop for SmtpServer {
@@ -22,11 +22,11 @@ impl Drop for SmtpServer {
     }
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-async fn start_smtp(port: u16) -> Result<SmtpServer> {
+pub(crate) async fn start_smtp(port: u16) -> Result<SmtpServer> {
     let maildir = std::env::temp_dir().join(format!("tiaki-maildir-{}", uuid::Uuid::new_v4().simple()));
     let child = Command::new("python3")
         .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
@@ -45,7 +45,7 @@ async fn start_smtp(port: u16) -> Result<SmtpServer> {
     bail!("aiosmtpd did not start on port {port}; is it installed (pip install aiosmtpd)?")
 }
 
-fn delivered(maildir: &Path) -> Vec<String> {
+pub(crate) fn delivered(maildir: &Path) -> Vec<String> {
     std::fs::read_dir(maildir.join("new"))
         .map(|d| {
             d.filter_map(std::result::Result::ok)

@@ -17,6 +17,7 @@ mod detection;
 mod documents;
 mod enrolment;
 mod flows;
+mod incidents;
 mod layers;
 mod mail;
 mod matrix;

@@ -112,8 +112,7 @@ async fn every_route_against_every_role() -> Result<()> {
         },
         from_alert: None,
     };
-    let (incident, _) =
-        w.t.app.incidents().declare(&lead, &declaration).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let (incident, _) = w.t.app.incidents().declare(&lead, &declaration).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let ids = [
         (incident.as_str(), "{incident}"),
         (alert.as_str(), "{alert}"),
