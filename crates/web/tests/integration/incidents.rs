@@ -41,8 +41,7 @@ fn notices(maildir: &std::path::Path) -> Vec<(String, String, String)> {
 /// What a notice lists as reached ("- …" lines after "shown the following information").
 fn listed_items(body: &str) -> BTreeSet<String> {
     body.split_once("following information of yours:\n")
-        .map(|(_, rest)| rest.split("\n\n").next().unwrap_or(""))
-        .unwrap_or("")
+        .map_or("", |(_, rest)| rest.split("\n\n").next().unwrap_or(""))
         .lines()
         .filter_map(|l| l.strip_prefix("- "))
         .map(str::to_owned)
@@ -67,7 +66,12 @@ fn banner(page: &str) -> Option<(String, BTreeSet<String>)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[allow(clippy::too_many_lines, clippy::cast_possible_wrap, clippy::cast_precision_loss)]
+#[allow(
+    clippy::too_many_lines,
+    clippy::cast_possible_wrap,
+    clippy::cast_precision_loss,
+    clippy::many_single_char_names
+)]
 async fn the_mmh_drill_is_scoped_told_once_and_reported_the_same_everywhere() -> Result<()> {
     let w = World::new().await?;
     let day = normal_day(&w, DayPlan { patients_per_practice: 10, consultations: 4, children: 1, exports: 1 }).await?;
