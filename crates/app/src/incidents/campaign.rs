@@ -395,9 +395,33 @@ impl Incidents<'_> {
         campaign: &str,
         to: &Sender,
         from: &str,
+        progress: impl FnMut(&Campaign),
+    ) -> Result<SendReport, AppError> {
+        self.send_campaign_journalled(campaign, to, from, None, progress).await
+    }
+
+    /// As [`Incidents::send_campaign`], keeping a journal in `journal` (a folder on this node):
+    /// a line for each notice the moment the server was told to deliver it. A sender stopped
+    /// between recording a notice as going out and telling the server leaves it "sending";
+    /// the next sender on this node reads the stopped sender's journal and sends again only
+    /// the notices whose line is missing (the server never got them), once their claim lapsed.
+    ///
+    /// # Errors
+    /// As [`Incidents::send_campaign`]; and when the journal cannot be written.
+    pub async fn send_campaign_journalled(
+        &self,
+        campaign: &str,
+        to: &Sender,
+        from: &str,
+        journal: Option<&std::path::Path>,
         mut progress: impl FnMut(&Campaign),
     ) -> Result<SendReport, AppError> {
         let holder = uuid::Uuid::new_v4().to_string();
+        let journal_dir = journal;
+        let mut journal = match journal_dir {
+            Some(dir) => Some(self.open_journal(dir, &holder).await?),
+            None => None,
+        };
         let mut report = SendReport::default();
         let mut conn: Option<Smtp> = None;
         let hello = from.rsplit_once('@').map_or("tiaki.local", |(_, d)| d.trim_end_matches('>')).to_owned();
@@ -414,14 +438,30 @@ impl Incidents<'_> {
                 progress(&row.clone().into());
             }
             let now = self.app.now();
-            let claimed =
-                self.app.store.claim_notices(campaign, &holder, now, now + 300, BATCH.min(row.per_minute)).await?;
+            // A claim outlives its batch at the campaign's rate, with room to spare; a sender
+            // killed mid-batch leaves claims that lapse this long after.
+            let batch = BATCH.min(row.per_minute);
+            let lease = 10 + batch * 60 / row.per_minute.max(1);
+            let claimed = self.app.store.claim_notices(campaign, &holder, now, now + lease, batch).await?;
             if claimed.is_empty() {
-                if let Some(row) = self.app.store.campaign(campaign).await? {
-                    progress(&row.into());
+                let unresolved = match journal_dir {
+                    Some(dir) => self.resolve(campaign, dir, &holder).await?,
+                    None => false,
+                };
+                let Some(now_row) = self.app.store.campaign(campaign).await? else { return Err(AppError::NotFound) };
+                let c = Campaign::from(now_row.clone());
+                progress(&c);
+                if c.eta_secs.is_none() && !unresolved {
+                    return Ok(report);
                 }
-                return Ok(report);
+                // Released notices another sender holds (or held, before it was stopped): wait
+                // for them to go, or for their claims to lapse.
+                row = now_row;
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
             }
+            let retries_before = report.retry;
+            let batch_len = claimed.len();
             // The one before, settled in the same commit as the next one's start.
             let mut previous: Option<(String, &'static str, Option<String>)> = None;
             for n in claimed {
@@ -439,6 +479,7 @@ impl Incidents<'_> {
                     Sender::Folder(dir) => {
                         if self.settle_previous(&n.id, &holder, &mut previous).await? {
                             write_eml(dir, &n.id, &message).await.map_err(|e| AppError::Internal(e.to_string()))?;
+                            journalled(journal.as_mut(), &n.id)?;
                             Ok(("sent", None))
                         } else {
                             Err(false)
@@ -467,7 +508,7 @@ impl Incidents<'_> {
                             }
                         }
                         let Some(c) = conn.as_mut() else { continue };
-                        self.over_smtp(c, from, &n, &message, &holder, &mut previous).await
+                        self.over_smtp(c, from, &n, &message, (&holder, journal.as_mut()), &mut previous).await
                     }
                 };
                 match outcome {
@@ -494,6 +535,10 @@ impl Incidents<'_> {
                 }
             }
             self.flush(&mut previous).await?;
+            if report.retry - retries_before == batch_len {
+                // The server asked to try later for the whole batch: give it a moment.
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
         }
     }
 
@@ -527,7 +572,7 @@ impl Incidents<'_> {
         from: &str,
         n: &store::incidents::ClaimedNotice,
         message: &[u8],
-        holder: &str,
+        (holder, journal): (&str, Option<&mut std::fs::File>),
         previous: &mut Option<(String, &'static str, Option<String>)>,
     ) -> Result<(&'static str, Option<String>), bool> {
         let now = self.app.now();
@@ -555,7 +600,14 @@ impl Incidents<'_> {
             // not be delivered, so the connection is dropped before its last step.
             Ok(false) | Err(_) => return Err(false),
         }
-        match c.deliver().await {
+        // Told to deliver, and written down at once (two system calls, nothing between).
+        if c.deliver().await.is_err() {
+            return Err(false);
+        }
+        if journalled(journal, &n.id).is_err() {
+            tracing::error!(notice = %n.id, "the campaign journal could not be written");
+        }
+        match c.answer().await {
             Ok(r) if r.ok() => Ok(("sent", None)),
             Ok(r) if r.permanent() => Ok(("failed", Some(format!("{} {}", r.code, r.text)))),
             Ok(r) => Ok(("queued", Some(format!("{} {}", r.code, r.text)))),
@@ -578,6 +630,49 @@ impl Incidents<'_> {
             .body(body.to_owned())
             .map_err(|e| bad(&e))?;
         Ok(m.formatted())
+    }
+}
+
+/// Notes in the journal that a notice was handed to the server.
+fn journalled(journal: Option<&mut std::fs::File>, id: &str) -> Result<(), AppError> {
+    use std::io::Write;
+    if let Some(f) = journal {
+        f.write_all(format!("{id}\n").as_bytes()).map_err(|e| AppError::Internal(format!("campaign journal: {e}")))?;
+    }
+    Ok(())
+}
+
+impl Incidents<'_> {
+    /// Settles what stopped senders of this node left "sending", by their journals: a notice
+    /// in its sender's journal was handed to the server (sent); one missing never reached it
+    /// (queued again). Only once its claim lapsed (a live sender's is not touched). Whether any
+    /// such notice is still waiting for its claim to lapse.
+    async fn resolve(&self, campaign: &str, dir: &std::path::Path, me: &str) -> Result<bool, AppError> {
+        let now = self.app.now();
+        let mut waiting = false;
+        for (id, stopped, lease_until) in self.app.store.in_doubt(campaign).await? {
+            if stopped == me || stopped.is_empty() || stopped.contains(['/', '.']) {
+                continue;
+            }
+            // Another node's sender (no journal here): it stays "not confirmed", never resent.
+            let Ok(text) = tokio::fs::read_to_string(dir.join(format!("{stopped}.log"))).await else { continue };
+            if lease_until > now {
+                waiting = true;
+                continue;
+            }
+            let delivered = text.lines().any(|l| l == id);
+            let (state, why) =
+                if delivered { ("sent", None) } else { ("queued", Some("its sender stopped before the server was told")) };
+            self.app.store.settle_notice(&id, state, why, now).await?;
+        }
+        Ok(waiting)
+    }
+
+    /// Opens this sender's journal (one line per notice handed to the server).
+    async fn open_journal(&self, dir: &std::path::Path, holder: &str) -> Result<std::fs::File, AppError> {
+        let io = |e: std::io::Error| AppError::Internal(format!("campaign journal {}: {e}", dir.display()));
+        tokio::fs::create_dir_all(dir).await.map_err(io)?;
+        std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("{holder}.log"))).map_err(io)
     }
 }
 

@@ -114,9 +114,14 @@ impl Smtp {
         Ok(())
     }
 
-    /// The last step: the server delivers the message, and answers.
-    pub(crate) async fn deliver(&mut self) -> Result<Reply, std::io::Error> {
-        self.write.write_all(b".\r\n").await?;
+    /// The last step: tells the server to deliver the message (the data is in the kernel's
+    /// hands when this returns: the server gets it even if this process dies now).
+    pub(crate) async fn deliver(&mut self) -> Result<(), std::io::Error> {
+        self.write.write_all(b".\r\n").await
+    }
+
+    /// The server's answer to the last step.
+    pub(crate) async fn answer(&mut self) -> Result<Reply, std::io::Error> {
         self.reply().await
     }
 

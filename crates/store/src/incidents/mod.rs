@@ -431,6 +431,9 @@ pub trait IncidentStore: Send + Sync {
         error: Option<&'a str>,
         now: UnixTime,
     ) -> BoxFuture<'a, Result<()>>;
+    /// A campaign's notices recorded as going out ("sending") and not yet answered: (id,
+    /// holder, when its claim lapses). One whose claim lapsed was left by a sender that stopped.
+    fn in_doubt<'a>(&'a self, campaign: &'a str) -> BoxFuture<'a, Result<Vec<(String, String, UnixTime)>>>;
     /// An incident's notices (no bodies).
     fn incident_notices<'a>(&'a self, incident: &'a str) -> BoxFuture<'a, Result<Vec<NoticeRow>>>;
     /// What a reference code (its SHA-256) stands for.

@@ -800,6 +800,27 @@ impl IncidentStore for This {
         })
     }
 
+    fn in_doubt<'a>(&'a self, campaign: &'a str) -> BoxFuture<'a, Result<Vec<(String, String, UnixTime)>>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT id, holder, lease_until FROM incident_notices WHERE campaign_id = $1 AND state = 'sending' \
+                 ORDER BY id",
+            )
+            .bind(campaign)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get("id")?,
+                        r.try_get::<Option<String>, _>("holder")?.unwrap_or_default(),
+                        r.try_get::<Option<i64>, _>("lease_until")?.unwrap_or(0),
+                    ))
+                })
+                .collect()
+        })
+    }
+
     fn notice_by_code<'a>(&'a self, hash: &'a [u8]) -> BoxFuture<'a, Result<Option<CodeRow>>> {
         Box::pin(async move {
             let row = sqlx::query(
