@@ -38,9 +38,10 @@ class Count:
     async def handle_DATA(self, server, session, envelope):
         body = envelope.content.decode("utf-8", "replace")
         code = "-"
-        for line in body.splitlines():
-            if line.startswith("Reference code: "):
-                code = line.split(": ", 1)[1].strip()
+        lines = body.splitlines()
+        for i, line in enumerate(lines[:-1]):
+            if line.endswith("check that this message is from us:"):
+                code = lines[i + 1].strip()
         link = "link" if ("http" in body or "://" in body) else "nolink"
         for rcpt in envelope.rcpt_tos:
             self.f.write(f"{rcpt} {code} {link}\n")

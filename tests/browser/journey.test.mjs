@@ -60,7 +60,7 @@ before(async () => {
   listDir = mkdtempSync(join(tmpdir(), 'tiaki-breached-'));
   breachedList = join(listDir, 'breached.txt');
   breachedPasswords();
-  portal = await startPortal({ TIAKI_BREACHED_PASSWORDS: breachedList });
+  portal = await startPortal({ TIAKI_BREACHED_PASSWORDS: breachedList, TIAKI_SUPPORT_PHONE: '0800 824 254' });
   browser = await launch();
 });
 
@@ -991,6 +991,91 @@ test('security console: an operator sees an alert with its timeline chart, lifts
   await assertVisible(k, 'My documents');
 });
 
+test('incidents: declared from the attacker\'s browser; each patient\'s banner (affected, possibly, no impact) says what their notice says; the public check', async () => {
+  const { op, aroha, arohaHome } = the;
+  assert.ok(op && aroha && arohaHome, 'the first journey got this far');
+  const wai = await newPatient('ZWK0105', 'Wai Tamati', 'wai@patients.test', '1979-05-06', PASSWORD);
+  const rua = await newPatient('ZRU0101', 'Rua Kahu', 'rua@patients.test', '1982-07-08', PASSWORD);
+  // Someone with both stolen passwords, in a browser that names itself: Wai's record is opened;
+  // Rua's home page is seen and nothing else.
+  const thief = await person(browser, { userAgent: 'Mozilla/5.0 (X11; Linux x86_64) EvilBot/6.6' });
+  const t = thief.page;
+  await t.goto(`${portal.base}/signin`);
+  await signIn(t, 'wai@patients.test', PASSWORD);
+  await t.waitForURL('**/patients/**');
+  await t.goto(`${wai.home}/records`);
+  await assertVisible(t, 'My health record');
+  await submit(t, t.getByRole('button', { name: 'Sign out' }));
+  await t.goto(`${portal.base}/signin`);
+  await signIn(t, 'rua@patients.test', PASSWORD);
+  await t.waitForURL('**/patients/**');
+  await thief.context.close();
+  // The operator declares it from the attacker's user agent and the hour of the attack.
+  const o = op.page;
+  await o.goto(`${portal.base}/operator`);
+  await o.getByRole('link', { name: 'Incidents' }).click();
+  await checkPage(o, 'incidents (none declared)');
+  const now = Date.now();
+  await o.getByLabel('Title').fill("Patients' records opened with stolen passwords");
+  await o.getByLabel('What happened').fill("Someone signed in with two patients' stolen passwords and opened a health record.");
+  await o.getByLabel('When it was found (New Zealand time)').fill(nzLocal(now));
+  await o.getByLabel('User agents (part of one, a line each)').fill('EvilBot');
+  await o.getByLabel('From (New Zealand time)').fill(nzLocal(now - 3600000));
+  await o.getByLabel('To (New Zealand time)').fill(nzLocal(now + 3600000));
+  await submit(o, o.getByRole('button', { name: 'Declare and compute the scope' }));
+  await assertVisible(o, 'Declared.');
+  const figures = await o.locator('ul.figures li').allTextContents();
+  assert.deepEqual(figures.slice(0, 2).map((f) => f.trim()), ['1 confirmed affected', '1 possibly affected']);
+  await checkPage(o, 'incident console (declared)');
+  const incident = o.url().replace(/[?#].*$/, '');
+  // Notices need what is being done and when the Commissioner was told.
+  await o.getByLabel('What is being done', { exact: true }).fill('We ended the sessions involved and asked both patients to choose new passwords.');
+  await o.getByLabel('When the Office of the Privacy Commissioner was told (New Zealand time)').fill(nzLocal(now));
+  await submit(o, o.getByRole('button', { name: 'Save' }));
+  await assertVisible(o, 'Saved.');
+  await submit(o, o.getByRole('button', { name: 'Start a campaign' }));
+  await assertVisible(o, 'The campaign is started');
+  await checkPage(o, 'incident console (campaign started)');
+  // The server sends the notices: personally addressed, no link, a reference code each.
+  const waiCode = await codeFromMail(portal, 'wai@patients.test', seen, 'Your health information was accessed without permission');
+  const ruaCode = await codeFromMail(portal, 'rua@patients.test', seen, 'Your health information may have been accessed without permission');
+  // Each patient's banner: affected (with what was seen), possibly affected, no impact.
+  await wai.page.goto(wai.home);
+  await assertVisible(wai.page, 'Affected: some of your information was seen');
+  await assertVisible(wai.page, 'Your health record summary, held for Harbour Health');
+  await checkPage(wai.page, 'impact banner: affected');
+  await rua.page.goto(rua.home);
+  await assertVisible(rua.page, 'Possibly affected');
+  await checkPage(rua.page, 'impact banner: possibly affected');
+  await aroha.page.goto(arohaHome);
+  await assertVisible(aroha.page, 'No impact on you');
+  await checkPage(aroha.page, 'impact banner: no impact');
+  // The reports, printable.
+  await o.goto(`${incident}/regulator`);
+  await assertVisible(o, 'Privacy breach notification');
+  await checkPage(o, "the regulator's report");
+  await o.goto(incident);
+  await o.getByRole('link', { name: 'Printable report for Harbour Health' }).click();
+  await assertVisible(o, 'Incident report for Harbour Health');
+  await checkPage(o, "a practice's incident report");
+  // "Is this message from Tiaki?", from the sign-in page, without signing in.
+  const anyone = await person(browser);
+  const a = anyone.page;
+  await a.goto(`${portal.base}/signin`);
+  await a.getByRole('link', { name: 'Check whether it is' }).click();
+  await checkPage(a, 'is this message from Tiaki? (the form)');
+  await a.getByLabel('Reference code').fill(waiCode.toLowerCase().replace(/-/g, ' '));
+  await submit(a, a.getByRole('button', { name: 'Check the code' }));
+  await assertVisible(a, 'This message is from Tiaki');
+  await assertVisible(a, 'Affected');
+  await checkPage(a, 'a genuine code');
+  await a.getByLabel('Reference code').fill(ruaCode.split('').reverse().join(''));
+  await submit(a, a.getByRole('button', { name: 'Check the code' }));
+  await assertVisible(a, 'This is not a message from Tiaki');
+  await checkPage(a, 'a code Tiaki never sent');
+  await anyone.context.close();
+});
+
 test('every page route of the route table was scanned; the routes exempted still are no pages', async () => {
   // The exemptions hold: `/` and `/home` only redirect (signed in or not), and a download is a
   // file, not a page.
@@ -1016,6 +1101,14 @@ test('the portal logged none of the tokens, cookies, passwords or codes the brow
   const { records, secrets } = await assertNoSecretLogged(portal, browser, ['/activate', '/reset-password', '/account/security/link', '/account/email/confirm'], 100);
   console.log(`log checked: ${records} JSON records, none holding any of ${secrets} secrets`);
 });
+
+// A moment as a datetime-local field takes it, in New Zealand time ("2026-11-28T14:05").
+function nzLocal(ms) {
+  const parts = Object.fromEntries(new Intl.DateTimeFormat('en-GB', {
+    timeZone: 'Pacific/Auckland', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23',
+  }).formatToParts(new Date(ms)).map((p) => [p.type, p.value]));
+  return `${parts.year}-${parts.month}-${parts.day}T${parts.hour}:${parts.minute}`;
+}
 
 async function assertVisible(page, text) {
   await page.getByText(text, { exact: false }).first().waitFor({ state: 'visible', timeout: 10000 });

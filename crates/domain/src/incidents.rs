@@ -368,8 +368,8 @@ fn common_end(f: &NoticeFacts) -> String {
         "What we are doing\n{steps}\n\n{can_do}\n\nThe Privacy Commissioner\nWe told the Office of the Privacy \
          Commissioner about this {told}. If you are not happy with how we have handled your information, you can \
          complain to the Privacy Commissioner (phone 0800 803 909).\n\nWho to contact\nCall the Tiaki support line \
-         on {phone} and give your reference code {reference}. You can also talk to your practice.\n\nReference \
-         code: {reference}\n",
+         on {phone} and give your reference code. You can also talk to your practice.\n\nYour reference code, to \
+         check that this message is from us:\n{reference}\n",
         steps = f.steps_taken.trim(),
         can_do = WHAT_YOU_CAN_DO,
         told = f.commissioner_told.trim(),

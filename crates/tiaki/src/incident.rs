@@ -415,12 +415,18 @@ async fn notify(
     let b = bar(0, "notices")?;
     let report = shown(
         incidents
-            .send_campaign_journalled(&campaign.id, &to, &config.mail_from, Some(&config.data_dir.join("campaigns")), |c| {
-                let released = (c.total * c.released_percent + 99) / 100;
-                b.set_length(u64::try_from(released).unwrap_or(0));
-                b.set_position(u64::try_from(c.total - c.waiting).unwrap_or(0));
-                b.set_message(format!("{} refused, {} unconfirmed", c.failed, c.unconfirmed));
-            })
+            .send_campaign_journalled(
+                &campaign.id,
+                &to,
+                &config.mail_from,
+                Some(&config.data_dir.join("campaigns")),
+                |c| {
+                    let released = (c.total * c.released_percent + 99) / 100;
+                    b.set_length(u64::try_from(released).unwrap_or(0));
+                    b.set_position(u64::try_from(c.total - c.waiting).unwrap_or(0));
+                    b.set_message(format!("{} refused, {} unconfirmed", c.failed, c.unconfirmed));
+                },
+            )
             .await,
     )?;
     b.finish_and_clear();

@@ -38,6 +38,18 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
+/// Incident notice campaigns: what an incident lead releases goes out from every node too.
+fn campaigns(app: &Arc<app::App>, config: &Config) -> (Arc<Notify>, tokio::task::JoinHandle<()>) {
+    let stop = Arc::new(Notify::new());
+    let task = tokio::spawn(app.clone().run_campaigns(
+        app::incidents::Sender::from_config(config),
+        config.mail_from.clone(),
+        config.data_dir.join("campaigns"),
+        stop.clone(),
+    ));
+    (stop, task)
+}
+
 pub(crate) async fn run(config: Config) -> Result<()> {
     init_logging(config.log_format);
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -61,6 +73,7 @@ pub(crate) async fn run(config: Config) -> Result<()> {
     // their retention) runs from the job queue, which every node shares.
     let stop_jobs = Arc::new(Notify::new());
     let jobs_task = tokio::spawn(app.clone().run_jobs(stop_jobs.clone()));
+    let (stop_campaigns, campaigns_task) = campaigns(&app, &config);
 
     if config.public_url.starts_with("https://") && config.tls.is_none() && config.trusted_proxies.is_empty() {
         // Review #25: behind a TLS-terminating proxy that is not trusted, every visitor shares
@@ -136,9 +149,11 @@ pub(crate) async fn run(config: Config) -> Result<()> {
     stop_mail.notify_one();
     stop_audit.notify_one();
     stop_jobs.notify_one();
+    stop_campaigns.notify_one();
     let _ = tokio::time::timeout(Duration::from_secs(10), mail_task).await;
     let _ = tokio::time::timeout(Duration::from_secs(10), audit_task).await;
     let _ = tokio::time::timeout(Duration::from_secs(10), jobs_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), campaigns_task).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -444,36 +444,20 @@ impl Incidents<'_> {
             let lease = 10 + batch * 60 / row.per_minute.max(1);
             let claimed = self.app.store.claim_notices(campaign, &holder, now, now + lease, batch).await?;
             if claimed.is_empty() {
-                let unresolved = match journal_dir {
-                    Some(dir) => self.resolve(campaign, dir, &holder).await?,
-                    None => false,
-                };
-                let Some(now_row) = self.app.store.campaign(campaign).await? else { return Err(AppError::NotFound) };
-                let c = Campaign::from(now_row.clone());
-                progress(&c);
-                if c.eta_secs.is_none() && !unresolved {
-                    return Ok(report);
+                match self.idle(campaign, journal_dir, &holder, &mut progress).await? {
+                    Some(now_row) => {
+                        row = now_row;
+                        continue;
+                    }
+                    None => return Ok(report),
                 }
-                // Released notices another sender holds (or held, before it was stopped): wait
-                // for them to go, or for their claims to lapse.
-                row = now_row;
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                continue;
             }
             let retries_before = report.retry;
             let batch_len = claimed.len();
             // The one before, settled in the same commit as the next one's start.
             let mut previous: Option<(String, &'static str, Option<String>)> = None;
             for n in claimed {
-                // The rate: at most per_minute in any minute.
-                if minute.1 >= row.per_minute {
-                    let wait = std::time::Duration::from_mins(1).saturating_sub(minute.0.elapsed());
-                    tokio::time::sleep(wait).await;
-                }
-                if minute.0.elapsed() >= std::time::Duration::from_mins(1) {
-                    minute = (std::time::Instant::now(), 0);
-                }
-                minute.1 += 1;
+                throttle(&mut minute, row.per_minute).await;
                 let message = Self::message(from, &n.recipient, &n.subject, &n.body, &n.id)?;
                 let outcome = match to {
                     Sender::Folder(dir) => {
@@ -511,27 +495,12 @@ impl Incidents<'_> {
                         self.over_smtp(c, from, &n, &message, (&holder, journal.as_mut()), &mut previous).await
                     }
                 };
-                match outcome {
-                    Ok(("sent", _)) => {
-                        failures = 0;
-                        report.sent += 1;
-                        previous = Some((n.id.clone(), "sent", None));
-                    }
-                    Ok(("failed", e)) => {
-                        report.failed += 1;
-                        previous = Some((n.id.clone(), "failed", e));
-                    }
-                    Ok((_, e)) => {
-                        report.retry += 1;
-                        previous = Some((n.id.clone(), "queued", e));
-                    }
-                    Err(broken) => {
-                        // The connection broke: a fresh one for the next notice.
-                        conn = None;
-                        if broken {
-                            report.retry += 1;
-                        }
-                    }
+                if matches!(outcome, Ok(("sent", _))) {
+                    failures = 0;
+                }
+                if record(outcome, &n.id, &mut report, &mut previous) {
+                    // The connection broke: a fresh one for the next notice.
+                    conn = None;
                 }
             }
             self.flush(&mut previous).await?;
@@ -540,6 +509,31 @@ impl Incidents<'_> {
                 tokio::time::sleep(std::time::Duration::from_secs(2)).await;
             }
         }
+    }
+
+    /// Nothing to claim: settles what stopped senders left, reports progress, and says whether
+    /// to go on (the campaign as it is now) or stop (none: the released part has all gone).
+    async fn idle(
+        &self,
+        campaign: &str,
+        journal: Option<&std::path::Path>,
+        holder: &str,
+        progress: &mut impl FnMut(&Campaign),
+    ) -> Result<Option<CampaignRow>, AppError> {
+        let unresolved = match journal {
+            Some(dir) => self.resolve(campaign, dir, holder).await?,
+            None => false,
+        };
+        let row = self.app.store.campaign(campaign).await?.ok_or(AppError::NotFound)?;
+        let c = Campaign::from(row.clone());
+        progress(&c);
+        if c.eta_secs.is_none() && !unresolved {
+            return Ok(None);
+        }
+        // Released notices another sender holds (or held, before it was stopped): wait for them
+        // to go, or for their claims to lapse.
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        Ok(Some(row))
     }
 
     async fn flush(&self, previous: &mut Option<(String, &'static str, Option<String>)>) -> Result<(), AppError> {
@@ -633,6 +627,105 @@ impl Incidents<'_> {
     }
 }
 
+impl crate::App {
+    /// Sends every campaign's released notices, on every node (each notice goes once, whoever
+    /// claims it), until `shutdown`; woken when a campaign is started or released, and every
+    /// few seconds.
+    pub async fn run_campaigns(
+        self: std::sync::Arc<Self>,
+        to: Result<Sender, String>,
+        from: String,
+        journal: std::path::PathBuf,
+        shutdown: std::sync::Arc<tokio::sync::Notify>,
+    ) {
+        let mut told = false;
+        loop {
+            if let Err(e) = self.send_released(&to, &from, &journal, &mut told).await {
+                tracing::error!(error = %e, "incident campaigns: sending failed; trying again shortly");
+            }
+            tokio::select! {
+                () = shutdown.notified() => return,
+                () = self.jobs_waker.notified() => {}
+                () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+            }
+        }
+    }
+
+    async fn send_released(
+        &self,
+        to: &Result<Sender, String>,
+        from: &str,
+        journal: &std::path::Path,
+        told: &mut bool,
+    ) -> Result<(), AppError> {
+        let incidents = self.incidents();
+        for incident in self.store.incidents(&authz::console::view_incidents()).await? {
+            for c in self.store.campaigns(&incident.id).await?.into_iter().map(Campaign::from) {
+                if c.eta_secs.is_none() {
+                    continue;
+                }
+                match to {
+                    Ok(sender) => {
+                        let r = incidents.send_campaign_journalled(&c.id, sender, from, Some(journal), |_| {}).await?;
+                        tracing::info!(campaign = %c.id, sent = r.sent, failed = r.failed, "incident campaign sent");
+                    }
+                    Err(why) if !*told => {
+                        tracing::error!(campaign = %c.id, "incident campaign waiting: {why}");
+                        *told = true;
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What one notice's outcome adds to the report, and how it is settled (with the next one's
+/// start); whether the connection broke.
+fn record(
+    outcome: Result<(&'static str, Option<String>), bool>,
+    id: &str,
+    report: &mut SendReport,
+    previous: &mut Option<(String, &'static str, Option<String>)>,
+) -> bool {
+    match outcome {
+        Ok(("sent", _)) => {
+            report.sent += 1;
+            *previous = Some((id.to_owned(), "sent", None));
+            false
+        }
+        Ok(("failed", e)) => {
+            report.failed += 1;
+            *previous = Some((id.to_owned(), "failed", e));
+            false
+        }
+        Ok((_, e)) => {
+            report.retry += 1;
+            *previous = Some((id.to_owned(), "queued", e));
+            false
+        }
+        Err(counted) => {
+            if counted {
+                report.retry += 1;
+            }
+            true
+        }
+    }
+}
+
+/// The rate: at most `per_minute` in any minute (`minute`: when this minute began, and how many
+/// went in it).
+async fn throttle(minute: &mut (std::time::Instant, i64), per_minute: i64) {
+    if minute.1 >= per_minute {
+        tokio::time::sleep(std::time::Duration::from_mins(1).saturating_sub(minute.0.elapsed())).await;
+    }
+    if minute.0.elapsed() >= std::time::Duration::from_mins(1) {
+        *minute = (std::time::Instant::now(), 0);
+    }
+    minute.1 += 1;
+}
+
 /// Notes in the journal that a notice was handed to the server.
 fn journalled(journal: Option<&mut std::fs::File>, id: &str) -> Result<(), AppError> {
     use std::io::Write;
@@ -661,8 +754,11 @@ impl Incidents<'_> {
                 continue;
             }
             let delivered = text.lines().any(|l| l == id);
-            let (state, why) =
-                if delivered { ("sent", None) } else { ("queued", Some("its sender stopped before the server was told")) };
+            let (state, why) = if delivered {
+                ("sent", None)
+            } else {
+                ("queued", Some("its sender stopped before the server was told"))
+            };
             self.app.store.settle_notice(&id, state, why, now).await?;
         }
         Ok(waiting)

@@ -454,8 +454,9 @@ impl Incidents<'_> {
         match a.subject.split_once(':') {
             Some(("client", id)) => indicators.clients.push(id.to_owned()),
             Some(("account", id)) => indicators.accounts.push(id.to_owned()),
-            Some(_) => {}
-            None => indicators.sessions.push(a.subject.clone()),
+            // A session (a platform-wide alert has no subject to name).
+            None if uuid::Uuid::parse_str(&a.subject).is_ok() => indicators.sessions.push(a.subject.clone()),
+            _ => {}
         }
         if let Some(account) = &a.account {
             indicators.accounts.push(account.clone());
@@ -523,6 +524,17 @@ impl Incidents<'_> {
         let indicators = checked(indicators)?;
         let size = self.app.store.audit_tree_size().await?;
         scope::compute(&*self.app.store, &lead.grant, &indicators, size).await
+    }
+
+    /// The scope of these indicators over the log's events below `below`, computed as a
+    /// revision computes it (for the benchmark, which writes its log without sequencing it).
+    ///
+    /// # Errors
+    /// As [`Incidents::preview`].
+    #[cfg(feature = "bench")]
+    pub async fn scope_below(&self, indicators: &Indicators, below: u64) -> Result<Scope, AppError> {
+        let indicators = checked(indicators)?;
+        scope::compute(&*self.app.store, &authz::console::lead_incidents(), &indicators, below).await
     }
 
     /// A new revision with these indicators.

@@ -49,7 +49,11 @@ fn listed_items(body: &str) -> BTreeSet<String> {
 }
 
 fn code_of(body: &str) -> String {
-    body.lines().find_map(|l| l.strip_prefix("Reference code: ")).unwrap_or_default().trim().to_owned()
+    body.split_once("check that this message is from us:\n")
+        .and_then(|(_, rest)| rest.lines().next())
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
 }
 
 /// A banner's heading and items, from the patient's page.
