@@ -37,7 +37,7 @@ pub use accounts::AccountStore;
 pub use appointments::AppointmentStore;
 pub use book::BookStore;
 pub use detection::{AlertRow, Canaries, DetectionStore, Mark, NewAlert, Raised, SecurityAction, Settle, SwitchRow};
-pub use incidents::IncidentStore;
+pub use incidents::{CampaignStore, IncidentStore};
 pub use integrations::IntegrationStore;
 pub use jobs::{JobRow, JobState, JobStore, NewJob};
 pub use links::{LinkKind, LinkStore};
@@ -120,6 +120,7 @@ pub trait Store:
     + MessageStore
     + DetectionStore
     + IncidentStore
+    + CampaignStore
     + IntegrationStore
     + MfaStore
     + SignInStore

@@ -170,6 +170,7 @@ fn help_explains_every_subcommand() {
         "admin",
         "keys",
         "documents",
+        "incident",
         "TIAKI_BLOB_STORE",
         "TIAKI_DATA_DIR",
         "TIAKI_DATABASE_URL",
@@ -844,4 +845,110 @@ fn people_leave_at_the_console(d: &str) {
     assert!(out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no longer receives"));
     let out = tiaki(&agreement("revoke-agreement"), &env);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--org-id: This practice has no"));
+}
+
+/// `tiaki incident …` on the demo's data: bad indicators are explained and nothing is kept;
+/// declared from the console's own events (the demo's set-up), the scope is printed and kept,
+/// a notice campaign waits for what is being done and the Commissioner, then goes out as files
+/// (no SMTP here); the reports and `verify` agree.
+#[test]
+fn the_incident_lead_declares_notifies_reports_and_verifies_from_the_console() {
+    let dir = TempDir::new();
+    let d = dir.0.to_str().unwrap();
+    let env = [("TIAKI_DATA_DIR", d), ("TIAKI_SUPPORT_PHONE", "0800 824 254")];
+    assert!(tiaki(&["demo"], &env).status.success());
+    let bad = tiaki(&["incident", "declare", "--title", "T", "--description", "Too short", "--ip", "999.1.1.1"], &env);
+    assert!(!bad.status.success());
+    let why = String::from_utf8_lossy(&bad.stderr);
+    assert!(why.contains("--title: Give the incident a short title"), "{why}");
+    assert!(tiaki(&["incident", "list"], &env).stdout.is_empty(), "nothing was kept");
+    let bad = tiaki(
+        &[
+            "incident",
+            "declare",
+            "--title",
+            "Console drill",
+            "--description",
+            "A drill: everything the server's console did during the demo's set-up.",
+            "--ip",
+            "999.1.1.1",
+        ],
+        &env,
+    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not an IP address or range"));
+    // The demo's events were made at the console ("console" is their address and agent).
+    let scope = tiaki(
+        &[
+            "incident",
+            "scope",
+            "--user-agent",
+            "tiaki console",
+            "--from",
+            "2000-01-01 00:00",
+            "--to",
+            "2100-01-01 00:00",
+        ],
+        &env,
+    );
+    let text = String::from_utf8_lossy(&scope.stdout);
+    assert!(scope.status.success() && text.contains("possibly affected") && text.contains("not kept"), "{text}");
+    let out = tiaki(
+        &[
+            "incident",
+            "declare",
+            "--title",
+            "Console drill",
+            "--description",
+            "A drill: everything the server's console did during the demo's set-up.",
+            "--user-agent",
+            "tiaki console",
+            "--from",
+            "2000-01-01 00:00",
+            "--to",
+            "2100-01-01 00:00",
+        ],
+        &env,
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("Revision 1:") && err.contains("Computed from the access log's first"), "{err}");
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(id.len(), 36, "the id is printed: {id}");
+    let early = tiaki(&["incident", "notify", &id], &env);
+    assert!(!early.status.success() && String::from_utf8_lossy(&early.stderr).contains("Privacy Commissioner"));
+    let upd = tiaki(
+        &[
+            "incident",
+            "update",
+            &id,
+            "--steps",
+            "A drill: nothing to do but check the notices.",
+            "--commissioner-told",
+            "2026-11-28 09:00",
+        ],
+        &env,
+    );
+    assert!(upd.status.success(), "{}", String::from_utf8_lossy(&upd.stderr));
+    let sent = tiaki(&["incident", "notify", &id], &env);
+    let err = String::from_utf8_lossy(&sent.stderr);
+    assert!(sent.status.success() && err.contains("Started a campaign of"), "{err}");
+    let mails: Vec<String> = std::fs::read_dir(dir.0.join("mail"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter(|m| m.contains("privacy breach"))
+        .collect();
+    assert!(!mails.is_empty() && mails.iter().all(|m| !m.contains("http") && m.contains("0800 824 254")));
+    let again = tiaki(&["incident", "notify", &id], &env);
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("nobody to write to"));
+    let orgs = String::from_utf8_lossy(&tiaki(&["incident", "report", &id], &env).stdout).into_owned();
+    let org = orgs.lines().next().and_then(|l| l.split('\t').next()).unwrap().to_owned();
+    let csv = tiaki(&["incident", "report", &id, "--org", &org, "--csv"], &env);
+    assert!(String::from_utf8_lossy(&csv.stdout).starts_with("nhi,name,patient_class,"));
+    let json = tiaki(&["incident", "report", &id, "--regulator", "--json"], &env);
+    let reg: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(reg["notification"]["people_told"].as_u64().unwrap(), mails.len() as u64);
+    let verify = tiaki(&["incident", "verify", &id], &env);
+    let err = String::from_utf8_lossy(&verify.stderr);
+    assert!(verify.status.success() && err.contains("All 1 revision(s) computed again from the log agree"), "{err}");
 }

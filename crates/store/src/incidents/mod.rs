@@ -14,11 +14,21 @@ mod sqlite {
     use crate::access_log::sqlite as log;
     include!("sql.rs");
 }
+mod sqlite_campaigns {
+    type Db = sqlx::Sqlite;
+    type This = crate::SqliteStore;
+    include!("campaigns.rs");
+}
 mod postgres {
     type Db = sqlx::Postgres;
     type This = crate::PgStore;
     use crate::access_log::postgres as log;
     include!("sql.rs");
+}
+mod postgres_campaigns {
+    type Db = sqlx::Postgres;
+    type This = crate::PgStore;
+    include!("campaigns.rs");
 }
 
 /// A new incident.
@@ -382,6 +392,10 @@ pub trait IncidentStore: Send + Sync {
     fn record_incident_action<'a>(&'a self, action: &'a IncidentAction) -> BoxFuture<'a, Result<()>>;
     /// What was done about an incident, oldest first.
     fn incident_actions<'a>(&'a self, incident: &'a str) -> BoxFuture<'a, Result<Vec<IncidentAction>>>;
+}
+
+/// Incidents' notification campaigns and their notices.
+pub trait CampaignStore: Send + Sync {
     /// Starts a campaign with its notices, cancelling notices of earlier campaigns that had not
     /// gone (their people are in this one). No one gets two notices of one campaign.
     fn create_campaign<'a>(
