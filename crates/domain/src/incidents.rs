@@ -240,14 +240,30 @@ impl Indicators {
     /// # Errors
     /// With neither an id nor a window, the whole log would be read.
     pub fn searchable(&self) -> Result<(), IndicatorError> {
-        if self.indexed() || !self.windows.is_empty() {
+        // Addresses and agents are not indexed: the events of their windows are read whole, so
+        // without a window they would match nothing found by id, silently.
+        if (self.ips.is_empty() && self.user_agents.is_empty()) || !self.windows.is_empty() {
             Ok(())
         } else {
             Err(IndicatorError(
-                "with only IP addresses or user agents, give a time window too (the whole log would be read)".into(),
+                "with IP addresses or user agents, give a time window too (their events are found by time)".into(),
             ))
         }
     }
+}
+
+/// Whether text that goes into notices (an incident's description, what is being done) could
+/// read as a link, an address to write to or a request to act on one.
+#[must_use]
+pub fn reads_as_link(text: &str) -> bool {
+    let t = text.to_lowercase();
+    ["://", "www.", "@", "http", "click", "log in", "sign in to", "enter your", "reply with"]
+        .iter()
+        .any(|x| t.contains(x))
+        || t.split_whitespace().any(|w| {
+            let w = w.trim_matches(|c: char| !c.is_alphanumeric());
+            [".nz", ".com", ".org", ".net", ".io"].iter().any(|tld| w.ends_with(tld) && w.len() > tld.len())
+        })
 }
 
 /// Characters of reference codes: Crockford's base 32 (no I, L, O or U).
@@ -408,7 +424,7 @@ pub fn correction(f: &NoticeFacts, told_on: &str, was: Class) -> (String, String
     };
     let body = format!(
         "Kia ora {name},\n\nWe wrote to you on {told_on} about a privacy breach at Tiaki, the patient portal your \
-         practice uses, and said {before}. The investigation has since found more, and this message corrects \
+         practice uses, and said {before}. What the investigation has found since is different, and this message corrects \
          what we told you.\n\nWhat happened\n{what} We found this on {found}.\n\n{reached}\n\n{end}",
         name = f.name.trim(),
         what = f.what_happened.trim(),
@@ -467,9 +483,26 @@ mod tests {
                 .searchable()
                 .is_err()
         );
+        let with_id = Indicators { ips: vec!["1.2.3.4".into()], sessions: vec![s.into()], ..Indicators::default() };
+        assert!(with_id.checked().unwrap().searchable().is_err(), "an address without a window would be dropped");
+        assert!(
+            Indicators { sessions: vec![s.into()], ..Indicators::default() }.checked().unwrap().searchable().is_ok()
+        );
         assert!(Indicators { user_agents: vec!["Moz".into()], ..Indicators::default() }.checked().is_err());
         assert!(Indicators { accounts: vec!["x".into()], ..Indicators::default() }.checked().is_err());
         assert!(Indicators { modules: vec!["nope".into()], ..i }.checked().is_err());
+    }
+
+    #[test]
+    fn free_text_that_reads_as_a_link_is_caught() {
+        for bad in
+            ["see tiaki.nz", "http://x", "write to help@tiaki.nz", "Click here", "www.example.com/x", "log in to check"]
+        {
+            assert!(reads_as_link(bad), "{bad}");
+        }
+        for good in ["We ended the sessions involved.", "Someone used a GP's stolen password (Dr. Smith)."] {
+            assert!(!reads_as_link(good), "{good}");
+        }
     }
 
     #[test]

@@ -199,10 +199,24 @@ pub fn describe(o: &store::incidents::ScopeObject) -> String {
         ),
         "patient_record" => "Your health record summary".to_owned(),
         "message_thread" => "A conversation with your practice".to_owned(),
+        "repeat_list" | "repeat_request" => "Your medications (repeat prescriptions)".to_owned(),
         _ => "Your details (name, NHI number, date of birth)".to_owned(),
     };
     let dated = o.dated.as_deref().map(|d| format!(", dated {d}")).unwrap_or_default();
     format!("{what}{dated}, held for {}", o.controller_name)
+}
+
+/// Text that goes into notices: no link, no address to write to, nothing to click.
+fn notice_text(field: &'static str, value: &str, min: usize, max: usize, what: &str) -> Result<String, AppError> {
+    let v = text(field, value, min, max, what)?;
+    if domain::incidents::reads_as_link(&v) {
+        return Err(AppError::field(
+            field,
+            "Notices carry no links, addresses or anything to click or sign in to (people are told Tiaki never sends \
+             them): say it without one.",
+        ));
+    }
+    Ok(v)
 }
 
 fn text(field: &'static str, value: &str, min: usize, max: usize, what: &str) -> Result<String, AppError> {
@@ -342,7 +356,7 @@ impl Incidents<'_> {
     /// [`AppError::Invalid`] for a bad title, description, time or indicators; storage errors.
     pub async fn declare(&self, lead: &Lead, d: &Declaration) -> Result<(String, Revision), AppError> {
         let title = text("title", &d.title, 3, 200, "Give the incident a short title")?;
-        let description = text(
+        let description = notice_text(
             "description",
             &d.description,
             20,

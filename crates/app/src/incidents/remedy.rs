@@ -1,7 +1,7 @@
 //! Doing something about an incident: what is being done and when the Commissioner was told
 //! (both go into every notice), and remediation for a chosen set of people or systems.
 
-use super::{Incidents, Lead, text};
+use super::{Incidents, Lead, notice_text, text};
 use crate::AppError;
 use domain::{ObjectKind, Verb};
 
@@ -105,8 +105,13 @@ impl Incidents<'_> {
         closed: bool,
     ) -> Result<(), AppError> {
         let row = self.row(id).await?;
-        let steps =
-            text("steps_taken", steps_taken, 20, 2_000, "Say what is being done about it, as the notices will say it")?;
+        let steps = notice_text(
+            "steps_taken",
+            steps_taken,
+            20,
+            2_000,
+            "Say what is being done about it, as the notices will say it",
+        )?;
         let now = self.app.now();
         if commissioner_told_at.is_some_and(|t| t <= 0 || t > now + 300) {
             return Err(AppError::field(

@@ -207,10 +207,8 @@ impl Incidents<'_> {
         let status = self
             .app
             .store
-            .scope_patients(&c.incident_id, revision.number)
+            .scope_patient(&c.incident_id, revision.number, &c.patient_id)
             .await?
-            .into_iter()
-            .find(|p| p.patient_id == c.patient_id)
             .and_then(|p| Class::parse(&p.class))
             .unwrap_or(Class::NotAffected);
         Ok(Genuine::Genuine {

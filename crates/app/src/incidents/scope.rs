@@ -58,6 +58,9 @@ fn reached(e: &store::AuditEvent) -> Vec<(&'static str, String, Class)> {
         }
         "patient_record" if served => vec![("patient_record", patient.clone(), Class::Confirmed)],
         "message_thread" if served => vec![("message_thread", e.object_id.clone(), Class::Confirmed)],
+        // Medications (the repeat list, a request for repeats) are health information too.
+        "repeat_list" if served => vec![("repeat_list", e.object_id.clone(), Class::Confirmed)],
+        "repeat_request" if served => vec![("repeat_request", e.object_id.clone(), Class::Confirmed)],
         "document" if e.action == "list" && e.object_id != *patient => e
             .object_id
             .split(',')
@@ -180,6 +183,7 @@ async fn facts(store: &dyn store::Store, found: Found) -> Result<Scope, AppError
                 let category = match kind {
                     "patient_record" => "health record",
                     "message_thread" => "messages",
+                    "repeat_list" | "repeat_request" => "medications",
                     "patient" => "details",
                     _ => "unknown",
                 };

@@ -125,7 +125,21 @@ impl Incidents<'_> {
             let mut previous: Option<(String, &'static str, Option<String>)> = None;
             for n in claimed {
                 throttle(&mut minute, row.per_minute).await;
-                let message = Self::message(from, &n.recipient, &n.subject, &n.body, &n.id)?;
+                let message = match Self::message(from, &n.recipient, &n.subject, &n.body, &n.id) {
+                    Ok(m) => m,
+                    // An address the mail library cannot write to: this notice is refused (listed
+                    // for the practice), and the others go on.
+                    Err(e) => {
+                        tracing::warn!(notice = %n.id, "a notice could not be written: {e}");
+                        self.flush(&mut previous).await?;
+                        self.app
+                            .store
+                            .settle_notice(&n.id, "failed", Some("not an address mail can be sent to"), now)
+                            .await?;
+                        report.failed += 1;
+                        continue;
+                    }
+                };
                 let outcome = match to {
                     Sender::Folder(dir) => {
                         if self.settle_previous(&n.id, &holder, &mut previous).await? {
@@ -266,7 +280,10 @@ impl Incidents<'_> {
             return Err(false);
         }
         if journalled(journal, &n.id).is_err() {
-            tracing::error!(notice = %n.id, "the campaign journal could not be written");
+            // Without its line a stopped sender's successor would send it again: stop here (it
+            // stays "sending", listed as not confirmed).
+            tracing::error!(notice = %n.id, "the campaign journal could not be written: stopping this sender");
+            return Err(false);
         }
         match c.answer().await {
             Ok(r) if r.ok() => Ok(("sent", None)),

@@ -123,4 +123,8 @@ CREATE TABLE incident_notices (
     UNIQUE (campaign_id, patient_id)
 );
 CREATE INDEX incident_notices_due ON incident_notices (state, campaign_id, position);
+-- At most one notice waiting for each person of an incident: two campaigns started at once (a
+-- double click, two leads) cannot both queue them; a new campaign cancels what it replaces first.
+CREATE UNIQUE INDEX incident_notices_one_waiting ON incident_notices (incident_id, patient_id)
+    WHERE state IN ('queued', 'claimed');
 CREATE INDEX incident_notices_by_patient ON incident_notices (incident_id, patient_id);

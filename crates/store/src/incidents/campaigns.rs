@@ -10,10 +10,7 @@ use sqlx::Row;
 /// Notices written in one statement.
 const CHUNK: usize = 50;
 
-/// `$start, $start+1, …` (n of them).
-fn placeholders(start: usize, n: usize) -> String {
-    (start..start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-}
+use super::placeholders;
 
 const CAMPAIGN_COLUMNS: &str = "c.id, c.incident_id, c.revision, c.created_at, c.per_minute, c.released_percent, \
      c.total, \

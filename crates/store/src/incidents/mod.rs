@@ -31,6 +31,11 @@ mod postgres_campaigns {
     include!("campaigns.rs");
 }
 
+/// `$start, $start+1, …` (n of them): the parameters of a statement over many rows.
+fn placeholders(start: usize, n: usize) -> String {
+    (start..start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
 /// A new incident.
 #[derive(Debug, Clone)]
 pub struct NewIncident {
@@ -357,6 +362,13 @@ pub trait IncidentStore: Send + Sync {
     fn revisions<'a>(&'a self, incident: &'a str) -> BoxFuture<'a, Result<Vec<RevisionRow>>>;
     /// A revision's patients.
     fn scope_patients<'a>(&'a self, incident: &'a str, revision: i64) -> BoxFuture<'a, Result<Vec<ScopePatient>>>;
+    /// One patient's place in a revision (none: not affected).
+    fn scope_patient<'a>(
+        &'a self,
+        incident: &'a str,
+        revision: i64,
+        patient: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ScopePatient>>>;
     /// A revision's objects (one patient's, or all).
     fn scope_objects<'a>(
         &'a self,

@@ -15,10 +15,7 @@ type DbRow = <Db as sqlx::Database>::Row;
 /// Ids asked about in one statement.
 const CHUNK: usize = 500;
 
-/// `$start, $start+1, …` (n of them).
-fn placeholders(start: usize, n: usize) -> String {
-    (start..start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-}
+use super::placeholders;
 
 const INCIDENT_COLUMNS: &str = "id, title, description, discovered_at, declared_at, declared_by, from_alert, \
                                 steps_taken, commissioner_told_at, closed_at";
@@ -200,7 +197,8 @@ impl IncidentStore for This {
             .bind(r.created_at)
             .bind(&r.created_by)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(crate::portable::map_unique)?;
             // Many rows a statement: an MMH-sized scope is hundreds of thousands of them.
             for chunk in patients.chunks(CHUNK / 5) {
                 let values: Vec<String> =
@@ -266,6 +264,26 @@ impl IncidentStore for This {
             .fetch_all(&self.pool)
             .await?;
             rows.iter().map(scope_patient).collect()
+        })
+    }
+
+    fn scope_patient<'a>(
+        &'a self,
+        incident: &'a str,
+        revision: i64,
+        patient: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ScopePatient>>> {
+        Box::pin(async move {
+            let row = sqlx::query(
+                "SELECT patient_id, class, why FROM incident_patients \
+                 WHERE incident_id = $1 AND revision = $2 AND patient_id = $3",
+            )
+            .bind(incident)
+            .bind(revision)
+            .bind(patient)
+            .fetch_optional(&self.pool)
+            .await?;
+            row.as_ref().map(scope_patient).transpose()
         })
     }
 

@@ -152,16 +152,24 @@ pub(crate) async fn incidents_keep_revisions_and_send_each_notice_once(store: Ar
     assert!(store.notice_by_code(b"code-none").await?.is_none());
     // Cancelled only while queued, and a patient has one notice per campaign.
     let c2 = NewCampaign { id: "c2".into(), ..campaign };
-    let dup = NewNotice { id: "m1".into(), code_hash: b"m1".to_vec(), ..notices[5].clone() };
+    // (A correction for patient 0, whose notice went.)
+    let dup = NewNotice { id: "m1".into(), code_hash: b"m1".to_vec(), ..notices[0].clone() };
     store.create_campaign(&lead, &c2, std::slice::from_ref(&dup), &["n119".into(), a[0].id.clone()]).await?;
     let listed = store.incident_notices(id).await?;
     let state = |n: &str| listed.iter().find(|x| x.id == n).map(|x| x.state.clone()).unwrap();
     assert_eq!((state("n119").as_str(), state(&a[0].id).as_str()), ("cancelled", "sent"));
-    let c3 = NewCampaign { id: "c3".into(), ..c2 };
+    let c3 = NewCampaign { id: "c3".into(), ..c2.clone() };
     let twice = NewNotice { id: "m2".into(), code_hash: b"m2".to_vec(), ..dup.clone() };
     let again = NewNotice { id: "m3".into(), code_hash: b"m3".to_vec(), ..dup };
     assert!(store.create_campaign(&lead, &c3, &[twice, again], &[]).await.is_err(), "one notice a patient a campaign");
     assert!(store.campaign("c3").await?.is_none(), "and nothing of it is kept");
+    // Nor two waiting for one person across campaigns (two started at once): patient 100's is
+    // still queued in c1.
+    let c4 = NewCampaign { id: "c4".into(), ..c3 };
+    let waiting = NewNotice { id: "m4".into(), code_hash: b"m4".to_vec(), ..notices[100].clone() };
+    assert!(store.create_campaign(&lead, &c4, &[waiting], &[]).await.is_err(), "one waiting notice a person");
+    assert!(store.scope_patient(id, 1, "patient-0002").await?.is_some_and(|p| p.class == "confirmed"));
+    assert!(store.scope_patient(id, 2, "patient-0600").await?.is_none());
 
     // What the scope looks up: patients' contacts and first practices, practices' names
     // (ids that are not there, or not ids, are left out).
