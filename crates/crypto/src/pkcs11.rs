@@ -56,12 +56,22 @@ fn login(config: &Pkcs11Config) -> Result<(Pkcs11, Session), KeyError> {
         Ok(()) | Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::CryptokiAlreadyInitialized, _)) => {}
         Err(e) => return Err(provider_error("cannot initialise the PKCS#11 module", e)),
     }
-    let slot = context
-        .get_slots_with_token()
-        .map_err(|e| provider_error("cannot list PKCS#11 slots", e))?
-        .into_iter()
-        .find(|s| context.get_token_info(*s).is_ok_and(|t| t.label().trim() == config.token_label))
-        .ok_or_else(|| KeyError::Provider(format!("no PKCS#11 token is labelled {:?}", config.token_label)))?;
+    // A token's details can be unreadable for a moment while another process writes to it (a
+    // file-backed token such as SoftHSM2's): looked for again, briefly, before giving up.
+    let mut slot = None;
+    for attempt in 0..10 {
+        slot = context
+            .get_slots_with_token()
+            .map_err(|e| provider_error("cannot list PKCS#11 slots", e))?
+            .into_iter()
+            .find(|s| context.get_token_info(*s).is_ok_and(|t| t.label().trim() == config.token_label));
+        if slot.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50 * (attempt + 1)));
+    }
+    let slot =
+        slot.ok_or_else(|| KeyError::Provider(format!("no PKCS#11 token is labelled {:?}", config.token_label)))?;
     let session = context.open_rw_session(slot).map_err(|e| provider_error("cannot open a session on the token", e))?;
     let pin = AuthPin::new(config.pin.expose_secret().into());
     // Login state is per application and token: when another key of this process (the audit
