@@ -3,6 +3,7 @@
 //! two, revise, remediate, tell people (campaigns with their progress and ETA), and the reports
 //! for each controlling organisation and for the regulator.
 
+use super::Done;
 use super::PageResult;
 use crate::WebState;
 use crate::error::WebError;
@@ -344,12 +345,6 @@ pub(crate) struct CampaignLine {
     pub(crate) failed: i64,
     pub(crate) cancelled: i64,
     pub(crate) eta: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct Done {
-    #[serde(default)]
-    done: Option<String>,
 }
 
 /// An incident's page.

@@ -29,6 +29,13 @@ use serde::Deserialize;
 
 pub(crate) type PageResult = Result<Response, WebError>;
 
+/// The `?done=` a page is sent back with after a form (which notice to show).
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct Done {
+    #[serde(default)]
+    pub(crate) done: Option<String>,
+}
+
 /// A one-off notice carried across a redirect in the query string (only fixed codes, never text).
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct Notice {

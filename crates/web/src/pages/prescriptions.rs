@@ -3,6 +3,7 @@
 //! request's actions (nurses prepare, GPs approve or decline), keeping a patient's list, and
 //! the practice's rules.
 
+use super::Done;
 use super::PageResult;
 use super::appointments::problem;
 use crate::WebState;
@@ -70,12 +71,6 @@ fn request_line(r: &RequestView) -> RequestLine {
         updated: moment(r.updated_at),
         open: r.status.open(),
     }
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct Done {
-    #[serde(default)]
-    done: Option<String>,
 }
 
 fn notice(d: &Done) -> Option<&'static str> {

@@ -3,6 +3,7 @@
 //! lock, switch a module off or on — each with a reason and a second factor proved in the last
 //! ten minutes (a code typed with the action, or a passkey confirmed under Sign-in security).
 
+use super::Done;
 use super::PageResult;
 use crate::WebState;
 use crate::error::WebError;
@@ -191,12 +192,6 @@ fn done_text(done: Option<&str>) -> Option<String> {
         }
         .to_owned(),
     )
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct Done {
-    #[serde(default)]
-    done: Option<String>,
 }
 
 /// The security console's front page.

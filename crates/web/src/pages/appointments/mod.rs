@@ -3,6 +3,7 @@
 //! the practice, the day list per clinician (book for a patient, cancel with a reason, mark who
 //! came, block a slot) and the book's set-up.
 
+use super::Done;
 use super::PageResult;
 use crate::WebState;
 use crate::error::WebError;
@@ -78,12 +79,6 @@ fn appointment_line(a: &AppointmentView) -> AppointmentLine {
         patient_name: a.patient_name.clone(),
         patient_id: a.patient.to_string(),
     }
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct Done {
-    #[serde(default)]
-    done: Option<String>,
 }
 
 fn notice(d: &Done) -> Option<&'static str> {

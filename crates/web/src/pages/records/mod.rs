@@ -3,6 +3,7 @@
 //! record; and for the practice, the patient's record with held and hidden items marked, the
 //! queue of results awaiting release, and the release rules.
 
+use super::Done;
 use super::PageResult;
 use crate::WebState;
 use crate::error::WebError;
@@ -20,12 +21,6 @@ use serde::Deserialize;
 
 mod present;
 use present::{clinical_date, current, line, number, trend_svg};
-
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct Done {
-    #[serde(default)]
-    done: Option<String>,
-}
 
 fn notice(d: &Done) -> Option<&'static str> {
     Some(match d.done.as_deref()? {
