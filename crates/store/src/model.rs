@@ -329,6 +329,8 @@ pub struct SessionSubject {
     pub staff: Option<(PracticeId, domain::StaffRole)>,
     /// Whether a practice the patient is enrolled at requires a second factor.
     pub patient_must_use_mfa: bool,
+    /// When an incident lead required this account to use a second factor, if one did.
+    pub second_factor_required_at: Option<UnixTime>,
     /// Whether the account has a confirmed authenticator app or a passkey.
     pub has_second_factor: bool,
     /// Whether the platform requires passkeys of operators and practice admins.

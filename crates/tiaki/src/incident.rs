@@ -133,7 +133,7 @@ pub(crate) enum IncidentCmd {
         #[arg(long)]
         close: bool,
     },
-    /// End sessions, require new passwords, suspend systems or switch a module off, for a set.
+    /// End sessions, require new passwords or second factors, suspend systems or switch a module off, for a set.
     Remediate {
         /// The incident.
         id: String,
@@ -141,8 +141,8 @@ pub(crate) enum IncidentCmd {
         /// sessions and systems).
         #[arg(long)]
         set: String,
-        /// `end_sessions`, `require_new_password`, `suspend_clients`, `switch_off:documents` or
-        /// `switch_off:records`.
+        /// `end_sessions`, `require_new_password`, `require_second_factor`, `suspend_clients`,
+        /// `switch_off:documents` or `switch_off:records`.
         #[arg(long)]
         action: String,
         /// Why (kept with the incident).

@@ -88,6 +88,9 @@ pub struct SignedIn {
     /// factor; until this session has, `principal` is [`Principal::Anonymous`] (every grant is
     /// refused) and only second-factor set-up is open.
     pub needs_second_factor: bool,
+    /// An incident lead asked this account to use a second factor and this session has not
+    /// proved one (part of `needs_second_factor`; the page says why).
+    pub second_factor_asked: bool,
     /// Whether this session may add a first second factor: it was opened by an emailed link, or
     /// has opened a set-up link since (a password alone never adds a factor).
     pub may_add_factor: bool,
@@ -469,21 +472,28 @@ impl Identity<'_> {
         // person reads): until it does, it reaches nothing but the second-factor page.
         let stepped_down =
             session.step_up_at.is_some_and(|at| session.mfa_at.is_none_or(|m| m < at)) && subject.has_second_factor;
+        // An incident lead asked this account to use a second factor (its password may be in
+        // someone else's hands): whatever its kind, a session without one reaches nothing else.
+        let incident_asked = subject.second_factor_required_at.is_some() && session.mfa_at.is_none();
         let needs_second_factor = stepped_down
             || (matches!(subject.kind, AccountKind::Staff | AccountKind::Operator)
                 && session.mfa_at.is_none()
                 && self.app.settings.staff_mfa_required)
             || needs_passkey
-            || patient_confined;
+            || patient_confined
+            || incident_asked;
         let must_change_password = subject.password_breached_at.is_some();
         let principal = if needs_second_factor || must_change_password { Principal::Anonymous } else { principal };
-        let mfa_prompt =
-            patient.is_some() && session.mfa_at.is_none() && subject.patient_must_use_mfa && !subject.has_second_factor;
+        let mfa_prompt = patient.is_some()
+            && session.mfa_at.is_none()
+            && (subject.patient_must_use_mfa || subject.second_factor_required_at.is_some())
+            && !subject.has_second_factor;
         Ok(Some(SignedIn {
             must_change_password,
             mfa_prompt,
             needs_passkey,
             needs_second_factor,
+            second_factor_asked: incident_asked,
             may_add_factor: session.setup_ok_at.is_some(),
             mfa_at: session.mfa_at,
             principal,

@@ -50,6 +50,8 @@ pub enum Remedy {
     EndSessions,
     /// Require a new password at the next sign-in.
     RequireNewPassword,
+    /// Require a second factor from the next sign-in on (set one up, or use the one they have).
+    RequireSecondFactor,
     /// Suspend the indicator systems (API clients).
     SuspendClients,
     /// Switch a module off for everyone (the kill switch).
@@ -57,7 +59,8 @@ pub enum Remedy {
 }
 
 impl Remedy {
-    /// Parses `end_sessions`, `require_new_password`, `suspend_clients`, `switch_off:documents`,
+    /// Parses `end_sessions`, `require_new_password`, `require_second_factor`, `suspend_clients`,
+    /// `switch_off:documents`,
     /// `switch_off:records`.
     ///
     /// # Errors
@@ -66,6 +69,7 @@ impl Remedy {
         match s.trim() {
             "end_sessions" => Ok(Self::EndSessions),
             "require_new_password" => Ok(Self::RequireNewPassword),
+            "require_second_factor" => Ok(Self::RequireSecondFactor),
             "suspend_clients" => Ok(Self::SuspendClients),
             other => other
                 .strip_prefix("switch_off:")
@@ -74,8 +78,8 @@ impl Remedy {
                 .ok_or_else(|| {
                     AppError::field(
                         "action",
-                        "Choose end_sessions, require_new_password, suspend_clients, switch_off:documents or \
-                         switch_off:records.",
+                        "Choose end_sessions, require_new_password, require_second_factor, suspend_clients, \
+                         switch_off:documents or switch_off:records.",
                     )
                 }),
         }
@@ -85,6 +89,7 @@ impl Remedy {
         match self {
             Self::EndSessions => "end_sessions".into(),
             Self::RequireNewPassword => "require_new_password".into(),
+            Self::RequireSecondFactor => "require_second_factor".into(),
             Self::SuspendClients => "suspend_clients".into(),
             Self::SwitchOff(m) => format!("switch_off:{}", m.as_str()),
         }
@@ -185,6 +190,14 @@ impl Incidents<'_> {
             Remedy::RequireNewPassword => {
                 for a in &accounts {
                     self.app.store.mark_password_breached(*a, now).await?;
+                    self.app.store.end_other_sessions(*a, None, now).await?;
+                    touched += 1;
+                }
+            }
+            Remedy::RequireSecondFactor => {
+                // Their sessions end too, so "next sign-in" is the very next request.
+                for a in &accounts {
+                    self.app.store.require_second_factor(*a, now).await?;
                     self.app.store.end_other_sessions(*a, None, now).await?;
                     touched += 1;
                 }

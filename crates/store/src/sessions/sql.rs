@@ -94,6 +94,7 @@ impl SessionStore for This {
             let Some(r) = sqlx::query(
                 "SELECT s.id, s.account_id, s.created_at, s.last_seen_at, s.absolute_expires_at, s.ip, s.user_agent, \
                  s.mfa_at, s.setup_ok_at, s.mfa_passkey, s.step_up_at, a.kind, a.display_name, a.password_breached_at, \
+                 a.second_factor_required_at, \
                  pt.id AS patient_id, st.practice_id AS staff_practice, st.role AS staff_role, \
                  (EXISTS (SELECT 1 FROM enrolments e JOIN practices p ON p.id = e.practice_id \
                           WHERE e.patient_id IN (pt.id, s.acting_for) AND p.patients_need_mfa) \
@@ -137,6 +138,7 @@ impl SessionStore for This {
                 patient: r.try_get::<Option<Uuid>, _>("patient_id")?.map(PatientId::from_uuid),
                 staff,
                 patient_must_use_mfa: r.try_get("patient_must_use_mfa")?,
+                second_factor_required_at: r.try_get("second_factor_required_at")?,
                 has_second_factor: r.try_get("has_second_factor")?,
                 passkeys_required: r.try_get("passkeys_required")?,
                 acting_for: match (

@@ -63,6 +63,9 @@ pub trait SignInStore {
     fn sign_in_succeeded(&self, account: AccountId, cap: i32) -> BoxFuture<'_, Result<()>>;
     /// Marks the account's password as found on the breached/common list.
     fn mark_password_breached(&self, account: AccountId, now: UnixTime) -> BoxFuture<'_, Result<()>>;
+    /// Requires the account to use a second factor from now on (an incident's remediation):
+    /// sessions that have not proved one reach only sign-in security. Keeps the first time.
+    fn require_second_factor(&self, account: AccountId, now: UnixTime) -> BoxFuture<'_, Result<()>>;
     /// Uses a password-reset link, atomically: sets the password, clears the failure count and
     /// the breached mark, ends every session and voids the account's other reset links.
     fn use_password_reset<'a>(

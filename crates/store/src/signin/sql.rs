@@ -181,6 +181,19 @@ impl SignInStore for This {
         })
     }
 
+    fn require_second_factor(&self, account: AccountId, now: UnixTime) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            sqlx::query(
+                "UPDATE accounts SET second_factor_required_at = $2 WHERE id = $1 AND second_factor_required_at IS NULL",
+            )
+            .bind(account.as_uuid())
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+    }
+
     fn use_password_reset<'a>(
         &'a self,
         token_hash: &'a [u8],

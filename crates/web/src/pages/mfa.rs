@@ -99,7 +99,9 @@ async fn security_view(
 ) -> PageResult {
     let status = state.app.identity().mfa_status(who).await.map_err(WebError::page)?;
     let passkeys = state.app.identity().passkeys(who).await.map_err(WebError::page)?;
-    let required = if who.needs_passkey {
+    let required = if who.second_factor_asked && !who.needs_passkey {
+        "To keep your account safe after a security incident, Tiaki now asks you for a second step when you sign in. If you have a passkey or an authenticator app, use it below. If not, choose \"Email me a set-up code\", type the code in this browser and set one up."
+    } else if who.needs_passkey {
         "Your role must sign in with a passkey. If you have one, sign out and sign in with it. To add your first, choose \"Email me a set-up code\", type the code in this browser and add it here; then sign out and sign in with it."
     } else if who.patient.is_some() {
         "Your practice asks its patients to use a second step when they sign in. Set up a passkey or an authenticator app to see your records: choose \"Email me a set-up code\" and type the code in this browser."
@@ -109,7 +111,7 @@ async fn security_view(
     // A session with a factor that must still prove it: a detector asked it to again (reading
     // faster than a person reads).
     let has_factor = status.totp || !passkeys.is_empty();
-    let required = if has_factor && !who.needs_passkey {
+    let required = if has_factor && !who.needs_passkey && !who.second_factor_asked {
         "To go on, confirm it's you (below): this session was reading faster than a person usually does, so Tiaki \
          asks for your second factor again."
     } else {

@@ -383,3 +383,76 @@ async fn the_public_check_tells_a_guesser_nothing_and_is_rate_limited() -> Resul
     assert_eq!(b.post("/genuine", &[("code", "nope")]).await?.status, StatusCode::OK, "a new window");
     Ok(())
 }
+
+/// Remediation "require a second factor at next sign-in", for everyone confirmed: their
+/// sessions end (the thief's too); their next sign-in with the password alone reaches only
+/// sign-in security, which says why; with a second factor set up from the emailed code they are
+/// in again. Nobody outside the set is touched, and the incident keeps what was done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_factor_is_required_of_the_chosen_set_and_of_no_one_else() -> Result<()> {
+    let w = World::new().await?;
+    let day = normal_day(&w, DayPlan { patients_per_practice: 3, consultations: 1, children: 0, exports: 0 }).await?;
+    let start = Clock::now(&w.t.clock);
+    let at_b: Vec<_> = day.patients.iter().filter(|p| p.practice == w.practice_b).collect();
+    let (victim, bystander) = (at_b[0], at_b[1]);
+    let mut thief = w.signed_in(&victim.email, [203, 0, 113, 80]).await?;
+    let (s, _, _) = thief.get_bytes(&format!("/documents/{}/download", victim.letter), None).await?;
+    assert_eq!(s, StatusCode::OK);
+    let mut other = w.signed_in(&bystander.email, [10, 62, 0, 2]).await?;
+    w.t.clock.advance(60);
+    let end = Clock::now(&w.t.clock);
+    let lead = w.t.app.console().incident_lead();
+    let incidents = w.t.app.incidents();
+    let (id, first) = incidents
+        .declare(
+            &lead,
+            &Declaration {
+                title: "A patient's letter read with their stolen password".into(),
+                description: "Someone signed in with a patient's password and opened their letter.".into(),
+                discovered_at: end,
+                indicators: Indicators {
+                    ips: vec!["203.0.113.80".into()],
+                    windows: vec![Window { from_ms: (start - 60) * 1000, to_ms: (end + 60) * 1000 }],
+                    ..Indicators::default()
+                },
+                from_alert: None,
+            },
+        )
+        .await
+        .map_err(|e| anyhow!("{e:?}"))?;
+    assert_eq!((first.confirmed, first.possible), (1, 0));
+    assert!(Remedy::parse("require_a_miracle").is_err(), "an unknown step is refused");
+    let touched = incidents
+        .remediate(
+            &lead,
+            &id,
+            Set::Confirmed,
+            &Remedy::parse("require_second_factor").map_err(|e| anyhow!("{e:?}"))?,
+            "their password is out there",
+        )
+        .await
+        .map_err(|e| anyhow!("{e:?}"))?;
+    assert_eq!(touched, 1, "one confirmed person");
+    assert_eq!(thief.get("/api/v1/me").await?.status, StatusCode::UNAUTHORIZED, "the thief's session ended");
+    let elsewhere = format!("/patients/{}", bystander.id);
+    assert_eq!(other.get(&elsewhere).await?.status, StatusCode::OK, "someone outside the set carries on");
+    // The next sign-in with the password alone: sign-in security only, saying why.
+    let home = format!("/patients/{}", victim.id);
+    let mut again = w.signed_in(&victim.email, [10, 62, 0, 3]).await?;
+    for path in [home.clone(), format!("{home}/documents")] {
+        let r = again.get(&path).await?;
+        assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/account/security"), "{path}");
+    }
+    let (s, _, _) = again.get_bytes(&format!("/documents/{}/download", victim.letter), None).await?;
+    assert_ne!(s, StatusCode::OK, "no letter with a password alone");
+    assert!(again.get("/account/security").await?.body.contains("after a security incident"));
+    let mut bystander_again = w.signed_in(&bystander.email, [10, 62, 0, 4]).await?;
+    assert_eq!(bystander_again.get(&elsewhere).await?.status, StatusCode::OK, "not asked of anyone else");
+    // With a second factor, set up from the emailed code, they are in.
+    crate::mfa::enable_totp(&w, &mut again).await?;
+    assert_eq!(again.get(&home).await?.status, StatusCode::OK);
+    let mut op = w.operator().await?;
+    let page = op.get(&format!("/operator/incidents/{id}")).await?.body;
+    assert!(page.contains("require_second_factor") && page.contains("their password is out there"), "{page}");
+    Ok(())
+}

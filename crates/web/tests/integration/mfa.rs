@@ -18,7 +18,7 @@ fn recovery_codes_in(page: &str) -> Vec<String> {
 }
 
 /// Turns on an authenticator for p1 through the pages; returns its secret and recovery codes.
-async fn enable_totp(w: &World, b: &mut Browser) -> Result<(Vec<u8>, Vec<String>)> {
+pub(crate) async fn enable_totp(w: &World, b: &mut Browser) -> Result<(Vec<u8>, Vec<String>)> {
     let page = b.get("/account/security").await?;
     assert!(page.body.contains("Off."), "no second factor yet");
     // Signed in with a password alone: no factor can be added without the emailed code.
