@@ -111,6 +111,33 @@ pub struct Indicators {
     pub modules: Vec<String>,
 }
 
+/// The indicator an event matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Match<'a> {
+    /// One of the sessions.
+    Session(&'a str),
+    /// One of the accounts.
+    Account(&'a str),
+    /// One of the systems (API clients).
+    System(&'a str),
+    /// An address or range.
+    Ip(IpRange),
+    /// A user agent's words.
+    UserAgent(&'a str),
+}
+
+impl std::fmt::Display for Match<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Session(s) => write!(f, "session {s}"),
+            Self::Account(a) => write!(f, "account {a}"),
+            Self::System(c) => write!(f, "system {c}"),
+            Self::Ip(r) => write!(f, "IP {r}"),
+            Self::UserAgent(u) => write!(f, "user agent \"{u}\""),
+        }
+    }
+}
+
 /// The fields of an access event the indicators look at.
 #[derive(Debug, Clone, Copy)]
 pub struct Seen<'a> {
@@ -198,9 +225,16 @@ impl Indicators {
         Ok(out)
     }
 
-    /// Which indicator an event matches ("session 0191…", "IP range 203.0.113.0/24"), if any.
+    /// Which indicator an event matches ("session 0191…", "IP 203.0.113.0/24"), if any.
     #[must_use]
     pub fn matching(&self, e: Seen<'_>) -> Option<String> {
+        self.which(e).map(|m| m.to_string())
+    }
+
+    /// Which indicator an event matches, if any, without writing it out (a scope asks this of
+    /// every event, and says it only of the first that puts a person in a class).
+    #[must_use]
+    pub fn which<'a>(&'a self, e: Seen<'a>) -> Option<Match<'a>> {
         if !self.windows.is_empty() && !self.windows.iter().any(|w| e.at_ms >= w.from_ms && e.at_ms < w.to_ms) {
             return None;
         }
@@ -208,23 +242,27 @@ impl Indicators {
             return None;
         }
         if let Some(s) = e.session.filter(|s| self.sessions.iter().any(|x| x == s)) {
-            return Some(format!("session {s}"));
+            return Some(Match::Session(s));
         }
         if let Some(a) = e.account {
             if self.accounts.iter().any(|x| x == a) {
-                return Some(format!("account {a}"));
+                return Some(Match::Account(a));
             }
             if self.clients.iter().any(|x| x == a) {
-                return Some(format!("system {a}"));
+                return Some(Match::System(a));
             }
         }
-        if let Ok(ip) = e.ip.parse::<IpAddr>()
+        if !self.ips.is_empty()
+            && let Ok(ip) = e.ip.parse::<IpAddr>()
             && let Some(r) = self.ips.iter().filter_map(|r| IpRange::parse(r).ok()).find(|r| r.contains(ip))
         {
-            return Some(format!("IP {r}"));
+            return Some(Match::Ip(r));
+        }
+        if self.user_agents.is_empty() {
+            return None;
         }
         let ua = e.user_agent.to_lowercase();
-        self.user_agents.iter().find(|u| ua.contains(&u.to_lowercase())).map(|u| format!("user agent \"{u}\""))
+        self.user_agents.iter().find(|u| ua.contains(&u.to_lowercase())).map(|u| Match::UserAgent(u))
     }
 
     /// Ids the log is indexed by (accounts, systems and sessions): without one, the scope reads

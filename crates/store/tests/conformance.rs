@@ -1051,6 +1051,15 @@ mod upgrade {
     async fn check_upgraded(store: Arc<dyn Store>, events: &[AuditEvent]) -> Result<()> {
         assert_eq!(store.audit_tree_size().await?, 5, "the tree is as it was");
         assert_eq!(store.unsequenced_audit_count().await?, 3, "the waiting events still wait");
+        // The sequenced events were filed by actor (migration 0024), by session and by account;
+        // the waiting ones are read from the log.
+        let lead = authz::console::lead_incidents();
+        for (accounts, sessions) in [(vec![], vec!["sess".to_owned()]), (vec!["acct".to_owned()], vec![])] {
+            let found = store.indicator_events(&lead, 8, &accounts, &sessions, &[], false).await?;
+            assert_eq!(found.iter().map(|e| e.seq).collect::<Vec<_>>(), (0..8).collect::<Vec<u64>>());
+            assert!(found.iter().take(5).all(|e| e.ip.is_none()), "filed: {found:?}");
+            assert!(found.iter().skip(5).all(|e| e.ip.is_some()), "from the log: {found:?}");
+        }
         let mut acc = Accumulator::new();
         for e in events {
             acc.push(e.leaf_hash());

@@ -8,10 +8,10 @@
 
 use crate::AppError;
 use domain::incidents::{Class, Indicators, Seen};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fmt::Write as _;
-use store::SequencedEvent;
-use store::incidents::{ScopeObject, ScopePatient};
+use store::incidents::{DocumentFacts, Reached, ScopeObject, ScopePatient};
 
 /// A computed scope.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,8 +48,8 @@ impl Scope {
 
 /// What one matching event reached: (kind, object id, class). A listing reaches each object it
 /// named; an empty listing, or anything else about a patient, reaches the patient.
-fn reached(e: &store::AuditEvent) -> Vec<(&'static str, String, Class)> {
-    let Some(patient) = &e.patient else { return Vec::new() };
+fn reached(e: &Reached) -> Vec<(&'static str, String, Class)> {
+    let patient = &e.patient;
     let served = matches!(e.action.as_str(), "read" | "export");
     match e.object_type.as_str() {
         "document" if served => vec![("document", e.object_id.clone(), Class::Confirmed)],
@@ -73,49 +73,70 @@ fn reached(e: &store::AuditEvent) -> Vec<(&'static str, String, Class)> {
 
 /// (patient, kind, object).
 type ObjectKey = (String, &'static str, String);
-/// (class, first seq, the event's practice).
-type ObjectSeen = (Class, i64, Option<String>);
+
+/// How an object was first reached in its class.
+#[derive(Debug)]
+struct ObjectSeen {
+    class: Class,
+    seq: i64,
+    /// The event's practice.
+    practice: Option<String>,
+    /// The document's facts, when the event named it.
+    document: Option<DocumentFacts>,
+}
 
 /// The events that found each object, before their facts are looked up.
 #[derive(Debug, Default)]
 struct Found {
-    objects: BTreeMap<ObjectKey, ObjectSeen>,
+    objects: HashMap<ObjectKey, ObjectSeen>,
     /// patient → (class, first seq giving that class, why).
-    patients: BTreeMap<String, (Class, i64, String)>,
+    patients: HashMap<String, (Class, i64, String)>,
     events: usize,
 }
 
-fn classify(indicators: &Indicators, events: &[SequencedEvent]) -> Found {
+fn classify(indicators: &Indicators, events: Vec<Reached>) -> Found {
     let mut found = Found::default();
-    for SequencedEvent { seq, event: e } in events {
-        if e.outcome != "allowed" {
-            continue;
-        }
+    for mut e in events {
+        // The store gives only events served about a patient; the address and agent are known
+        // for those read from the log whole (found by id, they are not needed to match).
         let seen = Seen {
-            account: e.actor_account.as_deref(),
+            account: e.account.as_deref(),
             session: e.session.as_deref(),
-            ip: &e.ip,
-            user_agent: &e.user_agent,
+            ip: e.ip.as_deref().unwrap_or_default(),
+            user_agent: e.user_agent.as_deref().unwrap_or_default(),
             at_ms: e.at_ms,
             module: &e.module,
         };
-        let Some(indicator) = indicators.matching(seen) else { continue };
-        let reached = reached(e);
+        let Some(indicator) = indicators.which(seen) else { continue };
+        let reached = reached(&e);
         if reached.is_empty() {
             continue;
         }
         found.events += 1;
-        let seq = i64::try_from(*seq).unwrap_or(i64::MAX);
-        let Some(patient) = e.patient.clone() else { continue };
+        let seq = i64::try_from(e.seq).unwrap_or(i64::MAX);
         for (kind, id, class) in reached {
-            let entry = found.objects.entry((patient.clone(), kind, id)).or_insert((class, seq, e.practice.clone()));
-            if class.rank() > entry.0.rank() {
-                *entry = (class, seq, e.practice.clone());
+            let document = if kind == "document" && class == Class::Confirmed { e.document.take() } else { None };
+            let seen = ObjectSeen { class, seq, practice: e.practice.clone(), document };
+            match found.objects.entry((e.patient.clone(), kind, id)) {
+                Entry::Vacant(v) => {
+                    v.insert(seen);
+                }
+                Entry::Occupied(mut o) if class.rank() > o.get().class.rank() => {
+                    o.insert(seen);
+                }
+                Entry::Occupied(mut o) => {
+                    if o.get().document.is_none() {
+                        o.get_mut().document = seen.document;
+                    }
+                }
             }
-            let why = format!("event {seq} ({} {} by {indicator})", e.action, e.object_type);
-            let p = found.patients.entry(patient.clone()).or_insert((class, seq, why.clone()));
-            if class.rank() > p.0.rank() {
-                *p = (class, seq, why);
+            let why = || format!("event {seq} ({} {} by {indicator})", e.action, e.object_type);
+            match found.patients.get_mut(&e.patient) {
+                None => {
+                    found.patients.insert(e.patient.clone(), (class, seq, why()));
+                }
+                Some(p) if class.rank() > p.0.rank() => *p = (class, seq, why()),
+                Some(_) => {}
             }
         }
     }
@@ -137,58 +158,69 @@ pub(crate) async fn compute(
     // Addresses and agents are not indexed: their windows are read whole.
     let by_time = !(indicators.ips.is_empty() && indicators.user_agents.is_empty());
     let events = store.indicator_events(grant, below, &ids, &indicators.sessions, &windows, by_time).await?;
-    let found = classify(indicators, &events);
+    let found = classify(indicators, events);
     facts(store, found).await
 }
 
-/// Looks up what each object is and who controls it.
+/// Looks up what each object is and who controls it: the documents the events named came with
+/// their facts; the rest (documents a listing named, record items) are looked up here.
 async fn facts(store: &dyn store::Store, found: Found) -> Result<Scope, AppError> {
     let ids_of = |kind: &str| -> Vec<String> {
-        found.objects.keys().filter(|(_, k, _)| *k == kind).map(|(_, _, id)| id.clone()).collect()
+        found
+            .objects
+            .iter()
+            .filter(|((_, k, _), seen)| *k == kind && seen.document.is_none())
+            .map(|((_, _, id), _)| id.clone())
+            .collect()
     };
     let documents: HashMap<String, store::incidents::ObjectFacts> =
         store.document_facts(&ids_of("document")).await?.into_iter().map(|f| (f.id.clone(), f)).collect();
     let records: HashMap<String, store::incidents::ObjectFacts> =
         store.record_facts(&ids_of("health_record")).await?.into_iter().map(|f| (f.id.clone(), f)).collect();
+    let looked_up = |patient: &str, kind: &str, id: &str| {
+        match kind {
+            "document" => documents.get(id),
+            "health_record" => records.get(id),
+            _ => None,
+        }
+        .filter(|f| f.patient_id == patient)
+    };
     // A record as a whole, a conversation or the patient's details: the practice the event was
     // in, or else the patient's practice.
-    let mut practice_of: HashMap<String, String> = HashMap::new();
-    let wholes: Vec<String> = found
+    let unknown: Vec<(&ObjectKey, &ObjectSeen)> = found
         .objects
         .iter()
-        .filter(|((_, k, _), (_, _, practice))| !matches!(*k, "document" | "health_record") && practice.is_none())
-        .map(|((p, _, _), _)| p.clone())
+        .filter(|((p, k, id), seen)| seen.document.is_none() && looked_up(p, k, id).is_none())
         .collect();
-    practice_of.extend(store.first_practices(&wholes).await?);
-    let mut practices: Vec<String> = found.objects.values().filter_map(|(_, _, p)| p.clone()).collect();
+    let wholes: Vec<String> =
+        unknown.iter().filter(|(_, seen)| seen.practice.is_none()).map(|((p, _, _), _)| p.clone()).collect();
+    let practice_of: HashMap<String, String> = store.first_practices(&wholes).await?.into_iter().collect();
+    let mut practices: Vec<String> = unknown.iter().filter_map(|(_, seen)| seen.practice.clone()).collect();
     practices.extend(practice_of.values().cloned());
     practices.sort();
     practices.dedup();
     let names: HashMap<String, String> = store.practice_names(&practices).await?.into_iter().collect();
     let mut objects = Vec::with_capacity(found.objects.len());
-    for ((patient, kind, id), (class, seq, practice)) in found.objects {
-        let known = match kind {
-            "document" => documents.get(&id),
-            "health_record" => records.get(&id),
-            _ => None,
-        };
+    for ((patient, kind, id), seen) in found.objects {
         // An object of another patient than the event said, or one the database never held (a
         // canary's id), is kept as what the event said.
-        let (category, dated, controller_id, controller_name) =
-            if let Some(f) = known.filter(|f| f.patient_id == patient) {
-                (f.category.clone(), f.dated.clone(), f.controller_id.clone(), f.controller_name.clone())
-            } else {
-                let controller = practice.or_else(|| practice_of.get(&patient).cloned()).unwrap_or_default();
-                let name = names.get(&controller).cloned().unwrap_or_else(|| "Unknown organisation".into());
-                let category = match kind {
-                    "patient_record" => "health record",
-                    "message_thread" => "messages",
-                    "repeat_list" | "repeat_request" => "medications",
-                    "patient" => "details",
-                    _ => "unknown",
-                };
-                (category.to_owned(), None, controller, name)
+        let (category, dated, controller_id, controller_name) = if let Some(f) = seen.document {
+            (f.category, f.dated, f.controller_id, f.controller_name)
+        } else if let Some(f) = looked_up(&patient, kind, &id) {
+            (f.category.clone(), f.dated.clone(), f.controller_id.clone(), f.controller_name.clone())
+        } else {
+            let controller = seen.practice.or_else(|| practice_of.get(&patient).cloned()).unwrap_or_default();
+            let name = names.get(&controller).cloned().unwrap_or_else(|| "Unknown organisation".into());
+            let category = match kind {
+                "patient_record" => "health record",
+                "message_thread" => "messages",
+                "repeat_list" | "repeat_request" => "medications",
+                "patient" => "details",
+                _ => "unknown",
             };
+            (category.to_owned(), None, controller, name)
+        };
+        let (class, seq) = (seen.class, seen.seq);
         objects.push(ScopeObject {
             patient_id: patient,
             kind: kind.to_owned(),
@@ -201,11 +233,15 @@ async fn facts(store: &dyn store::Store, found: Found) -> Result<Scope, AppError
             first_seq: seq,
         });
     }
-    let patients = found
+    // In one order, whatever order the events came in: the digest is of this listing.
+    objects
+        .sort_unstable_by(|a, b| (&a.patient_id, &a.kind, &a.object_id).cmp(&(&b.patient_id, &b.kind, &b.object_id)));
+    let mut patients: Vec<ScopePatient> = found
         .patients
         .into_iter()
         .map(|(patient_id, (class, _, why))| ScopePatient { patient_id, class: class.as_str().to_owned(), why })
         .collect();
+    patients.sort_unstable_by(|a, b| a.patient_id.cmp(&b.patient_id));
     Ok(Scope { patients, objects, events: found.events })
 }
 
@@ -213,22 +249,18 @@ async fn facts(store: &dyn store::Store, found: Found) -> Result<Scope, AppError
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use store::AuditEvent;
 
-    fn event(seq: u64, session: &str, action: &str, kind: &str, object: &str, patient: &str) -> SequencedEvent {
-        SequencedEvent {
+    fn event(seq: u64, session: &str, action: &str, kind: &str, object: &str, patient: &str) -> Reached {
+        Reached {
             seq,
-            event: AuditEvent {
-                session: Some(session.into()),
-                action: action.into(),
-                object_type: kind.into(),
-                object_id: object.into(),
-                patient: Some(patient.into()),
-                outcome: "allowed".into(),
-                ip: "203.0.113.9".into(),
-                module: "documents".into(),
-                ..AuditEvent::default()
-            },
+            session: Some(session.into()),
+            action: action.into(),
+            object_type: kind.into(),
+            object_id: object.into(),
+            patient: patient.into(),
+            ip: Some("203.0.113.9".into()),
+            module: "documents".into(),
+            ..Reached::default()
         }
     }
 
@@ -236,29 +268,25 @@ mod tests {
     fn served_is_confirmed_listed_is_possible_refused_and_others_are_nothing() {
         let s = "0191c2a4-0000-7000-8000-000000000001";
         let i = Indicators { sessions: vec![s.into()], ..Indicators::default() };
-        let mut refused = event(5, s, "read", "document", "d9", "p9");
-        refused.event.outcome = "not_found".into();
         let events = vec![
             event(1, s, "list", "document", "d1,d2", "p1"),
             event(2, s, "read", "document", "d1", "p1"),
             event(3, s, "list", "document", "d3", "p2"),
             event(4, "someone-else", "read", "document", "d4", "p3"),
-            refused,
             event(6, s, "read", "patient", "p4", "p4"),
             event(7, s, "read", "patient_record", "p5", "p5"),
         ];
-        let f = classify(&i, &events);
+        let f = classify(&i, events);
         let class = |p: &str| f.patients.get(p).map(|c| c.0);
         assert_eq!(class("p1"), Some(Class::Confirmed));
         assert_eq!(class("p2"), Some(Class::Possible));
         assert_eq!(class("p3"), None, "not the indicator's");
-        assert_eq!(class("p9"), None, "refused: nothing was served");
         assert_eq!(class("p4"), Some(Class::Possible), "details seen, no document or record");
         assert_eq!(class("p5"), Some(Class::Confirmed), "the record was served");
         assert!(f.patients["p1"].2.starts_with("event 2 (read document by session"));
         let d1 = &f.objects[&("p1".to_owned(), "document", "d1".to_owned())];
-        assert_eq!((d1.0, d1.1), (Class::Confirmed, 2), "listed then read: confirmed by the read");
-        assert_eq!(f.objects[&("p1".to_owned(), "document", "d2".to_owned())].0, Class::Possible);
-        assert_eq!(f.events, 5);
+        assert_eq!((d1.class, d1.seq), (Class::Confirmed, 2), "listed then read: confirmed by the read");
+        assert_eq!(f.objects[&("p1".to_owned(), "document", "d2".to_owned())].class, Class::Possible);
+        assert_eq!(f.events, 5, "the other session's is not counted");
     }
 }

@@ -13,6 +13,59 @@ use sqlx::Row;
 
 type DbRow = <Db as sqlx::Database>::Row;
 
+/// Files the events an incident's scope reads (served, about a patient) under their session, or
+/// their account when there is none, and notes every event below `below` as filed (migration
+/// 0024). Called by the tree builder in the transaction that adds the events' leaves.
+async fn file_by_actor(
+    tx: &mut <Db as sqlx::Database>::Connection,
+    mut acted: Vec<(i64, AuditEvent)>,
+    below: i64,
+) -> Result<()> {
+    fn actor(e: &AuditEvent) -> &str {
+        e.session.as_deref().or(e.actor_account.as_deref()).unwrap_or_default()
+    }
+    // In key order, so neighbouring entries share pages.
+    acted.sort_unstable_by(|(a, x), (b, y)| (actor(x), a).cmp(&(actor(y), b)));
+    for chunk in acted.chunks(100) {
+        let mut q = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO audit_by_actor (actor, seq, account, at_ms, module, action, object_type, object_id, \
+             patient_id, practice_id) ",
+        );
+        q.push_values(chunk, |mut b, (seq, e)| {
+            b.push_bind(actor(e))
+                .push_bind(*seq)
+                .push_bind(e.actor_account.as_deref())
+                .push_bind(e.at_ms)
+                .push_bind(e.module.as_str())
+                .push_bind(e.action.as_str())
+                .push_bind(e.object_type.as_str())
+                .push_bind(e.object_id.as_str())
+                .push_bind(e.patient.as_deref())
+                .push_bind(e.practice.as_deref());
+        });
+        q.build().execute(&mut *tx).await?;
+    }
+    let keys: std::collections::BTreeSet<(&str, &str)> =
+        acted.iter().filter_map(|(_, e)| Some((e.actor_account.as_deref()?, actor(e)))).collect();
+    let keys: Vec<(&str, &str)> = keys.into_iter().collect();
+    for chunk in keys.chunks(300) {
+        let mut q = sqlx::QueryBuilder::<Db>::new("INSERT INTO audit_actor_keys (account, actor) ");
+        q.push_values(chunk, |mut b, (account, actor)| {
+            b.push_bind(*account).push_bind(*actor);
+        });
+        q.push(" ON CONFLICT (account, actor) DO NOTHING");
+        q.build().execute(&mut *tx).await?;
+    }
+    sqlx::query(
+        "INSERT INTO audit_filed (singleton, below) VALUES (1, $1) \
+         ON CONFLICT (singleton) DO UPDATE SET below = excluded.below",
+    )
+    .bind(below)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 pub(crate) fn event_row(r: &DbRow) -> Result<AuditEvent> {
     Ok(AuditEvent {
         id: r.try_get("id")?,
@@ -136,6 +189,7 @@ impl AccessLogStore for This {
             .await?;
             let mut nodes: Vec<(i32, i64, [u8; 32])> = Vec::with_capacity(rows.len() * 2);
             let mut filed: Vec<(String, i64, i64)> = Vec::with_capacity(rows.len());
+            let mut acted: Vec<(i64, AuditEvent)> = Vec::with_capacity(rows.len());
             for r in &rows {
                 let event = event_row(r)?;
                 let seq = acc.size();
@@ -147,8 +201,14 @@ impl AccessLogStore for This {
                 for (level, idx, hash) in std::iter::once((0, seq, leaf)).chain(completed) {
                     nodes.push((i32::try_from(level).map_err(|_| corrupt("level"))?, to_i64(idx)?, hash));
                 }
-                if let Some(patient) = event.patient {
-                    filed.push((patient, event.at_ms, to_i64(seq)?));
+                if let Some(patient) = &event.patient {
+                    filed.push((patient.clone(), event.at_ms, to_i64(seq)?));
+                }
+                if event.outcome == "allowed"
+                    && event.patient.is_some()
+                    && (event.session.is_some() || event.actor_account.is_some())
+                {
+                    acted.push((to_i64(seq)?, event));
                 }
             }
             for chunk in nodes.chunks(300) {
@@ -167,6 +227,7 @@ impl AccessLogStore for This {
                 });
                 q.build().execute(&mut *tx).await?;
             }
+            file_by_actor(&mut tx, acted, to_i64(acc.size())?).await?;
             tx.commit().await?;
             Ok((acc.size(), acc.root()))
         })
@@ -364,6 +425,7 @@ impl AccessLogStore for This {
                 return Err(StoreError::Conflict("an event to be removed is younger than the retention period"));
             }
             sqlx::query("DELETE FROM audit_by_patient WHERE seq < $1").bind(below).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM audit_by_actor WHERE seq < $1").bind(below).execute(&mut *tx).await?;
             let gone = sqlx::query("DELETE FROM audit_events WHERE seq < $1").bind(below).execute(&mut *tx).await?;
             sqlx::query(
                 "INSERT INTO audit_pruned (singleton, below, cutoff_ms, pruned_at, note) VALUES (1, $1, $2, $3, $4) \

@@ -4,14 +4,19 @@
 //! computed by `app` from the access log; here are the reads it needs (the indicator accounts' and
 //! sessions' events, by index) and the facts of what they touched.
 
-use crate::{Result, SequencedEvent};
+use crate::Result;
 use authz::{Grant, LeadIncidents, ViewImpact, ViewIncidents};
 use domain::{BoxFuture, UnixTime};
 
 mod sqlite {
     type Db = sqlx::Sqlite;
     type This = crate::SqliteStore;
-    use crate::access_log::sqlite as log;
+    /// The document an event (`f`) names, if it is that patient's (ids are 16 bytes here).
+    const DOCUMENT_JOIN: &str = "LEFT JOIN documents d ON f.object_type = 'document' \
+                                 AND d.id = unhex(replace(f.object_id, '-', '')) \
+                                 AND d.patient_id = unhex(replace(f.patient_id, '-', ''))";
+    /// Joins texts over rows.
+    const AGGREGATE: (&str, &str) = ("group_concat(", ", '')");
     include!("sql.rs");
 }
 mod sqlite_campaigns {
@@ -22,13 +27,75 @@ mod sqlite_campaigns {
 mod postgres {
     type Db = sqlx::Postgres;
     type This = crate::PgStore;
-    use crate::access_log::postgres as log;
+    /// The document an event (`f`) names, if it is that patient's (a text that is not a UUID
+    /// names none: the cast is only tried on one).
+    const DOCUMENT_JOIN: &str = "LEFT JOIN documents d ON f.object_type = 'document' \
+        AND d.id = (CASE WHEN f.object_id ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' \
+                    THEN f.object_id::uuid END) \
+        AND d.patient_id = (CASE WHEN f.patient_id ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' \
+                    THEN f.patient_id::uuid END)";
+    /// Joins texts over rows.
+    const AGGREGATE: (&str, &str) = ("string_agg(", ", '')");
     include!("sql.rs");
 }
 mod postgres_campaigns {
     type Db = sqlx::Postgres;
     type This = crate::PgStore;
     include!("campaigns.rs");
+}
+
+/// SQL packing these columns of a row into one text, each as `{characters}:{text}`, or `-` for
+/// NULL; [`Unpack`] reads them back, whatever they hold. A scope reads hundreds of thousands of
+/// events: the engines find and join them in a second, but decoding each value of each row
+/// through the driver took several times that, so the rows come back many to a text.
+fn packed(columns: &[&str]) -> String {
+    columns
+        .iter()
+        .map(|c| format!("COALESCE(CAST(length(CAST({c} AS TEXT)) AS TEXT) || ':' || CAST({c} AS TEXT), '-')"))
+        .collect::<Vec<_>>()
+        .join(" || ")
+}
+
+/// Reads the fields [`packed`] wrote.
+struct Unpack<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Unpack<'a> {
+    const fn new(text: &'a str) -> Self {
+        Self { rest: text }
+    }
+
+    const fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    /// The next field: `None` for NULL.
+    fn field(&mut self) -> Result<Option<&'a str>> {
+        if let Some(rest) = self.rest.strip_prefix('-') {
+            self.rest = rest;
+            return Ok(None);
+        }
+        let bad = || crate::portable::corrupt("a packed row");
+        let (n, rest) = self.rest.split_once(':').ok_or_else(bad)?;
+        let n: usize = n.parse().map_err(|_| bad())?;
+        // `n` characters: bytes, when they are ASCII (ids, codes, dates).
+        let end = match rest.get(..n) {
+            Some(head) if head.is_ascii() => n,
+            _ => rest.char_indices().map(|(i, _)| i).chain(std::iter::once(rest.len())).nth(n).ok_or_else(bad)?,
+        };
+        let (value, rest) = rest.split_at(end);
+        self.rest = rest;
+        Ok(Some(value))
+    }
+
+    fn text(&mut self) -> Result<String> {
+        Ok(self.field()?.ok_or_else(|| crate::portable::corrupt("a packed row's text"))?.to_owned())
+    }
+
+    fn number(&mut self) -> Result<Option<i64>> {
+        self.field()?.map(|v| v.parse().map_err(|_| crate::portable::corrupt("a packed row's number"))).transpose()
+    }
 }
 
 /// `$start, $start+1, …` (n of them): the parameters of a statement over many rows.
@@ -145,6 +212,53 @@ pub struct ScopeObject {
     pub controller_name: String,
     /// The first event that reached it (leaf index).
     pub first_seq: i64,
+}
+
+/// An event an incident's indicators may have reached: one served to someone, about a patient
+/// (nothing else can put anyone in a scope). Those found by session or account come from the
+/// log's filing by actor (migration 0024), which keeps neither address nor agent: `ip` and
+/// `user_agent` are known only for those read from the log itself (by time, or not yet filed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reached {
+    /// Its leaf index.
+    pub seq: u64,
+    /// When.
+    pub at_ms: i64,
+    /// The account (or system) that acted.
+    pub account: Option<String>,
+    /// Its session.
+    pub session: Option<String>,
+    /// Its address, when known.
+    pub ip: Option<String>,
+    /// Its browser or client, when known.
+    pub user_agent: Option<String>,
+    /// Its module.
+    pub module: String,
+    /// Its verb.
+    pub action: String,
+    /// The kind of object.
+    pub object_type: String,
+    /// The object (for a listing, the ids it named).
+    pub object_id: String,
+    /// Whose.
+    pub patient: String,
+    /// The practice it was in, if any.
+    pub practice: Option<String>,
+    /// When it names one document of that patient: what the document is and who controls it.
+    pub document: Option<DocumentFacts>,
+}
+
+/// A document's facts, as the scope keeps them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DocumentFacts {
+    /// Category.
+    pub category: String,
+    /// Its clinical date, or else the day it was added.
+    pub dated: Option<String>,
+    /// Controlling organisation.
+    pub controller_id: String,
+    /// Its name.
+    pub controller_name: String,
 }
 
 /// A document's or record item's facts, for the scope.
@@ -379,8 +493,10 @@ pub trait IncidentStore: Send + Sync {
     /// For each incident a revision exists of, the patient's class in its latest revision (if
     /// any): their impact status.
     fn impacts<'a>(&'a self, grant: &'a Grant<ViewImpact>) -> BoxFuture<'a, Result<Vec<Impact>>>;
-    /// The log's events below `below` by any of these accounts (or systems) or sessions, or, if
-    /// `windows` is given and `by_time` is set, every event in those windows; oldest first.
+    /// The log's events below `below` that were served to someone and are about a patient, by
+    /// any of these accounts (or systems) or sessions, or, if `windows` is given and `by_time`
+    /// is set, every such event in those windows; each once, oldest first, with the facts of the
+    /// document it names.
     fn indicator_events<'a>(
         &'a self,
         grant: &'a Grant<LeadIncidents>,
@@ -389,7 +505,7 @@ pub trait IncidentStore: Send + Sync {
         sessions: &'a [String],
         windows: &'a [(i64, i64)],
         by_time: bool,
-    ) -> BoxFuture<'a, Result<Vec<SequencedEvent>>>;
+    ) -> BoxFuture<'a, Result<Vec<Reached>>>;
     /// The facts of these documents.
     fn document_facts<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<Vec<ObjectFacts>>>;
     /// The facts of these record items.
@@ -464,4 +580,50 @@ pub trait CampaignStore: Send + Sync {
     fn incident_notices<'a>(&'a self, incident: &'a str) -> BoxFuture<'a, Result<Vec<NoticeRow>>>;
     /// What a reference code (its SHA-256) stands for.
     fn notice_by_code<'a>(&'a self, hash: &'a [u8]) -> BoxFuture<'a, Result<Option<CodeRow>>>;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// What `packed` writes, as the engines write it, for these values.
+    fn pack(values: &[Option<&str>]) -> String {
+        values.iter().map(|v| v.map_or_else(|| "-".to_owned(), |v| format!("{}:{v}", v.chars().count()))).collect()
+    }
+
+    #[test]
+    fn packed_fields_read_back_whatever_they_hold() {
+        let values = [
+            Some("0191c2a4-0000-7000-8000-000000000001"),
+            None,
+            Some(""),
+            Some("12:34"),
+            Some("-"),
+            Some("Te Whatu Ora – Waitematā"),
+            Some("d1,d2,d3"),
+            Some("42"),
+        ];
+        let text = pack(&values).repeat(3);
+        let mut u = Unpack::new(&text);
+        for _ in 0..3 {
+            for v in values {
+                assert_eq!(u.field().unwrap(), v);
+            }
+        }
+        assert!(u.is_empty());
+        for bad in ["x", "5:abc", "3", "2:ab3:"] {
+            let mut u = Unpack::new(bad);
+            assert!((0..3).any(|_| u.field().is_err()), "{bad}");
+        }
+        assert_eq!(Unpack::new("2:42").number().unwrap(), Some(42));
+        assert!(Unpack::new("2:4x").number().is_err());
+    }
+
+    #[test]
+    fn the_sql_packs_every_column() {
+        let sql = packed(&["e.a", "e.b"]);
+        assert_eq!(sql.matches("COALESCE").count(), 2);
+        assert!(sql.contains("CAST(e.b AS TEXT)"));
+    }
 }

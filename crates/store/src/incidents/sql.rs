@@ -1,11 +1,11 @@
 // The incidents store's SQL, shared by both engines (included by `mod.rs`). Format with
 // `rustfmt --edition 2024 incidents/sql.rs` (CI checks it).
 
+use crate::Result;
 use crate::incidents::{
-    Contact, Impact, IncidentAction, IncidentRow, IncidentStore, NewIncident, ObjectFacts, RevisionRow, ScopeObject,
-    ScopePatient,
+    Contact, DocumentFacts, Impact, IncidentAction, IncidentRow, IncidentStore, NewIncident, ObjectFacts, Reached,
+    RevisionRow, ScopeObject, ScopePatient,
 };
-use crate::{Result, SequencedEvent};
 use authz::{Grant, LeadIncidents, ViewImpact, ViewIncidents};
 use domain::{BoxFuture, UnixTime};
 use sqlx::Row;
@@ -15,7 +15,174 @@ type DbRow = <Db as sqlx::Database>::Row;
 /// Ids asked about in one statement.
 const CHUNK: usize = 500;
 
-use super::placeholders;
+use super::{Unpack, packed, placeholders};
+
+const LOG_COLUMNS: &str = concat!(
+    "f.seq, f.at_ms, f.actor_account, f.session_id, f.ip, f.user_agent, f.module, f.action, f.object_type, ",
+    "f.object_id, f.patient_id, f.practice_id, d.category, d.clinical_date, d.created_at AS document_created, ",
+    "d.controller_id, d.controller_name"
+);
+
+/// What the scope reads of a filed event, and of the document it names.
+const FILED: [&str; 15] = [
+    "seq",
+    "at_ms",
+    "actor",
+    "account",
+    "module",
+    "action",
+    "object_type",
+    "object_id",
+    "patient_id",
+    "practice_id",
+    "category",
+    "clinical_date",
+    "created_at",
+    "controller_id",
+    "controller_name",
+];
+
+/// Filed events packed into one text.
+const PAGE: i64 = 50_000;
+
+impl This {
+    /// The events filed under `key` (a session, or an account's events without one) below
+    /// `upto`, those of `account` only if given, with the facts of the documents they name:
+    /// read as two halves of their span at once, each in pages of events packed into one text
+    /// (`packed`), in the filing's own order.
+    async fn filed(&self, key: &str, account: Option<&str>, upto: i64) -> Result<Vec<Reached>> {
+        let span: (Option<i64>, Option<i64>) =
+            sqlx::query_as("SELECT MIN(seq), MAX(seq) FROM audit_by_actor WHERE actor = $1 AND seq < $2")
+                .bind(key)
+                .bind(upto)
+                .fetch_one(&self.pool)
+                .await?;
+        let (Some(first), Some(last)) = span else { return Ok(Vec::new()) };
+        let middle = first + (last - first) / 2 + 1;
+        let columns: Vec<String> = FILED.iter().map(|c| format!("e.{c}")).collect();
+        let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+        let sql = format!(
+            "SELECT {open}{packed}{close} AS packed, COUNT(*) AS n, MAX(e.seq) AS last FROM (\
+             SELECT f.seq, f.at_ms, f.actor, f.account, f.module, f.action, f.object_type, f.object_id, f.patient_id, \
+             f.practice_id, d.category, d.clinical_date, d.created_at, d.controller_id, d.controller_name \
+             FROM audit_by_actor f {DOCUMENT_JOIN} WHERE f.actor = $1 AND f.seq < $2 AND f.seq > $3 \
+             ORDER BY f.seq LIMIT {PAGE}) e",
+            open = AGGREGATE.0,
+            close = AGGREGATE.1,
+            packed = packed(&columns),
+        );
+        let half = |(mut after, end): (i64, i64)| {
+            let sql = sql.clone();
+            async move {
+                let mut out = Vec::new();
+                loop {
+                    let row = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                        .bind(key)
+                        .bind(end)
+                        .bind(after)
+                        .fetch_one(&self.pool)
+                        .await?;
+                    if let Some(text) = row.try_get::<Option<String>, _>("packed")? {
+                        unpack_filed(&text, &mut out)?;
+                    }
+                    let n: i64 = row.try_get("n")?;
+                    match row.try_get::<Option<i64>, _>("last")? {
+                        Some(last) if n >= PAGE => after = last,
+                        _ => return Ok::<_, crate::StoreError>(out),
+                    }
+                }
+            }
+        };
+        let (mut a, b) = tokio::try_join!(half((first - 1, middle.min(upto))), half((middle - 1, upto)))?;
+        a.extend(b);
+        // A session is one account's; the filter is kept for what the filing cannot promise.
+        if let Some(account) = account {
+            a.retain(|e| e.account.as_deref() == Some(account));
+        }
+        Ok(a)
+    }
+}
+
+/// Filed events as `filed` packs them. The filing's key is the session, or the account when the
+/// event had none.
+fn unpack_filed(text: &str, out: &mut Vec<Reached>) -> Result<()> {
+    let mut u = Unpack::new(text);
+    let bad = || crate::portable::corrupt("a filed event");
+    while !u.is_empty() {
+        let seq = u.number()?.and_then(|s| u64::try_from(s).ok()).ok_or_else(bad)?;
+        let at_ms = u.number()?.ok_or_else(bad)?;
+        let actor = u.text()?;
+        let account = u.field()?.map(str::to_owned);
+        let module = u.text()?;
+        let action = u.text()?;
+        let object_type = u.text()?;
+        let object_id = u.text()?;
+        let patient = u.text()?;
+        let practice = u.field()?.map(str::to_owned);
+        let category = u.field()?;
+        let clinical_date = u.field()?;
+        let created = u.number()?;
+        let controller_id = u.field()?;
+        let controller_name = u.field()?;
+        let document = category.map(|category| DocumentFacts {
+            category: category.to_owned(),
+            dated: clinical_date.map(str::to_owned).or_else(|| {
+                created.and_then(|c| jiff::Timestamp::from_second(c).ok()).map(|t| t.strftime("%Y-%m-%d").to_string())
+            }),
+            controller_id: controller_id.unwrap_or_default().to_owned(),
+            controller_name: controller_name.unwrap_or_default().to_owned(),
+        });
+        out.push(Reached {
+            seq,
+            at_ms,
+            session: (account.as_deref() != Some(actor.as_str())).then_some(actor),
+            account,
+            ip: None,
+            user_agent: None,
+            module,
+            action,
+            object_type,
+            object_id,
+            patient,
+            practice,
+            document,
+        });
+    }
+    Ok(())
+}
+
+/// The facts of the document an event names, when the join found it.
+fn document_facts_of(r: &DbRow) -> Result<Option<DocumentFacts>> {
+    let Some(category) = r.try_get::<Option<String>, _>("category")? else { return Ok(None) };
+    let created: Option<i64> = r.try_get("document_created")?;
+    Ok(Some(DocumentFacts {
+        category,
+        dated: r.try_get::<Option<String>, _>("clinical_date")?.or_else(|| {
+            created.and_then(|c| jiff::Timestamp::from_second(c).ok()).map(|t| t.strftime("%Y-%m-%d").to_string())
+        }),
+        controller_id: r.try_get::<Option<String>, _>("controller_id")?.unwrap_or_default(),
+        controller_name: r.try_get::<Option<String>, _>("controller_name")?.unwrap_or_default(),
+    }))
+}
+
+/// An event as the log keeps it (the columns of `LOG_COLUMNS`).
+fn log_row(r: &DbRow) -> Result<Reached> {
+    Ok(Reached {
+        seq: u64::try_from(r.try_get::<i64, _>("seq")?).map_err(|_| crate::portable::corrupt("event seq"))?,
+        at_ms: r.try_get("at_ms")?,
+        account: r.try_get("actor_account")?,
+        session: r.try_get("session_id")?,
+        ip: Some(r.try_get("ip")?),
+        user_agent: Some(r.try_get("user_agent")?),
+        module: r.try_get("module")?,
+        action: r.try_get("action")?,
+        object_type: r.try_get("object_type")?,
+        object_id: r.try_get("object_id")?,
+        patient: r.try_get("patient_id")?,
+        practice: r.try_get("practice_id")?,
+        document: document_facts_of(r)?,
+    })
+}
 
 const INCIDENT_COLUMNS: &str = "id, title, description, discovered_at, declared_at, declared_by, from_alert, \
                                 steps_taken, commissioner_told_at, closed_at";
@@ -346,61 +513,67 @@ impl IncidentStore for This {
         sessions: &'a [String],
         windows: &'a [(i64, i64)],
         by_time: bool,
-    ) -> BoxFuture<'a, Result<Vec<SequencedEvent>>> {
+    ) -> BoxFuture<'a, Result<Vec<Reached>>> {
         Box::pin(async move {
-            const COLUMNS: &str = "seq, id, at_ms, actor_account, actor_role, actor_practice, session_id, ip, \
-                                   user_agent, on_behalf, action, object_type, object_id, patient_id, practice_id, \
-                                   outcome, request_id, module, format";
             let below = i64::try_from(below).unwrap_or(i64::MAX);
-            let mut rows = Vec::new();
-            for account in accounts {
-                rows.extend(
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT {COLUMNS} FROM audit_events WHERE actor_account = $1 AND seq < $2 ORDER BY seq"
-                    )))
-                    .bind(account)
-                    .bind(below)
-                    .fetch_all(&self.pool)
-                    .await?,
-                );
-            }
+            let filed: Option<i64> =
+                sqlx::query_scalar("SELECT below FROM audit_filed").fetch_optional(&self.pool).await?;
+            let upto = below.min(filed.unwrap_or(0));
+            let mut out: Vec<Reached> = Vec::new();
+            // Below the filing's mark: each session's events side by side, and each account's
+            // under the sessions (and, without one, the account) it acted in.
             for session in sessions {
-                rows.extend(
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT {COLUMNS} FROM audit_events WHERE session_id = $1 AND seq < $2 ORDER BY seq"
-                    )))
-                    .bind(session)
-                    .bind(below)
+                out.append(&mut self.filed(session, None, upto).await?);
+            }
+            for account in accounts {
+                let keys: Vec<String> = sqlx::query_scalar("SELECT actor FROM audit_actor_keys WHERE account = $1")
+                    .bind(account)
                     .fetch_all(&self.pool)
-                    .await?,
-                );
+                    .await?;
+                for key in &keys {
+                    out.append(&mut self.filed(key, Some(account), upto).await?);
+                }
+            }
+            // Above it, events the tree builder has not reached yet, from the log itself.
+            let mut whole = Vec::new();
+            if upto < below && !(accounts.is_empty() && sessions.is_empty()) {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {LOG_COLUMNS} FROM audit_events f {DOCUMENT_JOIN} WHERE f.seq >= $1 AND f.seq < $2 \
+                     AND f.outcome = 'allowed' AND f.patient_id IS NOT NULL ORDER BY f.seq"
+                )))
+                .bind(upto)
+                .bind(below)
+                .fetch_all(&self.pool)
+                .await?;
+                for r in &rows {
+                    let e = log_row(r)?;
+                    let mine = |v: &Option<String>, of: &[String]| v.as_ref().is_some_and(|v| of.contains(v));
+                    if mine(&e.account, accounts) || mine(&e.session, sessions) {
+                        whole.push(e);
+                    }
+                }
             }
             if by_time {
                 for (from, to) in windows {
-                    rows.extend(
-                        sqlx::query(sqlx::AssertSqlSafe(format!(
-                            "SELECT {COLUMNS} FROM audit_events WHERE at_ms >= $1 AND at_ms < $2 AND seq < $3 \
-                             ORDER BY seq"
-                        )))
-                        .bind(from)
-                        .bind(to)
-                        .bind(below)
-                        .fetch_all(&self.pool)
-                        .await?,
-                    );
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {LOG_COLUMNS} FROM audit_events f {DOCUMENT_JOIN} WHERE f.at_ms >= $1 AND f.at_ms < $2 \
+                         AND f.seq < $3 AND f.outcome = 'allowed' AND f.patient_id IS NOT NULL ORDER BY f.seq"
+                    )))
+                    .bind(from)
+                    .bind(to)
+                    .bind(below)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    for r in &rows {
+                        whole.push(log_row(r)?);
+                    }
                 }
             }
-            let mut out = Vec::with_capacity(rows.len());
-            for r in &rows {
-                let seq: i64 = r.try_get("seq")?;
-                out.push(SequencedEvent {
-                    seq: u64::try_from(seq).map_err(|_| crate::portable::corrupt("event seq"))?,
-                    event: log::event_row(r)?,
-                });
-            }
-            out.sort_by_key(|e| e.seq);
-            out.dedup_by_key(|e| e.seq);
-            Ok(out)
+            // Each event once: read whole from the log when it was, as it says more.
+            whole.append(&mut out);
+            whole.sort_by_key(|e| e.seq);
+            whole.dedup_by_key(|e| e.seq);
+            Ok(whole)
         })
     }
 

@@ -27,23 +27,91 @@ fn revision(incident: &str, note: &str) -> RevisionRow {
 #[allow(clippy::too_many_lines, clippy::many_single_char_names)]
 pub(crate) async fn incidents_keep_revisions_and_send_each_notice_once(store: Arc<dyn Store>) -> Result<()> {
     let lead = console::lead_incidents();
-    // The attacker's events: by account, by session, and one past the tree size.
+    // The attacker's events: by account, by session, filed below the tree the builder has built
+    // (20 events) and read from the log above it; one refused and one about no patient, which
+    // reach no one.
     let mut events = Vec::new();
     for i in 0..30 {
         let mut e = event(i, Some(&format!("p{}", i % 7)), "document");
         e.actor_account = Some(if i % 3 == 0 { "attacker" } else { "nurse" }.into());
         e.session = Some(if i % 5 == 0 { "stolen" } else { "other" }.into());
+        e.practice = Some(format!("practice-{}", i % 2));
+        if i == 9 {
+            e.outcome = "denied".into();
+        }
+        if i == 24 {
+            e.patient = None;
+        }
+        // Something the attacker did without a session (a system's call, say).
+        if i == 27 {
+            e.session = None;
+        }
         events.push(e);
     }
     store.append_audit_events(&events).await?;
+    let all = store.indicator_events(&lead, 30, &["attacker".into()], &["stolen".into()], &[], false).await?;
+    assert_eq!(store.sequence_audit(20).await?.0, 20);
     let by_account = store.indicator_events(&lead, 20, &["attacker".into()], &[], &[], false).await?;
-    assert_eq!(by_account.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![0, 3, 6, 9, 12, 15, 18]);
+    assert_eq!(by_account.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![0, 3, 6, 12, 15, 18]);
     let both = store.indicator_events(&lead, 30, &["attacker".into()], &["stolen".into()], &[], false).await?;
     let seqs: Vec<u64> = both.iter().map(|e| e.seq).collect();
-    assert_eq!(seqs, vec![0, 3, 5, 6, 9, 10, 12, 15, 18, 20, 21, 24, 25, 27], "each event once, in order");
-    assert_eq!(both[1].event, events[3], "events read back whole");
-    let by_time = store.indicator_events(&lead, 30, &[], &[], &[(1_010, 1_013)], true).await?;
-    assert_eq!(by_time.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![10, 11, 12]);
+    assert_eq!(seqs, vec![0, 3, 5, 6, 10, 12, 15, 18, 20, 21, 25, 27], "each event once, in order");
+    let same = |x: &store::incidents::Reached, y: &store::incidents::Reached| {
+        (
+            x.seq,
+            x.at_ms,
+            &x.account,
+            &x.session,
+            &x.module,
+            &x.action,
+            &x.object_type,
+            &x.object_id,
+            &x.patient,
+            &x.practice,
+        ) == (
+            y.seq,
+            y.at_ms,
+            &y.account,
+            &y.session,
+            &y.module,
+            &y.action,
+            &y.object_type,
+            &y.object_id,
+            &y.patient,
+            &y.practice,
+        )
+    };
+    assert_eq!(all.len(), both.len(), "found the same whether filed or not");
+    assert!(all.iter().zip(&both).all(|(x, y)| same(x, y)), "{all:?}\n{both:?}");
+    let third = &both[1];
+    let e3 = &events[3];
+    assert_eq!(
+        (third.account.as_deref(), third.session.as_deref(), third.object_id.as_str(), third.patient.as_str()),
+        (
+            e3.actor_account.as_deref(),
+            e3.session.as_deref(),
+            e3.object_id.as_str(),
+            e3.patient.as_deref().unwrap_or_default()
+        )
+    );
+    assert_eq!(
+        (third.at_ms, third.practice.as_deref(), third.module.as_str()),
+        (e3.at_ms, e3.practice.as_deref(), e3.module.as_str())
+    );
+    assert_eq!(third.ip, None, "filed: found by id, without its address");
+    assert_eq!(both[9].ip.as_deref(), Some("192.0.2.1"), "not yet filed: read whole from the log");
+    let sessionless = both.last().ok_or_else(|| anyhow::anyhow!("none"))?;
+    assert_eq!(
+        (sessionless.seq, sessionless.session.as_deref(), sessionless.account.as_deref()),
+        (27, None, Some("attacker"))
+    );
+    assert_eq!(store.sequence_audit(100).await?.0, 30);
+    let filed = store.indicator_events(&lead, 30, &["attacker".into()], &["stolen".into()], &[], false).await?;
+    assert!(filed.len() == all.len() && filed.iter().zip(&all).all(|(x, y)| same(x, y)), "all filed: the same again");
+    let by_session = store.indicator_events(&lead, 30, &[], &["stolen".into()], &[], false).await?;
+    assert_eq!(by_session.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![0, 5, 10, 15, 20, 25]);
+    let by_time = store.indicator_events(&lead, 30, &[], &[], &[(1_008, 1_013)], true).await?;
+    assert_eq!(by_time.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![8, 10, 11, 12], "the refused one is not");
     assert!(store.indicator_events(&lead, 30, &[], &[], &[(1_010, 1_013)], false).await?.is_empty());
 
     // Revisions are numbered once, with their scope, many rows at a time.

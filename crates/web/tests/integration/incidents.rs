@@ -454,5 +454,33 @@ async fn a_second_factor_is_required_of_the_chosen_set_and_of_no_one_else() -> R
     let mut op = w.operator().await?;
     let page = op.get(&format!("/operator/incidents/{id}")).await?.body;
     assert!(page.contains("require_second_factor") && page.contains("their password is out there"), "{page}");
+
+    // The same scope from the thief's session, found in the log's filing by actor: the letter
+    // comes with the facts the documents module keeps (its controller, the hospital), the same
+    // as looking the document up.
+    let store = store::connect(&w.t.url).await?;
+    let events = store.sequenced_events(0, 100_000).await?;
+    let session = events
+        .iter()
+        .find(|e| e.event.ip == "203.0.113.80")
+        .and_then(|e| e.event.session.clone())
+        .ok_or_else(|| anyhow!("the thief's session is in the log"))?;
+    let by_session = Indicators { sessions: vec![session], ..Indicators::default() };
+    let second =
+        incidents.revise(&lead, &id, &by_session, "the thief's session").await.map_err(|e| anyhow!("{e:?}"))?;
+    assert_eq!((second.confirmed, second.possible), (1, 0));
+    let objects = store.scope_objects(&id, second.number, Some(&victim.id.to_string())).await?;
+    let letter = objects
+        .iter()
+        .find(|o| o.object_id == victim.letter)
+        .ok_or_else(|| anyhow!("the letter is in the scope: {objects:?}"))?;
+    let facts = store.document_facts(std::slice::from_ref(&victim.letter)).await?;
+    assert_eq!(facts.len(), 1);
+    assert_eq!(
+        (&letter.category, &letter.dated, &letter.controller_id, &letter.controller_name),
+        (&facts[0].category, &facts[0].dated, &facts[0].controller_id, &facts[0].controller_name)
+    );
+    assert_ne!(letter.controller_name, "Unknown organisation");
+    assert_eq!(letter.class, "confirmed");
     Ok(())
 }
