@@ -15,8 +15,8 @@ mod sqlite {
     const DOCUMENT_JOIN: &str = "LEFT JOIN documents d ON f.object_type = 'document' \
                                  AND d.id = unhex(replace(f.object_id, '-', '')) \
                                  AND d.patient_id = unhex(replace(f.patient_id, '-', ''))";
-    /// Joins texts over rows.
-    const AGGREGATE: (&str, &str) = ("group_concat(", ", '')");
+    /// Rows as one JSON array of arrays.
+    const AGGREGATE: (&str, &str) = ("json_group_array(json_array(", "))");
     include!("sql.rs");
 }
 mod sqlite_campaigns {
@@ -34,68 +34,14 @@ mod postgres {
                     THEN f.object_id::uuid END) \
         AND d.patient_id = (CASE WHEN f.patient_id ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' \
                     THEN f.patient_id::uuid END)";
-    /// Joins texts over rows.
-    const AGGREGATE: (&str, &str) = ("string_agg(", ", '')");
+    /// Rows as one JSON array of arrays.
+    const AGGREGATE: (&str, &str) = ("CAST(json_agg(json_build_array(", ")) AS TEXT)");
     include!("sql.rs");
 }
 mod postgres_campaigns {
     type Db = sqlx::Postgres;
     type This = crate::PgStore;
     include!("campaigns.rs");
-}
-
-/// SQL packing these columns of a row into one text, each as `{characters}:{text}`, or `-` for
-/// NULL; [`Unpack`] reads them back, whatever they hold. A scope reads hundreds of thousands of
-/// events: the engines find and join them in a second, but decoding each value of each row
-/// through the driver took several times that, so the rows come back many to a text.
-fn packed(columns: &[&str]) -> String {
-    columns
-        .iter()
-        .map(|c| format!("COALESCE(CAST(length(CAST({c} AS TEXT)) AS TEXT) || ':' || CAST({c} AS TEXT), '-')"))
-        .collect::<Vec<_>>()
-        .join(" || ")
-}
-
-/// Reads the fields [`packed`] wrote.
-struct Unpack<'a> {
-    rest: &'a str,
-}
-
-impl<'a> Unpack<'a> {
-    const fn new(text: &'a str) -> Self {
-        Self { rest: text }
-    }
-
-    const fn is_empty(&self) -> bool {
-        self.rest.is_empty()
-    }
-
-    /// The next field: `None` for NULL.
-    fn field(&mut self) -> Result<Option<&'a str>> {
-        if let Some(rest) = self.rest.strip_prefix('-') {
-            self.rest = rest;
-            return Ok(None);
-        }
-        let bad = || crate::portable::corrupt("a packed row");
-        let (n, rest) = self.rest.split_once(':').ok_or_else(bad)?;
-        let n: usize = n.parse().map_err(|_| bad())?;
-        // `n` characters: bytes, when they are ASCII (ids, codes, dates).
-        let end = match rest.get(..n) {
-            Some(head) if head.is_ascii() => n,
-            _ => rest.char_indices().map(|(i, _)| i).chain(std::iter::once(rest.len())).nth(n).ok_or_else(bad)?,
-        };
-        let (value, rest) = rest.split_at(end);
-        self.rest = rest;
-        Ok(Some(value))
-    }
-
-    fn text(&mut self) -> Result<String> {
-        Ok(self.field()?.ok_or_else(|| crate::portable::corrupt("a packed row's text"))?.to_owned())
-    }
-
-    fn number(&mut self) -> Result<Option<i64>> {
-        self.field()?.map(|v| v.parse().map_err(|_| crate::portable::corrupt("a packed row's number"))).transpose()
-    }
 }
 
 /// `$start, $start+1, …` (n of them): the parameters of a statement over many rows.
@@ -580,50 +526,4 @@ pub trait CampaignStore: Send + Sync {
     fn incident_notices<'a>(&'a self, incident: &'a str) -> BoxFuture<'a, Result<Vec<NoticeRow>>>;
     /// What a reference code (its SHA-256) stands for.
     fn notice_by_code<'a>(&'a self, hash: &'a [u8]) -> BoxFuture<'a, Result<Option<CodeRow>>>;
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    /// What `packed` writes, as the engines write it, for these values.
-    fn pack(values: &[Option<&str>]) -> String {
-        values.iter().map(|v| v.map_or_else(|| "-".to_owned(), |v| format!("{}:{v}", v.chars().count()))).collect()
-    }
-
-    #[test]
-    fn packed_fields_read_back_whatever_they_hold() {
-        let values = [
-            Some("0191c2a4-0000-7000-8000-000000000001"),
-            None,
-            Some(""),
-            Some("12:34"),
-            Some("-"),
-            Some("Te Whatu Ora – Waitematā"),
-            Some("d1,d2,d3"),
-            Some("42"),
-        ];
-        let text = pack(&values).repeat(3);
-        let mut u = Unpack::new(&text);
-        for _ in 0..3 {
-            for v in values {
-                assert_eq!(u.field().unwrap(), v);
-            }
-        }
-        assert!(u.is_empty());
-        for bad in ["x", "5:abc", "3", "2:ab3:"] {
-            let mut u = Unpack::new(bad);
-            assert!((0..3).any(|_| u.field().is_err()), "{bad}");
-        }
-        assert_eq!(Unpack::new("2:42").number().unwrap(), Some(42));
-        assert!(Unpack::new("2:4x").number().is_err());
-    }
-
-    #[test]
-    fn the_sql_packs_every_column() {
-        let sql = packed(&["e.a", "e.b"]);
-        assert_eq!(sql.matches("COALESCE").count(), 2);
-        assert!(sql.contains("CAST(e.b AS TEXT)"));
-    }
 }
