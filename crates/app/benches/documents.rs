@@ -21,7 +21,7 @@
     missing_docs
 )]
 
-use app::domain::detection::{Limit, Thresholds};
+use app::domain::detection::Thresholds;
 use app::domain::{AccountId, DocumentId, PatientId, SessionId, StaffRole};
 use app::{App, AuditSettings, Caller, Principal, Settings};
 use futures_util::StreamExt;
@@ -159,7 +159,7 @@ async fn run(
     mode: Mode,
 ) -> (f64, f64) {
     let audited = mode != Mode::Unaudited;
-    app.set_detection_thresholds(if mode == Mode::Detected { counting_only() } else { Thresholds::off() });
+    app.set_detection_thresholds(if mode == Mode::Detected { Thresholds::counting_only() } else { Thresholds::off() });
     let count = Arc::new(AtomicU64::new(0));
     let bytes = Arc::new(AtomicU64::new(0));
     let until = Instant::now() + Duration::from_secs_f64(seconds);
@@ -204,21 +204,6 @@ enum Mode {
     Audited,
     /// Audited, detectors on (counting every event they count; limits out of reach).
     Detected,
-}
-
-/// The detectors on, with every limit out of reach: they count, and never fire.
-fn counting_only() -> Thresholds {
-    let far = Limit { at: i64::MAX, window_secs: 3600 };
-    Thresholds {
-        on: true,
-        enumeration: far,
-        bulk_documents: far,
-        read_rate: Limit { at: i64::MAX, window_secs: 60 },
-        patients_touched: far,
-        key_unwraps: far,
-        exports: far,
-        client_patients: far,
-    }
 }
 
 /// Alternates the two modes three times after a warm-up; the best of each.

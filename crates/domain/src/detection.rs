@@ -176,6 +176,23 @@ impl Thresholds {
         Self { on: false, ..Self::default() }
     }
 
+    /// The detectors on, with every limit out of reach: they count every event they count, and
+    /// never fire (load tools measuring what counting costs).
+    #[must_use]
+    pub fn counting_only() -> Self {
+        let far = Limit { at: i64::MAX, window_secs: 3600 };
+        Self {
+            on: true,
+            enumeration: far,
+            bulk_documents: far,
+            read_rate: Limit { at: i64::MAX, window_secs: 60 },
+            patients_touched: far,
+            key_unwraps: far,
+            exports: far,
+            client_patients: far,
+        }
+    }
+
     /// The start of the window `at` falls in, for a window of `secs` seconds.
     #[must_use]
     pub const fn window_start(at: crate::UnixTime, secs: i64) -> crate::UnixTime {

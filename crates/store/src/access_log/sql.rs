@@ -13,49 +13,33 @@ use sqlx::Row;
 
 type DbRow = <Db as sqlx::Database>::Row;
 
-/// Files the events an incident's scope reads (served, about a patient) under their session, or
-/// their account when there is none, and notes every event below `below` as filed (migration
-/// 0024). Called by the tree builder in the transaction that adds the events' leaves.
-async fn file_by_actor(
-    tx: &mut <Db as sqlx::Database>::Connection,
-    mut acted: Vec<(i64, AuditEvent)>,
-    below: i64,
-) -> Result<()> {
-    fn actor(e: &AuditEvent) -> &str {
-        e.session.as_deref().or(e.actor_account.as_deref()).unwrap_or_default()
-    }
-    // In key order, so neighbouring entries share pages.
-    acted.sort_unstable_by(|(a, x), (b, y)| (actor(x), a).cmp(&(actor(y), b)));
-    for chunk in acted.chunks(100) {
-        let mut q = sqlx::QueryBuilder::<Db>::new(
-            "INSERT INTO audit_by_actor (actor, seq, account, at_ms, module, action, object_type, object_id, \
-             patient_id, practice_id) ",
-        );
-        q.push_values(chunk, |mut b, (seq, e)| {
-            b.push_bind(actor(e))
-                .push_bind(*seq)
-                .push_bind(e.actor_account.as_deref())
-                .push_bind(e.at_ms)
-                .push_bind(e.module.as_str())
-                .push_bind(e.action.as_str())
-                .push_bind(e.object_type.as_str())
-                .push_bind(e.object_id.as_str())
-                .push_bind(e.patient.as_deref())
-                .push_bind(e.practice.as_deref());
-        });
-        q.build().execute(&mut *tx).await?;
-    }
-    let keys: std::collections::BTreeSet<(&str, &str)> =
-        acted.iter().filter_map(|(_, e)| Some((e.actor_account.as_deref()?, actor(e)))).collect();
-    let keys: Vec<(&str, &str)> = keys.into_iter().collect();
-    for chunk in keys.chunks(300) {
-        let mut q = sqlx::QueryBuilder::<Db>::new("INSERT INTO audit_actor_keys (account, actor) ");
-        q.push_values(chunk, |mut b, (account, actor)| {
-            b.push_bind(*account).push_bind(*actor);
-        });
-        q.push(" ON CONFLICT (account, actor) DO NOTHING");
-        q.build().execute(&mut *tx).await?;
-    }
+/// Files the events from `from` to `below` that an incident's scope reads (served, about a
+/// patient) under their session, or their account when there is none, and notes every event
+/// below `below` as filed (migration 0024). Called by the tree builder in the transaction that
+/// adds the events' leaves; the engine copies the rows, in key order.
+async fn file_by_actor(tx: &mut <Db as sqlx::Database>::Connection, from: i64, below: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_by_actor (actor, seq, account, at_ms, module, action, object_type, object_id, patient_id, \
+         practice_id) \
+         SELECT COALESCE(session_id, actor_account), seq, actor_account, at_ms, module, action, object_type, object_id, \
+         patient_id, practice_id FROM audit_events \
+         WHERE seq >= $1 AND seq < $2 AND outcome = 'allowed' AND patient_id IS NOT NULL \
+         AND COALESCE(session_id, actor_account) IS NOT NULL ORDER BY 1, 2",
+    )
+    .bind(from)
+    .bind(below)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO audit_actor_keys (account, actor) \
+         SELECT DISTINCT actor_account, COALESCE(session_id, actor_account) FROM audit_events \
+         WHERE seq >= $1 AND seq < $2 AND outcome = 'allowed' AND patient_id IS NOT NULL \
+         AND actor_account IS NOT NULL ON CONFLICT (account, actor) DO NOTHING",
+    )
+    .bind(from)
+    .bind(below)
+    .execute(&mut *tx)
+    .await?;
     sqlx::query(
         "INSERT INTO audit_filed (singleton, below) VALUES (1, $1) \
          ON CONFLICT (singleton) DO UPDATE SET below = excluded.below",
@@ -189,7 +173,6 @@ impl AccessLogStore for This {
             .await?;
             let mut nodes: Vec<(i32, i64, [u8; 32])> = Vec::with_capacity(rows.len() * 2);
             let mut filed: Vec<(String, i64, i64)> = Vec::with_capacity(rows.len());
-            let mut acted: Vec<(i64, AuditEvent)> = Vec::with_capacity(rows.len());
             for r in &rows {
                 let event = event_row(r)?;
                 let seq = acc.size();
@@ -201,14 +184,8 @@ impl AccessLogStore for This {
                 for (level, idx, hash) in std::iter::once((0, seq, leaf)).chain(completed) {
                     nodes.push((i32::try_from(level).map_err(|_| corrupt("level"))?, to_i64(idx)?, hash));
                 }
-                if let Some(patient) = &event.patient {
-                    filed.push((patient.clone(), event.at_ms, to_i64(seq)?));
-                }
-                if event.outcome == "allowed"
-                    && event.patient.is_some()
-                    && (event.session.is_some() || event.actor_account.is_some())
-                {
-                    acted.push((to_i64(seq)?, event));
+                if let Some(patient) = event.patient {
+                    filed.push((patient, event.at_ms, to_i64(seq)?));
                 }
             }
             for chunk in nodes.chunks(300) {
@@ -227,7 +204,7 @@ impl AccessLogStore for This {
                 });
                 q.build().execute(&mut *tx).await?;
             }
-            file_by_actor(&mut tx, acted, to_i64(acc.size())?).await?;
+            file_by_actor(&mut tx, to_i64(size)?, to_i64(acc.size())?).await?;
             tx.commit().await?;
             Ok((acc.size(), acc.root()))
         })
