@@ -14,12 +14,15 @@ then runs `tiaki incident notify` and kills it with SIGKILL after a random 0.2 t
   * every notice is recorded as sent (or, if a kill fell between the server accepting a
     notice and its record, "not confirmed" - listed, never sent again);
   * each notice carries a reference code and no link.
+With --busy N, N processes spin on the CPU throughout (a busy server: the sender is then often
+descheduled right after a write that wakes the mail server, which is when an unlucky kill lands
+between delivering a notice and recording it).
 With --bench, also sends the same number of messages of the same size straight to the same
 server with Python's smtplib on one connection (the baseline: what the relay takes with no
 database and no bookkeeping), and prints both rates and their ratio.
 
 Usage: scripts/campaign-crash-test.py --bin target/debug/tiaki [--notices 10000] [--kills 8]
-           [--seed N] [--kill-window 0.2,2.5] [--bench]
+           [--seed N] [--kill-window 0.2,2.5] [--busy N] [--bench]
 The benchmark (docs/BENCHMARKS.md, P6): --bin target/release/tiaki --notices 100000 --kills 1
            --kill-window 40,80 --bench
 Needs python3 with aiosmtpd (pip install aiosmtpd).
@@ -130,6 +133,7 @@ def main():
     ap.add_argument("--kills", type=int, default=8)
     ap.add_argument("--seed", type=int, default=random.randrange(1 << 30))
     ap.add_argument("--bench", action="store_true")
+    ap.add_argument("--busy", type=int, default=0, help="processes spinning on the CPU while the campaign sends")
     ap.add_argument("--kill-window", default="0.2,2.5",
                     help="each kill comes this many seconds (a random point between the two) after a run starts")
     a = ap.parse_args()
@@ -153,6 +157,7 @@ def main():
         sys.exit("aiosmtpd did not start (pip install aiosmtpd)")
     cmd = [a.bin, "incident", "notify", incident, "--smtp", f"127.0.0.1:{port}", "--per-minute", "100000"]
     failures = []
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(a.busy)]
     try:
         kills, runs = 0, 0
         t1 = time.monotonic()
@@ -196,7 +201,7 @@ def main():
             failures.append(f"notice states: {states}")
         rate = a.notices / sent_secs if sent_secs else 0
         print(f"campaign crash test (seed {a.seed}): {a.notices} notices, {kills} SIGKILLs over {runs} runs; "
-              f"received {sum(counts.values())} by {len(counts)} recipients; states {states}; "
+              f"{a.busy} busy; received {sum(counts.values())} by {len(counts)} recipients; states {states}; "
               f"seeded in {seeded:.1f}s, sent in {sent_secs:.1f}s ({rate:.0f} notices/s including restarts)")
         if a.bench:
             size = 1800
@@ -204,6 +209,9 @@ def main():
             print(f"baseline: smtplib, one connection, no database: {a.notices} messages in {base:.1f}s "
                   f"({a.notices / base:.0f}/s); tiaki's campaign took {sent_secs / base:.2f}x as long")
     finally:
+        for b in busy:
+            b.kill()
+            b.wait()
         server.send_signal(signal.SIGINT)
         try:
             server.wait(timeout=5)

@@ -6,7 +6,7 @@
 
 use super::Incidents;
 use super::campaign::{BATCH, Campaign};
-use super::smtp::{Refused, Smtp};
+use super::smtp::{NotDelivered, Refused, Smtp};
 use crate::AppError;
 use store::incidents::CampaignRow;
 
@@ -144,7 +144,8 @@ impl Incidents<'_> {
                     Sender::Folder(dir) => {
                         if self.settle_previous(&n.id, &holder, &mut previous).await? {
                             write_eml(dir, &n.id, &message).await.map_err(|e| AppError::Internal(e.to_string()))?;
-                            journalled(journal.as_mut(), &n.id)?;
+                            journalled(journal.as_mut(), &n.id)
+                                .map_err(|e| AppError::Internal(format!("campaign journal: {e}")))?;
                             Ok(("sent", None))
                         } else {
                             Err(false)
@@ -156,24 +157,23 @@ impl Incidents<'_> {
                                 Ok(c) => conn = Some(c),
                                 Err(e) => {
                                     failures += 1;
-                                    self.flush(&mut previous).await?;
-                                    self.app
-                                        .store
-                                        .settle_notice(&n.id, "queued", Some("mail server unreachable"), now)
-                                        .await?;
-                                    if failures >= 5 {
-                                        return Err(AppError::Unavailable(format!(
-                                            "the mail server at {addr} cannot be reached ({e:?}); notices not yet \
-                                             sent stay queued: run this again when it is back"
-                                        )));
-                                    }
-                                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                                    self.unreachable(&n.id, (addr, e, failures), &mut previous).await?;
                                     continue;
                                 }
                             }
                         }
                         let Some(c) = conn.as_mut() else { continue };
-                        self.over_smtp(c, from, &n, &message, (&holder, journal.as_mut()), &mut previous).await
+                        match self.over_smtp(c, from, &n, &message, (&holder, journal.as_mut()), &mut previous).await {
+                            Ok(outcome) => outcome,
+                            Err(stop) => {
+                                // Closing the reset connection throws the held `.` away: the
+                                // server never delivers this one, so it goes back to the queue.
+                                drop(conn.take());
+                                let why = Some("its sender could not write its journal");
+                                self.app.store.settle_notice(&n.id, "queued", why, now).await?;
+                                return Err(stop);
+                            }
+                        }
                     }
                 };
                 if matches!(outcome, Ok(("sent", _))) {
@@ -217,6 +217,26 @@ impl Incidents<'_> {
         Ok(Some(row))
     }
 
+    /// The mail server could not be reached for notice `id`: it goes back to the queue; after
+    /// five failures in a row this sender stops, otherwise it waits a moment.
+    async fn unreachable(
+        &self,
+        id: &str,
+        (addr, e, failures): (&str, Refused, u32),
+        previous: &mut Option<(String, &'static str, Option<String>)>,
+    ) -> Result<(), AppError> {
+        self.flush(previous).await?;
+        self.app.store.settle_notice(id, "queued", Some("mail server unreachable"), self.app.now()).await?;
+        if failures >= 5 {
+            return Err(AppError::Unavailable(format!(
+                "the mail server at {addr} cannot be reached ({e:?}); notices not yet sent stay queued: run this \
+                 again when it is back"
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        Ok(())
+    }
+
     async fn flush(&self, previous: &mut Option<(String, &'static str, Option<String>)>) -> Result<(), AppError> {
         if let Some((id, state, error)) = previous.take() {
             self.app.store.settle_notice(&id, state, error.as_deref(), self.app.now()).await?;
@@ -240,7 +260,8 @@ impl Incidents<'_> {
     }
 
     /// One notice over SMTP: `Ok((state, error))` once settled or to settle; `Err(counted)` when
-    /// the connection broke (the notice was put back, or stays unconfirmed).
+    /// the connection broke (the notice was put back, or stays unconfirmed); an error when the
+    /// journal could not be written (the connection is reset and this sender must stop).
     async fn over_smtp(
         &self,
         c: &mut Smtp,
@@ -249,7 +270,7 @@ impl Incidents<'_> {
         message: &[u8],
         (holder, journal): (&str, Option<&mut std::fs::File>),
         previous: &mut Option<(String, &'static str, Option<String>)>,
-    ) -> Result<(&'static str, Option<String>), bool> {
+    ) -> Result<Result<(&'static str, Option<String>), bool>, AppError> {
         let now = self.app.now();
         let from_addr = from.rsplit_once('<').map_or(from, |(_, a)| a.trim_end_matches('>'));
         match c.write_message(from_addr, &n.recipient, message).await {
@@ -257,15 +278,15 @@ impl Incidents<'_> {
             Err(Refused::Server(r)) => {
                 if self.flush(previous).await.is_err() || c.reset().await.is_err() {
                     let _ = self.app.store.settle_notice(&n.id, "queued", Some("connection reset"), now).await;
-                    return Err(true);
+                    return Ok(Err(true));
                 }
                 let state = if r.permanent() { "failed" } else { "queued" };
-                return Ok((state, Some(format!("{} {}", r.code, r.text))));
+                return Ok(Ok((state, Some(format!("{} {}", r.code, r.text)))));
             }
             Err(Refused::Io(e)) => {
                 let _ = self.flush(previous).await;
                 let _ = self.app.store.settle_notice(&n.id, "queued", Some(&e.to_string()), now).await;
-                return Err(true);
+                return Ok(Err(true));
             }
         }
         // The commit point: from here on this notice is never sent again.
@@ -273,25 +294,29 @@ impl Incidents<'_> {
             Ok(true) => {}
             // The claim was lost (another sender took it over): this connection's message must
             // not be delivered, so the connection is dropped before its last step.
-            Ok(false) | Err(_) => return Err(false),
+            Ok(false) | Err(_) => return Ok(Err(false)),
         }
-        // Told to deliver, and written down at once (two system calls, nothing between).
-        if c.deliver().await.is_err() {
-            return Err(false);
+        // Told to deliver, and written down with no moment between (see `Smtp::deliver`).
+        match c.deliver(|| journalled(journal, &n.id)).await {
+            Ok(()) => {}
+            Err(NotDelivered::Connection(e)) => {
+                tracing::warn!(notice = %n.id, "the connection failed at the last step ({e}): listed as not confirmed");
+                return Ok(Err(false));
+            }
+            Err(NotDelivered::Note(e)) => {
+                return Err(AppError::Unavailable(format!(
+                    "the campaign journal could not be written ({e}): this sender stopped, and the notices not yet \
+                     sent stay queued; make room in the data folder and run this again"
+                )));
+            }
         }
-        if journalled(journal, &n.id).is_err() {
-            // Without its line a stopped sender's successor would send it again: stop here (it
-            // stays "sending", listed as not confirmed).
-            tracing::error!(notice = %n.id, "the campaign journal could not be written: stopping this sender");
-            return Err(false);
-        }
-        match c.answer().await {
+        Ok(match c.answer().await {
             Ok(r) if r.ok() => Ok(("sent", None)),
             Ok(r) if r.permanent() => Ok(("failed", Some(format!("{} {}", r.code, r.text)))),
             Ok(r) => Ok(("queued", Some(format!("{} {}", r.code, r.text)))),
             // No answer: it stays "sending" (unconfirmed), listed, never sent again.
             Err(_) => Err(false),
-        }
+        })
     }
 
     fn message(from: &str, to: &str, subject: &str, body: &str, id: &str) -> Result<Vec<u8>, AppError> {
@@ -411,12 +436,12 @@ async fn throttle(minute: &mut (std::time::Instant, i64), per_minute: i64) {
 }
 
 /// Notes in the journal that a notice was handed to the server.
-fn journalled(journal: Option<&mut std::fs::File>, id: &str) -> Result<(), AppError> {
+fn journalled(journal: Option<&mut std::fs::File>, id: &str) -> std::io::Result<()> {
     use std::io::Write;
-    if let Some(f) = journal {
-        f.write_all(format!("{id}\n").as_bytes()).map_err(|e| AppError::Internal(format!("campaign journal: {e}")))?;
+    match journal {
+        Some(f) => f.write_all(format!("{id}\n").as_bytes()),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 impl Incidents<'_> {
