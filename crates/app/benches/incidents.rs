@@ -22,6 +22,11 @@
     missing_docs
 )]
 
+/// The allocator the portal's binary runs with (`crates/tiaki/src/main.rs`), where a scope is
+/// computed (`tiaki incident revise`, the console).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use app::domain::incidents::Indicators;
 use app::{App, AuditSettings, Settings};
 use sqlx::Connection;

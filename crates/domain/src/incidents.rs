@@ -234,22 +234,22 @@ impl Indicators {
     /// Which indicator an event matches, if any, without writing it out (a scope asks this of
     /// every event, and says it only of the first that puts a person in a class).
     #[must_use]
-    pub fn which<'a>(&'a self, e: Seen<'a>) -> Option<Match<'a>> {
+    pub fn which<'a>(&'a self, e: Seen<'_>) -> Option<Match<'a>> {
         if !self.windows.is_empty() && !self.windows.iter().any(|w| e.at_ms >= w.from_ms && e.at_ms < w.to_ms) {
             return None;
         }
         if !self.modules.is_empty() && !self.modules.iter().any(|m| m == e.module) {
             return None;
         }
-        if let Some(s) = e.session.filter(|s| self.sessions.iter().any(|x| x == s)) {
+        if let Some(s) = e.session.and_then(|s| self.sessions.iter().find(|x| *x == s)) {
             return Some(Match::Session(s));
         }
         if let Some(a) = e.account {
-            if self.accounts.iter().any(|x| x == a) {
+            if let Some(a) = self.accounts.iter().find(|x| *x == a) {
                 return Some(Match::Account(a));
             }
-            if self.clients.iter().any(|x| x == a) {
-                return Some(Match::System(a));
+            if let Some(c) = self.clients.iter().find(|x| *x == a) {
+                return Some(Match::System(c));
             }
         }
         if !self.ips.is_empty()

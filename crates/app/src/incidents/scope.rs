@@ -8,8 +8,11 @@
 
 use crate::AppError;
 use domain::incidents::{Class, Indicators, Seen};
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+
+/// Maps keyed by ids from the log (not chosen by whoever reads them), hashed with a fast hash:
+/// a scope looks up each of hundreds of thousands of events' patients and objects.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::fmt::Write as _;
 use store::incidents::{DocumentFacts, Reached, ScopeObject, ScopePatient};
 
@@ -47,32 +50,27 @@ impl Scope {
 }
 
 /// What one matching event reached: (kind, object id, class). A listing reaches each object it
-/// named; an empty listing, or anything else about a patient, reaches the patient.
-fn reached(e: &Reached) -> Vec<(&'static str, String, Class)> {
-    let patient = &e.patient;
-    let served = matches!(e.action.as_str(), "read" | "export");
-    match e.object_type.as_str() {
-        "document" if served => vec![("document", e.object_id.clone(), Class::Confirmed)],
-        "health_record" | "hidden_health_record" if served => {
-            vec![("health_record", e.object_id.clone(), Class::Confirmed)]
-        }
-        "patient_record" if served => vec![("patient_record", patient.clone(), Class::Confirmed)],
-        "message_thread" if served => vec![("message_thread", e.object_id.clone(), Class::Confirmed)],
+/// named; an empty listing, or anything else about a patient, reaches the patient. (The event's
+/// object id is moved, not copied: a scope reads hundreds of thousands of events.)
+fn reached(action: &str, object_type: &str, object_id: String, patient: &str) -> Vec<(&'static str, String, Class)> {
+    let served = matches!(action, "read" | "export");
+    let one = |kind: &'static str, id: String, class: Class| vec![(kind, id, class)];
+    match object_type {
+        "document" if served => one("document", object_id, Class::Confirmed),
+        "health_record" | "hidden_health_record" if served => one("health_record", object_id, Class::Confirmed),
+        "patient_record" if served => one("patient_record", patient.to_owned(), Class::Confirmed),
+        "message_thread" if served => one("message_thread", object_id, Class::Confirmed),
         // Medications (the repeat list, a request for repeats) are health information too.
-        "repeat_list" if served => vec![("repeat_list", e.object_id.clone(), Class::Confirmed)],
-        "repeat_request" if served => vec![("repeat_request", e.object_id.clone(), Class::Confirmed)],
-        "document" if e.action == "list" && e.object_id != *patient => e
-            .object_id
+        "repeat_list" if served => one("repeat_list", object_id, Class::Confirmed),
+        "repeat_request" if served => one("repeat_request", object_id, Class::Confirmed),
+        "document" if action == "list" && object_id != patient => object_id
             .split(',')
             .filter(|id| !id.is_empty())
             .map(|id| ("document", id.to_owned(), Class::Possible))
             .collect(),
-        _ => vec![("patient", patient.clone(), Class::Possible)],
+        _ => one("patient", patient.to_owned(), Class::Possible),
     }
 }
-
-/// (patient, kind, object).
-type ObjectKey = (String, &'static str, String);
 
 /// How an object was first reached in its class.
 #[derive(Debug)]
@@ -85,18 +83,25 @@ struct ObjectSeen {
     document: Option<DocumentFacts>,
 }
 
-/// The events that found each object, before their facts are looked up.
+/// What the events found of one patient.
+#[derive(Debug, Default)]
+struct PatientSeen {
+    /// Their class, the first event giving it, and why.
+    first: Option<(Class, i64, String)>,
+    /// What of theirs was reached: (kind, object) → how.
+    objects: HashMap<(&'static str, String), ObjectSeen>,
+}
+
+/// The events that found each patient and object, before their facts are looked up.
 #[derive(Debug, Default)]
 struct Found {
-    objects: HashMap<ObjectKey, ObjectSeen>,
-    /// patient → (class, first seq giving that class, why).
-    patients: HashMap<String, (Class, i64, String)>,
+    patients: HashMap<String, PatientSeen>,
     events: usize,
 }
 
 fn classify(indicators: &Indicators, events: Vec<Reached>) -> Found {
     let mut found = Found::default();
-    for mut e in events {
+    for e in events {
         // The store gives only events served about a patient; the address and agent are known
         // for those read from the log whole (found by id, they are not needed to match).
         let seen = Seen {
@@ -108,16 +113,21 @@ fn classify(indicators: &Indicators, events: Vec<Reached>) -> Found {
             module: &e.module,
         };
         let Some(indicator) = indicators.which(seen) else { continue };
-        let reached = reached(&e);
+        let Reached { seq, action, object_type, object_id, patient, mut practice, mut document, .. } = e;
+        let reached = reached(&action, &object_type, object_id, &patient);
         if reached.is_empty() {
             continue;
         }
         found.events += 1;
-        let seq = i64::try_from(e.seq).unwrap_or(i64::MAX);
-        for (kind, id, class) in reached {
-            let document = if kind == "document" && class == Class::Confirmed { e.document.take() } else { None };
-            let seen = ObjectSeen { class, seq, practice: e.practice.clone(), document };
-            match found.objects.entry((e.patient.clone(), kind, id)) {
+        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        let why = || format!("event {seq} ({action} {object_type} by {indicator})");
+        let p = found.patients.entry(patient).or_default();
+        let last = reached.len() - 1;
+        for (i, (kind, id, class)) in reached.into_iter().enumerate() {
+            let document = if kind == "document" && class == Class::Confirmed { document.take() } else { None };
+            let practice = if i == last { practice.take() } else { practice.clone() };
+            let seen = ObjectSeen { class, seq, practice, document };
+            match p.objects.entry((kind, id)) {
                 Entry::Vacant(v) => {
                     v.insert(seen);
                 }
@@ -130,13 +140,8 @@ fn classify(indicators: &Indicators, events: Vec<Reached>) -> Found {
                     }
                 }
             }
-            let why = || format!("event {seq} ({} {} by {indicator})", e.action, e.object_type);
-            match found.patients.get_mut(&e.patient) {
-                None => {
-                    found.patients.insert(e.patient.clone(), (class, seq, why()));
-                }
-                Some(p) if class.rank() > p.0.rank() => *p = (class, seq, why()),
-                Some(_) => {}
+            if p.first.as_ref().is_none_or(|(c, _, _)| class.rank() > c.rank()) {
+                p.first = Some((class, seq, why()));
             }
         }
     }
@@ -165,12 +170,11 @@ pub(crate) async fn compute(
 /// Looks up what each object is and who controls it: the documents the events named came with
 /// their facts; the rest (documents a listing named, record items) are looked up here.
 async fn facts(store: &dyn store::Store, found: Found) -> Result<Scope, AppError> {
+    let objects = || found.patients.iter().flat_map(|(p, seen)| seen.objects.iter().map(move |(k, o)| (p, k, o)));
     let ids_of = |kind: &str| -> Vec<String> {
-        found
-            .objects
-            .iter()
-            .filter(|((_, k, _), seen)| *k == kind && seen.document.is_none())
-            .map(|((_, _, id), _)| id.clone())
+        objects()
+            .filter(|(_, (k, _), seen)| *k == kind && seen.document.is_none())
+            .map(|(_, (_, id), _)| id.clone())
             .collect()
     };
     let documents: HashMap<String, store::incidents::ObjectFacts> =
@@ -187,61 +191,62 @@ async fn facts(store: &dyn store::Store, found: Found) -> Result<Scope, AppError
     };
     // A record as a whole, a conversation or the patient's details: the practice the event was
     // in, or else the patient's practice.
-    let unknown: Vec<(&ObjectKey, &ObjectSeen)> = found
-        .objects
-        .iter()
-        .filter(|((p, k, id), seen)| seen.document.is_none() && looked_up(p, k, id).is_none())
+    let unknown: Vec<(&String, &ObjectSeen)> = objects()
+        .filter(|(p, (k, id), seen)| seen.document.is_none() && looked_up(p, k, id).is_none())
+        .map(|(p, _, seen)| (p, seen))
         .collect();
     let wholes: Vec<String> =
-        unknown.iter().filter(|(_, seen)| seen.practice.is_none()).map(|((p, _, _), _)| p.clone()).collect();
+        unknown.iter().filter(|(_, seen)| seen.practice.is_none()).map(|(p, _)| (*p).clone()).collect();
     let practice_of: HashMap<String, String> = store.first_practices(&wholes).await?.into_iter().collect();
     let mut practices: Vec<String> = unknown.iter().filter_map(|(_, seen)| seen.practice.clone()).collect();
     practices.extend(practice_of.values().cloned());
     practices.sort();
     practices.dedup();
     let names: HashMap<String, String> = store.practice_names(&practices).await?.into_iter().collect();
-    let mut objects = Vec::with_capacity(found.objects.len());
-    for ((patient, kind, id), seen) in found.objects {
-        // An object of another patient than the event said, or one the database never held (a
-        // canary's id), is kept as what the event said.
-        let (category, dated, controller_id, controller_name) = if let Some(f) = seen.document {
-            (f.category, f.dated, f.controller_id, f.controller_name)
-        } else if let Some(f) = looked_up(&patient, kind, &id) {
-            (f.category.clone(), f.dated.clone(), f.controller_id.clone(), f.controller_name.clone())
-        } else {
-            let controller = seen.practice.or_else(|| practice_of.get(&patient).cloned()).unwrap_or_default();
-            let name = names.get(&controller).cloned().unwrap_or_else(|| "Unknown organisation".into());
-            let category = match kind {
-                "patient_record" => "health record",
-                "message_thread" => "messages",
-                "repeat_list" | "repeat_request" => "medications",
-                "patient" => "details",
-                _ => "unknown",
+    // In one order, whatever order the events came in (the digest is of this listing): by
+    // patient, and each patient's objects by kind and id.
+    let mut by_patient: Vec<(String, PatientSeen)> = found.patients.into_iter().collect();
+    by_patient.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut objects = Vec::with_capacity(by_patient.iter().map(|(_, p)| p.objects.len()).sum());
+    let mut patients = Vec::with_capacity(by_patient.len());
+    for (patient, seen) in by_patient {
+        let mut theirs: Vec<((&'static str, String), ObjectSeen)> = seen.objects.into_iter().collect();
+        theirs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for ((kind, id), seen) in theirs {
+            // An object of another patient than the event said, or one the database never held
+            // (a canary's id), is kept as what the event said.
+            let (category, dated, controller_id, controller_name) = if let Some(f) = seen.document {
+                (f.category, f.dated, f.controller_id, f.controller_name)
+            } else if let Some(f) = looked_up(&patient, kind, &id) {
+                (f.category.clone(), f.dated.clone(), f.controller_id.clone(), f.controller_name.clone())
+            } else {
+                let controller = seen.practice.or_else(|| practice_of.get(&patient).cloned()).unwrap_or_default();
+                let name = names.get(&controller).cloned().unwrap_or_else(|| "Unknown organisation".into());
+                let category = match kind {
+                    "patient_record" => "health record",
+                    "message_thread" => "messages",
+                    "repeat_list" | "repeat_request" => "medications",
+                    "patient" => "details",
+                    _ => "unknown",
+                };
+                (category.to_owned(), None, controller, name)
             };
-            (category.to_owned(), None, controller, name)
-        };
-        let (class, seq) = (seen.class, seen.seq);
-        objects.push(ScopeObject {
-            patient_id: patient,
-            kind: kind.to_owned(),
-            object_id: id,
-            class: class.as_str().to_owned(),
-            category,
-            dated,
-            controller_id,
-            controller_name,
-            first_seq: seq,
-        });
+            objects.push(ScopeObject {
+                patient_id: patient.clone(),
+                kind: kind.to_owned(),
+                object_id: id,
+                class: seen.class.as_str().to_owned(),
+                category,
+                dated,
+                controller_id,
+                controller_name,
+                first_seq: seen.seq,
+            });
+        }
+        if let Some((class, _, why)) = seen.first {
+            patients.push(ScopePatient { patient_id: patient, class: class.as_str().to_owned(), why });
+        }
     }
-    // In one order, whatever order the events came in: the digest is of this listing.
-    objects
-        .sort_unstable_by(|a, b| (&a.patient_id, &a.kind, &a.object_id).cmp(&(&b.patient_id, &b.kind, &b.object_id)));
-    let mut patients: Vec<ScopePatient> = found
-        .patients
-        .into_iter()
-        .map(|(patient_id, (class, _, why))| ScopePatient { patient_id, class: class.as_str().to_owned(), why })
-        .collect();
-    patients.sort_unstable_by(|a, b| a.patient_id.cmp(&b.patient_id));
     Ok(Scope { patients, objects, events: found.events })
 }
 
@@ -277,16 +282,16 @@ mod tests {
             event(7, s, "read", "patient_record", "p5", "p5"),
         ];
         let f = classify(&i, events);
-        let class = |p: &str| f.patients.get(p).map(|c| c.0);
+        let class = |p: &str| f.patients.get(p).and_then(|c| c.first.as_ref()).map(|c| c.0);
         assert_eq!(class("p1"), Some(Class::Confirmed));
         assert_eq!(class("p2"), Some(Class::Possible));
         assert_eq!(class("p3"), None, "not the indicator's");
         assert_eq!(class("p4"), Some(Class::Possible), "details seen, no document or record");
         assert_eq!(class("p5"), Some(Class::Confirmed), "the record was served");
-        assert!(f.patients["p1"].2.starts_with("event 2 (read document by session"));
-        let d1 = &f.objects[&("p1".to_owned(), "document", "d1".to_owned())];
+        assert!(f.patients["p1"].first.as_ref().unwrap().2.starts_with("event 2 (read document by session"));
+        let d1 = &f.patients["p1"].objects[&("document", "d1".to_owned())];
         assert_eq!((d1.class, d1.seq), (Class::Confirmed, 2), "listed then read: confirmed by the read");
-        assert_eq!(f.objects[&("p1".to_owned(), "document", "d2".to_owned())].class, Class::Possible);
+        assert_eq!(f.patients["p1"].objects[&("document", "d2".to_owned())].class, Class::Possible);
         assert_eq!(f.events, 5, "the other session's is not counted");
     }
 }

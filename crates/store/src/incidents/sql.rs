@@ -23,11 +23,11 @@ const LOG_COLUMNS: &str = concat!(
     "d.controller_id, d.controller_name"
 );
 
-/// What the scope reads of a filed event, and of the document it names.
-const FILED: [&str; 15] = [
+/// What the scope reads of a filed event, and of the document it names (its key, the session
+/// or account it is filed under, is known: it is what was asked for).
+const FILED: [&str; 14] = [
     "f.seq",
     "f.at_ms",
-    "f.actor",
     "f.account",
     "f.module",
     "f.action",
@@ -41,11 +41,6 @@ const FILED: [&str; 15] = [
     "d.controller_id",
     "d.controller_name",
 ];
-
-/// Windows a span of filed events is read in, each as one JSON text: a scope reads hundreds of
-/// thousands of events, and the engines find and join them in a second, but decoding each value
-/// of each row through the driver took several times that.
-const WINDOWS: i64 = 8;
 
 impl This {
     /// The events filed under `key` (a session, or an account's events without one) below
@@ -68,25 +63,42 @@ impl This {
             .filter(|(a, b)| a < b)
             .collect();
         let columns = FILED.join(", ");
-        let sql = format!(
-            "SELECT {open}{columns}{close} AS packed FROM audit_by_actor f {DOCUMENT_JOIN} \
-             WHERE f.actor = $1 AND f.seq >= $2 AND f.seq < $3",
-            open = AGGREGATE.0,
-            close = AGGREGATE.1,
-        );
+        let sql = match PACKED {
+            Some((open, close)) => format!(
+                "SELECT {open}{columns}{close} AS packed FROM audit_by_actor f {DOCUMENT_JOIN} \
+                 WHERE f.actor = $1 AND f.seq >= $2 AND f.seq < $3"
+            ),
+            None => format!(
+                "SELECT {columns} FROM audit_by_actor f {DOCUMENT_JOIN} WHERE f.actor = $1 AND f.seq >= $2 AND f.seq < $3"
+            ),
+        };
         let half = |windows: Vec<(i64, i64)>| {
             let sql = sql.clone();
             async move {
                 let mut out = Vec::new();
                 for (from, to) in windows {
-                    let text: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
-                        .bind(key)
-                        .bind(from)
-                        .bind(to)
-                        .fetch_one(&self.pool)
-                        .await?;
-                    if let Some(text) = text {
-                        unpack_filed(&text, &mut out)?;
+                    let query = sqlx::AssertSqlSafe(sql.as_str());
+                    if PACKED.is_some() {
+                        let text: Option<String> =
+                            sqlx::query_scalar(query).bind(key).bind(from).bind(to).fetch_one(&self.pool).await?;
+                        let rows: Vec<FiledRow> = match text {
+                            Some(text) => serde_json::from_str(&text)
+                                .map_err(|_| crate::portable::corrupt("the filed events' JSON"))?,
+                            None => Vec::new(),
+                        };
+                        out.reserve(rows.len());
+                        for row in rows {
+                            out.push(filed_event(key, row)?);
+                        }
+                    } else {
+                        // Each row made an event as it arrives, so the driver's buffers are
+                        // reused rather than holding the whole answer.
+                        use futures_util::TryStreamExt;
+                        let mut rows =
+                            sqlx::query_as::<_, FiledRow>(query).bind(key).bind(from).bind(to).fetch(&self.pool);
+                        while let Some(row) = rows.try_next().await? {
+                            out.push(filed_event(key, row)?);
+                        }
                     }
                 }
                 Ok::<_, crate::StoreError>(out)
@@ -108,7 +120,6 @@ impl This {
 type FiledRow = (
     i64,
     i64,
-    String,
     Option<String>,
     String,
     String,
@@ -123,42 +134,35 @@ type FiledRow = (
     Option<String>,
 );
 
-/// Filed events as `filed` reads them. The filing's key is the session, or the account when the
+/// A filed event as `filed` reads it. The filing's key is the session, or the account when the
 /// event had none.
-fn unpack_filed(text: &str, out: &mut Vec<Reached>) -> Result<()> {
-    let rows: Vec<FiledRow> =
-        serde_json::from_str(text).map_err(|_| crate::portable::corrupt("the filed events' JSON"))?;
-    out.reserve(rows.len());
-    for row in rows {
-        let (seq, at_ms, actor, account, module, action, object_type, object_id, patient, practice) =
-            (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9);
-        let (category, clinical_date, created, controller_id, controller_name) =
-            (row.10, row.11, row.12, row.13, row.14);
-        let document = category.map(|category| DocumentFacts {
-            category,
-            dated: clinical_date.or_else(|| {
-                created.and_then(|c| jiff::Timestamp::from_second(c).ok()).map(|t| t.strftime("%Y-%m-%d").to_string())
-            }),
-            controller_id: controller_id.unwrap_or_default(),
-            controller_name: controller_name.unwrap_or_default(),
-        });
-        out.push(Reached {
-            seq: u64::try_from(seq).map_err(|_| crate::portable::corrupt("event seq"))?,
-            at_ms,
-            session: (account.as_deref() != Some(actor.as_str())).then_some(actor),
-            account,
-            ip: None,
-            user_agent: None,
-            module,
-            action,
-            object_type,
-            object_id,
-            patient,
-            practice,
-            document,
-        });
-    }
-    Ok(())
+fn filed_event(key: &str, row: FiledRow) -> Result<Reached> {
+    let (seq, at_ms, account, module, action, object_type, object_id, patient, practice) =
+        (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8);
+    let (category, clinical_date, created, controller_id, controller_name) = (row.9, row.10, row.11, row.12, row.13);
+    let document = category.map(|category| DocumentFacts {
+        category,
+        dated: clinical_date.or_else(|| {
+            created.and_then(|c| jiff::Timestamp::from_second(c).ok()).map(|t| t.strftime("%Y-%m-%d").to_string())
+        }),
+        controller_id: controller_id.unwrap_or_default(),
+        controller_name: controller_name.unwrap_or_default(),
+    });
+    Ok(Reached {
+        seq: u64::try_from(seq).map_err(|_| crate::portable::corrupt("event seq"))?,
+        at_ms,
+        session: (account.as_deref() != Some(key)).then(|| key.to_owned()),
+        account,
+        ip: None,
+        user_agent: None,
+        module,
+        action,
+        object_type,
+        object_id,
+        patient,
+        practice,
+        document,
+    })
 }
 
 /// The facts of the document an event names, when the join found it.
